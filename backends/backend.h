@@ -1,0 +1,109 @@
+/* One ops table per I/O engine.
+ *
+ * Threading contract: an engine (one per open I/O target) has one framework
+ * thread, its completion thread. open, close, queue, flush, cancel and reap
+ * are only ever called on that thread, so a backend needs no locks and may
+ * use single-issuer kernel interfaces (IORING_SETUP_SINGLE_ISSUER,
+ * DEFER_TASKRUN). Other threads hand their ops to that thread through
+ * lib/engine.c and call wake() to interrupt a blocked reap(). probe() and
+ * wake() may run on any thread.
+ *
+ * Every op a backend accepts comes back exactly once through reap(),
+ * failures included. */
+#ifndef UWDF_BACKEND_H
+#define UWDF_BACKEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct uwdf_engine;
+
+enum uwdf_io_op {
+    UWDF_OP_READ = 1,
+    UWDF_OP_WRITE,
+    UWDF_OP_FSYNC,
+    UWDF_OP_FDATASYNC,
+};
+
+/* Capabilities the core asks for instead of testing engine names. */
+#define UWDF_BE_CAP_LINK_TIMEOUT 0x1u /* enforces io->has_timeout in the kernel */
+#define UWDF_BE_CAP_CANCEL       0x2u /* cancel() can stop an in-flight op */
+#define UWDF_BE_CAP_NO_KERNEL    0x4u /* completes without doing I/O (null) */
+#define UWDF_BE_CAP_STREAM_FILES 0x8u /* FIFOs/pipes never block submission */
+
+/* Per-request I/O descriptor, embedded in the request object so the hot path
+ * never allocates. A backend may use be_area and be_flags for its per-op
+ * state (a struct iocb for libaio); the fields marked core are not its. */
+struct uwdf_io {
+    uint8_t op;            /* enum uwdf_io_op */
+    bool has_timeout;      /* kernel-enforced timeout wanted (LINK_TIMEOUT cap only) */
+    bool timeout_abs;      /* timeout is CLOCK_REALTIME absolute, else relative */
+    bool timed_out;        /* out: the kernel timeout fired for this op */
+    int fd;
+    int iovcnt;
+    struct iovec *iov;
+    uint64_t offset;       /* UWDF_IO_OFFSET_CURRENT: the file position (streams) */
+    int rw_flags;          /* RWF_* (preadv2/pwritev2 semantics) */
+    int64_t timeout_sec, timeout_nsec;
+    int64_t res;           /* out: bytes transferred or -errno */
+    struct uwdf_io *next;  /* link for whoever holds the io now (backend while accepted) */
+    uint32_t be_flags;
+    uint64_t be_area[10];
+    /* core (lib/engine.c) only */
+    uint8_t core_cmd;
+    uint8_t core_where;
+    bool core_cancel_early;
+    struct uwdf_io *core_next;
+    struct uwdf_io *core_cancel_next;
+    int64_t core_release_ns;
+};
+
+#define UWDF_IO_OFFSET_CURRENT UINT64_MAX
+
+struct uwdf_backend_ops {
+    const char *name;
+    unsigned caps;
+    /* 0 if this engine can be set up in this process, else -errno. Any thread. */
+    int (*probe)(void);
+    /* Create the kernel context; store private state in e->be. e->depth is
+     * the number of ops expected in flight (more may arrive: queue them). */
+    int (*open)(struct uwdf_engine *e);
+    /* Tear down. Nothing is in flight: the core waits before calling. */
+    void (*close)(struct uwdf_engine *e);
+    /* Accept one op. With defer_submit the op may be staged until flush();
+     * otherwise it goes to the kernel before returning. Returns 0, or -errno
+     * if the op cannot be accepted at all (it will then not be reaped).
+     * Once accepted, errors come back as a completion with res < 0. */
+    int (*queue)(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submit);
+    /* Hand every staged op to the kernel. */
+    void (*flush)(struct uwdf_engine *e);
+    /* Ask the kernel to stop an accepted op. 0: a cancel was delivered;
+     * -EALREADY: running and may not stop; -ENOENT: not found (finishing);
+     * -ENOTSUP: the engine cannot cancel. The op still comes back through
+     * reap() exactly once either way. */
+    int (*cancel)(struct uwdf_engine *e, struct uwdf_io *io);
+    /* Flush staged ops, then wait up to timeout_ns (-1: no limit, 0: poll)
+     * for completions; store up to max finished ops in done[] (res and
+     * timed_out filled) and return how many; 0 on timeout or wake(); -errno
+     * on a fatal error. */
+    int (*reap)(struct uwdf_engine *e, struct uwdf_io **done, int max, int64_t timeout_ns);
+    /* Make a blocked or upcoming reap() return promptly. Any thread. */
+    void (*wake)(struct uwdf_engine *e);
+};
+
+extern const struct uwdf_backend_ops uwdf_backend_io_uring;
+extern const struct uwdf_backend_ops uwdf_backend_libaio;
+extern const struct uwdf_backend_ops uwdf_backend_null;
+
+/* One engine per open I/O target: a backend instance plus its completion
+ * thread. Backends use `be` (their private state) and `depth`; the rest
+ * belongs to lib/engine.c. */
+struct uwdf_engine {
+    void *be;
+    unsigned depth;
+    const struct uwdf_backend_ops *ops;
+    struct uwdf_engine_core *core;
+};
+
+#endif

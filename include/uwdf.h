@@ -1,0 +1,63 @@
+/* uwdf port-only extensions. Everything here is prefixed Uwdf / UWDF_ and has
+ * no Windows counterpart; ported driver code needs none of it. */
+#ifndef UWDF_UWDF_H
+#define UWDF_UWDF_H
+
+#include "wdf.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bug checks. The callback receives the bug-check code (WDF_VIOLATION,
+ * 0x10D), its four parameters and a readable reason. If it returns, the DDI
+ * that detected the violation returns its documented failure (or does
+ * nothing, for VOID DDIs). NULL restores the default: print and abort(). */
+typedef VOID UWDF_BUGCHECK_CALLBACK(ULONG BugCheckCode, ULONG_PTR Parameter1,
+                                    ULONG_PTR Parameter2, ULONG_PTR Parameter3,
+                                    ULONG_PTR Parameter4, PCSTR Reason, PVOID Context);
+typedef UWDF_BUGCHECK_CALLBACK *PUWDF_BUGCHECK_CALLBACK;
+VOID UwdfSetBugCheckCallback(PUWDF_BUGCHECK_CALLBACK Callback, PVOID Context);
+
+/* Verifier (UWDF_VERIFIER=1 in the environment, or this call): turns the
+ * documented misuse statuses into bug checks. */
+VOID UwdfSetVerifier(BOOLEAN Enabled);
+BOOLEAN UwdfIsVerifierEnabled(void);
+
+/* The I/O engine a target uses: "io_uring", "libaio" or "null"; NULL when the
+ * target is not open. UWDF_BACKEND=io_uring|libaio|null forces the choice at
+ * open; otherwise io_uring is probed and libaio is the fallback. */
+PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget);
+
+/* Fault injection. A stall holds every completion back for Milliseconds
+ * before it is delivered (0 turns it off; UWDF_FAULT_STALL=MSEC sets it at
+ * start-up). A stalled request honours cancellation: a timeout or
+ * WdfRequestCancelSentRequest completes it with STATUS_CANCELLED /
+ * STATUS_IO_TIMEOUT, because the kernel has already handed its buffer back. */
+VOID UwdfFaultInjectStall(ULONG Milliseconds);
+
+typedef enum _UWDF_FAULT_ALLOC_MODE {
+    UwdfFaultAllocOff = 0,
+    UwdfFaultAllocNth,   /* fail the N-th framework allocation from now, once */
+    UwdfFaultAllocEvery, /* fail every N-th framework allocation from now */
+} UWDF_FAULT_ALLOC_MODE;
+/* UWDF_FAULT_ALLOC=nth:N or every:N sets the same at start-up. */
+VOID UwdfFaultInjectAllocations(UWDF_FAULT_ALLOC_MODE Mode, ULONG N);
+/* Framework allocations made since the last UwdfFaultInjectAllocations call,
+ * and how many of them were failed on purpose. */
+ULONGLONG UwdfFaultAllocationCount(void);
+ULONGLONG UwdfFaultAllocationFailures(void);
+
+/* Readable name of a status ("STATUS_IO_TIMEOUT"), or NULL if unknown. */
+PCSTR UwdfNtStatusName(NTSTATUS Status);
+/* The errno -> NTSTATUS table the framework uses for completions. */
+NTSTATUS UwdfNtStatusFromErrno(int Errno);
+
+/* NT system time (100 ns since 1601) <-> Unix time, as the port converts
+ * absolute timeouts. */
+#define UWDF_NT_EPOCH_DELTA_100NS 116444736000000000LL
+
+#ifdef __cplusplus
+}
+#endif
+#endif

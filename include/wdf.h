@@ -1,0 +1,17 @@
+/* Umbrella header: what a KMDF driver gets from #include <wdf.h>. */
+#ifndef UWDF_WDF_H
+#define UWDF_WDF_H
+
+#include "ntdef.h"
+#include "ntstatus.h"
+#include "wdm.h"
+#include "wdftypes.h"
+#include "wdfcore.h"
+#include "wdfobject.h"
+#include "wdfmemory.h"
+#include "wdfrequest.h"
+#include "wdfiotarget.h"
+#include "wdfdriver.h"
+#include "wdfdevice.h"
+
+#endif

@@ -1,0 +1,43 @@
+/* Time units and conversions (wdfcore.h). All values are in 100 ns units:
+ * negative = relative (immune to wall-clock changes), positive = absolute
+ * NT system time (100 ns since 1601-01-01 UTC), zero = no timeout. */
+#ifndef UWDF_WDFCORE_H
+#define UWDF_WDFCORE_H
+
+#include "wdftypes.h"
+
+#define WDF_TIMEOUT_TO_SEC ((LONGLONG)1 * 10 * 1000 * 1000)
+#define WDF_TIMEOUT_TO_MS ((LONGLONG)1 * 10 * 1000)
+#define WDF_TIMEOUT_TO_US ((LONGLONG)1 * 10)
+
+FORCEINLINE LONGLONG WDF_REL_TIMEOUT_IN_SEC(ULONGLONG Time)
+{
+    return (LONGLONG)Time * -WDF_TIMEOUT_TO_SEC;
+}
+FORCEINLINE LONGLONG WDF_ABS_TIMEOUT_IN_SEC(ULONGLONG Time)
+{
+    return (LONGLONG)Time * WDF_TIMEOUT_TO_SEC;
+}
+FORCEINLINE LONGLONG WDF_REL_TIMEOUT_IN_MS(ULONGLONG Time)
+{
+    return (LONGLONG)Time * -WDF_TIMEOUT_TO_MS;
+}
+FORCEINLINE LONGLONG WDF_ABS_TIMEOUT_IN_MS(ULONGLONG Time)
+{
+    return (LONGLONG)Time * WDF_TIMEOUT_TO_MS;
+}
+FORCEINLINE LONGLONG WDF_REL_TIMEOUT_IN_US(ULONGLONG Time)
+{
+    return (LONGLONG)Time * -WDF_TIMEOUT_TO_US;
+}
+FORCEINLINE LONGLONG WDF_ABS_TIMEOUT_IN_US(ULONGLONG Time)
+{
+    return (LONGLONG)Time * WDF_TIMEOUT_TO_US;
+}
+
+/* Current NT system time (100 ns since 1601-01-01 UTC), for building
+ * absolute timeouts: KeQuerySystemTime / KeQuerySystemTimePrecise. */
+VOID KeQuerySystemTime(PLARGE_INTEGER CurrentTime);
+VOID KeQuerySystemTimePrecise(PLARGE_INTEGER CurrentTime);
+
+#endif

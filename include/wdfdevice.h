@@ -1,0 +1,36 @@
+/* Devices (control devices in this port) (wdfdevice.h). */
+#ifndef UWDF_WDFDEVICE_H
+#define UWDF_WDFDEVICE_H
+
+#include "wdfdriver.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum _WDF_DEVICE_IO_TYPE {
+    WdfDeviceIoUndefined = 0,
+    WdfDeviceIoNeither,
+    WdfDeviceIoBuffered,
+    WdfDeviceIoDirect,
+    WdfDeviceIoBufferedOrDirect = 4,
+    WdfDeviceIoMaximum,
+} WDF_DEVICE_IO_TYPE;
+
+/* wdmsec.h security descriptor used for control devices; accepted, not enforced. */
+extern const UNICODE_STRING SDDL_DEVOBJ_SYS_ALL_ADM_ALL;
+extern const UNICODE_STRING SDDL_DEVOBJ_SYS_ALL_ADM_RWX_WORLD_RW_RES_R;
+
+PWDFDEVICE_INIT WdfControlDeviceInitAllocate(WDFDRIVER Driver, const UNICODE_STRING *SDDLString);
+VOID WdfDeviceInitFree(PWDFDEVICE_INIT DeviceInit);
+VOID WdfDeviceInitSetIoType(PWDFDEVICE_INIT DeviceInit, WDF_DEVICE_IO_TYPE IoType);
+NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES DeviceAttributes,
+                         WDFDEVICE *Device);
+VOID WdfControlFinishInitializing(WDFDEVICE Device);
+PDEVICE_OBJECT WdfDeviceWdmGetDeviceObject(WDFDEVICE Device);
+WDFDRIVER WdfDeviceGetDriver(WDFDEVICE Device);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,52 @@
+/* The driver object: the root of every object tree (wdfdriver.h). */
+#ifndef UWDF_WDFDRIVER_H
+#define UWDF_WDFDRIVER_H
+
+#include "wdfobject.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum _WDF_DRIVER_INIT_FLAGS {
+    WdfDriverInitNonPnpDriver = 0x00000001,
+    WdfDriverInitNoDispatchOverride = 0x00000002,
+    WdfVerifyOn = 0x00000004,
+    WdfVerifierOn = 0x00000008,
+    WdfDriverInitCompanion = 0x00000010,
+} WDF_DRIVER_INIT_FLAGS;
+
+typedef NTSTATUS EVT_WDF_DRIVER_DEVICE_ADD(WDFDRIVER Driver, PWDFDEVICE_INIT DeviceInit);
+typedef EVT_WDF_DRIVER_DEVICE_ADD *PFN_WDF_DRIVER_DEVICE_ADD;
+typedef VOID EVT_WDF_DRIVER_UNLOAD(WDFDRIVER Driver);
+typedef EVT_WDF_DRIVER_UNLOAD *PFN_WDF_DRIVER_UNLOAD;
+
+typedef struct _WDF_DRIVER_CONFIG {
+    ULONG Size;
+    PFN_WDF_DRIVER_DEVICE_ADD EvtDriverDeviceAdd;
+    PFN_WDF_DRIVER_UNLOAD EvtDriverUnload;
+    ULONG DriverInitFlags;
+    ULONG DriverPoolTag;
+} WDF_DRIVER_CONFIG, *PWDF_DRIVER_CONFIG;
+
+FORCEINLINE VOID WDF_DRIVER_CONFIG_INIT(PWDF_DRIVER_CONFIG Config,
+                                        PFN_WDF_DRIVER_DEVICE_ADD EvtDriverDeviceAdd)
+{
+    __builtin_memset(Config, 0, sizeof(WDF_DRIVER_CONFIG));
+    Config->Size = sizeof(WDF_DRIVER_CONFIG);
+    Config->EvtDriverDeviceAdd = EvtDriverDeviceAdd;
+}
+
+/* DriverObject and RegistryPath may be NULL in the port: the framework then
+ * makes its own DRIVER_OBJECT. One driver exists at a time; deleting it
+ * (WdfObjectDelete) stands in for driver unload. */
+NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryPath,
+                         PWDF_OBJECT_ATTRIBUTES DriverAttributes, PWDF_DRIVER_CONFIG DriverConfig,
+                         WDFDRIVER *Driver);
+PDRIVER_OBJECT WdfDriverWdmGetDriverObject(WDFDRIVER Driver);
+WDFDRIVER WdfGetDriver(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

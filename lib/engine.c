@@ -1,0 +1,379 @@
+/* The engine: one backend instance and its completion thread per open I/O
+ * target. The thread owns the kernel ring/context; other threads hand their
+ * submissions, cancels and framework completions over through two short
+ * lists. Sends issued by completion routines on the thread go straight into
+ * the backend and are submitted together at the end of the batch. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#define ENGINE_REAP_BATCH 64
+
+enum engine_cmd {
+    ENGINE_CMD_SUBMIT = 1,
+    ENGINE_CMD_COMPLETE, /* res preset by the framework */
+};
+
+enum engine_where {
+    IO_NOWHERE = 0,
+    IO_INCOMING,
+    IO_IN_BACKEND,
+    IO_STALLED,
+    IO_DONE,
+};
+
+struct uwdf_engine_core {
+    struct uwdf_engine pub;
+    pthread_t thread;
+    pthread_mutex_t lock; /* guards the incoming lists and start-up */
+    pthread_cond_t started_cond;
+    bool started;
+    int open_err;
+    atomic_bool stopping;
+    atomic_bool has_incoming;
+    struct uwdf_io *in_head, *in_tail;
+    struct uwdf_io *cancel_head, *cancel_tail;
+    /* engine thread only */
+    struct uwdf_io *stall_head, *stall_tail;
+    long inflight;
+};
+
+static __thread struct uwdf_engine *tls_engine;
+
+static struct uwdf_engine_core *core_of(struct uwdf_engine *e)
+{
+    return (struct uwdf_engine_core *)e;
+}
+
+bool uwdf_engine_on_own_thread(const struct uwdf_engine *e)
+{
+    return tls_engine == e;
+}
+
+const char *uwdf_engine_name(const struct uwdf_engine *e)
+{
+    return e->ops->name;
+}
+
+unsigned uwdf_engine_caps(const struct uwdf_engine *e)
+{
+    return e->ops->caps;
+}
+
+static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    unsigned stall_ms = atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed);
+    if (stall_ms && io->core_where != IO_STALLED) {
+        io->core_where = IO_STALLED;
+        io->core_release_ns = uwdf_mono_ns() + (int64_t)stall_ms * 1000000;
+        io->core_next = NULL;
+        if (c->stall_tail)
+            c->stall_tail->core_next = io;
+        else
+            c->stall_head = io;
+        c->stall_tail = io;
+        return;
+    }
+    io->core_where = IO_DONE;
+    uwdf_request_io_done(io);
+}
+
+static void engine_stall_remove(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    struct uwdf_io *prev = NULL;
+    for (struct uwdf_io *p = c->stall_head; p; prev = p, p = p->core_next) {
+        if (p != io)
+            continue;
+        if (prev)
+            prev->core_next = p->core_next;
+        else
+            c->stall_head = p->core_next;
+        if (c->stall_tail == p)
+            c->stall_tail = prev;
+        return;
+    }
+}
+
+static void engine_release_stalls(struct uwdf_engine_core *c)
+{
+    int64_t now = uwdf_mono_ns();
+    while (c->stall_head && c->stall_head->core_release_ns <= now) {
+        struct uwdf_io *io = c->stall_head;
+        c->stall_head = io->core_next;
+        if (!c->stall_head)
+            c->stall_tail = NULL;
+        engine_deliver(c, io);
+    }
+}
+
+static void engine_queue(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    if (io->core_cancel_early) {
+        /* Cancelled before it reached the backend: it never will. */
+        io->res = -ECANCELED;
+        io->timed_out = false;
+        engine_deliver(c, io);
+        return;
+    }
+    io->core_where = IO_IN_BACKEND;
+    int r = c->pub.ops->queue(&c->pub, io, true);
+    if (r < 0) {
+        io->res = r;
+        io->timed_out = false;
+        engine_deliver(c, io);
+        return;
+    }
+    c->inflight++;
+}
+
+static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    int r;
+    pthread_mutex_lock(&c->lock);
+    uint8_t where = io->core_where;
+    if (where == IO_NOWHERE || where == IO_INCOMING)
+        io->core_cancel_early = true; /* engine_queue will fail it */
+    pthread_mutex_unlock(&c->lock);
+    switch (where) {
+    case IO_STALLED:
+        /* The kernel finished with the buffer already; a stalled op is the
+         * injector's, and it honours the cancel. */
+        engine_stall_remove(c, io);
+        io->res = -ECANCELED;
+        io->timed_out = false;
+        io->core_where = IO_DONE;
+        uwdf_request_io_done(io);
+        r = 0;
+        break;
+    case IO_IN_BACKEND:
+        r = c->pub.ops->cancel(&c->pub, io);
+        break;
+    case IO_NOWHERE:
+    case IO_INCOMING:
+        r = 0;
+        break;
+    default:
+        r = -ENOENT;
+        break;
+    }
+    uwdf_request_cancel_done(io, r);
+}
+
+static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool cancel)
+{
+    bool wake;
+    pthread_mutex_lock(&c->lock);
+    wake = !c->in_head && !c->cancel_head;
+    if (!cancel)
+        io->core_where = IO_INCOMING;
+    if (cancel) {
+        io->core_cancel_next = NULL;
+        if (c->cancel_tail)
+            c->cancel_tail->core_cancel_next = io;
+        else
+            c->cancel_head = io;
+        c->cancel_tail = io;
+    } else {
+        io->core_next = NULL;
+        if (c->in_tail)
+            c->in_tail->core_next = io;
+        else
+            c->in_head = io;
+        c->in_tail = io;
+    }
+    atomic_store_explicit(&c->has_incoming, true, memory_order_release);
+    pthread_mutex_unlock(&c->lock);
+    /* Only the push onto empty lists wakes: the thread drains both lists
+     * whole, so later pushes before it runs ride on the same wake. */
+    if (wake && tls_engine != &c->pub)
+        c->pub.ops->wake(&c->pub);
+}
+
+void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
+{
+    struct uwdf_engine_core *c = core_of(e);
+    io->core_cmd = ENGINE_CMD_SUBMIT;
+    if (tls_engine == e) {
+        engine_queue(c, io);
+        return;
+    }
+    engine_push(c, io, false);
+}
+
+void uwdf_engine_post_completion(struct uwdf_engine *e, struct uwdf_io *io)
+{
+    io->core_cmd = ENGINE_CMD_COMPLETE;
+    engine_push(core_of(e), io, false);
+}
+
+void uwdf_engine_cancel(struct uwdf_engine *e, struct uwdf_io *io)
+{
+    engine_push(core_of(e), io, true);
+}
+
+static void engine_take_incoming(struct uwdf_engine_core *c, struct uwdf_io **in, struct uwdf_io **cancels)
+{
+    pthread_mutex_lock(&c->lock);
+    *in = c->in_head;
+    *cancels = c->cancel_head;
+    c->in_head = c->in_tail = NULL;
+    c->cancel_head = c->cancel_tail = NULL;
+    atomic_store_explicit(&c->has_incoming, false, memory_order_relaxed);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void *engine_thread(void *arg)
+{
+    struct uwdf_engine_core *c = arg;
+    struct uwdf_engine *e = &c->pub;
+    struct uwdf_io *done[ENGINE_REAP_BATCH];
+
+    tls_engine = e;
+    uwdf_tls_irql = DISPATCH_LEVEL; /* completion routines run at DISPATCH */
+    int err = e->ops->open(e);
+    pthread_mutex_lock(&c->lock);
+    c->open_err = err;
+    c->started = true;
+    pthread_cond_signal(&c->started_cond);
+    pthread_mutex_unlock(&c->lock);
+    if (err)
+        return NULL;
+
+    for (;;) {
+        int64_t timeout = -1;
+        if (atomic_load_explicit(&c->has_incoming, memory_order_acquire))
+            timeout = 0;
+        else if (c->stall_head) {
+            timeout = c->stall_head->core_release_ns - uwdf_mono_ns();
+            if (timeout < 0)
+                timeout = 0;
+        }
+        int n = e->ops->reap(e, done, ENGINE_REAP_BATCH, timeout);
+        if (n < 0) {
+            uwdf_log("%s engine: reap failed (%d); retrying", e->ops->name, n);
+            n = 0;
+        }
+
+        struct uwdf_io *in, *cancels;
+        engine_take_incoming(c, &in, &cancels);
+        while (in) {
+            struct uwdf_io *next = in->core_next;
+            if (in->core_cmd == ENGINE_CMD_SUBMIT)
+                engine_queue(c, in);
+            else
+                engine_deliver(c, in);
+            in = next;
+        }
+        if (cancels) {
+            /* Staged submissions must reach the kernel before a cancel
+             * can find them. */
+            e->ops->flush(e);
+            while (cancels) {
+                struct uwdf_io *next = cancels->core_cancel_next;
+                engine_do_cancel(c, cancels);
+                cancels = next;
+            }
+        }
+        for (int i = 0; i < n; i++) {
+            c->inflight--;
+            engine_deliver(c, done[i]);
+        }
+        engine_release_stalls(c);
+        e->ops->flush(e);
+
+        if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head &&
+            !atomic_load(&c->has_incoming))
+            break;
+    }
+    e->ops->close(e);
+    return NULL;
+}
+
+struct uwdf_engine *uwdf_engine_create(const struct uwdf_backend_ops *ops, unsigned depth, int *err)
+{
+    struct uwdf_engine_core *c = uwdf_zalloc(sizeof(*c));
+    if (!c) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    c->pub.ops = ops;
+    c->pub.depth = depth;
+    c->pub.core = c;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->started_cond, NULL);
+    int r = pthread_create(&c->thread, NULL, engine_thread, c);
+    if (r != 0) {
+        *err = -r;
+        goto fail;
+    }
+    pthread_mutex_lock(&c->lock);
+    while (!c->started)
+        pthread_cond_wait(&c->started_cond, &c->lock);
+    pthread_mutex_unlock(&c->lock);
+    if (c->open_err) {
+        *err = c->open_err;
+        pthread_join(c->thread, NULL);
+        goto fail;
+    }
+    *err = 0;
+    return &c->pub;
+fail:
+    pthread_cond_destroy(&c->started_cond);
+    pthread_mutex_destroy(&c->lock);
+    uwdf_free(c);
+    return NULL;
+}
+
+/* The caller guarantees nothing will be submitted any more; in-flight ops
+ * are drained before the backend closes. */
+void uwdf_engine_destroy(struct uwdf_engine *e)
+{
+    struct uwdf_engine_core *c = core_of(e);
+    atomic_store(&c->stopping, true);
+    e->ops->wake(e);
+    pthread_join(c->thread, NULL);
+    pthread_cond_destroy(&c->started_cond);
+    pthread_mutex_destroy(&c->lock);
+    uwdf_free(c);
+}
+
+static const struct uwdf_backend_ops *backend_by_name(const char *name)
+{
+    static const struct uwdf_backend_ops *const all[] = {
+        &uwdf_backend_io_uring,
+        &uwdf_backend_libaio,
+        &uwdf_backend_null,
+    };
+    for (size_t i = 0; i < RTL_NUMBER_OF(all); i++)
+        if (strcmp(all[i]->name, name) == 0)
+            return all[i];
+    return NULL;
+}
+
+const struct uwdf_backend_ops *uwdf_backend_select(int *err)
+{
+    const char *forced = getenv("UWDF_BACKEND");
+    if (forced && *forced) {
+        const struct uwdf_backend_ops *ops = backend_by_name(forced);
+        if (!ops) {
+            uwdf_log("UWDF_BACKEND='%s' is not an engine (io_uring, libaio, null)", forced);
+            *err = -EINVAL;
+            return NULL;
+        }
+        *err = ops->probe();
+        if (*err)
+            uwdf_log("UWDF_BACKEND=%s cannot be set up here (%s)", forced, strerror(-*err));
+        return *err ? NULL : ops;
+    }
+    int r = uwdf_backend_io_uring.probe();
+    if (r == 0) {
+        *err = 0;
+        return &uwdf_backend_io_uring;
+    }
+    static atomic_bool told;
+    if (!atomic_exchange(&told, true))
+        uwdf_log("io_uring unavailable (%s); using libaio", strerror(-r));
+    *err = uwdf_backend_libaio.probe();
+    return *err ? NULL : &uwdf_backend_libaio;
+}

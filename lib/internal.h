@@ -1,0 +1,396 @@
+/* Definitions shared by the framework's object files. Not installed. */
+#ifndef UWDF_INTERNAL_H
+#define UWDF_INTERNAL_H
+
+#include "config.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include <ntdddisk.h>
+#include <uwdf.h>
+#include <wdf.h>
+
+#include "../backends/backend.h"
+
+#define UWDF_UNUSED __attribute__((unused))
+#define UWDF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define UWDF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define uwdf_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- allocation (every framework allocation goes through here, so the
+ * fault injector can fail any of them) ---- */
+void *uwdf_alloc(size_t size);
+void *uwdf_zalloc(size_t size);
+void *uwdf_alloc_aligned(size_t alignment, size_t size);
+void uwdf_free(void *ptr);
+void uwdf_fault_init_from_env(void);
+/* Milliseconds completions are held back (0: off). */
+extern atomic_uint uwdf_fault_stall_ms;
+
+/* ---- bug checks, verifier, IRQL ---- */
+/* Reports WDF_VIOLATION with the given parameters and a reason; returns only
+ * if the installed callback returns. */
+void uwdf_bugcheck(ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, ULONG_PTR p4, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+extern bool uwdf_verifier;
+void uwdf_verifier_init_from_env(void);
+void uwdf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+extern __thread KIRQL uwdf_tls_irql;
+static inline KIRQL uwdf_irql_raise_to_dispatch(void)
+{
+    KIRQL old = uwdf_tls_irql;
+    uwdf_tls_irql = DISPATCH_LEVEL;
+    return old;
+}
+static inline void uwdf_irql_restore(KIRQL old)
+{
+    uwdf_tls_irql = old;
+}
+/* PASSIVE-only DDIs: above PASSIVE a synchronous wait would deadlock the
+ * completion thread, so the DDI fails instead (and the verifier bug-checks). */
+bool uwdf_irql_check_passive(const char *ddi);
+
+/* ---- status and time ---- */
+NTSTATUS uwdf_status_from_errno(int err);
+int64_t uwdf_mono_ns(void);
+int64_t uwdf_real_ns(void);
+/* A WDF timeout (100 ns units, sign = relative/absolute) as a monotonic
+ * deadline in ns. Returns false for 0 (no timeout). */
+bool uwdf_timeout_to_mono_deadline(LONGLONG timeout, int64_t *deadline_ns);
+
+/* ---- library start-up ---- */
+void uwdf_runtime_init(void);
+
+/* ---- object model ---- */
+enum uwdf_object_type {
+    UWDF_OBJ_GENERIC = 1,
+    UWDF_OBJ_DRIVER,
+    UWDF_OBJ_DEVICE,
+    UWDF_OBJ_QUEUE,
+    UWDF_OBJ_REQUEST,
+    UWDF_OBJ_IOTARGET,
+    UWDF_OBJ_MEMORY,
+    UWDF_OBJ_LOOKASIDE,
+    UWDF_OBJ_TYPE_COUNT
+};
+
+enum uwdf_object_state {
+    UWDF_OBJECT_ALIVE = 0,
+    UWDF_OBJECT_DELETING,  /* WdfObjectDelete running: children, dispose, cleanup */
+    UWDF_OBJECT_DELETED,   /* cleaned up; waiting for the last reference */
+};
+
+struct uwdf_object;
+
+struct uwdf_object_ops {
+    /* Object-specific teardown at delete, after the children are gone and
+     * before EvtCleanupCallback (e.g. a target closes and waits for I/O). */
+    void (*dispose)(struct uwdf_object *obj);
+    /* Release what the object owns, after EvtDestroyCallback; the framework
+     * frees the object's own allocation afterwards. */
+    void (*destroy)(struct uwdf_object *obj);
+};
+
+struct uwdf_context {
+    struct uwdf_context *next;
+    PCWDF_OBJECT_CONTEXT_TYPE_INFO type;
+    struct uwdf_object *owner;
+    PFN_WDF_OBJECT_CONTEXT_CLEANUP cleanup;
+    PFN_WDF_OBJECT_CONTEXT_DESTROY destroy;
+    bool inline_alloc; /* part of the object's own allocation */
+    _Alignas(16) unsigned char data[];
+};
+
+struct uwdf_object {
+    uint32_t type;
+    atomic_int state;
+    atomic_long refs;
+    WDFOBJECT handle;
+    const struct uwdf_object_ops *ops;
+    struct uwdf_object *parent;
+    /* children, guarded by the global object tree lock */
+    struct uwdf_object *first_child;
+    struct uwdf_object *next_sibling;
+    struct uwdf_object *prev_sibling;
+    struct uwdf_context *contexts;
+    WDF_EXECUTION_LEVEL exec_level;
+    WDF_SYNCHRONIZATION_SCOPE sync_scope;
+    bool no_delete;  /* the driver may not WdfObjectDelete it */
+    bool in_parent_list;
+};
+
+/* Attribute validation options for uwdf_object_create. */
+#define UWDF_ATTR_PARENT_NOT_ALLOWED 0x1u
+#define UWDF_ATTR_NO_SYNC_SCOPE      0x2u
+#define UWDF_ATTR_NO_EXEC_LEVEL      0x4u
+
+NTSTATUS uwdf_attributes_validate(PWDF_OBJECT_ATTRIBUTES attrs, unsigned flags);
+/* Allocates obj_size bytes (the typed object, struct uwdf_object first) plus
+ * the context from attrs in one allocation, registers a handle and links the
+ * object under attrs->ParentObject or default_parent. */
+NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
+                            const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs,
+                            struct uwdf_object *default_parent, unsigned attr_flags,
+                            struct uwdf_object **out);
+void uwdf_object_reference(struct uwdf_object *obj);
+void uwdf_object_release(struct uwdf_object *obj);
+void uwdf_object_delete(struct uwdf_object *obj);
+/* Handle -> object with type and liveness check; bug-checks and returns
+ * NULL on a NULL, stale, garbage or wrong-type handle. type 0 = any. */
+struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi);
+const char *uwdf_object_type_name(uint32_t type);
+
+#define UWDF_REQUIRE_PARAM(p, ddi, ret)                                                        \
+    do {                                                                                       \
+        if (UWDF_UNLIKELY((p) == NULL)) {                                                      \
+            uwdf_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, 0, 0, 0,                             \
+                          "%s: required parameter '%s' is NULL", (ddi), #p);                   \
+            return ret;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+/* ---- driver and device ---- */
+struct uwdf_driver {
+    struct uwdf_object obj;
+    DRIVER_OBJECT wdm;
+    bool wdm_owned;
+    WDF_DRIVER_CONFIG config;
+};
+
+struct uwdf_device {
+    struct uwdf_object obj;
+    struct uwdf_driver *driver;
+    DEVICE_OBJECT wdm;
+    bool control;
+    bool finished_initializing;
+    WDF_DEVICE_IO_TYPE io_type;
+};
+
+extern struct uwdf_driver *uwdf_current_driver;
+struct uwdf_object *uwdf_driver_default_parent(void);
+
+/* ---- memory ---- */
+enum uwdf_memory_kind {
+    UWDF_MEM_FRAMEWORK = 1, /* WdfMemoryCreate: buffer freed with the object */
+    UWDF_MEM_PREALLOCATED,  /* caller's buffer, never freed by us */
+    UWDF_MEM_LOOKASIDE,     /* buffer returns to its lookaside list */
+};
+
+struct uwdf_lookaside;
+
+struct uwdf_memory {
+    struct uwdf_object obj;
+    void *buffer;
+    size_t size;
+    uint8_t kind;
+    bool read_only;
+    struct uwdf_lookaside *lookaside;
+};
+
+struct uwdf_memory *uwdf_memory_lookup(WDFMEMORY handle, const char *ddi);
+/* Validates WDFMEMORY_OFFSET against a buffer size: resolves (offset,
+ * length) of the transfer. STATUS_INTEGER_OVERFLOW if out of range. */
+NTSTATUS uwdf_memory_resolve_offsets(const struct uwdf_memory *mem, const WDFMEMORY_OFFSET *offsets,
+                                     size_t *offset, size_t *length);
+/* A chained MDL as iovecs, at most total bytes (0: the whole chain).
+ * Returns the number of iovecs written, or -1 if more than max are needed. */
+int uwdf_mdl_to_iovec(PMDL mdl, size_t total, struct iovec *iov, int max, size_t *bytes);
+
+/* ---- engine (one per open target; lib/engine.c) ---- */
+struct uwdf_engine *uwdf_engine_create(const struct uwdf_backend_ops *ops, unsigned depth,
+                                       int *err);
+void uwdf_engine_destroy(struct uwdf_engine *e);
+/* Hand an io to the engine. On the engine's own thread it goes straight
+ * into the backend (staged, submitted with the rest of the batch). */
+void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io);
+/* Deliver a completion that did not come from the kernel (res preset). */
+void uwdf_engine_post_completion(struct uwdf_engine *e, struct uwdf_io *io);
+/* Ask the engine to cancel an in-flight io. The caller holds a completion
+ * reference; the engine calls uwdf_request_cancel_done(io) after the attempt. */
+void uwdf_engine_cancel(struct uwdf_engine *e, struct uwdf_io *io);
+bool uwdf_engine_on_own_thread(const struct uwdf_engine *e);
+const char *uwdf_engine_name(const struct uwdf_engine *e);
+unsigned uwdf_engine_caps(const struct uwdf_engine *e);
+const struct uwdf_backend_ops *uwdf_backend_select(int *err);
+
+/* Called by the engine on its thread. */
+void uwdf_request_io_done(struct uwdf_io *io);
+void uwdf_request_cancel_done(struct uwdf_io *io, int cancel_result);
+
+/* ---- framework timer (lib/timer.c): one thread, a deadline heap ---- */
+struct uwdf_timer {
+    int64_t deadline_ns;
+    int heap_index; /* -1 when not armed */
+    void (*fn)(struct uwdf_timer *t);
+};
+void uwdf_timer_init(struct uwdf_timer *t, void (*fn)(struct uwdf_timer *t));
+/* 0, or -ENOMEM (the heap could not grow). */
+int uwdf_timer_arm(struct uwdf_timer *t, int64_t deadline_ns);
+/* true: removed before it fired, fn will not run. false: not armed, or
+ * fired already (fn has run or is running). */
+bool uwdf_timer_cancel(struct uwdf_timer *t);
+
+/* ---- requests ---- */
+#define UWDF_INLINE_IOV 4
+
+enum uwdf_irp_owner {
+    UWDF_IRP_NONE = 0,
+    UWDF_IRP_FRAMEWORK, /* WdfRequestCreate, or CreateFromIrp(RequestFreesIrp=TRUE) */
+    UWDF_IRP_DRIVER,    /* CreateFromIrp(RequestFreesIrp=FALSE) or SET_NEW_IRP */
+};
+
+/* request->flags */
+#define UWDF_REQ_CANCELED        0x0001u /* a cancel was requested (sticky until reuse) */
+#define UWDF_REQ_TIMER_CANCELLED 0x0002u /* the timeout caused the cancel */
+#define UWDF_REQ_PENDED          0x0004u /* on a stopped target's pended list */
+#define UWDF_REQ_SENT            0x0008u /* handed to an engine */
+#define UWDF_REQ_TIMER_ARMED     0x0010u
+#define UWDF_REQ_IGNORE_STATE    0x0020u
+#define UWDF_REQ_SYNC            0x0040u
+#define UWDF_REQ_CALL_ROUTINE    0x0080u /* sync send that also runs the routine */
+#define UWDF_REQ_USE_FILE_POS    0x0100u
+#define UWDF_REQ_COMPLETED       0x0200u /* completed to its owner; not yet reused */
+
+struct uwdf_iotarget;
+struct uwdf_sync_wait;
+
+struct uwdf_request {
+    struct uwdf_object obj;
+    PIRP irp;
+    uint8_t irp_owner;
+    bool from_irp;
+    bool internal; /* framework's own request for a synchronous send */
+
+    /* format */
+    bool formatted;
+    WDF_REQUEST_TYPE fmt_type;
+    uint32_t fmt_seq;
+    struct uwdf_memory *fmt_mem[2]; /* [0] input (write/ioctl in), [1] output */
+    size_t fmt_offset[2];
+    size_t fmt_length[2];
+    void *fmt_buffer[2];            /* raw buffers of a synchronous send */
+    struct uwdf_iotarget *fmt_target;
+
+    /* send state, guarded by the target's lock while sent */
+    struct uwdf_iotarget *target;
+    long comp_refs;
+    atomic_uint flags;
+    LIST_ENTRY target_link;
+    struct uwdf_request *resubmit_next;
+    PFN_WDF_REQUEST_COMPLETION_ROUTINE routine;
+    WDFCONTEXT routine_ctx;
+    WDF_REQUEST_COMPLETION_PARAMS cparams;
+    LONGLONG timeout;
+    int64_t deadline_ns;
+    struct uwdf_timer timer;
+    struct uwdf_sync_wait *waiter;
+    uint64_t pos_offset; /* file position reserved for a NULL DeviceOffset */
+    size_t io_length;
+    /* a completion decided by the framework, not the kernel (IOCTLs,
+     * requests failed before they reached the engine) */
+    bool fw_done;
+    NTSTATUS fw_status;
+    ULONG_PTR fw_info;
+
+    struct uwdf_io io;
+    struct iovec iov_inline[UWDF_INLINE_IOV];
+    struct iovec *iov_heap;
+    int iov_heap_cap;
+};
+
+struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const char *ddi);
+/* Release everything a format holds (memory references) and mark unformatted. */
+void uwdf_request_release_format(struct uwdf_request *req);
+NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
+NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size);
+struct uwdf_sync_wait {
+    atomic_int done;
+};
+void uwdf_request_sync_wait(struct uwdf_sync_wait *w);
+/* Complete a request to its owner (lib/request.c), outside any lock. */
+void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
+
+/* ---- I/O targets ---- */
+struct uwdf_iotarget {
+    struct uwdf_object obj;
+    struct uwdf_device *device;
+    pthread_mutex_t lock;
+    pthread_cond_t idle_cond;
+    WDF_IO_TARGET_STATE state;
+    bool opened;
+    bool closing;
+    int fd;
+    bool is_block;
+    bool is_stream; /* FIFO, pipe, socket, character device */
+    bool direct;
+    bool write_through;
+    ACCESS_MASK access;
+    uint64_t size;
+    uint32_t logical_sector;
+    uint32_t physical_sector;
+    uint32_t dio_mem_align;
+    uint32_t dio_offset_align;
+    struct uwdf_engine *engine;
+    LIST_ENTRY sent;
+    LIST_ENTRY pended;
+    unsigned sent_count;
+    unsigned waiters;
+    atomic_ullong file_pos;
+    char *path;
+    WDF_IO_TARGET_OPEN_PARAMS open_params;
+    FILE_OBJECT file_object;
+};
+
+struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi);
+/* Queue a formatted request to the target (WdfRequestSend's core). Returns
+ * STATUS_SUCCESS if sent or pended; otherwise the failure, with nothing
+ * left half done. */
+NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *target, struct uwdf_request *req,
+                              PWDF_REQUEST_SEND_OPTIONS options);
+/* Cancel a sent request (WdfRequestCancelSentRequest's core). */
+bool uwdf_iotarget_cancel_request(struct uwdf_request *req);
+/* Geometry (lib/geometry.c) */
+int uwdf_geometry_probe(struct uwdf_iotarget *target);
+/* IOCTLs answered by the framework for file and block-device targets. */
+NTSTATUS uwdf_iotarget_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len,
+                             void *out, size_t out_len, ULONG_PTR *information);
+
+/* ---- lists ---- */
+static inline void uwdf_list_init(LIST_ENTRY *head)
+{
+    head->Flink = head->Blink = head;
+}
+static inline bool uwdf_list_empty(const LIST_ENTRY *head)
+{
+    return head->Flink == head;
+}
+static inline void uwdf_list_insert_tail(LIST_ENTRY *head, LIST_ENTRY *e)
+{
+    e->Blink = head->Blink;
+    e->Flink = head;
+    head->Blink->Flink = e;
+    head->Blink = e;
+}
+static inline void uwdf_list_remove(LIST_ENTRY *e)
+{
+    e->Blink->Flink = e->Flink;
+    e->Flink->Blink = e->Blink;
+    e->Flink = e->Blink = e;
+}
+static inline LIST_ENTRY *uwdf_list_pop_head(LIST_ENTRY *head)
+{
+    LIST_ENTRY *e = head->Flink;
+    if (e == head)
+        return NULL;
+    uwdf_list_remove(e);
+    return e;
+}
+
+#endif

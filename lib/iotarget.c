@@ -1,0 +1,1295 @@
+/* WDFIOTARGET for files and block devices: open by name, the target state
+ * machine (Started / Stopped / Purged / Closed / Deleted with the pended
+ * list), formatting, and the send path.
+ *
+ * Completion ownership (the one place it is decided): a sent request holds
+ * a completion reference count, under the target lock. The I/O holds one
+ * reference until the engine reports it finished; an armed framework timer
+ * holds one; a cancel in progress (from WdfRequestCancelSentRequest, the
+ * timer, Stop, Purge or Close) holds one until the engine has tried it.
+ * Whoever drops the count to zero completes the request to its owner. The
+ * I/O reference only goes when the kernel has returned the buffer, so a
+ * request never completes while the kernel may still touch its memory. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define TARGET_ENGINE_DEPTH 256
+#define TARGET_STACK_NEEDED 1 /* the kernel is the only driver below */
+#define MISALIGN_LOG_LIMIT 8
+
+#define REQ_INFLIGHT (UWDF_REQ_SENT | UWDF_REQ_PENDED)
+
+static void target_timer_fired(struct uwdf_timer *timer);
+
+struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi)
+{
+    return (struct uwdf_iotarget *)uwdf_object_lookup(handle, UWDF_OBJ_IOTARGET, ddi);
+}
+
+static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state);
+
+static void target_dispose(struct uwdf_object *obj)
+{
+    struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
+    target_close(t, WdfIoTargetDeleted);
+}
+
+static void target_destroy(struct uwdf_object *obj)
+{
+    struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
+    pthread_cond_destroy(&t->idle_cond);
+    pthread_mutex_destroy(&t->lock);
+    uwdf_free(t->path);
+}
+
+static const struct uwdf_object_ops target_ops = {
+    .dispose = target_dispose,
+    .destroy = target_destroy,
+};
+
+NTSTATUS WdfIoTargetCreate(WDFDEVICE Device, PWDF_OBJECT_ATTRIBUTES IoTargetAttributes,
+                           WDFIOTARGET *IoTarget)
+{
+    struct uwdf_object *obj;
+    struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE,
+                                                                       "WdfIoTargetCreate");
+    UWDF_REQUIRE_PARAM(IoTarget, "WdfIoTargetCreate", STATUS_INVALID_PARAMETER);
+    if (!dev)
+        return STATUS_INVALID_HANDLE;
+    if (!uwdf_irql_check_passive("WdfIoTargetCreate"))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (IoTargetAttributes && IoTargetAttributes->ParentObject) {
+        /* The parent must be the device or one of its descendants. */
+        struct uwdf_object *p = uwdf_object_lookup(IoTargetAttributes->ParentObject, 0, "WdfIoTargetCreate");
+        while (p && p != &dev->obj)
+            p = p->parent;
+        if (!p)
+            return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_iotarget), UWDF_OBJ_IOTARGET, &target_ops,
+                                         IoTargetAttributes, &dev->obj, 0, &obj);
+    if (!NT_SUCCESS(status))
+        return status;
+    struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
+    t->device = dev;
+    t->fd = -1;
+    t->state = WdfIoTargetClosed;
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->idle_cond, NULL);
+    uwdf_list_init(&t->sent);
+    uwdf_list_init(&t->pended);
+    *IoTarget = (WDFIOTARGET)obj->handle;
+    return STATUS_SUCCESS;
+}
+
+/* ---- open ---- */
+
+/* UTF-32 (wchar_t) to UTF-8; the kernel takes bytes. */
+static char *target_path_from_unicode(PCUNICODE_STRING name)
+{
+    size_t n = name->Length / sizeof(WCHAR);
+    char *out = uwdf_alloc(n * 4 + 1);
+    size_t o = 0;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = (uint32_t)name->Buffer[i];
+        if (c < 0x80) {
+            out[o++] = (char)c;
+        } else if (c < 0x800) {
+            out[o++] = (char)(0xC0 | (c >> 6));
+            out[o++] = (char)(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+            out[o++] = (char)(0xE0 | (c >> 12));
+            out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (c & 0x3F));
+        } else {
+            out[o++] = (char)(0xF0 | (c >> 18));
+            out[o++] = (char)(0x80 | ((c >> 12) & 0x3F));
+            out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (c & 0x3F));
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static bool access_wants_read(ACCESS_MASK a)
+{
+    return (a & (GENERIC_READ | GENERIC_ALL | FILE_READ_DATA)) != 0;
+}
+
+static bool access_wants_write(ACCESS_MASK a)
+{
+    return (a & (GENERIC_WRITE | GENERIC_ALL | FILE_WRITE_DATA | FILE_APPEND_DATA)) != 0;
+}
+
+static NTSTATUS target_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags)
+{
+    static const int disposition_flags[] = {
+        [FILE_SUPERSEDE] = O_CREAT | O_TRUNC,
+        [FILE_OPEN] = 0,
+        [FILE_CREATE] = O_CREAT | O_EXCL,
+        [FILE_OPEN_IF] = O_CREAT,
+        [FILE_OVERWRITE] = O_TRUNC,
+        [FILE_OVERWRITE_IF] = O_CREAT | O_TRUNC,
+    };
+    bool r = access_wants_read(p->DesiredAccess), w = access_wants_write(p->DesiredAccess);
+    if (p->CreateDisposition > FILE_MAXIMUM_DISPOSITION)
+        return STATUS_INVALID_PARAMETER;
+    if ((p->CreateOptions & FILE_DIRECTORY_FILE) && (p->CreateOptions & FILE_NON_DIRECTORY_FILE))
+        return STATUS_INVALID_PARAMETER;
+    *flags = O_CLOEXEC | disposition_flags[p->CreateDisposition];
+    *flags |= w ? (r ? O_RDWR : O_WRONLY) : O_RDONLY;
+    if (p->CreateOptions & FILE_NO_INTERMEDIATE_BUFFERING)
+        *flags |= O_DIRECT;
+    if (p->CreateOptions & FILE_WRITE_THROUGH)
+        *flags |= O_DSYNC;
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS target_open_path(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPEN_PARAMS *p,
+                                 const char *path)
+{
+    int flags;
+    struct stat st;
+    bool existed;
+    NTSTATUS status = target_open_flags(p, &flags);
+    if (!NT_SUCCESS(status))
+        return status;
+    existed = stat(path, &st) == 0;
+    /* A FIFO's open blocks until the other side opens; the request, not the
+     * open, is what may wait. */
+    bool fifo = existed && S_ISFIFO(st.st_mode);
+    int fd = open(path, flags | (fifo ? O_NONBLOCK : 0), 0666);
+    if (fd < 0)
+        return uwdf_status_from_errno(errno);
+    if (fifo)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    if (fstat(fd, &st) != 0) {
+        status = uwdf_status_from_errno(errno);
+        close(fd);
+        return status;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        close(fd);
+        return STATUS_FILE_IS_A_DIRECTORY;
+    }
+    t->fd = fd;
+    t->is_block = S_ISBLK(st.st_mode);
+    t->is_stream = !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode);
+    t->direct = (flags & O_DIRECT) != 0;
+    t->write_through = (flags & O_DSYNC) != 0;
+    t->access = p->DesiredAccess;
+    if (access_wants_read(p->DesiredAccess) || !access_wants_write(p->DesiredAccess))
+        t->access |= FILE_READ_DATA;
+    if (access_wants_write(p->DesiredAccess))
+        t->access |= FILE_WRITE_DATA;
+    int r = uwdf_geometry_probe(t);
+    if (r < 0) {
+        close(fd);
+        t->fd = -1;
+        return uwdf_status_from_errno(r);
+    }
+    if (!existed)
+        ((PWDF_IO_TARGET_OPEN_PARAMS)p)->FileInformation = FILE_CREATED;
+    else if (flags & O_TRUNC)
+        ((PWDF_IO_TARGET_OPEN_PARAMS)p)->FileInformation = FILE_OVERWRITTEN;
+    else
+        ((PWDF_IO_TARGET_OPEN_PARAMS)p)->FileInformation = FILE_OPENED;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetOpen");
+    UWDF_REQUIRE_PARAM(OpenParams, "WdfIoTargetOpen", STATUS_INVALID_PARAMETER);
+    if (!t)
+        return STATUS_INVALID_HANDLE;
+    if (!uwdf_irql_check_passive("WdfIoTargetOpen"))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (OpenParams->Size != sizeof(WDF_IO_TARGET_OPEN_PARAMS))
+        return STATUS_INFO_LENGTH_MISMATCH;
+
+    pthread_mutex_lock(&t->lock);
+    bool busy = t->opened || t->closing || t->state == WdfIoTargetDeleted;
+    pthread_mutex_unlock(&t->lock);
+    if (busy)
+        return STATUS_INVALID_DEVICE_STATE;
+
+    WDF_IO_TARGET_OPEN_PARAMS params = *OpenParams;
+    char *path;
+    switch (OpenParams->Type) {
+    case WdfIoTargetOpenByName:
+        if (!params.TargetDeviceName.Buffer || params.TargetDeviceName.Length == 0)
+            return STATUS_INVALID_PARAMETER;
+        path = target_path_from_unicode(&params.TargetDeviceName);
+        if (!path)
+            return STATUS_INSUFFICIENT_RESOURCES;
+        break;
+    case WdfIoTargetOpenReopen:
+        if (!t->path)
+            return STATUS_INVALID_PARAMETER; /* never opened */
+        params = t->open_params;
+        path = t->path;
+        t->path = NULL;
+        break;
+    default:
+        return STATUS_INVALID_PARAMETER;
+    }
+    if (path[0] == '\\') {
+        /* Names in the NT namespace (\Device\..., \DosDevices\...) name
+         * in-process devices; none is registered under this one. */
+        uwdf_free(path);
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    }
+
+    int err;
+    const struct uwdf_backend_ops *ops = uwdf_backend_select(&err);
+    if (!ops) {
+        uwdf_free(path);
+        return uwdf_status_from_errno(err);
+    }
+    NTSTATUS status = target_open_path(t, &params, path);
+    if (!NT_SUCCESS(status)) {
+        uwdf_free(path);
+        return status;
+    }
+    OpenParams->FileInformation = params.FileInformation;
+    if (t->is_stream && !(ops->caps & UWDF_BE_CAP_STREAM_FILES)) {
+        /* libaio runs non-regular files synchronously inside io_submit: a
+         * FIFO read would hang the completion thread. */
+        uwdf_log("%s: the %s engine cannot do FIFOs, pipes or character devices", path, ops->name);
+        close(t->fd);
+        t->fd = -1;
+        uwdf_free(path);
+        return STATUS_NOT_SUPPORTED;
+    }
+    t->engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
+    if (!t->engine && !getenv("UWDF_BACKEND") && ops == &uwdf_backend_io_uring) {
+        uwdf_log("io_uring set-up failed (%s); using libaio", strerror(-err));
+        ops = &uwdf_backend_libaio;
+        t->engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
+    }
+    if (!t->engine) {
+        close(t->fd);
+        t->fd = -1;
+        uwdf_free(path);
+        return uwdf_status_from_errno(err);
+    }
+    pthread_mutex_lock(&t->lock);
+    uwdf_free(t->path);
+    t->path = path;
+    t->open_params = params;
+    t->open_params.TargetDeviceName.Buffer = NULL; /* the caller's memory */
+    t->open_params.TargetDeviceName.Length = 0;
+    t->file_object.Type = 5; /* IO_TYPE_FILE */
+    t->file_object.Size = sizeof(FILE_OBJECT);
+    t->file_object.DeviceObject = &t->device->wdm;
+    t->file_object.ReadAccess = (t->access & FILE_READ_DATA) != 0;
+    t->file_object.WriteAccess = (t->access & FILE_WRITE_DATA) != 0;
+    t->file_object.Flags = (t->direct ? FO_NO_INTERMEDIATE_BUFFERING : 0) |
+                           (t->write_through ? FO_WRITE_THROUGH : 0);
+    t->file_object.FsContext = (PVOID)(intptr_t)t->fd;
+    atomic_store(&t->file_pos, 0);
+    t->opened = true;
+    t->state = WdfIoTargetStarted;
+    pthread_mutex_unlock(&t->lock);
+    return STATUS_SUCCESS;
+}
+
+/* ---- the send path ---- */
+
+static bool target_is_accepting(WDF_IO_TARGET_STATE s, bool ignore_state)
+{
+    if (ignore_state)
+        return s != WdfIoTargetDeleted && s != WdfIoTargetClosed &&
+               s != WdfIoTargetClosedForQueryRemove;
+    return s == WdfIoTargetStarted || s == WdfIoTargetStopped;
+}
+
+static void target_unlink_locked(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    uwdf_list_remove(&req->target_link);
+    t->sent_count--;
+    if (t->sent_count == 0 && t->waiters)
+        pthread_cond_broadcast(&t->idle_cond);
+}
+
+/* Complete a request whose completion count reached zero, outside the lock. */
+static void target_complete(struct uwdf_request *req)
+{
+    NTSTATUS status;
+    ULONG_PTR info = 0;
+    unsigned flags = atomic_load(&req->flags);
+    struct uwdf_iotarget *t = req->target;
+
+    if (req->fw_done) {
+        status = req->fw_status;
+        info = req->fw_info;
+    } else if (req->io.res >= 0) {
+        status = STATUS_SUCCESS;
+        info = (ULONG_PTR)req->io.res;
+        /* The NT convention: a read that starts at or past the end of the
+         * file fails with STATUS_END_OF_FILE; a short read succeeds. */
+        if (req->io.op == UWDF_OP_READ && req->io.res == 0 && req->io_length > 0)
+            status = STATUS_END_OF_FILE;
+    } else {
+        status = uwdf_status_from_errno((int)-req->io.res);
+    }
+    if (status == STATUS_CANCELLED && (flags & UWDF_REQ_TIMER_CANCELLED))
+        status = STATUS_IO_TIMEOUT;
+
+    if ((flags & UWDF_REQ_USE_FILE_POS) && !t->is_stream && req->io_length) {
+        /* Give back the unused part of the reserved range if nobody moved
+         * the position since. */
+        unsigned long long end = req->pos_offset + req->io_length;
+        unsigned long long real = req->pos_offset + (NT_SUCCESS(status) ? info : 0);
+        if (real != end)
+            atomic_compare_exchange_strong(&t->file_pos, &end, real);
+    }
+    uwdf_request_finish(req, status, info);
+}
+
+static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, long n)
+{
+    bool final;
+    pthread_mutex_lock(&t->lock);
+    req->comp_refs -= n;
+    final = req->comp_refs == 0;
+    if (final)
+        target_unlink_locked(t, req);
+    pthread_mutex_unlock(&t->lock);
+    if (final)
+        target_complete(req);
+}
+
+void uwdf_request_io_done(struct uwdf_io *io)
+{
+    struct uwdf_request *req = uwdf_container_of(io, struct uwdf_request, io);
+    struct uwdf_iotarget *t = req->target;
+    long drop = 1;
+    pthread_mutex_lock(&t->lock);
+    unsigned flags = atomic_load(&req->flags);
+    if (io->timed_out)
+        flags |= UWDF_REQ_TIMER_CANCELLED;
+    if ((flags & UWDF_REQ_TIMER_ARMED) && uwdf_timer_cancel(&req->timer)) {
+        flags &= ~UWDF_REQ_TIMER_ARMED;
+        drop++;
+    }
+    atomic_store(&req->flags, flags);
+    req->comp_refs -= drop;
+    bool final = req->comp_refs == 0;
+    if (final)
+        target_unlink_locked(t, req);
+    pthread_mutex_unlock(&t->lock);
+    if (final)
+        target_complete(req);
+}
+
+void uwdf_request_cancel_done(struct uwdf_io *io, int cancel_result)
+{
+    struct uwdf_request *req = uwdf_container_of(io, struct uwdf_request, io);
+    (void)cancel_result;
+    target_drop_refs(req->target, req, 1);
+}
+
+static void target_fail_pended(struct uwdf_iotarget *t, struct uwdf_request *req, NTSTATUS status)
+{
+    /* Caller holds the lock; the request is on the pended list. It
+     * completes through the engine thread like any other. */
+    uwdf_list_remove(&req->target_link);
+    atomic_fetch_and(&req->flags, ~UWDF_REQ_PENDED);
+    atomic_fetch_or(&req->flags, UWDF_REQ_SENT);
+    uwdf_list_insert_tail(&t->sent, &req->target_link);
+    t->sent_count++;
+    req->fw_done = true;
+    req->fw_status = status;
+    req->fw_info = 0;
+}
+
+static void target_timer_fired(struct uwdf_timer *timer)
+{
+    struct uwdf_request *req = uwdf_container_of(timer, struct uwdf_request, timer);
+    struct uwdf_iotarget *t = req->target;
+    bool cancel_io = false, post = false;
+    pthread_mutex_lock(&t->lock);
+    unsigned flags = atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
+    atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
+    if (flags & UWDF_REQ_PENDED) {
+        /* Timed out while the target was stopped: never reached the kernel. */
+        target_fail_pended(t, req, STATUS_CANCELLED);
+        req->comp_refs--; /* the timer's; the pended I/O's goes with the post */
+        post = true;
+    } else if (flags & UWDF_REQ_SENT) {
+        cancel_io = true; /* the timer's reference passes to the cancel */
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (post)
+        uwdf_engine_post_completion(t->engine, &req->io);
+    else if (cancel_io)
+        uwdf_engine_cancel(t->engine, &req->io);
+    else
+        target_drop_refs(t, req, 1);
+}
+
+static int target_build_iov(struct uwdf_request *req, void *buf, size_t len)
+{
+    req->iov_inline[0].iov_base = buf;
+    req->iov_inline[0].iov_len = len;
+    req->io.iov = req->iov_inline;
+    return 1;
+}
+
+/* Describe the next stack location as an engine op; a failure here is the
+ * lower "driver" failing the request. */
+static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
+    struct uwdf_io *io = &req->io;
+    size_t len;
+    unsigned flags = 0;
+
+    io->fd = t->fd;
+    io->rw_flags = 0;
+    io->timed_out = false;
+    io->res = 0;
+    req->io_length = 0;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE: {
+        bool write = s->MajorFunction == IRP_MJ_WRITE;
+        io->op = write ? UWDF_OP_WRITE : UWDF_OP_READ;
+        if (!(t->access & (write ? FILE_WRITE_DATA : FILE_READ_DATA)))
+            return STATUS_ACCESS_DENIED;
+        len = s->Parameters.Read.Length;
+        int slot = write ? 0 : 1;
+        if (req->fmt_mem[slot] || req->fmt_buffer[slot]) {
+            char *base = req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
+                                            : req->fmt_buffer[slot];
+            io->iovcnt = target_build_iov(req, base, len);
+        } else if (req->irp->MdlAddress) {
+            size_t bytes;
+            int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->iov_inline, UWDF_INLINE_IOV, &bytes);
+            if (n < 0) {
+                /* A long chain: grow the request's own iovec array once;
+                 * reuse keeps it. */
+                int need = 0;
+                for (PMDL m = req->irp->MdlAddress; m; m = m->Next)
+                    need++;
+                if (need > req->iov_heap_cap) {
+                    struct iovec *grown = uwdf_alloc(sizeof(*grown) * (size_t)need);
+                    if (!grown)
+                        return STATUS_INSUFFICIENT_RESOURCES;
+                    uwdf_free(req->iov_heap);
+                    req->iov_heap = grown;
+                    req->iov_heap_cap = need;
+                }
+                n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->iov_heap, need, &bytes);
+                io->iov = req->iov_heap;
+            } else {
+                io->iov = req->iov_inline;
+            }
+            if (bytes < len)
+                return STATUS_BUFFER_TOO_SMALL;
+            io->iovcnt = n;
+        } else if (len == 0 || req->irp->UserBuffer) {
+            io->iovcnt = target_build_iov(req, req->irp->UserBuffer, len);
+        } else {
+            return STATUS_INVALID_USER_BUFFER;
+        }
+        req->io_length = len;
+        LONGLONG off = s->Parameters.Read.ByteOffset.QuadPart;
+        if (s->Parameters.Read.ByteOffset.HighPart == -1 &&
+            s->Parameters.Read.ByteOffset.LowPart == FILE_USE_FILE_POINTER_POSITION) {
+            flags |= UWDF_REQ_USE_FILE_POS;
+        } else if (off < 0) {
+            return STATUS_INVALID_PARAMETER;
+        } else {
+            io->offset = (uint64_t)off;
+        }
+        if (write && (s->Flags & SL_WRITE_THROUGH))
+            io->rw_flags |= RWF_DSYNC;
+        if (t->direct) {
+            uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;
+            bool bad = (!(flags & UWDF_REQ_USE_FILE_POS) && io->offset % oa) || len % oa;
+            for (int i = 0; i < io->iovcnt && !bad; i++)
+                bad = ((uintptr_t)io->iov[i].iov_base % ma) || io->iov[i].iov_len % oa;
+            if (bad) {
+                static atomic_int logged;
+                if (atomic_fetch_add(&logged, 1) < MISALIGN_LOG_LIMIT)
+                    uwdf_log("%s: unbuffered (O_DIRECT) I/O needs buffers aligned to %u bytes and "
+                             "offsets and lengths that are multiples of %u bytes (offset %llu, "
+                             "length %zu)", t->path, ma, oa, (unsigned long long)io->offset, len);
+                return STATUS_DATATYPE_MISALIGNMENT;
+            }
+        }
+        break;
+    }
+    case IRP_MJ_FLUSH_BUFFERS:
+        io->op = UWDF_OP_FSYNC;
+        io->iovcnt = 0;
+        break;
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL:
+        io->op = 0; /* answered by the framework */
+        break;
+    default:
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    atomic_fetch_or(&req->flags, flags);
+    return STATUS_SUCCESS;
+}
+
+/* Hand a request that is on the sent list to the engine (outside the lock). */
+static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    struct uwdf_io *io = &req->io;
+    if (!req->fw_done) {
+        NTSTATUS status = target_build_io(t, req);
+        if (NT_SUCCESS(status) && io->op == 0) {
+            PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
+            status = uwdf_iotarget_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode,
+                                         req->fmt_mem[0] ? (char *)req->fmt_mem[0]->buffer + req->fmt_offset[0]
+                                                         : req->fmt_buffer[0],
+                                         req->fmt_length[0],
+                                         req->fmt_mem[1] ? (char *)req->fmt_mem[1]->buffer + req->fmt_offset[1]
+                                                         : req->fmt_buffer[1],
+                                         req->fmt_length[1], &req->fw_info);
+            req->fw_done = true;
+            req->fw_status = status;
+        } else if (!NT_SUCCESS(status)) {
+            req->fw_done = true;
+            req->fw_status = status;
+            req->fw_info = 0;
+        }
+    }
+    if (req->fw_done) {
+        uwdf_engine_post_completion(t->engine, io);
+        return;
+    }
+    if (atomic_load(&req->flags) & UWDF_REQ_USE_FILE_POS) {
+        if (t->is_stream)
+            io->offset = UWDF_IO_OFFSET_CURRENT;
+        else
+            io->offset = req->pos_offset = atomic_fetch_add(&t->file_pos, req->io_length);
+    }
+    uwdf_engine_submit(t->engine, io);
+}
+
+static NTSTATUS send_options_validate(PWDF_REQUEST_SEND_OPTIONS o)
+{
+    const ULONG valid = WDF_REQUEST_SEND_OPTION_TIMEOUT | WDF_REQUEST_SEND_OPTION_SYNCHRONOUS |
+                        WDF_REQUEST_SEND_OPTION_IGNORE_TARGET_STATE |
+                        WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET;
+    if (!o)
+        return STATUS_SUCCESS;
+    if (o->Size != sizeof(WDF_REQUEST_SEND_OPTIONS))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    if (o->Flags & ~valid)
+        return STATUS_INVALID_PARAMETER;
+    if ((o->Flags & WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET) &&
+        (o->Flags & ~(ULONG)WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET))
+        return STATUS_INVALID_PARAMETER;
+    return STATUS_SUCCESS;
+}
+
+static bool request_in_flight_check(struct uwdf_request *req, const char *ddi)
+{
+    if (!(atomic_load(&req->flags) & REQ_INFLIGHT))
+        return true;
+    if (uwdf_verifier)
+        uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                      (ULONG_PTR)req->obj.handle, 0,
+                      "%s: request %p is already sent to an I/O target", ddi, (void *)req->obj.handle);
+    return false;
+}
+
+NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
+                              PWDF_REQUEST_SEND_OPTIONS options)
+{
+    ULONG oflags = options ? options->Flags : 0;
+    bool ignore_state = (oflags & WDF_REQUEST_SEND_OPTION_IGNORE_TARGET_STATE) != 0;
+    int64_t deadline = 0;
+    bool timed = (oflags & WDF_REQUEST_SEND_OPTION_TIMEOUT) &&
+                 uwdf_timeout_to_mono_deadline(options->Timeout, &deadline);
+
+    if (!request_in_flight_check(req, "WdfRequestSend"))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (!req->formatted) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)req->obj.handle, 0,
+                          "WdfRequestSend: request %p was not formatted (rule RequestFormattedValid)",
+                          (void *)req->obj.handle);
+        return STATUS_REQUEST_NOT_ACCEPTED;
+    }
+    if (!req->irp || req->irp->CurrentLocation < 1 + TARGET_STACK_NEEDED)
+        return STATUS_REQUEST_NOT_ACCEPTED;
+    if (atomic_load(&req->flags) & UWDF_REQ_CANCELED)
+        return STATUS_CANCELLED; /* cancelled before it was sent; Reuse clears it */
+
+    pthread_mutex_lock(&t->lock);
+    if (!t->opened || !target_is_accepting(t->state, ignore_state)) {
+        pthread_mutex_unlock(&t->lock);
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    bool pend = t->state == WdfIoTargetStopped && !ignore_state;
+    req->target = t;
+    req->fw_done = false;
+    req->io.core_where = 0;
+    req->io.core_cancel_early = false;
+    req->io.has_timeout = false;
+    req->comp_refs = 1;
+    unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
+                 (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);
+    atomic_store(&req->flags, f);
+    if (timed) {
+        /* The kernel enforces the timeout where it can (io_uring's linked
+         * timeout); otherwise the framework timer does, and it holds a
+         * completion reference while armed. */
+        bool kernel_timeout = !pend && (uwdf_engine_caps(t->engine) & UWDF_BE_CAP_LINK_TIMEOUT) &&
+                              atomic_load(&uwdf_fault_stall_ms) == 0;
+        if (kernel_timeout) {
+            int64_t rel = deadline - uwdf_mono_ns();
+            if (rel < 0)
+                rel = 0;
+            req->io.has_timeout = true;
+            req->io.timeout_abs = false;
+            req->io.timeout_sec = rel / 1000000000;
+            req->io.timeout_nsec = rel % 1000000000;
+        } else {
+            uwdf_timer_init(&req->timer, target_timer_fired);
+            if (uwdf_timer_arm(&req->timer, deadline) != 0) {
+                req->target = NULL;
+                atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
+                req->comp_refs = 0;
+                pthread_mutex_unlock(&t->lock);
+                return STATUS_INSUFFICIENT_RESOURCES;
+            }
+            atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_ARMED);
+            req->comp_refs++;
+        }
+    }
+    uwdf_object_reference(&req->obj); /* the target's, until completion */
+    if (pend) {
+        uwdf_list_insert_tail(&t->pended, &req->target_link);
+    } else {
+        uwdf_list_insert_tail(&t->sent, &req->target_link);
+        t->sent_count++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    if (!pend) {
+        target_dispatch(t, req);
+    }
+    return STATUS_SUCCESS;
+}
+
+bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
+{
+    struct uwdf_iotarget *t = __atomic_load_n(&req->target, __ATOMIC_ACQUIRE);
+    atomic_fetch_or(&req->flags, UWDF_REQ_CANCELED);
+    if (!t)
+        return false;
+    pthread_mutex_lock(&t->lock);
+    unsigned flags = atomic_load(&req->flags);
+    if (req->target != t || req->comp_refs == 0 || !(flags & REQ_INFLIGHT)) {
+        pthread_mutex_unlock(&t->lock);
+        return false;
+    }
+    if (flags & UWDF_REQ_PENDED) {
+        target_fail_pended(t, req, STATUS_CANCELLED);
+        pthread_mutex_unlock(&t->lock);
+        uwdf_engine_post_completion(t->engine, &req->io);
+        return true;
+    }
+    if (req->fw_done) {
+        pthread_mutex_unlock(&t->lock);
+        return false;
+    }
+    req->comp_refs++; /* held until the engine has tried */
+    pthread_mutex_unlock(&t->lock);
+    uwdf_engine_cancel(t->engine, &req->io);
+    return true;
+}
+
+/* ---- state machine ---- */
+
+static void target_wait_idle_locked(struct uwdf_iotarget *t)
+{
+    t->waiters++;
+    while (t->sent_count > 0)
+        pthread_cond_wait(&t->idle_cond, &t->lock);
+    t->waiters--;
+}
+
+/* Caller holds the lock. Cancels every sent request; the engine drops the
+ * cancel references. ignored_too includes IGNORE_TARGET_STATE sends. */
+static void target_cancel_sent_locked(struct uwdf_iotarget *t, bool ignored_too)
+{
+    struct uwdf_request *batch[64];
+    int n;
+    do {
+        n = 0;
+        for (LIST_ENTRY *e = t->sent.Flink; e != &t->sent && n < (int)RTL_NUMBER_OF(batch); e = e->Flink) {
+            struct uwdf_request *req = CONTAINING_RECORD(e, struct uwdf_request, target_link);
+            unsigned flags = atomic_load(&req->flags);
+            if (req->fw_done || (flags & UWDF_REQ_CANCELED) ||
+                (!ignored_too && (flags & UWDF_REQ_IGNORE_STATE)))
+                continue;
+            atomic_fetch_or(&req->flags, UWDF_REQ_CANCELED);
+            req->comp_refs++;
+            batch[n++] = req;
+        }
+        pthread_mutex_unlock(&t->lock);
+        for (int i = 0; i < n; i++)
+            uwdf_engine_cancel(t->engine, &batch[i]->io);
+        pthread_mutex_lock(&t->lock);
+    } while (n == (int)RTL_NUMBER_OF(batch));
+}
+
+/* Caller holds the lock: fail every pended request (never sent). */
+static void target_fail_all_pended_locked(struct uwdf_iotarget *t, NTSTATUS status)
+{
+    while (!uwdf_list_empty(&t->pended)) {
+        struct uwdf_request *req = CONTAINING_RECORD(t->pended.Flink, struct uwdf_request, target_link);
+        target_fail_pended(t, req, status);
+        uwdf_engine_post_completion(t->engine, &req->io);
+    }
+}
+
+NTSTATUS WdfIoTargetStart(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetStart");
+    struct uwdf_request *resubmit = NULL, **tail = &resubmit;
+    if (!t)
+        return STATUS_INVALID_HANDLE;
+    pthread_mutex_lock(&t->lock);
+    if (!t->opened || t->closing || t->state == WdfIoTargetDeleted) {
+        pthread_mutex_unlock(&t->lock);
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    t->state = WdfIoTargetStarted;
+    /* Resubmit what was pended while stopped, in arrival order. */
+    while (!uwdf_list_empty(&t->pended)) {
+        LIST_ENTRY *e = uwdf_list_pop_head(&t->pended);
+        struct uwdf_request *req = CONTAINING_RECORD(e, struct uwdf_request, target_link);
+        atomic_fetch_and(&req->flags, ~UWDF_REQ_PENDED);
+        atomic_fetch_or(&req->flags, UWDF_REQ_SENT);
+        uwdf_list_insert_tail(&t->sent, e);
+        t->sent_count++;
+        req->resubmit_next = NULL;
+        *tail = req;
+        tail = &req->resubmit_next;
+    }
+    pthread_mutex_unlock(&t->lock);
+    while (resubmit) {
+        struct uwdf_request *next = resubmit->resubmit_next;
+        target_dispatch(t, resubmit);
+        resubmit = next;
+    }
+    return STATUS_SUCCESS;
+}
+
+VOID WdfIoTargetStop(WDFIOTARGET IoTarget, WDF_IO_TARGET_SENT_IO_ACTION Action)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetStop");
+    if (!t || Action <= WdfIoTargetSentIoUndefined || Action > WdfIoTargetLeaveSentIoPending)
+        return; /* WDF ignores an undefined action */
+    if (Action != WdfIoTargetLeaveSentIoPending && !uwdf_irql_check_passive("WdfIoTargetStop"))
+        return;
+    pthread_mutex_lock(&t->lock);
+    if (t->opened && !t->closing &&
+        (t->state == WdfIoTargetStarted || t->state == WdfIoTargetPurged ||
+         t->state == WdfIoTargetStopped)) {
+        t->state = WdfIoTargetStopped;
+        if (Action == WdfIoTargetCancelSentIo)
+            target_cancel_sent_locked(t, false);
+        if (Action != WdfIoTargetLeaveSentIoPending)
+            target_wait_idle_locked(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetPurge");
+    if (!t || Action <= WdfIoTargetPurgeIoUndefined || Action > WdfIoTargetPurgeIo)
+        return;
+    if (Action == WdfIoTargetPurgeIoAndWait && !uwdf_irql_check_passive("WdfIoTargetPurge"))
+        return;
+    pthread_mutex_lock(&t->lock);
+    if (t->opened && !t->closing &&
+        (t->state == WdfIoTargetStarted || t->state == WdfIoTargetStopped ||
+         t->state == WdfIoTargetPurged)) {
+        t->state = WdfIoTargetPurged;
+        target_fail_all_pended_locked(t, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
+        target_cancel_sent_locked(t, false);
+        if (Action == WdfIoTargetPurgeIoAndWait)
+            target_wait_idle_locked(t);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Close, CloseForQueryRemove and delete: fail the pended, cancel and wait
+ * for everything sent (IGNORE_TARGET_STATE included), then release the
+ * engine and the file. */
+static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
+{
+    pthread_mutex_lock(&t->lock);
+    if (!t->opened || t->closing) {
+        if (new_state == WdfIoTargetDeleted)
+            t->state = WdfIoTargetDeleted;
+        pthread_mutex_unlock(&t->lock);
+        return;
+    }
+    t->closing = true;
+    t->state = new_state;
+    target_fail_all_pended_locked(t, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
+    target_cancel_sent_locked(t, true);
+    target_wait_idle_locked(t);
+    pthread_mutex_unlock(&t->lock);
+
+    /* Completion routines may still be running on the engine thread; the
+     * engine drains before it goes. */
+    uwdf_engine_destroy(t->engine);
+    close(t->fd);
+
+    pthread_mutex_lock(&t->lock);
+    t->engine = NULL;
+    t->fd = -1;
+    t->opened = false;
+    t->closing = false;
+    pthread_mutex_unlock(&t->lock);
+}
+
+VOID WdfIoTargetClose(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetClose");
+    if (t && uwdf_irql_check_passive("WdfIoTargetClose"))
+        target_close(t, WdfIoTargetClosed);
+}
+
+VOID WdfIoTargetCloseForQueryRemove(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetCloseForQueryRemove");
+    if (t && uwdf_irql_check_passive("WdfIoTargetCloseForQueryRemove"))
+        target_close(t, WdfIoTargetClosedForQueryRemove);
+}
+
+WDF_IO_TARGET_STATE WdfIoTargetGetState(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetGetState");
+    if (!t)
+        return WdfIoTargetStateUndefined;
+    pthread_mutex_lock(&t->lock);
+    WDF_IO_TARGET_STATE s = t->state;
+    pthread_mutex_unlock(&t->lock);
+    return s;
+}
+
+WDFDEVICE WdfIoTargetGetDevice(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetGetDevice");
+    return t ? (WDFDEVICE)t->device->obj.handle : NULL;
+}
+
+HANDLE WdfIoTargetWdmGetTargetFileHandle(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetFileHandle");
+    return t && t->opened ? (HANDLE)(intptr_t)t->fd : NULL;
+}
+
+PDEVICE_OBJECT WdfIoTargetWdmGetTargetDeviceObject(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetDeviceObject");
+    return t ? &t->device->wdm : NULL;
+}
+
+PFILE_OBJECT WdfIoTargetWdmGetTargetFileObject(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetFileObject");
+    return t && t->opened ? &t->file_object : NULL;
+}
+
+PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "UwdfIoTargetGetBackendName");
+    return t && t->engine ? uwdf_engine_name(t->engine) : NULL;
+}
+
+/* ---- formatting ---- */
+
+struct format_buffer {
+    struct uwdf_memory *mem; /* referenced by the format, or NULL */
+    void *buffer;            /* raw buffer (synchronous sends), or NULL */
+    PMDL mdl;
+    size_t offset, length;
+};
+
+static NTSTATUS format_prepare(struct uwdf_iotarget *t, struct uwdf_request *req, const char *ddi)
+{
+    if (!request_in_flight_check(req, ddi))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    pthread_mutex_lock(&t->lock);
+    bool open = t->opened && !t->closing;
+    pthread_mutex_unlock(&t->lock);
+    if (!open)
+        return STATUS_INVALID_DEVICE_STATE;
+    NTSTATUS status = uwdf_request_ensure_irp(req, TARGET_STACK_NEEDED);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (req->irp->CurrentLocation < 1 + TARGET_STACK_NEEDED)
+        return STATUS_REQUEST_NOT_ACCEPTED;
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS format_memory(WDFMEMORY handle, PWDFMEMORY_OFFSET offsets, struct format_buffer *fb,
+                              const char *ddi)
+{
+    memset(fb, 0, sizeof(*fb));
+    if (!handle)
+        return STATUS_SUCCESS;
+    fb->mem = uwdf_memory_lookup(handle, ddi);
+    if (!fb->mem)
+        return STATUS_INVALID_HANDLE;
+    return uwdf_memory_resolve_offsets(fb->mem, offsets, &fb->offset, &fb->length);
+}
+
+/* Install a validated format: release the old one, reference the memory,
+ * fill the next stack location. */
+static void format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major,
+                          struct format_buffer *in, struct format_buffer *out, LONGLONG *offset,
+                          ULONG ioctl)
+{
+    uwdf_request_release_format(req);
+    struct format_buffer *fb[2] = { in, out };
+    for (int i = 0; i < 2; i++) {
+        if (!fb[i])
+            continue;
+        req->fmt_mem[i] = fb[i]->mem;
+        req->fmt_buffer[i] = fb[i]->buffer;
+        req->fmt_offset[i] = fb[i]->offset;
+        req->fmt_length[i] = fb[i]->length;
+        if (fb[i]->mem)
+            uwdf_object_reference(&fb[i]->mem->obj);
+    }
+    PIRP irp = req->irp;
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+    memset(s, 0, sizeof(*s));
+    s->MajorFunction = major;
+    s->FileObject = &t->file_object;
+    s->DeviceObject = &t->device->wdm;
+    irp->MdlAddress = NULL;
+    irp->UserBuffer = NULL;
+    irp->AssociatedIrp.SystemBuffer = NULL;
+    switch (major) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE: {
+        struct format_buffer *b = major == IRP_MJ_READ ? out : in;
+        s->Parameters.Read.Length = (ULONG)b->length;
+        if (offset) {
+            s->Parameters.Read.ByteOffset.QuadPart = *offset;
+        } else {
+            s->Parameters.Read.ByteOffset.HighPart = -1;
+            s->Parameters.Read.ByteOffset.LowPart = FILE_USE_FILE_POINTER_POSITION;
+        }
+        if (b->mdl)
+            irp->MdlAddress = b->mdl;
+        else
+            irp->UserBuffer = b->mem ? (char *)b->mem->buffer + b->offset : b->buffer;
+        if (t->write_through && major == IRP_MJ_WRITE)
+            s->Flags |= SL_WRITE_THROUGH;
+        req->fmt_type = major == IRP_MJ_READ ? WdfRequestTypeRead : WdfRequestTypeWrite;
+        break;
+    }
+    default:
+        s->Parameters.DeviceIoControl.IoControlCode = ioctl;
+        s->Parameters.DeviceIoControl.InputBufferLength = in ? (ULONG)in->length : 0;
+        s->Parameters.DeviceIoControl.OutputBufferLength = out ? (ULONG)out->length : 0;
+        req->fmt_type = major == IRP_MJ_DEVICE_CONTROL ? WdfRequestTypeDeviceControl
+                                                       : WdfRequestTypeDeviceControlInternal;
+        break;
+    }
+    req->fmt_target = t;
+    req->formatted = true;
+}
+
+static NTSTATUS format_rw(WDFIOTARGET IoTarget, WDFREQUEST Request, WDFMEMORY Memory,
+                          PWDFMEMORY_OFFSET Offsets, PLONGLONG DeviceOffset, UCHAR major,
+                          const char *ddi)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    struct uwdf_request *req = uwdf_request_lookup(Request, ddi);
+    struct format_buffer fb;
+    if (!t || !req)
+        return STATUS_INVALID_HANDLE;
+    NTSTATUS status = format_prepare(t, req, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    status = format_memory(Memory, Offsets, &fb, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (fb.length > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER; /* IO_STACK_LOCATION lengths are ULONG */
+    if (DeviceOffset && *DeviceOffset < 0)
+        return STATUS_INVALID_PARAMETER;
+    format_commit(t, req, major, major == IRP_MJ_WRITE ? &fb : NULL, major == IRP_MJ_READ ? &fb : NULL,
+                  DeviceOffset, 0);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoTargetFormatRequestForRead(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                         WDFMEMORY OutputBuffer, PWDFMEMORY_OFFSET OutputBufferOffset,
+                                         PLONGLONG DeviceOffset)
+{
+    return format_rw(IoTarget, Request, OutputBuffer, OutputBufferOffset, DeviceOffset, IRP_MJ_READ,
+                     "WdfIoTargetFormatRequestForRead");
+}
+
+NTSTATUS WdfIoTargetFormatRequestForWrite(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                          WDFMEMORY InputBuffer, PWDFMEMORY_OFFSET InputBufferOffset,
+                                          PLONGLONG DeviceOffset)
+{
+    return format_rw(IoTarget, Request, InputBuffer, InputBufferOffset, DeviceOffset, IRP_MJ_WRITE,
+                     "WdfIoTargetFormatRequestForWrite");
+}
+
+static NTSTATUS format_ioctl(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG IoctlCode,
+                             WDFMEMORY InputBuffer, PWDFMEMORY_OFFSET InputBufferOffset,
+                             WDFMEMORY OutputBuffer, PWDFMEMORY_OFFSET OutputBufferOffset, UCHAR major,
+                             const char *ddi)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    struct uwdf_request *req = uwdf_request_lookup(Request, ddi);
+    struct format_buffer in, out;
+    if (!t || !req)
+        return STATUS_INVALID_HANDLE;
+    NTSTATUS status = format_prepare(t, req, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    status = format_memory(InputBuffer, InputBufferOffset, &in, ddi);
+    if (NT_SUCCESS(status))
+        status = format_memory(OutputBuffer, OutputBufferOffset, &out, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (in.length > UINT32_MAX || out.length > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER;
+    format_commit(t, req, major, &in, &out, NULL, IoctlCode);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoTargetFormatRequestForIoctl(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG IoctlCode,
+                                          WDFMEMORY InputBuffer, PWDFMEMORY_OFFSET InputBufferOffset,
+                                          WDFMEMORY OutputBuffer, PWDFMEMORY_OFFSET OutputBufferOffset)
+{
+    return format_ioctl(IoTarget, Request, IoctlCode, InputBuffer, InputBufferOffset, OutputBuffer,
+                        OutputBufferOffset, IRP_MJ_DEVICE_CONTROL, "WdfIoTargetFormatRequestForIoctl");
+}
+
+NTSTATUS WdfIoTargetFormatRequestForInternalIoctl(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                                  ULONG IoctlCode, WDFMEMORY InputBuffer,
+                                                  PWDFMEMORY_OFFSET InputBufferOffset,
+                                                  WDFMEMORY OutputBuffer,
+                                                  PWDFMEMORY_OFFSET OutputBufferOffset)
+{
+    return format_ioctl(IoTarget, Request, IoctlCode, InputBuffer, InputBufferOffset, OutputBuffer,
+                        OutputBufferOffset, IRP_MJ_INTERNAL_DEVICE_CONTROL,
+                        "WdfIoTargetFormatRequestForInternalIoctl");
+}
+
+/* ---- sending ---- */
+
+/* Send and wait (PASSIVE). The timeout is enforced like an asynchronous
+ * one (linked timeout or framework timer) and the wait itself is unbounded,
+ * which is what WDF's SubmitSync amounts to: the result is STATUS_IO_TIMEOUT
+ * if the timeout cancelled the request, the real status otherwise. */
+static bool target_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req,
+                             PWDF_REQUEST_SEND_OPTIONS options, bool call_routine, NTSTATUS *status)
+{
+    struct uwdf_sync_wait wait;
+    atomic_init(&wait.done, 0);
+    if (uwdf_verifier && !(options && (options->Flags & WDF_REQUEST_SEND_OPTION_TIMEOUT) &&
+                           options->Timeout != 0)) {
+        static atomic_bool warned;
+        if (!atomic_exchange(&warned, true))
+            uwdf_log("verifier: synchronous send without a timeout (rules SyncReqSend, SyncReqSend2)");
+    }
+    req->waiter = &wait;
+    atomic_fetch_or(&req->flags, UWDF_REQ_SYNC | (call_routine ? UWDF_REQ_CALL_ROUTINE : 0));
+    *status = uwdf_iotarget_submit(t, req, options);
+    if (!NT_SUCCESS(*status)) {
+        req->waiter = NULL;
+        atomic_fetch_and(&req->flags, ~(UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
+        return false;
+    }
+    uwdf_request_sync_wait(&wait);
+    *status = req->irp->IoStatus.Status;
+    return true;
+}
+
+BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND_OPTIONS Options)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestSend");
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(Target, "WdfRequestSend");
+    NTSTATUS status;
+    if (!req)
+        return FALSE;
+    if (!t) {
+        status = STATUS_INVALID_HANDLE;
+        goto fail;
+    }
+    /* WdfRequestSend reports a bad options block as STATUS_INVALID_PARAMETER,
+     * whatever is wrong with it (unlike the synchronous DDIs). */
+    if (!NT_SUCCESS(send_options_validate(Options))) {
+        status = STATUS_INVALID_PARAMETER;
+        goto fail;
+    }
+    if (Options && (Options->Flags & WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET)) {
+        status = STATUS_INVALID_DEVICE_STATE; /* only requests received from a queue */
+        goto fail;
+    }
+    if (Options && (Options->Flags & WDF_REQUEST_SEND_OPTION_SYNCHRONOUS)) {
+        if (!uwdf_irql_check_passive("WdfRequestSend(SYNCHRONOUS)")) {
+            status = STATUS_INVALID_DEVICE_REQUEST;
+            goto fail;
+        }
+        /* TRUE when it was sent; the outcome is WdfRequestGetStatus's. */
+        if (target_send_sync(t, req, Options, true, &status))
+            return TRUE;
+        goto fail;
+    }
+    status = uwdf_iotarget_submit(t, req, Options);
+    if (NT_SUCCESS(status))
+        return TRUE;
+fail:
+    if (req->irp) {
+        req->irp->IoStatus.Status = status;
+        req->irp->IoStatus.Information = 0;
+    }
+    return FALSE;
+}
+
+/* Validates a WDF_MEMORY_DESCRIPTOR of a synchronous send. */
+static NTSTATUS sync_descriptor(PWDF_MEMORY_DESCRIPTOR d, struct format_buffer *fb, const char *ddi)
+{
+    memset(fb, 0, sizeof(*fb));
+    if (!d)
+        return STATUS_SUCCESS;
+    switch (d->Type) {
+    case WdfMemoryDescriptorTypeBuffer:
+        if (!d->u.BufferType.Buffer && d->u.BufferType.Length)
+            return STATUS_INVALID_PARAMETER;
+        fb->buffer = d->u.BufferType.Buffer;
+        fb->length = d->u.BufferType.Length;
+        return STATUS_SUCCESS;
+    case WdfMemoryDescriptorTypeMdl:
+        if (!d->u.MdlType.Mdl)
+            return d->u.MdlType.BufferLength ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
+        fb->mdl = d->u.MdlType.Mdl;
+        fb->length = d->u.MdlType.BufferLength;
+        return STATUS_SUCCESS;
+    case WdfMemoryDescriptorTypeHandle:
+        if (!d->u.HandleType.Memory)
+            return STATUS_INVALID_PARAMETER;
+        return format_memory(d->u.HandleType.Memory, d->u.HandleType.Offsets, fb, ddi);
+    default:
+        return STATUS_INVALID_PARAMETER;
+    }
+}
+
+static NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR major, ULONG ioctl,
+                                 PWDF_MEMORY_DESCRIPTOR in_desc, PWDF_MEMORY_DESCRIPTOR out_desc,
+                                 PLONGLONG DeviceOffset, PWDF_REQUEST_SEND_OPTIONS options,
+                                 PULONG_PTR bytes, const char *ddi)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    struct uwdf_request *req = NULL;
+    struct format_buffer in, out;
+    NTSTATUS status;
+    if (bytes)
+        *bytes = 0;
+    if (!t)
+        return STATUS_INVALID_HANDLE;
+    if (Request && !(req = uwdf_request_lookup(Request, ddi)))
+        return STATUS_INVALID_HANDLE;
+    if (!uwdf_irql_check_passive(ddi))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    status = send_options_validate(options);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (options && (options->Flags & (WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET)))
+        return STATUS_INVALID_PARAMETER;
+    if (req && !request_in_flight_check(req, ddi))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    status = sync_descriptor(in_desc, &in, ddi);
+    if (NT_SUCCESS(status))
+        status = sync_descriptor(out_desc, &out, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (in.length > UINT32_MAX || out.length > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER;
+    if (DeviceOffset && *DeviceOffset < 0)
+        return STATUS_INVALID_PARAMETER;
+    if (!req) {
+        status = uwdf_request_create_internal(t, &req);
+        if (!NT_SUCCESS(status))
+            return status;
+    } else {
+        uwdf_request_release_format(req);
+    }
+    status = format_prepare(t, req, ddi);
+    if (NT_SUCCESS(status)) {
+        format_commit(t, req, major, major == IRP_MJ_READ ? NULL : &in,
+                      major == IRP_MJ_WRITE ? NULL : &out, DeviceOffset, ioctl);
+        target_send_sync(t, req, options, false, &status);
+        if (bytes)
+            *bytes = req->irp->IoStatus.Information;
+    }
+    if (req->internal)
+        uwdf_object_delete(&req->obj);
+    return status;
+}
+
+NTSTATUS WdfIoTargetSendReadSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                          PWDF_MEMORY_DESCRIPTOR OutputBuffer, PLONGLONG DeviceOffset,
+                                          PWDF_REQUEST_SEND_OPTIONS RequestOptions, PULONG_PTR BytesRead)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_READ, 0, NULL, OutputBuffer, DeviceOffset,
+                            RequestOptions, BytesRead, "WdfIoTargetSendReadSynchronously");
+}
+
+NTSTATUS WdfIoTargetSendWriteSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                           PWDF_MEMORY_DESCRIPTOR InputBuffer, PLONGLONG DeviceOffset,
+                                           PWDF_REQUEST_SEND_OPTIONS RequestOptions,
+                                           PULONG_PTR BytesWritten)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_WRITE, 0, InputBuffer, NULL, DeviceOffset,
+                            RequestOptions, BytesWritten, "WdfIoTargetSendWriteSynchronously");
+}
+
+NTSTATUS WdfIoTargetSendIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG IoctlCode,
+                                           PWDF_MEMORY_DESCRIPTOR InputBuffer,
+                                           PWDF_MEMORY_DESCRIPTOR OutputBuffer,
+                                           PWDF_REQUEST_SEND_OPTIONS RequestOptions,
+                                           PULONG_PTR BytesReturned)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_DEVICE_CONTROL, IoctlCode, InputBuffer,
+                            OutputBuffer, NULL, RequestOptions, BytesReturned,
+                            "WdfIoTargetSendIoctlSynchronously");
+}
+
+NTSTATUS WdfIoTargetSendInternalIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                                   ULONG IoctlCode, PWDF_MEMORY_DESCRIPTOR InputBuffer,
+                                                   PWDF_MEMORY_DESCRIPTOR OutputBuffer,
+                                                   PWDF_REQUEST_SEND_OPTIONS RequestOptions,
+                                                   PULONG_PTR BytesReturned)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_INTERNAL_DEVICE_CONTROL, IoctlCode, InputBuffer,
+                            OutputBuffer, NULL, RequestOptions, BytesReturned,
+                            "WdfIoTargetSendInternalIoctlSynchronously");
+}

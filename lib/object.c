@@ -1,0 +1,471 @@
+/* The object model: handles with type tags and generations, attribute
+ * validation, typed contexts, parent/child trees, references and deletion in
+ * WDF order (children before parents; cleanup at delete, destroy at the last
+ * reference). */
+#include "internal.h"
+
+#include <stdio.h>
+
+/* ---- handle table ----
+ * A handle is (generation << INDEX_BITS | index). Slots are never freed, so
+ * a stale or garbage handle is detected by reading the table, not by
+ * touching freed memory. */
+#define INDEX_BITS 24
+#define CHUNK_BITS 12
+#define CHUNK_SLOTS (1u << CHUNK_BITS)
+#define MAX_CHUNKS (1u << (INDEX_BITS - CHUNK_BITS))
+#define GEN_MASK ((UINT64_C(1) << (64 - INDEX_BITS - 1)) - 1)
+
+struct handle_slot {
+    _Atomic(struct uwdf_object *) obj;
+    atomic_ullong gen;
+    uint32_t next_free;
+};
+
+static struct handle_slot *_Atomic handle_chunks[MAX_CHUNKS];
+static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t handle_free_head; /* 0 = empty; index 0 is never used */
+static uint32_t handle_next_index = 1;
+
+static pthread_mutex_t tree_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct handle_slot *handle_slot(uint32_t index)
+{
+    struct handle_slot *chunk = atomic_load_explicit(&handle_chunks[index >> CHUNK_BITS],
+                                                     memory_order_acquire);
+    return chunk ? &chunk[index & (CHUNK_SLOTS - 1)] : NULL;
+}
+
+static bool handle_register(struct uwdf_object *obj)
+{
+    uint32_t index;
+    pthread_mutex_lock(&handle_lock);
+    if (handle_free_head) {
+        index = handle_free_head;
+        handle_free_head = handle_slot(index)->next_free;
+    } else {
+        index = handle_next_index;
+        uint32_t chunk = index >> CHUNK_BITS;
+        if (chunk >= MAX_CHUNKS) {
+            pthread_mutex_unlock(&handle_lock);
+            return false;
+        }
+        if (!atomic_load(&handle_chunks[chunk])) {
+            struct handle_slot *slots = uwdf_zalloc(sizeof(*slots) * CHUNK_SLOTS);
+            if (!slots) {
+                pthread_mutex_unlock(&handle_lock);
+                return false;
+            }
+            atomic_store_explicit(&handle_chunks[chunk], slots, memory_order_release);
+        }
+        handle_next_index++;
+    }
+    struct handle_slot *slot = handle_slot(index);
+    unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
+    if (gen == 0)
+        gen = 1;
+    atomic_store(&slot->gen, gen);
+    atomic_store_explicit(&slot->obj, obj, memory_order_release);
+    pthread_mutex_unlock(&handle_lock);
+    obj->handle = (WDFOBJECT)(uintptr_t)((gen << INDEX_BITS) | index);
+    return true;
+}
+
+static void handle_unregister(struct uwdf_object *obj)
+{
+    uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
+    pthread_mutex_lock(&handle_lock);
+    struct handle_slot *slot = handle_slot(index);
+    atomic_store(&slot->obj, NULL);
+    atomic_fetch_add(&slot->gen, 1);
+    slot->next_free = handle_free_head;
+    handle_free_head = index;
+    pthread_mutex_unlock(&handle_lock);
+}
+
+static const char *const type_names[UWDF_OBJ_TYPE_COUNT] = {
+    [0] = "any",
+    [UWDF_OBJ_GENERIC] = "WDFOBJECT",
+    [UWDF_OBJ_DRIVER] = "WDFDRIVER",
+    [UWDF_OBJ_DEVICE] = "WDFDEVICE",
+    [UWDF_OBJ_QUEUE] = "WDFQUEUE",
+    [UWDF_OBJ_REQUEST] = "WDFREQUEST",
+    [UWDF_OBJ_IOTARGET] = "WDFIOTARGET",
+    [UWDF_OBJ_MEMORY] = "WDFMEMORY",
+    [UWDF_OBJ_LOOKASIDE] = "WDFLOOKASIDE",
+};
+
+const char *uwdf_object_type_name(uint32_t type)
+{
+    return type < UWDF_OBJ_TYPE_COUNT && type_names[type] ? type_names[type] : "unknown";
+}
+
+struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi)
+{
+    uintptr_t v = (uintptr_t)handle;
+    if (UWDF_UNLIKELY(v == 0)) {
+        uwdf_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, 0, 0, 0, "%s: NULL %s handle", ddi,
+                      uwdf_object_type_name(type));
+        return NULL;
+    }
+    uint32_t index = (uint32_t)(v & ((1u << INDEX_BITS) - 1));
+    unsigned long long gen = (unsigned long long)(v >> INDEX_BITS);
+    struct handle_slot *slot = index ? handle_slot(index) : NULL;
+    struct uwdf_object *obj = slot ? atomic_load_explicit(&slot->obj, memory_order_acquire) : NULL;
+    if (UWDF_UNLIKELY(!obj || atomic_load(&slot->gen) != gen || (v >> 63) != 0)) {
+        uwdf_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)handle, type, 0,
+                      "%s: %p is not a live %s handle (deleted, stale or garbage)", ddi,
+                      (void *)handle, uwdf_object_type_name(type));
+        return NULL;
+    }
+    if (UWDF_UNLIKELY(type != 0 && obj->type != type)) {
+        uwdf_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)handle, type, obj->type,
+                      "%s: handle %p is a %s, expected a %s", ddi, (void *)handle,
+                      uwdf_object_type_name(obj->type), uwdf_object_type_name(type));
+        return NULL;
+    }
+    return obj;
+}
+
+/* ---- attributes ---- */
+static PCWDF_OBJECT_CONTEXT_TYPE_INFO context_unique_type(PCWDF_OBJECT_CONTEXT_TYPE_INFO info)
+{
+    if (info->EvtDriverGetUniqueContextType)
+        return info->EvtDriverGetUniqueContextType();
+    return info->UniqueType ? info->UniqueType : info;
+}
+
+NTSTATUS uwdf_attributes_validate(PWDF_OBJECT_ATTRIBUTES attrs, unsigned flags)
+{
+    if (!attrs)
+        return STATUS_SUCCESS;
+    if (attrs->Size != sizeof(WDF_OBJECT_ATTRIBUTES))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    if (attrs->ContextTypeInfo) {
+        if (attrs->ContextTypeInfo->Size != sizeof(WDF_OBJECT_CONTEXT_TYPE_INFO))
+            return STATUS_INFO_LENGTH_MISMATCH;
+        if (attrs->ContextTypeInfo->ContextSize > 0 && !attrs->ContextTypeInfo->ContextName)
+            return STATUS_WDF_OBJECT_ATTRIBUTES_INVALID;
+    }
+    if (attrs->ContextSizeOverride) {
+        if (!attrs->ContextTypeInfo ||
+            attrs->ContextSizeOverride < attrs->ContextTypeInfo->ContextSize)
+            return STATUS_WDF_OBJECT_ATTRIBUTES_INVALID;
+    }
+    if (attrs->ExecutionLevel <= WdfExecutionLevelInvalid ||
+        attrs->ExecutionLevel > WdfExecutionLevelDispatch ||
+        attrs->SynchronizationScope <= WdfSynchronizationScopeInvalid ||
+        attrs->SynchronizationScope > WdfSynchronizationScopeNone)
+        return STATUS_WDF_OBJECT_ATTRIBUTES_INVALID;
+    if ((flags & UWDF_ATTR_NO_EXEC_LEVEL) &&
+        attrs->ExecutionLevel != WdfExecutionLevelInheritFromParent)
+        return STATUS_WDF_EXECUTION_LEVEL_INVALID;
+    if ((flags & UWDF_ATTR_NO_SYNC_SCOPE) &&
+        attrs->SynchronizationScope != WdfSynchronizationScopeInheritFromParent)
+        return STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID;
+    if ((flags & UWDF_ATTR_PARENT_NOT_ALLOWED) && attrs->ParentObject)
+        return STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED;
+    return STATUS_SUCCESS;
+}
+
+static size_t context_size(PWDF_OBJECT_ATTRIBUTES attrs)
+{
+    if (!attrs || !attrs->ContextTypeInfo)
+        return 0;
+    return attrs->ContextSizeOverride ? attrs->ContextSizeOverride
+                                      : attrs->ContextTypeInfo->ContextSize;
+}
+
+static size_t align16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
+
+static void context_init(struct uwdf_context *ctx, struct uwdf_object *owner,
+                         PWDF_OBJECT_ATTRIBUTES attrs, size_t size, bool inline_alloc)
+{
+    memset(ctx, 0, sizeof(*ctx) + size);
+    ctx->owner = owner;
+    ctx->type = attrs->ContextTypeInfo ? context_unique_type(attrs->ContextTypeInfo) : NULL;
+    ctx->cleanup = attrs->EvtCleanupCallback;
+    ctx->destroy = attrs->EvtDestroyCallback;
+    ctx->inline_alloc = inline_alloc;
+}
+
+/* ---- tree ---- */
+static void tree_link(struct uwdf_object *parent, struct uwdf_object *child)
+{
+    child->parent = parent;
+    child->prev_sibling = NULL;
+    child->next_sibling = parent->first_child;
+    if (parent->first_child)
+        parent->first_child->prev_sibling = child;
+    parent->first_child = child;
+    child->in_parent_list = true;
+}
+
+static void tree_unlink(struct uwdf_object *child)
+{
+    struct uwdf_object *parent = child->parent;
+    if (!parent)
+        return;
+    if (child->prev_sibling)
+        child->prev_sibling->next_sibling = child->next_sibling;
+    else if (parent->first_child == child)
+        parent->first_child = child->next_sibling;
+    if (child->next_sibling)
+        child->next_sibling->prev_sibling = child->prev_sibling;
+    child->prev_sibling = child->next_sibling = NULL;
+    child->in_parent_list = false;
+}
+
+NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
+                            const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs,
+                            struct uwdf_object *default_parent, unsigned attr_flags,
+                            struct uwdf_object **out)
+{
+    NTSTATUS status = uwdf_attributes_validate(attrs, attr_flags);
+    struct uwdf_object *parent = default_parent;
+    if (!NT_SUCCESS(status))
+        return status;
+    if (attrs && attrs->ParentObject) {
+        parent = uwdf_object_lookup(attrs->ParentObject, 0, "WDF_OBJECT_ATTRIBUTES.ParentObject");
+        if (!parent)
+            return STATUS_INVALID_HANDLE;
+    }
+
+    /* A context record always exists when attrs carry callbacks, so cleanup
+     * and destroy hang off the same list as typed contexts. */
+    bool want_ctx = attrs && (attrs->ContextTypeInfo || attrs->EvtCleanupCallback ||
+                              attrs->EvtDestroyCallback);
+    size_t ctx_bytes = context_size(attrs);
+    size_t ctx_off = align16(obj_size);
+    size_t total = ctx_off + (want_ctx ? sizeof(struct uwdf_context) + ctx_bytes : 0);
+    struct uwdf_object *obj = uwdf_alloc_aligned(16, total);
+    if (!obj)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    memset(obj, 0, obj_size);
+    obj->type = type;
+    obj->ops = ops;
+    atomic_init(&obj->refs, 1);
+    atomic_init(&obj->state, UWDF_OBJECT_ALIVE);
+    obj->exec_level = attrs ? attrs->ExecutionLevel : WdfExecutionLevelInheritFromParent;
+    obj->sync_scope = attrs ? attrs->SynchronizationScope : WdfSynchronizationScopeInheritFromParent;
+    if (want_ctx) {
+        struct uwdf_context *ctx = (struct uwdf_context *)((char *)obj + ctx_off);
+        context_init(ctx, obj, attrs, ctx_bytes, true);
+        obj->contexts = ctx;
+    }
+    if (!handle_register(obj)) {
+        uwdf_free(obj);
+        return STATUS_INSUFFICIENT_RESOURCES;
+    }
+    if (parent) {
+        pthread_mutex_lock(&tree_lock);
+        if (atomic_load(&parent->state) != UWDF_OBJECT_ALIVE) {
+            pthread_mutex_unlock(&tree_lock);
+            handle_unregister(obj);
+            uwdf_free(obj);
+            return STATUS_DELETE_PENDING;
+        }
+        atomic_fetch_add(&parent->refs, 1);
+        tree_link(parent, obj);
+        pthread_mutex_unlock(&tree_lock);
+    }
+    *out = obj;
+    return STATUS_SUCCESS;
+}
+
+void uwdf_object_reference(struct uwdf_object *obj)
+{
+    atomic_fetch_add_explicit(&obj->refs, 1, memory_order_relaxed);
+}
+
+static void object_destroy(struct uwdf_object *obj)
+{
+    struct uwdf_context *ctx;
+    for (ctx = obj->contexts; ctx; ctx = ctx->next)
+        if (ctx->destroy)
+            ctx->destroy(obj->handle);
+    if (obj->ops && obj->ops->destroy)
+        obj->ops->destroy(obj);
+    for (ctx = obj->contexts; ctx;) {
+        struct uwdf_context *next = ctx->next;
+        if (!ctx->inline_alloc)
+            uwdf_free(ctx);
+        ctx = next;
+    }
+    handle_unregister(obj);
+    struct uwdf_object *parent = obj->parent;
+    uwdf_free(obj);
+    if (parent)
+        uwdf_object_release(parent);
+}
+
+void uwdf_object_release(struct uwdf_object *obj)
+{
+    long old = atomic_fetch_sub_explicit(&obj->refs, 1, memory_order_acq_rel);
+    if (old == 1) {
+        /* The last reference of an object nobody deleted explicitly (a
+         * child whose parent went away holds none): run its cleanup too. */
+        if (atomic_load(&obj->state) == UWDF_OBJECT_ALIVE) {
+            atomic_store(&obj->refs, 1);
+            uwdf_object_delete(obj);
+            return;
+        }
+        object_destroy(obj);
+    }
+}
+
+void uwdf_object_delete(struct uwdf_object *obj)
+{
+    int expected = UWDF_OBJECT_ALIVE;
+    if (!atomic_compare_exchange_strong(&obj->state, &expected, UWDF_OBJECT_DELETING))
+        return;
+
+    /* Children first: take the whole list so a child that is being deleted
+     * concurrently cannot make us loop. */
+    pthread_mutex_lock(&tree_lock);
+    struct uwdf_object *child = obj->first_child;
+    obj->first_child = NULL;
+    for (struct uwdf_object *c = child; c; c = c->next_sibling) {
+        uwdf_object_reference(c);
+        c->in_parent_list = false;
+    }
+    pthread_mutex_unlock(&tree_lock);
+    while (child) {
+        struct uwdf_object *next = child->next_sibling;
+        child->prev_sibling = child->next_sibling = NULL;
+        uwdf_object_delete(child);
+        uwdf_object_release(child);
+        child = next;
+    }
+
+    if (obj->ops && obj->ops->dispose)
+        obj->ops->dispose(obj);
+    for (struct uwdf_context *ctx = obj->contexts; ctx; ctx = ctx->next)
+        if (ctx->cleanup)
+            ctx->cleanup(obj->handle);
+
+    pthread_mutex_lock(&tree_lock);
+    if (obj->in_parent_list)
+        tree_unlink(obj);
+    atomic_store(&obj->state, UWDF_OBJECT_DELETED);
+    pthread_mutex_unlock(&tree_lock);
+    uwdf_object_release(obj);
+}
+
+/* ---- DDIs ---- */
+static const struct uwdf_object_ops generic_ops = { 0 };
+
+NTSTATUS WdfObjectCreate(PWDF_OBJECT_ATTRIBUTES Attributes, WDFOBJECT *Object)
+{
+    struct uwdf_object *obj;
+    UWDF_REQUIRE_PARAM(Object, "WdfObjectCreate", STATUS_INVALID_PARAMETER);
+    NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_object), UWDF_OBJ_GENERIC,
+                                         &generic_ops, Attributes, uwdf_driver_default_parent(),
+                                         0, &obj);
+    *Object = NT_SUCCESS(status) ? obj->handle : NULL;
+    return status;
+}
+
+VOID WdfObjectDelete(WDFOBJECT Object)
+{
+    struct uwdf_object *obj = uwdf_object_lookup(Object, 0, "WdfObjectDelete");
+    if (!obj)
+        return;
+    if (obj->no_delete) {
+        uwdf_bugcheck(WDF_OBJECT_ERROR, (ULONG_PTR)Object, obj->type, 0,
+                      "WdfObjectDelete: a %s of this kind is deleted by the framework, not the driver",
+                      uwdf_object_type_name(obj->type));
+        return;
+    }
+    uwdf_object_delete(obj);
+}
+
+VOID WdfObjectReferenceActual(WDFOBJECT Handle, PVOID Tag, LONG Line, PCHAR File)
+{
+    struct uwdf_object *obj = uwdf_object_lookup(Handle, 0, "WdfObjectReference");
+    (void)Tag;
+    (void)Line;
+    (void)File;
+    if (obj)
+        uwdf_object_reference(obj);
+}
+
+VOID WdfObjectDereferenceActual(WDFOBJECT Handle, PVOID Tag, LONG Line, PCHAR File)
+{
+    struct uwdf_object *obj = uwdf_object_lookup(Handle, 0, "WdfObjectDereference");
+    (void)Tag;
+    if (!obj)
+        return;
+    if (atomic_load(&obj->refs) <= 1 && atomic_load(&obj->state) == UWDF_OBJECT_ALIVE) {
+        uwdf_bugcheck(WDF_OBJECT_ERROR, (ULONG_PTR)Handle, 0, 0,
+                      "WdfObjectDereference (%s:%d): more dereferences than references on a live %s",
+                      File ? File : "?", (int)Line, uwdf_object_type_name(obj->type));
+        return;
+    }
+    uwdf_object_release(obj);
+}
+
+PVOID WdfObjectGetTypedContextWorker(WDFOBJECT Handle, PCWDF_OBJECT_CONTEXT_TYPE_INFO TypeInfo)
+{
+    struct uwdf_object *obj = uwdf_object_lookup(Handle, 0, "WdfObjectGetTypedContext");
+    UWDF_REQUIRE_PARAM(TypeInfo, "WdfObjectGetTypedContext", NULL);
+    if (!obj)
+        return NULL;
+    PCWDF_OBJECT_CONTEXT_TYPE_INFO want = context_unique_type(TypeInfo);
+    for (struct uwdf_context *ctx = obj->contexts; ctx; ctx = ctx->next)
+        if (ctx->type == want)
+            return ctx->data;
+    return NULL;
+}
+
+WDFOBJECT WdfObjectContextGetObject(PVOID ContextPointer)
+{
+    UWDF_REQUIRE_PARAM(ContextPointer, "WdfObjectContextGetObject", NULL);
+    struct uwdf_context *ctx = uwdf_container_of(ContextPointer, struct uwdf_context, data);
+    return ctx->owner->handle;
+}
+
+NTSTATUS WdfObjectAllocateContext(WDFOBJECT Handle, PWDF_OBJECT_ATTRIBUTES ContextAttributes,
+                                  PVOID *Context)
+{
+    struct uwdf_object *obj = uwdf_object_lookup(Handle, 0, "WdfObjectAllocateContext");
+    if (!obj)
+        return STATUS_INVALID_HANDLE;
+    UWDF_REQUIRE_PARAM(ContextAttributes, "WdfObjectAllocateContext", STATUS_INVALID_PARAMETER);
+    NTSTATUS status = uwdf_attributes_validate(ContextAttributes, UWDF_ATTR_PARENT_NOT_ALLOWED);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (!ContextAttributes->ContextTypeInfo)
+        return STATUS_OBJECT_NAME_INVALID;
+    PCWDF_OBJECT_CONTEXT_TYPE_INFO want = context_unique_type(ContextAttributes->ContextTypeInfo);
+    size_t bytes = context_size(ContextAttributes);
+    struct uwdf_context *fresh = uwdf_alloc_aligned(16, sizeof(*fresh) + bytes);
+    if (!fresh)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    context_init(fresh, obj, ContextAttributes, bytes, false);
+
+    pthread_mutex_lock(&tree_lock);
+    if (atomic_load(&obj->state) != UWDF_OBJECT_ALIVE) {
+        pthread_mutex_unlock(&tree_lock);
+        uwdf_free(fresh);
+        return STATUS_DELETE_PENDING;
+    }
+    struct uwdf_context **tail = &obj->contexts;
+    for (; *tail; tail = &(*tail)->next) {
+        if ((*tail)->type == want) {
+            if (Context)
+                *Context = (*tail)->data;
+            pthread_mutex_unlock(&tree_lock);
+            uwdf_free(fresh);
+            return STATUS_OBJECT_NAME_EXISTS;
+        }
+    }
+    *tail = fresh;
+    pthread_mutex_unlock(&tree_lock);
+    if (Context)
+        *Context = fresh->data;
+    return STATUS_SUCCESS;
+}

@@ -1,0 +1,466 @@
+/* WDFREQUEST: creation, reuse, completion routines and completion to the
+ * owner. The send/complete/cancel/timeout state machine lives with the I/O
+ * target (lib/iotarget.c), as in WDF's FxIoTarget. */
+#include "internal.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Stack locations of a request created without a target: enough for a file
+ * target (one) and an in-process device in between. */
+#define UWDF_DEFAULT_REQUEST_STACK 2
+
+struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const char *ddi)
+{
+    return (struct uwdf_request *)uwdf_object_lookup(handle, UWDF_OBJ_REQUEST, ddi);
+}
+
+static void request_dispose(struct uwdf_object *obj)
+{
+    struct uwdf_request *req = (struct uwdf_request *)obj;
+    unsigned flags = atomic_load(&req->flags);
+    if ((flags & (UWDF_REQ_SENT | UWDF_REQ_PENDED)) && uwdf_verifier)
+        uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                      (ULONG_PTR)obj->handle, 0,
+                      "WdfObjectDelete: request %p is still sent to a target; it is destroyed "
+                      "when the I/O completes (rule ReqDelete)", (void *)obj->handle);
+}
+
+static void request_destroy(struct uwdf_object *obj)
+{
+    struct uwdf_request *req = (struct uwdf_request *)obj;
+    uwdf_request_release_format(req);
+    if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
+        IoFreeIrp(req->irp);
+    uwdf_free(req->iov_heap);
+}
+
+static const struct uwdf_object_ops request_ops = {
+    .dispose = request_dispose,
+    .destroy = request_destroy,
+};
+
+static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *parent,
+                              struct uwdf_request **out)
+{
+    struct uwdf_object *obj;
+    NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_request), UWDF_OBJ_REQUEST, &request_ops,
+                                         attrs, parent, 0, &obj);
+    if (!NT_SUCCESS(status))
+        return status;
+    struct uwdf_request *req = (struct uwdf_request *)obj;
+    uwdf_list_init(&req->target_link);
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
+    req->io.fd = -1;
+    *out = req;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size)
+{
+    if (req->irp && req->irp->StackCount >= stack_size)
+        return STATUS_SUCCESS;
+    if (req->irp && req->irp_owner != UWDF_IRP_FRAMEWORK)
+        return STATUS_REQUEST_NOT_ACCEPTED; /* the driver's IRP is too small */
+    PIRP irp = IoAllocateIrp(stack_size, FALSE);
+    if (!irp)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    if (req->irp)
+        IoFreeIrp(req->irp);
+    req->irp = irp;
+    req->irp_owner = UWDF_IRP_FRAMEWORK;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out)
+{
+    struct uwdf_request *req;
+    (void)target;
+    NTSTATUS status = request_alloc(NULL, NULL, &req);
+    if (!NT_SUCCESS(status))
+        return status;
+    req->internal = true;
+    status = uwdf_request_ensure_irp(req, UWDF_DEFAULT_REQUEST_STACK);
+    if (!NT_SUCCESS(status)) {
+        uwdf_object_delete(&req->obj);
+        return status;
+    }
+    *out = req;
+    return STATUS_SUCCESS;
+}
+
+void uwdf_request_release_format(struct uwdf_request *req)
+{
+    for (int i = 0; i < 2; i++) {
+        if (req->fmt_mem[i])
+            uwdf_object_release(&req->fmt_mem[i]->obj);
+        req->fmt_mem[i] = NULL;
+        req->fmt_buffer[i] = NULL;
+        req->fmt_offset[i] = req->fmt_length[i] = 0;
+    }
+    req->formatted = false;
+    req->fmt_type = WdfRequestTypeNoFormat;
+    req->fmt_target = NULL;
+    req->fmt_seq++;
+}
+
+/* ---- DDIs ---- */
+
+NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET IoTarget,
+                          WDFREQUEST *Request)
+{
+    struct uwdf_request *req;
+    CCHAR stack = UWDF_DEFAULT_REQUEST_STACK;
+    UWDF_REQUIRE_PARAM(Request, "WdfRequestCreate", STATUS_INVALID_PARAMETER);
+    if (IoTarget) {
+        struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfRequestCreate");
+        if (!t)
+            return STATUS_INVALID_HANDLE;
+        if (t->device && t->device->wdm.StackSize > stack)
+            stack = t->device->wdm.StackSize;
+    }
+    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), &req);
+    if (!NT_SUCCESS(status))
+        return status;
+    status = uwdf_request_ensure_irp(req, stack);
+    if (!NT_SUCCESS(status)) {
+        uwdf_object_delete(&req->obj);
+        return status;
+    }
+    *Request = (WDFREQUEST)req->obj.handle;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestCreateFromIrp(PWDF_OBJECT_ATTRIBUTES RequestAttributes, PIRP Irp,
+                                 BOOLEAN RequestFreesIrp, WDFREQUEST *Request)
+{
+    struct uwdf_request *req;
+    UWDF_REQUIRE_PARAM(Irp, "WdfRequestCreateFromIrp", STATUS_INVALID_PARAMETER);
+    UWDF_REQUIRE_PARAM(Request, "WdfRequestCreateFromIrp", STATUS_INVALID_PARAMETER);
+    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), &req);
+    if (!NT_SUCCESS(status))
+        return status;
+    req->irp = Irp;
+    req->irp_owner = RequestFreesIrp ? UWDF_IRP_FRAMEWORK : UWDF_IRP_DRIVER;
+    req->from_irp = true;
+    *Request = (WDFREQUEST)req->obj.handle;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReuseParams)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestReuse");
+    if (!req)
+        return STATUS_INVALID_HANDLE;
+    UWDF_REQUIRE_PARAM(ReuseParams, "WdfRequestReuse", STATUS_INVALID_PARAMETER);
+    if (ReuseParams->Size != sizeof(WDF_REQUEST_REUSE_PARAMS))
+        return STATUS_INVALID_PARAMETER;
+    if (ReuseParams->Flags & ~(ULONG)WDF_REQUEST_REUSE_SET_NEW_IRP)
+        return STATUS_INVALID_PARAMETER;
+    bool new_irp = (ReuseParams->Flags & WDF_REQUEST_REUSE_SET_NEW_IRP) != 0;
+    if (new_irp && !req->from_irp)
+        return STATUS_WDF_REQUEST_INVALID_STATE;
+    if (new_irp && !ReuseParams->NewIrp)
+        return STATUS_INVALID_PARAMETER;
+    if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)) {
+        /* WDF only breaks into the debugger here; reinitialising an
+         * in-flight request would corrupt it, so the port refuses. */
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                          (ULONG_PTR)Request, 0,
+                          "WdfRequestReuse: request %p is still sent to a target", (void *)Request);
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+
+    req->routine = NULL;
+    req->routine_ctx = NULL;
+    uwdf_request_release_format(req);
+    if (new_irp) {
+        if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
+            IoFreeIrp(req->irp);
+        req->irp = ReuseParams->NewIrp;
+        req->irp_owner = UWDF_IRP_DRIVER;
+    } else if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK) {
+        IoReuseIrp(req->irp, ReuseParams->Status);
+    }
+    if (req->irp) {
+        req->irp->IoStatus.Status = ReuseParams->Status;
+        req->irp->IoStatus.Information = 0;
+        req->irp->Cancel = FALSE;
+    }
+    atomic_store(&req->flags, 0);
+    req->target = NULL;
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
+    return STATUS_SUCCESS;
+}
+
+VOID WdfRequestSetCompletionRoutine(WDFREQUEST Request,
+                                    PFN_WDF_REQUEST_COMPLETION_ROUTINE CompletionRoutine,
+                                    WDFCONTEXT CompletionContext)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestSetCompletionRoutine");
+    if (!req)
+        return;
+    req->routine = CompletionRoutine;
+    req->routine_ctx = CompletionRoutine ? CompletionContext : NULL;
+}
+
+NTSTATUS WdfRequestGetStatus(WDFREQUEST Request)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetStatus");
+    if (!req)
+        return STATUS_INVALID_HANDLE;
+    return req->irp ? req->irp->IoStatus.Status : STATUS_SUCCESS;
+}
+
+VOID WdfRequestSetInformation(WDFREQUEST Request, ULONG_PTR Information)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestSetInformation");
+    if (req && req->irp)
+        req->irp->IoStatus.Information = Information;
+}
+
+ULONG_PTR WdfRequestGetInformation(WDFREQUEST Request)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetInformation");
+    return req && req->irp ? req->irp->IoStatus.Information : 0;
+}
+
+VOID WdfRequestGetCompletionParams(WDFREQUEST Request, PWDF_REQUEST_COMPLETION_PARAMS Params)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetCompletionParams");
+    UWDF_REQUIRE_PARAM(Params, "WdfRequestGetCompletionParams", );
+    if (!req)
+        return;
+    if (Params->Size != sizeof(WDF_REQUEST_COMPLETION_PARAMS)) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)Params, Params->Size,
+                          sizeof(WDF_REQUEST_COMPLETION_PARAMS),
+                          "WdfRequestGetCompletionParams: Params->Size is %u, expected %zu",
+                          (unsigned)Params->Size, sizeof(WDF_REQUEST_COMPLETION_PARAMS));
+        return;
+    }
+    *Params = req->cparams;
+}
+
+static void request_params_from_stack(PWDF_REQUEST_PARAMETERS p, const IO_STACK_LOCATION *s)
+{
+    p->MinorFunction = s->MinorFunction;
+    p->Type = (WDF_REQUEST_TYPE)s->MajorFunction;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE:
+        p->Parameters.Read.Length = s->Parameters.Read.Length;
+        p->Parameters.Read.Key = s->Parameters.Read.Key;
+        p->Parameters.Read.DeviceOffset = s->Parameters.Read.ByteOffset.QuadPart;
+        break;
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL:
+        p->Parameters.DeviceIoControl.OutputBufferLength = s->Parameters.DeviceIoControl.OutputBufferLength;
+        p->Parameters.DeviceIoControl.InputBufferLength = s->Parameters.DeviceIoControl.InputBufferLength;
+        p->Parameters.DeviceIoControl.IoControlCode = s->Parameters.DeviceIoControl.IoControlCode;
+        p->Parameters.DeviceIoControl.Type3InputBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
+        break;
+    default:
+        p->Parameters.Others.Arg1 = s->Parameters.Others.Argument1;
+        p->Parameters.Others.Arg2 = s->Parameters.Others.Argument2;
+        p->Parameters.Others.Arg4 = s->Parameters.Others.Argument4;
+        break;
+    }
+}
+
+VOID WdfRequestGetParameters(WDFREQUEST Request, PWDF_REQUEST_PARAMETERS Parameters)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetParameters");
+    UWDF_REQUIRE_PARAM(Parameters, "WdfRequestGetParameters", );
+    if (!req)
+        return;
+    if (Parameters->Size != sizeof(WDF_REQUEST_PARAMETERS)) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)Parameters, Parameters->Size,
+                          sizeof(WDF_REQUEST_PARAMETERS),
+                          "WdfRequestGetParameters: Parameters->Size is %u, expected %zu",
+                          (unsigned)Parameters->Size, sizeof(WDF_REQUEST_PARAMETERS));
+        return;
+    }
+    USHORT size = Parameters->Size;
+    memset(Parameters, 0, sizeof(*Parameters));
+    Parameters->Size = size;
+    Parameters->Type = WdfRequestTypeNoFormat;
+    PIRP irp = req->irp;
+    if (!irp)
+        return;
+    /* A received request describes its current stack location; one the
+     * driver created describes what it was formatted for. */
+    if (irp->CurrentLocation >= 1 && irp->CurrentLocation <= irp->StackCount)
+        request_params_from_stack(Parameters, IoGetCurrentIrpStackLocation(irp));
+    else if (req->formatted && irp->CurrentLocation >= 2)
+        request_params_from_stack(Parameters, IoGetNextIrpStackLocation(irp));
+}
+
+PIRP WdfRequestWdmGetIrp(WDFREQUEST Request)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestWdmGetIrp");
+    return req ? req->irp : NULL;
+}
+
+WDFIOTARGET WdfRequestGetIoTarget(WDFREQUEST Request)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetIoTarget");
+    if (!req)
+        return NULL;
+    struct uwdf_iotarget *t = req->target ? req->target : req->fmt_target;
+    return t ? (WDFIOTARGET)t->obj.handle : NULL;
+}
+
+NTSTATUS WdfRequestAllocateTimer(WDFREQUEST Request)
+{
+    /* The timer is part of the request object, so there is nothing to
+     * allocate and the send path never fails for want of one. */
+    return uwdf_request_lookup(Request, "WdfRequestAllocateTimer") ? STATUS_SUCCESS
+                                                                   : STATUS_INVALID_PARAMETER;
+}
+
+BOOLEAN WdfRequestCancelSentRequest(WDFREQUEST Request)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestCancelSentRequest");
+    if (!req)
+        return FALSE;
+    return uwdf_iotarget_cancel_request(req) ? TRUE : FALSE;
+}
+
+VOID WdfRequestFormatRequestUsingCurrentType(WDFREQUEST Request)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestFormatRequestUsingCurrentType");
+    if (!req)
+        return;
+    PIRP irp = req->irp;
+    if (!irp || irp->CurrentLocation < 2 || irp->CurrentLocation > irp->StackCount) {
+        uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_NO_MORE_STACK_LOCATIONS,
+                      (ULONG_PTR)Request, 0,
+                      "WdfRequestFormatRequestUsingCurrentType: request %p has no current stack "
+                      "location to copy (it was not received from a queue)", (void *)Request);
+        return;
+    }
+    uwdf_request_release_format(req);
+    IoCopyCurrentIrpStackLocationToNext(irp);
+    req->formatted = true;
+}
+
+VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATION Stack)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestWdmFormatUsingStackLocation");
+    UWDF_REQUIRE_PARAM(Stack, "WdfRequestWdmFormatUsingStackLocation", );
+    if (!req)
+        return;
+    if (!req->irp || req->irp->CurrentLocation < 2) {
+        uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_NO_MORE_STACK_LOCATIONS,
+                      (ULONG_PTR)Request, 0,
+                      "WdfRequestWdmFormatUsingStackLocation: request %p has no next stack location",
+                      (void *)Request);
+        return;
+    }
+    uwdf_request_release_format(req);
+    PIO_STACK_LOCATION next = IoGetNextIrpStackLocation(req->irp);
+    *next = *Stack;
+    next->CompletionRoutine = NULL;
+    next->Context = NULL;
+    next->Control = 0;
+    req->formatted = true;
+}
+
+/* ---- completion to the owner ---- */
+
+void uwdf_request_sync_wait(struct uwdf_sync_wait *w)
+{
+    while (!atomic_load_explicit(&w->done, memory_order_acquire))
+        syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+static void request_sync_signal(struct uwdf_sync_wait *w)
+{
+    atomic_store_explicit(&w->done, 1, memory_order_release);
+    syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void request_fill_cparams(struct uwdf_request *req, NTSTATUS status, ULONG_PTR info)
+{
+    PWDF_REQUEST_COMPLETION_PARAMS p = &req->cparams;
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(p);
+    p->Type = req->fmt_type;
+    p->IoStatus.Status = status;
+    p->IoStatus.Information = info;
+    switch (req->fmt_type) {
+    case WdfRequestTypeRead:
+        p->Parameters.Read.Buffer = req->fmt_mem[1] ? (WDFMEMORY)req->fmt_mem[1]->obj.handle : NULL;
+        p->Parameters.Read.Offset = req->fmt_mem[1] ? req->fmt_offset[1] : 0;
+        p->Parameters.Read.Length = info;
+        break;
+    case WdfRequestTypeWrite:
+        p->Parameters.Write.Buffer = req->fmt_mem[0] ? (WDFMEMORY)req->fmt_mem[0]->obj.handle : NULL;
+        p->Parameters.Write.Offset = req->fmt_mem[0] ? req->fmt_offset[0] : 0;
+        p->Parameters.Write.Length = info;
+        break;
+    case WdfRequestTypeDeviceControl:
+    case WdfRequestTypeDeviceControlInternal:
+        p->Parameters.Ioctl.IoControlCode =
+            IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
+        p->Parameters.Ioctl.Input.Buffer = req->fmt_mem[0] ? (WDFMEMORY)req->fmt_mem[0]->obj.handle : NULL;
+        p->Parameters.Ioctl.Input.Offset = req->fmt_mem[0] ? req->fmt_offset[0] : 0;
+        p->Parameters.Ioctl.Output.Buffer = req->fmt_mem[1] ? (WDFMEMORY)req->fmt_mem[1]->obj.handle : NULL;
+        p->Parameters.Ioctl.Output.Offset = req->fmt_mem[1] ? req->fmt_offset[1] : 0;
+        p->Parameters.Ioctl.Output.Length = info;
+        break;
+    default:
+        break;
+    }
+}
+
+void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information)
+{
+    struct uwdf_iotarget *target = req->target;
+    struct uwdf_sync_wait *waiter = req->waiter;
+    unsigned flags = atomic_load(&req->flags);
+    WDFIOTARGET target_handle = target ? (WDFIOTARGET)target->obj.handle : NULL;
+
+    req->irp->IoStatus.Status = status;
+    req->irp->IoStatus.Information = information;
+    request_fill_cparams(req, status, information);
+
+    /* The routine is one-shot: taken out before it runs, so a resend must
+     * set it again (as WDF's CompleteSubmitted does). */
+    PFN_WDF_REQUEST_COMPLETION_ROUTINE routine = req->routine;
+    WDFCONTEXT ctx = req->routine_ctx;
+    req->routine = NULL;
+    req->routine_ctx = NULL;
+    req->waiter = NULL;
+    uint32_t seq = req->fmt_seq;
+    atomic_store(&req->flags, (flags & UWDF_REQ_CANCELED) | UWDF_REQ_COMPLETED);
+
+    if (waiter) {
+        /* Synchronous send: the caller's buffers were lent for the call
+         * only, so the format ends here. */
+        if (routine && (flags & UWDF_REQ_CALL_ROUTINE)) {
+            KIRQL old = uwdf_irql_raise_to_dispatch();
+            routine((WDFREQUEST)req->obj.handle, target_handle, &req->cparams, ctx);
+            uwdf_irql_restore(old);
+        }
+        if (req->fmt_seq == seq)
+            uwdf_request_release_format(req);
+        request_sync_signal(waiter);
+        uwdf_object_release(&req->obj);
+        return;
+    }
+    if (routine) {
+        KIRQL old = uwdf_irql_raise_to_dispatch();
+        routine((WDFREQUEST)req->obj.handle, target_handle, &req->cparams, ctx);
+        uwdf_irql_restore(old);
+    }
+    /* The memory references of the format end with the completion, unless
+     * the routine already reused or reformatted the request. */
+    if (req->fmt_seq == seq && !(atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)))
+        uwdf_request_release_format(req);
+    uwdf_object_release(&req->obj);
+}

@@ -1,0 +1,222 @@
+/* Process-wide runtime: allocation with fault injection, bug checks, the
+ * verifier switch, IRQL emulation and logging. */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+__thread KIRQL uwdf_tls_irql = PASSIVE_LEVEL;
+bool uwdf_verifier;
+atomic_uint uwdf_fault_stall_ms;
+
+static atomic_uint fault_mode;
+static atomic_ulong fault_n;
+static atomic_ullong fault_allocs;
+static atomic_ullong fault_failures;
+
+static pthread_mutex_t bugcheck_lock = PTHREAD_MUTEX_INITIALIZER;
+static PUWDF_BUGCHECK_CALLBACK bugcheck_cb;
+static PVOID bugcheck_ctx;
+
+static bool fault_should_fail(void)
+{
+    unsigned mode = atomic_load_explicit(&fault_mode, memory_order_relaxed);
+    unsigned long long n = atomic_fetch_add(&fault_allocs, 1) + 1;
+    if (mode == UwdfFaultAllocOff)
+        return false;
+    unsigned long every = atomic_load(&fault_n);
+    bool fail = mode == UwdfFaultAllocNth ? n == every : (every != 0 && n % every == 0);
+    if (fail)
+        atomic_fetch_add(&fault_failures, 1);
+    return fail;
+}
+
+void *uwdf_alloc(size_t size)
+{
+    if (fault_should_fail())
+        return NULL;
+    return malloc(size ? size : 1);
+}
+
+void *uwdf_zalloc(size_t size)
+{
+    if (fault_should_fail())
+        return NULL;
+    return calloc(1, size ? size : 1);
+}
+
+void *uwdf_alloc_aligned(size_t alignment, size_t size)
+{
+    void *p = NULL;
+    if (fault_should_fail())
+        return NULL;
+    if (posix_memalign(&p, alignment, size ? size : 1) != 0)
+        return NULL;
+    return p;
+}
+
+void uwdf_free(void *ptr)
+{
+    free(ptr);
+}
+
+VOID UwdfFaultInjectAllocations(UWDF_FAULT_ALLOC_MODE Mode, ULONG N)
+{
+    atomic_store(&fault_mode, UwdfFaultAllocOff);
+    atomic_store(&fault_allocs, 0);
+    atomic_store(&fault_failures, 0);
+    atomic_store(&fault_n, N);
+    if (Mode == UwdfFaultAllocNth || Mode == UwdfFaultAllocEvery)
+        atomic_store(&fault_mode, Mode);
+}
+
+ULONGLONG UwdfFaultAllocationCount(void)
+{
+    return atomic_load(&fault_allocs);
+}
+
+ULONGLONG UwdfFaultAllocationFailures(void)
+{
+    return atomic_load(&fault_failures);
+}
+
+VOID UwdfFaultInjectStall(ULONG Milliseconds)
+{
+    atomic_store(&uwdf_fault_stall_ms, Milliseconds);
+}
+
+void uwdf_fault_init_from_env(void)
+{
+    const char *alloc = getenv("UWDF_FAULT_ALLOC");
+    const char *stall = getenv("UWDF_FAULT_STALL");
+    if (alloc && *alloc) {
+        unsigned long n = 0;
+        if (sscanf(alloc, "nth:%lu", &n) == 1 && n > 0)
+            UwdfFaultInjectAllocations(UwdfFaultAllocNth, (ULONG)n);
+        else if (sscanf(alloc, "every:%lu", &n) == 1 && n > 0)
+            UwdfFaultInjectAllocations(UwdfFaultAllocEvery, (ULONG)n);
+        else
+            uwdf_log("UWDF_FAULT_ALLOC='%s' ignored: expected nth:N or every:N", alloc);
+    }
+    if (stall && *stall) {
+        char *end = NULL;
+        unsigned long ms = strtoul(stall, &end, 10);
+        if (end && *end == '\0')
+            UwdfFaultInjectStall((ULONG)ms);
+        else
+            uwdf_log("UWDF_FAULT_STALL='%s' ignored: expected milliseconds", stall);
+    }
+}
+
+void uwdf_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("uwdf: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static const char *bugcheck_code_name(ULONG_PTR code)
+{
+    static const char *const names[] = {
+        [WDF_POWER_ROUTINE_TIMED_OUT] = "WDF_POWER_ROUTINE_TIMED_OUT",
+        [WDF_RECURSIVE_LOCK] = "WDF_RECURSIVE_LOCK",
+        [WDF_VERIFIER_FATAL_ERROR] = "WDF_VERIFIER_FATAL_ERROR",
+        [WDF_REQUIRED_PARAMETER_IS_NULL] = "WDF_REQUIRED_PARAMETER_IS_NULL",
+        [WDF_INVALID_HANDLE] = "WDF_INVALID_HANDLE",
+        [WDF_REQUEST_FATAL_ERROR] = "WDF_REQUEST_FATAL_ERROR",
+        [WDF_OBJECT_ERROR] = "WDF_OBJECT_ERROR",
+        [WDF_DMA_FATAL_ERROR] = "WDF_DMA_FATAL_ERROR",
+        [WDF_INVALID_INTERRUPT] = "WDF_INVALID_INTERRUPT",
+        [WDF_QUEUE_FATAL_ERROR] = "WDF_QUEUE_FATAL_ERROR",
+        [WDF_INVALID_LOCK_OPERATION] = "WDF_INVALID_LOCK_OPERATION",
+        [WDF_PNP_FATAL_ERROR] = "WDF_PNP_FATAL_ERROR",
+        [WDF_POWER_MULTIPLE_PPO] = "WDF_POWER_MULTIPLE_PPO",
+        [WDF_VERIFIER_IRQL_MISMATCH] = "WDF_VERIFIER_IRQL_MISMATCH",
+        [WDF_VERIFIER_CRITICAL_REGION_MISMATCH] = "WDF_VERIFIER_CRITICAL_REGION_MISMATCH",
+        [WDF_API_UNAVAILABLE] = "WDF_API_UNAVAILABLE",
+    };
+    if (code < RTL_NUMBER_OF(names) && names[code])
+        return names[code];
+    return "WDF_UNKNOWN";
+}
+
+void uwdf_bugcheck(ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, ULONG_PTR p4, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reason, sizeof(reason), fmt, ap);
+    va_end(ap);
+
+    pthread_mutex_lock(&bugcheck_lock);
+    PUWDF_BUGCHECK_CALLBACK cb = bugcheck_cb;
+    PVOID ctx = bugcheck_ctx;
+    pthread_mutex_unlock(&bugcheck_lock);
+    if (cb) {
+        cb(WDF_VIOLATION, p1, p2, p3, p4, reason, ctx);
+        return;
+    }
+    fprintf(stderr,
+            "uwdf: *** BUG CHECK 0x%X (WDF_VIOLATION) (0x%lX %s, 0x%lX, 0x%lX, 0x%lX)\n"
+            "uwdf: *** %s\n",
+            WDF_VIOLATION, (unsigned long)p1, bugcheck_code_name(p1), (unsigned long)p2,
+            (unsigned long)p3, (unsigned long)p4, reason);
+    abort();
+}
+
+VOID UwdfSetBugCheckCallback(PUWDF_BUGCHECK_CALLBACK Callback, PVOID Context)
+{
+    pthread_mutex_lock(&bugcheck_lock);
+    bugcheck_cb = Callback;
+    bugcheck_ctx = Context;
+    pthread_mutex_unlock(&bugcheck_lock);
+}
+
+VOID UwdfSetVerifier(BOOLEAN Enabled)
+{
+    uwdf_verifier = Enabled != FALSE;
+}
+
+BOOLEAN UwdfIsVerifierEnabled(void)
+{
+    return uwdf_verifier;
+}
+
+void uwdf_verifier_init_from_env(void)
+{
+    const char *v = getenv("UWDF_VERIFIER");
+    uwdf_verifier = v && *v && strcmp(v, "0") != 0;
+}
+
+KIRQL KeGetCurrentIrql(void)
+{
+    return uwdf_tls_irql;
+}
+
+bool uwdf_irql_check_passive(const char *ddi)
+{
+    if (UWDF_LIKELY(uwdf_tls_irql == PASSIVE_LEVEL))
+        return true;
+    if (uwdf_verifier)
+        uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, uwdf_tls_irql, PASSIVE_LEVEL, 0,
+                      "%s must be called at PASSIVE_LEVEL, called at IRQL %u (rule KmdfIrql)",
+                      ddi, uwdf_tls_irql);
+    return false;
+}
+
+__attribute__((constructor)) static void runtime_constructor(void)
+{
+    uwdf_runtime_init();
+}
+
+void uwdf_runtime_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, uwdf_verifier_init_from_env);
+    static pthread_once_t once_fault = PTHREAD_ONCE_INIT;
+    pthread_once(&once_fault, uwdf_fault_init_from_env);
+}
