@@ -66,7 +66,7 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     dev->io_type = init->io_type;
     dev->wdm.Type = 3; /* IO_TYPE_DEVICE */
     dev->wdm.Size = sizeof(DEVICE_OBJECT);
-    dev->wdm.DriverObject = &init->driver->wdm;
+    dev->wdm.DriverObject = init->driver->wdm_ptr;
     dev->wdm.StackSize = UWDF_DEVICE_STACK_SIZE;
     dev->wdm.Flags = DO_DEVICE_INITIALIZING |
                      (init->io_type == WdfDeviceIoDirect ? DO_DIRECT_IO : DO_BUFFERED_IO);

@@ -53,11 +53,11 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
     d->config = *DriverConfig;
     d->wdm.Type = 4; /* IO_TYPE_DRIVER */
     d->wdm.Size = sizeof(DRIVER_OBJECT);
-    if (DriverObject)
-        d->wdm = *DriverObject;
-    else
-        RtlInitUnicodeString(&d->wdm.DriverName, driver_default_name);
-    d->wdm.DriverExtension = obj->handle;
+    RtlInitUnicodeString(&d->wdm.DriverName, driver_default_name);
+    /* A caller's DRIVER_OBJECT stays the one the framework hands out, as
+     * FltRegisterFilter and WDM code compare it by address. */
+    d->wdm_ptr = DriverObject ? DriverObject : &d->wdm;
+    d->wdm_ptr->DriverExtension = obj->handle;
     __atomic_store_n(&uwdf_current_driver, d, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&driver_lock);
     if (Driver)
@@ -68,7 +68,7 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
 PDRIVER_OBJECT WdfDriverWdmGetDriverObject(WDFDRIVER Driver)
 {
     struct uwdf_object *obj = uwdf_object_lookup(Driver, UWDF_OBJ_DRIVER, "WdfDriverWdmGetDriverObject");
-    return obj ? &((struct uwdf_driver *)obj)->wdm : NULL;
+    return obj ? ((struct uwdf_driver *)obj)->wdm_ptr : NULL;
 }
 
 WDFDRIVER WdfGetDriver(void)

@@ -159,8 +159,8 @@ const char *uwdf_object_type_name(uint32_t type);
 /* ---- driver and device ---- */
 struct uwdf_driver {
     struct uwdf_object obj;
-    DRIVER_OBJECT wdm;
-    bool wdm_owned;
+    DRIVER_OBJECT wdm;      /* ours, when the caller passed no DriverObject */
+    PDRIVER_OBJECT wdm_ptr; /* what WdfDriverWdmGetDriverObject returns */
     WDF_DRIVER_CONFIG config;
 };
 

@@ -473,7 +473,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             char *base = req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
                                             : req->fmt_buffer[slot];
             io->iovcnt = target_build_iov(req, base, len);
-        } else if (req->irp->MdlAddress) {
+        } else if (req->irp->MdlAddress && len > 0) {
             size_t bytes;
             int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->iov_inline, UWDF_INLINE_IOV, &bytes);
             if (n < 0) {

@@ -362,9 +362,10 @@ NTSTATUS WdfObjectCreate(PWDF_OBJECT_ATTRIBUTES Attributes, WDFOBJECT *Object)
 {
     struct uwdf_object *obj;
     UWDF_REQUIRE_PARAM(Object, "WdfObjectCreate", STATUS_INVALID_PARAMETER);
+    /* WDF lets a generic object take an execution level, not a sync scope. */
     NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_object), UWDF_OBJ_GENERIC,
                                          &generic_ops, Attributes, uwdf_driver_default_parent(),
-                                         0, &obj);
+                                         UWDF_ATTR_NO_SYNC_SCOPE, &obj);
     *Object = NT_SUCCESS(status) ? obj->handle : NULL;
     return status;
 }

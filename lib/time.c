@@ -169,9 +169,11 @@ VOID RtlInitUnicodeString(PUNICODE_STRING DestinationString, PCWSTR SourceString
         return;
     }
     size_t bytes = wcslen(SourceString) * sizeof(WCHAR);
-    /* UNICODE_STRING lengths are USHORT; clamp like the kernel does. */
-    if (bytes > 0xFFFC)
-        bytes = 0xFFFC;
+    /* UNICODE_STRING lengths are USHORT; clamp like the kernel does, to whole
+     * characters that leave room for the terminator (wchar_t is 4 bytes). */
+    const size_t max_bytes = (0xFFFF - sizeof(WCHAR)) & ~(sizeof(WCHAR) - 1);
+    if (bytes > max_bytes)
+        bytes = max_bytes;
     DestinationString->Length = (USHORT)bytes;
     DestinationString->MaximumLength = (USHORT)(bytes + sizeof(WCHAR));
     DestinationString->Buffer = (PWCH)SourceString;

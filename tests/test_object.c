@@ -1,0 +1,1142 @@
+/* The object model (objects, contexts, parents, references, deletion order,
+ * handle validation), drivers and control devices, and the runtime pieces
+ * underneath: IRQL emulation, time units, statuses, events, strings. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../lib/internal.h"
+
+static void setup(void)
+{
+    tu_bugcheck_capture();
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+}
+
+static void teardown(void)
+{
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    UwdfSetVerifier(FALSE);
+    WDFDRIVER stale = WdfGetDriver();
+    if (stale)
+        WdfObjectDelete(stale);
+    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
+                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
+}
+
+static void expect_bugcheck(ULONG code, const char *reason_part)
+{
+    ck_assert_int_eq(tu_last_bugcheck.count, 1);
+    ck_assert_uint_eq(tu_last_bugcheck.code, code);
+    ck_assert_msg(tu_last_bugcheck.reason[0] != '\0', "bug check without a reason");
+    if (reason_part)
+        ck_assert_msg(strstr(tu_last_bugcheck.reason, reason_part) != NULL,
+                      "reason '%s' lacks '%s'", tu_last_bugcheck.reason, reason_part);
+    tu_bugcheck_reset();
+}
+
+static WDFDRIVER make_driver(void)
+{
+    WDFDRIVER driver;
+    tu_driver_and_device(&driver, NULL);
+    return driver;
+}
+
+/* ---- context types ---- */
+
+typedef struct {
+    int value;
+    char bytes[60];
+} PLAIN_CONTEXT;
+WDF_DECLARE_CONTEXT_TYPE(PLAIN_CONTEXT)
+
+typedef struct {
+    long long counter;
+} NAMED_CONTEXT;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(NAMED_CONTEXT, named_context)
+
+/* ---- an ordered log of callbacks: "<event><tag>" pairs ---- */
+
+typedef struct {
+    char tag;
+} LOG_CONTEXT;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(LOG_CONTEXT, log_context)
+
+static char event_log[64];
+static int event_len;
+
+static void log_reset(void)
+{
+    event_len = 0;
+    event_log[0] = '\0';
+}
+
+static void log_push(char event, char tag)
+{
+    if (event_len + 2 < (int)sizeof(event_log)) {
+        event_log[event_len++] = event;
+        event_log[event_len++] = tag;
+        event_log[event_len] = '\0';
+    }
+}
+
+static VOID log_cleanup(WDFOBJECT object)
+{
+    log_push('c', log_context(object)->tag);
+}
+
+static VOID log_destroy(WDFOBJECT object)
+{
+    log_push('d', log_context(object)->tag);
+}
+
+static int log_index(char event, char tag)
+{
+    for (int i = 0; i + 1 < event_len; i += 2)
+        if (event_log[i] == event && event_log[i + 1] == tag)
+            return i / 2;
+    ck_abort_msg("event %c%c missing from log '%s'", event, tag, event_log);
+    return -1;
+}
+
+static WDFOBJECT make_logged(char tag, WDFOBJECT parent)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, LOG_CONTEXT);
+    attrs.EvtCleanupCallback = log_cleanup;
+    attrs.EvtDestroyCallback = log_destroy;
+    attrs.ParentObject = parent;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    log_context(obj)->tag = tag;
+    return obj;
+}
+
+/* ---- WdfObjectCreate and attributes ---- */
+
+START_TEST(object_create_without_attributes)
+{
+    WDFOBJECT obj = NULL;
+    ck_assert_int_eq(WdfObjectCreate(WDF_NO_OBJECT_ATTRIBUTES, &obj), STATUS_SUCCESS);
+    ck_assert_ptr_nonnull(obj);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(object_create_with_initialized_attributes)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(object_create_memset_zero_attributes_are_invalid)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj = (WDFOBJECT)1;
+    memset(&attrs, 0, sizeof(attrs));
+    attrs.Size = sizeof(attrs); /* sized but never WDF_OBJECT_ATTRIBUTES_INIT'ed */
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
+    ck_assert_ptr_null(obj);
+}
+END_TEST
+
+START_TEST(object_create_bad_attributes_size_is_info_length_mismatch)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.Size = sizeof(attrs) + 8;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
+    attrs.Size = 0;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
+}
+END_TEST
+
+START_TEST(object_create_bad_context_type_info_size_is_info_length_mismatch)
+{
+    static const WDF_OBJECT_CONTEXT_TYPE_INFO bad = { 4, (PCHAR) "BAD", 8, &bad, NULL };
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.ContextTypeInfo = &bad;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
+}
+END_TEST
+
+START_TEST(object_create_context_size_override_smaller_than_type_is_invalid)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    attrs.ContextSizeOverride = sizeof(PLAIN_CONTEXT) - 1;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
+    /* An override without a context type is just as invalid. */
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.ContextSizeOverride = 128;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
+}
+END_TEST
+
+START_TEST(object_create_context_size_override_larger_gives_zeroed_room)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    const size_t big = sizeof(PLAIN_CONTEXT) + 1000;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    attrs.ContextSizeOverride = big;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    unsigned char *ctx = (unsigned char *)WdfObjectGet_PLAIN_CONTEXT(obj);
+    for (size_t i = 0; i < big; i++)
+        ck_assert_uint_eq(ctx[i], 0);
+    memset(ctx, 0x77, big); /* all of it is ours (ASan checks) */
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(object_create_accepts_execution_level_but_not_synchronization_scope)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.ExecutionLevel = WdfExecutionLevelPassive;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    WdfObjectDelete(obj);
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.SynchronizationScope = WdfSynchronizationScopeDevice;
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
+}
+END_TEST
+
+START_TEST(object_create_null_handle_pointer_is_bugcheck)
+{
+    ck_assert_int_eq(WdfObjectCreate(NULL, NULL), STATUS_INVALID_PARAMETER);
+    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfObjectCreate");
+}
+END_TEST
+
+START_TEST(object_create_allocation_failure_is_insufficient_resources)
+{
+    WDFOBJECT obj = (WDFOBJECT)1;
+    UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_ptr_null(obj);
+}
+END_TEST
+
+/* ---- typed contexts ---- */
+
+START_TEST(typed_context_is_zeroed)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    PLAIN_CONTEXT *ctx = WdfObjectGet_PLAIN_CONTEXT(obj);
+    ck_assert_ptr_nonnull(ctx);
+    ck_assert_int_eq(ctx->value, 0);
+    for (size_t i = 0; i < sizeof(ctx->bytes); i++)
+        ck_assert_int_eq(ctx->bytes[i], 0);
+    ck_assert_ptr_eq(WdfObjectGetTypedContext(obj, PLAIN_CONTEXT), ctx);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(typed_context_with_name_uses_the_named_accessor)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, NAMED_CONTEXT);
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    named_context(obj)->counter = 7;
+    ck_assert_int_eq(WdfObjectGetTypedContext(obj, NAMED_CONTEXT)->counter, 7);
+    ck_assert_uint_eq((uintptr_t)named_context(obj) % 16, 0); /* suitably aligned */
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(context_get_object_round_trips)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_ptr_eq(WdfObjectContextGetObject(WdfObjectGet_PLAIN_CONTEXT(obj)), obj);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(typed_context_of_absent_type_is_null)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj, bare;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_ptr_null(named_context(obj));
+    ck_assert_int_eq(WdfObjectCreate(NULL, &bare), STATUS_SUCCESS);
+    ck_assert_ptr_null(WdfObjectGet_PLAIN_CONTEXT(bare));
+    WdfObjectDelete(obj);
+    WdfObjectDelete(bare);
+}
+END_TEST
+
+/* ---- WdfObjectAllocateContext ---- */
+
+START_TEST(allocate_context_adds_a_second_type)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    PVOID extra = NULL;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, NAMED_CONTEXT);
+    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &extra), STATUS_SUCCESS);
+    ck_assert_ptr_nonnull(extra);
+    ck_assert_ptr_eq(named_context(obj), extra);
+    ck_assert_int_eq(((NAMED_CONTEXT *)extra)->counter, 0);
+    ck_assert_ptr_eq(WdfObjectContextGetObject(extra), obj);
+    ck_assert_ptr_nonnull(WdfObjectGet_PLAIN_CONTEXT(obj)); /* the first one is still there */
+    ck_assert_ptr_ne(WdfObjectGet_PLAIN_CONTEXT(obj), extra);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(allocate_context_same_type_again_is_name_exists_and_returns_existing)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    PVOID again = NULL;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    WdfObjectGet_PLAIN_CONTEXT(obj)->value = 99;
+    NTSTATUS status = WdfObjectAllocateContext(obj, &attrs, &again);
+    ck_assert_int_eq(status, STATUS_OBJECT_NAME_EXISTS);
+    ck_assert(NT_SUCCESS(status)); /* informational, not an error */
+    ck_assert_ptr_eq(again, WdfObjectGet_PLAIN_CONTEXT(obj));
+    ck_assert_int_eq(((PLAIN_CONTEXT *)again)->value, 99);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(allocate_context_with_parent_is_parent_assignment_not_allowed)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj, other;
+    PVOID ctx = NULL;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfObjectCreate(NULL, &other), STATUS_SUCCESS);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
+    attrs.ParentObject = other;
+    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx),
+                     STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED);
+    ck_assert_ptr_null(ctx);
+    WdfObjectDelete(obj);
+    WdfObjectDelete(other);
+}
+END_TEST
+
+START_TEST(allocate_context_without_type_is_object_name_invalid)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    PVOID ctx = NULL;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_OBJECT_NAME_INVALID);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(allocate_context_allocation_failure_is_insufficient_resources)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    PVOID ctx = NULL;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, NAMED_CONTEXT);
+    UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
+    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_INSUFFICIENT_RESOURCES);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    ck_assert_ptr_null(named_context(obj));
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(allocate_context_callbacks_run_at_delete)
+{
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    PVOID ctx;
+    log_reset();
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, LOG_CONTEXT);
+    attrs.EvtCleanupCallback = log_cleanup;
+    attrs.EvtDestroyCallback = log_destroy;
+    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_SUCCESS);
+    ((LOG_CONTEXT *)ctx)->tag = 'x';
+    WdfObjectDelete(obj);
+    ck_assert_str_eq(event_log, "cxdx");
+}
+END_TEST
+
+/* ---- parents, deletion order, references ---- */
+
+START_TEST(deleting_a_parent_deletes_its_children)
+{
+    log_reset();
+    WDFOBJECT parent = make_logged('P', NULL);
+    WDFOBJECT child = make_logged('C', parent);
+    make_logged('D', parent);
+    make_logged('G', child);
+    WdfObjectDelete(parent);
+    ck_assert_int_eq(event_len, 8 * 2); /* cleanup and destroy for all four */
+    ck_assert_ptr_null(log_context(child));
+    expect_bugcheck(WDF_INVALID_HANDLE, NULL); /* the child's handle died with it */
+}
+END_TEST
+
+START_TEST(cleanup_and_destroy_run_children_first_cleanup_before_destroy)
+{
+    log_reset();
+    WDFOBJECT parent = make_logged('P', NULL);
+    WDFOBJECT child = make_logged('C', parent);
+    make_logged('G', child);
+    WdfObjectDelete(parent);
+    const char tags[] = "PCG";
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(log_index('c', tags[i]) < log_index('d', tags[i]),
+                      "%c: destroy before cleanup in '%s'", tags[i], event_log);
+    /* Children before parents, for both callbacks. */
+    ck_assert_int_lt(log_index('c', 'G'), log_index('c', 'C'));
+    ck_assert_int_lt(log_index('c', 'C'), log_index('c', 'P'));
+    ck_assert_int_lt(log_index('d', 'G'), log_index('d', 'C'));
+    ck_assert_int_lt(log_index('d', 'C'), log_index('d', 'P'));
+}
+END_TEST
+
+START_TEST(deleting_a_child_leaves_the_parent)
+{
+    log_reset();
+    WDFOBJECT parent = make_logged('P', NULL);
+    WDFOBJECT child = make_logged('C', parent);
+    WdfObjectDelete(child);
+    ck_assert_str_eq(event_log, "cCdC");
+    ck_assert_int_eq(log_context(parent)->tag, 'P');
+    WdfObjectDelete(parent);
+    ck_assert_str_eq(event_log, "cCdCcPdP");
+}
+END_TEST
+
+START_TEST(extra_reference_delays_destroy_not_cleanup)
+{
+    log_reset();
+    WDFOBJECT obj = make_logged('R', NULL);
+    WdfObjectReference(obj);
+    WdfObjectDelete(obj);
+    ck_assert_str_eq(event_log, "cR");
+    ck_assert_int_eq(log_context(obj)->tag, 'R'); /* handle still valid while referenced */
+    WdfObjectDereference(obj);
+    ck_assert_str_eq(event_log, "cRdR");
+}
+END_TEST
+
+START_TEST(reference_with_tag_pairs_like_plain_reference)
+{
+    log_reset();
+    WDFOBJECT obj = make_logged('T', NULL);
+    WdfObjectReferenceWithTag(obj, (PVOID)0x1234);
+    WdfObjectDelete(obj);
+    ck_assert_str_eq(event_log, "cT");
+    WdfObjectDereferenceWithTag(obj, (PVOID)0x1234);
+    ck_assert_str_eq(event_log, "cTdT");
+}
+END_TEST
+
+START_TEST(dereference_without_reference_is_bugcheck)
+{
+    WDFOBJECT obj;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    WdfObjectDereference(obj);
+    expect_bugcheck(WDF_OBJECT_ERROR, "WdfObjectDereference");
+    WdfObjectDelete(obj); /* still alive: the bad dereference was refused */
+}
+END_TEST
+
+/* ---- handle validation ---- */
+
+START_TEST(deleted_handle_is_bugcheck)
+{
+    WDFOBJECT obj;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    WdfObjectDelete(obj);
+    WdfObjectDelete(obj);
+    expect_bugcheck(WDF_INVALID_HANDLE, "WdfObjectDelete");
+    WdfObjectReference(obj);
+    expect_bugcheck(WDF_INVALID_HANDLE, "not a live");
+}
+END_TEST
+
+START_TEST(stale_handle_stays_invalid_after_slot_reuse)
+{
+    WDFOBJECT old, fresh;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &old), STATUS_SUCCESS);
+    WdfObjectDelete(old);
+    ck_assert_int_eq(WdfObjectCreate(NULL, &fresh), STATUS_SUCCESS);
+    ck_assert_ptr_ne(old, fresh);
+    WdfObjectDelete(old);
+    expect_bugcheck(WDF_INVALID_HANDLE, NULL);
+    WdfObjectDelete(fresh);
+}
+END_TEST
+
+START_TEST(garbage_handle_is_bugcheck)
+{
+    WdfObjectDelete((WDFOBJECT)0x12345);
+    expect_bugcheck(WDF_INVALID_HANDLE, "WdfObjectDelete");
+    ck_assert_ptr_null(WdfDriverWdmGetDriverObject((WDFDRIVER)(uintptr_t)0xdeadbeefcafe));
+    expect_bugcheck(WDF_INVALID_HANDLE, "WdfDriverWdmGetDriverObject");
+}
+END_TEST
+
+START_TEST(wrong_type_handle_is_bugcheck)
+{
+    WDFOBJECT obj;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_ptr_null(WdfDriverWdmGetDriverObject((WDFDRIVER)obj));
+    expect_bugcheck(WDF_INVALID_HANDLE, "is a WDFOBJECT, expected a WDFDRIVER");
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(null_handle_is_required_parameter_bugcheck)
+{
+    WdfObjectDelete(NULL);
+    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfObjectDelete");
+    ck_assert_ptr_null(WdfObjectGetTypedContext(NULL, PLAIN_CONTEXT));
+    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, NULL);
+}
+END_TEST
+
+/* Without a callback a bug check prints and aborts, like the real one
+ * stops the machine. */
+static void trigger_default_bugcheck(int report_fd)
+{
+    UwdfSetBugCheckCallback(NULL, NULL);
+    dup2(report_fd, STDERR_FILENO); /* keep the expected report out of the test log */
+    WdfObjectDelete((WDFOBJECT)0x12345);
+}
+
+START_TEST(default_bugcheck_aborts)
+{
+    int devnull = open("/dev/null", O_WRONLY);
+    trigger_default_bugcheck(devnull);
+    ck_abort_msg("bug check returned");
+}
+END_TEST
+
+/* Forks by itself, so it also runs when Check does not fork (CK_FORK=no,
+ * e.g. under valgrind), and reads what the bug check printed. */
+START_TEST(default_bugcheck_prints_code_and_reason_then_aborts)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        trigger_default_bugcheck(fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    char report[2048];
+    size_t used = 0;
+    ssize_t n;
+    while (used < sizeof(report) - 1 &&
+           (n = read(fds[0], report + used, sizeof(report) - 1 - used)) > 0)
+        used += (size_t)n;
+    report[used] = '\0';
+    close(fds[0]);
+    int wstatus = 0;
+    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+    ck_assert_msg(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGABRT,
+                  "child did not abort (status 0x%x)", wstatus);
+    ck_assert_msg(strstr(report, "0x10D") && strstr(report, "WDF_INVALID_HANDLE") &&
+                      strstr(report, "WdfObjectDelete"),
+                  "report: %s", report);
+}
+END_TEST
+
+/* ---- driver and device ---- */
+
+START_TEST(driver_create_twice_is_invalid_device_state)
+{
+    WDF_DRIVER_CONFIG cfg;
+    WDFDRIVER driver = make_driver(), second = NULL;
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &second), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_ptr_null(second);
+    WdfObjectDelete(driver);
+    /* After unload a new driver may be created. */
+    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &second), STATUS_SUCCESS);
+    WdfObjectDelete(second);
+}
+END_TEST
+
+START_TEST(driver_config_bad_size_is_info_length_mismatch)
+{
+    WDF_DRIVER_CONFIG cfg;
+    WDFDRIVER driver;
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    cfg.Size = sizeof(cfg) - 4;
+    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_ptr_null(WdfGetDriver());
+}
+END_TEST
+
+START_TEST(driver_with_parent_is_parent_assignment_not_allowed)
+{
+    WDF_DRIVER_CONFIG cfg;
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFOBJECT obj;
+    WDFDRIVER driver;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.ParentObject = obj;
+    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, &attrs, &cfg, &driver),
+                     STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(driver_wdm_get_driver_object_is_non_null)
+{
+    WDFDRIVER driver = make_driver();
+    PDRIVER_OBJECT wdm = WdfDriverWdmGetDriverObject(driver);
+    ck_assert_ptr_nonnull(wdm);
+    ck_assert_ptr_eq(WdfDriverWdmGetDriverObject(driver), wdm); /* stable */
+    ck_assert_uint_gt(wdm->DriverName.Length, 0);
+    ck_assert_ptr_eq(WdfGetDriver(), driver);
+    WdfObjectDelete(driver);
+    ck_assert_ptr_null(WdfGetDriver());
+}
+END_TEST
+
+static int unload_calls;
+static VOID count_unload(WDFDRIVER Driver)
+{
+    (void)Driver;
+    unload_calls++;
+}
+
+START_TEST(driver_unload_callback_runs_when_the_driver_is_deleted)
+{
+    WDF_DRIVER_CONFIG cfg;
+    WDFDRIVER driver;
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    cfg.EvtDriverUnload = count_unload;
+    unload_calls = 0;
+    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver), STATUS_SUCCESS);
+    ck_assert_int_eq(unload_calls, 0);
+    WdfObjectDelete(driver);
+    ck_assert_int_eq(unload_calls, 1);
+}
+END_TEST
+
+START_TEST(control_device_is_created_and_finishes_initializing)
+{
+    WDFDRIVER driver = make_driver();
+    WDFDEVICE device;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &device), STATUS_SUCCESS);
+    ck_assert_ptr_null(init); /* the framework took it */
+    PDEVICE_OBJECT wdm = WdfDeviceWdmGetDeviceObject(device);
+    ck_assert_ptr_nonnull(wdm);
+    ck_assert(wdm->Flags & DO_DEVICE_INITIALIZING);
+    WdfControlFinishInitializing(device);
+    ck_assert(!(wdm->Flags & DO_DEVICE_INITIALIZING));
+    ck_assert_ptr_eq(wdm->DriverObject, WdfDriverWdmGetDriverObject(driver));
+    ck_assert_ptr_eq(WdfDeviceGetDriver(device), driver);
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+START_TEST(device_create_with_parent_is_not_allowed_and_init_stays_with_caller)
+{
+    WDFDRIVER driver = make_driver();
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFDEVICE device;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.ParentObject = driver;
+    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &device),
+                     STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED);
+    ck_assert_ptr_nonnull(init);
+    WdfDeviceInitFree(init);
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+START_TEST(deleting_the_driver_deletes_devices_and_objects_under_it)
+{
+    WDFDRIVER driver = make_driver();
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDFDEVICE device;
+    log_reset();
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, LOG_CONTEXT);
+    attrs.EvtDestroyCallback = log_destroy;
+    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &device), STATUS_SUCCESS);
+    log_context(device)->tag = 'V';
+    WdfControlFinishInitializing(device);
+    WDFOBJECT generic = make_logged('O', NULL);   /* default parent: the driver */
+    WDFOBJECT under_device = make_logged('U', device);
+    (void)generic;
+    (void)under_device;
+    WdfObjectDelete(driver);
+    ck_assert_int_ge(log_index('d', 'V'), 0);
+    ck_assert_int_ge(log_index('d', 'O'), 0);
+    ck_assert_int_lt(log_index('d', 'U'), log_index('d', 'V'));
+    ck_assert_ptr_null(WdfDeviceWdmGetDeviceObject(device));
+    expect_bugcheck(WDF_INVALID_HANDLE, NULL);
+}
+END_TEST
+
+/* ---- IRQL emulation ---- */
+
+static void *irql_thread(void *arg)
+{
+    *(KIRQL *)arg = KeGetCurrentIrql();
+    return NULL;
+}
+
+START_TEST(irql_is_passive_on_application_threads)
+{
+    KIRQL other = 0xFF;
+    pthread_t t;
+    ck_assert_uint_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    ck_assert_int_eq(pthread_create(&t, NULL, irql_thread, &other), 0);
+    pthread_join(t, NULL);
+    ck_assert_uint_eq(other, PASSIVE_LEVEL);
+}
+END_TEST
+
+START_TEST(passive_only_ddi_at_dispatch_is_invalid_device_request)
+{
+    WDF_DRIVER_CONFIG cfg;
+    WDFDRIVER driver = NULL;
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    KIRQL old = uwdf_irql_raise_to_dispatch();
+    ck_assert_uint_eq(KeGetCurrentIrql(), DISPATCH_LEVEL);
+    NTSTATUS status = WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver);
+    uwdf_irql_restore(old);
+    ck_assert_int_eq(status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_ptr_null(driver);
+    ck_assert_uint_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
+}
+END_TEST
+
+START_TEST(passive_only_ddi_at_dispatch_is_bugcheck_under_verifier)
+{
+    WDF_DRIVER_CONFIG cfg;
+    WDFDRIVER driver;
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    UwdfSetVerifier(TRUE);
+    ck_assert(UwdfIsVerifierEnabled());
+    KIRQL old = uwdf_irql_raise_to_dispatch();
+    NTSTATUS status = WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver);
+    uwdf_irql_restore(old);
+    UwdfSetVerifier(FALSE);
+    ck_assert_int_eq(status, STATUS_INVALID_DEVICE_REQUEST);
+    expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, "PASSIVE_LEVEL");
+}
+END_TEST
+
+/* ---- time units ---- */
+
+START_TEST(timeout_unit_constants_are_100ns_based)
+{
+    ck_assert_int_eq(WDF_TIMEOUT_TO_SEC, 10000000LL);
+    ck_assert_int_eq(WDF_TIMEOUT_TO_MS, 10000LL);
+    ck_assert_int_eq(WDF_TIMEOUT_TO_US, 10LL);
+}
+END_TEST
+
+/* UMDF 2.0 once shipped these 10x off (KB 4512989): pin the exact values. */
+START_TEST(relative_timeouts_are_negative_100ns_counts)
+{
+    ck_assert_int_eq(WDF_REL_TIMEOUT_IN_MS(5), -50000LL);
+    ck_assert_int_eq(WDF_REL_TIMEOUT_IN_SEC(1), -10000000LL);
+    ck_assert_int_eq(WDF_REL_TIMEOUT_IN_SEC(30), -300000000LL);
+    ck_assert_int_eq(WDF_REL_TIMEOUT_IN_US(7), -70LL);
+    ck_assert_int_eq(WDF_REL_TIMEOUT_IN_MS(0), 0);
+}
+END_TEST
+
+START_TEST(absolute_timeouts_are_positive_100ns_counts)
+{
+    ck_assert_int_eq(WDF_ABS_TIMEOUT_IN_SEC(1), 10000000LL);
+    ck_assert_int_eq(WDF_ABS_TIMEOUT_IN_MS(3), 30000LL);
+    ck_assert_int_eq(WDF_ABS_TIMEOUT_IN_US(2), 20LL);
+    /* A real deadline is system time plus a span. */
+    LARGE_INTEGER now;
+    KeQuerySystemTime(&now);
+    ck_assert_int_gt(now.QuadPart + WDF_ABS_TIMEOUT_IN_MS(100), now.QuadPart);
+}
+END_TEST
+
+START_TEST(ke_query_system_time_is_nt_time_of_now)
+{
+    LARGE_INTEGER nt, precise;
+    KeQuerySystemTime(&nt);
+    long long expected = (long long)time(NULL) * 10000000LL + UWDF_NT_EPOCH_DELTA_100NS;
+    ck_assert_int_eq(UWDF_NT_EPOCH_DELTA_100NS, 116444736000000000LL);
+    ck_assert_msg(llabs(nt.QuadPart - expected) < 2 * 10000000LL,
+                  "KeQuerySystemTime %lld vs %lld", (long long)nt.QuadPart, expected);
+    KeQuerySystemTimePrecise(&precise);
+    ck_assert_int_ge(precise.QuadPart, nt.QuadPart);
+}
+END_TEST
+
+/* ---- strings ---- */
+
+START_TEST(rtl_init_unicode_string_counts_bytes_of_wchar)
+{
+    UNICODE_STRING us;
+    RtlInitUnicodeString(&us, L"abc");
+    ck_assert_uint_eq(us.Length, 3 * sizeof(WCHAR));
+    ck_assert_uint_eq(us.MaximumLength, 4 * sizeof(WCHAR));
+    ck_assert(wcscmp(us.Buffer, L"abc") == 0);
+    RtlInitUnicodeString(&us, L"");
+    ck_assert_uint_eq(us.Length, 0);
+    ck_assert_uint_eq(us.MaximumLength, sizeof(WCHAR));
+    RtlInitUnicodeString(&us, NULL);
+    ck_assert_uint_eq(us.Length, 0);
+    ck_assert_uint_eq(us.MaximumLength, 0);
+    ck_assert_ptr_null(us.Buffer);
+}
+END_TEST
+
+START_TEST(rtl_constant_string_matches_rtl_init)
+{
+    static const UNICODE_STRING c = RTL_CONSTANT_STRING(L"\\Device\\Foo");
+    UNICODE_STRING r;
+    RtlInitUnicodeString(&r, L"\\Device\\Foo");
+    ck_assert_uint_eq(c.Length, r.Length);
+    ck_assert_uint_eq(c.MaximumLength, r.MaximumLength);
+    ck_assert_uint_eq(c.Length, 11 * sizeof(WCHAR));
+}
+END_TEST
+
+START_TEST(rtl_init_unicode_string_clamps_long_strings)
+{
+    enum { CHARS = 40000 };
+    WCHAR *s = malloc((CHARS + 1) * sizeof(WCHAR));
+    UNICODE_STRING us;
+    for (int i = 0; i < CHARS; i++)
+        s[i] = L'x';
+    s[CHARS] = L'\0';
+    RtlInitUnicodeString(&us, s);
+    /* Both lengths stay whole characters and the terminator still fits. */
+    ck_assert_uint_eq(us.Length % sizeof(WCHAR), 0);
+    ck_assert_uint_eq(us.MaximumLength, us.Length + sizeof(WCHAR));
+    ck_assert_uint_gt(us.Length, 0xFFFF - 2 * sizeof(WCHAR));
+    free(s);
+}
+END_TEST
+
+/* ---- statuses ---- */
+
+START_TEST(status_names_are_readable)
+{
+    ck_assert_str_eq(UwdfNtStatusName(STATUS_IO_TIMEOUT), "STATUS_IO_TIMEOUT");
+    ck_assert_str_eq(UwdfNtStatusName(STATUS_SUCCESS), "STATUS_SUCCESS");
+    ck_assert_str_eq(UwdfNtStatusName(STATUS_WDF_DEVICE_REMOVED_NOT_SENT),
+                     "STATUS_WDF_DEVICE_REMOVED_NOT_SENT");
+    ck_assert_ptr_null(UwdfNtStatusName((NTSTATUS)0xC0DEC0DE));
+}
+END_TEST
+
+START_TEST(errno_maps_to_the_designed_statuses)
+{
+    static const struct {
+        int err;
+        NTSTATUS status;
+    } table[] = {
+        { EINVAL, STATUS_INVALID_PARAMETER },
+        { EIO, STATUS_IO_DEVICE_ERROR },
+        { ENOSPC, STATUS_DISK_FULL },
+        { ENOMEM, STATUS_INSUFFICIENT_RESOURCES },
+        { ECANCELED, STATUS_CANCELLED },
+        { EBADF, STATUS_INVALID_HANDLE },
+        { EROFS, STATUS_MEDIA_WRITE_PROTECTED },
+        { ENXIO, STATUS_NO_SUCH_DEVICE },
+        { ENODEV, STATUS_NO_SUCH_DEVICE },
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        NTSTATUS got = UwdfNtStatusFromErrno(table[i].err);
+        ck_assert_msg(got == table[i].status, "errno %d -> 0x%08x", table[i].err, (unsigned)got);
+        /* Kernel completions carry -errno. */
+        ck_assert_int_eq(UwdfNtStatusFromErrno(-table[i].err), table[i].status);
+    }
+}
+END_TEST
+
+START_TEST(unknown_errno_is_unsuccessful)
+{
+    ck_assert_int_eq(UwdfNtStatusFromErrno(99999), STATUS_UNSUCCESSFUL);
+}
+END_TEST
+
+START_TEST(status_values_are_bit_exact)
+{
+    static const struct {
+        NTSTATUS status;
+        uint32_t value;
+    } table[] = {
+        { STATUS_SUCCESS, 0x00000000u },
+        { STATUS_TIMEOUT, 0x00000102u },
+        { STATUS_PENDING, 0x00000103u },
+        { STATUS_OBJECT_NAME_EXISTS, 0x40000000u },
+        { STATUS_BUFFER_OVERFLOW, 0x80000005u },
+        { STATUS_INVALID_PARAMETER, 0xC000000Du },
+        { STATUS_END_OF_FILE, 0xC0000011u },
+        { STATUS_BUFFER_TOO_SMALL, 0xC0000023u },
+        { STATUS_INTEGER_OVERFLOW, 0xC0000095u },
+        { STATUS_INSUFFICIENT_RESOURCES, 0xC000009Au },
+        { STATUS_IO_TIMEOUT, 0xC00000B5u },
+        { STATUS_CANCELLED, 0xC0000120u },
+        { STATUS_INVALID_DEVICE_STATE, 0xC0000184u },
+        { STATUS_IO_DEVICE_ERROR, 0xC0000185u },
+        { STATUS_INVALID_BUFFER_SIZE, 0xC0000206u },
+        { STATUS_WDF_DEVICE_REMOVED_NOT_SENT, 0xC0200206u },
+        { STATUS_WDF_OBJECT_ATTRIBUTES_INVALID, 0xC0200209u },
+        { STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED, 0xC020020Fu },
+        { STATUS_FLT_IO_COMPLETE, 0x001C0001u },
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        ck_assert_msg((uint32_t)table[i].status == table[i].value, "%s is 0x%08x, expected 0x%08x",
+                      UwdfNtStatusName(table[i].status), (unsigned)table[i].status,
+                      (unsigned)table[i].value);
+}
+END_TEST
+
+START_TEST(nt_success_is_true_for_informational_false_for_warnings)
+{
+    ck_assert(NT_SUCCESS(STATUS_SUCCESS));
+    ck_assert(NT_SUCCESS(STATUS_PENDING));
+    ck_assert(NT_SUCCESS(STATUS_OBJECT_NAME_EXISTS));
+    ck_assert(NT_INFORMATION(STATUS_OBJECT_NAME_EXISTS));
+    ck_assert(!NT_SUCCESS(STATUS_BUFFER_OVERFLOW));
+    ck_assert(NT_WARNING(STATUS_BUFFER_OVERFLOW));
+    ck_assert(!NT_SUCCESS(STATUS_IO_TIMEOUT));
+    ck_assert(NT_ERROR(STATUS_IO_TIMEOUT));
+}
+END_TEST
+
+START_TEST(bugcheck_code_is_wdf_violation)
+{
+    ck_assert_int_eq(WDF_VIOLATION, 0x10D);
+    ck_assert_int_eq(WDF_REQUIRED_PARAMETER_IS_NULL, 0x4);
+    ck_assert_int_eq(WDF_INVALID_HANDLE, 0x5);
+    ck_assert_int_eq(WDF_REQUEST_FATAL_ERROR, 0x6);
+}
+END_TEST
+
+/* ---- KEVENT ---- */
+
+static NTSTATUS wait_event(PKEVENT ev, PLARGE_INTEGER timeout)
+{
+    return KeWaitForSingleObject(ev, Executive, KernelMode, FALSE, timeout);
+}
+
+START_TEST(notification_event_stays_signalled)
+{
+    KEVENT ev;
+    KeInitializeEvent(&ev, NotificationEvent, FALSE);
+    ck_assert_int_eq(KeReadStateEvent(&ev), 0);
+    ck_assert_int_eq(KeSetEvent(&ev, IO_NO_INCREMENT, FALSE), 0);
+    ck_assert_int_eq(wait_event(&ev, NULL), STATUS_SUCCESS);
+    ck_assert_int_eq(wait_event(&ev, NULL), STATUS_SUCCESS);
+    ck_assert_int_eq(KeReadStateEvent(&ev), 1);
+    ck_assert_int_eq(KeResetEvent(&ev), 1);
+    ck_assert_int_eq(KeReadStateEvent(&ev), 0);
+    UwdfKeDestroyEvent(&ev);
+}
+END_TEST
+
+START_TEST(synchronization_event_resets_after_one_wait)
+{
+    KEVENT ev;
+    LARGE_INTEGER poll = { .QuadPart = 0 };
+    KeInitializeEvent(&ev, SynchronizationEvent, TRUE);
+    ck_assert_int_eq(wait_event(&ev, &poll), STATUS_SUCCESS);
+    ck_assert_int_eq(wait_event(&ev, &poll), STATUS_TIMEOUT);
+    UwdfKeDestroyEvent(&ev);
+}
+END_TEST
+
+START_TEST(event_wait_times_out_after_relative_timeout)
+{
+    KEVENT ev;
+    LARGE_INTEGER timeout = { .QuadPart = WDF_REL_TIMEOUT_IN_MS(30) };
+    KeInitializeEvent(&ev, NotificationEvent, FALSE);
+    double t0 = tu_now_ms();
+    ck_assert_int_eq(wait_event(&ev, &timeout), STATUS_TIMEOUT);
+    double waited = tu_now_ms() - t0;
+    ck_assert_msg(waited >= 29.0, "returned after %.1f ms", waited);
+    UwdfKeDestroyEvent(&ev);
+}
+END_TEST
+
+START_TEST(event_wait_honours_absolute_timeout)
+{
+    KEVENT ev;
+    LARGE_INTEGER deadline;
+    KeInitializeEvent(&ev, NotificationEvent, FALSE);
+    KeQuerySystemTime(&deadline);
+    deadline.QuadPart += WDF_ABS_TIMEOUT_IN_MS(30);
+    double t0 = tu_now_ms();
+    ck_assert_int_eq(wait_event(&ev, &deadline),
+                     STATUS_TIMEOUT);
+    ck_assert_msg(tu_now_ms() - t0 >= 20.0, "absolute deadline ignored");
+    UwdfKeDestroyEvent(&ev);
+}
+END_TEST
+
+static void *set_after_delay(void *arg)
+{
+    struct timespec ts = { 0, 20 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    KeSetEvent(arg, IO_NO_INCREMENT, FALSE);
+    return NULL;
+}
+
+START_TEST(event_set_from_another_thread_wakes_the_waiter)
+{
+    KEVENT ev;
+    pthread_t t;
+    LARGE_INTEGER timeout = { .QuadPart = WDF_REL_TIMEOUT_IN_SEC(10) };
+    KeInitializeEvent(&ev, SynchronizationEvent, FALSE);
+    ck_assert_int_eq(pthread_create(&t, NULL, set_after_delay, &ev), 0);
+    ck_assert_int_eq(wait_event(&ev, &timeout), STATUS_SUCCESS);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(KeReadStateEvent(&ev), 0); /* consumed by the wait */
+    UwdfKeDestroyEvent(&ev);
+}
+END_TEST
+
+static Suite *object_suite(void)
+{
+    Suite *s = suite_create("object");
+    TCase *tc = tcase_create("create");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, object_create_without_attributes);
+    tcase_add_test(tc, object_create_with_initialized_attributes);
+    tcase_add_test(tc, object_create_memset_zero_attributes_are_invalid);
+    tcase_add_test(tc, object_create_bad_attributes_size_is_info_length_mismatch);
+    tcase_add_test(tc, object_create_bad_context_type_info_size_is_info_length_mismatch);
+    tcase_add_test(tc, object_create_context_size_override_smaller_than_type_is_invalid);
+    tcase_add_test(tc, object_create_context_size_override_larger_gives_zeroed_room);
+    tcase_add_test(tc, object_create_accepts_execution_level_but_not_synchronization_scope);
+    tcase_add_test(tc, object_create_null_handle_pointer_is_bugcheck);
+    tcase_add_test(tc, object_create_allocation_failure_is_insufficient_resources);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("context");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, typed_context_is_zeroed);
+    tcase_add_test(tc, typed_context_with_name_uses_the_named_accessor);
+    tcase_add_test(tc, context_get_object_round_trips);
+    tcase_add_test(tc, typed_context_of_absent_type_is_null);
+    tcase_add_test(tc, allocate_context_adds_a_second_type);
+    tcase_add_test(tc, allocate_context_same_type_again_is_name_exists_and_returns_existing);
+    tcase_add_test(tc, allocate_context_with_parent_is_parent_assignment_not_allowed);
+    tcase_add_test(tc, allocate_context_without_type_is_object_name_invalid);
+    tcase_add_test(tc, allocate_context_allocation_failure_is_insufficient_resources);
+    tcase_add_test(tc, allocate_context_callbacks_run_at_delete);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("lifetime");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, deleting_a_parent_deletes_its_children);
+    tcase_add_test(tc, cleanup_and_destroy_run_children_first_cleanup_before_destroy);
+    tcase_add_test(tc, deleting_a_child_leaves_the_parent);
+    tcase_add_test(tc, extra_reference_delays_destroy_not_cleanup);
+    tcase_add_test(tc, reference_with_tag_pairs_like_plain_reference);
+    tcase_add_test(tc, dereference_without_reference_is_bugcheck);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("handles");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, deleted_handle_is_bugcheck);
+    tcase_add_test(tc, stale_handle_stays_invalid_after_slot_reuse);
+    tcase_add_test(tc, garbage_handle_is_bugcheck);
+    tcase_add_test(tc, wrong_type_handle_is_bugcheck);
+    tcase_add_test(tc, null_handle_is_required_parameter_bugcheck);
+    tcase_add_test(tc, default_bugcheck_prints_code_and_reason_then_aborts);
+    /* Check can only catch the abort itself when it forks the test. */
+    const char *fork_mode = getenv("CK_FORK");
+    if (!fork_mode || strcmp(fork_mode, "no") != 0)
+        tcase_add_test_raise_signal(tc, default_bugcheck_aborts, SIGABRT);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("driver");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, driver_create_twice_is_invalid_device_state);
+    tcase_add_test(tc, driver_config_bad_size_is_info_length_mismatch);
+    tcase_add_test(tc, driver_with_parent_is_parent_assignment_not_allowed);
+    tcase_add_test(tc, driver_wdm_get_driver_object_is_non_null);
+    tcase_add_test(tc, driver_unload_callback_runs_when_the_driver_is_deleted);
+    tcase_add_test(tc, control_device_is_created_and_finishes_initializing);
+    tcase_add_test(tc, device_create_with_parent_is_not_allowed_and_init_stays_with_caller);
+    tcase_add_test(tc, deleting_the_driver_deletes_devices_and_objects_under_it);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("runtime");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, irql_is_passive_on_application_threads);
+    tcase_add_test(tc, passive_only_ddi_at_dispatch_is_invalid_device_request);
+    tcase_add_test(tc, passive_only_ddi_at_dispatch_is_bugcheck_under_verifier);
+    tcase_add_test(tc, timeout_unit_constants_are_100ns_based);
+    tcase_add_test(tc, relative_timeouts_are_negative_100ns_counts);
+    tcase_add_test(tc, absolute_timeouts_are_positive_100ns_counts);
+    tcase_add_test(tc, ke_query_system_time_is_nt_time_of_now);
+    tcase_add_test(tc, rtl_init_unicode_string_counts_bytes_of_wchar);
+    tcase_add_test(tc, rtl_constant_string_matches_rtl_init);
+    tcase_add_test(tc, rtl_init_unicode_string_clamps_long_strings);
+    tcase_add_test(tc, status_names_are_readable);
+    tcase_add_test(tc, errno_maps_to_the_designed_statuses);
+    tcase_add_test(tc, unknown_errno_is_unsuccessful);
+    tcase_add_test(tc, status_values_are_bit_exact);
+    tcase_add_test(tc, nt_success_is_true_for_informational_false_for_warnings);
+    tcase_add_test(tc, bugcheck_code_is_wdf_violation);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("event");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, notification_event_stays_signalled);
+    tcase_add_test(tc, synchronization_event_resets_after_one_wait);
+    tcase_add_test(tc, event_wait_times_out_after_relative_timeout);
+    tcase_add_test(tc, event_wait_honours_absolute_timeout);
+    tcase_add_test(tc, event_set_from_another_thread_wakes_the_waiter);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run_suite(object_suite());
+}
