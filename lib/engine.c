@@ -183,11 +183,13 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
         c->in_tail = io;
     }
     atomic_store_explicit(&c->has_incoming, true, memory_order_release);
-    pthread_mutex_unlock(&c->lock);
     /* Only the push onto empty lists wakes: the thread drains both lists
-     * whole, so later pushes before it runs ride on the same wake. */
+     * whole, so later pushes before it runs ride on the same wake. The wake
+     * happens under the lock, which the thread takes before it closes the
+     * backend, so a wake never touches a closed backend. */
     if (wake && tls_engine != &c->pub)
         c->pub.ops->wake(&c->pub);
+    pthread_mutex_unlock(&c->lock);
 }
 
 void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
@@ -286,6 +288,9 @@ static void *engine_thread(void *arg)
             !atomic_load(&c->has_incoming))
             break;
     }
+    /* Wait out any wake() still running on another thread. */
+    pthread_mutex_lock(&c->lock);
+    pthread_mutex_unlock(&c->lock);
     e->ops->close(e);
     return NULL;
 }
@@ -330,8 +335,10 @@ fail:
 void uwdf_engine_destroy(struct uwdf_engine *e)
 {
     struct uwdf_engine_core *c = core_of(e);
+    pthread_mutex_lock(&c->lock);
     atomic_store(&c->stopping, true);
     e->ops->wake(e);
+    pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
     pthread_cond_destroy(&c->started_cond);
     pthread_mutex_destroy(&c->lock);

@@ -1,0 +1,3714 @@
+/* uwdf-bench: a fio-style benchmark for the uwdf request / I/O-target model.
+ *
+ * It drives files and block devices through the public WDF API only
+ * (#include <uwdf.h>): asynchronous requests formatted with
+ * WdfIoTargetFormatRequestForRead/Write and sent with WdfRequestSend, whose
+ * completion routine reuses (WdfRequestReuse) and resends them, or
+ * synchronous WdfIoTargetSendRead/WriteSynchronously calls. Options, job
+ * files and the normal / terse / JSON / JSON+ reports follow fio, so fio
+ * users can bring their command lines and job files. `uwdf-bench --help`
+ * documents the options and where uwdf differs from fio.
+ *
+ * Sections of this file:
+ *   1. basics: time, messages, allocation
+ *   2. number formatting (fio's num2str style)
+ *   3. options: table, value parsers
+ *   4. command line and job files -> job definitions
+ *   5. crc32c and verify blocks
+ *   6. latency statistics and the log-linear histogram
+ *   7. files: naming, sizes, layout, removal
+ *   8. jobs: framework objects, offset generators, the I/O paths
+ *   9. monitor: bandwidth samples and the ETA line
+ *  10. reports: normal, terse, JSON, JSON+
+ *  11. main
+ */
+#include "config.h"
+
+#include <uwdf.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <wchar.h>
+
+#define BENCH_NAME "uwdf-bench"
+#define BENCH_VERSION BENCH_NAME "-" PACKAGE_VERSION
+
+#define NS_PER_US 1000ull
+#define NS_PER_MS 1000000ull
+#define NS_PER_SEC 1000000000ull
+
+#define KIB 1024ull
+#define MIB (1024ull * KIB)
+#define GIB (1024ull * MIB)
+
+#define DEFAULT_FILE_SIZE GIB
+#define MAX_GIVEN 64        /* options remembered per section (for JSON) */
+#define MAX_VERIFY_MSGS 10  /* verify failures printed per job */
+
+enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_N = 2 };
+
+/* ======================================================================
+ * 1. basics
+ * ====================================================================== */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void sleep_ns(uint64_t ns)
+{
+    struct timespec ts = { .tv_sec = (time_t)(ns / NS_PER_SEC), .tv_nsec = (long)(ns % NS_PER_SEC) };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+__attribute__((format(printf, 1, 2))) static void errmsg(const char *fmt, ...)
+{
+    va_list ap;
+    char line[1024];
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, BENCH_NAME ": %s\n", line);
+}
+
+__attribute__((noreturn)) static void out_of_memory(void)
+{
+    errmsg("out of memory");
+    exit(1);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        out_of_memory();
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        out_of_memory();
+    return p;
+}
+
+/* Strings of options and job files live as long as the process; they are
+ * kept on one list so that they are freed at exit (clean valgrind runs). */
+struct str_node {
+    struct str_node *next;
+    char s[];
+};
+static struct str_node *g_strings;
+
+static const char *keep_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    struct str_node *node = malloc(sizeof(*node) + n);
+    if (!node)
+        out_of_memory();
+    memcpy(node->s, s, n);
+    node->next = g_strings;
+    g_strings = node;
+    return node->s;
+}
+
+static const char *keep_strn(const char *s, size_t n)
+{
+    char *tmp = xcalloc(1, n + 1);
+    memcpy(tmp, s, n);
+    const char *kept = keep_str(tmp);
+    free(tmp);
+    return kept;
+}
+
+static void free_kept_strings(void)
+{
+    while (g_strings) {
+        struct str_node *next = g_strings->next;
+        free(g_strings);
+        g_strings = next;
+    }
+}
+
+/* Square root without libm (Newton's method from above; it only decreases). */
+static double bench_sqrt(double x)
+{
+    if (!(x > 0))
+        return 0;
+    double r = x > 1 ? x : 1;
+    for (int i = 0; i < 200; i++) {
+        double n = 0.5 * (r + x / r);
+        if (n >= r)
+            break;
+        r = n;
+    }
+    return r;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static uint64_t xorshift64(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return x;
+}
+
+static void fill_random(void *buf, size_t len, uint64_t seed)
+{
+    uint64_t st = seed | 1;
+    unsigned char *p = buf;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t v = xorshift64(&st);
+        memcpy(p + i, &v, 8);
+    }
+    for (; i < len; i++)
+        p[i] = (unsigned char)xorshift64(&st);
+}
+
+/* ======================================================================
+ * 2. number formatting
+ * ====================================================================== */
+
+/* At most four integer digits with a unit prefix, the way fio prints
+ * IOPS (base 1000: 316k, 12.3k) and sizes (base 1024: 4526MiB, 12.1GiB). */
+static void fmt_scaled(char *out, size_t n, double v, bool base1024, const char *unit)
+{
+    static const char *const pfx1000[] = { "", "k", "M", "G", "T", "P" };
+    static const char *const pfx1024[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi" };
+    const char *const *pfx = base1024 ? pfx1024 : pfx1000;
+    double base = base1024 ? 1024.0 : 1000.0;
+    int i = 0;
+    while (v >= 9999.5 && i < 5) {
+        v /= base;
+        i++;
+    }
+    /* Byte units always carry a prefix-less "B"; IOPS carry nothing. */
+    const char *p = (i == 0 && base1024) ? "" : pfx[i];
+    if (i > 0 && v < 99.95)
+        snprintf(out, n, "%.1f%s%s", v, p, unit);
+    else
+        snprintf(out, n, "%.0f%s%s", v, p, unit);
+}
+
+/* ======================================================================
+ * 3. options
+ * ====================================================================== */
+
+enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW };
+enum api_mode { API_ASYNC, API_SYNC };
+enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL };
+enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
+
+static const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw" };
+static const char *const api_names[] = { "async", "sync" };
+static const char *const engine_names[] = { "default", "io_uring", "libaio", "null" };
+
+struct kv {
+    const char *key, *val; /* val NULL: a bare flag */
+};
+
+/* Everything a job can be told. Plain data: copied from the running
+ * defaults when a job section starts. */
+struct job_opts {
+    const char *name;
+    const char *filename; /* NULL: generated name */
+    uint64_t size;
+    unsigned size_pct; /* 1..100 when size was given as a percentage */
+    bool size_set;
+    uint64_t offset;
+    unsigned offset_pct;
+    enum rw_mode rw;
+    unsigned rwmixread;
+    uint32_t bs;
+    unsigned iodepth;
+    unsigned iodepth_batch_submit;
+    unsigned numjobs;
+    bool thread;
+    uint64_t runtime_ns; /* 0: no limit */
+    bool time_based;
+    uint64_t ramp_ns;
+    uint64_t number_ios; /* 0: no limit */
+    bool direct;
+    enum engine_sel ioengine;
+    uint64_t randseed;
+    bool group_reporting;
+    enum verify_mode verify;
+    bool verify_fatal;
+    enum api_mode api;
+    bool reuse;
+    unsigned timeout_ms; /* 0: none */
+    bool fixedbufs, registerfiles;
+};
+
+static bool rw_reads(enum rw_mode m)
+{
+    return m == RW_READ || m == RW_RANDREAD || m == RW_RW || m == RW_RANDRW;
+}
+
+static bool rw_writes(enum rw_mode m)
+{
+    return m == RW_WRITE || m == RW_RANDWRITE || m == RW_RW || m == RW_RANDRW;
+}
+
+static bool rw_random(enum rw_mode m)
+{
+    return m == RW_RANDREAD || m == RW_RANDWRITE || m == RW_RANDRW;
+}
+
+/* fio's defaults (job files and --name command lines mean what they mean
+ * to fio), except the I/O engine: the library's default. */
+static void opts_fio_defaults(struct job_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->rw = RW_READ;
+    o->rwmixread = 50;
+    o->bs = 4096;
+    o->iodepth = 1;
+    o->iodepth_batch_submit = 1;
+    o->numjobs = 1;
+    o->randseed = 0x89; /* fio's default seed */
+    o->api = API_ASYNC;
+    o->reuse = true;
+    o->ioengine = ENGINE_DEFAULT;
+}
+
+/* The quick default job: `uwdf-bench` with no job file and no --name. */
+static void opts_quick_defaults(struct job_opts *o)
+{
+    opts_fio_defaults(o);
+    o->rw = RW_RANDREAD;
+    o->iodepth = 32;
+    o->direct = true;
+    o->runtime_ns = 10 * NS_PER_SEC;
+    o->time_based = true;
+}
+
+typedef int opt_parse_fn(struct job_opts *o, const char *val, char *err, size_t errlen);
+
+struct opt_def {
+    const char *name;
+    const char *alias;
+    bool is_flag; /* may be given bare; never takes the next argument */
+    opt_parse_fn *parse;
+    const char *arg;
+    const char *help;
+};
+
+/* ---- value parsers ---- */
+
+static bool parse_u64_plain(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end || *s == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Sizes: a number with an optional k/m/g/t/p suffix (also kb, kib, ...),
+ * base 1024 as in fio; "%" when pct is not NULL. */
+static bool parse_size_value(const char *s, uint64_t *out, unsigned *pct)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return false;
+    if (pct)
+        *pct = 0;
+    if (*end == '%') {
+        if (!pct || end[1] || v < 1 || v > 100 || v != (double)(unsigned)v)
+            return false;
+        *pct = (unsigned)v;
+        *out = 0;
+        return true;
+    }
+    uint64_t mult = 1;
+    char u = (char)(*end | 0x20);
+    const char *rest = end;
+    switch (u) {
+    case 'k': mult = KIB; rest++; break;
+    case 'm': mult = MIB; rest++; break;
+    case 'g': mult = GIB; rest++; break;
+    case 't': mult = 1024 * GIB; rest++; break;
+    case 'p': mult = 1024 * 1024 * GIB; rest++; break;
+    default: break;
+    }
+    if (mult > 1) {
+        if ((*rest | 0x20) == 'i')
+            rest++;
+        if ((*rest | 0x20) == 'b')
+            rest++;
+    } else if ((*rest | 0x20) == 'b') {
+        rest++;
+    }
+    if (*rest)
+        return false;
+    double bytes = v * (double)mult;
+    if (bytes > 18.0e18)
+        return false;
+    *out = (uint64_t)bytes;
+    if (mult == 1 && (double)*out != v)
+        return false; /* fractional bytes */
+    return true;
+}
+
+/* Times: a number with an optional unit; seconds when there is none. */
+static bool parse_time_value(const char *s, uint64_t *out_ns)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return false;
+    double mult;
+    if (!*end || !strcasecmp(end, "s") || !strcasecmp(end, "sec"))
+        mult = 1e9;
+    else if (!strcasecmp(end, "ms") || !strcasecmp(end, "msec"))
+        mult = 1e6;
+    else if (!strcasecmp(end, "us") || !strcasecmp(end, "usec"))
+        mult = 1e3;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "min"))
+        mult = 60e9;
+    else if (!strcasecmp(end, "h") || !strcasecmp(end, "hr"))
+        mult = 3600e9;
+    else if (!strcasecmp(end, "d"))
+        mult = 86400e9;
+    else
+        return false;
+    double ns = v * mult;
+    if (ns > 9.0e18)
+        return false;
+    *out_ns = (uint64_t)ns;
+    return true;
+}
+
+static bool parse_bool_value(const char *s, bool *out)
+{
+    if (!s) {
+        *out = true; /* a bare flag */
+        return true;
+    }
+    if (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static int bad_value(char *err, size_t n, const char *why)
+{
+    snprintf(err, n, "%s", why);
+    return -1;
+}
+
+static int parse_uint_range(const char *val, unsigned lo, unsigned hi, unsigned *out, char *err,
+                            size_t n)
+{
+    uint64_t v;
+    if (!parse_u64_plain(val, &v) || v < lo || v > hi) {
+        snprintf(err, n, "expected a whole number from %u to %u", lo, hi);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+#define BOOL_PARSER(field)                                                          \
+    static int p_##field(struct job_opts *o, const char *val, char *err, size_t n) \
+    {                                                                               \
+        if (!parse_bool_value(val, &o->field))                                      \
+            return bad_value(err, n, "expected 0 or 1");                            \
+        return 0;                                                                   \
+    }
+BOOL_PARSER(thread)
+BOOL_PARSER(time_based)
+BOOL_PARSER(direct)
+BOOL_PARSER(group_reporting)
+BOOL_PARSER(verify_fatal)
+BOOL_PARSER(reuse)
+BOOL_PARSER(fixedbufs)
+BOOL_PARSER(registerfiles)
+
+static int p_buffered(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    bool b;
+    if (!parse_bool_value(val, &b))
+        return bad_value(err, n, "expected 0 or 1");
+    o->direct = !b;
+    return 0;
+}
+
+static int p_name(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!val || !*val)
+        return bad_value(err, n, "a job name must not be empty");
+    o->name = keep_str(val);
+    return 0;
+}
+
+static int p_filename(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!val || !*val)
+        return bad_value(err, n, "expected a file or block device path");
+    if (!strcmp(val, "-"))
+        return bad_value(err, n, "'-' (stdin/stdout) is not supported");
+    o->filename = keep_str(val);
+    return 0;
+}
+
+static int p_size(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!parse_size_value(val, &o->size, &o->size_pct) || (!o->size_pct && o->size == 0))
+        return bad_value(err, n, "expected a size such as 512m, 4g or 20%");
+    o->size_set = true;
+    return 0;
+}
+
+static int p_offset(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!parse_size_value(val, &o->offset, &o->offset_pct))
+        return bad_value(err, n, "expected a byte offset such as 0, 1g or 10%");
+    return 0;
+}
+
+static int p_rw(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!val)
+        return bad_value(err, n, "expected read, write, randread, randwrite, rw or randrw");
+    /* fio allows a ":<nr>" sequential-skip suffix; uwdf does not. */
+    static const struct {
+        const char *name;
+        enum rw_mode mode;
+    } map[] = {
+        { "read", RW_READ },       { "write", RW_WRITE }, { "randread", RW_RANDREAD },
+        { "randwrite", RW_RANDWRITE }, { "rw", RW_RW }, { "readwrite", RW_RW },
+        { "randrw", RW_RANDRW },
+    };
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(val, map[i].name)) {
+            o->rw = map[i].mode;
+            return 0;
+        }
+    if (!strcmp(val, "trim") || !strcmp(val, "randtrim") || !strcmp(val, "trimwrite"))
+        return bad_value(err, n, "trim workloads are not supported yet");
+    return bad_value(err, n, "expected read, write, randread, randwrite, rw (readwrite) or randrw");
+}
+
+static int p_rwmixread(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    return parse_uint_range(val, 0, 100, &o->rwmixread, err, n);
+}
+
+static int p_rwmixwrite(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    unsigned w;
+    if (parse_uint_range(val, 0, 100, &w, err, n))
+        return -1;
+    o->rwmixread = 100 - w;
+    return 0;
+}
+
+static int p_bs(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    uint64_t v;
+    if (val && strchr(val, ','))
+        return bad_value(err, n, "separate read,write block sizes are not supported yet; give one size");
+    if (val && strchr(val, '-'))
+        return bad_value(err, n, "block size ranges are not supported yet; give one size");
+    if (!parse_size_value(val, &v, NULL) || v == 0)
+        return bad_value(err, n, "expected a block size such as 4k");
+    if (v > 256 * MIB)
+        return bad_value(err, n, "block size above 256m");
+    o->bs = (uint32_t)v;
+    return 0;
+}
+
+static int p_iodepth(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    return parse_uint_range(val, 1, 65536, &o->iodepth, err, n);
+}
+
+static int p_iodepth_batch(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    return parse_uint_range(val, 0, 65536, &o->iodepth_batch_submit, err, n);
+}
+
+static int p_numjobs(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    return parse_uint_range(val, 1, 4096, &o->numjobs, err, n);
+}
+
+static int p_runtime(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!parse_time_value(val, &o->runtime_ns))
+        return bad_value(err, n, "expected a time such as 10, 30s, 500ms, 2m or 1h");
+    return 0;
+}
+
+static int p_ramp_time(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!parse_time_value(val, &o->ramp_ns))
+        return bad_value(err, n, "expected a time such as 2, 2s or 500ms");
+    return 0;
+}
+
+static int p_number_ios(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    uint64_t v;
+    unsigned pct;
+    if (!parse_size_value(val, &v, &pct) || pct)
+        return bad_value(err, n, "expected a count of I/Os (k/m suffixes allowed)");
+    o->number_ios = v;
+    return 0;
+}
+
+static int p_ioengine(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!val)
+        return bad_value(err, n, "expected io_uring, libaio or null");
+    if (!strcmp(val, "io_uring"))
+        o->ioengine = ENGINE_IO_URING;
+    else if (!strcmp(val, "libaio"))
+        o->ioengine = ENGINE_LIBAIO;
+    else if (!strcmp(val, "null"))
+        o->ioengine = ENGINE_NULL;
+    else if (!strcmp(val, "psync") || !strcmp(val, "sync") || !strcmp(val, "pvsync") ||
+             !strcmp(val, "pvsync2") || !strcmp(val, "vsync"))
+        return bad_value(err, n,
+                         "synchronous engines are spelled --api=sync here (with --ioengine=io_uring, "
+                         "libaio or null)");
+    else
+        return bad_value(err, n, "expected io_uring, libaio or null");
+    return 0;
+}
+
+static int p_randseed(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!parse_u64_plain(val, &o->randseed))
+        return bad_value(err, n, "expected a number");
+    return 0;
+}
+
+static int p_verify(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!val)
+        return bad_value(err, n, "expected crc32c");
+    if (!strcmp(val, "crc32c") || !strcmp(val, "crc32c-intel"))
+        o->verify = VERIFY_CRC32C;
+    else if (!strcmp(val, "0") || !strcmp(val, "none"))
+        o->verify = VERIFY_NONE;
+    else
+        return bad_value(err, n, "only crc32c (or crc32c-intel, none) is supported");
+    return 0;
+}
+
+static int p_api(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (val && !strcmp(val, "async"))
+        o->api = API_ASYNC;
+    else if (val && !strcmp(val, "sync"))
+        o->api = API_SYNC;
+    else
+        return bad_value(err, n, "expected async or sync");
+    return 0;
+}
+
+static int p_timeout(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    return parse_uint_range(val, 0, 86400000, &o->timeout_ms, err, n);
+}
+
+static const struct opt_def job_options[] = {
+    { "name", NULL, false, p_name, "str", "job name (on the command line: starts a new job; 'global' starts global options)" },
+    { "filename", NULL, false, p_filename, "path[:path...]", "file(s) or block device(s); several are used round-robin per I/O (\\: escapes a colon)" },
+    { "size", NULL, false, p_size, "size|N%", "I/O region per job, divided among its files (default: whole file/device; 1g for generated files)" },
+    { "offset", NULL, false, p_offset, "size|N%", "start of the I/O region in each file" },
+    { "rw", "readwrite", false, p_rw, "mode", "read, write, randread, randwrite, rw (readwrite), randrw" },
+    { "rwmixread", NULL, false, p_rwmixread, "pct", "percentage of reads in rw/randrw (default 50)" },
+    { "rwmixwrite", NULL, false, p_rwmixwrite, "pct", "percentage of writes in rw/randrw" },
+    { "bs", "blocksize", false, p_bs, "size", "block size (default 4k)" },
+    { "iodepth", NULL, false, p_iodepth, "n", "requests in flight per job (async API)" },
+    { "iodepth_batch_submit", "iodepth_batch", false, p_iodepth_batch, "n", "accepted for compatibility; see BATCHING below" },
+    { "numjobs", NULL, false, p_numjobs, "n", "clones of this job, each a thread with its own requests" },
+    { "thread", NULL, true, p_thread, NULL, "accepted; jobs are always threads" },
+    { "runtime", NULL, false, p_runtime, "time", "stop after this time (seconds unless a unit: ms, s, m, h)" },
+    { "time_based", NULL, true, p_time_based, NULL, "run for the whole runtime, looping over the region" },
+    { "ramp_time", NULL, false, p_ramp_time, "time", "run this long before counting statistics (adds to runtime)" },
+    { "number_ios", NULL, false, p_number_ios, "n", "stop a job after this many I/Os" },
+    { "direct", NULL, true, p_direct, NULL, "O_DIRECT (FILE_NO_INTERMEDIATE_BUFFERING)" },
+    { "buffered", NULL, true, p_buffered, NULL, "the opposite of direct" },
+    { "ioengine", NULL, false, p_ioengine, "engine", "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets)" },
+    { "randseed", NULL, false, p_randseed, "n", "seed of the offset and read/write-mix generators" },
+    { "group_reporting", NULL, true, p_group_reporting, NULL, "report all jobs of a group as one" },
+    { "verify", NULL, false, p_verify, "crc32c", "writes store a crc32c + offset header per block; reads check it" },
+    { "verify_fatal", NULL, true, p_verify_fatal, NULL, "stop the job at the first verify failure" },
+    { "api", NULL, false, p_api, "async|sync", "uwdf: WdfRequestSend with a completion routine (async, default) or WdfIoTargetSend*Synchronously (sync, QD1 per thread)" },
+    { "reuse", NULL, true, p_reuse, "0|1", "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0)" },
+    { "timeout", NULL, false, p_timeout, "msec", "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
+    { "fixedbufs", NULL, true, p_fixedbufs, NULL, "accepted; not supported by this build (warning)" },
+    { "registerfiles", NULL, true, p_registerfiles, NULL, "accepted; not supported by this build (warning)" },
+};
+#define N_JOB_OPTIONS (sizeof(job_options) / sizeof(job_options[0]))
+
+static const struct opt_def *find_job_option(const char *key)
+{
+    for (size_t i = 0; i < N_JOB_OPTIONS; i++) {
+        const struct opt_def *d = &job_options[i];
+        if (!strcmp(d->name, key) || (d->alias && !strcmp(d->alias, key)))
+            return d;
+    }
+    return NULL;
+}
+
+/* ---- process-wide options (command line only) ---- */
+
+enum out_fmt { OUT_NORMAL = 1, OUT_TERSE = 2, OUT_JSON = 4, OUT_JSONPLUS = 8 };
+enum eta_mode { ETA_AUTO, ETA_ALWAYS, ETA_NEVER };
+
+struct global_opts {
+    const char *output; /* NULL: stdout */
+    unsigned formats;
+    enum eta_mode eta;
+};
+
+static int parse_output_format(const char *val, unsigned *out)
+{
+    unsigned f = 0;
+    char *copy = xstrdup(val ? val : "");
+    char *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "normal"))
+            f |= OUT_NORMAL;
+        else if (!strcmp(t, "terse") || !strcmp(t, "minimal"))
+            f |= OUT_TERSE;
+        else if (!strcmp(t, "json"))
+            f |= OUT_JSON;
+        else if (!strcmp(t, "json+"))
+            f |= OUT_JSONPLUS;
+        else
+            rc = -1;
+    }
+    free(copy);
+    if (rc || !f)
+        return -1;
+    if (f & OUT_JSONPLUS)
+        f &= ~(unsigned)OUT_JSON;
+    *out = f;
+    return 0;
+}
+
+/* ======================================================================
+ * 4. command line and job files -> job definitions
+ * ====================================================================== */
+
+/* A section is a [global] or job section of a job file, or the command-line
+ * options before the first --name (global) or after a --name (a job). */
+struct section {
+    const char *name;
+    bool global;
+    struct kv *kv;
+    unsigned n, cap;
+};
+
+static struct section **g_sections;
+static unsigned g_nsections;
+
+static struct section *section_new(const char *name, bool global)
+{
+    struct section *s = xcalloc(1, sizeof(*s));
+    s->name = name ? keep_str(name) : NULL;
+    s->global = global;
+    struct section **grown = realloc(g_sections, (g_nsections + 1) * sizeof(*grown));
+    if (!grown)
+        out_of_memory();
+    g_sections = grown;
+    g_sections[g_nsections++] = s;
+    return s;
+}
+
+static void section_add(struct section *s, const char *key, const char *val)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        struct kv *grown = realloc(s->kv, s->cap * sizeof(*grown));
+        if (!grown)
+            out_of_memory();
+        s->kv = grown;
+    }
+    s->kv[s->n].key = keep_str(key);
+    s->kv[s->n].val = val ? keep_str(val) : NULL;
+    s->n++;
+}
+
+static void free_sections(void)
+{
+    for (unsigned i = 0; i < g_nsections; i++) {
+        free(g_sections[i]->kv);
+        free(g_sections[i]);
+    }
+    free(g_sections);
+    g_sections = NULL;
+    g_nsections = 0;
+}
+
+/* Checks one option (name and value) now, so that a mistake is reported
+ * with its place before anything runs. Returns the definition or NULL. */
+static const struct opt_def *check_option(const char *where, const char *key, const char *val)
+{
+    const struct opt_def *d = find_job_option(key);
+    char err[256] = "";
+    if (!d) {
+        errmsg("%sunknown option '%s' (see --help)", where, key);
+        return NULL;
+    }
+    if (!val && !d->is_flag) {
+        errmsg("%soption '%s' needs a value (%s=%s)", where, key, key, d->arg ? d->arg : "value");
+        return NULL;
+    }
+    struct job_opts scratch;
+    opts_fio_defaults(&scratch);
+    if (d->parse(&scratch, val, err, sizeof(err))) {
+        errmsg("%sinvalid value '%s' for option '%s': %s", where, val ? val : "", key, err);
+        return NULL;
+    }
+    return d;
+}
+
+static void apply_section(struct job_opts *o, const struct section *s)
+{
+    char err[256];
+    for (unsigned i = 0; i < s->n; i++) {
+        const struct opt_def *d = find_job_option(s->kv[i].key);
+        if (d)
+            (void)d->parse(o, s->kv[i].val, err, sizeof(err)); /* checked when read */
+    }
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = '\0';
+    return s;
+}
+
+/* fio job file: INI sections; [global] sets defaults for the sections after
+ * it; key=value or a bare flag per line; lines starting with ; or # are
+ * comments. Returns 0 or -1 (message printed). */
+static int parse_job_file(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        errmsg("cannot open job file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    unsigned lineno = 0;
+    struct section *cur = NULL;
+    int rc = 0;
+    while (getline(&line, &cap, f) >= 0) {
+        char where[512];
+        lineno++;
+        snprintf(where, sizeof(where), "%s:%u: ", path, lineno);
+        char *s = trim(line);
+        if (!*s || *s == ';' || *s == '#')
+            continue;
+        if (*s == '[') {
+            char *end = strchr(s, ']');
+            if (!end || trim(end + 1)[0]) {
+                errmsg("%sbad section header '%s'", where, s);
+                rc = -1;
+                break;
+            }
+            *end = '\0';
+            char *name = trim(s + 1);
+            if (!*name) {
+                errmsg("%sempty section name", where);
+                rc = -1;
+                break;
+            }
+            cur = section_new(name, !strcmp(name, "global"));
+            continue;
+        }
+        if (!cur) {
+            errmsg("%soption outside of a section: '%s'", where, s);
+            rc = -1;
+            break;
+        }
+        char *eq = strchr(s, '=');
+        const char *key = s, *val = NULL;
+        if (eq) {
+            *eq = '\0';
+            key = trim(s);
+            val = trim(eq + 1);
+        }
+        if (!strcmp(key, "include") || !strncmp(key, "include ", 8)) {
+            errmsg("%s'include' is not supported yet", where);
+            rc = -1;
+            break;
+        }
+        if (!check_option(where, key, val)) {
+            rc = -1;
+            break;
+        }
+        section_add(cur, key, val);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+struct cmdline {
+    struct global_opts g;
+    bool saw_name;
+    const char **jobfiles;
+    unsigned njobfiles;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " BENCH_NAME " [options] [jobfile.fio ...]\n"
+            "\n"
+            "fio-style benchmark of the uwdf request / I/O-target model (" BENCH_VERSION ").\n"
+            "Options are fio's, as --opt=value or --opt value (flags: --opt or --opt=0/1).\n"
+            "\n"
+            "Run without a job file and without --name, it runs one quick job whose defaults\n"
+            "are --rw=randread --bs=4k --iodepth=32 --direct=1 --runtime=10 --time_based on a\n"
+            "generated 1 GiB file (" BENCH_NAME ".0.0 in the current directory, removed at the\n"
+            "end); any option given overrides those defaults (--time_based=0 for a size-bound\n"
+            "run). As soon as --name or a job file is used, fio's own defaults apply (rw=read,\n"
+            "iodepth=1, direct=0, no runtime limit), so fio command lines and job files mean\n"
+            "what they mean to fio.\n"
+            "\n"
+            "Job files: INI sections, [global] sets defaults for the sections after it, one job\n"
+            "per other section, key=value or a bare flag per line, ';' or '#' comment lines.\n"
+            "Command-line job options given before any --name act as a [global] section read\n"
+            "before the job file(s) (as in fio): a job file's own [global] and job sections\n"
+            "override them. Each --name starts a job; options after it belong to that job.\n"
+            "\n"
+            "Job options:\n");
+    for (size_t i = 0; i < N_JOB_OPTIONS; i++) {
+        const struct opt_def *d = &job_options[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? "=" : "", d->arg ? d->arg : "");
+        fprintf(f, "  %-28s %s%s%s\n", left, d->help, d->alias ? "; alias " : "",
+                d->alias ? d->alias : "");
+    }
+    fprintf(f,
+            "\n"
+            "Output options (command line only):\n"
+            "  --output=file                write the report there instead of stdout\n"
+            "  --output-format=fmt[,fmt]    normal (default), terse, json, json+\n"
+            "  --minimal                    same as --output-format=terse\n"
+            "  --eta=when                   auto (default: when stderr is a tty), always, never\n"
+            "  --help, --version\n"
+            "\n"
+            "Statistics: slat = time of the format + send calls, clat = from the send's return\n"
+            "to the completion routine's entry, lat = slat + clat (CLOCK_MONOTONIC). The sync API\n"
+            "reports the whole call as clat and lat (no slat, as fio's sync engines). Percentiles\n"
+            "come from a log-linear histogram with 128 buckets per power of two (relative error\n"
+            "<= 1/128). CPU is the whole process (getrusage RUSAGE_SELF), so it includes the\n"
+            "framework's completion threads.\n"
+            "\n"
+            "BATCHING: iodepth_batch_submit is accepted but has nothing to set: uwdf submits\n"
+            "every send made by the completion routines of one reaped batch to the kernel\n"
+            "together (one io_uring_enter / io_submit), and sends from other threads are handed\n"
+            "to the target's completion thread, which submits all that are pending at once.\n"
+            "\n"
+            "Verify: write jobs with --verify=crc32c store a header (magic, length, offset,\n"
+            "crc32c of the block) in every block and read back every block they wrote after\n"
+            "the write phase; read-only jobs check every block they read (a generated file is\n"
+            "laid out with such blocks). Mixed read/write jobs check the written blocks after\n"
+            "the run. A failure is reported; verify_fatal stops the job at the first one.\n"
+            "Either way the exit status is 1.\n"
+            "\n"
+            "Exit status: 0 success, 1 bad options, set-up failure, I/O or verify errors.\n");
+}
+
+static int take_value(int argc, char **argv, int *i, const char *key, const char *eqval,
+                      bool is_flag, const char **val)
+{
+    if (eqval) {
+        *val = eqval;
+        return 0;
+    }
+    if (is_flag) {
+        /* fio's booleans take a value ("--direct 1"); a bare flag does not
+         * swallow a following job file name. */
+        if (*i + 1 < argc && (!strcmp(argv[*i + 1], "0") || !strcmp(argv[*i + 1], "1")))
+            *val = argv[++*i];
+        else
+            *val = NULL;
+        return 0;
+    }
+    if (*i + 1 >= argc) {
+        errmsg("option '--%s' needs a value", key);
+        return -1;
+    }
+    *val = argv[++*i];
+    return 0;
+}
+
+/* Returns 0 to run, 1 on error, 2 when done (help/version printed). */
+static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
+{
+    memset(cl, 0, sizeof(*cl));
+    cl->g.formats = OUT_NORMAL;
+    cl->g.eta = ETA_AUTO;
+    cl->jobfiles = xcalloc((size_t)argc, sizeof(*cl->jobfiles));
+    struct section *cur = section_new(NULL, true); /* options before any --name */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 2;
+        }
+        if (!strcmp(a, "--version") || !strcmp(a, "-v")) {
+            printf("%s\n", BENCH_VERSION);
+            return 2;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (!strcmp(a, "-")) {
+                errmsg("reading a job file from stdin is not supported");
+                return 1;
+            }
+            cl->jobfiles[cl->njobfiles++] = a;
+            continue;
+        }
+        if (a[1] != '-') {
+            errmsg("unrecognized option '%s' (options are spelled --name=value; see --help)", a);
+            return 1;
+        }
+        char keybuf[128];
+        const char *body = a + 2, *eq = strchr(body, '=');
+        size_t klen = eq ? (size_t)(eq - body) : strlen(body);
+        if (klen == 0 || klen >= sizeof(keybuf)) {
+            errmsg("unrecognized option '%s'", a);
+            return 1;
+        }
+        memcpy(keybuf, body, klen);
+        keybuf[klen] = '\0';
+        const char *key = keybuf, *eqval = eq ? eq + 1 : NULL, *val;
+
+        /* process-wide options */
+        if (!strcmp(key, "output")) {
+            if (take_value(argc, argv, &i, key, eqval, false, &val))
+                return 1;
+            if (!*val) {
+                errmsg("invalid value '' for option 'output': expected a file name");
+                return 1;
+            }
+            cl->g.output = keep_str(val);
+            continue;
+        }
+        if (!strcmp(key, "output-format")) {
+            if (take_value(argc, argv, &i, key, eqval, false, &val))
+                return 1;
+            if (parse_output_format(val, &cl->g.formats)) {
+                errmsg("invalid value '%s' for option 'output-format': expected normal, terse, json "
+                       "or json+ (comma-separated)", val);
+                return 1;
+            }
+            continue;
+        }
+        if (!strcmp(key, "minimal")) {
+            if (eqval) {
+                errmsg("option '--minimal' takes no value");
+                return 1;
+            }
+            cl->g.formats = OUT_TERSE;
+            continue;
+        }
+        if (!strcmp(key, "eta")) {
+            if (take_value(argc, argv, &i, key, eqval, false, &val))
+                return 1;
+            if (!strcmp(val, "auto"))
+                cl->g.eta = ETA_AUTO;
+            else if (!strcmp(val, "always"))
+                cl->g.eta = ETA_ALWAYS;
+            else if (!strcmp(val, "never"))
+                cl->g.eta = ETA_NEVER;
+            else {
+                errmsg("invalid value '%s' for option 'eta': expected always, never or auto", val);
+                return 1;
+            }
+            continue;
+        }
+
+        /* job options */
+        const struct opt_def *d = find_job_option(key);
+        if (!d) {
+            errmsg("unrecognized option '--%s' (see --help)", key);
+            return 1;
+        }
+        if (take_value(argc, argv, &i, key, eqval, d->is_flag, &val))
+            return 1;
+        if (!strcmp(d->name, "name")) {
+            if (!val || !*val) {
+                errmsg("invalid value '' for option 'name': a job name must not be empty");
+                return 1;
+            }
+            cl->saw_name = true;
+            if (!strcmp(val, "global")) {
+                cur = section_new("global", true);
+                continue;
+            }
+            cur = section_new(val, false);
+            section_add(cur, "name", val);
+            continue;
+        }
+        if (!check_option("", key, val))
+            return 1;
+        section_add(cur, d->name, val);
+    }
+    return 0;
+}
+
+struct jobdef {
+    struct job_opts o;
+    const struct section *sec; /* NULL for the implicit job */
+};
+
+/* Builds the job definitions from the sections (see usage() for the
+ * rules). Returns the count; 0 with a message when there is none. */
+static unsigned build_jobdefs(const struct cmdline *cl, struct jobdef **out)
+{
+    bool quick = !cl->saw_name && cl->njobfiles == 0;
+    struct job_opts running;
+    if (quick)
+        opts_quick_defaults(&running);
+    else
+        opts_fio_defaults(&running);
+    unsigned n = 0;
+    struct jobdef *defs = xcalloc(g_nsections + 1, sizeof(*defs));
+    for (unsigned i = 0; i < g_nsections; i++) {
+        const struct section *s = g_sections[i];
+        if (s->global) {
+            apply_section(&running, s);
+            continue;
+        }
+        defs[n].o = running;
+        defs[n].o.name = s->name;
+        apply_section(&defs[n].o, s);
+        defs[n].sec = s;
+        n++;
+    }
+    if (n == 0 && cl->njobfiles == 0) {
+        defs[0].o = running;
+        defs[0].o.name = BENCH_NAME;
+        defs[0].sec = NULL;
+        n = 1;
+    }
+    if (n == 0)
+        errmsg("no jobs defined (a job file needs at least one section other than [global])");
+    *out = defs;
+    return n;
+}
+
+/* ======================================================================
+ * 5. crc32c and verify blocks
+ * ====================================================================== */
+
+static uint32_t crc32c_table[256];
+static bool crc32c_use_hw;
+
+static void crc32c_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc32c_table[i] = c;
+    }
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc32c_use_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+static uint32_t crc32c_sw(uint32_t crc, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    while (len--)
+        crc = crc32c_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+    return crc;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const void *buf,
+                                                               size_t len)
+{
+    const unsigned char *p = buf;
+    unsigned long long c = crc;
+    while (len >= 8) {
+        unsigned long long v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        len -= 8;
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32;
+}
+#endif
+
+/* Raw register update (no pre/post inversion). */
+static uint32_t crc32c_update(uint32_t crc, const void *buf, size_t len)
+{
+#if defined(__x86_64__)
+    if (crc32c_use_hw)
+        return crc32c_sse42(crc, buf, len);
+#endif
+    return crc32c_sw(crc, buf, len);
+}
+
+/* The header at the start of every verify block. The crc32c covers the
+ * whole block except the crc field itself. */
+#define VERIFY_MAGIC 0x56425755u /* "UWBV" in memory order */
+struct verify_hdr {
+    uint32_t magic;
+    uint32_t len;
+    uint64_t offset; /* byte offset of the block in its file */
+    uint64_t seq;    /* random per write: tells two writes of a block apart */
+    uint32_t crc;
+    uint32_t reserved;
+};
+_Static_assert(sizeof(struct verify_hdr) == 32, "verify header layout");
+
+static uint32_t verify_block_crc(const unsigned char *buf, size_t len)
+{
+    size_t crc_at = offsetof(struct verify_hdr, crc);
+    uint32_t c = crc32c_update(0xFFFFFFFFu, buf, crc_at);
+    c = crc32c_update(c, buf + crc_at + 4, len - crc_at - 4);
+    return ~c;
+}
+
+static void verify_fill(void *buf, size_t len, uint64_t offset, uint64_t seed)
+{
+    struct verify_hdr h = { .magic = VERIFY_MAGIC, .len = (uint32_t)len, .offset = offset, .seq = seed };
+    fill_random((unsigned char *)buf + sizeof(h), len - sizeof(h), seed);
+    memcpy(buf, &h, sizeof(h));
+    h.crc = verify_block_crc(buf, len);
+    memcpy(buf, &h, sizeof(h));
+}
+
+/* 0 when the block is the one written at offset; else -1 and why. */
+static int verify_check(const void *buf, size_t len, uint64_t offset, char *why, size_t n)
+{
+    struct verify_hdr h;
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != VERIFY_MAGIC) {
+        snprintf(why, n, "bad header magic 0x%08" PRIx32 " (expected 0x%08" PRIx32 ")", h.magic,
+                 (uint32_t)VERIFY_MAGIC);
+        return -1;
+    }
+    if (h.len != len) {
+        snprintf(why, n, "header length %" PRIu32 ", block size %zu", h.len, len);
+        return -1;
+    }
+    if (h.offset != offset) {
+        snprintf(why, n, "header offset %" PRIu64 " (block was written for another offset)", h.offset);
+        return -1;
+    }
+    uint32_t c = verify_block_crc(buf, len);
+    if (c != h.crc) {
+        snprintf(why, n, "crc32c mismatch: stored 0x%08" PRIx32 ", computed 0x%08" PRIx32, h.crc, c);
+        return -1;
+    }
+    return 0;
+}
+
+/* ======================================================================
+ * 6. latency statistics and the log-linear histogram
+ * ====================================================================== */
+
+/* Values below 128 ns have a bucket each; above, every power of two is cut
+ * into 128 buckets, so a bucket's width is at most 1/128 of its lower
+ * bound: the relative error of a percentile is <= 1/128. Values with the
+ * top bit above 2^47 ns (39 hours) share the last bucket. */
+#define HIST_SUB_BITS 7u
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_MAX_MSB 47u
+#define HIST_N ((HIST_MAX_MSB - HIST_SUB_BITS + 2u) * HIST_SUB)
+
+static inline unsigned hist_index(uint64_t v)
+{
+    if (v < HIST_SUB)
+        return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    if (msb > HIST_MAX_MSB)
+        return HIST_N - 1;
+    unsigned shift = msb - HIST_SUB_BITS;
+    return (msb - HIST_SUB_BITS + 1u) * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
+}
+
+/* The value a bucket stands for: the middle of its range. */
+static uint64_t hist_value(unsigned idx)
+{
+    if (idx < HIST_SUB)
+        return idx;
+    unsigned group = idx / HIST_SUB, k = idx % HIST_SUB, shift = group - 1u;
+    uint64_t lower = (uint64_t)(HIST_SUB + k) << shift;
+    uint64_t width = 1ull << shift;
+    return lower + (width - 1) / 2;
+}
+
+static const double pct_list[] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
+#define N_PCT (sizeof(pct_list) / sizeof(pct_list[0]))
+
+static uint64_t hist_percentile(const uint64_t *hist, uint64_t n, double pct)
+{
+    if (!n)
+        return 0;
+    double target = pct / 100.0 * (double)n;
+    uint64_t cum = 0;
+    for (unsigned i = 0; i < HIST_N; i++) {
+        cum += hist[i];
+        if (hist[i] && (double)cum >= target)
+            return hist_value(i);
+    }
+    return hist_value(HIST_N - 1);
+}
+
+struct lat_acc {
+    uint64_t n, min, max, sum;
+    unsigned __int128 sumsq;
+};
+
+struct ddir_acc {
+    uint64_t ios, bytes; /* read by the monitor while the job runs */
+    struct lat_acc slat, clat, lat;
+    uint64_t *clat_hist, *lat_hist;
+};
+
+/* Statistics written by one thread only: a job has one shard per file
+ * (written by that target's completion thread) and one for the job thread. */
+struct shard {
+    struct ddir_acc d[DDIR_N];
+    char pad[64]; /* keep neighbours' hot counters off this line */
+};
+
+static void lat_init(struct lat_acc *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->min = UINT64_MAX;
+}
+
+static inline void lat_add(struct lat_acc *a, uint64_t v)
+{
+    if (v < a->min)
+        a->min = v;
+    if (v > a->max)
+        a->max = v;
+    a->n++;
+    a->sum += v;
+    a->sumsq += (unsigned __int128)v * v;
+}
+
+static void lat_merge(struct lat_acc *dst, const struct lat_acc *src)
+{
+    if (!src->n)
+        return;
+    if (src->min < dst->min)
+        dst->min = src->min;
+    if (src->max > dst->max)
+        dst->max = src->max;
+    dst->n += src->n;
+    dst->sum += src->sum;
+    dst->sumsq += src->sumsq;
+}
+
+static double lat_mean(const struct lat_acc *a)
+{
+    return a->n ? (double)a->sum / (double)a->n : 0.0;
+}
+
+static double lat_stddev(const struct lat_acc *a)
+{
+    if (a->n < 2)
+        return 0.0;
+    long double n = (long double)a->n, s = (long double)a->sum;
+    long double var = ((long double)a->sumsq - s * s / n) / (n - 1);
+    return var > 0 ? bench_sqrt((double)var) : 0.0;
+}
+
+static uint64_t lat_min(const struct lat_acc *a)
+{
+    return a->n ? a->min : 0;
+}
+
+static void ddir_acc_init(struct ddir_acc *d)
+{
+    memset(d, 0, sizeof(*d));
+    lat_init(&d->slat);
+    lat_init(&d->clat);
+    lat_init(&d->lat);
+    d->clat_hist = xcalloc(HIST_N, sizeof(uint64_t));
+    d->lat_hist = xcalloc(HIST_N, sizeof(uint64_t));
+}
+
+static void ddir_acc_free(struct ddir_acc *d)
+{
+    free(d->clat_hist);
+    free(d->lat_hist);
+    d->clat_hist = d->lat_hist = NULL;
+}
+
+static void ddir_acc_merge(struct ddir_acc *dst, const struct ddir_acc *src)
+{
+    dst->ios += src->ios;
+    dst->bytes += src->bytes;
+    lat_merge(&dst->slat, &src->slat);
+    lat_merge(&dst->clat, &src->clat);
+    lat_merge(&dst->lat, &src->lat);
+    if (src->clat.n)
+        for (unsigned i = 0; i < HIST_N; i++) {
+            dst->clat_hist[i] += src->clat_hist[i];
+            dst->lat_hist[i] += src->lat_hist[i];
+        }
+}
+
+/* The hot path: one completed I/O. slat is skipped when has_slat is false
+ * (synchronous sends). ios and bytes are read concurrently by the monitor. */
+static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool has_slat,
+                                 uint64_t slat, uint64_t clat, uint64_t lat)
+{
+    struct ddir_acc *d = &sh->d[dd];
+    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->bytes, d->bytes + bytes, __ATOMIC_RELAXED);
+    if (has_slat)
+        lat_add(&d->slat, slat);
+    lat_add(&d->clat, clat);
+    lat_add(&d->lat, lat);
+    d->clat_hist[hist_index(clat)]++;
+    d->lat_hist[hist_index(lat)]++;
+}
+
+/* Periodic samples (bandwidth and IOPS every 500 ms, as fio's defaults). */
+struct sample_acc {
+    uint64_t n;
+    double min, max, sum, sumsq;
+};
+
+static void sample_add(struct sample_acc *s, double v)
+{
+    if (!s->n || v < s->min)
+        s->min = v;
+    if (!s->n || v > s->max)
+        s->max = v;
+    s->n++;
+    s->sum += v;
+    s->sumsq += v * v;
+}
+
+static void sample_merge(struct sample_acc *dst, const struct sample_acc *src)
+{
+    if (!src->n)
+        return;
+    if (!dst->n || src->min < dst->min)
+        dst->min = src->min;
+    if (!dst->n || src->max > dst->max)
+        dst->max = src->max;
+    dst->n += src->n;
+    dst->sum += src->sum;
+    dst->sumsq += src->sumsq;
+}
+
+static double sample_mean(const struct sample_acc *s)
+{
+    return s->n ? s->sum / (double)s->n : 0.0;
+}
+
+static double sample_stddev(const struct sample_acc *s)
+{
+    if (s->n < 2)
+        return 0.0;
+    double n = (double)s->n;
+    double var = (s->sumsq - s->sum * s->sum / n) / (n - 1);
+    return var > 0 ? bench_sqrt(var) : 0.0;
+}
+
+/* ======================================================================
+ * 7. files: naming, sizes, layout, removal
+ * ====================================================================== */
+
+/* One path, however many jobs use it. */
+struct layout_file {
+    const char *path;
+    const char *first_job; /* for messages */
+    bool exists, is_blk, auto_named, created;
+    uint64_t real_size; /* before the layout */
+    uint64_t need;      /* end of the furthest region a job uses (regular files) */
+    bool fill;          /* some job reads it: the region must hold data */
+    uint32_t verify_bs; /* nonzero: lay out verify blocks of this size */
+};
+
+static struct layout_file **g_lfiles;
+static unsigned g_nlfiles;
+
+/* Generated files this run created: removed at the end, also on a second
+ * SIGINT from the handler (unlink is async-signal-safe). */
+#define MAX_REMOVE 4096
+static const char *g_remove_paths[MAX_REMOVE];
+static volatile sig_atomic_t g_nremove;
+
+/* 0 run; 1 stop requested (SIGINT/SIGTERM). */
+static int g_stop;
+static volatile sig_atomic_t g_signals;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (++g_signals == 1) {
+        __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    for (sig_atomic_t i = 0; i < g_nremove; i++)
+        unlink(g_remove_paths[i]);
+    _exit(130);
+}
+
+static void remove_generated_files(void)
+{
+    for (sig_atomic_t i = 0; i < g_nremove; i++)
+        if (unlink(g_remove_paths[i]) != 0 && errno != ENOENT)
+            errmsg("cannot remove '%s': %s", g_remove_paths[i], strerror(errno));
+    g_nremove = 0;
+}
+
+static struct layout_file *lfile_get(const char *path, bool auto_named, const char *job)
+{
+    for (unsigned i = 0; i < g_nlfiles; i++)
+        if (!strcmp(g_lfiles[i]->path, path))
+            return g_lfiles[i];
+    struct layout_file *lf = xcalloc(1, sizeof(*lf));
+    lf->path = keep_str(path);
+    lf->first_job = job;
+    lf->auto_named = auto_named;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        lf->exists = true;
+        if (S_ISBLK(st.st_mode)) {
+            lf->is_blk = true;
+            int fd = open(path, O_RDONLY);
+            uint64_t size = 0;
+            if (fd < 0 || ioctl(fd, BLKGETSIZE64, &size) != 0) {
+                errmsg("%s: cannot get the size of block device '%s': %s", job, path, strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+                free(lf);
+                return NULL;
+            }
+            close(fd);
+            lf->real_size = size;
+        } else if (S_ISREG(st.st_mode)) {
+            lf->real_size = (uint64_t)st.st_size;
+        } else {
+            errmsg("%s: '%s' is neither a regular file nor a block device", job, path);
+            free(lf);
+            return NULL;
+        }
+    } else if (errno != ENOENT) {
+        errmsg("%s: cannot access '%s': %s", job, path, strerror(errno));
+        free(lf);
+        return NULL;
+    }
+    struct layout_file **grown = realloc(g_lfiles, (g_nlfiles + 1) * sizeof(*grown));
+    if (!grown)
+        out_of_memory();
+    g_lfiles = grown;
+    g_lfiles[g_nlfiles++] = lf;
+    return lf;
+}
+
+static void free_lfiles(void)
+{
+    for (unsigned i = 0; i < g_nlfiles; i++)
+        free(g_lfiles[i]);
+    free(g_lfiles);
+    g_lfiles = NULL;
+    g_nlfiles = 0;
+}
+
+/* "a:b\:c" -> "a", "b:c" (fio's escaping of ':' in names). */
+static unsigned split_filenames(const char *spec, const char ***out)
+{
+    size_t len = strlen(spec);
+    const char **list = xcalloc(len + 1, sizeof(*list));
+    char *buf = xcalloc(1, len + 1);
+    unsigned n = 0;
+    size_t b = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = spec[i];
+        if (c == '\\' && spec[i + 1] == ':') {
+            buf[b++] = ':';
+            i++;
+            continue;
+        }
+        if (c == ':' || c == '\0') {
+            if (b)
+                list[n++] = keep_strn(buf, b);
+            b = 0;
+            continue;
+        }
+        buf[b++] = c;
+    }
+    free(buf);
+    *out = list;
+    return n;
+}
+
+static const char *fmt_bytes(char *buf, size_t n, uint64_t v)
+{
+    fmt_scaled(buf, n, (double)v, true, "B");
+    return buf;
+}
+
+/* Writes [from, need) of a regular file: data when a job reads it (verify
+ * blocks when a verifying reader needs them), else just allocates it. */
+static int layout_one(struct layout_file *lf, FILE *info)
+{
+    if (lf->is_blk)
+        return 0;
+    uint64_t from = lf->exists ? lf->real_size : 0;
+    if (lf->exists && from >= lf->need)
+        return 0;
+    int fd = open(lf->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        errmsg("%s: cannot create '%s': %s", lf->first_job, lf->path, strerror(errno));
+        return -1;
+    }
+    if (!lf->exists) {
+        lf->created = true;
+        if (lf->auto_named && g_nremove < MAX_REMOVE) {
+            g_remove_paths[g_nremove] = lf->path;
+            g_nremove = g_nremove + 1;
+        }
+    }
+    if (info) {
+        char sz[32];
+        fprintf(info, "%s: Laying out IO file (1 file / %s)\n", lf->first_job,
+                fmt_bytes(sz, sizeof(sz), lf->need));
+        fflush(info);
+    }
+    int rc = 0;
+    if (!lf->fill) {
+        int r = posix_fallocate(fd, (off_t)from, (off_t)(lf->need - from));
+        if (r != 0 && ftruncate(fd, (off_t)lf->need) != 0) {
+            errmsg("%s: cannot size '%s' to %" PRIu64 " bytes: %s", lf->first_job, lf->path, lf->need,
+                   strerror(errno));
+            rc = -1;
+        }
+    } else {
+        uint32_t vbs = lf->verify_bs;
+        size_t chunk = 1 * MIB;
+        if (vbs)
+            chunk = (chunk + vbs - 1) / vbs * vbs;
+        unsigned char *buf = xcalloc(1, chunk);
+        if (vbs)
+            from -= from % vbs;
+        else
+            fill_random(buf, chunk, 0x5eed);
+        uint64_t seq = 0x1234567;
+        for (uint64_t off = from; off < lf->need && rc == 0;) {
+            if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+                errmsg("interrupted while laying out '%s'", lf->path);
+                rc = -1;
+                break;
+            }
+            size_t n = (size_t)((lf->need - off) < chunk ? (lf->need - off) : chunk);
+            if (vbs) {
+                /* Whole verify blocks; a tail shorter than a block is never
+                 * read as one and gets whatever the buffer holds. */
+                if (n >= vbs)
+                    n -= n % vbs;
+                for (size_t b = 0; b + vbs <= n; b += vbs)
+                    verify_fill(buf + b, vbs, off + b, splitmix64(&seq));
+            }
+            for (size_t done = 0; done < n;) {
+                ssize_t w = pwrite(fd, buf + done, n - done, (off_t)(off + done));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0) {
+                    errmsg("%s: writing '%s' failed: %s", lf->first_job, lf->path,
+                           w < 0 ? strerror(errno) : "no progress");
+                    rc = -1;
+                    break;
+                }
+                done += (size_t)w;
+            }
+            off += n;
+        }
+        free(buf);
+    }
+    if (rc == 0 && fsync(fd) != 0) {
+        errmsg("%s: fsync '%s' failed: %s", lf->first_job, lf->path, strerror(errno));
+        rc = -1;
+    }
+    close(fd);
+    if (rc == 0) {
+        lf->exists = true;
+        lf->real_size = lf->need > lf->real_size ? lf->need : lf->real_size;
+    }
+    return rc;
+}
+
+/* fio's invalidate=1: drop the files' cached pages before the run. */
+static void invalidate_cache(const struct layout_file *lf)
+{
+    int fd = open(lf->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+}
+
+static int layout_all(FILE *info)
+{
+    for (unsigned i = 0; i < g_nlfiles; i++)
+        if (layout_one(g_lfiles[i], info))
+            return -1;
+    for (unsigned i = 0; i < g_nlfiles; i++)
+        invalidate_cache(g_lfiles[i]);
+    return 0;
+}
+
+/* ======================================================================
+ * 8. jobs: framework objects, offset generators, the I/O paths
+ * ====================================================================== */
+
+enum phase { PHASE_SETUP, PHASE_RUN, PHASE_VERIFY, PHASE_DONE };
+
+/* One file of one job. */
+struct file_slot {
+    struct layout_file *lf;
+    const char *path;
+    WDFIOTARGET target;
+    uint64_t start;   /* byte offset of the region */
+    uint64_t nblocks; /* whole blocks in the region */
+    /* random order: a keyed bijection on [0, 2^bits), values >= nblocks skipped */
+    unsigned bits;
+    uint64_t mask, key;
+    uint64_t cursor;   /* next I/O index (atomic) */
+    uint64_t vcursor;  /* verify pass: next block to look at (atomic) */
+    uint64_t *written; /* verify: bitmap of blocks written (atomic bit sets) */
+};
+
+/* One request of a job and the buffer it owns. */
+struct slot {
+    struct job *job;
+    WDFREQUEST req;
+    WDFMEMORY mem;
+    void *buf;
+    bool fresh; /* created and never sent */
+    WDF_REQUEST_SEND_OPTIONS send_opts;
+    bool has_opts;
+    uint64_t rng;
+    /* the current I/O */
+    uint64_t t0;         /* before reuse + format + send */
+    uint64_t sync;       /* 0 while sending; then the send's return time, or the
+                          * completion time if the routine ran first (atomic) */
+    const void *sender;  /* the thread that sent it */
+    uint64_t offset, block;
+    unsigned file;
+    int ddir;
+    bool verify_read;
+    NTSTATUS status;
+    ULONG_PTR info;
+    char pad[64];
+};
+
+struct job {
+    struct job_opts o;
+    const struct jobdef *def;
+    unsigned index, clone;
+    unsigned nfiles;
+    struct file_slot *files;
+    unsigned nslots;
+    struct slot *slots;
+    struct shard *shards; /* nfiles + 1: per target, then the job thread's */
+    const char *backend;
+    bool verify_reads; /* every read of the run phase is checked */
+    pthread_t thread;
+    bool thread_started;
+    KEVENT done;
+    bool event_ready;
+    /* run control: written by the job thread before its first send */
+    uint64_t start_ns, ramp_end_ns, end_ns, finish_ns;
+    uint64_t io_limit;
+    uint64_t total_blocks;
+    uint64_t issued;   /* atomic */
+    unsigned file_rr;  /* atomic */
+    int inflight;      /* atomic */
+    int stop;          /* atomic */
+    int phase;         /* atomic */
+    /* the first error */
+    int error_set;     /* atomic flag */
+    int error;         /* errno value, fio's "error" */
+    NTSTATUS err_status;
+    uint64_t verify_errors, verified; /* atomic */
+    unsigned verify_msgs;             /* atomic */
+    /* monitor: samples every 500 ms */
+    bool sampling;
+    uint64_t last_ns, last_bytes[DDIR_N], last_ios[DDIR_N];
+    struct sample_acc bw[DDIR_N], iops[DDIR_N];
+    uint64_t eta_last_bytes[DDIR_N], eta_last_ios[DDIR_N];
+};
+
+static struct job *g_jobs;
+static unsigned g_njobs;
+static WDFDRIVER g_driver;
+static WDFDEVICE g_device;
+static const char *g_env_backend; /* UWDF_BACKEND as the user set it */
+static pthread_barrier_t g_barrier;
+
+static __thread char tls_thread_id;
+#define THIS_THREAD ((const void *)&tls_thread_id)
+
+static const char *status_str(char *buf, size_t n, NTSTATUS st)
+{
+    const char *name = UwdfNtStatusName(st);
+    if (name)
+        snprintf(buf, n, "%s (0x%08" PRIX32 ")", name, (uint32_t)st);
+    else
+        snprintf(buf, n, "NTSTATUS 0x%08" PRIX32, (uint32_t)st);
+    return buf;
+}
+
+/* fio reports errno values; the closest for a status. */
+static int status_errno(NTSTATUS st)
+{
+    switch (st) {
+    case STATUS_IO_TIMEOUT: return ETIMEDOUT;
+    case STATUS_CANCELLED: return ECANCELED;
+    case STATUS_INVALID_PARAMETER: return EINVAL;
+    case STATUS_DISK_FULL: return ENOSPC;
+    case STATUS_INSUFFICIENT_RESOURCES: return ENOMEM;
+    case STATUS_MEDIA_WRITE_PROTECTED: return EROFS;
+    case STATUS_ACCESS_DENIED: return EACCES;
+    case STATUS_NO_SUCH_DEVICE: return ENODEV;
+    case STATUS_INVALID_HANDLE: return EBADF;
+    default: return EIO;
+    }
+}
+
+static const char *ddir_name(int dd)
+{
+    return dd == DDIR_READ ? "read" : "write";
+}
+
+/* Records the job's first error (later ones are counted by their kind only). */
+static bool job_set_error(struct job *j, int err, NTSTATUS st)
+{
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&j->error_set, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return false;
+    j->error = err;
+    j->err_status = st;
+    return true;
+}
+
+static void job_io_error(struct job *j, const struct slot *s, NTSTATUS st, const char *stage)
+{
+    __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+    if (!job_set_error(j, status_errno(st), st))
+        return;
+    char sb[96];
+    errmsg("%s: %s%s%s error at offset %" PRIu64 " of '%s': %s", j->o.name, ddir_name(s->ddir),
+           stage ? " " : "", stage ? stage : "", s->offset, j->files[s->file].path,
+           status_str(sb, sizeof(sb), st));
+}
+
+/* ---- offsets ---- */
+
+static unsigned bits_for(uint64_t n)
+{
+    unsigned b = 0;
+    while (b < 63 && (1ull << b) < n)
+        b++;
+    return b;
+}
+
+/* A bijection on [0, 2^bits): xor with the key, multiplications by odd
+ * constants and right xorshifts, each invertible modulo 2^bits. */
+static uint64_t permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
+{
+    if (!bits)
+        return 0;
+    unsigned h = bits / 2 + 1;
+    x = (x ^ key) & mask;
+    x = (x * 0x9E3779B97F4A7C15ull) & mask;
+    x ^= x >> h;
+    x = (x + (key >> 17)) & mask;
+    x = (x * 0xBF58476D1CE4E5B9ull) & mask;
+    x ^= x >> h;
+    x = (x * 0x94D049BB133111EBull) & mask;
+    x ^= x >> h;
+    return x;
+}
+
+/* Random order without repeats within a pass over the region (fio's
+ * random map), a new order each pass. */
+static uint64_t next_random_block(struct file_slot *f)
+{
+    for (;;) {
+        uint64_t c = __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED);
+        uint64_t pass = f->bits < 64 ? c >> f->bits : 0;
+        uint64_t y = permute(c & f->mask, f->bits, f->mask, f->key ^ (pass * 0xD1B54A32D192ED03ull));
+        if (y < f->nblocks)
+            return y;
+    }
+}
+
+static uint64_t next_seq_block(struct file_slot *f)
+{
+    return __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED) % f->nblocks;
+}
+
+static void slot_set_io(struct slot *s, unsigned fi, uint64_t blk, int dd)
+{
+    struct job *j = s->job;
+    s->file = fi;
+    s->block = blk;
+    s->offset = j->files[fi].start + blk * j->o.bs;
+    s->ddir = dd;
+}
+
+/* Verify pass: the next block some write of this job stored. */
+static bool next_verify_io(struct slot *s)
+{
+    struct job *j = s->job;
+    unsigned start = j->nfiles > 1 ? __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) : 0;
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        unsigned fi = (start + k) % j->nfiles;
+        struct file_slot *f = &j->files[fi];
+        for (;;) {
+            uint64_t b = __atomic_fetch_add(&f->vcursor, 1, __ATOMIC_RELAXED);
+            if (b >= f->nblocks)
+                break;
+            if (__atomic_load_n(&f->written[b >> 6], __ATOMIC_RELAXED) & (1ull << (b & 63))) {
+                slot_set_io(s, fi, b, DDIR_READ);
+                s->verify_read = true;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* Picks the slot's next I/O, or returns false when the job is done. */
+static bool next_io(struct slot *s, uint64_t now)
+{
+    struct job *j = s->job;
+    if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED) || __atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+        return false;
+    if (__atomic_load_n(&j->phase, __ATOMIC_RELAXED) == PHASE_VERIFY)
+        return next_verify_io(s);
+    if (j->end_ns && now >= j->end_ns) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    if (j->io_limit != UINT64_MAX &&
+        __atomic_fetch_add(&j->issued, 1, __ATOMIC_RELAXED) >= j->io_limit) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    unsigned fi = j->nfiles > 1 ? __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) % j->nfiles : 0;
+    struct file_slot *f = &j->files[fi];
+    uint64_t blk = rw_random(j->o.rw) ? next_random_block(f) : next_seq_block(f);
+    int dd;
+    switch (j->o.rw) {
+    case RW_READ:
+    case RW_RANDREAD:
+        dd = DDIR_READ;
+        break;
+    case RW_WRITE:
+    case RW_RANDWRITE:
+        dd = DDIR_WRITE;
+        break;
+    default:
+        dd = (xorshift64(&s->rng) % 100) < j->o.rwmixread ? DDIR_READ : DDIR_WRITE;
+        break;
+    }
+    slot_set_io(s, fi, blk, dd);
+    s->verify_read = dd == DDIR_READ && j->verify_reads;
+    if (dd == DDIR_WRITE && j->o.verify)
+        verify_fill(s->buf, j->o.bs, s->offset, xorshift64(&s->rng));
+    return true;
+}
+
+/* ---- completion bookkeeping (any thread; sh is that thread's shard) ---- */
+
+static bool slot_verify(struct slot *s)
+{
+    struct job *j = s->job;
+    char why[160];
+    if (verify_check(s->buf, j->o.bs, s->offset, why, sizeof(why)) == 0) {
+        __atomic_fetch_add(&j->verified, 1, __ATOMIC_RELAXED);
+        return true;
+    }
+    __atomic_fetch_add(&j->verify_errors, 1, __ATOMIC_RELAXED);
+    unsigned nmsg = __atomic_fetch_add(&j->verify_msgs, 1, __ATOMIC_RELAXED);
+    if (nmsg < MAX_VERIFY_MSGS)
+        errmsg("%s: verify failed at offset %" PRIu64 " of '%s': %s", j->o.name, s->offset,
+               j->files[s->file].path, why);
+    else if (nmsg == MAX_VERIFY_MSGS)
+        errmsg("%s: more verify failures; counting them only", j->o.name);
+    job_set_error(j, EILSEQ, STATUS_SUCCESS);
+    if (j->o.verify_fatal) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    return true;
+}
+
+/* Accounts a finished I/O; false when the slot must stop (error). */
+static bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat, uint64_t clat,
+                        uint64_t tc)
+{
+    struct job *j = s->job;
+    if (!NT_SUCCESS(s->status)) {
+        job_io_error(j, s, s->status, NULL);
+        return false;
+    }
+    if (s->info != j->o.bs) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        if (job_set_error(j, EIO, s->status))
+            errmsg("%s: short %s at offset %" PRIu64 " of '%s': %lu of %" PRIu32 " bytes", j->o.name,
+                   ddir_name(s->ddir), s->offset, j->files[s->file].path, (unsigned long)s->info,
+                   j->o.bs);
+        return false;
+    }
+    if (tc >= j->ramp_end_ns)
+        shard_account(sh, s->ddir, j->o.bs, has_slat, slat, clat, has_slat ? slat + clat : clat);
+    if (s->ddir == DDIR_WRITE && j->files[s->file].written)
+        __atomic_fetch_or(&j->files[s->file].written[s->block >> 6], 1ull << (s->block & 63),
+                          __ATOMIC_RELAXED);
+    if (s->verify_read)
+        return slot_verify(s);
+    return true;
+}
+
+static NTSTATUS slot_create_request(struct slot *s, WDFIOTARGET t)
+{
+    NTSTATUS st = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &s->req);
+    if (!NT_SUCCESS(st)) {
+        s->req = NULL;
+        return st;
+    }
+    /* A timer allocated up front keeps the timed send from allocating. */
+    if (s->has_opts)
+        st = WdfRequestAllocateTimer(s->req);
+    s->fresh = true;
+    return st;
+}
+
+/* Makes the slot's request ready for a new I/O: WdfRequestReuse, or (with
+ * --reuse=0) delete it and create another. */
+static NTSTATUS slot_renew_request(struct slot *s, WDFIOTARGET t)
+{
+    if (s->fresh) {
+        s->fresh = false;
+        return STATUS_SUCCESS;
+    }
+    if (s->job->o.reuse) {
+        WDF_REQUEST_REUSE_PARAMS rp;
+        WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+        return WdfRequestReuse(s->req, &rp);
+    }
+    WdfObjectDelete(s->req);
+    s->req = NULL;
+    NTSTATUS st = slot_create_request(s, t);
+    s->fresh = false;
+    return st;
+}
+
+static void slot_retire(struct slot *s)
+{
+    struct job *j = s->job;
+    if (__atomic_sub_fetch(&j->inflight, 1, __ATOMIC_ACQ_REL) == 0)
+        KeSetEvent(&j->done, 0, FALSE); /* nothing of j or s is touched after this */
+}
+
+static EVT_WDF_REQUEST_COMPLETION_ROUTINE slot_completion;
+static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc);
+
+/* Sends the slot's I/Os until one is left in flight (the completion routine
+ * continues from there) or the job is done. Runs on the job thread (first
+ * sends) or on a completion thread (resends from the routine, batched into
+ * the ring by the framework). Allocation-free when requests are reused. */
+static void slot_issue(struct slot *s, struct shard *sh)
+{
+    struct job *j = s->job;
+    for (;;) {
+        uint64_t t0 = now_ns();
+        if (!next_io(s, t0))
+            break;
+        WDFIOTARGET t = j->files[s->file].target;
+        NTSTATUS st = slot_renew_request(s, t);
+        if (NT_SUCCESS(st)) {
+            LONGLONG off = (LONGLONG)s->offset;
+            st = s->ddir == DDIR_READ ? WdfIoTargetFormatRequestForRead(t, s->req, s->mem, NULL, &off)
+                                      : WdfIoTargetFormatRequestForWrite(t, s->req, s->mem, NULL, &off);
+        }
+        if (!NT_SUCCESS(st)) {
+            job_io_error(j, s, st, "format");
+            break;
+        }
+        WdfRequestSetCompletionRoutine(s->req, slot_completion, s);
+        s->t0 = t0;
+        s->sender = THIS_THREAD;
+        __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
+        if (!WdfRequestSend(s->req, t, s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS)) {
+            job_io_error(j, s, WdfRequestGetStatus(s->req), "send");
+            break;
+        }
+        uint64_t t1 = now_ns();
+        uint64_t tc = __atomic_exchange_n(&s->sync, t1, __ATOMIC_ACQ_REL);
+        if (tc == 0)
+            return; /* in flight: the completion routine takes over */
+        /* The routine already ran, nested inside WdfRequestSend on this
+         * thread (an immediate failure): finish here. */
+        if (!slot_complete_async(s, sh, t1, tc))
+            break;
+    }
+    slot_retire(s);
+}
+
+static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc)
+{
+    uint64_t slat, clat;
+    if (tc >= t1) {
+        slat = t1 - s->t0;
+        clat = tc - t1;
+    } else { /* completed before the send returned */
+        slat = tc - s->t0;
+        clat = 0;
+    }
+    return slot_finish(s, sh, true, slat, clat, tc);
+}
+
+static VOID slot_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                            WDFCONTEXT Context)
+{
+    struct slot *s = Context;
+    uint64_t tc = now_ns();
+    uint64_t t1;
+    (void)Request;
+    (void)Target;
+    s->status = Params->IoStatus.Status;
+    s->info = Params->IoStatus.Information;
+    if (s->sender == THIS_THREAD) {
+        t1 = __atomic_exchange_n(&s->sync, tc, __ATOMIC_ACQ_REL);
+        if (t1 == 0)
+            return; /* nested in WdfRequestSend further up this stack: the sender finishes */
+    } else {
+        /* Sent from another thread, which may not have stored the send's
+         * return time yet: it is about to. */
+        unsigned spins = 0;
+        while ((t1 = __atomic_load_n(&s->sync, __ATOMIC_ACQUIRE)) == 0) {
+            if (++spins > 64)
+                sched_yield();
+            else
+                cpu_relax();
+        }
+    }
+    /* This runs on the completion thread of the file the I/O went to. */
+    struct shard *sh = &s->job->shards[s->file];
+    if (slot_complete_async(s, sh, t1, tc))
+        slot_issue(s, sh);
+    else
+        slot_retire(s);
+}
+
+static void run_async_phase(struct job *j)
+{
+    KeClearEvent(&j->done);
+    __atomic_store_n(&j->inflight, (int)j->nslots, __ATOMIC_RELEASE);
+    struct shard *own = &j->shards[j->nfiles];
+    for (unsigned i = 0; i < j->nslots; i++)
+        slot_issue(&j->slots[i], own);
+    KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+}
+
+/* QD1 on the job thread: WdfIoTargetSend{Read,Write}Synchronously with the
+ * slot's request (reused, or created and deleted per I/O). */
+static void run_sync_phase(struct job *j)
+{
+    struct slot *s = &j->slots[0];
+    struct shard *sh = &j->shards[j->nfiles];
+    for (;;) {
+        uint64_t t0 = now_ns();
+        if (!next_io(s, t0))
+            break;
+        WDFIOTARGET t = j->files[s->file].target;
+        NTSTATUS st = slot_renew_request(s, t);
+        if (!NT_SUCCESS(st)) {
+            job_io_error(j, s, st, "request");
+            break;
+        }
+        WDF_MEMORY_DESCRIPTOR d;
+        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->mem, NULL);
+        LONGLONG off = (LONGLONG)s->offset;
+        ULONG_PTR bytes = 0;
+        PWDF_REQUEST_SEND_OPTIONS opts = s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS;
+        st = s->ddir == DDIR_READ
+                 ? WdfIoTargetSendReadSynchronously(t, s->req, &d, &off, opts, &bytes)
+                 : WdfIoTargetSendWriteSynchronously(t, s->req, &d, &off, opts, &bytes);
+        uint64_t t1 = now_ns();
+        s->status = st;
+        s->info = bytes;
+        if (!slot_finish(s, sh, false, 0, t1 - t0, t1))
+            break;
+    }
+}
+
+/* Requests for a new phase: the old ones may still be in the framework's
+ * hands for a moment after their completion routine returned. */
+static int renew_slot_requests(struct job *j)
+{
+    for (unsigned i = 0; i < j->nslots; i++) {
+        struct slot *s = &j->slots[i];
+        if (s->req)
+            WdfObjectDelete(s->req);
+        s->req = NULL;
+        char sb[96];
+        NTSTATUS st = slot_create_request(s, j->files[0].target);
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: WdfRequestCreate failed: %s", j->o.name, status_str(sb, sizeof(sb), st));
+            job_set_error(j, status_errno(st), st);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void run_phase(struct job *j)
+{
+    if (j->o.api == API_SYNC)
+        run_sync_phase(j);
+    else
+        run_async_phase(j);
+}
+
+static void *job_thread(void *arg)
+{
+    struct job *j = arg;
+    pthread_barrier_wait(&g_barrier);
+    uint64_t t = now_ns();
+    j->start_ns = t;
+    j->ramp_end_ns = t + j->o.ramp_ns;
+    j->end_ns = j->o.runtime_ns ? j->ramp_end_ns + j->o.runtime_ns : 0;
+    __atomic_store_n(&j->phase, PHASE_RUN, __ATOMIC_RELEASE);
+    run_phase(j);
+    bool failed = __atomic_load_n(&j->error_set, __ATOMIC_ACQUIRE) &&
+                  (j->error != EILSEQ || j->o.verify_fatal);
+    if (j->o.verify && rw_writes(j->o.rw) && !failed && !__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&j->stop, 0, __ATOMIC_RELAXED);
+        if (j->o.api == API_SYNC || renew_slot_requests(j) == 0) {
+            __atomic_store_n(&j->phase, PHASE_VERIFY, __ATOMIC_RELEASE);
+            run_phase(j);
+        }
+    }
+    j->finish_ns = now_ns();
+    __atomic_store_n(&j->phase, PHASE_DONE, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* ---- set-up and teardown (main thread) ---- */
+
+static int framework_init(void)
+{
+    char sb[96];
+    WDF_DRIVER_CONFIG cfg;
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    NTSTATUS st = WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, &g_driver);
+    if (!NT_SUCCESS(st)) {
+        errmsg("WdfDriverCreate failed: %s", status_str(sb, sizeof(sb), st));
+        g_driver = NULL;
+        return -1;
+    }
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(g_driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    if (!init) {
+        errmsg("WdfControlDeviceInitAllocate failed");
+        return -1;
+    }
+    st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &g_device);
+    if (!NT_SUCCESS(st)) {
+        errmsg("WdfDeviceCreate failed: %s", status_str(sb, sizeof(sb), st));
+        if (init)
+            WdfDeviceInitFree(init);
+        return -1;
+    }
+    WdfControlFinishInitializing(g_device);
+    return 0;
+}
+
+/* UTF-8 path -> WCHAR (UTF-32) string; NULL if the bytes are not UTF-8. */
+static WCHAR *path_to_wide(const char *path)
+{
+    size_t n = strlen(path), o = 0;
+    WCHAR *w = xcalloc(n + 1, sizeof(WCHAR));
+    const unsigned char *p = (const unsigned char *)path;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = p[i];
+        unsigned extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
+        if (extra == 9 || (extra && i + extra >= n)) {
+            free(w);
+            return NULL;
+        }
+        if (extra)
+            c &= 0x3Fu >> extra;
+        for (unsigned k = 1; k <= extra; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) {
+                free(w);
+                return NULL;
+            }
+            c = (c << 6) | (p[i + k] & 0x3F);
+        }
+        w[o++] = (WCHAR)c;
+        i += 1 + extra;
+    }
+    w[o] = 0;
+    return w;
+}
+
+static NTSTATUS open_target(const char *path, bool write, bool direct, WDFIOTARGET *out)
+{
+    WCHAR *w = path_to_wide(path);
+    if (!w)
+        return STATUS_OBJECT_NAME_INVALID;
+    UNICODE_STRING name;
+    RtlInitUnicodeString(&name, w);
+    WDFIOTARGET t;
+    NTSTATUS st = WdfIoTargetCreate(g_device, WDF_NO_OBJECT_ATTRIBUTES, &t);
+    if (NT_SUCCESS(st)) {
+        WDF_IO_TARGET_OPEN_PARAMS p;
+        WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name,
+                                                    write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ);
+        if (direct)
+            p.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
+        st = WdfIoTargetOpen(t, &p);
+        if (!NT_SUCCESS(st))
+            WdfObjectDelete(t);
+        else
+            *out = t;
+    }
+    free(w);
+    return st;
+}
+
+static void select_backend(enum engine_sel e)
+{
+    if (e != ENGINE_DEFAULT)
+        setenv("UWDF_BACKEND", engine_names[e], 1);
+    else if (g_env_backend)
+        setenv("UWDF_BACKEND", g_env_backend, 1);
+    else
+        unsetenv("UWDF_BACKEND");
+}
+
+/* Files, region sizes and generators of one job (before the layout). */
+static int job_resolve_files(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    const char **paths;
+    unsigned n;
+    bool generated = !o->filename;
+    if (generated) {
+        char name[4096];
+        snprintf(name, sizeof(name), "%s.%u.0", o->name, j->clone);
+        paths = xcalloc(1, sizeof(*paths));
+        paths[0] = keep_str(name);
+        n = 1;
+    } else {
+        n = split_filenames(o->filename, &paths);
+        if (!n) {
+            free(paths);
+            errmsg("%s: empty filename", o->name);
+            return -1;
+        }
+    }
+    j->nfiles = n;
+    j->files = xcalloc(n, sizeof(*j->files));
+    char a[32], b[32];
+    for (unsigned k = 0; k < n; k++) {
+        struct file_slot *f = &j->files[k];
+        struct layout_file *lf = lfile_get(paths[k], generated, o->name);
+        if (!lf) {
+            free(paths);
+            return -1;
+        }
+        f->lf = lf;
+        f->path = lf->path;
+        uint64_t real = lf->exists ? lf->real_size : 0;
+        if (!lf->exists && (o->offset_pct || o->size_pct)) {
+            errmsg("%s: '%s' does not exist: a percentage size or offset needs an existing file",
+                   o->name, lf->path);
+            free(paths);
+            return -1;
+        }
+        uint64_t off = o->offset;
+        if (o->offset_pct)
+            off = real / 100 * o->offset_pct / o->bs * o->bs;
+        uint64_t per;
+        if (o->size_set && o->size_pct) {
+            /* fio: a percentage of the whole file, within what the offset leaves */
+            per = real / 100 * o->size_pct;
+            if (per > (real > off ? real - off : 0))
+                per = real > off ? real - off : 0;
+        }
+        else if (o->size_set)
+            per = o->size / n;
+        else if (generated)
+            per = DEFAULT_FILE_SIZE;
+        else if (lf->exists)
+            per = real > off ? real - off : 0;
+        else {
+            errmsg("%s: '%s' does not exist; give --size to create it", o->name, lf->path);
+            free(paths);
+            return -1;
+        }
+        per -= per % o->bs;
+        if (per == 0) {
+            errmsg("%s: the I/O region of '%s' (%s at offset %s) holds no whole block of %" PRIu32
+                   " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size_set ? o->size : real),
+                   fmt_bytes(b, sizeof(b), off), o->bs);
+            free(paths);
+            return -1;
+        }
+        if (lf->is_blk && off + per > real) {
+            errmsg("%s: region %" PRIu64 "+%" PRIu64 " is beyond the end of '%s' (%" PRIu64 " bytes)",
+                   o->name, off, per, lf->path, real);
+            free(paths);
+            return -1;
+        }
+        if (!lf->is_blk) {
+            if (off + per > lf->need)
+                lf->need = off + per;
+            if (rw_reads(o->rw) && o->ioengine != ENGINE_NULL)
+                lf->fill = true;
+            if (o->verify && !rw_writes(o->rw) && !lf->verify_bs)
+                lf->verify_bs = o->bs;
+        }
+        f->start = off;
+        f->nblocks = per / o->bs;
+        f->bits = bits_for(f->nblocks);
+        f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
+        uint64_t seed = o->randseed ^ ((uint64_t)j->index << 32) ^ k;
+        f->key = splitmix64(&seed);
+        j->total_blocks += f->nblocks;
+    }
+    free(paths);
+    if (o->time_based)
+        j->io_limit = o->number_ios ? o->number_ios : UINT64_MAX;
+    else
+        j->io_limit = o->number_ios && o->number_ios < j->total_blocks ? o->number_ios : j->total_blocks;
+    return 0;
+}
+
+/* Targets, shards and requests of one job (after the layout). */
+static int job_setup(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    char sb[96];
+    select_backend(o->ioengine);
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        struct file_slot *f = &j->files[k];
+        NTSTATUS st = open_target(f->path, rw_writes(o->rw), o->direct, &f->target);
+        if (!NT_SUCCESS(st)) {
+            f->target = NULL;
+            errmsg("%s: cannot open '%s'%s: %s", o->name, f->path,
+                   o->ioengine != ENGINE_DEFAULT ? " with the requested engine" : "",
+                   status_str(sb, sizeof(sb), st));
+            return -1;
+        }
+        PCSTR be = UwdfIoTargetGetBackendName(f->target);
+        if (!j->backend)
+            j->backend = keep_str(be ? be : "unknown");
+        if (o->verify && rw_writes(o->rw))
+            f->written = xcalloc((size_t)((f->nblocks + 63) / 64), sizeof(uint64_t));
+    }
+    if (o->verify && !strcmp(j->backend, "null")) {
+        errmsg("%s: --verify needs an engine that moves data (the null engine does not)", o->name);
+        return -1;
+    }
+    j->verify_reads = o->verify && !rw_writes(o->rw);
+    j->shards = xcalloc(j->nfiles + 1, sizeof(*j->shards));
+    for (unsigned k = 0; k <= j->nfiles; k++)
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_init(&j->shards[k].d[d]);
+    j->nslots = o->api == API_SYNC ? 1 : o->iodepth;
+    j->slots = xcalloc(j->nslots, sizeof(*j->slots));
+    uint64_t seed = o->randseed * 0x2545F4914F6CDD1Dull + j->index;
+    for (unsigned i = 0; i < j->nslots; i++) {
+        struct slot *s = &j->slots[i];
+        s->job = j;
+        s->rng = splitmix64(&seed) | 1;
+        if (o->timeout_ms) {
+            WDF_REQUEST_SEND_OPTIONS_INIT(&s->send_opts, 0);
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->send_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
+            s->has_opts = true;
+        }
+        NTSTATUS st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */,
+                                      o->bs, &s->mem, &s->buf);
+        if (!NT_SUCCESS(st)) {
+            s->mem = NULL;
+            errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, o->bs,
+                   status_str(sb, sizeof(sb), st));
+            return -1;
+        }
+        fill_random(s->buf, o->bs, splitmix64(&seed));
+        st = slot_create_request(s, j->files[0].target);
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: WdfRequestCreate failed: %s", o->name, status_str(sb, sizeof(sb), st));
+            return -1;
+        }
+    }
+    KeInitializeEvent(&j->done, NotificationEvent, FALSE);
+    j->event_ready = true;
+    return 0;
+}
+
+static void job_teardown(struct job *j)
+{
+    for (unsigned i = 0; i < j->nslots; i++) {
+        struct slot *s = &j->slots[i];
+        if (s->req)
+            WdfObjectDelete(s->req);
+        if (s->mem)
+            WdfObjectDelete(s->mem);
+        s->req = NULL;
+        s->mem = NULL;
+    }
+    for (unsigned k = 0; k < j->nfiles; k++)
+        if (j->files[k].target) {
+            WdfObjectDelete(j->files[k].target); /* closes it; its completion thread ends */
+            j->files[k].target = NULL;
+        }
+}
+
+static void job_free(struct job *j)
+{
+    if (j->event_ready)
+        UwdfKeDestroyEvent(&j->done);
+    if (j->shards)
+        for (unsigned k = 0; k <= j->nfiles; k++)
+            for (int d = 0; d < DDIR_N; d++)
+                ddir_acc_free(&j->shards[k].d[d]);
+    if (j->files)
+        for (unsigned k = 0; k < j->nfiles; k++)
+            free(j->files[k].written);
+    free(j->shards);
+    free(j->slots);
+    free(j->files);
+}
+
+/* ======================================================================
+ * 9. monitor: bandwidth samples and the ETA line
+ * ====================================================================== */
+
+#define SAMPLE_NS (500 * NS_PER_MS)
+#define ETA_NS (1000 * NS_PER_MS)
+#define TICK_NS (25 * NS_PER_MS)
+
+static void job_totals(const struct job *j, uint64_t bytes[DDIR_N], uint64_t ios[DDIR_N])
+{
+    for (int d = 0; d < DDIR_N; d++) {
+        bytes[d] = ios[d] = 0;
+        for (unsigned k = 0; k <= j->nfiles; k++) {
+            bytes[d] += __atomic_load_n(&j->shards[k].d[d].bytes, __ATOMIC_RELAXED);
+            ios[d] += __atomic_load_n(&j->shards[k].d[d].ios, __ATOMIC_RELAXED);
+        }
+    }
+}
+
+static bool job_does(const struct job *j, int dd, int phase)
+{
+    if (dd == DDIR_READ)
+        return rw_reads(j->o.rw) || phase == PHASE_VERIFY;
+    return rw_writes(j->o.rw) && phase == PHASE_RUN;
+}
+
+static void monitor_sample(struct job *j, uint64_t now)
+{
+    int ph = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE);
+    if ((ph != PHASE_RUN && ph != PHASE_VERIFY) || now < j->ramp_end_ns)
+        return;
+    uint64_t b[DDIR_N], n[DDIR_N];
+    job_totals(j, b, n);
+    if (!j->sampling) {
+        /* Nothing is counted before the ramp ends: the first window starts there. */
+        j->sampling = true;
+        j->last_ns = j->ramp_end_ns;
+    }
+    if (now > j->last_ns) {
+        double dt = (double)(now - j->last_ns) / 1e9;
+        for (int d = 0; d < DDIR_N; d++) {
+            if (!job_does(j, d, ph))
+                continue;
+            sample_add(&j->bw[d], (double)(b[d] - j->last_bytes[d]) / 1024.0 / dt);
+            sample_add(&j->iops[d], (double)(n[d] - j->last_ios[d]) / dt);
+        }
+    }
+    j->last_ns = now;
+    for (int d = 0; d < DDIR_N; d++) {
+        j->last_bytes[d] = b[d];
+        j->last_ios[d] = n[d];
+    }
+}
+
+static char job_status_char(const struct job *j, int ph)
+{
+    if (ph == PHASE_DONE)
+        return '_';
+    if (ph == PHASE_VERIFY)
+        return 'V';
+    if (ph != PHASE_RUN)
+        return 'P';
+    static const char seq[] = { 'R', 'W', 'r', 'w', 'M', 'm' };
+    return seq[j->o.rw];
+}
+
+static void fmt_eta(char *out, size_t n, uint64_t secs)
+{
+    if (secs >= 3600)
+        snprintf(out, n, "%" PRIu64 "h:%02" PRIu64 "m:%02" PRIu64 "s", secs / 3600, secs / 60 % 60, secs % 60);
+    else
+        snprintf(out, n, "%02" PRIu64 "m:%02" PRIu64 "s", secs / 60, secs % 60);
+}
+
+static int g_eta_len;
+
+/* fio's status line: Jobs: 1 (f=1): [r(1)][45.0%][r=1234MiB/s][r=316k IOPS][eta 00m:05s] */
+static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
+{
+    char status[256] = "", line[512];
+    size_t sl = 0;
+    unsigned running = 0, files = 0;
+    double rate_b[DDIR_N] = { 0, 0 }, rate_n[DDIR_N] = { 0, 0 };
+    uint64_t eta_max = 0;
+    bool eta_known = true;
+    char prev = 0;
+    unsigned run_len = 0;
+    for (unsigned i = 0; i <= g_njobs; i++) {
+        char c = 0;
+        if (i < g_njobs) {
+            struct job *j = &g_jobs[i];
+            int ph = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE);
+            c = job_status_char(j, ph);
+            uint64_t b[DDIR_N], n[DDIR_N];
+            if (ph == PHASE_RUN || ph == PHASE_VERIFY) {
+                running++;
+                files += j->nfiles;
+                job_totals(j, b, n);
+                for (int d = 0; d < DDIR_N; d++) {
+                    double dt = dt_ns ? (double)dt_ns / 1e9 : 1.0;
+                    rate_b[d] += (double)(b[d] - j->eta_last_bytes[d]) / dt;
+                    rate_n[d] += (double)(n[d] - j->eta_last_ios[d]) / dt;
+                    j->eta_last_bytes[d] = b[d];
+                    j->eta_last_ios[d] = n[d];
+                }
+                uint64_t left = UINT64_MAX;
+                if (ph == PHASE_RUN && j->end_ns)
+                    left = j->end_ns > now ? (j->end_ns - now) / NS_PER_SEC : 0;
+                if (ph == PHASE_RUN && j->io_limit != UINT64_MAX && now > j->ramp_end_ns) {
+                    uint64_t done = n[0] + n[1];
+                    double per_s = (double)done / ((double)(now - j->ramp_end_ns) / 1e9);
+                    if (per_s > 0 && j->io_limit > done) {
+                        uint64_t est = (uint64_t)((double)(j->io_limit - done) / per_s);
+                        if (est < left)
+                            left = est;
+                    }
+                }
+                if (left == UINT64_MAX)
+                    eta_known = false;
+                else if (left > eta_max)
+                    eta_max = left;
+            }
+        }
+        if (c != prev && prev && sl < sizeof(status) - 16) {
+            sl += (size_t)snprintf(status + sl, sizeof(status) - sl, "%c(%u)", prev, run_len);
+            run_len = 0;
+        }
+        prev = c;
+        run_len++;
+    }
+    char rb[2][32], rn[2][32], eta[32];
+    for (int d = 0; d < DDIR_N; d++) {
+        fmt_scaled(rb[d], sizeof(rb[d]), rate_b[d], true, "B/s");
+        fmt_scaled(rn[d], sizeof(rn[d]), rate_n[d], false, "");
+    }
+    double elapsed = (double)(now - t_start) / 1e9;
+    double pct = eta_known ? (elapsed + (double)eta_max > 0 ? 100.0 * elapsed / (elapsed + (double)eta_max) : 0) : 0;
+    if (eta_known)
+        fmt_eta(eta, sizeof(eta), eta_max);
+    else
+        snprintf(eta, sizeof(eta), "--m:--s");
+    bool r = rate_n[0] > 0, w = rate_n[1] > 0;
+    char rates[160];
+    if (r && w)
+        snprintf(rates, sizeof(rates), "[r=%s,w=%s][r=%s,w=%s IOPS]", rb[0], rb[1], rn[0], rn[1]);
+    else if (w)
+        snprintf(rates, sizeof(rates), "[w=%s][w=%s IOPS]", rb[1], rn[1]);
+    else
+        snprintf(rates, sizeof(rates), "[r=%s][r=%s IOPS]", rb[0], rn[0]);
+    int len = snprintf(line, sizeof(line), "Jobs: %u (f=%u): [%s][%.1f%%]%s[eta %s]", running, files,
+                       status, pct, rates, eta);
+    fprintf(stderr, "\r%s%*s", line, g_eta_len > len ? g_eta_len - len : 0, "");
+    fflush(stderr);
+    g_eta_len = len;
+}
+
+static void eta_clear(void)
+{
+    if (g_eta_len) {
+        fprintf(stderr, "\r%*s\r", g_eta_len, "");
+        fflush(stderr);
+        g_eta_len = 0;
+    }
+}
+
+/* ======================================================================
+ * 10. reports: normal, terse, JSON, JSON+
+ * ====================================================================== */
+
+struct cpu_use {
+    double usr_pct, sys_pct, usr_s, sys_s;
+    uint64_t ctx, majf, minf, window_ms;
+};
+
+/* One reported entry: a job, or a group with group_reporting. */
+struct report {
+    const struct job *first;
+    const char *name;
+    unsigned groupid, njobs, nslots, nfiles;
+    int error;
+    NTSTATUS err_status;
+    struct ddir_acc d[DDIR_N];
+    uint64_t runtime_ns;
+    struct sample_acc bw[DDIR_N], iops[DDIR_N];
+    uint64_t verified, verify_errors;
+};
+
+/* The measured window: from the end of the ramp to the last completion. */
+static uint64_t job_runtime_ns(const struct job *j)
+{
+    uint64_t from = j->ramp_end_ns > j->start_ns ? j->ramp_end_ns : j->start_ns;
+    if (!j->finish_ns || j->finish_ns <= from)
+        return 0;
+    return j->finish_ns - from;
+}
+
+/* Milliseconds for display: at least 1 once anything ran (as fio). */
+static uint64_t ns_to_ms(uint64_t ns)
+{
+    uint64_t ms = (ns + NS_PER_MS / 2) / NS_PER_MS;
+    return ms ? ms : (ns ? 1 : 0);
+}
+
+static void report_add_job(struct report *r, const struct job *j)
+{
+    if (!r->first) {
+        r->first = j;
+        r->name = j->o.name;
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_init(&r->d[d]);
+    }
+    r->njobs++;
+    r->nslots += j->nslots;
+    r->nfiles += j->nfiles;
+    if (j->error_set && !r->error) {
+        r->error = j->error;
+        r->err_status = j->err_status;
+    }
+    for (unsigned k = 0; k <= j->nfiles; k++)
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_merge(&r->d[d], &j->shards[k].d[d]);
+    uint64_t rt = job_runtime_ns(j);
+    if (rt > r->runtime_ns)
+        r->runtime_ns = rt;
+    for (int d = 0; d < DDIR_N; d++) {
+        sample_merge(&r->bw[d], &j->bw[d]);
+        sample_merge(&r->iops[d], &j->iops[d]);
+    }
+    r->verified += j->verified;
+    r->verify_errors += j->verify_errors;
+}
+
+static unsigned build_reports(struct report **out)
+{
+    bool group = false;
+    for (unsigned i = 0; i < g_njobs; i++)
+        group |= g_jobs[i].o.group_reporting;
+    unsigned n = group ? 1 : g_njobs;
+    struct report *r = xcalloc(n, sizeof(*r));
+    for (unsigned i = 0; i < g_njobs; i++)
+        report_add_job(&r[group ? 0 : i], &g_jobs[i]);
+    *out = r;
+    return n;
+}
+
+static void free_reports(struct report *r, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_free(&r[i].d[d]);
+    free(r);
+}
+
+static uint64_t bw_bytes(uint64_t bytes, uint64_t ns)
+{
+    return ns ? (uint64_t)((double)bytes * 1e9 / (double)ns) : 0;
+}
+
+static double iops_of(uint64_t ios, uint64_t ns)
+{
+    return ns ? (double)ios * 1e9 / (double)ns : 0.0;
+}
+
+/* Sum of all jobs' bandwidth per direction (for fio's per= / bw_agg). */
+static double group_bw_kib(int d)
+{
+    double sum = 0;
+    for (unsigned i = 0; i < g_njobs; i++) {
+        uint64_t b = 0;
+        for (unsigned k = 0; k <= g_jobs[i].nfiles; k++)
+            b += g_jobs[i].shards[k].d[d].bytes;
+        sum += (double)bw_bytes(b, job_runtime_ns(&g_jobs[i])) / 1024.0;
+    }
+    return sum;
+}
+
+/* Latency distribution in fio's buckets (of total latency). */
+static const uint64_t lat_bounds[] = { 2, 4, 10, 20, 50, 100, 250, 500, 750, 1000 };
+static const uint64_t lat_ms_bounds[] = { 2, 4, 10, 20, 50, 100, 250, 500, 750, 1000, 2000 };
+#define N_LAT_B 10
+#define N_LAT_MS 12 /* the last is >= 2000 */
+
+struct lat_dist {
+    double ns[N_LAT_B], us[N_LAT_B], ms[N_LAT_MS];
+};
+
+static void lat_distribution(const struct report *r, struct lat_dist *ld)
+{
+    memset(ld, 0, sizeof(*ld));
+    uint64_t total = r->d[0].lat.n + r->d[1].lat.n;
+    if (!total)
+        return;
+    for (int d = 0; d < DDIR_N; d++) {
+        if (!r->d[d].lat.n)
+            continue;
+        for (unsigned i = 0; i < HIST_N; i++) {
+            uint64_t c = r->d[d].lat_hist[i];
+            if (!c)
+                continue;
+            uint64_t v = hist_value(i);
+            double p = 100.0 * (double)c / (double)total;
+            unsigned b;
+            if (v <= 1000) {
+                for (b = 0; b < N_LAT_B - 1 && v > lat_bounds[b]; b++)
+                    ;
+                ld->ns[b] += p;
+            } else if (v <= 1000 * NS_PER_US) {
+                for (b = 0; b < N_LAT_B - 1 && v > lat_bounds[b] * NS_PER_US; b++)
+                    ;
+                ld->us[b] += p;
+            } else {
+                for (b = 0; b < N_LAT_MS - 1 && v > lat_ms_bounds[b] * NS_PER_MS; b++)
+                    ;
+                ld->ms[b] += p;
+            }
+        }
+    }
+}
+
+static unsigned depth_bucket(unsigned depth)
+{
+    unsigned b = 0;
+    while (b < 6 && (2u << b) <= depth)
+        b++;
+    return b; /* 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
+}
+
+static unsigned report_depth(const struct report *r)
+{
+    return r->first->o.api == API_SYNC ? 1 : r->first->o.iodepth;
+}
+
+/* ---- normal ---- */
+
+static const char *lat_unit(uint64_t max_ns, double *div)
+{
+    if (max_ns < 10000) {
+        *div = 1;
+        return "nsec";
+    }
+    if (max_ns < 10000 * NS_PER_US) {
+        *div = 1e3;
+        return "usec";
+    }
+    *div = 1e6;
+    return "msec";
+}
+
+static void print_lat_line(FILE *f, const char *label, const struct lat_acc *a)
+{
+    if (!a->n)
+        return;
+    double div;
+    const char *u = lat_unit(a->max, &div);
+    fprintf(f, "    %s (%s): min=%" PRIu64 ", max=%" PRIu64 ", avg=%.2f, stdev=%.2f\n", label, u,
+            (uint64_t)((double)lat_min(a) / div), (uint64_t)((double)a->max / div), lat_mean(a) / div,
+            lat_stddev(a) / div);
+}
+
+static void print_ddir_normal(FILE *f, const struct report *r, int d)
+{
+    const struct ddir_acc *a = &r->d[d];
+    if (!a->ios)
+        return;
+    char iops[32], bw[32], io[32];
+    uint64_t bwb = bw_bytes(a->bytes, r->runtime_ns);
+    fmt_scaled(iops, sizeof(iops), iops_of(a->ios, r->runtime_ns), false, "");
+    fmt_scaled(bw, sizeof(bw), (double)bwb, true, "B/s");
+    fmt_scaled(io, sizeof(io), (double)a->bytes, true, "B");
+    fprintf(f, "  %s: IOPS=%s, BW=%s (%" PRIu64 "KiB/s)(%s/%" PRIu64 "msec)\n", ddir_name(d), iops, bw,
+            bwb / 1024, io, ns_to_ms(r->runtime_ns));
+    print_lat_line(f, "slat", &a->slat);
+    print_lat_line(f, "clat", &a->clat);
+    print_lat_line(f, " lat", &a->lat);
+    if (a->clat.n) {
+        uint64_t pv[N_PCT];
+        for (unsigned i = 0; i < N_PCT; i++)
+            pv[i] = hist_percentile(a->clat_hist, a->clat.n, pct_list[i]);
+        double div;
+        const char *u = lat_unit(pv[N_PCT - 1], &div);
+        fprintf(f, "    clat percentiles (%s):\n", u);
+        for (unsigned i = 0; i < N_PCT; i++) {
+            if (i % 4 == 0)
+                fprintf(f, "     |");
+            fprintf(f, " %5.2fth=[%5" PRIu64 "]%s", pct_list[i], (uint64_t)((double)pv[i] / div + 0.5),
+                    i + 1 == N_PCT ? "\n" : (i % 4 == 3 ? ",\n" : ","));
+        }
+    }
+    const struct sample_acc *s = &r->bw[d];
+    if (s->n) {
+        double gb = group_bw_kib(d);
+        bool mib = s->max >= 100000;
+        double k = mib ? 1024.0 : 1.0;
+        fprintf(f, "   bw (  %s/s): min=%5.0f, max=%5.0f, per=%3.2f%%, avg=%5.2f, stdev=%.2f, samples=%" PRIu64 "\n",
+                mib ? "MiB" : "KiB", s->min / k, s->max / k,
+                gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0, sample_mean(s) / k, sample_stddev(s) / k, s->n);
+        s = &r->iops[d];
+        fprintf(f, "   iops        : min=%5.0f, max=%5.0f, avg=%.2f, stdev=%.2f, samples=%" PRIu64 "\n",
+                s->min, s->max, sample_mean(s), sample_stddev(s), s->n);
+    }
+}
+
+static void print_lat_dist_line(FILE *f, const char *unit, const double *v, const uint64_t *bounds,
+                                unsigned n, bool last_ge)
+{
+    unsigned shown = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (v[i] <= 0)
+            continue;
+        if (shown % 5 == 0)
+            fprintf(f, "%s  lat (%s)   : ", shown ? "\n" : "", unit);
+        else
+            fprintf(f, ", ");
+        double p = v[i] < 0.01 ? 0.01 : v[i];
+        if (last_ge && i == n - 1)
+            fprintf(f, ">=%" PRIu64 "=%.2f%%", bounds[n - 2], p);
+        else
+            fprintf(f, "%" PRIu64 "=%.2f%%", bounds[i], p);
+        shown++;
+    }
+    if (shown)
+        fprintf(f, "\n");
+}
+
+static void print_report_normal(FILE *f, const struct report *r, const struct cpu_use *cpu)
+{
+    const struct job *j = r->first;
+    time_t now = time(NULL);
+    char date[64];
+    ctime_r(&now, date);
+    date[strcspn(date, "\n")] = '\0';
+    fprintf(f, "%s: (groupid=%u, jobs=%u): err=%2d: pid=%d: %s\n", r->name, r->groupid, r->njobs,
+            r->error, (int)getpid(), date);
+    if (r->error && r->err_status && !NT_SUCCESS(r->err_status)) {
+        char sb[96];
+        fprintf(f, "  error: %s\n", status_str(sb, sizeof(sb), r->err_status));
+    }
+    for (int d = 0; d < DDIR_N; d++)
+        print_ddir_normal(f, r, d);
+    struct lat_dist ld;
+    lat_distribution(r, &ld);
+    print_lat_dist_line(f, "nsec", ld.ns, lat_bounds, N_LAT_B, false);
+    print_lat_dist_line(f, "usec", ld.us, lat_bounds, N_LAT_B, false);
+    print_lat_dist_line(f, "msec", ld.ms, lat_ms_bounds, N_LAT_MS, true);
+    fprintf(f, "  cpu          : usr=%.2f%%, sys=%.2f%%, ctx=%" PRIu64 ", majf=%" PRIu64 ", minf=%" PRIu64
+               " (whole process)\n", cpu->usr_pct, cpu->sys_pct, cpu->ctx, cpu->majf, cpu->minf);
+    static const char *const dl[] = { "1", "2", "4", "8", "16", "32", ">=64" };
+    unsigned db = depth_bucket(report_depth(r));
+    fprintf(f, "  IO depths    :");
+    for (unsigned i = 0; i < 7; i++)
+        fprintf(f, " %s=%.1f%%%s", dl[i], i == db ? 100.0 : 0.0, i < 6 ? "," : "\n");
+    fprintf(f, "     issued rwts: total=%" PRIu64 ",%" PRIu64 ",0,0 short=0,0,0,0 dropped=0,0,0,0\n",
+            r->d[0].ios, r->d[1].ios);
+    char tmo[32];
+    if (j->o.timeout_ms)
+        snprintf(tmo, sizeof(tmo), "%ums", j->o.timeout_ms);
+    else
+        snprintf(tmo, sizeof(tmo), "none");
+    fprintf(f, "  uwdf         : backend=%s, api=%s, reuse=%s, requests=%u, files=%u, timeout=%s\n",
+            j->backend, api_names[j->o.api], j->o.reuse ? "yes" : "no", r->nslots, r->nfiles, tmo);
+    if (j->o.verify)
+        fprintf(f, "  verify       : crc32c, blocks verified=%" PRIu64 ", failures=%" PRIu64 "\n",
+                r->verified, r->verify_errors);
+}
+
+static void print_group_normal(FILE *f)
+{
+    fprintf(f, "\nRun status group 0 (all jobs):\n");
+    for (int d = 0; d < DDIR_N; d++) {
+        uint64_t bytes = 0, rt_min = UINT64_MAX, rt_max = 0;
+        double bw_min = -1, bw_max = 0;
+        bool any = false;
+        for (unsigned i = 0; i < g_njobs; i++) {
+            const struct job *j = &g_jobs[i];
+            uint64_t b = 0;
+            for (unsigned k = 0; k <= j->nfiles; k++)
+                b += j->shards[k].d[d].bytes;
+            if (!b)
+                continue;
+            any = true;
+            uint64_t rt = job_runtime_ns(j);
+            double bw = (double)bw_bytes(b, rt);
+            bytes += b;
+            if (rt < rt_min)
+                rt_min = rt;
+            if (rt > rt_max)
+                rt_max = rt;
+            if (bw_min < 0 || bw < bw_min)
+                bw_min = bw;
+            if (bw > bw_max)
+                bw_max = bw;
+        }
+        if (!any)
+            continue;
+        char agg[32], mn[32], mx[32], io[32];
+        double aggb = (double)bw_bytes(bytes, rt_max);
+        fmt_scaled(agg, sizeof(agg), aggb, true, "B/s");
+        fmt_scaled(mn, sizeof(mn), bw_min, true, "B/s");
+        fmt_scaled(mx, sizeof(mx), bw_max, true, "B/s");
+        fmt_scaled(io, sizeof(io), (double)bytes, true, "B");
+        fprintf(f, "  %s: bw=%s (%.0fKiB/s), %s-%s (%.0fKiB/s-%.0fKiB/s), io=%s, run=%" PRIu64 "-%" PRIu64 "msec\n",
+                d == DDIR_READ ? " READ" : "WRITE", agg, aggb / 1024, mn, mx, bw_min / 1024, bw_max / 1024, io,
+                ns_to_ms(rt_min), ns_to_ms(rt_max));
+    }
+}
+
+/* ---- terse (fio's version 3 layout) ---- */
+
+static void terse_lat(FILE *f, const struct lat_acc *a)
+{
+    fprintf(f, ";%" PRIu64 ";%" PRIu64 ";%f;%f", lat_min(a) / 1000, a->max / 1000, lat_mean(a) / 1000.0,
+            lat_stddev(a) / 1000.0);
+}
+
+static void print_report_terse(FILE *f, const struct report *r, const struct cpu_use *cpu)
+{
+    fprintf(f, "3;%s;%s;%u;%d", BENCH_VERSION, r->name, r->groupid, r->error);
+    for (int d = 0; d < DDIR_N; d++) {
+        const struct ddir_acc *a = &r->d[d];
+        uint64_t bwb = bw_bytes(a->bytes, r->runtime_ns);
+        fprintf(f, ";%" PRIu64 ";%" PRIu64 ";%" PRIu64 ";%" PRIu64, a->bytes >> 10, bwb >> 10,
+                (uint64_t)(iops_of(a->ios, r->runtime_ns) + 0.5), a->ios ? ns_to_ms(r->runtime_ns) : 0);
+        terse_lat(f, &a->slat);
+        terse_lat(f, &a->clat);
+        for (unsigned i = 0; i < 20; i++) {
+            if (i < N_PCT)
+                fprintf(f, ";%f%%=%" PRIu64, pct_list[i], hist_percentile(a->clat_hist, a->clat.n, pct_list[i]) / 1000);
+            else
+                fprintf(f, ";0%%=0");
+        }
+        terse_lat(f, &a->lat);
+        const struct sample_acc *s = &r->bw[d];
+        double gb = group_bw_kib(d);
+        fprintf(f, ";%.0f;%.0f;%f%%;%f;%f", s->min, s->max, gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0,
+                sample_mean(s), sample_stddev(s));
+    }
+    fprintf(f, ";%f%%;%f%%;%" PRIu64 ";%" PRIu64 ";%" PRIu64, cpu->usr_pct, cpu->sys_pct, cpu->ctx, cpu->majf,
+            cpu->minf);
+    unsigned db = depth_bucket(report_depth(r));
+    for (unsigned i = 0; i < 7; i++)
+        fprintf(f, ";%.1f%%", i == db ? 100.0 : 0.0);
+    struct lat_dist ld;
+    lat_distribution(r, &ld);
+    double ns_total = 0;
+    for (unsigned i = 0; i < N_LAT_B; i++)
+        ns_total += ld.ns[i];
+    for (unsigned i = 0; i < N_LAT_B; i++)
+        fprintf(f, ";%.2f%%", ld.us[i] + (i == 0 ? ns_total : 0));
+    for (unsigned i = 0; i < N_LAT_MS; i++)
+        fprintf(f, ";%.2f%%", ld.ms[i]);
+    fprintf(f, "\n");
+}
+
+/* ---- JSON ---- */
+
+struct jw {
+    FILE *f;
+    int depth;
+    bool first[32];
+};
+
+static void jw_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void jw_member(struct jw *w, const char *key)
+{
+    fputs(w->first[w->depth] ? "\n" : ",\n", w->f);
+    w->first[w->depth] = false;
+    for (int i = 0; i < w->depth; i++)
+        fputs("  ", w->f);
+    if (key) {
+        jw_string(w->f, key);
+        fputs(" : ", w->f);
+    }
+}
+
+static void jw_open(struct jw *w, const char *key, char c)
+{
+    if (w->depth > 0)
+        jw_member(w, key);
+    fputc(c, w->f);
+    w->depth++;
+    w->first[w->depth] = true;
+}
+
+static void jw_close(struct jw *w, char c)
+{
+    bool empty = w->first[w->depth];
+    w->depth--;
+    if (!empty) {
+        fputc('\n', w->f);
+        for (int i = 0; i < w->depth; i++)
+            fputs("  ", w->f);
+    }
+    fputc(c, w->f);
+}
+
+static void jw_u64(struct jw *w, const char *key, uint64_t v)
+{
+    jw_member(w, key);
+    fprintf(w->f, "%" PRIu64, v);
+}
+
+static void jw_dbl(struct jw *w, const char *key, double v)
+{
+    jw_member(w, key);
+    fprintf(w->f, "%f", (v == v && v < 1e300 && v > -1e300) ? v : 0.0);
+}
+
+static void jw_str(struct jw *w, const char *key, const char *v)
+{
+    jw_member(w, key);
+    jw_string(w->f, v ? v : "");
+}
+
+static void jw_bool(struct jw *w, const char *key, bool v)
+{
+    jw_member(w, key);
+    fputs(v ? "true" : "false", w->f);
+}
+
+static void json_lat(struct jw *w, const char *key, const struct lat_acc *a, const uint64_t *hist,
+                     bool pct, bool bins)
+{
+    jw_open(w, key, '{');
+    jw_u64(w, "min", lat_min(a));
+    jw_u64(w, "max", a->max);
+    jw_dbl(w, "mean", lat_mean(a));
+    jw_dbl(w, "stddev", lat_stddev(a));
+    jw_u64(w, "N", a->n);
+    if (pct && a->n) {
+        jw_open(w, "percentile", '{');
+        for (unsigned i = 0; i < N_PCT; i++) {
+            char k[32];
+            snprintf(k, sizeof(k), "%f", pct_list[i]);
+            jw_u64(w, k, hist_percentile(hist, a->n, pct_list[i]));
+        }
+        jw_close(w, '}');
+    }
+    if (bins && a->n) {
+        jw_open(w, "bins", '{');
+        for (unsigned i = 0; i < HIST_N; i++)
+            if (hist[i]) {
+                char k[32];
+                snprintf(k, sizeof(k), "%" PRIu64, hist_value(i));
+                jw_u64(w, k, hist[i]);
+            }
+        jw_close(w, '}');
+    }
+    jw_close(w, '}');
+}
+
+static void json_ddir(struct jw *w, const char *key, const struct report *r, int d, bool plus)
+{
+    static const struct ddir_acc none_acc = { .slat = { 0 }, .clat = { 0 }, .lat = { 0 } };
+    const struct ddir_acc *a = d >= 0 ? &r->d[d] : &none_acc;
+    uint64_t rt = a->ios ? r->runtime_ns : 0;
+    uint64_t bwb = bw_bytes(a->bytes, rt);
+    jw_open(w, key, '{');
+    jw_u64(w, "io_bytes", a->bytes);
+    jw_u64(w, "io_kbytes", a->bytes >> 10);
+    jw_u64(w, "bw_bytes", bwb);
+    jw_u64(w, "bw", bwb >> 10);
+    jw_dbl(w, "iops", iops_of(a->ios, rt));
+    jw_u64(w, "runtime", ns_to_ms(rt));
+    jw_u64(w, "total_ios", a->ios);
+    jw_u64(w, "short_ios", 0);
+    jw_u64(w, "drop_ios", 0);
+    json_lat(w, "slat_ns", &a->slat, NULL, false, false);
+    json_lat(w, "clat_ns", &a->clat, a->clat_hist, true, plus);
+    json_lat(w, "lat_ns", &a->lat, NULL, false, false);
+    static const struct sample_acc none_s;
+    const struct sample_acc *bw = d >= 0 ? &r->bw[d] : &none_s, *io = d >= 0 ? &r->iops[d] : &none_s;
+    double gb = d >= 0 ? group_bw_kib(d) : 0;
+    jw_u64(w, "bw_min", (uint64_t)(bw->min + 0.5));
+    jw_u64(w, "bw_max", (uint64_t)(bw->max + 0.5));
+    jw_dbl(w, "bw_agg", gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0);
+    jw_dbl(w, "bw_mean", sample_mean(bw));
+    jw_dbl(w, "bw_dev", sample_stddev(bw));
+    jw_u64(w, "bw_samples", bw->n);
+    jw_u64(w, "iops_min", (uint64_t)(io->min + 0.5));
+    jw_u64(w, "iops_max", (uint64_t)(io->max + 0.5));
+    jw_dbl(w, "iops_mean", sample_mean(io));
+    jw_dbl(w, "iops_stddev", sample_stddev(io));
+    jw_u64(w, "iops_samples", io->n);
+    jw_close(w, '}');
+}
+
+/* Is kv[i] of section si overridden by a later setting of the same key
+ * (in that section, or in a later section matching 'global_only')? */
+static bool kv_overridden(unsigned si, unsigned i, bool global_only)
+{
+    const struct section *s = g_sections[si];
+    for (unsigned k = i + 1; k < s->n; k++)
+        if (!strcmp(s->kv[k].key, s->kv[i].key))
+            return true;
+    if (!global_only)
+        return false;
+    for (unsigned t = si + 1; t < g_nsections; t++)
+        if (g_sections[t]->global)
+            for (unsigned k = 0; k < g_sections[t]->n; k++)
+                if (!strcmp(g_sections[t]->kv[k].key, s->kv[i].key))
+                    return true;
+    return false;
+}
+
+static void json_options(struct jw *w, const char *key, const struct section *s)
+{
+    jw_open(w, key, '{');
+    for (unsigned si = 0; s && si < g_nsections; si++) {
+        if (g_sections[si] != s)
+            continue;
+        for (unsigned i = 0; i < s->n; i++)
+            if (!kv_overridden(si, i, false))
+                jw_str(w, s->kv[i].key, s->kv[i].val ? s->kv[i].val : "");
+    }
+    jw_close(w, '}');
+}
+
+static void json_job(struct jw *w, const struct report *r, const struct cpu_use *cpu, bool plus)
+{
+    const struct job *j = r->first;
+    jw_open(w, NULL, '{');
+    jw_str(w, "jobname", r->name);
+    jw_u64(w, "groupid", r->groupid);
+    jw_u64(w, "error", (uint64_t)r->error);
+    jw_u64(w, "eta", 0);
+    jw_u64(w, "elapsed", (j->finish_ns - j->start_ns + NS_PER_SEC / 2) / NS_PER_SEC);
+    json_options(w, "job options", j->def->sec);
+    json_ddir(w, "read", r, DDIR_READ, plus);
+    json_ddir(w, "write", r, DDIR_WRITE, plus);
+    json_ddir(w, "trim", r, -1, plus);
+    jw_open(w, "sync", '{');
+    jw_u64(w, "total_ios", 0);
+    static const struct lat_acc zero_lat;
+    json_lat(w, "lat_ns", &zero_lat, NULL, false, false);
+    jw_close(w, '}');
+    jw_u64(w, "job_runtime", ns_to_ms(r->runtime_ns));
+    jw_dbl(w, "usr_cpu", cpu->usr_pct);
+    jw_dbl(w, "sys_cpu", cpu->sys_pct);
+    jw_u64(w, "ctx", cpu->ctx);
+    jw_u64(w, "majf", cpu->majf);
+    jw_u64(w, "minf", cpu->minf);
+    static const char *const dl[] = { "1", "2", "4", "8", "16", "32", ">=64" };
+    static const char *const sl[] = { "0", "4", "8", "16", "32", "64", ">=64" };
+    unsigned db = depth_bucket(report_depth(r));
+    jw_open(w, "iodepth_level", '{');
+    for (unsigned i = 0; i < 7; i++)
+        jw_dbl(w, dl[i], i == db ? 100.0 : 0.0);
+    jw_close(w, '}');
+    jw_open(w, "iodepth_submit", '{');
+    for (unsigned i = 0; i < 7; i++)
+        jw_dbl(w, sl[i], 0.0);
+    jw_close(w, '}');
+    jw_open(w, "iodepth_complete", '{');
+    for (unsigned i = 0; i < 7; i++)
+        jw_dbl(w, sl[i], 0.0);
+    jw_close(w, '}');
+    struct lat_dist ld;
+    lat_distribution(r, &ld);
+    char k[32];
+    jw_open(w, "latency_ns", '{');
+    for (unsigned i = 0; i < N_LAT_B; i++) {
+        snprintf(k, sizeof(k), "%" PRIu64, lat_bounds[i]);
+        jw_dbl(w, k, ld.ns[i]);
+    }
+    jw_close(w, '}');
+    jw_open(w, "latency_us", '{');
+    for (unsigned i = 0; i < N_LAT_B; i++) {
+        snprintf(k, sizeof(k), "%" PRIu64, lat_bounds[i]);
+        jw_dbl(w, k, ld.us[i]);
+    }
+    jw_close(w, '}');
+    jw_open(w, "latency_ms", '{');
+    for (unsigned i = 0; i < N_LAT_MS; i++) {
+        if (i == N_LAT_MS - 1)
+            snprintf(k, sizeof(k), ">=%" PRIu64, lat_ms_bounds[N_LAT_MS - 2]);
+        else
+            snprintf(k, sizeof(k), "%" PRIu64, lat_ms_bounds[i]);
+        jw_dbl(w, k, ld.ms[i]);
+    }
+    jw_close(w, '}');
+    jw_u64(w, "latency_depth", report_depth(r));
+    jw_u64(w, "latency_target", 0);
+    jw_dbl(w, "latency_percentile", 100.0);
+    jw_u64(w, "latency_window", 0);
+    jw_open(w, "uwdf", '{');
+    jw_str(w, "backend", j->backend);
+    jw_str(w, "api", api_names[j->o.api]);
+    jw_bool(w, "reuse", j->o.reuse);
+    jw_u64(w, "requests", r->nslots);
+    jw_u64(w, "files", r->nfiles);
+    jw_u64(w, "timeout_ms", j->o.timeout_ms);
+    jw_str(w, "verify", j->o.verify ? "crc32c" : "none");
+    jw_u64(w, "verified_blocks", r->verified);
+    jw_u64(w, "verify_errors", r->verify_errors);
+    const char *sn = r->err_status && !NT_SUCCESS(r->err_status) ? UwdfNtStatusName(r->err_status) : NULL;
+    jw_str(w, "error_status", sn ? sn : "");
+    jw_dbl(w, "cpu_usr_s", cpu->usr_s);
+    jw_dbl(w, "cpu_sys_s", cpu->sys_s);
+    jw_u64(w, "cpu_window_ms", cpu->window_ms);
+    jw_close(w, '}');
+    jw_close(w, '}');
+}
+
+static void print_json(FILE *f, const struct report *reps, unsigned nrep, const struct cpu_use *cpu,
+                       bool plus)
+{
+    struct jw w = { .f = f, .depth = 0 };
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    time_t t = tv.tv_sec;
+    char date[64];
+    ctime_r(&t, date);
+    date[strcspn(date, "\n")] = '\0';
+    fputc('{', f);
+    w.depth = 1;
+    w.first[1] = true;
+    jw_str(&w, "fio version", BENCH_VERSION);
+    jw_u64(&w, "timestamp", (uint64_t)tv.tv_sec);
+    jw_u64(&w, "timestamp_ms", (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
+    jw_str(&w, "time", date);
+    bool any_global = false;
+    for (unsigned i = 0; i < g_nsections; i++)
+        any_global |= g_sections[i]->global && g_sections[i]->n > 0;
+    if (any_global) {
+        jw_open(&w, "global options", '{');
+        for (unsigned i = 0; i < g_nsections; i++) {
+            const struct section *s = g_sections[i];
+            if (s->global)
+                for (unsigned k = 0; k < s->n; k++)
+                    if (!kv_overridden(i, k, true))
+                        jw_str(&w, s->kv[k].key, s->kv[k].val ? s->kv[k].val : "");
+        }
+        jw_close(&w, '}');
+    }
+    jw_open(&w, "jobs", '[');
+    for (unsigned i = 0; i < nrep; i++)
+        json_job(&w, &reps[i], cpu, plus);
+    jw_close(&w, ']');
+    jw_open(&w, "uwdf", '{');
+    jw_str(&w, "version", PACKAGE_VERSION);
+    jw_str(&w, "backend", nrep ? reps[0].first->backend : "");
+    jw_str(&w, "api", nrep ? api_names[reps[0].first->o.api] : "");
+    jw_close(&w, '}');
+    fputs("\n}\n", f);
+}
+
+/* ======================================================================
+ * 11. main
+ * ====================================================================== */
+
+/* Checks across options; warnings for what is accepted but not done. */
+static int validate_jobdef(const struct jobdef *def, bool quiet)
+{
+    const struct job_opts *o = &def->o;
+    if (o->verify && o->bs < sizeof(struct verify_hdr)) {
+        errmsg("%s: --verify needs bs of at least %zu bytes", o->name, sizeof(struct verify_hdr));
+        return -1;
+    }
+    if (o->direct && o->bs % 512) {
+        errmsg("%s: with direct=1, bs (%" PRIu32 ") must be a multiple of 512", o->name, o->bs);
+        return -1;
+    }
+    if (o->fixedbufs)
+        errmsg("%s: warning: fixedbufs is not supported by this build (uwdf does not register "
+               "buffers yet); ignored", o->name);
+    if (o->registerfiles)
+        errmsg("%s: warning: registerfiles is not supported by this build (uwdf does not register "
+               "files yet); ignored", o->name);
+    if (!quiet && o->api == API_SYNC && o->iodepth > 1)
+        errmsg("%s: note: --api=sync runs one synchronous request per thread; iodepth=%u is not "
+               "used (use numjobs for parallelism)", o->name, o->iodepth);
+    if (!quiet && o->time_based && !o->runtime_ns)
+        errmsg("%s: note: time_based without runtime runs until interrupted", o->name);
+    return 0;
+}
+
+static void cpu_snapshot(struct rusage *ru)
+{
+    getrusage(RUSAGE_SELF, ru);
+}
+
+static double tv_s(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+static void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns,
+                        struct cpu_use *c)
+{
+    memset(c, 0, sizeof(*c));
+    double wall = (double)wall_ns / 1e9;
+    c->usr_s = tv_s(&b->ru_utime) - tv_s(&a->ru_utime);
+    c->sys_s = tv_s(&b->ru_stime) - tv_s(&a->ru_stime);
+    c->usr_pct = wall > 0 ? 100.0 * c->usr_s / wall : 0;
+    c->sys_pct = wall > 0 ? 100.0 * c->sys_s / wall : 0;
+    c->ctx = (uint64_t)((b->ru_nvcsw - a->ru_nvcsw) + (b->ru_nivcsw - a->ru_nivcsw));
+    c->majf = (uint64_t)(b->ru_majflt - a->ru_majflt);
+    c->minf = (uint64_t)(b->ru_minflt - a->ru_minflt);
+    c->window_ms = wall_ns / NS_PER_MS;
+}
+
+static void print_header(FILE *f, const struct jobdef *defs, unsigned ndefs)
+{
+    unsigned idx = 0;
+    for (unsigned i = 0; i < ndefs; i++) {
+        const struct job_opts *o = &defs[i].o;
+        const struct job *j = &g_jobs[idx];
+        fprintf(f, "%s: (g=0): rw=%s, bs=(R) %" PRIu32 "B-%" PRIu32 "B, (W) %" PRIu32 "B-%" PRIu32
+                   "B, (T) %" PRIu32 "B-%" PRIu32 "B, ioengine=%s, iodepth=%u, api=%s%s\n",
+                o->name, rw_names[o->rw], o->bs, o->bs, o->bs, o->bs, o->bs, o->bs, j->backend,
+                o->iodepth, api_names[o->api], o->reuse ? "" : ", reuse=0");
+        if (o->numjobs > 1)
+            fprintf(f, "...\n");
+        idx += o->numjobs;
+    }
+    fprintf(f, "%s\nStarting %u thread%s\n", BENCH_VERSION, g_njobs, g_njobs == 1 ? "" : "s");
+    fflush(f);
+}
+
+static unsigned jobs_running(void)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < g_njobs; i++)
+        if (__atomic_load_n(&g_jobs[i].phase, __ATOMIC_ACQUIRE) != PHASE_DONE)
+            n++;
+    return n;
+}
+
+/* Main thread while the jobs run: samples, ETA line, CPU window. */
+static void monitor(const struct cmdline *cl, uint64_t t_start, struct rusage *ru_start,
+                    uint64_t *cpu_t0)
+{
+    bool eta = cl->g.eta == ETA_ALWAYS || (cl->g.eta == ETA_AUTO && isatty(STDERR_FILENO));
+    uint64_t max_ramp = 0;
+    for (unsigned i = 0; i < g_njobs; i++)
+        if (g_jobs[i].o.ramp_ns > max_ramp)
+            max_ramp = g_jobs[i].o.ramp_ns;
+    bool cpu_window_open = max_ramp == 0;
+    uint64_t next_sample = t_start + SAMPLE_NS, next_eta = t_start + ETA_NS, last_eta = t_start;
+    bool announced = false;
+    while (jobs_running() > 0) {
+        sleep_ns(TICK_NS);
+        uint64_t now = now_ns();
+        if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED) && !announced) {
+            announced = true;
+            eta_clear();
+            errmsg("interrupted: stopping the jobs (again to abort at once)");
+        }
+        if (!cpu_window_open && now >= t_start + max_ramp) {
+            cpu_window_open = true;
+            cpu_snapshot(ru_start);
+            *cpu_t0 = now;
+        }
+        if (now >= next_sample) {
+            for (unsigned i = 0; i < g_njobs; i++)
+                monitor_sample(&g_jobs[i], now);
+            next_sample += SAMPLE_NS;
+            if (next_sample < now)
+                next_sample = now + SAMPLE_NS;
+        }
+        if (eta && now >= next_eta) {
+            eta_print(now, t_start, now - last_eta);
+            last_eta = now;
+            next_eta += ETA_NS;
+            if (next_eta < now)
+                next_eta = now + ETA_NS;
+        }
+    }
+    if (eta)
+        eta_clear();
+}
+
+int main(int argc, char **argv)
+{
+    int rc = 1;
+    struct cmdline cl;
+    struct jobdef *defs = NULL;
+    unsigned ndefs = 0;
+    FILE *out = stdout;
+    bool framework_up = false;
+
+    crc32c_init();
+    int pr = parse_cmdline(argc, argv, &cl);
+    if (pr == 2)
+        rc = 0;
+    if (pr)
+        goto done_args;
+    for (unsigned i = 0; i < cl.njobfiles; i++)
+        if (parse_job_file(cl.jobfiles[i]))
+            goto done_args;
+    ndefs = build_jobdefs(&cl, &defs);
+    if (!ndefs)
+        goto done_args;
+    bool quiet = !(cl.g.formats & OUT_NORMAL);
+    g_njobs = 0;
+    for (unsigned i = 0; i < ndefs; i++) {
+        if (validate_jobdef(&defs[i], quiet))
+            goto done_args;
+        g_njobs += defs[i].o.numjobs;
+    }
+
+    g_jobs = xcalloc(g_njobs, sizeof(*g_jobs));
+    for (unsigned i = 0, idx = 0; i < ndefs; i++)
+        for (unsigned c = 0; c < defs[i].o.numjobs; c++, idx++) {
+            struct job *j = &g_jobs[idx];
+            j->o = defs[i].o;
+            j->def = &defs[i];
+            j->index = idx;
+            j->clone = c;
+        }
+
+    if (cl.g.output) {
+        out = fopen(cl.g.output, "w");
+        if (!out) {
+            errmsg("cannot open output file '%s': %s", cl.g.output, strerror(errno));
+            out = stdout;
+            goto done_jobs;
+        }
+    }
+    FILE *info = (cl.g.formats & OUT_NORMAL) ? out : NULL;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    for (unsigned i = 0; i < g_njobs; i++)
+        if (job_resolve_files(&g_jobs[i]))
+            goto done_files;
+    if (layout_all(info))
+        goto done_files;
+
+    const char *env = getenv("UWDF_BACKEND");
+    g_env_backend = env ? keep_str(env) : NULL;
+    if (framework_init())
+        goto done_framework;
+    framework_up = true;
+    for (unsigned i = 0; i < g_njobs; i++)
+        if (job_setup(&g_jobs[i]))
+            goto done_framework;
+    select_backend(ENGINE_DEFAULT);
+    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+        goto done_framework;
+    if (cl.g.formats & OUT_NORMAL)
+        print_header(out, defs, ndefs);
+
+    /* Job threads do not take the signals: the handler runs on the main
+     * thread (or a framework thread), never inside a job's send. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_barrier_init(&g_barrier, NULL, g_njobs + 1);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (unsigned i = 0; i < g_njobs; i++) {
+        int r = pthread_create(&g_jobs[i].thread, NULL, job_thread, &g_jobs[i]);
+        if (r) {
+            errmsg("cannot start job thread: %s", strerror(r));
+            remove_generated_files();
+            _exit(1); /* the started threads wait on the barrier */
+        }
+        g_jobs[i].thread_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    struct rusage ru_start, ru_end;
+    pthread_barrier_wait(&g_barrier);
+    uint64_t t_start = now_ns(), cpu_t0 = t_start;
+    cpu_snapshot(&ru_start);
+    monitor(&cl, t_start, &ru_start, &cpu_t0);
+    for (unsigned i = 0; i < g_njobs; i++)
+        pthread_join(g_jobs[i].thread, NULL);
+    cpu_snapshot(&ru_end);
+    uint64_t t_end = now_ns();
+    pthread_barrier_destroy(&g_barrier);
+
+    struct cpu_use cpu;
+    cpu_compute(&ru_start, &ru_end, t_end > cpu_t0 ? t_end - cpu_t0 : 0, &cpu);
+    struct report *reps;
+    unsigned nrep = build_reports(&reps);
+    if (cl.g.formats & OUT_NORMAL) {
+        fprintf(out, "\n");
+        for (unsigned i = 0; i < nrep; i++)
+            print_report_normal(out, &reps[i], &cpu);
+        print_group_normal(out);
+    }
+    if (cl.g.formats & OUT_TERSE)
+        for (unsigned i = 0; i < nrep; i++)
+            print_report_terse(out, &reps[i], &cpu);
+    if (cl.g.formats & (OUT_JSON | OUT_JSONPLUS))
+        print_json(out, reps, nrep, &cpu, (cl.g.formats & OUT_JSONPLUS) != 0);
+    free_reports(reps, nrep);
+    fflush(out);
+
+    rc = 0;
+    for (unsigned i = 0; i < g_njobs; i++)
+        if (g_jobs[i].error_set)
+            rc = 1;
+
+done_framework:
+    for (unsigned i = 0; i < g_njobs; i++)
+        job_teardown(&g_jobs[i]);
+    if (framework_up || g_driver)
+        WdfObjectDelete(g_driver);
+    select_backend(ENGINE_DEFAULT);
+done_files:
+    remove_generated_files();
+done_jobs:
+    if (out != stdout && fclose(out) != 0) {
+        errmsg("writing '%s' failed: %s", cl.g.output, strerror(errno));
+        rc = 1;
+    }
+    for (unsigned i = 0; i < g_njobs; i++)
+        job_free(&g_jobs[i]);
+    free(g_jobs);
+    free_lfiles();
+done_args:
+    free(defs);
+    free(cl.jobfiles);
+    free_sections();
+    free_kept_strings();
+    return rc;
+}
