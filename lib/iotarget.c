@@ -313,12 +313,12 @@ static bool target_is_accepting(WDF_IO_TARGET_STATE s, bool ignore_state)
     return s == WdfIoTargetStarted || s == WdfIoTargetStopped;
 }
 
+/* Off the sent list once its completion is decided. It stays counted in
+ * sent_count until its owner has it back (target_complete). */
 static void target_unlink_locked(struct uwdf_iotarget *t, struct uwdf_request *req)
 {
+    (void)t;
     uwdf_list_remove(&req->target_link);
-    t->sent_count--;
-    if (t->sent_count == 0 && t->waiters)
-        pthread_cond_broadcast(&t->idle_cond);
 }
 
 /* Complete a request whose completion count reached zero, outside the lock. */
@@ -354,6 +354,15 @@ static void target_complete(struct uwdf_request *req)
             atomic_compare_exchange_strong(&t->file_pos, &end, real);
     }
     uwdf_request_finish(req, status, info);
+
+    /* Only now is the request no longer sent I/O: a Stop, Purge or Close
+     * waiting for sent I/O returns after the completion routines ran, as
+     * WDF signals its sent-I/O event after CompleteRequest. req may be gone;
+     * t is not, since deleting it waits for sent_count to reach zero. */
+    pthread_mutex_lock(&t->lock);
+    if (--t->sent_count == 0 && t->waiters)
+        pthread_cond_broadcast(&t->idle_cond);
+    pthread_mutex_unlock(&t->lock);
 }
 
 static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, long n)

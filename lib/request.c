@@ -440,14 +440,16 @@ void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
     atomic_store(&req->flags, (flags & UWDF_REQ_CANCELED) | UWDF_REQ_COMPLETED);
 
     if (waiter) {
-        /* Synchronous send: the caller's buffers were lent for the call
-         * only, so the format ends here. */
+        /* WdfIoTargetSendXxxSynchronously: the caller's buffers were lent
+         * for the call only, so that format ends here. A WdfRequestSend
+         * (SYNCHRONOUS) sent the driver's own format (UWDF_REQ_CALL_ROUTINE),
+         * which lasts until reuse, reformat or delete, as below. */
         if (routine && (flags & UWDF_REQ_CALL_ROUTINE)) {
             KIRQL old = uwdf_irql_raise_to_dispatch();
             routine((WDFREQUEST)req->obj.handle, target_handle, &req->cparams, ctx);
             uwdf_irql_restore(old);
         }
-        if (req->fmt_seq == seq)
+        if (req->fmt_seq == seq && !(flags & UWDF_REQ_CALL_ROUTINE))
             uwdf_request_release_format(req);
         request_sync_signal(waiter);
         uwdf_object_release(&req->obj);
@@ -458,9 +460,9 @@ void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
         routine((WDFREQUEST)req->obj.handle, target_handle, &req->cparams, ctx);
         uwdf_irql_restore(old);
     }
-    /* The memory references of the format end with the completion, unless
-     * the routine already reused or reformatted the request. */
-    if (req->fmt_seq == seq && !(atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)))
-        uwdf_request_release_format(req);
+    /* The format (and its WDFMEMORY references) outlives the completion:
+     * as in WDF (FxRequestBase::CompleteSubmitted releases nothing), it
+     * ends at WdfRequestReuse, a new format or the request's deletion, so
+     * the Buffer handles in the completion parameters stay valid. */
     uwdf_object_release(&req->obj);
 }

@@ -1,0 +1,1459 @@
+/* WDFREQUEST: creation, reuse, send validation, completion routines and
+ * completion parameters, IRQL, and the reuse-in-the-completion-routine
+ * pattern. Every test that moves data runs once per engine (io_uring,
+ * libaio) and checks that the target really uses it. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BLK 4096
+#define FILE_BLOCKS 16
+#define FILE_SIZE (FILE_BLOCKS * BLK)
+#define FILE_SEED 11u
+#define WAIT_MS 10000          /* an I/O that takes this long is lost */
+#define QUIET_MS 100           /* "nothing else happens" observation window */
+#define FIFO_BYTES 64
+#define SEED_IOS 10000         /* the reuse loop: writes, then reads */
+#define SEED_WRITES (SEED_IOS / 2)
+#define TEST_TIMEOUT_SEC 60
+
+/* ---- per-test resources ----
+ * A test removes what it made when it ends (env_fini, or the teardown in
+ * CK_FORK=no runs, where a failed assertion still reaches it). A forked
+ * test that fails is _exit'ed by Check without either, so every test works
+ * inside one directory per run, made and removed by the parent process
+ * (main). */
+static char *g_dirs[4];
+static int g_ndirs;
+
+static void cleanup_registered(void)
+{
+    for (int i = 0; i < g_ndirs; i++) {
+        tu_rmtree(g_dirs[i]);
+        free(g_dirs[i]);
+        g_dirs[i] = NULL;
+    }
+    g_ndirs = 0;
+}
+
+struct env {
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    char *dir;
+};
+
+static void env_init(struct env *e)
+{
+    tu_driver_and_device(&e->driver, &e->device);
+    e->dir = tu_tmpdir();
+    ck_assert_int_lt(g_ndirs, (int)(sizeof(g_dirs) / sizeof(g_dirs[0])));
+    g_dirs[g_ndirs++] = e->dir;
+}
+
+/* Deleting the driver closes every target and deletes every request and
+ * memory object the test made; then the files go. */
+static void env_fini(struct env *e)
+{
+    WdfObjectDelete(e->driver);
+    e->driver = NULL;
+    cleanup_registered();
+}
+
+static char *env_file(struct env *e, const char *name, size_t size, unsigned seed)
+{
+    return tu_make_file(e->dir, name, size, seed);
+}
+
+/* ---- fixture: bug checks are captured, so an unexpected one fails the
+ * test at teardown instead of aborting; global switches start off. ---- */
+static void setup(void)
+{
+    tu_bugcheck_capture();
+    UwdfSetVerifier(FALSE);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    UwdfFaultInjectStall(0);
+}
+
+static void teardown(void)
+{
+    UwdfSetVerifier(FALSE);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    WDFDRIVER stale = WdfGetDriver();
+    if (stale)
+        WdfObjectDelete(stale);
+    cleanup_registered();
+    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
+                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
+}
+
+static void expect_bugcheck(ULONG_PTR code, ULONG_PTR p2)
+{
+    ck_assert_int_eq(tu_last_bugcheck.count, 1);
+    ck_assert_uint_eq(tu_last_bugcheck.p[0], code);
+    ck_assert_uint_eq(tu_last_bugcheck.p[1], p2);
+    tu_bugcheck_reset();
+}
+
+/* ---- helpers ---- */
+
+/* valgrind 3.19 (Debian 12) keeps its scheduler lock while a thread sits in
+ * io_uring_enter, so an engine thread waiting for completions stops every
+ * other thread: io_uring cannot run under it at all. Under valgrind the
+ * io_uring iteration of a test is skipped, and says so; the plain and
+ * sanitizer runs cover it. */
+static bool under_valgrind(void)
+{
+    const char *preload = getenv("LD_PRELOAD");
+    return preload && strstr(preload, "vgpreload") != NULL;
+}
+
+static bool use_backend(int index)
+{
+    if (index == 0 && under_valgrind()) {
+        fprintf(stderr, "io_uring iteration skipped under valgrind\n");
+        return false;
+    }
+    tu_use_backend(index);
+    return true;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static WDFIOTARGET open_target(struct env *e, int backend, const char *path, ACCESS_MASK access,
+                               ULONG options)
+{
+    WDFIOTARGET target;
+    NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
+    ck_assert_msg(status == STATUS_SUCCESS, "open %s: 0x%08x", path, (unsigned)status);
+    ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[backend]);
+    return target;
+}
+
+static WDFMEMORY make_memory(size_t size, void **buffer)
+{
+    WDFMEMORY mem;
+    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
+                     STATUS_SUCCESS);
+    return mem;
+}
+
+static WDFREQUEST make_request(WDFIOTARGET target)
+{
+    WDFREQUEST req;
+    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
+    return req;
+}
+
+static bool pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset)
+{
+    unsigned char *want = malloc(len);
+    tu_fill_pattern(want, len, seed, offset);
+    bool same = memcmp(buf, want, len) == 0;
+    free(want);
+    return same;
+}
+
+static void reuse(WDFREQUEST req, NTSTATUS status)
+{
+    WDF_REQUEST_REUSE_PARAMS p;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, status);
+    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
+}
+
+/* A completion record: what the routine saw, and an event it sets last. */
+struct completion {
+    KEVENT done;
+    atomic_int calls;
+    NTSTATUS status;
+    ULONG_PTR information;
+    KIRQL irql;
+    WDFREQUEST request;
+    WDFIOTARGET target;
+    WDF_REQUEST_COMPLETION_PARAMS params;
+};
+
+/* Plain-int views of atomics, so failed assertions print readably. */
+static int load(atomic_int *a)
+{
+    return atomic_load(a);
+}
+
+static int ncalls(struct completion *c)
+{
+    return atomic_load(&c->calls);
+}
+
+static void completion_init(struct completion *c)
+{
+    memset(c, 0, sizeof(*c));
+    KeInitializeEvent(&c->done, NotificationEvent, FALSE);
+}
+
+static void completion_fini(struct completion *c)
+{
+    UwdfKeDestroyEvent(&c->done);
+}
+
+static VOID on_complete(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                        WDFCONTEXT Context)
+{
+    struct completion *c = Context;
+    c->request = Request;
+    c->target = Target;
+    c->status = Params->IoStatus.Status;
+    c->information = Params->IoStatus.Information;
+    c->params = *Params;
+    c->irql = KeGetCurrentIrql();
+    atomic_fetch_add(&c->calls, 1);
+    KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
+}
+
+static bool completion_wait(struct completion *c, int ms)
+{
+    LARGE_INTEGER timeout;
+    timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)ms);
+    return KeWaitForSingleObject(&c->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS;
+}
+
+static void send_async(WDFREQUEST req, WDFIOTARGET target, struct completion *c)
+{
+    WdfRequestSetCompletionRoutine(req, on_complete, c);
+    ck_assert_msg(WdfRequestSend(req, target, WDF_NO_SEND_OPTIONS), "send failed: 0x%08x",
+                  (unsigned)WdfRequestGetStatus(req));
+    ck_assert_msg(completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
+}
+
+/* ---- a request that stays in flight until it is cancelled ----
+ * io_uring: a read of an empty FIFO (a writer is held open, so the read
+ * parks in the kernel). libaio refuses FIFOs, so there the request is
+ * pended on a stopped target, which WDF counts as sent just the same. */
+struct inflight {
+    WDFIOTARGET target;
+    WDFREQUEST req;
+    WDFMEMORY mem;
+    int fifo_fd;
+    struct completion c;
+};
+
+static void inflight_start(struct env *e, int backend, struct inflight *f)
+{
+    char *path = NULL;
+    completion_init(&f->c);
+    f->fifo_fd = -1;
+    if (backend == 0) {
+        ck_assert_int_ge(asprintf(&path, "%s/fifo", e->dir), 0);
+        ck_assert_int_eq(mkfifo(path, 0600), 0);
+        f->fifo_fd = open(path, O_RDWR | O_CLOEXEC);
+        ck_assert_int_ge(f->fifo_fd, 0);
+        f->target = open_target(e, backend, path, GENERIC_READ, 0);
+    } else {
+        path = env_file(e, "pended", FILE_SIZE, FILE_SEED);
+        f->target = open_target(e, backend, path, GENERIC_READ, 0);
+        WdfIoTargetStop(f->target, WdfIoTargetLeaveSentIoPending);
+        ck_assert_int_eq(WdfIoTargetGetState(f->target), WdfIoTargetStopped);
+    }
+    free(path);
+    f->req = make_request(f->target);
+    f->mem = make_memory(FIFO_BYTES, NULL);
+    /* NULL offset: a FIFO has no positions (and the file read starts at 0). */
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(f->target, f->req, f->mem, NULL, NULL),
+                     STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(f->req, on_complete, &f->c);
+    ck_assert(WdfRequestSend(f->req, f->target, WDF_NO_SEND_OPTIONS));
+    sleep_ms(20);
+    ck_assert_int_eq(ncalls(&f->c), 0);
+}
+
+static void inflight_cancel(struct inflight *f)
+{
+    ck_assert(WdfRequestCancelSentRequest(f->req));
+    ck_assert(completion_wait(&f->c, WAIT_MS));
+    ck_assert_int_eq(f->c.status, STATUS_CANCELLED);
+    ck_assert_int_eq(f->c.information, 0);
+    ck_assert_int_eq(ncalls(&f->c), 1);
+}
+
+static void inflight_fini(struct inflight *f)
+{
+    if (f->fifo_fd >= 0)
+        close(f->fifo_fd);
+    completion_fini(&f->c);
+}
+
+/* =================================================================== */
+/* creation and handles                                                 */
+/* =================================================================== */
+
+START_TEST(create_without_target_has_irp)
+{
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    WDFREQUEST req;
+    tu_driver_and_device(&driver, &device);
+    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req), STATUS_SUCCESS);
+    ck_assert_ptr_nonnull(req);
+    PIRP irp = WdfRequestWdmGetIrp(req);
+    ck_assert_ptr_nonnull(irp);
+    ck_assert_int_ge(irp->StackCount, 1);
+    ck_assert_ptr_null(WdfRequestGetIoTarget(req));
+    WdfObjectDelete(req);
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+START_TEST(create_with_target_formats_and_sends)
+{
+    struct env e;
+    struct completion c;
+    void *buf;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    completion_init(&c);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFREQUEST req;
+    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &req), STATUS_SUCCESS);
+    ck_assert_ptr_nonnull(WdfRequestWdmGetIrp(req));
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    LONGLONG off = 2 * BLK;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_ptr_eq(WdfRequestGetIoTarget(req), t);
+    send_async(req, t, &c);
+    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_uint_eq(c.information, BLK);
+    ck_assert_ptr_eq(c.request, req);
+    ck_assert_ptr_eq(c.target, t);
+    ck_assert(pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+    completion_fini(&c);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(wrong_handle_type_is_invalid_handle_bugcheck)
+{
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    tu_driver_and_device(&driver, &device);
+    WDFMEMORY mem = make_memory(64, NULL);
+    WDF_REQUEST_REUSE_PARAMS p;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+
+    ck_assert_int_eq(WdfRequestGetStatus((WDFREQUEST)mem), STATUS_INVALID_HANDLE);
+    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
+    ck_assert_int_eq(WdfRequestReuse((WDFREQUEST)mem, &p), STATUS_INVALID_HANDLE);
+    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
+    /* A target is no request either, and WdfRequestSend reports FALSE. */
+    WDFIOTARGET target;
+    ck_assert_int_eq(WdfIoTargetCreate(device, WDF_NO_OBJECT_ATTRIBUTES, &target), STATUS_SUCCESS);
+    ck_assert(!WdfRequestSend((WDFREQUEST)target, target, WDF_NO_SEND_OPTIONS));
+    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)target);
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+START_TEST(deleted_request_handle_is_invalid_handle_bugcheck)
+{
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    WDFREQUEST req;
+    tu_driver_and_device(&driver, &device);
+    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req), STATUS_SUCCESS);
+    WdfObjectDelete(req);
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_INVALID_HANDLE);
+    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)req);
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+/* =================================================================== */
+/* WdfRequestReuse                                                      */
+/* =================================================================== */
+
+START_TEST(reuse_bad_size_is_invalid_parameter)
+{
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    tu_driver_and_device(&driver, &device);
+    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    WDF_REQUEST_REUSE_PARAMS p;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    p.Size = sizeof(p) - 1;
+    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
+    p.Size = sizeof(p) + 8;
+    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
+    p.Size = 0;
+    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
+    p.Size = sizeof(p);
+    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+START_TEST(reuse_unknown_flags_is_invalid_parameter)
+{
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    tu_driver_and_device(&driver, &device);
+    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    static const ULONG bad[] = { 0x2 /* WDF's private MUST_COMPLETE */, 0x4, 0x80000000u, 0x3 };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        WDF_REQUEST_REUSE_PARAMS p;
+        WDF_REQUEST_REUSE_PARAMS_INIT(&p, bad[i], STATUS_SUCCESS);
+        ck_assert_msg(WdfRequestReuse(req, &p) == STATUS_INVALID_PARAMETER, "flags 0x%x", bad[i]);
+    }
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+START_TEST(reuse_set_new_irp_on_created_request_is_invalid_state)
+{
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    tu_driver_and_device(&driver, &device);
+    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    PIRP own = WdfRequestWdmGetIrp(req);
+    PIRP fresh = IoAllocateIrp(2, FALSE);
+    ck_assert_ptr_nonnull(fresh);
+    WDF_REQUEST_REUSE_PARAMS p;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    WDF_REQUEST_REUSE_PARAMS_SET_NEW_IRP(&p, fresh);
+    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_WDF_REQUEST_INVALID_STATE);
+    ck_assert_ptr_eq(WdfRequestWdmGetIrp(req), own); /* nothing changed */
+    WdfObjectDelete(driver);
+    IoFreeIrp(fresh);
+}
+END_TEST
+
+START_TEST(reuse_set_new_irp_on_request_from_irp_installs_it)
+{
+    struct env e;
+    char buf[BLK];
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    PIRP first = IoAllocateIrp(2, FALSE);
+    PIRP second = IoAllocateIrp(2, FALSE);
+    ck_assert_ptr_nonnull(first);
+    ck_assert_ptr_nonnull(second);
+    WDFREQUEST req;
+    ck_assert_int_eq(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, first, FALSE, &req), STATUS_SUCCESS);
+    ck_assert_ptr_eq(WdfRequestWdmGetIrp(req), first);
+
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
+    LONGLONG off = BLK;
+    ULONG_PTR bytes = 0;
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, BLK);
+
+    WDF_REQUEST_REUSE_PARAMS p;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    WDF_REQUEST_REUSE_PARAMS_SET_NEW_IRP(&p, second);
+    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
+    ck_assert_ptr_eq(WdfRequestWdmGetIrp(req), second);
+
+    /* The new IRP carries the next I/O. */
+    memset(buf, 0, sizeof(buf));
+    off = 3 * BLK;
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, BLK);
+    ck_assert(pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+    ck_assert_int_eq(second->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(second->IoStatus.Information, BLK);
+
+    /* Both IRPs are the test's: the request frees neither. */
+    WdfObjectDelete(req);
+    IoFreeIrp(first);
+    IoFreeIrp(second);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(reuse_sets_io_status_to_given_status)
+{
+    struct env e;
+    char buf[BLK];
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFREQUEST req = make_request(t);
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
+    LONGLONG off = FILE_SIZE; /* at EOF: the request ends with a failure */
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, NULL), STATUS_END_OF_FILE);
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_END_OF_FILE);
+
+    reuse(req, STATUS_PENDING);
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_PENDING);
+    ck_assert_int_eq(WdfRequestWdmGetIrp(req)->IoStatus.Status, STATUS_PENDING);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), 0);
+
+    off = 0;
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), BLK);
+    reuse(req, STATUS_UNSUCCESSFUL);
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_UNSUCCESSFUL);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), 0);
+
+    /* A driver-owned IRP (CreateFromIrp, RequestFreesIrp FALSE) too. */
+    PIRP irp = IoAllocateIrp(2, FALSE);
+    WDFREQUEST from_irp;
+    ck_assert_int_eq(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, irp, FALSE, &from_irp),
+                     STATUS_SUCCESS);
+    reuse(from_irp, STATUS_DEVICE_BUSY);
+    ck_assert_int_eq(WdfRequestGetStatus(from_irp), STATUS_DEVICE_BUSY);
+    ck_assert_int_eq(irp->IoStatus.Status, STATUS_DEVICE_BUSY);
+    WdfObjectDelete(from_irp);
+    IoFreeIrp(irp);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+static atomic_int old_routine_calls;
+
+static VOID old_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                        WDFCONTEXT Context)
+{
+    atomic_fetch_add(&old_routine_calls, 1);
+}
+
+START_TEST(reuse_clears_completion_routine)
+{
+    struct env e;
+    void *buf;
+    if (!use_backend(_i))
+        return;
+    atomic_store(&old_routine_calls, 0);
+    env_init(&e);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+
+    /* Set, then reuse before any send: the routine is gone. */
+    WdfRequestSetCompletionRoutine(req, old_routine, NULL);
+    reuse(req, STATUS_SUCCESS);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert(WdfRequestSend(req, t, &o));
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    ck_assert_int_eq(load(&old_routine_calls), 0);
+
+    /* A routine that did run once is gone after reuse as well. */
+    reuse(req, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(req, old_routine, NULL);
+    ck_assert(WdfRequestSend(req, t, &o));
+    ck_assert_int_eq(load(&old_routine_calls), 1);
+    reuse(req, STATUS_SUCCESS);
+    off = BLK;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert(WdfRequestSend(req, t, &o));
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    ck_assert(pattern_matches(buf, BLK, FILE_SEED, BLK));
+    ck_assert_int_eq(load(&old_routine_calls), 1);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+static atomic_int memory_destroyed;
+
+static VOID count_memory_destroy(WDFOBJECT Object)
+{
+    atomic_fetch_add(&memory_destroyed, 1);
+}
+
+static WDFMEMORY make_counted_memory(size_t size, void **buffer)
+{
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFMEMORY mem;
+    WDF_OBJECT_ATTRIBUTES_INIT(&a);
+    a.EvtDestroyCallback = count_memory_destroy;
+    ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, size, &mem, buffer), STATUS_SUCCESS);
+    return mem;
+}
+
+/* Format a read with a counted memory object, complete it, and delete the
+ * memory object: the request's format still holds it. */
+static WDFREQUEST read_then_delete_memory(struct env *e, int backend, WDFIOTARGET *target,
+                                          struct completion *c)
+{
+    void *buf;
+    char *path = env_file(e, "f", FILE_SIZE, FILE_SEED);
+    *target = open_target(e, backend, path, GENERIC_READ, 0);
+    free(path);
+    WDFREQUEST req = make_request(*target);
+    WDFMEMORY mem = make_counted_memory(BLK, &buf);
+    LONGLONG off = BLK;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(*target, req, mem, NULL, &off), STATUS_SUCCESS);
+    send_async(req, *target, c);
+    ck_assert_int_eq(c->status, STATUS_SUCCESS);
+    ck_assert(pattern_matches(buf, BLK, FILE_SEED, BLK));
+    sleep_ms(20); /* let the engine thread finish the completion */
+    WdfObjectDelete(mem);
+    sleep_ms(20);
+    ck_assert_msg(load(&memory_destroyed) == 0,
+                  "the memory was destroyed while a completed, not reused request still "
+                  "referenced it");
+    /* The completion parameters still name it. */
+    WDF_REQUEST_COMPLETION_PARAMS p;
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&p);
+    WdfRequestGetCompletionParams(req, &p);
+    ck_assert_ptr_eq(p.Parameters.Read.Buffer, mem);
+    return req;
+}
+
+START_TEST(reuse_releases_memory_reference)
+{
+    struct env e;
+    struct completion c;
+    WDFIOTARGET t;
+    if (!use_backend(_i))
+        return;
+    atomic_store(&memory_destroyed, 0);
+    env_init(&e);
+    completion_init(&c);
+    WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
+    reuse(req, STATUS_SUCCESS);
+    ck_assert_int_eq(load(&memory_destroyed), 1);
+    completion_fini(&c);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(delete_request_releases_memory_reference)
+{
+    struct env e;
+    struct completion c;
+    WDFIOTARGET t;
+    if (!use_backend(_i))
+        return;
+    atomic_store(&memory_destroyed, 0);
+    env_init(&e);
+    completion_init(&c);
+    WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
+    WdfObjectDelete(req);
+    ck_assert_int_eq(load(&memory_destroyed), 1);
+    completion_fini(&c);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(reformat_releases_memory_reference)
+{
+    struct env e;
+    struct completion c;
+    WDFIOTARGET t;
+    void *buf;
+    if (!use_backend(_i))
+        return;
+    atomic_store(&memory_destroyed, 0);
+    env_init(&e);
+    completion_init(&c);
+    WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
+    WDFMEMORY other = make_memory(BLK, &buf);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, other, NULL, &off), STATUS_SUCCESS);
+    ck_assert_int_eq(load(&memory_destroyed), 1);
+    completion_fini(&c);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(reuse_resets_cancel_flag)
+{
+    struct env e;
+    struct completion c;
+    void *buf;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    completion_init(&c);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+
+    /* Nothing to cancel: FALSE, but the request remembers the cancel. */
+    ck_assert(!WdfRequestCancelSentRequest(req));
+    WdfRequestSetCompletionRoutine(req, on_complete, &c);
+    ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_CANCELLED);
+    sleep_ms(QUIET_MS);
+    ck_assert_int_eq(ncalls(&c), 0); /* a failed send completes nothing */
+
+    reuse(req, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    send_async(req, t, &c);
+    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_uint_eq(c.information, BLK);
+    ck_assert(pattern_matches(buf, BLK, FILE_SEED, 0));
+    completion_fini(&c);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(reuse_in_flight_is_invalid_device_request)
+{
+    struct env e;
+    struct inflight f;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    inflight_start(&e, _i, &f);
+    WDF_REQUEST_REUSE_PARAMS p;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(f.req, &p), STATUS_INVALID_DEVICE_REQUEST);
+    /* The refused reuse left the request alone: it still completes, once,
+     * through the routine it was sent with. */
+    inflight_cancel(&f);
+    ck_assert_int_eq(WdfRequestReuse(f.req, &p), STATUS_SUCCESS);
+    inflight_fini(&f);
+    env_fini(&e);
+}
+END_TEST
+
+/* =================================================================== */
+/* the seed pattern: reuse and resend from the completion routine       */
+/* =================================================================== */
+
+struct seed {
+    WDFIOTARGET target;
+    WDFMEMORY mem;
+    unsigned char *buf;
+    atomic_int sent;
+    atomic_int completed;
+    atomic_int out_of_order;
+    atomic_int failures;
+    atomic_int mismatches;
+    NTSTATUS first_failure;
+    unsigned expect[FILE_BLOCKS]; /* pattern seed now on each block */
+    KEVENT done;
+};
+
+static unsigned seed_of(int k)
+{
+    return 1000u + (unsigned)k;
+}
+
+static bool seed_send(struct seed *s, WDFREQUEST req, int k);
+
+static VOID seed_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                         WDFCONTEXT Context)
+{
+    struct seed *s = Context;
+    int k = atomic_fetch_add(&s->completed, 1);
+    int block = k % FILE_BLOCKS;
+    bool write = k < SEED_WRITES;
+
+    if (k != atomic_load(&s->sent) - 1)
+        atomic_fetch_add(&s->out_of_order, 1); /* a double or a lost completion */
+    if (!NT_SUCCESS(Params->IoStatus.Status) || Params->IoStatus.Information != BLK ||
+        Params->Type != (write ? WdfRequestTypeWrite : WdfRequestTypeRead) || Target != s->target) {
+        if (atomic_fetch_add(&s->failures, 1) == 0)
+            s->first_failure = Params->IoStatus.Status;
+        KeSetEvent(&s->done, IO_NO_INCREMENT, FALSE);
+        return;
+    }
+    if (write)
+        s->expect[block] = seed_of(k);
+    else if (!pattern_matches(s->buf, BLK, s->expect[block], (uint64_t)block * BLK))
+        atomic_fetch_add(&s->mismatches, 1);
+    if (k + 1 == SEED_IOS) {
+        KeSetEvent(&s->done, IO_NO_INCREMENT, FALSE);
+        return;
+    }
+
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    NTSTATUS status = WdfRequestReuse(Request, &rp);
+    if (!NT_SUCCESS(status) || !seed_send(s, Request, k + 1)) {
+        if (atomic_fetch_add(&s->failures, 1) == 0)
+            s->first_failure = NT_SUCCESS(status) ? WdfRequestGetStatus(Request) : status;
+        KeSetEvent(&s->done, IO_NO_INCREMENT, FALSE);
+    }
+}
+
+/* Format I/O number k (writes first, then reads), set the routine again
+ * (reuse cleared it) and send. */
+static bool seed_send(struct seed *s, WDFREQUEST req, int k)
+{
+    int block = k % FILE_BLOCKS;
+    LONGLONG off = (LONGLONG)block * BLK;
+    NTSTATUS status;
+    if (k < SEED_WRITES) {
+        tu_fill_pattern(s->buf, BLK, seed_of(k), (uint64_t)off);
+        status = WdfIoTargetFormatRequestForWrite(s->target, req, s->mem, NULL, &off);
+    } else {
+        memset(s->buf, 0, BLK);
+        status = WdfIoTargetFormatRequestForRead(s->target, req, s->mem, NULL, &off);
+    }
+    if (!NT_SUCCESS(status))
+        return false;
+    WdfRequestSetCompletionRoutine(req, seed_routine, s);
+    atomic_fetch_add(&s->sent, 1);
+    return WdfRequestSend(req, s->target, WDF_NO_SEND_OPTIONS);
+}
+
+START_TEST(reuse_in_completion_routine_10000_ios_one_request)
+{
+    struct env e;
+    if (!use_backend(_i))
+        return;
+    struct seed *s = calloc(1, sizeof(*s));
+    env_init(&e);
+    KeInitializeEvent(&s->done, NotificationEvent, FALSE);
+    char *path = env_file(&e, "seed", FILE_SIZE, FILE_SEED);
+    for (int b = 0; b < FILE_BLOCKS; b++)
+        s->expect[b] = FILE_SEED;
+    s->target = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    s->mem = make_memory(BLK, (void **)&s->buf);
+    WDFREQUEST req = make_request(s->target);
+
+    double t0 = tu_now_ms();
+    ck_assert(seed_send(s, req, 0));
+    LARGE_INTEGER timeout;
+    timeout.QuadPart = WDF_REL_TIMEOUT_IN_SEC(50);
+    ck_assert_msg(KeWaitForSingleObject(&s->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
+                  "stuck after %d completions", atomic_load(&s->completed));
+    double elapsed = tu_now_ms() - t0;
+    sleep_ms(QUIET_MS); /* a late extra completion would show up here */
+
+    ck_assert_msg(load(&s->failures) == 0, "I/O failed at completion %d: 0x%08x",
+                  atomic_load(&s->completed), (unsigned)s->first_failure);
+    ck_assert_int_eq(load(&s->completed), SEED_IOS);
+    ck_assert_int_eq(load(&s->sent), SEED_IOS);
+    ck_assert_int_eq(load(&s->out_of_order), 0);
+    ck_assert_int_eq(load(&s->mismatches), 0);
+
+    /* The writes are on disk, independently of the framework's reads. */
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    for (int b = 0; b < FILE_BLOCKS; b++) {
+        unsigned char blk[BLK];
+        ck_assert_int_eq(pread(fd, blk, BLK, (off_t)b * BLK), BLK);
+        ck_assert_msg(pattern_matches(blk, BLK, s->expect[b], (uint64_t)b * BLK), "block %d", b);
+    }
+    close(fd);
+    fprintf(stderr, "%s: %d I/Os on one request in %.0f ms\n", tu_backend_names[_i], SEED_IOS, elapsed);
+    UwdfKeDestroyEvent(&s->done);
+    free(s);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* =================================================================== */
+/* completion parameters                                                */
+/* =================================================================== */
+
+START_TEST(completion_params_filled_for_read_and_write)
+{
+    struct env e;
+    struct completion c;
+    void *buf;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    completion_init(&c);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = make_memory(3 * BLK, &buf);
+    WDFMEMORY_OFFSET mo = { .BufferOffset = BLK, .BufferLength = BLK };
+    LONGLONG off = 2 * BLK;
+
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, &mo, &off), STATUS_SUCCESS);
+    send_async(req, t, &c);
+    ck_assert_int_eq(c.params.Size, sizeof(WDF_REQUEST_COMPLETION_PARAMS));
+    ck_assert_int_eq(c.params.Type, WdfRequestTypeRead);
+    ck_assert_int_eq(c.params.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(c.params.IoStatus.Information, BLK);
+    ck_assert_ptr_eq(c.params.Parameters.Read.Buffer, mem);
+    ck_assert_uint_eq(c.params.Parameters.Read.Offset, BLK);
+    ck_assert_uint_eq(c.params.Parameters.Read.Length, BLK);
+    ck_assert(pattern_matches((char *)buf + BLK, BLK, FILE_SEED, (uint64_t)off));
+
+    /* WdfRequestGetCompletionParams gives the same afterwards. */
+    WDF_REQUEST_COMPLETION_PARAMS p;
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&p);
+    WdfRequestGetCompletionParams(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeRead);
+    ck_assert_int_eq(p.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(p.IoStatus.Information, BLK);
+    ck_assert_ptr_eq(p.Parameters.Read.Buffer, mem);
+    ck_assert_uint_eq(p.Parameters.Read.Offset, BLK);
+    ck_assert_uint_eq(p.Parameters.Read.Length, BLK);
+
+    /* A short read: Length is the bytes transferred, not the buffer. */
+    reuse(req, STATUS_SUCCESS);
+    completion_fini(&c);
+    completion_init(&c);
+    WDFMEMORY_OFFSET whole = { .BufferOffset = 0, .BufferLength = 0 };
+    off = FILE_SIZE - 100;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, &whole, &off), STATUS_SUCCESS);
+    send_async(req, t, &c);
+    ck_assert_int_eq(c.params.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(c.params.Parameters.Read.Length, 100);
+    ck_assert_uint_eq(c.params.Parameters.Read.Offset, 0);
+
+    /* A write with a raw offset pair. */
+    reuse(req, STATUS_SUCCESS);
+    completion_fini(&c);
+    completion_init(&c);
+    WDFMEMORY_OFFSET wo = { .BufferOffset = 2 * BLK, .BufferLength = 512 };
+    off = 0;
+    tu_fill_pattern((char *)buf + 2 * BLK, 512, 31, 0);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, &wo, &off), STATUS_SUCCESS);
+    send_async(req, t, &c);
+    ck_assert_int_eq(c.params.Type, WdfRequestTypeWrite);
+    ck_assert_int_eq(c.params.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(c.params.IoStatus.Information, 512);
+    ck_assert_ptr_eq(c.params.Parameters.Write.Buffer, mem);
+    ck_assert_uint_eq(c.params.Parameters.Write.Offset, 2 * BLK);
+    ck_assert_uint_eq(c.params.Parameters.Write.Length, 512);
+    ck_assert(pattern_matches((char *)buf + 2 * BLK, 512, 31, 0)); /* the source is left alone */
+    completion_fini(&c);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(get_completion_params_wrong_size_leaves_struct_untouched)
+{
+    struct env e;
+    struct completion c;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    completion_init(&c);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = make_memory(BLK, NULL);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    send_async(req, t, &c);
+
+    static const ULONG sizes[] = { 0, sizeof(WDF_REQUEST_COMPLETION_PARAMS) - 1,
+                                   sizeof(WDF_REQUEST_COMPLETION_PARAMS) + 8 };
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        WDF_REQUEST_COMPLETION_PARAMS p, before;
+        memset(&p, 0xA5, sizeof(p));
+        p.Size = sizes[i];
+        before = p;
+        WdfRequestGetCompletionParams(req, &p);
+        ck_assert_msg(memcmp(&p, &before, sizeof(p)) == 0, "Size %u: struct was written", sizes[i]);
+    }
+    completion_fini(&c);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* =================================================================== */
+/* WdfRequestSend                                                       */
+/* =================================================================== */
+
+/* An opened target, and a request formatted to read block 0. */
+struct sendable {
+    WDFIOTARGET target;
+    WDFREQUEST req;
+    WDFMEMORY mem;
+    void *buf;
+    char *path;
+};
+
+static void sendable_init(struct env *e, int backend, struct sendable *s)
+{
+    s->path = env_file(e, "f", FILE_SIZE, FILE_SEED);
+    s->target = open_target(e, backend, s->path, GENERIC_READ, 0);
+    s->req = make_request(s->target);
+    s->mem = make_memory(BLK, &s->buf);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(s->target, s->req, s->mem, NULL, &off),
+                     STATUS_SUCCESS);
+}
+
+START_TEST(send_options_bad_size_is_invalid_parameter)
+{
+    struct env e;
+    struct sendable s;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    sendable_init(&e, _i, &s);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    o.Size = sizeof(o) - 1;
+    ck_assert(!WdfRequestSend(s.req, s.target, &o));
+    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
+    o.Size = sizeof(o) + 4;
+    ck_assert(!WdfRequestSend(s.req, s.target, &o));
+    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
+    /* Nothing was sent: a correct send now works. */
+    o.Size = sizeof(o);
+    o.Flags = WDF_REQUEST_SEND_OPTION_SYNCHRONOUS;
+    ck_assert(WdfRequestSend(s.req, s.target, &o));
+    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
+    free(s.path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(send_options_unknown_flags_is_invalid_parameter)
+{
+    struct env e;
+    struct sendable s;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    sendable_init(&e, _i, &s);
+    static const ULONG bad[] = { 0x10, 0x100, 0x80000000u,
+                                 WDF_REQUEST_SEND_OPTION_SYNCHRONOUS | 0x20,
+                                 /* SEND_AND_FORGET combined with anything */
+                                 WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET | WDF_REQUEST_SEND_OPTION_TIMEOUT };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        WDF_REQUEST_SEND_OPTIONS o;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&o, bad[i]);
+        ck_assert_msg(!WdfRequestSend(s.req, s.target, &o), "flags 0x%x sent", bad[i]);
+        ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
+    }
+    free(s.path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(send_and_forget_on_created_request_is_invalid_device_state)
+{
+    struct env e;
+    struct sendable s;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    sendable_init(&e, _i, &s);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
+    ck_assert(!WdfRequestSend(s.req, s.target, &o));
+    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_DEVICE_STATE);
+    free(s.path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(send_unformatted_is_request_not_accepted)
+{
+    struct env e;
+    struct completion c;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    completion_init(&c);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFREQUEST req = make_request(t);
+    WdfRequestSetCompletionRoutine(req, on_complete, &c);
+    ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
+    /* Reuse drops a format: the request is unformatted again. */
+    WDFMEMORY mem = make_memory(BLK, NULL);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    reuse(req, STATUS_SUCCESS);
+    ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
+    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
+    sleep_ms(QUIET_MS);
+    ck_assert_int_eq(ncalls(&c), 0);
+    completion_fini(&c);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(send_in_flight_is_invalid_device_request)
+{
+    struct env e;
+    struct inflight f;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    inflight_start(&e, _i, &f);
+    ck_assert(!WdfRequestSend(f.req, f.target, WDF_NO_SEND_OPTIONS));
+    ck_assert_int_eq(WdfRequestGetStatus(f.req), STATUS_INVALID_DEVICE_REQUEST);
+    inflight_cancel(&f);
+    inflight_fini(&f);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(send_in_flight_with_verifier_is_request_already_sent_bugcheck)
+{
+    struct env e;
+    struct inflight f;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    inflight_start(&e, _i, &f);
+    UwdfSetVerifier(TRUE);
+    ck_assert(!WdfRequestSend(f.req, f.target, WDF_NO_SEND_OPTIONS));
+    UwdfSetVerifier(FALSE);
+    ck_assert_int_eq(tu_last_bugcheck.count, 1);
+    ck_assert_uint_eq(tu_last_bugcheck.p[0], WDF_REQUEST_FATAL_ERROR);
+    ck_assert_uint_eq(tu_last_bugcheck.p[1], WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT);
+    ck_assert_uint_eq(tu_last_bugcheck.p[2], (ULONG_PTR)f.req);
+    tu_bugcheck_reset();
+    inflight_cancel(&f);
+    inflight_fini(&f);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(send_synchronous_runs_routine_and_sets_status)
+{
+    struct env e;
+    struct completion c;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    completion_init(&c);
+    struct sendable s;
+    sendable_init(&e, _i, &s);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(10));
+
+    WdfRequestSetCompletionRoutine(s.req, on_complete, &c);
+    ck_assert(WdfRequestSend(s.req, s.target, &o));
+    /* Returned after the routine ran, without waiting for anything. */
+    ck_assert_int_eq(ncalls(&c), 1);
+    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_uint_eq(c.information, BLK);
+    ck_assert_int_eq(c.irql, DISPATCH_LEVEL);
+    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
+    ck_assert_uint_eq(WdfRequestGetInformation(s.req), BLK);
+    ck_assert(pattern_matches(s.buf, BLK, FILE_SEED, 0));
+
+    /* A failing I/O: still TRUE (it was sent), the status tells. */
+    reuse(s.req, STATUS_SUCCESS);
+    LONGLONG off = FILE_SIZE;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(s.target, s.req, s.mem, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(s.req, on_complete, &c);
+    ck_assert(WdfRequestSend(s.req, s.target, &o));
+    ck_assert_int_eq(ncalls(&c), 2);
+    ck_assert_int_eq(c.status, STATUS_END_OF_FILE);
+    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_END_OF_FILE);
+    ck_assert_uint_eq(WdfRequestGetInformation(s.req), 0);
+    completion_fini(&c);
+    free(s.path);
+    env_fini(&e);
+}
+END_TEST
+
+/* =================================================================== */
+/* IRQL                                                                 */
+/* =================================================================== */
+
+struct irql_probe {
+    struct completion c;
+    KIRQL irql;
+    NTSTATUS sync_status;
+    ULONG_PTR sync_bytes;
+    char buf[BLK];
+};
+
+static VOID irql_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                         WDFCONTEXT Context)
+{
+    struct irql_probe *p = Context;
+    WDF_MEMORY_DESCRIPTOR d;
+    LONGLONG off = 0;
+    p->irql = KeGetCurrentIrql();
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, p->buf, BLK);
+    p->sync_bytes = 12345;
+    p->sync_status = WdfIoTargetSendReadSynchronously(Target, NULL, &d, &off, NULL, &p->sync_bytes);
+    on_complete(Request, Target, Params, &p->c);
+}
+
+START_TEST(completion_routine_runs_at_dispatch_and_sync_send_there_fails)
+{
+    struct env e;
+    if (!use_backend(_i))
+        return;
+    struct irql_probe *p = calloc(1, sizeof(*p));
+    env_init(&e);
+    completion_init(&p->c);
+    ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    struct sendable s;
+    sendable_init(&e, _i, &s);
+    WdfRequestSetCompletionRoutine(s.req, irql_routine, p);
+    ck_assert(WdfRequestSend(s.req, s.target, WDF_NO_SEND_OPTIONS));
+    ck_assert_msg(completion_wait(&p->c, WAIT_MS), "the routine did not finish (deadlock?)");
+    ck_assert_int_eq(p->irql, DISPATCH_LEVEL);
+    ck_assert_int_eq(p->c.status, STATUS_SUCCESS);
+    ck_assert_int_eq(p->sync_status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_uint_eq(p->sync_bytes, 0);
+    ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
+    /* The same call at PASSIVE works. */
+    WDF_MEMORY_DESCRIPTOR d;
+    LONGLONG off = BLK;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, p->buf, BLK);
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(s.target, NULL, &d, &off, NULL, NULL), STATUS_SUCCESS);
+    ck_assert(pattern_matches(p->buf, BLK, FILE_SEED, BLK));
+    completion_fini(&p->c);
+    free(p);
+    free(s.path);
+    env_fini(&e);
+}
+END_TEST
+
+/* =================================================================== */
+/* parameters, information, delete in the routine                       */
+/* =================================================================== */
+
+START_TEST(get_parameters_describes_format)
+{
+    struct env e;
+    if (!use_backend(_i))
+        return;
+    env_init(&e);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = make_memory(2 * BLK, NULL);
+    WDF_REQUEST_PARAMETERS p;
+
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeNoFormat);
+
+    WDFMEMORY_OFFSET mo = { .BufferOffset = 512, .BufferLength = 1024 };
+    LONGLONG off = 3 * BLK;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, &mo, &off), STATUS_SUCCESS);
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(req, &p);
+    ck_assert_int_eq(p.Size, sizeof(p));
+    ck_assert_int_eq(p.Type, WdfRequestTypeRead);
+    ck_assert_uint_eq(p.Parameters.Read.Length, 1024);
+    ck_assert_int_eq(p.Parameters.Read.DeviceOffset, 3 * BLK);
+
+    off = 5 * BLK;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeWrite);
+    ck_assert_uint_eq(p.Parameters.Write.Length, 2 * BLK);
+    ck_assert_int_eq(p.Parameters.Write.DeviceOffset, 5 * BLK);
+
+    WDFMEMORY in = make_memory(24, NULL);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, 0x2D1400, in, NULL, mem, NULL), STATUS_SUCCESS);
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeDeviceControl);
+    ck_assert_uint_eq(p.Parameters.DeviceIoControl.IoControlCode, 0x2D1400);
+    ck_assert_uint_eq(p.Parameters.DeviceIoControl.InputBufferLength, 24);
+    ck_assert_uint_eq(p.Parameters.DeviceIoControl.OutputBufferLength, 2 * BLK);
+
+    /* Wrong Size: untouched. */
+    memset(&p, 0x5A, sizeof(p));
+    p.Size = sizeof(p) - 2;
+    WDF_REQUEST_PARAMETERS before = p;
+    WdfRequestGetParameters(req, &p);
+    ck_assert(memcmp(&p, &before, sizeof(p)) == 0);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(set_information_then_get_information)
+{
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    tu_driver_and_device(&driver, &device);
+    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), 0);
+    WdfRequestSetInformation(req, 4242);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), 4242);
+    ck_assert_uint_eq(WdfRequestWdmGetIrp(req)->IoStatus.Information, 4242);
+    WdfRequestSetInformation(req, (ULONG_PTR)-1);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), (ULONG_PTR)-1);
+    reuse(req, STATUS_SUCCESS);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), 0);
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+static atomic_int request_destroyed;
+
+static VOID count_request_destroy(WDFOBJECT Object)
+{
+    atomic_fetch_add(&request_destroyed, 1);
+}
+
+static VOID delete_self_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                                WDFCONTEXT Context)
+{
+    struct completion *c = Context;
+    NTSTATUS status = Params->IoStatus.Status;
+    ULONG_PTR info = Params->IoStatus.Information;
+    WdfObjectDelete(Request);
+    c->status = status;
+    c->information = info;
+    atomic_fetch_add(&c->calls, 1);
+    KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
+}
+
+START_TEST(delete_request_in_its_completion_routine_is_safe)
+{
+    struct env e;
+    struct completion c;
+    void *buf;
+    if (!use_backend(_i))
+        return;
+    atomic_store(&request_destroyed, 0);
+    env_init(&e);
+    completion_init(&c);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    for (int round = 0; round < 8; round++) {
+        WDF_OBJECT_ATTRIBUTES a;
+        WDF_OBJECT_ATTRIBUTES_INIT(&a);
+        a.EvtDestroyCallback = count_request_destroy;
+        WDFREQUEST req;
+        ck_assert_int_eq(WdfRequestCreate(&a, t, &req), STATUS_SUCCESS);
+        LONGLONG off = (LONGLONG)(round % FILE_BLOCKS) * BLK;
+        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+        KeClearEvent(&c.done);
+        WdfRequestSetCompletionRoutine(req, delete_self_routine, &c);
+        ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
+        ck_assert(completion_wait(&c, WAIT_MS));
+        ck_assert_int_eq(c.status, STATUS_SUCCESS);
+        ck_assert(pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+        /* Destroyed once the framework lets go of it, shortly after. */
+        double t0 = tu_now_ms();
+        while (atomic_load(&request_destroyed) < round + 1 && tu_now_ms() - t0 < WAIT_MS)
+            sleep_ms(1);
+        ck_assert_int_eq(load(&request_destroyed), round + 1);
+    }
+    ck_assert_int_eq(ncalls(&c), 8);
+    completion_fini(&c);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- */
+
+static Suite *request_suite(void)
+{
+    Suite *s = suite_create("request");
+    TCase *tc;
+
+    tc = tcase_create("create");
+    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, create_without_target_has_irp);
+    tcase_add_loop_test(tc, create_with_target_formats_and_sends, 0, TU_BACKENDS);
+    tcase_add_test(tc, wrong_handle_type_is_invalid_handle_bugcheck);
+    tcase_add_test(tc, deleted_request_handle_is_invalid_handle_bugcheck);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("reuse");
+    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, reuse_bad_size_is_invalid_parameter);
+    tcase_add_test(tc, reuse_unknown_flags_is_invalid_parameter);
+    tcase_add_test(tc, reuse_set_new_irp_on_created_request_is_invalid_state);
+    tcase_add_loop_test(tc, reuse_set_new_irp_on_request_from_irp_installs_it, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_sets_io_status_to_given_status, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_clears_completion_routine, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_releases_memory_reference, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, delete_request_releases_memory_reference, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reformat_releases_memory_reference, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_resets_cancel_flag, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_in_flight_is_invalid_device_request, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_in_completion_routine_10000_ios_one_request, 0, TU_BACKENDS);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("completion");
+    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, completion_params_filled_for_read_and_write, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, get_completion_params_wrong_size_leaves_struct_untouched, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, completion_routine_runs_at_dispatch_and_sync_send_there_fails, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, delete_request_in_its_completion_routine_is_safe, 0, TU_BACKENDS);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("send");
+    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, send_options_bad_size_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_options_unknown_flags_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_and_forget_on_created_request_is_invalid_device_state, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_unformatted_is_request_not_accepted, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_in_flight_is_invalid_device_request, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_in_flight_with_verifier_is_request_already_sent_bugcheck, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_synchronous_runs_routine_and_sets_status, 0, TU_BACKENDS);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("parameters");
+    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_loop_test(tc, get_parameters_describes_format, 0, TU_BACKENDS);
+    tcase_add_test(tc, set_information_then_get_information);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+static char *run_dir_create(void)
+{
+    const char *base = getenv("UWDF_TEST_DIR");
+    char *dir = NULL;
+    if (asprintf(&dir, "%s/uwdf-test_request-XXXXXX", base && *base ? base : "/var/tmp") < 0)
+        return NULL;
+    if (!mkdtemp(dir)) {
+        free(dir);
+        return NULL;
+    }
+    setenv("UWDF_TEST_DIR", dir, 1); /* tu_tmpdir makes each test's directory in it */
+    return dir;
+}
+
+int main(void)
+{
+    char *run_dir = run_dir_create();
+    int rc = tu_run_suite(request_suite());
+    if (run_dir) {
+        tu_rmtree(run_dir);
+        free(run_dir);
+    }
+    return rc;
+}
