@@ -276,7 +276,7 @@ struct uwdf_request {
     size_t fmt_offset[2];
     size_t fmt_length[2];
     void *fmt_buffer[2];            /* raw buffers of a synchronous send */
-    struct uwdf_iotarget *fmt_target;
+    WDFIOTARGET fmt_target; /* a handle: the target may be deleted before the request */
 
     /* send state, guarded by the target's lock while sent */
     struct uwdf_iotarget *target;
@@ -318,6 +318,10 @@ void uwdf_request_sync_wait(struct uwdf_sync_wait *w);
 void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
 
 /* ---- I/O targets ---- */
+/* Stack locations a request needs for a file or block-device target: the
+ * kernel is the only driver below. */
+#define UWDF_FILE_TARGET_STACK 1
+
 struct uwdf_iotarget {
     struct uwdf_object obj;
     struct uwdf_device *device;

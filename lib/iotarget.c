@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #define TARGET_ENGINE_DEPTH 256
-#define TARGET_STACK_NEEDED 1 /* the kernel is the only driver below */
 #define MISALIGN_LOG_LIMIT 8
 
 #define REQ_INFLIGHT (UWDF_REQ_SENT | UWDF_REQ_PENDED)
@@ -637,7 +636,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
                           (void *)req->obj.handle);
         return STATUS_REQUEST_NOT_ACCEPTED;
     }
-    if (!req->irp || req->irp->CurrentLocation < 1 + TARGET_STACK_NEEDED)
+    if (!req->irp || req->irp->CurrentLocation < 1 + UWDF_FILE_TARGET_STACK)
         return STATUS_REQUEST_NOT_ACCEPTED;
     if (atomic_load(&req->flags) & UWDF_REQ_CANCELED)
         return STATUS_CANCELLED; /* cancelled before it was sent; Reuse clears it */
@@ -949,10 +948,10 @@ static NTSTATUS format_prepare(struct uwdf_iotarget *t, struct uwdf_request *req
     pthread_mutex_unlock(&t->lock);
     if (!open)
         return STATUS_INVALID_DEVICE_STATE;
-    NTSTATUS status = uwdf_request_ensure_irp(req, TARGET_STACK_NEEDED);
+    NTSTATUS status = uwdf_request_ensure_irp(req, UWDF_FILE_TARGET_STACK);
     if (!NT_SUCCESS(status))
         return status;
-    if (req->irp->CurrentLocation < 1 + TARGET_STACK_NEEDED)
+    if (req->irp->CurrentLocation < 1 + UWDF_FILE_TARGET_STACK)
         return STATUS_REQUEST_NOT_ACCEPTED;
     return STATUS_SUCCESS;
 }
@@ -1024,7 +1023,7 @@ static void format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCH
                                                        : WdfRequestTypeDeviceControlInternal;
         break;
     }
-    req->fmt_target = t;
+    req->fmt_target = (WDFIOTARGET)t->obj.handle;
     req->formatted = true;
 }
 

@@ -311,8 +311,12 @@ WDFIOTARGET WdfRequestGetIoTarget(WDFREQUEST Request)
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetIoTarget");
     if (!req)
         return NULL;
-    struct uwdf_iotarget *t = req->target ? req->target : req->fmt_target;
-    return t ? (WDFIOTARGET)t->obj.handle : NULL;
+    /* req->target is only valid while the request is sent (the target
+     * waits for it before it can go away); after that, the handle of the
+     * target it was formatted for. */
+    if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED))
+        return (WDFIOTARGET)req->target->obj.handle;
+    return req->fmt_target;
 }
 
 NTSTATUS WdfRequestAllocateTimer(WDFREQUEST Request)
@@ -465,4 +469,26 @@ void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
      * ends at WdfRequestReuse, a new format or the request's deletion, so
      * the Buffer handles in the completion parameters stay valid. */
     uwdf_object_release(&req->obj);
+}
+
+NTSTATUS WdfRequestChangeTarget(WDFREQUEST Request, WDFIOTARGET IoTarget)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestChangeTarget");
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfRequestChangeTarget");
+    if (!req || !t)
+        return STATUS_INVALID_PARAMETER;
+    if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    pthread_mutex_lock(&t->lock);
+    bool open = t->opened && !t->closing;
+    pthread_mutex_unlock(&t->lock);
+    if (!open)
+        return STATUS_INVALID_DEVICE_STATE;
+    /* The request must have a stack location for every driver below it:
+     * one for a file or block-device target. A framework IRP grows; the
+     * driver's own cannot (STATUS_REQUEST_NOT_ACCEPTED). */
+    NTSTATUS status = uwdf_request_ensure_irp(req, UWDF_FILE_TARGET_STACK);
+    if (NT_SUCCESS(status) && req->irp->CurrentLocation < 1 + UWDF_FILE_TARGET_STACK)
+        status = STATUS_REQUEST_NOT_ACCEPTED;
+    return status;
 }
