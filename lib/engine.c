@@ -64,7 +64,14 @@ unsigned uwdf_engine_caps(const struct uwdf_engine *e)
 static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     unsigned stall_ms = atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed);
-    if (stall_ms && io->core_where != IO_STALLED) {
+    if (stall_ms && io->core_where != IO_STALLED && io->core_cancel_early) {
+        /* A cancel or timeout reached the op while the kernel still had it
+         * (engine_do_cancel). The buffer is back now, so the injector
+         * honours that cancel as if it had come a moment later; without
+         * this the request sat out the whole stall and reported success
+         * although its timeout had long expired. */
+        io->res = -ECANCELED;
+    } else if (stall_ms && io->core_where != IO_STALLED) {
         io->core_where = IO_STALLED;
         io->core_release_ns = uwdf_mono_ns() + (int64_t)stall_ms * 1000000;
         io->core_next = NULL;
@@ -132,8 +139,11 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
     int r;
     pthread_mutex_lock(&c->lock);
     uint8_t where = io->core_where;
-    if (where == IO_NOWHERE || where == IO_INCOMING)
-        io->core_cancel_early = true; /* engine_queue will fail it */
+    /* engine_queue fails an op that has not reached the backend yet, and
+     * engine_deliver lets the stall injector honour a cancel the backend
+     * could not (an op in the backend). */
+    if (where == IO_NOWHERE || where == IO_INCOMING || where == IO_IN_BACKEND)
+        io->core_cancel_early = true;
     pthread_mutex_unlock(&c->lock);
     switch (where) {
     case IO_STALLED:
