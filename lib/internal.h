@@ -358,6 +358,11 @@ struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi);
  * left half done. */
 NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *target, struct uwdf_request *req,
                               PWDF_REQUEST_SEND_OPTIONS options);
+/* Validate a request for formatting to t: STATUS_INVALID_DEVICE_REQUEST
+ * (sent), STATUS_INVALID_DEVICE_STATE (target not open),
+ * STATUS_REQUEST_NOT_ACCEPTED / STATUS_INSUFFICIENT_RESOURCES (IRP). */
+NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_request *req,
+                                       const char *ddi);
 /* Cancel a sent request (WdfRequestCancelSentRequest's core). */
 bool uwdf_iotarget_cancel_request(struct uwdf_request *req);
 /* Geometry (lib/geometry.c) */

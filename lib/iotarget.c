@@ -939,7 +939,12 @@ struct format_buffer {
     size_t offset, length;
 };
 
-static NTSTATUS format_prepare(struct uwdf_iotarget *t, struct uwdf_request *req, const char *ddi)
+/* The checks every format (and WdfRequestChangeTarget) makes: the request
+ * is not sent, the target is open, and the IRP has a stack location for
+ * every driver below (one, the kernel, for a file or block device). A
+ * framework IRP grows; the driver's own cannot (STATUS_REQUEST_NOT_ACCEPTED). */
+NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_request *req,
+                                       const char *ddi)
 {
     if (!request_in_flight_check(req, ddi))
         return STATUS_INVALID_DEVICE_REQUEST;
@@ -1036,7 +1041,7 @@ static NTSTATUS format_rw(WDFIOTARGET IoTarget, WDFREQUEST Request, WDFMEMORY Me
     struct format_buffer fb;
     if (!t || !req)
         return STATUS_INVALID_HANDLE;
-    NTSTATUS status = format_prepare(t, req, ddi);
+    NTSTATUS status = uwdf_iotarget_prepare_request(t, req, ddi);
     if (!NT_SUCCESS(status))
         return status;
     status = format_memory(Memory, Offsets, &fb, ddi);
@@ -1077,7 +1082,7 @@ static NTSTATUS format_ioctl(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG Ioc
     struct format_buffer in, out;
     if (!t || !req)
         return STATUS_INVALID_HANDLE;
-    NTSTATUS status = format_prepare(t, req, ddi);
+    NTSTATUS status = uwdf_iotarget_prepare_request(t, req, ddi);
     if (!NT_SUCCESS(status))
         return status;
     status = format_memory(InputBuffer, InputBufferOffset, &in, ddi);
@@ -1250,7 +1255,7 @@ static NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR
     } else {
         uwdf_request_release_format(req);
     }
-    status = format_prepare(t, req, ddi);
+    status = uwdf_iotarget_prepare_request(t, req, ddi);
     if (NT_SUCCESS(status)) {
         format_commit(t, req, major, major == IRP_MJ_READ ? NULL : &in,
                       major == IRP_MJ_WRITE ? NULL : &out, DeviceOffset, ioctl);

@@ -477,18 +477,5 @@ NTSTATUS WdfRequestChangeTarget(WDFREQUEST Request, WDFIOTARGET IoTarget)
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfRequestChangeTarget");
     if (!req || !t)
         return STATUS_INVALID_PARAMETER;
-    if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED))
-        return STATUS_INVALID_DEVICE_REQUEST;
-    pthread_mutex_lock(&t->lock);
-    bool open = t->opened && !t->closing;
-    pthread_mutex_unlock(&t->lock);
-    if (!open)
-        return STATUS_INVALID_DEVICE_STATE;
-    /* The request must have a stack location for every driver below it:
-     * one for a file or block-device target. A framework IRP grows; the
-     * driver's own cannot (STATUS_REQUEST_NOT_ACCEPTED). */
-    NTSTATUS status = uwdf_request_ensure_irp(req, UWDF_FILE_TARGET_STACK);
-    if (NT_SUCCESS(status) && req->irp->CurrentLocation < 1 + UWDF_FILE_TARGET_STACK)
-        status = STATUS_REQUEST_NOT_ACCEPTED;
-    return status;
+    return uwdf_iotarget_prepare_request(t, req, "WdfRequestChangeTarget");
 }
