@@ -48,6 +48,15 @@ VOID UwdfFaultInjectAllocations(UWDF_FAULT_ALLOC_MODE Mode, ULONG N);
 ULONGLONG UwdfFaultAllocationCount(void);
 ULONGLONG UwdfFaultAllocationFailures(void);
 
+/* Write-through (FUA) for one write: the write goes down with RWF_DSYNC, so
+ * it completes only once it is durable. Call it after formatting the write
+ * (a format starts from a clean stack location). The same as setting
+ * SL_WRITE_THROUGH in IoGetNextIrpStackLocation(WdfRequestWdmGetIrp(r))->Flags;
+ * a target opened with FILE_WRITE_THROUGH (O_DSYNC) does it for every write.
+ * Flush: IRP_MJ_FLUSH_BUFFERS (WdfRequestWdmFormatUsingStackLocation) is
+ * fsync(2); with MinorFunction IRP_MN_FLUSH_DATA_ONLY (ntifs.h) fdatasync(2). */
+VOID UwdfRequestSetWriteThrough(WDFREQUEST Request, BOOLEAN WriteThrough);
+
 /* Readable name of a status ("STATUS_IO_TIMEOUT"), or NULL if unknown. */
 PCSTR UwdfNtStatusName(NTSTATUS Status);
 /* The errno -> NTSTATUS table the framework uses for completions. */

@@ -5,6 +5,8 @@
 #include "ntdef.h"
 #include "ntstatus.h"
 #include "wdm.h"
+#include "ntifs.h"
+#include "ntdddisk.h"
 #include "wdftypes.h"
 #include "wdfcore.h"
 #include "wdfobject.h"

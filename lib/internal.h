@@ -237,6 +237,14 @@ int uwdf_timer_arm(struct uwdf_timer *t, int64_t deadline_ns);
  * fired already (fn has run or is running). */
 bool uwdf_timer_cancel(struct uwdf_timer *t);
 
+/* ---- the blocking-operation worker (lib/worker.c) ---- */
+struct uwdf_work {
+    void (*fn)(struct uwdf_work *w);
+    struct uwdf_work *next;
+};
+/* Run w->fn on the worker thread; 0, or -EAGAIN if it could not start. */
+int uwdf_worker_queue(struct uwdf_work *w);
+
 /* ---- requests ---- */
 #define UWDF_INLINE_IOV 4
 
@@ -298,6 +306,7 @@ struct uwdf_request {
     bool fw_done;
     NTSTATUS fw_status;
     ULONG_PTR fw_info;
+    struct uwdf_work work; /* a blocking IOCTL on the worker thread */
 
     struct uwdf_io io;
     struct iovec iov_inline[UWDF_INLINE_IOV];
@@ -367,6 +376,9 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
 bool uwdf_iotarget_cancel_request(struct uwdf_request *req);
 /* Geometry (lib/geometry.c) */
 int uwdf_geometry_probe(struct uwdf_iotarget *target);
+/* Discard and zeroing (lib/blockops.c): blocking, so run on the worker. */
+bool uwdf_blockops_handles(ULONG code);
+NTSTATUS uwdf_blockops_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len);
 /* IOCTLs answered by the framework for file and block-device targets. */
 NTSTATUS uwdf_iotarget_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len,
                              void *out, size_t out_len, ULONG_PTR *information);

@@ -540,7 +540,10 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         break;
     }
     case IRP_MJ_FLUSH_BUFFERS:
-        io->op = UWDF_OP_FSYNC;
+        /* ntifs.h's data-only minors are fdatasync(2); anything else fsync. */
+        io->op = s->MinorFunction == IRP_MN_FLUSH_DATA_ONLY || s->MinorFunction == IRP_MN_FLUSH_DATA_SYNC_ONLY
+                     ? UWDF_OP_FDATASYNC
+                     : UWDF_OP_FSYNC;
         io->iovcnt = 0;
         break;
     case IRP_MJ_DEVICE_CONTROL:
@@ -554,24 +557,45 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     return STATUS_SUCCESS;
 }
 
+static void *request_fmt_data(struct uwdf_request *req, int slot)
+{
+    return req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
+                              : req->fmt_buffer[slot];
+}
+
+/* Worker thread: a discard or zeroing that blocks, then its completion
+ * goes to the engine thread like any other. */
+static void target_blocking_ioctl(struct uwdf_work *w)
+{
+    struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request, work);
+    struct uwdf_iotarget *t = req->target;
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
+    req->fw_status = uwdf_blockops_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode,
+                                         request_fmt_data(req, 0), req->fmt_length[0]);
+    req->fw_info = 0;
+    req->fw_done = true;
+    uwdf_engine_post_completion(t->engine, &req->io);
+}
+
 /* Hand a request that is on the sent list to the engine (outside the lock). */
 static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
 {
     struct uwdf_io *io = &req->io;
     if (!req->fw_done) {
         NTSTATUS status = target_build_io(t, req);
-        if (NT_SUCCESS(status) && io->op == 0) {
-            PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
-            status = uwdf_iotarget_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode,
-                                         req->fmt_mem[0] ? (char *)req->fmt_mem[0]->buffer + req->fmt_offset[0]
-                                                         : req->fmt_buffer[0],
-                                         req->fmt_length[0],
-                                         req->fmt_mem[1] ? (char *)req->fmt_mem[1]->buffer + req->fmt_offset[1]
-                                                         : req->fmt_buffer[1],
-                                         req->fmt_length[1], &req->fw_info);
+        ULONG code = IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
+        if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
+            req->work.fn = target_blocking_ioctl;
+            if (uwdf_worker_queue(&req->work) == 0)
+                return;
+            status = STATUS_INSUFFICIENT_RESOURCES;
+        } else if (NT_SUCCESS(status) && io->op == 0) {
+            status = uwdf_iotarget_ioctl(t, code, request_fmt_data(req, 0), req->fmt_length[0],
+                                         request_fmt_data(req, 1), req->fmt_length[1], &req->fw_info);
             req->fw_done = true;
             req->fw_status = status;
-        } else if (!NT_SUCCESS(status)) {
+        }
+        if (!NT_SUCCESS(status) && !req->fw_done) {
             req->fw_done = true;
             req->fw_status = status;
             req->fw_info = 0;

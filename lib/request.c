@@ -479,3 +479,15 @@ NTSTATUS WdfRequestChangeTarget(WDFREQUEST Request, WDFIOTARGET IoTarget)
         return STATUS_INVALID_PARAMETER;
     return uwdf_iotarget_prepare_request(t, req, "WdfRequestChangeTarget");
 }
+
+VOID UwdfRequestSetWriteThrough(WDFREQUEST Request, BOOLEAN WriteThrough)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "UwdfRequestSetWriteThrough");
+    if (!req || !req->irp || req->irp->CurrentLocation < 2)
+        return;
+    PIO_STACK_LOCATION next = IoGetNextIrpStackLocation(req->irp);
+    if (WriteThrough)
+        next->Flags |= SL_WRITE_THROUGH;
+    else
+        next->Flags &= (UCHAR)~SL_WRITE_THROUGH;
+}
