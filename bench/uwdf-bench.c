@@ -65,7 +65,9 @@
 #define MAX_GIVEN 64        /* options remembered per section (for JSON) */
 #define MAX_VERIFY_MSGS 10  /* verify failures printed per job */
 
-enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_N = 2 };
+/* Directions with their own statistics (fio's read/write/trim). A flush is
+ * DDIR_SYNC: a slot's operation too, with its own latency record. */
+enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_TRIM = 2, DDIR_N = 3, DDIR_SYNC = 3 };
 
 /* ======================================================================
  * 1. basics
@@ -239,14 +241,22 @@ static void fmt_scaled(char *out, size_t n, double v, bool base1024, const char 
  * 3. options
  * ====================================================================== */
 
-enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW };
+enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW, RW_TRIM, RW_RANDTRIM,
+               RW_TRIMWRITE };
 enum api_mode { API_ASYNC, API_SYNC };
 enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL };
 enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
+/* fio's sync=: O_SYNC / O_DSYNC writes. uwdf has one kind: write-through. */
+enum sync_mode { SYNC_NONE, SYNC_SYNC, SYNC_DSYNC };
+/* The flush a slot owes (fsync=N / fdatasync=N). */
+enum flush_kind { FLUSH_NONE, FLUSH_FSYNC, FLUSH_FDATASYNC };
 
-static const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw" };
+static const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw",
+                                        "trim", "randtrim", "trimwrite" };
 static const char *const api_names[] = { "async", "sync" };
 static const char *const engine_names[] = { "default", "io_uring", "libaio", "null" };
+static const char *const sync_names[] = { "none", "sync", "dsync" };
+static const char *const flush_names[] = { "none", "fsync", "fdatasync" };
 
 struct kv {
     const char *key, *val; /* val NULL: a bare flag */
@@ -283,6 +293,8 @@ struct job_opts {
     bool reuse;
     unsigned timeout_ms; /* 0: none */
     bool fixedbufs, registerfiles;
+    unsigned fsync_blocks, fdatasync_blocks; /* 0: none */
+    enum sync_mode sync;
 };
 
 static bool rw_reads(enum rw_mode m)
@@ -292,12 +304,17 @@ static bool rw_reads(enum rw_mode m)
 
 static bool rw_writes(enum rw_mode m)
 {
-    return m == RW_WRITE || m == RW_RANDWRITE || m == RW_RW || m == RW_RANDRW;
+    return m == RW_WRITE || m == RW_RANDWRITE || m == RW_RW || m == RW_RANDRW || m == RW_TRIMWRITE;
+}
+
+static bool rw_trims(enum rw_mode m)
+{
+    return m == RW_TRIM || m == RW_RANDTRIM || m == RW_TRIMWRITE;
 }
 
 static bool rw_random(enum rw_mode m)
 {
-    return m == RW_RANDREAD || m == RW_RANDWRITE || m == RW_RANDRW;
+    return m == RW_RANDREAD || m == RW_RANDWRITE || m == RW_RANDRW || m == RW_RANDTRIM;
 }
 
 /* fio's defaults (job files and --name command lines mean what they mean
@@ -531,8 +548,10 @@ static int p_offset(struct job_opts *o, const char *val, char *err, size_t n)
 
 static int p_rw(struct job_opts *o, const char *val, char *err, size_t n)
 {
+    static const char expected[] =
+        "expected read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim or trimwrite";
     if (!val)
-        return bad_value(err, n, "expected read, write, randread, randwrite, rw or randrw");
+        return bad_value(err, n, expected);
     /* fio allows a ":<nr>" sequential-skip suffix; uwdf does not. */
     static const struct {
         const char *name;
@@ -540,16 +559,17 @@ static int p_rw(struct job_opts *o, const char *val, char *err, size_t n)
     } map[] = {
         { "read", RW_READ },       { "write", RW_WRITE }, { "randread", RW_RANDREAD },
         { "randwrite", RW_RANDWRITE }, { "rw", RW_RW }, { "readwrite", RW_RW },
-        { "randrw", RW_RANDRW },
+        { "randrw", RW_RANDRW },   { "trim", RW_TRIM },   { "randtrim", RW_RANDTRIM },
+        { "trimwrite", RW_TRIMWRITE },
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!strcmp(val, map[i].name)) {
             o->rw = map[i].mode;
             return 0;
         }
-    if (!strcmp(val, "trim") || !strcmp(val, "randtrim") || !strcmp(val, "trimwrite"))
-        return bad_value(err, n, "trim workloads are not supported yet");
-    return bad_value(err, n, "expected read, write, randread, randwrite, rw (readwrite) or randrw");
+    if (!strcmp(val, "randtrimwrite"))
+        return bad_value(err, n, "randtrimwrite is not supported yet (trimwrite is)");
+    return bad_value(err, n, expected);
 }
 
 static int p_rwmixread(struct job_opts *o, const char *val, char *err, size_t n)
@@ -676,12 +696,37 @@ static int p_timeout(struct job_opts *o, const char *val, char *err, size_t n)
     return parse_uint_range(val, 0, 86400000, &o->timeout_ms, err, n);
 }
 
+static int p_fsync(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    return parse_uint_range(val, 0, INT_MAX, &o->fsync_blocks, err, n);
+}
+
+static int p_fdatasync(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    return parse_uint_range(val, 0, INT_MAX, &o->fdatasync_blocks, err, n);
+}
+
+static int p_sync(struct job_opts *o, const char *val, char *err, size_t n)
+{
+    if (!val)
+        return bad_value(err, n, "expected none (0), sync (1) or dsync");
+    if (!strcmp(val, "1") || !strcmp(val, "sync"))
+        o->sync = SYNC_SYNC;
+    else if (!strcmp(val, "dsync"))
+        o->sync = SYNC_DSYNC;
+    else if (!strcmp(val, "0") || !strcmp(val, "none"))
+        o->sync = SYNC_NONE;
+    else
+        return bad_value(err, n, "expected none (0), sync (1) or dsync");
+    return 0;
+}
+
 static const struct opt_def job_options[] = {
     { "name", NULL, false, p_name, "str", "job name (on the command line: starts a new job; 'global' starts global options)" },
     { "filename", NULL, false, p_filename, "path[:path...]", "file(s) or block device(s); several are used round-robin per I/O (\\: escapes a colon)" },
     { "size", NULL, false, p_size, "size|N%", "I/O region per job, divided among its files (default: whole file/device; 1g for generated files)" },
     { "offset", NULL, false, p_offset, "size|N%", "start of the I/O region in each file" },
-    { "rw", "readwrite", false, p_rw, "mode", "read, write, randread, randwrite, rw (readwrite), randrw" },
+    { "rw", "readwrite", false, p_rw, "mode", "read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim, trimwrite (see STORAGE OPERATIONS)" },
     { "rwmixread", NULL, false, p_rwmixread, "pct", "percentage of reads in rw/randrw (default 50)" },
     { "rwmixwrite", NULL, false, p_rwmixwrite, "pct", "percentage of writes in rw/randrw" },
     { "bs", "blocksize", false, p_bs, "size", "block size (default 4k)" },
@@ -700,6 +745,9 @@ static const struct opt_def job_options[] = {
     { "group_reporting", NULL, true, p_group_reporting, NULL, "report all jobs of a group as one" },
     { "verify", NULL, false, p_verify, "crc32c", "writes store a crc32c + offset header per block; reads check it" },
     { "verify_fatal", NULL, true, p_verify_fatal, NULL, "stop the job at the first verify failure" },
+    { "fsync", NULL, false, p_fsync, "n", "after every n writes a job issues, flush the file: IRP_MJ_FLUSH_BUFFERS = fsync(2) (0: never)" },
+    { "fdatasync", NULL, false, p_fdatasync, "n", "the same with IRP_MN_FLUSH_DATA_ONLY = fdatasync(2)" },
+    { "sync", NULL, false, p_sync, "none|sync|dsync", "write-through (FUA) writes: 1/sync and dsync both send every write with UwdfRequestSetWriteThrough (RWF_DSYNC); 0/none: off" },
     { "api", NULL, false, p_api, "async|sync", "uwdf: WdfRequestSend with a completion routine (async, default) or WdfIoTargetSend*Synchronously (sync, QD1 per thread)" },
     { "reuse", NULL, true, p_reuse, "0|1", "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0)" },
     { "timeout", NULL, false, p_timeout, "msec", "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
@@ -983,7 +1031,33 @@ static void usage(FILE *f)
             "the write phase; read-only jobs check every block they read (a generated file is\n"
             "laid out with such blocks). Mixed read/write jobs check the written blocks after\n"
             "the run. A failure is reported; verify_fatal stops the job at the first one.\n"
-            "Either way the exit status is 1.\n"
+            "Either way the exit status is 1. Trim workloads cannot be verified.\n"
+            "\n"
+            "STORAGE OPERATIONS: --rw=trim / randtrim discard bs bytes per I/O, each an\n"
+            "IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES request (DeviceDsmAction_Trim, one\n"
+            "DEVICE_DATA_SET_RANGE) formatted with WdfIoTargetFormatRequestForIoctl and sent\n"
+            "with WdfRequestSend (--api=sync: WdfIoTargetSendIoctlSynchronously). uwdf runs it\n"
+            "as BLKDISCARD on a block device and fallocate(PUNCH_HOLE|KEEP_SIZE) on a file, on\n"
+            "a framework worker thread, whatever --ioengine says (the null engine too: its\n"
+            "trims are real). --rw=trimwrite trims each block, then writes it (one slot does\n"
+            "both, in that order; size and number_ios count such pairs). Trims are reported\n"
+            "as \"trim\" (IOPS, bandwidth, latency), as fio does.\n"
+            "--fsync=N / --fdatasync=N: once N writes of a job have been issued, the slot that\n"
+            "issued the N-th sends a flush as its next request, after that write completed:\n"
+            "an IRP_MJ_FLUSH_BUFFERS stack location (MinorFunction 0: fsync(2);\n"
+            "IRP_MN_FLUSH_DATA_ONLY: fdatasync(2)) formatted with\n"
+            "WdfRequestWdmFormatUsingStackLocation and sent with WdfRequestSend (--api=sync:\n"
+            "WDF_REQUEST_SEND_OPTION_SYNCHRONOUS). So a job issues one flush per N writes (fio\n"
+            "may issue several at iodepth > 1). When both are given and both fall due on the\n"
+            "same write, fsync is sent. Flushes are not I/Os of the IOPS and bandwidth figures:\n"
+            "they are counted and timed on their own (\"fsync/fdatasync/sync_file_range\" in\n"
+            "the normal report, \"sync\" in JSON), latency from before the format to the\n"
+            "completion routine. A flush that fell due is still sent when the runtime or size\n"
+            "limit ends the job, not after an error or an interrupt.\n"
+            "--sync=1 (sync, dsync): every write is write-through: UwdfRequestSetWriteThrough\n"
+            "after its format, sent down with RWF_DSYNC (O_SYNC and O_DSYNC are not told\n"
+            "apart). With --api=sync such writes are formatted and sent with\n"
+            "WDF_REQUEST_SEND_OPTION_SYNCHRONOUS instead of WdfIoTargetSendWriteSynchronously.\n"
             "\n"
             "Exit status: 0 success, 1 bad options, set-up failure, I/O or verify errors.\n");
 }
@@ -1350,6 +1424,7 @@ struct ddir_acc {
  * (written by that target's completion thread) and one for the job thread. */
 struct shard {
     struct ddir_acc d[DDIR_N];
+    struct ddir_acc sync; /* flushes: ios, lat and lat_hist only */
     char pad[64]; /* keep neighbours' hot counters off this line */
 };
 
@@ -1426,7 +1501,7 @@ static void ddir_acc_merge(struct ddir_acc *dst, const struct ddir_acc *src)
     lat_merge(&dst->slat, &src->slat);
     lat_merge(&dst->clat, &src->clat);
     lat_merge(&dst->lat, &src->lat);
-    if (src->clat.n)
+    if (src->clat.n || src->lat.n)
         for (unsigned i = 0; i < HIST_N; i++) {
             dst->clat_hist[i] += src->clat_hist[i];
             dst->lat_hist[i] += src->lat_hist[i];
@@ -1446,6 +1521,15 @@ static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool 
     lat_add(&d->clat, clat);
     lat_add(&d->lat, lat);
     d->clat_hist[hist_index(clat)]++;
+    d->lat_hist[hist_index(lat)]++;
+}
+
+/* One completed flush: its whole latency (fio's sync_stat). */
+static void shard_account_sync(struct shard *sh, uint64_t lat)
+{
+    struct ddir_acc *d = &sh->sync;
+    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
+    lat_add(&d->lat, lat);
     d->lat_hist[hist_index(lat)]++;
 }
 
@@ -1768,7 +1852,12 @@ struct slot {
     bool fresh; /* created and never sent */
     WDF_REQUEST_SEND_OPTIONS send_opts;
     bool has_opts;
+    WDF_REQUEST_SEND_OPTIONS sync_opts; /* SYNCHRONOUS (and the timeout), for --api=sync */
+    WDFMEMORY dsm_mem;                  /* trims: the IOCTL's input buffer */
+    DEVICE_DATA_SET_RANGE *dsm_range;   /* its one range */
     uint64_t rng;
+    int flush_due;  /* enum flush_kind: sent as the next request */
+    bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
     /* the current I/O */
     uint64_t t0;         /* before reuse + format + send */
     uint64_t sync;       /* 0 while sending; then the send's return time, or the
@@ -1776,7 +1865,8 @@ struct slot {
     const void *sender;  /* the thread that sent it */
     uint64_t offset, block;
     unsigned file;
-    int ddir;
+    int ddir;       /* enum ddir, DDIR_SYNC for a flush */
+    int flush;      /* enum flush_kind of a flush */
     bool verify_read;
     NTSTATUS status;
     ULONG_PTR info;
@@ -1803,6 +1893,7 @@ struct job {
     uint64_t io_limit;
     uint64_t total_blocks;
     uint64_t issued;   /* atomic */
+    uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
     unsigned file_rr;  /* atomic */
     int inflight;      /* atomic */
     int stop;          /* atomic */
@@ -1859,7 +1950,8 @@ static int status_errno(NTSTATUS st)
 
 static const char *ddir_name(int dd)
 {
-    return dd == DDIR_READ ? "read" : "write";
+    static const char *const names[] = { "read", "write", "trim", "sync" };
+    return names[dd];
 }
 
 /* Records the job's first error (later ones are counted by their kind only). */
@@ -1880,9 +1972,13 @@ static void job_io_error(struct job *j, const struct slot *s, NTSTATUS st, const
     if (!job_set_error(j, status_errno(st), st))
         return;
     char sb[96];
-    errmsg("%s: %s%s%s error at offset %" PRIu64 " of '%s': %s", j->o.name, ddir_name(s->ddir),
-           stage ? " " : "", stage ? stage : "", s->offset, j->files[s->file].path,
-           status_str(sb, sizeof(sb), st));
+    if (s->ddir == DDIR_SYNC)
+        errmsg("%s: %s%s%s error on '%s': %s", j->o.name, flush_names[s->flush], stage ? " " : "",
+               stage ? stage : "", j->files[s->file].path, status_str(sb, sizeof(sb), st));
+    else
+        errmsg("%s: %s%s%s error at offset %" PRIu64 " of '%s': %s", j->o.name, ddir_name(s->ddir),
+               stage ? " " : "", stage ? stage : "", s->offset, j->files[s->file].path,
+               status_str(sb, sizeof(sb), st));
 }
 
 /* ---- offsets ---- */
@@ -1962,11 +2058,52 @@ static bool next_verify_io(struct slot *s)
     return false;
 }
 
+/* A write was just chosen: counts it, and owes a flush when it is the N-th. */
+static void note_write(struct slot *s)
+{
+    struct job *j = s->job;
+    unsigned fs = j->o.fsync_blocks, fds = j->o.fdatasync_blocks;
+    if (!fs && !fds)
+        return;
+    uint64_t n = __atomic_add_fetch(&j->writes, 1, __ATOMIC_RELAXED);
+    if (fs && n % fs == 0)
+        s->flush_due = FLUSH_FSYNC;
+    else if (fds && n % fds == 0)
+        s->flush_due = FLUSH_FDATASYNC;
+}
+
 /* Picks the slot's next I/O, or returns false when the job is done. */
 static bool next_io(struct slot *s, uint64_t now)
 {
     struct job *j = s->job;
-    if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED) || __atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+        return false;
+    /* What this slot owes for its last I/O (which completed) is sent even
+     * when the runtime or size limit has just ended the job, not after an
+     * error: the flush its last write made due, the write of the block its
+     * trimwrite trim just trimmed. */
+    if (s->flush_due || s->tw_write) {
+        bool failed = __atomic_load_n(&j->error_set, __ATOMIC_ACQUIRE);
+        if (s->flush_due) {
+            s->flush = s->flush_due;
+            s->flush_due = FLUSH_NONE;
+            if (!failed) {
+                s->ddir = DDIR_SYNC;
+                s->verify_read = false;
+                return true;
+            }
+        }
+        if (s->tw_write) {
+            s->tw_write = false;
+            if (!failed) {
+                slot_set_io(s, s->file, s->block, DDIR_WRITE);
+                s->verify_read = false;
+                note_write(s);
+                return true;
+            }
+        }
+    }
+    if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED))
         return false;
     if (__atomic_load_n(&j->phase, __ATOMIC_RELAXED) == PHASE_VERIFY)
         return next_verify_io(s);
@@ -1992,14 +2129,28 @@ static bool next_io(struct slot *s, uint64_t now)
     case RW_RANDWRITE:
         dd = DDIR_WRITE;
         break;
+    case RW_TRIM:
+    case RW_RANDTRIM:
+        dd = DDIR_TRIM;
+        break;
+    case RW_TRIMWRITE:
+        dd = DDIR_TRIM;
+        s->tw_write = true;
+        break;
     default:
         dd = (xorshift64(&s->rng) % 100) < j->o.rwmixread ? DDIR_READ : DDIR_WRITE;
         break;
     }
     slot_set_io(s, fi, blk, dd);
     s->verify_read = dd == DDIR_READ && j->verify_reads;
-    if (dd == DDIR_WRITE && j->o.verify)
-        verify_fill(s->buf, j->o.bs, s->offset, xorshift64(&s->rng));
+    if (dd == DDIR_WRITE) {
+        note_write(s);
+        if (j->o.verify)
+            verify_fill(s->buf, j->o.bs, s->offset, xorshift64(&s->rng));
+    } else if (dd == DDIR_TRIM) {
+        s->dsm_range->StartingOffset = (LONGLONG)s->offset;
+        s->dsm_range->LengthInBytes = j->o.bs;
+    }
     return true;
 }
 
@@ -2037,7 +2188,12 @@ static bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_
         job_io_error(j, s, s->status, NULL);
         return false;
     }
-    if (s->info != j->o.bs) {
+    if (s->ddir == DDIR_SYNC) {
+        if (tc >= j->ramp_end_ns)
+            shard_account_sync(sh, has_slat ? slat + clat : clat);
+        return true;
+    }
+    if (s->ddir != DDIR_TRIM && s->info != j->o.bs) { /* a trim returns no bytes */
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         if (job_set_error(j, EIO, s->status))
             errmsg("%s: short %s at offset %" PRIu64 " of '%s': %lu of %" PRIu32 " bytes", j->o.name,
@@ -2096,6 +2252,34 @@ static void slot_retire(struct slot *s)
         KeSetEvent(&j->done, 0, FALSE); /* nothing of j or s is touched after this */
 }
 
+/* Formats the slot's request for its current I/O (after renewing it). */
+static NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
+{
+    struct job *j = s->job;
+    LONGLONG off = (LONGLONG)s->offset;
+    NTSTATUS st;
+    switch (s->ddir) {
+    case DDIR_READ:
+        return WdfIoTargetFormatRequestForRead(t, s->req, s->mem, NULL, &off);
+    case DDIR_WRITE:
+        st = WdfIoTargetFormatRequestForWrite(t, s->req, s->mem, NULL, &off);
+        if (NT_SUCCESS(st) && j->o.sync != SYNC_NONE)
+            UwdfRequestSetWriteThrough(s->req, TRUE); /* after the format, which clears it */
+        return st;
+    case DDIR_TRIM:
+        return WdfIoTargetFormatRequestForIoctl(t, s->req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES,
+                                                s->dsm_mem, NULL, NULL, NULL);
+    default: {
+        IO_STACK_LOCATION stack;
+        memset(&stack, 0, sizeof(stack));
+        stack.MajorFunction = IRP_MJ_FLUSH_BUFFERS;
+        stack.MinorFunction = s->flush == FLUSH_FDATASYNC ? IRP_MN_FLUSH_DATA_ONLY : 0;
+        WdfRequestWdmFormatUsingStackLocation(s->req, &stack);
+        return STATUS_SUCCESS;
+    }
+    }
+}
+
 static EVT_WDF_REQUEST_COMPLETION_ROUTINE slot_completion;
 static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc);
 
@@ -2112,11 +2296,8 @@ static void slot_issue(struct slot *s, struct shard *sh)
             break;
         WDFIOTARGET t = j->files[s->file].target;
         NTSTATUS st = slot_renew_request(s, t);
-        if (NT_SUCCESS(st)) {
-            LONGLONG off = (LONGLONG)s->offset;
-            st = s->ddir == DDIR_READ ? WdfIoTargetFormatRequestForRead(t, s->req, s->mem, NULL, &off)
-                                      : WdfIoTargetFormatRequestForWrite(t, s->req, s->mem, NULL, &off);
-        }
+        if (NT_SUCCESS(st))
+            st = slot_format(s, t);
         if (!NT_SUCCESS(st)) {
             job_io_error(j, s, st, "format");
             break;
@@ -2197,8 +2378,10 @@ static void run_async_phase(struct job *j)
     KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
 }
 
-/* QD1 on the job thread: WdfIoTargetSend{Read,Write}Synchronously with the
- * slot's request (reused, or created and deleted per I/O). */
+/* QD1 on the job thread: WdfIoTargetSend{Read,Write,Ioctl}Synchronously with
+ * the slot's request (reused, or created and deleted per I/O); flushes and
+ * write-through writes are formatted here and sent with
+ * WDF_REQUEST_SEND_OPTION_SYNCHRONOUS. */
 static void run_sync_phase(struct job *j)
 {
     struct slot *s = &j->slots[0];
@@ -2214,13 +2397,26 @@ static void run_sync_phase(struct job *j)
             break;
         }
         WDF_MEMORY_DESCRIPTOR d;
-        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->mem, NULL);
         LONGLONG off = (LONGLONG)s->offset;
         ULONG_PTR bytes = 0;
         PWDF_REQUEST_SEND_OPTIONS opts = s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS;
-        st = s->ddir == DDIR_READ
-                 ? WdfIoTargetSendReadSynchronously(t, s->req, &d, &off, opts, &bytes)
-                 : WdfIoTargetSendWriteSynchronously(t, s->req, &d, &off, opts, &bytes);
+        if (s->ddir == DDIR_SYNC || (s->ddir == DDIR_WRITE && j->o.sync != SYNC_NONE)) {
+            st = slot_format(s, t);
+            if (NT_SUCCESS(st)) {
+                (void)WdfRequestSend(s->req, t, &s->sync_opts); /* FALSE: the status says why */
+                st = WdfRequestGetStatus(s->req);
+                bytes = WdfRequestGetInformation(s->req);
+            }
+        } else if (s->ddir == DDIR_TRIM) {
+            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->dsm_mem, NULL);
+            st = WdfIoTargetSendIoctlSynchronously(t, s->req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d,
+                                                   NULL, opts, &bytes);
+        } else {
+            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->mem, NULL);
+            st = s->ddir == DDIR_READ
+                     ? WdfIoTargetSendReadSynchronously(t, s->req, &d, &off, opts, &bytes)
+                     : WdfIoTargetSendWriteSynchronously(t, s->req, &d, &off, opts, &bytes);
+        }
         uint64_t t1 = now_ns();
         s->status = st;
         s->info = bytes;
@@ -2481,7 +2677,7 @@ static int job_setup(struct job *j)
     select_backend(o->ioengine);
     for (unsigned k = 0; k < j->nfiles; k++) {
         struct file_slot *f = &j->files[k];
-        NTSTATUS st = open_target(f->path, rw_writes(o->rw), o->direct, &f->target);
+        NTSTATUS st = open_target(f->path, rw_writes(o->rw) || rw_trims(o->rw), o->direct, &f->target);
         if (!NT_SUCCESS(st)) {
             f->target = NULL;
             errmsg("%s: cannot open '%s'%s: %s", o->name, f->path,
@@ -2501,9 +2697,11 @@ static int job_setup(struct job *j)
     }
     j->verify_reads = o->verify && !rw_writes(o->rw);
     j->shards = xcalloc(j->nfiles + 1, sizeof(*j->shards));
-    for (unsigned k = 0; k <= j->nfiles; k++)
+    for (unsigned k = 0; k <= j->nfiles; k++) {
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_init(&j->shards[k].d[d]);
+        ddir_acc_init(&j->shards[k].sync);
+    }
     j->nslots = o->api == API_SYNC ? 1 : o->iodepth;
     j->slots = xcalloc(j->nslots, sizeof(*j->slots));
     uint64_t seed = o->randseed * 0x2545F4914F6CDD1Dull + j->index;
@@ -2511,20 +2709,45 @@ static int job_setup(struct job *j)
         struct slot *s = &j->slots[i];
         s->job = j;
         s->rng = splitmix64(&seed) | 1;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&s->sync_opts, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
         if (o->timeout_ms) {
             WDF_REQUEST_SEND_OPTIONS_INIT(&s->send_opts, 0);
             WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->send_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->sync_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
             s->has_opts = true;
         }
-        NTSTATUS st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */,
-                                      o->bs, &s->mem, &s->buf);
-        if (!NT_SUCCESS(st)) {
-            s->mem = NULL;
-            errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, o->bs,
-                   status_str(sb, sizeof(sb), st));
-            return -1;
+        NTSTATUS st = STATUS_SUCCESS;
+        if (rw_reads(o->rw) || rw_writes(o->rw)) {
+            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */, o->bs,
+                                 &s->mem, &s->buf);
+            if (!NT_SUCCESS(st)) {
+                s->mem = NULL;
+                errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, o->bs,
+                       status_str(sb, sizeof(sb), st));
+                return -1;
+            }
+            fill_random(s->buf, o->bs, splitmix64(&seed));
         }
-        fill_random(s->buf, o->bs, splitmix64(&seed));
+        if (rw_trims(o->rw)) {
+            /* DEVICE_MANAGE_DATA_SET_ATTRIBUTES, then at the next 8-byte
+             * boundary the one DEVICE_DATA_SET_RANGE (filled per trim). */
+            size_t ranges_at = (sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) + 7) & ~(size_t)7;
+            size_t len = ranges_at + sizeof(DEVICE_DATA_SET_RANGE);
+            void *buf;
+            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42, len, &s->dsm_mem, &buf);
+            if (!NT_SUCCESS(st)) {
+                s->dsm_mem = NULL;
+                errmsg("%s: WdfMemoryCreate(%zu) failed: %s", o->name, len, status_str(sb, sizeof(sb), st));
+                return -1;
+            }
+            memset(buf, 0, len);
+            DEVICE_MANAGE_DATA_SET_ATTRIBUTES *dsm = buf;
+            dsm->Size = sizeof(*dsm);
+            dsm->Action = DeviceDsmAction_Trim;
+            dsm->DataSetRangesOffset = (ULONG)ranges_at;
+            dsm->DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE);
+            s->dsm_range = (DEVICE_DATA_SET_RANGE *)((char *)buf + ranges_at);
+        }
         st = slot_create_request(s, j->files[0].target);
         if (!NT_SUCCESS(st)) {
             errmsg("%s: WdfRequestCreate failed: %s", o->name, status_str(sb, sizeof(sb), st));
@@ -2544,8 +2767,12 @@ static void job_teardown(struct job *j)
             WdfObjectDelete(s->req);
         if (s->mem)
             WdfObjectDelete(s->mem);
+        if (s->dsm_mem)
+            WdfObjectDelete(s->dsm_mem);
         s->req = NULL;
         s->mem = NULL;
+        s->dsm_mem = NULL;
+        s->dsm_range = NULL;
     }
     for (unsigned k = 0; k < j->nfiles; k++)
         if (j->files[k].target) {
@@ -2559,9 +2786,11 @@ static void job_free(struct job *j)
     if (j->event_ready)
         UwdfKeDestroyEvent(&j->done);
     if (j->shards)
-        for (unsigned k = 0; k <= j->nfiles; k++)
+        for (unsigned k = 0; k <= j->nfiles; k++) {
             for (int d = 0; d < DDIR_N; d++)
                 ddir_acc_free(&j->shards[k].d[d]);
+            ddir_acc_free(&j->shards[k].sync);
+        }
     if (j->files)
         for (unsigned k = 0; k < j->nfiles; k++)
             free(j->files[k].written);
@@ -2593,6 +2822,8 @@ static bool job_does(const struct job *j, int dd, int phase)
 {
     if (dd == DDIR_READ)
         return rw_reads(j->o.rw) || phase == PHASE_VERIFY;
+    if (dd == DDIR_TRIM)
+        return rw_trims(j->o.rw) && phase == PHASE_RUN;
     return rw_writes(j->o.rw) && phase == PHASE_RUN;
 }
 
@@ -2632,7 +2863,7 @@ static char job_status_char(const struct job *j, int ph)
         return 'V';
     if (ph != PHASE_RUN)
         return 'P';
-    static const char seq[] = { 'R', 'W', 'r', 'w', 'M', 'm' };
+    static const char seq[] = { 'R', 'W', 'r', 'w', 'M', 'm', 'D', 'd', 'W' }; /* fio's letters */
     return seq[j->o.rw];
 }
 
@@ -2652,7 +2883,7 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
     char status[256] = "", line[512];
     size_t sl = 0;
     unsigned running = 0, files = 0;
-    double rate_b[DDIR_N] = { 0, 0 }, rate_n[DDIR_N] = { 0, 0 };
+    double rate_b[DDIR_N] = { 0 }, rate_n[DDIR_N] = { 0 };
     uint64_t eta_max = 0;
     bool eta_known = true;
     char prev = 0;
@@ -2679,7 +2910,8 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
                 if (ph == PHASE_RUN && j->end_ns)
                     left = j->end_ns > now ? (j->end_ns - now) / NS_PER_SEC : 0;
                 if (ph == PHASE_RUN && j->io_limit != UINT64_MAX && now > j->ramp_end_ns) {
-                    uint64_t done = n[0] + n[1];
+                    /* io_limit counts trim+write pairs in trimwrite */
+                    uint64_t done = j->o.rw == RW_TRIMWRITE ? n[DDIR_TRIM] : n[0] + n[1] + n[2];
                     double per_s = (double)done / ((double)(now - j->ramp_end_ns) / 1e9);
                     if (per_s > 0 && j->io_limit > done) {
                         uint64_t est = (uint64_t)((double)(j->io_limit - done) / per_s);
@@ -2700,7 +2932,7 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
         prev = c;
         run_len++;
     }
-    char rb[2][32], rn[2][32], eta[32];
+    char rb[DDIR_N][32], rn[DDIR_N][32], eta[32];
     for (int d = 0; d < DDIR_N; d++) {
         fmt_scaled(rb[d], sizeof(rb[d]), rate_b[d], true, "B/s");
         fmt_scaled(rn[d], sizeof(rn[d]), rate_n[d], false, "");
@@ -2711,14 +2943,18 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
         fmt_eta(eta, sizeof(eta), eta_max);
     else
         snprintf(eta, sizeof(eta), "--m:--s");
-    bool r = rate_n[0] > 0, w = rate_n[1] > 0;
-    char rates[160];
-    if (r && w)
-        snprintf(rates, sizeof(rates), "[r=%s,w=%s][r=%s,w=%s IOPS]", rb[0], rb[1], rn[0], rn[1]);
-    else if (w)
-        snprintf(rates, sizeof(rates), "[w=%s][w=%s IOPS]", rb[1], rn[1]);
-    else
-        snprintf(rates, sizeof(rates), "[r=%s][r=%s IOPS]", rb[0], rn[0]);
+    /* [r=..,w=..,t=..][r=..,w=..,t=.. IOPS]: the directions that moved, else r */
+    static const char letter[DDIR_N] = { 'r', 'w', 't' };
+    char bpart[96] = "", npart[96] = "", rates[200];
+    size_t bl = 0, nl = 0;
+    bool any = rate_n[0] > 0 || rate_n[1] > 0 || rate_n[2] > 0;
+    for (int d = 0; d < DDIR_N; d++) {
+        if (any ? !(rate_n[d] > 0) : d != DDIR_READ)
+            continue;
+        bl += (size_t)snprintf(bpart + bl, sizeof(bpart) - bl, "%s%c=%s", bl ? "," : "", letter[d], rb[d]);
+        nl += (size_t)snprintf(npart + nl, sizeof(npart) - nl, "%s%c=%s", nl ? "," : "", letter[d], rn[d]);
+    }
+    snprintf(rates, sizeof(rates), "[%s][%s IOPS]", bpart, npart);
     int len = snprintf(line, sizeof(line), "Jobs: %u (f=%u): [%s][%.1f%%]%s[eta %s]", running, files,
                        status, pct, rates, eta);
     fprintf(stderr, "\r%s%*s", line, g_eta_len > len ? g_eta_len - len : 0, "");
@@ -2752,6 +2988,7 @@ struct report {
     int error;
     NTSTATUS err_status;
     struct ddir_acc d[DDIR_N];
+    struct ddir_acc sync; /* flushes */
     uint64_t runtime_ns;
     struct sample_acc bw[DDIR_N], iops[DDIR_N];
     uint64_t verified, verify_errors;
@@ -2780,6 +3017,7 @@ static void report_add_job(struct report *r, const struct job *j)
         r->name = j->o.name;
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_init(&r->d[d]);
+        ddir_acc_init(&r->sync);
     }
     r->njobs++;
     r->nslots += j->nslots;
@@ -2788,9 +3026,11 @@ static void report_add_job(struct report *r, const struct job *j)
         r->error = j->error;
         r->err_status = j->err_status;
     }
-    for (unsigned k = 0; k <= j->nfiles; k++)
+    for (unsigned k = 0; k <= j->nfiles; k++) {
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_merge(&r->d[d], &j->shards[k].d[d]);
+        ddir_acc_merge(&r->sync, &j->shards[k].sync);
+    }
     uint64_t rt = job_runtime_ns(j);
     if (rt > r->runtime_ns)
         r->runtime_ns = rt;
@@ -2817,9 +3057,11 @@ static unsigned build_reports(struct report **out)
 
 static void free_reports(struct report *r, unsigned n)
 {
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = 0; i < n; i++) {
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_free(&r[i].d[d]);
+        ddir_acc_free(&r[i].sync);
+    }
     free(r);
 }
 
@@ -2859,7 +3101,7 @@ struct lat_dist {
 static void lat_distribution(const struct report *r, struct lat_dist *ld)
 {
     memset(ld, 0, sizeof(*ld));
-    uint64_t total = r->d[0].lat.n + r->d[1].lat.n;
+    uint64_t total = r->d[DDIR_READ].lat.n + r->d[DDIR_WRITE].lat.n + r->d[DDIR_TRIM].lat.n;
     if (!total)
         return;
     for (int d = 0; d < DDIR_N; d++) {
@@ -2929,6 +3171,24 @@ static void print_lat_line(FILE *f, const char *label, const struct lat_acc *a)
             lat_stddev(a) / div);
 }
 
+static void print_percentiles(FILE *f, const char *label, const uint64_t *hist, uint64_t n)
+{
+    if (!n)
+        return;
+    uint64_t pv[N_PCT];
+    for (unsigned i = 0; i < N_PCT; i++)
+        pv[i] = hist_percentile(hist, n, pct_list[i]);
+    double div;
+    const char *u = lat_unit(pv[N_PCT - 1], &div);
+    fprintf(f, "    %s percentiles (%s):\n", label, u);
+    for (unsigned i = 0; i < N_PCT; i++) {
+        if (i % 4 == 0)
+            fprintf(f, "     |");
+        fprintf(f, " %5.2fth=[%5" PRIu64 "]%s", pct_list[i], (uint64_t)((double)pv[i] / div + 0.5),
+                i + 1 == N_PCT ? "\n" : (i % 4 == 3 ? ",\n" : ","));
+    }
+}
+
 static void print_ddir_normal(FILE *f, const struct report *r, int d)
 {
     const struct ddir_acc *a = &r->d[d];
@@ -2944,20 +3204,7 @@ static void print_ddir_normal(FILE *f, const struct report *r, int d)
     print_lat_line(f, "slat", &a->slat);
     print_lat_line(f, "clat", &a->clat);
     print_lat_line(f, " lat", &a->lat);
-    if (a->clat.n) {
-        uint64_t pv[N_PCT];
-        for (unsigned i = 0; i < N_PCT; i++)
-            pv[i] = hist_percentile(a->clat_hist, a->clat.n, pct_list[i]);
-        double div;
-        const char *u = lat_unit(pv[N_PCT - 1], &div);
-        fprintf(f, "    clat percentiles (%s):\n", u);
-        for (unsigned i = 0; i < N_PCT; i++) {
-            if (i % 4 == 0)
-                fprintf(f, "     |");
-            fprintf(f, " %5.2fth=[%5" PRIu64 "]%s", pct_list[i], (uint64_t)((double)pv[i] / div + 0.5),
-                    i + 1 == N_PCT ? "\n" : (i % 4 == 3 ? ",\n" : ","));
-        }
-    }
+    print_percentiles(f, "clat", a->clat_hist, a->clat.n);
     const struct sample_acc *s = &r->bw[d];
     if (s->n) {
         double gb = group_bw_kib(d);
@@ -3014,6 +3261,11 @@ static void print_report_normal(FILE *f, const struct report *r, const struct cp
     print_lat_dist_line(f, "nsec", ld.ns, lat_bounds, N_LAT_B, false);
     print_lat_dist_line(f, "usec", ld.us, lat_bounds, N_LAT_B, false);
     print_lat_dist_line(f, "msec", ld.ms, lat_ms_bounds, N_LAT_MS, true);
+    if (r->sync.lat.n) {
+        fprintf(f, "  fsync/fdatasync/sync_file_range:\n");
+        print_lat_line(f, "sync", &r->sync.lat);
+        print_percentiles(f, "sync", r->sync.lat_hist, r->sync.lat.n);
+    }
     fprintf(f, "  cpu          : usr=%.2f%%, sys=%.2f%%, ctx=%" PRIu64 ", majf=%" PRIu64 ", minf=%" PRIu64
                " (whole process)\n", cpu->usr_pct, cpu->sys_pct, cpu->ctx, cpu->majf, cpu->minf);
     static const char *const dl[] = { "1", "2", "4", "8", "16", "32", ">=64" };
@@ -3021,15 +3273,21 @@ static void print_report_normal(FILE *f, const struct report *r, const struct cp
     fprintf(f, "  IO depths    :");
     for (unsigned i = 0; i < 7; i++)
         fprintf(f, " %s=%.1f%%%s", dl[i], i == db ? 100.0 : 0.0, i < 6 ? "," : "\n");
-    fprintf(f, "     issued rwts: total=%" PRIu64 ",%" PRIu64 ",0,0 short=0,0,0,0 dropped=0,0,0,0\n",
-            r->d[0].ios, r->d[1].ios);
+    fprintf(f, "     issued rwts: total=%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+               " short=0,0,0,0 dropped=0,0,0,0\n",
+            r->d[DDIR_READ].ios, r->d[DDIR_WRITE].ios, r->d[DDIR_TRIM].ios, r->sync.ios);
     char tmo[32];
     if (j->o.timeout_ms)
         snprintf(tmo, sizeof(tmo), "%ums", j->o.timeout_ms);
     else
         snprintf(tmo, sizeof(tmo), "none");
-    fprintf(f, "  uwdf         : backend=%s, api=%s, reuse=%s, requests=%u, files=%u, timeout=%s\n",
-            j->backend, api_names[j->o.api], j->o.reuse ? "yes" : "no", r->nslots, r->nfiles, tmo);
+    fprintf(f, "  uwdf         : backend=%s, api=%s, reuse=%s, requests=%u, files=%u, timeout=%s, "
+               "write_through=%s\n",
+            j->backend, api_names[j->o.api], j->o.reuse ? "yes" : "no", r->nslots, r->nfiles, tmo,
+            j->o.sync != SYNC_NONE ? "yes" : "no");
+    if (j->o.fsync_blocks || j->o.fdatasync_blocks)
+        fprintf(f, "  uwdf flush   : fsync=%u, fdatasync=%u (every N writes; 0: never), flushes=%" PRIu64 "\n",
+                j->o.fsync_blocks, j->o.fdatasync_blocks, r->sync.ios);
     if (j->o.verify)
         fprintf(f, "  verify       : crc32c, blocks verified=%" PRIu64 ", failures=%" PRIu64 "\n",
                 r->verified, r->verify_errors);
@@ -3071,7 +3329,7 @@ static void print_group_normal(FILE *f)
         fmt_scaled(mx, sizeof(mx), bw_max, true, "B/s");
         fmt_scaled(io, sizeof(io), (double)bytes, true, "B");
         fprintf(f, "  %s: bw=%s (%.0fKiB/s), %s-%s (%.0fKiB/s-%.0fKiB/s), io=%s, run=%" PRIu64 "-%" PRIu64 "msec\n",
-                d == DDIR_READ ? " READ" : "WRITE", agg, aggb / 1024, mn, mx, bw_min / 1024, bw_max / 1024, io,
+                d == DDIR_READ ? " READ" : d == DDIR_WRITE ? "WRITE" : " TRIM", agg, aggb / 1024, mn, mx, bw_min / 1024, bw_max / 1024, io,
                 ns_to_ms(rt_min), ns_to_ms(rt_max));
     }
 }
@@ -3087,7 +3345,7 @@ static void terse_lat(FILE *f, const struct lat_acc *a)
 static void print_report_terse(FILE *f, const struct report *r, const struct cpu_use *cpu)
 {
     fprintf(f, "3;%s;%s;%u;%d", BENCH_VERSION, r->name, r->groupid, r->error);
-    for (int d = 0; d < DDIR_N; d++) {
+    for (int d = DDIR_READ; d <= DDIR_WRITE; d++) { /* version 3 has no trim fields (as fio) */
         const struct ddir_acc *a = &r->d[d];
         uint64_t bwb = bw_bytes(a->bytes, r->runtime_ns);
         fprintf(f, ";%" PRIu64 ";%" PRIu64 ";%" PRIu64 ";%" PRIu64, a->bytes >> 10, bwb >> 10,
@@ -3239,8 +3497,7 @@ static void json_lat(struct jw *w, const char *key, const struct lat_acc *a, con
 
 static void json_ddir(struct jw *w, const char *key, const struct report *r, int d, bool plus)
 {
-    static const struct ddir_acc none_acc = { .slat = { 0 }, .clat = { 0 }, .lat = { 0 } };
-    const struct ddir_acc *a = d >= 0 ? &r->d[d] : &none_acc;
+    const struct ddir_acc *a = &r->d[d];
     uint64_t rt = a->ios ? r->runtime_ns : 0;
     uint64_t bwb = bw_bytes(a->bytes, rt);
     jw_open(w, key, '{');
@@ -3256,9 +3513,8 @@ static void json_ddir(struct jw *w, const char *key, const struct report *r, int
     json_lat(w, "slat_ns", &a->slat, NULL, false, false);
     json_lat(w, "clat_ns", &a->clat, a->clat_hist, true, plus);
     json_lat(w, "lat_ns", &a->lat, NULL, false, false);
-    static const struct sample_acc none_s;
-    const struct sample_acc *bw = d >= 0 ? &r->bw[d] : &none_s, *io = d >= 0 ? &r->iops[d] : &none_s;
-    double gb = d >= 0 ? group_bw_kib(d) : 0;
+    const struct sample_acc *bw = &r->bw[d], *io = &r->iops[d];
+    double gb = group_bw_kib(d);
     jw_u64(w, "bw_min", (uint64_t)(bw->min + 0.5));
     jw_u64(w, "bw_max", (uint64_t)(bw->max + 0.5));
     jw_dbl(w, "bw_agg", gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0);
@@ -3316,11 +3572,10 @@ static void json_job(struct jw *w, const struct report *r, const struct cpu_use 
     json_options(w, "job options", j->def->sec);
     json_ddir(w, "read", r, DDIR_READ, plus);
     json_ddir(w, "write", r, DDIR_WRITE, plus);
-    json_ddir(w, "trim", r, -1, plus);
-    jw_open(w, "sync", '{');
-    jw_u64(w, "total_ios", 0);
-    static const struct lat_acc zero_lat;
-    json_lat(w, "lat_ns", &zero_lat, NULL, false, false);
+    json_ddir(w, "trim", r, DDIR_TRIM, plus);
+    jw_open(w, "sync", '{'); /* fio 3.x: flush latency (issue to completion) and count */
+    jw_u64(w, "total_ios", r->sync.ios);
+    json_lat(w, "lat_ns", &r->sync.lat, r->sync.lat_hist, true, plus);
     jw_close(w, '}');
     jw_u64(w, "job_runtime", ns_to_ms(r->runtime_ns));
     jw_dbl(w, "usr_cpu", cpu->usr_pct);
@@ -3378,6 +3633,11 @@ static void json_job(struct jw *w, const struct report *r, const struct cpu_use 
     jw_u64(w, "requests", r->nslots);
     jw_u64(w, "files", r->nfiles);
     jw_u64(w, "timeout_ms", j->o.timeout_ms);
+    jw_str(w, "sync", sync_names[j->o.sync]);
+    jw_bool(w, "write_through", j->o.sync != SYNC_NONE);
+    jw_u64(w, "fsync", j->o.fsync_blocks);
+    jw_u64(w, "fdatasync", j->o.fdatasync_blocks);
+    jw_u64(w, "flushes", r->sync.ios);
     jw_str(w, "verify", j->o.verify ? "crc32c" : "none");
     jw_u64(w, "verified_blocks", r->verified);
     jw_u64(w, "verify_errors", r->verify_errors);
@@ -3445,6 +3705,11 @@ static int validate_jobdef(const struct jobdef *def, bool quiet)
         errmsg("%s: --verify needs bs of at least %zu bytes", o->name, sizeof(struct verify_hdr));
         return -1;
     }
+    if (o->verify && rw_trims(o->rw)) {
+        errmsg("%s: --verify cannot be used with rw=%s (trim workloads cannot be verified)", o->name,
+               rw_names[o->rw]);
+        return -1;
+    }
     if (o->direct && o->bs % 512) {
         errmsg("%s: with direct=1, bs (%" PRIu32 ") must be a multiple of 512", o->name, o->bs);
         return -1;
@@ -3458,6 +3723,9 @@ static int validate_jobdef(const struct jobdef *def, bool quiet)
     if (!quiet && o->api == API_SYNC && o->iodepth > 1)
         errmsg("%s: note: --api=sync runs one synchronous request per thread; iodepth=%u is not "
                "used (use numjobs for parallelism)", o->name, o->iodepth);
+    if (!quiet && !rw_writes(o->rw) && (o->fsync_blocks || o->fdatasync_blocks || o->sync != SYNC_NONE))
+        errmsg("%s: note: rw=%s issues no writes: %s has no effect", o->name, rw_names[o->rw],
+               o->sync != SYNC_NONE ? "sync" : o->fsync_blocks ? "fsync" : "fdatasync");
     if (!quiet && o->time_based && !o->runtime_ns)
         errmsg("%s: note: time_based without runtime runs until interrupted", o->name);
     return 0;

@@ -584,7 +584,14 @@ static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
     if (!req->fw_done) {
         NTSTATUS status = target_build_io(t, req);
         ULONG code = IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
-        if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
+        if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) &&
+            (uwdf_engine_caps(t->engine) & UWDF_BE_CAP_NO_KERNEL)) {
+            /* The null engine never touches the device: a discard or
+             * zeroing there must not destroy data either. */
+            req->fw_done = true;
+            req->fw_status = STATUS_SUCCESS;
+            req->fw_info = 0;
+        } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
             req->work.fn = target_blocking_ioctl;
             if (uwdf_worker_queue(&req->work) == 0)
                 return;
