@@ -33,115 +33,7 @@
 #define TEST_TIMEOUT_SEC 60
 #define EXIT_SKIP 77
 
-/* ---- per-test resources ----
- * A test removes what it made when it ends (env_fini, or the teardown in
- * CK_FORK=no runs, where a failed assertion still reaches it). A forked
- * test that fails is _exit'ed by Check without either, so every test works
- * inside one directory per run, made and removed by the parent process
- * (main), which also detaches any loop device left over inside it. */
-static char *g_dirs[4];
-static int g_ndirs;
-static char *g_loops[2];
-static int g_nloops;
-
-static void cleanup_registered(void)
-{
-    for (int i = 0; i < g_nloops; i++) {
-        tu_loop_detach(g_loops[i]);
-        free(g_loops[i]);
-        g_loops[i] = NULL;
-    }
-    g_nloops = 0;
-    for (int i = 0; i < g_ndirs; i++) {
-        tu_rmtree(g_dirs[i]);
-        free(g_dirs[i]);
-        g_dirs[i] = NULL;
-    }
-    g_ndirs = 0;
-}
-
-struct env {
-    WDFDRIVER driver;
-    WDFDEVICE device;
-    char *dir;
-};
-
-static void env_init(struct env *e)
-{
-    tu_driver_and_device(&e->driver, &e->device);
-    e->dir = tu_tmpdir();
-    ck_assert_int_lt(g_ndirs, (int)(sizeof(g_dirs) / sizeof(g_dirs[0])));
-    g_dirs[g_ndirs++] = e->dir;
-}
-
-/* Deleting the driver closes every target and deletes every request and
- * memory object the test made; then loop devices and files go. */
-static void env_fini(struct env *e)
-{
-    WdfObjectDelete(e->driver);
-    e->driver = NULL;
-    cleanup_registered();
-}
-
-static char *env_file(struct env *e, const char *name, size_t size, unsigned seed)
-{
-    return tu_make_file(e->dir, name, size, seed);
-}
-
-static char *env_path(struct env *e, const char *name)
-{
-    char *p = NULL;
-    ck_assert_int_ge(asprintf(&p, "%s/%s", e->dir, name), 0);
-    return p;
-}
-
-static const char *env_loop(struct env *e, const char *backing)
-{
-    (void)e;
-    char *dev = tu_loop_attach(backing, false);
-    ck_assert_msg(dev != NULL, "losetup failed for %s", backing);
-    g_loops[g_nloops++] = dev;
-    return dev;
-}
-
-/* ---- fixture ---- */
-static void setup(void)
-{
-    tu_bugcheck_capture();
-    UwdfSetVerifier(FALSE);
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    UwdfFaultInjectStall(0);
-}
-
-static void teardown(void)
-{
-    UwdfSetVerifier(FALSE);
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    WDFDRIVER stale = WdfGetDriver();
-    if (stale)
-        WdfObjectDelete(stale);
-    cleanup_registered();
-    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
-                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
-}
-
 /* ---- helpers ---- */
-
-/* Selects the engine for targets opened afterwards. Under valgrind the
- * io_uring engine polls its ring instead of blocking in io_uring_enter
- * (backends/io_uring.c explains why), so both engines run there too. */
-static bool use_backend(int index)
-{
-    tu_use_backend(index);
-    return true;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static void *xaligned(size_t size)
 {
@@ -150,7 +42,7 @@ static void *xaligned(size_t size)
     return p;
 }
 
-static WDFIOTARGET open_target(struct env *e, int backend, const char *path, ACCESS_MASK access,
+static WDFIOTARGET open_target(struct tu_env *e, int backend, const char *path, ACCESS_MASK access,
                                ULONG options)
 {
     WDFIOTARGET target;
@@ -179,26 +71,11 @@ static NTSTATUS open_with(WDFIOTARGET target, const char *path, ACCESS_MASK acce
     return status;
 }
 
-static WDFIOTARGET new_target(struct env *e)
+static WDFIOTARGET new_target(struct tu_env *e)
 {
     WDFIOTARGET t;
     ck_assert_int_eq(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
     return t;
-}
-
-static WDFMEMORY make_memory(size_t size, void **buffer)
-{
-    WDFMEMORY mem;
-    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
-                     STATUS_SUCCESS);
-    return mem;
-}
-
-static WDFREQUEST make_request(WDFIOTARGET target)
-{
-    WDFREQUEST req;
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
-    return req;
 }
 
 static void reuse(WDFREQUEST req)
@@ -206,15 +83,6 @@ static void reuse(WDFREQUEST req)
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
-}
-
-static bool pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset)
-{
-    unsigned char *want = malloc(len ? len : 1);
-    tu_fill_pattern(want, len, seed, offset);
-    bool same = memcmp(buf, want, len) == 0;
-    free(want);
-    return same;
 }
 
 /* The file's bytes, read behind the framework's back. */
@@ -225,7 +93,7 @@ static bool file_matches(const char *path, uint64_t offset, size_t len, unsigned
     ck_assert_int_ge(fd, 0);
     ssize_t n = pread(fd, got, len, (off_t)offset);
     close(fd);
-    bool same = n == (ssize_t)len && pattern_matches(got, len, seed, offset);
+    bool same = n == (ssize_t)len && tu_pattern_matches(got, len, seed, offset);
     free(got);
     return same;
 }
@@ -254,56 +122,12 @@ static NTSTATUS sync_ioctl(WDFIOTARGET t, ULONG code, void *in, ULONG in_len, vo
                                              bytes);
 }
 
-/* A completion record: what the routine saw, and an event it sets last. */
-struct completion {
-    KEVENT done;
-    atomic_int calls;
-    NTSTATUS status;
-    ULONG_PTR information;
-    WDF_REQUEST_TYPE type;
-};
-
-/* A plain-int view of the call count, so failed assertions print readably. */
-static int ncalls(struct completion *c)
+static void send_and_wait(WDFREQUEST req, WDFIOTARGET t, struct tu_completion *c)
 {
-    return atomic_load(&c->calls);
-}
-
-static void completion_init(struct completion *c)
-{
-    memset(c, 0, sizeof(*c));
-    KeInitializeEvent(&c->done, NotificationEvent, FALSE);
-}
-
-static void completion_fini(struct completion *c)
-{
-    UwdfKeDestroyEvent(&c->done);
-}
-
-static VOID on_complete(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                        WDFCONTEXT Context)
-{
-    struct completion *c = Context;
-    c->status = Params->IoStatus.Status;
-    c->information = Params->IoStatus.Information;
-    c->type = Params->Type;
-    atomic_fetch_add(&c->calls, 1);
-    KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
-}
-
-static bool completion_wait(struct completion *c, int ms)
-{
-    LARGE_INTEGER timeout;
-    timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)ms);
-    return KeWaitForSingleObject(&c->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS;
-}
-
-static void send_and_wait(WDFREQUEST req, WDFIOTARGET t, struct completion *c)
-{
-    WdfRequestSetCompletionRoutine(req, on_complete, c);
+    WdfRequestSetCompletionRoutine(req, tu_on_complete, c);
     ck_assert_msg(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS), "send failed: 0x%08x",
                   (unsigned)WdfRequestGetStatus(req));
-    ck_assert_msg(completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
+    ck_assert_msg(tu_completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
 }
 
 /* Requests pended on a stopped target: block i of the file is read into
@@ -312,7 +136,7 @@ struct pended {
     WDFREQUEST req[PENDED_COUNT];
     WDFMEMORY mem[PENDED_COUNT];
     void *buf[PENDED_COUNT];
-    struct completion c[PENDED_COUNT];
+    struct tu_completion c[PENDED_COUNT];
     int n;
 };
 
@@ -320,13 +144,13 @@ static void pend_reads(WDFIOTARGET t, struct pended *p, int n)
 {
     p->n = n;
     for (int i = 0; i < n; i++) {
-        completion_init(&p->c[i]);
-        p->req[i] = make_request(t);
-        p->mem[i] = make_memory(BLK, &p->buf[i]);
+        tu_completion_init(&p->c[i]);
+        p->req[i] = tu_make_request(t);
+        p->mem[i] = tu_make_memory(BLK, &p->buf[i]);
         memset(p->buf[i], 0xEE, BLK);
         LONGLONG off = (LONGLONG)i * BLK;
         ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, p->req[i], p->mem[i], NULL, &off), STATUS_SUCCESS);
-        WdfRequestSetCompletionRoutine(p->req[i], on_complete, &p->c[i]);
+        WdfRequestSetCompletionRoutine(p->req[i], tu_on_complete, &p->c[i]);
         ck_assert(WdfRequestSend(p->req[i], t, WDF_NO_SEND_OPTIONS));
     }
 }
@@ -335,14 +159,14 @@ static int pended_calls(struct pended *p)
 {
     int n = 0;
     for (int i = 0; i < p->n; i++)
-        n += ncalls(&p->c[i]);
+        n += tu_ncalls(&p->c[i]);
     return n;
 }
 
 static void pended_fini(struct pended *p)
 {
     for (int i = 0; i < p->n; i++)
-        completion_fini(&p->c[i]);
+        tu_completion_fini(&p->c[i]);
 }
 
 /* =================================================================== */
@@ -351,9 +175,9 @@ static void pended_fini(struct pended *p)
 
 START_TEST(open_missing_file_is_object_name_not_found)
 {
-    struct env e;
-    env_init(&e);
-    char *path = env_path(&e, "missing");
+    struct tu_env e;
+    tu_env_init(&e);
+    char *path = tu_env_path(&e, "missing");
     WDFIOTARGET t = new_target(&e);
     ck_assert_int_eq(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
     ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE, 0, NULL),
@@ -361,37 +185,37 @@ START_TEST(open_missing_file_is_object_name_not_found)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     ck_assert_int_eq(access(path, F_OK), -1); /* nothing was created */
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(create_existing_file_is_object_name_collision)
 {
-    struct env e;
+    struct tu_env e;
     ULONG info;
-    env_init(&e);
-    char *path = env_file(&e, "exists", BLK, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "exists", BLK, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_CREATE, 0, NULL),
                      STATUS_OBJECT_NAME_COLLISION);
     ck_assert(file_matches(path, 0, BLK, FILE_SEED)); /* untouched */
     /* A new name is created. */
-    char *fresh = env_path(&e, "fresh");
+    char *fresh = tu_env_path(&e, "fresh");
     ck_assert_int_eq(open_with(t, fresh, GENERIC_READ | GENERIC_WRITE, FILE_CREATE, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_CREATED);
     ck_assert_int_eq(access(fresh, F_OK), 0);
     free(fresh);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(open_if_creates_then_opens)
 {
-    struct env e;
+    struct tu_env e;
     ULONG info;
-    env_init(&e);
-    char *path = env_path(&e, "openif");
+    tu_env_init(&e);
+    char *path = tu_env_path(&e, "openif");
     WDFIOTARGET t = new_target(&e);
     ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN_IF, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_CREATED);
@@ -399,22 +223,22 @@ START_TEST(open_if_creates_then_opens)
     ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN_IF, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OPENED);
     WdfIoTargetClose(t);
-    char *other = env_file(&e, "other", BLK, FILE_SEED);
+    char *other = tu_env_file(&e, "other", BLK, FILE_SEED);
     ck_assert_int_eq(open_with(t, other, GENERIC_READ, FILE_OPEN, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OPENED);
     free(other);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(overwrite_if_truncates)
 {
-    struct env e;
+    struct tu_env e;
     ULONG info;
     struct stat st;
-    env_init(&e);
-    char *path = env_file(&e, "full", 2 * BLK, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "full", 2 * BLK, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE_IF, 0, &info),
                      STATUS_SUCCESS);
@@ -423,24 +247,24 @@ START_TEST(overwrite_if_truncates)
     ck_assert_int_eq(st.st_size, 0);
     WdfIoTargetClose(t);
     /* A missing file is created. */
-    char *fresh = env_path(&e, "fresh");
+    char *fresh = tu_env_path(&e, "fresh");
     ck_assert_int_eq(open_with(t, fresh, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE_IF, 0, &info),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_CREATED);
     free(fresh);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(open_params_bad_size_is_info_length_mismatch)
 {
-    struct env e;
+    struct tu_env e;
     WDF_IO_TARGET_OPEN_PARAMS p;
     UNICODE_STRING name;
     WCHAR buf[4096];
-    env_init(&e);
-    char *path = env_file(&e, "f", BLK, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", BLK, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     tu_unicode(&name, buf, sizeof(buf) / sizeof(buf[0]), path);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name, GENERIC_READ);
@@ -452,16 +276,16 @@ START_TEST(open_params_bad_size_is_info_length_mismatch)
     p.Size = sizeof(p);
     ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(open_already_open_is_invalid_device_state)
 {
-    struct env e;
-    env_init(&e);
-    char *path = env_file(&e, "f", BLK, FILE_SEED);
-    char *other = env_file(&e, "g", BLK, FILE_SEED);
+    struct tu_env e;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", BLK, FILE_SEED);
+    char *other = tu_env_file(&e, "g", BLK, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     ck_assert_int_eq(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_SUCCESS);
     HANDLE h = WdfIoTargetWdmGetTargetFileHandle(t);
@@ -472,27 +296,27 @@ START_TEST(open_already_open_is_invalid_device_state)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     free(other);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(open_directory_is_file_is_a_directory)
 {
-    struct env e;
-    env_init(&e);
+    struct tu_env e;
+    tu_env_init(&e);
     WDFIOTARGET t = new_target(&e);
     ck_assert_int_eq(open_with(t, e.dir, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_FILE_IS_A_DIRECTORY);
     ck_assert_int_eq(open_with(t, e.dir, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, NULL),
                      STATUS_FILE_IS_A_DIRECTORY);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(open_unknown_nt_device_name_is_object_name_not_found)
 {
-    struct env e;
-    env_init(&e);
+    struct tu_env e;
+    tu_env_init(&e);
     WDFIOTARGET t = new_target(&e);
     static const char *const names[] = { "\\Device\\UwdfNoSuchDevice", "\\DosDevices\\UwdfNoSuchLink",
                                          "\\??\\UwdfNoSuchLink" };
@@ -500,19 +324,19 @@ START_TEST(open_unknown_nt_device_name_is_object_name_not_found)
         ck_assert_msg(open_with(t, names[i], GENERIC_READ, FILE_OPEN, 0, NULL) == STATUS_OBJECT_NAME_NOT_FOUND,
                       "%s", names[i]);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(reopen_after_close_reopens)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[BLK];
     ULONG_PTR bytes;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET never = new_target(&e);
     WDF_IO_TARGET_OPEN_PARAMS p;
     WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&p);
@@ -533,7 +357,7 @@ START_TEST(reopen_after_close_reopens)
     LONGLONG off = 5 * BLK;
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
     /* Same file, same access: a write is still refused. */
     ck_assert_int_eq(sync_write(t, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
     /* And again. */
@@ -541,17 +365,17 @@ START_TEST(reopen_after_close_reopens)
     ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(fifo_needs_io_uring_libaio_refuses_it)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_path(&e, "fifo");
+    tu_env_init(&e);
+    char *path = tu_env_path(&e, "fifo");
     ck_assert_int_eq(mkfifo(path, 0600), 0);
     int keep = open(path, O_RDWR | O_CLOEXEC);
     ck_assert_int_ge(keep, 0);
@@ -566,7 +390,7 @@ START_TEST(fifo_needs_io_uring_libaio_refuses_it)
     }
     close(keep);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -598,7 +422,7 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
 
     /* WDFMEMORY + WDFMEMORY_OFFSET: only the described window moves */
     unsigned char *wm, *rm;
-    WDFMEMORY wmem = make_memory(3 * BLK, (void **)&wm), rmem = make_memory(3 * BLK, (void **)&rm);
+    WDFMEMORY wmem = tu_make_memory(3 * BLK, (void **)&wm), rmem = tu_make_memory(3 * BLK, (void **)&rm);
     WDFMEMORY_OFFSET wo = { .BufferOffset = BLK, .BufferLength = BLK };
     WDFMEMORY_OFFSET ro = { .BufferOffset = 2 * BLK, .BufferLength = BLK };
     memset(wm, 0x11, 3 * BLK);
@@ -611,7 +435,7 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, rmem, &ro);
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
-    ck_assert(pattern_matches(rm + 2 * BLK, BLK, seed + 1, (uint64_t)off));
+    ck_assert(tu_pattern_matches(rm + 2 * BLK, BLK, seed + 1, (uint64_t)off));
     for (int i = 0; i < 2 * BLK; i++)
         ck_assert_int_eq(rm[i], 0x22);
 
@@ -647,7 +471,7 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
     unsigned char *all = xaligned(3 * BLK);
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, all, 3 * BLK);
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
-    ck_assert(pattern_matches(all, 3 * BLK, seed + 2, (uint64_t)off));
+    ck_assert(tu_pattern_matches(all, 3 * BLK, seed + 2, (uint64_t)off));
     for (int i = 0; i < 3; i++) {
         IoFreeMdl(wmdl[i]);
         IoFreeMdl(rmdl[i]);
@@ -668,17 +492,17 @@ static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
     WDFREQUEST req[ASYNC_DEPTH];
     WDFMEMORY mem[ASYNC_DEPTH];
     unsigned char *buf[ASYNC_DEPTH];
-    struct completion c[ASYNC_DEPTH];
+    struct tu_completion c[ASYNC_DEPTH];
 
     for (int i = 0; i < ASYNC_DEPTH; i++) {
-        req[i] = make_request(t);
-        mem[i] = make_memory(BLK, (void **)&buf[i]);
+        req[i] = tu_make_request(t);
+        mem[i] = tu_make_memory(BLK, (void **)&buf[i]);
     }
     for (int pass = 0; pass < 2; pass++) {
         bool write = pass == 0;
         for (int i = 0; i < ASYNC_DEPTH; i++) {
             LONGLONG off = (LONGLONG)(base + (uint64_t)i * BLK);
-            completion_init(&c[i]);
+            tu_completion_init(&c[i]);
             if (write) {
                 tu_fill_pattern(buf[i], BLK, seed, (uint64_t)off);
                 ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
@@ -687,18 +511,18 @@ static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
                 memset(buf[i], 0, BLK);
                 ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
             }
-            WdfRequestSetCompletionRoutine(req[i], on_complete, &c[i]);
+            WdfRequestSetCompletionRoutine(req[i], tu_on_complete, &c[i]);
             ck_assert(WdfRequestSend(req[i], t, WDF_NO_SEND_OPTIONS));
         }
         for (int i = 0; i < ASYNC_DEPTH; i++) {
-            ck_assert(completion_wait(&c[i], WAIT_MS));
-            ck_assert_int_eq(ncalls(&c[i]), 1);
+            ck_assert(tu_completion_wait(&c[i], WAIT_MS));
+            ck_assert_int_eq(tu_ncalls(&c[i]), 1);
             ck_assert_int_eq(c[i].status, STATUS_SUCCESS);
             ck_assert_uint_eq(c[i].information, BLK);
             ck_assert_int_eq(c[i].type, write ? WdfRequestTypeWrite : WdfRequestTypeRead);
             if (!write)
-                ck_assert_msg(pattern_matches(buf[i], BLK, seed, base + (uint64_t)i * BLK), "block %d", i);
-            completion_fini(&c[i]);
+                ck_assert_msg(tu_pattern_matches(buf[i], BLK, seed, base + (uint64_t)i * BLK), "block %d", i);
+            tu_completion_fini(&c[i]);
         }
     }
     for (int i = 0; i < ASYNC_DEPTH; i++) {
@@ -709,11 +533,11 @@ static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
 
 START_TEST(sync_write_read_all_descriptor_kinds_regular_file)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET buffered = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     sync_write_read_all_kinds(buffered, 0, 100);
     WDFIOTARGET direct = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
@@ -723,17 +547,17 @@ START_TEST(sync_write_read_all_descriptor_kinds_regular_file)
     ck_assert(file_matches(path, 8 * BLK, 2 * BLK, 200));
     ck_assert(file_matches(path, 11 * BLK, 3 * BLK, 202));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(async_write_read_regular_file)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET buffered = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     async_write_read(buffered, 0, 300);
     WDFIOTARGET direct = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
@@ -741,19 +565,19 @@ START_TEST(async_write_read_regular_file)
     ck_assert(file_matches(path, 0, ASYNC_DEPTH * BLK, 300));
     ck_assert(file_matches(path, 8 * BLK, ASYNC_DEPTH * BLK, 400));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(null_device_offset_uses_and_advances_file_position)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", 4 * BLK, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", 4 * BLK, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
 
     tu_fill_pattern(buf, BLK, 51, 0);
@@ -765,13 +589,13 @@ START_TEST(null_device_offset_uses_and_advances_file_position)
 
     LONGLONG off = 0;
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
-    ck_assert(pattern_matches(buf, BLK, 51, 0));
+    ck_assert(tu_pattern_matches(buf, BLK, 51, 0));
     off = BLK;
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
-    ck_assert(pattern_matches(buf, BLK, 52, BLK));
+    ck_assert(tu_pattern_matches(buf, BLK, 52, BLK));
     off = 2 * BLK;
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, 2 * BLK)); /* untouched */
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 2 * BLK)); /* untouched */
 
     /* A new open starts at 0; reads advance the position too. */
     WdfIoTargetClose(t);
@@ -781,23 +605,23 @@ START_TEST(null_device_offset_uses_and_advances_file_position)
     memset(buf, 0, BLK);
     ck_assert_int_eq(sync_read(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
-    ck_assert(pattern_matches(buf, BLK, 51, 0));
+    ck_assert(tu_pattern_matches(buf, BLK, 51, 0));
     ck_assert_int_eq(sync_read(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
-    ck_assert(pattern_matches(buf, BLK, 52, BLK));
+    ck_assert(tu_pattern_matches(buf, BLK, 52, BLK));
 
     /* The asynchronous path shares the position. */
-    struct completion c;
-    completion_init(&c);
+    struct tu_completion c;
+    tu_completion_init(&c);
     void *mbuf;
-    WDFMEMORY mem = make_memory(BLK, &mbuf);
-    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &mbuf);
+    WDFREQUEST req = tu_make_request(t);
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
     ck_assert_int_eq(c.status, STATUS_SUCCESS);
-    ck_assert(pattern_matches(mbuf, BLK, FILE_SEED, 2 * BLK));
-    completion_fini(&c);
+    ck_assert(tu_pattern_matches(mbuf, BLK, FILE_SEED, 2 * BLK));
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -805,13 +629,13 @@ END_TEST
 
 START_TEST(read_at_or_past_eof_is_end_of_file)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", EOF_FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", EOF_FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     static const LONGLONG offsets[] = { EOF_FILE_SIZE, EOF_FILE_SIZE + 1, 3 * BLK, 1 << 30 };
     for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
@@ -821,29 +645,29 @@ START_TEST(read_at_or_past_eof_is_end_of_file)
         ck_assert_uint_eq(bytes, 0);
     }
     /* Asynchronously the same. */
-    struct completion c;
-    completion_init(&c);
-    WDFMEMORY mem = make_memory(BLK, NULL);
-    WDFREQUEST req = make_request(t);
+    struct tu_completion c;
+    tu_completion_init(&c);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
+    WDFREQUEST req = tu_make_request(t);
     LONGLONG off = EOF_FILE_SIZE;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
     ck_assert_int_eq(c.status, STATUS_END_OF_FILE);
     ck_assert_uint_eq(c.information, 0);
-    completion_fini(&c);
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(short_read_near_eof_succeeds_with_bytes_read)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", EOF_FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", EOF_FILE_SIZE, FILE_SEED);
     unsigned char *buf = xaligned(BLK);
     const size_t tail = EOF_FILE_SIZE - 2 * BLK;
     static const ULONG options[] = { 0, FILE_NO_INTERMEDIATE_BUFFERING };
@@ -853,22 +677,22 @@ START_TEST(short_read_near_eof_succeeds_with_bytes_read)
         memset(buf, 0xEE, BLK);
         ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
         ck_assert_uint_eq(bytes, tail);
-        ck_assert(pattern_matches(buf, tail, FILE_SEED, (uint64_t)off));
+        ck_assert(tu_pattern_matches(buf, tail, FILE_SEED, (uint64_t)off));
     }
     free(buf);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(misaligned_direct_io_is_datatype_misalignment)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     unsigned char *raw = xaligned(3 * BLK);
     memset(raw, 0x77, 3 * BLK);
@@ -888,11 +712,11 @@ START_TEST(misaligned_direct_io_is_datatype_misalignment)
         ck_assert_int_eq(raw[i], 0x77); /* the read wrote nothing either */
 
     /* asynchronously: the send succeeds, the request fails */
-    struct completion c;
-    completion_init(&c);
+    struct tu_completion c;
+    tu_completion_init(&c);
     WDFMEMORY mem;
     ck_assert_int_eq(WdfMemoryCreatePreallocated(WDF_NO_OBJECT_ATTRIBUTES, raw + 1, 1000, &mem), STATUS_SUCCESS);
-    WDFREQUEST req = make_request(t);
+    WDFREQUEST req = tu_make_request(t);
     ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
     ck_assert_int_eq(c.status, STATUS_DATATYPE_MISALIGNMENT);
@@ -901,25 +725,25 @@ START_TEST(misaligned_direct_io_is_datatype_misalignment)
     /* Nothing reached the file; aligned I/O still works. */
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
     ck_assert_int_eq(sync_read(t, raw, BLK, &aligned, &bytes), STATUS_SUCCESS);
-    ck_assert(pattern_matches(raw, BLK, FILE_SEED, BLK));
-    completion_fini(&c);
+    ck_assert(tu_pattern_matches(raw, BLK, FILE_SEED, BLK));
+    tu_completion_fini(&c);
     WdfObjectDelete(req);
     WdfObjectDelete(mem);
     free(raw);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(write_on_read_only_target_is_access_denied)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     memset(buf, 0x33, BLK);
     LONGLONG off = 0;
@@ -927,12 +751,12 @@ START_TEST(write_on_read_only_target_is_access_denied)
     ck_assert_int_eq(sync_write(t, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
     ck_assert_uint_eq(bytes, 0);
 
-    struct completion c;
-    completion_init(&c);
+    struct tu_completion c;
+    tu_completion_init(&c);
     void *mbuf;
-    WDFMEMORY mem = make_memory(BLK, &mbuf);
+    WDFMEMORY mem = tu_make_memory(BLK, &mbuf);
     memset(mbuf, 0x44, BLK);
-    WDFREQUEST req = make_request(t);
+    WDFREQUEST req = tu_make_request(t);
     ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
     ck_assert_int_eq(c.status, STATUS_ACCESS_DENIED);
@@ -941,20 +765,20 @@ START_TEST(write_on_read_only_target_is_access_denied)
     /* And the other way round: a write-only target does not read. */
     WDFIOTARGET w = open_target(&e, _i, path, GENERIC_WRITE, 0);
     ck_assert_int_eq(sync_read(w, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
-    completion_fini(&c);
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(flush_completes_async_and_synchronous)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     unsigned char *buf = xaligned(BLK);
     LONGLONG off = 3 * BLK;
@@ -964,9 +788,9 @@ START_TEST(flush_completes_async_and_synchronous)
     IO_STACK_LOCATION stack;
     memset(&stack, 0, sizeof(stack));
     stack.MajorFunction = IRP_MJ_FLUSH_BUFFERS;
-    WDFREQUEST req = make_request(t);
-    struct completion c;
-    completion_init(&c);
+    WDFREQUEST req = tu_make_request(t);
+    struct tu_completion c;
+    tu_completion_init(&c);
     WdfRequestWdmFormatUsingStackLocation(req, &stack);
     send_and_wait(req, t, &c);
     ck_assert_int_eq(c.status, STATUS_SUCCESS);
@@ -988,11 +812,11 @@ START_TEST(flush_completes_async_and_synchronous)
     memset(buf, 0, BLK);
     ck_assert_int_eq(sync_read(again, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
-    ck_assert(pattern_matches(buf, BLK, 62, (uint64_t)off));
-    completion_fini(&c);
+    ck_assert(tu_pattern_matches(buf, BLK, 62, (uint64_t)off));
+    tu_completion_fini(&c);
     free(buf);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1002,13 +826,13 @@ END_TEST
 
 START_TEST(sync_send_allocation_failure_is_insufficient_resources)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     LONGLONG off = BLK;
 
@@ -1020,7 +844,7 @@ START_TEST(sync_send_allocation_failure_is_insufficient_resources)
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, BLK));
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
 
     /* Every allocation of the call, failed in turn: each failure is
      * INSUFFICIENT_RESOURCES and leaves nothing behind (the sanitizers and
@@ -1038,12 +862,12 @@ START_TEST(sync_send_allocation_failure_is_insufficient_resources)
         ck_assert_msg(status == STATUS_INSUFFICIENT_RESOURCES, "allocation %d: 0x%08x", n, (unsigned)status);
         memset(buf, 0, BLK);
         ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
-        ck_assert(pattern_matches(buf, BLK, FILE_SEED, BLK));
+        ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
     }
     ck_assert_int_lt(n, FAULT_POINTS_MAX);
     ck_assert_int_gt(n, 1);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1081,12 +905,12 @@ END_TEST
 
 START_TEST(sync_send_options_bad_size_is_info_length_mismatch)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
@@ -1102,18 +926,18 @@ START_TEST(sync_send_options_bad_size_is_info_length_mismatch)
     o.Size = sizeof(o);
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_SUCCESS);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(sync_send_options_unknown_flags_is_invalid_parameter)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
@@ -1126,18 +950,18 @@ START_TEST(sync_send_options_unknown_flags_is_invalid_parameter)
                       "flags 0x%x", bad[i]);
     }
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(sync_send_with_request_in_flight_is_invalid_device_request)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     /* Pended on a stopped target, the request counts as sent. */
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
@@ -1152,25 +976,25 @@ START_TEST(sync_send_with_request_in_flight_is_invalid_device_request)
     ck_assert_uint_eq(bytes, 0);
     /* The pended request was not disturbed. */
     ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
-    ck_assert(completion_wait(&p.c[0], WAIT_MS));
+    ck_assert(tu_completion_wait(&p.c[0], WAIT_MS));
     ck_assert_int_eq(p.c[0].status, STATUS_SUCCESS);
-    ck_assert(pattern_matches(p.buf[0], BLK, FILE_SEED, 0));
+    ck_assert(tu_pattern_matches(p.buf[0], BLK, FILE_SEED, 0));
     /* Completed, it is a fine caller request. */
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, p.req[0], &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     pended_fini(&p);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(sync_send_descriptor_type_zero_is_invalid_parameter)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     WDF_MEMORY_DESCRIPTOR d;
     memset(&d, 0, sizeof(d));
@@ -1184,19 +1008,19 @@ START_TEST(sync_send_descriptor_type_zero_is_invalid_parameter)
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(sync_send_memory_offset_past_end_is_integer_overflow)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
-    WDFMEMORY mem = make_memory(BLK, NULL);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
     WDF_MEMORY_DESCRIPTOR d;
     LONGLONG off = 0;
     static const WDFMEMORY_OFFSET bad[] = {
@@ -1214,25 +1038,25 @@ START_TEST(sync_send_memory_offset_past_end_is_integer_overflow)
     }
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(sync_send_bytes_out_param_is_optional)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     LONGLONG off = 6 * BLK;
     tu_fill_pattern(buf, BLK, 71, (uint64_t)off);
     ck_assert_int_eq(sync_write(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
     memset(buf, 0, BLK);
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
-    ck_assert(pattern_matches(buf, BLK, 71, (uint64_t)off));
+    ck_assert(tu_pattern_matches(buf, BLK, 71, (uint64_t)off));
     GET_LENGTH_INFORMATION li;
     ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), NULL), STATUS_SUCCESS);
     ck_assert_int_eq(li.Length.QuadPart, FILE_SIZE);
@@ -1240,7 +1064,7 @@ START_TEST(sync_send_bytes_out_param_is_optional)
     off = FILE_SIZE;
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_END_OF_FILE);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1250,17 +1074,17 @@ END_TEST
 
 START_TEST(stop_leave_sent_io_pending_pends_then_start_resubmits)
 {
-    struct env e;
+    struct tu_env e;
     struct pended p;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
     pend_reads(t, &p, PENDED_COUNT);
-    sleep_ms(PEND_OBSERVE_MS);
+    tu_sleep_ms(PEND_OBSERVE_MS);
     ck_assert_int_eq(pended_calls(&p), 0);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
     /* A second stop, even one that cancels sent I/O, leaves pended I/O be. */
@@ -1270,26 +1094,26 @@ START_TEST(stop_leave_sent_io_pending_pends_then_start_resubmits)
     ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     for (int i = 0; i < PENDED_COUNT; i++) {
-        ck_assert(completion_wait(&p.c[i], WAIT_MS));
+        ck_assert(tu_completion_wait(&p.c[i], WAIT_MS));
         ck_assert_int_eq(p.c[i].status, STATUS_SUCCESS);
         ck_assert_uint_eq(p.c[i].information, BLK);
-        ck_assert_msg(pattern_matches(p.buf[i], BLK, FILE_SEED, (uint64_t)i * BLK), "request %d", i);
+        ck_assert_msg(tu_pattern_matches(p.buf[i], BLK, FILE_SEED, (uint64_t)i * BLK), "request %d", i);
     }
-    sleep_ms(20);
+    tu_sleep_ms(20);
     ck_assert_int_eq(pended_calls(&p), PENDED_COUNT);
     pended_fini(&p);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_path(&e, "fifo");
+    tu_env_init(&e);
+    char *path = tu_env_path(&e, "fifo");
     ck_assert_int_eq(mkfifo(path, 0600), 0);
     int writer = open(path, O_RDWR | O_CLOEXEC); /* the read parks: no EOF */
     ck_assert_int_ge(writer, 0);
@@ -1299,23 +1123,23 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
         ck_assert_int_eq(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_NOT_SUPPORTED);
         close(writer);
         free(path);
-        env_fini(&e);
+        tu_env_fini(&e);
         return;
     }
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    struct completion c;
-    completion_init(&c);
+    struct tu_completion c;
+    tu_completion_init(&c);
     void *buf;
-    WDFMEMORY mem = make_memory(FIFO_BYTES, &buf);
-    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = tu_make_memory(FIFO_BYTES, &buf);
+    WDFREQUEST req = tu_make_request(t);
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
-    WdfRequestSetCompletionRoutine(req, on_complete, &c);
+    WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
-    sleep_ms(50);
-    ck_assert_int_eq(ncalls(&c), 0);
+    tu_sleep_ms(50);
+    ck_assert_int_eq(tu_ncalls(&c), 0);
 
     WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
-    ck_assert_int_eq(ncalls(&c), 1); /* completed before Stop returned */
+    ck_assert_int_eq(tu_ncalls(&c), 1); /* completed before Stop returned */
     ck_assert_int_eq(c.status, STATUS_CANCELLED);
     ck_assert_uint_eq(c.information, 0);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
@@ -1325,36 +1149,36 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
     static const char msg[] = "after stop";
     ck_assert_int_eq(write(writer, msg, sizeof(msg)), (ssize_t)sizeof(msg));
     reuse(req);
-    completion_fini(&c);
-    completion_init(&c);
+    tu_completion_fini(&c);
+    tu_completion_init(&c);
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
     ck_assert_int_eq(c.status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, sizeof(msg));
     ck_assert(memcmp(buf, msg, sizeof(msg)) == 0);
-    completion_fini(&c);
+    tu_completion_fini(&c);
     close(writer);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(purge_fails_pended_and_refuses_sends_until_start)
 {
-    struct env e;
+    struct tu_env e;
     struct pended p;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
     pend_reads(t, &p, 2);
     WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetPurged);
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(ncalls(&p.c[i]), 1); /* before Purge returned */
+        ck_assert_int_eq(tu_ncalls(&p.c[i]), 1); /* before Purge returned */
         ck_assert_int_eq(p.c[i].status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
         ck_assert_uint_eq(p.c[i].information, 0);
         for (int b = 0; b < BLK; b++)
@@ -1362,73 +1186,73 @@ START_TEST(purge_fails_pended_and_refuses_sends_until_start)
     }
 
     /* Purged: new sends fail, async and sync. */
-    struct completion c;
-    completion_init(&c);
+    struct tu_completion c;
+    tu_completion_init(&c);
     reuse(p.req[0]);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, p.req[0], p.mem[0], NULL, &off), STATUS_SUCCESS);
-    WdfRequestSetCompletionRoutine(p.req[0], on_complete, &c);
+    WdfRequestSetCompletionRoutine(p.req[0], tu_on_complete, &c);
     ck_assert(!WdfRequestSend(p.req[0], t, WDF_NO_SEND_OPTIONS));
     ck_assert_int_eq(WdfRequestGetStatus(p.req[0]), STATUS_INVALID_DEVICE_STATE);
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_INVALID_DEVICE_STATE);
-    sleep_ms(20);
-    ck_assert_int_eq(ncalls(&c), 0);
+    tu_sleep_ms(20);
+    ck_assert_int_eq(tu_ncalls(&c), 0);
 
     ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     send_and_wait(p.req[0], t, &c);
     ck_assert_int_eq(c.status, STATUS_SUCCESS);
-    ck_assert(pattern_matches(p.buf[0], BLK, FILE_SEED, 0));
+    ck_assert(tu_pattern_matches(p.buf[0], BLK, FILE_SEED, 0));
     ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
-    completion_fini(&c);
+    tu_completion_fini(&c);
     pended_fini(&p);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(close_fails_pended_with_device_removed_not_sent)
 {
-    struct env e;
+    struct tu_env e;
     struct pended p;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
     pend_reads(t, &p, 3);
     WdfIoTargetClose(t);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(ncalls(&p.c[i]), 1); /* before Close returned */
+        ck_assert_int_eq(tu_ncalls(&p.c[i]), 1); /* before Close returned */
         ck_assert_int_eq(p.c[i].status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
         ck_assert_uint_eq(p.c[i].information, 0);
     }
     pended_fini(&p);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(send_to_closed_target_is_invalid_device_state)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    completion_init(&c);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(BLK, NULL);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     WdfIoTargetClose(t);
 
-    WdfRequestSetCompletionRoutine(req, on_complete, &c);
+    WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
     ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_INVALID_DEVICE_STATE);
     WDF_REQUEST_SEND_OPTIONS o;
@@ -1441,24 +1265,24 @@ START_TEST(send_to_closed_target_is_invalid_device_state)
     GET_LENGTH_INFORMATION li;
     ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), NULL),
                      STATUS_INVALID_DEVICE_STATE);
-    sleep_ms(20);
-    ck_assert_int_eq(ncalls(&c), 0);
-    completion_fini(&c);
+    tu_sleep_ms(20);
+    ck_assert_int_eq(tu_ncalls(&c), 0);
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(format_on_closed_target_is_invalid_device_state)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(BLK, NULL);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
     WdfIoTargetClose(t);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
@@ -1469,18 +1293,18 @@ START_TEST(format_on_closed_target_is_invalid_device_state)
     WDFIOTARGET never = new_target(&e);
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(never, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(target_state_through_lifecycle)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     /* Never opened: the port reports Closed (WDF's own remote targets say
      * Started here, a leftover of FxIoTarget::Construct, though nothing can
@@ -1527,18 +1351,18 @@ START_TEST(target_state_through_lifecycle)
     ck_assert_int_eq(WdfIoTargetStart(t), STATUS_INVALID_DEVICE_STATE);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(get_device_and_file_handle)
 {
-    struct env e;
+    struct tu_env e;
     struct stat want, got;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     ck_assert_ptr_eq(WdfIoTargetGetDevice(t), e.device);
     ck_assert_ptr_null(WdfIoTargetWdmGetTargetFileHandle(t)); /* not open */
@@ -1561,7 +1385,7 @@ START_TEST(get_device_and_file_handle)
     ck_assert_ptr_null(WdfIoTargetWdmGetTargetFileHandle(t));
     ck_assert_ptr_eq(WdfIoTargetGetDevice(t), e.device);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1573,12 +1397,12 @@ END_TEST
 
 START_TEST(ioctl_length_info_regular_file_is_file_size)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", ODD_FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", ODD_FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     GET_LENGTH_INFORMATION li;
     ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
@@ -1597,11 +1421,11 @@ START_TEST(ioctl_length_info_regular_file_is_file_size)
     ck_assert_int_eq(g.DiskSize.QuadPart, 9 * BLK);
     ck_assert_uint_eq(g.Geometry.BytesPerSector, 512);
     /* Asynchronously, through a format, the same answer. */
-    struct completion c;
-    completion_init(&c);
+    struct tu_completion c;
+    tu_completion_init(&c);
     void *out;
-    WDFMEMORY mem = make_memory(sizeof(GET_LENGTH_INFORMATION), &out);
-    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = tu_make_memory(sizeof(GET_LENGTH_INFORMATION), &out);
+    WDFREQUEST req = tu_make_request(t);
     ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, mem, NULL),
                      STATUS_SUCCESS);
     send_and_wait(req, t, &c);
@@ -1609,21 +1433,21 @@ START_TEST(ioctl_length_info_regular_file_is_file_size)
     ck_assert_int_eq(c.type, WdfRequestTypeDeviceControl);
     ck_assert_uint_eq(c.information, sizeof(GET_LENGTH_INFORMATION));
     ck_assert_int_eq(((GET_LENGTH_INFORMATION *)out)->Length.QuadPart, 9 * BLK);
-    completion_fini(&c);
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(ioctl_output_buffer_too_small_is_buffer_too_small)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     unsigned char small[4];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     bytes = 99;
     ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, small, sizeof(small), &bytes),
@@ -1640,19 +1464,19 @@ START_TEST(ioctl_output_buffer_too_small_is_buffer_too_small)
     ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), small, sizeof(small), &bytes),
                      STATUS_BUFFER_TOO_SMALL);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(ioctl_unknown_code_is_invalid_device_request)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     unsigned char out[64];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     bytes = 5;
     ck_assert_int_eq(sync_ioctl(t, CTL_CODE(FILE_DEVICE_UNKNOWN, 0x999, METHOD_BUFFERED, FILE_ANY_ACCESS), NULL, 0,
@@ -1661,7 +1485,7 @@ START_TEST(ioctl_unknown_code_is_invalid_device_request)
     ck_assert_uint_eq(bytes, 0);
     ck_assert_int_eq(sync_ioctl(t, 0, NULL, 0, NULL, 0, NULL), STATUS_INVALID_DEVICE_REQUEST);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1689,12 +1513,12 @@ static struct blockdev_info blockdev_query(const char *dev)
 
 START_TEST(loop_device_sync_write_read_all_descriptor_kinds)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing);
+    tu_env_init(&e);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing);
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DIRECT);
     sync_write_read_all_kinds(t, 64 * BLK, 500);
@@ -1704,36 +1528,36 @@ START_TEST(loop_device_sync_write_read_all_descriptor_kinds)
     ck_assert(file_matches(backing, 67 * BLK, 3 * BLK, 502));
     ck_assert(file_matches(backing, 0, 64 * BLK, FILE_SEED));
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(loop_device_async_write_read)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing);
+    tu_env_init(&e);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing);
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     async_write_read(t, 32 * BLK, 600);
     WdfIoTargetClose(t);
     ck_assert(file_matches(backing, 32 * BLK, ASYNC_DEPTH * BLK, 600));
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(loop_device_ioctls_match_blockdev)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing);
+    tu_env_init(&e);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing);
     struct blockdev_info want = blockdev_query(dev);
     ck_assert_uint_eq(want.size, LOOP_FILE_SIZE);
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
@@ -1777,27 +1601,18 @@ START_TEST(loop_device_ioctls_match_blockdev)
                                 &g, sizeof(g), &bytes),
                      STATUS_INVALID_DEVICE_REQUEST);
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 /* ------------------------------------------------------------------- */
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    suite_add_tcase(s, tc);
-    return tc;
-}
 
 static Suite *iotarget_suite(bool with_loop_devices)
 {
     Suite *s = suite_create("iotarget");
     TCase *tc;
 
-    tc = new_tcase(s, "open");
+    tc = tu_tcase(s, "open", TEST_TIMEOUT_SEC);
     tcase_add_test(tc, open_missing_file_is_object_name_not_found);
     tcase_add_test(tc, create_existing_file_is_object_name_collision);
     tcase_add_test(tc, open_if_creates_then_opens);
@@ -1809,7 +1624,7 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, reopen_after_close_reopens, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, fifo_needs_io_uring_libaio_refuses_it, 0, TU_BACKENDS);
 
-    tc = new_tcase(s, "io");
+    tc = tu_tcase(s, "io", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, sync_write_read_all_descriptor_kinds_regular_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, async_write_read_regular_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, null_device_offset_uses_and_advances_file_position, 0, TU_BACKENDS);
@@ -1819,11 +1634,11 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, write_on_read_only_target_is_access_denied, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, flush_completes_async_and_synchronous, 0, TU_BACKENDS);
 
-    tc = new_tcase(s, "faults");
+    tc = tu_tcase(s, "faults", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, sync_send_allocation_failure_is_insufficient_resources, 0, TU_BACKENDS);
     tcase_add_test(tc, request_create_allocation_failure_is_insufficient_resources);
 
-    tc = new_tcase(s, "sync_send");
+    tc = tu_tcase(s, "sync_send", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, sync_send_options_bad_size_is_info_length_mismatch, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, sync_send_options_unknown_flags_is_invalid_parameter, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, sync_send_with_request_in_flight_is_invalid_device_request, 0, TU_BACKENDS);
@@ -1831,7 +1646,7 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, sync_send_memory_offset_past_end_is_integer_overflow, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, sync_send_bytes_out_param_is_optional, 0, TU_BACKENDS);
 
-    tc = new_tcase(s, "state");
+    tc = tu_tcase(s, "state", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, stop_leave_sent_io_pending_pends_then_start_resubmits, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, stop_cancel_sent_io_cancels_fifo_read_before_returning, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge_fails_pended_and_refuses_sends_until_start, 0, TU_BACKENDS);
@@ -1841,13 +1656,13 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, target_state_through_lifecycle, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, get_device_and_file_handle, 0, TU_BACKENDS);
 
-    tc = new_tcase(s, "ioctl");
+    tc = tu_tcase(s, "ioctl", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, ioctl_length_info_regular_file_is_file_size, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_output_buffer_too_small_is_buffer_too_small, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_unknown_code_is_invalid_device_request, 0, TU_BACKENDS);
 
     if (with_loop_devices) {
-        tc = new_tcase(s, "loop_device");
+        tc = tu_tcase(s, "loop_device", TEST_TIMEOUT_SEC);
         tcase_add_loop_test(tc, loop_device_sync_write_read_all_descriptor_kinds, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, loop_device_async_write_read, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, loop_device_ioctls_match_blockdev, 0, TU_BACKENDS);
@@ -1855,45 +1670,10 @@ static Suite *iotarget_suite(bool with_loop_devices)
     return s;
 }
 
-/* The parent's safety net: loop devices whose backing file is inside dir. */
-static void detach_loops_under(const char *dir)
-{
-    FILE *p = popen("losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null", "r");
-    char line[4600], name[256], back[4300];
-    if (!p)
-        return;
-    size_t n = strlen(dir);
-    while (fgets(line, sizeof(line), p))
-        if (sscanf(line, "%255s %4299s", name, back) == 2 && strncmp(back, dir, n) == 0 && back[n] == '/')
-            tu_loop_detach(name);
-    pclose(p);
-}
-
-static char *run_dir_create(void)
-{
-    const char *base = getenv("UWDF_TEST_DIR");
-    char *dir = NULL;
-    if (asprintf(&dir, "%s/uwdf-test_iotarget-XXXXXX", base && *base ? base : "/var/tmp") < 0)
-        return NULL;
-    if (!mkdtemp(dir)) {
-        free(dir);
-        return NULL;
-    }
-    setenv("UWDF_TEST_DIR", dir, 1); /* tu_tmpdir makes each test's directory in it */
-    return dir;
-}
-
 int main(void)
 {
     bool root = tu_root();
-    char *run_dir = run_dir_create();
-    int rc = tu_run_suite(iotarget_suite(root));
-    if (run_dir) {
-        if (root)
-            detach_loops_under(run_dir);
-        tu_rmtree(run_dir);
-        free(run_dir);
-    }
+    int rc = tu_main(iotarget_suite(root), "test_iotarget");
     if (rc == 0 && !root) {
         fprintf(stderr, "test_iotarget: not root, loop-device tests skipped\n");
         return EXIT_SKIP;

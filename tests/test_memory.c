@@ -11,51 +11,6 @@
 /* 'tseT' (multi-character constants trip -Wmultichar) */
 #define TEST_POOL_TAG 0x74736554u
 
-/* ---- fixture: bug checks are captured; a test that expects one resets
- * the record, so anything left over at teardown was unexpected. ---- */
-static void setup(void)
-{
-    tu_bugcheck_capture();
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-}
-
-static void teardown(void)
-{
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    /* A failed test may leave its driver behind; the next one needs none. */
-    WDFDRIVER stale = WdfGetDriver();
-    if (stale)
-        WdfObjectDelete(stale);
-    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
-                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
-}
-
-static void expect_bugcheck(ULONG code, const char *reason_part)
-{
-    ck_assert_int_eq(tu_last_bugcheck.count, 1);
-    ck_assert_uint_eq(tu_last_bugcheck.code, code);
-    if (reason_part)
-        ck_assert_msg(strstr(tu_last_bugcheck.reason, reason_part) != NULL,
-                      "reason '%s' lacks '%s'", tu_last_bugcheck.reason, reason_part);
-    tu_bugcheck_reset();
-}
-
-static WDFDRIVER make_driver(void)
-{
-    WDFDRIVER driver;
-    tu_driver_and_device(&driver, NULL);
-    return driver;
-}
-
-static WDFMEMORY make_memory(size_t size, void **buffer)
-{
-    WDFMEMORY mem;
-    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem,
-                                     buffer),
-                     STATUS_SUCCESS);
-    return mem;
-}
-
 static struct uwdf_memory *memory_struct(WDFMEMORY mem)
 {
     struct uwdf_memory *m = uwdf_memory_lookup(mem, "test");
@@ -72,10 +27,10 @@ static NTSTATUS resolve(WDFMEMORY mem, const WDFMEMORY_OFFSET *offsets, size_t *
 
 START_TEST(memory_create_returns_buffer_of_requested_size)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     void *buffer = NULL;
     size_t size = 0;
-    WDFMEMORY mem = make_memory(1000, &buffer);
+    WDFMEMORY mem = tu_make_memory(1000, &buffer);
     ck_assert_ptr_nonnull(mem);
     ck_assert_ptr_nonnull(buffer);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, &size), buffer);
@@ -89,10 +44,10 @@ END_TEST
 START_TEST(memory_create_is_page_aligned)
 {
     static const size_t sizes[] = { 1, 7, 512, 4095, 4096, 4097, 65536 + 3 };
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         void *buffer;
-        make_memory(sizes[i], &buffer);
+        tu_make_memory(sizes[i], &buffer);
         ck_assert_msg(((uintptr_t)buffer & (PAGE_SIZE - 1)) == 0, "size %zu: %p not page-aligned",
                       sizes[i], buffer);
     }
@@ -102,7 +57,7 @@ END_TEST
 
 START_TEST(memory_create_buffer_pointer_is_optional)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem;
     ck_assert_int_eq(WdfMemoryCreate(NULL, PagedPool, TEST_POOL_TAG, 64, &mem, NULL),
                      STATUS_SUCCESS);
@@ -113,7 +68,7 @@ END_TEST
 
 START_TEST(memory_create_zero_size_is_invalid_parameter)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = (WDFMEMORY)1;
     void *buffer = (void *)1;
     ck_assert_int_eq(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 0, &mem, &buffer),
@@ -128,7 +83,7 @@ START_TEST(memory_create_without_a_driver_is_allowed)
 {
     ck_assert_ptr_null(WdfGetDriver());
     void *buffer;
-    WDFMEMORY mem = make_memory(32, &buffer);
+    WDFMEMORY mem = tu_make_memory(32, &buffer);
     ck_assert_ptr_nonnull(buffer);
     WdfObjectDelete(mem); /* no default parent: the caller must delete it */
 }
@@ -138,7 +93,7 @@ START_TEST(memory_create_null_handle_pointer_is_bugcheck)
 {
     ck_assert_int_eq(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 16, NULL, NULL),
                      STATUS_INVALID_PARAMETER);
-    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfMemoryCreate");
+    tu_expect_bugcheck_reason(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfMemoryCreate");
 }
 END_TEST
 
@@ -173,7 +128,7 @@ END_TEST
 
 START_TEST(memory_create_fails_under_injected_allocation_failure)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = (WDFMEMORY)1;
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
     ck_assert_int_eq(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 4096, &mem, NULL),
@@ -189,7 +144,7 @@ END_TEST
  * valgrind check) and nothing is left half-made. */
 START_TEST(memory_create_survives_failure_of_each_allocation)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     for (ULONG n = 1; n < 16; n++) {
         WDFMEMORY mem;
         UwdfFaultInjectAllocations(UwdfFaultAllocNth, n);
@@ -216,7 +171,7 @@ START_TEST(preallocated_memory_describes_the_callers_buffer)
     char storage[100];
     WDFMEMORY mem;
     size_t size;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, storage, sizeof(storage), &mem),
                      STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, &size), storage);
@@ -250,7 +205,7 @@ START_TEST(assign_buffer_replaces_buffer_and_size)
     char first[16], second[40];
     WDFMEMORY mem;
     size_t size;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, first, sizeof(first), &mem), STATUS_SUCCESS);
     ck_assert_int_eq(WdfMemoryAssignBuffer(mem, second, sizeof(second)), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, &size), second);
@@ -264,7 +219,7 @@ START_TEST(assign_buffer_zero_size_or_null_is_invalid_parameter)
     char first[16];
     WDFMEMORY mem;
     size_t size;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, first, sizeof(first), &mem), STATUS_SUCCESS);
     ck_assert_int_eq(WdfMemoryAssignBuffer(mem, first, 0), STATUS_INVALID_PARAMETER);
     ck_assert_int_eq(WdfMemoryAssignBuffer(mem, NULL, 8), STATUS_INVALID_PARAMETER);
@@ -278,10 +233,10 @@ START_TEST(assign_buffer_on_framework_memory_is_bugcheck)
 {
     char other[16];
     void *buffer;
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(64, &buffer);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(64, &buffer);
     ck_assert_int_eq(WdfMemoryAssignBuffer(mem, other, sizeof(other)), STATUS_INVALID_PARAMETER);
-    expect_bugcheck(WDF_INVALID_HANDLE, "WdfMemoryCreatePreallocated");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfMemoryCreatePreallocated");
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, NULL), buffer); /* untouched, still freed at delete */
     WdfObjectDelete(driver);
 }
@@ -292,8 +247,8 @@ END_TEST
 START_TEST(copy_to_buffer_copies_from_offset)
 {
     unsigned char *buffer, out[10];
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(100, (void **)&buffer);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(100, (void **)&buffer);
     for (int i = 0; i < 100; i++)
         buffer[i] = (unsigned char)i;
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 90, out, 10), STATUS_SUCCESS);
@@ -306,8 +261,8 @@ END_TEST
 START_TEST(copy_to_buffer_zero_length_or_null_is_invalid_parameter)
 {
     char out[4];
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, NULL);
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, out, 0), STATUS_INVALID_PARAMETER);
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, NULL, 4), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(driver);
@@ -317,8 +272,8 @@ END_TEST
 START_TEST(copy_to_buffer_offset_past_end_is_buffer_too_small)
 {
     char out[4];
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, NULL);
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 16, out, 1), STATUS_BUFFER_TOO_SMALL);
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, SIZE_MAX, out, 1), STATUS_BUFFER_TOO_SMALL);
     WdfObjectDelete(driver);
@@ -328,8 +283,8 @@ END_TEST
 START_TEST(copy_to_buffer_length_past_end_is_buffer_too_small)
 {
     char out[32];
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, NULL);
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, out, 17), STATUS_BUFFER_TOO_SMALL);
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 8, out, 9), STATUS_BUFFER_TOO_SMALL);
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 8, out, SIZE_MAX), STATUS_BUFFER_TOO_SMALL);
@@ -342,8 +297,8 @@ START_TEST(copy_from_buffer_copies_to_offset)
 {
     unsigned char *buffer;
     const unsigned char in[4] = { 1, 2, 3, 4 };
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(8, (void **)&buffer);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(8, (void **)&buffer);
     memset(buffer, 0, 8);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 4, (PVOID)in, 4), STATUS_SUCCESS);
     ck_assert_mem_eq(buffer + 4, in, 4);
@@ -355,8 +310,8 @@ END_TEST
 START_TEST(copy_from_buffer_zero_length_or_null_is_invalid_parameter)
 {
     char in[4] = { 0 };
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, NULL);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, in, 0), STATUS_INVALID_PARAMETER);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, NULL, 4), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(driver);
@@ -366,8 +321,8 @@ END_TEST
 START_TEST(copy_from_buffer_offset_past_end_is_invalid_buffer_size)
 {
     char in[4] = { 0 };
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, NULL);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 16, in, 1), STATUS_INVALID_BUFFER_SIZE);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, SIZE_MAX, in, 1), STATUS_INVALID_BUFFER_SIZE);
     WdfObjectDelete(driver);
@@ -377,8 +332,8 @@ END_TEST
 START_TEST(copy_from_buffer_length_past_end_is_invalid_buffer_size)
 {
     char in[32] = { 0 };
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, NULL);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, in, 17), STATUS_INVALID_BUFFER_SIZE);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 15, in, 2), STATUS_INVALID_BUFFER_SIZE);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 15, in, SIZE_MAX), STATUS_INVALID_BUFFER_SIZE);
@@ -391,8 +346,8 @@ START_TEST(copy_from_buffer_into_read_only_is_access_violation)
 {
     unsigned char *buffer;
     char in[4] = { 9, 9, 9, 9 };
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, (void **)&buffer);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, (void **)&buffer);
     memset(buffer, 0, 16);
     memory_struct(mem)->read_only = true; /* as the input memory of a write request */
     ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, in, 4), STATUS_ACCESS_VIOLATION);
@@ -407,30 +362,30 @@ END_TEST
 
 START_TEST(memory_deleted_handle_is_bugcheck)
 {
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(16, NULL);
     size_t size = 1;
     char out[4];
     WdfObjectDelete(mem);
     ck_assert_ptr_null(WdfMemoryGetBuffer(mem, &size));
     ck_assert_uint_eq(size, 0);
-    expect_bugcheck(WDF_INVALID_HANDLE, "WdfMemoryGetBuffer");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfMemoryGetBuffer");
     ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, out, 4), STATUS_INVALID_HANDLE);
-    expect_bugcheck(WDF_INVALID_HANDLE, "not a live WDFMEMORY");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "not a live WDFMEMORY");
     WdfObjectDelete(driver);
 }
 END_TEST
 
 START_TEST(memory_wrong_type_handle_is_bugcheck)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFOBJECT generic;
     char in[4] = { 0 };
     ck_assert_int_eq(WdfObjectCreate(NULL, &generic), STATUS_SUCCESS);
     ck_assert_int_eq(WdfMemoryCopyFromBuffer((WDFMEMORY)generic, 0, in, 4), STATUS_INVALID_HANDLE);
-    expect_bugcheck(WDF_INVALID_HANDLE, "expected a WDFMEMORY");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "expected a WDFMEMORY");
     ck_assert_ptr_null(WdfMemoryGetBuffer((WDFMEMORY)driver, NULL));
-    expect_bugcheck(WDF_INVALID_HANDLE, "is a WDFDRIVER");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "is a WDFDRIVER");
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -438,83 +393,77 @@ END_TEST
 START_TEST(memory_null_handle_is_required_parameter_bugcheck)
 {
     ck_assert_ptr_null(WdfMemoryGetBuffer(NULL, NULL));
-    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfMemoryGetBuffer");
+    tu_expect_bugcheck_reason(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfMemoryGetBuffer");
 }
 END_TEST
 
 /* ---- WDFMEMORY_OFFSET resolution ---- */
 
+/* resolve() succeeds and gives exactly want_off / want_len (both are
+ * preset to values it must overwrite). */
+static void expect_resolved(WDFMEMORY mem, const WDFMEMORY_OFFSET *o, size_t want_off, size_t want_len)
+{
+    size_t off = SIZE_MAX, len = SIZE_MAX;
+    ck_assert_int_eq(resolve(mem, o, &off, &len), STATUS_SUCCESS);
+    ck_assert_uint_eq(off, want_off);
+    ck_assert_uint_eq(len, want_len);
+}
+
+static void expect_integer_overflow(WDFMEMORY mem, size_t offset, size_t length)
+{
+    WDFMEMORY_OFFSET o = { .BufferOffset = offset, .BufferLength = length };
+    size_t off, len;
+    ck_assert_int_eq(resolve(mem, &o, &off, &len), STATUS_INTEGER_OVERFLOW);
+}
+
 START_TEST(offsets_null_is_whole_buffer)
 {
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(300, NULL);
-    size_t off = 1, len = 1;
-    ck_assert_int_eq(resolve(mem, NULL, &off, &len), STATUS_SUCCESS);
-    ck_assert_uint_eq(off, 0);
-    ck_assert_uint_eq(len, 300);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(300, NULL);
+    expect_resolved(mem, NULL, 0, 300);
     WdfObjectDelete(driver);
 }
 END_TEST
 
 START_TEST(offsets_zero_length_is_rest_of_buffer)
 {
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(300, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(300, NULL);
     WDFMEMORY_OFFSET o = { .BufferOffset = 100, .BufferLength = 0 };
-    size_t off, len;
-    ck_assert_int_eq(resolve(mem, &o, &off, &len), STATUS_SUCCESS);
-    ck_assert_uint_eq(off, 100);
-    ck_assert_uint_eq(len, 200);
+    expect_resolved(mem, &o, 100, 200);
     o.BufferOffset = 300; /* at the end: valid, nothing left */
-    ck_assert_int_eq(resolve(mem, &o, &off, &len), STATUS_SUCCESS);
-    ck_assert_uint_eq(off, 300);
-    ck_assert_uint_eq(len, 0);
+    expect_resolved(mem, &o, 300, 0);
     WdfObjectDelete(driver);
 }
 END_TEST
 
 START_TEST(offsets_explicit_range_inside_buffer)
 {
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(300, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(300, NULL);
     WDFMEMORY_OFFSET o = { .BufferOffset = 50, .BufferLength = 250 };
-    size_t off, len;
-    ck_assert_int_eq(resolve(mem, &o, &off, &len), STATUS_SUCCESS);
-    ck_assert_uint_eq(off, 50);
-    ck_assert_uint_eq(len, 250);
+    expect_resolved(mem, &o, 50, 250);
     WdfObjectDelete(driver);
 }
 END_TEST
 
 START_TEST(offsets_past_end_is_integer_overflow)
 {
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(300, NULL);
-    WDFMEMORY_OFFSET o = { .BufferOffset = 50, .BufferLength = 251 };
-    size_t off, len;
-    ck_assert_int_eq(resolve(mem, &o, &off, &len),
-                     STATUS_INTEGER_OVERFLOW);
-    o.BufferOffset = 301;
-    o.BufferLength = 0;
-    ck_assert_int_eq(resolve(mem, &o, &off, &len),
-                     STATUS_INTEGER_OVERFLOW);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(300, NULL);
+    expect_integer_overflow(mem, 50, 251);
+    expect_integer_overflow(mem, 301, 0);
     WdfObjectDelete(driver);
 }
 END_TEST
 
 START_TEST(offsets_sum_overflow_is_integer_overflow)
 {
-    WDFDRIVER driver = make_driver();
-    WDFMEMORY mem = make_memory(300, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    WDFMEMORY mem = tu_make_memory(300, NULL);
     /* Offset + length wraps to a small number: must not pass as in range. */
-    WDFMEMORY_OFFSET o = { .BufferOffset = 10, .BufferLength = SIZE_MAX - 5 };
-    size_t off, len;
-    ck_assert_int_eq(resolve(mem, &o, &off, &len),
-                     STATUS_INTEGER_OVERFLOW);
-    o.BufferOffset = SIZE_MAX;
-    o.BufferLength = 2;
-    ck_assert_int_eq(resolve(mem, &o, &off, &len),
-                     STATUS_INTEGER_OVERFLOW);
+    expect_integer_overflow(mem, 10, SIZE_MAX - 5);
+    expect_integer_overflow(mem, SIZE_MAX, 2);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -562,7 +511,7 @@ START_TEST(memory_cleanup_runs_before_destroy_with_typed_context)
 {
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFMEMORY mem;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     reset_log();
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtCleanupCallback = memory_cleanup;
@@ -585,7 +534,7 @@ START_TEST(memory_reference_keeps_buffer_until_dereference)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFMEMORY mem;
     char *buffer;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     reset_log();
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtDestroyCallback = memory_destroy_cb;
@@ -606,7 +555,7 @@ START_TEST(memory_parented_to_another_object_is_deleted_with_it)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT parent;
     WDFMEMORY mem;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     reset_log();
     ck_assert_int_eq(WdfObjectCreate(NULL, &parent), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
@@ -616,7 +565,7 @@ START_TEST(memory_parented_to_another_object_is_deleted_with_it)
     WdfObjectDelete(parent);
     ck_assert_str_eq(order_log, "d");
     ck_assert_ptr_null(WdfMemoryGetBuffer(mem, NULL));
-    expect_bugcheck(WDF_INVALID_HANDLE, NULL);
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -625,7 +574,7 @@ START_TEST(memory_default_parent_is_the_driver)
 {
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFMEMORY mem;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     reset_log();
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtDestroyCallback = memory_destroy_cb;
@@ -661,7 +610,7 @@ START_TEST(lookaside_memory_attributes_with_parent_are_rejected)
 {
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFLOOKASIDE la;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ParentObject = driver;
     ck_assert_int_eq(WdfLookasideListCreate(NULL, 64, NonPagedPoolNx, &attrs, 0, &la),
@@ -672,7 +621,7 @@ END_TEST
 
 START_TEST(lookaside_memory_has_list_size_and_is_page_aligned)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(777, NULL);
     WDFMEMORY mem;
     size_t size;
@@ -689,7 +638,7 @@ END_TEST
 
 START_TEST(lookaside_buffers_are_recycled)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(4096, NULL);
     WDFMEMORY a, b;
     ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &a), STATUS_SUCCESS);
@@ -708,7 +657,7 @@ START_TEST(lookaside_cache_is_bounded)
 {
     enum { MANY = 300 };
     WDFMEMORY *mems = calloc(MANY, sizeof(*mems));
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(64, NULL);
     ck_assert_ptr_nonnull(mems);
 
@@ -754,7 +703,7 @@ START_TEST(lookaside_is_safe_across_threads)
 {
     enum { THREADS = 4 };
     pthread_t threads[THREADS];
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(256, NULL);
     for (int i = 0; i < THREADS; i++)
         ck_assert_int_eq(pthread_create(&threads[i], NULL, lookaside_churn, la), 0);
@@ -778,7 +727,7 @@ START_TEST(lookaside_memory_uses_the_lists_memory_attributes)
 {
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFMEMORY mem;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtCleanupCallback = lookaside_memory_cleanup;
     WDFLOOKASIDE la = make_lookaside(32, &attrs);
@@ -798,7 +747,7 @@ START_TEST(deleting_the_lookaside_deletes_its_outstanding_memory)
 {
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFMEMORY m1, m2;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     reset_log();
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtDestroyCallback = memory_destroy_cb;
@@ -808,7 +757,7 @@ START_TEST(deleting_the_lookaside_deletes_its_outstanding_memory)
     WdfObjectDelete(la);
     ck_assert_str_eq(order_log, "dd");
     ck_assert_ptr_null(WdfMemoryGetBuffer(m1, NULL));
-    expect_bugcheck(WDF_INVALID_HANDLE, NULL);
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -816,11 +765,11 @@ END_TEST
 START_TEST(lookaside_wrong_handle_type_is_bugcheck)
 {
     WDFMEMORY mem, out = (WDFMEMORY)1;
-    WDFDRIVER driver = make_driver();
-    mem = make_memory(16, NULL);
+    WDFDRIVER driver = tu_make_driver();
+    mem = tu_make_memory(16, NULL);
     ck_assert_int_eq(WdfMemoryCreateFromLookaside((WDFLOOKASIDE)mem, &out), STATUS_INVALID_HANDLE);
     ck_assert_ptr_null(out);
-    expect_bugcheck(WDF_INVALID_HANDLE, "expected a WDFLOOKASIDE");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "expected a WDFLOOKASIDE");
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -829,18 +778,18 @@ START_TEST(assign_buffer_on_lookaside_memory_is_bugcheck)
 {
     char other[8];
     WDFMEMORY mem;
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(16, NULL);
     ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mem), STATUS_SUCCESS);
     ck_assert_int_eq(WdfMemoryAssignBuffer(mem, other, sizeof(other)), STATUS_INVALID_PARAMETER);
-    expect_bugcheck(WDF_INVALID_HANDLE, "lookaside");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "lookaside");
     WdfObjectDelete(driver);
 }
 END_TEST
 
 START_TEST(lookaside_allocation_failure_is_insufficient_resources)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(100, NULL);
     for (ULONG n = 1; n < 8; n++) {
         WDFMEMORY mem = (WDFMEMORY)1;
@@ -1205,8 +1154,7 @@ END_TEST
 static Suite *memory_suite(void)
 {
     Suite *s = suite_create("memory");
-    TCase *tc = tcase_create("memory");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    TCase *tc = tu_tcase(s, "memory", 0);
     tcase_add_test(tc, memory_create_returns_buffer_of_requested_size);
     tcase_add_test(tc, memory_create_is_page_aligned);
     tcase_add_test(tc, memory_create_buffer_pointer_is_optional);
@@ -1239,19 +1187,15 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, memory_reference_keeps_buffer_until_dereference);
     tcase_add_test(tc, memory_parented_to_another_object_is_deleted_with_it);
     tcase_add_test(tc, memory_default_parent_is_the_driver);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("offsets");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "offsets", 0);
     tcase_add_test(tc, offsets_null_is_whole_buffer);
     tcase_add_test(tc, offsets_zero_length_is_rest_of_buffer);
     tcase_add_test(tc, offsets_explicit_range_inside_buffer);
     tcase_add_test(tc, offsets_past_end_is_integer_overflow);
     tcase_add_test(tc, offsets_sum_overflow_is_integer_overflow);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("lookaside");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "lookaside", 0);
     tcase_add_test(tc, lookaside_create_zero_size_is_invalid_parameter);
     tcase_add_test(tc, lookaside_memory_attributes_with_parent_are_rejected);
     tcase_add_test(tc, lookaside_memory_has_list_size_and_is_page_aligned);
@@ -1263,10 +1207,8 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, lookaside_wrong_handle_type_is_bugcheck);
     tcase_add_test(tc, assign_buffer_on_lookaside_memory_is_bugcheck);
     tcase_add_test(tc, lookaside_allocation_failure_is_insufficient_resources);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("mdl");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "mdl", 0);
     tcase_add_test(tc, mm_size_of_mdl_counts_spanned_pages);
     tcase_add_test(tc, io_allocate_mdl_describes_the_buffer);
     tcase_add_test(tc, io_allocate_mdl_primary_becomes_irp_mdl_address);
@@ -1281,10 +1223,8 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, mdl_chain_to_iovec_chain_shorter_than_total);
     tcase_add_test(tc, mdl_chain_to_iovec_too_many_segments_is_minus_one);
     tcase_add_test(tc, mdl_chain_to_iovec_skips_empty_mdls);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("irp");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "irp", 0);
     tcase_add_test(tc, io_size_of_irp_adds_stack_locations);
     tcase_add_test(tc, io_allocate_irp_lays_out_the_stack_as_wdm);
     tcase_add_test(tc, io_allocate_irp_with_no_stack_locations);
@@ -1293,11 +1233,10 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, io_initialize_irp_on_caller_storage);
     tcase_add_test(tc, io_reuse_irp_resets_status_and_cancel);
     tcase_add_test(tc, io_free_irp_leaves_attached_mdls);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    return tu_run_suite(memory_suite());
+    return tu_main(memory_suite(), "test_memory");
 }

@@ -15,41 +15,6 @@
 
 #include "../lib/internal.h"
 
-static void setup(void)
-{
-    tu_bugcheck_capture();
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-}
-
-static void teardown(void)
-{
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    UwdfSetVerifier(FALSE);
-    WDFDRIVER stale = WdfGetDriver();
-    if (stale)
-        WdfObjectDelete(stale);
-    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
-                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
-}
-
-static void expect_bugcheck(ULONG code, const char *reason_part)
-{
-    ck_assert_int_eq(tu_last_bugcheck.count, 1);
-    ck_assert_uint_eq(tu_last_bugcheck.code, code);
-    ck_assert_msg(tu_last_bugcheck.reason[0] != '\0', "bug check without a reason");
-    if (reason_part)
-        ck_assert_msg(strstr(tu_last_bugcheck.reason, reason_part) != NULL,
-                      "reason '%s' lacks '%s'", tu_last_bugcheck.reason, reason_part);
-    tu_bugcheck_reset();
-}
-
-static WDFDRIVER make_driver(void)
-{
-    WDFDRIVER driver;
-    tu_driver_and_device(&driver, NULL);
-    return driver;
-}
-
 /* ---- context types ---- */
 
 typedef struct {
@@ -222,7 +187,7 @@ END_TEST
 START_TEST(object_create_null_handle_pointer_is_bugcheck)
 {
     ck_assert_int_eq(WdfObjectCreate(NULL, NULL), STATUS_INVALID_PARAMETER);
-    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfObjectCreate");
+    tu_expect_bugcheck_reason(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfObjectCreate");
 }
 END_TEST
 
@@ -402,7 +367,7 @@ START_TEST(deleting_a_parent_deletes_its_children)
     WdfObjectDelete(parent);
     ck_assert_int_eq(event_len, 8 * 2); /* cleanup and destroy for all four */
     ck_assert_ptr_null(log_context(child));
-    expect_bugcheck(WDF_INVALID_HANDLE, NULL); /* the child's handle died with it */
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL); /* the child's handle died with it */
 }
 END_TEST
 
@@ -468,7 +433,7 @@ START_TEST(dereference_without_reference_is_bugcheck)
     WDFOBJECT obj;
     ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WdfObjectDereference(obj);
-    expect_bugcheck(WDF_OBJECT_ERROR, "WdfObjectDereference");
+    tu_expect_bugcheck_reason(WDF_OBJECT_ERROR, "WdfObjectDereference");
     WdfObjectDelete(obj); /* still alive: the bad dereference was refused */
 }
 END_TEST
@@ -481,9 +446,9 @@ START_TEST(deleted_handle_is_bugcheck)
     ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WdfObjectDelete(obj);
     WdfObjectDelete(obj);
-    expect_bugcheck(WDF_INVALID_HANDLE, "WdfObjectDelete");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfObjectDelete");
     WdfObjectReference(obj);
-    expect_bugcheck(WDF_INVALID_HANDLE, "not a live");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "not a live");
 }
 END_TEST
 
@@ -495,7 +460,7 @@ START_TEST(stale_handle_stays_invalid_after_slot_reuse)
     ck_assert_int_eq(WdfObjectCreate(NULL, &fresh), STATUS_SUCCESS);
     ck_assert_ptr_ne(old, fresh);
     WdfObjectDelete(old);
-    expect_bugcheck(WDF_INVALID_HANDLE, NULL);
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL);
     WdfObjectDelete(fresh);
 }
 END_TEST
@@ -503,9 +468,9 @@ END_TEST
 START_TEST(garbage_handle_is_bugcheck)
 {
     WdfObjectDelete((WDFOBJECT)0x12345);
-    expect_bugcheck(WDF_INVALID_HANDLE, "WdfObjectDelete");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfObjectDelete");
     ck_assert_ptr_null(WdfDriverWdmGetDriverObject((WDFDRIVER)(uintptr_t)0xdeadbeefcafe));
-    expect_bugcheck(WDF_INVALID_HANDLE, "WdfDriverWdmGetDriverObject");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfDriverWdmGetDriverObject");
 }
 END_TEST
 
@@ -514,7 +479,7 @@ START_TEST(wrong_type_handle_is_bugcheck)
     WDFOBJECT obj;
     ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     ck_assert_ptr_null(WdfDriverWdmGetDriverObject((WDFDRIVER)obj));
-    expect_bugcheck(WDF_INVALID_HANDLE, "is a WDFOBJECT, expected a WDFDRIVER");
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "is a WDFOBJECT, expected a WDFDRIVER");
     WdfObjectDelete(obj);
 }
 END_TEST
@@ -522,9 +487,9 @@ END_TEST
 START_TEST(null_handle_is_required_parameter_bugcheck)
 {
     WdfObjectDelete(NULL);
-    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfObjectDelete");
+    tu_expect_bugcheck_reason(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfObjectDelete");
     ck_assert_ptr_null(WdfObjectGetTypedContext(NULL, PLAIN_CONTEXT));
-    expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, NULL);
+    tu_expect_bugcheck_reason(WDF_REQUIRED_PARAMETER_IS_NULL, NULL);
 }
 END_TEST
 
@@ -582,7 +547,7 @@ END_TEST
 START_TEST(driver_create_twice_is_invalid_device_state)
 {
     WDF_DRIVER_CONFIG cfg;
-    WDFDRIVER driver = make_driver(), second = NULL;
+    WDFDRIVER driver = tu_make_driver(), second = NULL;
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
     ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &second), STATUS_INVALID_DEVICE_STATE);
     ck_assert_ptr_null(second);
@@ -622,7 +587,7 @@ END_TEST
 
 START_TEST(driver_wdm_get_driver_object_is_non_null)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     PDRIVER_OBJECT wdm = WdfDriverWdmGetDriverObject(driver);
     ck_assert_ptr_nonnull(wdm);
     ck_assert_ptr_eq(WdfDriverWdmGetDriverObject(driver), wdm); /* stable */
@@ -656,7 +621,7 @@ END_TEST
 
 START_TEST(control_device_is_created_and_finishes_initializing)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDFDEVICE device;
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
@@ -675,7 +640,7 @@ END_TEST
 
 START_TEST(device_create_with_parent_is_not_allowed_and_init_stays_with_caller)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFDEVICE device;
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
@@ -691,7 +656,7 @@ END_TEST
 
 START_TEST(deleting_the_driver_deletes_devices_and_objects_under_it)
 {
-    WDFDRIVER driver = make_driver();
+    WDFDRIVER driver = tu_make_driver();
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFDEVICE device;
     log_reset();
@@ -710,7 +675,7 @@ START_TEST(deleting_the_driver_deletes_devices_and_objects_under_it)
     ck_assert_int_ge(log_index('d', 'O'), 0);
     ck_assert_int_lt(log_index('d', 'U'), log_index('d', 'V'));
     ck_assert_ptr_null(WdfDeviceWdmGetDeviceObject(device));
-    expect_bugcheck(WDF_INVALID_HANDLE, NULL);
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL);
 }
 END_TEST
 
@@ -760,7 +725,7 @@ START_TEST(passive_only_ddi_at_dispatch_is_bugcheck_under_verifier)
     uwdf_irql_restore(old);
     UwdfSetVerifier(FALSE);
     ck_assert_int_eq(status, STATUS_INVALID_DEVICE_REQUEST);
-    expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, "PASSIVE_LEVEL");
+    tu_expect_bugcheck_reason(WDF_VERIFIER_IRQL_MISMATCH, "PASSIVE_LEVEL");
 }
 END_TEST
 
@@ -1041,8 +1006,7 @@ END_TEST
 static Suite *object_suite(void)
 {
     Suite *s = suite_create("object");
-    TCase *tc = tcase_create("create");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    TCase *tc = tu_tcase(s, "create", 0);
     tcase_add_test(tc, object_create_without_attributes);
     tcase_add_test(tc, object_create_with_initialized_attributes);
     tcase_add_test(tc, object_create_memset_zero_attributes_are_invalid);
@@ -1053,10 +1017,8 @@ static Suite *object_suite(void)
     tcase_add_test(tc, object_create_accepts_execution_level_but_not_synchronization_scope);
     tcase_add_test(tc, object_create_null_handle_pointer_is_bugcheck);
     tcase_add_test(tc, object_create_allocation_failure_is_insufficient_resources);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("context");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "context", 0);
     tcase_add_test(tc, typed_context_is_zeroed);
     tcase_add_test(tc, typed_context_with_name_uses_the_named_accessor);
     tcase_add_test(tc, context_get_object_round_trips);
@@ -1067,20 +1029,16 @@ static Suite *object_suite(void)
     tcase_add_test(tc, allocate_context_without_type_is_object_name_invalid);
     tcase_add_test(tc, allocate_context_allocation_failure_is_insufficient_resources);
     tcase_add_test(tc, allocate_context_callbacks_run_at_delete);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("lifetime");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "lifetime", 0);
     tcase_add_test(tc, deleting_a_parent_deletes_its_children);
     tcase_add_test(tc, cleanup_and_destroy_run_children_first_cleanup_before_destroy);
     tcase_add_test(tc, deleting_a_child_leaves_the_parent);
     tcase_add_test(tc, extra_reference_delays_destroy_not_cleanup);
     tcase_add_test(tc, reference_with_tag_pairs_like_plain_reference);
     tcase_add_test(tc, dereference_without_reference_is_bugcheck);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("handles");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "handles", 0);
     tcase_add_test(tc, deleted_handle_is_bugcheck);
     tcase_add_test(tc, stale_handle_stays_invalid_after_slot_reuse);
     tcase_add_test(tc, garbage_handle_is_bugcheck);
@@ -1091,10 +1049,8 @@ static Suite *object_suite(void)
     const char *fork_mode = getenv("CK_FORK");
     if (!fork_mode || strcmp(fork_mode, "no") != 0)
         tcase_add_test_raise_signal(tc, default_bugcheck_aborts, SIGABRT);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("driver");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "driver", 0);
     tcase_add_test(tc, driver_create_twice_is_invalid_device_state);
     tcase_add_test(tc, driver_config_bad_size_is_info_length_mismatch);
     tcase_add_test(tc, driver_with_parent_is_parent_assignment_not_allowed);
@@ -1103,10 +1059,8 @@ static Suite *object_suite(void)
     tcase_add_test(tc, control_device_is_created_and_finishes_initializing);
     tcase_add_test(tc, device_create_with_parent_is_not_allowed_and_init_stays_with_caller);
     tcase_add_test(tc, deleting_the_driver_deletes_devices_and_objects_under_it);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("runtime");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "runtime", 0);
     tcase_add_test(tc, irql_is_passive_on_application_threads);
     tcase_add_test(tc, passive_only_ddi_at_dispatch_is_invalid_device_request);
     tcase_add_test(tc, passive_only_ddi_at_dispatch_is_bugcheck_under_verifier);
@@ -1123,20 +1077,17 @@ static Suite *object_suite(void)
     tcase_add_test(tc, status_values_are_bit_exact);
     tcase_add_test(tc, nt_success_is_true_for_informational_false_for_warnings);
     tcase_add_test(tc, bugcheck_code_is_wdf_violation);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("event");
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "event", 0);
     tcase_add_test(tc, notification_event_stays_signalled);
     tcase_add_test(tc, synchronization_event_resets_after_one_wait);
     tcase_add_test(tc, event_wait_times_out_after_relative_timeout);
     tcase_add_test(tc, event_wait_honours_absolute_timeout);
     tcase_add_test(tc, event_set_from_another_thread_wakes_the_waiter);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    return tu_run_suite(object_suite());
+    return tu_main(object_suite(), "test_object");
 }

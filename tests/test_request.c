@@ -26,102 +26,9 @@
 #define SEED_WRITES (SEED_IOS / 2)
 #define TEST_TIMEOUT_SEC 60
 
-/* ---- per-test resources ----
- * A test removes what it made when it ends (env_fini, or the teardown in
- * CK_FORK=no runs, where a failed assertion still reaches it). A forked
- * test that fails is _exit'ed by Check without either, so every test works
- * inside one directory per run, made and removed by the parent process
- * (main). */
-static char *g_dirs[4];
-static int g_ndirs;
-
-static void cleanup_registered(void)
-{
-    for (int i = 0; i < g_ndirs; i++) {
-        tu_rmtree(g_dirs[i]);
-        free(g_dirs[i]);
-        g_dirs[i] = NULL;
-    }
-    g_ndirs = 0;
-}
-
-struct env {
-    WDFDRIVER driver;
-    WDFDEVICE device;
-    char *dir;
-};
-
-static void env_init(struct env *e)
-{
-    tu_driver_and_device(&e->driver, &e->device);
-    e->dir = tu_tmpdir();
-    ck_assert_int_lt(g_ndirs, (int)(sizeof(g_dirs) / sizeof(g_dirs[0])));
-    g_dirs[g_ndirs++] = e->dir;
-}
-
-/* Deleting the driver closes every target and deletes every request and
- * memory object the test made; then the files go. */
-static void env_fini(struct env *e)
-{
-    WdfObjectDelete(e->driver);
-    e->driver = NULL;
-    cleanup_registered();
-}
-
-static char *env_file(struct env *e, const char *name, size_t size, unsigned seed)
-{
-    return tu_make_file(e->dir, name, size, seed);
-}
-
-/* ---- fixture: bug checks are captured, so an unexpected one fails the
- * test at teardown instead of aborting; global switches start off. ---- */
-static void setup(void)
-{
-    tu_bugcheck_capture();
-    UwdfSetVerifier(FALSE);
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    UwdfFaultInjectStall(0);
-}
-
-static void teardown(void)
-{
-    UwdfSetVerifier(FALSE);
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    WDFDRIVER stale = WdfGetDriver();
-    if (stale)
-        WdfObjectDelete(stale);
-    cleanup_registered();
-    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
-                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
-}
-
-static void expect_bugcheck(ULONG_PTR code, ULONG_PTR p2)
-{
-    ck_assert_int_eq(tu_last_bugcheck.count, 1);
-    ck_assert_uint_eq(tu_last_bugcheck.p[0], code);
-    ck_assert_uint_eq(tu_last_bugcheck.p[1], p2);
-    tu_bugcheck_reset();
-}
-
 /* ---- helpers ---- */
 
-/* Selects the engine for targets opened afterwards. Under valgrind the
- * io_uring engine polls its ring instead of blocking in io_uring_enter
- * (backends/io_uring.c explains why), so both engines run there too. */
-static bool use_backend(int index)
-{
-    tu_use_backend(index);
-    return true;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-static WDFIOTARGET open_target(struct env *e, int backend, const char *path, ACCESS_MASK access,
+static WDFIOTARGET open_target(struct tu_env *e, int backend, const char *path, ACCESS_MASK access,
                                ULONG options)
 {
     WDFIOTARGET target;
@@ -131,30 +38,6 @@ static WDFIOTARGET open_target(struct env *e, int backend, const char *path, ACC
     return target;
 }
 
-static WDFMEMORY make_memory(size_t size, void **buffer)
-{
-    WDFMEMORY mem;
-    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
-                     STATUS_SUCCESS);
-    return mem;
-}
-
-static WDFREQUEST make_request(WDFIOTARGET target)
-{
-    WDFREQUEST req;
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
-    return req;
-}
-
-static bool pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset)
-{
-    unsigned char *want = malloc(len);
-    tu_fill_pattern(want, len, seed, offset);
-    bool same = memcmp(buf, want, len) == 0;
-    free(want);
-    return same;
-}
-
 static void reuse(WDFREQUEST req, NTSTATUS status)
 {
     WDF_REQUEST_REUSE_PARAMS p;
@@ -162,67 +45,18 @@ static void reuse(WDFREQUEST req, NTSTATUS status)
     ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
 }
 
-/* A completion record: what the routine saw, and an event it sets last. */
-struct completion {
-    KEVENT done;
-    atomic_int calls;
-    NTSTATUS status;
-    ULONG_PTR information;
-    KIRQL irql;
-    WDFREQUEST request;
-    WDFIOTARGET target;
-    WDF_REQUEST_COMPLETION_PARAMS params;
-};
-
 /* Plain-int views of atomics, so failed assertions print readably. */
 static int load(atomic_int *a)
 {
     return atomic_load(a);
 }
 
-static int ncalls(struct completion *c)
+static void send_async(WDFREQUEST req, WDFIOTARGET target, struct tu_completion *c)
 {
-    return atomic_load(&c->calls);
-}
-
-static void completion_init(struct completion *c)
-{
-    memset(c, 0, sizeof(*c));
-    KeInitializeEvent(&c->done, NotificationEvent, FALSE);
-}
-
-static void completion_fini(struct completion *c)
-{
-    UwdfKeDestroyEvent(&c->done);
-}
-
-static VOID on_complete(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                        WDFCONTEXT Context)
-{
-    struct completion *c = Context;
-    c->request = Request;
-    c->target = Target;
-    c->status = Params->IoStatus.Status;
-    c->information = Params->IoStatus.Information;
-    c->params = *Params;
-    c->irql = KeGetCurrentIrql();
-    atomic_fetch_add(&c->calls, 1);
-    KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
-}
-
-static bool completion_wait(struct completion *c, int ms)
-{
-    LARGE_INTEGER timeout;
-    timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)ms);
-    return KeWaitForSingleObject(&c->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS;
-}
-
-static void send_async(WDFREQUEST req, WDFIOTARGET target, struct completion *c)
-{
-    WdfRequestSetCompletionRoutine(req, on_complete, c);
+    WdfRequestSetCompletionRoutine(req, tu_on_complete, c);
     ck_assert_msg(WdfRequestSend(req, target, WDF_NO_SEND_OPTIONS), "send failed: 0x%08x",
                   (unsigned)WdfRequestGetStatus(req));
-    ck_assert_msg(completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
+    ck_assert_msg(tu_completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
 }
 
 /* ---- a request that stays in flight until it is cancelled ----
@@ -234,13 +68,13 @@ struct inflight {
     WDFREQUEST req;
     WDFMEMORY mem;
     int fifo_fd;
-    struct completion c;
+    struct tu_completion c;
 };
 
-static void inflight_start(struct env *e, int backend, struct inflight *f)
+static void inflight_start(struct tu_env *e, int backend, struct inflight *f)
 {
     char *path = NULL;
-    completion_init(&f->c);
+    tu_completion_init(&f->c);
     f->fifo_fd = -1;
     if (backend == 0) {
         ck_assert_int_ge(asprintf(&path, "%s/fifo", e->dir), 0);
@@ -249,37 +83,37 @@ static void inflight_start(struct env *e, int backend, struct inflight *f)
         ck_assert_int_ge(f->fifo_fd, 0);
         f->target = open_target(e, backend, path, GENERIC_READ, 0);
     } else {
-        path = env_file(e, "pended", FILE_SIZE, FILE_SEED);
+        path = tu_env_file(e, "pended", FILE_SIZE, FILE_SEED);
         f->target = open_target(e, backend, path, GENERIC_READ, 0);
         WdfIoTargetStop(f->target, WdfIoTargetLeaveSentIoPending);
         ck_assert_int_eq(WdfIoTargetGetState(f->target), WdfIoTargetStopped);
     }
     free(path);
-    f->req = make_request(f->target);
-    f->mem = make_memory(FIFO_BYTES, NULL);
+    f->req = tu_make_request(f->target);
+    f->mem = tu_make_memory(FIFO_BYTES, NULL);
     /* NULL offset: a FIFO has no positions (and the file read starts at 0). */
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(f->target, f->req, f->mem, NULL, NULL),
                      STATUS_SUCCESS);
-    WdfRequestSetCompletionRoutine(f->req, on_complete, &f->c);
+    WdfRequestSetCompletionRoutine(f->req, tu_on_complete, &f->c);
     ck_assert(WdfRequestSend(f->req, f->target, WDF_NO_SEND_OPTIONS));
-    sleep_ms(20);
-    ck_assert_int_eq(ncalls(&f->c), 0);
+    tu_sleep_ms(20);
+    ck_assert_int_eq(tu_ncalls(&f->c), 0);
 }
 
 static void inflight_cancel(struct inflight *f)
 {
     ck_assert(WdfRequestCancelSentRequest(f->req));
-    ck_assert(completion_wait(&f->c, WAIT_MS));
+    ck_assert(tu_completion_wait(&f->c, WAIT_MS));
     ck_assert_int_eq(f->c.status, STATUS_CANCELLED);
     ck_assert_int_eq(f->c.information, 0);
-    ck_assert_int_eq(ncalls(&f->c), 1);
+    ck_assert_int_eq(tu_ncalls(&f->c), 1);
 }
 
 static void inflight_fini(struct inflight *f)
 {
     if (f->fifo_fd >= 0)
         close(f->fifo_fd);
-    completion_fini(&f->c);
+    tu_completion_fini(&f->c);
 }
 
 /* =================================================================== */
@@ -305,19 +139,19 @@ END_TEST
 
 START_TEST(create_with_target_formats_and_sends)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     void *buf;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    completion_init(&c);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WDFREQUEST req;
     ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &req), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(WdfRequestWdmGetIrp(req));
-    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
     LONGLONG off = 2 * BLK;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfRequestGetIoTarget(req), t);
@@ -326,10 +160,10 @@ START_TEST(create_with_target_formats_and_sends)
     ck_assert_uint_eq(c.information, BLK);
     ck_assert_ptr_eq(c.request, req);
     ck_assert_ptr_eq(c.target, t);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
-    completion_fini(&c);
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -338,19 +172,19 @@ START_TEST(wrong_handle_type_is_invalid_handle_bugcheck)
     WDFDRIVER driver;
     WDFDEVICE device;
     tu_driver_and_device(&driver, &device);
-    WDFMEMORY mem = make_memory(64, NULL);
+    WDFMEMORY mem = tu_make_memory(64, NULL);
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
 
     ck_assert_int_eq(WdfRequestGetStatus((WDFREQUEST)mem), STATUS_INVALID_HANDLE);
-    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
+    tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
     ck_assert_int_eq(WdfRequestReuse((WDFREQUEST)mem, &p), STATUS_INVALID_HANDLE);
-    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
+    tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
     /* A target is no request either, and WdfRequestSend reports FALSE. */
     WDFIOTARGET target;
     ck_assert_int_eq(WdfIoTargetCreate(device, WDF_NO_OBJECT_ATTRIBUTES, &target), STATUS_SUCCESS);
     ck_assert(!WdfRequestSend((WDFREQUEST)target, target, WDF_NO_SEND_OPTIONS));
-    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)target);
+    tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)target);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -364,7 +198,7 @@ START_TEST(deleted_request_handle_is_invalid_handle_bugcheck)
     ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req), STATUS_SUCCESS);
     WdfObjectDelete(req);
     ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_INVALID_HANDLE);
-    expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)req);
+    tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)req);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -378,7 +212,7 @@ START_TEST(reuse_bad_size_is_invalid_parameter)
     WDFDRIVER driver;
     WDFDEVICE device;
     tu_driver_and_device(&driver, &device);
-    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    WDFREQUEST req = tu_make_request(WDF_NO_HANDLE);
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     p.Size = sizeof(p) - 1;
@@ -398,7 +232,7 @@ START_TEST(reuse_unknown_flags_is_invalid_parameter)
     WDFDRIVER driver;
     WDFDEVICE device;
     tu_driver_and_device(&driver, &device);
-    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    WDFREQUEST req = tu_make_request(WDF_NO_HANDLE);
     static const ULONG bad[] = { 0x2 /* WDF's private MUST_COMPLETE */, 0x4, 0x80000000u, 0x3 };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         WDF_REQUEST_REUSE_PARAMS p;
@@ -414,7 +248,7 @@ START_TEST(reuse_set_new_irp_on_created_request_is_invalid_state)
     WDFDRIVER driver;
     WDFDEVICE device;
     tu_driver_and_device(&driver, &device);
-    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    WDFREQUEST req = tu_make_request(WDF_NO_HANDLE);
     PIRP own = WdfRequestWdmGetIrp(req);
     PIRP fresh = IoAllocateIrp(2, FALSE);
     ck_assert_ptr_nonnull(fresh);
@@ -430,12 +264,12 @@ END_TEST
 
 START_TEST(reuse_set_new_irp_on_request_from_irp_installs_it)
 {
-    struct env e;
+    struct tu_env e;
     char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     PIRP first = IoAllocateIrp(2, FALSE);
     PIRP second = IoAllocateIrp(2, FALSE);
@@ -463,7 +297,7 @@ START_TEST(reuse_set_new_irp_on_request_from_irp_installs_it)
     off = 3 * BLK;
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
     ck_assert_int_eq(second->IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(second->IoStatus.Information, BLK);
 
@@ -472,20 +306,20 @@ START_TEST(reuse_set_new_irp_on_request_from_irp_installs_it)
     IoFreeIrp(first);
     IoFreeIrp(second);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(reuse_sets_io_status_to_given_status)
 {
-    struct env e;
+    struct tu_env e;
     char buf[BLK];
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(t);
+    WDFREQUEST req = tu_make_request(t);
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
     LONGLONG off = FILE_SIZE; /* at EOF: the request ends with a failure */
@@ -515,7 +349,7 @@ START_TEST(reuse_sets_io_status_to_given_status)
     WdfObjectDelete(from_irp);
     IoFreeIrp(irp);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -529,16 +363,16 @@ static VOID old_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COM
 
 START_TEST(reuse_clears_completion_routine)
 {
-    struct env e;
+    struct tu_env e;
     void *buf;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
     atomic_store(&old_routine_calls, 0);
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
 
@@ -562,10 +396,10 @@ START_TEST(reuse_clears_completion_routine)
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     ck_assert(WdfRequestSend(req, t, &o));
     ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, BLK));
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
     ck_assert_int_eq(load(&old_routine_calls), 1);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -588,23 +422,23 @@ static WDFMEMORY make_counted_memory(size_t size, void **buffer)
 
 /* Format a read with a counted memory object, complete it, and delete the
  * memory object: the request's format still holds it. */
-static WDFREQUEST read_then_delete_memory(struct env *e, int backend, WDFIOTARGET *target,
-                                          struct completion *c)
+static WDFREQUEST read_then_delete_memory(struct tu_env *e, int backend, WDFIOTARGET *target,
+                                          struct tu_completion *c)
 {
     void *buf;
-    char *path = env_file(e, "f", FILE_SIZE, FILE_SEED);
+    char *path = tu_env_file(e, "f", FILE_SIZE, FILE_SEED);
     *target = open_target(e, backend, path, GENERIC_READ, 0);
     free(path);
-    WDFREQUEST req = make_request(*target);
+    WDFREQUEST req = tu_make_request(*target);
     WDFMEMORY mem = make_counted_memory(BLK, &buf);
     LONGLONG off = BLK;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(*target, req, mem, NULL, &off), STATUS_SUCCESS);
     send_async(req, *target, c);
     ck_assert_int_eq(c->status, STATUS_SUCCESS);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, BLK));
-    sleep_ms(20); /* let the engine thread finish the completion */
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
+    tu_sleep_ms(20); /* let the engine thread finish the completion */
     WdfObjectDelete(mem);
-    sleep_ms(20);
+    tu_sleep_ms(20);
     ck_assert_msg(load(&memory_destroyed) == 0,
                   "the memory was destroyed while a completed, not reused request still "
                   "referenced it");
@@ -618,104 +452,104 @@ static WDFREQUEST read_then_delete_memory(struct env *e, int backend, WDFIOTARGE
 
 START_TEST(reuse_releases_memory_reference)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     WDFIOTARGET t;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
     atomic_store(&memory_destroyed, 0);
-    env_init(&e);
-    completion_init(&c);
+    tu_env_init(&e);
+    tu_completion_init(&c);
     WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
     reuse(req, STATUS_SUCCESS);
     ck_assert_int_eq(load(&memory_destroyed), 1);
-    completion_fini(&c);
-    env_fini(&e);
+    tu_completion_fini(&c);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(delete_request_releases_memory_reference)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     WDFIOTARGET t;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
     atomic_store(&memory_destroyed, 0);
-    env_init(&e);
-    completion_init(&c);
+    tu_env_init(&e);
+    tu_completion_init(&c);
     WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
     WdfObjectDelete(req);
     ck_assert_int_eq(load(&memory_destroyed), 1);
-    completion_fini(&c);
-    env_fini(&e);
+    tu_completion_fini(&c);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(reformat_releases_memory_reference)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     WDFIOTARGET t;
     void *buf;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
     atomic_store(&memory_destroyed, 0);
-    env_init(&e);
-    completion_init(&c);
+    tu_env_init(&e);
+    tu_completion_init(&c);
     WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
-    WDFMEMORY other = make_memory(BLK, &buf);
+    WDFMEMORY other = tu_make_memory(BLK, &buf);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, other, NULL, &off), STATUS_SUCCESS);
     ck_assert_int_eq(load(&memory_destroyed), 1);
-    completion_fini(&c);
-    env_fini(&e);
+    tu_completion_fini(&c);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(reuse_resets_cancel_flag)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     void *buf;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    completion_init(&c);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
 
     /* Nothing to cancel: FALSE, but the request remembers the cancel. */
     ck_assert(!WdfRequestCancelSentRequest(req));
-    WdfRequestSetCompletionRoutine(req, on_complete, &c);
+    WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
     ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_CANCELLED);
-    sleep_ms(QUIET_MS);
-    ck_assert_int_eq(ncalls(&c), 0); /* a failed send completes nothing */
+    tu_sleep_ms(QUIET_MS);
+    ck_assert_int_eq(tu_ncalls(&c), 0); /* a failed send completes nothing */
 
     reuse(req, STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_async(req, t, &c);
     ck_assert_int_eq(c.status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, 0));
-    completion_fini(&c);
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(reuse_in_flight_is_invalid_device_request)
 {
-    struct env e;
+    struct tu_env e;
     struct inflight f;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
+    tu_env_init(&e);
     inflight_start(&e, _i, &f);
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
@@ -725,7 +559,7 @@ START_TEST(reuse_in_flight_is_invalid_device_request)
     inflight_cancel(&f);
     ck_assert_int_eq(WdfRequestReuse(f.req, &p), STATUS_SUCCESS);
     inflight_fini(&f);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -773,7 +607,7 @@ static VOID seed_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_CO
     }
     if (write)
         s->expect[block] = seed_of(k);
-    else if (!pattern_matches(s->buf, BLK, s->expect[block], (uint64_t)block * BLK))
+    else if (!tu_pattern_matches(s->buf, BLK, s->expect[block], (uint64_t)block * BLK))
         atomic_fetch_add(&s->mismatches, 1);
     if (k + 1 == SEED_IOS) {
         KeSetEvent(&s->done, IO_NO_INCREMENT, FALSE);
@@ -813,18 +647,18 @@ static bool seed_send(struct seed *s, WDFREQUEST req, int k)
 
 START_TEST(reuse_in_completion_routine_10000_ios_one_request)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
     struct seed *s = calloc(1, sizeof(*s));
-    env_init(&e);
+    tu_env_init(&e);
     KeInitializeEvent(&s->done, NotificationEvent, FALSE);
-    char *path = env_file(&e, "seed", FILE_SIZE, FILE_SEED);
+    char *path = tu_env_file(&e, "seed", FILE_SIZE, FILE_SEED);
     for (int b = 0; b < FILE_BLOCKS; b++)
         s->expect[b] = FILE_SEED;
     s->target = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
-    s->mem = make_memory(BLK, (void **)&s->buf);
-    WDFREQUEST req = make_request(s->target);
+    s->mem = tu_make_memory(BLK, (void **)&s->buf);
+    WDFREQUEST req = tu_make_request(s->target);
 
     double t0 = tu_now_ms();
     ck_assert(seed_send(s, req, 0));
@@ -833,7 +667,7 @@ START_TEST(reuse_in_completion_routine_10000_ios_one_request)
     ck_assert_msg(KeWaitForSingleObject(&s->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
                   "stuck after %d completions", atomic_load(&s->completed));
     double elapsed = tu_now_ms() - t0;
-    sleep_ms(QUIET_MS); /* a late extra completion would show up here */
+    tu_sleep_ms(QUIET_MS); /* a late extra completion would show up here */
 
     ck_assert_msg(load(&s->failures) == 0, "I/O failed at completion %d: 0x%08x",
                   atomic_load(&s->completed), (unsigned)s->first_failure);
@@ -848,14 +682,14 @@ START_TEST(reuse_in_completion_routine_10000_ios_one_request)
     for (int b = 0; b < FILE_BLOCKS; b++) {
         unsigned char blk[BLK];
         ck_assert_int_eq(pread(fd, blk, BLK, (off_t)b * BLK), BLK);
-        ck_assert_msg(pattern_matches(blk, BLK, s->expect[b], (uint64_t)b * BLK), "block %d", b);
+        ck_assert_msg(tu_pattern_matches(blk, BLK, s->expect[b], (uint64_t)b * BLK), "block %d", b);
     }
     close(fd);
     fprintf(stderr, "%s: %d I/Os on one request in %.0f ms\n", tu_backend_names[_i], SEED_IOS, elapsed);
     UwdfKeDestroyEvent(&s->done);
     free(s);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -865,17 +699,17 @@ END_TEST
 
 START_TEST(completion_params_filled_for_read_and_write)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     void *buf;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    completion_init(&c);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(3 * BLK, &buf);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(3 * BLK, &buf);
     WDFMEMORY_OFFSET mo = { .BufferOffset = BLK, .BufferLength = BLK };
     LONGLONG off = 2 * BLK;
 
@@ -888,7 +722,7 @@ START_TEST(completion_params_filled_for_read_and_write)
     ck_assert_ptr_eq(c.params.Parameters.Read.Buffer, mem);
     ck_assert_uint_eq(c.params.Parameters.Read.Offset, BLK);
     ck_assert_uint_eq(c.params.Parameters.Read.Length, BLK);
-    ck_assert(pattern_matches((char *)buf + BLK, BLK, FILE_SEED, (uint64_t)off));
+    ck_assert(tu_pattern_matches((char *)buf + BLK, BLK, FILE_SEED, (uint64_t)off));
 
     /* WdfRequestGetCompletionParams gives the same afterwards. */
     WDF_REQUEST_COMPLETION_PARAMS p;
@@ -903,8 +737,8 @@ START_TEST(completion_params_filled_for_read_and_write)
 
     /* A short read: Length is the bytes transferred, not the buffer. */
     reuse(req, STATUS_SUCCESS);
-    completion_fini(&c);
-    completion_init(&c);
+    tu_completion_fini(&c);
+    tu_completion_init(&c);
     WDFMEMORY_OFFSET whole = { .BufferOffset = 0, .BufferLength = 0 };
     off = FILE_SIZE - 100;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, &whole, &off), STATUS_SUCCESS);
@@ -915,8 +749,8 @@ START_TEST(completion_params_filled_for_read_and_write)
 
     /* A write with a raw offset pair. */
     reuse(req, STATUS_SUCCESS);
-    completion_fini(&c);
-    completion_init(&c);
+    tu_completion_fini(&c);
+    tu_completion_init(&c);
     WDFMEMORY_OFFSET wo = { .BufferOffset = 2 * BLK, .BufferLength = 512 };
     off = 0;
     tu_fill_pattern((char *)buf + 2 * BLK, 512, 31, 0);
@@ -928,25 +762,25 @@ START_TEST(completion_params_filled_for_read_and_write)
     ck_assert_ptr_eq(c.params.Parameters.Write.Buffer, mem);
     ck_assert_uint_eq(c.params.Parameters.Write.Offset, 2 * BLK);
     ck_assert_uint_eq(c.params.Parameters.Write.Length, 512);
-    ck_assert(pattern_matches((char *)buf + 2 * BLK, 512, 31, 0)); /* the source is left alone */
-    completion_fini(&c);
+    ck_assert(tu_pattern_matches((char *)buf + 2 * BLK, 512, 31, 0)); /* the source is left alone */
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(get_completion_params_wrong_size_leaves_struct_untouched)
 {
-    struct env e;
-    struct completion c;
-    if (!use_backend(_i))
+    struct tu_env e;
+    struct tu_completion c;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    completion_init(&c);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(BLK, NULL);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_async(req, t, &c);
@@ -961,9 +795,9 @@ START_TEST(get_completion_params_wrong_size_leaves_struct_untouched)
         WdfRequestGetCompletionParams(req, &p);
         ck_assert_msg(memcmp(&p, &before, sizeof(p)) == 0, "Size %u: struct was written", sizes[i]);
     }
-    completion_fini(&c);
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -980,12 +814,12 @@ struct sendable {
     char *path;
 };
 
-static void sendable_init(struct env *e, int backend, struct sendable *s)
+static void sendable_init(struct tu_env *e, int backend, struct sendable *s)
 {
-    s->path = env_file(e, "f", FILE_SIZE, FILE_SEED);
+    s->path = tu_env_file(e, "f", FILE_SIZE, FILE_SEED);
     s->target = open_target(e, backend, s->path, GENERIC_READ, 0);
-    s->req = make_request(s->target);
-    s->mem = make_memory(BLK, &s->buf);
+    s->req = tu_make_request(s->target);
+    s->mem = tu_make_memory(BLK, &s->buf);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(s->target, s->req, s->mem, NULL, &off),
                      STATUS_SUCCESS);
@@ -993,11 +827,11 @@ static void sendable_init(struct env *e, int backend, struct sendable *s)
 
 START_TEST(send_options_bad_size_is_invalid_parameter)
 {
-    struct env e;
+    struct tu_env e;
     struct sendable s;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
+    tu_env_init(&e);
     sendable_init(&e, _i, &s);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
@@ -1013,17 +847,17 @@ START_TEST(send_options_bad_size_is_invalid_parameter)
     ck_assert(WdfRequestSend(s.req, s.target, &o));
     ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
     free(s.path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(send_options_unknown_flags_is_invalid_parameter)
 {
-    struct env e;
+    struct tu_env e;
     struct sendable s;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
+    tu_env_init(&e);
     sendable_init(&e, _i, &s);
     static const ULONG bad[] = { 0x10, 0x100, 0x80000000u,
                                  WDF_REQUEST_SEND_OPTION_SYNCHRONOUS | 0x20,
@@ -1036,79 +870,79 @@ START_TEST(send_options_unknown_flags_is_invalid_parameter)
         ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
     }
     free(s.path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(send_and_forget_on_created_request_is_invalid_device_state)
 {
-    struct env e;
+    struct tu_env e;
     struct sendable s;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
+    tu_env_init(&e);
     sendable_init(&e, _i, &s);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
     ck_assert(!WdfRequestSend(s.req, s.target, &o));
     ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_DEVICE_STATE);
     free(s.path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(send_unformatted_is_request_not_accepted)
 {
-    struct env e;
-    struct completion c;
-    if (!use_backend(_i))
+    struct tu_env e;
+    struct tu_completion c;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    completion_init(&c);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(t);
-    WdfRequestSetCompletionRoutine(req, on_complete, &c);
+    WDFREQUEST req = tu_make_request(t);
+    WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
     ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
     /* Reuse drops a format: the request is unformatted again. */
-    WDFMEMORY mem = make_memory(BLK, NULL);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     reuse(req, STATUS_SUCCESS);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
     ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
-    sleep_ms(QUIET_MS);
-    ck_assert_int_eq(ncalls(&c), 0);
-    completion_fini(&c);
+    tu_sleep_ms(QUIET_MS);
+    ck_assert_int_eq(tu_ncalls(&c), 0);
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(send_in_flight_is_invalid_device_request)
 {
-    struct env e;
+    struct tu_env e;
     struct inflight f;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
+    tu_env_init(&e);
     inflight_start(&e, _i, &f);
     ck_assert(!WdfRequestSend(f.req, f.target, WDF_NO_SEND_OPTIONS));
     ck_assert_int_eq(WdfRequestGetStatus(f.req), STATUS_INVALID_DEVICE_REQUEST);
     inflight_cancel(&f);
     inflight_fini(&f);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(send_in_flight_with_verifier_is_request_already_sent_bugcheck)
 {
-    struct env e;
+    struct tu_env e;
     struct inflight f;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
+    tu_env_init(&e);
     inflight_start(&e, _i, &f);
     UwdfSetVerifier(TRUE);
     ck_assert(!WdfRequestSend(f.req, f.target, WDF_NO_SEND_OPTIONS));
@@ -1120,48 +954,48 @@ START_TEST(send_in_flight_with_verifier_is_request_already_sent_bugcheck)
     tu_bugcheck_reset();
     inflight_cancel(&f);
     inflight_fini(&f);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(send_synchronous_runs_routine_and_sets_status)
 {
-    struct env e;
-    struct completion c;
-    if (!use_backend(_i))
+    struct tu_env e;
+    struct tu_completion c;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    completion_init(&c);
+    tu_env_init(&e);
+    tu_completion_init(&c);
     struct sendable s;
     sendable_init(&e, _i, &s);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(10));
 
-    WdfRequestSetCompletionRoutine(s.req, on_complete, &c);
+    WdfRequestSetCompletionRoutine(s.req, tu_on_complete, &c);
     ck_assert(WdfRequestSend(s.req, s.target, &o));
     /* Returned after the routine ran, without waiting for anything. */
-    ck_assert_int_eq(ncalls(&c), 1);
+    ck_assert_int_eq(tu_ncalls(&c), 1);
     ck_assert_int_eq(c.status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
     ck_assert_int_eq(c.irql, DISPATCH_LEVEL);
     ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
     ck_assert_uint_eq(WdfRequestGetInformation(s.req), BLK);
-    ck_assert(pattern_matches(s.buf, BLK, FILE_SEED, 0));
+    ck_assert(tu_pattern_matches(s.buf, BLK, FILE_SEED, 0));
 
     /* A failing I/O: still TRUE (it was sent), the status tells. */
     reuse(s.req, STATUS_SUCCESS);
     LONGLONG off = FILE_SIZE;
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(s.target, s.req, s.mem, NULL, &off), STATUS_SUCCESS);
-    WdfRequestSetCompletionRoutine(s.req, on_complete, &c);
+    WdfRequestSetCompletionRoutine(s.req, tu_on_complete, &c);
     ck_assert(WdfRequestSend(s.req, s.target, &o));
-    ck_assert_int_eq(ncalls(&c), 2);
+    ck_assert_int_eq(tu_ncalls(&c), 2);
     ck_assert_int_eq(c.status, STATUS_END_OF_FILE);
     ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_END_OF_FILE);
     ck_assert_uint_eq(WdfRequestGetInformation(s.req), 0);
-    completion_fini(&c);
+    tu_completion_fini(&c);
     free(s.path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1170,7 +1004,7 @@ END_TEST
 /* =================================================================== */
 
 struct irql_probe {
-    struct completion c;
+    struct tu_completion c;
     KIRQL irql;
     NTSTATUS sync_status;
     ULONG_PTR sync_bytes;
@@ -1187,23 +1021,23 @@ static VOID irql_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_CO
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, p->buf, BLK);
     p->sync_bytes = 12345;
     p->sync_status = WdfIoTargetSendReadSynchronously(Target, NULL, &d, &off, NULL, &p->sync_bytes);
-    on_complete(Request, Target, Params, &p->c);
+    tu_on_complete(Request, Target, Params, &p->c);
 }
 
 START_TEST(completion_routine_runs_at_dispatch_and_sync_send_there_fails)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
     struct irql_probe *p = calloc(1, sizeof(*p));
-    env_init(&e);
-    completion_init(&p->c);
+    tu_env_init(&e);
+    tu_completion_init(&p->c);
     ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
     struct sendable s;
     sendable_init(&e, _i, &s);
     WdfRequestSetCompletionRoutine(s.req, irql_routine, p);
     ck_assert(WdfRequestSend(s.req, s.target, WDF_NO_SEND_OPTIONS));
-    ck_assert_msg(completion_wait(&p->c, WAIT_MS), "the routine did not finish (deadlock?)");
+    ck_assert_msg(tu_completion_wait(&p->c, WAIT_MS), "the routine did not finish (deadlock?)");
     ck_assert_int_eq(p->irql, DISPATCH_LEVEL);
     ck_assert_int_eq(p->c.status, STATUS_SUCCESS);
     ck_assert_int_eq(p->sync_status, STATUS_INVALID_DEVICE_REQUEST);
@@ -1214,11 +1048,11 @@ START_TEST(completion_routine_runs_at_dispatch_and_sync_send_there_fails)
     LONGLONG off = BLK;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, p->buf, BLK);
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(s.target, NULL, &d, &off, NULL, NULL), STATUS_SUCCESS);
-    ck_assert(pattern_matches(p->buf, BLK, FILE_SEED, BLK));
-    completion_fini(&p->c);
+    ck_assert(tu_pattern_matches(p->buf, BLK, FILE_SEED, BLK));
+    tu_completion_fini(&p->c);
     free(p);
     free(s.path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1228,14 +1062,14 @@ END_TEST
 
 START_TEST(get_parameters_describes_format)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(2 * BLK, NULL);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(2 * BLK, NULL);
     WDF_REQUEST_PARAMETERS p;
 
     WDF_REQUEST_PARAMETERS_INIT(&p);
@@ -1260,7 +1094,7 @@ START_TEST(get_parameters_describes_format)
     ck_assert_uint_eq(p.Parameters.Write.Length, 2 * BLK);
     ck_assert_int_eq(p.Parameters.Write.DeviceOffset, 5 * BLK);
 
-    WDFMEMORY in = make_memory(24, NULL);
+    WDFMEMORY in = tu_make_memory(24, NULL);
     ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, 0x2D1400, in, NULL, mem, NULL), STATUS_SUCCESS);
     WDF_REQUEST_PARAMETERS_INIT(&p);
     WdfRequestGetParameters(req, &p);
@@ -1276,7 +1110,7 @@ START_TEST(get_parameters_describes_format)
     WdfRequestGetParameters(req, &p);
     ck_assert(memcmp(&p, &before, sizeof(p)) == 0);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1285,7 +1119,7 @@ START_TEST(set_information_then_get_information)
     WDFDRIVER driver;
     WDFDEVICE device;
     tu_driver_and_device(&driver, &device);
-    WDFREQUEST req = make_request(WDF_NO_HANDLE);
+    WDFREQUEST req = tu_make_request(WDF_NO_HANDLE);
     ck_assert_uint_eq(WdfRequestGetInformation(req), 0);
     WdfRequestSetInformation(req, 4242);
     ck_assert_uint_eq(WdfRequestGetInformation(req), 4242);
@@ -1308,7 +1142,7 @@ static VOID count_request_destroy(WDFOBJECT Object)
 static VOID delete_self_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
                                 WDFCONTEXT Context)
 {
-    struct completion *c = Context;
+    struct tu_completion *c = Context;
     NTSTATUS status = Params->IoStatus.Status;
     ULONG_PTR info = Params->IoStatus.Information;
     WdfObjectDelete(Request);
@@ -1320,17 +1154,17 @@ static VOID delete_self_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQ
 
 START_TEST(delete_request_in_its_completion_routine_is_safe)
 {
-    struct env e;
-    struct completion c;
+    struct tu_env e;
+    struct tu_completion c;
     void *buf;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
     atomic_store(&request_destroyed, 0);
-    env_init(&e);
-    completion_init(&c);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
     for (int round = 0; round < 8; round++) {
         WDF_OBJECT_ATTRIBUTES a;
         WDF_OBJECT_ATTRIBUTES_INIT(&a);
@@ -1342,19 +1176,19 @@ START_TEST(delete_request_in_its_completion_routine_is_safe)
         KeClearEvent(&c.done);
         WdfRequestSetCompletionRoutine(req, delete_self_routine, &c);
         ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
-        ck_assert(completion_wait(&c, WAIT_MS));
+        ck_assert(tu_completion_wait(&c, WAIT_MS));
         ck_assert_int_eq(c.status, STATUS_SUCCESS);
-        ck_assert(pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+        ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
         /* Destroyed once the framework lets go of it, shortly after. */
         double t0 = tu_now_ms();
         while (atomic_load(&request_destroyed) < round + 1 && tu_now_ms() - t0 < WAIT_MS)
-            sleep_ms(1);
+            tu_sleep_ms(1);
         ck_assert_int_eq(load(&request_destroyed), round + 1);
     }
-    ck_assert_int_eq(ncalls(&c), 8);
-    completion_fini(&c);
+    ck_assert_int_eq(tu_ncalls(&c), 8);
+    tu_completion_fini(&c);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1362,29 +1196,29 @@ END_TEST
 
 START_TEST(change_target_to_open_target_succeeds_and_closed_is_invalid_state)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET a = open_target(&e, _i, path, GENERIC_READ, 0);
     WDFIOTARGET b = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(a);
+    WDFREQUEST req = tu_make_request(a);
     ck_assert_int_eq(WdfRequestChangeTarget(req, b), STATUS_SUCCESS);
     WdfIoTargetClose(b);
     ck_assert_int_eq(WdfRequestChangeTarget(req, b), STATUS_INVALID_DEVICE_STATE);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(change_target_with_driver_irp_too_small_is_request_not_accepted)
 {
-    struct env e;
-    if (!use_backend(_i))
+    struct tu_env e;
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     PIRP irp = IoAllocateIrp(0, FALSE);
     ck_assert_ptr_nonnull(irp);
@@ -1392,32 +1226,32 @@ START_TEST(change_target_with_driver_irp_too_small_is_request_not_accepted)
     ck_assert_int_eq(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, irp, FALSE, &req), STATUS_SUCCESS);
     ck_assert_int_eq(WdfRequestChangeTarget(req, t), STATUS_REQUEST_NOT_ACCEPTED);
     void *buf;
-    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_REQUEST_NOT_ACCEPTED);
     WdfObjectDelete(req);
     IoFreeIrp(irp);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(get_io_target_after_target_deleted_does_not_touch_it)
 {
-    struct env e;
+    struct tu_env e;
     void *buf;
-    if (!use_backend(_i))
+    if (!tu_use_backend(_i))
         return;
-    env_init(&e);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFREQUEST req = make_request(t);
-    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
     WdfObjectDelete(t);
     /* The stale handle comes back; ASan would catch a read of the target. */
     ck_assert_ptr_eq(WdfRequestGetIoTarget(req), t);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1426,9 +1260,7 @@ static Suite *request_suite(void)
     Suite *s = suite_create("request");
     TCase *tc;
 
-    tc = tcase_create("create");
-    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "create", TEST_TIMEOUT_SEC);
     tcase_add_test(tc, create_without_target_has_irp);
     tcase_add_loop_test(tc, create_with_target_formats_and_sends, 0, TU_BACKENDS);
     tcase_add_test(tc, wrong_handle_type_is_invalid_handle_bugcheck);
@@ -1436,11 +1268,8 @@ static Suite *request_suite(void)
     tcase_add_loop_test(tc, change_target_to_open_target_succeeds_and_closed_is_invalid_state, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, change_target_with_driver_irp_too_small_is_request_not_accepted, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, get_io_target_after_target_deleted_does_not_touch_it, 0, TU_BACKENDS);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("reuse");
-    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "reuse", TEST_TIMEOUT_SEC);
     tcase_add_test(tc, reuse_bad_size_is_invalid_parameter);
     tcase_add_test(tc, reuse_unknown_flags_is_invalid_parameter);
     tcase_add_test(tc, reuse_set_new_irp_on_created_request_is_invalid_state);
@@ -1453,20 +1282,14 @@ static Suite *request_suite(void)
     tcase_add_loop_test(tc, reuse_resets_cancel_flag, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reuse_in_flight_is_invalid_device_request, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reuse_in_completion_routine_10000_ios_one_request, 0, TU_BACKENDS);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("completion");
-    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "completion", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, completion_params_filled_for_read_and_write, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, get_completion_params_wrong_size_leaves_struct_untouched, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, completion_routine_runs_at_dispatch_and_sync_send_there_fails, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, delete_request_in_its_completion_routine_is_safe, 0, TU_BACKENDS);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("send");
-    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "send", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, send_options_bad_size_is_invalid_parameter, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, send_options_unknown_flags_is_invalid_parameter, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, send_and_forget_on_created_request_is_invalid_device_state, 0, TU_BACKENDS);
@@ -1474,38 +1297,14 @@ static Suite *request_suite(void)
     tcase_add_loop_test(tc, send_in_flight_is_invalid_device_request, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, send_in_flight_with_verifier_is_request_already_sent_bugcheck, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, send_synchronous_runs_routine_and_sets_status, 0, TU_BACKENDS);
-    suite_add_tcase(s, tc);
 
-    tc = tcase_create("parameters");
-    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
-    tcase_add_checked_fixture(tc, setup, teardown);
+    tc = tu_tcase(s, "parameters", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, get_parameters_describes_format, 0, TU_BACKENDS);
     tcase_add_test(tc, set_information_then_get_information);
-    suite_add_tcase(s, tc);
     return s;
-}
-
-static char *run_dir_create(void)
-{
-    const char *base = getenv("UWDF_TEST_DIR");
-    char *dir = NULL;
-    if (asprintf(&dir, "%s/uwdf-test_request-XXXXXX", base && *base ? base : "/var/tmp") < 0)
-        return NULL;
-    if (!mkdtemp(dir)) {
-        free(dir);
-        return NULL;
-    }
-    setenv("UWDF_TEST_DIR", dir, 1); /* tu_tmpdir makes each test's directory in it */
-    return dir;
 }
 
 int main(void)
 {
-    char *run_dir = run_dir_create();
-    int rc = tu_run_suite(request_suite());
-    if (run_dir) {
-        tu_rmtree(run_dir);
-        free(run_dir);
-    }
-    return rc;
+    return tu_main(request_suite(), "test_request");
 }

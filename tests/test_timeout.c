@@ -71,33 +71,18 @@ static const char *status_name(NTSTATUS s)
                       status_name(got_), (unsigned)got_, status_name(want_), (unsigned)want_);  \
     } while (0)
 
-/* ---- fixture ---- */
+/* ---- fixture: tu_fixture_setup / tu_fixture_teardown, and tests start
+ * without UWDF_BACKEND (env_init sets it for the test's own targets) ---- */
 
-static void setup(void)
+static void backend_unset(void)
 {
-    tu_bugcheck_capture();
-    UwdfFaultInjectStall(0);
     unsetenv("UWDF_BACKEND");
-}
-
-static void teardown(void)
-{
-    UwdfFaultInjectStall(0);
-    unsetenv("UWDF_BACKEND");
-    /* A failed test may leave its driver behind (CK_FORK=no). */
-    WDFDRIVER stale = WdfGetDriver();
-    if (stale)
-        WdfObjectDelete(stale);
-    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
-                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
 }
 
 /* ---- per-test environment: driver, device, directory, one target ---- */
 
 struct env {
-    WDFDRIVER driver;
-    WDFDEVICE device;
-    char *dir;
+    struct tu_env tu; /* driver, device, directory */
     char *file; /* regular file, tu_fill_pattern(FILE_SEED) */
     char *fifo;
     int fifo_fd; /* the test's own O_RDWR end, or -1 */
@@ -124,8 +109,7 @@ static bool env_init(struct env *e, const char *backend)
         setenv("UWDF_BACKEND", backend, 1);
     else
         unsetenv("UWDF_BACKEND");
-    tu_driver_and_device(&e->driver, &e->device);
-    e->dir = tu_tmpdir();
+    tu_env_init(&e->tu);
     e->dbuf = aligned_alloc(4096, READ_LEN);
     ck_assert_ptr_nonnull(e->dbuf);
     memset(e->dbuf, CANARY, READ_LEN);
@@ -134,20 +118,20 @@ static bool env_init(struct env *e, const char *backend)
 
 static void env_open_fifo(struct env *e)
 {
-    ck_assert_int_ge(asprintf(&e->fifo, "%s/fifo", e->dir), 0);
+    ck_assert_int_ge(asprintf(&e->fifo, "%s/fifo", e->tu.dir), 0);
     ck_assert_int_eq(mkfifo(e->fifo, 0600), 0);
     /* O_RDWR: the FIFO has a writer for as long as the test runs, so the
      * target's read waits for data instead of seeing end of file. */
     e->fifo_fd = open(e->fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     ck_assert_int_ge(e->fifo_fd, 0);
-    ck_assert_status(tu_target_open(e->device, e->fifo, GENERIC_READ, FILE_OPEN, 0, &e->target),
+    ck_assert_status(tu_target_open(e->tu.device, e->fifo, GENERIC_READ, FILE_OPEN, 0, &e->target),
                      STATUS_SUCCESS);
 }
 
 static void env_open_file(struct env *e, bool direct)
 {
-    e->file = tu_make_file(e->dir, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_status(tu_target_open(e->device, e->file, GENERIC_READ, FILE_OPEN,
+    e->file = tu_make_file(e->tu.dir, "data", FILE_SIZE, FILE_SEED);
+    ck_assert_status(tu_target_open(e->tu.device, e->file, GENERIC_READ, FILE_OPEN,
                                     direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0, &e->target),
                      STATUS_SUCCESS);
 }
@@ -155,11 +139,9 @@ static void env_open_file(struct env *e, bool direct)
 static void env_done(struct env *e)
 {
     UwdfFaultInjectStall(0);
-    WdfObjectDelete(e->driver);
+    tu_env_fini(&e->tu);
     if (e->fifo_fd >= 0)
         close(e->fifo_fd);
-    tu_rmtree(e->dir);
-    free(e->dir);
     free(e->file);
     free(e->fifo);
     free(e->dbuf);
@@ -980,8 +962,8 @@ START_TEST(uwdf_backend_unknown_name_fails_the_open)
 
     if (!env_init(&e, "bogus"))
         return;
-    e.file = tu_make_file(e.dir, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_status(tu_target_open(e.device, e.file, GENERIC_READ, FILE_OPEN, 0, &target),
+    e.file = tu_make_file(e.tu.dir, "data", FILE_SIZE, FILE_SEED);
+    ck_assert_status(tu_target_open(e.tu.device, e.file, GENERIC_READ, FILE_OPEN, 0, &target),
                      STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(UwdfIoTargetGetBackendName(target));
     ck_assert_int_eq(WdfIoTargetGetState(target), WdfIoTargetClosed);
@@ -1364,11 +1346,10 @@ END_TEST
 
 /* ---- suite ---- */
 
-static TCase *timed_case(const char *name)
+static TCase *timed_case(Suite *s, const char *name)
 {
-    TCase *tc = tcase_create(name);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase(s, name, 60);
+    tcase_add_checked_fixture(tc, backend_unset, backend_unset);
     return tc;
 }
 
@@ -1377,7 +1358,7 @@ static Suite *timeout_suite(void)
     Suite *s = suite_create("timeout");
     TCase *tc;
 
-    tc = timed_case("timeouts");
+    tc = timed_case(s, "timeouts");
     tcase_add_test(tc, sync_read_from_fifo_times_out_under_io_uring);
     tcase_add_test(tc, async_read_from_fifo_times_out_under_io_uring);
     tcase_add_loop_test(tc, absolute_timeout_expires_at_that_system_time, 0, N_STUCK);
@@ -1387,48 +1368,42 @@ static Suite *timeout_suite(void)
     tcase_add_loop_test(tc, timeout_covers_time_pended_on_a_stopped_target, 0,
                         (int)(sizeof(pend_backends) / sizeof(pend_backends[0])));
     tcase_add_test(tc, sync_read_on_stopped_target_times_out_while_pended);
-    suite_add_tcase(s, tc);
 
-    tc = timed_case("stall");
+    tc = timed_case(s, "stall");
     tcase_add_loop_test(tc, stalled_read_times_out_then_succeeds_without_the_stall, 0, N_BACKENDS);
     tcase_add_loop_test(tc, stalled_read_without_timeout_succeeds_after_the_stall, 0, N_BACKENDS);
     tcase_add_loop_test(tc, stalled_read_with_timeout_shorter_than_the_io_times_out_at_once, 0,
                         N_BACKENDS);
     tcase_add_loop_test(tc, cancel_right_after_send_is_honoured_by_the_stall, 0, N_BACKENDS);
-    suite_add_tcase(s, tc);
 
-    tc = timed_case("cancel");
+    tc = timed_case(s, "cancel");
     tcase_add_loop_test(tc, cancel_sent_request_completes_it_cancelled_not_timed_out, 0, N_STUCK);
     tcase_add_loop_test(tc, cancel_of_completed_request_returns_false, 0, N_BACKENDS);
     tcase_add_loop_test(tc, cancel_before_send_returns_false_and_sticks_until_reuse, 0, N_BACKENDS);
-    suite_add_tcase(s, tc);
 
-    tc = timed_case("backend");
+    tc = timed_case(s, "backend");
     tcase_add_test(tc, uwdf_backend_io_uring_opens_a_ring);
     tcase_add_test(tc, uwdf_backend_libaio_maps_an_aio_ring);
     tcase_add_test(tc, uwdf_backend_null_completes_without_the_kernel);
     tcase_add_test(tc, uwdf_backend_unknown_name_fails_the_open);
     tcase_add_test(tc, io_uring_refused_by_seccomp_falls_back_to_libaio);
-    suite_add_tcase(s, tc);
 
-    tc = timed_case("conversion");
+    tc = timed_case(s, "conversion");
     tcase_add_test(tc, wdf_timeout_macros_have_the_windows_values);
     tcase_add_test(tc, relative_and_absolute_timeouts_become_monotonic_deadlines);
     tcase_add_test(tc, extreme_timeouts_clamp_instead_of_overflowing);
     tcase_add_loop_test(tc, relative_timeout_in_ms_lasts_that_many_ms, 0, 2);
-    suite_add_tcase(s, tc);
 
-    tc = timed_case("extremes");
+    tc = timed_case(s, "extremes");
     tcase_add_loop_test(tc, farthest_relative_timeout_never_fires, 0, N_STUCK);
     tcase_add_loop_test(tc, largest_absolute_timeout_never_fires, 0, N_STUCK);
     tcase_add_loop_test(tc, extreme_timeouts_let_a_file_read_succeed, 0, N_BACKENDS);
     tcase_add_test(tc, absolute_timeout_in_1601_times_out_at_once_on_fifo_read);
     tcase_add_test(tc, absolute_timeout_in_1601_times_out_at_once_while_pended);
-    suite_add_tcase(s, tc);
     return s;
 }
 
 int main(void)
 {
-    return tu_run_suite(timeout_suite());
+    return tu_main(timeout_suite(), "test_timeout");
 }

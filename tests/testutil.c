@@ -187,9 +187,48 @@ NTSTATUS tu_target_open(WDFDEVICE device, const char *path, ACCESS_MASK access, 
     return WdfIoTargetOpen(*target, &params);
 }
 
-void tu_use_backend(int index)
+bool tu_use_backend(int index)
 {
     setenv("UWDF_BACKEND", tu_backend_names[index], 1);
+    return true;
+}
+
+WDFDRIVER tu_make_driver(void)
+{
+    WDFDRIVER driver;
+    tu_driver_and_device(&driver, NULL);
+    return driver;
+}
+
+WDFMEMORY tu_make_memory(size_t size, void **buffer)
+{
+    WDFMEMORY mem;
+    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
+                     STATUS_SUCCESS);
+    return mem;
+}
+
+WDFREQUEST tu_make_request(WDFIOTARGET target)
+{
+    WDFREQUEST req;
+    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
+    return req;
+}
+
+bool tu_pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset)
+{
+    unsigned char *want = malloc(len ? len : 1);
+    tu_fill_pattern(want, len, seed, offset);
+    bool same = memcmp(buf, want, len) == 0;
+    free(want);
+    return same;
+}
+
+void tu_sleep_ms(int ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 double tu_now_ms(void)
@@ -206,4 +245,208 @@ int tu_run_suite(Suite *s)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
+}
+
+/* ---- per-test environment ----
+ * A test removes what it made when it ends (tu_env_fini, or the teardown in
+ * CK_FORK=no runs, where a failed assertion still reaches it). A forked
+ * test that fails is _exit'ed by Check without either, so every test works
+ * inside one directory per run, made and removed by the parent process
+ * (tu_main), which also detaches any loop device left over inside it. */
+static char *g_dirs[4];
+static int g_ndirs;
+static char *g_loops[2];
+static int g_nloops;
+
+/* Detaches the registered loop devices, then removes the registered
+ * directories. No ck_* here: teardown calls it. */
+static void cleanup_registered(void)
+{
+    for (int i = 0; i < g_nloops; i++) {
+        tu_loop_detach(g_loops[i]);
+        free(g_loops[i]);
+        g_loops[i] = NULL;
+    }
+    g_nloops = 0;
+    for (int i = 0; i < g_ndirs; i++) {
+        tu_rmtree(g_dirs[i]);
+        free(g_dirs[i]);
+        g_dirs[i] = NULL;
+    }
+    g_ndirs = 0;
+}
+
+void tu_env_init(struct tu_env *e)
+{
+    tu_driver_and_device(&e->driver, &e->device);
+    e->dir = tu_tmpdir();
+    ck_assert_int_lt(g_ndirs, (int)(sizeof(g_dirs) / sizeof(g_dirs[0])));
+    g_dirs[g_ndirs++] = e->dir;
+}
+
+void tu_env_fini(struct tu_env *e)
+{
+    WdfObjectDelete(e->driver);
+    e->driver = NULL;
+    cleanup_registered();
+    e->dir = NULL;
+}
+
+char *tu_env_file(struct tu_env *e, const char *name, size_t size, unsigned seed)
+{
+    return tu_make_file(e->dir, name, size, seed);
+}
+
+char *tu_env_path(struct tu_env *e, const char *name)
+{
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/%s", e->dir, name), 0);
+    return p;
+}
+
+const char *tu_env_loop(struct tu_env *e, const char *backing)
+{
+    (void)e;
+    ck_assert_int_lt(g_nloops, (int)(sizeof(g_loops) / sizeof(g_loops[0])));
+    char *dev = tu_loop_attach(backing, false);
+    ck_assert_msg(dev != NULL, "losetup failed for %s", backing);
+    g_loops[g_nloops++] = dev;
+    return dev;
+}
+
+/* ---- fixture ---- */
+
+void tu_fixture_setup(void)
+{
+    tu_bugcheck_capture();
+    UwdfSetVerifier(FALSE);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    UwdfFaultInjectStall(0);
+}
+
+void tu_fixture_teardown(void)
+{
+    UwdfSetVerifier(FALSE);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    UwdfFaultInjectStall(0);
+    /* A failed test may leave its driver behind (CK_FORK=no); deleting it
+     * closes its targets before their files go. */
+    WDFDRIVER stale = WdfGetDriver();
+    if (stale)
+        WdfObjectDelete(stale);
+    cleanup_registered();
+    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
+                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
+}
+
+void tu_expect_bugcheck(ULONG_PTR code, ULONG_PTR p2)
+{
+    ck_assert_int_eq(tu_last_bugcheck.count, 1);
+    ck_assert_uint_eq(tu_last_bugcheck.p[0], code);
+    ck_assert_uint_eq(tu_last_bugcheck.p[1], p2);
+    tu_bugcheck_reset();
+}
+
+void tu_expect_bugcheck_reason(ULONG code, const char *reason_part)
+{
+    ck_assert_int_eq(tu_last_bugcheck.count, 1);
+    ck_assert_uint_eq(tu_last_bugcheck.code, code);
+    ck_assert_msg(tu_last_bugcheck.reason[0] != '\0', "bug check without a reason");
+    if (reason_part)
+        ck_assert_msg(strstr(tu_last_bugcheck.reason, reason_part) != NULL,
+                      "reason '%s' lacks '%s'", tu_last_bugcheck.reason, reason_part);
+    tu_bugcheck_reset();
+}
+
+TCase *tu_tcase(Suite *s, const char *name, int timeout_sec)
+{
+    TCase *tc = tcase_create(name);
+    if (timeout_sec > 0)
+        tcase_set_timeout(tc, timeout_sec);
+    tcase_add_checked_fixture(tc, tu_fixture_setup, tu_fixture_teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+/* ---- completion record ---- */
+
+void tu_completion_init(struct tu_completion *c)
+{
+    memset(c, 0, sizeof(*c));
+    KeInitializeEvent(&c->done, NotificationEvent, FALSE);
+}
+
+void tu_completion_fini(struct tu_completion *c)
+{
+    UwdfKeDestroyEvent(&c->done);
+}
+
+VOID tu_on_complete(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                    WDFCONTEXT Context)
+{
+    struct tu_completion *c = Context;
+    c->request = Request;
+    c->target = Target;
+    c->status = Params->IoStatus.Status;
+    c->information = Params->IoStatus.Information;
+    c->type = Params->Type;
+    c->params = *Params;
+    c->irql = KeGetCurrentIrql();
+    atomic_fetch_add(&c->calls, 1);
+    KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
+}
+
+bool tu_completion_wait(struct tu_completion *c, int ms)
+{
+    LARGE_INTEGER timeout;
+    timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)ms);
+    return KeWaitForSingleObject(&c->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS;
+}
+
+int tu_ncalls(struct tu_completion *c)
+{
+    return atomic_load(&c->calls);
+}
+
+/* ---- main: one directory per run (no ck_* below: not inside a test) ---- */
+
+/* The parent's safety net: loop devices whose backing file is inside dir. */
+static void detach_loops_under(const char *dir)
+{
+    FILE *p = popen("losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null", "r");
+    char line[4600], name[256], back[4300];
+    if (!p)
+        return;
+    size_t n = strlen(dir);
+    while (fgets(line, sizeof(line), p))
+        if (sscanf(line, "%255s %4299s", name, back) == 2 && strncmp(back, dir, n) == 0 && back[n] == '/')
+            tu_loop_detach(name);
+    pclose(p);
+}
+
+static char *run_dir_create(const char *name)
+{
+    const char *base = getenv("UWDF_TEST_DIR");
+    char *dir = NULL;
+    if (asprintf(&dir, "%s/uwdf-%s-XXXXXX", base && *base ? base : "/var/tmp", name) < 0)
+        return NULL;
+    if (!mkdtemp(dir)) {
+        free(dir);
+        return NULL;
+    }
+    setenv("UWDF_TEST_DIR", dir, 1); /* tu_tmpdir makes each test's directory in it */
+    return dir;
+}
+
+int tu_main(Suite *s, const char *name)
+{
+    char *run_dir = run_dir_create(name);
+    int rc = tu_run_suite(s);
+    if (run_dir) {
+        if (tu_root())
+            detach_loops_under(run_dir);
+        tu_rmtree(run_dir);
+        free(run_dir);
+    }
+    return rc;
 }

@@ -3,6 +3,7 @@
 #define UWDF_TESTUTIL_H
 
 #include <check.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <uwdf.h>
 
@@ -46,15 +47,92 @@ NTSTATUS tu_target_open(WDFDEVICE device, const char *path, ACCESS_MASK access, 
                         ULONG options, WDFIOTARGET *target);
 
 /* Backends exercised by tests that loop over engines: index 0 io_uring,
- * 1 libaio. tu_use_backend sets UWDF_BACKEND for targets opened afterwards. */
+ * 1 libaio. tu_use_backend sets UWDF_BACKEND for targets opened afterwards
+ * and returns whether the engine runs here: always, since under valgrind the
+ * io_uring engine polls its ring instead of blocking in io_uring_enter
+ * (backends/io_uring.c explains why), so both engines run there too. */
 #define TU_BACKENDS 2
 extern const char *const tu_backend_names[TU_BACKENDS];
-void tu_use_backend(int index);
+bool tu_use_backend(int index);
+
+/* A driver without a device (PASSIVE). */
+WDFDRIVER tu_make_driver(void);
+/* WdfMemoryCreate (NonPagedPoolNx, no tag, no parent), asserted to succeed. */
+WDFMEMORY tu_make_memory(size_t size, void **buffer);
+/* WdfRequestCreate on target, asserted to succeed. */
+WDFREQUEST tu_make_request(WDFIOTARGET target);
+/* Whether buf holds tu_fill_pattern(seed, offset) for len bytes. */
+bool tu_pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset);
+/* Sleeps ms milliseconds, resuming after signals. */
+void tu_sleep_ms(int ms);
 
 /* Wall-clock milliseconds (monotonic). */
 double tu_now_ms(void);
 
 /* Runs a suite; returns the process exit status (0 pass, 1 fail). */
 int tu_run_suite(Suite *s);
+
+/* ---- per-test environment: driver, control device and a directory ----
+ * The directory (and any loop device made with tu_env_loop) is registered,
+ * so tu_env_fini or, failing that, tu_fixture_teardown removes it. */
+struct tu_env {
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    char *dir;
+};
+void tu_env_init(struct tu_env *e);
+/* Deletes the driver (closing every target and deleting every request and
+ * memory object the test made), then detaches the registered loop devices
+ * and removes the registered directories. */
+void tu_env_fini(struct tu_env *e);
+/* tu_make_file inside e->dir. */
+char *tu_env_file(struct tu_env *e, const char *name, size_t size, unsigned seed);
+/* "e->dir/name" (malloc'd); nothing is created. */
+char *tu_env_path(struct tu_env *e, const char *name);
+/* A loop device over backing, detached by tu_env_fini / the teardown. */
+const char *tu_env_loop(struct tu_env *e, const char *backing);
+
+/* ---- checked fixture: bug checks are captured, so an unexpected one fails
+ * the test at teardown instead of aborting; the verifier and the allocation
+ * and stall injectors start off; the teardown also deletes a driver a failed
+ * test left behind and removes what tu_env registered. ---- */
+void tu_fixture_setup(void);
+void tu_fixture_teardown(void);
+/* Exactly one bug check since the last reset, with p[0] == code and
+ * p[1] == p2; resets the record. */
+void tu_expect_bugcheck(ULONG_PTR code, ULONG_PTR p2);
+/* Exactly one bug check since the last reset, with that code and a reason
+ * (containing reason_part unless NULL); resets the record. */
+void tu_expect_bugcheck_reason(ULONG code, const char *reason_part);
+/* A test case with the checked fixture above (and the timeout unless 0),
+ * added to s. */
+TCase *tu_tcase(Suite *s, const char *name, int timeout_sec);
+
+/* ---- completion record: what the routine saw, and an event it sets last.
+ * tu_on_complete (the completion routine, with the record as context)
+ * stores what it was given and signals done. ---- */
+struct tu_completion {
+    KEVENT done;
+    atomic_int calls;
+    NTSTATUS status;
+    ULONG_PTR information;
+    WDF_REQUEST_TYPE type;
+    KIRQL irql;
+    WDFREQUEST request;
+    WDFIOTARGET target;
+    WDF_REQUEST_COMPLETION_PARAMS params;
+};
+void tu_completion_init(struct tu_completion *c);
+void tu_completion_fini(struct tu_completion *c);
+EVT_WDF_REQUEST_COMPLETION_ROUTINE tu_on_complete;
+/* Whether the completion came within ms milliseconds. */
+bool tu_completion_wait(struct tu_completion *c, int ms);
+/* A plain-int view of the call count, so failed assertions print readably. */
+int tu_ncalls(struct tu_completion *c);
+
+/* Runs s inside one directory per run, made under UWDF_TEST_DIR (or
+ * /var/tmp) as uwdf-<name>-XXXXXX and removed at the end with any loop
+ * device inside it. Returns the process exit status (0 pass, 1 fail). */
+int tu_main(Suite *s, const char *name);
 
 #endif
