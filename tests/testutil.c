@@ -103,10 +103,16 @@ void tu_rmtree(const char *dir)
 
 void tu_fill_pattern(void *buf, size_t len, unsigned seed, uint64_t offset)
 {
+    /* Every byte depends on both the seed and its file offset (a
+     * splitmix64-style mix), so data written with one seed never passes for
+     * another's, and a block at the wrong offset is caught. */
     unsigned char *p = buf;
     for (size_t i = 0; i < len; i++) {
-        uint64_t x = (offset + i) * 0x9E3779B97F4A7C15ull + seed;
-        p[i] = seed ? (unsigned char)(x >> 56) : 0;
+        uint64_t x = (offset + i) ^ ((uint64_t)seed * 0x9E3779B97F4A7C15ull);
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+        x ^= x >> 31;
+        p[i] = seed ? (unsigned char)x : 0;
     }
 }
 

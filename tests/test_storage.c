@@ -1,0 +1,1687 @@
+/* Storage operations on files and loop devices: flush (IRP_MJ_FLUSH_BUFFERS
+ * as fsync / fdatasync, asynchronous, synchronous and chained from a
+ * completion routine), write-through (RWF_DSYNC per write), discard
+ * (IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, DeviceDsmAction_Trim) with its
+ * validation, write-zeroes (FSCTL_SET_ZERO_DATA) and the geometry IOCTLs
+ * compared with blockdev(8). Every test that opens a target runs once per
+ * engine (io_uring, libaio) and checks the target really uses it.
+ * Loop-device tests need root; without it the program reports SKIP (77)
+ * after the rest ran.
+ *
+ * A few checks look at what went down to the kernel (the request's
+ * struct uwdf_io: the flush op, RWF_DSYNC), hence lib/internal.h. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include "../lib/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ntdddisk.h>
+#include <ntifs.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define BLK 4096
+#define SECTOR 512
+#define FILE_BLOCKS 64
+#define FILE_SIZE (FILE_BLOCKS * BLK)
+#define FILE_SEED 31u
+#define LOOP_FILE_SIZE (1u << 20)
+#define WAIT_MS 10000 /* an I/O that takes this long is lost */
+#define SYNC_TIMEOUT_SEC 10
+#define TEST_TIMEOUT_SEC 60
+#define EXIT_SKIP 77
+#define MAX_DIRS 4
+#define MAX_LOOPS 4
+#define DSM_WORDS 64 /* room for the header and 30 ranges */
+#define DSM_RANGES_OFFSET 32 /* sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) rounded up to 8 */
+
+_Static_assert(DSM_RANGES_OFFSET >= sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) && DSM_RANGES_OFFSET % 8 == 0,
+               "DSM range list placement");
+
+/* ------------------------------------------------------------------- */
+/* per-test resources                                                   */
+/* ------------------------------------------------------------------- */
+
+/* A test removes what it made when it ends (env_fini, or teardown in
+ * CK_FORK=no runs, where a failed assertion still reaches it). A forked
+ * test that fails is _exit'ed by Check before either runs, so every test
+ * works inside one directory per run that main() makes and removes, and
+ * main() also detaches every loop device whose backing file lies in it. */
+static char *g_dirs[MAX_DIRS];
+static int g_ndirs;
+static char *g_loops[MAX_LOOPS];
+static int g_nloops;
+
+static void release_registered(void)
+{
+    for (int i = 0; i < g_nloops; i++) {
+        tu_loop_detach(g_loops[i]);
+        free(g_loops[i]);
+        g_loops[i] = NULL;
+    }
+    g_nloops = 0;
+    for (int i = 0; i < g_ndirs; i++) {
+        tu_rmtree(g_dirs[i]);
+        free(g_dirs[i]);
+        g_dirs[i] = NULL;
+    }
+    g_ndirs = 0;
+}
+
+struct env {
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    char *dir;
+    int backend;
+};
+
+/* Selects the engine for the targets opened afterwards, and makes the
+ * driver, the control device and the test's directory. */
+static void env_init(struct env *e, int backend)
+{
+    tu_use_backend(backend);
+    e->backend = backend;
+    tu_driver_and_device(&e->driver, &e->device);
+    e->dir = tu_tmpdir();
+    ck_assert_int_lt(g_ndirs, MAX_DIRS);
+    g_dirs[g_ndirs++] = e->dir;
+}
+
+/* Deleting the driver closes every target and deletes every request and
+ * memory object the test made; then the loop devices and files go. */
+static void env_fini(struct env *e)
+{
+    WdfObjectDelete(e->driver);
+    e->driver = NULL;
+    release_registered();
+}
+
+/* Pattern bytes: a hash of the seed and the byte's offset, so blocks
+ * written with different seeds (or at different offsets) never agree.
+ * (tu_fill_pattern's bytes barely depend on the seed: two small non-zero
+ * seeds give the same data, which would hide a lost or stale write.) */
+static void fill_pattern(void *buf, size_t len, unsigned seed, uint64_t offset)
+{
+    unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        uint64_t z = offset + i + (uint64_t)seed * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        p[i] = (unsigned char)((z ^ (z >> 31)) >> 56);
+    }
+}
+
+/* A file of size bytes of pattern (seed) in the test's directory, on disk. */
+static char *env_file(struct env *e, const char *name, size_t size, unsigned seed)
+{
+    char *path = NULL;
+    ck_assert_int_ge(asprintf(&path, "%s/%s", e->dir, name), 0);
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    unsigned char *buf = malloc(size);
+    fill_pattern(buf, size, seed, 0);
+    ck_assert_int_eq(pwrite(fd, buf, size, 0), (ssize_t)size);
+    free(buf);
+    ck_assert_int_eq(fsync(fd), 0);
+    close(fd);
+    return path;
+}
+
+/* A loop device over backing; sector_size 0 keeps losetup's default. */
+static const char *env_loop(struct env *e, const char *backing, unsigned sector_size)
+{
+    char cmd[4400], size_opt[64] = "";
+    (void)e;
+    ck_assert_int_lt(g_nloops, MAX_LOOPS);
+    if (sector_size)
+        snprintf(size_opt, sizeof(size_opt), "--sector-size %u", sector_size);
+    snprintf(cmd, sizeof(cmd), "losetup -f --show %s '%s' 2>/dev/null", size_opt, backing);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char line[256] = "";
+    char *got = fgets(line, sizeof(line), p);
+    int rc = pclose(p);
+    ck_assert_msg(got && rc == 0, "losetup failed for %s", backing);
+    line[strcspn(line, "\n")] = '\0';
+    g_loops[g_nloops] = strdup(line);
+    return g_loops[g_nloops++];
+}
+
+/* /sys/block/loopN/queue/<attr> as a number (0 when unreadable). */
+static unsigned long long loop_queue_attr(const char *dev, const char *attr)
+{
+    char path[512];
+    unsigned long long v = 0;
+    const char *base = strrchr(dev, '/');
+    snprintf(path, sizeof(path), "/sys/block/%s/queue/%s", base ? base + 1 : dev, attr);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+/* ------------------------------------------------------------------- */
+/* fixture                                                              */
+/* ------------------------------------------------------------------- */
+
+static void setup(void)
+{
+    tu_bugcheck_capture();
+    UwdfSetVerifier(FALSE);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    UwdfFaultInjectStall(0);
+}
+
+static void teardown(void)
+{
+    WDFDRIVER stale = WdfGetDriver();
+    if (stale)
+        WdfObjectDelete(stale);
+    release_registered();
+    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
+                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
+}
+
+/* ------------------------------------------------------------------- */
+/* helpers                                                              */
+/* ------------------------------------------------------------------- */
+
+static void *xaligned(size_t size)
+{
+    void *p = NULL;
+    ck_assert_int_eq(posix_memalign(&p, BLK, size), 0);
+    return p;
+}
+
+static WDFIOTARGET open_target(struct env *e, const char *path, ACCESS_MASK access, ULONG options)
+{
+    WDFIOTARGET target;
+    NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
+    ck_assert_msg(status == STATUS_SUCCESS, "open %s: 0x%08x", path, (unsigned)status);
+    ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[e->backend]);
+    return target;
+}
+
+static WDFMEMORY make_memory(size_t size, void **buffer)
+{
+    WDFMEMORY mem;
+    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
+                     STATUS_SUCCESS);
+    return mem;
+}
+
+static WDFREQUEST make_request(WDFIOTARGET target)
+{
+    WDFREQUEST req;
+    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
+    return req;
+}
+
+/* The framework's view of a request: what went down to the kernel. */
+static struct uwdf_request *internal_request(WDFREQUEST req)
+{
+    struct uwdf_request *r = uwdf_request_lookup(req, "test_storage");
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+static bool pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset)
+{
+    unsigned char *want = malloc(len ? len : 1);
+    fill_pattern(want, len, seed, offset);
+    bool same = memcmp(buf, want, len) == 0;
+    free(want);
+    return same;
+}
+
+static bool all_zero(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* The file's (or device's) bytes, read behind the framework's back. */
+static void raw_read(const char *path, uint64_t offset, void *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ssize_t n = pread(fd, buf, len, (off_t)offset);
+    close(fd);
+    ck_assert_msg(n == (ssize_t)len, "pread %s at %llu: %zd of %zu bytes", path,
+                  (unsigned long long)offset, n, len);
+}
+
+static bool raw_matches(const char *path, uint64_t offset, size_t len, unsigned seed)
+{
+    unsigned char *got = malloc(len);
+    raw_read(path, offset, got, len);
+    bool same = pattern_matches(got, len, seed, offset);
+    free(got);
+    return same;
+}
+
+static bool raw_zero(const char *path, uint64_t offset, size_t len)
+{
+    unsigned char *got = malloc(len);
+    raw_read(path, offset, got, len);
+    bool zero = all_zero(got, len);
+    free(got);
+    return zero;
+}
+
+static struct stat stat_of(const char *path)
+{
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st;
+}
+
+static NTSTATUS sync_read(WDFIOTARGET t, void *buf, ULONG len, LONGLONG off, ULONG_PTR *bytes)
+{
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, len);
+    return WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, bytes);
+}
+
+static NTSTATUS sync_write(WDFIOTARGET t, const void *buf, ULONG len, LONGLONG off)
+{
+    WDF_MEMORY_DESCRIPTOR d;
+    ULONG_PTR bytes = 0;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, (PVOID)buf, len);
+    NTSTATUS status = WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes);
+    if (NT_SUCCESS(status))
+        ck_assert_uint_eq(bytes, len);
+    return status;
+}
+
+static NTSTATUS sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_len, void *out, ULONG out_len,
+                           ULONG_PTR *bytes)
+{
+    WDF_MEMORY_DESCRIPTOR din, dout;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&din, (PVOID)in, in_len);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&dout, out, out_len);
+    return WdfIoTargetSendIoctlSynchronously(t, NULL, code, in ? &din : NULL, out ? &dout : NULL, NULL,
+                                             bytes);
+}
+
+/* Writes block-sized pattern data (seed, at off) through the target. */
+static void write_pattern(WDFIOTARGET t, LONGLONG off, size_t len, unsigned seed)
+{
+    unsigned char *buf = xaligned(len);
+    fill_pattern(buf, len, seed, (uint64_t)off);
+    NTSTATUS status = sync_write(t, buf, (ULONG)len, off);
+    free(buf);
+    ck_assert_msg(status == STATUS_SUCCESS, "write at %lld: 0x%08x", (long long)off, (unsigned)status);
+}
+
+/* Reads [off, off+len) through a target opened afresh on path (unbuffered
+ * when direct) and compares it with the pattern, or with zeros (seed 0). */
+static bool fresh_open_matches(struct env *e, const char *path, bool direct, LONGLONG off, size_t len,
+                               unsigned seed)
+{
+    WDFIOTARGET t = open_target(e, path, GENERIC_READ, direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0);
+    unsigned char *buf = xaligned(len);
+    ULONG_PTR bytes = 0;
+    memset(buf, 0xA5, len);
+    NTSTATUS status = sync_read(t, buf, (ULONG)len, off, &bytes);
+    ck_assert_msg(status == STATUS_SUCCESS, "read %s at %lld: 0x%08x", path, (long long)off, (unsigned)status);
+    ck_assert_uint_eq(bytes, len);
+    bool same = seed ? pattern_matches(buf, len, seed, (uint64_t)off) : all_zero(buf, len);
+    free(buf);
+    WdfObjectDelete(t);
+    return same;
+}
+
+/* A completion record: what the routine saw, and an event it sets last. */
+struct completion {
+    KEVENT done;
+    atomic_int calls;
+    NTSTATUS status;
+    ULONG_PTR information;
+    WDF_REQUEST_TYPE type;
+    ULONG ioctl;
+};
+
+static void completion_init(struct completion *c)
+{
+    memset(c, 0, sizeof(*c));
+    KeInitializeEvent(&c->done, NotificationEvent, FALSE);
+}
+
+static void completion_fini(struct completion *c)
+{
+    UwdfKeDestroyEvent(&c->done);
+}
+
+static VOID on_complete(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                        WDFCONTEXT Context)
+{
+    struct completion *c = Context;
+    (void)Request;
+    (void)Target;
+    c->status = Params->IoStatus.Status;
+    c->information = Params->IoStatus.Information;
+    c->type = Params->Type;
+    if (Params->Type == WdfRequestTypeDeviceControl)
+        c->ioctl = Params->Parameters.Ioctl.IoControlCode;
+    atomic_fetch_add(&c->calls, 1);
+    KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
+}
+
+static bool event_wait(KEVENT *ev, int ms)
+{
+    LARGE_INTEGER timeout;
+    timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)ms);
+    return KeWaitForSingleObject(ev, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS;
+}
+
+/* Sends req asynchronously and waits for its completion routine. */
+static NTSTATUS send_async(WDFREQUEST req, WDFIOTARGET t, struct completion *c)
+{
+    completion_init(c);
+    WdfRequestSetCompletionRoutine(req, on_complete, c);
+    ck_assert_msg(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS), "send failed: 0x%08x",
+                  (unsigned)WdfRequestGetStatus(req));
+    ck_assert_msg(event_wait(&c->done, WAIT_MS), "no completion within %d ms", WAIT_MS);
+    ck_assert_int_eq(atomic_load(&c->calls), 1);
+    completion_fini(c);
+    return c->status;
+}
+
+/* Sends req with WDF_REQUEST_SEND_OPTION_SYNCHRONOUS; the outcome is the
+ * request's status. */
+static NTSTATUS send_synchronous(WDFREQUEST req, WDFIOTARGET t)
+{
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
+    ck_assert_msg(WdfRequestSend(req, t, &o), "synchronous send failed: 0x%08x",
+                  (unsigned)WdfRequestGetStatus(req));
+    return WdfRequestGetStatus(req);
+}
+
+static void format_flush(WDFREQUEST req, UCHAR minor)
+{
+    IO_STACK_LOCATION stack;
+    memset(&stack, 0, sizeof(stack));
+    stack.MajorFunction = IRP_MJ_FLUSH_BUFFERS;
+    stack.MinorFunction = minor;
+    WdfRequestWdmFormatUsingStackLocation(req, &stack);
+}
+
+/* ---- data-set management (trim) input ---- */
+
+struct dsm {
+    union {
+        DEVICE_MANAGE_DATA_SET_ATTRIBUTES hdr;
+        uint64_t words[DSM_WORDS];
+    } u;
+    ULONG len; /* bytes of input to send */
+};
+
+static void dsm_init(struct dsm *d, ULONG action, ULONG flags)
+{
+    memset(d, 0, sizeof(*d));
+    d->u.hdr.Size = sizeof(d->u.hdr);
+    d->u.hdr.Action = action;
+    d->u.hdr.Flags = flags;
+    d->u.hdr.DataSetRangesOffset = DSM_RANGES_OFFSET;
+    d->u.hdr.DataSetRangesLength = 0;
+    d->len = DSM_RANGES_OFFSET;
+}
+
+static void dsm_add(struct dsm *d, LONGLONG offset, ULONGLONG length)
+{
+    DEVICE_DATA_SET_RANGE r = { offset, length };
+    size_t at = DSM_RANGES_OFFSET + d->u.hdr.DataSetRangesLength;
+    ck_assert_uint_le(at + sizeof(r), sizeof(d->u));
+    memcpy((char *)&d->u + at, &r, sizeof(r));
+    d->u.hdr.DataSetRangesLength += sizeof(r);
+    d->len = (ULONG)(at + sizeof(r));
+}
+
+static NTSTATUS trim(WDFIOTARGET t, const struct dsm *d)
+{
+    return sync_ioctl(t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d->u, d->len, NULL, 0, NULL);
+}
+
+static NTSTATUS trim_one(WDFIOTARGET t, LONGLONG offset, ULONGLONG length)
+{
+    struct dsm d;
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, offset, length);
+    return trim(t, &d);
+}
+
+static NTSTATUS set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond)
+{
+    FILE_ZERO_DATA_INFORMATION z;
+    z.FileOffset.QuadPart = from;
+    z.BeyondFinalZero.QuadPart = beyond;
+    return sync_ioctl(t, FSCTL_SET_ZERO_DATA, &z, sizeof(z), NULL, 0, NULL);
+}
+
+/* A pattern file and a read/write target on it, for the tests that check a
+ * rejected request changed nothing. */
+struct victim {
+    struct env e;
+    char *path;
+    WDFIOTARGET t;
+    blkcnt_t blocks;
+};
+
+static void victim_init(struct victim *v, int backend)
+{
+    env_init(&v->e, backend);
+    v->path = env_file(&v->e, "victim", FILE_SIZE, FILE_SEED);
+    v->t = open_target(&v->e, v->path, GENERIC_READ | GENERIC_WRITE, 0);
+    v->blocks = stat_of(v->path).st_blocks;
+}
+
+static void victim_assert_untouched(struct victim *v)
+{
+    struct stat st = stat_of(v->path);
+    ck_assert_int_eq(st.st_size, FILE_SIZE);
+    ck_assert_int_eq(st.st_blocks, v->blocks);
+    ck_assert_msg(raw_matches(v->path, 0, FILE_SIZE, FILE_SEED), "the file changed");
+}
+
+static void victim_fini(struct victim *v)
+{
+    free(v->path);
+    env_fini(&v->e);
+}
+
+/* ------------------------------------------------------------------- */
+/* flush                                                                */
+/* ------------------------------------------------------------------- */
+
+/* MinorFunction of IRP_MJ_FLUSH_BUFFERS and the system call it must be. */
+static const struct flush_kind {
+    UCHAR minor;
+    uint8_t op;
+    const char *name;
+} flush_kinds[] = {
+    { 0, UWDF_OP_FSYNC, "fsync" },
+    { IRP_MN_FLUSH_DATA_ONLY, UWDF_OP_FDATASYNC, "fdatasync (IRP_MN_FLUSH_DATA_ONLY)" },
+    { IRP_MN_FLUSH_DATA_SYNC_ONLY, UWDF_OP_FDATASYNC, "fdatasync (IRP_MN_FLUSH_DATA_SYNC_ONLY)" },
+    { IRP_MN_FLUSH_NO_SYNC, UWDF_OP_FSYNC, "fsync (IRP_MN_FLUSH_NO_SYNC)" },
+};
+#define FLUSH_KINDS ((int)(sizeof(flush_kinds) / sizeof(flush_kinds[0])))
+
+/* For every flush kind, sent asynchronously and synchronously: write a
+ * block through t, then flush it. Variant v writes block first_block + v
+ * with seed 100 + v. The flush must succeed after the right system call. */
+static void write_and_flush_every_way(WDFIOTARGET t, int first_block)
+{
+    for (int v = 0; v < 2 * FLUSH_KINDS; v++) {
+        const struct flush_kind *k = &flush_kinds[v % FLUSH_KINDS];
+        bool synchronous = v >= FLUSH_KINDS;
+        LONGLONG off = (LONGLONG)(first_block + v) * BLK;
+        write_pattern(t, off, BLK, 100u + (unsigned)v);
+        WDFREQUEST req = make_request(t);
+        format_flush(req, k->minor);
+        struct completion c;
+        memset(&c, 0, sizeof(c));
+        NTSTATUS status = synchronous ? send_synchronous(req, t) : send_async(req, t, &c);
+        ck_assert_msg(status == STATUS_SUCCESS, "%s %s flush: 0x%08x", synchronous ? "synchronous" : "async",
+                      k->name, (unsigned)status);
+        if (!synchronous)
+            ck_assert_int_eq(c.type, WdfRequestTypeNoFormat); /* no framework format context */
+        ck_assert_msg(internal_request(req)->io.op == k->op, "%s: engine op %u", k->name,
+                      (unsigned)internal_request(req)->io.op);
+        WdfObjectDelete(req);
+    }
+}
+
+START_TEST(flush_write_then_fsync_then_read_through_new_open_file)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    write_and_flush_every_way(t, 4);
+    for (int v = 0; v < 2 * FLUSH_KINDS; v++) {
+        LONGLONG off = (LONGLONG)(4 + v) * BLK;
+        ck_assert_msg(fresh_open_matches(&e, path, true, off, BLK, 100u + (unsigned)v), "variant %d", v);
+        ck_assert(raw_matches(path, (uint64_t)off, BLK, 100u + (unsigned)v));
+    }
+    /* Around the written blocks, the file is as it was. */
+    ck_assert(raw_matches(path, 0, 4 * BLK, FILE_SEED));
+    ck_assert(raw_matches(path, (4 + 2 * FLUSH_KINDS) * BLK, FILE_SIZE - (4 + 2 * FLUSH_KINDS) * BLK, FILE_SEED));
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* Write, then from the write's completion routine format and send a flush
+ * on a second request; the flush's routine ends the chain. */
+struct chain {
+    KEVENT done;
+    WDFREQUEST flush;
+    NTSTATUS write_status;
+    ULONG_PTR write_bytes;
+    NTSTATUS flush_status;
+    BOOLEAN flush_sent;
+    atomic_int write_calls, flush_calls;
+};
+
+static VOID chain_flush_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                             WDFCONTEXT Context)
+{
+    struct chain *ch = Context;
+    (void)Request;
+    (void)Target;
+    ch->flush_status = Params->IoStatus.Status;
+    atomic_fetch_add(&ch->flush_calls, 1);
+    KeSetEvent(&ch->done, IO_NO_INCREMENT, FALSE);
+}
+
+static VOID chain_write_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                             WDFCONTEXT Context)
+{
+    struct chain *ch = Context;
+    (void)Request;
+    ch->write_status = Params->IoStatus.Status;
+    ch->write_bytes = Params->IoStatus.Information;
+    atomic_fetch_add(&ch->write_calls, 1);
+    if (!NT_SUCCESS(ch->write_status)) {
+        KeSetEvent(&ch->done, IO_NO_INCREMENT, FALSE);
+        return;
+    }
+    format_flush(ch->flush, IRP_MN_FLUSH_DATA_ONLY);
+    WdfRequestSetCompletionRoutine(ch->flush, chain_flush_done, ch);
+    ch->flush_sent = WdfRequestSend(ch->flush, Target, WDF_NO_SEND_OPTIONS);
+    if (!ch->flush_sent) {
+        ch->flush_status = WdfRequestGetStatus(ch->flush);
+        KeSetEvent(&ch->done, IO_NO_INCREMENT, FALSE);
+    }
+}
+
+START_TEST(flush_sent_from_completion_routine_chains_write_flush_done)
+{
+    struct env e;
+    struct chain ch;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    memset(&ch, 0, sizeof(ch));
+    KeInitializeEvent(&ch.done, NotificationEvent, FALSE);
+    ch.flush = make_request(t);
+
+    void *buf;
+    WDFMEMORY mem = make_memory(2 * BLK, &buf);
+    LONGLONG off = 9 * BLK;
+    fill_pattern(buf, 2 * BLK, 77, (uint64_t)off);
+    WDFREQUEST write = make_request(t);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, write, mem, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(write, chain_write_done, &ch);
+    ck_assert(WdfRequestSend(write, t, WDF_NO_SEND_OPTIONS));
+    ck_assert_msg(event_wait(&ch.done, WAIT_MS), "the chain did not end within %d ms", WAIT_MS);
+
+    ck_assert_int_eq(ch.write_status, STATUS_SUCCESS);
+    ck_assert_uint_eq(ch.write_bytes, 2 * BLK);
+    ck_assert_msg(ch.flush_sent, "flush send from the completion routine failed: 0x%08x",
+                  (unsigned)ch.flush_status);
+    ck_assert_int_eq(ch.flush_status, STATUS_SUCCESS);
+    ck_assert_int_eq(atomic_load(&ch.write_calls), 1);
+    ck_assert_int_eq(atomic_load(&ch.flush_calls), 1);
+    ck_assert_uint_eq(internal_request(ch.flush)->io.op, UWDF_OP_FDATASYNC);
+    ck_assert(fresh_open_matches(&e, path, true, off, 2 * BLK, 77));
+    UwdfKeDestroyEvent(&ch.done);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- */
+/* write-through                                                        */
+/* ------------------------------------------------------------------- */
+
+static bool next_stack_write_through(WDFREQUEST req)
+{
+    return (IoGetNextIrpStackLocation(WdfRequestWdmGetIrp(req))->Flags & SL_WRITE_THROUGH) != 0;
+}
+
+/* Formats a write of one block (mem) at off; write_through: -1 leaves the
+ * format alone, 0 / 1 call UwdfRequestSetWriteThrough. Sends it
+ * asynchronously and returns the rw flags the engine got; *sl gets whether
+ * the formatted stack location had SL_WRITE_THROUGH. */
+static int write_with(WDFIOTARGET t, WDFREQUEST req, WDFMEMORY mem, LONGLONG off, int write_through, bool *sl)
+{
+    struct completion c;
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    if (write_through >= 0) {
+        UwdfRequestSetWriteThrough(req, write_through ? TRUE : FALSE);
+        ck_assert_int_eq(next_stack_write_through(req), write_through == 1);
+    }
+    if (sl)
+        *sl = next_stack_write_through(req);
+    ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
+    ck_assert_uint_eq(c.information, BLK);
+    return internal_request(req)->io.rw_flags;
+}
+
+START_TEST(write_through_sets_rwf_dsync)
+{
+    struct env e;
+    struct completion c;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    void *buf;
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    fill_pattern(buf, BLK, 88, 5 * BLK);
+    WDFREQUEST req = make_request(t);
+
+    ck_assert(write_with(t, req, mem, 5 * BLK, 1, NULL) & RWF_DSYNC);
+    ck_assert(raw_matches(path, 5 * BLK, BLK, 88));
+    /* Without the call, a write on an ordinary target is not write-through. */
+    ck_assert(!(write_with(t, req, mem, 5 * BLK, -1, NULL) & RWF_DSYNC));
+
+    /* Reads ignore it. */
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    UwdfRequestSetWriteThrough(req, TRUE);
+    ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
+    ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
+    ck_assert(pattern_matches(buf, BLK, FILE_SEED, 0));
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(file_write_through_target_sets_rwf_dsync_on_every_write)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH);
+    ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DSYNC);
+    ck_assert(WdfIoTargetWdmGetTargetFileObject(t)->Flags & FO_WRITE_THROUGH);
+    void *buf;
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFREQUEST req = make_request(t);
+    for (int i = 0; i < 3; i++) {
+        LONGLONG off = (LONGLONG)(2 + i) * BLK;
+        fill_pattern(buf, BLK, 90u + (unsigned)i, (uint64_t)off);
+        bool sl = false;
+        ck_assert(write_with(t, req, mem, off, -1, &sl) & RWF_DSYNC);
+        ck_assert_msg(sl, "the format did not set SL_WRITE_THROUGH");
+        ck_assert(raw_matches(path, (uint64_t)off, BLK, 90u + (unsigned)i));
+    }
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(write_through_false_clears_rwf_dsync)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH);
+    void *buf;
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    fill_pattern(buf, BLK, 95, 7 * BLK);
+    WDFREQUEST req = make_request(t);
+    /* The target's default, cleared for this one write. */
+    ck_assert(!(write_with(t, req, mem, 7 * BLK, 0, NULL) & RWF_DSYNC));
+    ck_assert(raw_matches(path, 7 * BLK, BLK, 95));
+    /* The next format sets it again. */
+    ck_assert(write_with(t, req, mem, 7 * BLK, -1, NULL) & RWF_DSYNC);
+    /* Set, then cleared before the send. */
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    LONGLONG off = 7 * BLK;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    UwdfRequestSetWriteThrough(req, TRUE);
+    UwdfRequestSetWriteThrough(req, FALSE);
+    ck_assert(!next_stack_write_through(req));
+    struct completion c;
+    ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
+    ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- */
+/* discard (trim) on files                                              */
+/* ------------------------------------------------------------------- */
+
+START_TEST(discard_file_frees_blocks_and_reads_zeros)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    struct stat before = stat_of(path);
+    const LONGLONG off = 16 * BLK;
+    const ULONGLONG len = 32 * BLK;
+    ck_assert_int_eq(trim_one(t, off, len), STATUS_SUCCESS);
+
+    struct stat after = stat_of(path);
+    ck_assert_int_eq(after.st_size, FILE_SIZE);
+    ck_assert_msg(after.st_blocks <= before.st_blocks - (blkcnt_t)(len / 512),
+                  "st_blocks %lld -> %lld: the range was not freed", (long long)before.st_blocks,
+                  (long long)after.st_blocks);
+    ck_assert(fresh_open_matches(&e, path, false, off, len, 0));
+    ck_assert(raw_zero(path, (uint64_t)off, len));
+    ck_assert(raw_matches(path, 0, (size_t)off, FILE_SEED));
+    ck_assert(raw_matches(path, (uint64_t)(off + (LONGLONG)len), FILE_SIZE - (size_t)off - len, FILE_SEED));
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* Sends d through a request formatted with WdfIoTargetFormatRequestForIoctl
+ * (a WDFMEMORY input), asynchronously; returns the completion status. */
+static NTSTATUS trim_async(WDFIOTARGET t, const struct dsm *d, struct completion *c)
+{
+    void *in;
+    WDFMEMORY mem = make_memory(d->len, &in);
+    memcpy(in, &d->u, d->len);
+    WDFREQUEST req = make_request(t);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, mem,
+                                                      NULL, NULL, NULL),
+                     STATUS_SUCCESS);
+    NTSTATUS status = send_async(req, t, c);
+    ck_assert_int_eq(c->type, WdfRequestTypeDeviceControl);
+    ck_assert_uint_eq(c->ioctl, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES);
+    ck_assert_uint_eq(c->information, 0);
+    WdfObjectDelete(req);
+    WdfObjectDelete(mem);
+    return status;
+}
+
+START_TEST(discard_async_through_format_request_for_ioctl)
+{
+    struct env e;
+    struct completion c;
+    struct dsm d;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    blkcnt_t before = stat_of(path).st_blocks;
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, 8 * BLK, 8 * BLK);
+    ck_assert_int_eq(trim_async(t, &d, &c), STATUS_SUCCESS);
+    ck_assert_int_lt(stat_of(path).st_blocks, before);
+    ck_assert(raw_zero(path, 8 * BLK, 8 * BLK));
+    ck_assert(raw_matches(path, 0, 8 * BLK, FILE_SEED));
+    ck_assert(raw_matches(path, 16 * BLK, FILE_SIZE - 16 * BLK, FILE_SEED));
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(discard_several_ranges_in_one_request)
+{
+    static const struct {
+        int block, count;
+    } ranges[] = { { 2, 3 }, { 10, 1 }, { 20, 8 }, { 60, 4 } };
+    const int nranges = (int)(sizeof(ranges) / sizeof(ranges[0]));
+    struct env e;
+    struct completion c;
+    struct dsm d;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    blkcnt_t before = stat_of(path).st_blocks;
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    ULONGLONG total = 0;
+    for (int i = 0; i < nranges; i++) {
+        dsm_add(&d, (LONGLONG)ranges[i].block * BLK, (ULONGLONG)ranges[i].count * BLK);
+        total += (ULONGLONG)ranges[i].count * BLK;
+    }
+    ck_assert_int_eq(trim_async(t, &d, &c), STATUS_SUCCESS);
+    ck_assert_int_le(stat_of(path).st_blocks, before - (blkcnt_t)(total / 512));
+
+    /* Block by block: trimmed ones read zeros, the others are intact. */
+    for (int b = 0; b < FILE_BLOCKS; b++) {
+        bool trimmed = false;
+        for (int i = 0; i < nranges; i++)
+            trimmed |= b >= ranges[i].block && b < ranges[i].block + ranges[i].count;
+        if (trimmed)
+            ck_assert_msg(raw_zero(path, (uint64_t)b * BLK, BLK), "block %d was not trimmed", b);
+        else
+            ck_assert_msg(raw_matches(path, (uint64_t)b * BLK, BLK, FILE_SEED), "block %d changed", b);
+    }
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(discard_async_failure_reaches_completion_routine)
+{
+    struct victim v;
+    struct completion c;
+    struct dsm d;
+    victim_init(&v, _i);
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, FILE_SIZE - BLK, 2 * BLK);
+    ck_assert_int_eq(trim_async(v.t, &d, &c), STATUS_INVALID_PARAMETER);
+    dsm_init(&d, DeviceDsmAction_None, 0);
+    dsm_add(&d, 0, BLK);
+    ck_assert_int_eq(trim_async(v.t, &d, &c), STATUS_NOT_SUPPORTED);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_entire_data_set_range_flag_trims_whole_file)
+{
+    struct env e;
+    struct dsm d;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    blkcnt_t before = stat_of(path).st_blocks;
+    /* No range list at all: the flag stands for the whole target. */
+    dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
+    d.u.hdr.DataSetRangesOffset = 0;
+    d.len = sizeof(d.u.hdr);
+    ck_assert_int_eq(trim(t, &d), STATUS_SUCCESS);
+    struct stat st = stat_of(path);
+    ck_assert_int_eq(st.st_size, FILE_SIZE);
+    ck_assert_int_le(st.st_blocks, before - FILE_SIZE / 512);
+    ck_assert(raw_zero(path, 0, FILE_SIZE));
+    ck_assert(fresh_open_matches(&e, path, true, 0, FILE_SIZE, 0));
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+/* ---- validation: each rejected request leaves the file untouched ---- */
+
+START_TEST(discard_range_past_end_is_invalid_parameter)
+{
+    struct victim v;
+    victim_init(&v, _i);
+    ck_assert_int_eq(trim_one(v.t, FILE_SIZE - BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(trim_one(v.t, FILE_SIZE, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(trim_one(v.t, -BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
+    /* offset + length wraps around */
+    ck_assert_int_eq(trim_one(v.t, BLK, UINT64_MAX - SECTOR + 1), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    /* The last block itself is fine. */
+    ck_assert_int_eq(trim_one(v.t, FILE_SIZE - BLK, BLK), STATUS_SUCCESS);
+    ck_assert(raw_zero(v.path, FILE_SIZE - BLK, BLK));
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_offset_not_sector_multiple_is_invalid_parameter)
+{
+    struct victim v;
+    victim_init(&v, _i);
+    ck_assert_int_eq(trim_one(v.t, BLK + 1, 4 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(trim_one(v.t, SECTOR / 2, BLK), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_length_not_sector_multiple_is_invalid_parameter)
+{
+    struct victim v;
+    victim_init(&v, _i);
+    ck_assert_int_eq(trim_one(v.t, BLK, 4 * BLK + 100), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(trim_one(v.t, BLK, SECTOR - 1), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_zero_length_is_invalid_parameter)
+{
+    struct victim v;
+    struct dsm d;
+    victim_init(&v, _i);
+    ck_assert_int_eq(trim_one(v.t, BLK, 0), STATUS_INVALID_PARAMETER);
+    /* An empty range list without DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE. */
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_ranges_offset_not_8_aligned_is_invalid_parameter)
+{
+    struct victim v;
+    struct dsm d;
+    victim_init(&v, _i);
+    /* A well-formed range, but at offset 28: DEVICE_DATA_SET_RANGE holds
+     * LONGLONGs. */
+    DEVICE_DATA_SET_RANGE r = { BLK, BLK };
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    d.u.hdr.DataSetRangesOffset = sizeof(d.u.hdr);
+    ck_assert_uint_ne(d.u.hdr.DataSetRangesOffset % 8, 0);
+    d.u.hdr.DataSetRangesLength = sizeof(r);
+    memcpy((char *)&d.u + d.u.hdr.DataSetRangesOffset, &r, sizeof(r));
+    d.len = d.u.hdr.DataSetRangesOffset + (ULONG)sizeof(r);
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_ranges_length_not_multiple_of_range_size_is_invalid_parameter)
+{
+    struct victim v;
+    struct dsm d;
+    victim_init(&v, _i);
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, BLK, BLK);
+    dsm_add(&d, 4 * BLK, BLK);
+    d.u.hdr.DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE) + 8;
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    d.u.hdr.DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE) - 1;
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_ranges_beyond_input_buffer_is_invalid_parameter)
+{
+    struct victim v;
+    struct dsm d;
+    victim_init(&v, _i);
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, BLK, BLK);
+    dsm_add(&d, 4 * BLK, BLK);
+    /* The header lists two ranges; the buffer sent holds one. */
+    d.len -= sizeof(DEVICE_DATA_SET_RANGE);
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    /* The list starts past the end of the buffer. */
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, BLK, BLK);
+    d.u.hdr.DataSetRangesOffset = d.len;
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    /* An offset near 4 GiB (offset + length wraps in 32 bits). */
+    d.u.hdr.DataSetRangesOffset = 0xFFFFFFF8u;
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_input_smaller_than_header_is_invalid_parameter)
+{
+    struct victim v;
+    struct dsm d;
+    victim_init(&v, _i);
+    dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
+    ck_assert_int_eq(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d.u, sizeof(d.u.hdr) - 1, NULL,
+                                0, NULL),
+                     STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d.u, 8, NULL, 0, NULL),
+                     STATUS_INVALID_PARAMETER);
+    /* No input at all. */
+    ck_assert_int_eq(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, NULL, 0, NULL, 0, NULL),
+                     STATUS_INVALID_PARAMETER);
+    /* A whole header whose Size says it is smaller. */
+    d.u.hdr.Size = sizeof(d.u.hdr) - 4;
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_action_other_than_trim_is_not_supported)
+{
+    static const ULONG actions[] = { DeviceDsmAction_None, 2 /* Notification */, 0x8003, 0xFFFFFFFFu };
+    struct victim v;
+    struct dsm d;
+    victim_init(&v, _i);
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+        dsm_init(&d, actions[i], 0);
+        dsm_add(&d, BLK, BLK);
+        ck_assert_msg(trim(v.t, &d) == STATUS_NOT_SUPPORTED, "action 0x%x", (unsigned)actions[i]);
+        dsm_init(&d, actions[i], DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
+        ck_assert_msg(trim(v.t, &d) == STATUS_NOT_SUPPORTED, "action 0x%x, entire range", (unsigned)actions[i]);
+    }
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_on_read_only_target_is_access_denied)
+{
+    struct victim v;
+    struct dsm d;
+    struct completion c;
+    victim_init(&v, _i);
+    WDFIOTARGET ro = open_target(&v.e, v.path, GENERIC_READ, 0);
+    ck_assert_int_eq(trim_one(ro, BLK, BLK), STATUS_ACCESS_DENIED);
+    dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
+    ck_assert_int_eq(trim(ro, &d), STATUS_ACCESS_DENIED);
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, BLK, BLK);
+    ck_assert_int_eq(trim_async(ro, &d, &c), STATUS_ACCESS_DENIED);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(discard_one_bad_range_among_good_changes_nothing)
+{
+    struct victim v;
+    struct dsm d;
+    victim_init(&v, _i);
+    /* The bad range last: nothing before it may have been trimmed. */
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, 0, 4 * BLK);
+    dsm_add(&d, 8 * BLK, 8 * BLK);
+    dsm_add(&d, FILE_SIZE - BLK, 2 * BLK);
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    /* In the middle, misaligned. */
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, 0, 4 * BLK);
+    dsm_add(&d, 8 * BLK + 3, 8 * BLK);
+    dsm_add(&d, 20 * BLK, 4 * BLK);
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    /* Zero-length, first. */
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, 0, 0);
+    dsm_add(&d, 8 * BLK, 8 * BLK);
+    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- */
+/* write-zeroes (FSCTL_SET_ZERO_DATA) on files                          */
+/* ------------------------------------------------------------------- */
+
+START_TEST(write_zeroes_file_zeroes_range_and_keeps_size)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    /* Block-aligned. */
+    ck_assert_int_eq(set_zero(t, 4 * BLK, 12 * BLK), STATUS_SUCCESS);
+    ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
+    ck_assert(raw_zero(path, 4 * BLK, 8 * BLK));
+    ck_assert(fresh_open_matches(&e, path, true, 4 * BLK, 8 * BLK, 0));
+    ck_assert(raw_matches(path, 0, 4 * BLK, FILE_SEED));
+    ck_assert(raw_matches(path, 12 * BLK, 8 * BLK, FILE_SEED));
+    /* A file takes any byte range: exactly [20*BLK+1000, 22*BLK+77). */
+    const LONGLONG from = 20 * BLK + 1000, to = 22 * BLK + 77;
+    ck_assert_int_eq(set_zero(t, from, to), STATUS_SUCCESS);
+    ck_assert(raw_matches(path, 12 * BLK, (size_t)from - 12 * BLK, FILE_SEED));
+    ck_assert(raw_zero(path, (uint64_t)from, (size_t)(to - from)));
+    ck_assert(raw_matches(path, (uint64_t)to, FILE_SIZE - (size_t)to, FILE_SEED));
+    /* An empty range is a no-op. */
+    ck_assert_int_eq(set_zero(t, 30 * BLK, 30 * BLK), STATUS_SUCCESS);
+    ck_assert(raw_matches(path, 30 * BLK, BLK, FILE_SEED));
+    ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(write_zeroes_past_eof_does_not_extend_file)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    blkcnt_t blocks = stat_of(path).st_blocks;
+    /* Straddling the end: zeroed up to it, no further; nothing is
+     * allocated past the end either. */
+    ck_assert_int_eq(set_zero(t, FILE_SIZE - BLK, FILE_SIZE + 16 * BLK), STATUS_SUCCESS);
+    struct stat st = stat_of(path);
+    ck_assert_int_eq(st.st_size, FILE_SIZE);
+    ck_assert_int_le(st.st_blocks, blocks);
+    ck_assert(raw_zero(path, FILE_SIZE - BLK, BLK));
+    ck_assert(raw_matches(path, 0, FILE_SIZE - BLK, FILE_SEED));
+    /* Wholly past the end: nothing to do. */
+    blocks = st.st_blocks;
+    ck_assert_int_eq(set_zero(t, FILE_SIZE + BLK, FILE_SIZE + 8 * BLK), STATUS_SUCCESS);
+    ck_assert_int_eq(set_zero(t, FILE_SIZE, FILE_SIZE + 1), STATUS_SUCCESS);
+    st = stat_of(path);
+    ck_assert_int_eq(st.st_size, FILE_SIZE);
+    ck_assert_int_eq(st.st_blocks, blocks);
+    ULONG_PTR bytes;
+    GET_LENGTH_INFORMATION li;
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
+    ck_assert_int_eq(li.Length.QuadPart, FILE_SIZE);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(write_zeroes_beyond_final_zero_before_file_offset_is_invalid_parameter)
+{
+    struct victim v;
+    victim_init(&v, _i);
+    ck_assert_int_eq(set_zero(v.t, 8 * BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(set_zero(v.t, 8 * BLK, 8 * BLK - 1), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(set_zero(v.t, -BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
+    /* Short input. */
+    FILE_ZERO_DATA_INFORMATION z;
+    z.FileOffset.QuadPart = 0;
+    z.BeyondFinalZero.QuadPart = BLK;
+    ck_assert_int_eq(sync_ioctl(v.t, FSCTL_SET_ZERO_DATA, &z, sizeof(z) - 1, NULL, 0, NULL),
+                     STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(sync_ioctl(v.t, FSCTL_SET_ZERO_DATA, NULL, 0, NULL, 0, NULL), STATUS_INVALID_PARAMETER);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+START_TEST(write_zeroes_on_read_only_target_is_access_denied)
+{
+    struct victim v;
+    victim_init(&v, _i);
+    WDFIOTARGET ro = open_target(&v.e, v.path, GENERIC_READ, 0);
+    ck_assert_int_eq(set_zero(ro, 0, 4 * BLK), STATUS_ACCESS_DENIED);
+    victim_assert_untouched(&v);
+    victim_fini(&v);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- */
+/* loop devices (root)                                                  */
+/* ------------------------------------------------------------------- */
+
+struct blockdev_info {
+    unsigned long long size;
+    unsigned logical, physical;
+};
+
+static struct blockdev_info blockdev_query(const char *dev)
+{
+    struct blockdev_info b = { 0, 0, 0 };
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "blockdev --getsize64 --getss --getpbsz '%s'", dev);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int n = fscanf(p, "%llu %u %u", &b.size, &b.logical, &b.physical);
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_int_eq(n, 3);
+    return b;
+}
+
+START_TEST(flush_write_then_fsync_then_read_through_new_open_loop_device)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    /* Buffered: the writes sit in the device's page cache until flushed. */
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    write_and_flush_every_way(t, 16);
+    for (int v = 0; v < 2 * FLUSH_KINDS; v++) {
+        LONGLONG off = (LONGLONG)(16 + v) * BLK;
+        /* Through the backing file first: the flush pushed the data out of
+         * the device's page cache, through the loop driver (an unbuffered
+         * read of the device would write the cached range back itself). */
+        ck_assert_msg(fresh_open_matches(&e, backing, true, off, BLK, 100u + (unsigned)v), "backing, variant %d",
+                      v);
+        ck_assert_msg(fresh_open_matches(&e, dev, true, off, BLK, 100u + (unsigned)v), "device, variant %d", v);
+    }
+    ck_assert(raw_matches(backing, 0, 16 * BLK, FILE_SEED));
+    ck_assert(raw_matches(backing, (16 + 2 * FLUSH_KINDS) * BLK, LOOP_FILE_SIZE - (16 + 2 * FLUSH_KINDS) * BLK,
+                          FILE_SEED));
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(write_through_write_on_loop_device_reaches_backing_file)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    void *buf;
+    WDFMEMORY mem = make_memory(BLK, &buf);
+    WDFREQUEST req = make_request(t);
+    for (int i = 0; i < 4; i++) {
+        LONGLONG off = (LONGLONG)(40 + 3 * i) * BLK;
+        fill_pattern(buf, BLK, 120u + (unsigned)i, (uint64_t)off);
+        /* No flush: the write itself is durable when it completes. */
+        ck_assert(write_with(t, req, mem, off, 1, NULL) & RWF_DSYNC);
+        ck_assert_msg(raw_matches(backing, (uint64_t)off, BLK, 120u + (unsigned)i), "write %d", i);
+    }
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(discard_loop_device_reads_zeros)
+{
+    struct env e;
+    struct completion c;
+    struct dsm d;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    if (loop_queue_attr(dev, "discard_max_bytes") == 0) {
+        fprintf(stderr, "test_storage: %s does not discard (discard_max_bytes 0); "
+                        "discard_loop_device_reads_zeros skipped\n", dev);
+        free(backing);
+        env_fini(&e);
+        return;
+    }
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    blkcnt_t before = stat_of(backing).st_blocks;
+    ck_assert_int_eq(trim_one(t, 32 * BLK, 64 * BLK), STATUS_SUCCESS);
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, 128 * BLK, 4 * BLK);
+    dsm_add(&d, 200 * BLK, 8 * BLK);
+    ck_assert_int_eq(trim_async(t, &d, &c), STATUS_SUCCESS);
+
+    /* A loop device over a file punches holes: it reads zeros after a
+     * discard, and the backing file's blocks are freed. */
+    ck_assert(fresh_open_matches(&e, dev, true, 32 * BLK, 64 * BLK, 0));
+    ck_assert(fresh_open_matches(&e, dev, true, 128 * BLK, 4 * BLK, 0));
+    ck_assert(fresh_open_matches(&e, dev, true, 200 * BLK, 8 * BLK, 0));
+    ck_assert(raw_zero(backing, 32 * BLK, 64 * BLK));
+    ck_assert_int_le(stat_of(backing).st_blocks, before - (blkcnt_t)(76 * BLK / 512));
+    ck_assert(fresh_open_matches(&e, dev, true, 0, 32 * BLK, FILE_SEED));
+    ck_assert(fresh_open_matches(&e, dev, true, 96 * BLK, 32 * BLK, FILE_SEED));
+    ck_assert(fresh_open_matches(&e, dev, true, 132 * BLK, 68 * BLK, FILE_SEED));
+    ck_assert(fresh_open_matches(&e, dev, true, 208 * BLK, LOOP_FILE_SIZE - 208 * BLK, FILE_SEED));
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(discard_loop_device_range_past_end_is_invalid_parameter)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    ck_assert_int_eq(trim_one(t, LOOP_FILE_SIZE - BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(trim_one(t, BLK + SECTOR / 2, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(set_zero(t, LOOP_FILE_SIZE - BLK, LOOP_FILE_SIZE + BLK), STATUS_INVALID_PARAMETER);
+    WDFIOTARGET ro = open_target(&e, dev, GENERIC_READ, 0);
+    ck_assert_int_eq(trim_one(ro, 0, BLK), STATUS_ACCESS_DENIED);
+    WdfIoTargetClose(t);
+    WdfIoTargetClose(ro);
+    ck_assert(raw_matches(backing, 0, LOOP_FILE_SIZE, FILE_SEED));
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(write_zeroes_loop_device_reads_zeros)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    ck_assert_int_eq(set_zero(t, 10 * BLK, 30 * BLK), STATUS_SUCCESS);
+    ck_assert_int_eq(set_zero(t, 50 * BLK + SECTOR, 50 * BLK + 3 * SECTOR), STATUS_SUCCESS);
+    ck_assert(fresh_open_matches(&e, dev, true, 10 * BLK, 20 * BLK, 0));
+    ck_assert(fresh_open_matches(&e, dev, true, 0, 10 * BLK, FILE_SEED));
+    ck_assert(fresh_open_matches(&e, dev, true, 30 * BLK, 20 * BLK, FILE_SEED));
+    WdfIoTargetClose(t);
+    ck_assert(raw_zero(backing, 10 * BLK, 20 * BLK));
+    ck_assert(raw_matches(backing, 50 * BLK, SECTOR, FILE_SEED));
+    ck_assert(raw_zero(backing, 50 * BLK + SECTOR, 2 * SECTOR));
+    ck_assert(raw_matches(backing, 50 * BLK + 3 * SECTOR, LOOP_FILE_SIZE - 50 * BLK - 3 * SECTOR, FILE_SEED));
+    ck_assert_int_eq(stat_of(backing).st_size, LOOP_FILE_SIZE);
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(write_zeroes_loop_device_misaligned_range_is_invalid_parameter)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    ck_assert_int_eq(set_zero(t, BLK + 100, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(set_zero(t, BLK, 2 * BLK + 100), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(set_zero(t, 8 * BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
+    WdfIoTargetClose(t);
+    ck_assert(raw_matches(backing, 0, LOOP_FILE_SIZE, FILE_SEED));
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+/* Every geometry IOCTL against what blockdev(8) reports for dev. */
+static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
+{
+    struct blockdev_info want = blockdev_query(dev);
+    ULONG_PTR bytes;
+
+    GET_LENGTH_INFORMATION li;
+    memset(&li, 0xCC, sizeof(li));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(li));
+    ck_assert_uint_eq((unsigned long long)li.Length.QuadPart, want.size);
+
+    DISK_GEOMETRY g;
+    memset(&g, 0xCC, sizeof(g));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY, NULL, 0, &g, sizeof(g), &bytes), STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(g));
+    ck_assert_uint_eq(g.BytesPerSector, want.logical);
+    ck_assert_int_eq(g.MediaType, FixedMedia);
+    ck_assert_uint_gt(g.TracksPerCylinder, 0);
+    ck_assert_uint_gt(g.SectorsPerTrack, 0);
+    ck_assert_uint_le((unsigned long long)g.Cylinders.QuadPart * g.TracksPerCylinder * g.SectorsPerTrack *
+                          g.BytesPerSector,
+                      want.size);
+
+    DISK_GEOMETRY_EX gx;
+    memset(&gx, 0xCC, sizeof(gx));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, &gx, sizeof(gx), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, offsetof(DISK_GEOMETRY_EX, Data));
+    ck_assert_uint_eq((unsigned long long)gx.DiskSize.QuadPart, want.size);
+    ck_assert_uint_eq(gx.Geometry.BytesPerSector, want.logical);
+    ck_assert_int_eq(memcmp(&gx.Geometry, &g, sizeof(g)), 0);
+
+    STORAGE_PROPERTY_QUERY q;
+    memset(&q, 0, sizeof(q));
+    q.PropertyId = StorageAccessAlignmentProperty;
+    q.QueryType = PropertyStandardQuery;
+    STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
+    memset(&a, 0xCC, sizeof(a));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(a));
+    ck_assert_uint_eq(a.Version, sizeof(a));
+    ck_assert_uint_eq(a.Size, sizeof(a));
+    ck_assert_uint_eq(a.BytesPerLogicalSector, want.logical);
+    ck_assert_uint_eq(a.BytesPerPhysicalSector, want.physical);
+    STORAGE_DESCRIPTOR_HEADER h;
+    memset(&h, 0xCC, sizeof(h));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(h));
+    ck_assert_uint_eq(h.Version, sizeof(a));
+    ck_assert_uint_eq(h.Size, sizeof(a));
+
+    q.PropertyId = StorageDeviceProperty;
+    STORAGE_DEVICE_DESCRIPTOR dd;
+    const size_t dd_size = offsetof(STORAGE_DEVICE_DESCRIPTOR, RawDeviceProperties);
+    memset(&dd, 0xCC, sizeof(dd));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &dd, sizeof(dd), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, dd_size);
+    ck_assert_uint_eq(dd.Version, dd_size);
+    ck_assert_uint_eq(dd.Size, dd_size);
+    ck_assert_int_eq(dd.BusType, BusTypeFileBackedVirtual);
+    ck_assert_uint_eq(dd.RawPropertiesLength, 0);
+    ck_assert_uint_eq(dd.VendorIdOffset, 0);
+    ck_assert_uint_eq(dd.SerialNumberOffset, 0);
+    memset(&h, 0xCC, sizeof(h));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(h));
+    ck_assert_uint_eq(h.Version, dd_size);
+    ck_assert_uint_eq(h.Size, dd_size);
+    /* Less than a header: nothing to say. */
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h) - 1, &bytes),
+                     STATUS_BUFFER_TOO_SMALL);
+    ck_assert_uint_eq(bytes, 0);
+    q.QueryType = PropertyExistsQuery;
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), NULL, 0, &bytes), STATUS_SUCCESS);
+}
+
+START_TEST(geometry_ioctls_match_blockdev)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    ck_assert_uint_eq(blockdev_query(dev).size, LOOP_FILE_SIZE);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    assert_geometry_matches_blockdev(t, dev);
+    /* Buffered, the same answers. */
+    WDFIOTARGET b = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    assert_geometry_matches_blockdev(b, dev);
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(geometry_4k_sector_loop_device_matches_blockdev)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 4096);
+    struct blockdev_info want = blockdev_query(dev);
+    ck_assert_uint_eq(want.logical, 4096);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    assert_geometry_matches_blockdev(t, dev);
+    STORAGE_PROPERTY_QUERY q;
+    STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
+    ULONG_PTR bytes;
+    memset(&q, 0, sizeof(q));
+    q.PropertyId = StorageAccessAlignmentProperty;
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(a.BytesPerLogicalSector, 4096);
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+/* A read through a request handle, so what happened to it can be looked at. */
+static NTSTATUS read_with_request(WDFIOTARGET t, WDFREQUEST req, void *buf, ULONG len, LONGLONG off)
+{
+    WDF_MEMORY_DESCRIPTOR d;
+    ULONG_PTR bytes = 0;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, len);
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    NTSTATUS status = WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes);
+    if (NT_SUCCESS(status))
+        ck_assert_uint_eq(bytes, len);
+    return status;
+}
+
+START_TEST(direct_read_misaligned_to_4k_sector_is_datatype_misalignment)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 4096);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DIRECT);
+    WDFREQUEST req = make_request(t);
+    unsigned char *buf = xaligned(2 * BLK);
+    struct uwdf_request *r = internal_request(req);
+
+    /* 512-byte aligned is not enough on a 4096-byte-sector device; the
+     * framework refuses it without a system call. */
+    ck_assert_int_eq(read_with_request(t, req, buf, BLK, SECTOR), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_msg(r->fw_done && r->fw_status == STATUS_DATATYPE_MISALIGNMENT,
+                  "the misaligned read reached the engine");
+    ck_assert_int_eq(read_with_request(t, req, buf, SECTOR, 0), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert(r->fw_done);
+    ck_assert_int_eq(read_with_request(t, req, buf + 1, BLK, 0), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert(r->fw_done);
+
+    /* 4096-aligned goes to the kernel and succeeds. */
+    memset(buf, 0, 2 * BLK);
+    ck_assert_int_eq(read_with_request(t, req, buf, 2 * BLK, BLK), STATUS_SUCCESS);
+    ck_assert(!r->fw_done);
+    ck_assert(pattern_matches(buf, 2 * BLK, FILE_SEED, BLK));
+    free(buf);
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(discard_and_zero_on_4k_sector_device_need_4k_alignment)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 4096);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    ck_assert_int_eq(trim_one(t, SECTOR, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(trim_one(t, BLK, BLK + SECTOR), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(set_zero(t, BLK + SECTOR, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(set_zero(t, BLK, 2 * BLK + SECTOR), STATUS_INVALID_PARAMETER);
+    ck_assert(fresh_open_matches(&e, dev, true, 0, 4 * BLK, FILE_SEED));
+    /* Aligned to the 4096-byte sector, both work. */
+    ck_assert_int_eq(set_zero(t, 2 * BLK, 3 * BLK), STATUS_SUCCESS);
+    ck_assert(fresh_open_matches(&e, dev, true, 2 * BLK, BLK, 0));
+    ck_assert(fresh_open_matches(&e, dev, true, 0, 2 * BLK, FILE_SEED));
+    ck_assert(fresh_open_matches(&e, dev, true, 3 * BLK, BLK, FILE_SEED));
+    if (loop_queue_attr(dev, "discard_max_bytes") > 0) {
+        ck_assert_int_eq(trim_one(t, 8 * BLK, 2 * BLK), STATUS_SUCCESS);
+        ck_assert(fresh_open_matches(&e, dev, true, 8 * BLK, 2 * BLK, 0));
+    }
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+/* ------------------------------------------------------------------- */
+
+static TCase *new_tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+static Suite *storage_suite(bool with_loop_devices)
+{
+    Suite *s = suite_create("storage");
+    TCase *tc;
+
+    tc = new_tcase(s, "flush");
+    tcase_add_loop_test(tc, flush_write_then_fsync_then_read_through_new_open_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, flush_sent_from_completion_routine_chains_write_flush_done, 0, TU_BACKENDS);
+
+    tc = new_tcase(s, "write_through");
+    tcase_add_loop_test(tc, write_through_sets_rwf_dsync, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, file_write_through_target_sets_rwf_dsync_on_every_write, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, write_through_false_clears_rwf_dsync, 0, TU_BACKENDS);
+
+    tc = new_tcase(s, "discard");
+    tcase_add_loop_test(tc, discard_file_frees_blocks_and_reads_zeros, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_async_through_format_request_for_ioctl, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_several_ranges_in_one_request, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_async_failure_reaches_completion_routine, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_entire_data_set_range_flag_trims_whole_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_range_past_end_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_offset_not_sector_multiple_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_length_not_sector_multiple_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_zero_length_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_ranges_offset_not_8_aligned_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_ranges_length_not_multiple_of_range_size_is_invalid_parameter, 0,
+                        TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_ranges_beyond_input_buffer_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_input_smaller_than_header_is_invalid_parameter, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_action_other_than_trim_is_not_supported, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_on_read_only_target_is_access_denied, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, discard_one_bad_range_among_good_changes_nothing, 0, TU_BACKENDS);
+
+    tc = new_tcase(s, "write_zeroes");
+    tcase_add_loop_test(tc, write_zeroes_file_zeroes_range_and_keeps_size, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, write_zeroes_past_eof_does_not_extend_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, write_zeroes_beyond_final_zero_before_file_offset_is_invalid_parameter, 0,
+                        TU_BACKENDS);
+    tcase_add_loop_test(tc, write_zeroes_on_read_only_target_is_access_denied, 0, TU_BACKENDS);
+
+    if (with_loop_devices) {
+        tc = new_tcase(s, "loop_device");
+        tcase_add_loop_test(tc, flush_write_then_fsync_then_read_through_new_open_loop_device, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, write_through_write_on_loop_device_reaches_backing_file, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, discard_loop_device_reads_zeros, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, discard_loop_device_range_past_end_is_invalid_parameter, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, write_zeroes_loop_device_reads_zeros, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, write_zeroes_loop_device_misaligned_range_is_invalid_parameter, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, geometry_ioctls_match_blockdev, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, geometry_4k_sector_loop_device_matches_blockdev, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, direct_read_misaligned_to_4k_sector_is_datatype_misalignment, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, discard_and_zero_on_4k_sector_device_need_4k_alignment, 0, TU_BACKENDS);
+    }
+    return s;
+}
+
+/* The parent's safety net: loop devices whose backing file is inside dir. */
+static void detach_loops_under(const char *dir)
+{
+    FILE *p = popen("losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null", "r");
+    char line[4600], name[256], back[4300];
+    if (!p)
+        return;
+    size_t n = strlen(dir);
+    while (fgets(line, sizeof(line), p))
+        if (sscanf(line, "%255s %4299s", name, back) == 2 && strncmp(back, dir, n) == 0 && back[n] == '/')
+            tu_loop_detach(name);
+    pclose(p);
+}
+
+static char *run_dir_create(void)
+{
+    const char *base = getenv("UWDF_TEST_DIR");
+    char *dir = NULL;
+    if (asprintf(&dir, "%s/uwdf-test_storage-XXXXXX", base && *base ? base : "/var/tmp") < 0)
+        return NULL;
+    if (!mkdtemp(dir)) {
+        free(dir);
+        return NULL;
+    }
+    setenv("UWDF_TEST_DIR", dir, 1); /* tu_tmpdir makes each test's directory in it */
+    return dir;
+}
+
+int main(void)
+{
+    bool root = tu_root();
+    char *run_dir = run_dir_create();
+    int rc = tu_run_suite(storage_suite(root));
+    if (run_dir) {
+        if (root)
+            detach_loops_under(run_dir);
+        tu_rmtree(run_dir);
+        free(run_dir);
+    }
+    if (rc == 0 && !root) {
+        fprintf(stderr, "test_storage: not root, loop-device tests skipped\n");
+        return EXIT_SKIP;
+    }
+    return rc;
+}
