@@ -312,11 +312,11 @@ static bool target_is_accepting(WDF_IO_TARGET_STATE s, bool ignore_state)
     return s == WdfIoTargetStarted || s == WdfIoTargetStopped;
 }
 
-/* Off the sent list once its completion is decided. It stays counted in
- * sent_count until its owner has it back (target_complete). */
-static void target_unlink_locked(struct uwdf_iotarget *t, struct uwdf_request *req)
+/* Off the sent list once its completion is decided (caller holds the
+ * target lock). It stays counted in sent_count until its owner has it back
+ * (target_complete). */
+static void target_unlink_locked(struct uwdf_request *req)
 {
-    (void)t;
     uwdf_list_remove(&req->target_link);
 }
 
@@ -371,7 +371,7 @@ static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, 
     req->comp_refs -= n;
     final = req->comp_refs == 0;
     if (final)
-        target_unlink_locked(t, req);
+        target_unlink_locked(req);
     pthread_mutex_unlock(&t->lock);
     if (final)
         target_complete(req);
@@ -394,7 +394,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
     req->comp_refs -= drop;
     bool final = req->comp_refs == 0;
     if (final)
-        target_unlink_locked(t, req);
+        target_unlink_locked(req);
     pthread_mutex_unlock(&t->lock);
     if (final)
         target_complete(req);
