@@ -1,0 +1,655 @@
+/* Filter Manager callback-data I/O (fltkernel.h): registration, volumes,
+ * FltCreateFileEx confinement, allocate / perform / reuse / free, the
+ * asynchronous reissue-from-callback pattern, the bug check on reuse of
+ * in-flight data, allocation failures, FltReadFile / FltWriteFile and the
+ * file object's current byte offset. Every I/O test runs once per engine. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <fltkernel.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLK 4096
+#define FILE_BLOCKS 16
+#define FILE_SIZE (FILE_BLOCKS * BLK)
+#define FILE_SEED 7u
+#define LOOPS 10000
+#define WAIT_MS 60000
+#define TEST_TIMEOUT_SEC 240
+
+struct fenv {
+    struct tu_env e;
+    PFLT_FILTER filter;
+    PFLT_VOLUME volume;
+    PFLT_INSTANCE instance;
+};
+
+static const FLT_REGISTRATION g_reg = {
+    .Size = sizeof(FLT_REGISTRATION),
+    .Version = FLT_REGISTRATION_VERSION,
+};
+
+static void volume_of(PFLT_FILTER f, const char *path, NTSTATUS expect, PFLT_VOLUME *v)
+{
+    WCHAR buf[4096];
+    UNICODE_STRING us;
+    tu_unicode(&us, buf, 4096, path);
+    ck_assert_int_eq(FltGetVolumeFromName(f, &us, v), expect);
+}
+
+static void fenv_init(struct fenv *fe, int backend)
+{
+    ck_assert(tu_use_backend(backend));
+    tu_env_init(&fe->e);
+    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(fe->e.driver), &g_reg, &fe->filter),
+                     STATUS_SUCCESS);
+    ck_assert_int_eq(FltStartFiltering(fe->filter), STATUS_SUCCESS);
+    volume_of(fe->filter, fe->e.dir, STATUS_SUCCESS, &fe->volume);
+    ck_assert_int_eq(FltAttachVolume(fe->filter, fe->volume, NULL, &fe->instance), STATUS_SUCCESS);
+}
+
+static void fenv_fini(struct fenv *fe)
+{
+    FltObjectDereference(fe->instance);
+    FltObjectDereference(fe->volume);
+    FltUnregisterFilter(fe->filter);
+    tu_env_fini(&fe->e);
+}
+
+static NTSTATUS open_path(struct fenv *fe, const char *path, ULONG disposition, ULONG options, HANDLE *h,
+                          PFILE_OBJECT *fo, IO_STATUS_BLOCK *iosb)
+{
+    WCHAR buf[4096];
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    tu_unicode(&us, buf, 4096, path);
+    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE, NULL, NULL);
+    return FltCreateFileEx(fe->filter, fe->instance, h, fo, GENERIC_READ | GENERIC_WRITE, &oa, iosb, NULL,
+                           FILE_ATTRIBUTE_NORMAL, 0, disposition, options, NULL, 0, 0);
+}
+
+/* A FILE_SIZE pattern file opened unbuffered (O_DIRECT). */
+static PFILE_OBJECT open_direct(struct fenv *fe, const char *name, HANDLE *h)
+{
+    PFILE_OBJECT fo = NULL;
+    IO_STATUS_BLOCK iosb;
+    free(tu_env_file(&fe->e, name, FILE_SIZE, FILE_SEED));
+    char *path = tu_env_path(&fe->e, name);
+    ck_assert_int_eq(open_path(fe, path, FILE_OPEN, FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, h,
+                               &fo, &iosb),
+                     STATUS_SUCCESS);
+    ck_assert_int_eq(iosb.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, FILE_OPENED);
+    ck_assert(fo->Flags & FO_NO_INTERMEDIATE_BUFFERING);
+    free(path);
+    return fo;
+}
+
+static void close_file(HANDLE h, PFILE_OBJECT fo)
+{
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ObDereferenceObject(fo);
+}
+
+static void *aligned(size_t n)
+{
+    void *p = NULL;
+    ck_assert_int_eq(posix_memalign(&p, BLK, n), 0);
+    return p;
+}
+
+static void set_rw(PFLT_CALLBACK_DATA d, UCHAR major, void *buf, ULONG len, LONGLONG off)
+{
+    d->Iopb->MajorFunction = major;
+    d->Iopb->MinorFunction = 0;
+    d->Iopb->IrpFlags = major == IRP_MJ_WRITE ? IRP_WRITE_OPERATION : IRP_READ_OPERATION;
+    d->Iopb->OperationFlags = 0;
+    d->Iopb->Parameters.Read.Length = len;
+    d->Iopb->Parameters.Read.Key = 0;
+    d->Iopb->Parameters.Read.ByteOffset.QuadPart = off;
+    d->Iopb->Parameters.Read.ReadBuffer = buf;
+    d->Iopb->Parameters.Read.MdlAddress = NULL;
+}
+
+static bool params_zero(PFLT_CALLBACK_DATA d)
+{
+    static const FLT_PARAMETERS zero;
+    return memcmp(&d->Iopb->Parameters, &zero, sizeof(zero)) == 0 && d->Iopb->MajorFunction == 0 &&
+           d->Iopb->IrpFlags == 0 && d->IoStatus.Status == STATUS_SUCCESS && d->IoStatus.Information == 0 &&
+           d->Flags == (FLTFL_CALLBACK_DATA_IRP_OPERATION | FLTFL_CALLBACK_DATA_GENERATED_IO);
+}
+
+/* ---- registration and volumes ---- */
+
+START_TEST(register_start_unregister_and_bad_registration)
+{
+    WDFDRIVER drv = tu_make_driver();
+    PFLT_FILTER f = NULL;
+    DRIVER_OBJECT other;
+    FLT_REGISTRATION bad = g_reg;
+    memset(&other, 0, sizeof(other));
+    ck_assert_int_eq(FltRegisterFilter(&other, &g_reg, &f), STATUS_INVALID_PARAMETER);
+    ck_assert_ptr_null(f);
+    bad.Version = 0x0100;
+    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &bad, &f), STATUS_INVALID_PARAMETER);
+    bad = g_reg;
+    bad.Size = 8;
+    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &bad, &f), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &g_reg, &f), STATUS_SUCCESS);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(FltStartFiltering(f), STATUS_SUCCESS);
+    FltUnregisterFilter(f);
+    WdfObjectDelete(drv);
+}
+END_TEST
+
+START_TEST(volume_names_and_create_outside_volume_refused)
+{
+    struct fenv fe;
+    fenv_init(&fe, _i);
+    PFLT_VOLUME v = NULL;
+    char *missing = tu_env_path(&fe.e, "no-such-dir");
+    char *plain = tu_env_file(&fe.e, "plain", BLK, 1);
+    volume_of(fe.filter, missing, STATUS_OBJECT_NAME_NOT_FOUND, &v);
+    volume_of(fe.filter, plain, STATUS_INVALID_PARAMETER, &v);
+    ck_assert_ptr_null(v);
+
+    HANDLE h = NULL;
+    PFILE_OBJECT fo = NULL;
+    IO_STATUS_BLOCK iosb;
+    char *dotdot = NULL, *nodir = NULL;
+    ck_assert_int_ge(asprintf(&dotdot, "%s/../escaped-%d", fe.e.dir, _i), 0);
+    ck_assert_int_ge(asprintf(&nodir, "%s/no-such-dir/x", fe.e.dir), 0);
+    ck_assert_int_eq(open_path(&fe, "/etc/passwd", FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(iosb.Status, STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(open_path(&fe, dotdot, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(open_path(&fe, nodir, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_int_eq(open_path(&fe, "relative", FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_ptr_null(fo);
+    ck_assert_ptr_null(h);
+
+    /* Inside: created, then FILE_OPENED; FILE_CREATE on an existing one collides. */
+    char *inside = tu_env_path(&fe.e, "new");
+    ck_assert_int_eq(open_path(&fe, inside, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, FILE_CREATED);
+    close_file(h, fo);
+    ck_assert_int_eq(open_path(&fe, inside, FILE_CREATE, 0, &h, &fo, &iosb), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_int_eq(open_path(&fe, inside, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, FILE_OPENED);
+    close_file(h, fo);
+    ck_assert_int_eq(FltClose(h), STATUS_INVALID_HANDLE);
+    free(inside);
+    free(dotdot);
+    free(nodir);
+    free(missing);
+    free(plain);
+    fenv_fini(&fe);
+}
+END_TEST
+
+/* ---- synchronous allocate / write / reuse / read ---- */
+
+START_TEST(write_reuse_read_back_10000_times_on_one_block)
+{
+    struct fenv fe;
+    HANDLE h;
+    fenv_init(&fe, _i);
+    PFILE_OBJECT fo = open_direct(&fe, "direct", &h);
+    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
+    ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
+    ck_assert_uint_eq(d->Flags, FLTFL_CALLBACK_DATA_IRP_OPERATION | FLTFL_CALLBACK_DATA_GENERATED_IO);
+    ck_assert(FLT_IS_IRP_OPERATION(d));
+    for (int i = 0; i < LOOPS; i++) {
+        LONGLONG off = (LONGLONG)(i % FILE_BLOCKS) * BLK;
+        tu_fill_pattern(w, BLK, (unsigned)i + 1, (uint64_t)off);
+        set_rw(d, IRP_MJ_WRITE, w, BLK, off);
+        FltPerformSynchronousIo(d);
+        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_uint_eq(d->IoStatus.Information, BLK);
+        FltReuseCallbackData(d);
+        memset(r, 0, BLK);
+        set_rw(d, IRP_MJ_READ, r, BLK, off);
+        FltPerformSynchronousIo(d);
+        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_uint_eq(d->IoStatus.Information, BLK);
+        ck_assert(memcmp(w, r, BLK) == 0);
+        FltReuseCallbackData(d);
+    }
+    /* A misaligned buffer on an O_DIRECT file fails in IoStatus. */
+    set_rw(d, IRP_MJ_READ, r + 1, BLK, 0);
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_DATATYPE_MISALIGNMENT);
+    FltReuseCallbackData(d);
+    d->Iopb->MajorFunction = IRP_MJ_FLUSH_BUFFERS;
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    FltFreeCallbackData(d);
+    free(w);
+    free(r);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+/* ---- asynchronous reissue from the callback ---- */
+
+struct reissue {
+    KEVENT done;
+    atomic_int calls;
+    int failures;
+    int not_passive;
+    int bad_pending;
+    unsigned char *buf;
+    PFILE_OBJECT fo;
+    PFLT_INSTANCE inst;
+};
+
+static void reissue_cb(PFLT_CALLBACK_DATA d, PFLT_CONTEXT ctx)
+{
+    struct reissue *rs = ctx;
+    int n = atomic_fetch_add(&rs->calls, 1) + 1;
+    if (d->IoStatus.Status != STATUS_SUCCESS || d->IoStatus.Information != BLK)
+        rs->failures++;
+    if (KeGetCurrentIrql() != PASSIVE_LEVEL)
+        rs->not_passive++;
+    if (d->Iopb->TargetFileObject != rs->fo || d->Iopb->TargetInstance != rs->inst)
+        rs->failures++;
+    if (n >= LOOPS) {
+        KeSetEvent(&rs->done, IO_NO_INCREMENT, FALSE);
+        return;
+    }
+    FltReuseCallbackData(d);
+    set_rw(d, (n & 1) ? IRP_MJ_READ : IRP_MJ_WRITE, rs->buf, BLK, (LONGLONG)(n % FILE_BLOCKS) * BLK);
+    if (FltPerformAsynchronousIo(d, reissue_cb, rs) != STATUS_PENDING)
+        rs->bad_pending++;
+}
+
+START_TEST(async_reissue_from_callback_10000_operations)
+{
+    struct fenv fe;
+    HANDLE h;
+    struct reissue rs;
+    fenv_init(&fe, _i);
+    memset(&rs, 0, sizeof(rs));
+    KeInitializeEvent(&rs.done, NotificationEvent, FALSE);
+    rs.fo = open_direct(&fe, "reissue", &h);
+    rs.inst = fe.instance;
+    rs.buf = aligned(BLK);
+    tu_fill_pattern(rs.buf, BLK, 3, 0);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, rs.fo, &d), STATUS_SUCCESS);
+    set_rw(d, IRP_MJ_WRITE, rs.buf, BLK, 0);
+    ck_assert_int_eq(FltPerformAsynchronousIo(d, reissue_cb, &rs), STATUS_PENDING);
+    LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
+    ck_assert_int_eq(KeWaitForSingleObject(&rs.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    tu_sleep_ms(20);
+    ck_assert_int_eq(atomic_load(&rs.calls), LOOPS);
+    ck_assert_int_eq(rs.failures, 0);
+    ck_assert_int_eq(rs.not_passive, 0);
+    ck_assert_int_eq(rs.bad_pending, 0);
+    FltFreeCallbackData(d);
+    UwdfKeDestroyEvent(&rs.done);
+    free(rs.buf);
+    close_file(h, rs.fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+/* ---- reuse keeps the targets, clears the rest, frees the MDL chain ---- */
+
+START_TEST(reuse_keeps_targets_clears_parameters_and_frees_mdl_chain)
+{
+    struct fenv fe;
+    HANDLE h;
+    fenv_init(&fe, _i);
+    PFILE_OBJECT fo = open_direct(&fe, "mdl", &h);
+    unsigned char *a = aligned(2 * BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    PMDL m1 = IoAllocateMdl(a, BLK, FALSE, FALSE, NULL);
+    PMDL m2 = IoAllocateMdl(a + BLK, BLK, TRUE, FALSE, NULL);
+    ck_assert_ptr_nonnull(m1);
+    ck_assert_ptr_nonnull(m2);
+    m1->Next = m2;
+    MmBuildMdlForNonPagedPool(m1);
+    MmBuildMdlForNonPagedPool(m2);
+    set_rw(d, IRP_MJ_READ, NULL, 2 * BLK, BLK);
+    d->Iopb->Parameters.Read.MdlAddress = m1;
+    FltSetCallbackDataDirty(d);
+    ck_assert(FltIsCallbackDataDirty(d));
+    FltClearCallbackDataDirty(d);
+    ck_assert(!FltIsCallbackDataDirty(d));
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(d->IoStatus.Information, 2 * BLK);
+    ck_assert(tu_pattern_matches(a, 2 * BLK, FILE_SEED, BLK));
+    FltSetCallbackDataDirty(d);
+    FltReuseCallbackData(d); /* frees m1 and m2 (valgrind: no leak) */
+    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
+    ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
+    ck_assert_ptr_null(d->Iopb->Parameters.Read.MdlAddress);
+    ck_assert(params_zero(d));
+    ck_assert(!FltIsCallbackDataDirty(d));
+    /* Free frees an attached chain too. */
+    PMDL m3 = IoAllocateMdl(a, BLK, FALSE, FALSE, NULL);
+    set_rw(d, IRP_MJ_WRITE, NULL, BLK, 0);
+    d->Iopb->Parameters.Write.MdlAddress = m3;
+    FltFreeCallbackData(d);
+    free(a);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+/* ---- misuse and failures ---- */
+
+struct once {
+    KEVENT done;
+    atomic_int calls;
+    NTSTATUS status;
+    ULONG_PTR info;
+    KIRQL irql;
+    NTSTATUS inner; /* a synchronous perform from inside the callback */
+    bool do_sync_inside;
+    void *buf;
+};
+
+static void once_cb(PFLT_CALLBACK_DATA d, PFLT_CONTEXT ctx)
+{
+    struct once *o = ctx;
+    o->status = d->IoStatus.Status;
+    o->info = d->IoStatus.Information;
+    o->irql = KeGetCurrentIrql();
+    if (o->do_sync_inside) {
+        FltReuseCallbackData(d);
+        set_rw(d, IRP_MJ_READ, o->buf, BLK, 0);
+        FltPerformSynchronousIo(d);
+        o->inner = d->IoStatus.Status;
+    }
+    atomic_fetch_add(&o->calls, 1);
+    KeSetEvent(&o->done, IO_NO_INCREMENT, FALSE);
+}
+
+static void once_init(struct once *o)
+{
+    memset(o, 0, sizeof(*o));
+    KeInitializeEvent(&o->done, NotificationEvent, FALSE);
+}
+
+static void once_wait(struct once *o)
+{
+    LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
+    ck_assert_int_eq(KeWaitForSingleObject(&o->done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    tu_sleep_ms(10);
+}
+
+START_TEST(reuse_of_in_flight_data_is_a_bug_check)
+{
+    struct fenv fe;
+    HANDLE h;
+    struct once o;
+    fenv_init(&fe, _i);
+    once_init(&o);
+    PFILE_OBJECT fo = open_direct(&fe, "inflight", &h);
+    void *buf = aligned(BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    set_rw(d, IRP_MJ_READ, buf, BLK, 0);
+    UwdfFaultInjectStall(500);
+    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
+    FltReuseCallbackData(d);
+    tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "FltReuseCallbackData");
+    ck_assert_uint_eq(d->Iopb->Parameters.Read.Length, BLK); /* untouched */
+    FltFreeCallbackData(d);
+    tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "FltFreeCallbackData");
+    once_wait(&o);
+    UwdfFaultInjectStall(0);
+    ck_assert_int_eq(atomic_load(&o.calls), 1);
+    ck_assert_int_eq(o.status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
+    FltFreeCallbackData(d);
+    UwdfKeDestroyEvent(&o.done);
+    free(buf);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+START_TEST(create_async_is_invalid_and_callback_runs_once)
+{
+    struct fenv fe;
+    HANDLE h;
+    struct once o;
+    fenv_init(&fe, _i);
+    once_init(&o);
+    PFILE_OBJECT fo = open_direct(&fe, "create", &h);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, NULL, &d), STATUS_SUCCESS);
+    ck_assert_ptr_null(d->Iopb->TargetFileObject);
+    d->Iopb->MajorFunction = IRP_MJ_CREATE;
+    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
+    ck_assert_int_eq(atomic_load(&o.calls), 1);
+    ck_assert_int_eq(o.status, STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
+    ck_assert_uint_eq(o.irql, PASSIVE_LEVEL);
+    /* A read without a file object fails, through the callback too. */
+    FltReuseCallbackData(d);
+    set_rw(d, IRP_MJ_READ, NULL, BLK, 0);
+    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_SUCCESS);
+    ck_assert_int_eq(atomic_load(&o.calls), 2);
+    ck_assert_int_eq(o.status, STATUS_INVALID_PARAMETER);
+    FltFreeCallbackData(d);
+    UwdfKeDestroyEvent(&o.done);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+START_TEST(allocation_failure_is_insufficient_resources)
+{
+    struct fenv fe;
+    HANDLE h;
+    fenv_init(&fe, _i);
+    PFILE_OBJECT fo = open_direct(&fe, "alloc", &h);
+    void *buf = aligned(BLK);
+    PFLT_CALLBACK_DATA d = (PFLT_CALLBACK_DATA)1;
+    UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_ptr_null(d);
+    UwdfFaultInjectAllocations(UwdfFaultAllocNth, 2); /* the preallocated request */
+    ck_assert_int_eq(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
+                     STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_ptr_null(d);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    /* Without preallocation the first perform allocates, and may fail. */
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    set_rw(d, IRP_MJ_READ, buf, BLK, 0);
+    UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
+    FltPerformSynchronousIo(d);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_INSUFFICIENT_RESOURCES);
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    FltFreeCallbackData(d);
+    free(buf);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+START_TEST(preallocated_data_performs_under_every_allocation_failing)
+{
+    struct fenv fe;
+    HANDLE h;
+    struct once o;
+    fenv_init(&fe, _i);
+    once_init(&o);
+    PFILE_OBJECT fo = open_direct(&fe, "prealloc", &h);
+    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    tu_fill_pattern(w, BLK, 99, BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
+                     STATUS_SUCCESS);
+    UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
+    set_rw(d, IRP_MJ_WRITE, w, BLK, BLK);
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    FltReuseCallbackData(d);
+    set_rw(d, IRP_MJ_READ, r, BLK, BLK);
+    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
+    once_wait(&o);
+    ck_assert_int_eq(o.status, STATUS_SUCCESS);
+    ck_assert(memcmp(w, r, BLK) == 0);
+    FltReuseCallbackData(d);
+    ck_assert_uint_eq(UwdfFaultAllocationFailures(), 0);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    FltFreeCallbackData(d);
+    UwdfKeDestroyEvent(&o.done);
+    free(w);
+    free(r);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+static void rw_cb(PFLT_CALLBACK_DATA d, PFLT_CONTEXT ctx)
+{
+    once_cb(d, ctx);
+}
+
+START_TEST(read_write_file_sync_async_and_current_byte_offset)
+{
+    struct fenv fe;
+    HANDLE h;
+    struct once o;
+    ULONG n = 0;
+    fenv_init(&fe, _i);
+    once_init(&o);
+    PFILE_OBJECT fo = open_direct(&fe, "rw", &h);
+    unsigned char *w = aligned(2 * BLK), *r = aligned(2 * BLK);
+    ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 0);
+    /* NULL offset: at the current offset, which advances. */
+    tu_fill_pattern(w, 2 * BLK, 5, 0);
+    ck_assert_int_eq(FltWriteFile(fe.instance, fo, NULL, 2 * BLK, w, 0, &n, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_uint_eq(n, 2 * BLK);
+    ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
+    ck_assert_int_eq(FltReadFile(fe.instance, fo, NULL, BLK, r, 0, &n, NULL, NULL), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(r, BLK, FILE_SEED, 2 * BLK));
+    ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 3 * BLK);
+    /* An explicit offset moves it to offset + bytes; DO_NOT_UPDATE leaves it. */
+    LARGE_INTEGER off = { .QuadPart = 0 };
+    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, 2 * BLK, r, FLTFL_IO_OPERATION_NON_CACHED, &n, NULL, NULL),
+                     STATUS_SUCCESS);
+    ck_assert(memcmp(w, r, 2 * BLK) == 0);
+    ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
+    off.QuadPart = 8 * BLK;
+    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, BLK, r, FLTFL_IO_OPERATION_DO_NOT_UPDATE_BYTE_OFFSET, &n,
+                                 NULL, NULL),
+                     STATUS_SUCCESS);
+    ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
+    /* Past the end of the file. */
+    off.QuadPart = FILE_SIZE;
+    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, BLK, r, 0, &n, NULL, NULL), STATUS_END_OF_FILE);
+    ck_assert_uint_eq(n, 0);
+    /* With a callback. */
+    off.QuadPart = 4 * BLK;
+    tu_fill_pattern(w, BLK, 11, 4 * BLK);
+    ck_assert_int_eq(FltWriteFile(fe.instance, fo, &off, BLK, w, 0, NULL, rw_cb, &o), STATUS_PENDING);
+    once_wait(&o);
+    ck_assert_int_eq(o.status, STATUS_SUCCESS);
+    ck_assert_uint_eq(o.info, BLK);
+    ck_assert_uint_eq(o.irql, PASSIVE_LEVEL);
+    KeClearEvent(&o.done);
+    memset(r, 0, BLK);
+    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, BLK, r, 0, NULL, rw_cb, &o), STATUS_PENDING);
+    once_wait(&o);
+    ck_assert_int_eq(atomic_load(&o.calls), 2);
+    ck_assert(memcmp(w, r, BLK) == 0);
+    ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 5 * BLK);
+    UwdfKeDestroyEvent(&o.done);
+    free(w);
+    free(r);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+START_TEST(sync_perform_inside_async_callback_is_invalid_device_request)
+{
+    struct fenv fe;
+    HANDLE h;
+    struct once o;
+    fenv_init(&fe, _i);
+    once_init(&o);
+    PFILE_OBJECT fo = open_direct(&fe, "syncin", &h);
+    void *buf = aligned(BLK);
+    o.do_sync_inside = true;
+    o.buf = buf;
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    set_rw(d, IRP_MJ_READ, buf, BLK, 0);
+    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
+    once_wait(&o);
+    ck_assert_int_eq(o.status, STATUS_SUCCESS);
+    ck_assert_int_eq(o.inner, STATUS_INVALID_DEVICE_REQUEST);
+    /* Back on the test thread it works. */
+    FltReuseCallbackData(d);
+    set_rw(d, IRP_MJ_READ, buf, BLK, 0);
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    FltFreeCallbackData(d);
+    UwdfKeDestroyEvent(&o.done);
+    free(buf);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+START_TEST(file_object_outlives_close_until_dereferenced)
+{
+    struct fenv fe;
+    HANDLE h;
+    fenv_init(&fe, _i);
+    PFILE_OBJECT fo = open_direct(&fe, "lifetime", &h);
+    void *buf = aligned(BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    set_rw(d, IRP_MJ_READ, buf, BLK, 0);
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_FILE_CLOSED);
+    FltFreeCallbackData(d);
+    ObDereferenceObject(fo);
+    free(buf);
+    fenv_fini(&fe);
+}
+END_TEST
+
+static Suite *flt_suite(void)
+{
+    Suite *s = suite_create("flt");
+    TCase *tc = tu_tcase(s, "flt", TEST_TIMEOUT_SEC);
+    tcase_add_test(tc, register_start_unregister_and_bad_registration);
+    tcase_add_loop_test(tc, volume_names_and_create_outside_volume_refused, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, write_reuse_read_back_10000_times_on_one_block, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, async_reissue_from_callback_10000_operations, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_keeps_targets_clears_parameters_and_frees_mdl_chain, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_of_in_flight_data_is_a_bug_check, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, create_async_is_invalid_and_callback_runs_once, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, allocation_failure_is_insufficient_resources, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, preallocated_data_performs_under_every_allocation_failing, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, read_write_file_sync_async_and_current_byte_offset, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, sync_perform_inside_async_callback_is_invalid_device_request, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, file_object_outlives_close_until_dereferenced, 0, TU_BACKENDS);
+    return s;
+}
+
+int main(void)
+{
+    return tu_main(flt_suite(), "test_flt");
+}
