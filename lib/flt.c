@@ -20,10 +20,6 @@
 #define FLT_MAGIC_FILE     0x464c544fu /* "FLTO" */
 #define FLT_MAGIC_DATA     0x464c5444u /* "FLTD" */
 
-#ifndef STATUS_FLT_INSTANCE_NOT_FOUND
-#define STATUS_FLT_INSTANCE_NOT_FOUND ((NTSTATUS)0xC01C0014L)
-#endif
-
 struct flt_hdr {
     uint32_t magic;
     atomic_long refs;

@@ -2,14 +2,18 @@
  * FltCreateFileEx confinement, allocate / perform / reuse / free, the
  * asynchronous reissue-from-callback pattern, the bug check on reuse of
  * in-flight data, allocation failures, FltReadFile / FltWriteFile and the
- * file object's current byte offset. Every I/O test runs once per engine. */
+ * file object's current byte offset, and a block-device (loop) volume. Every
+ * I/O test runs once per engine. Loop-device tests need root; without it the
+ * program reports SKIP (77) after the rest ran. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <fltkernel.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BLK 4096
 #define FILE_BLOCKS 16
@@ -18,6 +22,15 @@
 #define LOOPS 10000
 #define WAIT_MS 60000
 #define TEST_TIMEOUT_SEC 240
+#define EXIT_SKIP 77
+#define DEV_SIZE (16u << 20) /* the loop device's backing file */
+#define DEV_BLOCKS (DEV_SIZE / BLK)
+#define DEV_LOOPS 1000
+/* The reissue pass uses blocks [0, FILE_BLOCKS); the synchronous pass the
+ * rest, at a stride coprime with their count so no block is written twice. */
+#define DEV_SYNC_FIRST FILE_BLOCKS
+#define DEV_SYNC_BLOCKS (DEV_BLOCKS - DEV_SYNC_FIRST)
+#define DEV_STRIDE 37
 
 struct fenv {
     struct tu_env e;
@@ -39,15 +52,21 @@ static void volume_of(PFLT_FILTER f, const char *path, NTSTATUS expect, PFLT_VOL
     ck_assert_int_eq(FltGetVolumeFromName(f, &us, v), expect);
 }
 
+/* Registers and starts the filter and attaches it to the volume at path. */
+static void fenv_attach(struct fenv *fe, const char *path)
+{
+    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(fe->e.driver), &g_reg, &fe->filter),
+                     STATUS_SUCCESS);
+    ck_assert_int_eq(FltStartFiltering(fe->filter), STATUS_SUCCESS);
+    volume_of(fe->filter, path, STATUS_SUCCESS, &fe->volume);
+    ck_assert_int_eq(FltAttachVolume(fe->filter, fe->volume, NULL, &fe->instance), STATUS_SUCCESS);
+}
+
 static void fenv_init(struct fenv *fe, int backend)
 {
     ck_assert(tu_use_backend(backend));
     tu_env_init(&fe->e);
-    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(fe->e.driver), &g_reg, &fe->filter),
-                     STATUS_SUCCESS);
-    ck_assert_int_eq(FltStartFiltering(fe->filter), STATUS_SUCCESS);
-    volume_of(fe->filter, fe->e.dir, STATUS_SUCCESS, &fe->volume);
-    ck_assert_int_eq(FltAttachVolume(fe->filter, fe->volume, NULL, &fe->instance), STATUS_SUCCESS);
+    fenv_attach(fe, fe->e.dir);
 }
 
 static void fenv_fini(struct fenv *fe)
@@ -247,6 +266,8 @@ struct reissue {
     unsigned char *buf;
     PFILE_OBJECT fo;
     PFLT_INSTANCE inst;
+    int limit;  /* operations in all */
+    int blocks; /* at offsets (n % blocks) * BLK */
 };
 
 static void reissue_cb(PFLT_CALLBACK_DATA d, PFLT_CONTEXT ctx)
@@ -259,12 +280,12 @@ static void reissue_cb(PFLT_CALLBACK_DATA d, PFLT_CONTEXT ctx)
         rs->not_passive++;
     if (d->Iopb->TargetFileObject != rs->fo || d->Iopb->TargetInstance != rs->inst)
         rs->failures++;
-    if (n >= LOOPS) {
+    if (n >= rs->limit) {
         KeSetEvent(&rs->done, IO_NO_INCREMENT, FALSE);
         return;
     }
     FltReuseCallbackData(d);
-    set_rw(d, (n & 1) ? IRP_MJ_READ : IRP_MJ_WRITE, rs->buf, BLK, (LONGLONG)(n % FILE_BLOCKS) * BLK);
+    set_rw(d, (n & 1) ? IRP_MJ_READ : IRP_MJ_WRITE, rs->buf, BLK, (LONGLONG)(n % rs->blocks) * BLK);
     if (FltPerformAsynchronousIo(d, reissue_cb, rs) != STATUS_PENDING)
         rs->bad_pending++;
 }
@@ -279,6 +300,8 @@ START_TEST(async_reissue_from_callback_10000_operations)
     KeInitializeEvent(&rs.done, NotificationEvent, FALSE);
     rs.fo = open_direct(&fe, "reissue", &h);
     rs.inst = fe.instance;
+    rs.limit = LOOPS;
+    rs.blocks = FILE_BLOCKS;
     rs.buf = aligned(BLK);
     tu_fill_pattern(rs.buf, BLK, 3, 0);
     PFLT_CALLBACK_DATA d = NULL;
@@ -630,7 +653,132 @@ START_TEST(file_object_outlives_close_until_dereferenced)
 }
 END_TEST
 
-static Suite *flt_suite(void)
+/* ---- a block-device volume (loop device, root) ---- */
+
+static LONGLONG dev_sync_offset(int i)
+{
+    return (LONGLONG)(DEV_SYNC_FIRST + (LONGLONG)i * DEV_STRIDE % DEV_SYNC_BLOCKS) * BLK;
+}
+
+/* Whether len bytes at offset of path, read with flags (O_DIRECT: a
+ * page-aligned buffer), hold tu_fill_pattern(seed, offset). */
+static bool outside_matches(const char *path, int flags, LONGLONG offset, size_t len, unsigned seed)
+{
+    unsigned char *got = aligned(len);
+    int fd = open(path, O_RDONLY | flags);
+    ck_assert_msg(fd >= 0, "open %s", path);
+    ssize_t n = pread(fd, got, len, (off_t)offset);
+    close(fd);
+    bool same = n == (ssize_t)len && tu_pattern_matches(got, len, seed, (uint64_t)offset);
+    free(got);
+    return same;
+}
+
+START_TEST(block_device_volume_write_reuse_read)
+{
+    struct fenv fe;
+    HANDLE h = NULL;
+    PFILE_OBJECT fo = NULL;
+    IO_STATUS_BLOCK iosb;
+    ck_assert(tu_use_backend(_i));
+    tu_env_init(&fe.e);
+    char *backing = tu_env_file(&fe.e, "disk", DEV_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&fe.e, backing);
+    fenv_attach(&fe, dev);
+
+    /* On a block-device volume only the device itself opens: any other
+     * absolute path, even its own backing file, is outside the volume. */
+    ck_assert_int_eq(open_path(&fe, backing, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(iosb.Status, STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(open_path(&fe, fe.e.dir, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(open_path(&fe, "/dev/null", FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_ptr_null(fo);
+    ck_assert_ptr_null(h);
+
+    ck_assert_int_eq(open_path(&fe, dev, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING, &h, &fo, &iosb),
+                     STATUS_SUCCESS);
+    ck_assert_int_eq(iosb.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, FILE_OPENED);
+    ck_assert_ptr_nonnull(fo);
+    ck_assert(fo->Flags & FO_NO_INTERMEDIATE_BUFFERING);
+    ck_assert(fcntl((int)(intptr_t)h, F_GETFL) & O_DIRECT);
+
+    /* allocate -> write -> reuse -> read -> compare, on one callback data. */
+    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
+    ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
+    for (int i = 0; i < DEV_LOOPS; i++) {
+        LONGLONG off = dev_sync_offset(i);
+        tu_fill_pattern(w, BLK, (unsigned)i + 1, (uint64_t)off);
+        set_rw(d, IRP_MJ_WRITE, w, BLK, off);
+        FltPerformSynchronousIo(d);
+        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_uint_eq(d->IoStatus.Information, BLK);
+        ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, off + BLK);
+        FltReuseCallbackData(d);
+        ck_assert(params_zero(d));
+        memset(r, 0, BLK);
+        set_rw(d, IRP_MJ_READ, r, BLK, off);
+        FltPerformSynchronousIo(d);
+        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_uint_eq(d->IoStatus.Information, BLK);
+        ck_assert_msg(memcmp(w, r, BLK) == 0, "iteration %d at offset %lld", i, (long long)off);
+        FltReuseCallbackData(d);
+    }
+
+    /* The same data from outside, with the device still open: the last
+     * pattern through the device with O_DIRECT, and every one in the
+     * backing file (each block was written once, so each is the last). */
+    LONGLONG last = dev_sync_offset(DEV_LOOPS - 1);
+    ck_assert(outside_matches(dev, O_DIRECT, last, BLK, DEV_LOOPS));
+    for (int i = 0; i < DEV_LOOPS; i++)
+        ck_assert_msg(outside_matches(backing, 0, dev_sync_offset(i), BLK, (unsigned)i + 1), "block of iteration %d",
+                      i);
+    /* A block the passes never touch keeps the backing file's pattern. */
+    ck_assert(outside_matches(backing, 0, dev_sync_offset(DEV_LOOPS), BLK, FILE_SEED));
+    ck_assert(outside_matches(dev, O_DIRECT, dev_sync_offset(DEV_LOOPS), BLK, FILE_SEED));
+
+    /* The reissue pattern on the device, from the callback, on the same
+     * callback data. */
+    struct reissue rs;
+    memset(&rs, 0, sizeof(rs));
+    KeInitializeEvent(&rs.done, NotificationEvent, FALSE);
+    rs.fo = fo;
+    rs.inst = fe.instance;
+    rs.limit = DEV_LOOPS;
+    rs.blocks = FILE_BLOCKS;
+    rs.buf = w;
+    tu_fill_pattern(rs.buf, BLK, 3, 0);
+    set_rw(d, IRP_MJ_WRITE, rs.buf, BLK, 0);
+    ck_assert_int_eq(FltPerformAsynchronousIo(d, reissue_cb, &rs), STATUS_PENDING);
+    LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
+    ck_assert_int_eq(KeWaitForSingleObject(&rs.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    tu_sleep_ms(20);
+    ck_assert_int_eq(atomic_load(&rs.calls), DEV_LOOPS);
+    ck_assert_int_eq(rs.failures, 0);
+    ck_assert_int_eq(rs.not_passive, 0);
+    ck_assert_int_eq(rs.bad_pending, 0);
+    FltFreeCallbackData(d);
+    UwdfKeDestroyEvent(&rs.done);
+
+    /* The reissue pass stayed in its blocks: the synchronous pass's last
+     * pattern is still there, through the device and in the file. */
+    close_file(h, fo);
+    ck_assert(outside_matches(dev, O_DIRECT, last, BLK, DEV_LOOPS));
+    ck_assert(outside_matches(backing, 0, last, BLK, DEV_LOOPS));
+
+    ck_assert_int_eq(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_SUCCESS);
+    ck_assert_int_eq(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_FLT_INSTANCE_NOT_FOUND);
+    free(w);
+    free(r);
+    free(backing);
+    fenv_fini(&fe);
+}
+END_TEST
+
+static Suite *flt_suite(bool with_loop_devices)
 {
     Suite *s = suite_create("flt");
     TCase *tc = tu_tcase(s, "flt", TEST_TIMEOUT_SEC);
@@ -646,10 +794,20 @@ static Suite *flt_suite(void)
     tcase_add_loop_test(tc, read_write_file_sync_async_and_current_byte_offset, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, sync_perform_inside_async_callback_is_invalid_device_request, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, file_object_outlives_close_until_dereferenced, 0, TU_BACKENDS);
+    if (with_loop_devices) {
+        tc = tu_tcase(s, "flt_loop_device", TEST_TIMEOUT_SEC);
+        tcase_add_loop_test(tc, block_device_volume_write_reuse_read, 0, TU_BACKENDS);
+    }
     return s;
 }
 
 int main(void)
 {
-    return tu_main(flt_suite(), "test_flt");
+    bool root = tu_root();
+    int rc = tu_main(flt_suite(root), "test_flt");
+    if (rc == 0 && !root) {
+        fprintf(stderr, "test_flt: not root, loop-device tests skipped\n");
+        return EXIT_SKIP;
+    }
+    return rc;
 }
