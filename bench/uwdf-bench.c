@@ -4,7 +4,10 @@
  * (#include <uwdf.h>): asynchronous requests formatted with
  * WdfIoTargetFormatRequestForRead/Write and sent with WdfRequestSend, whose
  * completion routine reuses (WdfRequestReuse) and resends them, or
- * synchronous WdfIoTargetSendRead/WriteSynchronously calls. Options, job
+ * synchronous WdfIoTargetSendRead/WriteSynchronously calls, or (--api=flt,
+ * #include <fltkernel.h>) Filter Manager callback data performed with
+ * FltPerformAsynchronousIo and reused (FltReuseCallbackData) or freed and
+ * allocated again from its completion callback. Options, job
  * files and the normal / terse / JSON / JSON+ reports follow fio, so fio
  * users can bring their command lines and job files. `uwdf-bench --help`
  * documents the options and where uwdf differs from fio.
@@ -25,6 +28,7 @@
 #include "config.h"
 
 #include <uwdf.h>
+#include <fltkernel.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -243,7 +247,7 @@ static void fmt_scaled(char *out, size_t n, double v, bool base1024, const char 
 
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW, RW_TRIM, RW_RANDTRIM,
                RW_TRIMWRITE };
-enum api_mode { API_ASYNC, API_SYNC };
+enum api_mode { API_ASYNC, API_SYNC, API_FLT };
 enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL };
 enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
 /* fio's sync=: O_SYNC / O_DSYNC writes. uwdf has one kind: write-through. */
@@ -253,7 +257,7 @@ enum flush_kind { FLUSH_NONE, FLUSH_FSYNC, FLUSH_FDATASYNC };
 
 static const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw",
                                         "trim", "randtrim", "trimwrite" };
-static const char *const api_names[] = { "async", "sync" };
+static const char *const api_names[] = { "async", "sync", "flt" };
 static const char *const engine_names[] = { "default", "io_uring", "libaio", "null" };
 static const char *const sync_names[] = { "none", "sync", "dsync" };
 static const char *const flush_names[] = { "none", "fsync", "fdatasync" };
@@ -686,8 +690,10 @@ static int p_api(struct job_opts *o, const char *val, char *err, size_t n)
         o->api = API_ASYNC;
     else if (val && !strcmp(val, "sync"))
         o->api = API_SYNC;
+    else if (val && !strcmp(val, "flt"))
+        o->api = API_FLT;
     else
-        return bad_value(err, n, "expected async or sync");
+        return bad_value(err, n, "expected async, sync or flt");
     return 0;
 }
 
@@ -748,8 +754,8 @@ static const struct opt_def job_options[] = {
     { "fsync", NULL, false, p_fsync, "n", "after every n writes a job issues, flush the file: IRP_MJ_FLUSH_BUFFERS = fsync(2) (0: never)" },
     { "fdatasync", NULL, false, p_fdatasync, "n", "the same with IRP_MN_FLUSH_DATA_ONLY = fdatasync(2)" },
     { "sync", NULL, false, p_sync, "none|sync|dsync", "write-through (FUA) writes: 1/sync and dsync both send every write with UwdfRequestSetWriteThrough (RWF_DSYNC); 0/none: off" },
-    { "api", NULL, false, p_api, "async|sync", "uwdf: WdfRequestSend with a completion routine (async, default) or WdfIoTargetSend*Synchronously (sync, QD1 per thread)" },
-    { "reuse", NULL, true, p_reuse, "0|1", "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0)" },
+    { "api", NULL, false, p_api, "async|sync|flt", "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread) or Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER)" },
+    { "reuse", NULL, true, p_reuse, "0|1", "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
     { "timeout", NULL, false, p_timeout, "msec", "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
     { "fixedbufs", NULL, true, p_fixedbufs, NULL, "accepted; not supported by this build (warning)" },
     { "registerfiles", NULL, true, p_registerfiles, NULL, "accepted; not supported by this build (warning)" },
@@ -1058,6 +1064,22 @@ static void usage(FILE *f)
             "after its format, sent down with RWF_DSYNC (O_SYNC and O_DSYNC are not told\n"
             "apart). With --api=sync such writes are formatted and sent with\n"
             "WDF_REQUEST_SEND_OPTION_SYNCHRONOUS instead of WdfIoTargetSendWriteSynchronously.\n"
+            "\n"
+            "FILTER MANAGER: --api=flt issues the I/O as a minifilter does its own\n"
+            "(fltkernel.h): FltRegisterFilter + FltStartFiltering, FltGetVolumeFromName on the\n"
+            "file's directory (on the device itself for a block device) + FltAttachVolume,\n"
+            "FltCreateFileEx (FILE_NO_INTERMEDIATE_BUFFERING with --direct=1), and per queue\n"
+            "slot one FLT_CALLBACK_DATA (FltAllocateCallbackDataEx with\n"
+            "FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY) whose Iopb is filled\n"
+            "(IRP_MJ_READ / IRP_MJ_WRITE, IRP_NOCACHE when direct) and performed with\n"
+            "FltPerformAsynchronousIo. The completion callback (PASSIVE_LEVEL, on the file's\n"
+            "engine thread) accounts the I/O and performs the slot's next one itself:\n"
+            "--reuse=1 after FltReuseCallbackData, --reuse=0 after FltFreeCallbackData +\n"
+            "FltAllocateCallbackData, so the two show reuse against an allocation per\n"
+            "operation. slat is the Iopb set-up (with the reuse or free + allocate) plus the\n"
+            "FltPerformAsynchronousIo call. --rw read, write, randread, randwrite, rw and\n"
+            "randrw only; --verify, trims, --fsync/--fdatasync, --sync and --timeout are\n"
+            "refused with --api=flt.\n"
             "\n"
             "Exit status: 0 success, 1 bad options, set-up failure, I/O or verify errors.\n");
 }
@@ -1833,6 +1855,11 @@ struct file_slot {
     struct layout_file *lf;
     const char *path;
     WDFIOTARGET target;
+    /* --api=flt: the file FltCreateFileEx opened and its volume's instance */
+    HANDLE fh;
+    bool fh_open;
+    PFILE_OBJECT fo;
+    PFLT_INSTANCE inst;
     uint64_t start;   /* byte offset of the region */
     uint64_t nblocks; /* whole blocks in the region */
     /* random order: a keyed bijection on [0, 2^bits), values >= nblocks skipped */
@@ -1847,9 +1874,10 @@ struct file_slot {
 struct slot {
     struct job *job;
     WDFREQUEST req;
+    PFLT_CALLBACK_DATA cd; /* --api=flt: the slot's callback data instead of req */
     WDFMEMORY mem;
     void *buf;
-    bool fresh; /* created and never sent */
+    bool fresh; /* created (req or cd) and never sent */
     WDF_REQUEST_SEND_OPTIONS send_opts;
     bool has_opts;
     WDF_REQUEST_SEND_OPTIONS sync_opts; /* SYNCHRONOUS (and the timeout), for --api=sync */
@@ -1915,6 +1943,15 @@ static struct job *g_jobs;
 static unsigned g_njobs;
 static WDFDRIVER g_driver;
 static WDFDEVICE g_device;
+/* --api=flt: the one filter and the volumes it attached to (one instance each) */
+static PFLT_FILTER g_filter;
+struct flt_vol {
+    const char *name;
+    PFLT_VOLUME volume;
+    PFLT_INSTANCE instance;
+};
+static struct flt_vol *g_fvols;
+static unsigned g_nfvols;
 static const char *g_env_backend; /* UWDF_BACKEND as the user set it */
 static pthread_barrier_t g_barrier;
 
@@ -2335,16 +2372,13 @@ static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, u
     return slot_finish(s, sh, true, slat, clat, tc);
 }
 
-static VOID slot_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                            WDFCONTEXT Context)
+static void flt_issue(struct slot *s, struct shard *sh);
+
+/* The completion of the slot's I/O at tc (status and info are stored):
+ * accounts it and issues the next, with the API's own path. */
+static void slot_completed(struct slot *s, uint64_t tc)
 {
-    struct slot *s = Context;
-    uint64_t tc = now_ns();
     uint64_t t1;
-    (void)Request;
-    (void)Target;
-    s->status = Params->IoStatus.Status;
-    s->info = Params->IoStatus.Information;
     if (s->sender == THIS_THREAD) {
         t1 = __atomic_exchange_n(&s->sync, tc, __ATOMIC_ACQ_REL);
         if (t1 == 0)
@@ -2362,10 +2396,119 @@ static VOID slot_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST
     }
     /* This runs on the completion thread of the file the I/O went to. */
     struct shard *sh = &s->job->shards[s->file];
-    if (slot_complete_async(s, sh, t1, tc))
-        slot_issue(s, sh);
-    else
+    if (!slot_complete_async(s, sh, t1, tc))
         slot_retire(s);
+    else if (s->job->o.api == API_FLT)
+        flt_issue(s, sh);
+    else
+        slot_issue(s, sh);
+}
+
+static VOID slot_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                            WDFCONTEXT Context)
+{
+    struct slot *s = Context;
+    uint64_t tc = now_ns();
+    (void)Request;
+    (void)Target;
+    s->status = Params->IoStatus.Status;
+    s->info = Params->IoStatus.Information;
+    slot_completed(s, tc);
+}
+
+/* ---- --api=flt: Filter Manager callback data ---- */
+
+static FLT_COMPLETED_ASYNC_IO_CALLBACK flt_completion;
+
+/* Makes the slot's callback data ready for its current I/O: reused
+ * (FltReuseCallbackData), or freed and allocated again (--reuse=0), then
+ * every Iopb field set (reuse clears them all but the targets). */
+static NTSTATUS flt_prepare(struct slot *s)
+{
+    struct job *j = s->job;
+    const struct file_slot *f = &j->files[s->file];
+    if (s->fresh) {
+        s->fresh = false;
+    } else if (j->o.reuse) {
+        FltReuseCallbackData(s->cd);
+    } else {
+        FltFreeCallbackData(s->cd);
+        s->cd = NULL;
+        NTSTATUS st = FltAllocateCallbackData(f->inst, f->fo, &s->cd);
+        if (!NT_SUCCESS(st)) {
+            s->cd = NULL;
+            return st;
+        }
+    }
+    PFLT_IO_PARAMETER_BLOCK p = s->cd->Iopb;
+    bool w = s->ddir == DDIR_WRITE;
+    p->TargetFileObject = f->fo; /* several files: the one of this I/O */
+    p->TargetInstance = f->inst;
+    p->MajorFunction = w ? IRP_MJ_WRITE : IRP_MJ_READ;
+    p->MinorFunction = 0;
+    p->IrpFlags = (w ? IRP_WRITE_OPERATION : IRP_READ_OPERATION) | (j->o.direct ? IRP_NOCACHE : 0);
+    p->OperationFlags = 0;
+    if (w) {
+        p->Parameters.Write.Length = j->o.bs;
+        p->Parameters.Write.Key = 0;
+        p->Parameters.Write.ByteOffset.QuadPart = (LONGLONG)s->offset;
+        p->Parameters.Write.WriteBuffer = s->buf;
+        p->Parameters.Write.MdlAddress = NULL;
+    } else {
+        p->Parameters.Read.Length = j->o.bs;
+        p->Parameters.Read.Key = 0;
+        p->Parameters.Read.ByteOffset.QuadPart = (LONGLONG)s->offset;
+        p->Parameters.Read.ReadBuffer = s->buf;
+        p->Parameters.Read.MdlAddress = NULL;
+    }
+    return STATUS_SUCCESS;
+}
+
+/* slot_issue for --api=flt: performs the slot's I/Os with
+ * FltPerformAsynchronousIo until one is left in flight (the callback
+ * continues from there, on the file's engine thread) or the job is done. */
+static void flt_issue(struct slot *s, struct shard *sh)
+{
+    struct job *j = s->job;
+    for (;;) {
+        uint64_t t0 = now_ns();
+        if (!next_io(s, t0))
+            break;
+        NTSTATUS st = flt_prepare(s);
+        if (!NT_SUCCESS(st)) {
+            job_io_error(j, s, st, "FltAllocateCallbackData");
+            break;
+        }
+        s->t0 = t0;
+        s->sender = THIS_THREAD;
+        __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
+        st = FltPerformAsynchronousIo(s->cd, flt_completion, s);
+        /* STATUS_PENDING: in flight (s->cd may already be reused by the
+         * callback); STATUS_SUCCESS: failed before the engine, the callback
+         * has run inline. Anything else: refused, no callback. */
+        if (st != STATUS_PENDING && st != STATUS_SUCCESS) {
+            job_io_error(j, s, st, "FltPerformAsynchronousIo");
+            break;
+        }
+        uint64_t t1 = now_ns();
+        uint64_t tc = __atomic_exchange_n(&s->sync, t1, __ATOMIC_ACQ_REL);
+        if (tc == 0)
+            return; /* in flight: the callback takes over */
+        if (!slot_complete_async(s, sh, t1, tc))
+            break;
+    }
+    slot_retire(s);
+}
+
+/* PASSIVE_LEVEL, on the engine thread of the file the I/O went to (or
+ * inline in FltPerformAsynchronousIo when it failed before the engine). */
+static VOID flt_completion(PFLT_CALLBACK_DATA Data, PFLT_CONTEXT Context)
+{
+    struct slot *s = Context;
+    uint64_t tc = now_ns();
+    s->status = Data->IoStatus.Status;
+    s->info = Data->IoStatus.Information;
+    slot_completed(s, tc);
 }
 
 static void run_async_phase(struct job *j)
@@ -2373,8 +2516,12 @@ static void run_async_phase(struct job *j)
     KeClearEvent(&j->done);
     __atomic_store_n(&j->inflight, (int)j->nslots, __ATOMIC_RELEASE);
     struct shard *own = &j->shards[j->nfiles];
-    for (unsigned i = 0; i < j->nslots; i++)
-        slot_issue(&j->slots[i], own);
+    for (unsigned i = 0; i < j->nslots; i++) {
+        if (j->o.api == API_FLT)
+            flt_issue(&j->slots[i], own);
+        else
+            slot_issue(&j->slots[i], own);
+    }
     KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
 }
 
@@ -2560,6 +2707,134 @@ static NTSTATUS open_target(const char *path, bool write, bool direct, WDFIOTARG
     return st;
 }
 
+/* --api=flt: the filter (registered and started once). */
+static int flt_filter_init(void)
+{
+    static const FLT_REGISTRATION reg = {
+        .Size = sizeof(FLT_REGISTRATION),
+        .Version = FLT_REGISTRATION_VERSION,
+    };
+    char sb[96];
+    if (g_filter)
+        return 0;
+    NTSTATUS st = FltRegisterFilter(WdfDriverWdmGetDriverObject(g_driver), &reg, &g_filter);
+    if (!NT_SUCCESS(st)) {
+        g_filter = NULL;
+        errmsg("FltRegisterFilter failed: %s", status_str(sb, sizeof(sb), st));
+        return -1;
+    }
+    st = FltStartFiltering(g_filter);
+    if (!NT_SUCCESS(st)) {
+        errmsg("FltStartFiltering failed: %s", status_str(sb, sizeof(sb), st));
+        return -1;
+    }
+    return 0;
+}
+
+/* The instance on the volume named (a directory or a block device),
+ * attached the first time a file of it is opened. */
+static NTSTATUS flt_volume_instance(const char *name, PFLT_INSTANCE *out)
+{
+    for (unsigned i = 0; i < g_nfvols; i++)
+        if (!strcmp(g_fvols[i].name, name)) {
+            *out = g_fvols[i].instance;
+            return STATUS_SUCCESS;
+        }
+    WCHAR *w = path_to_wide(name);
+    if (!w)
+        return STATUS_OBJECT_NAME_INVALID;
+    UNICODE_STRING us;
+    RtlInitUnicodeString(&us, w);
+    PFLT_VOLUME v = NULL;
+    PFLT_INSTANCE inst = NULL;
+    NTSTATUS st = FltGetVolumeFromName(g_filter, &us, &v);
+    free(w);
+    if (!NT_SUCCESS(st))
+        return st;
+    st = FltAttachVolume(g_filter, v, NULL, &inst);
+    if (!NT_SUCCESS(st)) {
+        FltObjectDereference(v);
+        return st;
+    }
+    struct flt_vol *nv = realloc(g_fvols, (g_nfvols + 1) * sizeof(*g_fvols));
+    if (!nv) {
+        errmsg("out of memory");
+        exit(1);
+    }
+    g_fvols = nv;
+    g_fvols[g_nfvols].name = keep_str(name);
+    g_fvols[g_nfvols].volume = v;
+    g_fvols[g_nfvols].instance = inst;
+    g_nfvols++;
+    *out = inst;
+    return STATUS_SUCCESS;
+}
+
+/* FltCreateFileEx of one file of a job: the absolute path, access and
+ * options as open_target gives a WDF target. */
+static NTSTATUS flt_open_file(struct file_slot *f, bool write, bool direct, const char **stage)
+{
+    char *real = realpath(f->path, NULL);
+    *stage = "realpath";
+    if (!real)
+        return errno == ENOENT || errno == ENOTDIR ? STATUS_OBJECT_NAME_NOT_FOUND : STATUS_ACCESS_DENIED;
+    /* The volume: the file's directory, or a block device itself. */
+    char *vol = xstrdup(real);
+    if (!f->lf->is_blk) {
+        char *slash = strrchr(vol, '/');
+        if (slash == vol)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+    }
+    *stage = "FltGetVolumeFromName/FltAttachVolume";
+    NTSTATUS st = flt_volume_instance(vol, &f->inst);
+    free(vol);
+    if (!NT_SUCCESS(st)) {
+        free(real);
+        return st;
+    }
+    WCHAR *w = path_to_wide(real);
+    free(real);
+    *stage = "FltCreateFileEx";
+    if (!w)
+        return STATUS_OBJECT_NAME_INVALID;
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    IO_STATUS_BLOCK iosb;
+    RtlInitUnicodeString(&us, w);
+    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE, NULL, NULL);
+    ULONG options = FILE_NON_DIRECTORY_FILE | (direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0);
+    st = FltCreateFileEx(g_filter, f->inst, &f->fh, &f->fo, write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,
+                         &oa, &iosb, NULL, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ | FILE_SHARE_WRITE, FILE_OPEN,
+                         options, NULL, 0, 0);
+    free(w);
+    if (!NT_SUCCESS(st)) {
+        f->fo = NULL;
+        return st;
+    }
+    f->fh_open = true;
+    return STATUS_SUCCESS;
+}
+
+/* Detaches and releases what flt_filter_init / flt_volume_instance made
+ * (the jobs' files and callback data are gone), before the driver goes. */
+static void flt_global_teardown(void)
+{
+    for (unsigned i = g_nfvols; i-- > 0;) {
+        if (g_filter)
+            (void)FltDetachVolume(g_filter, g_fvols[i].volume, NULL);
+        FltObjectDereference(g_fvols[i].instance);
+        FltObjectDereference(g_fvols[i].volume);
+    }
+    free(g_fvols);
+    g_fvols = NULL;
+    g_nfvols = 0;
+    if (g_filter)
+        FltUnregisterFilter(g_filter);
+    g_filter = NULL;
+}
+
 static void select_backend(enum engine_sel e)
 {
     if (e != ENGINE_DEFAULT)
@@ -2675,7 +2950,33 @@ static int job_setup(struct job *j)
     const struct job_opts *o = &j->o;
     char sb[96];
     select_backend(o->ioengine);
-    for (unsigned k = 0; k < j->nfiles; k++) {
+    if (o->api == API_FLT && flt_filter_init())
+        return -1;
+    for (unsigned k = 0; o->api == API_FLT && k < j->nfiles; k++) {
+        struct file_slot *f = &j->files[k];
+        const char *stage;
+        NTSTATUS st = flt_open_file(f, rw_writes(o->rw), o->direct, &stage);
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: cannot open '%s' through the filter (%s)%s: %s", o->name, f->path, stage,
+                   o->ioengine != ENGINE_DEFAULT ? " with the requested engine" : "",
+                   status_str(sb, sizeof(sb), st));
+            return -1;
+        }
+        if (!j->backend) {
+            /* The filter's files are WDF targets on the same engines: a
+             * target opened the same way tells which one this job gets. */
+            WDFIOTARGET probe;
+            st = open_target(f->path, rw_writes(o->rw), o->direct, &probe);
+            if (NT_SUCCESS(st)) {
+                PCSTR be = UwdfIoTargetGetBackendName(probe);
+                j->backend = keep_str(be ? be : "unknown");
+                WdfObjectDelete(probe);
+            } else {
+                j->backend = keep_str("unknown");
+            }
+        }
+    }
+    for (unsigned k = 0; o->api != API_FLT && k < j->nfiles; k++) {
         struct file_slot *f = &j->files[k];
         NTSTATUS st = open_target(f->path, rw_writes(o->rw) || rw_trims(o->rw), o->direct, &f->target);
         if (!NT_SUCCESS(st)) {
@@ -2748,6 +3049,17 @@ static int job_setup(struct job *j)
             dsm->DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE);
             s->dsm_range = (DEVICE_DATA_SET_RANGE *)((char *)buf + ranges_at);
         }
+        if (o->api == API_FLT) {
+            st = FltAllocateCallbackDataEx(j->files[0].inst, j->files[0].fo,
+                                           FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &s->cd);
+            if (!NT_SUCCESS(st)) {
+                s->cd = NULL;
+                errmsg("%s: FltAllocateCallbackDataEx failed: %s", o->name, status_str(sb, sizeof(sb), st));
+                return -1;
+            }
+            s->fresh = true;
+            continue;
+        }
         st = slot_create_request(s, j->files[0].target);
         if (!NT_SUCCESS(st)) {
             errmsg("%s: WdfRequestCreate failed: %s", o->name, status_str(sb, sizeof(sb), st));
@@ -2761,6 +3073,24 @@ static int job_setup(struct job *j)
 
 static void job_teardown(struct job *j)
 {
+    /* --api=flt: FltClose first: it closes the file's WDF target, which
+     * waits for its engine thread, so every callback has returned (the last
+     * one signals the job before it returns) before its data is freed. */
+    for (unsigned k = 0; k < j->nfiles; k++)
+        if (j->files[k].fh_open) {
+            (void)FltClose(j->files[k].fh);
+            j->files[k].fh_open = false;
+        }
+    for (unsigned i = 0; i < j->nslots; i++)
+        if (j->slots[i].cd) {
+            FltFreeCallbackData(j->slots[i].cd);
+            j->slots[i].cd = NULL;
+        }
+    for (unsigned k = 0; k < j->nfiles; k++)
+        if (j->files[k].fo) {
+            ObDereferenceObject(j->files[k].fo);
+            j->files[k].fo = NULL;
+        }
     for (unsigned i = 0; i < j->nslots; i++) {
         struct slot *s = &j->slots[i];
         if (s->req)
@@ -3710,6 +4040,20 @@ static int validate_jobdef(const struct jobdef *def, bool quiet)
                rw_names[o->rw]);
         return -1;
     }
+    if (o->api == API_FLT) {
+        const char *bad = o->verify ? "--verify"
+                          : rw_trims(o->rw) ? (o->rw == RW_TRIM ? "--rw=trim"
+                                               : o->rw == RW_RANDTRIM ? "--rw=randtrim" : "--rw=trimwrite")
+                          : o->fsync_blocks ? "--fsync"
+                          : o->fdatasync_blocks ? "--fdatasync"
+                          : o->sync != SYNC_NONE ? "--sync"
+                          : o->timeout_ms ? "--timeout" : NULL;
+        if (bad) {
+            errmsg("%s: %s is not supported with --api=flt (Filter Manager callback data: reads and "
+                   "writes only, no verify, flushes, write-through or timeouts)", o->name, bad);
+            return -1;
+        }
+    }
     if (o->direct && o->bs % 512) {
         errmsg("%s: with direct=1, bs (%" PRIu32 ") must be a multiple of 512", o->name, o->bs);
         return -1;
@@ -3959,6 +4303,7 @@ int main(int argc, char **argv)
 done_framework:
     for (unsigned i = 0; i < g_njobs; i++)
         job_teardown(&g_jobs[i]);
+    flt_global_teardown(); /* FltUnregisterFilter before the driver is deleted */
     if (framework_up || g_driver)
         WdfObjectDelete(g_driver);
     select_backend(ENGINE_DEFAULT);

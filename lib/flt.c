@@ -6,6 +6,8 @@
 #define _GNU_SOURCE
 #include "internal.h"
 
+#include <sched.h>
+
 #include <errno.h>
 #include <fltkernel.h>
 #include <limits.h>
@@ -92,6 +94,7 @@ struct flt_data {
     bool rw;
     bool no_update_pos;
     struct flt_frame *frames;
+    pthread_t cb_thread; /* where the asynchronous callback runs */
     /* FltReadFile / FltWriteFile with a callback */
     PFLT_COMPLETED_ASYNC_IO_CALLBACK user_cb;
     PVOID user_ctx;
@@ -785,6 +788,11 @@ NTSTATUS FltAllocateCallbackData(PFLT_INSTANCE Instance, PFILE_OBJECT FileObject
 
 static bool flt_data_check_idle(struct flt_data *d, const char *ddi)
 {
+    /* Another thread that the callback woke may reuse or free the block
+     * while the callback is still returning; wait for it to be out, as the
+     * framework still touches the block on the way. */
+    while (atomic_load(&d->state) == FLT_DATA_CALLBACK_RUNNING && !pthread_equal(d->cb_thread, pthread_self()))
+        sched_yield();
     if (atomic_load(&d->state) != FLT_DATA_IN_FLIGHT)
         return true;
     uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)&d->data, 0, 0,
@@ -882,6 +890,7 @@ static void flt_data_deliver(struct flt_data *d, NTSTATUS status, ULONG_PTR info
     PVOID ctx = d->ctx;
     flt_data_result(d, status, info);
     d->frames = &frame;
+    d->cb_thread = pthread_self();
     atomic_store(&d->state, FLT_DATA_CALLBACK_RUNNING);
     KIRQL old = uwdf_tls_irql;
     uwdf_tls_irql = PASSIVE_LEVEL;
