@@ -188,36 +188,6 @@ static struct flt_data *flt_data_from(PFLT_CALLBACK_DATA d, const char *ddi)
     return fd;
 }
 
-/* UTF-16 (WCHAR) name -> UTF-8, malloc'd. */
-static char *flt_utf8(PCUNICODE_STRING us)
-{
-    size_t n = us->Length / sizeof(WCHAR);
-    char *out = malloc(n * 4 + 1);
-    size_t o = 0;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t c = (uint32_t)us->Buffer[i];
-        if (c < 0x80) {
-            out[o++] = (char)c;
-        } else if (c < 0x800) {
-            out[o++] = (char)(0xC0 | (c >> 6));
-            out[o++] = (char)(0x80 | (c & 0x3F));
-        } else if (c < 0x10000) {
-            out[o++] = (char)(0xE0 | (c >> 12));
-            out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            out[o++] = (char)(0x80 | (c & 0x3F));
-        } else {
-            out[o++] = (char)(0xF0 | (c >> 18));
-            out[o++] = (char)(0x80 | ((c >> 12) & 0x3F));
-            out[o++] = (char)(0x80 | ((c >> 6) & 0x3F));
-            out[o++] = (char)(0x80 | (c & 0x3F));
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* UTF-8 -> WCHAR, malloc'd and NUL-terminated; *chars without the NUL. */
 static WCHAR *flt_wide(const char *s, size_t *chars)
 {
@@ -378,7 +348,7 @@ NTSTATUS FltGetVolumeFromName(PFLT_FILTER Filter, PCUNICODE_STRING VolumeName, P
         return STATUS_INVALID_PARAMETER;
     if (Filter->unregistering)
         return STATUS_FLT_DELETING_OBJECT;
-    char *name = flt_utf8(VolumeName);
+    char *name = uwdf_unicode_to_utf8(VolumeName);
     if (!name)
         return STATUS_INSUFFICIENT_RESOURCES;
     struct stat st;
@@ -601,7 +571,7 @@ NTSTATUS FltCreateFileEx(PFLT_FILTER Filter, PFLT_INSTANCE Instance, PHANDLE Fil
         status = STATUS_FLT_DELETING_OBJECT;
         goto out;
     }
-    path = flt_utf8(ObjectAttributes->ObjectName);
+    path = uwdf_unicode_to_utf8(ObjectAttributes->ObjectName);
     if (!path) {
         status = STATUS_INSUFFICIENT_RESOURCES;
         goto out;

@@ -374,6 +374,9 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
                                        const char *ddi);
 /* Cancel a sent request (WdfRequestCancelSentRequest's core). */
 bool uwdf_iotarget_cancel_request(struct uwdf_request *req);
+/* A UNICODE_STRING (wchar_t) as a NUL-terminated UTF-8 path, allocated
+ * with uwdf_alloc; NULL when out of memory. */
+char *uwdf_unicode_to_utf8(PCUNICODE_STRING name);
 /* Geometry (lib/geometry.c) */
 int uwdf_geometry_probe(struct uwdf_iotarget *target);
 /* Discard and zeroing (lib/blockops.c): blocking, so run on the worker. */

@@ -89,7 +89,7 @@ NTSTATUS WdfIoTargetCreate(WDFDEVICE Device, PWDF_OBJECT_ATTRIBUTES IoTargetAttr
 /* ---- open ---- */
 
 /* UTF-32 (wchar_t) to UTF-8; the kernel takes bytes. */
-static char *target_path_from_unicode(PCUNICODE_STRING name)
+char *uwdf_unicode_to_utf8(PCUNICODE_STRING name)
 {
     size_t n = name->Length / sizeof(WCHAR);
     char *out = uwdf_alloc(n * 4 + 1);
@@ -227,7 +227,7 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     case WdfIoTargetOpenByName:
         if (!params.TargetDeviceName.Buffer || params.TargetDeviceName.Length == 0)
             return STATUS_INVALID_PARAMETER;
-        path = target_path_from_unicode(&params.TargetDeviceName);
+        path = uwdf_unicode_to_utf8(&params.TargetDeviceName);
         if (!path)
             return STATUS_INSUFFICIENT_RESOURCES;
         break;
