@@ -1493,24 +1493,6 @@ END_TEST
 /* loop devices (root)                                                  */
 /* =================================================================== */
 
-struct blockdev_info {
-    unsigned long long size;
-    unsigned logical, physical;
-};
-
-static struct blockdev_info blockdev_query(const char *dev)
-{
-    struct blockdev_info b = { 0, 0, 0 };
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "blockdev --getsize64 --getss --getpbsz '%s'", dev);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    int n = fscanf(p, "%llu %u %u", &b.size, &b.logical, &b.physical);
-    ck_assert_int_eq(pclose(p), 0);
-    ck_assert_int_eq(n, 3);
-    return b;
-}
-
 START_TEST(loop_device_sync_write_read_all_descriptor_kinds)
 {
     struct tu_env e;
@@ -1558,7 +1540,7 @@ START_TEST(loop_device_ioctls_match_blockdev)
     tu_env_init(&e);
     char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = tu_env_loop(&e, backing);
-    struct blockdev_info want = blockdev_query(dev);
+    struct tu_blockdev_info want = tu_blockdev_query(dev);
     ck_assert_uint_eq(want.size, LOOP_FILE_SIZE);
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
 

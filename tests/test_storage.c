@@ -1213,24 +1213,6 @@ END_TEST
 /* loop devices (root)                                                  */
 /* ------------------------------------------------------------------- */
 
-struct blockdev_info {
-    unsigned long long size;
-    unsigned logical, physical;
-};
-
-static struct blockdev_info blockdev_query(const char *dev)
-{
-    struct blockdev_info b = { 0, 0, 0 };
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "blockdev --getsize64 --getss --getpbsz '%s'", dev);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    int n = fscanf(p, "%llu %u %u", &b.size, &b.logical, &b.physical);
-    ck_assert_int_eq(pclose(p), 0);
-    ck_assert_int_eq(n, 3);
-    return b;
-}
-
 START_TEST(flush_write_then_fsync_then_read_through_new_open_loop_device)
 {
     struct env e;
@@ -1381,7 +1363,7 @@ END_TEST
 /* Every geometry IOCTL against what blockdev(8) reports for dev. */
 static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
 {
-    struct blockdev_info want = blockdev_query(dev);
+    struct tu_blockdev_info want = tu_blockdev_query(dev);
     ULONG_PTR bytes;
 
     GET_LENGTH_INFORMATION li;
@@ -1465,7 +1447,7 @@ START_TEST(geometry_ioctls_match_blockdev)
     env_init(&e, _i);
     char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = env_loop(&e, backing, 0);
-    ck_assert_uint_eq(blockdev_query(dev).size, LOOP_FILE_SIZE);
+    ck_assert_uint_eq(tu_blockdev_query(dev).size, LOOP_FILE_SIZE);
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     assert_geometry_matches_blockdev(t, dev);
     /* Buffered, the same answers. */
@@ -1482,7 +1464,7 @@ START_TEST(geometry_4k_sector_loop_device_matches_blockdev)
     env_init(&e, _i);
     char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = env_loop(&e, backing, 4096);
-    struct blockdev_info want = blockdev_query(dev);
+    struct tu_blockdev_info want = tu_blockdev_query(dev);
     ck_assert_uint_eq(want.logical, 4096);
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     assert_geometry_matches_blockdev(t, dev);

@@ -456,3 +456,16 @@ int tu_main(Suite *s, const char *name)
     }
     return rc;
 }
+
+struct tu_blockdev_info tu_blockdev_query(const char *dev)
+{
+    struct tu_blockdev_info b = { 0, 0, 0 };
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "blockdev --getsize64 --getss --getpbsz '%s'", dev);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int n = fscanf(p, "%llu %u %u", &b.size, &b.logical, &b.physical);
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_int_eq(n, 3);
+    return b;
+}

@@ -37,6 +37,13 @@ bool tu_root(void);
 char *tu_loop_attach(const char *file, bool direct_io);
 void tu_loop_detach(const char *dev);
 
+/* What `blockdev --getsize64 --getss --getpbsz DEV` reports (asserts it ran). */
+struct tu_blockdev_info {
+    unsigned long long size;
+    unsigned logical, physical;
+};
+struct tu_blockdev_info tu_blockdev_query(const char *dev);
+
 /* UNICODE_STRING from a UTF-8 path; buf must have room for strlen+1 WCHARs. */
 void tu_unicode(UNICODE_STRING *us, WCHAR *buf, size_t buf_chars, const char *path);
 
