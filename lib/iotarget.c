@@ -1063,7 +1063,7 @@ WDFDEVICE WdfIoTargetGetDevice(WDFIOTARGET IoTarget)
 HANDLE WdfIoTargetWdmGetTargetFileHandle(WDFIOTARGET IoTarget)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetFileHandle");
-    return t && t->opened ? (HANDLE)(intptr_t)t->fd : NULL;
+    return t && t->opened && t->fd >= 0 ? (HANDLE)(intptr_t)t->fd : NULL; /* none for a device */
 }
 
 PDEVICE_OBJECT WdfIoTargetWdmGetTargetDeviceObject(WDFIOTARGET IoTarget)
