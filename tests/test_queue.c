@@ -11,6 +11,12 @@
 
 #define BLOCK 4096
 
+/* A plain-int read of a counter, so failed assertions print readably. */
+static int ld(atomic_int *a)
+{
+    return atomic_load(a);
+}
+
 /* A filter device whose default queue forwards reads and writes, unchanged,
  * to its local I/O target. */
 typedef struct {
@@ -131,9 +137,9 @@ static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_p
         ck_assert(tu_pattern_matches(rbuf, BLOCK, 77 + (unsigned)backend, (uint64_t)off));
         tu_completion_fini(&c);
     }
-    ck_assert_int_eq(atomic_load(&filter_get(top)->seen), 32);
-    ck_assert_int_eq(atomic_load(&filter_get(mid)->seen), 32);
-    ck_assert_int_eq(atomic_load(&filter_get(mid)->forwarded_done), 32);
+    ck_assert_int_eq(ld(&filter_get(top)->seen), 32);
+    ck_assert_int_eq(ld(&filter_get(mid)->seen), 32);
+    ck_assert_int_eq(ld(&filter_get(mid)->forwarded_done), 32);
 }
 
 START_TEST(stack_to_file)
@@ -191,7 +197,7 @@ static void rx_reset(void)
 static void rx_hold(WDFREQUEST req)
 {
     int n = atomic_fetch_add(&R.owned, 1) + 1;
-    int m = atomic_load(&R.max_owned);
+    int m = ld(&R.max_owned);
     while (n > m && !atomic_compare_exchange_weak(&R.max_owned, &m, n))
         ;
     atomic_fetch_add(&R.presented, 1);
@@ -652,7 +658,7 @@ START_TEST(routing)
     WDF_REQUEST_PARAMETERS p;
 
     io_start(&io, t, WdfRequestTypeRead, 1024, 4096);
-    ck_assert_int_eq(atomic_load(&R.n_read), 1);
+    ck_assert_int_eq(ld(&R.n_read), 1);
     ck_assert_uint_eq(R.last_len, 1024);
     ck_assert_ptr_eq(R.last_queue, q1);
     WDF_REQUEST_PARAMETERS_INIT(&p);
@@ -667,7 +673,7 @@ START_TEST(routing)
     io_fini(&io);
 
     io_start(&io, t, WdfRequestTypeWrite, 512, 0);
-    ck_assert_int_eq(atomic_load(&R.n_write), 1);
+    ck_assert_int_eq(ld(&R.n_write), 1);
     ck_assert_uint_eq(R.last_len, 512);
     ck_assert_ptr_eq(R.last_queue, q2);
     /* WdfRequestSetInformation, then WdfRequestComplete keeps it */
@@ -680,7 +686,7 @@ START_TEST(routing)
     io_fini(&io);
 
     ioctl_start(&io, t, false, IOCTL_TEST_BUFFERED, 16, 32);
-    ck_assert_int_eq(atomic_load(&R.n_ioctl), 1);
+    ck_assert_int_eq(ld(&R.n_ioctl), 1);
     ck_assert_uint_eq(R.last_in_len, 16);
     ck_assert_uint_eq(R.last_out_len, 32);
     ck_assert_uint_eq(R.last_code, IOCTL_TEST_BUFFERED);
@@ -696,14 +702,14 @@ START_TEST(routing)
     io_fini(&io);
 
     ioctl_start(&io, t, true, 0x1234, 8, 0);
-    ck_assert_int_eq(atomic_load(&R.n_iioctl), 1);
+    ck_assert_int_eq(ld(&R.n_iioctl), 1);
     ck_assert_uint_eq(R.last_code, 0x1234);
     ck_assert_uint_eq(R.last_in_len, 8);
     ck_assert_ptr_eq(R.last_queue, q2);
     rx_complete(rx_take(0), STATUS_SUCCESS, 0);
     io_expect(&io, STATUS_SUCCESS, 0);
     io_fini(&io);
-    ck_assert_int_eq(atomic_load(&R.n_default), 0);
+    ck_assert_int_eq(ld(&R.n_default), 0);
 
     /* A request type with no handler on its queue fails; on the default
      * queue, EvtIoDefault takes what has no specific handler. */
@@ -715,7 +721,7 @@ START_TEST(routing)
     io_start(&io, t2, WdfRequestTypeWrite, 512, 0);
     io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
     io_fini(&io);
-    ck_assert_int_eq(atomic_load(&R.n_write), 1);
+    ck_assert_int_eq(ld(&R.n_write), 1);
 
     /* a flush has no specific handler: EvtIoDefault of the default queue */
     memset(&io, 0, sizeof(io));
@@ -727,7 +733,7 @@ START_TEST(routing)
     WdfRequestWdmFormatUsingStackLocation(io.req, &sl);
     WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
     ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(atomic_load(&R.n_default), 1);
+    ck_assert_int_eq(ld(&R.n_default), 1);
     ck_assert_ptr_eq(R.last_queue, q0);
     WDF_REQUEST_PARAMETERS_INIT(&p);
     WdfRequestGetParameters(R.held[0], &p);
@@ -764,11 +770,11 @@ START_TEST(zero_length)
         io_expect(&io, STATUS_SUCCESS, 0);
         io_fini(&io);
     }
-    ck_assert_int_eq(atomic_load(&R.presented), 0);
+    ck_assert_int_eq(ld(&R.presented), 0);
     /* allowed: presented with Length 0; no buffer to retrieve */
     for (int w = 0; w < 2; w++) {
         io_start(&io, t2, w ? WdfRequestTypeWrite : WdfRequestTypeRead, 0, 0);
-        ck_assert_int_eq(atomic_load(&R.presented), w + 1);
+        ck_assert_int_eq(ld(&R.presented), w + 1);
         ck_assert_uint_eq(R.last_len, 0);
         WDFREQUEST r = rx_take(0);
         PVOID b = (PVOID)1;
@@ -1020,8 +1026,8 @@ START_TEST(ioctl_through_stack)
             ck_assert_int_eq(((char *)io.buf)[i], 'a' + i);
         io_fini(&io);
     }
-    ck_assert_int_eq(atomic_load(&R.n_ioctl), 2);
-    ck_assert_int_eq(atomic_load(&filter_get(top)->seen), 2);
+    ck_assert_int_eq(ld(&R.n_ioctl), 2);
+    ck_assert_int_eq(ld(&filter_get(top)->seen), 2);
     tu_env_fini(&e);
 }
 END_TEST
@@ -1042,7 +1048,7 @@ START_TEST(dispatch_sequential)
         io_start(&io[i], t, WdfRequestTypeRead, 512, (LONGLONG)i * 512);
     ULONG qn, dn;
     for (int i = 0; i < 5; i++) {
-        ck_assert_int_eq(atomic_load(&R.presented), i + 1);
+        ck_assert_int_eq(ld(&R.presented), i + 1);
         ck_assert_int_eq(rx_nheld(), 1);
         WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, &qn, &dn);
         ck_assert_uint_eq(qn, (ULONG)(4 - i));
@@ -1056,7 +1062,7 @@ START_TEST(dispatch_sequential)
         rx_complete(rx_take(0), STATUS_SUCCESS, (ULONG_PTR)i);
         io_expect(&io[i], STATUS_SUCCESS, i);
     }
-    ck_assert_int_eq(atomic_load(&R.max_owned), 1);
+    ck_assert_int_eq(ld(&R.max_owned), 1);
     ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, &qn, &dn)));
     ck_assert_uint_eq(qn + dn, 0);
     for (int i = 0; i < 5; i++)
@@ -1102,7 +1108,7 @@ START_TEST(dispatch_parallel_limit)
     }
     for (int k = 0; k < 4; k++)
         pthread_join(th[k], NULL);
-    ck_assert_int_eq(atomic_load(&R.n_state_cb), 0);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
     ck_assert_int_eq(rx_nheld(), 3);
     ULONG qn, dn;
     WdfIoQueueGetState(q, &qn, &dn);
@@ -1116,7 +1122,7 @@ START_TEST(dispatch_parallel_limit)
         rx_complete(rx_take(completed % 2 ? rx_nheld() - 1 : 0), STATUS_SUCCESS, 512);
         completed++;
     }
-    ck_assert_int_eq(atomic_load(&R.max_owned), 3);
+    ck_assert_int_eq(ld(&R.max_owned), 3);
     for (int i = 0; i < N; i++) {
         io_expect(&io[i], STATUS_SUCCESS, 512);
         io_fini(&io[i]);
@@ -1142,14 +1148,14 @@ START_TEST(dispatch_manual)
     ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
     ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(atomic_load(&R.n_ready), 0);
+    ck_assert_int_eq(ld(&R.n_ready), 0);
 
     struct io io[4];
     for (int i = 0; i < 3; i++)
         io_start(&io[i], t, WdfRequestTypeWrite, 512, (LONGLONG)i * 512);
     /* empty -> not empty once */
-    ck_assert_int_eq(atomic_load(&R.n_ready), 1);
-    ck_assert_int_eq(atomic_load(&R.presented), 0);
+    ck_assert_int_eq(ld(&R.n_ready), 1);
+    ck_assert_int_eq(ld(&R.presented), 0);
     WDFREQUEST got[3];
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &got[i]), STATUS_SUCCESS);
@@ -1162,7 +1168,7 @@ START_TEST(dispatch_manual)
     ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
     /* requeue puts it back at the head; only on a manual queue */
     ck_assert_int_eq(WdfRequestRequeue(got[2]), STATUS_SUCCESS);
-    ck_assert_int_eq(atomic_load(&R.n_ready), 2);
+    ck_assert_int_eq(ld(&R.n_ready), 2);
     ck_assert_int_eq(WdfRequestRequeue(got[1]), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
     ck_assert_ptr_eq(r, got[1]);
@@ -1178,9 +1184,9 @@ START_TEST(dispatch_manual)
     WdfIoQueueStop(q, NULL, NULL);
     ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_WDF_PAUSED);
     io_start(&io[3], t, WdfRequestTypeWrite, 512, 0);
-    int ready = atomic_load(&R.n_ready);
+    int ready = ld(&R.n_ready);
     WdfIoQueueStart(q);
-    ck_assert_int_eq(atomic_load(&R.n_ready), ready + 1);
+    ck_assert_int_eq(ld(&R.n_ready), ready + 1);
     ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
     ck_assert_ptr_eq(r, got[2]);
     WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, 3);
@@ -1218,10 +1224,10 @@ START_TEST(stop_and_start)
     WDFREQUEST a = R.held[0], b = R.held[1];
     R.stop_action = 0;
     WdfIoQueueStop(q, rx_state_cb, &R);
-    ck_assert_int_eq(atomic_load(&R.n_stop), 2);
+    ck_assert_int_eq(ld(&R.n_stop), 2);
     ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionSuspend, WdfRequestStopActionSuspend);
     ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, 0);
-    ck_assert_int_eq(atomic_load(&R.n_state_cb), 0);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
     ULONG qn, dn;
     WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, &qn, &dn);
     ck_assert(st & WdfIoQueueAcceptRequests);
@@ -1229,24 +1235,24 @@ START_TEST(stop_and_start)
     ck_assert(!WDF_IO_QUEUE_STOPPED(st)); /* the driver still owns two */
     /* arriving while stopped: accepted, not presented */
     io_start(&io[2], t, WdfRequestTypeRead, 512, 1024);
-    ck_assert_int_eq(atomic_load(&R.presented), 2);
+    ck_assert_int_eq(ld(&R.presented), 2);
     WdfRequestStopAcknowledge(a, FALSE);
-    ck_assert_int_eq(atomic_load(&R.n_state_cb), 0);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
     /* requeued: back on the queue (at the head), no longer the driver's */
     ck_assert(rx_unhold(b));
     atomic_fetch_sub(&R.owned, 1);
     WdfRequestStopAcknowledge(b, TRUE);
-    ck_assert_int_eq(atomic_load(&R.n_state_cb), 1);
+    ck_assert_int_eq(ld(&R.n_state_cb), 1);
     st = WdfIoQueueGetState(q, &qn, &dn);
     ck_assert_uint_eq(qn, 2);
     ck_assert_uint_eq(dn, 1);
     ck_assert(!io_done(&io[0]) && !io_done(&io[1]) && !io_done(&io[2]));
     /* synchronous stop of a stopped queue whose requests are acknowledged */
     WdfIoQueueStopSynchronously(q);
-    ck_assert_int_eq(atomic_load(&R.n_stop), 2);
+    ck_assert_int_eq(ld(&R.n_stop), 2);
 
     WdfIoQueueStart(q);
-    ck_assert_int_eq(atomic_load(&R.n_resume), 1);
+    ck_assert_int_eq(ld(&R.n_resume), 1);
     ck_assert(WDF_IO_QUEUE_READY(WdfIoQueueGetState(q, &qn, &dn)));
     ck_assert_uint_eq(qn, 0);
     ck_assert_uint_eq(dn, 3);
@@ -1285,7 +1291,7 @@ START_TEST(drain)
     for (int i = 0; i < 2; i++)
         io_start(&io[i], t, WdfRequestTypeWrite, 512, 0);
     WdfIoQueueDrain(q, rx_state_cb, &R);
-    ck_assert_int_eq(atomic_load(&R.n_stop), 0); /* a drain lets requests finish */
+    ck_assert_int_eq(ld(&R.n_stop), 0); /* a drain lets requests finish */
     WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, NULL, NULL);
     ck_assert(!(st & WdfIoQueueAcceptRequests));
     ck_assert(st & WdfIoQueueDispatchRequests);
@@ -1295,10 +1301,10 @@ START_TEST(drain)
     io_expect(&io[2], io[2].c.status, 0);
     ck_assert(!NT_SUCCESS(io[2].c.status));
     rx_complete(rx_take(0), STATUS_SUCCESS, 1);
-    ck_assert_int_eq(atomic_load(&R.n_state_cb), 0);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
     ck_assert_int_eq(rx_nheld(), 1); /* the waiting one is still dispatched */
     rx_complete(rx_take(0), STATUS_SUCCESS, 2);
-    ck_assert_int_eq(atomic_load(&R.n_state_cb), 1);
+    ck_assert_int_eq(ld(&R.n_state_cb), 1);
     ck_assert(WDF_IO_QUEUE_DRAINED(WdfIoQueueGetState(q, NULL, NULL)));
     io_expect(&io[0], STATUS_SUCCESS, 1);
     io_expect(&io[1], STATUS_SUCCESS, 2);
@@ -1352,21 +1358,21 @@ START_TEST(purge)
         /* the two waiting ones */
         io_expect(&io[2], STATUS_CANCELLED, 0);
         io_expect(&io[3], STATUS_CANCELLED, 0);
-        ck_assert_int_eq(atomic_load(&R.n_canceled_on_queue), variant ? 2 : 0);
+        ck_assert_int_eq(ld(&R.n_canceled_on_queue), variant ? 2 : 0);
         /* the cancelable owned one */
-        ck_assert_int_eq(atomic_load(&R.n_cancel_routine), 1);
+        ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
         ck_assert(R.cancel_is_canceled);
         io_expect(&io[1], STATUS_CANCELLED, 0);
         /* the other one got EvtIoStop(Purge) */
-        ck_assert_int_eq(atomic_load(&R.n_stop), 1);
+        ck_assert_int_eq(ld(&R.n_stop), 1);
         ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, WdfRequestStopActionPurge);
         ck_assert_uint_eq(R.stop_flags & WdfRequestStopRequestCancelable, 0);
         if (variant == 0) {
-            ck_assert_int_eq(atomic_load(&R.n_state_cb), 0);
+            ck_assert_int_eq(ld(&R.n_state_cb), 0);
             ck_assert_int_eq(rx_nheld(), 1);
             rx_complete(rx_take(0), STATUS_SUCCESS, 9);
             io_expect(&io[0], STATUS_SUCCESS, 9);
-            ck_assert_int_eq(atomic_load(&R.n_state_cb), 1);
+            ck_assert_int_eq(ld(&R.n_state_cb), 1);
         } else {
             io_expect(&io[0], STATUS_CANCELLED, 0);
         }
@@ -1375,7 +1381,7 @@ START_TEST(purge)
         io_start(&io[4], t, WdfRequestTypeRead, 512, 0);
         io_expect(&io[4], io[4].c.status, 0);
         ck_assert(!NT_SUCCESS(io[4].c.status));
-        ck_assert_int_eq(atomic_load(&R.presented), 2);
+        ck_assert_int_eq(ld(&R.presented), 2);
         io_fini(&io[4]);
         WdfIoQueueStart(q);
         io_start(&io[4], t, WdfRequestTypeRead, 512, 0);
@@ -1404,19 +1410,19 @@ START_TEST(stop_and_purge)
     WdfIoQueueStopAndPurge(q, rx_state_cb, &R);
     io_expect(&io[1], STATUS_CANCELLED, 0);
     io_expect(&io[2], STATUS_CANCELLED, 0);
-    ck_assert_int_eq(atomic_load(&R.n_stop), 1);
+    ck_assert_int_eq(ld(&R.n_stop), 1);
     ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, WdfRequestStopActionPurge);
-    ck_assert_int_eq(atomic_load(&R.n_state_cb), 1);
+    ck_assert_int_eq(ld(&R.n_state_cb), 1);
     WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, NULL, NULL);
     ck_assert(st & WdfIoQueueAcceptRequests); /* still accepting */
     ck_assert(!(st & WdfIoQueueDispatchRequests));
     io_start(&io[3], t, WdfRequestTypeRead, 512, 0);
-    ck_assert_int_eq(atomic_load(&R.presented), 1);
+    ck_assert_int_eq(ld(&R.presented), 1);
     /* the acknowledged request finishes; Start presents the new one */
     rx_complete(rx_take(0), STATUS_SUCCESS, 5);
     io_expect(&io[0], STATUS_SUCCESS, 5);
     WdfIoQueueStart(q);
-    ck_assert_int_eq(atomic_load(&R.presented), 2);
+    ck_assert_int_eq(ld(&R.presented), 2);
     R.stop_action = 3;
     WdfIoQueueStopAndPurgeSynchronously(q);
     io_expect(&io[3], STATUS_CANCELLED, 0);
@@ -1450,13 +1456,13 @@ START_TEST(cancel_on_queue)
             io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
         ck_assert(WdfRequestCancelSentRequest(io[1].req));
         io_expect(&io[1], STATUS_CANCELLED, 0);
-        ck_assert_int_eq(atomic_load(&R.n_canceled_on_queue), variant);
+        ck_assert_int_eq(ld(&R.n_canceled_on_queue), variant);
         ck_assert(!io_done(&io[2]));
         rx_complete(rx_take(0), STATUS_SUCCESS, 1);
         rx_complete(rx_take(0), STATUS_SUCCESS, 3);
         io_expect(&io[0], STATUS_SUCCESS, 1);
         io_expect(&io[2], STATUS_SUCCESS, 3);
-        ck_assert_int_eq(atomic_load(&R.presented), 2);
+        ck_assert_int_eq(ld(&R.presented), 2);
         for (int i = 0; i < 3; i++)
             io_fini(&io[i]);
     }
@@ -1540,7 +1546,7 @@ START_TEST(cancelable)
     ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
     ck_assert(WdfRequestCancelSentRequest(io.req));
     io_expect(&io, STATUS_CANCELLED, 0);
-    ck_assert_int_eq(atomic_load(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
     ck_assert(R.cancel_is_canceled);
     ck_assert_int_eq(rx_nheld(), 0);
     io_fini(&io);
@@ -1552,14 +1558,14 @@ START_TEST(cancelable)
     ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
     ck_assert(WdfRequestCancelSentRequest(io.req));
     ck_assert(WdfRequestIsCanceled(r));
-    ck_assert_int_eq(atomic_load(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
     ck_assert(!io_done(&io));
     /* already cancelled: Ex refuses, the plain form calls the routine now */
     ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_CANCELLED);
-    ck_assert_int_eq(atomic_load(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
     ck_assert(!io_done(&io));
     WdfRequestMarkCancelable(r, rx_cancel_routine);
-    ck_assert_int_eq(atomic_load(&R.n_cancel_routine), 2);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 2);
     io_expect(&io, STATUS_CANCELLED, 0);
     io_fini(&io);
 
@@ -1603,7 +1609,7 @@ START_TEST(cancelable_timeout)
     ck_assert_int_eq(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
     io_expect(&io, STATUS_IO_TIMEOUT, 0);
     ck_assert_double_ge(tu_now_ms() - t0, 40);
-    ck_assert_int_eq(atomic_load(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
     ck_assert(R.cancel_is_canceled);
     io_fini(&io);
     tu_env_fini(&e);
@@ -1720,14 +1726,14 @@ START_TEST(ram_disk_concurrent)
         }
         for (int k = 0; k < 4; k++)
             pthread_join(th[k], NULL);
-        ck_assert_int_eq(atomic_load(&R.n_state_cb), 0);
+        ck_assert_int_eq(ld(&R.n_state_cb), 0);
         for (int i = 0; i < N; i++) {
             io_expect(&io[i], STATUS_SUCCESS, BLOCK);
             ck_assert(tu_pattern_matches(phase ? io[i].buf : ram_disk + i * BLOCK, BLOCK, 31, (uint64_t)i * BLOCK));
             io_fini(&io[i]);
         }
     }
-    ck_assert_int_eq(atomic_load(&filter_get(f)->seen), 2 * N);
+    ck_assert_int_eq(ld(&filter_get(f)->seen), 2 * N);
     tu_env_fini(&e);
 }
 END_TEST
@@ -1795,7 +1801,7 @@ static void send_and_forget_to(struct tu_env *e, int backend, const char *lower,
         ck_assert(tu_pattern_matches(w[i].buf, BLOCK, 50, (uint64_t)i * BLOCK));
         io_fini(&w[i]);
     }
-    ck_assert_int_eq(atomic_load(&filter_get(f)->seen), 9);
+    ck_assert_int_eq(ld(&filter_get(f)->seen), 9);
     ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, NULL, NULL)));
     if (file) {
         /* checked from outside the framework */
@@ -1895,8 +1901,8 @@ START_TEST(request_attributes)
         io_fini(&io);
     }
     /* a fresh context on every request, its cleanup at completion */
-    ck_assert_int_eq(atomic_load(&rq_fresh), 10);
-    ck_assert_int_eq(atomic_load(&rq_cleanups), 10);
+    ck_assert_int_eq(ld(&rq_fresh), 10);
+    ck_assert_int_eq(ld(&rq_cleanups), 10);
     tu_env_fini(&e);
 }
 END_TEST
