@@ -1907,6 +1907,227 @@ START_TEST(request_attributes)
 }
 END_TEST
 
+/* ---- misuse, deletion and closing with requests in the driver ---- */
+
+START_TEST(completion_misuse)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfMisuse", WdfDeviceIoBuffered);
+    rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfMisuse");
+    struct io io;
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    WDFREQUEST r = rx_take(0);
+    WdfObjectReference(r);
+    rx_complete(r, STATUS_SUCCESS, 3);
+    io_expect(&io, STATUS_SUCCESS, 3);
+    /* a second completion is a bug check and changes nothing */
+    WdfRequestComplete(r, STATUS_UNSUCCESSFUL);
+    tu_expect_bugcheck_reason(WDF_REQUEST_FATAL_ERROR, "already completed");
+    ck_assert_int_eq(tu_ncalls(&io.c), 1);
+    ck_assert_int_eq(io.c.status, STATUS_SUCCESS);
+    ck_assert_ptr_null(WdfRequestGetIoQueue(r));
+    WdfObjectDereference(r);
+    io_fini(&io);
+    /* a request the driver created is deleted, not completed */
+    WDFREQUEST mine = tu_make_request(t);
+    UwdfSetVerifier(TRUE);
+    WdfRequestComplete(mine, STATUS_SUCCESS);
+    tu_expect_bugcheck_reason(WDF_REQUEST_FATAL_ERROR, "ReqDelete");
+    UwdfSetVerifier(FALSE);
+    WdfObjectDelete(mine);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Deleting a queue: waiting requests are cancelled, owned cancelable ones
+ * cancelled, the rest get EvtIoStop(Purge); the delete returns when all
+ * are back. Later packets find no queue. */
+START_TEST(queue_delete_with_requests)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfQdel", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchParallel, true, 2);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfQdel");
+    struct io io[4];
+    for (int i = 0; i < 4; i++)
+        io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
+    R.stop_action = 3;
+    WdfObjectDelete(q);
+    for (int i = 0; i < 4; i++)
+        io_expect(&io[i], STATUS_CANCELLED, 0);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(ld(&R.n_stop), 1);
+    ck_assert_int_eq(rx_nheld(), 0);
+    ck_assert_ptr_null(WdfDeviceGetDefaultQueue(dev));
+    io_fini(&io[0]);
+    io_start(&io[0], t, WdfRequestTypeRead, 512, 0);
+    io_expect(&io[0], STATUS_INVALID_DEVICE_REQUEST, 0);
+    for (int i = 0; i < 4; i++)
+        io_fini(&io[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static VOID cancelable_default(WDFQUEUE q, WDFREQUEST req)
+{
+    rx_default(q, req);
+    if (WdfRequestMarkCancelableEx(req, rx_cancel_routine) == STATUS_CANCELLED) {
+        rx_unhold(req);
+        rx_complete(req, STATUS_CANCELLED, 0);
+    }
+}
+
+/* Closing the sender's target cancels what it sent (the close waits for
+ * it): the receiving driver's cancel routine completes what it holds; what
+ * still waits on the queue is cancelled there, or, presented meanwhile
+ * (the first one's completion lets the sequential queue present the next),
+ * is cancelled in the driver. */
+START_TEST(sender_close_cancels)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfClose", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
+    c.EvtIoDefault = cancelable_default;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfClose");
+    struct io io[2];
+    io_start(&io[0], t, WdfRequestTypeRead, 512, 0);
+    io_start(&io[1], t, WdfRequestTypeRead, 512, 0); /* waits on the queue */
+    ck_assert_int_eq(ld(&R.presented), 1);
+    WdfIoTargetClose(t);
+    ck_assert(io_done(&io[0]) && io_done(&io[1])); /* the close waited */
+    io_expect(&io[0], STATUS_CANCELLED, 0);
+    io_expect(&io[1], STATUS_CANCELLED, 0);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), ld(&R.presented));
+    ck_assert_int_eq(rx_nheld(), 0);
+    ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
+    for (int i = 0; i < 2; i++)
+        io_fini(&io[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static VOID cancelable_read(WDFQUEUE q, WDFREQUEST req, size_t len)
+{
+    rx_read(q, req, len);
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(req, rx_cancel_routine), STATUS_SUCCESS);
+}
+
+/* A synchronous send with a timeout to a driver that holds the request
+ * cancelable. */
+START_TEST(sync_send_timeout)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfSyncTmo", WdfDeviceIoDirect);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoRead = cancelable_read;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfSyncTmo");
+    WDF_MEMORY_DESCRIPTOR d;
+    static char buf[512];
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, sizeof(buf));
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_MS(30));
+    ULONG_PTR n = 99;
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, NULL, &o, &n), STATUS_IO_TIMEOUT);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(rx_nheld(), 0);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A passive-level queue: a sender at DISPATCH_LEVEL (a completion routine)
+ * gets its request presented at PASSIVE_LEVEL on another thread. */
+static atomic_int passive_irql_ok, passive_calls;
+
+static VOID passive_default(WDFQUEUE q, WDFREQUEST req)
+{
+    (void)q;
+    atomic_fetch_add(&passive_calls, 1);
+    if (KeGetCurrentIrql() == PASSIVE_LEVEL)
+        atomic_fetch_add(&passive_irql_ok, 1);
+    WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, 42);
+}
+
+struct chain {
+    WDFIOTARGET dev_target;
+    struct io *next;
+    KIRQL irql;
+};
+
+static VOID send_from_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                                 WDFCONTEXT Context)
+{
+    (void)Request;
+    (void)Target;
+    (void)Params;
+    struct chain *ch = Context;
+    ch->irql = KeGetCurrentIrql();
+    if (!WdfRequestSend(ch->next->req, ch->dev_target, WDF_NO_SEND_OPTIONS))
+        atomic_fetch_add(&passive_calls, 1000);
+}
+
+START_TEST(passive_queue_from_dispatch)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    ck_assert(tu_use_backend(_i));
+    atomic_store(&passive_irql_ok, 0);
+    atomic_store(&passive_calls, 0);
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfPassive", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_OBJECT_ATTRIBUTES qa;
+    WDF_OBJECT_ATTRIBUTES_INIT(&qa);
+    qa.ExecutionLevel = WdfExecutionLevelPassive;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
+    c.EvtIoDefault = passive_default;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, &qa, NULL), STATUS_SUCCESS);
+    WDFIOTARGET dt = app_target(&e, "\\Device\\uwdfPassive");
+    char *file = tu_env_file(&e, "passive.img", 1 << 16, 4);
+    WDFIOTARGET ft;
+    ck_assert_int_eq(tu_target_open(e.device, file, GENERIC_READ, FILE_OPEN, 0, &ft), STATUS_SUCCESS);
+    struct io first, second;
+    io_prepare(&first, ft, WdfRequestTypeRead, 512, 0);
+    io_prepare(&second, dt, WdfRequestTypeRead, 512, 0);
+    static struct chain ch;
+    ch = (struct chain){ dt, &second, 0 };
+    WdfRequestSetCompletionRoutine(first.req, send_from_completion, &ch);
+    ck_assert(WdfRequestSend(first.req, ft, WDF_NO_SEND_OPTIONS));
+    io_expect(&second, STATUS_SUCCESS, 42);
+    ck_assert_int_eq(ch.irql, DISPATCH_LEVEL);
+    ck_assert_int_eq(ld(&passive_calls), 1);
+    ck_assert_int_eq(ld(&passive_irql_ok), 1);
+    /* from a PASSIVE sender it runs in the sender's thread */
+    struct io third;
+    io_start(&third, dt, WdfRequestTypeRead, 512, 0);
+    io_expect(&third, STATUS_SUCCESS, 42);
+    ck_assert_int_eq(ld(&passive_irql_ok), 2);
+    io_fini(&first);
+    io_fini(&second);
+    io_fini(&third);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -1941,6 +2162,12 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, forward_to_queue, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, cancelable, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, cancelable_timeout, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, sync_send_timeout, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, sender_close_cancels, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "lifetime", 30);
+    tcase_add_loop_test(tc, completion_misuse, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, queue_delete_with_requests, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, passive_queue_from_dispatch, 0, TU_BACKENDS);
     return s;
 }
 
