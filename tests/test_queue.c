@@ -2128,6 +2128,173 @@ START_TEST(passive_queue_from_dispatch)
 }
 END_TEST
 
+/* ---- races and depth ---- */
+
+struct canceller {
+    WDFREQUEST req;
+    KEVENT go;
+};
+
+static void *cancel_thread(void *p)
+{
+    struct canceller *c = p;
+    KeWaitForSingleObject(&c->go, Executive, KernelMode, FALSE, NULL);
+    WdfRequestCancelSentRequest(c->req);
+    return NULL;
+}
+
+/* The sender cancels while the driver unmarks and completes: each request
+ * completes exactly once, by one side or the other. */
+START_TEST(unmark_cancel_race)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfRace", WdfDeviceIoBuffered);
+    rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRace");
+    int by_driver = 0, by_cancel = 0;
+    for (int i = 0; i < 300; i++) {
+        struct io io;
+        io_start(&io, t, WdfRequestTypeRead, 512, 0);
+        WDFREQUEST r = R.held[0];
+        ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+        struct canceller c;
+        c.req = io.req;
+        KeInitializeEvent(&c.go, NotificationEvent, FALSE);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, &c), 0);
+        KeSetEvent(&c.go, IO_NO_INCREMENT, FALSE);
+        /* As a driver must: its lock, shared with the cancel routine, says
+         * whether the request is still its own to unmark. */
+        NTSTATUS st = STATUS_CANCELLED;
+        pthread_mutex_lock(&R.lock);
+        if (R.nheld == 1 && R.held[0] == r) {
+            R.nheld = 0;
+            st = WdfRequestUnmarkCancelable(r);
+        }
+        pthread_mutex_unlock(&R.lock);
+        if (st == STATUS_SUCCESS)
+            rx_complete(r, STATUS_SUCCESS, 1);
+        else
+            ck_assert_int_eq(st, STATUS_CANCELLED); /* the cancel routine completes it */
+        pthread_join(th, NULL);
+        ck_assert(tu_completion_wait(&io.c, 5000));
+        ck_assert_int_eq(tu_ncalls(&io.c), 1);
+        if (io.c.status == STATUS_SUCCESS)
+            by_driver++;
+        else if (io.c.status == STATUS_CANCELLED)
+            by_cancel++;
+        else
+            ck_abort_msg("status 0x%x", (unsigned)io.c.status);
+        ck_assert_int_eq(rx_nheld(), 0);
+        io_fini(&io);
+    }
+    ck_assert_int_eq(by_driver + by_cancel, 300);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), by_cancel);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A sender's timeout on a request still waiting on the queue. */
+START_TEST(timeout_on_queue)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfTmoQ", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfTmoQ");
+    struct io a, b;
+    io_start(&a, t, WdfRequestTypeRead, 512, 0);
+    io_prepare(&b, t, WdfRequestTypeRead, 512, 0);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_MS(30));
+    io_send_opts(&b, t, &o);
+    io_expect(&b, STATUS_IO_TIMEOUT, 0);
+    ULONG qn, dn;
+    WdfIoQueueGetState(q, &qn, &dn);
+    ck_assert_uint_eq(qn, 0);
+    ck_assert_uint_eq(dn, 1);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 1);
+    io_expect(&a, STATUS_SUCCESS, 1);
+    ck_assert_int_eq(ld(&R.presented), 1);
+    io_fini(&a);
+    io_fini(&b);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A sender that resends from its completion routine to a driver that
+ * completes inline: thousands of round trips without growing the stack. */
+static VOID complete_inline(WDFQUEUE q, WDFREQUEST req)
+{
+    (void)q;
+    WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, 1);
+}
+
+struct chain_state {
+    WDFIOTARGET t;
+    WDFMEMORY mem;
+    int left;
+    atomic_int done;
+    KEVENT finished;
+};
+
+static VOID chain_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                       WDFCONTEXT Context)
+{
+    struct chain_state *cs = Context;
+    (void)Target;
+    if (Params->IoStatus.Status == STATUS_SUCCESS)
+        atomic_fetch_add(&cs->done, 1);
+    if (--cs->left == 0 || Params->IoStatus.Status != STATUS_SUCCESS) {
+        KeSetEvent(&cs->finished, IO_NO_INCREMENT, FALSE);
+        return;
+    }
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    WdfRequestReuse(Request, &rp);
+    LONGLONG off = 0;
+    WdfIoTargetFormatRequestForRead(cs->t, Request, cs->mem, NULL, &off);
+    WdfRequestSetCompletionRoutine(Request, chain_done, cs);
+    if (!WdfRequestSend(Request, cs->t, WDF_NO_SEND_OPTIONS))
+        KeSetEvent(&cs->finished, IO_NO_INCREMENT, FALSE);
+}
+
+START_TEST(resend_chain)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfChain", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
+    c.EvtIoDefault = complete_inline;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    static struct chain_state cs;
+    memset(&cs, 0, sizeof(cs));
+    cs.t = app_target(&e, "\\Device\\uwdfChain");
+    void *buf;
+    cs.mem = tu_make_memory(512, &buf);
+    cs.left = 20000;
+    KeInitializeEvent(&cs.finished, NotificationEvent, FALSE);
+    WDFREQUEST r = tu_make_request(cs.t);
+    LONGLONG off = 0;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(cs.t, r, cs.mem, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(r, chain_done, &cs);
+    ck_assert(WdfRequestSend(r, cs.t, WDF_NO_SEND_OPTIONS));
+    LARGE_INTEGER to;
+    to.QuadPart = WDF_REL_TIMEOUT_IN_SEC(60);
+    ck_assert_int_eq(KeWaitForSingleObject(&cs.finished, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_int_eq(ld(&cs.done), 20000);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -2168,6 +2335,9 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, completion_misuse, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, queue_delete_with_requests, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, passive_queue_from_dispatch, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, unmark_cancel_race, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, timeout_on_queue, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, resend_chain, 0, TU_BACKENDS);
     return s;
 }
 
