@@ -40,7 +40,7 @@ typedef struct {
 } DEV_CTX;
 WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(DEV_CTX, dev_get);
 
-enum io_mode { MODE_COMPLETE, MODE_HOLD, MODE_FORWARD };
+enum io_mode { MODE_COMPLETE, MODE_HOLD, MODE_FORWARD, MODE_FORGET };
 
 #define MAXHELD 16
 static struct fp_state {
@@ -117,11 +117,37 @@ static VOID fp_io(WDFQUEUE q, WDFREQUEST req)
             WdfRequestComplete(req, WdfRequestGetStatus(req));
         break;
     }
+    case MODE_FORGET: {
+        WDFIOTARGET lower = dev_get(WdfIoQueueGetDevice(q))->lower;
+        WDF_REQUEST_SEND_OPTIONS o;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
+        if (!WdfRequestSend(req, lower, &o))
+            WdfRequestComplete(req, WdfRequestGetStatus(req));
+        break;
+    }
     default: {
+        /* Serve it from the request's own memory (a reserved request's
+         * retrieved memory and MDL must be fresh on every use): a read
+         * gets bytes of value 'uses', a write must carry them. */
         WDF_REQUEST_PARAMETERS p;
         WDF_REQUEST_PARAMETERS_INIT(&p);
         WdfRequestGetParameters(req, &p);
-        WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, p.Parameters.Read.Length);
+        bool rd = p.Type == WdfRequestTypeRead;
+        WDFMEMORY m;
+        PMDL mdl;
+        NTSTATUS st = rd ? WdfRequestRetrieveOutputMemory(req, &m) : WdfRequestRetrieveInputMemory(req, &m);
+        if (NT_SUCCESS(st))
+            st = rd ? WdfRequestRetrieveOutputWdmMdl(req, &mdl) : WdfRequestRetrieveInputWdmMdl(req, &mdl);
+        size_t n = 0;
+        unsigned char *b = NT_SUCCESS(st) ? WdfMemoryGetBuffer(m, &n) : NULL;
+        if (NT_SUCCESS(st) && (n != p.Parameters.Read.Length || MmGetMdlVirtualAddress(mdl) != b))
+            st = STATUS_INTERNAL_ERROR;
+        if (NT_SUCCESS(st) && rd) {
+            unsigned char fill[BLOCK];
+            memset(fill, (int)(c->uses & 0xff), sizeof(fill));
+            st = WdfMemoryCopyFromBuffer(m, 0, fill, n < BLOCK ? n : BLOCK);
+        }
+        WdfRequestCompleteWithInformation(req, st, NT_SUCCESS(st) ? p.Parameters.Read.Length : 0);
         break;
     }
     }
@@ -504,6 +530,10 @@ START_TEST(reserved_cleanup_timing)
         for (int i = 0; i < 6; i++) {
             io_start(&io, t, WdfRequestTypeRead, 0, false);
             io_expect(&io, STATUS_SUCCESS, BLOCK);
+            /* served by the one reserved request the pool hands out first,
+             * its context counting on: 1, 2, ... */
+            ck_assert_int_eq(((unsigned char *)io.buf)[0], i + 1);
+            ck_assert_int_eq(((unsigned char *)io.buf)[BLOCK - 1], i + 1);
             io_fini(&io);
         }
         ck_assert_int_eq(ld(&G.reserved_seen), 6);
@@ -613,6 +643,47 @@ START_TEST(purge_waiting_packets)
     }
     for (int i = 0; i < 4; i++)
         io_fini(&io[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Reserved requests sent and forgotten to a file come back to the pool. */
+START_TEST(reserved_send_and_forget)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    ck_assert(tu_use_backend(_i));
+    fp_reset();
+    G.mode = MODE_FORGET;
+    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
+    char *file = tu_env_file(&e, "forget.img", 16 * BLOCK, 0);
+    WDFQUEUE q;
+    WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpForget", &q);
+    ck_assert_int_eq(assign_default(q, 1), STATUS_SUCCESS);
+    dev_get(dev)->lower = open_name(dev, WdfDeviceGetIoTarget(dev), file, 0);
+    WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpForget", 0);
+    static struct io io[16];
+    for (int phase = 0; phase < 2; phase++) {
+        for (int i = 0; i < 16; i++) {
+            io_prepare(&io[i], t, phase ? WdfRequestTypeRead : WdfRequestTypeWrite, (LONGLONG)i * BLOCK);
+            if (phase)
+                memset(io[i].buf, 0, BLOCK);
+            else
+                tu_fill_pattern(io[i].buf, BLOCK, 83, (uint64_t)i * BLOCK);
+            ck_assert(WdfRequestSend(io[i].req, t, WDF_NO_SEND_OPTIONS));
+        }
+        for (int i = 0; i < 16; i++) {
+            io_expect(&io[i], STATUS_SUCCESS, BLOCK);
+            if (phase)
+                ck_assert(tu_pattern_matches(io[i].buf, BLOCK, 83, (uint64_t)i * BLOCK));
+            io_fini(&io[i]);
+        }
+    }
+    ck_assert_int_eq(ld(&G.reserved_seen), 32);
+    ck_assert_int_eq(G.nreserved_handles, 1);
+    ck_assert_uint_eq(rq_get(G.reserved_handles[0])->uses, 32);
+    ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, NULL, NULL)));
+    free(file);
     tu_env_fini(&e);
 }
 END_TEST
@@ -750,6 +821,7 @@ static Suite *fp_suite(void)
     tc = tu_tcase(s, "waiting", 30);
     tcase_add_loop_test(tc, cancel_waiting_packet, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge_waiting_packets, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reserved_send_and_forget, 0, TU_BACKENDS);
     tc = tu_tcase(s, "fail-all", 120);
     tcase_add_test(tc, fail_all_in_own_process);
     return s;
