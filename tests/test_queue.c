@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2295,6 +2296,77 @@ START_TEST(resend_chain)
 }
 END_TEST
 
+/* A purge while the driver completes its cancelable requests on another
+ * thread (each side keeping to the cancel protocol): every request
+ * completes exactly once. */
+static atomic_int purge_race_stop;
+
+static void *completer_thread(void *p)
+{
+    (void)p;
+    while (!atomic_load(&purge_race_stop)) {
+        WDFREQUEST r = NULL;
+        NTSTATUS st = STATUS_CANCELLED;
+        pthread_mutex_lock(&R.lock);
+        if (R.nheld) {
+            r = R.held[0];
+            memmove(&R.held[0], &R.held[1], sizeof(R.held[0]) * (size_t)(R.nheld - 1));
+            R.nheld--;
+            st = WdfRequestUnmarkCancelable(r);
+        }
+        pthread_mutex_unlock(&R.lock);
+        if (r && st == STATUS_SUCCESS)
+            rx_complete(r, STATUS_SUCCESS, 1);
+        else if (!r)
+            sched_yield();
+    }
+    return NULL;
+}
+
+static VOID hold_cancelable(WDFQUEUE q, WDFREQUEST req)
+{
+    /* marked before the completer can see it */
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(req, rx_cancel_routine), STATUS_SUCCESS);
+    rx_default(q, req);
+}
+
+START_TEST(purge_while_completing)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfPurgeRace", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDFQUEUE q;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDefault = hold_cancelable;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfPurgeRace");
+    enum { N = 32 };
+    static struct io io[N];
+    for (int round = 0; round < 40; round++) {
+        for (int i = 0; i < N; i++)
+            io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
+        atomic_store(&purge_race_stop, 0);
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, completer_thread, NULL), 0);
+        WdfIoQueuePurgeSynchronously(q);
+        atomic_store(&purge_race_stop, 1);
+        pthread_join(th, NULL);
+        for (int i = 0; i < N; i++) {
+            ck_assert(tu_completion_wait(&io[i].c, 5000));
+            ck_assert_int_eq(tu_ncalls(&io[i].c), 1);
+            ck_assert(io[i].c.status == STATUS_SUCCESS || io[i].c.status == STATUS_CANCELLED);
+            io_fini(&io[i]);
+        }
+        ck_assert_int_eq(rx_nheld(), 0);
+        WdfIoQueueStart(q);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -2338,6 +2410,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, unmark_cancel_race, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, timeout_on_queue, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, resend_chain, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, purge_while_completing, 0, TU_BACKENDS);
     return s;
 }
 
