@@ -103,21 +103,40 @@ static void queue_cancel_on_queue(struct uwdf_request *r);
 static void queue_cancel_driver(struct uwdf_request *r);
 static void fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
 
-void uwdf_irp_cancel(PIRP irp)
+/* The two halves of cancelling an IRP: marking it and taking its cancel
+ * routine (under the cancel lock), then running that routine. A purge
+ * takes the first half under the queue's lock, while the request is still
+ * the driver's and its IRP cannot have gone back to the sender. */
+struct irp_cancel_claim {
+    enum uwdf_cancel_kind kind;
+    struct uwdf_request *owner; /* NULL: no routine was armed */
+    struct uwdf_queue *q;
+};
+
+static struct irp_cancel_claim irp_cancel_take(PIRP irp)
 {
+    struct irp_cancel_claim c = { 0, NULL, NULL };
     pthread_mutex_lock(&cancel_lock);
     irp->Cancel = TRUE;
-    bool armed = irp->CancelRoutine != NULL;
-    enum uwdf_cancel_kind kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
-    struct uwdf_request *owner = irp->Tail.Overlay.DriverContext[3];
-    struct uwdf_queue *q = irp->Tail.Overlay.DriverContext[1];
+    if (irp->CancelRoutine) {
+        c.kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
+        c.owner = irp->Tail.Overlay.DriverContext[3];
+        c.q = irp->Tail.Overlay.DriverContext[1];
+        /* The owner stays allocated while its cancel runs, whatever else
+         * completes it meanwhile. */
+        uwdf_object_reference(&c.owner->obj);
+    }
     irp->CancelRoutine = NULL;
-    /* The owner stays allocated while its cancel runs, whatever else
-     * completes it meanwhile. */
-    if (armed)
-        uwdf_object_reference(&owner->obj);
     pthread_mutex_unlock(&cancel_lock);
-    if (!armed)
+    return c;
+}
+
+static void irp_cancel_run(struct irp_cancel_claim c)
+{
+    struct uwdf_request *owner = c.owner;
+    struct uwdf_queue *q = c.q;
+    enum uwdf_cancel_kind kind = c.kind;
+    if (!owner)
         return;
     switch (kind) {
     case UWDF_CANCEL_ON_QUEUE:
@@ -134,6 +153,11 @@ void uwdf_irp_cancel(PIRP irp)
         break;
     }
     uwdf_object_release(&owner->obj);
+}
+
+void uwdf_irp_cancel(PIRP irp)
+{
+    irp_cancel_run(irp_cancel_take(irp));
 }
 
 /* ---- callbacks ---- */
@@ -1438,22 +1462,28 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
     for (;;) {
         struct uwdf_request *pick = NULL;
         bool cancelable = false;
+        struct irp_cancel_claim claim = { 0, NULL, NULL };
         pthread_mutex_lock(&q->lock);
         for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
             struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
-            if (r->stop_acked || r->suspended)
+            /* (one being completed, CANCELING, is on its way out) */
+            if (r->stop_acked || r->suspended || r->qstate != UWDF_QS_OWNED)
                 continue;
             pick = r;
             cancelable = r->cancelable;
             r->suspended = true; /* notified for this stop */
             uwdf_object_reference(&r->obj);
+            /* Claimed here, under the lock: once it is unlocked the driver
+             * may complete the request and its IRP return to the sender. */
+            if (cancel_cancelable && cancelable)
+                claim = irp_cancel_take(r->irp);
             break;
         }
         pthread_mutex_unlock(&q->lock);
         if (!pick)
             break;
         if (cancel_cancelable && cancelable) {
-            uwdf_irp_cancel(pick->irp);
+            irp_cancel_run(claim);
         } else if (q->config.EvtIoStop) {
             queue_cb_enter(q);
             q->config.EvtIoStop((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle,
