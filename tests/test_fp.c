@@ -555,20 +555,27 @@ START_TEST(reserved_cleanup_timing)
 }
 END_TEST
 
+/* A device whose driver holds what it is given, with a pool of one
+ * reserved request that serves every packet (normal requests fail). */
+static WDFIOTARGET one_held_reserved(struct tu_env *e, int backend, const char *name, WDFQUEUE *q)
+{
+    tu_env_init(e);
+    ck_assert(tu_use_backend(backend));
+    fp_reset();
+    G.mode = MODE_HOLD;
+    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
+    fp_device(e->driver, name, q);
+    ck_assert_int_eq(assign_default(*q, 1), STATUS_SUCCESS);
+    return open_name(e->device, NULL, name, 0);
+}
+
 /* A packet waiting for a reserved request: cancel (and a sender timeout)
  * completes it; the queue never sees it. */
 START_TEST(cancel_waiting_packet)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
-    fp_reset();
-    G.mode = MODE_HOLD;
-    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
     WDFQUEUE q;
-    fp_device(e.driver, "\\Device\\fpCancel", &q);
-    ck_assert_int_eq(assign_default(q, 1), STATUS_SUCCESS);
-    WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpCancel", 0);
+    WDFIOTARGET t = one_held_reserved(&e, _i, "\\Device\\fpCancel", &q);
     struct io a, b, c, d;
     io_start(&a, t, WdfRequestTypeRead, 0, false);
     ck_assert_int_eq(fp_nheld(), 1);
@@ -614,15 +621,8 @@ END_TEST
 START_TEST(purge_waiting_packets)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
-    fp_reset();
-    G.mode = MODE_HOLD;
-    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
     WDFQUEUE q;
-    fp_device(e.driver, "\\Device\\fpPurge", &q);
-    ck_assert_int_eq(assign_default(q, 1), STATUS_SUCCESS);
-    WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpPurge", 0);
+    WDFIOTARGET t = one_held_reserved(&e, _i, "\\Device\\fpPurge", &q);
     struct io io[4];
     for (int i = 0; i < 4; i++)
         io_start(&io[i], t, WdfRequestTypeWrite, (LONGLONG)i * BLOCK, false);
