@@ -777,8 +777,9 @@ static void fp_return(struct uwdf_queue *q, struct uwdf_request *r)
         return;
     }
     if (!queue_insert(q, r, false)) {
+        /* not accepting (drained, purged): KMDF fails it this way */
         r->queue = q;
-        queue_complete(r, STATUS_CANCELLED, 0);
+        queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
 }
 
@@ -872,8 +873,9 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
         return;
     }
     if (!queue_insert(q, r, false)) {
+        /* not accepting (drained, purged): KMDF fails it this way */
         r->queue = q;
-        queue_complete(r, STATUS_CANCELLED, 0);
+        queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
     uwdf_object_release(&q->obj);
 }
