@@ -1877,12 +1877,26 @@ NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, 
         RequestType != WdfRequestTypeDeviceControl && RequestType != WdfRequestTypeDeviceControlInternal &&
         RequestType != WdfRequestTypeFlushBuffers)
         return STATUS_INVALID_PARAMETER;
+    /* KMDF's statuses (FxPkgIo::ConfigureForwarding): another device's
+     * queue, a queue with no handler for the type, or the default queue is
+     * STATUS_INVALID_DEVICE_REQUEST; a type already configured is
+     * STATUS_WDF_BUSY. (FlushBuffers is this port's addition.) */
     if (q->device != dev)
-        return STATUS_INVALID_PARAMETER;
+        return STATUS_INVALID_DEVICE_REQUEST;
+    const WDF_IO_QUEUE_CONFIG *c = &q->config;
+    bool handled = c->DispatchType == WdfIoQueueDispatchManual || c->EvtIoDefault ||
+                   (RequestType == WdfRequestTypeRead && c->EvtIoRead) ||
+                   (RequestType == WdfRequestTypeWrite && c->EvtIoWrite) ||
+                   (RequestType == WdfRequestTypeDeviceControl && c->EvtIoDeviceControl) ||
+                   (RequestType == WdfRequestTypeDeviceControlInternal && c->EvtIoInternalDeviceControl);
+    if (!handled)
+        return STATUS_INVALID_DEVICE_REQUEST;
     pthread_mutex_lock(&dev->queues_lock);
     NTSTATUS st = STATUS_SUCCESS;
-    if (dev->dispatch_queue[RequestType])
-        st = STATUS_INVALID_DEVICE_REQUEST; /* one queue per request type */
+    if (dev->default_queue == q)
+        st = STATUS_INVALID_DEVICE_REQUEST;
+    else if (dev->dispatch_queue[RequestType])
+        st = STATUS_WDF_BUSY; /* one queue per request type */
     else
         dev->dispatch_queue[RequestType] = q;
     pthread_mutex_unlock(&dev->queues_lock);

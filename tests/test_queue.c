@@ -497,13 +497,23 @@ START_TEST(queue_create_validation)
     ck_assert_ptr_null(q2);
     ck_assert_ptr_eq(WdfDeviceGetDefaultQueue(dev), dq);
 
-    /* request dispatching: known types only, one queue per type, same device */
+    /* request dispatching (KMDF's statuses): known types only; a queue
+     * with a handler for the type; not the default queue; one queue per
+     * type; the same device */
     ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeCreate), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeRead), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeWrite),
+                     STATUS_INVALID_DEVICE_REQUEST); /* q has only EvtIoRead */
     ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, dq, WdfRequestTypeRead),
                      STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeRead), STATUS_SUCCESS);
+    WDFQUEUE q3;
+    WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchManual);
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q3), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q3, WdfRequestTypeRead), STATUS_WDF_BUSY);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q3, WdfRequestTypeWrite), STATUS_SUCCESS);
     WDFDEVICE other = make_named_device(e.driver, "\\Device\\uwdfQv2", WdfDeviceIoBuffered);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(other, q, WdfRequestTypeWrite), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(other, q, WdfRequestTypeWrite),
+                     STATUS_INVALID_DEVICE_REQUEST);
     tu_env_fini(&e);
 }
 END_TEST
