@@ -433,8 +433,9 @@ static void queue_cancel_driver(struct uwdf_request *r)
 {
     struct uwdf_queue *q = r->queue;
     PFN_WDF_REQUEST_CANCEL fn = r->cancel_routine;
+    /* cancel_routine stays set: WdfRequestUnmarkCancelable then knows the
+     * routine is being or has been called. */
     r->cancelable = false;
-    r->cancel_routine = NULL;
     if (r->qstate != UWDF_QS_OWNED || !fn)
         return;
     if (q)
@@ -1310,8 +1311,8 @@ NTSTATUS WdfRequestUnmarkCancelable(WDFREQUEST Request)
         return STATUS_INVALID_DEVICE_REQUEST;
     if (r->qstate != UWDF_QS_OWNED)
         return STATUS_INVALID_DEVICE_REQUEST;
-    if (!r->cancelable)
-        return STATUS_INVALID_PARAMETER;
+    if (!r->cancelable) /* never marked, or its cancel routine was taken */
+        return r->cancel_routine ? STATUS_CANCELLED : STATUS_INVALID_PARAMETER;
     r->cancelable = false;
     if (!uwdf_irp_clear_cancel(r->irp))
         return STATUS_CANCELLED; /* the cancel routine runs; it completes the request */

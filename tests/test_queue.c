@@ -2152,6 +2152,14 @@ static void *cancel_thread(void *p)
     return NULL;
 }
 
+/* A cancel routine that takes its time before it looks at the driver's
+ * list: the driver's Unmark meanwhile must say STATUS_CANCELLED. */
+static VOID slow_cancel_routine(WDFREQUEST req)
+{
+    tu_sleep_ms(3);
+    rx_cancel_routine(req);
+}
+
 /* The sender cancels while the driver unmarks and completes: each request
  * completes exactly once, by one side or the other. */
 START_TEST(unmark_cancel_race)
@@ -2168,13 +2176,16 @@ START_TEST(unmark_cancel_race)
         struct io io;
         io_start(&io, t, WdfRequestTypeRead, 512, 0);
         WDFREQUEST r = R.held[0];
-        ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+        ck_assert_int_eq(WdfRequestMarkCancelableEx(r, i % 2 ? slow_cancel_routine : rx_cancel_routine),
+                         STATUS_SUCCESS);
         struct canceller c;
         c.req = io.req;
         KeInitializeEvent(&c.go, NotificationEvent, FALSE);
         pthread_t th;
         ck_assert_int_eq(pthread_create(&th, NULL, cancel_thread, &c), 0);
         KeSetEvent(&c.go, IO_NO_INCREMENT, FALSE);
+        if (i % 4 == 1)
+            tu_sleep_ms(1); /* let the cancel win, its routine still asleep */
         /* As a driver must: its lock, shared with the cancel routine, says
          * whether the request is still its own to unmark. */
         NTSTATUS st = STATUS_CANCELLED;
@@ -2375,6 +2386,33 @@ START_TEST(purge_while_completing)
 }
 END_TEST
 
+/* The receiving device deleted while a sender's target is still open on
+ * it: later packets fail, nothing is delivered to the deleted queue. */
+START_TEST(device_deleted_under_target)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfGone", WdfDeviceIoBuffered);
+    rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfGone");
+    struct io io;
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 1);
+    io_expect(&io, STATUS_SUCCESS, 1);
+    io_fini(&io);
+    WdfObjectDelete(dev);
+    ck_assert_int_eq(open_name_status(&e, "\\Device\\uwdfGone"), STATUS_OBJECT_NAME_NOT_FOUND);
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
+    io_fini(&io);
+    ck_assert_int_eq(ld(&R.presented), 1);
+    WdfIoTargetClose(t);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -2419,6 +2457,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, timeout_on_queue, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, resend_chain, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge_while_completing, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, device_deleted_under_target, 0, TU_BACKENDS);
     return s;
 }
 
