@@ -647,6 +647,33 @@ START_TEST(purge_waiting_packets)
 }
 END_TEST
 
+/* Draining: a packet still waiting for a reserved request when one comes
+ * back finds the queue closed (as KMDF fails a request for a queue that
+ * does not accept requests); the drain then completes. */
+START_TEST(drain_with_waiting_packets)
+{
+    struct tu_env e;
+    WDFQUEUE q;
+    WDFIOTARGET t = one_held_reserved(&e, _i, "\\Device\\fpDrain", &q);
+    struct io a, b;
+    io_start(&a, t, WdfRequestTypeRead, 0, false);
+    io_start(&b, t, WdfRequestTypeRead, 0, false);
+    ck_assert_int_eq(fp_nheld(), 1);
+    WdfIoQueueDrain(q, fp_state_cb, NULL);
+    ck_assert_int_eq(ld(&G.n_state_cb), 0);
+    ck_assert(!tu_completion_wait(&b.c, 10));
+    WdfRequestCompleteWithInformation(fp_take(), STATUS_SUCCESS, 5);
+    io_expect(&a, STATUS_SUCCESS, 5);
+    io_expect(&b, STATUS_INVALID_DEVICE_STATE, 0);
+    ck_assert_int_eq(ld(&G.presented), 1);
+    ck_assert_int_eq(ld(&G.n_state_cb), 1);
+    ck_assert(WDF_IO_QUEUE_DRAINED(WdfIoQueueGetState(q, NULL, NULL)));
+    io_fini(&a);
+    io_fini(&b);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* Reserved requests sent and forgotten to a file come back to the pool. */
 START_TEST(reserved_send_and_forget)
 {
@@ -822,6 +849,7 @@ static Suite *fp_suite(void)
     tcase_add_loop_test(tc, cancel_waiting_packet, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge_waiting_packets, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reserved_send_and_forget, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, drain_with_waiting_packets, 0, TU_BACKENDS);
     tc = tu_tcase(s, "fail-all", 120);
     tcase_add_test(tc, fail_all_in_own_process);
     return s;
