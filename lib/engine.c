@@ -104,6 +104,8 @@ static void engine_stall_remove(struct uwdf_engine_core *c, struct uwdf_io *io)
 
 static void engine_release_stalls(struct uwdf_engine_core *c)
 {
+    if (!c->stall_head)
+        return; /* the usual case: no clock read per loop */
     int64_t now = uwdf_mono_ns();
     while (c->stall_head && c->stall_head->core_release_ns <= now) {
         struct uwdf_io *io = c->stall_head;
@@ -226,6 +228,13 @@ void uwdf_engine_cancel(struct uwdf_engine *e, struct uwdf_io *io)
 
 static void engine_take_incoming(struct uwdf_engine_core *c, struct uwdf_io **in, struct uwdf_io **cancels)
 {
+    /* Pushers set has_incoming under the lock after linking; seeing it
+     * clear means both lists were empty when the flag was last cleared, so
+     * an idle loop (the resend-from-the-routine case) takes no lock. */
+    if (!atomic_load_explicit(&c->has_incoming, memory_order_acquire)) {
+        *in = *cancels = NULL;
+        return;
+    }
     pthread_mutex_lock(&c->lock);
     *in = c->in_head;
     *cancels = c->cancel_head;

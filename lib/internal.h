@@ -353,7 +353,7 @@ struct uwdf_iotarget {
     struct uwdf_engine *engine;
     LIST_ENTRY sent;
     LIST_ENTRY pended;
-    unsigned sent_count;
+    atomic_uint sent_count; /* changes under lock, except a decrement that stays > 0 */
     unsigned waiters;
     atomic_ullong file_pos;
     char *path;

@@ -357,7 +357,15 @@ static void target_complete(struct uwdf_request *req)
     /* Only now is the request no longer sent I/O: a Stop, Purge or Close
      * waiting for sent I/O returns after the completion routines ran, as
      * WDF signals its sent-I/O event after CompleteRequest. req may be gone;
-     * t is not, since deleting it waits for sent_count to reach zero. */
+     * t is not, since deleting it waits for sent_count to reach zero.
+     * A decrement that leaves others in flight changes no waiter's
+     * condition and takes no lock; the last one does, so a waiter cannot
+     * miss it (nor free t under it). */
+    unsigned n = atomic_load_explicit(&t->sent_count, memory_order_relaxed);
+    while (n > 1 && !atomic_compare_exchange_weak(&t->sent_count, &n, n - 1))
+        ;
+    if (n > 1)
+        return;
     pthread_mutex_lock(&t->lock);
     if (--t->sent_count == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
