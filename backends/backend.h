@@ -61,6 +61,13 @@ struct uwdf_io {
 
 #define UWDF_IO_OFFSET_CURRENT UINT64_MAX
 
+struct uwdf_backend_stats {
+    unsigned registered_buffers;
+    bool registered_file;
+    uint64_t fixed_buffer_ios; /* reads/writes sent as READ_FIXED/WRITE_FIXED */
+    uint64_t fixed_file_ios;   /* ops sent on the registered file */
+};
+
 struct uwdf_backend_ops {
     const char *name;
     unsigned caps;
@@ -90,6 +97,16 @@ struct uwdf_backend_ops {
     int (*reap)(struct uwdf_engine *e, struct uwdf_io **done, int max, int64_t timeout_ns);
     /* Make a blocked or upcoming reap() return promptly. Any thread. */
     void (*wake)(struct uwdf_engine *e);
+    /* Optional (NULL: the engine has no such thing). Engine thread only.
+     * register_buffers: pin n user buffers with the kernel once, so reads
+     * and writes that lie inside one skip the per-I/O page mapping.
+     * register_file: the same for the target's file descriptor. Both
+     * return 0 or -errno (-EBUSY: already registered). */
+    int (*register_buffers)(struct uwdf_engine *e, const struct iovec *iov, unsigned n);
+    int (*register_file)(struct uwdf_engine *e, int fd);
+    /* Optional. Any thread: what the above are used for (counters only
+     * ever grow). */
+    void (*get_stats)(struct uwdf_engine *e, struct uwdf_backend_stats *out);
 };
 
 extern const struct uwdf_backend_ops uwdf_backend_io_uring;

@@ -813,8 +813,8 @@ static const struct opt_def job_options[] = {
     { "api", NULL, false, p_api, "async|sync|flt", "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread) or Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER)" },
     { "reuse", NULL, true, p_reuse, "0|1", "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
     { "timeout", NULL, false, p_timeout, "msec", "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
-    { "fixedbufs", NULL, true, p_fixedbufs, NULL, "accepted; not supported by this build (warning)" },
-    { "registerfiles", NULL, true, p_registerfiles, NULL, "accepted; not supported by this build (warning)" },
+    { "fixedbufs", NULL, true, p_fixedbufs, NULL, "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
+    { "registerfiles", NULL, true, p_registerfiles, NULL, "io_uring registered file (IOSQE_FIXED_FILE); no-op on libaio/null" },
 };
 #define N_JOB_OPTIONS (sizeof(job_options) / sizeof(job_options[0]))
 
@@ -3001,6 +3001,50 @@ static int job_resolve_files(struct job *j)
 }
 
 /* Targets, shards and requests of one job (after the layout). */
+
+/* --fixedbufs / --registerfiles: every slot's data buffer, and the file,
+ * registered with each target's engine (io_uring READ_FIXED/WRITE_FIXED and
+ * IOSQE_FIXED_FILE; a documented no-op on libaio and null). */
+static int job_register(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    char sb[96];
+    if (!o->fixedbufs && !o->registerfiles)
+        return 0;
+    WDFMEMORY *mems = calloc(j->nslots, sizeof(*mems));
+    if (!mems) {
+        errmsg("%s: out of memory", o->name);
+        return -1;
+    }
+    unsigned n = 0;
+    for (unsigned i = 0; i < j->nslots; i++)
+        if (j->slots[i].mem)
+            mems[n++] = j->slots[i].mem;
+    int rc = 0;
+    for (unsigned k = 0; k < j->nfiles && rc == 0; k++) {
+        WDFIOTARGET t = j->files[k].target;
+        NTSTATUS st = STATUS_SUCCESS;
+        const char *what = "";
+        if (!t)
+            continue;
+        if (o->fixedbufs && n) {
+            what = "fixedbufs: UwdfIoTargetRegisterMemory";
+            st = UwdfIoTargetRegisterMemory(t, mems, n);
+        }
+        if (NT_SUCCESS(st) && o->registerfiles) {
+            what = "registerfiles: UwdfIoTargetRegisterFile";
+            st = UwdfIoTargetRegisterFile(t);
+        }
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: %s on '%s' failed: %s", o->name, what, j->files[k].path,
+                   status_str(sb, sizeof(sb), st));
+            rc = -1;
+        }
+    }
+    free(mems);
+    return rc;
+}
+
 static int job_setup(struct job *j)
 {
     const struct job_opts *o = &j->o;
@@ -3122,6 +3166,8 @@ static int job_setup(struct job *j)
             return -1;
         }
     }
+    if (job_register(j) != 0)
+        return -1;
     KeInitializeEvent(&j->done, NotificationEvent, FALSE);
     j->event_ready = true;
     return 0;
@@ -4114,12 +4160,9 @@ static int validate_jobdef(const struct jobdef *def, bool quiet)
         errmsg("%s: with direct=1, bs (%" PRIu32 ") must be a multiple of 512", o->name, o->bs);
         return -1;
     }
-    if (o->fixedbufs)
-        errmsg("%s: warning: fixedbufs is not supported by this build (uwdf does not register "
-               "buffers yet); ignored", o->name);
-    if (o->registerfiles)
-        errmsg("%s: warning: registerfiles is not supported by this build (uwdf does not register "
-               "files yet); ignored", o->name);
+    if ((o->fixedbufs || o->registerfiles) && o->api == API_FLT)
+        errmsg("%s: warning: fixedbufs/registerfiles do not apply to --api=flt (the Filter "
+               "Manager owns that target); ignored", o->name);
     if (!quiet && o->api == API_SYNC && o->iodepth > 1)
         errmsg("%s: note: --api=sync runs one synchronous request per thread; iodepth=%u is not "
                "used (use numjobs for parallelism)", o->name, o->iodepth);
