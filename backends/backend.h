@@ -54,6 +54,7 @@ struct uwdf_io {
     uint8_t core_cmd;
     uint8_t core_where;
     bool core_cancel_early;
+    bool core_may_run_here; /* set by the framework: the sender waits for it on its own thread */
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
     int64_t core_release_ns;
@@ -107,6 +108,14 @@ struct uwdf_backend_ops {
     /* Optional. Any thread: what the above are used for (counters only
      * ever grow). */
     void (*get_stats)(struct uwdf_engine *e, struct uwdf_backend_stats *out);
+    /* Optional. Perform io on the calling thread (never the engine thread)
+     * and wait for it there, on a context of that thread's own rather than
+     * the engine's: a synchronous sender then pays no hand-off to the
+     * engine thread and back. 0: done, res and timed_out filled. -errno:
+     * not started (the caller queues it normally). The op cannot be
+     * cancelled once started, so the core only offers ops that cannot
+     * block indefinitely (not streams). */
+    int (*run_here)(struct uwdf_io *io);
 };
 
 extern const struct uwdf_backend_ops uwdf_backend_io_uring;

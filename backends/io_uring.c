@@ -26,6 +26,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -666,6 +667,73 @@ static void uring_wake(struct uwdf_engine *e)
         ;
 }
 
+/* run_here: a small ring per sending thread, created at its first
+ * synchronous send and closed when the thread exits. Only that thread
+ * submits to it and waits on it, so it takes the same single-issuer flags
+ * as an engine's ring. */
+enum { URING_HERE_DEPTH = 4 };
+
+struct uring_here {
+    struct uwdf_engine eng; /* be: the ring's uring_state; no engine thread */
+    pid_t pid;              /* process that made the ring (fork: a child makes its own) */
+    pid_t failed_pid;       /* set-up failed in this process: do not retry per I/O */
+};
+
+static __thread struct uring_here uring_here_tls;
+static pthread_key_t uring_here_key;
+static pthread_once_t uring_here_once = PTHREAD_ONCE_INIT;
+
+static void uring_here_exit(void *p)
+{
+    struct uring_here *h = p;
+    if (h->eng.be)
+        uring_close(&h->eng);
+}
+
+static void uring_here_key_init(void)
+{
+    (void)pthread_key_create(&uring_here_key, uring_here_exit);
+}
+
+static int uring_run_here(struct uwdf_io *io)
+{
+    struct uring_here *h = &uring_here_tls;
+    pid_t pid = getpid();
+
+    if (h->eng.be && h->pid != pid)
+        uring_close(&h->eng); /* inherited across fork(): the parent's task owns it */
+    if (!h->eng.be) {
+        if (h->failed_pid == pid)
+            return -ENOTSUP;
+        (void)pthread_once(&uring_here_once, uring_here_key_init);
+        h->eng.depth = URING_HERE_DEPTH;
+        h->eng.ops = &uwdf_backend_io_uring;
+        int r = uring_open(&h->eng);
+        if (r < 0) {
+            h->failed_pid = pid;
+            return r;
+        }
+        h->pid = pid;
+        (void)pthread_setspecific(uring_here_key, h);
+    }
+    /* queue() fails only before staging anything. */
+    int r = uring_queue(&h->eng, io, false);
+    if (r < 0)
+        return r;
+    for (;;) {
+        struct uwdf_io *done;
+        r = uring_reap(&h->eng, &done, 1, -1);
+        if (r == 1)
+            return 0; /* the only op this ring ever holds */
+        if (r < 0) {
+            /* Staged or in flight: it cannot be abandoned; as the engine
+             * thread does, keep trying. */
+            struct timespec ts = { 0, URING_POLL_WAIT_NS };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 const char *uwdf_io_uring_setup_flags_desc(const struct uwdf_engine *e)
 {
     if (!e || e->ops != &uwdf_backend_io_uring || !e->be)
@@ -694,4 +762,5 @@ const struct uwdf_backend_ops uwdf_backend_io_uring = {
     .register_buffers = uring_register_buffers,
     .register_file = uring_register_file,
     .get_stats = uring_get_stats,
+    .run_here = uring_run_here,
 };

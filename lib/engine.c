@@ -36,6 +36,7 @@ enum engine_where {
     IO_IN_BACKEND,
     IO_STALLED,
     IO_DONE,
+    IO_HERE, /* run by its sender (run_here): a cancel finds nothing to stop */
 };
 
 struct uwdf_engine_core {
@@ -53,6 +54,7 @@ struct uwdf_engine_core {
     struct uwdf_io *stall_head, *stall_tail;
     long inflight;
     atomic_ullong ios; /* ops handed to the backend (engine thread writes) */
+    atomic_ullong ios_here; /* ops their senders ran (run_here; any thread) */
     /* Objects whose buffers the kernel holds registered (released at destroy). */
     struct uwdf_object **pinned;
     unsigned npinned;
@@ -226,6 +228,26 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
     pthread_mutex_unlock(&c->lock);
 }
 
+/* A synchronous sender runs its op itself on a context of its own thread
+ * (DESIGN: no two hand-offs per synchronous I/O). The engine thread never
+ * sees the op, so the stall injector, which lives there, keeps the normal
+ * path. A cancel or timeout meanwhile finds it IO_HERE and cannot stop it,
+ * which is what the kernel would say for a running file or block-device
+ * I/O; streams, which may block for ever, are never offered. */
+static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    if (atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed))
+        return false;
+    pthread_mutex_lock(&c->lock);
+    io->core_where = IO_HERE; /* engine_do_cancel reads it under the lock */
+    pthread_mutex_unlock(&c->lock);
+    if (c->pub.ops->run_here(io) < 0)
+        return false; /* not started: engine_push moves it on under the lock */
+    atomic_fetch_add_explicit(&c->ios_here, 1, memory_order_relaxed);
+    uwdf_request_io_done(io);
+    return true;
+}
+
 void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
 {
     struct uwdf_engine_core *c = core_of(e);
@@ -234,6 +256,8 @@ void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
         engine_queue(c, io);
         return;
     }
+    if (io->core_may_run_here && e->ops->run_here && engine_run_here(c, io))
+        return;
     engine_push(c, io, false);
 }
 
@@ -343,7 +367,8 @@ int uwdf_engine_register_file(struct uwdf_engine *e, int fd)
 void uwdf_engine_stats(struct uwdf_engine *e, uint64_t *ios, struct uwdf_backend_stats *be)
 {
     memset(be, 0, sizeof(*be));
-    *ios = atomic_load_explicit(&core_of(e)->ios, memory_order_relaxed);
+    *ios = atomic_load_explicit(&core_of(e)->ios, memory_order_relaxed) +
+           atomic_load_explicit(&core_of(e)->ios_here, memory_order_relaxed);
     if (e->ops->get_stats)
         e->ops->get_stats(e, be);
 }

@@ -690,6 +690,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
     req->fw_done = false;
     req->io.core_where = 0;
     req->io.core_cancel_early = false;
+    req->io.core_may_run_here = false;
     req->io.has_timeout = false;
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
@@ -731,6 +732,11 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
     }
     pthread_mutex_unlock(&t->lock);
     if (!pend) {
+        /* A synchronous sender waits right here, so the engine may run the
+         * op on this thread (engine.c); not a stream, whose read may wait
+         * for ever and must stay cancellable. Pended ones go later, from
+         * WdfIoTargetStart's caller: never there. */
+        req->io.core_may_run_here = (f & UWDF_REQ_SYNC) && !t->is_stream;
         target_dispatch(t, req);
     }
     return STATUS_SUCCESS;
