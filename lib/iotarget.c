@@ -398,7 +398,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
         flags &= ~UWDF_REQ_TIMER_ARMED;
         drop++;
     }
-    atomic_store(&req->flags, flags);
+    atomic_store_explicit(&req->flags, flags, memory_order_release); /* under the lock: no full fence needed */
     req->comp_refs -= drop;
     bool final = req->comp_refs == 0;
     if (final)
@@ -695,7 +695,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
                  (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);
-    atomic_store(&req->flags, f);
+    atomic_store_explicit(&req->flags, f, memory_order_release); /* under the lock: no full fence needed */
     if (timed) {
         /* The kernel enforces the timeout where it can (io_uring's linked
          * timeout); otherwise the framework timer does, and it holds a
