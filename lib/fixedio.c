@@ -39,20 +39,32 @@ static NTSTATUS fixedio_status(int r)
     return r < 0 ? uwdf_status_from_errno(-r) : STATUS_SUCCESS;
 }
 
+/* The registration DDIs' common checks: a live target, PASSIVE_LEVEL. */
+static struct uwdf_iotarget *fixedio_target(WDFIOTARGET IoTarget, const char *ddi, NTSTATUS *status)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    *status = STATUS_INVALID_HANDLE;
+    if (!t)
+        return NULL;
+    *status = STATUS_INVALID_DEVICE_REQUEST;
+    if (!uwdf_irql_check_passive(ddi))
+        return NULL;
+    *status = STATUS_SUCCESS;
+    return t;
+}
+
 NTSTATUS UwdfIoTargetRegisterMemory(WDFIOTARGET IoTarget, WDFMEMORY *Memory, ULONG Count)
 {
     static const char ddi[] = "UwdfIoTargetRegisterMemory";
-    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    NTSTATUS status;
+    struct uwdf_iotarget *t = fixedio_target(IoTarget, ddi, &status);
     if (!t)
-        return STATUS_INVALID_HANDLE;
-    if (!uwdf_irql_check_passive(ddi))
-        return STATUS_INVALID_DEVICE_REQUEST;
+        return status;
     if (!Memory || Count == 0)
         return STATUS_INVALID_PARAMETER;
 
     struct iovec *iov = uwdf_alloc(sizeof(*iov) * Count);
     struct uwdf_object **owners = uwdf_alloc(sizeof(*owners) * Count);
-    NTSTATUS status = STATUS_SUCCESS;
     if (!iov || !owners) {
         status = STATUS_INSUFFICIENT_RESOURCES;
         goto out;
@@ -82,16 +94,14 @@ out:
 
 NTSTATUS UwdfIoTargetRegisterFile(WDFIOTARGET IoTarget)
 {
-    static const char ddi[] = "UwdfIoTargetRegisterFile";
-    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    NTSTATUS status;
+    struct uwdf_iotarget *t = fixedio_target(IoTarget, "UwdfIoTargetRegisterFile", &status);
     if (!t)
-        return STATUS_INVALID_HANDLE;
-    if (!uwdf_irql_check_passive(ddi))
-        return STATUS_INVALID_DEVICE_REQUEST;
+        return status;
     struct uwdf_engine *e = fixedio_pin_target(t);
     if (!e)
         return STATUS_INVALID_DEVICE_STATE;
-    NTSTATUS status = fixedio_status(uwdf_engine_register_file(e, t->fd));
+    status = fixedio_status(uwdf_engine_register_file(e, t->fd));
     fixedio_unpin_target(t);
     return status;
 }

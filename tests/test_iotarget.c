@@ -488,17 +488,36 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
 
 /* ASYNC_DEPTH writes in flight at once on separate requests, then as many
  * reads, each block compared. */
-static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
-{
+/* ASYNC_DEPTH requests, each with a block-sized WDFMEMORY. */
+struct async_set {
     WDFREQUEST req[ASYNC_DEPTH];
     WDFMEMORY mem[ASYNC_DEPTH];
     unsigned char *buf[ASYNC_DEPTH];
+};
+
+static void async_set_make(WDFIOTARGET t, struct async_set *a)
+{
+    for (int i = 0; i < ASYNC_DEPTH; i++) {
+        a->req[i] = tu_make_request(t);
+        a->mem[i] = tu_make_memory(BLK, (void **)&a->buf[i]);
+    }
+}
+
+static void async_set_delete(struct async_set *a)
+{
+    for (int i = 0; i < ASYNC_DEPTH; i++) {
+        WdfObjectDelete(a->req[i]);
+        WdfObjectDelete(a->mem[i]);
+    }
+}
+
+static void async_write_read_with(WDFIOTARGET t, uint64_t base, unsigned seed, struct async_set *a)
+{
+    WDFREQUEST *req = a->req;
+    WDFMEMORY *mem = a->mem;
+    unsigned char **buf = a->buf;
     struct tu_completion c[ASYNC_DEPTH];
 
-    for (int i = 0; i < ASYNC_DEPTH; i++) {
-        req[i] = tu_make_request(t);
-        mem[i] = tu_make_memory(BLK, (void **)&buf[i]);
-    }
     for (int pass = 0; pass < 2; pass++) {
         bool write = pass == 0;
         for (int i = 0; i < ASYNC_DEPTH; i++) {
@@ -526,10 +545,14 @@ static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
             tu_completion_fini(&c[i]);
         }
     }
-    for (int i = 0; i < ASYNC_DEPTH; i++) {
-        WdfObjectDelete(req[i]);
-        WdfObjectDelete(mem[i]);
-    }
+}
+
+static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
+{
+    struct async_set a;
+    async_set_make(t, &a);
+    async_write_read_with(t, base, seed, &a);
+    async_set_delete(&a);
 }
 
 START_TEST(sync_write_read_all_descriptor_kinds_regular_file)
@@ -600,14 +623,9 @@ START_TEST(registered_memory_and_file_use_fixed_ops)
     ck_assert_int_eq(UwdfIoTargetRegisterFile(closed), STATUS_INVALID_DEVICE_STATE);
 
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
-    WDFREQUEST req[ASYNC_DEPTH];
-    WDFMEMORY mem[ASYNC_DEPTH];
-    unsigned char *buf[ASYNC_DEPTH];
-    struct tu_completion c[ASYNC_DEPTH];
-    for (int i = 0; i < ASYNC_DEPTH; i++) {
-        req[i] = tu_make_request(t);
-        mem[i] = tu_make_memory(BLK, (void **)&buf[i]);
-    }
+    struct async_set a;
+    async_set_make(t, &a);
+    WDFMEMORY *mem = a.mem;
     st.Size = sizeof(st) - 1;
     ck_assert_int_eq(UwdfIoTargetGetStatistics(t, &st), STATUS_INFO_LENGTH_MISMATCH);
     ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, NULL, 1), STATUS_INVALID_PARAMETER);
@@ -627,37 +645,9 @@ START_TEST(registered_memory_and_file_use_fixed_ops)
     ULONGLONG ops0 = st.Operations;
 
     const uint64_t base = 16 * BLK;
-    for (int pass = 0; pass < 2; pass++) {
-        bool write = pass == 0;
-        for (int i = 0; i < ASYNC_DEPTH; i++) {
-            LONGLONG off = (LONGLONG)(base + (uint64_t)i * BLK);
-            tu_completion_init(&c[i]);
-            if (write) {
-                tu_fill_pattern(buf[i], BLK, 500, (uint64_t)off);
-                ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
-            } else {
-                reuse(req[i]);
-                memset(buf[i], 0, BLK);
-                ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
-            }
-            WdfRequestSetCompletionRoutine(req[i], tu_on_complete, &c[i]);
-            ck_assert(WdfRequestSend(req[i], t, WDF_NO_SEND_OPTIONS));
-        }
-        for (int i = 0; i < ASYNC_DEPTH; i++) {
-            ck_assert(tu_completion_wait(&c[i], WAIT_MS));
-            ck_assert_int_eq(c[i].status, STATUS_SUCCESS);
-            ck_assert_uint_eq(c[i].information, BLK);
-            if (!write)
-                ck_assert_msg(tu_pattern_matches(buf[i], BLK, 500, base + (uint64_t)i * BLK), "block %d", i);
-            tu_completion_fini(&c[i]);
-        }
-    }
+    async_write_read_with(t, base, 500, &a);
     ck_assert(file_matches(path, base, ASYNC_DEPTH * BLK, 500));
-    /* Deleted while registered: the buffers stay valid for the kernel. */
-    for (int i = 0; i < ASYNC_DEPTH; i++) {
-        WdfObjectDelete(req[i]);
-        WdfObjectDelete(mem[i]);
-    }
+    async_set_delete(&a); /* while registered: the buffers stay valid for the kernel */
     unsigned char *plain = xaligned(2 * BLK);
     LONGLONG off = (LONGLONG)base;
     ULONG_PTR bytes;
