@@ -54,12 +54,20 @@ struct uwdf_io {
     uint8_t core_cmd;
     uint8_t core_where;
     bool core_cancel_early;
+    bool core_may_run_here; /* set by the framework: the sender waits for it on its own thread */
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
     int64_t core_release_ns;
 };
 
 #define UWDF_IO_OFFSET_CURRENT UINT64_MAX
+
+struct uwdf_backend_stats {
+    unsigned registered_buffers;
+    bool registered_file;
+    uint64_t fixed_buffer_ios; /* reads/writes sent as READ_FIXED/WRITE_FIXED */
+    uint64_t fixed_file_ios;   /* ops sent on the registered file */
+};
 
 struct uwdf_backend_ops {
     const char *name;
@@ -90,6 +98,24 @@ struct uwdf_backend_ops {
     int (*reap)(struct uwdf_engine *e, struct uwdf_io **done, int max, int64_t timeout_ns);
     /* Make a blocked or upcoming reap() return promptly. Any thread. */
     void (*wake)(struct uwdf_engine *e);
+    /* Optional (NULL: the engine has no such thing). Engine thread only.
+     * register_buffers: pin n user buffers with the kernel once, so reads
+     * and writes that lie inside one skip the per-I/O page mapping.
+     * register_file: the same for the target's file descriptor. Both
+     * return 0 or -errno (-EBUSY: already registered). */
+    int (*register_buffers)(struct uwdf_engine *e, const struct iovec *iov, unsigned n);
+    int (*register_file)(struct uwdf_engine *e, int fd);
+    /* Optional. Any thread: what the above are used for (counters only
+     * ever grow). */
+    void (*get_stats)(struct uwdf_engine *e, struct uwdf_backend_stats *out);
+    /* Optional. Perform io on the calling thread (never the engine thread)
+     * and wait for it there, on a context of that thread's own rather than
+     * the engine's: a synchronous sender then pays no hand-off to the
+     * engine thread and back. 0: done, res and timed_out filled. -errno:
+     * not started (the caller queues it normally). The op cannot be
+     * cancelled once started, so the core only offers ops that cannot
+     * block indefinitely (not streams). */
+    int (*run_here)(struct uwdf_io *io);
 };
 
 extern const struct uwdf_backend_ops uwdf_backend_io_uring;

@@ -26,6 +26,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -108,6 +109,12 @@ static const struct uring_setup_step uring_setup_ladder[] = {
     { 0, "none" },
 };
 
+struct uring_region {
+    uintptr_t base;
+    size_t len;
+    unsigned index;
+};
+
 struct uring_state {
     struct io_uring ring;
     const char *flags_desc;
@@ -120,6 +127,12 @@ struct uring_state {
     bool woken;        /* a wake completion was seen; the next reap returns */
     uint64_t wake_buf; /* target of the eventfd read */
     struct uwdf_io *ready_head, *ready_tail;
+    /* Registered buffers, sorted by address (index: the kernel's). */
+    struct uring_region *regions;
+    unsigned nregions;
+    int fixed_fd;      /* the registered file (index 0), or -1 */
+    /* Engine thread writes, get_stats reads. */
+    atomic_ullong fixed_buffer_ios, fixed_file_ios;
     /* Set by wake() on any thread; on its own cache line so those stores do
      * not bounce the line the engine thread works on. */
     alignas(URING_CACHELINE) atomic_bool wake_pending;
@@ -306,6 +319,7 @@ static int uring_open(struct uwdf_engine *e)
     if (!st)
         return -ENOMEM;
     memset(st, 0, size);
+    st->fixed_fd = -1;
     atomic_init(&st->wake_pending, false);
     /* Blocking eventfd: the ring waits for it to become readable (poll
      * driven), whereas on an O_NONBLOCK file some kernels complete the read
@@ -356,22 +370,56 @@ static void uring_close(struct uwdf_engine *e)
      * until the thread exits; drop it so queue_exit really frees the ring. */
     if (st->ring_fd_registered)
         (void)io_uring_unregister_ring_fd(&st->ring);
-    io_uring_queue_exit(&st->ring); /* also cancels the wake read */
+    io_uring_queue_exit(&st->ring); /* also cancels the wake read; drops the registrations */
     close(st->wake_fd);
+    free(st->regions);
     free(st);
     e->be = NULL;
 }
 
-static void uring_prep_op(struct io_uring_sqe *sqe, struct uwdf_io *io)
+static void uring_count(atomic_ullong *counter)
+{
+    /* Single writer (the engine thread): no locked instruction needed. */
+    atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+/* The registered buffer that holds [p, p + len) whole, or -1. */
+static int uring_find_region(const struct uring_state *st, const void *p, size_t len)
+{
+    uintptr_t a = (uintptr_t)p;
+    unsigned lo = 0, hi = st->nregions;
+    while (lo < hi) { /* first region with base > a */
+        unsigned mid = (lo + hi) / 2;
+        if (st->regions[mid].base <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return -1;
+    const struct uring_region *r = &st->regions[lo - 1];
+    if (a - r->base > r->len || len > r->len - (a - r->base))
+        return -1;
+    return (int)r->index;
+}
+
+static void uring_prep_op(struct uring_state *st, struct io_uring_sqe *sqe, struct uwdf_io *io)
 {
     /* UWDF_IO_OFFSET_CURRENT is spelled out although it equals (u64)-1,
      * the kernel's "use the file position" offset (IORING_FEAT_RW_CUR_POS). */
     uint64_t off = io->offset == UWDF_IO_OFFSET_CURRENT ? (uint64_t)-1 : io->offset;
     bool single = io->iovcnt == 1 && io->iov[0].iov_len <= UINT32_MAX;
+    int fixed = single && st->nregions && (io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE)
+                    ? uring_find_region(st, io->iov[0].iov_base, io->iov[0].iov_len)
+                    : -1;
 
     switch (io->op) {
     case UWDF_OP_READ:
-        if (single)
+        if (fixed >= 0)
+            io_uring_prep_read_fixed(sqe, io->fd, io->iov[0].iov_base,
+                                     (unsigned)io->iov[0].iov_len, off, fixed);
+        else if (single)
             io_uring_prep_read(sqe, io->fd, io->iov[0].iov_base,
                                (unsigned)io->iov[0].iov_len, off);
         else
@@ -380,7 +428,10 @@ static void uring_prep_op(struct io_uring_sqe *sqe, struct uwdf_io *io)
         sqe->rw_flags = io->rw_flags;
         break;
     case UWDF_OP_WRITE:
-        if (single)
+        if (fixed >= 0)
+            io_uring_prep_write_fixed(sqe, io->fd, io->iov[0].iov_base,
+                                      (unsigned)io->iov[0].iov_len, off, fixed);
+        else if (single)
             io_uring_prep_write(sqe, io->fd, io->iov[0].iov_base,
                                 (unsigned)io->iov[0].iov_len, off);
         else
@@ -396,7 +447,67 @@ static void uring_prep_op(struct io_uring_sqe *sqe, struct uwdf_io *io)
     default:
         break;
     }
+    if (fixed >= 0)
+        uring_count(&st->fixed_buffer_ios);
+    if (io->fd == st->fixed_fd && st->fixed_fd >= 0) {
+        sqe->fd = 0; /* index in the registered file table; after prep, which sets fd */
+        sqe->flags |= IOSQE_FIXED_FILE;
+        uring_count(&st->fixed_file_ios);
+    }
     io_uring_sqe_set_data64(sqe, uring_udata(io, URING_TAG_OP));
+}
+
+static int uring_region_cmp(const void *a, const void *b)
+{
+    const struct uring_region *x = a, *y = b;
+    return x->base < y->base ? -1 : x->base > y->base;
+}
+
+static int uring_register_buffers(struct uwdf_engine *e, const struct iovec *iov, unsigned n)
+{
+    struct uring_state *st = e->be;
+    if (st->nregions)
+        return -EBUSY;
+    if (n == 0)
+        return -EINVAL;
+    struct uring_region *regions = calloc(n, sizeof(*regions));
+    if (!regions)
+        return -ENOMEM;
+    int r = io_uring_register_buffers(&st->ring, iov, n);
+    if (r < 0) {
+        free(regions);
+        return r;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        regions[i].base = (uintptr_t)iov[i].iov_base;
+        regions[i].len = iov[i].iov_len;
+        regions[i].index = i;
+    }
+    qsort(regions, n, sizeof(*regions), uring_region_cmp);
+    st->regions = regions;
+    __atomic_store_n(&st->nregions, n, __ATOMIC_RELAXED); /* get_stats reads it anywhere */
+    return 0;
+}
+
+static int uring_register_file(struct uwdf_engine *e, int fd)
+{
+    struct uring_state *st = e->be;
+    if (st->fixed_fd >= 0)
+        return -EBUSY;
+    int r = io_uring_register_files(&st->ring, &fd, 1);
+    if (r < 0)
+        return r;
+    __atomic_store_n(&st->fixed_fd, fd, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void uring_get_stats(struct uwdf_engine *e, struct uwdf_backend_stats *out)
+{
+    struct uring_state *st = e->be;
+    out->registered_buffers = __atomic_load_n(&st->nregions, __ATOMIC_RELAXED);
+    out->registered_file = __atomic_load_n(&st->fixed_fd, __ATOMIC_RELAXED) >= 0;
+    out->fixed_buffer_ios = atomic_load_explicit(&st->fixed_buffer_ios, memory_order_relaxed);
+    out->fixed_file_ios = atomic_load_explicit(&st->fixed_file_ios, memory_order_relaxed);
 }
 
 static int uring_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submit)
@@ -419,7 +530,7 @@ static int uring_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_sub
     io->be_flags = URING_F_OP_PENDING;
 
     struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);
-    uring_prep_op(sqe, io);
+    uring_prep_op(st, sqe, io);
     if (io->has_timeout) {
         struct uring_io_priv *priv = uring_priv(io);
         unsigned tflags = io->timeout_abs ? IORING_TIMEOUT_ABS | IORING_TIMEOUT_REALTIME : 0;
@@ -556,6 +667,73 @@ static void uring_wake(struct uwdf_engine *e)
         ;
 }
 
+/* run_here: a small ring per sending thread, created at its first
+ * synchronous send and closed when the thread exits. Only that thread
+ * submits to it and waits on it, so it takes the same single-issuer flags
+ * as an engine's ring. */
+enum { URING_HERE_DEPTH = 4 };
+
+struct uring_here {
+    struct uwdf_engine eng; /* be: the ring's uring_state; no engine thread */
+    pid_t pid;              /* process that made the ring (fork: a child makes its own) */
+    pid_t failed_pid;       /* set-up failed in this process: do not retry per I/O */
+};
+
+static __thread struct uring_here uring_here_tls;
+static pthread_key_t uring_here_key;
+static pthread_once_t uring_here_once = PTHREAD_ONCE_INIT;
+
+static void uring_here_exit(void *p)
+{
+    struct uring_here *h = p;
+    if (h->eng.be)
+        uring_close(&h->eng);
+}
+
+static void uring_here_key_init(void)
+{
+    (void)pthread_key_create(&uring_here_key, uring_here_exit);
+}
+
+static int uring_run_here(struct uwdf_io *io)
+{
+    struct uring_here *h = &uring_here_tls;
+    pid_t pid = getpid();
+
+    if (h->eng.be && h->pid != pid)
+        uring_close(&h->eng); /* inherited across fork(): the parent's task owns it */
+    if (!h->eng.be) {
+        if (h->failed_pid == pid)
+            return -ENOTSUP;
+        (void)pthread_once(&uring_here_once, uring_here_key_init);
+        h->eng.depth = URING_HERE_DEPTH;
+        h->eng.ops = &uwdf_backend_io_uring;
+        int r = uring_open(&h->eng);
+        if (r < 0) {
+            h->failed_pid = pid;
+            return r;
+        }
+        h->pid = pid;
+        (void)pthread_setspecific(uring_here_key, h);
+    }
+    /* queue() fails only before staging anything. */
+    int r = uring_queue(&h->eng, io, false);
+    if (r < 0)
+        return r;
+    for (;;) {
+        struct uwdf_io *done;
+        r = uring_reap(&h->eng, &done, 1, -1);
+        if (r == 1)
+            return 0; /* the only op this ring ever holds */
+        if (r < 0) {
+            /* Staged or in flight: it cannot be abandoned; as the engine
+             * thread does, keep trying. */
+            struct timespec ts = { 0, URING_POLL_WAIT_NS };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
 const char *uwdf_io_uring_setup_flags_desc(const struct uwdf_engine *e)
 {
     if (!e || e->ops != &uwdf_backend_io_uring || !e->be)
@@ -581,4 +759,8 @@ const struct uwdf_backend_ops uwdf_backend_io_uring = {
     .cancel = uring_cancel,
     .reap = uring_reap,
     .wake = uring_wake,
+    .register_buffers = uring_register_buffers,
+    .register_file = uring_register_file,
+    .get_stats = uring_get_stats,
+    .run_here = uring_run_here,
 };

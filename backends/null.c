@@ -81,9 +81,9 @@ static void null_close(struct uwdf_engine *e)
     e->be = NULL;
 }
 
-static int null_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submit)
+/* What the op returns (0), or -EINVAL if it is not one the engine takes. */
+static int null_result(struct uwdf_io *io)
 {
-    struct null_state *st = e->be;
     int64_t res = 0;
 
     switch (io->op) {
@@ -102,6 +102,15 @@ static int null_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_subm
     }
     io->res = res;
     io->timed_out = false;
+    return 0;
+}
+
+static int null_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submit)
+{
+    struct null_state *st = e->be;
+    int r = null_result(io);
+    if (r < 0)
+        return r;
     io->next = NULL;
     if (st->tail)
         st->tail->next = io;
@@ -174,6 +183,12 @@ static void null_wake(struct uwdf_engine *e)
         null_futex_wake(&st->wake_word);
 }
 
+/* A synchronous send completes on its sender's thread: nothing to wait for. */
+static int null_run_here(struct uwdf_io *io)
+{
+    return null_result(io);
+}
+
 const struct uwdf_backend_ops uwdf_backend_null = {
     .name = "null",
     .caps = UWDF_BE_CAP_NO_KERNEL | UWDF_BE_CAP_STREAM_FILES,
@@ -185,4 +200,5 @@ const struct uwdf_backend_ops uwdf_backend_null = {
     .cancel = null_cancel,
     .reap = null_reap,
     .wake = null_wake,
+    .run_here = null_run_here,
 };

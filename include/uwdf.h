@@ -29,6 +29,37 @@ BOOLEAN UwdfIsVerifierEnabled(void);
  * open; otherwise io_uring is probed and libaio is the fallback. */
 PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget);
 
+/* Registered buffers and files (io_uring's fixed buffers and files; fio's
+ * fixedbufs / registerfiles). UwdfIoTargetRegisterMemory pins the buffers of
+ * Count WDFMEMORY objects with the kernel once; from then on a read or write
+ * to this target whose buffer lies wholly inside one of them goes down as
+ * READ_FIXED / WRITE_FIXED, without mapping its pages per I/O. The objects
+ * stay referenced (their buffers valid) until the target is closed; deleting
+ * one before that only takes effect then. UwdfIoTargetRegisterFile registers
+ * the target's file descriptor, and every op then goes down with
+ * IOSQE_FIXED_FILE. One registration of each kind per open target:
+ * STATUS_INVALID_DEVICE_STATE for a second one or a target that is not open;
+ * STATUS_INVALID_PARAMETER for Count 0 or a NULL array; the kernel's refusal
+ * (e.g. RLIMIT_MEMLOCK, file-backed memory) as its NTSTATUS, with nothing
+ * registered. On the libaio and null engines both succeed and do nothing:
+ * libaio has no registration, and null never touches buffers or files
+ * (the statistics below then show nothing registered). PASSIVE_LEVEL. */
+NTSTATUS UwdfIoTargetRegisterMemory(WDFIOTARGET IoTarget, WDFMEMORY *Memory, ULONG Count);
+NTSTATUS UwdfIoTargetRegisterFile(WDFIOTARGET IoTarget);
+
+/* What a target's engine did since the target was opened. */
+typedef struct _UWDF_IO_TARGET_STATISTICS {
+    ULONG Size;                /* sizeof(UWDF_IO_TARGET_STATISTICS) */
+    ULONG RegisteredBuffers;   /* buffers registered (0 if none, or not io_uring) */
+    BOOLEAN RegisteredFile;    /* the file is registered */
+    ULONGLONG Operations;      /* operations handed to the engine */
+    ULONGLONG FixedBufferOperations; /* of which READ_FIXED / WRITE_FIXED */
+    ULONGLONG FixedFileOperations;   /* of which on the registered file */
+} UWDF_IO_TARGET_STATISTICS, *PUWDF_IO_TARGET_STATISTICS;
+/* STATUS_INFO_LENGTH_MISMATCH for a wrong Size, STATUS_INVALID_DEVICE_STATE
+ * if the target is not open. */
+NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATISTICS Statistics);
+
 /* Fault injection. A stall holds every completion back for Milliseconds
  * before it is delivered (0 turns it off; UWDF_FAULT_STALL=MSEC sets it at
  * start-up). A stalled request honours cancellation: a timeout or

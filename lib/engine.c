@@ -6,13 +6,28 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define ENGINE_REAP_BATCH 64
 
 enum engine_cmd {
     ENGINE_CMD_SUBMIT = 1,
     ENGINE_CMD_COMPLETE, /* res preset by the framework */
+    ENGINE_CMD_CALL,     /* run a function on the engine thread (struct engine_call) */
+};
+
+/* A synchronous call into the engine thread (kernel registration must come
+ * from the ring's single issuer); the io only carries it through the
+ * incoming list. */
+struct engine_call {
+    struct uwdf_io io;
+    int (*fn)(struct uwdf_engine *e, void *arg);
+    void *arg;
+    int result;
+    atomic_uint done;
 };
 
 enum engine_where {
@@ -21,6 +36,7 @@ enum engine_where {
     IO_IN_BACKEND,
     IO_STALLED,
     IO_DONE,
+    IO_HERE, /* run by its sender (run_here): a cancel finds nothing to stop */
 };
 
 struct uwdf_engine_core {
@@ -37,6 +53,11 @@ struct uwdf_engine_core {
     /* engine thread only */
     struct uwdf_io *stall_head, *stall_tail;
     long inflight;
+    atomic_ullong ios; /* ops handed to the backend (engine thread writes) */
+    atomic_ullong ios_here; /* ops their senders ran (run_here; any thread) */
+    /* Objects whose buffers the kernel holds registered (released at destroy). */
+    struct uwdf_object **pinned;
+    unsigned npinned;
 };
 
 static __thread struct uwdf_engine *tls_engine;
@@ -104,6 +125,8 @@ static void engine_stall_remove(struct uwdf_engine_core *c, struct uwdf_io *io)
 
 static void engine_release_stalls(struct uwdf_engine_core *c)
 {
+    if (!c->stall_head)
+        return; /* the usual case: no clock read per loop */
     int64_t now = uwdf_mono_ns();
     while (c->stall_head && c->stall_head->core_release_ns <= now) {
         struct uwdf_io *io = c->stall_head;
@@ -132,6 +155,9 @@ static void engine_queue(struct uwdf_engine_core *c, struct uwdf_io *io)
         return;
     }
     c->inflight++;
+    /* Single writer: a plain increment, readable from any thread. */
+    atomic_store_explicit(&c->ios, atomic_load_explicit(&c->ios, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -202,6 +228,26 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
     pthread_mutex_unlock(&c->lock);
 }
 
+/* A synchronous sender runs its op itself on a context of its own thread
+ * (DESIGN: no two hand-offs per synchronous I/O). The engine thread never
+ * sees the op, so the stall injector, which lives there, keeps the normal
+ * path. A cancel or timeout meanwhile finds it IO_HERE and cannot stop it,
+ * which is what the kernel would say for a running file or block-device
+ * I/O; streams, which may block for ever, are never offered. */
+static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    if (atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed))
+        return false;
+    pthread_mutex_lock(&c->lock);
+    io->core_where = IO_HERE; /* engine_do_cancel reads it under the lock */
+    pthread_mutex_unlock(&c->lock);
+    if (c->pub.ops->run_here(io) < 0)
+        return false; /* not started: engine_push moves it on under the lock */
+    atomic_fetch_add_explicit(&c->ios_here, 1, memory_order_relaxed);
+    uwdf_request_io_done(io);
+    return true;
+}
+
 void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
 {
     struct uwdf_engine_core *c = core_of(e);
@@ -210,6 +256,8 @@ void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
         engine_queue(c, io);
         return;
     }
+    if (io->core_may_run_here && e->ops->run_here && engine_run_here(c, io))
+        return;
     engine_push(c, io, false);
 }
 
@@ -226,6 +274,13 @@ void uwdf_engine_cancel(struct uwdf_engine *e, struct uwdf_io *io)
 
 static void engine_take_incoming(struct uwdf_engine_core *c, struct uwdf_io **in, struct uwdf_io **cancels)
 {
+    /* Pushers set has_incoming under the lock after linking; seeing it
+     * clear means both lists were empty when the flag was last cleared, so
+     * an idle loop (the resend-from-the-routine case) takes no lock. */
+    if (!atomic_load_explicit(&c->has_incoming, memory_order_acquire)) {
+        *in = *cancels = NULL;
+        return;
+    }
     pthread_mutex_lock(&c->lock);
     *in = c->in_head;
     *cancels = c->cancel_head;
@@ -233,6 +288,89 @@ static void engine_take_incoming(struct uwdf_engine_core *c, struct uwdf_io **in
     c->cancel_head = c->cancel_tail = NULL;
     atomic_store_explicit(&c->has_incoming, false, memory_order_relaxed);
     pthread_mutex_unlock(&c->lock);
+}
+
+static void engine_run_call(struct uwdf_engine *e, struct uwdf_io *io)
+{
+    struct engine_call *call = uwdf_container_of(io, struct engine_call, io);
+    call->result = call->fn(e, call->arg);
+    atomic_store_explicit(&call->done, 1, memory_order_release);
+    syscall(SYS_futex, &call->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Run fn on the engine thread and wait for it (inline when already there). */
+static int engine_call(struct uwdf_engine *e, int (*fn)(struct uwdf_engine *, void *), void *arg)
+{
+    if (tls_engine == e)
+        return fn(e, arg);
+    struct engine_call call = { .fn = fn, .arg = arg };
+    atomic_init(&call.done, 0);
+    call.io.core_cmd = ENGINE_CMD_CALL;
+    engine_push(core_of(e), &call.io, false);
+    while (!atomic_load_explicit(&call.done, memory_order_acquire))
+        syscall(SYS_futex, &call.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return call.result;
+}
+
+struct engine_reg_args {
+    const struct iovec *iov;
+    unsigned n;
+    int fd;
+};
+
+static int engine_do_register_buffers(struct uwdf_engine *e, void *arg)
+{
+    const struct engine_reg_args *a = arg;
+    return e->ops->register_buffers(e, a->iov, a->n);
+}
+
+static int engine_do_register_file(struct uwdf_engine *e, void *arg)
+{
+    const struct engine_reg_args *a = arg;
+    return e->ops->register_file(e, a->fd);
+}
+
+int uwdf_engine_register_buffers(struct uwdf_engine *e, const struct iovec *iov,
+                                 struct uwdf_object *const *owners, unsigned n)
+{
+    struct uwdf_engine_core *c = core_of(e);
+    if (!e->ops->register_buffers)
+        return -EOPNOTSUPP;
+    struct uwdf_object **pinned = uwdf_alloc(sizeof(*pinned) * n);
+    if (!pinned)
+        return -ENOMEM;
+    struct engine_reg_args a = { .iov = iov, .n = n };
+    int r = engine_call(e, engine_do_register_buffers, &a);
+    if (r < 0) {
+        uwdf_free(pinned);
+        return r;
+    }
+    /* The backend accepts one registration per engine (-EBUSY after), so
+     * this runs once. */
+    for (unsigned i = 0; i < n; i++) {
+        uwdf_object_reference(owners[i]);
+        pinned[i] = owners[i];
+    }
+    c->pinned = pinned;
+    c->npinned = n;
+    return 0;
+}
+
+int uwdf_engine_register_file(struct uwdf_engine *e, int fd)
+{
+    if (!e->ops->register_file)
+        return -EOPNOTSUPP;
+    struct engine_reg_args a = { .fd = fd };
+    return engine_call(e, engine_do_register_file, &a);
+}
+
+void uwdf_engine_stats(struct uwdf_engine *e, uint64_t *ios, struct uwdf_backend_stats *be)
+{
+    memset(be, 0, sizeof(*be));
+    *ios = atomic_load_explicit(&core_of(e)->ios, memory_order_relaxed) +
+           atomic_load_explicit(&core_of(e)->ios_here, memory_order_relaxed);
+    if (e->ops->get_stats)
+        e->ops->get_stats(e, be);
 }
 
 static void *engine_thread(void *arg)
@@ -273,6 +411,8 @@ static void *engine_thread(void *arg)
             struct uwdf_io *next = in->core_next;
             if (in->core_cmd == ENGINE_CMD_SUBMIT)
                 engine_queue(c, in);
+            else if (in->core_cmd == ENGINE_CMD_CALL)
+                engine_run_call(e, in);
             else
                 engine_deliver(c, in);
             in = next;
@@ -350,6 +490,10 @@ void uwdf_engine_destroy(struct uwdf_engine *e)
     e->ops->wake(e);
     pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
+    /* The ring is gone, and with it the kernel's hold on the buffers. */
+    for (unsigned i = 0; i < c->npinned; i++)
+        uwdf_object_release(c->pinned[i]);
+    uwdf_free(c->pinned);
     pthread_cond_destroy(&c->started_cond);
     pthread_mutex_destroy(&c->lock);
     uwdf_free(c);

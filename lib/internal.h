@@ -241,6 +241,15 @@ bool uwdf_engine_on_own_thread(const struct uwdf_engine *e);
 const char *uwdf_engine_name(const struct uwdf_engine *e);
 unsigned uwdf_engine_caps(const struct uwdf_engine *e);
 const struct uwdf_backend_ops *uwdf_backend_select(int *err);
+/* Registration with the kernel (lib/fixedio.c's DDIs), run on the engine
+ * thread. Buffers: the engine keeps the n objects referenced until it is
+ * destroyed (the kernel holds their pages as long). -EOPNOTSUPP: the engine
+ * has no registration. */
+int uwdf_engine_register_buffers(struct uwdf_engine *e, const struct iovec *iov,
+                                 struct uwdf_object *const *owners, unsigned n);
+int uwdf_engine_register_file(struct uwdf_engine *e, int fd);
+/* Ops handed to the backend so far, and the backend's registration stats. */
+void uwdf_engine_stats(struct uwdf_engine *e, uint64_t *ios, struct uwdf_backend_stats *be);
 
 /* Called by the engine on its thread. */
 void uwdf_request_io_done(struct uwdf_io *io);
@@ -412,7 +421,7 @@ struct uwdf_iotarget {
     struct uwdf_engine *engine;
     LIST_ENTRY sent;
     LIST_ENTRY pended;
-    unsigned sent_count;
+    atomic_uint sent_count; /* changes under lock, except a decrement that stays > 0 */
     unsigned waiters;
     atomic_ullong file_pos;
     char *path;

@@ -416,7 +416,15 @@ static void target_complete(struct uwdf_request *req)
     /* Only now is the request no longer sent I/O: a Stop, Purge or Close
      * waiting for sent I/O returns after the completion routines ran, as
      * WDF signals its sent-I/O event after CompleteRequest. req may be gone;
-     * t is not, since deleting it waits for sent_count to reach zero. */
+     * t is not, since deleting it waits for sent_count to reach zero.
+     * A decrement that leaves others in flight changes no waiter's
+     * condition and takes no lock; the last one does, so a waiter cannot
+     * miss it (nor free t under it). */
+    unsigned n = atomic_load_explicit(&t->sent_count, memory_order_relaxed);
+    while (n > 1 && !atomic_compare_exchange_weak(&t->sent_count, &n, n - 1))
+        ;
+    if (n > 1)
+        return;
     pthread_mutex_lock(&t->lock);
     if (--t->sent_count == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
@@ -449,7 +457,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
         flags &= ~UWDF_REQ_TIMER_ARMED;
         drop++;
     }
-    atomic_store(&req->flags, flags);
+    atomic_store_explicit(&req->flags, flags, memory_order_release); /* under the lock: no full fence needed */
     req->comp_refs -= drop;
     bool final = req->comp_refs == 0;
     if (final)
@@ -759,11 +767,12 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
     req->fw_done = false;
     req->io.core_where = 0;
     req->io.core_cancel_early = false;
+    req->io.core_may_run_here = false;
     req->io.has_timeout = false;
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
                  (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);
-    atomic_store(&req->flags, f);
+    atomic_store_explicit(&req->flags, f, memory_order_release); /* under the lock: no full fence needed */
     if (timed) {
         /* The kernel enforces the timeout where it can (io_uring's linked
          * timeout); otherwise the framework timer does, and it holds a
@@ -807,8 +816,14 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         cancel_now = true;
         uwdf_object_reference(&req->obj);
     }
-    if (!pend)
+    if (!pend) {
+        /* A synchronous sender waits right here, so the engine may run the
+         * op on this thread (engine.c); not a stream, whose read may wait
+         * for ever and must stay cancellable. Pended ones go later, from
+         * WdfIoTargetStart's caller: never there. */
+        req->io.core_may_run_here = (f & UWDF_REQ_SYNC) && !t->is_stream;
         target_dispatch(t, req);
+    }
     if (cancel_now) {
         uwdf_iotarget_cancel_request(req);
         uwdf_object_release(&req->obj);

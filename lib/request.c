@@ -475,7 +475,7 @@ void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
     req->routine_ctx = NULL;
     req->waiter = NULL;
     uint32_t seq = req->fmt_seq;
-    atomic_store(&req->flags, (flags & UWDF_REQ_CANCELED) | UWDF_REQ_COMPLETED);
+    atomic_store_explicit(&req->flags, (flags & UWDF_REQ_CANCELED) | UWDF_REQ_COMPLETED, memory_order_release);
 
     if (waiter) {
         /* WdfIoTargetSendXxxSynchronously: the caller's buffers were lent

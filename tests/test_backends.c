@@ -894,6 +894,103 @@ START_TEST(test_libaio_cancel_backlogged_and_running)
 }
 END_TEST
 
+/* ---- registered buffers and files ------------------------------------- */
+
+#define FIXED_BUFS 3
+#define FIXED_REGION (4 * BLOCK)
+
+/* Writes a pattern through registered buffers (one op at the start of a
+ * region, one ending exactly at its end, one straddling two regions, one
+ * outside every region) on the registered file, reads it back likewise and
+ * checks the data and that exactly the ops inside a region went down as
+ * READ_FIXED / WRITE_FIXED, every one of them on the fixed file. */
+START_TEST(test_uring_registered_buffers_and_file)
+{
+    struct uwdf_engine e;
+    struct uwdf_backend_stats st;
+    /* One allocation holding the regions back to back, so that a buffer
+     * straddling two of them is contiguous memory but in no single one. */
+    uint8_t *arena = aligned_buf(FIXED_BUFS * FIXED_REGION, 0);
+    uint8_t *outside = aligned_buf(FIXED_REGION, 0);
+    uint8_t *expect = aligned_buf(FIXED_REGION, 0);
+    struct iovec regs[FIXED_BUFS];
+    int fd = open_file("fixed", test_odirect);
+
+    eng_open(&e, BE_IO_URING, ENGINE_DEPTH);
+    /* Registered in reverse address order: the lookup must not rely on it. */
+    for (int i = 0; i < FIXED_BUFS; i++) {
+        regs[i].iov_base = arena + (size_t)(FIXED_BUFS - 1 - i) * FIXED_REGION;
+        regs[i].iov_len = FIXED_REGION;
+    }
+    ck_assert_int_eq(e.ops->register_buffers(&e, regs, FIXED_BUFS), 0);
+    ck_assert_int_eq(e.ops->register_buffers(&e, regs, FIXED_BUFS), -EBUSY);
+    ck_assert_int_eq(e.ops->register_file(&e, fd), 0);
+    ck_assert_int_eq(e.ops->register_file(&e, fd), -EBUSY);
+
+    struct {
+        uint8_t *buf;
+        bool fixed;
+    } cases[] = {
+        { arena, true },                                       /* start of a region */
+        { arena + 2 * FIXED_REGION - 2 * BLOCK, true },        /* ends at a region's end */
+        { arena + FIXED_REGION - BLOCK, false },               /* straddles two regions */
+        { outside, false },                                    /* in none */
+    };
+    enum { NCASES = sizeof(cases) / sizeof(cases[0]) };
+    uint64_t want_fixed = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < NCASES; i++) {
+            struct tio t;
+            uint64_t off = (uint64_t)i * 2 * BLOCK;
+            if (pass == 0)
+                fill_pattern(cases[i].buf, 2 * BLOCK, (unsigned)i + 1);
+            else
+                memset(cases[i].buf, 0, 2 * BLOCK);
+            tio_init(&t, pass == 0 ? UWDF_OP_WRITE : UWDF_OP_READ, fd, off);
+            tio_add(&t, cases[i].buf, 2 * BLOCK);
+            ck_assert_int_eq(run_one(&e, &t), 2 * BLOCK);
+            if (pass == 1) {
+                fill_pattern(expect, 2 * BLOCK, (unsigned)i + 1);
+                ck_assert_msg(memcmp(cases[i].buf, expect, 2 * BLOCK) == 0, "case %d: data differs", i);
+            }
+            want_fixed += cases[i].fixed;
+            e.ops->get_stats(&e, &st);
+            ck_assert_uint_eq(st.fixed_buffer_ios, want_fixed);
+            ck_assert_uint_eq(st.fixed_file_ios, (uint64_t)(pass * NCASES + i + 1));
+        }
+    }
+    ck_assert_uint_eq(st.registered_buffers, FIXED_BUFS);
+    ck_assert(st.registered_file);
+
+    /* A flush goes down on the fixed file too. */
+    struct tio t;
+    tio_init(&t, UWDF_OP_FSYNC, fd, 0);
+    ck_assert_int_eq(run_one(&e, &t), 0);
+    e.ops->get_stats(&e, &st);
+    ck_assert_uint_eq(st.fixed_file_ios, 2 * NCASES + 1);
+    ck_assert_uint_eq(st.fixed_buffer_ios, want_fixed);
+    assert_idle(&e);
+    eng_close(&e);
+    close(fd);
+    free(arena);
+    free(outside);
+    free(expect);
+}
+END_TEST
+
+/* libaio and null have nothing to register: the core reads the missing ops
+ * as "not supported" and the DDIs turn that into a documented no-op. */
+START_TEST(test_registration_only_on_io_uring)
+{
+    ck_assert_ptr_nonnull(uwdf_backend_io_uring.register_buffers);
+    ck_assert_ptr_nonnull(uwdf_backend_io_uring.register_file);
+    ck_assert_ptr_null(uwdf_backend_libaio.register_buffers);
+    ck_assert_ptr_null(uwdf_backend_libaio.register_file);
+    ck_assert_ptr_null(uwdf_backend_null.register_buffers);
+    ck_assert_ptr_null(uwdf_backend_null.register_file);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------ */
 
 static TCase *new_tcase(Suite *s, const char *name)
@@ -934,6 +1031,8 @@ static Suite *backends_suite(void)
     tcase_add_test(uring, test_uring_cancel_fifo_read_with_timeout);
     tcase_add_test(uring, test_uring_link_timeout_not_fired);
     tcase_add_test(uring, test_uring_many_linked_ops);
+    tcase_add_test(uring, test_uring_registered_buffers_and_file);
+    tcase_add_test(uring, test_registration_only_on_io_uring);
 
     TCase *aio = new_tcase(s, "libaio");
     tcase_add_test(aio, test_libaio_backlog_beyond_depth);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ntdddisk.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -487,17 +488,36 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
 
 /* ASYNC_DEPTH writes in flight at once on separate requests, then as many
  * reads, each block compared. */
-static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
-{
+/* ASYNC_DEPTH requests, each with a block-sized WDFMEMORY. */
+struct async_set {
     WDFREQUEST req[ASYNC_DEPTH];
     WDFMEMORY mem[ASYNC_DEPTH];
     unsigned char *buf[ASYNC_DEPTH];
+};
+
+static void async_set_make(WDFIOTARGET t, struct async_set *a)
+{
+    for (int i = 0; i < ASYNC_DEPTH; i++) {
+        a->req[i] = tu_make_request(t);
+        a->mem[i] = tu_make_memory(BLK, (void **)&a->buf[i]);
+    }
+}
+
+static void async_set_delete(struct async_set *a)
+{
+    for (int i = 0; i < ASYNC_DEPTH; i++) {
+        WdfObjectDelete(a->req[i]);
+        WdfObjectDelete(a->mem[i]);
+    }
+}
+
+static void async_write_read_with(WDFIOTARGET t, uint64_t base, unsigned seed, struct async_set *a)
+{
+    WDFREQUEST *req = a->req;
+    WDFMEMORY *mem = a->mem;
+    unsigned char **buf = a->buf;
     struct tu_completion c[ASYNC_DEPTH];
 
-    for (int i = 0; i < ASYNC_DEPTH; i++) {
-        req[i] = tu_make_request(t);
-        mem[i] = tu_make_memory(BLK, (void **)&buf[i]);
-    }
     for (int pass = 0; pass < 2; pass++) {
         bool write = pass == 0;
         for (int i = 0; i < ASYNC_DEPTH; i++) {
@@ -525,10 +545,14 @@ static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
             tu_completion_fini(&c[i]);
         }
     }
-    for (int i = 0; i < ASYNC_DEPTH; i++) {
-        WdfObjectDelete(req[i]);
-        WdfObjectDelete(mem[i]);
-    }
+}
+
+static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
+{
+    struct async_set a;
+    async_set_make(t, &a);
+    async_write_read_with(t, base, seed, &a);
+    async_set_delete(&a);
 }
 
 START_TEST(sync_write_read_all_descriptor_kinds_regular_file)
@@ -564,6 +588,139 @@ START_TEST(async_write_read_regular_file)
     async_write_read(direct, 8 * BLK, 400);
     ck_assert(file_matches(path, 0, ASYNC_DEPTH * BLK, 300));
     ck_assert(file_matches(path, 8 * BLK, ASYNC_DEPTH * BLK, 400));
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static UWDF_IO_TARGET_STATISTICS target_stats(WDFIOTARGET t)
+{
+    UWDF_IO_TARGET_STATISTICS st;
+    memset(&st, 0xEE, sizeof(st));
+    st.Size = sizeof(st);
+    ck_assert_int_eq(UwdfIoTargetGetStatistics(t, &st), STATUS_SUCCESS);
+    return st;
+}
+
+/* UwdfIoTargetRegisterMemory / RegisterFile: bad input and state, then
+ * ASYNC_DEPTH writes and reads through registered WDFMEMORY buffers and one
+ * read through an unregistered one. On io_uring exactly the registered ones
+ * go down as READ_FIXED / WRITE_FIXED and all on the fixed file (engine
+ * statistics); libaio registers nothing and still moves the data. The
+ * memory objects are deleted while registered: the target keeps them until
+ * it closes. */
+START_TEST(registered_memory_and_file_use_fixed_ops)
+{
+    struct tu_env e;
+    if (!tu_use_backend(_i))
+        return;
+    bool uring = _i == 0;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET closed = new_target(&e);
+    UWDF_IO_TARGET_STATISTICS st = { .Size = sizeof(st) };
+    ck_assert_int_eq(UwdfIoTargetGetStatistics(closed, &st), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_int_eq(UwdfIoTargetRegisterFile(closed), STATUS_INVALID_DEVICE_STATE);
+
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    struct async_set a;
+    async_set_make(t, &a);
+    WDFMEMORY *mem = a.mem;
+    st.Size = sizeof(st) - 1;
+    ck_assert_int_eq(UwdfIoTargetGetStatistics(t, &st), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, NULL, 1), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, mem, 0), STATUS_INVALID_PARAMETER);
+    st = target_stats(t);
+    ck_assert_uint_eq(st.RegisteredBuffers, 0);
+    ck_assert(!st.RegisteredFile);
+
+    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, mem, ASYNC_DEPTH), STATUS_SUCCESS);
+    ck_assert_int_eq(UwdfIoTargetRegisterFile(t), STATUS_SUCCESS);
+    /* One registration of each kind per open target (a no-op on libaio). */
+    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, mem, 1), uring ? STATUS_INVALID_DEVICE_STATE : STATUS_SUCCESS);
+    ck_assert_int_eq(UwdfIoTargetRegisterFile(t), uring ? STATUS_INVALID_DEVICE_STATE : STATUS_SUCCESS);
+    st = target_stats(t);
+    ck_assert_uint_eq(st.RegisteredBuffers, uring ? ASYNC_DEPTH : 0);
+    ck_assert_int_eq(st.RegisteredFile, uring);
+    ULONGLONG ops0 = st.Operations;
+
+    const uint64_t base = 16 * BLK;
+    async_write_read_with(t, base, 500, &a);
+    ck_assert(file_matches(path, base, ASYNC_DEPTH * BLK, 500));
+    async_set_delete(&a); /* while registered: the buffers stay valid for the kernel */
+    unsigned char *plain = xaligned(2 * BLK);
+    LONGLONG off = (LONGLONG)base;
+    ULONG_PTR bytes;
+    ck_assert_int_eq(sync_read(t, plain, 2 * BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, 2 * BLK);
+    ck_assert(tu_pattern_matches(plain, 2 * BLK, 500, base));
+    free(plain);
+
+    st = target_stats(t);
+    ck_assert_uint_eq(st.Operations - ops0, 2 * ASYNC_DEPTH + 1);
+    ck_assert_uint_eq(st.FixedBufferOperations, uring ? 2 * ASYNC_DEPTH : 0);
+    /* The synchronous read ran on this thread's own ring (no registrations). */
+    ck_assert_uint_eq(st.FixedFileOperations, uring ? 2 * ASYNC_DEPTH : 0);
+    WdfIoTargetClose(t);
+    ck_assert_int_eq(UwdfIoTargetGetStatistics(t, &st), STATUS_INVALID_DEVICE_STATE);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+struct where_completed {
+    pthread_t thread;
+    KIRQL irql;
+    NTSTATUS status;
+    int calls;
+};
+
+static VOID record_thread(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT ctx)
+{
+    struct where_completed *w = ctx;
+    w->thread = pthread_self();
+    w->irql = KeGetCurrentIrql();
+    w->status = p->IoStatus.Status;
+    w->calls++;
+}
+
+/* A synchronous send from an application thread: on io_uring the sender
+ * runs the I/O on its own ring and completes it itself, so the completion
+ * routine runs on the sending thread (at DISPATCH_LEVEL, as always); on
+ * libaio it still goes through the engine thread. The data is right
+ * either way, and the request can be reused and sent again. */
+START_TEST(sync_send_completes_on_the_sending_thread_on_io_uring)
+{
+    struct tu_env e;
+    if (!tu_use_backend(_i))
+        return;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFREQUEST req = tu_make_request(t);
+    unsigned char *buf;
+    WDFMEMORY mem = tu_make_memory(BLK, (void **)&buf);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    for (int round = 0; round < 2; round++) {
+        struct where_completed w = { .calls = 0 };
+        LONGLONG off = (LONGLONG)(round + 3) * BLK;
+        if (round)
+            reuse(req);
+        memset(buf, 0, BLK);
+        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(req, record_thread, &w);
+        ck_assert(WdfRequestSend(req, t, &o));
+        ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
+        ck_assert_int_eq(w.calls, 1);
+        ck_assert_int_eq(w.status, STATUS_SUCCESS);
+        ck_assert_int_eq(w.irql, DISPATCH_LEVEL);
+        ck_assert_int_eq(pthread_equal(w.thread, pthread_self()) != 0, _i == 0);
+        ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
+        ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
+    }
+    WdfObjectDelete(req);
+    WdfObjectDelete(mem);
     free(path);
     tu_env_fini(&e);
 }
@@ -1609,6 +1766,8 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tc = tu_tcase(s, "io", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, sync_write_read_all_descriptor_kinds_regular_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, async_write_read_regular_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, registered_memory_and_file_use_fixed_ops, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, sync_send_completes_on_the_sending_thread_on_io_uring, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, null_device_offset_uses_and_advances_file_position, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, read_at_or_past_eof_is_end_of_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, short_read_near_eof_succeeds_with_bytes_read, 0, TU_BACKENDS);

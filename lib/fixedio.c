@@ -1,0 +1,131 @@
+/* Port extensions for registered buffers and files (include/uwdf.h): the
+ * DDIs check their arguments and the target's state, then hand the
+ * registration to the target's engine thread (lib/engine.c), the only
+ * thread allowed to touch a single-issuer ring. */
+#include "internal.h"
+#include "uwdf.h"
+
+#include <errno.h>
+
+/* Keeps the target open (and its engine alive) across a registration: a
+ * Close waits for sent_count to drop to zero before it destroys the engine,
+ * so the call counts as one sent operation while it runs. */
+static struct uwdf_engine *fixedio_pin_target(struct uwdf_iotarget *t)
+{
+    struct uwdf_engine *e = NULL;
+    pthread_mutex_lock(&t->lock);
+    if (t->opened && !t->closing && t->engine) {
+        e = t->engine;
+        t->sent_count++;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return e;
+}
+
+static void fixedio_unpin_target(struct uwdf_iotarget *t)
+{
+    pthread_mutex_lock(&t->lock);
+    if (--t->sent_count == 0 && t->waiters)
+        pthread_cond_broadcast(&t->idle_cond);
+    pthread_mutex_unlock(&t->lock);
+}
+
+static NTSTATUS fixedio_status(int r)
+{
+    if (r == -EBUSY)
+        return STATUS_INVALID_DEVICE_STATE; /* already registered */
+    if (r == -EOPNOTSUPP)
+        return STATUS_SUCCESS; /* the engine has no registration: a documented no-op */
+    return r < 0 ? uwdf_status_from_errno(-r) : STATUS_SUCCESS;
+}
+
+/* The registration DDIs' common checks: a live target, PASSIVE_LEVEL. */
+static struct uwdf_iotarget *fixedio_target(WDFIOTARGET IoTarget, const char *ddi, NTSTATUS *status)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    *status = STATUS_INVALID_HANDLE;
+    if (!t)
+        return NULL;
+    *status = STATUS_INVALID_DEVICE_REQUEST;
+    if (!uwdf_irql_check_passive(ddi))
+        return NULL;
+    *status = STATUS_SUCCESS;
+    return t;
+}
+
+NTSTATUS UwdfIoTargetRegisterMemory(WDFIOTARGET IoTarget, WDFMEMORY *Memory, ULONG Count)
+{
+    static const char ddi[] = "UwdfIoTargetRegisterMemory";
+    NTSTATUS status;
+    struct uwdf_iotarget *t = fixedio_target(IoTarget, ddi, &status);
+    if (!t)
+        return status;
+    if (!Memory || Count == 0)
+        return STATUS_INVALID_PARAMETER;
+
+    struct iovec *iov = uwdf_alloc(sizeof(*iov) * Count);
+    struct uwdf_object **owners = uwdf_alloc(sizeof(*owners) * Count);
+    if (!iov || !owners) {
+        status = STATUS_INSUFFICIENT_RESOURCES;
+        goto out;
+    }
+    for (ULONG i = 0; i < Count; i++) {
+        struct uwdf_memory *m = uwdf_memory_lookup(Memory[i], ddi);
+        if (!m) {
+            status = STATUS_INVALID_HANDLE;
+            goto out;
+        }
+        iov[i].iov_base = m->buffer;
+        iov[i].iov_len = m->size;
+        owners[i] = &m->obj;
+    }
+    struct uwdf_engine *e = fixedio_pin_target(t);
+    if (!e) {
+        status = STATUS_INVALID_DEVICE_STATE;
+        goto out;
+    }
+    status = fixedio_status(uwdf_engine_register_buffers(e, iov, owners, Count));
+    fixedio_unpin_target(t);
+out:
+    uwdf_free(owners);
+    uwdf_free(iov);
+    return status;
+}
+
+NTSTATUS UwdfIoTargetRegisterFile(WDFIOTARGET IoTarget)
+{
+    NTSTATUS status;
+    struct uwdf_iotarget *t = fixedio_target(IoTarget, "UwdfIoTargetRegisterFile", &status);
+    if (!t)
+        return status;
+    struct uwdf_engine *e = fixedio_pin_target(t);
+    if (!e)
+        return STATUS_INVALID_DEVICE_STATE;
+    status = fixedio_status(uwdf_engine_register_file(e, t->fd));
+    fixedio_unpin_target(t);
+    return status;
+}
+
+NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATISTICS Statistics)
+{
+    static const char ddi[] = "UwdfIoTargetGetStatistics";
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    if (!t)
+        return STATUS_INVALID_HANDLE;
+    UWDF_REQUIRE_PARAM(Statistics, ddi, STATUS_INVALID_PARAMETER);
+    if (Statistics->Size != sizeof(*Statistics))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    struct uwdf_engine *e = fixedio_pin_target(t);
+    if (!e)
+        return STATUS_INVALID_DEVICE_STATE;
+    uint64_t ios;
+    struct uwdf_backend_stats be;
+    uwdf_engine_stats(e, &ios, &be);
+    fixedio_unpin_target(t);
+    Statistics->RegisteredBuffers = be.registered_buffers;
+    Statistics->RegisteredFile = be.registered_file;
+    Statistics->Operations = ios;
+    Statistics->FixedBufferOperations = be.fixed_buffer_ios;
+    Statistics->FixedFileOperations = be.fixed_file_ios;
+    return STATUS_SUCCESS;
+}
