@@ -56,6 +56,7 @@ struct uwdf_io {
     bool core_cancel_early;
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
+    uint16_t core_cancels; /* cancels pushed and not yet tried (engine lock) */
     int64_t core_release_ns;
 };
 
