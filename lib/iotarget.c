@@ -678,7 +678,8 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         return STATUS_INVALID_DEVICE_STATE;
     }
     bool pend = t->state == WdfIoTargetStopped && !ignore_state;
-    req->target = t;
+    /* Atomic: WdfRequestCancelSentRequest reads it from any thread. */
+    __atomic_store_n(&req->target, t, __ATOMIC_RELEASE);
     req->fw_done = false;
     req->io.core_where = 0;
     req->io.core_cancel_early = false;
@@ -704,7 +705,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         } else {
             uwdf_timer_init(&req->timer, target_timer_fired);
             if (uwdf_timer_arm(&req->timer, deadline) != 0) {
-                req->target = NULL;
+                __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
                 atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
                 req->comp_refs = 0;
                 pthread_mutex_unlock(&t->lock);
@@ -736,7 +737,8 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
         return false;
     pthread_mutex_lock(&t->lock);
     unsigned flags = atomic_load(&req->flags);
-    if (req->target != t || req->comp_refs == 0 || !(flags & REQ_INFLIGHT)) {
+    if (__atomic_load_n(&req->target, __ATOMIC_RELAXED) != t || req->comp_refs == 0 ||
+        !(flags & REQ_INFLIGHT)) {
         pthread_mutex_unlock(&t->lock);
         return false;
     }
