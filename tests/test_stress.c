@@ -99,6 +99,7 @@ struct slot {
     int phase; /* OP_WRITE_THEN_READ: 0 write sent, 1 read sent */
     uint32_t block;
     uint64_t seq;
+    WDFIOTARGET target; /* the loop device, or the in-process device over it */
     bool busy;          /* owner thread only */
     atomic_int inflight; /* 1 from just before a send until its routine */
     atomic_int done;     /* set (release) by the final routine call */
@@ -134,9 +135,20 @@ struct worker {
     bool failed;
 };
 
+/* The in-process device's context: its default queue forwards every
+ * request to this lower target (the same loop device). */
+typedef struct {
+    WDFIOTARGET lower;
+    atomic_ulong forwarded, forward_refused;
+} STRESS_DEV;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(STRESS_DEV, stress_dev_get);
+
 struct stress {
     struct tu_env env;
-    WDFIOTARGET target;
+    WDFIOTARGET target;  /* the loop device, O_DIRECT: stopped, started, purged */
+    WDFIOTARGET stack;   /* \Device\uwdfStress, whose queue forwards to the loop device */
+    WDFDEVICE stack_dev;
+    WDFQUEUE queue;      /* purged and restarted by the controller */
     const char *engine;
     uint64_t run;
     struct worker workers[WORKERS];
@@ -305,7 +317,7 @@ static bool slot_send(struct slot *sl, unsigned *rng)
     atomic_fetch_add(&sl->sends, 1);
     if (atomic_exchange(&sl->inflight, 1) != 0)
         atomic_fetch_add(&sl->double_completions, 1); /* previous send never completed */
-    if (WdfRequestSend(sl->req, sl->w->s->target, &o))
+    if (WdfRequestSend(sl->req, sl->target, &o))
         return true;
     atomic_store(&sl->inflight, 0);
     atomic_fetch_add(&sl->send_false, 1);
@@ -353,7 +365,7 @@ static VOID slot_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPL
     if (!buf_reclaim(sl->rbuf))
         atomic_fetch_add(&sl->poison_broken, 1);
     if (NT_SUCCESS(rs))
-        rs = WdfIoTargetFormatRequestForRead(sl->w->s->target, Request, sl->rmem, NULL, &off);
+        rs = WdfIoTargetFormatRequestForRead(sl->target, Request, sl->rmem, NULL, &off);
     if (!NT_SUCCESS(rs)) {
         /* The read was never sent; account it as a refused send. */
         sl->rstatus = rs;
@@ -386,6 +398,8 @@ static void worker_start_slot(struct worker *w, struct slot *sl)
     uint32_t i = worker_pick_block(w);
     unsigned r = rnd(&w->rng) % 8;
     sl->kind = r < 3 ? OP_WRITE : r < 6 ? OP_READ : OP_WRITE_THEN_READ;
+    /* One in four through the in-process device and its queue. */
+    sl->target = rnd(&w->rng) % 4 == 0 ? w->s->stack : w->s->target;
     sl->phase = 0;
     sl->block = w->first_block + i;
     sl->read_sent = false;
@@ -404,13 +418,13 @@ static void worker_start_slot(struct worker *w, struct slot *sl)
     if (sl->kind == OP_READ) {
         buf_retire(sl->wbuf);
         sl->read_sent = true;
-        st = WdfIoTargetFormatRequestForRead(w->s->target, sl->req, sl->rmem, NULL, &off);
+        st = WdfIoTargetFormatRequestForRead(sl->target, sl->req, sl->rmem, NULL, &off);
     } else {
         buf_retire(sl->rbuf);
         sl->seq = ++w->next_seq;
         w->last_try[i] = sl->seq;
         block_fill(w, sl->wbuf, sl->block, sl->seq);
-        st = WdfIoTargetFormatRequestForWrite(w->s->target, sl->req, sl->wmem, NULL, &off);
+        st = WdfIoTargetFormatRequestForWrite(sl->target, sl->req, sl->wmem, NULL, &off);
     }
     if (!NT_SUCCESS(st)) {
         worker_fail(w, "format: %s", sname(st));
@@ -594,15 +608,16 @@ static void *worker_main(void *arg)
 
 /* ---- controller thread ---- */
 
-/* Hook for queue purge (WdfIoQueuePurge), which lands with the queue work
- * on main: once the stress test also sends through an in-process device's
- * queue, the controller purges that queue here and restarts it. Until then
- * the controller has no queue to purge: the hook returns false and the
- * queue-purge count printed with the figures stays 0. */
-static bool controller_queue_purge_hook(struct stress *s)
+/* Purge the in-process device's queue: requests not yet presented to the
+ * forwarding callback complete with STATUS_CANCELLED, new ones are
+ * refused (STATUS_CANCELLED) until the queue starts again; forwarded ones
+ * finish at the loop device. */
+static bool controller_queue_purge(struct stress *s)
 {
-    (void)s;
-    return false; /* purged nothing */
+    WdfIoQueuePurgeSynchronously(s->queue);
+    tu_sleep_ms((int)(rnd(&s->ctl_rng) % 2));
+    WdfIoQueueStart(s->queue);
+    return true;
 }
 
 static void controller_cancel_any(struct stress *s)
@@ -651,8 +666,8 @@ static void *controller_main(void *arg)
             stalled = !stalled;
             UwdfFaultInjectStall(stalled ? 2 + rnd(&s->ctl_rng) % 15 : 0);
             s->stalls += stalled;
-        } else if (r < 61) {
-            s->queue_purges += controller_queue_purge_hook(s);
+        } else if (r < 63) {
+            s->queue_purges += controller_queue_purge(s);
         }
     }
     UwdfFaultInjectStall(0);
@@ -681,6 +696,60 @@ static void slot_init(struct worker *w, struct slot *sl, int k)
                      STATUS_SUCCESS);
     buf_retire(sl->wbuf);
     buf_retire(sl->rbuf);
+}
+
+static VOID forward_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                         WDFCONTEXT Context)
+{
+    (void)Target;
+    (void)Context;
+    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
+}
+
+static VOID forward_default(WDFQUEUE Queue, WDFREQUEST Request)
+{
+    STRESS_DEV *d = stress_dev_get(WdfIoQueueGetDevice(Queue));
+    atomic_fetch_add(&d->forwarded, 1);
+    WdfRequestFormatRequestUsingCurrentType(Request);
+    WdfRequestSetCompletionRoutine(Request, forward_done, NULL);
+    if (!WdfRequestSend(Request, d->lower, WDF_NO_SEND_OPTIONS)) {
+        atomic_fetch_add(&d->forward_refused, 1);
+        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+    }
+}
+
+/* \Device\uwdfStress: direct I/O (the caller's buffer goes down, so the
+ * guard and poison checks cover this path too), a parallel default queue
+ * forwarding to the loop device. */
+static void stack_create(struct stress *s, const char *loop_dev)
+{
+    WCHAR wbuf[64];
+    UNICODE_STRING us;
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDF_IO_QUEUE_CONFIG cfg;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(s->env.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    tu_unicode(&us, wbuf, 64, "\\Device\\uwdfStress");
+    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, STRESS_DEV);
+    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &s->stack_dev), STATUS_SUCCESS);
+    WdfControlFinishInitializing(s->stack_dev);
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
+    cfg.EvtIoDefault = forward_default;
+    ck_assert_int_eq(WdfIoQueueCreate(s->stack_dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &s->queue), STATUS_SUCCESS);
+    STRESS_DEV *d = stress_dev_get(s->stack_dev);
+    d->lower = WdfDeviceGetIoTarget(s->stack_dev);
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    WCHAR pbuf[256];
+    tu_unicode(&us, pbuf, 256, loop_dev);
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
+    op.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
+    ck_assert_int_eq(WdfIoTargetOpen(d->lower, &op), STATUS_SUCCESS);
+    ck_assert_str_eq(UwdfIoTargetGetBackendName(d->lower), s->engine);
+    ck_assert_int_eq(tu_target_open(s->env.device, "\\Device\\uwdfStress", GENERIC_READ | GENERIC_WRITE,
+                                    FILE_OPEN, 0, &s->stack),
+                     STATUS_SUCCESS);
 }
 
 /* Reads the whole device from outside the library and checks every block
@@ -714,6 +783,7 @@ START_TEST(stress_exactly_once)
                                     FILE_NO_INTERMEDIATE_BUFFERING, &s->target),
                      STATUS_SUCCESS);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(s->target), s->engine);
+    stack_create(s, dev);
 
     unsigned long ops = stress_ops();
     s->run = ((uint64_t)getpid() << 32) ^ (uint64_t)(tu_now_ms() * 1000.0);
@@ -782,6 +852,10 @@ START_TEST(stress_exactly_once)
         own += w->own_cancels;
         own_true += w->own_cancels_true;
     }
+    STRESS_DEV *sd = stress_dev_get(s->stack_dev);
+    unsigned long forwarded = atomic_load(&sd->forwarded), fwd_refused = atomic_load(&sd->forward_refused);
+    WdfIoTargetClose(s->stack);
+    WdfIoTargetClose(sd->lower);
     WdfIoTargetClose(s->target);
     final_check(s, dev);
 
@@ -789,10 +863,11 @@ START_TEST(stress_exactly_once)
            "%lu synchronous), %lu writes ok, %lu writes failed (cancelled/timed out), %lu reads "
            "verified, %lu timeouts, %lu cancelled, %lu purged/not sent, cancels %lu (%lu TRUE) by "
            "owners and %lu (%lu TRUE) by the controller, %lu stops, %lu purges, %lu stall periods "
-           "injected, %lu queue purges; every send completed exactly once, every block verified\n",
+           "injected, %lu queue purges, %lu requests forwarded by the queue (%lu refused below); every "
+           "send completed exactly once, every block verified\n",
            s->engine, sends + sync, elapsed / 1000.0, sends, routines, refused, sync, wok, wunc, reads,
            timeouts, cancelled, not_sent, own, own_true, s->ctl_cancels, s->ctl_cancels_true, s->stops,
-           s->purges, s->stalls, s->queue_purges);
+           s->purges, s->stalls, s->queue_purges, forwarded, fwd_refused);
     fflush(stdout);
     /* The work really happened: each kind of event is frequent enough that
      * a run without it means the test lost its teeth. */
@@ -801,6 +876,8 @@ START_TEST(stress_exactly_once)
     ck_assert_uint_gt(reads, 0);
     ck_assert_uint_gt(s->stops, 0);
     ck_assert_uint_gt(s->purges, 0);
+    ck_assert_uint_gt(s->queue_purges, 0);
+    ck_assert_uint_gt(forwarded, 0);
     ck_assert_uint_gt(timeouts, 0);
     ck_assert_uint_gt(own_true + s->ctl_cancels_true, 0);
 
