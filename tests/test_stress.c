@@ -47,15 +47,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 #define EXIT_SKIP 77
 
 #define BLK 4096u
@@ -944,7 +935,7 @@ START_TEST(guarded_buffer_faults_outside)
     uint8_t *b = tu_guarded_alloc(BLK);
     ck_assert(!faults(b, true));
     ck_assert(!faults(b + BLK - 1, true));
-    if (!RUNNING_ON_VALGRIND) { /* valgrind reports the deliberate fault as an error */
+    if (!tu_running_on_valgrind()) { /* valgrind reports the deliberate fault as an error */
         ck_assert(faults(b + BLK, false));
         ck_assert(faults(b - 1, false));
     }

@@ -14,6 +14,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 struct tu_bugcheck tu_last_bugcheck;
 const char *const tu_backend_names[TU_BACKENDS] = { "io_uring", "libaio" };
 
@@ -517,4 +526,9 @@ void tu_guarded_free(void *buf, size_t len)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (buf)
         munmap((char *)buf - page, page_round(len) + 2 * page);
+}
+
+bool tu_running_on_valgrind(void)
+{
+    return RUNNING_ON_VALGRIND != 0;
 }

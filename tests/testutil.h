@@ -86,6 +86,8 @@ uint32_t tu_crc32c(uint32_t crc, const void *buf, size_t len);
  * buffer faults. Asserts the mapping succeeded. */
 void *tu_guarded_alloc(size_t len);
 void tu_guarded_free(void *buf, size_t len);
+/* Whether the program runs under valgrind (false where valgrind.h is missing). */
+bool tu_running_on_valgrind(void);
 
 /* Runs a suite; returns the process exit status (0 pass, 1 fail). */
 int tu_run_suite(Suite *s);
