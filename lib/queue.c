@@ -103,21 +103,40 @@ static void queue_cancel_on_queue(struct uwdf_request *r);
 static void queue_cancel_driver(struct uwdf_request *r);
 static void fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
 
-void uwdf_irp_cancel(PIRP irp)
+/* The two halves of cancelling an IRP: marking it and taking its cancel
+ * routine (under the cancel lock), then running that routine. A purge
+ * takes the first half under the queue's lock, while the request is still
+ * the driver's and its IRP cannot have gone back to the sender. */
+struct irp_cancel_claim {
+    enum uwdf_cancel_kind kind;
+    struct uwdf_request *owner; /* NULL: no routine was armed */
+    struct uwdf_queue *q;
+};
+
+static struct irp_cancel_claim irp_cancel_take(PIRP irp)
 {
+    struct irp_cancel_claim c = { 0, NULL, NULL };
     pthread_mutex_lock(&cancel_lock);
     irp->Cancel = TRUE;
-    bool armed = irp->CancelRoutine != NULL;
-    enum uwdf_cancel_kind kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
-    struct uwdf_request *owner = irp->Tail.Overlay.DriverContext[3];
-    struct uwdf_queue *q = irp->Tail.Overlay.DriverContext[1];
+    if (irp->CancelRoutine) {
+        c.kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
+        c.owner = irp->Tail.Overlay.DriverContext[3];
+        c.q = irp->Tail.Overlay.DriverContext[1];
+        /* The owner stays allocated while its cancel runs, whatever else
+         * completes it meanwhile. */
+        uwdf_object_reference(&c.owner->obj);
+    }
     irp->CancelRoutine = NULL;
-    /* The owner stays allocated while its cancel runs, whatever else
-     * completes it meanwhile. */
-    if (armed)
-        uwdf_object_reference(&owner->obj);
     pthread_mutex_unlock(&cancel_lock);
-    if (!armed)
+    return c;
+}
+
+static void irp_cancel_run(struct irp_cancel_claim c)
+{
+    struct uwdf_request *owner = c.owner;
+    struct uwdf_queue *q = c.q;
+    enum uwdf_cancel_kind kind = c.kind;
+    if (!owner)
         return;
     switch (kind) {
     case UWDF_CANCEL_ON_QUEUE:
@@ -134,6 +153,11 @@ void uwdf_irp_cancel(PIRP irp)
         break;
     }
     uwdf_object_release(&owner->obj);
+}
+
+void uwdf_irp_cancel(PIRP irp)
+{
+    irp_cancel_run(irp_cancel_take(irp));
 }
 
 /* ---- callbacks ---- */
@@ -753,8 +777,9 @@ static void fp_return(struct uwdf_queue *q, struct uwdf_request *r)
         return;
     }
     if (!queue_insert(q, r, false)) {
+        /* not accepting (drained, purged): KMDF fails it this way */
         r->queue = q;
-        queue_complete(r, STATUS_CANCELLED, 0);
+        queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
 }
 
@@ -848,8 +873,9 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
         return;
     }
     if (!queue_insert(q, r, false)) {
+        /* not accepting (drained, purged): KMDF fails it this way */
         r->queue = q;
-        queue_complete(r, STATUS_CANCELLED, 0);
+        queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
     uwdf_object_release(&q->obj);
 }
@@ -1438,22 +1464,28 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
     for (;;) {
         struct uwdf_request *pick = NULL;
         bool cancelable = false;
+        struct irp_cancel_claim claim = { 0, NULL, NULL };
         pthread_mutex_lock(&q->lock);
         for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
             struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
-            if (r->stop_acked || r->suspended)
+            /* (one being completed, CANCELING, is on its way out) */
+            if (r->stop_acked || r->suspended || r->qstate != UWDF_QS_OWNED)
                 continue;
             pick = r;
             cancelable = r->cancelable;
             r->suspended = true; /* notified for this stop */
             uwdf_object_reference(&r->obj);
+            /* Claimed here, under the lock: once it is unlocked the driver
+             * may complete the request and its IRP return to the sender. */
+            if (cancel_cancelable && cancelable)
+                claim = irp_cancel_take(r->irp);
             break;
         }
         pthread_mutex_unlock(&q->lock);
         if (!pick)
             break;
         if (cancel_cancelable && cancelable) {
-            uwdf_irp_cancel(pick->irp);
+            irp_cancel_run(claim);
         } else if (q->config.EvtIoStop) {
             queue_cb_enter(q);
             q->config.EvtIoStop((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle,
@@ -1845,12 +1877,26 @@ NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, 
         RequestType != WdfRequestTypeDeviceControl && RequestType != WdfRequestTypeDeviceControlInternal &&
         RequestType != WdfRequestTypeFlushBuffers)
         return STATUS_INVALID_PARAMETER;
+    /* KMDF's statuses (FxPkgIo::ConfigureForwarding): another device's
+     * queue, a queue with no handler for the type, or the default queue is
+     * STATUS_INVALID_DEVICE_REQUEST; a type already configured is
+     * STATUS_WDF_BUSY. (FlushBuffers is this port's addition.) */
     if (q->device != dev)
-        return STATUS_INVALID_PARAMETER;
+        return STATUS_INVALID_DEVICE_REQUEST;
+    const WDF_IO_QUEUE_CONFIG *c = &q->config;
+    bool handled = c->DispatchType == WdfIoQueueDispatchManual || c->EvtIoDefault ||
+                   (RequestType == WdfRequestTypeRead && c->EvtIoRead) ||
+                   (RequestType == WdfRequestTypeWrite && c->EvtIoWrite) ||
+                   (RequestType == WdfRequestTypeDeviceControl && c->EvtIoDeviceControl) ||
+                   (RequestType == WdfRequestTypeDeviceControlInternal && c->EvtIoInternalDeviceControl);
+    if (!handled)
+        return STATUS_INVALID_DEVICE_REQUEST;
     pthread_mutex_lock(&dev->queues_lock);
     NTSTATUS st = STATUS_SUCCESS;
-    if (dev->dispatch_queue[RequestType])
-        st = STATUS_INVALID_DEVICE_REQUEST; /* one queue per request type */
+    if (dev->default_queue == q)
+        st = STATUS_INVALID_DEVICE_REQUEST;
+    else if (dev->dispatch_queue[RequestType])
+        st = STATUS_WDF_BUSY; /* one queue per request type */
     else
         dev->dispatch_queue[RequestType] = q;
     pthread_mutex_unlock(&dev->queues_lock);
