@@ -57,6 +57,7 @@ struct uwdf_io {
     bool core_may_run_here; /* set by the framework: the sender waits for it on its own thread */
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
+    uint16_t core_cancels; /* cancels pushed and not yet tried (engine lock) */
     int64_t core_release_ns;
 };
 

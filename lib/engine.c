@@ -164,6 +164,10 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     int r;
     pthread_mutex_lock(&c->lock);
+    /* Every cancel pushed for this io since it was linked is answered by
+     * this one attempt (engine_push links an io once). */
+    unsigned cancels = io->core_cancels;
+    io->core_cancels = 0;
     uint8_t where = io->core_where;
     /* engine_queue fails an op that has not reached the backend yet, and
      * engine_deliver lets the stall injector honour a cancel the backend
@@ -193,7 +197,10 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
         r = -ENOENT;
         break;
     }
-    uwdf_request_cancel_done(io, r);
+    /* Each cancel holds a completion reference; only the last drop can
+     * complete the request, so io is not touched after it. */
+    while (cancels-- > 0)
+        uwdf_request_cancel_done(io, r);
 }
 
 static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool cancel)
@@ -204,12 +211,18 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
     if (!cancel)
         io->core_where = IO_INCOMING;
     if (cancel) {
-        io->core_cancel_next = NULL;
-        if (c->cancel_tail)
-            c->cancel_tail->core_cancel_next = io;
-        else
-            c->cancel_head = io;
-        c->cancel_tail = io;
+        /* Two cancels of one io (the timer and WdfRequestCancelSentRequest,
+         * or two threads) must not link it twice: that made a cycle, or cut
+         * the list the engine thread was walking and lost the cancels after
+         * it, whose references then held their requests forever. */
+        if (io->core_cancels++ == 0) {
+            io->core_cancel_next = NULL;
+            if (c->cancel_tail)
+                c->cancel_tail->core_cancel_next = io;
+            else
+                c->cancel_head = io;
+            c->cancel_tail = io;
+        }
     } else {
         io->core_next = NULL;
         if (c->in_tail)

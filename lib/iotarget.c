@@ -375,6 +375,10 @@ static bool target_is_accepting(WDF_IO_TARGET_STATE s, bool ignore_state)
 static void target_unlink_locked(struct uwdf_request *req)
 {
     uwdf_list_remove(&req->target_link);
+    /* Marked under this target's lock: a cancel holding it then knows the
+     * request may already be reused and sent elsewhere (under another
+     * target's lock), so it must not read its send state. */
+    atomic_fetch_or(&req->flags, UWDF_REQ_COMPLETED);
 }
 
 /* Complete a request whose completion count reached zero, outside the lock. */
@@ -643,7 +647,7 @@ static void target_blocking_ioctl(struct uwdf_work *w)
         uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
     req->fw_status = uwdf_blockops_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode, in, in_len);
     req->fw_info = 0;
-    req->fw_done = true;
+    __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE); /* a cancel reads it */
     uwdf_engine_post_completion(t->engine, &req->io);
 }
 
@@ -658,9 +662,9 @@ static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
             (uwdf_engine_caps(t->engine) & UWDF_BE_CAP_NO_KERNEL)) {
             /* The null engine never touches the device: a discard or
              * zeroing there must not destroy data either. */
-            req->fw_done = true;
             req->fw_status = STATUS_SUCCESS;
             req->fw_info = 0;
+            __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
             req->work.fn = target_blocking_ioctl;
             if (uwdf_worker_queue(&req->work) == 0)
@@ -672,13 +676,13 @@ static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
             if (req->fmt_type == WdfRequestTypeNoFormat)
                 uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
             status = uwdf_iotarget_ioctl(t, code, in, in_len, out, out_len, &req->fw_info);
-            req->fw_done = true;
             req->fw_status = status;
+            __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
         }
         if (!NT_SUCCESS(status) && !req->fw_done) {
-            req->fw_done = true;
             req->fw_status = status;
             req->fw_info = 0;
+            __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
         }
     }
     if (req->fw_done) {
@@ -763,7 +767,8 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         return STATUS_INVALID_DEVICE_STATE;
     }
     bool pend = t->state == WdfIoTargetStopped && !ignore_state;
-    req->target = t;
+    /* Atomic: WdfRequestCancelSentRequest reads it from any thread. */
+    __atomic_store_n(&req->target, t, __ATOMIC_RELEASE);
     req->fw_done = false;
     req->io.core_where = 0;
     req->io.core_cancel_early = false;
@@ -790,7 +795,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         } else {
             uwdf_timer_init(&req->timer, target_timer_fired);
             if (uwdf_timer_arm(&req->timer, deadline) != 0) {
-                req->target = NULL;
+                __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
                 atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
                 req->comp_refs = 0;
                 pthread_mutex_unlock(&t->lock);
@@ -838,8 +843,12 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
     if (!t)
         return false;
     pthread_mutex_lock(&t->lock);
+    /* flags first: a resubmission stores target, then comp_refs, then
+     * flags, so new flags mean a new target here (checked before
+     * comp_refs is read); COMPLETED means this send is over. */
     unsigned flags = atomic_load(&req->flags);
-    if (req->target != t || req->comp_refs == 0 || !(flags & REQ_INFLIGHT)) {
+    if (!(flags & REQ_INFLIGHT) || (flags & UWDF_REQ_COMPLETED) ||
+        __atomic_load_n(&req->target, __ATOMIC_ACQUIRE) != t || req->comp_refs == 0) {
         pthread_mutex_unlock(&t->lock);
         return false;
     }
@@ -849,7 +858,7 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
         uwdf_engine_post_completion(t->engine, &req->io);
         return true;
     }
-    if (req->fw_done) {
+    if (__atomic_load_n(&req->fw_done, __ATOMIC_ACQUIRE)) {
         pthread_mutex_unlock(&t->lock);
         return false;
     }
@@ -877,7 +886,7 @@ void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_
     static __thread int depth;
     req->fw_status = status;
     req->fw_info = information;
-    req->fw_done = true;
+    __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE); /* a cancel reads it */
     /* Completion runs in the completer's thread, as IoCompleteRequest
      * does; a chain of completions that resend inline is cut by handing
      * the deeper ones to the target's engine thread. */
@@ -911,7 +920,7 @@ static void target_cancel_sent_locked(struct uwdf_iotarget *t, bool ignored_too)
         for (LIST_ENTRY *e = t->sent.Flink; e != &t->sent && n < (int)RTL_NUMBER_OF(batch); e = e->Flink) {
             struct uwdf_request *req = CONTAINING_RECORD(e, struct uwdf_request, target_link);
             unsigned flags = atomic_load(&req->flags);
-            if (req->fw_done || (flags & UWDF_REQ_CANCELED) ||
+            if (__atomic_load_n(&req->fw_done, __ATOMIC_ACQUIRE) || (flags & UWDF_REQ_CANCELED) ||
                 (!ignored_too && (flags & UWDF_REQ_IGNORE_STATE)))
                 continue;
             atomic_fetch_or(&req->flags, UWDF_REQ_CANCELED);

@@ -225,7 +225,7 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
         req->irp->Cancel = FALSE;
     }
     atomic_store(&req->flags, 0);
-    req->target = NULL;
+    __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE); /* read by a concurrent cancel */
     WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
     return STATUS_SUCCESS;
 }

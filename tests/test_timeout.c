@@ -32,15 +32,6 @@
 
 #include "../lib/internal.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 #define FILE_SIZE (64 * 1024)
 #define FILE_SEED 29u
 #define READ_LEN 4096

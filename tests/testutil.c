@@ -4,13 +4,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
 
 struct tu_bugcheck tu_last_bugcheck;
 const char *const tu_backend_names[TU_BACKENDS] = { "io_uring", "libaio" };
@@ -468,4 +479,56 @@ struct tu_blockdev_info tu_blockdev_query(const char *dev)
     ck_assert_int_eq(pclose(p), 0);
     ck_assert_int_eq(n, 3);
     return b;
+}
+
+/* ---- CRC32C and guarded buffers ---- */
+
+static uint32_t crc32c_table[256];
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
+
+static void crc32c_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
+        crc32c_table[i] = c;
+    }
+}
+
+uint32_t tu_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    pthread_once(&crc32c_once, crc32c_init);
+    crc = ~crc;
+    while (len--)
+        crc = crc32c_table[(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
+    return ~crc;
+}
+
+static size_t page_round(size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (len + page - 1) / page * page;
+}
+
+void *tu_guarded_alloc(size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), body = page_round(len);
+    char *base = mmap(NULL, body + 2 * page, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_msg(base != MAP_FAILED, "mmap: %s", strerror(errno));
+    ck_assert_int_eq(mprotect(base + page, body, PROT_READ | PROT_WRITE), 0);
+    return base + page;
+}
+
+void tu_guarded_free(void *buf, size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (buf)
+        munmap((char *)buf - page, page_round(len) + 2 * page);
+}
+
+bool tu_running_on_valgrind(void)
+{
+    return RUNNING_ON_VALGRIND != 0;
 }

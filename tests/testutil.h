@@ -76,6 +76,19 @@ void tu_sleep_ms(int ms);
 /* Wall-clock milliseconds (monotonic). */
 double tu_now_ms(void);
 
+/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as iSCSI and ext4
+ * use it: tu_crc32c(0, "123456789", 9) == 0xE3069283. Chain calls by passing
+ * the previous result as crc. */
+uint32_t tu_crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* len bytes (rounded up to whole pages), page-aligned, read-write, with an
+ * inaccessible (PROT_NONE) page on each side, so an access just outside the
+ * buffer faults. Asserts the mapping succeeded. */
+void *tu_guarded_alloc(size_t len);
+void tu_guarded_free(void *buf, size_t len);
+/* Whether the program runs under valgrind (false where valgrind.h is missing). */
+bool tu_running_on_valgrind(void);
+
 /* Runs a suite; returns the process exit status (0 pass, 1 fail). */
 int tu_run_suite(Suite *s);
 
