@@ -142,6 +142,8 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
 void uwdf_object_reference(struct uwdf_object *obj);
 void uwdf_object_release(struct uwdf_object *obj);
 void uwdf_object_delete(struct uwdf_object *obj);
+/* Undo a create that failed after uwdf_object_create: no driver callbacks. */
+void uwdf_object_delete_failed_create(struct uwdf_object *obj);
 /* Handle -> object with type and liveness check; bug-checks and returns
  * NULL on a NULL, stale, garbage or wrong-type handle. type 0 = any. */
 struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi);

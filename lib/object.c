@@ -355,6 +355,15 @@ void uwdf_object_delete(struct uwdf_object *obj)
     uwdf_object_release(obj);
 }
 
+void uwdf_object_delete_failed_create(struct uwdf_object *obj)
+{
+    /* The driver never saw the handle, so its callbacks must not run for
+     * it (WDF's DeleteFromFailedCreate clears them the same way). */
+    for (struct uwdf_context *ctx = obj->contexts; ctx; ctx = ctx->next)
+        ctx->cleanup = ctx->destroy = NULL;
+    uwdf_object_delete(obj);
+}
+
 /* ---- DDIs ---- */
 static const struct uwdf_object_ops generic_ops = { 0 };
 

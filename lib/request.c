@@ -126,7 +126,7 @@ NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET 
         return status;
     status = uwdf_request_ensure_irp(req, stack);
     if (!NT_SUCCESS(status)) {
-        uwdf_object_delete(&req->obj);
+        uwdf_object_delete_failed_create(&req->obj);
         return status;
     }
     *Request = (WDFREQUEST)req->obj.handle;
