@@ -766,7 +766,8 @@ static bool flt_data_check_idle(struct flt_data *d, const char *ddi)
     if (atomic_load(&d->state) != FLT_DATA_IN_FLIGHT)
         return true;
     uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)&d->data, 0, 0,
-                  "%s: callback data %p has asynchronous I/O that has not called back yet", ddi,
+                  "%s: callback data %p has asynchronous I/O that has not called back yet "
+                  "(rule FltCallbackDataReuse)", ddi,
                   (void *)&d->data);
     return false;
 }
@@ -918,7 +919,8 @@ VOID FltPerformSynchronousIo(PFLT_CALLBACK_DATA CallbackData)
     if (KeGetCurrentIrql() > PASSIVE_LEVEL || (t->engine && uwdf_engine_on_own_thread(t->engine))) {
         if (uwdf_verifier)
             uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, KeGetCurrentIrql(), PASSIVE_LEVEL, 0,
-                          "FltPerformSynchronousIo on the completion thread of its own file would deadlock");
+                          "FltPerformSynchronousIo on the completion thread of its own file would deadlock "
+                          "(rule KmdfIrql)");
         status = STATUS_INVALID_DEVICE_REQUEST;
         goto fail;
     }

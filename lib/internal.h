@@ -56,6 +56,12 @@ static inline void uwdf_irql_restore(KIRQL old)
 /* PASSIVE-only DDIs: above PASSIVE a synchronous wait would deadlock the
  * completion thread, so the DDI fails instead (and the verifier bug-checks). */
 bool uwdf_irql_check_passive(const char *ddi);
+/* Verifier rules checked at the DDI sites (lib/runtime.c); each names the
+ * rule and the DDI in its report. */
+struct uwdf_request;
+void uwdf_verifier_send_failed(struct uwdf_request *req);
+void uwdf_verifier_check_send_failed(struct uwdf_request *req, const char *ddi);
+void uwdf_verifier_sync_timeout(const WDF_REQUEST_SEND_OPTIONS *options, const char *ddi);
 
 /* ---- status and time ---- */
 NTSTATUS uwdf_status_from_errno(int err);
@@ -267,6 +273,7 @@ enum uwdf_irp_owner {
 #define UWDF_REQ_CALL_ROUTINE    0x0080u /* sync send that also runs the routine */
 #define UWDF_REQ_USE_FILE_POS    0x0100u
 #define UWDF_REQ_COMPLETED       0x0200u /* completed to its owner; not yet reused */
+#define UWDF_REQ_SEND_FAILED     0x0400u /* verifier: WdfRequestSend failed, not yet handled */
 
 struct uwdf_iotarget;
 struct uwdf_sync_wait;

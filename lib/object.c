@@ -114,8 +114,9 @@ struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const ch
     struct uwdf_object *obj = slot ? atomic_load_explicit(&slot->obj, memory_order_acquire) : NULL;
     if (UWDF_UNLIKELY(!obj || atomic_load(&slot->gen) != gen || (v >> 63) != 0)) {
         uwdf_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)handle, type, 0,
-                      "%s: %p is not a live %s handle (deleted, stale or garbage)", ddi,
-                      (void *)handle, uwdf_object_type_name(type));
+                      "%s: %p is not a live %s handle (deleted, stale or garbage)%s", ddi,
+                      (void *)handle, uwdf_object_type_name(type),
+                      type == UWDF_OBJ_REQUEST ? " (rule InvalidReqAccess)" : "");
         return NULL;
     }
     if (UWDF_UNLIKELY(type != 0 && obj->type != type)) {

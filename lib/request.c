@@ -101,6 +101,7 @@ void uwdf_request_release_format(struct uwdf_request *req)
         req->fmt_offset[i] = req->fmt_length[i] = 0;
     }
     req->formatted = false;
+    atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
     req->fmt_type = WdfRequestTypeNoFormat;
     req->fmt_target = NULL;
     req->fmt_seq++;
@@ -170,7 +171,8 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
         if (uwdf_verifier)
             uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
                           (ULONG_PTR)Request, 0,
-                          "WdfRequestReuse: request %p is still sent to a target", (void *)Request);
+                          "WdfRequestReuse: request %p is still sent to a target (REQUEST_ALREADY_SENT)",
+                          (void *)Request);
         return STATUS_INVALID_DEVICE_REQUEST;
     }
 

@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
-#include <fltkernel.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +36,7 @@ struct fx {
     char *path;
     WDFIOTARGET target; /* opened once, outside the sweep; must stay usable */
     unsigned round;     /* varies the data from run to run */
-    /* Flt */
-    PFLT_FILTER filter;
-    PFLT_VOLUME volume;
-    PFLT_INSTANCE instance;
-    HANDLE fh;
-    PFILE_OBJECT fo;
+    struct tu_flt flt;
 };
 
 typedef NTSTATUS workload_fn(struct fx *fx);
@@ -378,40 +372,6 @@ static NTSTATUS wl_memory_create(struct fx *fx)
 
 /* ---- Flt perform ---- */
 
-static const FLT_REGISTRATION g_reg = {
-    .Size = sizeof(FLT_REGISTRATION),
-    .Version = FLT_REGISTRATION_VERSION,
-};
-
-static void fx_flt_init(struct fx *fx)
-{
-    WCHAR wbuf[4096];
-    UNICODE_STRING us;
-    OBJECT_ATTRIBUTES oa;
-    IO_STATUS_BLOCK iosb;
-    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(fx->e.driver), &g_reg, &fx->filter),
-                     STATUS_SUCCESS);
-    ck_assert_int_eq(FltStartFiltering(fx->filter), STATUS_SUCCESS);
-    tu_unicode(&us, wbuf, 4096, fx->e.dir);
-    ck_assert_int_eq(FltGetVolumeFromName(fx->filter, &us, &fx->volume), STATUS_SUCCESS);
-    ck_assert_int_eq(FltAttachVolume(fx->filter, fx->volume, NULL, &fx->instance), STATUS_SUCCESS);
-    tu_unicode(&us, wbuf, 4096, fx->path);
-    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
-    ck_assert_int_eq(FltCreateFileEx(fx->filter, fx->instance, &fx->fh, &fx->fo, GENERIC_READ | GENERIC_WRITE, &oa,
-                                     &iosb, NULL, FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN,
-                                     FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, NULL, 0, 0),
-                     STATUS_SUCCESS);
-}
-
-static void fx_flt_fini(struct fx *fx)
-{
-    ck_assert_int_eq(FltClose(fx->fh), STATUS_SUCCESS);
-    ObDereferenceObject(fx->fo);
-    FltObjectDereference(fx->instance);
-    FltObjectDereference(fx->volume);
-    FltUnregisterFilter(fx->filter);
-}
-
 static void flt_set_rw(PFLT_CALLBACK_DATA d, UCHAR major, void *buf, LONGLONG off)
 {
     d->Iopb->MajorFunction = major;
@@ -443,7 +403,7 @@ static NTSTATUS wl_flt_perform(struct fx *fx)
     LONGLONG off = block_of(fx);
     unsigned seed = fx->round + 200;
     unsigned char *buf = xaligned(BLK);
-    NTSTATUS s = FltAllocateCallbackData(fx->instance, fx->fo, &d);
+    NTSTATUS s = FltAllocateCallbackData(fx->flt.instance, fx->flt.fo, &d);
     if (!NT_SUCCESS(s)) {
         ck_assert_ptr_null(d);
         free(buf);
@@ -554,9 +514,9 @@ START_TEST(sweep_flt_perform)
 {
     struct fx fx;
     fx_init(&fx, _i);
-    fx_flt_init(&fx);
+    tu_flt_open(&fx.e, fx.path, &fx.flt);
     sweep(&fx, &w_flt);
-    fx_flt_fini(&fx);
+    tu_flt_close(&fx.flt);
     fx_fini(&fx);
 }
 END_TEST
