@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BLK 4096
@@ -58,6 +59,7 @@ static void live_init(struct live *l)
                      STATUS_SUCCESS);
     l->request = tu_make_request(l->target);
     l->memory = tu_make_memory(BLK, &l->buf);
+    memset(l->buf, 0, BLK);
     ck_assert_int_eq(WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, BLK, NonPagedPoolNx, WDF_NO_OBJECT_ATTRIBUTES,
                                             0, &l->lookaside),
                      STATUS_SUCCESS);
@@ -525,11 +527,537 @@ START_TEST(null_required_pointers_are_a_bug_check_and_the_documented_status)
 }
 END_TEST
 
+/* ---- Filter Manager objects ---- */
+
+/* Readable memory that is no Flt object (all zeros: also what a freed and
+ * cleared object looks like). */
+static _Alignas(64) unsigned char g_flt_garbage[4096];
+
+struct flt_env {
+    struct live l;
+    struct tu_flt f;
+};
+
+typedef void flt_call(struct flt_env *fe, void *bad);
+
+#define F(name, body)                                                                           \
+    static void f_##name(struct flt_env *fe, void *bad)                                         \
+    {                                                                                           \
+        (void)fe;                                                                               \
+        body                                                                                    \
+    }
+
+F(start, ck_assert_int_eq(FltStartFiltering(bad), STATUS_INVALID_PARAMETER);)
+F(unregister, FltUnregisterFilter(bad);)
+F(volume_from_name, {
+    WCHAR w[4096];
+    UNICODE_STRING us;
+    PFLT_VOLUME v = (PFLT_VOLUME)1;
+    tu_unicode(&us, w, 4096, fe->l.e.dir);
+    ck_assert_int_eq(FltGetVolumeFromName(bad, &us, &v), STATUS_INVALID_PARAMETER);
+    ck_assert_ptr_null(v);
+})
+F(attach_filter, {
+    PFLT_INSTANCE i = (PFLT_INSTANCE)1;
+    ck_assert_int_eq(FltAttachVolume(bad, fe->f.volume, NULL, &i), STATUS_INVALID_PARAMETER);
+    ck_assert_ptr_null(i);
+})
+F(attach_volume, {
+    PFLT_INSTANCE i = (PFLT_INSTANCE)1;
+    ck_assert_int_eq(FltAttachVolume(fe->f.filter, bad, NULL, &i), STATUS_INVALID_PARAMETER);
+    ck_assert_ptr_null(i);
+})
+F(detach_filter, ck_assert_int_eq(FltDetachVolume(bad, fe->f.volume, NULL), STATUS_INVALID_PARAMETER);)
+F(detach_volume, ck_assert_int_eq(FltDetachVolume(fe->f.filter, bad, NULL), STATUS_INVALID_PARAMETER);)
+F(create_file, {
+    WCHAR w[4096];
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    IO_STATUS_BLOCK iosb;
+    HANDLE h = (HANDLE)1;
+    tu_unicode(&us, w, 4096, fe->l.path);
+    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
+    ck_assert_int_eq(FltCreateFileEx(fe->f.filter, bad, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0, FILE_OPEN, 0,
+                                     NULL, 0, 0),
+                     STATUS_INVALID_PARAMETER);
+})
+F(allocate_data, {
+    PFLT_CALLBACK_DATA d = (PFLT_CALLBACK_DATA)1;
+    ck_assert_int_eq(FltAllocateCallbackData(bad, fe->f.fo, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_ptr_null(d);
+})
+F(object_dereference, FltObjectDereference(bad);)
+F(perform_sync, FltPerformSynchronousIo(bad);)
+F(perform_async, ck_assert_int_eq(FltPerformAsynchronousIo(bad, (PFLT_COMPLETED_ASYNC_IO_CALLBACK)f_perform_sync, NULL),
+                                  STATUS_INVALID_PARAMETER);)
+F(reuse_data, FltReuseCallbackData(bad);)
+F(free_data, FltFreeCallbackData(bad);)
+F(ob_dereference, ObDereferenceObject(bad);)
+
+enum flt_kind { FK_FILTER, FK_VOLUME, FK_INSTANCE, FK_DATA, FK_ANY, FK_FILE };
+struct flt_case {
+    const char *ddi;
+    enum flt_kind kind;
+    flt_call *call;
+};
+static const struct flt_case flt_cases[] = {
+    { "FltStartFiltering", FK_FILTER, f_start },
+    { "FltUnregisterFilter", FK_FILTER, f_unregister },
+    { "FltGetVolumeFromName", FK_FILTER, f_volume_from_name },
+    { "FltAttachVolume", FK_FILTER, f_attach_filter },
+    { "FltAttachVolume", FK_VOLUME, f_attach_volume },
+    { "FltDetachVolume", FK_FILTER, f_detach_filter },
+    { "FltDetachVolume", FK_VOLUME, f_detach_volume },
+    { "FltCreateFileEx", FK_INSTANCE, f_create_file },
+    { "FltAllocateCallbackData", FK_INSTANCE, f_allocate_data },
+    { "FltObjectDereference", FK_ANY, f_object_dereference },
+    { "FltPerformSynchronousIo", FK_DATA, f_perform_sync },
+    { "FltPerformAsynchronousIo", FK_DATA, f_perform_async },
+    { "FltReuseCallbackData", FK_DATA, f_reuse_data },
+    { "FltFreeCallbackData", FK_DATA, f_free_data },
+    { "ObDereferenceObject", FK_FILE, f_ob_dereference },
+};
+
+START_TEST(flt_objects_of_the_wrong_kind_or_garbage_are_a_bug_check)
+{
+    struct flt_env fe;
+    unsigned cases = 0;
+    ck_assert(tu_use_backend(_i));
+    live_init(&fe.l);
+    tu_flt_open(&fe.l.e, fe.l.path, &fe.f);
+    for (size_t i = 0; i < sizeof(flt_cases) / sizeof(flt_cases[0]); i++) {
+        const struct flt_case *c = &flt_cases[i];
+        /* Another kind of Flt object (or a WDF structure) and garbage. */
+        /* The filter, the largest Flt object, stands in for the kinds whose
+         * tag is not at the start (file objects, callback data), so the
+         * check reads inside it. */
+        void *wrong = c->kind == FK_FILTER ? (void *)fe.f.volume : (void *)fe.f.filter;
+        if (c->kind == FK_ANY)
+            wrong = fe.f.fo;
+        void *bads[] = { wrong, g_flt_garbage };
+        for (size_t b = 0; b < 2; b++) {
+            tu_bugcheck_reset();
+            c->call(&fe, bads[b]);
+            ck_assert_msg(tu_last_bugcheck.count == 1, "%s (%zu): %d bug checks", c->ddi, b, tu_last_bugcheck.count);
+            ck_assert_msg(tu_last_bugcheck.code == WDF_VERIFIER_FATAL_ERROR, "%s: code %lu", c->ddi,
+                          (unsigned long)tu_last_bugcheck.code);
+            ck_assert_msg(strstr(tu_last_bugcheck.reason, c->ddi), "%s: reason '%s'", c->ddi, tu_last_bugcheck.reason);
+            tu_bugcheck_reset();
+            cases++;
+        }
+    }
+    for (size_t k = 0; k < sizeof(g_flt_garbage); k++)
+        ck_assert_uint_eq(g_flt_garbage[k], 0); /* nothing was written through it */
+    /* The real objects still work. */
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.f.instance, fe.f.fo, &d), STATUS_SUCCESS);
+    d->Iopb->MajorFunction = IRP_MJ_READ;
+    d->Iopb->Parameters.Read.Length = BLK;
+    d->Iopb->Parameters.Read.ByteOffset.QuadPart = 2 * BLK;
+    d->Iopb->Parameters.Read.ReadBuffer = fe.l.buf;
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(fe.l.buf, BLK, FILE_SEED, 2 * BLK));
+    FltFreeCallbackData(d);
+    tu_flt_close(&fe.f);
+    live_check(&fe.l);
+    printf("hostile: flt_objects %s cases=%u\n", tu_backend_names[_i], cases);
+    fflush(stdout);
+    live_fini(&fe.l);
+}
+END_TEST
+
+/* ---- structure sizes ---- */
+
+static const int size_deltas[] = { INT_MIN, -1, 1, 64 }; /* INT_MIN: Size 0 */
+
+static USHORT bad_size(size_t right, int delta)
+{
+    return delta == INT_MIN ? 0 : (USHORT)((int)right + delta);
+}
+
+START_TEST(wrong_structure_sizes_give_the_documented_status)
+{
+    struct live l;
+    unsigned cases = 0;
+    ck_assert(tu_use_backend(0));
+    live_init(&l);
+    for (size_t k = 0; k < sizeof(size_deltas) / sizeof(size_deltas[0]); k++) {
+        int dlt = size_deltas[k];
+        WDF_OBJECT_ATTRIBUTES a;
+        WDF_OBJECT_ATTRIBUTES_INIT(&a);
+        a.Size = bad_size(sizeof(a), dlt);
+        WDFOBJECT o = NULL;
+        char pre[16];
+        PVOID ctx = NULL;
+        PIRP irp = IoAllocateIrp(2, FALSE);
+        ck_assert_ptr_nonnull(irp);
+        /* WDF_OBJECT_ATTRIBUTES on every create DDI: nothing is created. */
+        ck_assert_int_eq(WdfRequestCreate(&a, l.target, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfRequestCreateFromIrp(&a, irp, TRUE, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 16, (WDFMEMORY *)&o, NULL), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfMemoryCreatePreallocated(&a, pre, sizeof(pre), (WDFMEMORY *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfLookasideListCreate(&a, 16, NonPagedPoolNx, NULL, 0, (WDFLOOKASIDE *)&o),
+                         STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfLookasideListCreate(NULL, 16, NonPagedPoolNx, &a, 0, (WDFLOOKASIDE *)&o),
+                         STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfIoTargetCreate(l.e.device, &a, (WDFIOTARGET *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfObjectCreate(&a, &o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfObjectAllocateContext(l.object, &a, &ctx), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_ptr_null(o);
+        IoFreeIrp(irp);
+        cases += 9;
+
+        /* WDF_REQUEST_SEND_OPTIONS on every synchronous DDI. */
+        WDF_REQUEST_SEND_OPTIONS so;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&so, 0);
+        so.Size = bad_size(sizeof(so), dlt);
+        WDF_MEMORY_DESCRIPTOR d;
+        LONGLONG off = 0;
+        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.memory, NULL);
+        ck_assert_int_eq(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, &so, NULL),
+                         STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, l.request, &d, &off, &so, NULL),
+                         STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(l.target, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &d, &so,
+                                                           NULL),
+                         STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfIoTargetSendInternalIoctlSynchronously(l.target, NULL, 1, NULL, NULL, &so, NULL),
+                         STATUS_INFO_LENGTH_MISMATCH);
+        /* WdfRequestSend says INVALID_PARAMETER for any bad options block,
+         * the synchronous option included. */
+        WDF_REQUEST_SEND_OPTIONS_INIT(&so, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+        so.Size = bad_size(sizeof(so), dlt);
+        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
+        ck_assert(!WdfRequestSend(l.request, l.target, &so));
+        ck_assert_int_eq(WdfRequestGetStatus(l.request), STATUS_INVALID_PARAMETER);
+        cases += 5;
+
+        WDF_REQUEST_REUSE_PARAMS rp;
+        WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+        rp.Size = bad_size(sizeof(rp), dlt);
+        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_INVALID_PARAMETER);
+        cases++;
+
+        WDF_IO_TARGET_OPEN_PARAMS op;
+        UNICODE_STRING us;
+        WCHAR w[4096];
+        tu_unicode(&us, w, 4096, l.path);
+        WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
+        op.Size = bad_size(sizeof(op), dlt);
+        WDFIOTARGET t2;
+        ck_assert_int_eq(WdfIoTargetCreate(l.e.device, WDF_NO_OBJECT_ATTRIBUTES, &t2), STATUS_SUCCESS);
+        ck_assert_int_eq(WdfIoTargetOpen(t2, &op), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_int_eq(WdfIoTargetGetState(t2), WdfIoTargetClosed);
+        WdfObjectDelete(t2);
+        cases++;
+
+        /* Output structures: left untouched; with the verifier, a bug check. */
+        WDF_REQUEST_PARAMETERS rq;
+        memset(&rq, 0xA5, sizeof(rq));
+        rq.Size = bad_size(sizeof(rq), dlt);
+        WdfRequestGetParameters(l.request, &rq);
+        ck_assert_uint_eq(((unsigned char *)&rq)[sizeof(rq) - 1], 0xA5);
+        WDF_REQUEST_COMPLETION_PARAMS cp;
+        memset(&cp, 0xA5, sizeof(cp));
+        cp.Size = bad_size(sizeof(cp), dlt);
+        UwdfSetVerifier(TRUE);
+        WdfRequestGetCompletionParams(l.request, &cp);
+        tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "WdfRequestGetCompletionParams");
+        WdfRequestGetParameters(l.request, &rq);
+        tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "WdfRequestGetParameters");
+        UwdfSetVerifier(FALSE);
+        ck_assert_uint_eq(((unsigned char *)&cp)[sizeof(cp) - 1], 0xA5);
+        cases += 2;
+
+        /* WDF_OBJECT_CONTEXT_TYPE_INFO inside good attributes. */
+        static WDF_OBJECT_CONTEXT_TYPE_INFO info = { .ContextName = "bad", .ContextSize = 8 };
+        info.Size = (ULONG)bad_size(sizeof(info), dlt);
+        WDF_OBJECT_ATTRIBUTES_INIT(&a);
+        a.ContextTypeInfo = &info;
+        ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 16, (WDFMEMORY *)&o, NULL), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_ptr_null(o);
+        cases++;
+
+        /* FLT_REGISTRATION. */
+        FLT_REGISTRATION reg = { .Size = bad_size(sizeof(FLT_REGISTRATION), dlt), .Version = FLT_REGISTRATION_VERSION };
+        PFLT_FILTER f = NULL;
+        ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(l.e.driver), &reg, &f), STATUS_INVALID_PARAMETER);
+        ck_assert_ptr_null(f);
+        cases++;
+    }
+
+    /* WDF_MEMORY_DESCRIPTOR: unknown types and inconsistent contents. */
+    WDF_MEMORY_DESCRIPTOR d;
+    LONGLONG off = 0;
+    ULONG_PTR bytes = 5;
+    static const int types[] = { 0, 4, 0x7fffffff, -1 };
+    for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
+        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, l.buf, BLK);
+        d.Type = (WDF_MEMORY_DESCRIPTOR_TYPE)types[k];
+        ck_assert_int_eq(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, NULL, &bytes), STATUS_INVALID_PARAMETER);
+        ck_assert_uint_eq(bytes, 0);
+        cases++;
+    }
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, NULL, BLK);
+    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, NULL, BLK);
+    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, NULL, NULL);
+    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    cases += 3;
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+    live_check(&l);
+    printf("hostile: structure_sizes cases=%u\n", cases);
+    fflush(stdout);
+    live_fini(&l);
+}
+END_TEST
+
+/* ---- timeouts of every sign and extreme, asynchronous, stalled ---- */
+
+struct timeout_case {
+    LONGLONG timeout;
+    NTSTATUS status;
+};
+static const struct timeout_case timeout_cases[] = {
+    { 0, STATUS_SUCCESS },                         /* TIMEOUT flag with 0: no timeout */
+    { -1, STATUS_IO_TIMEOUT },                     /* 100 ns from now */
+    { -10 * 10000LL, STATUS_IO_TIMEOUT },           /* WDF_REL_TIMEOUT_IN_MS(10) */
+    { LLONG_MIN, STATUS_SUCCESS },                 /* farthest relative: never */
+    { LLONG_MIN + 1, STATUS_SUCCESS },
+    { LLONG_MAX, STATUS_SUCCESS },                 /* farthest absolute: never */
+    { 1, STATUS_IO_TIMEOUT },                      /* 1601: the past */
+    { 10000000LL, STATUS_IO_TIMEOUT },              /* WDF_ABS_TIMEOUT_IN_SEC(1): 1601 */
+    { UWDF_NT_EPOCH_DELTA_100NS, STATUS_IO_TIMEOUT }, /* 1970 */
+};
+
+START_TEST(async_send_timeouts_of_every_sign_and_extreme)
+{
+    struct live l;
+    unsigned cases = 0;
+    ck_assert(tu_use_backend(_i));
+    live_init(&l);
+    for (size_t k = 0; k < sizeof(timeout_cases) / sizeof(timeout_cases[0]); k++) {
+        const struct timeout_case *tc = &timeout_cases[k];
+        struct tu_completion c;
+        WDF_REQUEST_SEND_OPTIONS o;
+        LONGLONG off = 3 * BLK;
+        WDF_REQUEST_REUSE_PARAMS rp;
+        WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
+        tu_completion_init(&c);
+        WdfRequestSetCompletionRoutine(l.request, tu_on_complete, &c);
+        WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
+        WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, tc->timeout);
+        memset(l.buf, 0, BLK);
+        UwdfFaultInjectStall(STALL_MS);
+        ck_assert(WdfRequestSend(l.request, l.target, &o));
+        ck_assert(tu_completion_wait(&c, WAIT_MS));
+        UwdfFaultInjectStall(0);
+        tu_sleep_ms(STALL_MS / 10); /* a second completion would show up here */
+        ck_assert_msg(c.status == tc->status, "%s, timeout %lld: %s", tu_backend_names[_i], (long long)tc->timeout,
+                      UwdfNtStatusName(c.status));
+        ck_assert_int_eq(tu_ncalls(&c), 1);
+        if (NT_SUCCESS(tc->status))
+            ck_assert(tu_pattern_matches(l.buf, BLK, FILE_SEED, 3 * BLK));
+        tu_completion_fini(&c);
+        cases++;
+    }
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+    live_check(&l);
+    printf("hostile: timeouts %s cases=%u\n", tu_backend_names[_i], cases);
+    fflush(stdout);
+    live_fini(&l);
+}
+END_TEST
+
+/* ---- device offsets past the end and overflowing ---- */
+
+struct offset_case {
+    LONGLONG offset;
+    NTSTATUS read, write, format, async; /* write 0: not tried (it would be legal) */
+};
+static const struct offset_case offset_cases[] = {
+    { -1, STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER, 0 },
+    { LLONG_MIN, STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER, 0 },
+    /* offset + length wraps past LLONG_MAX */
+    { LLONG_MAX, STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, STATUS_INVALID_PARAMETER },
+    { LLONG_MAX - BLK + 1, STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, STATUS_INVALID_PARAMETER },
+    /* ends exactly at LLONG_MAX: past the end of any file */
+    { LLONG_MAX - BLK, STATUS_END_OF_FILE, STATUS_DISK_FULL, STATUS_SUCCESS, STATUS_END_OF_FILE },
+    { 1LL << 62, STATUS_END_OF_FILE, STATUS_DISK_FULL, STATUS_SUCCESS, STATUS_END_OF_FILE },
+    { FILE_SIZE, STATUS_END_OF_FILE, 0, STATUS_SUCCESS, STATUS_END_OF_FILE },
+    { FILE_SIZE + 1, STATUS_END_OF_FILE, 0, STATUS_SUCCESS, STATUS_END_OF_FILE },
+};
+
+START_TEST(device_offsets_past_the_end_and_overflowing)
+{
+    struct live l;
+    unsigned cases = 0;
+    ck_assert(tu_use_backend(_i));
+    live_init(&l);
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    for (size_t k = 0; k < sizeof(offset_cases) / sizeof(offset_cases[0]); k++) {
+        const struct offset_case *oc = &offset_cases[k];
+        WDF_MEMORY_DESCRIPTOR d;
+        LONGLONG off = oc->offset;
+        ULONG_PTR bytes = 9;
+        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.memory, NULL);
+        NTSTATUS s = WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, NULL, &bytes);
+        ck_assert_msg(s == oc->read, "read at %lld: %s", (long long)oc->offset, UwdfNtStatusName(s));
+        ck_assert_uint_eq(bytes, 0);
+        cases++;
+        if (oc->write) {
+            s = WdfIoTargetSendWriteSynchronously(l.target, l.request, &d, &off, NULL, &bytes);
+            ck_assert_msg(s == oc->write, "write at %lld: %s", (long long)oc->offset, UwdfNtStatusName(s));
+            ck_assert_uint_eq(bytes, 0);
+            cases++;
+        }
+        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+        s = WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off);
+        ck_assert_msg(s == oc->format, "format at %lld: %s", (long long)oc->offset, UwdfNtStatusName(s));
+        cases++;
+        if (NT_SUCCESS(s)) {
+            ck_assert_int_eq(WdfRequestGetStatus(l.request), STATUS_SUCCESS);
+            struct tu_completion c;
+            tu_completion_init(&c);
+            WdfRequestSetCompletionRoutine(l.request, tu_on_complete, &c);
+            ck_assert(WdfRequestSend(l.request, l.target, NULL));
+            ck_assert(tu_completion_wait(&c, WAIT_MS));
+            ck_assert_msg(c.status == oc->async, "async read at %lld: %s", (long long)oc->offset,
+                          UwdfNtStatusName(c.status));
+            ck_assert_uint_eq(c.information, 0);
+            tu_completion_fini(&c);
+            cases++;
+        }
+        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+    }
+    /* Nothing was written or extended. */
+    struct stat st;
+    ck_assert_int_eq(stat(l.path, &st), 0);
+    ck_assert_int_eq(st.st_size, FILE_SIZE);
+    live_check(&l);
+    printf("hostile: device_offsets %s cases=%u\n", tu_backend_names[_i], cases);
+    fflush(stdout);
+    live_fini(&l);
+}
+END_TEST
+
+/* ---- WDFMEMORY_OFFSET past the buffer, asynchronous format ---- */
+
+START_TEST(memory_offsets_past_the_buffer_on_format)
+{
+    struct live l;
+    unsigned cases = 0;
+    ck_assert(tu_use_backend(0));
+    live_init(&l);
+    static const WDFMEMORY_OFFSET bad[] = {
+        { BLK + 1, 0 },          /* starts past the end */
+        { BLK, 1 },              /* one byte past */
+        { 0, BLK + 1 },          /* longer than the buffer */
+        { 1, SIZE_MAX },         /* offset + length wraps */
+        { SIZE_MAX, 2 },
+        { SIZE_MAX, SIZE_MAX },
+    };
+    LONGLONG off = 0;
+    for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
+        WDFMEMORY_OFFSET mo = bad[k];
+        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, &mo, &off),
+                         STATUS_INTEGER_OVERFLOW);
+        ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(l.target, l.request, l.memory, &mo, &off),
+                         STATUS_INTEGER_OVERFLOW);
+        ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(l.target, l.request, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL,
+                                                          l.memory, &mo),
+                         STATUS_INTEGER_OVERFLOW);
+        /* Nothing was formatted: the request is not sendable. */
+        ck_assert(!WdfRequestSend(l.request, l.target, NULL));
+        ck_assert_int_eq(WdfRequestGetStatus(l.request), STATUS_REQUEST_NOT_ACCEPTED);
+        WDF_REQUEST_REUSE_PARAMS rp;
+        WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+        cases += 3;
+    }
+    live_check(&l);
+    printf("hostile: memory_offsets cases=%u\n", cases);
+    fflush(stdout);
+    live_fini(&l);
+}
+END_TEST
+
+/* ---- deleted targets ---- */
+
+START_TEST(target_deleted_with_io_in_flight_and_after_format)
+{
+    struct live l;
+    struct tu_completion c;
+    ck_assert(tu_use_backend(_i));
+    live_init(&l);
+    WDFIOTARGET t2;
+    ck_assert_int_eq(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
+    WDFREQUEST r = tu_make_request(t2);
+    LONGLONG off = 0;
+    /* Deleted while a read is in flight: the delete waits for it, and the
+     * read completes once (cancelled by the close, or done). */
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    tu_completion_init(&c);
+    WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
+    UwdfFaultInjectStall(STALL_MS);
+    ck_assert(WdfRequestSend(r, t2, NULL));
+    WdfObjectDelete(t2);
+    ck_assert_int_eq(tu_ncalls(&c), 1);
+    UwdfFaultInjectStall(0);
+    ck_assert_msg(c.status == STATUS_SUCCESS || c.status == STATUS_CANCELLED, "%s", UwdfNtStatusName(c.status));
+    tu_completion_fini(&c);
+    /* A send to the deleted target is a bug check and leaves r alone. */
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+    ck_assert(!WdfRequestSend(r, t2, NULL));
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfRequestSend");
+    ck_assert_int_eq(WdfRequestGetStatus(r), STATUS_INVALID_HANDLE);
+    /* Formatted for a target that is then deleted: a new format for a live
+     * target works. */
+    ck_assert_int_eq(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    WdfObjectDelete(t2);
+    off = BLK;
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    tu_completion_init(&c);
+    WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
+    memset(l.buf, 0, BLK);
+    ck_assert(WdfRequestSend(r, l.target, NULL));
+    ck_assert(tu_completion_wait(&c, WAIT_MS));
+    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(l.buf, BLK, FILE_SEED, BLK));
+    tu_completion_fini(&c);
+    WdfObjectDelete(r);
+    live_check(&l);
+    printf("hostile: deleted_targets %s cases=3\n", tu_backend_names[_i]);
+    fflush(stdout);
+    live_fini(&l);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hostile");
     TCase *tc = tu_tcase(s, "handles", TEST_TIMEOUT_SEC);
     tcase_add_test(tc, every_handle_ddi_rejects_bad_handles_with_a_bug_check);
     tcase_add_test(tc, null_required_pointers_are_a_bug_check_and_the_documented_status);
+    tcase_add_loop_test(tc, flt_objects_of_the_wrong_kind_or_garbage_are_a_bug_check, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "values", TEST_TIMEOUT_SEC);
+    tcase_add_test(tc, wrong_structure_sizes_give_the_documented_status);
+    tcase_add_loop_test(tc, async_send_timeouts_of_every_sign_and_extreme, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, device_offsets_past_the_end_and_overflowing, 0, TU_BACKENDS);
+    tcase_add_test(tc, memory_offsets_past_the_buffer_on_format);
+    tcase_add_loop_test(tc, target_deleted_with_io_in_flight_and_after_format, 0, TU_BACKENDS);
     return tu_main(s, "test_hostile");
 }
