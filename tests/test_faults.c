@@ -437,86 +437,202 @@ static NTSTATUS wl_flt_perform(struct fx *fx)
     return s;
 }
 
+/* FltCreateFileEx, FltWriteFile / FltReadFile (each allocates its own
+ * callback data), FltClose. */
+static NTSTATUS wl_flt_file(struct fx *fx)
+{
+    WCHAR wbuf[4096];
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    IO_STATUS_BLOCK iosb;
+    HANDLE h = NULL;
+    PFILE_OBJECT fo = NULL;
+    tu_unicode(&us, wbuf, 4096, fx->path);
+    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
+    NTSTATUS s = FltCreateFileEx(fx->flt.filter, fx->flt.instance, &h, &fo, GENERIC_READ | GENERIC_WRITE, &oa, &iosb,
+                                 NULL, FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN, FILE_NON_DIRECTORY_FILE, NULL, 0, 0);
+    if (!NT_SUCCESS(s))
+        return s;
+    unsigned char *buf = xaligned(BLK);
+    LARGE_INTEGER off = { .QuadPart = block_of(fx) };
+    unsigned seed = fx->round + 300;
+    ULONG bytes = 0;
+    tu_fill_pattern(buf, BLK, seed, (uint64_t)off.QuadPart);
+    s = FltWriteFile(fx->flt.instance, fo, &off, BLK, buf, 0, &bytes, NULL, NULL);
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(bytes, BLK);
+        memset(buf, 0, BLK);
+        s = FltReadFile(fx->flt.instance, fo, &off, BLK, buf, 0, &bytes, NULL, NULL);
+    }
+    if (NT_SUCCESS(s))
+        ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off.QuadPart));
+    free(buf);
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ObDereferenceObject(fo);
+    return s;
+}
+
+/* A second filter: register, start, volume, attach, detach, unregister. */
+static NTSTATUS wl_flt_register_attach(struct fx *fx)
+{
+    static const FLT_REGISTRATION reg = { .Size = sizeof(FLT_REGISTRATION), .Version = FLT_REGISTRATION_VERSION };
+    PFLT_FILTER f = NULL;
+    PFLT_VOLUME v = NULL;
+    PFLT_INSTANCE i = NULL;
+    WCHAR wbuf[4096];
+    UNICODE_STRING us;
+    NTSTATUS s = FltRegisterFilter(WdfDriverWdmGetDriverObject(fx->e.driver), &reg, &f);
+    if (!NT_SUCCESS(s)) {
+        ck_assert_ptr_null(f);
+        return s;
+    }
+    s = FltStartFiltering(f);
+    if (NT_SUCCESS(s)) {
+        tu_unicode(&us, wbuf, 4096, fx->e.dir);
+        s = FltGetVolumeFromName(f, &us, &v);
+    }
+    if (NT_SUCCESS(s))
+        s = FltAttachVolume(f, v, NULL, &i);
+    if (NT_SUCCESS(s)) {
+        PFLT_CALLBACK_DATA d = NULL;
+        ck_assert_ptr_nonnull(i);
+        s = FltAllocateCallbackData(i, NULL, &d);
+        if (d)
+            FltFreeCallbackData(d);
+    }
+    if (i) {
+        ck_assert_int_eq(FltDetachVolume(f, v, NULL), STATUS_SUCCESS);
+        FltObjectDereference(i);
+    }
+    if (v)
+        FltObjectDereference(v);
+    FltUnregisterFilter(f);
+    return s;
+}
+
+/* Objects with contexts and a parent: WdfObjectCreate, a second context
+ * type, a child, deletion of the parent. */
+typedef struct {
+    unsigned long long v[4];
+} FAULT_CTX2;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(FAULT_CTX2, ctx2_get);
+
+static NTSTATUS wl_object_contexts(struct fx *fx)
+{
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFOBJECT parent = NULL, child = NULL;
+    PVOID ctx = NULL;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX);
+    a.EvtCleanupCallback = on_cleanup;
+    atomic_store(&g_cleanups, 0);
+    NTSTATUS s = WdfObjectCreate(&a, &parent);
+    if (NT_SUCCESS(s)) {
+        WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX2);
+        s = WdfObjectAllocateContext(parent, &a, &ctx);
+        ck_assert(NT_SUCCESS(s) || ctx == NULL);
+    }
+    if (NT_SUCCESS(s)) {
+        ctx2_get(parent)->v[3] = fx->round;
+        WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX);
+        a.ParentObject = parent;
+        a.EvtCleanupCallback = on_cleanup;
+        s = WdfObjectCreate(&a, &child);
+    }
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(ctx2_get(parent)->v[3], fx->round);
+        ck_assert_ptr_eq(WdfObjectContextGetObject(req_ctx_get(child)), child);
+    }
+    int created = (parent != NULL) + (child != NULL);
+    if (parent)
+        WdfObjectDelete(parent); /* the child goes with it */
+    ck_assert_int_eq(atomic_load(&g_cleanups), created);
+    return s;
+}
+
+/* An IOCTL the framework answers for a file target, sent asynchronously. */
+static NTSTATUS wl_ioctl_async(struct fx *fx)
+{
+    WDFREQUEST r = NULL;
+    WDFMEMORY m = NULL;
+    GET_LENGTH_INFORMATION *li;
+    struct tu_completion c;
+    NTSTATUS s = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, sizeof(*li), &m, (PVOID *)&li);
+    if (NT_SUCCESS(s))
+        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->target, &r);
+    if (NT_SUCCESS(s))
+        s = WdfIoTargetFormatRequestForIoctl(fx->target, r, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, m, NULL);
+    if (NT_SUCCESS(s)) {
+        tu_completion_init(&c);
+        WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
+        if (WdfRequestSend(r, fx->target, WDF_NO_SEND_OPTIONS)) {
+            ck_assert(tu_completion_wait(&c, WAIT_MS));
+            s = c.status;
+        } else {
+            s = WdfRequestGetStatus(r);
+        }
+        if (NT_SUCCESS(s)) {
+            ck_assert_uint_eq(c.information, sizeof(*li));
+            ck_assert_int_eq(li->Length.QuadPart, FILE_SIZE);
+        }
+        tu_completion_fini(&c);
+    }
+    if (r)
+        WdfObjectDelete(r);
+    if (m)
+        WdfObjectDelete(m);
+    return s;
+}
+
 /* ---- the table ---- */
 
-static const struct workload w_async = { "async_send_reuse", wl_async_reuse, { 0 } };
-static const struct workload w_sync_null = { "sync_send_no_request", wl_sync_no_request, { 0 } };
-static const struct workload w_sync_req = { "sync_send_caller_request", wl_sync_caller_request, { 0 } };
-static const struct workload w_req = { "request_create_delete", wl_request_create_delete, { 0 } };
-static const struct workload w_target = { "target_create_open_close", wl_target_file, { 0 } };
-static const struct workload w_target_loop = { "target_create_open_close_loop", wl_target_loop, { 0 } };
-static const struct workload w_memory = { "memory_create", wl_memory_create, { 0 } };
-static const struct workload w_flt = { "flt_perform", wl_flt_perform, { 0 } };
-/* Next: "queue_dispatch_forward_progress" (issue 7), once queues and
- * WdfIoQueueAssignForwardProgressPolicy land: a workload that presents
- * requests to a queue with a reserved pool while allocations fail, and
- * checks that every request is still dispatched from the reserve. It goes
- * into this table and gets a START_TEST like the ones below. */
+enum setup { S_FILE, S_FLT, S_LOOP };
+struct sweep_case {
+    struct workload w;
+    bool per_engine; /* run once per engine, else once on the default one */
+    enum setup setup;
+};
 
-static void run_io_workload(const struct workload *w, int backend)
+static const struct sweep_case sweeps[] = {
+    { { "async_send_reuse", wl_async_reuse, { 0 } }, true, S_FILE },
+    { { "sync_send_no_request", wl_sync_no_request, { 0 } }, true, S_FILE },
+    { { "sync_send_caller_request", wl_sync_caller_request, { 0 } }, true, S_FILE },
+    { { "request_create_delete", wl_request_create_delete, { 0 } }, false, S_FILE },
+    { { "target_create_open_close", wl_target_file, { 0 } }, true, S_FILE },
+    { { "memory_create", wl_memory_create, { 0 } }, false, S_FILE },
+    { { "flt_perform", wl_flt_perform, { 0 } }, true, S_FLT },
+    { { "flt_create_read_write_close", wl_flt_file, { 0 } }, true, S_FLT },
+    { { "flt_register_attach", wl_flt_register_attach, { 0 } }, false, S_FILE },
+    { { "object_contexts", wl_object_contexts, { 0 } }, false, S_FILE },
+    { { "ioctl_async", wl_ioctl_async, { 0 } }, true, S_FILE },
+    /* Next: "queue_dispatch_forward_progress" (issue 7), once queues and
+     * WdfIoQueueAssignForwardProgressPolicy land: present requests to a
+     * queue with a reserved pool while allocations fail, and check every
+     * request is still dispatched (from the reserve) and completed once. */
+    { { "target_create_open_close_loop", wl_target_loop, { 0 } }, true, S_LOOP }, /* last: needs root */
+};
+#define N_SWEEPS (sizeof(sweeps) / sizeof(sweeps[0]))
+
+/* _i = workload * TU_BACKENDS + engine */
+START_TEST(sweep_workload)
 {
+    const struct sweep_case *c = &sweeps[_i / TU_BACKENDS];
+    int engine = _i % TU_BACKENDS;
     struct fx fx;
-    fx_init(&fx, backend);
-    sweep(&fx, w);
-    fx_fini(&fx);
-}
-
-START_TEST(sweep_async_send_with_reuse)
-{
-    run_io_workload(&w_async, _i);
-}
-END_TEST
-
-START_TEST(sweep_sync_send_without_request)
-{
-    run_io_workload(&w_sync_null, _i);
-}
-END_TEST
-
-START_TEST(sweep_sync_send_with_caller_request)
-{
-    run_io_workload(&w_sync_req, _i);
-}
-END_TEST
-
-START_TEST(sweep_request_create_delete)
-{
-    run_io_workload(&w_req, _i);
-}
-END_TEST
-
-START_TEST(sweep_target_create_open_close)
-{
-    run_io_workload(&w_target, _i);
-}
-END_TEST
-
-START_TEST(sweep_target_create_open_close_on_loop_device)
-{
-    struct fx fx;
-    fx_init(&fx, _i);
-    char *backing = tu_env_file(&fx.e, "loop.img", LOOP_FILE_SIZE, FILE_SEED + 1);
-    g_loop_dev = tu_env_loop(&fx.e, backing);
-    ck_assert_ptr_nonnull(g_loop_dev);
-    sweep(&fx, &w_target_loop);
+    char *backing = NULL;
+    if (!c->per_engine && engine != 0)
+        return;
+    fx_init(&fx, c->per_engine ? engine : -1);
+    if (c->setup == S_FLT)
+        tu_flt_open(&fx.e, fx.path, &fx.flt);
+    if (c->setup == S_LOOP) {
+        backing = tu_env_file(&fx.e, "loop.img", LOOP_FILE_SIZE, FILE_SEED + 1);
+        g_loop_dev = tu_env_loop(&fx.e, backing);
+        ck_assert_ptr_nonnull(g_loop_dev);
+    }
+    sweep(&fx, &c->w);
+    if (c->setup == S_FLT)
+        tu_flt_close(&fx.flt);
     free(backing);
-    fx_fini(&fx);
-}
-END_TEST
-
-START_TEST(sweep_memory_create)
-{
-    run_io_workload(&w_memory, -1);
-}
-END_TEST
-
-START_TEST(sweep_flt_perform)
-{
-    struct fx fx;
-    fx_init(&fx, _i);
-    tu_flt_open(&fx.e, fx.path, &fx.flt);
-    sweep(&fx, &w_flt);
-    tu_flt_close(&fx.flt);
     fx_fini(&fx);
 }
 END_TEST
@@ -525,16 +641,9 @@ int main(void)
 {
     Suite *s = suite_create("faults");
     TCase *tc = tu_tcase(s, "allocation_failure_sweep", TEST_TIMEOUT_SEC);
-    tcase_add_loop_test(tc, sweep_async_send_with_reuse, 0, TU_BACKENDS);
-    tcase_add_loop_test(tc, sweep_sync_send_without_request, 0, TU_BACKENDS);
-    tcase_add_loop_test(tc, sweep_sync_send_with_caller_request, 0, TU_BACKENDS);
-    tcase_add_loop_test(tc, sweep_request_create_delete, 0, 1);
-    tcase_add_loop_test(tc, sweep_target_create_open_close, 0, TU_BACKENDS);
-    tcase_add_test(tc, sweep_memory_create);
-    tcase_add_loop_test(tc, sweep_flt_perform, 0, TU_BACKENDS);
     bool root = tu_root();
-    if (root)
-        tcase_add_loop_test(tc, sweep_target_create_open_close_on_loop_device, 0, TU_BACKENDS);
+    /* The loop-device sweep is last in the table and needs root. */
+    tcase_add_loop_test(tc, sweep_workload, 0, (int)(N_SWEEPS - (root ? 0 : 1)) * TU_BACKENDS);
     int rc = tu_main(s, "test_faults");
     if (rc == 0 && !root) {
         fprintf(stderr, "test_faults: not root, the loop-device sweep was skipped\n");
