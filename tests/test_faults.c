@@ -100,6 +100,15 @@ static unsigned sweep(struct fx *fx, const struct workload *w)
         ck_assert_msg(s == STATUS_SUCCESS, "%s: clean run after failing allocation %u: 0x%08x", w->name, i,
                       (unsigned)s);
     }
+    /* Every allocation failing at once: failure paths that allocate again
+     * while cleaning up must still end cleanly. */
+    fx->round++;
+    UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
+    s = w->run(fx);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    ck_assert_msg(documented(w, s), "%s: every allocation failing -> 0x%08x", w->name, (unsigned)s);
+    fx->round++;
+    ck_assert_int_eq(w->run(fx), STATUS_SUCCESS);
     printf("faults: %s %s allocations=%llu failed=%u\n", w->name,
            fx->backend >= 0 ? tu_backend_names[fx->backend] : "-", (unsigned long long)n, failed);
     fflush(stdout);
