@@ -49,6 +49,7 @@ struct live {
     void *buf;
     WDFLOOKASIDE lookaside;
     WDFOBJECT object;
+    WDFQUEUE queue; /* a manual queue on the control device */
 };
 
 static void live_init(struct live *l)
@@ -67,6 +68,9 @@ static void live_init(struct live *l)
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, HOSTILE_CTX);
     ck_assert_int_eq(WdfObjectCreate(&a, &l->object), STATUS_SUCCESS);
     hostile_ctx_get(l->object)->v = 0x5a5a;
+    WDF_IO_QUEUE_CONFIG qc;
+    WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
+    ck_assert_int_eq(WdfIoQueueCreate(l->e.device, &qc, WDF_NO_OBJECT_ATTRIBUTES, &l->queue), STATUS_SUCCESS);
 }
 
 /* The live objects still do their jobs: a read through the request and
@@ -86,6 +90,9 @@ static void live_check(struct live *l)
     ck_assert_int_eq(WdfMemoryCreateFromLookaside(l->lookaside, &m), STATUS_SUCCESS);
     WdfObjectDelete(m);
     ck_assert_int_eq(WdfIoTargetGetState(l->target), WdfIoTargetStarted);
+    ULONG queued = 9, owned = 9;
+    ck_assert(WdfIoQueueGetState(l->queue, &queued, &owned) & WdfIoQueueAcceptRequests);
+    ck_assert_uint_eq(queued + owned, 0);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
 }
 
@@ -97,7 +104,7 @@ static void live_fini(struct live *l)
 
 /* ---- handles ---- */
 
-enum kind { K_REQUEST, K_TARGET, K_MEMORY, K_LOOKASIDE, K_DEVICE, K_DRIVER, K_ANY };
+enum kind { K_REQUEST, K_TARGET, K_MEMORY, K_LOOKASIDE, K_DEVICE, K_DRIVER, K_QUEUE, K_ANY };
 
 /* One DDI call with the handle under test in one position. Returns what
  * the DDI returned where that is a status (0 otherwise), so a non-VOID
@@ -266,6 +273,96 @@ H(obj_parent, {
     return s;
 })
 
+/* queue position, and the DDIs of requests received from a queue */
+static VOID q_state_cb(WDFQUEUE q, WDFCONTEXT c)
+{
+    (void)q;
+    (void)c;
+}
+static VOID q_cancel_cb(WDFREQUEST r)
+{
+    (void)r;
+}
+H(q_state, {
+    ULONG qa = 7;
+    ULONG qb = 7;
+    return WdfIoQueueGetState((WDFQUEUE)h, &qa, &qb) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;
+})
+H(q_start, WdfIoQueueStart((WDFQUEUE)h); return 0;)
+H(q_stop, WdfIoQueueStop((WDFQUEUE)h, q_state_cb, NULL); return 0;)
+H(q_stop_sync, WdfIoQueueStopSynchronously((WDFQUEUE)h); return 0;)
+H(q_drain, WdfIoQueueDrain((WDFQUEUE)h, q_state_cb, NULL); return 0;)
+H(q_drain_sync, WdfIoQueueDrainSynchronously((WDFQUEUE)h); return 0;)
+H(q_purge, WdfIoQueuePurge((WDFQUEUE)h, q_state_cb, NULL); return 0;)
+H(q_purge_sync, WdfIoQueuePurgeSynchronously((WDFQUEUE)h); return 0;)
+H(q_stop_purge, WdfIoQueueStopAndPurge((WDFQUEUE)h, q_state_cb, NULL); return 0;)
+H(q_stop_purge_sync, WdfIoQueueStopAndPurgeSynchronously((WDFQUEUE)h); return 0;)
+H(q_retrieve, {
+    WDFREQUEST r = (WDFREQUEST)1;
+    NTSTATUS s = WdfIoQueueRetrieveNextRequest((WDFQUEUE)h, &r);
+    ck_assert_ptr_null(r);
+    return s;
+})
+H(q_ready_notify, return WdfIoQueueReadyNotify((WDFQUEUE)h, NULL, NULL);)
+H(q_device, return WdfIoQueueGetDevice((WDFQUEUE)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
+H(q_fp_policy, {
+    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY fp;
+    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_DEFAULT_INIT(&fp, 1);
+    return WdfIoQueueAssignForwardProgressPolicy((WDFQUEUE)h, &fp);
+})
+H(dev_get_target, return WdfDeviceGetIoTarget((WDFDEVICE)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
+H(dev_default_queue, return WdfDeviceGetDefaultQueue((WDFDEVICE)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
+H(dev_symlink, {
+    DECLARE_CONST_UNICODE_STRING(link, L"\\DosDevices\\uwdfHostile");
+    return WdfDeviceCreateSymbolicLink((WDFDEVICE)h, &link);
+})
+H(dev_dispatching, return WdfDeviceConfigureRequestDispatching((WDFDEVICE)h, l->queue, WdfRequestTypeRead);)
+H(dev_queue_create, {
+    WDF_IO_QUEUE_CONFIG qc;
+    WDFQUEUE q = NULL;
+    WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
+    NTSTATUS s = WdfIoQueueCreate((WDFDEVICE)h, &qc, WDF_NO_OBJECT_ATTRIBUTES, &q);
+    ck_assert_ptr_null(q);
+    return s;
+})
+H(req_complete, WdfRequestComplete((WDFREQUEST)h, STATUS_SUCCESS); return 0;)
+H(req_complete_info, WdfRequestCompleteWithInformation((WDFREQUEST)h, STATUS_SUCCESS, 1); return 0;)
+H(req_complete_boost, WdfRequestCompleteWithPriorityBoost((WDFREQUEST)h, STATUS_SUCCESS, 0); return 0;)
+H(req_in_memory, {
+    WDFMEMORY m;
+    return WdfRequestRetrieveInputMemory((WDFREQUEST)h, &m);
+})
+H(req_out_memory, {
+    WDFMEMORY m;
+    return WdfRequestRetrieveOutputMemory((WDFREQUEST)h, &m);
+})
+H(req_in_buffer, {
+    PVOID b;
+    return WdfRequestRetrieveInputBuffer((WDFREQUEST)h, 0, &b, NULL);
+})
+H(req_out_buffer, {
+    PVOID b;
+    return WdfRequestRetrieveOutputBuffer((WDFREQUEST)h, 0, &b, NULL);
+})
+H(req_in_mdl, {
+    PMDL m;
+    return WdfRequestRetrieveInputWdmMdl((WDFREQUEST)h, &m);
+})
+H(req_out_mdl, {
+    PMDL m;
+    return WdfRequestRetrieveOutputWdmMdl((WDFREQUEST)h, &m);
+})
+H(req_mark_cancelable, WdfRequestMarkCancelable((WDFREQUEST)h, q_cancel_cb); return 0;)
+H(req_mark_cancelable_ex, return WdfRequestMarkCancelableEx((WDFREQUEST)h, q_cancel_cb);)
+H(req_unmark_cancelable, return WdfRequestUnmarkCancelable((WDFREQUEST)h);)
+H(req_is_canceled, return WdfRequestIsCanceled((WDFREQUEST)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
+H(req_get_queue, return WdfRequestGetIoQueue((WDFREQUEST)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
+H(req_forward, return WdfRequestForwardToIoQueue((WDFREQUEST)h, l->queue);)
+H(req_requeue, return WdfRequestRequeue((WDFREQUEST)h);)
+H(req_stop_ack, WdfRequestStopAcknowledge((WDFREQUEST)h, FALSE); return 0;)
+H(req_is_reserved, return WdfRequestIsReserved((WDFREQUEST)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
+H(req_requestor_mode, WdfRequestGetRequestorMode((WDFREQUEST)h); return 0;)
+
 #define C(ddi, kind, opt, st, fn) { ddi, kind, opt, st, h_##fn }
 static const struct handle_case handle_cases[] = {
     C("WdfRequestReuse", K_REQUEST, false, true, req_reuse),
@@ -334,6 +431,44 @@ static const struct handle_case handle_cases[] = {
     C("WdfObjectGetTypedContext", K_ANY, false, true, obj_context),
     C("WdfObjectAllocateContext", K_ANY, false, true, obj_allocate_context),
     C("ParentObject", K_ANY, true, true, obj_parent),
+    C("WdfIoQueueGetState", K_QUEUE, false, true, q_state),
+    C("WdfIoQueueStart", K_QUEUE, false, false, q_start),
+    C("WdfIoQueueStop", K_QUEUE, false, false, q_stop),
+    C("WdfIoQueueStopSynchronously", K_QUEUE, false, false, q_stop_sync),
+    C("WdfIoQueueDrain", K_QUEUE, false, false, q_drain),
+    C("WdfIoQueueDrainSynchronously", K_QUEUE, false, false, q_drain_sync),
+    C("WdfIoQueuePurge", K_QUEUE, false, false, q_purge),
+    C("WdfIoQueuePurgeSynchronously", K_QUEUE, false, false, q_purge_sync),
+    C("WdfIoQueueStopAndPurge", K_QUEUE, false, false, q_stop_purge),
+    C("WdfIoQueueStopAndPurgeSynchronously", K_QUEUE, false, false, q_stop_purge_sync),
+    C("WdfIoQueueRetrieveNextRequest", K_QUEUE, false, true, q_retrieve),
+    C("WdfIoQueueReadyNotify", K_QUEUE, false, true, q_ready_notify),
+    C("WdfIoQueueGetDevice", K_QUEUE, false, true, q_device),
+    C("WdfIoQueueAssignForwardProgressPolicy", K_QUEUE, false, true, q_fp_policy),
+    C("WdfDeviceGetIoTarget", K_DEVICE, false, true, dev_get_target),
+    C("WdfDeviceGetDefaultQueue", K_DEVICE, false, true, dev_default_queue),
+    C("WdfDeviceCreateSymbolicLink", K_DEVICE, false, true, dev_symlink),
+    C("WdfDeviceConfigureRequestDispatching", K_DEVICE, false, true, dev_dispatching),
+    C("WdfIoQueueCreate", K_DEVICE, false, true, dev_queue_create),
+    C("WdfRequestComplete", K_REQUEST, false, false, req_complete),
+    C("WdfRequestCompleteWithInformation", K_REQUEST, false, false, req_complete_info),
+    C("WdfRequestCompleteWithPriorityBoost", K_REQUEST, false, false, req_complete_boost),
+    C("WdfRequestRetrieveInputMemory", K_REQUEST, false, true, req_in_memory),
+    C("WdfRequestRetrieveOutputMemory", K_REQUEST, false, true, req_out_memory),
+    C("WdfRequestRetrieveInputBuffer", K_REQUEST, false, true, req_in_buffer),
+    C("WdfRequestRetrieveOutputBuffer", K_REQUEST, false, true, req_out_buffer),
+    C("WdfRequestRetrieveInputWdmMdl", K_REQUEST, false, true, req_in_mdl),
+    C("WdfRequestRetrieveOutputWdmMdl", K_REQUEST, false, true, req_out_mdl),
+    C("WdfRequestMarkCancelable", K_REQUEST, false, false, req_mark_cancelable),
+    C("WdfRequestMarkCancelableEx", K_REQUEST, false, true, req_mark_cancelable_ex),
+    C("WdfRequestUnmarkCancelable", K_REQUEST, false, true, req_unmark_cancelable),
+    C("WdfRequestIsCanceled", K_REQUEST, false, false, req_is_canceled),
+    C("WdfRequestGetIoQueue", K_REQUEST, false, true, req_get_queue),
+    C("WdfRequestForwardToIoQueue", K_REQUEST, false, true, req_forward),
+    C("WdfRequestRequeue", K_REQUEST, false, true, req_requeue),
+    C("WdfRequestStopAcknowledge", K_REQUEST, false, false, req_stop_ack),
+    C("WdfRequestIsReserved", K_REQUEST, false, false, req_is_reserved),
+    C("WdfRequestGetRequestorMode", K_REQUEST, false, false, req_requestor_mode),
 };
 
 enum badness { B_NULL, B_DELETED, B_STALE, B_GARBAGE, B_GARBAGE_HIGH, B_WRONG_TYPE, B_COUNT };
@@ -350,6 +485,7 @@ static WDFOBJECT live_of(struct live *l, enum kind k)
     case K_LOOKASIDE: return l->lookaside;
     case K_DEVICE: return l->e.device;
     case K_DRIVER: return l->e.driver;
+    case K_QUEUE: return l->queue;
     default: return l->object;
     }
 }
@@ -371,6 +507,12 @@ static WDFOBJECT deleted_of(struct live *l, enum kind k)
                          0);
         break;
     case K_ANY: ck_assert_int_eq(WdfObjectCreate(WDF_NO_OBJECT_ATTRIBUTES, &h), 0); break;
+    case K_QUEUE: {
+        WDF_IO_QUEUE_CONFIG qc;
+        WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
+        ck_assert_int_eq(WdfIoQueueCreate(l->e.device, &qc, WDF_NO_OBJECT_ATTRIBUTES, (WDFQUEUE *)&h), 0);
+        break;
+    }
     default: return (WDFOBJECT)((uintptr_t)live_of(l, k) + ((uintptr_t)1 << INDEX_SHIFT));
     }
     WdfObjectDelete(h);
