@@ -328,30 +328,15 @@ H(dev_queue_create, {
 H(req_complete, WdfRequestComplete((WDFREQUEST)h, STATUS_SUCCESS); return 0;)
 H(req_complete_info, WdfRequestCompleteWithInformation((WDFREQUEST)h, STATUS_SUCCESS, 1); return 0;)
 H(req_complete_boost, WdfRequestCompleteWithPriorityBoost((WDFREQUEST)h, STATUS_SUCCESS, 0); return 0;)
-H(req_in_memory, {
-    WDFMEMORY m;
-    return WdfRequestRetrieveInputMemory((WDFREQUEST)h, &m);
-})
-H(req_out_memory, {
-    WDFMEMORY m;
-    return WdfRequestRetrieveOutputMemory((WDFREQUEST)h, &m);
-})
-H(req_in_buffer, {
-    PVOID b;
-    return WdfRequestRetrieveInputBuffer((WDFREQUEST)h, 0, &b, NULL);
-})
-H(req_out_buffer, {
-    PVOID b;
-    return WdfRequestRetrieveOutputBuffer((WDFREQUEST)h, 0, &b, NULL);
-})
-H(req_in_mdl, {
-    PMDL m;
-    return WdfRequestRetrieveInputWdmMdl((WDFREQUEST)h, &m);
-})
-H(req_out_mdl, {
-    PMDL m;
-    return WdfRequestRetrieveOutputWdmMdl((WDFREQUEST)h, &m);
-})
+static WDFMEMORY g_out_mem;
+static PVOID g_out_buf;
+static PMDL g_out_mdl;
+H(req_in_memory, return WdfRequestRetrieveInputMemory((WDFREQUEST)h, &g_out_mem);)
+H(req_out_memory, return WdfRequestRetrieveOutputMemory((WDFREQUEST)h, &g_out_mem);)
+H(req_in_buffer, return WdfRequestRetrieveInputBuffer((WDFREQUEST)h, 0, &g_out_buf, NULL);)
+H(req_out_buffer, return WdfRequestRetrieveOutputBuffer((WDFREQUEST)h, 0, &g_out_buf, NULL);)
+H(req_in_mdl, return WdfRequestRetrieveInputWdmMdl((WDFREQUEST)h, &g_out_mdl);)
+H(req_out_mdl, return WdfRequestRetrieveOutputWdmMdl((WDFREQUEST)h, &g_out_mdl);)
 H(req_mark_cancelable, WdfRequestMarkCancelable((WDFREQUEST)h, q_cancel_cb); return 0;)
 H(req_mark_cancelable_ex, return WdfRequestMarkCancelableEx((WDFREQUEST)h, q_cancel_cb);)
 H(req_unmark_cancelable, return WdfRequestUnmarkCancelable((WDFREQUEST)h);)
