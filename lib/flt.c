@@ -173,6 +173,20 @@ static struct flt_file *flt_file_from_object(PFILE_OBJECT fo)
     return file->hdr.magic == FLT_MAGIC_FILE ? file : NULL;
 }
 
+/* A filter, volume or instance pointer that is not one (another kind,
+ * freed and cleared, or readable garbage) is a bug check, as a bad WDF
+ * handle is; the DDI then returns its documented failure. */
+static bool flt_is(const void *obj, uint32_t magic, const char *ddi)
+{
+    if (((const struct flt_hdr *)obj)->magic == magic)
+        return true;
+    uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)obj, magic, 0, "%s: %p is not a %s", ddi, obj,
+                  magic == FLT_MAGIC_FILTER ? "filter from FltRegisterFilter"
+                  : magic == FLT_MAGIC_VOLUME ? "volume from FltGetVolumeFromName"
+                                              : "instance from FltAttachVolume");
+    return false;
+}
+
 static struct flt_data *flt_data_from(PFLT_CALLBACK_DATA d, const char *ddi)
 {
     if (!d) {
@@ -273,7 +287,7 @@ NTSTATUS FltRegisterFilter(PDRIVER_OBJECT Driver, const FLT_REGISTRATION *Regist
 NTSTATUS FltStartFiltering(PFLT_FILTER Filter)
 {
     UWDF_REQUIRE_PARAM(Filter, "FltStartFiltering", STATUS_INVALID_PARAMETER);
-    if (Filter->hdr.magic != FLT_MAGIC_FILTER || Filter->unregistering)
+    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltStartFiltering") || Filter->unregistering)
         return STATUS_INVALID_PARAMETER;
     Filter->started = true;
     return STATUS_SUCCESS;
@@ -302,7 +316,7 @@ static void flt_file_close(struct flt_file *file)
 VOID FltUnregisterFilter(PFLT_FILTER Filter)
 {
     UWDF_REQUIRE_PARAM(Filter, "FltUnregisterFilter", );
-    if (Filter->hdr.magic != FLT_MAGIC_FILTER || !uwdf_irql_check_passive("FltUnregisterFilter"))
+    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltUnregisterFilter") || !uwdf_irql_check_passive("FltUnregisterFilter"))
         return;
     pthread_mutex_lock(&flt_lock);
     if (Filter->unregistering) {
@@ -344,7 +358,7 @@ NTSTATUS FltGetVolumeFromName(PFLT_FILTER Filter, PCUNICODE_STRING VolumeName, P
     UWDF_REQUIRE_PARAM(VolumeName, "FltGetVolumeFromName", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(RetVolume, "FltGetVolumeFromName", STATUS_INVALID_PARAMETER);
     *RetVolume = NULL;
-    if (Filter->hdr.magic != FLT_MAGIC_FILTER || !VolumeName->Buffer || VolumeName->Length == 0)
+    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltGetVolumeFromName") || !VolumeName->Buffer || VolumeName->Length == 0)
         return STATUS_INVALID_PARAMETER;
     if (Filter->unregistering)
         return STATUS_FLT_DELETING_OBJECT;
@@ -388,7 +402,7 @@ NTSTATUS FltAttachVolume(PFLT_FILTER Filter, PFLT_VOLUME Volume, PCUNICODE_STRIN
     UWDF_REQUIRE_PARAM(Volume, "FltAttachVolume", STATUS_INVALID_PARAMETER);
     if (RetInstance)
         *RetInstance = NULL;
-    if (Filter->hdr.magic != FLT_MAGIC_FILTER || Volume->hdr.magic != FLT_MAGIC_VOLUME)
+    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltAttachVolume") || !flt_is(Volume, FLT_MAGIC_VOLUME, "FltAttachVolume"))
         return STATUS_INVALID_PARAMETER;
     if (Filter->unregistering)
         return STATUS_FLT_DELETING_OBJECT;
@@ -435,7 +449,7 @@ NTSTATUS FltDetachVolume(PFLT_FILTER Filter, PFLT_VOLUME Volume, PCUNICODE_STRIN
     (void)InstanceName;
     UWDF_REQUIRE_PARAM(Filter, "FltDetachVolume", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(Volume, "FltDetachVolume", STATUS_INVALID_PARAMETER);
-    if (Filter->hdr.magic != FLT_MAGIC_FILTER || Volume->hdr.magic != FLT_MAGIC_VOLUME)
+    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltDetachVolume") || !flt_is(Volume, FLT_MAGIC_VOLUME, "FltDetachVolume"))
         return STATUS_INVALID_PARAMETER;
     struct _FLT_INSTANCE *found = NULL;
     pthread_mutex_lock(&flt_lock);
@@ -561,7 +575,8 @@ NTSTATUS FltCreateFileEx(PFLT_FILTER Filter, PFLT_INSTANCE Instance, PHANDLE Fil
         status = STATUS_INVALID_DEVICE_REQUEST;
         goto out;
     }
-    if (Filter->hdr.magic != FLT_MAGIC_FILTER || !Instance || Instance->hdr.magic != FLT_MAGIC_INSTANCE ||
+    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltCreateFileEx") || !Instance ||
+        !flt_is(Instance, FLT_MAGIC_INSTANCE, "FltCreateFileEx") ||
         Instance->filter != Filter || !ObjectAttributes->ObjectName || !ObjectAttributes->ObjectName->Buffer ||
         ObjectAttributes->ObjectName->Length == 0) {
         status = STATUS_INVALID_PARAMETER;
@@ -717,7 +732,8 @@ NTSTATUS FltAllocateCallbackDataEx(PFLT_INSTANCE Instance, PFILE_OBJECT FileObje
     UWDF_REQUIRE_PARAM(Instance, "FltAllocateCallbackDataEx", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(RetNewCallbackData, "FltAllocateCallbackDataEx", STATUS_INVALID_PARAMETER);
     *RetNewCallbackData = NULL;
-    if (Instance->hdr.magic != FLT_MAGIC_INSTANCE || (Flags & ~(ULONG)FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY))
+    if (!flt_is(Instance, FLT_MAGIC_INSTANCE, "FltAllocateCallbackDataEx") ||
+        (Flags & ~(ULONG)FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY))
         return STATUS_INVALID_PARAMETER;
     if (Instance->filter->unregistering || !Instance->attached)
         return STATUS_FLT_DELETING_OBJECT;
@@ -766,7 +782,8 @@ static bool flt_data_check_idle(struct flt_data *d, const char *ddi)
     if (atomic_load(&d->state) != FLT_DATA_IN_FLIGHT)
         return true;
     uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)&d->data, 0, 0,
-                  "%s: callback data %p has asynchronous I/O that has not called back yet", ddi,
+                  "%s: callback data %p has asynchronous I/O that has not called back yet "
+                  "(rule FltCallbackDataReuse)", ddi,
                   (void *)&d->data);
     return false;
 }
@@ -918,7 +935,8 @@ VOID FltPerformSynchronousIo(PFLT_CALLBACK_DATA CallbackData)
     if (KeGetCurrentIrql() > PASSIVE_LEVEL || (t->engine && uwdf_engine_on_own_thread(t->engine))) {
         if (uwdf_verifier)
             uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, KeGetCurrentIrql(), PASSIVE_LEVEL, 0,
-                          "FltPerformSynchronousIo on the completion thread of its own file would deadlock");
+                          "FltPerformSynchronousIo on the completion thread of its own file would deadlock "
+                          "(rule KmdfIrql)");
         status = STATUS_INVALID_DEVICE_REQUEST;
         goto fail;
     }

@@ -56,6 +56,12 @@ static inline void uwdf_irql_restore(KIRQL old)
 /* PASSIVE-only DDIs: above PASSIVE a synchronous wait would deadlock the
  * completion thread, so the DDI fails instead (and the verifier bug-checks). */
 bool uwdf_irql_check_passive(const char *ddi);
+/* Verifier rules checked at the DDI sites (lib/runtime.c); each names the
+ * rule and the DDI in its report. */
+struct uwdf_request;
+void uwdf_verifier_send_failed(struct uwdf_request *req);
+void uwdf_verifier_check_send_failed(struct uwdf_request *req, const char *ddi);
+void uwdf_verifier_sync_timeout(const WDF_REQUEST_SEND_OPTIONS *options, const char *ddi);
 
 /* ---- status and time ---- */
 NTSTATUS uwdf_status_from_errno(int err);
@@ -146,6 +152,8 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
 void uwdf_object_reference(struct uwdf_object *obj);
 void uwdf_object_release(struct uwdf_object *obj);
 void uwdf_object_delete(struct uwdf_object *obj);
+/* Undo a create that failed after uwdf_object_create: no driver callbacks. */
+void uwdf_object_delete_failed_create(struct uwdf_object *obj);
 /* Handle -> object with type and liveness check; bug-checks and returns
  * NULL on a NULL, stale, garbage or wrong-type handle. type 0 = any. */
 struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi);
@@ -297,6 +305,7 @@ enum uwdf_irp_owner {
 #define UWDF_REQ_USE_FILE_POS    0x0100u
 #define UWDF_REQ_COMPLETED       0x0200u /* completed to its owner; not yet reused */
 #define UWDF_REQ_FORGET          0x0400u /* queue request sent SEND_AND_FORGET */
+#define UWDF_REQ_SEND_FAILED     0x0800u /* verifier: WdfRequestSend failed, not yet handled */
 
 /* Where a request received from a queue is (request->qstate). */
 enum uwdf_queue_state {

@@ -726,7 +726,7 @@ static bool request_in_flight_check(struct uwdf_request *req, const char *ddi)
     if (uwdf_verifier)
         uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
                       (ULONG_PTR)req->obj.handle, 0,
-                      "%s: request %p is already sent to an I/O target", ddi, (void *)req->obj.handle);
+                      "%s: request %p is already sent to an I/O target (REQUEST_ALREADY_SENT)", ddi, (void *)req->obj.handle);
     return false;
 }
 
@@ -1305,12 +1305,6 @@ static bool target_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req,
 {
     struct uwdf_sync_wait wait;
     atomic_init(&wait.done, 0);
-    if (uwdf_verifier && !(options && (options->Flags & WDF_REQUEST_SEND_OPTION_TIMEOUT) &&
-                           options->Timeout != 0)) {
-        static atomic_bool warned;
-        if (!atomic_exchange(&warned, true))
-            uwdf_log("verifier: synchronous send without a timeout (rules SyncReqSend, SyncReqSend2)");
-    }
     req->waiter = &wait;
     atomic_fetch_or(&req->flags, UWDF_REQ_SYNC | (call_routine ? UWDF_REQ_CALL_ROUTINE : 0));
     *status = uwdf_iotarget_submit(t, req, options);
@@ -1331,6 +1325,7 @@ BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND
     NTSTATUS status;
     if (!req)
         return FALSE;
+    uwdf_verifier_check_send_failed(req, "WdfRequestSend");
     if (!t) {
         status = STATUS_INVALID_HANDLE;
         goto fail;
@@ -1359,6 +1354,7 @@ BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND
             status = STATUS_INVALID_DEVICE_REQUEST;
             goto fail;
         }
+        uwdf_verifier_sync_timeout(Options, "WdfRequestSend(SYNCHRONOUS)");
         /* TRUE when it was sent; the outcome is WdfRequestGetStatus's. */
         if (target_send_sync(t, req, Options, true, &status))
             return TRUE;
@@ -1372,6 +1368,7 @@ fail:
         req->irp->IoStatus.Status = status;
         req->irp->IoStatus.Information = 0;
     }
+    uwdf_verifier_send_failed(req);
     return FALSE;
 }
 
@@ -1447,6 +1444,7 @@ static NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR
     if (NT_SUCCESS(status)) {
         format_commit(t, req, major, major == IRP_MJ_READ ? NULL : &in,
                       major == IRP_MJ_WRITE ? NULL : &out, DeviceOffset, ioctl);
+        uwdf_verifier_sync_timeout(options, ddi);
         target_send_sync(t, req, options, false, &status);
         if (bytes)
             *bytes = req->irp->IoStatus.Information;

@@ -114,8 +114,9 @@ struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const ch
     struct uwdf_object *obj = slot ? atomic_load_explicit(&slot->obj, memory_order_acquire) : NULL;
     if (UWDF_UNLIKELY(!obj || atomic_load(&slot->gen) != gen || (v >> 63) != 0)) {
         uwdf_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)handle, type, 0,
-                      "%s: %p is not a live %s handle (deleted, stale or garbage)", ddi,
-                      (void *)handle, uwdf_object_type_name(type));
+                      "%s: %p is not a live %s handle (deleted, stale or garbage)%s", ddi,
+                      (void *)handle, uwdf_object_type_name(type),
+                      type == UWDF_OBJ_REQUEST ? " (rule InvalidReqAccess)" : "");
         return NULL;
     }
     if (UWDF_UNLIKELY(type != 0 && obj->type != type)) {
@@ -372,6 +373,15 @@ void uwdf_object_delete(struct uwdf_object *obj)
     atomic_store(&obj->state, UWDF_OBJECT_DELETED);
     pthread_mutex_unlock(&tree_lock);
     uwdf_object_release(obj);
+}
+
+void uwdf_object_delete_failed_create(struct uwdf_object *obj)
+{
+    /* The driver never saw the handle, so its callbacks must not run for
+     * it (WDF's DeleteFromFailedCreate clears them the same way). */
+    for (struct uwdf_context *ctx = obj->contexts; ctx; ctx = ctx->next)
+        ctx->cleanup = ctx->destroy = NULL;
+    uwdf_object_delete(obj);
 }
 
 /* ---- DDIs ---- */

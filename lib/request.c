@@ -135,6 +135,7 @@ void uwdf_request_release_format(struct uwdf_request *req)
         req->fmt_offset[i] = req->fmt_length[i] = 0;
     }
     req->formatted = false;
+    atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
     req->fmt_type = WdfRequestTypeNoFormat;
     req->fmt_target = NULL;
     req->fmt_seq++;
@@ -160,7 +161,7 @@ NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET 
         return status;
     status = uwdf_request_ensure_irp(req, stack);
     if (!NT_SUCCESS(status)) {
-        uwdf_object_delete(&req->obj);
+        uwdf_object_delete_failed_create(&req->obj);
         return status;
     }
     *Request = (WDFREQUEST)req->obj.handle;
@@ -204,7 +205,8 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
         if (uwdf_verifier)
             uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
                           (ULONG_PTR)Request, 0,
-                          "WdfRequestReuse: request %p is still sent to a target", (void *)Request);
+                          "WdfRequestReuse: request %p is still sent to a target (REQUEST_ALREADY_SENT)",
+                          (void *)Request);
         return STATUS_INVALID_DEVICE_REQUEST;
     }
 

@@ -208,6 +208,49 @@ bool uwdf_irql_check_passive(const char *ddi)
     return false;
 }
 
+/* ReqSendFail: a request whose WdfRequestSend returned FALSE must be
+ * reused, re-formatted or deleted (or, for a queue request, completed)
+ * before it is sent again. The mark is cleared with the format
+ * (uwdf_request_release_format) and by a successful send. */
+void uwdf_verifier_send_failed(struct uwdf_request *req)
+{
+    /* A refused send of a request still in flight is not the request's
+     * failure: its own completion is still coming. */
+    if (uwdf_verifier && !(atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)))
+        atomic_fetch_or(&req->flags, UWDF_REQ_SEND_FAILED);
+}
+
+void uwdf_verifier_check_send_failed(struct uwdf_request *req, const char *ddi)
+{
+    if (UWDF_LIKELY(!uwdf_verifier) || !(atomic_load(&req->flags) & UWDF_REQ_SEND_FAILED))
+        return;
+    atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
+    uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)req->obj.handle, 0,
+                  "%s: request %p is sent again after WdfRequestSend failed, without being "
+                  "reused, re-formatted or deleted (rule ReqSendFail)", ddi, (void *)req->obj.handle);
+}
+
+/* SyncReqSend, SyncReqSend2: a warning, since WDF allows it. Once per DDI
+ * name (the first few distinct ones), so a loop does not flood the log. */
+void uwdf_verifier_sync_timeout(const WDF_REQUEST_SEND_OPTIONS *options, const char *ddi)
+{
+    static const char *warned[8];
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    if (UWDF_LIKELY(!uwdf_verifier) ||
+        (options && (options->Flags & WDF_REQUEST_SEND_OPTION_TIMEOUT) && options->Timeout != 0))
+        return;
+    pthread_mutex_lock(&lock);
+    size_t i = 0;
+    while (i < RTL_NUMBER_OF(warned) && warned[i] && strcmp(warned[i], ddi) != 0)
+        i++;
+    bool first = i < RTL_NUMBER_OF(warned) && !warned[i];
+    if (first)
+        warned[i] = ddi;
+    pthread_mutex_unlock(&lock);
+    if (first)
+        uwdf_log("verifier: %s: synchronous send without a timeout (rules SyncReqSend, SyncReqSend2)", ddi);
+}
+
 __attribute__((constructor)) static void runtime_constructor(void)
 {
     uwdf_runtime_init();

@@ -532,3 +532,37 @@ bool tu_running_on_valgrind(void)
 {
     return RUNNING_ON_VALGRIND != 0;
 }
+
+/* ---- Filter Manager ---- */
+
+void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f)
+{
+    static const FLT_REGISTRATION reg = {
+        .Size = sizeof(FLT_REGISTRATION),
+        .Version = FLT_REGISTRATION_VERSION,
+    };
+    WCHAR wbuf[4096];
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    IO_STATUS_BLOCK iosb;
+    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(e->driver), &reg, &f->filter), STATUS_SUCCESS);
+    ck_assert_int_eq(FltStartFiltering(f->filter), STATUS_SUCCESS);
+    tu_unicode(&us, wbuf, 4096, e->dir);
+    ck_assert_int_eq(FltGetVolumeFromName(f->filter, &us, &f->volume), STATUS_SUCCESS);
+    ck_assert_int_eq(FltAttachVolume(f->filter, f->volume, NULL, &f->instance), STATUS_SUCCESS);
+    tu_unicode(&us, wbuf, 4096, path);
+    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
+    ck_assert_int_eq(FltCreateFileEx(f->filter, f->instance, &f->fh, &f->fo, GENERIC_READ | GENERIC_WRITE, &oa, &iosb,
+                                     NULL, FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN,
+                                     FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, NULL, 0, 0),
+                     STATUS_SUCCESS);
+}
+
+void tu_flt_close(struct tu_flt *f)
+{
+    ck_assert_int_eq(FltClose(f->fh), STATUS_SUCCESS);
+    ObDereferenceObject(f->fo);
+    FltObjectDereference(f->instance);
+    FltObjectDereference(f->volume);
+    FltUnregisterFilter(f->filter);
+}

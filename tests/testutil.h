@@ -3,6 +3,7 @@
 #define UWDF_TESTUTIL_H
 
 #include <check.h>
+#include <fltkernel.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <uwdf.h>
@@ -149,6 +150,19 @@ EVT_WDF_REQUEST_COMPLETION_ROUTINE tu_on_complete;
 bool tu_completion_wait(struct tu_completion *c, int ms);
 /* A plain-int view of the call count, so failed assertions print readably. */
 int tu_ncalls(struct tu_completion *c);
+
+/* ---- Filter Manager: a started filter attached to the volume at e->dir,
+ * and the file at path (inside it) opened read/write, unbuffered. ---- */
+struct tu_flt {
+    PFLT_FILTER filter;
+    PFLT_VOLUME volume;
+    PFLT_INSTANCE instance;
+    HANDLE fh;
+    PFILE_OBJECT fo;
+};
+void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f);
+/* Closes the file and detaches and unregisters the filter. */
+void tu_flt_close(struct tu_flt *f);
 
 /* Runs s inside one directory per run, made under UWDF_TEST_DIR (or
  * /var/tmp) as uwdf-<name>-XXXXXX and removed at the end with any loop

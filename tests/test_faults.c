@@ -1,0 +1,762 @@
+/* Allocation-failure sweeps. Each workload below is first run clean to count
+ * the framework allocations it makes (UwdfFaultAllocationCount), then rerun
+ * with allocation 1, 2, ..., N failed in turn. Every run must end with a
+ * documented status (STATUS_INSUFFICIENT_RESOURCES for an allocation that
+ * failed), leak nothing (valgrind / LeakSanitizer check that) and leave the
+ * objects usable: after each failed run the workload runs again without
+ * injection and must succeed with the data intact. I/O workloads run once
+ * per engine against a real file; the target life cycle also runs on a loop
+ * device (root; without it that test is skipped and the program exits 77).
+ *
+ * Each sweep prints "faults: <workload> <engine> allocations=N failed=F"
+ * (F = distinct allocation sites failed, N = allocations in a clean run), so
+ * `grep '^faults:' tests/test_faults.log` gives the figures. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BLK 4096
+#define FILE_BLOCKS 16
+#define FILE_SIZE (FILE_BLOCKS * BLK)
+#define FILE_SEED 31u
+#define LOOP_FILE_SIZE (1u << 20)
+#define WAIT_MS 10000
+#define MAX_ALLOCS 256 /* a clean run making more than this is itself a finding */
+#define TEST_TIMEOUT_SEC 120
+#define EXIT_SKIP 77
+#define CYCLES 3       /* reuse cycles per async run */
+
+struct fx {
+    struct tu_env e;
+    int backend;
+    char *path;
+    WDFIOTARGET target; /* opened once, outside the sweep; must stay usable */
+    unsigned round;     /* varies the data from run to run */
+    struct tu_flt flt;
+    WDFIOTARGET qtarget; /* opened on the queue device (S_QUEUE) */
+};
+
+typedef NTSTATUS workload_fn(struct fx *fx);
+
+struct workload {
+    const char *name;
+    workload_fn *run;
+    /* What a run may end with when an allocation failed, besides
+     * STATUS_INSUFFICIENT_RESOURCES (0-terminated). */
+    NTSTATUS also[4];
+    /* A failed allocation may be absorbed (forward progress): success is
+     * then a correct outcome, and is counted. */
+    bool may_absorb;
+};
+
+static void *xaligned(size_t n)
+{
+    void *p = NULL;
+    ck_assert_int_eq(posix_memalign(&p, BLK, n), 0);
+    return p;
+}
+
+static bool documented(const struct workload *w, NTSTATUS s)
+{
+    if (s == STATUS_INSUFFICIENT_RESOURCES)
+        return true;
+    for (int i = 0; i < 4 && w->also[i]; i++)
+        if (s == w->also[i])
+            return true;
+    return false;
+}
+
+/* Counts, then fails allocation 1..N in turn; returns the sites failed. */
+static unsigned sweep(struct fx *fx, const struct workload *w)
+{
+    fx->round++;
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    NTSTATUS s = w->run(fx);
+    ULONGLONG n = UwdfFaultAllocationCount();
+    ck_assert_msg(s == STATUS_SUCCESS, "%s: clean run 0x%08x", w->name, (unsigned)s);
+    ck_assert_msg(n > 0 && n <= MAX_ALLOCS, "%s: %llu allocations", w->name, (unsigned long long)n);
+    unsigned failed = 0, absorbed = 0;
+    for (ULONG i = 1; i <= n; i++) {
+        fx->round++;
+        UwdfFaultInjectAllocations(UwdfFaultAllocNth, i);
+        s = w->run(fx);
+        ULONGLONG failures = UwdfFaultAllocationFailures();
+        UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+        ck_assert_int_le(failures, 1);
+        if (failures == 0) {
+            /* Fewer allocations this time (a cache was warm): nothing failed. */
+            ck_assert_msg(s == STATUS_SUCCESS, "%s: allocation %u not reached, 0x%08x", w->name, i,
+                          (unsigned)s);
+        } else if (s == STATUS_SUCCESS && w->may_absorb) {
+            failed++;
+            absorbed++;
+        } else {
+            failed++;
+            ck_assert_msg(documented(w, s), "%s: allocation %u failed -> 0x%08x (%s)", w->name, i,
+                          (unsigned)s, UwdfNtStatusName(s) ? UwdfNtStatusName(s) : "?");
+        }
+        ck_assert_msg(tu_last_bugcheck.count == 0, "%s: allocation %u: bug check %s", w->name, i,
+                      tu_last_bugcheck.reason);
+        /* Still usable: the same workload, clean, succeeds and checks data. */
+        fx->round++;
+        s = w->run(fx);
+        ck_assert_msg(s == STATUS_SUCCESS, "%s: clean run after failing allocation %u: 0x%08x", w->name, i,
+                      (unsigned)s);
+    }
+    /* Every allocation failing at once: failure paths that allocate again
+     * while cleaning up must still end cleanly. */
+    fx->round++;
+    UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
+    s = w->run(fx);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    ck_assert_msg(documented(w, s) || (w->may_absorb && s == STATUS_SUCCESS),
+                  "%s: every allocation failing -> 0x%08x", w->name, (unsigned)s);
+    fx->round++;
+    ck_assert_int_eq(w->run(fx), STATUS_SUCCESS);
+    printf("faults: %s %s allocations=%llu failed=%u absorbed=%u\n", w->name,
+           fx->backend >= 0 ? tu_backend_names[fx->backend] : "-", (unsigned long long)n, failed, absorbed);
+    fflush(stdout);
+    ck_assert_uint_gt(failed, 0);
+    return failed;
+}
+
+static void fx_init(struct fx *fx, int backend)
+{
+    memset(fx, 0, sizeof(*fx));
+    fx->backend = backend;
+    if (backend >= 0)
+        ck_assert(tu_use_backend(backend));
+    tu_env_init(&fx->e);
+    fx->path = tu_env_file(&fx->e, "data", FILE_SIZE, FILE_SEED);
+    ck_assert_int_eq(tu_target_open(fx->e.device, fx->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
+                                    FILE_NO_INTERMEDIATE_BUFFERING, &fx->target),
+                     STATUS_SUCCESS);
+}
+
+static void fx_fini(struct fx *fx)
+{
+    free(fx->path);
+    tu_env_fini(&fx->e);
+}
+
+static LONGLONG block_of(struct fx *fx)
+{
+    return (LONGLONG)(fx->round % FILE_BLOCKS) * BLK;
+}
+
+/* ---- async send with reuse ---- */
+
+static NTSTATUS async_once(WDFIOTARGET t, WDFREQUEST r, WDFMEMORY m, bool write, LONGLONG off)
+{
+    struct tu_completion c;
+    WDF_REQUEST_SEND_OPTIONS o;
+    NTSTATUS s = write ? WdfIoTargetFormatRequestForWrite(t, r, m, NULL, &off)
+                       : WdfIoTargetFormatRequestForRead(t, r, m, NULL, &off);
+    if (!NT_SUCCESS(s))
+        return s;
+    tu_completion_init(&c);
+    WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
+    /* A timeout, so the timer path (framework timer on libaio, linked
+     * timeout on io_uring) is in the sweep too. */
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(30));
+    if (!WdfRequestSend(r, t, &o)) {
+        s = WdfRequestGetStatus(r);
+        ck_assert_int_eq(tu_ncalls(&c), 0);
+    } else {
+        ck_assert(tu_completion_wait(&c, WAIT_MS));
+        ck_assert_int_eq(tu_ncalls(&c), 1);
+        s = c.status;
+        if (NT_SUCCESS(s))
+            ck_assert_uint_eq(c.information, BLK);
+    }
+    tu_completion_fini(&c);
+    return s;
+}
+
+static NTSTATUS wl_async_reuse(struct fx *fx)
+{
+    WDFMEMORY m = NULL;
+    WDFREQUEST r = NULL;
+    void *buf;
+    WDF_REQUEST_REUSE_PARAMS rp;
+    NTSTATUS s = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, BLK, &m, &buf);
+    if (NT_SUCCESS(s))
+        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->target, &r);
+    for (unsigned c = 0; c < CYCLES && NT_SUCCESS(s); c++) {
+        LONGLONG off = block_of(fx);
+        unsigned seed = fx->round * 16 + c + 1;
+        tu_fill_pattern(buf, BLK, seed, (uint64_t)off);
+        s = async_once(fx->target, r, m, true, off);
+        WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+        ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+        if (!NT_SUCCESS(s))
+            break;
+        memset(buf, 0, BLK);
+        s = async_once(fx->target, r, m, false, off);
+        ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+        if (NT_SUCCESS(s))
+            ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off));
+    }
+    if (r)
+        WdfObjectDelete(r);
+    if (m)
+        WdfObjectDelete(m);
+    return s;
+}
+
+/* ---- synchronous sends ---- */
+
+static NTSTATUS sync_write_read(struct fx *fx, WDFREQUEST r)
+{
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_REQUEST_SEND_OPTIONS o;
+    ULONG_PTR bytes = 7;
+    LONGLONG off = block_of(fx);
+    unsigned char *buf = xaligned(BLK);
+    unsigned seed = fx->round + 100;
+    tu_fill_pattern(buf, BLK, seed, (uint64_t)off);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(30));
+    NTSTATUS s = WdfIoTargetSendWriteSynchronously(fx->target, r, &d, &off, &o, &bytes);
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(bytes, BLK);
+        memset(buf, 0, BLK);
+        s = WdfIoTargetSendReadSynchronously(fx->target, r, &d, &off, &o, &bytes);
+    }
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(bytes, BLK);
+        ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off));
+    } else {
+        ck_assert_uint_eq(bytes, 0);
+    }
+    free(buf);
+    return s;
+}
+
+static NTSTATUS wl_sync_no_request(struct fx *fx)
+{
+    return sync_write_read(fx, WDF_NO_HANDLE);
+}
+
+static NTSTATUS wl_sync_caller_request(struct fx *fx)
+{
+    WDFREQUEST r;
+    NTSTATUS s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->target, &r);
+    if (!NT_SUCCESS(s))
+        return s;
+    s = sync_write_read(fx, r);
+    WdfObjectDelete(r);
+    return s;
+}
+
+/* ---- request create / delete ---- */
+
+typedef struct {
+    unsigned magic;
+} FAULT_CTX;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(FAULT_CTX, req_ctx_get);
+
+static atomic_int g_cleanups;
+static void on_cleanup(WDFOBJECT o)
+{
+    (void)o;
+    atomic_fetch_add(&g_cleanups, 1);
+}
+
+static NTSTATUS wl_request_create_delete(struct fx *fx)
+{
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFREQUEST r1 = NULL, r2 = NULL;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX);
+    a.EvtCleanupCallback = on_cleanup;
+    atomic_store(&g_cleanups, 0);
+    NTSTATUS s = WdfRequestCreate(&a, fx->target, &r1);
+    if (NT_SUCCESS(s)) {
+        req_ctx_get(r1)->magic = fx->round;
+        PIRP irp = IoAllocateIrp(2, FALSE);
+        if (!irp) {
+            s = STATUS_INSUFFICIENT_RESOURCES;
+        } else {
+            s = WdfRequestCreateFromIrp(&a, irp, TRUE, &r2);
+            if (!NT_SUCCESS(s))
+                IoFreeIrp(irp); /* not taken on failure */
+        }
+    }
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(req_ctx_get(r1)->magic, fx->round);
+        ck_assert_uint_eq(req_ctx_get(r2)->magic, 0);
+        ck_assert_ptr_nonnull(WdfRequestWdmGetIrp(r1));
+    }
+    int created = (r1 != NULL) + (r2 != NULL);
+    if (r2)
+        WdfObjectDelete(r2);
+    if (r1)
+        WdfObjectDelete(r1);
+    ck_assert_int_eq(atomic_load(&g_cleanups), created);
+    return s;
+}
+
+/* ---- target create / open / close ---- */
+
+static NTSTATUS target_cycle(struct fx *fx, const char *path, bool block)
+{
+    WDFIOTARGET t = NULL;
+    NTSTATUS s = tu_target_open(fx->e.device, path, GENERIC_READ, FILE_OPEN,
+                                FILE_NO_INTERMEDIATE_BUFFERING, &t);
+    if (NT_SUCCESS(s)) {
+        ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
+        unsigned char *buf = xaligned(BLK);
+        WDF_MEMORY_DESCRIPTOR d;
+        LONGLONG off = BLK;
+        ULONG_PTR bytes = 0;
+        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
+        s = WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes);
+        if (NT_SUCCESS(s) && !block)
+            ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
+        if (NT_SUCCESS(s) && block)
+            ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED + 1, BLK));
+        free(buf);
+        WdfIoTargetClose(t);
+        ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
+    } else if (t) {
+        ck_assert_int_ne(WdfIoTargetGetState(t), WdfIoTargetStarted);
+    }
+    if (t)
+        WdfObjectDelete(t);
+    return s;
+}
+
+static NTSTATUS wl_target_file(struct fx *fx)
+{
+    return target_cycle(fx, fx->path, false);
+}
+
+static const char *g_loop_dev;
+static NTSTATUS wl_target_loop(struct fx *fx)
+{
+    return target_cycle(fx, g_loop_dev, true);
+}
+
+/* ---- memory create ---- */
+
+static NTSTATUS wl_memory_create(struct fx *fx)
+{
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFMEMORY m1 = NULL, m2 = NULL, m3 = NULL;
+    WDFLOOKASIDE la = NULL;
+    void *buf = NULL;
+    unsigned char pre[64];
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX);
+    a.EvtCleanupCallback = on_cleanup;
+    atomic_store(&g_cleanups, 0);
+    NTSTATUS s = WdfMemoryCreate(&a, NonPagedPoolNx, 'tsfu', 3 * BLK, &m1, &buf);
+    if (NT_SUCCESS(s))
+        s = WdfMemoryCreatePreallocated(&a, pre, sizeof(pre), &m2);
+    if (NT_SUCCESS(s))
+        s = WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, BLK, NonPagedPoolNx, &a, 0, &la);
+    if (NT_SUCCESS(s))
+        s = WdfMemoryCreateFromLookaside(la, &m3);
+    if (NT_SUCCESS(s)) {
+        size_t n = 0;
+        memset(buf, (int)(fx->round & 0xff), 3 * BLK);
+        ck_assert_ptr_eq(WdfMemoryGetBuffer(m1, &n), buf);
+        ck_assert_uint_eq(n, 3 * BLK);
+        ck_assert_int_eq(WdfMemoryCopyToBuffer(m1, BLK, pre, sizeof(pre)), STATUS_SUCCESS);
+        ck_assert_uint_eq(pre[63], fx->round & 0xff);
+        ck_assert_int_eq(WdfMemoryCopyFromBuffer(m3, 0, pre, sizeof(pre)), STATUS_SUCCESS);
+        ck_assert_ptr_nonnull(WdfMemoryGetBuffer(m3, &n));
+        ck_assert_uint_eq(n, BLK);
+    }
+    int created = (m1 != NULL) + (m2 != NULL) + (m3 != NULL);
+    if (m3)
+        WdfObjectDelete(m3);
+    if (la)
+        WdfObjectDelete(la);
+    if (m2)
+        WdfObjectDelete(m2);
+    if (m1)
+        WdfObjectDelete(m1);
+    /* A failed create runs no callback of the object it did not make. */
+    ck_assert_int_eq(atomic_load(&g_cleanups), created);
+    return s;
+}
+
+/* ---- Flt perform ---- */
+
+static void flt_set_rw(PFLT_CALLBACK_DATA d, UCHAR major, void *buf, LONGLONG off)
+{
+    d->Iopb->MajorFunction = major;
+    d->Iopb->IrpFlags = major == IRP_MJ_WRITE ? IRP_WRITE_OPERATION : IRP_READ_OPERATION;
+    d->Iopb->Parameters.Read.Length = BLK;
+    d->Iopb->Parameters.Read.ByteOffset.QuadPart = off;
+    d->Iopb->Parameters.Read.ReadBuffer = buf;
+    d->Iopb->Parameters.Read.MdlAddress = NULL;
+}
+
+struct flt_wait {
+    KEVENT done;
+    atomic_int calls;
+    NTSTATUS status;
+};
+
+static void flt_cb(PFLT_CALLBACK_DATA d, PFLT_CONTEXT ctx)
+{
+    struct flt_wait *w = ctx;
+    w->status = d->IoStatus.Status;
+    atomic_fetch_add(&w->calls, 1);
+    KeSetEvent(&w->done, 0, FALSE);
+}
+
+static NTSTATUS wl_flt_perform(struct fx *fx)
+{
+    PFLT_CALLBACK_DATA d = NULL;
+    struct flt_wait w;
+    LONGLONG off = block_of(fx);
+    unsigned seed = fx->round + 200;
+    unsigned char *buf = xaligned(BLK);
+    NTSTATUS s = FltAllocateCallbackData(fx->flt.instance, fx->flt.fo, &d);
+    if (!NT_SUCCESS(s)) {
+        ck_assert_ptr_null(d);
+        free(buf);
+        return s;
+    }
+    tu_fill_pattern(buf, BLK, seed, (uint64_t)off);
+    flt_set_rw(d, IRP_MJ_WRITE, buf, off);
+    FltPerformSynchronousIo(d);
+    s = d->IoStatus.Status;
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(d->IoStatus.Information, BLK);
+        FltReuseCallbackData(d);
+        memset(buf, 0, BLK);
+        flt_set_rw(d, IRP_MJ_READ, buf, off);
+        KeInitializeEvent(&w.done, NotificationEvent, FALSE);
+        atomic_init(&w.calls, 0);
+        NTSTATUS r = FltPerformAsynchronousIo(d, flt_cb, &w);
+        ck_assert(r == STATUS_PENDING || r == STATUS_SUCCESS);
+        LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
+        ck_assert_int_eq(KeWaitForSingleObject(&w.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+        /* The callback has signalled; let it return before the data is freed. */
+        tu_sleep_ms(1);
+        ck_assert_int_eq(atomic_load(&w.calls), 1);
+        s = w.status;
+        if (NT_SUCCESS(s))
+            ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off));
+        UwdfKeDestroyEvent(&w.done);
+    }
+    FltFreeCallbackData(d);
+    free(buf);
+    return s;
+}
+
+/* FltCreateFileEx, FltWriteFile / FltReadFile (each allocates its own
+ * callback data), FltClose. */
+static NTSTATUS wl_flt_file(struct fx *fx)
+{
+    WCHAR wbuf[4096];
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    IO_STATUS_BLOCK iosb;
+    HANDLE h = NULL;
+    PFILE_OBJECT fo = NULL;
+    tu_unicode(&us, wbuf, 4096, fx->path);
+    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
+    NTSTATUS s = FltCreateFileEx(fx->flt.filter, fx->flt.instance, &h, &fo, GENERIC_READ | GENERIC_WRITE, &oa, &iosb,
+                                 NULL, FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN, FILE_NON_DIRECTORY_FILE, NULL, 0, 0);
+    if (!NT_SUCCESS(s))
+        return s;
+    unsigned char *buf = xaligned(BLK);
+    LARGE_INTEGER off = { .QuadPart = block_of(fx) };
+    unsigned seed = fx->round + 300;
+    ULONG bytes = 0;
+    tu_fill_pattern(buf, BLK, seed, (uint64_t)off.QuadPart);
+    s = FltWriteFile(fx->flt.instance, fo, &off, BLK, buf, 0, &bytes, NULL, NULL);
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(bytes, BLK);
+        memset(buf, 0, BLK);
+        s = FltReadFile(fx->flt.instance, fo, &off, BLK, buf, 0, &bytes, NULL, NULL);
+    }
+    if (NT_SUCCESS(s))
+        ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off.QuadPart));
+    free(buf);
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ObDereferenceObject(fo);
+    return s;
+}
+
+/* A second filter: register, start, volume, attach, detach, unregister. */
+static NTSTATUS wl_flt_register_attach(struct fx *fx)
+{
+    static const FLT_REGISTRATION reg = { .Size = sizeof(FLT_REGISTRATION), .Version = FLT_REGISTRATION_VERSION };
+    PFLT_FILTER f = NULL;
+    PFLT_VOLUME v = NULL;
+    PFLT_INSTANCE i = NULL;
+    WCHAR wbuf[4096];
+    UNICODE_STRING us;
+    NTSTATUS s = FltRegisterFilter(WdfDriverWdmGetDriverObject(fx->e.driver), &reg, &f);
+    if (!NT_SUCCESS(s)) {
+        ck_assert_ptr_null(f);
+        return s;
+    }
+    s = FltStartFiltering(f);
+    if (NT_SUCCESS(s)) {
+        tu_unicode(&us, wbuf, 4096, fx->e.dir);
+        s = FltGetVolumeFromName(f, &us, &v);
+    }
+    if (NT_SUCCESS(s))
+        s = FltAttachVolume(f, v, NULL, &i);
+    if (NT_SUCCESS(s)) {
+        PFLT_CALLBACK_DATA d = NULL;
+        ck_assert_ptr_nonnull(i);
+        s = FltAllocateCallbackData(i, NULL, &d);
+        if (d)
+            FltFreeCallbackData(d);
+    }
+    if (i) {
+        ck_assert_int_eq(FltDetachVolume(f, v, NULL), STATUS_SUCCESS);
+        FltObjectDereference(i);
+    }
+    if (v)
+        FltObjectDereference(v);
+    FltUnregisterFilter(f);
+    return s;
+}
+
+/* Objects with contexts and a parent: WdfObjectCreate, a second context
+ * type, a child, deletion of the parent. */
+typedef struct {
+    unsigned long long v[4];
+} FAULT_CTX2;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(FAULT_CTX2, ctx2_get);
+
+static NTSTATUS wl_object_contexts(struct fx *fx)
+{
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFOBJECT parent = NULL, child = NULL;
+    PVOID ctx = NULL;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX);
+    a.EvtCleanupCallback = on_cleanup;
+    atomic_store(&g_cleanups, 0);
+    NTSTATUS s = WdfObjectCreate(&a, &parent);
+    if (NT_SUCCESS(s)) {
+        WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX2);
+        s = WdfObjectAllocateContext(parent, &a, &ctx);
+        ck_assert(NT_SUCCESS(s) || ctx == NULL);
+    }
+    if (NT_SUCCESS(s)) {
+        ctx2_get(parent)->v[3] = fx->round;
+        WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX);
+        a.ParentObject = parent;
+        a.EvtCleanupCallback = on_cleanup;
+        s = WdfObjectCreate(&a, &child);
+    }
+    if (NT_SUCCESS(s)) {
+        ck_assert_uint_eq(ctx2_get(parent)->v[3], fx->round);
+        ck_assert_ptr_eq(WdfObjectContextGetObject(req_ctx_get(child)), child);
+    }
+    int created = (parent != NULL) + (child != NULL);
+    if (parent)
+        WdfObjectDelete(parent); /* the child goes with it */
+    ck_assert_int_eq(atomic_load(&g_cleanups), created);
+    return s;
+}
+
+/* An IOCTL the framework answers for a file target, sent asynchronously. */
+static NTSTATUS wl_ioctl_async(struct fx *fx)
+{
+    WDFREQUEST r = NULL;
+    WDFMEMORY m = NULL;
+    GET_LENGTH_INFORMATION *li;
+    struct tu_completion c;
+    NTSTATUS s = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, sizeof(*li), &m, (PVOID *)&li);
+    if (NT_SUCCESS(s))
+        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->target, &r);
+    if (NT_SUCCESS(s))
+        s = WdfIoTargetFormatRequestForIoctl(fx->target, r, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, m, NULL);
+    if (NT_SUCCESS(s)) {
+        tu_completion_init(&c);
+        WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
+        if (WdfRequestSend(r, fx->target, WDF_NO_SEND_OPTIONS)) {
+            ck_assert(tu_completion_wait(&c, WAIT_MS));
+            s = c.status;
+        } else {
+            s = WdfRequestGetStatus(r);
+        }
+        if (NT_SUCCESS(s)) {
+            ck_assert_uint_eq(c.information, sizeof(*li));
+            ck_assert_int_eq(li->Length.QuadPart, FILE_SIZE);
+        }
+        tu_completion_fini(&c);
+    }
+    if (r)
+        WdfObjectDelete(r);
+    if (m)
+        WdfObjectDelete(m);
+    return s;
+}
+
+/* ---- queue dispatch with forward progress ---- */
+
+#define Q_SEED 77u
+#define Q_RESERVED 2
+static atomic_int g_q_reserved_used;
+
+/* The device answers reads with the pattern for the offset asked. */
+static VOID q_read(WDFQUEUE Queue, WDFREQUEST Request, size_t Length)
+{
+    WDF_REQUEST_PARAMETERS p;
+    PVOID buf = NULL;
+    size_t len = 0;
+    (void)Queue;
+    if (WdfRequestIsReserved(Request))
+        atomic_fetch_add(&g_q_reserved_used, 1);
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(Request, &p);
+    NTSTATUS s = WdfRequestRetrieveOutputBuffer(Request, Length, &buf, &len);
+    if (NT_SUCCESS(s))
+        tu_fill_pattern(buf, len, Q_SEED, (uint64_t)p.Parameters.Read.DeviceOffset);
+    WdfRequestCompleteWithInformation(Request, s, NT_SUCCESS(s) ? len : 0);
+}
+
+static void fx_queue_init(struct fx *fx)
+{
+    WDFDEVICE dev;
+    WDFQUEUE q;
+    WCHAR wbuf[128];
+    UNICODE_STRING us;
+    WDF_IO_QUEUE_CONFIG qc;
+    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY fp;
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(fx->e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    tu_unicode(&us, wbuf, 128, "\\Device\\uwdfFaults");
+    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    WdfDeviceInitSetIoType(init, WdfDeviceIoBuffered);
+    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
+    WdfControlFinishInitializing(dev);
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
+    qc.EvtIoRead = q_read;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_DEFAULT_INIT(&fp, Q_RESERVED);
+    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q, &fp), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoTargetCreate(fx->e.device, WDF_NO_OBJECT_ATTRIBUTES, &fx->qtarget), STATUS_SUCCESS);
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
+    ck_assert_int_eq(WdfIoTargetOpen(fx->qtarget, &op), STATUS_SUCCESS);
+}
+
+/* Reads through the device's queue: two synchronous, one asynchronous with
+ * the application's own request. When the queue cannot allocate a request
+ * for a packet, a reserved one serves it and the read still succeeds. */
+static NTSTATUS wl_queue_forward_progress(struct fx *fx)
+{
+    unsigned char buf[BLK];
+    WDF_MEMORY_DESCRIPTOR d;
+    ULONG_PTR bytes = 0;
+    NTSTATUS s = STATUS_SUCCESS;
+    for (int k = 0; k < 2 && NT_SUCCESS(s); k++) {
+        LONGLONG off = block_of(fx) + k * BLK;
+        memset(buf, 0, sizeof(buf));
+        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
+        s = WdfIoTargetSendReadSynchronously(fx->qtarget, NULL, &d, &off, NULL, &bytes);
+        if (NT_SUCCESS(s)) {
+            ck_assert_uint_eq(bytes, BLK);
+            ck_assert(tu_pattern_matches(buf, BLK, Q_SEED, (uint64_t)off));
+        }
+    }
+    if (!NT_SUCCESS(s))
+        return s;
+    WDFMEMORY m = NULL;
+    WDFREQUEST r = NULL;
+    void *mb;
+    s = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, BLK, &m, &mb);
+    if (NT_SUCCESS(s))
+        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->qtarget, &r);
+    if (NT_SUCCESS(s)) {
+        LONGLONG off = block_of(fx) + 2 * BLK;
+        s = async_once(fx->qtarget, r, m, false, off);
+        if (NT_SUCCESS(s))
+            ck_assert(tu_pattern_matches(mb, BLK, Q_SEED, (uint64_t)off));
+    }
+    if (r)
+        WdfObjectDelete(r);
+    if (m)
+        WdfObjectDelete(m);
+    return s;
+}
+
+/* ---- the table ---- */
+
+enum setup { S_FILE, S_FLT, S_QUEUE, S_LOOP };
+struct sweep_case {
+    struct workload w;
+    bool per_engine; /* run once per engine, else once on the default one */
+    enum setup setup;
+};
+
+static const struct sweep_case sweeps[] = {
+    { { "async_send_reuse", wl_async_reuse, { 0 }, false }, true, S_FILE },
+    { { "sync_send_no_request", wl_sync_no_request, { 0 }, false }, true, S_FILE },
+    { { "sync_send_caller_request", wl_sync_caller_request, { 0 }, false }, true, S_FILE },
+    { { "request_create_delete", wl_request_create_delete, { 0 }, false }, false, S_FILE },
+    { { "target_create_open_close", wl_target_file, { 0 }, false }, true, S_FILE },
+    { { "memory_create", wl_memory_create, { 0 }, false }, false, S_FILE },
+    { { "flt_perform", wl_flt_perform, { 0 }, false }, true, S_FLT },
+    { { "flt_create_read_write_close", wl_flt_file, { 0 }, false }, true, S_FLT },
+    { { "flt_register_attach", wl_flt_register_attach, { 0 }, false }, false, S_FILE },
+    { { "object_contexts", wl_object_contexts, { 0 }, false }, false, S_FILE },
+    { { "ioctl_async", wl_ioctl_async, { 0 }, false }, true, S_FILE },
+    { { "queue_dispatch_forward_progress", wl_queue_forward_progress, { 0 }, true }, true, S_QUEUE },
+    { { "target_create_open_close_loop", wl_target_loop, { 0 }, false }, true, S_LOOP }, /* last: needs root */
+};
+#define N_SWEEPS (sizeof(sweeps) / sizeof(sweeps[0]))
+
+/* _i = workload * TU_BACKENDS + engine */
+START_TEST(sweep_workload)
+{
+    const struct sweep_case *c = &sweeps[_i / TU_BACKENDS];
+    int engine = _i % TU_BACKENDS;
+    struct fx fx;
+    char *backing = NULL;
+    if (!c->per_engine && engine != 0)
+        return;
+    fx_init(&fx, c->per_engine ? engine : -1);
+    if (c->setup == S_FLT)
+        tu_flt_open(&fx.e, fx.path, &fx.flt);
+    if (c->setup == S_QUEUE) {
+        fx_queue_init(&fx);
+        atomic_store(&g_q_reserved_used, 0);
+    }
+    if (c->setup == S_LOOP) {
+        backing = tu_env_file(&fx.e, "loop.img", LOOP_FILE_SIZE, FILE_SEED + 1);
+        g_loop_dev = tu_env_loop(&fx.e, backing);
+        ck_assert_ptr_nonnull(g_loop_dev);
+    }
+    sweep(&fx, &c->w);
+    if (c->setup == S_QUEUE) /* the reserve did serve packets whose allocation failed */
+        ck_assert_int_gt(atomic_load(&g_q_reserved_used), 0);
+    if (c->setup == S_FLT)
+        tu_flt_close(&fx.flt);
+    free(backing);
+    fx_fini(&fx);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *tc = tu_tcase(s, "allocation_failure_sweep", TEST_TIMEOUT_SEC);
+    bool root = tu_root();
+    /* The loop-device sweep is last in the table and needs root. */
+    tcase_add_loop_test(tc, sweep_workload, 0, (int)(N_SWEEPS - (root ? 0 : 1)) * TU_BACKENDS);
+    int rc = tu_main(s, "test_faults");
+    if (rc == 0 && !root) {
+        fprintf(stderr, "test_faults: not root, the loop-device sweep was skipped\n");
+        return EXIT_SKIP;
+    }
+    return rc;
+}
