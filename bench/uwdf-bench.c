@@ -54,6 +54,8 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "histogram.h"
+
 #define BENCH_NAME "uwdf-bench"
 #define BENCH_VERSION BENCH_NAME "-" PACKAGE_VERSION
 
@@ -1383,53 +1385,8 @@ static int verify_check(const void *buf, size_t len, uint64_t offset, char *why,
  * 6. latency statistics and the log-linear histogram
  * ====================================================================== */
 
-/* Values below 128 ns have a bucket each; above, every power of two is cut
- * into 128 buckets, so a bucket's width is at most 1/128 of its lower
- * bound: the relative error of a percentile is <= 1/128. Values with the
- * top bit above 2^47 ns (39 hours) share the last bucket. */
-#define HIST_SUB_BITS 7u
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_MAX_MSB 47u
-#define HIST_N ((HIST_MAX_MSB - HIST_SUB_BITS + 2u) * HIST_SUB)
-
-static inline unsigned hist_index(uint64_t v)
-{
-    if (v < HIST_SUB)
-        return (unsigned)v;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-    if (msb > HIST_MAX_MSB)
-        return HIST_N - 1;
-    unsigned shift = msb - HIST_SUB_BITS;
-    return (msb - HIST_SUB_BITS + 1u) * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
-}
-
-/* The value a bucket stands for: the middle of its range. */
-static uint64_t hist_value(unsigned idx)
-{
-    if (idx < HIST_SUB)
-        return idx;
-    unsigned group = idx / HIST_SUB, k = idx % HIST_SUB, shift = group - 1u;
-    uint64_t lower = (uint64_t)(HIST_SUB + k) << shift;
-    uint64_t width = 1ull << shift;
-    return lower + (width - 1) / 2;
-}
-
 static const double pct_list[] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
 #define N_PCT (sizeof(pct_list) / sizeof(pct_list[0]))
-
-static uint64_t hist_percentile(const uint64_t *hist, uint64_t n, double pct)
-{
-    if (!n)
-        return 0;
-    double target = pct / 100.0 * (double)n;
-    uint64_t cum = 0;
-    for (unsigned i = 0; i < HIST_N; i++) {
-        cum += hist[i];
-        if (hist[i] && (double)cum >= target)
-            return hist_value(i);
-    }
-    return hist_value(HIST_N - 1);
-}
 
 struct lat_acc {
     uint64_t n, min, max, sum;
