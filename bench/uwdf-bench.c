@@ -1102,7 +1102,8 @@ static int take_value(int argc, char **argv, int *i, const char *key, const char
             *val = NULL;
         return 0;
     }
-    if (*i + 1 >= argc) {
+    /* "--size --rw=read": the value was forgotten, not "--rw=read". */
+    if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) {
         errmsg("option '--%s' needs a value", key);
         return -1;
     }
@@ -3984,16 +3985,34 @@ static void print_json(FILE *f, const struct report *reps, unsigned nrep, const 
  * 11. main
  * ====================================================================== */
 
+/* Whether a verifying job would run on the null engine, which moves no
+ * data: --ioengine=null, or no --ioengine and UWDF_BACKEND=null. */
+static bool verify_engine_is_null(const struct job_opts *o)
+{
+    if (o->ioengine != ENGINE_DEFAULT)
+        return o->ioengine == ENGINE_NULL;
+    const char *env = getenv("UWDF_BACKEND");
+    return env && !strcmp(env, "null");
+}
+
 /* Checks across options; warnings for what is accepted but not done. */
 static int validate_jobdef(const struct jobdef *def, bool quiet)
 {
     const struct job_opts *o = &def->o;
+    /* The implicit job is named after the program, which errmsg prints. */
+    char who[300] = "";
+    if (def->sec)
+        snprintf(who, sizeof(who), "%s: ", o->name);
     if (o->verify && o->bs < sizeof(struct verify_hdr)) {
-        errmsg("%s: --verify needs bs of at least %zu bytes", o->name, sizeof(struct verify_hdr));
+        errmsg("%s--verify needs bs of at least %zu bytes", who, sizeof(struct verify_hdr));
+        return -1;
+    }
+    if (o->verify && verify_engine_is_null(o)) {
+        errmsg("%s--verify needs an engine that moves data (the null engine does not)", who);
         return -1;
     }
     if (o->verify && rw_trims(o->rw)) {
-        errmsg("%s: --verify cannot be used with rw=%s (trim workloads cannot be verified)", o->name,
+        errmsg("%s--verify cannot be used with rw=%s (trim workloads cannot be verified)", who,
                rw_names[o->rw]);
         return -1;
     }
@@ -4006,13 +4025,13 @@ static int validate_jobdef(const struct jobdef *def, bool quiet)
                           : o->sync != SYNC_NONE ? "--sync"
                           : o->timeout_ms ? "--timeout" : NULL;
         if (bad) {
-            errmsg("%s: %s is not supported with --api=flt (Filter Manager callback data: reads and "
-                   "writes only, no verify, flushes, write-through or timeouts)", o->name, bad);
+            errmsg("%s%s is not supported with --api=flt (Filter Manager callback data: reads and "
+                   "writes only, no verify, flushes, write-through or timeouts)", who, bad);
             return -1;
         }
     }
     if (o->direct && o->bs % 512) {
-        errmsg("%s: with direct=1, bs (%" PRIu32 ") must be a multiple of 512", o->name, o->bs);
+        errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, o->bs);
         return -1;
     }
     if (o->fixedbufs)
@@ -4022,13 +4041,13 @@ static int validate_jobdef(const struct jobdef *def, bool quiet)
         errmsg("%s: warning: registerfiles is not supported by this build (uwdf does not register "
                "files yet); ignored", o->name);
     if (!quiet && o->api == API_SYNC && o->iodepth > 1)
-        errmsg("%s: note: --api=sync runs one synchronous request per thread; iodepth=%u is not "
-               "used (use numjobs for parallelism)", o->name, o->iodepth);
+        errmsg("%snote: --api=sync runs one synchronous request per thread; iodepth=%u is not "
+               "used (use numjobs for parallelism)", who, o->iodepth);
     if (!quiet && !rw_writes(o->rw) && (o->fsync_blocks || o->fdatasync_blocks || o->sync != SYNC_NONE))
-        errmsg("%s: note: rw=%s issues no writes: %s has no effect", o->name, rw_names[o->rw],
+        errmsg("%snote: rw=%s issues no writes: %s has no effect", who, rw_names[o->rw],
                o->sync != SYNC_NONE ? "sync" : o->fsync_blocks ? "fsync" : "fdatasync");
     if (!quiet && o->time_based && !o->runtime_ns)
-        errmsg("%s: note: time_based without runtime runs until interrupted", o->name);
+        errmsg("%snote: time_based without runtime runs until interrupted", who);
     return 0;
 }
 
@@ -4167,6 +4186,12 @@ int main(int argc, char **argv)
             j->clone = c;
         }
 
+    /* Every file is checked before the report file is created: a job that
+     * cannot run leaves nothing behind. */
+    for (unsigned i = 0; i < g_njobs; i++)
+        if (job_resolve_files(&g_jobs[i]))
+            goto done_files;
+
     if (cl.g.output) {
         out = fopen(cl.g.output, "w");
         if (!out) {
@@ -4184,9 +4209,6 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    for (unsigned i = 0; i < g_njobs; i++)
-        if (job_resolve_files(&g_jobs[i]))
-            goto done_files;
     if (layout_all(info))
         goto done_files;
 
