@@ -3172,7 +3172,7 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
     size_t sl = 0;
     unsigned running = 0, files = 0;
     double rate_b[DDIR_N] = { 0 }, rate_n[DDIR_N] = { 0 };
-    uint64_t eta_max = 0;
+    uint64_t eta_max = 0; /* ns */
     bool eta_known = true;
     char prev = 0;
     unsigned run_len = 0;
@@ -3194,15 +3194,15 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
                     j->eta_last_bytes[d] = b[d];
                     j->eta_last_ios[d] = n[d];
                 }
-                uint64_t left = UINT64_MAX;
+                uint64_t left = UINT64_MAX; /* ns */
                 if (ph == PHASE_RUN && j->end_ns)
-                    left = j->end_ns > now ? (j->end_ns - now) / NS_PER_SEC : 0;
+                    left = j->end_ns > now ? j->end_ns - now : 0;
                 if (ph == PHASE_RUN && j->io_limit != UINT64_MAX && now > j->ramp_end_ns) {
                     /* io_limit counts trim+write pairs in trimwrite */
                     uint64_t done = j->o.rw == RW_TRIMWRITE ? n[DDIR_TRIM] : n[0] + n[1] + n[2];
                     double per_s = (double)done / ((double)(now - j->ramp_end_ns) / 1e9);
                     if (per_s > 0 && j->io_limit > done) {
-                        uint64_t est = (uint64_t)((double)(j->io_limit - done) / per_s);
+                        uint64_t est = (uint64_t)((double)(j->io_limit - done) / per_s * 1e9);
                         if (est < left)
                             left = est;
                     }
@@ -3226,9 +3226,10 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
         fmt_scaled(rn[d], sizeof(rn[d]), rate_n[d], false, "");
     }
     double elapsed = (double)(now - t_start) / 1e9;
-    double pct = eta_known ? (elapsed + (double)eta_max > 0 ? 100.0 * elapsed / (elapsed + (double)eta_max) : 0) : 0;
-    if (eta_known)
-        fmt_eta(eta, sizeof(eta), eta_max);
+    double left_s = (double)eta_max / 1e9;
+    double pct = eta_known ? (elapsed + left_s > 0 ? 100.0 * elapsed / (elapsed + left_s) : 0) : 0;
+    if (eta_known) /* a countdown: 0.4 s left shows as 1 s */
+        fmt_eta(eta, sizeof(eta), (eta_max + NS_PER_SEC - 1) / NS_PER_SEC);
     else
         snprintf(eta, sizeof(eta), "--m:--s");
     /* [r=..,w=..,t=..][r=..,w=..,t=.. IOPS]: the directions that moved, else r */
