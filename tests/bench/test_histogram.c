@@ -21,19 +21,6 @@ static const double pcts[] = { 0.5, 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95
  * share the last of those (and lose the error bound). */
 #define HIST_LIMIT (1ull << (HIST_MAX_MSB + 1))
 
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s)
-{
-    return (double)(rng_next(s) >> 11) / 9007199254740992.0; /* [0, 1) */
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -141,66 +128,61 @@ START_TEST(one_sample_is_every_percentile)
 }
 END_TEST
 
-/* Latency-like shapes, each against a brute-force sort. */
-START_TEST(percentiles_match_sorted_samples_uniform)
+/* Latency-like shapes, each checked against a brute-force sort. erand48 /
+ * nrand48 with a fixed seed: the same samples every run. */
+static uint64_t gen_uniform(unsigned short *xs)
 {
-    uint64_t n = 100000, seed = 1;
+    return 10000 + (uint64_t)nrand48(xs) % 90000; /* 10..100 us */
+}
+
+/* Spread over every power of two the histogram resolves, so every group of
+ * buckets is used. */
+static uint64_t gen_log_uniform(unsigned short *xs)
+{
+    return (uint64_t)exp2(erand48(xs) * (double)(HIST_MAX_MSB + 1));
+}
+
+/* A fast mode and a slow tail of 1 in 1000, as a device with hiccups. */
+static uint64_t gen_long_tail(unsigned short *xs)
+{
+    double e = -log(1.0 - erand48(xs)); /* exponential, mean 1 */
+    return nrand48(xs) % 1000 == 0 ? (uint64_t)(5e6 + 20e6 * e) : (uint64_t)(8000 + 2000 * e);
+}
+
+/* Ties and bucket edges: powers of two, their neighbours, and values below
+ * 128 ns. */
+static uint64_t gen_few_distinct(unsigned short *xs)
+{
+    uint64_t base = 1ull << ((uint64_t)nrand48(xs) % (HIST_MAX_MSB + 1));
+    switch (nrand48(xs) % 4) {
+    case 0: return base;
+    case 1: return base - 1;
+    case 2: return base + 1;
+    default: return (uint64_t)nrand48(xs) % HIST_SUB;
+    }
+}
+
+static const struct {
+    const char *name;
+    uint64_t (*gen)(unsigned short *xs);
+    uint64_t n;
+} shapes[] = {
+    { "uniform", gen_uniform, 100000 },
+    { "log-uniform", gen_log_uniform, 200000 },
+    { "long tail", gen_long_tail, 100000 },
+    { "few distinct", gen_few_distinct, 5000 },
+};
+#define N_SHAPES (sizeof(shapes) / sizeof(shapes[0]))
+
+START_TEST(percentiles_match_sorted_samples)
+{
+    unsigned short xs[3] = { 0x1234, 0x5678, (unsigned short)_i };
+    uint64_t n = shapes[_i].n;
     uint64_t *v = malloc(n * sizeof(*v));
     ck_assert_ptr_nonnull(v);
     for (uint64_t i = 0; i < n; i++)
-        v[i] = 10000 + rng_next(&seed) % 90000; /* 10..100 us */
-    check_percentiles(v, n, "uniform");
-    free(v);
-}
-END_TEST
-
-START_TEST(percentiles_match_sorted_samples_log_uniform)
-{
-    /* Spread over every power of two the histogram resolves, so every
-     * group of buckets is used. */
-    uint64_t n = 200000, seed = 2;
-    uint64_t *v = malloc(n * sizeof(*v));
-    ck_assert_ptr_nonnull(v);
-    for (uint64_t i = 0; i < n; i++)
-        v[i] = (uint64_t)exp2(rng_unit(&seed) * (double)(HIST_MAX_MSB + 1));
-    check_percentiles(v, n, "log-uniform");
-    free(v);
-}
-END_TEST
-
-START_TEST(percentiles_match_sorted_samples_long_tail)
-{
-    /* A fast mode and a slow tail of 1 in 1000, as a device with hiccups. */
-    uint64_t n = 100000, seed = 3;
-    uint64_t *v = malloc(n * sizeof(*v));
-    ck_assert_ptr_nonnull(v);
-    for (uint64_t i = 0; i < n; i++) {
-        double e = -log(1.0 - rng_unit(&seed)); /* exponential, mean 1 */
-        v[i] = rng_next(&seed) % 1000 == 0 ? (uint64_t)(5e6 + 20e6 * e) : (uint64_t)(8000 + 2000 * e);
-    }
-    check_percentiles(v, n, "long tail");
-    free(v);
-}
-END_TEST
-
-START_TEST(percentiles_match_sorted_samples_few_distinct)
-{
-    /* Ties and bucket edges: powers of two, their neighbours, and small
-     * values below 128 ns. */
-    uint64_t n = 0, seed = 4;
-    uint64_t *v = malloc(5000 * sizeof(*v));
-    ck_assert_ptr_nonnull(v);
-    while (n < 5000) {
-        unsigned b = (unsigned)(rng_next(&seed) % (HIST_MAX_MSB + 1));
-        uint64_t base = 1ull << b;
-        switch (rng_next(&seed) % 4) {
-        case 0: v[n++] = base; break;
-        case 1: v[n++] = base - 1; break;
-        case 2: v[n++] = base + 1; break;
-        default: v[n++] = rng_next(&seed) % HIST_SUB; break;
-        }
-    }
-    check_percentiles(v, n, "few distinct");
+        v[i] = shapes[_i].gen(xs);
+    check_percentiles(v, n, shapes[_i].name);
     free(v);
 }
 END_TEST
@@ -233,10 +215,7 @@ static Suite *histogram_suite(void)
     tc = tu_tcase(s, "percentiles", 0);
     tcase_add_test(tc, empty_histogram_reports_zero);
     tcase_add_test(tc, one_sample_is_every_percentile);
-    tcase_add_test(tc, percentiles_match_sorted_samples_uniform);
-    tcase_add_test(tc, percentiles_match_sorted_samples_log_uniform);
-    tcase_add_test(tc, percentiles_match_sorted_samples_long_tail);
-    tcase_add_test(tc, percentiles_match_sorted_samples_few_distinct);
+    tcase_add_loop_test(tc, percentiles_match_sorted_samples, 0, (int)N_SHAPES);
     return s;
 }
 
