@@ -1,4 +1,4 @@
-/* uwdf-bench's latency histogram (bench/histogram.[ch]): bucket layout, and
+/* uwdf-bench's latency histogram (bench/histogram.h): bucket layout, and
  * every reported percentile against the exact one from a sorted copy of the
  * same samples (relative error at most 1/128, as the report promises). */
 #include "config.h"
