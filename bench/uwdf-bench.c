@@ -4222,8 +4222,10 @@ int main(int argc, char **argv)
         if (job_setup(&g_jobs[i]))
             goto done_framework;
     select_backend(ENGINE_DEFAULT);
-    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+        errmsg("interrupted before the jobs started");
         goto done_framework;
+    }
     if (cl.g.formats & OUT_NORMAL)
         print_header(out, defs, ndefs);
 

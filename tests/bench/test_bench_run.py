@@ -241,14 +241,16 @@ def existing_default_target_is_kept():
 def interrupted_run_removes_the_default_target():
     with bl.TempDir() as d:
         path = os.path.join(d, DEFAULT_FILE)
-        # One SIGINT: the jobs stop, the report is printed, the file goes.
+        # One SIGINT: the jobs stop, the report is printed, the file goes
+        # (no report when it came before the jobs started: slow under valgrind).
         p = start(["--ioengine=null", "--size=4m", "--runtime=60"], d)
         wait_for(lambda: size_of(path) == 4 << 20, 30, DEFAULT_FILE)
         time.sleep(0.3)
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
+        out, err = p.communicate(timeout=60)
         check("interrupted" in err, f"no interruption message: {err}")
-        check("IOPS=" in out, "no report after the interruption")
+        if "stopping the jobs" in err:
+            check(p.returncode == 0 and "IOPS=" in out, f"exit {p.returncode}, no report after the interruption")
         check(os.listdir(d) == [], f"left behind after SIGINT: {os.listdir(d)}")
         # Two: abort at once (exit 130), still removing it.
         p = start(["--ioengine=null", "--size=4m", "--runtime=60"], d)
@@ -258,7 +260,9 @@ def interrupted_run_removes_the_default_target():
         time.sleep(0.05)
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=30)
-        check(p.returncode in (130, 0), f"exit {p.returncode} after two SIGINTs")
+        # 130 when the second came while the jobs ran; 0 or 1 when the first
+        # had already ended the run (or came before the jobs started).
+        check(p.returncode in (130, 0, 1) and "interrupted" in err, f"exit {p.returncode} after two SIGINTs: {err}")
         check(os.listdir(d) == [], f"left behind after two SIGINTs: {os.listdir(d)}")
 
 
