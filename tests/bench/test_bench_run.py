@@ -74,7 +74,7 @@ def request_options_on_each_api():
     time-bound runs that must end without an error."""
     with bl.TempDir() as d:
         target = os.path.join(d, "opts.dat")
-        runs = [[f"--api={a}", "--reuse=0"] for a in ("async", "sync", "flt")]
+        runs = [[f"--api={a}", "--reuse=0"] for a in apis()]
         runs += [["--api=async", "--timeout=5000", "--ioengine=io_uring"],
                  ["--api=sync", "--timeout=5000", "--ioengine=libaio"],
                  ["--api=async", "--ioengine=null", "--numjobs=2"],
