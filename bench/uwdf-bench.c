@@ -54,6 +54,8 @@
 #include <unistd.h>
 #include <wchar.h>
 
+#include "histogram.h"
+
 #define BENCH_NAME "uwdf-bench"
 #define BENCH_VERSION BENCH_NAME "-" PACKAGE_VERSION
 
@@ -1158,7 +1160,8 @@ static int take_value(int argc, char **argv, int *i, const char *key, const char
             *val = NULL;
         return 0;
     }
-    if (*i + 1 >= argc) {
+    /* "--size --rw=read": the value was forgotten, not "--rw=read". */
+    if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) {
         errmsg("option '--%s' needs a value", key);
         return -1;
     }
@@ -1441,53 +1444,8 @@ static int verify_check(const void *buf, size_t len, uint64_t offset, char *why,
  * 6. latency statistics and the log-linear histogram
  * ====================================================================== */
 
-/* Values below 128 ns have a bucket each; above, every power of two is cut
- * into 128 buckets, so a bucket's width is at most 1/128 of its lower
- * bound: the relative error of a percentile is <= 1/128. Values with the
- * top bit above 2^47 ns (39 hours) share the last bucket. */
-#define HIST_SUB_BITS 7u
-#define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_MAX_MSB 47u
-#define HIST_N ((HIST_MAX_MSB - HIST_SUB_BITS + 2u) * HIST_SUB)
-
-static inline unsigned hist_index(uint64_t v)
-{
-    if (v < HIST_SUB)
-        return (unsigned)v;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
-    if (msb > HIST_MAX_MSB)
-        return HIST_N - 1;
-    unsigned shift = msb - HIST_SUB_BITS;
-    return (msb - HIST_SUB_BITS + 1u) * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
-}
-
-/* The value a bucket stands for: the middle of its range. */
-static uint64_t hist_value(unsigned idx)
-{
-    if (idx < HIST_SUB)
-        return idx;
-    unsigned group = idx / HIST_SUB, k = idx % HIST_SUB, shift = group - 1u;
-    uint64_t lower = (uint64_t)(HIST_SUB + k) << shift;
-    uint64_t width = 1ull << shift;
-    return lower + (width - 1) / 2;
-}
-
 static const double pct_list[] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
 #define N_PCT (sizeof(pct_list) / sizeof(pct_list[0]))
-
-static uint64_t hist_percentile(const uint64_t *hist, uint64_t n, double pct)
-{
-    if (!n)
-        return 0;
-    double target = pct / 100.0 * (double)n;
-    uint64_t cum = 0;
-    for (unsigned i = 0; i < HIST_N; i++) {
-        cum += hist[i];
-        if (hist[i] && (double)cum >= target)
-            return hist_value(i);
-    }
-    return hist_value(HIST_N - 1);
-}
 
 struct lat_acc {
     uint64_t n, min, max, sum;
@@ -3403,7 +3361,7 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
     size_t sl = 0;
     unsigned running = 0, files = 0;
     double rate_b[DDIR_N] = { 0 }, rate_n[DDIR_N] = { 0 };
-    uint64_t eta_max = 0;
+    uint64_t eta_max = 0; /* ns */
     bool eta_known = true;
     char prev = 0;
     unsigned run_len = 0;
@@ -3425,15 +3383,15 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
                     j->eta_last_bytes[d] = b[d];
                     j->eta_last_ios[d] = n[d];
                 }
-                uint64_t left = UINT64_MAX;
+                uint64_t left = UINT64_MAX; /* ns */
                 if (ph == PHASE_RUN && j->end_ns)
-                    left = j->end_ns > now ? (j->end_ns - now) / NS_PER_SEC : 0;
+                    left = j->end_ns > now ? j->end_ns - now : 0;
                 if (ph == PHASE_RUN && j->io_limit != UINT64_MAX && now > j->ramp_end_ns) {
                     /* io_limit counts trim+write pairs in trimwrite */
                     uint64_t done = j->o.rw == RW_TRIMWRITE ? n[DDIR_TRIM] : n[0] + n[1] + n[2];
                     double per_s = (double)done / ((double)(now - j->ramp_end_ns) / 1e9);
                     if (per_s > 0 && j->io_limit > done) {
-                        uint64_t est = (uint64_t)((double)(j->io_limit - done) / per_s);
+                        uint64_t est = (uint64_t)((double)(j->io_limit - done) / per_s * 1e9);
                         if (est < left)
                             left = est;
                     }
@@ -3457,9 +3415,10 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
         fmt_scaled(rn[d], sizeof(rn[d]), rate_n[d], false, "");
     }
     double elapsed = (double)(now - t_start) / 1e9;
-    double pct = eta_known ? (elapsed + (double)eta_max > 0 ? 100.0 * elapsed / (elapsed + (double)eta_max) : 0) : 0;
-    if (eta_known)
-        fmt_eta(eta, sizeof(eta), eta_max);
+    double left_s = (double)eta_max / 1e9;
+    double pct = eta_known ? (elapsed + left_s > 0 ? 100.0 * elapsed / (elapsed + left_s) : 0) : 0;
+    if (eta_known) /* a countdown: 0.4 s left shows as 1 s */
+        fmt_eta(eta, sizeof(eta), (eta_max + NS_PER_SEC - 1) / NS_PER_SEC);
     else
         snprintf(eta, sizeof(eta), "--m:--s");
     /* [r=..,w=..,t=..][r=..,w=..,t=.. IOPS]: the directions that moved, else r */
@@ -4216,16 +4175,34 @@ static void print_json(FILE *f, const struct report *reps, unsigned nrep, const 
  * 11. main
  * ====================================================================== */
 
+/* Whether a verifying job would run on the null engine, which moves no
+ * data: --ioengine=null, or no --ioengine and UWDF_BACKEND=null. */
+static bool verify_engine_is_null(const struct job_opts *o)
+{
+    if (o->ioengine != ENGINE_DEFAULT)
+        return o->ioengine == ENGINE_NULL;
+    const char *env = getenv("UWDF_BACKEND");
+    return env && !strcmp(env, "null");
+}
+
 /* Checks across options; warnings for what is accepted but not done. */
 static int validate_jobdef(const struct jobdef *def, bool quiet)
 {
     const struct job_opts *o = &def->o;
+    /* The implicit job is named after the program, which errmsg prints. */
+    char who[300] = "";
+    if (def->sec)
+        snprintf(who, sizeof(who), "%s: ", o->name);
     if (o->verify && o->bs < sizeof(struct verify_hdr)) {
-        errmsg("%s: --verify needs bs of at least %zu bytes", o->name, sizeof(struct verify_hdr));
+        errmsg("%s--verify needs bs of at least %zu bytes", who, sizeof(struct verify_hdr));
+        return -1;
+    }
+    if (o->verify && verify_engine_is_null(o)) {
+        errmsg("%s--verify needs an engine that moves data (the null engine does not)", who);
         return -1;
     }
     if (o->verify && rw_trims(o->rw)) {
-        errmsg("%s: --verify cannot be used with rw=%s (trim workloads cannot be verified)", o->name,
+        errmsg("%s--verify cannot be used with rw=%s (trim workloads cannot be verified)", who,
                rw_names[o->rw]);
         return -1;
     }
@@ -4238,26 +4215,26 @@ static int validate_jobdef(const struct jobdef *def, bool quiet)
                           : o->sync != SYNC_NONE ? "--sync"
                           : o->timeout_ms ? "--timeout" : NULL;
         if (bad) {
-            errmsg("%s: %s is not supported with --api=flt (Filter Manager callback data: reads and "
-                   "writes only, no verify, flushes, write-through or timeouts)", o->name, bad);
+            errmsg("%s%s is not supported with --api=flt (Filter Manager callback data: reads and "
+                   "writes only, no verify, flushes, write-through or timeouts)", who, bad);
             return -1;
         }
     }
     if (o->direct && o->bs % 512) {
-        errmsg("%s: with direct=1, bs (%" PRIu32 ") must be a multiple of 512", o->name, o->bs);
+        errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, o->bs);
         return -1;
     }
     if ((o->fixedbufs || o->registerfiles) && o->api == API_FLT)
         errmsg("%s: warning: fixedbufs/registerfiles do not apply to --api=flt (the Filter "
                "Manager owns that target); ignored", o->name);
     if (!quiet && o->api == API_SYNC && o->iodepth > 1)
-        errmsg("%s: note: --api=sync runs one synchronous request per thread; iodepth=%u is not "
-               "used (use numjobs for parallelism)", o->name, o->iodepth);
+        errmsg("%snote: --api=sync runs one synchronous request per thread; iodepth=%u is not "
+               "used (use numjobs for parallelism)", who, o->iodepth);
     if (!quiet && !rw_writes(o->rw) && (o->fsync_blocks || o->fdatasync_blocks || o->sync != SYNC_NONE))
-        errmsg("%s: note: rw=%s issues no writes: %s has no effect", o->name, rw_names[o->rw],
+        errmsg("%snote: rw=%s issues no writes: %s has no effect", who, rw_names[o->rw],
                o->sync != SYNC_NONE ? "sync" : o->fsync_blocks ? "fsync" : "fdatasync");
     if (!quiet && o->time_based && !o->runtime_ns)
-        errmsg("%s: note: time_based without runtime runs until interrupted", o->name);
+        errmsg("%snote: time_based without runtime runs until interrupted", who);
     return 0;
 }
 
@@ -4396,6 +4373,12 @@ int main(int argc, char **argv)
             j->clone = c;
         }
 
+    /* Every file is checked before the report file is created: a job that
+     * cannot run leaves nothing behind. */
+    for (unsigned i = 0; i < g_njobs; i++)
+        if (job_resolve_files(&g_jobs[i]))
+            goto done_files;
+
     if (cl.g.output) {
         out = fopen(cl.g.output, "w");
         if (!out) {
@@ -4413,9 +4396,6 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    for (unsigned i = 0; i < g_njobs; i++)
-        if (job_resolve_files(&g_jobs[i]))
-            goto done_files;
     if (layout_all(info))
         goto done_files;
 
@@ -4428,8 +4408,10 @@ int main(int argc, char **argv)
         if (job_setup(&g_jobs[i]))
             goto done_framework;
     select_backend(ENGINE_DEFAULT);
-    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+        errmsg("interrupted before the jobs started");
         goto done_framework;
+    }
     if (cl.g.formats & OUT_NORMAL)
         print_header(out, defs, ndefs);
 

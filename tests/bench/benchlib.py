@@ -1,0 +1,159 @@
+"""Helpers shared by the uwdf-bench test scripts (tests/bench/test_bench_*.py).
+
+The scripts run from the build directory (Automake's test harness), where
+./uwdf-bench is the libtool wrapper of the freshly built binary; UWDF_BENCH
+overrides it. Each script is a list of named checks; it prints PASS/FAIL/SKIP
+per check and exits 0, 1, or 77 when every check was skipped.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import traceback
+
+RUN_TIMEOUT = 60  # seconds: a hung benchmark fails the check, not the suite
+
+
+class Skip(Exception):
+    """A check that cannot run here (missing privilege or tool)."""
+
+
+class Failed(Exception):
+    pass
+
+
+def bench_path():
+    path = os.environ.get("UWDF_BENCH") or os.path.join(os.getcwd(), "uwdf-bench")
+    if not os.access(path, os.X_OK):
+        print(f"FAIL: uwdf-bench not found at {path} (run from the build directory or set UWDF_BENCH)")
+        sys.exit(1)
+    return os.path.abspath(path)
+
+
+def unwrap_libtool(path):
+    """The real binary behind a libtool wrapper script and the library path
+    it needs, as `libtool --mode=execute` finds them: running the wrapper
+    costs a shell and a few forks per run, and strace would trace those."""
+    lt = os.path.join(os.path.dirname(path), "libtool")
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head.startswith(b"#!") or b"libtool" not in head or not os.access(lt, os.X_OK):
+        return path, {}
+    try:
+        p = subprocess.run([lt, "--mode=execute", "sh", "-c", 'printf "%s\\n%s\\n" "$LD_LIBRARY_PATH" "$1"',
+                            "sh", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                           timeout=60)
+        libpath, real = p.stdout.split("\n")[:2]
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return path, {}
+    env = {"LD_LIBRARY_PATH": libpath} if libpath else {}
+    if p.returncode != 0 or not os.access(real, os.X_OK):
+        return path, {}
+    # Trust it only if it is the same program.
+    want = subprocess.run([path, "--version"], stdout=subprocess.PIPE, text=True).stdout
+    got = subprocess.run([real, "--version"], stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, **env)).stdout
+    return (real, env) if got == want and want else (path, {})
+
+
+BENCH = None
+BENCH_ENV = {}
+# UWDF_BENCH_WRAP="valgrind -q --error-exitcode=99" runs every benchmark under it.
+WRAP = tuple(os.environ.get("UWDF_BENCH_WRAP", "").split())
+
+
+def run(args, cwd=None, env=None, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL, wrapper=()):
+    """Runs uwdf-bench with args; returns (rc, stdout, stderr) as text."""
+    full_env = dict(os.environ)
+    # The test environment must not choose the engine behind a check's back.
+    full_env.pop("UWDF_BACKEND", None)
+    full_env.update(BENCH_ENV)
+    if env:
+        full_env.update(env)
+    p = subprocess.run(list(wrapper) + list(WRAP) + [BENCH] + list(args), cwd=cwd, env=full_env, stdin=stdin,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, text=True,
+                       errors="replace")
+    return p.returncode, p.stdout, p.stderr
+
+
+def run_json(args, cwd=None, env=None, fmt="json"):
+    """Runs with --output-format=fmt, expects exit 0 and returns the parsed report."""
+    rc, out, err = run(list(args) + [f"--output-format={fmt}"], cwd=cwd, env=env)
+    check(rc == 0, f"exit {rc} for {args}: {err.strip()}")
+    try:
+        return json.loads(out)
+    except ValueError as e:
+        raise Failed(f"invalid JSON from {args}: {e}\n{out[:2000]}")
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failed(msg)
+
+
+class TempDir:
+    """A scratch directory on a real file system (O_DIRECT works there), under
+    UWDF_TEST_DIR or /var/tmp like the C suites' directories."""
+
+    def __enter__(self):
+        base = os.environ.get("UWDF_TEST_DIR") or "/var/tmp"
+        self.path = tempfile.mkdtemp(prefix="uwdf-benchtest-", dir=base)
+        return self.path
+
+    def __exit__(self, *exc):
+        shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
+def write_file(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def make_data_file(path, size, seed=1):
+    """A file of size bytes of reproducible non-zero data."""
+    block = bytes((i * 131 + seed) % 251 + 1 for i in range(4096))
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            f.write(block[:min(left, len(block))])
+            left -= len(block)
+    return path
+
+
+def have_root():
+    return os.geteuid() == 0
+
+
+def main(checks):
+    """Runs the checks [(name, fn), ...]; the exit status Automake expects."""
+    global BENCH, BENCH_ENV
+    BENCH, BENCH_ENV = unwrap_libtool(bench_path())
+    passed = failed = skipped = 0
+    for name, fn in checks:
+        try:
+            fn()
+        except Skip as e:
+            skipped += 1
+            print(f"SKIP: {name}: {e}")
+        except Failed as e:
+            failed += 1
+            print(f"FAIL: {name}: {e}")
+        except Exception:
+            failed += 1
+            print(f"FAIL: {name}: unexpected exception")
+            traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print(f"PASS: {name}")
+        sys.stdout.flush()
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    if failed:
+        sys.exit(1)
+    if skipped and not passed:
+        sys.exit(77)
+    sys.exit(0)

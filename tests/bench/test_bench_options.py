@@ -1,0 +1,418 @@
+#!/usr/bin/env python3
+"""uwdf-bench: command-line options and fio job files.
+
+Every unknown or invalid option (on the command line or in a job file) must
+give one message naming it, exit 1, and run nothing: no file created or
+changed, no report, no engine set up (checked with strace when it works
+here). Good command lines and job files must mean what they mean to fio:
+[global] sections apply to the job sections after them, command-line options
+before any --name act as a [global] read before the job files.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+from benchlib import Failed, Skip, check  # noqa: E402
+
+# (arguments, the option the message must name). Appended to a good job
+# (see BASE) unless the bad option must come first.
+BAD_OPTIONS = [
+    (["--bogus"], "bogus"),
+    (["--bogus=1"], "bogus"),
+    (["-x"], "-x"),
+    (["--"], "--"),
+    (["--size=abc"], "size"),
+    (["--size=0"], "size"),
+    (["--size=-4k"], "size"),
+    (["--size=4q"], "size"),
+    (["--size=101%"], "size"),
+    (["--bs=0"], "bs"),
+    (["--bs=3k,4k"], "bs"),
+    (["--bs=1k-4k"], "bs"),
+    (["--bs=512m"], "bs"),
+    (["--blocksize=x"], "blocksize"),
+    (["--rw=foo"], "rw"),
+    (["--rw=randtrimwrite"], "rw"),
+    (["--readwrite=sideways"], "readwrite"),
+    (["--iodepth=0"], "iodepth"),
+    (["--iodepth=65537"], "iodepth"),
+    (["--iodepth=x"], "iodepth"),
+    (["--iodepth=4.5"], "iodepth"),
+    (["--iodepth_batch_submit=-1"], "iodepth_batch_submit"),
+    (["--numjobs=0"], "numjobs"),
+    (["--numjobs=4097"], "numjobs"),
+    (["--runtime=-1"], "runtime"),
+    (["--runtime=5q"], "runtime"),
+    (["--ramp_time=x"], "ramp_time"),
+    (["--number_ios=x"], "number_ios"),
+    (["--number_ios=10%"], "number_ios"),
+    (["--offset=x"], "offset"),
+    (["--rwmixread=101"], "rwmixread"),
+    (["--rwmixwrite=-1"], "rwmixwrite"),
+    (["--ioengine=psync"], "ioengine"),
+    (["--ioengine=spdk"], "ioengine"),
+    (["--api=bogus"], "api"),
+    (["--verify=md5"], "verify"),
+    (["--direct=2"], "direct"),
+    (["--buffered=maybe"], "buffered"),
+    (["--thread=maybe"], "thread"),
+    (["--time_based=yes please"], "time_based"),
+    (["--reuse=2"], "reuse"),
+    (["--verify_fatal=x"], "verify_fatal"),
+    (["--group_reporting=x"], "group_reporting"),
+    (["--fixedbufs=3"], "fixedbufs"),
+    (["--registerfiles=3"], "registerfiles"),
+    (["--timeout=abc"], "timeout"),
+    (["--timeout=86400001"], "timeout"),
+    (["--randseed=x"], "randseed"),
+    (["--sync=foo"], "sync"),
+    (["--fsync=-1"], "fsync"),
+    (["--fdatasync=x"], "fdatasync"),
+    (["--name="], "name"),
+    (["--filename="], "filename"),
+    (["--filename=-"], "filename"),
+    (["--output="], "output"),
+    (["--output-format=xml"], "output-format"),
+    (["--output-format="], "output-format"),
+    (["--eta=sometimes"], "eta"),
+    (["--minimal=1"], "minimal"),
+    # a value-taking option at the end, or followed by another option
+    (["--size"], "size"),
+    (["--rw", "--bs=4k"], "rw"),
+    (["--output"], "output"),
+    # combinations refused before anything runs
+    (["--direct=1", "--bs=100"], "bs"),
+    (["--verify=crc32c", "--bs=16"], "verify"),
+    (["--verify=crc32c", "--rw=trim"], "verify"),
+    (["--verify=crc32c", "--ioengine=null", "--rw=write"], "verify"),
+    (["--api=flt", "--verify=crc32c", "--rw=write"], "verify"),
+    (["--api=flt", "--timeout=100"], "timeout"),
+    (["--api=flt", "--rw=trim"], "rw"),
+    (["--api=flt", "--fsync=4", "--rw=write"], "fsync"),
+    (["--api=flt", "--sync=1", "--rw=write"], "sync"),
+]
+
+# Refused wherever they appear: first on the command line.
+BAD_FIRST = [
+    (["-", "--name=j"], "stdin"),
+    (["--help=1"], "help"),
+]
+
+
+def base_args(d):
+    """A good job that would create new.dat and report.txt if it ran."""
+    return ["--name=j", f"--filename={d}/new.dat", "--size=1m", "--ioengine=null", "--number_ios=16",
+            f"--output={d}/report.txt"]
+
+
+def snapshot(d):
+    """Names, sizes, contents and mtimes of everything in d."""
+    snap = {}
+    for name in sorted(os.listdir(d)):
+        p = os.path.join(d, name)
+        st = os.stat(p)
+        with open(p, "rb") as f:
+            snap[name] = (st.st_size, st.st_mtime_ns, f.read())
+    return snap
+
+
+def strace_usable():
+    # Under UWDF_BENCH_WRAP (valgrind) the trace would be the wrapper's.
+    if bl.WRAP or not shutil.which("strace"):
+        return False
+    try:
+        return subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "true"], timeout=30,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+HAVE_STRACE = None
+TRACED = "io_uring_setup,io_setup,io_submit,pwrite64,pwritev,pwritev2,fallocate,ftruncate,unlink," \
+         "unlinkat,openat,open,creat,mkdir,clone,clone3"
+
+
+def trace_violations(trace, d):
+    """Syscalls that mean the run started: an engine, a write, a file opened
+    for writing or in the test directory, a thread."""
+    bad = []
+    for line in trace.splitlines():
+        if re.search(r"= -1 E", line):
+            continue  # failed: the libtool wrapper's shell probes /dev/tty
+        if re.search(r"\b(io_uring_setup|io_setup|io_submit|pwrite64|pwritev2?|fallocate|ftruncate|"
+                     r"unlink|unlinkat|mkdir)\(", line):
+            bad.append(line)
+        elif re.search(r"\b(openat|open|creat)\(", line):
+            if re.search(r"O_WRONLY|O_RDWR|O_CREAT", line) and "/dev/null" not in line:
+                bad.append(line)
+            elif d in line and not re.search(r'\.fio", O_RDONLY', line):
+                bad.append(line)  # only the job files may be read
+        elif re.search(r"\bclone3?\(", line) and "CLONE_THREAD" in line:
+            bad.append(line)
+    return bad
+
+
+def expect_refused(args, option, d, where=""):
+    """Runs args in d; checks the refusal and that nothing ran. Then again
+    under strace, when it works here, to see that no engine, write or thread
+    was started (LeakSanitizer cannot run under ptrace: off for that run)."""
+    global HAVE_STRACE
+    if HAVE_STRACE is None:
+        HAVE_STRACE = strace_usable()
+    before = snapshot(d)
+    label = " ".join(args)
+    rc, out, err = bl.run(args, cwd=d)
+    lines = err.splitlines()
+    check(rc == 1, f"[{label}]: exit {rc}, expected 1 (stderr: {err.strip()})")
+    check(out == "", f"[{label}]: printed a report: {out[:300]}")
+    check(len(lines) == 1, f"[{label}]: expected one message, got {len(lines)}: {err.strip()}")
+    check(lines[0].startswith("uwdf-bench: "), f"[{label}]: message without the program name: {lines[0]}")
+    if option:
+        check(re.search(r"(?<![\w-])-{0,2}" + re.escape(option) + r"(?![\w-])", lines[0]),
+              f"[{label}]: message does not name '{option}': {lines[0]}")
+    if where:
+        check(where in lines[0], f"[{label}]: message does not say where ({where}): {lines[0]}")
+    check(snapshot(d) == before, f"[{label}]: files changed: {sorted(os.listdir(d))}")
+    if not HAVE_STRACE:
+        return
+    tr = os.path.join(os.path.dirname(d), os.path.basename(d) + ".trace")
+    asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0"]))
+    try:
+        rc, _, err = bl.run(args, cwd=d, env={"ASAN_OPTIONS": asan},
+                            wrapper=["strace", "-f", "-qq", "-o", tr, "-e", "trace=" + TRACED])
+        with open(tr) as f:
+            trace = f.read()
+    finally:
+        if os.path.exists(tr):
+            os.unlink(tr)
+    check(rc == 1, f"[{label}]: exit {rc} under strace: {err.strip()}")
+    bad = trace_violations(trace, d)
+    check(not bad, f"[{label}]: the run started: " + "; ".join(bad[:5]))
+    check(snapshot(d) == before, f"[{label}]: files changed under strace")
+
+
+def bad_command_line_options_are_refused_and_nothing_runs():
+    with bl.TempDir() as d:
+        bl.make_data_file(os.path.join(d, "existing.dat"), 64 * 1024)
+        for extra, option in BAD_OPTIONS:
+            if option is None:
+                continue
+            expect_refused(base_args(d) + extra, option, d)
+            # The same option before the job and as a [global] option.
+            if not any(a in ("--size", "--output") for a in extra) and extra[0] != "--":
+                expect_refused(extra + base_args(d), option, d)
+        for extra, option in BAD_FIRST:
+            expect_refused(extra, option, d)
+        # A bad option after a good job file: the job file is not run.
+        jf = bl.write_file(os.path.join(d, "good.fio"),
+                           f"[g]\nfilename={d}/new.dat\nsize=1m\nioengine=null\nnumber_ios=4\n")
+        expect_refused([jf, "--bogus"], "bogus", d)
+
+
+# Job files with one mistake each: (text, option or phrase, line of the
+# mistake in text). Each follows a good [global] and job section (JOB_PREFIX,
+# 5 lines), which must not run either.
+BAD_JOB_FILES = [
+    ("[a]\nbogus=1\n", "bogus", 2),
+    ("[a]\nbogus\n", "bogus", 2),
+    ("[a]\nbs=0\n", "bs", 2),
+    ("[a]\nrw=\n", "rw", 2),
+    ("[a]\niodepth\n", "iodepth", 2),
+    ("[a]\nverify=sha1\n", "verify", 2),
+    ("[a]\nioengine=posixaio\n", "ioengine", 2),
+    ("[a]\nnumjobs = 0\n", "numjobs", 2),
+    ("[a\nrw=read\n", "section", 1),
+    ("[]\nrw=read\n", "section", 1),
+    ("[a] trailing\nrw=read\n", "section", 1),
+    ("[a]\ninclude other.fio\n", "include", 2),
+    ("[a]\neta=always\n", "eta", 2),       # command-line only, as in fio
+    ("[a]\noutput=x.txt\n", "output", 2),  # command-line only
+]
+JOB_PREFIX_LINES = 5
+
+
+def bad_job_files_are_refused_with_file_and_line():
+    with bl.TempDir() as d:
+        prefix = f"[global]\nioengine=null\nsize=1m\n[ok]\nfilename={d}/new.dat\n"
+        assert prefix.count("\n") == JOB_PREFIX_LINES
+        for i, (text, what, line) in enumerate(BAD_JOB_FILES):
+            jf = bl.write_file(os.path.join(d, f"bad{i}.fio"), prefix + text)
+            expect_refused([jf], what, d, where=f"{jf}:{JOB_PREFIX_LINES + line}:")
+            os.unlink(jf)
+        # An option before any section.
+        jf = bl.write_file(os.path.join(d, "nosection.fio"), "; comment\nrw=read\n[a]\n")
+        expect_refused([jf], "section", d, where=f"{jf}:2:")
+        os.unlink(jf)
+        # Only [global]: no job.
+        jf = bl.write_file(os.path.join(d, "noglobal.fio"), "[global]\nrw=read\nsize=1m\n")
+        expect_refused([jf], "jobs", d)
+        os.unlink(jf)
+        # A missing job file; the mistake in a second file stops the first.
+        expect_refused([os.path.join(d, "missing.fio")], "missing.fio", d)
+        good = bl.write_file(os.path.join(d, "good.fio"),
+                             f"[g]\nfilename={d}/new.dat\nsize=1m\nioengine=null\n")
+        bad = bl.write_file(os.path.join(d, "bad.fio"), "[h]\nnumjobs=0\n")
+        expect_refused([good, bad], "numjobs", d, where=f"{bad}:2:")
+
+
+def jobs_that_cannot_start_leave_no_report_file():
+    with bl.TempDir() as d:
+        report = os.path.join(d, "report.txt")
+        for args, what in (([f"--filename={d}/missing.dat"], "missing.dat"),  # no size to create it
+                           (["--filename=/dev/null", "--size=1m"], "/dev/null"),  # not a file or device
+                           ([f"--filename={d}/new.dat", "--size=1k", "--bs=4k"], "block")):
+            rc, out, err = bl.run(["--name=j", "--ioengine=null", f"--output={report}"] + args, cwd=d)
+            check(rc == 1 and what in err, f"{args}: exit {rc}: {err.strip()}")
+            check(os.listdir(d) == [], f"{args}: left {os.listdir(d)}")
+        # The engine chosen by UWDF_BACKEND counts for --verify too.
+        rc, out, err = bl.run(["--name=j", f"--filename={d}/new.dat", "--size=1m", "--rw=write",
+                               "--verify=crc32c", f"--output={report}"], cwd=d, env={"UWDF_BACKEND": "null"})
+        check(rc == 1 and "verify" in err and "null" in err, f"UWDF_BACKEND=null --verify: exit {rc}: {err}")
+        check(os.listdir(d) == [], f"UWDF_BACKEND=null --verify: left {os.listdir(d)}")
+
+
+def per_job(report):
+    return {j["jobname"]: j for j in report["jobs"]}
+
+
+def job_file_global_sections_apply_to_the_jobs_after_them():
+    with bl.TempDir() as d:
+        jf = bl.write_file(os.path.join(d, "inherit.fio"), f"""; uwdf-bench job file test
+# both comment styles
+[global]
+ioengine=null
+filename={d}/data.dat
+size=1m
+bs=8k
+number_ios=10
+
+[a]
+rw=read
+
+[b]
+rw=write
+bs=16k
+iodepth=2
+
+[global]
+number_ios=5
+
+[c]
+rw=randread
+""")
+        rep = bl.run_json([jf], cwd=d)
+        jobs = per_job(rep)
+        check(sorted(jobs) == ["a", "b", "c"], f"jobs {sorted(jobs)}")
+        a, b, c = jobs["a"], jobs["b"], jobs["c"]
+        check(a["read"]["total_ios"] == 10 and a["read"]["io_bytes"] == 10 * 8192 and
+              a["write"]["total_ios"] == 0, f"a: {a['read']['total_ios']} reads of {a['read']['io_bytes']} B")
+        check(b["write"]["total_ios"] == 10 and b["write"]["io_bytes"] == 10 * 16384 and
+              b["read"]["total_ios"] == 0, f"b: {b['write']['total_ios']} writes of {b['write']['io_bytes']} B")
+        check(c["read"]["total_ios"] == 5 and c["read"]["io_bytes"] == 5 * 8192,
+              f"c (second [global]): {c['read']['total_ios']} reads of {c['read']['io_bytes']} B")
+        for j in (a, b, c):
+            check(j["uwdf"]["backend"] == "null", f"{j['jobname']}: backend {j['uwdf']['backend']}")
+        check(a["uwdf"]["requests"] == 1 and b["uwdf"]["requests"] == 2 and c["uwdf"]["requests"] == 1,
+              "iodepth of a job section leaked to the next")
+        # fio's JSON: a job's own options, and the [global] ones apart.
+        check(b["job options"] == {"rw": "write", "bs": "16k", "iodepth": "2"},
+              f"b job options {b['job options']}")
+        g = rep.get("global options", {})
+        check(g.get("ioengine") == "null" and g.get("bs") == "8k" and g.get("number_ios") == "5",
+              f"global options {g}")
+        check(not os.path.exists(os.path.join(d, "data.dat")) or
+              os.path.getsize(os.path.join(d, "data.dat")) == 1 << 20, "data.dat size")
+
+
+def command_line_options_before_a_job_file_are_its_global_defaults():
+    with bl.TempDir() as d:
+        jf = bl.write_file(os.path.join(d, "j.fio"), f"""[global]
+bs=8k
+[x]
+filename={d}/data.dat
+size=1m
+number_ios=6
+""")
+        # --bs is overridden by the file's [global]; --iodepth and --ioengine apply.
+        rep = bl.run_json(["--bs=4k", "--iodepth=3", "--ioengine", "null", jf], cwd=d)
+        x = per_job(rep)["x"]
+        check(x["read"]["io_bytes"] == 6 * 8192, f"io_bytes {x['read']['io_bytes']}: the job file's bs lost")
+        check(x["uwdf"]["requests"] == 3, f"requests {x['uwdf']['requests']}: --iodepth lost")
+        check(x["uwdf"]["backend"] == "null", f"backend {x['uwdf']['backend']}")
+
+
+def command_line_jobs_follow_fio():
+    with bl.TempDir() as d:
+        data = os.path.join(d, "data.dat")
+        rep = bl.run_json(["--ioengine=null", f"--filename={data}", "--size=1m", "--number_ios=4",
+                           "--name=global", "--bs=8k",
+                           "--name=r", "--rw=read",
+                           "--name=w", "--rw", "write", "--bs", "16k", "--numjobs=2"], cwd=d)
+        names = [j["jobname"] for j in rep["jobs"]]
+        check(names == ["r", "w", "w"], f"jobs {names} (numjobs=2 makes two w)")
+        r, w1, w2 = rep["jobs"]
+        check(r["read"]["io_bytes"] == 4 * 8192 and r["write"]["total_ios"] == 0,
+              f"r: {r['read']['io_bytes']} B read")
+        for w in (w1, w2):
+            check(w["write"]["io_bytes"] == 4 * 16384 and w["read"]["total_ios"] == 0,
+                  f"w: {w['write']['io_bytes']} B written")
+        # group_reporting (as in fio: all the jobs of the group as one entry,
+        # named after the first)
+        rep = bl.run_json(["--ioengine=null", f"--filename={data}", "--size=1m", "--number_ios=4",
+                           "--name=r", "--rw=read", "--name=w", "--rw=write", "--numjobs=2",
+                           "--group_reporting"], cwd=d)
+        names = [j["jobname"] for j in rep["jobs"]]
+        check(names == ["r"], f"group_reporting: jobs {names}")
+        check(rep["jobs"][0]["read"]["total_ios"] == 4 and rep["jobs"][0]["write"]["total_ios"] == 8,
+              "group_reporting: totals")
+        # Bare flags do not swallow a job file name; "--flag 0" takes the 0.
+        jf = bl.write_file(os.path.join(d, "t.fio"), f"[t]\nfilename={data}\nsize=1m\nioengine=null\n"
+                                                     "number_ios=2\n")
+        rep = bl.run_json(["--thread", jf, "--direct", "0"], cwd=d)
+        check(list(per_job(rep)) == ["t"], f"jobs {list(per_job(rep))}")
+        check(per_job(rep)["t"]["read"]["total_ios"] == 2, "t: total_ios")
+
+
+def quick_default_job_without_name_or_job_file():
+    with bl.TempDir() as d:
+        # The quick job: randread, iodepth 32, time_based; its size and
+        # runtime overridden here (the default file is 1 GiB, 10 s).
+        rep = bl.run_json(["--ioengine=null", "--size=1m", "--runtime=200ms"], cwd=d)
+        j = rep["jobs"][0]
+        check(j["jobname"] == "uwdf-bench", f"jobname {j['jobname']}")
+        check(j["uwdf"]["requests"] == 32, f"iodepth {j['uwdf']['requests']}")
+        check(j["read"]["total_ios"] > 256, "time_based: the 1 MiB region was not looped over")
+        check(j["job_runtime"] >= 150, f"job_runtime {j['job_runtime']} ms for --runtime=200ms")
+        check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
+
+
+def help_and_version():
+    rc, out, err = bl.run(["--help"])
+    check(rc == 0 and "usage: uwdf-bench" in out and err == "", f"--help: exit {rc}")
+    for opt in ("--filename", "--rw", "--bs", "--iodepth", "--numjobs", "--runtime", "--verify",
+                "--api", "--reuse", "--timeout", "--output-format", "--eta"):
+        check(opt in out, f"--help does not document {opt}")
+    rc, out, err = bl.run(["--version"])
+    check(rc == 0 and re.fullmatch(r"uwdf-bench-\S+\n", out), f"--version: exit {rc}: {out!r}")
+
+
+if __name__ == "__main__":
+    bl.main([
+        ("help_and_version", help_and_version),
+        ("bad_command_line_options_are_refused_and_nothing_runs",
+         bad_command_line_options_are_refused_and_nothing_runs),
+        ("bad_job_files_are_refused_with_file_and_line", bad_job_files_are_refused_with_file_and_line),
+        ("jobs_that_cannot_start_leave_no_report_file", jobs_that_cannot_start_leave_no_report_file),
+        ("job_file_global_sections_apply_to_the_jobs_after_them",
+         job_file_global_sections_apply_to_the_jobs_after_them),
+        ("command_line_options_before_a_job_file_are_its_global_defaults",
+         command_line_options_before_a_job_file_are_its_global_defaults),
+        ("command_line_jobs_follow_fio", command_line_jobs_follow_fio),
+        ("quick_default_job_without_name_or_job_file", quick_default_job_without_name_or_job_file),
+    ])

@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+"""uwdf-bench: short real runs.
+
+- every --api (async, sync, flt, and stack when this build has it) on every
+  engine (io_uring, libaio, null), on a file, and on a loop device when root;
+- --verify=crc32c: a block corrupted behind uwdf's back fails the read-verify
+  run (exit 1, the offset named), --verify_fatal stops at the first;
+- no --filename: the file is made in the current directory and removed after
+  (also when interrupted), an existing one is used and kept;
+- --eta: the status line on a terminal or with --eta=always, never on a pipe
+  by default or with --eta=never.
+"""
+
+import json
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+from benchlib import Failed, Skip, check  # noqa: E402
+
+ENGINES = ("io_uring", "libaio", "null")
+BS = 4096
+SIZE = 256 * 1024
+NBLOCKS = SIZE // BS
+DEFAULT_FILE = "uwdf-bench.0.0"
+
+
+def apis():
+    """The --api values this build accepts: async, sync, flt, and stack once
+    it is there (an option before --help is checked before the help)."""
+    found = []
+    for api in ("async", "sync", "flt", "stack"):
+        rc, _, _ = bl.run([f"--api={api}", "--help"])
+        if rc == 0:
+            found.append(api)
+    check(found[:3] == ["async", "sync", "flt"], f"--api values accepted: {found}")
+    return found
+
+
+def one_job(rep):
+    check(len(rep["jobs"]) == 1, f"{len(rep['jobs'])} jobs")
+    return rep["jobs"][0]
+
+
+def every_api_on_every_engine():
+    with bl.TempDir() as d:
+        target = os.path.join(d, "smoke.dat")
+        for api in apis():
+            for engine in ENGINES:
+                label = f"--api={api} --ioengine={engine}"
+                rep = bl.run_json(["--name=s", f"--filename={target}", f"--size={SIZE}", f"--bs={BS}",
+                                   "--rw=randrw", "--iodepth=4", f"--api={api}", f"--ioengine={engine}"], cwd=d)
+                j = one_job(rep)
+                ios = j["read"]["total_ios"] + j["write"]["total_ios"]
+                check(j["error"] == 0, f"{label}: error {j['error']}")
+                check(ios == NBLOCKS, f"{label}: {ios} I/Os over a {NBLOCKS}-block region")
+                check(j["read"]["total_ios"] and j["write"]["total_ios"], f"{label}: randrw did not mix")
+                check(j["uwdf"]["backend"] == engine, f"{label}: backend {j['uwdf']['backend']}")
+                check(j["uwdf"]["api"] == api, f"{label}: api {j['uwdf']['api']}")
+                check(j["read"]["clat_ns"]["N"] == j["read"]["total_ios"], f"{label}: latency samples")
+
+
+def request_options_on_each_api():
+    """--reuse=0, --timeout, --numjobs, write-through and flushes: short
+    time-bound runs that must end without an error."""
+    with bl.TempDir() as d:
+        target = os.path.join(d, "opts.dat")
+        runs = [[f"--api={a}", "--reuse=0"] for a in apis()]
+        runs += [["--api=async", "--timeout=5000", "--ioengine=io_uring"],
+                 ["--api=sync", "--timeout=5000", "--ioengine=libaio"],
+                 ["--api=async", "--ioengine=null", "--numjobs=2"],
+                 ["--api=async", "--rw=randwrite", "--sync=1", "--fsync=8"],
+                 ["--api=sync", "--rw=write", "--fdatasync=4"]]
+        for extra in runs:
+            rep = bl.run_json(["--name=o", f"--filename={target}", f"--size={SIZE}", "--rw=randread",
+                               "--iodepth=4", "--runtime=150ms", "--time_based"] + extra, cwd=d)
+            for j in rep["jobs"]:
+                ios = j["read"]["total_ios"] + j["write"]["total_ios"]
+                check(j["error"] == 0 and ios > 0, f"{extra}: error {j['error']}, {ios} I/Os")
+                if "--fsync=8" in extra or "--fdatasync=4" in extra:
+                    check(j["sync"]["total_ios"] > 0, f"{extra}: no flush")
+
+
+def loop_device_direct():
+    if not bl.have_root():
+        raise Skip("needs root for losetup")
+    with bl.TempDir() as d:
+        backing = bl.make_data_file(os.path.join(d, "backing.img"), 4 << 20)
+        p = subprocess.run(["losetup", "--find", "--show", "--direct-io=on", backing], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        if p.returncode != 0:
+            raise Skip(f"losetup failed: {p.stderr.strip()}")
+        dev = p.stdout.strip()
+        try:
+            for engine in ("io_uring", "libaio"):
+                for api in ("async", "sync"):
+                    rep = bl.run_json(["--name=l", f"--filename={dev}", "--direct=1", "--rw=randread", "--bs=4k",
+                                       "--iodepth=8", f"--ioengine={engine}", f"--api={api}", "--number_ios=500"],
+                                      cwd=d)
+                    j = one_job(rep)
+                    check(j["error"] == 0 and j["read"]["total_ios"] == 500,
+                          f"{dev} {engine} {api}: error {j['error']}, {j['read']['total_ios']} reads")
+                # write with verify through the device, read back by the job
+                rep = bl.run_json(["--name=lv", f"--filename={dev}", "--direct=1", "--rw=randwrite", "--bs=8k",
+                                   "--size=1m", "--iodepth=4", f"--ioengine={engine}", "--verify=crc32c"], cwd=d)
+                j = one_job(rep)
+                check(j["error"] == 0 and j["uwdf"]["verified_blocks"] == 128,
+                      f"{dev} {engine} verify: error {j['error']}, {j['uwdf']['verified_blocks']} verified")
+        finally:
+            subprocess.run(["losetup", "-d", dev], timeout=60)
+
+
+# ---- verify ----
+
+def corrupt(path, offset, data):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def verify_catches_a_corrupted_block():
+    with bl.TempDir() as d:
+        for engine in ("io_uring", "libaio"):
+            for api in ("async", "sync"):
+                label = f"{engine} {api}"
+                f = os.path.join(d, f"v-{engine}-{api}.dat")
+                common = [f"--filename={f}", f"--bs={BS}", f"--ioengine={engine}", f"--api={api}",
+                          "--verify=crc32c"]
+                # Written and read back by the write job itself.
+                j = one_job(bl.run_json(["--name=w", f"--size={SIZE}", "--rw=write", "--iodepth=4"] + common, cwd=d))
+                check(j["error"] == 0 and j["uwdf"]["verified_blocks"] == NBLOCKS,
+                      f"{label}: write+verify {j['uwdf']['verified_blocks']} of {NBLOCKS} blocks")
+                # A read-only job checks every block it reads.
+                j = one_job(bl.run_json(["--name=r", "--rw=read"] + common, cwd=d))
+                check(j["uwdf"]["verified_blocks"] == NBLOCKS and j["uwdf"]["verify_errors"] == 0,
+                      f"{label}: clean read-verify {j['uwdf']}")
+                # Behind uwdf's back: the payload of block 5, the header
+                # (offset field) of block 9.
+                corrupt(f, 5 * BS + 100, b"\xde\xad\xbe\xef")
+                corrupt(f, 9 * BS + 8, b"\x01")
+                for rw, depth in (("read", 1), ("randread", 8)):
+                    rc, out, err = bl.run(["--name=r", f"--rw={rw}", f"--iodepth={depth}",
+                                           "--output-format=json"] + common, cwd=d)
+                    check(rc == 1, f"{label} {rw}: exit {rc} after corruption")
+                    fails = [l for l in err.splitlines() if "verify failed" in l]
+                    check(len(fails) == 2, f"{label} {rw}: {len(fails)} failures reported: {err}")
+                    check(any(f"offset {5 * BS} " in l and "crc32c" in l for l in fails),
+                          f"{label} {rw}: block 5 (offset {5 * BS}) not named: {fails}")
+                    check(any(f"offset {9 * BS} " in l and "header offset" in l for l in fails),
+                          f"{label} {rw}: block 9 (offset {9 * BS}) not named: {fails}")
+                    j = one_job(json.loads(out))
+                    check(j["error"] != 0 and j["uwdf"]["verify_errors"] == 2 and
+                          j["uwdf"]["verified_blocks"] == NBLOCKS - 2, f"{label} {rw}: {j['error']} {j['uwdf']}")
+                # --verify_fatal: stops at the first (sequential, one in flight).
+                rc, out, err = bl.run(["--name=r", "--rw=read", "--verify_fatal", "--output-format=json"] + common,
+                                      cwd=d)
+                fails = [l for l in err.splitlines() if "verify failed" in l]
+                check(rc == 1 and len(fails) == 1 and f"offset {5 * BS} " in fails[0],
+                      f"{label} verify_fatal: exit {rc}: {err}")
+                j = one_job(json.loads(out))
+                check(j["read"]["total_ios"] == 6 and j["uwdf"]["verified_blocks"] == 5,
+                      f"{label} verify_fatal: {j['read']['total_ios']} reads, {j['uwdf']['verified_blocks']} verified")
+                # The direct path sees the same blocks.
+                if api == "async":
+                    rc, out, err = bl.run(["--name=r", "--rw=read", "--direct=1", "--output-format=json"] + common,
+                                          cwd=d)
+                    check(rc == 1 and err.count("verify failed") == 2, f"{label} direct: exit {rc}: {err}")
+
+
+# ---- the default target ----
+
+def wait_for(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.01)
+    raise Failed(f"timed out waiting for {what}")
+
+
+def start(args, cwd, **kw):
+    env = dict(os.environ)
+    env.pop("UWDF_BACKEND", None)
+    env.update(bl.BENCH_ENV)
+    opts = dict(stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    opts.update(kw)
+    return subprocess.Popen(list(bl.WRAP) + [bl.BENCH] + list(args), cwd=cwd, env=env, **opts)
+
+
+def size_of(path):
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
+
+
+def default_target_is_created_and_removed():
+    with bl.TempDir() as d:
+        path = os.path.join(d, DEFAULT_FILE)
+        # The default size (1 GiB), allocated without writing (null engine).
+        p = start(["--ioengine=null", "--runtime=400ms"], d)
+        wait_for(lambda: size_of(path) == 1 << 30, 30, f"a 1 GiB {DEFAULT_FILE}")
+        out, err = p.communicate(timeout=60)
+        check(p.returncode == 0, f"exit {p.returncode}: {err}")
+        check(f"Laying out IO file (1 file / 1024MiB)" in out, f"no layout line: {out[:300]}")
+        check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
+        # A smaller one through a real engine (written with data first).
+        p = start(["--size=4m", "--runtime=400ms", "--output-format=json"], d)
+        wait_for(lambda: size_of(path) == 4 << 20, 30, f"a 4 MiB {DEFAULT_FILE}")
+        out, err = p.communicate(timeout=60)
+        check(p.returncode == 0, f"exit {p.returncode}: {err}")
+        check(json.loads(out)["jobs"][0]["read"]["total_ios"] > 0, "no reads")
+        check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
+
+
+def existing_default_target_is_kept():
+    with bl.TempDir() as d:
+        path = bl.make_data_file(os.path.join(d, DEFAULT_FILE), 2 << 20, seed=7)
+        with open(path, "rb") as f:
+            before = f.read()
+        rc, out, err = bl.run(["--size=2m", "--runtime=200ms"], cwd=d)
+        check(rc == 0, f"exit {rc}: {err}")
+        with open(path, "rb") as f:
+            check(f.read() == before, "the existing file changed")
+        check(os.listdir(d) == [DEFAULT_FILE], f"files: {os.listdir(d)}")
+
+
+def interrupted_run_removes_the_default_target():
+    with bl.TempDir() as d:
+        path = os.path.join(d, DEFAULT_FILE)
+        # One SIGINT: the jobs stop, the report is printed, the file goes
+        # (no report when it came before the jobs started: slow under valgrind).
+        p = start(["--ioengine=null", "--size=4m", "--runtime=60"], d)
+        wait_for(lambda: size_of(path) == 4 << 20, 30, DEFAULT_FILE)
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        check("interrupted" in err, f"no interruption message: {err}")
+        if "stopping the jobs" in err:
+            check(p.returncode == 0 and "IOPS=" in out, f"exit {p.returncode}, no report after the interruption")
+        check(os.listdir(d) == [], f"left behind after SIGINT: {os.listdir(d)}")
+        # Two: abort at once (exit 130), still removing it.
+        p = start(["--ioengine=null", "--size=4m", "--runtime=60"], d)
+        wait_for(lambda: size_of(path) == 4 << 20, 30, DEFAULT_FILE)
+        time.sleep(0.3)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+        # 130 when the second came while the jobs ran; 0 or 1 when the first
+        # had already ended the run (or came before the jobs started).
+        check(p.returncode in (130, 0, 1) and "interrupted" in err, f"exit {p.returncode} after two SIGINTs: {err}")
+        check(os.listdir(d) == [], f"left behind after two SIGINTs: {os.listdir(d)}")
+
+
+# ---- the ETA line ----
+
+ETA_RE = re.compile(r"Jobs: 1 \(f=1\): \[r\(1\)\]\[\d+\.\d%\]\[r=[^\]]+B/s\]\[r=[^\]]+ IOPS\]\[eta \d\dm:\d\ds\]")
+ETA_ARGS = ["--name=e", "--ioengine=null", "--size=1m", "--rw=randread", "--runtime=1300ms", "--time_based"]
+
+
+def eta_on_a_pipe(eta, d):
+    args = ETA_ARGS + [f"--filename={d}/eta-{eta}.dat"] + ([f"--eta={eta}"] if eta else [])
+    rc, out, err = bl.run(args, cwd=d)
+    return rc, out, err
+
+
+def eta_on_a_tty(eta, d):
+    """stderr on a pseudo-terminal; returns what it showed."""
+    master, slave = pty.openpty()
+    args = ETA_ARGS + [f"--filename={d}/eta-tty-{eta}.dat"] + ([f"--eta={eta}"] if eta else [])
+    try:
+        p = start(args, d, stderr=slave)
+    finally:
+        os.close(slave)
+    shown = b""
+    try:
+        while True:
+            r, _, _ = select.select([master], [], [], 30)
+            if not r:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed its side
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(master)
+    out, _ = p.communicate(timeout=60)
+    return p.returncode, out, shown.decode(errors="replace")
+
+
+def eta_line_follows_the_terminal():
+    with bl.TempDir() as d:
+        cases = {"pipe-always": (eta_on_a_pipe, "always"), "pipe-default": (eta_on_a_pipe, None),
+                 "pipe-never": (eta_on_a_pipe, "never"), "tty-default": (eta_on_a_tty, None),
+                 "tty-auto": (eta_on_a_tty, "auto"), "tty-never": (eta_on_a_tty, "never")}
+        results = {}
+
+        def worker(name, fn, eta):
+            try:
+                results[name] = fn(eta, d)
+            except Exception as e:  # reported below
+                results[name] = e
+
+        # The line comes once a second: run the cases side by side.
+        threads = [threading.Thread(target=worker, args=(n, fn, eta)) for n, (fn, eta) in cases.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for name in cases:
+            r = results.get(name)
+            if isinstance(r, Exception):
+                raise Failed(f"{name}: {r!r}")
+            rc, out, err = r
+            check(rc == 0, f"{name}: exit {rc}: {err}")
+            check("IOPS=" in out and "Jobs:" not in out, f"{name}: the report on stdout is wrong")
+            want = name in ("pipe-always", "tty-default", "tty-auto")
+            lines = [l for l in re.split(r"[\r\n]", err) if l.strip()]
+            if want:
+                check(any(ETA_RE.fullmatch(l.strip()) for l in lines),
+                      f"{name}: no fio-style status line in {err!r}")
+                # Erased at the end: blanks over the last line (text mode
+                # reads the carriage returns as newlines).
+                tail = re.split(r"[\r\n]", err.rstrip("\r\n"))[-1]
+                check(tail.strip() == "" and len(tail) >= len(lines[-1].strip()) if tail else False,
+                      f"{name}: status line not cleared: {err[-100:]!r}")
+            else:
+                check("Jobs:" not in err and "eta" not in err, f"{name}: unexpected status output {err!r}")
+
+
+if __name__ == "__main__":
+    bl.main([
+        ("every_api_on_every_engine", every_api_on_every_engine),
+        ("request_options_on_each_api", request_options_on_each_api),
+        ("loop_device_direct", loop_device_direct),
+        ("verify_catches_a_corrupted_block", verify_catches_a_corrupted_block),
+        ("default_target_is_created_and_removed", default_target_is_created_and_removed),
+        ("existing_default_target_is_kept", existing_default_target_is_kept),
+        ("interrupted_run_removes_the_default_target", interrupted_run_removes_the_default_target),
+        ("eta_line_follows_the_terminal", eta_line_follows_the_terminal),
+    ])
