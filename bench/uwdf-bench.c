@@ -247,7 +247,7 @@ static void fmt_scaled(char *out, size_t n, double v, bool base1024, const char 
 
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW, RW_TRIM, RW_RANDTRIM,
                RW_TRIMWRITE };
-enum api_mode { API_ASYNC, API_SYNC, API_FLT };
+enum api_mode { API_ASYNC, API_SYNC, API_FLT, API_STACK };
 enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL };
 enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
 /* fio's sync=: O_SYNC / O_DSYNC writes. uwdf has one kind: write-through. */
@@ -257,7 +257,7 @@ enum flush_kind { FLUSH_NONE, FLUSH_FSYNC, FLUSH_FDATASYNC };
 
 static const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw",
                                         "trim", "randtrim", "trimwrite" };
-static const char *const api_names[] = { "async", "sync", "flt" };
+static const char *const api_names[] = { "async", "sync", "flt", "stack" };
 static const char *const engine_names[] = { "default", "io_uring", "libaio", "null" };
 static const char *const sync_names[] = { "none", "sync", "dsync" };
 static const char *const flush_names[] = { "none", "fsync", "fdatasync" };
@@ -692,8 +692,10 @@ static int p_api(struct job_opts *o, const char *val, char *err, size_t n)
         o->api = API_SYNC;
     else if (val && !strcmp(val, "flt"))
         o->api = API_FLT;
+    else if (val && !strcmp(val, "stack"))
+        o->api = API_STACK;
     else
-        return bad_value(err, n, "expected async, sync or flt");
+        return bad_value(err, n, "expected async, sync, flt or stack");
     return 0;
 }
 
@@ -754,7 +756,7 @@ static const struct opt_def job_options[] = {
     { "fsync", NULL, false, p_fsync, "n", "after every n writes a job issues, flush the file: IRP_MJ_FLUSH_BUFFERS = fsync(2) (0: never)" },
     { "fdatasync", NULL, false, p_fdatasync, "n", "the same with IRP_MN_FLUSH_DATA_ONLY = fdatasync(2)" },
     { "sync", NULL, false, p_sync, "none|sync|dsync", "write-through (FUA) writes: 1/sync and dsync both send every write with UwdfRequestSetWriteThrough (RWF_DSYNC); 0/none: off" },
-    { "api", NULL, false, p_api, "async|sync|flt", "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread) or Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER)" },
+    { "api", NULL, false, p_api, "async|sync|flt|stack", "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
     { "reuse", NULL, true, p_reuse, "0|1", "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
     { "timeout", NULL, false, p_timeout, "msec", "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
     { "fixedbufs", NULL, true, p_fixedbufs, NULL, "accepted; not supported by this build (warning)" },
@@ -2682,6 +2684,84 @@ static WCHAR *path_to_wide(const char *path)
     return w;
 }
 
+/* --api=stack: a pass-through filter device per file. Its default queue
+ * (parallel) forwards every request unchanged to its local target, which is
+ * opened on the file, and completes it with what the file returned: the
+ * smallest layer a storage filter is. */
+static VOID stack_forward_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                               WDFCONTEXT Context)
+{
+    (void)Target;
+    (void)Context;
+    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
+}
+
+static VOID stack_forward(WDFQUEUE Queue, WDFREQUEST Request)
+{
+    WDFIOTARGET lower = WdfDeviceGetIoTarget(WdfIoQueueGetDevice(Queue));
+    WdfRequestFormatRequestUsingCurrentType(Request);
+    WdfRequestSetCompletionRoutine(Request, stack_forward_done, NULL);
+    if (!WdfRequestSend(Request, lower, WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+}
+
+static NTSTATUS open_target_by_name(const char *path, bool write, bool direct, WDFIOTARGET t)
+{
+    WCHAR *w = path_to_wide(path);
+    if (!w)
+        return STATUS_OBJECT_NAME_INVALID;
+    UNICODE_STRING name;
+    RtlInitUnicodeString(&name, w);
+    WDF_IO_TARGET_OPEN_PARAMS p;
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name, write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ);
+    if (direct)
+        p.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
+    NTSTATUS st = WdfIoTargetOpen(t, &p);
+    free(w);
+    return st;
+}
+
+/* The filter device over path; its NT name in *name (static storage). */
+static NTSTATUS stack_filter_create(const char *path, bool write, bool direct, const char **name,
+                                    WDFIOTARGET *lower)
+{
+    static unsigned next;
+    static char buf[64];
+    char sb[96];
+    snprintf(buf, sizeof(buf), "\\Device\\uwdfBenchFilter%u", next++);
+    WCHAR *w = path_to_wide(buf);
+    UNICODE_STRING us;
+    RtlInitUnicodeString(&us, w);
+    WDFDEVICE dev;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(g_driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    NTSTATUS st = init ? WdfDeviceInitAssignName(init, &us) : STATUS_INSUFFICIENT_RESOURCES;
+    free(w);
+    if (NT_SUCCESS(st)) {
+        WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
+        st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev);
+    }
+    if (init)
+        WdfDeviceInitFree(init);
+    if (!NT_SUCCESS(st)) {
+        errmsg("--api=stack: cannot create the filter device: %s", status_str(sb, sizeof(sb), st));
+        return st;
+    }
+    WdfControlFinishInitializing(dev);
+    WDF_IO_QUEUE_CONFIG qc;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
+    qc.EvtIoDefault = stack_forward;
+    st = WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL);
+    if (NT_SUCCESS(st))
+        st = open_target_by_name(path, write, direct, WdfDeviceGetIoTarget(dev));
+    if (!NT_SUCCESS(st)) {
+        WdfObjectDelete(dev);
+        return st;
+    }
+    *name = buf;
+    *lower = WdfDeviceGetIoTarget(dev);
+    return STATUS_SUCCESS;
+}
+
 static NTSTATUS open_target(const char *path, bool write, bool direct, WDFIOTARGET *out)
 {
     WCHAR *w = path_to_wide(path);
@@ -2978,7 +3058,13 @@ static int job_setup(struct job *j)
     }
     for (unsigned k = 0; o->api != API_FLT && k < j->nfiles; k++) {
         struct file_slot *f = &j->files[k];
-        NTSTATUS st = open_target(f->path, rw_writes(o->rw) || rw_trims(o->rw), o->direct, &f->target);
+        bool wr = rw_writes(o->rw) || rw_trims(o->rw);
+        const char *name = f->path;
+        WDFIOTARGET engine_target = NULL;
+        NTSTATUS st = o->api == API_STACK ? stack_filter_create(f->path, wr, o->direct, &name, &engine_target)
+                                          : STATUS_SUCCESS;
+        if (NT_SUCCESS(st))
+            st = open_target(name, wr, o->direct, &f->target);
         if (!NT_SUCCESS(st)) {
             f->target = NULL;
             errmsg("%s: cannot open '%s'%s: %s", o->name, f->path,
@@ -2986,7 +3072,8 @@ static int job_setup(struct job *j)
                    status_str(sb, sizeof(sb), st));
             return -1;
         }
-        PCSTR be = UwdfIoTargetGetBackendName(f->target);
+        /* --api=stack: the engine is the filter's, below the device. */
+        PCSTR be = UwdfIoTargetGetBackendName(engine_target ? engine_target : f->target);
         if (!j->backend)
             j->backend = keep_str(be ? be : "unknown");
         if (o->verify && rw_writes(o->rw))

@@ -15,5 +15,6 @@
 #include "wdfiotarget.h"
 #include "wdfdriver.h"
 #include "wdfdevice.h"
+#include "wdfio.h"
 
 #endif

@@ -3,6 +3,7 @@
 #define UWDF_WDFDEVICE_H
 
 #include "wdfdriver.h"
+#include "wdfrequest.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,6 +30,15 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
 VOID WdfControlFinishInitializing(WDFDEVICE Device);
 PDEVICE_OBJECT WdfDeviceWdmGetDeviceObject(WDFDEVICE Device);
 WDFDRIVER WdfDeviceGetDriver(WDFDEVICE Device);
+
+/* In-process device stacks: a name in the NT namespace that
+ * WdfIoTargetOpen resolves to this device's queues. */
+NTSTATUS WdfDeviceInitAssignName(PWDFDEVICE_INIT DeviceInit, PCUNICODE_STRING DeviceName);
+NTSTATUS WdfDeviceCreateSymbolicLink(WDFDEVICE Device, PCUNICODE_STRING SymbolicLinkName);
+VOID WdfDeviceInitSetRequestAttributes(PWDFDEVICE_INIT DeviceInit, PWDF_OBJECT_ATTRIBUTES RequestAttributes);
+WDFIOTARGET WdfDeviceGetIoTarget(WDFDEVICE Device);
+NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, WDF_REQUEST_TYPE RequestType);
+WDFQUEUE WdfDeviceGetDefaultQueue(WDFDEVICE Device);
 
 #ifdef __cplusplus
 }

@@ -251,6 +251,29 @@ VOID WdfRequestGetParameters(WDFREQUEST Request, PWDF_REQUEST_PARAMETERS Paramet
 PIRP WdfRequestWdmGetIrp(WDFREQUEST Request);
 WDFIOTARGET WdfRequestGetIoTarget(WDFREQUEST Request);
 
+/* Requests received from a queue (wdfio.h has the queues). */
+VOID WdfRequestComplete(WDFREQUEST Request, NTSTATUS Status);
+VOID WdfRequestCompleteWithInformation(WDFREQUEST Request, NTSTATUS Status, ULONG_PTR Information);
+VOID WdfRequestCompleteWithPriorityBoost(WDFREQUEST Request, NTSTATUS Status, CCHAR PriorityBoost);
+NTSTATUS WdfRequestRetrieveInputMemory(WDFREQUEST Request, WDFMEMORY *Memory);
+NTSTATUS WdfRequestRetrieveOutputMemory(WDFREQUEST Request, WDFMEMORY *Memory);
+NTSTATUS WdfRequestRetrieveInputBuffer(WDFREQUEST Request, size_t MinimumRequiredLength, PVOID *Buffer,
+                                       size_t *Length);
+NTSTATUS WdfRequestRetrieveOutputBuffer(WDFREQUEST Request, size_t MinimumRequiredSize, PVOID *Buffer,
+                                        size_t *Length);
+NTSTATUS WdfRequestRetrieveInputWdmMdl(WDFREQUEST Request, PMDL *Mdl);
+NTSTATUS WdfRequestRetrieveOutputWdmMdl(WDFREQUEST Request, PMDL *Mdl);
+VOID WdfRequestMarkCancelable(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel);
+NTSTATUS WdfRequestMarkCancelableEx(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel);
+NTSTATUS WdfRequestUnmarkCancelable(WDFREQUEST Request);
+BOOLEAN WdfRequestIsCanceled(WDFREQUEST Request);
+WDFQUEUE WdfRequestGetIoQueue(WDFREQUEST Request);
+NTSTATUS WdfRequestForwardToIoQueue(WDFREQUEST Request, WDFQUEUE DestinationQueue);
+NTSTATUS WdfRequestRequeue(WDFREQUEST Request);
+VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue);
+BOOLEAN WdfRequestIsReserved(WDFREQUEST Request);
+KPROCESSOR_MODE WdfRequestGetRequestorMode(WDFREQUEST Request);
+
 #ifdef __cplusplus
 }
 #endif

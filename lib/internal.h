@@ -124,6 +124,10 @@ struct uwdf_object {
     WDF_SYNCHRONIZATION_SCOPE sync_scope;
     bool no_delete;  /* the driver may not WdfObjectDelete it */
     bool in_parent_list;
+    /* An object that lives inside another one (a request's retrieved
+     * buffers): references go to the owner, and its handle is registered
+     * only while it is valid. */
+    struct uwdf_object *embed_owner;
 };
 
 /* Attribute validation options for uwdf_object_create. */
@@ -146,6 +150,10 @@ void uwdf_object_delete(struct uwdf_object *obj);
  * NULL on a NULL, stale, garbage or wrong-type handle. type 0 = any. */
 struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi);
 const char *uwdf_object_type_name(uint32_t type);
+/* Embedded objects: give obj (zeroed by the caller, type set) a handle for
+ * as long as it is valid; no allocation except a rare handle-table chunk. */
+bool uwdf_object_embed_register(struct uwdf_object *obj, uint32_t type, struct uwdf_object *owner);
+void uwdf_object_embed_unregister(struct uwdf_object *obj);
 
 #define UWDF_REQUIRE_PARAM(p, ddi, ret)                                                        \
     do {                                                                                       \
@@ -164,6 +172,9 @@ struct uwdf_driver {
     WDF_DRIVER_CONFIG config;
 };
 
+struct uwdf_queue;
+struct uwdf_iotarget;
+
 struct uwdf_device {
     struct uwdf_object obj;
     struct uwdf_driver *driver;
@@ -171,6 +182,17 @@ struct uwdf_device {
     bool control;
     bool finished_initializing;
     WDF_DEVICE_IO_TYPE io_type;
+    /* in-process stacks (lib/device.c, lib/queue.c) */
+    char *name;    /* \Device\..., UTF-8, or NULL */
+    char *symlink; /* \DosDevices\... */
+    struct uwdf_device *name_next;
+    bool has_request_attrs;
+    WDF_OBJECT_ATTRIBUTES request_attrs;
+    struct uwdf_queue *default_queue;
+    struct uwdf_queue *dispatch_queue[IRP_MJ_MAXIMUM_FUNCTION + 1];
+    struct uwdf_iotarget *local_target; /* WdfDeviceGetIoTarget */
+    pthread_mutex_t queues_lock;
+    pthread_mutex_t sync_lock; /* SynchronizationScopeDevice, recursive */
 };
 
 extern struct uwdf_driver *uwdf_current_driver;
@@ -265,6 +287,16 @@ enum uwdf_irp_owner {
 #define UWDF_REQ_CALL_ROUTINE    0x0080u /* sync send that also runs the routine */
 #define UWDF_REQ_USE_FILE_POS    0x0100u
 #define UWDF_REQ_COMPLETED       0x0200u /* completed to its owner; not yet reused */
+#define UWDF_REQ_FORGET          0x0400u /* queue request sent SEND_AND_FORGET */
+
+/* Where a request received from a queue is (request->qstate). */
+enum uwdf_queue_state {
+    UWDF_QS_NONE = 0,   /* driver-created, or a reserved request in its pool */
+    UWDF_QS_QUEUED,     /* waiting on a queue */
+    UWDF_QS_CANCELING,  /* taken off the queue by its cancel routine */
+    UWDF_QS_OWNED,      /* presented to (or retrieved by) the driver */
+    UWDF_QS_COMPLETED,  /* completed; the handle lives while referenced */
+};
 
 struct uwdf_iotarget;
 struct uwdf_sync_wait;
@@ -312,9 +344,36 @@ struct uwdf_request {
     struct iovec iov_inline[UWDF_INLINE_IOV];
     struct iovec *iov_heap;
     int iov_heap_cap;
+
+    /* received from a queue (lib/queue.c); guarded by the queue lock */
+    bool received;
+    bool reserved;
+    bool stop_acked;
+    bool suspended;
+    uint8_t qstate;
+    struct uwdf_queue *queue;   /* the queue it is on or was presented by */
+    struct uwdf_queue *fp_home; /* a reserved request's pool */
+    struct uwdf_request *sender; /* the request whose IRP this is */
+    LIST_ENTRY queue_link;
+    LIST_ENTRY packet_link;     /* a packet waiting for a reserved request */
+    PFN_WDF_REQUEST_CANCEL cancel_routine;
+    bool cancelable;
+    struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
+    bool rmem_live[2];
+    MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
+    PMDL rmdl_alloc;            /* an MDL built for a retrieval on buffered I/O */
+    void *bounce;               /* buffered I/O over a scattered buffer */
+    size_t bounce_len;
+    PMDL saved_mdl;
+    PVOID saved_user, saved_system, saved_type3;
 };
 
 struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const char *ddi);
+/* A request for an incoming packet, with the device's request attributes. */
+NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out);
+/* Back to the just-created state (a reserved request between packets);
+ * contexts are kept, as WDF keeps them. */
+void uwdf_request_reset(struct uwdf_request *req);
 /* Release everything a format holds (memory references) and mark unformatted. */
 void uwdf_request_release_format(struct uwdf_request *req);
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
@@ -359,7 +418,16 @@ struct uwdf_iotarget {
     char *path;
     WDF_IO_TARGET_OPEN_PARAMS open_params;
     FILE_OBJECT file_object;
+    struct uwdf_device *lower; /* an in-process device target, referenced */
 };
+
+/* Stack locations a request needs below its sender for target t. */
+static inline CCHAR uwdf_iotarget_stack_need(const struct uwdf_iotarget *t)
+{
+    return t->lower ? t->lower->wdm.StackSize : UWDF_FILE_TARGET_STACK;
+}
+/* An in-process device completed a packet sent to it (lib/queue.c). */
+void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
 
 struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi);
 /* Queue a formatted request to the target (WdfRequestSend's core). Returns
@@ -385,6 +453,32 @@ NTSTATUS uwdf_blockops_ioctl(struct uwdf_iotarget *target, ULONG code, const voi
 /* IOCTLs answered by the framework for file and block-device targets. */
 NTSTATUS uwdf_iotarget_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len,
                              void *out, size_t out_len, ULONG_PTR *information);
+
+/* ---- devices, queues and IRP cancellation ---- */
+/* The device registered under an NT name (\Device\..., \DosDevices\...,
+ * \??\...), referenced; NULL if none. */
+struct uwdf_device *uwdf_device_lookup_name(const char *name);
+/* Deliver a packet sent to a device target into the device's queues. The
+ * request is on the target's sent list with its I/O reference. */
+void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender);
+/* WdfRequestSend(SEND_AND_FORGET) of a received request. */
+NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *req, struct uwdf_iotarget *t);
+/* Buffers of an IOCTL as the IRP describes them (a forwarded request). */
+void uwdf_request_irp_ioctl_buffers(struct uwdf_request *req, void **in, size_t *in_len, void **out,
+                                    size_t *out_len);
+
+enum uwdf_cancel_kind {
+    UWDF_CANCEL_ON_QUEUE = 1, /* waiting on a queue */
+    UWDF_CANCEL_DRIVER,       /* marked cancelable by the driver */
+    UWDF_CANCEL_SENT,         /* a received request forwarded to a target */
+    UWDF_CANCEL_FP_WAIT,      /* a packet waiting for a reserved request */
+};
+/* IoSetCancelRoutine/IoCancelIrp with one framework cancel lock. set
+ * returns false if the IRP is already cancelled; clear returns false if a
+ * cancel took the routine (the canceller now owns the outcome). */
+bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner);
+bool uwdf_irp_clear_cancel(PIRP irp);
+void uwdf_irp_cancel(PIRP irp);
 
 /* ---- lists ---- */
 static inline void uwdf_list_init(LIST_ENTRY *head)

@@ -24,6 +24,7 @@
 #define REQ_INFLIGHT (UWDF_REQ_SENT | UWDF_REQ_PENDED)
 
 static void target_timer_fired(struct uwdf_timer *timer);
+static void target_cancel_io(struct uwdf_iotarget *t, struct uwdf_request *req);
 
 struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi)
 {
@@ -204,6 +205,72 @@ static NTSTATUS target_open_path(struct uwdf_iotarget *t, const WDF_IO_TARGET_OP
     return STATUS_SUCCESS;
 }
 
+/* The device that owns t needs one stack location more than t's target. */
+static void target_grow_owner_stack(struct uwdf_iotarget *t)
+{
+    CCHAR need = (CCHAR)(uwdf_iotarget_stack_need(t) + 1);
+    if (t->device->wdm.StackSize < need)
+        t->device->wdm.StackSize = need;
+}
+
+static void target_init_file_object(struct uwdf_iotarget *t)
+{
+    t->file_object.Type = 5; /* IO_TYPE_FILE */
+    t->file_object.Size = sizeof(FILE_OBJECT);
+    t->file_object.DeviceObject = t->lower ? &t->lower->wdm : &t->device->wdm;
+    t->file_object.ReadAccess = (t->access & FILE_READ_DATA) != 0;
+    t->file_object.WriteAccess = (t->access & FILE_WRITE_DATA) != 0;
+    t->file_object.Flags = (t->direct ? FO_NO_INTERMEDIATE_BUFFERING : 0) |
+                           (t->write_through ? FO_WRITE_THROUGH : 0);
+    t->file_object.FsContext = (PVOID)(intptr_t)t->fd;
+}
+
+/* A name in the NT namespace: an in-process device of this process. Its
+ * requests go into the device's queues; the target's engine (the null
+ * engine) only carries completions the framework decides itself. */
+static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path)
+{
+    int err;
+    struct uwdf_device *dev = uwdf_device_lookup_name(path);
+    if (!dev) {
+        uwdf_free(path);
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    }
+    if (dev == t->device) {
+        uwdf_object_release(&dev->obj);
+        uwdf_free(path);
+        return STATUS_INVALID_DEVICE_REQUEST; /* a device cannot sit on itself */
+    }
+    struct uwdf_engine *engine = uwdf_engine_create(&uwdf_backend_null, TARGET_ENGINE_DEPTH, &err);
+    if (!engine) {
+        uwdf_object_release(&dev->obj);
+        uwdf_free(path);
+        return uwdf_status_from_errno(err);
+    }
+    pthread_mutex_lock(&t->lock);
+    uwdf_free(t->path);
+    t->path = path;
+    t->open_params = *params;
+    t->open_params.TargetDeviceName.Buffer = NULL;
+    t->open_params.TargetDeviceName.Length = 0;
+    t->lower = dev;
+    t->engine = engine;
+    t->fd = -1;
+    t->is_block = t->is_stream = t->direct = t->write_through = false;
+    t->access = FILE_READ_DATA | FILE_WRITE_DATA;
+    t->size = 0;
+    t->logical_sector = t->physical_sector = 512;
+    t->dio_mem_align = t->dio_offset_align = 1;
+    target_init_file_object(t);
+    atomic_store(&t->file_pos, 0);
+    t->opened = true;
+    t->state = WdfIoTargetStarted;
+    pthread_mutex_unlock(&t->lock);
+    target_grow_owner_stack(t);
+    params->FileInformation = FILE_OPENED;
+    return STATUS_SUCCESS;
+}
+
 NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetOpen");
@@ -241,12 +308,8 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     default:
         return STATUS_INVALID_PARAMETER;
     }
-    if (path[0] == '\\') {
-        /* Names in the NT namespace (\Device\..., \DosDevices\...) name
-         * in-process devices; none is registered under this one. */
-        uwdf_free(path);
-        return STATUS_OBJECT_NAME_NOT_FOUND;
-    }
+    if (path[0] == '\\')
+        return target_open_device(t, &params, path);
 
     int err;
     const struct uwdf_backend_ops *ops = uwdf_backend_select(&err);
@@ -287,18 +350,12 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     t->open_params = params;
     t->open_params.TargetDeviceName.Buffer = NULL; /* the caller's memory */
     t->open_params.TargetDeviceName.Length = 0;
-    t->file_object.Type = 5; /* IO_TYPE_FILE */
-    t->file_object.Size = sizeof(FILE_OBJECT);
-    t->file_object.DeviceObject = &t->device->wdm;
-    t->file_object.ReadAccess = (t->access & FILE_READ_DATA) != 0;
-    t->file_object.WriteAccess = (t->access & FILE_WRITE_DATA) != 0;
-    t->file_object.Flags = (t->direct ? FO_NO_INTERMEDIATE_BUFFERING : 0) |
-                           (t->write_through ? FO_WRITE_THROUGH : 0);
-    t->file_object.FsContext = (PVOID)(intptr_t)t->fd;
+    target_init_file_object(t);
     atomic_store(&t->file_pos, 0);
     t->opened = true;
     t->state = WdfIoTargetStarted;
     pthread_mutex_unlock(&t->lock);
+    target_grow_owner_stack(t);
     return STATUS_SUCCESS;
 }
 
@@ -343,6 +400,8 @@ static void target_complete(struct uwdf_request *req)
     }
     if (status == STATUS_CANCELLED && (flags & UWDF_REQ_TIMER_CANCELLED))
         status = STATUS_IO_TIMEOUT;
+    if (req->received && !t->lower)
+        uwdf_irp_clear_cancel(req->irp);
 
     if ((flags & UWDF_REQ_USE_FILE_POS) && !t->is_stream && req->io_length) {
         /* Give back the unused part of the reserved range if nobody moved
@@ -441,7 +500,7 @@ static void target_timer_fired(struct uwdf_timer *timer)
     if (post)
         uwdf_engine_post_completion(t->engine, &req->io);
     else if (cancel_io)
-        uwdf_engine_cancel(t->engine, &req->io);
+        target_cancel_io(t, req);
     else
         target_drop_refs(t, req, 1);
 }
@@ -570,8 +629,11 @@ static void target_blocking_ioctl(struct uwdf_work *w)
     struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request, work);
     struct uwdf_iotarget *t = req->target;
     PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
-    req->fw_status = uwdf_blockops_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode,
-                                         request_fmt_data(req, 0), req->fmt_length[0]);
+    void *in = request_fmt_data(req, 0), *out;
+    size_t in_len = req->fmt_length[0], out_len;
+    if (req->fmt_type == WdfRequestTypeNoFormat)
+        uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
+    req->fw_status = uwdf_blockops_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode, in, in_len);
     req->fw_info = 0;
     req->fw_done = true;
     uwdf_engine_post_completion(t->engine, &req->io);
@@ -581,7 +643,7 @@ static void target_blocking_ioctl(struct uwdf_work *w)
 static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
 {
     struct uwdf_io *io = &req->io;
-    if (!req->fw_done) {
+    if (!req->fw_done && !t->lower) {
         NTSTATUS status = target_build_io(t, req);
         ULONG code = IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
         if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) &&
@@ -597,8 +659,11 @@ static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
                 return;
             status = STATUS_INSUFFICIENT_RESOURCES;
         } else if (NT_SUCCESS(status) && io->op == 0) {
-            status = uwdf_iotarget_ioctl(t, code, request_fmt_data(req, 0), req->fmt_length[0],
-                                         request_fmt_data(req, 1), req->fmt_length[1], &req->fw_info);
+            void *in = request_fmt_data(req, 0), *out = request_fmt_data(req, 1);
+            size_t in_len = req->fmt_length[0], out_len = req->fmt_length[1];
+            if (req->fmt_type == WdfRequestTypeNoFormat)
+                uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
+            status = uwdf_iotarget_ioctl(t, code, in, in_len, out, out_len, &req->fw_info);
             req->fw_done = true;
             req->fw_status = status;
         }
@@ -610,6 +675,10 @@ static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
     }
     if (req->fw_done) {
         uwdf_engine_post_completion(t->engine, io);
+        return;
+    }
+    if (t->lower) {
+        uwdf_queue_deliver(t->lower, req);
         return;
     }
     if (atomic_load(&req->flags) & UWDF_REQ_USE_FILE_POS) {
@@ -667,8 +736,16 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
                           (void *)req->obj.handle);
         return STATUS_REQUEST_NOT_ACCEPTED;
     }
-    if (!req->irp || req->irp->CurrentLocation < 1 + UWDF_FILE_TARGET_STACK)
+    if (!req->irp || req->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t))
         return STATUS_REQUEST_NOT_ACCEPTED;
+    if (req->cancelable) {
+        /* Rule ReqMarkCancelableSend: unmark before sending it on. */
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)req->obj.handle, 0,
+                          "WdfRequestSend: request %p is still marked cancelable (rule "
+                          "ReqMarkCancelableSend)", (void *)req->obj.handle);
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
     if (atomic_load(&req->flags) & UWDF_REQ_CANCELED)
         return STATUS_CANCELLED; /* cancelled before it was sent; Reuse clears it */
 
@@ -722,8 +799,19 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         t->sent_count++;
     }
     pthread_mutex_unlock(&t->lock);
-    if (!pend) {
+    /* A received request forwarded to a file target: a cancel of its IRP
+     * from above cancels it here. (Below a device target, the lower
+     * device's queue takes over the IRP's cancel routine.) */
+    bool cancel_now = false;
+    if (req->received && !t->lower && !uwdf_irp_set_cancel(req->irp, UWDF_CANCEL_SENT, req)) {
+        cancel_now = true;
+        uwdf_object_reference(&req->obj);
+    }
+    if (!pend)
         target_dispatch(t, req);
+    if (cancel_now) {
+        uwdf_iotarget_cancel_request(req);
+        uwdf_object_release(&req->obj);
     }
     return STATUS_SUCCESS;
 }
@@ -752,8 +840,39 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
     }
     req->comp_refs++; /* held until the engine has tried */
     pthread_mutex_unlock(&t->lock);
-    uwdf_engine_cancel(t->engine, &req->io);
+    target_cancel_io(t, req);
     return true;
+}
+
+/* Try to cancel a sent request; the caller holds a completion reference
+ * for the attempt, dropped when it has been made. A device target's packet
+ * is cancelled the WDM way: through the IRP's current cancel routine. */
+static void target_cancel_io(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    if (t->lower) {
+        uwdf_irp_cancel(req->irp);
+        target_drop_refs(t, req, 1);
+    } else {
+        uwdf_engine_cancel(t->engine, &req->io);
+    }
+}
+
+void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information)
+{
+    static __thread int depth;
+    req->fw_status = status;
+    req->fw_info = information;
+    req->fw_done = true;
+    /* Completion runs in the completer's thread, as IoCompleteRequest
+     * does; a chain of completions that resend inline is cut by handing
+     * the deeper ones to the target's engine thread. */
+    if (depth >= 8) {
+        uwdf_engine_post_completion(req->target->engine, &req->io);
+        return;
+    }
+    depth++;
+    uwdf_request_io_done(&req->io);
+    depth--;
 }
 
 /* ---- state machine ---- */
@@ -786,7 +905,7 @@ static void target_cancel_sent_locked(struct uwdf_iotarget *t, bool ignored_too)
         }
         pthread_mutex_unlock(&t->lock);
         for (int i = 0; i < n; i++)
-            uwdf_engine_cancel(t->engine, &batch[i]->io);
+            target_cancel_io(t, batch[i]);
         pthread_mutex_lock(&t->lock);
     } while (n == (int)RTL_NUMBER_OF(batch));
 }
@@ -896,10 +1015,14 @@ static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
     /* Completion routines may still be running on the engine thread; the
      * engine drains before it goes. */
     uwdf_engine_destroy(t->engine);
-    close(t->fd);
+    if (t->fd >= 0)
+        close(t->fd);
+    if (t->lower)
+        uwdf_object_release(&t->lower->obj);
 
     pthread_mutex_lock(&t->lock);
     t->engine = NULL;
+    t->lower = NULL;
     t->fd = -1;
     t->opened = false;
     t->closing = false;
@@ -940,7 +1063,7 @@ WDFDEVICE WdfIoTargetGetDevice(WDFIOTARGET IoTarget)
 HANDLE WdfIoTargetWdmGetTargetFileHandle(WDFIOTARGET IoTarget)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetFileHandle");
-    return t && t->opened ? (HANDLE)(intptr_t)t->fd : NULL;
+    return t && t->opened && t->fd >= 0 ? (HANDLE)(intptr_t)t->fd : NULL; /* none for a device */
 }
 
 PDEVICE_OBJECT WdfIoTargetWdmGetTargetDeviceObject(WDFIOTARGET IoTarget)
@@ -984,10 +1107,11 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
     pthread_mutex_unlock(&t->lock);
     if (!open)
         return STATUS_INVALID_DEVICE_STATE;
-    NTSTATUS status = uwdf_request_ensure_irp(req, UWDF_FILE_TARGET_STACK);
+    CCHAR need = uwdf_iotarget_stack_need(t);
+    NTSTATUS status = uwdf_request_ensure_irp(req, need);
     if (!NT_SUCCESS(status))
         return status;
-    if (req->irp->CurrentLocation < 1 + UWDF_FILE_TARGET_STACK)
+    if (req->irp->CurrentLocation < 1 + need)
         return STATUS_REQUEST_NOT_ACCEPTED;
     return STATUS_SUCCESS;
 }
@@ -1027,7 +1151,7 @@ static void format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCH
     memset(s, 0, sizeof(*s));
     s->MajorFunction = major;
     s->FileObject = &t->file_object;
-    s->DeviceObject = &t->device->wdm;
+    s->DeviceObject = t->file_object.DeviceObject;
     irp->MdlAddress = NULL;
     irp->UserBuffer = NULL;
     irp->AssociatedIrp.SystemBuffer = NULL;
@@ -1194,7 +1318,16 @@ BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND
         goto fail;
     }
     if (Options && (Options->Flags & WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET)) {
-        status = STATUS_INVALID_DEVICE_STATE; /* only requests received from a queue */
+        /* Only for requests received from a queue, sent on unformatted
+         * (rules RequestSendAndForgetNoFormatting and ...2). */
+        if (!req->received)
+            status = STATUS_INVALID_DEVICE_STATE;
+        else if (req->formatted)
+            status = STATUS_INVALID_DEVICE_REQUEST;
+        else
+            status = uwdf_queue_send_and_forget(req, t);
+        if (NT_SUCCESS(status))
+            return TRUE;
         goto fail;
     }
     if (Options && (Options->Flags & WDF_REQUEST_SEND_OPTION_SYNCHRONOUS)) {

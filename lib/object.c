@@ -278,7 +278,24 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
 
 void uwdf_object_reference(struct uwdf_object *obj)
 {
+    if (obj->embed_owner)
+        obj = obj->embed_owner;
     atomic_fetch_add_explicit(&obj->refs, 1, memory_order_relaxed);
+}
+
+bool uwdf_object_embed_register(struct uwdf_object *obj, uint32_t type, struct uwdf_object *owner)
+{
+    obj->type = type;
+    obj->embed_owner = owner;
+    obj->no_delete = true;
+    atomic_store(&obj->refs, 1);
+    atomic_store(&obj->state, UWDF_OBJECT_ALIVE);
+    return handle_register(obj);
+}
+
+void uwdf_object_embed_unregister(struct uwdf_object *obj)
+{
+    handle_unregister(obj);
 }
 
 static void object_destroy(struct uwdf_object *obj)
@@ -304,6 +321,8 @@ static void object_destroy(struct uwdf_object *obj)
 
 void uwdf_object_release(struct uwdf_object *obj)
 {
+    if (obj->embed_owner)
+        obj = obj->embed_owner;
     long old = atomic_fetch_sub_explicit(&obj->refs, 1, memory_order_acq_rel);
     if (old == 1) {
         /* The last reference of an object nobody deleted explicitly (a

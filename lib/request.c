@@ -35,6 +35,9 @@ static void request_destroy(struct uwdf_object *obj)
     if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
         IoFreeIrp(req->irp);
     uwdf_free(req->iov_heap);
+    uwdf_free(req->bounce);
+    if (req->rmdl_alloc)
+        IoFreeMdl(req->rmdl_alloc);
 }
 
 static const struct uwdf_object_ops request_ops = {
@@ -52,6 +55,8 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
         return status;
     struct uwdf_request *req = (struct uwdf_request *)obj;
     uwdf_list_init(&req->target_link);
+    uwdf_list_init(&req->queue_link);
+    uwdf_list_init(&req->packet_link);
     WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
     req->io.fd = -1;
     *out = req;
@@ -72,6 +77,35 @@ NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size)
     req->irp = irp;
     req->irp_owner = UWDF_IRP_FRAMEWORK;
     return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out)
+{
+    /* Received requests have no parent (WDF's are the framework's own);
+     * the device's request attributes give them their context. */
+    WDF_OBJECT_ATTRIBUTES attrs;
+    if (dev->has_request_attrs)
+        attrs = dev->request_attrs;
+    NTSTATUS status = request_alloc(dev->has_request_attrs ? &attrs : NULL, NULL, out);
+    if (!NT_SUCCESS(status))
+        return status;
+    (*out)->received = true;
+    (*out)->obj.no_delete = true; /* completed, never deleted, by the driver */
+    return STATUS_SUCCESS;
+}
+
+void uwdf_request_reset(struct uwdf_request *req)
+{
+    uwdf_request_release_format(req);
+    req->routine = NULL;
+    req->routine_ctx = NULL;
+    atomic_store(&req->flags, 0);
+    req->target = NULL;
+    req->irp = NULL;
+    req->sender = NULL;
+    req->stop_acked = req->suspended = req->cancelable = false;
+    req->cancel_routine = NULL;
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
 }
 
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out)

@@ -1,0 +1,1945 @@
+/* WDFQUEUE and the receiving side of an in-process device stack: packets
+ * sent to a device target become the device's own WDFREQUESTs (the IRP is
+ * the sender's, one stack location down, as IoCallDriver passes it), wait
+ * on a queue, are presented to the driver, and complete back up to the
+ * sender. Also the forward-progress pool of reserved requests and the IRP
+ * cancel routines (one framework cancel lock, as the I/O manager's).
+ *
+ * Locks: queue->lock guards the queue's lists, every received request's
+ * qstate/queue link and the forward-progress pool; the cancel lock is taken
+ * inside it, never around it. No lock is held across a driver callback. */
+#include "internal.h"
+
+#include <stdlib.h>
+
+enum queue_op {
+    QOP_NONE = 0,
+    QOP_STOP,
+    QOP_DRAIN,
+    QOP_PURGE,
+    QOP_STOP_PURGE,
+};
+
+struct uwdf_fp {
+    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY policy;
+    struct uwdf_request **all;
+    unsigned total;
+    struct uwdf_request **free; /* a stack of the free reserved requests */
+    unsigned free_count;
+    LIST_ENTRY waiting; /* packets waiting for a reserved request, FIFO */
+};
+
+struct uwdf_queue {
+    struct uwdf_object obj;
+    struct uwdf_device *device;
+    WDF_IO_QUEUE_CONFIG config;
+    bool passive;          /* callbacks at PASSIVE_LEVEL (ExecutionLevel) */
+    pthread_mutex_t *sync; /* SynchronizationScope lock, or NULL */
+    pthread_mutex_t own_sync;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool accepting;
+    bool dispatching;
+    bool deleting;
+    LIST_ENTRY waiting;
+    unsigned waiting_count;
+    LIST_ENTRY owned; /* presented to the driver, not completed or handed on */
+    unsigned owned_count;
+    enum queue_op op;
+    PFN_WDF_IO_QUEUE_STATE op_cb;
+    WDFCONTEXT op_ctx;
+    uint64_t op_gen;
+    PFN_WDF_IO_QUEUE_STATE ready_cb;
+    WDFCONTEXT ready_ctx;
+    struct uwdf_fp *fp;
+    struct uwdf_work dispatch_work;
+    bool dispatch_work_queued;
+};
+
+static struct uwdf_queue *queue_lookup(WDFQUEUE handle, const char *ddi)
+{
+    return (struct uwdf_queue *)uwdf_object_lookup(handle, UWDF_OBJ_QUEUE, ddi);
+}
+
+static void queue_dispatch(struct uwdf_queue *q);
+static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
+
+/* ---- IRP cancellation ---- */
+
+static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Marks an armed IRP; the framework dispatches on the kind it stored. */
+static VOID irp_cancel_marker(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    (void)DeviceObject;
+    uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)Irp, 0,
+                  "the framework's IRP cancel routine was called directly");
+}
+
+bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner)
+{
+    pthread_mutex_lock(&cancel_lock);
+    if (irp->Cancel) {
+        pthread_mutex_unlock(&cancel_lock);
+        return false;
+    }
+    irp->Tail.Overlay.DriverContext[2] = (PVOID)(uintptr_t)kind;
+    irp->Tail.Overlay.DriverContext[3] = owner;
+    irp->CancelRoutine = irp_cancel_marker;
+    pthread_mutex_unlock(&cancel_lock);
+    return true;
+}
+
+bool uwdf_irp_clear_cancel(PIRP irp)
+{
+    pthread_mutex_lock(&cancel_lock);
+    bool had = irp->CancelRoutine != NULL;
+    irp->CancelRoutine = NULL;
+    pthread_mutex_unlock(&cancel_lock);
+    return had;
+}
+
+static void queue_cancel_on_queue(struct uwdf_request *r);
+static void queue_cancel_driver(struct uwdf_request *r);
+static void fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
+
+void uwdf_irp_cancel(PIRP irp)
+{
+    pthread_mutex_lock(&cancel_lock);
+    irp->Cancel = TRUE;
+    bool armed = irp->CancelRoutine != NULL;
+    enum uwdf_cancel_kind kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
+    struct uwdf_request *owner = irp->Tail.Overlay.DriverContext[3];
+    struct uwdf_queue *q = irp->Tail.Overlay.DriverContext[1];
+    irp->CancelRoutine = NULL;
+    /* The owner stays allocated while its cancel runs, whatever else
+     * completes it meanwhile. */
+    if (armed)
+        uwdf_object_reference(&owner->obj);
+    pthread_mutex_unlock(&cancel_lock);
+    if (!armed)
+        return;
+    switch (kind) {
+    case UWDF_CANCEL_ON_QUEUE:
+        queue_cancel_on_queue(owner);
+        break;
+    case UWDF_CANCEL_DRIVER:
+        queue_cancel_driver(owner);
+        break;
+    case UWDF_CANCEL_SENT:
+        uwdf_iotarget_cancel_request(owner);
+        break;
+    case UWDF_CANCEL_FP_WAIT:
+        fp_cancel_waiting(owner, q);
+        break;
+    }
+    uwdf_object_release(&owner->obj);
+}
+
+/* ---- callbacks ---- */
+
+/* Thread-local frames of the dispatch loops running on this thread: a
+ * completion inside a callback that makes the same queue dispatch again
+ * leaves it to the loop below it instead of recursing. */
+struct dispatch_frame {
+    struct uwdf_queue *q;
+    struct dispatch_frame *prev;
+};
+static __thread struct dispatch_frame *tls_frames;
+
+static void queue_cb_enter(struct uwdf_queue *q)
+{
+    if (q->sync)
+        pthread_mutex_lock(q->sync);
+}
+
+static void queue_cb_leave(struct uwdf_queue *q)
+{
+    if (q->sync)
+        pthread_mutex_unlock(q->sync);
+}
+
+static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
+{
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
+    WDFQUEUE qh = (WDFQUEUE)q->obj.handle;
+    WDFREQUEST rh = (WDFREQUEST)r->obj.handle;
+    const WDF_IO_QUEUE_CONFIG *c = &q->config;
+    queue_cb_enter(q);
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+        if (c->EvtIoRead) {
+            c->EvtIoRead(qh, rh, s->Parameters.Read.Length);
+            goto out;
+        }
+        break;
+    case IRP_MJ_WRITE:
+        if (c->EvtIoWrite) {
+            c->EvtIoWrite(qh, rh, s->Parameters.Write.Length);
+            goto out;
+        }
+        break;
+    case IRP_MJ_DEVICE_CONTROL:
+        if (c->EvtIoDeviceControl) {
+            c->EvtIoDeviceControl(qh, rh, s->Parameters.DeviceIoControl.OutputBufferLength,
+                                  s->Parameters.DeviceIoControl.InputBufferLength,
+                                  s->Parameters.DeviceIoControl.IoControlCode);
+            goto out;
+        }
+        break;
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL:
+        if (c->EvtIoInternalDeviceControl) {
+            c->EvtIoInternalDeviceControl(qh, rh, s->Parameters.DeviceIoControl.OutputBufferLength,
+                                          s->Parameters.DeviceIoControl.InputBufferLength,
+                                          s->Parameters.DeviceIoControl.IoControlCode);
+            goto out;
+        }
+        break;
+    default:
+        break;
+    }
+    if (c->EvtIoDefault) {
+        c->EvtIoDefault(qh, rh);
+        goto out;
+    }
+    /* No handler for this type: WDF fails the request. */
+    queue_cb_leave(q);
+    queue_complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
+    return;
+out:
+    queue_cb_leave(q);
+}
+
+/* ---- queue state ---- */
+
+static void queue_own_locked(struct uwdf_queue *q, struct uwdf_request *r)
+{
+    r->qstate = UWDF_QS_OWNED;
+    r->queue = q;
+    r->stop_acked = r->suspended = false;
+    uwdf_list_insert_tail(&q->owned, &r->queue_link);
+    q->owned_count++;
+}
+
+static void queue_disown_locked(struct uwdf_queue *q, struct uwdf_request *r)
+{
+    uwdf_list_remove(&r->queue_link);
+    q->owned_count--;
+    r->stop_acked = r->suspended = false;
+    pthread_cond_broadcast(&q->cond);
+}
+
+static unsigned queue_owned_unacked_locked(struct uwdf_queue *q)
+{
+    unsigned n = 0;
+    for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink)
+        if (!CONTAINING_RECORD(e, struct uwdf_request, queue_link)->stop_acked)
+            n++;
+    return n;
+}
+
+static bool queue_op_done_locked(struct uwdf_queue *q)
+{
+    bool fp_idle = !q->fp || uwdf_list_empty(&q->fp->waiting);
+    switch (q->op) {
+    case QOP_STOP:
+        return queue_owned_unacked_locked(q) == 0;
+    case QOP_DRAIN:
+    case QOP_PURGE:
+        return q->waiting_count == 0 && q->owned_count == 0 && fp_idle;
+    case QOP_STOP_PURGE:
+        return q->waiting_count == 0 && fp_idle && queue_owned_unacked_locked(q) == 0;
+    default:
+        return false;
+    }
+}
+
+/* If the pending Stop/Drain/Purge is now complete: its callback (to run
+ * outside the lock), and waiters woken. */
+static PFN_WDF_IO_QUEUE_STATE queue_state_check_locked(struct uwdf_queue *q, WDFCONTEXT *ctx)
+{
+    if (q->op == QOP_NONE || !queue_op_done_locked(q))
+        return NULL;
+    PFN_WDF_IO_QUEUE_STATE cb = q->op_cb;
+    *ctx = q->op_ctx;
+    q->op = QOP_NONE;
+    q->op_cb = NULL;
+    q->op_ctx = NULL;
+    q->op_gen++;
+    pthread_cond_broadcast(&q->cond);
+    return cb;
+}
+
+static void queue_run_state_cb(struct uwdf_queue *q, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx)
+{
+    if (!cb)
+        return;
+    queue_cb_enter(q);
+    cb((WDFQUEUE)q->obj.handle, ctx);
+    queue_cb_leave(q);
+}
+
+static void queue_check_state(struct uwdf_queue *q)
+{
+    WDFCONTEXT ctx = NULL;
+    pthread_mutex_lock(&q->lock);
+    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    pthread_mutex_unlock(&q->lock);
+    queue_run_state_cb(q, cb, ctx);
+}
+
+static bool queue_can_present_locked(struct uwdf_queue *q)
+{
+    if (!q->dispatching || q->deleting || uwdf_list_empty(&q->waiting))
+        return false;
+    switch (q->config.DispatchType) {
+    case WdfIoQueueDispatchSequential:
+        return q->owned_count == 0;
+    case WdfIoQueueDispatchParallel:
+        return q->owned_count < q->config.Settings.Parallel.NumberOfPresentedRequests;
+    default:
+        return false;
+    }
+}
+
+/* Take the head waiting request off the queue for the driver; NULL when
+ * none is left. One whose cancel is already running is left to it. */
+static struct uwdf_request *queue_take_head_locked(struct uwdf_queue *q)
+{
+    while (!uwdf_list_empty(&q->waiting)) {
+        LIST_ENTRY *e = uwdf_list_pop_head(&q->waiting);
+        struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
+        q->waiting_count--;
+        if (!uwdf_irp_clear_cancel(r->irp)) {
+            r->qstate = UWDF_QS_CANCELING;
+            continue;
+        }
+        return r;
+    }
+    return NULL;
+}
+
+static void queue_dispatch_work(struct uwdf_work *w)
+{
+    struct uwdf_queue *q = uwdf_container_of(w, struct uwdf_queue, dispatch_work);
+    pthread_mutex_lock(&q->lock);
+    q->dispatch_work_queued = false;
+    pthread_mutex_unlock(&q->lock);
+    queue_dispatch(q);
+    uwdf_object_release(&q->obj);
+}
+
+static void queue_dispatch(struct uwdf_queue *q)
+{
+    for (struct dispatch_frame *f = tls_frames; f; f = f->prev)
+        if (f->q == q)
+            return; /* the loop below us picks it up */
+    if (q->passive && uwdf_tls_irql > PASSIVE_LEVEL) {
+        /* A passive-level queue called from a completion path: WDF defers
+         * to a work item; the framework worker runs at PASSIVE_LEVEL. */
+        pthread_mutex_lock(&q->lock);
+        bool queue_it = !q->dispatch_work_queued && queue_can_present_locked(q);
+        if (queue_it) {
+            q->dispatch_work_queued = true;
+            uwdf_object_reference(&q->obj);
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (queue_it) {
+            q->dispatch_work.fn = queue_dispatch_work;
+            if (uwdf_worker_queue(&q->dispatch_work) != 0) {
+                pthread_mutex_lock(&q->lock);
+                q->dispatch_work_queued = false;
+                pthread_mutex_unlock(&q->lock);
+                uwdf_object_release(&q->obj);
+                uwdf_log("queue %p: could not defer dispatch to PASSIVE_LEVEL", (void *)q->obj.handle);
+            }
+        }
+        return;
+    }
+    struct dispatch_frame frame = { q, tls_frames };
+    tls_frames = &frame;
+    pthread_mutex_lock(&q->lock);
+    while (queue_can_present_locked(q)) {
+        struct uwdf_request *r = queue_take_head_locked(q);
+        if (!r)
+            break;
+        queue_own_locked(q, r);
+        pthread_mutex_unlock(&q->lock);
+        queue_invoke(q, r);
+        pthread_mutex_lock(&q->lock);
+    }
+    WDFCONTEXT ctx = NULL;
+    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    pthread_mutex_unlock(&q->lock);
+    tls_frames = frame.prev;
+    queue_run_state_cb(q, cb, ctx);
+}
+
+/* A request whose cancel routine took it off the queue (or that arrived
+ * cancelled): EvtIoCanceledOnQueue gets it, or the framework completes it. */
+static void queue_cancelled(struct uwdf_queue *q, struct uwdf_request *r)
+{
+    if (q->config.EvtIoCanceledOnQueue) {
+        pthread_mutex_lock(&q->lock);
+        queue_own_locked(q, r);
+        pthread_mutex_unlock(&q->lock);
+        queue_cb_enter(q);
+        q->config.EvtIoCanceledOnQueue((WDFQUEUE)q->obj.handle, (WDFREQUEST)r->obj.handle);
+        queue_cb_leave(q);
+        return;
+    }
+    r->queue = q;
+    queue_complete(r, STATUS_CANCELLED, 0);
+}
+
+static void queue_cancel_on_queue(struct uwdf_request *r)
+{
+    struct uwdf_queue *q = r->queue;
+    pthread_mutex_lock(&q->lock);
+    if (r->qstate == UWDF_QS_QUEUED) {
+        uwdf_list_remove(&r->queue_link);
+        q->waiting_count--;
+    }
+    r->qstate = UWDF_QS_CANCELING;
+    pthread_mutex_unlock(&q->lock);
+    queue_cancelled(q, r);
+}
+
+static void queue_cancel_driver(struct uwdf_request *r)
+{
+    struct uwdf_queue *q = r->queue;
+    PFN_WDF_REQUEST_CANCEL fn = r->cancel_routine;
+    r->cancelable = false;
+    r->cancel_routine = NULL;
+    if (r->qstate != UWDF_QS_OWNED || !fn)
+        return;
+    if (q)
+        queue_cb_enter(q);
+    fn((WDFREQUEST)r->obj.handle);
+    if (q)
+        queue_cb_leave(q);
+}
+
+/* Put a received request on q (at the head for a requeue). false: q does
+ * not accept requests; the caller decides what that means. */
+static bool queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
+{
+    pthread_mutex_lock(&q->lock);
+    if (!q->accepting || q->deleting) {
+        pthread_mutex_unlock(&q->lock);
+        return false;
+    }
+    r->queue = q;
+    r->qstate = UWDF_QS_QUEUED;
+    if (head) {
+        r->queue_link.Flink = q->waiting.Flink;
+        r->queue_link.Blink = &q->waiting;
+        q->waiting.Flink->Blink = &r->queue_link;
+        q->waiting.Flink = &r->queue_link;
+    } else {
+        uwdf_list_insert_tail(&q->waiting, &r->queue_link);
+    }
+    q->waiting_count++;
+    if (!uwdf_irp_set_cancel(r->irp, UWDF_CANCEL_ON_QUEUE, r)) {
+        /* Cancelled before it got here. */
+        uwdf_list_remove(&r->queue_link);
+        q->waiting_count--;
+        r->qstate = UWDF_QS_CANCELING;
+        pthread_mutex_unlock(&q->lock);
+        queue_cancelled(q, r);
+        return true;
+    }
+    PFN_WDF_IO_QUEUE_STATE ready = NULL;
+    WDFCONTEXT ready_ctx = q->ready_ctx;
+    if (q->config.DispatchType == WdfIoQueueDispatchManual && q->waiting_count == 1 && q->dispatching)
+        ready = q->ready_cb;
+    pthread_mutex_unlock(&q->lock);
+    queue_run_state_cb(q, ready, ready_ctx);
+    queue_dispatch(q);
+    return true;
+}
+
+/* ---- receiving a packet ---- */
+
+static struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major)
+{
+    pthread_mutex_lock(&dev->queues_lock);
+    struct uwdf_queue *q = major <= IRP_MJ_MAXIMUM_FUNCTION ? dev->dispatch_queue[major] : NULL;
+    if (!q)
+        q = dev->default_queue;
+    if (q)
+        uwdf_object_reference(&q->obj);
+    pthread_mutex_unlock(&dev->queues_lock);
+    return q;
+}
+
+/* Complete a packet no request of this device took (the IRP goes back to
+ * the sender's stack location). */
+static void packet_complete(struct uwdf_request *sender, NTSTATUS status, ULONG_PTR information)
+{
+    PIRP irp = sender->irp;
+    irp->IoStatus.Status = status;
+    irp->IoStatus.Information = information;
+    IoSkipCurrentIrpStackLocation(irp);
+    uwdf_iotarget_device_done(sender, status, information);
+}
+
+static void *mdl_buffer(PMDL mdl)
+{
+    return mdl ? MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority) : NULL;
+}
+
+static NTSTATUS request_bounce(struct uwdf_request *r, size_t len)
+{
+    if (r->bounce && r->bounce_len >= len)
+        return STATUS_SUCCESS;
+    void *b = uwdf_alloc(len ? len : 1);
+    if (!b)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    uwdf_free(r->bounce);
+    r->bounce = b;
+    r->bounce_len = len;
+    return STATUS_SUCCESS;
+}
+
+/* Copy between a (possibly chained) MDL and a flat buffer. */
+static void mdl_copy(PMDL mdl, void *flat, size_t len, bool to_flat)
+{
+    char *p = flat;
+    for (; mdl && len; mdl = mdl->Next) {
+        size_t n = mdl->ByteCount < len ? mdl->ByteCount : len;
+        char *va = mdl_buffer(mdl);
+        if (to_flat)
+            memcpy(p, va, n);
+        else
+            memcpy(va, p, n);
+        p += n;
+        len -= n;
+    }
+}
+
+/* Attach the packet's IRP to r and lay its buffers out the way this
+ * device's I/O type says: a system buffer for buffered I/O, an MDL for
+ * direct I/O. Contiguous buffers are used in place (the address space is
+ * shared, so nothing is copied); a scattered buffer on a buffered device,
+ * and a METHOD_BUFFERED IOCTL, get a bounce buffer. */
+static NTSTATUS receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender)
+{
+    PIRP irp = sender->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    r->irp = irp;
+    r->irp_owner = UWDF_IRP_DRIVER;
+    r->sender = sender;
+    r->saved_mdl = irp->MdlAddress;
+    r->saved_user = irp->UserBuffer;
+    r->saved_system = irp->AssociatedIrp.SystemBuffer;
+    r->saved_type3 = s->Parameters.DeviceIoControl.Type3InputBuffer;
+    r->rmem_live[0] = r->rmem_live[1] = false;
+    s->DeviceObject = &dev->wdm;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE: {
+        size_t len = s->Parameters.Read.Length;
+        void *flat = irp->MdlAddress && !irp->MdlAddress->Next ? mdl_buffer(irp->MdlAddress) : irp->UserBuffer;
+        if (dev->io_type == WdfDeviceIoDirect) {
+            if (!irp->MdlAddress && flat && len) {
+                MmInitializeMdl(&r->rmdl, flat, len);
+                MmBuildMdlForNonPagedPool(&r->rmdl);
+                irp->MdlAddress = &r->rmdl;
+            }
+        } else if (dev->io_type != WdfDeviceIoNeither) {
+            if (irp->AssociatedIrp.SystemBuffer) {
+                /* laid out by a device above */
+            } else if (flat || !len) {
+                irp->AssociatedIrp.SystemBuffer = flat;
+            } else {
+                NTSTATUS st = request_bounce(r, len);
+                if (!NT_SUCCESS(st))
+                    return st;
+                if (s->MajorFunction == IRP_MJ_WRITE)
+                    mdl_copy(irp->MdlAddress, r->bounce, len, true);
+                irp->AssociatedIrp.SystemBuffer = irp->UserBuffer = r->bounce;
+                irp->MdlAddress = NULL;
+            }
+        }
+        break;
+    }
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL: {
+        ULONG method = METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode);
+        size_t in_len = s->Parameters.DeviceIoControl.InputBufferLength;
+        size_t out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
+        if (irp->AssociatedIrp.SystemBuffer || method == METHOD_NEITHER)
+            break; /* laid out above, or passed as is */
+        if (method == METHOD_BUFFERED) {
+            size_t len = in_len > out_len ? in_len : out_len;
+            if (len) {
+                NTSTATUS st = request_bounce(r, len);
+                if (!NT_SUCCESS(st))
+                    return st;
+                if (in_len && s->Parameters.DeviceIoControl.Type3InputBuffer)
+                    memcpy(r->bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
+                irp->AssociatedIrp.SystemBuffer = r->bounce;
+            }
+        } else {
+            irp->AssociatedIrp.SystemBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
+            if (!irp->MdlAddress && irp->UserBuffer && out_len) {
+                MmInitializeMdl(&r->rmdl, irp->UserBuffer, out_len);
+                MmBuildMdlForNonPagedPool(&r->rmdl);
+                irp->MdlAddress = &r->rmdl;
+            }
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    return STATUS_SUCCESS;
+}
+
+/* Undo receive_setup at completion: retrieved handles die, a bounce
+ * buffer's data goes back to the sender's memory, the IRP fields the
+ * sender set are restored. */
+static void receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
+{
+    PIRP irp = r->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    for (int i = 0; i < 2; i++) {
+        if (r->rmem_live[i])
+            uwdf_object_embed_unregister(&r->rmem[i].obj);
+        r->rmem_live[i] = false;
+    }
+    if (r->rmdl_alloc) {
+        IoFreeMdl(r->rmdl_alloc);
+        r->rmdl_alloc = NULL;
+    }
+    if (r->bounce && irp->AssociatedIrp.SystemBuffer == r->bounce && NT_SUCCESS(status)) {
+        if (s->MajorFunction == IRP_MJ_READ) {
+            size_t n = information < s->Parameters.Read.Length ? information : s->Parameters.Read.Length;
+            mdl_copy(r->saved_mdl, r->bounce, n, false);
+        } else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL ||
+                   s->MajorFunction == IRP_MJ_INTERNAL_DEVICE_CONTROL) {
+            size_t out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
+            size_t n = information < out_len ? information : out_len;
+            if (n && r->saved_user)
+                memcpy(r->saved_user, r->bounce, n);
+        }
+    }
+    irp->MdlAddress = r->saved_mdl;
+    irp->UserBuffer = r->saved_user;
+    irp->AssociatedIrp.SystemBuffer = r->saved_system;
+    s->Parameters.DeviceIoControl.Type3InputBuffer = r->saved_type3;
+}
+
+/* ---- forward progress ---- */
+
+static int fp_fail_mode; /* 0 off, 1 all, 2 random (UWDF_FP_FAIL) */
+static pthread_once_t fp_env_once = PTHREAD_ONCE_INIT;
+
+static void fp_read_env(void)
+{
+    const char *v = getenv("UWDF_FP_FAIL");
+    fp_fail_mode = 0;
+    if (v && !strcmp(v, "all"))
+        fp_fail_mode = 1;
+    else if (v && !strcmp(v, "random"))
+        fp_fail_mode = 2;
+    else if (v && *v && strcmp(v, "0") && strcmp(v, "off"))
+        uwdf_log("UWDF_FP_FAIL='%s' is not all, random or off; ignored", v);
+}
+
+/* The enhanced verifier's ForwardProgressFailAll / FailRandom (about one
+ * allocation in 17). */
+static bool fp_inject_failure(void)
+{
+    static __thread uint64_t seed;
+    pthread_once(&fp_env_once, fp_read_env);
+    if (fp_fail_mode == 1)
+        return true;
+    if (fp_fail_mode != 2)
+        return false;
+    if (!seed)
+        seed = (uint64_t)(uintptr_t)&seed ^ (uint64_t)uwdf_mono_ns();
+    seed ^= seed << 13;
+    seed ^= seed >> 7;
+    seed ^= seed << 17;
+    return seed % 17 == 0;
+}
+
+static WDF_IO_FORWARD_PROGRESS_ACTION fp_decide(struct uwdf_queue *q, PIRP irp)
+{
+    const WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY *p = &q->fp->policy;
+    switch (p->ForwardProgressReservedPolicy) {
+    case WdfIoForwardProgressReservedPolicyAlwaysUseReservedRequest:
+        return WdfIoForwardProgressActionUseReservedRequest;
+    case WdfIoForwardProgressReservedPolicyPagingIO:
+        /* IRP_PAGING_IO shares its bit with IRP_MOUNT_COMPLETION, which
+         * is what it means on a file-system control request. */
+        return (irp->Flags & IRP_PAGING_IO) &&
+                       IoGetCurrentIrpStackLocation(irp)->MajorFunction != IRP_MJ_FILE_SYSTEM_CONTROL
+                   ? WdfIoForwardProgressActionUseReservedRequest
+                   : WdfIoForwardProgressActionFailRequest;
+    case WdfIoForwardProgressReservedPolicyUseExamine: {
+        WDF_IO_FORWARD_PROGRESS_ACTION a =
+            p->ForwardProgressReservePolicySettings.Policy.ExaminePolicy.EvtIoWdmIrpForForwardProgress(
+                (WDFQUEUE)q->obj.handle, irp);
+        if (a != WdfIoForwardProgressActionFailRequest && a != WdfIoForwardProgressActionUseReservedRequest) {
+            if (uwdf_verifier)
+                uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)q->obj.handle, (ULONG_PTR)a, 0,
+                              "EvtIoWdmIrpForForwardProgress returned %d, not an action", (int)a);
+            return WdfIoForwardProgressActionFailRequest;
+        }
+        return a;
+    }
+    default:
+        return WdfIoForwardProgressActionFailRequest;
+    }
+}
+
+/* Delete a request nobody saw: WDF frees it without its cleanup callbacks. */
+static void request_discard(struct uwdf_request *r)
+{
+    for (struct uwdf_context *c = r->obj.contexts; c; c = c->next) {
+        c->cleanup = NULL;
+        c->destroy = NULL;
+    }
+    r->irp = NULL;
+    uwdf_object_delete(&r->obj);
+}
+
+static void fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    if (sender->packet_link.Flink != &sender->packet_link)
+        uwdf_list_remove(&sender->packet_link);
+    WDFCONTEXT ctx = NULL;
+    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    pthread_mutex_unlock(&q->lock);
+    packet_complete(sender, STATUS_CANCELLED, 0);
+    queue_run_state_cb(q, cb, ctx);
+}
+
+/* A reserved request is back (its packet completed): the oldest waiting
+ * packet takes it, or it returns to the pool. */
+static void fp_return(struct uwdf_queue *q, struct uwdf_request *r)
+{
+    struct uwdf_fp *fp = q->fp;
+    struct uwdf_request *next = NULL;
+    uwdf_request_reset(r);
+    r->qstate = UWDF_QS_NONE;
+    pthread_mutex_lock(&q->lock);
+    while (!uwdf_list_empty(&fp->waiting)) {
+        LIST_ENTRY *e = uwdf_list_pop_head(&fp->waiting);
+        struct uwdf_request *s = CONTAINING_RECORD(e, struct uwdf_request, packet_link);
+        if (uwdf_irp_clear_cancel(s->irp)) {
+            next = s;
+            break;
+        }
+        /* its cancel routine is completing it */
+    }
+    if (!next) {
+        fp->free[fp->free_count++] = r;
+        pthread_cond_broadcast(&q->cond);
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (!next)
+        return;
+    NTSTATUS st = receive_setup(q->device, r, next);
+    if (!NT_SUCCESS(st)) {
+        receive_teardown(r, st, 0);
+        r->irp = NULL;
+        packet_complete(next, st, 0);
+        fp_return(q, r);
+        return;
+    }
+    if (!queue_insert(q, r, false)) {
+        r->queue = q;
+        queue_complete(r, STATUS_CANCELLED, 0);
+    }
+}
+
+/* The request for an incoming packet on q: a new one, or under the
+ * forward-progress policy a reserved one. STATUS_PENDING: the packet waits
+ * for a reserved request. */
+static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sender, struct uwdf_request **out)
+{
+    struct uwdf_device *dev = q->device;
+    struct uwdf_request *r = NULL;
+    NTSTATUS st = STATUS_INSUFFICIENT_RESOURCES;
+    bool injected = q->fp && fp_inject_failure();
+    if (!injected) {
+        st = uwdf_request_create_received(dev, &r);
+        if (NT_SUCCESS(st)) {
+            st = receive_setup(dev, r, sender);
+            if (NT_SUCCESS(st) && q->fp && q->fp->policy.EvtIoAllocateRequestResources)
+                st = q->fp->policy.EvtIoAllocateRequestResources((WDFQUEUE)q->obj.handle,
+                                                                 (WDFREQUEST)r->obj.handle);
+            if (NT_SUCCESS(st)) {
+                *out = r;
+                return STATUS_SUCCESS;
+            }
+            receive_teardown(r, st, 0);
+            request_discard(r);
+        }
+        if (!q->fp)
+            return st;
+    }
+    if (fp_decide(q, sender->irp) != WdfIoForwardProgressActionUseReservedRequest)
+        return STATUS_UNSUCCESSFUL;
+    struct uwdf_fp *fp = q->fp;
+    pthread_mutex_lock(&q->lock);
+    if (fp->free_count == 0) {
+        sender->irp->Tail.Overlay.DriverContext[1] = q;
+        if (!uwdf_irp_set_cancel(sender->irp, UWDF_CANCEL_FP_WAIT, sender)) {
+            pthread_mutex_unlock(&q->lock);
+            return STATUS_CANCELLED;
+        }
+        uwdf_list_insert_tail(&fp->waiting, &sender->packet_link);
+        pthread_mutex_unlock(&q->lock);
+        return STATUS_PENDING;
+    }
+    r = fp->free[--fp->free_count];
+    pthread_mutex_unlock(&q->lock);
+    st = receive_setup(dev, r, sender);
+    if (!NT_SUCCESS(st)) {
+        receive_teardown(r, st, 0);
+        r->irp = NULL;
+        fp_return(q, r);
+        return st;
+    }
+    *out = r;
+    return STATUS_SUCCESS;
+}
+
+void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
+{
+    PIRP irp = sender->irp;
+    PIO_STACK_LOCATION next = IoGetNextIrpStackLocation(irp);
+    /* The I/O manager's part: an IOCTL's buffers travel in the IRP. */
+    if (sender->fmt_type == WdfRequestTypeDeviceControl || sender->fmt_type == WdfRequestTypeDeviceControlInternal) {
+        next->Parameters.DeviceIoControl.Type3InputBuffer =
+            sender->fmt_mem[0] ? (char *)sender->fmt_mem[0]->buffer + sender->fmt_offset[0] : sender->fmt_buffer[0];
+        irp->UserBuffer =
+            sender->fmt_mem[1] ? (char *)sender->fmt_mem[1]->buffer + sender->fmt_offset[1] : sender->fmt_buffer[1];
+    }
+    IoSetNextIrpStackLocation(irp);
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+
+    struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    if (!q) {
+        packet_complete(sender, STATUS_INVALID_DEVICE_REQUEST, 0);
+        return;
+    }
+    if ((s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE) &&
+        s->Parameters.Read.Length == 0 && !q->config.AllowZeroLengthRequests) {
+        uwdf_object_release(&q->obj);
+        packet_complete(sender, STATUS_SUCCESS, 0);
+        return;
+    }
+    struct uwdf_request *r;
+    NTSTATUS st = queue_get_request(q, sender, &r);
+    if (st == STATUS_PENDING) {
+        uwdf_object_release(&q->obj);
+        return;
+    }
+    if (!NT_SUCCESS(st)) {
+        uwdf_object_release(&q->obj);
+        packet_complete(sender, st, 0);
+        return;
+    }
+    if (!queue_insert(q, r, false)) {
+        r->queue = q;
+        queue_complete(r, STATUS_CANCELLED, 0);
+    }
+    uwdf_object_release(&q->obj);
+}
+
+/* ---- completion ---- */
+
+/* Complete a received request: off its queue, buffers back, the IRP up
+ * to the sender; then the request goes (or returns to its pool). */
+static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
+{
+    struct uwdf_queue *q = r->queue;
+    struct uwdf_request *sender = r->sender;
+    PIRP irp = r->irp;
+    PFN_WDF_IO_QUEUE_STATE cb = NULL;
+    WDFCONTEXT ctx = NULL;
+
+    if (r->cancelable) {
+        uwdf_irp_clear_cancel(irp);
+        r->cancelable = false;
+    }
+    if (q) {
+        uwdf_object_reference(&q->obj);
+        pthread_mutex_lock(&q->lock);
+        if (r->qstate == UWDF_QS_OWNED)
+            queue_disown_locked(q, r);
+        r->qstate = UWDF_QS_COMPLETED;
+        cb = queue_state_check_locked(q, &ctx);
+        pthread_mutex_unlock(&q->lock);
+    }
+    r->qstate = UWDF_QS_COMPLETED;
+    r->queue = NULL;
+    receive_teardown(r, status, information);
+    irp->IoStatus.Status = status;
+    irp->IoStatus.Information = information;
+    IoSkipCurrentIrpStackLocation(irp);
+    r->irp = NULL;
+    r->sender = NULL;
+    uwdf_iotarget_device_done(sender, status, information);
+
+    if (r->reserved)
+        fp_return(r->fp_home, r);
+    else
+        uwdf_object_delete(&r->obj);
+    if (q) {
+        queue_run_state_cb(q, cb, ctx);
+        queue_dispatch(q);
+        uwdf_object_release(&q->obj);
+    }
+}
+
+static struct uwdf_request *received_lookup(WDFREQUEST handle, const char *ddi)
+{
+    struct uwdf_request *r = uwdf_request_lookup(handle, ddi);
+    if (r && !r->received) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_NOT_IN_QUEUE,
+                          (ULONG_PTR)handle, 0,
+                          "%s: request %p was created by the driver, not received from a queue; "
+                          "delete it with WdfObjectDelete (rule ReqDelete)", ddi, (void *)handle);
+        else
+            uwdf_log("%s: request %p was created by the driver, not received from a queue "
+                     "(rule ReqDelete)", ddi, (void *)handle);
+        return NULL;
+    }
+    return r;
+}
+
+static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_info, ULONG_PTR info,
+                                 const char *ddi)
+{
+    struct uwdf_request *r = received_lookup(Request, ddi);
+    if (!r)
+        return;
+    struct uwdf_queue *q = r->queue;
+    if (q)
+        pthread_mutex_lock(&q->lock);
+    uint8_t qs = r->qstate;
+    bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED));
+    if (ok)
+        r->qstate = UWDF_QS_CANCELING; /* completing: a second completion is caught */
+    if (q)
+        pthread_mutex_unlock(&q->lock);
+    if (!ok) {
+        if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                          (ULONG_PTR)Request, 0,
+                          "%s: request %p is already completed (rule DoubleCompletion)", ddi, (void *)Request);
+        else if (qs == UWDF_QS_QUEUED)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_NOT_IN_QUEUE,
+                          (ULONG_PTR)Request, 0, "%s: request %p is on a queue; the driver does not own it",
+                          ddi, (void *)Request);
+        else
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                          (ULONG_PTR)Request, 0, "%s: request %p is still sent to an I/O target", ddi,
+                          (void *)Request);
+        return;
+    }
+    r->qstate = UWDF_QS_OWNED;
+    if (!set_info)
+        info = r->irp->IoStatus.Information;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
+    if (uwdf_verifier && NT_SUCCESS(Status)) {
+        size_t limit = SIZE_MAX;
+        if (s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE)
+            limit = s->Parameters.Read.Length;
+        else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL)
+            limit = s->Parameters.DeviceIoControl.OutputBufferLength;
+        if (info > limit)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_INFORMATION_LENGTH_MISMATCH,
+                          (ULONG_PTR)Request, info,
+                          "%s: Information %lu is larger than the request's buffer (%zu bytes)", ddi,
+                          (unsigned long)info, limit);
+    }
+    queue_complete(r, Status, info);
+}
+
+VOID WdfRequestComplete(WDFREQUEST Request, NTSTATUS Status)
+{
+    request_complete_ddi(Request, Status, false, 0, "WdfRequestComplete");
+}
+
+VOID WdfRequestCompleteWithInformation(WDFREQUEST Request, NTSTATUS Status, ULONG_PTR Information)
+{
+    request_complete_ddi(Request, Status, true, Information, "WdfRequestCompleteWithInformation");
+}
+
+VOID WdfRequestCompleteWithPriorityBoost(WDFREQUEST Request, NTSTATUS Status, CCHAR PriorityBoost)
+{
+    (void)PriorityBoost; /* a scheduling hint with no meaning here */
+    request_complete_ddi(Request, Status, false, 0, "WdfRequestCompleteWithPriorityBoost");
+}
+
+/* ---- send and forget ---- */
+
+static VOID forget_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                        WDFCONTEXT Context)
+{
+    struct uwdf_request *r = Context;
+    (void)Request;
+    (void)Target;
+    queue_complete(r, Params->IoStatus.Status, Params->IoStatus.Information);
+}
+
+NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget *t)
+{
+    struct uwdf_queue *q = r->queue;
+    if (r->qstate != UWDF_QS_OWNED || !q)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (!r->irp || r->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t))
+        return STATUS_REQUEST_NOT_ACCEPTED;
+    /* The driver no longer owns it: its queue stops counting it, and the
+     * framework completes it when the target does. */
+    IoCopyCurrentIrpStackLocationToNext(r->irp);
+    r->formatted = true;
+    r->routine = forget_done;
+    r->routine_ctx = r;
+    pthread_mutex_lock(&q->lock);
+    queue_disown_locked(q, r);
+    r->qstate = UWDF_QS_CANCELING;
+    pthread_mutex_unlock(&q->lock);
+    NTSTATUS st = uwdf_iotarget_submit(t, r, NULL);
+    if (!NT_SUCCESS(st)) {
+        pthread_mutex_lock(&q->lock);
+        queue_own_locked(q, r);
+        pthread_mutex_unlock(&q->lock);
+        r->routine = NULL;
+        r->routine_ctx = NULL;
+        uwdf_request_release_format(r);
+        return st;
+    }
+    queue_check_state(q);
+    queue_dispatch(q);
+    return STATUS_SUCCESS;
+}
+
+/* ---- retrieving buffers ---- */
+
+static bool received_usable(struct uwdf_request *r, const char *ddi, NTSTATUS *status)
+{
+    if (r->qstate == UWDF_QS_COMPLETED || !r->irp) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)r->obj.handle, 0,
+                          "%s: request %p is already completed (rule InvalidReqAccess)", ddi,
+                          (void *)r->obj.handle);
+        *status = STATUS_INTERNAL_ERROR;
+        return false;
+    }
+    return true;
+}
+
+/* The buffer a retrieval means: slot 0 input, 1 output. */
+static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, size_t *len, bool *read_only)
+{
+    PIRP irp = r->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    struct uwdf_device *dev = uwdf_container_of(s->DeviceObject, struct uwdf_device, wdm);
+    *read_only = false;
+    *buf = NULL;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE:
+        if ((s->MajorFunction == IRP_MJ_READ) != (slot == 1))
+            return STATUS_INVALID_DEVICE_REQUEST;
+        *len = s->Parameters.Read.Length;
+        if (dev->io_type == WdfDeviceIoNeither)
+            return STATUS_INVALID_DEVICE_REQUEST;
+        *buf = dev->io_type == WdfDeviceIoDirect ? mdl_buffer(irp->MdlAddress) : irp->AssociatedIrp.SystemBuffer;
+        *read_only = s->MajorFunction == IRP_MJ_WRITE;
+        break;
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL: {
+        ULONG method = METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode);
+        if (slot == 0) {
+            *len = s->Parameters.DeviceIoControl.InputBufferLength;
+            *buf = method == METHOD_NEITHER ? s->Parameters.DeviceIoControl.Type3InputBuffer
+                                            : irp->AssociatedIrp.SystemBuffer;
+        } else {
+            *len = s->Parameters.DeviceIoControl.OutputBufferLength;
+            *buf = method == METHOD_BUFFERED  ? irp->AssociatedIrp.SystemBuffer
+                   : method == METHOD_NEITHER ? irp->UserBuffer
+                                              : mdl_buffer(irp->MdlAddress);
+        }
+        break;
+    }
+    default:
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    if (*len == 0)
+        return STATUS_BUFFER_TOO_SMALL;
+    if (!*buf)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    return STATUS_SUCCESS;
+}
+
+void uwdf_request_irp_ioctl_buffers(struct uwdf_request *req, void **in, size_t *in_len, void **out,
+                                    size_t *out_len)
+{
+    PIRP irp = req->irp;
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+    ULONG method = METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode);
+    *in_len = s->Parameters.DeviceIoControl.InputBufferLength;
+    *out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
+    *in = method == METHOD_NEITHER ? s->Parameters.DeviceIoControl.Type3InputBuffer
+                                   : irp->AssociatedIrp.SystemBuffer;
+    *out = method == METHOD_BUFFERED  ? irp->AssociatedIrp.SystemBuffer
+           : method == METHOD_NEITHER ? irp->UserBuffer
+                                      : mdl_buffer(irp->MdlAddress);
+}
+
+/* Common checks of the retrieval family; the buffer it means. */
+static NTSTATUS retrieve_common(WDFREQUEST Request, int slot, const char *ddi, struct uwdf_request **req,
+                                void **buf, size_t *len, bool *read_only)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, ddi);
+    if (!r)
+        return STATUS_INVALID_HANDLE;
+    if (!r->received)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    NTSTATUS st;
+    if (!received_usable(r, ddi, &st))
+        return st;
+    *req = r;
+    return request_buffer(r, slot, buf, len, read_only);
+}
+
+static NTSTATUS retrieve_buffer(WDFREQUEST Request, int slot, size_t min_len, PVOID *Buffer, size_t *Length,
+                                const char *ddi)
+{
+    struct uwdf_request *r;
+    void *buf;
+    size_t len;
+    bool ro;
+    UWDF_REQUIRE_PARAM(Buffer, ddi, STATUS_INVALID_PARAMETER);
+    *Buffer = NULL;
+    if (Length)
+        *Length = 0;
+    NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
+    if (!NT_SUCCESS(st))
+        return st;
+    if (len < min_len)
+        return STATUS_BUFFER_TOO_SMALL;
+    *Buffer = buf;
+    if (Length)
+        *Length = len;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestRetrieveInputBuffer(WDFREQUEST Request, size_t MinimumRequiredLength, PVOID *Buffer,
+                                       size_t *Length)
+{
+    return retrieve_buffer(Request, 0, MinimumRequiredLength, Buffer, Length, "WdfRequestRetrieveInputBuffer");
+}
+
+NTSTATUS WdfRequestRetrieveOutputBuffer(WDFREQUEST Request, size_t MinimumRequiredSize, PVOID *Buffer,
+                                        size_t *Length)
+{
+    return retrieve_buffer(Request, 1, MinimumRequiredSize, Buffer, Length, "WdfRequestRetrieveOutputBuffer");
+}
+
+static NTSTATUS retrieve_memory(WDFREQUEST Request, int slot, WDFMEMORY *Memory, const char *ddi)
+{
+    struct uwdf_request *r;
+    void *buf;
+    size_t len;
+    bool ro;
+    UWDF_REQUIRE_PARAM(Memory, ddi, STATUS_INVALID_PARAMETER);
+    *Memory = NULL;
+    NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
+    if (!NT_SUCCESS(st))
+        return st;
+    struct uwdf_memory *m = &r->rmem[slot];
+    if (!r->rmem_live[slot]) {
+        /* The memory object is part of the request (as in WDF), so this
+         * allocates nothing; its handle dies when the request completes. */
+        memset(m, 0, sizeof(*m));
+        m->buffer = buf;
+        m->size = len;
+        m->kind = UWDF_MEM_PREALLOCATED;
+        m->read_only = ro;
+        if (!uwdf_object_embed_register(&m->obj, UWDF_OBJ_MEMORY, &r->obj))
+            return STATUS_INSUFFICIENT_RESOURCES;
+        r->rmem_live[slot] = true;
+    }
+    *Memory = (WDFMEMORY)m->obj.handle;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestRetrieveInputMemory(WDFREQUEST Request, WDFMEMORY *Memory)
+{
+    return retrieve_memory(Request, 0, Memory, "WdfRequestRetrieveInputMemory");
+}
+
+NTSTATUS WdfRequestRetrieveOutputMemory(WDFREQUEST Request, WDFMEMORY *Memory)
+{
+    return retrieve_memory(Request, 1, Memory, "WdfRequestRetrieveOutputMemory");
+}
+
+static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char *ddi)
+{
+    struct uwdf_request *r;
+    void *buf;
+    size_t len;
+    bool ro;
+    UWDF_REQUIRE_PARAM(Mdl, ddi, STATUS_INVALID_PARAMETER);
+    *Mdl = NULL;
+    NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
+    if (!NT_SUCCESS(st))
+        return st;
+    PIRP irp = r->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    bool ioctl = s->MajorFunction == IRP_MJ_DEVICE_CONTROL || s->MajorFunction == IRP_MJ_INTERNAL_DEVICE_CONTROL;
+    if (ioctl && METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode) == METHOD_NEITHER)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    /* The IRP's MDL where the buffer is one (direct I/O); otherwise an
+     * MDL built for the system buffer, which can fail for memory. */
+    if (irp->MdlAddress && buf == mdl_buffer(irp->MdlAddress) && (!ioctl || slot == 1)) {
+        *Mdl = irp->MdlAddress;
+        return STATUS_SUCCESS;
+    }
+    if (r->rmdl_alloc && MmGetMdlVirtualAddress(r->rmdl_alloc) == buf && r->rmdl_alloc->ByteCount == len) {
+        *Mdl = r->rmdl_alloc;
+        return STATUS_SUCCESS;
+    }
+    if (len > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER;
+    PMDL m = IoAllocateMdl(buf, (ULONG)len, FALSE, FALSE, NULL);
+    if (!m)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    MmBuildMdlForNonPagedPool(m);
+    if (r->rmdl_alloc)
+        IoFreeMdl(r->rmdl_alloc);
+    r->rmdl_alloc = m;
+    *Mdl = m;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestRetrieveInputWdmMdl(WDFREQUEST Request, PMDL *Mdl)
+{
+    return retrieve_mdl(Request, 0, Mdl, "WdfRequestRetrieveInputWdmMdl");
+}
+
+NTSTATUS WdfRequestRetrieveOutputWdmMdl(WDFREQUEST Request, PMDL *Mdl)
+{
+    return retrieve_mdl(Request, 1, Mdl, "WdfRequestRetrieveOutputWdmMdl");
+}
+
+/* ---- cancelable requests ---- */
+
+static NTSTATUS mark_cancelable(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel, const char *ddi,
+                                bool call_if_cancelled)
+{
+    struct uwdf_request *r = received_lookup(Request, ddi);
+    UWDF_REQUIRE_PARAM(EvtRequestCancel, ddi, STATUS_INVALID_PARAMETER);
+    if (!r)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (r->qstate != UWDF_QS_OWNED || r->cancelable)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    r->cancel_routine = EvtRequestCancel;
+    r->cancelable = true;
+    if (!uwdf_irp_set_cancel(r->irp, UWDF_CANCEL_DRIVER, r)) {
+        r->cancelable = false;
+        r->cancel_routine = NULL;
+        if (call_if_cancelled) {
+            /* WdfRequestMarkCancelable: an already cancelled request goes
+             * to the cancel routine at once. */
+            struct uwdf_queue *q = r->queue;
+            if (q)
+                queue_cb_enter(q);
+            EvtRequestCancel(Request);
+            if (q)
+                queue_cb_leave(q);
+        }
+        return STATUS_CANCELLED;
+    }
+    return STATUS_SUCCESS;
+}
+
+VOID WdfRequestMarkCancelable(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel)
+{
+    mark_cancelable(Request, EvtRequestCancel, "WdfRequestMarkCancelable", true);
+}
+
+NTSTATUS WdfRequestMarkCancelableEx(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel)
+{
+    return mark_cancelable(Request, EvtRequestCancel, "WdfRequestMarkCancelableEx", false);
+}
+
+NTSTATUS WdfRequestUnmarkCancelable(WDFREQUEST Request)
+{
+    struct uwdf_request *r = received_lookup(Request, "WdfRequestUnmarkCancelable");
+    if (!r)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (r->qstate != UWDF_QS_OWNED)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (!r->cancelable)
+        return STATUS_INVALID_PARAMETER;
+    r->cancelable = false;
+    if (!uwdf_irp_clear_cancel(r->irp))
+        return STATUS_CANCELLED; /* the cancel routine runs; it completes the request */
+    r->cancel_routine = NULL;
+    return STATUS_SUCCESS;
+}
+
+BOOLEAN WdfRequestIsCanceled(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestIsCanceled");
+    if (!r)
+        return FALSE;
+    if (r->received)
+        return r->irp && r->irp->Cancel;
+    return (atomic_load(&r->flags) & UWDF_REQ_CANCELED) != 0;
+}
+
+/* ---- ownership between queues ---- */
+
+WDFQUEUE WdfRequestGetIoQueue(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestGetIoQueue");
+    if (!r || !r->received || !r->queue || r->qstate == UWDF_QS_COMPLETED)
+        return NULL;
+    return (WDFQUEUE)r->queue->obj.handle;
+}
+
+BOOLEAN WdfRequestIsReserved(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestIsReserved");
+    return r && r->reserved;
+}
+
+KPROCESSOR_MODE WdfRequestGetRequestorMode(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestGetRequestorMode");
+    return r && r->irp ? r->irp->RequestorMode : KernelMode;
+}
+
+/* Take an owned request back from the driver onto dest (at the head for a
+ * requeue); if dest will not take it, the driver keeps it. */
+static NTSTATUS request_move(struct uwdf_request *r, struct uwdf_queue *src, struct uwdf_queue *dest, bool head,
+                             NTSTATUS refused)
+{
+    pthread_mutex_lock(&src->lock);
+    queue_disown_locked(src, r);
+    r->qstate = UWDF_QS_NONE;
+    pthread_mutex_unlock(&src->lock);
+    if (!queue_insert(dest, r, head)) {
+        pthread_mutex_lock(&src->lock);
+        queue_own_locked(src, r);
+        pthread_mutex_unlock(&src->lock);
+        return refused;
+    }
+    if (src != dest) {
+        queue_check_state(src);
+        queue_dispatch(src);
+    }
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestForwardToIoQueue(WDFREQUEST Request, WDFQUEUE DestinationQueue)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestForwardToIoQueue");
+    struct uwdf_queue *dest = queue_lookup(DestinationQueue, "WdfRequestForwardToIoQueue");
+    if (!r || !dest)
+        return STATUS_INVALID_HANDLE;
+    struct uwdf_queue *src = r->queue;
+    if (!r->received || r->qstate != UWDF_QS_OWNED || !src || src == dest || src->device != dest->device ||
+        r->cancelable)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    return request_move(r, src, dest, false, STATUS_WDF_BUSY);
+}
+
+NTSTATUS WdfRequestRequeue(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestRequeue");
+    if (!r)
+        return STATUS_INVALID_HANDLE;
+    struct uwdf_queue *q = r->queue;
+    if (!r->received || r->qstate != UWDF_QS_OWNED || !q || r->cancelable ||
+        q->config.DispatchType != WdfIoQueueDispatchManual)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    return request_move(r, q, q, true, STATUS_INVALID_DEVICE_REQUEST);
+}
+
+VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue)
+{
+    struct uwdf_request *r = received_lookup(Request, "WdfRequestStopAcknowledge");
+    if (!r)
+        return;
+    struct uwdf_queue *q = r->queue;
+    if (!q || r->qstate != UWDF_QS_OWNED)
+        return;
+    if (Requeue) {
+        if (!NT_SUCCESS(request_move(r, q, q, true, STATUS_CANCELLED)))
+            queue_complete(r, STATUS_CANCELLED, 0);
+    } else {
+        pthread_mutex_lock(&q->lock);
+        r->stop_acked = true;
+        pthread_mutex_unlock(&q->lock);
+    }
+    queue_check_state(q);
+}
+
+/* ---- queue objects ---- */
+
+static void queue_collect_waiting_locked(struct uwdf_queue *q, LIST_ENTRY *out, LIST_ENTRY *packets)
+{
+    struct uwdf_request *r;
+    while ((r = queue_take_head_locked(q)) != NULL) {
+        r->qstate = UWDF_QS_CANCELING;
+        uwdf_list_insert_tail(out, &r->queue_link);
+    }
+    if (q->fp) {
+        LIST_ENTRY *e = q->fp->waiting.Flink;
+        while (e != &q->fp->waiting) {
+            LIST_ENTRY *next = e->Flink;
+            struct uwdf_request *s = CONTAINING_RECORD(e, struct uwdf_request, packet_link);
+            if (uwdf_irp_clear_cancel(s->irp)) {
+                uwdf_list_remove(e);
+                uwdf_list_insert_tail(packets, e);
+            }
+            e = next;
+        }
+    }
+}
+
+static void queue_cancel_collected(struct uwdf_queue *q, LIST_ENTRY *reqs, LIST_ENTRY *packets, bool callbacks)
+{
+    LIST_ENTRY *e;
+    while ((e = uwdf_list_pop_head(reqs)) != NULL) {
+        struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
+        if (callbacks) {
+            queue_cancelled(q, r);
+        } else {
+            r->queue = q;
+            queue_complete(r, STATUS_CANCELLED, 0);
+        }
+    }
+    while ((e = uwdf_list_pop_head(packets)) != NULL)
+        packet_complete(CONTAINING_RECORD(e, struct uwdf_request, packet_link), STATUS_CANCELLED, 0);
+}
+
+/* Each request the driver owns once: a purge cancels the cancelable ones;
+ * the rest go to EvtIoStop. A control device has no power states, so the
+ * port treats the driver's own WdfIoQueueStop as WDF treats leaving D0. */
+static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_cancelable)
+{
+    for (;;) {
+        struct uwdf_request *pick = NULL;
+        bool cancelable = false;
+        pthread_mutex_lock(&q->lock);
+        for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
+            struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
+            if (r->stop_acked || r->suspended)
+                continue;
+            pick = r;
+            cancelable = r->cancelable;
+            r->suspended = true; /* notified for this stop */
+            uwdf_object_reference(&r->obj);
+            break;
+        }
+        pthread_mutex_unlock(&q->lock);
+        if (!pick)
+            break;
+        if (cancel_cancelable && cancelable) {
+            uwdf_irp_cancel(pick->irp);
+        } else if (q->config.EvtIoStop) {
+            queue_cb_enter(q);
+            q->config.EvtIoStop((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle,
+                                action | (cancelable ? WdfRequestStopRequestCancelable : 0));
+            queue_cb_leave(q);
+        }
+        uwdf_object_release(&pick->obj);
+    }
+    /* "suspended" only marked who was told; acknowledgements count. */
+    pthread_mutex_lock(&q->lock);
+    for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
+        struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
+        r->suspended = r->stop_acked;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+static void queue_state_change(struct uwdf_queue *q, enum queue_op op, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx,
+                               bool wait, const char *ddi)
+{
+    if (wait && !uwdf_irql_check_passive(ddi))
+        return;
+    LIST_ENTRY reqs, packets;
+    uwdf_list_init(&reqs);
+    uwdf_list_init(&packets);
+    pthread_mutex_lock(&q->lock);
+    if (q->op != QOP_NONE) {
+        /* One state change at a time (WDF asserts): the earlier one's
+         * callback runs now, so nobody waits for it forever. */
+        uwdf_log("%s: an earlier queue state change was still pending; it ends now", ddi);
+        PFN_WDF_IO_QUEUE_STATE old = q->op_cb;
+        WDFCONTEXT old_ctx = q->op_ctx;
+        q->op = QOP_NONE;
+        q->op_cb = NULL;
+        q->op_gen++;
+        pthread_cond_broadcast(&q->cond);
+        pthread_mutex_unlock(&q->lock);
+        queue_run_state_cb(q, old, old_ctx);
+        pthread_mutex_lock(&q->lock);
+    }
+    switch (op) {
+    case QOP_STOP:
+        q->dispatching = false;
+        q->accepting = true;
+        break;
+    case QOP_DRAIN:
+        q->accepting = false;
+        break;
+    case QOP_PURGE:
+        q->accepting = false;
+        queue_collect_waiting_locked(q, &reqs, &packets);
+        break;
+    case QOP_STOP_PURGE:
+        q->dispatching = false;
+        queue_collect_waiting_locked(q, &reqs, &packets);
+        break;
+    default:
+        break;
+    }
+    q->op = op;
+    q->op_cb = cb;
+    q->op_ctx = ctx;
+    uint64_t gen = q->op_gen;
+    pthread_mutex_unlock(&q->lock);
+
+    queue_cancel_collected(q, &reqs, &packets, true);
+    if (op == QOP_STOP)
+        queue_stop_owned(q, WdfRequestStopActionSuspend, false);
+    else if (op == QOP_PURGE || op == QOP_STOP_PURGE)
+        queue_stop_owned(q, WdfRequestStopActionPurge, true);
+    queue_check_state(q);
+    queue_dispatch(q);
+    if (!wait)
+        return;
+    pthread_mutex_lock(&q->lock);
+    while (q->op_gen == gen)
+        pthread_cond_wait(&q->cond, &q->lock);
+    pthread_mutex_unlock(&q->lock);
+}
+
+#define QUEUE_STATE_DDI(name, op, wait)                                                                   \
+    VOID name(WDFQUEUE Queue, PFN_WDF_IO_QUEUE_STATE Callback, WDFCONTEXT Context)                        \
+    {                                                                                                     \
+        struct uwdf_queue *q = queue_lookup(Queue, #name);                                                \
+        if (q)                                                                                            \
+            queue_state_change(q, op, Callback, Context, wait, #name);                                    \
+    }
+#define QUEUE_STATE_SYNC_DDI(name, op)                                                                    \
+    VOID name(WDFQUEUE Queue)                                                                             \
+    {                                                                                                     \
+        struct uwdf_queue *q = queue_lookup(Queue, #name);                                                \
+        if (q)                                                                                            \
+            queue_state_change(q, op, NULL, NULL, true, #name);                                           \
+    }
+
+QUEUE_STATE_DDI(WdfIoQueueStop, QOP_STOP, false)
+QUEUE_STATE_DDI(WdfIoQueueDrain, QOP_DRAIN, false)
+QUEUE_STATE_DDI(WdfIoQueuePurge, QOP_PURGE, false)
+QUEUE_STATE_DDI(WdfIoQueueStopAndPurge, QOP_STOP_PURGE, false)
+QUEUE_STATE_SYNC_DDI(WdfIoQueueStopSynchronously, QOP_STOP)
+QUEUE_STATE_SYNC_DDI(WdfIoQueueDrainSynchronously, QOP_DRAIN)
+QUEUE_STATE_SYNC_DDI(WdfIoQueuePurgeSynchronously, QOP_PURGE)
+QUEUE_STATE_SYNC_DDI(WdfIoQueueStopAndPurgeSynchronously, QOP_STOP_PURGE)
+
+VOID WdfIoQueueStart(WDFQUEUE Queue)
+{
+    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueStart");
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->lock);
+    if (q->deleting) {
+        pthread_mutex_unlock(&q->lock);
+        return;
+    }
+    q->accepting = q->dispatching = true;
+    pthread_mutex_unlock(&q->lock);
+    /* Requests the driver acknowledged without requeueing resume. */
+    for (;;) {
+        struct uwdf_request *pick = NULL;
+        pthread_mutex_lock(&q->lock);
+        for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
+            struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
+            if (r->stop_acked) {
+                r->stop_acked = r->suspended = false;
+                pick = r;
+                uwdf_object_reference(&r->obj);
+                break;
+            }
+        }
+        PFN_WDF_IO_QUEUE_STATE ready = NULL;
+        WDFCONTEXT ready_ctx = q->ready_ctx;
+        if (!pick && q->config.DispatchType == WdfIoQueueDispatchManual && q->waiting_count)
+            ready = q->ready_cb;
+        pthread_mutex_unlock(&q->lock);
+        if (!pick) {
+            queue_run_state_cb(q, ready, ready_ctx);
+            break;
+        }
+        if (q->config.EvtIoResume) {
+            queue_cb_enter(q);
+            q->config.EvtIoResume((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle);
+            queue_cb_leave(q);
+        }
+        uwdf_object_release(&pick->obj);
+    }
+    queue_dispatch(q);
+}
+
+WDF_IO_QUEUE_STATE WdfIoQueueGetState(WDFQUEUE Queue, PULONG QueueRequests, PULONG DriverRequests)
+{
+    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueGetState");
+    if (!q)
+        return (WDF_IO_QUEUE_STATE)0;
+    pthread_mutex_lock(&q->lock);
+    unsigned state = (q->accepting ? WdfIoQueueAcceptRequests : 0) |
+                     (q->dispatching ? WdfIoQueueDispatchRequests : 0) |
+                     (q->waiting_count == 0 ? WdfIoQueueNoRequests : 0) |
+                     (q->owned_count == 0 ? WdfIoQueueDriverNoRequests : 0);
+    if (QueueRequests)
+        *QueueRequests = q->waiting_count;
+    if (DriverRequests)
+        *DriverRequests = q->owned_count;
+    pthread_mutex_unlock(&q->lock);
+    return (WDF_IO_QUEUE_STATE)state;
+}
+
+NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
+{
+    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueRetrieveNextRequest");
+    UWDF_REQUIRE_PARAM(OutRequest, "WdfIoQueueRetrieveNextRequest", STATUS_INVALID_PARAMETER);
+    *OutRequest = NULL;
+    if (!q)
+        return STATUS_INVALID_HANDLE;
+    if (q->config.DispatchType == WdfIoQueueDispatchParallel)
+        return STATUS_INVALID_DEVICE_STATE;
+    pthread_mutex_lock(&q->lock);
+    if (!q->dispatching || q->deleting) {
+        pthread_mutex_unlock(&q->lock);
+        return STATUS_WDF_PAUSED;
+    }
+    struct uwdf_request *r = queue_take_head_locked(q);
+    if (r)
+        queue_own_locked(q, r);
+    WDFCONTEXT ctx = NULL;
+    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    pthread_mutex_unlock(&q->lock);
+    queue_run_state_cb(q, cb, ctx);
+    if (!r)
+        return STATUS_NO_MORE_ENTRIES;
+    *OutRequest = (WDFREQUEST)r->obj.handle;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoQueueReadyNotify(WDFQUEUE Queue, PFN_WDF_IO_QUEUE_STATE QueueReady, WDFCONTEXT Context)
+{
+    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueReadyNotify");
+    if (!q)
+        return STATUS_INVALID_HANDLE;
+    if (q->config.DispatchType != WdfIoQueueDispatchManual)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    pthread_mutex_lock(&q->lock);
+    if (QueueReady && q->ready_cb) {
+        pthread_mutex_unlock(&q->lock);
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    q->ready_cb = QueueReady;
+    q->ready_ctx = QueueReady ? Context : NULL;
+    bool now = QueueReady && q->waiting_count && q->dispatching;
+    pthread_mutex_unlock(&q->lock);
+    if (now)
+        queue_run_state_cb(q, QueueReady, Context);
+    return STATUS_SUCCESS;
+}
+
+WDFDEVICE WdfIoQueueGetDevice(WDFQUEUE Queue)
+{
+    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueGetDevice");
+    return q ? (WDFDEVICE)q->device->obj.handle : NULL;
+}
+
+static void fp_free_pool(struct uwdf_fp *fp)
+{
+    if (!fp)
+        return;
+    for (unsigned i = 0; i < fp->total && fp->all; i++)
+        if (fp->all[i])
+            uwdf_object_delete(&fp->all[i]->obj);
+    uwdf_free(fp->all);
+    uwdf_free(fp->free);
+    uwdf_free(fp);
+}
+
+static void queue_dispose(struct uwdf_object *obj)
+{
+    struct uwdf_queue *q = (struct uwdf_queue *)obj;
+    struct uwdf_device *dev = q->device;
+    pthread_mutex_lock(&dev->queues_lock);
+    if (dev->default_queue == q)
+        dev->default_queue = NULL;
+    for (int i = 0; i <= IRP_MJ_MAXIMUM_FUNCTION; i++)
+        if (dev->dispatch_queue[i] == q)
+            dev->dispatch_queue[i] = NULL;
+    pthread_mutex_unlock(&dev->queues_lock);
+
+    LIST_ENTRY reqs, packets;
+    uwdf_list_init(&reqs);
+    uwdf_list_init(&packets);
+    pthread_mutex_lock(&q->lock);
+    q->accepting = q->dispatching = false;
+    queue_collect_waiting_locked(q, &reqs, &packets);
+    pthread_mutex_unlock(&q->lock);
+    queue_cancel_collected(q, &reqs, &packets, false);
+    queue_stop_owned(q, WdfRequestStopActionPurge, true);
+    /* What the driver still owns must come back before the queue goes
+     * (WDF waits the same way on removal); then the reserved requests,
+     * whose cleanup callbacks run only now. */
+    pthread_mutex_lock(&q->lock);
+    q->deleting = true;
+    while (q->owned_count || (q->fp && q->fp->free_count < q->fp->total))
+        pthread_cond_wait(&q->cond, &q->lock);
+    struct uwdf_fp *fp = q->fp;
+    q->fp = NULL;
+    pthread_mutex_unlock(&q->lock);
+    fp_free_pool(fp);
+}
+
+static void queue_destroy(struct uwdf_object *obj)
+{
+    struct uwdf_queue *q = (struct uwdf_queue *)obj;
+    pthread_cond_destroy(&q->cond);
+    pthread_mutex_destroy(&q->lock);
+    pthread_mutex_destroy(&q->own_sync);
+}
+
+static const struct uwdf_object_ops queue_ops = {
+    .dispose = queue_dispose,
+    .destroy = queue_destroy,
+};
+
+/* ExecutionLevel and SynchronizationScope as inherited down the tree. */
+static void queue_effective_attrs(struct uwdf_queue *q, WDF_EXECUTION_LEVEL *level, WDF_SYNCHRONIZATION_SCOPE *scope)
+{
+    *level = WdfExecutionLevelInheritFromParent;
+    *scope = WdfSynchronizationScopeInheritFromParent;
+    for (struct uwdf_object *o = &q->obj; o; o = o->parent) {
+        if (*level == WdfExecutionLevelInheritFromParent)
+            *level = o->exec_level;
+        if (*scope == WdfSynchronizationScopeInheritFromParent)
+            *scope = o->sync_scope;
+    }
+}
+
+static NTSTATUS queue_config_validate(struct uwdf_device *dev, PWDF_IO_QUEUE_CONFIG c, WDFQUEUE *Queue)
+{
+    if (c->Size != sizeof(WDF_IO_QUEUE_CONFIG))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    if (c->DispatchType <= WdfIoQueueDispatchInvalid || c->DispatchType >= WdfIoQueueDispatchMax)
+        return STATUS_INVALID_PARAMETER;
+    bool has_io = c->EvtIoDefault || c->EvtIoRead || c->EvtIoWrite || c->EvtIoDeviceControl ||
+                  c->EvtIoInternalDeviceControl;
+    if (c->DispatchType == WdfIoQueueDispatchManual && has_io)
+        return STATUS_INVALID_PARAMETER;
+    bool parallel = c->DispatchType == WdfIoQueueDispatchParallel;
+    if (parallel != (c->Settings.Parallel.NumberOfPresentedRequests != 0))
+        return STATUS_INVALID_PARAMETER;
+    if (!Queue && !c->DefaultQueue)
+        return STATUS_INVALID_PARAMETER_4;
+    if (c->DispatchType != WdfIoQueueDispatchManual && !has_io)
+        return STATUS_WDF_NO_CALLBACK;
+    if (c->PowerManaged == WdfTrue) {
+        uwdf_log("WdfIoQueueCreate: a control device's queue cannot be power-managed");
+        return STATUS_INVALID_PARAMETER;
+    }
+    pthread_mutex_lock(&dev->queues_lock);
+    bool second_default = c->DefaultQueue && dev->default_queue;
+    pthread_mutex_unlock(&dev->queues_lock);
+    return second_default ? STATUS_UNSUCCESSFUL : STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoQueueCreate(WDFDEVICE Device, PWDF_IO_QUEUE_CONFIG Config, PWDF_OBJECT_ATTRIBUTES QueueAttributes,
+                          WDFQUEUE *Queue)
+{
+    struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE, "WdfIoQueueCreate");
+    UWDF_REQUIRE_PARAM(Config, "WdfIoQueueCreate", STATUS_INVALID_PARAMETER);
+    if (Queue)
+        *Queue = NULL;
+    if (!dev)
+        return STATUS_INVALID_HANDLE;
+    NTSTATUS status = queue_config_validate(dev, Config, Queue);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (QueueAttributes && QueueAttributes->ParentObject) {
+        struct uwdf_object *p = uwdf_object_lookup(QueueAttributes->ParentObject, 0, "WdfIoQueueCreate");
+        while (p && p != &dev->obj)
+            p = p->parent;
+        if (!p)
+            return STATUS_INVALID_PARAMETER;
+    }
+    struct uwdf_object *obj;
+    status = uwdf_object_create(sizeof(struct uwdf_queue), UWDF_OBJ_QUEUE, &queue_ops, QueueAttributes, &dev->obj,
+                                0, &obj);
+    if (!NT_SUCCESS(status))
+        return status;
+    struct uwdf_queue *q = (struct uwdf_queue *)obj;
+    q->device = dev;
+    q->config = *Config;
+    pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->cond, NULL);
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&q->own_sync, &ma);
+    pthread_mutexattr_destroy(&ma);
+    uwdf_list_init(&q->waiting);
+    uwdf_list_init(&q->owned);
+    q->accepting = q->dispatching = true;
+    WDF_EXECUTION_LEVEL level;
+    WDF_SYNCHRONIZATION_SCOPE scope;
+    queue_effective_attrs(q, &level, &scope);
+    q->passive = level == WdfExecutionLevelPassive;
+    if (scope == WdfSynchronizationScopeQueue)
+        q->sync = &q->own_sync;
+    else if (scope == WdfSynchronizationScopeDevice)
+        q->sync = &dev->sync_lock;
+    if (Config->DefaultQueue) {
+        pthread_mutex_lock(&dev->queues_lock);
+        bool taken = dev->default_queue != NULL;
+        if (!taken)
+            dev->default_queue = q;
+        pthread_mutex_unlock(&dev->queues_lock);
+        if (taken) {
+            uwdf_object_delete(obj);
+            return STATUS_UNSUCCESSFUL;
+        }
+    }
+    if (Queue)
+        *Queue = (WDFQUEUE)obj->handle;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, WDF_REQUEST_TYPE RequestType)
+{
+    struct uwdf_device *dev =
+        (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE, "WdfDeviceConfigureRequestDispatching");
+    struct uwdf_queue *q = queue_lookup(Queue, "WdfDeviceConfigureRequestDispatching");
+    if (!dev || !q)
+        return STATUS_INVALID_HANDLE;
+    if (RequestType != WdfRequestTypeRead && RequestType != WdfRequestTypeWrite &&
+        RequestType != WdfRequestTypeDeviceControl && RequestType != WdfRequestTypeDeviceControlInternal &&
+        RequestType != WdfRequestTypeFlushBuffers)
+        return STATUS_INVALID_PARAMETER;
+    if (q->device != dev)
+        return STATUS_INVALID_PARAMETER;
+    pthread_mutex_lock(&dev->queues_lock);
+    NTSTATUS st = STATUS_SUCCESS;
+    if (dev->dispatch_queue[RequestType])
+        st = STATUS_INVALID_DEVICE_REQUEST; /* one queue per request type */
+    else
+        dev->dispatch_queue[RequestType] = q;
+    pthread_mutex_unlock(&dev->queues_lock);
+    return st;
+}
+
+WDFQUEUE WdfDeviceGetDefaultQueue(WDFDEVICE Device)
+{
+    struct uwdf_device *dev =
+        (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE, "WdfDeviceGetDefaultQueue");
+    if (!dev)
+        return NULL;
+    pthread_mutex_lock(&dev->queues_lock);
+    WDFQUEUE h = dev->default_queue ? (WDFQUEUE)dev->default_queue->obj.handle : NULL;
+    pthread_mutex_unlock(&dev->queues_lock);
+    return h;
+}
+
+static NTSTATUS fp_policy_validate(struct uwdf_queue *q, PWDF_IO_QUEUE_FORWARD_PROGRESS_POLICY p)
+{
+    if (p->Size != sizeof(WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    if (p->TotalForwardProgressRequests == 0)
+        return STATUS_INVALID_PARAMETER;
+    switch (p->ForwardProgressReservedPolicy) {
+    case WdfIoForwardProgressReservedPolicyAlwaysUseReservedRequest:
+    case WdfIoForwardProgressReservedPolicyPagingIO:
+        break;
+    case WdfIoForwardProgressReservedPolicyUseExamine:
+        if (!p->ForwardProgressReservePolicySettings.Policy.ExaminePolicy.EvtIoWdmIrpForForwardProgress)
+            return STATUS_INVALID_PARAMETER;
+        break;
+    default:
+        return STATUS_INVALID_PARAMETER; /* WDF does not check; a port should */
+    }
+    pthread_mutex_lock(&q->lock);
+    bool assigned = q->fp != NULL;
+    pthread_mutex_unlock(&q->lock);
+    return assigned ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FORWARD_PROGRESS_POLICY Policy)
+{
+    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueAssignForwardProgressPolicy");
+    UWDF_REQUIRE_PARAM(Policy, "WdfIoQueueAssignForwardProgressPolicy", STATUS_INVALID_PARAMETER);
+    if (!q)
+        return STATUS_INVALID_HANDLE;
+    if (!uwdf_irql_check_passive("WdfIoQueueAssignForwardProgressPolicy"))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    NTSTATUS st = fp_policy_validate(q, Policy);
+    if (!NT_SUCCESS(st))
+        return st;
+
+    unsigned n = Policy->TotalForwardProgressRequests;
+    struct uwdf_fp *fp = uwdf_zalloc(sizeof(*fp));
+    if (!fp)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    fp->policy = *Policy;
+    uwdf_list_init(&fp->waiting);
+    fp->total = n;
+    fp->all = uwdf_zalloc(sizeof(*fp->all) * n);
+    fp->free = uwdf_zalloc(sizeof(*fp->free) * n);
+    st = fp->all && fp->free ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
+    for (unsigned i = 0; i < n && NT_SUCCESS(st); i++) {
+        struct uwdf_request *r;
+        st = uwdf_request_create_received(q->device, &r);
+        if (!NT_SUCCESS(st))
+            break;
+        r->reserved = true;
+        r->fp_home = q;
+        fp->all[i] = r;
+        fp->free[fp->free_count++] = r;
+        /* Called right after each reserved request is created; the first
+         * failure undoes everything and is the call's result. */
+        if (Policy->EvtIoAllocateResourcesForReservedRequest)
+            st = Policy->EvtIoAllocateResourcesForReservedRequest(Queue, (WDFREQUEST)r->obj.handle);
+    }
+    if (!NT_SUCCESS(st)) {
+        fp_free_pool(fp);
+        return st;
+    }
+    pthread_mutex_lock(&q->lock);
+    bool raced = q->fp != NULL;
+    if (!raced)
+        q->fp = fp;
+    pthread_mutex_unlock(&q->lock);
+    if (raced) {
+        fp_free_pool(fp);
+        return STATUS_INVALID_PARAMETER;
+    }
+    return STATUS_SUCCESS;
+}

@@ -1,0 +1,1950 @@
+/* Queues and in-process device stacks: a request sent to a \Device\ name
+ * arrives on the device's queue, is handled or forwarded, and completes
+ * back to the sender. */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <wdf.h>
+
+#define BLOCK 4096
+
+/* A plain-int read of a counter, so failed assertions print readably. */
+static int ld(atomic_int *a)
+{
+    return atomic_load(a);
+}
+
+/* A filter device whose default queue forwards reads and writes, unchanged,
+ * to its local I/O target. */
+typedef struct {
+    WDFIOTARGET lower;
+    atomic_int seen;
+    atomic_int forwarded_done;
+} FILTER_CTX;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(FILTER_CTX, filter_get);
+
+static FILTER_CTX *filter_of_queue(WDFQUEUE q)
+{
+    return filter_get(WdfIoQueueGetDevice(q));
+}
+
+static VOID fwd_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                     WDFCONTEXT Context)
+{
+    FILTER_CTX *f = Context;
+    (void)Target;
+    atomic_fetch_add(&f->forwarded_done, 1);
+    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
+}
+
+static VOID fwd_default(WDFQUEUE Queue, WDFREQUEST Request)
+{
+    FILTER_CTX *f = filter_of_queue(Queue);
+    atomic_fetch_add(&f->seen, 1);
+    WdfRequestFormatRequestUsingCurrentType(Request);
+    WdfRequestSetCompletionRoutine(Request, fwd_done, f);
+    if (!WdfRequestSend(Request, f->lower, WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+}
+
+static WDFDEVICE make_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io)
+{
+    WDFDEVICE dev;
+    WCHAR wbuf[128];
+    UNICODE_STRING us;
+    WDF_OBJECT_ATTRIBUTES attrs;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    tu_unicode(&us, wbuf, 128, name);
+    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    WdfDeviceInitSetIoType(init, io);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, FILTER_CTX);
+    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
+    WdfControlFinishInitializing(dev);
+    return dev;
+}
+
+static WDFQUEUE make_forwarding_queue(WDFDEVICE dev)
+{
+    WDF_IO_QUEUE_CONFIG cfg;
+    WDFQUEUE q;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
+    cfg.EvtIoDefault = fwd_default;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+    return q;
+}
+
+static void open_by_name(WDFIOTARGET t, const char *name, ULONG options)
+{
+    WCHAR wbuf[512];
+    UNICODE_STRING us;
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    tu_unicode(&us, wbuf, 512, name);
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
+    op.CreateOptions = options;
+    ck_assert_int_eq(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+}
+
+/* app -> \Device\uwdfTop (filter) -> \Device\uwdfMid (filter) -> file. */
+static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_path, ULONG options)
+{
+    struct tu_env e = *env;
+    ck_assert(tu_use_backend(backend));
+    WDFDEVICE mid = make_named_device(e.driver, "\\Device\\uwdfMid", WdfDeviceIoDirect);
+    WDFDEVICE top = make_named_device(e.driver, "\\Device\\uwdfTop", WdfDeviceIoBuffered);
+    make_forwarding_queue(mid);
+    make_forwarding_queue(top);
+    filter_get(mid)->lower = WdfDeviceGetIoTarget(mid);
+    filter_get(top)->lower = WdfDeviceGetIoTarget(top);
+    open_by_name(filter_get(mid)->lower, lower_path, options);
+    open_by_name(filter_get(top)->lower, "\\Device\\uwdfMid", 0);
+
+    WDFIOTARGET app;
+    ck_assert_int_eq(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
+    open_by_name(app, "\\Device\\uwdfTop", 0);
+
+    void *wbuf, *rbuf;
+    WDFMEMORY wmem = tu_make_memory(BLOCK, &wbuf), rmem = tu_make_memory(BLOCK, &rbuf);
+    for (int i = 0; i < 16; i++) {
+        LONGLONG off = (LONGLONG)i * BLOCK;
+        tu_fill_pattern(wbuf, BLOCK, 77 + (unsigned)backend, (uint64_t)off);
+        WDF_MEMORY_DESCRIPTOR d;
+        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, wmem, NULL);
+        ULONG_PTR n = 0;
+        ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(app, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+        ck_assert_uint_eq(n, BLOCK);
+    }
+    /* Asynchronous reads through the stack, checked against the file. */
+    WDFREQUEST req = tu_make_request(app);
+    for (int i = 0; i < 16; i++) {
+        struct tu_completion c;
+        LONGLONG off = (LONGLONG)i * BLOCK;
+        memset(rbuf, 0, BLOCK);
+        tu_completion_init(&c);
+        WDF_REQUEST_REUSE_PARAMS rp;
+        WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+        ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(app, req, rmem, NULL, &off), STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
+        ck_assert(WdfRequestSend(req, app, WDF_NO_SEND_OPTIONS));
+        ck_assert(tu_completion_wait(&c, 5000));
+        ck_assert_int_eq(c.status, STATUS_SUCCESS);
+        ck_assert_uint_eq(c.information, BLOCK);
+        ck_assert_int_eq(c.type, WdfRequestTypeRead);
+        ck_assert(tu_pattern_matches(rbuf, BLOCK, 77 + (unsigned)backend, (uint64_t)off));
+        tu_completion_fini(&c);
+    }
+    ck_assert_int_eq(ld(&filter_get(top)->seen), 32);
+    ck_assert_int_eq(ld(&filter_get(mid)->seen), 32);
+    ck_assert_int_eq(ld(&filter_get(mid)->forwarded_done), 32);
+}
+
+START_TEST(stack_to_file)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    char *file = tu_env_file(&e, "lower.img", 1 << 20, 0);
+    stack_roundtrip(&e, _i, file, 0);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(stack_to_loop_device)
+{
+    if (!tu_root())
+        return;
+    struct tu_env e;
+    tu_env_init(&e);
+    char *file = tu_env_file(&e, "loop.img", 4 << 20, 0);
+    const char *dev = tu_env_loop(&e, file);
+    stack_roundtrip(&e, _i, dev, FILE_NO_INTERMEDIATE_BUFFERING);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- a receiving device the test drives: its callbacks record what
+ * they were given and, by default, hold the request for the test ---- */
+
+#define MAXHELD 64
+static struct rx {
+    pthread_mutex_t lock;
+    WDFREQUEST held[MAXHELD];
+    int nheld;
+    atomic_int presented, owned, max_owned;
+    atomic_int n_read, n_write, n_ioctl, n_iioctl, n_default;
+    atomic_int n_stop, n_resume, n_canceled_on_queue, n_cancel_routine, n_state_cb, n_ready;
+    ULONG stop_flags;
+    size_t last_len, last_out_len, last_in_len;
+    ULONG last_code;
+    WDFQUEUE last_queue;
+    /* what EvtIoStop does: 0 nothing, 1 acknowledge (no requeue),
+     * 2 acknowledge with requeue, 3 complete STATUS_CANCELLED */
+    int stop_action;
+    bool cancel_is_canceled; /* WdfRequestIsCanceled inside the cancel routine */
+} R;
+
+static void rx_reset(void)
+{
+    memset(&R, 0, sizeof(R));
+    pthread_mutex_init(&R.lock, NULL);
+}
+
+static void rx_hold(WDFREQUEST req)
+{
+    int n = atomic_fetch_add(&R.owned, 1) + 1;
+    int m = ld(&R.max_owned);
+    while (n > m && !atomic_compare_exchange_weak(&R.max_owned, &m, n))
+        ;
+    atomic_fetch_add(&R.presented, 1);
+    pthread_mutex_lock(&R.lock);
+    ck_assert_int_lt(R.nheld, MAXHELD);
+    R.held[R.nheld++] = req;
+    pthread_mutex_unlock(&R.lock);
+}
+
+/* Take the held request i (in arrival order) out of the list. */
+static WDFREQUEST rx_take(int i)
+{
+    pthread_mutex_lock(&R.lock);
+    ck_assert_int_lt(i, R.nheld);
+    WDFREQUEST r = R.held[i];
+    memmove(&R.held[i], &R.held[i + 1], sizeof(R.held[0]) * (size_t)(R.nheld - i - 1));
+    R.nheld--;
+    pthread_mutex_unlock(&R.lock);
+    return r;
+}
+
+static int rx_nheld(void)
+{
+    pthread_mutex_lock(&R.lock);
+    int n = R.nheld;
+    pthread_mutex_unlock(&R.lock);
+    return n;
+}
+
+static void rx_complete(WDFREQUEST req, NTSTATUS st, ULONG_PTR info)
+{
+    atomic_fetch_sub(&R.owned, 1);
+    WdfRequestCompleteWithInformation(req, st, info);
+}
+
+static VOID rx_default(WDFQUEUE q, WDFREQUEST req)
+{
+    atomic_fetch_add(&R.n_default, 1);
+    R.last_queue = q;
+    rx_hold(req);
+}
+
+static VOID rx_read(WDFQUEUE q, WDFREQUEST req, size_t len)
+{
+    atomic_fetch_add(&R.n_read, 1);
+    R.last_len = len;
+    R.last_queue = q;
+    rx_hold(req);
+}
+
+static VOID rx_write(WDFQUEUE q, WDFREQUEST req, size_t len)
+{
+    atomic_fetch_add(&R.n_write, 1);
+    R.last_len = len;
+    R.last_queue = q;
+    rx_hold(req);
+}
+
+static VOID rx_ioctl(WDFQUEUE q, WDFREQUEST req, size_t out_len, size_t in_len, ULONG code)
+{
+    atomic_fetch_add(&R.n_ioctl, 1);
+    R.last_out_len = out_len;
+    R.last_in_len = in_len;
+    R.last_code = code;
+    R.last_queue = q;
+    rx_hold(req);
+}
+
+static VOID rx_iioctl(WDFQUEUE q, WDFREQUEST req, size_t out_len, size_t in_len, ULONG code)
+{
+    atomic_fetch_add(&R.n_iioctl, 1);
+    R.last_out_len = out_len;
+    R.last_in_len = in_len;
+    R.last_code = code;
+    R.last_queue = q;
+    rx_hold(req);
+}
+
+/* Remove req from the held list if it is there (the stop and cancel
+ * callbacks complete requests the test may not have taken). */
+static bool rx_unhold(WDFREQUEST req)
+{
+    pthread_mutex_lock(&R.lock);
+    for (int i = 0; i < R.nheld; i++) {
+        if (R.held[i] == req) {
+            memmove(&R.held[i], &R.held[i + 1], sizeof(R.held[0]) * (size_t)(R.nheld - i - 1));
+            R.nheld--;
+            pthread_mutex_unlock(&R.lock);
+            return true;
+        }
+    }
+    pthread_mutex_unlock(&R.lock);
+    return false;
+}
+
+static VOID rx_stop(WDFQUEUE q, WDFREQUEST req, ULONG flags)
+{
+    (void)q;
+    atomic_fetch_add(&R.n_stop, 1);
+    R.stop_flags = flags;
+    switch (R.stop_action) {
+    case 1:
+        WdfRequestStopAcknowledge(req, FALSE);
+        break;
+    case 2:
+        ck_assert(rx_unhold(req));
+        atomic_fetch_sub(&R.owned, 1);
+        WdfRequestStopAcknowledge(req, TRUE);
+        break;
+    case 3:
+        ck_assert(rx_unhold(req));
+        rx_complete(req, STATUS_CANCELLED, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+static VOID rx_resume(WDFQUEUE q, WDFREQUEST req)
+{
+    (void)q;
+    (void)req;
+    atomic_fetch_add(&R.n_resume, 1);
+}
+
+static VOID rx_canceled_on_queue(WDFQUEUE q, WDFREQUEST req)
+{
+    (void)q;
+    atomic_fetch_add(&R.n_canceled_on_queue, 1);
+    WdfRequestComplete(req, STATUS_CANCELLED);
+}
+
+static VOID rx_cancel_routine(WDFREQUEST req)
+{
+    atomic_fetch_add(&R.n_cancel_routine, 1);
+    R.cancel_is_canceled = WdfRequestIsCanceled(req);
+    rx_unhold(req);
+    rx_complete(req, STATUS_CANCELLED, 0);
+}
+
+static VOID rx_state_cb(WDFQUEUE q, WDFCONTEXT ctx)
+{
+    (void)q;
+    ck_assert_ptr_eq(ctx, &R);
+    atomic_fetch_add(&R.n_state_cb, 1);
+}
+
+static VOID rx_ready(WDFQUEUE q, WDFCONTEXT ctx)
+{
+    (void)q;
+    ck_assert_ptr_eq(ctx, &R);
+    atomic_fetch_add(&R.n_ready, 1);
+}
+
+static WDFQUEUE rx_queue(WDFDEVICE dev, WDF_IO_QUEUE_DISPATCH_TYPE type, bool dflt, ULONG parallel_n)
+{
+    WDF_IO_QUEUE_CONFIG cfg;
+    WDFQUEUE q;
+    if (dflt)
+        WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, type);
+    else
+        WDF_IO_QUEUE_CONFIG_INIT(&cfg, type);
+    if (type != WdfIoQueueDispatchManual)
+        cfg.EvtIoDefault = rx_default;
+    if (parallel_n)
+        cfg.Settings.Parallel.NumberOfPresentedRequests = parallel_n;
+    cfg.EvtIoStop = rx_stop;
+    cfg.EvtIoResume = rx_resume;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+    return q;
+}
+
+/* An application target opened on name. */
+static WDFIOTARGET app_target(struct tu_env *e, const char *name)
+{
+    WDFIOTARGET t;
+    ck_assert_int_eq(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
+    open_by_name(t, name, 0);
+    return t;
+}
+
+/* One asynchronous request from the application. */
+struct io {
+    WDFREQUEST req;
+    WDFMEMORY mem, mem2;
+    void *buf, *buf2;
+    size_t len;
+    struct tu_completion c;
+};
+
+static void io_prepare(struct io *io, WDFIOTARGET t, WDF_REQUEST_TYPE type, size_t len, LONGLONG off)
+{
+    memset(io, 0, sizeof(*io));
+    io->req = tu_make_request(t);
+    io->len = len;
+    if (len)
+        io->mem = tu_make_memory(len, &io->buf);
+    tu_completion_init(&io->c);
+    NTSTATUS st = type == WdfRequestTypeRead ? WdfIoTargetFormatRequestForRead(t, io->req, io->mem, NULL, &off)
+                                             : WdfIoTargetFormatRequestForWrite(t, io->req, io->mem, NULL, &off);
+    ck_assert_int_eq(st, STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(io->req, tu_on_complete, &io->c);
+}
+
+static void io_send_opts(struct io *io, WDFIOTARGET t, PWDF_REQUEST_SEND_OPTIONS o)
+{
+    ck_assert(WdfRequestSend(io->req, t, o));
+}
+
+static void io_start(struct io *io, WDFIOTARGET t, WDF_REQUEST_TYPE type, size_t len, LONGLONG off)
+{
+    io_prepare(io, t, type, len, off);
+    io_send_opts(io, t, WDF_NO_SEND_OPTIONS);
+}
+
+/* Completed once with status (and information unless -1). */
+static void io_expect(struct io *io, NTSTATUS st, long info)
+{
+    ck_assert(tu_completion_wait(&io->c, 5000));
+    ck_assert_int_eq(tu_ncalls(&io->c), 1);
+    ck_assert_int_eq(io->c.status, st);
+    if (info >= 0)
+        ck_assert_uint_eq(io->c.information, (ULONG_PTR)info);
+}
+
+static bool io_done(struct io *io)
+{
+    return tu_ncalls(&io->c) != 0;
+}
+
+static void io_fini(struct io *io)
+{
+    tu_completion_fini(&io->c);
+    WdfObjectDelete(io->req);
+    if (io->mem)
+        WdfObjectDelete(io->mem);
+    if (io->mem2)
+        WdfObjectDelete(io->mem2);
+}
+
+/* ---- queue creation and dispatching configuration ---- */
+
+START_TEST(queue_create_validation)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfQv", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDFQUEUE q = NULL;
+
+    WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchSequential);
+    c.EvtIoDefault = rx_default;
+    c.Size--;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_ptr_null(q);
+    c.Size++;
+    c.DispatchType = WdfIoQueueDispatchMax;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    c.DispatchType = WdfIoQueueDispatchInvalid;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    /* a manual queue with a handler */
+    c.DispatchType = WdfIoQueueDispatchManual;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    /* NumberOfPresentedRequests on a sequential queue, 0 on a parallel one */
+    c.DispatchType = WdfIoQueueDispatchSequential;
+    c.Settings.Parallel.NumberOfPresentedRequests = 2;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoRead = rx_read;
+    c.Settings.Parallel.NumberOfPresentedRequests = 0;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    c.Settings.Parallel.NumberOfPresentedRequests = 4;
+    /* a non-default queue needs its handle out */
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_INVALID_PARAMETER_4);
+    /* no request handler on a non-manual queue */
+    c.EvtIoRead = NULL;
+    c.EvtIoStop = rx_stop;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_WDF_NO_CALLBACK);
+    c.EvtIoRead = rx_read;
+    c.PowerManaged = WdfTrue;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    c.PowerManaged = WdfUseDefault;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
+    ck_assert_ptr_nonnull(q);
+    ck_assert_ptr_eq(WdfIoQueueGetDevice(q), dev);
+    ck_assert_ptr_null(WdfDeviceGetDefaultQueue(dev));
+
+    /* default queues: one per device; the handle out is optional */
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
+    c.EvtIoDefault = rx_default;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    WDFQUEUE dq = WdfDeviceGetDefaultQueue(dev);
+    ck_assert_ptr_nonnull(dq);
+    WDFQUEUE q2 = NULL;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q2), STATUS_UNSUCCESSFUL);
+    ck_assert_ptr_null(q2);
+    ck_assert_ptr_eq(WdfDeviceGetDefaultQueue(dev), dq);
+
+    /* request dispatching: known types only, one queue per type, same device */
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeCreate), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeRead), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, dq, WdfRequestTypeRead),
+                     STATUS_INVALID_DEVICE_REQUEST);
+    WDFDEVICE other = make_named_device(e.driver, "\\Device\\uwdfQv2", WdfDeviceIoBuffered);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(other, q, WdfRequestTypeWrite), STATUS_INVALID_PARAMETER);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- names ---- */
+
+static NTSTATUS try_named_device(WDFDRIVER driver, const char *name, WDFDEVICE *dev)
+{
+    WCHAR wbuf[128];
+    UNICODE_STRING us;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    tu_unicode(&us, wbuf, 128, name);
+    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    NTSTATUS st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, dev);
+    if (!NT_SUCCESS(st)) {
+        ck_assert_ptr_nonnull(init); /* still the caller's */
+        WdfDeviceInitFree(init);
+    } else {
+        ck_assert_ptr_null(init);
+        WdfControlFinishInitializing(*dev);
+    }
+    return st;
+}
+
+static NTSTATUS open_name_status(struct tu_env *e, const char *name)
+{
+    WDFIOTARGET t;
+    NTSTATUS st = tu_target_open(e->device, name, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &t);
+    if (NT_SUCCESS(st) || t)
+        WdfObjectDelete(t);
+    return st;
+}
+
+static NTSTATUS symlink(WDFDEVICE dev, const char *link)
+{
+    WCHAR wbuf[128];
+    UNICODE_STRING us;
+    tu_unicode(&us, wbuf, 128, link);
+    return WdfDeviceCreateSymbolicLink(dev, &us);
+}
+
+START_TEST(names_and_links)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE a, b;
+    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameA", &a), STATUS_SUCCESS);
+    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameA", &b), STATUS_OBJECT_NAME_COLLISION);
+    /* the object manager compares names without case */
+    ck_assert_int_eq(try_named_device(e.driver, "\\DEVICE\\UWDFNAMEA", &b), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_int_eq(open_name_status(&e, "\\Device\\uwdfNoSuch"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_int_eq(open_name_status(&e, "\\DosDevices\\uwdfNoSuch"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_int_eq(open_name_status(&e, "\\DosDevices\\uwdfLinkA"), STATUS_OBJECT_NAME_NOT_FOUND);
+
+    /* links: \DosDevices\ only, one per device, unique, named devices only */
+    ck_assert_int_eq(symlink(a, "\\Device\\notalink"), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_int_eq(symlink(a, "\\DosDevices\\uwdfLinkA"), STATUS_SUCCESS);
+    ck_assert_int_eq(symlink(a, "\\DosDevices\\uwdfLinkA2"), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameB", &b), STATUS_SUCCESS);
+    ck_assert_int_eq(symlink(b, "\\DosDevices\\uwdflinka"), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_int_eq(symlink(e.device, "\\DosDevices\\uwdfUnnamed"), STATUS_INVALID_DEVICE_REQUEST);
+
+    /* a request sent through each spelling of the link reaches device a */
+    rx_queue(a, WdfIoQueueDispatchParallel, true, 0);
+    const char *spellings[] = { "\\Device\\uwdfNameA", "\\DosDevices\\uwdfLinkA", "\\??\\UWDFLINKA",
+                                "\\DosDevices\\Global\\uwdfLinkA" };
+    for (int i = 0; i < 4; i++) {
+        WDFIOTARGET t = app_target(&e, spellings[i]);
+        struct io io;
+        io_start(&io, t, WdfRequestTypeRead, 512, 0);
+        ck_assert_int_eq(rx_nheld(), 1);
+        ck_assert_ptr_eq(WdfIoQueueGetDevice(WdfRequestGetIoQueue(R.held[0])), a);
+        rx_complete(rx_take(0), STATUS_SUCCESS, 100 + (ULONG_PTR)i);
+        io_expect(&io, STATUS_SUCCESS, 100 + i);
+        io_fini(&io);
+        WdfObjectDelete(t);
+    }
+    /* a device cannot be its own lower device */
+    WCHAR wbuf[64];
+    UNICODE_STRING us;
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    tu_unicode(&us, wbuf, 64, "\\Device\\uwdfNameA");
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
+    ck_assert_int_eq(WdfIoTargetOpen(WdfDeviceGetIoTarget(a), &op), STATUS_INVALID_DEVICE_REQUEST);
+    /* a device without a queue fails what it is sent */
+    WDFIOTARGET tb = app_target(&e, "\\Device\\uwdfNameB");
+    struct io io;
+    io_start(&io, tb, WdfRequestTypeWrite, 512, 0);
+    io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
+    io_fini(&io);
+    WdfObjectDelete(tb);
+
+    /* deleting the device frees its name and link */
+    WdfObjectDelete(a);
+    ck_assert_int_eq(open_name_status(&e, "\\Device\\uwdfNameA"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_int_eq(open_name_status(&e, "\\DosDevices\\uwdfLinkA"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameA", &a), STATUS_SUCCESS);
+    ck_assert_int_eq(symlink(a, "\\DosDevices\\uwdfLinkA"), STATUS_SUCCESS);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- routing to callbacks and queues ---- */
+
+#define IOCTL_TEST_BUFFERED CTL_CODE(FILE_DEVICE_UNKNOWN, 0x801, METHOD_BUFFERED, FILE_ANY_ACCESS)
+#define IOCTL_TEST_OUT_DIRECT CTL_CODE(FILE_DEVICE_UNKNOWN, 0x802, METHOD_OUT_DIRECT, FILE_ANY_ACCESS)
+
+static void ioctl_start(struct io *io, WDFIOTARGET t, bool internal, ULONG code, size_t in_len, size_t out_len)
+{
+    memset(io, 0, sizeof(*io));
+    io->req = tu_make_request(t);
+    if (in_len)
+        io->mem = tu_make_memory(in_len, &io->buf);
+    if (out_len)
+        io->mem2 = tu_make_memory(out_len, &io->buf2);
+    tu_completion_init(&io->c);
+    NTSTATUS st = internal ? WdfIoTargetFormatRequestForInternalIoctl(t, io->req, code, io->mem, NULL, io->mem2, NULL)
+                           : WdfIoTargetFormatRequestForIoctl(t, io->req, code, io->mem, NULL, io->mem2, NULL);
+    ck_assert_int_eq(st, STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(io->req, tu_on_complete, &io->c);
+    ck_assert(WdfRequestSend(io->req, t, WDF_NO_SEND_OPTIONS));
+}
+
+START_TEST(routing)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfRoute", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDFQUEUE q0, q1, q2;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDeviceControl = rx_ioctl;
+    c.EvtIoDefault = rx_default;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q0), STATUS_SUCCESS);
+    WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoRead = rx_read;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q1), STATUS_SUCCESS);
+    WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoWrite = rx_write;
+    c.EvtIoInternalDeviceControl = rx_iioctl;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q2), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q1, WdfRequestTypeRead), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q2, WdfRequestTypeWrite), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q2, WdfRequestTypeDeviceControlInternal),
+                     STATUS_SUCCESS);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRoute");
+    struct io io;
+    WDF_REQUEST_PARAMETERS p;
+
+    io_start(&io, t, WdfRequestTypeRead, 1024, 4096);
+    ck_assert_int_eq(ld(&R.n_read), 1);
+    ck_assert_uint_eq(R.last_len, 1024);
+    ck_assert_ptr_eq(R.last_queue, q1);
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(R.held[0], &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeRead);
+    ck_assert_uint_eq(p.Parameters.Read.Length, 1024);
+    ck_assert_int_eq(p.Parameters.Read.DeviceOffset, 4096);
+    ck_assert_ptr_eq(WdfRequestGetIoQueue(R.held[0]), q1);
+    ck_assert(!WdfRequestIsReserved(R.held[0]));
+    rx_complete(rx_take(0), STATUS_SUCCESS, 1024);
+    io_expect(&io, STATUS_SUCCESS, 1024);
+    io_fini(&io);
+
+    io_start(&io, t, WdfRequestTypeWrite, 512, 0);
+    ck_assert_int_eq(ld(&R.n_write), 1);
+    ck_assert_uint_eq(R.last_len, 512);
+    ck_assert_ptr_eq(R.last_queue, q2);
+    /* WdfRequestSetInformation, then WdfRequestComplete keeps it */
+    WDFREQUEST r = rx_take(0);
+    WdfRequestSetInformation(r, 77);
+    ck_assert_uint_eq(WdfRequestGetInformation(r), 77);
+    atomic_fetch_sub(&R.owned, 1);
+    WdfRequestComplete(r, STATUS_SUCCESS);
+    io_expect(&io, STATUS_SUCCESS, 77);
+    io_fini(&io);
+
+    ioctl_start(&io, t, false, IOCTL_TEST_BUFFERED, 16, 32);
+    ck_assert_int_eq(ld(&R.n_ioctl), 1);
+    ck_assert_uint_eq(R.last_in_len, 16);
+    ck_assert_uint_eq(R.last_out_len, 32);
+    ck_assert_uint_eq(R.last_code, IOCTL_TEST_BUFFERED);
+    ck_assert_ptr_eq(R.last_queue, q0);
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(R.held[0], &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeDeviceControl);
+    ck_assert_uint_eq(p.Parameters.DeviceIoControl.IoControlCode, IOCTL_TEST_BUFFERED);
+    r = rx_take(0);
+    atomic_fetch_sub(&R.owned, 1);
+    WdfRequestCompleteWithPriorityBoost(r, STATUS_DEVICE_BUSY, IO_NO_INCREMENT);
+    io_expect(&io, STATUS_DEVICE_BUSY, 0);
+    io_fini(&io);
+
+    ioctl_start(&io, t, true, 0x1234, 8, 0);
+    ck_assert_int_eq(ld(&R.n_iioctl), 1);
+    ck_assert_uint_eq(R.last_code, 0x1234);
+    ck_assert_uint_eq(R.last_in_len, 8);
+    ck_assert_ptr_eq(R.last_queue, q2);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 0);
+    io_expect(&io, STATUS_SUCCESS, 0);
+    io_fini(&io);
+    ck_assert_int_eq(ld(&R.n_default), 0);
+
+    /* A request type with no handler on its queue fails; on the default
+     * queue, EvtIoDefault takes what has no specific handler. */
+    WDFDEVICE dev2 = make_named_device(e.driver, "\\Device\\uwdfRoute2", WdfDeviceIoDirect);
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoRead = rx_read;
+    ck_assert_int_eq(WdfIoQueueCreate(dev2, &c, NULL, NULL), STATUS_SUCCESS);
+    WDFIOTARGET t2 = app_target(&e, "\\Device\\uwdfRoute2");
+    io_start(&io, t2, WdfRequestTypeWrite, 512, 0);
+    io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
+    io_fini(&io);
+    ck_assert_int_eq(ld(&R.n_write), 1);
+
+    /* a flush has no specific handler: EvtIoDefault of the default queue */
+    memset(&io, 0, sizeof(io));
+    io.req = tu_make_request(t);
+    tu_completion_init(&io.c);
+    IO_STACK_LOCATION sl;
+    memset(&sl, 0, sizeof(sl));
+    sl.MajorFunction = IRP_MJ_FLUSH_BUFFERS;
+    WdfRequestWdmFormatUsingStackLocation(io.req, &sl);
+    WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
+    ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
+    ck_assert_int_eq(ld(&R.n_default), 1);
+    ck_assert_ptr_eq(R.last_queue, q0);
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(R.held[0], &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeFlushBuffers);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 0);
+    io_expect(&io, STATUS_SUCCESS, 0);
+    io_fini(&io);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- zero-length requests ---- */
+
+START_TEST(zero_length)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE d1 = make_named_device(e.driver, "\\Device\\uwdfZ1", WdfDeviceIoBuffered);
+    WDFDEVICE d2 = make_named_device(e.driver, "\\Device\\uwdfZ2", WdfDeviceIoDirect);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoRead = rx_read;
+    c.EvtIoWrite = rx_write;
+    ck_assert_int_eq(WdfIoQueueCreate(d1, &c, NULL, NULL), STATUS_SUCCESS);
+    c.AllowZeroLengthRequests = TRUE;
+    ck_assert_int_eq(WdfIoQueueCreate(d2, &c, NULL, NULL), STATUS_SUCCESS);
+    WDFIOTARGET t1 = app_target(&e, "\\Device\\uwdfZ1"), t2 = app_target(&e, "\\Device\\uwdfZ2");
+    struct io io;
+    /* not allowed: the framework completes them, the driver never sees them */
+    for (int w = 0; w < 2; w++) {
+        io_start(&io, t1, w ? WdfRequestTypeWrite : WdfRequestTypeRead, 0, 0);
+        io_expect(&io, STATUS_SUCCESS, 0);
+        io_fini(&io);
+    }
+    ck_assert_int_eq(ld(&R.presented), 0);
+    /* allowed: presented with Length 0; no buffer to retrieve */
+    for (int w = 0; w < 2; w++) {
+        io_start(&io, t2, w ? WdfRequestTypeWrite : WdfRequestTypeRead, 0, 0);
+        ck_assert_int_eq(ld(&R.presented), w + 1);
+        ck_assert_uint_eq(R.last_len, 0);
+        WDFREQUEST r = rx_take(0);
+        PVOID b = (PVOID)1;
+        WDFMEMORY m = (WDFMEMORY)1;
+        if (w) {
+            ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, 0, &b, NULL), STATUS_BUFFER_TOO_SMALL);
+            ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_BUFFER_TOO_SMALL);
+        } else {
+            ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 0, &b, NULL), STATUS_BUFFER_TOO_SMALL);
+            ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_BUFFER_TOO_SMALL);
+        }
+        ck_assert_ptr_null(b);
+        ck_assert_ptr_null(m);
+        rx_complete(r, STATUS_END_OF_FILE, 0);
+        io_expect(&io, STATUS_END_OF_FILE, 0);
+        io_fini(&io);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- the retrieval family ---- */
+
+static void check_write_retrieval(WDFREQUEST r, const void *sent, size_t len)
+{
+    PVOID b;
+    size_t n;
+    WDFMEMORY m;
+    PMDL mdl;
+    /* the output side of a write does not exist */
+    ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestRetrieveOutputWdmMdl(r, &mdl), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, len + 1, &b, &n), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_ptr_null(b);
+    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, len, &b, &n), STATUS_SUCCESS);
+    ck_assert_uint_eq(n, len);
+    ck_assert_int_eq(memcmp(b, sent, len), 0);
+    ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_SUCCESS);
+    size_t msize = 0;
+    ck_assert_ptr_eq(WdfMemoryGetBuffer(m, &msize), b);
+    ck_assert_uint_eq(msize, len);
+    /* a write's buffer is the sender's data: read-only */
+    char tmp[16] = { 0 };
+    ck_assert_int_eq(WdfMemoryCopyFromBuffer(m, 0, tmp, sizeof(tmp)), STATUS_ACCESS_VIOLATION);
+    ck_assert_int_eq(memcmp(b, sent, len), 0);
+    ck_assert_int_eq(WdfMemoryCopyToBuffer(m, 0, tmp, sizeof(tmp)), STATUS_SUCCESS);
+    ck_assert_int_eq(memcmp(tmp, sent, sizeof(tmp)), 0);
+    /* the same handle again: nothing new is made */
+    WDFMEMORY m2;
+    ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m2), STATUS_SUCCESS);
+    ck_assert_ptr_eq(m2, m);
+    ck_assert_int_eq(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_SUCCESS);
+    ck_assert_ptr_eq(MmGetMdlVirtualAddress(mdl), b);
+    ck_assert_uint_eq(MmGetMdlByteCount(mdl), len);
+}
+
+static void check_read_retrieval(WDFREQUEST r, size_t len, unsigned seed)
+{
+    PVOID b;
+    size_t n;
+    WDFMEMORY m;
+    PMDL mdl;
+    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, 1, &b, &n), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, len * 2, &b, &n), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 0, &b, NULL), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_SUCCESS);
+    ck_assert_ptr_eq(WdfMemoryGetBuffer(m, &n), b);
+    ck_assert_uint_eq(n, len);
+    /* a read's buffer is writable */
+    char *pat = malloc(len);
+    tu_fill_pattern(pat, len, seed, 0);
+    ck_assert_int_eq(WdfMemoryCopyFromBuffer(m, 0, pat, len), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfMemoryCopyFromBuffer(m, 1, pat, len), STATUS_INVALID_BUFFER_SIZE);
+    free(pat);
+    ck_assert_int_eq(WdfRequestRetrieveOutputWdmMdl(r, &mdl), STATUS_SUCCESS);
+    ck_assert_ptr_eq(MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority), b);
+}
+
+START_TEST(retrieval)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    const WDF_DEVICE_IO_TYPE types[] = { WdfDeviceIoBuffered, WdfDeviceIoDirect };
+    for (int k = 0; k < 2; k++) {
+        rx_reset();
+        char name[64];
+        snprintf(name, sizeof(name), "\\Device\\uwdfRetr%d", k);
+        WDFDEVICE dev = make_named_device(e.driver, name, types[k]);
+        rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+        WDFIOTARGET t = app_target(&e, name);
+        struct io io;
+
+        io_prepare(&io, t, WdfRequestTypeWrite, 2048, 0);
+        tu_fill_pattern(io.buf, 2048, 5 + (unsigned)k, 0);
+        io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
+        WDFREQUEST r = rx_take(0);
+        check_write_retrieval(r, io.buf, 2048);
+        WDFMEMORY m;
+        ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_SUCCESS);
+        /* the caller keeps a reference across completion */
+        WdfObjectReference(r);
+        rx_complete(r, STATUS_SUCCESS, 2048);
+        io_expect(&io, STATUS_SUCCESS, 2048);
+        PVOID b;
+        size_t n;
+        ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
+        ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_INTERNAL_ERROR);
+        PMDL mdl;
+        ck_assert_int_eq(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_INTERNAL_ERROR);
+        ck_assert_int_eq(tu_last_bugcheck.count, 0);
+        /* the memory handle retrieved before completion is dead */
+        ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
+        WdfObjectDereference(r);
+        io_fini(&io);
+
+        io_prepare(&io, t, WdfRequestTypeRead, 4096, 0);
+        memset(io.buf, 0, 4096);
+        io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
+        r = rx_take(0);
+        check_read_retrieval(r, 4096, 9 + (unsigned)k);
+        ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_SUCCESS);
+        WdfObjectReference(r);
+        rx_complete(r, STATUS_SUCCESS, 4096);
+        io_expect(&io, STATUS_SUCCESS, 4096);
+        ck_assert(tu_pattern_matches(io.buf, 4096, 9 + (unsigned)k, 0));
+        /* verifier: using the completed request is a bug check */
+        UwdfSetVerifier(TRUE);
+        ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
+        tu_expect_bugcheck_reason(WDF_REQUEST_FATAL_ERROR, "already completed");
+        UwdfSetVerifier(FALSE);
+        ck_assert_ptr_null(WdfMemoryGetBuffer(m, &n));
+        tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL);
+        WdfObjectDereference(r);
+        io_fini(&io);
+        WdfObjectDelete(t);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Retrieving an MDL on a buffered-I/O device builds one, which can fail
+ * for memory; retrieving memory never allocates. */
+START_TEST(retrieval_out_of_memory)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfOom", WdfDeviceIoBuffered);
+    rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfOom");
+    for (int w = 0; w < 2; w++) {
+        struct io io;
+        io_start(&io, t, w ? WdfRequestTypeWrite : WdfRequestTypeRead, 4096, 0);
+        WDFREQUEST r = rx_take(0);
+        PMDL mdl = (PMDL)1;
+        WDFMEMORY m;
+        UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
+        ck_assert_int_eq(w ? WdfRequestRetrieveInputMemory(r, &m) : WdfRequestRetrieveOutputMemory(r, &m),
+                         STATUS_SUCCESS);
+        ck_assert_int_eq(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
+                         STATUS_INSUFFICIENT_RESOURCES);
+        ck_assert_ptr_null(mdl);
+        ck_assert_uint_ge(UwdfFaultAllocationFailures(), 1);
+        UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+        ck_assert_int_eq(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
+                         STATUS_SUCCESS);
+        ck_assert_ptr_eq(MmGetMdlVirtualAddress(mdl), WdfMemoryGetBuffer(m, NULL));
+        ck_assert_uint_eq(MmGetMdlByteCount(mdl), 4096);
+        rx_complete(r, STATUS_SUCCESS, 4096);
+        io_expect(&io, STATUS_SUCCESS, 4096);
+        io_fini(&io);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- IOCTLs through a stack: app -> forwarding filter -> device ---- */
+
+static VOID ioctl_server(WDFQUEUE q, WDFREQUEST req, size_t out_len, size_t in_len, ULONG code)
+{
+    (void)q;
+    PVOID in, out;
+    size_t n;
+    atomic_fetch_add(&R.n_ioctl, 1);
+    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(req, in_len, &in, &n), STATUS_SUCCESS);
+    ck_assert_uint_eq(n, in_len);
+    if (code == IOCTL_TEST_OUT_DIRECT) {
+        PMDL mdl;
+        ck_assert_int_eq(WdfRequestRetrieveOutputWdmMdl(req, &mdl), STATUS_SUCCESS);
+        ck_assert_uint_eq(MmGetMdlByteCount(mdl), out_len);
+        out = MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority);
+    } else {
+        ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(req, out_len, &out, &n), STATUS_SUCCESS);
+    }
+    /* reply: the input reversed, in the first in_len bytes */
+    char tmp[256];
+    ck_assert_uint_le(in_len, sizeof(tmp));
+    memcpy(tmp, in, in_len);
+    for (size_t i = 0; i < in_len; i++)
+        ((char *)out)[i] = tmp[in_len - 1 - i];
+    WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, in_len);
+}
+
+START_TEST(ioctl_through_stack)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE bottom = make_named_device(e.driver, "\\Device\\uwdfIoctlB", WdfDeviceIoDirect);
+    WDFDEVICE top = make_named_device(e.driver, "\\Device\\uwdfIoctlT", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDeviceControl = ioctl_server;
+    ck_assert_int_eq(WdfIoQueueCreate(bottom, &c, NULL, NULL), STATUS_SUCCESS);
+    make_forwarding_queue(top);
+    filter_get(top)->lower = WdfDeviceGetIoTarget(top);
+    open_by_name(filter_get(top)->lower, "\\Device\\uwdfIoctlB", 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfIoctlT");
+    const ULONG codes[] = { IOCTL_TEST_BUFFERED, IOCTL_TEST_OUT_DIRECT };
+    for (int k = 0; k < 2; k++) {
+        struct io io;
+        memset(&io, 0, sizeof(io));
+        io.req = tu_make_request(t);
+        io.mem = tu_make_memory(24, &io.buf);
+        io.mem2 = tu_make_memory(64, &io.buf2);
+        for (int i = 0; i < 24; i++)
+            ((char *)io.buf)[i] = (char)('a' + i);
+        memset(io.buf2, 0xEE, 64);
+        tu_completion_init(&io.c);
+        ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, io.req, codes[k], io.mem, NULL, io.mem2, NULL),
+                         STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
+        ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
+        io_expect(&io, STATUS_SUCCESS, 24);
+        ck_assert_int_eq(io.c.type, WdfRequestTypeDeviceControl);
+        for (int i = 0; i < 24; i++)
+            ck_assert_int_eq(((char *)io.buf2)[i], 'a' + 23 - i);
+        /* only Information bytes come back */
+        for (int i = 24; i < 64; i++)
+            ck_assert_int_eq(((unsigned char *)io.buf2)[i], 0xEE);
+        /* the input is the sender's, unchanged */
+        for (int i = 0; i < 24; i++)
+            ck_assert_int_eq(((char *)io.buf)[i], 'a' + i);
+        io_fini(&io);
+    }
+    ck_assert_int_eq(ld(&R.n_ioctl), 2);
+    ck_assert_int_eq(ld(&filter_get(top)->seen), 2);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- dispatch types ---- */
+
+START_TEST(dispatch_sequential)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfSeq", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfSeq");
+    struct io io[5];
+    for (int i = 0; i < 5; i++)
+        io_start(&io[i], t, WdfRequestTypeRead, 512, (LONGLONG)i * 512);
+    ULONG qn, dn;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(ld(&R.presented), i + 1);
+        ck_assert_int_eq(rx_nheld(), 1);
+        WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, &qn, &dn);
+        ck_assert_uint_eq(qn, (ULONG)(4 - i));
+        ck_assert_uint_eq(dn, 1);
+        ck_assert(!WDF_IO_QUEUE_IDLE(st));
+        ck_assert(WDF_IO_QUEUE_READY(st));
+        WDF_REQUEST_PARAMETERS p;
+        WDF_REQUEST_PARAMETERS_INIT(&p);
+        WdfRequestGetParameters(R.held[0], &p);
+        ck_assert_int_eq(p.Parameters.Read.DeviceOffset, (LONGLONG)i * 512); /* FIFO */
+        rx_complete(rx_take(0), STATUS_SUCCESS, (ULONG_PTR)i);
+        io_expect(&io[i], STATUS_SUCCESS, i);
+    }
+    ck_assert_int_eq(ld(&R.max_owned), 1);
+    ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, &qn, &dn)));
+    ck_assert_uint_eq(qn + dn, 0);
+    for (int i = 0; i < 5; i++)
+        io_fini(&io[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+struct sender_arg {
+    WDFIOTARGET t;
+    struct io *io;
+    int n;
+};
+
+static void *sender_thread(void *p)
+{
+    struct sender_arg *a = p;
+    for (int i = 0; i < a->n; i++)
+        if (!WdfRequestSend(a->io[i].req, a->t, WDF_NO_SEND_OPTIONS))
+            atomic_fetch_add(&R.n_state_cb, 1000); /* counted as a failure below */
+    return NULL;
+}
+
+START_TEST(dispatch_parallel_limit)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfPar", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchParallel, true, 3);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfPar");
+    enum { N = 24 };
+    struct io io[N];
+    for (int i = 0; i < N; i++)
+        io_prepare(&io[i], t, WdfRequestTypeWrite, 512, (LONGLONG)i * 512);
+    /* four senders at once */
+    pthread_t th[4];
+    struct sender_arg a[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (struct sender_arg){ t, &io[k * 6], 6 };
+        ck_assert_int_eq(pthread_create(&th[k], NULL, sender_thread, &a[k]), 0);
+    }
+    for (int k = 0; k < 4; k++)
+        pthread_join(th[k], NULL);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    ck_assert_int_eq(rx_nheld(), 3);
+    ULONG qn, dn;
+    WdfIoQueueGetState(q, &qn, &dn);
+    ck_assert_uint_eq(qn, N - 3);
+    ck_assert_uint_eq(dn, 3);
+    /* complete in turn; the queue presents one more each time */
+    int completed = 0;
+    while (completed < N) {
+        ck_assert_int_le(rx_nheld(), 3);
+        ck_assert_int_eq(rx_nheld(), N - completed < 3 ? N - completed : 3);
+        rx_complete(rx_take(completed % 2 ? rx_nheld() - 1 : 0), STATUS_SUCCESS, 512);
+        completed++;
+    }
+    ck_assert_int_eq(ld(&R.max_owned), 3);
+    for (int i = 0; i < N; i++) {
+        io_expect(&io[i], STATUS_SUCCESS, 512);
+        io_fini(&io[i]);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(dispatch_manual)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfMan", WdfDeviceIoBuffered);
+    WDFQUEUE par = rx_queue(dev, WdfIoQueueDispatchParallel, false, 0);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchManual, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfMan");
+    WDFREQUEST r = (WDFREQUEST)1;
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(par, &r), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(WdfIoQueueReadyNotify(par, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
+    ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(ld(&R.n_ready), 0);
+
+    struct io io[4];
+    for (int i = 0; i < 3; i++)
+        io_start(&io[i], t, WdfRequestTypeWrite, 512, (LONGLONG)i * 512);
+    /* empty -> not empty once */
+    ck_assert_int_eq(ld(&R.n_ready), 1);
+    ck_assert_int_eq(ld(&R.presented), 0);
+    WDFREQUEST got[3];
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &got[i]), STATUS_SUCCESS);
+        ck_assert_ptr_eq(WdfRequestGetIoQueue(got[i]), q);
+        WDF_REQUEST_PARAMETERS p;
+        WDF_REQUEST_PARAMETERS_INIT(&p);
+        WdfRequestGetParameters(got[i], &p);
+        ck_assert_int_eq(p.Parameters.Write.DeviceOffset, (LONGLONG)i * 512);
+    }
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
+    /* requeue puts it back at the head; only on a manual queue */
+    ck_assert_int_eq(WdfRequestRequeue(got[2]), STATUS_SUCCESS);
+    ck_assert_int_eq(ld(&R.n_ready), 2);
+    ck_assert_int_eq(WdfRequestRequeue(got[1]), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
+    ck_assert_ptr_eq(r, got[1]);
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(got[0], par), STATUS_SUCCESS);
+    ck_assert_int_eq(rx_nheld(), 1);
+    ck_assert_int_eq(WdfRequestRequeue(R.held[0]), STATUS_INVALID_DEVICE_REQUEST);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 1);
+    io_expect(&io[0], STATUS_SUCCESS, 1);
+    WdfRequestCompleteWithInformation(got[1], STATUS_SUCCESS, 2);
+    io_expect(&io[1], STATUS_SUCCESS, 2);
+
+    /* stopped: STATUS_WDF_PAUSED, no ready callback; Start reports ready */
+    WdfIoQueueStop(q, NULL, NULL);
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_WDF_PAUSED);
+    io_start(&io[3], t, WdfRequestTypeWrite, 512, 0);
+    int ready = ld(&R.n_ready);
+    WdfIoQueueStart(q);
+    ck_assert_int_eq(ld(&R.n_ready), ready + 1);
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
+    ck_assert_ptr_eq(r, got[2]);
+    WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, 3);
+    io_expect(&io[2], STATUS_SUCCESS, 3);
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
+    WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, 4);
+    io_expect(&io[3], STATUS_SUCCESS, 4);
+    /* unregistering, then registering again */
+    ck_assert_int_eq(WdfIoQueueReadyNotify(q, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
+    for (int i = 0; i < 4; i++)
+        io_fini(&io[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- queue state changes ---- */
+
+/* Stop: EvtIoStop(Suspend) for each request the driver owns; the
+ * callback once every one is acknowledged; requests keep arriving but wait;
+ * Start resumes the acknowledged ones (EvtIoResume) and dispatches. */
+START_TEST(stop_and_start)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfStop", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfStop");
+    struct io io[4];
+    for (int i = 0; i < 2; i++)
+        io_start(&io[i], t, WdfRequestTypeRead, 512, (LONGLONG)i * 512);
+    ck_assert_int_eq(rx_nheld(), 2);
+    WDFREQUEST a = R.held[0], b = R.held[1];
+    R.stop_action = 0;
+    WdfIoQueueStop(q, rx_state_cb, &R);
+    ck_assert_int_eq(ld(&R.n_stop), 2);
+    ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionSuspend, WdfRequestStopActionSuspend);
+    ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, 0);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    ULONG qn, dn;
+    WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, &qn, &dn);
+    ck_assert(st & WdfIoQueueAcceptRequests);
+    ck_assert(!(st & WdfIoQueueDispatchRequests));
+    ck_assert(!WDF_IO_QUEUE_STOPPED(st)); /* the driver still owns two */
+    /* arriving while stopped: accepted, not presented */
+    io_start(&io[2], t, WdfRequestTypeRead, 512, 1024);
+    ck_assert_int_eq(ld(&R.presented), 2);
+    WdfRequestStopAcknowledge(a, FALSE);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    /* requeued: back on the queue (at the head), no longer the driver's */
+    ck_assert(rx_unhold(b));
+    atomic_fetch_sub(&R.owned, 1);
+    WdfRequestStopAcknowledge(b, TRUE);
+    ck_assert_int_eq(ld(&R.n_state_cb), 1);
+    st = WdfIoQueueGetState(q, &qn, &dn);
+    ck_assert_uint_eq(qn, 2);
+    ck_assert_uint_eq(dn, 1);
+    ck_assert(!io_done(&io[0]) && !io_done(&io[1]) && !io_done(&io[2]));
+    /* synchronous stop of a stopped queue whose requests are acknowledged */
+    WdfIoQueueStopSynchronously(q);
+    ck_assert_int_eq(ld(&R.n_stop), 2);
+
+    WdfIoQueueStart(q);
+    ck_assert_int_eq(ld(&R.n_resume), 1);
+    ck_assert(WDF_IO_QUEUE_READY(WdfIoQueueGetState(q, &qn, &dn)));
+    ck_assert_uint_eq(qn, 0);
+    ck_assert_uint_eq(dn, 3);
+    ck_assert_int_eq(rx_nheld(), 3);
+    ck_assert_ptr_eq(R.held[0], a);
+    ck_assert_ptr_eq(R.held[1], b); /* the requeued one first */
+    while (rx_nheld())
+        rx_complete(rx_take(0), STATUS_SUCCESS, 512);
+    for (int i = 0; i < 3; i++) {
+        io_expect(&io[i], STATUS_SUCCESS, 512);
+        io_fini(&io[i]);
+    }
+
+    /* StopSynchronously returns when EvtIoStop has completed the request */
+    io_start(&io[3], t, WdfRequestTypeRead, 512, 0);
+    R.stop_action = 3;
+    WdfIoQueueStopSynchronously(q);
+    io_expect(&io[3], STATUS_CANCELLED, 0);
+    ck_assert(WDF_IO_QUEUE_STOPPED(WdfIoQueueGetState(q, NULL, NULL)));
+    WdfIoQueueStart(q);
+    io_fini(&io[3]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(drain)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfDrain", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfDrain");
+    struct io io[4];
+    for (int i = 0; i < 2; i++)
+        io_start(&io[i], t, WdfRequestTypeWrite, 512, 0);
+    WdfIoQueueDrain(q, rx_state_cb, &R);
+    ck_assert_int_eq(ld(&R.n_stop), 0); /* a drain lets requests finish */
+    WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, NULL, NULL);
+    ck_assert(!(st & WdfIoQueueAcceptRequests));
+    ck_assert(st & WdfIoQueueDispatchRequests);
+    /* refused while draining */
+    io_start(&io[2], t, WdfRequestTypeWrite, 512, 0);
+    ck_assert_int_ne(io[2].c.status, STATUS_SUCCESS);
+    io_expect(&io[2], io[2].c.status, 0);
+    ck_assert(!NT_SUCCESS(io[2].c.status));
+    rx_complete(rx_take(0), STATUS_SUCCESS, 1);
+    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    ck_assert_int_eq(rx_nheld(), 1); /* the waiting one is still dispatched */
+    rx_complete(rx_take(0), STATUS_SUCCESS, 2);
+    ck_assert_int_eq(ld(&R.n_state_cb), 1);
+    ck_assert(WDF_IO_QUEUE_DRAINED(WdfIoQueueGetState(q, NULL, NULL)));
+    io_expect(&io[0], STATUS_SUCCESS, 1);
+    io_expect(&io[1], STATUS_SUCCESS, 2);
+    /* a drained queue drains at once; Start accepts again */
+    WdfIoQueueDrainSynchronously(q);
+    WdfIoQueueStart(q);
+    io_start(&io[3], t, WdfRequestTypeWrite, 512, 0);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 3);
+    io_expect(&io[3], STATUS_SUCCESS, 3);
+    for (int i = 0; i < 4; i++)
+        io_fini(&io[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Purge: waiting requests are cancelled (EvtIoCanceledOnQueue when the
+ * queue has one), owned cancelable ones cancelled, the rest get
+ * EvtIoStop(Purge); the callback runs when all are gone. */
+START_TEST(purge)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    for (int variant = 0; variant < 2; variant++) {
+        rx_reset();
+        char name[64];
+        snprintf(name, sizeof(name), "\\Device\\uwdfPurge%d", variant);
+        WDFDEVICE dev = make_named_device(e.driver, name, WdfDeviceIoBuffered);
+        WDF_IO_QUEUE_CONFIG c;
+        WDFQUEUE q;
+        WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+        c.Settings.Parallel.NumberOfPresentedRequests = 2;
+        c.EvtIoDefault = rx_default;
+        c.EvtIoStop = rx_stop;
+        if (variant)
+            c.EvtIoCanceledOnQueue = rx_canceled_on_queue;
+        ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
+        WDFIOTARGET t = app_target(&e, name);
+        struct io io[5];
+        for (int i = 0; i < 4; i++)
+            io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
+        ck_assert_int_eq(rx_nheld(), 2);
+        ck_assert_int_eq(WdfRequestMarkCancelableEx(R.held[1], rx_cancel_routine), STATUS_SUCCESS);
+        R.stop_action = 0;
+        if (variant == 0) {
+            WdfIoQueuePurge(q, rx_state_cb, &R);
+        } else {
+            R.stop_action = 3; /* EvtIoStop completes it: the synchronous form returns */
+            WdfIoQueuePurgeSynchronously(q);
+        }
+        /* the two waiting ones */
+        io_expect(&io[2], STATUS_CANCELLED, 0);
+        io_expect(&io[3], STATUS_CANCELLED, 0);
+        ck_assert_int_eq(ld(&R.n_canceled_on_queue), variant ? 2 : 0);
+        /* the cancelable owned one */
+        ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+        ck_assert(R.cancel_is_canceled);
+        io_expect(&io[1], STATUS_CANCELLED, 0);
+        /* the other one got EvtIoStop(Purge) */
+        ck_assert_int_eq(ld(&R.n_stop), 1);
+        ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, WdfRequestStopActionPurge);
+        ck_assert_uint_eq(R.stop_flags & WdfRequestStopRequestCancelable, 0);
+        if (variant == 0) {
+            ck_assert_int_eq(ld(&R.n_state_cb), 0);
+            ck_assert_int_eq(rx_nheld(), 1);
+            rx_complete(rx_take(0), STATUS_SUCCESS, 9);
+            io_expect(&io[0], STATUS_SUCCESS, 9);
+            ck_assert_int_eq(ld(&R.n_state_cb), 1);
+        } else {
+            io_expect(&io[0], STATUS_CANCELLED, 0);
+        }
+        ck_assert(WDF_IO_QUEUE_PURGED(WdfIoQueueGetState(q, NULL, NULL)));
+        /* a purged queue refuses new requests until started */
+        io_start(&io[4], t, WdfRequestTypeRead, 512, 0);
+        io_expect(&io[4], io[4].c.status, 0);
+        ck_assert(!NT_SUCCESS(io[4].c.status));
+        ck_assert_int_eq(ld(&R.presented), 2);
+        io_fini(&io[4]);
+        WdfIoQueueStart(q);
+        io_start(&io[4], t, WdfRequestTypeRead, 512, 0);
+        rx_complete(rx_take(0), STATUS_SUCCESS, 1);
+        io_expect(&io[4], STATUS_SUCCESS, 1);
+        for (int i = 0; i < 5; i++)
+            io_fini(&io[i]);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(stop_and_purge)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfStopPurge", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfStopPurge");
+    struct io io[4];
+    for (int i = 0; i < 3; i++)
+        io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
+    R.stop_action = 1; /* acknowledge, keep it */
+    WdfIoQueueStopAndPurge(q, rx_state_cb, &R);
+    io_expect(&io[1], STATUS_CANCELLED, 0);
+    io_expect(&io[2], STATUS_CANCELLED, 0);
+    ck_assert_int_eq(ld(&R.n_stop), 1);
+    ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, WdfRequestStopActionPurge);
+    ck_assert_int_eq(ld(&R.n_state_cb), 1);
+    WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, NULL, NULL);
+    ck_assert(st & WdfIoQueueAcceptRequests); /* still accepting */
+    ck_assert(!(st & WdfIoQueueDispatchRequests));
+    io_start(&io[3], t, WdfRequestTypeRead, 512, 0);
+    ck_assert_int_eq(ld(&R.presented), 1);
+    /* the acknowledged request finishes; Start presents the new one */
+    rx_complete(rx_take(0), STATUS_SUCCESS, 5);
+    io_expect(&io[0], STATUS_SUCCESS, 5);
+    WdfIoQueueStart(q);
+    ck_assert_int_eq(ld(&R.presented), 2);
+    R.stop_action = 3;
+    WdfIoQueueStopAndPurgeSynchronously(q);
+    io_expect(&io[3], STATUS_CANCELLED, 0);
+    for (int i = 0; i < 4; i++)
+        io_fini(&io[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A request cancelled while it waits on the queue: EvtIoCanceledOnQueue
+ * gets it, or without one the framework completes it. */
+START_TEST(cancel_on_queue)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    for (int variant = 0; variant < 2; variant++) {
+        rx_reset();
+        char name[64];
+        snprintf(name, sizeof(name), "\\Device\\uwdfCoq%d", variant);
+        WDFDEVICE dev = make_named_device(e.driver, name, WdfDeviceIoBuffered);
+        WDF_IO_QUEUE_CONFIG c;
+        WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
+        c.EvtIoDefault = rx_default;
+        if (variant)
+            c.EvtIoCanceledOnQueue = rx_canceled_on_queue;
+        ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+        WDFIOTARGET t = app_target(&e, name);
+        struct io io[3];
+        for (int i = 0; i < 3; i++)
+            io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
+        ck_assert(WdfRequestCancelSentRequest(io[1].req));
+        io_expect(&io[1], STATUS_CANCELLED, 0);
+        ck_assert_int_eq(ld(&R.n_canceled_on_queue), variant);
+        ck_assert(!io_done(&io[2]));
+        rx_complete(rx_take(0), STATUS_SUCCESS, 1);
+        rx_complete(rx_take(0), STATUS_SUCCESS, 3);
+        io_expect(&io[0], STATUS_SUCCESS, 1);
+        io_expect(&io[2], STATUS_SUCCESS, 3);
+        ck_assert_int_eq(ld(&R.presented), 2);
+        for (int i = 0; i < 3; i++)
+            io_fini(&io[i]);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- ownership: forward, requeue, stop acknowledge ---- */
+
+START_TEST(forward_to_queue)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfFwdQ", WdfDeviceIoBuffered);
+    WDFDEVICE other = make_named_device(e.driver, "\\Device\\uwdfFwdQo", WdfDeviceIoBuffered);
+    WDFQUEUE q0 = rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFQUEUE man = rx_queue(dev, WdfIoQueueDispatchManual, false, 0);
+    WDFQUEUE oq = rx_queue(other, WdfIoQueueDispatchManual, false, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfFwdQ");
+    struct io io;
+    io_start(&io, t, WdfRequestTypeWrite, 512, 0);
+    WDFREQUEST r = R.held[0];
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, q0), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, oq), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, man), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_INVALID_PARAMETER);
+    /* a queue that accepts nothing: busy, and the driver keeps it */
+    WdfIoQueuePurgeSynchronously(man);
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, man), STATUS_WDF_BUSY);
+    ck_assert_ptr_eq(WdfRequestGetIoQueue(r), q0);
+    WdfIoQueueStart(man);
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, man), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, q0), STATUS_INVALID_DEVICE_REQUEST); /* not owned */
+    ck_assert_int_eq(WdfRequestRequeue(r), STATUS_INVALID_DEVICE_REQUEST);
+    ULONG qn, dn;
+    WdfIoQueueGetState(q0, &qn, &dn);
+    ck_assert_uint_eq(dn, 0);
+    WdfIoQueueGetState(man, &qn, &dn);
+    ck_assert_uint_eq(qn, 1);
+    WDFREQUEST r2;
+    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(man, &r2), STATUS_SUCCESS);
+    ck_assert_ptr_eq(r2, r);
+    ck_assert_ptr_eq(WdfRequestGetIoQueue(r), man);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 7);
+    io_expect(&io, STATUS_SUCCESS, 7);
+    io_fini(&io);
+
+    /* driver-created requests belong to no queue */
+    WDFREQUEST mine = tu_make_request(t);
+    ck_assert_int_eq(WdfRequestForwardToIoQueue(mine, man), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(WdfRequestRequeue(mine), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_ptr_null(WdfRequestGetIoQueue(mine));
+    ck_assert(!WdfRequestIsReserved(mine));
+    WdfObjectDelete(mine);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- cancelable requests held by the driver ---- */
+
+START_TEST(cancelable)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfCanc", WdfDeviceIoBuffered);
+    rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfCanc");
+    struct io io;
+
+    /* marked: the sender's cancel calls the routine, which completes */
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    WDFREQUEST r = R.held[0];
+    ck_assert(!WdfRequestIsCanceled(r));
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert(WdfRequestCancelSentRequest(io.req));
+    io_expect(&io, STATUS_CANCELLED, 0);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert(R.cancel_is_canceled);
+    ck_assert_int_eq(rx_nheld(), 0);
+    io_fini(&io);
+
+    /* unmarked: the cancel only sets the flag; the driver decides */
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    r = R.held[0];
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
+    ck_assert(WdfRequestCancelSentRequest(io.req));
+    ck_assert(WdfRequestIsCanceled(r));
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert(!io_done(&io));
+    /* already cancelled: Ex refuses, the plain form calls the routine now */
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_CANCELLED);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert(!io_done(&io));
+    WdfRequestMarkCancelable(r, rx_cancel_routine);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 2);
+    io_expect(&io, STATUS_CANCELLED, 0);
+    io_fini(&io);
+
+    /* cancelled, not marked: the driver completes it as it likes */
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    ck_assert(WdfRequestCancelSentRequest(io.req));
+    rx_complete(rx_take(0), STATUS_SUCCESS, 512);
+    io_expect(&io, STATUS_SUCCESS, 512);
+    io_fini(&io);
+
+    /* Unmark on a request never marked */
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    r = R.held[0];
+    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_INVALID_PARAMETER);
+    rx_complete(rx_take(0), STATUS_SUCCESS, 1);
+    io_expect(&io, STATUS_SUCCESS, 1);
+    io_fini(&io);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A sender's timeout cancels the request the receiver holds cancelable;
+ * the cancel routine completes it STATUS_CANCELLED and the sender sees
+ * STATUS_IO_TIMEOUT. */
+START_TEST(cancelable_timeout)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfTmo", WdfDeviceIoBuffered);
+    rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfTmo");
+    struct io io;
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_MS(50));
+    io_prepare(&io, t, WdfRequestTypeRead, 512, 0);
+    double t0 = tu_now_ms();
+    io_send_opts(&io, t, &o);
+    ck_assert_int_eq(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
+    io_expect(&io, STATUS_IO_TIMEOUT, 0);
+    ck_assert_double_ge(tu_now_ms() - t0, 40);
+    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert(R.cancel_is_canceled);
+    io_fini(&io);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- a RAM disk: a device that serves reads and writes itself ---- */
+
+#define RAM_SIZE (256 * 1024)
+static unsigned char ram_disk[RAM_SIZE];
+
+static bool ram_range(WDFREQUEST req, LONGLONG *off, size_t *len)
+{
+    WDF_REQUEST_PARAMETERS p;
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(req, &p);
+    *off = p.Parameters.Read.DeviceOffset;
+    *len = p.Parameters.Read.Length;
+    return *off >= 0 && (unsigned long long)*off + *len <= RAM_SIZE;
+}
+
+static VOID ram_read(WDFQUEUE q, WDFREQUEST req, size_t len)
+{
+    (void)q;
+    LONGLONG off;
+    WDFMEMORY m;
+    if (!ram_range(req, &off, &len)) {
+        WdfRequestComplete(req, STATUS_INVALID_PARAMETER);
+        return;
+    }
+    NTSTATUS st = WdfRequestRetrieveOutputMemory(req, &m);
+    if (NT_SUCCESS(st))
+        st = WdfMemoryCopyFromBuffer(m, 0, ram_disk + off, len);
+    WdfRequestCompleteWithInformation(req, st, NT_SUCCESS(st) ? len : 0);
+}
+
+static VOID ram_write(WDFQUEUE q, WDFREQUEST req, size_t len)
+{
+    (void)q;
+    LONGLONG off;
+    WDFMEMORY m;
+    if (!ram_range(req, &off, &len)) {
+        WdfRequestComplete(req, STATUS_INVALID_PARAMETER);
+        return;
+    }
+    NTSTATUS st = WdfRequestRetrieveInputMemory(req, &m);
+    if (NT_SUCCESS(st))
+        st = WdfMemoryCopyToBuffer(m, 0, ram_disk + off, len);
+    WdfRequestCompleteWithInformation(req, st, NT_SUCCESS(st) ? len : 0);
+}
+
+static WDFDEVICE make_ram_disk(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io)
+{
+    WDFDEVICE dev = make_named_device(driver, name, io);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoRead = ram_read;
+    c.EvtIoWrite = ram_write;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    return dev;
+}
+
+/* app -> filter -> filter -> RAM disk (completes everything itself). */
+START_TEST(stack_to_ram_disk)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    memset(ram_disk, 0, sizeof(ram_disk));
+    make_ram_disk(e.driver, "\\Device\\uwdfRam", WdfDeviceIoDirect);
+    stack_roundtrip(&e, _i, "\\Device\\uwdfRam", 0);
+    /* what went down landed in the RAM disk */
+    for (int i = 0; i < 16; i++)
+        ck_assert(tu_pattern_matches(ram_disk + i * BLOCK, BLOCK, 77 + (unsigned)_i, (uint64_t)i * BLOCK));
+    /* beyond its end: the RAM disk's own status comes back up */
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfTop");
+    struct io io;
+    io_start(&io, t, WdfRequestTypeRead, BLOCK, RAM_SIZE);
+    io_expect(&io, STATUS_INVALID_PARAMETER, 0);
+    io_fini(&io);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Many requests at once from several threads, through a buffered filter
+ * to a buffered RAM disk. */
+START_TEST(ram_disk_concurrent)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    rx_reset();
+    memset(ram_disk, 0, sizeof(ram_disk));
+    make_ram_disk(e.driver, "\\Device\\uwdfRam2", WdfDeviceIoBuffered);
+    WDFDEVICE f = make_named_device(e.driver, "\\Device\\uwdfRamF", WdfDeviceIoBuffered);
+    make_forwarding_queue(f);
+    filter_get(f)->lower = WdfDeviceGetIoTarget(f);
+    open_by_name(filter_get(f)->lower, "\\Device\\uwdfRam2", 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRamF");
+    enum { N = 32 };
+    static struct io io[N];
+    for (int phase = 0; phase < 2; phase++) {
+        for (int i = 0; i < N; i++) {
+            io_prepare(&io[i], t, phase ? WdfRequestTypeRead : WdfRequestTypeWrite, BLOCK, (LONGLONG)i * BLOCK);
+            if (phase == 0)
+                tu_fill_pattern(io[i].buf, BLOCK, 31, (uint64_t)i * BLOCK);
+            else
+                memset(io[i].buf, 0, BLOCK);
+        }
+        pthread_t th[4];
+        struct sender_arg a[4];
+        for (int k = 0; k < 4; k++) {
+            a[k] = (struct sender_arg){ t, &io[k * (N / 4)], N / 4 };
+            ck_assert_int_eq(pthread_create(&th[k], NULL, sender_thread, &a[k]), 0);
+        }
+        for (int k = 0; k < 4; k++)
+            pthread_join(th[k], NULL);
+        ck_assert_int_eq(ld(&R.n_state_cb), 0);
+        for (int i = 0; i < N; i++) {
+            io_expect(&io[i], STATUS_SUCCESS, BLOCK);
+            ck_assert(tu_pattern_matches(phase ? io[i].buf : ram_disk + i * BLOCK, BLOCK, 31, (uint64_t)i * BLOCK));
+            io_fini(&io[i]);
+        }
+    }
+    ck_assert_int_eq(ld(&filter_get(f)->seen), 2 * N);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- send and forget ---- */
+
+static atomic_int saf_errors_checked;
+
+static VOID saf_default(WDFQUEUE Queue, WDFREQUEST Request)
+{
+    FILTER_CTX *f = filter_of_queue(Queue);
+    atomic_fetch_add(&f->seen, 1);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
+    if (atomic_fetch_add(&saf_errors_checked, 1) == 0) {
+        /* a request the driver created cannot be sent and forgotten */
+        WDFREQUEST mine;
+        ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, f->lower, &mine), STATUS_SUCCESS);
+        ck_assert(!WdfRequestSend(mine, f->lower, &o));
+        ck_assert_int_eq(WdfRequestGetStatus(mine), STATUS_INVALID_DEVICE_STATE);
+        WdfObjectDelete(mine);
+        /* nor a formatted one; the driver still owns it and completes it */
+        WdfRequestFormatRequestUsingCurrentType(Request);
+        ck_assert(!WdfRequestSend(Request, f->lower, &o));
+        WdfRequestComplete(Request, STATUS_INVALID_DEVICE_REQUEST);
+        return;
+    }
+    ck_assert(WdfRequestSend(Request, f->lower, &o));
+}
+
+static void send_and_forget_to(struct tu_env *e, int backend, const char *lower, const char *file)
+{
+    ck_assert(tu_use_backend(backend));
+    atomic_store(&saf_errors_checked, 0);
+    WDFDEVICE f = make_named_device(e->driver, "\\Device\\uwdfSaf", WdfDeviceIoDirect);
+    WDF_IO_QUEUE_CONFIG c;
+    WDFQUEUE q;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
+    c.EvtIoDefault = saf_default;
+    ck_assert_int_eq(WdfIoQueueCreate(f, &c, NULL, &q), STATUS_SUCCESS);
+    filter_get(f)->lower = WdfDeviceGetIoTarget(f);
+    open_by_name(filter_get(f)->lower, lower, 0);
+    WDFIOTARGET t = app_target(e, "\\Device\\uwdfSaf");
+    struct io io;
+    io_start(&io, t, WdfRequestTypeWrite, BLOCK, 0);
+    io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
+    io_fini(&io);
+    /* forgotten: the sequential queue presents the next at once */
+    struct io w[4];
+    for (int i = 0; i < 4; i++) {
+        io_prepare(&w[i], t, WdfRequestTypeWrite, BLOCK, (LONGLONG)i * BLOCK);
+        tu_fill_pattern(w[i].buf, BLOCK, 50, (uint64_t)i * BLOCK);
+        io_send_opts(&w[i], t, WDF_NO_SEND_OPTIONS);
+    }
+    for (int i = 0; i < 4; i++) {
+        io_expect(&w[i], STATUS_SUCCESS, BLOCK);
+        io_fini(&w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        io_prepare(&w[i], t, WdfRequestTypeRead, BLOCK, (LONGLONG)i * BLOCK);
+        io_send_opts(&w[i], t, WDF_NO_SEND_OPTIONS);
+    }
+    for (int i = 0; i < 4; i++) {
+        io_expect(&w[i], STATUS_SUCCESS, BLOCK);
+        ck_assert(tu_pattern_matches(w[i].buf, BLOCK, 50, (uint64_t)i * BLOCK));
+        io_fini(&w[i]);
+    }
+    ck_assert_int_eq(ld(&filter_get(f)->seen), 9);
+    ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, NULL, NULL)));
+    if (file) {
+        /* checked from outside the framework */
+        FILE *fp = fopen(file, "rb");
+        ck_assert_ptr_nonnull(fp);
+        static char b[BLOCK];
+        for (int i = 0; i < 4; i++) {
+            ck_assert_uint_eq(fread(b, 1, BLOCK, fp), BLOCK);
+            ck_assert(tu_pattern_matches(b, BLOCK, 50, (uint64_t)i * BLOCK));
+        }
+        fclose(fp);
+    }
+}
+
+START_TEST(send_and_forget_to_file)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    char *file = tu_env_file(&e, "saf.img", 1 << 20, 0);
+    send_and_forget_to(&e, _i, file, file);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(send_and_forget_to_device)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    memset(ram_disk, 0, sizeof(ram_disk));
+    make_ram_disk(e.driver, "\\Device\\uwdfSafRam", WdfDeviceIoBuffered);
+    send_and_forget_to(&e, _i, "\\Device\\uwdfSafRam", NULL);
+    for (int i = 0; i < 4; i++)
+        ck_assert(tu_pattern_matches(ram_disk + i * BLOCK, BLOCK, 50, (uint64_t)i * BLOCK));
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- WdfDeviceInitSetRequestAttributes ---- */
+
+typedef struct {
+    ULONG magic;
+    ULONG uses;
+} RQ_CTX;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(RQ_CTX, rq_get);
+
+static atomic_int rq_cleanups, rq_fresh;
+
+static VOID rq_cleanup(WDFOBJECT o)
+{
+    RQ_CTX *c = rq_get(o);
+    if (c && c->magic == 0xC0FFEE)
+        atomic_fetch_add(&rq_cleanups, 1);
+}
+
+static VOID rq_default(WDFQUEUE q, WDFREQUEST req)
+{
+    (void)q;
+    RQ_CTX *c = rq_get(req);
+    if (c && c->magic == 0 && c->uses == 0)
+        atomic_fetch_add(&rq_fresh, 1);
+    if (c) {
+        c->magic = 0xC0FFEE;
+        c->uses++;
+    }
+    WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, 1);
+}
+
+START_TEST(request_attributes)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    atomic_store(&rq_cleanups, 0);
+    atomic_store(&rq_fresh, 0);
+    WCHAR wbuf[64];
+    UNICODE_STRING us;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    tu_unicode(&us, wbuf, 64, "\\Device\\uwdfRqAttr");
+    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    WDF_OBJECT_ATTRIBUTES ra;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
+    ra.EvtCleanupCallback = rq_cleanup;
+    WdfDeviceInitSetRequestAttributes(init, &ra);
+    WDFDEVICE dev;
+    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
+    WdfControlFinishInitializing(dev);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDefault = rq_default;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRqAttr");
+    for (int i = 0; i < 10; i++) {
+        struct io io;
+        io_start(&io, t, i % 2 ? WdfRequestTypeRead : WdfRequestTypeWrite, 512, 0);
+        io_expect(&io, STATUS_SUCCESS, 1);
+        io_fini(&io);
+    }
+    /* a fresh context on every request, its cleanup at completion */
+    ck_assert_int_eq(ld(&rq_fresh), 10);
+    ck_assert_int_eq(ld(&rq_cleanups), 10);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static Suite *queue_suite(void)
+{
+    Suite *s = suite_create("queue");
+    TCase *tc = tu_tcase(s, "stack", 60);
+    tcase_add_loop_test(tc, stack_to_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, stack_to_loop_device, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, stack_to_ram_disk, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, ram_disk_concurrent, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_and_forget_to_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, send_and_forget_to_device, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "devices", 30);
+    tcase_add_test(tc, queue_create_validation);
+    tcase_add_loop_test(tc, names_and_links, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, routing, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, zero_length, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, request_attributes, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "retrieval", 30);
+    tcase_add_loop_test(tc, retrieval, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, retrieval_out_of_memory, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, ioctl_through_stack, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "dispatch", 30);
+    tcase_add_loop_test(tc, dispatch_sequential, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, dispatch_parallel_limit, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, dispatch_manual, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "state", 30);
+    tcase_add_loop_test(tc, stop_and_start, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, drain, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, purge, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, stop_and_purge, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "cancel", 30);
+    tcase_add_loop_test(tc, cancel_on_queue, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, forward_to_queue, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, cancelable, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, cancelable_timeout, 0, TU_BACKENDS);
+    return s;
+}
+
+int main(void)
+{
+    return tu_main(queue_suite(), "queue");
+}
