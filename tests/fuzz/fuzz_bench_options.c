@@ -1,0 +1,133 @@
+/* libFuzzer harness: uwdf-bench's command-line and job-file parser.
+ *
+ * The benchmark is one file with main(); it is compiled into this harness
+ * unchanged (main renamed by the macro below), so its static parser
+ * functions are called directly and nothing in the file needs exporting.
+ * The harness runs main()'s parsing stage and stops before any file, target
+ * or thread is made: parse_cmdline, parse_job_file, build_jobdefs,
+ * validate_jobdef, split_filenames on each job's filename, then the same
+ * clean-up main() does (leaks are LeakSanitizer findings).
+ *
+ * Input: lines before a line "--" are command-line arguments, one per line
+ * ("--bs=4k", "--name", "job1", ...); what follows "--" is a job file, given
+ * to the parser as an argument naming a memfd. Arguments that are not
+ * options are dropped, so the parser never opens a path the fuzzer made up.
+ * Without a "--" line everything is arguments. */
+#include "config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+int uwdf_bench_main(int argc, char **argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define main uwdf_bench_main
+#include "../../bench/uwdf-bench.c"
+#undef main
+
+#include <sys/mman.h>
+
+#define MAX_ARGS 256
+
+/* The job file as a memfd path (/proc/self/fd/N), or NULL when it cannot
+ * be made. */
+static const char *job_file_path(const uint8_t *data, size_t size, int *fd, char *buf, size_t buflen)
+{
+    *fd = memfd_create("uwdf-fuzz-job", MFD_CLOEXEC);
+    if (*fd < 0)
+        return NULL;
+    if (size && write(*fd, data, size) != (ssize_t)size) {
+        close(*fd);
+        *fd = -1;
+        return NULL;
+    }
+    snprintf(buf, buflen, "/proc/self/fd/%d", *fd);
+    return buf;
+}
+
+static void parse_like_main(int argc, char **argv, const char *job_path)
+{
+    struct cmdline cl;
+    struct jobdef *defs = NULL;
+    int pr = parse_cmdline(argc, argv, &cl);
+    if (pr)
+        goto done;
+    for (unsigned i = 0; i < cl.njobfiles; i++) {
+        /* parse_cmdline keeps every non-option; only ours reaches fopen. */
+        if (!job_path || strcmp(cl.jobfiles[i], job_path) != 0)
+            abort();
+        if (parse_job_file(cl.jobfiles[i]))
+            goto done;
+    }
+    unsigned ndefs = build_jobdefs(&cl, &defs);
+    for (unsigned i = 0; i < ndefs; i++) {
+        if (validate_jobdef(&defs[i], true))
+            break;
+        if (defs[i].o.filename) {
+            const char **names;
+            unsigned n = split_filenames(defs[i].o.filename, &names);
+            for (unsigned k = 0; k < n; k++)
+                if (!names[k] || !*names[k])
+                    abort(); /* split_filenames never yields an empty name */
+            free(names);
+        }
+    }
+done:
+    free(defs);
+    free(cl.jobfiles);
+    free_sections();
+    free_kept_strings();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static bool crc_ready;
+    if (!crc_ready) {
+        crc32c_init();
+        crc_ready = true;
+    }
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = '\0';
+
+    char *argv[MAX_ARGS + 2];
+    int argc = 0;
+    argv[argc++] = (char *)BENCH_NAME;
+    char *job = NULL;
+    size_t job_len = 0;
+    char *line = text;
+    while (line && line < text + size) {
+        char *nl = memchr(line, '\n', (size_t)(text + size - line));
+        if (nl)
+            *nl = '\0';
+        if (!strcmp(line, "--")) {
+            job = nl ? nl + 1 : text + size;
+            job_len = (size_t)(text + size - job);
+            break;
+        }
+        /* Only options: a bare word would be taken for a job file path. */
+        if (line[0] == '-' && line[1] && argc < MAX_ARGS)
+            argv[argc++] = line;
+        line = nl ? nl + 1 : NULL;
+    }
+    char pathbuf[64];
+    int fd = -1;
+    const char *job_path = NULL;
+    if (job) {
+        job_path = job_file_path((const uint8_t *)job, job_len, &fd, pathbuf, sizeof(pathbuf));
+        if (job_path)
+            argv[argc++] = (char *)job_path;
+    }
+    argv[argc] = NULL;
+    /* "--opt value" takes the next argument as the value; a value that
+     * does not start with '-' was dropped above, so such an option
+     * consumes the job file path. That is the parser's own behaviour and
+     * fine to fuzz: the path is then a value, never opened. */
+    parse_like_main(argc, argv, job_path);
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    return 0;
+}
