@@ -313,6 +313,7 @@ enum uwdf_queue_state {
     UWDF_QS_QUEUED,     /* waiting on a queue */
     UWDF_QS_CANCELING,  /* taken off the queue by its cancel routine */
     UWDF_QS_OWNED,      /* presented to (or retrieved by) the driver */
+    UWDF_QS_COMPLETING, /* the driver is completing it; still on the owned list */
     UWDF_QS_COMPLETED,  /* completed; the handle lives while referenced */
 };
 
@@ -368,14 +369,14 @@ struct uwdf_request {
     bool reserved;
     bool stop_acked;
     bool suspended;
-    uint8_t qstate;
+    _Atomic uint8_t qstate; /* written under the queue lock, read without it too */
     struct uwdf_queue *queue;   /* the queue it is on or was presented by */
     struct uwdf_queue *fp_home; /* a reserved request's pool */
     struct uwdf_request *sender; /* the request whose IRP this is */
     LIST_ENTRY queue_link;
     LIST_ENTRY packet_link;     /* a packet waiting for a reserved request */
     PFN_WDF_REQUEST_CANCEL cancel_routine;
-    bool cancelable;
+    atomic_bool cancelable;
     struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
     bool rmem_live[2];
     MDL rmdl;                   /* the buffer as an MDL, for direct I/O */

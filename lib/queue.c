@@ -900,7 +900,7 @@ static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR in
     if (q) {
         uwdf_object_reference(&q->obj);
         pthread_mutex_lock(&q->lock);
-        if (r->qstate == UWDF_QS_OWNED)
+        if (r->qstate == UWDF_QS_OWNED || r->qstate == UWDF_QS_COMPLETING)
             queue_disown_locked(q, r);
         r->qstate = UWDF_QS_COMPLETED;
         cb = queue_state_check_locked(q, &ctx);
@@ -956,11 +956,11 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
     uint8_t qs = r->qstate;
     bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED));
     if (ok)
-        r->qstate = UWDF_QS_CANCELING; /* completing: a second completion is caught */
+        r->qstate = UWDF_QS_COMPLETING; /* a second completion is caught */
     if (q)
         pthread_mutex_unlock(&q->lock);
     if (!ok) {
-        if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING)
+        if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING || qs == UWDF_QS_COMPLETING)
             uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
                           (ULONG_PTR)Request, 0,
                           "%s: request %p is already completed (rule DoubleCompletion)", ddi, (void *)Request);
@@ -974,7 +974,6 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
                           (void *)Request);
         return;
     }
-    r->qstate = UWDF_QS_OWNED;
     if (!set_info)
         info = r->irp->IoStatus.Information;
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
