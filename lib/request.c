@@ -103,7 +103,8 @@ void uwdf_request_reset(struct uwdf_request *req)
     req->target = NULL;
     req->irp = NULL;
     req->sender = NULL;
-    req->stop_acked = req->suspended = req->cancelable = false;
+    req->stop_acked = req->suspended = false;
+    req->cancelable = false;
     req->cancel_routine = NULL;
     WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
 }
