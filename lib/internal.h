@@ -417,6 +417,10 @@ struct uwdf_iotarget {
     WDF_IO_TARGET_STATE state;
     bool opened;
     bool closing;
+    /* opened && !closing, kept under the lock, read without it by the
+     * format path (which only needs a recent answer: a close that starts
+     * right after the check fails the send instead). */
+    atomic_bool formattable;
     int fd;
     bool is_block;
     bool is_stream; /* FIFO, pipe, socket, character device */

@@ -264,6 +264,7 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     target_init_file_object(t);
     atomic_store(&t->file_pos, 0);
     t->opened = true;
+    atomic_store_explicit(&t->formattable, true, memory_order_release);
     t->state = WdfIoTargetStarted;
     pthread_mutex_unlock(&t->lock);
     target_grow_owner_stack(t);
@@ -353,6 +354,7 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     target_init_file_object(t);
     atomic_store(&t->file_pos, 0);
     t->opened = true;
+    atomic_store_explicit(&t->formattable, true, memory_order_release);
     t->state = WdfIoTargetStarted;
     pthread_mutex_unlock(&t->lock);
     target_grow_owner_stack(t);
@@ -454,14 +456,15 @@ void uwdf_request_io_done(struct uwdf_io *io)
     struct uwdf_iotarget *t = req->target;
     long drop = 1;
     pthread_mutex_lock(&t->lock);
-    unsigned flags = atomic_load(&req->flags);
+    /* Bits change only when there is something to record: a cancel may
+     * set CANCELED concurrently without the lock, so no plain store. */
     if (io->timed_out)
-        flags |= UWDF_REQ_TIMER_CANCELLED;
-    if ((flags & UWDF_REQ_TIMER_ARMED) && uwdf_timer_cancel(&req->timer)) {
-        flags &= ~UWDF_REQ_TIMER_ARMED;
+        atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
+    if ((atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_TIMER_ARMED) &&
+        uwdf_timer_cancel(&req->timer)) {
+        atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
         drop++;
     }
-    atomic_store_explicit(&req->flags, flags, memory_order_release); /* under the lock: no full fence needed */
     req->comp_refs -= drop;
     bool final = req->comp_refs == 0;
     if (final)
@@ -624,7 +627,8 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     default:
         return STATUS_INVALID_DEVICE_REQUEST;
     }
-    atomic_fetch_or(&req->flags, flags);
+    if (flags)
+        atomic_fetch_or(&req->flags, flags);
     return STATUS_SUCCESS;
 }
 
@@ -1030,6 +1034,7 @@ static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
         return;
     }
     t->closing = true;
+    atomic_store_explicit(&t->formattable, false, memory_order_release);
     t->state = new_state;
     target_fail_all_pended_locked(t, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
     target_cancel_sent_locked(t, true);
@@ -1126,10 +1131,7 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
 {
     if (!request_in_flight_check(req, ddi))
         return STATUS_INVALID_DEVICE_REQUEST;
-    pthread_mutex_lock(&t->lock);
-    bool open = t->opened && !t->closing;
-    pthread_mutex_unlock(&t->lock);
-    if (!open)
+    if (!atomic_load_explicit(&t->formattable, memory_order_acquire))
         return STATUS_INVALID_DEVICE_STATE;
     CCHAR need = uwdf_iotarget_stack_need(t);
     NTSTATUS status = uwdf_request_ensure_irp(req, need);

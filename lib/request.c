@@ -136,7 +136,9 @@ void uwdf_request_release_format(struct uwdf_request *req)
         req->fmt_offset[i] = req->fmt_length[i] = 0;
     }
     req->formatted = false;
-    atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
+    /* Tested first: a locked RMW on every reuse and format otherwise. */
+    if (atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED)
+        atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
     req->fmt_type = WdfRequestTypeNoFormat;
     req->fmt_target = NULL;
     req->fmt_seq++;
@@ -227,7 +229,7 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
         req->irp->IoStatus.Information = 0;
         req->irp->Cancel = FALSE;
     }
-    atomic_store(&req->flags, 0);
+    atomic_store_explicit(&req->flags, 0, memory_order_release);
     __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE); /* read by a concurrent cancel */
     WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
     return STATUS_SUCCESS;
