@@ -156,7 +156,39 @@ void uwdf_object_delete(struct uwdf_object *obj);
 void uwdf_object_delete_failed_create(struct uwdf_object *obj);
 /* Handle -> object with type and liveness check; bug-checks and returns
  * NULL on a NULL, stale, garbage or wrong-type handle. type 0 = any. */
-struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi);
+struct uwdf_object *uwdf_object_lookup_slow(WDFOBJECT handle, uint32_t type, const char *ddi);
+
+/* The handle table (object.c), read inline: every DDI looks up one to three
+ * handles, so the common case is a few loads with no call. A handle is
+ * (generation << UWDF_HANDLE_INDEX_BITS | index); slots are never freed. */
+#define UWDF_HANDLE_INDEX_BITS 24
+#define UWDF_HANDLE_CHUNK_BITS 12
+struct uwdf_handle_slot {
+    _Atomic(struct uwdf_object *) obj;
+    atomic_ullong gen;
+    uint32_t next_free;
+};
+/* Not hidden: the white-box tests include this header too. */
+extern struct uwdf_handle_slot *_Atomic uwdf_handle_chunks[1u << (UWDF_HANDLE_INDEX_BITS - UWDF_HANDLE_CHUNK_BITS)];
+
+static inline struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi)
+{
+    uintptr_t v = (uintptr_t)handle;
+    uint32_t index = (uint32_t)(v & ((1u << UWDF_HANDLE_INDEX_BITS) - 1));
+    if (UWDF_LIKELY(index != 0 && (v >> 63) == 0)) {
+        struct uwdf_handle_slot *chunk =
+            atomic_load_explicit(&uwdf_handle_chunks[index >> UWDF_HANDLE_CHUNK_BITS], memory_order_acquire);
+        if (UWDF_LIKELY(chunk != NULL)) {
+            struct uwdf_handle_slot *slot = &chunk[index & ((1u << UWDF_HANDLE_CHUNK_BITS) - 1)];
+            struct uwdf_object *obj = atomic_load_explicit(&slot->obj, memory_order_acquire);
+            if (UWDF_LIKELY(obj != NULL &&
+                            atomic_load_explicit(&slot->gen, memory_order_acquire) == (v >> UWDF_HANDLE_INDEX_BITS) &&
+                            (type == 0 || obj->type == type)))
+                return obj;
+        }
+    }
+    return uwdf_object_lookup_slow(handle, type, ddi);
+}
 const char *uwdf_object_type_name(uint32_t type);
 /* Embedded objects: give obj (zeroed by the caller, type set) a handle for
  * as long as it is valid; no allocation except a rare handle-table chunk. */
@@ -224,7 +256,11 @@ struct uwdf_memory {
     struct uwdf_lookaside *lookaside;
 };
 
-struct uwdf_memory *uwdf_memory_lookup(WDFMEMORY handle, const char *ddi);
+_Static_assert(offsetof(struct uwdf_memory, obj) == 0, "lookup casts the object pointer");
+static inline struct uwdf_memory *uwdf_memory_lookup(WDFMEMORY handle, const char *ddi)
+{
+    return (struct uwdf_memory *)uwdf_object_lookup((WDFOBJECT)handle, UWDF_OBJ_MEMORY, ddi); /* obj is first */
+}
 /* Validates WDFMEMORY_OFFSET against a buffer size: resolves (offset,
  * length) of the transfer. STATUS_INTEGER_OVERFLOW if out of range. */
 NTSTATUS uwdf_memory_resolve_offsets(const struct uwdf_memory *mem, const WDFMEMORY_OFFSET *offsets,
@@ -387,7 +423,11 @@ struct uwdf_request {
     PVOID saved_user, saved_system, saved_type3;
 };
 
-struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const char *ddi);
+_Static_assert(offsetof(struct uwdf_request, obj) == 0, "lookup casts the object pointer");
+static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const char *ddi)
+{
+    return (struct uwdf_request *)uwdf_object_lookup(handle, UWDF_OBJ_REQUEST, ddi); /* obj is first */
+}
 /* A request for an incoming packet, with the device's request attributes. */
 NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out);
 /* Back to the just-created state (a reserved request between packets);
@@ -452,7 +492,11 @@ static inline CCHAR uwdf_iotarget_stack_need(const struct uwdf_iotarget *t)
 /* An in-process device completed a packet sent to it (lib/queue.c). */
 void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
 
-struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi);
+_Static_assert(offsetof(struct uwdf_iotarget, obj) == 0, "lookup casts the object pointer");
+static inline struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi)
+{
+    return (struct uwdf_iotarget *)uwdf_object_lookup(handle, UWDF_OBJ_IOTARGET, ddi); /* obj is first */
+}
 /* Queue a formatted request to the target (WdfRequestSend's core). Returns
  * STATUS_SUCCESS if sent or pended; otherwise the failure, with nothing
  * left half done. */

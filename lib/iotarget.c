@@ -26,11 +26,6 @@
 static void target_timer_fired(struct uwdf_timer *timer);
 static void target_cancel_io(struct uwdf_iotarget *t, struct uwdf_request *req);
 
-struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi)
-{
-    return (struct uwdf_iotarget *)uwdf_object_lookup(handle, UWDF_OBJ_IOTARGET, ddi);
-}
-
 static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state);
 
 static void target_dispose(struct uwdf_object *obj)

@@ -133,12 +133,6 @@ NTSTATUS WdfMemoryCopyFromBuffer(WDFMEMORY DestinationMemory, size_t Destination
 
 /* ---- internal API ---- */
 
-struct uwdf_memory *uwdf_memory_lookup(WDFMEMORY handle, const char *ddi)
-{
-    struct uwdf_object *obj = uwdf_object_lookup((WDFOBJECT)handle, UWDF_OBJ_MEMORY, ddi);
-    return obj ? uwdf_container_of(obj, struct uwdf_memory, obj) : NULL;
-}
-
 NTSTATUS uwdf_memory_resolve_offsets(const struct uwdf_memory *mem, const WDFMEMORY_OFFSET *offsets,
                                      size_t *offset, size_t *length)
 {

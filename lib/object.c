@@ -10,28 +10,22 @@
  * A handle is (generation << INDEX_BITS | index). Slots are never freed, so
  * a stale or garbage handle is detected by reading the table, not by
  * touching freed memory. */
-#define INDEX_BITS 24
-#define CHUNK_BITS 12
+#define INDEX_BITS UWDF_HANDLE_INDEX_BITS
+#define CHUNK_BITS UWDF_HANDLE_CHUNK_BITS
 #define CHUNK_SLOTS (1u << CHUNK_BITS)
 #define MAX_CHUNKS (1u << (INDEX_BITS - CHUNK_BITS))
 #define GEN_MASK ((UINT64_C(1) << (64 - INDEX_BITS - 1)) - 1)
 
-struct handle_slot {
-    _Atomic(struct uwdf_object *) obj;
-    atomic_ullong gen;
-    uint32_t next_free;
-};
-
-static struct handle_slot *_Atomic handle_chunks[MAX_CHUNKS];
+struct uwdf_handle_slot *_Atomic uwdf_handle_chunks[MAX_CHUNKS];
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t handle_free_head; /* 0 = empty; index 0 is never used */
 static uint32_t handle_next_index = 1;
 
 static pthread_mutex_t tree_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct handle_slot *handle_slot(uint32_t index)
+static struct uwdf_handle_slot *handle_slot(uint32_t index)
 {
-    struct handle_slot *chunk = atomic_load_explicit(&handle_chunks[index >> CHUNK_BITS],
+    struct uwdf_handle_slot *chunk = atomic_load_explicit(&uwdf_handle_chunks[index >> CHUNK_BITS],
                                                      memory_order_acquire);
     return chunk ? &chunk[index & (CHUNK_SLOTS - 1)] : NULL;
 }
@@ -50,17 +44,17 @@ static bool handle_register(struct uwdf_object *obj)
             pthread_mutex_unlock(&handle_lock);
             return false;
         }
-        if (!atomic_load(&handle_chunks[chunk])) {
-            struct handle_slot *slots = uwdf_zalloc(sizeof(*slots) * CHUNK_SLOTS);
+        if (!atomic_load(&uwdf_handle_chunks[chunk])) {
+            struct uwdf_handle_slot *slots = uwdf_zalloc(sizeof(*slots) * CHUNK_SLOTS);
             if (!slots) {
                 pthread_mutex_unlock(&handle_lock);
                 return false;
             }
-            atomic_store_explicit(&handle_chunks[chunk], slots, memory_order_release);
+            atomic_store_explicit(&uwdf_handle_chunks[chunk], slots, memory_order_release);
         }
         handle_next_index++;
     }
-    struct handle_slot *slot = handle_slot(index);
+    struct uwdf_handle_slot *slot = handle_slot(index);
     unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
     if (gen == 0)
         gen = 1;
@@ -75,7 +69,7 @@ static void handle_unregister(struct uwdf_object *obj)
 {
     uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
     pthread_mutex_lock(&handle_lock);
-    struct handle_slot *slot = handle_slot(index);
+    struct uwdf_handle_slot *slot = handle_slot(index);
     atomic_store(&slot->obj, NULL);
     atomic_fetch_add(&slot->gen, 1);
     slot->next_free = handle_free_head;
@@ -100,7 +94,9 @@ const char *uwdf_object_type_name(uint32_t type)
     return type < UWDF_OBJ_TYPE_COUNT && type_names[type] ? type_names[type] : "unknown";
 }
 
-struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi)
+/* The inline fast path in internal.h failed: say why, or (a race with the
+ * table it lost) find the object after all. */
+struct uwdf_object *uwdf_object_lookup_slow(WDFOBJECT handle, uint32_t type, const char *ddi)
 {
     uintptr_t v = (uintptr_t)handle;
     if (UWDF_UNLIKELY(v == 0)) {
@@ -110,7 +106,7 @@ struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const ch
     }
     uint32_t index = (uint32_t)(v & ((1u << INDEX_BITS) - 1));
     unsigned long long gen = (unsigned long long)(v >> INDEX_BITS);
-    struct handle_slot *slot = index ? handle_slot(index) : NULL;
+    struct uwdf_handle_slot *slot = index ? handle_slot(index) : NULL;
     struct uwdf_object *obj = slot ? atomic_load_explicit(&slot->obj, memory_order_acquire) : NULL;
     if (UWDF_UNLIKELY(!obj || atomic_load(&slot->gen) != gen || (v >> 63) != 0)) {
         uwdf_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)handle, type, 0,

@@ -12,11 +12,6 @@
  * target (one) and an in-process device in between. */
 #define UWDF_DEFAULT_REQUEST_STACK 2
 
-struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const char *ddi)
-{
-    return (struct uwdf_request *)uwdf_object_lookup(handle, UWDF_OBJ_REQUEST, ddi);
-}
-
 static void request_dispose(struct uwdf_object *obj)
 {
     struct uwdf_request *req = (struct uwdf_request *)obj;
