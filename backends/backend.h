@@ -55,6 +55,7 @@ struct uwdf_io {
     uint8_t core_where;
     bool core_cancel_early;
     bool core_may_run_here; /* set by the framework: the sender waits for it on its own thread */
+    bool core_untimed;      /* set by the framework: no timeout of any kind on this send */
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
     uint16_t core_cancels; /* cancels pushed and not yet tried (engine lock) */
@@ -118,6 +119,10 @@ struct uwdf_backend_ops {
      * block indefinitely (not streams). */
     int (*run_here)(struct uwdf_io *io);
 };
+
+/* backends/psync.c: io as one blocking system call on the calling thread;
+ * 0 (res filled) or -errno if not started. Any thread. */
+int uwdf_psync_run(struct uwdf_io *io);
 
 extern const struct uwdf_backend_ops uwdf_backend_io_uring;
 extern const struct uwdf_backend_ops uwdf_backend_libaio;

@@ -241,12 +241,23 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
     pthread_mutex_unlock(&c->lock);
 }
 
-/* A synchronous sender runs its op itself on a context of its own thread
- * (DESIGN: no two hand-offs per synchronous I/O). The engine thread never
- * sees the op, so the stall injector, which lives there, keeps the normal
- * path. A cancel or timeout meanwhile finds it IO_HERE and cannot stop it,
- * which is what the kernel would say for a running file or block-device
- * I/O; streams, which may block for ever, are never offered. */
+/* A synchronous sender runs its op itself on its own thread (DESIGN: no
+ * two hand-offs per synchronous I/O). The engine thread never sees the op,
+ * so the stall injector, which lives there, keeps the normal path. A cancel
+ * or timeout meanwhile finds it IO_HERE and cannot stop it, which is what
+ * the kernel would say for a running file or block-device I/O; streams,
+ * which may block for ever, are never offered. With no timeout the op is a
+ * plain blocking system call (psync.c): on a loop device at QD1 io_uring's
+ * submit-and-wait cost a quarter more than fio's psync. A kernel-enforced
+ * timeout needs the backend's own context (io_uring: the sender's small
+ * ring with a linked timeout). */
+static bool engine_can_run_here(const struct uwdf_engine *e, const struct uwdf_io *io)
+{
+    if (e->ops->caps & UWDF_BE_CAP_NO_KERNEL)
+        return e->ops->run_here != NULL;
+    return io->core_untimed || e->ops->run_here != NULL;
+}
+
 static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     if (atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed))
@@ -254,7 +265,8 @@ static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io)
     pthread_mutex_lock(&c->lock);
     io->core_where = IO_HERE; /* engine_do_cancel reads it under the lock */
     pthread_mutex_unlock(&c->lock);
-    if (c->pub.ops->run_here(io) < 0)
+    bool plain = io->core_untimed && !(c->pub.ops->caps & UWDF_BE_CAP_NO_KERNEL);
+    if ((plain ? uwdf_psync_run(io) : c->pub.ops->run_here(io)) < 0)
         return false; /* not started: engine_push moves it on under the lock */
     atomic_fetch_add_explicit(&c->ios_here, 1, memory_order_relaxed);
     uwdf_request_io_done(io);
@@ -269,7 +281,7 @@ void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
         engine_queue(c, io);
         return;
     }
-    if (io->core_may_run_here && e->ops->run_here && engine_run_here(c, io))
+    if (io->core_may_run_here && engine_can_run_here(e, io) && engine_run_here(c, io))
         return;
     engine_push(c, io, false);
 }

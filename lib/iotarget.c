@@ -772,6 +772,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
     req->io.core_where = 0;
     req->io.core_cancel_early = false;
     req->io.core_may_run_here = false;
+    req->io.core_untimed = !timed;
     req->io.has_timeout = false;
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |

@@ -411,16 +411,26 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
 
 /* ---- completion to the owner ---- */
 
+/* done: 0 pending, 1 done, 2 pending with the waiter (about to be) asleep.
+ * Only a sleeping waiter costs the signaller a FUTEX_WAKE: a send that
+ * completed on the sender's own thread (run_here) makes no futex call. */
 void uwdf_request_sync_wait(struct uwdf_sync_wait *w)
 {
-    while (!atomic_load_explicit(&w->done, memory_order_acquire))
-        syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    for (;;) {
+        int v = atomic_load_explicit(&w->done, memory_order_acquire);
+        if (v == 1)
+            return;
+        if (v == 0 && !atomic_compare_exchange_weak_explicit(&w->done, &v, 2, memory_order_acquire,
+                                                             memory_order_acquire))
+            continue;
+        syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    }
 }
 
 static void request_sync_signal(struct uwdf_sync_wait *w)
 {
-    atomic_store_explicit(&w->done, 1, memory_order_release);
-    syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    if (atomic_exchange_explicit(&w->done, 1, memory_order_acq_rel) == 2)
+        syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static void request_fill_cparams(struct uwdf_request *req, NTSTATUS status, ULONG_PTR info)

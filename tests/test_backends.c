@@ -993,6 +993,65 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------ */
 
+/* The plain blocking path a synchronous sender takes without a timeout:
+ * each op moves real bytes (O_DIRECT where the file system takes it),
+ * write-through is RWF_DSYNC, a short read at the end of the file and an
+ * error come back in res as the engines report them, and an op it does not
+ * know is refused before anything starts. */
+START_TEST(test_psync_ops_on_the_calling_thread)
+{
+    struct tio t;
+    uint8_t *out = aligned_buf(2 * BLOCK, 0), *in = aligned_buf(2 * BLOCK, 0);
+    int fd = open_file("psync", test_odirect);
+
+    fill_pattern(out, 2 * BLOCK, 7);
+    tio_init(&t, UWDF_OP_WRITE, fd, BLOCK);
+    tio_add(&t, out, BLOCK);
+    tio_add(&t, out + BLOCK, BLOCK);
+    t.io.rw_flags = RWF_DSYNC;
+    ck_assert_int_eq(uwdf_psync_run(&t.io), 0);
+    ck_assert_int_eq(t.io.res, 2 * BLOCK);
+    ck_assert(!t.io.timed_out);
+
+    tio_init(&t, UWDF_OP_FDATASYNC, fd, 0);
+    ck_assert_int_eq(uwdf_psync_run(&t.io), 0);
+    ck_assert_int_eq(t.io.res, 0);
+    tio_init(&t, UWDF_OP_FSYNC, fd, 0);
+    ck_assert_int_eq(uwdf_psync_run(&t.io), 0);
+    ck_assert_int_eq(t.io.res, 0);
+
+    /* From block 1 to the end of the file: both blocks back, in order. */
+    tio_init(&t, UWDF_OP_READ, fd, BLOCK);
+    tio_add(&t, in + BLOCK, BLOCK);
+    tio_add(&t, in, BLOCK);
+    ck_assert_int_eq(uwdf_psync_run(&t.io), 0);
+    ck_assert_int_eq(t.io.res, 2 * BLOCK);
+    ck_assert_int_eq(memcmp(in + BLOCK, out, BLOCK), 0);
+    ck_assert_int_eq(memcmp(in, out + BLOCK, BLOCK), 0);
+
+    /* Past the end: 0 bytes, not an error (the framework maps it). */
+    tio_init(&t, UWDF_OP_READ, fd, 4 * BLOCK);
+    tio_add(&t, in, BLOCK);
+    ck_assert_int_eq(uwdf_psync_run(&t.io), 0);
+    ck_assert_int_eq(t.io.res, 0);
+
+    tio_init(&t, UWDF_OP_READ, -1, 0);
+    tio_add(&t, in, BLOCK);
+    ck_assert_int_eq(uwdf_psync_run(&t.io), 0);
+    ck_assert_int_eq(t.io.res, -EBADF);
+
+    tio_init(&t, UWDF_OP_READ, fd, 0);
+    t.io.op = 0;
+    t.io.res = 12345;
+    ck_assert_int_eq(uwdf_psync_run(&t.io), -EOPNOTSUPP);
+    ck_assert_int_eq(t.io.res, 12345); /* untouched: not started */
+
+    close(fd);
+    free(out);
+    free(in);
+}
+END_TEST
+
 static TCase *new_tcase(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -1033,6 +1092,9 @@ static Suite *backends_suite(void)
     tcase_add_test(uring, test_uring_many_linked_ops);
     tcase_add_test(uring, test_uring_registered_buffers_and_file);
     tcase_add_test(uring, test_registration_only_on_io_uring);
+
+    TCase *psync = new_tcase(s, "psync");
+    tcase_add_test(psync, test_psync_ops_on_the_calling_thread);
 
     TCase *aio = new_tcase(s, "libaio");
     tcase_add_test(aio, test_libaio_backlog_beyond_depth);

@@ -684,12 +684,14 @@ static VOID record_thread(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_P
     w->calls++;
 }
 
-/* A synchronous send from an application thread: on io_uring the sender
- * runs the I/O on its own ring and completes it itself, so the completion
- * routine runs on the sending thread (at DISPATCH_LEVEL, as always); on
- * libaio it still goes through the engine thread. The data is right
- * either way, and the request can be reused and sent again. */
-START_TEST(sync_send_completes_on_the_sending_thread_on_io_uring)
+/* A synchronous send from an application thread runs on that thread: with
+ * no timeout as a plain blocking system call on either backend, with a
+ * timeout on io_uring on the sender's own ring (a linked timeout). So the
+ * completion routine runs on the sending thread (at DISPATCH_LEVEL, as
+ * always). A timed one on libaio, whose timeout is the framework's timer,
+ * still goes through the engine thread. The data is right either way, and
+ * the request can be reused and sent again. */
+START_TEST(sync_send_completes_on_the_sending_thread)
 {
     struct tu_env e;
     if (!tu_use_backend(_i))
@@ -701,10 +703,13 @@ START_TEST(sync_send_completes_on_the_sending_thread_on_io_uring)
     unsigned char *buf;
     WDFMEMORY mem = tu_make_memory(BLK, (void **)&buf);
     WDF_REQUEST_SEND_OPTIONS o;
-    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
-    for (int round = 0; round < 2; round++) {
+    for (int round = 0; round < 4; round++) {
         struct where_completed w = { .calls = 0 };
         LONGLONG off = (LONGLONG)(round + 3) * BLK;
+        bool timed = round >= 2;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+        if (timed)
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(10));
         if (round)
             reuse(req);
         memset(buf, 0, BLK);
@@ -715,7 +720,7 @@ START_TEST(sync_send_completes_on_the_sending_thread_on_io_uring)
         ck_assert_int_eq(w.calls, 1);
         ck_assert_int_eq(w.status, STATUS_SUCCESS);
         ck_assert_int_eq(w.irql, DISPATCH_LEVEL);
-        ck_assert_int_eq(pthread_equal(w.thread, pthread_self()) != 0, _i == 0);
+        ck_assert_int_eq(pthread_equal(w.thread, pthread_self()) != 0, !timed || _i == 0);
         ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
         ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
     }
@@ -1767,7 +1772,7 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, sync_write_read_all_descriptor_kinds_regular_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, async_write_read_regular_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, registered_memory_and_file_use_fixed_ops, 0, TU_BACKENDS);
-    tcase_add_loop_test(tc, sync_send_completes_on_the_sending_thread_on_io_uring, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, sync_send_completes_on_the_sending_thread, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, null_device_offset_uses_and_advances_file_position, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, read_at_or_past_eof_is_end_of_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, short_read_near_eof_succeeds_with_bytes_read, 0, TU_BACKENDS);
