@@ -247,10 +247,10 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
  * or timeout meanwhile finds it IO_HERE and cannot stop it, which is what
  * the kernel would say for a running file or block-device I/O; streams,
  * which may block for ever, are never offered. With no timeout the op is a
- * plain blocking system call (psync.c): on a loop device at QD1 io_uring's
- * submit-and-wait cost a quarter more than fio's psync. A kernel-enforced
- * timeout needs the backend's own context (io_uring: the sender's small
- * ring with a linked timeout). */
+ * plain blocking system call (psync.c), what fio's psync does: an io_uring
+ * submit-and-wait on the sender's ring was the slower of the two on a loop
+ * device at QD1. A kernel-enforced timeout needs the backend's own context
+ * (io_uring: the sender's small ring with a linked timeout). */
 static bool engine_can_run_here(const struct uwdf_engine *e, const struct uwdf_io *io)
 {
     if (e->ops->caps & UWDF_BE_CAP_NO_KERNEL)
