@@ -6,9 +6,7 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define ENGINE_REAP_BATCH 64
@@ -27,7 +25,7 @@ struct engine_call {
     int (*fn)(struct uwdf_engine *e, void *arg);
     void *arg;
     int result;
-    atomic_uint done;
+    struct uwdf_sync_wait done;
 };
 
 enum engine_where {
@@ -319,8 +317,7 @@ static void engine_run_call(struct uwdf_engine *e, struct uwdf_io *io)
 {
     struct engine_call *call = uwdf_container_of(io, struct engine_call, io);
     call->result = call->fn(e, call->arg);
-    atomic_store_explicit(&call->done, 1, memory_order_release);
-    syscall(SYS_futex, &call->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    uwdf_sync_wait_signal(&call->done);
 }
 
 /* Run fn on the engine thread and wait for it (inline when already there). */
@@ -329,11 +326,10 @@ static int engine_call(struct uwdf_engine *e, int (*fn)(struct uwdf_engine *, vo
     if (tls_engine == e)
         return fn(e, arg);
     struct engine_call call = { .fn = fn, .arg = arg };
-    atomic_init(&call.done, 0);
+    uwdf_sync_wait_init(&call.done);
     call.io.core_cmd = ENGINE_CMD_CALL;
     engine_push(core_of(e), &call.io, false);
-    while (!atomic_load_explicit(&call.done, memory_order_acquire))
-        syscall(SYS_futex, &call.done, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    uwdf_sync_wait_block(&call.done);
     return call.result;
 }
 

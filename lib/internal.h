@@ -437,10 +437,15 @@ void uwdf_request_reset(struct uwdf_request *req);
 void uwdf_request_release_format(struct uwdf_request *req);
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
 NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size);
+/* A one-shot wake-up for one waiting thread (lib/runtime.c): a synchronous
+ * send, a call into the engine thread. Signal once; the waiter may free it
+ * as soon as its wait returns. */
 struct uwdf_sync_wait {
     atomic_int done;
 };
-void uwdf_request_sync_wait(struct uwdf_sync_wait *w);
+void uwdf_sync_wait_init(struct uwdf_sync_wait *w);
+void uwdf_sync_wait_block(struct uwdf_sync_wait *w);
+void uwdf_sync_wait_signal(struct uwdf_sync_wait *w);
 /* Complete a request to its owner (lib/request.c), outside any lock. */
 void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
 

@@ -1302,7 +1302,7 @@ static bool target_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req,
                              PWDF_REQUEST_SEND_OPTIONS options, bool call_routine, NTSTATUS *status)
 {
     struct uwdf_sync_wait wait;
-    atomic_init(&wait.done, 0);
+    uwdf_sync_wait_init(&wait);
     req->waiter = &wait;
     atomic_fetch_or(&req->flags, UWDF_REQ_SYNC | (call_routine ? UWDF_REQ_CALL_ROUTINE : 0));
     *status = uwdf_iotarget_submit(t, req, options);
@@ -1311,7 +1311,7 @@ static bool target_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req,
         atomic_fetch_and(&req->flags, ~(UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
         return false;
     }
-    uwdf_request_sync_wait(&wait);
+    uwdf_sync_wait_block(&wait);
     *status = req->irp->IoStatus.Status;
     return true;
 }

@@ -4,8 +4,6 @@
 #include "internal.h"
 
 #include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Stack locations of a request created without a target: enough for a file
@@ -411,28 +409,6 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
 
 /* ---- completion to the owner ---- */
 
-/* done: 0 pending, 1 done, 2 pending with the waiter (about to be) asleep.
- * Only a sleeping waiter costs the signaller a FUTEX_WAKE: a send that
- * completed on the sender's own thread (run_here) makes no futex call. */
-void uwdf_request_sync_wait(struct uwdf_sync_wait *w)
-{
-    for (;;) {
-        int v = atomic_load_explicit(&w->done, memory_order_acquire);
-        if (v == 1)
-            return;
-        if (v == 0 && !atomic_compare_exchange_weak_explicit(&w->done, &v, 2, memory_order_acquire,
-                                                             memory_order_acquire))
-            continue;
-        syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
-    }
-}
-
-static void request_sync_signal(struct uwdf_sync_wait *w)
-{
-    if (atomic_exchange_explicit(&w->done, 1, memory_order_acq_rel) == 2)
-        syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
 static void request_fill_cparams(struct uwdf_request *req, NTSTATUS status, ULONG_PTR info)
 {
     PWDF_REQUEST_COMPLETION_PARAMS p = &req->cparams;
@@ -499,7 +475,7 @@ void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
         }
         if (req->fmt_seq == seq && !(flags & UWDF_REQ_CALL_ROUTINE))
             uwdf_request_release_format(req);
-        request_sync_signal(waiter);
+        uwdf_sync_wait_signal(waiter);
         uwdf_object_release(&req->obj);
         return;
     }

@@ -3,8 +3,11 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 __thread KIRQL uwdf_tls_irql = PASSIVE_LEVEL;
 bool uwdf_verifier;
@@ -262,4 +265,32 @@ void uwdf_runtime_init(void)
     pthread_once(&once, uwdf_verifier_init_from_env);
     static pthread_once_t once_fault = PTHREAD_ONCE_INIT;
     pthread_once(&once_fault, uwdf_fault_init_from_env);
+}
+
+/* ---- one-shot wake-up ----
+ * done: 0 pending, 1 done, 2 pending with the waiter (about to be) asleep.
+ * Only a sleeping waiter costs the signaller a FUTEX_WAKE: a synchronous
+ * send that completed on the sender's own thread makes no futex call. */
+void uwdf_sync_wait_init(struct uwdf_sync_wait *w)
+{
+    atomic_init(&w->done, 0);
+}
+
+void uwdf_sync_wait_block(struct uwdf_sync_wait *w)
+{
+    for (;;) {
+        int v = atomic_load_explicit(&w->done, memory_order_acquire);
+        if (v == 1)
+            return;
+        if (v == 0 && !atomic_compare_exchange_weak_explicit(&w->done, &v, 2, memory_order_acquire,
+                                                             memory_order_acquire))
+            continue;
+        syscall(SYS_futex, &w->done, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+    }
+}
+
+void uwdf_sync_wait_signal(struct uwdf_sync_wait *w)
+{
+    if (atomic_exchange_explicit(&w->done, 1, memory_order_acq_rel) == 2)
+        syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
