@@ -31,6 +31,7 @@ enum uwdf_io_op {
 #define UWDF_BE_CAP_CANCEL       0x2u /* cancel() can stop an in-flight op */
 #define UWDF_BE_CAP_NO_KERNEL    0x4u /* completes without doing I/O (null) */
 #define UWDF_BE_CAP_STREAM_FILES 0x8u /* FIFOs/pipes never block submission */
+#define UWDF_BE_CAP_REAP_SUBMITS 0x10u /* reap() submits what is staged first, in the same call */
 
 /* Per-request I/O descriptor, embedded in the request object so the hot path
  * never allocates. A backend may use be_area and be_flags for its per-op

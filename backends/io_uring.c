@@ -750,7 +750,7 @@ unsigned uwdf_io_uring_setup_flags(const struct uwdf_engine *e)
 
 const struct uwdf_backend_ops uwdf_backend_io_uring = {
     .name = "io_uring",
-    .caps = UWDF_BE_CAP_LINK_TIMEOUT | UWDF_BE_CAP_CANCEL | UWDF_BE_CAP_STREAM_FILES,
+    .caps = UWDF_BE_CAP_LINK_TIMEOUT | UWDF_BE_CAP_CANCEL | UWDF_BE_CAP_STREAM_FILES | UWDF_BE_CAP_REAP_SUBMITS,
     .probe = uring_probe,
     .open = uring_open,
     .close = uring_close,

@@ -453,7 +453,11 @@ static void *engine_thread(void *arg)
             engine_deliver(c, done[i]);
         }
         engine_release_stalls(c);
-        e->ops->flush(e);
+        /* io_uring's reap submits and waits in one io_uring_enter: flushing
+         * here too would cost a second system call per loop (per I/O at
+         * QD1). */
+        if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
+            e->ops->flush(e);
 
         if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head &&
             !atomic_load(&c->has_incoming))
