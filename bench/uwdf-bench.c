@@ -182,6 +182,22 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
+/* Zeroed, on cache lines of its own: per-job arrays that a job's thread
+ * writes on every I/O (slots, file cursors, statistics shards) must not
+ * share a line with another job's, or --numjobs measures false sharing. */
+#define CACHE_LINE 64
+static void *xcalloc_lines(size_t n, size_t size)
+{
+    size_t bytes = (n ? n : 1) * (size ? size : 1);
+    if (size && bytes / size != (n ? n : 1))
+        out_of_memory();
+    bytes = (bytes + CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
+    void *p = aligned_alloc(CACHE_LINE, bytes);
+    if (!p)
+        out_of_memory();
+    return memset(p, 0, bytes);
+}
+
 static char *xstrdup(const char *s)
 {
     char *p = strdup(s);
@@ -2961,7 +2977,7 @@ static int job_resolve_files(struct job *j)
         }
     }
     j->nfiles = n;
-    j->files = xcalloc(n, sizeof(*j->files));
+    j->files = xcalloc_lines(n, sizeof(*j->files));
     char a[32], b[32];
     for (unsigned k = 0; k < n; k++) {
         struct file_slot *f = &j->files[k];
@@ -3142,14 +3158,14 @@ static int job_setup(struct job *j)
         return -1;
     }
     j->verify_reads = o->verify && !rw_writes(o->rw);
-    j->shards = xcalloc(j->nfiles + 1, sizeof(*j->shards));
+    j->shards = xcalloc_lines(j->nfiles + 1, sizeof(*j->shards));
     for (unsigned k = 0; k <= j->nfiles; k++) {
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_init(&j->shards[k].d[d]);
         ddir_acc_init(&j->shards[k].sync);
     }
     j->nslots = o->api == API_SYNC ? 1 : o->iodepth;
-    j->slots = xcalloc(j->nslots, sizeof(*j->slots));
+    j->slots = xcalloc_lines(j->nslots, sizeof(*j->slots));
     uint64_t seed = o->randseed * 0x2545F4914F6CDD1Dull + j->index;
     for (unsigned i = 0; i < j->nslots; i++) {
         struct slot *s = &j->slots[i];
