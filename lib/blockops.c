@@ -67,11 +67,24 @@ static int blockops_zero(struct uwdf_iotarget *t, uint64_t offset, uint64_t leng
     return blockops_discard(t, offset, length);
 }
 
+/* The caller's buffers need not be aligned (a user pointer, not the I/O
+ * manager's system buffer): their structures are read through copies. */
+static DEVICE_DATA_SET_RANGE blockops_range(const void *ranges, size_t i)
+{
+    DEVICE_DATA_SET_RANGE r;
+    memcpy(&r, (const char *)ranges + i * sizeof(r), sizeof(r));
+    return r;
+}
+
 static NTSTATUS blockops_trim(struct uwdf_iotarget *t, const void *in, size_t in_len)
 {
-    const DEVICE_MANAGE_DATA_SET_ATTRIBUTES *dsm = in;
+    DEVICE_MANAGE_DATA_SET_ATTRIBUTES attrs;
+    const DEVICE_MANAGE_DATA_SET_ATTRIBUTES *dsm = &attrs;
     uint64_t size = blockops_size(t);
-    if (!in || in_len < sizeof(*dsm) || dsm->Size < sizeof(*dsm))
+    if (!in || in_len < sizeof(attrs))
+        return STATUS_INVALID_PARAMETER;
+    memcpy(&attrs, in, sizeof(attrs));
+    if (dsm->Size < sizeof(*dsm))
         return STATUS_INVALID_PARAMETER;
     if (dsm->Action != DeviceDsmAction_Trim)
         return STATUS_NOT_SUPPORTED;
@@ -87,19 +100,19 @@ static NTSTATUS blockops_trim(struct uwdf_iotarget *t, const void *in, size_t in
         __builtin_add_overflow((uint64_t)dsm->DataSetRangesOffset, (uint64_t)dsm->DataSetRangesLength, &end) ||
         end > in_len)
         return STATUS_INVALID_PARAMETER;
-    const DEVICE_DATA_SET_RANGE *ranges =
-        (const DEVICE_DATA_SET_RANGE *)((const char *)in + dsm->DataSetRangesOffset);
+    const void *ranges = (const char *)in + dsm->DataSetRangesOffset;
     size_t n = dsm->DataSetRangesLength / sizeof(DEVICE_DATA_SET_RANGE);
     for (size_t i = 0; i < n; i++) {
-        if (ranges[i].StartingOffset < 0)
+        DEVICE_DATA_SET_RANGE range = blockops_range(ranges, i);
+        if (range.StartingOffset < 0)
             return STATUS_INVALID_PARAMETER;
-        NTSTATUS status = blockops_check_range(t, (uint64_t)ranges[i].StartingOffset,
-                                               ranges[i].LengthInBytes, size);
+        NTSTATUS status = blockops_check_range(t, (uint64_t)range.StartingOffset, range.LengthInBytes, size);
         if (!NT_SUCCESS(status))
             return status;
     }
     for (size_t i = 0; i < n; i++) {
-        int r = blockops_discard(t, (uint64_t)ranges[i].StartingOffset, ranges[i].LengthInBytes);
+        DEVICE_DATA_SET_RANGE range = blockops_range(ranges, i);
+        int r = blockops_discard(t, (uint64_t)range.StartingOffset, range.LengthInBytes);
         if (r)
             return uwdf_status_from_errno(r);
     }
@@ -108,9 +121,11 @@ static NTSTATUS blockops_trim(struct uwdf_iotarget *t, const void *in, size_t in
 
 static NTSTATUS blockops_set_zero(struct uwdf_iotarget *t, const void *in, size_t in_len)
 {
-    const FILE_ZERO_DATA_INFORMATION *z = in;
-    if (!in || in_len < sizeof(*z))
+    FILE_ZERO_DATA_INFORMATION zero;
+    const FILE_ZERO_DATA_INFORMATION *z = &zero;
+    if (!in || in_len < sizeof(zero))
         return STATUS_INVALID_PARAMETER;
+    memcpy(&zero, in, sizeof(zero));
     LONGLONG from = z->FileOffset.QuadPart, to = z->BeyondFinalZero.QuadPart;
     if (from < 0 || to < from)
         return STATUS_INVALID_PARAMETER;

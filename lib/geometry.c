@@ -73,9 +73,13 @@ static uint64_t geometry_current_size(struct uwdf_iotarget *t)
 static NTSTATUS ioctl_query_property(struct uwdf_iotarget *t, const void *in, size_t in_len, void *out,
                                      size_t out_len, ULONG_PTR *info)
 {
-    const STORAGE_PROPERTY_QUERY *q = in;
+    /* Read through a copy: the caller's buffer need not be aligned (the
+     * I/O manager's system buffer would be; a user pointer is not). */
+    STORAGE_PROPERTY_QUERY query;
     if (!in || in_len < offsetof(STORAGE_PROPERTY_QUERY, AdditionalParameters))
         return STATUS_INVALID_PARAMETER;
+    memcpy(&query, in, offsetof(STORAGE_PROPERTY_QUERY, AdditionalParameters));
+    const STORAGE_PROPERTY_QUERY *q = &query;
     bool supported = q->PropertyId == StorageAccessAlignmentProperty ||
                      q->PropertyId == StorageDeviceProperty;
     if (q->QueryType == PropertyExistsQuery)

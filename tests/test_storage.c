@@ -1148,6 +1148,58 @@ START_TEST(write_zeroes_file_zeroes_range_and_keeps_size)
 }
 END_TEST
 
+/* The input of a storage IOCTL is the caller's buffer, at any address: a
+ * DSM header and its ranges, a FILE_ZERO_DATA_INFORMATION and a property
+ * query one byte off alignment are read right (the framework copies them;
+ * reading them in place was undefined behaviour, which the sanitizer build
+ * and the fuzzer caught). */
+START_TEST(ioctl_inputs_at_odd_addresses)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    unsigned char *raw = malloc(sizeof(struct dsm) + 16);
+    ck_assert_ptr_nonnull(raw);
+    unsigned char *odd = raw + 1 + (((uintptr_t)raw & 1) ? 1 : 0); /* an odd address */
+    ck_assert_uint_eq((uintptr_t)odd & 1, 1);
+
+    struct dsm d;
+    dsm_init(&d, DeviceDsmAction_Trim, 0);
+    dsm_add(&d, 2 * BLK, 2 * BLK);
+    memcpy(odd, &d.u, d.len);
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, odd, d.len, NULL, 0, NULL),
+                     STATUS_SUCCESS);
+    ck_assert(raw_zero(path, 2 * BLK, 2 * BLK));
+    ck_assert(raw_matches(path, 4 * BLK, BLK, FILE_SEED));
+
+    FILE_ZERO_DATA_INFORMATION z;
+    z.FileOffset.QuadPart = 6 * BLK;
+    z.BeyondFinalZero.QuadPart = 7 * BLK;
+    memcpy(odd, &z, sizeof(z));
+    ck_assert_int_eq(sync_ioctl(t, FSCTL_SET_ZERO_DATA, odd, sizeof(z), NULL, 0, NULL), STATUS_SUCCESS);
+    ck_assert(raw_zero(path, 6 * BLK, BLK));
+    ck_assert(raw_matches(path, 7 * BLK, BLK, FILE_SEED));
+    ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
+
+    STORAGE_PROPERTY_QUERY q;
+    memset(&q, 0, sizeof(q));
+    q.PropertyId = StorageAccessAlignmentProperty;
+    q.QueryType = PropertyStandardQuery;
+    memcpy(odd, &q, sizeof(q));
+    STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
+    ULONG_PTR bytes = 0;
+    memset(&a, 0xCC, sizeof(a));
+    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, odd, sizeof(q), &a, sizeof(a), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(a));
+    ck_assert_uint_eq(a.Size, sizeof(a));
+    free(raw);
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
 START_TEST(write_zeroes_past_eof_does_not_extend_file)
 {
     struct env e;
@@ -1601,6 +1653,7 @@ static Suite *storage_suite(bool with_loop_devices)
 
     tc = new_tcase(s, "write_zeroes");
     tcase_add_loop_test(tc, write_zeroes_file_zeroes_range_and_keeps_size, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, ioctl_inputs_at_odd_addresses, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, write_zeroes_past_eof_does_not_extend_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, write_zeroes_beyond_final_zero_before_file_offset_is_invalid_parameter, 0,
                         TU_BACKENDS);
