@@ -249,22 +249,24 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
  * submit-and-wait on the sender's ring was the slower of the two on a loop
  * device at QD1. A kernel-enforced timeout needs the backend's own context
  * (io_uring: the sender's small ring with a linked timeout). */
-static bool engine_can_run_here(const struct uwdf_engine *e, const struct uwdf_io *io)
+typedef int (*engine_here_fn)(struct uwdf_io *io);
+
+/* How the sender runs io itself, or NULL if it cannot. */
+static engine_here_fn engine_run_here_how(const struct uwdf_engine *e, const struct uwdf_io *io)
 {
-    if (e->ops->caps & UWDF_BE_CAP_NO_KERNEL)
-        return e->ops->run_here != NULL;
-    return io->core_untimed || e->ops->run_here != NULL;
+    if (io->core_untimed && !(e->ops->caps & UWDF_BE_CAP_NO_KERNEL))
+        return uwdf_psync_run;
+    return e->ops->run_here;
 }
 
-static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io)
+static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io, engine_here_fn run)
 {
     if (atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed))
         return false;
     pthread_mutex_lock(&c->lock);
     io->core_where = IO_HERE; /* engine_do_cancel reads it under the lock */
     pthread_mutex_unlock(&c->lock);
-    bool plain = io->core_untimed && !(c->pub.ops->caps & UWDF_BE_CAP_NO_KERNEL);
-    if ((plain ? uwdf_psync_run(io) : c->pub.ops->run_here(io)) < 0)
+    if (run(io) < 0)
         return false; /* not started: engine_push moves it on under the lock */
     atomic_fetch_add_explicit(&c->ios_here, 1, memory_order_relaxed);
     uwdf_request_io_done(io);
@@ -279,7 +281,8 @@ void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
         engine_queue(c, io);
         return;
     }
-    if (io->core_may_run_here && engine_can_run_here(e, io) && engine_run_here(c, io))
+    engine_here_fn run = io->core_may_run_here ? engine_run_here_how(e, io) : NULL;
+    if (run && engine_run_here(c, io, run))
         return;
     engine_push(c, io, false);
 }

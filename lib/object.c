@@ -23,20 +23,13 @@ static uint32_t handle_next_index = 1;
 
 static pthread_mutex_t tree_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static struct uwdf_handle_slot *handle_slot(uint32_t index)
-{
-    struct uwdf_handle_slot *chunk = atomic_load_explicit(&uwdf_handle_chunks[index >> CHUNK_BITS],
-                                                     memory_order_acquire);
-    return chunk ? &chunk[index & (CHUNK_SLOTS - 1)] : NULL;
-}
-
 static bool handle_register(struct uwdf_object *obj)
 {
     uint32_t index;
     pthread_mutex_lock(&handle_lock);
     if (handle_free_head) {
         index = handle_free_head;
-        handle_free_head = handle_slot(index)->next_free;
+        handle_free_head = uwdf_handle_slot(index)->next_free;
     } else {
         index = handle_next_index;
         uint32_t chunk = index >> CHUNK_BITS;
@@ -54,7 +47,7 @@ static bool handle_register(struct uwdf_object *obj)
         }
         handle_next_index++;
     }
-    struct uwdf_handle_slot *slot = handle_slot(index);
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
     unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
     if (gen == 0)
         gen = 1;
@@ -69,7 +62,7 @@ static void handle_unregister(struct uwdf_object *obj)
 {
     uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
     pthread_mutex_lock(&handle_lock);
-    struct uwdf_handle_slot *slot = handle_slot(index);
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
     atomic_store(&slot->obj, NULL);
     atomic_fetch_add(&slot->gen, 1);
     slot->next_free = handle_free_head;
@@ -106,7 +99,7 @@ struct uwdf_object *uwdf_object_lookup_slow(WDFOBJECT handle, uint32_t type, con
     }
     uint32_t index = (uint32_t)(v & ((1u << INDEX_BITS) - 1));
     unsigned long long gen = (unsigned long long)(v >> INDEX_BITS);
-    struct uwdf_handle_slot *slot = index ? handle_slot(index) : NULL;
+    struct uwdf_handle_slot *slot = index ? uwdf_handle_slot(index) : NULL;
     struct uwdf_object *obj = slot ? atomic_load_explicit(&slot->obj, memory_order_acquire) : NULL;
     if (UWDF_UNLIKELY(!obj || atomic_load(&slot->gen) != gen || (v >> 63) != 0)) {
         uwdf_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)handle, type, 0,
