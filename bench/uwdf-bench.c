@@ -1916,12 +1916,17 @@ struct slot {
     WDFMEMORY dsm_mem;                  /* trims: the IOCTL's input buffer */
     DEVICE_DATA_SET_RANGE *dsm_range;   /* its one range */
     uint64_t rng;
+    /* random order, the job's one slot on one file: indexes of the file's
+     * cursor taken ahead, so most I/Os take no atomic increment (the same
+     * order; with several slots, chunks would mix passes) */
+    uint64_t rnd_next, rnd_end;
     int flush_due;  /* enum flush_kind: sent as the next request */
     bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
     /* the current I/O */
     uint64_t t0;         /* before reuse + format + send */
     uint64_t sync;       /* 0 while sending; then the send's return time, or the
-                          * completion time if the routine ran first (atomic) */
+                          * completion time if the routine ran first, nested in
+                          * the send (only the sender's thread stores it) */
     const void *sender;  /* the thread that sent it */
     uint64_t offset, block;
     unsigned file;
@@ -2078,12 +2083,23 @@ static uint64_t permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
     return x;
 }
 
+#define RANDOM_CHUNK 64 /* cursor indexes a slot reserves at once */
+
 /* Random order without repeats within a pass over the region (fio's
  * random map), a new order each pass. */
-static uint64_t next_random_block(struct file_slot *f)
+static uint64_t next_random_block(struct slot *s, struct file_slot *f, bool chunked)
 {
     for (;;) {
-        uint64_t c = __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED);
+        uint64_t c;
+        if (!chunked) {
+            c = __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED);
+        } else {
+            if (s->rnd_next == s->rnd_end) {
+                s->rnd_next = __atomic_fetch_add(&f->cursor, RANDOM_CHUNK, __ATOMIC_RELAXED);
+                s->rnd_end = s->rnd_next + RANDOM_CHUNK;
+            }
+            c = s->rnd_next++;
+        }
         uint64_t pass = f->bits < 64 ? c >> f->bits : 0;
         uint64_t y = permute(c & f->mask, f->bits, f->mask, f->key ^ (pass * 0xD1B54A32D192ED03ull));
         if (y < f->nblocks)
@@ -2187,7 +2203,8 @@ static bool next_io(struct slot *s, uint64_t now)
     }
     unsigned fi = j->nfiles > 1 ? __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) % j->nfiles : 0;
     struct file_slot *f = &j->files[fi];
-    uint64_t blk = rw_random(j->o.rw) ? next_random_block(f) : next_seq_block(f);
+    uint64_t blk = rw_random(j->o.rw) ? next_random_block(s, f, j->nfiles == 1 && j->nslots == 1)
+                                      : next_seq_block(f);
     int dd;
     switch (j->o.rw) {
     case RW_READ:
@@ -2352,6 +2369,19 @@ static NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
 static EVT_WDF_REQUEST_COMPLETION_ROUTINE slot_completion;
 static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc);
 
+/* The sender's half of the hand-off of s->sync, once the send returned at
+ * t1: the completion time if the completion ran nested in the send on this
+ * thread (its time is in s->sync), else 0 after storing t1 for the
+ * completion to come. A completion on another thread only waits for t1 and
+ * one later on this thread finds it, so no read-modify-write is needed. */
+static uint64_t slot_sent(struct slot *s, uint64_t t1)
+{
+    uint64_t tc = __atomic_load_n(&s->sync, __ATOMIC_RELAXED);
+    if (tc == 0)
+        __atomic_store_n(&s->sync, t1, __ATOMIC_RELEASE);
+    return tc;
+}
+
 /* Sends the slot's I/Os until one is left in flight (the completion routine
  * continues from there) or the job is done. Runs on the job thread (first
  * sends) or on a completion thread (resends from the routine, batched into
@@ -2380,7 +2410,7 @@ static void slot_issue(struct slot *s, struct shard *sh)
             break;
         }
         uint64_t t1 = now_ns();
-        uint64_t tc = __atomic_exchange_n(&s->sync, t1, __ATOMIC_ACQ_REL);
+        uint64_t tc = slot_sent(s, t1);
         if (tc == 0)
             return; /* in flight: the completion routine takes over */
         /* The routine already ran, nested inside WdfRequestSend on this
@@ -2412,9 +2442,13 @@ static void slot_completed(struct slot *s, uint64_t tc)
 {
     uint64_t t1;
     if (s->sender == THIS_THREAD) {
-        t1 = __atomic_exchange_n(&s->sync, tc, __ATOMIC_ACQ_REL);
-        if (t1 == 0)
-            return; /* nested in WdfRequestSend further up this stack: the sender finishes */
+        /* Only this thread stores s->sync now (slot_sent). */
+        t1 = __atomic_load_n(&s->sync, __ATOMIC_RELAXED);
+        if (t1 == 0) {
+            /* nested in the send further up this stack: the sender finishes */
+            __atomic_store_n(&s->sync, tc, __ATOMIC_RELAXED);
+            return;
+        }
     } else {
         /* Sent from another thread, which may not have stored the send's
          * return time yet: it is about to. */
@@ -2523,7 +2557,7 @@ static void flt_issue(struct slot *s, struct shard *sh)
             break;
         }
         uint64_t t1 = now_ns();
-        uint64_t tc = __atomic_exchange_n(&s->sync, t1, __ATOMIC_ACQ_REL);
+        uint64_t tc = slot_sent(s, t1);
         if (tc == 0)
             return; /* in flight: the callback takes over */
         if (!slot_complete_async(s, sh, t1, tc))

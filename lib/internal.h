@@ -383,6 +383,11 @@ struct uwdf_request {
     struct uwdf_iotarget *target;
     long comp_refs;
     atomic_uint flags;
+    /* This send's completion is decided (set under its target's lock when
+     * it leaves the sent list; cleared by the next send before its flags).
+     * Its own word: a plain store, where a bit in flags would need a
+     * locked read-modify-write against a concurrent cancel's CANCELED. */
+    atomic_bool send_over;
     LIST_ENTRY target_link;
     struct uwdf_request *resubmit_next;
     PFN_WDF_REQUEST_COMPLETION_ROUTINE routine;
@@ -441,6 +446,7 @@ NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_reque
 void uwdf_request_reset(struct uwdf_request *req);
 /* Release everything a format holds (memory references) and mark unformatted. */
 void uwdf_request_release_format(struct uwdf_request *req);
+void uwdf_request_drop_format(struct uwdf_request *req, bool may_park);
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
 NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size);
 /* A one-shot wake-up for one waiting thread (lib/runtime.c): a synchronous
@@ -452,8 +458,43 @@ struct uwdf_sync_wait {
 void uwdf_sync_wait_init(struct uwdf_sync_wait *w);
 void uwdf_sync_wait_block(struct uwdf_sync_wait *w);
 void uwdf_sync_wait_signal(struct uwdf_sync_wait *w);
-/* Complete a request to its owner (lib/request.c), outside any lock. */
-void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
+/* Complete a request to its owner (lib/request.c), outside any lock; true
+ * if a send from its completion routine took over its place in its target's
+ * sent-I/O count (struct uwdf_completion_scope). */
+bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
+
+/* The completion of one sent request, open on its thread while the
+ * driver's completion routine runs. The common routine reuses the request,
+ * formats it with the same WDFMEMORY and sends it to the same target again;
+ * what the old send holds and the new one would take at once passes over
+ * instead of being released and taken again (an atomic read-modify-write
+ * each): the target's reference on the request, the request's place in the
+ * target's sent-I/O count, and the format's WDFMEMORY references, which
+ * WdfRequestReuse sets aside here until the routine returns. Counts and
+ * lifetimes are what they would have been; only a WDFMEMORY whose last
+ * other reference the routine drops after the reuse is destroyed when the
+ * routine returns rather than at once. */
+struct uwdf_completion_scope {
+    struct uwdf_request *req;     /* NULL: nothing to lend (closed) */
+    struct uwdf_iotarget *target; /* still counts req in sent_count */
+    bool req_ref_lent;            /* a resend of req took the target's reference */
+    bool count_lent;              /* a send to target took req's count */
+    struct uwdf_memory *parked[2]; /* format references set aside (held) */
+};
+extern __thread struct uwdf_completion_scope *uwdf_tls_completion;
+/* Take the format reference on mem from a parked one, true if there was one. */
+static inline bool uwdf_completion_unpark(const struct uwdf_request *req, struct uwdf_memory *mem)
+{
+    struct uwdf_completion_scope *sc = uwdf_tls_completion;
+    if (!sc || sc->req != req)
+        return false;
+    for (int i = 0; i < 2; i++)
+        if (sc->parked[i] == mem) {
+            sc->parked[i] = NULL;
+            return true;
+        }
+    return false;
+}
 
 /* ---- I/O targets ---- */
 /* Stack locations a request needs for a file or block-device target: the

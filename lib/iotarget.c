@@ -375,7 +375,7 @@ static void target_unlink_locked(struct uwdf_request *req)
     /* Marked under this target's lock: a cancel holding it then knows the
      * request may already be reused and sent elsewhere (under another
      * target's lock), so it must not read its send state. */
-    atomic_fetch_or(&req->flags, UWDF_REQ_COMPLETED);
+    atomic_store_explicit(&req->send_over, true, memory_order_release);
 }
 
 /* Complete a request whose completion count reached zero, outside the lock. */
@@ -412,7 +412,8 @@ static void target_complete(struct uwdf_request *req)
         if (real != end)
             atomic_compare_exchange_strong(&t->file_pos, &end, real);
     }
-    uwdf_request_finish(req, status, info);
+    if (uwdf_request_finish(req, status, info))
+        return; /* a send to t from the routine counts in req's place */
 
     /* Only now is the request no longer sent I/O: a Stop, Purge or Close
      * waiting for sent I/O returns after the completion routines ran, as
@@ -777,6 +778,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
                  (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);
+    atomic_store_explicit(&req->send_over, false, memory_order_release);
     atomic_store_explicit(&req->flags, f, memory_order_release); /* under the lock: no full fence needed */
     if (timed) {
         /* The kernel enforces the timeout where it can (io_uring's linked
@@ -805,12 +807,22 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
             req->comp_refs++;
         }
     }
-    uwdf_object_reference(&req->obj); /* the target's, until completion */
+    /* The target's reference, until completion, and the place in
+     * sent_count: taken over from the completion running on this thread
+     * when it can lend them (struct uwdf_completion_scope). */
+    struct uwdf_completion_scope *sc = uwdf_tls_completion;
+    if (sc && sc->req == req && !sc->req_ref_lent)
+        sc->req_ref_lent = true;
+    else
+        uwdf_object_reference(&req->obj);
     if (pend) {
         uwdf_list_insert_tail(&t->pended, &req->target_link);
     } else {
         uwdf_list_insert_tail(&t->sent, &req->target_link);
-        t->sent_count++;
+        if (sc && sc->target == t && !sc->count_lent)
+            sc->count_lent = true;
+        else
+            t->sent_count++;
     }
     pthread_mutex_unlock(&t->lock);
     /* A received request forwarded to a file target: a cancel of its IRP
@@ -843,11 +855,13 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
     if (!t)
         return false;
     pthread_mutex_lock(&t->lock);
-    /* flags first: a resubmission stores target, then comp_refs, then
-     * flags, so new flags mean a new target here (checked before
-     * comp_refs is read); COMPLETED means this send is over. */
+    /* send_over and flags first: a resubmission stores target, then
+     * comp_refs, then send_over, then flags, so a cleared send_over or new
+     * flags mean a new target here (checked before comp_refs is read);
+     * send_over set under this lock, or COMPLETED, means this send is over. */
+    bool over = atomic_load_explicit(&req->send_over, memory_order_acquire);
     unsigned flags = atomic_load(&req->flags);
-    if (!(flags & REQ_INFLIGHT) || (flags & UWDF_REQ_COMPLETED) ||
+    if (over || !(flags & REQ_INFLIGHT) || (flags & UWDF_REQ_COMPLETED) ||
         __atomic_load_n(&req->target, __ATOMIC_ACQUIRE) != t || req->comp_refs == 0) {
         pthread_mutex_unlock(&t->lock);
         return false;
@@ -1156,7 +1170,7 @@ static void format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCH
                           struct format_buffer *in, struct format_buffer *out, LONGLONG *offset,
                           ULONG ioctl)
 {
-    uwdf_request_release_format(req);
+    uwdf_request_drop_format(req, true);
     struct format_buffer *fb[2] = { in, out };
     for (int i = 0; i < 2; i++) {
         if (!fb[i])
@@ -1165,7 +1179,7 @@ static void format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCH
         req->fmt_buffer[i] = fb[i]->buffer;
         req->fmt_offset[i] = fb[i]->offset;
         req->fmt_length[i] = fb[i]->length;
-        if (fb[i]->mem)
+        if (fb[i]->mem && !uwdf_completion_unpark(req, fb[i]->mem))
             uwdf_object_reference(&fb[i]->mem->obj);
     }
     PIRP irp = req->irp;

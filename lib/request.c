@@ -119,11 +119,32 @@ NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_
     return STATUS_SUCCESS;
 }
 
-void uwdf_request_release_format(struct uwdf_request *req)
+__thread struct uwdf_completion_scope *uwdf_tls_completion;
+
+/* Hold a format's WDFMEMORY reference in the open completion scope of req
+ * instead of releasing it, for a format that takes the same one again. */
+static bool request_park_memory(struct uwdf_request *req, struct uwdf_memory *mem)
+{
+    struct uwdf_completion_scope *sc = uwdf_tls_completion;
+    if (!sc || sc->req != req)
+        return false;
+    for (int i = 0; i < 2; i++)
+        if (!sc->parked[i]) {
+            sc->parked[i] = mem;
+            return true;
+        }
+    return false;
+}
+
+/* Drop the format; may_park: a new format of the same request may follow
+ * at once (WdfRequestReuse, a reformat), so the memory references can wait
+ * in the completion scope. */
+void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
 {
     for (int i = 0; i < 2; i++) {
-        if (req->fmt_mem[i])
-            uwdf_object_release(&req->fmt_mem[i]->obj);
+        struct uwdf_memory *mem = req->fmt_mem[i];
+        if (mem && !(may_park && request_park_memory(req, mem)))
+            uwdf_object_release(&mem->obj);
         req->fmt_mem[i] = NULL;
         req->fmt_buffer[i] = NULL;
         req->fmt_offset[i] = req->fmt_length[i] = 0;
@@ -135,6 +156,11 @@ void uwdf_request_release_format(struct uwdf_request *req)
     req->fmt_type = WdfRequestTypeNoFormat;
     req->fmt_target = NULL;
     req->fmt_seq++;
+}
+
+void uwdf_request_release_format(struct uwdf_request *req)
+{
+    uwdf_request_drop_format(req, false);
 }
 
 /* ---- DDIs ---- */
@@ -208,7 +234,7 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
 
     req->routine = NULL;
     req->routine_ctx = NULL;
-    uwdf_request_release_format(req);
+    uwdf_request_drop_format(req, true);
     if (new_irp) {
         if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
             IoFreeIrp(req->irp);
@@ -442,7 +468,7 @@ static void request_fill_cparams(struct uwdf_request *req, NTSTATUS status, ULON
     }
 }
 
-void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information)
+bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information)
 {
     struct uwdf_iotarget *target = req->target;
     struct uwdf_sync_wait *waiter = req->waiter;
@@ -477,18 +503,31 @@ void uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
             uwdf_request_release_format(req);
         uwdf_sync_wait_signal(waiter);
         uwdf_object_release(&req->obj);
-        return;
+        return false;
     }
+    struct uwdf_completion_scope scope = { .req = req, .target = target };
     if (routine) {
+        struct uwdf_completion_scope *outer = uwdf_tls_completion;
+        uwdf_tls_completion = &scope;
         KIRQL old = uwdf_irql_raise_to_dispatch();
         routine((WDFREQUEST)req->obj.handle, target_handle, &req->cparams, ctx);
         uwdf_irql_restore(old);
+        /* Closed before anything is released: a release that destroys the
+         * request must not park into it. */
+        uwdf_tls_completion = outer;
+        for (int i = 0; i < 2; i++)
+            if (scope.parked[i])
+                uwdf_object_release(&scope.parked[i]->obj);
     }
     /* The format (and its WDFMEMORY references) outlives the completion:
      * as in WDF (FxRequestBase::CompleteSubmitted releases nothing), it
      * ends at WdfRequestReuse, a new format or the request's deletion, so
-     * the Buffer handles in the completion parameters stay valid. */
-    uwdf_object_release(&req->obj);
+     * the Buffer handles in the completion parameters stay valid. The
+     * target's reference ends here unless a resend took it over; then req
+     * may already be gone. */
+    if (!scope.req_ref_lent)
+        uwdf_object_release(&req->obj);
+    return scope.count_lent;
 }
 
 NTSTATUS WdfRequestChangeTarget(WDFREQUEST Request, WDFIOTARGET IoTarget)
