@@ -58,16 +58,12 @@ struct uwdf_engine_core {
     unsigned npinned;
 };
 
-static __thread struct uwdf_engine *tls_engine;
+__thread struct uwdf_engine *uwdf_tls_engine;
+#define tls_engine uwdf_tls_engine
 
 static struct uwdf_engine_core *core_of(struct uwdf_engine *e)
 {
     return (struct uwdf_engine_core *)e;
-}
-
-bool uwdf_engine_on_own_thread(const struct uwdf_engine *e)
-{
-    return tls_engine == e;
 }
 
 const char *uwdf_engine_name(const struct uwdf_engine *e)

@@ -13,21 +13,21 @@
 static struct uwdf_engine *fixedio_pin_target(struct uwdf_iotarget *t)
 {
     struct uwdf_engine *e = NULL;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     if (t->opened && !t->closing && t->engine) {
         e = t->engine;
         t->sent_count++;
     }
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     return e;
 }
 
 static void fixedio_unpin_target(struct uwdf_iotarget *t)
 {
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     if (--t->sent_count == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
 }
 
 static NTSTATUS fixedio_status(int r)

@@ -38,7 +38,7 @@ static void target_destroy(struct uwdf_object *obj)
 {
     struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
     pthread_cond_destroy(&t->idle_cond);
-    pthread_mutex_destroy(&t->lock);
+    uwdf_biased_lock_destroy(&t->lock);
     uwdf_free(t->path);
 }
 
@@ -74,7 +74,7 @@ NTSTATUS WdfIoTargetCreate(WDFDEVICE Device, PWDF_OBJECT_ATTRIBUTES IoTargetAttr
     t->device = dev;
     t->fd = -1;
     t->state = WdfIoTargetClosed;
-    pthread_mutex_init(&t->lock, NULL);
+    uwdf_biased_lock_init(&t->lock);
     pthread_cond_init(&t->idle_cond, NULL);
     uwdf_list_init(&t->sent);
     uwdf_list_init(&t->pended);
@@ -242,14 +242,14 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
         uwdf_free(path);
         return uwdf_status_from_errno(err);
     }
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     uwdf_free(t->path);
     t->path = path;
     t->open_params = *params;
     t->open_params.TargetDeviceName.Buffer = NULL;
     t->open_params.TargetDeviceName.Length = 0;
     t->lower = dev;
-    t->engine = engine;
+    __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
     t->fd = -1;
     t->is_block = t->is_stream = t->direct = t->write_through = false;
     t->access = FILE_READ_DATA | FILE_WRITE_DATA;
@@ -261,7 +261,7 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     t->opened = true;
     atomic_store_explicit(&t->formattable, true, memory_order_release);
     t->state = WdfIoTargetStarted;
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
     params->FileInformation = FILE_OPENED;
     return STATUS_SUCCESS;
@@ -278,9 +278,9 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     if (OpenParams->Size != sizeof(WDF_IO_TARGET_OPEN_PARAMS))
         return STATUS_INFO_LENGTH_MISMATCH;
 
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     bool busy = t->opened || t->closing || t->state == WdfIoTargetDeleted;
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     if (busy)
         return STATUS_INVALID_DEVICE_STATE;
 
@@ -328,19 +328,20 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
         uwdf_free(path);
         return STATUS_NOT_SUPPORTED;
     }
-    t->engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
-    if (!t->engine && !getenv("UWDF_BACKEND") && ops == &uwdf_backend_io_uring) {
+    struct uwdf_engine *engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
+    if (!engine && !getenv("UWDF_BACKEND") && ops == &uwdf_backend_io_uring) {
         uwdf_log("io_uring set-up failed (%s); using libaio", strerror(-err));
         ops = &uwdf_backend_libaio;
-        t->engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
+        engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
     }
+    __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
     if (!t->engine) {
         close(t->fd);
         t->fd = -1;
         uwdf_free(path);
         return uwdf_status_from_errno(err);
     }
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     uwdf_free(t->path);
     t->path = path;
     t->open_params = params;
@@ -351,7 +352,7 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     t->opened = true;
     atomic_store_explicit(&t->formattable, true, memory_order_release);
     t->state = WdfIoTargetStarted;
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
     return STATUS_SUCCESS;
 }
@@ -427,23 +428,46 @@ static void target_complete(struct uwdf_request *req)
         ;
     if (n > 1)
         return;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     if (--t->sent_count == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
 }
 
 static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, long n)
 {
     bool final;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     req->comp_refs -= n;
     final = req->comp_refs == 0;
     if (final)
         target_unlink_locked(req);
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     if (final)
         target_complete(req);
+}
+
+/* The target lock on the two paths its engine thread takes per I/O when
+ * completion routines resend (the completion, the send): the lock's
+ * biased fast path there, the plain acquisition on any other thread. */
+enum target_lock_how { TARGET_LOCK_OTHER, TARGET_LOCK_OWNER_FAST, TARGET_LOCK_OWNER_SLOW };
+
+static inline enum target_lock_how target_lock_hot(struct uwdf_iotarget *t)
+{
+    struct uwdf_engine *e = uwdf_tls_engine;
+    if (e && e == __atomic_load_n(&t->engine, __ATOMIC_RELAXED))
+        return uwdf_biased_lock_owner_acquire(&t->lock) ? TARGET_LOCK_OWNER_FAST
+                                                        : TARGET_LOCK_OWNER_SLOW;
+    uwdf_biased_lock_acquire(&t->lock);
+    return TARGET_LOCK_OTHER;
+}
+
+static inline void target_unlock_hot(struct uwdf_iotarget *t, enum target_lock_how how)
+{
+    if (how == TARGET_LOCK_OTHER)
+        uwdf_biased_lock_release(&t->lock);
+    else
+        uwdf_biased_lock_owner_release(&t->lock, how == TARGET_LOCK_OWNER_FAST);
 }
 
 void uwdf_request_io_done(struct uwdf_io *io)
@@ -451,7 +475,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
     struct uwdf_request *req = uwdf_container_of(io, struct uwdf_request, io);
     struct uwdf_iotarget *t = req->target;
     long drop = 1;
-    pthread_mutex_lock(&t->lock);
+    enum target_lock_how how = target_lock_hot(t);
     /* Bits change only when there is something to record: a cancel may
      * set CANCELED concurrently without the lock, so no plain store. */
     if (io->timed_out)
@@ -465,7 +489,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
     bool final = req->comp_refs == 0;
     if (final)
         target_unlink_locked(req);
-    pthread_mutex_unlock(&t->lock);
+    target_unlock_hot(t, how);
     if (final)
         target_complete(req);
 }
@@ -496,7 +520,7 @@ static void target_timer_fired(struct uwdf_timer *timer)
     struct uwdf_request *req = uwdf_container_of(timer, struct uwdf_request, timer);
     struct uwdf_iotarget *t = req->target;
     bool cancel_io = false, post = false;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     unsigned flags = atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
     atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
     if (flags & UWDF_REQ_PENDED) {
@@ -507,7 +531,7 @@ static void target_timer_fired(struct uwdf_timer *timer)
     } else if (flags & UWDF_REQ_SENT) {
         cancel_io = true; /* the timer's reference passes to the cancel */
     }
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     if (post)
         uwdf_engine_post_completion(t->engine, &req->io);
     else if (cancel_io)
@@ -761,9 +785,9 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
     if (atomic_load(&req->flags) & UWDF_REQ_CANCELED)
         return STATUS_CANCELLED; /* cancelled before it was sent; Reuse clears it */
 
-    pthread_mutex_lock(&t->lock);
+    enum target_lock_how how = target_lock_hot(t);
     if (!t->opened || !target_is_accepting(t->state, ignore_state)) {
-        pthread_mutex_unlock(&t->lock);
+        target_unlock_hot(t, how);
         return STATUS_INVALID_DEVICE_STATE;
     }
     bool pend = t->state == WdfIoTargetStopped && !ignore_state;
@@ -800,7 +824,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
                 __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
                 atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
                 req->comp_refs = 0;
-                pthread_mutex_unlock(&t->lock);
+                target_unlock_hot(t, how);
                 return STATUS_INSUFFICIENT_RESOURCES;
             }
             atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_ARMED);
@@ -824,7 +848,7 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         else
             t->sent_count++;
     }
-    pthread_mutex_unlock(&t->lock);
+    target_unlock_hot(t, how);
     /* A received request forwarded to a file target: a cancel of its IRP
      * from above cancels it here. (Below a device target, the lower
      * device's queue takes over the IRP's cancel routine.) */
@@ -854,7 +878,7 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
     atomic_fetch_or(&req->flags, UWDF_REQ_CANCELED);
     if (!t)
         return false;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     /* send_over and flags first: a resubmission stores target, then
      * comp_refs, then send_over, then flags, so a cleared send_over or new
      * flags mean a new target here (checked before comp_refs is read);
@@ -863,21 +887,21 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
     unsigned flags = atomic_load(&req->flags);
     if (over || !(flags & REQ_INFLIGHT) || (flags & UWDF_REQ_COMPLETED) ||
         __atomic_load_n(&req->target, __ATOMIC_ACQUIRE) != t || req->comp_refs == 0) {
-        pthread_mutex_unlock(&t->lock);
+        uwdf_biased_lock_release(&t->lock);
         return false;
     }
     if (flags & UWDF_REQ_PENDED) {
         target_fail_pended(t, req, STATUS_CANCELLED);
-        pthread_mutex_unlock(&t->lock);
+        uwdf_biased_lock_release(&t->lock);
         uwdf_engine_post_completion(t->engine, &req->io);
         return true;
     }
     if (__atomic_load_n(&req->fw_done, __ATOMIC_ACQUIRE)) {
-        pthread_mutex_unlock(&t->lock);
+        uwdf_biased_lock_release(&t->lock);
         return false;
     }
     req->comp_refs++; /* held until the engine has tried */
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     target_cancel_io(t, req);
     return true;
 }
@@ -919,7 +943,7 @@ static void target_wait_idle_locked(struct uwdf_iotarget *t)
 {
     t->waiters++;
     while (t->sent_count > 0)
-        pthread_cond_wait(&t->idle_cond, &t->lock);
+        pthread_cond_wait(&t->idle_cond, &t->lock.mutex);
     t->waiters--;
 }
 
@@ -941,10 +965,10 @@ static void target_cancel_sent_locked(struct uwdf_iotarget *t, bool ignored_too)
             req->comp_refs++;
             batch[n++] = req;
         }
-        pthread_mutex_unlock(&t->lock);
+        uwdf_biased_lock_release(&t->lock);
         for (int i = 0; i < n; i++)
             target_cancel_io(t, batch[i]);
-        pthread_mutex_lock(&t->lock);
+        uwdf_biased_lock_acquire(&t->lock);
     } while (n == (int)RTL_NUMBER_OF(batch));
 }
 
@@ -964,9 +988,9 @@ NTSTATUS WdfIoTargetStart(WDFIOTARGET IoTarget)
     struct uwdf_request *resubmit = NULL, **tail = &resubmit;
     if (!t)
         return STATUS_INVALID_HANDLE;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     if (!t->opened || t->closing || t->state == WdfIoTargetDeleted) {
-        pthread_mutex_unlock(&t->lock);
+        uwdf_biased_lock_release(&t->lock);
         return STATUS_INVALID_DEVICE_STATE;
     }
     t->state = WdfIoTargetStarted;
@@ -982,7 +1006,7 @@ NTSTATUS WdfIoTargetStart(WDFIOTARGET IoTarget)
         *tail = req;
         tail = &req->resubmit_next;
     }
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     while (resubmit) {
         struct uwdf_request *next = resubmit->resubmit_next;
         target_dispatch(t, resubmit);
@@ -998,7 +1022,7 @@ VOID WdfIoTargetStop(WDFIOTARGET IoTarget, WDF_IO_TARGET_SENT_IO_ACTION Action)
         return; /* WDF ignores an undefined action */
     if (Action != WdfIoTargetLeaveSentIoPending && !uwdf_irql_check_passive("WdfIoTargetStop"))
         return;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     if (t->opened && !t->closing &&
         (t->state == WdfIoTargetStarted || t->state == WdfIoTargetPurged ||
          t->state == WdfIoTargetStopped)) {
@@ -1008,7 +1032,7 @@ VOID WdfIoTargetStop(WDFIOTARGET IoTarget, WDF_IO_TARGET_SENT_IO_ACTION Action)
         if (Action != WdfIoTargetLeaveSentIoPending)
             target_wait_idle_locked(t);
     }
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
 }
 
 VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action)
@@ -1018,7 +1042,7 @@ VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action
         return;
     if (Action == WdfIoTargetPurgeIoAndWait && !uwdf_irql_check_passive("WdfIoTargetPurge"))
         return;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     if (t->opened && !t->closing &&
         (t->state == WdfIoTargetStarted || t->state == WdfIoTargetStopped ||
          t->state == WdfIoTargetPurged)) {
@@ -1028,7 +1052,7 @@ VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action
         if (Action == WdfIoTargetPurgeIoAndWait)
             target_wait_idle_locked(t);
     }
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
 }
 
 /* Close, CloseForQueryRemove and delete: fail the pended, cancel and wait
@@ -1036,11 +1060,11 @@ VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action
  * engine and the file. */
 static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
 {
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     if (!t->opened || t->closing) {
         if (new_state == WdfIoTargetDeleted)
             t->state = WdfIoTargetDeleted;
-        pthread_mutex_unlock(&t->lock);
+        uwdf_biased_lock_release(&t->lock);
         return;
     }
     t->closing = true;
@@ -1049,7 +1073,7 @@ static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
     target_fail_all_pended_locked(t, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
     target_cancel_sent_locked(t, true);
     target_wait_idle_locked(t);
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
 
     /* Completion routines may still be running on the engine thread; the
      * engine drains before it goes. */
@@ -1059,13 +1083,13 @@ static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
     if (t->lower)
         uwdf_object_release(&t->lower->obj);
 
-    pthread_mutex_lock(&t->lock);
-    t->engine = NULL;
+    uwdf_biased_lock_acquire(&t->lock);
+    __atomic_store_n(&t->engine, NULL, __ATOMIC_RELAXED);
     t->lower = NULL;
     t->fd = -1;
     t->opened = false;
     t->closing = false;
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
 }
 
 VOID WdfIoTargetClose(WDFIOTARGET IoTarget)
@@ -1087,9 +1111,9 @@ WDF_IO_TARGET_STATE WdfIoTargetGetState(WDFIOTARGET IoTarget)
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetGetState");
     if (!t)
         return WdfIoTargetStateUndefined;
-    pthread_mutex_lock(&t->lock);
+    uwdf_biased_lock_acquire(&t->lock);
     WDF_IO_TARGET_STATE s = t->state;
-    pthread_mutex_unlock(&t->lock);
+    uwdf_biased_lock_release(&t->lock);
     return s;
 }
 

@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -293,4 +295,119 @@ void uwdf_sync_wait_signal(struct uwdf_sync_wait *w)
 {
     if (atomic_exchange_explicit(&w->done, 1, memory_order_acq_rel) == 2)
         syscall(SYS_futex, &w->done, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* ---- the biased lock ---- */
+
+/* Revocations other threads may pay (a membarrier each, microseconds)
+ * before the lock stops being biased, and the owner entries in a row,
+ * with no other thread, after which it is biased again. */
+#define BIASED_REVOCATION_LIMIT 16
+#define BIASED_REBIAS_RUN (1ul << 16)
+
+#if defined(__SANITIZE_THREAD__)
+#define BIASED_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BIASED_TSAN 1
+#endif
+#endif
+
+static bool biased_usable;
+static pthread_once_t biased_once = PTHREAD_ONCE_INIT;
+
+static inline void biased_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+static long biased_membarrier(int cmd)
+{
+    return syscall(SYS_membarrier, cmd, 0, 0);
+}
+
+static void biased_probe(void)
+{
+#ifdef BIASED_TSAN
+    return;
+#endif
+    const char *env = getenv("UWDF_BIASED_LOCKS");
+    if (env && strcmp(env, "0") == 0)
+        return;
+    long cmds = biased_membarrier(MEMBARRIER_CMD_QUERY);
+    if (cmds < 0 || !(cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED))
+        return;
+    if (biased_membarrier(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) != 0)
+        return;
+    biased_usable = true;
+}
+
+void uwdf_biased_lock_init(struct uwdf_biased_lock *l)
+{
+    pthread_once(&biased_once, biased_probe);
+    pthread_mutex_init(&l->mutex, NULL);
+    atomic_init(&l->owner_in, 0);
+    l->unbiased = !biased_usable;
+    atomic_init(&l->revoked, l->unbiased ? 1 : 0);
+    l->revocations = 0;
+    l->owner_run = 0;
+}
+
+void uwdf_biased_lock_destroy(struct uwdf_biased_lock *l)
+{
+    pthread_mutex_destroy(&l->mutex);
+}
+
+void uwdf_biased_lock_acquire(struct uwdf_biased_lock *l)
+{
+    pthread_mutex_lock(&l->mutex);
+    l->owner_run = 0;
+    int r = atomic_load_explicit(&l->revoked, memory_order_relaxed);
+    atomic_store_explicit(&l->revoked, r + 1, memory_order_relaxed);
+    if (r > 0)
+        return; /* the owner is on the mutex already */
+    /* After this, either the owner's owner_in store is visible here or its
+     * next load of revoked sees the store above. Registered at probe time,
+     * it does not fail. */
+    if (biased_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {
+        uwdf_log("membarrier failed (%s): cannot revoke a biased lock", strerror(errno));
+        abort();
+    }
+    unsigned spins = 0;
+    while (atomic_load_explicit(&l->owner_in, memory_order_acquire)) {
+        if (++spins > 64)
+            sched_yield();
+        else
+            biased_cpu_relax();
+    }
+    l->revocations++;
+}
+
+void uwdf_biased_lock_release(struct uwdf_biased_lock *l)
+{
+    int r = atomic_load_explicit(&l->revoked, memory_order_relaxed) - 1;
+    if (r == 0 && l->revocations >= BIASED_REVOCATION_LIMIT) {
+        l->unbiased = true; /* its count keeps the owner on the mutex */
+        r = 1;
+    }
+    atomic_store_explicit(&l->revoked, r, memory_order_release);
+    pthread_mutex_unlock(&l->mutex);
+}
+
+void uwdf_biased_lock_owner_slow(struct uwdf_biased_lock *l)
+{
+    pthread_mutex_lock(&l->mutex);
+    /* revoked == 1 is the mode's own count alone: nobody else inside, not
+     * even waiting on a condition with the mutex let go. */
+    if (l->unbiased && biased_usable && ++l->owner_run >= BIASED_REBIAS_RUN &&
+        atomic_load_explicit(&l->revoked, memory_order_relaxed) == 1) {
+        l->unbiased = false;
+        l->revocations = 0;
+        l->owner_run = 0;
+        atomic_store_explicit(&l->revoked, 0, memory_order_relaxed); /* from our release on */
+    }
 }

@@ -1003,6 +1003,134 @@ START_TEST(event_set_from_another_thread_wakes_the_waiter)
 }
 END_TEST
 
+/* ---- the biased lock (lib/runtime.c) ---- */
+
+#define BIASED_BURSTS 12
+
+/* A plain counter bumped with a gap between its read and its write: two
+ * threads inside at once lose increments. */
+struct biased_fixture {
+    struct uwdf_biased_lock lock;
+    long counter;
+    atomic_long owner_fast, owner_slow;
+    atomic_bool foreign_done;
+    bool usable;
+};
+
+static void biased_bump(long *counter, int gap)
+{
+    long v = *(volatile long *)counter;
+    for (volatile int i = 0; i < gap; i++)
+        ;
+    *(volatile long *)counter = v + 1;
+}
+
+static void *biased_owner(void *arg)
+{
+    struct biased_fixture *f = arg;
+    while (!atomic_load(&f->foreign_done)) {
+        bool fast = uwdf_biased_lock_owner_acquire(&f->lock);
+        /* Long inside: a revoker that did not wait for it would overlap. */
+        biased_bump(&f->counter, 1000);
+        uwdf_biased_lock_owner_release(&f->lock, fast);
+        atomic_fetch_add(fast ? &f->owner_fast : &f->owner_slow, 1);
+    }
+    return NULL;
+}
+
+START_TEST(biased_lock_excludes_the_owner_across_bias_changes)
+{
+    struct biased_fixture f = { .counter = 0 };
+    uwdf_biased_lock_init(&f.lock);
+    f.usable = !f.lock.unbiased;
+    pthread_t owner;
+    ck_assert_int_eq(pthread_create(&owner, NULL, biased_owner, &f), 0);
+    long foreign = 0;
+    int rebiased = 0;
+    /* Bursts long enough to unbias the lock, then quiet until the owner's
+     * long run has biased it again. */
+    for (int burst = 0; burst < BIASED_BURSTS; burst++) {
+        for (int i = 0; i < 40; i++) {
+            uwdf_biased_lock_acquire(&f.lock);
+            biased_bump(&f.counter, 100);
+            uwdf_biased_lock_release(&f.lock);
+            foreign++;
+        }
+        if (!f.usable)
+            continue;
+        long fast0 = atomic_load(&f.owner_fast);
+        for (int waited = 0; waited < 5000 && atomic_load(&f.owner_fast) < fast0 + 1000; waited++)
+            usleep(1000);
+        if (atomic_load(&f.owner_fast) >= fast0 + 1000)
+            rebiased++;
+    }
+    atomic_store(&f.foreign_done, true);
+    pthread_join(owner, NULL);
+    long owner_total = atomic_load(&f.owner_fast) + atomic_load(&f.owner_slow);
+    ck_assert_int_eq(f.counter, owner_total + foreign);
+    if (f.usable) {
+        ck_assert_int_eq(rebiased, BIASED_BURSTS); /* every quiet spell went back to the fast path */
+        ck_assert_int_gt(atomic_load(&f.owner_slow), 0); /* and every burst off it */
+    } else {
+        ck_assert_int_eq(atomic_load(&f.owner_fast), 0);
+    }
+    uwdf_biased_lock_destroy(&f.lock);
+}
+END_TEST
+
+struct biased_waiter {
+    struct biased_fixture *f;
+    pthread_cond_t cond;
+    bool go;
+    long seen_before, seen_after;
+    atomic_bool waiting;
+};
+
+static void *biased_cond_waiter(void *arg)
+{
+    struct biased_waiter *w = arg;
+    uwdf_biased_lock_acquire(&w->f->lock);
+    atomic_store(&w->waiting, true);
+    while (!w->go)
+        pthread_cond_wait(&w->cond, &w->f->lock.mutex);
+    /* Back inside: the owner must stay out until the release below. */
+    w->seen_before = w->f->counter;
+    usleep(20000);
+    w->seen_after = w->f->counter;
+    uwdf_biased_lock_release(&w->f->lock);
+    return NULL;
+}
+
+START_TEST(biased_lock_condition_waiter_keeps_the_owner_out_when_it_wakes)
+{
+    struct biased_fixture f = { .counter = 0 };
+    struct biased_waiter w = { .f = &f };
+    uwdf_biased_lock_init(&f.lock);
+    pthread_cond_init(&w.cond, NULL);
+    pthread_t waiter;
+    ck_assert_int_eq(pthread_create(&waiter, NULL, biased_cond_waiter, &w), 0);
+    while (!atomic_load(&w.waiting))
+        usleep(1000);
+    /* The owner runs while the waiter sleeps with the mutex let go, then
+     * wakes it from inside and keeps bumping. */
+    for (int i = 0; i < 100000; i++) {
+        bool fast = uwdf_biased_lock_owner_acquire(&f.lock);
+        biased_bump(&f.counter, 100);
+        if (i == 1000) {
+            ck_assert(!fast); /* a waiter's count keeps the owner on the mutex */
+            w.go = true;
+            pthread_cond_signal(&w.cond);
+        }
+        uwdf_biased_lock_owner_release(&f.lock, fast);
+    }
+    pthread_join(waiter, NULL);
+    ck_assert_int_eq(w.seen_before, w.seen_after);
+    ck_assert_int_eq(f.counter, 100000);
+    pthread_cond_destroy(&w.cond);
+    uwdf_biased_lock_destroy(&f.lock);
+}
+END_TEST
+
 static Suite *object_suite(void)
 {
     Suite *s = suite_create("object");
@@ -1084,6 +1212,10 @@ static Suite *object_suite(void)
     tcase_add_test(tc, event_wait_times_out_after_relative_timeout);
     tcase_add_test(tc, event_wait_honours_absolute_timeout);
     tcase_add_test(tc, event_set_from_another_thread_wakes_the_waiter);
+
+    tc = tu_tcase(s, "biased_lock", 60);
+    tcase_add_test(tc, biased_lock_excludes_the_owner_across_bias_changes);
+    tcase_add_test(tc, biased_lock_condition_waiter_keeps_the_owner_out_when_it_wakes);
     return s;
 }
 
