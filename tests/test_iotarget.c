@@ -1,10 +1,11 @@
 /* WDFIOTARGET on files and block devices: open by name, data paths (sync
  * with every descriptor kind, async), file position, end of file, O_DIRECT
  * alignment, access, the state machine (Start / Stop / Purge / Close) with
- * pended and sent requests, storage IOCTLs, flush, allocation failures and
- * synchronous-send validation. Tests that move data run once per engine
- * (io_uring, libaio) and check the target really uses it. Loop-device tests
- * need root; without it the program reports SKIP (77) after the rest ran. */
+ * pended and sent requests, storage IOCTLs, flush, allocation failures,
+ * synchronous-send validation and resends from a completion routine. Tests
+ * that move data run once per engine (io_uring, libaio) and check the target
+ * really uses it. Loop-device tests need root; without it the program
+ * reports SKIP (77) after the rest ran. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
@@ -1652,6 +1653,453 @@ START_TEST(ioctl_unknown_code_is_invalid_device_request)
 END_TEST
 
 /* =================================================================== */
+/* resends from the completion routine                                  */
+/* =================================================================== */
+
+/* A routine that reuses its request, formats it again and sends it again
+ * hands the new send what the completed one holds (the target's reference
+ * on the request, its place in the sent-I/O count, the format's WDFMEMORY
+ * reference): these tests check that nothing is leaked or released twice,
+ * through what a driver can see: when objects are destroyed and when
+ * Stop and Close return. */
+
+#define CHAIN_READS 200
+#define CHAIN_SHORT 8            /* resends before the routine that deletes */
+#define CHAIN_RUNNING 32         /* routines run before the target is stopped */
+#define CHAIN_UNBOUNDED 1000000  /* only Stop ends such a chain, but it ends */
+#define CHAIN_WAIT_MS 30000
+
+/* When an object was destroyed, and on which thread. */
+struct life {
+    atomic_int destroyed;
+    pthread_t thread;
+};
+
+typedef struct {
+    struct life *life;
+} LIFE_CTX;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(LIFE_CTX, life_ctx_get);
+
+static VOID life_destroy(WDFOBJECT Object)
+{
+    struct life *l = life_ctx_get(Object)->life;
+    l->thread = pthread_self(); /* published by the increment below */
+    atomic_fetch_add(&l->destroyed, 1);
+}
+
+static int destroyed(struct life *l)
+{
+    return atomic_load(&l->destroyed);
+}
+
+static void life_attributes(WDF_OBJECT_ATTRIBUTES *a)
+{
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(a, LIFE_CTX);
+    a->EvtDestroyCallback = life_destroy;
+}
+
+static WDFMEMORY counted_memory(struct life *l, unsigned char **buffer)
+{
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFMEMORY mem;
+    life_attributes(&a);
+    ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, BLK, &mem, (PVOID *)buffer), STATUS_SUCCESS);
+    life_ctx_get(mem)->life = l;
+    return mem;
+}
+
+static WDFREQUEST counted_request(WDFIOTARGET t, struct life *l)
+{
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFREQUEST req;
+    life_attributes(&a);
+    ck_assert_int_eq(WdfRequestCreate(&a, t, &req), STATUS_SUCCESS);
+    life_ctx_get(req)->life = l;
+    return req;
+}
+
+/* The object's last reference goes with its delete, on this thread: a
+ * reference leaked by the hand-over would keep it alive, one released
+ * twice would have destroyed it earlier. */
+static void delete_destroys_now(WDFOBJECT obj, struct life *l, const char *what)
+{
+    ck_assert_msg(destroyed(l) == 0, "%s destroyed before it was deleted (a reference released twice)",
+                  what);
+    WdfObjectDelete(obj);
+    ck_assert_msg(destroyed(l) == 1, "%s outlived its WdfObjectDelete (a reference leaked)", what);
+    ck_assert_msg(pthread_equal(l->thread, pthread_self()), "%s destroyed on another thread", what);
+}
+
+/* WdfIoTargetStop (waiting for sent I/O) or WdfIoTargetClose on a thread
+ * of its own, so that an unbalanced sent-I/O count, which makes them wait
+ * for ever, fails the test instead of hanging it. */
+struct quiesce {
+    WDFIOTARGET target;
+    bool close;
+};
+
+static void *quiesce_thread(void *arg)
+{
+    struct quiesce *q = arg;
+    if (q->close)
+        WdfIoTargetClose(q->target);
+    else
+        WdfIoTargetStop(q->target, WdfIoTargetWaitForSentIoToComplete);
+    free(q);
+    return NULL;
+}
+
+static bool quiesce_within(WDFIOTARGET t, bool close, int ms)
+{
+    /* On the heap: a thread that never returns still owns it. */
+    struct quiesce *q = malloc(sizeof(*q));
+    ck_assert_ptr_nonnull(q);
+    q->target = t;
+    q->close = close;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, quiesce_thread, q), 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return pthread_timedjoin_np(th, NULL, &ts) == 0;
+}
+
+/* One request reading block after block, each read sent by the routine of
+ * the one before: read k goes to target k % ntargets into memory
+ * k % nmem, at block k % FILE_BLOCKS. */
+struct chain {
+    WDFIOTARGET target[2];
+    unsigned seed[2]; /* the pattern of target i's file */
+    int ntargets;
+    WDFMEMORY mem[2];
+    unsigned char *buf[2];
+    struct life *mem_life[2];
+    int nmem;
+    int limit;                 /* reads in all, unless stopped earlier */
+    bool end_with_delete;      /* the last routine reuses, then deletes mem[0] */
+    atomic_bool stop;          /* the next routine sends nothing */
+    atomic_int sent, routines, in_routine, mismatches, failures;
+    int first_failure_at;
+    NTSTATUS first_failure;
+    pthread_t end_thread;      /* the thread of the routine that ended the chain */
+    KEVENT running;            /* CHAIN_RUNNING routines ran */
+    KEVENT done;               /* the chain ended or failed */
+};
+
+static struct chain *chain_new(void)
+{
+    struct chain *c = calloc(1, sizeof(*c));
+    ck_assert_ptr_nonnull(c);
+    KeInitializeEvent(&c->running, NotificationEvent, FALSE);
+    KeInitializeEvent(&c->done, NotificationEvent, FALSE);
+    return c;
+}
+
+static void chain_free(struct chain *c)
+{
+    UwdfKeDestroyEvent(&c->running);
+    UwdfKeDestroyEvent(&c->done);
+    free(c);
+}
+
+/* No ck_* in the routine (another thread): failures are recorded. */
+static void chain_fail(struct chain *c, int k, NTSTATUS status)
+{
+    if (atomic_fetch_add(&c->failures, 1) == 0) {
+        c->first_failure_at = k;
+        c->first_failure = status;
+    }
+    KeSetEvent(&c->running, IO_NO_INCREMENT, FALSE); /* nobody waits in vain */
+    KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
+}
+
+static EVT_WDF_REQUEST_COMPLETION_ROUTINE chain_routine;
+
+static NTSTATUS chain_send(struct chain *c, WDFREQUEST req, int k)
+{
+    int ti = k % c->ntargets, mi = k % c->nmem;
+    LONGLONG off = (LONGLONG)(k % FILE_BLOCKS) * BLK;
+    memset(c->buf[mi], 0xA5, BLK); /* stale data must not pass for the read's */
+    NTSTATUS status = WdfIoTargetFormatRequestForRead(c->target[ti], req, c->mem[mi], NULL, &off);
+    if (!NT_SUCCESS(status))
+        return status;
+    WdfRequestSetCompletionRoutine(req, chain_routine, c);
+    atomic_fetch_add(&c->sent, 1); /* before: the routine may run first */
+    if (!WdfRequestSend(req, c->target[ti], WDF_NO_SEND_OPTIONS))
+        return WdfRequestGetStatus(req);
+    return STATUS_SUCCESS;
+}
+
+static VOID chain_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                          WDFCONTEXT Context)
+{
+    struct chain *c = Context;
+    atomic_fetch_add(&c->in_routine, 1);
+    int k = atomic_fetch_add(&c->routines, 1);
+    int ti = k % c->ntargets, mi = k % c->nmem;
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+
+    if (k + 1 != atomic_load(&c->sent)) {
+        chain_fail(c, k, STATUS_UNSUCCESSFUL); /* a double or a lost completion */
+        goto out;
+    }
+    if (Params->IoStatus.Status != STATUS_SUCCESS) {
+        chain_fail(c, k, Params->IoStatus.Status);
+        goto out;
+    }
+    if (Params->IoStatus.Information != BLK || Params->Type != WdfRequestTypeRead ||
+        Params->Parameters.Read.Buffer != c->mem[mi] || Target != c->target[ti]) {
+        chain_fail(c, k, STATUS_INVALID_PARAMETER);
+        goto out;
+    }
+    if (!tu_pattern_matches(c->buf[mi], BLK, c->seed[ti], (uint64_t)(k % FILE_BLOCKS) * BLK))
+        atomic_fetch_add(&c->mismatches, 1);
+    /* A memory object released once too often is gone while still used. */
+    for (int i = 0; i < c->nmem; i++)
+        if (destroyed(c->mem_life[i]) != 0) {
+            chain_fail(c, k, STATUS_OBJECT_NAME_INVALID);
+            goto out;
+        }
+
+    if (k + 1 == c->limit || atomic_load(&c->stop)) {
+        if (c->end_with_delete) {
+            /* Reuse sets the format's reference aside; the delete then
+             * leaves it the last one, to be dropped when this returns. */
+            NTSTATUS status = WdfRequestReuse(Request, &rp);
+            if (!NT_SUCCESS(status)) {
+                chain_fail(c, k, status);
+                goto out;
+            }
+            WdfObjectDelete(c->mem[0]);
+        }
+        c->end_thread = pthread_self();
+        KeSetEvent(&c->done, IO_NO_INCREMENT, FALSE);
+        goto out;
+    }
+    if (k + 1 == CHAIN_RUNNING)
+        KeSetEvent(&c->running, IO_NO_INCREMENT, FALSE);
+    NTSTATUS status = WdfRequestReuse(Request, &rp);
+    if (NT_SUCCESS(status))
+        status = chain_send(c, Request, k + 1);
+    if (!NT_SUCCESS(status))
+        chain_fail(c, k + 1, status);
+out:
+    atomic_fetch_sub(&c->in_routine, 1);
+}
+
+static void chain_wait(struct chain *c)
+{
+    LARGE_INTEGER timeout;
+    timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)CHAIN_WAIT_MS);
+    ck_assert_msg(KeWaitForSingleObject(&c->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
+                  "chain stuck after %d routines", atomic_load(&c->routines));
+}
+
+/* All n reads ran once each, read the right data, and none failed. */
+static void chain_check(struct chain *c, int n)
+{
+    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: 0x%08x", c->first_failure_at,
+                  (unsigned)c->first_failure);
+    ck_assert_int_eq(atomic_load(&c->routines), n);
+    ck_assert_int_eq(atomic_load(&c->sent), n);
+    ck_assert_int_eq(atomic_load(&c->mismatches), 0);
+}
+
+/* One target, one memory object: the common resend. */
+static struct chain *chain_one_target(struct tu_env *e, int backend, const char *path, struct life *mem_life,
+                                      int limit)
+{
+    struct chain *c = chain_new();
+    c->target[0] = open_target(e, backend, path, GENERIC_READ, 0);
+    c->seed[0] = FILE_SEED;
+    c->ntargets = 1;
+    c->mem[0] = counted_memory(mem_life, &c->buf[0]);
+    c->mem_life[0] = mem_life;
+    c->nmem = 1;
+    c->limit = limit;
+    return c;
+}
+
+START_TEST(resend_chain_same_memory_reads_right_data_and_leaks_nothing)
+{
+    struct tu_env e;
+    struct life req_life = { 0 }, mem_life = { 0 };
+    if (!tu_use_backend(_i))
+        return;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_READS);
+    WDFREQUEST req = counted_request(c->target[0], &req_life);
+    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    chain_wait(c);
+    /* Returns after the last routine has returned and the framework let
+     * go of the request, so what follows races with nothing. */
+    ck_assert_msg(quiesce_within(c->target[0], false, WAIT_MS),
+                  "Stop(WaitForSentIoToComplete) did not return: sent-I/O count unbalanced");
+    chain_check(c, CHAIN_READS);
+    /* The request's format holds the memory until the request goes. */
+    delete_destroys_now(req, &req_life, "request");
+    delete_destroys_now(c->mem[0], &mem_life, "memory");
+    chain_free(c);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(resend_chain_alternating_memories_releases_each_once)
+{
+    struct tu_env e;
+    struct life req_life = { 0 }, mem_life[2] = { { 0 }, { 0 } };
+    if (!tu_use_backend(_i))
+        return;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    struct chain *c = chain_one_target(&e, _i, path, &mem_life[0], CHAIN_READS);
+    c->mem[1] = counted_memory(&mem_life[1], &c->buf[1]);
+    c->mem_life[1] = &mem_life[1];
+    c->nmem = 2;
+    WDFREQUEST req = counted_request(c->target[0], &req_life);
+    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    chain_wait(c);
+    ck_assert_msg(quiesce_within(c->target[0], false, WAIT_MS),
+                  "Stop(WaitForSentIoToComplete) did not return: sent-I/O count unbalanced");
+    chain_check(c, CHAIN_READS);
+    /* The last read's memory is still the format's; the other one's
+     * reference, set aside by the last resend's reuse, was dropped when
+     * that routine returned. */
+    int held = (CHAIN_READS - 1) % 2, other = 1 - held;
+    delete_destroys_now(c->mem[other], &mem_life[other], "memory the last format did not use");
+    WdfObjectDelete(c->mem[held]);
+    ck_assert_msg(destroyed(&mem_life[held]) == 0, "memory destroyed while the request's format held it");
+    delete_destroys_now(req, &req_life, "request");
+    ck_assert_msg(destroyed(&mem_life[held]) == 1, "memory outlived the request that held it (a reference leaked)");
+    ck_assert(pthread_equal(mem_life[held].thread, pthread_self()));
+    chain_free(c);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(reuse_then_delete_memory_in_routine_destroys_it_after_routine)
+{
+    struct tu_env e;
+    struct life req_life = { 0 }, mem_life = { 0 };
+    if (!tu_use_backend(_i))
+        return;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_SHORT);
+    c->end_with_delete = true;
+    WDFREQUEST req = counted_request(c->target[0], &req_life);
+    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    chain_wait(c);
+    ck_assert_msg(quiesce_within(c->target[0], false, WAIT_MS),
+                  "Stop(WaitForSentIoToComplete) did not return: sent-I/O count unbalanced");
+    chain_check(c, CHAIN_SHORT);
+    /* Gone by the time the routine is over, by the routine's thread: at
+     * the delete or when the routine returned, not kept until later. */
+    ck_assert_msg(destroyed(&mem_life) == 1, "memory deleted in the routine after reuse was %s",
+                  destroyed(&mem_life) ? "destroyed twice" : "not destroyed (its reference leaked)");
+    ck_assert(pthread_equal(mem_life.thread, c->end_thread));
+    delete_destroys_now(req, &req_life, "request");
+    ck_assert_int_eq(destroyed(&mem_life), 1);
+    chain_free(c);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(resend_chain_across_two_targets_balances_both_sent_counts)
+{
+    struct tu_env e;
+    struct life req_life = { 0 }, mem_life = { 0 };
+    if (!tu_use_backend(_i))
+        return;
+    tu_env_init(&e);
+    char *path_a = tu_env_file(&e, "a", FILE_SIZE, FILE_SEED);
+    char *path_b = tu_env_file(&e, "b", FILE_SIZE, FILE_SEED + 1);
+    struct chain *c = chain_one_target(&e, _i, path_a, &mem_life, CHAIN_READS);
+    /* Different data in each file: a read from the wrong one is caught. */
+    c->target[1] = open_target(&e, _i, path_b, GENERIC_READ, 0);
+    c->seed[1] = FILE_SEED + 1;
+    c->ntargets = 2;
+    WDFREQUEST req = counted_request(c->target[0], &req_life);
+    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    chain_wait(c);
+    /* Each completion on one target sent to the other, so neither may
+     * lend its count: both must come back to zero. */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(quiesce_within(c->target[i], true, WAIT_MS),
+                      "Close of target %d did not return: sent-I/O count unbalanced", i);
+        ck_assert_int_eq(WdfIoTargetGetState(c->target[i]), WdfIoTargetClosed);
+    }
+    chain_check(c, CHAIN_READS);
+    delete_destroys_now(req, &req_life, "request");
+    delete_destroys_now(c->mem[0], &mem_life, "memory");
+    chain_free(c);
+    free(path_a);
+    free(path_b);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(stop_waits_for_resend_chain_and_pends_its_resend)
+{
+    struct tu_env e;
+    struct life req_life = { 0 }, mem_life = { 0 };
+    LARGE_INTEGER timeout;
+    if (!tu_use_backend(_i))
+        return;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_UNBOUNDED);
+    WDFREQUEST req = counted_request(c->target[0], &req_life);
+    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)CHAIN_WAIT_MS);
+    ck_assert_msg(KeWaitForSingleObject(&c->running, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
+                  "chain stuck after %d routines", atomic_load(&c->routines));
+    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: 0x%08x", c->first_failure_at,
+                  (unsigned)c->first_failure);
+
+    /* Stopped mid-chain: the read in flight completes, its routine's
+     * resend pends, and only then may Stop return. A resend that took the
+     * completed read's place without counting would let it return early. */
+    ck_assert_msg(quiesce_within(c->target[0], false, WAIT_MS),
+                  "Stop(WaitForSentIoToComplete) did not return: sent-I/O count unbalanced");
+    int n = atomic_load(&c->routines);
+    ck_assert_int_eq(atomic_load(&c->in_routine), 0);
+    ck_assert_int_eq(WdfIoTargetGetState(c->target[0]), WdfIoTargetStopped);
+    ck_assert_msg(n < CHAIN_UNBOUNDED, "the chain ended before the target was stopped");
+    tu_sleep_ms(PEND_OBSERVE_MS);
+    ck_assert_msg(atomic_load(&c->routines) == n, "%d routines ran after Stop returned",
+                  atomic_load(&c->routines) - n);
+    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: 0x%08x", c->first_failure_at,
+                  (unsigned)c->first_failure);
+    ck_assert_int_eq(atomic_load(&c->sent), n + 1); /* the pended resend */
+
+    /* Started again, the pended read completes and its routine ends the
+     * chain. */
+    atomic_store(&c->stop, true);
+    ck_assert_int_eq(WdfIoTargetStart(c->target[0]), STATUS_SUCCESS);
+    chain_wait(c);
+    ck_assert_msg(quiesce_within(c->target[0], true, WAIT_MS),
+                  "Close did not return: sent-I/O count unbalanced");
+    chain_check(c, n + 1);
+    delete_destroys_now(req, &req_life, "request");
+    delete_destroys_now(c->mem[0], &mem_life, "memory");
+    chain_free(c);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* =================================================================== */
 /* loop devices (root)                                                  */
 /* =================================================================== */
 
@@ -1806,6 +2254,13 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, ioctl_length_info_regular_file_is_file_size, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_output_buffer_too_small_is_buffer_too_small, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_unknown_code_is_invalid_device_request, 0, TU_BACKENDS);
+
+    tc = tu_tcase(s, "resend", TEST_TIMEOUT_SEC);
+    tcase_add_loop_test(tc, resend_chain_same_memory_reads_right_data_and_leaks_nothing, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, resend_chain_alternating_memories_releases_each_once, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_then_delete_memory_in_routine_destroys_it_after_routine, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, resend_chain_across_two_targets_balances_both_sent_counts, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, stop_waits_for_resend_chain_and_pends_its_resend, 0, TU_BACKENDS);
 
     if (with_loop_devices) {
         tc = tu_tcase(s, "loop_device", TEST_TIMEOUT_SEC);
