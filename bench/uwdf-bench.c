@@ -124,7 +124,7 @@ static void clock_init(void)
     g_clock.tsc = g_clock.mult != 0;
 }
 
-static uint64_t now_ns(void)
+static inline __attribute__((always_inline)) uint64_t now_ns(void)
 {
     if (!g_clock.tsc)
         return mono_ns();

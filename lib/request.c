@@ -141,6 +141,15 @@ static bool request_park_memory(struct uwdf_request *req, struct uwdf_memory *me
  * in the completion scope. */
 void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
 {
+    /* Nothing formatted (a format right after WdfRequestReuse): the buffer
+     * fields are clear already (a new request's type is not: zero). */
+    if (!req->formatted && !req->fmt_mem[0] && !req->fmt_mem[1] && !req->fmt_target) {
+        if (atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED)
+            atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
+        req->fmt_type = WdfRequestTypeNoFormat;
+        req->fmt_seq++;
+        return;
+    }
     for (int i = 0; i < 2; i++) {
         struct uwdf_memory *mem = req->fmt_mem[i];
         if (mem && !(may_park && request_park_memory(req, mem)))
