@@ -35,6 +35,7 @@ enum engine_where {
     IO_STALLED,
     IO_DONE,
     IO_HERE, /* run by its sender (run_here): a cancel finds nothing to stop */
+    IO_DEFERRED, /* failed before the backend took it; completes next loop */
 };
 
 struct uwdf_engine_core {
@@ -50,6 +51,7 @@ struct uwdf_engine_core {
     struct uwdf_io *cancel_head, *cancel_tail;
     /* engine thread only */
     struct uwdf_io *stall_head, *stall_tail;
+    struct uwdf_io *later_head, *later_tail; /* IO_DEFERRED */
     long inflight;
     atomic_ullong ios; /* ops handed to the backend (engine thread writes) */
     atomic_ullong ios_here; /* ops their senders ran (run_here; any thread) */
@@ -131,21 +133,46 @@ static void engine_release_stalls(struct uwdf_engine_core *c)
     }
 }
 
+/* An op that ends before the backend has it completes in the next loop,
+ * never inside the send that queued it: a completion routine's resend must
+ * not complete while that routine runs (it would recurse, and it holds what
+ * the routine's completion lent it: struct uwdf_completion_scope). */
+static void engine_defer(struct uwdf_engine_core *c, struct uwdf_io *io, int64_t res)
+{
+    io->res = res;
+    io->timed_out = false;
+    io->core_where = IO_DEFERRED;
+    io->core_next = NULL;
+    if (c->later_tail)
+        c->later_tail->core_next = io;
+    else
+        c->later_head = io;
+    c->later_tail = io;
+}
+
+static void engine_deliver_deferred(struct uwdf_engine_core *c)
+{
+    /* Only those deferred so far: their routines may defer more. */
+    struct uwdf_io *io = c->later_head;
+    c->later_head = c->later_tail = NULL;
+    while (io) {
+        struct uwdf_io *next = io->core_next;
+        engine_deliver(c, io);
+        io = next;
+    }
+}
+
 static void engine_queue(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     if (io->core_cancel_early) {
         /* Cancelled before it reached the backend: it never will. */
-        io->res = -ECANCELED;
-        io->timed_out = false;
-        engine_deliver(c, io);
+        engine_defer(c, io, -ECANCELED);
         return;
     }
     io->core_where = IO_IN_BACKEND;
     int r = c->pub.ops->queue(&c->pub, io, true);
     if (r < 0) {
-        io->res = r;
-        io->timed_out = false;
-        engine_deliver(c, io);
+        engine_defer(c, io, r);
         return;
     }
     c->inflight++;
@@ -412,7 +439,7 @@ static void *engine_thread(void *arg)
 
     for (;;) {
         int64_t timeout = -1;
-        if (atomic_load_explicit(&c->has_incoming, memory_order_acquire))
+        if (c->later_head || atomic_load_explicit(&c->has_incoming, memory_order_acquire))
             timeout = 0;
         else if (c->stall_head) {
             timeout = c->stall_head->core_release_ns - uwdf_mono_ns();
@@ -451,6 +478,8 @@ static void *engine_thread(void *arg)
             c->inflight--;
             engine_deliver(c, done[i]);
         }
+        if (c->later_head)
+            engine_deliver_deferred(c);
         engine_release_stalls(c);
         /* io_uring's reap submits and waits in one io_uring_enter: flushing
          * here too would cost a second system call per loop (per I/O at
@@ -458,7 +487,7 @@ static void *engine_thread(void *arg)
         if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
             e->ops->flush(e);
 
-        if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head &&
+        if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head && !c->later_head &&
             !atomic_load(&c->has_incoming))
             break;
     }

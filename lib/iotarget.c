@@ -832,9 +832,15 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         }
     }
     /* The target's reference, until completion, and the place in
-     * sent_count: taken over from the completion running on this thread
-     * when it can lend them (struct uwdf_completion_scope). */
-    struct uwdf_completion_scope *sc = uwdf_tls_completion;
+     * sent_count: taken over from the completion whose routine runs on
+     * this thread (struct uwdf_completion_scope), when this is the
+     * target's engine thread and the target a file or block device: the
+     * send then completes here, after the routine has returned (engine.c
+     * defers even an immediate failure), so the routine's completion still
+     * counts while the routine runs. (A device target's driver may complete
+     * on any thread, at once.) */
+    struct uwdf_completion_scope *sc =
+        how != TARGET_LOCK_OTHER && !t->lower ? uwdf_tls_completion : NULL;
     if (sc && sc->req == req && !sc->req_ref_lent)
         sc->req_ref_lent = true;
     else
