@@ -192,8 +192,10 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
     uint8_t where = io->core_where;
     /* engine_queue fails an op that has not reached the backend yet, and
      * engine_deliver lets the stall injector honour a cancel the backend
-     * could not (an op in the backend). */
-    if (where == IO_NOWHERE || where == IO_INCOMING || where == IO_IN_BACKEND)
+     * could not (an op in the backend) or that came while the op waited
+     * to be delivered (deferred). */
+    if (where == IO_NOWHERE || where == IO_INCOMING || where == IO_IN_BACKEND ||
+        where == IO_DEFERRED)
         io->core_cancel_early = true;
     pthread_mutex_unlock(&c->lock);
     switch (where) {
@@ -212,6 +214,7 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
         break;
     case IO_NOWHERE:
     case IO_INCOMING:
+    case IO_DEFERRED:
         r = 0;
         break;
     default:

@@ -528,7 +528,7 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
  * other reference the routine drops after the reuse is destroyed when the
  * routine returns rather than at once. */
 struct uwdf_completion_scope {
-    struct uwdf_request *req;     /* NULL: nothing to lend (closed) */
+    struct uwdf_request *req;     /* whose routine runs */
     struct uwdf_iotarget *target; /* still counts req in sent_count */
     bool req_ref_lent;            /* a resend of req took the target's reference */
     bool count_lent;              /* a send to target took req's count */

@@ -379,6 +379,31 @@ static void target_unlink_locked(struct uwdf_request *req)
     atomic_store_explicit(&req->send_over, true, memory_order_release);
 }
 
+/* The target lock from a path its engine thread takes (per I/O when
+ * completion routines resend: the completion, the send): the lock's biased
+ * fast path there, the plain acquisition on any other thread. A waiter on
+ * idle_cond holds a revocation while it waits, so the engine thread takes
+ * the mutex whenever there is one to wake. */
+enum target_lock_how { TARGET_LOCK_OTHER, TARGET_LOCK_OWNER_FAST, TARGET_LOCK_OWNER_SLOW };
+
+static inline enum target_lock_how target_lock_hot(struct uwdf_iotarget *t)
+{
+    struct uwdf_engine *e = uwdf_tls_engine;
+    if (e && e == __atomic_load_n(&t->engine, __ATOMIC_RELAXED))
+        return uwdf_biased_lock_owner_acquire(&t->lock) ? TARGET_LOCK_OWNER_FAST
+                                                        : TARGET_LOCK_OWNER_SLOW;
+    uwdf_biased_lock_acquire(&t->lock);
+    return TARGET_LOCK_OTHER;
+}
+
+static inline void target_unlock_hot(struct uwdf_iotarget *t, enum target_lock_how how)
+{
+    if (how == TARGET_LOCK_OTHER)
+        uwdf_biased_lock_release(&t->lock);
+    else
+        uwdf_biased_lock_owner_release(&t->lock, how == TARGET_LOCK_OWNER_FAST);
+}
+
 /* Complete a request whose completion count reached zero, outside the lock. */
 static void target_complete(struct uwdf_request *req)
 {
@@ -428,46 +453,23 @@ static void target_complete(struct uwdf_request *req)
         ;
     if (n > 1)
         return;
-    uwdf_biased_lock_acquire(&t->lock);
+    enum target_lock_how how = target_lock_hot(t);
     if (--t->sent_count == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
-    uwdf_biased_lock_release(&t->lock);
+    target_unlock_hot(t, how);
 }
 
 static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, long n)
 {
     bool final;
-    uwdf_biased_lock_acquire(&t->lock);
+    enum target_lock_how how = target_lock_hot(t);
     req->comp_refs -= n;
     final = req->comp_refs == 0;
     if (final)
         target_unlink_locked(req);
-    uwdf_biased_lock_release(&t->lock);
+    target_unlock_hot(t, how);
     if (final)
         target_complete(req);
-}
-
-/* The target lock on the two paths its engine thread takes per I/O when
- * completion routines resend (the completion, the send): the lock's
- * biased fast path there, the plain acquisition on any other thread. */
-enum target_lock_how { TARGET_LOCK_OTHER, TARGET_LOCK_OWNER_FAST, TARGET_LOCK_OWNER_SLOW };
-
-static inline enum target_lock_how target_lock_hot(struct uwdf_iotarget *t)
-{
-    struct uwdf_engine *e = uwdf_tls_engine;
-    if (e && e == __atomic_load_n(&t->engine, __ATOMIC_RELAXED))
-        return uwdf_biased_lock_owner_acquire(&t->lock) ? TARGET_LOCK_OWNER_FAST
-                                                        : TARGET_LOCK_OWNER_SLOW;
-    uwdf_biased_lock_acquire(&t->lock);
-    return TARGET_LOCK_OTHER;
-}
-
-static inline void target_unlock_hot(struct uwdf_iotarget *t, enum target_lock_how how)
-{
-    if (how == TARGET_LOCK_OTHER)
-        uwdf_biased_lock_release(&t->lock);
-    else
-        uwdf_biased_lock_owner_release(&t->lock, how == TARGET_LOCK_OWNER_FAST);
 }
 
 void uwdf_request_io_done(struct uwdf_io *io)

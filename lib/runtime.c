@@ -346,6 +346,23 @@ static void biased_probe(void)
     biased_usable = true;
 }
 
+/* A memory barrier on every running thread of the process. The expedited
+ * command, registered at probe time, can still fail for want of memory
+ * (its CPU mask); then the global one (an RCU grace period: slow, but as
+ * strong) does. */
+static void biased_barrier_all(void)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        if (biased_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+            return;
+        sched_yield();
+    }
+    if (biased_membarrier(MEMBARRIER_CMD_GLOBAL) == 0)
+        return;
+    uwdf_log("membarrier failed (%s): cannot revoke a biased lock", strerror(errno));
+    abort();
+}
+
 void uwdf_biased_lock_init(struct uwdf_biased_lock *l)
 {
     pthread_once(&biased_once, biased_probe);
@@ -371,12 +388,8 @@ void uwdf_biased_lock_acquire(struct uwdf_biased_lock *l)
     if (r > 0)
         return; /* the owner is on the mutex already */
     /* After this, either the owner's owner_in store is visible here or its
-     * next load of revoked sees the store above. Registered at probe time,
-     * it does not fail. */
-    if (biased_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) != 0) {
-        uwdf_log("membarrier failed (%s): cannot revoke a biased lock", strerror(errno));
-        abort();
-    }
+     * next load of revoked sees the store above. */
+    biased_barrier_all();
     unsigned spins = 0;
     while (atomic_load_explicit(&l->owner_in, memory_order_acquire)) {
         if (++spins > 64)
