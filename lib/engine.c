@@ -61,7 +61,6 @@ struct uwdf_engine_core {
 };
 
 __thread struct uwdf_engine *uwdf_tls_engine;
-#define tls_engine uwdf_tls_engine
 
 static struct uwdf_engine_core *core_of(struct uwdf_engine *e)
 {
@@ -260,7 +259,7 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
      * whole, so later pushes before it runs ride on the same wake. The wake
      * happens under the lock, which the thread takes before it closes the
      * backend, so a wake never touches a closed backend. */
-    if (wake && tls_engine != &c->pub)
+    if (wake && uwdf_tls_engine != &c->pub)
         c->pub.ops->wake(&c->pub);
     pthread_mutex_unlock(&c->lock);
 }
@@ -303,7 +302,7 @@ void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
 {
     struct uwdf_engine_core *c = core_of(e);
     io->core_cmd = ENGINE_CMD_SUBMIT;
-    if (tls_engine == e) {
+    if (uwdf_tls_engine == e) {
         engine_queue(c, io);
         return;
     }
@@ -352,7 +351,7 @@ static void engine_run_call(struct uwdf_engine *e, struct uwdf_io *io)
 /* Run fn on the engine thread and wait for it (inline when already there). */
 static int engine_call(struct uwdf_engine *e, int (*fn)(struct uwdf_engine *, void *), void *arg)
 {
-    if (tls_engine == e)
+    if (uwdf_tls_engine == e)
         return fn(e, arg);
     struct engine_call call = { .fn = fn, .arg = arg };
     uwdf_sync_wait_init(&call.done);
@@ -429,7 +428,7 @@ static void *engine_thread(void *arg)
     struct uwdf_engine *e = &c->pub;
     struct uwdf_io *done[ENGINE_REAP_BATCH];
 
-    tls_engine = e;
+    uwdf_tls_engine = e;
     uwdf_tls_irql = DISPATCH_LEVEL; /* completion routines run at DISPATCH */
     int err = e->ops->open(e);
     pthread_mutex_lock(&c->lock);
