@@ -77,6 +77,17 @@ unsigned uwdf_engine_caps(const struct uwdf_engine *e)
     return e->ops->caps;
 }
 
+/* Append io to a FIFO linked through core_next (incoming, stalled, deferred). */
+static inline void engine_fifo_push(struct uwdf_io **head, struct uwdf_io **tail, struct uwdf_io *io)
+{
+    io->core_next = NULL;
+    if (*tail)
+        (*tail)->core_next = io;
+    else
+        *head = io;
+    *tail = io;
+}
+
 static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     unsigned stall_ms = atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed);
@@ -90,12 +101,7 @@ static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
     } else if (stall_ms && io->core_where != IO_STALLED) {
         io->core_where = IO_STALLED;
         io->core_release_ns = uwdf_mono_ns() + (int64_t)stall_ms * 1000000;
-        io->core_next = NULL;
-        if (c->stall_tail)
-            c->stall_tail->core_next = io;
-        else
-            c->stall_head = io;
-        c->stall_tail = io;
+        engine_fifo_push(&c->stall_head, &c->stall_tail, io);
         return;
     }
     io->core_where = IO_DONE;
@@ -141,12 +147,7 @@ static void engine_defer(struct uwdf_engine_core *c, struct uwdf_io *io, int64_t
     io->res = res;
     io->timed_out = false;
     io->core_where = IO_DEFERRED;
-    io->core_next = NULL;
-    if (c->later_tail)
-        c->later_tail->core_next = io;
-    else
-        c->later_head = io;
-    c->later_tail = io;
+    engine_fifo_push(&c->later_head, &c->later_tail, io);
 }
 
 static void engine_deliver_deferred(struct uwdf_engine_core *c)
@@ -247,12 +248,7 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
             c->cancel_tail = io;
         }
     } else {
-        io->core_next = NULL;
-        if (c->in_tail)
-            c->in_tail->core_next = io;
-        else
-            c->in_head = io;
-        c->in_tail = io;
+        engine_fifo_push(&c->in_head, &c->in_tail, io);
     }
     atomic_store_explicit(&c->has_incoming, true, memory_order_release);
     /* Only the push onto empty lists wakes: the thread drains both lists
