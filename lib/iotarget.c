@@ -550,6 +550,30 @@ static int target_build_iov(struct uwdf_request *req, void *buf, size_t len)
     return 1;
 }
 
+/* Whether an O_DIRECT read or write breaks the target's alignment rules:
+ * buffers on ma bytes, the offset (when it has one) and lengths on oa.
+ * Linux reports powers of two, checked with masks instead of a division per
+ * term; the remainder form stays for any other value. */
+static bool target_dio_misaligned(const struct uwdf_io *io, size_t len, bool has_offset, uint32_t ma,
+                                  uint32_t oa)
+{
+    if (UWDF_LIKELY((ma & (ma - 1)) == 0 && (oa & (oa - 1)) == 0)) {
+        uint64_t sizes = len | (has_offset ? io->offset : 0);
+        uintptr_t bases = 0;
+        for (int i = 0; i < io->iovcnt; i++) {
+            bases |= (uintptr_t)io->iov[i].iov_base;
+            sizes |= io->iov[i].iov_len;
+        }
+        return (sizes & (oa - 1)) != 0 || (bases & (ma - 1)) != 0;
+    }
+    if ((has_offset && io->offset % oa) || len % oa)
+        return true;
+    for (int i = 0; i < io->iovcnt; i++)
+        if ((uintptr_t)io->iov[i].iov_base % ma || io->iov[i].iov_len % oa)
+            return true;
+    return false;
+}
+
 /* Describe the next stack location as an engine op; a failure here is the
  * lower "driver" failing the request. */
 static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *req)
@@ -621,10 +645,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             io->rw_flags |= RWF_DSYNC;
         if (t->direct) {
             uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;
-            bool bad = (!(flags & UWDF_REQ_USE_FILE_POS) && io->offset % oa) || len % oa;
-            for (int i = 0; i < io->iovcnt && !bad; i++)
-                bad = ((uintptr_t)io->iov[i].iov_base % ma) || io->iov[i].iov_len % oa;
-            if (bad) {
+            if (target_dio_misaligned(io, len, !(flags & UWDF_REQ_USE_FILE_POS), ma, oa)) {
                 static atomic_int logged;
                 if (atomic_fetch_add(&logged, 1) < MISALIGN_LOG_LIMIT)
                     uwdf_log("%s: unbuffered (O_DIRECT) I/O needs buffers aligned to %u bytes and "

@@ -1581,6 +1581,49 @@ START_TEST(direct_read_misaligned_to_4k_sector_is_datatype_misalignment)
 }
 END_TEST
 
+/* Linux reports power-of-two O_DIRECT alignments, which the framework checks
+ * with masks; the remainder form it keeps for any other value is reached
+ * here by giving an open target a 1536-byte rule (3 x 512) by hand. */
+START_TEST(direct_alignment_that_is_not_a_power_of_two_is_checked_too)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 512);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    struct uwdf_iotarget *it = uwdf_iotarget_lookup(t, "test_storage");
+    ck_assert_uint_eq(it->dio_offset_align, SECTOR);
+    it->dio_offset_align = 3 * SECTOR;
+    it->dio_mem_align = 3 * SECTOR;
+    WDFREQUEST req = make_request(t);
+    struct uwdf_request *r = internal_request(req);
+    unsigned char *raw = xaligned(4 * BLK);
+    /* The first address in raw on both 1536 bytes and a page (raw is on a
+     * page): a sync buffer is described page by page, and a piece that
+     * crossed a page would break a 1536-byte length rule. */
+    const uintptr_t both = 3 * BLK; /* lcm(1536, 4096) */
+    unsigned char *buf = raw + (both - (uintptr_t)raw % both) % both;
+
+    /* 512-byte multiples that are not 1536-byte multiples: refused by the
+     * framework, each term alone. */
+    ck_assert_int_eq(read_with_request(t, req, buf, 3 * SECTOR, SECTOR), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert(r->fw_done);
+    ck_assert_int_eq(read_with_request(t, req, buf, SECTOR, 3 * SECTOR), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert(r->fw_done);
+    ck_assert_int_eq(read_with_request(t, req, buf + SECTOR, 3 * SECTOR, 3 * SECTOR),
+                     STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert(r->fw_done);
+    /* All on 1536: goes to the kernel (which wants 512) and reads. */
+    memset(raw, 0, 4 * BLK);
+    ck_assert_int_eq(read_with_request(t, req, buf, 6 * SECTOR, 6 * SECTOR), STATUS_SUCCESS);
+    ck_assert(!r->fw_done);
+    ck_assert(pattern_matches(buf, 6 * SECTOR, FILE_SEED, 6 * SECTOR));
+    free(raw);
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
 START_TEST(discard_and_zero_on_4k_sector_device_need_4k_alignment)
 {
     struct env e;
@@ -1670,6 +1713,7 @@ static Suite *storage_suite(bool with_loop_devices)
         tcase_add_loop_test(tc, geometry_ioctls_match_blockdev, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, geometry_4k_sector_loop_device_matches_blockdev, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, direct_read_misaligned_to_4k_sector_is_datatype_misalignment, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, direct_alignment_that_is_not_a_power_of_two_is_checked_too, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, discard_and_zero_on_4k_sector_device_need_4k_alignment, 0, TU_BACKENDS);
     }
     return s;
