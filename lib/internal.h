@@ -220,28 +220,28 @@ struct uwdf_handle_slot {
 /* Not hidden: the white-box tests include this header too. */
 extern struct uwdf_handle_slot *_Atomic uwdf_handle_chunks[1u << (UWDF_HANDLE_INDEX_BITS - UWDF_HANDLE_CHUNK_BITS)];
 
-/* The slot of a handle index; NULL while its chunk does not exist. */
+/* The slot of a handle index (index 0 and chunks not allocated yet: an
+ * empty slot, obj NULL). */
 static inline struct uwdf_handle_slot *uwdf_handle_slot(uint32_t index)
 {
     struct uwdf_handle_slot *chunk =
         atomic_load_explicit(&uwdf_handle_chunks[index >> UWDF_HANDLE_CHUNK_BITS], memory_order_acquire);
-    return chunk ? &chunk[index & ((1u << UWDF_HANDLE_CHUNK_BITS) - 1)] : NULL;
+    return &chunk[index & ((1u << UWDF_HANDLE_CHUNK_BITS) - 1)];
 }
 
+/* Index 0 (the NULL handle) and unallocated chunks find obj NULL; a handle
+ * with the top bit set (generations have 39 bits) cannot match the slot's
+ * generation while its obj is set. So a live object with the right
+ * generation and type is the whole test. */
 static inline struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi)
 {
     uintptr_t v = (uintptr_t)handle;
-    uint32_t index = (uint32_t)(v & ((1u << UWDF_HANDLE_INDEX_BITS) - 1));
-    if (UWDF_LIKELY(index != 0 && (v >> 63) == 0)) {
-        struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
-        if (UWDF_LIKELY(slot != NULL)) {
-            struct uwdf_object *obj = atomic_load_explicit(&slot->obj, memory_order_acquire);
-            if (UWDF_LIKELY(obj != NULL &&
-                            atomic_load_explicit(&slot->gen, memory_order_acquire) == (v >> UWDF_HANDLE_INDEX_BITS) &&
-                            (type == 0 || obj->type == type)))
-                return obj;
-        }
-    }
+    struct uwdf_handle_slot *slot = uwdf_handle_slot((uint32_t)(v & ((1u << UWDF_HANDLE_INDEX_BITS) - 1)));
+    struct uwdf_object *obj = atomic_load_explicit(&slot->obj, memory_order_acquire);
+    if (UWDF_LIKELY(obj != NULL &&
+                    atomic_load_explicit(&slot->gen, memory_order_acquire) == (v >> UWDF_HANDLE_INDEX_BITS) &&
+                    (type == 0 || obj->type == type)))
+        return obj;
     return uwdf_object_lookup_slow(handle, type, ddi);
 }
 const char *uwdf_object_type_name(uint32_t type);

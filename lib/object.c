@@ -16,7 +16,18 @@
 #define MAX_CHUNKS (1u << (INDEX_BITS - CHUNK_BITS))
 #define GEN_MASK ((UINT64_C(1) << (64 - INDEX_BITS - 1)) - 1)
 
+/* Chunks not allocated yet point at one empty chunk (zero pages of .bss),
+ * so the inline lookup needs no NULL test: an empty slot's obj is NULL. Set
+ * at load time rather than by an initializer, which would put the table in
+ * .data with a relocation per entry. */
+static struct uwdf_handle_slot handle_empty_chunk[CHUNK_SLOTS];
 struct uwdf_handle_slot *_Atomic uwdf_handle_chunks[MAX_CHUNKS];
+
+__attribute__((constructor)) static void handle_table_init(void)
+{
+    for (uint32_t i = 0; i < MAX_CHUNKS; i++)
+        atomic_init(&uwdf_handle_chunks[i], handle_empty_chunk);
+}
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t handle_free_head; /* 0 = empty; index 0 is never used */
 static uint32_t handle_next_index = 1;
@@ -37,7 +48,8 @@ static bool handle_register(struct uwdf_object *obj)
             pthread_mutex_unlock(&handle_lock);
             return false;
         }
-        if (!atomic_load(&uwdf_handle_chunks[chunk])) {
+        struct uwdf_handle_slot *cur = atomic_load(&uwdf_handle_chunks[chunk]);
+        if (cur == handle_empty_chunk || cur == NULL) {
             struct uwdf_handle_slot *slots = uwdf_zalloc(sizeof(*slots) * CHUNK_SLOTS);
             if (!slots) {
                 pthread_mutex_unlock(&handle_lock);
@@ -99,8 +111,8 @@ struct uwdf_object *uwdf_object_lookup_slow(WDFOBJECT handle, uint32_t type, con
     }
     uint32_t index = (uint32_t)(v & ((1u << INDEX_BITS) - 1));
     unsigned long long gen = (unsigned long long)(v >> INDEX_BITS);
-    struct uwdf_handle_slot *slot = index ? uwdf_handle_slot(index) : NULL;
-    struct uwdf_object *obj = slot ? atomic_load_explicit(&slot->obj, memory_order_acquire) : NULL;
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
+    struct uwdf_object *obj = atomic_load_explicit(&slot->obj, memory_order_acquire);
     if (UWDF_UNLIKELY(!obj || atomic_load(&slot->gen) != gen || (v >> 63) != 0)) {
         uwdf_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)handle, type, 0,
                       "%s: %p is not a live %s handle (deleted, stale or garbage)%s", ddi,

@@ -471,6 +471,24 @@ START_TEST(garbage_handle_is_bugcheck)
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfObjectDelete");
     ck_assert_ptr_null(WdfDriverWdmGetDriverObject((WDFDRIVER)(uintptr_t)0xdeadbeefcafe));
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfDriverWdmGetDriverObject");
+
+    /* Near misses of a live handle (index in the low 24 bits, generation
+     * above): the top bit set, index 0 with its generation, the next
+     * generation, an index whose part of the table was never allocated. */
+    WDFOBJECT obj;
+    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    uintptr_t v = (uintptr_t)obj, index_mask = (1u << 24) - 1;
+    const uintptr_t near[] = {
+        v | ((uintptr_t)1 << 63),
+        v & ~index_mask,
+        v + (index_mask + 1),
+        (v & ~index_mask) | index_mask,
+    };
+    for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+        WdfObjectReference((WDFOBJECT)near[i]);
+        tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfObjectReference");
+    }
+    WdfObjectDelete(obj); /* still live: none of them touched it */
 }
 END_TEST
 
