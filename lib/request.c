@@ -136,20 +136,19 @@ static bool request_park_memory(struct uwdf_request *req, struct uwdf_memory *me
     return false;
 }
 
-/* Drop the format; may_park: a new format of the same request may follow
- * at once (WdfRequestReuse, a reformat), so the memory references can wait
- * in the completion scope. */
-void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
+/* The end of every drop: the send-failed mark goes (tested first: a locked
+ * RMW on every reuse and format otherwise) and the format sequence moves. */
+static inline void request_format_dropped(struct uwdf_request *req)
 {
-    /* Nothing formatted (a format right after WdfRequestReuse): the buffer
-     * fields are clear already (a new request's type is not: zero). */
-    if (!req->formatted && !req->fmt_mem[0] && !req->fmt_mem[1] && !req->fmt_target) {
-        if (atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED)
-            atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
-        req->fmt_type = WdfRequestTypeNoFormat;
-        req->fmt_seq++;
-        return;
-    }
+    if (atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED)
+        atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
+    req->fmt_type = WdfRequestTypeNoFormat;
+    req->fmt_seq++;
+}
+
+/* Out of line, so that the common case below needs no stack frame. */
+static __attribute__((noinline)) void request_drop_format_full(struct uwdf_request *req, bool may_park)
+{
     for (int i = 0; i < 2; i++) {
         struct uwdf_memory *mem = req->fmt_mem[i];
         if (mem && !(may_park && request_park_memory(req, mem)))
@@ -159,12 +158,21 @@ void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
         req->fmt_offset[i] = req->fmt_length[i] = 0;
     }
     req->formatted = false;
-    /* Tested first: a locked RMW on every reuse and format otherwise. */
-    if (atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED)
-        atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
-    req->fmt_type = WdfRequestTypeNoFormat;
     req->fmt_target = NULL;
-    req->fmt_seq++;
+    request_format_dropped(req);
+}
+
+/* Drop the format; may_park: a new format of the same request may follow
+ * at once (WdfRequestReuse, a reformat), so the memory references can wait
+ * in the completion scope. */
+void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
+{
+    /* Nothing formatted (a format right after WdfRequestReuse): the buffer
+     * fields are clear already (a new request's type is not: zero). */
+    if (!req->formatted && !req->fmt_mem[0] && !req->fmt_mem[1] && !req->fmt_target)
+        request_format_dropped(req);
+    else
+        request_drop_format_full(req, may_park);
 }
 
 void uwdf_request_release_format(struct uwdf_request *req)
