@@ -1218,10 +1218,11 @@ static NTSTATUS format_memory(WDFMEMORY handle, PWDFMEMORY_OFFSET offsets, struc
 }
 
 /* Install a validated format: release the old one, reference the memory,
- * fill the next stack location. */
-static void format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major,
-                          struct format_buffer *in, struct format_buffer *out, LONGLONG *offset,
-                          ULONG ioctl)
+ * fill the next stack location. Inlined, so that each format DDI gets a
+ * copy folded for its own major function and buffers. */
+static inline __attribute__((always_inline)) void
+format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major, struct format_buffer *in,
+              struct format_buffer *out, LONGLONG *offset, ULONG ioctl)
 {
     uwdf_request_drop_format(req, true);
     struct format_buffer *fb[2] = { in, out };
@@ -1276,9 +1277,10 @@ static void format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCH
     req->formatted = true;
 }
 
-static NTSTATUS format_rw(WDFIOTARGET IoTarget, WDFREQUEST Request, WDFMEMORY Memory,
-                          PWDFMEMORY_OFFSET Offsets, PLONGLONG DeviceOffset, UCHAR major,
-                          const char *ddi)
+/* Inlined into the read and write DDIs, like format_commit. */
+static inline __attribute__((always_inline)) NTSTATUS
+format_rw(WDFIOTARGET IoTarget, WDFREQUEST Request, WDFMEMORY Memory, PWDFMEMORY_OFFSET Offsets,
+          PLONGLONG DeviceOffset, UCHAR major, const char *ddi)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
     struct uwdf_request *req = uwdf_request_lookup(Request, ddi);
