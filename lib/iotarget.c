@@ -404,8 +404,9 @@ static inline void target_unlock_hot(struct uwdf_iotarget *t, enum target_lock_h
         uwdf_biased_lock_owner_release(&t->lock, how == TARGET_LOCK_OWNER_FAST);
 }
 
-/* Complete a request whose completion count reached zero, outside the lock. */
-static void target_complete(struct uwdf_request *req)
+/* Complete a request whose completion count reached zero, outside the lock.
+ * Inlined into its two callers (the engine's completion path). */
+static inline __attribute__((always_inline)) void target_complete(struct uwdf_request *req)
 {
     NTSTATUS status;
     ULONG_PTR info = 0;
@@ -777,8 +778,9 @@ static bool request_in_flight_check(struct uwdf_request *req, const char *ddi)
     return false;
 }
 
-NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
-                              PWDF_REQUEST_SEND_OPTIONS options)
+/* uwdf_iotarget_submit, inlined into WdfRequestSend (the resend path). */
+static inline __attribute__((always_inline)) NTSTATUS
+target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SEND_OPTIONS options)
 {
     ULONG oflags = options ? options->Flags : 0;
     bool ignore_state = (oflags & WDF_REQUEST_SEND_OPTION_IGNORE_TARGET_STATE) != 0;
@@ -899,6 +901,12 @@ NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
         uwdf_object_release(&req->obj);
     }
     return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
+                              PWDF_REQUEST_SEND_OPTIONS options)
+{
+    return target_submit(t, req, options);
 }
 
 bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
@@ -1427,7 +1435,7 @@ BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND
             return TRUE;
         goto fail;
     }
-    status = uwdf_iotarget_submit(t, req, Options);
+    status = target_submit(t, req, Options);
     if (NT_SUCCESS(status))
         return TRUE;
 fail:
