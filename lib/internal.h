@@ -317,9 +317,31 @@ static inline struct uwdf_memory *uwdf_memory_lookup(WDFMEMORY handle, const cha
     return (struct uwdf_memory *)uwdf_object_lookup((WDFOBJECT)handle, UWDF_OBJ_MEMORY, ddi); /* obj is first */
 }
 /* Validates WDFMEMORY_OFFSET against a buffer size: resolves (offset,
- * length) of the transfer. STATUS_INTEGER_OVERFLOW if out of range. */
-NTSTATUS uwdf_memory_resolve_offsets(const struct uwdf_memory *mem, const WDFMEMORY_OFFSET *offsets,
-                                     size_t *offset, size_t *length);
+ * length) of the transfer. STATUS_INTEGER_OVERFLOW if out of range.
+ * Inline: every format of a WDFMEMORY goes through it. */
+static inline NTSTATUS uwdf_memory_resolve_offsets(const struct uwdf_memory *mem,
+                                                   const WDFMEMORY_OFFSET *offsets, size_t *offset,
+                                                   size_t *length)
+{
+    size_t off = 0, len = mem->size, end;
+    if (offsets) {
+        /* As IFxMemory::ValidateMemoryOffsets: the sum must not overflow and
+         * must stay inside the buffer; both failures are INTEGER_OVERFLOW. */
+        if (__builtin_add_overflow(offsets->BufferOffset, offsets->BufferLength, &end))
+            return STATUS_INTEGER_OVERFLOW;
+        if (end > mem->size)
+            return STATUS_INTEGER_OVERFLOW;
+        off = offsets->BufferOffset;
+        /* BufferLength 0 means the rest of the buffer (possibly nothing). */
+        len = offsets->BufferLength ? offsets->BufferLength : mem->size - off;
+    }
+    if (offset)
+        *offset = off;
+    if (length)
+        *length = len;
+    return STATUS_SUCCESS;
+}
+
 /* A chained MDL as iovecs, at most total bytes (0: the whole chain).
  * Returns the number of iovecs written, or -1 if more than max are needed. */
 int uwdf_mdl_to_iovec(PMDL mdl, size_t total, struct iovec *iov, int max, size_t *bytes);
@@ -501,7 +523,15 @@ void uwdf_request_reset(struct uwdf_request *req);
 void uwdf_request_release_format(struct uwdf_request *req);
 void uwdf_request_drop_format(struct uwdf_request *req, bool may_park);
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
-NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size);
+NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size);
+/* The request has an IRP with at least stack_size locations: allocated or
+ * grown (framework IRPs only) when it has not. */
+static inline NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size)
+{
+    if (UWDF_LIKELY(req->irp && req->irp->StackCount >= stack_size))
+        return STATUS_SUCCESS;
+    return uwdf_request_grow_irp(req, stack_size);
+}
 /* A one-shot wake-up for one waiting thread (lib/runtime.c): a synchronous
  * send, a call into the engine thread. Signal once; the waiter may free it
  * as soon as its wait returns. */

@@ -131,30 +131,6 @@ NTSTATUS WdfMemoryCopyFromBuffer(WDFMEMORY DestinationMemory, size_t Destination
     return STATUS_SUCCESS;
 }
 
-/* ---- internal API ---- */
-
-NTSTATUS uwdf_memory_resolve_offsets(const struct uwdf_memory *mem, const WDFMEMORY_OFFSET *offsets,
-                                     size_t *offset, size_t *length)
-{
-    size_t off = 0, len = mem->size, end;
-    if (offsets) {
-        /* As IFxMemory::ValidateMemoryOffsets: the sum must not overflow and
-         * must stay inside the buffer; both failures are INTEGER_OVERFLOW. */
-        if (__builtin_add_overflow(offsets->BufferOffset, offsets->BufferLength, &end))
-            return STATUS_INTEGER_OVERFLOW;
-        if (end > mem->size)
-            return STATUS_INTEGER_OVERFLOW;
-        off = offsets->BufferOffset;
-        /* BufferLength 0 means the rest of the buffer (possibly nothing). */
-        len = offsets->BufferLength ? offsets->BufferLength : mem->size - off;
-    }
-    if (offset)
-        *offset = off;
-    if (length)
-        *length = len;
-    return STATUS_SUCCESS;
-}
-
 /* ---- object ---- */
 
 static void memory_destroy(struct uwdf_object *obj)

@@ -56,10 +56,8 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
     return STATUS_SUCCESS;
 }
 
-NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size)
+NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
 {
-    if (req->irp && req->irp->StackCount >= stack_size)
-        return STATUS_SUCCESS;
     if (req->irp && req->irp_owner != UWDF_IRP_FRAMEWORK)
         return STATUS_REQUEST_NOT_ACCEPTED; /* the driver's IRP is too small */
     PIRP irp = IoAllocateIrp(stack_size, FALSE);
