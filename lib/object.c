@@ -28,6 +28,7 @@ __attribute__((constructor)) static void handle_table_init(void)
     for (uint32_t i = 0; i < MAX_CHUNKS; i++)
         atomic_init(&uwdf_handle_chunks[i], handle_empty_chunk);
 }
+
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t handle_free_head; /* 0 = empty; index 0 is never used */
 static uint32_t handle_next_index = 1;
