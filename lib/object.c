@@ -49,8 +49,7 @@ static bool handle_register(struct uwdf_object *obj)
             pthread_mutex_unlock(&handle_lock);
             return false;
         }
-        struct uwdf_handle_slot *cur = atomic_load(&uwdf_handle_chunks[chunk]);
-        if (cur == handle_empty_chunk || cur == NULL) {
+        if (atomic_load(&uwdf_handle_chunks[chunk]) == handle_empty_chunk) {
             struct uwdf_handle_slot *slots = uwdf_zalloc(sizeof(*slots) * CHUNK_SLOTS);
             if (!slots) {
                 pthread_mutex_unlock(&handle_lock);
