@@ -23,6 +23,13 @@
  *   callback already called").
  * - FltPerformSynchronousIo on a file's own engine thread (from a callback)
  *   would deadlock: IoStatus becomes STATUS_INVALID_DEVICE_REQUEST instead.
+ * - FltReuseCallbackData (IRQL <= APC_LEVEL) and FltFreeCallbackData
+ *   (<= DISPATCH_LEVEL) above their IRQL: a bug check (WDF_VIOLATION,
+ *   WDF_VERIFIER_IRQL_MISMATCH) with the verifier, otherwise logged; either
+ *   way they do nothing. FltReissueSynchronousIo performs the operation the
+ *   data describes again, synchronously, with its current parameters
+ *   (PASSIVE_LEVEL; above it, or with an instance of another filter,
+ *   IoStatus says STATUS_INVALID_DEVICE_REQUEST / STATUS_INVALID_PARAMETER).
  * - FltReuseCallbackData / FltFreeCallbackData free the MDL chain at
  *   Iopb->Parameters.Read/Write.MdlAddress (IoFreeMdl on each Next), whoever
  *   allocated it. Reuse or free while asynchronous I/O has not called back is
@@ -271,6 +278,7 @@ NTSTATUS FltPerformAsynchronousIo(PFLT_CALLBACK_DATA CallbackData, PFLT_COMPLETE
                                   PVOID CallbackContext);
 VOID FltReuseCallbackData(PFLT_CALLBACK_DATA CallbackData);
 VOID FltFreeCallbackData(PFLT_CALLBACK_DATA CallbackData);
+VOID FltReissueSynchronousIo(PFLT_INSTANCE InitiatingInstance, PFLT_CALLBACK_DATA CallbackData);
 
 NTSTATUS FltReadFile(PFLT_INSTANCE InitiatingInstance, PFILE_OBJECT FileObject, PLARGE_INTEGER ByteOffset,
                      ULONG Length, PVOID Buffer, FLT_IO_OPERATION_FLAGS Flags, PULONG BytesRead,

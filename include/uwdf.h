@@ -20,7 +20,14 @@ typedef UWDF_BUGCHECK_CALLBACK *PUWDF_BUGCHECK_CALLBACK;
 VOID UwdfSetBugCheckCallback(PUWDF_BUGCHECK_CALLBACK Callback, PVOID Context);
 
 /* Verifier (UWDF_VERIFIER=1 in the environment, or this call): turns the
- * documented misuse statuses into bug checks. */
+ * documented misuse statuses into bug checks. It also tracks handles, as
+ * KMDF's verifier does: deleting the WDFDRIVER (the port's driver unload)
+ * logs every request or memory object the driver created with the driver
+ * as its parent and never deleted, and a queue being deleted logs every
+ * request it presented that the driver has not completed a second after
+ * EvtIoStop (the queue still waits for it): type, handle and creator, one
+ * line each ("uwdf: verifier: driver unload: WDFREQUEST 0x... created by
+ * WdfRequestCreate, ..."). */
 VOID UwdfSetVerifier(BOOLEAN Enabled);
 BOOLEAN UwdfIsVerifierEnabled(void);
 
@@ -59,6 +66,26 @@ typedef struct _UWDF_IO_TARGET_STATISTICS {
 /* STATUS_INFO_LENGTH_MISMATCH for a wrong Size, STATUS_INVALID_DEVICE_STATE
  * if the target is not open. */
 NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATISTICS Statistics);
+
+/* Live-object accounting. Every framework object (one entry per type:
+ * "WDFDRIVER", "WDFDEVICE", "WDFQUEUE", "WDFREQUEST", "WDFIOTARGET",
+ * "WDFMEMORY", "WDFLOOKASIDE", "WDFOBJECT", ...) and every other thing the
+ * framework hands out that must be given back ("FLT_CALLBACK_DATA") is
+ * counted from its creation to its destruction (the last reference, not
+ * WdfObjectDelete). A request's retrieved WDFMEMORY counts while its
+ * handle is valid. A long-running driver whose Live counts grow with its
+ * I/O leaks. */
+typedef struct _UWDF_OBJECT_COUNT {
+    PCSTR TypeName;    /* static string */
+    ULONGLONG Live;    /* created and not yet destroyed */
+    ULONGLONG Created; /* since the process started */
+} UWDF_OBJECT_COUNT, *PUWDF_OBJECT_COUNT;
+/* *Count: in, the entries Counts has room for; out, the number of types.
+ * STATUS_BUFFER_TOO_SMALL (nothing written) when that is more than the room
+ * (call with *Count 0 to ask). The object types are one consistent snapshot. */
+NTSTATUS UwdfQueryObjectCounts(PUWDF_OBJECT_COUNT Counts, PULONG Count);
+/* One type by name; STATUS_OBJECT_NAME_NOT_FOUND for a name that is none. */
+NTSTATUS UwdfQueryObjectCount(PCSTR TypeName, PUWDF_OBJECT_COUNT Count);
 
 /* Fault injection. A stall holds every completion back for Milliseconds
  * before it is delivered (0 turns it off; UWDF_FAULT_STALL=MSEC sets it at

@@ -759,6 +759,7 @@ NTSTATUS FltAllocateCallbackDataEx(PFLT_INSTANCE Instance, PFILE_OBJECT FileObje
         d->req_target = t;
     }
     atomic_fetch_add(&Instance->hdr.refs, 1);
+    uwdf_count_add(UWDF_COUNTED_FLT_CALLBACK_DATA, 1);
     d->instance = Instance;
     d->iopb.TargetInstance = Instance;
     d->iopb.TargetFileObject = FileObject;
@@ -990,10 +991,27 @@ NTSTATUS FltPerformAsynchronousIo(PFLT_CALLBACK_DATA CallbackData, PFLT_COMPLETE
     return STATUS_SUCCESS;
 }
 
+/* The documented IRQL ceiling of a callback-data DDI: above it, a bug
+ * check with the verifier; otherwise the DDI does nothing (they return no
+ * status), which the log says. */
+static bool flt_irql_at_most(KIRQL max, const char *ddi)
+{
+    KIRQL irql = KeGetCurrentIrql();
+    if (UWDF_LIKELY(irql <= max))
+        return true;
+    if (uwdf_verifier)
+        uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, irql, max, 0,
+                      "%s must be called at IRQL <= %u, called at IRQL %u (rule KmdfIrql)", ddi, max, irql);
+    else
+        uwdf_log("%s called at IRQL %u (at most %u allowed): nothing done", ddi, irql, max);
+    return false;
+}
+
 VOID FltReuseCallbackData(PFLT_CALLBACK_DATA CallbackData)
 {
     struct flt_data *d = flt_data_from(CallbackData, "FltReuseCallbackData");
-    if (!d || !flt_data_check_idle(d, "FltReuseCallbackData"))
+    if (!d || !flt_irql_at_most(APC_LEVEL, "FltReuseCallbackData") ||
+        !flt_data_check_idle(d, "FltReuseCallbackData"))
         return;
     flt_data_free_mdls(d);
     if (d->req && d->req_used) {
@@ -1008,7 +1026,8 @@ VOID FltReuseCallbackData(PFLT_CALLBACK_DATA CallbackData)
 VOID FltFreeCallbackData(PFLT_CALLBACK_DATA CallbackData)
 {
     struct flt_data *d = flt_data_from(CallbackData, "FltFreeCallbackData");
-    if (!d || !flt_data_check_idle(d, "FltFreeCallbackData"))
+    if (!d || !flt_irql_at_most(DISPATCH_LEVEL, "FltFreeCallbackData") ||
+        !flt_data_check_idle(d, "FltFreeCallbackData"))
         return;
     flt_data_free_mdls(d);
     if (d->req) {
@@ -1020,7 +1039,33 @@ VOID FltFreeCallbackData(PFLT_CALLBACK_DATA CallbackData)
     struct _FLT_INSTANCE *inst = d->instance;
     d->magic = 0;
     uwdf_free(d);
+    uwdf_count_add(UWDF_COUNTED_FLT_CALLBACK_DATA, -1);
     flt_release(&inst->hdr);
+}
+
+/* The operation the callback data describes, once more and synchronously,
+ * with its parameters as they are now (a post-operation routine may have
+ * changed them); the result replaces IoStatus. The port has one filter
+ * layer, so the I/O goes from InitiatingInstance straight to the file. */
+VOID FltReissueSynchronousIo(PFLT_INSTANCE InitiatingInstance, PFLT_CALLBACK_DATA CallbackData)
+{
+    static const char ddi[] = "FltReissueSynchronousIo";
+    UWDF_REQUIRE_PARAM(InitiatingInstance, ddi, );
+    struct flt_data *d = flt_data_from(CallbackData, ddi);
+    if (!d || !flt_data_check_idle(d, ddi))
+        return;
+    /* <= APC_LEVEL, and PASSIVE_LEVEL for all but paging I/O: the port
+     * has no APC_LEVEL, so PASSIVE_LEVEL. */
+    if (!flt_irql_at_most(d->iopb.IrpFlags & IRP_PAGING_IO ? APC_LEVEL : PASSIVE_LEVEL, ddi)) {
+        flt_data_result(d, STATUS_INVALID_DEVICE_REQUEST, 0);
+        return;
+    }
+    if (!flt_is(InitiatingInstance, FLT_MAGIC_INSTANCE, ddi) ||
+        InitiatingInstance->filter != d->instance->filter) {
+        flt_data_result(d, STATUS_INVALID_PARAMETER, 0);
+        return;
+    }
+    FltPerformSynchronousIo(CallbackData);
 }
 
 /* ---- FltReadFile / FltWriteFile ---- */

@@ -183,6 +183,9 @@ struct uwdf_object {
      * buffers): references go to the owner, and its handle is registered
      * only while it is valid. */
     struct uwdf_object *embed_owner;
+    /* The DDI that created it, for the verifier's report at driver unload
+     * (NULL: the framework's own, never reported). */
+    const char *created_by;
 };
 
 /* Attribute validation options for uwdf_object_create. */
@@ -245,6 +248,18 @@ static inline struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t 
     return uwdf_object_lookup_slow(handle, type, ddi);
 }
 const char *uwdf_object_type_name(uint32_t type);
+/* Live-object accounting (lib/object.c): every registered handle counts
+ * for its type, so a type added to enum uwdf_object_type is counted with no
+ * further code. Things that are not WDF objects count here too. */
+enum uwdf_counted {
+    UWDF_COUNTED_FLT_CALLBACK_DATA, /* FltAllocateCallbackData ... FltFreeCallbackData */
+    UWDF_COUNTED_MAX
+};
+void uwdf_count_add(enum uwdf_counted what, int delta);
+/* Verifier (handle tracking): one line for an object the driver should
+ * have deleted or completed, found when event ("driver unload") happened. */
+void uwdf_verifier_report_leak(const char *event, const struct uwdf_object *obj, const char *creator,
+                               const char *why);
 /* Embedded objects: give obj (zeroed by the caller, type set) a handle for
  * as long as it is valid; no allocation except a rare handle-table chunk. */
 bool uwdf_object_embed_register(struct uwdf_object *obj, uint32_t type, struct uwdf_object *owner);
@@ -423,6 +438,7 @@ enum uwdf_irp_owner {
 #define UWDF_REQ_COMPLETED       0x0200u /* completed to its owner; not yet reused */
 #define UWDF_REQ_FORGET          0x0400u /* queue request sent SEND_AND_FORGET */
 #define UWDF_REQ_SEND_FAILED     0x0800u /* verifier: WdfRequestSend failed, not yet handled */
+#define UWDF_REQ_APPEND          0x1000u /* a write to FILE_WRITE_TO_END_OF_FILE */
 
 /* Where a request received from a queue is (request->qstate). */
 enum uwdf_queue_state {
@@ -507,6 +523,10 @@ struct uwdf_request {
     size_t bounce_len;
     PMDL saved_mdl;
     PVOID saved_user, saved_system, saved_type3;
+    /* The IRP's buffers as presented (receive_setup's layout), put back
+     * when a format that replaced them is dropped (reuse, reformat). */
+    PMDL pres_mdl;
+    PVOID pres_user, pres_system;
 };
 
 _Static_assert(offsetof(struct uwdf_request, obj) == 0, "lookup casts the object pointer");

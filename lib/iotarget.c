@@ -634,11 +634,15 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         }
         req->io_length = len;
         LONGLONG off = s->Parameters.Read.ByteOffset.QuadPart;
-        if (s->Parameters.Read.ByteOffset.HighPart == -1 &&
-            s->Parameters.Read.ByteOffset.LowPart == FILE_USE_FILE_POINTER_POSITION) {
-            flags |= UWDF_REQ_USE_FILE_POS;
-        } else if (off < 0) {
-            return STATUS_INVALID_PARAMETER;
+        if (UWDF_UNLIKELY(off < 0)) {
+            /* The file system's meanings of a negative offset (wdm.h). */
+            LARGE_INTEGER bo = s->Parameters.Read.ByteOffset;
+            if (bo.HighPart == -1 && bo.LowPart == FILE_USE_FILE_POINTER_POSITION)
+                flags |= UWDF_REQ_USE_FILE_POS;
+            else if (write && bo.HighPart == -1 && bo.LowPart == FILE_WRITE_TO_END_OF_FILE)
+                flags |= UWDF_REQ_APPEND;
+            else
+                return STATUS_INVALID_PARAMETER;
         } else {
             io->offset = (uint64_t)off;
         }
@@ -646,7 +650,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             io->rw_flags |= RWF_DSYNC;
         if (t->direct) {
             uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;
-            if (target_dio_misaligned(io, len, !(flags & UWDF_REQ_USE_FILE_POS), ma, oa)) {
+            if (target_dio_misaligned(io, len, !(flags & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND)), ma, oa)) {
                 static atomic_int logged;
                 if (atomic_fetch_add(&logged, 1) < MISALIGN_LOG_LIMIT)
                     uwdf_log("%s: unbuffered (O_DIRECT) I/O needs buffers aligned to %u bytes and "
@@ -741,9 +745,17 @@ static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
         uwdf_queue_deliver(t->lower, req);
         return;
     }
-    if (atomic_load(&req->flags) & UWDF_REQ_USE_FILE_POS) {
+    unsigned where = atomic_load(&req->flags) & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND);
+    if (UWDF_UNLIKELY(where)) {
         if (t->is_stream)
             io->offset = UWDF_IO_OFFSET_CURRENT;
+        else if (where & UWDF_REQ_APPEND) {
+            /* The kernel picks the end, one writer at a time, so no two
+             * appends overlap; the offset is not used (and must not be -1,
+             * io_uring's "the file position"). */
+            io->offset = 0;
+            io->rw_flags |= RWF_APPEND;
+        }
         else
             io->offset = req->pos_offset = atomic_fetch_add(&t->file_pos, req->io_length);
     }
@@ -1258,8 +1270,12 @@ format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major, st
     case IRP_MJ_WRITE: {
         struct format_buffer *b = major == IRP_MJ_READ ? out : in;
         s->Parameters.Read.Length = (ULONG)b->length;
+        /* A NULL DeviceOffset: 0 for a driver below, as KMDF formats it;
+         * for a file, the port's documented meaning, the file position. */
         if (offset) {
             s->Parameters.Read.ByteOffset.QuadPart = *offset;
+        } else if (t->lower) {
+            s->Parameters.Read.ByteOffset.QuadPart = 0;
         } else {
             s->Parameters.Read.ByteOffset.HighPart = -1;
             s->Parameters.Read.ByteOffset.LowPart = FILE_USE_FILE_POINTER_POSITION;
@@ -1303,8 +1319,7 @@ format_rw(WDFIOTARGET IoTarget, WDFREQUEST Request, WDFMEMORY Memory, PWDFMEMORY
         return status;
     if (fb.length > UINT32_MAX)
         return STATUS_INVALID_PARAMETER; /* IO_STACK_LOCATION lengths are ULONG */
-    if (DeviceOffset && *DeviceOffset < 0)
-        return STATUS_INVALID_PARAMETER;
+    /* A negative DeviceOffset is the target's to judge (target_build_io). */
     format_commit(t, req, major, major == IRP_MJ_WRITE ? &fb : NULL, major == IRP_MJ_READ ? &fb : NULL,
                   DeviceOffset, 0);
     return STATUS_SUCCESS;
@@ -1505,8 +1520,6 @@ static NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR
     if (!NT_SUCCESS(status))
         return status;
     if (in.length > UINT32_MAX || out.length > UINT32_MAX)
-        return STATUS_INVALID_PARAMETER;
-    if (DeviceOffset && *DeviceOffset < 0)
         return STATUS_INVALID_PARAMETER;
     if (!req) {
         status = uwdf_request_create_internal(t, &req);

@@ -88,6 +88,7 @@ NTSTATUS WdfMemoryCreateFromLookaside(WDFLOOKASIDE Lookaside, WDFMEMORY *Memory)
     mem->kind = UWDF_MEM_LOOKASIDE;
     mem->read_only = false;
     mem->lookaside = la;
+    mobj->created_by = ddi;
     *Memory = (WDFMEMORY)mobj->handle;
     return STATUS_SUCCESS;
 }

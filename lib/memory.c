@@ -158,6 +158,7 @@ static NTSTATUS memory_create_object(PWDF_OBJECT_ATTRIBUTES attrs, void *buffer,
     mem->kind = (uint8_t)kind;
     mem->read_only = false;
     mem->lookaside = NULL;
+    mem->obj.created_by = kind == UWDF_MEM_FRAMEWORK ? "WdfMemoryCreate" : "WdfMemoryCreatePreallocated";
     *out = mem;
     return STATUS_SUCCESS;
 }

@@ -32,6 +32,13 @@ __attribute__((constructor)) static void handle_table_init(void)
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t handle_free_head; /* 0 = empty; index 0 is never used */
 static uint32_t handle_next_index = 1;
+/* Per type: handles registered now, and ever (under handle_lock, which
+ * every create and destroy takes anyway). */
+static unsigned long long type_live[UWDF_OBJ_TYPE_COUNT];
+static unsigned long long type_created[UWDF_OBJ_TYPE_COUNT];
+/* The same for what is not a WDF object. */
+static atomic_ullong counted_live[UWDF_COUNTED_MAX];
+static atomic_ullong counted_created[UWDF_COUNTED_MAX];
 
 static pthread_mutex_t tree_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -65,6 +72,10 @@ static bool handle_register(struct uwdf_object *obj)
         gen = 1;
     atomic_store(&slot->gen, gen);
     atomic_store_explicit(&slot->obj, obj, memory_order_release);
+    if (obj->type < UWDF_OBJ_TYPE_COUNT) {
+        type_live[obj->type]++;
+        type_created[obj->type]++;
+    }
     pthread_mutex_unlock(&handle_lock);
     obj->handle = (WDFOBJECT)(uintptr_t)((gen << INDEX_BITS) | index);
     return true;
@@ -79,7 +90,16 @@ static void handle_unregister(struct uwdf_object *obj)
     atomic_fetch_add(&slot->gen, 1);
     slot->next_free = handle_free_head;
     handle_free_head = index;
+    if (obj->type < UWDF_OBJ_TYPE_COUNT)
+        type_live[obj->type]--;
     pthread_mutex_unlock(&handle_lock);
+}
+
+void uwdf_count_add(enum uwdf_counted what, int delta)
+{
+    atomic_fetch_add(&counted_live[what], (unsigned long long)(long long)delta);
+    if (delta > 0)
+        atomic_fetch_add(&counted_created[what], (unsigned long long)delta);
 }
 
 static const char *const type_names[UWDF_OBJ_TYPE_COUNT] = {
@@ -94,9 +114,67 @@ static const char *const type_names[UWDF_OBJ_TYPE_COUNT] = {
     [UWDF_OBJ_LOOKASIDE] = "WDFLOOKASIDE",
 };
 
+static const char *const counted_names[UWDF_COUNTED_MAX] = {
+    [UWDF_COUNTED_FLT_CALLBACK_DATA] = "FLT_CALLBACK_DATA",
+};
+
 const char *uwdf_object_type_name(uint32_t type)
 {
     return type < UWDF_OBJ_TYPE_COUNT && type_names[type] ? type_names[type] : "unknown";
+}
+
+/* ---- live-object accounting ---- */
+
+/* Object types 1.. first, then the counted non-objects. */
+#define COUNT_ENTRIES ((UWDF_OBJ_TYPE_COUNT - 1) + UWDF_COUNTED_MAX)
+
+static void count_entry(unsigned i, PUWDF_OBJECT_COUNT out)
+{
+    if (i < UWDF_OBJ_TYPE_COUNT - 1) {
+        uint32_t type = i + 1;
+        out->TypeName = uwdf_object_type_name(type);
+        out->Live = type_live[type];
+        out->Created = type_created[type];
+    } else {
+        unsigned c = i - (UWDF_OBJ_TYPE_COUNT - 1);
+        out->TypeName = counted_names[c];
+        out->Live = atomic_load(&counted_live[c]);
+        out->Created = atomic_load(&counted_created[c]);
+    }
+}
+
+NTSTATUS UwdfQueryObjectCounts(PUWDF_OBJECT_COUNT Counts, PULONG Count)
+{
+    UWDF_REQUIRE_PARAM(Count, "UwdfQueryObjectCounts", STATUS_INVALID_PARAMETER);
+    ULONG room = *Count;
+    *Count = COUNT_ENTRIES;
+    if (room < COUNT_ENTRIES)
+        return STATUS_BUFFER_TOO_SMALL;
+    UWDF_REQUIRE_PARAM(Counts, "UwdfQueryObjectCounts", STATUS_INVALID_PARAMETER);
+    pthread_mutex_lock(&handle_lock); /* one consistent snapshot of the types */
+    for (unsigned i = 0; i < COUNT_ENTRIES; i++)
+        count_entry(i, &Counts[i]);
+    pthread_mutex_unlock(&handle_lock);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS UwdfQueryObjectCount(PCSTR TypeName, PUWDF_OBJECT_COUNT Count)
+{
+    UWDF_REQUIRE_PARAM(TypeName, "UwdfQueryObjectCount", STATUS_INVALID_PARAMETER);
+    UWDF_REQUIRE_PARAM(Count, "UwdfQueryObjectCount", STATUS_INVALID_PARAMETER);
+    NTSTATUS status = STATUS_OBJECT_NAME_NOT_FOUND;
+    pthread_mutex_lock(&handle_lock);
+    for (unsigned i = 0; i < COUNT_ENTRIES; i++) {
+        UWDF_OBJECT_COUNT c;
+        count_entry(i, &c);
+        if (strcmp(c.TypeName, TypeName) == 0) {
+            *Count = c;
+            status = STATUS_SUCCESS;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&handle_lock);
+    return status;
 }
 
 /* The inline fast path in internal.h failed: say why, or (a race with the
@@ -338,11 +416,34 @@ void uwdf_object_release(struct uwdf_object *obj)
     }
 }
 
+void uwdf_verifier_report_leak(const char *event, const struct uwdf_object *obj, const char *creator,
+                               const char *why)
+{
+    uwdf_log("verifier: %s: %s %p, created by %s, %s (handle tracking)", event,
+             uwdf_object_type_name(obj->type), (void *)obj->handle, creator, why);
+}
+
+/* Driver unload with the verifier on: what the driver created and should
+ * have deleted, and that goes now only because the driver does (KMDF's
+ * handle tracking reports the same at unload). A presented request never
+ * completed is reported by its queue, which waits for it (queue.c). */
+static void object_verify_unload(struct uwdf_object *driver)
+{
+    pthread_mutex_lock(&tree_lock);
+    for (struct uwdf_object *c = driver->first_child; c; c = c->next_sibling)
+        if (c->created_by && (c->type == UWDF_OBJ_REQUEST || c->type == UWDF_OBJ_MEMORY))
+            uwdf_verifier_report_leak("driver unload", c, c->created_by,
+                                      "was never deleted: its parent, the driver, deletes it now");
+    pthread_mutex_unlock(&tree_lock);
+}
+
 void uwdf_object_delete(struct uwdf_object *obj)
 {
     int expected = UWDF_OBJECT_ALIVE;
     if (!atomic_compare_exchange_strong(&obj->state, &expected, UWDF_OBJECT_DELETING))
         return;
+    if (UWDF_UNLIKELY(uwdf_verifier) && obj->type == UWDF_OBJ_DRIVER)
+        object_verify_unload(obj);
 
     /* Children first: take the whole list so a child that is being deleted
      * concurrently cannot make us loop. */
@@ -396,6 +497,8 @@ NTSTATUS WdfObjectCreate(PWDF_OBJECT_ATTRIBUTES Attributes, WDFOBJECT *Object)
     NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_object), UWDF_OBJ_GENERIC,
                                          &generic_ops, Attributes, uwdf_driver_default_parent(),
                                          UWDF_ATTR_NO_SYNC_SCOPE, &obj);
+    if (NT_SUCCESS(status))
+        obj->created_by = "WdfObjectCreate";
     *Object = NT_SUCCESS(status) ? obj->handle : NULL;
     return status;
 }

@@ -10,7 +10,9 @@
  * inside it, never around it. No lock is held across a driver callback. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 enum queue_op {
     QOP_NONE = 0,
@@ -619,6 +621,9 @@ static NTSTATUS receive_setup(struct uwdf_device *dev, struct uwdf_request *r, s
     default:
         break;
     }
+    r->pres_mdl = irp->MdlAddress;
+    r->pres_user = irp->UserBuffer;
+    r->pres_system = irp->AssociatedIrp.SystemBuffer;
     return STATUS_SUCCESS;
 }
 
@@ -908,6 +913,10 @@ static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR in
     }
     r->qstate = UWDF_QS_COMPLETED;
     r->queue = NULL;
+    /* As KMDF at completion: the format ends here, with the references it
+     * holds. A format with the request's own retrieved memory references
+     * the request itself, which would otherwise never be destroyed. */
+    uwdf_request_release_format(r);
     receive_teardown(r, status, information);
     irp->IoStatus.Status = status;
     irp->IoStatus.Information = information;
@@ -1066,7 +1075,9 @@ static bool received_usable(struct uwdf_request *r, const char *ddi, NTSTATUS *s
     return true;
 }
 
-/* The buffer a retrieval means: slot 0 input, 1 output. */
+/* The buffer a retrieval means: slot 0 input, 1 output. The IRP's buffers
+ * as presented: a format of the request for a target replaces them in the
+ * IRP until it is dropped, but not what the request itself carries. */
 static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, size_t *len, bool *read_only)
 {
     PIRP irp = r->irp;
@@ -1080,9 +1091,19 @@ static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, siz
         if ((s->MajorFunction == IRP_MJ_READ) != (slot == 1))
             return STATUS_INVALID_DEVICE_REQUEST;
         *len = s->Parameters.Read.Length;
-        if (dev->io_type == WdfDeviceIoNeither)
-            return STATUS_INVALID_DEVICE_REQUEST;
-        *buf = dev->io_type == WdfDeviceIoDirect ? mdl_buffer(irp->MdlAddress) : irp->AssociatedIrp.SystemBuffer;
+        if (dev->io_type == WdfDeviceIoNeither) {
+            /* The requestor's own buffer, which KMDF hands out only to a
+             * kernel-mode requestor (every request the port builds is one;
+             * the port's address space is the requestor's). */
+            if (irp->RequestorMode != KernelMode)
+                return STATUS_INVALID_DEVICE_REQUEST;
+            *buf = r->pres_user;
+            if (!*buf && r->pres_mdl && !r->pres_mdl->Next)
+                *buf = mdl_buffer(r->pres_mdl);
+        } else {
+            *buf = dev->io_type == WdfDeviceIoDirect ? mdl_buffer(r->pres_mdl)
+                                                     : r->pres_system;
+        }
         *read_only = s->MajorFunction == IRP_MJ_WRITE;
         break;
     case IRP_MJ_DEVICE_CONTROL:
@@ -1091,12 +1112,12 @@ static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, siz
         if (slot == 0) {
             *len = s->Parameters.DeviceIoControl.InputBufferLength;
             *buf = method == METHOD_NEITHER ? s->Parameters.DeviceIoControl.Type3InputBuffer
-                                            : irp->AssociatedIrp.SystemBuffer;
+                                            : r->pres_system;
         } else {
             *len = s->Parameters.DeviceIoControl.OutputBufferLength;
-            *buf = method == METHOD_BUFFERED  ? irp->AssociatedIrp.SystemBuffer
-                   : method == METHOD_NEITHER ? irp->UserBuffer
-                                              : mdl_buffer(irp->MdlAddress);
+            *buf = method == METHOD_BUFFERED  ? r->pres_system
+                   : method == METHOD_NEITHER ? r->pres_user
+                                              : mdl_buffer(r->pres_mdl);
         }
         break;
     }
@@ -1229,10 +1250,14 @@ static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char
     bool ioctl = s->MajorFunction == IRP_MJ_DEVICE_CONTROL || s->MajorFunction == IRP_MJ_INTERNAL_DEVICE_CONTROL;
     if (ioctl && METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode) == METHOD_NEITHER)
         return STATUS_INVALID_DEVICE_REQUEST;
+    /* Neither I/O has no MDL to give (KMDF: buffered builds one, direct
+     * has one), only the requestor's buffer. */
+    if (!ioctl && uwdf_container_of(s->DeviceObject, struct uwdf_device, wdm)->io_type == WdfDeviceIoNeither)
+        return STATUS_INVALID_DEVICE_REQUEST;
     /* The IRP's MDL where the buffer is one (direct I/O); otherwise an
      * MDL built for the system buffer, which can fail for memory. */
-    if (irp->MdlAddress && buf == mdl_buffer(irp->MdlAddress) && (!ioctl || slot == 1)) {
-        *Mdl = irp->MdlAddress;
+    if (r->pres_mdl && buf == mdl_buffer(r->pres_mdl) && (!ioctl || slot == 1)) {
+        *Mdl = r->pres_mdl;
         return STATUS_SUCCESS;
     }
     if (r->rmdl_alloc && MmGetMdlVirtualAddress(r->rmdl_alloc) == buf && r->rmdl_alloc->ByteCount == len) {
@@ -1718,6 +1743,31 @@ static void fp_free_pool(struct uwdf_fp *fp)
     uwdf_free(fp);
 }
 
+/* Verifier, at queue deletion (driver unload deletes them all): after a
+ * grace period for what completes on its own (a forwarded request, a
+ * completion on another thread), each request the driver still owns is one
+ * it never completed; the queue goes on waiting for it. Caller holds the
+ * queue lock. */
+#define QUEUE_VERIFY_GRACE_SEC 1
+static void queue_verify_owned_locked(struct uwdf_queue *q)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until); /* q->cond's clock */
+    until.tv_sec += QUEUE_VERIFY_GRACE_SEC;
+    while (q->owned_count && pthread_cond_timedwait(&q->cond, &q->lock, &until) == 0)
+        ;
+    struct uwdf_driver *d = q->device->driver;
+    const char *event = d && atomic_load(&d->obj.state) != UWDF_OBJECT_ALIVE ? "driver unload" : "queue deletion";
+    for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
+        struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
+        char creator[96];
+        snprintf(creator, sizeof(creator), "WDFQUEUE %p presenting IRP_MJ 0x%02x", (void *)q->obj.handle,
+                 r->irp ? IoGetCurrentIrpStackLocation(r->irp)->MajorFunction : 0);
+        uwdf_verifier_report_leak(event, &r->obj, creator,
+                                  "was presented and never completed: the queue waits for it");
+    }
+}
+
 static void queue_dispose(struct uwdf_object *obj)
 {
     struct uwdf_queue *q = (struct uwdf_queue *)obj;
@@ -1744,6 +1794,8 @@ static void queue_dispose(struct uwdf_object *obj)
      * whose cleanup callbacks run only now. */
     pthread_mutex_lock(&q->lock);
     q->deleting = true;
+    if (UWDF_UNLIKELY(uwdf_verifier) && q->owned_count)
+        queue_verify_owned_locked(q);
     while (q->owned_count || (q->fp && q->fp->free_count < q->fp->total))
         pthread_cond_wait(&q->cond, &q->lock);
     struct uwdf_fp *fp = q->fp;

@@ -147,6 +147,13 @@ static inline void request_format_dropped(struct uwdf_request *req)
 /* Out of line, so that the common case below needs no stack frame. */
 static __attribute__((noinline)) void request_drop_format_full(struct uwdf_request *req, bool may_park)
 {
+    if (req->received && req->irp && req->formatted) {
+        /* A format of a presented request replaced its IRP's buffers
+         * (format_commit); they go back to how the request was presented. */
+        req->irp->MdlAddress = req->pres_mdl;
+        req->irp->UserBuffer = req->pres_user;
+        req->irp->AssociatedIrp.SystemBuffer = req->pres_system;
+    }
     for (int i = 0; i < 2; i++) {
         struct uwdf_memory *mem = req->fmt_mem[i];
         if (mem && !(may_park && request_park_memory(req, mem)))
@@ -201,6 +208,7 @@ NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET 
         uwdf_object_delete_failed_create(&req->obj);
         return status;
     }
+    req->obj.created_by = "WdfRequestCreate";
     *Request = (WDFREQUEST)req->obj.handle;
     return STATUS_SUCCESS;
 }
@@ -217,6 +225,7 @@ NTSTATUS WdfRequestCreateFromIrp(PWDF_OBJECT_ATTRIBUTES RequestAttributes, PIRP 
     req->irp = Irp;
     req->irp_owner = RequestFreesIrp ? UWDF_IRP_FRAMEWORK : UWDF_IRP_DRIVER;
     req->from_irp = true;
+    req->obj.created_by = "WdfRequestCreateFromIrp";
     *Request = (WDFREQUEST)req->obj.handle;
     return STATUS_SUCCESS;
 }
@@ -232,9 +241,9 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
     if (ReuseParams->Flags & ~(ULONG)WDF_REQUEST_REUSE_SET_NEW_IRP)
         return STATUS_INVALID_PARAMETER;
     bool new_irp = (ReuseParams->Flags & WDF_REQUEST_REUSE_SET_NEW_IRP) != 0;
-    if (new_irp && !req->from_irp)
+    if (new_irp && !req->from_irp && !req->received)
         return STATUS_WDF_REQUEST_INVALID_STATE;
-    if (new_irp && !ReuseParams->NewIrp)
+    if (new_irp && !ReuseParams->NewIrp && !req->received)
         return STATUS_INVALID_PARAMETER;
     if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)) {
         /* WDF only breaks into the debugger here; reinitialising an
@@ -250,6 +259,21 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
     req->routine = NULL;
     req->routine_ctx = NULL;
     uwdf_request_drop_format(req, true);
+    if (req->received) {
+        /* A presented request (FxRequest::Reuse): its format is gone and
+         * its IRP's buffers are back as presented; the IRP is the
+         * requestor's, so it only takes the new status and loses its cancel
+         * flag; the request is no longer completed or cancelled. Nothing
+         * else: it still belongs to the driver, which must complete it. */
+        if (new_irp)
+            return STATUS_WDF_REQUEST_INVALID_STATE;
+        if (req->irp) {
+            req->irp->IoStatus.Status = ReuseParams->Status;
+            req->irp->Cancel = FALSE;
+        }
+        atomic_store_explicit(&req->flags, 0, memory_order_release);
+        return STATUS_SUCCESS;
+    }
     if (new_irp) {
         if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
             IoFreeIrp(req->irp);
