@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include "../lib/internal.h" /* uwdf_tls_irql: no DDI raises above DISPATCH_LEVEL */
+
 #include <fcntl.h>
 #include <fltkernel.h>
 #include <stdio.h>
@@ -778,6 +780,175 @@ START_TEST(block_device_volume_write_reuse_read)
 }
 END_TEST
 
+/* ---- IRQL of reuse and free; FltReissueSynchronousIo ---- */
+
+/* Runs what=1 (reuse) or 2 (free) on d from a WDF completion routine, at
+ * DISPATCH_LEVEL. */
+struct at_dispatch {
+    struct tu_completion c;
+    PFLT_CALLBACK_DATA d;
+    int what;
+    KIRQL irql;
+    UCHAR major_after;
+    NTSTATUS reissue_status;
+    PFLT_INSTANCE inst;
+};
+
+static VOID at_dispatch_done(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT ctx)
+{
+    struct at_dispatch *a = ctx;
+    a->irql = KeGetCurrentIrql();
+    if (a->what == 1) {
+        FltReuseCallbackData(a->d);
+        a->major_after = a->d->Iopb->MajorFunction;
+    } else if (a->what == 2) {
+        FltFreeCallbackData(a->d);
+    } else {
+        FltReissueSynchronousIo(a->inst, a->d);
+        a->reissue_status = a->d->IoStatus.Status;
+    }
+    tu_on_complete(r, t, p, &a->c);
+}
+
+static void run_at_dispatch(WDFIOTARGET t, WDFMEMORY m, struct at_dispatch *a)
+{
+    WDFREQUEST r = tu_make_request(t);
+    LONGLONG off = 0;
+    tu_completion_init(&a->c);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, r, m, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(r, at_dispatch_done, a);
+    ck_assert(WdfRequestSend(r, t, WDF_NO_SEND_OPTIONS));
+    ck_assert(tu_completion_wait(&a->c, WAIT_MS));
+    ck_assert_uint_eq(a->irql, DISPATCH_LEVEL);
+    tu_completion_fini(&a->c);
+    WdfObjectDelete(r);
+}
+
+START_TEST(reuse_and_free_check_irql)
+{
+    struct fenv fe;
+    HANDLE h;
+    fenv_init(&fe, _i);
+    PFILE_OBJECT fo = open_direct(&fe, "irql", &h);
+    char *path = tu_env_path(&fe.e, "irql");
+    WDFIOTARGET t;
+    ck_assert_int_eq(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    void *b;
+    WDFMEMORY m = tu_make_memory(BLK, &b);
+    void *buf = aligned(BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    set_rw(d, IRP_MJ_READ, buf, BLK, 0);
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    struct at_dispatch a = { .d = d, .what = 1 };
+    /* Reuse above APC_LEVEL: without the verifier it does nothing ... */
+    run_at_dispatch(t, m, &a);
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+    ck_assert_uint_eq(a.major_after, IRP_MJ_READ);
+    /* ... with it, a bug check that names the DDI (and still nothing). */
+    UwdfSetVerifier(TRUE);
+    run_at_dispatch(t, m, &a);
+    tu_expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, DISPATCH_LEVEL);
+    ck_assert_uint_eq(a.major_after, IRP_MJ_READ);
+    UwdfSetVerifier(FALSE);
+    /* Free at DISPATCH_LEVEL is allowed. */
+    UWDF_OBJECT_COUNT before, after;
+    ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &before), STATUS_SUCCESS);
+    a.what = 2;
+    run_at_dispatch(t, m, &a);
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+    ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &after), STATUS_SUCCESS);
+    ck_assert_uint_eq(after.Live, before.Live - 1);
+    /* Free above DISPATCH_LEVEL: nothing freed; a bug check with the verifier. */
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    for (int verifier = 0; verifier < 2; verifier++) {
+        UwdfSetVerifier(verifier ? TRUE : FALSE);
+        uwdf_tls_irql = HIGH_LEVEL;
+        FltFreeCallbackData(d);
+        uwdf_tls_irql = PASSIVE_LEVEL;
+        if (verifier)
+            tu_expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, HIGH_LEVEL);
+        ck_assert_int_eq(tu_last_bugcheck.count, 0);
+        ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &after), STATUS_SUCCESS);
+        ck_assert_uint_eq(after.Live, before.Live);
+    }
+    UwdfSetVerifier(FALSE);
+    FltFreeCallbackData(d);
+    WdfObjectDelete(m);
+    free(buf);
+    free(path);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
+START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
+{
+    struct fenv fe;
+    HANDLE h;
+    fenv_init(&fe, _i);
+    PFILE_OBJECT fo = open_direct(&fe, "reissue-sync", &h);
+    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    PFLT_CALLBACK_DATA d = NULL;
+    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    tu_fill_pattern(w, BLK, 501, 0);
+    set_rw(d, IRP_MJ_WRITE, w, BLK, 0);
+    FltPerformSynchronousIo(d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    /* The same parameters, new data in the buffer, another offset: the
+     * reissue writes what the block describes now. */
+    tu_fill_pattern(w, BLK, 502, 0);
+    d->Iopb->Parameters.Write.ByteOffset.QuadPart = 2 * BLK;
+    FltSetCallbackDataDirty(d);
+    d->IoStatus.Status = STATUS_UNSUCCESSFUL;
+    d->IoStatus.Information = 0;
+    FltReissueSynchronousIo(fe.instance, d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_uint_eq(d->IoStatus.Information, BLK);
+    ck_assert_uint_eq(d->Iopb->MajorFunction, IRP_MJ_WRITE); /* not reset */
+    FltReuseCallbackData(d);
+    set_rw(d, IRP_MJ_READ, r, BLK, 0);
+    FltPerformSynchronousIo(d);
+    ck_assert(tu_pattern_matches(r, BLK, 501, 0));
+    d->Iopb->Parameters.Read.ByteOffset.QuadPart = 2 * BLK;
+    FltReissueSynchronousIo(fe.instance, d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(r, BLK, 502, 0));
+    /* Errors come back in IoStatus, as from a perform. */
+    d->Iopb->Parameters.Read.ByteOffset.QuadPart = FILE_SIZE;
+    FltReissueSynchronousIo(fe.instance, d);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_END_OF_FILE);
+    /* A NULL instance is a bug check; nothing is done. */
+    d->IoStatus.Status = STATUS_PENDING;
+    FltReissueSynchronousIo(NULL, d);
+    tu_expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, 0);
+    ck_assert_int_eq(d->IoStatus.Status, STATUS_PENDING);
+    /* Not above PASSIVE_LEVEL (non-paging I/O): IoStatus says so. */
+    char *path = tu_env_path(&fe.e, "reissue-sync");
+    WDFIOTARGET t;
+    ck_assert_int_eq(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    void *b;
+    WDFMEMORY m = tu_make_memory(BLK, &b);
+    struct at_dispatch a = { .d = d, .what = 3, .inst = fe.instance };
+    d->Iopb->Parameters.Read.ByteOffset.QuadPart = 0;
+    run_at_dispatch(t, m, &a);
+    ck_assert_int_eq(a.reissue_status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+    UwdfSetVerifier(TRUE);
+    run_at_dispatch(t, m, &a);
+    tu_expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, DISPATCH_LEVEL);
+    UwdfSetVerifier(FALSE);
+    FltFreeCallbackData(d);
+    WdfObjectDelete(m);
+    free(path);
+    free(w);
+    free(r);
+    close_file(h, fo);
+    fenv_fini(&fe);
+}
+END_TEST
+
 static Suite *flt_suite(bool with_loop_devices)
 {
     Suite *s = suite_create("flt");
@@ -794,6 +965,8 @@ static Suite *flt_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, read_write_file_sync_async_and_current_byte_offset, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, sync_perform_inside_async_callback_is_invalid_device_request, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, file_object_outlives_close_until_dereferenced, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_and_free_check_irql, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reissue_synchronous_io_repeats_the_operation_as_it_now_is, 0, TU_BACKENDS);
     if (with_loop_devices) {
         tc = tu_tcase(s, "flt_loop_device", TEST_TIMEOUT_SEC);
         tcase_add_loop_test(tc, block_device_volume_write_reuse_read, 0, TU_BACKENDS);

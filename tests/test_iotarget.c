@@ -10,6 +10,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <ntdddisk.h>
 #include <pthread.h>
@@ -2199,6 +2200,170 @@ END_TEST
 
 /* ------------------------------------------------------------------- */
 
+/* ---- negative DeviceOffsets (wdm.h's file-system meanings) ---- */
+
+/* Formats are not refused; the file decides when the request is sent. */
+static NTSTATUS async_rw_at(WDFIOTARGET t, WDFREQUEST r, WDFMEMORY m, bool write, LARGE_INTEGER off,
+                            ULONG_PTR *info)
+{
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+    NTSTATUS st = write ? WdfIoTargetFormatRequestForWrite(t, r, m, NULL, &off.QuadPart)
+                        : WdfIoTargetFormatRequestForRead(t, r, m, NULL, &off.QuadPart);
+    ck_assert_int_eq(st, STATUS_SUCCESS);
+    struct tu_completion c;
+    tu_completion_init(&c);
+    WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
+    ck_assert(WdfRequestSend(r, t, WDF_NO_SEND_OPTIONS));
+    ck_assert(tu_completion_wait(&c, WAIT_MS));
+    ck_assert_int_eq(tu_ncalls(&c), 1);
+    st = c.status;
+    if (info)
+        *info = c.information;
+    tu_completion_fini(&c);
+    return st;
+}
+
+START_TEST(negative_offsets_append_use_position_or_fail)
+{
+    struct tu_env e;
+    tu_use_backend(_i);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "neg", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    void *buf;
+    WDFMEMORY m = tu_make_memory(BLK, &buf);
+    WDFREQUEST r = tu_make_request(t);
+    ULONG_PTR info = 0;
+    LARGE_INTEGER eof = { .QuadPart = 0 }, pos = { .QuadPart = 0 }, bad;
+    eof.HighPart = -1;
+    eof.LowPart = FILE_WRITE_TO_END_OF_FILE;
+    pos.HighPart = -1;
+    pos.LowPart = FILE_USE_FILE_POINTER_POSITION;
+    ck_assert_int_eq(eof.QuadPart, -1);
+    ck_assert_int_eq(pos.QuadPart, -2);
+
+    /* FILE_WRITE_TO_END_OF_FILE appends. */
+    tu_fill_pattern(buf, BLK, 99, 0);
+    ck_assert_int_eq(async_rw_at(t, r, m, true, eof, &info), STATUS_SUCCESS);
+    ck_assert_uint_eq(info, BLK);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, FILE_SIZE + BLK);
+    memset(buf, 0, BLK);
+    LARGE_INTEGER at = { .QuadPart = FILE_SIZE };
+    ck_assert_int_eq(async_rw_at(t, r, m, false, at, &info), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, BLK, 99, 0));
+    /* Synchronously too. */
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
+    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &eof.QuadPart, NULL, &info), STATUS_SUCCESS);
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, FILE_SIZE + 2 * BLK);
+
+    /* FILE_USE_FILE_POINTER_POSITION: the file position (0 after the open;
+     * the appends did not move it), which the read advances. */
+    ck_assert_int_eq(async_rw_at(t, r, m, false, pos, &info), STATUS_SUCCESS);
+    ck_assert_uint_eq(info, BLK);
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
+    ck_assert_int_eq(async_rw_at(t, r, m, false, pos, &info), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
+
+    /* A read at FILE_WRITE_TO_END_OF_FILE, and any other negative offset,
+     * completes with STATUS_INVALID_PARAMETER through the routine. */
+    ck_assert_int_eq(async_rw_at(t, r, m, false, eof, &info), STATUS_INVALID_PARAMETER);
+    ck_assert_uint_eq(info, 0);
+    /* (-4294967298: the sentinels' LowPart under HighPart -2) */
+    const LONGLONG others[] = { -3, -4096, LLONG_MIN, -4294967298LL };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+        bad.QuadPart = others[i];
+        ck_assert_int_eq(async_rw_at(t, r, m, false, bad, NULL), STATUS_INVALID_PARAMETER);
+        ck_assert_int_eq(async_rw_at(t, r, m, true, bad, NULL), STATUS_INVALID_PARAMETER);
+    }
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(st.st_size, FILE_SIZE + 2 * BLK);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Four threads append to one file at once: each append gets a range of
+ * its own (no block is torn, lost or written twice). */
+#define APPEND_THREADS 4
+#define APPENDS_PER_THREAD 200
+#define APPEND_BLK 512
+
+struct appender {
+    WDFIOTARGET t;
+    int id;
+    int failures;
+};
+
+static void *append_thread(void *p)
+{
+    struct appender *a = p;
+    unsigned char *b;
+    WDFMEMORY m = tu_make_memory(APPEND_BLK, (void **)&b);
+    WDFREQUEST r = tu_make_request(a->t);
+    LARGE_INTEGER eof;
+    eof.HighPart = -1;
+    eof.LowPart = FILE_WRITE_TO_END_OF_FILE;
+    for (int i = 0; i < APPENDS_PER_THREAD; i++) {
+        memset(b, 0, APPEND_BLK);
+        snprintf((char *)b, APPEND_BLK, "append t=%d i=%d", a->id, i);
+        memset(b + 64, 'A' + a->id, APPEND_BLK - 64);
+        ULONG_PTR info = 0;
+        if (async_rw_at(a->t, r, m, true, eof, &info) != STATUS_SUCCESS || info != APPEND_BLK)
+            a->failures++;
+    }
+    WdfObjectDelete(r);
+    WdfObjectDelete(m);
+    return NULL;
+}
+
+START_TEST(concurrent_appends_do_not_overlap)
+{
+    struct tu_env e;
+    tu_use_backend(_i);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "appends", APPEND_BLK, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    struct appender a[APPEND_THREADS];
+    pthread_t th[APPEND_THREADS];
+    for (int i = 0; i < APPEND_THREADS; i++) {
+        a[i] = (struct appender){ .t = t, .id = i };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, append_thread, &a[i]), 0);
+    }
+    for (int i = 0; i < APPEND_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(a[i].failures, 0);
+    }
+    const size_t n = (size_t)APPEND_THREADS * APPENDS_PER_THREAD;
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char *all = malloc((n + 2) * APPEND_BLK);
+    size_t got = fread(all, 1, (n + 2) * APPEND_BLK, f);
+    fclose(f);
+    ck_assert_uint_eq(got, (n + 1) * APPEND_BLK);
+    ck_assert(tu_pattern_matches(all, APPEND_BLK, FILE_SEED, 0)); /* the original block is intact */
+    static unsigned char seen[APPEND_THREADS][APPENDS_PER_THREAD];
+    memset(seen, 0, sizeof(seen));
+    for (size_t k = 1; k <= n; k++) {
+        unsigned char *b = all + k * APPEND_BLK;
+        int id = -1, i = -1;
+        ck_assert_int_eq(sscanf((char *)b, "append t=%d i=%d", &id, &i), 2);
+        ck_assert(id >= 0 && id < APPEND_THREADS && i >= 0 && i < APPENDS_PER_THREAD);
+        for (int j = 64; j < APPEND_BLK; j++)
+            ck_assert_int_eq(b[j], 'A' + id);
+        ck_assert_int_eq(seen[id][i]++, 0);
+    }
+    free(all);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *iotarget_suite(bool with_loop_devices)
 {
     Suite *s = suite_create("iotarget");
@@ -2249,6 +2414,10 @@ static Suite *iotarget_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, format_on_closed_target_is_invalid_device_state, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, target_state_through_lifecycle, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, get_device_and_file_handle, 0, TU_BACKENDS);
+
+    tc = tu_tcase(s, "device_offset", TEST_TIMEOUT_SEC);
+    tcase_add_loop_test(tc, negative_offsets_append_use_position_or_fail, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, concurrent_appends_do_not_overlap, 0, TU_BACKENDS);
 
     tc = tu_tcase(s, "ioctl", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, ioctl_length_info_regular_file_is_file_size, 0, TU_BACKENDS);

@@ -3,6 +3,7 @@
  * back to the sender. */
 #include "testutil.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -2413,6 +2414,319 @@ START_TEST(device_deleted_under_target)
 }
 END_TEST
 
+/* ---- issue 15: DeviceOffset, neither I/O, reuse of a presented request ---- */
+
+static WDFDEVICE device_with_queue(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io,
+                                   PFN_WDF_IO_QUEUE_IO_READ rd, PFN_WDF_IO_QUEUE_IO_WRITE wr,
+                                   PWDF_OBJECT_ATTRIBUTES request_attrs)
+{
+    WCHAR wbuf[64];
+    UNICODE_STRING us;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    tu_unicode(&us, wbuf, 64, name);
+    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    WdfDeviceInitSetIoType(init, io);
+    if (request_attrs)
+        WdfDeviceInitSetRequestAttributes(init, request_attrs);
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, FILTER_CTX);
+    WDFDEVICE dev;
+    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
+    WdfControlFinishInitializing(dev);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoRead = rd;
+    c.EvtIoWrite = wr;
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
+    return dev;
+}
+
+static LONGLONG offs_seen;
+static atomic_int offs_calls;
+
+static VOID offs_io(WDFQUEUE q, WDFREQUEST r, size_t len)
+{
+    (void)q;
+    WDF_REQUEST_PARAMETERS p;
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(r, &p);
+    offs_seen = p.Parameters.Read.DeviceOffset;
+    atomic_fetch_add(&offs_calls, 1);
+    WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, len);
+}
+
+/* What the lower driver sees as DeviceOffset for what the sender passed. */
+static LONGLONG offset_below(WDFIOTARGET t, bool write, bool sync, PLONGLONG off)
+{
+    void *b;
+    WDFMEMORY m = tu_make_memory(512, &b);
+    int calls = ld(&offs_calls);
+    offs_seen = 12345;
+    if (sync) {
+        WDF_MEMORY_DESCRIPTOR d;
+        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
+        ULONG_PTR n = 0;
+        NTSTATUS st = write ? WdfIoTargetSendWriteSynchronously(t, NULL, &d, off, NULL, &n)
+                            : WdfIoTargetSendReadSynchronously(t, NULL, &d, off, NULL, &n);
+        ck_assert_int_eq(st, STATUS_SUCCESS);
+        ck_assert_uint_eq(n, 512);
+    } else {
+        struct io io;
+        memset(&io, 0, sizeof(io));
+        io.req = tu_make_request(t);
+        tu_completion_init(&io.c);
+        NTSTATUS st = write ? WdfIoTargetFormatRequestForWrite(t, io.req, m, NULL, off)
+                            : WdfIoTargetFormatRequestForRead(t, io.req, m, NULL, off);
+        ck_assert_int_eq(st, STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
+        io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
+        io_expect(&io, STATUS_SUCCESS, 512);
+        io_fini(&io);
+    }
+    WdfObjectDelete(m);
+    ck_assert_int_eq(ld(&offs_calls), calls + 1);
+    return offs_seen;
+}
+
+START_TEST(device_offset_reaches_lower_driver_as_kmdf_passes_it)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    device_with_queue(e.driver, "\\Device\\uwdfOffs", WdfDeviceIoBuffered, offs_io, offs_io, NULL);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfOffs");
+    const LONGLONG passed[] = { 0, 4096, -1, -2, -3, LLONG_MIN };
+    for (int sync = 0; sync < 2; sync++)
+        for (int write = 0; write < 2; write++) {
+            /* NULL: 0, not the file-pointer sentinel */
+            ck_assert_int_eq(offset_below(t, write, sync, NULL), 0);
+            for (size_t i = 0; i < sizeof(passed) / sizeof(passed[0]); i++) {
+                LONGLONG off = passed[i];
+                ck_assert_int_eq(offset_below(t, write, sync, &off), passed[i]);
+            }
+        }
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Neither I/O: a kernel-mode requestor's buffer, as KMDF hands it out. */
+static void *neither_app_buf;
+static atomic_int neither_ok, neither_calls;
+
+static VOID neither_read(WDFQUEUE q, WDFREQUEST r, size_t len)
+{
+    (void)q;
+    void *b = NULL, *ib = NULL;
+    size_t n = 0;
+    WDFMEMORY m;
+    PMDL mdl;
+    bool ok = WdfRequestGetRequestorMode(r) == KernelMode &&
+              WdfRequestRetrieveOutputBuffer(r, len, &b, &n) == STATUS_SUCCESS && n == len &&
+              WdfRequestRetrieveOutputMemory(r, &m) == STATUS_SUCCESS && WdfMemoryGetBuffer(m, NULL) == b &&
+              WdfRequestRetrieveInputBuffer(r, 1, &ib, NULL) == STATUS_INVALID_DEVICE_REQUEST &&
+              WdfRequestRetrieveOutputWdmMdl(r, &mdl) == STATUS_INVALID_DEVICE_REQUEST &&
+              (!neither_app_buf || b == neither_app_buf);
+    if (ok)
+        ok = WdfMemoryCopyFromBuffer(m, 0, "neither-read", 13) == STATUS_SUCCESS;
+    atomic_fetch_add(&neither_ok, ok);
+    atomic_fetch_add(&neither_calls, 1);
+    WdfRequestCompleteWithInformation(r, ok ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL, ok ? len : 0);
+}
+
+static VOID neither_write(WDFQUEUE q, WDFREQUEST r, size_t len)
+{
+    (void)q;
+    void *b = NULL;
+    size_t n = 0;
+    WDFMEMORY m;
+    bool ok = WdfRequestRetrieveInputBuffer(r, len, &b, &n) == STATUS_SUCCESS && n == len &&
+              (!neither_app_buf || b == neither_app_buf) && memcmp(b, "neither-write", 14) == 0 &&
+              WdfRequestRetrieveInputMemory(r, &m) == STATUS_SUCCESS && WdfMemoryGetBuffer(m, NULL) == b &&
+              WdfMemoryCopyFromBuffer(m, 0, "x", 1) == STATUS_ACCESS_VIOLATION &&
+              WdfRequestRetrieveOutputBuffer(r, 1, &b, NULL) == STATUS_INVALID_DEVICE_REQUEST;
+    atomic_fetch_add(&neither_ok, ok);
+    atomic_fetch_add(&neither_calls, 1);
+    WdfRequestCompleteWithInformation(r, ok ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL, ok ? len : 0);
+}
+
+START_TEST(neither_io_retrieval_for_kernel_mode_requestors)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    atomic_store(&neither_ok, 0);
+    atomic_store(&neither_calls, 0);
+    device_with_queue(e.driver, "\\Device\\uwdfNeither", WdfDeviceIoNeither, neither_read, neither_write, NULL);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfNeither");
+    void *b;
+    WDFMEMORY m = tu_make_memory(512, &b);
+    neither_app_buf = b;
+    LONGLONG off = 0;
+    /* asynchronous read and write with a WDFMEMORY */
+    struct io io;
+    memset(&io, 0, sizeof(io));
+    io.req = tu_make_request(t);
+    tu_completion_init(&io.c);
+    memset(b, 0, 512);
+    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, io.req, m, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
+    io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
+    io_expect(&io, STATUS_SUCCESS, 512);
+    ck_assert_str_eq(b, "neither-read");
+    io_fini(&io);
+    memcpy(b, "neither-write", 14);
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
+    ULONG_PTR n = 0;
+    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    ck_assert_uint_eq(n, 512);
+    /* a buffer and an MDL descriptor */
+    memset(b, 0, 512);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, b, 512);
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    ck_assert_str_eq(b, "neither-read");
+    PMDL mdl = IoAllocateMdl(b, 512, FALSE, FALSE, NULL);
+    MmBuildMdlForNonPagedPool(mdl);
+    memset(b, 0, 512);
+    WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, mdl, 512);
+    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    ck_assert_str_eq(b, "neither-read");
+    memcpy(b, "neither-write", 14);
+    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    IoFreeMdl(mdl);
+    ck_assert_int_eq(ld(&neither_calls), 5);
+    ck_assert_int_eq(ld(&neither_ok), 5);
+    neither_app_buf = NULL;
+    WdfObjectDelete(m);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* WdfRequestReuse of a presented request (FxRequest::Reuse): the format
+ * and its references go, the IRP's buffers are back as presented, the IRP
+ * takes the new status and loses its cancel flag; SET_NEW_IRP is refused;
+ * a sent request is refused; the driver still completes it, once. */
+static atomic_int reuse_destroyed, reuse_steps_ok;
+static WDFIOTARGET reuse_lower, reuse_hold;
+static void *reuse_presented_buf;
+
+static VOID reuse_destroy(WDFOBJECT o)
+{
+    (void)o;
+    atomic_fetch_add(&reuse_destroyed, 1);
+}
+
+static VOID reuse_hold_cancel(WDFREQUEST r)
+{
+    WdfRequestComplete(r, STATUS_CANCELLED);
+}
+
+static VOID reuse_hold_read(WDFQUEUE q, WDFREQUEST r, size_t len)
+{
+    (void)q;
+    (void)len;
+    if (!NT_SUCCESS(WdfRequestMarkCancelableEx(r, reuse_hold_cancel)))
+        WdfRequestComplete(r, STATUS_CANCELLED);
+}
+
+static VOID reuse_second_done(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT c)
+{
+    (void)t;
+    (void)c;
+    /* the held leg was cancelled; then the request is completed once */
+    if (p->IoStatus.Status == STATUS_CANCELLED)
+        atomic_fetch_add(&reuse_steps_ok, 1);
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    if (WdfRequestReuse(r, &rp) == STATUS_SUCCESS)
+        atomic_fetch_add(&reuse_steps_ok, 1);
+    WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, 7);
+}
+
+static VOID reuse_first_done(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT c)
+{
+    (void)t;
+    (void)c;
+    int ok = 0;
+    PIRP irp = WdfRequestWdmGetIrp(r);
+    ok += p->IoStatus.Status == STATUS_SUCCESS;
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_SET_NEW_IRP, STATUS_SUCCESS);
+    rp.NewIrp = irp;
+    ok += WdfRequestReuse(r, &rp) == STATUS_WDF_REQUEST_INVALID_STATE;
+    irp->Cancel = TRUE;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_DEVICE_BUSY);
+    ok += WdfRequestReuse(r, &rp) == STATUS_SUCCESS;
+    ok += WdfRequestGetStatus(r) == STATUS_DEVICE_BUSY;
+    ok += irp->Cancel == FALSE;
+    ok += WdfRequestIsCanceled(r) == FALSE;
+    /* buffers as presented, though the format had replaced the IRP's */
+    void *b = NULL;
+    ok += WdfRequestRetrieveOutputBuffer(r, 1, &b, NULL) == STATUS_SUCCESS && b == reuse_presented_buf;
+    ok += irp->AssociatedIrp.SystemBuffer == reuse_presented_buf;
+    /* sent again, below a device that holds it: a reuse now is refused */
+    WDFMEMORY m;
+    LONGLONG off = 0;
+    ok += WdfRequestRetrieveOutputMemory(r, &m) == STATUS_SUCCESS;
+    ok += WdfIoTargetFormatRequestForRead(reuse_hold, r, m, NULL, &off) == STATUS_SUCCESS;
+    WdfRequestSetCompletionRoutine(r, reuse_second_done, NULL);
+    ok += WdfRequestSend(r, reuse_hold, WDF_NO_SEND_OPTIONS) == TRUE;
+    ok += WdfRequestReuse(r, &rp) == STATUS_INVALID_DEVICE_REQUEST;
+    atomic_fetch_add(&reuse_steps_ok, ok == 12 ? 1 : -100);
+    WdfRequestCancelSentRequest(r);
+}
+
+static VOID reuse_read(WDFQUEUE q, WDFREQUEST r, size_t len)
+{
+    (void)q;
+    (void)len;
+    WDFMEMORY m;
+    LONGLONG off = 0;
+    WdfRequestRetrieveOutputBuffer(r, 1, &reuse_presented_buf, NULL);
+    if (!NT_SUCCESS(WdfRequestRetrieveOutputMemory(r, &m)) ||
+        !NT_SUCCESS(WdfIoTargetFormatRequestForRead(reuse_lower, r, m, NULL, &off))) {
+        WdfRequestComplete(r, STATUS_UNSUCCESSFUL);
+        return;
+    }
+    WdfRequestSetCompletionRoutine(r, reuse_first_done, NULL);
+    if (!WdfRequestSend(r, reuse_lower, WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(r, WdfRequestGetStatus(r));
+}
+
+START_TEST(reuse_of_a_presented_request)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    tu_use_backend(_i);
+    atomic_store(&reuse_destroyed, 0);
+    atomic_store(&reuse_steps_ok, 0);
+    char *file = tu_env_file(&e, "lower.img", 1 << 16, 3);
+    WDF_OBJECT_ATTRIBUTES ra;
+    WDF_OBJECT_ATTRIBUTES_INIT(&ra);
+    ra.EvtDestroyCallback = reuse_destroy;
+    WDFDEVICE dev = device_with_queue(e.driver, "\\Device\\uwdfReuse", WdfDeviceIoBuffered, reuse_read, NULL, &ra);
+    device_with_queue(e.driver, "\\Device\\uwdfReuseHold", WdfDeviceIoBuffered, reuse_hold_read, NULL, NULL);
+    reuse_lower = WdfDeviceGetIoTarget(dev);
+    open_by_name(reuse_lower, file, 0);
+    ck_assert_int_eq(WdfIoTargetCreate(dev, WDF_NO_OBJECT_ATTRIBUTES, &reuse_hold), STATUS_SUCCESS);
+    open_by_name(reuse_hold, "\\Device\\uwdfReuseHold", 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfReuse");
+    for (int i = 0; i < 3; i++) {
+        struct io io;
+        io_start(&io, t, WdfRequestTypeRead, 512, 0);
+        io_expect(&io, STATUS_SUCCESS, 7);
+        io_fini(&io);
+    }
+    for (int i = 0; i < 1000 && ld(&reuse_destroyed) < 3; i++)
+        tu_sleep_ms(1);
+    ck_assert_int_eq(ld(&reuse_steps_ok), 9);
+    ck_assert_int_eq(ld(&reuse_destroyed), 3);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");
@@ -2458,6 +2772,10 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, resend_chain, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge_while_completing, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, device_deleted_under_target, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "fidelity", 30);
+    tcase_add_loop_test(tc, device_offset_reaches_lower_driver_as_kmdf_passes_it, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, neither_io_retrieval_for_kernel_mode_requestors, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reuse_of_a_presented_request, 0, TU_BACKENDS);
     return s;
 }
 
