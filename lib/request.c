@@ -147,13 +147,6 @@ static inline void request_format_dropped(struct uwdf_request *req)
 /* Out of line, so that the common case below needs no stack frame. */
 static __attribute__((noinline)) void request_drop_format_full(struct uwdf_request *req, bool may_park)
 {
-    if (req->received && req->irp && req->formatted) {
-        /* A format of a presented request replaced its IRP's buffers
-         * (format_commit); they go back to how the request was presented. */
-        req->irp->MdlAddress = req->pres_mdl;
-        req->irp->UserBuffer = req->pres_user;
-        req->irp->AssociatedIrp.SystemBuffer = req->pres_system;
-    }
     for (int i = 0; i < 2; i++) {
         struct uwdf_memory *mem = req->fmt_mem[i];
         if (mem && !(may_park && request_park_memory(req, mem)))
@@ -183,6 +176,20 @@ void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
 void uwdf_request_release_format(struct uwdf_request *req)
 {
     uwdf_request_drop_format(req, false);
+}
+
+/* A format of a presented request replaced its IRP's buffers
+ * (format_commit): they go back to how the request was presented, where a
+ * format is dropped and the IRP does not go on to a new format_commit
+ * (which sets them anyway) or to its completion (receive_teardown gives the
+ * sender's back): reuse and the formats that keep the IRP's buffers. */
+static void request_restore_presented(struct uwdf_request *req)
+{
+    if (req->received && req->irp) {
+        req->irp->MdlAddress = req->pres_mdl;
+        req->irp->UserBuffer = req->pres_user;
+        req->irp->AssociatedIrp.SystemBuffer = req->pres_system;
+    }
 }
 
 /* ---- DDIs ---- */
@@ -230,6 +237,25 @@ NTSTATUS WdfRequestCreateFromIrp(PWDF_OBJECT_ATTRIBUTES RequestAttributes, PIRP 
     return STATUS_SUCCESS;
 }
 
+/* The rest of WdfRequestReuse for a presented request (FxRequest::Reuse),
+ * whose format is gone and its IRP's buffers back as presented: the IRP is
+ * the requestor's, so it only takes the new status and loses its cancel
+ * flag, and the request is no longer completed or cancelled. Nothing else:
+ * it still belongs to the driver, which must complete it. */
+static __attribute__((noinline)) NTSTATUS request_reuse_presented(struct uwdf_request *req, bool new_irp,
+                                                                 NTSTATUS status)
+{
+    if (new_irp)
+        return STATUS_WDF_REQUEST_INVALID_STATE;
+    request_restore_presented(req);
+    if (req->irp) {
+        req->irp->IoStatus.Status = status;
+        req->irp->Cancel = FALSE;
+    }
+    atomic_store_explicit(&req->flags, 0, memory_order_release);
+    return STATUS_SUCCESS;
+}
+
 NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReuseParams)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestReuse");
@@ -241,10 +267,12 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
     if (ReuseParams->Flags & ~(ULONG)WDF_REQUEST_REUSE_SET_NEW_IRP)
         return STATUS_INVALID_PARAMETER;
     bool new_irp = (ReuseParams->Flags & WDF_REQUEST_REUSE_SET_NEW_IRP) != 0;
-    if (new_irp && !req->from_irp && !req->received)
-        return STATUS_WDF_REQUEST_INVALID_STATE;
-    if (new_irp && !ReuseParams->NewIrp && !req->received)
-        return STATUS_INVALID_PARAMETER;
+    if (UWDF_UNLIKELY(new_irp) && !req->received) {
+        if (!req->from_irp)
+            return STATUS_WDF_REQUEST_INVALID_STATE;
+        if (!ReuseParams->NewIrp)
+            return STATUS_INVALID_PARAMETER;
+    }
     if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)) {
         /* WDF only breaks into the debugger here; reinitialising an
          * in-flight request would corrupt it, so the port refuses. */
@@ -259,28 +287,18 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
     req->routine = NULL;
     req->routine_ctx = NULL;
     uwdf_request_drop_format(req, true);
-    if (req->received) {
-        /* A presented request (FxRequest::Reuse): its format is gone and
-         * its IRP's buffers are back as presented; the IRP is the
-         * requestor's, so it only takes the new status and loses its cancel
-         * flag; the request is no longer completed or cancelled. Nothing
-         * else: it still belongs to the driver, which must complete it. */
-        if (new_irp)
-            return STATUS_WDF_REQUEST_INVALID_STATE;
-        if (req->irp) {
-            req->irp->IoStatus.Status = ReuseParams->Status;
-            req->irp->Cancel = FALSE;
-        }
-        atomic_store_explicit(&req->flags, 0, memory_order_release);
-        return STATUS_SUCCESS;
-    }
-    if (new_irp) {
+    /* (A presented request's IRP is never the framework's.) */
+    if (UWDF_UNLIKELY(new_irp)) {
+        if (req->received)
+            return request_reuse_presented(req, new_irp, ReuseParams->Status);
         if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
             IoFreeIrp(req->irp);
         req->irp = ReuseParams->NewIrp;
         req->irp_owner = UWDF_IRP_DRIVER;
     } else if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK) {
         IoReuseIrp(req->irp, ReuseParams->Status);
+    } else if (req->received) {
+        return request_reuse_presented(req, new_irp, ReuseParams->Status);
     }
     if (req->irp) {
         req->irp->IoStatus.Status = ReuseParams->Status;
@@ -446,6 +464,7 @@ VOID WdfRequestFormatRequestUsingCurrentType(WDFREQUEST Request)
         return;
     }
     uwdf_request_release_format(req);
+    request_restore_presented(req);
     IoCopyCurrentIrpStackLocationToNext(irp);
     req->formatted = true;
 }
@@ -464,6 +483,7 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
         return;
     }
     uwdf_request_release_format(req);
+    request_restore_presented(req);
     PIO_STACK_LOCATION next = IoGetNextIrpStackLocation(req->irp);
     *next = *Stack;
     next->CompletionRoutine = NULL;
