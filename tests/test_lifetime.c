@@ -818,6 +818,10 @@ START_TEST(verifier_reports_leaks_at_unload)
         tu_sleep_ms(1);
     }
     ck_assert_int_eq(atomic_load(&u.done), 0);
+    /* Reported; the rest of the unload may delete the sender's request
+     * before its completion has reached it (a verifier bug check of its
+     * own, not this test's business). */
+    UwdfSetVerifier(FALSE);
     WdfRequestComplete(held_request, STATUS_SUCCESS);
     pthread_join(th, NULL);
     fflush(stderr);
