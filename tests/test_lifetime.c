@@ -107,7 +107,9 @@ static LONGLONG lt_offset(WDFREQUEST r)
 
 static VOID lt_done(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT ctx);
 
-static void lt_send_own(WDFREQUEST r, bool write, PWDF_REQUEST_SEND_OPTIONS opts, WDFIOTARGET t)
+/* Format r with its own retrieved memory for t and send it; lt_done (with
+ * leg as its context) or the synchronous send's caller completes it. */
+static void lt_send_own(WDFREQUEST r, bool write, PWDF_REQUEST_SEND_OPTIONS opts, WDFIOTARGET t, WDFCONTEXT leg)
 {
     WDFMEMORY m;
     LONGLONG off = lt_offset(r);
@@ -122,7 +124,7 @@ static void lt_send_own(WDFREQUEST r, bool write, PWDF_REQUEST_SEND_OPTIONS opts
     }
     bool sync = opts && (opts->Flags & WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
     if (!sync)
-        WdfRequestSetCompletionRoutine(r, lt_done, NULL);
+        WdfRequestSetCompletionRoutine(r, lt_done, leg);
     if (!WdfRequestSend(r, t, opts)) {
         WdfRequestComplete(r, WdfRequestGetStatus(r));
         return;
@@ -144,19 +146,7 @@ static VOID lt_done(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS 
             WdfRequestComplete(r, st);
             return;
         }
-        WDFMEMORY m;
-        LONGLONG off = lt_offset(r);
-        st = WdfRequestRetrieveOutputMemory(r, &m);
-        if (NT_SUCCESS(st))
-            st = WdfIoTargetFormatRequestForRead(L.file, r, m, NULL, &off);
-        if (!NT_SUCCESS(st)) {
-            lt_error("format after reuse", st);
-            WdfRequestComplete(r, st);
-            return;
-        }
-        WdfRequestSetCompletionRoutine(r, lt_done, (WDFCONTEXT)1);
-        if (!WdfRequestSend(r, L.file, WDF_NO_SEND_OPTIONS))
-            WdfRequestComplete(r, WdfRequestGetStatus(r));
+        lt_send_own(r, false, WDF_NO_SEND_OPTIONS, L.file, (WDFCONTEXT)1); /* the second leg */
         return;
     }
     WdfRequestCompleteWithInformation(r, p->IoStatus.Status, p->IoStatus.Information);
@@ -261,12 +251,12 @@ static VOID lt_io(WDFQUEUE q, WDFREQUEST r, size_t len, bool write)
     case P_OWN_OUT_ASYNC:
     case P_OWN_IN_ASYNC:
     case P_REUSE:
-        lt_send_own(r, write, WDF_NO_SEND_OPTIONS, L.file);
+        lt_send_own(r, write, WDF_NO_SEND_OPTIONS, L.file, NULL);
         break;
     case P_OWN_OUT_SYNC:
         WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
         WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(30));
-        lt_send_own(r, write, &o, L.file);
+        lt_send_own(r, write, &o, L.file, NULL);
         break;
     case P_DRV_MEM_ASYNC:
     case P_DRV_MEM_SYNC:
@@ -294,12 +284,12 @@ static VOID lt_io(WDFQUEUE q, WDFREQUEST r, size_t len, bool write)
         break;
     }
     case P_CANCEL_IN_FLIGHT:
-        lt_send_own(r, write, WDF_NO_SEND_OPTIONS, L.hold);
+        lt_send_own(r, write, WDF_NO_SEND_OPTIONS, L.hold, NULL);
         break;
     case P_TIMEOUT:
         WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
         WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, -1); /* 100 ns from now */
-        lt_send_own(r, write, &o, L.hold);
+        lt_send_own(r, write, &o, L.hold, NULL);
         break;
     default:
         lt_error("pattern reached the filter", 0);
@@ -318,58 +308,20 @@ static VOID lt_write(WDFQUEUE q, WDFREQUEST r, size_t len)
     lt_io(q, r, len, true);
 }
 
-/* ---- the holding device below: keeps each request until it is cancelled ---- */
-
-static VOID hold_cancel(WDFREQUEST r)
-{
-    WdfRequestComplete(r, STATUS_CANCELLED);
-}
-
-static VOID hold_read(WDFQUEUE q, WDFREQUEST r, size_t len)
-{
-    (void)q;
-    (void)len;
-    if (!NT_SUCCESS(WdfRequestMarkCancelableEx(r, hold_cancel)))
-        WdfRequestComplete(r, STATUS_CANCELLED);
-}
-
 static WDFDEVICE lt_device(WDFDRIVER driver, const char *name, PFN_WDF_IO_QUEUE_IO_READ rd,
                            PFN_WDF_IO_QUEUE_IO_WRITE wr, WDF_IO_QUEUE_DISPATCH_TYPE type,
                            WDF_DEVICE_IO_TYPE io)
 {
-    WCHAR wbuf[64];
-    UNICODE_STRING us;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 64, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
-    WdfDeviceInitSetIoType(init, io);
     WDF_OBJECT_ATTRIBUTES ra;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, LT_REQ);
     ra.EvtCleanupCallback = lt_cleanup;
     ra.EvtDestroyCallback = lt_destroy;
-    WdfDeviceInitSetRequestAttributes(init, &ra);
-    WDFDEVICE dev;
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
-    WDF_IO_QUEUE_CONFIG c;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, type);
-    if (type != WdfIoQueueDispatchManual) {
-        c.EvtIoRead = rd;
-        c.EvtIoWrite = wr;
-    }
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
-    return dev;
+    return tu_named_device(driver, name, io, &ra, type, rd, wr);
 }
 
 static void lt_open(WDFIOTARGET t, const char *name)
 {
-    WCHAR wbuf[1024];
-    UNICODE_STRING us;
-    WDF_IO_TARGET_OPEN_PARAMS op;
-    tu_unicode(&us, wbuf, 1024, name);
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
-    ck_assert_int_eq(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    tu_open_by_name(t, name, 0);
 }
 
 /* ---- the application: threads sending to the filter ---- */
@@ -534,23 +486,31 @@ static long lt_ios(void)
 
 /* ---- the steady-state test ---- */
 
+/* The driver, the engine and the filter device for pattern, its target
+ * on a new file opened; returns the filter. */
+static WDFDEVICE lt_setup(struct tu_env *e, enum pattern pattern, int engine, WDF_DEVICE_IO_TYPE io)
+{
+    setenv("UWDF_BACKEND", engine_names[engine], 1);
+    tu_env_init(e);
+    memset(&L, 0, sizeof(L));
+    L.pattern = pattern;
+    WDFDEVICE filter = lt_device(e->driver, "\\Device\\uwdfLtFilter", lt_read, lt_write,
+                                 pattern == P_CANCEL_ON_QUEUE ? WdfIoQueueDispatchManual
+                                                              : WdfIoQueueDispatchParallel,
+                                 io);
+    char *file = tu_env_file(e, "lower.img", FILE_BLOCKS * BLK, 5);
+    L.file = WdfDeviceGetIoTarget(filter);
+    lt_open(L.file, file);
+    free(file);
+    return filter;
+}
+
 static void steady_state(enum pattern pattern, int engine)
 {
     struct tu_env e;
-    setenv("UWDF_BACKEND", engine_names[engine], 1);
-    tu_env_init(&e);
-    memset(&L, 0, sizeof(L));
-    L.pattern = pattern;
-    char *file = tu_env_file(&e, "lower.img", FILE_BLOCKS * BLK, 5);
-
-    WDFDEVICE filter = lt_device(e.driver, "\\Device\\uwdfLtFilter", lt_read, lt_write,
-                                 pattern == P_CANCEL_ON_QUEUE ? WdfIoQueueDispatchManual
-                                                              : WdfIoQueueDispatchParallel,
-                                 WdfDeviceIoDirect);
-    lt_device(e.driver, "\\Device\\uwdfLtHold", hold_read, NULL, WdfIoQueueDispatchParallel,
+    WDFDEVICE filter = lt_setup(&e, pattern, engine, WdfDeviceIoDirect);
+    lt_device(e.driver, "\\Device\\uwdfLtHold", tu_hold_until_cancelled, NULL, WdfIoQueueDispatchParallel,
               WdfDeviceIoBuffered);
-    L.file = WdfDeviceGetIoTarget(filter);
-    lt_open(L.file, file);
     ck_assert_int_eq(WdfIoTargetCreate(filter, WDF_NO_OBJECT_ATTRIBUTES, &L.hold), STATUS_SUCCESS);
     lt_open(L.hold, "\\Device\\uwdfLtHold");
     WDF_IO_QUEUE_CONFIG qc;
@@ -598,7 +558,6 @@ static void steady_state(enum pattern pattern, int engine)
     if (!under_sanitizer())
         ck_assert_msg(after.rss_pages - before.rss_pages <= RSS_SLACK_PAGES, "%s: RSS grew by %ld pages", what,
                       after.rss_pages - before.rss_pages);
-    free(file);
     tu_env_fini(&e);
 }
 
@@ -630,15 +589,7 @@ STEADY(P_TIMEOUT)
 START_TEST(forwarded_with_own_memory_is_destroyed)
 {
     struct tu_env e;
-    setenv("UWDF_BACKEND", engine_names[_i], 1);
-    tu_env_init(&e);
-    memset(&L, 0, sizeof(L));
-    L.pattern = P_OWN_OUT_ASYNC;
-    char *file = tu_env_file(&e, "lower.img", FILE_BLOCKS * BLK, 5);
-    WDFDEVICE filter = lt_device(e.driver, "\\Device\\uwdfLtFilter", lt_read, lt_write,
-                                 WdfIoQueueDispatchParallel, WdfDeviceIoBuffered);
-    L.file = WdfDeviceGetIoTarget(filter);
-    lt_open(L.file, file);
+    lt_setup(&e, P_OWN_OUT_ASYNC, _i, WdfDeviceIoBuffered);
     WDFIOTARGET app;
     ck_assert_int_eq(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
     lt_open(app, "\\Device\\uwdfLtFilter");
@@ -648,7 +599,6 @@ START_TEST(forwarded_with_own_memory_is_destroyed)
     long errors = atomic_load(&L.errors), cleanups = atomic_load(&L.cleanups), destroys = atomic_load(&L.destroys);
     ck_assert_msg(errors == 0 && cleanups == 2000 && destroys == 2000,
                   "2000 reads: %ld errors, %ld cleanup and %ld destroy callbacks", errors, cleanups, destroys);
-    free(file);
     tu_env_fini(&e);
 }
 END_TEST

@@ -81,13 +81,7 @@ static WDFQUEUE make_forwarding_queue(WDFDEVICE dev)
 
 static void open_by_name(WDFIOTARGET t, const char *name, ULONG options)
 {
-    WCHAR wbuf[512];
-    UNICODE_STRING us;
-    WDF_IO_TARGET_OPEN_PARAMS op;
-    tu_unicode(&us, wbuf, 512, name);
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
-    op.CreateOptions = options;
-    ck_assert_int_eq(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    tu_open_by_name(t, name, options);
 }
 
 /* app -> \Device\uwdfTop (filter) -> \Device\uwdfMid (filter) -> file. */
@@ -2416,32 +2410,6 @@ END_TEST
 
 /* ---- issue 15: DeviceOffset, neither I/O, reuse of a presented request ---- */
 
-static WDFDEVICE device_with_queue(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io,
-                                   PFN_WDF_IO_QUEUE_IO_READ rd, PFN_WDF_IO_QUEUE_IO_WRITE wr,
-                                   PWDF_OBJECT_ATTRIBUTES request_attrs)
-{
-    WCHAR wbuf[64];
-    UNICODE_STRING us;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 64, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
-    WdfDeviceInitSetIoType(init, io);
-    if (request_attrs)
-        WdfDeviceInitSetRequestAttributes(init, request_attrs);
-    WDF_OBJECT_ATTRIBUTES attrs;
-    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, FILTER_CTX);
-    WDFDEVICE dev;
-    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
-    WDF_IO_QUEUE_CONFIG c;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
-    c.EvtIoRead = rd;
-    c.EvtIoWrite = wr;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
-    return dev;
-}
-
 static LONGLONG offs_seen;
 static atomic_int offs_calls;
 
@@ -2494,7 +2462,8 @@ START_TEST(device_offset_reaches_lower_driver_as_kmdf_passes_it)
     struct tu_env e;
     tu_env_init(&e);
     tu_use_backend(_i);
-    device_with_queue(e.driver, "\\Device\\uwdfOffs", WdfDeviceIoBuffered, offs_io, offs_io, NULL);
+    tu_named_device(e.driver, "\\Device\\uwdfOffs", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchParallel, offs_io,
+                    offs_io);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfOffs");
     const LONGLONG passed[] = { 0, 4096, -1, -2, -3, LLONG_MIN };
     for (int sync = 0; sync < 2; sync++)
@@ -2557,7 +2526,8 @@ START_TEST(neither_io_retrieval_for_kernel_mode_requestors)
     tu_use_backend(_i);
     atomic_store(&neither_ok, 0);
     atomic_store(&neither_calls, 0);
-    device_with_queue(e.driver, "\\Device\\uwdfNeither", WdfDeviceIoNeither, neither_read, neither_write, NULL);
+    tu_named_device(e.driver, "\\Device\\uwdfNeither", WdfDeviceIoNeither, NULL, WdfIoQueueDispatchParallel,
+                    neither_read, neither_write);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfNeither");
     void *b;
     WDFMEMORY m = tu_make_memory(512, &b);
@@ -2615,19 +2585,6 @@ static VOID reuse_destroy(WDFOBJECT o)
 {
     (void)o;
     atomic_fetch_add(&reuse_destroyed, 1);
-}
-
-static VOID reuse_hold_cancel(WDFREQUEST r)
-{
-    WdfRequestComplete(r, STATUS_CANCELLED);
-}
-
-static VOID reuse_hold_read(WDFQUEUE q, WDFREQUEST r, size_t len)
-{
-    (void)q;
-    (void)len;
-    if (!NT_SUCCESS(WdfRequestMarkCancelableEx(r, reuse_hold_cancel)))
-        WdfRequestComplete(r, STATUS_CANCELLED);
 }
 
 static VOID reuse_second_done(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT c)
@@ -2705,8 +2662,10 @@ START_TEST(reuse_of_a_presented_request)
     WDF_OBJECT_ATTRIBUTES ra;
     WDF_OBJECT_ATTRIBUTES_INIT(&ra);
     ra.EvtDestroyCallback = reuse_destroy;
-    WDFDEVICE dev = device_with_queue(e.driver, "\\Device\\uwdfReuse", WdfDeviceIoBuffered, reuse_read, NULL, &ra);
-    device_with_queue(e.driver, "\\Device\\uwdfReuseHold", WdfDeviceIoBuffered, reuse_hold_read, NULL, NULL);
+    WDFDEVICE dev = tu_named_device(e.driver, "\\Device\\uwdfReuse", WdfDeviceIoBuffered, &ra,
+                                    WdfIoQueueDispatchParallel, reuse_read, NULL);
+    tu_named_device(e.driver, "\\Device\\uwdfReuseHold", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchParallel,
+                    tu_hold_until_cancelled, NULL);
     reuse_lower = WdfDeviceGetIoTarget(dev);
     open_by_name(reuse_lower, file, 0);
     ck_assert_int_eq(WdfIoTargetCreate(dev, WDF_NO_OBJECT_ATTRIBUTES, &reuse_hold), STATUS_SUCCESS);

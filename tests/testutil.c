@@ -533,6 +533,56 @@ bool tu_running_on_valgrind(void)
     return RUNNING_ON_VALGRIND != 0;
 }
 
+WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io,
+                          PWDF_OBJECT_ATTRIBUTES request_attrs, WDF_IO_QUEUE_DISPATCH_TYPE type,
+                          PFN_WDF_IO_QUEUE_IO_READ rd, PFN_WDF_IO_QUEUE_IO_WRITE wr)
+{
+    WCHAR wbuf[128];
+    UNICODE_STRING us;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    tu_unicode(&us, wbuf, 128, name);
+    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    WdfDeviceInitSetIoType(init, io);
+    if (request_attrs)
+        WdfDeviceInitSetRequestAttributes(init, request_attrs);
+    WDFDEVICE dev;
+    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
+    WdfControlFinishInitializing(dev);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, type);
+    if (type != WdfIoQueueDispatchManual) {
+        c.EvtIoRead = rd;
+        c.EvtIoWrite = wr;
+    }
+    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
+    return dev;
+}
+
+void tu_open_by_name(WDFIOTARGET t, const char *name, ULONG options)
+{
+    WCHAR wbuf[1024];
+    UNICODE_STRING us;
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    tu_unicode(&us, wbuf, 1024, name);
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
+    op.CreateOptions = options;
+    ck_assert_int_eq(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+}
+
+static VOID tu_hold_cancelled(WDFREQUEST r)
+{
+    WdfRequestComplete(r, STATUS_CANCELLED);
+}
+
+VOID tu_hold_until_cancelled(WDFQUEUE Queue, WDFREQUEST Request, size_t Length)
+{
+    (void)Queue;
+    (void)Length;
+    if (!NT_SUCCESS(WdfRequestMarkCancelableEx(Request, tu_hold_cancelled)))
+        WdfRequestComplete(Request, STATUS_CANCELLED);
+}
+
 /* ---- Filter Manager ---- */
 
 void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f)

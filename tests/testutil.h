@@ -151,6 +151,20 @@ bool tu_completion_wait(struct tu_completion *c, int ms);
 /* A plain-int view of the call count, so failed assertions print readably. */
 int tu_ncalls(struct tu_completion *c);
 
+/* A named control device (\Device\...) of I/O type io, with request_attrs
+ * (or NULL) as its request attributes and a default queue of the given
+ * dispatch type with these callbacks (none for a manual queue). */
+WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io,
+                          PWDF_OBJECT_ATTRIBUTES request_attrs, WDF_IO_QUEUE_DISPATCH_TYPE type,
+                          PFN_WDF_IO_QUEUE_IO_READ rd, PFN_WDF_IO_QUEUE_IO_WRITE wr);
+/* WdfIoTargetOpen by name (a path or \Device\ name), read/write, with these
+ * CreateOptions; asserted to succeed. */
+void tu_open_by_name(WDFIOTARGET t, const char *name, ULONG options);
+
+/* EvtIoRead of a device that holds every request until it is cancelled
+ * (marked cancelable), then completes it with STATUS_CANCELLED. */
+EVT_WDF_IO_QUEUE_IO_READ tu_hold_until_cancelled;
+
 /* ---- Filter Manager: a started filter attached to the volume at e->dir,
  * and the file at path (inside it) opened read/write, unbuffered. ---- */
 struct tu_flt {
