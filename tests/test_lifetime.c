@@ -353,6 +353,7 @@ static void *app_thread(void *p)
     WDFREQUEST r = tu_make_request(a->t);
     void *buf;
     WDFMEMORY m = tu_make_memory(BLK, &buf);
+    memset(buf, 0x5a, BLK); /* what the writes write */
     bool cancels = L.pattern == P_CANCEL_ON_QUEUE || L.pattern == P_CANCEL_IN_FLIGHT;
     NTSTATUS want = app_expected();
     for (long n; (n = atomic_fetch_add(&a->next, 1)) < a->total;) {
