@@ -523,8 +523,9 @@ struct uwdf_request {
     size_t bounce_len;
     PMDL saved_mdl;
     PVOID saved_user, saved_system, saved_type3;
-    /* The IRP's buffers as presented (receive_setup's layout), put back
-     * when a format that replaced them is dropped (reuse, reformat). */
+    /* The IRP's buffers as presented (receive_setup's layout): what
+     * retrieval hands out, and what the IRP gets back when a format that
+     * replaced them is dropped (request_restore_presented). */
     PMDL pres_mdl;
     PVOID pres_user, pres_system;
 };

@@ -747,17 +747,17 @@ static void target_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
     }
     unsigned where = atomic_load(&req->flags) & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND);
     if (UWDF_UNLIKELY(where)) {
-        if (t->is_stream)
+        if (t->is_stream) {
             io->offset = UWDF_IO_OFFSET_CURRENT;
-        else if (where & UWDF_REQ_APPEND) {
+        } else if (where & UWDF_REQ_APPEND) {
             /* The kernel picks the end, one writer at a time, so no two
              * appends overlap; the offset is not used (and must not be -1,
              * io_uring's "the file position"). */
             io->offset = 0;
             io->rw_flags |= RWF_APPEND;
-        }
-        else
+        } else {
             io->offset = req->pos_offset = atomic_fetch_add(&t->file_pos, req->io_length);
+        }
     }
     uwdf_engine_submit(t->engine, io);
 }
