@@ -565,7 +565,7 @@ static const struct uwdf_backend_ops *backend_by_name(const char *name)
 
 const struct uwdf_backend_ops *uwdf_backend_select(int *err)
 {
-    const char *forced = getenv("UWDF_BACKEND");
+    const char *forced = uwdf_env(UWDF_ENV_BACKEND);
     if (forced && *forced) {
         const struct uwdf_backend_ops *ops = backend_by_name(forced);
         if (!ops) {

@@ -33,6 +33,21 @@ void uwdf_fault_init_from_env(void);
 /* Milliseconds completions are held back (0: off). */
 extern atomic_uint uwdf_fault_stall_ms;
 
+/* ---- the environment switches (lib/env.c): read only through uwdf_env,
+ * which ignores them all in a privileged (AT_SECURE) process ---- */
+enum uwdf_env_switch {
+    UWDF_ENV_BACKEND,
+    UWDF_ENV_VERIFIER,
+    UWDF_ENV_FAULT_ALLOC,
+    UWDF_ENV_FAULT_STALL,
+    UWDF_ENV_FP_FAIL,
+    UWDF_ENV_BIASED_LOCKS,
+    UWDF_ENV_COUNT
+};
+/* The switch's value, or NULL when unset or the process is privileged. */
+const char *uwdf_env(enum uwdf_env_switch which);
+const char *uwdf_env_name(enum uwdf_env_switch which);
+
 /* ---- bug checks, verifier, IRQL ---- */
 /* Reports WDF_VIOLATION with the given parameters and a reason; returns only
  * if the installed callback returns. */

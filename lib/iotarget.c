@@ -329,7 +329,7 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
         return STATUS_NOT_SUPPORTED;
     }
     struct uwdf_engine *engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
-    if (!engine && !getenv("UWDF_BACKEND") && ops == &uwdf_backend_io_uring) {
+    if (!engine && !uwdf_env(UWDF_ENV_BACKEND) && ops == &uwdf_backend_io_uring) {
         uwdf_log("io_uring set-up failed (%s); using libaio", strerror(-err));
         ops = &uwdf_backend_libaio;
         engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);

@@ -668,7 +668,7 @@ static pthread_once_t fp_env_once = PTHREAD_ONCE_INIT;
 
 static void fp_read_env(void)
 {
-    const char *v = getenv("UWDF_FP_FAIL");
+    const char *v = uwdf_env(UWDF_ENV_FP_FAIL);
     fp_fail_mode = 0;
     if (v && !strcmp(v, "all"))
         fp_fail_mode = 1;

@@ -93,8 +93,8 @@ VOID UwdfFaultInjectStall(ULONG Milliseconds)
 
 void uwdf_fault_init_from_env(void)
 {
-    const char *alloc = getenv("UWDF_FAULT_ALLOC");
-    const char *stall = getenv("UWDF_FAULT_STALL");
+    const char *alloc = uwdf_env(UWDF_ENV_FAULT_ALLOC);
+    const char *stall = uwdf_env(UWDF_ENV_FAULT_STALL);
     if (alloc && *alloc) {
         unsigned long n = 0;
         if (sscanf(alloc, "nth:%lu", &n) == 1 && n > 0)
@@ -193,7 +193,7 @@ BOOLEAN UwdfIsVerifierEnabled(void)
 
 void uwdf_verifier_init_from_env(void)
 {
-    const char *v = getenv("UWDF_VERIFIER");
+    const char *v = uwdf_env(UWDF_ENV_VERIFIER);
     uwdf_verifier = v && *v && strcmp(v, "0") != 0;
 }
 
@@ -335,7 +335,7 @@ static void biased_probe(void)
 #ifdef BIASED_TSAN
     return;
 #endif
-    const char *env = getenv("UWDF_BIASED_LOCKS");
+    const char *env = uwdf_env(UWDF_ENV_BIASED_LOCKS);
     if (env && strcmp(env, "0") == 0)
         return;
     long cmds = biased_membarrier(MEMBARRIER_CMD_QUERY);
