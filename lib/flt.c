@@ -5,13 +5,13 @@
  * I/O goes down the same engines as any WdfRequestSend. */
 #define _GNU_SOURCE
 #include "internal.h"
+#include "resolve.h"
 
 #include <sched.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fltkernel.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,11 +41,18 @@ struct _FLT_FILTER {
     struct _FLT_FILTER *next;
 };
 
+/* A volume is a directory or a block device. A directory volume is a root
+ * held open for the volume's life, so its files are the directory's, not
+ * whatever its path names later; a block-device volume has one file, the
+ * device itself, known by its device number. */
 struct _FLT_VOLUME {
     struct flt_hdr hdr;
     struct _FLT_FILTER *filter;
-    char *path; /* realpath */
+    char *path; /* canonical, when it was got */
+    char *name; /* as the filter gave it, if absolute: names under it are the volume's too */
     bool is_block;
+    dev_t rdev;            /* a block-device volume's device */
+    struct uwdf_root root; /* a directory volume's directory */
 };
 
 struct _FLT_INSTANCE {
@@ -131,7 +138,9 @@ static void flt_release(struct flt_hdr *h)
     case FLT_MAGIC_VOLUME: {
         struct _FLT_VOLUME *v = (struct _FLT_VOLUME *)h;
         struct _FLT_FILTER *f = v->filter;
+        uwdf_root_close(&v->root);
         free(v->path);
+        uwdf_free(v->name);
         v->hdr.magic = 0;
         uwdf_free(v);
         flt_release(&f->hdr);
@@ -202,38 +211,13 @@ static struct flt_data *flt_data_from(PFLT_CALLBACK_DATA d, const char *ddi)
     return fd;
 }
 
-/* UTF-8 -> WCHAR, malloc'd and NUL-terminated; *chars without the NUL. */
-static WCHAR *flt_wide(const char *s, size_t *chars)
+/* A name with a NUL inside would be cut short as a C string. */
+static bool flt_name_has_nul(PCUNICODE_STRING name)
 {
-    size_t n = strlen(s), o = 0;
-    WCHAR *w = malloc((n + 1) * sizeof(WCHAR));
-    if (!w)
-        return NULL;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        uint32_t cp;
-        int extra;
-        if (c < 0x80) {
-            cp = c;
-            extra = 0;
-        } else if ((c & 0xE0) == 0xC0) {
-            cp = c & 0x1F;
-            extra = 1;
-        } else if ((c & 0xF0) == 0xE0) {
-            cp = c & 0x0F;
-            extra = 2;
-        } else {
-            cp = c & 0x07;
-            extra = 3;
-        }
-        i++;
-        for (int k = 0; k < extra && i < n; k++, i++)
-            cp = (cp << 6) | ((unsigned char)s[i] & 0x3F);
-        w[o++] = (WCHAR)cp;
-    }
-    w[o] = 0;
-    *chars = o;
-    return w;
+    for (size_t i = 0; i < name->Length / sizeof(WCHAR); i++)
+        if (name->Buffer[i] == 0)
+            return true;
+    return false;
 }
 
 /* ---- registration ---- */
@@ -358,40 +342,65 @@ NTSTATUS FltGetVolumeFromName(PFLT_FILTER Filter, PCUNICODE_STRING VolumeName, P
     UWDF_REQUIRE_PARAM(VolumeName, "FltGetVolumeFromName", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(RetVolume, "FltGetVolumeFromName", STATUS_INVALID_PARAMETER);
     *RetVolume = NULL;
-    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltGetVolumeFromName") || !VolumeName->Buffer || VolumeName->Length == 0)
+    if (!flt_is(Filter, FLT_MAGIC_FILTER, "FltGetVolumeFromName") || !VolumeName->Buffer || VolumeName->Length == 0 ||
+        flt_name_has_nul(VolumeName))
         return STATUS_INVALID_PARAMETER;
     if (Filter->unregistering)
         return STATUS_FLT_DELETING_OBJECT;
     char *name = uwdf_unicode_to_utf8(VolumeName);
     if (!name)
         return STATUS_INSUFFICIENT_RESOURCES;
+    NTSTATUS status;
+    struct _FLT_VOLUME *v = NULL;
     struct stat st;
     if (stat(name, &st) != 0) {
-        int err = errno;
-        free(name);
-        return err == ENOENT || err == ENOTDIR ? STATUS_OBJECT_NAME_NOT_FOUND : uwdf_status_from_errno(err);
+        status = errno == ENOENT || errno == ENOTDIR ? STATUS_OBJECT_NAME_NOT_FOUND : uwdf_status_from_errno(errno);
+        goto fail;
     }
-    if (!S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        free(name);
-        return STATUS_INVALID_PARAMETER;
+    status = STATUS_INVALID_PARAMETER;
+    if (!S_ISDIR(st.st_mode) && !S_ISBLK(st.st_mode))
+        goto fail;
+    status = STATUS_INSUFFICIENT_RESOURCES;
+    v = uwdf_zalloc(sizeof(*v));
+    if (!v)
+        goto fail;
+    v->root.fd = -1;
+    v->is_block = S_ISBLK(st.st_mode);
+    if (v->is_block) {
+        v->rdev = st.st_rdev;
+        v->path = realpath(name, NULL);
+        if (!v->path) {
+            status = uwdf_status_from_errno(errno);
+            goto fail;
+        }
+    } else {
+        status = uwdf_root_open(&v->root, name);
+        if (!NT_SUCCESS(status))
+            goto fail;
+        v->path = strdup(v->root.path);
+        if (!v->path) {
+            status = STATUS_INSUFFICIENT_RESOURCES;
+            goto fail;
+        }
     }
-    char *real = realpath(name, NULL);
-    free(name);
-    if (!real)
-        return uwdf_status_from_errno(errno);
-    struct _FLT_VOLUME *v = uwdf_zalloc(sizeof(*v));
-    if (!v) {
-        free(real);
-        return STATUS_INSUFFICIENT_RESOURCES;
-    }
+    if (name[0] == '/')
+        v->name = name;
+    else
+        uwdf_free(name);
     v->hdr.magic = FLT_MAGIC_VOLUME;
     atomic_init(&v->hdr.refs, 1);
     atomic_fetch_add(&Filter->hdr.refs, 1);
     v->filter = Filter;
-    v->path = real;
-    v->is_block = S_ISBLK(st.st_mode);
     *RetVolume = v;
     return STATUS_SUCCESS;
+fail:
+    if (v) {
+        uwdf_root_close(&v->root);
+        free(v->path);
+        uwdf_free(v);
+    }
+    uwdf_free(name);
+    return status;
 }
 
 NTSTATUS FltAttachVolume(PFLT_FILTER Filter, PFLT_VOLUME Volume, PCUNICODE_STRING InstanceName,
@@ -482,72 +491,61 @@ VOID FltObjectDereference(PVOID FltObject)
 
 /* ---- files ---- */
 
-static bool flt_path_under(const char *path, const char *root)
+static bool flt_is_volume_device(const struct _FLT_VOLUME *v, const struct stat *st)
 {
-    size_t n = strlen(root);
-    if (strcmp(root, "/") == 0)
-        return true;
-    return strncmp(path, root, n) == 0 && (path[n] == '\0' || path[n] == '/');
+    return S_ISBLK(st->st_mode) && st->st_rdev == v->rdev;
 }
 
-/* The resolved path to open (malloc'd), or the refusal. */
-static NTSTATUS flt_resolve(const struct _FLT_VOLUME *v, const char *path, char **out)
+/* A block-device volume's one file, by any name of the device (the
+ * filter's own name, opened by name). What the open returns is checked to
+ * be the device, so a name swapped meanwhile is refused, never followed
+ * elsewhere; a device is neither created nor truncated. */
+static NTSTATUS flt_open_device(const struct _FLT_VOLUME *v, const char *path, ULONG disposition, int oflags, int *fd,
+                                ULONG_PTR *information)
 {
-    *out = NULL;
-    if (path[0] != '/')
-        return STATUS_OBJECT_NAME_INVALID;
-    if (v->is_block) {
-        char *real = realpath(path, NULL);
-        if (!real)
-            return errno == ENOENT || errno == ENOTDIR ? STATUS_OBJECT_NAME_NOT_FOUND : STATUS_ACCESS_DENIED;
-        if (strcmp(real, v->path) != 0) {
-            free(real);
-            return STATUS_ACCESS_DENIED;
-        }
-        *out = real;
-        return STATUS_SUCCESS;
-    }
-    const char *slash = strrchr(path, '/');
-    const char *base = slash + 1;
-    if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
-        return STATUS_OBJECT_NAME_INVALID;
-    size_t plen = (size_t)(slash - path);
-    char *parent = malloc(plen + 2);
-    if (!parent)
-        return STATUS_INSUFFICIENT_RESOURCES;
-    if (plen == 0) {
-        strcpy(parent, "/");
-    } else {
-        memcpy(parent, path, plen);
-        parent[plen] = '\0';
-    }
-    char *rp = realpath(parent, NULL);
-    free(parent);
-    if (!rp)
-        return errno == ENOENT || errno == ENOTDIR ? STATUS_OBJECT_PATH_NOT_FOUND : STATUS_ACCESS_DENIED;
-    if (!flt_path_under(rp, v->path)) {
-        free(rp);
+    struct stat st;
+    int probe = open(path, O_PATH | O_CLOEXEC);
+    if (probe < 0)
+        return errno == ENOENT || errno == ENOTDIR ? STATUS_OBJECT_NAME_NOT_FOUND : STATUS_ACCESS_DENIED;
+    bool same = fstat(probe, &st) == 0 && flt_is_volume_device(v, &st);
+    close(probe);
+    if (!same)
+        return STATUS_ACCESS_DENIED;
+    if (disposition == FILE_CREATE)
+        return STATUS_OBJECT_NAME_COLLISION;
+    int r = open(path, oflags | O_NONBLOCK | O_NOCTTY);
+    if (r < 0)
+        return uwdf_status_from_errno(errno);
+    if (fstat(r, &st) != 0 || !flt_is_volume_device(v, &st)) {
+        close(r);
         return STATUS_ACCESS_DENIED;
     }
-    char *full = NULL;
-    int r = asprintf(&full, "%s/%s", strcmp(rp, "/") == 0 ? "" : rp, base);
-    free(rp);
-    if (r < 0)
-        return STATUS_INSUFFICIENT_RESOURCES;
-    struct stat st;
-    if (lstat(full, &st) == 0 && S_ISLNK(st.st_mode)) {
-        /* A symlink may point anywhere: follow it and check again. */
-        char *target = realpath(full, NULL);
-        bool ok = target && flt_path_under(target, v->path);
-        free(full);
-        if (!ok) {
-            free(target);
-            return STATUS_ACCESS_DENIED;
-        }
-        full = target;
-    }
-    *out = full;
+    *fd = r;
+    *information = uwdf_create_information(disposition);
     return STATUS_SUCCESS;
+}
+
+/* The volume's file the absolute name path names, opened. A directory
+ * volume's names are its path (as got, or canonical) followed by a name
+ * beneath it, resolved beneath the directory held (lib/resolve.c). */
+static NTSTATUS flt_open_name(const struct _FLT_VOLUME *v, const char *path, ULONG disposition, int oflags, int *fd,
+                              ULONG_PTR *information)
+{
+    if (path[0] != '/')
+        return STATUS_OBJECT_NAME_INVALID;
+    /* Windows refuses a file name that ends in a separator; "." and ".."
+     * name no file. */
+    const char *base = strrchr(path, '/') + 1;
+    if (*base == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return STATUS_OBJECT_NAME_INVALID;
+    if (v->is_block)
+        return flt_open_device(v, path, disposition, oflags, fd, information);
+    const char *rel = uwdf_path_after_prefix(v->path, path);
+    if (!rel && v->name)
+        rel = uwdf_path_after_prefix(v->name, path);
+    if (!rel)
+        return STATUS_ACCESS_DENIED;
+    return uwdf_root_open_file(&v->root, rel, disposition, oflags | O_NONBLOCK, fd, information);
 }
 
 NTSTATUS FltCreateFileEx(PFLT_FILTER Filter, PFLT_INSTANCE Instance, PHANDLE FileHandle,
@@ -567,8 +565,7 @@ NTSTATUS FltCreateFileEx(PFLT_FILTER Filter, PFLT_INSTANCE Instance, PHANDLE Fil
         *FileObject = NULL;
     IoStatusBlock->Information = 0;
     NTSTATUS status = STATUS_SUCCESS;
-    char *path = NULL, *resolved = NULL;
-    WCHAR *wide = NULL;
+    char *path = NULL;
     WDFIOTARGET target = NULL;
 
     if (!uwdf_irql_check_passive("FltCreateFileEx")) {
@@ -586,29 +583,12 @@ NTSTATUS FltCreateFileEx(PFLT_FILTER Filter, PFLT_INSTANCE Instance, PHANDLE Fil
         status = STATUS_FLT_DELETING_OBJECT;
         goto out;
     }
-    path = uwdf_unicode_to_utf8(ObjectAttributes->ObjectName);
-    if (!path) {
-        status = STATUS_INSUFFICIENT_RESOURCES;
+    if (flt_name_has_nul(ObjectAttributes->ObjectName)) {
+        status = STATUS_OBJECT_NAME_INVALID;
         goto out;
     }
-    status = flt_resolve(Instance->volume, path, &resolved);
-    if (!NT_SUCCESS(status))
-        goto out;
-    size_t chars;
-    wide = flt_wide(resolved, &chars);
-    if (!wide) {
-        status = STATUS_INSUFFICIENT_RESOURCES;
-        goto out;
-    }
-    UNICODE_STRING us = {
-        .Length = (USHORT)(chars * sizeof(WCHAR)), .MaximumLength = (USHORT)((chars + 1) * sizeof(WCHAR)),
-        .Buffer = wide,
-    };
-    status = WdfIoTargetCreate(Filter->device, WDF_NO_OBJECT_ATTRIBUTES, &target);
-    if (!NT_SUCCESS(status))
-        goto out;
     WDF_IO_TARGET_OPEN_PARAMS op;
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_CREATE_BY_NAME(&op, &us, DesiredAccess);
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_CREATE_BY_NAME(&op, ObjectAttributes->ObjectName, DesiredAccess);
     op.ShareAccess = ShareAccess;
     op.FileAttributes = FileAttributes;
     op.CreateDisposition = CreateDisposition;
@@ -616,7 +596,24 @@ NTSTATUS FltCreateFileEx(PFLT_FILTER Filter, PFLT_INSTANCE Instance, PHANDLE Fil
     op.EaBuffer = EaBuffer;
     op.EaBufferLength = EaLength;
     op.AllocationSize = AllocationSize ? &AllocationSize->QuadPart : NULL;
-    status = WdfIoTargetOpen(target, &op);
+    int oflags;
+    status = uwdf_iotarget_open_flags(&op, &oflags);
+    if (!NT_SUCCESS(status))
+        goto out;
+    path = uwdf_unicode_to_utf8(ObjectAttributes->ObjectName);
+    if (!path) {
+        status = STATUS_INSUFFICIENT_RESOURCES;
+        goto out;
+    }
+    status = WdfIoTargetCreate(Filter->device, WDF_NO_OBJECT_ATTRIBUTES, &target);
+    if (!NT_SUCCESS(status))
+        goto out;
+    int fd;
+    ULONG_PTR information;
+    status = flt_open_name(Instance->volume, path, CreateDisposition, oflags, &fd, &information);
+    if (!NT_SUCCESS(status))
+        goto out;
+    status = uwdf_iotarget_open_fd(target, &op, fd, oflags, path);
     if (!NT_SUCCESS(status))
         goto out;
     struct flt_file *file = uwdf_zalloc(sizeof(*file));
@@ -644,13 +641,11 @@ NTSTATUS FltCreateFileEx(PFLT_FILTER Filter, PFLT_INSTANCE Instance, PHANDLE Fil
     *FileHandle = (HANDLE)(intptr_t)file->fd;
     if (FileObject)
         *FileObject = &file->fo;
-    IoStatusBlock->Information = op.FileInformation;
+    IoStatusBlock->Information = information;
 out:
     if (target)
         WdfObjectDelete(target);
-    free(wide);
-    free(resolved);
-    free(path);
+    uwdf_free(path);
     IoStatusBlock->Status = status;
     return status;
 }

@@ -650,6 +650,7 @@ struct uwdf_iotarget {
     unsigned waiters;
     atomic_ullong file_pos;
     char *path;
+    bool by_descriptor; /* opened beneath a root: never re-opened by name */
     WDF_IO_TARGET_OPEN_PARAMS open_params;
     FILE_OBJECT file_object;
     struct uwdf_device *lower; /* an in-process device target, referenced */
@@ -680,6 +681,14 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
                                        const char *ddi);
 /* Cancel a sent request (WdfRequestCancelSentRequest's core). */
 bool uwdf_iotarget_cancel_request(struct uwdf_request *req);
+/* The access and option flags WdfIoTargetOpen opens a file with
+ * (O_RDWR, O_DIRECT, ...), without the disposition's. */
+NTSTATUS uwdf_iotarget_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags);
+/* Opens the target on fd, a file opened with flags (and O_NONBLOCK) by
+ * whoever resolved name, which is kept only for messages: such a target is
+ * never re-opened by name. The target owns fd, whatever the outcome. */
+NTSTATUS uwdf_iotarget_open_fd(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams, int fd, int flags,
+                               const char *name);
 /* A UNICODE_STRING (wchar_t) as a NUL-terminated UTF-8 path, allocated
  * with uwdf_alloc; NULL when out of memory. */
 char *uwdf_unicode_to_utf8(PCUNICODE_STRING name);

@@ -11,6 +11,7 @@
  * I/O reference only goes when the kernel has returned the buffer, so a
  * request never completes while the kernel may still touch its memory. */
 #include "internal.h"
+#include "resolve.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -124,6 +125,22 @@ static bool access_wants_write(ACCESS_MASK a)
     return (a & (GENERIC_WRITE | GENERIC_ALL | FILE_WRITE_DATA | FILE_APPEND_DATA)) != 0;
 }
 
+NTSTATUS uwdf_iotarget_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags)
+{
+    bool r = access_wants_read(p->DesiredAccess), w = access_wants_write(p->DesiredAccess);
+    if (p->CreateDisposition > FILE_MAXIMUM_DISPOSITION)
+        return STATUS_INVALID_PARAMETER;
+    if ((p->CreateOptions & FILE_DIRECTORY_FILE) && (p->CreateOptions & FILE_NON_DIRECTORY_FILE))
+        return STATUS_INVALID_PARAMETER;
+    *flags = O_CLOEXEC;
+    *flags |= w ? (r ? O_RDWR : O_WRONLY) : O_RDONLY;
+    if (p->CreateOptions & FILE_NO_INTERMEDIATE_BUFFERING)
+        *flags |= O_DIRECT;
+    if (p->CreateOptions & FILE_WRITE_THROUGH)
+        *flags |= O_DSYNC;
+    return STATUS_SUCCESS;
+}
+
 static NTSTATUS target_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags)
 {
     static const int disposition_flags[] = {
@@ -134,38 +151,18 @@ static NTSTATUS target_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags
         [FILE_OVERWRITE] = O_TRUNC,
         [FILE_OVERWRITE_IF] = O_CREAT | O_TRUNC,
     };
-    bool r = access_wants_read(p->DesiredAccess), w = access_wants_write(p->DesiredAccess);
-    if (p->CreateDisposition > FILE_MAXIMUM_DISPOSITION)
-        return STATUS_INVALID_PARAMETER;
-    if ((p->CreateOptions & FILE_DIRECTORY_FILE) && (p->CreateOptions & FILE_NON_DIRECTORY_FILE))
-        return STATUS_INVALID_PARAMETER;
-    *flags = O_CLOEXEC | disposition_flags[p->CreateDisposition];
-    *flags |= w ? (r ? O_RDWR : O_WRONLY) : O_RDONLY;
-    if (p->CreateOptions & FILE_NO_INTERMEDIATE_BUFFERING)
-        *flags |= O_DIRECT;
-    if (p->CreateOptions & FILE_WRITE_THROUGH)
-        *flags |= O_DSYNC;
-    return STATUS_SUCCESS;
+    NTSTATUS status = uwdf_iotarget_open_flags(p, flags);
+    if (NT_SUCCESS(status))
+        *flags |= disposition_flags[p->CreateDisposition];
+    return status;
 }
 
-static NTSTATUS target_open_path(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPEN_PARAMS *p,
-                                 const char *path)
+/* t takes the open file fd (opened with flags): checked, described and
+ * its geometry probed, or closed. */
+static NTSTATUS target_adopt_fd(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPEN_PARAMS *p, int fd, int flags)
 {
-    int flags;
     struct stat st;
-    bool existed;
-    NTSTATUS status = target_open_flags(p, &flags);
-    if (!NT_SUCCESS(status))
-        return status;
-    existed = stat(path, &st) == 0;
-    /* A FIFO's open blocks until the other side opens; the request, not the
-     * open, is what may wait. */
-    bool fifo = existed && S_ISFIFO(st.st_mode);
-    int fd = open(path, flags | (fifo ? O_NONBLOCK : 0), 0666);
-    if (fd < 0)
-        return uwdf_status_from_errno(errno);
-    if (fifo)
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    NTSTATUS status;
     if (fstat(fd, &st) != 0) {
         status = uwdf_status_from_errno(errno);
         close(fd);
@@ -191,12 +188,32 @@ static NTSTATUS target_open_path(struct uwdf_iotarget *t, const WDF_IO_TARGET_OP
         t->fd = -1;
         return uwdf_status_from_errno(r);
     }
-    if (!existed)
-        ((PWDF_IO_TARGET_OPEN_PARAMS)p)->FileInformation = FILE_CREATED;
-    else if (flags & O_TRUNC)
-        ((PWDF_IO_TARGET_OPEN_PARAMS)p)->FileInformation = FILE_OVERWRITTEN;
-    else
-        ((PWDF_IO_TARGET_OPEN_PARAMS)p)->FileInformation = FILE_OPENED;
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS target_open_path(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPEN_PARAMS *p,
+                                 const char *path)
+{
+    int flags;
+    struct stat st;
+    bool existed;
+    NTSTATUS status = target_open_flags(p, &flags);
+    if (!NT_SUCCESS(status))
+        return status;
+    existed = stat(path, &st) == 0;
+    /* A FIFO's open blocks until the other side opens; the request, not the
+     * open, is what may wait. */
+    bool fifo = existed && S_ISFIFO(st.st_mode);
+    int fd = open(path, flags | (fifo ? O_NONBLOCK : 0), 0666);
+    if (fd < 0)
+        return uwdf_status_from_errno(errno);
+    if (fifo)
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    status = target_adopt_fd(t, p, fd, flags);
+    if (!NT_SUCCESS(status))
+        return status;
+    ((PWDF_IO_TARGET_OPEN_PARAMS)p)->FileInformation =
+        existed ? uwdf_create_information(p->CreateDisposition) : FILE_CREATED;
     return STATUS_SUCCESS;
 }
 
@@ -245,6 +262,7 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     uwdf_biased_lock_acquire(&t->lock);
     uwdf_free(t->path);
     t->path = path;
+    t->by_descriptor = false;
     t->open_params = *params;
     t->open_params.TargetDeviceName.Buffer = NULL;
     t->open_params.TargetDeviceName.Length = 0;
@@ -267,58 +285,21 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     return STATUS_SUCCESS;
 }
 
-NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams)
+static bool target_busy(struct uwdf_iotarget *t)
 {
-    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetOpen");
-    UWDF_REQUIRE_PARAM(OpenParams, "WdfIoTargetOpen", STATUS_INVALID_PARAMETER);
-    if (!t)
-        return STATUS_INVALID_HANDLE;
-    if (!uwdf_irql_check_passive("WdfIoTargetOpen"))
-        return STATUS_INVALID_DEVICE_REQUEST;
-    if (OpenParams->Size != sizeof(WDF_IO_TARGET_OPEN_PARAMS))
-        return STATUS_INFO_LENGTH_MISMATCH;
-
     uwdf_biased_lock_acquire(&t->lock);
     bool busy = t->opened || t->closing || t->state == WdfIoTargetDeleted;
     uwdf_biased_lock_release(&t->lock);
-    if (busy)
-        return STATUS_INVALID_DEVICE_STATE;
+    return busy;
+}
 
-    WDF_IO_TARGET_OPEN_PARAMS params = *OpenParams;
-    char *path;
-    switch (OpenParams->Type) {
-    case WdfIoTargetOpenByName:
-        if (!params.TargetDeviceName.Buffer || params.TargetDeviceName.Length == 0)
-            return STATUS_INVALID_PARAMETER;
-        path = uwdf_unicode_to_utf8(&params.TargetDeviceName);
-        if (!path)
-            return STATUS_INSUFFICIENT_RESOURCES;
-        break;
-    case WdfIoTargetOpenReopen:
-        if (!t->path)
-            return STATUS_INVALID_PARAMETER; /* never opened */
-        params = t->open_params;
-        path = t->path;
-        t->path = NULL;
-        break;
-    default:
-        return STATUS_INVALID_PARAMETER;
-    }
-    if (path[0] == '\\')
-        return target_open_device(t, &params, path);
-
+/* Starts t on its open local file (t->fd) with an engine of ops; path (the
+ * name, for reopening and messages) becomes the target's. On failure the
+ * file is closed and path freed. */
+static NTSTATUS target_start_local(struct uwdf_iotarget *t, const struct uwdf_backend_ops *ops,
+                                   const WDF_IO_TARGET_OPEN_PARAMS *params, char *path, bool by_descriptor)
+{
     int err;
-    const struct uwdf_backend_ops *ops = uwdf_backend_select(&err);
-    if (!ops) {
-        uwdf_free(path);
-        return uwdf_status_from_errno(err);
-    }
-    NTSTATUS status = target_open_path(t, &params, path);
-    if (!NT_SUCCESS(status)) {
-        uwdf_free(path);
-        return status;
-    }
-    OpenParams->FileInformation = params.FileInformation;
     if (t->is_stream && !(ops->caps & UWDF_BE_CAP_STREAM_FILES)) {
         /* libaio runs non-regular files synchronously inside io_submit: a
          * FIFO read would hang the completion thread. */
@@ -344,7 +325,8 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     uwdf_biased_lock_acquire(&t->lock);
     uwdf_free(t->path);
     t->path = path;
-    t->open_params = params;
+    t->by_descriptor = by_descriptor;
+    t->open_params = *params;
     t->open_params.TargetDeviceName.Buffer = NULL; /* the caller's memory */
     t->open_params.TargetDeviceName.Length = 0;
     target_init_file_object(t);
@@ -355,6 +337,96 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
     return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetOpen");
+    UWDF_REQUIRE_PARAM(OpenParams, "WdfIoTargetOpen", STATUS_INVALID_PARAMETER);
+    if (!t)
+        return STATUS_INVALID_HANDLE;
+    if (!uwdf_irql_check_passive("WdfIoTargetOpen"))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (OpenParams->Size != sizeof(WDF_IO_TARGET_OPEN_PARAMS))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    if (target_busy(t))
+        return STATUS_INVALID_DEVICE_STATE;
+
+    WDF_IO_TARGET_OPEN_PARAMS params = *OpenParams;
+    char *path;
+    switch (OpenParams->Type) {
+    case WdfIoTargetOpenByName:
+        if (!params.TargetDeviceName.Buffer || params.TargetDeviceName.Length == 0)
+            return STATUS_INVALID_PARAMETER;
+        path = uwdf_unicode_to_utf8(&params.TargetDeviceName);
+        if (!path)
+            return STATUS_INSUFFICIENT_RESOURCES;
+        break;
+    case WdfIoTargetOpenReopen:
+        /* A target opened from a descriptor was opened beneath a root: its
+         * name, opened again, could lead anywhere. */
+        if (!t->path || t->by_descriptor)
+            return STATUS_INVALID_PARAMETER;
+        params = t->open_params;
+        path = t->path;
+        t->path = NULL;
+        break;
+    default:
+        return STATUS_INVALID_PARAMETER;
+    }
+    if (path[0] == '\\')
+        return target_open_device(t, &params, path);
+
+    int err;
+    const struct uwdf_backend_ops *ops = uwdf_backend_select(&err);
+    if (!ops) {
+        uwdf_free(path);
+        return uwdf_status_from_errno(err);
+    }
+    NTSTATUS status = target_open_path(t, &params, path);
+    if (!NT_SUCCESS(status)) {
+        uwdf_free(path);
+        return status;
+    }
+    OpenParams->FileInformation = params.FileInformation;
+    return target_start_local(t, ops, &params, path, false);
+}
+
+NTSTATUS uwdf_iotarget_open_fd(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams, int fd, int flags,
+                               const char *name)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "uwdf_iotarget_open_fd");
+    NTSTATUS status = STATUS_INVALID_HANDLE;
+    char *path = NULL;
+    int err;
+    if (!t)
+        goto fail;
+    status = STATUS_INVALID_DEVICE_STATE;
+    if (target_busy(t))
+        goto fail;
+    status = STATUS_INSUFFICIENT_RESOURCES;
+    path = uwdf_alloc(strlen(name) + 1);
+    if (!path)
+        goto fail;
+    strcpy(path, name);
+    const struct uwdf_backend_ops *ops = uwdf_backend_select(&err);
+    if (!ops) {
+        status = uwdf_status_from_errno(err);
+        goto fail;
+    }
+    /* Opened without blocking (a FIFO waits for its other side); the
+     * request, not the open, is what may wait. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    status = target_adopt_fd(t, OpenParams, fd, flags);
+    if (!NT_SUCCESS(status)) {
+        uwdf_free(path);
+        return status;
+    }
+    return target_start_local(t, ops, OpenParams, path, true);
+fail:
+    uwdf_free(path);
+    close(fd);
+    return status;
 }
 
 /* ---- the send path ---- */
