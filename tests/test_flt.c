@@ -9,12 +9,18 @@
 #include "testutil.h"
 
 #include "../lib/internal.h" /* uwdf_tls_irql: no DDI raises above DISPATCH_LEVEL */
+#include "../lib/resolve.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <fltkernel.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define BLK 4096
@@ -82,13 +88,17 @@ static void fenv_fini(struct fenv *fe)
 static NTSTATUS open_path(struct fenv *fe, const char *path, ULONG disposition, ULONG options, HANDLE *h,
                           PFILE_OBJECT *fo, IO_STATUS_BLOCK *iosb)
 {
-    WCHAR buf[4096];
+    size_t chars = strlen(path) + 1;
+    WCHAR *buf = malloc(chars * sizeof(WCHAR));
     UNICODE_STRING us;
     OBJECT_ATTRIBUTES oa;
-    tu_unicode(&us, buf, 4096, path);
+    ck_assert_ptr_nonnull(buf);
+    tu_unicode(&us, buf, chars, path);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE, NULL, NULL);
-    return FltCreateFileEx(fe->filter, fe->instance, h, fo, GENERIC_READ | GENERIC_WRITE, &oa, iosb, NULL,
-                           FILE_ATTRIBUTE_NORMAL, 0, disposition, options, NULL, 0, 0);
+    NTSTATUS s = FltCreateFileEx(fe->filter, fe->instance, h, fo, GENERIC_READ | GENERIC_WRITE, &oa, iosb, NULL,
+                                 FILE_ATTRIBUTE_NORMAL, 0, disposition, options, NULL, 0, 0);
+    free(buf);
+    return s;
 }
 
 /* A FILE_SIZE pattern file opened unbuffered (O_DIRECT). */
@@ -676,6 +686,24 @@ static bool outside_matches(const char *path, int flags, LONGLONG offset, size_t
     return same;
 }
 
+static int count_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* Whether the file behind handle h is the one at path. */
+static bool handle_is(HANDLE h, const char *path)
+{
+    struct stat a, b;
+    return fstat((int)(intptr_t)h, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 START_TEST(block_device_volume_write_reuse_read)
 {
     struct fenv fe;
@@ -696,6 +724,21 @@ START_TEST(block_device_volume_write_reuse_read)
     ck_assert_int_eq(open_path(&fe, "/dev/null", FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
     ck_assert_ptr_null(fo);
     ck_assert_ptr_null(h);
+    /* Any name of the device is the device; a device is never created. */
+    char *alias = tu_env_path(&fe.e, "alias"), *missing = tu_env_path(&fe.e, "missing");
+    ck_assert_int_eq(symlink(dev, alias), 0);
+    ck_assert_int_eq(open_path(&fe, alias, FILE_OPEN_IF, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, FILE_OPENED);
+    ck_assert(handle_is(h, dev));
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_int_eq(open_path(&fe, dev, FILE_CREATE, 0, &h, NULL, &iosb), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_int_eq(open_path(&fe, missing, FILE_OPEN_IF, 0, &h, NULL, &iosb), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_int_eq(access(missing, F_OK), -1);
+    ck_assert_int_eq(unlink(alias), 0);
+    ck_assert_int_eq(symlink(backing, alias), 0);
+    ck_assert_int_eq(open_path(&fe, alias, FILE_OVERWRITE_IF, 0, &h, NULL, &iosb), STATUS_ACCESS_DENIED);
+    free(alias);
+    free(missing);
 
     ck_assert_int_eq(open_path(&fe, dev, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING, &h, &fo, &iosb),
                      STATUS_SUCCESS);
@@ -949,6 +992,411 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
 }
 END_TEST
 
+/* ---- names beneath a directory volume, tried like a hostile user ---- */
+
+static char *path_in(const char *dir, const char *name)
+{
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+    return p;
+}
+
+static void write_text(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* The volume at e.dir/vol (with f, a/f, links in and out) and, beside it,
+ * e.dir/outside/f that no name on the volume may reach. */
+struct hostile {
+    struct fenv fe;
+    char *vol, *out;
+};
+
+static void hostile_init(struct hostile *x, int backend)
+{
+    ck_assert(tu_use_backend(backend));
+    tu_env_init(&x->fe.e);
+    x->vol = path_in(x->fe.e.dir, "vol");
+    x->out = path_in(x->fe.e.dir, "outside");
+    ck_assert_int_eq(mkdir(x->vol, 0755), 0);
+    ck_assert_int_eq(mkdir(x->out, 0755), 0);
+    char *p = path_in(x->vol, "a");
+    ck_assert_int_eq(mkdir(p, 0755), 0);
+    free(p);
+    const char *files[][2] = { { "f", "volume\n" }, { "a/f", "volume a\n" } };
+    for (int i = 0; i < 2; i++) {
+        p = path_in(x->vol, files[i][0]);
+        write_text(p, files[i][1]);
+        free(p);
+    }
+    p = path_in(x->out, "f");
+    write_text(p, "outside\n");
+    free(p);
+    fenv_attach(&x->fe, x->vol);
+}
+
+static void hostile_fini(struct hostile *x)
+{
+    fenv_fini(&x->fe);
+    free(x->vol);
+    free(x->out);
+}
+
+/* FltCreateFileEx of vol/name (name may be "" for the volume itself). */
+static NTSTATUS hopen(struct hostile *x, const char *name, ULONG disposition, HANDLE *h)
+{
+    IO_STATUS_BLOCK iosb;
+    char *p = *name ? path_in(x->vol, name) : strdup(x->vol);
+    *h = NULL;
+    NTSTATUS s = open_path(&x->fe, p, disposition, 0, h, NULL, &iosb);
+    ck_assert_int_eq(iosb.Status, s);
+    ck_assert(NT_SUCCESS(s) == (*h != NULL));
+    free(p);
+    return s;
+}
+
+static void hlink(struct hostile *x, const char *name, const char *target)
+{
+    char *p = path_in(x->vol, name);
+    ck_assert_int_eq(symlink(target, p), 0);
+    free(p);
+}
+
+START_TEST(create_file_hostile_names_get_their_documented_status)
+{
+    struct hostile x;
+    hostile_init(&x, _i);
+    HANDLE h;
+    char *out_f = path_in(x.out, "f"), *in_f = path_in(x.vol, "a/f");
+    hlink(&x, "in", "a/f");
+    hlink(&x, "abs_in", in_f);
+    hlink(&x, "out", "../outside/f");
+    hlink(&x, "abs_out", out_f);
+    hlink(&x, "outdir", "../outside");
+    hlink(&x, "loop", "loop");
+    /* Symlinks that stay on the volume work, relative or absolute. */
+    ck_assert_int_eq(hopen(&x, "in", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert(handle_is(h, in_f));
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_int_eq(hopen(&x, "abs_in", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert(handle_is(h, in_f));
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    /* Ones that lead out, "..", loops. */
+    ck_assert_int_eq(hopen(&x, "out", FILE_OPEN, &h), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(hopen(&x, "abs_out", FILE_OVERWRITE_IF, &h), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(hopen(&x, "out", FILE_CREATE, &h), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_int_eq(hopen(&x, "outdir/new", FILE_OPEN_IF, &h), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(hopen(&x, "a/../../outside/f", FILE_OPEN, &h), STATUS_ACCESS_DENIED);
+    ck_assert_int_eq(hopen(&x, "loop", FILE_OPEN, &h), STATUS_REPARSE_POINT_NOT_RESOLVED);
+    ck_assert_int_eq(hopen(&x, "loop/x", FILE_OPEN_IF, &h), STATUS_REPARSE_POINT_NOT_RESOLVED);
+    /* The volume itself is a directory; a name ending in a separator, "."
+     * or ".." names no file. */
+    ck_assert_int_eq(hopen(&x, "", FILE_OPEN, &h), STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_int_eq(hopen(&x, "", FILE_CREATE, &h), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_int_eq(hopen(&x, "a", FILE_OPEN_IF, &h), STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_int_eq(hopen(&x, "a/", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_int_eq(hopen(&x, "a/.", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_int_eq(hopen(&x, "a/..", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_int_eq(hopen(&x, "f/x", FILE_OPEN_IF, &h), STATUS_OBJECT_PATH_NOT_FOUND);
+    /* Long names. */
+    char comp[NAME_MAX + 2];
+    memset(comp, 'n', NAME_MAX + 1);
+    comp[NAME_MAX + 1] = '\0';
+    ck_assert_int_eq(hopen(&x, comp, FILE_OPEN_IF, &h), STATUS_OBJECT_NAME_INVALID);
+    size_t n = PATH_MAX + 16;
+    char *deep = malloc(n + 1);
+    for (size_t i = 0; i < n; i += 2)
+        memcpy(deep + i, "./", 2);
+    deep[n] = '\0';
+    deep[n - 1] = 'f';
+    ck_assert_int_eq(hopen(&x, deep, FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    free(deep);
+    ck_assert_int_eq(count_dir(x.out), 1);
+    free(out_f);
+    free(in_f);
+    hostile_fini(&x);
+}
+END_TEST
+
+START_TEST(create_file_name_with_a_nul_inside_is_object_name_invalid)
+{
+    struct hostile x;
+    hostile_init(&x, _i);
+    /* "vol/f\0/../../outside/f": cut at the NUL it would be vol/f. */
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/f#/../../outside/f", x.vol), 0);
+    size_t n = strlen(p);
+    WCHAR *w = malloc((n + 1) * sizeof(WCHAR));
+    for (size_t i = 0; i <= n; i++)
+        w[i] = p[i] == '#' ? 0 : (WCHAR)p[i];
+    UNICODE_STRING us = { .Length = (USHORT)(n * sizeof(WCHAR)), .MaximumLength = (USHORT)((n + 1) * sizeof(WCHAR)),
+                          .Buffer = w };
+    OBJECT_ATTRIBUTES oa;
+    IO_STATUS_BLOCK iosb;
+    HANDLE h = NULL;
+    InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
+    ck_assert_int_eq(FltCreateFileEx(x.fe.filter, x.fe.instance, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0,
+                                     FILE_OPEN, 0, NULL, 0, 0),
+                     STATUS_OBJECT_NAME_INVALID);
+    ck_assert_ptr_null(h);
+    PFLT_VOLUME v = NULL;
+    ck_assert_int_eq(FltGetVolumeFromName(x.fe.filter, &us, &v), STATUS_INVALID_PARAMETER);
+    ck_assert_ptr_null(v);
+    free(w);
+    free(p);
+    hostile_fini(&x);
+}
+END_TEST
+
+START_TEST(volume_renamed_away_still_opens_its_own_files)
+{
+    struct hostile x;
+    hostile_init(&x, _i);
+    HANDLE h;
+    char *moved = path_in(x.fe.e.dir, "moved"), *decoy = path_in(x.vol, "f");
+    ck_assert_int_eq(rename(x.vol, moved), 0);
+    /* Another directory at the volume's old name, its f a link outside. */
+    ck_assert_int_eq(mkdir(x.vol, 0755), 0);
+    char *out_f = path_in(x.out, "f");
+    ck_assert_int_eq(symlink(out_f, decoy), 0);
+    char *moved_f = path_in(moved, "f");
+    ck_assert_int_eq(hopen(&x, "f", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert(handle_is(h, moved_f));
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_int_eq(hopen(&x, "new", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    char *moved_new = path_in(moved, "new");
+    ck_assert_int_eq(access(moved_new, F_OK), 0);
+    ck_assert_int_eq(count_dir(x.vol), 1);
+    ck_assert_int_eq(unlink(decoy), 0);
+    ck_assert_int_eq(rmdir(x.vol), 0);
+    ck_assert_int_eq(rename(moved, x.vol), 0);
+    free(moved);
+    free(moved_f);
+    free(moved_new);
+    free(decoy);
+    free(out_f);
+    hostile_fini(&x);
+}
+END_TEST
+
+START_TEST(volume_got_by_a_symlinked_name_takes_both_names)
+{
+    ck_assert(tu_use_backend(_i));
+    struct fenv fe;
+    tu_env_init(&fe.e);
+    char *vol = path_in(fe.e.dir, "vol"), *alias = path_in(fe.e.dir, "alias");
+    ck_assert_int_eq(mkdir(vol, 0755), 0);
+    ck_assert_int_eq(symlink("vol", alias), 0);
+    fenv_attach(&fe, alias);
+    HANDLE h;
+    IO_STATUS_BLOCK iosb;
+    char *by_alias = path_in(alias, "x"), *by_real = path_in(vol, "x");
+    ck_assert_int_eq(open_path(&fe, by_alias, FILE_CREATE, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert(handle_is(h, by_real));
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_int_eq(open_path(&fe, by_real, FILE_OPEN, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    /* The alias is the name it had when the volume was got: retargeted
+     * later, its names still resolve beneath the volume. */
+    char *other = path_in(fe.e.dir, "other");
+    ck_assert_int_eq(mkdir(other, 0755), 0);
+    ck_assert_int_eq(unlink(alias), 0);
+    ck_assert_int_eq(symlink("other", alias), 0);
+    ck_assert_int_eq(open_path(&fe, by_alias, FILE_OPEN, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert(handle_is(h, by_real));
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    free(vol);
+    free(alias);
+    free(other);
+    free(by_alias);
+    free(by_real);
+    fenv_fini(&fe);
+}
+END_TEST
+
+/* ---- the race: a swapper against opens of every disposition ----
+ * The reporter's attack: vol/a (holding secret) is swapped with a symlink
+ * to outside/ (which holds a secret too), and vol/f with a symlink to
+ * outside/f, as fast as renameat2(RENAME_EXCHANGE) goes, while the filter
+ * opens vol/a/secret, vol/a/../a/secret, vol/f and new names in vol/a with
+ * every disposition. No handle may be a file outside, nothing may be
+ * created, truncated or written outside. */
+#define RACE_MS_DEFAULT 1500 /* per engine and resolver; UWDF_TEST_RACE_MS for longer */
+#define RACE_OUTSIDE_TEXT "outside: must stay as it is\n"
+
+struct race {
+    char *vol, *out;
+    atomic_bool stop;
+    atomic_ulong swaps;
+    int swap_errno;
+};
+
+static void *race_swapper(void *arg)
+{
+    struct race *r = arg;
+    char *a = path_in(r->vol, "a"), *f = path_in(r->vol, "f");
+    char *links[2] = { path_in(r->vol, "a.rel"), path_in(r->vol, "a.abs") }, *lf = path_in(r->vol, "f.lnk");
+    for (unsigned long n = 0; !atomic_load(&r->stop); n++) {
+        const char *la = links[n & 1];
+        /* Each pair of exchanges ends where it started. */
+        if (renameat2(AT_FDCWD, a, AT_FDCWD, la, RENAME_EXCHANGE) != 0 ||
+            renameat2(AT_FDCWD, f, AT_FDCWD, lf, RENAME_EXCHANGE) != 0 ||
+            renameat2(AT_FDCWD, a, AT_FDCWD, la, RENAME_EXCHANGE) != 0 ||
+            renameat2(AT_FDCWD, f, AT_FDCWD, lf, RENAME_EXCHANGE) != 0) {
+            r->swap_errno = errno;
+            break;
+        }
+        atomic_fetch_add(&r->swaps, 1);
+    }
+    free(a);
+    free(f);
+    free(links[0]);
+    free(links[1]);
+    free(lf);
+    return NULL;
+}
+
+static bool text_is(const char *path, const char *text)
+{
+    char buf[128] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    return n == (ssize_t)strlen(text) && strcmp(buf, text) == 0;
+}
+
+struct race_count {
+    unsigned long opens, ok, denied, collided, missing, escapes;
+};
+
+/* One open; a success is checked against the outside inodes and, through
+ * /proc, by where the kernel says the file is. */
+static void race_open_one(struct fenv *fe, struct race *r, const char *path, ULONG disposition,
+                          const struct stat *outside, int n_outside, struct race_count *c)
+{
+    HANDLE h = NULL;
+    IO_STATUS_BLOCK iosb;
+    NTSTATUS s = open_path(fe, path, disposition, 0, &h, NULL, &iosb);
+    c->opens++;
+    if (s == STATUS_ACCESS_DENIED) {
+        c->denied++;
+        return;
+    }
+    if (s == STATUS_OBJECT_NAME_COLLISION) {
+        c->collided++;
+        return;
+    }
+    if (s == STATUS_OBJECT_NAME_NOT_FOUND) {
+        c->missing++;
+        return;
+    }
+    ck_assert_msg(s == STATUS_SUCCESS, "%s, disposition %lu: unexpected status 0x%08x", path,
+                  (unsigned long)disposition, (unsigned)s);
+    c->ok++;
+    struct stat st;
+    bool escaped = false;
+    ck_assert_int_eq(fstat((int)(intptr_t)h, &st), 0);
+    for (int i = 0; i < n_outside; i++)
+        escaped |= st.st_dev == outside[i].st_dev && st.st_ino == outside[i].st_ino;
+    char link[64], where[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", (int)(intptr_t)h);
+    ssize_t n = readlink(link, where, sizeof(where) - 1);
+    if (n > 0) {
+        where[n] = '\0';
+        escaped |= strncmp(where, r->out, strlen(r->out)) == 0 && where[strlen(r->out)] == '/';
+    }
+    c->escapes += escaped;
+    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+}
+
+START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
+{
+    int backend = _i / 2, walk = _i % 2;
+    ck_assert(tu_use_backend(backend));
+    atomic_store(&uwdf_resolve_walk_only, walk);
+    struct fenv fe;
+    struct race r = { 0 };
+    tu_env_init(&fe.e);
+    r.vol = path_in(fe.e.dir, "vol");
+    r.out = path_in(fe.e.dir, "outside");
+    ck_assert_int_eq(mkdir(r.vol, 0755), 0);
+    ck_assert_int_eq(mkdir(r.out, 0755), 0);
+    char *a = path_in(r.vol, "a"), *secret = path_in(r.vol, "a/secret"), *f = path_in(r.vol, "f");
+    char *out_secret = path_in(r.out, "secret"), *out_f = path_in(r.out, "f");
+    char *a_rel = path_in(r.vol, "a.rel"), *a_abs = path_in(r.vol, "a.abs"), *f_lnk = path_in(r.vol, "f.lnk");
+    ck_assert_int_eq(mkdir(a, 0755), 0);
+    write_text(secret, "volume\n");
+    write_text(f, "volume\n");
+    write_text(out_secret, RACE_OUTSIDE_TEXT);
+    write_text(out_f, RACE_OUTSIDE_TEXT);
+    ck_assert_int_eq(symlink("../outside", a_rel), 0);
+    ck_assert_int_eq(symlink(r.out, a_abs), 0);
+    ck_assert_int_eq(symlink(out_f, f_lnk), 0);
+    struct stat outside[3];
+    ck_assert_int_eq(stat(r.out, &outside[0]), 0);
+    ck_assert_int_eq(stat(out_secret, &outside[1]), 0);
+    ck_assert_int_eq(stat(out_f, &outside[2]), 0);
+    fenv_attach(&fe, r.vol);
+
+    const char *env = getenv("UWDF_TEST_RACE_MS");
+    double ms = env && atoi(env) > 0 ? atoi(env) : RACE_MS_DEFAULT;
+    static const ULONG dispositions[] = {
+        FILE_SUPERSEDE, FILE_OPEN, FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE, FILE_OVERWRITE_IF,
+    };
+    char *names[4] = { secret, f, NULL, NULL };
+    ck_assert_int_ge(asprintf(&names[2], "%s/a/../a/secret", r.vol), 0);
+    struct race_count c = { 0 };
+    pthread_t swapper;
+    ck_assert_int_eq(pthread_create(&swapper, NULL, race_swapper, &r), 0);
+    double end = tu_now_ms() + ms;
+    for (unsigned long k = 0; tu_now_ms() < end && c.escapes == 0; k++) {
+        ULONG d = dispositions[k % 6];
+        unsigned which = (unsigned)(k / 6) % 4;
+        if (which == 3) {
+            free(names[3]);
+            ck_assert_int_ge(asprintf(&names[3], "%s/a/new-%lu", r.vol, k), 0);
+        }
+        race_open_one(&fe, &r, names[which], d, outside, 3, &c);
+    }
+    atomic_store(&r.stop, true);
+    ck_assert_int_eq(pthread_join(swapper, NULL), 0);
+    fprintf(stderr, "flt race %s %s: %lu opens in %.0f ms, %lu succeeded, %lu denied, %lu collided, %lu missing, "
+                    "%lu swaps, %lu escapes\n",
+            tu_backend_names[backend], walk ? "walk" : "openat2", c.opens, ms, c.ok, c.denied, c.collided, c.missing,
+            atomic_load(&r.swaps), c.escapes);
+    ck_assert_int_eq(r.swap_errno, 0);
+    ck_assert_msg(c.escapes == 0, "%lu of %lu successful opens escaped the volume", c.escapes, c.ok);
+    /* Nothing created, truncated or written outside. */
+    ck_assert_int_eq(count_dir(r.out), 2);
+    ck_assert(text_is(out_secret, RACE_OUTSIDE_TEXT));
+    ck_assert(text_is(out_f, RACE_OUTSIDE_TEXT));
+    /* The race was run: the swapper swapped, opens got through and were refused. */
+    ck_assert_uint_gt(atomic_load(&r.swaps), 0);
+    ck_assert_uint_gt(c.ok, 0);
+    ck_assert_uint_gt(c.denied, 0);
+    atomic_store(&uwdf_resolve_walk_only, false);
+    for (int i = 0; i < 4; i++)
+        free(names[i] == secret || names[i] == f ? NULL : names[i]);
+    free(a);
+    free(secret);
+    free(f);
+    free(out_secret);
+    free(out_f);
+    free(a_rel);
+    free(a_abs);
+    free(f_lnk);
+    free(r.vol);
+    free(r.out);
+    fenv_fini(&fe);
+}
+END_TEST
+
 static Suite *flt_suite(bool with_loop_devices)
 {
     Suite *s = suite_create("flt");
@@ -967,6 +1415,12 @@ static Suite *flt_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, file_object_outlives_close_until_dereferenced, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reuse_and_free_check_irql, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reissue_synchronous_io_repeats_the_operation_as_it_now_is, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, create_file_hostile_names_get_their_documented_status, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, create_file_name_with_a_nul_inside_is_object_name_invalid, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, volume_renamed_away_still_opens_its_own_files, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, volume_got_by_a_symlinked_name_takes_both_names, 0, TU_BACKENDS);
+    /* engine x resolver: io_uring openat2, io_uring walk, libaio openat2, libaio walk */
+    tcase_add_loop_test(tc, create_file_racing_directory_and_symlink_swaps_never_escapes, 0, TU_BACKENDS * 2);
     if (with_loop_devices) {
         tc = tu_tcase(s, "flt_loop_device", TEST_TIMEOUT_SEC);
         tcase_add_loop_test(tc, block_device_volume_write_reuse_read, 0, TU_BACKENDS);
