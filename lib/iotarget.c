@@ -237,6 +237,30 @@ static void target_init_file_object(struct uwdf_iotarget *t)
     t->file_object.FsContext = (PVOID)(intptr_t)t->fd;
 }
 
+/* What a reopen needs (caller holds the target lock); path becomes the
+ * target's. */
+static void target_keep_open_params(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPEN_PARAMS *params, char *path,
+                                    bool by_descriptor)
+{
+    uwdf_free(t->path);
+    t->path = path;
+    t->by_descriptor = by_descriptor;
+    t->open_params = *params;
+    t->open_params.TargetDeviceName.Buffer = NULL; /* the caller's memory */
+    t->open_params.TargetDeviceName.Length = 0;
+}
+
+/* Closed -> Started with its file object described (caller holds the
+ * target lock). */
+static void target_mark_open_locked(struct uwdf_iotarget *t)
+{
+    target_init_file_object(t);
+    atomic_store(&t->file_pos, 0);
+    t->opened = true;
+    atomic_store_explicit(&t->formattable, true, memory_order_release);
+    t->state = WdfIoTargetStarted;
+}
+
 /* A name in the NT namespace: an in-process device of this process. Its
  * requests go into the device's queues; the target's engine (the null
  * engine) only carries completions the framework decides itself. */
@@ -260,12 +284,7 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
         return uwdf_status_from_errno(err);
     }
     uwdf_biased_lock_acquire(&t->lock);
-    uwdf_free(t->path);
-    t->path = path;
-    t->by_descriptor = false;
-    t->open_params = *params;
-    t->open_params.TargetDeviceName.Buffer = NULL;
-    t->open_params.TargetDeviceName.Length = 0;
+    target_keep_open_params(t, params, path, false);
     t->lower = dev;
     __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
     t->fd = -1;
@@ -274,11 +293,7 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     t->size = 0;
     t->logical_sector = t->physical_sector = 512;
     t->dio_mem_align = t->dio_offset_align = 1;
-    target_init_file_object(t);
-    atomic_store(&t->file_pos, 0);
-    t->opened = true;
-    atomic_store_explicit(&t->formattable, true, memory_order_release);
-    t->state = WdfIoTargetStarted;
+    target_mark_open_locked(t);
     uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
     params->FileInformation = FILE_OPENED;
@@ -323,17 +338,8 @@ static NTSTATUS target_start_local(struct uwdf_iotarget *t, const struct uwdf_ba
         return uwdf_status_from_errno(err);
     }
     uwdf_biased_lock_acquire(&t->lock);
-    uwdf_free(t->path);
-    t->path = path;
-    t->by_descriptor = by_descriptor;
-    t->open_params = *params;
-    t->open_params.TargetDeviceName.Buffer = NULL; /* the caller's memory */
-    t->open_params.TargetDeviceName.Length = 0;
-    target_init_file_object(t);
-    atomic_store(&t->file_pos, 0);
-    t->opened = true;
-    atomic_store_explicit(&t->formattable, true, memory_order_release);
-    t->state = WdfIoTargetStarted;
+    target_keep_open_params(t, params, path, by_descriptor);
+    target_mark_open_locked(t);
     uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
     return STATUS_SUCCESS;

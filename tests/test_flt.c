@@ -11,7 +11,6 @@
 #include "../lib/internal.h" /* uwdf_tls_irql: no DDI raises above DISPATCH_LEVEL */
 #include "../lib/resolve.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fltkernel.h>
@@ -686,17 +685,6 @@ static bool outside_matches(const char *path, int flags, LONGLONG offset, size_t
     return same;
 }
 
-static int count_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
 /* Whether the file behind handle h is the one at path. */
 static bool handle_is(HANDLE h, const char *path)
 {
@@ -994,21 +982,6 @@ END_TEST
 
 /* ---- names beneath a directory volume, tried like a hostile user ---- */
 
-static char *path_in(const char *dir, const char *name)
-{
-    char *p = NULL;
-    ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
-    return p;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
-}
-
 /* The volume at e.dir/vol (with f, a/f, links in and out) and, beside it,
  * e.dir/outside/f that no name on the volume may reach. */
 struct hostile {
@@ -1020,21 +993,21 @@ static void hostile_init(struct hostile *x, int backend)
 {
     ck_assert(tu_use_backend(backend));
     tu_env_init(&x->fe.e);
-    x->vol = path_in(x->fe.e.dir, "vol");
-    x->out = path_in(x->fe.e.dir, "outside");
+    x->vol = tu_join(x->fe.e.dir, "vol");
+    x->out = tu_join(x->fe.e.dir, "outside");
     ck_assert_int_eq(mkdir(x->vol, 0755), 0);
     ck_assert_int_eq(mkdir(x->out, 0755), 0);
-    char *p = path_in(x->vol, "a");
+    char *p = tu_join(x->vol, "a");
     ck_assert_int_eq(mkdir(p, 0755), 0);
     free(p);
     const char *files[][2] = { { "f", "volume\n" }, { "a/f", "volume a\n" } };
     for (int i = 0; i < 2; i++) {
-        p = path_in(x->vol, files[i][0]);
-        write_text(p, files[i][1]);
+        p = tu_join(x->vol, files[i][0]);
+        tu_write_text(p, files[i][1]);
         free(p);
     }
-    p = path_in(x->out, "f");
-    write_text(p, "outside\n");
+    p = tu_join(x->out, "f");
+    tu_write_text(p, "outside\n");
     free(p);
     fenv_attach(&x->fe, x->vol);
 }
@@ -1050,7 +1023,7 @@ static void hostile_fini(struct hostile *x)
 static NTSTATUS hopen(struct hostile *x, const char *name, ULONG disposition, HANDLE *h)
 {
     IO_STATUS_BLOCK iosb;
-    char *p = *name ? path_in(x->vol, name) : strdup(x->vol);
+    char *p = *name ? tu_join(x->vol, name) : strdup(x->vol);
     *h = NULL;
     NTSTATUS s = open_path(&x->fe, p, disposition, 0, h, NULL, &iosb);
     ck_assert_int_eq(iosb.Status, s);
@@ -1061,7 +1034,7 @@ static NTSTATUS hopen(struct hostile *x, const char *name, ULONG disposition, HA
 
 static void hlink(struct hostile *x, const char *name, const char *target)
 {
-    char *p = path_in(x->vol, name);
+    char *p = tu_join(x->vol, name);
     ck_assert_int_eq(symlink(target, p), 0);
     free(p);
 }
@@ -1071,7 +1044,7 @@ START_TEST(create_file_hostile_names_get_their_documented_status)
     struct hostile x;
     hostile_init(&x, _i);
     HANDLE h;
-    char *out_f = path_in(x.out, "f"), *in_f = path_in(x.vol, "a/f");
+    char *out_f = tu_join(x.out, "f"), *in_f = tu_join(x.vol, "a/f");
     hlink(&x, "in", "a/f");
     hlink(&x, "abs_in", in_f);
     hlink(&x, "out", "../outside/f");
@@ -1115,7 +1088,7 @@ START_TEST(create_file_hostile_names_get_their_documented_status)
     deep[n - 1] = 'f';
     ck_assert_int_eq(hopen(&x, deep, FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
     free(deep);
-    ck_assert_int_eq(count_dir(x.out), 1);
+    ck_assert_int_eq(tu_count_entries(x.out), 1);
     free(out_f);
     free(in_f);
     hostile_fini(&x);
@@ -1157,21 +1130,21 @@ START_TEST(volume_renamed_away_still_opens_its_own_files)
     struct hostile x;
     hostile_init(&x, _i);
     HANDLE h;
-    char *moved = path_in(x.fe.e.dir, "moved"), *decoy = path_in(x.vol, "f");
+    char *moved = tu_join(x.fe.e.dir, "moved"), *decoy = tu_join(x.vol, "f");
     ck_assert_int_eq(rename(x.vol, moved), 0);
     /* Another directory at the volume's old name, its f a link outside. */
     ck_assert_int_eq(mkdir(x.vol, 0755), 0);
-    char *out_f = path_in(x.out, "f");
+    char *out_f = tu_join(x.out, "f");
     ck_assert_int_eq(symlink(out_f, decoy), 0);
-    char *moved_f = path_in(moved, "f");
+    char *moved_f = tu_join(moved, "f");
     ck_assert_int_eq(hopen(&x, "f", FILE_OPEN, &h), STATUS_SUCCESS);
     ck_assert(handle_is(h, moved_f));
     ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
     ck_assert_int_eq(hopen(&x, "new", FILE_CREATE, &h), STATUS_SUCCESS);
     ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
-    char *moved_new = path_in(moved, "new");
+    char *moved_new = tu_join(moved, "new");
     ck_assert_int_eq(access(moved_new, F_OK), 0);
-    ck_assert_int_eq(count_dir(x.vol), 1);
+    ck_assert_int_eq(tu_count_entries(x.vol), 1);
     ck_assert_int_eq(unlink(decoy), 0);
     ck_assert_int_eq(rmdir(x.vol), 0);
     ck_assert_int_eq(rename(moved, x.vol), 0);
@@ -1189,13 +1162,13 @@ START_TEST(volume_got_by_a_symlinked_name_takes_both_names)
     ck_assert(tu_use_backend(_i));
     struct fenv fe;
     tu_env_init(&fe.e);
-    char *vol = path_in(fe.e.dir, "vol"), *alias = path_in(fe.e.dir, "alias");
+    char *vol = tu_join(fe.e.dir, "vol"), *alias = tu_join(fe.e.dir, "alias");
     ck_assert_int_eq(mkdir(vol, 0755), 0);
     ck_assert_int_eq(symlink("vol", alias), 0);
     fenv_attach(&fe, alias);
     HANDLE h;
     IO_STATUS_BLOCK iosb;
-    char *by_alias = path_in(alias, "x"), *by_real = path_in(vol, "x");
+    char *by_alias = tu_join(alias, "x"), *by_real = tu_join(vol, "x");
     ck_assert_int_eq(open_path(&fe, by_alias, FILE_CREATE, 0, &h, NULL, &iosb), STATUS_SUCCESS);
     ck_assert(handle_is(h, by_real));
     ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
@@ -1203,7 +1176,7 @@ START_TEST(volume_got_by_a_symlinked_name_takes_both_names)
     ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
     /* The alias is the name it had when the volume was got: retargeted
      * later, its names still resolve beneath the volume. */
-    char *other = path_in(fe.e.dir, "other");
+    char *other = tu_join(fe.e.dir, "other");
     ck_assert_int_eq(mkdir(other, 0755), 0);
     ck_assert_int_eq(unlink(alias), 0);
     ck_assert_int_eq(symlink("other", alias), 0);
@@ -1239,8 +1212,8 @@ struct race {
 static void *race_swapper(void *arg)
 {
     struct race *r = arg;
-    char *a = path_in(r->vol, "a"), *f = path_in(r->vol, "f");
-    char *links[2] = { path_in(r->vol, "a.rel"), path_in(r->vol, "a.abs") }, *lf = path_in(r->vol, "f.lnk");
+    char *a = tu_join(r->vol, "a"), *f = tu_join(r->vol, "f");
+    char *links[2] = { tu_join(r->vol, "a.rel"), tu_join(r->vol, "a.abs") }, *lf = tu_join(r->vol, "f.lnk");
     for (unsigned long n = 0; !atomic_load(&r->stop); n++) {
         const char *la = links[n & 1];
         /* Each pair of exchanges ends where it started. */
@@ -1323,18 +1296,18 @@ START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
     struct fenv fe;
     struct race r = { 0 };
     tu_env_init(&fe.e);
-    r.vol = path_in(fe.e.dir, "vol");
-    r.out = path_in(fe.e.dir, "outside");
+    r.vol = tu_join(fe.e.dir, "vol");
+    r.out = tu_join(fe.e.dir, "outside");
     ck_assert_int_eq(mkdir(r.vol, 0755), 0);
     ck_assert_int_eq(mkdir(r.out, 0755), 0);
-    char *a = path_in(r.vol, "a"), *secret = path_in(r.vol, "a/secret"), *f = path_in(r.vol, "f");
-    char *out_secret = path_in(r.out, "secret"), *out_f = path_in(r.out, "f");
-    char *a_rel = path_in(r.vol, "a.rel"), *a_abs = path_in(r.vol, "a.abs"), *f_lnk = path_in(r.vol, "f.lnk");
+    char *a = tu_join(r.vol, "a"), *secret = tu_join(r.vol, "a/secret"), *f = tu_join(r.vol, "f");
+    char *out_secret = tu_join(r.out, "secret"), *out_f = tu_join(r.out, "f");
+    char *a_rel = tu_join(r.vol, "a.rel"), *a_abs = tu_join(r.vol, "a.abs"), *f_lnk = tu_join(r.vol, "f.lnk");
     ck_assert_int_eq(mkdir(a, 0755), 0);
-    write_text(secret, "volume\n");
-    write_text(f, "volume\n");
-    write_text(out_secret, RACE_OUTSIDE_TEXT);
-    write_text(out_f, RACE_OUTSIDE_TEXT);
+    tu_write_text(secret, "volume\n");
+    tu_write_text(f, "volume\n");
+    tu_write_text(out_secret, RACE_OUTSIDE_TEXT);
+    tu_write_text(out_f, RACE_OUTSIDE_TEXT);
     ck_assert_int_eq(symlink("../outside", a_rel), 0);
     ck_assert_int_eq(symlink(r.out, a_abs), 0);
     ck_assert_int_eq(symlink(out_f, f_lnk), 0);
@@ -1373,7 +1346,7 @@ START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
     ck_assert_int_eq(r.swap_errno, 0);
     ck_assert_msg(c.escapes == 0, "%lu of %lu successful opens escaped the volume", c.escapes, c.ok);
     /* Nothing created, truncated or written outside. */
-    ck_assert_int_eq(count_dir(r.out), 2);
+    ck_assert_int_eq(tu_count_entries(r.out), 2);
     ck_assert(text_is(out_secret, RACE_OUTSIDE_TEXT));
     ck_assert(text_is(out_f, RACE_OUTSIDE_TEXT));
     /* The race was run: the swapper swapped, opens got through and were refused. */

@@ -54,33 +54,23 @@ struct rfx {
     struct uwdf_root r;
 };
 
-static char *join(const char *a, const char *b)
-{
-    char *p = NULL;
-    ck_assert_int_ge(asprintf(&p, "%s/%s", a, b), 0);
-    return p;
-}
-
 static void put(const char *dir, const char *name, const char *text)
 {
-    char *p = join(dir, name);
-    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    close(fd);
+    char *p = tu_join(dir, name);
+    tu_write_text(p, text);
     free(p);
 }
 
 static void mkdir_in(const char *dir, const char *name)
 {
-    char *p = join(dir, name);
+    char *p = tu_join(dir, name);
     ck_assert_int_eq(mkdir(p, 0755), 0);
     free(p);
 }
 
 static void link_in(const char *dir, const char *name, const char *target)
 {
-    char *p = join(dir, name);
+    char *p = tu_join(dir, name);
     ck_assert_msg(symlink(target, p) == 0, "symlink %s -> %s: %s", p, target, strerror(errno));
     free(p);
 }
@@ -89,8 +79,8 @@ static void rfx_init(struct rfx *x, int mode)
 {
     atomic_store(&uwdf_resolve_walk_only, mode == 1);
     x->dir = tu_tmpdir();
-    x->root = join(x->dir, "root");
-    x->out = join(x->dir, "outside");
+    x->root = tu_join(x->dir, "root");
+    x->out = tu_join(x->dir, "outside");
     ck_assert_int_eq(mkdir(x->root, 0755), 0);
     ck_assert_int_eq(mkdir(x->out, 0755), 0);
     put(x->root, "f", INSIDE);
@@ -102,22 +92,11 @@ static void rfx_init(struct rfx *x, int mode)
     ck_assert_str_eq(x->r.path, x->root);
 }
 
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    ck_assert_ptr_nonnull(d);
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
-
 /* Nothing was created, truncated or written outside. */
 static void assert_outside_untouched(struct rfx *x)
 {
-    ck_assert_int_eq(count_entries(x->out), 1);
-    char *p = join(x->out, "f"), buf[64] = "";
+    ck_assert_int_eq(tu_count_entries(x->out), 1);
+    char *p = tu_join(x->out, "f"), buf[64] = "";
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), (ssize_t)strlen(OUTSIDE));
@@ -165,7 +144,7 @@ static NTSTATUS ropen(struct rfx *x, const char *rel, ULONG disposition, int ofl
 static bool is_file(const struct stat *st, const char *dir, const char *name)
 {
     struct stat o;
-    char *p = join(dir, name);
+    char *p = tu_join(dir, name);
     bool same = lstat(p, &o) == 0 && o.st_dev == st->st_dev && o.st_ino == st->st_ino;
     free(p);
     return same;
@@ -174,7 +153,7 @@ static bool is_file(const struct stat *st, const char *dir, const char *name)
 static off_t size_of(const char *dir, const char *name)
 {
     struct stat st;
-    char *p = join(dir, name);
+    char *p = tu_join(dir, name);
     ck_assert_int_eq(stat(p, &st), 0);
     free(p);
     return st.st_size;
@@ -318,8 +297,8 @@ START_TEST(absolute_symlinks_under_the_root_path_work_and_others_are_access_deni
     struct rfx x;
     rfx_init(&x, _i);
     struct stat st;
-    char *abs_in = join(x.root, "a/f"), *abs_dir = join(x.root, "a"), *abs_out = join(x.out, "f");
-    char *abs_back = join(x.root, "../outside/f"), *abs_twisted = NULL;
+    char *abs_in = tu_join(x.root, "a/f"), *abs_dir = tu_join(x.root, "a"), *abs_out = tu_join(x.out, "f");
+    char *abs_back = tu_join(x.root, "../outside/f"), *abs_twisted = NULL;
     ck_assert_int_ge(asprintf(&abs_twisted, "%s//./a/../a/f", x.root), 0);
     link_in(x.root, "abs_in", abs_in);
     link_in(x.root, "a/b/abs_dir", abs_dir);
@@ -355,7 +334,7 @@ START_TEST(dangling_symlink_is_created_inside_or_refused)
     ULONG_PTR info;
     link_in(x.root, "d_in", "a/made");
     link_in(x.root, "d_out", "../outside/made");
-    char *abs = join(x.out, "made");
+    char *abs = tu_join(x.out, "made");
     link_in(x.root, "d_abs_out", abs);
     free(abs);
     ck_assert_int_eq(ropen(&x, "d_in", FILE_OPEN, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
@@ -476,7 +455,7 @@ START_TEST(the_root_itself_and_trailing_slashes_name_directories)
     ck_assert_int_eq(ropen(&x, "f/", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
     ck_assert_int_eq(ropen(&x, "f/", FILE_OPEN_IF, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
     ck_assert_int_eq(ropen(&x, "new/", FILE_OPEN_IF, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
-    ck_assert_int_eq(count_entries(x.root), 2);
+    ck_assert_int_eq(tu_count_entries(x.root), 2);
     rfx_fini(&x);
 }
 END_TEST
@@ -502,12 +481,12 @@ START_TEST(a_root_renamed_away_keeps_resolving_beneath_the_directory_held)
     struct rfx x;
     rfx_init(&x, _i);
     struct stat st;
-    char *moved = join(x.dir, "moved"), *abs = join(x.root, "a/f");
+    char *moved = tu_join(x.dir, "moved"), *abs = tu_join(x.root, "a/f");
     link_in(x.root, "abs", abs);
     ck_assert_int_eq(rename(x.root, moved), 0);
     /* Someone puts another directory, with a file outside's, at the old name. */
     ck_assert_int_eq(mkdir(x.root, 0755), 0);
-    char *decoy = join(x.out, "f");
+    char *decoy = tu_join(x.out, "f");
     link_in(x.root, "f", decoy);
     mkdir_in(x.root, "a");
     put(x.root, "a/f", "decoy\n");
@@ -535,7 +514,7 @@ START_TEST(symlink_to_a_proc_fd_link_is_access_denied)
 {
     struct rfx x;
     rfx_init(&x, _i);
-    char *p = join(x.out, "f"), *text = NULL;
+    char *p = tu_join(x.out, "f"), *text = NULL;
     int fd = open(p, O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(fd, 0);
     ck_assert_int_ge(asprintf(&text, "/proc/self/fd/%d", fd), 0);
@@ -590,7 +569,7 @@ static NTSTATUS child_open(struct rfx *x, const char *rel, ULONG disposition, st
  * namespace of a child (so nothing is left mounted whatever happens). */
 static int magic_link_child(struct rfx *x)
 {
-    char *proc = join(x->root, "proc");
+    char *proc = tu_join(x->root, "proc");
     if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         return EXIT_SKIP;
@@ -598,7 +577,7 @@ static int magic_link_child(struct rfx *x)
      * nothing is mounted on proc: hold it again from this one. */
     uwdf_root_close(&x->r);
     CHILD_CHECK(uwdf_root_open(&x->r, x->root) == STATUS_SUCCESS);
-    char *p = join(x->out, "f"), *in = join(x->root, "a/f"), rel[64];
+    char *p = tu_join(x->out, "f"), *in = tu_join(x->root, "a/f"), rel[64];
     int out_fd = open(p, O_RDONLY | O_CLOEXEC), in_fd = open(in, O_RDONLY | O_CLOEXEC);
     CHILD_CHECK(out_fd >= 0 && in_fd >= 0);
     struct stat st, in_st;
@@ -787,14 +766,14 @@ START_TEST(root_open_refuses_missing_names_and_files)
 {
     struct uwdf_root r;
     char *dir = tu_tmpdir();
-    char *missing = join(dir, "missing"), *file = join(dir, "file");
+    char *missing = tu_join(dir, "missing"), *file = tu_join(dir, "file");
     put(dir, "file", "x");
     ck_assert_int_eq(uwdf_root_open(&r, missing), STATUS_OBJECT_NAME_NOT_FOUND);
     ck_assert_int_eq(r.fd, -1);
     ck_assert_int_eq(uwdf_root_open(&r, file), STATUS_NOT_A_DIRECTORY);
     ck_assert_ptr_null(r.path);
     /* A symlink to a directory is the caller's own name: followed. */
-    char *ln = join(dir, "ln");
+    char *ln = tu_join(dir, "ln");
     ck_assert_int_eq(symlink(dir, ln), 0);
     ck_assert_int_eq(uwdf_root_open(&r, ln), STATUS_SUCCESS);
     ck_assert_str_eq(r.path, dir);

@@ -74,6 +74,13 @@ bool tu_pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t off
 /* Sleeps ms milliseconds, resuming after signals. */
 void tu_sleep_ms(int ms);
 
+/* "dir/name", malloc'd (nothing is created). */
+char *tu_join(const char *dir, const char *name);
+/* Creates or truncates path and writes text into it. */
+void tu_write_text(const char *path, const char *text);
+/* Entries in dir, "." and ".." aside. */
+int tu_count_entries(const char *dir);
+
 /* Wall-clock milliseconds (monotonic). */
 double tu_now_ms(void);
 
