@@ -16,6 +16,7 @@
 #include <fltkernel.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1214,18 +1215,22 @@ static void *race_swapper(void *arg)
     struct race *r = arg;
     char *a = tu_join(r->vol, "a"), *f = tu_join(r->vol, "f");
     char *links[2] = { tu_join(r->vol, "a.rel"), tu_join(r->vol, "a.abs") }, *lf = tu_join(r->vol, "f.lnk");
+    /* Four exchanges a cycle, so the opens meet each mix of the two swaps
+     * and the cycle ends where it started; the yield lets the opener in
+     * between even where threads take turns (valgrind). */
     for (unsigned long n = 0; !atomic_load(&r->stop); n++) {
         const char *la = links[n & 1];
-        /* Each pair of exchanges ends where it started. */
-        if (renameat2(AT_FDCWD, a, AT_FDCWD, la, RENAME_EXCHANGE) != 0 ||
-            renameat2(AT_FDCWD, f, AT_FDCWD, lf, RENAME_EXCHANGE) != 0 ||
-            renameat2(AT_FDCWD, a, AT_FDCWD, la, RENAME_EXCHANGE) != 0 ||
-            renameat2(AT_FDCWD, f, AT_FDCWD, lf, RENAME_EXCHANGE) != 0) {
-            r->swap_errno = errno;
-            break;
+        const char *from[4] = { a, f, a, f }, *to[4] = { la, lf, la, lf };
+        for (int step = 0; step < 4; step++) {
+            if (renameat2(AT_FDCWD, from[step], AT_FDCWD, to[step], RENAME_EXCHANGE) != 0) {
+                r->swap_errno = errno;
+                goto out;
+            }
+            sched_yield();
         }
         atomic_fetch_add(&r->swaps, 1);
     }
+out:
     free(a);
     free(f);
     free(links[0]);

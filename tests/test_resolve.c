@@ -105,15 +105,19 @@ static void assert_outside_untouched(struct rfx *x)
     free(p);
 }
 
-static void rfx_fini(struct rfx *x)
+static void rfx_free(struct rfx *x)
 {
-    assert_outside_untouched(x);
     uwdf_root_close(&x->r);
-    ck_assert_int_eq(x->r.fd, -1);
-    tu_rmtree(x->dir);
     free(x->dir);
     free(x->root);
     free(x->out);
+}
+
+static void rfx_fini(struct rfx *x)
+{
+    assert_outside_untouched(x);
+    tu_rmtree(x->dir);
+    rfx_free(x);
     atomic_store(&uwdf_resolve_walk_only, false);
 }
 
@@ -536,8 +540,11 @@ static int in_child(int (*fn)(struct rfx *), struct rfx *x)
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        _exit(fn(x));
+    if (pid == 0) {
+        int rc = fn(x);
+        rfx_free(x); /* this process's copy */
+        _exit(rc);
+    }
     int ws;
     ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
     ck_assert(WIFEXITED(ws));
@@ -570,7 +577,7 @@ static NTSTATUS child_open(struct rfx *x, const char *rel, ULONG disposition, st
 static int magic_link_child(struct rfx *x)
 {
     char *proc = tu_join(x->root, "proc");
-    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         return EXIT_SKIP;
     /* The root held was opened in the parent's mount namespace, where
@@ -596,6 +603,11 @@ static int magic_link_child(struct rfx *x)
     CHILD_CHECK(st.st_ino == in_st.st_ino && st.st_dev == in_st.st_dev);
     /* Plain proc files stay reachable: no magic link on the way. */
     CHILD_CHECK(child_open(x, "proc/self/status", FILE_OPEN, NULL) == STATUS_SUCCESS);
+    close(out_fd);
+    close(in_fd);
+    free(proc);
+    free(p);
+    free(in);
     return 0;
 }
 
