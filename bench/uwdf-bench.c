@@ -347,7 +347,6 @@ struct job_opts {
     const char *filename; /* NULL: generated name */
     uint64_t size;
     unsigned size_pct; /* 1..100 when size was given as a percentage */
-    bool size_set;
     uint64_t offset;
     unsigned offset_pct;
     enum rw_mode rw;
@@ -422,17 +421,6 @@ static void opts_quick_defaults(struct job_opts *o)
     o->runtime_ns = 10 * NS_PER_SEC;
     o->time_based = true;
 }
-
-typedef int opt_parse_fn(struct job_opts *o, const char *val, char *err, size_t errlen);
-
-struct opt_def {
-    const char *name;
-    const char *alias;
-    bool is_flag; /* may be given bare; never takes the next argument */
-    opt_parse_fn *parse;
-    const char *arg;
-    const char *help;
-};
 
 /* ---- value parsers ---- */
 
@@ -548,304 +536,317 @@ static bool parse_bool_value(const char *s, bool *out)
     return false;
 }
 
-static int bad_value(char *err, size_t n, const char *why)
+/* ---- the generic parser: typed rows ---- */
+
+/* How a row's value is read and where it goes. The field is at off in the
+ * structure the table describes (struct job_opts or struct global_opts). */
+enum opt_kind {
+    OPT_BOOL,     /* 1/true/yes/on or 0/false/no/off; given bare: 1 */
+    OPT_UINT,     /* a whole number in [min, max] */
+    OPT_U64,      /* any whole number */
+    OPT_SIZE,     /* bytes: a number with an optional k/m/g/t/p (base 1024) */
+    OPT_SIZE_PCT, /* the same, or N% (1..100) stored at off_pct (bytes then 0) */
+    OPT_TIME,     /* nanoseconds: a number with a unit, seconds without */
+    OPT_STR,      /* a non-empty string, kept for the process */
+    OPT_ENUM,     /* one of the names in vals */
+    OPT_PRESET,   /* takes no value: stores min */
+    OPT_FUNC,     /* irregular syntax: the row's own parser */
+};
+
+/* A name an OPT_ENUM row accepts (several may give one value), or a value
+ * an OPT_ENUM or OPT_STR row refuses with its own reason. */
+struct opt_val {
+    const char *name;
+    int value;
+    const char *refused;
+};
+
+struct opt_def;
+typedef int opt_parse_fn(const struct opt_def *d, void *base, const char *val, char *err, size_t n);
+
+struct opt_def {
+    const char *name;
+    const char *alias;
+    enum opt_kind kind;
+    size_t off, width; /* the field */
+    size_t off_pct;    /* OPT_SIZE_PCT: where the percentage goes */
+    uint64_t min, max; /* OPT_UINT, OPT_SIZE, OPT_SIZE_PCT (bytes); OPT_PRESET: the value */
+    bool inverse;      /* OPT_BOOL: stored negated; OPT_UINT: stored as max - value */
+    const struct opt_val *vals;
+    opt_parse_fn *parse; /* OPT_FUNC */
+    const char *err;     /* why a value is refused (OPT_UINT: says the range) */
+    const char *arg;     /* the value in --help (NULL: a bare flag) */
+    const char *help;
+};
+
+#define OPT_FIELD(type, f) .off = offsetof(type, f), .width = sizeof(((type *)0)->f)
+
+/* A flag may be given bare and never takes the next argument as its value. */
+static bool opt_is_flag(const struct opt_def *d)
+{
+    return d->kind == OPT_BOOL;
+}
+
+static const struct opt_def *opt_find(const struct opt_def *table, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct opt_def *d = &table[i];
+        if (!strcmp(d->name, key) || (d->alias && !strcmp(d->alias, key)))
+            return d;
+    }
+    return NULL;
+}
+
+static void opt_store(void *base, size_t off, size_t width, uint64_t v)
+{
+    unsigned char *p = (unsigned char *)base + off;
+    if (width == sizeof(uint8_t)) {
+        uint8_t x = (uint8_t)v;
+        memcpy(p, &x, sizeof(x));
+    } else if (width == sizeof(uint32_t)) {
+        uint32_t x = (uint32_t)v;
+        memcpy(p, &x, sizeof(x));
+    } else {
+        memcpy(p, &v, sizeof(v));
+    }
+}
+
+static int opt_refuse(char *err, size_t n, const char *why)
 {
     snprintf(err, n, "%s", why);
     return -1;
 }
 
-static int parse_uint_range(const char *val, unsigned lo, unsigned hi, unsigned *out, char *err,
-                            size_t n)
+/* A name of vals, or NULL; *refused says why when that name is refused. */
+static const struct opt_val *opt_val_find(const struct opt_val *vals, const char *val)
 {
-    uint64_t v;
-    if (!parse_u64_plain(val, &v) || v < lo || v > hi) {
-        snprintf(err, n, "expected a whole number from %u to %u", lo, hi);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
+    for (const struct opt_val *v = vals; v && v->name; v++)
+        if (!strcmp(v->name, val))
+            return v;
+    return NULL;
 }
 
-#define BOOL_PARSER(field)                                                          \
-    static int p_##field(struct job_opts *o, const char *val, char *err, size_t n) \
-    {                                                                               \
-        if (!parse_bool_value(val, &o->field))                                      \
-            return bad_value(err, n, "expected 0 or 1");                            \
-        return 0;                                                                   \
-    }
-BOOL_PARSER(thread)
-BOOL_PARSER(time_based)
-BOOL_PARSER(direct)
-BOOL_PARSER(group_reporting)
-BOOL_PARSER(verify_fatal)
-BOOL_PARSER(reuse)
-BOOL_PARSER(fixedbufs)
-BOOL_PARSER(registerfiles)
-
-static int p_buffered(struct job_opts *o, const char *val, char *err, size_t n)
+/* Reads val as row d says and stores it into base; -1 and why in err. */
+static int opt_set(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
+    uint64_t v = 0;
+    unsigned pct = 0;
     bool b;
-    if (!parse_bool_value(val, &b))
-        return bad_value(err, n, "expected 0 or 1");
-    o->direct = !b;
-    return 0;
-}
-
-static int p_name(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!val || !*val)
-        return bad_value(err, n, "a job name must not be empty");
-    o->name = keep_str(val);
-    return 0;
-}
-
-static int p_filename(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!val || !*val)
-        return bad_value(err, n, "expected a file or block device path");
-    if (!strcmp(val, "-"))
-        return bad_value(err, n, "'-' (stdin/stdout) is not supported");
-    o->filename = keep_str(val);
-    return 0;
-}
-
-static int p_size(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!parse_size_value(val, &o->size, &o->size_pct) || (!o->size_pct && o->size == 0))
-        return bad_value(err, n, "expected a size such as 512m, 4g or 20%");
-    o->size_set = true;
-    return 0;
-}
-
-static int p_offset(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!parse_size_value(val, &o->offset, &o->offset_pct))
-        return bad_value(err, n, "expected a byte offset such as 0, 1g or 10%");
-    return 0;
-}
-
-static int p_rw(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    static const char expected[] =
-        "expected read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim or trimwrite";
-    if (!val)
-        return bad_value(err, n, expected);
-    /* fio allows a ":<nr>" sequential-skip suffix; uwdf does not. */
-    static const struct {
-        const char *name;
-        enum rw_mode mode;
-    } map[] = {
-        { "read", RW_READ },       { "write", RW_WRITE }, { "randread", RW_RANDREAD },
-        { "randwrite", RW_RANDWRITE }, { "rw", RW_RW }, { "readwrite", RW_RW },
-        { "randrw", RW_RANDRW },   { "trim", RW_TRIM },   { "randtrim", RW_RANDTRIM },
-        { "trimwrite", RW_TRIMWRITE },
-    };
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (!strcmp(val, map[i].name)) {
-            o->rw = map[i].mode;
-            return 0;
+    const struct opt_val *ov;
+    switch (d->kind) {
+    case OPT_BOOL:
+        if (!parse_bool_value(val, &b))
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, d->inverse ? !b : b);
+        return 0;
+    case OPT_UINT:
+        if (!parse_u64_plain(val, &v) || v < d->min || v > d->max) {
+            snprintf(err, n, "expected a whole number from %u to %u", (unsigned)d->min, (unsigned)d->max);
+            return -1;
         }
-    if (!strcmp(val, "randtrimwrite"))
-        return bad_value(err, n, "randtrimwrite is not supported yet (trimwrite is)");
-    return bad_value(err, n, expected);
+        opt_store(base, d->off, d->width, d->inverse ? d->max - v : v);
+        return 0;
+    case OPT_U64:
+        if (!parse_u64_plain(val, &v))
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, v);
+        return 0;
+    case OPT_SIZE:
+    case OPT_SIZE_PCT:
+        if (!parse_size_value(val, &v, d->kind == OPT_SIZE_PCT ? &pct : NULL) || (!pct && v < d->min) ||
+            v > d->max)
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, v);
+        if (d->kind == OPT_SIZE_PCT)
+            opt_store(base, d->off_pct, sizeof(unsigned), pct);
+        return 0;
+    case OPT_TIME:
+        if (!parse_time_value(val, &v))
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, v);
+        return 0;
+    case OPT_STR:
+        if (!val || !*val)
+            return opt_refuse(err, n, d->err);
+        if ((ov = opt_val_find(d->vals, val)))
+            return opt_refuse(err, n, ov->refused);
+        {
+            const char *kept = keep_str(val);
+            memcpy((unsigned char *)base + d->off, &kept, sizeof(kept));
+        }
+        return 0;
+    case OPT_ENUM:
+        if (!val || !(ov = opt_val_find(d->vals, val)))
+            return opt_refuse(err, n, d->err);
+        if (ov->refused)
+            return opt_refuse(err, n, ov->refused);
+        opt_store(base, d->off, d->width, (uint64_t)ov->value);
+        return 0;
+    case OPT_PRESET:
+        opt_store(base, d->off, d->width, d->min);
+        return 0;
+    case OPT_FUNC:
+        return d->parse(d, base, val, err, n);
+    }
+    return opt_refuse(err, n, "unknown option kind");
 }
 
-static int p_rwmixread(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    return parse_uint_range(val, 0, 100, &o->rwmixread, err, n);
-}
+/* ---- the job options ---- */
 
-static int p_rwmixwrite(struct job_opts *o, const char *val, char *err, size_t n)
+/* Block sizes: one size; fio's read,write pairs and ranges are not here. */
+static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
-    unsigned w;
-    if (parse_uint_range(val, 0, 100, &w, err, n))
-        return -1;
-    o->rwmixread = 100 - w;
-    return 0;
-}
-
-static int p_bs(struct job_opts *o, const char *val, char *err, size_t n)
-{
+    struct job_opts *o = base;
     uint64_t v;
     if (val && strchr(val, ','))
-        return bad_value(err, n, "separate read,write block sizes are not supported yet; give one size");
+        return opt_refuse(err, n, "separate read,write block sizes are not supported yet; give one size");
     if (val && strchr(val, '-'))
-        return bad_value(err, n, "block size ranges are not supported yet; give one size");
+        return opt_refuse(err, n, "block size ranges are not supported yet; give one size");
     if (!parse_size_value(val, &v, NULL) || v == 0)
-        return bad_value(err, n, "expected a block size such as 4k");
+        return opt_refuse(err, n, "expected a block size such as 4k");
     if (v > 256 * MIB)
-        return bad_value(err, n, "block size above 256m");
+        return opt_refuse(err, n, "block size above 256m");
     o->bs = (uint32_t)v;
     return 0;
 }
 
-static int p_iodepth(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    return parse_uint_range(val, 1, 65536, &o->iodepth, err, n);
-}
+/* fio allows a ":<nr>" sequential-skip suffix to rw; uwdf does not. */
+static const struct opt_val rw_vals[] = {
+    { "read", RW_READ, NULL },
+    { "write", RW_WRITE, NULL },
+    { "randread", RW_RANDREAD, NULL },
+    { "randwrite", RW_RANDWRITE, NULL },
+    { "rw", RW_RW, NULL },
+    { "readwrite", RW_RW, NULL },
+    { "randrw", RW_RANDRW, NULL },
+    { "trim", RW_TRIM, NULL },
+    { "randtrim", RW_RANDTRIM, NULL },
+    { "trimwrite", RW_TRIMWRITE, NULL },
+    { "randtrimwrite", 0, "randtrimwrite is not supported yet (trimwrite is)" },
+    { NULL, 0, NULL },
+};
 
-static int p_iodepth_batch(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    return parse_uint_range(val, 0, 65536, &o->iodepth_batch_submit, err, n);
-}
+#define SYNC_ENGINE_REFUSED \
+    "synchronous engines are spelled --api=sync here (with --ioengine=io_uring, libaio or null)"
+static const struct opt_val ioengine_vals[] = {
+    { "io_uring", ENGINE_IO_URING, NULL },
+    { "libaio", ENGINE_LIBAIO, NULL },
+    { "null", ENGINE_NULL, NULL },
+    { "psync", 0, SYNC_ENGINE_REFUSED },
+    { "sync", 0, SYNC_ENGINE_REFUSED },
+    { "pvsync", 0, SYNC_ENGINE_REFUSED },
+    { "pvsync2", 0, SYNC_ENGINE_REFUSED },
+    { "vsync", 0, SYNC_ENGINE_REFUSED },
+    { NULL, 0, NULL },
+};
 
-static int p_numjobs(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    return parse_uint_range(val, 1, 4096, &o->numjobs, err, n);
-}
+static const struct opt_val verify_vals[] = {
+    { "crc32c", VERIFY_CRC32C, NULL },
+    { "crc32c-intel", VERIFY_CRC32C, NULL },
+    { "0", VERIFY_NONE, NULL },
+    { "none", VERIFY_NONE, NULL },
+    { NULL, 0, NULL },
+};
 
-static int p_runtime(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!parse_time_value(val, &o->runtime_ns))
-        return bad_value(err, n, "expected a time such as 10, 30s, 500ms, 2m or 1h");
-    return 0;
-}
+static const struct opt_val api_vals[] = {
+    { "async", API_ASYNC, NULL },
+    { "sync", API_SYNC, NULL },
+    { "flt", API_FLT, NULL },
+    { "stack", API_STACK, NULL },
+    { NULL, 0, NULL },
+};
 
-static int p_ramp_time(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!parse_time_value(val, &o->ramp_ns))
-        return bad_value(err, n, "expected a time such as 2, 2s or 500ms");
-    return 0;
-}
+static const struct opt_val sync_vals[] = {
+    { "1", SYNC_SYNC, NULL },
+    { "sync", SYNC_SYNC, NULL },
+    { "dsync", SYNC_DSYNC, NULL },
+    { "0", SYNC_NONE, NULL },
+    { "none", SYNC_NONE, NULL },
+    { NULL, 0, NULL },
+};
 
-static int p_number_ios(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    uint64_t v;
-    unsigned pct;
-    if (!parse_size_value(val, &v, &pct) || pct)
-        return bad_value(err, n, "expected a count of I/Os (k/m suffixes allowed)");
-    o->number_ios = v;
-    return 0;
-}
+static const struct opt_val filename_refused[] = {
+    { "-", 0, "'-' (stdin/stdout) is not supported" },
+    { NULL, 0, NULL },
+};
 
-static int p_ioengine(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!val)
-        return bad_value(err, n, "expected io_uring, libaio or null");
-    if (!strcmp(val, "io_uring"))
-        o->ioengine = ENGINE_IO_URING;
-    else if (!strcmp(val, "libaio"))
-        o->ioengine = ENGINE_LIBAIO;
-    else if (!strcmp(val, "null"))
-        o->ioengine = ENGINE_NULL;
-    else if (!strcmp(val, "psync") || !strcmp(val, "sync") || !strcmp(val, "pvsync") ||
-             !strcmp(val, "pvsync2") || !strcmp(val, "vsync"))
-        return bad_value(err, n,
-                         "synchronous engines are spelled --api=sync here (with --ioengine=io_uring, "
-                         "libaio or null)");
-    else
-        return bad_value(err, n, "expected io_uring, libaio or null");
-    return 0;
-}
-
-static int p_randseed(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!parse_u64_plain(val, &o->randseed))
-        return bad_value(err, n, "expected a number");
-    return 0;
-}
-
-static int p_verify(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!val)
-        return bad_value(err, n, "expected crc32c");
-    if (!strcmp(val, "crc32c") || !strcmp(val, "crc32c-intel"))
-        o->verify = VERIFY_CRC32C;
-    else if (!strcmp(val, "0") || !strcmp(val, "none"))
-        o->verify = VERIFY_NONE;
-    else
-        return bad_value(err, n, "only crc32c (or crc32c-intel, none) is supported");
-    return 0;
-}
-
-static int p_api(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (val && !strcmp(val, "async"))
-        o->api = API_ASYNC;
-    else if (val && !strcmp(val, "sync"))
-        o->api = API_SYNC;
-    else if (val && !strcmp(val, "flt"))
-        o->api = API_FLT;
-    else if (val && !strcmp(val, "stack"))
-        o->api = API_STACK;
-    else
-        return bad_value(err, n, "expected async, sync, flt or stack");
-    return 0;
-}
-
-static int p_timeout(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    return parse_uint_range(val, 0, 86400000, &o->timeout_ms, err, n);
-}
-
-static int p_fsync(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    return parse_uint_range(val, 0, INT_MAX, &o->fsync_blocks, err, n);
-}
-
-static int p_fdatasync(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    return parse_uint_range(val, 0, INT_MAX, &o->fdatasync_blocks, err, n);
-}
-
-static int p_sync(struct job_opts *o, const char *val, char *err, size_t n)
-{
-    if (!val)
-        return bad_value(err, n, "expected none (0), sync (1) or dsync");
-    if (!strcmp(val, "1") || !strcmp(val, "sync"))
-        o->sync = SYNC_SYNC;
-    else if (!strcmp(val, "dsync"))
-        o->sync = SYNC_DSYNC;
-    else if (!strcmp(val, "0") || !strcmp(val, "none"))
-        o->sync = SYNC_NONE;
-    else
-        return bad_value(err, n, "expected none (0), sync (1) or dsync");
-    return 0;
-}
+#define JOB_FIELD(f) OPT_FIELD(struct job_opts, f)
+#define JOB_BOOL(f) .kind = OPT_BOOL, JOB_FIELD(f), .err = "expected 0 or 1"
+#define JOB_UINT(f, lo, hi) .kind = OPT_UINT, JOB_FIELD(f), .min = (lo), .max = (hi)
 
 static const struct opt_def job_options[] = {
-    { "name", NULL, false, p_name, "str", "job name (on the command line: starts a new job; 'global' starts global options)" },
-    { "filename", NULL, false, p_filename, "path[:path...]", "file(s) or block device(s); several are used round-robin per I/O (\\: escapes a colon)" },
-    { "size", NULL, false, p_size, "size|N%", "I/O region per job, divided among its files (default: whole file/device; 1g for generated files)" },
-    { "offset", NULL, false, p_offset, "size|N%", "start of the I/O region in each file" },
-    { "rw", "readwrite", false, p_rw, "mode", "read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim, trimwrite (see STORAGE OPERATIONS)" },
-    { "rwmixread", NULL, false, p_rwmixread, "pct", "percentage of reads in rw/randrw (default 50)" },
-    { "rwmixwrite", NULL, false, p_rwmixwrite, "pct", "percentage of writes in rw/randrw" },
-    { "bs", "blocksize", false, p_bs, "size", "block size (default 4k)" },
-    { "iodepth", NULL, false, p_iodepth, "n", "requests in flight per job (async API)" },
-    { "iodepth_batch_submit", "iodepth_batch", false, p_iodepth_batch, "n", "accepted for compatibility; see BATCHING below" },
-    { "numjobs", NULL, false, p_numjobs, "n", "clones of this job, each a thread with its own requests" },
-    { "thread", NULL, true, p_thread, NULL, "accepted; jobs are always threads" },
-    { "runtime", NULL, false, p_runtime, "time", "stop after this time (seconds unless a unit: ms, s, m, h)" },
-    { "time_based", NULL, true, p_time_based, NULL, "run for the whole runtime, looping over the region" },
-    { "ramp_time", NULL, false, p_ramp_time, "time", "run this long before counting statistics (adds to runtime)" },
-    { "number_ios", NULL, false, p_number_ios, "n", "stop a job after this many I/Os" },
-    { "direct", NULL, true, p_direct, NULL, "O_DIRECT (FILE_NO_INTERMEDIATE_BUFFERING)" },
-    { "buffered", NULL, true, p_buffered, NULL, "the opposite of direct" },
-    { "ioengine", NULL, false, p_ioengine, "engine", "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets)" },
-    { "randseed", NULL, false, p_randseed, "n", "seed of the offset and read/write-mix generators" },
-    { "group_reporting", NULL, true, p_group_reporting, NULL, "report all jobs of a group as one" },
-    { "verify", NULL, false, p_verify, "crc32c", "writes store a crc32c + offset header per block; reads check it" },
-    { "verify_fatal", NULL, true, p_verify_fatal, NULL, "stop the job at the first verify failure" },
-    { "fsync", NULL, false, p_fsync, "n", "after every n writes a job issues, flush the file: IRP_MJ_FLUSH_BUFFERS = fsync(2) (0: never)" },
-    { "fdatasync", NULL, false, p_fdatasync, "n", "the same with IRP_MN_FLUSH_DATA_ONLY = fdatasync(2)" },
-    { "sync", NULL, false, p_sync, "none|sync|dsync", "write-through (FUA) writes: 1/sync and dsync both send every write with UwdfRequestSetWriteThrough (RWF_DSYNC); 0/none: off" },
-    { "api", NULL, false, p_api, "async|sync|flt|stack", "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
-    { "reuse", NULL, true, p_reuse, "0|1", "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
-    { "timeout", NULL, false, p_timeout, "msec", "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
-    { "fixedbufs", NULL, true, p_fixedbufs, NULL, "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
-    { "registerfiles", NULL, true, p_registerfiles, NULL, "io_uring registered file (IOSQE_FIXED_FILE); no-op on libaio/null" },
+    { .name = "name", .kind = OPT_STR, JOB_FIELD(name), .err = "a job name must not be empty",
+      .arg = "str", .help = "job name (on the command line: starts a new job; 'global' starts global options)" },
+    { .name = "filename", .kind = OPT_STR, JOB_FIELD(filename), .vals = filename_refused,
+      .err = "expected a file or block device path", .arg = "path[:path...]",
+      .help = "file(s) or block device(s); several are used round-robin per I/O (\\: escapes a colon)" },
+    { .name = "size", .kind = OPT_SIZE_PCT, JOB_FIELD(size), .off_pct = offsetof(struct job_opts, size_pct),
+      .min = 1, .max = UINT64_MAX, .err = "expected a size such as 512m, 4g or 20%", .arg = "size|N%",
+      .help = "I/O region per job, divided among its files (default: whole file/device; 1g for generated files)" },
+    { .name = "offset", .kind = OPT_SIZE_PCT, JOB_FIELD(offset), .off_pct = offsetof(struct job_opts, offset_pct),
+      .max = UINT64_MAX, .err = "expected a byte offset such as 0, 1g or 10%", .arg = "size|N%",
+      .help = "start of the I/O region in each file" },
+    { .name = "rw", .alias = "readwrite", .kind = OPT_ENUM, JOB_FIELD(rw), .vals = rw_vals,
+      .err = "expected read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim or trimwrite",
+      .arg = "mode",
+      .help = "read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim, trimwrite (see STORAGE OPERATIONS)" },
+    { .name = "rwmixread", JOB_UINT(rwmixread, 0, 100), .arg = "pct",
+      .help = "percentage of reads in rw/randrw (default 50)" },
+    { .name = "rwmixwrite", JOB_UINT(rwmixread, 0, 100), .inverse = true, .arg = "pct",
+      .help = "percentage of writes in rw/randrw" },
+    { .name = "bs", .alias = "blocksize", .kind = OPT_FUNC, .parse = parse_bs, .arg = "size",
+      .help = "block size (default 4k)" },
+    { .name = "iodepth", JOB_UINT(iodepth, 1, 65536), .arg = "n", .help = "requests in flight per job (async API)" },
+    { .name = "iodepth_batch_submit", .alias = "iodepth_batch", JOB_UINT(iodepth_batch_submit, 0, 65536), .arg = "n",
+      .help = "accepted for compatibility; see BATCHING below" },
+    { .name = "numjobs", JOB_UINT(numjobs, 1, 4096), .arg = "n",
+      .help = "clones of this job, each a thread with its own requests" },
+    { .name = "thread", JOB_BOOL(thread), .help = "accepted; jobs are always threads" },
+    { .name = "runtime", .kind = OPT_TIME, JOB_FIELD(runtime_ns),
+      .err = "expected a time such as 10, 30s, 500ms, 2m or 1h", .arg = "time",
+      .help = "stop after this time (seconds unless a unit: ms, s, m, h)" },
+    { .name = "time_based", JOB_BOOL(time_based), .help = "run for the whole runtime, looping over the region" },
+    { .name = "ramp_time", .kind = OPT_TIME, JOB_FIELD(ramp_ns), .err = "expected a time such as 2, 2s or 500ms",
+      .arg = "time", .help = "run this long before counting statistics (adds to runtime)" },
+    { .name = "number_ios", .kind = OPT_SIZE, JOB_FIELD(number_ios), .max = UINT64_MAX,
+      .err = "expected a count of I/Os (k/m suffixes allowed)", .arg = "n",
+      .help = "stop a job after this many I/Os" },
+    { .name = "direct", JOB_BOOL(direct), .help = "O_DIRECT (FILE_NO_INTERMEDIATE_BUFFERING)" },
+    { .name = "buffered", JOB_BOOL(direct), .inverse = true, .help = "the opposite of direct" },
+    { .name = "ioengine", .kind = OPT_ENUM, JOB_FIELD(ioengine), .vals = ioengine_vals,
+      .err = "expected io_uring, libaio or null", .arg = "engine",
+      .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets)" },
+    { .name = "randseed", .kind = OPT_U64, JOB_FIELD(randseed), .err = "expected a number", .arg = "n",
+      .help = "seed of the offset and read/write-mix generators" },
+    { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
+    { .name = "verify", .kind = OPT_ENUM, JOB_FIELD(verify), .vals = verify_vals,
+      .err = "only crc32c (or crc32c-intel, none) is supported", .arg = "crc32c",
+      .help = "writes store a crc32c + offset header per block; reads check it" },
+    { .name = "verify_fatal", JOB_BOOL(verify_fatal), .help = "stop the job at the first verify failure" },
+    { .name = "fsync", JOB_UINT(fsync_blocks, 0, INT_MAX), .arg = "n",
+      .help = "after every n writes a job issues, flush the file: IRP_MJ_FLUSH_BUFFERS = fsync(2) (0: never)" },
+    { .name = "fdatasync", JOB_UINT(fdatasync_blocks, 0, INT_MAX), .arg = "n",
+      .help = "the same with IRP_MN_FLUSH_DATA_ONLY = fdatasync(2)" },
+    { .name = "sync", .kind = OPT_ENUM, JOB_FIELD(sync), .vals = sync_vals,
+      .err = "expected none (0), sync (1) or dsync", .arg = "none|sync|dsync",
+      .help = "write-through (FUA) writes: 1/sync and dsync both send every write with UwdfRequestSetWriteThrough (RWF_DSYNC); 0/none: off" },
+    { .name = "api", .kind = OPT_ENUM, JOB_FIELD(api), .vals = api_vals, .err = "expected async, sync, flt or stack",
+      .arg = "async|sync|flt|stack",
+      .help = "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
+    { .name = "reuse", JOB_BOOL(reuse), .arg = "0|1",
+      .help = "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
+    { .name = "timeout", JOB_UINT(timeout_ms, 0, 86400000), .arg = "msec",
+      .help = "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
+    { .name = "fixedbufs", JOB_BOOL(fixedbufs),
+      .help = "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
+    { .name = "registerfiles", JOB_BOOL(registerfiles),
+      .help = "io_uring registered file (IOSQE_FIXED_FILE); no-op on libaio/null" },
 };
 #define N_JOB_OPTIONS (sizeof(job_options) / sizeof(job_options[0]))
 
 static const struct opt_def *find_job_option(const char *key)
 {
-    for (size_t i = 0; i < N_JOB_OPTIONS; i++) {
-        const struct opt_def *d = &job_options[i];
-        if (!strcmp(d->name, key) || (d->alias && !strcmp(d->alias, key)))
-            return d;
-    }
-    return NULL;
+    return opt_find(job_options, N_JOB_OPTIONS, key);
 }
 
 /* ---- process-wide options (command line only) ---- */
@@ -859,8 +860,9 @@ struct global_opts {
     enum eta_mode eta;
 };
 
-static int parse_output_format(const char *val, unsigned *out)
+static int parse_output_format(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
+    struct global_opts *g = base;
     unsigned f = 0;
     char *copy = xstrdup(val ? val : "");
     char *save = NULL;
@@ -879,12 +881,34 @@ static int parse_output_format(const char *val, unsigned *out)
     }
     free(copy);
     if (rc || !f)
-        return -1;
+        return opt_refuse(err, n, d->err);
     if (f & OUT_JSONPLUS)
         f &= ~(unsigned)OUT_JSON;
-    *out = f;
+    g->formats = f;
     return 0;
 }
+
+static const struct opt_val eta_vals[] = {
+    { "auto", ETA_AUTO, NULL },
+    { "always", ETA_ALWAYS, NULL },
+    { "never", ETA_NEVER, NULL },
+    { NULL, 0, NULL },
+};
+
+#define GLOBAL_FIELD(f) OPT_FIELD(struct global_opts, f)
+
+static const struct opt_def global_options[] = {
+    { .name = "output", .kind = OPT_STR, GLOBAL_FIELD(output), .err = "expected a file name", .arg = "file",
+      .help = "write the report there instead of stdout" },
+    { .name = "output-format", .kind = OPT_FUNC, .parse = parse_output_format,
+      .err = "expected normal, terse, json or json+ (comma-separated)", .arg = "fmt[,fmt]",
+      .help = "normal (default), terse, json, json+" },
+    { .name = "minimal", .kind = OPT_PRESET, GLOBAL_FIELD(formats), .min = OUT_TERSE,
+      .help = "same as --output-format=terse" },
+    { .name = "eta", .kind = OPT_ENUM, GLOBAL_FIELD(eta), .vals = eta_vals, .err = "expected always, never or auto",
+      .arg = "when", .help = "auto (default: when stderr is a tty), always, never" },
+};
+#define N_GLOBAL_OPTIONS (sizeof(global_options) / sizeof(global_options[0]))
 
 /* ======================================================================
  * 4. command line and job files -> job definitions
@@ -950,13 +974,13 @@ static const struct opt_def *check_option(const char *where, const char *key, co
         errmsg("%sunknown option '%s' (see --help)", where, key);
         return NULL;
     }
-    if (!val && !d->is_flag) {
+    if (!val && !opt_is_flag(d)) {
         errmsg("%soption '%s' needs a value (%s=%s)", where, key, key, d->arg ? d->arg : "value");
         return NULL;
     }
     struct job_opts scratch;
     opts_fio_defaults(&scratch);
-    if (d->parse(&scratch, val, err, sizeof(err))) {
+    if (opt_set(d, &scratch, val, err, sizeof(err))) {
         errmsg("%sinvalid value '%s' for option '%s': %s", where, val ? val : "", key, err);
         return NULL;
     }
@@ -969,7 +993,7 @@ static void apply_section(struct job_opts *o, const struct section *s)
     for (unsigned i = 0; i < s->n; i++) {
         const struct opt_def *d = find_job_option(s->kv[i].key);
         if (d)
-            (void)d->parse(o, s->kv[i].val, err, sizeof(err)); /* checked when read */
+            (void)opt_set(d, o, s->kv[i].val, err, sizeof(err)); /* checked when read */
     }
 }
 
@@ -1057,6 +1081,18 @@ struct cmdline {
     unsigned njobfiles;
 };
 
+/* One line per row: --name=arg, then its help. */
+static void usage_rows(FILE *f, const struct opt_def *table, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct opt_def *d = &table[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? "=" : "", d->arg ? d->arg : "");
+        fprintf(f, "  %-28s %s%s%s\n", left, d->help, d->alias ? "; alias " : "",
+                d->alias ? d->alias : "");
+    }
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -1080,20 +1116,11 @@ static void usage(FILE *f)
             "override them. Each --name starts a job; options after it belong to that job.\n"
             "\n"
             "Job options:\n");
-    for (size_t i = 0; i < N_JOB_OPTIONS; i++) {
-        const struct opt_def *d = &job_options[i];
-        char left[64];
-        snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? "=" : "", d->arg ? d->arg : "");
-        fprintf(f, "  %-28s %s%s%s\n", left, d->help, d->alias ? "; alias " : "",
-                d->alias ? d->alias : "");
-    }
+    usage_rows(f, job_options, N_JOB_OPTIONS);
+    fprintf(f, "\n"
+               "Output options (command line only):\n");
+    usage_rows(f, global_options, N_GLOBAL_OPTIONS);
     fprintf(f,
-            "\n"
-            "Output options (command line only):\n"
-            "  --output=file                write the report there instead of stdout\n"
-            "  --output-format=fmt[,fmt]    normal (default), terse, json, json+\n"
-            "  --minimal                    same as --output-format=terse\n"
-            "  --eta=when                   auto (default: when stderr is a tty), always, never\n"
             "  --help, --version\n"
             "\n"
             "Statistics: slat = time of the format + send calls, clat = from the send's return\n"
@@ -1227,57 +1254,29 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
         const char *key = keybuf, *eqval = eq ? eq + 1 : NULL, *val;
 
         /* process-wide options */
-        if (!strcmp(key, "output")) {
-            if (take_value(argc, argv, &i, key, eqval, false, &val))
-                return 1;
-            if (!*val) {
-                errmsg("invalid value '' for option 'output': expected a file name");
-                return 1;
-            }
-            cl->g.output = keep_str(val);
-            continue;
-        }
-        if (!strcmp(key, "output-format")) {
-            if (take_value(argc, argv, &i, key, eqval, false, &val))
-                return 1;
-            if (parse_output_format(val, &cl->g.formats)) {
-                errmsg("invalid value '%s' for option 'output-format': expected normal, terse, json "
-                       "or json+ (comma-separated)", val);
+        const struct opt_def *d = opt_find(global_options, N_GLOBAL_OPTIONS, key);
+        if (d) {
+            char err[256];
+            if (d->kind == OPT_PRESET && eqval) {
+                errmsg("option '--%s' takes no value", key);
                 return 1;
             }
-            continue;
-        }
-        if (!strcmp(key, "minimal")) {
-            if (eqval) {
-                errmsg("option '--minimal' takes no value");
+            if (d->kind != OPT_PRESET && take_value(argc, argv, &i, key, eqval, false, &val))
                 return 1;
-            }
-            cl->g.formats = OUT_TERSE;
-            continue;
-        }
-        if (!strcmp(key, "eta")) {
-            if (take_value(argc, argv, &i, key, eqval, false, &val))
-                return 1;
-            if (!strcmp(val, "auto"))
-                cl->g.eta = ETA_AUTO;
-            else if (!strcmp(val, "always"))
-                cl->g.eta = ETA_ALWAYS;
-            else if (!strcmp(val, "never"))
-                cl->g.eta = ETA_NEVER;
-            else {
-                errmsg("invalid value '%s' for option 'eta': expected always, never or auto", val);
+            if (opt_set(d, &cl->g, val, err, sizeof(err))) {
+                errmsg("invalid value '%s' for option '%s': %s", val, key, err);
                 return 1;
             }
             continue;
         }
 
         /* job options */
-        const struct opt_def *d = find_job_option(key);
+        d = find_job_option(key);
         if (!d) {
             errmsg("unrecognized option '--%s' (see --help)", key);
             return 1;
         }
-        if (take_value(argc, argv, &i, key, eqval, d->is_flag, &val))
+        if (take_value(argc, argv, &i, key, eqval, opt_is_flag(d), &val))
             return 1;
         if (!strcmp(d->name, "name")) {
             if (!val || !*val) {
@@ -3042,13 +3041,13 @@ static int job_resolve_files(struct job *j)
         if (o->offset_pct)
             off = real / 100 * o->offset_pct / o->bs * o->bs;
         uint64_t per;
-        if (o->size_set && o->size_pct) {
+        if (o->size_pct) {
             /* fio: a percentage of the whole file, within what the offset leaves */
             per = real / 100 * o->size_pct;
             if (per > (real > off ? real - off : 0))
                 per = real > off ? real - off : 0;
         }
-        else if (o->size_set)
+        else if (o->size)
             per = o->size / n;
         else if (generated)
             per = DEFAULT_FILE_SIZE;
@@ -3062,7 +3061,7 @@ static int job_resolve_files(struct job *j)
         per -= per % o->bs;
         if (per == 0) {
             errmsg("%s: the I/O region of '%s' (%s at offset %s) holds no whole block of %" PRIu32
-                   " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size_set ? o->size : real),
+                   " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size || o->size_pct ? o->size : real),
                    fmt_bytes(b, sizeof(b), off), o->bs);
             free(paths);
             return -1;
