@@ -206,41 +206,44 @@ static char *xstrdup(const char *s)
     return p;
 }
 
-/* Strings of options and job files live as long as the process; they are
- * kept on one list so that they are freed at exit (clean valgrind runs). */
+/* Strings of options, job files and names made from them live as long as
+ * the run; a pool keeps them on one list so that they are freed at the end
+ * (clean valgrind runs). */
 struct str_node {
     struct str_node *next;
     char s[];
 };
-static struct str_node *g_strings;
+struct strpool {
+    struct str_node *head;
+};
 
-static const char *keep_str(const char *s)
+static const char *keep_str(struct strpool *pool, const char *s)
 {
     size_t n = strlen(s) + 1;
     struct str_node *node = malloc(sizeof(*node) + n);
     if (!node)
         out_of_memory();
     memcpy(node->s, s, n);
-    node->next = g_strings;
-    g_strings = node;
+    node->next = pool->head;
+    pool->head = node;
     return node->s;
 }
 
-static const char *keep_strn(const char *s, size_t n)
+static const char *keep_strn(struct strpool *pool, const char *s, size_t n)
 {
     char *tmp = xcalloc(1, n + 1);
     memcpy(tmp, s, n);
-    const char *kept = keep_str(tmp);
+    const char *kept = keep_str(pool, tmp);
     free(tmp);
     return kept;
 }
 
-static void free_kept_strings(void)
+static void strpool_free(struct strpool *pool)
 {
-    while (g_strings) {
-        struct str_node *next = g_strings->next;
-        free(g_strings);
-        g_strings = next;
+    while (pool->head) {
+        struct str_node *next = pool->head->next;
+        free(pool->head);
+        pool->head = next;
     }
 }
 
@@ -626,8 +629,10 @@ static const struct opt_val *opt_val_find(const struct opt_val *vals, const char
     return NULL;
 }
 
-/* Reads val as row d says and stores it into base; -1 and why in err. */
-static int opt_set(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+/* Reads val as row d says and stores it into base (a string: kept in
+ * pool); -1 and why in err. */
+static int opt_set(const struct opt_def *d, void *base, const char *val, struct strpool *pool, char *err,
+                   size_t n)
 {
     uint64_t v = 0;
     unsigned pct = 0;
@@ -671,7 +676,7 @@ static int opt_set(const struct opt_def *d, void *base, const char *val, char *e
         if ((ov = opt_val_find(d->vals, val)))
             return opt_refuse(err, n, ov->refused);
         {
-            const char *kept = keep_str(val);
+            const char *kept = keep_str(pool, val);
             memcpy((unsigned char *)base + d->off, &kept, sizeof(kept));
         }
         return 0;
@@ -923,23 +928,32 @@ struct section {
     unsigned n, cap;
 };
 
-static struct section **g_sections;
-static unsigned g_nsections;
+/* What the command line and the job files say: the process-wide options
+ * and the sections in the order they were read. */
+struct bench_config {
+    struct global_opts g;
+    bool saw_name;
+    const char **jobfiles;
+    unsigned njobfiles;
+    struct section **sections;
+    unsigned nsections;
+    struct strpool strings;
+};
 
-static struct section *section_new(const char *name, bool global)
+static struct section *section_new(struct bench_config *cfg, const char *name, bool global)
 {
     struct section *s = xcalloc(1, sizeof(*s));
-    s->name = name ? keep_str(name) : NULL;
+    s->name = name ? keep_str(&cfg->strings, name) : NULL;
     s->global = global;
-    struct section **grown = realloc(g_sections, (g_nsections + 1) * sizeof(*grown));
+    struct section **grown = realloc(cfg->sections, (cfg->nsections + 1) * sizeof(*grown));
     if (!grown)
         out_of_memory();
-    g_sections = grown;
-    g_sections[g_nsections++] = s;
+    cfg->sections = grown;
+    cfg->sections[cfg->nsections++] = s;
     return s;
 }
 
-static void section_add(struct section *s, const char *key, const char *val)
+static void section_add(struct bench_config *cfg, struct section *s, const char *key, const char *val)
 {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 16;
@@ -948,25 +962,28 @@ static void section_add(struct section *s, const char *key, const char *val)
             out_of_memory();
         s->kv = grown;
     }
-    s->kv[s->n].key = keep_str(key);
-    s->kv[s->n].val = val ? keep_str(val) : NULL;
+    s->kv[s->n].key = keep_str(&cfg->strings, key);
+    s->kv[s->n].val = val ? keep_str(&cfg->strings, val) : NULL;
     s->n++;
 }
 
-static void free_sections(void)
+/* Frees what parse_cmdline, parse_job_file and the parser kept. */
+static void config_free(struct bench_config *cfg)
 {
-    for (unsigned i = 0; i < g_nsections; i++) {
-        free(g_sections[i]->kv);
-        free(g_sections[i]);
+    for (unsigned i = 0; i < cfg->nsections; i++) {
+        free(cfg->sections[i]->kv);
+        free(cfg->sections[i]);
     }
-    free(g_sections);
-    g_sections = NULL;
-    g_nsections = 0;
+    free(cfg->sections);
+    free(cfg->jobfiles);
+    strpool_free(&cfg->strings);
+    memset(cfg, 0, sizeof(*cfg));
 }
 
 /* Checks one option (name and value) now, so that a mistake is reported
  * with its place before anything runs. Returns the definition or NULL. */
-static const struct opt_def *check_option(const char *where, const char *key, const char *val)
+static const struct opt_def *check_option(struct bench_config *cfg, const char *where, const char *key,
+                                          const char *val)
 {
     const struct opt_def *d = find_job_option(key);
     char err[256] = "";
@@ -980,20 +997,20 @@ static const struct opt_def *check_option(const char *where, const char *key, co
     }
     struct job_opts scratch;
     opts_fio_defaults(&scratch);
-    if (opt_set(d, &scratch, val, err, sizeof(err))) {
+    if (opt_set(d, &scratch, val, &cfg->strings, err, sizeof(err))) {
         errmsg("%sinvalid value '%s' for option '%s': %s", where, val ? val : "", key, err);
         return NULL;
     }
     return d;
 }
 
-static void apply_section(struct job_opts *o, const struct section *s)
+static void apply_section(struct bench_config *cfg, struct job_opts *o, const struct section *s)
 {
     char err[256];
     for (unsigned i = 0; i < s->n; i++) {
         const struct opt_def *d = find_job_option(s->kv[i].key);
         if (d)
-            (void)opt_set(d, o, s->kv[i].val, err, sizeof(err)); /* checked when read */
+            (void)opt_set(d, o, s->kv[i].val, &cfg->strings, err, sizeof(err)); /* checked when read */
     }
 }
 
@@ -1010,7 +1027,7 @@ static char *trim(char *s)
 /* fio job file: INI sections; [global] sets defaults for the sections after
  * it; key=value or a bare flag per line; lines starting with ; or # are
  * comments. Returns 0 or -1 (message printed). */
-static int parse_job_file(const char *path)
+static int parse_job_file(struct bench_config *cfg, const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -1043,7 +1060,7 @@ static int parse_job_file(const char *path)
                 rc = -1;
                 break;
             }
-            cur = section_new(name, !strcmp(name, "global"));
+            cur = section_new(cfg, name, !strcmp(name, "global"));
             continue;
         }
         if (!cur) {
@@ -1063,23 +1080,16 @@ static int parse_job_file(const char *path)
             rc = -1;
             break;
         }
-        if (!check_option(where, key, val)) {
+        if (!check_option(cfg, where, key, val)) {
             rc = -1;
             break;
         }
-        section_add(cur, key, val);
+        section_add(cfg, cur, key, val);
     }
     free(line);
     fclose(f);
     return rc;
 }
-
-struct cmdline {
-    struct global_opts g;
-    bool saw_name;
-    const char **jobfiles;
-    unsigned njobfiles;
-};
 
 /* One line per row: --name=arg, then its help. */
 static void usage_rows(FILE *f, const struct opt_def *table, size_t n)
@@ -1213,13 +1223,13 @@ static int take_value(int argc, char **argv, int *i, const char *key, const char
 }
 
 /* Returns 0 to run, 1 on error, 2 when done (help/version printed). */
-static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
+static int parse_cmdline(int argc, char **argv, struct bench_config *cl)
 {
     memset(cl, 0, sizeof(*cl));
     cl->g.formats = OUT_NORMAL;
     cl->g.eta = ETA_AUTO;
     cl->jobfiles = xcalloc((size_t)argc, sizeof(*cl->jobfiles));
-    struct section *cur = section_new(NULL, true); /* options before any --name */
+    struct section *cur = section_new(cl, NULL, true); /* options before any --name */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -1263,7 +1273,7 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
             }
             if (d->kind != OPT_PRESET && take_value(argc, argv, &i, key, eqval, false, &val))
                 return 1;
-            if (opt_set(d, &cl->g, val, err, sizeof(err))) {
+            if (opt_set(d, &cl->g, val, &cl->strings, err, sizeof(err))) {
                 errmsg("invalid value '%s' for option '%s': %s", val, key, err);
                 return 1;
             }
@@ -1285,16 +1295,16 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
             }
             cl->saw_name = true;
             if (!strcmp(val, "global")) {
-                cur = section_new("global", true);
+                cur = section_new(cl, "global", true);
                 continue;
             }
-            cur = section_new(val, false);
-            section_add(cur, "name", val);
+            cur = section_new(cl, val, false);
+            section_add(cl, cur, "name", val);
             continue;
         }
-        if (!check_option("", key, val))
+        if (!check_option(cl, "", key, val))
             return 1;
-        section_add(cur, d->name, val);
+        section_add(cl, cur, d->name, val);
     }
     return 0;
 }
@@ -1306,7 +1316,7 @@ struct jobdef {
 
 /* Builds the job definitions from the sections (see usage() for the
  * rules). Returns the count; 0 with a message when there is none. */
-static unsigned build_jobdefs(const struct cmdline *cl, struct jobdef **out)
+static unsigned build_jobdefs(struct bench_config *cl, struct jobdef **out)
 {
     bool quick = !cl->saw_name && cl->njobfiles == 0;
     struct job_opts running;
@@ -1315,16 +1325,16 @@ static unsigned build_jobdefs(const struct cmdline *cl, struct jobdef **out)
     else
         opts_fio_defaults(&running);
     unsigned n = 0;
-    struct jobdef *defs = xcalloc(g_nsections + 1, sizeof(*defs));
-    for (unsigned i = 0; i < g_nsections; i++) {
-        const struct section *s = g_sections[i];
+    struct jobdef *defs = xcalloc(cl->nsections + 1, sizeof(*defs));
+    for (unsigned i = 0; i < cl->nsections; i++) {
+        const struct section *s = cl->sections[i];
         if (s->global) {
-            apply_section(&running, s);
+            apply_section(cl, &running, s);
             continue;
         }
         defs[n].o = running;
         defs[n].o.name = s->name;
-        apply_section(&defs[n].o, s);
+        apply_section(cl, &defs[n].o, s);
         defs[n].sec = s;
         n++;
     }
@@ -1645,11 +1655,17 @@ struct layout_file {
     uint32_t verify_bs; /* nonzero: lay out verify blocks of this size */
 };
 
-static struct layout_file **g_lfiles;
-static unsigned g_nlfiles;
+/* The files of a run: each path once, however many jobs use it. */
+struct layout {
+    struct layout_file **files;
+    unsigned n;
+    struct strpool *strings; /* their paths */
+};
 
-/* Generated files this run created: removed at the end, also on a second
- * SIGINT from the handler (unlink is async-signal-safe). */
+/* The process-wide state of SIGINT/SIGTERM, which only the handler's
+ * globals can reach: the stop flag every job polls, and the generated files
+ * this run created, removed at the end and also on a second signal from
+ * the handler (unlink is async-signal-safe). */
 #define MAX_REMOVE 4096
 static const char *g_remove_paths[MAX_REMOVE];
 static volatile sig_atomic_t g_nremove;
@@ -1678,13 +1694,13 @@ static void remove_generated_files(void)
     g_nremove = 0;
 }
 
-static struct layout_file *lfile_get(const char *path, bool auto_named, const char *job)
+static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job)
 {
-    for (unsigned i = 0; i < g_nlfiles; i++)
-        if (!strcmp(g_lfiles[i]->path, path))
-            return g_lfiles[i];
+    for (unsigned i = 0; i < lay->n; i++)
+        if (!strcmp(lay->files[i]->path, path))
+            return lay->files[i];
     struct layout_file *lf = xcalloc(1, sizeof(*lf));
-    lf->path = keep_str(path);
+    lf->path = keep_str(lay->strings, path);
     lf->first_job = job;
     lf->auto_named = auto_named;
     struct stat st;
@@ -1715,25 +1731,25 @@ static struct layout_file *lfile_get(const char *path, bool auto_named, const ch
         free(lf);
         return NULL;
     }
-    struct layout_file **grown = realloc(g_lfiles, (g_nlfiles + 1) * sizeof(*grown));
+    struct layout_file **grown = realloc(lay->files, (lay->n + 1) * sizeof(*grown));
     if (!grown)
         out_of_memory();
-    g_lfiles = grown;
-    g_lfiles[g_nlfiles++] = lf;
+    lay->files = grown;
+    lay->files[lay->n++] = lf;
     return lf;
 }
 
-static void free_lfiles(void)
+static void layout_free(struct layout *lay)
 {
-    for (unsigned i = 0; i < g_nlfiles; i++)
-        free(g_lfiles[i]);
-    free(g_lfiles);
-    g_lfiles = NULL;
-    g_nlfiles = 0;
+    for (unsigned i = 0; i < lay->n; i++)
+        free(lay->files[i]);
+    free(lay->files);
+    lay->files = NULL;
+    lay->n = 0;
 }
 
 /* "a:b\:c" -> "a", "b:c" (fio's escaping of ':' in names). */
-static unsigned split_filenames(const char *spec, const char ***out)
+static unsigned split_filenames(struct strpool *pool, const char *spec, const char ***out)
 {
     size_t len = strlen(spec);
     const char **list = xcalloc(len + 1, sizeof(*list));
@@ -1749,7 +1765,7 @@ static unsigned split_filenames(const char *spec, const char ***out)
         }
         if (c == ':' || c == '\0') {
             if (b)
-                list[n++] = keep_strn(buf, b);
+                list[n++] = keep_strn(pool, buf, b);
             b = 0;
             continue;
         }
@@ -1865,13 +1881,13 @@ static void invalidate_cache(const struct layout_file *lf)
     close(fd);
 }
 
-static int layout_all(FILE *info)
+static int layout_all(struct layout *lay, FILE *info)
 {
-    for (unsigned i = 0; i < g_nlfiles; i++)
-        if (layout_one(g_lfiles[i], info))
+    for (unsigned i = 0; i < lay->n; i++)
+        if (layout_one(lay->files[i], info))
             return -1;
-    for (unsigned i = 0; i < g_nlfiles; i++)
-        invalidate_cache(g_lfiles[i]);
+    for (unsigned i = 0; i < lay->n; i++)
+        invalidate_cache(lay->files[i]);
     return 0;
 }
 
@@ -1973,23 +1989,33 @@ struct job {
     uint64_t last_ns, last_bytes[DDIR_N], last_ios[DDIR_N];
     struct sample_acc bw[DDIR_N], iops[DDIR_N];
     uint64_t eta_last_bytes[DDIR_N], eta_last_ios[DDIR_N];
+    struct bench_run *run;
 };
 
-static struct job *g_jobs;
-static unsigned g_njobs;
-static WDFDRIVER g_driver;
-static WDFDEVICE g_device;
-/* --api=flt: the one filter and the volumes it attached to (one instance each) */
-static PFLT_FILTER g_filter;
 struct flt_vol {
     const char *name;
     PFLT_VOLUME volume;
     PFLT_INSTANCE instance;
 };
-static struct flt_vol *g_fvols;
-static unsigned g_nfvols;
-static const char *g_env_backend; /* UWDF_BACKEND as the user set it */
-static pthread_barrier_t g_barrier;
+
+/* One run of the program: its jobs, their files and the framework objects
+ * they share. */
+struct bench_run {
+    struct bench_config *cfg;
+    struct strpool *strings; /* names made while setting up: cfg's pool */
+    struct job *jobs;
+    unsigned njobs;
+    struct layout layout;
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    const char *env_backend; /* UWDF_BACKEND as the user set it */
+    pthread_barrier_t barrier;
+    unsigned stack_devices; /* --api=stack filter devices made (for their names) */
+    /* --api=flt: the one filter and the volumes it attached to (one instance each) */
+    PFLT_FILTER filter;
+    struct flt_vol *fvols;
+    unsigned nfvols;
+};
 
 static __thread char tls_thread_id;
 #define THIS_THREAD ((const void *)&tls_thread_id)
@@ -2677,7 +2703,7 @@ static void run_phase(struct job *j)
 static void *job_thread(void *arg)
 {
     struct job *j = arg;
-    pthread_barrier_wait(&g_barrier);
+    pthread_barrier_wait(&j->run->barrier);
     uint64_t t = now_ns();
     j->start_ns = t;
     j->ramp_end_ns = t + j->o.ramp_ns;
@@ -2700,30 +2726,30 @@ static void *job_thread(void *arg)
 
 /* ---- set-up and teardown (main thread) ---- */
 
-static int framework_init(void)
+static int framework_init(struct bench_run *run)
 {
     char sb[96];
     WDF_DRIVER_CONFIG cfg;
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
-    NTSTATUS st = WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, &g_driver);
+    NTSTATUS st = WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, &run->driver);
     if (!NT_SUCCESS(st)) {
         errmsg("WdfDriverCreate failed: %s", status_str(sb, sizeof(sb), st));
-        g_driver = NULL;
+        run->driver = NULL;
         return -1;
     }
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(g_driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(run->driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     if (!init) {
         errmsg("WdfControlDeviceInitAllocate failed");
         return -1;
     }
-    st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &g_device);
+    st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &run->device);
     if (!NT_SUCCESS(st)) {
         errmsg("WdfDeviceCreate failed: %s", status_str(sb, sizeof(sb), st));
         if (init)
             WdfDeviceInitFree(init);
         return -1;
     }
-    WdfControlFinishInitializing(g_device);
+    WdfControlFinishInitializing(run->device);
     return 0;
 }
 
@@ -2794,18 +2820,17 @@ static NTSTATUS open_target_by_name(const char *path, bool write, bool direct, W
 }
 
 /* The filter device over path; its NT name in *name (static storage). */
-static NTSTATUS stack_filter_create(const char *path, bool write, bool direct, const char **name,
-                                    WDFIOTARGET *lower)
+static NTSTATUS stack_filter_create(struct bench_run *run, const char *path, bool write, bool direct,
+                                    const char **name, WDFIOTARGET *lower)
 {
-    static unsigned next;
-    static char buf[64];
+    char buf[64];
     char sb[96];
-    snprintf(buf, sizeof(buf), "\\Device\\uwdfBenchFilter%u", next++);
+    snprintf(buf, sizeof(buf), "\\Device\\uwdfBenchFilter%u", run->stack_devices++);
     WCHAR *w = path_to_wide(buf);
     UNICODE_STRING us;
     RtlInitUnicodeString(&us, w);
     WDFDEVICE dev;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(g_driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(run->driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     NTSTATUS st = init ? WdfDeviceInitAssignName(init, &us) : STATUS_INSUFFICIENT_RESOURCES;
     free(w);
     if (NT_SUCCESS(st)) {
@@ -2829,12 +2854,12 @@ static NTSTATUS stack_filter_create(const char *path, bool write, bool direct, c
         WdfObjectDelete(dev);
         return st;
     }
-    *name = buf;
+    *name = keep_str(run->strings, buf);
     *lower = WdfDeviceGetIoTarget(dev);
     return STATUS_SUCCESS;
 }
 
-static NTSTATUS open_target(const char *path, bool write, bool direct, WDFIOTARGET *out)
+static NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool direct, WDFIOTARGET *out)
 {
     WCHAR *w = path_to_wide(path);
     if (!w)
@@ -2842,7 +2867,7 @@ static NTSTATUS open_target(const char *path, bool write, bool direct, WDFIOTARG
     UNICODE_STRING name;
     RtlInitUnicodeString(&name, w);
     WDFIOTARGET t;
-    NTSTATUS st = WdfIoTargetCreate(g_device, WDF_NO_OBJECT_ATTRIBUTES, &t);
+    NTSTATUS st = WdfIoTargetCreate(run->device, WDF_NO_OBJECT_ATTRIBUTES, &t);
     if (NT_SUCCESS(st)) {
         WDF_IO_TARGET_OPEN_PARAMS p;
         WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name,
@@ -2860,22 +2885,22 @@ static NTSTATUS open_target(const char *path, bool write, bool direct, WDFIOTARG
 }
 
 /* --api=flt: the filter (registered and started once). */
-static int flt_filter_init(void)
+static int flt_filter_init(struct bench_run *run)
 {
     static const FLT_REGISTRATION reg = {
         .Size = sizeof(FLT_REGISTRATION),
         .Version = FLT_REGISTRATION_VERSION,
     };
     char sb[96];
-    if (g_filter)
+    if (run->filter)
         return 0;
-    NTSTATUS st = FltRegisterFilter(WdfDriverWdmGetDriverObject(g_driver), &reg, &g_filter);
+    NTSTATUS st = FltRegisterFilter(WdfDriverWdmGetDriverObject(run->driver), &reg, &run->filter);
     if (!NT_SUCCESS(st)) {
-        g_filter = NULL;
+        run->filter = NULL;
         errmsg("FltRegisterFilter failed: %s", status_str(sb, sizeof(sb), st));
         return -1;
     }
-    st = FltStartFiltering(g_filter);
+    st = FltStartFiltering(run->filter);
     if (!NT_SUCCESS(st)) {
         errmsg("FltStartFiltering failed: %s", status_str(sb, sizeof(sb), st));
         return -1;
@@ -2885,11 +2910,11 @@ static int flt_filter_init(void)
 
 /* The instance on the volume named (a directory or a block device),
  * attached the first time a file of it is opened. */
-static NTSTATUS flt_volume_instance(const char *name, PFLT_INSTANCE *out)
+static NTSTATUS flt_volume_instance(struct bench_run *run, const char *name, PFLT_INSTANCE *out)
 {
-    for (unsigned i = 0; i < g_nfvols; i++)
-        if (!strcmp(g_fvols[i].name, name)) {
-            *out = g_fvols[i].instance;
+    for (unsigned i = 0; i < run->nfvols; i++)
+        if (!strcmp(run->fvols[i].name, name)) {
+            *out = run->fvols[i].instance;
             return STATUS_SUCCESS;
         }
     WCHAR *w = path_to_wide(name);
@@ -2899,32 +2924,33 @@ static NTSTATUS flt_volume_instance(const char *name, PFLT_INSTANCE *out)
     RtlInitUnicodeString(&us, w);
     PFLT_VOLUME v = NULL;
     PFLT_INSTANCE inst = NULL;
-    NTSTATUS st = FltGetVolumeFromName(g_filter, &us, &v);
+    NTSTATUS st = FltGetVolumeFromName(run->filter, &us, &v);
     free(w);
     if (!NT_SUCCESS(st))
         return st;
-    st = FltAttachVolume(g_filter, v, NULL, &inst);
+    st = FltAttachVolume(run->filter, v, NULL, &inst);
     if (!NT_SUCCESS(st)) {
         FltObjectDereference(v);
         return st;
     }
-    struct flt_vol *nv = realloc(g_fvols, (g_nfvols + 1) * sizeof(*g_fvols));
+    struct flt_vol *nv = realloc(run->fvols, (run->nfvols + 1) * sizeof(*run->fvols));
     if (!nv) {
         errmsg("out of memory");
         exit(1);
     }
-    g_fvols = nv;
-    g_fvols[g_nfvols].name = keep_str(name);
-    g_fvols[g_nfvols].volume = v;
-    g_fvols[g_nfvols].instance = inst;
-    g_nfvols++;
+    run->fvols = nv;
+    run->fvols[run->nfvols].name = keep_str(run->strings, name);
+    run->fvols[run->nfvols].volume = v;
+    run->fvols[run->nfvols].instance = inst;
+    run->nfvols++;
     *out = inst;
     return STATUS_SUCCESS;
 }
 
 /* FltCreateFileEx of one file of a job: the absolute path, access and
  * options as open_target gives a WDF target. */
-static NTSTATUS flt_open_file(struct file_slot *f, bool write, bool direct, const char **stage)
+static NTSTATUS flt_open_file(struct bench_run *run, struct file_slot *f, bool write, bool direct,
+                              const char **stage)
 {
     char *real = realpath(f->path, NULL);
     *stage = "realpath";
@@ -2940,7 +2966,7 @@ static NTSTATUS flt_open_file(struct file_slot *f, bool write, bool direct, cons
             *slash = '\0';
     }
     *stage = "FltGetVolumeFromName/FltAttachVolume";
-    NTSTATUS st = flt_volume_instance(vol, &f->inst);
+    NTSTATUS st = flt_volume_instance(run, vol, &f->inst);
     free(vol);
     if (!NT_SUCCESS(st)) {
         free(real);
@@ -2957,7 +2983,7 @@ static NTSTATUS flt_open_file(struct file_slot *f, bool write, bool direct, cons
     RtlInitUnicodeString(&us, w);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE, NULL, NULL);
     ULONG options = FILE_NON_DIRECTORY_FILE | (direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0);
-    st = FltCreateFileEx(g_filter, f->inst, &f->fh, &f->fo, write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,
+    st = FltCreateFileEx(run->filter, f->inst, &f->fh, &f->fo, write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ,
                          &oa, &iosb, NULL, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ | FILE_SHARE_WRITE, FILE_OPEN,
                          options, NULL, 0, 0);
     free(w);
@@ -2971,28 +2997,28 @@ static NTSTATUS flt_open_file(struct file_slot *f, bool write, bool direct, cons
 
 /* Detaches and releases what flt_filter_init / flt_volume_instance made
  * (the jobs' files and callback data are gone), before the driver goes. */
-static void flt_global_teardown(void)
+static void flt_global_teardown(struct bench_run *run)
 {
-    for (unsigned i = g_nfvols; i-- > 0;) {
-        if (g_filter)
-            (void)FltDetachVolume(g_filter, g_fvols[i].volume, NULL);
-        FltObjectDereference(g_fvols[i].instance);
-        FltObjectDereference(g_fvols[i].volume);
+    for (unsigned i = run->nfvols; i-- > 0;) {
+        if (run->filter)
+            (void)FltDetachVolume(run->filter, run->fvols[i].volume, NULL);
+        FltObjectDereference(run->fvols[i].instance);
+        FltObjectDereference(run->fvols[i].volume);
     }
-    free(g_fvols);
-    g_fvols = NULL;
-    g_nfvols = 0;
-    if (g_filter)
-        FltUnregisterFilter(g_filter);
-    g_filter = NULL;
+    free(run->fvols);
+    run->fvols = NULL;
+    run->nfvols = 0;
+    if (run->filter)
+        FltUnregisterFilter(run->filter);
+    run->filter = NULL;
 }
 
-static void select_backend(enum engine_sel e)
+static void select_backend(const struct bench_run *run, enum engine_sel e)
 {
     if (e != ENGINE_DEFAULT)
         setenv("UWDF_BACKEND", engine_names[e], 1);
-    else if (g_env_backend)
-        setenv("UWDF_BACKEND", g_env_backend, 1);
+    else if (run->env_backend)
+        setenv("UWDF_BACKEND", run->env_backend, 1);
     else
         unsetenv("UWDF_BACKEND");
 }
@@ -3008,10 +3034,10 @@ static int job_resolve_files(struct job *j)
         char name[4096];
         snprintf(name, sizeof(name), "%s.%u.0", o->name, j->clone);
         paths = xcalloc(1, sizeof(*paths));
-        paths[0] = keep_str(name);
+        paths[0] = keep_str(j->run->strings, name);
         n = 1;
     } else {
-        n = split_filenames(o->filename, &paths);
+        n = split_filenames(j->run->strings, o->filename, &paths);
         if (!n) {
             free(paths);
             errmsg("%s: empty filename", o->name);
@@ -3023,7 +3049,7 @@ static int job_resolve_files(struct job *j)
     char a[32], b[32];
     for (unsigned k = 0; k < n; k++) {
         struct file_slot *f = &j->files[k];
-        struct layout_file *lf = lfile_get(paths[k], generated, o->name);
+        struct layout_file *lf = lfile_get(&j->run->layout, paths[k], generated, o->name);
         if (!lf) {
             free(paths);
             return -1;
@@ -3145,13 +3171,14 @@ static int job_setup(struct job *j)
 {
     const struct job_opts *o = &j->o;
     char sb[96];
-    select_backend(o->ioengine);
-    if (o->api == API_FLT && flt_filter_init())
+    struct bench_run *run = j->run;
+    select_backend(run, o->ioengine);
+    if (o->api == API_FLT && flt_filter_init(run))
         return -1;
     for (unsigned k = 0; o->api == API_FLT && k < j->nfiles; k++) {
         struct file_slot *f = &j->files[k];
         const char *stage;
-        NTSTATUS st = flt_open_file(f, rw_writes(o->rw), o->direct, &stage);
+        NTSTATUS st = flt_open_file(run, f, rw_writes(o->rw), o->direct, &stage);
         if (!NT_SUCCESS(st)) {
             errmsg("%s: cannot open '%s' through the filter (%s)%s: %s", o->name, f->path, stage,
                    o->ioengine != ENGINE_DEFAULT ? " with the requested engine" : "",
@@ -3162,13 +3189,13 @@ static int job_setup(struct job *j)
             /* The filter's files are WDF targets on the same engines: a
              * target opened the same way tells which one this job gets. */
             WDFIOTARGET probe;
-            st = open_target(f->path, rw_writes(o->rw), o->direct, &probe);
+            st = open_target(run, f->path, rw_writes(o->rw), o->direct, &probe);
             if (NT_SUCCESS(st)) {
                 PCSTR be = UwdfIoTargetGetBackendName(probe);
-                j->backend = keep_str(be ? be : "unknown");
+                j->backend = keep_str(run->strings, be ? be : "unknown");
                 WdfObjectDelete(probe);
             } else {
-                j->backend = keep_str("unknown");
+                j->backend = keep_str(run->strings, "unknown");
             }
         }
     }
@@ -3177,10 +3204,10 @@ static int job_setup(struct job *j)
         bool wr = rw_writes(o->rw) || rw_trims(o->rw);
         const char *name = f->path;
         WDFIOTARGET engine_target = NULL;
-        NTSTATUS st = o->api == API_STACK ? stack_filter_create(f->path, wr, o->direct, &name, &engine_target)
+        NTSTATUS st = o->api == API_STACK ? stack_filter_create(run, f->path, wr, o->direct, &name, &engine_target)
                                           : STATUS_SUCCESS;
         if (NT_SUCCESS(st))
-            st = open_target(name, wr, o->direct, &f->target);
+            st = open_target(run, name, wr, o->direct, &f->target);
         if (!NT_SUCCESS(st)) {
             f->target = NULL;
             errmsg("%s: cannot open '%s'%s: %s", o->name, f->path,
@@ -3191,7 +3218,7 @@ static int job_setup(struct job *j)
         /* --api=stack: the engine is the filter's, below the device. */
         PCSTR be = UwdfIoTargetGetBackendName(engine_target ? engine_target : f->target);
         if (!j->backend)
-            j->backend = keep_str(be ? be : "unknown");
+            j->backend = keep_str(run->strings, be ? be : "unknown");
         if (o->verify && rw_writes(o->rw))
             f->written = xcalloc((size_t)((f->nblocks + 63) / 64), sizeof(uint64_t));
     }
@@ -3410,10 +3437,13 @@ static void fmt_eta(char *out, size_t n, uint64_t secs)
         snprintf(out, n, "%02" PRIu64 "m:%02" PRIu64 "s", secs / 60, secs % 60);
 }
 
-static int g_eta_len;
+/* The status line on stderr: how long the last one printed was. */
+struct eta_line {
+    int len;
+};
 
 /* fio's status line: Jobs: 1 (f=1): [r(1)][45.0%][r=1234MiB/s][r=316k IOPS][eta 00m:05s] */
-static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
+static void eta_print(struct eta_line *el, struct bench_run *run, uint64_t now, uint64_t t_start, uint64_t dt_ns)
 {
     char status[256] = "", line[512];
     size_t sl = 0;
@@ -3423,10 +3453,10 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
     bool eta_known = true;
     char prev = 0;
     unsigned run_len = 0;
-    for (unsigned i = 0; i <= g_njobs; i++) {
+    for (unsigned i = 0; i <= run->njobs; i++) {
         char c = 0;
-        if (i < g_njobs) {
-            struct job *j = &g_jobs[i];
+        if (i < run->njobs) {
+            struct job *j = &run->jobs[i];
             int ph = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE);
             c = job_status_char(j, ph);
             uint64_t b[DDIR_N], n[DDIR_N];
@@ -3493,17 +3523,17 @@ static void eta_print(uint64_t now, uint64_t t_start, uint64_t dt_ns)
     snprintf(rates, sizeof(rates), "[%s][%s IOPS]", bpart, npart);
     int len = snprintf(line, sizeof(line), "Jobs: %u (f=%u): [%s][%.1f%%]%s[eta %s]", running, files,
                        status, pct, rates, eta);
-    fprintf(stderr, "\r%s%*s", line, g_eta_len > len ? g_eta_len - len : 0, "");
+    fprintf(stderr, "\r%s%*s", line, el->len > len ? el->len - len : 0, "");
     fflush(stderr);
-    g_eta_len = len;
+    el->len = len;
 }
 
-static void eta_clear(void)
+static void eta_clear(struct eta_line *el)
 {
-    if (g_eta_len) {
-        fprintf(stderr, "\r%*s\r", g_eta_len, "");
+    if (el->len) {
+        fprintf(stderr, "\r%*s\r", el->len, "");
         fflush(stderr);
-        g_eta_len = 0;
+        el->len = 0;
     }
 }
 
@@ -3578,15 +3608,15 @@ static void report_add_job(struct report *r, const struct job *j)
     r->verify_errors += j->verify_errors;
 }
 
-static unsigned build_reports(struct report **out)
+static unsigned build_reports(const struct bench_run *run, struct report **out)
 {
     bool group = false;
-    for (unsigned i = 0; i < g_njobs; i++)
-        group |= g_jobs[i].o.group_reporting;
-    unsigned n = group ? 1 : g_njobs;
+    for (unsigned i = 0; i < run->njobs; i++)
+        group |= run->jobs[i].o.group_reporting;
+    unsigned n = group ? 1 : run->njobs;
     struct report *r = xcalloc(n, sizeof(*r));
-    for (unsigned i = 0; i < g_njobs; i++)
-        report_add_job(&r[group ? 0 : i], &g_jobs[i]);
+    for (unsigned i = 0; i < run->njobs; i++)
+        report_add_job(&r[group ? 0 : i], &run->jobs[i]);
     *out = r;
     return n;
 }
@@ -3612,14 +3642,15 @@ static double iops_of(uint64_t ios, uint64_t ns)
 }
 
 /* Sum of all jobs' bandwidth per direction (for fio's per= / bw_agg). */
-static double group_bw_kib(int d)
+static double group_bw_kib(const struct bench_run *run, int d)
 {
     double sum = 0;
-    for (unsigned i = 0; i < g_njobs; i++) {
+    for (unsigned i = 0; i < run->njobs; i++) {
+        const struct job *j = &run->jobs[i];
         uint64_t b = 0;
-        for (unsigned k = 0; k <= g_jobs[i].nfiles; k++)
-            b += g_jobs[i].shards[k].d[d].bytes;
-        sum += (double)bw_bytes(b, job_runtime_ns(&g_jobs[i])) / 1024.0;
+        for (unsigned k = 0; k <= j->nfiles; k++)
+            b += j->shards[k].d[d].bytes;
+        sum += (double)bw_bytes(b, job_runtime_ns(j)) / 1024.0;
     }
     return sum;
 }
@@ -3725,7 +3756,7 @@ static void print_percentiles(FILE *f, const char *label, const uint64_t *hist, 
     }
 }
 
-static void print_ddir_normal(FILE *f, const struct report *r, int d)
+static void print_ddir_normal(FILE *f, const struct bench_run *run, const struct report *r, int d)
 {
     const struct ddir_acc *a = &r->d[d];
     if (!a->ios)
@@ -3743,7 +3774,7 @@ static void print_ddir_normal(FILE *f, const struct report *r, int d)
     print_percentiles(f, "clat", a->clat_hist, a->clat.n);
     const struct sample_acc *s = &r->bw[d];
     if (s->n) {
-        double gb = group_bw_kib(d);
+        double gb = group_bw_kib(run, d);
         bool mib = s->max >= 100000;
         double k = mib ? 1024.0 : 1.0;
         fprintf(f, "   bw (  %s/s): min=%5.0f, max=%5.0f, per=%3.2f%%, avg=%5.2f, stdev=%.2f, samples=%" PRIu64 "\n",
@@ -3777,7 +3808,8 @@ static void print_lat_dist_line(FILE *f, const char *unit, const double *v, cons
         fprintf(f, "\n");
 }
 
-static void print_report_normal(FILE *f, const struct report *r, const struct cpu_use *cpu)
+static void print_report_normal(FILE *f, const struct bench_run *run, const struct report *r,
+                                const struct cpu_use *cpu)
 {
     const struct job *j = r->first;
     time_t now = time(NULL);
@@ -3791,7 +3823,7 @@ static void print_report_normal(FILE *f, const struct report *r, const struct cp
         fprintf(f, "  error: %s\n", status_str(sb, sizeof(sb), r->err_status));
     }
     for (int d = 0; d < DDIR_N; d++)
-        print_ddir_normal(f, r, d);
+        print_ddir_normal(f, run, r, d);
     struct lat_dist ld;
     lat_distribution(r, &ld);
     print_lat_dist_line(f, "nsec", ld.ns, lat_bounds, N_LAT_B, false);
@@ -3829,15 +3861,15 @@ static void print_report_normal(FILE *f, const struct report *r, const struct cp
                 r->verified, r->verify_errors);
 }
 
-static void print_group_normal(FILE *f)
+static void print_group_normal(FILE *f, const struct bench_run *run)
 {
     fprintf(f, "\nRun status group 0 (all jobs):\n");
     for (int d = 0; d < DDIR_N; d++) {
         uint64_t bytes = 0, rt_min = UINT64_MAX, rt_max = 0;
         double bw_min = -1, bw_max = 0;
         bool any = false;
-        for (unsigned i = 0; i < g_njobs; i++) {
-            const struct job *j = &g_jobs[i];
+        for (unsigned i = 0; i < run->njobs; i++) {
+            const struct job *j = &run->jobs[i];
             uint64_t b = 0;
             for (unsigned k = 0; k <= j->nfiles; k++)
                 b += j->shards[k].d[d].bytes;
@@ -3878,7 +3910,8 @@ static void terse_lat(FILE *f, const struct lat_acc *a)
             lat_stddev(a) / 1000.0);
 }
 
-static void print_report_terse(FILE *f, const struct report *r, const struct cpu_use *cpu)
+static void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r,
+                               const struct cpu_use *cpu)
 {
     fprintf(f, "3;%s;%s;%u;%d", BENCH_VERSION, r->name, r->groupid, r->error);
     for (int d = DDIR_READ; d <= DDIR_WRITE; d++) { /* version 3 has no trim fields (as fio) */
@@ -3896,7 +3929,7 @@ static void print_report_terse(FILE *f, const struct report *r, const struct cpu
         }
         terse_lat(f, &a->lat);
         const struct sample_acc *s = &r->bw[d];
-        double gb = group_bw_kib(d);
+        double gb = group_bw_kib(run, d);
         fprintf(f, ";%.0f;%.0f;%f%%;%f;%f", s->min, s->max, gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0,
                 sample_mean(s), sample_stddev(s));
     }
@@ -4031,7 +4064,8 @@ static void json_lat(struct jw *w, const char *key, const struct lat_acc *a, con
     jw_close(w, '}');
 }
 
-static void json_ddir(struct jw *w, const char *key, const struct report *r, int d, bool plus)
+static void json_ddir(struct jw *w, const struct bench_run *run, const char *key, const struct report *r, int d,
+                      bool plus)
 {
     const struct ddir_acc *a = &r->d[d];
     uint64_t rt = a->ios ? r->runtime_ns : 0;
@@ -4050,7 +4084,7 @@ static void json_ddir(struct jw *w, const char *key, const struct report *r, int
     json_lat(w, "clat_ns", &a->clat, a->clat_hist, true, plus);
     json_lat(w, "lat_ns", &a->lat, NULL, false, false);
     const struct sample_acc *bw = &r->bw[d], *io = &r->iops[d];
-    double gb = group_bw_kib(d);
+    double gb = group_bw_kib(run, d);
     jw_u64(w, "bw_min", (uint64_t)(bw->min + 0.5));
     jw_u64(w, "bw_max", (uint64_t)(bw->max + 0.5));
     jw_dbl(w, "bw_agg", gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0);
@@ -4067,36 +4101,37 @@ static void json_ddir(struct jw *w, const char *key, const struct report *r, int
 
 /* Is kv[i] of section si overridden by a later setting of the same key
  * (in that section, or in a later section matching 'global_only')? */
-static bool kv_overridden(unsigned si, unsigned i, bool global_only)
+static bool kv_overridden(const struct bench_config *cfg, unsigned si, unsigned i, bool global_only)
 {
-    const struct section *s = g_sections[si];
+    const struct section *s = cfg->sections[si];
     for (unsigned k = i + 1; k < s->n; k++)
         if (!strcmp(s->kv[k].key, s->kv[i].key))
             return true;
     if (!global_only)
         return false;
-    for (unsigned t = si + 1; t < g_nsections; t++)
-        if (g_sections[t]->global)
-            for (unsigned k = 0; k < g_sections[t]->n; k++)
-                if (!strcmp(g_sections[t]->kv[k].key, s->kv[i].key))
+    for (unsigned t = si + 1; t < cfg->nsections; t++)
+        if (cfg->sections[t]->global)
+            for (unsigned k = 0; k < cfg->sections[t]->n; k++)
+                if (!strcmp(cfg->sections[t]->kv[k].key, s->kv[i].key))
                     return true;
     return false;
 }
 
-static void json_options(struct jw *w, const char *key, const struct section *s)
+static void json_options(struct jw *w, const struct bench_config *cfg, const char *key, const struct section *s)
 {
     jw_open(w, key, '{');
-    for (unsigned si = 0; s && si < g_nsections; si++) {
-        if (g_sections[si] != s)
+    for (unsigned si = 0; s && si < cfg->nsections; si++) {
+        if (cfg->sections[si] != s)
             continue;
         for (unsigned i = 0; i < s->n; i++)
-            if (!kv_overridden(si, i, false))
+            if (!kv_overridden(cfg, si, i, false))
                 jw_str(w, s->kv[i].key, s->kv[i].val ? s->kv[i].val : "");
     }
     jw_close(w, '}');
 }
 
-static void json_job(struct jw *w, const struct report *r, const struct cpu_use *cpu, bool plus)
+static void json_job(struct jw *w, const struct bench_run *run, const struct report *r, const struct cpu_use *cpu,
+                     bool plus)
 {
     const struct job *j = r->first;
     jw_open(w, NULL, '{');
@@ -4105,10 +4140,10 @@ static void json_job(struct jw *w, const struct report *r, const struct cpu_use 
     jw_u64(w, "error", (uint64_t)r->error);
     jw_u64(w, "eta", 0);
     jw_u64(w, "elapsed", (j->finish_ns - j->start_ns + NS_PER_SEC / 2) / NS_PER_SEC);
-    json_options(w, "job options", j->def->sec);
-    json_ddir(w, "read", r, DDIR_READ, plus);
-    json_ddir(w, "write", r, DDIR_WRITE, plus);
-    json_ddir(w, "trim", r, DDIR_TRIM, plus);
+    json_options(w, run->cfg, "job options", j->def->sec);
+    json_ddir(w, run, "read", r, DDIR_READ, plus);
+    json_ddir(w, run, "write", r, DDIR_WRITE, plus);
+    json_ddir(w, run, "trim", r, DDIR_TRIM, plus);
     jw_open(w, "sync", '{'); /* fio 3.x: flush latency (issue to completion) and count */
     jw_u64(w, "total_ios", r->sync.ios);
     json_lat(w, "lat_ns", &r->sync.lat, r->sync.lat_hist, true, plus);
@@ -4186,9 +4221,10 @@ static void json_job(struct jw *w, const struct report *r, const struct cpu_use 
     jw_close(w, '}');
 }
 
-static void print_json(FILE *f, const struct report *reps, unsigned nrep, const struct cpu_use *cpu,
-                       bool plus)
+static void print_json(FILE *f, const struct bench_run *run, const struct report *reps, unsigned nrep,
+                       const struct cpu_use *cpu, bool plus)
 {
+    const struct bench_config *cfg = run->cfg;
     struct jw w = { .f = f, .depth = 0 };
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -4204,22 +4240,22 @@ static void print_json(FILE *f, const struct report *reps, unsigned nrep, const 
     jw_u64(&w, "timestamp_ms", (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000);
     jw_str(&w, "time", date);
     bool any_global = false;
-    for (unsigned i = 0; i < g_nsections; i++)
-        any_global |= g_sections[i]->global && g_sections[i]->n > 0;
+    for (unsigned i = 0; i < cfg->nsections; i++)
+        any_global |= cfg->sections[i]->global && cfg->sections[i]->n > 0;
     if (any_global) {
         jw_open(&w, "global options", '{');
-        for (unsigned i = 0; i < g_nsections; i++) {
-            const struct section *s = g_sections[i];
+        for (unsigned i = 0; i < cfg->nsections; i++) {
+            const struct section *s = cfg->sections[i];
             if (s->global)
                 for (unsigned k = 0; k < s->n; k++)
-                    if (!kv_overridden(i, k, true))
+                    if (!kv_overridden(cfg, i, k, true))
                         jw_str(&w, s->kv[k].key, s->kv[k].val ? s->kv[k].val : "");
         }
         jw_close(&w, '}');
     }
     jw_open(&w, "jobs", '[');
     for (unsigned i = 0; i < nrep; i++)
-        json_job(&w, &reps[i], cpu, plus);
+        json_job(&w, run, &reps[i], cpu, plus);
     jw_close(&w, ']');
     jw_open(&w, "uwdf", '{');
     jw_str(&w, "version", PACKAGE_VERSION);
@@ -4321,12 +4357,12 @@ static void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t
     c->window_ms = wall_ns / NS_PER_MS;
 }
 
-static void print_header(FILE *f, const struct jobdef *defs, unsigned ndefs)
+static void print_header(FILE *f, const struct bench_run *run, const struct jobdef *defs, unsigned ndefs)
 {
     unsigned idx = 0;
     for (unsigned i = 0; i < ndefs; i++) {
         const struct job_opts *o = &defs[i].o;
-        const struct job *j = &g_jobs[idx];
+        const struct job *j = &run->jobs[idx];
         fprintf(f, "%s: (g=0): rw=%s, bs=(R) %" PRIu32 "B-%" PRIu32 "B, (W) %" PRIu32 "B-%" PRIu32
                    "B, (T) %" PRIu32 "B-%" PRIu32 "B, ioengine=%s, iodepth=%u, api=%s%s\n",
                 o->name, rw_names[o->rw], o->bs, o->bs, o->bs, o->bs, o->bs, o->bs, j->backend,
@@ -4335,37 +4371,38 @@ static void print_header(FILE *f, const struct jobdef *defs, unsigned ndefs)
             fprintf(f, "...\n");
         idx += o->numjobs;
     }
-    fprintf(f, "%s\nStarting %u thread%s\n", BENCH_VERSION, g_njobs, g_njobs == 1 ? "" : "s");
+    fprintf(f, "%s\nStarting %u thread%s\n", BENCH_VERSION, run->njobs, run->njobs == 1 ? "" : "s");
     fflush(f);
 }
 
-static unsigned jobs_running(void)
+static unsigned jobs_running(const struct bench_run *run)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < g_njobs; i++)
-        if (__atomic_load_n(&g_jobs[i].phase, __ATOMIC_ACQUIRE) != PHASE_DONE)
+    for (unsigned i = 0; i < run->njobs; i++)
+        if (__atomic_load_n(&run->jobs[i].phase, __ATOMIC_ACQUIRE) != PHASE_DONE)
             n++;
     return n;
 }
 
 /* Main thread while the jobs run: samples, ETA line, CPU window. */
-static void monitor(const struct cmdline *cl, uint64_t t_start, struct rusage *ru_start,
-                    uint64_t *cpu_t0)
+static void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, uint64_t *cpu_t0)
 {
-    bool eta = cl->g.eta == ETA_ALWAYS || (cl->g.eta == ETA_AUTO && isatty(STDERR_FILENO));
+    enum eta_mode em = run->cfg->g.eta;
+    bool eta = em == ETA_ALWAYS || (em == ETA_AUTO && isatty(STDERR_FILENO));
+    struct eta_line el = { 0 };
     uint64_t max_ramp = 0;
-    for (unsigned i = 0; i < g_njobs; i++)
-        if (g_jobs[i].o.ramp_ns > max_ramp)
-            max_ramp = g_jobs[i].o.ramp_ns;
+    for (unsigned i = 0; i < run->njobs; i++)
+        if (run->jobs[i].o.ramp_ns > max_ramp)
+            max_ramp = run->jobs[i].o.ramp_ns;
     bool cpu_window_open = max_ramp == 0;
     uint64_t next_sample = t_start + SAMPLE_NS, next_eta = t_start + ETA_NS, last_eta = t_start;
     bool announced = false;
-    while (jobs_running() > 0) {
+    while (jobs_running(run) > 0) {
         sleep_ns(TICK_NS);
         uint64_t now = now_ns();
         if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED) && !announced) {
             announced = true;
-            eta_clear();
+            eta_clear(&el);
             errmsg("interrupted: stopping the jobs (again to abort at once)");
         }
         if (!cpu_window_open && now >= t_start + max_ramp) {
@@ -4374,14 +4411,14 @@ static void monitor(const struct cmdline *cl, uint64_t t_start, struct rusage *r
             *cpu_t0 = now;
         }
         if (now >= next_sample) {
-            for (unsigned i = 0; i < g_njobs; i++)
-                monitor_sample(&g_jobs[i], now);
+            for (unsigned i = 0; i < run->njobs; i++)
+                monitor_sample(&run->jobs[i], now);
             next_sample += SAMPLE_NS;
             if (next_sample < now)
                 next_sample = now + SAMPLE_NS;
         }
         if (eta && now >= next_eta) {
-            eta_print(now, t_start, now - last_eta);
+            eta_print(&el, run, now, t_start, now - last_eta);
             last_eta = now;
             next_eta += ETA_NS;
             if (next_eta < now)
@@ -4389,13 +4426,14 @@ static void monitor(const struct cmdline *cl, uint64_t t_start, struct rusage *r
         }
     }
     if (eta)
-        eta_clear();
+        eta_clear(&el);
 }
 
 int main(int argc, char **argv)
 {
     int rc = 1;
-    struct cmdline cl;
+    struct bench_config cl;
+    struct bench_run run = { .cfg = &cl, .strings = &cl.strings, .layout.strings = &cl.strings };
     struct jobdef *defs = NULL;
     unsigned ndefs = 0;
     FILE *out = stdout;
@@ -4408,23 +4446,24 @@ int main(int argc, char **argv)
     if (pr)
         goto done_args;
     for (unsigned i = 0; i < cl.njobfiles; i++)
-        if (parse_job_file(cl.jobfiles[i]))
+        if (parse_job_file(&cl, cl.jobfiles[i]))
             goto done_args;
     ndefs = build_jobdefs(&cl, &defs);
     if (!ndefs)
         goto done_args;
     bool quiet = !(cl.g.formats & OUT_NORMAL);
-    g_njobs = 0;
+    run.njobs = 0;
     for (unsigned i = 0; i < ndefs; i++) {
         if (validate_jobdef(&defs[i], quiet))
             goto done_args;
-        g_njobs += defs[i].o.numjobs;
+        run.njobs += defs[i].o.numjobs;
     }
 
-    g_jobs = xcalloc(g_njobs, sizeof(*g_jobs));
+    run.jobs = xcalloc(run.njobs, sizeof(*run.jobs));
     for (unsigned i = 0, idx = 0; i < ndefs; i++)
         for (unsigned c = 0; c < defs[i].o.numjobs; c++, idx++) {
-            struct job *j = &g_jobs[idx];
+            struct job *j = &run.jobs[idx];
+            j->run = &run;
             j->o = defs[i].o;
             j->def = &defs[i];
             j->index = idx;
@@ -4433,8 +4472,8 @@ int main(int argc, char **argv)
 
     /* Every file is checked before the report file is created: a job that
      * cannot run leaves nothing behind. */
-    for (unsigned i = 0; i < g_njobs; i++)
-        if (job_resolve_files(&g_jobs[i]))
+    for (unsigned i = 0; i < run.njobs; i++)
+        if (job_resolve_files(&run.jobs[i]))
             goto done_files;
 
     if (cl.g.output) {
@@ -4454,24 +4493,24 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 
-    if (layout_all(info))
+    if (layout_all(&run.layout, info))
         goto done_files;
 
     const char *env = getenv("UWDF_BACKEND");
-    g_env_backend = env ? keep_str(env) : NULL;
-    if (framework_init())
+    run.env_backend = env ? keep_str(run.strings, env) : NULL;
+    if (framework_init(&run))
         goto done_framework;
     framework_up = true;
-    for (unsigned i = 0; i < g_njobs; i++)
-        if (job_setup(&g_jobs[i]))
+    for (unsigned i = 0; i < run.njobs; i++)
+        if (job_setup(&run.jobs[i]))
             goto done_framework;
-    select_backend(ENGINE_DEFAULT);
+    select_backend(&run, ENGINE_DEFAULT);
     if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
         errmsg("interrupted before the jobs started");
         goto done_framework;
     }
     if (cl.g.formats & OUT_NORMAL)
-        print_header(out, defs, ndefs);
+        print_header(out, &run, defs, ndefs);
 
     /* Job threads do not take the signals: the handler runs on the main
      * thread (or a framework thread), never inside a job's send. */
@@ -4480,60 +4519,60 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGTERM);
     clock_init(); /* before any job reads the clock */
-    pthread_barrier_init(&g_barrier, NULL, g_njobs + 1);
+    pthread_barrier_init(&run.barrier, NULL, run.njobs + 1);
     pthread_sigmask(SIG_BLOCK, &block, &old);
-    for (unsigned i = 0; i < g_njobs; i++) {
-        int r = pthread_create(&g_jobs[i].thread, NULL, job_thread, &g_jobs[i]);
+    for (unsigned i = 0; i < run.njobs; i++) {
+        int r = pthread_create(&run.jobs[i].thread, NULL, job_thread, &run.jobs[i]);
         if (r) {
             errmsg("cannot start job thread: %s", strerror(r));
             remove_generated_files();
             _exit(1); /* the started threads wait on the barrier */
         }
-        g_jobs[i].thread_started = true;
+        run.jobs[i].thread_started = true;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     struct rusage ru_start, ru_end;
-    pthread_barrier_wait(&g_barrier);
+    pthread_barrier_wait(&run.barrier);
     uint64_t t_start = now_ns(), cpu_t0 = t_start;
     cpu_snapshot(&ru_start);
-    monitor(&cl, t_start, &ru_start, &cpu_t0);
-    for (unsigned i = 0; i < g_njobs; i++)
-        pthread_join(g_jobs[i].thread, NULL);
+    monitor(&run, t_start, &ru_start, &cpu_t0);
+    for (unsigned i = 0; i < run.njobs; i++)
+        pthread_join(run.jobs[i].thread, NULL);
     cpu_snapshot(&ru_end);
     uint64_t t_end = now_ns();
-    pthread_barrier_destroy(&g_barrier);
+    pthread_barrier_destroy(&run.barrier);
 
     struct cpu_use cpu;
     cpu_compute(&ru_start, &ru_end, t_end > cpu_t0 ? t_end - cpu_t0 : 0, &cpu);
     struct report *reps;
-    unsigned nrep = build_reports(&reps);
+    unsigned nrep = build_reports(&run, &reps);
     if (cl.g.formats & OUT_NORMAL) {
         fprintf(out, "\n");
         for (unsigned i = 0; i < nrep; i++)
-            print_report_normal(out, &reps[i], &cpu);
-        print_group_normal(out);
+            print_report_normal(out, &run, &reps[i], &cpu);
+        print_group_normal(out, &run);
     }
     if (cl.g.formats & OUT_TERSE)
         for (unsigned i = 0; i < nrep; i++)
-            print_report_terse(out, &reps[i], &cpu);
+            print_report_terse(out, &run, &reps[i], &cpu);
     if (cl.g.formats & (OUT_JSON | OUT_JSONPLUS))
-        print_json(out, reps, nrep, &cpu, (cl.g.formats & OUT_JSONPLUS) != 0);
+        print_json(out, &run, reps, nrep, &cpu, (cl.g.formats & OUT_JSONPLUS) != 0);
     free_reports(reps, nrep);
     fflush(out);
 
     rc = 0;
-    for (unsigned i = 0; i < g_njobs; i++)
-        if (g_jobs[i].error_set)
+    for (unsigned i = 0; i < run.njobs; i++)
+        if (run.jobs[i].error_set)
             rc = 1;
 
 done_framework:
-    for (unsigned i = 0; i < g_njobs; i++)
-        job_teardown(&g_jobs[i]);
-    flt_global_teardown(); /* FltUnregisterFilter before the driver is deleted */
-    if (framework_up || g_driver)
-        WdfObjectDelete(g_driver);
-    select_backend(ENGINE_DEFAULT);
+    for (unsigned i = 0; i < run.njobs; i++)
+        job_teardown(&run.jobs[i]);
+    flt_global_teardown(&run); /* FltUnregisterFilter before the driver is deleted */
+    if (framework_up || run.driver)
+        WdfObjectDelete(run.driver);
+    select_backend(&run, ENGINE_DEFAULT);
 done_files:
     remove_generated_files();
 done_jobs:
@@ -4541,14 +4580,12 @@ done_jobs:
         errmsg("writing '%s' failed: %s", cl.g.output, strerror(errno));
         rc = 1;
     }
-    for (unsigned i = 0; i < g_njobs; i++)
-        job_free(&g_jobs[i]);
-    free(g_jobs);
-    free_lfiles();
+    for (unsigned i = 0; i < run.njobs; i++)
+        job_free(&run.jobs[i]);
+    free(run.jobs);
+    layout_free(&run.layout);
 done_args:
     free(defs);
-    free(cl.jobfiles);
-    free_sections();
-    free_kept_strings();
+    config_free(&cl);
     return rc;
 }

@@ -47,7 +47,7 @@ static const char *job_file_path(const uint8_t *data, size_t size, int *fd, char
 
 static void parse_like_main(int argc, char **argv, const char *job_path)
 {
-    struct cmdline cl;
+    struct bench_config cl;
     struct jobdef *defs = NULL;
     int pr = parse_cmdline(argc, argv, &cl);
     if (pr)
@@ -56,7 +56,7 @@ static void parse_like_main(int argc, char **argv, const char *job_path)
         /* parse_cmdline keeps every non-option; only ours reaches fopen. */
         if (!job_path || strcmp(cl.jobfiles[i], job_path) != 0)
             abort();
-        if (parse_job_file(cl.jobfiles[i]))
+        if (parse_job_file(&cl, cl.jobfiles[i]))
             goto done;
     }
     unsigned ndefs = build_jobdefs(&cl, &defs);
@@ -65,7 +65,7 @@ static void parse_like_main(int argc, char **argv, const char *job_path)
             break;
         if (defs[i].o.filename) {
             const char **names;
-            unsigned n = split_filenames(defs[i].o.filename, &names);
+            unsigned n = split_filenames(&cl.strings, defs[i].o.filename, &names);
             for (unsigned k = 0; k < n; k++)
                 if (!names[k] || !*names[k])
                     abort(); /* split_filenames never yields an empty name */
@@ -74,9 +74,7 @@ static void parse_like_main(int argc, char **argv, const char *job_path)
     }
 done:
     free(defs);
-    free(cl.jobfiles);
-    free_sections();
-    free_kept_strings();
+    config_free(&cl);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
