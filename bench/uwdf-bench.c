@@ -1953,8 +1953,11 @@ struct slot {
     char pad[64];
 };
 
+struct bench_api;
+
 struct job {
     struct job_opts o;
+    const struct bench_api *api; /* how its I/O is issued (--api) */
     const struct jobdef *def;
     unsigned index, clone;
     unsigned nfiles;
@@ -2015,6 +2018,28 @@ struct bench_run {
     PFLT_FILTER filter;
     struct flt_vol *fvols;
     unsigned nfvols;
+};
+
+/* An --api mode: how a job's files are opened, its slots' I/O objects
+ * made, its I/O issued and its objects released. The run loop calls these
+ * and knows no mode (fio's ioengine_ops). Completions arrive as the
+ * framework's callbacks, which each mode registers in its issue; they hand
+ * the finished I/O to slot_completed, which calls issue for the next. */
+struct bench_api {
+    bool one_slot; /* one synchronous request per job thread, whatever iodepth says */
+    /* Opens the job's files, sets j->backend (the engine below). */
+    int (*setup)(struct job *j);
+    /* The slot's request or callback data (its buffers are made). */
+    int (*setup_slot)(struct slot *s);
+    /* Sends the slot's I/Os from t0 (0: now) until one is in flight or the
+     * job is done; then the slot retires (slot_retire). */
+    void (*issue)(struct slot *s, struct shard *sh, uint64_t t0);
+    /* Before the verify pass (NULL: nothing to do). */
+    int (*renew)(struct job *j);
+    /* Before the generic teardown of the job's requests, buffers, targets. */
+    void (*teardown)(struct job *j);
+    /* After every job's teardown, before the driver is deleted. */
+    void (*cleanup)(struct bench_run *run);
 };
 
 static __thread char tls_thread_id;
@@ -2322,6 +2347,115 @@ static bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_
     return true;
 }
 
+static void slot_retire(struct slot *s)
+{
+    struct job *j = s->job;
+    if (__atomic_sub_fetch(&j->inflight, 1, __ATOMIC_ACQ_REL) == 0)
+        KeSetEvent(&j->done, 0, FALSE); /* nothing of j or s is touched after this */
+}
+
+/* The sender's half of the hand-off of s->sync, once the send returned at
+ * t1: the completion time if the completion ran nested in the send on this
+ * thread (its time is in s->sync), else 0 after storing t1 for the
+ * completion to come. A completion on another thread only waits for t1 and
+ * one later on this thread finds it, so no read-modify-write is needed. */
+static uint64_t slot_sent(struct slot *s, uint64_t t1)
+{
+    uint64_t tc = __atomic_load_n(&s->sync, __ATOMIC_RELAXED);
+    if (tc == 0)
+        __atomic_store_n(&s->sync, t1, __ATOMIC_RELEASE);
+    return tc;
+}
+
+/* Right before the send of an I/O that started at t0. */
+static inline void slot_sending(struct slot *s, uint64_t t0)
+{
+    s->t0 = t0;
+    s->sender = THIS_THREAD;
+    __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
+}
+
+static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc)
+{
+    uint64_t slat, clat;
+    if (tc >= t1) {
+        slat = t1 - s->t0;
+        clat = tc - t1;
+    } else { /* completed before the send returned */
+        slat = tc - s->t0;
+        clat = 0;
+    }
+    return slot_finish(s, sh, true, slat, clat, tc);
+}
+
+/* An asynchronous mode's issue: sends the slot's I/Os until one is left in
+ * flight (the mode's completion routine continues from there) or the job
+ * is done. send(s, t0) readies and sends the slot's current I/O, calling
+ * slot_sending just before the send; false when it failed (reported).
+ * Runs on the job thread (first sends, t0 = 0: the clock is read) or on a
+ * completion thread (resends from the routine, batched into the ring by
+ * the framework). A resend starts at t0 = the completion time of the
+ * slot's previous I/O: the slot is free from that moment, so the routine's
+ * accounting counts in the new I/O's slat and lat, and the clock is read
+ * twice per I/O, not three times. Allocation-free when requests are
+ * reused. Inlined into each mode's issue with its own send. */
+static inline __attribute__((always_inline)) void slot_issue_loop(struct slot *s, struct shard *sh, uint64_t t0,
+                                                                  bool (*send)(struct slot *s, uint64_t t0))
+{
+    for (;;) {
+        if (t0 == 0)
+            t0 = now_ns();
+        if (!next_io(s, t0))
+            break;
+        if (!send(s, t0))
+            break;
+        uint64_t t1 = now_ns();
+        uint64_t tc = slot_sent(s, t1);
+        if (tc == 0)
+            return; /* in flight: the completion routine takes over */
+        /* The routine already ran, nested inside the send on this thread
+         * (an immediate failure): finish here. */
+        if (!slot_complete_async(s, sh, t1, tc))
+            break;
+        t0 = tc; /* see above: the next I/O starts where this one ended */
+    }
+    slot_retire(s);
+}
+
+/* The completion of the slot's I/O at tc (status and info are stored), from
+ * the mode's completion routine: accounts it and issues the next. */
+static void slot_completed(struct slot *s, uint64_t tc)
+{
+    uint64_t t1;
+    if (s->sender == THIS_THREAD) {
+        /* Only this thread stores s->sync now (slot_sent). */
+        t1 = __atomic_load_n(&s->sync, __ATOMIC_RELAXED);
+        if (t1 == 0) {
+            /* nested in the send further up this stack: the sender finishes */
+            __atomic_store_n(&s->sync, tc, __ATOMIC_RELAXED);
+            return;
+        }
+    } else {
+        /* Sent from another thread, which may not have stored the send's
+         * return time yet: it is about to. */
+        unsigned spins = 0;
+        while ((t1 = __atomic_load_n(&s->sync, __ATOMIC_ACQUIRE)) == 0) {
+            if (++spins > 64)
+                sched_yield();
+            else
+                cpu_relax();
+        }
+    }
+    /* This runs on the completion thread of the file the I/O went to. */
+    struct shard *sh = &s->job->shards[s->file];
+    if (!slot_complete_async(s, sh, t1, tc))
+        slot_retire(s);
+    else
+        s->job->api->issue(s, sh, tc);
+}
+
+/* ---- --api=async (and stack, sync): WDF requests ---- */
+
 static NTSTATUS slot_create_request(struct slot *s, WDFIOTARGET t)
 {
     NTSTATUS st = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &s->req);
@@ -2356,13 +2490,6 @@ static NTSTATUS slot_renew_request(struct slot *s, WDFIOTARGET t)
     return st;
 }
 
-static void slot_retire(struct slot *s)
-{
-    struct job *j = s->job;
-    if (__atomic_sub_fetch(&j->inflight, 1, __ATOMIC_ACQ_REL) == 0)
-        KeSetEvent(&j->done, 0, FALSE); /* nothing of j or s is touched after this */
-}
-
 /* Formats the slot's request for its current I/O (after renewing it). */
 static NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
 {
@@ -2391,118 +2518,36 @@ static NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
     }
 }
 
-static EVT_WDF_REQUEST_COMPLETION_ROUTINE slot_completion;
-static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc);
+static EVT_WDF_REQUEST_COMPLETION_ROUTINE async_completion;
 
-/* The sender's half of the hand-off of s->sync, once the send returned at
- * t1: the completion time if the completion ran nested in the send on this
- * thread (its time is in s->sync), else 0 after storing t1 for the
- * completion to come. A completion on another thread only waits for t1 and
- * one later on this thread finds it, so no read-modify-write is needed. */
-static uint64_t slot_sent(struct slot *s, uint64_t t1)
-{
-    uint64_t tc = __atomic_load_n(&s->sync, __ATOMIC_RELAXED);
-    if (tc == 0)
-        __atomic_store_n(&s->sync, t1, __ATOMIC_RELEASE);
-    return tc;
-}
-
-/* Sends the slot's I/Os until one is left in flight (the completion routine
- * continues from there) or the job is done. Runs on the job thread (first
- * sends, t0 = 0: the clock is read) or on a completion thread (resends from
- * the routine, batched into the ring by the framework). A resend starts at
- * t0 = the completion time of the slot's previous I/O: the slot is free from
- * that moment, so the routine's accounting counts in the new I/O's slat and
- * lat, and the clock is read twice per I/O, not three times.
- * Allocation-free when requests are reused. */
-static void slot_issue(struct slot *s, struct shard *sh, uint64_t t0)
+/* Reuses, formats and sends the slot's request with WdfRequestSend. */
+static bool async_send(struct slot *s, uint64_t t0)
 {
     struct job *j = s->job;
-    for (;;) {
-        if (t0 == 0)
-            t0 = now_ns();
-        if (!next_io(s, t0))
-            break;
-        WDFIOTARGET t = j->files[s->file].target;
-        NTSTATUS st = slot_renew_request(s, t);
-        if (NT_SUCCESS(st))
-            st = slot_format(s, t);
-        if (!NT_SUCCESS(st)) {
-            job_io_error(j, s, st, "format");
-            break;
-        }
-        WdfRequestSetCompletionRoutine(s->req, slot_completion, s);
-        s->t0 = t0;
-        s->sender = THIS_THREAD;
-        __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
-        if (!WdfRequestSend(s->req, t, s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS)) {
-            job_io_error(j, s, WdfRequestGetStatus(s->req), "send");
-            break;
-        }
-        uint64_t t1 = now_ns();
-        uint64_t tc = slot_sent(s, t1);
-        if (tc == 0)
-            return; /* in flight: the completion routine takes over */
-        /* The routine already ran, nested inside WdfRequestSend on this
-         * thread (an immediate failure): finish here. */
-        if (!slot_complete_async(s, sh, t1, tc))
-            break;
-        t0 = tc; /* see above: the next I/O starts where this one ended */
+    WDFIOTARGET t = j->files[s->file].target;
+    NTSTATUS st = slot_renew_request(s, t);
+    if (NT_SUCCESS(st))
+        st = slot_format(s, t);
+    if (!NT_SUCCESS(st)) {
+        job_io_error(j, s, st, "format");
+        return false;
     }
-    slot_retire(s);
+    WdfRequestSetCompletionRoutine(s->req, async_completion, s);
+    slot_sending(s, t0);
+    if (!WdfRequestSend(s->req, t, s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS)) {
+        job_io_error(j, s, WdfRequestGetStatus(s->req), "send");
+        return false;
+    }
+    return true;
 }
 
-static bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc)
+static void async_issue(struct slot *s, struct shard *sh, uint64_t t0)
 {
-    uint64_t slat, clat;
-    if (tc >= t1) {
-        slat = t1 - s->t0;
-        clat = tc - t1;
-    } else { /* completed before the send returned */
-        slat = tc - s->t0;
-        clat = 0;
-    }
-    return slot_finish(s, sh, true, slat, clat, tc);
+    slot_issue_loop(s, sh, t0, async_send);
 }
 
-static void flt_issue(struct slot *s, struct shard *sh, uint64_t t0);
-
-/* The completion of the slot's I/O at tc (status and info are stored):
- * accounts it and issues the next, with the API's own path. */
-static void slot_completed(struct slot *s, uint64_t tc)
-{
-    uint64_t t1;
-    if (s->sender == THIS_THREAD) {
-        /* Only this thread stores s->sync now (slot_sent). */
-        t1 = __atomic_load_n(&s->sync, __ATOMIC_RELAXED);
-        if (t1 == 0) {
-            /* nested in the send further up this stack: the sender finishes */
-            __atomic_store_n(&s->sync, tc, __ATOMIC_RELAXED);
-            return;
-        }
-    } else {
-        /* Sent from another thread, which may not have stored the send's
-         * return time yet: it is about to. */
-        unsigned spins = 0;
-        while ((t1 = __atomic_load_n(&s->sync, __ATOMIC_ACQUIRE)) == 0) {
-            if (++spins > 64)
-                sched_yield();
-            else
-                cpu_relax();
-        }
-    }
-    /* This runs on the completion thread of the file the I/O went to. */
-    struct shard *sh = &s->job->shards[s->file];
-    if (!slot_complete_async(s, sh, t1, tc))
-        slot_retire(s);
-    else if (s->job->o.api == API_FLT)
-        flt_issue(s, sh, tc);
-    else
-        slot_issue(s, sh, tc);
-}
-
-static VOID slot_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                            WDFCONTEXT Context)
+static VOID async_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                             WDFCONTEXT Context)
 {
     struct slot *s = Context;
     uint64_t tc = now_ns();
@@ -2511,6 +2556,76 @@ static VOID slot_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST
     s->status = Params->IoStatus.Status;
     s->info = Params->IoStatus.Information;
     slot_completed(s, tc);
+}
+
+/* Requests for a new phase: the old ones may still be in the framework's
+ * hands for a moment after their completion routine returned. */
+static int renew_slot_requests(struct job *j)
+{
+    for (unsigned i = 0; i < j->nslots; i++) {
+        struct slot *s = &j->slots[i];
+        if (s->req)
+            WdfObjectDelete(s->req);
+        s->req = NULL;
+        char sb[96];
+        NTSTATUS st = slot_create_request(s, j->files[0].target);
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: WdfRequestCreate failed: %s", j->o.name, status_str(sb, sizeof(sb), st));
+            job_set_error(j, status_errno(st), st);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- --api=sync: synchronous sends ---- */
+
+/* QD1 on the job thread: WdfIoTargetSend{Read,Write,Ioctl}Synchronously with
+ * the slot's request (reused, or created and deleted per I/O); flushes and
+ * write-through writes are formatted here and sent with
+ * WDF_REQUEST_SEND_OPTION_SYNCHRONOUS. Returns when the job is done. */
+static void sync_issue(struct slot *s, struct shard *sh, uint64_t t0)
+{
+    struct job *j = s->job;
+    (void)t0; /* each call is timed from its own start */
+    for (;;) {
+        uint64_t ts = now_ns();
+        if (!next_io(s, ts))
+            break;
+        WDFIOTARGET t = j->files[s->file].target;
+        NTSTATUS st = slot_renew_request(s, t);
+        if (!NT_SUCCESS(st)) {
+            job_io_error(j, s, st, "request");
+            break;
+        }
+        WDF_MEMORY_DESCRIPTOR d;
+        LONGLONG off = (LONGLONG)s->offset;
+        ULONG_PTR bytes = 0;
+        PWDF_REQUEST_SEND_OPTIONS opts = s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS;
+        if (s->ddir == DDIR_SYNC || (s->ddir == DDIR_WRITE && j->o.sync != SYNC_NONE)) {
+            st = slot_format(s, t);
+            if (NT_SUCCESS(st)) {
+                (void)WdfRequestSend(s->req, t, &s->sync_opts); /* FALSE: the status says why */
+                st = WdfRequestGetStatus(s->req);
+                bytes = WdfRequestGetInformation(s->req);
+            }
+        } else if (s->ddir == DDIR_TRIM) {
+            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->dsm_mem, NULL);
+            st = WdfIoTargetSendIoctlSynchronously(t, s->req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d,
+                                                   NULL, opts, &bytes);
+        } else {
+            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->mem, NULL);
+            st = s->ddir == DDIR_READ
+                     ? WdfIoTargetSendReadSynchronously(t, s->req, &d, &off, opts, &bytes)
+                     : WdfIoTargetSendWriteSynchronously(t, s->req, &d, &off, opts, &bytes);
+        }
+        uint64_t t1 = now_ns();
+        s->status = st;
+        s->info = bytes;
+        if (!slot_finish(s, sh, false, 0, t1 - ts, t1))
+            break;
+    }
+    slot_retire(s);
 }
 
 /* ---- --api=flt: Filter Manager callback data ---- */
@@ -2561,43 +2676,31 @@ static NTSTATUS flt_prepare(struct slot *s)
     return STATUS_SUCCESS;
 }
 
-/* slot_issue for --api=flt: performs the slot's I/Os with
- * FltPerformAsynchronousIo until one is left in flight (the callback
- * continues from there, on the file's engine thread) or the job is done;
- * t0 as there. */
-static void flt_issue(struct slot *s, struct shard *sh, uint64_t t0)
+/* Performs the slot's I/O with FltPerformAsynchronousIo; the callback runs
+ * on the file's engine thread. */
+static bool flt_send(struct slot *s, uint64_t t0)
 {
     struct job *j = s->job;
-    for (;;) {
-        if (t0 == 0)
-            t0 = now_ns();
-        if (!next_io(s, t0))
-            break;
-        NTSTATUS st = flt_prepare(s);
-        if (!NT_SUCCESS(st)) {
-            job_io_error(j, s, st, "FltAllocateCallbackData");
-            break;
-        }
-        s->t0 = t0;
-        s->sender = THIS_THREAD;
-        __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
-        st = FltPerformAsynchronousIo(s->cd, flt_completion, s);
-        /* STATUS_PENDING: in flight (s->cd may already be reused by the
-         * callback); STATUS_SUCCESS: failed before the engine, the callback
-         * has run inline. Anything else: refused, no callback. */
-        if (st != STATUS_PENDING && st != STATUS_SUCCESS) {
-            job_io_error(j, s, st, "FltPerformAsynchronousIo");
-            break;
-        }
-        uint64_t t1 = now_ns();
-        uint64_t tc = slot_sent(s, t1);
-        if (tc == 0)
-            return; /* in flight: the callback takes over */
-        if (!slot_complete_async(s, sh, t1, tc))
-            break;
-        t0 = tc; /* as in slot_issue */
+    NTSTATUS st = flt_prepare(s);
+    if (!NT_SUCCESS(st)) {
+        job_io_error(j, s, st, "FltAllocateCallbackData");
+        return false;
     }
-    slot_retire(s);
+    slot_sending(s, t0);
+    st = FltPerformAsynchronousIo(s->cd, flt_completion, s);
+    /* STATUS_PENDING: in flight (s->cd may already be reused by the
+     * callback); STATUS_SUCCESS: failed before the engine, the callback
+     * has run inline. Anything else: refused, no callback. */
+    if (st != STATUS_PENDING && st != STATUS_SUCCESS) {
+        job_io_error(j, s, st, "FltPerformAsynchronousIo");
+        return false;
+    }
+    return true;
+}
+
+static void flt_issue(struct slot *s, struct shard *sh, uint64_t t0)
+{
+    slot_issue_loop(s, sh, t0, flt_send);
 }
 
 /* PASSIVE_LEVEL, on the engine thread of the file the I/O went to (or
@@ -2611,93 +2714,18 @@ static VOID flt_completion(PFLT_CALLBACK_DATA Data, PFLT_CONTEXT Context)
     slot_completed(s, tc);
 }
 
-static void run_async_phase(struct job *j)
+/* ---- the job thread ---- */
+
+/* One phase (the run, then the verify pass): every slot issues, the last
+ * one to retire wakes the job thread. */
+static void run_phase(struct job *j)
 {
     KeClearEvent(&j->done);
     __atomic_store_n(&j->inflight, (int)j->nslots, __ATOMIC_RELEASE);
     struct shard *own = &j->shards[j->nfiles];
-    for (unsigned i = 0; i < j->nslots; i++) {
-        if (j->o.api == API_FLT)
-            flt_issue(&j->slots[i], own, 0);
-        else
-            slot_issue(&j->slots[i], own, 0);
-    }
+    for (unsigned i = 0; i < j->nslots; i++)
+        j->api->issue(&j->slots[i], own, 0);
     KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
-}
-
-/* QD1 on the job thread: WdfIoTargetSend{Read,Write,Ioctl}Synchronously with
- * the slot's request (reused, or created and deleted per I/O); flushes and
- * write-through writes are formatted here and sent with
- * WDF_REQUEST_SEND_OPTION_SYNCHRONOUS. */
-static void run_sync_phase(struct job *j)
-{
-    struct slot *s = &j->slots[0];
-    struct shard *sh = &j->shards[j->nfiles];
-    for (;;) {
-        uint64_t t0 = now_ns();
-        if (!next_io(s, t0))
-            break;
-        WDFIOTARGET t = j->files[s->file].target;
-        NTSTATUS st = slot_renew_request(s, t);
-        if (!NT_SUCCESS(st)) {
-            job_io_error(j, s, st, "request");
-            break;
-        }
-        WDF_MEMORY_DESCRIPTOR d;
-        LONGLONG off = (LONGLONG)s->offset;
-        ULONG_PTR bytes = 0;
-        PWDF_REQUEST_SEND_OPTIONS opts = s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS;
-        if (s->ddir == DDIR_SYNC || (s->ddir == DDIR_WRITE && j->o.sync != SYNC_NONE)) {
-            st = slot_format(s, t);
-            if (NT_SUCCESS(st)) {
-                (void)WdfRequestSend(s->req, t, &s->sync_opts); /* FALSE: the status says why */
-                st = WdfRequestGetStatus(s->req);
-                bytes = WdfRequestGetInformation(s->req);
-            }
-        } else if (s->ddir == DDIR_TRIM) {
-            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->dsm_mem, NULL);
-            st = WdfIoTargetSendIoctlSynchronously(t, s->req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d,
-                                                   NULL, opts, &bytes);
-        } else {
-            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->mem, NULL);
-            st = s->ddir == DDIR_READ
-                     ? WdfIoTargetSendReadSynchronously(t, s->req, &d, &off, opts, &bytes)
-                     : WdfIoTargetSendWriteSynchronously(t, s->req, &d, &off, opts, &bytes);
-        }
-        uint64_t t1 = now_ns();
-        s->status = st;
-        s->info = bytes;
-        if (!slot_finish(s, sh, false, 0, t1 - t0, t1))
-            break;
-    }
-}
-
-/* Requests for a new phase: the old ones may still be in the framework's
- * hands for a moment after their completion routine returned. */
-static int renew_slot_requests(struct job *j)
-{
-    for (unsigned i = 0; i < j->nslots; i++) {
-        struct slot *s = &j->slots[i];
-        if (s->req)
-            WdfObjectDelete(s->req);
-        s->req = NULL;
-        char sb[96];
-        NTSTATUS st = slot_create_request(s, j->files[0].target);
-        if (!NT_SUCCESS(st)) {
-            errmsg("%s: WdfRequestCreate failed: %s", j->o.name, status_str(sb, sizeof(sb), st));
-            job_set_error(j, status_errno(st), st);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static void run_phase(struct job *j)
-{
-    if (j->o.api == API_SYNC)
-        run_sync_phase(j);
-    else
-        run_async_phase(j);
 }
 
 static void *job_thread(void *arg)
@@ -2714,7 +2742,7 @@ static void *job_thread(void *arg)
                   (j->error != EILSEQ || j->o.verify_fatal);
     if (j->o.verify && rw_writes(j->o.rw) && !failed && !__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
         __atomic_store_n(&j->stop, 0, __ATOMIC_RELAXED);
-        if (j->o.api == API_SYNC || renew_slot_requests(j) == 0) {
+        if (!j->api->renew || j->api->renew(j) == 0) {
             __atomic_store_n(&j->phase, PHASE_VERIFY, __ATOMIC_RELEASE);
             run_phase(j);
         }
@@ -3167,15 +3195,72 @@ static int job_register(struct job *j)
     return rc;
 }
 
-static int job_setup(struct job *j)
+/* ---- each --api mode's set-up and teardown ---- */
+
+/* Makes a device over the file at path (--api=stack); the target to open
+ * is then the device's name, and *lower the device's own target. */
+typedef NTSTATUS device_over_fn(struct bench_run *run, const char *path, bool write, bool direct,
+                                const char **name, WDFIOTARGET *lower);
+
+/* A WDF target on each file of the job, or with over, on a device made over
+ * each file; the job's engine is the one below. */
+static int wdf_open_targets(struct job *j, device_over_fn *over)
 {
     const struct job_opts *o = &j->o;
-    char sb[96];
     struct bench_run *run = j->run;
-    select_backend(run, o->ioengine);
-    if (o->api == API_FLT && flt_filter_init(run))
+    char sb[96];
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        struct file_slot *f = &j->files[k];
+        bool wr = rw_writes(o->rw) || rw_trims(o->rw);
+        const char *name = f->path;
+        WDFIOTARGET engine_target = NULL;
+        NTSTATUS st = over ? over(run, f->path, wr, o->direct, &name, &engine_target) : STATUS_SUCCESS;
+        if (NT_SUCCESS(st))
+            st = open_target(run, name, wr, o->direct, &f->target);
+        if (!NT_SUCCESS(st)) {
+            f->target = NULL;
+            errmsg("%s: cannot open '%s'%s: %s", o->name, f->path,
+                   o->ioengine != ENGINE_DEFAULT ? " with the requested engine" : "",
+                   status_str(sb, sizeof(sb), st));
+            return -1;
+        }
+        PCSTR be = UwdfIoTargetGetBackendName(engine_target ? engine_target : f->target);
+        if (!j->backend)
+            j->backend = keep_str(run->strings, be ? be : "unknown");
+    }
+    return 0;
+}
+
+static int async_setup(struct job *j)
+{
+    return wdf_open_targets(j, NULL);
+}
+
+static int stack_setup(struct job *j)
+{
+    return wdf_open_targets(j, stack_filter_create);
+}
+
+static int wdf_setup_slot(struct slot *s)
+{
+    char sb[96];
+    NTSTATUS st = slot_create_request(s, s->job->files[0].target);
+    if (!NT_SUCCESS(st)) {
+        errmsg("%s: WdfRequestCreate failed: %s", s->job->o.name, status_str(sb, sizeof(sb), st));
         return -1;
-    for (unsigned k = 0; o->api == API_FLT && k < j->nfiles; k++) {
+    }
+    return 0;
+}
+
+/* --api=flt: the filter, the volumes and the files opened through them. */
+static int flt_setup(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    struct bench_run *run = j->run;
+    char sb[96];
+    if (flt_filter_init(run))
+        return -1;
+    for (unsigned k = 0; k < j->nfiles; k++) {
         struct file_slot *f = &j->files[k];
         const char *stage;
         NTSTATUS st = flt_open_file(run, f, rw_writes(o->rw), o->direct, &stage);
@@ -3199,29 +3284,93 @@ static int job_setup(struct job *j)
             }
         }
     }
-    for (unsigned k = 0; o->api != API_FLT && k < j->nfiles; k++) {
-        struct file_slot *f = &j->files[k];
-        bool wr = rw_writes(o->rw) || rw_trims(o->rw);
-        const char *name = f->path;
-        WDFIOTARGET engine_target = NULL;
-        NTSTATUS st = o->api == API_STACK ? stack_filter_create(run, f->path, wr, o->direct, &name, &engine_target)
-                                          : STATUS_SUCCESS;
-        if (NT_SUCCESS(st))
-            st = open_target(run, name, wr, o->direct, &f->target);
-        if (!NT_SUCCESS(st)) {
-            f->target = NULL;
-            errmsg("%s: cannot open '%s'%s: %s", o->name, f->path,
-                   o->ioengine != ENGINE_DEFAULT ? " with the requested engine" : "",
-                   status_str(sb, sizeof(sb), st));
-            return -1;
-        }
-        /* --api=stack: the engine is the filter's, below the device. */
-        PCSTR be = UwdfIoTargetGetBackendName(engine_target ? engine_target : f->target);
-        if (!j->backend)
-            j->backend = keep_str(run->strings, be ? be : "unknown");
-        if (o->verify && rw_writes(o->rw))
-            f->written = xcalloc((size_t)((f->nblocks + 63) / 64), sizeof(uint64_t));
+    return 0;
+}
+
+static int flt_setup_slot(struct slot *s)
+{
+    struct job *j = s->job;
+    char sb[96];
+    NTSTATUS st = FltAllocateCallbackDataEx(j->files[0].inst, j->files[0].fo,
+                                            FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &s->cd);
+    if (!NT_SUCCESS(st)) {
+        s->cd = NULL;
+        errmsg("%s: FltAllocateCallbackDataEx failed: %s", j->o.name, status_str(sb, sizeof(sb), st));
+        return -1;
     }
+    s->fresh = true;
+    return 0;
+}
+
+/* FltClose first: it closes the file's WDF target, which waits for its
+ * engine thread, so every callback has returned (the last one signals the
+ * job before it returns) before its data is freed. */
+static void flt_teardown(struct job *j)
+{
+    for (unsigned k = 0; k < j->nfiles; k++)
+        if (j->files[k].fh_open) {
+            (void)FltClose(j->files[k].fh);
+            j->files[k].fh_open = false;
+        }
+    for (unsigned i = 0; i < j->nslots; i++)
+        if (j->slots[i].cd) {
+            FltFreeCallbackData(j->slots[i].cd);
+            j->slots[i].cd = NULL;
+        }
+    for (unsigned k = 0; k < j->nfiles; k++)
+        if (j->files[k].fo) {
+            ObDereferenceObject(j->files[k].fo);
+            j->files[k].fo = NULL;
+        }
+}
+
+static const struct bench_api api_async = {
+    .setup = async_setup,
+    .setup_slot = wdf_setup_slot,
+    .issue = async_issue,
+    .renew = renew_slot_requests,
+};
+
+static const struct bench_api api_sync = {
+    .one_slot = true,
+    .setup = async_setup,
+    .setup_slot = wdf_setup_slot,
+    .issue = sync_issue,
+};
+
+static const struct bench_api api_flt = {
+    .setup = flt_setup,
+    .setup_slot = flt_setup_slot,
+    .issue = flt_issue,
+    .teardown = flt_teardown,
+    .cleanup = flt_global_teardown,
+};
+
+static const struct bench_api api_stack = {
+    .setup = stack_setup,
+    .setup_slot = wdf_setup_slot,
+    .issue = async_issue,
+    .renew = renew_slot_requests,
+};
+
+/* By enum api_mode. */
+static const struct bench_api *const bench_apis[] = {
+    [API_ASYNC] = &api_async,
+    [API_SYNC] = &api_sync,
+    [API_FLT] = &api_flt,
+    [API_STACK] = &api_stack,
+};
+#define N_APIS (sizeof(bench_apis) / sizeof(bench_apis[0]))
+
+static int job_setup(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    char sb[96];
+    select_backend(j->run, o->ioengine);
+    if (j->api->setup(j))
+        return -1;
+    for (unsigned k = 0; o->verify && rw_writes(o->rw) && k < j->nfiles; k++)
+        j->files[k].written = xcalloc((size_t)((j->files[k].nblocks + 63) / 64), sizeof(uint64_t));
     if (o->verify && !strcmp(j->backend, "null")) {
         errmsg("%s: --verify needs an engine that moves data (the null engine does not)", o->name);
         return -1;
@@ -3233,7 +3382,7 @@ static int job_setup(struct job *j)
             ddir_acc_init(&j->shards[k].d[d]);
         ddir_acc_init(&j->shards[k].sync);
     }
-    j->nslots = o->api == API_SYNC ? 1 : o->iodepth;
+    j->nslots = j->api->one_slot ? 1 : o->iodepth;
     j->slots = xcalloc_lines(j->nslots, sizeof(*j->slots));
     uint64_t seed = o->randseed * 0x2545F4914F6CDD1Dull + j->index;
     for (unsigned i = 0; i < j->nslots; i++) {
@@ -3279,22 +3428,8 @@ static int job_setup(struct job *j)
             dsm->DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE);
             s->dsm_range = (DEVICE_DATA_SET_RANGE *)((char *)buf + ranges_at);
         }
-        if (o->api == API_FLT) {
-            st = FltAllocateCallbackDataEx(j->files[0].inst, j->files[0].fo,
-                                           FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &s->cd);
-            if (!NT_SUCCESS(st)) {
-                s->cd = NULL;
-                errmsg("%s: FltAllocateCallbackDataEx failed: %s", o->name, status_str(sb, sizeof(sb), st));
-                return -1;
-            }
-            s->fresh = true;
-            continue;
-        }
-        st = slot_create_request(s, j->files[0].target);
-        if (!NT_SUCCESS(st)) {
-            errmsg("%s: WdfRequestCreate failed: %s", o->name, status_str(sb, sizeof(sb), st));
+        if (j->api->setup_slot(s))
             return -1;
-        }
     }
     if (job_register(j) != 0)
         return -1;
@@ -3305,24 +3440,8 @@ static int job_setup(struct job *j)
 
 static void job_teardown(struct job *j)
 {
-    /* --api=flt: FltClose first: it closes the file's WDF target, which
-     * waits for its engine thread, so every callback has returned (the last
-     * one signals the job before it returns) before its data is freed. */
-    for (unsigned k = 0; k < j->nfiles; k++)
-        if (j->files[k].fh_open) {
-            (void)FltClose(j->files[k].fh);
-            j->files[k].fh_open = false;
-        }
-    for (unsigned i = 0; i < j->nslots; i++)
-        if (j->slots[i].cd) {
-            FltFreeCallbackData(j->slots[i].cd);
-            j->slots[i].cd = NULL;
-        }
-    for (unsigned k = 0; k < j->nfiles; k++)
-        if (j->files[k].fo) {
-            ObDereferenceObject(j->files[k].fo);
-            j->files[k].fo = NULL;
-        }
+    if (j->api->teardown)
+        j->api->teardown(j);
     for (unsigned i = 0; i < j->nslots; i++) {
         struct slot *s = &j->slots[i];
         if (s->req)
@@ -3708,7 +3827,7 @@ static unsigned depth_bucket(unsigned depth)
 
 static unsigned report_depth(const struct report *r)
 {
-    return r->first->o.api == API_SYNC ? 1 : r->first->o.iodepth;
+    return r->first->nslots;
 }
 
 /* ---- normal ---- */
@@ -4465,6 +4584,7 @@ int main(int argc, char **argv)
             struct job *j = &run.jobs[idx];
             j->run = &run;
             j->o = defs[i].o;
+            j->api = bench_apis[j->o.api];
             j->def = &defs[i];
             j->index = idx;
             j->clone = c;
@@ -4569,7 +4689,9 @@ int main(int argc, char **argv)
 done_framework:
     for (unsigned i = 0; i < run.njobs; i++)
         job_teardown(&run.jobs[i]);
-    flt_global_teardown(&run); /* FltUnregisterFilter before the driver is deleted */
+    for (unsigned i = 0; i < N_APIS; i++)
+        if (bench_apis[i]->cleanup)
+            bench_apis[i]->cleanup(&run); /* FltUnregisterFilter before the driver is deleted */
     if (framework_up || run.driver)
         WdfObjectDelete(run.driver);
     select_backend(&run, ENGINE_DEFAULT);
