@@ -1,12 +1,11 @@
 /* libFuzzer harness: uwdf-bench's command-line and job-file parser.
  *
- * The benchmark is one file with main(); it is compiled into this harness
- * unchanged (main renamed by the macro below), so its static parser
- * functions are called directly and nothing in the file needs exporting.
- * The harness runs main()'s parsing stage and stops before any file, target
- * or thread is made: parse_cmdline, parse_job_file, build_jobdefs,
- * validate_jobdef, split_filenames on each job's filename, then the same
- * clean-up main() does (leaks are LeakSanitizer findings).
+ * It links the benchmark's front end (bench/init.h: the command line, job
+ * files, option tables; the objects of bench/libbenchparse.la compiled
+ * here with the fuzzer's instrumentation) and runs main()'s parsing stage,
+ * which makes no file, target or thread: parse_cmdline, parse_job_file,
+ * build_jobdefs, validate_jobdef, split_filenames on each job's filename,
+ * then the same clean-up main() does (leaks are LeakSanitizer findings).
  *
  * Input: lines before a line "--" are command-line arguments, one per line
  * ("--bs=4k", "--name", "job1", ...); what follows "--" is a job file, given
@@ -15,15 +14,19 @@
  * Without a "--" line everything is arguments. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-int uwdf_bench_main(int argc, char **argv);
+#include "../../bench/init.h"
+#include "../../bench/options.h"
+#include "../../bench/util.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define main uwdf_bench_main
-#include "../../bench/uwdf-bench.c"
-#undef main
 
 #include <sys/mman.h>
 
@@ -79,11 +82,6 @@ done:
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool crc_ready;
-    if (!crc_ready) {
-        crc32c_init();
-        crc_ready = true;
-    }
     char *text = malloc(size + 1);
     if (!text)
         return 0;

@@ -1,0 +1,50 @@
+/* The benchmark's clock (clock.h): the TSC calibration. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "util.h"
+
+struct bench_clock g_clock;
+
+uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+#define CLOCK_CALIBRATE_NS (20ull * 1000 * 1000)
+
+void clock_init(void)
+{
+    unsigned a, b, c, d;
+    const char *env = getenv("UWDF_BENCH_CLOCK");
+    if (env && strcmp(env, "clock_gettime") == 0)
+        return;
+    /* CPUID 0x80000007 EDX bit 8: invariant TSC. */
+    if (!__get_cpuid(0x80000007, &a, &b, &c, &d) || !(d & (1u << 8)))
+        return;
+    uint64_t n0 = mono_ns(), t0 = __rdtsc(), n1, t1;
+    do {
+        n1 = mono_ns();
+        t1 = __rdtsc();
+    } while (n1 - n0 < CLOCK_CALIBRATE_NS);
+    if (t1 <= t0)
+        return;
+    g_clock.mult = (uint64_t)(((unsigned __int128)(n1 - n0) << 32) / (t1 - t0));
+    g_clock.tsc0 = t1;
+    g_clock.ns0 = n1;
+    g_clock.tsc = g_clock.mult != 0;
+}
+#else
+void clock_init(void)
+{
+}
+#endif

@@ -1,0 +1,323 @@
+/* The command line -> the config -> checked job definitions (init.h). */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "init.h"
+#include "verify.h"
+
+void config_free(struct bench_config *cfg)
+{
+    for (unsigned i = 0; i < cfg->nsections; i++) {
+        free(cfg->sections[i]->kv);
+        free(cfg->sections[i]);
+    }
+    free(cfg->sections);
+    free(cfg->jobfiles);
+    strpool_free(&cfg->strings);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " BENCH_NAME " [options] [jobfile.fio ...]\n"
+            "\n"
+            "fio-style benchmark of the uwdf request / I/O-target model (" BENCH_VERSION ").\n"
+            "Options are fio's, as --opt=value or --opt value (flags: --opt or --opt=0/1).\n"
+            "\n"
+            "Run without a job file and without --name, it runs one quick job whose defaults\n"
+            "are --rw=randread --bs=4k --iodepth=32 --direct=1 --runtime=10 --time_based on a\n"
+            "generated 1 GiB file (" BENCH_NAME ".0.0 in the current directory, removed at the\n"
+            "end); any option given overrides those defaults (--time_based=0 for a size-bound\n"
+            "run). As soon as --name or a job file is used, fio's own defaults apply (rw=read,\n"
+            "iodepth=1, direct=0, no runtime limit), so fio command lines and job files mean\n"
+            "what they mean to fio.\n"
+            "\n"
+            "Job files: INI sections, [global] sets defaults for the sections after it, one job\n"
+            "per other section, key=value or a bare flag per line, ';' or '#' comment lines.\n"
+            "Command-line job options given before any --name act as a [global] section read\n"
+            "before the job file(s) (as in fio): a job file's own [global] and job sections\n"
+            "override them. Each --name starts a job; options after it belong to that job.\n"
+            "\n"
+            "Job options:\n");
+    opt_print_help(f, job_options, n_job_options);
+    fprintf(f, "\n"
+               "Output options (command line only):\n");
+    opt_print_help(f, global_options, n_global_options);
+    fprintf(f,
+            "  --help, --version\n"
+            "\n"
+            "Statistics: slat = time of the format + send calls, clat = from the send's return\n"
+            "to the completion routine's entry, lat = slat + clat (CLOCK_MONOTONIC). The sync API\n"
+            "reports the whole call as clat and lat (no slat, as fio's sync engines). Percentiles\n"
+            "come from a log-linear histogram with 128 buckets per power of two (relative error\n"
+            "<= 1/128). CPU is the whole process (getrusage RUSAGE_SELF), so it includes the\n"
+            "framework's completion threads.\n"
+            "\n"
+            "BATCHING: iodepth_batch_submit is accepted but has nothing to set: uwdf submits\n"
+            "every send made by the completion routines of one reaped batch to the kernel\n"
+            "together (one io_uring_enter / io_submit), and sends from other threads are handed\n"
+            "to the target's completion thread, which submits all that are pending at once.\n"
+            "\n"
+            "Verify: write jobs with --verify=crc32c store a header (magic, length, offset,\n"
+            "crc32c of the block) in every block and read back every block they wrote after\n"
+            "the write phase; read-only jobs check every block they read (a generated file is\n"
+            "laid out with such blocks). Mixed read/write jobs check the written blocks after\n"
+            "the run. A failure is reported; verify_fatal stops the job at the first one.\n"
+            "Either way the exit status is 1. Trim workloads cannot be verified.\n"
+            "\n"
+            "STORAGE OPERATIONS: --rw=trim / randtrim discard bs bytes per I/O, each an\n"
+            "IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES request (DeviceDsmAction_Trim, one\n"
+            "DEVICE_DATA_SET_RANGE) formatted with WdfIoTargetFormatRequestForIoctl and sent\n"
+            "with WdfRequestSend (--api=sync: WdfIoTargetSendIoctlSynchronously). uwdf runs it\n"
+            "as BLKDISCARD on a block device and fallocate(PUNCH_HOLE|KEEP_SIZE) on a file, on\n"
+            "a framework worker thread, whatever --ioengine says (the null engine too: its\n"
+            "trims are real). --rw=trimwrite trims each block, then writes it (one slot does\n"
+            "both, in that order; size and number_ios count such pairs). Trims are reported\n"
+            "as \"trim\" (IOPS, bandwidth, latency), as fio does.\n"
+            "--fsync=N / --fdatasync=N: once N writes of a job have been issued, the slot that\n"
+            "issued the N-th sends a flush as its next request, after that write completed:\n"
+            "an IRP_MJ_FLUSH_BUFFERS stack location (MinorFunction 0: fsync(2);\n"
+            "IRP_MN_FLUSH_DATA_ONLY: fdatasync(2)) formatted with\n"
+            "WdfRequestWdmFormatUsingStackLocation and sent with WdfRequestSend (--api=sync:\n"
+            "WDF_REQUEST_SEND_OPTION_SYNCHRONOUS). So a job issues one flush per N writes (fio\n"
+            "may issue several at iodepth > 1). When both are given and both fall due on the\n"
+            "same write, fsync is sent. Flushes are not I/Os of the IOPS and bandwidth figures:\n"
+            "they are counted and timed on their own (\"fsync/fdatasync/sync_file_range\" in\n"
+            "the normal report, \"sync\" in JSON), latency from before the format to the\n"
+            "completion routine. A flush that fell due is still sent when the runtime or size\n"
+            "limit ends the job, not after an error or an interrupt.\n"
+            "--sync=1 (sync, dsync): every write is write-through: UwdfRequestSetWriteThrough\n"
+            "after its format, sent down with RWF_DSYNC (O_SYNC and O_DSYNC are not told\n"
+            "apart). With --api=sync such writes are formatted and sent with\n"
+            "WDF_REQUEST_SEND_OPTION_SYNCHRONOUS instead of WdfIoTargetSendWriteSynchronously.\n"
+            "\n"
+            "FILTER MANAGER: --api=flt issues the I/O as a minifilter does its own\n"
+            "(fltkernel.h): FltRegisterFilter + FltStartFiltering, FltGetVolumeFromName on the\n"
+            "file's directory (on the device itself for a block device) + FltAttachVolume,\n"
+            "FltCreateFileEx (FILE_NO_INTERMEDIATE_BUFFERING with --direct=1), and per queue\n"
+            "slot one FLT_CALLBACK_DATA (FltAllocateCallbackDataEx with\n"
+            "FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY) whose Iopb is filled\n"
+            "(IRP_MJ_READ / IRP_MJ_WRITE, IRP_NOCACHE when direct) and performed with\n"
+            "FltPerformAsynchronousIo. The completion callback (PASSIVE_LEVEL, on the file's\n"
+            "engine thread) accounts the I/O and performs the slot's next one itself:\n"
+            "--reuse=1 after FltReuseCallbackData, --reuse=0 after FltFreeCallbackData +\n"
+            "FltAllocateCallbackData, so the two show reuse against an allocation per\n"
+            "operation. slat is the Iopb set-up (with the reuse or free + allocate) plus the\n"
+            "FltPerformAsynchronousIo call. --rw read, write, randread, randwrite, rw and\n"
+            "randrw only; --verify, trims, --fsync/--fdatasync, --sync and --timeout are\n"
+            "refused with --api=flt.\n"
+            "\n"
+            "Exit status: 0 success, 1 bad options, set-up failure, I/O or verify errors.\n");
+}
+
+static int take_value(int argc, char **argv, int *i, const char *key, const char *eqval,
+                      bool is_flag, const char **val)
+{
+    if (eqval) {
+        *val = eqval;
+        return 0;
+    }
+    if (is_flag) {
+        /* fio's booleans take a value ("--direct 1"); a bare flag does not
+         * swallow a following job file name. */
+        if (*i + 1 < argc && (!strcmp(argv[*i + 1], "0") || !strcmp(argv[*i + 1], "1")))
+            *val = argv[++*i];
+        else
+            *val = NULL;
+        return 0;
+    }
+    /* "--size --rw=read": the value was forgotten, not "--rw=read". */
+    if (*i + 1 >= argc || !strncmp(argv[*i + 1], "--", 2)) {
+        errmsg("option '--%s' needs a value", key);
+        return -1;
+    }
+    *val = argv[++*i];
+    return 0;
+}
+
+int parse_cmdline(int argc, char **argv, struct bench_config *cl)
+{
+    memset(cl, 0, sizeof(*cl));
+    cl->g.formats = OUT_NORMAL;
+    cl->g.eta = ETA_AUTO;
+    cl->jobfiles = xcalloc((size_t)argc, sizeof(*cl->jobfiles));
+    struct section *cur = section_new(cl, NULL, true); /* options before any --name */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 2;
+        }
+        if (!strcmp(a, "--version") || !strcmp(a, "-v")) {
+            printf("%s\n", BENCH_VERSION);
+            return 2;
+        }
+        if (a[0] != '-' || !a[1]) {
+            if (!strcmp(a, "-")) {
+                errmsg("reading a job file from stdin is not supported");
+                return 1;
+            }
+            cl->jobfiles[cl->njobfiles++] = a;
+            continue;
+        }
+        if (a[1] != '-') {
+            errmsg("unrecognized option '%s' (options are spelled --name=value; see --help)", a);
+            return 1;
+        }
+        char keybuf[128];
+        const char *body = a + 2, *eq = strchr(body, '=');
+        size_t klen = eq ? (size_t)(eq - body) : strlen(body);
+        if (klen == 0 || klen >= sizeof(keybuf)) {
+            errmsg("unrecognized option '%s'", a);
+            return 1;
+        }
+        memcpy(keybuf, body, klen);
+        keybuf[klen] = '\0';
+        const char *key = keybuf, *eqval = eq ? eq + 1 : NULL, *val;
+
+        /* process-wide options */
+        const struct opt_def *d = opt_find(global_options, n_global_options, key);
+        if (d) {
+            char err[256];
+            if (d->kind == OPT_PRESET && eqval) {
+                errmsg("option '--%s' takes no value", key);
+                return 1;
+            }
+            if (d->kind != OPT_PRESET && take_value(argc, argv, &i, key, eqval, false, &val))
+                return 1;
+            if (opt_set(d, &cl->g, val, &cl->strings, err, sizeof(err))) {
+                errmsg("invalid value '%s' for option '%s': %s", val, key, err);
+                return 1;
+            }
+            continue;
+        }
+
+        /* job options */
+        d = find_job_option(key);
+        if (!d) {
+            errmsg("unrecognized option '--%s' (see --help)", key);
+            return 1;
+        }
+        if (take_value(argc, argv, &i, key, eqval, opt_is_flag(d), &val))
+            return 1;
+        if (!strcmp(d->name, "name")) {
+            if (!val || !*val) {
+                errmsg("invalid value '' for option 'name': a job name must not be empty");
+                return 1;
+            }
+            cl->saw_name = true;
+            if (!strcmp(val, "global")) {
+                cur = section_new(cl, "global", true);
+                continue;
+            }
+            cur = section_new(cl, val, false);
+            section_add(cl, cur, "name", val);
+            continue;
+        }
+        if (!check_option(cl, "", key, val))
+            return 1;
+        section_add(cl, cur, d->name, val);
+    }
+    return 0;
+}
+
+unsigned build_jobdefs(struct bench_config *cl, struct jobdef **out)
+{
+    bool quick = !cl->saw_name && cl->njobfiles == 0;
+    struct job_opts running;
+    if (quick)
+        opts_quick_defaults(&running);
+    else
+        opts_fio_defaults(&running);
+    unsigned n = 0;
+    struct jobdef *defs = xcalloc(cl->nsections + 1, sizeof(*defs));
+    for (unsigned i = 0; i < cl->nsections; i++) {
+        const struct section *s = cl->sections[i];
+        if (s->global) {
+            apply_section(cl, &running, s);
+            continue;
+        }
+        defs[n].o = running;
+        defs[n].o.name = s->name;
+        apply_section(cl, &defs[n].o, s);
+        defs[n].sec = s;
+        n++;
+    }
+    if (n == 0 && cl->njobfiles == 0) {
+        defs[0].o = running;
+        defs[0].o.name = BENCH_NAME;
+        defs[0].sec = NULL;
+        n = 1;
+    }
+    if (n == 0)
+        errmsg("no jobs defined (a job file needs at least one section other than [global])");
+    *out = defs;
+    return n;
+}
+
+/* Whether a verifying job would run on the null engine, which moves no
+ * data: --ioengine=null, or no --ioengine and UWDF_BACKEND=null. */
+static bool verify_engine_is_null(const struct job_opts *o)
+{
+    if (o->ioengine != ENGINE_DEFAULT)
+        return o->ioengine == ENGINE_NULL;
+    const char *env = getenv("UWDF_BACKEND");
+    return env && !strcmp(env, "null");
+}
+
+int validate_jobdef(const struct jobdef *def, bool quiet)
+{
+    const struct job_opts *o = &def->o;
+    /* The implicit job is named after the program, which errmsg prints. */
+    char who[300] = "";
+    if (def->sec)
+        snprintf(who, sizeof(who), "%s: ", o->name);
+    if (o->verify && o->bs < sizeof(struct verify_hdr)) {
+        errmsg("%s--verify needs bs of at least %zu bytes", who, sizeof(struct verify_hdr));
+        return -1;
+    }
+    if (o->verify && verify_engine_is_null(o)) {
+        errmsg("%s--verify needs an engine that moves data (the null engine does not)", who);
+        return -1;
+    }
+    if (o->verify && rw_trims(o->rw)) {
+        errmsg("%s--verify cannot be used with rw=%s (trim workloads cannot be verified)", who,
+               rw_names[o->rw]);
+        return -1;
+    }
+    if (o->api == API_FLT) {
+        const char *bad = o->verify ? "--verify"
+                          : rw_trims(o->rw) ? (o->rw == RW_TRIM ? "--rw=trim"
+                                               : o->rw == RW_RANDTRIM ? "--rw=randtrim" : "--rw=trimwrite")
+                          : o->fsync_blocks ? "--fsync"
+                          : o->fdatasync_blocks ? "--fdatasync"
+                          : o->sync != SYNC_NONE ? "--sync"
+                          : o->timeout_ms ? "--timeout" : NULL;
+        if (bad) {
+            errmsg("%s%s is not supported with --api=flt (Filter Manager callback data: reads and "
+                   "writes only, no verify, flushes, write-through or timeouts)", who, bad);
+            return -1;
+        }
+    }
+    if (o->direct && o->bs % 512) {
+        errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, o->bs);
+        return -1;
+    }
+    if ((o->fixedbufs || o->registerfiles) && o->api == API_FLT)
+        errmsg("%s: warning: fixedbufs/registerfiles do not apply to --api=flt (the Filter "
+               "Manager owns that target); ignored", o->name);
+    if (!quiet && o->api == API_SYNC && o->iodepth > 1)
+        errmsg("%snote: --api=sync runs one synchronous request per thread; iodepth=%u is not "
+               "used (use numjobs for parallelism)", who, o->iodepth);
+    if (!quiet && !rw_writes(o->rw) && (o->fsync_blocks || o->fdatasync_blocks || o->sync != SYNC_NONE))
+        errmsg("%snote: rw=%s issues no writes: %s has no effect", who, rw_names[o->rw],
+               o->sync != SYNC_NONE ? "sync" : o->fsync_blocks ? "fsync" : "fdatasync");
+    if (!quiet && o->time_based && !o->runtime_ns)
+        errmsg("%snote: time_based without runtime runs until interrupted", who);
+    return 0;
+}

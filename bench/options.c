@@ -1,0 +1,278 @@
+/* uwdf-bench's option tables (options.h). */
+#include "config.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+#include "util.h"
+
+const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw",
+                                 "trim", "randtrim", "trimwrite" };
+const char *const api_names[] = { "async", "sync", "flt", "stack" };
+const char *const engine_names[] = { "default", "io_uring", "libaio", "null" };
+const char *const sync_names[] = { "none", "sync", "dsync" };
+const char *const flush_names[] = { "none", "fsync", "fdatasync" };
+
+void opts_fio_defaults(struct job_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->rw = RW_READ;
+    o->rwmixread = 50;
+    o->bs = 4096;
+    o->iodepth = 1;
+    o->iodepth_batch_submit = 1;
+    o->numjobs = 1;
+    o->randseed = 0x89; /* fio's default seed */
+    o->api = API_ASYNC;
+    o->reuse = true;
+    o->ioengine = ENGINE_DEFAULT;
+}
+
+void opts_quick_defaults(struct job_opts *o)
+{
+    opts_fio_defaults(o);
+    o->rw = RW_RANDREAD;
+    o->iodepth = 32;
+    o->direct = true;
+    o->runtime_ns = 10 * NS_PER_SEC;
+    o->time_based = true;
+}
+
+/* ---- the job options ---- */
+
+/* Block sizes: one size; fio's read,write pairs and ranges are not here. */
+static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    uint64_t v;
+    if (val && strchr(val, ','))
+        return opt_refuse(err, n, "separate read,write block sizes are not supported yet; give one size");
+    if (val && strchr(val, '-'))
+        return opt_refuse(err, n, "block size ranges are not supported yet; give one size");
+    if (!parse_size_value(val, &v, NULL) || v == 0)
+        return opt_refuse(err, n, "expected a block size such as 4k");
+    if (v > 256 * MIB)
+        return opt_refuse(err, n, "block size above 256m");
+    o->bs = (uint32_t)v;
+    return 0;
+}
+
+/* fio allows a ":<nr>" sequential-skip suffix to rw; uwdf does not. */
+static const struct opt_val rw_vals[] = {
+    { "read", RW_READ, NULL },
+    { "write", RW_WRITE, NULL },
+    { "randread", RW_RANDREAD, NULL },
+    { "randwrite", RW_RANDWRITE, NULL },
+    { "rw", RW_RW, NULL },
+    { "readwrite", RW_RW, NULL },
+    { "randrw", RW_RANDRW, NULL },
+    { "trim", RW_TRIM, NULL },
+    { "randtrim", RW_RANDTRIM, NULL },
+    { "trimwrite", RW_TRIMWRITE, NULL },
+    { "randtrimwrite", 0, "randtrimwrite is not supported yet (trimwrite is)" },
+    { NULL, 0, NULL },
+};
+
+#define SYNC_ENGINE_REFUSED \
+    "synchronous engines are spelled --api=sync here (with --ioengine=io_uring, libaio or null)"
+static const struct opt_val ioengine_vals[] = {
+    { "io_uring", ENGINE_IO_URING, NULL },
+    { "libaio", ENGINE_LIBAIO, NULL },
+    { "null", ENGINE_NULL, NULL },
+    { "psync", 0, SYNC_ENGINE_REFUSED },
+    { "sync", 0, SYNC_ENGINE_REFUSED },
+    { "pvsync", 0, SYNC_ENGINE_REFUSED },
+    { "pvsync2", 0, SYNC_ENGINE_REFUSED },
+    { "vsync", 0, SYNC_ENGINE_REFUSED },
+    { NULL, 0, NULL },
+};
+
+static const struct opt_val verify_vals[] = {
+    { "crc32c", VERIFY_CRC32C, NULL },
+    { "crc32c-intel", VERIFY_CRC32C, NULL },
+    { "0", VERIFY_NONE, NULL },
+    { "none", VERIFY_NONE, NULL },
+    { NULL, 0, NULL },
+};
+
+static const struct opt_val api_vals[] = {
+    { "async", API_ASYNC, NULL },
+    { "sync", API_SYNC, NULL },
+    { "flt", API_FLT, NULL },
+    { "stack", API_STACK, NULL },
+    { NULL, 0, NULL },
+};
+
+static const struct opt_val sync_vals[] = {
+    { "1", SYNC_SYNC, NULL },
+    { "sync", SYNC_SYNC, NULL },
+    { "dsync", SYNC_DSYNC, NULL },
+    { "0", SYNC_NONE, NULL },
+    { "none", SYNC_NONE, NULL },
+    { NULL, 0, NULL },
+};
+
+static const struct opt_val filename_refused[] = {
+    { "-", 0, "'-' (stdin/stdout) is not supported" },
+    { NULL, 0, NULL },
+};
+
+#define JOB_FIELD(f) OPT_FIELD(struct job_opts, f)
+#define JOB_BOOL(f) .kind = OPT_BOOL, JOB_FIELD(f), .err = "expected 0 or 1"
+#define JOB_UINT(f, lo, hi) .kind = OPT_UINT, JOB_FIELD(f), .min = (lo), .max = (hi)
+
+const struct opt_def job_options[] = {
+    { .name = "name", .kind = OPT_STR, JOB_FIELD(name), .err = "a job name must not be empty",
+      .arg = "str", .help = "job name (on the command line: starts a new job; 'global' starts global options)" },
+    { .name = "filename", .kind = OPT_STR, JOB_FIELD(filename), .vals = filename_refused,
+      .err = "expected a file or block device path", .arg = "path[:path...]",
+      .help = "file(s) or block device(s); several are used round-robin per I/O (\\: escapes a colon)" },
+    { .name = "size", .kind = OPT_SIZE_PCT, JOB_FIELD(size), .off_pct = offsetof(struct job_opts, size_pct),
+      .min = 1, .max = UINT64_MAX, .err = "expected a size such as 512m, 4g or 20%", .arg = "size|N%",
+      .help = "I/O region per job, divided among its files (default: whole file/device; 1g for generated files)" },
+    { .name = "offset", .kind = OPT_SIZE_PCT, JOB_FIELD(offset), .off_pct = offsetof(struct job_opts, offset_pct),
+      .max = UINT64_MAX, .err = "expected a byte offset such as 0, 1g or 10%", .arg = "size|N%",
+      .help = "start of the I/O region in each file" },
+    { .name = "rw", .alias = "readwrite", .kind = OPT_ENUM, JOB_FIELD(rw), .vals = rw_vals,
+      .err = "expected read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim or trimwrite",
+      .arg = "mode",
+      .help = "read, write, randread, randwrite, rw (readwrite), randrw, trim, randtrim, trimwrite (see STORAGE OPERATIONS)" },
+    { .name = "rwmixread", JOB_UINT(rwmixread, 0, 100), .arg = "pct",
+      .help = "percentage of reads in rw/randrw (default 50)" },
+    { .name = "rwmixwrite", JOB_UINT(rwmixread, 0, 100), .inverse = true, .arg = "pct",
+      .help = "percentage of writes in rw/randrw" },
+    { .name = "bs", .alias = "blocksize", .kind = OPT_FUNC, .parse = parse_bs, .arg = "size",
+      .help = "block size (default 4k)" },
+    { .name = "iodepth", JOB_UINT(iodepth, 1, 65536), .arg = "n", .help = "requests in flight per job (async API)" },
+    { .name = "iodepth_batch_submit", .alias = "iodepth_batch", JOB_UINT(iodepth_batch_submit, 0, 65536), .arg = "n",
+      .help = "accepted for compatibility; see BATCHING below" },
+    { .name = "numjobs", JOB_UINT(numjobs, 1, 4096), .arg = "n",
+      .help = "clones of this job, each a thread with its own requests" },
+    { .name = "thread", JOB_BOOL(thread), .help = "accepted; jobs are always threads" },
+    { .name = "runtime", .kind = OPT_TIME, JOB_FIELD(runtime_ns),
+      .err = "expected a time such as 10, 30s, 500ms, 2m or 1h", .arg = "time",
+      .help = "stop after this time (seconds unless a unit: ms, s, m, h)" },
+    { .name = "time_based", JOB_BOOL(time_based), .help = "run for the whole runtime, looping over the region" },
+    { .name = "ramp_time", .kind = OPT_TIME, JOB_FIELD(ramp_ns), .err = "expected a time such as 2, 2s or 500ms",
+      .arg = "time", .help = "run this long before counting statistics (adds to runtime)" },
+    { .name = "number_ios", .kind = OPT_SIZE, JOB_FIELD(number_ios), .max = UINT64_MAX,
+      .err = "expected a count of I/Os (k/m suffixes allowed)", .arg = "n",
+      .help = "stop a job after this many I/Os" },
+    { .name = "direct", JOB_BOOL(direct), .help = "O_DIRECT (FILE_NO_INTERMEDIATE_BUFFERING)" },
+    { .name = "buffered", JOB_BOOL(direct), .inverse = true, .help = "the opposite of direct" },
+    { .name = "ioengine", .kind = OPT_ENUM, JOB_FIELD(ioengine), .vals = ioengine_vals,
+      .err = "expected io_uring, libaio or null", .arg = "engine",
+      .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets)" },
+    { .name = "randseed", .kind = OPT_U64, JOB_FIELD(randseed), .err = "expected a number", .arg = "n",
+      .help = "seed of the offset and read/write-mix generators" },
+    { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
+    { .name = "verify", .kind = OPT_ENUM, JOB_FIELD(verify), .vals = verify_vals,
+      .err = "only crc32c (or crc32c-intel, none) is supported", .arg = "crc32c",
+      .help = "writes store a crc32c + offset header per block; reads check it" },
+    { .name = "verify_fatal", JOB_BOOL(verify_fatal), .help = "stop the job at the first verify failure" },
+    { .name = "fsync", JOB_UINT(fsync_blocks, 0, INT_MAX), .arg = "n",
+      .help = "after every n writes a job issues, flush the file: IRP_MJ_FLUSH_BUFFERS = fsync(2) (0: never)" },
+    { .name = "fdatasync", JOB_UINT(fdatasync_blocks, 0, INT_MAX), .arg = "n",
+      .help = "the same with IRP_MN_FLUSH_DATA_ONLY = fdatasync(2)" },
+    { .name = "sync", .kind = OPT_ENUM, JOB_FIELD(sync), .vals = sync_vals,
+      .err = "expected none (0), sync (1) or dsync", .arg = "none|sync|dsync",
+      .help = "write-through (FUA) writes: 1/sync and dsync both send every write with UwdfRequestSetWriteThrough (RWF_DSYNC); 0/none: off" },
+    { .name = "api", .kind = OPT_ENUM, JOB_FIELD(api), .vals = api_vals, .err = "expected async, sync, flt or stack",
+      .arg = "async|sync|flt|stack",
+      .help = "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
+    { .name = "reuse", JOB_BOOL(reuse), .arg = "0|1",
+      .help = "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
+    { .name = "timeout", JOB_UINT(timeout_ms, 0, 86400000), .arg = "msec",
+      .help = "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
+    { .name = "fixedbufs", JOB_BOOL(fixedbufs),
+      .help = "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
+    { .name = "registerfiles", JOB_BOOL(registerfiles),
+      .help = "io_uring registered file (IOSQE_FIXED_FILE); no-op on libaio/null" },
+};
+const size_t n_job_options = sizeof(job_options) / sizeof(job_options[0]);
+
+const struct opt_def *find_job_option(const char *key)
+{
+    return opt_find(job_options, n_job_options, key);
+}
+
+/* ---- process-wide options (command line only) ---- */
+
+static int parse_output_format(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct global_opts *g = base;
+    unsigned f = 0;
+    char *copy = xstrdup(val ? val : "");
+    char *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "normal"))
+            f |= OUT_NORMAL;
+        else if (!strcmp(t, "terse") || !strcmp(t, "minimal"))
+            f |= OUT_TERSE;
+        else if (!strcmp(t, "json"))
+            f |= OUT_JSON;
+        else if (!strcmp(t, "json+"))
+            f |= OUT_JSONPLUS;
+        else
+            rc = -1;
+    }
+    free(copy);
+    if (rc || !f)
+        return opt_refuse(err, n, d->err);
+    if (f & OUT_JSONPLUS)
+        f &= ~(unsigned)OUT_JSON;
+    g->formats = f;
+    return 0;
+}
+
+static const struct opt_val eta_vals[] = {
+    { "auto", ETA_AUTO, NULL },
+    { "always", ETA_ALWAYS, NULL },
+    { "never", ETA_NEVER, NULL },
+    { NULL, 0, NULL },
+};
+
+#define GLOBAL_FIELD(f) OPT_FIELD(struct global_opts, f)
+
+const struct opt_def global_options[] = {
+    { .name = "output", .kind = OPT_STR, GLOBAL_FIELD(output), .err = "expected a file name", .arg = "file",
+      .help = "write the report there instead of stdout" },
+    { .name = "output-format", .kind = OPT_FUNC, .parse = parse_output_format,
+      .err = "expected normal, terse, json or json+ (comma-separated)", .arg = "fmt[,fmt]",
+      .help = "normal (default), terse, json, json+" },
+    { .name = "minimal", .kind = OPT_PRESET, GLOBAL_FIELD(formats), .min = OUT_TERSE,
+      .help = "same as --output-format=terse" },
+    { .name = "eta", .kind = OPT_ENUM, GLOBAL_FIELD(eta), .vals = eta_vals, .err = "expected always, never or auto",
+      .arg = "when", .help = "auto (default: when stderr is a tty), always, never" },
+};
+const size_t n_global_options = sizeof(global_options) / sizeof(global_options[0]);
+
+unsigned split_filenames(struct strpool *pool, const char *spec, const char ***out)
+{
+    size_t len = strlen(spec);
+    const char **list = xcalloc(len + 1, sizeof(*list));
+    char *buf = xcalloc(1, len + 1);
+    unsigned n = 0;
+    size_t b = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char c = spec[i];
+        if (c == '\\' && spec[i + 1] == ':') {
+            buf[b++] = ':';
+            i++;
+            continue;
+        }
+        if (c == ':' || c == '\0') {
+            if (b)
+                list[n++] = keep_strn(pool, buf, b);
+            b = 0;
+            continue;
+        }
+        buf[b++] = c;
+    }
+    free(buf);
+    *out = list;
+    return n;
+}

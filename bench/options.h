@@ -1,0 +1,112 @@
+/* uwdf-bench's options: what a job can be told (struct job_opts), the
+ * process-wide options of the command line (struct global_opts), and their
+ * tables, read by the generic parser (parse.h). */
+#ifndef UWDF_BENCH_OPTIONS_H
+#define UWDF_BENCH_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parse.h"
+
+struct strpool;
+
+enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW, RW_TRIM, RW_RANDTRIM,
+               RW_TRIMWRITE };
+enum api_mode { API_ASYNC, API_SYNC, API_FLT, API_STACK };
+enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL };
+enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
+/* fio's sync=: O_SYNC / O_DSYNC writes. uwdf has one kind: write-through. */
+enum sync_mode { SYNC_NONE, SYNC_SYNC, SYNC_DSYNC };
+/* The flush a slot owes (fsync=N / fdatasync=N). */
+enum flush_kind { FLUSH_NONE, FLUSH_FSYNC, FLUSH_FDATASYNC };
+
+extern const char *const rw_names[];
+extern const char *const api_names[];
+extern const char *const engine_names[];
+extern const char *const sync_names[];
+extern const char *const flush_names[];
+
+/* Everything a job can be told. Plain data: copied from the running
+ * defaults when a job section starts. */
+struct job_opts {
+    const char *name;
+    const char *filename; /* NULL: generated name */
+    uint64_t size;
+    unsigned size_pct; /* 1..100 when size was given as a percentage */
+    uint64_t offset;
+    unsigned offset_pct;
+    enum rw_mode rw;
+    unsigned rwmixread;
+    uint32_t bs;
+    unsigned iodepth;
+    unsigned iodepth_batch_submit;
+    unsigned numjobs;
+    bool thread;
+    uint64_t runtime_ns; /* 0: no limit */
+    bool time_based;
+    uint64_t ramp_ns;
+    uint64_t number_ios; /* 0: no limit */
+    bool direct;
+    enum engine_sel ioengine;
+    uint64_t randseed;
+    bool group_reporting;
+    enum verify_mode verify;
+    bool verify_fatal;
+    enum api_mode api;
+    bool reuse;
+    unsigned timeout_ms; /* 0: none */
+    bool fixedbufs, registerfiles;
+    unsigned fsync_blocks, fdatasync_blocks; /* 0: none */
+    enum sync_mode sync;
+};
+
+static inline bool rw_reads(enum rw_mode m)
+{
+    return m == RW_READ || m == RW_RANDREAD || m == RW_RW || m == RW_RANDRW;
+}
+
+static inline bool rw_writes(enum rw_mode m)
+{
+    return m == RW_WRITE || m == RW_RANDWRITE || m == RW_RW || m == RW_RANDRW || m == RW_TRIMWRITE;
+}
+
+static inline bool rw_trims(enum rw_mode m)
+{
+    return m == RW_TRIM || m == RW_RANDTRIM || m == RW_TRIMWRITE;
+}
+
+static inline bool rw_random(enum rw_mode m)
+{
+    return m == RW_RANDREAD || m == RW_RANDWRITE || m == RW_RANDRW || m == RW_RANDTRIM;
+}
+
+/* fio's defaults (job files and --name command lines mean what they mean
+ * to fio), except the I/O engine: the library's default. */
+void opts_fio_defaults(struct job_opts *o);
+/* The quick default job: `uwdf-bench` with no job file and no --name. */
+void opts_quick_defaults(struct job_opts *o);
+
+extern const struct opt_def job_options[];
+extern const size_t n_job_options;
+const struct opt_def *find_job_option(const char *key);
+
+/* Process-wide options (command line only). */
+enum out_fmt { OUT_NORMAL = 1, OUT_TERSE = 2, OUT_JSON = 4, OUT_JSONPLUS = 8 };
+enum eta_mode { ETA_AUTO, ETA_ALWAYS, ETA_NEVER };
+
+struct global_opts {
+    const char *output; /* NULL: stdout */
+    unsigned formats;
+    enum eta_mode eta;
+};
+
+extern const struct opt_def global_options[];
+extern const size_t n_global_options;
+
+/* A filename option's list: "a:b\:c" -> "a", "b:c" (fio's escaping of ':'
+ * in names); the names are kept in pool, the array is the caller's. */
+unsigned split_filenames(struct strpool *pool, const char *spec, const char ***out);
+
+#endif

@@ -1,0 +1,244 @@
+/* uwdf-bench's option parser (parse.h): value syntax and the one
+ * function that reads every kind of row. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "parse.h"
+#include "util.h"
+
+bool parse_u64_plain(const char *s, uint64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || *end || *s == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+bool parse_size_value(const char *s, uint64_t *out, unsigned *pct)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return false;
+    if (pct)
+        *pct = 0;
+    if (*end == '%') {
+        if (!pct || end[1] || v < 1 || v > 100 || v != (double)(unsigned)v)
+            return false;
+        *pct = (unsigned)v;
+        *out = 0;
+        return true;
+    }
+    uint64_t mult = 1;
+    char u = (char)(*end | 0x20);
+    const char *rest = end;
+    switch (u) {
+    case 'k': mult = KIB; rest++; break;
+    case 'm': mult = MIB; rest++; break;
+    case 'g': mult = GIB; rest++; break;
+    case 't': mult = 1024 * GIB; rest++; break;
+    case 'p': mult = 1024 * 1024 * GIB; rest++; break;
+    default: break;
+    }
+    if (mult > 1) {
+        if ((*rest | 0x20) == 'i')
+            rest++;
+        if ((*rest | 0x20) == 'b')
+            rest++;
+    } else if ((*rest | 0x20) == 'b') {
+        rest++;
+    }
+    if (*rest)
+        return false;
+    double bytes = v * (double)mult;
+    if (bytes > 18.0e18)
+        return false;
+    *out = (uint64_t)bytes;
+    if (mult == 1 && (double)*out != v)
+        return false; /* fractional bytes */
+    return true;
+}
+
+bool parse_time_value(const char *s, uint64_t *out_ns)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return false;
+    double mult;
+    if (!*end || !strcasecmp(end, "s") || !strcasecmp(end, "sec"))
+        mult = 1e9;
+    else if (!strcasecmp(end, "ms") || !strcasecmp(end, "msec"))
+        mult = 1e6;
+    else if (!strcasecmp(end, "us") || !strcasecmp(end, "usec"))
+        mult = 1e3;
+    else if (!strcasecmp(end, "m") || !strcasecmp(end, "min"))
+        mult = 60e9;
+    else if (!strcasecmp(end, "h") || !strcasecmp(end, "hr"))
+        mult = 3600e9;
+    else if (!strcasecmp(end, "d"))
+        mult = 86400e9;
+    else
+        return false;
+    double ns = v * mult;
+    if (ns > 9.0e18)
+        return false;
+    *out_ns = (uint64_t)ns;
+    return true;
+}
+
+bool parse_bool_value(const char *s, bool *out)
+{
+    if (!s) {
+        *out = true; /* a bare flag */
+        return true;
+    }
+    if (!strcmp(s, "1") || !strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(s, "0") || !strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+/* A flag may be given bare and never takes the next argument as its value. */
+bool opt_is_flag(const struct opt_def *d)
+{
+    return d->kind == OPT_BOOL;
+}
+
+const struct opt_def *opt_find(const struct opt_def *table, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct opt_def *d = &table[i];
+        if (!strcmp(d->name, key) || (d->alias && !strcmp(d->alias, key)))
+            return d;
+    }
+    return NULL;
+}
+
+static void opt_store(void *base, size_t off, size_t width, uint64_t v)
+{
+    unsigned char *p = (unsigned char *)base + off;
+    if (width == sizeof(uint8_t)) {
+        uint8_t x = (uint8_t)v;
+        memcpy(p, &x, sizeof(x));
+    } else if (width == sizeof(uint32_t)) {
+        uint32_t x = (uint32_t)v;
+        memcpy(p, &x, sizeof(x));
+    } else {
+        memcpy(p, &v, sizeof(v));
+    }
+}
+
+int opt_refuse(char *err, size_t n, const char *why)
+{
+    snprintf(err, n, "%s", why);
+    return -1;
+}
+
+/* A name of vals, or NULL; *refused says why when that name is refused. */
+static const struct opt_val *opt_val_find(const struct opt_val *vals, const char *val)
+{
+    for (const struct opt_val *v = vals; v && v->name; v++)
+        if (!strcmp(v->name, val))
+            return v;
+    return NULL;
+}
+
+/* Reads val as row d says and stores it into base (a string: kept in
+ * pool); -1 and why in err. */
+int opt_set(const struct opt_def *d, void *base, const char *val, struct strpool *pool, char *err,
+                   size_t n)
+{
+    uint64_t v = 0;
+    unsigned pct = 0;
+    bool b;
+    const struct opt_val *ov;
+    switch (d->kind) {
+    case OPT_BOOL:
+        if (!parse_bool_value(val, &b))
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, d->inverse ? !b : b);
+        return 0;
+    case OPT_UINT:
+        if (!parse_u64_plain(val, &v) || v < d->min || v > d->max) {
+            snprintf(err, n, "expected a whole number from %u to %u", (unsigned)d->min, (unsigned)d->max);
+            return -1;
+        }
+        opt_store(base, d->off, d->width, d->inverse ? d->max - v : v);
+        return 0;
+    case OPT_U64:
+        if (!parse_u64_plain(val, &v))
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, v);
+        return 0;
+    case OPT_SIZE:
+    case OPT_SIZE_PCT:
+        if (!parse_size_value(val, &v, d->kind == OPT_SIZE_PCT ? &pct : NULL) || (!pct && v < d->min) ||
+            v > d->max)
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, v);
+        if (d->kind == OPT_SIZE_PCT)
+            opt_store(base, d->off_pct, sizeof(unsigned), pct);
+        return 0;
+    case OPT_TIME:
+        if (!parse_time_value(val, &v))
+            return opt_refuse(err, n, d->err);
+        opt_store(base, d->off, d->width, v);
+        return 0;
+    case OPT_STR:
+        if (!val || !*val)
+            return opt_refuse(err, n, d->err);
+        if ((ov = opt_val_find(d->vals, val)))
+            return opt_refuse(err, n, ov->refused);
+        {
+            const char *kept = keep_str(pool, val);
+            memcpy((unsigned char *)base + d->off, &kept, sizeof(kept));
+        }
+        return 0;
+    case OPT_ENUM:
+        if (!val || !(ov = opt_val_find(d->vals, val)))
+            return opt_refuse(err, n, d->err);
+        if (ov->refused)
+            return opt_refuse(err, n, ov->refused);
+        opt_store(base, d->off, d->width, (uint64_t)ov->value);
+        return 0;
+    case OPT_PRESET:
+        opt_store(base, d->off, d->width, d->min);
+        return 0;
+    case OPT_FUNC:
+        return d->parse(d, base, val, err, n);
+    }
+    return opt_refuse(err, n, "unknown option kind");
+}
+
+/* One line per row: --name=arg, then its help. */
+void opt_print_help(FILE *f, const struct opt_def *table, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct opt_def *d = &table[i];
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s%s", d->name, d->arg ? "=" : "", d->arg ? d->arg : "");
+        fprintf(f, "  %-28s %s%s%s\n", left, d->help, d->alias ? "; alias " : "",
+                d->alias ? d->alias : "");
+    }
+}
