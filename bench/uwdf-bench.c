@@ -55,18 +55,16 @@
 #include <wchar.h>
 
 #include "clock.h"
+#include "filesetup.h"
+#include "interrupt.h"
+#include "job.h"
+#include "stat.h"
 #include "histogram.h"
 #include "init.h"
 #include "options.h"
 #include "parse.h"
 #include "util.h"
 #include "verify.h"
-
-#define DEFAULT_FILE_SIZE GIB
-
-/* Directions with their own statistics (fio's read/write/trim). A flush is
- * DDIR_SYNC: a slot's operation too, with its own latency record. */
-enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_TRIM = 2, DDIR_N = 3, DDIR_SYNC = 3 };
 
 /* ======================================================================
  * 1. basics
@@ -88,547 +86,13 @@ enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_TRIM = 2, DDIR_N = 3, DDIR_SYNC 
  * 6. latency statistics and the log-linear histogram
  * ====================================================================== */
 
-static const double pct_list[] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
-#define N_PCT (sizeof(pct_list) / sizeof(pct_list[0]))
-
-struct lat_acc {
-    uint64_t n, min, max, sum;
-    unsigned __int128 sumsq;
-};
-
-struct ddir_acc {
-    uint64_t ios, bytes; /* read by the monitor while the job runs */
-    struct lat_acc slat, clat, lat;
-    uint64_t *clat_hist, *lat_hist;
-};
-
-/* Statistics written by one thread only: a job has one shard per file
- * (written by that target's completion thread) and one for the job thread. */
-struct shard {
-    struct ddir_acc d[DDIR_N];
-    struct ddir_acc sync; /* flushes: ios, lat and lat_hist only */
-    char pad[64]; /* keep neighbours' hot counters off this line */
-};
-
-static void lat_init(struct lat_acc *a)
-{
-    memset(a, 0, sizeof(*a));
-    a->min = UINT64_MAX;
-}
-
-static inline void lat_add(struct lat_acc *a, uint64_t v)
-{
-    if (v < a->min)
-        a->min = v;
-    if (v > a->max)
-        a->max = v;
-    a->n++;
-    a->sum += v;
-    a->sumsq += (unsigned __int128)v * v;
-}
-
-static void lat_merge(struct lat_acc *dst, const struct lat_acc *src)
-{
-    if (!src->n)
-        return;
-    if (src->min < dst->min)
-        dst->min = src->min;
-    if (src->max > dst->max)
-        dst->max = src->max;
-    dst->n += src->n;
-    dst->sum += src->sum;
-    dst->sumsq += src->sumsq;
-}
-
-static double lat_mean(const struct lat_acc *a)
-{
-    return a->n ? (double)a->sum / (double)a->n : 0.0;
-}
-
-static double lat_stddev(const struct lat_acc *a)
-{
-    if (a->n < 2)
-        return 0.0;
-    long double n = (long double)a->n, s = (long double)a->sum;
-    long double var = ((long double)a->sumsq - s * s / n) / (n - 1);
-    return var > 0 ? bench_sqrt((double)var) : 0.0;
-}
-
-static uint64_t lat_min(const struct lat_acc *a)
-{
-    return a->n ? a->min : 0;
-}
-
-static void ddir_acc_init(struct ddir_acc *d)
-{
-    memset(d, 0, sizeof(*d));
-    lat_init(&d->slat);
-    lat_init(&d->clat);
-    lat_init(&d->lat);
-    d->clat_hist = xcalloc(HIST_N, sizeof(uint64_t));
-    d->lat_hist = xcalloc(HIST_N, sizeof(uint64_t));
-}
-
-static void ddir_acc_free(struct ddir_acc *d)
-{
-    free(d->clat_hist);
-    free(d->lat_hist);
-    d->clat_hist = d->lat_hist = NULL;
-}
-
-static void ddir_acc_merge(struct ddir_acc *dst, const struct ddir_acc *src)
-{
-    dst->ios += src->ios;
-    dst->bytes += src->bytes;
-    lat_merge(&dst->slat, &src->slat);
-    lat_merge(&dst->clat, &src->clat);
-    lat_merge(&dst->lat, &src->lat);
-    if (src->clat.n || src->lat.n)
-        for (unsigned i = 0; i < HIST_N; i++) {
-            dst->clat_hist[i] += src->clat_hist[i];
-            dst->lat_hist[i] += src->lat_hist[i];
-        }
-}
-
-/* The hot path: one completed I/O. slat is skipped when has_slat is false
- * (synchronous sends). ios and bytes are read concurrently by the monitor. */
-static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool has_slat,
-                                 uint64_t slat, uint64_t clat, uint64_t lat)
-{
-    struct ddir_acc *d = &sh->d[dd];
-    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&d->bytes, d->bytes + bytes, __ATOMIC_RELAXED);
-    if (has_slat)
-        lat_add(&d->slat, slat);
-    lat_add(&d->clat, clat);
-    lat_add(&d->lat, lat);
-    d->clat_hist[hist_index(clat)]++;
-    d->lat_hist[hist_index(lat)]++;
-}
-
-/* One completed flush: its whole latency (fio's sync_stat). */
-static void shard_account_sync(struct shard *sh, uint64_t lat)
-{
-    struct ddir_acc *d = &sh->sync;
-    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
-    lat_add(&d->lat, lat);
-    d->lat_hist[hist_index(lat)]++;
-}
-
-/* Periodic samples (bandwidth and IOPS every 500 ms, as fio's defaults). */
-struct sample_acc {
-    uint64_t n;
-    double min, max, sum, sumsq;
-};
-
-static void sample_add(struct sample_acc *s, double v)
-{
-    if (!s->n || v < s->min)
-        s->min = v;
-    if (!s->n || v > s->max)
-        s->max = v;
-    s->n++;
-    s->sum += v;
-    s->sumsq += v * v;
-}
-
-static void sample_merge(struct sample_acc *dst, const struct sample_acc *src)
-{
-    if (!src->n)
-        return;
-    if (!dst->n || src->min < dst->min)
-        dst->min = src->min;
-    if (!dst->n || src->max > dst->max)
-        dst->max = src->max;
-    dst->n += src->n;
-    dst->sum += src->sum;
-    dst->sumsq += src->sumsq;
-}
-
-static double sample_mean(const struct sample_acc *s)
-{
-    return s->n ? s->sum / (double)s->n : 0.0;
-}
-
-static double sample_stddev(const struct sample_acc *s)
-{
-    if (s->n < 2)
-        return 0.0;
-    double n = (double)s->n;
-    double var = (s->sumsq - s->sum * s->sum / n) / (n - 1);
-    return var > 0 ? bench_sqrt(var) : 0.0;
-}
-
 /* ======================================================================
  * 7. files: naming, sizes, layout, removal
  * ====================================================================== */
 
-/* One path, however many jobs use it. */
-struct layout_file {
-    const char *path;
-    const char *first_job; /* for messages */
-    bool exists, is_blk, auto_named, created;
-    uint64_t real_size; /* before the layout */
-    uint64_t need;      /* end of the furthest region a job uses (regular files) */
-    bool fill;          /* some job reads it: the region must hold data */
-    uint32_t verify_bs; /* nonzero: lay out verify blocks of this size */
-};
-
-/* The files of a run: each path once, however many jobs use it. */
-struct layout {
-    struct layout_file **files;
-    unsigned n;
-    struct strpool *strings; /* their paths */
-};
-
-/* The process-wide state of SIGINT/SIGTERM, which only the handler's
- * globals can reach: the stop flag every job polls, and the generated files
- * this run created, removed at the end and also on a second signal from
- * the handler (unlink is async-signal-safe). */
-#define MAX_REMOVE 4096
-static const char *g_remove_paths[MAX_REMOVE];
-static volatile sig_atomic_t g_nremove;
-
-/* 0 run; 1 stop requested (SIGINT/SIGTERM). */
-static int g_stop;
-static volatile sig_atomic_t g_signals;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (++g_signals == 1) {
-        __atomic_store_n(&g_stop, 1, __ATOMIC_RELAXED);
-        return;
-    }
-    for (sig_atomic_t i = 0; i < g_nremove; i++)
-        unlink(g_remove_paths[i]);
-    _exit(130);
-}
-
-static void remove_generated_files(void)
-{
-    for (sig_atomic_t i = 0; i < g_nremove; i++)
-        if (unlink(g_remove_paths[i]) != 0 && errno != ENOENT)
-            errmsg("cannot remove '%s': %s", g_remove_paths[i], strerror(errno));
-    g_nremove = 0;
-}
-
-static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job)
-{
-    for (unsigned i = 0; i < lay->n; i++)
-        if (!strcmp(lay->files[i]->path, path))
-            return lay->files[i];
-    struct layout_file *lf = xcalloc(1, sizeof(*lf));
-    lf->path = keep_str(lay->strings, path);
-    lf->first_job = job;
-    lf->auto_named = auto_named;
-    struct stat st;
-    if (stat(path, &st) == 0) {
-        lf->exists = true;
-        if (S_ISBLK(st.st_mode)) {
-            lf->is_blk = true;
-            int fd = open(path, O_RDONLY);
-            uint64_t size = 0;
-            if (fd < 0 || ioctl(fd, BLKGETSIZE64, &size) != 0) {
-                errmsg("%s: cannot get the size of block device '%s': %s", job, path, strerror(errno));
-                if (fd >= 0)
-                    close(fd);
-                free(lf);
-                return NULL;
-            }
-            close(fd);
-            lf->real_size = size;
-        } else if (S_ISREG(st.st_mode)) {
-            lf->real_size = (uint64_t)st.st_size;
-        } else {
-            errmsg("%s: '%s' is neither a regular file nor a block device", job, path);
-            free(lf);
-            return NULL;
-        }
-    } else if (errno != ENOENT) {
-        errmsg("%s: cannot access '%s': %s", job, path, strerror(errno));
-        free(lf);
-        return NULL;
-    }
-    struct layout_file **grown = realloc(lay->files, (lay->n + 1) * sizeof(*grown));
-    if (!grown)
-        out_of_memory();
-    lay->files = grown;
-    lay->files[lay->n++] = lf;
-    return lf;
-}
-
-static void layout_free(struct layout *lay)
-{
-    for (unsigned i = 0; i < lay->n; i++)
-        free(lay->files[i]);
-    free(lay->files);
-    lay->files = NULL;
-    lay->n = 0;
-}
-
-/* Writes [from, need) of a regular file: data when a job reads it (verify
- * blocks when a verifying reader needs them), else just allocates it. */
-static int layout_one(struct layout_file *lf, FILE *info)
-{
-    if (lf->is_blk)
-        return 0;
-    uint64_t from = lf->exists ? lf->real_size : 0;
-    if (lf->exists && from >= lf->need)
-        return 0;
-    int fd = open(lf->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        errmsg("%s: cannot create '%s': %s", lf->first_job, lf->path, strerror(errno));
-        return -1;
-    }
-    if (!lf->exists) {
-        lf->created = true;
-        if (lf->auto_named && g_nremove < MAX_REMOVE) {
-            g_remove_paths[g_nremove] = lf->path;
-            g_nremove = g_nremove + 1;
-        }
-    }
-    if (info) {
-        char sz[32];
-        fprintf(info, "%s: Laying out IO file (1 file / %s)\n", lf->first_job,
-                fmt_bytes(sz, sizeof(sz), lf->need));
-        fflush(info);
-    }
-    int rc = 0;
-    if (!lf->fill) {
-        int r = posix_fallocate(fd, (off_t)from, (off_t)(lf->need - from));
-        if (r != 0 && ftruncate(fd, (off_t)lf->need) != 0) {
-            errmsg("%s: cannot size '%s' to %" PRIu64 " bytes: %s", lf->first_job, lf->path, lf->need,
-                   strerror(errno));
-            rc = -1;
-        }
-    } else {
-        uint32_t vbs = lf->verify_bs;
-        size_t chunk = 1 * MIB;
-        if (vbs)
-            chunk = (chunk + vbs - 1) / vbs * vbs;
-        unsigned char *buf = xcalloc(1, chunk);
-        if (vbs)
-            from -= from % vbs;
-        else
-            fill_random(buf, chunk, 0x5eed);
-        uint64_t seq = 0x1234567;
-        for (uint64_t off = from; off < lf->need && rc == 0;) {
-            if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
-                errmsg("interrupted while laying out '%s'", lf->path);
-                rc = -1;
-                break;
-            }
-            size_t n = (size_t)((lf->need - off) < chunk ? (lf->need - off) : chunk);
-            if (vbs) {
-                /* Whole verify blocks; a tail shorter than a block is never
-                 * read as one and gets whatever the buffer holds. */
-                if (n >= vbs)
-                    n -= n % vbs;
-                for (size_t b = 0; b + vbs <= n; b += vbs)
-                    verify_fill(buf + b, vbs, off + b, splitmix64(&seq));
-            }
-            for (size_t done = 0; done < n;) {
-                ssize_t w = pwrite(fd, buf + done, n - done, (off_t)(off + done));
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w <= 0) {
-                    errmsg("%s: writing '%s' failed: %s", lf->first_job, lf->path,
-                           w < 0 ? strerror(errno) : "no progress");
-                    rc = -1;
-                    break;
-                }
-                done += (size_t)w;
-            }
-            off += n;
-        }
-        free(buf);
-    }
-    if (rc == 0 && fsync(fd) != 0) {
-        errmsg("%s: fsync '%s' failed: %s", lf->first_job, lf->path, strerror(errno));
-        rc = -1;
-    }
-    close(fd);
-    if (rc == 0) {
-        lf->exists = true;
-        lf->real_size = lf->need > lf->real_size ? lf->need : lf->real_size;
-    }
-    return rc;
-}
-
-/* fio's invalidate=1: drop the files' cached pages before the run. */
-static void invalidate_cache(const struct layout_file *lf)
-{
-    int fd = open(lf->path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-    close(fd);
-}
-
-static int layout_all(struct layout *lay, FILE *info)
-{
-    for (unsigned i = 0; i < lay->n; i++)
-        if (layout_one(lay->files[i], info))
-            return -1;
-    for (unsigned i = 0; i < lay->n; i++)
-        invalidate_cache(lay->files[i]);
-    return 0;
-}
-
 /* ======================================================================
  * 8. jobs: framework objects, offset generators, the I/O paths
  * ====================================================================== */
-
-enum phase { PHASE_SETUP, PHASE_RUN, PHASE_VERIFY, PHASE_DONE };
-
-/* One file of one job. */
-struct file_slot {
-    struct layout_file *lf;
-    const char *path;
-    WDFIOTARGET target;
-    /* --api=flt: the file FltCreateFileEx opened and its volume's instance */
-    HANDLE fh;
-    bool fh_open;
-    PFILE_OBJECT fo;
-    PFLT_INSTANCE inst;
-    uint64_t start;   /* byte offset of the region */
-    uint64_t nblocks; /* whole blocks in the region */
-    /* random order: a keyed bijection on [0, 2^bits), values >= nblocks skipped */
-    unsigned bits;
-    uint64_t mask, key;
-    uint64_t cursor;   /* next I/O index (atomic) */
-    uint64_t vcursor;  /* verify pass: next block to look at (atomic) */
-    uint64_t *written; /* verify: bitmap of blocks written (atomic bit sets) */
-};
-
-/* One request of a job and the buffer it owns. */
-struct slot {
-    struct job *job;
-    WDFREQUEST req;
-    PFLT_CALLBACK_DATA cd; /* --api=flt: the slot's callback data instead of req */
-    WDFMEMORY mem;
-    void *buf;
-    bool fresh; /* created (req or cd) and never sent */
-    WDF_REQUEST_SEND_OPTIONS send_opts;
-    bool has_opts;
-    WDF_REQUEST_SEND_OPTIONS sync_opts; /* SYNCHRONOUS (and the timeout), for --api=sync */
-    WDFMEMORY dsm_mem;                  /* trims: the IOCTL's input buffer */
-    DEVICE_DATA_SET_RANGE *dsm_range;   /* its one range */
-    uint64_t rng;
-    /* random order, the job's one slot on one file: indexes of the file's
-     * cursor taken ahead, so most I/Os take no atomic increment (the same
-     * order; with several slots, chunks would mix passes) */
-    uint64_t rnd_next, rnd_end;
-    int flush_due;  /* enum flush_kind: sent as the next request */
-    bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
-    /* the current I/O */
-    uint64_t t0;         /* before reuse + format + send */
-    uint64_t sync;       /* 0 while sending; then the send's return time, or the
-                          * completion time if the routine ran first, nested in
-                          * the send (only the sender's thread stores it) */
-    const void *sender;  /* the thread that sent it */
-    uint64_t offset, block;
-    unsigned file;
-    int ddir;       /* enum ddir, DDIR_SYNC for a flush */
-    int flush;      /* enum flush_kind of a flush */
-    bool verify_read;
-    NTSTATUS status;
-    ULONG_PTR info;
-    char pad[64];
-};
-
-struct bench_api;
-
-struct job {
-    struct job_opts o;
-    const struct bench_api *api; /* how its I/O is issued (--api) */
-    const struct jobdef *def;
-    unsigned index, clone;
-    unsigned nfiles;
-    struct file_slot *files;
-    unsigned nslots;
-    struct slot *slots;
-    struct shard *shards; /* nfiles + 1: per target, then the job thread's */
-    const char *backend;
-    bool verify_reads; /* every read of the run phase is checked */
-    pthread_t thread;
-    bool thread_started;
-    KEVENT done;
-    bool event_ready;
-    /* run control: written by the job thread before its first send */
-    uint64_t start_ns, ramp_end_ns, end_ns, finish_ns;
-    uint64_t io_limit;
-    uint64_t total_blocks;
-    uint64_t issued;   /* atomic */
-    uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
-    unsigned file_rr;  /* atomic */
-    int inflight;      /* atomic */
-    int stop;          /* atomic */
-    int phase;         /* atomic */
-    /* the first error */
-    int error_set;     /* atomic flag */
-    int error;         /* errno value, fio's "error" */
-    NTSTATUS err_status;
-    uint64_t verify_errors, verified; /* atomic */
-    unsigned verify_msgs;             /* atomic */
-    /* monitor: samples every 500 ms */
-    bool sampling;
-    uint64_t last_ns, last_bytes[DDIR_N], last_ios[DDIR_N];
-    struct sample_acc bw[DDIR_N], iops[DDIR_N];
-    uint64_t eta_last_bytes[DDIR_N], eta_last_ios[DDIR_N];
-    struct bench_run *run;
-};
-
-struct flt_vol {
-    const char *name;
-    PFLT_VOLUME volume;
-    PFLT_INSTANCE instance;
-};
-
-/* One run of the program: its jobs, their files and the framework objects
- * they share. */
-struct bench_run {
-    struct bench_config *cfg;
-    struct strpool *strings; /* names made while setting up: cfg's pool */
-    struct job *jobs;
-    unsigned njobs;
-    struct layout layout;
-    WDFDRIVER driver;
-    WDFDEVICE device;
-    const char *env_backend; /* UWDF_BACKEND as the user set it */
-    pthread_barrier_t barrier;
-    unsigned stack_devices; /* --api=stack filter devices made (for their names) */
-    /* --api=flt: the one filter and the volumes it attached to (one instance each) */
-    PFLT_FILTER filter;
-    struct flt_vol *fvols;
-    unsigned nfvols;
-};
-
-/* An --api mode: how a job's files are opened, its slots' I/O objects
- * made, its I/O issued and its objects released. The run loop calls these
- * and knows no mode (fio's ioengine_ops). Completions arrive as the
- * framework's callbacks, which each mode registers in its issue; they hand
- * the finished I/O to slot_completed, which calls issue for the next. */
-struct bench_api {
-    bool one_slot; /* one synchronous request per job thread, whatever iodepth says */
-    /* Opens the job's files, sets j->backend (the engine below). */
-    int (*setup)(struct job *j);
-    /* The slot's request or callback data (its buffers are made). */
-    int (*setup_slot)(struct slot *s);
-    /* Sends the slot's I/Os from t0 (0: now) until one is in flight or the
-     * job is done; then the slot retires (slot_retire). */
-    void (*issue)(struct slot *s, struct shard *sh, uint64_t t0);
-    /* Before the verify pass (NULL: nothing to do). */
-    int (*renew)(struct job *j);
-    /* Before the generic teardown of the job's requests, buffers, targets. */
-    void (*teardown)(struct job *j);
-    /* After every job's teardown, before the driver is deleted. */
-    void (*cleanup)(struct bench_run *run);
-};
-
-static __thread char tls_thread_id;
-#define THIS_THREAD ((const void *)&tls_thread_id)
 
 static const char *status_str(char *buf, size_t n, NTSTATUS st)
 {
@@ -655,12 +119,6 @@ static int status_errno(NTSTATUS st)
     case STATUS_INVALID_HANDLE: return EBADF;
     default: return EIO;
     }
-}
-
-static const char *ddir_name(int dd)
-{
-    static const char *const names[] = { "read", "write", "trim", "sync" };
-    return names[dd];
 }
 
 /* Records the job's first error (later ones are counted by their kind only). */
@@ -692,14 +150,6 @@ static void job_io_error(struct job *j, const struct slot *s, NTSTATUS st, const
 
 /* ---- offsets ---- */
 
-static unsigned bits_for(uint64_t n)
-{
-    unsigned b = 0;
-    while (b < 63 && (1ull << b) < n)
-        b++;
-    return b;
-}
-
 /* A bijection on [0, 2^bits): xor with the key, multiplications by odd
  * constants and right xorshifts, each invertible modulo 2^bits. */
 static uint64_t permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
@@ -717,6 +167,8 @@ static uint64_t permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
     x ^= x >> h;
     return x;
 }
+
+__thread char tls_thread_id;
 
 #define RANDOM_CHUNK 64 /* cursor indexes a slot reserves at once */
 
@@ -796,7 +248,7 @@ static void note_write(struct slot *s)
 static bool next_io(struct slot *s, uint64_t now)
 {
     struct job *j = s->job;
-    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED))
+    if (stop_requested())
         return false;
     /* What this slot owes for its last I/O (which completed) is sent even
      * when the runtime or size limit has just ended the job, not after an
@@ -1325,7 +777,7 @@ static void *job_thread(void *arg)
     run_phase(j);
     bool failed = __atomic_load_n(&j->error_set, __ATOMIC_ACQUIRE) &&
                   (j->error != EILSEQ || j->o.verify_fatal);
-    if (j->o.verify && rw_writes(j->o.rw) && !failed && !__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+    if (j->o.verify && rw_writes(j->o.rw) && !failed && !stop_requested()) {
         __atomic_store_n(&j->stop, 0, __ATOMIC_RELAXED);
         if (!j->api->renew || j->api->renew(j) == 0) {
             __atomic_store_n(&j->phase, PHASE_VERIFY, __ATOMIC_RELEASE);
@@ -1634,105 +1086,6 @@ static void select_backend(const struct bench_run *run, enum engine_sel e)
         setenv("UWDF_BACKEND", run->env_backend, 1);
     else
         unsetenv("UWDF_BACKEND");
-}
-
-/* Files, region sizes and generators of one job (before the layout). */
-static int job_resolve_files(struct job *j)
-{
-    const struct job_opts *o = &j->o;
-    const char **paths;
-    unsigned n;
-    bool generated = !o->filename;
-    if (generated) {
-        char name[4096];
-        snprintf(name, sizeof(name), "%s.%u.0", o->name, j->clone);
-        paths = xcalloc(1, sizeof(*paths));
-        paths[0] = keep_str(j->run->strings, name);
-        n = 1;
-    } else {
-        n = split_filenames(j->run->strings, o->filename, &paths);
-        if (!n) {
-            free(paths);
-            errmsg("%s: empty filename", o->name);
-            return -1;
-        }
-    }
-    j->nfiles = n;
-    j->files = xcalloc_lines(n, sizeof(*j->files));
-    char a[32], b[32];
-    for (unsigned k = 0; k < n; k++) {
-        struct file_slot *f = &j->files[k];
-        struct layout_file *lf = lfile_get(&j->run->layout, paths[k], generated, o->name);
-        if (!lf) {
-            free(paths);
-            return -1;
-        }
-        f->lf = lf;
-        f->path = lf->path;
-        uint64_t real = lf->exists ? lf->real_size : 0;
-        if (!lf->exists && (o->offset_pct || o->size_pct)) {
-            errmsg("%s: '%s' does not exist: a percentage size or offset needs an existing file",
-                   o->name, lf->path);
-            free(paths);
-            return -1;
-        }
-        uint64_t off = o->offset;
-        if (o->offset_pct)
-            off = real / 100 * o->offset_pct / o->bs * o->bs;
-        uint64_t per;
-        if (o->size_pct) {
-            /* fio: a percentage of the whole file, within what the offset leaves */
-            per = real / 100 * o->size_pct;
-            if (per > (real > off ? real - off : 0))
-                per = real > off ? real - off : 0;
-        }
-        else if (o->size)
-            per = o->size / n;
-        else if (generated)
-            per = DEFAULT_FILE_SIZE;
-        else if (lf->exists)
-            per = real > off ? real - off : 0;
-        else {
-            errmsg("%s: '%s' does not exist; give --size to create it", o->name, lf->path);
-            free(paths);
-            return -1;
-        }
-        per -= per % o->bs;
-        if (per == 0) {
-            errmsg("%s: the I/O region of '%s' (%s at offset %s) holds no whole block of %" PRIu32
-                   " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size || o->size_pct ? o->size : real),
-                   fmt_bytes(b, sizeof(b), off), o->bs);
-            free(paths);
-            return -1;
-        }
-        if (lf->is_blk && off + per > real) {
-            errmsg("%s: region %" PRIu64 "+%" PRIu64 " is beyond the end of '%s' (%" PRIu64 " bytes)",
-                   o->name, off, per, lf->path, real);
-            free(paths);
-            return -1;
-        }
-        if (!lf->is_blk) {
-            if (off + per > lf->need)
-                lf->need = off + per;
-            if (rw_reads(o->rw) && o->ioengine != ENGINE_NULL)
-                lf->fill = true;
-            if (o->verify && !rw_writes(o->rw) && !lf->verify_bs)
-                lf->verify_bs = o->bs;
-        }
-        f->start = off;
-        f->nblocks = per / o->bs;
-        f->bits = bits_for(f->nblocks);
-        f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
-        uint64_t seed = o->randseed ^ ((uint64_t)j->index << 32) ^ k;
-        f->key = splitmix64(&seed);
-        j->total_blocks += f->nblocks;
-    }
-    free(paths);
-    if (o->time_based)
-        j->io_limit = o->number_ios ? o->number_ios : UINT64_MAX;
-    else
-        j->io_limit = o->number_ios && o->number_ios < j->total_blocks ? o->number_ios : j->total_blocks;
-    return 0;
 }
 
 /* Targets, shards and requests of one job (after the layout). */
@@ -2244,176 +1597,6 @@ static void eta_clear(struct eta_line *el)
 /* ======================================================================
  * 10. reports: normal, terse, JSON, JSON+
  * ====================================================================== */
-
-struct cpu_use {
-    double usr_pct, sys_pct, usr_s, sys_s;
-    uint64_t ctx, majf, minf, window_ms;
-};
-
-/* One reported entry: a job, or a group with group_reporting. */
-struct report {
-    const struct job *first;
-    const char *name;
-    unsigned groupid, njobs, nslots, nfiles;
-    int error;
-    NTSTATUS err_status;
-    struct ddir_acc d[DDIR_N];
-    struct ddir_acc sync; /* flushes */
-    uint64_t runtime_ns;
-    struct sample_acc bw[DDIR_N], iops[DDIR_N];
-    uint64_t verified, verify_errors;
-};
-
-/* The measured window: from the end of the ramp to the last completion. */
-static uint64_t job_runtime_ns(const struct job *j)
-{
-    uint64_t from = j->ramp_end_ns > j->start_ns ? j->ramp_end_ns : j->start_ns;
-    if (!j->finish_ns || j->finish_ns <= from)
-        return 0;
-    return j->finish_ns - from;
-}
-
-/* Milliseconds for display: at least 1 once anything ran (as fio). */
-static uint64_t ns_to_ms(uint64_t ns)
-{
-    uint64_t ms = (ns + NS_PER_MS / 2) / NS_PER_MS;
-    return ms ? ms : (ns ? 1 : 0);
-}
-
-static void report_add_job(struct report *r, const struct job *j)
-{
-    if (!r->first) {
-        r->first = j;
-        r->name = j->o.name;
-        for (int d = 0; d < DDIR_N; d++)
-            ddir_acc_init(&r->d[d]);
-        ddir_acc_init(&r->sync);
-    }
-    r->njobs++;
-    r->nslots += j->nslots;
-    r->nfiles += j->nfiles;
-    if (j->error_set && !r->error) {
-        r->error = j->error;
-        r->err_status = j->err_status;
-    }
-    for (unsigned k = 0; k <= j->nfiles; k++) {
-        for (int d = 0; d < DDIR_N; d++)
-            ddir_acc_merge(&r->d[d], &j->shards[k].d[d]);
-        ddir_acc_merge(&r->sync, &j->shards[k].sync);
-    }
-    uint64_t rt = job_runtime_ns(j);
-    if (rt > r->runtime_ns)
-        r->runtime_ns = rt;
-    for (int d = 0; d < DDIR_N; d++) {
-        sample_merge(&r->bw[d], &j->bw[d]);
-        sample_merge(&r->iops[d], &j->iops[d]);
-    }
-    r->verified += j->verified;
-    r->verify_errors += j->verify_errors;
-}
-
-static unsigned build_reports(const struct bench_run *run, struct report **out)
-{
-    bool group = false;
-    for (unsigned i = 0; i < run->njobs; i++)
-        group |= run->jobs[i].o.group_reporting;
-    unsigned n = group ? 1 : run->njobs;
-    struct report *r = xcalloc(n, sizeof(*r));
-    for (unsigned i = 0; i < run->njobs; i++)
-        report_add_job(&r[group ? 0 : i], &run->jobs[i]);
-    *out = r;
-    return n;
-}
-
-static void free_reports(struct report *r, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        for (int d = 0; d < DDIR_N; d++)
-            ddir_acc_free(&r[i].d[d]);
-        ddir_acc_free(&r[i].sync);
-    }
-    free(r);
-}
-
-static uint64_t bw_bytes(uint64_t bytes, uint64_t ns)
-{
-    return ns ? (uint64_t)((double)bytes * 1e9 / (double)ns) : 0;
-}
-
-static double iops_of(uint64_t ios, uint64_t ns)
-{
-    return ns ? (double)ios * 1e9 / (double)ns : 0.0;
-}
-
-/* Sum of all jobs' bandwidth per direction (for fio's per= / bw_agg). */
-static double group_bw_kib(const struct bench_run *run, int d)
-{
-    double sum = 0;
-    for (unsigned i = 0; i < run->njobs; i++) {
-        const struct job *j = &run->jobs[i];
-        uint64_t b = 0;
-        for (unsigned k = 0; k <= j->nfiles; k++)
-            b += j->shards[k].d[d].bytes;
-        sum += (double)bw_bytes(b, job_runtime_ns(j)) / 1024.0;
-    }
-    return sum;
-}
-
-/* Latency distribution in fio's buckets (of total latency). */
-static const uint64_t lat_bounds[] = { 2, 4, 10, 20, 50, 100, 250, 500, 750, 1000 };
-static const uint64_t lat_ms_bounds[] = { 2, 4, 10, 20, 50, 100, 250, 500, 750, 1000, 2000 };
-#define N_LAT_B 10
-#define N_LAT_MS 12 /* the last is >= 2000 */
-
-struct lat_dist {
-    double ns[N_LAT_B], us[N_LAT_B], ms[N_LAT_MS];
-};
-
-static void lat_distribution(const struct report *r, struct lat_dist *ld)
-{
-    memset(ld, 0, sizeof(*ld));
-    uint64_t total = r->d[DDIR_READ].lat.n + r->d[DDIR_WRITE].lat.n + r->d[DDIR_TRIM].lat.n;
-    if (!total)
-        return;
-    for (int d = 0; d < DDIR_N; d++) {
-        if (!r->d[d].lat.n)
-            continue;
-        for (unsigned i = 0; i < HIST_N; i++) {
-            uint64_t c = r->d[d].lat_hist[i];
-            if (!c)
-                continue;
-            uint64_t v = hist_value(i);
-            double p = 100.0 * (double)c / (double)total;
-            unsigned b;
-            if (v <= 1000) {
-                for (b = 0; b < N_LAT_B - 1 && v > lat_bounds[b]; b++)
-                    ;
-                ld->ns[b] += p;
-            } else if (v <= 1000 * NS_PER_US) {
-                for (b = 0; b < N_LAT_B - 1 && v > lat_bounds[b] * NS_PER_US; b++)
-                    ;
-                ld->us[b] += p;
-            } else {
-                for (b = 0; b < N_LAT_MS - 1 && v > lat_ms_bounds[b] * NS_PER_MS; b++)
-                    ;
-                ld->ms[b] += p;
-            }
-        }
-    }
-}
-
-static unsigned depth_bucket(unsigned depth)
-{
-    unsigned b = 0;
-    while (b < 6 && (2u << b) <= depth)
-        b++;
-    return b; /* 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
-}
-
-static unsigned report_depth(const struct report *r)
-{
-    return r->first->nslots;
-}
 
 /* ---- normal ---- */
 
@@ -2955,31 +2138,6 @@ static void print_json(FILE *f, const struct bench_run *run, const struct report
  * 11. main
  * ====================================================================== */
 
-static void cpu_snapshot(struct rusage *ru)
-{
-    getrusage(RUSAGE_SELF, ru);
-}
-
-static double tv_s(const struct timeval *tv)
-{
-    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
-}
-
-static void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns,
-                        struct cpu_use *c)
-{
-    memset(c, 0, sizeof(*c));
-    double wall = (double)wall_ns / 1e9;
-    c->usr_s = tv_s(&b->ru_utime) - tv_s(&a->ru_utime);
-    c->sys_s = tv_s(&b->ru_stime) - tv_s(&a->ru_stime);
-    c->usr_pct = wall > 0 ? 100.0 * c->usr_s / wall : 0;
-    c->sys_pct = wall > 0 ? 100.0 * c->sys_s / wall : 0;
-    c->ctx = (uint64_t)((b->ru_nvcsw - a->ru_nvcsw) + (b->ru_nivcsw - a->ru_nivcsw));
-    c->majf = (uint64_t)(b->ru_majflt - a->ru_majflt);
-    c->minf = (uint64_t)(b->ru_minflt - a->ru_minflt);
-    c->window_ms = wall_ns / NS_PER_MS;
-}
-
 static void print_header(FILE *f, const struct bench_run *run, const struct jobdef *defs, unsigned ndefs)
 {
     unsigned idx = 0;
@@ -3023,7 +2181,7 @@ static void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_s
     while (jobs_running(run) > 0) {
         sleep_ns(TICK_NS);
         uint64_t now = now_ns();
-        if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED) && !announced) {
+        if (stop_requested() && !announced) {
             announced = true;
             eta_clear(&el);
             errmsg("interrupted: stopping the jobs (again to abort at once)");
@@ -3110,12 +2268,7 @@ int main(int argc, char **argv)
     }
     FILE *info = (cl.g.formats & OUT_NORMAL) ? out : NULL;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    interrupt_catch();
 
     if (layout_all(&run.layout, info))
         goto done_files;
@@ -3129,7 +2282,7 @@ int main(int argc, char **argv)
         if (job_setup(&run.jobs[i]))
             goto done_framework;
     select_backend(&run, ENGINE_DEFAULT);
-    if (__atomic_load_n(&g_stop, __ATOMIC_RELAXED)) {
+    if (stop_requested()) {
         errmsg("interrupted before the jobs started");
         goto done_framework;
     }

@@ -1,0 +1,284 @@
+/* uwdf-bench's files (filesetup.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "filesetup.h"
+#include "interrupt.h"
+#include "job.h"
+#include "verify.h"
+
+static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job)
+{
+    for (unsigned i = 0; i < lay->n; i++)
+        if (!strcmp(lay->files[i]->path, path))
+            return lay->files[i];
+    struct layout_file *lf = xcalloc(1, sizeof(*lf));
+    lf->path = keep_str(lay->strings, path);
+    lf->first_job = job;
+    lf->auto_named = auto_named;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        lf->exists = true;
+        if (S_ISBLK(st.st_mode)) {
+            lf->is_blk = true;
+            int fd = open(path, O_RDONLY);
+            uint64_t size = 0;
+            if (fd < 0 || ioctl(fd, BLKGETSIZE64, &size) != 0) {
+                errmsg("%s: cannot get the size of block device '%s': %s", job, path, strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+                free(lf);
+                return NULL;
+            }
+            close(fd);
+            lf->real_size = size;
+        } else if (S_ISREG(st.st_mode)) {
+            lf->real_size = (uint64_t)st.st_size;
+        } else {
+            errmsg("%s: '%s' is neither a regular file nor a block device", job, path);
+            free(lf);
+            return NULL;
+        }
+    } else if (errno != ENOENT) {
+        errmsg("%s: cannot access '%s': %s", job, path, strerror(errno));
+        free(lf);
+        return NULL;
+    }
+    struct layout_file **grown = realloc(lay->files, (lay->n + 1) * sizeof(*grown));
+    if (!grown)
+        out_of_memory();
+    lay->files = grown;
+    lay->files[lay->n++] = lf;
+    return lf;
+}
+
+void layout_free(struct layout *lay)
+{
+    for (unsigned i = 0; i < lay->n; i++)
+        free(lay->files[i]);
+    free(lay->files);
+    lay->files = NULL;
+    lay->n = 0;
+}
+
+static unsigned bits_for(uint64_t n)
+{
+    unsigned b = 0;
+    while (b < 63 && (1ull << b) < n)
+        b++;
+    return b;
+}
+
+int job_resolve_files(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    const char **paths;
+    unsigned n;
+    bool generated = !o->filename;
+    if (generated) {
+        char name[4096];
+        snprintf(name, sizeof(name), "%s.%u.0", o->name, j->clone);
+        paths = xcalloc(1, sizeof(*paths));
+        paths[0] = keep_str(j->run->strings, name);
+        n = 1;
+    } else {
+        n = split_filenames(j->run->strings, o->filename, &paths);
+        if (!n) {
+            free(paths);
+            errmsg("%s: empty filename", o->name);
+            return -1;
+        }
+    }
+    j->nfiles = n;
+    j->files = xcalloc_lines(n, sizeof(*j->files));
+    char a[32], b[32];
+    for (unsigned k = 0; k < n; k++) {
+        struct file_slot *f = &j->files[k];
+        struct layout_file *lf = lfile_get(&j->run->layout, paths[k], generated, o->name);
+        if (!lf) {
+            free(paths);
+            return -1;
+        }
+        f->lf = lf;
+        f->path = lf->path;
+        uint64_t real = lf->exists ? lf->real_size : 0;
+        if (!lf->exists && (o->offset_pct || o->size_pct)) {
+            errmsg("%s: '%s' does not exist: a percentage size or offset needs an existing file",
+                   o->name, lf->path);
+            free(paths);
+            return -1;
+        }
+        uint64_t off = o->offset;
+        if (o->offset_pct)
+            off = real / 100 * o->offset_pct / o->bs * o->bs;
+        uint64_t per;
+        if (o->size_pct) {
+            /* fio: a percentage of the whole file, within what the offset leaves */
+            per = real / 100 * o->size_pct;
+            if (per > (real > off ? real - off : 0))
+                per = real > off ? real - off : 0;
+        }
+        else if (o->size)
+            per = o->size / n;
+        else if (generated)
+            per = DEFAULT_FILE_SIZE;
+        else if (lf->exists)
+            per = real > off ? real - off : 0;
+        else {
+            errmsg("%s: '%s' does not exist; give --size to create it", o->name, lf->path);
+            free(paths);
+            return -1;
+        }
+        per -= per % o->bs;
+        if (per == 0) {
+            errmsg("%s: the I/O region of '%s' (%s at offset %s) holds no whole block of %" PRIu32
+                   " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size || o->size_pct ? o->size : real),
+                   fmt_bytes(b, sizeof(b), off), o->bs);
+            free(paths);
+            return -1;
+        }
+        if (lf->is_blk && off + per > real) {
+            errmsg("%s: region %" PRIu64 "+%" PRIu64 " is beyond the end of '%s' (%" PRIu64 " bytes)",
+                   o->name, off, per, lf->path, real);
+            free(paths);
+            return -1;
+        }
+        if (!lf->is_blk) {
+            if (off + per > lf->need)
+                lf->need = off + per;
+            if (rw_reads(o->rw) && o->ioengine != ENGINE_NULL)
+                lf->fill = true;
+            if (o->verify && !rw_writes(o->rw) && !lf->verify_bs)
+                lf->verify_bs = o->bs;
+        }
+        f->start = off;
+        f->nblocks = per / o->bs;
+        f->bits = bits_for(f->nblocks);
+        f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
+        uint64_t seed = o->randseed ^ ((uint64_t)j->index << 32) ^ k;
+        f->key = splitmix64(&seed);
+        j->total_blocks += f->nblocks;
+    }
+    free(paths);
+    if (o->time_based)
+        j->io_limit = o->number_ios ? o->number_ios : UINT64_MAX;
+    else
+        j->io_limit = o->number_ios && o->number_ios < j->total_blocks ? o->number_ios : j->total_blocks;
+    return 0;
+}
+
+/* Writes [from, need) of a regular file: data when a job reads it (verify
+ * blocks when a verifying reader needs them), else just allocates it. */
+static int layout_one(struct layout_file *lf, FILE *info)
+{
+    if (lf->is_blk)
+        return 0;
+    uint64_t from = lf->exists ? lf->real_size : 0;
+    if (lf->exists && from >= lf->need)
+        return 0;
+    int fd = open(lf->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        errmsg("%s: cannot create '%s': %s", lf->first_job, lf->path, strerror(errno));
+        return -1;
+    }
+    if (!lf->exists) {
+        lf->created = true;
+        if (lf->auto_named)
+            remove_later(lf->path);
+    }
+    if (info) {
+        char sz[32];
+        fprintf(info, "%s: Laying out IO file (1 file / %s)\n", lf->first_job,
+                fmt_bytes(sz, sizeof(sz), lf->need));
+        fflush(info);
+    }
+    int rc = 0;
+    if (!lf->fill) {
+        int r = posix_fallocate(fd, (off_t)from, (off_t)(lf->need - from));
+        if (r != 0 && ftruncate(fd, (off_t)lf->need) != 0) {
+            errmsg("%s: cannot size '%s' to %" PRIu64 " bytes: %s", lf->first_job, lf->path, lf->need,
+                   strerror(errno));
+            rc = -1;
+        }
+    } else {
+        uint32_t vbs = lf->verify_bs;
+        size_t chunk = 1 * MIB;
+        if (vbs)
+            chunk = (chunk + vbs - 1) / vbs * vbs;
+        unsigned char *buf = xcalloc(1, chunk);
+        if (vbs)
+            from -= from % vbs;
+        else
+            fill_random(buf, chunk, 0x5eed);
+        uint64_t seq = 0x1234567;
+        for (uint64_t off = from; off < lf->need && rc == 0;) {
+            if (stop_requested()) {
+                errmsg("interrupted while laying out '%s'", lf->path);
+                rc = -1;
+                break;
+            }
+            size_t n = (size_t)((lf->need - off) < chunk ? (lf->need - off) : chunk);
+            if (vbs) {
+                /* Whole verify blocks; a tail shorter than a block is never
+                 * read as one and gets whatever the buffer holds. */
+                if (n >= vbs)
+                    n -= n % vbs;
+                for (size_t b = 0; b + vbs <= n; b += vbs)
+                    verify_fill(buf + b, vbs, off + b, splitmix64(&seq));
+            }
+            for (size_t done = 0; done < n;) {
+                ssize_t w = pwrite(fd, buf + done, n - done, (off_t)(off + done));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0) {
+                    errmsg("%s: writing '%s' failed: %s", lf->first_job, lf->path,
+                           w < 0 ? strerror(errno) : "no progress");
+                    rc = -1;
+                    break;
+                }
+                done += (size_t)w;
+            }
+            off += n;
+        }
+        free(buf);
+    }
+    if (rc == 0 && fsync(fd) != 0) {
+        errmsg("%s: fsync '%s' failed: %s", lf->first_job, lf->path, strerror(errno));
+        rc = -1;
+    }
+    close(fd);
+    if (rc == 0) {
+        lf->exists = true;
+        lf->real_size = lf->need > lf->real_size ? lf->need : lf->real_size;
+    }
+    return rc;
+}
+
+/* fio's invalidate=1: drop the files' cached pages before the run. */
+static void invalidate_cache(const struct layout_file *lf)
+{
+    int fd = open(lf->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+}
+
+int layout_all(struct layout *lay, FILE *info)
+{
+    for (unsigned i = 0; i < lay->n; i++)
+        if (layout_one(lay->files[i], info))
+            return -1;
+    for (unsigned i = 0; i < lay->n; i++)
+        invalidate_cache(lay->files[i]);
+    return 0;
+}

@@ -1,0 +1,171 @@
+/* uwdf-bench's run: its jobs, their files and slots (a slot is one
+ * request in flight and its buffer), the framework objects they share, and
+ * the --api modes' operations. */
+#ifndef UWDF_BENCH_JOB_H
+#define UWDF_BENCH_JOB_H
+
+#include <uwdf.h>
+#include <fltkernel.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "filesetup.h"
+#include "init.h"
+#include "options.h"
+#include "stat.h"
+
+enum phase { PHASE_SETUP, PHASE_RUN, PHASE_VERIFY, PHASE_DONE };
+
+/* One file of one job. */
+struct file_slot {
+    struct layout_file *lf;
+    const char *path;
+    WDFIOTARGET target;
+    /* --api=flt: the file FltCreateFileEx opened and its volume's instance */
+    HANDLE fh;
+    bool fh_open;
+    PFILE_OBJECT fo;
+    PFLT_INSTANCE inst;
+    uint64_t start;   /* byte offset of the region */
+    uint64_t nblocks; /* whole blocks in the region */
+    /* random order: a keyed bijection on [0, 2^bits), values >= nblocks skipped */
+    unsigned bits;
+    uint64_t mask, key;
+    uint64_t cursor;   /* next I/O index (atomic) */
+    uint64_t vcursor;  /* verify pass: next block to look at (atomic) */
+    uint64_t *written; /* verify: bitmap of blocks written (atomic bit sets) */
+};
+
+/* One request of a job and the buffer it owns. */
+struct slot {
+    struct job *job;
+    WDFREQUEST req;
+    PFLT_CALLBACK_DATA cd; /* --api=flt: the slot's callback data instead of req */
+    WDFMEMORY mem;
+    void *buf;
+    bool fresh; /* created (req or cd) and never sent */
+    WDF_REQUEST_SEND_OPTIONS send_opts;
+    bool has_opts;
+    WDF_REQUEST_SEND_OPTIONS sync_opts; /* SYNCHRONOUS (and the timeout), for --api=sync */
+    WDFMEMORY dsm_mem;                  /* trims: the IOCTL's input buffer */
+    DEVICE_DATA_SET_RANGE *dsm_range;   /* its one range */
+    uint64_t rng;
+    /* random order, the job's one slot on one file: indexes of the file's
+     * cursor taken ahead, so most I/Os take no atomic increment (the same
+     * order; with several slots, chunks would mix passes) */
+    uint64_t rnd_next, rnd_end;
+    int flush_due;  /* enum flush_kind: sent as the next request */
+    bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
+    /* the current I/O */
+    uint64_t t0;         /* before reuse + format + send */
+    uint64_t sync;       /* 0 while sending; then the send's return time, or the
+                          * completion time if the routine ran first, nested in
+                          * the send (only the sender's thread stores it) */
+    const void *sender;  /* the thread that sent it */
+    uint64_t offset, block;
+    unsigned file;
+    int ddir;       /* enum ddir, DDIR_SYNC for a flush */
+    int flush;      /* enum flush_kind of a flush */
+    bool verify_read;
+    NTSTATUS status;
+    ULONG_PTR info;
+    char pad[64];
+};
+
+struct bench_api;
+
+struct job {
+    struct job_opts o;
+    const struct bench_api *api; /* how its I/O is issued (--api) */
+    const struct jobdef *def;
+    unsigned index, clone;
+    unsigned nfiles;
+    struct file_slot *files;
+    unsigned nslots;
+    struct slot *slots;
+    struct shard *shards; /* nfiles + 1: per target, then the job thread's */
+    const char *backend;
+    bool verify_reads; /* every read of the run phase is checked */
+    pthread_t thread;
+    bool thread_started;
+    KEVENT done;
+    bool event_ready;
+    /* run control: written by the job thread before its first send */
+    uint64_t start_ns, ramp_end_ns, end_ns, finish_ns;
+    uint64_t io_limit;
+    uint64_t total_blocks;
+    uint64_t issued;   /* atomic */
+    uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
+    unsigned file_rr;  /* atomic */
+    int inflight;      /* atomic */
+    int stop;          /* atomic */
+    int phase;         /* atomic */
+    /* the first error */
+    int error_set;     /* atomic flag */
+    int error;         /* errno value, fio's "error" */
+    NTSTATUS err_status;
+    uint64_t verify_errors, verified; /* atomic */
+    unsigned verify_msgs;             /* atomic */
+    /* monitor: samples every 500 ms */
+    bool sampling;
+    uint64_t last_ns, last_bytes[DDIR_N], last_ios[DDIR_N];
+    struct sample_acc bw[DDIR_N], iops[DDIR_N];
+    uint64_t eta_last_bytes[DDIR_N], eta_last_ios[DDIR_N];
+    struct bench_run *run;
+};
+
+struct flt_vol {
+    const char *name;
+    PFLT_VOLUME volume;
+    PFLT_INSTANCE instance;
+};
+
+/* One run of the program: its jobs, their files and the framework objects
+ * they share. */
+struct bench_run {
+    struct bench_config *cfg;
+    struct strpool *strings; /* names made while setting up: cfg's pool */
+    struct job *jobs;
+    unsigned njobs;
+    struct layout layout;
+    WDFDRIVER driver;
+    WDFDEVICE device;
+    const char *env_backend; /* UWDF_BACKEND as the user set it */
+    pthread_barrier_t barrier;
+    unsigned stack_devices; /* --api=stack filter devices made (for their names) */
+    /* --api=flt: the one filter and the volumes it attached to (one instance each) */
+    PFLT_FILTER filter;
+    struct flt_vol *fvols;
+    unsigned nfvols;
+};
+
+/* An --api mode: how a job's files are opened, its slots' I/O objects
+ * made, its I/O issued and its objects released. The run loop calls these
+ * and knows no mode (fio's ioengine_ops). Completions arrive as the
+ * framework's callbacks, which each mode registers in its issue; they hand
+ * the finished I/O to slot_completed, which calls issue for the next. */
+struct bench_api {
+    bool one_slot; /* one synchronous request per job thread, whatever iodepth says */
+    /* Opens the job's files, sets j->backend (the engine below). */
+    int (*setup)(struct job *j);
+    /* The slot's request or callback data (its buffers are made). */
+    int (*setup_slot)(struct slot *s);
+    /* Sends the slot's I/Os from t0 (0: now) until one is in flight or the
+     * job is done; then the slot retires (slot_retire). */
+    void (*issue)(struct slot *s, struct shard *sh, uint64_t t0);
+    /* Before the verify pass (NULL: nothing to do). */
+    int (*renew)(struct job *j);
+    /* Before the generic teardown of the job's requests, buffers, targets. */
+    void (*teardown)(struct job *j);
+    /* After every job's teardown, before the driver is deleted. */
+    void (*cleanup)(struct bench_run *run);
+};
+
+/* The thread that sent a slot's I/O: the address of a thread-local. One
+ * definition (io.c); local-exec, as the program is not a library. */
+extern __thread char tls_thread_id __attribute__((tls_model("local-exec")));
+#define THIS_THREAD ((const void *)&tls_thread_id)
+
+#endif

@@ -1,0 +1,295 @@
+/* uwdf-bench's statistics (stat.h): accumulators, samples, CPU use, and
+ * the reports made of them. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "job.h"
+#include "stat.h"
+#include "util.h"
+
+const double pct_list[N_PCT] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
+
+const char *ddir_name(int dd)
+{
+    static const char *const names[] = { "read", "write", "trim", "sync" };
+    return names[dd];
+}
+
+void lat_init(struct lat_acc *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->min = UINT64_MAX;
+}
+
+void lat_merge(struct lat_acc *dst, const struct lat_acc *src)
+{
+    if (!src->n)
+        return;
+    if (src->min < dst->min)
+        dst->min = src->min;
+    if (src->max > dst->max)
+        dst->max = src->max;
+    dst->n += src->n;
+    dst->sum += src->sum;
+    dst->sumsq += src->sumsq;
+}
+
+double lat_mean(const struct lat_acc *a)
+{
+    return a->n ? (double)a->sum / (double)a->n : 0.0;
+}
+
+double lat_stddev(const struct lat_acc *a)
+{
+    if (a->n < 2)
+        return 0.0;
+    long double n = (long double)a->n, s = (long double)a->sum;
+    long double var = ((long double)a->sumsq - s * s / n) / (n - 1);
+    return var > 0 ? bench_sqrt((double)var) : 0.0;
+}
+
+uint64_t lat_min(const struct lat_acc *a)
+{
+    return a->n ? a->min : 0;
+}
+
+void ddir_acc_init(struct ddir_acc *d)
+{
+    memset(d, 0, sizeof(*d));
+    lat_init(&d->slat);
+    lat_init(&d->clat);
+    lat_init(&d->lat);
+    d->clat_hist = xcalloc(HIST_N, sizeof(uint64_t));
+    d->lat_hist = xcalloc(HIST_N, sizeof(uint64_t));
+}
+
+void ddir_acc_free(struct ddir_acc *d)
+{
+    free(d->clat_hist);
+    free(d->lat_hist);
+    d->clat_hist = d->lat_hist = NULL;
+}
+
+void ddir_acc_merge(struct ddir_acc *dst, const struct ddir_acc *src)
+{
+    dst->ios += src->ios;
+    dst->bytes += src->bytes;
+    lat_merge(&dst->slat, &src->slat);
+    lat_merge(&dst->clat, &src->clat);
+    lat_merge(&dst->lat, &src->lat);
+    if (src->clat.n || src->lat.n)
+        for (unsigned i = 0; i < HIST_N; i++) {
+            dst->clat_hist[i] += src->clat_hist[i];
+            dst->lat_hist[i] += src->lat_hist[i];
+        }
+}
+
+/* Periodic samples (bandwidth and IOPS every 500 ms, as fio's defaults). */
+void sample_add(struct sample_acc *s, double v)
+{
+    if (!s->n || v < s->min)
+        s->min = v;
+    if (!s->n || v > s->max)
+        s->max = v;
+    s->n++;
+    s->sum += v;
+    s->sumsq += v * v;
+}
+
+void sample_merge(struct sample_acc *dst, const struct sample_acc *src)
+{
+    if (!src->n)
+        return;
+    if (!dst->n || src->min < dst->min)
+        dst->min = src->min;
+    if (!dst->n || src->max > dst->max)
+        dst->max = src->max;
+    dst->n += src->n;
+    dst->sum += src->sum;
+    dst->sumsq += src->sumsq;
+}
+
+double sample_mean(const struct sample_acc *s)
+{
+    return s->n ? s->sum / (double)s->n : 0.0;
+}
+
+double sample_stddev(const struct sample_acc *s)
+{
+    if (s->n < 2)
+        return 0.0;
+    double n = (double)s->n;
+    double var = (s->sumsq - s->sum * s->sum / n) / (n - 1);
+    return var > 0 ? bench_sqrt(var) : 0.0;
+}
+
+void cpu_snapshot(struct rusage *ru)
+{
+    getrusage(RUSAGE_SELF, ru);
+}
+
+static double tv_s(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
+void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns,
+                        struct cpu_use *c)
+{
+    memset(c, 0, sizeof(*c));
+    double wall = (double)wall_ns / 1e9;
+    c->usr_s = tv_s(&b->ru_utime) - tv_s(&a->ru_utime);
+    c->sys_s = tv_s(&b->ru_stime) - tv_s(&a->ru_stime);
+    c->usr_pct = wall > 0 ? 100.0 * c->usr_s / wall : 0;
+    c->sys_pct = wall > 0 ? 100.0 * c->sys_s / wall : 0;
+    c->ctx = (uint64_t)((b->ru_nvcsw - a->ru_nvcsw) + (b->ru_nivcsw - a->ru_nivcsw));
+    c->majf = (uint64_t)(b->ru_majflt - a->ru_majflt);
+    c->minf = (uint64_t)(b->ru_minflt - a->ru_minflt);
+    c->window_ms = wall_ns / NS_PER_MS;
+}
+
+uint64_t job_runtime_ns(const struct job *j)
+{
+    uint64_t from = j->ramp_end_ns > j->start_ns ? j->ramp_end_ns : j->start_ns;
+    if (!j->finish_ns || j->finish_ns <= from)
+        return 0;
+    return j->finish_ns - from;
+}
+
+uint64_t ns_to_ms(uint64_t ns)
+{
+    uint64_t ms = (ns + NS_PER_MS / 2) / NS_PER_MS;
+    return ms ? ms : (ns ? 1 : 0);
+}
+
+static void report_add_job(struct report *r, const struct job *j)
+{
+    if (!r->first) {
+        r->first = j;
+        r->name = j->o.name;
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_init(&r->d[d]);
+        ddir_acc_init(&r->sync);
+    }
+    r->njobs++;
+    r->nslots += j->nslots;
+    r->nfiles += j->nfiles;
+    if (j->error_set && !r->error) {
+        r->error = j->error;
+        r->err_status = j->err_status;
+    }
+    for (unsigned k = 0; k <= j->nfiles; k++) {
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_merge(&r->d[d], &j->shards[k].d[d]);
+        ddir_acc_merge(&r->sync, &j->shards[k].sync);
+    }
+    uint64_t rt = job_runtime_ns(j);
+    if (rt > r->runtime_ns)
+        r->runtime_ns = rt;
+    for (int d = 0; d < DDIR_N; d++) {
+        sample_merge(&r->bw[d], &j->bw[d]);
+        sample_merge(&r->iops[d], &j->iops[d]);
+    }
+    r->verified += j->verified;
+    r->verify_errors += j->verify_errors;
+}
+
+unsigned build_reports(const struct bench_run *run, struct report **out)
+{
+    bool group = false;
+    for (unsigned i = 0; i < run->njobs; i++)
+        group |= run->jobs[i].o.group_reporting;
+    unsigned n = group ? 1 : run->njobs;
+    struct report *r = xcalloc(n, sizeof(*r));
+    for (unsigned i = 0; i < run->njobs; i++)
+        report_add_job(&r[group ? 0 : i], &run->jobs[i]);
+    *out = r;
+    return n;
+}
+
+void free_reports(struct report *r, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_free(&r[i].d[d]);
+        ddir_acc_free(&r[i].sync);
+    }
+    free(r);
+}
+
+uint64_t bw_bytes(uint64_t bytes, uint64_t ns)
+{
+    return ns ? (uint64_t)((double)bytes * 1e9 / (double)ns) : 0;
+}
+
+double iops_of(uint64_t ios, uint64_t ns)
+{
+    return ns ? (double)ios * 1e9 / (double)ns : 0.0;
+}
+
+double group_bw_kib(const struct bench_run *run, int d)
+{
+    double sum = 0;
+    for (unsigned i = 0; i < run->njobs; i++) {
+        const struct job *j = &run->jobs[i];
+        uint64_t b = 0;
+        for (unsigned k = 0; k <= j->nfiles; k++)
+            b += j->shards[k].d[d].bytes;
+        sum += (double)bw_bytes(b, job_runtime_ns(j)) / 1024.0;
+    }
+    return sum;
+}
+
+/* Latency distribution in fio's buckets (of total latency). */
+const uint64_t lat_bounds[N_LAT_B] = { 2, 4, 10, 20, 50, 100, 250, 500, 750, 1000 };
+const uint64_t lat_ms_bounds[N_LAT_MS - 1] = { 2, 4, 10, 20, 50, 100, 250, 500, 750, 1000, 2000 };
+
+void lat_distribution(const struct report *r, struct lat_dist *ld)
+{
+    memset(ld, 0, sizeof(*ld));
+    uint64_t total = r->d[DDIR_READ].lat.n + r->d[DDIR_WRITE].lat.n + r->d[DDIR_TRIM].lat.n;
+    if (!total)
+        return;
+    for (int d = 0; d < DDIR_N; d++) {
+        if (!r->d[d].lat.n)
+            continue;
+        for (unsigned i = 0; i < HIST_N; i++) {
+            uint64_t c = r->d[d].lat_hist[i];
+            if (!c)
+                continue;
+            uint64_t v = hist_value(i);
+            double p = 100.0 * (double)c / (double)total;
+            unsigned b;
+            if (v <= 1000) {
+                for (b = 0; b < N_LAT_B - 1 && v > lat_bounds[b]; b++)
+                    ;
+                ld->ns[b] += p;
+            } else if (v <= 1000 * NS_PER_US) {
+                for (b = 0; b < N_LAT_B - 1 && v > lat_bounds[b] * NS_PER_US; b++)
+                    ;
+                ld->us[b] += p;
+            } else {
+                for (b = 0; b < N_LAT_MS - 1 && v > lat_ms_bounds[b] * NS_PER_MS; b++)
+                    ;
+                ld->ms[b] += p;
+            }
+        }
+    }
+}
+
+unsigned depth_bucket(unsigned depth)
+{
+    unsigned b = 0;
+    while (b < 6 && (2u << b) <= depth)
+        b++;
+    return b; /* 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
+}
+
+unsigned report_depth(const struct report *r)
+{
+    return r->first->nslots;
+}
+

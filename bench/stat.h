@@ -1,0 +1,148 @@
+/* uwdf-bench's statistics: latency accumulators and histograms per
+ * direction, each written by one thread only (a shard), merged into the
+ * reports; the periodic bandwidth and IOPS samples; CPU use. */
+#ifndef UWDF_BENCH_STAT_H
+#define UWDF_BENCH_STAT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+
+#include "histogram.h"
+
+/* Directions with their own statistics (fio's read/write/trim). A flush is
+ * DDIR_SYNC: a slot's operation too, with its own latency record. */
+enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_TRIM = 2, DDIR_N = 3, DDIR_SYNC = 3 };
+const char *ddir_name(int dd);
+
+/* The percentiles reported (fio's). */
+#define N_PCT 17
+extern const double pct_list[N_PCT];
+
+struct lat_acc {
+    uint64_t n, min, max, sum;
+    unsigned __int128 sumsq;
+};
+
+struct ddir_acc {
+    uint64_t ios, bytes; /* read by the monitor while the job runs */
+    struct lat_acc slat, clat, lat;
+    uint64_t *clat_hist, *lat_hist;
+};
+
+/* Statistics written by one thread only: a job has one shard per file
+ * (written by that target's completion thread) and one for the job thread. */
+struct shard {
+    struct ddir_acc d[DDIR_N];
+    struct ddir_acc sync; /* flushes: ios, lat and lat_hist only */
+    char pad[64]; /* keep neighbours' hot counters off this line */
+};
+
+void lat_init(struct lat_acc *a);
+void lat_merge(struct lat_acc *dst, const struct lat_acc *src);
+double lat_mean(const struct lat_acc *a);
+double lat_stddev(const struct lat_acc *a);
+uint64_t lat_min(const struct lat_acc *a);
+void ddir_acc_init(struct ddir_acc *d);
+void ddir_acc_free(struct ddir_acc *d);
+void ddir_acc_merge(struct ddir_acc *dst, const struct ddir_acc *src);
+
+static inline void lat_add(struct lat_acc *a, uint64_t v)
+{
+    if (v < a->min)
+        a->min = v;
+    if (v > a->max)
+        a->max = v;
+    a->n++;
+    a->sum += v;
+    a->sumsq += (unsigned __int128)v * v;
+}
+
+/* The hot path: one completed I/O. slat is skipped when has_slat is false
+ * (synchronous sends). ios and bytes are read concurrently by the monitor. */
+static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool has_slat,
+                                 uint64_t slat, uint64_t clat, uint64_t lat)
+{
+    struct ddir_acc *d = &sh->d[dd];
+    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->bytes, d->bytes + bytes, __ATOMIC_RELAXED);
+    if (has_slat)
+        lat_add(&d->slat, slat);
+    lat_add(&d->clat, clat);
+    lat_add(&d->lat, lat);
+    d->clat_hist[hist_index(clat)]++;
+    d->lat_hist[hist_index(lat)]++;
+}
+
+/* One completed flush: its whole latency (fio's sync_stat). */
+static inline void shard_account_sync(struct shard *sh, uint64_t lat)
+{
+    struct ddir_acc *d = &sh->sync;
+    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
+    lat_add(&d->lat, lat);
+    d->lat_hist[hist_index(lat)]++;
+}
+
+/* Periodic samples (bandwidth and IOPS every 500 ms, as fio's defaults). */
+struct sample_acc {
+    uint64_t n;
+    double min, max, sum, sumsq;
+};
+
+void sample_add(struct sample_acc *s, double v);
+void sample_merge(struct sample_acc *dst, const struct sample_acc *src);
+double sample_mean(const struct sample_acc *s);
+double sample_stddev(const struct sample_acc *s);
+
+struct cpu_use {
+    double usr_pct, sys_pct, usr_s, sys_s;
+    uint64_t ctx, majf, minf, window_ms;
+};
+
+void cpu_snapshot(struct rusage *ru);
+void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns, struct cpu_use *c);
+
+struct job;
+struct bench_run;
+
+/* One reported entry: a job, or a group with group_reporting. */
+struct report {
+    const struct job *first;
+    const char *name;
+    unsigned groupid, njobs, nslots, nfiles;
+    int error;
+    NTSTATUS err_status;
+    struct ddir_acc d[DDIR_N];
+    struct ddir_acc sync; /* flushes */
+    uint64_t runtime_ns;
+    struct sample_acc bw[DDIR_N], iops[DDIR_N];
+    uint64_t verified, verify_errors;
+};
+
+/* One report per job, or one for all with group_reporting. */
+unsigned build_reports(const struct bench_run *run, struct report **out);
+void free_reports(struct report *r, unsigned n);
+/* The measured window: from the end of the ramp to the last completion. */
+uint64_t job_runtime_ns(const struct job *j);
+/* Milliseconds for display: at least 1 once anything ran (as fio). */
+uint64_t ns_to_ms(uint64_t ns);
+uint64_t bw_bytes(uint64_t bytes, uint64_t ns);
+double iops_of(uint64_t ios, uint64_t ns);
+/* Sum of all jobs' bandwidth in a direction (for fio's per= / bw_agg). */
+double group_bw_kib(const struct bench_run *run, int d);
+
+/* The latency distribution in fio's buckets (of total latency). */
+#define N_LAT_B 10
+#define N_LAT_MS 12 /* the last is >= 2000 */
+extern const uint64_t lat_bounds[N_LAT_B];
+extern const uint64_t lat_ms_bounds[N_LAT_MS - 1];
+
+struct lat_dist {
+    double ns[N_LAT_B], us[N_LAT_B], ms[N_LAT_MS];
+};
+void lat_distribution(const struct report *r, struct lat_dist *ld);
+/* fio's IO depth buckets: 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
+unsigned depth_bucket(unsigned depth);
+unsigned report_depth(const struct report *r);
+
+#endif
