@@ -163,6 +163,10 @@ struct bench_api {
     void (*cleanup)(struct bench_run *run);
 };
 
+/* A status as its name and value, for messages; and as fio's errno. */
+const char *status_str(char *buf, size_t n, NTSTATUS st);
+int status_errno(NTSTATUS st);
+
 /* The thread that sent a slot's I/O: the address of a thread-local. One
  * definition (io.c); local-exec, as the program is not a library. */
 extern __thread char tls_thread_id __attribute__((tls_model("local-exec")));

@@ -1,0 +1,55 @@
+/* fio's terse report, version 3 (report.h). */
+#include "config.h"
+
+#include <inttypes.h>
+
+#include "job.h"
+#include "report.h"
+#include "stat.h"
+#include "util.h"
+
+static void terse_lat(FILE *f, const struct lat_acc *a)
+{
+    fprintf(f, ";%" PRIu64 ";%" PRIu64 ";%f;%f", lat_min(a) / 1000, a->max / 1000, lat_mean(a) / 1000.0,
+            lat_stddev(a) / 1000.0);
+}
+
+void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r,
+                               const struct cpu_use *cpu)
+{
+    fprintf(f, "3;%s;%s;%u;%d", BENCH_VERSION, r->name, r->groupid, r->error);
+    for (int d = DDIR_READ; d <= DDIR_WRITE; d++) { /* version 3 has no trim fields (as fio) */
+        const struct ddir_acc *a = &r->d[d];
+        uint64_t bwb = bw_bytes(a->bytes, r->runtime_ns);
+        fprintf(f, ";%" PRIu64 ";%" PRIu64 ";%" PRIu64 ";%" PRIu64, a->bytes >> 10, bwb >> 10,
+                (uint64_t)(iops_of(a->ios, r->runtime_ns) + 0.5), a->ios ? ns_to_ms(r->runtime_ns) : 0);
+        terse_lat(f, &a->slat);
+        terse_lat(f, &a->clat);
+        for (unsigned i = 0; i < 20; i++) {
+            if (i < N_PCT)
+                fprintf(f, ";%f%%=%" PRIu64, pct_list[i], hist_percentile(a->clat_hist, a->clat.n, pct_list[i]) / 1000);
+            else
+                fprintf(f, ";0%%=0");
+        }
+        terse_lat(f, &a->lat);
+        const struct sample_acc *s = &r->bw[d];
+        double gb = group_bw_kib(run, d);
+        fprintf(f, ";%.0f;%.0f;%f%%;%f;%f", s->min, s->max, gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0,
+                sample_mean(s), sample_stddev(s));
+    }
+    fprintf(f, ";%f%%;%f%%;%" PRIu64 ";%" PRIu64 ";%" PRIu64, cpu->usr_pct, cpu->sys_pct, cpu->ctx, cpu->majf,
+            cpu->minf);
+    unsigned db = depth_bucket(report_depth(r));
+    for (unsigned i = 0; i < 7; i++)
+        fprintf(f, ";%.1f%%", i == db ? 100.0 : 0.0);
+    struct lat_dist ld;
+    lat_distribution(r, &ld);
+    double ns_total = 0;
+    for (unsigned i = 0; i < N_LAT_B; i++)
+        ns_total += ld.ns[i];
+    for (unsigned i = 0; i < N_LAT_B; i++)
+        fprintf(f, ";%.2f%%", ld.us[i] + (i == 0 ? ns_total : 0));
+    for (unsigned i = 0; i < N_LAT_MS; i++)
+        fprintf(f, ";%.2f%%", ld.ms[i]);
+    fprintf(f, "\n");
+}
