@@ -321,3 +321,16 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
         errmsg("%snote: time_based without runtime runs until interrupted", who);
     return 0;
 }
+
+unsigned read_jobdefs(struct bench_config *cfg, struct jobdef **defs)
+{
+    for (unsigned i = 0; i < cfg->njobfiles; i++)
+        if (parse_job_file(cfg, cfg->jobfiles[i]))
+            return 0;
+    unsigned n = build_jobdefs(cfg, defs);
+    bool quiet = !(cfg->g.formats & OUT_NORMAL);
+    for (unsigned i = 0; i < n; i++)
+        if (validate_jobdef(&(*defs)[i], quiet))
+            return 0;
+    return n;
+}

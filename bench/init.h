@@ -46,6 +46,10 @@ struct jobdef {
 /* Returns 0 to run, 1 on error (message printed), 2 when done (help or
  * version printed). cfg is then set up, whatever the result. */
 int parse_cmdline(int argc, char **argv, struct bench_config *cfg);
+/* The job files named on the command line, then the job definitions, each
+ * checked: their count (*defs is the caller's to free, also when the
+ * count is 0), or 0 after a message. */
+unsigned read_jobdefs(struct bench_config *cfg, struct jobdef **defs);
 /* Builds the job definitions from the sections (see usage() for the rules).
  * Returns the count; 0 with a message when there is none. */
 unsigned build_jobdefs(struct bench_config *cfg, struct jobdef **out);

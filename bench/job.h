@@ -116,12 +116,6 @@ struct job {
     struct bench_run *run;
 };
 
-struct flt_vol {
-    const char *name;
-    PFLT_VOLUME volume;
-    PFLT_INSTANCE instance;
-};
-
 /* One run of the program: its jobs, their files and the framework objects
  * they share. */
 struct bench_run {
@@ -135,10 +129,7 @@ struct bench_run {
     const char *env_backend; /* UWDF_BACKEND as the user set it */
     pthread_barrier_t barrier;
     unsigned stack_devices; /* --api=stack filter devices made (for their names) */
-    /* --api=flt: the one filter and the volumes it attached to (one instance each) */
-    PFLT_FILTER filter;
-    struct flt_vol *fvols;
-    unsigned nfvols;
+    struct flt_state *flt;  /* --api=flt: its filter and volumes (api-flt.c) */
 };
 
 /* An --api mode: how a job's files are opened, its slots' I/O objects
@@ -152,8 +143,9 @@ struct bench_api {
     int (*setup)(struct job *j);
     /* The slot's request or callback data (its buffers are made). */
     int (*setup_slot)(struct slot *s);
-    /* Sends the slot's I/Os from t0 (0: now) until one is in flight or the
-     * job is done; then the slot retires (slot_retire). */
+    /* Sends the slot's I/Os from t0 (0: now) until one is in flight (its
+     * completion continues) or the job is done, when the slot retires
+     * (slot_retire); sh: the shard of the calling thread. */
     void (*issue)(struct slot *s, struct shard *sh, uint64_t t0);
     /* Before the verify pass (NULL: nothing to do). */
     int (*renew)(struct job *j);

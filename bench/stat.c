@@ -7,6 +7,7 @@
 #include <sys/time.h>
 
 #include "job.h"
+#include "report.h"
 #include "stat.h"
 #include "util.h"
 
@@ -293,3 +294,21 @@ unsigned report_depth(const struct report *r)
     return r->first->nslots;
 }
 
+void print_reports(FILE *out, const struct bench_run *run, const struct cpu_use *cpu)
+{
+    unsigned formats = run->cfg->g.formats;
+    struct report *reps;
+    unsigned nrep = build_reports(run, &reps);
+    if (formats & OUT_NORMAL) {
+        fprintf(out, "\n");
+        for (unsigned i = 0; i < nrep; i++)
+            print_report_normal(out, run, &reps[i], cpu);
+        print_group_normal(out, run);
+    }
+    if (formats & OUT_TERSE)
+        for (unsigned i = 0; i < nrep; i++)
+            print_report_terse(out, run, &reps[i], cpu);
+    if (formats & (OUT_JSON | OUT_JSONPLUS))
+        print_json(out, run, reps, nrep, cpu, (formats & OUT_JSONPLUS) != 0);
+    free_reports(reps, nrep);
+}

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/resource.h>
 
 #include "histogram.h"
@@ -122,6 +123,8 @@ struct report {
 /* One report per job, or one for all with group_reporting. */
 unsigned build_reports(const struct bench_run *run, struct report **out);
 void free_reports(struct report *r, unsigned n);
+/* The reports in each format the command line asked for. */
+void print_reports(FILE *out, const struct bench_run *run, const struct cpu_use *cpu);
 /* The measured window: from the end of the ramp to the last completion. */
 uint64_t job_runtime_ns(const struct job *j);
 /* Milliseconds for display: at least 1 once anything ran (as fio). */

@@ -1,11 +1,13 @@
 /* crc32c and verify blocks (verify.h). */
 #include "config.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "io.h"
 #include "util.h"
 #include "verify.h"
 
@@ -104,4 +106,27 @@ int verify_check(const void *buf, size_t len, uint64_t offset, char *why, size_t
         return -1;
     }
     return 0;
+}
+
+bool slot_verify(struct slot *s)
+{
+    struct job *j = s->job;
+    char why[160];
+    if (verify_check(s->buf, j->o.bs, s->offset, why, sizeof(why)) == 0) {
+        __atomic_fetch_add(&j->verified, 1, __ATOMIC_RELAXED);
+        return true;
+    }
+    __atomic_fetch_add(&j->verify_errors, 1, __ATOMIC_RELAXED);
+    unsigned nmsg = __atomic_fetch_add(&j->verify_msgs, 1, __ATOMIC_RELAXED);
+    if (nmsg < MAX_VERIFY_MSGS)
+        errmsg("%s: verify failed at offset %" PRIu64 " of '%s': %s", j->o.name, s->offset,
+               j->files[s->file].path, why);
+    else if (nmsg == MAX_VERIFY_MSGS)
+        errmsg("%s: more verify failures; counting them only", j->o.name);
+    job_set_error(j, EILSEQ, STATUS_SUCCESS);
+    if (j->o.verify_fatal) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    return true;
 }

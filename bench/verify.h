@@ -4,6 +4,7 @@
 #ifndef UWDF_BENCH_VERIFY_H
 #define UWDF_BENCH_VERIFY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,5 +28,10 @@ void crc32c_init(void);
 void verify_fill(void *buf, size_t len, uint64_t offset, uint64_t seed);
 /* 0 when the block is the one written at offset; else -1 and why. */
 int verify_check(const void *buf, size_t len, uint64_t offset, char *why, size_t n);
+
+struct slot;
+/* Checks the block the slot just read; false when the job must stop
+ * (verify_fatal). */
+bool slot_verify(struct slot *s);
 
 #endif

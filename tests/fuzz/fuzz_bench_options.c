@@ -3,9 +3,10 @@
  * It links the benchmark's front end (bench/init.h: the command line, job
  * files, option tables; the objects of bench/libbenchparse.la compiled
  * here with the fuzzer's instrumentation) and runs main()'s parsing stage,
- * which makes no file, target or thread: parse_cmdline, parse_job_file,
- * build_jobdefs, validate_jobdef, split_filenames on each job's filename,
- * then the same clean-up main() does (leaks are LeakSanitizer findings).
+ * which makes no file, target or thread: parse_cmdline, read_jobdefs (the
+ * job files, build_jobdefs, validate_jobdef), split_filenames on each
+ * job's filename, then the same clean-up main() does (leaks are
+ * LeakSanitizer findings).
  *
  * Input: lines before a line "--" are command-line arguments, one per line
  * ("--bs=4k", "--name", "job1", ...); what follows "--" is a job file, given
@@ -52,28 +53,22 @@ static void parse_like_main(int argc, char **argv, const char *job_path)
 {
     struct bench_config cl;
     struct jobdef *defs = NULL;
-    int pr = parse_cmdline(argc, argv, &cl);
-    if (pr)
+    if (parse_cmdline(argc, argv, &cl))
         goto done;
-    for (unsigned i = 0; i < cl.njobfiles; i++) {
-        /* parse_cmdline keeps every non-option; only ours reaches fopen. */
+    /* parse_cmdline keeps every non-option; only ours may reach fopen. */
+    for (unsigned i = 0; i < cl.njobfiles; i++)
         if (!job_path || strcmp(cl.jobfiles[i], job_path) != 0)
             abort();
-        if (parse_job_file(&cl, cl.jobfiles[i]))
-            goto done;
-    }
-    unsigned ndefs = build_jobdefs(&cl, &defs);
+    unsigned ndefs = read_jobdefs(&cl, &defs);
     for (unsigned i = 0; i < ndefs; i++) {
-        if (validate_jobdef(&defs[i], true))
-            break;
-        if (defs[i].o.filename) {
-            const char **names;
-            unsigned n = split_filenames(&cl.strings, defs[i].o.filename, &names);
-            for (unsigned k = 0; k < n; k++)
-                if (!names[k] || !*names[k])
-                    abort(); /* split_filenames never yields an empty name */
-            free(names);
-        }
+        if (!defs[i].o.filename)
+            continue;
+        const char **names;
+        unsigned n = split_filenames(&cl.strings, defs[i].o.filename, &names);
+        for (unsigned k = 0; k < n; k++)
+            if (!names[k] || !*names[k])
+                abort(); /* split_filenames never yields an empty name */
+        free(names);
     }
 done:
     free(defs);

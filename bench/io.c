@@ -1,0 +1,305 @@
+/* One I/O of a slot (io.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+
+#include "interrupt.h"
+#include "io.h"
+#include "util.h"
+#include "verify.h"
+
+const char *status_str(char *buf, size_t n, NTSTATUS st)
+{
+    const char *name = UwdfNtStatusName(st);
+    if (name)
+        snprintf(buf, n, "%s (0x%08" PRIX32 ")", name, (uint32_t)st);
+    else
+        snprintf(buf, n, "NTSTATUS 0x%08" PRIX32, (uint32_t)st);
+    return buf;
+}
+
+/* fio reports errno values; the closest for a status. */
+int status_errno(NTSTATUS st)
+{
+    switch (st) {
+    case STATUS_IO_TIMEOUT: return ETIMEDOUT;
+    case STATUS_CANCELLED: return ECANCELED;
+    case STATUS_INVALID_PARAMETER: return EINVAL;
+    case STATUS_DISK_FULL: return ENOSPC;
+    case STATUS_INSUFFICIENT_RESOURCES: return ENOMEM;
+    case STATUS_MEDIA_WRITE_PROTECTED: return EROFS;
+    case STATUS_ACCESS_DENIED: return EACCES;
+    case STATUS_NO_SUCH_DEVICE: return ENODEV;
+    case STATUS_INVALID_HANDLE: return EBADF;
+    default: return EIO;
+    }
+}
+
+bool job_set_error(struct job *j, int err, NTSTATUS st)
+{
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&j->error_set, &expected, 1, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return false;
+    j->error = err;
+    j->err_status = st;
+    return true;
+}
+
+void job_io_error(struct job *j, const struct slot *s, NTSTATUS st, const char *stage)
+{
+    __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+    if (!job_set_error(j, status_errno(st), st))
+        return;
+    char sb[96];
+    if (s->ddir == DDIR_SYNC)
+        errmsg("%s: %s%s%s error on '%s': %s", j->o.name, flush_names[s->flush], stage ? " " : "",
+               stage ? stage : "", j->files[s->file].path, status_str(sb, sizeof(sb), st));
+    else
+        errmsg("%s: %s%s%s error at offset %" PRIu64 " of '%s': %s", j->o.name, ddir_name(s->ddir),
+               stage ? " " : "", stage ? stage : "", s->offset, j->files[s->file].path,
+               status_str(sb, sizeof(sb), st));
+}
+
+/* ---- offsets ---- */
+
+/* A bijection on [0, 2^bits): xor with the key, multiplications by odd
+ * constants and right xorshifts, each invertible modulo 2^bits. */
+static uint64_t permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
+{
+    if (!bits)
+        return 0;
+    unsigned h = bits / 2 + 1;
+    x = (x ^ key) & mask;
+    x = (x * 0x9E3779B97F4A7C15ull) & mask;
+    x ^= x >> h;
+    x = (x + (key >> 17)) & mask;
+    x = (x * 0xBF58476D1CE4E5B9ull) & mask;
+    x ^= x >> h;
+    x = (x * 0x94D049BB133111EBull) & mask;
+    x ^= x >> h;
+    return x;
+}
+
+__thread char tls_thread_id;
+
+#define RANDOM_CHUNK 64 /* cursor indexes a slot reserves at once */
+
+/* Random order without repeats within a pass over the region (fio's
+ * random map), a new order each pass. */
+static uint64_t next_random_block(struct slot *s, struct file_slot *f, bool chunked)
+{
+    for (;;) {
+        uint64_t c;
+        if (!chunked) {
+            c = __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED);
+        } else {
+            if (s->rnd_next == s->rnd_end) {
+                s->rnd_next = __atomic_fetch_add(&f->cursor, RANDOM_CHUNK, __ATOMIC_RELAXED);
+                s->rnd_end = s->rnd_next + RANDOM_CHUNK;
+            }
+            c = s->rnd_next++;
+        }
+        uint64_t pass = f->bits < 64 ? c >> f->bits : 0;
+        uint64_t y = permute(c & f->mask, f->bits, f->mask, f->key ^ (pass * 0xD1B54A32D192ED03ull));
+        if (y < f->nblocks)
+            return y;
+    }
+}
+
+static uint64_t next_seq_block(struct file_slot *f)
+{
+    return __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED) % f->nblocks;
+}
+
+static void slot_set_io(struct slot *s, unsigned fi, uint64_t blk, int dd)
+{
+    struct job *j = s->job;
+    s->file = fi;
+    s->block = blk;
+    s->offset = j->files[fi].start + blk * j->o.bs;
+    s->ddir = dd;
+}
+
+/* Verify pass: the next block some write of this job stored. */
+static bool next_verify_io(struct slot *s)
+{
+    struct job *j = s->job;
+    unsigned start = j->nfiles > 1 ? __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) : 0;
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        unsigned fi = (start + k) % j->nfiles;
+        struct file_slot *f = &j->files[fi];
+        for (;;) {
+            uint64_t b = __atomic_fetch_add(&f->vcursor, 1, __ATOMIC_RELAXED);
+            if (b >= f->nblocks)
+                break;
+            if (__atomic_load_n(&f->written[b >> 6], __ATOMIC_RELAXED) & (1ull << (b & 63))) {
+                slot_set_io(s, fi, b, DDIR_READ);
+                s->verify_read = true;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* A write was just chosen: counts it, and owes a flush when it is the N-th. */
+static void note_write(struct slot *s)
+{
+    struct job *j = s->job;
+    unsigned fs = j->o.fsync_blocks, fds = j->o.fdatasync_blocks;
+    if (!fs && !fds)
+        return;
+    uint64_t n = __atomic_add_fetch(&j->writes, 1, __ATOMIC_RELAXED);
+    if (fs && n % fs == 0)
+        s->flush_due = FLUSH_FSYNC;
+    else if (fds && n % fds == 0)
+        s->flush_due = FLUSH_FDATASYNC;
+}
+
+bool next_io(struct slot *s, uint64_t now)
+{
+    struct job *j = s->job;
+    if (stop_requested())
+        return false;
+    /* What this slot owes for its last I/O (which completed) is sent even
+     * when the runtime or size limit has just ended the job, not after an
+     * error: the flush its last write made due, the write of the block its
+     * trimwrite trim just trimmed. */
+    if (s->flush_due || s->tw_write) {
+        bool failed = __atomic_load_n(&j->error_set, __ATOMIC_ACQUIRE);
+        if (s->flush_due) {
+            s->flush = s->flush_due;
+            s->flush_due = FLUSH_NONE;
+            if (!failed) {
+                s->ddir = DDIR_SYNC;
+                s->verify_read = false;
+                return true;
+            }
+        }
+        if (s->tw_write) {
+            s->tw_write = false;
+            if (!failed) {
+                slot_set_io(s, s->file, s->block, DDIR_WRITE);
+                s->verify_read = false;
+                note_write(s);
+                return true;
+            }
+        }
+    }
+    if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED))
+        return false;
+    if (__atomic_load_n(&j->phase, __ATOMIC_RELAXED) == PHASE_VERIFY)
+        return next_verify_io(s);
+    if (j->end_ns && now >= j->end_ns) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    if (j->io_limit != UINT64_MAX &&
+        __atomic_fetch_add(&j->issued, 1, __ATOMIC_RELAXED) >= j->io_limit) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    unsigned fi = j->nfiles > 1 ? __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) % j->nfiles : 0;
+    struct file_slot *f = &j->files[fi];
+    uint64_t blk = rw_random(j->o.rw) ? next_random_block(s, f, j->nfiles == 1 && j->nslots == 1)
+                                      : next_seq_block(f);
+    int dd;
+    switch (j->o.rw) {
+    case RW_READ:
+    case RW_RANDREAD:
+        dd = DDIR_READ;
+        break;
+    case RW_WRITE:
+    case RW_RANDWRITE:
+        dd = DDIR_WRITE;
+        break;
+    case RW_TRIM:
+    case RW_RANDTRIM:
+        dd = DDIR_TRIM;
+        break;
+    case RW_TRIMWRITE:
+        dd = DDIR_TRIM;
+        s->tw_write = true;
+        break;
+    default:
+        dd = (xorshift64(&s->rng) % 100) < j->o.rwmixread ? DDIR_READ : DDIR_WRITE;
+        break;
+    }
+    slot_set_io(s, fi, blk, dd);
+    s->verify_read = dd == DDIR_READ && j->verify_reads;
+    if (dd == DDIR_WRITE) {
+        note_write(s);
+        if (j->o.verify)
+            verify_fill(s->buf, j->o.bs, s->offset, xorshift64(&s->rng));
+    } else if (dd == DDIR_TRIM) {
+        s->dsm_range->StartingOffset = (LONGLONG)s->offset;
+        s->dsm_range->LengthInBytes = j->o.bs;
+    }
+    return true;
+}
+
+/* ---- completion bookkeeping (any thread; sh is that thread's shard) ---- */
+
+bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat, uint64_t clat,
+                        uint64_t tc)
+{
+    struct job *j = s->job;
+    if (!NT_SUCCESS(s->status)) {
+        job_io_error(j, s, s->status, NULL);
+        return false;
+    }
+    if (s->ddir == DDIR_SYNC) {
+        if (tc >= j->ramp_end_ns)
+            shard_account_sync(sh, has_slat ? slat + clat : clat);
+        return true;
+    }
+    if (s->ddir != DDIR_TRIM && s->info != j->o.bs) { /* a trim returns no bytes */
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        if (job_set_error(j, EIO, s->status))
+            errmsg("%s: short %s at offset %" PRIu64 " of '%s': %lu of %" PRIu32 " bytes", j->o.name,
+                   ddir_name(s->ddir), s->offset, j->files[s->file].path, (unsigned long)s->info,
+                   j->o.bs);
+        return false;
+    }
+    if (tc >= j->ramp_end_ns)
+        shard_account(sh, s->ddir, j->o.bs, has_slat, slat, clat, has_slat ? slat + clat : clat);
+    if (s->ddir == DDIR_WRITE && j->files[s->file].written)
+        __atomic_fetch_or(&j->files[s->file].written[s->block >> 6], 1ull << (s->block & 63),
+                          __ATOMIC_RELAXED);
+    if (s->verify_read)
+        return slot_verify(s);
+    return true;
+}
+
+void slot_completed(struct slot *s, uint64_t tc)
+{
+    uint64_t t1;
+    if (s->sender == THIS_THREAD) {
+        /* Only this thread stores s->sync now (slot_sent). */
+        t1 = __atomic_load_n(&s->sync, __ATOMIC_RELAXED);
+        if (t1 == 0) {
+            /* nested in the send further up this stack: the sender finishes */
+            __atomic_store_n(&s->sync, tc, __ATOMIC_RELAXED);
+            return;
+        }
+    } else {
+        /* Sent from another thread, which may not have stored the send's
+         * return time yet: it is about to. */
+        unsigned spins = 0;
+        while ((t1 = __atomic_load_n(&s->sync, __ATOMIC_ACQUIRE)) == 0) {
+            if (++spins > 64)
+                sched_yield();
+            else
+                cpu_relax();
+        }
+    }
+    /* This runs on the completion thread of the file the I/O went to. */
+    struct shard *sh = &s->job->shards[s->file];
+    if (!slot_complete_async(s, sh, t1, tc))
+        slot_retire(s);
+    else
+        s->job->api->issue(s, sh, tc);
+}

@@ -1,0 +1,95 @@
+/* The run: a thread per job, started together, each running its phases
+ * (the I/O, then the verify pass) through its --api mode's issue, while
+ * the main thread monitors them. */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eta.h"
+#include "interrupt.h"
+#include "io.h"
+#include "run.h"
+#include "util.h"
+
+/* One phase (the run, then the verify pass): every slot issues, the last
+ * one to retire wakes the job thread. */
+static void run_phase(struct job *j)
+{
+    KeClearEvent(&j->done);
+    __atomic_store_n(&j->inflight, (int)j->nslots, __ATOMIC_RELEASE);
+    struct shard *own = &j->shards[j->nfiles];
+    for (unsigned i = 0; i < j->nslots; i++)
+        j->api->issue(&j->slots[i], own, 0);
+    KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+}
+
+static void *job_thread(void *arg)
+{
+    struct job *j = arg;
+    pthread_barrier_wait(&j->run->barrier);
+    uint64_t t = now_ns();
+    j->start_ns = t;
+    j->ramp_end_ns = t + j->o.ramp_ns;
+    j->end_ns = j->o.runtime_ns ? j->ramp_end_ns + j->o.runtime_ns : 0;
+    __atomic_store_n(&j->phase, PHASE_RUN, __ATOMIC_RELEASE);
+    run_phase(j);
+    bool failed = __atomic_load_n(&j->error_set, __ATOMIC_ACQUIRE) &&
+                  (j->error != EILSEQ || j->o.verify_fatal);
+    if (j->o.verify && rw_writes(j->o.rw) && !failed && !stop_requested()) {
+        __atomic_store_n(&j->stop, 0, __ATOMIC_RELAXED);
+        if (!j->api->renew || j->api->renew(j) == 0) {
+            __atomic_store_n(&j->phase, PHASE_VERIFY, __ATOMIC_RELEASE);
+            run_phase(j);
+        }
+    }
+    j->finish_ns = now_ns();
+    __atomic_store_n(&j->phase, PHASE_DONE, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+void run_jobs(struct bench_run *run, struct cpu_use *cpu)
+{
+    /* Job threads do not take the signals: the handler runs on the main
+     * thread (or a framework thread), never inside a job's send. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    clock_init(); /* before any job reads the clock */
+    pthread_barrier_init(&run->barrier, NULL, run->njobs + 1);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    for (unsigned i = 0; i < run->njobs; i++) {
+        int r = pthread_create(&run->jobs[i].thread, NULL, job_thread, &run->jobs[i]);
+        if (r) {
+            errmsg("cannot start job thread: %s", strerror(r));
+            remove_generated_files();
+            _exit(1); /* the started threads wait on the barrier */
+        }
+        run->jobs[i].thread_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    struct rusage ru_start, ru_end;
+    pthread_barrier_wait(&run->barrier);
+    uint64_t t_start = now_ns(), cpu_t0 = t_start;
+    cpu_snapshot(&ru_start);
+    monitor(run, t_start, &ru_start, &cpu_t0);
+    for (unsigned i = 0; i < run->njobs; i++)
+        pthread_join(run->jobs[i].thread, NULL);
+    cpu_snapshot(&ru_end);
+    uint64_t t_end = now_ns();
+    pthread_barrier_destroy(&run->barrier);
+    cpu_compute(&ru_start, &ru_end, t_end > cpu_t0 ? t_end - cpu_t0 : 0, cpu);
+}
+
+bool run_failed(const struct bench_run *run)
+{
+    for (unsigned i = 0; i < run->njobs; i++)
+        if (run->jobs[i].error_set)
+            return true;
+    return false;
+}

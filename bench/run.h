@@ -1,0 +1,15 @@
+/* The run (run.c): the job threads and their phases. */
+#ifndef UWDF_BENCH_RUN_H
+#define UWDF_BENCH_RUN_H
+
+#include <stdbool.h>
+
+#include "job.h"
+
+/* Starts every job's thread, monitors them until they are done, and
+ * measures the CPU the process used meanwhile (after the longest ramp). */
+void run_jobs(struct bench_run *run, struct cpu_use *cpu);
+/* Whether a job recorded an error (the exit status is then 1). */
+bool run_failed(const struct bench_run *run);
+
+#endif

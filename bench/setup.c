@@ -1,0 +1,326 @@
+/* A run's set-up and teardown (setup.h). */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "interrupt.h"
+#include "setup.h"
+#include "util.h"
+
+/* By enum api_mode. */
+static const struct bench_api *const bench_apis[] = {
+    [API_ASYNC] = &api_async,
+    [API_SYNC] = &api_sync,
+    [API_FLT] = &api_flt,
+    [API_STACK] = &api_stack,
+};
+#define N_APIS (sizeof(bench_apis) / sizeof(bench_apis[0]))
+
+void jobs_create(struct bench_run *run, const struct jobdef *defs, unsigned ndefs)
+{
+    run->njobs = 0;
+    for (unsigned i = 0; i < ndefs; i++)
+        run->njobs += defs[i].o.numjobs;
+    run->jobs = xcalloc(run->njobs, sizeof(*run->jobs));
+    for (unsigned i = 0, idx = 0; i < ndefs; i++)
+        for (unsigned c = 0; c < defs[i].o.numjobs; c++, idx++) {
+            struct job *j = &run->jobs[idx];
+            j->run = run;
+            j->o = defs[i].o;
+            j->api = bench_apis[j->o.api];
+            j->def = &defs[i];
+            j->index = idx;
+            j->clone = c;
+        }
+}
+
+static int framework_init(struct bench_run *run)
+{
+    char sb[96];
+    WDF_DRIVER_CONFIG cfg;
+    WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
+    NTSTATUS st = WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, &run->driver);
+    if (!NT_SUCCESS(st)) {
+        errmsg("WdfDriverCreate failed: %s", status_str(sb, sizeof(sb), st));
+        run->driver = NULL;
+        return -1;
+    }
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(run->driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    if (!init) {
+        errmsg("WdfControlDeviceInitAllocate failed");
+        return -1;
+    }
+    st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &run->device);
+    if (!NT_SUCCESS(st)) {
+        errmsg("WdfDeviceCreate failed: %s", status_str(sb, sizeof(sb), st));
+        if (init)
+            WdfDeviceInitFree(init);
+        return -1;
+    }
+    WdfControlFinishInitializing(run->device);
+    return 0;
+}
+
+WCHAR *path_to_wide(const char *path)
+{
+    size_t n = strlen(path), o = 0;
+    WCHAR *w = xcalloc(n + 1, sizeof(WCHAR));
+    const unsigned char *p = (const unsigned char *)path;
+    for (size_t i = 0; i < n;) {
+        uint32_t c = p[i];
+        unsigned extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
+        if (extra == 9 || (extra && i + extra >= n)) {
+            free(w);
+            return NULL;
+        }
+        if (extra)
+            c &= 0x3Fu >> extra;
+        for (unsigned k = 1; k <= extra; k++) {
+            if ((p[i + k] & 0xC0) != 0x80) {
+                free(w);
+                return NULL;
+            }
+            c = (c << 6) | (p[i + k] & 0x3F);
+        }
+        w[o++] = (WCHAR)c;
+        i += 1 + extra;
+    }
+    w[o] = 0;
+    return w;
+}
+
+NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool direct, WDFIOTARGET *out)
+{
+    WCHAR *w = path_to_wide(path);
+    if (!w)
+        return STATUS_OBJECT_NAME_INVALID;
+    UNICODE_STRING name;
+    RtlInitUnicodeString(&name, w);
+    WDFIOTARGET t;
+    NTSTATUS st = WdfIoTargetCreate(run->device, WDF_NO_OBJECT_ATTRIBUTES, &t);
+    if (NT_SUCCESS(st)) {
+        WDF_IO_TARGET_OPEN_PARAMS p;
+        WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name,
+                                                    write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ);
+        if (direct)
+            p.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
+        st = WdfIoTargetOpen(t, &p);
+        if (!NT_SUCCESS(st))
+            WdfObjectDelete(t);
+        else
+            *out = t;
+    }
+    free(w);
+    return st;
+}
+
+static void select_backend(const struct bench_run *run, enum engine_sel e)
+{
+    if (e != ENGINE_DEFAULT)
+        setenv("UWDF_BACKEND", engine_names[e], 1);
+    else if (run->env_backend)
+        setenv("UWDF_BACKEND", run->env_backend, 1);
+    else
+        unsetenv("UWDF_BACKEND");
+}
+
+/* --fixedbufs / --registerfiles: every slot's data buffer, and the file,
+ * registered with each target's engine (io_uring READ_FIXED/WRITE_FIXED and
+ * IOSQE_FIXED_FILE; a documented no-op on libaio and null). */
+static int job_register(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    char sb[96];
+    if (!o->fixedbufs && !o->registerfiles)
+        return 0;
+    WDFMEMORY *mems = calloc(j->nslots, sizeof(*mems));
+    if (!mems) {
+        errmsg("%s: out of memory", o->name);
+        return -1;
+    }
+    unsigned n = 0;
+    for (unsigned i = 0; i < j->nslots; i++)
+        if (j->slots[i].mem)
+            mems[n++] = j->slots[i].mem;
+    int rc = 0;
+    for (unsigned k = 0; k < j->nfiles && rc == 0; k++) {
+        WDFIOTARGET t = j->files[k].target;
+        NTSTATUS st = STATUS_SUCCESS;
+        const char *what = "";
+        if (!t)
+            continue;
+        if (o->fixedbufs && n) {
+            what = "fixedbufs: UwdfIoTargetRegisterMemory";
+            st = UwdfIoTargetRegisterMemory(t, mems, n);
+        }
+        if (NT_SUCCESS(st) && o->registerfiles) {
+            what = "registerfiles: UwdfIoTargetRegisterFile";
+            st = UwdfIoTargetRegisterFile(t);
+        }
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: %s on '%s' failed: %s", o->name, what, j->files[k].path,
+                   status_str(sb, sizeof(sb), st));
+            rc = -1;
+        }
+    }
+    free(mems);
+    return rc;
+}
+
+static int job_setup(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    char sb[96];
+    select_backend(j->run, o->ioengine);
+    if (j->api->setup(j))
+        return -1;
+    for (unsigned k = 0; o->verify && rw_writes(o->rw) && k < j->nfiles; k++)
+        j->files[k].written = xcalloc((size_t)((j->files[k].nblocks + 63) / 64), sizeof(uint64_t));
+    if (o->verify && !strcmp(j->backend, "null")) {
+        errmsg("%s: --verify needs an engine that moves data (the null engine does not)", o->name);
+        return -1;
+    }
+    j->verify_reads = o->verify && !rw_writes(o->rw);
+    j->shards = xcalloc_lines(j->nfiles + 1, sizeof(*j->shards));
+    for (unsigned k = 0; k <= j->nfiles; k++) {
+        for (int d = 0; d < DDIR_N; d++)
+            ddir_acc_init(&j->shards[k].d[d]);
+        ddir_acc_init(&j->shards[k].sync);
+    }
+    j->nslots = j->api->one_slot ? 1 : o->iodepth;
+    j->slots = xcalloc_lines(j->nslots, sizeof(*j->slots));
+    uint64_t seed = o->randseed * 0x2545F4914F6CDD1Dull + j->index;
+    for (unsigned i = 0; i < j->nslots; i++) {
+        struct slot *s = &j->slots[i];
+        s->job = j;
+        s->rng = splitmix64(&seed) | 1;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&s->sync_opts, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+        if (o->timeout_ms) {
+            WDF_REQUEST_SEND_OPTIONS_INIT(&s->send_opts, 0);
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->send_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->sync_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
+            s->has_opts = true;
+        }
+        NTSTATUS st = STATUS_SUCCESS;
+        if (rw_reads(o->rw) || rw_writes(o->rw)) {
+            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */, o->bs,
+                                 &s->mem, &s->buf);
+            if (!NT_SUCCESS(st)) {
+                s->mem = NULL;
+                errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, o->bs,
+                       status_str(sb, sizeof(sb), st));
+                return -1;
+            }
+            fill_random(s->buf, o->bs, splitmix64(&seed));
+        }
+        if (rw_trims(o->rw)) {
+            /* DEVICE_MANAGE_DATA_SET_ATTRIBUTES, then at the next 8-byte
+             * boundary the one DEVICE_DATA_SET_RANGE (filled per trim). */
+            size_t ranges_at = (sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) + 7) & ~(size_t)7;
+            size_t len = ranges_at + sizeof(DEVICE_DATA_SET_RANGE);
+            void *buf;
+            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42, len, &s->dsm_mem, &buf);
+            if (!NT_SUCCESS(st)) {
+                s->dsm_mem = NULL;
+                errmsg("%s: WdfMemoryCreate(%zu) failed: %s", o->name, len, status_str(sb, sizeof(sb), st));
+                return -1;
+            }
+            memset(buf, 0, len);
+            DEVICE_MANAGE_DATA_SET_ATTRIBUTES *dsm = buf;
+            dsm->Size = sizeof(*dsm);
+            dsm->Action = DeviceDsmAction_Trim;
+            dsm->DataSetRangesOffset = (ULONG)ranges_at;
+            dsm->DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE);
+            s->dsm_range = (DEVICE_DATA_SET_RANGE *)((char *)buf + ranges_at);
+        }
+        if (j->api->setup_slot(s))
+            return -1;
+    }
+    if (job_register(j) != 0)
+        return -1;
+    KeInitializeEvent(&j->done, NotificationEvent, FALSE);
+    j->event_ready = true;
+    return 0;
+}
+
+static void job_teardown(struct job *j)
+{
+    if (j->api->teardown)
+        j->api->teardown(j);
+    for (unsigned i = 0; i < j->nslots; i++) {
+        struct slot *s = &j->slots[i];
+        if (s->req)
+            WdfObjectDelete(s->req);
+        if (s->mem)
+            WdfObjectDelete(s->mem);
+        if (s->dsm_mem)
+            WdfObjectDelete(s->dsm_mem);
+        s->req = NULL;
+        s->mem = NULL;
+        s->dsm_mem = NULL;
+        s->dsm_range = NULL;
+    }
+    for (unsigned k = 0; k < j->nfiles; k++)
+        if (j->files[k].target) {
+            WdfObjectDelete(j->files[k].target); /* closes it; its completion thread ends */
+            j->files[k].target = NULL;
+        }
+}
+
+static void job_free(struct job *j)
+{
+    if (j->event_ready)
+        UwdfKeDestroyEvent(&j->done);
+    if (j->shards)
+        for (unsigned k = 0; k <= j->nfiles; k++) {
+            for (int d = 0; d < DDIR_N; d++)
+                ddir_acc_free(&j->shards[k].d[d]);
+            ddir_acc_free(&j->shards[k].sync);
+        }
+    if (j->files)
+        for (unsigned k = 0; k < j->nfiles; k++)
+            free(j->files[k].written);
+    free(j->shards);
+    free(j->slots);
+    free(j->files);
+}
+
+int run_setup(struct bench_run *run)
+{
+    const char *env = getenv("UWDF_BACKEND");
+    run->env_backend = env ? keep_str(run->strings, env) : NULL;
+    if (framework_init(run))
+        return -1;
+    for (unsigned i = 0; i < run->njobs; i++)
+        if (job_setup(&run->jobs[i]))
+            return -1;
+    select_backend(run, ENGINE_DEFAULT);
+    if (stop_requested()) {
+        errmsg("interrupted before the jobs started");
+        return -1;
+    }
+    return 0;
+}
+
+void run_teardown(struct bench_run *run)
+{
+    for (unsigned i = 0; i < run->njobs; i++)
+        job_teardown(&run->jobs[i]);
+    for (unsigned i = 0; i < N_APIS; i++)
+        if (bench_apis[i]->cleanup)
+            bench_apis[i]->cleanup(run); /* FltUnregisterFilter before the driver is deleted */
+    if (run->driver)
+        WdfObjectDelete(run->driver);
+    select_backend(run, ENGINE_DEFAULT);
+}
+
+void jobs_free(struct bench_run *run)
+{
+    for (unsigned i = 0; i < run->njobs; i++)
+        job_free(&run->jobs[i]);
+    free(run->jobs);
+    layout_free(&run->layout);
+}

@@ -1,0 +1,25 @@
+/* A run's set-up and teardown on the main thread: the jobs, the driver and
+ * device, each job's files opened the --api mode's way, its slots with
+ * their requests and buffers. */
+#ifndef UWDF_BENCH_SETUP_H
+#define UWDF_BENCH_SETUP_H
+
+#include "job.h"
+
+/* numjobs jobs per definition. */
+void jobs_create(struct bench_run *run, const struct jobdef *defs, unsigned ndefs);
+/* The framework and every job's objects; -1 with a message (then
+ * run_teardown). */
+int run_setup(struct bench_run *run);
+/* Releases what run_setup made, also after it failed. */
+void run_teardown(struct bench_run *run);
+/* After run_teardown, or when the run never started. */
+void jobs_free(struct bench_run *run);
+
+/* UTF-8 path -> WCHAR (UTF-32) string (the caller frees it); NULL if the
+ * bytes are not UTF-8. */
+WCHAR *path_to_wide(const char *path);
+/* A WDF target of the run's device opened on path. */
+NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool direct, WDFIOTARGET *out);
+
+#endif
