@@ -112,6 +112,13 @@ static void usage(FILE *f)
             "randrw only; --verify, trims, --fsync/--fdatasync, --sync and --timeout are\n"
             "refused with --api=flt.\n"
             "\n"
+            "DEVICE STACK: --api=stack sends the job's requests as --api=async does, but to a\n"
+            "target opened on an in-process control device (\\Device\\uwdfBenchFilterN) made\n"
+            "over each file: its parallel default queue forwards every request unchanged\n"
+            "(WdfRequestFormatRequestUsingCurrentType + WdfRequestSend) to the device's own\n"
+            "target, opened on the file, and completes it with what the file returned: the\n"
+            "smallest layer a storage filter is. The engine reported is the one below.\n"
+            "\n"
             "Exit status: 0 success, 1 bad options, set-up failure, I/O or verify errors.\n");
 }
 
