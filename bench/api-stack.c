@@ -29,23 +29,7 @@ static VOID stack_forward(WDFQUEUE Queue, WDFREQUEST Request)
         WdfRequestComplete(Request, WdfRequestGetStatus(Request));
 }
 
-static NTSTATUS open_target_by_name(const char *path, bool write, bool direct, WDFIOTARGET t)
-{
-    WCHAR *w = path_to_wide(path);
-    if (!w)
-        return STATUS_OBJECT_NAME_INVALID;
-    UNICODE_STRING name;
-    RtlInitUnicodeString(&name, w);
-    WDF_IO_TARGET_OPEN_PARAMS p;
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name, write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ);
-    if (direct)
-        p.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
-    NTSTATUS st = WdfIoTargetOpen(t, &p);
-    free(w);
-    return st;
-}
-
-/* The filter device over path; its NT name in *name (static storage). */
+/* The filter device over path; its NT name in *name (the run's pool). */
 static NTSTATUS stack_filter_create(struct bench_run *run, const char *path, bool write, bool direct,
                                     const char **name, WDFIOTARGET *lower)
 {
@@ -75,7 +59,7 @@ static NTSTATUS stack_filter_create(struct bench_run *run, const char *path, boo
     qc.EvtIoDefault = stack_forward;
     st = WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL);
     if (NT_SUCCESS(st))
-        st = open_target_by_name(path, write, direct, WdfDeviceGetIoTarget(dev));
+        st = target_open_by_name(WdfDeviceGetIoTarget(dev), path, write, direct);
     if (!NT_SUCCESS(st)) {
         WdfObjectDelete(dev);
         return st;

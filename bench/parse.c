@@ -23,14 +23,21 @@ bool parse_u64_plain(const char *s, uint64_t *out)
     return true;
 }
 
-bool parse_size_value(const char *s, uint64_t *out, unsigned *pct)
+/* The number a size or a time starts with (not negative); *end: the rest. */
+static bool parse_number_prefix(const char *s, double *v, char **end)
 {
     if (!s || !*s || *s == '-')
         return false;
-    char *end;
     errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    *v = strtod(s, end);
+    return !errno && *end != s && *v >= 0;
+}
+
+bool parse_size_value(const char *s, uint64_t *out, unsigned *pct)
+{
+    char *end;
+    double v;
+    if (!parse_number_prefix(s, &v, &end))
         return false;
     if (pct)
         *pct = 0;
@@ -73,12 +80,9 @@ bool parse_size_value(const char *s, uint64_t *out, unsigned *pct)
 
 bool parse_time_value(const char *s, uint64_t *out_ns)
 {
-    if (!s || !*s || *s == '-')
-        return false;
     char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    double v;
+    if (!parse_number_prefix(s, &v, &end))
         return false;
     double mult;
     if (!*end || !strcasecmp(end, "s") || !strcasecmp(end, "sec"))

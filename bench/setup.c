@@ -92,28 +92,33 @@ WCHAR *path_to_wide(const char *path)
     return w;
 }
 
-NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool direct, WDFIOTARGET *out)
+NTSTATUS target_open_by_name(WDFIOTARGET t, const char *path, bool write, bool direct)
 {
     WCHAR *w = path_to_wide(path);
     if (!w)
         return STATUS_OBJECT_NAME_INVALID;
     UNICODE_STRING name;
     RtlInitUnicodeString(&name, w);
+    WDF_IO_TARGET_OPEN_PARAMS p;
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name, write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ);
+    if (direct)
+        p.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
+    NTSTATUS st = WdfIoTargetOpen(t, &p);
+    free(w);
+    return st;
+}
+
+NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool direct, WDFIOTARGET *out)
+{
     WDFIOTARGET t;
     NTSTATUS st = WdfIoTargetCreate(run->device, WDF_NO_OBJECT_ATTRIBUTES, &t);
-    if (NT_SUCCESS(st)) {
-        WDF_IO_TARGET_OPEN_PARAMS p;
-        WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name,
-                                                    write ? (GENERIC_READ | GENERIC_WRITE) : GENERIC_READ);
-        if (direct)
-            p.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
-        st = WdfIoTargetOpen(t, &p);
-        if (!NT_SUCCESS(st))
-            WdfObjectDelete(t);
-        else
-            *out = t;
-    }
-    free(w);
+    if (!NT_SUCCESS(st))
+        return st;
+    st = target_open_by_name(t, path, write, direct);
+    if (NT_SUCCESS(st))
+        *out = t;
+    else
+        WdfObjectDelete(t);
     return st;
 }
 

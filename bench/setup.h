@@ -19,6 +19,8 @@ void jobs_free(struct bench_run *run);
 /* UTF-8 path -> WCHAR (UTF-32) string (the caller frees it); NULL if the
  * bytes are not UTF-8. */
 WCHAR *path_to_wide(const char *path);
+/* Opens target t on path (read, or read and write; O_DIRECT with direct). */
+NTSTATUS target_open_by_name(WDFIOTARGET t, const char *path, bool write, bool direct);
 /* A WDF target of the run's device opened on path. */
 NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool direct, WDFIOTARGET *out);
 
