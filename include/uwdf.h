@@ -124,6 +124,19 @@ NTSTATUS UwdfNtStatusFromErrno(int Errno);
  * absolute timeouts. */
 #define UWDF_NT_EPOCH_DELTA_100NS 116444736000000000LL
 
+/* Debug-print filter (DbgPrintEx, KdPrint). A message at Level L of
+ * component C prints when bit L (a Level above 31 is itself a mask) is set
+ * in C's mask or in the mask every component shares
+ * (UWDF_DPFLTR_ALL_COMPONENTS: Windows' "WIN2000" mask, initially
+ * 1 << DPFLTR_ERROR_LEVEL only; UWDF_DEBUG_PRINT=<mask> or =all in the
+ * environment sets it at start-up). DbgPrint and KdPrint are component
+ * DPFLTR_DEFAULT_ID at DPFLTR_INFO_LEVEL, so
+ * UwdfSetDebugPrintFilter(DPFLTR_DEFAULT_ID, 0xF) shows them. Component ids
+ * from 256 on have no mask of their own. Any IRQL. */
+#define UWDF_DPFLTR_ALL_COMPONENTS 0xFFFFFFFFu
+VOID UwdfSetDebugPrintFilter(ULONG ComponentId, ULONG Mask);
+ULONG UwdfGetDebugPrintFilter(ULONG ComponentId);
+
 #ifdef __cplusplus
 }
 #endif

@@ -16,5 +16,13 @@
 #include "wdfdriver.h"
 #include "wdfdevice.h"
 #include "wdfio.h"
+#include "wdfsync.h"
+#include "wdfcollection.h"
+#include "wdftimer.h"
+#include "wdfworkitem.h"
+#include "wdfstring.h"
+#include "wdfassert.h"
+#include "wdfverifier.h"
+#include "wdfroletypes.h"
 
 #endif

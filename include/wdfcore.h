@@ -35,9 +35,7 @@ FORCEINLINE LONGLONG WDF_ABS_TIMEOUT_IN_US(ULONGLONG Time)
     return (LONGLONG)Time * WDF_TIMEOUT_TO_US;
 }
 
-/* Current NT system time (100 ns since 1601-01-01 UTC), for building
- * absolute timeouts: KeQuerySystemTime / KeQuerySystemTimePrecise. */
-VOID KeQuerySystemTime(PLARGE_INTEGER CurrentTime);
-VOID KeQuerySystemTimePrecise(PLARGE_INTEGER CurrentTime);
+/* KeQuerySystemTime (wdm.h) gives the current NT system time, for building
+ * absolute timeouts. */
 
 #endif

@@ -4,6 +4,9 @@
 
 #include "wdfdriver.h"
 #include "wdfrequest.h"
+/* The SDDL_DEVOBJ_* strings WdfControlDeviceInitAllocate takes (accepted,
+ * not enforced). */
+#include "wdmsec.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,9 +21,6 @@ typedef enum _WDF_DEVICE_IO_TYPE {
     WdfDeviceIoMaximum,
 } WDF_DEVICE_IO_TYPE;
 
-/* wdmsec.h security descriptor used for control devices; accepted, not enforced. */
-extern const UNICODE_STRING SDDL_DEVOBJ_SYS_ALL_ADM_ALL;
-extern const UNICODE_STRING SDDL_DEVOBJ_SYS_ALL_ADM_RWX_WORLD_RW_RES_R;
 
 PWDFDEVICE_INIT WdfControlDeviceInitAllocate(WDFDRIVER Driver, const UNICODE_STRING *SDDLString);
 VOID WdfDeviceInitFree(PWDFDEVICE_INIT DeviceInit);

@@ -46,6 +46,34 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
 PDRIVER_OBJECT WdfDriverWdmGetDriverObject(WDFDRIVER Driver);
 WDFDRIVER WdfGetDriver(void);
 
+/* The framework version the port implements: KMDF 1.33. */
+#define UWDF_KMDF_MAJOR_VERSION 1
+#define UWDF_KMDF_MINOR_VERSION 33
+
+typedef struct _WDF_DRIVER_VERSION_AVAILABLE_PARAMS {
+    ULONG Size;
+    ULONG MajorVersion;
+    ULONG MinorVersion;
+} WDF_DRIVER_VERSION_AVAILABLE_PARAMS, *PWDF_DRIVER_VERSION_AVAILABLE_PARAMS;
+
+FORCEINLINE VOID WDF_DRIVER_VERSION_AVAILABLE_PARAMS_INIT(PWDF_DRIVER_VERSION_AVAILABLE_PARAMS Params,
+                                                          ULONG MajorVersion, ULONG MinorVersion)
+{
+    __builtin_memset(Params, 0, sizeof(WDF_DRIVER_VERSION_AVAILABLE_PARAMS));
+    Params->Size = sizeof(WDF_DRIVER_VERSION_AVAILABLE_PARAMS);
+    Params->MajorVersion = MajorVersion;
+    Params->MinorVersion = MinorVersion;
+}
+
+/* PASSIVE_LEVEL (else STATUS_INVALID_DEVICE_REQUEST). Sets String to
+ * "Kernel Mode Driver Framework version 1.33.0 (uwdf <version>)", or
+ * "... (verifier on)" with the verifier: for people, not to be parsed.
+ * STATUS_INSUFFICIENT_RESOURCES. */
+NTSTATUS WdfDriverRetrieveVersionString(WDFDRIVER Driver, WDFSTRING String);
+/* PASSIVE_LEVEL (else FALSE). TRUE if MajorVersion is the framework's and
+ * MinorVersion at most its minor version; FALSE for a wrong Size. */
+BOOLEAN WdfDriverIsVersionAvailable(WDFDRIVER Driver, PWDF_DRIVER_VERSION_AVAILABLE_PARAMS VersionAvailableParams);
+
 #ifdef __cplusplus
 }
 #endif

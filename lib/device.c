@@ -5,10 +5,6 @@
 
 #include <strings.h>
 
-const UNICODE_STRING SDDL_DEVOBJ_SYS_ALL_ADM_ALL = RTL_CONSTANT_STRING(L"D:P(A;;GA;;;SY)(A;;GA;;;BA)");
-const UNICODE_STRING SDDL_DEVOBJ_SYS_ALL_ADM_RWX_WORLD_RW_RES_R =
-    RTL_CONSTANT_STRING(L"D:P(A;;GA;;;SY)(A;;GRGWGX;;;BA)(A;;GRGW;;;WD)(A;;GR;;;RC)");
-
 /* Device objects need one stack location for the framework's own use when
  * they forward to a file target. */
 #define UWDF_DEVICE_STACK_SIZE 2

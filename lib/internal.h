@@ -148,6 +148,12 @@ enum uwdf_object_type {
     UWDF_OBJ_IOTARGET,
     UWDF_OBJ_MEMORY,
     UWDF_OBJ_LOOKASIDE,
+    UWDF_OBJ_SPINLOCK,
+    UWDF_OBJ_WAITLOCK,
+    UWDF_OBJ_COLLECTION,
+    UWDF_OBJ_STRING,
+    UWDF_OBJ_TIMER,
+    UWDF_OBJ_WORKITEM,
     UWDF_OBJ_TYPE_COUNT
 };
 
@@ -708,6 +714,11 @@ struct uwdf_device *uwdf_device_lookup_name(const char *name);
 /* Deliver a packet sent to a device target into the device's queues. The
  * request is on the target's sent list with its I/O reference. */
 void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender);
+/* The lock a queue's callbacks run under (its own when its scope is None),
+ * whether they run at PASSIVE_LEVEL, and whether its scope is Queue or
+ * Device (lib/queue.c): for WdfObjectAcquireLock and for timers and work
+ * items with AutomaticSerialization. */
+pthread_mutex_t *uwdf_queue_callback_lock(struct uwdf_object *queue, bool *passive, bool *serialized);
 /* WdfRequestSend(SEND_AND_FORGET) of a received request. */
 NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *req, struct uwdf_iotarget *t);
 /* Buffers of an IOCTL as the IRP describes them (a forwarded request). */

@@ -2041,3 +2041,11 @@ NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FOR
     }
     return STATUS_SUCCESS;
 }
+
+pthread_mutex_t *uwdf_queue_callback_lock(struct uwdf_object *queue, bool *passive, bool *serialized)
+{
+    struct uwdf_queue *q = (struct uwdf_queue *)queue;
+    *passive = q->passive;
+    *serialized = q->sync != NULL;
+    return q->sync ? q->sync : &q->own_sync;
+}

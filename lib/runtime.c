@@ -1,6 +1,6 @@
 /* Process-wide runtime: allocation with fault injection, bug checks, the
  * verifier switch, IRQL emulation and logging. */
-#include "internal.h"
+#include "ntrt.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -124,6 +124,11 @@ void uwdf_log(const char *fmt, ...)
     va_end(ap);
 }
 
+void uwdf_log_raw(const char *text, size_t len)
+{
+    fwrite(text, 1, len, stderr);
+}
+
 static const char *bugcheck_code_name(ULONG_PTR code)
 {
     static const char *const names[] = {
@@ -149,6 +154,30 @@ static const char *bugcheck_code_name(ULONG_PTR code)
     return "WDF_UNKNOWN";
 }
 
+void uwdf_bugcheck_report(ULONG code, ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, ULONG_PTR p4,
+                          const char *reason)
+{
+    pthread_mutex_lock(&bugcheck_lock);
+    PUWDF_BUGCHECK_CALLBACK cb = bugcheck_cb;
+    PVOID ctx = bugcheck_ctx;
+    pthread_mutex_unlock(&bugcheck_lock);
+    if (cb) {
+        cb(code, p1, p2, p3, p4, reason, ctx);
+        return;
+    }
+    if (code == WDF_VIOLATION)
+        fprintf(stderr,
+                "uwdf: *** BUG CHECK 0x%X (WDF_VIOLATION) (0x%lX %s, 0x%lX, 0x%lX, 0x%lX)\n"
+                "uwdf: *** %s\n",
+                WDF_VIOLATION, (unsigned long)p1, bugcheck_code_name(p1), (unsigned long)p2,
+                (unsigned long)p3, (unsigned long)p4, reason);
+    else
+        fprintf(stderr, "uwdf: *** BUG CHECK 0x%X (%s) (0x%lX, 0x%lX, 0x%lX, 0x%lX)\nuwdf: *** %s\n",
+                (unsigned)code, uwdf_bugcheck_code_name(code), (unsigned long)p1, (unsigned long)p2,
+                (unsigned long)p3, (unsigned long)p4, reason);
+    abort();
+}
+
 void uwdf_bugcheck(ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, ULONG_PTR p4, const char *fmt, ...)
 {
     char reason[512];
@@ -156,21 +185,7 @@ void uwdf_bugcheck(ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, ULONG_PTR p4, const
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-
-    pthread_mutex_lock(&bugcheck_lock);
-    PUWDF_BUGCHECK_CALLBACK cb = bugcheck_cb;
-    PVOID ctx = bugcheck_ctx;
-    pthread_mutex_unlock(&bugcheck_lock);
-    if (cb) {
-        cb(WDF_VIOLATION, p1, p2, p3, p4, reason, ctx);
-        return;
-    }
-    fprintf(stderr,
-            "uwdf: *** BUG CHECK 0x%X (WDF_VIOLATION) (0x%lX %s, 0x%lX, 0x%lX, 0x%lX)\n"
-            "uwdf: *** %s\n",
-            WDF_VIOLATION, (unsigned long)p1, bugcheck_code_name(p1), (unsigned long)p2,
-            (unsigned long)p3, (unsigned long)p4, reason);
-    abort();
+    uwdf_bugcheck_report(WDF_VIOLATION, p1, p2, p3, p4, reason);
 }
 
 VOID UwdfSetBugCheckCallback(PUWDF_BUGCHECK_CALLBACK Callback, PVOID Context)
@@ -202,15 +217,34 @@ KIRQL KeGetCurrentIrql(void)
     return uwdf_tls_irql;
 }
 
-bool uwdf_irql_check_passive(const char *ddi)
+static const char *irql_rule_text(KIRQL max)
 {
-    if (UWDF_LIKELY(uwdf_tls_irql == PASSIVE_LEVEL))
+    switch (max) {
+    case PASSIVE_LEVEL:
+        return "PASSIVE_LEVEL";
+    case APC_LEVEL:
+        return "APC_LEVEL or below";
+    case DISPATCH_LEVEL:
+        return "DISPATCH_LEVEL or below";
+    default:
+        return "a lower IRQL";
+    }
+}
+
+bool uwdf_irql_check_max(KIRQL max, const char *ddi)
+{
+    if (UWDF_LIKELY(uwdf_tls_irql <= max))
         return true;
     if (uwdf_verifier)
-        uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, uwdf_tls_irql, PASSIVE_LEVEL, 0,
-                      "%s must be called at PASSIVE_LEVEL, called at IRQL %u (rule KmdfIrql)",
-                      ddi, uwdf_tls_irql);
+        uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, uwdf_tls_irql, max, 0,
+                      "%s must be called at %s, called at IRQL %u (rule KmdfIrql)", ddi,
+                      irql_rule_text(max), uwdf_tls_irql);
     return false;
+}
+
+bool uwdf_irql_check_passive(const char *ddi)
+{
+    return uwdf_irql_check_max(PASSIVE_LEVEL, ddi);
 }
 
 /* ReqSendFail: a request whose WdfRequestSend returned FALSE must be

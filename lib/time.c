@@ -1,10 +1,17 @@
 /* Time: WDF timeouts (100 ns units, negative relative / positive absolute NT
- * time) to Linux clocks, NT system time, and dispatcher events. All
- * conversions live here. */
-#include "internal.h"
+ * time) to Linux clocks, and the Ke time routines (system, interrupt and
+ * tick time, the performance counter, calendar fields). All conversions
+ * live here. */
+#include "ntrt.h"
 
 #include <errno.h>
 #include <time.h>
+
+/* Windows' default clock tick: 15.625 ms (KeQueryTimeIncrement). */
+#define TICK_100NS 156250
+#define PERF_FREQUENCY 10000000LL /* 10 MHz, in 100 ns counts */
+#define DAYS_1601_TO_1970 134774LL
+#define SECS_PER_DAY 86400LL
 
 #define NS_PER_SEC 1000000000LL
 #define NS_PER_100NS 100LL
@@ -70,111 +77,143 @@ VOID KeQuerySystemTimePrecise(PLARGE_INTEGER CurrentTime)
     KeQuerySystemTime(CurrentTime);
 }
 
-VOID KeInitializeEvent(PRKEVENT Event, EVENT_TYPE Type, BOOLEAN State)
+static int64_t clock_100ns(clockid_t clock)
 {
-    pthread_condattr_t attr;
-    pthread_mutex_init(&Event->Lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&Event->Cond, &attr);
-    pthread_condattr_destroy(&attr);
-    Event->State = State ? 1 : 0;
-    Event->Type = Type;
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return ((int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec) / NS_PER_100NS;
 }
 
-VOID UwdfKeDestroyEvent(PRKEVENT Event)
+ULONGLONG KeQueryInterruptTime(void)
 {
-    pthread_cond_destroy(&Event->Cond);
-    pthread_mutex_destroy(&Event->Lock);
+    return (ULONGLONG)clock_100ns(CLOCK_BOOTTIME);
 }
 
-LONG KeSetEvent(PRKEVENT Event, LONG Increment, BOOLEAN Wait)
+ULONGLONG KeQueryInterruptTimePrecise(PULONG64 QpcTimeStamp)
 {
-    (void)Increment;
-    (void)Wait;
-    pthread_mutex_lock(&Event->Lock);
-    LONG old = Event->State;
-    Event->State = 1;
-    if (Event->Type == NotificationEvent)
-        pthread_cond_broadcast(&Event->Cond);
-    else
-        pthread_cond_signal(&Event->Cond);
-    pthread_mutex_unlock(&Event->Lock);
-    return old;
+    ULONGLONG t = KeQueryInterruptTime();
+    if (QpcTimeStamp)
+        *QpcTimeStamp = (ULONG64)clock_100ns(CLOCK_MONOTONIC);
+    return t;
 }
 
-VOID KeClearEvent(PRKEVENT Event)
+ULONGLONG KeQueryUnbiasedInterruptTime(void)
 {
-    pthread_mutex_lock(&Event->Lock);
-    Event->State = 0;
-    pthread_mutex_unlock(&Event->Lock);
+    return (ULONGLONG)clock_100ns(CLOCK_MONOTONIC);
 }
 
-LONG KeResetEvent(PRKEVENT Event)
+VOID KeQueryTickCount(PLARGE_INTEGER CurrentCount)
 {
-    pthread_mutex_lock(&Event->Lock);
-    LONG old = Event->State;
-    Event->State = 0;
-    pthread_mutex_unlock(&Event->Lock);
-    return old;
+    CurrentCount->QuadPart = (LONGLONG)(KeQueryInterruptTime() / TICK_100NS);
 }
 
-LONG KeReadStateEvent(PRKEVENT Event)
+ULONG KeQueryTimeIncrement(void)
 {
-    pthread_mutex_lock(&Event->Lock);
-    LONG s = Event->State;
-    pthread_mutex_unlock(&Event->Lock);
-    return s;
+    return TICK_100NS;
 }
 
-NTSTATUS KeWaitForSingleObject(PVOID Object, KWAIT_REASON WaitReason, KPROCESSOR_MODE WaitMode,
-                               BOOLEAN Alertable, PLARGE_INTEGER Timeout)
+LARGE_INTEGER KeQueryPerformanceCounter(PLARGE_INTEGER PerformanceFrequency)
 {
-    PRKEVENT ev = Object;
-    int64_t deadline = 0;
-    bool timed = Timeout && uwdf_timeout_to_mono_deadline(Timeout->QuadPart, &deadline);
-    NTSTATUS status = STATUS_SUCCESS;
-    (void)WaitReason;
-    (void)WaitMode;
-    (void)Alertable;
-
-    /* A zero timeout is a poll, not "forever". */
-    if (Timeout && Timeout->QuadPart == 0) {
-        timed = true;
-        deadline = uwdf_mono_ns();
-    }
-    pthread_mutex_lock(&ev->Lock);
-    while (!ev->State) {
-        if (!timed) {
-            pthread_cond_wait(&ev->Cond, &ev->Lock);
-            continue;
-        }
-        struct timespec ts = { .tv_sec = deadline / NS_PER_SEC, .tv_nsec = deadline % NS_PER_SEC };
-        if (pthread_cond_timedwait(&ev->Cond, &ev->Lock, &ts) == ETIMEDOUT && !ev->State) {
-            status = STATUS_TIMEOUT;
-            break;
-        }
-    }
-    if (status == STATUS_SUCCESS && ev->Type == SynchronizationEvent)
-        ev->State = 0;
-    pthread_mutex_unlock(&ev->Lock);
-    return status;
+    LARGE_INTEGER now = { .QuadPart = clock_100ns(CLOCK_MONOTONIC) };
+    if (PerformanceFrequency)
+        PerformanceFrequency->QuadPart = PERF_FREQUENCY;
+    return now;
 }
 
-VOID RtlInitUnicodeString(PUNICODE_STRING DestinationString, PCWSTR SourceString)
+VOID KeStallExecutionProcessor(ULONG MicroSeconds)
 {
-    if (!SourceString) {
-        DestinationString->Length = DestinationString->MaximumLength = 0;
-        DestinationString->Buffer = NULL;
-        return;
-    }
-    size_t bytes = wcslen(SourceString) * sizeof(WCHAR);
-    /* UNICODE_STRING lengths are USHORT; clamp like the kernel does, to whole
-     * characters that leave room for the terminator (wchar_t is 4 bytes). */
-    const size_t max_bytes = (0xFFFF - sizeof(WCHAR)) & ~(sizeof(WCHAR) - 1);
-    if (bytes > max_bytes)
-        bytes = max_bytes;
-    DestinationString->Length = (USHORT)bytes;
-    DestinationString->MaximumLength = (USHORT)(bytes + sizeof(WCHAR));
-    DestinationString->Buffer = (PWCH)SourceString;
+    int64_t until = uwdf_mono_ns() + (int64_t)MicroSeconds * 1000;
+    while (uwdf_mono_ns() < until)
+        YieldProcessor();
 }
+
+/* ---- calendar fields (proleptic Gregorian, UTC) ---- */
+
+/* Days since 1970-01-01 of a civil date, and back (Howard Hinnant's
+ * well-known algorithms, written out here). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    unsigned yoe = (unsigned)(y - era * 400);
+    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (int64_t)doe - 719468;
+}
+
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+VOID RtlTimeToTimeFields(PLARGE_INTEGER Time, PTIME_FIELDS TimeFields)
+{
+    int64_t t = Time->QuadPart < 0 ? 0 : Time->QuadPart;
+    int64_t days = t / (SECS_PER_DAY * 10000000LL);
+    int64_t rest = t % (SECS_PER_DAY * 10000000LL);
+    int64_t y;
+    unsigned m, d;
+    civil_from_days(days - DAYS_1601_TO_1970, &y, &m, &d);
+    TimeFields->Year = (SHORT)y;
+    TimeFields->Month = (SHORT)m;
+    TimeFields->Day = (SHORT)d;
+    TimeFields->Hour = (SHORT)(rest / 36000000000LL);
+    TimeFields->Minute = (SHORT)(rest / 600000000LL % 60);
+    TimeFields->Second = (SHORT)(rest / 10000000LL % 60);
+    TimeFields->Milliseconds = (SHORT)(rest / 10000LL % 1000);
+    TimeFields->Weekday = (SHORT)((days + 1) % 7); /* 1601-01-01 was a Monday */
+}
+
+static bool leap_year(int64_t y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+BOOLEAN RtlTimeFieldsToTime(PTIME_FIELDS TimeFields, PLARGE_INTEGER Time)
+{
+    static const unsigned char month_days[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+    const TIME_FIELDS *f = TimeFields;
+    if (f->Year < 1601 || f->Month < 1 || f->Month > 12 || f->Day < 1 || f->Hour < 0 || f->Hour > 23 ||
+        f->Minute < 0 || f->Minute > 59 || f->Second < 0 || f->Second > 59 || f->Milliseconds < 0 ||
+        f->Milliseconds > 999)
+        return FALSE;
+    unsigned dim = month_days[f->Month - 1] + (f->Month == 2 && leap_year(f->Year));
+    if ((unsigned)f->Day > dim)
+        return FALSE;
+    int64_t days = days_from_civil(f->Year, (unsigned)f->Month, (unsigned)f->Day) + DAYS_1601_TO_1970;
+    Time->QuadPart = ((days * SECS_PER_DAY + f->Hour * 3600LL + f->Minute * 60LL + f->Second) * 1000LL +
+                      f->Milliseconds) * 10000LL;
+    return TRUE;
+}
+
+/* The offset from UTC in force at a system time, from the C library's
+ * time zone (TZ). */
+static int64_t local_offset_100ns(LONGLONG system_time)
+{
+    time_t t = (time_t)((system_time - UWDF_NT_EPOCH_DELTA_100NS) / 10000000LL);
+    struct tm tm;
+    if (!localtime_r(&t, &tm))
+        return 0;
+    return (int64_t)tm.tm_gmtoff * 10000000LL;
+}
+
+VOID ExSystemTimeToLocalTime(PLARGE_INTEGER SystemTime, PLARGE_INTEGER LocalTime)
+{
+    LocalTime->QuadPart = SystemTime->QuadPart + local_offset_100ns(SystemTime->QuadPart);
+}
+
+VOID ExLocalTimeToSystemTime(PLARGE_INTEGER LocalTime, PLARGE_INTEGER SystemTime)
+{
+    /* The offset at the local time read as UTC: right except in the hour a
+     * daylight-saving change repeats or skips. */
+    SystemTime->QuadPart = LocalTime->QuadPart - local_offset_100ns(LocalTime->QuadPart);
+}
+

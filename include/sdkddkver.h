@@ -1,0 +1,44 @@
+/* Target-version constants (sdkddkver.h). The port offers the DDIs of a
+ * current Windows 10/11 kernel, so NTDDI_VERSION defaults to Windows 10
+ * 21H2 (NTDDI_WIN10_FE): code guarded with `#if NTDDI_VERSION >= ...`
+ * takes the modern path (ExAllocatePool2 needs NTDDI_WIN10_VB). */
+#ifndef UWDF_SDKDDKVER_H
+#define UWDF_SDKDDKVER_H
+
+#define _WIN32_WINNT_WIN7 0x0601
+#define _WIN32_WINNT_WIN8 0x0602
+#define _WIN32_WINNT_WINBLUE 0x0603
+#define _WIN32_WINNT_WIN10 0x0A00
+
+#define NTDDI_WIN2K 0x05000000
+#define NTDDI_WINXP 0x05010000
+#define NTDDI_WS03 0x05020000
+#define NTDDI_VISTA 0x06000000
+#define NTDDI_WIN7 0x06010000
+#define NTDDI_WIN8 0x06020000
+#define NTDDI_WINBLUE 0x06030000
+#define NTDDI_WIN10 0x0A000000
+#define NTDDI_WIN10_TH2 0x0A000001
+#define NTDDI_WIN10_RS1 0x0A000002
+#define NTDDI_WIN10_RS2 0x0A000003
+#define NTDDI_WIN10_RS3 0x0A000004
+#define NTDDI_WIN10_RS4 0x0A000005
+#define NTDDI_WIN10_RS5 0x0A000006
+#define NTDDI_WIN10_19H1 0x0A000007
+#define NTDDI_WIN10_VB 0x0A000008
+#define NTDDI_WIN10_MN 0x0A000009
+#define NTDDI_WIN10_FE 0x0A00000A
+#define NTDDI_WIN10_CO 0x0A00000B
+#define NTDDI_WIN10_NI 0x0A00000C
+
+#ifndef NTDDI_VERSION
+#define NTDDI_VERSION NTDDI_WIN10_FE
+#endif
+#ifndef _WIN32_WINNT
+#define _WIN32_WINNT _WIN32_WINNT_WIN10
+#endif
+#ifndef WINVER
+#define WINVER _WIN32_WINNT
+#endif
+
+#endif
