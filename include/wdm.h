@@ -653,10 +653,14 @@ FORCEINLINE VOID WriteNoFence(LONG volatile *Destination, LONG Value)
  * point back at it is bug check KERNEL_SECURITY_CHECK_FAILURE (0x139,
  * Parameter1 3: a corrupt list entry), as on Windows 8 and later. ---- */
 #define FAST_FAIL_CORRUPT_LIST_ENTRY 3
-FORCEINLINE VOID UwdfListCheck(PLIST_ENTRY Entry)
+/* The port's check (if the bug-check handler returns, the list is left as
+ * it is). */
+FORCEINLINE BOOLEAN UwdfListEntryValid(PLIST_ENTRY Entry)
 {
-    if (Entry->Flink->Blink != Entry || Entry->Blink->Flink != Entry)
-        KeBugCheckEx(KERNEL_SECURITY_CHECK_FAILURE, FAST_FAIL_CORRUPT_LIST_ENTRY, (ULONG_PTR)Entry, 0, 0);
+    if (Entry->Flink->Blink == Entry && Entry->Blink->Flink == Entry)
+        return TRUE;
+    KeBugCheckEx(KERNEL_SECURITY_CHECK_FAILURE, FAST_FAIL_CORRUPT_LIST_ENTRY, (ULONG_PTR)Entry, 0, 0);
+    return FALSE;
 }
 FORCEINLINE VOID InitializeListHead(PLIST_ENTRY ListHead)
 {
@@ -669,7 +673,8 @@ FORCEINLINE BOOLEAN IsListEmpty(const LIST_ENTRY *ListHead)
 FORCEINLINE BOOLEAN RemoveEntryList(PLIST_ENTRY Entry)
 {
     PLIST_ENTRY next = Entry->Flink, prev = Entry->Blink;
-    UwdfListCheck(Entry);
+    if (!UwdfListEntryValid(Entry))
+        return FALSE;
     prev->Flink = next;
     next->Blink = prev;
     return (BOOLEAN)(next == prev);
@@ -689,7 +694,8 @@ FORCEINLINE PLIST_ENTRY RemoveTailList(PLIST_ENTRY ListHead)
 FORCEINLINE VOID InsertTailList(PLIST_ENTRY ListHead, PLIST_ENTRY Entry)
 {
     PLIST_ENTRY prev = ListHead->Blink;
-    UwdfListCheck(ListHead);
+    if (!UwdfListEntryValid(ListHead))
+        return;
     Entry->Flink = ListHead;
     Entry->Blink = prev;
     prev->Flink = Entry;
@@ -698,7 +704,8 @@ FORCEINLINE VOID InsertTailList(PLIST_ENTRY ListHead, PLIST_ENTRY Entry)
 FORCEINLINE VOID InsertHeadList(PLIST_ENTRY ListHead, PLIST_ENTRY Entry)
 {
     PLIST_ENTRY next = ListHead->Flink;
-    UwdfListCheck(ListHead);
+    if (!UwdfListEntryValid(ListHead))
+        return;
     Entry->Flink = next;
     Entry->Blink = ListHead;
     next->Blink = Entry;

@@ -31,8 +31,8 @@ static VOID tu_bugcheck_cb(ULONG code, ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3,
                            PCSTR reason, PVOID ctx)
 {
     (void)ctx;
-    (void)code;
     __atomic_add_fetch(&tu_last_bugcheck.count, 1, __ATOMIC_SEQ_CST);
+    tu_last_bugcheck.bugcheck = code;
     tu_last_bugcheck.code = (ULONG)p1;
     tu_last_bugcheck.p[0] = p1;
     tu_last_bugcheck.p[1] = p2;

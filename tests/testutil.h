@@ -11,7 +11,8 @@
 /* Bug checks are captured instead of aborting once this is installed. */
 struct tu_bugcheck {
     int count;
-    ULONG code;
+    ULONG code; /* Parameter1: WDF_VIOLATION's subcode */
+    ULONG bugcheck; /* the bug-check code itself (WDF_VIOLATION, KMODE_EXCEPTION_NOT_HANDLED, ...) */
     ULONG_PTR p[4];
     char reason[512];
 };
