@@ -13,6 +13,10 @@
 #define SPIN_BEFORE_YIELD 128
 #define EX_SPIN_WRITER 0x80000000u
 
+/* One per thread, for every file's uwdf_thread_token (a static in the
+ * inline function would be one per file). */
+__thread char uwdf_thread_token_byte;
+
 static __thread int tls_critical_regions;
 static __thread int tls_guarded_regions;
 

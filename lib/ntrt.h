@@ -11,10 +11,10 @@
 /* ---- threads ----
  * A non-zero value unique to the calling thread while it lives (the address
  * of a thread-local), for lock ownership. */
+extern __thread char uwdf_thread_token_byte; /* lib/kespin.c */
 static inline ULONG_PTR uwdf_thread_token(void)
 {
-    static __thread char token;
-    return (ULONG_PTR)&token;
+    return (ULONG_PTR)&uwdf_thread_token_byte;
 }
 
 /* ---- IRQL rules (lib/runtime.c) ----
