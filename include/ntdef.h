@@ -20,6 +20,11 @@
 #pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #pragma GCC diagnostic ignored "-Wmultichar"
 #endif
+/* Set, as the WDK sets them for x64, so `#ifdef ALLOC_PRAGMA` blocks of
+ * alloc_text/data_seg pragmas compile as on Windows (and are ignored: all
+ * of the port's code and data is resident). */
+#define ALLOC_PRAGMA 1
+#define ALLOC_DATA_PRAGMA 1
 
 #include "sdkddkver.h"
 #include "sal.h"
