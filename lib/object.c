@@ -452,7 +452,11 @@ void uwdf_object_delete(struct uwdf_object *obj)
         object_verify_unload(obj);
 
     /* Children first: take the whole list so a child that is being deleted
-     * concurrently cannot make us loop. */
+     * concurrently cannot make us loop. Every child is deleted before any
+     * is let go, as KMDF disposes them all before it releases them: a
+     * child's handle and memory stay while its siblings go, so a timer's
+     * callback that runs until its device is deleted can still use a lock
+     * deleted before it. */
     pthread_mutex_lock(&tree_lock);
     struct uwdf_object *child = obj->first_child;
     obj->first_child = NULL;
@@ -461,10 +465,12 @@ void uwdf_object_delete(struct uwdf_object *obj)
         c->in_parent_list = false;
     }
     pthread_mutex_unlock(&tree_lock);
+    /* Out of the parent's list, the siblings' links no longer change. */
+    for (struct uwdf_object *c = child; c; c = c->next_sibling)
+        uwdf_object_delete(c);
     while (child) {
         struct uwdf_object *next = child->next_sibling;
         child->prev_sibling = child->next_sibling = NULL;
-        uwdf_object_delete(child);
         uwdf_object_release(child);
         child = next;
     }

@@ -390,6 +390,22 @@ START_TEST(cleanup_and_destroy_run_children_first_cleanup_before_destroy)
 }
 END_TEST
 
+/* Every child is deleted (cleaned up) before any is destroyed, as KMDF
+ * disposes all children before it releases them: a child stays usable
+ * while its siblings go. Newest first. */
+START_TEST(siblings_are_all_deleted_before_any_is_destroyed)
+{
+    log_reset();
+    WDFOBJECT parent = make_logged('P', NULL);
+    WDFOBJECT a = make_logged('A', parent);
+    make_logged('B', parent);
+    make_logged('a', a);
+    make_logged('C', parent);
+    WdfObjectDelete(parent);
+    ck_assert_str_eq(event_log, "cCcBcadacAdCdBdAcPdP");
+}
+END_TEST
+
 START_TEST(deleting_a_child_leaves_the_parent)
 {
     log_reset();
@@ -1179,6 +1195,7 @@ static Suite *object_suite(void)
     tc = tu_tcase(s, "lifetime", 0);
     tcase_add_test(tc, deleting_a_parent_deletes_its_children);
     tcase_add_test(tc, cleanup_and_destroy_run_children_first_cleanup_before_destroy);
+    tcase_add_test(tc, siblings_are_all_deleted_before_any_is_destroyed);
     tcase_add_test(tc, deleting_a_child_leaves_the_parent);
     tcase_add_test(tc, extra_reference_delays_destroy_not_cleanup);
     tcase_add_test(tc, reference_with_tag_pairs_like_plain_reference);
