@@ -84,9 +84,9 @@ START_TEST(the_sample_driver_loads_ticks_and_answers)
     while (sample_ticks(t) < 3 && tu_now_ms() < end)
         tu_sleep_ms(SAMPLE_TIMER_PERIOD_MS);
     ck_assert_uint_ge(sample_ticks(t), 3);
-    while (!SampleState.PagedCodeRanAtPassive && tu_now_ms() < end)
+    while (!InterlockedOr(&SampleState.PagedCodeRanAtPassive, 0) && tu_now_ms() < end)
         tu_sleep_ms(1);
-    ck_assert(SampleState.PagedCodeRanAtPassive);
+    ck_assert(InterlockedOr(&SampleState.PagedCodeRanAtPassive, 0));
 
     /* a read: the GUID as text, cut to the buffer */
     char buf[64] = { 0 };

@@ -726,8 +726,11 @@ static VOID logging_timer(WDFTIMER Timer)
 {
     struct timer_log *l = *log_of(Timer);
     atomic_fetch_add(&l->entered, 1);
-    if (atomic_fetch_add(&l->calls, 1) == 0)
+    /* first_ms is written before calls counts the call, so a reader that
+     * saw the count sees it (one timer's callbacks never overlap here) */
+    if (atomic_load(&l->calls) == 0)
         l->first_ms = tu_now_ms();
+    atomic_fetch_add(&l->calls, 1);
     if (KeGetCurrentIrql() != l->want_irql)
         atomic_fetch_add(&l->wrong_irql, 1);
     if (pthread_equal(pthread_self(), l->caller))

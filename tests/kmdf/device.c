@@ -110,7 +110,7 @@ SampleEvtWorkItem(
     SAMPLE_PAIR    pair;
 
     PAGED_CODE();
-    SampleState.PagedCodeRanAtPassive = (KeGetCurrentIrql() == PASSIVE_LEVEL);
+    InterlockedExchange(&SampleState.PagedCodeRanAtPassive, KeGetCurrentIrql() == PASSIVE_LEVEL);
 
     pair.Both = 0;
     pair.High = 1;

@@ -45,7 +45,7 @@ WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(QUEUE_CONTEXT, QueueGetContext)
 
 typedef struct _SAMPLE_DRIVER_STATE {
     BOOLEAN CleanedUp;
-    BOOLEAN PagedCodeRanAtPassive;
+    volatile LONG PagedCodeRanAtPassive;
     LONG    QueueContextsDestroyed;
 } SAMPLE_DRIVER_STATE, *PSAMPLE_DRIVER_STATE;
 
