@@ -125,6 +125,15 @@ struct uwdf_callback_owner {
 bool uwdf_callback_owner_find(struct uwdf_object *obj, struct uwdf_callback_owner *out);
 /* The device at or above obj, or NULL. */
 struct uwdf_device *uwdf_object_find_device(struct uwdf_object *obj);
+/* For a timer or work item parented to parent whose callback runs at level:
+ * the lock AutomaticSerialization (serialize) makes the callback take (NULL
+ * if none: not asked, or the owner has no synchronization scope), with the
+ * executor for level started. STATUS_INVALID_DEVICE_REQUEST: no device at
+ * or above parent; STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL: a serialized
+ * owner whose callbacks run at the other level; STATUS_INSUFFICIENT_RESOURCES:
+ * no executor thread. */
+NTSTATUS uwdf_deferred_callback_lock(struct uwdf_object *parent, bool serialize, enum uwdf_defer_level level,
+                                     pthread_mutex_t **lock);
 /* A create's attribute checks for objects with no synchronization scope or
  * (unless level_allowed) execution level of their own: KMDF's default
  * FxValidateObjectAttributes. */

@@ -56,6 +56,21 @@ struct uwdf_device *uwdf_object_find_device(struct uwdf_object *obj)
     return NULL;
 }
 
+NTSTATUS uwdf_deferred_callback_lock(struct uwdf_object *parent, bool serialize, enum uwdf_defer_level level,
+                                     pthread_mutex_t **lock)
+{
+    struct uwdf_callback_owner owner;
+    *lock = NULL;
+    if (!uwdf_object_find_device(parent) || !uwdf_callback_owner_find(parent, &owner))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (serialize && owner.serialized) {
+        if (owner.passive != (level == UWDF_DEFER_PASSIVE))
+            return STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL;
+        *lock = owner.lock;
+    }
+    return uwdf_deferred_prepare(level) == 0 ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
+}
+
 NTSTATUS uwdf_attributes_validate_plain(PWDF_OBJECT_ATTRIBUTES attrs, bool level_allowed)
 {
     NTSTATUS status = uwdf_attributes_validate(attrs, 0);

@@ -146,7 +146,6 @@ static const struct uwdf_object_ops timer_ops = { .dispose = timer_dispose };
 
 NTSTATUS WdfTimerCreate(PWDF_TIMER_CONFIG Config, PWDF_OBJECT_ATTRIBUTES Attributes, WDFTIMER *Timer)
 {
-    struct uwdf_callback_owner owner;
     if (!Attributes || !Attributes->ParentObject)
         return STATUS_WDF_PARENT_NOT_SPECIFIED;
     struct uwdf_object *parent = uwdf_object_lookup(Attributes->ParentObject, 0, "WdfTimerCreate");
@@ -168,17 +167,11 @@ NTSTATUS WdfTimerCreate(PWDF_TIMER_CONFIG Config, PWDF_OBJECT_ATTRIBUTES Attribu
     bool passive = Attributes->ExecutionLevel == WdfExecutionLevelPassive;
     if (Config->Period > 0 && passive)
         return STATUS_NOT_SUPPORTED;
-    if (!uwdf_object_find_device(parent) || !uwdf_callback_owner_find(parent, &owner))
-        return STATUS_INVALID_DEVICE_REQUEST;
-    pthread_mutex_t *cb_lock = NULL;
-    if (Config->AutomaticSerialization && owner.serialized) {
-        if (owner.passive != passive)
-            return STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL;
-        cb_lock = owner.lock;
-    }
     enum uwdf_defer_level level = passive ? UWDF_DEFER_PASSIVE : UWDF_DEFER_DISPATCH;
-    if (uwdf_deferred_prepare(level) != 0)
-        return STATUS_INSUFFICIENT_RESOURCES;
+    pthread_mutex_t *cb_lock;
+    status = uwdf_deferred_callback_lock(parent, Config->AutomaticSerialization, level, &cb_lock);
+    if (!NT_SUCCESS(status))
+        return status;
     struct uwdf_object *obj;
     status = uwdf_object_create(sizeof(struct uwdf_wdftimer), UWDF_OBJ_TIMER, &timer_ops, Attributes, NULL, 0, &obj);
     if (!NT_SUCCESS(status))

@@ -59,7 +59,6 @@ static const struct uwdf_object_ops workitem_ops = { .dispose = workitem_dispose
 
 NTSTATUS WdfWorkItemCreate(PWDF_WORKITEM_CONFIG Config, PWDF_OBJECT_ATTRIBUTES Attributes, WDFWORKITEM *WorkItem)
 {
-    struct uwdf_callback_owner owner;
     if (!Attributes || !Attributes->ParentObject)
         return STATUS_WDF_PARENT_NOT_SPECIFIED;
     struct uwdf_object *parent = uwdf_object_lookup(Attributes->ParentObject, 0, "WdfWorkItemCreate");
@@ -77,16 +76,10 @@ NTSTATUS WdfWorkItemCreate(PWDF_WORKITEM_CONFIG Config, PWDF_OBJECT_ATTRIBUTES A
     NTSTATUS status = uwdf_attributes_validate_plain(Attributes, false);
     if (!NT_SUCCESS(status))
         return status;
-    if (!uwdf_object_find_device(parent) || !uwdf_callback_owner_find(parent, &owner))
-        return STATUS_INVALID_DEVICE_REQUEST;
-    pthread_mutex_t *cb_lock = NULL;
-    if (Config->AutomaticSerialization && owner.serialized) {
-        if (!owner.passive)
-            return STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL;
-        cb_lock = owner.lock;
-    }
-    if (uwdf_deferred_prepare(UWDF_DEFER_PASSIVE) != 0)
-        return STATUS_INSUFFICIENT_RESOURCES;
+    pthread_mutex_t *cb_lock;
+    status = uwdf_deferred_callback_lock(parent, Config->AutomaticSerialization, UWDF_DEFER_PASSIVE, &cb_lock);
+    if (!NT_SUCCESS(status))
+        return status;
     struct uwdf_object *obj;
     status = uwdf_object_create(sizeof(struct uwdf_workitem), UWDF_OBJ_WORKITEM, &workitem_ops, Attributes, NULL,
                                 0, &obj);
