@@ -22,7 +22,7 @@ static pthread_once_t filter_once = PTHREAD_ONCE_INIT;
 /* UWDF_DEBUG_PRINT=<mask> (or "all") sets the mask every component shares. */
 static void filter_init_from_env(void)
 {
-    const char *v = getenv("UWDF_DEBUG_PRINT");
+    const char *v = uwdf_env(UWDF_ENV_DEBUG_PRINT);
     if (!v || !*v)
         return;
     if (strcmp(v, "all") == 0) {

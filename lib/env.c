@@ -16,6 +16,7 @@ static const char *const env_names[UWDF_ENV_COUNT] = {
     [UWDF_ENV_FAULT_STALL] = "UWDF_FAULT_STALL",
     [UWDF_ENV_FP_FAIL] = "UWDF_FP_FAIL",
     [UWDF_ENV_BIASED_LOCKS] = "UWDF_BIASED_LOCKS",
+    [UWDF_ENV_DEBUG_PRINT] = "UWDF_DEBUG_PRINT",
 };
 
 const char *uwdf_env_name(enum uwdf_env_switch which)
