@@ -45,6 +45,28 @@ static void expect_verifier_break(void)
     tu_bugcheck_reset();
 }
 
+/* Objects of a type the framework holds now (UwdfQueryObjectCount). */
+static ULONGLONG live_objects(const char *type)
+{
+    UWDF_OBJECT_COUNT c;
+    ck_assert_int_eq(UwdfQueryObjectCount(type, &c), STATUS_SUCCESS);
+    return c.Live;
+}
+
+/* Waits up to PATIENCE_MS for the live objects of type to come down to
+ * want (the last reference of a callback's object goes on the framework's
+ * thread, just after the callback). */
+static bool live_objects_fall_to(const char *type, ULONGLONG want)
+{
+    double end = tu_now_ms() + PATIENCE_MS;
+    while (live_objects(type) > want) {
+        if (tu_now_ms() > end)
+            return false;
+        tu_sleep_ms(1);
+    }
+    return live_objects(type) == want;
+}
+
 /* ---- objects that count their destruction ---- */
 
 static atomic_int destroyed, cleaned;
@@ -1043,6 +1065,48 @@ START_TEST(deleting_the_parent_stops_the_timer)
 }
 END_TEST
 
+/* A lock the driver made after its device, used by the device's timer:
+ * the driver's deletion deletes the lock first (newest first), then the
+ * device, whose timer's running callback still takes the lock. The lock
+ * must stay usable until every sibling is gone. */
+static struct {
+    WDFSPINLOCK lock;
+    atomic_int entered, finished;
+} late_lock;
+
+static VOID timer_using_a_late_lock(WDFTIMER Timer)
+{
+    (void)Timer;
+    atomic_fetch_add(&late_lock.entered, 1);
+    tu_sleep_ms(30);
+    WdfSpinLockAcquire(late_lock.lock);
+    WdfSpinLockRelease(late_lock.lock);
+    atomic_fetch_add(&late_lock.finished, 1);
+}
+
+START_TEST(a_sibling_deleted_first_stays_usable_until_the_parent_is_done)
+{
+    WDFDRIVER drv;
+    WDFDEVICE dev;
+    WDF_TIMER_CONFIG c;
+    WDF_OBJECT_ATTRIBUTES a;
+    WDFTIMER t;
+    tu_driver_and_device(&drv, &dev);
+    atomic_store(&late_lock.entered, 0);
+    atomic_store(&late_lock.finished, 0);
+    WDF_TIMER_CONFIG_INIT_PERIODIC(&c, timer_using_a_late_lock, 1);
+    WDF_OBJECT_ATTRIBUTES_INIT(&a);
+    a.ParentObject = dev;
+    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &late_lock.lock), STATUS_SUCCESS);
+    WdfTimerStart(t, 0);
+    ck_assert(wait_at_least(&late_lock.entered, 1));
+    WdfObjectDelete(drv);
+    ck_assert_int_eq(ld(&late_lock.finished), ld(&late_lock.entered));
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+}
+END_TEST
+
 /* Create, start and delete many timers, some about to fire, some firing,
  * some periodic: every one is destroyed, none leaks (the sanitizer and
  * valgrind runs check the memory). */
@@ -1052,6 +1116,7 @@ START_TEST(create_start_delete_cycles)
     WDFDEVICE dev;
     tu_driver_and_device(&drv, &dev);
     int cycles = tu_running_on_valgrind() ? 1000 : 10000;
+    ULONGLONG timers_before = live_objects("WDFTIMER");
     atomic_store(&destroyed, 0);
     struct timer_log l = { 0 };
     for (int i = 0; i < cycles; i++) {
@@ -1065,6 +1130,7 @@ START_TEST(create_start_delete_cycles)
     ck_assert(wait_at_least(&destroyed, cycles));
     tu_sleep_ms(10);
     ck_assert_int_eq(ld(&destroyed), cycles);
+    ck_assert(live_objects_fall_to("WDFTIMER", timers_before));
     WdfObjectDelete(drv);
 }
 END_TEST
@@ -1263,6 +1329,7 @@ START_TEST(work_items_are_fifo_and_not_queued_twice)
         ck_assert(wait_at_least(&blockers[i].finished, 1));
     ck_assert_int_eq(ld(&dropped.calls), 0);
     WdfObjectDelete(drv);
+    ck_assert(live_objects_fall_to("WDFWORKITEM", 0));
 }
 END_TEST
 
@@ -1548,6 +1615,7 @@ static Suite *wdfsync_suite(void)
     tcase_add_loop_test(tc, delete_from_the_callback_does_not_wait_for_itself, 0, 2);
     tcase_add_test(tc, delete_at_dispatch_drops_a_queued_callback);
     tcase_add_test(tc, deleting_the_parent_stops_the_timer);
+    tcase_add_test(tc, a_sibling_deleted_first_stays_usable_until_the_parent_is_done);
     tcase_add_test(tc, create_start_delete_cycles);
 
     tc = tu_tcase(s, "work items", 60);
