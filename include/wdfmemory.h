@@ -68,6 +68,10 @@ FORCEINLINE VOID WDF_MEMORY_DESCRIPTOR_INIT_MDL(PWDF_MEMORY_DESCRIPTOR Descripto
 /* The buffer is page-aligned (so O_DIRECT works) and not zeroed. */
 NTSTATUS WdfMemoryCreate(PWDF_OBJECT_ATTRIBUTES Attributes, POOL_TYPE PoolType, ULONG PoolTag,
                          size_t BufferSize, WDFMEMORY *Memory, PVOID *Buffer);
+#ifdef UWDF_PVOID_OUT_MACROS /* wdftypes.h */
+#define WdfMemoryCreate(Attributes, PoolType, PoolTag, BufferSize, Memory, Buffer) \
+    WdfMemoryCreate((Attributes), (PoolType), (PoolTag), (BufferSize), (Memory), UWDF_PVOID_OUT(Buffer))
+#endif
 NTSTATUS WdfMemoryCreatePreallocated(PWDF_OBJECT_ATTRIBUTES Attributes, PVOID Buffer,
                                      size_t BufferSize, WDFMEMORY *Memory);
 NTSTATUS WdfMemoryAssignBuffer(WDFMEMORY Memory, PVOID Buffer, size_t BufferSize);

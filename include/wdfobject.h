@@ -105,6 +105,10 @@ FORCEINLINE VOID WDF_OBJECT_ATTRIBUTES_INIT(PWDF_OBJECT_ATTRIBUTES Attributes)
 PVOID WdfObjectGetTypedContextWorker(WDFOBJECT Handle, PCWDF_OBJECT_CONTEXT_TYPE_INFO TypeInfo);
 NTSTATUS WdfObjectAllocateContext(WDFOBJECT Handle, PWDF_OBJECT_ATTRIBUTES ContextAttributes,
                                   PVOID *Context);
+#ifdef UWDF_PVOID_OUT_MACROS
+#define WdfObjectAllocateContext(Handle, ContextAttributes, Context) \
+    WdfObjectAllocateContext((Handle), (ContextAttributes), UWDF_PVOID_OUT(Context))
+#endif
 WDFOBJECT WdfObjectContextGetObject(PVOID ContextPointer);
 
 NTSTATUS WdfObjectCreate(PWDF_OBJECT_ATTRIBUTES Attributes, WDFOBJECT *Object);

@@ -261,6 +261,12 @@ NTSTATUS WdfRequestRetrieveInputBuffer(WDFREQUEST Request, size_t MinimumRequire
                                        size_t *Length);
 NTSTATUS WdfRequestRetrieveOutputBuffer(WDFREQUEST Request, size_t MinimumRequiredSize, PVOID *Buffer,
                                         size_t *Length);
+#ifdef UWDF_PVOID_OUT_MACROS /* wdftypes.h */
+#define WdfRequestRetrieveInputBuffer(Request, MinimumRequiredLength, Buffer, Length) \
+    WdfRequestRetrieveInputBuffer((Request), (MinimumRequiredLength), UWDF_PVOID_OUT(Buffer), (Length))
+#define WdfRequestRetrieveOutputBuffer(Request, MinimumRequiredSize, Buffer, Length) \
+    WdfRequestRetrieveOutputBuffer((Request), (MinimumRequiredSize), UWDF_PVOID_OUT(Buffer), (Length))
+#endif
 NTSTATUS WdfRequestRetrieveInputWdmMdl(WDFREQUEST Request, PMDL *Mdl);
 NTSTATUS WdfRequestRetrieveOutputWdmMdl(WDFREQUEST Request, PMDL *Mdl);
 VOID WdfRequestMarkCancelable(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel);

@@ -8,6 +8,21 @@
 extern "C" {
 #endif
 
+/* DDIs with a PVOID * out-parameter (WdfRequestRetrieveOutputBuffer, ...)
+ * are called with the address of any pointer (PCHAR buf; ... &buf): MSVC
+ * converts a T ** to PVOID * quietly, GCC and clang do not (an error from
+ * GCC 14). In C such DDIs are also macros that convert the argument with
+ * UWDF_PVOID_OUT, which still rejects the address of a non-pointer (the
+ * mistake the conversion could hide) and takes NULL or a PVOID. The
+ * library's own sources define UWDF_NO_PVOID_OUT_MACROS. */
+#if !defined(__cplusplus) && !defined(UWDF_NO_PVOID_OUT_MACROS)
+#define UWDF_PVOID_OUT_MACROS 1
+#define UWDF_PVOID_OUT(p)                                                                                    \
+    ((void)sizeof(*__builtin_choose_expr(__builtin_types_compatible_p(__typeof__(p), void *), (char **)0, \
+                                         (p)) == (void *)0),                                                 \
+     (PVOID *)(p))
+#endif
+
 #define WDF_DECLARE_HANDLE(name) \
     struct name##__ {            \
         int unused;              \

@@ -3,6 +3,8 @@
 #define UWDF_INTERNAL_H
 
 #include "config.h"
+/* The library defines the DDIs the headers also wrap in macros (wdftypes.h). */
+#define UWDF_NO_PVOID_OUT_MACROS 1
 
 #include <pthread.h>
 #include <stdarg.h>

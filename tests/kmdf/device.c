@@ -66,9 +66,12 @@ SampleControlDeviceCreate(
     WDFDRIVER Driver
     )
 {
-    NTSTATUS        status;
-    PWDFDEVICE_INIT deviceInit;
-    WDFDEVICE       device;
+    NTSTATUS              status;
+    PWDFDEVICE_INIT       deviceInit;
+    WDFDEVICE             device;
+    WDF_OBJECT_ATTRIBUTES attributes;
+    PCONTROL_CONTEXT      controlContext;
+    WDFMEMORY             unmapped;
     DECLARE_CONST_UNICODE_STRING(deviceName, SAMPLE_DEVICE_NAME);
 
     PAGED_CODE();
@@ -88,6 +91,28 @@ SampleControlDeviceCreate(
     status = WdfDeviceCreate(&deviceInit, WDF_NO_OBJECT_ATTRIBUTES, &device);
     if (!NT_SUCCESS(status)) {
         WdfDeviceInitFree(deviceInit);
+        return status;
+    }
+
+    //
+    // Typed out-pointers where the DDIs take a PVOID *, as Windows code
+    // passes them.
+    //
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attributes, CONTROL_CONTEXT);
+    status = WdfObjectAllocateContext(device, &attributes, &controlContext);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    WDF_OBJECT_ATTRIBUTES_INIT(&attributes);
+    attributes.ParentObject = device;
+    status = WdfMemoryCreate(&attributes, NonPagedPoolNx, SAMPLE_POOL_TAG, PAGE_SIZE,
+                             &controlContext->Scratch, &controlContext->ScratchBuffer);
+    if (!NT_SUCCESS(status)) {
+        return status;
+    }
+    RtlZeroMemory(controlContext->ScratchBuffer, PAGE_SIZE);
+    status = WdfMemoryCreate(&attributes, NonPagedPoolNx, SAMPLE_POOL_TAG, PAGE_SIZE, &unmapped, NULL);
+    if (!NT_SUCCESS(status)) {
         return status;
     }
 

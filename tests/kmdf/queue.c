@@ -121,7 +121,7 @@ SampleEvtIoRead(
 {
     NTSTATUS       status;
     PQUEUE_CONTEXT queueContext = QueueGetContext(Queue);
-    PVOID          buffer;
+    PCHAR          buffer;
     size_t         bufferLength;
     size_t         textLength = 0;
     UNICODE_STRING guidText;
@@ -178,7 +178,7 @@ SampleEvtIoDeviceControl(
 
     switch (IoControlCode) {
     case IOCTL_SAMPLE_TICKS:
-        status = WdfRequestRetrieveOutputBuffer(Request, sizeof(ULONG), (PVOID *)&ticks, NULL);
+        status = WdfRequestRetrieveOutputBuffer(Request, sizeof(ULONG), &ticks, NULL);
         if (NT_SUCCESS(status)) {
             WdfSpinLockAcquire(queueContext->Lock);
             *ticks = queueContext->Ticks;

@@ -43,6 +43,13 @@ typedef struct _QUEUE_CONTEXT {
 
 WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(QUEUE_CONTEXT, QueueGetContext)
 
+typedef struct _CONTROL_CONTEXT {
+    WDFMEMORY Scratch;
+    PUCHAR    ScratchBuffer;
+} CONTROL_CONTEXT, *PCONTROL_CONTEXT;
+
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(CONTROL_CONTEXT, ControlGetContext)
+
 typedef struct _SAMPLE_DRIVER_STATE {
     BOOLEAN CleanedUp;
     volatile LONG PagedCodeRanAtPassive;
