@@ -1,0 +1,98 @@
+/* WDFIOTARGET (lib/iotarget.c) and what answers for a file or block-device
+ * target beside the kernel (lib/geometry.c, lib/blockops.c). Not
+ * installed. */
+#ifndef UWDF_IOTARGET_H
+#define UWDF_IOTARGET_H
+
+#include "biased_lock.h"
+#include "device.h"
+#include "object.h"
+
+struct uwdf_request;
+
+/* Stack locations a request needs for a file or block-device target: the
+ * kernel is the only driver below. */
+#define UWDF_FILE_TARGET_STACK 1
+
+struct uwdf_iotarget {
+    struct uwdf_object obj;
+    struct uwdf_device *device;
+    struct uwdf_biased_lock lock; /* biased to the engine thread */
+    pthread_cond_t idle_cond;
+    WDF_IO_TARGET_STATE state;
+    bool opened;
+    bool closing;
+    /* opened && !closing, kept under the lock, read without it by the
+     * format path (which only needs a recent answer: a close that starts
+     * right after the check fails the send instead). */
+    atomic_bool formattable;
+    int fd;
+    bool is_block;
+    bool is_stream; /* FIFO, pipe, socket, character device */
+    bool direct;
+    bool write_through;
+    ACCESS_MASK access;
+    uint64_t size;
+    uint32_t logical_sector;
+    uint32_t physical_sector;
+    uint32_t dio_mem_align;
+    uint32_t dio_offset_align;
+    struct uwdf_engine *engine;
+    LIST_ENTRY sent;
+    LIST_ENTRY pended;
+    atomic_uint sent_count; /* changes under lock, except a decrement that stays > 0 */
+    unsigned waiters;
+    atomic_ullong file_pos;
+    char *path;
+    bool by_descriptor; /* opened beneath a root: never re-opened by name */
+    WDF_IO_TARGET_OPEN_PARAMS open_params;
+    FILE_OBJECT file_object;
+    struct uwdf_device *lower; /* an in-process device target, referenced */
+};
+
+/* Stack locations a request needs below its sender for target t. */
+static inline CCHAR uwdf_iotarget_stack_need(const struct uwdf_iotarget *t)
+{
+    return t->lower ? t->lower->wdm.StackSize : UWDF_FILE_TARGET_STACK;
+}
+/* An in-process device completed a packet sent to it (lib/queue.c). */
+void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
+
+_Static_assert(offsetof(struct uwdf_iotarget, obj) == 0, "lookup casts the object pointer");
+static inline struct uwdf_iotarget *uwdf_iotarget_lookup(WDFIOTARGET handle, const char *ddi)
+{
+    return (struct uwdf_iotarget *)uwdf_object_lookup(handle, UWDF_OBJ_IOTARGET, ddi); /* obj is first */
+}
+/* Queue a formatted request to the target (WdfRequestSend's core). Returns
+ * STATUS_SUCCESS if sent or pended; otherwise the failure, with nothing
+ * left half done. */
+NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *target, struct uwdf_request *req,
+                              PWDF_REQUEST_SEND_OPTIONS options);
+/* Validate a request for formatting to t: STATUS_INVALID_DEVICE_REQUEST
+ * (sent), STATUS_INVALID_DEVICE_STATE (target not open),
+ * STATUS_REQUEST_NOT_ACCEPTED / STATUS_INSUFFICIENT_RESOURCES (IRP). */
+NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_request *req,
+                                       const char *ddi);
+/* Cancel a sent request (WdfRequestCancelSentRequest's core). */
+bool uwdf_iotarget_cancel_request(struct uwdf_request *req);
+/* The access and option flags WdfIoTargetOpen opens a file with
+ * (O_RDWR, O_DIRECT, ...), without the disposition's. */
+NTSTATUS uwdf_iotarget_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags);
+/* Opens the target on fd, a file opened with flags (and O_NONBLOCK) by
+ * whoever resolved name, which is kept only for messages: such a target is
+ * never re-opened by name. The target owns fd, whatever the outcome. */
+NTSTATUS uwdf_iotarget_open_fd(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams, int fd, int flags,
+                               const char *name);
+/* A UNICODE_STRING (wchar_t) as a NUL-terminated UTF-8 path, allocated
+ * with uwdf_alloc; NULL when out of memory. */
+char *uwdf_unicode_to_utf8(PCUNICODE_STRING name);
+/* Geometry (lib/geometry.c) */
+int uwdf_geometry_probe(struct uwdf_iotarget *target);
+/* Discard and zeroing (lib/blockops.c): blocking, so run on the worker. */
+bool uwdf_blockops_handles(ULONG code);
+NTSTATUS uwdf_blockops_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len);
+/* IOCTLs answered by the framework for file and block-device targets. */
+NTSTATUS uwdf_iotarget_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len,
+                             void *out, size_t out_len, ULONG_PTR *information);
+
+#endif

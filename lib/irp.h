@@ -1,0 +1,24 @@
+/* IRPs (lib/irp.c) and their cancellation. Not installed. */
+#ifndef UWDF_IRP_H
+#define UWDF_IRP_H
+
+#include <stdbool.h>
+
+#include <wdm.h>
+
+struct uwdf_request;
+
+enum uwdf_cancel_kind {
+    UWDF_CANCEL_ON_QUEUE = 1, /* waiting on a queue */
+    UWDF_CANCEL_DRIVER,       /* marked cancelable by the driver */
+    UWDF_CANCEL_SENT,         /* a received request forwarded to a target */
+    UWDF_CANCEL_FP_WAIT,      /* a packet waiting for a reserved request */
+};
+/* IoSetCancelRoutine/IoCancelIrp with one framework cancel lock. set
+ * returns false if the IRP is already cancelled; clear returns false if a
+ * cancel took the routine (the canceller now owns the outcome). */
+bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner);
+bool uwdf_irp_clear_cancel(PIRP irp);
+void uwdf_irp_cancel(PIRP irp);
+
+#endif

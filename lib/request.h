@@ -1,0 +1,195 @@
+/* WDFREQUEST (lib/request.c): the request object, its format, its send
+ * state and its completion to the owner. Not installed. */
+#ifndef UWDF_REQUEST_H
+#define UWDF_REQUEST_H
+
+#include <sys/uio.h>
+
+#include "../backends/backend.h"
+#include "memory.h"
+#include "object.h"
+#include "timer.h"
+#include "worker.h"
+
+struct uwdf_device;
+struct uwdf_queue;
+
+#define UWDF_INLINE_IOV 4
+
+enum uwdf_irp_owner {
+    UWDF_IRP_NONE = 0,
+    UWDF_IRP_FRAMEWORK, /* WdfRequestCreate, or CreateFromIrp(RequestFreesIrp=TRUE) */
+    UWDF_IRP_DRIVER,    /* CreateFromIrp(RequestFreesIrp=FALSE) or SET_NEW_IRP */
+};
+
+/* request->flags */
+#define UWDF_REQ_CANCELED        0x0001u /* a cancel was requested (sticky until reuse) */
+#define UWDF_REQ_TIMER_CANCELLED 0x0002u /* the timeout caused the cancel */
+#define UWDF_REQ_PENDED          0x0004u /* on a stopped target's pended list */
+#define UWDF_REQ_SENT            0x0008u /* handed to an engine */
+#define UWDF_REQ_TIMER_ARMED     0x0010u
+#define UWDF_REQ_IGNORE_STATE    0x0020u
+#define UWDF_REQ_SYNC            0x0040u
+#define UWDF_REQ_CALL_ROUTINE    0x0080u /* sync send that also runs the routine */
+#define UWDF_REQ_USE_FILE_POS    0x0100u
+#define UWDF_REQ_COMPLETED       0x0200u /* completed to its owner; not yet reused */
+#define UWDF_REQ_FORGET          0x0400u /* queue request sent SEND_AND_FORGET */
+#define UWDF_REQ_SEND_FAILED     0x0800u /* verifier: WdfRequestSend failed, not yet handled */
+#define UWDF_REQ_APPEND          0x1000u /* a write to FILE_WRITE_TO_END_OF_FILE */
+
+/* Where a request received from a queue is (request->qstate). */
+enum uwdf_queue_state {
+    UWDF_QS_NONE = 0,   /* driver-created, or a reserved request in its pool */
+    UWDF_QS_QUEUED,     /* waiting on a queue */
+    UWDF_QS_CANCELING,  /* taken off the queue by its cancel routine */
+    UWDF_QS_OWNED,      /* presented to (or retrieved by) the driver */
+    UWDF_QS_COMPLETING, /* the driver is completing it; still on the owned list */
+    UWDF_QS_COMPLETED,  /* completed; the handle lives while referenced */
+};
+
+struct uwdf_iotarget;
+struct uwdf_sync_wait;
+
+struct uwdf_request {
+    struct uwdf_object obj;
+    PIRP irp;
+    uint8_t irp_owner;
+    bool from_irp;
+    bool internal; /* framework's own request for a synchronous send */
+
+    /* format */
+    bool formatted;
+    WDF_REQUEST_TYPE fmt_type;
+    uint32_t fmt_seq;
+    struct uwdf_memory *fmt_mem[2]; /* [0] input (write/ioctl in), [1] output */
+    size_t fmt_offset[2];
+    size_t fmt_length[2];
+    void *fmt_buffer[2];            /* raw buffers of a synchronous send */
+    WDFIOTARGET fmt_target; /* a handle: the target may be deleted before the request */
+
+    /* send state, guarded by the target's lock while sent */
+    struct uwdf_iotarget *target;
+    long comp_refs;
+    atomic_uint flags;
+    /* This send's completion is decided (set under its target's lock when
+     * it leaves the sent list; cleared by the next send before its flags).
+     * Its own word: a plain store, where a bit in flags would need a
+     * locked read-modify-write against a concurrent cancel's CANCELED. */
+    atomic_bool send_over;
+    LIST_ENTRY target_link;
+    struct uwdf_request *resubmit_next;
+    PFN_WDF_REQUEST_COMPLETION_ROUTINE routine;
+    WDFCONTEXT routine_ctx;
+    WDF_REQUEST_COMPLETION_PARAMS cparams;
+    LONGLONG timeout;
+    int64_t deadline_ns;
+    struct uwdf_timer timer;
+    struct uwdf_sync_wait *waiter;
+    uint64_t pos_offset; /* file position reserved for a NULL DeviceOffset */
+    size_t io_length;
+    /* a completion decided by the framework, not the kernel (IOCTLs,
+     * requests failed before they reached the engine) */
+    bool fw_done;
+    NTSTATUS fw_status;
+    ULONG_PTR fw_info;
+    struct uwdf_work work; /* a blocking IOCTL on the worker thread */
+
+    struct uwdf_io io;
+    struct iovec iov_inline[UWDF_INLINE_IOV];
+    struct iovec *iov_heap;
+    int iov_heap_cap;
+
+    /* received from a queue (lib/queue.c); guarded by the queue lock */
+    bool received;
+    bool reserved;
+    bool stop_acked;
+    bool suspended;
+    _Atomic uint8_t qstate; /* written under the queue lock, read without it too */
+    struct uwdf_queue *queue;   /* the queue it is on or was presented by */
+    struct uwdf_queue *fp_home; /* a reserved request's pool */
+    struct uwdf_request *sender; /* the request whose IRP this is */
+    LIST_ENTRY queue_link;
+    LIST_ENTRY packet_link;     /* a packet waiting for a reserved request */
+    PFN_WDF_REQUEST_CANCEL cancel_routine;
+    atomic_bool cancelable;
+    struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
+    bool rmem_live[2];
+    MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
+    PMDL rmdl_alloc;            /* an MDL built for a retrieval on buffered I/O */
+    void *bounce;               /* buffered I/O over a scattered buffer */
+    size_t bounce_len;
+    PMDL saved_mdl;
+    PVOID saved_user, saved_system, saved_type3;
+    /* The IRP's buffers as presented (receive_setup's layout): what
+     * retrieval hands out, and what the IRP gets back when a format that
+     * replaced them is dropped (request_restore_presented). */
+    PMDL pres_mdl;
+    PVOID pres_user, pres_system;
+};
+
+_Static_assert(offsetof(struct uwdf_request, obj) == 0, "lookup casts the object pointer");
+static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const char *ddi)
+{
+    return (struct uwdf_request *)uwdf_object_lookup(handle, UWDF_OBJ_REQUEST, ddi); /* obj is first */
+}
+/* A request for an incoming packet, with the device's request attributes. */
+NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out);
+/* Back to the just-created state (a reserved request between packets);
+ * contexts are kept, as WDF keeps them. */
+void uwdf_request_reset(struct uwdf_request *req);
+/* Release everything a format holds (memory references) and mark unformatted. */
+void uwdf_request_release_format(struct uwdf_request *req);
+void uwdf_request_drop_format(struct uwdf_request *req, bool may_park);
+NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
+NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size);
+/* The request has an IRP with at least stack_size locations: allocated or
+ * grown (framework IRPs only) when it has not. */
+static inline NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size)
+{
+    if (UWDF_LIKELY(req->irp && req->irp->StackCount >= stack_size))
+        return STATUS_SUCCESS;
+    return uwdf_request_grow_irp(req, stack_size);
+}
+/* Complete a request to its owner (lib/request.c), outside any lock; true
+ * if a send from its completion routine took over its place in its target's
+ * sent-I/O count (struct uwdf_completion_scope). */
+bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
+
+/* The completion of one sent request, open on its thread while the
+ * driver's completion routine runs. The common routine reuses the request,
+ * formats it with the same WDFMEMORY and sends it to the same target again;
+ * what the old send holds and the new one would take at once passes over
+ * instead of being released and taken again (an atomic read-modify-write
+ * each): the target's reference on the request, the request's place in the
+ * target's sent-I/O count, and the format's WDFMEMORY references, which
+ * WdfRequestReuse sets aside here until the routine returns. Counts and
+ * lifetimes are what they would have been; only a WDFMEMORY whose last
+ * other reference the routine drops after the reuse is destroyed when the
+ * routine returns rather than at once. */
+struct uwdf_completion_scope {
+    struct uwdf_request *req;     /* whose routine runs */
+    struct uwdf_iotarget *target; /* still counts req in sent_count */
+    bool req_ref_lent;            /* a resend of req took the target's reference */
+    bool count_lent;              /* a send to target took req's count */
+    struct uwdf_memory *parked[2]; /* format references set aside (held) */
+};
+extern __thread struct uwdf_completion_scope *uwdf_tls_completion;
+/* Take the format reference on mem from a parked one, true if there was one. */
+static inline bool uwdf_completion_unpark(const struct uwdf_request *req, struct uwdf_memory *mem)
+{
+    struct uwdf_completion_scope *sc = uwdf_tls_completion;
+    if (!sc || sc->req != req)
+        return false;
+    for (int i = 0; i < 2; i++)
+        if (sc->parked[i] == mem) {
+            sc->parked[i] = NULL;
+            return true;
+        }
+    return false;
+}
+
+/* Buffers of an IOCTL as the IRP describes them (a forwarded request). */
+void uwdf_request_irp_ioctl_buffers(struct uwdf_request *req, void **in, size_t *in_len, void **out,
+                                    size_t *out_len);
+
+#endif

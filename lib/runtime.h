@@ -1,0 +1,114 @@
+/* The framework's process-wide runtime (lib/runtime.c, lib/env.c,
+ * lib/status.c, lib/time.c): allocation with fault injection, environment
+ * switches, bug checks and the verifier, IRQL, logging, status and time
+ * conversion, and the one-shot wake-up. Every part builds on it. Not
+ * installed. */
+#ifndef UWDF_RUNTIME_H
+#define UWDF_RUNTIME_H
+
+#include "config.h"
+/* The library defines the DDIs the headers also wrap in macros (wdftypes.h). */
+#define UWDF_NO_PVOID_OUT_MACROS 1
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <uwdf.h>
+#include <wdf.h>
+
+#define UWDF_UNUSED __attribute__((unused))
+#define UWDF_LIKELY(x) __builtin_expect(!!(x), 1)
+#define UWDF_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define uwdf_container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+/* ---- allocation (every framework allocation goes through here, so the
+ * fault injector can fail any of them) ---- */
+void *uwdf_alloc(size_t size);
+void *uwdf_zalloc(size_t size);
+void *uwdf_alloc_aligned(size_t alignment, size_t size);
+void uwdf_free(void *ptr);
+void uwdf_fault_init_from_env(void);
+/* Milliseconds completions are held back (0: off). */
+extern atomic_uint uwdf_fault_stall_ms;
+
+/* ---- the environment switches (lib/env.c): read only through uwdf_env,
+ * which ignores them all in a privileged (AT_SECURE) process ---- */
+enum uwdf_env_switch {
+    UWDF_ENV_BACKEND,
+    UWDF_ENV_VERIFIER,
+    UWDF_ENV_FAULT_ALLOC,
+    UWDF_ENV_FAULT_STALL,
+    UWDF_ENV_FP_FAIL,
+    UWDF_ENV_BIASED_LOCKS,
+    UWDF_ENV_DEBUG_PRINT,
+    UWDF_ENV_COUNT
+};
+/* The switch's value, or NULL when unset or the process is privileged. */
+const char *uwdf_env(enum uwdf_env_switch which);
+const char *uwdf_env_name(enum uwdf_env_switch which);
+
+/* ---- bug checks, verifier, IRQL ---- */
+/* Reports WDF_VIOLATION with the given parameters and a reason; returns only
+ * if the installed callback returns. */
+void uwdf_bugcheck(ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, ULONG_PTR p4, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+extern bool uwdf_verifier;
+void uwdf_verifier_init_from_env(void);
+void uwdf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+extern __thread KIRQL uwdf_tls_irql;
+static inline KIRQL uwdf_irql_raise_to_dispatch(void)
+{
+    KIRQL old = uwdf_tls_irql;
+    uwdf_tls_irql = DISPATCH_LEVEL;
+    return old;
+}
+static inline void uwdf_irql_restore(KIRQL old)
+{
+    uwdf_tls_irql = old;
+}
+/* PASSIVE-only DDIs: above PASSIVE a synchronous wait would deadlock the
+ * completion thread, so the DDI fails instead (and the verifier bug-checks). */
+bool uwdf_irql_check_passive(const char *ddi);
+/* Verifier rules checked at the DDI sites (lib/runtime.c); each names the
+ * rule and the DDI in its report. */
+struct uwdf_request;
+void uwdf_verifier_send_failed(struct uwdf_request *req);
+void uwdf_verifier_check_send_failed(struct uwdf_request *req, const char *ddi);
+void uwdf_verifier_sync_timeout(const WDF_REQUEST_SEND_OPTIONS *options, const char *ddi);
+
+/* ---- status and time ---- */
+NTSTATUS uwdf_status_from_errno(int err);
+int64_t uwdf_mono_ns(void);
+int64_t uwdf_real_ns(void);
+/* A WDF timeout (100 ns units, sign = relative/absolute) as a monotonic
+ * deadline in ns. Returns false for 0 (no timeout). */
+bool uwdf_timeout_to_mono_deadline(LONGLONG timeout, int64_t *deadline_ns);
+
+/* ---- library start-up ---- */
+void uwdf_runtime_init(void);
+
+/* A one-shot wake-up for one waiting thread (lib/runtime.c): a synchronous
+ * send, a call into the engine thread. Signal once; the waiter may free it
+ * as soon as its wait returns. */
+struct uwdf_sync_wait {
+    atomic_int done;
+};
+void uwdf_sync_wait_init(struct uwdf_sync_wait *w);
+void uwdf_sync_wait_block(struct uwdf_sync_wait *w);
+void uwdf_sync_wait_signal(struct uwdf_sync_wait *w);
+
+#define UWDF_REQUIRE_PARAM(p, ddi, ret)                                                        \
+    do {                                                                                       \
+        if (UWDF_UNLIKELY((p) == NULL)) {                                                      \
+            uwdf_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, 0, 0, 0,                             \
+                          "%s: required parameter '%s' is NULL", (ddi), #p);                   \
+            return ret;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+#endif
