@@ -4,7 +4,8 @@
  * ZERO_RANGE, keeping the size. These calls block, so the send path runs
  * them on the worker thread (lib/worker.c). Every range is validated before
  * any is touched. */
-#include "internal.h"
+#include "runtime.h"
+#include "iotarget.h"
 
 #include <errno.h>
 #include <fcntl.h>

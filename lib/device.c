@@ -1,7 +1,10 @@
 /* WDFDEVICE: control devices created from a WDFDEVICE_INIT, their NT names
  * and symbolic links (what WdfIoTargetOpen resolves \\Device\\ names to), and
  * each device's local I/O target. */
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "iotarget.h"
+#include "object.h"
 
 #include <strings.h>
 

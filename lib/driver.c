@@ -1,5 +1,7 @@
 /* WDFDRIVER: the root object. Deleting it is the port's driver unload. */
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "object.h"
 
 struct uwdf_driver *uwdf_current_driver;
 static pthread_mutex_t driver_lock = PTHREAD_MUTEX_INITIALIZER;

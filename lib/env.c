@@ -5,7 +5,7 @@
  * cannot fail its allocations, stall its I/O, pick its engine or turn misuse
  * into a bug check (an abort) from the environment. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "runtime.h"
 
 #include <stdlib.h>
 

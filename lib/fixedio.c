@@ -2,7 +2,12 @@
  * DDIs check their arguments and the target's state, then hand the
  * registration to the target's engine thread (lib/engine.c), the only
  * thread allowed to touch a single-issuer ring. */
-#include "internal.h"
+#include "runtime.h"
+#include "biased_lock.h"
+#include "engine.h"
+#include "iotarget.h"
+#include "memory.h"
+#include "object.h"
 #include "uwdf.h"
 
 #include <errno.h>

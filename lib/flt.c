@@ -4,7 +4,11 @@
  * data block drives one WDFREQUEST of its own through that target, so the
  * I/O goes down the same engines as any WdfRequestSend. */
 #define _GNU_SOURCE
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "engine.h"
+#include "iotarget.h"
+#include "object.h"
 #include "resolve.h"
 
 #include <sched.h>

@@ -1,6 +1,7 @@
 /* Size, sector sizes and direct-I/O alignment of file and block-device
  * targets, and the storage IOCTLs the framework answers from them. */
-#include "internal.h"
+#include "runtime.h"
+#include "iotarget.h"
 
 #include <errno.h>
 #include <fcntl.h>

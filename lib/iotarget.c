@@ -10,7 +10,19 @@
  * Whoever drops the count to zero completes the request to its owner. The
  * I/O reference only goes when the kernel has returned the buffer, so a
  * request never completes while the kernel may still touch its memory. */
-#include "internal.h"
+#include "runtime.h"
+#include "biased_lock.h"
+#include "device.h"
+#include "engine.h"
+#include "iotarget.h"
+#include "irp.h"
+#include "lists.h"
+#include "memory.h"
+#include "object.h"
+#include "queue.h"
+#include "request.h"
+#include "timer.h"
+#include "worker.h"
 #include "resolve.h"
 
 #include <errno.h>

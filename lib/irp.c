@@ -3,7 +3,8 @@
  * at StackCount + 1 and CurrentStackLocation one past the last location, so
  * the first IoGetNextIrpStackLocation is the last array element and each
  * IoSetNextIrpStackLocation moves one element down. */
-#include "internal.h"
+#include "runtime.h"
+#include "lists.h"
 
 static PIO_STACK_LOCATION irp_stack_base(PIRP irp)
 {

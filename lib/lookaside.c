@@ -1,7 +1,10 @@
 /* WDFLOOKASIDE: fixed-size, page-aligned buffers handed out as WDFMEMORY
  * objects and recycled when those objects are deleted. The memory objects
  * are children of the list, so the list outlives every buffer it lent. */
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "memory.h"
+#include "object.h"
 
 /* Freed buffers kept for reuse; beyond this they go back to the allocator,
  * like an NT lookaside list's depth limit. */

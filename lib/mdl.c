@@ -2,7 +2,8 @@
  * "locked" as far as the port is concerned, so an MDL is a (StartVa,
  * ByteOffset, ByteCount) triple with WDM's field names; chains of MDLs are
  * scatter/gather lists and become iovecs when the I/O is issued. */
-#include "internal.h"
+#include "runtime.h"
+#include "memory.h"
 
 /* Since Windows 7 IoAllocateMdl describes at most 4 GB - PAGE_SIZE. */
 #define MDL_MAX_LENGTH ((ULONG)(0xFFFFFFFFu - PAGE_SIZE + 1))

@@ -1,7 +1,10 @@
 /* WDFMEMORY: framework-allocated, preallocated (caller's buffer) and
  * lookaside memory objects, their buffer accessors and copy helpers, and the
  * WDFMEMORY_OFFSET validation that the request formatting code shares. */
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "memory.h"
+#include "object.h"
 
 /* Framework buffers are page-aligned so a WDFMEMORY can back an O_DIRECT
  * transfer without a bounce buffer (KMDF page-aligns buffers >= PAGE_SIZE;

@@ -2,7 +2,9 @@
  * validation, typed contexts, parent/child trees, references and deletion in
  * WDF order (children before parents; cleanup at delete, destroy at the last
  * reference). */
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "object.h"
 
 #include <stdio.h>
 

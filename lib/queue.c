@@ -8,7 +8,16 @@
  * Locks: queue->lock guards the queue's lists, every received request's
  * qstate/queue link and the forward-progress pool; the cancel lock is taken
  * inside it, never around it. No lock is held across a driver callback. */
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "iotarget.h"
+#include "irp.h"
+#include "lists.h"
+#include "memory.h"
+#include "object.h"
+#include "queue.h"
+#include "request.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,13 @@
 /* WDFREQUEST: creation, reuse, completion routines and completion to the
  * owner. The send/complete/cancel/timeout state machine lives with the I/O
  * target (lib/iotarget.c), as in WDF's FxIoTarget. */
-#include "internal.h"
+#include "runtime.h"
+#include "device.h"
+#include "iotarget.h"
+#include "lists.h"
+#include "memory.h"
+#include "object.h"
+#include "request.h"
 
 #include <errno.h>
 #include <unistd.h>

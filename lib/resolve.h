@@ -5,7 +5,7 @@
 #ifndef UWDF_RESOLVE_H
 #define UWDF_RESOLVE_H
 
-#include "internal.h"
+#include "runtime.h"
 
 /* The root is held open for its whole life: renaming or replacing its path
  * afterwards does not move what the root's names resolve to. */

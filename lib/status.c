@@ -1,5 +1,5 @@
 /* errno -> NTSTATUS, in one table, and readable status names. */
-#include "internal.h"
+#include "runtime.h"
 
 #include <errno.h>
 

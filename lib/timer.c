@@ -2,7 +2,8 @@
  * It enforces request timeouts where the kernel cannot (libaio, requests
  * pended on a stopped target, stalled completions). Callbacks run on the
  * timer thread at DISPATCH_LEVEL. */
-#include "internal.h"
+#include "runtime.h"
+#include "timer.h"
 
 #include <errno.h>
 #include <time.h>

@@ -2,7 +2,8 @@
  * operations Linux only offers synchronously (BLKDISCARD, BLKZEROOUT,
  * fallocate on some file systems), so a completion thread never stalls on
  * them. Started on first use. */
-#include "internal.h"
+#include "runtime.h"
+#include "worker.h"
 
 #include <errno.h>
 
