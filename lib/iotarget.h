@@ -83,9 +83,6 @@ NTSTATUS uwdf_iotarget_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags
  * never re-opened by name. The target owns fd, whatever the outcome. */
 NTSTATUS uwdf_iotarget_open_fd(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenParams, int fd, int flags,
                                const char *name);
-/* A UNICODE_STRING (wchar_t) as a NUL-terminated UTF-8 path, allocated
- * with uwdf_alloc; NULL when out of memory. */
-char *uwdf_unicode_to_utf8(PCUNICODE_STRING name);
 /* Geometry (lib/geometry.c) */
 int uwdf_geometry_probe(struct uwdf_iotarget *target);
 /* Discard and zeroing (lib/blockops.c): blocking, so run on the worker. */

@@ -1,8 +1,8 @@
 /* The framework's process-wide runtime (lib/runtime.c, lib/env.c,
- * lib/status.c, lib/time.c): allocation with fault injection, environment
- * switches, bug checks and the verifier, IRQL, logging, status and time
- * conversion, and the one-shot wake-up. Every part builds on it. Not
- * installed. */
+ * lib/status.c, lib/time.c, lib/unicode.c): allocation with fault
+ * injection, environment switches, bug checks and the verifier, IRQL,
+ * logging, status, time and text conversion, and the one-shot wake-up.
+ * Every part builds on it. Not installed. */
 #ifndef UWDF_RUNTIME_H
 #define UWDF_RUNTIME_H
 
@@ -88,6 +88,11 @@ int64_t uwdf_real_ns(void);
 /* A WDF timeout (100 ns units, sign = relative/absolute) as a monotonic
  * deadline in ns. Returns false for 0 (no timeout). */
 bool uwdf_timeout_to_mono_deadline(LONGLONG timeout, int64_t *deadline_ns);
+
+/* ---- text (lib/unicode.c) ---- */
+/* A UNICODE_STRING (wchar_t) as a NUL-terminated UTF-8 path, allocated
+ * with uwdf_alloc; NULL when out of memory. */
+char *uwdf_unicode_to_utf8(PCUNICODE_STRING name);
 
 /* ---- library start-up ---- */
 void uwdf_runtime_init(void);
