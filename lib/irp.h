@@ -6,6 +6,7 @@
 
 #include <wdm.h>
 
+struct uwdf_queue;
 struct uwdf_request;
 
 enum uwdf_cancel_kind {
@@ -20,5 +21,16 @@ enum uwdf_cancel_kind {
 bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner);
 bool uwdf_irp_clear_cancel(PIRP irp);
 void uwdf_irp_cancel(PIRP irp);
+/* The two halves of cancelling an IRP: marking it and taking its cancel
+ * routine (under the cancel lock), then running that routine. A purge
+ * takes the first half under the queue's lock, while the request is still
+ * the driver's and its IRP cannot have gone back to the sender. */
+struct uwdf_irp_cancel_claim {
+    enum uwdf_cancel_kind kind;
+    struct uwdf_request *owner; /* NULL: no routine was armed */
+    struct uwdf_queue *q;
+};
+struct uwdf_irp_cancel_claim uwdf_irp_cancel_take(PIRP irp);
+void uwdf_irp_cancel_run(struct uwdf_irp_cancel_claim c);
 
 #endif

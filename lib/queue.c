@@ -2,8 +2,8 @@
  * sent to a device target become the device's own WDFREQUESTs (the IRP is
  * the sender's, one stack location down, as IoCallDriver passes it), wait
  * on a queue, are presented to the driver, and complete back up to the
- * sender. Also the forward-progress pool of reserved requests and the IRP
- * cancel routines (one framework cancel lock, as the I/O manager's).
+ * sender. Also the forward-progress pool of reserved requests. (The IRP
+ * cancel lock and its dispatch to the cancel routines: lib/irp.c.)
  *
  * Locks: queue->lock guards the queue's lists, every received request's
  * qstate/queue link and the forward-progress pool; the cancel lock is taken
@@ -74,102 +74,6 @@ static struct uwdf_queue *queue_lookup(WDFQUEUE handle, const char *ddi)
 
 static void queue_dispatch(struct uwdf_queue *q);
 static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
-
-/* ---- IRP cancellation ---- */
-
-static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Marks an armed IRP; the framework dispatches on the kind it stored. */
-static VOID irp_cancel_marker(PDEVICE_OBJECT DeviceObject, PIRP Irp)
-{
-    (void)DeviceObject;
-    uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)Irp, 0,
-                  "the framework's IRP cancel routine was called directly");
-}
-
-bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner)
-{
-    pthread_mutex_lock(&cancel_lock);
-    if (irp->Cancel) {
-        pthread_mutex_unlock(&cancel_lock);
-        return false;
-    }
-    irp->Tail.Overlay.DriverContext[2] = (PVOID)(uintptr_t)kind;
-    irp->Tail.Overlay.DriverContext[3] = owner;
-    irp->CancelRoutine = irp_cancel_marker;
-    pthread_mutex_unlock(&cancel_lock);
-    return true;
-}
-
-bool uwdf_irp_clear_cancel(PIRP irp)
-{
-    pthread_mutex_lock(&cancel_lock);
-    bool had = irp->CancelRoutine != NULL;
-    irp->CancelRoutine = NULL;
-    pthread_mutex_unlock(&cancel_lock);
-    return had;
-}
-
-static void queue_cancel_on_queue(struct uwdf_request *r);
-static void queue_cancel_driver(struct uwdf_request *r);
-static void fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
-
-/* The two halves of cancelling an IRP: marking it and taking its cancel
- * routine (under the cancel lock), then running that routine. A purge
- * takes the first half under the queue's lock, while the request is still
- * the driver's and its IRP cannot have gone back to the sender. */
-struct irp_cancel_claim {
-    enum uwdf_cancel_kind kind;
-    struct uwdf_request *owner; /* NULL: no routine was armed */
-    struct uwdf_queue *q;
-};
-
-static struct irp_cancel_claim irp_cancel_take(PIRP irp)
-{
-    struct irp_cancel_claim c = { 0, NULL, NULL };
-    pthread_mutex_lock(&cancel_lock);
-    irp->Cancel = TRUE;
-    if (irp->CancelRoutine) {
-        c.kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
-        c.owner = irp->Tail.Overlay.DriverContext[3];
-        c.q = irp->Tail.Overlay.DriverContext[1];
-        /* The owner stays allocated while its cancel runs, whatever else
-         * completes it meanwhile. */
-        uwdf_object_reference(&c.owner->obj);
-    }
-    irp->CancelRoutine = NULL;
-    pthread_mutex_unlock(&cancel_lock);
-    return c;
-}
-
-static void irp_cancel_run(struct irp_cancel_claim c)
-{
-    struct uwdf_request *owner = c.owner;
-    struct uwdf_queue *q = c.q;
-    enum uwdf_cancel_kind kind = c.kind;
-    if (!owner)
-        return;
-    switch (kind) {
-    case UWDF_CANCEL_ON_QUEUE:
-        queue_cancel_on_queue(owner);
-        break;
-    case UWDF_CANCEL_DRIVER:
-        queue_cancel_driver(owner);
-        break;
-    case UWDF_CANCEL_SENT:
-        uwdf_iotarget_cancel_request(owner);
-        break;
-    case UWDF_CANCEL_FP_WAIT:
-        fp_cancel_waiting(owner, q);
-        break;
-    }
-    uwdf_object_release(&owner->obj);
-}
-
-void uwdf_irp_cancel(PIRP irp)
-{
-    irp_cancel_run(irp_cancel_take(irp));
-}
 
 /* ---- callbacks ---- */
 
@@ -427,7 +331,7 @@ static void queue_cancelled(struct uwdf_queue *q, struct uwdf_request *r)
     queue_complete(r, STATUS_CANCELLED, 0);
 }
 
-static void queue_cancel_on_queue(struct uwdf_request *r)
+void uwdf_queue_cancel_on_queue(struct uwdf_request *r)
 {
     struct uwdf_queue *q = r->queue;
     pthread_mutex_lock(&q->lock);
@@ -440,7 +344,7 @@ static void queue_cancel_on_queue(struct uwdf_request *r)
     queue_cancelled(q, r);
 }
 
-static void queue_cancel_driver(struct uwdf_request *r)
+void uwdf_request_cancel_driver(struct uwdf_request *r)
 {
     struct uwdf_queue *q = r->queue;
     PFN_WDF_REQUEST_CANCEL fn = r->cancel_routine;
@@ -746,7 +650,7 @@ static void request_discard(struct uwdf_request *r)
     uwdf_object_delete(&r->obj);
 }
 
-static void fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q)
+void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q)
 {
     pthread_mutex_lock(&q->lock);
     if (sender->packet_link.Flink != &sender->packet_link)
@@ -1498,7 +1402,7 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
     for (;;) {
         struct uwdf_request *pick = NULL;
         bool cancelable = false;
-        struct irp_cancel_claim claim = { 0, NULL, NULL };
+        struct uwdf_irp_cancel_claim claim = { 0, NULL, NULL };
         pthread_mutex_lock(&q->lock);
         for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
             struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
@@ -1512,14 +1416,14 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
             /* Claimed here, under the lock: once it is unlocked the driver
              * may complete the request and its IRP return to the sender. */
             if (cancel_cancelable && cancelable)
-                claim = irp_cancel_take(r->irp);
+                claim = uwdf_irp_cancel_take(r->irp);
             break;
         }
         pthread_mutex_unlock(&q->lock);
         if (!pick)
             break;
         if (cancel_cancelable && cancelable) {
-            irp_cancel_run(claim);
+            uwdf_irp_cancel_run(claim);
         } else if (q->config.EvtIoStop) {
             queue_cb_enter(q);
             q->config.EvtIoStop((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle,
