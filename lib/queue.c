@@ -23,14 +23,6 @@
 #include <stdlib.h>
 #include <time.h>
 
-enum queue_op {
-    QOP_NONE = 0,
-    QOP_STOP,
-    QOP_DRAIN,
-    QOP_PURGE,
-    QOP_STOP_PURGE,
-};
-
 struct uwdf_fp {
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY policy;
     struct uwdf_request **all;
@@ -40,40 +32,7 @@ struct uwdf_fp {
     LIST_ENTRY waiting; /* packets waiting for a reserved request, FIFO */
 };
 
-struct uwdf_queue {
-    struct uwdf_object obj;
-    struct uwdf_device *device;
-    WDF_IO_QUEUE_CONFIG config;
-    bool passive;          /* callbacks at PASSIVE_LEVEL (ExecutionLevel) */
-    pthread_mutex_t *sync; /* SynchronizationScope lock, or NULL */
-    pthread_mutex_t own_sync;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    bool accepting;
-    bool dispatching;
-    bool deleting;
-    LIST_ENTRY waiting;
-    unsigned waiting_count;
-    LIST_ENTRY owned; /* presented to the driver, not completed or handed on */
-    unsigned owned_count;
-    enum queue_op op;
-    PFN_WDF_IO_QUEUE_STATE op_cb;
-    WDFCONTEXT op_ctx;
-    uint64_t op_gen;
-    PFN_WDF_IO_QUEUE_STATE ready_cb;
-    WDFCONTEXT ready_ctx;
-    struct uwdf_fp *fp;
-    struct uwdf_work dispatch_work;
-    bool dispatch_work_queued;
-};
-
-static struct uwdf_queue *queue_lookup(WDFQUEUE handle, const char *ddi)
-{
-    return (struct uwdf_queue *)uwdf_object_lookup(handle, UWDF_OBJ_QUEUE, ddi);
-}
-
 static void queue_dispatch(struct uwdf_queue *q);
-static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
 
 /* ---- callbacks ---- */
 
@@ -86,25 +45,13 @@ struct dispatch_frame {
 };
 static __thread struct dispatch_frame *tls_frames;
 
-static void queue_cb_enter(struct uwdf_queue *q)
-{
-    if (q->sync)
-        pthread_mutex_lock(q->sync);
-}
-
-static void queue_cb_leave(struct uwdf_queue *q)
-{
-    if (q->sync)
-        pthread_mutex_unlock(q->sync);
-}
-
 static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
 {
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
     WDFQUEUE qh = (WDFQUEUE)q->obj.handle;
     WDFREQUEST rh = (WDFREQUEST)r->obj.handle;
     const WDF_IO_QUEUE_CONFIG *c = &q->config;
-    queue_cb_enter(q);
+    uwdf_queue_cb_enter(q);
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
         if (c->EvtIoRead) {
@@ -142,11 +89,11 @@ static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
         goto out;
     }
     /* No handler for this type: WDF fails the request. */
-    queue_cb_leave(q);
-    queue_complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
+    uwdf_queue_cb_leave(q);
+    uwdf_queue_complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
     return;
 out:
-    queue_cb_leave(q);
+    uwdf_queue_cb_leave(q);
 }
 
 /* ---- queue state ---- */
@@ -193,9 +140,7 @@ static bool queue_op_done_locked(struct uwdf_queue *q)
     }
 }
 
-/* If the pending Stop/Drain/Purge is now complete: its callback (to run
- * outside the lock), and waiters woken. */
-static PFN_WDF_IO_QUEUE_STATE queue_state_check_locked(struct uwdf_queue *q, WDFCONTEXT *ctx)
+PFN_WDF_IO_QUEUE_STATE uwdf_queue_state_check_locked(struct uwdf_queue *q, WDFCONTEXT *ctx)
 {
     if (q->op == QOP_NONE || !queue_op_done_locked(q))
         return NULL;
@@ -209,22 +154,22 @@ static PFN_WDF_IO_QUEUE_STATE queue_state_check_locked(struct uwdf_queue *q, WDF
     return cb;
 }
 
-static void queue_run_state_cb(struct uwdf_queue *q, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx)
+void uwdf_queue_run_state_cb(struct uwdf_queue *q, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx)
 {
     if (!cb)
         return;
-    queue_cb_enter(q);
+    uwdf_queue_cb_enter(q);
     cb((WDFQUEUE)q->obj.handle, ctx);
-    queue_cb_leave(q);
+    uwdf_queue_cb_leave(q);
 }
 
-static void queue_check_state(struct uwdf_queue *q)
+void uwdf_queue_check_state(struct uwdf_queue *q)
 {
     WDFCONTEXT ctx = NULL;
     pthread_mutex_lock(&q->lock);
-    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
     pthread_mutex_unlock(&q->lock);
-    queue_run_state_cb(q, cb, ctx);
+    uwdf_queue_run_state_cb(q, cb, ctx);
 }
 
 static bool queue_can_present_locked(struct uwdf_queue *q)
@@ -308,10 +253,10 @@ static void queue_dispatch(struct uwdf_queue *q)
         pthread_mutex_lock(&q->lock);
     }
     WDFCONTEXT ctx = NULL;
-    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
     pthread_mutex_unlock(&q->lock);
     tls_frames = frame.prev;
-    queue_run_state_cb(q, cb, ctx);
+    uwdf_queue_run_state_cb(q, cb, ctx);
 }
 
 /* A request whose cancel routine took it off the queue (or that arrived
@@ -322,13 +267,13 @@ static void queue_cancelled(struct uwdf_queue *q, struct uwdf_request *r)
         pthread_mutex_lock(&q->lock);
         queue_own_locked(q, r);
         pthread_mutex_unlock(&q->lock);
-        queue_cb_enter(q);
+        uwdf_queue_cb_enter(q);
         q->config.EvtIoCanceledOnQueue((WDFQUEUE)q->obj.handle, (WDFREQUEST)r->obj.handle);
-        queue_cb_leave(q);
+        uwdf_queue_cb_leave(q);
         return;
     }
     r->queue = q;
-    queue_complete(r, STATUS_CANCELLED, 0);
+    uwdf_queue_complete(r, STATUS_CANCELLED, 0);
 }
 
 void uwdf_queue_cancel_on_queue(struct uwdf_request *r)
@@ -354,15 +299,13 @@ void uwdf_request_cancel_driver(struct uwdf_request *r)
     if (r->qstate != UWDF_QS_OWNED || !fn)
         return;
     if (q)
-        queue_cb_enter(q);
+        uwdf_queue_cb_enter(q);
     fn((WDFREQUEST)r->obj.handle);
     if (q)
-        queue_cb_leave(q);
+        uwdf_queue_cb_leave(q);
 }
 
-/* Put a received request on q (at the head for a requeue). false: q does
- * not accept requests; the caller decides what that means. */
-static bool queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
+bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
 {
     pthread_mutex_lock(&q->lock);
     if (!q->accepting || q->deleting) {
@@ -394,7 +337,7 @@ static bool queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head
     if (q->config.DispatchType == WdfIoQueueDispatchManual && q->waiting_count == 1 && q->dispatching)
         ready = q->ready_cb;
     pthread_mutex_unlock(&q->lock);
-    queue_run_state_cb(q, ready, ready_ctx);
+    uwdf_queue_run_state_cb(q, ready, ready_ctx);
     queue_dispatch(q);
     return true;
 }
@@ -413,9 +356,7 @@ static struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major)
     return q;
 }
 
-/* Complete a packet no request of this device took (the IRP goes back to
- * the sender's stack location). */
-static void packet_complete(struct uwdf_request *sender, NTSTATUS status, ULONG_PTR information)
+void uwdf_queue_packet_complete(struct uwdf_request *sender, NTSTATUS status, ULONG_PTR information)
 {
     PIRP irp = sender->irp;
     irp->IoStatus.Status = status;
@@ -463,7 +404,7 @@ static void mdl_copy(PMDL mdl, void *flat, size_t len, bool to_flat)
  * direct I/O. Contiguous buffers are used in place (the address space is
  * shared, so nothing is copied); a scattered buffer on a buffered device,
  * and a METHOD_BUFFERED IOCTL, get a bounce buffer. */
-static NTSTATUS receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender)
+NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender)
 {
     PIRP irp = sender->irp;
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
@@ -540,10 +481,10 @@ static NTSTATUS receive_setup(struct uwdf_device *dev, struct uwdf_request *r, s
     return STATUS_SUCCESS;
 }
 
-/* Undo receive_setup at completion: retrieved handles die, a bounce
+/* Undo uwdf_request_receive_setup at completion: retrieved handles die, a bounce
  * buffer's data goes back to the sender's memory, the IRP fields the
  * sender set are restored. */
-static void receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
+void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
 {
     PIRP irp = r->irp;
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
@@ -656,10 +597,10 @@ void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q)
     if (sender->packet_link.Flink != &sender->packet_link)
         uwdf_list_remove(&sender->packet_link);
     WDFCONTEXT ctx = NULL;
-    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
     pthread_mutex_unlock(&q->lock);
-    packet_complete(sender, STATUS_CANCELLED, 0);
-    queue_run_state_cb(q, cb, ctx);
+    uwdf_queue_packet_complete(sender, STATUS_CANCELLED, 0);
+    uwdf_queue_run_state_cb(q, cb, ctx);
 }
 
 /* A reserved request is back (its packet completed): the oldest waiting
@@ -687,18 +628,18 @@ static void fp_return(struct uwdf_queue *q, struct uwdf_request *r)
     pthread_mutex_unlock(&q->lock);
     if (!next)
         return;
-    NTSTATUS st = receive_setup(q->device, r, next);
+    NTSTATUS st = uwdf_request_receive_setup(q->device, r, next);
     if (!NT_SUCCESS(st)) {
-        receive_teardown(r, st, 0);
+        uwdf_request_receive_teardown(r, st, 0);
         r->irp = NULL;
-        packet_complete(next, st, 0);
+        uwdf_queue_packet_complete(next, st, 0);
         fp_return(q, r);
         return;
     }
-    if (!queue_insert(q, r, false)) {
+    if (!uwdf_queue_insert(q, r, false)) {
         /* not accepting (drained, purged): KMDF fails it this way */
         r->queue = q;
-        queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
+        uwdf_queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
 }
 
@@ -714,7 +655,7 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
     if (!injected) {
         st = uwdf_request_create_received(dev, &r);
         if (NT_SUCCESS(st)) {
-            st = receive_setup(dev, r, sender);
+            st = uwdf_request_receive_setup(dev, r, sender);
             if (NT_SUCCESS(st) && q->fp && q->fp->policy.EvtIoAllocateRequestResources)
                 st = q->fp->policy.EvtIoAllocateRequestResources((WDFQUEUE)q->obj.handle,
                                                                  (WDFREQUEST)r->obj.handle);
@@ -722,7 +663,7 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
                 *out = r;
                 return STATUS_SUCCESS;
             }
-            receive_teardown(r, st, 0);
+            uwdf_request_receive_teardown(r, st, 0);
             request_discard(r);
         }
         if (!q->fp)
@@ -744,9 +685,9 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
     }
     r = fp->free[--fp->free_count];
     pthread_mutex_unlock(&q->lock);
-    st = receive_setup(dev, r, sender);
+    st = uwdf_request_receive_setup(dev, r, sender);
     if (!NT_SUCCESS(st)) {
-        receive_teardown(r, st, 0);
+        uwdf_request_receive_teardown(r, st, 0);
         r->irp = NULL;
         fp_return(q, r);
         return st;
@@ -771,13 +712,13 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
 
     struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
     if (!q) {
-        packet_complete(sender, STATUS_INVALID_DEVICE_REQUEST, 0);
+        uwdf_queue_packet_complete(sender, STATUS_INVALID_DEVICE_REQUEST, 0);
         return;
     }
     if ((s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE) &&
         s->Parameters.Read.Length == 0 && !q->config.AllowZeroLengthRequests) {
         uwdf_object_release(&q->obj);
-        packet_complete(sender, STATUS_SUCCESS, 0);
+        uwdf_queue_packet_complete(sender, STATUS_SUCCESS, 0);
         return;
     }
     struct uwdf_request *r;
@@ -788,22 +729,20 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
     }
     if (!NT_SUCCESS(st)) {
         uwdf_object_release(&q->obj);
-        packet_complete(sender, st, 0);
+        uwdf_queue_packet_complete(sender, st, 0);
         return;
     }
-    if (!queue_insert(q, r, false)) {
+    if (!uwdf_queue_insert(q, r, false)) {
         /* not accepting (drained, purged): KMDF fails it this way */
         r->queue = q;
-        queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
+        uwdf_queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
     uwdf_object_release(&q->obj);
 }
 
 /* ---- completion ---- */
 
-/* Complete a received request: off its queue, buffers back, the IRP up
- * to the sender; then the request goes (or returns to its pool). */
-static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
+void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
 {
     struct uwdf_queue *q = r->queue;
     struct uwdf_request *sender = r->sender;
@@ -821,7 +760,7 @@ static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR in
         if (r->qstate == UWDF_QS_OWNED || r->qstate == UWDF_QS_COMPLETING)
             queue_disown_locked(q, r);
         r->qstate = UWDF_QS_COMPLETED;
-        cb = queue_state_check_locked(q, &ctx);
+        cb = uwdf_queue_state_check_locked(q, &ctx);
         pthread_mutex_unlock(&q->lock);
     }
     r->qstate = UWDF_QS_COMPLETED;
@@ -830,7 +769,7 @@ static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR in
      * holds. A format with the request's own retrieved memory references
      * the request itself, which would otherwise never be destroyed. */
     uwdf_request_release_format(r);
-    receive_teardown(r, status, information);
+    uwdf_request_receive_teardown(r, status, information);
     irp->IoStatus.Status = status;
     irp->IoStatus.Information = information;
     IoSkipCurrentIrpStackLocation(irp);
@@ -843,7 +782,7 @@ static void queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR in
     else
         uwdf_object_delete(&r->obj);
     if (q) {
-        queue_run_state_cb(q, cb, ctx);
+        uwdf_queue_run_state_cb(q, cb, ctx);
         queue_dispatch(q);
         uwdf_object_release(&q->obj);
     }
@@ -911,7 +850,7 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
                           "%s: Information %lu is larger than the request's buffer (%zu bytes)", ddi,
                           (unsigned long)info, limit);
     }
-    queue_complete(r, Status, info);
+    uwdf_queue_complete(r, Status, info);
 }
 
 VOID WdfRequestComplete(WDFREQUEST Request, NTSTATUS Status)
@@ -938,7 +877,7 @@ static VOID forget_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COM
     struct uwdf_request *r = Context;
     (void)Request;
     (void)Target;
-    queue_complete(r, Params->IoStatus.Status, Params->IoStatus.Information);
+    uwdf_queue_complete(r, Params->IoStatus.Status, Params->IoStatus.Information);
 }
 
 NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget *t)
@@ -968,7 +907,7 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget
         uwdf_request_release_format(r);
         return st;
     }
-    queue_check_state(q);
+    uwdf_queue_check_state(q);
     queue_dispatch(q);
     return STATUS_SUCCESS;
 }
@@ -1221,10 +1160,10 @@ static NTSTATUS mark_cancelable(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRe
              * to the cancel routine at once. */
             struct uwdf_queue *q = r->queue;
             if (q)
-                queue_cb_enter(q);
+                uwdf_queue_cb_enter(q);
             EvtRequestCancel(Request);
             if (q)
-                queue_cb_leave(q);
+                uwdf_queue_cb_leave(q);
         }
         return STATUS_CANCELLED;
     }
@@ -1289,23 +1228,21 @@ KPROCESSOR_MODE WdfRequestGetRequestorMode(WDFREQUEST Request)
     return r && r->irp ? r->irp->RequestorMode : KernelMode;
 }
 
-/* Take an owned request back from the driver onto dest (at the head for a
- * requeue); if dest will not take it, the driver keeps it. */
-static NTSTATUS request_move(struct uwdf_request *r, struct uwdf_queue *src, struct uwdf_queue *dest, bool head,
+NTSTATUS uwdf_queue_move(struct uwdf_request *r, struct uwdf_queue *src, struct uwdf_queue *dest, bool head,
                              NTSTATUS refused)
 {
     pthread_mutex_lock(&src->lock);
     queue_disown_locked(src, r);
     r->qstate = UWDF_QS_NONE;
     pthread_mutex_unlock(&src->lock);
-    if (!queue_insert(dest, r, head)) {
+    if (!uwdf_queue_insert(dest, r, head)) {
         pthread_mutex_lock(&src->lock);
         queue_own_locked(src, r);
         pthread_mutex_unlock(&src->lock);
         return refused;
     }
     if (src != dest) {
-        queue_check_state(src);
+        uwdf_queue_check_state(src);
         queue_dispatch(src);
     }
     return STATUS_SUCCESS;
@@ -1314,14 +1251,14 @@ static NTSTATUS request_move(struct uwdf_request *r, struct uwdf_queue *src, str
 NTSTATUS WdfRequestForwardToIoQueue(WDFREQUEST Request, WDFQUEUE DestinationQueue)
 {
     struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestForwardToIoQueue");
-    struct uwdf_queue *dest = queue_lookup(DestinationQueue, "WdfRequestForwardToIoQueue");
+    struct uwdf_queue *dest = uwdf_queue_lookup(DestinationQueue, "WdfRequestForwardToIoQueue");
     if (!r || !dest)
         return STATUS_INVALID_HANDLE;
     struct uwdf_queue *src = r->queue;
     if (!r->received || r->qstate != UWDF_QS_OWNED || !src || src == dest || src->device != dest->device ||
         r->cancelable)
         return STATUS_INVALID_DEVICE_REQUEST;
-    return request_move(r, src, dest, false, STATUS_WDF_BUSY);
+    return uwdf_queue_move(r, src, dest, false, STATUS_WDF_BUSY);
 }
 
 NTSTATUS WdfRequestRequeue(WDFREQUEST Request)
@@ -1333,7 +1270,7 @@ NTSTATUS WdfRequestRequeue(WDFREQUEST Request)
     if (!r->received || r->qstate != UWDF_QS_OWNED || !q || r->cancelable ||
         q->config.DispatchType != WdfIoQueueDispatchManual)
         return STATUS_INVALID_DEVICE_REQUEST;
-    return request_move(r, q, q, true, STATUS_INVALID_DEVICE_REQUEST);
+    return uwdf_queue_move(r, q, q, true, STATUS_INVALID_DEVICE_REQUEST);
 }
 
 VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue)
@@ -1345,14 +1282,14 @@ VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue)
     if (!q || r->qstate != UWDF_QS_OWNED)
         return;
     if (Requeue) {
-        if (!NT_SUCCESS(request_move(r, q, q, true, STATUS_CANCELLED)))
-            queue_complete(r, STATUS_CANCELLED, 0);
+        if (!NT_SUCCESS(uwdf_queue_move(r, q, q, true, STATUS_CANCELLED)))
+            uwdf_queue_complete(r, STATUS_CANCELLED, 0);
     } else {
         pthread_mutex_lock(&q->lock);
         r->stop_acked = true;
         pthread_mutex_unlock(&q->lock);
     }
-    queue_check_state(q);
+    uwdf_queue_check_state(q);
 }
 
 /* ---- queue objects ---- */
@@ -1387,11 +1324,11 @@ static void queue_cancel_collected(struct uwdf_queue *q, LIST_ENTRY *reqs, LIST_
             queue_cancelled(q, r);
         } else {
             r->queue = q;
-            queue_complete(r, STATUS_CANCELLED, 0);
+            uwdf_queue_complete(r, STATUS_CANCELLED, 0);
         }
     }
     while ((e = uwdf_list_pop_head(packets)) != NULL)
-        packet_complete(CONTAINING_RECORD(e, struct uwdf_request, packet_link), STATUS_CANCELLED, 0);
+        uwdf_queue_packet_complete(CONTAINING_RECORD(e, struct uwdf_request, packet_link), STATUS_CANCELLED, 0);
 }
 
 /* Each request the driver owns once: a purge cancels the cancelable ones;
@@ -1425,10 +1362,10 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
         if (cancel_cancelable && cancelable) {
             uwdf_irp_cancel_run(claim);
         } else if (q->config.EvtIoStop) {
-            queue_cb_enter(q);
+            uwdf_queue_cb_enter(q);
             q->config.EvtIoStop((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle,
                                 action | (cancelable ? WdfRequestStopRequestCancelable : 0));
-            queue_cb_leave(q);
+            uwdf_queue_cb_leave(q);
         }
         uwdf_object_release(&pick->obj);
     }
@@ -1441,7 +1378,7 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
     pthread_mutex_unlock(&q->lock);
 }
 
-static void queue_state_change(struct uwdf_queue *q, enum queue_op op, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx,
+static void queue_state_change(struct uwdf_queue *q, enum uwdf_queue_op op, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx,
                                bool wait, const char *ddi)
 {
     if (wait && !uwdf_irql_check_passive(ddi))
@@ -1461,7 +1398,7 @@ static void queue_state_change(struct uwdf_queue *q, enum queue_op op, PFN_WDF_I
         q->op_gen++;
         pthread_cond_broadcast(&q->cond);
         pthread_mutex_unlock(&q->lock);
-        queue_run_state_cb(q, old, old_ctx);
+        uwdf_queue_run_state_cb(q, old, old_ctx);
         pthread_mutex_lock(&q->lock);
     }
     switch (op) {
@@ -1494,7 +1431,7 @@ static void queue_state_change(struct uwdf_queue *q, enum queue_op op, PFN_WDF_I
         queue_stop_owned(q, WdfRequestStopActionSuspend, false);
     else if (op == QOP_PURGE || op == QOP_STOP_PURGE)
         queue_stop_owned(q, WdfRequestStopActionPurge, true);
-    queue_check_state(q);
+    uwdf_queue_check_state(q);
     queue_dispatch(q);
     if (!wait)
         return;
@@ -1507,14 +1444,14 @@ static void queue_state_change(struct uwdf_queue *q, enum queue_op op, PFN_WDF_I
 #define QUEUE_STATE_DDI(name, op, wait)                                                                   \
     VOID name(WDFQUEUE Queue, PFN_WDF_IO_QUEUE_STATE Callback, WDFCONTEXT Context)                        \
     {                                                                                                     \
-        struct uwdf_queue *q = queue_lookup(Queue, #name);                                                \
+        struct uwdf_queue *q = uwdf_queue_lookup(Queue, #name);                                                \
         if (q)                                                                                            \
             queue_state_change(q, op, Callback, Context, wait, #name);                                    \
     }
 #define QUEUE_STATE_SYNC_DDI(name, op)                                                                    \
     VOID name(WDFQUEUE Queue)                                                                             \
     {                                                                                                     \
-        struct uwdf_queue *q = queue_lookup(Queue, #name);                                                \
+        struct uwdf_queue *q = uwdf_queue_lookup(Queue, #name);                                                \
         if (q)                                                                                            \
             queue_state_change(q, op, NULL, NULL, true, #name);                                           \
     }
@@ -1530,7 +1467,7 @@ QUEUE_STATE_SYNC_DDI(WdfIoQueueStopAndPurgeSynchronously, QOP_STOP_PURGE)
 
 VOID WdfIoQueueStart(WDFQUEUE Queue)
 {
-    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueStart");
+    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueStart");
     if (!q)
         return;
     pthread_mutex_lock(&q->lock);
@@ -1559,13 +1496,13 @@ VOID WdfIoQueueStart(WDFQUEUE Queue)
             ready = q->ready_cb;
         pthread_mutex_unlock(&q->lock);
         if (!pick) {
-            queue_run_state_cb(q, ready, ready_ctx);
+            uwdf_queue_run_state_cb(q, ready, ready_ctx);
             break;
         }
         if (q->config.EvtIoResume) {
-            queue_cb_enter(q);
+            uwdf_queue_cb_enter(q);
             q->config.EvtIoResume((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle);
-            queue_cb_leave(q);
+            uwdf_queue_cb_leave(q);
         }
         uwdf_object_release(&pick->obj);
     }
@@ -1574,7 +1511,7 @@ VOID WdfIoQueueStart(WDFQUEUE Queue)
 
 WDF_IO_QUEUE_STATE WdfIoQueueGetState(WDFQUEUE Queue, PULONG QueueRequests, PULONG DriverRequests)
 {
-    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueGetState");
+    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueGetState");
     if (!q)
         return (WDF_IO_QUEUE_STATE)0;
     pthread_mutex_lock(&q->lock);
@@ -1592,7 +1529,7 @@ WDF_IO_QUEUE_STATE WdfIoQueueGetState(WDFQUEUE Queue, PULONG QueueRequests, PULO
 
 NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
 {
-    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueRetrieveNextRequest");
+    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueRetrieveNextRequest");
     UWDF_REQUIRE_PARAM(OutRequest, "WdfIoQueueRetrieveNextRequest", STATUS_INVALID_PARAMETER);
     *OutRequest = NULL;
     if (!q)
@@ -1608,9 +1545,9 @@ NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
     if (r)
         queue_own_locked(q, r);
     WDFCONTEXT ctx = NULL;
-    PFN_WDF_IO_QUEUE_STATE cb = queue_state_check_locked(q, &ctx);
+    PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
     pthread_mutex_unlock(&q->lock);
-    queue_run_state_cb(q, cb, ctx);
+    uwdf_queue_run_state_cb(q, cb, ctx);
     if (!r)
         return STATUS_NO_MORE_ENTRIES;
     *OutRequest = (WDFREQUEST)r->obj.handle;
@@ -1619,7 +1556,7 @@ NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
 
 NTSTATUS WdfIoQueueReadyNotify(WDFQUEUE Queue, PFN_WDF_IO_QUEUE_STATE QueueReady, WDFCONTEXT Context)
 {
-    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueReadyNotify");
+    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueReadyNotify");
     if (!q)
         return STATUS_INVALID_HANDLE;
     if (q->config.DispatchType != WdfIoQueueDispatchManual)
@@ -1634,13 +1571,13 @@ NTSTATUS WdfIoQueueReadyNotify(WDFQUEUE Queue, PFN_WDF_IO_QUEUE_STATE QueueReady
     bool now = QueueReady && q->waiting_count && q->dispatching;
     pthread_mutex_unlock(&q->lock);
     if (now)
-        queue_run_state_cb(q, QueueReady, Context);
+        uwdf_queue_run_state_cb(q, QueueReady, Context);
     return STATUS_SUCCESS;
 }
 
 WDFDEVICE WdfIoQueueGetDevice(WDFQUEUE Queue)
 {
-    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueGetDevice");
+    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueGetDevice");
     return q ? (WDFDEVICE)q->device->obj.handle : NULL;
 }
 
@@ -1835,7 +1772,7 @@ NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, 
 {
     struct uwdf_device *dev =
         (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE, "WdfDeviceConfigureRequestDispatching");
-    struct uwdf_queue *q = queue_lookup(Queue, "WdfDeviceConfigureRequestDispatching");
+    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfDeviceConfigureRequestDispatching");
     if (!dev || !q)
         return STATUS_INVALID_HANDLE;
     if (RequestType != WdfRequestTypeRead && RequestType != WdfRequestTypeWrite &&
@@ -1905,7 +1842,7 @@ static NTSTATUS fp_policy_validate(struct uwdf_queue *q, PWDF_IO_QUEUE_FORWARD_P
 
 NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FORWARD_PROGRESS_POLICY Policy)
 {
-    struct uwdf_queue *q = queue_lookup(Queue, "WdfIoQueueAssignForwardProgressPolicy");
+    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueAssignForwardProgressPolicy");
     UWDF_REQUIRE_PARAM(Policy, "WdfIoQueueAssignForwardProgressPolicy", STATUS_INVALID_PARAMETER);
     if (!q)
         return STATUS_INVALID_HANDLE;

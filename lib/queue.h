@@ -4,6 +4,7 @@
 #define UWDF_QUEUE_H
 
 #include "device.h"
+#include "worker.h"
 
 struct uwdf_iotarget;
 struct uwdf_queue;
@@ -26,5 +27,90 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *req, struct uwdf_iotarg
 void uwdf_queue_cancel_on_queue(struct uwdf_request *r);
 void uwdf_request_cancel_driver(struct uwdf_request *r);
 void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
+
+/* A state change the driver asked for (Stop, Drain, Purge, StopAndPurge)
+ * that has not finished yet. */
+enum uwdf_queue_op {
+    QOP_NONE = 0,
+    QOP_STOP,
+    QOP_DRAIN,
+    QOP_PURGE,
+    QOP_STOP_PURGE,
+};
+
+struct uwdf_fp;
+
+struct uwdf_queue {
+    struct uwdf_object obj;
+    struct uwdf_device *device;
+    WDF_IO_QUEUE_CONFIG config;
+    bool passive;          /* callbacks at PASSIVE_LEVEL (ExecutionLevel) */
+    pthread_mutex_t *sync; /* SynchronizationScope lock, or NULL */
+    pthread_mutex_t own_sync;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool accepting;
+    bool dispatching;
+    bool deleting;
+    LIST_ENTRY waiting;
+    unsigned waiting_count;
+    LIST_ENTRY owned; /* presented to the driver, not completed or handed on */
+    unsigned owned_count;
+    enum uwdf_queue_op op;
+    PFN_WDF_IO_QUEUE_STATE op_cb;
+    WDFCONTEXT op_ctx;
+    uint64_t op_gen;
+    PFN_WDF_IO_QUEUE_STATE ready_cb;
+    WDFCONTEXT ready_ctx;
+    struct uwdf_fp *fp;
+    struct uwdf_work dispatch_work;
+    bool dispatch_work_queued;
+};
+
+_Static_assert(offsetof(struct uwdf_queue, obj) == 0, "lookup casts the object pointer");
+static inline struct uwdf_queue *uwdf_queue_lookup(WDFQUEUE handle, const char *ddi)
+{
+    return (struct uwdf_queue *)uwdf_object_lookup(handle, UWDF_OBJ_QUEUE, ddi); /* obj is first */
+}
+
+/* A driver callback of q runs inside these: its SynchronizationScope lock. */
+static inline void uwdf_queue_cb_enter(struct uwdf_queue *q)
+{
+    if (q->sync)
+        pthread_mutex_lock(q->sync);
+}
+
+static inline void uwdf_queue_cb_leave(struct uwdf_queue *q)
+{
+    if (q->sync)
+        pthread_mutex_unlock(q->sync);
+}
+
+/* Put a received request on q (at the head for a requeue). false: q does
+ * not accept requests; the caller decides what that means. */
+bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head);
+/* Take an owned request back from the driver onto dest (at the head for a
+ * requeue); if dest will not take it, the driver keeps it and the result
+ * is refused. */
+NTSTATUS uwdf_queue_move(struct uwdf_request *r, struct uwdf_queue *src, struct uwdf_queue *dest, bool head,
+                         NTSTATUS refused);
+/* Complete a received request: off its queue, buffers back, the IRP up
+ * to the sender; then the request goes (or returns to its pool). */
+void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
+/* Complete a packet no request of this device took (the IRP goes back to
+ * the sender's stack location). */
+void uwdf_queue_packet_complete(struct uwdf_request *sender, NTSTATUS status, ULONG_PTR information);
+/* If the pending Stop/Drain/Purge is now complete: its callback (to run
+ * outside the lock with uwdf_queue_run_state_cb), and waiters woken. */
+PFN_WDF_IO_QUEUE_STATE uwdf_queue_state_check_locked(struct uwdf_queue *q, WDFCONTEXT *ctx);
+void uwdf_queue_run_state_cb(struct uwdf_queue *q, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx);
+/* uwdf_queue_state_check_locked and the callback, taking the lock. */
+void uwdf_queue_check_state(struct uwdf_queue *q);
+
+/* A received request's buffers (lib/queue.c): receive_setup attaches the
+ * packet's IRP to r and lays its buffers out the way the device's I/O type
+ * says; receive_teardown undoes that at completion. */
+NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender);
+void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
 
 #endif
