@@ -2,11 +2,11 @@
  * sent to a device target become the device's own WDFREQUESTs (the IRP is
  * the sender's, one stack location down, as IoCallDriver passes it), wait
  * on a queue, are presented to the driver, and complete back up to the
- * sender. Also the forward-progress pool of reserved requests. (The IRP
- * cancel lock and its dispatch to the cancel routines: lib/irp.c.)
+ * sender. (Reserved requests: lib/forward_progress.c; the IRP cancel lock
+ * and its dispatch to the cancel routines: lib/irp.c.)
  *
  * Locks: queue->lock guards the queue's lists, every received request's
- * qstate/queue link and the forward-progress pool; the cancel lock is taken
+ * qstate/queue link and its forward-progress pool; the cancel lock is taken
  * inside it, never around it. No lock is held across a driver callback. */
 #include "runtime.h"
 #include "device.h"
@@ -22,15 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-struct uwdf_fp {
-    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY policy;
-    struct uwdf_request **all;
-    unsigned total;
-    struct uwdf_request **free; /* a stack of the free reserved requests */
-    unsigned free_count;
-    LIST_ENTRY waiting; /* packets waiting for a reserved request, FIFO */
-};
 
 static void queue_dispatch(struct uwdf_queue *q);
 
@@ -126,7 +117,7 @@ static unsigned queue_owned_unacked_locked(struct uwdf_queue *q)
 
 static bool queue_op_done_locked(struct uwdf_queue *q)
 {
-    bool fp_idle = !q->fp || uwdf_list_empty(&q->fp->waiting);
+    bool fp_idle = uwdf_fp_idle_locked(q->fp);
     switch (q->op) {
     case QOP_STOP:
         return queue_owned_unacked_locked(q) == 0;
@@ -515,71 +506,6 @@ void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULON
     s->Parameters.DeviceIoControl.Type3InputBuffer = r->saved_type3;
 }
 
-/* ---- forward progress ---- */
-
-static int fp_fail_mode; /* 0 off, 1 all, 2 random (UWDF_FP_FAIL) */
-static pthread_once_t fp_env_once = PTHREAD_ONCE_INIT;
-
-static void fp_read_env(void)
-{
-    const char *v = uwdf_env(UWDF_ENV_FP_FAIL);
-    fp_fail_mode = 0;
-    if (v && !strcmp(v, "all"))
-        fp_fail_mode = 1;
-    else if (v && !strcmp(v, "random"))
-        fp_fail_mode = 2;
-    else if (v && *v && strcmp(v, "0") && strcmp(v, "off"))
-        uwdf_log("UWDF_FP_FAIL='%s' is not all, random or off; ignored", v);
-}
-
-/* The enhanced verifier's ForwardProgressFailAll / FailRandom (about one
- * allocation in 17). */
-static bool fp_inject_failure(void)
-{
-    static __thread uint64_t seed;
-    pthread_once(&fp_env_once, fp_read_env);
-    if (fp_fail_mode == 1)
-        return true;
-    if (fp_fail_mode != 2)
-        return false;
-    if (!seed)
-        seed = (uint64_t)(uintptr_t)&seed ^ (uint64_t)uwdf_mono_ns();
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed % 17 == 0;
-}
-
-static WDF_IO_FORWARD_PROGRESS_ACTION fp_decide(struct uwdf_queue *q, PIRP irp)
-{
-    const WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY *p = &q->fp->policy;
-    switch (p->ForwardProgressReservedPolicy) {
-    case WdfIoForwardProgressReservedPolicyAlwaysUseReservedRequest:
-        return WdfIoForwardProgressActionUseReservedRequest;
-    case WdfIoForwardProgressReservedPolicyPagingIO:
-        /* IRP_PAGING_IO shares its bit with IRP_MOUNT_COMPLETION, which
-         * is what it means on a file-system control request. */
-        return (irp->Flags & IRP_PAGING_IO) &&
-                       IoGetCurrentIrpStackLocation(irp)->MajorFunction != IRP_MJ_FILE_SYSTEM_CONTROL
-                   ? WdfIoForwardProgressActionUseReservedRequest
-                   : WdfIoForwardProgressActionFailRequest;
-    case WdfIoForwardProgressReservedPolicyUseExamine: {
-        WDF_IO_FORWARD_PROGRESS_ACTION a =
-            p->ForwardProgressReservePolicySettings.Policy.ExaminePolicy.EvtIoWdmIrpForForwardProgress(
-                (WDFQUEUE)q->obj.handle, irp);
-        if (a != WdfIoForwardProgressActionFailRequest && a != WdfIoForwardProgressActionUseReservedRequest) {
-            if (uwdf_verifier)
-                uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)q->obj.handle, (ULONG_PTR)a, 0,
-                              "EvtIoWdmIrpForForwardProgress returned %d, not an action", (int)a);
-            return WdfIoForwardProgressActionFailRequest;
-        }
-        return a;
-    }
-    default:
-        return WdfIoForwardProgressActionFailRequest;
-    }
-}
-
 /* Delete a request nobody saw: WDF frees it without its cleanup callbacks. */
 static void request_discard(struct uwdf_request *r)
 {
@@ -591,58 +517,6 @@ static void request_discard(struct uwdf_request *r)
     uwdf_object_delete(&r->obj);
 }
 
-void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q)
-{
-    pthread_mutex_lock(&q->lock);
-    if (sender->packet_link.Flink != &sender->packet_link)
-        uwdf_list_remove(&sender->packet_link);
-    WDFCONTEXT ctx = NULL;
-    PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
-    pthread_mutex_unlock(&q->lock);
-    uwdf_queue_packet_complete(sender, STATUS_CANCELLED, 0);
-    uwdf_queue_run_state_cb(q, cb, ctx);
-}
-
-/* A reserved request is back (its packet completed): the oldest waiting
- * packet takes it, or it returns to the pool. */
-static void fp_return(struct uwdf_queue *q, struct uwdf_request *r)
-{
-    struct uwdf_fp *fp = q->fp;
-    struct uwdf_request *next = NULL;
-    uwdf_request_reset(r);
-    r->qstate = UWDF_QS_NONE;
-    pthread_mutex_lock(&q->lock);
-    while (!uwdf_list_empty(&fp->waiting)) {
-        LIST_ENTRY *e = uwdf_list_pop_head(&fp->waiting);
-        struct uwdf_request *s = CONTAINING_RECORD(e, struct uwdf_request, packet_link);
-        if (uwdf_irp_clear_cancel(s->irp)) {
-            next = s;
-            break;
-        }
-        /* its cancel routine is completing it */
-    }
-    if (!next) {
-        fp->free[fp->free_count++] = r;
-        pthread_cond_broadcast(&q->cond);
-    }
-    pthread_mutex_unlock(&q->lock);
-    if (!next)
-        return;
-    NTSTATUS st = uwdf_request_receive_setup(q->device, r, next);
-    if (!NT_SUCCESS(st)) {
-        uwdf_request_receive_teardown(r, st, 0);
-        r->irp = NULL;
-        uwdf_queue_packet_complete(next, st, 0);
-        fp_return(q, r);
-        return;
-    }
-    if (!uwdf_queue_insert(q, r, false)) {
-        /* not accepting (drained, purged): KMDF fails it this way */
-        r->queue = q;
-        uwdf_queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
-    }
-}
-
 /* The request for an incoming packet on q: a new one, or under the
  * forward-progress policy a reserved one. STATUS_PENDING: the packet waits
  * for a reserved request. */
@@ -651,14 +525,13 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
     struct uwdf_device *dev = q->device;
     struct uwdf_request *r = NULL;
     NTSTATUS st = STATUS_INSUFFICIENT_RESOURCES;
-    bool injected = q->fp && fp_inject_failure();
+    bool injected = q->fp && uwdf_fp_inject_failure();
     if (!injected) {
         st = uwdf_request_create_received(dev, &r);
         if (NT_SUCCESS(st)) {
             st = uwdf_request_receive_setup(dev, r, sender);
-            if (NT_SUCCESS(st) && q->fp && q->fp->policy.EvtIoAllocateRequestResources)
-                st = q->fp->policy.EvtIoAllocateRequestResources((WDFQUEUE)q->obj.handle,
-                                                                 (WDFREQUEST)r->obj.handle);
+            if (NT_SUCCESS(st) && q->fp)
+                st = uwdf_fp_allocate_request_resources(q, r);
             if (NT_SUCCESS(st)) {
                 *out = r;
                 return STATUS_SUCCESS;
@@ -669,31 +542,7 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
         if (!q->fp)
             return st;
     }
-    if (fp_decide(q, sender->irp) != WdfIoForwardProgressActionUseReservedRequest)
-        return STATUS_UNSUCCESSFUL;
-    struct uwdf_fp *fp = q->fp;
-    pthread_mutex_lock(&q->lock);
-    if (fp->free_count == 0) {
-        sender->irp->Tail.Overlay.DriverContext[1] = q;
-        if (!uwdf_irp_set_cancel(sender->irp, UWDF_CANCEL_FP_WAIT, sender)) {
-            pthread_mutex_unlock(&q->lock);
-            return STATUS_CANCELLED;
-        }
-        uwdf_list_insert_tail(&fp->waiting, &sender->packet_link);
-        pthread_mutex_unlock(&q->lock);
-        return STATUS_PENDING;
-    }
-    r = fp->free[--fp->free_count];
-    pthread_mutex_unlock(&q->lock);
-    st = uwdf_request_receive_setup(dev, r, sender);
-    if (!NT_SUCCESS(st)) {
-        uwdf_request_receive_teardown(r, st, 0);
-        r->irp = NULL;
-        fp_return(q, r);
-        return st;
-    }
-    *out = r;
-    return STATUS_SUCCESS;
+    return uwdf_fp_take_reserved(q, sender, out);
 }
 
 void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
@@ -778,7 +627,7 @@ void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR info
     uwdf_iotarget_device_done(sender, status, information);
 
     if (r->reserved)
-        fp_return(r->fp_home, r);
+        uwdf_fp_return(r->fp_home, r);
     else
         uwdf_object_delete(&r->obj);
     if (q) {
@@ -1301,18 +1150,8 @@ static void queue_collect_waiting_locked(struct uwdf_queue *q, LIST_ENTRY *out, 
         r->qstate = UWDF_QS_CANCELING;
         uwdf_list_insert_tail(out, &r->queue_link);
     }
-    if (q->fp) {
-        LIST_ENTRY *e = q->fp->waiting.Flink;
-        while (e != &q->fp->waiting) {
-            LIST_ENTRY *next = e->Flink;
-            struct uwdf_request *s = CONTAINING_RECORD(e, struct uwdf_request, packet_link);
-            if (uwdf_irp_clear_cancel(s->irp)) {
-                uwdf_list_remove(e);
-                uwdf_list_insert_tail(packets, e);
-            }
-            e = next;
-        }
-    }
+    if (q->fp)
+        uwdf_fp_collect_waiting_locked(q->fp, packets);
 }
 
 static void queue_cancel_collected(struct uwdf_queue *q, LIST_ENTRY *reqs, LIST_ENTRY *packets, bool callbacks)
@@ -1581,18 +1420,6 @@ WDFDEVICE WdfIoQueueGetDevice(WDFQUEUE Queue)
     return q ? (WDFDEVICE)q->device->obj.handle : NULL;
 }
 
-static void fp_free_pool(struct uwdf_fp *fp)
-{
-    if (!fp)
-        return;
-    for (unsigned i = 0; i < fp->total && fp->all; i++)
-        if (fp->all[i])
-            uwdf_object_delete(&fp->all[i]->obj);
-    uwdf_free(fp->all);
-    uwdf_free(fp->free);
-    uwdf_free(fp);
-}
-
 /* Verifier, at queue deletion (driver unload deletes them all): after a
  * grace period for what completes on its own (a forwarded request, a
  * completion on another thread), each request the driver still owns is one
@@ -1646,12 +1473,12 @@ static void queue_dispose(struct uwdf_object *obj)
     q->deleting = true;
     if (UWDF_UNLIKELY(uwdf_verifier) && q->owned_count)
         queue_verify_owned_locked(q);
-    while (q->owned_count || (q->fp && q->fp->free_count < q->fp->total))
+    while (q->owned_count || !uwdf_fp_all_home_locked(q->fp))
         pthread_cond_wait(&q->cond, &q->lock);
     struct uwdf_fp *fp = q->fp;
     q->fp = NULL;
     pthread_mutex_unlock(&q->lock);
-    fp_free_pool(fp);
+    uwdf_fp_free(fp);
 }
 
 static void queue_destroy(struct uwdf_object *obj)
@@ -1815,81 +1642,6 @@ WDFQUEUE WdfDeviceGetDefaultQueue(WDFDEVICE Device)
     WDFQUEUE h = dev->default_queue ? (WDFQUEUE)dev->default_queue->obj.handle : NULL;
     pthread_mutex_unlock(&dev->queues_lock);
     return h;
-}
-
-static NTSTATUS fp_policy_validate(struct uwdf_queue *q, PWDF_IO_QUEUE_FORWARD_PROGRESS_POLICY p)
-{
-    if (p->Size != sizeof(WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY))
-        return STATUS_INFO_LENGTH_MISMATCH;
-    if (p->TotalForwardProgressRequests == 0)
-        return STATUS_INVALID_PARAMETER;
-    switch (p->ForwardProgressReservedPolicy) {
-    case WdfIoForwardProgressReservedPolicyAlwaysUseReservedRequest:
-    case WdfIoForwardProgressReservedPolicyPagingIO:
-        break;
-    case WdfIoForwardProgressReservedPolicyUseExamine:
-        if (!p->ForwardProgressReservePolicySettings.Policy.ExaminePolicy.EvtIoWdmIrpForForwardProgress)
-            return STATUS_INVALID_PARAMETER;
-        break;
-    default:
-        return STATUS_INVALID_PARAMETER; /* WDF does not check; a port should */
-    }
-    pthread_mutex_lock(&q->lock);
-    bool assigned = q->fp != NULL;
-    pthread_mutex_unlock(&q->lock);
-    return assigned ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
-}
-
-NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FORWARD_PROGRESS_POLICY Policy)
-{
-    struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueAssignForwardProgressPolicy");
-    UWDF_REQUIRE_PARAM(Policy, "WdfIoQueueAssignForwardProgressPolicy", STATUS_INVALID_PARAMETER);
-    if (!q)
-        return STATUS_INVALID_HANDLE;
-    if (!uwdf_irql_check_passive("WdfIoQueueAssignForwardProgressPolicy"))
-        return STATUS_INVALID_DEVICE_REQUEST;
-    NTSTATUS st = fp_policy_validate(q, Policy);
-    if (!NT_SUCCESS(st))
-        return st;
-
-    unsigned n = Policy->TotalForwardProgressRequests;
-    struct uwdf_fp *fp = uwdf_zalloc(sizeof(*fp));
-    if (!fp)
-        return STATUS_INSUFFICIENT_RESOURCES;
-    fp->policy = *Policy;
-    uwdf_list_init(&fp->waiting);
-    fp->total = n;
-    fp->all = uwdf_zalloc(sizeof(*fp->all) * n);
-    fp->free = uwdf_zalloc(sizeof(*fp->free) * n);
-    st = fp->all && fp->free ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
-    for (unsigned i = 0; i < n && NT_SUCCESS(st); i++) {
-        struct uwdf_request *r;
-        st = uwdf_request_create_received(q->device, &r);
-        if (!NT_SUCCESS(st))
-            break;
-        r->reserved = true;
-        r->fp_home = q;
-        fp->all[i] = r;
-        fp->free[fp->free_count++] = r;
-        /* Called right after each reserved request is created; the first
-         * failure undoes everything and is the call's result. */
-        if (Policy->EvtIoAllocateResourcesForReservedRequest)
-            st = Policy->EvtIoAllocateResourcesForReservedRequest(Queue, (WDFREQUEST)r->obj.handle);
-    }
-    if (!NT_SUCCESS(st)) {
-        fp_free_pool(fp);
-        return st;
-    }
-    pthread_mutex_lock(&q->lock);
-    bool raced = q->fp != NULL;
-    if (!raced)
-        q->fp = fp;
-    pthread_mutex_unlock(&q->lock);
-    if (raced) {
-        fp_free_pool(fp);
-        return STATUS_INVALID_PARAMETER;
-    }
-    return STATUS_SUCCESS;
 }
 
 pthread_mutex_t *uwdf_queue_callback_lock(struct uwdf_object *queue, bool *passive, bool *serialized)

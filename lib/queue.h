@@ -113,4 +113,26 @@ void uwdf_queue_check_state(struct uwdf_queue *q);
 NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender);
 void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
 
+/* ---- forward progress (lib/forward_progress.c) ---- */
+/* The verifier's ForwardProgressFailAll / FailRandom (UWDF_FP_FAIL): true
+ * when this new request is to fail as if out of memory. */
+bool uwdf_fp_inject_failure(void);
+/* The policy's EvtIoAllocateRequestResources for a new request, if any. */
+NTSTATUS uwdf_fp_allocate_request_resources(struct uwdf_queue *q, struct uwdf_request *r);
+/* No new request for sender's packet: a reserved one, if the policy says
+ * so (STATUS_UNSUCCESSFUL otherwise); STATUS_PENDING when the packet waits
+ * for one. */
+NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_request *sender, struct uwdf_request **out);
+/* A reserved request is back (its packet completed): the oldest waiting
+ * packet takes it, or it returns to the pool. */
+void uwdf_fp_return(struct uwdf_queue *q, struct uwdf_request *r);
+/* Under the queue's lock: move the waiting packets whose cancel has not
+ * taken them onto packets; whether none waits; whether every reserved
+ * request is in the pool (all true of a queue without a policy, fp NULL). */
+void uwdf_fp_collect_waiting_locked(struct uwdf_fp *fp, LIST_ENTRY *packets);
+bool uwdf_fp_idle_locked(const struct uwdf_fp *fp);
+bool uwdf_fp_all_home_locked(const struct uwdf_fp *fp);
+/* The pool and its reserved requests, detached from the queue. */
+void uwdf_fp_free(struct uwdf_fp *fp);
+
 #endif
