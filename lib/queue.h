@@ -1,5 +1,7 @@
-/* WDFQUEUE (lib/queue.c): the receiving side of an in-process device
- * stack. Not installed. */
+/* The receiving side of an in-process device stack: WDFQUEUE
+ * (lib/queue.c), its reserved requests (lib/forward_progress.c) and the
+ * requests it presents to the driver (lib/request_received.c). Not
+ * installed. */
 #ifndef UWDF_QUEUE_H
 #define UWDF_QUEUE_H
 
@@ -107,9 +109,9 @@ void uwdf_queue_run_state_cb(struct uwdf_queue *q, PFN_WDF_IO_QUEUE_STATE cb, WD
 /* uwdf_queue_state_check_locked and the callback, taking the lock. */
 void uwdf_queue_check_state(struct uwdf_queue *q);
 
-/* A received request's buffers (lib/queue.c): receive_setup attaches the
- * packet's IRP to r and lays its buffers out the way the device's I/O type
- * says; receive_teardown undoes that at completion. */
+/* A received request's buffers (lib/request_received.c): receive_setup
+ * attaches the packet's IRP to r and lays its buffers out the way the
+ * device's I/O type says; receive_teardown undoes that at completion. */
 NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender);
 void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
 

@@ -1,6 +1,7 @@
 /* WDFREQUEST: creation, reuse, completion routines and completion to the
  * owner. The send/complete/cancel/timeout state machine lives with the I/O
- * target (lib/iotarget.c), as in WDF's FxIoTarget. */
+ * target (lib/iotarget.c), as in WDF's FxIoTarget; the DDIs of a request a
+ * queue presented, with its buffers, in lib/request_received.c. */
 #include "runtime.h"
 #include "device.h"
 #include "iotarget.h"
@@ -364,61 +365,6 @@ VOID WdfRequestGetCompletionParams(WDFREQUEST Request, PWDF_REQUEST_COMPLETION_P
         return;
     }
     *Params = req->cparams;
-}
-
-static void request_params_from_stack(PWDF_REQUEST_PARAMETERS p, const IO_STACK_LOCATION *s)
-{
-    p->MinorFunction = s->MinorFunction;
-    p->Type = (WDF_REQUEST_TYPE)s->MajorFunction;
-    switch (s->MajorFunction) {
-    case IRP_MJ_READ:
-    case IRP_MJ_WRITE:
-        p->Parameters.Read.Length = s->Parameters.Read.Length;
-        p->Parameters.Read.Key = s->Parameters.Read.Key;
-        p->Parameters.Read.DeviceOffset = s->Parameters.Read.ByteOffset.QuadPart;
-        break;
-    case IRP_MJ_DEVICE_CONTROL:
-    case IRP_MJ_INTERNAL_DEVICE_CONTROL:
-        p->Parameters.DeviceIoControl.OutputBufferLength = s->Parameters.DeviceIoControl.OutputBufferLength;
-        p->Parameters.DeviceIoControl.InputBufferLength = s->Parameters.DeviceIoControl.InputBufferLength;
-        p->Parameters.DeviceIoControl.IoControlCode = s->Parameters.DeviceIoControl.IoControlCode;
-        p->Parameters.DeviceIoControl.Type3InputBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
-        break;
-    default:
-        p->Parameters.Others.Arg1 = s->Parameters.Others.Argument1;
-        p->Parameters.Others.Arg2 = s->Parameters.Others.Argument2;
-        p->Parameters.Others.Arg4 = s->Parameters.Others.Argument4;
-        break;
-    }
-}
-
-VOID WdfRequestGetParameters(WDFREQUEST Request, PWDF_REQUEST_PARAMETERS Parameters)
-{
-    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetParameters");
-    UWDF_REQUIRE_PARAM(Parameters, "WdfRequestGetParameters", );
-    if (!req)
-        return;
-    if (Parameters->Size != sizeof(WDF_REQUEST_PARAMETERS)) {
-        if (uwdf_verifier)
-            uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)Parameters, Parameters->Size,
-                          sizeof(WDF_REQUEST_PARAMETERS),
-                          "WdfRequestGetParameters: Parameters->Size is %u, expected %zu",
-                          (unsigned)Parameters->Size, sizeof(WDF_REQUEST_PARAMETERS));
-        return;
-    }
-    USHORT size = Parameters->Size;
-    memset(Parameters, 0, sizeof(*Parameters));
-    Parameters->Size = size;
-    Parameters->Type = WdfRequestTypeNoFormat;
-    PIRP irp = req->irp;
-    if (!irp)
-        return;
-    /* A received request describes its current stack location; one the
-     * driver created describes what it was formatted for. */
-    if (irp->CurrentLocation >= 1 && irp->CurrentLocation <= irp->StackCount)
-        request_params_from_stack(Parameters, IoGetCurrentIrpStackLocation(irp));
-    else if (req->formatted && irp->CurrentLocation >= 2)
-        request_params_from_stack(Parameters, IoGetNextIrpStackLocation(irp));
 }
 
 PIRP WdfRequestWdmGetIrp(WDFREQUEST Request)

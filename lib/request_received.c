@@ -1,0 +1,685 @@
+/* The DDIs of a request a queue presented to the driver: complete it,
+ * read its parameters, retrieve its buffers, mark it cancelable, forward
+ * or requeue it, acknowledge a stop; and the layout of its buffers from
+ * the packet's IRP at receipt until its completion. (The request object:
+ * lib/request.c; its queue: lib/queue.c. KMDF keeps the DDIs of a request
+ * in fxrequestapi.cpp, apart from the object, the same way.)
+ *
+ * Locks: the queue's lock guards qstate and the queue's lists; the cancel
+ * lock (lib/irp.c) is taken inside it. No lock is held across a driver
+ * callback. */
+#include "runtime.h"
+#include "device.h"
+#include "irp.h"
+#include "memory.h"
+#include "object.h"
+#include "queue.h"
+#include "request.h"
+
+static void *mdl_buffer(PMDL mdl)
+{
+    return mdl ? MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority) : NULL;
+}
+
+/* ---- completion ---- */
+
+static struct uwdf_request *received_lookup(WDFREQUEST handle, const char *ddi)
+{
+    struct uwdf_request *r = uwdf_request_lookup(handle, ddi);
+    if (r && !r->received) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_NOT_IN_QUEUE,
+                          (ULONG_PTR)handle, 0,
+                          "%s: request %p was created by the driver, not received from a queue; "
+                          "delete it with WdfObjectDelete (rule ReqDelete)", ddi, (void *)handle);
+        else
+            uwdf_log("%s: request %p was created by the driver, not received from a queue "
+                     "(rule ReqDelete)", ddi, (void *)handle);
+        return NULL;
+    }
+    return r;
+}
+
+static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_info, ULONG_PTR info,
+                                 const char *ddi)
+{
+    struct uwdf_request *r = received_lookup(Request, ddi);
+    if (!r)
+        return;
+    struct uwdf_queue *q = r->queue;
+    if (q)
+        pthread_mutex_lock(&q->lock);
+    uint8_t qs = r->qstate;
+    bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED));
+    if (ok)
+        r->qstate = UWDF_QS_COMPLETING; /* a second completion is caught */
+    if (q)
+        pthread_mutex_unlock(&q->lock);
+    if (!ok) {
+        if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING || qs == UWDF_QS_COMPLETING)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                          (ULONG_PTR)Request, 0,
+                          "%s: request %p is already completed (rule DoubleCompletion)", ddi, (void *)Request);
+        else if (qs == UWDF_QS_QUEUED)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_NOT_IN_QUEUE,
+                          (ULONG_PTR)Request, 0, "%s: request %p is on a queue; the driver does not own it",
+                          ddi, (void *)Request);
+        else
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                          (ULONG_PTR)Request, 0, "%s: request %p is still sent to an I/O target", ddi,
+                          (void *)Request);
+        return;
+    }
+    if (!set_info)
+        info = r->irp->IoStatus.Information;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
+    if (uwdf_verifier && NT_SUCCESS(Status)) {
+        size_t limit = SIZE_MAX;
+        if (s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE)
+            limit = s->Parameters.Read.Length;
+        else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL)
+            limit = s->Parameters.DeviceIoControl.OutputBufferLength;
+        if (info > limit)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_INFORMATION_LENGTH_MISMATCH,
+                          (ULONG_PTR)Request, info,
+                          "%s: Information %lu is larger than the request's buffer (%zu bytes)", ddi,
+                          (unsigned long)info, limit);
+    }
+    uwdf_queue_complete(r, Status, info);
+}
+
+VOID WdfRequestComplete(WDFREQUEST Request, NTSTATUS Status)
+{
+    request_complete_ddi(Request, Status, false, 0, "WdfRequestComplete");
+}
+
+VOID WdfRequestCompleteWithInformation(WDFREQUEST Request, NTSTATUS Status, ULONG_PTR Information)
+{
+    request_complete_ddi(Request, Status, true, Information, "WdfRequestCompleteWithInformation");
+}
+
+VOID WdfRequestCompleteWithPriorityBoost(WDFREQUEST Request, NTSTATUS Status, CCHAR PriorityBoost)
+{
+    (void)PriorityBoost; /* a scheduling hint with no meaning here */
+    request_complete_ddi(Request, Status, false, 0, "WdfRequestCompleteWithPriorityBoost");
+}
+
+/* ---- parameters ---- */
+
+static void request_params_from_stack(PWDF_REQUEST_PARAMETERS p, const IO_STACK_LOCATION *s)
+{
+    p->MinorFunction = s->MinorFunction;
+    p->Type = (WDF_REQUEST_TYPE)s->MajorFunction;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE:
+        p->Parameters.Read.Length = s->Parameters.Read.Length;
+        p->Parameters.Read.Key = s->Parameters.Read.Key;
+        p->Parameters.Read.DeviceOffset = s->Parameters.Read.ByteOffset.QuadPart;
+        break;
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL:
+        p->Parameters.DeviceIoControl.OutputBufferLength = s->Parameters.DeviceIoControl.OutputBufferLength;
+        p->Parameters.DeviceIoControl.InputBufferLength = s->Parameters.DeviceIoControl.InputBufferLength;
+        p->Parameters.DeviceIoControl.IoControlCode = s->Parameters.DeviceIoControl.IoControlCode;
+        p->Parameters.DeviceIoControl.Type3InputBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
+        break;
+    default:
+        p->Parameters.Others.Arg1 = s->Parameters.Others.Argument1;
+        p->Parameters.Others.Arg2 = s->Parameters.Others.Argument2;
+        p->Parameters.Others.Arg4 = s->Parameters.Others.Argument4;
+        break;
+    }
+}
+
+VOID WdfRequestGetParameters(WDFREQUEST Request, PWDF_REQUEST_PARAMETERS Parameters)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetParameters");
+    UWDF_REQUIRE_PARAM(Parameters, "WdfRequestGetParameters", );
+    if (!req)
+        return;
+    if (Parameters->Size != sizeof(WDF_REQUEST_PARAMETERS)) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)Parameters, Parameters->Size,
+                          sizeof(WDF_REQUEST_PARAMETERS),
+                          "WdfRequestGetParameters: Parameters->Size is %u, expected %zu",
+                          (unsigned)Parameters->Size, sizeof(WDF_REQUEST_PARAMETERS));
+        return;
+    }
+    USHORT size = Parameters->Size;
+    memset(Parameters, 0, sizeof(*Parameters));
+    Parameters->Size = size;
+    Parameters->Type = WdfRequestTypeNoFormat;
+    PIRP irp = req->irp;
+    if (!irp)
+        return;
+    /* A received request describes its current stack location; one the
+     * driver created describes what it was formatted for. */
+    if (irp->CurrentLocation >= 1 && irp->CurrentLocation <= irp->StackCount)
+        request_params_from_stack(Parameters, IoGetCurrentIrpStackLocation(irp));
+    else if (req->formatted && irp->CurrentLocation >= 2)
+        request_params_from_stack(Parameters, IoGetNextIrpStackLocation(irp));
+}
+
+/* ---- retrieving buffers ---- */
+
+static bool received_usable(struct uwdf_request *r, const char *ddi, NTSTATUS *status)
+{
+    if (r->qstate == UWDF_QS_COMPLETED || !r->irp) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)r->obj.handle, 0,
+                          "%s: request %p is already completed (rule InvalidReqAccess)", ddi,
+                          (void *)r->obj.handle);
+        *status = STATUS_INTERNAL_ERROR;
+        return false;
+    }
+    return true;
+}
+
+/* The buffer a retrieval means: slot 0 input, 1 output. The IRP's buffers
+ * as presented: a format of the request for a target replaces them in the
+ * IRP until it is dropped, but not what the request itself carries. */
+static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, size_t *len, bool *read_only)
+{
+    PIRP irp = r->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    struct uwdf_device *dev = uwdf_container_of(s->DeviceObject, struct uwdf_device, wdm);
+    *read_only = false;
+    *buf = NULL;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE:
+        if ((s->MajorFunction == IRP_MJ_READ) != (slot == 1))
+            return STATUS_INVALID_DEVICE_REQUEST;
+        *len = s->Parameters.Read.Length;
+        if (dev->io_type == WdfDeviceIoNeither) {
+            /* The requestor's own buffer, which KMDF hands out only to a
+             * kernel-mode requestor (every request the port builds is one;
+             * the port's address space is the requestor's). */
+            if (irp->RequestorMode != KernelMode)
+                return STATUS_INVALID_DEVICE_REQUEST;
+            *buf = r->pres_user;
+            if (!*buf && r->pres_mdl && !r->pres_mdl->Next)
+                *buf = mdl_buffer(r->pres_mdl);
+        } else {
+            *buf = dev->io_type == WdfDeviceIoDirect ? mdl_buffer(r->pres_mdl)
+                                                     : r->pres_system;
+        }
+        *read_only = s->MajorFunction == IRP_MJ_WRITE;
+        break;
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL: {
+        ULONG method = METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode);
+        if (slot == 0) {
+            *len = s->Parameters.DeviceIoControl.InputBufferLength;
+            *buf = method == METHOD_NEITHER ? s->Parameters.DeviceIoControl.Type3InputBuffer
+                                            : r->pres_system;
+        } else {
+            *len = s->Parameters.DeviceIoControl.OutputBufferLength;
+            *buf = method == METHOD_BUFFERED  ? r->pres_system
+                   : method == METHOD_NEITHER ? r->pres_user
+                                              : mdl_buffer(r->pres_mdl);
+        }
+        break;
+    }
+    default:
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    if (*len == 0)
+        return STATUS_BUFFER_TOO_SMALL;
+    if (!*buf)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    return STATUS_SUCCESS;
+}
+
+void uwdf_request_irp_ioctl_buffers(struct uwdf_request *req, void **in, size_t *in_len, void **out,
+                                    size_t *out_len)
+{
+    PIRP irp = req->irp;
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+    ULONG method = METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode);
+    *in_len = s->Parameters.DeviceIoControl.InputBufferLength;
+    *out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
+    *in = method == METHOD_NEITHER ? s->Parameters.DeviceIoControl.Type3InputBuffer
+                                   : irp->AssociatedIrp.SystemBuffer;
+    *out = method == METHOD_BUFFERED  ? irp->AssociatedIrp.SystemBuffer
+           : method == METHOD_NEITHER ? irp->UserBuffer
+                                      : mdl_buffer(irp->MdlAddress);
+}
+
+/* Common checks of the retrieval family; the buffer it means. */
+static NTSTATUS retrieve_common(WDFREQUEST Request, int slot, const char *ddi, struct uwdf_request **req,
+                                void **buf, size_t *len, bool *read_only)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, ddi);
+    if (!r)
+        return STATUS_INVALID_HANDLE;
+    if (!r->received)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    NTSTATUS st;
+    if (!received_usable(r, ddi, &st))
+        return st;
+    *req = r;
+    return request_buffer(r, slot, buf, len, read_only);
+}
+
+static NTSTATUS retrieve_buffer(WDFREQUEST Request, int slot, size_t min_len, PVOID *Buffer, size_t *Length,
+                                const char *ddi)
+{
+    struct uwdf_request *r;
+    void *buf;
+    size_t len;
+    bool ro;
+    UWDF_REQUIRE_PARAM(Buffer, ddi, STATUS_INVALID_PARAMETER);
+    *Buffer = NULL;
+    if (Length)
+        *Length = 0;
+    NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
+    if (!NT_SUCCESS(st))
+        return st;
+    if (len < min_len)
+        return STATUS_BUFFER_TOO_SMALL;
+    *Buffer = buf;
+    if (Length)
+        *Length = len;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestRetrieveInputBuffer(WDFREQUEST Request, size_t MinimumRequiredLength, PVOID *Buffer,
+                                       size_t *Length)
+{
+    return retrieve_buffer(Request, 0, MinimumRequiredLength, Buffer, Length, "WdfRequestRetrieveInputBuffer");
+}
+
+NTSTATUS WdfRequestRetrieveOutputBuffer(WDFREQUEST Request, size_t MinimumRequiredSize, PVOID *Buffer,
+                                        size_t *Length)
+{
+    return retrieve_buffer(Request, 1, MinimumRequiredSize, Buffer, Length, "WdfRequestRetrieveOutputBuffer");
+}
+
+static NTSTATUS retrieve_memory(WDFREQUEST Request, int slot, WDFMEMORY *Memory, const char *ddi)
+{
+    struct uwdf_request *r;
+    void *buf;
+    size_t len;
+    bool ro;
+    UWDF_REQUIRE_PARAM(Memory, ddi, STATUS_INVALID_PARAMETER);
+    *Memory = NULL;
+    NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
+    if (!NT_SUCCESS(st))
+        return st;
+    struct uwdf_memory *m = &r->rmem[slot];
+    if (!r->rmem_live[slot]) {
+        /* The memory object is part of the request (as in WDF), so this
+         * allocates nothing; its handle dies when the request completes. */
+        memset(m, 0, sizeof(*m));
+        m->buffer = buf;
+        m->size = len;
+        m->kind = UWDF_MEM_PREALLOCATED;
+        m->read_only = ro;
+        if (!uwdf_object_embed_register(&m->obj, UWDF_OBJ_MEMORY, &r->obj))
+            return STATUS_INSUFFICIENT_RESOURCES;
+        r->rmem_live[slot] = true;
+    }
+    *Memory = (WDFMEMORY)m->obj.handle;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestRetrieveInputMemory(WDFREQUEST Request, WDFMEMORY *Memory)
+{
+    return retrieve_memory(Request, 0, Memory, "WdfRequestRetrieveInputMemory");
+}
+
+NTSTATUS WdfRequestRetrieveOutputMemory(WDFREQUEST Request, WDFMEMORY *Memory)
+{
+    return retrieve_memory(Request, 1, Memory, "WdfRequestRetrieveOutputMemory");
+}
+
+static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char *ddi)
+{
+    struct uwdf_request *r;
+    void *buf;
+    size_t len;
+    bool ro;
+    UWDF_REQUIRE_PARAM(Mdl, ddi, STATUS_INVALID_PARAMETER);
+    *Mdl = NULL;
+    NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
+    if (!NT_SUCCESS(st))
+        return st;
+    PIRP irp = r->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    bool ioctl = s->MajorFunction == IRP_MJ_DEVICE_CONTROL || s->MajorFunction == IRP_MJ_INTERNAL_DEVICE_CONTROL;
+    if (ioctl && METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode) == METHOD_NEITHER)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    /* Neither I/O has no MDL to give (KMDF: buffered builds one, direct
+     * has one), only the requestor's buffer. */
+    if (!ioctl && uwdf_container_of(s->DeviceObject, struct uwdf_device, wdm)->io_type == WdfDeviceIoNeither)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    /* The IRP's MDL where the buffer is one (direct I/O); otherwise an
+     * MDL built for the system buffer, which can fail for memory. */
+    if (r->pres_mdl && buf == mdl_buffer(r->pres_mdl) && (!ioctl || slot == 1)) {
+        *Mdl = r->pres_mdl;
+        return STATUS_SUCCESS;
+    }
+    if (r->rmdl_alloc && MmGetMdlVirtualAddress(r->rmdl_alloc) == buf && r->rmdl_alloc->ByteCount == len) {
+        *Mdl = r->rmdl_alloc;
+        return STATUS_SUCCESS;
+    }
+    if (len > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER;
+    PMDL m = IoAllocateMdl(buf, (ULONG)len, FALSE, FALSE, NULL);
+    if (!m)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    MmBuildMdlForNonPagedPool(m);
+    if (r->rmdl_alloc)
+        IoFreeMdl(r->rmdl_alloc);
+    r->rmdl_alloc = m;
+    *Mdl = m;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfRequestRetrieveInputWdmMdl(WDFREQUEST Request, PMDL *Mdl)
+{
+    return retrieve_mdl(Request, 0, Mdl, "WdfRequestRetrieveInputWdmMdl");
+}
+
+NTSTATUS WdfRequestRetrieveOutputWdmMdl(WDFREQUEST Request, PMDL *Mdl)
+{
+    return retrieve_mdl(Request, 1, Mdl, "WdfRequestRetrieveOutputWdmMdl");
+}
+
+/* ---- cancelable requests ---- */
+
+static NTSTATUS mark_cancelable(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel, const char *ddi,
+                                bool call_if_cancelled)
+{
+    struct uwdf_request *r = received_lookup(Request, ddi);
+    UWDF_REQUIRE_PARAM(EvtRequestCancel, ddi, STATUS_INVALID_PARAMETER);
+    if (!r)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (r->qstate != UWDF_QS_OWNED || r->cancelable)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    r->cancel_routine = EvtRequestCancel;
+    r->cancelable = true;
+    if (!uwdf_irp_set_cancel(r->irp, UWDF_CANCEL_DRIVER, r)) {
+        r->cancelable = false;
+        r->cancel_routine = NULL;
+        if (call_if_cancelled) {
+            /* WdfRequestMarkCancelable: an already cancelled request goes
+             * to the cancel routine at once. */
+            struct uwdf_queue *q = r->queue;
+            if (q)
+                uwdf_queue_cb_enter(q);
+            EvtRequestCancel(Request);
+            if (q)
+                uwdf_queue_cb_leave(q);
+        }
+        return STATUS_CANCELLED;
+    }
+    return STATUS_SUCCESS;
+}
+
+VOID WdfRequestMarkCancelable(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel)
+{
+    mark_cancelable(Request, EvtRequestCancel, "WdfRequestMarkCancelable", true);
+}
+
+NTSTATUS WdfRequestMarkCancelableEx(WDFREQUEST Request, PFN_WDF_REQUEST_CANCEL EvtRequestCancel)
+{
+    return mark_cancelable(Request, EvtRequestCancel, "WdfRequestMarkCancelableEx", false);
+}
+
+NTSTATUS WdfRequestUnmarkCancelable(WDFREQUEST Request)
+{
+    struct uwdf_request *r = received_lookup(Request, "WdfRequestUnmarkCancelable");
+    if (!r)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (r->qstate != UWDF_QS_OWNED)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (!r->cancelable) /* never marked, or its cancel routine was taken */
+        return r->cancel_routine ? STATUS_CANCELLED : STATUS_INVALID_PARAMETER;
+    r->cancelable = false;
+    if (!uwdf_irp_clear_cancel(r->irp))
+        return STATUS_CANCELLED; /* the cancel routine runs; it completes the request */
+    r->cancel_routine = NULL;
+    return STATUS_SUCCESS;
+}
+
+BOOLEAN WdfRequestIsCanceled(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestIsCanceled");
+    if (!r)
+        return FALSE;
+    if (r->received)
+        return r->irp && r->irp->Cancel;
+    return (atomic_load(&r->flags) & UWDF_REQ_CANCELED) != 0;
+}
+
+void uwdf_request_cancel_driver(struct uwdf_request *r)
+{
+    struct uwdf_queue *q = r->queue;
+    PFN_WDF_REQUEST_CANCEL fn = r->cancel_routine;
+    /* cancel_routine stays set: WdfRequestUnmarkCancelable then knows the
+     * routine is being or has been called. */
+    r->cancelable = false;
+    if (r->qstate != UWDF_QS_OWNED || !fn)
+        return;
+    if (q)
+        uwdf_queue_cb_enter(q);
+    fn((WDFREQUEST)r->obj.handle);
+    if (q)
+        uwdf_queue_cb_leave(q);
+}
+
+/* ---- ownership between queues ---- */
+
+WDFQUEUE WdfRequestGetIoQueue(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestGetIoQueue");
+    if (!r || !r->received || !r->queue || r->qstate == UWDF_QS_COMPLETED)
+        return NULL;
+    return (WDFQUEUE)r->queue->obj.handle;
+}
+
+BOOLEAN WdfRequestIsReserved(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestIsReserved");
+    return r && r->reserved;
+}
+
+KPROCESSOR_MODE WdfRequestGetRequestorMode(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestGetRequestorMode");
+    return r && r->irp ? r->irp->RequestorMode : KernelMode;
+}
+
+NTSTATUS WdfRequestForwardToIoQueue(WDFREQUEST Request, WDFQUEUE DestinationQueue)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestForwardToIoQueue");
+    struct uwdf_queue *dest = uwdf_queue_lookup(DestinationQueue, "WdfRequestForwardToIoQueue");
+    if (!r || !dest)
+        return STATUS_INVALID_HANDLE;
+    struct uwdf_queue *src = r->queue;
+    if (!r->received || r->qstate != UWDF_QS_OWNED || !src || src == dest || src->device != dest->device ||
+        r->cancelable)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    return uwdf_queue_move(r, src, dest, false, STATUS_WDF_BUSY);
+}
+
+NTSTATUS WdfRequestRequeue(WDFREQUEST Request)
+{
+    struct uwdf_request *r = uwdf_request_lookup(Request, "WdfRequestRequeue");
+    if (!r)
+        return STATUS_INVALID_HANDLE;
+    struct uwdf_queue *q = r->queue;
+    if (!r->received || r->qstate != UWDF_QS_OWNED || !q || r->cancelable ||
+        q->config.DispatchType != WdfIoQueueDispatchManual)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    return uwdf_queue_move(r, q, q, true, STATUS_INVALID_DEVICE_REQUEST);
+}
+
+VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue)
+{
+    struct uwdf_request *r = received_lookup(Request, "WdfRequestStopAcknowledge");
+    if (!r)
+        return;
+    struct uwdf_queue *q = r->queue;
+    if (!q || r->qstate != UWDF_QS_OWNED)
+        return;
+    if (Requeue) {
+        if (!NT_SUCCESS(uwdf_queue_move(r, q, q, true, STATUS_CANCELLED)))
+            uwdf_queue_complete(r, STATUS_CANCELLED, 0);
+    } else {
+        pthread_mutex_lock(&q->lock);
+        r->stop_acked = true;
+        pthread_mutex_unlock(&q->lock);
+    }
+    uwdf_queue_check_state(q);
+}
+
+/* ---- the buffers, from receipt to completion ---- */
+
+static NTSTATUS request_bounce(struct uwdf_request *r, size_t len)
+{
+    if (r->bounce && r->bounce_len >= len)
+        return STATUS_SUCCESS;
+    void *b = uwdf_alloc(len ? len : 1);
+    if (!b)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    uwdf_free(r->bounce);
+    r->bounce = b;
+    r->bounce_len = len;
+    return STATUS_SUCCESS;
+}
+
+/* Copy between a (possibly chained) MDL and a flat buffer. */
+static void mdl_copy(PMDL mdl, void *flat, size_t len, bool to_flat)
+{
+    char *p = flat;
+    for (; mdl && len; mdl = mdl->Next) {
+        size_t n = mdl->ByteCount < len ? mdl->ByteCount : len;
+        char *va = mdl_buffer(mdl);
+        if (to_flat)
+            memcpy(p, va, n);
+        else
+            memcpy(va, p, n);
+        p += n;
+        len -= n;
+    }
+}
+
+/* Attach the packet's IRP to r and lay its buffers out the way this
+ * device's I/O type says: a system buffer for buffered I/O, an MDL for
+ * direct I/O. Contiguous buffers are used in place (the address space is
+ * shared, so nothing is copied); a scattered buffer on a buffered device,
+ * and a METHOD_BUFFERED IOCTL, get a bounce buffer. */
+NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender)
+{
+    PIRP irp = sender->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    r->irp = irp;
+    r->irp_owner = UWDF_IRP_DRIVER;
+    r->sender = sender;
+    r->saved_mdl = irp->MdlAddress;
+    r->saved_user = irp->UserBuffer;
+    r->saved_system = irp->AssociatedIrp.SystemBuffer;
+    r->saved_type3 = s->Parameters.DeviceIoControl.Type3InputBuffer;
+    r->rmem_live[0] = r->rmem_live[1] = false;
+    s->DeviceObject = &dev->wdm;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE: {
+        size_t len = s->Parameters.Read.Length;
+        void *flat = irp->MdlAddress && !irp->MdlAddress->Next ? mdl_buffer(irp->MdlAddress) : irp->UserBuffer;
+        if (dev->io_type == WdfDeviceIoDirect) {
+            if (!irp->MdlAddress && flat && len) {
+                MmInitializeMdl(&r->rmdl, flat, len);
+                MmBuildMdlForNonPagedPool(&r->rmdl);
+                irp->MdlAddress = &r->rmdl;
+            }
+        } else if (dev->io_type != WdfDeviceIoNeither) {
+            if (irp->AssociatedIrp.SystemBuffer) {
+                /* laid out by a device above */
+            } else if (flat || !len) {
+                irp->AssociatedIrp.SystemBuffer = flat;
+            } else {
+                NTSTATUS st = request_bounce(r, len);
+                if (!NT_SUCCESS(st))
+                    return st;
+                if (s->MajorFunction == IRP_MJ_WRITE)
+                    mdl_copy(irp->MdlAddress, r->bounce, len, true);
+                irp->AssociatedIrp.SystemBuffer = irp->UserBuffer = r->bounce;
+                irp->MdlAddress = NULL;
+            }
+        }
+        break;
+    }
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL: {
+        ULONG method = METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode);
+        size_t in_len = s->Parameters.DeviceIoControl.InputBufferLength;
+        size_t out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
+        if (irp->AssociatedIrp.SystemBuffer || method == METHOD_NEITHER)
+            break; /* laid out above, or passed as is */
+        if (method == METHOD_BUFFERED) {
+            size_t len = in_len > out_len ? in_len : out_len;
+            if (len) {
+                NTSTATUS st = request_bounce(r, len);
+                if (!NT_SUCCESS(st))
+                    return st;
+                if (in_len && s->Parameters.DeviceIoControl.Type3InputBuffer)
+                    memcpy(r->bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
+                irp->AssociatedIrp.SystemBuffer = r->bounce;
+            }
+        } else {
+            irp->AssociatedIrp.SystemBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
+            if (!irp->MdlAddress && irp->UserBuffer && out_len) {
+                MmInitializeMdl(&r->rmdl, irp->UserBuffer, out_len);
+                MmBuildMdlForNonPagedPool(&r->rmdl);
+                irp->MdlAddress = &r->rmdl;
+            }
+        }
+        break;
+    }
+    default:
+        break;
+    }
+    r->pres_mdl = irp->MdlAddress;
+    r->pres_user = irp->UserBuffer;
+    r->pres_system = irp->AssociatedIrp.SystemBuffer;
+    return STATUS_SUCCESS;
+}
+
+/* Undo uwdf_request_receive_setup at completion: retrieved handles die, a bounce
+ * buffer's data goes back to the sender's memory, the IRP fields the
+ * sender set are restored. */
+void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
+{
+    PIRP irp = r->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    for (int i = 0; i < 2; i++) {
+        if (r->rmem_live[i])
+            uwdf_object_embed_unregister(&r->rmem[i].obj);
+        r->rmem_live[i] = false;
+    }
+    if (r->rmdl_alloc) {
+        IoFreeMdl(r->rmdl_alloc);
+        r->rmdl_alloc = NULL;
+    }
+    if (r->bounce && irp->AssociatedIrp.SystemBuffer == r->bounce && NT_SUCCESS(status)) {
+        if (s->MajorFunction == IRP_MJ_READ) {
+            size_t n = information < s->Parameters.Read.Length ? information : s->Parameters.Read.Length;
+            mdl_copy(r->saved_mdl, r->bounce, n, false);
+        } else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL ||
+                   s->MajorFunction == IRP_MJ_INTERNAL_DEVICE_CONTROL) {
+            size_t out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
+            size_t n = information < out_len ? information : out_len;
+            if (n && r->saved_user)
+                memcpy(r->saved_user, r->bounce, n);
+        }
+    }
+    irp->MdlAddress = r->saved_mdl;
+    irp->UserBuffer = r->saved_user;
+    irp->AssociatedIrp.SystemBuffer = r->saved_system;
+    s->Parameters.DeviceIoControl.Type3InputBuffer = r->saved_type3;
+}
