@@ -1,6 +1,6 @@
-/* WDFIOTARGET (lib/iotarget.c) and what answers for a file or block-device
- * target beside the kernel (lib/geometry.c, lib/blockops.c). Not
- * installed. */
+/* WDFIOTARGET (lib/iotarget.c, lib/iotarget_send.c, lib/iotarget_format.c)
+ * and what answers for a file or block-device target beside the kernel
+ * (lib/geometry.c, lib/blockops.c). Not installed. */
 #ifndef UWDF_IOTARGET_H
 #define UWDF_IOTARGET_H
 
@@ -88,6 +88,21 @@ int uwdf_geometry_probe(struct uwdf_iotarget *target);
 /* Discard and zeroing (lib/blockops.c): blocking, so run on the worker. */
 bool uwdf_blockops_handles(ULONG code);
 NTSTATUS uwdf_blockops_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len);
+/* Between the target's own files (lib/iotarget.c, lib/iotarget_send.c,
+ * lib/iotarget_format.c). Hand a request that is on the sent list to the
+ * engine, outside the lock; fail a pended request (caller holds the lock:
+ * it moves to the sent list, to complete through the engine thread like
+ * any other); try to cancel a sent request, for which the caller holds a
+ * completion reference until the attempt is made. */
+void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req);
+void uwdf_iotarget_fail_pended_locked(struct uwdf_iotarget *t, struct uwdf_request *req, NTSTATUS status);
+void uwdf_iotarget_cancel_io(struct uwdf_iotarget *t, struct uwdf_request *req);
+/* WDF_REQUEST_SEND_OPTIONS as every send checks it. */
+NTSTATUS uwdf_iotarget_send_options_validate(PWDF_REQUEST_SEND_OPTIONS o);
+/* Send and wait (PASSIVE_LEVEL); false if it was not sent. *status: the
+ * send's failure, or the request's outcome. */
+bool uwdf_iotarget_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SEND_OPTIONS options,
+                             bool call_routine, NTSTATUS *status);
 /* IOCTLs answered by the framework for file and block-device targets. */
 NTSTATUS uwdf_iotarget_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len,
                              void *out, size_t out_len, ULONG_PTR *information);

@@ -1,7 +1,7 @@
 /* WDFREQUEST: creation, reuse, completion routines and completion to the
  * owner. The send/complete/cancel/timeout state machine lives with the I/O
- * target (lib/iotarget.c), as in WDF's FxIoTarget; the DDIs of a request a
- * queue presented, with its buffers, in lib/request_received.c. */
+ * target (lib/iotarget_send.c), as in WDF's FxIoTarget; the DDIs of a
+ * request a queue presented, with its buffers, in lib/request_received.c. */
 #include "runtime.h"
 #include "device.h"
 #include "iotarget.h"

@@ -36,6 +36,7 @@ enum uwdf_irp_owner {
 #define UWDF_REQ_FORGET          0x0400u /* queue request sent SEND_AND_FORGET */
 #define UWDF_REQ_SEND_FAILED     0x0800u /* verifier: WdfRequestSend failed, not yet handled */
 #define UWDF_REQ_APPEND          0x1000u /* a write to FILE_WRITE_TO_END_OF_FILE */
+#define UWDF_REQ_IN_FLIGHT (UWDF_REQ_SENT | UWDF_REQ_PENDED)
 
 /* Where a request received from a queue is (request->qstate). */
 enum uwdf_queue_state {
@@ -185,6 +186,19 @@ static inline bool uwdf_completion_unpark(const struct uwdf_request *req, struct
             sc->parked[i] = NULL;
             return true;
         }
+    return false;
+}
+
+/* true if req is neither sent nor pended; otherwise false, and a verifier
+ * bug check (REQUEST_ALREADY_SENT) naming ddi. */
+static inline bool uwdf_request_not_in_flight(struct uwdf_request *req, const char *ddi)
+{
+    if (!(atomic_load(&req->flags) & UWDF_REQ_IN_FLIGHT))
+        return true;
+    if (uwdf_verifier)
+        uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
+                      (ULONG_PTR)req->obj.handle, 0,
+                      "%s: request %p is already sent to an I/O target (REQUEST_ALREADY_SENT)", ddi, (void *)req->obj.handle);
     return false;
 }
 

@@ -1,0 +1,313 @@
+/* Formatting a request for an I/O target (WdfIoTargetFormatRequestFor*,
+ * and the checks WdfRequestChangeTarget shares), and the synchronous sends
+ * that format and send in one call (WdfIoTargetSend*Synchronously). */
+#include "runtime.h"
+#include "iotarget.h"
+#include "memory.h"
+#include "object.h"
+#include "request.h"
+
+struct format_buffer {
+    struct uwdf_memory *mem; /* referenced by the format, or NULL */
+    void *buffer;            /* raw buffer (synchronous sends), or NULL */
+    PMDL mdl;
+    size_t offset, length;
+};
+
+/* The checks every format (and WdfRequestChangeTarget) makes: the request
+ * is not sent, the target is open, and the IRP has a stack location for
+ * every driver below (one, the kernel, for a file or block device). A
+ * framework IRP grows; the driver's own cannot (STATUS_REQUEST_NOT_ACCEPTED). */
+NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_request *req,
+                                       const char *ddi)
+{
+    if (!uwdf_request_not_in_flight(req, ddi))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (!atomic_load_explicit(&t->formattable, memory_order_acquire))
+        return STATUS_INVALID_DEVICE_STATE;
+    CCHAR need = uwdf_iotarget_stack_need(t);
+    NTSTATUS status = uwdf_request_ensure_irp(req, need);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (req->irp->CurrentLocation < 1 + need)
+        return STATUS_REQUEST_NOT_ACCEPTED;
+    return STATUS_SUCCESS;
+}
+
+static NTSTATUS format_memory(WDFMEMORY handle, PWDFMEMORY_OFFSET offsets, struct format_buffer *fb,
+                              const char *ddi)
+{
+    memset(fb, 0, sizeof(*fb));
+    if (!handle)
+        return STATUS_SUCCESS;
+    fb->mem = uwdf_memory_lookup(handle, ddi);
+    if (!fb->mem)
+        return STATUS_INVALID_HANDLE;
+    return uwdf_memory_resolve_offsets(fb->mem, offsets, &fb->offset, &fb->length);
+}
+
+/* Install a validated format: release the old one, reference the memory,
+ * fill the next stack location. Inlined, so that each format DDI gets a
+ * copy folded for its own major function and buffers. */
+static inline __attribute__((always_inline)) void
+format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major, struct format_buffer *in,
+              struct format_buffer *out, LONGLONG *offset, ULONG ioctl)
+{
+    uwdf_request_drop_format(req, true);
+    struct format_buffer *fb[2] = { in, out };
+    for (int i = 0; i < 2; i++) {
+        if (!fb[i])
+            continue;
+        req->fmt_mem[i] = fb[i]->mem;
+        req->fmt_buffer[i] = fb[i]->buffer;
+        req->fmt_offset[i] = fb[i]->offset;
+        req->fmt_length[i] = fb[i]->length;
+        if (fb[i]->mem && !uwdf_completion_unpark(req, fb[i]->mem))
+            uwdf_object_reference(&fb[i]->mem->obj);
+    }
+    PIRP irp = req->irp;
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+    memset(s, 0, sizeof(*s));
+    s->MajorFunction = major;
+    s->FileObject = &t->file_object;
+    s->DeviceObject = t->file_object.DeviceObject;
+    irp->MdlAddress = NULL;
+    irp->UserBuffer = NULL;
+    irp->AssociatedIrp.SystemBuffer = NULL;
+    switch (major) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE: {
+        struct format_buffer *b = major == IRP_MJ_READ ? out : in;
+        s->Parameters.Read.Length = (ULONG)b->length;
+        /* A NULL DeviceOffset: 0 for a driver below, as KMDF formats it;
+         * for a file, the port's documented meaning, the file position. */
+        if (offset) {
+            s->Parameters.Read.ByteOffset.QuadPart = *offset;
+        } else if (t->lower) {
+            s->Parameters.Read.ByteOffset.QuadPart = 0;
+        } else {
+            s->Parameters.Read.ByteOffset.HighPart = -1;
+            s->Parameters.Read.ByteOffset.LowPart = FILE_USE_FILE_POINTER_POSITION;
+        }
+        if (b->mdl)
+            irp->MdlAddress = b->mdl;
+        else
+            irp->UserBuffer = b->mem ? (char *)b->mem->buffer + b->offset : b->buffer;
+        if (t->write_through && major == IRP_MJ_WRITE)
+            s->Flags |= SL_WRITE_THROUGH;
+        req->fmt_type = major == IRP_MJ_READ ? WdfRequestTypeRead : WdfRequestTypeWrite;
+        break;
+    }
+    default:
+        s->Parameters.DeviceIoControl.IoControlCode = ioctl;
+        s->Parameters.DeviceIoControl.InputBufferLength = in ? (ULONG)in->length : 0;
+        s->Parameters.DeviceIoControl.OutputBufferLength = out ? (ULONG)out->length : 0;
+        req->fmt_type = major == IRP_MJ_DEVICE_CONTROL ? WdfRequestTypeDeviceControl
+                                                       : WdfRequestTypeDeviceControlInternal;
+        break;
+    }
+    req->fmt_target = (WDFIOTARGET)t->obj.handle;
+    req->formatted = true;
+}
+
+/* Inlined into the read and write DDIs, like format_commit. */
+static inline __attribute__((always_inline)) NTSTATUS
+format_rw(WDFIOTARGET IoTarget, WDFREQUEST Request, WDFMEMORY Memory, PWDFMEMORY_OFFSET Offsets,
+          PLONGLONG DeviceOffset, UCHAR major, const char *ddi)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    struct uwdf_request *req = uwdf_request_lookup(Request, ddi);
+    struct format_buffer fb;
+    if (!t || !req)
+        return STATUS_INVALID_HANDLE;
+    NTSTATUS status = uwdf_iotarget_prepare_request(t, req, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    status = format_memory(Memory, Offsets, &fb, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (fb.length > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER; /* IO_STACK_LOCATION lengths are ULONG */
+    /* A negative DeviceOffset is the target's to judge (target_build_io). */
+    format_commit(t, req, major, major == IRP_MJ_WRITE ? &fb : NULL, major == IRP_MJ_READ ? &fb : NULL,
+                  DeviceOffset, 0);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoTargetFormatRequestForRead(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                         WDFMEMORY OutputBuffer, PWDFMEMORY_OFFSET OutputBufferOffset,
+                                         PLONGLONG DeviceOffset)
+{
+    return format_rw(IoTarget, Request, OutputBuffer, OutputBufferOffset, DeviceOffset, IRP_MJ_READ,
+                     "WdfIoTargetFormatRequestForRead");
+}
+
+NTSTATUS WdfIoTargetFormatRequestForWrite(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                          WDFMEMORY InputBuffer, PWDFMEMORY_OFFSET InputBufferOffset,
+                                          PLONGLONG DeviceOffset)
+{
+    return format_rw(IoTarget, Request, InputBuffer, InputBufferOffset, DeviceOffset, IRP_MJ_WRITE,
+                     "WdfIoTargetFormatRequestForWrite");
+}
+
+static NTSTATUS format_ioctl(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG IoctlCode,
+                             WDFMEMORY InputBuffer, PWDFMEMORY_OFFSET InputBufferOffset,
+                             WDFMEMORY OutputBuffer, PWDFMEMORY_OFFSET OutputBufferOffset, UCHAR major,
+                             const char *ddi)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    struct uwdf_request *req = uwdf_request_lookup(Request, ddi);
+    struct format_buffer in, out;
+    if (!t || !req)
+        return STATUS_INVALID_HANDLE;
+    NTSTATUS status = uwdf_iotarget_prepare_request(t, req, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    status = format_memory(InputBuffer, InputBufferOffset, &in, ddi);
+    if (NT_SUCCESS(status))
+        status = format_memory(OutputBuffer, OutputBufferOffset, &out, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (in.length > UINT32_MAX || out.length > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER;
+    format_commit(t, req, major, &in, &out, NULL, IoctlCode);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS WdfIoTargetFormatRequestForIoctl(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG IoctlCode,
+                                          WDFMEMORY InputBuffer, PWDFMEMORY_OFFSET InputBufferOffset,
+                                          WDFMEMORY OutputBuffer, PWDFMEMORY_OFFSET OutputBufferOffset)
+{
+    return format_ioctl(IoTarget, Request, IoctlCode, InputBuffer, InputBufferOffset, OutputBuffer,
+                        OutputBufferOffset, IRP_MJ_DEVICE_CONTROL, "WdfIoTargetFormatRequestForIoctl");
+}
+
+NTSTATUS WdfIoTargetFormatRequestForInternalIoctl(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                                  ULONG IoctlCode, WDFMEMORY InputBuffer,
+                                                  PWDFMEMORY_OFFSET InputBufferOffset,
+                                                  WDFMEMORY OutputBuffer,
+                                                  PWDFMEMORY_OFFSET OutputBufferOffset)
+{
+    return format_ioctl(IoTarget, Request, IoctlCode, InputBuffer, InputBufferOffset, OutputBuffer,
+                        OutputBufferOffset, IRP_MJ_INTERNAL_DEVICE_CONTROL,
+                        "WdfIoTargetFormatRequestForInternalIoctl");
+}
+
+/* Validates a WDF_MEMORY_DESCRIPTOR of a synchronous send. */
+static NTSTATUS sync_descriptor(PWDF_MEMORY_DESCRIPTOR d, struct format_buffer *fb, const char *ddi)
+{
+    memset(fb, 0, sizeof(*fb));
+    if (!d)
+        return STATUS_SUCCESS;
+    switch (d->Type) {
+    case WdfMemoryDescriptorTypeBuffer:
+        if (!d->u.BufferType.Buffer && d->u.BufferType.Length)
+            return STATUS_INVALID_PARAMETER;
+        fb->buffer = d->u.BufferType.Buffer;
+        fb->length = d->u.BufferType.Length;
+        return STATUS_SUCCESS;
+    case WdfMemoryDescriptorTypeMdl:
+        if (!d->u.MdlType.Mdl)
+            return d->u.MdlType.BufferLength ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
+        fb->mdl = d->u.MdlType.Mdl;
+        fb->length = d->u.MdlType.BufferLength;
+        return STATUS_SUCCESS;
+    case WdfMemoryDescriptorTypeHandle:
+        if (!d->u.HandleType.Memory)
+            return STATUS_INVALID_PARAMETER;
+        return format_memory(d->u.HandleType.Memory, d->u.HandleType.Offsets, fb, ddi);
+    default:
+        return STATUS_INVALID_PARAMETER;
+    }
+}
+
+static NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR major, ULONG ioctl,
+                                 PWDF_MEMORY_DESCRIPTOR in_desc, PWDF_MEMORY_DESCRIPTOR out_desc,
+                                 PLONGLONG DeviceOffset, PWDF_REQUEST_SEND_OPTIONS options,
+                                 PULONG_PTR bytes, const char *ddi)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    struct uwdf_request *req = NULL;
+    struct format_buffer in, out;
+    NTSTATUS status;
+    if (bytes)
+        *bytes = 0;
+    if (!t)
+        return STATUS_INVALID_HANDLE;
+    if (Request && !(req = uwdf_request_lookup(Request, ddi)))
+        return STATUS_INVALID_HANDLE;
+    if (!uwdf_irql_check_passive(ddi))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    status = uwdf_iotarget_send_options_validate(options);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (options && (options->Flags & (WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET)))
+        return STATUS_INVALID_PARAMETER;
+    if (req && !uwdf_request_not_in_flight(req, ddi))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    status = sync_descriptor(in_desc, &in, ddi);
+    if (NT_SUCCESS(status))
+        status = sync_descriptor(out_desc, &out, ddi);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (in.length > UINT32_MAX || out.length > UINT32_MAX)
+        return STATUS_INVALID_PARAMETER;
+    if (!req) {
+        status = uwdf_request_create_internal(t, &req);
+        if (!NT_SUCCESS(status))
+            return status;
+    } else {
+        uwdf_request_release_format(req);
+    }
+    status = uwdf_iotarget_prepare_request(t, req, ddi);
+    if (NT_SUCCESS(status)) {
+        format_commit(t, req, major, major == IRP_MJ_READ ? NULL : &in,
+                      major == IRP_MJ_WRITE ? NULL : &out, DeviceOffset, ioctl);
+        uwdf_verifier_sync_timeout(options, ddi);
+        uwdf_iotarget_send_sync(t, req, options, false, &status);
+        if (bytes)
+            *bytes = req->irp->IoStatus.Information;
+    }
+    if (req->internal)
+        uwdf_object_delete(&req->obj);
+    return status;
+}
+
+NTSTATUS WdfIoTargetSendReadSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                          PWDF_MEMORY_DESCRIPTOR OutputBuffer, PLONGLONG DeviceOffset,
+                                          PWDF_REQUEST_SEND_OPTIONS RequestOptions, PULONG_PTR BytesRead)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_READ, 0, NULL, OutputBuffer, DeviceOffset,
+                            RequestOptions, BytesRead, "WdfIoTargetSendReadSynchronously");
+}
+
+NTSTATUS WdfIoTargetSendWriteSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                           PWDF_MEMORY_DESCRIPTOR InputBuffer, PLONGLONG DeviceOffset,
+                                           PWDF_REQUEST_SEND_OPTIONS RequestOptions,
+                                           PULONG_PTR BytesWritten)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_WRITE, 0, InputBuffer, NULL, DeviceOffset,
+                            RequestOptions, BytesWritten, "WdfIoTargetSendWriteSynchronously");
+}
+
+NTSTATUS WdfIoTargetSendIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG IoctlCode,
+                                           PWDF_MEMORY_DESCRIPTOR InputBuffer,
+                                           PWDF_MEMORY_DESCRIPTOR OutputBuffer,
+                                           PWDF_REQUEST_SEND_OPTIONS RequestOptions,
+                                           PULONG_PTR BytesReturned)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_DEVICE_CONTROL, IoctlCode, InputBuffer,
+                            OutputBuffer, NULL, RequestOptions, BytesReturned,
+                            "WdfIoTargetSendIoctlSynchronously");
+}
+
+NTSTATUS WdfIoTargetSendInternalIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request,
+                                                   ULONG IoctlCode, PWDF_MEMORY_DESCRIPTOR InputBuffer,
+                                                   PWDF_MEMORY_DESCRIPTOR OutputBuffer,
+                                                   PWDF_REQUEST_SEND_OPTIONS RequestOptions,
+                                                   PULONG_PTR BytesReturned)
+{
+    return send_sync_common(IoTarget, Request, IRP_MJ_INTERNAL_DEVICE_CONTROL, IoctlCode, InputBuffer,
+                            OutputBuffer, NULL, RequestOptions, BytesReturned,
+                            "WdfIoTargetSendInternalIoctlSynchronously");
+}

@@ -1,0 +1,721 @@
+/* The send path of an I/O target: WdfRequestSend and its synchronous
+ * form, a request handed to the engine (or to an in-process device's
+ * queues, or answered by the framework), its completion, cancellation and
+ * timeout.
+ *
+ * Completion ownership (the one place it is decided): a sent request holds
+ * a completion reference count, under the target lock. The I/O holds one
+ * reference until the engine reports it finished; an armed framework timer
+ * holds one; a cancel in progress (from WdfRequestCancelSentRequest, the
+ * timer, Stop, Purge or Close) holds one until the engine has tried it.
+ * Whoever drops the count to zero completes the request to its owner. The
+ * I/O reference only goes when the kernel has returned the buffer, so a
+ * request never completes while the kernel may still touch its memory. */
+#include "runtime.h"
+#include "biased_lock.h"
+#include "engine.h"
+#include "iotarget.h"
+#include "irp.h"
+#include "lists.h"
+#include "memory.h"
+#include "object.h"
+#include "queue.h"
+#include "request.h"
+#include "timer.h"
+#include "worker.h"
+
+#define MISALIGN_LOG_LIMIT 8
+
+static void target_timer_fired(struct uwdf_timer *timer);
+
+static bool target_is_accepting(WDF_IO_TARGET_STATE s, bool ignore_state)
+{
+    if (ignore_state)
+        return s != WdfIoTargetDeleted && s != WdfIoTargetClosed &&
+               s != WdfIoTargetClosedForQueryRemove;
+    return s == WdfIoTargetStarted || s == WdfIoTargetStopped;
+}
+
+/* Off the sent list once its completion is decided (caller holds the
+ * target lock). It stays counted in sent_count until its owner has it back
+ * (target_complete). */
+static void target_unlink_locked(struct uwdf_request *req)
+{
+    uwdf_list_remove(&req->target_link);
+    /* Marked under this target's lock: a cancel holding it then knows the
+     * request may already be reused and sent elsewhere (under another
+     * target's lock), so it must not read its send state. */
+    atomic_store_explicit(&req->send_over, true, memory_order_release);
+}
+
+/* The target lock from a path its engine thread takes (per I/O when
+ * completion routines resend: the completion, the send): the lock's biased
+ * fast path there, the plain acquisition on any other thread. A waiter on
+ * idle_cond holds a revocation while it waits, so the engine thread takes
+ * the mutex whenever there is one to wake. */
+enum target_lock_how { TARGET_LOCK_OTHER, TARGET_LOCK_OWNER_FAST, TARGET_LOCK_OWNER_SLOW };
+
+static inline enum target_lock_how target_lock_hot(struct uwdf_iotarget *t)
+{
+    struct uwdf_engine *e = uwdf_tls_engine;
+    if (e && e == __atomic_load_n(&t->engine, __ATOMIC_RELAXED))
+        return uwdf_biased_lock_owner_acquire(&t->lock) ? TARGET_LOCK_OWNER_FAST
+                                                        : TARGET_LOCK_OWNER_SLOW;
+    uwdf_biased_lock_acquire(&t->lock);
+    return TARGET_LOCK_OTHER;
+}
+
+static inline void target_unlock_hot(struct uwdf_iotarget *t, enum target_lock_how how)
+{
+    if (how == TARGET_LOCK_OTHER)
+        uwdf_biased_lock_release(&t->lock);
+    else
+        uwdf_biased_lock_owner_release(&t->lock, how == TARGET_LOCK_OWNER_FAST);
+}
+
+/* Complete a request whose completion count reached zero, outside the lock.
+ * Inlined into its two callers (the engine's completion path). */
+static inline __attribute__((always_inline)) void target_complete(struct uwdf_request *req)
+{
+    NTSTATUS status;
+    ULONG_PTR info = 0;
+    unsigned flags = atomic_load(&req->flags);
+    struct uwdf_iotarget *t = req->target;
+
+    if (req->fw_done) {
+        status = req->fw_status;
+        info = req->fw_info;
+    } else if (req->io.res >= 0) {
+        status = STATUS_SUCCESS;
+        info = (ULONG_PTR)req->io.res;
+        /* The NT convention: a read that starts at or past the end of the
+         * file fails with STATUS_END_OF_FILE; a short read succeeds. */
+        if (req->io.op == UWDF_OP_READ && req->io.res == 0 && req->io_length > 0)
+            status = STATUS_END_OF_FILE;
+    } else {
+        status = uwdf_status_from_errno((int)-req->io.res);
+    }
+    if (status == STATUS_CANCELLED && (flags & UWDF_REQ_TIMER_CANCELLED))
+        status = STATUS_IO_TIMEOUT;
+    if (req->received && !t->lower)
+        uwdf_irp_clear_cancel(req->irp);
+
+    if ((flags & UWDF_REQ_USE_FILE_POS) && !t->is_stream && req->io_length) {
+        /* Give back the unused part of the reserved range if nobody moved
+         * the position since. */
+        unsigned long long end = req->pos_offset + req->io_length;
+        unsigned long long real = req->pos_offset + (NT_SUCCESS(status) ? info : 0);
+        if (real != end)
+            atomic_compare_exchange_strong(&t->file_pos, &end, real);
+    }
+    if (uwdf_request_finish(req, status, info))
+        return; /* a send to t from the routine counts in req's place */
+
+    /* Only now is the request no longer sent I/O: a Stop, Purge or Close
+     * waiting for sent I/O returns after the completion routines ran, as
+     * WDF signals its sent-I/O event after CompleteRequest. req may be gone;
+     * t is not, since deleting it waits for sent_count to reach zero.
+     * A decrement that leaves others in flight changes no waiter's
+     * condition and takes no lock; the last one does, so a waiter cannot
+     * miss it (nor free t under it). */
+    unsigned n = atomic_load_explicit(&t->sent_count, memory_order_relaxed);
+    while (n > 1 && !atomic_compare_exchange_weak(&t->sent_count, &n, n - 1))
+        ;
+    if (n > 1)
+        return;
+    enum target_lock_how how = target_lock_hot(t);
+    if (--t->sent_count == 0 && t->waiters)
+        pthread_cond_broadcast(&t->idle_cond);
+    target_unlock_hot(t, how);
+}
+
+static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, long n)
+{
+    bool final;
+    enum target_lock_how how = target_lock_hot(t);
+    req->comp_refs -= n;
+    final = req->comp_refs == 0;
+    if (final)
+        target_unlink_locked(req);
+    target_unlock_hot(t, how);
+    if (final)
+        target_complete(req);
+}
+
+void uwdf_request_io_done(struct uwdf_io *io)
+{
+    struct uwdf_request *req = uwdf_container_of(io, struct uwdf_request, io);
+    struct uwdf_iotarget *t = req->target;
+    long drop = 1;
+    enum target_lock_how how = target_lock_hot(t);
+    /* Bits change only when there is something to record: a cancel may
+     * set CANCELED concurrently without the lock, so no plain store. */
+    if (io->timed_out)
+        atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
+    if ((atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_TIMER_ARMED) &&
+        uwdf_timer_cancel(&req->timer)) {
+        atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
+        drop++;
+    }
+    req->comp_refs -= drop;
+    bool final = req->comp_refs == 0;
+    if (final)
+        target_unlink_locked(req);
+    target_unlock_hot(t, how);
+    if (final)
+        target_complete(req);
+}
+
+void uwdf_request_cancel_done(struct uwdf_io *io, int cancel_result)
+{
+    struct uwdf_request *req = uwdf_container_of(io, struct uwdf_request, io);
+    (void)cancel_result;
+    target_drop_refs(req->target, req, 1);
+}
+
+void uwdf_iotarget_fail_pended_locked(struct uwdf_iotarget *t, struct uwdf_request *req, NTSTATUS status)
+{
+    /* Caller holds the lock; the request is on the pended list. It
+     * completes through the engine thread like any other. */
+    uwdf_list_remove(&req->target_link);
+    atomic_fetch_and(&req->flags, ~UWDF_REQ_PENDED);
+    atomic_fetch_or(&req->flags, UWDF_REQ_SENT);
+    uwdf_list_insert_tail(&t->sent, &req->target_link);
+    t->sent_count++;
+    req->fw_done = true;
+    req->fw_status = status;
+    req->fw_info = 0;
+}
+
+static void target_timer_fired(struct uwdf_timer *timer)
+{
+    struct uwdf_request *req = uwdf_container_of(timer, struct uwdf_request, timer);
+    struct uwdf_iotarget *t = req->target;
+    bool cancel_io = false, post = false;
+    uwdf_biased_lock_acquire(&t->lock);
+    unsigned flags = atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
+    atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
+    if (flags & UWDF_REQ_PENDED) {
+        /* Timed out while the target was stopped: never reached the kernel. */
+        uwdf_iotarget_fail_pended_locked(t, req, STATUS_CANCELLED);
+        req->comp_refs--; /* the timer's; the pended I/O's goes with the post */
+        post = true;
+    } else if (flags & UWDF_REQ_SENT) {
+        cancel_io = true; /* the timer's reference passes to the cancel */
+    }
+    uwdf_biased_lock_release(&t->lock);
+    if (post)
+        uwdf_engine_post_completion(t->engine, &req->io);
+    else if (cancel_io)
+        uwdf_iotarget_cancel_io(t, req);
+    else
+        target_drop_refs(t, req, 1);
+}
+
+static int target_build_iov(struct uwdf_request *req, void *buf, size_t len)
+{
+    req->iov_inline[0].iov_base = buf;
+    req->iov_inline[0].iov_len = len;
+    req->io.iov = req->iov_inline;
+    return 1;
+}
+
+/* Whether an O_DIRECT read or write breaks the target's alignment rules:
+ * buffers on ma bytes, the offset (when it has one) and lengths on oa.
+ * Linux reports powers of two, checked with masks instead of a division per
+ * term; the remainder form stays for any other value. */
+static bool target_dio_misaligned(const struct uwdf_io *io, size_t len, bool has_offset, uint32_t ma,
+                                  uint32_t oa)
+{
+    if (UWDF_LIKELY((ma & (ma - 1)) == 0 && (oa & (oa - 1)) == 0)) {
+        uint64_t sizes = len | (has_offset ? io->offset : 0);
+        uintptr_t bases = 0;
+        for (int i = 0; i < io->iovcnt; i++) {
+            bases |= (uintptr_t)io->iov[i].iov_base;
+            sizes |= io->iov[i].iov_len;
+        }
+        return (sizes & (oa - 1)) != 0 || (bases & (ma - 1)) != 0;
+    }
+    if ((has_offset && io->offset % oa) || len % oa)
+        return true;
+    for (int i = 0; i < io->iovcnt; i++)
+        if ((uintptr_t)io->iov[i].iov_base % ma || io->iov[i].iov_len % oa)
+            return true;
+    return false;
+}
+
+/* Describe the next stack location as an engine op; a failure here is the
+ * lower "driver" failing the request. */
+static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
+    struct uwdf_io *io = &req->io;
+    size_t len;
+    unsigned flags = 0;
+
+    io->fd = t->fd;
+    io->rw_flags = 0;
+    io->timed_out = false;
+    io->res = 0;
+    req->io_length = 0;
+    switch (s->MajorFunction) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE: {
+        bool write = s->MajorFunction == IRP_MJ_WRITE;
+        io->op = write ? UWDF_OP_WRITE : UWDF_OP_READ;
+        if (!(t->access & (write ? FILE_WRITE_DATA : FILE_READ_DATA)))
+            return STATUS_ACCESS_DENIED;
+        len = s->Parameters.Read.Length;
+        int slot = write ? 0 : 1;
+        if (req->fmt_mem[slot] || req->fmt_buffer[slot]) {
+            char *base = req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
+                                            : req->fmt_buffer[slot];
+            io->iovcnt = target_build_iov(req, base, len);
+        } else if (req->irp->MdlAddress && len > 0) {
+            size_t bytes;
+            int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->iov_inline, UWDF_INLINE_IOV, &bytes);
+            if (n < 0) {
+                /* A long chain: grow the request's own iovec array once;
+                 * reuse keeps it. */
+                int need = 0;
+                for (PMDL m = req->irp->MdlAddress; m; m = m->Next)
+                    need++;
+                if (need > req->iov_heap_cap) {
+                    struct iovec *grown = uwdf_alloc(sizeof(*grown) * (size_t)need);
+                    if (!grown)
+                        return STATUS_INSUFFICIENT_RESOURCES;
+                    uwdf_free(req->iov_heap);
+                    req->iov_heap = grown;
+                    req->iov_heap_cap = need;
+                }
+                n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->iov_heap, need, &bytes);
+                io->iov = req->iov_heap;
+            } else {
+                io->iov = req->iov_inline;
+            }
+            if (bytes < len)
+                return STATUS_BUFFER_TOO_SMALL;
+            io->iovcnt = n;
+        } else if (len == 0 || req->irp->UserBuffer) {
+            io->iovcnt = target_build_iov(req, req->irp->UserBuffer, len);
+        } else {
+            return STATUS_INVALID_USER_BUFFER;
+        }
+        req->io_length = len;
+        LONGLONG off = s->Parameters.Read.ByteOffset.QuadPart;
+        if (UWDF_UNLIKELY(off < 0)) {
+            /* The file system's meanings of a negative offset (wdm.h). */
+            LARGE_INTEGER bo = s->Parameters.Read.ByteOffset;
+            if (bo.HighPart == -1 && bo.LowPart == FILE_USE_FILE_POINTER_POSITION)
+                flags |= UWDF_REQ_USE_FILE_POS;
+            else if (write && bo.HighPart == -1 && bo.LowPart == FILE_WRITE_TO_END_OF_FILE)
+                flags |= UWDF_REQ_APPEND;
+            else
+                return STATUS_INVALID_PARAMETER;
+        } else {
+            io->offset = (uint64_t)off;
+        }
+        if (write && (s->Flags & SL_WRITE_THROUGH))
+            io->rw_flags |= RWF_DSYNC;
+        if (t->direct) {
+            uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;
+            if (target_dio_misaligned(io, len, !(flags & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND)), ma, oa)) {
+                static atomic_int logged;
+                if (atomic_fetch_add(&logged, 1) < MISALIGN_LOG_LIMIT)
+                    uwdf_log("%s: unbuffered (O_DIRECT) I/O needs buffers aligned to %u bytes and "
+                             "offsets and lengths that are multiples of %u bytes (offset %llu, "
+                             "length %zu)", t->path, ma, oa, (unsigned long long)io->offset, len);
+                return STATUS_DATATYPE_MISALIGNMENT;
+            }
+        }
+        break;
+    }
+    case IRP_MJ_FLUSH_BUFFERS:
+        /* ntifs.h's data-only minors are fdatasync(2); anything else fsync. */
+        io->op = s->MinorFunction == IRP_MN_FLUSH_DATA_ONLY || s->MinorFunction == IRP_MN_FLUSH_DATA_SYNC_ONLY
+                     ? UWDF_OP_FDATASYNC
+                     : UWDF_OP_FSYNC;
+        io->iovcnt = 0;
+        break;
+    case IRP_MJ_DEVICE_CONTROL:
+    case IRP_MJ_INTERNAL_DEVICE_CONTROL:
+        io->op = 0; /* answered by the framework */
+        break;
+    default:
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    if (flags)
+        atomic_fetch_or(&req->flags, flags);
+    return STATUS_SUCCESS;
+}
+
+static void *request_fmt_data(struct uwdf_request *req, int slot)
+{
+    return req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
+                              : req->fmt_buffer[slot];
+}
+
+/* Worker thread: a discard or zeroing that blocks, then its completion
+ * goes to the engine thread like any other. */
+static void target_blocking_ioctl(struct uwdf_work *w)
+{
+    struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request, work);
+    struct uwdf_iotarget *t = req->target;
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
+    void *in = request_fmt_data(req, 0), *out;
+    size_t in_len = req->fmt_length[0], out_len;
+    if (req->fmt_type == WdfRequestTypeNoFormat)
+        uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
+    req->fw_status = uwdf_blockops_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode, in, in_len);
+    req->fw_info = 0;
+    __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE); /* a cancel reads it */
+    uwdf_engine_post_completion(t->engine, &req->io);
+}
+
+/* Hand a request that is on the sent list to the engine (outside the lock). */
+void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    struct uwdf_io *io = &req->io;
+    if (!req->fw_done && !t->lower) {
+        NTSTATUS status = target_build_io(t, req);
+        ULONG code = IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
+        if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) &&
+            (uwdf_engine_caps(t->engine) & UWDF_BE_CAP_NO_KERNEL)) {
+            /* The null engine never touches the device: a discard or
+             * zeroing there must not destroy data either. */
+            req->fw_status = STATUS_SUCCESS;
+            req->fw_info = 0;
+            __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
+        } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
+            req->work.fn = target_blocking_ioctl;
+            if (uwdf_worker_queue(&req->work) == 0)
+                return;
+            status = STATUS_INSUFFICIENT_RESOURCES;
+        } else if (NT_SUCCESS(status) && io->op == 0) {
+            void *in = request_fmt_data(req, 0), *out = request_fmt_data(req, 1);
+            size_t in_len = req->fmt_length[0], out_len = req->fmt_length[1];
+            if (req->fmt_type == WdfRequestTypeNoFormat)
+                uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
+            status = uwdf_iotarget_ioctl(t, code, in, in_len, out, out_len, &req->fw_info);
+            req->fw_status = status;
+            __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
+        }
+        if (!NT_SUCCESS(status) && !req->fw_done) {
+            req->fw_status = status;
+            req->fw_info = 0;
+            __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
+        }
+    }
+    if (req->fw_done) {
+        uwdf_engine_post_completion(t->engine, io);
+        return;
+    }
+    if (t->lower) {
+        uwdf_queue_deliver(t->lower, req);
+        return;
+    }
+    unsigned where = atomic_load(&req->flags) & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND);
+    if (UWDF_UNLIKELY(where)) {
+        if (t->is_stream) {
+            io->offset = UWDF_IO_OFFSET_CURRENT;
+        } else if (where & UWDF_REQ_APPEND) {
+            /* The kernel picks the end, one writer at a time, so no two
+             * appends overlap; the offset is not used (and must not be -1,
+             * io_uring's "the file position"). */
+            io->offset = 0;
+            io->rw_flags |= RWF_APPEND;
+        } else {
+            io->offset = req->pos_offset = atomic_fetch_add(&t->file_pos, req->io_length);
+        }
+    }
+    uwdf_engine_submit(t->engine, io);
+}
+
+NTSTATUS uwdf_iotarget_send_options_validate(PWDF_REQUEST_SEND_OPTIONS o)
+{
+    const ULONG valid = WDF_REQUEST_SEND_OPTION_TIMEOUT | WDF_REQUEST_SEND_OPTION_SYNCHRONOUS |
+                        WDF_REQUEST_SEND_OPTION_IGNORE_TARGET_STATE |
+                        WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET;
+    if (!o)
+        return STATUS_SUCCESS;
+    if (o->Size != sizeof(WDF_REQUEST_SEND_OPTIONS))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    if (o->Flags & ~valid)
+        return STATUS_INVALID_PARAMETER;
+    if ((o->Flags & WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET) &&
+        (o->Flags & ~(ULONG)WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET))
+        return STATUS_INVALID_PARAMETER;
+    return STATUS_SUCCESS;
+}
+
+/* uwdf_iotarget_submit, inlined into WdfRequestSend (the resend path). */
+static inline __attribute__((always_inline)) NTSTATUS
+target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SEND_OPTIONS options)
+{
+    ULONG oflags = options ? options->Flags : 0;
+    bool ignore_state = (oflags & WDF_REQUEST_SEND_OPTION_IGNORE_TARGET_STATE) != 0;
+    int64_t deadline = 0;
+    bool timed = (oflags & WDF_REQUEST_SEND_OPTION_TIMEOUT) &&
+                 uwdf_timeout_to_mono_deadline(options->Timeout, &deadline);
+
+    if (!uwdf_request_not_in_flight(req, "WdfRequestSend"))
+        return STATUS_INVALID_DEVICE_REQUEST;
+    if (!req->formatted) {
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)req->obj.handle, 0,
+                          "WdfRequestSend: request %p was not formatted (rule RequestFormattedValid)",
+                          (void *)req->obj.handle);
+        return STATUS_REQUEST_NOT_ACCEPTED;
+    }
+    if (!req->irp || req->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t))
+        return STATUS_REQUEST_NOT_ACCEPTED;
+    if (req->cancelable) {
+        /* Rule ReqMarkCancelableSend: unmark before sending it on. */
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, 0, (ULONG_PTR)req->obj.handle, 0,
+                          "WdfRequestSend: request %p is still marked cancelable (rule "
+                          "ReqMarkCancelableSend)", (void *)req->obj.handle);
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    if (atomic_load(&req->flags) & UWDF_REQ_CANCELED)
+        return STATUS_CANCELLED; /* cancelled before it was sent; Reuse clears it */
+
+    enum target_lock_how how = target_lock_hot(t);
+    if (!t->opened || !target_is_accepting(t->state, ignore_state)) {
+        target_unlock_hot(t, how);
+        return STATUS_INVALID_DEVICE_STATE;
+    }
+    bool pend = t->state == WdfIoTargetStopped && !ignore_state;
+    /* Atomic: WdfRequestCancelSentRequest reads it from any thread. */
+    __atomic_store_n(&req->target, t, __ATOMIC_RELEASE);
+    req->fw_done = false;
+    req->io.core_where = 0;
+    req->io.core_cancel_early = false;
+    req->io.core_may_run_here = false;
+    req->io.core_untimed = !timed;
+    req->io.has_timeout = false;
+    req->comp_refs = 1;
+    unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
+                 (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);
+    atomic_store_explicit(&req->send_over, false, memory_order_release);
+    atomic_store_explicit(&req->flags, f, memory_order_release); /* under the lock: no full fence needed */
+    if (timed) {
+        /* The kernel enforces the timeout where it can (io_uring's linked
+         * timeout); otherwise the framework timer does, and it holds a
+         * completion reference while armed. */
+        bool kernel_timeout = !pend && (uwdf_engine_caps(t->engine) & UWDF_BE_CAP_LINK_TIMEOUT) &&
+                              atomic_load(&uwdf_fault_stall_ms) == 0;
+        if (kernel_timeout) {
+            int64_t rel = deadline - uwdf_mono_ns();
+            if (rel < 0)
+                rel = 0;
+            req->io.has_timeout = true;
+            req->io.timeout_abs = false;
+            req->io.timeout_sec = rel / 1000000000;
+            req->io.timeout_nsec = rel % 1000000000;
+        } else {
+            uwdf_timer_init(&req->timer, target_timer_fired);
+            if (uwdf_timer_arm(&req->timer, deadline) != 0) {
+                __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
+                atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
+                req->comp_refs = 0;
+                target_unlock_hot(t, how);
+                return STATUS_INSUFFICIENT_RESOURCES;
+            }
+            atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_ARMED);
+            req->comp_refs++;
+        }
+    }
+    /* The target's reference, until completion, and the place in
+     * sent_count: taken over from the completion whose routine runs on
+     * this thread (struct uwdf_completion_scope), when this is the
+     * target's engine thread and the target a file or block device: the
+     * send then completes here, after the routine has returned (engine.c
+     * defers even an immediate failure), so the routine's completion still
+     * counts while the routine runs. (A device target's driver may complete
+     * on any thread, at once.) */
+    struct uwdf_completion_scope *sc =
+        how != TARGET_LOCK_OTHER && !t->lower ? uwdf_tls_completion : NULL;
+    if (sc && sc->req == req && !sc->req_ref_lent)
+        sc->req_ref_lent = true;
+    else
+        uwdf_object_reference(&req->obj);
+    if (pend) {
+        uwdf_list_insert_tail(&t->pended, &req->target_link);
+    } else {
+        uwdf_list_insert_tail(&t->sent, &req->target_link);
+        if (sc && sc->target == t && !sc->count_lent)
+            sc->count_lent = true;
+        else
+            t->sent_count++;
+    }
+    target_unlock_hot(t, how);
+    /* A received request forwarded to a file target: a cancel of its IRP
+     * from above cancels it here. (Below a device target, the lower
+     * device's queue takes over the IRP's cancel routine.) */
+    bool cancel_now = false;
+    if (req->received && !t->lower && !uwdf_irp_set_cancel(req->irp, UWDF_CANCEL_SENT, req)) {
+        cancel_now = true;
+        uwdf_object_reference(&req->obj);
+    }
+    if (!pend) {
+        /* A synchronous sender waits right here, so the engine may run the
+         * op on this thread (engine.c); not a stream, whose read may wait
+         * for ever and must stay cancellable. Pended ones go later, from
+         * WdfIoTargetStart's caller: never there. */
+        req->io.core_may_run_here = (f & UWDF_REQ_SYNC) && !t->is_stream;
+        uwdf_iotarget_dispatch(t, req);
+    }
+    if (cancel_now) {
+        uwdf_iotarget_cancel_request(req);
+        uwdf_object_release(&req->obj);
+    }
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_iotarget_submit(struct uwdf_iotarget *t, struct uwdf_request *req,
+                              PWDF_REQUEST_SEND_OPTIONS options)
+{
+    return target_submit(t, req, options);
+}
+
+bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
+{
+    struct uwdf_iotarget *t = __atomic_load_n(&req->target, __ATOMIC_ACQUIRE);
+    atomic_fetch_or(&req->flags, UWDF_REQ_CANCELED);
+    if (!t)
+        return false;
+    uwdf_biased_lock_acquire(&t->lock);
+    /* send_over and flags first: a resubmission stores target, then
+     * comp_refs, then send_over, then flags, so a cleared send_over or new
+     * flags mean a new target here (checked before comp_refs is read);
+     * send_over set under this lock, or COMPLETED, means this send is over. */
+    bool over = atomic_load_explicit(&req->send_over, memory_order_acquire);
+    unsigned flags = atomic_load(&req->flags);
+    if (over || !(flags & UWDF_REQ_IN_FLIGHT) || (flags & UWDF_REQ_COMPLETED) ||
+        __atomic_load_n(&req->target, __ATOMIC_ACQUIRE) != t || req->comp_refs == 0) {
+        uwdf_biased_lock_release(&t->lock);
+        return false;
+    }
+    if (flags & UWDF_REQ_PENDED) {
+        uwdf_iotarget_fail_pended_locked(t, req, STATUS_CANCELLED);
+        uwdf_biased_lock_release(&t->lock);
+        uwdf_engine_post_completion(t->engine, &req->io);
+        return true;
+    }
+    if (__atomic_load_n(&req->fw_done, __ATOMIC_ACQUIRE)) {
+        uwdf_biased_lock_release(&t->lock);
+        return false;
+    }
+    req->comp_refs++; /* held until the engine has tried */
+    uwdf_biased_lock_release(&t->lock);
+    uwdf_iotarget_cancel_io(t, req);
+    return true;
+}
+
+/* Try to cancel a sent request; the caller holds a completion reference
+ * for the attempt, dropped when it has been made. A device target's packet
+ * is cancelled the WDM way: through the IRP's current cancel routine. */
+void uwdf_iotarget_cancel_io(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    if (t->lower) {
+        uwdf_irp_cancel(req->irp);
+        target_drop_refs(t, req, 1);
+    } else {
+        uwdf_engine_cancel(t->engine, &req->io);
+    }
+}
+
+void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information)
+{
+    static __thread int depth;
+    req->fw_status = status;
+    req->fw_info = information;
+    __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE); /* a cancel reads it */
+    /* Completion runs in the completer's thread, as IoCompleteRequest
+     * does; a chain of completions that resend inline is cut by handing
+     * the deeper ones to the target's engine thread. */
+    if (depth >= 8) {
+        uwdf_engine_post_completion(req->target->engine, &req->io);
+        return;
+    }
+    depth++;
+    uwdf_request_io_done(&req->io);
+    depth--;
+}
+
+/* Send and wait (PASSIVE). The timeout is enforced like an asynchronous
+ * one (linked timeout or framework timer) and the wait itself is unbounded,
+ * which is what WDF's SubmitSync amounts to: the result is STATUS_IO_TIMEOUT
+ * if the timeout cancelled the request, the real status otherwise. */
+bool uwdf_iotarget_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req,
+                             PWDF_REQUEST_SEND_OPTIONS options, bool call_routine, NTSTATUS *status)
+{
+    struct uwdf_sync_wait wait;
+    uwdf_sync_wait_init(&wait);
+    req->waiter = &wait;
+    atomic_fetch_or(&req->flags, UWDF_REQ_SYNC | (call_routine ? UWDF_REQ_CALL_ROUTINE : 0));
+    *status = uwdf_iotarget_submit(t, req, options);
+    if (!NT_SUCCESS(*status)) {
+        req->waiter = NULL;
+        atomic_fetch_and(&req->flags, ~(UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
+        return false;
+    }
+    uwdf_sync_wait_block(&wait);
+    *status = req->irp->IoStatus.Status;
+    return true;
+}
+
+BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND_OPTIONS Options)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestSend");
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(Target, "WdfRequestSend");
+    NTSTATUS status;
+    if (!req)
+        return FALSE;
+    uwdf_verifier_check_send_failed(req, "WdfRequestSend");
+    if (!t) {
+        status = STATUS_INVALID_HANDLE;
+        goto fail;
+    }
+    /* WdfRequestSend reports a bad options block as STATUS_INVALID_PARAMETER,
+     * whatever is wrong with it (unlike the synchronous DDIs). */
+    if (!NT_SUCCESS(uwdf_iotarget_send_options_validate(Options))) {
+        status = STATUS_INVALID_PARAMETER;
+        goto fail;
+    }
+    if (Options && (Options->Flags & WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET)) {
+        /* Only for requests received from a queue, sent on unformatted
+         * (rules RequestSendAndForgetNoFormatting and ...2). */
+        if (!req->received)
+            status = STATUS_INVALID_DEVICE_STATE;
+        else if (req->formatted)
+            status = STATUS_INVALID_DEVICE_REQUEST;
+        else
+            status = uwdf_queue_send_and_forget(req, t);
+        if (NT_SUCCESS(status))
+            return TRUE;
+        goto fail;
+    }
+    if (Options && (Options->Flags & WDF_REQUEST_SEND_OPTION_SYNCHRONOUS)) {
+        if (!uwdf_irql_check_passive("WdfRequestSend(SYNCHRONOUS)")) {
+            status = STATUS_INVALID_DEVICE_REQUEST;
+            goto fail;
+        }
+        uwdf_verifier_sync_timeout(Options, "WdfRequestSend(SYNCHRONOUS)");
+        /* TRUE when it was sent; the outcome is WdfRequestGetStatus's. */
+        if (uwdf_iotarget_send_sync(t, req, Options, true, &status))
+            return TRUE;
+        goto fail;
+    }
+    status = target_submit(t, req, Options);
+    if (NT_SUCCESS(status))
+        return TRUE;
+fail:
+    if (req->irp) {
+        req->irp->IoStatus.Status = status;
+        req->irp->IoStatus.Information = 0;
+    }
+    uwdf_verifier_send_failed(req);
+    return FALSE;
+}
