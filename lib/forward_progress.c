@@ -228,7 +228,7 @@ void uwdf_fp_return(struct uwdf_queue *q, struct uwdf_request *r)
     struct uwdf_fp *fp = q->fp;
     struct uwdf_request *next = NULL;
     uwdf_request_reset(r);
-    r->qstate = UWDF_QS_NONE;
+    uwdf_qs_recycle(r);
     pthread_mutex_lock(&q->lock);
     while (!uwdf_list_empty(&fp->waiting)) {
         LIST_ENTRY *e = uwdf_list_pop_head(&fp->waiting);

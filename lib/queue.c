@@ -23,6 +23,14 @@
 #include <stdlib.h>
 #include <time.h>
 
+static const char *const qstate_names[] = {
+    [UWDF_QS_NONE] = "NONE",           [UWDF_QS_QUEUED] = "QUEUED",       [UWDF_QS_CANCELING] = "CANCELING",
+    [UWDF_QS_OWNED] = "OWNED",         [UWDF_QS_COMPLETING] = "COMPLETING", [UWDF_QS_COMPLETED] = "COMPLETED",
+    [UWDF_QS_FORWARDED] = "FORWARDED",
+};
+const struct uwdf_state_machine uwdf_qstate_machine = { "request-in-queue", qstate_names,
+                                                        RTL_NUMBER_OF(qstate_names) };
+
 static void queue_dispatch(struct uwdf_queue *q);
 
 /* ---- callbacks ---- */
@@ -89,9 +97,9 @@ out:
 
 /* ---- queue state ---- */
 
+/* r joins q's owned list; the caller made it OWNED (present, give_back). */
 static void queue_own_locked(struct uwdf_queue *q, struct uwdf_request *r)
 {
-    r->qstate = UWDF_QS_OWNED;
     r->queue = q;
     r->stop_acked = r->suspended = false;
     uwdf_list_insert_tail(&q->owned, &r->queue_link);
@@ -186,7 +194,7 @@ static struct uwdf_request *queue_take_head_locked(struct uwdf_queue *q)
         struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
         q->waiting_count--;
         if (!uwdf_irp_clear_cancel(r->irp)) {
-            r->qstate = UWDF_QS_CANCELING;
+            uwdf_qs_cancel(r);
             continue;
         }
         return r;
@@ -238,6 +246,7 @@ static void queue_dispatch(struct uwdf_queue *q)
         struct uwdf_request *r = queue_take_head_locked(q);
         if (!r)
             break;
+        uwdf_qs_present(r);
         queue_own_locked(q, r);
         pthread_mutex_unlock(&q->lock);
         queue_invoke(q, r);
@@ -256,6 +265,7 @@ static void queue_cancelled(struct uwdf_queue *q, struct uwdf_request *r)
 {
     if (q->config.EvtIoCanceledOnQueue) {
         pthread_mutex_lock(&q->lock);
+        uwdf_qs_present(r);
         queue_own_locked(q, r);
         pthread_mutex_unlock(&q->lock);
         uwdf_queue_cb_enter(q);
@@ -275,7 +285,7 @@ void uwdf_queue_cancel_on_queue(struct uwdf_request *r)
         uwdf_list_remove(&r->queue_link);
         q->waiting_count--;
     }
-    r->qstate = UWDF_QS_CANCELING;
+    uwdf_qs_cancel(r);
     pthread_mutex_unlock(&q->lock);
     queue_cancelled(q, r);
 }
@@ -288,7 +298,7 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
         return false;
     }
     r->queue = q;
-    r->qstate = UWDF_QS_QUEUED;
+    uwdf_qs_queue(r);
     if (head) {
         r->queue_link.Flink = q->waiting.Flink;
         r->queue_link.Blink = &q->waiting;
@@ -302,7 +312,7 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
         /* Cancelled before it got here. */
         uwdf_list_remove(&r->queue_link);
         q->waiting_count--;
-        r->qstate = UWDF_QS_CANCELING;
+        uwdf_qs_cancel(r);
         pthread_mutex_unlock(&q->lock);
         queue_cancelled(q, r);
         return true;
@@ -442,11 +452,12 @@ void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR info
         pthread_mutex_lock(&q->lock);
         if (r->qstate == UWDF_QS_OWNED || r->qstate == UWDF_QS_COMPLETING)
             queue_disown_locked(q, r);
-        r->qstate = UWDF_QS_COMPLETED;
+        uwdf_qs_complete(r);
         cb = uwdf_queue_state_check_locked(q, &ctx);
         pthread_mutex_unlock(&q->lock);
+    } else {
+        uwdf_qs_complete(r);
     }
-    r->qstate = UWDF_QS_COMPLETED;
     r->queue = NULL;
     /* As KMDF at completion: the format ends here, with the references it
      * holds. A format with the request's own retrieved memory references
@@ -497,11 +508,12 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget
     r->routine_ctx = r;
     pthread_mutex_lock(&q->lock);
     queue_disown_locked(q, r);
-    r->qstate = UWDF_QS_CANCELING;
+    uwdf_qs_forward(r);
     pthread_mutex_unlock(&q->lock);
     NTSTATUS st = uwdf_iotarget_submit(t, r, NULL);
     if (!NT_SUCCESS(st)) {
         pthread_mutex_lock(&q->lock);
+        uwdf_qs_give_back(r);
         queue_own_locked(q, r);
         pthread_mutex_unlock(&q->lock);
         r->routine = NULL;
@@ -521,10 +533,11 @@ NTSTATUS uwdf_queue_move(struct uwdf_request *r, struct uwdf_queue *src, struct 
 {
     pthread_mutex_lock(&src->lock);
     queue_disown_locked(src, r);
-    r->qstate = UWDF_QS_NONE;
+    uwdf_qs_unqueue(r);
     pthread_mutex_unlock(&src->lock);
     if (!uwdf_queue_insert(dest, r, head)) {
         pthread_mutex_lock(&src->lock);
+        uwdf_qs_give_back(r);
         queue_own_locked(src, r);
         pthread_mutex_unlock(&src->lock);
         return refused;
@@ -542,7 +555,7 @@ static void queue_collect_waiting_locked(struct uwdf_queue *q, LIST_ENTRY *out, 
 {
     struct uwdf_request *r;
     while ((r = queue_take_head_locked(q)) != NULL) {
-        r->qstate = UWDF_QS_CANCELING;
+        uwdf_qs_cancel(r);
         uwdf_list_insert_tail(out, &r->queue_link);
     }
     if (q->fp)
@@ -577,7 +590,7 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
         pthread_mutex_lock(&q->lock);
         for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
             struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
-            /* (one being completed, CANCELING, is on its way out) */
+            /* (one being completed, COMPLETING, is on its way out) */
             if (r->stop_acked || r->suspended || r->qstate != UWDF_QS_OWNED)
                 continue;
             pick = r;
@@ -776,8 +789,10 @@ NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
         return STATUS_WDF_PAUSED;
     }
     struct uwdf_request *r = queue_take_head_locked(q);
-    if (r)
+    if (r) {
+        uwdf_qs_present(r);
         queue_own_locked(q, r);
+    }
     WDFCONTEXT ctx = NULL;
     PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
     pthread_mutex_unlock(&q->lock);

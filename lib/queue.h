@@ -6,6 +6,7 @@
 #define UWDF_QUEUE_H
 
 #include "device.h"
+#include "request.h"
 #include "worker.h"
 
 struct uwdf_iotarget;
@@ -29,6 +30,93 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *req, struct uwdf_iotarg
 void uwdf_queue_cancel_on_queue(struct uwdf_request *r);
 void uwdf_request_cancel_driver(struct uwdf_request *r);
 void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
+
+/* Where a request received from a queue is (request->qstate). It changes
+ * only through the transitions below, under its queue's lock; it is read
+ * without the lock too.
+ *
+ *          queue           present          begin_completion            complete
+ *   NONE ---------> QUEUED ---------> OWNED ------------------> COMPLETING ---------> COMPLETED
+ *                     |                ^ |                                              ^
+ *                     | cancel present | | forward                   complete           |
+ *                     +-> CANCELING ---+ +-------> FORWARDED ---------------------------+
+ *                            |                     (give_back: OWNED)                   |
+ *                            +------------------------ complete ------------------------+
+ *
+ *   OWNED --unqueue--> NONE: forwarded or requeued; then queue, or give_back if refused
+ *   NONE --complete--> COMPLETED: a new request its queue would not take
+ *   OWNED --complete--> COMPLETED: the framework completes it (no callback for its type,
+ *     a stop acknowledgement whose requeue is refused)
+ *   COMPLETED --recycle--> NONE: a reserved request back in its pool
+ *
+ *   transition        from                                         to
+ *   queue             NONE                                         QUEUED
+ *   cancel            QUEUED, CANCELING                            CANCELING
+ *   present           QUEUED, CANCELING (EvtIoCanceledOnQueue)     OWNED
+ *   give_back         NONE, FORWARDED (a move or send refused)     OWNED
+ *   begin_completion  OWNED                                        COMPLETING
+ *   forward           OWNED (sent and forgotten)                   FORWARDED
+ *   unqueue           OWNED (forwarded or requeued to a queue)     NONE
+ *   complete          NONE, CANCELING, OWNED, COMPLETING,          COMPLETED
+ *                     FORWARDED
+ *   recycle           NONE, COMPLETED                              NONE
+ */
+enum uwdf_qstate {
+    UWDF_QS_NONE = 0,   /* driver-created, a reserved request in its pool, or between queues */
+    UWDF_QS_QUEUED,     /* waiting on a queue */
+    UWDF_QS_CANCELING,  /* taken off the queue by its cancel routine */
+    UWDF_QS_OWNED,      /* presented to (or retrieved by) the driver */
+    UWDF_QS_COMPLETING, /* the driver is completing it; still on the owned list */
+    UWDF_QS_COMPLETED,  /* completed; the handle lives while referenced */
+    UWDF_QS_FORWARDED,  /* sent and forgotten: the framework completes it when the target does */
+};
+extern const struct uwdf_state_machine uwdf_qstate_machine;
+#define UWDF_QS(s) UWDF_STATE_BIT(UWDF_QS_##s)
+
+static inline void uwdf_qs_change(struct uwdf_request *r, uint32_t from, enum uwdf_qstate to, const char *transition)
+{
+    unsigned old = atomic_exchange(&r->qstate, (uint8_t)to);
+    if (UWDF_UNLIKELY(!uwdf_state_may_leave(from, old)))
+        uwdf_state_illegal(&uwdf_qstate_machine, transition, r->obj.handle, old, to);
+}
+static inline void uwdf_qs_queue(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(NONE), UWDF_QS_QUEUED, "queue");
+}
+static inline void uwdf_qs_cancel(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(QUEUED) | UWDF_QS(CANCELING), UWDF_QS_CANCELING, "cancel");
+}
+static inline void uwdf_qs_present(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(QUEUED) | UWDF_QS(CANCELING), UWDF_QS_OWNED, "present");
+}
+static inline void uwdf_qs_give_back(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(NONE) | UWDF_QS(FORWARDED), UWDF_QS_OWNED, "give_back");
+}
+static inline void uwdf_qs_begin_completion(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(OWNED), UWDF_QS_COMPLETING, "begin_completion");
+}
+static inline void uwdf_qs_forward(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(OWNED), UWDF_QS_FORWARDED, "forward");
+}
+static inline void uwdf_qs_unqueue(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(OWNED), UWDF_QS_NONE, "unqueue");
+}
+static inline void uwdf_qs_complete(struct uwdf_request *r)
+{
+    uwdf_qs_change(r,
+                   UWDF_QS(NONE) | UWDF_QS(CANCELING) | UWDF_QS(OWNED) | UWDF_QS(COMPLETING) | UWDF_QS(FORWARDED),
+                   UWDF_QS_COMPLETED, "complete");
+}
+static inline void uwdf_qs_recycle(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(NONE) | UWDF_QS(COMPLETED), UWDF_QS_NONE, "recycle");
+}
 
 /* A state change the driver asked for (Stop, Drain, Purge, StopAndPurge)
  * that has not finished yet. */

@@ -38,16 +38,6 @@ enum uwdf_irp_owner {
 #define UWDF_REQ_APPEND          0x1000u /* a write to FILE_WRITE_TO_END_OF_FILE */
 #define UWDF_REQ_IN_FLIGHT (UWDF_REQ_SENT | UWDF_REQ_PENDED)
 
-/* Where a request received from a queue is (request->qstate). */
-enum uwdf_queue_state {
-    UWDF_QS_NONE = 0,   /* driver-created, or a reserved request in its pool */
-    UWDF_QS_QUEUED,     /* waiting on a queue */
-    UWDF_QS_CANCELING,  /* taken off the queue by its cancel routine */
-    UWDF_QS_OWNED,      /* presented to (or retrieved by) the driver */
-    UWDF_QS_COMPLETING, /* the driver is completing it; still on the owned list */
-    UWDF_QS_COMPLETED,  /* completed; the handle lives while referenced */
-};
-
 struct uwdf_iotarget;
 struct uwdf_sync_wait;
 
@@ -105,7 +95,7 @@ struct uwdf_request {
     bool reserved;
     bool stop_acked;
     bool suspended;
-    _Atomic uint8_t qstate; /* written under the queue lock, read without it too */
+    _Atomic uint8_t qstate;     /* enum uwdf_qstate (lib/queue.h) */
     struct uwdf_queue *queue;   /* the queue it is on or was presented by */
     struct uwdf_queue *fp_home; /* a reserved request's pool */
     struct uwdf_request *sender; /* the request whose IRP this is */

@@ -52,11 +52,12 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
     uint8_t qs = r->qstate;
     bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED));
     if (ok)
-        r->qstate = UWDF_QS_COMPLETING; /* a second completion is caught */
+        uwdf_qs_begin_completion(r); /* a second completion is caught */
     if (q)
         pthread_mutex_unlock(&q->lock);
     if (!ok) {
-        if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING || qs == UWDF_QS_COMPLETING)
+        if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING || qs == UWDF_QS_COMPLETING ||
+            qs == UWDF_QS_FORWARDED)
             uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
                           (ULONG_PTR)Request, 0,
                           "%s: request %p is already completed (rule DoubleCompletion)", ddi, (void *)Request);

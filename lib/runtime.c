@@ -212,6 +212,18 @@ void uwdf_verifier_init_from_env(void)
     uwdf_verifier = v && *v && strcmp(v, "0") != 0;
 }
 
+void uwdf_state_illegal(const struct uwdf_state_machine *m, const char *transition, const void *object,
+                        unsigned from, unsigned to)
+{
+    const char *f = from < m->count ? m->states[from] : "(not a state)";
+    const char *t = to < m->count ? m->states[to] : "(not a state)";
+    if (uwdf_verifier)
+        uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)object, from, to,
+                      "%s %p: illegal state transition '%s' from %s (to %s)", m->name, object, transition, f, t);
+    else
+        uwdf_log("%s %p: illegal state transition '%s' from %s (to %s)", m->name, object, transition, f, t);
+}
+
 KIRQL KeGetCurrentIrql(void)
 {
     return uwdf_tls_irql;

@@ -1,7 +1,8 @@
 /* The framework's process-wide runtime (lib/runtime.c, lib/env.c,
  * lib/status.c, lib/time.c, lib/unicode.c): allocation with fault
  * injection, environment switches, bug checks and the verifier, IRQL,
- * logging, status, time and text conversion, and the one-shot wake-up.
+ * logging, status, time and text conversion, the one-shot wake-up, and
+ * the check of every state machine's transitions.
  * Every part builds on it. Not installed. */
 #ifndef UWDF_RUNTIME_H
 #define UWDF_RUNTIME_H
@@ -80,6 +81,26 @@ struct uwdf_request;
 void uwdf_verifier_send_failed(struct uwdf_request *req);
 void uwdf_verifier_check_send_failed(struct uwdf_request *req, const char *ddi);
 void uwdf_verifier_sync_timeout(const WDF_REQUEST_SEND_OPTIONS *options, const char *ddi);
+
+/* ---- state machines ----
+ * A state changes only through named transitions. Each knows the states it
+ * may leave as a bitmask (bit s for state s), so its check is a shift and
+ * a test. An illegal transition is a framework bug, or driver misuse no
+ * DDI caught: uwdf_state_illegal reports it (a verifier bug check; a log
+ * line without the verifier), and the transition happens all the same, so
+ * the code after it finds the state it expects. */
+struct uwdf_state_machine {
+    const char *name;          /* "I/O target", ... */
+    const char *const *states; /* names, by value */
+    unsigned count;
+};
+#define UWDF_STATE_BIT(s) (1u << (s))
+static inline bool uwdf_state_may_leave(uint32_t from_mask, unsigned from)
+{
+    return from < 32 && ((from_mask >> from) & 1u);
+}
+void uwdf_state_illegal(const struct uwdf_state_machine *m, const char *transition, const void *object,
+                        unsigned from, unsigned to) __attribute__((cold, noinline));
 
 /* ---- status and time ---- */
 NTSTATUS uwdf_status_from_errno(int err);
