@@ -31,6 +31,23 @@ static const char *const qstate_names[] = {
 const struct uwdf_state_machine uwdf_qstate_machine = { "request-in-queue", qstate_names,
                                                         RTL_NUMBER_OF(qstate_names) };
 
+static const char *const queue_state_names[] = {
+    [UWDF_QUEUE_HALTED] = "HALTED",   [UWDF_QUEUE_STOPPED] = "STOPPED",   [UWDF_QUEUE_DRAINED] = "DRAINED",
+    [UWDF_QUEUE_STARTED] = "STARTED", [UWDF_QUEUE_DELETING] = "DELETING",
+};
+const struct uwdf_state_machine uwdf_queue_machine = { "WDFQUEUE", queue_state_names,
+                                                       RTL_NUMBER_OF(queue_state_names) };
+
+static bool queue_accepts(const struct uwdf_queue *q)
+{
+    return (q->state & UWDF_QUEUE_ACCEPTS) != 0;
+}
+
+static bool queue_dispatches(const struct uwdf_queue *q)
+{
+    return (q->state & UWDF_QUEUE_DISPATCHES) != 0;
+}
+
 static void queue_dispatch(struct uwdf_queue *q);
 
 /* ---- callbacks ---- */
@@ -139,10 +156,10 @@ static bool queue_op_done_locked(struct uwdf_queue *q)
     }
 }
 
-PFN_WDF_IO_QUEUE_STATE uwdf_queue_state_check_locked(struct uwdf_queue *q, WDFCONTEXT *ctx)
+/* The pending state change ends (done, or replaced by a new one): its
+ * callback and context, to run outside the lock, and its waiters woken. */
+static PFN_WDF_IO_QUEUE_STATE queue_op_end_locked(struct uwdf_queue *q, WDFCONTEXT *ctx)
 {
-    if (q->op == QOP_NONE || !queue_op_done_locked(q))
-        return NULL;
     PFN_WDF_IO_QUEUE_STATE cb = q->op_cb;
     *ctx = q->op_ctx;
     q->op = QOP_NONE;
@@ -151,6 +168,13 @@ PFN_WDF_IO_QUEUE_STATE uwdf_queue_state_check_locked(struct uwdf_queue *q, WDFCO
     q->op_gen++;
     pthread_cond_broadcast(&q->cond);
     return cb;
+}
+
+PFN_WDF_IO_QUEUE_STATE uwdf_queue_state_check_locked(struct uwdf_queue *q, WDFCONTEXT *ctx)
+{
+    if (q->op == QOP_NONE || !queue_op_done_locked(q))
+        return NULL;
+    return queue_op_end_locked(q, ctx);
 }
 
 void uwdf_queue_run_state_cb(struct uwdf_queue *q, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx)
@@ -173,7 +197,7 @@ void uwdf_queue_check_state(struct uwdf_queue *q)
 
 static bool queue_can_present_locked(struct uwdf_queue *q)
 {
-    if (!q->dispatching || q->deleting || uwdf_list_empty(&q->waiting))
+    if (!queue_dispatches(q) || uwdf_list_empty(&q->waiting))
         return false;
     switch (q->config.DispatchType) {
     case WdfIoQueueDispatchSequential:
@@ -293,7 +317,7 @@ void uwdf_queue_cancel_on_queue(struct uwdf_request *r)
 bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
 {
     pthread_mutex_lock(&q->lock);
-    if (!q->accepting || q->deleting) {
+    if (!queue_accepts(q)) {
         pthread_mutex_unlock(&q->lock);
         return false;
     }
@@ -319,7 +343,7 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
     }
     PFN_WDF_IO_QUEUE_STATE ready = NULL;
     WDFCONTEXT ready_ctx = q->ready_ctx;
-    if (q->config.DispatchType == WdfIoQueueDispatchManual && q->waiting_count == 1 && q->dispatching)
+    if (q->config.DispatchType == WdfIoQueueDispatchManual && q->waiting_count == 1 && queue_dispatches(q))
         ready = q->ready_cb;
     pthread_mutex_unlock(&q->lock);
     uwdf_queue_run_state_cb(q, ready, ready_ctx);
@@ -638,30 +662,31 @@ static void queue_state_change(struct uwdf_queue *q, enum uwdf_queue_op op, PFN_
         /* One state change at a time (WDF asserts): the earlier one's
          * callback runs now, so nobody waits for it forever. */
         uwdf_log("%s: an earlier queue state change was still pending; it ends now", ddi);
-        PFN_WDF_IO_QUEUE_STATE old = q->op_cb;
-        WDFCONTEXT old_ctx = q->op_ctx;
-        q->op = QOP_NONE;
-        q->op_cb = NULL;
-        q->op_gen++;
-        pthread_cond_broadcast(&q->cond);
+        WDFCONTEXT old_ctx;
+        PFN_WDF_IO_QUEUE_STATE old = queue_op_end_locked(q, &old_ctx);
         pthread_mutex_unlock(&q->lock);
         uwdf_queue_run_state_cb(q, old, old_ctx);
         pthread_mutex_lock(&q->lock);
     }
+    /* (A queue being deleted stays so; the change still runs its course.) */
+    bool live = q->state != UWDF_QUEUE_DELETING;
     switch (op) {
     case QOP_STOP:
-        q->dispatching = false;
-        q->accepting = true;
+        if (live)
+            uwdf_queue_stop_locked(q);
         break;
     case QOP_DRAIN:
-        q->accepting = false;
+        if (live)
+            uwdf_queue_drain_locked(q);
         break;
     case QOP_PURGE:
-        q->accepting = false;
+        if (live)
+            uwdf_queue_drain_locked(q);
         queue_collect_waiting_locked(q, &reqs, &packets);
         break;
     case QOP_STOP_PURGE:
-        q->dispatching = false;
+        if (live)
+            uwdf_queue_stop_and_purge_locked(q);
         queue_collect_waiting_locked(q, &reqs, &packets);
         break;
     default:
@@ -718,11 +743,11 @@ VOID WdfIoQueueStart(WDFQUEUE Queue)
     if (!q)
         return;
     pthread_mutex_lock(&q->lock);
-    if (q->deleting) {
+    if (q->state == UWDF_QUEUE_DELETING) {
         pthread_mutex_unlock(&q->lock);
         return;
     }
-    q->accepting = q->dispatching = true;
+    uwdf_queue_start_locked(q);
     pthread_mutex_unlock(&q->lock);
     /* Requests the driver acknowledged without requeueing resume. */
     for (;;) {
@@ -762,8 +787,8 @@ WDF_IO_QUEUE_STATE WdfIoQueueGetState(WDFQUEUE Queue, PULONG QueueRequests, PULO
     if (!q)
         return (WDF_IO_QUEUE_STATE)0;
     pthread_mutex_lock(&q->lock);
-    unsigned state = (q->accepting ? WdfIoQueueAcceptRequests : 0) |
-                     (q->dispatching ? WdfIoQueueDispatchRequests : 0) |
+    unsigned state = (queue_accepts(q) ? WdfIoQueueAcceptRequests : 0) |
+                     (queue_dispatches(q) ? WdfIoQueueDispatchRequests : 0) |
                      (q->waiting_count == 0 ? WdfIoQueueNoRequests : 0) |
                      (q->owned_count == 0 ? WdfIoQueueDriverNoRequests : 0);
     if (QueueRequests)
@@ -784,7 +809,7 @@ NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
     if (q->config.DispatchType == WdfIoQueueDispatchParallel)
         return STATUS_INVALID_DEVICE_STATE;
     pthread_mutex_lock(&q->lock);
-    if (!q->dispatching || q->deleting) {
+    if (!queue_dispatches(q)) {
         pthread_mutex_unlock(&q->lock);
         return STATUS_WDF_PAUSED;
     }
@@ -817,7 +842,7 @@ NTSTATUS WdfIoQueueReadyNotify(WDFQUEUE Queue, PFN_WDF_IO_QUEUE_STATE QueueReady
     }
     q->ready_cb = QueueReady;
     q->ready_ctx = QueueReady ? Context : NULL;
-    bool now = QueueReady && q->waiting_count && q->dispatching;
+    bool now = QueueReady && q->waiting_count && queue_dispatches(q);
     pthread_mutex_unlock(&q->lock);
     if (now)
         uwdf_queue_run_state_cb(q, QueueReady, Context);
@@ -871,7 +896,7 @@ static void queue_dispose(struct uwdf_object *obj)
     uwdf_list_init(&reqs);
     uwdf_list_init(&packets);
     pthread_mutex_lock(&q->lock);
-    q->accepting = q->dispatching = false;
+    uwdf_queue_delete_locked(q);
     queue_collect_waiting_locked(q, &reqs, &packets);
     pthread_mutex_unlock(&q->lock);
     queue_cancel_collected(q, &reqs, &packets, false);
@@ -880,7 +905,6 @@ static void queue_dispose(struct uwdf_object *obj)
      * (WDF waits the same way on removal); then the reserved requests,
      * whose cleanup callbacks run only now. */
     pthread_mutex_lock(&q->lock);
-    q->deleting = true;
     if (UWDF_UNLIKELY(uwdf_verifier) && q->owned_count)
         queue_verify_owned_locked(q);
     while (q->owned_count || !uwdf_fp_all_home_locked(q->fp))
@@ -980,7 +1004,7 @@ NTSTATUS WdfIoQueueCreate(WDFDEVICE Device, PWDF_IO_QUEUE_CONFIG Config, PWDF_OB
     pthread_mutexattr_destroy(&ma);
     uwdf_list_init(&q->waiting);
     uwdf_list_init(&q->owned);
-    q->accepting = q->dispatching = true;
+    uwdf_queue_start_locked(q); /* from HALTED, as created */
     WDF_EXECUTION_LEVEL level;
     WDF_SYNCHRONIZATION_SCOPE scope;
     queue_effective_attrs(q, &level, &scope);

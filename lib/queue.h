@@ -128,6 +128,42 @@ enum uwdf_queue_op {
     QOP_STOP_PURGE,
 };
 
+/* A queue's state (q->state, under q->lock): whether it accepts new
+ * requests and whether it presents them (WDF_IO_QUEUE_STATE's two bits,
+ * which the values carry), and its deletion. It changes only through the
+ * transitions below. A live state is any but DELETING.
+ *
+ *                stop_and_purge
+ *    STARTED ----------------------> STOPPED
+ *      |  ^ <--------- start ---------  |      start: a live state -> STARTED
+ *      |  +----------- start ------+    |      stop: a live state -> STOPPED
+ *      | drain                     |    | drain
+ *      v         stop_and_purge    |    v      delete: a live state -> DELETING,
+ *    DRAINED ----------------------> HALTED            which it never leaves
+ *
+ *   transition      from           to
+ *   start           a live state   STARTED    (WdfIoQueueStart, creation)
+ *   stop            a live state   STOPPED    (WdfIoQueueStop: accepts again)
+ *   drain           a live state   itself without ACCEPTS (Drain, Purge)
+ *   stop_and_purge  a live state   itself without DISPATCHES
+ *   delete          a live state   DELETING   (the queue's disposal begins)
+ */
+enum uwdf_queue_state {
+    UWDF_QUEUE_HALTED = 0,   /* accepts nothing, presents nothing */
+    UWDF_QUEUE_STOPPED = 1,  /* accepts, presents nothing */
+    UWDF_QUEUE_DRAINED = 2,  /* presents what it holds, accepts nothing */
+    UWDF_QUEUE_STARTED = 3,  /* accepts and presents */
+    UWDF_QUEUE_DELETING = 4, /* being deleted: neither, for good */
+};
+#define UWDF_QUEUE_ACCEPTS    1u
+#define UWDF_QUEUE_DISPATCHES 2u
+_Static_assert(UWDF_QUEUE_ACCEPTS == WdfIoQueueAcceptRequests && UWDF_QUEUE_DISPATCHES == WdfIoQueueDispatchRequests,
+               "the state carries WDF_IO_QUEUE_STATE's bits");
+extern const struct uwdf_state_machine uwdf_queue_machine;
+#define UWDF_QUEUE_LIVE                                                                                    \
+    (UWDF_STATE_BIT(UWDF_QUEUE_HALTED) | UWDF_STATE_BIT(UWDF_QUEUE_STOPPED) | UWDF_STATE_BIT(UWDF_QUEUE_DRAINED) | \
+     UWDF_STATE_BIT(UWDF_QUEUE_STARTED))
+
 struct uwdf_fp;
 
 struct uwdf_queue {
@@ -139,9 +175,7 @@ struct uwdf_queue {
     pthread_mutex_t own_sync;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool accepting;
-    bool dispatching;
-    bool deleting;
+    uint8_t state; /* enum uwdf_queue_state */
     LIST_ENTRY waiting;
     unsigned waiting_count;
     LIST_ENTRY owned; /* presented to the driver, not completed or handed on */
@@ -161,6 +195,35 @@ _Static_assert(offsetof(struct uwdf_queue, obj) == 0, "lookup casts the object p
 static inline struct uwdf_queue *uwdf_queue_lookup(WDFQUEUE handle, const char *ddi)
 {
     return (struct uwdf_queue *)uwdf_object_lookup(handle, UWDF_OBJ_QUEUE, ddi); /* obj is first */
+}
+
+/* The queue state's transitions (caller holds q->lock). */
+static inline void uwdf_queue_change_locked(struct uwdf_queue *q, uint32_t from, unsigned to, const char *transition)
+{
+    unsigned old = q->state;
+    if (UWDF_UNLIKELY(!uwdf_state_may_leave(from, old)))
+        uwdf_state_illegal(&uwdf_queue_machine, transition, q->obj.handle, old, to);
+    q->state = (uint8_t)to;
+}
+static inline void uwdf_queue_start_locked(struct uwdf_queue *q)
+{
+    uwdf_queue_change_locked(q, UWDF_QUEUE_LIVE, UWDF_QUEUE_STARTED, "start");
+}
+static inline void uwdf_queue_stop_locked(struct uwdf_queue *q)
+{
+    uwdf_queue_change_locked(q, UWDF_QUEUE_LIVE, UWDF_QUEUE_STOPPED, "stop");
+}
+static inline void uwdf_queue_drain_locked(struct uwdf_queue *q)
+{
+    uwdf_queue_change_locked(q, UWDF_QUEUE_LIVE, q->state & ~UWDF_QUEUE_ACCEPTS, "drain");
+}
+static inline void uwdf_queue_stop_and_purge_locked(struct uwdf_queue *q)
+{
+    uwdf_queue_change_locked(q, UWDF_QUEUE_LIVE, q->state & ~UWDF_QUEUE_DISPATCHES, "stop_and_purge");
+}
+static inline void uwdf_queue_delete_locked(struct uwdf_queue *q)
+{
+    uwdf_queue_change_locked(q, UWDF_QUEUE_LIVE, UWDF_QUEUE_DELETING, "delete");
 }
 
 /* A driver callback of q runs inside these: its SynchronizationScope lock. */
