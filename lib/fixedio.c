@@ -19,7 +19,7 @@ static struct uwdf_engine *fixedio_pin_target(struct uwdf_iotarget *t)
 {
     struct uwdf_engine *e = NULL;
     uwdf_biased_lock_acquire(&t->lock);
-    if (t->opened && !t->closing && t->engine) {
+    if (uwdf_iotarget_is_open(t) && t->engine) {
         e = t->engine;
         t->sent_count++;
     }

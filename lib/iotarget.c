@@ -21,6 +21,14 @@
 
 #define TARGET_ENGINE_DEPTH 256
 
+static const char *const target_state_names[] = {
+    [UWDF_TS_CLOSED] = "CLOSED",       [UWDF_TS_CLOSED_QR] = "CLOSED_QR",   [UWDF_TS_STARTED] = "STARTED",
+    [UWDF_TS_STOPPED] = "STOPPED",     [UWDF_TS_PURGED] = "PURGED",         [UWDF_TS_CLOSING] = "CLOSING",
+    [UWDF_TS_CLOSING_QR] = "CLOSING_QR", [UWDF_TS_DELETING] = "DELETING", [UWDF_TS_DELETED] = "DELETED",
+};
+const struct uwdf_state_machine uwdf_target_machine = { "WDFIOTARGET", target_state_names,
+                                                        RTL_NUMBER_OF(target_state_names) };
+
 static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state);
 
 static void target_dispose(struct uwdf_object *obj)
@@ -67,8 +75,7 @@ NTSTATUS WdfIoTargetCreate(WDFDEVICE Device, PWDF_OBJECT_ATTRIBUTES IoTargetAttr
         return status;
     struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
     t->device = dev;
-    t->fd = -1;
-    t->state = WdfIoTargetClosed;
+    t->fd = -1; /* and CLOSED, the zero state */
     uwdf_biased_lock_init(&t->lock);
     pthread_cond_init(&t->idle_cond, NULL);
     uwdf_list_init(&t->sent);
@@ -220,9 +227,7 @@ static void target_mark_open_locked(struct uwdf_iotarget *t)
 {
     target_init_file_object(t);
     atomic_store(&t->file_pos, 0);
-    t->opened = true;
-    atomic_store_explicit(&t->formattable, true, memory_order_release);
-    t->state = WdfIoTargetStarted;
+    uwdf_ts_open(t);
 }
 
 /* A name in the NT namespace: an in-process device of this process. Its
@@ -267,7 +272,7 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
 static bool target_busy(struct uwdf_iotarget *t)
 {
     uwdf_biased_lock_acquire(&t->lock);
-    bool busy = t->opened || t->closing || t->state == WdfIoTargetDeleted;
+    bool busy = !uwdf_state_in(UWDF_TS_ANY_CLOSED, uwdf_ts_get(t));
     uwdf_biased_lock_release(&t->lock);
     return busy;
 }
@@ -451,11 +456,11 @@ NTSTATUS WdfIoTargetStart(WDFIOTARGET IoTarget)
     if (!t)
         return STATUS_INVALID_HANDLE;
     uwdf_biased_lock_acquire(&t->lock);
-    if (!t->opened || t->closing || t->state == WdfIoTargetDeleted) {
+    if (!uwdf_iotarget_is_open(t)) {
         uwdf_biased_lock_release(&t->lock);
         return STATUS_INVALID_DEVICE_STATE;
     }
-    t->state = WdfIoTargetStarted;
+    uwdf_ts_start(t);
     /* Resubmit what was pended while stopped, in arrival order. */
     while (!uwdf_list_empty(&t->pended)) {
         LIST_ENTRY *e = uwdf_list_pop_head(&t->pended);
@@ -485,10 +490,8 @@ VOID WdfIoTargetStop(WDFIOTARGET IoTarget, WDF_IO_TARGET_SENT_IO_ACTION Action)
     if (Action != WdfIoTargetLeaveSentIoPending && !uwdf_irql_check_passive("WdfIoTargetStop"))
         return;
     uwdf_biased_lock_acquire(&t->lock);
-    if (t->opened && !t->closing &&
-        (t->state == WdfIoTargetStarted || t->state == WdfIoTargetPurged ||
-         t->state == WdfIoTargetStopped)) {
-        t->state = WdfIoTargetStopped;
+    if (uwdf_iotarget_is_open(t)) {
+        uwdf_ts_stop(t);
         if (Action == WdfIoTargetCancelSentIo)
             target_cancel_sent_locked(t, false);
         if (Action != WdfIoTargetLeaveSentIoPending)
@@ -505,10 +508,8 @@ VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action
     if (Action == WdfIoTargetPurgeIoAndWait && !uwdf_irql_check_passive("WdfIoTargetPurge"))
         return;
     uwdf_biased_lock_acquire(&t->lock);
-    if (t->opened && !t->closing &&
-        (t->state == WdfIoTargetStarted || t->state == WdfIoTargetStopped ||
-         t->state == WdfIoTargetPurged)) {
-        t->state = WdfIoTargetPurged;
+    if (uwdf_iotarget_is_open(t)) {
+        uwdf_ts_purge(t);
         target_fail_all_pended_locked(t, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
         target_cancel_sent_locked(t, false);
         if (Action == WdfIoTargetPurgeIoAndWait)
@@ -523,15 +524,15 @@ VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action
 static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
 {
     uwdf_biased_lock_acquire(&t->lock);
-    if (!t->opened || t->closing) {
-        if (new_state == WdfIoTargetDeleted)
-            t->state = WdfIoTargetDeleted;
+    if (!uwdf_iotarget_is_open(t)) {
+        /* (A target deleted while another thread closes it ends Deleted.) */
+        if (new_state == WdfIoTargetDeleted &&
+            uwdf_state_in(UWDF_TS_ANY_CLOSED | UWDF_TS(CLOSING) | UWDF_TS(CLOSING_QR), uwdf_ts_get(t)))
+            uwdf_ts_delete(t);
         uwdf_biased_lock_release(&t->lock);
         return;
     }
-    t->closing = true;
-    atomic_store_explicit(&t->formattable, false, memory_order_release);
-    t->state = new_state;
+    uwdf_ts_close(t, new_state);
     target_fail_all_pended_locked(t, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
     target_cancel_sent_locked(t, true);
     target_wait_idle_locked(t);
@@ -549,8 +550,7 @@ static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
     __atomic_store_n(&t->engine, NULL, __ATOMIC_RELAXED);
     t->lower = NULL;
     t->fd = -1;
-    t->opened = false;
-    t->closing = false;
+    uwdf_ts_closed(t);
     uwdf_biased_lock_release(&t->lock);
 }
 
@@ -573,10 +573,17 @@ WDF_IO_TARGET_STATE WdfIoTargetGetState(WDFIOTARGET IoTarget)
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetGetState");
     if (!t)
         return WdfIoTargetStateUndefined;
+    static const WDF_IO_TARGET_STATE reported[] = {
+        [UWDF_TS_CLOSED] = WdfIoTargetClosed,    [UWDF_TS_CLOSED_QR] = WdfIoTargetClosedForQueryRemove,
+        [UWDF_TS_STARTED] = WdfIoTargetStarted,  [UWDF_TS_STOPPED] = WdfIoTargetStopped,
+        [UWDF_TS_PURGED] = WdfIoTargetPurged,    [UWDF_TS_CLOSING] = WdfIoTargetClosed,
+        [UWDF_TS_CLOSING_QR] = WdfIoTargetClosedForQueryRemove,
+        [UWDF_TS_DELETING] = WdfIoTargetDeleted, [UWDF_TS_DELETED] = WdfIoTargetDeleted,
+    };
     uwdf_biased_lock_acquire(&t->lock);
-    WDF_IO_TARGET_STATE s = t->state;
+    unsigned s = uwdf_ts_get(t);
     uwdf_biased_lock_release(&t->lock);
-    return s;
+    return reported[s];
 }
 
 WDFDEVICE WdfIoTargetGetDevice(WDFIOTARGET IoTarget)
@@ -588,7 +595,7 @@ WDFDEVICE WdfIoTargetGetDevice(WDFIOTARGET IoTarget)
 HANDLE WdfIoTargetWdmGetTargetFileHandle(WDFIOTARGET IoTarget)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetFileHandle");
-    return t && t->opened && t->fd >= 0 ? (HANDLE)(intptr_t)t->fd : NULL; /* none for a device */
+    return t && uwdf_iotarget_is_opened(t) && t->fd >= 0 ? (HANDLE)(intptr_t)t->fd : NULL; /* none for a device */
 }
 
 PDEVICE_OBJECT WdfIoTargetWdmGetTargetDeviceObject(WDFIOTARGET IoTarget)
@@ -600,7 +607,7 @@ PDEVICE_OBJECT WdfIoTargetWdmGetTargetDeviceObject(WDFIOTARGET IoTarget)
 PFILE_OBJECT WdfIoTargetWdmGetTargetFileObject(WDFIOTARGET IoTarget)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetFileObject");
-    return t && t->opened ? &t->file_object : NULL;
+    return t && uwdf_iotarget_is_opened(t) ? &t->file_object : NULL;
 }
 
 PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget)

@@ -14,18 +14,56 @@ struct uwdf_request;
  * kernel is the only driver below. */
 #define UWDF_FILE_TARGET_STACK 1
 
+/* A target's state (t->state): WDF_IO_TARGET_STATE, with a close that is
+ * under way told apart from one that is done. Written under the target's
+ * lock; read without it where a recent answer is enough (a format checks
+ * that the target is open: a close that starts right after fails the send
+ * instead). It changes only through the transitions below (caller holds
+ * the lock).
+ *
+ *               open                    start, stop, purge
+ *   CLOSED ------------> STARTED  <------------------------>  STOPPED, PURGED
+ *   CLOSED_QR ------^       |                                     |
+ *      ^    ^               +-------------- close ----------------+
+ *      |    |                                |
+ *      |    |          CLOSING, CLOSING_QR or DELETING (as the close's kind)
+ *      |    +-- closed -- CLOSING_QR         |
+ *      +------- closed -- CLOSING            +-- closed (from DELETING) --> DELETED
+ *
+ *   transition  from                        to
+ *   open        CLOSED, CLOSED_QR           STARTED
+ *   start       STARTED, STOPPED, PURGED    STARTED
+ *   stop        STARTED, STOPPED, PURGED    STOPPED
+ *   purge       STARTED, STOPPED, PURGED    PURGED
+ *   close       STARTED, STOPPED, PURGED    CLOSING, CLOSING_QR or DELETING
+ *   closed      CLOSING, CLOSING_QR,        CLOSED, CLOSED_QR, DELETED
+ *               DELETING                    (respectively)
+ *   delete      CLOSED, CLOSED_QR           DELETED
+ *               CLOSING, CLOSING_QR         DELETING (deleted while a close runs)
+ */
+enum uwdf_target_state {
+    UWDF_TS_CLOSED = 0, /* Closed: not open (as created, or closed) */
+    UWDF_TS_CLOSED_QR,  /* ClosedForQueryRemove */
+    UWDF_TS_STARTED,    /* Started */
+    UWDF_TS_STOPPED,    /* Stopped: sends pend */
+    UWDF_TS_PURGED,     /* Purged: sends fail, but those that ignore the state */
+    UWDF_TS_CLOSING,    /* Closed, while the close cancels and waits for sent I/O */
+    UWDF_TS_CLOSING_QR, /* ClosedForQueryRemove, likewise */
+    UWDF_TS_DELETING,   /* Deleted, likewise */
+    UWDF_TS_DELETED,    /* Deleted: never opens again */
+};
+extern const struct uwdf_state_machine uwdf_target_machine;
+#define UWDF_TS(s) UWDF_STATE_BIT(UWDF_TS_##s)
+#define UWDF_TS_ANY_CLOSED  (UWDF_TS(CLOSED) | UWDF_TS(CLOSED_QR))
+#define UWDF_TS_ANY_OPEN    (UWDF_TS(STARTED) | UWDF_TS(STOPPED) | UWDF_TS(PURGED))
+#define UWDF_TS_ANY_CLOSING (UWDF_TS(CLOSING) | UWDF_TS(CLOSING_QR) | UWDF_TS(DELETING))
+
 struct uwdf_iotarget {
     struct uwdf_object obj;
     struct uwdf_device *device;
     struct uwdf_biased_lock lock; /* biased to the engine thread */
     pthread_cond_t idle_cond;
-    WDF_IO_TARGET_STATE state;
-    bool opened;
-    bool closing;
-    /* opened && !closing, kept under the lock, read without it by the
-     * format path (which only needs a recent answer: a close that starts
-     * right after the check fails the send instead). */
-    atomic_bool formattable;
+    _Atomic uint8_t state; /* enum uwdf_target_state */
     int fd;
     bool is_block;
     bool is_stream; /* FIFO, pipe, socket, character device */
@@ -49,6 +87,69 @@ struct uwdf_iotarget {
     FILE_OBJECT file_object;
     struct uwdf_device *lower; /* an in-process device target, referenced */
 };
+
+/* The target's state, with the lock or (for a recent answer) without. */
+static inline unsigned uwdf_ts_get(const struct uwdf_iotarget *t)
+{
+    return atomic_load_explicit(&t->state, memory_order_acquire);
+}
+/* Open: started, stopped or purged, and not closing. */
+static inline bool uwdf_iotarget_is_open(const struct uwdf_iotarget *t)
+{
+    return uwdf_state_in(UWDF_TS_ANY_OPEN, uwdf_ts_get(t));
+}
+/* Opened, and not closed yet (a close may be under way): it has its file. */
+static inline bool uwdf_iotarget_is_opened(const struct uwdf_iotarget *t)
+{
+    return uwdf_state_in(UWDF_TS_ANY_OPEN | UWDF_TS_ANY_CLOSING, uwdf_ts_get(t));
+}
+
+static inline void uwdf_ts_change(struct uwdf_iotarget *t, uint32_t from, unsigned to, const char *transition)
+{
+    unsigned old = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if (UWDF_UNLIKELY(!uwdf_state_in(from, old)))
+        uwdf_state_illegal(&uwdf_target_machine, transition, t->obj.handle, old, to);
+    atomic_store_explicit(&t->state, (uint8_t)to, memory_order_release);
+}
+static inline void uwdf_ts_open(struct uwdf_iotarget *t)
+{
+    uwdf_ts_change(t, UWDF_TS_ANY_CLOSED, UWDF_TS_STARTED, "open");
+}
+static inline void uwdf_ts_start(struct uwdf_iotarget *t)
+{
+    uwdf_ts_change(t, UWDF_TS_ANY_OPEN, UWDF_TS_STARTED, "start");
+}
+static inline void uwdf_ts_stop(struct uwdf_iotarget *t)
+{
+    uwdf_ts_change(t, UWDF_TS_ANY_OPEN, UWDF_TS_STOPPED, "stop");
+}
+static inline void uwdf_ts_purge(struct uwdf_iotarget *t)
+{
+    uwdf_ts_change(t, UWDF_TS_ANY_OPEN, UWDF_TS_PURGED, "purge");
+}
+/* kind: WdfIoTargetClosed, WdfIoTargetClosedForQueryRemove or
+ * WdfIoTargetDeleted, what WdfIoTargetGetState reports from now on. */
+static inline void uwdf_ts_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE kind)
+{
+    uwdf_ts_change(t, UWDF_TS_ANY_OPEN,
+                   kind == WdfIoTargetDeleted             ? UWDF_TS_DELETING
+                   : kind == WdfIoTargetClosedForQueryRemove ? UWDF_TS_CLOSING_QR
+                                                          : UWDF_TS_CLOSING,
+                   "close");
+}
+static inline void uwdf_ts_closed(struct uwdf_iotarget *t)
+{
+    unsigned s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    uwdf_ts_change(t, UWDF_TS_ANY_CLOSING,
+                   s == UWDF_TS_DELETING ? UWDF_TS_DELETED : s == UWDF_TS_CLOSING_QR ? UWDF_TS_CLOSED_QR : UWDF_TS_CLOSED,
+                   "closed");
+}
+static inline void uwdf_ts_delete(struct uwdf_iotarget *t)
+{
+    unsigned s = atomic_load_explicit(&t->state, memory_order_relaxed);
+    uwdf_ts_change(t, UWDF_TS_ANY_CLOSED | UWDF_TS(CLOSING) | UWDF_TS(CLOSING_QR),
+                   uwdf_state_in(UWDF_TS_ANY_CLOSED, s) ? UWDF_TS_DELETED : UWDF_TS_DELETING, "delete");
+}
 
 /* Stack locations a request needs below its sender for target t. */
 static inline CCHAR uwdf_iotarget_stack_need(const struct uwdf_iotarget *t)

@@ -23,7 +23,7 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
 {
     if (!uwdf_request_not_in_flight(req, ddi))
         return STATUS_INVALID_DEVICE_REQUEST;
-    if (!atomic_load_explicit(&t->formattable, memory_order_acquire))
+    if (!uwdf_iotarget_is_open(t))
         return STATUS_INVALID_DEVICE_STATE;
     CCHAR need = uwdf_iotarget_stack_need(t);
     NTSTATUS status = uwdf_request_ensure_irp(req, need);

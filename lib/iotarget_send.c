@@ -28,14 +28,6 @@
 
 static void target_timer_fired(struct uwdf_timer *timer);
 
-static bool target_is_accepting(WDF_IO_TARGET_STATE s, bool ignore_state)
-{
-    if (ignore_state)
-        return s != WdfIoTargetDeleted && s != WdfIoTargetClosed &&
-               s != WdfIoTargetClosedForQueryRemove;
-    return s == WdfIoTargetStarted || s == WdfIoTargetStopped;
-}
-
 /* Off the sent list once its completion is decided (caller holds the
  * target lock). It stays counted in sent_count until its owner has it back
  * (target_complete). */
@@ -481,11 +473,13 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
         return STATUS_CANCELLED; /* cancelled before it was sent; Reuse clears it */
 
     enum target_lock_how how = target_lock_hot(t);
-    if (!t->opened || !target_is_accepting(t->state, ignore_state)) {
+    /* Open, and started or stopped unless the send ignores the state. */
+    unsigned state = atomic_load_explicit(&t->state, memory_order_relaxed);
+    if (!uwdf_state_in(ignore_state ? UWDF_TS_ANY_OPEN : UWDF_TS(STARTED) | UWDF_TS(STOPPED), state)) {
         target_unlock_hot(t, how);
         return STATUS_INVALID_DEVICE_STATE;
     }
-    bool pend = t->state == WdfIoTargetStopped && !ignore_state;
+    bool pend = state == UWDF_TS_STOPPED && !ignore_state;
     /* Atomic: WdfRequestCancelSentRequest reads it from any thread. */
     __atomic_store_n(&req->target, t, __ATOMIC_RELEASE);
     req->fw_done = false;

@@ -76,7 +76,7 @@ extern const struct uwdf_state_machine uwdf_qstate_machine;
 static inline void uwdf_qs_change(struct uwdf_request *r, uint32_t from, enum uwdf_qstate to, const char *transition)
 {
     unsigned old = atomic_exchange(&r->qstate, (uint8_t)to);
-    if (UWDF_UNLIKELY(!uwdf_state_may_leave(from, old)))
+    if (UWDF_UNLIKELY(!uwdf_state_in(from, old)))
         uwdf_state_illegal(&uwdf_qstate_machine, transition, r->obj.handle, old, to);
 }
 static inline void uwdf_qs_queue(struct uwdf_request *r)
@@ -201,7 +201,7 @@ static inline struct uwdf_queue *uwdf_queue_lookup(WDFQUEUE handle, const char *
 static inline void uwdf_queue_change_locked(struct uwdf_queue *q, uint32_t from, unsigned to, const char *transition)
 {
     unsigned old = q->state;
-    if (UWDF_UNLIKELY(!uwdf_state_may_leave(from, old)))
+    if (UWDF_UNLIKELY(!uwdf_state_in(from, old)))
         uwdf_state_illegal(&uwdf_queue_machine, transition, q->obj.handle, old, to);
     q->state = (uint8_t)to;
 }

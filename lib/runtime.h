@@ -95,9 +95,10 @@ struct uwdf_state_machine {
     unsigned count;
 };
 #define UWDF_STATE_BIT(s) (1u << (s))
-static inline bool uwdf_state_may_leave(uint32_t from_mask, unsigned from)
+/* Whether state s is one of mask's (for a transition: one it may leave). */
+static inline bool uwdf_state_in(uint32_t mask, unsigned s)
 {
-    return from < 32 && ((from_mask >> from) & 1u);
+    return s < 32 && ((mask >> s) & 1u);
 }
 void uwdf_state_illegal(const struct uwdf_state_machine *m, const char *transition, const void *object,
                         unsigned from, unsigned to) __attribute__((cold, noinline));
