@@ -7,6 +7,7 @@
 #include "runtime.h"
 #include "device.h"
 #include "engine.h"
+#include "flt.h"
 #include "iotarget.h"
 #include "object.h"
 #include "resolve.h"
@@ -78,7 +79,13 @@ struct flt_file {
     struct flt_file *next;
 };
 
-enum flt_data_state { FLT_DATA_IDLE = 0, FLT_DATA_IN_FLIGHT, FLT_DATA_CALLBACK_RUNNING };
+static const char *const flt_data_state_names[] = {
+    [UWDF_FLT_DATA_IDLE] = "IDLE",
+    [UWDF_FLT_DATA_IN_FLIGHT] = "IN_FLIGHT",
+    [UWDF_FLT_DATA_CALLBACK_RUNNING] = "CALLBACK_RUNNING",
+};
+const struct uwdf_state_machine uwdf_flt_data_machine = { "FLT_CALLBACK_DATA", flt_data_state_names,
+                                                          RTL_NUMBER_OF(flt_data_state_names) };
 
 /* One per callback running on a block: a free from inside the callback
  * marks every frame, so nothing touches the block after it returns. */
@@ -91,7 +98,7 @@ struct flt_data {
     FLT_CALLBACK_DATA data; /* first: PFLT_CALLBACK_DATA is the block */
     FLT_IO_PARAMETER_BLOCK iopb;
     uint32_t magic;
-    atomic_int state;
+    atomic_int state; /* enum uwdf_flt_data_state (lib/flt.h) */
     struct _FLT_INSTANCE *instance;
     struct uwdf_driver *driver;
     WDFREQUEST req;
@@ -777,9 +784,9 @@ static bool flt_data_check_idle(struct flt_data *d, const char *ddi)
     /* Another thread that the callback woke may reuse or free the block
      * while the callback is still returning; wait for it to be out, as the
      * framework still touches the block on the way. */
-    while (atomic_load(&d->state) == FLT_DATA_CALLBACK_RUNNING && !pthread_equal(d->cb_thread, pthread_self()))
+    while (atomic_load(&d->state) == UWDF_FLT_DATA_CALLBACK_RUNNING && !pthread_equal(d->cb_thread, pthread_self()))
         sched_yield();
-    if (atomic_load(&d->state) != FLT_DATA_IN_FLIGHT)
+    if (atomic_load(&d->state) != UWDF_FLT_DATA_IN_FLIGHT)
         return true;
     uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)&d->data, 0, 0,
                   "%s: callback data %p has asynchronous I/O that has not called back yet "
@@ -878,7 +885,7 @@ static void flt_data_deliver(struct flt_data *d, NTSTATUS status, ULONG_PTR info
     flt_data_result(d, status, info);
     d->frames = &frame;
     d->cb_thread = pthread_self();
-    atomic_store(&d->state, FLT_DATA_CALLBACK_RUNNING);
+    uwdf_flt_data_call_back(&d->state, &d->data);
     KIRQL old = uwdf_tls_irql;
     uwdf_tls_irql = PASSIVE_LEVEL;
     cb(&d->data, ctx);
@@ -886,9 +893,8 @@ static void flt_data_deliver(struct flt_data *d, NTSTATUS status, ULONG_PTR info
     if (frame.freed)
         return;
     d->frames = frame.prev;
-    int expected = FLT_DATA_CALLBACK_RUNNING;
     if (!frame.prev)
-        atomic_compare_exchange_strong(&d->state, &expected, FLT_DATA_IDLE);
+        uwdf_flt_data_callback_returned(&d->state, &d->data);
 }
 
 static void flt_request_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
@@ -968,11 +974,11 @@ NTSTATUS FltPerformAsynchronousIo(PFLT_CALLBACK_DATA CallbackData, PFLT_COMPLETE
     d->rw = false;
     if (d->iopb.MajorFunction == IRP_MJ_CREATE) {
         /* Not allowed asynchronously; the callback still runs, once. */
-        atomic_store(&d->state, FLT_DATA_IN_FLIGHT);
+        uwdf_flt_data_start_io(&d->state, &d->data);
         flt_data_deliver(d, STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST, 0);
         return STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST;
     }
-    atomic_store(&d->state, FLT_DATA_IN_FLIGHT);
+    uwdf_flt_data_start_io(&d->state, &d->data);
     struct flt_file *file = flt_data_file(d, &status);
     if (file)
         status = flt_data_prepare(d, file);

@@ -17,5 +17,6 @@
 #include "request.h"
 #include "iotarget.h"
 #include "queue.h"
+#include "flt.h"
 
 #endif
