@@ -1,12 +1,14 @@
 /* The object model (objects, contexts, parents, references, deletion order,
  * handle validation), drivers and control devices, and the runtime pieces
- * underneath: IRQL emulation, time units, statuses, events, strings. */
+ * underneath: IRQL emulation, time units, statuses, events, strings, and
+ * the framework's state machines (white-box, through lib/internal.h). */
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -713,6 +715,209 @@ START_TEST(deleting_the_driver_deletes_devices_and_objects_under_it)
 }
 END_TEST
 
+/* ---- state machines ----
+ * Every named transition of the four state machines is tried from every
+ * state: the ones the documented tables (lib/queue.h, lib/iotarget.h,
+ * lib/flt.h) list are silent, every other one is a verifier bug check
+ * that names the transition and the state it left. The tables are written
+ * out here again, so a change to a transition's bitmask fails the test. */
+
+#define BIT(s) (1u << (s))
+
+/* After a transition from state `from`: silent when legal, otherwise one
+ * bug check naming it. */
+static void expect_transition_check(bool legal, const char *name, const char *from_name, unsigned from,
+                                    unsigned to)
+{
+    if (legal) {
+        ck_assert_msg(tu_last_bugcheck.count == 0, "'%s' from %s bug-checked: %s", name, from_name,
+                      tu_last_bugcheck.reason);
+        return;
+    }
+    char want[96];
+    snprintf(want, sizeof(want), "illegal state transition '%s' from %s", name, from_name);
+    ck_assert_msg(tu_last_bugcheck.count == 1, "'%s' from %s: no bug check", name, from_name);
+    ck_assert_uint_eq(tu_last_bugcheck.p[2], from);
+    ck_assert_uint_eq(tu_last_bugcheck.p[3], to);
+    tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, want);
+}
+
+static const char *const qs_names[] = { "NONE", "QUEUED", "CANCELING", "OWNED", "COMPLETING", "COMPLETED",
+                                        "FORWARDED" };
+
+START_TEST(request_in_queue_transitions_follow_their_table)
+{
+    enum { N = UWDF_QS_NONE, Q = UWDF_QS_QUEUED, X = UWDF_QS_CANCELING, O = UWDF_QS_OWNED,
+           C = UWDF_QS_COMPLETING, D = UWDF_QS_COMPLETED, F = UWDF_QS_FORWARDED };
+    static const struct {
+        void (*fn)(struct uwdf_request *r);
+        const char *name;
+        unsigned from;
+        unsigned to;
+    } table[] = {
+        { uwdf_qs_queue, "queue", BIT(N), Q },
+        { uwdf_qs_cancel, "cancel", BIT(Q) | BIT(X), X },
+        { uwdf_qs_present, "present", BIT(Q) | BIT(X), O },
+        { uwdf_qs_give_back, "give_back", BIT(N) | BIT(F), O },
+        { uwdf_qs_begin_completion, "begin_completion", BIT(O), C },
+        { uwdf_qs_forward, "forward", BIT(O), F },
+        { uwdf_qs_unqueue, "unqueue", BIT(O), N },
+        { uwdf_qs_complete, "complete", BIT(N) | BIT(X) | BIT(O) | BIT(C) | BIT(F), D },
+        { uwdf_qs_recycle, "recycle", BIT(N) | BIT(D), N },
+    };
+    static struct uwdf_request r; /* large; only its state word and handle are read */
+    ck_assert_uint_eq(uwdf_qstate_machine.count, RTL_NUMBER_OF(qs_names));
+    UwdfSetVerifier(TRUE);
+    for (size_t i = 0; i < RTL_NUMBER_OF(table); i++)
+        for (unsigned s = 0; s < RTL_NUMBER_OF(qs_names); s++) {
+            atomic_store(&r.qstate, (uint8_t)s);
+            table[i].fn(&r);
+            expect_transition_check(table[i].from & BIT(s), table[i].name, qs_names[s], s, table[i].to);
+            ck_assert_uint_eq(atomic_load(&r.qstate), table[i].to); /* it happens all the same */
+        }
+}
+END_TEST
+
+static const char *const queue_names[] = { "HALTED", "STOPPED", "DRAINED", "STARTED", "DELETING" };
+
+START_TEST(queue_transitions_follow_their_table)
+{
+    enum { H = UWDF_QUEUE_HALTED, S = UWDF_QUEUE_STOPPED, D = UWDF_QUEUE_DRAINED, A = UWDF_QUEUE_STARTED,
+           X = UWDF_QUEUE_DELETING };
+    static const struct {
+        void (*fn)(struct uwdf_queue *q);
+        const char *name;
+        unsigned to[5]; /* by the state left; X: illegal */
+    } table[] = {
+        { uwdf_queue_start_locked, "start", { [H] = A, [S] = A, [D] = A, [A] = A, [X] = X } },
+        { uwdf_queue_stop_locked, "stop", { [H] = S, [S] = S, [D] = S, [A] = S, [X] = X } },
+        { uwdf_queue_drain_locked, "drain", { [H] = H, [S] = H, [D] = D, [A] = D, [X] = X } },
+        { uwdf_queue_stop_and_purge_locked, "stop_and_purge", { [H] = H, [S] = S, [D] = H, [A] = S, [X] = X } },
+        { uwdf_queue_delete_locked, "delete", { [H] = X, [S] = X, [D] = X, [A] = X, [X] = X } },
+    };
+    static const unsigned legal = BIT(H) | BIT(S) | BIT(D) | BIT(A);
+    static struct uwdf_queue q;
+    ck_assert_uint_eq(uwdf_queue_machine.count, RTL_NUMBER_OF(queue_names));
+    UwdfSetVerifier(TRUE);
+    for (size_t i = 0; i < RTL_NUMBER_OF(table); i++)
+        for (unsigned s = 0; s < RTL_NUMBER_OF(queue_names); s++) {
+            q.state = (uint8_t)s;
+            table[i].fn(&q);
+            unsigned to = q.state;
+            expect_transition_check(legal & BIT(s), table[i].name, queue_names[s], s, to);
+            if (legal & BIT(s))
+                ck_assert_uint_eq(to, table[i].to[s]);
+        }
+}
+END_TEST
+
+static const char *const target_names[] = { "CLOSED", "CLOSED_QR", "STARTED", "STOPPED", "PURGED",
+                                            "CLOSING", "CLOSING_QR", "DELETING", "DELETED" };
+
+static void ts_close_plain(struct uwdf_iotarget *t)
+{
+    uwdf_ts_close(t, WdfIoTargetClosed);
+}
+
+static void ts_close_query_remove(struct uwdf_iotarget *t)
+{
+    uwdf_ts_close(t, WdfIoTargetClosedForQueryRemove);
+}
+
+static void ts_close_delete(struct uwdf_iotarget *t)
+{
+    uwdf_ts_close(t, WdfIoTargetDeleted);
+}
+
+START_TEST(target_transitions_follow_their_table)
+{
+    enum { CL = UWDF_TS_CLOSED, CQ = UWDF_TS_CLOSED_QR, ST = UWDF_TS_STARTED, SP = UWDF_TS_STOPPED,
+           PU = UWDF_TS_PURGED, GC = UWDF_TS_CLOSING, GQ = UWDF_TS_CLOSING_QR, GD = UWDF_TS_DELETING,
+           DE = UWDF_TS_DELETED, ILLEGAL = 99 };
+    static const struct {
+        void (*fn)(struct uwdf_iotarget *t);
+        const char *name;
+        unsigned to[9]; /* by the state left; 0 where illegal is marked ILLEGAL below */
+    } table[] = {
+        { uwdf_ts_open, "open", { ST, ST, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL } },
+        { uwdf_ts_start, "start", { ILLEGAL, ILLEGAL, ST, ST, ST, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL } },
+        { uwdf_ts_stop, "stop", { ILLEGAL, ILLEGAL, SP, SP, SP, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL } },
+        { uwdf_ts_purge, "purge", { ILLEGAL, ILLEGAL, PU, PU, PU, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL } },
+        { ts_close_plain, "close", { ILLEGAL, ILLEGAL, GC, GC, GC, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL } },
+        { ts_close_query_remove, "close", { ILLEGAL, ILLEGAL, GQ, GQ, GQ, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL } },
+        { ts_close_delete, "close", { ILLEGAL, ILLEGAL, GD, GD, GD, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL } },
+        { uwdf_ts_closed, "closed", { ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL, ILLEGAL, CL, CQ, DE, ILLEGAL } },
+        { uwdf_ts_delete, "delete", { DE, DE, ILLEGAL, ILLEGAL, ILLEGAL, GD, GD, ILLEGAL, ILLEGAL } },
+    };
+    static struct uwdf_iotarget t;
+    ck_assert_uint_eq(uwdf_target_machine.count, RTL_NUMBER_OF(target_names));
+    UwdfSetVerifier(TRUE);
+    for (size_t i = 0; i < RTL_NUMBER_OF(table); i++)
+        for (unsigned s = 0; s < RTL_NUMBER_OF(target_names); s++) {
+            atomic_store(&t.state, (uint8_t)s);
+            table[i].fn(&t);
+            bool legal = table[i].to[s] != ILLEGAL;
+            expect_transition_check(legal, table[i].name, target_names[s], s, atomic_load(&t.state));
+            if (legal)
+                ck_assert_uint_eq(atomic_load(&t.state), table[i].to[s]);
+        }
+    /* What the WDF state queries see. */
+    atomic_store(&t.state, UWDF_TS_CLOSING);
+    ck_assert(!uwdf_iotarget_is_open(&t));
+    ck_assert(uwdf_iotarget_is_opened(&t));
+    atomic_store(&t.state, UWDF_TS_PURGED);
+    ck_assert(uwdf_iotarget_is_open(&t));
+    atomic_store(&t.state, UWDF_TS_DELETED);
+    ck_assert(!uwdf_iotarget_is_opened(&t));
+}
+END_TEST
+
+static const char *const flt_names[] = { "IDLE", "IN_FLIGHT", "CALLBACK_RUNNING" };
+
+START_TEST(flt_callback_data_transitions_follow_their_table)
+{
+    enum { I = UWDF_FLT_DATA_IDLE, F = UWDF_FLT_DATA_IN_FLIGHT, R = UWDF_FLT_DATA_CALLBACK_RUNNING, ILLEGAL = 99 };
+    static const struct {
+        void (*fn)(atomic_int *state, const void *data);
+        const char *name;
+        unsigned to[3];
+    } table[] = {
+        { uwdf_flt_data_start_io, "start_io", { F, ILLEGAL, F } },
+        { uwdf_flt_data_call_back, "call_back", { ILLEGAL, R, ILLEGAL } },
+        { uwdf_flt_data_callback_returned, "callback_returned", { ILLEGAL, F, I } },
+    };
+    atomic_int state;
+    ck_assert_uint_eq(uwdf_flt_data_machine.count, RTL_NUMBER_OF(flt_names));
+    UwdfSetVerifier(TRUE);
+    for (size_t i = 0; i < RTL_NUMBER_OF(table); i++)
+        for (unsigned s = 0; s < RTL_NUMBER_OF(flt_names); s++) {
+            atomic_store(&state, (int)s);
+            table[i].fn(&state, &state);
+            bool legal = table[i].to[s] != ILLEGAL;
+            unsigned to = (unsigned)atomic_load(&state);
+            /* callback_returned reports the idle state it wanted */
+            expect_transition_check(legal, table[i].name, flt_names[s], s,
+                                    table[i].fn == uwdf_flt_data_callback_returned ? (unsigned)I : to);
+            if (legal)
+                ck_assert_uint_eq(to, table[i].to[s]);
+        }
+}
+END_TEST
+
+START_TEST(illegal_transition_without_verifier_is_logged_not_bugchecked)
+{
+    static struct uwdf_request r;
+    atomic_store(&r.qstate, UWDF_QS_COMPLETED);
+    uwdf_qs_complete(&r); /* a second completion */
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+    ck_assert_uint_eq(atomic_load(&r.qstate), UWDF_QS_COMPLETED);
+    UwdfSetVerifier(TRUE);
+    uwdf_qs_complete(&r);
+    UwdfSetVerifier(FALSE);
+    tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "request-in-queue");
+}
+END_TEST
+
 /* ---- IRQL emulation ---- */
 
 static void *irql_thread(void *arg)
@@ -1247,6 +1452,13 @@ static Suite *object_suite(void)
     tcase_add_test(tc, event_wait_times_out_after_relative_timeout);
     tcase_add_test(tc, event_wait_honours_absolute_timeout);
     tcase_add_test(tc, event_set_from_another_thread_wakes_the_waiter);
+
+    tc = tu_tcase(s, "state_machines", 0);
+    tcase_add_test(tc, request_in_queue_transitions_follow_their_table);
+    tcase_add_test(tc, queue_transitions_follow_their_table);
+    tcase_add_test(tc, target_transitions_follow_their_table);
+    tcase_add_test(tc, flt_callback_data_transitions_follow_their_table);
+    tcase_add_test(tc, illegal_transition_without_verifier_is_logged_not_bugchecked);
 
     tc = tu_tcase(s, "biased_lock", 60);
     tcase_add_test(tc, biased_lock_excludes_the_owner_across_bias_changes);
