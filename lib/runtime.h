@@ -95,10 +95,13 @@ struct uwdf_state_machine {
     unsigned count;
 };
 #define UWDF_STATE_BIT(s) (1u << (s))
-/* Whether state s is one of mask's (for a transition: one it may leave). */
+/* Whether state s is one of mask's (for a transition: one it may leave).
+ * Machines have fewer than 32 states; s is taken modulo 32, which is one
+ * bit-test instruction (a value only a memory corruption could make may
+ * alias a state). */
 static inline bool uwdf_state_in(uint32_t mask, unsigned s)
 {
-    return s < 32 && ((mask >> s) & 1u);
+    return (mask >> (s & 31u)) & 1u;
 }
 void uwdf_state_illegal(const struct uwdf_state_machine *m, const char *transition, const void *object,
                         unsigned from, unsigned to) __attribute__((cold, noinline));
