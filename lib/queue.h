@@ -11,7 +11,6 @@
 
 struct uwdf_iotarget;
 struct uwdf_queue;
-struct uwdf_request;
 
 /* Deliver a packet sent to a device target into the device's queues. The
  * request is on the target's sent list with its I/O reference. */
@@ -281,7 +280,7 @@ NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_request *sender
 void uwdf_fp_return(struct uwdf_queue *q, struct uwdf_request *r);
 /* Under the queue's lock: move the waiting packets whose cancel has not
  * taken them onto packets; whether none waits; whether every reserved
- * request is in the pool (all true of a queue without a policy, fp NULL). */
+ * request is in the pool (both true of a queue without a policy, fp NULL). */
 void uwdf_fp_collect_waiting_locked(struct uwdf_fp *fp, LIST_ENTRY *packets);
 bool uwdf_fp_idle_locked(const struct uwdf_fp *fp);
 bool uwdf_fp_all_home_locked(const struct uwdf_fp *fp);
