@@ -21,7 +21,7 @@ static void request_dispose(struct uwdf_object *obj)
 {
     struct uwdf_request *req = (struct uwdf_request *)obj;
     unsigned flags = atomic_load(&req->flags);
-    if ((flags & (UWDF_REQ_SENT | UWDF_REQ_PENDED)) && uwdf_verifier)
+    if ((flags & UWDF_REQ_IN_FLIGHT) && uwdf_verifier)
         uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
                       (ULONG_PTR)obj->handle, 0,
                       "WdfObjectDelete: request %p is still sent to a target; it is destroyed "
@@ -280,7 +280,7 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
         if (!ReuseParams->NewIrp)
             return STATUS_INVALID_PARAMETER;
     }
-    if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)) {
+    if (atomic_load(&req->flags) & UWDF_REQ_IN_FLIGHT) {
         /* WDF only breaks into the debugger here; reinitialising an
          * in-flight request would corrupt it, so the port refuses. */
         if (uwdf_verifier)
@@ -381,7 +381,7 @@ WDFIOTARGET WdfRequestGetIoTarget(WDFREQUEST Request)
     /* req->target is only valid while the request is sent (the target
      * waits for it before it can go away); after that, the handle of the
      * target it was formatted for. */
-    if (atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED))
+    if (atomic_load(&req->flags) & UWDF_REQ_IN_FLIGHT)
         return (WDFIOTARGET)req->target->obj.handle;
     return req->fmt_target;
 }

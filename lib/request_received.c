@@ -50,7 +50,7 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
     if (q)
         pthread_mutex_lock(&q->lock);
     uint8_t qs = r->qstate;
-    bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED));
+    bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & UWDF_REQ_IN_FLIGHT);
     if (ok)
         uwdf_qs_begin_completion(r); /* a second completion is caught */
     if (q)

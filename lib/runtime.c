@@ -267,7 +267,7 @@ void uwdf_verifier_send_failed(struct uwdf_request *req)
 {
     /* A refused send of a request still in flight is not the request's
      * failure: its own completion is still coming. */
-    if (uwdf_verifier && !(atomic_load(&req->flags) & (UWDF_REQ_SENT | UWDF_REQ_PENDED)))
+    if (uwdf_verifier && !(atomic_load(&req->flags) & UWDF_REQ_IN_FLIGHT))
         atomic_fetch_or(&req->flags, UWDF_REQ_SEND_FAILED);
 }
 
