@@ -1,12 +1,24 @@
 /* One ops table per I/O engine.
  *
- * Threading contract: an engine (one per open I/O target) has one framework
- * thread, its completion thread. open, close, queue, flush, cancel and reap
- * are only ever called on that thread, so a backend needs no locks and may
- * use single-issuer kernel interfaces (IORING_SETUP_SINGLE_ISSUER,
+ * Threading contract: an engine is one backend instance (one io_uring ring,
+ * one libaio context) and one framework thread, its completion thread. A
+ * small pool of engines (lib/engine_pool.c) serves every open I/O target of
+ * the process: each open target's file is attached to one engine for as
+ * long as the target is open, so one engine carries the ops of many files.
+ * open, close, queue, flush, cancel, reap and the registration ops are only
+ * ever called on the engine's thread, so a backend needs no locks and may use
+ * single-issuer kernel interfaces (IORING_SETUP_SINGLE_ISSUER,
  * DEFER_TASKRUN). Other threads hand their ops to that thread through
- * lib/engine.c and call wake() to interrupt a blocked reap(). probe() and
- * wake() may run on any thread.
+ * lib/engine.c and call wake() to interrupt a blocked reap(). probe(),
+ * wake() and run_here() may run on any thread.
+ *
+ * Files: every op the core queues names its file (io->file, a struct
+ * uwdf_engine_file of the engine) besides the descriptor (io->fd). A
+ * backend may give a file a kernel registration (a registered-file slot,
+ * registered buffers) through register_file / register_buffers, and must
+ * drop it in unregister_file, which the core calls with nothing of that
+ * file in flight before the file is closed. Nothing else about a file
+ * needs the backend: attaching a file to an engine costs no call here.
  *
  * Every op a backend accepts comes back exactly once through reap(),
  * failures included. */
@@ -18,6 +30,19 @@
 #include <sys/uio.h>
 
 struct uwdf_engine;
+
+/* A file an engine serves: one per open I/O target, embedded in it (the
+ * core's struct uwdf_engine_attachment). fd is set by the core and fixed
+ * while the file is attached. The rest is the backend's: written only on
+ * the engine thread, read by the core on any thread (hence atomics). */
+struct uwdf_engine_file {
+    int fd;
+    _Atomic int slot;            /* registered-file index in the engine, or -1 */
+    _Atomic unsigned nbuffers;   /* buffers registered for this file */
+    void *be;                    /* the backend's per-file state (its registered buffers) */
+    _Atomic unsigned long long fixed_buffer_ios; /* reads/writes sent as READ_FIXED/WRITE_FIXED */
+    _Atomic unsigned long long fixed_file_ios;   /* ops sent on the registered file */
+};
 
 enum uwdf_io_op {
     UWDF_OP_READ = 1,
@@ -42,6 +67,7 @@ struct uwdf_io {
     bool timeout_abs;      /* timeout is CLOCK_REALTIME absolute, else relative */
     bool timed_out;        /* out: the kernel timeout fired for this op */
     int fd;
+    struct uwdf_engine_file *file; /* the file fd belongs to (NULL outside the core) */
     int iovcnt;
     struct iovec *iov;
     uint64_t offset;       /* UWDF_IO_OFFSET_CURRENT: the file position (streams) */
@@ -64,13 +90,6 @@ struct uwdf_io {
 };
 
 #define UWDF_IO_OFFSET_CURRENT UINT64_MAX
-
-struct uwdf_backend_stats {
-    unsigned registered_buffers;
-    bool registered_file;
-    uint64_t fixed_buffer_ios; /* reads/writes sent as READ_FIXED/WRITE_FIXED */
-    uint64_t fixed_file_ios;   /* ops sent on the registered file */
-};
 
 struct uwdf_backend_ops {
     const char *name;
@@ -102,15 +121,19 @@ struct uwdf_backend_ops {
     /* Make a blocked or upcoming reap() return promptly. Any thread. */
     void (*wake)(struct uwdf_engine *e);
     /* Optional (NULL: the engine has no such thing). Engine thread only.
-     * register_buffers: pin n user buffers with the kernel once, so reads
-     * and writes that lie inside one skip the per-I/O page mapping.
-     * register_file: the same for the target's file descriptor. Both
-     * return 0 or -errno (-EBUSY: already registered). */
-    int (*register_buffers)(struct uwdf_engine *e, const struct iovec *iov, unsigned n);
-    int (*register_file)(struct uwdf_engine *e, int fd);
-    /* Optional. Any thread: what the above are used for (counters only
-     * ever grow). */
-    void (*get_stats)(struct uwdf_engine *e, struct uwdf_backend_stats *out);
+     * register_file: give f a registered-file slot in the engine, so its
+     * ops skip the kernel's per-op file lookup. 0, -EBUSY (f has one), or
+     * -errno (-ENOSPC: no slot free; f keeps working through its fd).
+     * register_buffers: pin n user buffers of f with the kernel once, so
+     * f's reads and writes that lie inside one skip the per-I/O page
+     * mapping. 0, -EBUSY (f has buffers registered), or -errno with nothing
+     * registered. unregister_file: drop whatever f holds (slot, buffers);
+     * nothing of f is in flight, and once it returns the engine's kernel
+     * context holds no reference on f's file or pages. */
+    int (*register_file)(struct uwdf_engine *e, struct uwdf_engine_file *f);
+    int (*register_buffers)(struct uwdf_engine *e, struct uwdf_engine_file *f, const struct iovec *iov,
+                            unsigned n);
+    void (*unregister_file)(struct uwdf_engine *e, struct uwdf_engine_file *f);
     /* Optional. Perform io on the calling thread (never the engine thread)
      * and wait for it there, on a context of that thread's own rather than
      * the engine's: a synchronous sender then pays no hand-off to the
@@ -129,9 +152,10 @@ extern const struct uwdf_backend_ops uwdf_backend_io_uring;
 extern const struct uwdf_backend_ops uwdf_backend_libaio;
 extern const struct uwdf_backend_ops uwdf_backend_null;
 
-/* One engine per open I/O target: a backend instance plus its completion
- * thread. Backends use `be` (their private state) and `depth`; the rest
- * belongs to lib/engine.c. */
+/* An engine: a backend instance plus its completion thread, shared by the
+ * files attached to it. Backends use `be` (their private state) and
+ * `depth` (ops the engine expects in flight at once, over all its files);
+ * the rest belongs to lib/engine.c. */
 struct uwdf_engine {
     void *be;
     unsigned depth;

@@ -16,6 +16,13 @@
  * Finished ops wait on a private FIFO (through io->next) until a reap()
  * has room for them, so a harvest never has to stop half way.
  *
+ * One ring serves many files. Registered files live in a sparse table of
+ * the ring, one slot per file that asked (register_file) while slots last.
+ * Registered buffers live in a sparse buffer table shared by the ring's
+ * files: each file has its own list of regions (a read or write uses a
+ * region registered for its own file), and a buffer that several files
+ * register (the same address and length) takes one entry, counted.
+ *
  * Under valgrind (3.19 and older), a thread blocked in io_uring_enter keeps
  * valgrind's big lock, so the thread that would call wake() never runs
  * (liburing issue #657). There, and only there, reap() waits by polling
@@ -33,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,6 +69,8 @@ enum {
     URING_LINKED_SQES = 2,      /* op + its IORING_OP_LINK_TIMEOUT */
     URING_SUBMIT_RETRIES = 64,  /* transient submit failures before giving up */
     URING_CACHELINE = 64,
+    URING_FILE_SLOTS = 8192,       /* registered-file table (at most the NOFILE limit) */
+    URING_BUFFER_SLOTS = 4096,     /* registered-buffer table (the kernel takes up to 16384) */
 };
 
 #define URING_NS_PER_SEC 1000000000LL
@@ -115,6 +125,19 @@ struct uring_region {
     unsigned index;
 };
 
+/* A file's registered buffers (uwdf_engine_file.be), sorted by address. */
+struct uring_file_buffers {
+    unsigned n;
+    struct uring_region r[];
+};
+
+/* An entry of the ring's registered-buffer table. */
+struct uring_buffer {
+    uintptr_t base;
+    size_t len;
+    unsigned refs; /* files that registered it; 0: free */
+};
+
 struct uring_state {
     struct io_uring ring;
     const char *flags_desc;
@@ -127,12 +150,16 @@ struct uring_state {
     bool woken;        /* a wake completion was seen; the next reap returns */
     uint64_t wake_buf; /* target of the eventfd read */
     struct uwdf_io *ready_head, *ready_tail;
-    /* Registered buffers, sorted by address (index: the kernel's). */
-    struct uring_region *regions;
-    unsigned nregions;
-    int fixed_fd;      /* the registered file (index 0), or -1 */
-    /* Engine thread writes, get_stats reads. */
-    atomic_ullong fixed_buffer_ios, fixed_file_ios;
+    /* Registered files: the sparse table's size (0: not set up), which
+     * file holds each slot, and the free slots as a stack. */
+    unsigned nslots;
+    struct uwdf_engine_file **slot_file;
+    unsigned *free_slots;
+    unsigned nfree;
+    bool slots_broken; /* no table could be set up: files use their fds */
+    /* Registered buffers: the sparse table (NULL: not set up). */
+    struct uring_buffer *buffers;
+    bool buffers_broken;
     /* Set by wake() on any thread; on its own cache line so those stores do
      * not bounce the line the engine thread works on. */
     alignas(URING_CACHELINE) atomic_bool wake_pending;
@@ -319,7 +346,6 @@ static int uring_open(struct uwdf_engine *e)
     if (!st)
         return -ENOMEM;
     memset(st, 0, size);
-    st->fixed_fd = -1;
     atomic_init(&st->wake_pending, false);
     /* Blocking eventfd: the ring waits for it to become readable (poll
      * driven), whereas on an O_NONBLOCK file some kernels complete the read
@@ -372,7 +398,9 @@ static void uring_close(struct uwdf_engine *e)
         (void)io_uring_unregister_ring_fd(&st->ring);
     io_uring_queue_exit(&st->ring); /* also cancels the wake read; drops the registrations */
     close(st->wake_fd);
-    free(st->regions);
+    free(st->slot_file);
+    free(st->free_slots);
+    free(st->buffers);
     free(st);
     e->be = NULL;
 }
@@ -384,21 +412,21 @@ static void uring_count(atomic_ullong *counter)
                           memory_order_relaxed);
 }
 
-/* The registered buffer that holds [p, p + len) whole, or -1. */
-static int uring_find_region(const struct uring_state *st, const void *p, size_t len)
+/* The buffer registered for the file that holds [p, p + len) whole, or -1. */
+static int uring_find_region(const struct uring_file_buffers *fb, const void *p, size_t len)
 {
     uintptr_t a = (uintptr_t)p;
-    unsigned lo = 0, hi = st->nregions;
+    unsigned lo = 0, hi = fb->n;
     while (lo < hi) { /* first region with base > a */
         unsigned mid = (lo + hi) / 2;
-        if (st->regions[mid].base <= a)
+        if (fb->r[mid].base <= a)
             lo = mid + 1;
         else
             hi = mid;
     }
     if (lo == 0)
         return -1;
-    const struct uring_region *r = &st->regions[lo - 1];
+    const struct uring_region *r = &fb->r[lo - 1];
     if (a - r->base > r->len || len > r->len - (a - r->base))
         return -1;
     return (int)r->index;
@@ -410,9 +438,14 @@ static void uring_prep_op(struct uring_state *st, struct io_uring_sqe *sqe, stru
      * the kernel's "use the file position" offset (IORING_FEAT_RW_CUR_POS). */
     uint64_t off = io->offset == UWDF_IO_OFFSET_CURRENT ? (uint64_t)-1 : io->offset;
     bool single = io->iovcnt == 1 && io->iov[0].iov_len <= UINT32_MAX;
-    int fixed = single && st->nregions && (io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE)
-                    ? uring_find_region(st, io->iov[0].iov_base, io->iov[0].iov_len)
+    struct uwdf_engine_file *f = io->file;
+    /* A file's registrations are its engine ring's: a sender's own ring
+     * (run_here) has no tables, and so never uses them. */
+    const struct uring_file_buffers *fb = f && st->buffers ? f->be : NULL;
+    int fixed = single && fb && (io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE)
+                    ? uring_find_region(fb, io->iov[0].iov_base, io->iov[0].iov_len)
                     : -1;
+    int slot = f && st->nslots ? atomic_load_explicit(&f->slot, memory_order_relaxed) : -1;
 
     switch (io->op) {
     case UWDF_OP_READ:
@@ -448,11 +481,11 @@ static void uring_prep_op(struct uring_state *st, struct io_uring_sqe *sqe, stru
         break;
     }
     if (fixed >= 0)
-        uring_count(&st->fixed_buffer_ios);
-    if (io->fd == st->fixed_fd && st->fixed_fd >= 0) {
-        sqe->fd = 0; /* index in the registered file table; after prep, which sets fd */
+        uring_count(&f->fixed_buffer_ios);
+    if (slot >= 0) {
+        sqe->fd = slot; /* index in the registered file table; after prep, which sets fd */
         sqe->flags |= IOSQE_FIXED_FILE;
-        uring_count(&st->fixed_file_ios);
+        uring_count(&f->fixed_file_ios);
     }
     io_uring_sqe_set_data64(sqe, uring_udata(io, URING_TAG_OP));
 }
@@ -463,51 +496,167 @@ static int uring_region_cmp(const void *a, const void *b)
     return x->base < y->base ? -1 : x->base > y->base;
 }
 
-static int uring_register_buffers(struct uwdf_engine *e, const struct iovec *iov, unsigned n)
+/* Set up the registered-file table at the first file that wants a slot:
+ * as large as the kernel allows now (it refuses a table larger than the
+ * soft NOFILE limit, and liburing would raise the limit itself to make
+ * room), at most URING_FILE_SLOTS. It never grows: replacing a table means
+ * unregistering the old one, which older kernels do only once every
+ * request is out of the ring, and the wake read never is. */
+static int uring_setup_slots(struct uring_state *st)
 {
-    struct uring_state *st = e->be;
-    if (st->nregions)
-        return -EBUSY;
-    if (n == 0)
-        return -EINVAL;
-    struct uring_region *regions = calloc(n, sizeof(*regions));
-    if (!regions)
-        return -ENOMEM;
-    int r = io_uring_register_buffers(&st->ring, iov, n);
+    struct rlimit rl;
+    unsigned n = URING_FILE_SLOTS;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
+        n = (unsigned)rl.rlim_cur;
+    if (st->slots_broken || n == 0)
+        return -ENOSPC;
+    st->slot_file = calloc(n, sizeof(*st->slot_file));
+    st->free_slots = malloc(sizeof(*st->free_slots) * n);
+    int r = -ENOMEM;
+    if (st->slot_file && st->free_slots)
+        r = io_uring_register_files_sparse(&st->ring, n);
     if (r < 0) {
-        free(regions);
-        return r;
+        free(st->slot_file);
+        free(st->free_slots);
+        st->slot_file = NULL;
+        st->free_slots = NULL;
+        st->slots_broken = true; /* before 5.19 (no sparse tables), or no memory: fds only */
+        return -ENOSPC;
     }
-    for (unsigned i = 0; i < n; i++) {
-        regions[i].base = (uintptr_t)iov[i].iov_base;
-        regions[i].len = iov[i].iov_len;
-        regions[i].index = i;
-    }
-    qsort(regions, n, sizeof(*regions), uring_region_cmp);
-    st->regions = regions;
-    __atomic_store_n(&st->nregions, n, __ATOMIC_RELAXED); /* get_stats reads it anywhere */
+    for (unsigned i = 0; i < n; i++)
+        st->free_slots[i] = n - 1 - i; /* slot 0 on top */
+    st->nfree = n;
+    st->nslots = n;
     return 0;
 }
 
-static int uring_register_file(struct uwdf_engine *e, int fd)
+static int uring_register_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
 {
     struct uring_state *st = e->be;
-    if (st->fixed_fd >= 0)
+    if (atomic_load_explicit(&f->slot, memory_order_relaxed) >= 0)
         return -EBUSY;
-    int r = io_uring_register_files(&st->ring, &fd, 1);
+    if (!st->nslots) {
+        int r = uring_setup_slots(st);
+        if (r < 0)
+            return r;
+    }
+    if (st->nfree == 0)
+        return -ENOSPC;
+    unsigned slot = st->free_slots[--st->nfree];
+    int r = io_uring_register_files_update(&st->ring, slot, &f->fd, 1);
+    if (r < 0) {
+        st->free_slots[st->nfree++] = slot;
+        return r;
+    }
+    st->slot_file[slot] = f;
+    atomic_store_explicit(&f->slot, (int)slot, memory_order_relaxed);
+    return 0;
+}
+
+/* Put one buffer in the table entry idx (a NULL base empties it). */
+static int uring_set_buffer(struct uring_state *st, unsigned idx, const struct iovec *iov)
+{
+    int r = io_uring_register_buffers_update_tag(&st->ring, idx, iov, NULL, 1);
+    return r < 0 ? r : 0;
+}
+
+static void uring_unref_buffer(struct uring_state *st, unsigned idx)
+{
+    struct uring_buffer *b = &st->buffers[idx];
+    if (--b->refs > 0)
+        return;
+    const struct iovec none = { NULL, 0 };
+    /* Emptying an entry of a sparse table does not fail once it was set. */
+    (void)uring_set_buffer(st, idx, &none);
+    b->base = 0;
+    b->len = 0;
+}
+
+/* The table entry holding iov for this ring: the one already registered
+ * with the same address and length, or a free one registered now. */
+static int uring_ref_buffer(struct uring_state *st, const struct iovec *iov)
+{
+    int free_idx = -1;
+    for (unsigned i = 0; i < URING_BUFFER_SLOTS; i++) {
+        struct uring_buffer *b = &st->buffers[i];
+        if (b->refs && b->base == (uintptr_t)iov->iov_base && b->len == iov->iov_len) {
+            b->refs++;
+            return (int)i;
+        }
+        if (!b->refs && free_idx < 0)
+            free_idx = (int)i;
+    }
+    if (free_idx < 0)
+        return -ENOSPC;
+    int r = uring_set_buffer(st, (unsigned)free_idx, iov);
     if (r < 0)
         return r;
-    __atomic_store_n(&st->fixed_fd, fd, __ATOMIC_RELAXED);
+    st->buffers[free_idx] = (struct uring_buffer){ (uintptr_t)iov->iov_base, iov->iov_len, 1 };
+    return free_idx;
+}
+
+static int uring_register_buffers(struct uwdf_engine *e, struct uwdf_engine_file *f, const struct iovec *iov,
+                                  unsigned n)
+{
+    struct uring_state *st = e->be;
+    if (f->be)
+        return -EBUSY;
+    if (n == 0 || n > URING_BUFFER_SLOTS)
+        return -EINVAL;
+    if (!st->buffers) {
+        if (st->buffers_broken)
+            return -EOPNOTSUPP;
+        int r = io_uring_register_buffers_sparse(&st->ring, URING_BUFFER_SLOTS);
+        if (r < 0) {
+            /* Before 5.19 there are no sparse tables: nothing to register. */
+            st->buffers_broken = r == -EINVAL;
+            return st->buffers_broken ? -EOPNOTSUPP : r;
+        }
+        st->buffers = calloc(URING_BUFFER_SLOTS, sizeof(*st->buffers));
+        if (!st->buffers) {
+            (void)io_uring_unregister_buffers(&st->ring);
+            return -ENOMEM;
+        }
+    }
+    struct uring_file_buffers *fb = malloc(sizeof(*fb) + sizeof(fb->r[0]) * n);
+    if (!fb)
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        int idx = uring_ref_buffer(st, &iov[i]);
+        if (idx < 0) {
+            while (i-- > 0)
+                uring_unref_buffer(st, fb->r[i].index);
+            free(fb);
+            return idx;
+        }
+        fb->r[i] = (struct uring_region){ (uintptr_t)iov[i].iov_base, iov[i].iov_len, (unsigned)idx };
+    }
+    fb->n = n;
+    qsort(fb->r, n, sizeof(fb->r[0]), uring_region_cmp);
+    f->be = fb;
+    atomic_store_explicit(&f->nbuffers, n, memory_order_relaxed);
     return 0;
 }
 
-static void uring_get_stats(struct uwdf_engine *e, struct uwdf_backend_stats *out)
+static void uring_unregister_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
 {
     struct uring_state *st = e->be;
-    out->registered_buffers = __atomic_load_n(&st->nregions, __ATOMIC_RELAXED);
-    out->registered_file = __atomic_load_n(&st->fixed_fd, __ATOMIC_RELAXED) >= 0;
-    out->fixed_buffer_ios = atomic_load_explicit(&st->fixed_buffer_ios, memory_order_relaxed);
-    out->fixed_file_ios = atomic_load_explicit(&st->fixed_file_ios, memory_order_relaxed);
+    int slot = atomic_load_explicit(&f->slot, memory_order_relaxed);
+    if (slot >= 0) {
+        int none = -1;
+        (void)io_uring_register_files_update(&st->ring, (unsigned)slot, &none, 1);
+        st->slot_file[slot] = NULL;
+        st->free_slots[st->nfree++] = (unsigned)slot;
+        atomic_store_explicit(&f->slot, -1, memory_order_relaxed);
+    }
+    struct uring_file_buffers *fb = f->be;
+    if (fb) {
+        for (unsigned i = 0; i < fb->n; i++)
+            uring_unref_buffer(st, fb->r[i].index);
+        free(fb);
+        f->be = NULL;
+        atomic_store_explicit(&f->nbuffers, 0, memory_order_relaxed);
+    }
 }
 
 static int uring_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submit)
@@ -759,8 +908,8 @@ const struct uwdf_backend_ops uwdf_backend_io_uring = {
     .cancel = uring_cancel,
     .reap = uring_reap,
     .wake = uring_wake,
-    .register_buffers = uring_register_buffers,
     .register_file = uring_register_file,
-    .get_stats = uring_get_stats,
+    .register_buffers = uring_register_buffers,
+    .unregister_file = uring_unregister_file,
     .run_here = uring_run_here,
 };

@@ -24,6 +24,7 @@
 #include <libaio.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -197,6 +198,28 @@ static int aio_probe(void)
     return 0;
 }
 
+static long aio_read_sysctl(const char *path)
+{
+    long v = -1;
+    FILE *f = fopen(path, "re");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+/* io_setup() found no room even for a small context: say which limit, as
+ * the errno (EAGAIN) alone does not. */
+static void aio_log_exhausted(unsigned events)
+{
+    fprintf(stderr, "uwdf: libaio: no room for an AIO context of %u events: fs.aio-nr is %ld of "
+                    "fs.aio-max-nr %ld, shared by every process (raise it with sysctl, or close "
+                    "other AIO users)\n",
+            events, aio_read_sysctl("/proc/sys/fs/aio-nr"), aio_read_sysctl("/proc/sys/fs/aio-max-nr"));
+}
+
 static void aio_free_state(struct aio_state *st)
 {
     if (st->wake_fd >= 0)
@@ -237,6 +260,8 @@ static int aio_open(struct uwdf_engine *e)
             break;
         depth /= 2;
     }
+    if (r == -EAGAIN)
+        aio_log_exhausted(depth + AIO_WAKE_SLOTS);
     if (r < 0) {
         aio_free_state(st);
         return r;

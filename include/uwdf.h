@@ -36,6 +36,28 @@ BOOLEAN UwdfIsVerifierEnabled(void);
  * open; otherwise io_uring is probed and libaio is the fallback. */
 PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget);
 
+/* The engine pool. Every open file or block-device target is served by an
+ * engine: one io_uring ring (or libaio context) and one framework thread,
+ * the thread its completion routines run on. Engines are shared: each
+ * engine kind (io_uring, libaio, null) has a pool of at most
+ * UwdfGetEnginePoolSize() engines, a new target joins the engine serving
+ * the fewest targets, and another engine starts only while the pool is
+ * below its size and each engine serves a target already (so a lone target
+ * has an engine of its own). An engine stops when its last target closes.
+ * A target stays on its engine while it is open; targets on one engine
+ * complete on one thread, and a completion routine's send to any of them
+ * goes straight into that engine's ring.
+ *
+ * The size is one engine per CPU the process may run on, at most 8, unless
+ * UWDF_ENGINES=N (read once) or UwdfSetEnginePoolSize says otherwise.
+ * UwdfSetEnginePoolSize(0) restores that default; more than
+ * UWDF_MAX_ENGINE_POOL_SIZE is STATUS_INVALID_PARAMETER. A new size applies
+ * to targets opened afterwards: a larger one starts engines as targets
+ * open, a smaller one takes effect as engines empty. Any IRQL. */
+#define UWDF_MAX_ENGINE_POOL_SIZE 256u
+NTSTATUS UwdfSetEnginePoolSize(ULONG Engines);
+ULONG UwdfGetEnginePoolSize(void);
+
 /* Registered buffers and files (io_uring's fixed buffers and files; fio's
  * fixedbufs / registerfiles). UwdfIoTargetRegisterMemory pins the buffers of
  * Count WDFMEMORY objects with the kernel once; from then on a read or write

@@ -1,8 +1,18 @@
-/* The engine: one backend instance and its completion thread per open I/O
- * target. The thread owns the kernel ring/context; other threads hand their
- * submissions, cancels and framework completions over through two short
- * lists. Sends issued by completion routines on the thread go straight into
- * the backend and are submitted together at the end of the batch. */
+/* An engine: one backend instance and its completion thread, serving the
+ * files of the targets the pool (lib/engine_pool.c) attached to it. The
+ * thread owns the kernel ring/context; other threads hand their submissions,
+ * cancels and framework completions over through two short lists. Sends
+ * issued by completion routines on the thread go straight into the backend
+ * (whichever of the engine's files they are for) and are submitted
+ * together at the end of the batch.
+ *
+ * A file is used through its descriptor until it has sent
+ * ENGINE_SLOT_AFTER_OPS ops; then the engine thread gives it a
+ * registered-file slot where the backend has them. Registering costs the
+ * engine thread one system call, but dropping the slot when the target
+ * closes costs the closing thread a round trip to the engine thread (tens
+ * of microseconds), which a file that is opened, read once and closed
+ * should not pay. */
 #include "internal.h"
 
 #include <errno.h>
@@ -10,6 +20,7 @@
 #include <unistd.h>
 
 #define ENGINE_REAP_BATCH 64
+#define ENGINE_SLOT_AFTER_OPS 64
 
 enum engine_cmd {
     ENGINE_CMD_SUBMIT = 1,
@@ -53,11 +64,9 @@ struct uwdf_engine_core {
     struct uwdf_io *stall_head, *stall_tail;
     struct uwdf_io *later_head, *later_tail; /* IO_DEFERRED */
     long inflight;
-    atomic_ullong ios; /* ops handed to the backend (engine thread writes) */
-    atomic_ullong ios_here; /* ops their senders ran (run_here; any thread) */
-    /* Objects whose buffers the kernel holds registered (released at destroy). */
-    struct uwdf_object **pinned;
-    unsigned npinned;
+    /* uwdf_engine_destroy ran on this engine's own thread: the thread is
+     * detached and frees the engine when it ends. */
+    bool self_reap;
 };
 
 __thread struct uwdf_engine *uwdf_tls_engine;
@@ -65,6 +74,18 @@ __thread struct uwdf_engine *uwdf_tls_engine;
 static struct uwdf_engine_core *core_of(struct uwdf_engine *e)
 {
     return (struct uwdf_engine_core *)e;
+}
+
+static struct uwdf_engine_attachment *attachment_of(struct uwdf_engine_file *f)
+{
+    return uwdf_container_of(f, struct uwdf_engine_attachment, file);
+}
+
+/* Single writer (the engine thread): a plain increment, readable from any
+ * thread. */
+static inline void engine_count(atomic_ullong *counter, uint64_t value)
+{
+    atomic_store_explicit(counter, value, memory_order_relaxed);
 }
 
 const char *uwdf_engine_name(const struct uwdf_engine *e)
@@ -162,13 +183,27 @@ static void engine_deliver_deferred(struct uwdf_engine_core *c)
     }
 }
 
-static void engine_queue(struct uwdf_engine_core *c, struct uwdf_io *io)
+/* The file has sent enough ops to be worth a registered-file slot. */
+static __attribute__((noinline)) void engine_give_slot(struct uwdf_engine_core *c, struct uwdf_engine_attachment *a)
+{
+    a->want_slot = false;
+    if (c->pub.ops->register_file(&c->pub, &a->file) == 0)
+        atomic_store_explicit(&a->registered, true, memory_order_release);
+}
+
+/* Inlined: a completion routine's resend comes here straight from
+ * uwdf_engine_submit, once per I/O. */
+static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     if (io->core_cancel_early) {
         /* Cancelled before it reached the backend: it never will. */
         engine_defer(c, io, -ECANCELED);
         return;
     }
+    struct uwdf_engine_attachment *a = attachment_of(io->file);
+    uint64_t ops = atomic_load_explicit(&a->ops, memory_order_relaxed) + 1;
+    if (UWDF_UNLIKELY(ops == ENGINE_SLOT_AFTER_OPS) && a->want_slot)
+        engine_give_slot(c, a);
     io->core_where = IO_IN_BACKEND;
     int r = c->pub.ops->queue(&c->pub, io, true);
     if (r < 0) {
@@ -176,9 +211,7 @@ static void engine_queue(struct uwdf_engine_core *c, struct uwdf_io *io)
         return;
     }
     c->inflight++;
-    /* Single writer: a plain increment, readable from any thread. */
-    atomic_store_explicit(&c->ios, atomic_load_explicit(&c->ios, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    engine_count(&a->ops, ops);
 }
 
 static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -289,9 +322,15 @@ static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io, engi
     pthread_mutex_unlock(&c->lock);
     if (run(io) < 0)
         return false; /* not started: engine_push moves it on under the lock */
-    atomic_fetch_add_explicit(&c->ios_here, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&attachment_of(io->file)->ops_here, 1, memory_order_relaxed);
     uwdf_request_io_done(io);
     return true;
+}
+
+bool uwdf_engine_can_run_here(const struct uwdf_engine *e, const struct uwdf_io *io)
+{
+    return io->core_may_run_here && engine_run_here_how(e, io) &&
+           !atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed);
 }
 
 void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
@@ -358,64 +397,125 @@ static int engine_call(struct uwdf_engine *e, int (*fn)(struct uwdf_engine *, vo
 }
 
 struct engine_reg_args {
+    struct uwdf_engine_attachment *a;
     const struct iovec *iov;
     unsigned n;
-    int fd;
 };
 
 static int engine_do_register_buffers(struct uwdf_engine *e, void *arg)
 {
-    const struct engine_reg_args *a = arg;
-    return e->ops->register_buffers(e, a->iov, a->n);
+    const struct engine_reg_args *r = arg;
+    int res = e->ops->register_buffers(e, &r->a->file, r->iov, r->n);
+    if (res == 0)
+        atomic_store_explicit(&r->a->registered, true, memory_order_release);
+    return res;
 }
 
 static int engine_do_register_file(struct uwdf_engine *e, void *arg)
 {
-    const struct engine_reg_args *a = arg;
-    return e->ops->register_file(e, a->fd);
+    const struct engine_reg_args *r = arg;
+    r->a->want_slot = false;
+    int res = e->ops->register_file(e, &r->a->file);
+    if (res == -EBUSY)
+        res = 0; /* it had a slot already (ENGINE_SLOT_AFTER_OPS) */
+    if (res == 0)
+        atomic_store_explicit(&r->a->registered, true, memory_order_release);
+    return res;
 }
 
-int uwdf_engine_register_buffers(struct uwdf_engine *e, const struct iovec *iov,
-                                 struct uwdf_object *const *owners, unsigned n)
+static int engine_do_unregister(struct uwdf_engine *e, void *arg)
 {
-    struct uwdf_engine_core *c = core_of(e);
+    const struct engine_reg_args *r = arg;
+    e->ops->unregister_file(e, &r->a->file);
+    atomic_store_explicit(&r->a->registered, false, memory_order_relaxed);
+    return 0;
+}
+
+int uwdf_engine_register_buffers(struct uwdf_engine *e, struct uwdf_engine_attachment *a,
+                                 const struct iovec *iov, struct uwdf_object *const *owners, unsigned n)
+{
     if (!e->ops->register_buffers)
         return -EOPNOTSUPP;
     struct uwdf_object **pinned = uwdf_alloc(sizeof(*pinned) * n);
     if (!pinned)
         return -ENOMEM;
-    struct engine_reg_args a = { .iov = iov, .n = n };
-    int r = engine_call(e, engine_do_register_buffers, &a);
-    if (r < 0) {
+    struct engine_reg_args r = { .a = a, .iov = iov, .n = n };
+    int res = engine_call(e, engine_do_register_buffers, &r);
+    if (res < 0) {
         uwdf_free(pinned);
-        return r;
+        return res;
     }
-    /* The backend accepts one registration per engine (-EBUSY after), so
-     * this runs once. */
+    /* The backend takes one set of buffers per file (-EBUSY after), so this
+     * runs once per attachment. */
     for (unsigned i = 0; i < n; i++) {
         uwdf_object_reference(owners[i]);
         pinned[i] = owners[i];
     }
-    c->pinned = pinned;
-    c->npinned = n;
+    a->pinned = pinned;
+    a->npinned = n;
     return 0;
 }
 
-int uwdf_engine_register_file(struct uwdf_engine *e, int fd)
+int uwdf_engine_register_file(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
 {
     if (!e->ops->register_file)
         return -EOPNOTSUPP;
-    struct engine_reg_args a = { .fd = fd };
-    return engine_call(e, engine_do_register_file, &a);
+    if (a->file_requested)
+        return -EBUSY;
+    struct engine_reg_args r = { .a = a };
+    int res = engine_call(e, engine_do_register_file, &r);
+    if (res == 0)
+        a->file_requested = true;
+    return res;
 }
 
-void uwdf_engine_stats(struct uwdf_engine *e, uint64_t *ios, struct uwdf_backend_stats *be)
+void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment *a, int fd)
 {
-    memset(be, 0, sizeof(*be));
-    *ios = atomic_load_explicit(&core_of(e)->ios, memory_order_relaxed) +
-           atomic_load_explicit(&core_of(e)->ios_here, memory_order_relaxed);
-    if (e->ops->get_stats)
-        e->ops->get_stats(e, be);
+    a->file.fd = fd;
+    atomic_store_explicit(&a->file.slot, -1, memory_order_relaxed);
+    atomic_store_explicit(&a->file.nbuffers, 0, memory_order_relaxed);
+    a->file.be = NULL;
+    atomic_store_explicit(&a->file.fixed_buffer_ios, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->file.fixed_file_ios, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->ops, 0, memory_order_relaxed);
+    atomic_store_explicit(&a->ops_here, 0, memory_order_relaxed);
+    a->want_slot = e->ops->register_file != NULL;
+    atomic_store_explicit(&a->registered, false, memory_order_relaxed);
+    a->file_requested = false;
+    a->pinned = NULL;
+    a->npinned = 0;
+}
+
+void uwdf_engine_file_fini(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
+{
+    /* Only a file with a registration costs a call into the engine thread. */
+    if (atomic_load_explicit(&a->registered, memory_order_acquire)) {
+        struct engine_reg_args r = { .a = a };
+        (void)engine_call(e, engine_do_unregister, &r);
+    }
+    /* The kernel let go of the pages with the registration. */
+    for (unsigned i = 0; i < a->npinned; i++)
+        uwdf_object_release(a->pinned[i]);
+    uwdf_free(a->pinned);
+    a->pinned = NULL;
+    a->npinned = 0;
+}
+
+void uwdf_engine_file_stats(const struct uwdf_engine_attachment *a, struct uwdf_engine_file_stats *out)
+{
+    out->ops = atomic_load_explicit(&a->ops, memory_order_relaxed) +
+               atomic_load_explicit(&a->ops_here, memory_order_relaxed);
+    out->registered_buffers = atomic_load_explicit(&a->file.nbuffers, memory_order_relaxed);
+    out->registered_file = atomic_load_explicit(&a->file.slot, memory_order_relaxed) >= 0;
+    out->fixed_buffer_ios = atomic_load_explicit(&a->file.fixed_buffer_ios, memory_order_relaxed);
+    out->fixed_file_ios = atomic_load_explicit(&a->file.fixed_file_ios, memory_order_relaxed);
+}
+
+static void engine_free(struct uwdf_engine_core *c)
+{
+    pthread_cond_destroy(&c->started_cond);
+    pthread_mutex_destroy(&c->lock);
+    uwdf_free(c);
 }
 
 static void *engine_thread(void *arg)
@@ -491,8 +591,11 @@ static void *engine_thread(void *arg)
     }
     /* Wait out any wake() still running on another thread. */
     pthread_mutex_lock(&c->lock);
+    bool self_reap = c->self_reap;
     pthread_mutex_unlock(&c->lock);
     e->ops->close(e);
+    if (self_reap)
+        engine_free(c);
     return NULL;
 }
 
@@ -532,35 +635,58 @@ fail:
 }
 
 /* The caller guarantees nothing will be submitted any more; in-flight ops
- * are drained before the backend closes. */
+ * are drained before the backend closes. On the engine's own thread (its
+ * last file detached from a callback it runs) nobody can wait for the
+ * thread: it is detached and frees the engine when it ends. */
 void uwdf_engine_destroy(struct uwdf_engine *e)
 {
     struct uwdf_engine_core *c = core_of(e);
+    bool own = uwdf_engine_on_own_thread(e);
     pthread_mutex_lock(&c->lock);
     atomic_store(&c->stopping, true);
+    c->self_reap = own;
     e->ops->wake(e);
     pthread_mutex_unlock(&c->lock);
+    if (own) {
+        pthread_detach(c->thread);
+        return;
+    }
     pthread_join(c->thread, NULL);
-    /* The ring is gone, and with it the kernel's hold on the buffers. */
-    for (unsigned i = 0; i < c->npinned; i++)
-        uwdf_object_release(c->pinned[i]);
-    uwdf_free(c->pinned);
-    pthread_cond_destroy(&c->started_cond);
-    pthread_mutex_destroy(&c->lock);
-    uwdf_free(c);
+    engine_free(c);
 }
+
+static const struct uwdf_backend_ops *const backends_all[] = {
+    &uwdf_backend_io_uring,
+    &uwdf_backend_libaio,
+    &uwdf_backend_null,
+};
+/* Backends whose probe succeeded once in this process. Probing sets up and
+ * tears down a kernel context (a ring: tens of microseconds and a
+ * descriptor; an AIO context: an RCU grace period, tens of milliseconds),
+ * too much to pay at every open, and it would fail for want of a
+ * descriptor just when a process has many targets open. A failure is not
+ * remembered: it may have been such a shortage. */
+static atomic_bool backends_usable[RTL_NUMBER_OF(backends_all)];
 
 static const struct uwdf_backend_ops *backend_by_name(const char *name)
 {
-    static const struct uwdf_backend_ops *const all[] = {
-        &uwdf_backend_io_uring,
-        &uwdf_backend_libaio,
-        &uwdf_backend_null,
-    };
-    for (size_t i = 0; i < RTL_NUMBER_OF(all); i++)
-        if (strcmp(all[i]->name, name) == 0)
-            return all[i];
+    for (size_t i = 0; i < RTL_NUMBER_OF(backends_all); i++)
+        if (strcmp(backends_all[i]->name, name) == 0)
+            return backends_all[i];
     return NULL;
+}
+
+static int backend_probe(const struct uwdf_backend_ops *ops)
+{
+    size_t i = 0;
+    while (backends_all[i] != ops)
+        i++;
+    if (atomic_load_explicit(&backends_usable[i], memory_order_relaxed))
+        return 0;
+    int r = ops->probe();
+    if (r == 0)
+        atomic_store_explicit(&backends_usable[i], true, memory_order_relaxed);
+    return r;
 }
 
 const struct uwdf_backend_ops *uwdf_backend_select(int *err)
@@ -573,12 +699,12 @@ const struct uwdf_backend_ops *uwdf_backend_select(int *err)
             *err = -EINVAL;
             return NULL;
         }
-        *err = ops->probe();
+        *err = backend_probe(ops);
         if (*err)
             uwdf_log("UWDF_BACKEND=%s cannot be set up here (%s)", forced, strerror(-*err));
         return *err ? NULL : ops;
     }
-    int r = uwdf_backend_io_uring.probe();
+    int r = backend_probe(&uwdf_backend_io_uring);
     if (r == 0) {
         *err = 0;
         return &uwdf_backend_io_uring;
@@ -586,6 +712,6 @@ const struct uwdf_backend_ops *uwdf_backend_select(int *err)
     static atomic_bool told;
     if (!atomic_exchange(&told, true))
         uwdf_log("io_uring unavailable (%s); using libaio", strerror(-r));
-    *err = uwdf_backend_libaio.probe();
+    *err = backend_probe(&uwdf_backend_libaio);
     return *err ? NULL : &uwdf_backend_libaio;
 }

@@ -1,8 +1,11 @@
-/* The engines (lib/engine.c). Private to the framework; backends see only
- * backends/backend.h. Not installed. */
+/* The engines (lib/engine.c, lib/engine_pool.c): a small pool of backend
+ * instances, each with its own completion thread, serving every open I/O
+ * target. Private to the framework; backends see only backends/backend.h.
+ * Not installed. */
 #ifndef UWDF_ENGINE_H
 #define UWDF_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -11,10 +14,64 @@
 
 struct uwdf_object;
 
-/* ---- engine (one per open target; lib/engine.c) ---- */
-struct uwdf_engine *uwdf_engine_create(const struct uwdf_backend_ops *ops, unsigned depth,
-                                       int *err);
+/* Engines per backend when neither UwdfSetEnginePoolSize nor UWDF_ENGINES
+ * says otherwise: one per CPU the process may run on, at most this many
+ * (a thread and a ring each; one engine already keeps a CPU busy with
+ * hundreds of thousands of I/Os a second). */
+#define UWDF_ENGINE_POOL_DEFAULT_MAX 8u
+
+/* A target's place on an engine, embedded in the target: the file the
+ * backend sees and what the core keeps for it. Attached while the target
+ * is open. */
+struct uwdf_engine_attachment {
+    struct uwdf_engine_file file;
+    /* Ops queued to the backend: written by the engine thread only. */
+    atomic_ullong ops;
+    /* Ops their senders ran on their own threads (any thread). */
+    atomic_ullong ops_here;
+    /* Engine thread: the backend offers registered files and this file has
+     * not tried for a slot yet. */
+    bool want_slot;
+    /* The backend holds a registration of this file (slot or buffers), so
+     * detaching must reach the engine thread. */
+    atomic_bool registered;
+    /* UwdfIoTargetRegisterFile already succeeded for this opening. */
+    bool file_requested;
+    /* WDFMEMORY objects whose buffers are registered for this file: kept
+     * referenced until the registration is dropped. */
+    struct uwdf_object **pinned;
+    unsigned npinned;
+};
+
+/* The pool (lib/engine_pool.c). Attach a target's file (fd; -1 for a device
+ * target, which has none) to an engine of ops's pool: the one serving the
+ * fewest files, or a new engine while the pool has fewer than its size and
+ * each engine serves a file already. The engine, or NULL with *err set when
+ * no engine of that kind runs and none could be set up. */
+struct uwdf_engine *uwdf_engine_attach(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
+                                       int fd, int *err);
+/* Undo uwdf_engine_attach. Nothing of a's is in flight or will be queued
+ * again. Drops the file's kernel registrations (a round trip to the engine
+ * thread when there are any, so the engine holds no reference on the file
+ * afterwards) and the memory they pinned; an engine that serves no file
+ * any more stops. */
+void uwdf_engine_detach(struct uwdf_engine *e, struct uwdf_engine_attachment *a);
+
+/* Engines per backend kind: what UwdfSetEnginePoolSize set, else
+ * UWDF_ENGINES, else the default above. */
+unsigned uwdf_engine_pool_size(void);
+
+/* One engine (lib/engine.c), for the pool. create starts the thread and
+ * sets up the backend there (depth: ops expected in flight at once); NULL
+ * with *err on failure. destroy drains and stops it: nothing may be queued
+ * to it any more and no file is attached. file_init readies a for e (its
+ * counters, no registration yet); file_fini drops what the backend and the
+ * core registered for it. */
+struct uwdf_engine *uwdf_engine_create(const struct uwdf_backend_ops *ops, unsigned depth, int *err);
 void uwdf_engine_destroy(struct uwdf_engine *e);
+void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment *a, int fd);
+void uwdf_engine_file_fini(struct uwdf_engine *e, struct uwdf_engine_attachment *a);
+
 /* Hand an io to the engine. On the engine's own thread it goes straight
  * into the backend (staged, submitted with the rest of the batch). */
 void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io);
@@ -23,6 +80,10 @@ void uwdf_engine_post_completion(struct uwdf_engine *e, struct uwdf_io *io);
 /* Ask the engine to cancel an in-flight io. The caller holds a completion
  * reference; the engine calls uwdf_request_cancel_done(io) after the attempt. */
 void uwdf_engine_cancel(struct uwdf_engine *e, struct uwdf_io *io);
+/* Whether a synchronous sender could run io on its own thread (engine.c's
+ * run_here path) instead of waiting for the engine thread. */
+bool uwdf_engine_can_run_here(const struct uwdf_engine *e, const struct uwdf_io *io);
+
 extern __thread struct uwdf_engine *uwdf_tls_engine; /* the engine whose thread this is */
 static inline bool uwdf_engine_on_own_thread(const struct uwdf_engine *e)
 {
@@ -31,17 +92,26 @@ static inline bool uwdf_engine_on_own_thread(const struct uwdf_engine *e)
 const char *uwdf_engine_name(const struct uwdf_engine *e);
 unsigned uwdf_engine_caps(const struct uwdf_engine *e);
 const struct uwdf_backend_ops *uwdf_backend_select(int *err);
-/* Registration with the kernel (lib/fixedio.c's DDIs), run on the engine
- * thread. Buffers: the engine keeps the n objects referenced until it is
- * destroyed (the kernel holds their pages as long). -EOPNOTSUPP: the engine
- * has no registration. */
-int uwdf_engine_register_buffers(struct uwdf_engine *e, const struct iovec *iov,
-                                 struct uwdf_object *const *owners, unsigned n);
-int uwdf_engine_register_file(struct uwdf_engine *e, int fd);
-/* Ops handed to the backend so far, and the backend's registration stats. */
-void uwdf_engine_stats(struct uwdf_engine *e, uint64_t *ios, struct uwdf_backend_stats *be);
 
-/* Called by the engine on its thread. */
+/* Registration with the kernel (lib/fixedio.c's DDIs), run on the engine
+ * thread. Buffers: the n objects stay referenced until the file is
+ * detached (the kernel holds their pages as long). File: a slot now, if the
+ * file has none. -EOPNOTSUPP: the engine has no registration; -EBUSY: this
+ * kind is registered for the file already. */
+int uwdf_engine_register_buffers(struct uwdf_engine *e, struct uwdf_engine_attachment *a,
+                                 const struct iovec *iov, struct uwdf_object *const *owners, unsigned n);
+int uwdf_engine_register_file(struct uwdf_engine *e, struct uwdf_engine_attachment *a);
+
+struct uwdf_engine_file_stats {
+    uint64_t ops;              /* ops of the file handed to the engine or run by their senders */
+    unsigned registered_buffers;
+    bool registered_file;
+    uint64_t fixed_buffer_ios;
+    uint64_t fixed_file_ios;
+};
+void uwdf_engine_file_stats(const struct uwdf_engine_attachment *a, struct uwdf_engine_file_stats *out);
+
+/* Called by the engine on its thread (lib/iotarget.c). */
 void uwdf_request_io_done(struct uwdf_io *io);
 void uwdf_request_cancel_done(struct uwdf_io *io, int cancel_result);
 

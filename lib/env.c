@@ -17,6 +17,7 @@ static const char *const env_names[UWDF_ENV_COUNT] = {
     [UWDF_ENV_FP_FAIL] = "UWDF_FP_FAIL",
     [UWDF_ENV_BIASED_LOCKS] = "UWDF_BIASED_LOCKS",
     [UWDF_ENV_DEBUG_PRINT] = "UWDF_DEBUG_PRINT",
+    [UWDF_ENV_ENGINES] = "UWDF_ENGINES",
 };
 
 const char *uwdf_env_name(enum uwdf_env_switch which)

@@ -1,7 +1,7 @@
 /* Port extensions for registered buffers and files (include/uwdf.h): the
  * DDIs check their arguments and the target's state, then hand the
- * registration to the target's engine thread (lib/engine.c), the only
- * thread allowed to touch a single-issuer ring. */
+ * registration of the target's file to its engine's thread (lib/engine.c),
+ * the only thread allowed to touch a single-issuer ring. */
 #include "runtime.h"
 #include "biased_lock.h"
 #include "engine.h"
@@ -89,7 +89,7 @@ NTSTATUS UwdfIoTargetRegisterMemory(WDFIOTARGET IoTarget, WDFMEMORY *Memory, ULO
         status = STATUS_INVALID_DEVICE_STATE;
         goto out;
     }
-    status = fixedio_status(uwdf_engine_register_buffers(e, iov, owners, Count));
+    status = fixedio_status(uwdf_engine_register_buffers(e, &t->attach, iov, owners, Count));
     fixedio_unpin_target(t);
 out:
     uwdf_free(owners);
@@ -106,7 +106,7 @@ NTSTATUS UwdfIoTargetRegisterFile(WDFIOTARGET IoTarget)
     struct uwdf_engine *e = fixedio_pin_target(t);
     if (!e)
         return STATUS_INVALID_DEVICE_STATE;
-    status = fixedio_status(uwdf_engine_register_file(e, t->fd));
+    status = fixedio_status(uwdf_engine_register_file(e, &t->attach));
     fixedio_unpin_target(t);
     return status;
 }
@@ -123,14 +123,13 @@ NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATIST
     struct uwdf_engine *e = fixedio_pin_target(t);
     if (!e)
         return STATUS_INVALID_DEVICE_STATE;
-    uint64_t ios;
-    struct uwdf_backend_stats be;
-    uwdf_engine_stats(e, &ios, &be);
+    struct uwdf_engine_file_stats fs;
+    uwdf_engine_file_stats(&t->attach, &fs);
     fixedio_unpin_target(t);
-    Statistics->RegisteredBuffers = be.registered_buffers;
-    Statistics->RegisteredFile = be.registered_file;
-    Statistics->Operations = ios;
-    Statistics->FixedBufferOperations = be.fixed_buffer_ios;
-    Statistics->FixedFileOperations = be.fixed_file_ios;
+    Statistics->RegisteredBuffers = fs.registered_buffers;
+    Statistics->RegisteredFile = fs.registered_file;
+    Statistics->Operations = fs.ops;
+    Statistics->FixedBufferOperations = fs.fixed_buffer_ios;
+    Statistics->FixedFileOperations = fs.fixed_file_ios;
     return STATUS_SUCCESS;
 }

@@ -12,14 +12,14 @@
 #include "object.h"
 #include "request.h"
 #include "resolve.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define TARGET_ENGINE_DEPTH 256
 
 static const char *const target_state_names[] = {
     [UWDF_TS_CLOSED] = "CLOSED",       [UWDF_TS_CLOSED_QR] = "CLOSED_QR",   [UWDF_TS_STARTED] = "STARTED",
@@ -128,6 +128,41 @@ static NTSTATUS target_open_flags(const WDF_IO_TARGET_OPEN_PARAMS *p, int *flags
     return status;
 }
 
+/* open(2) ran out of descriptors (EMFILE): double this process's soft
+ * RLIMIT_NOFILE, up to its hard limit, as liburing does when it registers
+ * files. A Debian root shell starts at 1024 of 524288 or more, and one
+ * open target holds one descriptor, so without this an application with a
+ * few thousand targets would fail at about a thousand. Only a process that
+ * really holds that many descriptors gets numbers above 1024 (which
+ * select(2) cannot take); lowering the hard limit forbids it. False if
+ * there is nothing left to raise. */
+static bool target_raise_nofile(void)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    struct rlimit rl;
+    bool raised = false;
+    pthread_mutex_lock(&lock);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = old == 0 || old > rl.rlim_max / 2 ? rl.rlim_max : old * 2;
+        raised = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+        if (raised)
+            uwdf_log("out of file descriptors: soft RLIMIT_NOFILE raised from %llu to %llu (hard limit %llu)",
+                     (unsigned long long)old, (unsigned long long)rl.rlim_cur,
+                     (unsigned long long)rl.rlim_max);
+    }
+    pthread_mutex_unlock(&lock);
+    return raised;
+}
+
+static int target_open_fd(const char *path, int flags)
+{
+    int fd;
+    while ((fd = open(path, flags, 0666)) < 0 && errno == EMFILE && target_raise_nofile())
+        ;
+    return fd;
+}
+
 /* t takes the open file fd (opened with flags): checked, described and
  * its geometry probed, or closed. */
 static NTSTATUS target_adopt_fd(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPEN_PARAMS *p, int fd, int flags)
@@ -175,7 +210,7 @@ static NTSTATUS target_open_path(struct uwdf_iotarget *t, const WDF_IO_TARGET_OP
     /* A FIFO's open blocks until the other side opens; the request, not the
      * open, is what may wait. */
     bool fifo = existed && S_ISFIFO(st.st_mode);
-    int fd = open(path, flags | (fifo ? O_NONBLOCK : 0), 0666);
+    int fd = target_open_fd(path, flags | (fifo ? O_NONBLOCK : 0));
     if (fd < 0)
         return uwdf_status_from_errno(errno);
     if (fifo)
@@ -246,7 +281,7 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
         uwdf_free(path);
         return STATUS_INVALID_DEVICE_REQUEST; /* a device cannot sit on itself */
     }
-    struct uwdf_engine *engine = uwdf_engine_create(&uwdf_backend_null, TARGET_ENGINE_DEPTH, &err);
+    struct uwdf_engine *engine = uwdf_engine_attach(&uwdf_backend_null, &t->attach, -1, &err);
     if (!engine) {
         uwdf_object_release(&dev->obj);
         uwdf_free(path);
@@ -293,11 +328,11 @@ static NTSTATUS target_start_local(struct uwdf_iotarget *t, const struct uwdf_ba
         uwdf_free(path);
         return STATUS_NOT_SUPPORTED;
     }
-    struct uwdf_engine *engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
+    struct uwdf_engine *engine = uwdf_engine_attach(ops, &t->attach, t->fd, &err);
     if (!engine && !uwdf_env(UWDF_ENV_BACKEND) && ops == &uwdf_backend_io_uring) {
         uwdf_log("io_uring set-up failed (%s); using libaio", strerror(-err));
         ops = &uwdf_backend_libaio;
-        engine = uwdf_engine_create(ops, TARGET_ENGINE_DEPTH, &err);
+        engine = uwdf_engine_attach(ops, &t->attach, t->fd, &err);
     }
     __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
     if (!t->engine) {
@@ -406,12 +441,21 @@ fail:
 
 /* ---- state machine ---- */
 
-static void target_wait_idle_locked(struct uwdf_iotarget *t)
+/* Wait until the target's sent I/O has completed; false, without waiting,
+ * when this is the thread of the engine that completes it: the wait would
+ * never end. (Stop, Purge and Close are PASSIVE-only, so that thread can
+ * only be here from a Filter Manager callback it runs at PASSIVE_LEVEL, or
+ * from a WdfObjectDelete in a completion routine; the engine is shared, so
+ * the target may be a neighbour of the one whose callback runs.) */
+static bool target_wait_idle_locked(struct uwdf_iotarget *t)
 {
+    if (t->sent_count > 0 && t->engine && uwdf_engine_on_own_thread(t->engine))
+        return false;
     t->waiters++;
     while (t->sent_count > 0)
         pthread_cond_wait(&t->idle_cond, &t->lock.mutex);
     t->waiters--;
+    return true;
 }
 
 /* Caller holds the lock. Cancels every sent request; the engine drops the
@@ -518,9 +562,43 @@ VOID WdfIoTargetPurge(WDFIOTARGET IoTarget, WDF_IO_TARGET_PURGE_IO_ACTION Action
     uwdf_biased_lock_release(&t->lock);
 }
 
+/* The second half of a close, with nothing of the target in flight: the
+ * engine lets go of the file, then the file itself. */
+static void target_close_finish(struct uwdf_iotarget *t)
+{
+    if (t->engine)
+        uwdf_engine_detach(t->engine, &t->attach);
+    if (t->fd >= 0)
+        close(t->fd);
+    if (t->lower)
+        uwdf_object_release(&t->lower->obj);
+
+    uwdf_biased_lock_acquire(&t->lock);
+    __atomic_store_n(&t->engine, NULL, __ATOMIC_RELAXED);
+    t->lower = NULL;
+    t->fd = -1;
+    uwdf_ts_closed(t);
+    uwdf_biased_lock_release(&t->lock);
+}
+
+/* Worker thread: a close begun on the engine thread that completes the
+ * target's I/O waits here instead, holding a reference on the target. */
+static void target_close_later(struct uwdf_work *w)
+{
+    struct uwdf_iotarget *t = uwdf_container_of(w, struct uwdf_iotarget, close_work);
+    uwdf_biased_lock_acquire(&t->lock);
+    target_wait_idle_locked(t);
+    uwdf_biased_lock_release(&t->lock);
+    target_close_finish(t);
+    uwdf_object_release(&t->obj);
+}
+
 /* Close, CloseForQueryRemove and delete: fail the pended, cancel and wait
  * for everything sent (IGNORE_TARGET_STATE included), then release the
- * engine and the file. */
+ * engine and the file. On the engine thread that completes the target's
+ * I/O (a neighbour's completion routine deleting it, on a shared engine)
+ * the wait and the rest move to the worker thread; the target stays
+ * closing, refusing everything, until then. */
 static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
 {
     uwdf_biased_lock_acquire(&t->lock);
@@ -535,23 +613,16 @@ static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
     uwdf_ts_close(t, new_state);
     target_fail_all_pended_locked(t, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
     target_cancel_sent_locked(t, true);
-    target_wait_idle_locked(t);
+    if (!target_wait_idle_locked(t)) {
+        uwdf_object_reference(&t->obj);
+        t->close_work.fn = target_close_later;
+        uwdf_biased_lock_release(&t->lock);
+        if (uwdf_worker_queue(&t->close_work) != 0)
+            uwdf_log("%s: no worker thread to finish closing the target; it stays closing", t->path);
+        return;
+    }
     uwdf_biased_lock_release(&t->lock);
-
-    /* Completion routines may still be running on the engine thread; the
-     * engine drains before it goes. */
-    uwdf_engine_destroy(t->engine);
-    if (t->fd >= 0)
-        close(t->fd);
-    if (t->lower)
-        uwdf_object_release(&t->lower->obj);
-
-    uwdf_biased_lock_acquire(&t->lock);
-    __atomic_store_n(&t->engine, NULL, __ATOMIC_RELAXED);
-    t->lower = NULL;
-    t->fd = -1;
-    uwdf_ts_closed(t);
-    uwdf_biased_lock_release(&t->lock);
+    target_close_finish(t);
 }
 
 VOID WdfIoTargetClose(WDFIOTARGET IoTarget)

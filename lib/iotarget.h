@@ -6,7 +6,9 @@
 
 #include "biased_lock.h"
 #include "device.h"
+#include "engine.h"
 #include "object.h"
+#include "worker.h"
 
 struct uwdf_request;
 
@@ -75,7 +77,11 @@ struct uwdf_iotarget {
     uint32_t physical_sector;
     uint32_t dio_mem_align;
     uint32_t dio_offset_align;
+    /* The engine serving the target while it is open (target_lock_hot
+     * reads it without the lock), and the target's file on it. */
     struct uwdf_engine *engine;
+    struct uwdf_engine_attachment attach;
+    struct uwdf_work close_work; /* a close finished on the worker (target_close) */
     LIST_ENTRY sent;
     LIST_ENTRY pended;
     atomic_uint sent_count; /* changes under lock, except a decrement that stays > 0 */

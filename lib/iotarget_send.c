@@ -246,6 +246,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     unsigned flags = 0;
 
     io->fd = t->fd;
+    io->file = &t->attach.file;
     io->rw_flags = 0;
     io->timed_out = false;
     io->res = 0;

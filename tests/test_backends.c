@@ -899,33 +899,62 @@ END_TEST
 #define FIXED_BUFS 3
 #define FIXED_REGION (4 * BLOCK)
 
-/* Writes a pattern through registered buffers (one op at the start of a
- * region, one ending exactly at its end, one straddling two regions, one
- * outside every region) on the registered file, reads it back likewise and
- * checks the data and that exactly the ops inside a region went down as
- * READ_FIXED / WRITE_FIXED, every one of them on the fixed file. */
-START_TEST(test_uring_registered_buffers_and_file)
+static void file_init(struct uwdf_engine_file *f, int fd)
+{
+    memset(f, 0, sizeof(*f));
+    f->fd = fd;
+    atomic_store(&f->slot, -1);
+}
+
+/* One op of 2 blocks on file f at off through buf; res checked. */
+static void file_rw(struct uwdf_engine *e, struct uwdf_engine_file *f, enum uwdf_io_op op, uint8_t *buf,
+                    uint64_t off)
+{
+    struct tio t;
+    tio_init(&t, op, f->fd, off);
+    t.io.file = f;
+    tio_add(&t, buf, 2 * BLOCK);
+    ck_assert_int_eq(run_one(e, &t), 2 * BLOCK);
+}
+
+/* Two files share one ring. File A registers three buffers (in reverse
+ * address order: the lookup must not rely on it), B the first two of the
+ * same: A writes a pattern through them (one op at the start of a region,
+ * one ending exactly at its end, one straddling two regions, one outside
+ * every region) and reads it back; exactly the ops inside one of the
+ * file's own regions go down as READ_FIXED / WRITE_FIXED, and every op of a
+ * file with a slot on that slot. B reads its own file's data through its
+ * own slot (a slot mix-up would read A's), and an op of B in the region
+ * only A registered is not fixed. Dropping A's registrations leaves B's
+ * shared buffers working; each kind registers once per file (-EBUSY). */
+START_TEST(test_uring_registered_buffers_and_files_per_file)
 {
     struct uwdf_engine e;
-    struct uwdf_backend_stats st;
+    struct uwdf_engine_file fa, fb;
     /* One allocation holding the regions back to back, so that a buffer
      * straddling two of them is contiguous memory but in no single one. */
     uint8_t *arena = aligned_buf(FIXED_BUFS * FIXED_REGION, 0);
     uint8_t *outside = aligned_buf(FIXED_REGION, 0);
     uint8_t *expect = aligned_buf(FIXED_REGION, 0);
     struct iovec regs[FIXED_BUFS];
-    int fd = open_file("fixed", test_odirect);
+    file_init(&fa, open_file("fixed-a", test_odirect));
+    file_init(&fb, open_file("fixed-b", test_odirect));
 
     eng_open(&e, BE_IO_URING, ENGINE_DEPTH);
-    /* Registered in reverse address order: the lookup must not rely on it. */
     for (int i = 0; i < FIXED_BUFS; i++) {
         regs[i].iov_base = arena + (size_t)(FIXED_BUFS - 1 - i) * FIXED_REGION;
         regs[i].iov_len = FIXED_REGION;
     }
-    ck_assert_int_eq(e.ops->register_buffers(&e, regs, FIXED_BUFS), 0);
-    ck_assert_int_eq(e.ops->register_buffers(&e, regs, FIXED_BUFS), -EBUSY);
-    ck_assert_int_eq(e.ops->register_file(&e, fd), 0);
-    ck_assert_int_eq(e.ops->register_file(&e, fd), -EBUSY);
+    ck_assert_int_eq(e.ops->register_buffers(&e, &fa, regs, FIXED_BUFS), 0);
+    ck_assert_int_eq(e.ops->register_buffers(&e, &fa, regs, FIXED_BUFS), -EBUSY);
+    ck_assert_int_eq(e.ops->register_file(&e, &fa), 0);
+    ck_assert_int_eq(e.ops->register_file(&e, &fa), -EBUSY);
+    /* B: the two regions at the arena's end (regs[0], regs[1]). */
+    ck_assert_int_eq(e.ops->register_buffers(&e, &fb, regs, 2), 0);
+    ck_assert_int_eq(e.ops->register_file(&e, &fb), 0);
+    ck_assert_int_ne(atomic_load(&fa.slot), atomic_load(&fb.slot));
+    ck_assert_uint_eq(atomic_load(&fa.nbuffers), FIXED_BUFS);
+    ck_assert_uint_eq(atomic_load(&fb.nbuffers), 2);
 
     struct {
         uint8_t *buf;
@@ -940,38 +969,61 @@ START_TEST(test_uring_registered_buffers_and_file)
     uint64_t want_fixed = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < NCASES; i++) {
-            struct tio t;
             uint64_t off = (uint64_t)i * 2 * BLOCK;
             if (pass == 0)
                 fill_pattern(cases[i].buf, 2 * BLOCK, (unsigned)i + 1);
             else
                 memset(cases[i].buf, 0, 2 * BLOCK);
-            tio_init(&t, pass == 0 ? UWDF_OP_WRITE : UWDF_OP_READ, fd, off);
-            tio_add(&t, cases[i].buf, 2 * BLOCK);
-            ck_assert_int_eq(run_one(&e, &t), 2 * BLOCK);
+            file_rw(&e, &fa, pass == 0 ? UWDF_OP_WRITE : UWDF_OP_READ, cases[i].buf, off);
             if (pass == 1) {
                 fill_pattern(expect, 2 * BLOCK, (unsigned)i + 1);
                 ck_assert_msg(memcmp(cases[i].buf, expect, 2 * BLOCK) == 0, "case %d: data differs", i);
             }
             want_fixed += cases[i].fixed;
-            e.ops->get_stats(&e, &st);
-            ck_assert_uint_eq(st.fixed_buffer_ios, want_fixed);
-            ck_assert_uint_eq(st.fixed_file_ios, (uint64_t)(pass * NCASES + i + 1));
+            ck_assert_uint_eq(atomic_load(&fa.fixed_buffer_ios), want_fixed);
+            ck_assert_uint_eq(atomic_load(&fa.fixed_file_ios), (uint64_t)(pass * NCASES + i + 1));
         }
     }
-    ck_assert_uint_eq(st.registered_buffers, FIXED_BUFS);
-    ck_assert(st.registered_file);
-
     /* A flush goes down on the fixed file too. */
     struct tio t;
-    tio_init(&t, UWDF_OP_FSYNC, fd, 0);
+    tio_init(&t, UWDF_OP_FSYNC, fa.fd, 0);
+    t.io.file = &fa;
     ck_assert_int_eq(run_one(&e, &t), 0);
-    e.ops->get_stats(&e, &st);
-    ck_assert_uint_eq(st.fixed_file_ios, 2 * NCASES + 1);
-    ck_assert_uint_eq(st.fixed_buffer_ios, want_fixed);
+    ck_assert_uint_eq(atomic_load(&fa.fixed_file_ios), 2 * NCASES + 1);
+    ck_assert_uint_eq(atomic_load(&fb.fixed_file_ios), 0);
+
+    /* B: its own data through its own slot, in a shared region. */
+    uint8_t *b_in_shared = arena + 2 * FIXED_REGION; /* regs[0]: A's and B's */
+    uint8_t *a_only = arena;                         /* regs[2]: A's only */
+    fill_pattern(b_in_shared, 2 * BLOCK, 99);
+    file_rw(&e, &fb, UWDF_OP_WRITE, b_in_shared, 0);
+    ck_assert_uint_eq(atomic_load(&fb.fixed_buffer_ios), 1);
+    memset(a_only, 0, 2 * BLOCK);
+    file_rw(&e, &fb, UWDF_OP_READ, a_only, 0);
+    fill_pattern(expect, 2 * BLOCK, 99);
+    ck_assert_msg(memcmp(a_only, expect, 2 * BLOCK) == 0, "B read another file's data");
+    ck_assert_uint_eq(atomic_load(&fb.fixed_buffer_ios), 1); /* not B's region */
+    ck_assert_uint_eq(atomic_load(&fb.fixed_file_ios), 2);
+
+    /* A lets go; B's registrations, one of them shared, still work. */
+    e.ops->unregister_file(&e, &fa);
+    ck_assert_int_eq(atomic_load(&fa.slot), -1);
+    ck_assert_uint_eq(atomic_load(&fa.nbuffers), 0);
+    ck_assert_ptr_null(fa.be);
+    memset(b_in_shared, 0, 2 * BLOCK);
+    file_rw(&e, &fb, UWDF_OP_READ, b_in_shared, 0);
+    ck_assert_msg(memcmp(b_in_shared, expect, 2 * BLOCK) == 0, "B's data differs after A unregistered");
+    ck_assert_uint_eq(atomic_load(&fb.fixed_buffer_ios), 2);
+    ck_assert_uint_eq(atomic_load(&fb.fixed_file_ios), 3);
+    /* A's slot is free again: A can have one again. */
+    ck_assert_int_eq(e.ops->register_file(&e, &fa), 0);
+    e.ops->unregister_file(&e, &fa);
+    e.ops->unregister_file(&e, &fb);
+    ck_assert_int_eq(atomic_load(&fb.slot), -1);
     assert_idle(&e);
     eng_close(&e);
-    close(fd);
+    close(fa.fd);
+    close(fb.fd);
     free(arena);
     free(outside);
     free(expect);
@@ -984,10 +1036,13 @@ START_TEST(test_registration_only_on_io_uring)
 {
     ck_assert_ptr_nonnull(uwdf_backend_io_uring.register_buffers);
     ck_assert_ptr_nonnull(uwdf_backend_io_uring.register_file);
+    ck_assert_ptr_nonnull(uwdf_backend_io_uring.unregister_file);
     ck_assert_ptr_null(uwdf_backend_libaio.register_buffers);
     ck_assert_ptr_null(uwdf_backend_libaio.register_file);
+    ck_assert_ptr_null(uwdf_backend_libaio.unregister_file);
     ck_assert_ptr_null(uwdf_backend_null.register_buffers);
     ck_assert_ptr_null(uwdf_backend_null.register_file);
+    ck_assert_ptr_null(uwdf_backend_null.unregister_file);
 }
 END_TEST
 
@@ -1090,7 +1145,7 @@ static Suite *backends_suite(void)
     tcase_add_test(uring, test_uring_cancel_fifo_read_with_timeout);
     tcase_add_test(uring, test_uring_link_timeout_not_fired);
     tcase_add_test(uring, test_uring_many_linked_ops);
-    tcase_add_test(uring, test_uring_registered_buffers_and_file);
+    tcase_add_test(uring, test_uring_registered_buffers_and_files_per_file);
     tcase_add_test(uring, test_registration_only_on_io_uring);
 
     TCase *psync = new_tcase(s, "psync");

@@ -44,6 +44,7 @@ static const char *const sample[UWDF_ENV_COUNT] = {
     [UWDF_ENV_FP_FAIL] = "random",
     [UWDF_ENV_BIASED_LOCKS] = "0",
     [UWDF_ENV_DEBUG_PRINT] = "0xF",
+    [UWDF_ENV_ENGINES] = "1",
 };
 
 static void set_all_switches(void)
