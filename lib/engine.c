@@ -327,12 +327,6 @@ static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io, engi
     return true;
 }
 
-bool uwdf_engine_can_run_here(const struct uwdf_engine *e, const struct uwdf_io *io)
-{
-    return io->core_may_run_here && engine_run_here_how(e, io) &&
-           !atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed);
-}
-
 void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
 {
     struct uwdf_engine_core *c = core_of(e);

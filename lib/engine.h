@@ -80,14 +80,16 @@ void uwdf_engine_post_completion(struct uwdf_engine *e, struct uwdf_io *io);
 /* Ask the engine to cancel an in-flight io. The caller holds a completion
  * reference; the engine calls uwdf_request_cancel_done(io) after the attempt. */
 void uwdf_engine_cancel(struct uwdf_engine *e, struct uwdf_io *io);
-/* Whether a synchronous sender could run io on its own thread (engine.c's
- * run_here path) instead of waiting for the engine thread. */
-bool uwdf_engine_can_run_here(const struct uwdf_engine *e, const struct uwdf_io *io);
 
 extern __thread struct uwdf_engine *uwdf_tls_engine; /* the engine whose thread this is */
 static inline bool uwdf_engine_on_own_thread(const struct uwdf_engine *e)
 {
     return uwdf_tls_engine == e;
+}
+/* Whether this is an engine's thread (completion routines and callbacks). */
+static inline bool uwdf_engine_thread(void)
+{
+    return uwdf_tls_engine != NULL;
 }
 const char *uwdf_engine_name(const struct uwdf_engine *e);
 unsigned uwdf_engine_caps(const struct uwdf_engine *e);

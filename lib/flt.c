@@ -932,17 +932,20 @@ VOID FltPerformSynchronousIo(PFLT_CALLBACK_DATA CallbackData)
         status = STATUS_NOT_SUPPORTED;
         goto fail;
     }
-    /* Waiting on the engine thread for its own completion would never end. */
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(file->target, "FltPerformSynchronousIo");
     if (!t) {
         status = STATUS_INVALID_HANDLE;
         goto fail;
     }
-    if (KeGetCurrentIrql() > PASSIVE_LEVEL || (t->engine && uwdf_engine_on_own_thread(t->engine))) {
+    /* On an engine thread (an asynchronous callback) a synchronous I/O
+     * would wait for that thread itself, or stall every target the engine
+     * serves; which files share an engine is the pool's choice, so it is
+     * refused for all of them. */
+    if (KeGetCurrentIrql() > PASSIVE_LEVEL || uwdf_engine_thread()) {
         if (uwdf_verifier)
             uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, KeGetCurrentIrql(), PASSIVE_LEVEL, 0,
-                          "FltPerformSynchronousIo on the completion thread of its own file would deadlock "
-                          "(rule KmdfIrql)");
+                          "FltPerformSynchronousIo on an engine (completion) thread would deadlock or stall "
+                          "its targets (rule KmdfIrql)");
         status = STATUS_INVALID_DEVICE_REQUEST;
         goto fail;
     }

@@ -646,6 +646,17 @@ void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_
 bool uwdf_iotarget_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req,
                              PWDF_REQUEST_SEND_OPTIONS options, bool call_routine, NTSTATUS *status)
 {
+    if (uwdf_engine_thread()) {
+        /* PASSIVE_LEVEL on an engine thread: a Filter Manager callback.
+         * Waiting there would wait for the engine itself (the target may
+         * share it) or stall every target it serves. */
+        if (uwdf_verifier)
+            uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, KeGetCurrentIrql(), PASSIVE_LEVEL, 0,
+                          "a synchronous send on an engine (completion) thread would deadlock or stall "
+                          "its targets (rule KmdfIrql)");
+        *status = STATUS_INVALID_DEVICE_REQUEST;
+        return false;
+    }
     struct uwdf_sync_wait wait;
     uwdf_sync_wait_init(&wait);
     req->waiter = &wait;
