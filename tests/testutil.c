@@ -373,6 +373,7 @@ void tu_fixture_teardown(void)
     UwdfSetVerifier(FALSE);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     UwdfFaultInjectStall(0);
+    UwdfSetEnginePoolSize(0);
     /* A failed test may leave its driver behind (CK_FORK=no); deleting it
      * closes its targets before their files go. */
     WDFDRIVER stale = WdfGetDriver();
@@ -450,6 +451,145 @@ bool tu_completion_wait(struct tu_completion *c, int ms)
 int tu_ncalls(struct tu_completion *c)
 {
     return atomic_load(&c->calls);
+}
+
+/* ---- a neighbour reader ---- */
+
+#define TU_READER_BLK 4096u
+
+static EVT_WDF_REQUEST_COMPLETION_ROUTINE tu_reader_done;
+
+static bool tu_reader_send(struct tu_reader_slot *sl)
+{
+    struct tu_reader *r = sl->reader;
+    WDF_REQUEST_REUSE_PARAMS reuse;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&reuse, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    if (WdfRequestReuse(sl->request, &reuse) != STATUS_SUCCESS)
+        return false;
+    LONGLONG off = (LONGLONG)sl->offset;
+    if (WdfIoTargetFormatRequestForRead(r->target, sl->request, sl->memory, NULL, &off) != STATUS_SUCCESS)
+        return false;
+    WdfRequestSetCompletionRoutine(sl->request, tu_reader_done, sl);
+    atomic_fetch_add(&r->in_flight, 1);
+    atomic_fetch_add(&r->sent, 1);
+    if (WdfRequestSend(sl->request, r->target, WDF_NO_SEND_OPTIONS))
+        return true;
+    atomic_fetch_sub(&r->sent, 1);
+    atomic_fetch_sub(&r->in_flight, 1);
+    return false;
+}
+
+static VOID tu_reader_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                           WDFCONTEXT Context)
+{
+    struct tu_reader_slot *sl = Context;
+    struct tu_reader *r = sl->reader;
+    (void)Request;
+    (void)Target;
+    if (KeGetCurrentIrql() != DISPATCH_LEVEL)
+        atomic_store(&r->off_dispatch, true);
+    pthread_t self = pthread_self(), last = atomic_exchange(&r->thread, self);
+    if (last && !pthread_equal(last, self))
+        atomic_store(&r->threads_differ, true);
+    if (Params->IoStatus.Status != STATUS_SUCCESS) {
+        if (atomic_fetch_add(&r->failed, 1) == 0)
+            r->first_failure = Params->IoStatus.Status;
+    } else if (Params->IoStatus.Information != TU_READER_BLK ||
+               !tu_pattern_matches(sl->buffer, TU_READER_BLK, r->seed, sl->offset)) {
+        atomic_fetch_add(&r->wrong, 1);
+    }
+    atomic_fetch_add(&r->completed, 1);
+    sl->offset = (sl->offset + (uint64_t)r->depth * TU_READER_BLK) % (TU_READER_BLOCKS * TU_READER_BLK);
+    bool resent = !atomic_load(&r->stop) && tu_reader_send(sl);
+    /* Last: the stopping thread may delete everything once it reads 0. */
+    atomic_fetch_sub(&r->in_flight, 1);
+    (void)resent;
+}
+
+void tu_reader_start(struct tu_reader *r, WDFDEVICE device, const char *path, unsigned seed, unsigned depth)
+{
+    memset(r, 0, sizeof(*r));
+    ck_assert_uint_le(depth, TU_READER_MAX_DEPTH);
+    r->seed = seed;
+    r->depth = depth;
+    ck_assert_int_eq(tu_target_open(device, path, GENERIC_READ, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING,
+                                    &r->target),
+                     STATUS_SUCCESS);
+    for (unsigned i = 0; i < depth; i++) {
+        struct tu_reader_slot *sl = &r->slots[i];
+        sl->reader = r;
+        sl->offset = (uint64_t)i * TU_READER_BLK;
+        sl->request = tu_make_request(r->target);
+        sl->memory = tu_make_memory(TU_READER_BLK, &sl->buffer);
+    }
+    for (unsigned i = 0; i < depth; i++)
+        ck_assert(tu_reader_send(&r->slots[i]));
+}
+
+unsigned long tu_reader_completed(struct tu_reader *r)
+{
+    return atomic_load(&r->completed);
+}
+
+bool tu_reader_progresses(struct tu_reader *r, unsigned long n, int ms)
+{
+    unsigned long want = tu_reader_completed(r) + n;
+    double end = tu_now_ms() + ms;
+    while (tu_reader_completed(r) < want) {
+        if (tu_now_ms() > end)
+            return false;
+        tu_sleep_ms(1);
+    }
+    return true;
+}
+
+void tu_reader_stop(struct tu_reader *r)
+{
+    atomic_store(&r->stop, true);
+    double end = tu_now_ms() + 20000;
+    while (atomic_load(&r->in_flight) > 0) {
+        ck_assert_msg(tu_now_ms() < end, "reader: %lu reads still in flight", atomic_load(&r->in_flight));
+        tu_sleep_ms(1);
+    }
+    ck_assert_uint_eq(atomic_load(&r->completed), atomic_load(&r->sent));
+    ck_assert_msg(atomic_load(&r->failed) == 0, "reader: %lu reads failed, the first with %s",
+                  atomic_load(&r->failed),
+                  UwdfNtStatusName(r->first_failure) ? UwdfNtStatusName(r->first_failure) : "?");
+    ck_assert_msg(atomic_load(&r->wrong) == 0, "reader: %lu reads returned other data", atomic_load(&r->wrong));
+    ck_assert_msg(!atomic_load(&r->off_dispatch), "reader: a completion routine ran below DISPATCH_LEVEL");
+    for (unsigned i = 0; i < r->depth; i++) {
+        WdfObjectDelete(r->slots[i].request);
+        WdfObjectDelete(r->slots[i].memory);
+    }
+    WdfObjectDelete(r->target);
+    r->target = NULL;
+}
+
+long tu_thread_count(void)
+{
+    /* The kernel's io_uring workers (iou-wrk-*, iou-sqp-*) are threads of
+     * the process too, made and ended by the kernel as it pleases. */
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *de;
+    long n = 0;
+    ck_assert_ptr_nonnull(d);
+    while ((de = readdir(d)) != NULL) {
+        char path[300], comm[64] = "";
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "re");
+        if (!f)
+            continue; /* ended meanwhile */
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+        if (strncmp(comm, "iou-", 4) != 0)
+            n++;
+    }
+    closedir(d);
+    ck_assert_int_gt(n, 0);
+    return n;
 }
 
 /* ---- main: one directory per run (no ck_* below: not inside a test) ---- */

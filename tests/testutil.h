@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <fltkernel.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <uwdf.h>
@@ -185,6 +186,46 @@ struct tu_flt {
 void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f);
 /* Closes the file and detaches and unregisters the filter. */
 void tu_flt_close(struct tu_flt *f);
+
+/* ---- a neighbour: a target kept busy with asynchronous reads ----
+ * tu_reader_start opens path (a file written by tu_make_file with seed,
+ * at least TU_READER_BLOCKS blocks of 4 KiB; O_DIRECT) as a target of
+ * device and keeps depth reads of 4 KiB in flight, each resent from its
+ * completion routine to the next block; every read's data is checked
+ * against the pattern, and the routine's thread and IRQL are recorded.
+ * tu_reader_stop stops the resends, waits for the reads in flight, asserts
+ * every send completed exactly once, and deletes the requests, memory and
+ * target. Nothing here may be stopped, purged or closed by the test: a
+ * reader's reads are expected to succeed, all of them. */
+#define TU_READER_BLOCKS 16u
+#define TU_READER_MAX_DEPTH 8u
+struct tu_reader_slot {
+    struct tu_reader *reader;
+    WDFREQUEST request;
+    WDFMEMORY memory;
+    void *buffer;
+    uint64_t offset;
+};
+struct tu_reader {
+    WDFIOTARGET target;
+    unsigned seed, depth;
+    struct tu_reader_slot slots[TU_READER_MAX_DEPTH];
+    atomic_bool stop;
+    atomic_ulong sent, completed, failed, wrong, in_flight;
+    NTSTATUS first_failure;
+    atomic_bool off_dispatch;  /* a routine ran below DISPATCH_LEVEL */
+    _Atomic pthread_t thread;  /* the thread the last routine ran on */
+    atomic_bool threads_differ; /* routines ran on more than one thread */
+};
+void tu_reader_start(struct tu_reader *r, WDFDEVICE device, const char *path, unsigned seed, unsigned depth);
+void tu_reader_stop(struct tu_reader *r);
+/* Reads completed so far (successful or not). */
+unsigned long tu_reader_completed(struct tu_reader *r);
+/* Waits (up to ms) until at least n more reads have completed; false if not. */
+bool tu_reader_progresses(struct tu_reader *r, unsigned long n, int ms);
+
+/* Threads of this process, the kernel's io_uring workers left out. */
+long tu_thread_count(void);
 
 /* Runs s inside one directory per run, made under UWDF_TEST_DIR (or
  * /var/tmp) as uwdf-<name>-XXXXXX and removed at the end with any loop
