@@ -699,7 +699,10 @@ static NTSTATUS wl_queue_forward_progress(struct fx *fx)
 
 /* ---- the table ---- */
 
-enum setup { S_FILE, S_FLT, S_QUEUE, S_LOOP };
+/* S_SHARED: S_FILE on a pool of one engine, with a neighbour target on it
+ * kept busy with reads (tu_reader) throughout the sweep; every one of its
+ * reads must succeed, exactly once. */
+enum setup { S_FILE, S_SHARED, S_FLT, S_QUEUE, S_LOOP };
 struct sweep_case {
     struct workload w;
     bool per_engine; /* run once per engine, else once on the default one */
@@ -720,6 +723,11 @@ static const struct sweep_case sweeps[] = {
     { { "flt_register_attach", wl_flt_register_attach, { 0 }, 0 }, false, S_FILE },
     { { "object_contexts", wl_object_contexts, { 0 }, 0 }, false, S_FILE },
     { { "ioctl_async", wl_ioctl_async, { 0 }, 0 }, true, S_FILE },
+    /* On an engine the workload's targets share with a busy neighbour (the
+     * second target joins the one engine: no engine to start, none absorbed). */
+    { { "async_send_reuse_shared", wl_async_reuse, { 0 }, 0 }, true, S_SHARED },
+    { { "sync_send_no_request_shared", wl_sync_no_request, { 0 }, 0 }, true, S_SHARED },
+    { { "target_create_open_close_shared", wl_target_file, { 0 }, 0 }, true, S_SHARED },
     { { "queue_dispatch_forward_progress", wl_queue_forward_progress, { 0 }, 16 }, true, S_QUEUE },
     { { "target_create_open_close_loop", wl_target_loop, { 0 }, 1 }, true, S_LOOP }, /* last: needs root */
 };
@@ -735,6 +743,13 @@ START_TEST(sweep_workload)
     if (!c->per_engine && engine != 0)
         return;
     fx_init(&fx, c->per_engine ? engine : -1);
+    struct tu_reader neighbour;
+    char *npath = NULL;
+    if (c->setup == S_SHARED) {
+        ck_assert_int_eq(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
+        npath = tu_env_file(&fx.e, "neighbour", TU_READER_BLOCKS * BLK, FILE_SEED + 2);
+        tu_reader_start(&neighbour, fx.e.device, npath, FILE_SEED + 2, 2);
+    }
     if (c->setup == S_FLT)
         tu_flt_open(&fx.e, fx.path, &fx.flt);
     if (c->setup == S_QUEUE) {
@@ -751,6 +766,11 @@ START_TEST(sweep_workload)
         ck_assert_int_gt(atomic_load(&g_q_reserved_used), 0);
     if (c->setup == S_FLT)
         tu_flt_close(&fx.flt);
+    if (c->setup == S_SHARED) {
+        ck_assert_uint_gt(tu_reader_completed(&neighbour), 0);
+        tu_reader_stop(&neighbour);
+        free(npath);
+    }
     free(backing);
     fx_fini(&fx);
 }

@@ -26,6 +26,11 @@
  *    fail with EFAULT, which is counted as a failure like any unexpected
  *    status.
  *
+ * The engine pool is one engine, and two neighbour targets on it (files,
+ * tu_reader) keep reads in flight throughout: none of the controller's
+ * stops, purges and cancels may touch them, so every one of their reads
+ * must succeed, exactly once, with its file's data.
+ *
  * UWDF_STRESS_OPS=N sets the number of sends per engine (default
  * STRESS_SHORT_OPS, the `make check` form); `make soak` runs 200,000. */
 #define _GNU_SOURCE
@@ -55,6 +60,8 @@
 #define BLOCKS_PER_WORKER 64u
 #define DEVICE_BLOCKS (WORKERS * BLOCKS_PER_WORKER)
 #define STRESS_SHORT_OPS 4000u
+#define NEIGHBOURS 2
+#define NEIGHBOUR_SEED 777u
 #define BLK_MAGIC 0x55574446u  /* "UWDF" */
 #define POISON 0xD7
 /* A request still in flight this long after the last send is lost. */
@@ -768,6 +775,7 @@ START_TEST(stress_exactly_once)
     tu_use_backend(_i);
     s->engine = tu_backend_names[_i];
     tu_env_init(&s->env);
+    ck_assert_int_eq(UwdfSetEnginePoolSize(1), STATUS_SUCCESS); /* the neighbours share the target's engine */
     char *backing = tu_env_file(&s->env, "disk", DEVICE_BLOCKS * BLK, 0);
     const char *dev = tu_env_loop(&s->env, backing);
     ck_assert_int_eq(tu_target_open(s->env.device, dev, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
@@ -775,6 +783,14 @@ START_TEST(stress_exactly_once)
                      STATUS_SUCCESS);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(s->target), s->engine);
     stack_create(s, dev);
+    struct tu_reader neighbour[NEIGHBOURS];
+    char *npath[NEIGHBOURS];
+    for (int i = 0; i < NEIGHBOURS; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "neighbour%d", i);
+        npath[i] = tu_env_file(&s->env, name, TU_READER_BLOCKS * BLK, NEIGHBOUR_SEED + (unsigned)i);
+        tu_reader_start(&neighbour[i], s->env.device, npath[i], NEIGHBOUR_SEED + (unsigned)i, 2);
+    }
 
     unsigned long ops = stress_ops();
     s->run = ((uint64_t)getpid() << 32) ^ (uint64_t)(tu_now_ms() * 1000.0);
@@ -803,6 +819,14 @@ START_TEST(stress_exactly_once)
     atomic_store(&s->workers_done, true);
     pthread_join(s->controller, NULL);
     double elapsed = tu_now_ms() - t0;
+    unsigned long neighbour_reads = 0;
+    for (int i = 0; i < NEIGHBOURS; i++) {
+        ck_assert_msg(!atomic_load(&neighbour[i].threads_differ), "%s: neighbour %d completed on two threads",
+                      s->engine, i);
+        tu_reader_stop(&neighbour[i]); /* every read succeeded, exactly once */
+        neighbour_reads += tu_reader_completed(&neighbour[i]);
+        free(npath[i]);
+    }
     ck_assert_msg(!s->ctl_failure[0], "%s controller: %s", s->engine, s->ctl_failure);
     ck_assert_int_eq(WdfIoTargetStart(s->target), STATUS_SUCCESS);
 
@@ -854,11 +878,12 @@ START_TEST(stress_exactly_once)
            "%lu synchronous), %lu writes ok, %lu writes failed (cancelled/timed out), %lu reads "
            "verified, %lu timeouts, %lu cancelled, %lu purged/not sent, cancels %lu (%lu TRUE) by "
            "owners and %lu (%lu TRUE) by the controller, %lu stops, %lu purges, %lu stall periods "
-           "injected, %lu queue purges, %lu requests forwarded by the queue (%lu refused below); every "
-           "send completed exactly once, every block verified\n",
+           "injected, %lu queue purges, %lu requests forwarded by the queue (%lu refused below), "
+           "%lu reads by %d neighbours on the same engine; every send completed exactly once, every "
+           "block verified\n",
            s->engine, sends + sync, elapsed / 1000.0, sends, routines, refused, sync, wok, wunc, reads,
            timeouts, cancelled, not_sent, own, own_true, s->ctl_cancels, s->ctl_cancels_true, s->stops,
-           s->purges, s->stalls, s->queue_purges, forwarded, fwd_refused);
+           s->purges, s->stalls, s->queue_purges, forwarded, fwd_refused, neighbour_reads, NEIGHBOURS);
     fflush(stdout);
     /* The work really happened: each kind of event is frequent enough that
      * a run without it means the test lost its teeth. */
@@ -871,6 +896,7 @@ START_TEST(stress_exactly_once)
     ck_assert_uint_gt(forwarded, 0);
     ck_assert_uint_gt(timeouts, 0);
     ck_assert_uint_gt(own_true + s->ctl_cancels_true, 0);
+    ck_assert_uint_gt(neighbour_reads, 0);
 
     tu_env_fini(&s->env);
     for (int i = 0; i < WORKERS; i++) {
