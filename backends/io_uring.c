@@ -156,7 +156,7 @@ struct uring_state {
     struct uwdf_engine_file **slot_file;
     unsigned *free_slots;
     unsigned nfree;
-    bool slots_broken; /* no table could be set up: files use their fds */
+    bool slots_broken; /* the kernel has no sparse tables: files use their fds */
     /* Registered buffers: the sparse table (NULL: not set up). */
     struct uring_buffer *buffers;
     bool buffers_broken;
@@ -508,7 +508,9 @@ static int uring_setup_slots(struct uring_state *st)
     unsigned n = URING_FILE_SLOTS;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
         n = (unsigned)rl.rlim_cur;
-    if (st->slots_broken || n == 0)
+    if (st->slots_broken)
+        return -EOPNOTSUPP;
+    if (n == 0)
         return -ENOSPC;
     st->slot_file = calloc(n, sizeof(*st->slot_file));
     st->free_slots = malloc(sizeof(*st->free_slots) * n);
@@ -520,8 +522,11 @@ static int uring_setup_slots(struct uring_state *st)
         free(st->free_slots);
         st->slot_file = NULL;
         st->free_slots = NULL;
-        st->slots_broken = true; /* before 5.19 (no sparse tables), or no memory: fds only */
-        return -ENOSPC;
+        if (r == -EINVAL) {
+            st->slots_broken = true; /* before 5.19: no sparse tables, files use their fds */
+            return -EOPNOTSUPP;
+        }
+        return r;
     }
     for (unsigned i = 0; i < n; i++)
         st->free_slots[i] = n - 1 - i; /* slot 0 on top */

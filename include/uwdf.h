@@ -60,23 +60,30 @@ ULONG UwdfGetEnginePoolSize(void);
 
 /* Registered buffers and files (io_uring's fixed buffers and files; fio's
  * fixedbufs / registerfiles). UwdfIoTargetRegisterMemory pins the buffers of
- * Count WDFMEMORY objects with the kernel once; from then on a read or write
- * to this target whose buffer lies wholly inside one of them goes down as
- * READ_FIXED / WRITE_FIXED, without mapping its pages per I/O. The objects
- * stay referenced (their buffers valid) until the target is closed; deleting
- * one before that only takes effect then. UwdfIoTargetRegisterFile registers
- * the target's file descriptor, and every op then goes down with
- * IOSQE_FIXED_FILE. One registration of each kind per open target:
+ * Count WDFMEMORY objects with the kernel once, in the ring of the target's
+ * engine; from then on a read or write to this target whose buffer lies
+ * wholly inside one of them goes down as READ_FIXED / WRITE_FIXED, without
+ * mapping its pages per I/O. Targets sharing an engine may register the
+ * same buffers (the ring holds them once). The objects stay referenced
+ * (their buffers valid) until the target is closed; deleting one before
+ * that only takes effect then. A target's file gets a registered-file slot
+ * in its engine's ring by itself once the target has sent 64 operations
+ * (while the ring's table has room: up to the soft open-file limit at its
+ * first use, at most 8192); UwdfIoTargetRegisterFile gives it one at once,
+ * and every op then goes down with IOSQE_FIXED_FILE. Closing the target
+ * drops both before it returns. One call of each per open target:
  * STATUS_INVALID_DEVICE_STATE for a second one or a target that is not open;
  * STATUS_INVALID_PARAMETER for Count 0 or a NULL array; the kernel's refusal
- * (e.g. RLIMIT_MEMLOCK, file-backed memory) as its NTSTATUS, with nothing
- * registered. On the libaio and null engines both succeed and do nothing:
- * libaio has no registration, and null never touches buffers or files
- * (the statistics below then show nothing registered). PASSIVE_LEVEL. */
+ * (e.g. RLIMIT_MEMLOCK, file-backed memory, a full table) as its NTSTATUS,
+ * with nothing registered. On the libaio and null engines, and on kernels
+ * without sparse registration tables (before 5.19), both succeed and do
+ * nothing: libaio has no registration, and null never touches buffers or
+ * files (the statistics below then show nothing registered). PASSIVE_LEVEL. */
 NTSTATUS UwdfIoTargetRegisterMemory(WDFIOTARGET IoTarget, WDFMEMORY *Memory, ULONG Count);
 NTSTATUS UwdfIoTargetRegisterFile(WDFIOTARGET IoTarget);
 
-/* What a target's engine did since the target was opened. */
+/* What a target's engine did for this target since it was opened (each
+ * target counts its own, also on an engine it shares). */
 typedef struct _UWDF_IO_TARGET_STATISTICS {
     ULONG Size;                /* sizeof(UWDF_IO_TARGET_STATISTICS) */
     ULONG RegisteredBuffers;   /* buffers registered (0 if none, or not io_uring) */

@@ -41,6 +41,8 @@ static NTSTATUS fixedio_status(int r)
         return STATUS_INVALID_DEVICE_STATE; /* already registered */
     if (r == -EOPNOTSUPP)
         return STATUS_SUCCESS; /* the engine has no registration: a documented no-op */
+    if (r == -ENOSPC)
+        return STATUS_INSUFFICIENT_RESOURCES; /* the ring's table is full (not a disk) */
     return r < 0 ? uwdf_status_from_errno(-r) : STATUS_SUCCESS;
 }
 
