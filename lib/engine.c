@@ -520,6 +520,7 @@ static void *engine_thread(void *arg)
 
     uwdf_tls_engine = e;
     uwdf_tls_irql = DISPATCH_LEVEL; /* completion routines run at DISPATCH */
+    (void)pthread_setname_np(pthread_self(), UWDF_ENGINE_THREAD_NAME); /* top, ps -L, gdb */
     int err = e->ops->open(e);
     pthread_mutex_lock(&c->lock);
     c->open_err = err;

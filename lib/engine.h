@@ -19,6 +19,8 @@ struct uwdf_object;
  * (a thread and a ring each; one engine already keeps a CPU busy with
  * hundreds of thousands of I/Os a second). */
 #define UWDF_ENGINE_POOL_DEFAULT_MAX 8u
+/* What an engine's thread is called (/proc/PID/task/TID/comm). */
+#define UWDF_ENGINE_THREAD_NAME "uwdf-engine"
 
 /* A target's place on an engine, embedded in the target: the file the
  * backend sees and what the core keeps for it. Attached while the target

@@ -224,8 +224,9 @@ unsigned long tu_reader_completed(struct tu_reader *r);
 /* Waits (up to ms) until at least n more reads have completed; false if not. */
 bool tu_reader_progresses(struct tu_reader *r, unsigned long n, int ms);
 
-/* Threads of this process, the kernel's io_uring workers left out. */
-long tu_thread_count(void);
+/* Engine threads of this process (named "uwdf-engine"): other threads come
+ * and go on their own (the kernel's io_uring workers, a sanitizer's). */
+long tu_engine_threads(void);
 
 /* Runs s inside one directory per run, made under UWDF_TEST_DIR (or
  * /var/tmp) as uwdf-<name>-XXXXXX and removed at the end with any loop
