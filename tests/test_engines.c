@@ -42,19 +42,6 @@
 #define SANITIZED 0
 #endif
 
-static const char *sname(NTSTATUS s)
-{
-    const char *n = UwdfNtStatusName(s);
-    return n ? n : "?";
-}
-
-#define ck_assert_status(got, want)                                                          \
-    do {                                                                                     \
-        NTSTATUS got_ = (got), want_ = (want);                                               \
-        ck_assert_msg(got_ == want_, "%s: got %s (0x%08x), want %s (0x%08x)", #got,          \
-                      sname(got_), (unsigned)got_, sname(want_), (unsigned)want_);          \
-    } while (0)
-
 /* ---- helpers ---- */
 
 struct neighbours {
@@ -85,6 +72,31 @@ static void neighbours_stop(struct neighbours *n)
         tu_reader_stop(&n->r[i]);
         free(n->path[i]);
     }
+}
+
+/* Most tests' setting: a pool of one engine, busy neighbours on it, and a
+ * file (pattern SEED) for the test's own targets. */
+struct shared {
+    struct tu_env e;
+    struct neighbours n;
+    char *path;
+};
+
+static void shared_init(struct shared *sh, int backend)
+{
+    tu_use_backend(backend);
+    tu_env_init(&sh->e);
+    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
+    sh->path = tu_env_file(&sh->e, "victim", FILE_SIZE, SEED);
+    neighbours_start(&sh->e, &sh->n);
+}
+
+/* Stops the neighbours (every read of theirs succeeded, exactly once). */
+static void shared_fini(struct shared *sh)
+{
+    neighbours_stop(&sh->n);
+    free(sh->path);
+    tu_env_fini(&sh->e);
 }
 
 /* One asynchronous 4 KiB read of t at off into a fresh request. */
@@ -276,14 +288,10 @@ END_TEST
  * successfully. */
 START_TEST(stop_purge_close_one_target_while_neighbours_run)
 {
-    struct tu_env e;
-    struct neighbours n;
-    tu_use_backend(_i);
-    tu_env_init(&e);
-    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
-    char *vpath = tu_env_file(&e, "victim", FILE_SIZE, SEED);
-    neighbours_start(&e, &n);
-    WDFIOTARGET v = open_file(&e, vpath);
+    struct shared sh;
+    shared_init(&sh, _i);
+    struct neighbours *n = &sh.n;
+    WDFIOTARGET v = open_file(&sh.e, sh.path);
     const WDF_IO_TARGET_SENT_IO_ACTION actions[] = { WdfIoTargetCancelSentIo, WdfIoTargetWaitForSentIoToComplete,
                                                      WdfIoTargetLeaveSentIoPending };
     for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++) {
@@ -293,7 +301,7 @@ START_TEST(stop_purge_close_one_target_while_neighbours_run)
         ck_assert_int_eq(WdfIoTargetGetState(v), WdfIoTargetStopped);
         read_send(&pended, v, BLK, WDF_NO_SEND_OPTIONS);
         expect_not_completed(&pended);
-        neighbours_progress(&n, "while a neighbour was stopped");
+        neighbours_progress(n, "while a neighbour was stopped");
         ck_assert_status(WdfIoTargetStart(v), STATUS_SUCCESS);
         read_expect(&pended, STATUS_SUCCESS);
         ck_assert(tu_pattern_matches(pended.buf, BLK, SEED, BLK));
@@ -318,7 +326,7 @@ START_TEST(stop_purge_close_one_target_while_neighbours_run)
         ck_assert_status(WdfIoTargetFormatRequestForRead(v, refused.req, refused.mem, NULL, NULL), STATUS_SUCCESS);
         ck_assert(!WdfRequestSend(refused.req, v, WDF_NO_SEND_OPTIONS));
         ck_assert_status(WdfRequestGetStatus(refused.req), STATUS_INVALID_DEVICE_STATE);
-        neighbours_progress(&n, "while a neighbour was purged");
+        neighbours_progress(n, "while a neighbour was purged");
         ck_assert_status(WdfIoTargetStart(v), STATUS_SUCCESS);
         read_done(&pended);
         read_done(&refused);
@@ -329,11 +337,9 @@ START_TEST(stop_purge_close_one_target_while_neighbours_run)
     WdfIoTargetClose(v);
     read_expect(&pended, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
     read_done(&pended);
-    neighbours_progress(&n, "after a neighbour closed");
-    neighbours_stop(&n);
+    neighbours_progress(n, "after a neighbour closed");
     WdfObjectDelete(v);
-    free(vpath);
-    tu_env_fini(&e);
+    shared_fini(&sh);
 }
 END_TEST
 
@@ -345,15 +351,11 @@ END_TEST
  * not (they all succeed). */
 START_TEST(stop_waits_only_for_its_own_io)
 {
-    struct tu_env e;
-    struct neighbours n;
-    tu_use_backend(_i);
-    tu_env_init(&e);
-    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
-    char *vpath = tu_env_file(&e, "victim", FILE_SIZE, SEED);
-    neighbours_start(&e, &n);
-    WDFIOTARGET v = open_file(&e, vpath);
-    neighbours_progress(&n, "at the start");
+    struct shared sh;
+    shared_init(&sh, _i);
+    struct neighbours *n = &sh.n;
+    WDFIOTARGET v = open_file(&sh.e, sh.path);
+    neighbours_progress(n, "at the start");
     UwdfFaultInjectStall(STALL_MS);
     tu_sleep_ms(20); /* the neighbours' reads now wait in the injector */
     double t0 = tu_now_ms();
@@ -380,11 +382,9 @@ START_TEST(stop_waits_only_for_its_own_io)
     read_expect(&own, STATUS_CANCELLED);
     read_done(&own);
     UwdfFaultInjectStall(0);
-    neighbours_progress(&n, "after the stall");
-    neighbours_stop(&n); /* none of theirs was cancelled */
+    neighbours_progress(n, "after the stall");
     WdfObjectDelete(v);
-    free(vpath);
-    tu_env_fini(&e);
+    shared_fini(&sh); /* none of theirs was cancelled */
 }
 END_TEST
 
@@ -396,15 +396,12 @@ END_TEST
  * only a kernel-linked timeout or a kernel cancel can end. */
 START_TEST(timeouts_and_cancels_leave_neighbours_alone)
 {
-    struct tu_env e;
-    struct neighbours n;
-    tu_use_backend(_i);
-    tu_env_init(&e);
-    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
-    char *vpath = tu_env_file(&e, "victim", FILE_SIZE, SEED);
-    neighbours_start(&e, &n);
-    WDFIOTARGET a = open_file(&e, vpath), b = open_file(&e, vpath);
-    neighbours_progress(&n, "at the start");
+    struct shared sh;
+    shared_init(&sh, _i);
+    struct neighbours *n = &sh.n;
+    struct tu_env *e = &sh.e;
+    WDFIOTARGET a = open_file(e, sh.path), b = open_file(e, sh.path);
+    neighbours_progress(n, "at the start");
 
     UwdfFaultInjectStall(STALL_MS);
     struct read_op timed, cancelled;
@@ -418,16 +415,16 @@ START_TEST(timeouts_and_cancels_leave_neighbours_alone)
     read_done(&timed);
     read_done(&cancelled);
     UwdfFaultInjectStall(0);
-    neighbours_progress(&n, "after the stall");
+    neighbours_progress(n, "after the stall");
 
     if (_i == 0) { /* io_uring: FIFOs, kernel-linked timeout and kernel cancel */
-        char *fifo = tu_env_path(&e, "fifo");
+        char *fifo = tu_env_path(e, "fifo");
         ck_assert_int_eq(mkfifo(fifo, 0600), 0);
         int wfd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC); /* a writer that never writes */
         ck_assert_int_ge(wfd, 0);
         WDFIOTARGET fa, fb;
-        ck_assert_status(tu_target_open(e.device, fifo, GENERIC_READ, FILE_OPEN, 0, &fa), STATUS_SUCCESS);
-        ck_assert_status(tu_target_open(e.device, fifo, GENERIC_READ, FILE_OPEN, 0, &fb), STATUS_SUCCESS);
+        ck_assert_status(tu_target_open(e->device, fifo, GENERIC_READ, FILE_OPEN, 0, &fa), STATUS_SUCCESS);
+        ck_assert_status(tu_target_open(e->device, fifo, GENERIC_READ, FILE_OPEN, 0, &fb), STATUS_SUCCESS);
         o = timeout_ms(100);
         read_send(&timed, fa, 0, &o);
         read_send(&cancelled, fb, 0, WDF_NO_SEND_OPTIONS);
@@ -437,17 +434,15 @@ START_TEST(timeouts_and_cancels_leave_neighbours_alone)
         read_expect(&timed, STATUS_IO_TIMEOUT);
         read_done(&timed);
         read_done(&cancelled);
-        neighbours_progress(&n, "after the FIFO reads");
+        neighbours_progress(n, "after the FIFO reads");
         WdfObjectDelete(fa);
         WdfObjectDelete(fb);
         close(wfd);
         free(fifo);
     }
-    neighbours_stop(&n);
     WdfObjectDelete(a);
     WdfObjectDelete(b);
-    free(vpath);
-    tu_env_fini(&e);
+    shared_fini(&sh);
 }
 END_TEST
 
@@ -502,21 +497,18 @@ static void wait_for(atomic_int *v, const char *what)
 START_TEST(target_deleted_in_a_neighbours_completion_routine)
 {
     static const char *const how[] = { "idle", "read in flight", "read pended" };
-    struct tu_env e;
-    struct neighbours n;
-    tu_use_backend(_i);
-    tu_env_init(&e);
-    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
-    char *path = tu_env_file(&e, "victim", FILE_SIZE, SEED);
-    neighbours_start(&e, &n);
-    WDFIOTARGET a = open_file(&e, path);
+    struct shared sh;
+    shared_init(&sh, _i);
+    struct neighbours *n = &sh.n;
+    const char *path = sh.path;
+    WDFIOTARGET a = open_file(&sh.e, path);
     for (int k = 0; k < 3; k++) {
         struct deleter d = { 0 };
         g_deleter = &d;
         WDF_OBJECT_ATTRIBUTES attrs;
         WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
         attrs.EvtDestroyCallback = victim_destroyed;
-        ck_assert_status(WdfIoTargetCreate(e.device, &attrs, &d.victim), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetCreate(sh.e.device, &attrs, &d.victim), STATUS_SUCCESS);
         WDF_IO_TARGET_OPEN_PARAMS op;
         UNICODE_STRING us;
         WCHAR wbuf[4096];
@@ -554,7 +546,7 @@ START_TEST(target_deleted_in_a_neighbours_completion_routine)
             ck_assert_int_eq(tu_ncalls(&bread.c), 1);
             if (k == 1)
                 ck_assert_msg(bread.c.status == STATUS_CANCELLED || bread.c.status == STATUS_SUCCESS, "%s: %s",
-                              how[k], sname(bread.c.status));
+                              how[k], tu_status_name(bread.c.status));
             else
                 ck_assert_status(bread.c.status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
         }
@@ -571,12 +563,10 @@ START_TEST(target_deleted_in_a_neighbours_completion_routine)
         read_expect(&aread, STATUS_SUCCESS);
         ck_assert(tu_pattern_matches(aread.buf, BLK, SEED, 2 * BLK));
         read_done(&aread);
-        neighbours_progress(&n, how[k]);
+        neighbours_progress(n, how[k]);
     }
-    neighbours_stop(&n);
     WdfObjectDelete(a);
-    free(path);
-    tu_env_fini(&e);
+    shared_fini(&sh);
 }
 END_TEST
 
@@ -635,7 +625,7 @@ START_TEST(failing_file_beside_healthy_neighbours)
         WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
         ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
         ck_assert(tu_completion_wait(&c, WAIT_MS));
-        ck_assert_msg(c.status == STATUS_DISK_FULL, "write %d on a full tmpfs: %s", i, sname(c.status));
+        ck_assert_msg(c.status == STATUS_DISK_FULL, "write %d on a full tmpfs: %s", i, tu_status_name(c.status));
         tu_completion_fini(&c);
     }
     neighbours_progress(&n, "beside the failing file");

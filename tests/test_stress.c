@@ -182,12 +182,6 @@ static void worker_fail(struct worker *w, const char *fmt, ...)
     w->failed = true;
 }
 
-static const char *sname(NTSTATUS s)
-{
-    const char *n = UwdfNtStatusName(s);
-    return n ? n : "?";
-}
-
 static void buf_protect(uint8_t *buf, bool writable)
 {
     if (mprotect(buf, BLK, writable ? PROT_READ | PROT_WRITE : PROT_READ) != 0)
@@ -411,7 +405,7 @@ static void worker_start_slot(struct worker *w, struct slot *sl)
     WDF_REQUEST_REUSE_PARAMS_INIT(&reuse, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     NTSTATUS st = WdfRequestReuse(sl->req, &reuse);
     if (!NT_SUCCESS(st))
-        worker_fail(w, "WdfRequestReuse: %s", sname(st));
+        worker_fail(w, "WdfRequestReuse: %s", tu_status_name(st));
     LONGLONG off = (LONGLONG)sl->block * BLK;
     if (sl->kind == OP_READ) {
         buf_retire(sl->wbuf);
@@ -425,7 +419,7 @@ static void worker_start_slot(struct worker *w, struct slot *sl)
         st = WdfIoTargetFormatRequestForWrite(sl->target, sl->req, sl->wmem, NULL, &off);
     }
     if (!NT_SUCCESS(st)) {
-        worker_fail(w, "format: %s", sname(st));
+        worker_fail(w, "format: %s", tu_status_name(st));
         return;
     }
     if (!slot_send(sl, &w->rng)) {
@@ -445,7 +439,7 @@ static void worker_read_result(struct worker *w, uint32_t block, NTSTATUS st, UL
 {
     char why[300];
     if (!status_expected(w, st)) {
-        worker_fail(w, "read of block %u completed with %s (0x%08x)", block, sname(st), (unsigned)st);
+        worker_fail(w, "read of block %u completed with %s (0x%08x)", block, tu_status_name(st), (unsigned)st);
         return;
     }
     if (st != STATUS_SUCCESS)
@@ -464,7 +458,7 @@ static void worker_write_result(struct worker *w, uint32_t block, uint64_t seq, 
 {
     uint32_t i = block - w->first_block;
     if (!status_expected(w, st)) {
-        worker_fail(w, "write of block %u completed with %s (0x%08x)", block, sname(st), (unsigned)st);
+        worker_fail(w, "write of block %u completed with %s (0x%08x)", block, tu_status_name(st), (unsigned)st);
         return;
     }
     if (st == STATUS_SUCCESS && info != BLK) {
@@ -511,7 +505,7 @@ static void worker_sync_op(struct worker *w)
     WDF_REQUEST_REUSE_PARAMS_INIT(&reuse, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     st = WdfRequestReuse(w->sync_req, &reuse);
     if (!NT_SUCCESS(st))
-        worker_fail(w, "WdfRequestReuse (sync): %s", sname(st));
+        worker_fail(w, "WdfRequestReuse (sync): %s", tu_status_name(st));
     /* Synchronous sends always carry a timeout (rule SyncReqSend). */
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_MS(2 + rnd(&w->rng) % 40));
@@ -633,7 +627,7 @@ static void controller_start(struct stress *s)
     /* No ck_assert off the test's thread: record it for the end. */
     NTSTATUS st = WdfIoTargetStart(s->target);
     if (st != STATUS_SUCCESS && !s->ctl_failure[0])
-        snprintf(s->ctl_failure, sizeof(s->ctl_failure), "WdfIoTargetStart: %s", sname(st));
+        snprintf(s->ctl_failure, sizeof(s->ctl_failure), "WdfIoTargetStart: %s", tu_status_name(st));
     s->starts++;
 }
 

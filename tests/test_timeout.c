@@ -48,21 +48,6 @@
  * rounding of two double-precision clock readings. */
 #define EARLY_SLACK_MS 0.5
 
-/* ---- status assertions ---- */
-
-static const char *status_name(NTSTATUS s)
-{
-    const char *n = UwdfNtStatusName(s);
-    return n ? n : "(unnamed)";
-}
-
-#define ck_assert_status(got, want)                                                              \
-    do {                                                                                         \
-        NTSTATUS got_ = (got), want_ = (want);                                                   \
-        ck_assert_msg(got_ == want_, "%s: got %s (0x%08x), want %s (0x%08x)", #got,              \
-                      status_name(got_), (unsigned)got_, status_name(want_), (unsigned)want_);  \
-    } while (0)
-
 /* ---- fixture: tu_fixture_setup / tu_fixture_teardown, and tests start
  * without UWDF_BACKEND (env_init sets it for the test's own targets) ---- */
 
@@ -303,7 +288,7 @@ static void send_async(const struct env *e, WDFREQUEST req, struct done_rec *d,
     WdfRequestSetCompletionRoutine(req, record_completion, d);
     d->t_sent = tu_now_ms();
     ck_assert_msg(WdfRequestSend(req, e->target, options), "WdfRequestSend failed: %s",
-                  status_name(WdfRequestGetStatus(req)));
+                  tu_status_name(WdfRequestGetStatus(req)));
 }
 
 /* The request completed exactly once with want, even some time later. */
@@ -315,7 +300,7 @@ static void expect_single_completion(struct done_rec *d, NTSTATUS want, const ch
     ck_assert_msg(atomic_load(&d->calls) == 1, "%s: completion routine ran %d times", label,
                   atomic_load(&d->calls));
     ck_assert_msg(d->status == want, "%s: completed with %s (0x%08x), want %s", label,
-                  status_name(d->status), (unsigned)d->status, status_name(want));
+                  tu_status_name(d->status), (unsigned)d->status, tu_status_name(want));
 }
 
 /* The request on the FIFO completed: its read must be gone from the kernel,
@@ -402,7 +387,7 @@ START_TEST(absolute_timeout_expires_at_that_system_time)
     ck_assert_int_gt(deadline, 0); /* positive: absolute NT time */
     NTSTATUS s = sync_read(&e, buf, READ_LEN, deadline, true, &bytes, NULL);
     double ms = tu_now_ms() - t0;
-    ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s: %s, want STATUS_IO_TIMEOUT", src->label, status_name(s));
+    ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s: %s, want STATUS_IO_TIMEOUT", src->label, tu_status_name(s));
     ck_assert_msg(ms >= 300 - EARLY_SLACK_MS && ms < 300 + LATE_MS,
                   "%s: timed out after %.1f ms, want 300", src->label, ms);
     env_done(&e);
@@ -431,7 +416,7 @@ START_TEST(zero_timeout_with_timeout_flag_means_no_timeout)
 
     sleep_ms(300);
     ck_assert_msg(atomic_load(&d.calls) == 0, "%s: completed with %s although nothing timed it",
-                  src->label, status_name(d.status));
+                  src->label, tu_status_name(d.status));
     double t0 = tu_now_ms();
     ck_assert(WdfRequestCancelSentRequest(req));
     expect_single_completion(&d, STATUS_CANCELLED, src->label);
@@ -458,14 +443,14 @@ START_TEST(stalled_read_times_out_then_succeeds_without_the_stall)
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), backend);
     UwdfFaultInjectStall(2000);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(200), true, &bytes, &ms);
-    ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s: %s, want STATUS_IO_TIMEOUT", backend, status_name(s));
+    ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s: %s, want STATUS_IO_TIMEOUT", backend, tu_status_name(s));
     ck_assert_msg(ms >= 190 && ms < 200 + LATE_MS, "%s: timed out after %.1f ms, want 200 (stall 2000)",
                   backend, ms);
 
     UwdfFaultInjectStall(0);
     memset(buf, CANARY, READ_LEN);
     s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(200), true, &bytes, &ms);
-    ck_assert_msg(s == STATUS_SUCCESS, "%s: second read %s", backend, status_name(s));
+    ck_assert_msg(s == STATUS_SUCCESS, "%s: second read %s", backend, tu_status_name(s));
     ck_assert_uint_eq(bytes, READ_LEN);
     ck_assert_msg(ms < PROMPT_MS, "%s: unstalled read took %.1f ms", backend, ms);
     if (is_null_engine(backend))
@@ -489,7 +474,7 @@ START_TEST(stalled_read_without_timeout_succeeds_after_the_stall)
     env_open_file(&e, true);
     UwdfFaultInjectStall(150);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, 0, false, &bytes, &ms);
-    ck_assert_msg(s == STATUS_SUCCESS, "%s: %s", backend, status_name(s));
+    ck_assert_msg(s == STATUS_SUCCESS, "%s: %s", backend, tu_status_name(s));
     ck_assert_uint_eq(bytes, READ_LEN);
     ck_assert_msg(ms >= 150 - EARLY_SLACK_MS && ms < 150 + LATE_MS,
                   "%s: completed after %.1f ms, stall 150", backend, ms);
@@ -516,7 +501,7 @@ START_TEST(stalled_read_with_timeout_shorter_than_the_io_times_out_at_once)
     UwdfFaultInjectStall(2000);
     for (int k = 0; k < 5; k++) {
         NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_US(1 + 20 * k), true, &bytes, &ms);
-        ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s, %d us: %s", backend, 1 + 20 * k, status_name(s));
+        ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s, %d us: %s", backend, 1 + 20 * k, tu_status_name(s));
         ck_assert_msg(ms < PROMPT_MS, "%s: a %d us timeout took %.1f ms (stall 2000)", backend,
                       1 + 20 * k, ms);
     }
@@ -679,7 +664,7 @@ START_TEST(fast_read_beats_its_timeout_and_completes_once)
 
     /* A generous timeout: the result is the read's, at once. */
     NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_SEC(5), true, &bytes, &ms);
-    ck_assert_msg(s == STATUS_SUCCESS, "%s: %s", backend, status_name(s));
+    ck_assert_msg(s == STATUS_SUCCESS, "%s: %s", backend, tu_status_name(s));
     ck_assert_uint_eq(bytes, READ_LEN);
     ck_assert_msg(ms < PROMPT_MS, "%s: took %.1f ms", backend, ms);
     ck_assert(null_engine || matches_file(buf, READ_LEN, 0));
@@ -696,7 +681,7 @@ START_TEST(fast_read_beats_its_timeout_and_completes_once)
     sleep_ms(500);
     ck_assert_msg(atomic_load(&d.calls) == 1, "%s: completion routine ran %d times", backend,
                   atomic_load(&d.calls));
-    ck_assert_msg(d.status == STATUS_SUCCESS, "%s: %s", backend, status_name(d.status));
+    ck_assert_msg(d.status == STATUS_SUCCESS, "%s: %s", backend, tu_status_name(d.status));
     ck_assert_uint_eq(d.information, READ_LEN);
     ck_assert_msg(d.t_done - d.t_sent < 300, "%s: read took %.1f ms", backend, d.t_done - d.t_sent);
     ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
@@ -749,7 +734,7 @@ START_TEST(many_timed_reads_each_time_out_once_in_deadline_order)
         ck_assert_msg(atomic_load(&d[i].calls) == 1, "%s: request %d completed %d times", src->label,
                       i, atomic_load(&d[i].calls));
         ck_assert_msg(d[i].status == STATUS_IO_TIMEOUT, "%s: request %d: %s", src->label, i,
-                      status_name(d[i].status));
+                      tu_status_name(d[i].status));
         ck_assert_msg(took >= timeout_ms[i] - EARLY_SLACK_MS,
                       "%s: request %d timed out after %.2f ms, before its %.2f ms", src->label, i,
                       took, timeout_ms[i]);
@@ -1240,7 +1225,7 @@ START_TEST(relative_timeout_in_ms_lasts_that_many_ms)
     for (size_t k = 0; k < sizeof(timeouts_ms) / sizeof(timeouts_ms[0]); k++) {
         unsigned t = timeouts_ms[k];
         NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(t), true, &bytes, &ms);
-        ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s, %u ms: %s", src->label, t, status_name(s));
+        ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s, %u ms: %s", src->label, t, tu_status_name(s));
         ck_assert_msg(ms >= t - EARLY_SLACK_MS && ms <= t + LATE_MS,
                       "%s: a %u ms timeout lasted %.1f ms", src->label, t, ms);
         fprintf(stderr, "%s: %u ms timeout -> %.2f ms\n", src->label, t, ms);
@@ -1270,7 +1255,7 @@ static void expect_timeout_never_fires(LONGLONG timeout, const struct stuck_sour
     send_async(&e, req, &d, &o);
     sleep_ms(300);
     ck_assert_msg(atomic_load(&d.calls) == 0, "%s: timeout %lld fired (%s)", src->label,
-                  (long long)timeout, status_name(d.status));
+                  (long long)timeout, tu_status_name(d.status));
     ck_assert(WdfRequestCancelSentRequest(req));
     expect_single_completion(&d, STATUS_CANCELLED, src->label);
     expect_fifo_read_gone(&e, buf, READ_LEN);
@@ -1306,7 +1291,7 @@ START_TEST(extreme_timeouts_let_a_file_read_succeed)
         memset(buf, CANARY, READ_LEN);
         NTSTATUS s = sync_read(&e, buf, READ_LEN, extremes[k], true, &bytes, &ms);
         ck_assert_msg(s == STATUS_SUCCESS, "%s, timeout %lld: %s", backend, (long long)extremes[k],
-                      status_name(s));
+                      tu_status_name(s));
         ck_assert_uint_eq(bytes, READ_LEN);
         ck_assert_msg(ms < PROMPT_MS, "%s: took %.1f ms", backend, ms);
         ck_assert(is_null_engine(backend) || matches_file(buf, READ_LEN, 0));

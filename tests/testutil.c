@@ -275,6 +275,12 @@ int tu_count_entries(const char *dir)
     return n;
 }
 
+const char *tu_status_name(NTSTATUS s)
+{
+    const char *n = UwdfNtStatusName(s);
+    return n ? n : "(unnamed)";
+}
+
 double tu_now_ms(void)
 {
     struct timespec ts;
@@ -553,8 +559,7 @@ void tu_reader_stop(struct tu_reader *r)
     }
     ck_assert_uint_eq(atomic_load(&r->completed), atomic_load(&r->sent));
     ck_assert_msg(atomic_load(&r->failed) == 0, "reader: %lu reads failed, the first with %s",
-                  atomic_load(&r->failed),
-                  UwdfNtStatusName(r->first_failure) ? UwdfNtStatusName(r->first_failure) : "?");
+                  atomic_load(&r->failed), tu_status_name(r->first_failure));
     ck_assert_msg(atomic_load(&r->wrong) == 0, "reader: %lu reads returned other data", atomic_load(&r->wrong));
     ck_assert_msg(!atomic_load(&r->off_dispatch), "reader: a completion routine ran below DISPATCH_LEVEL");
     for (unsigned i = 0; i < r->depth; i++) {

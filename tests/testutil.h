@@ -83,6 +83,16 @@ void tu_write_text(const char *path, const char *text);
 /* Entries in dir, "." and ".." aside. */
 int tu_count_entries(const char *dir);
 
+/* A status's name ("STATUS_IO_TIMEOUT"), or "(unnamed)". */
+const char *tu_status_name(NTSTATUS s);
+/* got == want, or a failure naming both statuses. */
+#define ck_assert_status(got, want)                                                              \
+    do {                                                                                         \
+        NTSTATUS got_ = (got), want_ = (want);                                                   \
+        ck_assert_msg(got_ == want_, "%s: got %s (0x%08x), want %s (0x%08x)", #got,              \
+                      tu_status_name(got_), (unsigned)got_, tu_status_name(want_), (unsigned)want_); \
+    } while (0)
+
 /* Wall-clock milliseconds (monotonic). */
 double tu_now_ms(void);
 
