@@ -78,6 +78,57 @@ static unsigned bits_for(uint64_t n)
     return b;
 }
 
+/* fio's filename_format for file k of job j: $jobname, $jobnum (the
+ * clone) and $filenum replaced. NULL if the name is too long. */
+static const char *expand_filename_format(const struct job *j, unsigned k)
+{
+    const char *fmt = j->o.filename_format ? j->o.filename_format : "$jobname.$jobnum.$filenum";
+    char out[4096];
+    size_t o = 0;
+    for (const char *p = fmt; *p;) {
+        char num[16];
+        const char *rep = NULL;
+        size_t skip = 0;
+        if (!strncmp(p, "$jobname", 8)) {
+            rep = j->o.name;
+            skip = 8;
+        } else if (!strncmp(p, "$jobnum", 7)) {
+            snprintf(num, sizeof(num), "%u", j->clone);
+            rep = num;
+            skip = 7;
+        } else if (!strncmp(p, "$filenum", 8)) {
+            snprintf(num, sizeof(num), "%u", k);
+            rep = num;
+            skip = 8;
+        }
+        size_t len = rep ? strlen(rep) : 1;
+        if (o + len >= sizeof(out))
+            return NULL;
+        memcpy(out + o, rep ? rep : p, len);
+        o += len;
+        p += rep ? skip : 1;
+    }
+    out[o] = '\0';
+    return keep_str(j->run->strings, out);
+}
+
+/* The directories above a generated file's path, as fio makes them for a
+ * filename_format with a path (they are kept afterwards, as fio does). */
+static int make_parent_dirs(const char *job, const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", path);
+    for (char *p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            errmsg("%s: cannot create the directory '%s': %s", job, dir, strerror(errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    return 0;
+}
+
 int job_resolve_files(struct job *j)
 {
     const struct job_opts *o = &j->o;
@@ -85,11 +136,16 @@ int job_resolve_files(struct job *j)
     unsigned n;
     bool generated = !o->filename;
     if (generated) {
-        char name[4096];
-        snprintf(name, sizeof(name), "%s.%u.0", o->name, j->clone);
-        paths = xcalloc(1, sizeof(*paths));
-        paths[0] = keep_str(j->run->strings, name);
-        n = 1;
+        n = o->nrfiles ? o->nrfiles : 1;
+        paths = xcalloc(n, sizeof(*paths));
+        for (unsigned k = 0; k < n; k++) {
+            paths[k] = expand_filename_format(j, k);
+            if (!paths[k]) {
+                errmsg("%s: --filename_format makes a name longer than 4095 bytes", o->name);
+                free(paths);
+                return -1;
+            }
+        }
     } else {
         n = split_filenames(j->run->strings, o->filename, &paths);
         if (!n) {
@@ -130,7 +186,7 @@ int job_resolve_files(struct job *j)
         else if (o->size)
             per = o->size / n;
         else if (generated)
-            per = DEFAULT_FILE_SIZE;
+            per = DEFAULT_FILE_SIZE / n;
         else if (lf->exists)
             per = real > off ? real - off : 0;
         else {
@@ -167,6 +223,11 @@ int job_resolve_files(struct job *j)
         uint64_t seed = o->randseed ^ ((uint64_t)j->index << 32) ^ k;
         f->key = splitmix64(&seed);
         j->total_blocks += f->nblocks;
+        if (o->fsvc == FSVC_SEQUENTIAL && n > 1) {
+            if (!j->file_end)
+                j->file_end = xcalloc(n, sizeof(*j->file_end));
+            j->file_end[k] = j->total_blocks;
+        }
     }
     free(paths);
     if (o->time_based)
@@ -185,6 +246,8 @@ static int layout_one(struct layout_file *lf, FILE *info)
     uint64_t from = lf->exists ? lf->real_size : 0;
     if (lf->exists && from >= lf->need)
         return 0;
+    if (!lf->exists && lf->auto_named && make_parent_dirs(lf->first_job, lf->path) != 0)
+        return -1;
     int fd = open(lf->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
         errmsg("%s: cannot create '%s': %s", lf->first_job, lf->path, strerror(errno));

@@ -284,6 +284,12 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
     char who[300] = "";
     if (def->sec)
         snprintf(who, sizeof(who), "%s: ", o->name);
+    /* fio's $clientuid names a file after its client/server mode's client. */
+    if (o->filename_format && strstr(o->filename_format, "$clientuid")) {
+        errmsg("%s--filename_format: $clientuid is fio's client/server mode, which " BENCH_NAME
+               " does not have", who);
+        return -1;
+    }
     if (o->verify && o->bs < sizeof(struct verify_hdr)) {
         errmsg("%s--verify needs bs of at least %zu bytes", who, sizeof(struct verify_hdr));
         return -1;

@@ -11,7 +11,7 @@
 
 /* The generated files, removed from the handler too (unlink is
  * async-signal-safe). */
-#define MAX_REMOVE 4096
+#define MAX_REMOVE 65536 /* as many as one job's --nrfiles makes */
 static const char *g_remove_paths[MAX_REMOVE];
 static volatile sig_atomic_t g_nremove;
 

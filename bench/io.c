@@ -127,7 +127,7 @@ static void slot_set_io(struct slot *s, unsigned fi, uint64_t blk, int dd)
 static bool next_verify_io(struct slot *s)
 {
     struct job *j = s->job;
-    unsigned start = j->nfiles > 1 ? __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) : 0;
+    unsigned start = j->nfiles > 1 ? (unsigned)__atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) : 0;
     for (unsigned k = 0; k < j->nfiles; k++) {
         unsigned fi = (start + k) % j->nfiles;
         struct file_slot *f = &j->files[fi];
@@ -157,6 +157,54 @@ static void note_write(struct slot *s)
         s->flush_due = FLUSH_FSYNC;
     else if (fds && n % fds == 0)
         s->flush_due = FLUSH_FDATASYNC;
+}
+
+/* A run that is not time_based does each file's region once, as fio does:
+ * the chosen file, or the next whose region is not done yet. */
+static unsigned file_with_room(struct job *j, unsigned fi)
+{
+    if (j->o.time_based)
+        return fi;
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        unsigned c = (fi + k) % j->nfiles;
+        if (__atomic_fetch_add(&j->files[c].taken, 1, __ATOMIC_RELAXED) < j->files[c].nblocks)
+            return c;
+    }
+    return fi; /* all done: the job's I/O limit ends it */
+}
+
+/* The file of the slot's next I/O (fio's file_service_type). Round robin
+ * and sequential count the job's I/Os (one atomic increment each, as a
+ * single file costs none); random keeps each slot on the file it drew for
+ * N I/Os. */
+static unsigned next_file(struct slot *s)
+{
+    struct job *j = s->job;
+    unsigned per = j->o.fsvc_ios ? j->o.fsvc_ios : 1;
+    if (j->nfiles == 1)
+        return 0;
+    if (j->o.fsvc == FSVC_RANDOM) {
+        if (s->file_left == 0) {
+            s->file_cur = (unsigned)(xorshift64(&s->rng) % j->nfiles);
+            s->file_left = per;
+        }
+        s->file_left--;
+        return file_with_room(j, s->file_cur);
+    }
+    uint64_t c = __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED);
+    if (j->o.fsvc == FSVC_ROUNDROBIN || j->o.fsvc_ios)
+        return file_with_room(j, (unsigned)(c / per % j->nfiles));
+    /* sequential: each file's whole region in turn */
+    c %= j->total_blocks;
+    unsigned lo = 0, hi = j->nfiles - 1;
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+        if (j->file_end[mid] > c)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return file_with_room(j, lo);
 }
 
 bool next_io(struct slot *s, uint64_t now)
@@ -202,7 +250,7 @@ bool next_io(struct slot *s, uint64_t now)
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         return false;
     }
-    unsigned fi = j->nfiles > 1 ? __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED) % j->nfiles : 0;
+    unsigned fi = next_file(s);
     struct file_slot *f = &j->files[fi];
     uint64_t blk = rw_random(j->o.rw) ? next_random_block(s, f, j->nfiles == 1 && j->nslots == 1)
                                       : next_seq_block(f);

@@ -34,6 +34,7 @@ struct file_slot {
     unsigned bits;
     uint64_t mask, key;
     uint64_t cursor;   /* next I/O index (atomic) */
+    uint64_t taken;    /* I/Os given to this file (atomic; several files, not time_based) */
     uint64_t vcursor;  /* verify pass: next block to look at (atomic) */
     uint64_t *written; /* verify: bitmap of blocks written (atomic bit sets) */
 };
@@ -56,6 +57,7 @@ struct slot {
      * cursor taken ahead, so most I/Os take no atomic increment (the same
      * order; with several slots, chunks would mix passes) */
     uint64_t rnd_next, rnd_end;
+    unsigned file_cur, file_left; /* --file_service_type=random: its file, I/Os left on it */
     int flush_due;  /* enum flush_kind: sent as the next request */
     bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
     /* the current I/O */
@@ -98,7 +100,8 @@ struct job {
     uint64_t total_blocks;
     uint64_t issued;   /* atomic */
     uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
-    unsigned file_rr;  /* atomic */
+    uint64_t file_rr;  /* atomic: I/Os that picked a file (roundrobin, sequential) */
+    uint64_t *file_end; /* sequential: blocks of files [0, k] (nfiles entries) */
     int inflight;      /* atomic */
     int stop;          /* atomic */
     int phase;         /* atomic */

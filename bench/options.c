@@ -28,6 +28,7 @@ void opts_fio_defaults(struct job_opts *o)
     o->api = API_ASYNC;
     o->reuse = true;
     o->ioengine = ENGINE_DEFAULT;
+    o->nrfiles = 1;
 }
 
 void opts_quick_defaults(struct job_opts *o)
@@ -56,6 +57,41 @@ static int parse_bs(const struct opt_def *d, void *base, const char *val, char *
     if (v > 256 * MIB)
         return opt_refuse(err, n, "block size above 256m");
     o->bs = (uint32_t)v;
+    return 0;
+}
+
+/* fio's file_service_type: a kind, then optionally :N, the I/Os a file
+ * gets before the next. fio's zipf, pareto and normal distributions over
+ * the files are not here. */
+static int parse_file_service_type(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    static const struct opt_val kinds[] = {
+        { "roundrobin", FSVC_ROUNDROBIN, NULL },
+        { "random", FSVC_RANDOM, NULL },
+        { "sequential", FSVC_SEQUENTIAL, NULL },
+        { "zipf", 0, "zipf, pareto and normal file distributions are not supported yet" },
+        { "pareto", 0, "zipf, pareto and normal file distributions are not supported yet" },
+        { "normal", 0, "zipf, pareto and normal file distributions are not supported yet" },
+        { "gauss", 0, "zipf, pareto and normal file distributions are not supported yet" },
+        { NULL, 0, NULL },
+    };
+    struct job_opts *o = base;
+    if (!val)
+        return opt_refuse(err, n, d->err);
+    const char *colon = strchr(val, ':');
+    size_t len = colon ? (size_t)(colon - val) : strlen(val);
+    const struct opt_val *k = kinds;
+    while (k->name && (strlen(k->name) != len || strncmp(k->name, val, len)))
+        k++;
+    if (!k->name)
+        return opt_refuse(err, n, d->err);
+    if (k->refused)
+        return opt_refuse(err, n, k->refused);
+    uint64_t ios = 0;
+    if (colon && (!parse_u64_plain(colon + 1, &ios) || ios < 1 || ios > UINT32_MAX))
+        return opt_refuse(err, n, "expected a whole number of I/Os from 1 after the ':'");
+    o->fsvc = (enum fsvc_mode)k->value;
+    o->fsvc_ios = (unsigned)ios;
     return 0;
 }
 
@@ -128,10 +164,19 @@ const struct opt_def job_options[] = {
       .arg = "str", .help = "job name (on the command line: starts a new job; 'global' starts global options)" },
     { .name = "filename", .kind = OPT_STR, JOB_FIELD(filename), .vals = filename_refused,
       .err = "expected a file or block device path", .arg = "path[:path...]",
-      .help = "file(s) or block device(s); several are used round-robin per I/O (\\: escapes a colon)" },
+      .help = "file(s) or block device(s), each an I/O target; --file_service_type picks the next (\\: escapes a colon); --nrfiles is then ignored" },
+    { .name = "nrfiles", .alias = "nr_files", JOB_UINT(nrfiles, 1, MAX_NRFILES), .arg = "n",
+      .help = "files of a job without --filename, named by --filename_format, --size divided among them (default 1)" },
+    { .name = "filename_format", .kind = OPT_STR, JOB_FIELD(filename_format),
+      .err = "expected a name such as $jobname.$jobnum.$filenum", .arg = "str",
+      .help = "name of generated files: $jobname, $jobnum (clone), $filenum replaced (default $jobname.$jobnum.$filenum); missing directories are created" },
+    { .name = "file_service_type", .kind = OPT_FUNC, .parse = parse_file_service_type,
+      .err = "expected roundrobin, random or sequential, with an optional :N (I/Os before switching files)",
+      .arg = "type[:N]",
+      .help = "which file next: roundrobin (default), random or sequential (a file's whole region, then the next); :N issues N I/Os to a file before switching" },
     { .name = "size", .kind = OPT_SIZE_PCT, JOB_FIELD(size), .off_pct = offsetof(struct job_opts, size_pct),
       .min = 1, .max = UINT64_MAX, .err = "expected a size such as 512m, 4g or 20%", .arg = "size|N%",
-      .help = "I/O region per job, divided among its files (default: whole file/device; 1g for generated files)" },
+      .help = "I/O region per job, divided among its files (default: whole file/device; 1g for generated files, divided among --nrfiles)" },
     { .name = "offset", .kind = OPT_SIZE_PCT, JOB_FIELD(offset), .off_pct = offsetof(struct job_opts, offset_pct),
       .max = UINT64_MAX, .err = "expected a byte offset such as 0, 1g or 10%", .arg = "size|N%",
       .help = "start of the I/O region in each file" },

@@ -21,6 +21,10 @@ enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
 enum sync_mode { SYNC_NONE, SYNC_SYNC, SYNC_DSYNC };
 /* The flush a slot owes (fsync=N / fdatasync=N). */
 enum flush_kind { FLUSH_NONE, FLUSH_FSYNC, FLUSH_FDATASYNC };
+/* Which file a job's next I/O goes to (fio's file_service_type). */
+enum fsvc_mode { FSVC_ROUNDROBIN, FSVC_RANDOM, FSVC_SEQUENTIAL };
+
+#define MAX_NRFILES 65536 /* generated files per job (--nrfiles) */
 
 extern const char *const rw_names[];
 extern const char *const api_names[];
@@ -60,6 +64,11 @@ struct job_opts {
     bool fixedbufs, registerfiles;
     unsigned fsync_blocks, fdatasync_blocks; /* 0: none */
     enum sync_mode sync;
+    /* several files (fio's nrfiles, filename_format, file_service_type) */
+    unsigned nrfiles;            /* generated files (ignored with filename) */
+    const char *filename_format; /* NULL: $jobname.$jobnum.$filenum */
+    enum fsvc_mode fsvc;
+    unsigned fsvc_ios; /* I/Os to a file before the next; 0: 1 (sequential: the file's region) */
 };
 
 static inline bool rw_reads(enum rw_mode m)

@@ -291,6 +291,7 @@ static void job_free(struct job *j)
     free(j->shards);
     free(j->slots);
     free(j->files);
+    free(j->file_end);
 }
 
 int run_setup(struct bench_run *run)

@@ -200,6 +200,46 @@ def start(args, cwd, **kw):
     return subprocess.Popen(list(bl.WRAP) + [bl.BENCH] + list(args), cwd=cwd, env=env, **opts)
 
 
+def many_files_each_service_type():
+    """--nrfiles files named by --filename_format (in a directory it makes),
+    --size divided among them: sequential writes with each
+    --file_service_type do one I/O per block of the job, without error;
+    roundrobin and sequential leave no block of any file unwritten; the
+    files the run created go at the end, files that existed stay."""
+    nfiles, per = 8, 256 << 10
+    blocks = nfiles * per // BS
+    with bl.TempDir() as d:
+        for svc in ["roundrobin", "roundrobin:3", "sequential", "sequential:5", "random", "random:2"]:
+            fmt = os.path.join(d, "sub", "f.$filenum")
+            # First run: the bench makes the directory and the files and removes the files.
+            rep = bl.run_json(["--name=mf", f"--nrfiles={nfiles}", f"--filename_format={fmt}",
+                               f"--size={nfiles * per}", "--rw=write", f"--bs={BS}",
+                               f"--file_service_type={svc}", "--iodepth=4", "--ioengine=io_uring"], cwd=d)
+            j = one_job(rep)
+            check(j["error"] == 0, f"{svc}: error {j['error']}")
+            check(j["write"]["total_ios"] == blocks, f"{svc}: {j['write']['total_ios']} writes, want {blocks}")
+            check(os.listdir(os.path.join(d, "sub")) == [], f"{svc}: left behind {os.listdir(os.path.join(d, 'sub'))}")
+            if svc.startswith("random"):
+                continue
+            # Files that exist (zeros) are used and kept: every block written.
+            paths = [os.path.join(d, "sub", f"f.{k}") for k in range(nfiles)]
+            for p in paths:
+                with open(p, "wb") as f:
+                    f.write(bytes(per))
+            rep = bl.run_json(["--name=mf", f"--nrfiles={nfiles}", f"--filename_format={fmt}",
+                               f"--size={nfiles * per}", "--rw=write", f"--bs={BS}",
+                               f"--file_service_type={svc}", "--iodepth=4", "--ioengine=io_uring"], cwd=d)
+            check(one_job(rep)["error"] == 0, f"{svc}: error on existing files")
+            for p in paths:
+                with open(p, "rb") as f:
+                    data = f.read()
+                check(len(data) == per, f"{svc}: {p} is {len(data)} bytes")
+                zero = bytes(BS)
+                unwritten = [i for i in range(0, per, BS) if data[i:i + BS] == zero]
+                check(not unwritten, f"{svc}: {p}: blocks at {unwritten[:4]} never written")
+                os.unlink(p)
+
+
 def size_of(path):
     try:
         return os.stat(path).st_size
@@ -353,6 +393,7 @@ if __name__ == "__main__":
         ("every_api_on_every_engine", every_api_on_every_engine),
         ("request_options_on_each_api", request_options_on_each_api),
         ("loop_device_direct", loop_device_direct),
+        ("many_files_each_service_type", many_files_each_service_type),
         ("verify_catches_a_corrupted_block", verify_catches_a_corrupted_block),
         ("default_target_is_created_and_removed", default_target_is_created_and_removed),
         ("existing_default_target_is_kept", existing_default_target_is_kept),
