@@ -79,6 +79,17 @@ none_left() {
     return 1
 }
 
+# The pids of all processes whose command line names the conf of cluster DIR
+# $1: for a cluster whose daemons may have removed their pid files.
+dir_processes() {
+    local f pid
+    for f in /proc/[0-9]*/cmdline; do
+        tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF "$1/ceph.conf" || continue
+        pid=${f#/proc/}
+        echo "${pid%/cmdline}"
+    done
+}
+
 # Records the daemon pids of the running cluster (under ceph-cluster run).
 record_pids() {
     echo "$UWDF_CEPH_MON_PID $UWDF_CEPH_OSD_PID" >"$1"
