@@ -90,6 +90,24 @@ dir_processes() {
     done
 }
 
+# Waits (at most 10 s) until every thread of PID $1 is stopped: kill -STOP
+# returns before they are, and meanwhile they may still serve requests.
+wait_stopped() {
+    local until=$((SECONDS + 10)) f st running
+    while [ $SECONDS -lt $until ]; do
+        running=0
+        for f in /proc/"$1"/task/*/stat; do
+            st=$(cat "$f" 2>/dev/null) || continue
+            st=${st##*) }
+            [ "${st%% *}" = T ] || running=1
+        done
+        [ $running = 0 ] && return 0
+        sleep 0.01
+    done
+    echo "pid $1 did not stop"
+    return 1
+}
+
 # Records the daemon pids of the running cluster (under ceph-cluster run).
 record_pids() {
     echo "$UWDF_CEPH_MON_PID $UWDF_CEPH_OSD_PID" >"$1"

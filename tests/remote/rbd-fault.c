@@ -20,8 +20,9 @@
  * exits 0 when it is what is described above, 1 otherwise.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
+#include <fcntl.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 #include <signal.h>
@@ -52,16 +53,74 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* The state letter of task TID of the OSD ('R', 'S', 'T', 'Z'...), or 0 when
+ * it is gone. */
+static char task_state(const char *tid)
+{
+    char path[64], buf[512], *paren;
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)osd_pid, tid);
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' ? paren[2] : 0;
+}
+
+/* Whether every thread of the OSD is stopped (SIGSTOP) or, for SIGKILL,
+ * whether none is left running. */
+static bool osd_reached(int sig)
+{
+    char dirpath[32];
+    struct dirent *d;
+    bool reached = true;
+    DIR *dir;
+
+    snprintf(dirpath, sizeof(dirpath), "/proc/%d/task", (int)osd_pid);
+    if (!(dir = opendir(dirpath)))
+        return sig == SIGKILL;
+    while (reached && (d = readdir(dir))) {
+        char st;
+
+        if (d->d_name[0] == '.')
+            continue;
+        st = task_state(d->d_name);
+        reached = sig == SIGSTOP ? st == 'T' || st == 0 : st == 'Z' || st == 'X' || st == 0;
+    }
+    closedir(dir);
+    return reached;
+}
+
+/* Signals the OSD and, for SIGSTOP and SIGKILL, waits until it has taken
+ * effect: kill() returns before the other threads of the OSD stop (the group
+ * stop starts only once the thread picked for the signal runs), and on a
+ * loaded machine they can serve a request meanwhile. */
 static void osd_signal(int sig)
 {
+    const struct timespec tick = {0, 1000 * 1000};
+    double until = now_s() + 10;
+
     if (kill(osd_pid, sig) != 0) {
         fprintf(stderr, "rbd-fault: kill(%d, %d): %s\n", (int)osd_pid, sig, strerror(errno));
         exit(1);
     }
-    if (sig == SIGSTOP)
-        osd_stopped = true;
-    else if (sig == SIGCONT || sig == SIGKILL)
-        osd_stopped = false;
+    osd_stopped = sig == SIGSTOP;
+    if (sig != SIGSTOP && sig != SIGKILL)
+        return;
+    while (!osd_reached(sig)) {
+        if (now_s() >= until) {
+            fprintf(stderr, "rbd-fault: the OSD (pid %d) did not %s within 10 s\n", (int)osd_pid,
+                    sig == SIGSTOP ? "stop" : "die");
+            exit(1);
+        }
+        nanosleep(&tick, NULL);
+    }
 }
 
 static void osd_resume(void)
