@@ -58,7 +58,7 @@ survivors() {
     for pid in "$@"; do
         [ -r "/proc/$pid/cmdline" ] || continue
         grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null && continue
-        tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF "$dir/ceph.conf" && echo "$pid"
+        tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline" | grep -qxF "$dir/ceph.conf" && echo "$pid"
     done
 }
 
@@ -84,7 +84,7 @@ none_left() {
 dir_processes() {
     local f pid
     for f in /proc/[0-9]*/cmdline; do
-        tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF "$1/ceph.conf" || continue
+        tr '\0' '\n' 2>/dev/null <"$f" | grep -qxF "$1/ceph.conf" || continue
         pid=${f#/proc/}
         echo "${pid%/cmdline}"
     done
