@@ -108,6 +108,12 @@ wait_stopped() {
     return 1
 }
 
+# Wall-clock milliseconds.
+now_ms() {
+    local us=${EPOCHREALTIME//[!0-9]/}
+    echo $((us / 1000))
+}
+
 # Records the daemon pids of the running cluster (under ceph-cluster run).
 record_pids() {
     echo "$UWDF_CEPH_MON_PID $UWDF_CEPH_OSD_PID" >"$1"
