@@ -255,16 +255,13 @@ static bool io_expect(struct io *io, ssize_t want, double min_s, double max_s)
 
 static bool write_then_read_back(struct image *im, char fill)
 {
-    char *out = malloc(IO_SIZE), *in = malloc(IO_SIZE);
-    ssize_t r;
+    char out[IO_SIZE], in[IO_SIZE];
     bool ok;
 
     memset(out, fill, IO_SIZE);
-    r = rbd_write(im->img, WRITE_OFFSET, IO_SIZE, out);
-    ok = r == IO_SIZE && rbd_read(im->img, WRITE_OFFSET, IO_SIZE, in) == IO_SIZE && memcmp(in, out, IO_SIZE) == 0;
+    ok = rbd_write(im->img, WRITE_OFFSET, IO_SIZE, out) == IO_SIZE &&
+         rbd_read(im->img, WRITE_OFFSET, IO_SIZE, in) == IO_SIZE && memcmp(in, out, IO_SIZE) == 0;
     printf("%s: a synchronous write of 0x%02x reads back\n", ok ? "PASS" : "FAIL", (unsigned char)fill);
-    free(out);
-    free(in);
     return ok;
 }
 
