@@ -49,6 +49,14 @@ enum uwdf_io_op {
     UWDF_OP_WRITE,
     UWDF_OP_FSYNC,
     UWDF_OP_FDATASYNC,
+    UWDF_OP_TRIM, /* discard io->ranges (remote engines; local files use lib/blockops.c) */
+    UWDF_OP_ZERO, /* write zeroes over io->ranges (likewise) */
+};
+
+/* A byte range of a TRIM or ZERO op. */
+struct uwdf_io_range {
+    uint64_t offset;
+    uint64_t length;
 };
 
 /* Capabilities the core asks for instead of testing engine names. */
@@ -57,6 +65,8 @@ enum uwdf_io_op {
 #define UWDF_BE_CAP_NO_KERNEL    0x4u /* completes without doing I/O (null) */
 #define UWDF_BE_CAP_STREAM_FILES 0x8u /* FIFOs/pipes never block submission */
 #define UWDF_BE_CAP_REAP_SUBMITS 0x10u /* reap() submits what is staged first, in the same call */
+#define UWDF_BE_CAP_NO_FD        0x20u /* ops go to a remote export (io->file->be), never io->fd:
+                                        * the sender cannot run them itself (psync) */
 
 /* Per-request I/O descriptor, embedded in the request object so the hot path
  * never allocates. A backend may use be_area and be_flags for its per-op
@@ -68,8 +78,11 @@ struct uwdf_io {
     bool timed_out;        /* out: the kernel timeout fired for this op */
     int fd;
     struct uwdf_engine_file *file; /* the file fd belongs to (NULL outside the core) */
-    int iovcnt;
-    struct iovec *iov;
+    int iovcnt; /* iovecs, or ranges of TRIM/ZERO */
+    union {
+        struct iovec *iov;
+        const struct uwdf_io_range *ranges;
+    };
     uint64_t offset;       /* UWDF_IO_OFFSET_CURRENT: the file position (streams) */
     int rw_flags;          /* RWF_* (preadv2/pwritev2 semantics) */
     int64_t timeout_sec, timeout_nsec;
@@ -142,6 +155,14 @@ struct uwdf_backend_ops {
      * cancelled once started, so the core only offers ops that cannot
      * block indefinitely (not streams). */
     int (*run_here)(struct uwdf_io *io);
+    /* Optional, for engines whose files are not descriptors (nbd: f->be is
+     * the export's connections, set by the opener). Engine thread only.
+     * attach_file: start serving f (its sockets join the engine's poll
+     * set); 0 or -errno (f is then not attached). detach_file: nothing of
+     * f's ops is in flight for the core; let go of f entirely (close its
+     * connections, finishing what the backend still holds for them). */
+    int (*attach_file)(struct uwdf_engine *e, struct uwdf_engine_file *f);
+    void (*detach_file)(struct uwdf_engine *e, struct uwdf_engine_file *f);
 };
 
 /* backends/psync.c: io as one blocking system call on the calling thread;
@@ -151,6 +172,27 @@ int uwdf_psync_run(struct uwdf_io *io);
 extern const struct uwdf_backend_ops uwdf_backend_io_uring;
 extern const struct uwdf_backend_ops uwdf_backend_libaio;
 extern const struct uwdf_backend_ops uwdf_backend_null;
+
+#ifdef HAVE_LIBNBD
+/* backends/nbd.c: NBD exports through libnbd. */
+extern const struct uwdf_backend_ops uwdf_backend_nbd;
+struct uwdf_nbd_export;
+/* What the server said about an export (after connecting). */
+struct uwdf_nbd_info {
+    uint64_t size;
+    uint32_t min_block, preferred_block, max_block; /* nbd_get_block_size, 0 if not sent */
+    bool read_only, can_flush, can_fua, can_trim, can_zero, multi_conn;
+    unsigned connections; /* opened */
+};
+/* Connect to uri (libnbd's syntax, plus uwdf-connections=N in the query)
+ * on the calling thread. write_through: every write is FUA. 0 and *out, or
+ * -errno with a reason in why. The export belongs to the caller until an
+ * engine attaches it (attach_file); uwdf_nbd_export_free drops one that was
+ * never attached. */
+int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,
+                     char *why, size_t why_len);
+void uwdf_nbd_export_free(struct uwdf_nbd_export *x);
+#endif
 
 /* An engine: a backend instance plus its completion thread, shared by the
  * files attached to it. Backends use `be` (their private state) and

@@ -1,5 +1,7 @@
 /* Discard (IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, DeviceDsmAction_Trim)
- * and zeroing (FSCTL_SET_ZERO_DATA) for file and block-device targets.
+ * and zeroing (FSCTL_SET_ZERO_DATA) for file and block-device targets, and
+ * the validation of their ranges that remote targets (NBD) share before
+ * their engine sends the ranges to the server.
  * Block devices: BLKDISCARD / BLKZEROOUT. Files: fallocate(2) PUNCH_HOLE or
  * ZERO_RANGE, keeping the size. These calls block, so the send path runs
  * them on the worker thread (lib/worker.c). Every range is validated before
@@ -77,7 +79,8 @@ static DEVICE_DATA_SET_RANGE blockops_range(const void *ranges, size_t i)
     return r;
 }
 
-static NTSTATUS blockops_trim(struct uwdf_iotarget *t, const void *in, size_t in_len)
+static NTSTATUS blockops_trim(struct uwdf_iotarget *t, const void *in, size_t in_len, uwdf_blockops_range_fn fn,
+                              void *ctx)
 {
     DEVICE_MANAGE_DATA_SET_ATTRIBUTES attrs;
     const DEVICE_MANAGE_DATA_SET_ATTRIBUTES *dsm = &attrs;
@@ -92,7 +95,7 @@ static NTSTATUS blockops_trim(struct uwdf_iotarget *t, const void *in, size_t in
     if (dsm->Flags & DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE) {
         if (size == 0)
             return STATUS_SUCCESS;
-        int r = blockops_discard(t, 0, size - size % t->logical_sector);
+        int r = fn(ctx, 0, size - size % t->logical_sector);
         return r ? uwdf_status_from_errno(r) : STATUS_SUCCESS;
     }
     uint64_t end;
@@ -113,14 +116,15 @@ static NTSTATUS blockops_trim(struct uwdf_iotarget *t, const void *in, size_t in
     }
     for (size_t i = 0; i < n; i++) {
         DEVICE_DATA_SET_RANGE range = blockops_range(ranges, i);
-        int r = blockops_discard(t, (uint64_t)range.StartingOffset, range.LengthInBytes);
+        int r = fn(ctx, (uint64_t)range.StartingOffset, range.LengthInBytes);
         if (r)
             return uwdf_status_from_errno(r);
     }
     return STATUS_SUCCESS;
 }
 
-static NTSTATUS blockops_set_zero(struct uwdf_iotarget *t, const void *in, size_t in_len)
+static NTSTATUS blockops_set_zero(struct uwdf_iotarget *t, const void *in, size_t in_len, uwdf_blockops_range_fn fn,
+                                  void *ctx)
 {
     FILE_ZERO_DATA_INFORMATION zero;
     const FILE_ZERO_DATA_INFORMATION *z = &zero;
@@ -139,21 +143,39 @@ static NTSTATUS blockops_set_zero(struct uwdf_iotarget *t, const void *in, size_
             return STATUS_SUCCESS;
         if ((uint64_t)to > size)
             to = (LONGLONG)size;
-        int r = blockops_zero(t, (uint64_t)from, (uint64_t)(to - from));
+        int r = fn(ctx, (uint64_t)from, (uint64_t)(to - from));
         return r ? uwdf_status_from_errno(r) : STATUS_SUCCESS;
     }
     NTSTATUS status = blockops_check_range(t, (uint64_t)from, (uint64_t)(to - from), size);
     if (!NT_SUCCESS(status))
         return status;
-    int r = blockops_zero(t, (uint64_t)from, (uint64_t)(to - from));
+    int r = fn(ctx, (uint64_t)from, (uint64_t)(to - from));
     return r ? uwdf_status_from_errno(r) : STATUS_SUCCESS;
 }
 
-NTSTATUS uwdf_blockops_ioctl(struct uwdf_iotarget *t, ULONG code, const void *in, size_t in_len)
+NTSTATUS uwdf_blockops_for_each_range(struct uwdf_iotarget *t, ULONG code, const void *in, size_t in_len,
+                                      uwdf_blockops_range_fn fn, void *ctx)
 {
     if (!(t->access & FILE_WRITE_DATA))
         return STATUS_ACCESS_DENIED;
     if (t->is_stream)
         return STATUS_INVALID_DEVICE_REQUEST;
-    return code == FSCTL_SET_ZERO_DATA ? blockops_set_zero(t, in, in_len) : blockops_trim(t, in, in_len);
+    return code == FSCTL_SET_ZERO_DATA ? blockops_set_zero(t, in, in_len, fn, ctx)
+                                       : blockops_trim(t, in, in_len, fn, ctx);
+}
+
+static int blockops_discard_range(void *ctx, uint64_t offset, uint64_t length)
+{
+    return blockops_discard(ctx, offset, length);
+}
+
+static int blockops_zero_range(void *ctx, uint64_t offset, uint64_t length)
+{
+    return blockops_zero(ctx, offset, length);
+}
+
+NTSTATUS uwdf_blockops_ioctl(struct uwdf_iotarget *t, ULONG code, const void *in, size_t in_len)
+{
+    return uwdf_blockops_for_each_range(t, code, in, in_len,
+                                        code == FSCTL_SET_ZERO_DATA ? blockops_zero_range : blockops_discard_range, t);
 }

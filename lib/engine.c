@@ -308,6 +308,8 @@ typedef int (*engine_here_fn)(struct uwdf_io *io);
 /* How the sender runs io itself, or NULL if it cannot. */
 static engine_here_fn engine_run_here_how(const struct uwdf_engine *e, const struct uwdf_io *io)
 {
+    if (e->ops->caps & UWDF_BE_CAP_NO_FD)
+        return e->ops->run_here;
     if (io->core_untimed && !(e->ops->caps & UWDF_BE_CAP_NO_KERNEL))
         return uwdf_psync_run;
     return e->ops->run_here;
@@ -417,6 +419,19 @@ static int engine_do_register_file(struct uwdf_engine *e, void *arg)
     return res;
 }
 
+static int engine_do_attach(struct uwdf_engine *e, void *arg)
+{
+    const struct engine_reg_args *r = arg;
+    return e->ops->attach_file(e, &r->a->file);
+}
+
+static int engine_do_detach(struct uwdf_engine *e, void *arg)
+{
+    const struct engine_reg_args *r = arg;
+    e->ops->detach_file(e, &r->a->file);
+    return 0;
+}
+
 static int engine_do_unregister(struct uwdf_engine *e, void *arg)
 {
     const struct engine_reg_args *r = arg;
@@ -480,8 +495,20 @@ void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment 
     a->npinned = 0;
 }
 
+int uwdf_engine_file_attach(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
+{
+    if (!e->ops->attach_file)
+        return 0;
+    struct engine_reg_args r = { .a = a };
+    return engine_call(e, engine_do_attach, &r);
+}
+
 void uwdf_engine_file_fini(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
 {
+    if (e->ops->detach_file) {
+        struct engine_reg_args r = { .a = a };
+        (void)engine_call(e, engine_do_detach, &r);
+    }
     /* Only a file with a registration costs a call into the engine thread. */
     if (atomic_load_explicit(&a->registered, memory_order_acquire)) {
         struct engine_reg_args r = { .a = a };
@@ -650,6 +677,8 @@ void uwdf_engine_destroy(struct uwdf_engine *e)
     engine_free(c);
 }
 
+/* The engines UWDF_BACKEND may name for local files (remote engines are
+ * chosen by the target's name). */
 static const struct uwdf_backend_ops *const backends_all[] = {
     &uwdf_backend_io_uring,
     &uwdf_backend_libaio,

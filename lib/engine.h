@@ -58,6 +58,11 @@ struct uwdf_engine *uwdf_engine_attach(const struct uwdf_backend_ops *ops, struc
  * afterwards) and the memory they pinned; an engine that serves no file
  * any more stops. */
 void uwdf_engine_detach(struct uwdf_engine *e, struct uwdf_engine_attachment *a);
+/* Attach a file that is not a descriptor (a remote export: be is the
+ * backend's state for it, see attach_file in backends/backend.h). On
+ * failure nothing is attached and be still belongs to the caller. */
+struct uwdf_engine *uwdf_engine_attach_remote(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
+                                              void *be, int *err);
 
 /* Engines per backend kind: what UwdfSetEnginePoolSize set, else
  * UWDF_ENGINES, else the default above. */
@@ -72,6 +77,9 @@ unsigned uwdf_engine_pool_size(void);
 struct uwdf_engine *uwdf_engine_create(const struct uwdf_backend_ops *ops, unsigned depth, int *err);
 void uwdf_engine_destroy(struct uwdf_engine *e);
 void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment *a, int fd);
+/* Hand a file whose backend state (a->file.be) is set to the backend's
+ * attach_file on the engine thread, if it has one. 0 or -errno. */
+int uwdf_engine_file_attach(struct uwdf_engine *e, struct uwdf_engine_attachment *a);
 void uwdf_engine_file_fini(struct uwdf_engine *e, struct uwdf_engine_attachment *a);
 
 /* Hand an io to the engine. On the engine's own thread it goes straight

@@ -40,6 +40,9 @@ static struct pool pools[] = {
     { .ops = &uwdf_backend_io_uring },
     { .ops = &uwdf_backend_libaio },
     { .ops = &uwdf_backend_null },
+#ifdef HAVE_LIBNBD
+    { .ops = &uwdf_backend_nbd },
+#endif
 };
 static atomic_uint pool_size_set; /* UwdfSetEnginePoolSize; 0: the default */
 static unsigned pool_size_default;
@@ -154,9 +157,9 @@ struct uwdf_engine *uwdf_engine_attach(const struct uwdf_backend_ops *ops, struc
     return e;
 }
 
-void uwdf_engine_detach(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
+/* Drop a file's place on e (the pool's count; e stops with its last). */
+static void pool_leave(struct uwdf_engine *e)
 {
-    uwdf_engine_file_fini(e, a);
     struct pool *p = pool_of(e->ops);
     bool last = false;
     pthread_mutex_lock(&pool_lock);
@@ -171,4 +174,26 @@ void uwdf_engine_detach(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
     pthread_mutex_unlock(&pool_lock);
     if (last)
         uwdf_engine_destroy(e);
+}
+
+void uwdf_engine_detach(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
+{
+    uwdf_engine_file_fini(e, a);
+    pool_leave(e);
+}
+
+struct uwdf_engine *uwdf_engine_attach_remote(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
+                                              void *be, int *err)
+{
+    struct uwdf_engine *e = uwdf_engine_attach(ops, a, -1, err);
+    if (!e)
+        return NULL;
+    a->file.be = be;
+    *err = uwdf_engine_file_attach(e, a);
+    if (*err) {
+        a->file.be = NULL;
+        pool_leave(e);
+        return NULL;
+    }
+    return e;
 }

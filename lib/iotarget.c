@@ -14,6 +14,7 @@
 #include "resolve.h"
 #include "worker.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -179,6 +180,7 @@ static NTSTATUS target_adopt_fd(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPE
         return STATUS_FILE_IS_A_DIRECTORY;
     }
     t->fd = fd;
+    t->remote = false;
     t->is_block = S_ISBLK(st.st_mode);
     t->is_stream = !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode);
     t->direct = (flags & O_DIRECT) != 0;
@@ -304,6 +306,138 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     return STATUS_SUCCESS;
 }
 
+/* "scheme://" at the start of name: a URI, not a Linux path. */
+static bool target_name_is_uri(const char *name, size_t *scheme_len)
+{
+    size_t n = 0;
+    if (!((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z')))
+        return false;
+    while (name[n] && (isalnum((unsigned char)name[n]) || name[n] == '+' || name[n] == '-' || name[n] == '.'))
+        n++;
+    *scheme_len = n;
+    return strncmp(name + n, "://", 3) == 0;
+}
+
+/* libnbd's schemes: nbd, nbds, and either with +unix or +vsock. */
+static bool target_scheme_is_nbd(const char *name, size_t len)
+{
+    static const char *const schemes[] = { "nbd", "nbds", "nbd+unix", "nbds+unix", "nbd+vsock", "nbds+vsock" };
+    for (size_t i = 0; i < RTL_NUMBER_OF(schemes); i++)
+        if (strlen(schemes[i]) == len && strncasecmp(name, schemes[i], len) == 0)
+            return true;
+    return false;
+}
+
+#ifdef HAVE_LIBNBD
+/* What a failed NBD connect reports, from libnbd's errno. */
+static NTSTATUS target_nbd_connect_status(int err)
+{
+    switch (err) {
+    case ECONNREFUSED:
+        return STATUS_CONNECTION_REFUSED;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EADDRNOTAVAIL:
+        return STATUS_HOST_UNREACHABLE;
+    case ENOENT:
+        return STATUS_BAD_NETWORK_NAME; /* no such export (or socket) */
+    case ECONNRESET:
+    case ENOTCONN:
+    case EPIPE:
+        return STATUS_CONNECTION_DISCONNECTED;
+    case EINVAL:
+        return STATUS_OBJECT_NAME_INVALID;
+    case ENOTSUP:
+    case EPROTO:
+        return STATUS_NOT_SUPPORTED; /* TLS or a protocol feature refused */
+    default:
+        return uwdf_status_from_errno(err);
+    }
+}
+
+/* An NBD export: connected here (a bad name fails now, with the reason in
+ * the log), then attached to an engine of the nbd pool, which owns its
+ * connections from then on (backends/nbd.c). */
+static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *uri)
+{
+    int flags, err;
+    char why[256];
+    struct uwdf_nbd_export *x;
+    struct uwdf_nbd_info info;
+    NTSTATUS status = uwdf_iotarget_open_flags(params, &flags);
+    if (!NT_SUCCESS(status)) {
+        uwdf_free(uri);
+        return status;
+    }
+    if (params->CreateDisposition != FILE_OPEN && params->CreateDisposition != FILE_OPEN_IF) {
+        uwdf_log("%s: an NBD export can only be opened (FILE_OPEN or FILE_OPEN_IF), not created or overwritten",
+                 uri);
+        uwdf_free(uri);
+        return STATUS_INVALID_PARAMETER;
+    }
+    err = uwdf_nbd_connect(uri, (flags & O_DSYNC) != 0, &x, &info, why, sizeof(why));
+    if (err) {
+        status = err == -EINVAL && strstr(why, "uwdf-connections") ? STATUS_INVALID_PARAMETER
+                                                                   : target_nbd_connect_status(-err);
+        uwdf_log("%s: cannot open the NBD export: %s (%s)", uri, why[0] ? why : strerror(-err),
+                 UwdfNtStatusName(status));
+        uwdf_free(uri);
+        return status;
+    }
+    if (why[0])
+        uwdf_log("%s: %s", uri, why);
+    struct uwdf_engine *engine = uwdf_engine_attach_remote(&uwdf_backend_nbd, &t->attach, x, &err);
+    if (!engine) {
+        uwdf_nbd_export_free(x);
+        uwdf_free(uri);
+        return uwdf_status_from_errno(err);
+    }
+    uwdf_biased_lock_acquire(&t->lock);
+    target_keep_open_params(t, params, uri, false);
+    __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
+    t->fd = -1;
+    t->remote = true;
+    t->is_block = true; /* a fixed size, sector rules, no file position beyond the caller's */
+    t->is_stream = t->direct = false;
+    t->write_through = (flags & O_DSYNC) != 0;
+    t->access = params->DesiredAccess;
+    if (access_wants_read(params->DesiredAccess) || !access_wants_write(params->DesiredAccess))
+        t->access |= FILE_READ_DATA;
+    if (access_wants_write(params->DesiredAccess))
+        t->access |= FILE_WRITE_DATA;
+    t->size = info.size;
+    t->logical_sector = info.min_block > 512 ? info.min_block : 512;
+    t->physical_sector = info.preferred_block > t->logical_sector ? info.preferred_block : t->logical_sector;
+    t->dio_mem_align = 1;
+    t->dio_offset_align = t->logical_sector;
+    target_mark_open_locked(t);
+    uwdf_biased_lock_release(&t->lock);
+    target_grow_owner_stack(t);
+    params->FileInformation = FILE_OPENED;
+    return STATUS_SUCCESS;
+}
+#endif
+
+/* A name that is a URI: an NBD export, or refused with the reason. */
+static NTSTATUS target_open_uri(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *uri,
+                                size_t scheme_len)
+{
+    if (!target_scheme_is_nbd(uri, scheme_len)) {
+        uwdf_log("%s: unknown URI scheme '%.*s' (I/O targets open Linux paths, \\Device\\ names and "
+                 "nbd://, nbds://, nbd+unix:// URIs)", uri, (int)scheme_len, uri);
+        uwdf_free(uri);
+        return STATUS_OBJECT_NAME_INVALID;
+    }
+#ifdef HAVE_LIBNBD
+    return target_open_nbd(t, params, uri);
+#else
+    uwdf_log("%s: this uwdf was built without libnbd (configure found no libnbd-dev), so it cannot open NBD "
+             "exports", uri);
+    uwdf_free(uri);
+    return STATUS_NOT_SUPPORTED;
+#endif
+}
+
 static bool target_busy(struct uwdf_iotarget *t)
 {
     uwdf_biased_lock_acquire(&t->lock);
@@ -386,6 +520,12 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     }
     if (path[0] == '\\')
         return target_open_device(t, &params, path);
+    size_t scheme_len;
+    if (target_name_is_uri(path, &scheme_len)) {
+        NTSTATUS status = target_open_uri(t, &params, path, scheme_len);
+        OpenParams->FileInformation = params.FileInformation;
+        return status;
+    }
 
     int err;
     const struct uwdf_backend_ops *ops = uwdf_backend_select(&err);
@@ -577,6 +717,7 @@ static void target_close_finish(struct uwdf_iotarget *t)
     __atomic_store_n(&t->engine, NULL, __ATOMIC_RELAXED);
     t->lower = NULL;
     t->fd = -1;
+    t->remote = false;
     uwdf_ts_closed(t);
     uwdf_biased_lock_release(&t->lock);
 }

@@ -71,6 +71,7 @@ struct uwdf_iotarget {
     bool is_stream; /* FIFO, pipe, socket, character device */
     bool direct;
     bool write_through;
+    bool remote; /* an NBD export: no descriptor; its engine does everything */
     ACCESS_MASK access;
     uint64_t size;
     uint32_t logical_sector;
@@ -195,6 +196,11 @@ int uwdf_geometry_probe(struct uwdf_iotarget *target);
 /* Discard and zeroing (lib/blockops.c): blocking, so run on the worker. */
 bool uwdf_blockops_handles(ULONG code);
 NTSTATUS uwdf_blockops_ioctl(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len);
+/* Validate a discard or zeroing IOCTL's input for target (all ranges before
+ * any is used), then call fn for each range; fn's -errno ends the walk. */
+typedef int (*uwdf_blockops_range_fn)(void *ctx, uint64_t offset, uint64_t length);
+NTSTATUS uwdf_blockops_for_each_range(struct uwdf_iotarget *target, ULONG code, const void *in, size_t in_len,
+                                      uwdf_blockops_range_fn fn, void *ctx);
 /* Between the target's own files (lib/iotarget.c, lib/iotarget_send.c,
  * lib/iotarget_format.c). Hand a request that is on the sent list to the
  * engine, outside the lock; fail a pended request (caller holds the lock:

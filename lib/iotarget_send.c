@@ -24,6 +24,8 @@
 #include "timer.h"
 #include "worker.h"
 
+#include <errno.h>
+
 #define MISALIGN_LOG_LIMIT 8
 
 static void target_timer_fired(struct uwdf_timer *timer);
@@ -365,6 +367,49 @@ static void target_blocking_ioctl(struct uwdf_work *w)
     uwdf_engine_post_completion(t->engine, &req->io);
 }
 
+static int target_add_range(void *ctx, uint64_t offset, uint64_t length)
+{
+    struct uwdf_request *req = ctx;
+    if (req->nranges == req->ranges_cap) {
+        unsigned cap = req->ranges_cap ? req->ranges_cap * 2 : 4;
+        struct uwdf_io_range *grown = uwdf_alloc(sizeof(*grown) * cap);
+        if (!grown)
+            return -ENOMEM;
+        if (req->nranges)
+            memcpy(grown, req->ranges, sizeof(*grown) * req->nranges);
+        uwdf_free(req->ranges);
+        req->ranges = grown;
+        req->ranges_cap = cap;
+    }
+    req->ranges[req->nranges++] = (struct uwdf_io_range){ .offset = offset, .length = length };
+    return 0;
+}
+
+/* A remote target's discard or zeroing becomes one engine op over the
+ * validated ranges (the request keeps the array for reuse); nothing to do
+ * succeeds at once. */
+static NTSTATUS target_build_ranges(struct uwdf_iotarget *t, struct uwdf_request *req, ULONG code)
+{
+    void *in = request_fmt_data(req, 0), *out;
+    size_t in_len = req->fmt_length[0], out_len;
+    if (req->fmt_type == WdfRequestTypeNoFormat)
+        uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
+    req->nranges = 0;
+    NTSTATUS status = uwdf_blockops_for_each_range(t, code, in, in_len, target_add_range, req);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (req->nranges == 0) {
+        req->fw_status = STATUS_SUCCESS;
+        req->fw_info = 0;
+        __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
+        return STATUS_SUCCESS;
+    }
+    req->io.op = code == FSCTL_SET_ZERO_DATA ? UWDF_OP_ZERO : UWDF_OP_TRIM;
+    req->io.ranges = req->ranges;
+    req->io.iovcnt = (int)req->nranges;
+    return STATUS_SUCCESS;
+}
+
 /* Hand a request that is on the sent list to the engine (outside the lock). */
 void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
 {
@@ -379,6 +424,8 @@ void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
             req->fw_status = STATUS_SUCCESS;
             req->fw_info = 0;
             __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
+        } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) && t->remote) {
+            status = target_build_ranges(t, req, code);
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
             req->work.fn = target_blocking_ioctl;
             if (uwdf_worker_queue(&req->work) == 0)

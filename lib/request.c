@@ -35,6 +35,7 @@ static void request_destroy(struct uwdf_object *obj)
     if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
         IoFreeIrp(req->irp);
     uwdf_free(req->iov_heap);
+    uwdf_free(req->ranges);
     uwdf_free(req->bounce);
     if (req->rmdl_alloc)
         IoFreeMdl(req->rmdl_alloc);

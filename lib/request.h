@@ -89,6 +89,9 @@ struct uwdf_request {
     struct iovec iov_inline[UWDF_INLINE_IOV];
     struct iovec *iov_heap;
     int iov_heap_cap;
+    /* a remote target's discard or zeroing: its ranges (kept for reuse) */
+    struct uwdf_io_range *ranges;
+    unsigned nranges, ranges_cap;
 
     /* received from a queue (lib/queue.c); guarded by the queue lock */
     bool received;

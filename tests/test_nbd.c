@@ -1,0 +1,799 @@
+/* NBD targets (backends/nbd.c) against real nbdkit servers that each test
+ * starts on a private Unix socket (or 127.0.0.1) and stops by its pid; the
+ * servers also run with --exit-with-parent, so a test that dies takes its
+ * server with it. Data is checked through the backing file (file plugin),
+ * error paths use nbdkit's error filter, timeouts and cancel its delay
+ * filter (with the caller's buffer checked untouched after the server's
+ * late answer), connection loss a SIGKILL of the server. Skips (77) when
+ * uwdf was built without libnbd or nbdkit is missing. */
+#include "config.h"
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_SKIP 77
+#define BLK 4096u
+#define EXPORT_SIZE (1u << 20)
+#define SEED 1800u
+#define TEST_TIMEOUT_SEC 60
+#define START_WAIT_MS 10000
+#define SYNC_TIMEOUT_SEC 20
+#define DELAY_S 2              /* the delay filter's hold */
+#define TIMEOUT_MS 200
+#define LATE_MS 150.0          /* "within its timeout plus a few ms", loose for a busy machine */
+#define INFLIGHT 16
+#define UNTOUCHED 0xA5
+
+/* ---- servers ---- */
+
+struct server {
+    pid_t pid;
+    char *sock;
+    char *pidfile;
+    char uri[600];
+};
+
+/* nbdkit -f --exit-with-parent -U SOCK -P PIDFILE ARGS...; waits for the
+ * pid file, which nbdkit writes once it accepts connections. */
+static void server_start(struct tu_env *e, struct server *s, const char *name, const char *const *args)
+{
+    const char *argv[32];
+    int n = 0;
+    s->sock = tu_env_path(e, name);
+    char pidname[64];
+    snprintf(pidname, sizeof(pidname), "%s.pid", name);
+    s->pidfile = tu_env_path(e, pidname);
+    unlink(s->sock);
+    unlink(s->pidfile);
+    argv[n++] = "nbdkit";
+    argv[n++] = "-f";
+    argv[n++] = "--exit-with-parent";
+    argv[n++] = "-U";
+    argv[n++] = s->sock;
+    argv[n++] = "-P";
+    argv[n++] = s->pidfile;
+    for (int i = 0; args[i]; i++) {
+        ck_assert_int_lt(n, 30);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    s->pid = fork();
+    ck_assert_int_ge(s->pid, 0);
+    if (s->pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO);
+        execvp("nbdkit", (char *const *)argv);
+        _exit(127);
+    }
+    double t0 = tu_now_ms();
+    struct stat st;
+    while (stat(s->pidfile, &st) != 0 || st.st_size == 0) {
+        int status;
+        ck_assert_msg(waitpid(s->pid, &status, WNOHANG) == 0, "nbdkit %s exited before listening", args[0]);
+        ck_assert_msg(tu_now_ms() - t0 < START_WAIT_MS, "nbdkit did not listen on %s", s->sock);
+        tu_sleep_ms(5);
+    }
+    snprintf(s->uri, sizeof(s->uri), "nbd+unix:///?socket=%s", s->sock);
+}
+
+static void server_stop(struct server *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGTERM);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+    free(s->sock);
+    free(s->pidfile);
+    s->sock = s->pidfile = NULL;
+}
+
+static void server_kill(struct server *s)
+{
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+}
+
+/* ---- targets and I/O ---- */
+
+static NTSTATUS open_uri(struct tu_env *e, const char *uri, ACCESS_MASK access, ULONG options, WDFIOTARGET *t)
+{
+    return tu_target_open(e->device, uri, access, FILE_OPEN, options, t);
+}
+
+static WDFIOTARGET open_rw(struct tu_env *e, const char *uri)
+{
+    WDFIOTARGET t;
+    ck_assert_status(open_uri(e, uri, GENERIC_READ | GENERIC_WRITE, 0, &t), STATUS_SUCCESS);
+    return t;
+}
+
+static NTSTATUS sync_rw(WDFIOTARGET t, bool write, void *buf, ULONG len, LONGLONG off, ULONG_PTR *bytes)
+{
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, len);
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
+    ULONG_PTR got = 0;
+    NTSTATUS s = write ? WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, &o, &got)
+                       : WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, &got);
+    if (bytes)
+        *bytes = got;
+    return s;
+}
+
+static NTSTATUS sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_len, void *out, ULONG out_len)
+{
+    WDF_MEMORY_DESCRIPTOR din, dout;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&din, (PVOID)in, in_len);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&dout, out, out_len);
+    return WdfIoTargetSendIoctlSynchronously(t, NULL, code, in ? &din : NULL, out ? &dout : NULL, NULL, NULL);
+}
+
+static NTSTATUS flush(WDFIOTARGET t)
+{
+    WDFREQUEST req = tu_make_request(t);
+    IO_STACK_LOCATION stack;
+    WDF_REQUEST_SEND_OPTIONS o;
+    memset(&stack, 0, sizeof(stack));
+    stack.MajorFunction = IRP_MJ_FLUSH_BUFFERS;
+    WdfRequestWdmFormatUsingStackLocation(req, &stack);
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
+    ck_assert(WdfRequestSend(req, t, &o));
+    NTSTATUS s = WdfRequestGetStatus(req);
+    WdfObjectDelete(req);
+    return s;
+}
+
+static NTSTATUS trim(WDFIOTARGET t, LONGLONG off, ULONGLONG len)
+{
+    /* The ranges start on an 8-byte boundary after the header. */
+    enum { RANGES_AT = (sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) + 7) & ~7u };
+    uint64_t words[(RANGES_AT + sizeof(DEVICE_DATA_SET_RANGE)) / 8];
+    DEVICE_MANAGE_DATA_SET_ATTRIBUTES hdr;
+    DEVICE_DATA_SET_RANGE r = { off, len };
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.Size = sizeof(hdr);
+    hdr.Action = DeviceDsmAction_Trim;
+    hdr.DataSetRangesOffset = RANGES_AT;
+    hdr.DataSetRangesLength = sizeof(r);
+    memset(words, 0, sizeof(words));
+    memcpy(words, &hdr, sizeof(hdr));
+    memcpy((char *)words + RANGES_AT, &r, sizeof(r));
+    return sync_ioctl(t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, words, sizeof(words), NULL, 0);
+}
+
+static NTSTATUS set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond)
+{
+    FILE_ZERO_DATA_INFORMATION z;
+    z.FileOffset.QuadPart = from;
+    z.BeyondFinalZero.QuadPart = beyond;
+    return sync_ioctl(t, FSCTL_SET_ZERO_DATA, &z, sizeof(z), NULL, 0);
+}
+
+static bool all_bytes(const void *buf, size_t len, unsigned char v)
+{
+    const unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != v)
+            return false;
+    return true;
+}
+
+/* Backing file of EXPORT_SIZE bytes with pattern SEED, and a file-plugin
+ * server over it. */
+static char *file_server(struct tu_env *e, struct server *s, const char *extra)
+{
+    char *path = tu_env_file(e, "backing", EXPORT_SIZE, SEED);
+    char file_arg[600];
+    snprintf(file_arg, sizeof(file_arg), "file=%s", path);
+    const char *args[] = { "file", file_arg, extra, NULL };
+    server_start(e, s, "nbd.sock", args);
+    return path;
+}
+
+/* ---- tests ---- */
+
+START_TEST(read_write_through_the_file_plugin)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    char *backing = file_server(&e, &s, NULL);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    ck_assert_str_eq(UwdfIoTargetGetBackendName(t), "nbd");
+
+    unsigned char *buf = malloc(8 * BLK), *check = malloc(8 * BLK);
+    ULONG_PTR got;
+    ck_assert_status(sync_rw(t, false, buf, 8 * BLK, 3 * BLK, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, 8 * BLK);
+    ck_assert(tu_pattern_matches(buf, 8 * BLK, SEED, 3 * BLK));
+
+    /* An unaligned write lands in the backing file. */
+    tu_fill_pattern(buf, 3000, SEED + 1, 0);
+    ck_assert_status(sync_rw(t, true, buf, 3000, 12345, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, 3000);
+    ck_assert_status(flush(t), STATUS_SUCCESS);
+    int fd = open(backing, O_RDONLY);
+    ck_assert_int_eq(pread(fd, check, 3000, 12345), 3000);
+    close(fd);
+    ck_assert_mem_eq(check, buf, 3000);
+
+    /* Size and alignment from the export. */
+    GET_LENGTH_INFORMATION li;
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li)), STATUS_SUCCESS);
+    ck_assert_uint_eq(li.Length.QuadPart, EXPORT_SIZE);
+    free(buf);
+    free(check);
+    free(backing);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(scattered_mdl_chain_and_file_position)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    char *backing = file_server(&e, &s, NULL);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+
+    /* A read into a chain of three MDLs of different lengths. */
+    unsigned char *a = malloc(BLK), *b = malloc(100), *c = malloc(2 * BLK);
+    PMDL m1 = IoAllocateMdl(a, BLK, FALSE, FALSE, NULL), m2 = IoAllocateMdl(b, 100, FALSE, FALSE, NULL),
+         m3 = IoAllocateMdl(c, 2 * BLK, FALSE, FALSE, NULL);
+    m1->Next = m2;
+    m2->Next = m3;
+    MmBuildMdlForNonPagedPool(m1);
+    MmBuildMdlForNonPagedPool(m2);
+    MmBuildMdlForNonPagedPool(m3);
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, m1, 3 * BLK + 100);
+    LONGLONG off = 5 * BLK;
+    ULONG_PTR got = 0;
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, 3 * BLK + 100);
+    ck_assert(tu_pattern_matches(a, BLK, SEED, 5 * BLK));
+    ck_assert(tu_pattern_matches(b, 100, SEED, 6 * BLK));
+    ck_assert(tu_pattern_matches(c, 2 * BLK, SEED, 6 * BLK + 100));
+
+    /* Written back from the chain elsewhere: gathered in order. */
+    off = 100 * BLK;
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &got), STATUS_SUCCESS);
+    unsigned char *check = malloc(3 * BLK + 100);
+    int fd = open(backing, O_RDONLY);
+    ck_assert_int_eq(pread(fd, check, 3 * BLK + 100, 100 * BLK), 3 * BLK + 100);
+    ck_assert(tu_pattern_matches(check, 3 * BLK + 100, SEED, 5 * BLK));
+
+    /* A NULL DeviceOffset uses and advances the target's position. */
+    unsigned char *p = malloc(BLK);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, p, BLK);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, NULL, NULL, &got), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(p, BLK, SEED, 0));
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, NULL, NULL, &got), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(p, BLK, SEED, BLK));
+    close(fd);
+    IoFreeMdl(m1);
+    IoFreeMdl(m2);
+    IoFreeMdl(m3);
+    free(a);
+    free(b);
+    free(c);
+    free(p);
+    free(check);
+    free(backing);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(end_of_export_as_a_block_device)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    const char *args[] = { "memory", "1M", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    unsigned char *buf = malloc(2 * BLK);
+    ULONG_PTR got = 1;
+    ck_assert_status(sync_rw(t, false, buf, BLK, EXPORT_SIZE, &got), STATUS_END_OF_FILE);
+    ck_assert_uint_eq(got, 0);
+    ck_assert_status(sync_rw(t, false, buf, 2 * BLK, EXPORT_SIZE - BLK, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, BLK);
+    ck_assert_status(sync_rw(t, true, buf, BLK, EXPORT_SIZE, &got), STATUS_DISK_FULL);
+    ck_assert_status(sync_rw(t, true, buf, 2 * BLK, EXPORT_SIZE - BLK, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, BLK);
+    free(buf);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(requests_larger_than_the_server_maximum_are_split)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    char *backing = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
+    char file_arg[600];
+    snprintf(file_arg, sizeof(file_arg), "file=%s", backing);
+    const char *args[] = { "--filter=blocksize-policy", "file", file_arg, "blocksize-maximum=65536",
+                           "blocksize-preferred=4096", "blocksize-minimum=512", "blocksize-error-policy=error",
+                           NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    size_t len = 512 * 1024;
+    unsigned char *buf = malloc(len);
+    ULONG_PTR got;
+    ck_assert_status(sync_rw(t, false, buf, (ULONG)len, 0, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, len);
+    ck_assert(tu_pattern_matches(buf, len, SEED, 0));
+    tu_fill_pattern(buf, len, SEED + 2, 0);
+    ck_assert_status(sync_rw(t, true, buf, (ULONG)len, 4096, &got), STATUS_SUCCESS);
+    unsigned char *check = malloc(len);
+    int fd = open(backing, O_RDONLY);
+    ck_assert_int_eq(pread(fd, check, len, 4096), (ssize_t)len);
+    close(fd);
+    ck_assert_mem_eq(check, buf, len);
+    /* The alignment the server states is what the target reports. */
+    STORAGE_PROPERTY_QUERY q = { .PropertyId = StorageAccessAlignmentProperty, .QueryType = PropertyStandardQuery };
+    STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a)), STATUS_SUCCESS);
+    ck_assert_uint_eq(a.BytesPerLogicalSector, 512);
+    ck_assert_uint_eq(a.BytesPerPhysicalSector, 4096);
+    free(buf);
+    free(check);
+    free(backing);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(server_errors_map_through_the_errno_table)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    char *flag = tu_env_path(&e, "error-now");
+    char file_arg[600];
+    snprintf(file_arg, sizeof(file_arg), "error-file=%s", flag);
+    const char *args[] = { "--filter=error", "memory", "1M", "error-pread=EIO", "error-pwrite=ENOSPC",
+                           "error-rate=100%", file_arg, NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    unsigned char *buf = calloc(1, BLK);
+    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    tu_write_text(flag, "");
+    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_IO_DEVICE_ERROR);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_DISK_FULL);
+    unlink(flag);
+    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    free(buf);
+    free(flag);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(read_only_export_refuses_writes_as_write_protected)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    const char *args[] = { "-r", "memory", "1M", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    unsigned char *buf = calloc(1, BLK);
+    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(trim(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(set_zero(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
+    free(buf);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(flush_trim_zero_when_offered)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    const char *args[] = { "memory", "1M", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    unsigned char *buf = malloc(4 * BLK);
+    memset(buf, 0x5c, 4 * BLK);
+    ck_assert_status(sync_rw(t, true, buf, 4 * BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(flush(t), STATUS_SUCCESS);
+    ck_assert_status(trim(t, 0, BLK), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, 2 * BLK, 3 * BLK), STATUS_SUCCESS);
+    ck_assert_status(sync_rw(t, false, buf, 4 * BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(all_bytes(buf, BLK, 0));           /* the memory plugin trims to zeros */
+    ck_assert(all_bytes(buf + BLK, BLK, 0x5c));
+    ck_assert(all_bytes(buf + 2 * BLK, BLK, 0));
+    ck_assert(all_bytes(buf + 3 * BLK, BLK, 0x5c));
+    /* Ranges are checked as for a block device before anything is sent. */
+    ck_assert_status(trim(t, 100, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(t, 0, EXPORT_SIZE + BLK), STATUS_INVALID_PARAMETER);
+    free(buf);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(flush_trim_zero_not_offered_are_not_supported)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    /* eval: no flush, no trim; nozero: no zero. */
+    const char *args[] = { "--filter=nozero", "eval", "get_size=echo 1048576",
+                           "pread=dd if=/dev/zero count=$3 iflag=count_bytes 2>/dev/null",
+                           "pwrite=cat >/dev/null", "can_write=exit 0", "can_trim=exit 3", "can_flush=exit 3",
+                           "zeromode=none", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    unsigned char *buf = calloc(1, BLK);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(flush(t), STATUS_NOT_SUPPORTED);
+    ck_assert_status(trim(t, 0, BLK), STATUS_NOT_SUPPORTED);
+    ck_assert_status(set_zero(t, 0, BLK), STATUS_NOT_SUPPORTED);
+    free(buf);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static size_t count_in_file(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    size_t n = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (strstr(line, needle))
+            n++;
+    fclose(f);
+    return n;
+}
+
+/* Write-through per request and per target is NBD FUA; a server without
+ * FUA gets a flush after the write (nbdkit's log filter shows both). */
+START_TEST(write_through_is_fua_or_a_flush)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    bool fua = _i == 0;
+    char *log = tu_env_path(&e, "nbd.log");
+    char log_arg[600];
+    snprintf(log_arg, sizeof(log_arg), "logfile=%s", log);
+    const char *with_fua[] = { "--filter=log", "memory", "1M", log_arg, NULL };
+    /* (nbdkit 1.32's fua filter refuses its documented fuamode=none.) */
+    const char *without[] = { "--filter=log", "eval", "get_size=echo 1048576",
+                              "pread=dd if=/dev/zero count=$3 iflag=count_bytes 2>/dev/null",
+                              "pwrite=cat >/dev/null", "can_write=exit 0", "can_fua=echo none",
+                              "can_flush=exit 0", "flush=exit 0", log_arg, NULL };
+    server_start(&e, &s, "nbd.sock", fua ? with_fua : without);
+    WDFIOTARGET t;
+    ck_assert_status(open_uri(&e, s.uri, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH, &t), STATUS_SUCCESS);
+    unsigned char *buf = calloc(1, BLK);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    WdfObjectDelete(t);
+    /* Per request: UwdfRequestSetWriteThrough on a plain target. */
+    t = open_rw(&e, s.uri);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
+    LONGLONG off = BLK;
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    UwdfRequestSetWriteThrough(req, TRUE);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
+    ck_assert(WdfRequestSend(req, t, &o));
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    /* A plain write: neither. */
+    ck_assert_status(sync_rw(t, true, buf, BLK, 2 * BLK, NULL), STATUS_SUCCESS);
+    WdfObjectDelete(req);
+    WdfObjectDelete(mem);
+    WdfObjectDelete(t);
+    server_stop(&s); /* flushes the log */
+    /* Request lines (" Write id="); replies read "...Write id=". */
+    ck_assert_uint_eq(count_in_file(log, " Write id="), 3);
+    ck_assert_uint_eq(count_in_file(log, "fua=1 "), fua ? 2 : 0);
+    ck_assert_uint_eq(count_in_file(log, " Flush id="), fua ? 0 : 2);
+    free(buf);
+    free(log);
+    tu_env_fini(&e);
+}
+END_TEST
+
+struct late {
+    unsigned char *buf;
+    struct tu_completion c;
+    WDFREQUEST req;
+    WDFMEMORY mem;
+};
+
+static void late_send(WDFIOTARGET t, struct late *l, LONGLONG timeout)
+{
+    l->buf = malloc(BLK);
+    memset(l->buf, UNTOUCHED, BLK);
+    tu_completion_init(&l->c);
+    l->req = tu_make_request(t);
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    ck_assert_status(WdfMemoryCreatePreallocated(&attrs, l->buf, BLK, &l->mem), STATUS_SUCCESS);
+    LONGLONG off = 0;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, l->req, l->mem, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(l->req, tu_on_complete, &l->c);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    if (timeout)
+        WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, timeout);
+    ck_assert(WdfRequestSend(l->req, t, &o));
+}
+
+static void late_fini(struct late *l)
+{
+    WdfObjectDelete(l->req);
+    WdfObjectDelete(l->mem);
+    tu_completion_fini(&l->c);
+    free(l->buf);
+}
+
+/* The server answers DELAY_S late: the request completes at its timeout
+ * (or its cancel), and the buffer stays as it was after the answer came. */
+START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    bool cancel = _i == 1;
+    const char *args[] = { "--filter=delay", "pattern", "1M", "rdelay=2", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    struct late l;
+    double t0 = tu_now_ms();
+    late_send(t, &l, cancel ? 0 : WDF_REL_TIMEOUT_IN_MS(TIMEOUT_MS));
+    if (cancel) {
+        tu_sleep_ms(TIMEOUT_MS);
+        ck_assert(WdfRequestCancelSentRequest(l.req));
+    }
+    ck_assert(tu_completion_wait(&l.c, DELAY_S * 1000));
+    double took = tu_now_ms() - t0;
+    ck_assert_status(l.c.status, cancel ? STATUS_CANCELLED : STATUS_IO_TIMEOUT);
+    ck_assert_msg(took < TIMEOUT_MS + LATE_MS, "completed after %.0f ms", took);
+    tu_sleep_ms(DELAY_S * 1000 + 300); /* the server's answer arrives meanwhile */
+    ck_assert(all_bytes(l.buf, BLK, UNTOUCHED));
+    ck_assert_int_eq(tu_ncalls(&l.c), 1);
+    late_fini(&l);
+    /* The connection is still good. */
+    unsigned char *buf = malloc(BLK);
+    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(!all_bytes(buf, BLK, 0));
+    free(buf);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* Stop with cancel, Purge and Close of a target whose server holds every
+ * request: each completes at once, exactly once. */
+START_TEST(stop_purge_close_with_requests_held_by_the_server)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=2", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    struct late l[3];
+    for (int round = 0; round < 3; round++) {
+        late_send(t, &l[round], 0);
+        double t0 = tu_now_ms();
+        if (round == 0)
+            WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
+        else if (round == 1)
+            WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
+        else
+            WdfIoTargetClose(t);
+        ck_assert_msg(tu_now_ms() - t0 < 1000.0, "round %d waited for the server", round);
+        ck_assert(tu_completion_wait(&l[round].c, 0));
+        ck_assert_status(l[round].c.status, STATUS_CANCELLED);
+        ck_assert_int_eq(tu_ncalls(&l[round].c), 1);
+        if (round < 2)
+            ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
+    }
+    tu_sleep_ms(DELAY_S * 1000 + 300);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(all_bytes(l[i].buf, BLK, UNTOUCHED));
+        late_fini(&l[i]);
+    }
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* The server dies with requests in flight: every one completes exactly
+ * once with STATUS_CONNECTION_DISCONNECTED, later sends fail the same way,
+ * and closing and reopening the target reconnects to a new server. */
+START_TEST(server_killed_mid_run_completes_everything_once)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=5", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    struct late l[INFLIGHT];
+    for (int i = 0; i < INFLIGHT; i++)
+        late_send(t, &l[i], 0);
+    tu_sleep_ms(100);
+    server_kill(&s);
+    for (int i = 0; i < INFLIGHT; i++) {
+        ck_assert_msg(tu_completion_wait(&l[i].c, 3000), "request %d never completed", i);
+        ck_assert_status(l[i].c.status, STATUS_CONNECTION_DISCONNECTED);
+    }
+    tu_sleep_ms(50);
+    for (int i = 0; i < INFLIGHT; i++) {
+        ck_assert_int_eq(tu_ncalls(&l[i].c), 1);
+        late_fini(&l[i]);
+    }
+    unsigned char *buf = malloc(BLK);
+    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
+    WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
+    WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
+    WdfIoTargetClose(t);
+
+    const char *again[] = { "memory", "1M", NULL };
+    char *uri = strdup(s.uri);
+    free(s.sock);
+    free(s.pidfile);
+    server_start(&e, &s, "nbd.sock", again);
+    ck_assert_str_eq(uri, s.uri);
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&op);
+    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    memset(buf, 7, BLK);
+    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(all_bytes(buf, BLK, 7));
+    free(uri);
+    free(buf);
+    WdfObjectDelete(t);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(bad_names_fail_the_open_with_a_reason)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    WDFIOTARGET t;
+    ck_assert_status(open_uri(&e, "gopher://127.0.0.1/x", GENERIC_READ, 0, &t), STATUS_OBJECT_NAME_INVALID);
+    WdfObjectDelete(t);
+    char *missing = tu_env_path(&e, "no.sock");
+    char uri[700];
+    snprintf(uri, sizeof(uri), "nbd+unix:///?socket=%s", missing);
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_BAD_NETWORK_NAME);
+    WdfObjectDelete(t);
+    /* Nothing listens on port 1 of the loopback address. */
+    ck_assert_status(open_uri(&e, "nbd://127.0.0.1:1/", GENERIC_READ, 0, &t), STATUS_CONNECTION_REFUSED);
+    WdfObjectDelete(t);
+    const char *args[] = { "--filter=exportname", "memory", "1M", "exportname=disk", "exportname-strict=true", NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    snprintf(uri, sizeof(uri), "nbd+unix:///other?socket=%s", s.sock);
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_BAD_NETWORK_NAME);
+    WdfObjectDelete(t);
+    snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s", s.sock);
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_SUCCESS);
+    WdfObjectDelete(t);
+    snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s&uwdf-connections=0", s.sock);
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
+    WdfObjectDelete(t);
+    free(missing);
+    server_stop(&s);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* uwdf-connections=N opens N connections when the server allows
+ * multi-conn, and requests spread over them. */
+START_TEST(multi_conn_spreads_requests_over_connections)
+{
+    struct tu_env e;
+    struct server s;
+    tu_env_init(&e);
+    char *log = tu_env_path(&e, "nbd.log");
+    char log_arg[600];
+    snprintf(log_arg, sizeof(log_arg), "logfile=%s", log);
+    const char *args[] = { "--filter=log", "memory", "1M", log_arg, NULL };
+    server_start(&e, &s, "nbd.sock", args);
+    char uri[700];
+    snprintf(uri, sizeof(uri), "%s&uwdf-connections=4", s.uri);
+    WDFIOTARGET t = open_rw(&e, uri);
+    unsigned char *buf = malloc(BLK);
+    for (int i = 0; i < 8; i++) {
+        memset(buf, i, BLK);
+        ck_assert_status(sync_rw(t, true, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+    }
+    for (int i = 0; i < 8; i++) {
+        ck_assert_status(sync_rw(t, false, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+        ck_assert(all_bytes(buf, BLK, (unsigned char)i));
+    }
+    WdfObjectDelete(t);
+    server_stop(&s);
+    ck_assert_uint_eq(count_in_file(log, "Connect "), 4);
+    for (int c = 1; c <= 4; c++) {
+        char needle[32];
+        snprintf(needle, sizeof(needle), "connection=%d Write", c);
+        ck_assert_msg(count_in_file(log, needle) >= 2, "connection %d carried %zu writes", c,
+                      count_in_file(log, needle));
+    }
+    free(buf);
+    free(log);
+    tu_env_fini(&e);
+}
+END_TEST
+
+int main(void)
+{
+#ifndef HAVE_LIBNBD
+    fprintf(stderr, "test_nbd: built without libnbd\n");
+    return EXIT_SKIP;
+#else
+    if (system("nbdkit --version >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "test_nbd: nbdkit is not installed (apt-get install nbdkit)\n");
+        return EXIT_SKIP;
+    }
+    Suite *s = suite_create("nbd");
+    TCase *tc = tu_tcase(s, "nbd", TEST_TIMEOUT_SEC);
+    tcase_add_test(tc, read_write_through_the_file_plugin);
+    tcase_add_test(tc, scattered_mdl_chain_and_file_position);
+    tcase_add_test(tc, end_of_export_as_a_block_device);
+    tcase_add_test(tc, requests_larger_than_the_server_maximum_are_split);
+    tcase_add_test(tc, server_errors_map_through_the_errno_table);
+    tcase_add_test(tc, read_only_export_refuses_writes_as_write_protected);
+    tcase_add_test(tc, flush_trim_zero_when_offered);
+    tcase_add_test(tc, flush_trim_zero_not_offered_are_not_supported);
+    tcase_add_loop_test(tc, write_through_is_fua_or_a_flush, 0, 2);
+    tcase_add_loop_test(tc, timeout_and_cancel_complete_on_time_and_leave_the_buffer, 0, 2);
+    tcase_add_test(tc, stop_purge_close_with_requests_held_by_the_server);
+    tcase_add_test(tc, server_killed_mid_run_completes_everything_once);
+    tcase_add_test(tc, bad_names_fail_the_open_with_a_reason);
+    tcase_add_test(tc, multi_conn_spreads_requests_over_connections);
+    return tu_main(s, "test_nbd");
+#endif
+}
