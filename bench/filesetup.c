@@ -11,10 +11,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifdef HAVE_LIBNBD
+#include <libnbd.h>
+#endif
+
 #include "filesetup.h"
 #include "interrupt.h"
 #include "job.h"
 #include "verify.h"
+
+/* The export's size (libnbd, as fio's nbd engine asks it), or -1 with a
+ * message. */
+static int64_t nbd_export_size(const char *uri, const char *job)
+{
+#ifdef HAVE_LIBNBD
+    struct nbd_handle *h = nbd_create();
+    int64_t size = -1;
+    if (h && nbd_connect_uri(h, uri) == 0)
+        size = nbd_get_size(h);
+    if (size < 0)
+        errmsg("%s: cannot open the NBD export '%s': %s", job, uri, nbd_get_error());
+    if (h)
+        nbd_close(h);
+    return size;
+#else
+    errmsg("%s: '%s': this uwdf-bench was built without libnbd", job, uri);
+    return -1;
+#endif
+}
 
 static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job)
 {
@@ -26,7 +50,17 @@ static struct layout_file *lfile_get(struct layout *lay, const char *path, bool 
     lf->first_job = job;
     lf->auto_named = auto_named;
     struct stat st;
-    if (stat(path, &st) == 0) {
+    if (filename_is_nbd_uri(path)) {
+        /* An NBD export: a fixed size, like a block device. */
+        int64_t size = nbd_export_size(path, job);
+        if (size < 0) {
+            free(lf);
+            return NULL;
+        }
+        lf->exists = true;
+        lf->is_blk = true;
+        lf->real_size = (uint64_t)size;
+    } else if (stat(path, &st) == 0) {
         lf->exists = true;
         if (S_ISBLK(st.st_mode)) {
             lf->is_blk = true;
@@ -134,7 +168,7 @@ int job_resolve_files(struct job *j)
     const struct job_opts *o = &j->o;
     const char **paths;
     unsigned n;
-    bool generated = !o->filename;
+    bool generated = !o->filename && !o->uri;
     if (generated) {
         n = o->nrfiles ? o->nrfiles : 1;
         paths = xcalloc(n, sizeof(*paths));
@@ -147,7 +181,7 @@ int job_resolve_files(struct job *j)
             }
         }
     } else {
-        n = split_filenames(j->run->strings, o->filename, &paths);
+        n = split_filenames(j->run->strings, o->uri ? o->uri : o->filename, &paths);
         if (!n) {
             free(paths);
             errmsg("%s: empty filename", o->name);

@@ -290,6 +290,20 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
                " does not have", who);
         return -1;
     }
+    /* fio's nbd engine: --uri names the export; here a --filename that is
+     * an NBD URI does as well. */
+    if (o->ioengine == ENGINE_NBD && !o->uri && !(o->filename && filename_is_nbd_uri(o->filename))) {
+        errmsg("%s--ioengine=nbd needs --uri=nbd://... (or an NBD URI as --filename)", who);
+        return -1;
+    }
+    if (o->uri && !filename_is_nbd_uri(o->uri)) {
+        errmsg("%s--uri: '%s' is not an NBD URI (nbd://, nbds://, nbd+unix://)", who, o->uri);
+        return -1;
+    }
+    if (o->uri && o->ioengine != ENGINE_NBD && o->ioengine != ENGINE_DEFAULT) {
+        errmsg("%s--uri is for --ioengine=nbd", who);
+        return -1;
+    }
     if (o->verify && o->bs < sizeof(struct verify_hdr)) {
         errmsg("%s--verify needs bs of at least %zu bytes", who, sizeof(struct verify_hdr));
         return -1;

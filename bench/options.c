@@ -11,7 +11,7 @@
 const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw",
                                  "trim", "randtrim", "trimwrite" };
 const char *const api_names[] = { "async", "sync", "flt", "stack" };
-const char *const engine_names[] = { "default", "io_uring", "libaio", "null" };
+const char *const engine_names[] = { "default", "io_uring", "libaio", "null", "nbd" };
 const char *const sync_names[] = { "none", "sync", "dsync" };
 const char *const flush_names[] = { "none", "fsync", "fdatasync" };
 
@@ -117,6 +117,7 @@ static const struct opt_val ioengine_vals[] = {
     { "io_uring", ENGINE_IO_URING, NULL },
     { "libaio", ENGINE_LIBAIO, NULL },
     { "null", ENGINE_NULL, NULL },
+    { "nbd", ENGINE_NBD, NULL },
     { "psync", 0, SYNC_ENGINE_REFUSED },
     { "sync", 0, SYNC_ENGINE_REFUSED },
     { "pvsync", 0, SYNC_ENGINE_REFUSED },
@@ -208,8 +209,10 @@ const struct opt_def job_options[] = {
     { .name = "direct", JOB_BOOL(direct), .help = "O_DIRECT (FILE_NO_INTERMEDIATE_BUFFERING)" },
     { .name = "buffered", JOB_BOOL(direct), .inverse = true, .help = "the opposite of direct" },
     { .name = "ioengine", .kind = OPT_ENUM, JOB_FIELD(ioengine), .vals = ioengine_vals,
-      .err = "expected io_uring, libaio or null", .arg = "engine",
-      .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets)" },
+      .err = "expected io_uring, libaio, null or nbd", .arg = "engine",
+      .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets); nbd: the export of --uri" },
+    { .name = "uri", .kind = OPT_STR, JOB_FIELD(uri), .err = "expected an NBD URI", .arg = "uri",
+      .help = "NBD export (nbd://host[:port]/export, nbd+unix:///export?socket=PATH) for --ioengine=nbd, as fio's nbd engine takes it" },
     { .name = "randseed", .kind = OPT_U64, JOB_FIELD(randseed), .err = "expected a number", .arg = "n",
       .help = "seed of the offset and read/write-mix generators" },
     { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
@@ -295,9 +298,22 @@ const struct opt_def global_options[] = {
 };
 const size_t n_global_options = sizeof(global_options) / sizeof(global_options[0]);
 
+/* An NBD URI ("nbd://", "nbds+unix://", ...): one name, colons and all. */
+bool filename_is_nbd_uri(const char *spec)
+{
+    size_t n = strspn(spec, "abcdefghijklmnopqrstuvwxyz+");
+    return n >= 3 && strncmp(spec, "nbd", 3) == 0 && strncmp(spec + n, "://", 3) == 0;
+}
+
 unsigned split_filenames(struct strpool *pool, const char *spec, const char ***out)
 {
     size_t len = strlen(spec);
+    if (filename_is_nbd_uri(spec)) {
+        const char **one = xcalloc(1, sizeof(*one));
+        one[0] = keep_str(pool, spec);
+        *out = one;
+        return 1;
+    }
     const char **list = xcalloc(len + 1, sizeof(*list));
     char *buf = xcalloc(1, len + 1);
     unsigned n = 0;

@@ -15,7 +15,7 @@ struct strpool;
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW, RW_TRIM, RW_RANDTRIM,
                RW_TRIMWRITE };
 enum api_mode { API_ASYNC, API_SYNC, API_FLT, API_STACK };
-enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL };
+enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL, ENGINE_NBD };
 enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
 /* fio's sync=: O_SYNC / O_DSYNC writes. uwdf has one kind: write-through. */
 enum sync_mode { SYNC_NONE, SYNC_SYNC, SYNC_DSYNC };
@@ -37,6 +37,7 @@ extern const char *const flush_names[];
 struct job_opts {
     const char *name;
     const char *filename; /* NULL: generated name */
+    const char *uri;      /* --uri (fio's nbd engine): the NBD export, as a filename */
     uint64_t size;
     unsigned size_pct; /* 1..100 when size was given as a percentage */
     uint64_t offset;
@@ -117,5 +118,8 @@ extern const size_t n_global_options;
 /* A filename option's list: "a:b\:c" -> "a", "b:c" (fio's escaping of ':'
  * in names); the names are kept in pool, the array is the caller's. */
 unsigned split_filenames(struct strpool *pool, const char *spec, const char ***out);
+/* Whether a filename is an NBD URI (nbd://, nbds://, nbd+unix://, ...):
+ * never split, never created, sized by the server. */
+bool filename_is_nbd_uri(const char *spec);
 
 #endif
