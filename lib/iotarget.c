@@ -164,6 +164,16 @@ static int target_open_fd(const char *path, int flags)
     return fd;
 }
 
+/* What the target may do, from the access asked for (none: read). */
+static void target_set_access(struct uwdf_iotarget *t, ACCESS_MASK desired)
+{
+    t->access = desired;
+    if (access_wants_read(desired) || !access_wants_write(desired))
+        t->access |= FILE_READ_DATA;
+    if (access_wants_write(desired))
+        t->access |= FILE_WRITE_DATA;
+}
+
 /* t takes the open file fd (opened with flags): checked, described and
  * its geometry probed, or closed. */
 static NTSTATUS target_adopt_fd(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPEN_PARAMS *p, int fd, int flags)
@@ -185,11 +195,7 @@ static NTSTATUS target_adopt_fd(struct uwdf_iotarget *t, const WDF_IO_TARGET_OPE
     t->is_stream = !S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode);
     t->direct = (flags & O_DIRECT) != 0;
     t->write_through = (flags & O_DSYNC) != 0;
-    t->access = p->DesiredAccess;
-    if (access_wants_read(p->DesiredAccess) || !access_wants_write(p->DesiredAccess))
-        t->access |= FILE_READ_DATA;
-    if (access_wants_write(p->DesiredAccess))
-        t->access |= FILE_WRITE_DATA;
+    target_set_access(t, p->DesiredAccess);
     int r = uwdf_geometry_probe(t);
     if (r < 0) {
         close(fd);
@@ -400,11 +406,7 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     t->is_block = true; /* a fixed size, sector rules, no file position beyond the caller's */
     t->is_stream = t->direct = false;
     t->write_through = (flags & O_DSYNC) != 0;
-    t->access = params->DesiredAccess;
-    if (access_wants_read(params->DesiredAccess) || !access_wants_write(params->DesiredAccess))
-        t->access |= FILE_READ_DATA;
-    if (access_wants_write(params->DesiredAccess))
-        t->access |= FILE_WRITE_DATA;
+    target_set_access(t, params->DesiredAccess);
     t->size = info.size;
     t->logical_sector = info.min_block > 512 ? info.min_block : 512;
     t->physical_sector = info.preferred_block > t->logical_sector ? info.preferred_block : t->logical_sector;
