@@ -310,7 +310,7 @@ START_TEST(end_of_export_as_a_block_device)
     const char *args[] = { "memory", "1M", NULL };
     server_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
-    unsigned char *buf = malloc(2 * BLK);
+    unsigned char *buf = calloc(1, 2 * BLK);
     ULONG_PTR got = 1;
     ck_assert_status(sync_rw(t, false, buf, BLK, EXPORT_SIZE, &got), STATUS_END_OF_FILE);
     ck_assert_uint_eq(got, 0);
@@ -509,7 +509,9 @@ START_TEST(write_through_is_fua_or_a_flush)
     /* Per request: UwdfRequestSetWriteThrough on a plain target. */
     t = open_rw(&e, s.uri);
     WDFREQUEST req = tu_make_request(t);
-    WDFMEMORY mem = tu_make_memory(BLK, NULL);
+    void *data;
+    WDFMEMORY mem = tu_make_memory(BLK, &data);
+    memset(data, 1, BLK);
     LONGLONG off = BLK;
     ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     UwdfRequestSetWriteThrough(req, TRUE);
