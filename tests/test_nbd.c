@@ -6,17 +6,13 @@
  * filter (with the caller's buffer checked untouched after the server's
  * late answer), connection loss a SIGKILL of the server. Skips (77) when
  * uwdf was built without libnbd or nbdkit is missing. */
-#include "config.h"
 #include "testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_SKIP 77
@@ -24,85 +20,12 @@
 #define EXPORT_SIZE (1u << 20)
 #define SEED 1800u
 #define TEST_TIMEOUT_SEC 60
-#define START_WAIT_MS 10000
 #define SYNC_TIMEOUT_SEC 20
 #define DELAY_S 2              /* the delay filter's hold */
 #define TIMEOUT_MS 200
 #define LATE_MS 150.0          /* "within its timeout plus a few ms", loose for a busy machine */
 #define INFLIGHT 16
 #define UNTOUCHED 0xA5
-
-/* ---- servers ---- */
-
-struct server {
-    pid_t pid;
-    char *sock;
-    char *pidfile;
-    char uri[600];
-};
-
-/* nbdkit -f --exit-with-parent -U SOCK -P PIDFILE ARGS...; waits for the
- * pid file, which nbdkit writes once it accepts connections. */
-static void server_start(struct tu_env *e, struct server *s, const char *name, const char *const *args)
-{
-    const char *argv[32];
-    int n = 0;
-    s->sock = tu_env_path(e, name);
-    char pidname[64];
-    snprintf(pidname, sizeof(pidname), "%s.pid", name);
-    s->pidfile = tu_env_path(e, pidname);
-    unlink(s->sock);
-    unlink(s->pidfile);
-    argv[n++] = "nbdkit";
-    argv[n++] = "-f";
-    argv[n++] = "--exit-with-parent";
-    argv[n++] = "-U";
-    argv[n++] = s->sock;
-    argv[n++] = "-P";
-    argv[n++] = s->pidfile;
-    for (int i = 0; args[i]; i++) {
-        ck_assert_int_lt(n, 30);
-        argv[n++] = args[i];
-    }
-    argv[n] = NULL;
-    s->pid = fork();
-    ck_assert_int_ge(s->pid, 0);
-    if (s->pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, STDOUT_FILENO);
-        execvp("nbdkit", (char *const *)argv);
-        _exit(127);
-    }
-    double t0 = tu_now_ms();
-    struct stat st;
-    while (stat(s->pidfile, &st) != 0 || st.st_size == 0) {
-        int status;
-        ck_assert_msg(waitpid(s->pid, &status, WNOHANG) == 0, "nbdkit %s exited before listening", args[0]);
-        ck_assert_msg(tu_now_ms() - t0 < START_WAIT_MS, "nbdkit did not listen on %s", s->sock);
-        tu_sleep_ms(5);
-    }
-    snprintf(s->uri, sizeof(s->uri), "nbd+unix:///?socket=%s", s->sock);
-}
-
-static void server_stop(struct server *s)
-{
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
-    free(s->sock);
-    free(s->pidfile);
-    s->sock = s->pidfile = NULL;
-}
-
-static void server_kill(struct server *s)
-{
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
 
 /* ---- targets and I/O ---- */
 
@@ -194,13 +117,13 @@ static bool all_bytes(const void *buf, size_t len, unsigned char v)
 
 /* Backing file of EXPORT_SIZE bytes with pattern SEED, and a file-plugin
  * server over it. */
-static char *file_server(struct tu_env *e, struct server *s, const char *extra)
+static char *file_server(struct tu_env *e, struct tu_nbdkit *s, const char *extra)
 {
     char *path = tu_env_file(e, "backing", EXPORT_SIZE, SEED);
     char file_arg[600];
     snprintf(file_arg, sizeof(file_arg), "file=%s", path);
     const char *args[] = { "file", file_arg, extra, NULL };
-    server_start(e, s, "nbd.sock", args);
+    tu_nbdkit_start(e, s, "nbd.sock", args);
     return path;
 }
 
@@ -209,7 +132,7 @@ static char *file_server(struct tu_env *e, struct server *s, const char *extra)
 START_TEST(read_write_through_the_file_plugin)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     char *backing = file_server(&e, &s, NULL);
     WDFIOTARGET t = open_rw(&e, s.uri);
@@ -239,7 +162,7 @@ START_TEST(read_write_through_the_file_plugin)
     free(check);
     free(backing);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -247,7 +170,7 @@ END_TEST
 START_TEST(scattered_mdl_chain_and_file_position)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     char *backing = file_server(&e, &s, NULL);
     WDFIOTARGET t = open_rw(&e, s.uri);
@@ -297,7 +220,7 @@ START_TEST(scattered_mdl_chain_and_file_position)
     free(check);
     free(backing);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -305,10 +228,10 @@ END_TEST
 START_TEST(end_of_export_as_a_block_device)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     const char *args[] = { "memory", "1M", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     unsigned char *buf = calloc(1, 2 * BLK);
     ULONG_PTR got = 1;
@@ -321,7 +244,7 @@ START_TEST(end_of_export_as_a_block_device)
     ck_assert_uint_eq(got, BLK);
     free(buf);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -329,7 +252,7 @@ END_TEST
 START_TEST(requests_larger_than_the_server_maximum_are_split)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     char *backing = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
     char file_arg[600];
@@ -337,7 +260,7 @@ START_TEST(requests_larger_than_the_server_maximum_are_split)
     const char *args[] = { "--filter=blocksize-policy", "file", file_arg, "blocksize-maximum=65536",
                            "blocksize-preferred=4096", "blocksize-minimum=512", "blocksize-error-policy=error",
                            NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     size_t len = 512 * 1024;
     unsigned char *buf = malloc(len);
@@ -362,7 +285,7 @@ START_TEST(requests_larger_than_the_server_maximum_are_split)
     free(check);
     free(backing);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -370,14 +293,14 @@ END_TEST
 START_TEST(server_errors_map_through_the_errno_table)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     char *flag = tu_env_path(&e, "error-now");
     char file_arg[600];
     snprintf(file_arg, sizeof(file_arg), "error-file=%s", flag);
     const char *args[] = { "--filter=error", "memory", "1M", "error-pread=EIO", "error-pwrite=ENOSPC",
                            "error-rate=100%", file_arg, NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     unsigned char *buf = calloc(1, BLK);
     ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
@@ -391,7 +314,7 @@ START_TEST(server_errors_map_through_the_errno_table)
     free(buf);
     free(flag);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -399,10 +322,10 @@ END_TEST
 START_TEST(read_only_export_refuses_writes_as_write_protected)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     const char *args[] = { "-r", "memory", "1M", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     unsigned char *buf = calloc(1, BLK);
     ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
@@ -411,7 +334,7 @@ START_TEST(read_only_export_refuses_writes_as_write_protected)
     ck_assert_status(set_zero(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
     free(buf);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -419,10 +342,10 @@ END_TEST
 START_TEST(flush_trim_zero_when_offered)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     const char *args[] = { "memory", "1M", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     unsigned char *buf = malloc(4 * BLK);
     memset(buf, 0x5c, 4 * BLK);
@@ -440,7 +363,7 @@ START_TEST(flush_trim_zero_when_offered)
     ck_assert_status(set_zero(t, 0, EXPORT_SIZE + BLK), STATUS_INVALID_PARAMETER);
     free(buf);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -448,14 +371,14 @@ END_TEST
 START_TEST(flush_trim_zero_not_offered_are_not_supported)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     /* eval: no flush, no trim; nozero: no zero. */
     const char *args[] = { "--filter=nozero", "eval", "get_size=echo 1048576",
                            "pread=dd if=/dev/zero count=$3 iflag=count_bytes 2>/dev/null",
                            "pwrite=cat >/dev/null", "can_write=exit 0", "can_trim=exit 3", "can_flush=exit 3",
                            "zeromode=none", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     unsigned char *buf = calloc(1, BLK);
     ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
@@ -464,7 +387,7 @@ START_TEST(flush_trim_zero_not_offered_are_not_supported)
     ck_assert_status(set_zero(t, 0, BLK), STATUS_NOT_SUPPORTED);
     free(buf);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -488,7 +411,7 @@ static size_t count_in_file(const char *path, const char *needle)
 START_TEST(write_through_is_fua_or_a_flush)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     bool fua = _i == 0;
     char *log = tu_env_path(&e, "nbd.log");
@@ -500,7 +423,7 @@ START_TEST(write_through_is_fua_or_a_flush)
                               "pread=dd if=/dev/zero count=$3 iflag=count_bytes 2>/dev/null",
                               "pwrite=cat >/dev/null", "can_write=exit 0", "can_fua=echo none",
                               "can_flush=exit 0", "flush=exit 0", log_arg, NULL };
-    server_start(&e, &s, "nbd.sock", fua ? with_fua : without);
+    tu_nbdkit_start(&e, &s, "nbd.sock", fua ? with_fua : without);
     WDFIOTARGET t;
     ck_assert_status(open_uri(&e, s.uri, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH, &t), STATUS_SUCCESS);
     unsigned char *buf = calloc(1, BLK);
@@ -525,7 +448,7 @@ START_TEST(write_through_is_fua_or_a_flush)
     WdfObjectDelete(req);
     WdfObjectDelete(mem);
     WdfObjectDelete(t);
-    server_stop(&s); /* flushes the log */
+    tu_nbdkit_stop(&s); /* flushes the log */
     /* Request lines (" Write id="); replies read "...Write id=". */
     ck_assert_uint_eq(count_in_file(log, " Write id="), 3);
     ck_assert_uint_eq(count_in_file(log, "fua=1 "), fua ? 2 : 0);
@@ -575,11 +498,11 @@ static void late_fini(struct late *l)
 START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     bool cancel = _i == 1;
     const char *args[] = { "--filter=delay", "pattern", "1M", "rdelay=2", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     struct late l;
     double t0 = tu_now_ms();
@@ -602,7 +525,7 @@ START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
     ck_assert(!all_bytes(buf, BLK, 0));
     free(buf);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -612,10 +535,10 @@ END_TEST
 START_TEST(stop_purge_close_with_requests_held_by_the_server)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=2", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     struct late l[3];
     for (int round = 0; round < 3; round++) {
@@ -640,7 +563,7 @@ START_TEST(stop_purge_close_with_requests_held_by_the_server)
         late_fini(&l[i]);
     }
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -651,16 +574,16 @@ END_TEST
 START_TEST(server_killed_mid_run_completes_everything_once)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=5", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     struct late l[INFLIGHT];
     for (int i = 0; i < INFLIGHT; i++)
         late_send(t, &l[i], 0);
     tu_sleep_ms(100);
-    server_kill(&s);
+    tu_nbdkit_kill(&s);
     for (int i = 0; i < INFLIGHT; i++) {
         ck_assert_msg(tu_completion_wait(&l[i].c, 3000), "request %d never completed", i);
         ck_assert_status(l[i].c.status, STATUS_CONNECTION_DISCONNECTED);
@@ -679,9 +602,8 @@ START_TEST(server_killed_mid_run_completes_everything_once)
 
     const char *again[] = { "memory", "1M", NULL };
     char *uri = strdup(s.uri);
-    free(s.sock);
-    free(s.pidfile);
-    server_start(&e, &s, "nbd.sock", again);
+    tu_nbdkit_stop(&s); /* (already dead: frees its names) */
+    tu_nbdkit_start(&e, &s, "nbd.sock", again);
     ck_assert_str_eq(uri, s.uri);
     WDF_IO_TARGET_OPEN_PARAMS op;
     WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&op);
@@ -693,7 +615,7 @@ START_TEST(server_killed_mid_run_completes_everything_once)
     free(uri);
     free(buf);
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -701,7 +623,7 @@ END_TEST
 START_TEST(bad_names_fail_the_open_with_a_reason)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     WDFIOTARGET t;
     ck_assert_status(open_uri(&e, "gopher://127.0.0.1/x", GENERIC_READ, 0, &t), STATUS_OBJECT_NAME_INVALID);
@@ -715,7 +637,7 @@ START_TEST(bad_names_fail_the_open_with_a_reason)
     ck_assert_status(open_uri(&e, "nbd://127.0.0.1:1/", GENERIC_READ, 0, &t), STATUS_CONNECTION_REFUSED);
     WdfObjectDelete(t);
     const char *args[] = { "--filter=exportname", "memory", "1M", "exportname=disk", "exportname-strict=true", NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     snprintf(uri, sizeof(uri), "nbd+unix:///other?socket=%s", s.sock);
     ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_BAD_NETWORK_NAME);
     WdfObjectDelete(t);
@@ -726,7 +648,7 @@ START_TEST(bad_names_fail_the_open_with_a_reason)
     ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(t);
     free(missing);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     tu_env_fini(&e);
 }
 END_TEST
@@ -736,13 +658,13 @@ END_TEST
 START_TEST(multi_conn_spreads_requests_over_connections)
 {
     struct tu_env e;
-    struct server s;
+    struct tu_nbdkit s;
     tu_env_init(&e);
     char *log = tu_env_path(&e, "nbd.log");
     char log_arg[600];
     snprintf(log_arg, sizeof(log_arg), "logfile=%s", log);
     const char *args[] = { "--filter=log", "memory", "1M", log_arg, NULL };
-    server_start(&e, &s, "nbd.sock", args);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
     char uri[700];
     snprintf(uri, sizeof(uri), "%s&uwdf-connections=4", s.uri);
     WDFIOTARGET t = open_rw(&e, uri);
@@ -756,7 +678,7 @@ START_TEST(multi_conn_spreads_requests_over_connections)
         ck_assert(all_bytes(buf, BLK, (unsigned char)i));
     }
     WdfObjectDelete(t);
-    server_stop(&s);
+    tu_nbdkit_stop(&s);
     ck_assert_uint_eq(count_in_file(log, "Connect "), 4);
     for (int c = 1; c <= 4; c++) {
         char needle[32];
@@ -772,14 +694,9 @@ END_TEST
 
 int main(void)
 {
-#ifndef HAVE_LIBNBD
-    fprintf(stderr, "test_nbd: built without libnbd\n");
-    return EXIT_SKIP;
-#else
-    if (system("nbdkit --version >/dev/null 2>&1") != 0) {
-        fprintf(stderr, "test_nbd: nbdkit is not installed (apt-get install nbdkit)\n");
+    if (!tu_nbd_available())
         return EXIT_SKIP;
-    }
+    {
     Suite *s = suite_create("nbd");
     TCase *tc = tu_tcase(s, "nbd", TEST_TIMEOUT_SEC);
     tcase_add_test(tc, read_write_through_the_file_plugin);
@@ -797,5 +714,5 @@ int main(void)
     tcase_add_test(tc, bad_names_fail_the_open_with_a_reason);
     tcase_add_test(tc, multi_conn_spreads_requests_over_connections);
     return tu_main(s, "test_nbd");
-#endif
+    }
 }

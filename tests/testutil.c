@@ -1,4 +1,5 @@
 #define _GNU_SOURCE
+#include "config.h"
 #include "testutil.h"
 
 #include <dirent.h>
@@ -12,6 +13,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -783,4 +786,89 @@ void tu_flt_close(struct tu_flt *f)
     FltObjectDereference(f->instance);
     FltObjectDereference(f->volume);
     FltUnregisterFilter(f->filter);
+}
+
+/* ---- nbdkit ---- */
+
+#define TU_NBDKIT_START_MS 10000
+#define TU_NBDKIT_MAX_ARGS 24
+
+bool tu_nbd_available(void)
+{
+#ifndef HAVE_LIBNBD
+    fprintf(stderr, "built without libnbd: the NBD tests are skipped\n");
+    return false;
+#else
+    if (system("nbdkit --version >/dev/null 2>&1") != 0) {
+        fprintf(stderr, "nbdkit is not installed (apt-get install nbdkit): the NBD tests are skipped\n");
+        return false;
+    }
+    return true;
+#endif
+}
+
+void tu_nbdkit_start(struct tu_env *e, struct tu_nbdkit *s, const char *name, const char *const *args)
+{
+    const char *argv[TU_NBDKIT_MAX_ARGS + 8];
+    char pidname[256];
+    int n = 0;
+    s->sock = tu_env_path(e, name);
+    snprintf(pidname, sizeof(pidname), "%s.pid", name);
+    s->pidfile = tu_env_path(e, pidname);
+    unlink(s->sock);
+    unlink(s->pidfile);
+    argv[n++] = "nbdkit";
+    argv[n++] = "-f";
+    argv[n++] = "--exit-with-parent";
+    argv[n++] = "-U";
+    argv[n++] = s->sock;
+    argv[n++] = "-P";
+    argv[n++] = s->pidfile;
+    for (int i = 0; args[i]; i++) {
+        ck_assert_int_lt(i, TU_NBDKIT_MAX_ARGS);
+        argv[n++] = args[i];
+    }
+    argv[n] = NULL;
+    s->pid = fork();
+    ck_assert_int_ge(s->pid, 0);
+    if (s->pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO);
+        execvp("nbdkit", (char *const *)argv);
+        _exit(127);
+    }
+    /* nbdkit writes its pid file once it accepts connections (the socket
+     * exists a moment earlier, when a connect is still refused). */
+    double t0 = tu_now_ms();
+    struct stat st;
+    while (stat(s->pidfile, &st) != 0 || st.st_size == 0) {
+        int status;
+        ck_assert_msg(waitpid(s->pid, &status, WNOHANG) == 0, "nbdkit %s exited before listening", args[0]);
+        ck_assert_msg(tu_now_ms() - t0 < TU_NBDKIT_START_MS, "nbdkit did not listen on %s", s->sock);
+        tu_sleep_ms(5);
+    }
+    snprintf(s->uri, sizeof(s->uri), "nbd+unix:///?socket=%s", s->sock);
+}
+
+static void tu_nbdkit_signal(struct tu_nbdkit *s, int sig)
+{
+    if (s->pid > 0) {
+        kill(s->pid, sig);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+void tu_nbdkit_stop(struct tu_nbdkit *s)
+{
+    tu_nbdkit_signal(s, SIGTERM);
+    free(s->sock);
+    free(s->pidfile);
+    s->sock = s->pidfile = NULL;
+}
+
+void tu_nbdkit_kill(struct tu_nbdkit *s)
+{
+    tu_nbdkit_signal(s, SIGKILL);
 }

@@ -243,4 +243,23 @@ long tu_engine_threads(void);
  * device inside it. Returns the process exit status (0 pass, 1 fail). */
 int tu_main(Suite *s, const char *name);
 
+/* ---- nbdkit servers for NBD targets ----
+ * tu_nbdkit_start runs `nbdkit -f --exit-with-parent -U SOCK -P PIDFILE
+ * ARGS...` (args NULL-terminated) with the socket and pid file named name
+ * and name.pid in e->dir, waits until it accepts connections and fills uri
+ * (nbd+unix:///?socket=SOCK). tu_nbdkit_stop stops it by its pid (SIGTERM,
+ * waited for); tu_nbdkit_kill with SIGKILL. --exit-with-parent stops a
+ * server whose test died. tu_nbd_available: this build has NBD targets and
+ * nbdkit is installed. */
+struct tu_nbdkit {
+    pid_t pid;
+    char *sock;
+    char *pidfile;
+    char uri[600];
+};
+bool tu_nbd_available(void);
+void tu_nbdkit_start(struct tu_env *e, struct tu_nbdkit *s, const char *name, const char *const *args);
+void tu_nbdkit_stop(struct tu_nbdkit *s);
+void tu_nbdkit_kill(struct tu_nbdkit *s);
+
 #endif
