@@ -6,7 +6,9 @@
  * objects usable: after each failed run the workload runs again without
  * injection and must succeed with the data intact. I/O workloads run once
  * per engine against a real file; the target life cycle also runs on a loop
- * device (root; without it that test is skipped and the program exits 77).
+ * device (root; without it that test is skipped and the program exits 77),
+ * and on an NBD export (nbdkit's file plugin over the same file) when this
+ * build has NBD targets and nbdkit is installed.
  *
  * Each sweep prints "faults: <workload> <engine> allocations=N failed=F"
  * (F = distinct allocation sites failed, N = allocations in a clean run), so
@@ -343,6 +345,12 @@ static NTSTATUS target_cycle(struct fx *fx, const char *path, bool block)
 static NTSTATUS wl_target_file(struct fx *fx)
 {
     return target_cycle(fx, fx->path, false);
+}
+
+static const char *g_nbd_uri;
+static NTSTATUS wl_target_nbd(struct fx *fx)
+{
+    return target_cycle(fx, g_nbd_uri, false);
 }
 
 static const char *g_loop_dev;
@@ -701,8 +709,9 @@ static NTSTATUS wl_queue_forward_progress(struct fx *fx)
 
 /* S_SHARED: S_FILE on a pool of one engine, with a neighbour target on it
  * kept busy with reads (tu_reader) throughout the sweep; every one of its
- * reads must succeed, exactly once. */
-enum setup { S_FILE, S_SHARED, S_FLT, S_QUEUE, S_LOOP };
+ * reads must succeed, exactly once. S_NBD: fx->target is an NBD export of
+ * the file (nbdkit file plugin). */
+enum setup { S_FILE, S_SHARED, S_FLT, S_QUEUE, S_NBD, S_LOOP };
 struct sweep_case {
     struct workload w;
     bool per_engine; /* run once per engine, else once on the default one */
@@ -729,6 +738,10 @@ static const struct sweep_case sweeps[] = {
     { { "sync_send_no_request_shared", wl_sync_no_request, { 0 }, 0 }, true, S_SHARED },
     { { "target_create_open_close_shared", wl_target_file, { 0 }, 0 }, true, S_SHARED },
     { { "queue_dispatch_forward_progress", wl_queue_forward_progress, { 0 }, 16 }, true, S_QUEUE },
+    { { "async_send_reuse_nbd", wl_async_reuse, { 0 }, 0 }, false, S_NBD },
+    { { "sync_send_no_request_nbd", wl_sync_no_request, { 0 }, 0 }, false, S_NBD },
+    { { "ioctl_async_nbd", wl_ioctl_async, { 0 }, 0 }, false, S_NBD },
+    { { "target_create_open_close_nbd", wl_target_nbd, { 0 }, 1 }, false, S_NBD }, /* as for files */
     { { "target_create_open_close_loop", wl_target_loop, { 0 }, 1 }, true, S_LOOP }, /* last: needs root */
 };
 #define N_SWEEPS (sizeof(sweeps) / sizeof(sweeps[0]))
@@ -741,6 +754,8 @@ START_TEST(sweep_workload)
     struct fx fx;
     char *backing = NULL;
     if (!c->per_engine && engine != 0)
+        return;
+    if (c->setup == S_NBD && !tu_nbd_available())
         return;
     fx_init(&fx, c->per_engine ? engine : -1);
     struct tu_reader neighbour;
@@ -755,6 +770,19 @@ START_TEST(sweep_workload)
     if (c->setup == S_QUEUE) {
         fx_queue_init(&fx);
         atomic_store(&g_q_reserved_used, 0);
+    }
+    struct tu_nbdkit nbd;
+    char file_arg[600];
+    if (c->setup == S_NBD) {
+        snprintf(file_arg, sizeof(file_arg), "file=%s", fx.path);
+        const char *args[] = { "file", file_arg, NULL };
+        tu_nbdkit_start(&fx.e, &nbd, "nbd.sock", args);
+        g_nbd_uri = nbd.uri;
+        WdfObjectDelete(fx.target);
+        ck_assert_int_eq(tu_target_open(fx.e.device, nbd.uri, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0,
+                                        &fx.target),
+                         STATUS_SUCCESS);
+        ck_assert_str_eq(UwdfIoTargetGetBackendName(fx.target), "nbd");
     }
     if (c->setup == S_LOOP) {
         backing = tu_env_file(&fx.e, "loop.img", LOOP_FILE_SIZE, FILE_SEED + 1);
@@ -772,6 +800,10 @@ START_TEST(sweep_workload)
         free(npath);
     }
     free(backing);
+    if (c->setup == S_NBD) {
+        WdfObjectDelete(fx.target);
+        tu_nbdkit_stop(&nbd);
+    }
     fx_fini(&fx);
 }
 END_TEST
