@@ -644,6 +644,10 @@ START_TEST(bad_names_fail_the_open_with_a_reason)
     snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s", s.sock);
     ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_SUCCESS);
     WdfObjectDelete(t);
+    /* nbds: TLS required, and this server has none. */
+    snprintf(uri, sizeof(uri), "nbds+unix:///disk?socket=%s", s.sock);
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_NOT_SUPPORTED);
+    WdfObjectDelete(t);
     snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s&uwdf-connections=0", s.sock);
     ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(t);
