@@ -375,11 +375,12 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
         uwdf_free(uri);
         return status;
     }
-    if (params->CreateDisposition != FILE_OPEN && params->CreateDisposition != FILE_OPEN_IF) {
-        uwdf_log("%s: an NBD export can only be opened (FILE_OPEN or FILE_OPEN_IF), not created or overwritten",
-                 uri);
+    /* An export exists, like a block device: FILE_CREATE collides, the
+     * other dispositions open it (nothing is truncated). */
+    if (params->CreateDisposition == FILE_CREATE) {
+        uwdf_log("%s: FILE_CREATE: an NBD export always exists", uri);
         uwdf_free(uri);
-        return STATUS_INVALID_PARAMETER;
+        return STATUS_OBJECT_NAME_COLLISION;
     }
     err = uwdf_nbd_connect(uri, (flags & O_DSYNC) != 0, &x, &info, why, sizeof(why));
     if (err) {
@@ -415,7 +416,7 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     target_mark_open_locked(t);
     uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
-    params->FileInformation = FILE_OPENED;
+    params->FileInformation = uwdf_create_information(params->CreateDisposition);
     return STATUS_SUCCESS;
 }
 #endif

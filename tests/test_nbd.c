@@ -651,6 +651,22 @@ START_TEST(bad_names_fail_the_open_with_a_reason)
     snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s&uwdf-connections=0", s.sock);
     ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(t);
+    /* WDF_IO_TARGET_OPEN_PARAMS_INIT_CREATE_BY_NAME (FILE_SUPERSEDE) opens
+     * it as a block device's would be; FILE_CREATE collides. */
+    snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s", s.sock);
+    WCHAR wbuf[800];
+    UNICODE_STRING us;
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    tu_unicode(&us, wbuf, 800, uri);
+    ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_CREATE_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
+    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    ck_assert_uint_eq(op.FileInformation, FILE_SUPERSEDED);
+    ck_assert_str_eq(UwdfIoTargetGetBackendName(t), "nbd");
+    WdfIoTargetClose(t);
+    op.CreateDisposition = FILE_CREATE;
+    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_OBJECT_NAME_COLLISION);
+    WdfObjectDelete(t);
     free(missing);
     tu_nbdkit_stop(&s);
     tu_env_fini(&e);
