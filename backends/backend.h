@@ -186,7 +186,8 @@ struct uwdf_nbd_info {
 };
 /* Connect to uri (libnbd's syntax, plus uwdf-connections=N in the query)
  * on the calling thread. write_through: every write is FUA. 0 and *out, or
- * -errno with a reason in why. The export belongs to the caller until an
+ * -errno with a reason in why (-ERANGE: a bad uwdf-connections; otherwise
+ * libnbd's errno). The export belongs to the caller until an
  * engine attaches it (attach_file); uwdf_nbd_export_free drops one that was
  * never attached. */
 int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,

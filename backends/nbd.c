@@ -202,7 +202,7 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
     why[0] = '\0';
     char *bare = nbd_uri_strip(uri, &want, why, why_len);
     if (!bare)
-        return why[0] ? -EINVAL : -ENOMEM;
+        return why[0] ? -ERANGE : -ENOMEM;
     struct uwdf_nbd_export *x = calloc(1, sizeof(*x));
     if (!x || !(x->uri = strdup(bare))) {
         free(x);

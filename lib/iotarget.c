@@ -352,7 +352,9 @@ static NTSTATUS target_nbd_connect_status(int err)
     case EPIPE:
         return STATUS_CONNECTION_DISCONNECTED;
     case EINVAL:
-        return STATUS_OBJECT_NAME_INVALID;
+        return STATUS_OBJECT_NAME_INVALID; /* libnbd could not parse the URI */
+    case ERANGE:
+        return STATUS_INVALID_PARAMETER; /* uwdf-connections out of range */
     case ENOTSUP:
     case EPROTO:
         return STATUS_NOT_SUPPORTED; /* TLS or a protocol feature refused */
@@ -384,8 +386,7 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     }
     err = uwdf_nbd_connect(uri, (flags & O_DSYNC) != 0, &x, &info, why, sizeof(why));
     if (err) {
-        status = err == -EINVAL && strstr(why, "uwdf-connections") ? STATUS_INVALID_PARAMETER
-                                                                   : target_nbd_connect_status(-err);
+        status = target_nbd_connect_status(-err);
         uwdf_log("%s: cannot open the NBD export: %s (%s)", uri, why[0] ? why : strerror(-err),
                  UwdfNtStatusName(status));
         uwdf_free(uri);
@@ -404,7 +405,7 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
     t->fd = -1;
     t->remote = true;
-    t->is_block = true; /* a fixed size, sector rules, no file position beyond the caller's */
+    t->is_block = true; /* a fixed size and sector-sized ranges, like a block device */
     t->is_stream = t->direct = false;
     t->write_through = (flags & O_DSYNC) != 0;
     target_set_access(t, params->DesiredAccess);
