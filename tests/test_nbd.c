@@ -115,6 +115,24 @@ static bool all_bytes(const void *buf, size_t len, unsigned char v)
     return true;
 }
 
+/* The start of most tests: the environment, a server with args, and a
+ * read/write target on its export. */
+static WDFIOTARGET begin(struct tu_env *e, struct tu_nbdkit *s, const char *const *args)
+{
+    tu_env_init(e);
+    tu_nbdkit_start(e, s, "nbd.sock", args);
+    return open_rw(e, s->uri);
+}
+
+/* The end of a test: its target, its server, its environment. */
+static void finish(struct tu_env *e, struct tu_nbdkit *s, WDFIOTARGET t)
+{
+    if (t)
+        WdfObjectDelete(t);
+    tu_nbdkit_stop(s);
+    tu_env_fini(e);
+}
+
 /* Backing file of EXPORT_SIZE bytes with pattern SEED, and a file-plugin
  * server over it. */
 static char *file_server(struct tu_env *e, struct tu_nbdkit *s, const char *extra)
@@ -161,9 +179,7 @@ START_TEST(read_write_through_the_file_plugin)
     free(buf);
     free(check);
     free(backing);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -219,9 +235,7 @@ START_TEST(scattered_mdl_chain_and_file_position)
     free(p);
     free(check);
     free(backing);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -229,10 +243,8 @@ START_TEST(end_of_export_as_a_block_device)
 {
     struct tu_env e;
     struct tu_nbdkit s;
-    tu_env_init(&e);
     const char *args[] = { "memory", "1M", NULL };
-    tu_nbdkit_start(&e, &s, "nbd.sock", args);
-    WDFIOTARGET t = open_rw(&e, s.uri);
+    WDFIOTARGET t = begin(&e, &s, args);
     unsigned char *buf = calloc(1, 2 * BLK);
     ULONG_PTR got = 1;
     ck_assert_status(sync_rw(t, false, buf, BLK, EXPORT_SIZE, &got), STATUS_END_OF_FILE);
@@ -243,9 +255,7 @@ START_TEST(end_of_export_as_a_block_device)
     ck_assert_status(sync_rw(t, true, buf, 2 * BLK, EXPORT_SIZE - BLK, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, BLK);
     free(buf);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -284,9 +294,7 @@ START_TEST(requests_larger_than_the_server_maximum_are_split)
     free(buf);
     free(check);
     free(backing);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -313,9 +321,7 @@ START_TEST(server_errors_map_through_the_errno_table)
     ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
     free(buf);
     free(flag);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -323,19 +329,15 @@ START_TEST(read_only_export_refuses_writes_as_write_protected)
 {
     struct tu_env e;
     struct tu_nbdkit s;
-    tu_env_init(&e);
     const char *args[] = { "-r", "memory", "1M", NULL };
-    tu_nbdkit_start(&e, &s, "nbd.sock", args);
-    WDFIOTARGET t = open_rw(&e, s.uri);
+    WDFIOTARGET t = begin(&e, &s, args);
     unsigned char *buf = calloc(1, BLK);
     ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
     ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_MEDIA_WRITE_PROTECTED);
     ck_assert_status(trim(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
     ck_assert_status(set_zero(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
     free(buf);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -343,10 +345,8 @@ START_TEST(flush_trim_zero_when_offered)
 {
     struct tu_env e;
     struct tu_nbdkit s;
-    tu_env_init(&e);
     const char *args[] = { "memory", "1M", NULL };
-    tu_nbdkit_start(&e, &s, "nbd.sock", args);
-    WDFIOTARGET t = open_rw(&e, s.uri);
+    WDFIOTARGET t = begin(&e, &s, args);
     unsigned char *buf = malloc(4 * BLK);
     memset(buf, 0x5c, 4 * BLK);
     ck_assert_status(sync_rw(t, true, buf, 4 * BLK, 0, NULL), STATUS_SUCCESS);
@@ -362,9 +362,7 @@ START_TEST(flush_trim_zero_when_offered)
     ck_assert_status(trim(t, 100, BLK), STATUS_INVALID_PARAMETER);
     ck_assert_status(set_zero(t, 0, EXPORT_SIZE + BLK), STATUS_INVALID_PARAMETER);
     free(buf);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -386,9 +384,7 @@ START_TEST(flush_trim_zero_not_offered_are_not_supported)
     ck_assert_status(trim(t, 0, BLK), STATUS_NOT_SUPPORTED);
     ck_assert_status(set_zero(t, 0, BLK), STATUS_NOT_SUPPORTED);
     free(buf);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -524,9 +520,7 @@ START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
     ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
     ck_assert(!all_bytes(buf, BLK, 0));
     free(buf);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -536,10 +530,8 @@ START_TEST(stop_purge_close_with_requests_held_by_the_server)
 {
     struct tu_env e;
     struct tu_nbdkit s;
-    tu_env_init(&e);
     const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=2", NULL };
-    tu_nbdkit_start(&e, &s, "nbd.sock", args);
-    WDFIOTARGET t = open_rw(&e, s.uri);
+    WDFIOTARGET t = begin(&e, &s, args);
     struct late l[3];
     for (int round = 0; round < 3; round++) {
         late_send(t, &l[round], 0);
@@ -562,9 +554,7 @@ START_TEST(stop_purge_close_with_requests_held_by_the_server)
         ck_assert(all_bytes(l[i].buf, BLK, UNTOUCHED));
         late_fini(&l[i]);
     }
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
@@ -575,10 +565,8 @@ START_TEST(server_killed_mid_run_completes_everything_once)
 {
     struct tu_env e;
     struct tu_nbdkit s;
-    tu_env_init(&e);
     const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=5", NULL };
-    tu_nbdkit_start(&e, &s, "nbd.sock", args);
-    WDFIOTARGET t = open_rw(&e, s.uri);
+    WDFIOTARGET t = begin(&e, &s, args);
     struct late l[INFLIGHT];
     for (int i = 0; i < INFLIGHT; i++)
         late_send(t, &l[i], 0);
@@ -614,9 +602,7 @@ START_TEST(server_killed_mid_run_completes_everything_once)
     ck_assert(all_bytes(buf, BLK, 7));
     free(uri);
     free(buf);
-    WdfObjectDelete(t);
-    tu_nbdkit_stop(&s);
-    tu_env_fini(&e);
+    finish(&e, &s, t);
 }
 END_TEST
 
