@@ -59,12 +59,12 @@ void tu_driver_and_device(WDFDRIVER *driver, WDFDEVICE *device)
 {
     WDF_DRIVER_CONFIG cfg;
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
-    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, driver), STATUS_SUCCESS);
+    ck_assert_status(WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, driver), STATUS_SUCCESS);
     if (!device)
         return;
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(*driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, device), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, device), STATUS_SUCCESS);
     ck_assert_ptr_null(init);
     WdfControlFinishInitializing(*device);
 }
@@ -224,7 +224,7 @@ WDFDRIVER tu_make_driver(void)
 WDFMEMORY tu_make_memory(size_t size, void **buffer)
 {
     WDFMEMORY mem;
-    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
+    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
                      STATUS_SUCCESS);
     return mem;
 }
@@ -232,7 +232,7 @@ WDFMEMORY tu_make_memory(size_t size, void **buffer)
 WDFREQUEST tu_make_request(WDFIOTARGET target)
 {
     WDFREQUEST req;
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
     return req;
 }
 
@@ -276,12 +276,6 @@ int tu_count_entries(const char *dir)
         n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
-}
-
-const char *tu_status_name(NTSTATUS s)
-{
-    const char *n = UwdfNtStatusName(s);
-    return n ? n : "(unnamed)";
 }
 
 double tu_now_ms(void)
@@ -713,12 +707,12 @@ WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 128, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetIoType(init, io);
     if (request_attrs)
         WdfDeviceInitSetRequestAttributes(init, request_attrs);
     WDFDEVICE dev;
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
     WdfControlFinishInitializing(dev);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, type);
@@ -726,7 +720,7 @@ WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE
         c.EvtIoRead = rd;
         c.EvtIoWrite = wr;
     }
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
     return dev;
 }
 
@@ -738,7 +732,7 @@ void tu_open_by_name(WDFIOTARGET t, const char *name, ULONG options)
     tu_unicode(&us, wbuf, 1024, name);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
     op.CreateOptions = options;
-    ck_assert_int_eq(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
 }
 
 static VOID tu_hold_cancelled(WDFREQUEST r)
@@ -766,14 +760,14 @@ void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f)
     UNICODE_STRING us;
     OBJECT_ATTRIBUTES oa;
     IO_STATUS_BLOCK iosb;
-    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(e->driver), &reg, &f->filter), STATUS_SUCCESS);
-    ck_assert_int_eq(FltStartFiltering(f->filter), STATUS_SUCCESS);
+    ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(e->driver), &reg, &f->filter), STATUS_SUCCESS);
+    ck_assert_status(FltStartFiltering(f->filter), STATUS_SUCCESS);
     tu_unicode(&us, wbuf, 4096, e->dir);
-    ck_assert_int_eq(FltGetVolumeFromName(f->filter, &us, &f->volume), STATUS_SUCCESS);
-    ck_assert_int_eq(FltAttachVolume(f->filter, f->volume, NULL, &f->instance), STATUS_SUCCESS);
+    ck_assert_status(FltGetVolumeFromName(f->filter, &us, &f->volume), STATUS_SUCCESS);
+    ck_assert_status(FltAttachVolume(f->filter, f->volume, NULL, &f->instance), STATUS_SUCCESS);
     tu_unicode(&us, wbuf, 4096, path);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
-    ck_assert_int_eq(FltCreateFileEx(f->filter, f->instance, &f->fh, &f->fo, GENERIC_READ | GENERIC_WRITE, &oa, &iosb,
+    ck_assert_status(FltCreateFileEx(f->filter, f->instance, &f->fh, &f->fo, GENERIC_READ | GENERIC_WRITE, &oa, &iosb,
                                      NULL, FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN,
                                      FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, NULL, 0, 0),
                      STATUS_SUCCESS);
@@ -781,7 +775,7 @@ void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f)
 
 void tu_flt_close(struct tu_flt *f)
 {
-    ck_assert_int_eq(FltClose(f->fh), STATUS_SUCCESS);
+    ck_assert_status(FltClose(f->fh), STATUS_SUCCESS);
     ObDereferenceObject(f->fo);
     FltObjectDereference(f->instance);
     FltObjectDereference(f->volume);

@@ -9,6 +9,50 @@
 #include <stdbool.h>
 #include <uwdf.h>
 
+/* ---- status assertions: a failure names both statuses ----
+ * ck_assert_status(actual, expected) fails unless actual == expected and
+ * prints, like ck_assert_int_eq but readable:
+ *   Assertion 'WdfRequestGetStatus(r) == STATUS_IO_TIMEOUT' failed:
+ *   WdfRequestGetStatus(r) == STATUS_CANCELLED (0xC0000120), STATUS_IO_TIMEOUT == ...
+ * Both sides are taken as NTSTATUS. _ne is actual != expected; _msg adds a
+ * printf-style message; ck_assert_nt_success / _nt_failure test
+ * NT_SUCCESS(status) / !NT_SUCCESS(status). */
+const char *tu_status_name(NTSTATUS status); /* never NULL */
+/* vsnprintf into buf; returns buf (for messages built inside an assertion). */
+const char *tu_format(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#define TU_STATUS_FMT "%s (0x%08X)"
+#define TU_STATUS_ARG(s) tu_status_name(s), (unsigned)(s)
+
+#define tu_assert_status_op_(actual, op, expected, actual_text, expected_text)                               \
+    do {                                                                                                      \
+        NTSTATUS tu_got_ = (actual), tu_want_ = (expected);                                                   \
+        ck_assert_msg(tu_got_ op tu_want_, "Assertion '%s' failed: %s == " TU_STATUS_FMT ", %s == " TU_STATUS_FMT, \
+                      actual_text " " #op " " expected_text, actual_text, TU_STATUS_ARG(tu_got_), expected_text, \
+                      TU_STATUS_ARG(tu_want_));                                                               \
+    } while (0)
+#define ck_assert_status(actual, expected) tu_assert_status_op_(actual, ==, expected, #actual, #expected)
+#define ck_assert_status_ne(actual, expected) tu_assert_status_op_(actual, !=, expected, #actual, #expected)
+#define ck_assert_status_msg(actual, expected, ...)                                                           \
+    do {                                                                                                      \
+        NTSTATUS tu_got_ = (actual), tu_want_ = (expected);                                                   \
+        char tu_why_[512];                                                                                    \
+        ck_assert_msg(tu_got_ == tu_want_, "%s: %s == " TU_STATUS_FMT ", want " TU_STATUS_FMT,                 \
+                      tu_format(tu_why_, sizeof(tu_why_), __VA_ARGS__), #actual, TU_STATUS_ARG(tu_got_),      \
+                      TU_STATUS_ARG(tu_want_));                                                               \
+    } while (0)
+#define ck_assert_nt_success(status)                                                                          \
+    do {                                                                                                      \
+        NTSTATUS tu_got_ = (status);                                                                          \
+        ck_assert_msg(NT_SUCCESS(tu_got_), "Assertion 'NT_SUCCESS(%s)' failed: %s == " TU_STATUS_FMT, #status, \
+                      #status, TU_STATUS_ARG(tu_got_));                                                       \
+    } while (0)
+#define ck_assert_nt_failure(status)                                                                          \
+    do {                                                                                                      \
+        NTSTATUS tu_got_ = (status);                                                                          \
+        ck_assert_msg(!NT_SUCCESS(tu_got_), "Assertion '!NT_SUCCESS(%s)' failed: %s == " TU_STATUS_FMT,        \
+                      #status, #status, TU_STATUS_ARG(tu_got_));                                              \
+    } while (0)
+
 /* Bug checks are captured instead of aborting once this is installed. */
 struct tu_bugcheck {
     int count;
@@ -82,16 +126,6 @@ char *tu_join(const char *dir, const char *name);
 void tu_write_text(const char *path, const char *text);
 /* Entries in dir, "." and ".." aside. */
 int tu_count_entries(const char *dir);
-
-/* A status's name ("STATUS_IO_TIMEOUT"), or "(unnamed)". */
-const char *tu_status_name(NTSTATUS s);
-/* got == want, or a failure naming both statuses. */
-#define ck_assert_status(got, want)                                                              \
-    do {                                                                                         \
-        NTSTATUS got_ = (got), want_ = (want);                                                   \
-        ck_assert_msg(got_ == want_, "%s: got %s (0x%08x), want %s (0x%08x)", #got,              \
-                      tu_status_name(got_), (unsigned)got_, tu_status_name(want_), (unsigned)want_); \
-    } while (0)
 
 /* Wall-clock milliseconds (monotonic). */
 double tu_now_ms(void);
