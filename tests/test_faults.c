@@ -120,7 +120,7 @@ static unsigned sweep(struct fx *fx, const struct workload *w)
     ck_assert_msg(documented(w, s) || (w->may_absorb && s == STATUS_SUCCESS),
                   "%s: every allocation failing -> 0x%08x", w->name, (unsigned)s);
     fx->round++;
-    ck_assert_int_eq(w->run(fx), STATUS_SUCCESS);
+    ck_assert_status(w->run(fx), STATUS_SUCCESS);
     ck_assert_msg(absorbed <= w->may_absorb, "%s: %u failed allocations absorbed, at most %u expected", w->name,
                   absorbed, w->may_absorb);
     printf("faults: %s %s allocations=%llu failed=%u absorbed=%u\n", w->name,
@@ -141,7 +141,7 @@ static void fx_init(struct fx *fx, int backend)
         ck_assert(tu_use_backend(backend));
     tu_env_init(&fx->e);
     fx->path = tu_env_file(&fx->e, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_int_eq(tu_target_open(fx->e.device, fx->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
+    ck_assert_status(tu_target_open(fx->e.device, fx->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
                                     FILE_NO_INTERMEDIATE_BUFFERING, &fx->target),
                      STATUS_SUCCESS);
 }
@@ -203,12 +203,12 @@ static NTSTATUS wl_async_reuse(struct fx *fx)
         tu_fill_pattern(buf, BLK, seed, (uint64_t)off);
         s = async_once(fx->target, r, m, true, off);
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-        ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
         if (!NT_SUCCESS(s))
             break;
         memset(buf, 0, BLK);
         s = async_once(fx->target, r, m, false, off);
-        ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
         if (NT_SUCCESS(s))
             ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off));
     }
@@ -383,9 +383,9 @@ static NTSTATUS wl_memory_create(struct fx *fx)
         memset(buf, (int)(fx->round & 0xff), 3 * BLK);
         ck_assert_ptr_eq(WdfMemoryGetBuffer(m1, &n), buf);
         ck_assert_uint_eq(n, 3 * BLK);
-        ck_assert_int_eq(WdfMemoryCopyToBuffer(m1, BLK, pre, sizeof(pre)), STATUS_SUCCESS);
+        ck_assert_status(WdfMemoryCopyToBuffer(m1, BLK, pre, sizeof(pre)), STATUS_SUCCESS);
         ck_assert_uint_eq(pre[63], fx->round & 0xff);
-        ck_assert_int_eq(WdfMemoryCopyFromBuffer(m3, 0, pre, sizeof(pre)), STATUS_SUCCESS);
+        ck_assert_status(WdfMemoryCopyFromBuffer(m3, 0, pre, sizeof(pre)), STATUS_SUCCESS);
         ck_assert_ptr_nonnull(WdfMemoryGetBuffer(m3, &n));
         ck_assert_uint_eq(n, BLK);
     }
@@ -456,7 +456,7 @@ static NTSTATUS wl_flt_perform(struct fx *fx)
         NTSTATUS r = FltPerformAsynchronousIo(d, flt_cb, &w);
         ck_assert(r == STATUS_PENDING || r == STATUS_SUCCESS);
         LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
-        ck_assert_int_eq(KeWaitForSingleObject(&w.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+        ck_assert_status(KeWaitForSingleObject(&w.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
         /* The callback has signalled; let it return before the data is freed. */
         tu_sleep_ms(1);
         ck_assert_int_eq(atomic_load(&w.calls), 1);
@@ -500,7 +500,7 @@ static NTSTATUS wl_flt_file(struct fx *fx)
     if (NT_SUCCESS(s))
         ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off.QuadPart));
     free(buf);
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
     ObDereferenceObject(fo);
     return s;
 }
@@ -534,7 +534,7 @@ static NTSTATUS wl_flt_register_attach(struct fx *fx)
             FltFreeCallbackData(d);
     }
     if (i) {
-        ck_assert_int_eq(FltDetachVolume(f, v, NULL), STATUS_SUCCESS);
+        ck_assert_status(FltDetachVolume(f, v, NULL), STATUS_SUCCESS);
         FltObjectDereference(i);
     }
     if (v)
@@ -651,18 +651,18 @@ static void fx_queue_init(struct fx *fx)
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(fx->e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 128, "\\Device\\uwdfFaults");
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetIoType(init, WdfDeviceIoBuffered);
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
     WdfControlFinishInitializing(dev);
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
     qc.EvtIoRead = q_read;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_DEFAULT_INIT(&fp, Q_RESERVED);
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q, &fp), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoTargetCreate(fx->e.device, WDF_NO_OBJECT_ATTRIBUTES, &fx->qtarget), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &fp), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(fx->e.device, WDF_NO_OBJECT_ATTRIBUTES, &fx->qtarget), STATUS_SUCCESS);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
-    ck_assert_int_eq(WdfIoTargetOpen(fx->qtarget, &op), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(fx->qtarget, &op), STATUS_SUCCESS);
 }
 
 /* Reads through the device's queue: two synchronous, one asynchronous with

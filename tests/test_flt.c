@@ -57,17 +57,17 @@ static void volume_of(PFLT_FILTER f, const char *path, NTSTATUS expect, PFLT_VOL
     WCHAR buf[4096];
     UNICODE_STRING us;
     tu_unicode(&us, buf, 4096, path);
-    ck_assert_int_eq(FltGetVolumeFromName(f, &us, v), expect);
+    ck_assert_status(FltGetVolumeFromName(f, &us, v), expect);
 }
 
 /* Registers and starts the filter and attaches it to the volume at path. */
 static void fenv_attach(struct fenv *fe, const char *path)
 {
-    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(fe->e.driver), &g_reg, &fe->filter),
+    ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(fe->e.driver), &g_reg, &fe->filter),
                      STATUS_SUCCESS);
-    ck_assert_int_eq(FltStartFiltering(fe->filter), STATUS_SUCCESS);
+    ck_assert_status(FltStartFiltering(fe->filter), STATUS_SUCCESS);
     volume_of(fe->filter, path, STATUS_SUCCESS, &fe->volume);
-    ck_assert_int_eq(FltAttachVolume(fe->filter, fe->volume, NULL, &fe->instance), STATUS_SUCCESS);
+    ck_assert_status(FltAttachVolume(fe->filter, fe->volume, NULL, &fe->instance), STATUS_SUCCESS);
 }
 
 static void fenv_init(struct fenv *fe, int backend)
@@ -108,10 +108,10 @@ static PFILE_OBJECT open_direct(struct fenv *fe, const char *name, HANDLE *h)
     IO_STATUS_BLOCK iosb;
     free(tu_env_file(&fe->e, name, FILE_SIZE, FILE_SEED));
     char *path = tu_env_path(&fe->e, name);
-    ck_assert_int_eq(open_path(fe, path, FILE_OPEN, FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, h,
+    ck_assert_status(open_path(fe, path, FILE_OPEN, FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, h,
                                &fo, &iosb),
                      STATUS_SUCCESS);
-    ck_assert_int_eq(iosb.Status, STATUS_SUCCESS);
+    ck_assert_status(iosb.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, FILE_OPENED);
     ck_assert(fo->Flags & FO_NO_INTERMEDIATE_BUFFERING);
     free(path);
@@ -120,7 +120,7 @@ static PFILE_OBJECT open_direct(struct fenv *fe, const char *name, HANDLE *h)
 
 static void close_file(HANDLE h, PFILE_OBJECT fo)
 {
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
     ObDereferenceObject(fo);
 }
 
@@ -161,16 +161,16 @@ START_TEST(register_start_unregister_and_bad_registration)
     DRIVER_OBJECT other;
     FLT_REGISTRATION bad = g_reg;
     memset(&other, 0, sizeof(other));
-    ck_assert_int_eq(FltRegisterFilter(&other, &g_reg, &f), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltRegisterFilter(&other, &g_reg, &f), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(f);
     bad.Version = 0x0100;
-    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &bad, &f), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &bad, &f), STATUS_INVALID_PARAMETER);
     bad = g_reg;
     bad.Size = 8;
-    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &bad, &f), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &g_reg, &f), STATUS_SUCCESS);
+    ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &bad, &f), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(drv), &g_reg, &f), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(FltStartFiltering(f), STATUS_SUCCESS);
+    ck_assert_status(FltStartFiltering(f), STATUS_SUCCESS);
     FltUnregisterFilter(f);
     WdfObjectDelete(drv);
 }
@@ -193,24 +193,24 @@ START_TEST(volume_names_and_create_outside_volume_refused)
     char *dotdot = NULL, *nodir = NULL;
     ck_assert_int_ge(asprintf(&dotdot, "%s/../escaped-%d", fe.e.dir, _i), 0);
     ck_assert_int_ge(asprintf(&nodir, "%s/no-such-dir/x", fe.e.dir), 0);
-    ck_assert_int_eq(open_path(&fe, "/etc/passwd", FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(iosb.Status, STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(open_path(&fe, dotdot, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(open_path(&fe, nodir, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_OBJECT_PATH_NOT_FOUND);
-    ck_assert_int_eq(open_path(&fe, "relative", FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(open_path(&fe, "/etc/passwd", FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(iosb.Status, STATUS_ACCESS_DENIED);
+    ck_assert_status(open_path(&fe, dotdot, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(open_path(&fe, nodir, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(open_path(&fe, "relative", FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_OBJECT_NAME_INVALID);
     ck_assert_ptr_null(fo);
     ck_assert_ptr_null(h);
 
     /* Inside: created, then FILE_OPENED; FILE_CREATE on an existing one collides. */
     char *inside = tu_env_path(&fe.e, "new");
-    ck_assert_int_eq(open_path(&fe, inside, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_SUCCESS);
+    ck_assert_status(open_path(&fe, inside, FILE_OPEN_IF, 0, &h, &fo, &iosb), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, FILE_CREATED);
     close_file(h, fo);
-    ck_assert_int_eq(open_path(&fe, inside, FILE_CREATE, 0, &h, &fo, &iosb), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(open_path(&fe, inside, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_SUCCESS);
+    ck_assert_status(open_path(&fe, inside, FILE_CREATE, 0, &h, &fo, &iosb), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(open_path(&fe, inside, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, FILE_OPENED);
     close_file(h, fo);
-    ck_assert_int_eq(FltClose(h), STATUS_INVALID_HANDLE);
+    ck_assert_status(FltClose(h), STATUS_INVALID_HANDLE);
     free(inside);
     free(dotdot);
     free(nodir);
@@ -230,7 +230,7 @@ START_TEST(write_reuse_read_back_10000_times_on_one_block)
     PFILE_OBJECT fo = open_direct(&fe, "direct", &h);
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
     ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
     ck_assert_uint_eq(d->Flags, FLTFL_CALLBACK_DATA_IRP_OPERATION | FLTFL_CALLBACK_DATA_GENERATED_IO);
@@ -240,13 +240,13 @@ START_TEST(write_reuse_read_back_10000_times_on_one_block)
         tu_fill_pattern(w, BLK, (unsigned)i + 1, (uint64_t)off);
         set_rw(d, IRP_MJ_WRITE, w, BLK, off);
         FltPerformSynchronousIo(d);
-        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
         ck_assert_uint_eq(d->IoStatus.Information, BLK);
         FltReuseCallbackData(d);
         memset(r, 0, BLK);
         set_rw(d, IRP_MJ_READ, r, BLK, off);
         FltPerformSynchronousIo(d);
-        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
         ck_assert_uint_eq(d->IoStatus.Information, BLK);
         ck_assert(memcmp(w, r, BLK) == 0);
         FltReuseCallbackData(d);
@@ -254,11 +254,11 @@ START_TEST(write_reuse_read_back_10000_times_on_one_block)
     /* A misaligned buffer on an O_DIRECT file fails in IoStatus. */
     set_rw(d, IRP_MJ_READ, r + 1, BLK, 0);
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(d->IoStatus.Status, STATUS_DATATYPE_MISALIGNMENT);
     FltReuseCallbackData(d);
     d->Iopb->MajorFunction = IRP_MJ_FLUSH_BUFFERS;
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     FltFreeCallbackData(d);
     free(w);
     free(r);
@@ -317,11 +317,11 @@ START_TEST(async_reissue_from_callback_10000_operations)
     rs.buf = aligned(BLK);
     tu_fill_pattern(rs.buf, BLK, 3, 0);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, rs.fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, rs.fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_WRITE, rs.buf, BLK, 0);
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, reissue_cb, &rs), STATUS_PENDING);
+    ck_assert_status(FltPerformAsynchronousIo(d, reissue_cb, &rs), STATUS_PENDING);
     LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
-    ck_assert_int_eq(KeWaitForSingleObject(&rs.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_status(KeWaitForSingleObject(&rs.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
     tu_sleep_ms(20);
     ck_assert_int_eq(atomic_load(&rs.calls), LOOPS);
     ck_assert_int_eq(rs.failures, 0);
@@ -345,7 +345,7 @@ START_TEST(reuse_keeps_targets_clears_parameters_and_frees_mdl_chain)
     PFILE_OBJECT fo = open_direct(&fe, "mdl", &h);
     unsigned char *a = aligned(2 * BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     PMDL m1 = IoAllocateMdl(a, BLK, FALSE, FALSE, NULL);
     PMDL m2 = IoAllocateMdl(a + BLK, BLK, TRUE, FALSE, NULL);
     ck_assert_ptr_nonnull(m1);
@@ -360,7 +360,7 @@ START_TEST(reuse_keeps_targets_clears_parameters_and_frees_mdl_chain)
     FltClearCallbackDataDirty(d);
     ck_assert(!FltIsCallbackDataDirty(d));
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(d->IoStatus.Information, 2 * BLK);
     ck_assert(tu_pattern_matches(a, 2 * BLK, FILE_SEED, BLK));
     FltSetCallbackDataDirty(d);
@@ -419,7 +419,7 @@ static void once_init(struct once *o)
 static void once_wait(struct once *o)
 {
     LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
-    ck_assert_int_eq(KeWaitForSingleObject(&o->done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_status(KeWaitForSingleObject(&o->done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
     tu_sleep_ms(10);
 }
 
@@ -433,10 +433,10 @@ START_TEST(reuse_of_in_flight_data_is_a_bug_check)
     PFILE_OBJECT fo = open_direct(&fe, "inflight", &h);
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     UwdfFaultInjectStall(500);
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
     FltReuseCallbackData(d);
     tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "FltReuseCallbackData");
     ck_assert_uint_eq(d->Iopb->Parameters.Read.Length, BLK); /* untouched */
@@ -445,7 +445,7 @@ START_TEST(reuse_of_in_flight_data_is_a_bug_check)
     once_wait(&o);
     UwdfFaultInjectStall(0);
     ck_assert_int_eq(atomic_load(&o.calls), 1);
-    ck_assert_int_eq(o.status, STATUS_SUCCESS);
+    ck_assert_status(o.status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
     FltFreeCallbackData(d);
     UwdfKeDestroyEvent(&o.done);
@@ -464,20 +464,20 @@ START_TEST(create_async_is_invalid_and_callback_runs_once)
     once_init(&o);
     PFILE_OBJECT fo = open_direct(&fe, "create", &h);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, NULL, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, NULL, &d), STATUS_SUCCESS);
     ck_assert_ptr_null(d->Iopb->TargetFileObject);
     d->Iopb->MajorFunction = IRP_MJ_CREATE;
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
+    ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
     ck_assert_int_eq(atomic_load(&o.calls), 1);
-    ck_assert_int_eq(o.status, STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
+    ck_assert_status(o.status, STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
+    ck_assert_status(d->IoStatus.Status, STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
     ck_assert_uint_eq(o.irql, PASSIVE_LEVEL);
     /* A read without a file object fails, through the callback too. */
     FltReuseCallbackData(d);
     set_rw(d, IRP_MJ_READ, NULL, BLK, 0);
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_SUCCESS);
+    ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_SUCCESS);
     ck_assert_int_eq(atomic_load(&o.calls), 2);
-    ck_assert_int_eq(o.status, STATUS_INVALID_PARAMETER);
+    ck_assert_status(o.status, STATUS_INVALID_PARAMETER);
     FltFreeCallbackData(d);
     UwdfKeDestroyEvent(&o.done);
     close_file(h, fo);
@@ -494,22 +494,22 @@ START_TEST(allocation_failure_is_insufficient_resources)
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = (PFLT_CALLBACK_DATA)1;
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_INSUFFICIENT_RESOURCES);
     ck_assert_ptr_null(d);
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 2); /* the preallocated request */
-    ck_assert_int_eq(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
+    ck_assert_status(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
                      STATUS_INSUFFICIENT_RESOURCES);
     ck_assert_ptr_null(d);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     /* Without preallocation the first perform allocates, and may fail. */
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
     FltPerformSynchronousIo(d);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_status(d->IoStatus.Status, STATUS_INSUFFICIENT_RESOURCES);
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     FltFreeCallbackData(d);
     free(buf);
     close_file(h, fo);
@@ -528,17 +528,17 @@ START_TEST(preallocated_data_performs_under_every_allocation_failing)
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     tu_fill_pattern(w, BLK, 99, BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
+    ck_assert_status(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
                      STATUS_SUCCESS);
     UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
     set_rw(d, IRP_MJ_WRITE, w, BLK, BLK);
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     FltReuseCallbackData(d);
     set_rw(d, IRP_MJ_READ, r, BLK, BLK);
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
     once_wait(&o);
-    ck_assert_int_eq(o.status, STATUS_SUCCESS);
+    ck_assert_status(o.status, STATUS_SUCCESS);
     ck_assert(memcmp(w, r, BLK) == 0);
     FltReuseCallbackData(d);
     ck_assert_uint_eq(UwdfFaultAllocationFailures(), 0);
@@ -570,38 +570,38 @@ START_TEST(read_write_file_sync_async_and_current_byte_offset)
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 0);
     /* NULL offset: at the current offset, which advances. */
     tu_fill_pattern(w, 2 * BLK, 5, 0);
-    ck_assert_int_eq(FltWriteFile(fe.instance, fo, NULL, 2 * BLK, w, 0, &n, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(FltWriteFile(fe.instance, fo, NULL, 2 * BLK, w, 0, &n, NULL, NULL), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 2 * BLK);
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
-    ck_assert_int_eq(FltReadFile(fe.instance, fo, NULL, BLK, r, 0, &n, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(FltReadFile(fe.instance, fo, NULL, BLK, r, 0, &n, NULL, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(r, BLK, FILE_SEED, 2 * BLK));
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 3 * BLK);
     /* An explicit offset moves it to offset + bytes; DO_NOT_UPDATE leaves it. */
     LARGE_INTEGER off = { .QuadPart = 0 };
-    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, 2 * BLK, r, FLTFL_IO_OPERATION_NON_CACHED, &n, NULL, NULL),
+    ck_assert_status(FltReadFile(fe.instance, fo, &off, 2 * BLK, r, FLTFL_IO_OPERATION_NON_CACHED, &n, NULL, NULL),
                      STATUS_SUCCESS);
     ck_assert(memcmp(w, r, 2 * BLK) == 0);
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
     off.QuadPart = 8 * BLK;
-    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, BLK, r, FLTFL_IO_OPERATION_DO_NOT_UPDATE_BYTE_OFFSET, &n,
+    ck_assert_status(FltReadFile(fe.instance, fo, &off, BLK, r, FLTFL_IO_OPERATION_DO_NOT_UPDATE_BYTE_OFFSET, &n,
                                  NULL, NULL),
                      STATUS_SUCCESS);
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
     /* Past the end of the file. */
     off.QuadPart = FILE_SIZE;
-    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, BLK, r, 0, &n, NULL, NULL), STATUS_END_OF_FILE);
+    ck_assert_status(FltReadFile(fe.instance, fo, &off, BLK, r, 0, &n, NULL, NULL), STATUS_END_OF_FILE);
     ck_assert_uint_eq(n, 0);
     /* With a callback. */
     off.QuadPart = 4 * BLK;
     tu_fill_pattern(w, BLK, 11, 4 * BLK);
-    ck_assert_int_eq(FltWriteFile(fe.instance, fo, &off, BLK, w, 0, NULL, rw_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltWriteFile(fe.instance, fo, &off, BLK, w, 0, NULL, rw_cb, &o), STATUS_PENDING);
     once_wait(&o);
-    ck_assert_int_eq(o.status, STATUS_SUCCESS);
+    ck_assert_status(o.status, STATUS_SUCCESS);
     ck_assert_uint_eq(o.info, BLK);
     ck_assert_uint_eq(o.irql, PASSIVE_LEVEL);
     KeClearEvent(&o.done);
     memset(r, 0, BLK);
-    ck_assert_int_eq(FltReadFile(fe.instance, fo, &off, BLK, r, 0, NULL, rw_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltReadFile(fe.instance, fo, &off, BLK, r, 0, NULL, rw_cb, &o), STATUS_PENDING);
     once_wait(&o);
     ck_assert_int_eq(atomic_load(&o.calls), 2);
     ck_assert(memcmp(w, r, BLK) == 0);
@@ -626,17 +626,17 @@ START_TEST(sync_perform_inside_async_callback_is_invalid_device_request)
     o.do_sync_inside = true;
     o.buf = buf;
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
     once_wait(&o);
-    ck_assert_int_eq(o.status, STATUS_SUCCESS);
-    ck_assert_int_eq(o.inner, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(o.status, STATUS_SUCCESS);
+    ck_assert_status(o.inner, STATUS_INVALID_DEVICE_REQUEST);
     /* Back on the test thread it works. */
     FltReuseCallbackData(d);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     FltFreeCallbackData(d);
     UwdfKeDestroyEvent(&o.done);
     free(buf);
@@ -653,11 +653,11 @@ START_TEST(file_object_outlives_close_until_dereferenced)
     PFILE_OBJECT fo = open_direct(&fe, "lifetime", &h);
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_FILE_CLOSED);
+    ck_assert_status(d->IoStatus.Status, STATUS_FILE_CLOSED);
     FltFreeCallbackData(d);
     ObDereferenceObject(fo);
     free(buf);
@@ -707,31 +707,31 @@ START_TEST(block_device_volume_write_reuse_read)
 
     /* On a block-device volume only the device itself opens: any other
      * absolute path, even its own backing file, is outside the volume. */
-    ck_assert_int_eq(open_path(&fe, backing, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(iosb.Status, STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(open_path(&fe, fe.e.dir, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(open_path(&fe, "/dev/null", FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(open_path(&fe, backing, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(iosb.Status, STATUS_ACCESS_DENIED);
+    ck_assert_status(open_path(&fe, fe.e.dir, FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(open_path(&fe, "/dev/null", FILE_OPEN, 0, &h, &fo, &iosb), STATUS_ACCESS_DENIED);
     ck_assert_ptr_null(fo);
     ck_assert_ptr_null(h);
     /* Any name of the device is the device; a device is never created. */
     char *alias = tu_env_path(&fe.e, "alias"), *missing = tu_env_path(&fe.e, "missing");
     ck_assert_int_eq(symlink(dev, alias), 0);
-    ck_assert_int_eq(open_path(&fe, alias, FILE_OPEN_IF, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(open_path(&fe, alias, FILE_OPEN_IF, 0, &h, NULL, &iosb), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, FILE_OPENED);
     ck_assert(handle_is(h, dev));
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(open_path(&fe, dev, FILE_CREATE, 0, &h, NULL, &iosb), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(open_path(&fe, missing, FILE_OPEN_IF, 0, &h, NULL, &iosb), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(open_path(&fe, dev, FILE_CREATE, 0, &h, NULL, &iosb), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(open_path(&fe, missing, FILE_OPEN_IF, 0, &h, NULL, &iosb), STATUS_OBJECT_NAME_NOT_FOUND);
     ck_assert_int_eq(access(missing, F_OK), -1);
     ck_assert_int_eq(unlink(alias), 0);
     ck_assert_int_eq(symlink(backing, alias), 0);
-    ck_assert_int_eq(open_path(&fe, alias, FILE_OVERWRITE_IF, 0, &h, NULL, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(open_path(&fe, alias, FILE_OVERWRITE_IF, 0, &h, NULL, &iosb), STATUS_ACCESS_DENIED);
     free(alias);
     free(missing);
 
-    ck_assert_int_eq(open_path(&fe, dev, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING, &h, &fo, &iosb),
+    ck_assert_status(open_path(&fe, dev, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING, &h, &fo, &iosb),
                      STATUS_SUCCESS);
-    ck_assert_int_eq(iosb.Status, STATUS_SUCCESS);
+    ck_assert_status(iosb.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, FILE_OPENED);
     ck_assert_ptr_nonnull(fo);
     ck_assert(fo->Flags & FO_NO_INTERMEDIATE_BUFFERING);
@@ -740,7 +740,7 @@ START_TEST(block_device_volume_write_reuse_read)
     /* allocate -> write -> reuse -> read -> compare, on one callback data. */
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
     ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
     for (int i = 0; i < DEV_LOOPS; i++) {
@@ -748,7 +748,7 @@ START_TEST(block_device_volume_write_reuse_read)
         tu_fill_pattern(w, BLK, (unsigned)i + 1, (uint64_t)off);
         set_rw(d, IRP_MJ_WRITE, w, BLK, off);
         FltPerformSynchronousIo(d);
-        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
         ck_assert_uint_eq(d->IoStatus.Information, BLK);
         ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, off + BLK);
         FltReuseCallbackData(d);
@@ -756,7 +756,7 @@ START_TEST(block_device_volume_write_reuse_read)
         memset(r, 0, BLK);
         set_rw(d, IRP_MJ_READ, r, BLK, off);
         FltPerformSynchronousIo(d);
-        ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+        ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
         ck_assert_uint_eq(d->IoStatus.Information, BLK);
         ck_assert_msg(memcmp(w, r, BLK) == 0, "iteration %d at offset %lld", i, (long long)off);
         FltReuseCallbackData(d);
@@ -786,9 +786,9 @@ START_TEST(block_device_volume_write_reuse_read)
     rs.buf = w;
     tu_fill_pattern(rs.buf, BLK, 3, 0);
     set_rw(d, IRP_MJ_WRITE, rs.buf, BLK, 0);
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, reissue_cb, &rs), STATUS_PENDING);
+    ck_assert_status(FltPerformAsynchronousIo(d, reissue_cb, &rs), STATUS_PENDING);
     LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
-    ck_assert_int_eq(KeWaitForSingleObject(&rs.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_status(KeWaitForSingleObject(&rs.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
     tu_sleep_ms(20);
     ck_assert_int_eq(atomic_load(&rs.calls), DEV_LOOPS);
     ck_assert_int_eq(rs.failures, 0);
@@ -803,8 +803,8 @@ START_TEST(block_device_volume_write_reuse_read)
     ck_assert(outside_matches(dev, O_DIRECT, last, BLK, DEV_LOOPS));
     ck_assert(outside_matches(backing, 0, last, BLK, DEV_LOOPS));
 
-    ck_assert_int_eq(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_SUCCESS);
-    ck_assert_int_eq(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_FLT_INSTANCE_NOT_FOUND);
+    ck_assert_status(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_SUCCESS);
+    ck_assert_status(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_FLT_INSTANCE_NOT_FOUND);
     free(w);
     free(r);
     free(backing);
@@ -847,7 +847,7 @@ static void run_at_dispatch(WDFIOTARGET t, WDFMEMORY m, struct at_dispatch *a)
     WDFREQUEST r = tu_make_request(t);
     LONGLONG off = 0;
     tu_completion_init(&a->c);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, r, m, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, r, m, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(r, at_dispatch_done, a);
     ck_assert(WdfRequestSend(r, t, WDF_NO_SEND_OPTIONS));
     ck_assert(tu_completion_wait(&a->c, WAIT_MS));
@@ -864,15 +864,15 @@ START_TEST(reuse_and_free_check_irql)
     PFILE_OBJECT fo = open_direct(&fe, "irql", &h);
     char *path = tu_env_path(&fe.e, "irql");
     WDFIOTARGET t;
-    ck_assert_int_eq(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
     void *b;
     WDFMEMORY m = tu_make_memory(BLK, &b);
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     struct at_dispatch a = { .d = d, .what = 1 };
     /* Reuse above APC_LEVEL: without the verifier it does nothing ... */
     run_at_dispatch(t, m, &a);
@@ -886,14 +886,14 @@ START_TEST(reuse_and_free_check_irql)
     UwdfSetVerifier(FALSE);
     /* Free at DISPATCH_LEVEL is allowed. */
     UWDF_OBJECT_COUNT before, after;
-    ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &before), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &before), STATUS_SUCCESS);
     a.what = 2;
     run_at_dispatch(t, m, &a);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
-    ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &after), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &after), STATUS_SUCCESS);
     ck_assert_uint_eq(after.Live, before.Live - 1);
     /* Free above DISPATCH_LEVEL: nothing freed; a bug check with the verifier. */
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     for (int verifier = 0; verifier < 2; verifier++) {
         UwdfSetVerifier(verifier ? TRUE : FALSE);
         uwdf_tls_irql = HIGH_LEVEL;
@@ -902,7 +902,7 @@ START_TEST(reuse_and_free_check_irql)
         if (verifier)
             tu_expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, HIGH_LEVEL);
         ck_assert_int_eq(tu_last_bugcheck.count, 0);
-        ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &after), STATUS_SUCCESS);
+        ck_assert_status(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &after), STATUS_SUCCESS);
         ck_assert_uint_eq(after.Live, before.Live);
     }
     UwdfSetVerifier(FALSE);
@@ -923,11 +923,11 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     PFILE_OBJECT fo = open_direct(&fe, "reissue-sync", &h);
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
     tu_fill_pattern(w, BLK, 501, 0);
     set_rw(d, IRP_MJ_WRITE, w, BLK, 0);
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     /* The same parameters, new data in the buffer, another offset: the
      * reissue writes what the block describes now. */
     tu_fill_pattern(w, BLK, 502, 0);
@@ -936,7 +936,7 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     d->IoStatus.Status = STATUS_UNSUCCESSFUL;
     d->IoStatus.Information = 0;
     FltReissueSynchronousIo(fe.instance, d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(d->IoStatus.Information, BLK);
     ck_assert_uint_eq(d->Iopb->MajorFunction, IRP_MJ_WRITE); /* not reset */
     FltReuseCallbackData(d);
@@ -945,27 +945,27 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     ck_assert(tu_pattern_matches(r, BLK, 501, 0));
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = 2 * BLK;
     FltReissueSynchronousIo(fe.instance, d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(r, BLK, 502, 0));
     /* Errors come back in IoStatus, as from a perform. */
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = FILE_SIZE;
     FltReissueSynchronousIo(fe.instance, d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_END_OF_FILE);
+    ck_assert_status(d->IoStatus.Status, STATUS_END_OF_FILE);
     /* A NULL instance is a bug check; nothing is done. */
     d->IoStatus.Status = STATUS_PENDING;
     FltReissueSynchronousIo(NULL, d);
     tu_expect_bugcheck(WDF_REQUIRED_PARAMETER_IS_NULL, 0);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_PENDING);
+    ck_assert_status(d->IoStatus.Status, STATUS_PENDING);
     /* Not above PASSIVE_LEVEL (non-paging I/O): IoStatus says so. */
     char *path = tu_env_path(&fe.e, "reissue-sync");
     WDFIOTARGET t;
-    ck_assert_int_eq(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
     void *b;
     WDFMEMORY m = tu_make_memory(BLK, &b);
     struct at_dispatch a = { .d = d, .what = 3, .inst = fe.instance };
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = 0;
     run_at_dispatch(t, m, &a);
-    ck_assert_int_eq(a.reissue_status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(a.reissue_status, STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     UwdfSetVerifier(TRUE);
     run_at_dispatch(t, m, &a);
@@ -1027,7 +1027,7 @@ static NTSTATUS hopen(struct hostile *x, const char *name, ULONG disposition, HA
     char *p = *name ? tu_join(x->vol, name) : strdup(x->vol);
     *h = NULL;
     NTSTATUS s = open_path(&x->fe, p, disposition, 0, h, NULL, &iosb);
-    ck_assert_int_eq(iosb.Status, s);
+    ck_assert_status(iosb.Status, s);
     ck_assert(NT_SUCCESS(s) == (*h != NULL));
     free(p);
     return s;
@@ -1053,41 +1053,41 @@ START_TEST(create_file_hostile_names_get_their_documented_status)
     hlink(&x, "outdir", "../outside");
     hlink(&x, "loop", "loop");
     /* Symlinks that stay on the volume work, relative or absolute. */
-    ck_assert_int_eq(hopen(&x, "in", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert_status(hopen(&x, "in", FILE_OPEN, &h), STATUS_SUCCESS);
     ck_assert(handle_is(h, in_f));
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(hopen(&x, "abs_in", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(hopen(&x, "abs_in", FILE_OPEN, &h), STATUS_SUCCESS);
     ck_assert(handle_is(h, in_f));
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
     /* Ones that lead out, "..", loops. */
-    ck_assert_int_eq(hopen(&x, "out", FILE_OPEN, &h), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(hopen(&x, "abs_out", FILE_OVERWRITE_IF, &h), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(hopen(&x, "out", FILE_CREATE, &h), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(hopen(&x, "outdir/new", FILE_OPEN_IF, &h), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(hopen(&x, "a/../../outside/f", FILE_OPEN, &h), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(hopen(&x, "loop", FILE_OPEN, &h), STATUS_REPARSE_POINT_NOT_RESOLVED);
-    ck_assert_int_eq(hopen(&x, "loop/x", FILE_OPEN_IF, &h), STATUS_REPARSE_POINT_NOT_RESOLVED);
+    ck_assert_status(hopen(&x, "out", FILE_OPEN, &h), STATUS_ACCESS_DENIED);
+    ck_assert_status(hopen(&x, "abs_out", FILE_OVERWRITE_IF, &h), STATUS_ACCESS_DENIED);
+    ck_assert_status(hopen(&x, "out", FILE_CREATE, &h), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(hopen(&x, "outdir/new", FILE_OPEN_IF, &h), STATUS_ACCESS_DENIED);
+    ck_assert_status(hopen(&x, "a/../../outside/f", FILE_OPEN, &h), STATUS_ACCESS_DENIED);
+    ck_assert_status(hopen(&x, "loop", FILE_OPEN, &h), STATUS_REPARSE_POINT_NOT_RESOLVED);
+    ck_assert_status(hopen(&x, "loop/x", FILE_OPEN_IF, &h), STATUS_REPARSE_POINT_NOT_RESOLVED);
     /* The volume itself is a directory; a name ending in a separator, "."
      * or ".." names no file. */
-    ck_assert_int_eq(hopen(&x, "", FILE_OPEN, &h), STATUS_FILE_IS_A_DIRECTORY);
-    ck_assert_int_eq(hopen(&x, "", FILE_CREATE, &h), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(hopen(&x, "a", FILE_OPEN_IF, &h), STATUS_FILE_IS_A_DIRECTORY);
-    ck_assert_int_eq(hopen(&x, "a/", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
-    ck_assert_int_eq(hopen(&x, "a/.", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
-    ck_assert_int_eq(hopen(&x, "a/..", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
-    ck_assert_int_eq(hopen(&x, "f/x", FILE_OPEN_IF, &h), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(hopen(&x, "", FILE_OPEN, &h), STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_status(hopen(&x, "", FILE_CREATE, &h), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(hopen(&x, "a", FILE_OPEN_IF, &h), STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_status(hopen(&x, "a/", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(hopen(&x, "a/.", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(hopen(&x, "a/..", FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(hopen(&x, "f/x", FILE_OPEN_IF, &h), STATUS_OBJECT_PATH_NOT_FOUND);
     /* Long names. */
     char comp[NAME_MAX + 2];
     memset(comp, 'n', NAME_MAX + 1);
     comp[NAME_MAX + 1] = '\0';
-    ck_assert_int_eq(hopen(&x, comp, FILE_OPEN_IF, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(hopen(&x, comp, FILE_OPEN_IF, &h), STATUS_OBJECT_NAME_INVALID);
     size_t n = PATH_MAX + 16;
     char *deep = malloc(n + 1);
     for (size_t i = 0; i < n; i += 2)
         memcpy(deep + i, "./", 2);
     deep[n] = '\0';
     deep[n - 1] = 'f';
-    ck_assert_int_eq(hopen(&x, deep, FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(hopen(&x, deep, FILE_OPEN, &h), STATUS_OBJECT_NAME_INVALID);
     free(deep);
     ck_assert_int_eq(tu_count_entries(x.out), 1);
     free(out_f);
@@ -1113,12 +1113,12 @@ START_TEST(create_file_name_with_a_nul_inside_is_object_name_invalid)
     IO_STATUS_BLOCK iosb;
     HANDLE h = NULL;
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
-    ck_assert_int_eq(FltCreateFileEx(x.fe.filter, x.fe.instance, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0,
+    ck_assert_status(FltCreateFileEx(x.fe.filter, x.fe.instance, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0,
                                      FILE_OPEN, 0, NULL, 0, 0),
                      STATUS_OBJECT_NAME_INVALID);
     ck_assert_ptr_null(h);
     PFLT_VOLUME v = NULL;
-    ck_assert_int_eq(FltGetVolumeFromName(x.fe.filter, &us, &v), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltGetVolumeFromName(x.fe.filter, &us, &v), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(v);
     free(w);
     free(p);
@@ -1138,11 +1138,11 @@ START_TEST(volume_renamed_away_still_opens_its_own_files)
     char *out_f = tu_join(x.out, "f");
     ck_assert_int_eq(symlink(out_f, decoy), 0);
     char *moved_f = tu_join(moved, "f");
-    ck_assert_int_eq(hopen(&x, "f", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert_status(hopen(&x, "f", FILE_OPEN, &h), STATUS_SUCCESS);
     ck_assert(handle_is(h, moved_f));
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(hopen(&x, "new", FILE_CREATE, &h), STATUS_SUCCESS);
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(hopen(&x, "new", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
     char *moved_new = tu_join(moved, "new");
     ck_assert_int_eq(access(moved_new, F_OK), 0);
     ck_assert_int_eq(tu_count_entries(x.vol), 1);
@@ -1170,20 +1170,20 @@ START_TEST(volume_got_by_a_symlinked_name_takes_both_names)
     HANDLE h;
     IO_STATUS_BLOCK iosb;
     char *by_alias = tu_join(alias, "x"), *by_real = tu_join(vol, "x");
-    ck_assert_int_eq(open_path(&fe, by_alias, FILE_CREATE, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(open_path(&fe, by_alias, FILE_CREATE, 0, &h, NULL, &iosb), STATUS_SUCCESS);
     ck_assert(handle_is(h, by_real));
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(open_path(&fe, by_real, FILE_OPEN, 0, &h, NULL, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(open_path(&fe, by_real, FILE_OPEN, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
     /* The alias is the name it had when the volume was got: retargeted
      * later, its names still resolve beneath the volume. */
     char *other = tu_join(fe.e.dir, "other");
     ck_assert_int_eq(mkdir(other, 0755), 0);
     ck_assert_int_eq(unlink(alias), 0);
     ck_assert_int_eq(symlink("other", alias), 0);
-    ck_assert_int_eq(open_path(&fe, by_alias, FILE_OPEN, 0, &h, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(open_path(&fe, by_alias, FILE_OPEN, 0, &h, NULL, &iosb), STATUS_SUCCESS);
     ck_assert(handle_is(h, by_real));
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
     free(vol);
     free(alias);
     free(other);
@@ -1290,7 +1290,7 @@ static void race_open_one(struct fenv *fe, struct race *r, const char *path, ULO
         escaped |= strncmp(where, r->out, strlen(r->out)) == 0 && where[strlen(r->out)] == '/';
     }
     c->escapes += escaped;
-    ck_assert_int_eq(FltClose(h), STATUS_SUCCESS);
+    ck_assert_status(FltClose(h), STATUS_SUCCESS);
 }
 
 START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)

@@ -240,7 +240,7 @@ static WDFDEVICE fp_device(WDFDRIVER driver, const char *name, WDFQUEUE *q)
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 128, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
     WDF_OBJECT_ATTRIBUTES ra, da;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
@@ -248,13 +248,13 @@ static WDFDEVICE fp_device(WDFDRIVER driver, const char *name, WDFQUEUE *q)
     WdfDeviceInitSetRequestAttributes(init, &ra);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&da, DEV_CTX);
     WDFDEVICE dev;
-    ck_assert_int_eq(WdfDeviceCreate(&init, &da, &dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, &da, &dev), STATUS_SUCCESS);
     WdfControlFinishInitializing(dev);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDefault = fp_io;
     c.EvtIoStop = fp_stop;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, q), STATUS_SUCCESS);
     return dev;
 }
 
@@ -264,11 +264,11 @@ static WDFIOTARGET open_name(WDFDEVICE owner, WDFIOTARGET t, const char *name, U
     UNICODE_STRING us;
     WDF_IO_TARGET_OPEN_PARAMS op;
     if (!t)
-        ck_assert_int_eq(WdfIoTargetCreate(owner, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetCreate(owner, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
     tu_unicode(&us, wbuf, 512, name);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
     op.CreateOptions = options;
-    ck_assert_int_eq(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
     return t;
 }
 
@@ -287,7 +287,7 @@ static void io_prepare(struct io *io, WDFIOTARGET t, WDF_REQUEST_TYPE type, LONG
     tu_completion_init(&io->c);
     NTSTATUS st = type == WdfRequestTypeRead ? WdfIoTargetFormatRequestForRead(t, io->req, io->mem, NULL, &off)
                                              : WdfIoTargetFormatRequestForWrite(t, io->req, io->mem, NULL, &off);
-    ck_assert_int_eq(st, STATUS_SUCCESS);
+    ck_assert_status(st, STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(io->req, tu_on_complete, &io->c);
 }
 
@@ -303,7 +303,7 @@ static void io_expect(struct io *io, NTSTATUS st, long info)
 {
     ck_assert(tu_completion_wait(&io->c, 10000));
     ck_assert_int_eq(tu_ncalls(&io->c), 1);
-    ck_assert_int_eq(io->c.status, st);
+    ck_assert_status(io->c.status, st);
     if (info >= 0)
         ck_assert_uint_eq(io->c.information, (ULONG_PTR)info);
 }
@@ -354,16 +354,16 @@ START_TEST(assign_validation)
 
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_DEFAULT_INIT(&p, 2);
     p.Size = sizeof(p) - 1;
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INFO_LENGTH_MISMATCH);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_DEFAULT_INIT(&p, 0);
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_EXAMINE_INIT(&p, 2, NULL);
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_DEFAULT_INIT(&p, 2);
     p.ForwardProgressReservedPolicy = (WDF_IO_FORWARD_PROGRESS_RESERVED_POLICY)7;
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
     p.ForwardProgressReservedPolicy = WdfIoForwardProgressInvalidPolicy;
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
     ck_assert_int_eq(ld(&G.alloc_reserved_calls), 0);
 
     /* at DISPATCH_LEVEL (a completion routine): refused, nothing made */
@@ -371,7 +371,7 @@ START_TEST(assign_validation)
     fp_device(e.driver, "\\Device\\fpValid2", &q2);
     char *file = tu_env_file(&e, "dispatch.img", 1 << 16, 3);
     WDFIOTARGET ft;
-    ck_assert_int_eq(tu_target_open(e.device, file, GENERIC_READ, FILE_OPEN, 0, &ft), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(e.device, file, GENERIC_READ, FILE_OPEN, 0, &ft), STATUS_SUCCESS);
     static struct dispatch_assign d;
     memset(&d, 0, sizeof(d));
     d.q = q2;
@@ -381,9 +381,9 @@ START_TEST(assign_validation)
     WdfRequestSetCompletionRoutine(io.req, assign_from_completion, &d);
     ck_assert(WdfRequestSend(io.req, ft, WDF_NO_SEND_OPTIONS));
     ck_assert(tu_completion_wait(&d.c, 5000));
-    ck_assert_int_eq(d.c.status, STATUS_SUCCESS);
+    ck_assert_status(d.c.status, STATUS_SUCCESS);
     ck_assert_int_eq(d.irql, DISPATCH_LEVEL);
-    ck_assert_int_eq(d.st, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(d.st, STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_int_eq(ld(&G.alloc_reserved_calls), 0);
     tu_completion_fini(&d.c);
     tu_completion_fini(&io.c);
@@ -392,10 +392,10 @@ START_TEST(assign_validation)
     free(file);
 
     /* valid once; a second policy is refused */
-    ck_assert_int_eq(assign_default(q2, 2), STATUS_SUCCESS);
-    ck_assert_int_eq(assign_default(q2, 2), STATUS_INVALID_PARAMETER);
+    ck_assert_status(assign_default(q2, 2), STATUS_SUCCESS);
+    ck_assert_status(assign_default(q2, 2), STATUS_INVALID_PARAMETER);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_PAGINGIO_INIT(&p, 1);
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(q2, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q2, &p), STATUS_INVALID_PARAMETER);
     ck_assert_int_eq(ld(&G.alloc_reserved_calls), 2);
     tu_env_fini(&e);
 }
@@ -412,7 +412,7 @@ START_TEST(reserved_allocation)
     WDFQUEUE q;
     fp_device(e.driver, "\\Device\\fpAlloc", &q);
     G.alloc_reserved_fail_at = 3;
-    ck_assert_int_eq(assign_default(q, 5), STATUS_DEVICE_NOT_READY);
+    ck_assert_status(assign_default(q, 5), STATUS_DEVICE_NOT_READY);
     ck_assert_int_eq(ld(&G.alloc_reserved_calls), 3);
     ck_assert_int_eq(ld(&G.alloc_reserved_bad), 0);
     /* the ones made before the failure are gone */
@@ -420,7 +420,7 @@ START_TEST(reserved_allocation)
     /* nothing stayed assigned: the queue takes a policy again */
     atomic_store(&G.alloc_reserved_calls, 0);
     G.alloc_reserved_fail_at = 0;
-    ck_assert_int_eq(assign_default(q, 4), STATUS_SUCCESS);
+    ck_assert_status(assign_default(q, 4), STATUS_SUCCESS);
     ck_assert_int_eq(ld(&G.alloc_reserved_calls), 4);
     ck_assert_int_eq(ld(&G.alloc_reserved_bad), 0);
     for (int i = 0; i < 4; i++)
@@ -467,10 +467,10 @@ START_TEST(examine_and_paging_policies)
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY p;
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_EXAMINE_INIT(&p, 2, examine);
     p.EvtIoAllocateRequestResources = alloc_request;
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(qe, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(qe, &p), STATUS_SUCCESS);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_PAGINGIO_INIT(&p, 2);
     p.EvtIoAllocateRequestResources = alloc_request;
-    ck_assert_int_eq(WdfIoQueueAssignForwardProgressPolicy(qp, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(qp, &p), STATUS_SUCCESS);
     WDFIOTARGET te = open_name(e.device, NULL, "\\Device\\fpExamine", 0);
     WDFIOTARGET tp = open_name(e.device, NULL, "\\Device\\fpPaging", 0);
     struct io io;
@@ -524,7 +524,7 @@ START_TEST(reserved_cleanup_timing)
         WDFQUEUE q;
         WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpCleanup", &q);
         G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
-        ck_assert_int_eq(assign_default(q, 2), STATUS_SUCCESS);
+        ck_assert_status(assign_default(q, 2), STATUS_SUCCESS);
         WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpCleanup", 0);
         struct io io;
         for (int i = 0; i < 6; i++) {
@@ -565,7 +565,7 @@ static WDFIOTARGET one_held_reserved(struct tu_env *e, int backend, const char *
     G.mode = MODE_HOLD;
     G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
     fp_device(e->driver, name, q);
-    ck_assert_int_eq(assign_default(*q, 1), STATUS_SUCCESS);
+    ck_assert_status(assign_default(*q, 1), STATUS_SUCCESS);
     return open_name(e->device, NULL, name, 0);
 }
 
@@ -686,7 +686,7 @@ START_TEST(reserved_send_and_forget)
     char *file = tu_env_file(&e, "forget.img", 16 * BLOCK, 0);
     WDFQUEUE q;
     WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpForget", &q);
-    ck_assert_int_eq(assign_default(q, 1), STATUS_SUCCESS);
+    ck_assert_status(assign_default(q, 1), STATUS_SUCCESS);
     dev_get(dev)->lower = open_name(dev, WdfDeviceGetIoTarget(dev), file, 0);
     WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpForget", 0);
     static struct io io[16];
@@ -749,7 +749,7 @@ START_TEST(fail_all_under_load)
     const char *loop = tu_env_loop(&e, file);
     WDFQUEUE q;
     WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpFailAll", &q);
-    ck_assert_int_eq(assign_default(q, 2), STATUS_SUCCESS);
+    ck_assert_status(assign_default(q, 2), STATUS_SUCCESS);
     dev_get(dev)->lower = open_name(dev, WdfDeviceGetIoTarget(dev), loop, FILE_NO_INTERMEDIATE_BUFFERING);
     WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpFailAll", 0);
     static struct io io[FA_N];

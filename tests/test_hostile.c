@@ -56,21 +56,21 @@ static void live_init(struct live *l)
 {
     tu_env_init(&l->e);
     l->path = tu_env_file(&l->e, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_int_eq(tu_target_open(l->e.device, l->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &l->target),
+    ck_assert_status(tu_target_open(l->e.device, l->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &l->target),
                      STATUS_SUCCESS);
     l->request = tu_make_request(l->target);
     l->memory = tu_make_memory(BLK, &l->buf);
     memset(l->buf, 0, BLK);
-    ck_assert_int_eq(WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, BLK, NonPagedPoolNx, WDF_NO_OBJECT_ATTRIBUTES,
+    ck_assert_status(WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, BLK, NonPagedPoolNx, WDF_NO_OBJECT_ATTRIBUTES,
                                             0, &l->lookaside),
                      STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES a;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, HOSTILE_CTX);
-    ck_assert_int_eq(WdfObjectCreate(&a, &l->object), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&a, &l->object), STATUS_SUCCESS);
     hostile_ctx_get(l->object)->v = 0x5a5a;
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
-    ck_assert_int_eq(WdfIoQueueCreate(l->e.device, &qc, WDF_NO_OBJECT_ATTRIBUTES, &l->queue), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(l->e.device, &qc, WDF_NO_OBJECT_ATTRIBUTES, &l->queue), STATUS_SUCCESS);
 }
 
 /* The live objects still do their jobs: a read through the request and
@@ -82,12 +82,12 @@ static void live_check(struct live *l)
     ULONG_PTR bytes = 0;
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l->memory, NULL);
     memset(l->buf, 0, BLK);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(l->target, l->request, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(l->target, l->request, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     ck_assert(tu_pattern_matches(l->buf, BLK, FILE_SEED, BLK));
     ck_assert_uint_eq(hostile_ctx_get(l->object)->v, 0x5a5a);
     WDFMEMORY m;
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(l->lookaside, &m), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(l->lookaside, &m), STATUS_SUCCESS);
     WdfObjectDelete(m);
     ck_assert_int_eq(WdfIoTargetGetState(l->target), WdfIoTargetStarted);
     ULONG queued = 9, owned = 9;
@@ -484,18 +484,20 @@ static WDFOBJECT deleted_of(struct live *l, enum kind k)
     WDFOBJECT h = NULL;
     switch (k) {
     case K_REQUEST: h = tu_make_request(l->target); break;
-    case K_TARGET: ck_assert_int_eq(WdfIoTargetCreate(l->e.device, WDF_NO_OBJECT_ATTRIBUTES, (WDFIOTARGET *)&h), 0); break;
+    case K_TARGET:
+        ck_assert_status(WdfIoTargetCreate(l->e.device, WDF_NO_OBJECT_ATTRIBUTES, (WDFIOTARGET *)&h), STATUS_SUCCESS);
+        break;
     case K_MEMORY: h = tu_make_memory(64, NULL); break;
     case K_LOOKASIDE:
-        ck_assert_int_eq(WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, 64, NonPagedPoolNx, WDF_NO_OBJECT_ATTRIBUTES, 0,
+        ck_assert_status(WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, 64, NonPagedPoolNx, WDF_NO_OBJECT_ATTRIBUTES, 0,
                                                 (WDFLOOKASIDE *)&h),
-                         0);
+                         STATUS_SUCCESS);
         break;
-    case K_ANY: ck_assert_int_eq(WdfObjectCreate(WDF_NO_OBJECT_ATTRIBUTES, &h), 0); break;
+    case K_ANY: ck_assert_status(WdfObjectCreate(WDF_NO_OBJECT_ATTRIBUTES, &h), STATUS_SUCCESS); break;
     case K_QUEUE: {
         WDF_IO_QUEUE_CONFIG qc;
         WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
-        ck_assert_int_eq(WdfIoQueueCreate(l->e.device, &qc, WDF_NO_OBJECT_ATTRIBUTES, (WDFQUEUE *)&h), 0);
+        ck_assert_status(WdfIoQueueCreate(l->e.device, &qc, WDF_NO_OBJECT_ATTRIBUTES, (WDFQUEUE *)&h), STATUS_SUCCESS);
         break;
     }
     default: return (WDFOBJECT)((uintptr_t)live_of(l, k) + ((uintptr_t)1 << INDEX_SHIFT));
@@ -674,28 +676,28 @@ typedef void flt_call(struct flt_env *fe, void *bad);
         body                                                                                    \
     }
 
-F(start, ck_assert_int_eq(FltStartFiltering(bad), STATUS_INVALID_PARAMETER);)
+F(start, ck_assert_status(FltStartFiltering(bad), STATUS_INVALID_PARAMETER);)
 F(unregister, FltUnregisterFilter(bad);)
 F(volume_from_name, {
     WCHAR w[4096];
     UNICODE_STRING us;
     PFLT_VOLUME v = (PFLT_VOLUME)1;
     tu_unicode(&us, w, 4096, fe->l.e.dir);
-    ck_assert_int_eq(FltGetVolumeFromName(bad, &us, &v), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltGetVolumeFromName(bad, &us, &v), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(v);
 })
 F(attach_filter, {
     PFLT_INSTANCE i = (PFLT_INSTANCE)1;
-    ck_assert_int_eq(FltAttachVolume(bad, fe->f.volume, NULL, &i), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltAttachVolume(bad, fe->f.volume, NULL, &i), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(i);
 })
 F(attach_volume, {
     PFLT_INSTANCE i = (PFLT_INSTANCE)1;
-    ck_assert_int_eq(FltAttachVolume(fe->f.filter, bad, NULL, &i), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltAttachVolume(fe->f.filter, bad, NULL, &i), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(i);
 })
-F(detach_filter, ck_assert_int_eq(FltDetachVolume(bad, fe->f.volume, NULL), STATUS_INVALID_PARAMETER);)
-F(detach_volume, ck_assert_int_eq(FltDetachVolume(fe->f.filter, bad, NULL), STATUS_INVALID_PARAMETER);)
+F(detach_filter, ck_assert_status(FltDetachVolume(bad, fe->f.volume, NULL), STATUS_INVALID_PARAMETER);)
+F(detach_volume, ck_assert_status(FltDetachVolume(fe->f.filter, bad, NULL), STATUS_INVALID_PARAMETER);)
 F(create_file, {
     WCHAR w[4096];
     UNICODE_STRING us;
@@ -704,18 +706,18 @@ F(create_file, {
     HANDLE h = (HANDLE)1;
     tu_unicode(&us, w, 4096, fe->l.path);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
-    ck_assert_int_eq(FltCreateFileEx(fe->f.filter, bad, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0, FILE_OPEN, 0,
+    ck_assert_status(FltCreateFileEx(fe->f.filter, bad, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0, FILE_OPEN, 0,
                                      NULL, 0, 0),
                      STATUS_INVALID_PARAMETER);
 })
 F(allocate_data, {
     PFLT_CALLBACK_DATA d = (PFLT_CALLBACK_DATA)1;
-    ck_assert_int_eq(FltAllocateCallbackData(bad, fe->f.fo, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltAllocateCallbackData(bad, fe->f.fo, &d), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(d);
 })
 F(object_dereference, FltObjectDereference(bad);)
 F(perform_sync, FltPerformSynchronousIo(bad);)
-F(perform_async, ck_assert_int_eq(FltPerformAsynchronousIo(bad, (PFLT_COMPLETED_ASYNC_IO_CALLBACK)f_perform_sync, NULL),
+F(perform_async, ck_assert_status(FltPerformAsynchronousIo(bad, (PFLT_COMPLETED_ASYNC_IO_CALLBACK)f_perform_sync, NULL),
                                   STATUS_INVALID_PARAMETER);)
 F(reuse_data, FltReuseCallbackData(bad);)
 F(free_data, FltFreeCallbackData(bad);)
@@ -777,13 +779,13 @@ START_TEST(flt_objects_of_the_wrong_kind_or_garbage_are_a_bug_check)
         ck_assert_uint_eq(g_flt_garbage[k], 0); /* nothing was written through it */
     /* The real objects still work. */
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(fe.f.instance, fe.f.fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fe.f.fo, &d), STATUS_SUCCESS);
     d->Iopb->MajorFunction = IRP_MJ_READ;
     d->Iopb->Parameters.Read.Length = BLK;
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = 2 * BLK;
     d->Iopb->Parameters.Read.ReadBuffer = fe.l.buf;
     FltPerformSynchronousIo(d);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(fe.l.buf, BLK, FILE_SEED, 2 * BLK));
     FltFreeCallbackData(d);
     tu_flt_close(&fe.f);
@@ -820,17 +822,17 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
         PIRP irp = IoAllocateIrp(2, FALSE);
         ck_assert_ptr_nonnull(irp);
         /* WDF_OBJECT_ATTRIBUTES on every create DDI: nothing is created. */
-        ck_assert_int_eq(WdfRequestCreate(&a, l.target, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfRequestCreateFromIrp(&a, irp, TRUE, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 16, (WDFMEMORY *)&o, NULL), STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfMemoryCreatePreallocated(&a, pre, sizeof(pre), (WDFMEMORY *)&o), STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfLookasideListCreate(&a, 16, NonPagedPoolNx, NULL, 0, (WDFLOOKASIDE *)&o),
+        ck_assert_status(WdfRequestCreate(&a, l.target, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfRequestCreateFromIrp(&a, irp, TRUE, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 16, (WDFMEMORY *)&o, NULL), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfMemoryCreatePreallocated(&a, pre, sizeof(pre), (WDFMEMORY *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfLookasideListCreate(&a, 16, NonPagedPoolNx, NULL, 0, (WDFLOOKASIDE *)&o),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfLookasideListCreate(NULL, 16, NonPagedPoolNx, &a, 0, (WDFLOOKASIDE *)&o),
+        ck_assert_status(WdfLookasideListCreate(NULL, 16, NonPagedPoolNx, &a, 0, (WDFLOOKASIDE *)&o),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfIoTargetCreate(l.e.device, &a, (WDFIOTARGET *)&o), STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfObjectCreate(&a, &o), STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfObjectAllocateContext(l.object, &a, &ctx), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfIoTargetCreate(l.e.device, &a, (WDFIOTARGET *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfObjectCreate(&a, &o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfObjectAllocateContext(l.object, &a, &ctx), STATUS_INFO_LENGTH_MISMATCH);
         ck_assert_ptr_null(o);
         IoFreeIrp(irp);
         cases += 9;
@@ -842,28 +844,28 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
         WDF_MEMORY_DESCRIPTOR d;
         LONGLONG off = 0;
         WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.memory, NULL);
-        ck_assert_int_eq(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, &so, NULL),
+        ck_assert_status(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, &so, NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, l.request, &d, &off, &so, NULL),
+        ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, l.request, &d, &off, &so, NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(l.target, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &d, &so,
+        ck_assert_status(WdfIoTargetSendIoctlSynchronously(l.target, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &d, &so,
                                                            NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_int_eq(WdfIoTargetSendInternalIoctlSynchronously(l.target, NULL, 1, NULL, NULL, &so, NULL),
+        ck_assert_status(WdfIoTargetSendInternalIoctlSynchronously(l.target, NULL, 1, NULL, NULL, &so, NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
         /* WdfRequestSend says INVALID_PARAMETER for any bad options block,
          * the synchronous option included. */
         WDF_REQUEST_SEND_OPTIONS_INIT(&so, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
         so.Size = bad_size(sizeof(so), dlt);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
         ck_assert(!WdfRequestSend(l.request, l.target, &so));
-        ck_assert_int_eq(WdfRequestGetStatus(l.request), STATUS_INVALID_PARAMETER);
+        ck_assert_status(WdfRequestGetStatus(l.request), STATUS_INVALID_PARAMETER);
         cases += 5;
 
         WDF_REQUEST_REUSE_PARAMS rp;
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
         rp.Size = bad_size(sizeof(rp), dlt);
-        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_INVALID_PARAMETER);
+        ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_INVALID_PARAMETER);
         cases++;
 
         WDF_IO_TARGET_OPEN_PARAMS op;
@@ -873,8 +875,8 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
         WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
         op.Size = bad_size(sizeof(op), dlt);
         WDFIOTARGET t2;
-        ck_assert_int_eq(WdfIoTargetCreate(l.e.device, WDF_NO_OBJECT_ATTRIBUTES, &t2), STATUS_SUCCESS);
-        ck_assert_int_eq(WdfIoTargetOpen(t2, &op), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfIoTargetCreate(l.e.device, WDF_NO_OBJECT_ATTRIBUTES, &t2), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetOpen(t2, &op), STATUS_INFO_LENGTH_MISMATCH);
         ck_assert_int_eq(WdfIoTargetGetState(t2), WdfIoTargetClosed);
         WdfObjectDelete(t2);
         cases++;
@@ -902,14 +904,14 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
         info.Size = (ULONG)bad_size(sizeof(info), dlt);
         WDF_OBJECT_ATTRIBUTES_INIT(&a);
         a.ContextTypeInfo = &info;
-        ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 16, (WDFMEMORY *)&o, NULL), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 16, (WDFMEMORY *)&o, NULL), STATUS_INFO_LENGTH_MISMATCH);
         ck_assert_ptr_null(o);
         cases++;
 
         /* FLT_REGISTRATION. */
         FLT_REGISTRATION reg = { .Size = bad_size(sizeof(FLT_REGISTRATION), dlt), .Version = FLT_REGISTRATION_VERSION };
         PFLT_FILTER f = NULL;
-        ck_assert_int_eq(FltRegisterFilter(WdfDriverWdmGetDriverObject(l.e.driver), &reg, &f), STATUS_INVALID_PARAMETER);
+        ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(l.e.driver), &reg, &f), STATUS_INVALID_PARAMETER);
         ck_assert_ptr_null(f);
         cases++;
     }
@@ -922,21 +924,21 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
     for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
         WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, l.buf, BLK);
         d.Type = (WDF_MEMORY_DESCRIPTOR_TYPE)types[k];
-        ck_assert_int_eq(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, NULL, &bytes), STATUS_INVALID_PARAMETER);
+        ck_assert_status(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, NULL, &bytes), STATUS_INVALID_PARAMETER);
         ck_assert_uint_eq(bytes, 0);
         cases++;
     }
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, NULL, BLK);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, NULL, BLK);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, NULL, NULL);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     cases += 3;
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
     live_check(&l);
     printf("hostile: structure_sizes cases=%u\n", cases);
     fflush(stdout);
@@ -975,8 +977,8 @@ START_TEST(async_send_timeouts_of_every_sign_and_extreme)
         LONGLONG off = 3 * BLK;
         WDF_REQUEST_REUSE_PARAMS rp;
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
         tu_completion_init(&c);
         WdfRequestSetCompletionRoutine(l.request, tu_on_complete, &c);
         WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
@@ -997,7 +999,7 @@ START_TEST(async_send_timeouts_of_every_sign_and_extreme)
     }
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
     live_check(&l);
     printf("hostile: timeouts %s cases=%u\n", tu_backend_names[_i], cases);
     fflush(stdout);
@@ -1052,12 +1054,12 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
             ck_assert_uint_eq(bytes, 0);
             cases++;
         }
-        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
         s = WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off);
         ck_assert_msg(s == oc->format, "format at %lld: %s", (long long)oc->offset, UwdfNtStatusName(s));
         cases++;
         if (NT_SUCCESS(s)) {
-            ck_assert_int_eq(WdfRequestGetStatus(l.request), STATUS_SUCCESS);
+            ck_assert_status(WdfRequestGetStatus(l.request), STATUS_SUCCESS);
             struct tu_completion c;
             tu_completion_init(&c);
             WdfRequestSetCompletionRoutine(l.request, tu_on_complete, &c);
@@ -1069,7 +1071,7 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
             tu_completion_fini(&c);
             cases++;
         }
-        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
     }
     /* Nothing was written or extended. */
     struct stat st;
@@ -1101,19 +1103,19 @@ START_TEST(memory_offsets_past_the_buffer_on_format)
     LONGLONG off = 0;
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         WDFMEMORY_OFFSET mo = bad[k];
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, &mo, &off),
+        ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, &mo, &off),
                          STATUS_INTEGER_OVERFLOW);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(l.target, l.request, l.memory, &mo, &off),
+        ck_assert_status(WdfIoTargetFormatRequestForWrite(l.target, l.request, l.memory, &mo, &off),
                          STATUS_INTEGER_OVERFLOW);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(l.target, l.request, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL,
+        ck_assert_status(WdfIoTargetFormatRequestForIoctl(l.target, l.request, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL,
                                                           l.memory, &mo),
                          STATUS_INTEGER_OVERFLOW);
         /* Nothing was formatted: the request is not sendable. */
         ck_assert(!WdfRequestSend(l.request, l.target, NULL));
-        ck_assert_int_eq(WdfRequestGetStatus(l.request), STATUS_REQUEST_NOT_ACCEPTED);
+        ck_assert_status(WdfRequestGetStatus(l.request), STATUS_REQUEST_NOT_ACCEPTED);
         WDF_REQUEST_REUSE_PARAMS rp;
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-        ck_assert_int_eq(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
         cases += 3;
     }
     live_check(&l);
@@ -1132,12 +1134,12 @@ START_TEST(target_deleted_with_io_in_flight_and_after_format)
     ck_assert(tu_use_backend(_i));
     live_init(&l);
     WDFIOTARGET t2;
-    ck_assert_int_eq(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
     WDFREQUEST r = tu_make_request(t2);
     LONGLONG off = 0;
     /* Deleted while a read is in flight: the delete waits for it, and the
      * read completes once (cancelled by the close, or done). */
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
     tu_completion_init(&c);
     WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
     UwdfFaultInjectStall(STALL_MS);
@@ -1150,23 +1152,23 @@ START_TEST(target_deleted_with_io_in_flight_and_after_format)
     /* A send to the deleted target is a bug check and leaves r alone. */
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
     ck_assert(!WdfRequestSend(r, t2, NULL));
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfRequestSend");
-    ck_assert_int_eq(WdfRequestGetStatus(r), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfRequestGetStatus(r), STATUS_INVALID_HANDLE);
     /* Formatted for a target that is then deleted: a new format for a live
      * target works. */
-    ck_assert_int_eq(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
     WdfObjectDelete(t2);
     off = BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(l.target, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, r, l.memory, NULL, &off), STATUS_SUCCESS);
     tu_completion_init(&c);
     WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
     memset(l.buf, 0, BLK);
     ck_assert(WdfRequestSend(r, l.target, NULL));
     ck_assert(tu_completion_wait(&c, WAIT_MS));
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(l.buf, BLK, FILE_SEED, BLK));
     tu_completion_fini(&c);
     WdfObjectDelete(r);

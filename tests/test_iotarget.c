@@ -77,7 +77,7 @@ static NTSTATUS open_with(WDFIOTARGET target, const char *path, ACCESS_MASK acce
 static WDFIOTARGET new_target(struct tu_env *e)
 {
     WDFIOTARGET t;
-    ck_assert_int_eq(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
     return t;
 }
 
@@ -85,7 +85,7 @@ static void reuse(WDFREQUEST req)
 {
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_SUCCESS);
 }
 
 /* The file's bytes, read behind the framework's back. */
@@ -152,7 +152,7 @@ static void pend_reads(WDFIOTARGET t, struct pended *p, int n)
         p->mem[i] = tu_make_memory(BLK, &p->buf[i]);
         memset(p->buf[i], 0xEE, BLK);
         LONGLONG off = (LONGLONG)i * BLK;
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, p->req[i], p->mem[i], NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, p->req[i], p->mem[i], NULL, &off), STATUS_SUCCESS);
         WdfRequestSetCompletionRoutine(p->req[i], tu_on_complete, &p->c[i]);
         ck_assert(WdfRequestSend(p->req[i], t, WDF_NO_SEND_OPTIONS));
     }
@@ -182,8 +182,8 @@ START_TEST(open_missing_file_is_object_name_not_found)
     tu_env_init(&e);
     char *path = tu_env_path(&e, "missing");
     WDFIOTARGET t = new_target(&e);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE, 0, NULL),
+    ck_assert_status(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE, 0, NULL),
                      STATUS_OBJECT_NAME_NOT_FOUND);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     ck_assert_int_eq(access(path, F_OK), -1); /* nothing was created */
@@ -199,12 +199,12 @@ START_TEST(create_existing_file_is_object_name_collision)
     tu_env_init(&e);
     char *path = tu_env_file(&e, "exists", BLK, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_CREATE, 0, NULL),
+    ck_assert_status(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_CREATE, 0, NULL),
                      STATUS_OBJECT_NAME_COLLISION);
     ck_assert(file_matches(path, 0, BLK, FILE_SEED)); /* untouched */
     /* A new name is created. */
     char *fresh = tu_env_path(&e, "fresh");
-    ck_assert_int_eq(open_with(t, fresh, GENERIC_READ | GENERIC_WRITE, FILE_CREATE, 0, &info), STATUS_SUCCESS);
+    ck_assert_status(open_with(t, fresh, GENERIC_READ | GENERIC_WRITE, FILE_CREATE, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_CREATED);
     ck_assert_int_eq(access(fresh, F_OK), 0);
     free(fresh);
@@ -220,14 +220,14 @@ START_TEST(open_if_creates_then_opens)
     tu_env_init(&e);
     char *path = tu_env_path(&e, "openif");
     WDFIOTARGET t = new_target(&e);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN_IF, 0, &info), STATUS_SUCCESS);
+    ck_assert_status(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN_IF, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_CREATED);
     WdfIoTargetClose(t);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN_IF, 0, &info), STATUS_SUCCESS);
+    ck_assert_status(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN_IF, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OPENED);
     WdfIoTargetClose(t);
     char *other = tu_env_file(&e, "other", BLK, FILE_SEED);
-    ck_assert_int_eq(open_with(t, other, GENERIC_READ, FILE_OPEN, 0, &info), STATUS_SUCCESS);
+    ck_assert_status(open_with(t, other, GENERIC_READ, FILE_OPEN, 0, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OPENED);
     free(other);
     free(path);
@@ -243,7 +243,7 @@ START_TEST(overwrite_if_truncates)
     tu_env_init(&e);
     char *path = tu_env_file(&e, "full", 2 * BLK, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE_IF, 0, &info),
+    ck_assert_status(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE_IF, 0, &info),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OVERWRITTEN);
     ck_assert_int_eq(stat(path, &st), 0);
@@ -251,7 +251,7 @@ START_TEST(overwrite_if_truncates)
     WdfIoTargetClose(t);
     /* A missing file is created. */
     char *fresh = tu_env_path(&e, "fresh");
-    ck_assert_int_eq(open_with(t, fresh, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE_IF, 0, &info),
+    ck_assert_status(open_with(t, fresh, GENERIC_READ | GENERIC_WRITE, FILE_OVERWRITE_IF, 0, &info),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_CREATED);
     free(fresh);
@@ -272,12 +272,12 @@ START_TEST(open_params_bad_size_is_info_length_mismatch)
     tu_unicode(&name, buf, sizeof(buf) / sizeof(buf[0]), path);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &name, GENERIC_READ);
     p.Size = sizeof(p) - 4;
-    ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfIoTargetOpen(t, &p), STATUS_INFO_LENGTH_MISMATCH);
     p.Size = sizeof(p) + 4;
-    ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfIoTargetOpen(t, &p), STATUS_INFO_LENGTH_MISMATCH);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     p.Size = sizeof(p);
-    ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
     free(path);
     tu_env_fini(&e);
 }
@@ -290,10 +290,10 @@ START_TEST(open_already_open_is_invalid_device_state)
     char *path = tu_env_file(&e, "f", BLK, FILE_SEED);
     char *other = tu_env_file(&e, "g", BLK, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_SUCCESS);
     HANDLE h = WdfIoTargetWdmGetTargetFileHandle(t);
-    ck_assert_int_eq(open_with(t, other, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_INVALID_DEVICE_STATE);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(open_with(t, other, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_INVALID_DEVICE_STATE);
     /* Still the first open. */
     ck_assert_ptr_eq(WdfIoTargetWdmGetTargetFileHandle(t), h);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
@@ -308,8 +308,8 @@ START_TEST(open_directory_is_file_is_a_directory)
     struct tu_env e;
     tu_env_init(&e);
     WDFIOTARGET t = new_target(&e);
-    ck_assert_int_eq(open_with(t, e.dir, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_FILE_IS_A_DIRECTORY);
-    ck_assert_int_eq(open_with(t, e.dir, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, NULL),
+    ck_assert_status(open_with(t, e.dir, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_status(open_with(t, e.dir, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, NULL),
                      STATUS_FILE_IS_A_DIRECTORY);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     tu_env_fini(&e);
@@ -354,19 +354,19 @@ START_TEST(reopen_after_close_reopens)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     ck_assert_ptr_null(WdfIoTargetWdmGetTargetFileHandle(t));
     WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&p);
-    ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(t), tu_backend_names[_i]);
     LONGLONG off = 5 * BLK;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
     /* Same file, same access: a write is still refused. */
-    ck_assert_int_eq(sync_write(t, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
+    ck_assert_status(sync_write(t, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
     /* And again. */
     WdfIoTargetClose(t);
-    ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     free(path);
     tu_env_fini(&e);
 }
@@ -385,10 +385,10 @@ START_TEST(fifo_needs_io_uring_libaio_refuses_it)
     WDFIOTARGET t;
     NTSTATUS status = tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t);
     if (_i == 0) {
-        ck_assert_int_eq(status, STATUS_SUCCESS);
+        ck_assert_status(status, STATUS_SUCCESS);
         ck_assert_str_eq(UwdfIoTargetGetBackendName(t), "io_uring");
     } else {
-        ck_assert_int_eq(status, STATUS_NOT_SUPPORTED);
+        ck_assert_status(status, STATUS_NOT_SUPPORTED);
         ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     }
     close(keep);
@@ -416,10 +416,10 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
     memset(rbuf, 0, 2 * BLK);
     off = (LONGLONG)base;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, wbuf, 2 * BLK);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, 2 * BLK);
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, rbuf, 2 * BLK);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, 2 * BLK);
     ck_assert(memcmp(wbuf, rbuf, 2 * BLK) == 0);
 
@@ -433,10 +433,10 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
     tu_fill_pattern(wm + BLK, BLK, seed + 1, (uint64_t)off);
     memset(rm, 0x22, 3 * BLK);
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, wmem, &wo);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, rmem, &ro);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     ck_assert(tu_pattern_matches(rm + 2 * BLK, BLK, seed + 1, (uint64_t)off));
     for (int i = 0; i < 2 * BLK; i++)
@@ -463,17 +463,17 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
         }
     }
     WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, wmdl[0], 3 * BLK);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, 3 * BLK);
     WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, rmdl[0], 3 * BLK);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, 3 * BLK);
     for (int i = 0; i < 3; i++)
         ck_assert_msg(memcmp(wp[i], rp[i], BLK) == 0, "MDL piece %d", i);
     /* On the device the pieces are contiguous, in chain order. */
     unsigned char *all = xaligned(3 * BLK);
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, all, 3 * BLK);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(all, 3 * BLK, seed + 2, (uint64_t)off));
     for (int i = 0; i < 3; i++) {
         IoFreeMdl(wmdl[i]);
@@ -527,11 +527,11 @@ static void async_write_read_with(WDFIOTARGET t, uint64_t base, unsigned seed, s
             tu_completion_init(&c[i]);
             if (write) {
                 tu_fill_pattern(buf[i], BLK, seed, (uint64_t)off);
-                ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
+                ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
             } else {
                 reuse(req[i]);
                 memset(buf[i], 0, BLK);
-                ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
+                ck_assert_status(WdfIoTargetFormatRequestForRead(t, req[i], mem[i], NULL, &off), STATUS_SUCCESS);
             }
             WdfRequestSetCompletionRoutine(req[i], tu_on_complete, &c[i]);
             ck_assert(WdfRequestSend(req[i], t, WDF_NO_SEND_OPTIONS));
@@ -539,7 +539,7 @@ static void async_write_read_with(WDFIOTARGET t, uint64_t base, unsigned seed, s
         for (int i = 0; i < ASYNC_DEPTH; i++) {
             ck_assert(tu_completion_wait(&c[i], WAIT_MS));
             ck_assert_int_eq(tu_ncalls(&c[i]), 1);
-            ck_assert_int_eq(c[i].status, STATUS_SUCCESS);
+            ck_assert_status(c[i].status, STATUS_SUCCESS);
             ck_assert_uint_eq(c[i].information, BLK);
             ck_assert_int_eq(c[i].type, write ? WdfRequestTypeWrite : WdfRequestTypeRead);
             if (!write)
@@ -600,7 +600,7 @@ static UWDF_IO_TARGET_STATISTICS target_stats(WDFIOTARGET t)
     UWDF_IO_TARGET_STATISTICS st;
     memset(&st, 0xEE, sizeof(st));
     st.Size = sizeof(st);
-    ck_assert_int_eq(UwdfIoTargetGetStatistics(t, &st), STATUS_SUCCESS);
+    ck_assert_status(UwdfIoTargetGetStatistics(t, &st), STATUS_SUCCESS);
     return st;
 }
 
@@ -621,26 +621,26 @@ START_TEST(registered_memory_and_file_use_fixed_ops)
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET closed = new_target(&e);
     UWDF_IO_TARGET_STATISTICS st = { .Size = sizeof(st) };
-    ck_assert_int_eq(UwdfIoTargetGetStatistics(closed, &st), STATUS_INVALID_DEVICE_STATE);
-    ck_assert_int_eq(UwdfIoTargetRegisterFile(closed), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(UwdfIoTargetGetStatistics(closed, &st), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(UwdfIoTargetRegisterFile(closed), STATUS_INVALID_DEVICE_STATE);
 
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     struct async_set a;
     async_set_make(t, &a);
     WDFMEMORY *mem = a.mem;
     st.Size = sizeof(st) - 1;
-    ck_assert_int_eq(UwdfIoTargetGetStatistics(t, &st), STATUS_INFO_LENGTH_MISMATCH);
-    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, NULL, 1), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, mem, 0), STATUS_INVALID_PARAMETER);
+    ck_assert_status(UwdfIoTargetGetStatistics(t, &st), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(UwdfIoTargetRegisterMemory(t, NULL, 1), STATUS_INVALID_PARAMETER);
+    ck_assert_status(UwdfIoTargetRegisterMemory(t, mem, 0), STATUS_INVALID_PARAMETER);
     st = target_stats(t);
     ck_assert_uint_eq(st.RegisteredBuffers, 0);
     ck_assert(!st.RegisteredFile);
 
-    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, mem, ASYNC_DEPTH), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfIoTargetRegisterFile(t), STATUS_SUCCESS);
+    ck_assert_status(UwdfIoTargetRegisterMemory(t, mem, ASYNC_DEPTH), STATUS_SUCCESS);
+    ck_assert_status(UwdfIoTargetRegisterFile(t), STATUS_SUCCESS);
     /* One registration of each kind per open target (a no-op on libaio). */
-    ck_assert_int_eq(UwdfIoTargetRegisterMemory(t, mem, 1), uring ? STATUS_INVALID_DEVICE_STATE : STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfIoTargetRegisterFile(t), uring ? STATUS_INVALID_DEVICE_STATE : STATUS_SUCCESS);
+    ck_assert_status(UwdfIoTargetRegisterMemory(t, mem, 1), uring ? STATUS_INVALID_DEVICE_STATE : STATUS_SUCCESS);
+    ck_assert_status(UwdfIoTargetRegisterFile(t), uring ? STATUS_INVALID_DEVICE_STATE : STATUS_SUCCESS);
     st = target_stats(t);
     ck_assert_uint_eq(st.RegisteredBuffers, uring ? ASYNC_DEPTH : 0);
     ck_assert_int_eq(st.RegisteredFile, uring);
@@ -653,7 +653,7 @@ START_TEST(registered_memory_and_file_use_fixed_ops)
     unsigned char *plain = xaligned(2 * BLK);
     LONGLONG off = (LONGLONG)base;
     ULONG_PTR bytes;
-    ck_assert_int_eq(sync_read(t, plain, 2 * BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, plain, 2 * BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, 2 * BLK);
     ck_assert(tu_pattern_matches(plain, 2 * BLK, 500, base));
     free(plain);
@@ -664,7 +664,7 @@ START_TEST(registered_memory_and_file_use_fixed_ops)
     /* The synchronous read ran on this thread's own ring (no registrations). */
     ck_assert_uint_eq(st.FixedFileOperations, uring ? 2 * ASYNC_DEPTH : 0);
     WdfIoTargetClose(t);
-    ck_assert_int_eq(UwdfIoTargetGetStatistics(t, &st), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(UwdfIoTargetGetStatistics(t, &st), STATUS_INVALID_DEVICE_STATE);
     free(path);
     tu_env_fini(&e);
 }
@@ -715,12 +715,12 @@ START_TEST(sync_send_completes_on_the_sending_thread)
         if (round)
             reuse(req);
         memset(buf, 0, BLK);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
         WdfRequestSetCompletionRoutine(req, record_thread, &w);
         ck_assert(WdfRequestSend(req, t, &o));
-        ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
         ck_assert_int_eq(w.calls, 1);
-        ck_assert_int_eq(w.status, STATUS_SUCCESS);
+        ck_assert_status(w.status, STATUS_SUCCESS);
         ck_assert_int_eq(w.irql, DISPATCH_LEVEL);
         ck_assert_int_eq(pthread_equal(w.thread, pthread_self()) != 0, !timed || _i == 0);
         ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
@@ -745,32 +745,32 @@ START_TEST(null_device_offset_uses_and_advances_file_position)
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
 
     tu_fill_pattern(buf, BLK, 51, 0);
-    ck_assert_int_eq(sync_write(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_write(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     tu_fill_pattern(buf, BLK, 52, BLK);
-    ck_assert_int_eq(sync_write(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_write(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
 
     LONGLONG off = 0;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, 51, 0));
     off = BLK;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, 52, BLK));
     off = 2 * BLK;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 2 * BLK)); /* untouched */
 
     /* A new open starts at 0; reads advance the position too. */
     WdfIoTargetClose(t);
     WDF_IO_TARGET_OPEN_PARAMS p;
     WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&p);
-    ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
     memset(buf, 0, BLK);
-    ck_assert_int_eq(sync_read(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     ck_assert(tu_pattern_matches(buf, BLK, 51, 0));
-    ck_assert_int_eq(sync_read(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, 52, BLK));
 
     /* The asynchronous path shares the position. */
@@ -779,9 +779,9 @@ START_TEST(null_device_offset_uses_and_advances_file_position)
     void *mbuf;
     WDFMEMORY mem = tu_make_memory(BLK, &mbuf);
     WDFREQUEST req = tu_make_request(t);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(mbuf, BLK, FILE_SEED, 2 * BLK));
     tu_completion_fini(&c);
     free(path);
@@ -805,7 +805,7 @@ START_TEST(read_at_or_past_eof_is_end_of_file)
     for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
         LONGLONG off = offsets[i];
         bytes = 777;
-        ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_END_OF_FILE);
+        ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_END_OF_FILE);
         ck_assert_uint_eq(bytes, 0);
     }
     /* Asynchronously the same. */
@@ -814,9 +814,9 @@ START_TEST(read_at_or_past_eof_is_end_of_file)
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     WDFREQUEST req = tu_make_request(t);
     LONGLONG off = EOF_FILE_SIZE;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_END_OF_FILE);
+    ck_assert_status(c.status, STATUS_END_OF_FILE);
     ck_assert_uint_eq(c.information, 0);
     tu_completion_fini(&c);
     free(path);
@@ -839,7 +839,7 @@ START_TEST(short_read_near_eof_succeeds_with_bytes_read)
         WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, options[i]);
         LONGLONG off = 2 * BLK;
         memset(buf, 0xEE, BLK);
-        ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+        ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
         ck_assert_uint_eq(bytes, tail);
         ck_assert(tu_pattern_matches(buf, tail, FILE_SEED, (uint64_t)off));
     }
@@ -864,14 +864,14 @@ START_TEST(misaligned_direct_io_is_datatype_misalignment)
     /* buffer + 1, offset 100, length 1000 */
     LONGLONG off = 100;
     bytes = 5;
-    ck_assert_int_eq(sync_write(t, raw + 1, 1000, &off, &bytes), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(sync_write(t, raw + 1, 1000, &off, &bytes), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert_uint_eq(bytes, 0);
-    ck_assert_int_eq(sync_read(t, raw + 1, 1000, &off, &bytes), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(sync_read(t, raw + 1, 1000, &off, &bytes), STATUS_DATATYPE_MISALIGNMENT);
     /* each of the three alone */
     LONGLONG aligned = BLK;
-    ck_assert_int_eq(sync_write(t, raw + 1, BLK, &aligned, NULL), STATUS_DATATYPE_MISALIGNMENT);
-    ck_assert_int_eq(sync_write(t, raw, BLK, &off, NULL), STATUS_DATATYPE_MISALIGNMENT);
-    ck_assert_int_eq(sync_write(t, raw, 1000, &aligned, NULL), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(sync_write(t, raw + 1, BLK, &aligned, NULL), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(sync_write(t, raw, BLK, &off, NULL), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(sync_write(t, raw, 1000, &aligned, NULL), STATUS_DATATYPE_MISALIGNMENT);
     for (int i = 0; i < 3 * BLK; i++)
         ck_assert_int_eq(raw[i], 0x77); /* the read wrote nothing either */
 
@@ -879,16 +879,16 @@ START_TEST(misaligned_direct_io_is_datatype_misalignment)
     struct tu_completion c;
     tu_completion_init(&c);
     WDFMEMORY mem;
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(WDF_NO_OBJECT_ATTRIBUTES, raw + 1, 1000, &mem), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreatePreallocated(WDF_NO_OBJECT_ATTRIBUTES, raw + 1, 1000, &mem), STATUS_SUCCESS);
     WDFREQUEST req = tu_make_request(t);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(c.status, STATUS_DATATYPE_MISALIGNMENT);
     ck_assert_uint_eq(c.information, 0);
 
     /* Nothing reached the file; aligned I/O still works. */
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
-    ck_assert_int_eq(sync_read(t, raw, BLK, &aligned, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, raw, BLK, &aligned, &bytes), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(raw, BLK, FILE_SEED, BLK));
     tu_completion_fini(&c);
     WdfObjectDelete(req);
@@ -912,7 +912,7 @@ START_TEST(write_on_read_only_target_is_access_denied)
     memset(buf, 0x33, BLK);
     LONGLONG off = 0;
     bytes = 9;
-    ck_assert_int_eq(sync_write(t, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
+    ck_assert_status(sync_write(t, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
     ck_assert_uint_eq(bytes, 0);
 
     struct tu_completion c;
@@ -921,14 +921,14 @@ START_TEST(write_on_read_only_target_is_access_denied)
     WDFMEMORY mem = tu_make_memory(BLK, &mbuf);
     memset(mbuf, 0x44, BLK);
     WDFREQUEST req = tu_make_request(t);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_ACCESS_DENIED);
+    ck_assert_status(c.status, STATUS_ACCESS_DENIED);
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
 
     /* And the other way round: a write-only target does not read. */
     WDFIOTARGET w = open_target(&e, _i, path, GENERIC_WRITE, 0);
-    ck_assert_int_eq(sync_read(w, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
+    ck_assert_status(sync_read(w, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
     tu_completion_fini(&c);
     free(path);
     tu_env_fini(&e);
@@ -947,7 +947,7 @@ START_TEST(flush_completes_async_and_synchronous)
     unsigned char *buf = xaligned(BLK);
     LONGLONG off = 3 * BLK;
     tu_fill_pattern(buf, BLK, 61, (uint64_t)off);
-    ck_assert_int_eq(sync_write(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_write(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
 
     IO_STACK_LOCATION stack;
     memset(&stack, 0, sizeof(stack));
@@ -957,24 +957,24 @@ START_TEST(flush_completes_async_and_synchronous)
     tu_completion_init(&c);
     WdfRequestWdmFormatUsingStackLocation(req, &stack);
     send_and_wait(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert_int_eq(c.type, WdfRequestTypeNoFormat); /* no framework format context */
 
     /* Synchronously, through WdfRequestSend. */
     tu_fill_pattern(buf, BLK, 62, (uint64_t)off);
-    ck_assert_int_eq(sync_write(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_write(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     reuse(req);
     WdfRequestWdmFormatUsingStackLocation(req, &stack);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(10));
     ck_assert(WdfRequestSend(req, t, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
 
     /* A fresh, unbuffered open reads what was flushed. */
     WDFIOTARGET again = open_target(&e, _i, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     memset(buf, 0, BLK);
-    ck_assert_int_eq(sync_read(again, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_read(again, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     ck_assert(tu_pattern_matches(buf, BLK, 62, (uint64_t)off));
     tu_completion_fini(&c);
@@ -1002,11 +1002,11 @@ START_TEST(sync_send_allocation_failure_is_insufficient_resources)
 
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
     bytes = 3;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_INSUFFICIENT_RESOURCES);
     ck_assert_uint_eq(bytes, 0);
     ck_assert_uint_eq(UwdfFaultAllocationFailures(), 1);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
 
@@ -1020,12 +1020,12 @@ START_TEST(sync_send_allocation_failure_is_insufficient_resources)
         ULONGLONG failures = UwdfFaultAllocationFailures();
         UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
         if (failures == 0) {
-            ck_assert_int_eq(status, STATUS_SUCCESS);
+            ck_assert_status(status, STATUS_SUCCESS);
             break;
         }
         ck_assert_msg(status == STATUS_INSUFFICIENT_RESOURCES, "allocation %d: 0x%08x", n, (unsigned)status);
         memset(buf, 0, BLK);
-        ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
+        ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
         ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
     }
     ck_assert_int_lt(n, FAULT_POINTS_MAX);
@@ -1042,7 +1042,7 @@ START_TEST(request_create_allocation_failure_is_insufficient_resources)
     tu_driver_and_device(&driver, &device);
     WDFREQUEST req = NULL;
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req),
+    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req),
                      STATUS_INSUFFICIENT_RESOURCES);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     int n;
@@ -1052,10 +1052,10 @@ START_TEST(request_create_allocation_failure_is_insufficient_resources)
         ULONGLONG failures = UwdfFaultAllocationFailures();
         UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
         if (failures == 0) {
-            ck_assert_int_eq(status, STATUS_SUCCESS);
+            ck_assert_status(status, STATUS_SUCCESS);
             break;
         }
-        ck_assert_int_eq(status, STATUS_INSUFFICIENT_RESOURCES);
+        ck_assert_status(status, STATUS_INSUFFICIENT_RESOURCES);
     }
     ck_assert_int_lt(n, FAULT_POINTS_MAX);
     ck_assert_ptr_nonnull(WdfRequestWdmGetIrp(req));
@@ -1082,13 +1082,13 @@ START_TEST(sync_send_options_bad_size_is_info_length_mismatch)
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
     LONGLONG off = 0;
     o.Size = sizeof(o) - 1;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_INFO_LENGTH_MISMATCH);
     o.Size = 0;
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_INFO_LENGTH_MISMATCH);
-    ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &d, &o, NULL),
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &d, &o, NULL),
                      STATUS_INFO_LENGTH_MISMATCH);
     o.Size = sizeof(o);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_SUCCESS);
     free(path);
     tu_env_fini(&e);
 }
@@ -1135,16 +1135,16 @@ START_TEST(sync_send_with_request_in_flight_is_invalid_device_request)
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
     LONGLONG off = 0;
     ULONG_PTR bytes = 1;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, p.req[0], &d, &off, NULL, &bytes),
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, p.req[0], &d, &off, NULL, &bytes),
                      STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_uint_eq(bytes, 0);
     /* The pended request was not disturbed. */
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
     ck_assert(tu_completion_wait(&p.c[0], WAIT_MS));
-    ck_assert_int_eq(p.c[0].status, STATUS_SUCCESS);
+    ck_assert_status(p.c[0].status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(p.buf[0], BLK, FILE_SEED, 0));
     /* Completed, it is a fine caller request. */
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, p.req[0], &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, p.req[0], &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     pended_fini(&p);
     free(path);
@@ -1163,13 +1163,13 @@ START_TEST(sync_send_descriptor_type_zero_is_invalid_parameter)
     WDF_MEMORY_DESCRIPTOR d;
     memset(&d, 0, sizeof(d));
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     d.Type = (WDF_MEMORY_DESCRIPTOR_TYPE)7;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     /* A buffer descriptor with a length and no buffer. */
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, NULL, BLK);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
     free(path);
     tu_env_fini(&e);
@@ -1198,7 +1198,7 @@ START_TEST(sync_send_memory_offset_past_end_is_integer_overflow)
         WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, mem, &mo);
         ck_assert_msg(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL) == STATUS_INTEGER_OVERFLOW,
                       "offsets %zu+%zu", mo.BufferOffset, mo.BufferLength);
-        ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INTEGER_OVERFLOW);
+        ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INTEGER_OVERFLOW);
     }
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
     free(path);
@@ -1217,16 +1217,16 @@ START_TEST(sync_send_bytes_out_param_is_optional)
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     LONGLONG off = 6 * BLK;
     tu_fill_pattern(buf, BLK, 71, (uint64_t)off);
-    ck_assert_int_eq(sync_write(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_write(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
     memset(buf, 0, BLK);
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, 71, (uint64_t)off));
     GET_LENGTH_INFORMATION li;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), NULL), STATUS_SUCCESS);
     ck_assert_int_eq(li.Length.QuadPart, FILE_SIZE);
     /* A failure with no out parameter is just the status. */
     off = FILE_SIZE;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_END_OF_FILE);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_END_OF_FILE);
     free(path);
     tu_env_fini(&e);
 }
@@ -1255,11 +1255,11 @@ START_TEST(stop_leave_sent_io_pending_pends_then_start_resubmits)
     WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
     ck_assert_int_eq(pended_calls(&p), 0);
 
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     for (int i = 0; i < PENDED_COUNT; i++) {
         ck_assert(tu_completion_wait(&p.c[i], WAIT_MS));
-        ck_assert_int_eq(p.c[i].status, STATUS_SUCCESS);
+        ck_assert_status(p.c[i].status, STATUS_SUCCESS);
         ck_assert_uint_eq(p.c[i].information, BLK);
         ck_assert_msg(tu_pattern_matches(p.buf[i], BLK, FILE_SEED, (uint64_t)i * BLK), "request %d", i);
     }
@@ -1284,7 +1284,7 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
     if (_i != 0) {
         /* libaio cannot keep a FIFO read off its completion thread. */
         WDFIOTARGET t;
-        ck_assert_int_eq(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_NOT_SUPPORTED);
+        ck_assert_status(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_NOT_SUPPORTED);
         close(writer);
         free(path);
         tu_env_fini(&e);
@@ -1296,7 +1296,7 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
     void *buf;
     WDFMEMORY mem = tu_make_memory(FIFO_BYTES, &buf);
     WDFREQUEST req = tu_make_request(t);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
     tu_sleep_ms(50);
@@ -1304,20 +1304,20 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
 
     WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
     ck_assert_int_eq(tu_ncalls(&c), 1); /* completed before Stop returned */
-    ck_assert_int_eq(c.status, STATUS_CANCELLED);
+    ck_assert_status(c.status, STATUS_CANCELLED);
     ck_assert_uint_eq(c.information, 0);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
 
     /* Started again, the target reads what the FIFO gets. */
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
     static const char msg[] = "after stop";
     ck_assert_int_eq(write(writer, msg, sizeof(msg)), (ssize_t)sizeof(msg));
     reuse(req);
     tu_completion_fini(&c);
     tu_completion_init(&c);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
     send_and_wait(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, sizeof(msg));
     ck_assert(memcmp(buf, msg, sizeof(msg)) == 0);
     tu_completion_fini(&c);
@@ -1343,7 +1343,7 @@ START_TEST(purge_fails_pended_and_refuses_sends_until_start)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetPurged);
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(tu_ncalls(&p.c[i]), 1); /* before Purge returned */
-        ck_assert_int_eq(p.c[i].status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
+        ck_assert_status(p.c[i].status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
         ck_assert_uint_eq(p.c[i].information, 0);
         for (int b = 0; b < BLK; b++)
             ck_assert_int_eq(((unsigned char *)p.buf[i])[b], 0xEE); /* never read */
@@ -1354,20 +1354,20 @@ START_TEST(purge_fails_pended_and_refuses_sends_until_start)
     tu_completion_init(&c);
     reuse(p.req[0]);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, p.req[0], p.mem[0], NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, p.req[0], p.mem[0], NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(p.req[0], tu_on_complete, &c);
     ck_assert(!WdfRequestSend(p.req[0], t, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(p.req[0]), STATUS_INVALID_DEVICE_STATE);
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfRequestGetStatus(p.req[0]), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_INVALID_DEVICE_STATE);
     tu_sleep_ms(20);
     ck_assert_int_eq(tu_ncalls(&c), 0);
 
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     send_and_wait(p.req[0], t, &c);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(p.buf[0], BLK, FILE_SEED, 0));
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
     tu_completion_fini(&c);
     pended_fini(&p);
     free(path);
@@ -1390,7 +1390,7 @@ START_TEST(close_fails_pended_with_device_removed_not_sent)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(tu_ncalls(&p.c[i]), 1); /* before Close returned */
-        ck_assert_int_eq(p.c[i].status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
+        ck_assert_status(p.c[i].status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
         ck_assert_uint_eq(p.c[i].information, 0);
     }
     pended_fini(&p);
@@ -1413,21 +1413,21 @@ START_TEST(send_to_closed_target_is_invalid_device_state)
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     WdfIoTargetClose(t);
 
     WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_INVALID_DEVICE_STATE);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_IGNORE_TARGET_STATE);
     ck_assert(!WdfRequestSend(req, t, &o)); /* closed is closed, state ignored or not */
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_INVALID_DEVICE_STATE);
     ULONG_PTR bytes = 8;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, &bytes), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_INVALID_DEVICE_STATE);
     ck_assert_uint_eq(bytes, 0);
     GET_LENGTH_INFORMATION li;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), NULL),
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), NULL),
                      STATUS_INVALID_DEVICE_STATE);
     tu_sleep_ms(20);
     ck_assert_int_eq(tu_ncalls(&c), 0);
@@ -1449,13 +1449,13 @@ START_TEST(format_on_closed_target_is_invalid_device_state)
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     WdfIoTargetClose(t);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, mem, NULL),
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, mem, NULL),
                      STATUS_INVALID_DEVICE_STATE);
     /* A never-opened target the same. */
     WDFIOTARGET never = new_target(&e);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(never, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(never, req, mem, NULL, &off), STATUS_INVALID_DEVICE_STATE);
     free(path);
     tu_env_fini(&e);
 }
@@ -1474,9 +1474,9 @@ START_TEST(target_state_through_lifecycle)
      * Started here, a leftover of FxIoTarget::Construct, though nothing can
      * be sent to them). */
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_INVALID_DEVICE_STATE); /* nothing to start */
+    ck_assert_status(WdfIoTargetStart(t), STATUS_INVALID_DEVICE_STATE); /* nothing to start */
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(open_with(t, path, GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_SUCCESS);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(t), tu_backend_names[_i]);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     WdfIoTargetStop(t, WdfIoTargetWaitForSentIoToComplete);
@@ -1485,7 +1485,7 @@ START_TEST(target_state_through_lifecycle)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
     WdfIoTargetStop(t, (WDF_IO_TARGET_SENT_IO_ACTION)0); /* undefined action: ignored */
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     WdfIoTargetPurge(t, WdfIoTargetPurgeIo);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetPurged);
@@ -1493,17 +1493,17 @@ START_TEST(target_state_through_lifecycle)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
     WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetPurged);
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     LONGLONG off = 0;
-    ck_assert_int_eq(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_read(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
 
     WdfIoTargetCloseForQueryRemove(t);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosedForQueryRemove);
     ck_assert_ptr_null(UwdfIoTargetGetBackendName(t));
     WDF_IO_TARGET_OPEN_PARAMS p;
     WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&p);
-    ck_assert_int_eq(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(t, &p), STATUS_SUCCESS);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
     WdfIoTargetClose(t);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
@@ -1512,7 +1512,7 @@ START_TEST(target_state_through_lifecycle)
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
-    ck_assert_int_eq(WdfIoTargetStart(t), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfIoTargetStart(t), STATUS_INVALID_DEVICE_STATE);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     free(path);
     tu_env_fini(&e);
@@ -1530,7 +1530,7 @@ START_TEST(get_device_and_file_handle)
     WDFIOTARGET t = new_target(&e);
     ck_assert_ptr_eq(WdfIoTargetGetDevice(t), e.device);
     ck_assert_ptr_null(WdfIoTargetWdmGetTargetFileHandle(t)); /* not open */
-    ck_assert_int_eq(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING,
+    ck_assert_status(open_with(t, path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING,
                                NULL),
                      STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfIoTargetGetDevice(t), e.device);
@@ -1569,19 +1569,19 @@ START_TEST(ioctl_length_info_regular_file_is_file_size)
     char *path = tu_env_file(&e, "f", ODD_FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
     GET_LENGTH_INFORMATION li;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(li));
     ck_assert_int_eq(li.Length.QuadPart, ODD_FILE_SIZE);
     /* A file grows, and the length follows. */
     unsigned char buf[BLK];
     memset(buf, 1, BLK);
     LONGLONG off = 8 * BLK;
-    ck_assert_int_eq(sync_write(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_write(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
     ck_assert_int_eq(li.Length.QuadPart, 9 * BLK);
     /* Geometry of a file: its size, and 512-byte sectors for buffered I/O. */
     DISK_GEOMETRY_EX g;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, &g, sizeof(g), &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, &g, sizeof(g), &bytes), STATUS_SUCCESS);
     ck_assert_int_eq(g.DiskSize.QuadPart, 9 * BLK);
     ck_assert_uint_eq(g.Geometry.BytesPerSector, 512);
     /* Asynchronously, through a format, the same answer. */
@@ -1590,10 +1590,10 @@ START_TEST(ioctl_length_info_regular_file_is_file_size)
     void *out;
     WDFMEMORY mem = tu_make_memory(sizeof(GET_LENGTH_INFORMATION), &out);
     WDFREQUEST req = tu_make_request(t);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, mem, NULL),
+    ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, mem, NULL),
                      STATUS_SUCCESS);
     send_and_wait(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert_int_eq(c.type, WdfRequestTypeDeviceControl);
     ck_assert_uint_eq(c.information, sizeof(GET_LENGTH_INFORMATION));
     ck_assert_int_eq(((GET_LENGTH_INFORMATION *)out)->Length.QuadPart, 9 * BLK);
@@ -1614,18 +1614,18 @@ START_TEST(ioctl_output_buffer_too_small_is_buffer_too_small)
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     bytes = 99;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, small, sizeof(small), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, small, sizeof(small), &bytes),
                      STATUS_BUFFER_TOO_SMALL);
     ck_assert_uint_eq(bytes, 0);
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, NULL, 0, &bytes), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, NULL, 0, &bytes), STATUS_BUFFER_TOO_SMALL);
     unsigned char geo[sizeof(DISK_GEOMETRY)];
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, geo, sizeof(geo), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, geo, sizeof(geo), &bytes),
                      STATUS_BUFFER_TOO_SMALL);
     STORAGE_PROPERTY_QUERY q;
     memset(&q, 0, sizeof(q));
     q.PropertyId = StorageAccessAlignmentProperty;
     q.QueryType = PropertyStandardQuery;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), small, sizeof(small), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), small, sizeof(small), &bytes),
                      STATUS_BUFFER_TOO_SMALL);
     free(path);
     tu_env_fini(&e);
@@ -1643,11 +1643,11 @@ START_TEST(ioctl_unknown_code_is_invalid_device_request)
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     bytes = 5;
-    ck_assert_int_eq(sync_ioctl(t, CTL_CODE(FILE_DEVICE_UNKNOWN, 0x999, METHOD_BUFFERED, FILE_ANY_ACCESS), NULL, 0,
+    ck_assert_status(sync_ioctl(t, CTL_CODE(FILE_DEVICE_UNKNOWN, 0x999, METHOD_BUFFERED, FILE_ANY_ACCESS), NULL, 0,
                                 out, sizeof(out), &bytes),
                      STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_uint_eq(bytes, 0);
-    ck_assert_int_eq(sync_ioctl(t, 0, NULL, 0, NULL, 0, NULL), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(sync_ioctl(t, 0, NULL, 0, NULL, 0, NULL), STATUS_INVALID_DEVICE_REQUEST);
     free(path);
     tu_env_fini(&e);
 }
@@ -1704,7 +1704,7 @@ static WDFMEMORY counted_memory(struct life *l, unsigned char **buffer)
     WDF_OBJECT_ATTRIBUTES a;
     WDFMEMORY mem;
     life_attributes(&a);
-    ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, BLK, &mem, (PVOID *)buffer), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreate(&a, NonPagedPoolNx, 0, BLK, &mem, (PVOID *)buffer), STATUS_SUCCESS);
     life_ctx_get(mem)->life = l;
     return mem;
 }
@@ -1714,7 +1714,7 @@ static WDFREQUEST counted_request(WDFIOTARGET t, struct life *l)
     WDF_OBJECT_ATTRIBUTES a;
     WDFREQUEST req;
     life_attributes(&a);
-    ck_assert_int_eq(WdfRequestCreate(&a, t, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreate(&a, t, &req), STATUS_SUCCESS);
     life_ctx_get(req)->life = l;
     return req;
 }
@@ -1937,7 +1937,7 @@ START_TEST(resend_chain_same_memory_reads_right_data_and_leaks_nothing)
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_READS);
     WDFREQUEST req = counted_request(c->target[0], &req_life);
-    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     chain_wait(c);
     /* Returns after the last routine has returned and the framework let
      * go of the request, so what follows races with nothing. */
@@ -1966,7 +1966,7 @@ START_TEST(resend_chain_alternating_memories_releases_each_once)
     c->mem_life[1] = &mem_life[1];
     c->nmem = 2;
     WDFREQUEST req = counted_request(c->target[0], &req_life);
-    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     chain_wait(c);
     ck_assert_msg(quiesce_within(c->target[0], false, WAIT_MS),
                   "Stop(WaitForSentIoToComplete) did not return: sent-I/O count unbalanced");
@@ -1998,7 +1998,7 @@ START_TEST(reuse_then_delete_memory_in_routine_destroys_it_after_routine)
     struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_SHORT);
     c->end_with_delete = true;
     WDFREQUEST req = counted_request(c->target[0], &req_life);
-    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     chain_wait(c);
     ck_assert_msg(quiesce_within(c->target[0], false, WAIT_MS),
                   "Stop(WaitForSentIoToComplete) did not return: sent-I/O count unbalanced");
@@ -2031,7 +2031,7 @@ START_TEST(resend_chain_across_two_targets_balances_both_sent_counts)
     c->seed[1] = FILE_SEED + 1;
     c->ntargets = 2;
     WDFREQUEST req = counted_request(c->target[0], &req_life);
-    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     chain_wait(c);
     /* Each completion on one target sent to the other, so neither may
      * lend its count: both must come back to zero. */
@@ -2061,7 +2061,7 @@ START_TEST(stop_waits_for_resend_chain_and_pends_its_resend)
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_UNBOUNDED);
     WDFREQUEST req = counted_request(c->target[0], &req_life);
-    ck_assert_int_eq(chain_send(c, req, 0), STATUS_SUCCESS);
+    ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)CHAIN_WAIT_MS);
     ck_assert_msg(KeWaitForSingleObject(&c->running, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
                   "chain stuck after %d routines", atomic_load(&c->routines));
@@ -2087,7 +2087,7 @@ START_TEST(stop_waits_for_resend_chain_and_pends_its_resend)
     /* Started again, the pended read completes and its routine ends the
      * chain. */
     atomic_store(&c->stop, true);
-    ck_assert_int_eq(WdfIoTargetStart(c->target[0]), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(c->target[0]), STATUS_SUCCESS);
     chain_wait(c);
     ck_assert_msg(quiesce_within(c->target[0], true, WAIT_MS),
                   "Close did not return: sent-I/O count unbalanced");
@@ -2156,7 +2156,7 @@ START_TEST(loop_device_ioctls_match_blockdev)
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
 
     GET_LENGTH_INFORMATION li;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(li));
     ck_assert_uint_eq((unsigned long long)li.Length.QuadPart, want.size);
 
@@ -2166,7 +2166,7 @@ START_TEST(loop_device_ioctls_match_blockdev)
     q.PropertyId = StorageAccessAlignmentProperty;
     q.QueryType = PropertyStandardQuery;
     memset(&a, 0xCC, sizeof(a));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(a));
     ck_assert_uint_eq(a.Version, sizeof(a));
@@ -2175,22 +2175,22 @@ START_TEST(loop_device_ioctls_match_blockdev)
     ck_assert_uint_eq(a.BytesPerPhysicalSector, want.physical);
     /* A header-sized buffer gets the header, telling the size to use. */
     STORAGE_DESCRIPTOR_HEADER h;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(h));
     ck_assert_uint_eq(h.Size, sizeof(a));
 
     DISK_GEOMETRY_EX g;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, &g, sizeof(g), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, &g, sizeof(g), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq((unsigned long long)g.DiskSize.QuadPart, want.size);
     ck_assert_uint_eq(g.Geometry.BytesPerSector, want.logical);
     ck_assert_int_eq(g.Geometry.MediaType, FixedMedia);
 
     unsigned char small[4];
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, small, sizeof(small), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, small, sizeof(small), &bytes),
                      STATUS_BUFFER_TOO_SMALL);
-    ck_assert_int_eq(sync_ioctl(t, CTL_CODE(FILE_DEVICE_DISK, 0x7FF, METHOD_BUFFERED, FILE_ANY_ACCESS), NULL, 0,
+    ck_assert_status(sync_ioctl(t, CTL_CODE(FILE_DEVICE_DISK, 0x7FF, METHOD_BUFFERED, FILE_ANY_ACCESS), NULL, 0,
                                 &g, sizeof(g), &bytes),
                      STATUS_INVALID_DEVICE_REQUEST);
     free(backing);
@@ -2208,10 +2208,10 @@ static NTSTATUS async_rw_at(WDFIOTARGET t, WDFREQUEST r, WDFMEMORY m, bool write
 {
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
     NTSTATUS st = write ? WdfIoTargetFormatRequestForWrite(t, r, m, NULL, &off.QuadPart)
                         : WdfIoTargetFormatRequestForRead(t, r, m, NULL, &off.QuadPart);
-    ck_assert_int_eq(st, STATUS_SUCCESS);
+    ck_assert_status(st, STATUS_SUCCESS);
     struct tu_completion c;
     tu_completion_init(&c);
     WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
@@ -2246,40 +2246,40 @@ START_TEST(negative_offsets_append_use_position_or_fail)
 
     /* FILE_WRITE_TO_END_OF_FILE appends. */
     tu_fill_pattern(buf, BLK, 99, 0);
-    ck_assert_int_eq(async_rw_at(t, r, m, true, eof, &info), STATUS_SUCCESS);
+    ck_assert_status(async_rw_at(t, r, m, true, eof, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, BLK);
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_size, FILE_SIZE + BLK);
     memset(buf, 0, BLK);
     LARGE_INTEGER at = { .QuadPart = FILE_SIZE };
-    ck_assert_int_eq(async_rw_at(t, r, m, false, at, &info), STATUS_SUCCESS);
+    ck_assert_status(async_rw_at(t, r, m, false, at, &info), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, 99, 0));
     /* Synchronously too. */
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &eof.QuadPart, NULL, &info), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &eof.QuadPart, NULL, &info), STATUS_SUCCESS);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_size, FILE_SIZE + 2 * BLK);
 
     /* FILE_USE_FILE_POINTER_POSITION: the file position (0 after the open;
      * the appends did not move it), which the read advances. */
-    ck_assert_int_eq(async_rw_at(t, r, m, false, pos, &info), STATUS_SUCCESS);
+    ck_assert_status(async_rw_at(t, r, m, false, pos, &info), STATUS_SUCCESS);
     ck_assert_uint_eq(info, BLK);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
-    ck_assert_int_eq(async_rw_at(t, r, m, false, pos, &info), STATUS_SUCCESS);
+    ck_assert_status(async_rw_at(t, r, m, false, pos, &info), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
 
     /* A read at FILE_WRITE_TO_END_OF_FILE, and any other negative offset,
      * completes with STATUS_INVALID_PARAMETER through the routine. */
-    ck_assert_int_eq(async_rw_at(t, r, m, false, eof, &info), STATUS_INVALID_PARAMETER);
+    ck_assert_status(async_rw_at(t, r, m, false, eof, &info), STATUS_INVALID_PARAMETER);
     ck_assert_uint_eq(info, 0);
     /* (-4294967298: the sentinels' LowPart under HighPart -2) */
     const LONGLONG others[] = { -3, -4096, LLONG_MIN, -4294967298LL };
     for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
         bad.QuadPart = others[i];
-        ck_assert_int_eq(async_rw_at(t, r, m, false, bad, NULL), STATUS_INVALID_PARAMETER);
-        ck_assert_int_eq(async_rw_at(t, r, m, true, bad, NULL), STATUS_INVALID_PARAMETER);
+        ck_assert_status(async_rw_at(t, r, m, false, bad, NULL), STATUS_INVALID_PARAMETER);
+        ck_assert_status(async_rw_at(t, r, m, true, bad, NULL), STATUS_INVALID_PARAMETER);
     }
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_size, FILE_SIZE + 2 * BLK);

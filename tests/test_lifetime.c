@@ -428,7 +428,7 @@ static long rss_pages(void)
 static void counts_take(struct counts *s)
 {
     s->n = MAX_TYPES;
-    ck_assert_int_eq(UwdfQueryObjectCounts(s->c, &s->n), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCounts(s->c, &s->n), STATUS_SUCCESS);
     s->rss_pages = rss_pages();
 }
 
@@ -512,13 +512,13 @@ static void steady_state(enum pattern pattern, int engine)
     WDFDEVICE filter = lt_setup(&e, pattern, engine, WdfDeviceIoDirect);
     lt_device(e.driver, "\\Device\\uwdfLtHold", tu_hold_until_cancelled, NULL, WdfIoQueueDispatchParallel,
               WdfDeviceIoBuffered);
-    ck_assert_int_eq(WdfIoTargetCreate(filter, WDF_NO_OBJECT_ATTRIBUTES, &L.hold), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(filter, WDF_NO_OBJECT_ATTRIBUTES, &L.hold), STATUS_SUCCESS);
     lt_open(L.hold, "\\Device\\uwdfLtHold");
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
-    ck_assert_int_eq(WdfIoQueueCreate(filter, &qc, WDF_NO_OBJECT_ATTRIBUTES, &L.manual), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(filter, &qc, WDF_NO_OBJECT_ATTRIBUTES, &L.manual), STATUS_SUCCESS);
     WDFIOTARGET app;
-    ck_assert_int_eq(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
     lt_open(app, "\\Device\\uwdfLtFilter");
     ck_assert_str_eq(UwdfIoTargetGetBackendName(L.file), engine_names[engine]);
 
@@ -592,7 +592,7 @@ START_TEST(forwarded_with_own_memory_is_destroyed)
     struct tu_env e;
     lt_setup(&e, P_OWN_OUT_ASYNC, _i, WdfDeviceIoBuffered);
     WDFIOTARGET app;
-    ck_assert_int_eq(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
     lt_open(app, "\\Device\\uwdfLtFilter");
     app_run(app, 2000);
     for (int i = 0; i < 2000 && atomic_load(&L.destroys) < 2000; i++)
@@ -610,13 +610,13 @@ START_TEST(object_counts_api)
 {
     UWDF_OBJECT_COUNT c[MAX_TYPES];
     ULONG n = 0;
-    ck_assert_int_eq(UwdfQueryObjectCounts(NULL, &n), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(UwdfQueryObjectCounts(NULL, &n), STATUS_BUFFER_TOO_SMALL);
     ck_assert_uint_ge(n, 8);
     ck_assert_uint_le(n, MAX_TYPES);
     ULONG room = n - 1;
-    ck_assert_int_eq(UwdfQueryObjectCounts(c, &room), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(UwdfQueryObjectCounts(c, &room), STATUS_BUFFER_TOO_SMALL);
     ck_assert_uint_eq(room, n);
-    ck_assert_int_eq(UwdfQueryObjectCounts(c, &n), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCounts(c, &n), STATUS_SUCCESS);
     /* Every type has a name of its own (a type added to the framework
      * without one would show as "unknown"). */
     for (ULONG i = 0; i < n; i++) {
@@ -625,27 +625,27 @@ START_TEST(object_counts_api)
             ck_assert_str_ne(c[i].TypeName, c[j].TypeName);
     }
     UWDF_OBJECT_COUNT one, two;
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFNOSUCHTHING", &one), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(UwdfQueryObjectCount("WDFNOSUCHTHING", &one), STATUS_OBJECT_NAME_NOT_FOUND);
     const char *const names[] = { "WDFDRIVER", "WDFDEVICE", "WDFQUEUE", "WDFREQUEST", "WDFIOTARGET",
                                   "WDFMEMORY", "WDFLOOKASIDE", "WDFOBJECT", "FLT_CALLBACK_DATA" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        ck_assert_int_eq(UwdfQueryObjectCount(names[i], &one), STATUS_SUCCESS);
+        ck_assert_status(UwdfQueryObjectCount(names[i], &one), STATUS_SUCCESS);
 
     /* Counted from creation to destruction (not to WdfObjectDelete). */
     struct tu_env e;
     tu_env_init(&e);
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFMEMORY", &one), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFMEMORY", &one), STATUS_SUCCESS);
     void *b;
     WDFMEMORY m = tu_make_memory(64, &b);
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFMEMORY", &two), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFMEMORY", &two), STATUS_SUCCESS);
     ck_assert_uint_eq(two.Live, one.Live + 1);
     ck_assert_uint_eq(two.Created, one.Created + 1);
     WdfObjectReference(m);
     WdfObjectDelete(m);
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFMEMORY", &two), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFMEMORY", &two), STATUS_SUCCESS);
     ck_assert_uint_eq(two.Live, one.Live + 1);
     WdfObjectDereference(m);
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFMEMORY", &two), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFMEMORY", &two), STATUS_SUCCESS);
     ck_assert_uint_eq(two.Live, one.Live);
 
     /* Filter Manager callback data. */
@@ -653,18 +653,18 @@ START_TEST(object_counts_api)
     struct tu_flt f;
     tu_flt_open(&e, path, &f);
     PFLT_CALLBACK_DATA d;
-    ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &one), STATUS_SUCCESS);
-    ck_assert_int_eq(FltAllocateCallbackData(f.instance, f.fo, &d), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &two), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &one), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(f.instance, f.fo, &d), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &two), STATUS_SUCCESS);
     ck_assert_uint_eq(two.Live, one.Live + 1);
     FltFreeCallbackData(d);
-    ck_assert_int_eq(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &two), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &two), STATUS_SUCCESS);
     ck_assert_uint_eq(two.Live, one.Live);
     tu_flt_close(&f);
     free(path);
     tu_env_fini(&e);
     /* With the driver gone, nothing of it is left. */
-    ck_assert_int_eq(UwdfQueryObjectCounts(c, &n), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCounts(c, &n), STATUS_SUCCESS);
     for (ULONG i = 0; i < n; i++)
         ck_assert_msg(c[i].Live == 0, "%llu %s alive after the driver was deleted",
                       (unsigned long long)c[i].Live, c[i].TypeName);
@@ -737,7 +737,7 @@ START_TEST(verifier_reports_leaks_at_unload)
                               WdfDeviceIoBuffered);
     (void)dev;
     WDFIOTARGET app;
-    ck_assert_int_eq(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
     lt_open(app, "\\Device\\uwdfLtLeak");
     /* Leaked: a request and a memory object parented to the driver. Not
      * leaked: a request deleted, memory parented to a device. */
@@ -747,7 +747,7 @@ START_TEST(verifier_reports_leaks_at_unload)
     WDF_OBJECT_ATTRIBUTES a;
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ParentObject = e.device;
-    ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 64, &dev_mem, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 64, &dev_mem, NULL), STATUS_SUCCESS);
     WdfObjectDelete(deleted_req);
     /* Presented and never completed: a synchronous read with the
      * framework's own request (no parent, so the unload has nothing of the
@@ -803,7 +803,7 @@ START_TEST(verifier_reports_leaks_at_unload)
     /* Each once. */
     snprintf(line, sizeof(line), "WDFREQUEST %p, created by WdfRequestCreate", (void *)leaked_req);
     ck_assert_ptr_null(strstr(strstr(log, line) + 1, line));
-    ck_assert_int_eq(snd.status, STATUS_SUCCESS);
+    ck_assert_status(snd.status, STATUS_SUCCESS);
     free(log);
 }
 END_TEST

@@ -59,7 +59,7 @@ START_TEST(memory_create_buffer_pointer_is_optional)
 {
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem;
-    ck_assert_int_eq(WdfMemoryCreate(NULL, PagedPool, TEST_POOL_TAG, 64, &mem, NULL),
+    ck_assert_status(WdfMemoryCreate(NULL, PagedPool, TEST_POOL_TAG, 64, &mem, NULL),
                      STATUS_SUCCESS);
     ck_assert_ptr_nonnull(WdfMemoryGetBuffer(mem, NULL));
     WdfObjectDelete(driver);
@@ -71,7 +71,7 @@ START_TEST(memory_create_zero_size_is_invalid_parameter)
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = (WDFMEMORY)1;
     void *buffer = (void *)1;
-    ck_assert_int_eq(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 0, &mem, &buffer),
+    ck_assert_status(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 0, &mem, &buffer),
                      STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(mem);
     ck_assert_ptr_null(buffer);
@@ -91,7 +91,7 @@ END_TEST
 
 START_TEST(memory_create_null_handle_pointer_is_bugcheck)
 {
-    ck_assert_int_eq(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 16, NULL, NULL),
+    ck_assert_status(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 16, NULL, NULL),
                      STATUS_INVALID_PARAMETER);
     tu_expect_bugcheck_reason(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfMemoryCreate");
 }
@@ -103,10 +103,10 @@ START_TEST(memory_create_uninitialized_attributes_are_invalid)
     WDFMEMORY mem;
     memset(&attrs, 0, sizeof(attrs));
     attrs.Size = sizeof(attrs);
-    ck_assert_int_eq(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
+    ck_assert_status(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
                      STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
     attrs.Size = sizeof(attrs) - 1;
-    ck_assert_int_eq(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
+    ck_assert_status(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
                      STATUS_INFO_LENGTH_MISMATCH);
 }
 END_TEST
@@ -117,11 +117,11 @@ START_TEST(memory_create_rejects_synchronization_scope_and_execution_level)
     WDFMEMORY mem;
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.SynchronizationScope = WdfSynchronizationScopeDevice;
-    ck_assert_int_eq(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
+    ck_assert_status(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
                      STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ExecutionLevel = WdfExecutionLevelPassive;
-    ck_assert_int_eq(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
+    ck_assert_status(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 16, &mem, NULL),
                      STATUS_WDF_EXECUTION_LEVEL_INVALID);
 }
 END_TEST
@@ -131,7 +131,7 @@ START_TEST(memory_create_fails_under_injected_allocation_failure)
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = (WDFMEMORY)1;
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 4096, &mem, NULL),
+    ck_assert_status(WdfMemoryCreate(NULL, NonPagedPoolNx, 0, 4096, &mem, NULL),
                      STATUS_INSUFFICIENT_RESOURCES);
     ck_assert_ptr_null(mem);
     ck_assert_uint_eq(UwdfFaultAllocationFailures(), 1);
@@ -152,12 +152,12 @@ START_TEST(memory_create_survives_failure_of_each_allocation)
         ULONGLONG failures = UwdfFaultAllocationFailures();
         UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
         if (failures == 0) {
-            ck_assert_int_eq(status, STATUS_SUCCESS);
+            ck_assert_status(status, STATUS_SUCCESS);
             ck_assert_uint_ge(n, 2); /* at least the buffer and the object */
             WdfObjectDelete(mem);
             break;
         }
-        ck_assert_int_eq(status, STATUS_INSUFFICIENT_RESOURCES);
+        ck_assert_status(status, STATUS_INSUFFICIENT_RESOURCES);
         ck_assert_ptr_null(mem);
     }
     WdfObjectDelete(driver);
@@ -172,7 +172,7 @@ START_TEST(preallocated_memory_describes_the_callers_buffer)
     WDFMEMORY mem;
     size_t size;
     WDFDRIVER driver = tu_make_driver();
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, storage, sizeof(storage), &mem),
+    ck_assert_status(WdfMemoryCreatePreallocated(NULL, storage, sizeof(storage), &mem),
                      STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, &size), storage);
     ck_assert_uint_eq(size, sizeof(storage));
@@ -186,7 +186,7 @@ END_TEST
 START_TEST(preallocated_null_buffer_is_invalid_parameter)
 {
     WDFMEMORY mem = (WDFMEMORY)1;
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, NULL, 16, &mem), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCreatePreallocated(NULL, NULL, 16, &mem), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(mem);
 }
 END_TEST
@@ -195,7 +195,7 @@ START_TEST(preallocated_zero_size_is_invalid_parameter)
 {
     char storage[4];
     WDFMEMORY mem = (WDFMEMORY)1;
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, storage, 0, &mem), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCreatePreallocated(NULL, storage, 0, &mem), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(mem);
 }
 END_TEST
@@ -206,8 +206,8 @@ START_TEST(assign_buffer_replaces_buffer_and_size)
     WDFMEMORY mem;
     size_t size;
     WDFDRIVER driver = tu_make_driver();
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, first, sizeof(first), &mem), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfMemoryAssignBuffer(mem, second, sizeof(second)), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreatePreallocated(NULL, first, sizeof(first), &mem), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryAssignBuffer(mem, second, sizeof(second)), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, &size), second);
     ck_assert_uint_eq(size, sizeof(second));
     WdfObjectDelete(driver);
@@ -220,9 +220,9 @@ START_TEST(assign_buffer_zero_size_or_null_is_invalid_parameter)
     WDFMEMORY mem;
     size_t size;
     WDFDRIVER driver = tu_make_driver();
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(NULL, first, sizeof(first), &mem), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfMemoryAssignBuffer(mem, first, 0), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(WdfMemoryAssignBuffer(mem, NULL, 8), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCreatePreallocated(NULL, first, sizeof(first), &mem), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryAssignBuffer(mem, first, 0), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryAssignBuffer(mem, NULL, 8), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, &size), first); /* unchanged */
     ck_assert_uint_eq(size, sizeof(first));
     WdfObjectDelete(driver);
@@ -235,7 +235,7 @@ START_TEST(assign_buffer_on_framework_memory_is_bugcheck)
     void *buffer;
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(64, &buffer);
-    ck_assert_int_eq(WdfMemoryAssignBuffer(mem, other, sizeof(other)), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryAssignBuffer(mem, other, sizeof(other)), STATUS_INVALID_PARAMETER);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfMemoryCreatePreallocated");
     ck_assert_ptr_eq(WdfMemoryGetBuffer(mem, NULL), buffer); /* untouched, still freed at delete */
     WdfObjectDelete(driver);
@@ -251,7 +251,7 @@ START_TEST(copy_to_buffer_copies_from_offset)
     WDFMEMORY mem = tu_make_memory(100, (void **)&buffer);
     for (int i = 0; i < 100; i++)
         buffer[i] = (unsigned char)i;
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 90, out, 10), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 90, out, 10), STATUS_SUCCESS);
     for (int i = 0; i < 10; i++)
         ck_assert_uint_eq(out[i], 90 + i);
     WdfObjectDelete(driver);
@@ -263,8 +263,8 @@ START_TEST(copy_to_buffer_zero_length_or_null_is_invalid_parameter)
     char out[4];
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(16, NULL);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, out, 0), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, NULL, 4), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 0, out, 0), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 0, NULL, 4), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -274,8 +274,8 @@ START_TEST(copy_to_buffer_offset_past_end_is_buffer_too_small)
     char out[4];
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(16, NULL);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 16, out, 1), STATUS_BUFFER_TOO_SMALL);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, SIZE_MAX, out, 1), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 16, out, 1), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, SIZE_MAX, out, 1), STATUS_BUFFER_TOO_SMALL);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -285,10 +285,10 @@ START_TEST(copy_to_buffer_length_past_end_is_buffer_too_small)
     char out[32];
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(16, NULL);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, out, 17), STATUS_BUFFER_TOO_SMALL);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 8, out, 9), STATUS_BUFFER_TOO_SMALL);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 8, out, SIZE_MAX), STATUS_BUFFER_TOO_SMALL);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 8, out, 8), STATUS_SUCCESS); /* exactly fits */
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 0, out, 17), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 8, out, 9), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 8, out, SIZE_MAX), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 8, out, 8), STATUS_SUCCESS); /* exactly fits */
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -300,7 +300,7 @@ START_TEST(copy_from_buffer_copies_to_offset)
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(8, (void **)&buffer);
     memset(buffer, 0, 8);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 4, (PVOID)in, 4), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 4, (PVOID)in, 4), STATUS_SUCCESS);
     ck_assert_mem_eq(buffer + 4, in, 4);
     ck_assert_uint_eq(buffer[3], 0);
     WdfObjectDelete(driver);
@@ -312,8 +312,8 @@ START_TEST(copy_from_buffer_zero_length_or_null_is_invalid_parameter)
     char in[4] = { 0 };
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(16, NULL);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, in, 0), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, NULL, 4), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 0, in, 0), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 0, NULL, 4), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -323,8 +323,8 @@ START_TEST(copy_from_buffer_offset_past_end_is_invalid_buffer_size)
     char in[4] = { 0 };
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(16, NULL);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 16, in, 1), STATUS_INVALID_BUFFER_SIZE);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, SIZE_MAX, in, 1), STATUS_INVALID_BUFFER_SIZE);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 16, in, 1), STATUS_INVALID_BUFFER_SIZE);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, SIZE_MAX, in, 1), STATUS_INVALID_BUFFER_SIZE);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -334,10 +334,10 @@ START_TEST(copy_from_buffer_length_past_end_is_invalid_buffer_size)
     char in[32] = { 0 };
     WDFDRIVER driver = tu_make_driver();
     WDFMEMORY mem = tu_make_memory(16, NULL);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, in, 17), STATUS_INVALID_BUFFER_SIZE);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 15, in, 2), STATUS_INVALID_BUFFER_SIZE);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 15, in, SIZE_MAX), STATUS_INVALID_BUFFER_SIZE);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 15, in, 1), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 0, in, 17), STATUS_INVALID_BUFFER_SIZE);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 15, in, 2), STATUS_INVALID_BUFFER_SIZE);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 15, in, SIZE_MAX), STATUS_INVALID_BUFFER_SIZE);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 15, in, 1), STATUS_SUCCESS);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -350,10 +350,10 @@ START_TEST(copy_from_buffer_into_read_only_is_access_violation)
     WDFMEMORY mem = tu_make_memory(16, (void **)&buffer);
     memset(buffer, 0, 16);
     memory_struct(mem)->read_only = true; /* as the input memory of a write request */
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(mem, 0, in, 4), STATUS_ACCESS_VIOLATION);
+    ck_assert_status(WdfMemoryCopyFromBuffer(mem, 0, in, 4), STATUS_ACCESS_VIOLATION);
     ck_assert_uint_eq(buffer[0], 0);
     /* Reading it is still fine. */
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, in, 4), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 0, in, 4), STATUS_SUCCESS);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -370,7 +370,7 @@ START_TEST(memory_deleted_handle_is_bugcheck)
     ck_assert_ptr_null(WdfMemoryGetBuffer(mem, &size));
     ck_assert_uint_eq(size, 0);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfMemoryGetBuffer");
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(mem, 0, out, 4), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfMemoryCopyToBuffer(mem, 0, out, 4), STATUS_INVALID_HANDLE);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "not a live WDFMEMORY");
     WdfObjectDelete(driver);
 }
@@ -381,8 +381,8 @@ START_TEST(memory_wrong_type_handle_is_bugcheck)
     WDFDRIVER driver = tu_make_driver();
     WDFOBJECT generic;
     char in[4] = { 0 };
-    ck_assert_int_eq(WdfObjectCreate(NULL, &generic), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer((WDFMEMORY)generic, 0, in, 4), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfObjectCreate(NULL, &generic), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCopyFromBuffer((WDFMEMORY)generic, 0, in, 4), STATUS_INVALID_HANDLE);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "expected a WDFMEMORY");
     ck_assert_ptr_null(WdfMemoryGetBuffer((WDFMEMORY)driver, NULL));
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "is a WDFDRIVER");
@@ -404,7 +404,7 @@ END_TEST
 static void expect_resolved(WDFMEMORY mem, const WDFMEMORY_OFFSET *o, size_t want_off, size_t want_len)
 {
     size_t off = SIZE_MAX, len = SIZE_MAX;
-    ck_assert_int_eq(resolve(mem, o, &off, &len), STATUS_SUCCESS);
+    ck_assert_status(resolve(mem, o, &off, &len), STATUS_SUCCESS);
     ck_assert_uint_eq(off, want_off);
     ck_assert_uint_eq(len, want_len);
 }
@@ -413,7 +413,7 @@ static void expect_integer_overflow(WDFMEMORY mem, size_t offset, size_t length)
 {
     WDFMEMORY_OFFSET o = { .BufferOffset = offset, .BufferLength = length };
     size_t off, len;
-    ck_assert_int_eq(resolve(mem, &o, &off, &len), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(resolve(mem, &o, &off, &len), STATUS_INTEGER_OVERFLOW);
 }
 
 START_TEST(offsets_null_is_whole_buffer)
@@ -516,7 +516,7 @@ START_TEST(memory_cleanup_runs_before_destroy_with_typed_context)
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtCleanupCallback = memory_cleanup;
     attrs.EvtDestroyCallback = memory_destroy_cb;
-    ck_assert_int_eq(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 128, &mem, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 128, &mem, NULL), STATUS_SUCCESS);
     MEMORY_TEST_CONTEXT *ctx = memory_test_context(mem);
     ck_assert_ptr_nonnull(ctx);
     ck_assert_int_eq(ctx->tag, 0); /* contexts start zeroed */
@@ -538,7 +538,7 @@ START_TEST(memory_reference_keeps_buffer_until_dereference)
     reset_log();
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtDestroyCallback = memory_destroy_cb;
-    ck_assert_int_eq(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 64, &mem, (PVOID *)&buffer),
+    ck_assert_status(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 64, &mem, (PVOID *)&buffer),
                      STATUS_SUCCESS);
     WdfObjectReference(mem);
     WdfObjectDelete(mem);
@@ -557,11 +557,11 @@ START_TEST(memory_parented_to_another_object_is_deleted_with_it)
     WDFMEMORY mem;
     WDFDRIVER driver = tu_make_driver();
     reset_log();
-    ck_assert_int_eq(WdfObjectCreate(NULL, &parent), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &parent), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtDestroyCallback = memory_destroy_cb;
     attrs.ParentObject = parent;
-    ck_assert_int_eq(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 64, &mem, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreate(&attrs, NonPagedPoolNx, 0, 64, &mem, NULL), STATUS_SUCCESS);
     WdfObjectDelete(parent);
     ck_assert_str_eq(order_log, "d");
     ck_assert_ptr_null(WdfMemoryGetBuffer(mem, NULL));
@@ -579,7 +579,7 @@ START_TEST(memory_default_parent_is_the_driver)
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtDestroyCallback = memory_destroy_cb;
     static char storage[4];
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(&attrs, storage, sizeof(storage), &mem),
+    ck_assert_status(WdfMemoryCreatePreallocated(&attrs, storage, sizeof(storage), &mem),
                      STATUS_SUCCESS);
     WdfObjectDelete(driver);
     ck_assert_str_eq(order_log, "d");
@@ -593,14 +593,14 @@ static WDFLOOKASIDE make_lookaside(size_t size, PWDF_OBJECT_ATTRIBUTES mem_attrs
     WDFLOOKASIDE la;
     NTSTATUS status =
         WdfLookasideListCreate(NULL, size, NonPagedPoolNx, mem_attrs, TEST_POOL_TAG, &la);
-    ck_assert_int_eq(status, STATUS_SUCCESS);
+    ck_assert_status(status, STATUS_SUCCESS);
     return la;
 }
 
 START_TEST(lookaside_create_zero_size_is_invalid_parameter)
 {
     WDFLOOKASIDE la = (WDFLOOKASIDE)1;
-    ck_assert_int_eq(WdfLookasideListCreate(NULL, 0, NonPagedPoolNx, NULL, 0, &la),
+    ck_assert_status(WdfLookasideListCreate(NULL, 0, NonPagedPoolNx, NULL, 0, &la),
                      STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(la);
 }
@@ -613,7 +613,7 @@ START_TEST(lookaside_memory_attributes_with_parent_are_rejected)
     WDFDRIVER driver = tu_make_driver();
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ParentObject = driver;
-    ck_assert_int_eq(WdfLookasideListCreate(NULL, 64, NonPagedPoolNx, &attrs, 0, &la),
+    ck_assert_status(WdfLookasideListCreate(NULL, 64, NonPagedPoolNx, &attrs, 0, &la),
                      STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED);
     WdfObjectDelete(driver);
 }
@@ -625,7 +625,7 @@ START_TEST(lookaside_memory_has_list_size_and_is_page_aligned)
     WDFLOOKASIDE la = make_lookaside(777, NULL);
     WDFMEMORY mem;
     size_t size;
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mem), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &mem), STATUS_SUCCESS);
     void *buffer = WdfMemoryGetBuffer(mem, &size);
     ck_assert_uint_eq(size, 777);
     ck_assert_uint_eq((uintptr_t)buffer & (PAGE_SIZE - 1), 0);
@@ -641,10 +641,10 @@ START_TEST(lookaside_buffers_are_recycled)
     WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(4096, NULL);
     WDFMEMORY a, b;
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &a), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &a), STATUS_SUCCESS);
     void *first = WdfMemoryGetBuffer(a, NULL);
     WdfObjectDelete(a);
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &b), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &b), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(b, NULL), first);
     WdfObjectDelete(b);
     WdfObjectDelete(driver); /* takes the list and its cached buffer */
@@ -661,20 +661,20 @@ START_TEST(lookaside_cache_is_bounded)
     WDFLOOKASIDE la = make_lookaside(64, NULL);
     ck_assert_ptr_nonnull(mems);
 
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mems[0]), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &mems[0]), STATUS_SUCCESS);
     WdfObjectDelete(mems[0]);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0); /* resets the counter */
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mems[0]), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &mems[0]), STATUS_SUCCESS);
     ULONGLONG per_recycled = UwdfFaultAllocationCount(); /* the memory object only */
     WdfObjectDelete(mems[0]);
 
     for (int i = 0; i < MANY; i++)
-        ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mems[i]), STATUS_SUCCESS);
+        ck_assert_status(WdfMemoryCreateFromLookaside(la, &mems[i]), STATUS_SUCCESS);
     for (int i = 0; i < MANY; i++)
         WdfObjectDelete(mems[i]);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     for (int i = 0; i < MANY; i++)
-        ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mems[i]), STATUS_SUCCESS);
+        ck_assert_status(WdfMemoryCreateFromLookaside(la, &mems[i]), STATUS_SUCCESS);
     ck_assert_uint_gt(UwdfFaultAllocationCount(), per_recycled * MANY);
     WdfObjectDelete(driver);
     free(mems);
@@ -733,7 +733,7 @@ START_TEST(lookaside_memory_uses_the_lists_memory_attributes)
     WDFLOOKASIDE la = make_lookaside(32, &attrs);
     memset(&attrs, 0xEE, sizeof(attrs)); /* the list keeps its own copy */
     lookaside_cleanups = 0;
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mem), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &mem), STATUS_SUCCESS);
     MEMORY_TEST_CONTEXT *ctx = memory_test_context(mem);
     ck_assert_ptr_nonnull(ctx);
     ck_assert_int_eq(ctx->tag, 0);
@@ -752,8 +752,8 @@ START_TEST(deleting_the_lookaside_deletes_its_outstanding_memory)
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, MEMORY_TEST_CONTEXT);
     attrs.EvtDestroyCallback = memory_destroy_cb;
     WDFLOOKASIDE la = make_lookaside(128, &attrs);
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &m1), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &m2), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &m1), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &m2), STATUS_SUCCESS);
     WdfObjectDelete(la);
     ck_assert_str_eq(order_log, "dd");
     ck_assert_ptr_null(WdfMemoryGetBuffer(m1, NULL));
@@ -767,7 +767,7 @@ START_TEST(lookaside_wrong_handle_type_is_bugcheck)
     WDFMEMORY mem, out = (WDFMEMORY)1;
     WDFDRIVER driver = tu_make_driver();
     mem = tu_make_memory(16, NULL);
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside((WDFLOOKASIDE)mem, &out), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfMemoryCreateFromLookaside((WDFLOOKASIDE)mem, &out), STATUS_INVALID_HANDLE);
     ck_assert_ptr_null(out);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "expected a WDFLOOKASIDE");
     WdfObjectDelete(driver);
@@ -780,8 +780,8 @@ START_TEST(assign_buffer_on_lookaside_memory_is_bugcheck)
     WDFMEMORY mem;
     WDFDRIVER driver = tu_make_driver();
     WDFLOOKASIDE la = make_lookaside(16, NULL);
-    ck_assert_int_eq(WdfMemoryCreateFromLookaside(la, &mem), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfMemoryAssignBuffer(mem, other, sizeof(other)), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfMemoryCreateFromLookaside(la, &mem), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryAssignBuffer(mem, other, sizeof(other)), STATUS_INVALID_PARAMETER);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "lookaside");
     WdfObjectDelete(driver);
 }
@@ -798,11 +798,11 @@ START_TEST(lookaside_allocation_failure_is_insufficient_resources)
         ULONGLONG failures = UwdfFaultAllocationFailures();
         UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
         if (failures == 0) {
-            ck_assert_int_eq(status, STATUS_SUCCESS);
+            ck_assert_status(status, STATUS_SUCCESS);
             WdfObjectDelete(mem);
             break;
         }
-        ck_assert_int_eq(status, STATUS_INSUFFICIENT_RESOURCES);
+        ck_assert_status(status, STATUS_INSUFFICIENT_RESOURCES);
         ck_assert_ptr_null(mem);
     }
     WdfObjectDelete(driver);
@@ -1057,7 +1057,7 @@ START_TEST(io_allocate_irp_lays_out_the_stack_as_wdm)
     ck_assert_ptr_eq(IoGetNextIrpStackLocation(irp), &stack[2]);
     ck_assert_ptr_null(irp->MdlAddress);
     ck_assert_int_eq(irp->Cancel, FALSE);
-    ck_assert_int_eq(irp->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(irp->IoStatus.Status, STATUS_SUCCESS);
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(stack[i].MajorFunction, 0); /* zeroed */
 
@@ -1125,7 +1125,7 @@ START_TEST(io_reuse_irp_resets_status_and_cancel)
     irp->Flags = IRP_NOCACHE;
 
     IoReuseIrp(irp, STATUS_NOT_SUPPORTED);
-    ck_assert_int_eq(irp->IoStatus.Status, STATUS_NOT_SUPPORTED);
+    ck_assert_status(irp->IoStatus.Status, STATUS_NOT_SUPPORTED);
     ck_assert_uint_eq(irp->IoStatus.Information, 0);
     ck_assert_int_eq(irp->Cancel, FALSE);
     ck_assert_int_eq(irp->PendingReturned, FALSE);

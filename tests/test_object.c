@@ -82,7 +82,7 @@ static WDFOBJECT make_logged(char tag, WDFOBJECT parent)
     attrs.EvtCleanupCallback = log_cleanup;
     attrs.EvtDestroyCallback = log_destroy;
     attrs.ParentObject = parent;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     log_context(obj)->tag = tag;
     return obj;
 }
@@ -92,7 +92,7 @@ static WDFOBJECT make_logged(char tag, WDFOBJECT parent)
 START_TEST(object_create_without_attributes)
 {
     WDFOBJECT obj = NULL;
-    ck_assert_int_eq(WdfObjectCreate(WDF_NO_OBJECT_ATTRIBUTES, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(WDF_NO_OBJECT_ATTRIBUTES, &obj), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(obj);
     WdfObjectDelete(obj);
 }
@@ -103,7 +103,7 @@ START_TEST(object_create_with_initialized_attributes)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     WdfObjectDelete(obj);
 }
 END_TEST
@@ -114,7 +114,7 @@ START_TEST(object_create_memset_zero_attributes_are_invalid)
     WDFOBJECT obj = (WDFOBJECT)1;
     memset(&attrs, 0, sizeof(attrs));
     attrs.Size = sizeof(attrs); /* sized but never WDF_OBJECT_ATTRIBUTES_INIT'ed */
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
     ck_assert_ptr_null(obj);
 }
 END_TEST
@@ -125,9 +125,9 @@ START_TEST(object_create_bad_attributes_size_is_info_length_mismatch)
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.Size = sizeof(attrs) + 8;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
     attrs.Size = 0;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
 }
 END_TEST
 
@@ -138,7 +138,7 @@ START_TEST(object_create_bad_context_type_info_size_is_info_length_mismatch)
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ContextTypeInfo = &bad;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_INFO_LENGTH_MISMATCH);
 }
 END_TEST
 
@@ -148,11 +148,11 @@ START_TEST(object_create_context_size_override_smaller_than_type_is_invalid)
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
     attrs.ContextSizeOverride = sizeof(PLAIN_CONTEXT) - 1;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
     /* An override without a context type is just as invalid. */
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ContextSizeOverride = 128;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_WDF_OBJECT_ATTRIBUTES_INVALID);
 }
 END_TEST
 
@@ -163,7 +163,7 @@ START_TEST(object_create_context_size_override_larger_gives_zeroed_room)
     const size_t big = sizeof(PLAIN_CONTEXT) + 1000;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
     attrs.ContextSizeOverride = big;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     unsigned char *ctx = (unsigned char *)WdfObjectGet_PLAIN_CONTEXT(obj);
     for (size_t i = 0; i < big; i++)
         ck_assert_uint_eq(ctx[i], 0);
@@ -178,17 +178,17 @@ START_TEST(object_create_accepts_execution_level_but_not_synchronization_scope)
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ExecutionLevel = WdfExecutionLevelPassive;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     WdfObjectDelete(obj);
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.SynchronizationScope = WdfSynchronizationScopeDevice;
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
 }
 END_TEST
 
 START_TEST(object_create_null_handle_pointer_is_bugcheck)
 {
-    ck_assert_int_eq(WdfObjectCreate(NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfObjectCreate(NULL, NULL), STATUS_INVALID_PARAMETER);
     tu_expect_bugcheck_reason(WDF_REQUIRED_PARAMETER_IS_NULL, "WdfObjectCreate");
 }
 END_TEST
@@ -197,7 +197,7 @@ START_TEST(object_create_allocation_failure_is_insufficient_resources)
 {
     WDFOBJECT obj = (WDFOBJECT)1;
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_INSUFFICIENT_RESOURCES);
     ck_assert_ptr_null(obj);
 }
 END_TEST
@@ -209,7 +209,7 @@ START_TEST(typed_context_is_zeroed)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     PLAIN_CONTEXT *ctx = WdfObjectGet_PLAIN_CONTEXT(obj);
     ck_assert_ptr_nonnull(ctx);
     ck_assert_int_eq(ctx->value, 0);
@@ -225,7 +225,7 @@ START_TEST(typed_context_with_name_uses_the_named_accessor)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, NAMED_CONTEXT);
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     named_context(obj)->counter = 7;
     ck_assert_int_eq(WdfObjectGetTypedContext(obj, NAMED_CONTEXT)->counter, 7);
     ck_assert_uint_eq((uintptr_t)named_context(obj) % 16, 0); /* suitably aligned */
@@ -238,7 +238,7 @@ START_TEST(context_get_object_round_trips)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfObjectContextGetObject(WdfObjectGet_PLAIN_CONTEXT(obj)), obj);
     WdfObjectDelete(obj);
 }
@@ -249,9 +249,9 @@ START_TEST(typed_context_of_absent_type_is_null)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj, bare;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     ck_assert_ptr_null(named_context(obj));
-    ck_assert_int_eq(WdfObjectCreate(NULL, &bare), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &bare), STATUS_SUCCESS);
     ck_assert_ptr_null(WdfObjectGet_PLAIN_CONTEXT(bare));
     WdfObjectDelete(obj);
     WdfObjectDelete(bare);
@@ -266,9 +266,9 @@ START_TEST(allocate_context_adds_a_second_type)
     WDFOBJECT obj;
     PVOID extra = NULL;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, NAMED_CONTEXT);
-    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &extra), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectAllocateContext(obj, &attrs, &extra), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(extra);
     ck_assert_ptr_eq(named_context(obj), extra);
     ck_assert_int_eq(((NAMED_CONTEXT *)extra)->counter, 0);
@@ -285,10 +285,10 @@ START_TEST(allocate_context_same_type_again_is_name_exists_and_returns_existing)
     WDFOBJECT obj;
     PVOID again = NULL;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
-    ck_assert_int_eq(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(&attrs, &obj), STATUS_SUCCESS);
     WdfObjectGet_PLAIN_CONTEXT(obj)->value = 99;
     NTSTATUS status = WdfObjectAllocateContext(obj, &attrs, &again);
-    ck_assert_int_eq(status, STATUS_OBJECT_NAME_EXISTS);
+    ck_assert_status(status, STATUS_OBJECT_NAME_EXISTS);
     ck_assert(NT_SUCCESS(status)); /* informational, not an error */
     ck_assert_ptr_eq(again, WdfObjectGet_PLAIN_CONTEXT(obj));
     ck_assert_int_eq(((PLAIN_CONTEXT *)again)->value, 99);
@@ -301,11 +301,11 @@ START_TEST(allocate_context_with_parent_is_parent_assignment_not_allowed)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj, other;
     PVOID ctx = NULL;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfObjectCreate(NULL, &other), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &other), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, PLAIN_CONTEXT);
     attrs.ParentObject = other;
-    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx),
+    ck_assert_status(WdfObjectAllocateContext(obj, &attrs, &ctx),
                      STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED);
     ck_assert_ptr_null(ctx);
     WdfObjectDelete(obj);
@@ -318,9 +318,9 @@ START_TEST(allocate_context_without_type_is_object_name_invalid)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj;
     PVOID ctx = NULL;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
-    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_OBJECT_NAME_INVALID);
     WdfObjectDelete(obj);
 }
 END_TEST
@@ -330,10 +330,10 @@ START_TEST(allocate_context_allocation_failure_is_insufficient_resources)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj;
     PVOID ctx = NULL;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, NAMED_CONTEXT);
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_status(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_INSUFFICIENT_RESOURCES);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     ck_assert_ptr_null(named_context(obj));
     WdfObjectDelete(obj);
@@ -346,11 +346,11 @@ START_TEST(allocate_context_callbacks_run_at_delete)
     WDFOBJECT obj;
     PVOID ctx;
     log_reset();
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, LOG_CONTEXT);
     attrs.EvtCleanupCallback = log_cleanup;
     attrs.EvtDestroyCallback = log_destroy;
-    ck_assert_int_eq(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectAllocateContext(obj, &attrs, &ctx), STATUS_SUCCESS);
     ((LOG_CONTEXT *)ctx)->tag = 'x';
     WdfObjectDelete(obj);
     ck_assert_str_eq(event_log, "cxdx");
@@ -449,7 +449,7 @@ END_TEST
 START_TEST(dereference_without_reference_is_bugcheck)
 {
     WDFOBJECT obj;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WdfObjectDereference(obj);
     tu_expect_bugcheck_reason(WDF_OBJECT_ERROR, "WdfObjectDereference");
     WdfObjectDelete(obj); /* still alive: the bad dereference was refused */
@@ -461,7 +461,7 @@ END_TEST
 START_TEST(deleted_handle_is_bugcheck)
 {
     WDFOBJECT obj;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WdfObjectDelete(obj);
     WdfObjectDelete(obj);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "WdfObjectDelete");
@@ -473,9 +473,9 @@ END_TEST
 START_TEST(stale_handle_stays_invalid_after_slot_reuse)
 {
     WDFOBJECT old, fresh;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &old), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &old), STATUS_SUCCESS);
     WdfObjectDelete(old);
-    ck_assert_int_eq(WdfObjectCreate(NULL, &fresh), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &fresh), STATUS_SUCCESS);
     ck_assert_ptr_ne(old, fresh);
     WdfObjectDelete(old);
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL);
@@ -494,7 +494,7 @@ START_TEST(garbage_handle_is_bugcheck)
      * above): the top bit set, index 0 with its generation, the next
      * generation, an index whose part of the table was never allocated. */
     WDFOBJECT obj;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     uintptr_t v = (uintptr_t)obj, index_mask = (1u << 24) - 1;
     const uintptr_t near[] = {
         v | ((uintptr_t)1 << 63),
@@ -513,7 +513,7 @@ END_TEST
 START_TEST(wrong_type_handle_is_bugcheck)
 {
     WDFOBJECT obj;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     ck_assert_ptr_null(WdfDriverWdmGetDriverObject((WDFDRIVER)obj));
     tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "is a WDFOBJECT, expected a WDFDRIVER");
     WdfObjectDelete(obj);
@@ -585,11 +585,11 @@ START_TEST(driver_create_twice_is_invalid_device_state)
     WDF_DRIVER_CONFIG cfg;
     WDFDRIVER driver = tu_make_driver(), second = NULL;
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
-    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &second), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfDriverCreate(NULL, NULL, NULL, &cfg, &second), STATUS_INVALID_DEVICE_STATE);
     ck_assert_ptr_null(second);
     WdfObjectDelete(driver);
     /* After unload a new driver may be created. */
-    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &second), STATUS_SUCCESS);
+    ck_assert_status(WdfDriverCreate(NULL, NULL, NULL, &cfg, &second), STATUS_SUCCESS);
     WdfObjectDelete(second);
 }
 END_TEST
@@ -600,7 +600,7 @@ START_TEST(driver_config_bad_size_is_info_length_mismatch)
     WDFDRIVER driver;
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
     cfg.Size = sizeof(cfg) - 4;
-    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver), STATUS_INFO_LENGTH_MISMATCH);
     ck_assert_ptr_null(WdfGetDriver());
 }
 END_TEST
@@ -611,11 +611,11 @@ START_TEST(driver_with_parent_is_parent_assignment_not_allowed)
     WDF_OBJECT_ATTRIBUTES attrs;
     WDFOBJECT obj;
     WDFDRIVER driver;
-    ck_assert_int_eq(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ParentObject = obj;
-    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, &attrs, &cfg, &driver),
+    ck_assert_status(WdfDriverCreate(NULL, NULL, &attrs, &cfg, &driver),
                      STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED);
     WdfObjectDelete(obj);
 }
@@ -648,7 +648,7 @@ START_TEST(driver_unload_callback_runs_when_the_driver_is_deleted)
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
     cfg.EvtDriverUnload = count_unload;
     unload_calls = 0;
-    ck_assert_int_eq(WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver), STATUS_SUCCESS);
+    ck_assert_status(WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver), STATUS_SUCCESS);
     ck_assert_int_eq(unload_calls, 0);
     WdfObjectDelete(driver);
     ck_assert_int_eq(unload_calls, 1);
@@ -661,7 +661,7 @@ START_TEST(control_device_is_created_and_finishes_initializing)
     WDFDEVICE device;
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &device), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &device), STATUS_SUCCESS);
     ck_assert_ptr_null(init); /* the framework took it */
     PDEVICE_OBJECT wdm = WdfDeviceWdmGetDeviceObject(device);
     ck_assert_ptr_nonnull(wdm);
@@ -682,7 +682,7 @@ START_TEST(device_create_with_parent_is_not_allowed_and_init_stays_with_caller)
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.ParentObject = driver;
-    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &device),
+    ck_assert_status(WdfDeviceCreate(&init, &attrs, &device),
                      STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED);
     ck_assert_ptr_nonnull(init);
     WdfDeviceInitFree(init);
@@ -699,7 +699,7 @@ START_TEST(deleting_the_driver_deletes_devices_and_objects_under_it)
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, LOG_CONTEXT);
     attrs.EvtDestroyCallback = log_destroy;
-    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &device), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, &attrs, &device), STATUS_SUCCESS);
     log_context(device)->tag = 'V';
     WdfControlFinishInitializing(device);
     WDFOBJECT generic = make_logged('O', NULL);   /* default parent: the driver */
@@ -946,7 +946,7 @@ START_TEST(passive_only_ddi_at_dispatch_is_invalid_device_request)
     ck_assert_uint_eq(KeGetCurrentIrql(), DISPATCH_LEVEL);
     NTSTATUS status = WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver);
     uwdf_irql_restore(old);
-    ck_assert_int_eq(status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(status, STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_ptr_null(driver);
     ck_assert_uint_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
 }
@@ -963,7 +963,7 @@ START_TEST(passive_only_ddi_at_dispatch_is_bugcheck_under_verifier)
     NTSTATUS status = WdfDriverCreate(NULL, NULL, NULL, &cfg, &driver);
     uwdf_irql_restore(old);
     UwdfSetVerifier(FALSE);
-    ck_assert_int_eq(status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(status, STATUS_INVALID_DEVICE_REQUEST);
     tu_expect_bugcheck_reason(WDF_VERIFIER_IRQL_MISMATCH, "PASSIVE_LEVEL");
 }
 END_TEST
@@ -1093,14 +1093,14 @@ START_TEST(errno_maps_to_the_designed_statuses)
         NTSTATUS got = UwdfNtStatusFromErrno(table[i].err);
         ck_assert_msg(got == table[i].status, "errno %d -> 0x%08x", table[i].err, (unsigned)got);
         /* Kernel completions carry -errno. */
-        ck_assert_int_eq(UwdfNtStatusFromErrno(-table[i].err), table[i].status);
+        ck_assert_status(UwdfNtStatusFromErrno(-table[i].err), table[i].status);
     }
 }
 END_TEST
 
 START_TEST(unknown_errno_is_unsuccessful)
 {
-    ck_assert_int_eq(UwdfNtStatusFromErrno(99999), STATUS_UNSUCCESSFUL);
+    ck_assert_status(UwdfNtStatusFromErrno(99999), STATUS_UNSUCCESSFUL);
 }
 END_TEST
 
@@ -1172,8 +1172,8 @@ START_TEST(notification_event_stays_signalled)
     KeInitializeEvent(&ev, NotificationEvent, FALSE);
     ck_assert_int_eq(KeReadStateEvent(&ev), 0);
     ck_assert_int_eq(KeSetEvent(&ev, IO_NO_INCREMENT, FALSE), 0);
-    ck_assert_int_eq(wait_event(&ev, NULL), STATUS_SUCCESS);
-    ck_assert_int_eq(wait_event(&ev, NULL), STATUS_SUCCESS);
+    ck_assert_status(wait_event(&ev, NULL), STATUS_SUCCESS);
+    ck_assert_status(wait_event(&ev, NULL), STATUS_SUCCESS);
     ck_assert_int_eq(KeReadStateEvent(&ev), 1);
     ck_assert_int_eq(KeResetEvent(&ev), 1);
     ck_assert_int_eq(KeReadStateEvent(&ev), 0);
@@ -1186,8 +1186,8 @@ START_TEST(synchronization_event_resets_after_one_wait)
     KEVENT ev;
     LARGE_INTEGER poll = { .QuadPart = 0 };
     KeInitializeEvent(&ev, SynchronizationEvent, TRUE);
-    ck_assert_int_eq(wait_event(&ev, &poll), STATUS_SUCCESS);
-    ck_assert_int_eq(wait_event(&ev, &poll), STATUS_TIMEOUT);
+    ck_assert_status(wait_event(&ev, &poll), STATUS_SUCCESS);
+    ck_assert_status(wait_event(&ev, &poll), STATUS_TIMEOUT);
     UwdfKeDestroyEvent(&ev);
 }
 END_TEST
@@ -1198,7 +1198,7 @@ START_TEST(event_wait_times_out_after_relative_timeout)
     LARGE_INTEGER timeout = { .QuadPart = WDF_REL_TIMEOUT_IN_MS(30) };
     KeInitializeEvent(&ev, NotificationEvent, FALSE);
     double t0 = tu_now_ms();
-    ck_assert_int_eq(wait_event(&ev, &timeout), STATUS_TIMEOUT);
+    ck_assert_status(wait_event(&ev, &timeout), STATUS_TIMEOUT);
     double waited = tu_now_ms() - t0;
     ck_assert_msg(waited >= 29.0, "returned after %.1f ms", waited);
     UwdfKeDestroyEvent(&ev);
@@ -1213,7 +1213,7 @@ START_TEST(event_wait_honours_absolute_timeout)
     KeQuerySystemTime(&deadline);
     deadline.QuadPart += WDF_ABS_TIMEOUT_IN_MS(30);
     double t0 = tu_now_ms();
-    ck_assert_int_eq(wait_event(&ev, &deadline),
+    ck_assert_status(wait_event(&ev, &deadline),
                      STATUS_TIMEOUT);
     ck_assert_msg(tu_now_ms() - t0 >= 20.0, "absolute deadline ignored");
     UwdfKeDestroyEvent(&ev);
@@ -1235,7 +1235,7 @@ START_TEST(event_set_from_another_thread_wakes_the_waiter)
     LARGE_INTEGER timeout = { .QuadPart = WDF_REL_TIMEOUT_IN_SEC(10) };
     KeInitializeEvent(&ev, SynchronizationEvent, FALSE);
     ck_assert_int_eq(pthread_create(&t, NULL, set_after_delay, &ev), 0);
-    ck_assert_int_eq(wait_event(&ev, &timeout), STATUS_SUCCESS);
+    ck_assert_status(wait_event(&ev, &timeout), STATUS_SUCCESS);
     pthread_join(t, NULL);
     ck_assert_int_eq(KeReadStateEvent(&ev), 0); /* consumed by the wait */
     UwdfKeDestroyEvent(&ev);

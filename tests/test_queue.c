@@ -61,10 +61,10 @@ static WDFDEVICE make_named_device(WDFDRIVER driver, const char *name, WDF_DEVIC
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 128, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetIoType(init, io);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, FILTER_CTX);
-    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
     WdfControlFinishInitializing(dev);
     return dev;
 }
@@ -75,7 +75,7 @@ static WDFQUEUE make_forwarding_queue(WDFDEVICE dev)
     WDFQUEUE q;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
     cfg.EvtIoDefault = fwd_default;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
     return q;
 }
 
@@ -99,7 +99,7 @@ static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_p
     open_by_name(filter_get(top)->lower, "\\Device\\uwdfMid", 0);
 
     WDFIOTARGET app;
-    ck_assert_int_eq(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
     open_by_name(app, "\\Device\\uwdfTop", 0);
 
     void *wbuf, *rbuf;
@@ -110,7 +110,7 @@ static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_p
         WDF_MEMORY_DESCRIPTOR d;
         WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, wmem, NULL);
         ULONG_PTR n = 0;
-        ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(app, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetSendWriteSynchronously(app, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
         ck_assert_uint_eq(n, BLOCK);
     }
     /* Asynchronous reads through the stack, checked against the file. */
@@ -122,12 +122,12 @@ static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_p
         tu_completion_init(&c);
         WDF_REQUEST_REUSE_PARAMS rp;
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-        ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(app, req, rmem, NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(app, req, rmem, NULL, &off), STATUS_SUCCESS);
         WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
         ck_assert(WdfRequestSend(req, app, WDF_NO_SEND_OPTIONS));
         ck_assert(tu_completion_wait(&c, 5000));
-        ck_assert_int_eq(c.status, STATUS_SUCCESS);
+        ck_assert_status(c.status, STATUS_SUCCESS);
         ck_assert_uint_eq(c.information, BLOCK);
         ck_assert_int_eq(c.type, WdfRequestTypeRead);
         ck_assert(tu_pattern_matches(rbuf, BLOCK, 77 + (unsigned)backend, (uint64_t)off));
@@ -362,7 +362,7 @@ static WDFQUEUE rx_queue(WDFDEVICE dev, WDF_IO_QUEUE_DISPATCH_TYPE type, bool df
         cfg.Settings.Parallel.NumberOfPresentedRequests = parallel_n;
     cfg.EvtIoStop = rx_stop;
     cfg.EvtIoResume = rx_resume;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
     return q;
 }
 
@@ -370,7 +370,7 @@ static WDFQUEUE rx_queue(WDFDEVICE dev, WDF_IO_QUEUE_DISPATCH_TYPE type, bool df
 static WDFIOTARGET app_target(struct tu_env *e, const char *name)
 {
     WDFIOTARGET t;
-    ck_assert_int_eq(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
     open_by_name(t, name, 0);
     return t;
 }
@@ -394,7 +394,7 @@ static void io_prepare(struct io *io, WDFIOTARGET t, WDF_REQUEST_TYPE type, size
     tu_completion_init(&io->c);
     NTSTATUS st = type == WdfRequestTypeRead ? WdfIoTargetFormatRequestForRead(t, io->req, io->mem, NULL, &off)
                                              : WdfIoTargetFormatRequestForWrite(t, io->req, io->mem, NULL, &off);
-    ck_assert_int_eq(st, STATUS_SUCCESS);
+    ck_assert_status(st, STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(io->req, tu_on_complete, &io->c);
 }
 
@@ -414,7 +414,7 @@ static void io_expect(struct io *io, NTSTATUS st, long info)
 {
     ck_assert(tu_completion_wait(&io->c, 5000));
     ck_assert_int_eq(tu_ncalls(&io->c), 1);
-    ck_assert_int_eq(io->c.status, st);
+    ck_assert_status(io->c.status, st);
     if (info >= 0)
         ck_assert_uint_eq(io->c.information, (ULONG_PTR)info);
 }
@@ -447,36 +447,36 @@ START_TEST(queue_create_validation)
     WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchSequential);
     c.EvtIoDefault = rx_default;
     c.Size--;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INFO_LENGTH_MISMATCH);
     ck_assert_ptr_null(q);
     c.Size++;
     c.DispatchType = WdfIoQueueDispatchMax;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
     c.DispatchType = WdfIoQueueDispatchInvalid;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
     /* a manual queue with a handler */
     c.DispatchType = WdfIoQueueDispatchManual;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
     /* NumberOfPresentedRequests on a sequential queue, 0 on a parallel one */
     c.DispatchType = WdfIoQueueDispatchSequential;
     c.Settings.Parallel.NumberOfPresentedRequests = 2;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
     WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
     c.EvtIoRead = rx_read;
     c.Settings.Parallel.NumberOfPresentedRequests = 0;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
     c.Settings.Parallel.NumberOfPresentedRequests = 4;
     /* a non-default queue needs its handle out */
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_INVALID_PARAMETER_4);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_INVALID_PARAMETER_4);
     /* no request handler on a non-manual queue */
     c.EvtIoRead = NULL;
     c.EvtIoStop = rx_stop;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_WDF_NO_CALLBACK);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_WDF_NO_CALLBACK);
     c.EvtIoRead = rx_read;
     c.PowerManaged = WdfTrue;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_INVALID_PARAMETER);
     c.PowerManaged = WdfUseDefault;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(q);
     ck_assert_ptr_eq(WdfIoQueueGetDevice(q), dev);
     ck_assert_ptr_null(WdfDeviceGetDefaultQueue(dev));
@@ -484,30 +484,30 @@ START_TEST(queue_create_validation)
     /* default queues: one per device; the handle out is optional */
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
     c.EvtIoDefault = rx_default;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
     WDFQUEUE dq = WdfDeviceGetDefaultQueue(dev);
     ck_assert_ptr_nonnull(dq);
     WDFQUEUE q2 = NULL;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q2), STATUS_UNSUCCESSFUL);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q2), STATUS_UNSUCCESSFUL);
     ck_assert_ptr_null(q2);
     ck_assert_ptr_eq(WdfDeviceGetDefaultQueue(dev), dq);
 
     /* request dispatching (KMDF's statuses): known types only; a queue
      * with a handler for the type; not the default queue; one queue per
      * type; the same device */
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeCreate), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeWrite),
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeCreate), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeWrite),
                      STATUS_INVALID_DEVICE_REQUEST); /* q has only EvtIoRead */
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, dq, WdfRequestTypeRead),
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, dq, WdfRequestTypeRead),
                      STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeRead), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeRead), STATUS_SUCCESS);
     WDFQUEUE q3;
     WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchManual);
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q3), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q3, WdfRequestTypeRead), STATUS_WDF_BUSY);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q3, WdfRequestTypeWrite), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q3), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q3, WdfRequestTypeRead), STATUS_WDF_BUSY);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q3, WdfRequestTypeWrite), STATUS_SUCCESS);
     WDFDEVICE other = make_named_device(e.driver, "\\Device\\uwdfQv2", WdfDeviceIoBuffered);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(other, q, WdfRequestTypeWrite),
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(other, q, WdfRequestTypeWrite),
                      STATUS_INVALID_DEVICE_REQUEST);
     tu_env_fini(&e);
 }
@@ -522,7 +522,7 @@ static NTSTATUS try_named_device(WDFDRIVER driver, const char *name, WDFDEVICE *
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 128, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     NTSTATUS st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, dev);
     if (!NT_SUCCESS(st)) {
         ck_assert_ptr_nonnull(init); /* still the caller's */
@@ -558,21 +558,21 @@ START_TEST(names_and_links)
     tu_use_backend(_i);
     rx_reset();
     WDFDEVICE a, b;
-    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameA", &a), STATUS_SUCCESS);
-    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameA", &b), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(try_named_device(e.driver, "\\Device\\uwdfNameA", &a), STATUS_SUCCESS);
+    ck_assert_status(try_named_device(e.driver, "\\Device\\uwdfNameA", &b), STATUS_OBJECT_NAME_COLLISION);
     /* the object manager compares names without case */
-    ck_assert_int_eq(try_named_device(e.driver, "\\DEVICE\\UWDFNAMEA", &b), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(open_name_status(&e, "\\Device\\uwdfNoSuch"), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(open_name_status(&e, "\\DosDevices\\uwdfNoSuch"), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(open_name_status(&e, "\\DosDevices\\uwdfLinkA"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(try_named_device(e.driver, "\\DEVICE\\UWDFNAMEA", &b), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(open_name_status(&e, "\\Device\\uwdfNoSuch"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(open_name_status(&e, "\\DosDevices\\uwdfNoSuch"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(open_name_status(&e, "\\DosDevices\\uwdfLinkA"), STATUS_OBJECT_NAME_NOT_FOUND);
 
     /* links: \DosDevices\ only, one per device, unique, named devices only */
-    ck_assert_int_eq(symlink(a, "\\Device\\notalink"), STATUS_OBJECT_NAME_INVALID);
-    ck_assert_int_eq(symlink(a, "\\DosDevices\\uwdfLinkA"), STATUS_SUCCESS);
-    ck_assert_int_eq(symlink(a, "\\DosDevices\\uwdfLinkA2"), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameB", &b), STATUS_SUCCESS);
-    ck_assert_int_eq(symlink(b, "\\DosDevices\\uwdflinka"), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(symlink(e.device, "\\DosDevices\\uwdfUnnamed"), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(symlink(a, "\\Device\\notalink"), STATUS_OBJECT_NAME_INVALID);
+    ck_assert_status(symlink(a, "\\DosDevices\\uwdfLinkA"), STATUS_SUCCESS);
+    ck_assert_status(symlink(a, "\\DosDevices\\uwdfLinkA2"), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(try_named_device(e.driver, "\\Device\\uwdfNameB", &b), STATUS_SUCCESS);
+    ck_assert_status(symlink(b, "\\DosDevices\\uwdflinka"), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(symlink(e.device, "\\DosDevices\\uwdfUnnamed"), STATUS_INVALID_DEVICE_REQUEST);
 
     /* a request sent through each spelling of the link reaches device a */
     rx_queue(a, WdfIoQueueDispatchParallel, true, 0);
@@ -595,7 +595,7 @@ START_TEST(names_and_links)
     WDF_IO_TARGET_OPEN_PARAMS op;
     tu_unicode(&us, wbuf, 64, "\\Device\\uwdfNameA");
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
-    ck_assert_int_eq(WdfIoTargetOpen(WdfDeviceGetIoTarget(a), &op), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfIoTargetOpen(WdfDeviceGetIoTarget(a), &op), STATUS_INVALID_DEVICE_REQUEST);
     /* a device without a queue fails what it is sent */
     WDFIOTARGET tb = app_target(&e, "\\Device\\uwdfNameB");
     struct io io;
@@ -606,10 +606,10 @@ START_TEST(names_and_links)
 
     /* deleting the device frees its name and link */
     WdfObjectDelete(a);
-    ck_assert_int_eq(open_name_status(&e, "\\Device\\uwdfNameA"), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(open_name_status(&e, "\\DosDevices\\uwdfLinkA"), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(try_named_device(e.driver, "\\Device\\uwdfNameA", &a), STATUS_SUCCESS);
-    ck_assert_int_eq(symlink(a, "\\DosDevices\\uwdfLinkA"), STATUS_SUCCESS);
+    ck_assert_status(open_name_status(&e, "\\Device\\uwdfNameA"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(open_name_status(&e, "\\DosDevices\\uwdfLinkA"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(try_named_device(e.driver, "\\Device\\uwdfNameA", &a), STATUS_SUCCESS);
+    ck_assert_status(symlink(a, "\\DosDevices\\uwdfLinkA"), STATUS_SUCCESS);
     tu_env_fini(&e);
 }
 END_TEST
@@ -630,7 +630,7 @@ static void ioctl_start(struct io *io, WDFIOTARGET t, bool internal, ULONG code,
     tu_completion_init(&io->c);
     NTSTATUS st = internal ? WdfIoTargetFormatRequestForInternalIoctl(t, io->req, code, io->mem, NULL, io->mem2, NULL)
                            : WdfIoTargetFormatRequestForIoctl(t, io->req, code, io->mem, NULL, io->mem2, NULL);
-    ck_assert_int_eq(st, STATUS_SUCCESS);
+    ck_assert_status(st, STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(io->req, tu_on_complete, &io->c);
     ck_assert(WdfRequestSend(io->req, t, WDF_NO_SEND_OPTIONS));
 }
@@ -647,17 +647,17 @@ START_TEST(routing)
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDeviceControl = rx_ioctl;
     c.EvtIoDefault = rx_default;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q0), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q0), STATUS_SUCCESS);
     WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
     c.EvtIoRead = rx_read;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q1), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q1), STATUS_SUCCESS);
     WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
     c.EvtIoWrite = rx_write;
     c.EvtIoInternalDeviceControl = rx_iioctl;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q2), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q1, WdfRequestTypeRead), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q2, WdfRequestTypeWrite), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, q2, WdfRequestTypeDeviceControlInternal),
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q2), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q1, WdfRequestTypeRead), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q2, WdfRequestTypeWrite), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q2, WdfRequestTypeDeviceControlInternal),
                      STATUS_SUCCESS);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRoute");
     struct io io;
@@ -722,7 +722,7 @@ START_TEST(routing)
     WDFDEVICE dev2 = make_named_device(e.driver, "\\Device\\uwdfRoute2", WdfDeviceIoDirect);
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoRead = rx_read;
-    ck_assert_int_eq(WdfIoQueueCreate(dev2, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev2, &c, NULL, NULL), STATUS_SUCCESS);
     WDFIOTARGET t2 = app_target(&e, "\\Device\\uwdfRoute2");
     io_start(&io, t2, WdfRequestTypeWrite, 512, 0);
     io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
@@ -765,9 +765,9 @@ START_TEST(zero_length)
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoRead = rx_read;
     c.EvtIoWrite = rx_write;
-    ck_assert_int_eq(WdfIoQueueCreate(d1, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(d1, &c, NULL, NULL), STATUS_SUCCESS);
     c.AllowZeroLengthRequests = TRUE;
-    ck_assert_int_eq(WdfIoQueueCreate(d2, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(d2, &c, NULL, NULL), STATUS_SUCCESS);
     WDFIOTARGET t1 = app_target(&e, "\\Device\\uwdfZ1"), t2 = app_target(&e, "\\Device\\uwdfZ2");
     struct io io;
     /* not allowed: the framework completes them, the driver never sees them */
@@ -786,11 +786,11 @@ START_TEST(zero_length)
         PVOID b = (PVOID)1;
         WDFMEMORY m = (WDFMEMORY)1;
         if (w) {
-            ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, 0, &b, NULL), STATUS_BUFFER_TOO_SMALL);
-            ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_BUFFER_TOO_SMALL);
+            ck_assert_status(WdfRequestRetrieveInputBuffer(r, 0, &b, NULL), STATUS_BUFFER_TOO_SMALL);
+            ck_assert_status(WdfRequestRetrieveInputMemory(r, &m), STATUS_BUFFER_TOO_SMALL);
         } else {
-            ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 0, &b, NULL), STATUS_BUFFER_TOO_SMALL);
-            ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_BUFFER_TOO_SMALL);
+            ck_assert_status(WdfRequestRetrieveOutputBuffer(r, 0, &b, NULL), STATUS_BUFFER_TOO_SMALL);
+            ck_assert_status(WdfRequestRetrieveOutputMemory(r, &m), STATUS_BUFFER_TOO_SMALL);
         }
         ck_assert_ptr_null(b);
         ck_assert_ptr_null(m);
@@ -811,29 +811,29 @@ static void check_write_retrieval(WDFREQUEST r, const void *sent, size_t len)
     WDFMEMORY m;
     PMDL mdl;
     /* the output side of a write does not exist */
-    ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestRetrieveOutputWdmMdl(r, &mdl), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, len + 1, &b, &n), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRetrieveOutputMemory(r, &m), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRetrieveOutputWdmMdl(r, &mdl), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRetrieveInputBuffer(r, len + 1, &b, &n), STATUS_BUFFER_TOO_SMALL);
     ck_assert_ptr_null(b);
-    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, len, &b, &n), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveInputBuffer(r, len, &b, &n), STATUS_SUCCESS);
     ck_assert_uint_eq(n, len);
     ck_assert_int_eq(memcmp(b, sent, len), 0);
-    ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveInputMemory(r, &m), STATUS_SUCCESS);
     size_t msize = 0;
     ck_assert_ptr_eq(WdfMemoryGetBuffer(m, &msize), b);
     ck_assert_uint_eq(msize, len);
     /* a write's buffer is the sender's data: read-only */
     char tmp[16] = { 0 };
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(m, 0, tmp, sizeof(tmp)), STATUS_ACCESS_VIOLATION);
+    ck_assert_status(WdfMemoryCopyFromBuffer(m, 0, tmp, sizeof(tmp)), STATUS_ACCESS_VIOLATION);
     ck_assert_int_eq(memcmp(b, sent, len), 0);
-    ck_assert_int_eq(WdfMemoryCopyToBuffer(m, 0, tmp, sizeof(tmp)), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCopyToBuffer(m, 0, tmp, sizeof(tmp)), STATUS_SUCCESS);
     ck_assert_int_eq(memcmp(tmp, sent, sizeof(tmp)), 0);
     /* the same handle again: nothing new is made */
     WDFMEMORY m2;
-    ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m2), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveInputMemory(r, &m2), STATUS_SUCCESS);
     ck_assert_ptr_eq(m2, m);
-    ck_assert_int_eq(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_SUCCESS);
     ck_assert_ptr_eq(MmGetMdlVirtualAddress(mdl), b);
     ck_assert_uint_eq(MmGetMdlByteCount(mdl), len);
 }
@@ -844,21 +844,21 @@ static void check_read_retrieval(WDFREQUEST r, size_t len, unsigned seed)
     size_t n;
     WDFMEMORY m;
     PMDL mdl;
-    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, 1, &b, &n), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, len * 2, &b, &n), STATUS_BUFFER_TOO_SMALL);
-    ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 0, &b, NULL), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveInputBuffer(r, 1, &b, &n), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRetrieveInputMemory(r, &m), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRetrieveOutputBuffer(r, len * 2, &b, &n), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(WdfRequestRetrieveOutputBuffer(r, 0, &b, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveOutputMemory(r, &m), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfMemoryGetBuffer(m, &n), b);
     ck_assert_uint_eq(n, len);
     /* a read's buffer is writable */
     char *pat = malloc(len);
     tu_fill_pattern(pat, len, seed, 0);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(m, 0, pat, len), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfMemoryCopyFromBuffer(m, 1, pat, len), STATUS_INVALID_BUFFER_SIZE);
+    ck_assert_status(WdfMemoryCopyFromBuffer(m, 0, pat, len), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCopyFromBuffer(m, 1, pat, len), STATUS_INVALID_BUFFER_SIZE);
     free(pat);
-    ck_assert_int_eq(WdfRequestRetrieveOutputWdmMdl(r, &mdl), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveOutputWdmMdl(r, &mdl), STATUS_SUCCESS);
     ck_assert_ptr_eq(MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority), b);
 }
 
@@ -883,20 +883,20 @@ START_TEST(retrieval)
         WDFREQUEST r = rx_take(0);
         check_write_retrieval(r, io.buf, 2048);
         WDFMEMORY m;
-        ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestRetrieveInputMemory(r, &m), STATUS_SUCCESS);
         /* the caller keeps a reference across completion */
         WdfObjectReference(r);
         rx_complete(r, STATUS_SUCCESS, 2048);
         io_expect(&io, STATUS_SUCCESS, 2048);
         PVOID b;
         size_t n;
-        ck_assert_int_eq(WdfRequestRetrieveInputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
-        ck_assert_int_eq(WdfRequestRetrieveInputMemory(r, &m), STATUS_INTERNAL_ERROR);
+        ck_assert_status(WdfRequestRetrieveInputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
+        ck_assert_status(WdfRequestRetrieveInputMemory(r, &m), STATUS_INTERNAL_ERROR);
         PMDL mdl;
-        ck_assert_int_eq(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_INTERNAL_ERROR);
+        ck_assert_status(WdfRequestRetrieveInputWdmMdl(r, &mdl), STATUS_INTERNAL_ERROR);
         ck_assert_int_eq(tu_last_bugcheck.count, 0);
         /* the memory handle retrieved before completion is dead */
-        ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
+        ck_assert_status(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
         WdfObjectDereference(r);
         io_fini(&io);
 
@@ -905,14 +905,14 @@ START_TEST(retrieval)
         io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
         r = rx_take(0);
         check_read_retrieval(r, 4096, 9 + (unsigned)k);
-        ck_assert_int_eq(WdfRequestRetrieveOutputMemory(r, &m), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestRetrieveOutputMemory(r, &m), STATUS_SUCCESS);
         WdfObjectReference(r);
         rx_complete(r, STATUS_SUCCESS, 4096);
         io_expect(&io, STATUS_SUCCESS, 4096);
         ck_assert(tu_pattern_matches(io.buf, 4096, 9 + (unsigned)k, 0));
         /* verifier: using the completed request is a bug check */
         UwdfSetVerifier(TRUE);
-        ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
+        ck_assert_status(WdfRequestRetrieveOutputBuffer(r, 1, &b, &n), STATUS_INTERNAL_ERROR);
         tu_expect_bugcheck_reason(WDF_REQUEST_FATAL_ERROR, "already completed");
         UwdfSetVerifier(FALSE);
         ck_assert_ptr_null(WdfMemoryGetBuffer(m, &n));
@@ -943,14 +943,14 @@ START_TEST(retrieval_out_of_memory)
         PMDL mdl = (PMDL)1;
         WDFMEMORY m;
         UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
-        ck_assert_int_eq(w ? WdfRequestRetrieveInputMemory(r, &m) : WdfRequestRetrieveOutputMemory(r, &m),
+        ck_assert_status(w ? WdfRequestRetrieveInputMemory(r, &m) : WdfRequestRetrieveOutputMemory(r, &m),
                          STATUS_SUCCESS);
-        ck_assert_int_eq(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
+        ck_assert_status(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
                          STATUS_INSUFFICIENT_RESOURCES);
         ck_assert_ptr_null(mdl);
         ck_assert_uint_ge(UwdfFaultAllocationFailures(), 1);
         UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-        ck_assert_int_eq(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
+        ck_assert_status(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
                          STATUS_SUCCESS);
         ck_assert_ptr_eq(MmGetMdlVirtualAddress(mdl), WdfMemoryGetBuffer(m, NULL));
         ck_assert_uint_eq(MmGetMdlByteCount(mdl), 4096);
@@ -970,15 +970,15 @@ static VOID ioctl_server(WDFQUEUE q, WDFREQUEST req, size_t out_len, size_t in_l
     PVOID in, out;
     size_t n;
     atomic_fetch_add(&R.n_ioctl, 1);
-    ck_assert_int_eq(WdfRequestRetrieveInputBuffer(req, in_len, &in, &n), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRetrieveInputBuffer(req, in_len, &in, &n), STATUS_SUCCESS);
     ck_assert_uint_eq(n, in_len);
     if (code == IOCTL_TEST_OUT_DIRECT) {
         PMDL mdl;
-        ck_assert_int_eq(WdfRequestRetrieveOutputWdmMdl(req, &mdl), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestRetrieveOutputWdmMdl(req, &mdl), STATUS_SUCCESS);
         ck_assert_uint_eq(MmGetMdlByteCount(mdl), out_len);
         out = MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority);
     } else {
-        ck_assert_int_eq(WdfRequestRetrieveOutputBuffer(req, out_len, &out, &n), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestRetrieveOutputBuffer(req, out_len, &out, &n), STATUS_SUCCESS);
     }
     /* reply: the input reversed, in the first in_len bytes */
     char tmp[256];
@@ -1000,7 +1000,7 @@ START_TEST(ioctl_through_stack)
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDeviceControl = ioctl_server;
-    ck_assert_int_eq(WdfIoQueueCreate(bottom, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(bottom, &c, NULL, NULL), STATUS_SUCCESS);
     make_forwarding_queue(top);
     filter_get(top)->lower = WdfDeviceGetIoTarget(top);
     open_by_name(filter_get(top)->lower, "\\Device\\uwdfIoctlB", 0);
@@ -1016,7 +1016,7 @@ START_TEST(ioctl_through_stack)
             ((char *)io.buf)[i] = (char)('a' + i);
         memset(io.buf2, 0xEE, 64);
         tu_completion_init(&io.c);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, io.req, codes[k], io.mem, NULL, io.mem2, NULL),
+        ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, io.req, codes[k], io.mem, NULL, io.mem2, NULL),
                          STATUS_SUCCESS);
         WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
         ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
@@ -1148,12 +1148,12 @@ START_TEST(dispatch_manual)
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchManual, true, 0);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfMan");
     WDFREQUEST r = (WDFREQUEST)1;
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(par, &r), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(par, &r), STATUS_INVALID_DEVICE_STATE);
     ck_assert_ptr_null(r);
-    ck_assert_int_eq(WdfIoQueueReadyNotify(par, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
-    ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfIoQueueReadyNotify(par, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
+    ck_assert_status(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_int_eq(ld(&R.n_ready), 0);
 
     struct io io[4];
@@ -1164,23 +1164,23 @@ START_TEST(dispatch_manual)
     ck_assert_int_eq(ld(&R.presented), 0);
     WDFREQUEST got[3];
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &got[i]), STATUS_SUCCESS);
+        ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &got[i]), STATUS_SUCCESS);
         ck_assert_ptr_eq(WdfRequestGetIoQueue(got[i]), q);
         WDF_REQUEST_PARAMETERS p;
         WDF_REQUEST_PARAMETERS_INIT(&p);
         WdfRequestGetParameters(got[i], &p);
         ck_assert_int_eq(p.Parameters.Write.DeviceOffset, (LONGLONG)i * 512);
     }
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
     /* requeue puts it back at the head; only on a manual queue */
-    ck_assert_int_eq(WdfRequestRequeue(got[2]), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRequeue(got[2]), STATUS_SUCCESS);
     ck_assert_int_eq(ld(&R.n_ready), 2);
-    ck_assert_int_eq(WdfRequestRequeue(got[1]), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestRequeue(got[1]), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
     ck_assert_ptr_eq(r, got[1]);
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(got[0], par), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestForwardToIoQueue(got[0], par), STATUS_SUCCESS);
     ck_assert_int_eq(rx_nheld(), 1);
-    ck_assert_int_eq(WdfRequestRequeue(R.held[0]), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRequeue(R.held[0]), STATUS_INVALID_DEVICE_REQUEST);
     rx_complete(rx_take(0), STATUS_SUCCESS, 1);
     io_expect(&io[0], STATUS_SUCCESS, 1);
     WdfRequestCompleteWithInformation(got[1], STATUS_SUCCESS, 2);
@@ -1188,21 +1188,21 @@ START_TEST(dispatch_manual)
 
     /* stopped: STATUS_WDF_PAUSED, no ready callback; Start reports ready */
     WdfIoQueueStop(q, NULL, NULL);
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_WDF_PAUSED);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_WDF_PAUSED);
     io_start(&io[3], t, WdfRequestTypeWrite, 512, 0);
     int ready = ld(&R.n_ready);
     WdfIoQueueStart(q);
     ck_assert_int_eq(ld(&R.n_ready), ready + 1);
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
     ck_assert_ptr_eq(r, got[2]);
     WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, 3);
     io_expect(&io[2], STATUS_SUCCESS, 3);
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
     WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, 4);
     io_expect(&io[3], STATUS_SUCCESS, 4);
     /* unregistering, then registering again */
-    ck_assert_int_eq(WdfIoQueueReadyNotify(q, NULL, NULL), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueReadyNotify(q, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
     for (int i = 0; i < 4; i++)
         io_fini(&io[i]);
     tu_env_fini(&e);
@@ -1346,13 +1346,13 @@ START_TEST(purge)
         c.EvtIoStop = rx_stop;
         if (variant)
             c.EvtIoCanceledOnQueue = rx_canceled_on_queue;
-        ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
+        ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
         WDFIOTARGET t = app_target(&e, name);
         struct io io[5];
         for (int i = 0; i < 4; i++)
             io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
         ck_assert_int_eq(rx_nheld(), 2);
-        ck_assert_int_eq(WdfRequestMarkCancelableEx(R.held[1], rx_cancel_routine), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestMarkCancelableEx(R.held[1], rx_cancel_routine), STATUS_SUCCESS);
         R.stop_action = 0;
         if (variant == 0) {
             WdfIoQueuePurge(q, rx_state_cb, &R);
@@ -1453,7 +1453,7 @@ START_TEST(cancel_on_queue)
         c.EvtIoDefault = rx_default;
         if (variant)
             c.EvtIoCanceledOnQueue = rx_canceled_on_queue;
-        ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+        ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
         WDFIOTARGET t = app_target(&e, name);
         struct io io[3];
         for (int i = 0; i < 3; i++)
@@ -1491,28 +1491,28 @@ START_TEST(forward_to_queue)
     struct io io;
     io_start(&io, t, WdfRequestTypeWrite, 512, 0);
     WDFREQUEST r = R.held[0];
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, q0), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, oq), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, man), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestForwardToIoQueue(r, q0), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestForwardToIoQueue(r, oq), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestForwardToIoQueue(r, man), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestUnmarkCancelable(r), STATUS_INVALID_PARAMETER);
     /* a queue that accepts nothing: busy, and the driver keeps it */
     WdfIoQueuePurgeSynchronously(man);
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, man), STATUS_WDF_BUSY);
+    ck_assert_status(WdfRequestForwardToIoQueue(r, man), STATUS_WDF_BUSY);
     ck_assert_ptr_eq(WdfRequestGetIoQueue(r), q0);
     WdfIoQueueStart(man);
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, man), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(r, q0), STATUS_INVALID_DEVICE_REQUEST); /* not owned */
-    ck_assert_int_eq(WdfRequestRequeue(r), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestForwardToIoQueue(r, man), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestForwardToIoQueue(r, q0), STATUS_INVALID_DEVICE_REQUEST); /* not owned */
+    ck_assert_status(WdfRequestRequeue(r), STATUS_INVALID_DEVICE_REQUEST);
     ULONG qn, dn;
     WdfIoQueueGetState(q0, &qn, &dn);
     ck_assert_uint_eq(dn, 0);
     WdfIoQueueGetState(man, &qn, &dn);
     ck_assert_uint_eq(qn, 1);
     WDFREQUEST r2;
-    ck_assert_int_eq(WdfIoQueueRetrieveNextRequest(man, &r2), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueRetrieveNextRequest(man, &r2), STATUS_SUCCESS);
     ck_assert_ptr_eq(r2, r);
     ck_assert_ptr_eq(WdfRequestGetIoQueue(r), man);
     rx_complete(rx_take(0), STATUS_SUCCESS, 7);
@@ -1521,8 +1521,8 @@ START_TEST(forward_to_queue)
 
     /* driver-created requests belong to no queue */
     WDFREQUEST mine = tu_make_request(t);
-    ck_assert_int_eq(WdfRequestForwardToIoQueue(mine, man), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestRequeue(mine), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestForwardToIoQueue(mine, man), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestRequeue(mine), STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_ptr_null(WdfRequestGetIoQueue(mine));
     ck_assert(!WdfRequestIsReserved(mine));
     WdfObjectDelete(mine);
@@ -1547,7 +1547,7 @@ START_TEST(cancelable)
     io_start(&io, t, WdfRequestTypeRead, 512, 0);
     WDFREQUEST r = R.held[0];
     ck_assert(!WdfRequestIsCanceled(r));
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
     ck_assert(WdfRequestCancelSentRequest(io.req));
     io_expect(&io, STATUS_CANCELLED, 0);
     ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
@@ -1558,14 +1558,14 @@ START_TEST(cancelable)
     /* unmarked: the cancel only sets the flag; the driver decides */
     io_start(&io, t, WdfRequestTypeRead, 512, 0);
     r = R.held[0];
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
     ck_assert(WdfRequestCancelSentRequest(io.req));
     ck_assert(WdfRequestIsCanceled(r));
     ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
     ck_assert(!io_done(&io));
     /* already cancelled: Ex refuses, the plain form calls the routine now */
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_CANCELLED);
+    ck_assert_status(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_CANCELLED);
     ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
     ck_assert(!io_done(&io));
     WdfRequestMarkCancelable(r, rx_cancel_routine);
@@ -1583,7 +1583,7 @@ START_TEST(cancelable)
     /* Unmark on a request never marked */
     io_start(&io, t, WdfRequestTypeRead, 512, 0);
     r = R.held[0];
-    ck_assert_int_eq(WdfRequestUnmarkCancelable(r), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestUnmarkCancelable(r), STATUS_INVALID_PARAMETER);
     rx_complete(rx_take(0), STATUS_SUCCESS, 1);
     io_expect(&io, STATUS_SUCCESS, 1);
     io_fini(&io);
@@ -1610,7 +1610,7 @@ START_TEST(cancelable_timeout)
     io_prepare(&io, t, WdfRequestTypeRead, 512, 0);
     double t0 = tu_now_ms();
     io_send_opts(&io, t, &o);
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
     io_expect(&io, STATUS_IO_TIMEOUT, 0);
     ck_assert_double_ge(tu_now_ms() - t0, 40);
     ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
@@ -1672,7 +1672,7 @@ static WDFDEVICE make_ram_disk(WDFDRIVER driver, const char *name, WDF_DEVICE_IO
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoRead = ram_read;
     c.EvtIoWrite = ram_write;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
     return dev;
 }
 
@@ -1755,9 +1755,9 @@ static VOID saf_default(WDFQUEUE Queue, WDFREQUEST Request)
     if (atomic_fetch_add(&saf_errors_checked, 1) == 0) {
         /* a request the driver created cannot be sent and forgotten */
         WDFREQUEST mine;
-        ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, f->lower, &mine), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, f->lower, &mine), STATUS_SUCCESS);
         ck_assert(!WdfRequestSend(mine, f->lower, &o));
-        ck_assert_int_eq(WdfRequestGetStatus(mine), STATUS_INVALID_DEVICE_STATE);
+        ck_assert_status(WdfRequestGetStatus(mine), STATUS_INVALID_DEVICE_STATE);
         WdfObjectDelete(mine);
         /* nor a formatted one; the driver still owns it and completes it */
         WdfRequestFormatRequestUsingCurrentType(Request);
@@ -1777,7 +1777,7 @@ static void send_and_forget_to(struct tu_env *e, int backend, const char *lower,
     WDFQUEUE q;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
     c.EvtIoDefault = saf_default;
-    ck_assert_int_eq(WdfIoQueueCreate(f, &c, NULL, &q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(f, &c, NULL, &q), STATUS_SUCCESS);
     filter_get(f)->lower = WdfDeviceGetIoTarget(f);
     open_by_name(filter_get(f)->lower, lower, 0);
     WDFIOTARGET t = app_target(e, "\\Device\\uwdfSaf");
@@ -1885,18 +1885,18 @@ START_TEST(request_attributes)
     UNICODE_STRING us;
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     tu_unicode(&us, wbuf, 64, "\\Device\\uwdfRqAttr");
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES ra;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
     ra.EvtCleanupCallback = rq_cleanup;
     WdfDeviceInitSetRequestAttributes(init, &ra);
     WDFDEVICE dev;
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
     WdfControlFinishInitializing(dev);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDefault = rq_default;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRqAttr");
     for (int i = 0; i < 10; i++) {
         struct io io;
@@ -1932,7 +1932,7 @@ START_TEST(completion_misuse)
     WdfRequestComplete(r, STATUS_UNSUCCESSFUL);
     tu_expect_bugcheck_reason(WDF_REQUEST_FATAL_ERROR, "already completed");
     ck_assert_int_eq(tu_ncalls(&io.c), 1);
-    ck_assert_int_eq(io.c.status, STATUS_SUCCESS);
+    ck_assert_status(io.c.status, STATUS_SUCCESS);
     ck_assert_ptr_null(WdfRequestGetIoQueue(r));
     WdfObjectDereference(r);
     io_fini(&io);
@@ -1962,7 +1962,7 @@ START_TEST(queue_delete_with_requests)
     struct io io[4];
     for (int i = 0; i < 4; i++)
         io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
     R.stop_action = 3;
     WdfObjectDelete(q);
     for (int i = 0; i < 4; i++)
@@ -2004,7 +2004,7 @@ START_TEST(sender_close_cancels)
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
     c.EvtIoDefault = cancelable_default;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfClose");
     struct io io[2];
     io_start(&io[0], t, WdfRequestTypeRead, 512, 0);
@@ -2026,7 +2026,7 @@ END_TEST
 static VOID cancelable_read(WDFQUEUE q, WDFREQUEST req, size_t len)
 {
     rx_read(q, req, len);
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(req, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestMarkCancelableEx(req, rx_cancel_routine), STATUS_SUCCESS);
 }
 
 /* A synchronous send with a timeout to a driver that holds the request
@@ -2041,7 +2041,7 @@ START_TEST(sync_send_timeout)
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoRead = cancelable_read;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfSyncTmo");
     WDF_MEMORY_DESCRIPTOR d;
     static char buf[512];
@@ -2050,7 +2050,7 @@ START_TEST(sync_send_timeout)
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_MS(30));
     ULONG_PTR n = 99;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, NULL, &o, &n), STATUS_IO_TIMEOUT);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, NULL, &o, &n), STATUS_IO_TIMEOUT);
     ck_assert_uint_eq(n, 0);
     ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
     ck_assert_int_eq(rx_nheld(), 0);
@@ -2103,11 +2103,11 @@ START_TEST(passive_queue_from_dispatch)
     qa.ExecutionLevel = WdfExecutionLevelPassive;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
     c.EvtIoDefault = passive_default;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, &qa, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, &qa, NULL), STATUS_SUCCESS);
     WDFIOTARGET dt = app_target(&e, "\\Device\\uwdfPassive");
     char *file = tu_env_file(&e, "passive.img", 1 << 16, 4);
     WDFIOTARGET ft;
-    ck_assert_int_eq(tu_target_open(e.device, file, GENERIC_READ, FILE_OPEN, 0, &ft), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(e.device, file, GENERIC_READ, FILE_OPEN, 0, &ft), STATUS_SUCCESS);
     struct io first, second;
     io_prepare(&first, ft, WdfRequestTypeRead, 512, 0);
     io_prepare(&second, dt, WdfRequestTypeRead, 512, 0);
@@ -2171,7 +2171,7 @@ START_TEST(unmark_cancel_race)
         struct io io;
         io_start(&io, t, WdfRequestTypeRead, 512, 0);
         WDFREQUEST r = R.held[0];
-        ck_assert_int_eq(WdfRequestMarkCancelableEx(r, i % 2 ? slow_cancel_routine : rx_cancel_routine),
+        ck_assert_status(WdfRequestMarkCancelableEx(r, i % 2 ? slow_cancel_routine : rx_cancel_routine),
                          STATUS_SUCCESS);
         struct canceller c;
         c.req = io.req;
@@ -2193,7 +2193,7 @@ START_TEST(unmark_cancel_race)
         if (st == STATUS_SUCCESS)
             rx_complete(r, STATUS_SUCCESS, 1);
         else
-            ck_assert_int_eq(st, STATUS_CANCELLED); /* the cancel routine completes it */
+            ck_assert_status(st, STATUS_CANCELLED); /* the cancel routine completes it */
         pthread_join(th, NULL);
         ck_assert(tu_completion_wait(&io.c, 5000));
         ck_assert_int_eq(tu_ncalls(&io.c), 1);
@@ -2289,7 +2289,7 @@ START_TEST(resend_chain)
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
     c.EvtIoDefault = complete_inline;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
     static struct chain_state cs;
     memset(&cs, 0, sizeof(cs));
     cs.t = app_target(&e, "\\Device\\uwdfChain");
@@ -2299,12 +2299,12 @@ START_TEST(resend_chain)
     KeInitializeEvent(&cs.finished, NotificationEvent, FALSE);
     WDFREQUEST r = tu_make_request(cs.t);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(cs.t, r, cs.mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(cs.t, r, cs.mem, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(r, chain_done, &cs);
     ck_assert(WdfRequestSend(r, cs.t, WDF_NO_SEND_OPTIONS));
     LARGE_INTEGER to;
     to.QuadPart = WDF_REL_TIMEOUT_IN_SEC(60);
-    ck_assert_int_eq(KeWaitForSingleObject(&cs.finished, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_status(KeWaitForSingleObject(&cs.finished, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
     ck_assert_int_eq(ld(&cs.done), 20000);
     tu_env_fini(&e);
 }
@@ -2340,7 +2340,7 @@ static void *completer_thread(void *p)
 static VOID hold_cancelable(WDFQUEUE q, WDFREQUEST req)
 {
     /* marked before the completer can see it */
-    ck_assert_int_eq(WdfRequestMarkCancelableEx(req, rx_cancel_routine), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestMarkCancelableEx(req, rx_cancel_routine), STATUS_SUCCESS);
     rx_default(q, req);
 }
 
@@ -2355,7 +2355,7 @@ START_TEST(purge_while_completing)
     WDFQUEUE q;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDefault = hold_cancelable;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfPurgeRace");
     enum { N = 32 };
     static struct io io[N];
@@ -2398,7 +2398,7 @@ START_TEST(device_deleted_under_target)
     io_expect(&io, STATUS_SUCCESS, 1);
     io_fini(&io);
     WdfObjectDelete(dev);
-    ck_assert_int_eq(open_name_status(&e, "\\Device\\uwdfGone"), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(open_name_status(&e, "\\Device\\uwdfGone"), STATUS_OBJECT_NAME_NOT_FOUND);
     io_start(&io, t, WdfRequestTypeRead, 512, 0);
     io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
     io_fini(&io);
@@ -2437,7 +2437,7 @@ static LONGLONG offset_below(WDFIOTARGET t, bool write, bool sync, PLONGLONG off
         ULONG_PTR n = 0;
         NTSTATUS st = write ? WdfIoTargetSendWriteSynchronously(t, NULL, &d, off, NULL, &n)
                             : WdfIoTargetSendReadSynchronously(t, NULL, &d, off, NULL, &n);
-        ck_assert_int_eq(st, STATUS_SUCCESS);
+        ck_assert_status(st, STATUS_SUCCESS);
         ck_assert_uint_eq(n, 512);
     } else {
         struct io io;
@@ -2446,7 +2446,7 @@ static LONGLONG offset_below(WDFIOTARGET t, bool write, bool sync, PLONGLONG off
         tu_completion_init(&io.c);
         NTSTATUS st = write ? WdfIoTargetFormatRequestForWrite(t, io.req, m, NULL, off)
                             : WdfIoTargetFormatRequestForRead(t, io.req, m, NULL, off);
-        ck_assert_int_eq(st, STATUS_SUCCESS);
+        ck_assert_status(st, STATUS_SUCCESS);
         WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
         io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
         io_expect(&io, STATUS_SUCCESS, 512);
@@ -2539,7 +2539,7 @@ START_TEST(neither_io_retrieval_for_kernel_mode_requestors)
     io.req = tu_make_request(t);
     tu_completion_init(&io.c);
     memset(b, 0, 512);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, io.req, m, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, io.req, m, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
     io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
     io_expect(&io, STATUS_SUCCESS, 512);
@@ -2549,21 +2549,21 @@ START_TEST(neither_io_retrieval_for_kernel_mode_requestors)
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
     ULONG_PTR n = 0;
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 512);
     /* a buffer and an MDL descriptor */
     memset(b, 0, 512);
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, b, 512);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
     ck_assert_str_eq(b, "neither-read");
     PMDL mdl = IoAllocateMdl(b, 512, FALSE, FALSE, NULL);
     MmBuildMdlForNonPagedPool(mdl);
     memset(b, 0, 512);
     WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, mdl, 512);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
     ck_assert_str_eq(b, "neither-read");
     memcpy(b, "neither-write", 14);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
     IoFreeMdl(mdl);
     ck_assert_int_eq(ld(&neither_calls), 5);
     ck_assert_int_eq(ld(&neither_ok), 5);
@@ -2668,7 +2668,7 @@ START_TEST(reuse_of_a_presented_request)
                     tu_hold_until_cancelled, NULL);
     reuse_lower = WdfDeviceGetIoTarget(dev);
     open_by_name(reuse_lower, file, 0);
-    ck_assert_int_eq(WdfIoTargetCreate(dev, WDF_NO_OBJECT_ATTRIBUTES, &reuse_hold), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(dev, WDF_NO_OBJECT_ATTRIBUTES, &reuse_hold), STATUS_SUCCESS);
     open_by_name(reuse_hold, "\\Device\\uwdfReuseHold", 0);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfReuse");
     for (int i = 0; i < 3; i++) {

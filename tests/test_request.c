@@ -42,7 +42,7 @@ static void reuse(WDFREQUEST req, NTSTATUS status)
 {
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, status);
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_SUCCESS);
 }
 
 /* Plain-int views of atomics, so failed assertions print readably. */
@@ -92,7 +92,7 @@ static void inflight_start(struct tu_env *e, int backend, struct inflight *f)
     f->req = tu_make_request(f->target);
     f->mem = tu_make_memory(FIFO_BYTES, NULL);
     /* NULL offset: a FIFO has no positions (and the file read starts at 0). */
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(f->target, f->req, f->mem, NULL, NULL),
+    ck_assert_status(WdfIoTargetFormatRequestForRead(f->target, f->req, f->mem, NULL, NULL),
                      STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(f->req, tu_on_complete, &f->c);
     ck_assert(WdfRequestSend(f->req, f->target, WDF_NO_SEND_OPTIONS));
@@ -104,7 +104,7 @@ static void inflight_cancel(struct inflight *f)
 {
     ck_assert(WdfRequestCancelSentRequest(f->req));
     ck_assert(tu_completion_wait(&f->c, WAIT_MS));
-    ck_assert_int_eq(f->c.status, STATUS_CANCELLED);
+    ck_assert_status(f->c.status, STATUS_CANCELLED);
     ck_assert_int_eq(f->c.information, 0);
     ck_assert_int_eq(tu_ncalls(&f->c), 1);
 }
@@ -126,7 +126,7 @@ START_TEST(create_without_target_has_irp)
     WDFDEVICE device;
     WDFREQUEST req;
     tu_driver_and_device(&driver, &device);
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(req);
     PIRP irp = WdfRequestWdmGetIrp(req);
     ck_assert_ptr_nonnull(irp);
@@ -149,14 +149,14 @@ START_TEST(create_with_target_formats_and_sends)
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WDFREQUEST req;
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &req), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(WdfRequestWdmGetIrp(req));
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
     LONGLONG off = 2 * BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfRequestGetIoTarget(req), t);
     send_async(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
     ck_assert_ptr_eq(c.request, req);
     ck_assert_ptr_eq(c.target, t);
@@ -176,13 +176,13 @@ START_TEST(wrong_handle_type_is_invalid_handle_bugcheck)
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
 
-    ck_assert_int_eq(WdfRequestGetStatus((WDFREQUEST)mem), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfRequestGetStatus((WDFREQUEST)mem), STATUS_INVALID_HANDLE);
     tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
-    ck_assert_int_eq(WdfRequestReuse((WDFREQUEST)mem, &p), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfRequestReuse((WDFREQUEST)mem, &p), STATUS_INVALID_HANDLE);
     tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)mem);
     /* A target is no request either, and WdfRequestSend reports FALSE. */
     WDFIOTARGET target;
-    ck_assert_int_eq(WdfIoTargetCreate(device, WDF_NO_OBJECT_ATTRIBUTES, &target), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetCreate(device, WDF_NO_OBJECT_ATTRIBUTES, &target), STATUS_SUCCESS);
     ck_assert(!WdfRequestSend((WDFREQUEST)target, target, WDF_NO_SEND_OPTIONS));
     tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)target);
     WdfObjectDelete(driver);
@@ -195,9 +195,9 @@ START_TEST(deleted_request_handle_is_invalid_handle_bugcheck)
     WDFDEVICE device;
     WDFREQUEST req;
     tu_driver_and_device(&driver, &device);
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE, &req), STATUS_SUCCESS);
     WdfObjectDelete(req);
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_INVALID_HANDLE);
     tu_expect_bugcheck(WDF_INVALID_HANDLE, (ULONG_PTR)req);
     WdfObjectDelete(driver);
 }
@@ -216,13 +216,13 @@ START_TEST(reuse_bad_size_is_invalid_parameter)
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     p.Size = sizeof(p) - 1;
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
     p.Size = sizeof(p) + 8;
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
     p.Size = 0;
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER);
     p.Size = sizeof(p);
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_SUCCESS);
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -255,7 +255,7 @@ START_TEST(reuse_set_new_irp_on_created_request_is_invalid_state)
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     WDF_REQUEST_REUSE_PARAMS_SET_NEW_IRP(&p, fresh);
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_WDF_REQUEST_INVALID_STATE);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_WDF_REQUEST_INVALID_STATE);
     ck_assert_ptr_eq(WdfRequestWdmGetIrp(req), own); /* nothing changed */
     WdfObjectDelete(driver);
     IoFreeIrp(fresh);
@@ -276,29 +276,29 @@ START_TEST(reuse_set_new_irp_on_request_from_irp_installs_it)
     ck_assert_ptr_nonnull(first);
     ck_assert_ptr_nonnull(second);
     WDFREQUEST req;
-    ck_assert_int_eq(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, first, FALSE, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, first, FALSE, &req), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfRequestWdmGetIrp(req), first);
 
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
     LONGLONG off = BLK;
     ULONG_PTR bytes = 0;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
 
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     WDF_REQUEST_REUSE_PARAMS_SET_NEW_IRP(&p, second);
-    ck_assert_int_eq(WdfRequestReuse(req, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &p), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfRequestWdmGetIrp(req), second);
 
     /* The new IRP carries the next I/O. */
     memset(buf, 0, sizeof(buf));
     off = 3 * BLK;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
-    ck_assert_int_eq(second->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(second->IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(second->IoStatus.Information, BLK);
 
     /* Both IRPs are the test's: the request frees neither. */
@@ -323,29 +323,29 @@ START_TEST(reuse_sets_io_status_to_given_status)
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
     LONGLONG off = FILE_SIZE; /* at EOF: the request ends with a failure */
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, NULL), STATUS_END_OF_FILE);
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_END_OF_FILE);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, NULL), STATUS_END_OF_FILE);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_END_OF_FILE);
 
     reuse(req, STATUS_PENDING);
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_PENDING);
-    ck_assert_int_eq(WdfRequestWdmGetIrp(req)->IoStatus.Status, STATUS_PENDING);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_PENDING);
+    ck_assert_status(WdfRequestWdmGetIrp(req)->IoStatus.Status, STATUS_PENDING);
     ck_assert_uint_eq(WdfRequestGetInformation(req), 0);
 
     off = 0;
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, NULL), STATUS_SUCCESS);
     ck_assert_uint_eq(WdfRequestGetInformation(req), BLK);
     reuse(req, STATUS_UNSUCCESSFUL);
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_UNSUCCESSFUL);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_UNSUCCESSFUL);
     ck_assert_uint_eq(WdfRequestGetInformation(req), 0);
 
     /* A driver-owned IRP (CreateFromIrp, RequestFreesIrp FALSE) too. */
     PIRP irp = IoAllocateIrp(2, FALSE);
     WDFREQUEST from_irp;
-    ck_assert_int_eq(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, irp, FALSE, &from_irp),
+    ck_assert_status(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, irp, FALSE, &from_irp),
                      STATUS_SUCCESS);
     reuse(from_irp, STATUS_DEVICE_BUSY);
-    ck_assert_int_eq(WdfRequestGetStatus(from_irp), STATUS_DEVICE_BUSY);
-    ck_assert_int_eq(irp->IoStatus.Status, STATUS_DEVICE_BUSY);
+    ck_assert_status(WdfRequestGetStatus(from_irp), STATUS_DEVICE_BUSY);
+    ck_assert_status(irp->IoStatus.Status, STATUS_DEVICE_BUSY);
     WdfObjectDelete(from_irp);
     IoFreeIrp(irp);
     free(path);
@@ -380,22 +380,22 @@ START_TEST(reuse_clears_completion_routine)
     WdfRequestSetCompletionRoutine(req, old_routine, NULL);
     reuse(req, STATUS_SUCCESS);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     ck_assert(WdfRequestSend(req, t, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
     ck_assert_int_eq(load(&old_routine_calls), 0);
 
     /* A routine that did run once is gone after reuse as well. */
     reuse(req, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(req, old_routine, NULL);
     ck_assert(WdfRequestSend(req, t, &o));
     ck_assert_int_eq(load(&old_routine_calls), 1);
     reuse(req, STATUS_SUCCESS);
     off = BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     ck_assert(WdfRequestSend(req, t, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
     ck_assert_int_eq(load(&old_routine_calls), 1);
     free(path);
@@ -416,7 +416,7 @@ static WDFMEMORY make_counted_memory(size_t size, void **buffer)
     WDFMEMORY mem;
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.EvtDestroyCallback = count_memory_destroy;
-    ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, size, &mem, buffer), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreate(&a, NonPagedPoolNx, 0, size, &mem, buffer), STATUS_SUCCESS);
     return mem;
 }
 
@@ -432,9 +432,9 @@ static WDFREQUEST read_then_delete_memory(struct tu_env *e, int backend, WDFIOTA
     WDFREQUEST req = tu_make_request(*target);
     WDFMEMORY mem = make_counted_memory(BLK, &buf);
     LONGLONG off = BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(*target, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(*target, req, mem, NULL, &off), STATUS_SUCCESS);
     send_async(req, *target, c);
-    ck_assert_int_eq(c->status, STATUS_SUCCESS);
+    ck_assert_status(c->status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
     tu_sleep_ms(20); /* let the engine thread finish the completion */
     WdfObjectDelete(mem);
@@ -500,7 +500,7 @@ START_TEST(reformat_releases_memory_reference)
     WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
     WDFMEMORY other = tu_make_memory(BLK, &buf);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, other, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, other, NULL, &off), STATUS_SUCCESS);
     ck_assert_int_eq(load(&memory_destroyed), 1);
     tu_completion_fini(&c);
     tu_env_fini(&e);
@@ -521,20 +521,20 @@ START_TEST(reuse_resets_cancel_flag)
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
 
     /* Nothing to cancel: FALSE, but the request remembers the cancel. */
     ck_assert(!WdfRequestCancelSentRequest(req));
     WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_CANCELLED);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_CANCELLED);
     tu_sleep_ms(QUIET_MS);
     ck_assert_int_eq(tu_ncalls(&c), 0); /* a failed send completes nothing */
 
     reuse(req, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_async(req, t, &c);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
     tu_completion_fini(&c);
@@ -553,11 +553,11 @@ START_TEST(reuse_in_flight_is_invalid_device_request)
     inflight_start(&e, _i, &f);
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(f.req, &p), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestReuse(f.req, &p), STATUS_INVALID_DEVICE_REQUEST);
     /* The refused reuse left the request alone: it still completes, once,
      * through the routine it was sent with. */
     inflight_cancel(&f);
-    ck_assert_int_eq(WdfRequestReuse(f.req, &p), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(f.req, &p), STATUS_SUCCESS);
     inflight_fini(&f);
     tu_env_fini(&e);
 }
@@ -713,11 +713,11 @@ START_TEST(completion_params_filled_for_read_and_write)
     WDFMEMORY_OFFSET mo = { .BufferOffset = BLK, .BufferLength = BLK };
     LONGLONG off = 2 * BLK;
 
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, &mo, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, &mo, &off), STATUS_SUCCESS);
     send_async(req, t, &c);
     ck_assert_int_eq(c.params.Size, sizeof(WDF_REQUEST_COMPLETION_PARAMS));
     ck_assert_int_eq(c.params.Type, WdfRequestTypeRead);
-    ck_assert_int_eq(c.params.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(c.params.IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.params.IoStatus.Information, BLK);
     ck_assert_ptr_eq(c.params.Parameters.Read.Buffer, mem);
     ck_assert_uint_eq(c.params.Parameters.Read.Offset, BLK);
@@ -729,7 +729,7 @@ START_TEST(completion_params_filled_for_read_and_write)
     WDF_REQUEST_COMPLETION_PARAMS_INIT(&p);
     WdfRequestGetCompletionParams(req, &p);
     ck_assert_int_eq(p.Type, WdfRequestTypeRead);
-    ck_assert_int_eq(p.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(p.IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(p.IoStatus.Information, BLK);
     ck_assert_ptr_eq(p.Parameters.Read.Buffer, mem);
     ck_assert_uint_eq(p.Parameters.Read.Offset, BLK);
@@ -741,9 +741,9 @@ START_TEST(completion_params_filled_for_read_and_write)
     tu_completion_init(&c);
     WDFMEMORY_OFFSET whole = { .BufferOffset = 0, .BufferLength = 0 };
     off = FILE_SIZE - 100;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, &whole, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, &whole, &off), STATUS_SUCCESS);
     send_async(req, t, &c);
-    ck_assert_int_eq(c.params.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(c.params.IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.params.Parameters.Read.Length, 100);
     ck_assert_uint_eq(c.params.Parameters.Read.Offset, 0);
 
@@ -754,10 +754,10 @@ START_TEST(completion_params_filled_for_read_and_write)
     WDFMEMORY_OFFSET wo = { .BufferOffset = 2 * BLK, .BufferLength = 512 };
     off = 0;
     tu_fill_pattern((char *)buf + 2 * BLK, 512, 31, 0);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, &wo, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, &wo, &off), STATUS_SUCCESS);
     send_async(req, t, &c);
     ck_assert_int_eq(c.params.Type, WdfRequestTypeWrite);
-    ck_assert_int_eq(c.params.IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(c.params.IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.params.IoStatus.Information, 512);
     ck_assert_ptr_eq(c.params.Parameters.Write.Buffer, mem);
     ck_assert_uint_eq(c.params.Parameters.Write.Offset, 2 * BLK);
@@ -782,7 +782,7 @@ START_TEST(get_completion_params_wrong_size_leaves_struct_untouched)
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     send_async(req, t, &c);
 
     static const ULONG sizes[] = { 0, sizeof(WDF_REQUEST_COMPLETION_PARAMS) - 1,
@@ -821,7 +821,7 @@ static void sendable_init(struct tu_env *e, int backend, struct sendable *s)
     s->req = tu_make_request(s->target);
     s->mem = tu_make_memory(BLK, &s->buf);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(s->target, s->req, s->mem, NULL, &off),
+    ck_assert_status(WdfIoTargetFormatRequestForRead(s->target, s->req, s->mem, NULL, &off),
                      STATUS_SUCCESS);
 }
 
@@ -837,15 +837,15 @@ START_TEST(send_options_bad_size_is_invalid_parameter)
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
     o.Size = sizeof(o) - 1;
     ck_assert(!WdfRequestSend(s.req, s.target, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
     o.Size = sizeof(o) + 4;
     ck_assert(!WdfRequestSend(s.req, s.target, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
     /* Nothing was sent: a correct send now works. */
     o.Size = sizeof(o);
     o.Flags = WDF_REQUEST_SEND_OPTION_SYNCHRONOUS;
     ck_assert(WdfRequestSend(s.req, s.target, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
     free(s.path);
     tu_env_fini(&e);
 }
@@ -867,7 +867,7 @@ START_TEST(send_options_unknown_flags_is_invalid_parameter)
         WDF_REQUEST_SEND_OPTIONS o;
         WDF_REQUEST_SEND_OPTIONS_INIT(&o, bad[i]);
         ck_assert_msg(!WdfRequestSend(s.req, s.target, &o), "flags 0x%x sent", bad[i]);
-        ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
+        ck_assert_status(WdfRequestGetStatus(s.req), STATUS_INVALID_PARAMETER);
     }
     free(s.path);
     tu_env_fini(&e);
@@ -885,7 +885,7 @@ START_TEST(send_and_forget_on_created_request_is_invalid_device_state)
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
     ck_assert(!WdfRequestSend(s.req, s.target, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfRequestGetStatus(s.req), STATUS_INVALID_DEVICE_STATE);
     free(s.path);
     tu_env_fini(&e);
 }
@@ -904,14 +904,14 @@ START_TEST(send_unformatted_is_request_not_accepted)
     WDFREQUEST req = tu_make_request(t);
     WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
     /* Reuse drops a format: the request is unformatted again. */
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     reuse(req, STATUS_SUCCESS);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_REQUEST_NOT_ACCEPTED);
     tu_sleep_ms(QUIET_MS);
     ck_assert_int_eq(tu_ncalls(&c), 0);
     tu_completion_fini(&c);
@@ -929,7 +929,7 @@ START_TEST(send_in_flight_is_invalid_device_request)
     tu_env_init(&e);
     inflight_start(&e, _i, &f);
     ck_assert(!WdfRequestSend(f.req, f.target, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(f.req), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestGetStatus(f.req), STATUS_INVALID_DEVICE_REQUEST);
     inflight_cancel(&f);
     inflight_fini(&f);
     tu_env_fini(&e);
@@ -976,22 +976,22 @@ START_TEST(send_synchronous_runs_routine_and_sets_status)
     ck_assert(WdfRequestSend(s.req, s.target, &o));
     /* Returned after the routine ran, without waiting for anything. */
     ck_assert_int_eq(tu_ncalls(&c), 1);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
     ck_assert_int_eq(c.irql, DISPATCH_LEVEL);
-    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestGetStatus(s.req), STATUS_SUCCESS);
     ck_assert_uint_eq(WdfRequestGetInformation(s.req), BLK);
     ck_assert(tu_pattern_matches(s.buf, BLK, FILE_SEED, 0));
 
     /* A failing I/O: still TRUE (it was sent), the status tells. */
     reuse(s.req, STATUS_SUCCESS);
     LONGLONG off = FILE_SIZE;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(s.target, s.req, s.mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(s.target, s.req, s.mem, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(s.req, tu_on_complete, &c);
     ck_assert(WdfRequestSend(s.req, s.target, &o));
     ck_assert_int_eq(tu_ncalls(&c), 2);
-    ck_assert_int_eq(c.status, STATUS_END_OF_FILE);
-    ck_assert_int_eq(WdfRequestGetStatus(s.req), STATUS_END_OF_FILE);
+    ck_assert_status(c.status, STATUS_END_OF_FILE);
+    ck_assert_status(WdfRequestGetStatus(s.req), STATUS_END_OF_FILE);
     ck_assert_uint_eq(WdfRequestGetInformation(s.req), 0);
     tu_completion_fini(&c);
     free(s.path);
@@ -1039,15 +1039,15 @@ START_TEST(completion_routine_runs_at_dispatch_and_sync_send_there_fails)
     ck_assert(WdfRequestSend(s.req, s.target, WDF_NO_SEND_OPTIONS));
     ck_assert_msg(tu_completion_wait(&p->c, WAIT_MS), "the routine did not finish (deadlock?)");
     ck_assert_int_eq(p->irql, DISPATCH_LEVEL);
-    ck_assert_int_eq(p->c.status, STATUS_SUCCESS);
-    ck_assert_int_eq(p->sync_status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(p->c.status, STATUS_SUCCESS);
+    ck_assert_status(p->sync_status, STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_uint_eq(p->sync_bytes, 0);
     ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
     /* The same call at PASSIVE works. */
     WDF_MEMORY_DESCRIPTOR d;
     LONGLONG off = BLK;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, p->buf, BLK);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(s.target, NULL, &d, &off, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(s.target, NULL, &d, &off, NULL, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(p->buf, BLK, FILE_SEED, BLK));
     tu_completion_fini(&p->c);
     free(p);
@@ -1078,7 +1078,7 @@ START_TEST(get_parameters_describes_format)
 
     WDFMEMORY_OFFSET mo = { .BufferOffset = 512, .BufferLength = 1024 };
     LONGLONG off = 3 * BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, &mo, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, &mo, &off), STATUS_SUCCESS);
     WDF_REQUEST_PARAMETERS_INIT(&p);
     WdfRequestGetParameters(req, &p);
     ck_assert_int_eq(p.Size, sizeof(p));
@@ -1087,7 +1087,7 @@ START_TEST(get_parameters_describes_format)
     ck_assert_int_eq(p.Parameters.Read.DeviceOffset, 3 * BLK);
 
     off = 5 * BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     WDF_REQUEST_PARAMETERS_INIT(&p);
     WdfRequestGetParameters(req, &p);
     ck_assert_int_eq(p.Type, WdfRequestTypeWrite);
@@ -1095,7 +1095,7 @@ START_TEST(get_parameters_describes_format)
     ck_assert_int_eq(p.Parameters.Write.DeviceOffset, 5 * BLK);
 
     WDFMEMORY in = tu_make_memory(24, NULL);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, 0x2D1400, in, NULL, mem, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, req, 0x2D1400, in, NULL, mem, NULL), STATUS_SUCCESS);
     WDF_REQUEST_PARAMETERS_INIT(&p);
     WdfRequestGetParameters(req, &p);
     ck_assert_int_eq(p.Type, WdfRequestTypeDeviceControl);
@@ -1170,14 +1170,14 @@ START_TEST(delete_request_in_its_completion_routine_is_safe)
         WDF_OBJECT_ATTRIBUTES_INIT(&a);
         a.EvtDestroyCallback = count_request_destroy;
         WDFREQUEST req;
-        ck_assert_int_eq(WdfRequestCreate(&a, t, &req), STATUS_SUCCESS);
+        ck_assert_status(WdfRequestCreate(&a, t, &req), STATUS_SUCCESS);
         LONGLONG off = (LONGLONG)(round % FILE_BLOCKS) * BLK;
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
         KeClearEvent(&c.done);
         WdfRequestSetCompletionRoutine(req, delete_self_routine, &c);
         ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
         ck_assert(tu_completion_wait(&c, WAIT_MS));
-        ck_assert_int_eq(c.status, STATUS_SUCCESS);
+        ck_assert_status(c.status, STATUS_SUCCESS);
         ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, (uint64_t)off));
         /* Destroyed once the framework lets go of it, shortly after. */
         double t0 = tu_now_ms();
@@ -1204,9 +1204,9 @@ START_TEST(change_target_to_open_target_succeeds_and_closed_is_invalid_state)
     WDFIOTARGET a = open_target(&e, _i, path, GENERIC_READ, 0);
     WDFIOTARGET b = open_target(&e, _i, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(a);
-    ck_assert_int_eq(WdfRequestChangeTarget(req, b), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestChangeTarget(req, b), STATUS_SUCCESS);
     WdfIoTargetClose(b);
-    ck_assert_int_eq(WdfRequestChangeTarget(req, b), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(WdfRequestChangeTarget(req, b), STATUS_INVALID_DEVICE_STATE);
     free(path);
     tu_env_fini(&e);
 }
@@ -1223,11 +1223,11 @@ START_TEST(change_target_with_driver_irp_too_small_is_request_not_accepted)
     PIRP irp = IoAllocateIrp(0, FALSE);
     ck_assert_ptr_nonnull(irp);
     WDFREQUEST req;
-    ck_assert_int_eq(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, irp, FALSE, &req), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestChangeTarget(req, t), STATUS_REQUEST_NOT_ACCEPTED);
+    ck_assert_status(WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, irp, FALSE, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestChangeTarget(req, t), STATUS_REQUEST_NOT_ACCEPTED);
     void *buf;
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_REQUEST_NOT_ACCEPTED);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_REQUEST_NOT_ACCEPTED);
     WdfObjectDelete(req);
     IoFreeIrp(irp);
     free(path);
@@ -1246,7 +1246,7 @@ START_TEST(get_io_target_after_target_deleted_does_not_touch_it)
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
     WdfObjectDelete(t);
     /* The stale handle comes back; ASan would catch a read of the target. */
     ck_assert_ptr_eq(WdfRequestGetIoTarget(req), t);

@@ -88,7 +88,7 @@ static void rfx_init(struct rfx *x, int mode)
     mkdir_in(x->root, "a/b");
     put(x->root, "a/f", INSIDE);
     put(x->out, "f", OUTSIDE);
-    ck_assert_int_eq(uwdf_root_open(&x->r, x->root), STATUS_SUCCESS);
+    ck_assert_status(uwdf_root_open(&x->r, x->root), STATUS_SUCCESS);
     ck_assert_str_eq(x->r.path, x->root);
 }
 
@@ -199,49 +199,49 @@ START_TEST(every_disposition_inside_creates_opens_and_truncates_as_documented)
     ULONG_PTR info;
     struct stat st;
     /* Missing names. */
-    ck_assert_int_eq(ropen(&x, "n", FILE_OPEN, O_RDWR, &info, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(ropen(&x, "n", FILE_OVERWRITE, O_RDWR, &info, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(ropen(&x, "n", FILE_OPEN, O_RDWR, &info, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(ropen(&x, "n", FILE_OVERWRITE, O_RDWR, &info, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
     mode_t mask = umask(022);
     umask(mask);
     const char *fresh[] = { "n0", "n1", "n2", "n3" };
     const ULONG creating[] = { FILE_SUPERSEDE, FILE_CREATE, FILE_OPEN_IF, FILE_OVERWRITE_IF };
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(ropen(&x, fresh[i], creating[i], O_RDWR, &info, &st), STATUS_SUCCESS);
+        ck_assert_status(ropen(&x, fresh[i], creating[i], O_RDWR, &info, &st), STATUS_SUCCESS);
         ck_assert_uint_eq(info, FILE_CREATED);
         ck_assert(is_file(&st, x.root, fresh[i]));
         ck_assert_uint_eq(st.st_mode & 0777, 0666 & ~mask);
     }
     /* Existing names. */
-    ck_assert_int_eq(ropen(&x, "f", FILE_CREATE, O_RDWR, &info, NULL), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(ropen(&x, "f", FILE_OPEN, O_RDWR, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "f", FILE_CREATE, O_RDWR, &info, NULL), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(ropen(&x, "f", FILE_OPEN, O_RDWR, &info, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OPENED);
     ck_assert(is_file(&st, x.root, "f"));
-    ck_assert_int_eq(ropen(&x, "f", FILE_OPEN_IF, O_RDONLY, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "f", FILE_OPEN_IF, O_RDONLY, &info, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OPENED);
     ck_assert_int_eq(size_of(x.root, "f"), (off_t)strlen(INSIDE));
-    ck_assert_int_eq(ropen(&x, "f", FILE_OVERWRITE, O_RDWR, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "f", FILE_OVERWRITE, O_RDWR, &info, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OVERWRITTEN);
     ck_assert_int_eq(size_of(x.root, "f"), 0);
     put(x.root, "f", INSIDE);
-    ck_assert_int_eq(ropen(&x, "f", FILE_OVERWRITE_IF, O_RDWR, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "f", FILE_OVERWRITE_IF, O_RDWR, &info, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OVERWRITTEN);
     ck_assert_int_eq(size_of(x.root, "f"), 0);
     put(x.root, "f", INSIDE);
-    ck_assert_int_eq(ropen(&x, "f", FILE_SUPERSEDE, O_RDWR, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "f", FILE_SUPERSEDE, O_RDWR, &info, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_SUPERSEDED);
     ck_assert_int_eq(size_of(x.root, "f"), 0);
     /* Deeper, with "." and repeated '/', and a leading '/' meaning the root. */
-    ck_assert_int_eq(ropen(&x, "a//./b/../f", FILE_OPEN, O_RDONLY, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "a//./b/../f", FILE_OPEN, O_RDONLY, &info, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/f"));
-    ck_assert_int_eq(ropen(&x, "/a/b/new", FILE_CREATE, O_WRONLY, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "/a/b/new", FILE_CREATE, O_WRONLY, &info, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/b/new"));
     /* The access flags are the caller's; the disposition's are ignored. */
     int fd;
-    ck_assert_int_eq(uwdf_root_open_file(&x.r, "a/f", FILE_OPEN, O_RDONLY | O_TRUNC, &fd, &info), STATUS_SUCCESS);
+    ck_assert_status(uwdf_root_open_file(&x.r, "a/f", FILE_OPEN, O_RDONLY | O_TRUNC, &fd, &info), STATUS_SUCCESS);
     ck_assert_int_eq(fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
     close(fd);
     ck_assert_int_eq(size_of(x.root, "a/f"), (off_t)strlen(INSIDE));
-    ck_assert_int_eq(uwdf_root_open_file(&x.r, "f", FILE_MAXIMUM_DISPOSITION + 1, O_RDONLY, &fd, &info),
+    ck_assert_status(uwdf_root_open_file(&x.r, "f", FILE_MAXIMUM_DISPOSITION + 1, O_RDONLY, &fd, &info),
                      STATUS_INVALID_PARAMETER);
     rfx_fini(&x);
 }
@@ -252,14 +252,14 @@ START_TEST(dotdot_inside_stays_and_above_the_root_is_access_denied)
     struct rfx x;
     rfx_init(&x, _i);
     struct stat st;
-    ck_assert_int_eq(ropen(&x, "a/b/../../f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "a/b/../../f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "f"));
     assert_refused_every_way(&x, "../outside/f", STATUS_ACCESS_DENIED);
     assert_refused_every_way(&x, "a/../../outside/f", STATUS_ACCESS_DENIED);
     assert_refused_every_way(&x, "a/b/../../../outside/new", STATUS_ACCESS_DENIED);
     /* Out and back in is still out. */
     assert_refused_every_way(&x, "../root/f", STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(ropen(&x, "..", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_ACCESS_DENIED);
+    ck_assert_status(ropen(&x, "..", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_ACCESS_DENIED);
     rfx_fini(&x);
 }
 END_TEST
@@ -276,16 +276,16 @@ START_TEST(relative_symlinks_inside_work_and_ones_leading_out_are_access_denied)
     link_in(x.root, "out", "../outside/f");
     link_in(x.root, "outdir", "../outside");
     link_in(x.root, "a/sneak", "../../outside");
-    ck_assert_int_eq(ropen(&x, "lf", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "lf", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/f"));
-    ck_assert_int_eq(ropen(&x, "la/f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "la/f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/f"));
-    ck_assert_int_eq(ropen(&x, "la/b/up", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "la/b/up", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "f"));
     /* ".." after a symlink to a directory: the parent of where it led. */
-    ck_assert_int_eq(ropen(&x, "lb/../f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "lb/../f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/f"));
-    ck_assert_int_eq(ropen(&x, "la/new", FILE_CREATE, O_RDWR, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "la/new", FILE_CREATE, O_RDWR, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/new"));
     assert_link_out_refused(&x, "out");
     assert_refused_every_way(&x, "outdir/f", STATUS_ACCESS_DENIED);
@@ -311,11 +311,11 @@ START_TEST(absolute_symlinks_under_the_root_path_work_and_others_are_access_deni
     link_in(x.root, "abs_back", abs_back);
     link_in(x.root, "etc", "/etc/passwd");
     link_in(x.root, "slash", "/");
-    ck_assert_int_eq(ropen(&x, "abs_in", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "abs_in", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/f"));
-    ck_assert_int_eq(ropen(&x, "a/b/abs_dir/b/../f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "a/b/abs_dir/b/../f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/f"));
-    ck_assert_int_eq(ropen(&x, "abs_twisted", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "abs_twisted", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a/f"));
     assert_link_out_refused(&x, "abs_out");
     assert_link_out_refused(&x, "abs_back");
@@ -341,14 +341,14 @@ START_TEST(dangling_symlink_is_created_inside_or_refused)
     char *abs = tu_join(x.out, "made");
     link_in(x.root, "d_abs_out", abs);
     free(abs);
-    ck_assert_int_eq(ropen(&x, "d_in", FILE_OPEN, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(ropen(&x, "d_in", FILE_OVERWRITE, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(ropen(&x, "d_in", FILE_OPEN, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(ropen(&x, "d_in", FILE_OVERWRITE, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
     /* FILE_CREATE never follows: the link itself is the name that exists. */
-    ck_assert_int_eq(ropen(&x, "d_in", FILE_CREATE, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(ropen(&x, "d_in", FILE_OPEN_IF, O_RDWR, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "d_in", FILE_CREATE, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(ropen(&x, "d_in", FILE_OPEN_IF, O_RDWR, &info, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_CREATED);
     ck_assert(is_file(&st, x.root, "a/made"));
-    ck_assert_int_eq(ropen(&x, "d_in", FILE_OPEN_IF, O_RDWR, &info, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "d_in", FILE_OPEN_IF, O_RDWR, &info, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(info, FILE_OPENED);
     assert_link_out_refused(&x, "d_out");
     assert_link_out_refused(&x, "d_abs_out");
@@ -372,22 +372,22 @@ START_TEST(symlink_loops_are_reparse_point_not_resolved)
         link_in(x.root, name, prev);
         memcpy(prev, name, sizeof(prev));
     }
-    ck_assert_int_eq(ropen(&x, "c40", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "c40", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "f"));
-    ck_assert_int_eq(ropen(&x, "c41", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_REPARSE_POINT_NOT_RESOLVED);
+    ck_assert_status(ropen(&x, "c41", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_REPARSE_POINT_NOT_RESOLVED);
     for (size_t i = 0; i < N_DISPOSITIONS; i++) {
         ULONG d = every_disposition[i];
         NTSTATUS expect = d == FILE_CREATE ? STATUS_OBJECT_NAME_COLLISION : STATUS_REPARSE_POINT_NOT_RESOLVED;
-        ck_assert_int_eq(ropen(&x, "self", d, O_RDWR, NULL, NULL), expect);
-        ck_assert_int_eq(ropen(&x, "ping", d, O_RDWR, NULL, NULL), expect);
-        ck_assert_int_eq(ropen(&x, "self/x", d, O_RDWR, NULL, NULL), STATUS_REPARSE_POINT_NOT_RESOLVED);
+        ck_assert_status(ropen(&x, "self", d, O_RDWR, NULL, NULL), expect);
+        ck_assert_status(ropen(&x, "ping", d, O_RDWR, NULL, NULL), expect);
+        ck_assert_status(ropen(&x, "self/x", d, O_RDWR, NULL, NULL), STATUS_REPARSE_POINT_NOT_RESOLVED);
     }
     /* A symlink to ".." used again and again is no loop: it climbs, and out. */
-    ck_assert_int_eq(ropen(&x, "a/up/a/up/f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "a/up/a/up/f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "f"));
-    ck_assert_int_eq(ropen(&x, "a/up/up/f", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(ropen(&x, "a/up/up/f", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
     link_in(x.root, "up2", "a/up/..");
-    ck_assert_int_eq(ropen(&x, "up2/outside/f", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_ACCESS_DENIED);
+    ck_assert_status(ropen(&x, "up2/outside/f", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_ACCESS_DENIED);
     rfx_fini(&x);
 }
 END_TEST
@@ -402,7 +402,7 @@ START_TEST(long_names_are_object_name_invalid)
     longest[NAME_MAX] = '\0';
     memset(too_long, 'n', NAME_MAX + 1);
     too_long[NAME_MAX + 1] = '\0';
-    ck_assert_int_eq(ropen(&x, longest, FILE_CREATE, O_RDWR, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, longest, FILE_CREATE, O_RDWR, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, longest));
     assert_refused_every_way(&x, too_long, STATUS_OBJECT_NAME_INVALID);
     char *deep = NULL;
@@ -417,7 +417,7 @@ START_TEST(long_names_are_object_name_invalid)
     memcpy(name + n, "f", 2);
     assert_refused_every_way(&x, name, STATUS_OBJECT_NAME_INVALID);
     memcpy(name + PATH_MAX - 4, "f", 2); /* PATH_MAX - 3 bytes: fine */
-    ck_assert_int_eq(ropen(&x, name, FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, name, FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "f"));
     free(name);
     /* A symlink whose text is nearly PATH_MAX long, spliced in whole. */
@@ -426,7 +426,7 @@ START_TEST(long_names_are_object_name_invalid)
         memcpy(text + i, "./", 2);
     memcpy(text + PATH_MAX - 4, "f", 2);
     link_in(x.root, "longlink", text);
-    ck_assert_int_eq(ropen(&x, "longlink", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "longlink", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "f"));
     free(text);
     rfx_fini(&x);
@@ -442,23 +442,23 @@ START_TEST(the_root_itself_and_trailing_slashes_name_directories)
     const char *root_names[] = { "", ".", "/", "a/..", "a/b/../../", "./." };
     for (size_t i = 0; i < sizeof(root_names) / sizeof(root_names[0]); i++) {
         ULONG_PTR info;
-        ck_assert_int_eq(ropen(&x, root_names[i], FILE_OPEN, O_RDONLY, &info, &st), STATUS_SUCCESS);
+        ck_assert_status(ropen(&x, root_names[i], FILE_OPEN, O_RDONLY, &info, &st), STATUS_SUCCESS);
         ck_assert(S_ISDIR(st.st_mode) && st.st_ino == root_st.st_ino && st.st_dev == root_st.st_dev);
         ck_assert_uint_eq(info, FILE_OPENED);
-        ck_assert_int_eq(ropen(&x, root_names[i], FILE_OPEN_IF, O_RDONLY, &info, &st), STATUS_SUCCESS);
+        ck_assert_status(ropen(&x, root_names[i], FILE_OPEN_IF, O_RDONLY, &info, &st), STATUS_SUCCESS);
         ck_assert(S_ISDIR(st.st_mode) && st.st_ino == root_st.st_ino);
-        ck_assert_int_eq(ropen(&x, root_names[i], FILE_CREATE, O_RDONLY, NULL, NULL), STATUS_OBJECT_NAME_COLLISION);
-        ck_assert_int_eq(ropen(&x, root_names[i], FILE_OPEN, O_RDWR, NULL, NULL), STATUS_FILE_IS_A_DIRECTORY);
-        ck_assert_int_eq(ropen(&x, root_names[i], FILE_OVERWRITE_IF, O_RDWR, NULL, NULL),
+        ck_assert_status(ropen(&x, root_names[i], FILE_CREATE, O_RDONLY, NULL, NULL), STATUS_OBJECT_NAME_COLLISION);
+        ck_assert_status(ropen(&x, root_names[i], FILE_OPEN, O_RDWR, NULL, NULL), STATUS_FILE_IS_A_DIRECTORY);
+        ck_assert_status(ropen(&x, root_names[i], FILE_OVERWRITE_IF, O_RDWR, NULL, NULL),
                          STATUS_FILE_IS_A_DIRECTORY);
     }
-    ck_assert_int_eq(ropen(&x, "a/", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "a/", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, x.root, "a"));
-    ck_assert_int_eq(ropen(&x, "a/b/", FILE_CREATE, O_RDONLY, NULL, NULL), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(ropen(&x, "a/b/", FILE_CREATE, O_RDONLY, NULL, NULL), STATUS_OBJECT_NAME_COLLISION);
     /* A file named as a directory. */
-    ck_assert_int_eq(ropen(&x, "f/", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
-    ck_assert_int_eq(ropen(&x, "f/", FILE_OPEN_IF, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
-    ck_assert_int_eq(ropen(&x, "new/", FILE_OPEN_IF, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(ropen(&x, "f/", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(ropen(&x, "f/", FILE_OPEN_IF, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(ropen(&x, "new/", FILE_OPEN_IF, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
     ck_assert_int_eq(tu_count_entries(x.root), 2);
     rfx_fini(&x);
 }
@@ -470,12 +470,12 @@ START_TEST(missing_directory_is_path_not_found_and_missing_name_is_name_not_foun
     rfx_init(&x, _i);
     for (size_t i = 0; i < N_DISPOSITIONS; i++) {
         ULONG d = every_disposition[i];
-        ck_assert_int_eq(ropen(&x, "nodir/x", d, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
-        ck_assert_int_eq(ropen(&x, "f/x", d, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
-        ck_assert_int_eq(ropen(&x, "a/nodir/b/x", d, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
+        ck_assert_status(ropen(&x, "nodir/x", d, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
+        ck_assert_status(ropen(&x, "f/x", d, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
+        ck_assert_status(ropen(&x, "a/nodir/b/x", d, O_RDWR, NULL, NULL), STATUS_OBJECT_PATH_NOT_FOUND);
     }
-    ck_assert_int_eq(ropen(&x, "a/x", FILE_OPEN, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(ropen(&x, "a/b/x", FILE_OVERWRITE, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(ropen(&x, "a/x", FILE_OPEN, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(ropen(&x, "a/b/x", FILE_OVERWRITE, O_RDWR, NULL, NULL), STATUS_OBJECT_NAME_NOT_FOUND);
     rfx_fini(&x);
 }
 END_TEST
@@ -494,15 +494,15 @@ START_TEST(a_root_renamed_away_keeps_resolving_beneath_the_directory_held)
     link_in(x.root, "f", decoy);
     mkdir_in(x.root, "a");
     put(x.root, "a/f", "decoy\n");
-    ck_assert_int_eq(ropen(&x, "f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "f", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, moved, "f"));
-    ck_assert_int_eq(ropen(&x, "a/f", FILE_OVERWRITE, O_RDWR, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "a/f", FILE_OVERWRITE, O_RDWR, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, moved, "a/f"));
     /* The absolute symlink's text names the old path: still the root held. */
-    ck_assert_int_eq(ropen(&x, "abs", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "abs", FILE_OPEN, O_RDONLY, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, moved, "a/f"));
     ck_assert_int_eq(size_of(x.root, "a/f"), 6);
-    ck_assert_int_eq(ropen(&x, "new", FILE_CREATE, O_RDWR, NULL, &st), STATUS_SUCCESS);
+    ck_assert_status(ropen(&x, "new", FILE_CREATE, O_RDWR, NULL, &st), STATUS_SUCCESS);
     ck_assert(is_file(&st, moved, "new"));
     tu_rmtree(x.root);
     ck_assert_int_eq(rename(moved, x.root), 0);
@@ -753,7 +753,7 @@ START_TEST(no_descriptor_or_allocation_is_left_behind_on_any_outcome)
     /* Allocation failure in the walk: STATUS_INSUFFICIENT_RESOURCES, nothing opened. */
     if (_i == 1) {
         UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
-        ck_assert_int_eq(ropen(&x, "a/f", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_INSUFFICIENT_RESOURCES);
+        ck_assert_status(ropen(&x, "a/f", FILE_OPEN, O_RDONLY, NULL, NULL), STATUS_INSUFFICIENT_RESOURCES);
         UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
         ck_assert_int_eq(count_fds(), before);
     }
@@ -780,14 +780,14 @@ START_TEST(root_open_refuses_missing_names_and_files)
     char *dir = tu_tmpdir();
     char *missing = tu_join(dir, "missing"), *file = tu_join(dir, "file");
     put(dir, "file", "x");
-    ck_assert_int_eq(uwdf_root_open(&r, missing), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(uwdf_root_open(&r, missing), STATUS_OBJECT_NAME_NOT_FOUND);
     ck_assert_int_eq(r.fd, -1);
-    ck_assert_int_eq(uwdf_root_open(&r, file), STATUS_NOT_A_DIRECTORY);
+    ck_assert_status(uwdf_root_open(&r, file), STATUS_NOT_A_DIRECTORY);
     ck_assert_ptr_null(r.path);
     /* A symlink to a directory is the caller's own name: followed. */
     char *ln = tu_join(dir, "ln");
     ck_assert_int_eq(symlink(dir, ln), 0);
-    ck_assert_int_eq(uwdf_root_open(&r, ln), STATUS_SUCCESS);
+    ck_assert_status(uwdf_root_open(&r, ln), STATUS_SUCCESS);
     ck_assert_str_eq(r.path, dir);
     uwdf_root_close(&r);
     uwdf_root_close(&r); /* twice is harmless */

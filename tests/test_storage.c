@@ -215,7 +215,7 @@ static WDFIOTARGET open_target(struct env *e, const char *path, ACCESS_MASK acce
 static WDFMEMORY make_memory(size_t size, void **buffer)
 {
     WDFMEMORY mem;
-    ck_assert_int_eq(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
+    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
                      STATUS_SUCCESS);
     return mem;
 }
@@ -223,7 +223,7 @@ static WDFMEMORY make_memory(size_t size, void **buffer)
 static WDFREQUEST make_request(WDFIOTARGET target)
 {
     WDFREQUEST req;
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
     return req;
 }
 
@@ -627,16 +627,16 @@ START_TEST(flush_sent_from_completion_routine_chains_write_flush_done)
     LONGLONG off = 9 * BLK;
     fill_pattern(buf, 2 * BLK, 77, (uint64_t)off);
     WDFREQUEST write = make_request(t);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, write, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, write, mem, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(write, chain_write_done, &ch);
     ck_assert(WdfRequestSend(write, t, WDF_NO_SEND_OPTIONS));
     ck_assert_msg(event_wait(&ch.done, WAIT_MS), "the chain did not end within %d ms", WAIT_MS);
 
-    ck_assert_int_eq(ch.write_status, STATUS_SUCCESS);
+    ck_assert_status(ch.write_status, STATUS_SUCCESS);
     ck_assert_uint_eq(ch.write_bytes, 2 * BLK);
     ck_assert_msg(ch.flush_sent, "flush send from the completion routine failed: 0x%08x",
                   (unsigned)ch.flush_status);
-    ck_assert_int_eq(ch.flush_status, STATUS_SUCCESS);
+    ck_assert_status(ch.flush_status, STATUS_SUCCESS);
     ck_assert_int_eq(atomic_load(&ch.write_calls), 1);
     ck_assert_int_eq(atomic_load(&ch.flush_calls), 1);
     ck_assert_uint_eq(internal_request(ch.flush)->io.op, UWDF_OP_FDATASYNC);
@@ -665,15 +665,15 @@ static int write_with(WDFIOTARGET t, WDFREQUEST req, WDFMEMORY mem, LONGLONG off
     struct completion c;
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     if (write_through >= 0) {
         UwdfRequestSetWriteThrough(req, write_through ? TRUE : FALSE);
         ck_assert_int_eq(next_stack_write_through(req), write_through == 1);
     }
     if (sl)
         *sl = next_stack_write_through(req);
-    ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
+    ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
     return internal_request(req)->io.rw_flags;
 }
@@ -698,11 +698,11 @@ START_TEST(write_through_sets_rwf_dsync)
     /* Reads ignore it. */
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
     LONGLONG off = 0;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     UwdfRequestSetWriteThrough(req, TRUE);
-    ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
+    ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
     ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
     ck_assert(pattern_matches(buf, BLK, FILE_SEED, 0));
     free(path);
@@ -752,14 +752,14 @@ START_TEST(write_through_false_clears_rwf_dsync)
     /* Set, then cleared before the send. */
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
     LONGLONG off = 7 * BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
     UwdfRequestSetWriteThrough(req, TRUE);
     UwdfRequestSetWriteThrough(req, FALSE);
     ck_assert(!next_stack_write_through(req));
     struct completion c;
-    ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
+    ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
     ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
     free(path);
     env_fini(&e);
@@ -779,7 +779,7 @@ START_TEST(discard_file_frees_blocks_and_reads_zeros)
     struct stat before = stat_of(path);
     const LONGLONG off = 16 * BLK;
     const ULONGLONG len = 32 * BLK;
-    ck_assert_int_eq(trim_one(t, off, len), STATUS_SUCCESS);
+    ck_assert_status(trim_one(t, off, len), STATUS_SUCCESS);
 
     struct stat after = stat_of(path);
     ck_assert_int_eq(after.st_size, FILE_SIZE);
@@ -803,7 +803,7 @@ static NTSTATUS trim_async(WDFIOTARGET t, const struct dsm *d, struct completion
     WDFMEMORY mem = make_memory(d->len, &in);
     memcpy(in, &d->u, d->len);
     WDFREQUEST req = make_request(t);
-    ck_assert_int_eq(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, mem,
+    ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, mem,
                                                       NULL, NULL, NULL),
                      STATUS_SUCCESS);
     NTSTATUS status = send_async(req, t, c);
@@ -826,7 +826,7 @@ START_TEST(discard_async_through_format_request_for_ioctl)
     blkcnt_t before = stat_of(path).st_blocks;
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, 8 * BLK, 8 * BLK);
-    ck_assert_int_eq(trim_async(t, &d, &c), STATUS_SUCCESS);
+    ck_assert_status(trim_async(t, &d, &c), STATUS_SUCCESS);
     ck_assert_int_lt(stat_of(path).st_blocks, before);
     ck_assert(raw_zero(path, 8 * BLK, 8 * BLK));
     ck_assert(raw_matches(path, 0, 8 * BLK, FILE_SEED));
@@ -855,7 +855,7 @@ START_TEST(discard_several_ranges_in_one_request)
         dsm_add(&d, (LONGLONG)ranges[i].block * BLK, (ULONGLONG)ranges[i].count * BLK);
         total += (ULONGLONG)ranges[i].count * BLK;
     }
-    ck_assert_int_eq(trim_async(t, &d, &c), STATUS_SUCCESS);
+    ck_assert_status(trim_async(t, &d, &c), STATUS_SUCCESS);
     ck_assert_int_le(stat_of(path).st_blocks, before - (blkcnt_t)(total / 512));
 
     /* Block by block: trimmed ones read zeros, the others are intact. */
@@ -881,10 +881,10 @@ START_TEST(discard_async_failure_reaches_completion_routine)
     victim_init(&v, _i);
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, FILE_SIZE - BLK, 2 * BLK);
-    ck_assert_int_eq(trim_async(v.t, &d, &c), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_async(v.t, &d, &c), STATUS_INVALID_PARAMETER);
     dsm_init(&d, DeviceDsmAction_None, 0);
     dsm_add(&d, 0, BLK);
-    ck_assert_int_eq(trim_async(v.t, &d, &c), STATUS_NOT_SUPPORTED);
+    ck_assert_status(trim_async(v.t, &d, &c), STATUS_NOT_SUPPORTED);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -902,7 +902,7 @@ START_TEST(discard_entire_data_set_range_flag_trims_whole_file)
     dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
     d.u.hdr.DataSetRangesOffset = 0;
     d.len = sizeof(d.u.hdr);
-    ck_assert_int_eq(trim(t, &d), STATUS_SUCCESS);
+    ck_assert_status(trim(t, &d), STATUS_SUCCESS);
     struct stat st = stat_of(path);
     ck_assert_int_eq(st.st_size, FILE_SIZE);
     ck_assert_int_le(st.st_blocks, before - FILE_SIZE / 512);
@@ -919,14 +919,14 @@ START_TEST(discard_range_past_end_is_invalid_parameter)
 {
     struct victim v;
     victim_init(&v, _i);
-    ck_assert_int_eq(trim_one(v.t, FILE_SIZE - BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(trim_one(v.t, FILE_SIZE, BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(trim_one(v.t, -BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, FILE_SIZE - BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, FILE_SIZE, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, -BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
     /* offset + length wraps around */
-    ck_assert_int_eq(trim_one(v.t, BLK, UINT64_MAX - SECTOR + 1), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, BLK, UINT64_MAX - SECTOR + 1), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     /* The last block itself is fine. */
-    ck_assert_int_eq(trim_one(v.t, FILE_SIZE - BLK, BLK), STATUS_SUCCESS);
+    ck_assert_status(trim_one(v.t, FILE_SIZE - BLK, BLK), STATUS_SUCCESS);
     ck_assert(raw_zero(v.path, FILE_SIZE - BLK, BLK));
     victim_fini(&v);
 }
@@ -936,8 +936,8 @@ START_TEST(discard_offset_not_sector_multiple_is_invalid_parameter)
 {
     struct victim v;
     victim_init(&v, _i);
-    ck_assert_int_eq(trim_one(v.t, BLK + 1, 4 * BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(trim_one(v.t, SECTOR / 2, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, BLK + 1, 4 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, SECTOR / 2, BLK), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -947,8 +947,8 @@ START_TEST(discard_length_not_sector_multiple_is_invalid_parameter)
 {
     struct victim v;
     victim_init(&v, _i);
-    ck_assert_int_eq(trim_one(v.t, BLK, 4 * BLK + 100), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(trim_one(v.t, BLK, SECTOR - 1), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, BLK, 4 * BLK + 100), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, BLK, SECTOR - 1), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -959,10 +959,10 @@ START_TEST(discard_zero_length_is_invalid_parameter)
     struct victim v;
     struct dsm d;
     victim_init(&v, _i);
-    ck_assert_int_eq(trim_one(v.t, BLK, 0), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(v.t, BLK, 0), STATUS_INVALID_PARAMETER);
     /* An empty range list without DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE. */
     dsm_init(&d, DeviceDsmAction_Trim, 0);
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -982,7 +982,7 @@ START_TEST(discard_ranges_offset_not_8_aligned_is_invalid_parameter)
     d.u.hdr.DataSetRangesLength = sizeof(r);
     memcpy((char *)&d.u + d.u.hdr.DataSetRangesOffset, &r, sizeof(r));
     d.len = d.u.hdr.DataSetRangesOffset + (ULONG)sizeof(r);
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -997,9 +997,9 @@ START_TEST(discard_ranges_length_not_multiple_of_range_size_is_invalid_parameter
     dsm_add(&d, BLK, BLK);
     dsm_add(&d, 4 * BLK, BLK);
     d.u.hdr.DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE) + 8;
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     d.u.hdr.DataSetRangesLength = sizeof(DEVICE_DATA_SET_RANGE) - 1;
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -1015,15 +1015,15 @@ START_TEST(discard_ranges_beyond_input_buffer_is_invalid_parameter)
     dsm_add(&d, 4 * BLK, BLK);
     /* The header lists two ranges; the buffer sent holds one. */
     d.len -= sizeof(DEVICE_DATA_SET_RANGE);
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     /* The list starts past the end of the buffer. */
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, BLK, BLK);
     d.u.hdr.DataSetRangesOffset = d.len;
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     /* An offset near 4 GiB (offset + length wraps in 32 bits). */
     d.u.hdr.DataSetRangesOffset = 0xFFFFFFF8u;
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -1035,17 +1035,17 @@ START_TEST(discard_input_smaller_than_header_is_invalid_parameter)
     struct dsm d;
     victim_init(&v, _i);
     dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
-    ck_assert_int_eq(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d.u, sizeof(d.u.hdr) - 1, NULL,
+    ck_assert_status(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d.u, sizeof(d.u.hdr) - 1, NULL,
                                 0, NULL),
                      STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d.u, 8, NULL, 0, NULL),
+    ck_assert_status(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d.u, 8, NULL, 0, NULL),
                      STATUS_INVALID_PARAMETER);
     /* No input at all. */
-    ck_assert_int_eq(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, NULL, 0, NULL, 0, NULL),
+    ck_assert_status(sync_ioctl(v.t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, NULL, 0, NULL, 0, NULL),
                      STATUS_INVALID_PARAMETER);
     /* A whole header whose Size says it is smaller. */
     d.u.hdr.Size = sizeof(d.u.hdr) - 4;
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -1076,12 +1076,12 @@ START_TEST(discard_on_read_only_target_is_access_denied)
     struct completion c;
     victim_init(&v, _i);
     WDFIOTARGET ro = open_target(&v.e, v.path, GENERIC_READ, 0);
-    ck_assert_int_eq(trim_one(ro, BLK, BLK), STATUS_ACCESS_DENIED);
+    ck_assert_status(trim_one(ro, BLK, BLK), STATUS_ACCESS_DENIED);
     dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
-    ck_assert_int_eq(trim(ro, &d), STATUS_ACCESS_DENIED);
+    ck_assert_status(trim(ro, &d), STATUS_ACCESS_DENIED);
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, BLK, BLK);
-    ck_assert_int_eq(trim_async(ro, &d, &c), STATUS_ACCESS_DENIED);
+    ck_assert_status(trim_async(ro, &d, &c), STATUS_ACCESS_DENIED);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -1097,20 +1097,20 @@ START_TEST(discard_one_bad_range_among_good_changes_nothing)
     dsm_add(&d, 0, 4 * BLK);
     dsm_add(&d, 8 * BLK, 8 * BLK);
     dsm_add(&d, FILE_SIZE - BLK, 2 * BLK);
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     /* In the middle, misaligned. */
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, 0, 4 * BLK);
     dsm_add(&d, 8 * BLK + 3, 8 * BLK);
     dsm_add(&d, 20 * BLK, 4 * BLK);
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     /* Zero-length, first. */
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, 0, 0);
     dsm_add(&d, 8 * BLK, 8 * BLK);
-    ck_assert_int_eq(trim(v.t, &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim(v.t, &d), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -1127,7 +1127,7 @@ START_TEST(write_zeroes_file_zeroes_range_and_keeps_size)
     char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     /* Block-aligned. */
-    ck_assert_int_eq(set_zero(t, 4 * BLK, 12 * BLK), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, 4 * BLK, 12 * BLK), STATUS_SUCCESS);
     ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
     ck_assert(raw_zero(path, 4 * BLK, 8 * BLK));
     ck_assert(fresh_open_matches(&e, path, true, 4 * BLK, 8 * BLK, 0));
@@ -1135,12 +1135,12 @@ START_TEST(write_zeroes_file_zeroes_range_and_keeps_size)
     ck_assert(raw_matches(path, 12 * BLK, 8 * BLK, FILE_SEED));
     /* A file takes any byte range: exactly [20*BLK+1000, 22*BLK+77). */
     const LONGLONG from = 20 * BLK + 1000, to = 22 * BLK + 77;
-    ck_assert_int_eq(set_zero(t, from, to), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, from, to), STATUS_SUCCESS);
     ck_assert(raw_matches(path, 12 * BLK, (size_t)from - 12 * BLK, FILE_SEED));
     ck_assert(raw_zero(path, (uint64_t)from, (size_t)(to - from)));
     ck_assert(raw_matches(path, (uint64_t)to, FILE_SIZE - (size_t)to, FILE_SEED));
     /* An empty range is a no-op. */
-    ck_assert_int_eq(set_zero(t, 30 * BLK, 30 * BLK), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, 30 * BLK, 30 * BLK), STATUS_SUCCESS);
     ck_assert(raw_matches(path, 30 * BLK, BLK, FILE_SEED));
     ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
     free(path);
@@ -1168,7 +1168,7 @@ START_TEST(ioctl_inputs_at_odd_addresses)
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, 2 * BLK, 2 * BLK);
     memcpy(odd, &d.u, d.len);
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, odd, d.len, NULL, 0, NULL),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, odd, d.len, NULL, 0, NULL),
                      STATUS_SUCCESS);
     ck_assert(raw_zero(path, 2 * BLK, 2 * BLK));
     ck_assert(raw_matches(path, 4 * BLK, BLK, FILE_SEED));
@@ -1177,7 +1177,7 @@ START_TEST(ioctl_inputs_at_odd_addresses)
     z.FileOffset.QuadPart = 6 * BLK;
     z.BeyondFinalZero.QuadPart = 7 * BLK;
     memcpy(odd, &z, sizeof(z));
-    ck_assert_int_eq(sync_ioctl(t, FSCTL_SET_ZERO_DATA, odd, sizeof(z), NULL, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, FSCTL_SET_ZERO_DATA, odd, sizeof(z), NULL, 0, NULL), STATUS_SUCCESS);
     ck_assert(raw_zero(path, 6 * BLK, BLK));
     ck_assert(raw_matches(path, 7 * BLK, BLK, FILE_SEED));
     ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
@@ -1190,7 +1190,7 @@ START_TEST(ioctl_inputs_at_odd_addresses)
     STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
     ULONG_PTR bytes = 0;
     memset(&a, 0xCC, sizeof(a));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, odd, sizeof(q), &a, sizeof(a), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, odd, sizeof(q), &a, sizeof(a), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(a));
     ck_assert_uint_eq(a.Size, sizeof(a));
@@ -1209,7 +1209,7 @@ START_TEST(write_zeroes_past_eof_does_not_extend_file)
     blkcnt_t blocks = stat_of(path).st_blocks;
     /* Straddling the end: zeroed up to it, no further; nothing is
      * allocated past the end either. */
-    ck_assert_int_eq(set_zero(t, FILE_SIZE - BLK, FILE_SIZE + 16 * BLK), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, FILE_SIZE - BLK, FILE_SIZE + 16 * BLK), STATUS_SUCCESS);
     struct stat st = stat_of(path);
     ck_assert_int_eq(st.st_size, FILE_SIZE);
     ck_assert_int_le(st.st_blocks, blocks);
@@ -1217,14 +1217,14 @@ START_TEST(write_zeroes_past_eof_does_not_extend_file)
     ck_assert(raw_matches(path, 0, FILE_SIZE - BLK, FILE_SEED));
     /* Wholly past the end: nothing to do. */
     blocks = st.st_blocks;
-    ck_assert_int_eq(set_zero(t, FILE_SIZE + BLK, FILE_SIZE + 8 * BLK), STATUS_SUCCESS);
-    ck_assert_int_eq(set_zero(t, FILE_SIZE, FILE_SIZE + 1), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, FILE_SIZE + BLK, FILE_SIZE + 8 * BLK), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, FILE_SIZE, FILE_SIZE + 1), STATUS_SUCCESS);
     st = stat_of(path);
     ck_assert_int_eq(st.st_size, FILE_SIZE);
     ck_assert_int_eq(st.st_blocks, blocks);
     ULONG_PTR bytes;
     GET_LENGTH_INFORMATION li;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
     ck_assert_int_eq(li.Length.QuadPart, FILE_SIZE);
     free(path);
     env_fini(&e);
@@ -1235,16 +1235,16 @@ START_TEST(write_zeroes_beyond_final_zero_before_file_offset_is_invalid_paramete
 {
     struct victim v;
     victim_init(&v, _i);
-    ck_assert_int_eq(set_zero(v.t, 8 * BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(set_zero(v.t, 8 * BLK, 8 * BLK - 1), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(set_zero(v.t, -BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(v.t, 8 * BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(v.t, 8 * BLK, 8 * BLK - 1), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(v.t, -BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
     /* Short input. */
     FILE_ZERO_DATA_INFORMATION z;
     z.FileOffset.QuadPart = 0;
     z.BeyondFinalZero.QuadPart = BLK;
-    ck_assert_int_eq(sync_ioctl(v.t, FSCTL_SET_ZERO_DATA, &z, sizeof(z) - 1, NULL, 0, NULL),
+    ck_assert_status(sync_ioctl(v.t, FSCTL_SET_ZERO_DATA, &z, sizeof(z) - 1, NULL, 0, NULL),
                      STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(sync_ioctl(v.t, FSCTL_SET_ZERO_DATA, NULL, 0, NULL, 0, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(sync_ioctl(v.t, FSCTL_SET_ZERO_DATA, NULL, 0, NULL, 0, NULL), STATUS_INVALID_PARAMETER);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -1255,7 +1255,7 @@ START_TEST(write_zeroes_on_read_only_target_is_access_denied)
     struct victim v;
     victim_init(&v, _i);
     WDFIOTARGET ro = open_target(&v.e, v.path, GENERIC_READ, 0);
-    ck_assert_int_eq(set_zero(ro, 0, 4 * BLK), STATUS_ACCESS_DENIED);
+    ck_assert_status(set_zero(ro, 0, 4 * BLK), STATUS_ACCESS_DENIED);
     victim_assert_untouched(&v);
     victim_fini(&v);
 }
@@ -1330,11 +1330,11 @@ START_TEST(discard_loop_device_reads_zeros)
     }
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     blkcnt_t before = stat_of(backing).st_blocks;
-    ck_assert_int_eq(trim_one(t, 32 * BLK, 64 * BLK), STATUS_SUCCESS);
+    ck_assert_status(trim_one(t, 32 * BLK, 64 * BLK), STATUS_SUCCESS);
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, 128 * BLK, 4 * BLK);
     dsm_add(&d, 200 * BLK, 8 * BLK);
-    ck_assert_int_eq(trim_async(t, &d, &c), STATUS_SUCCESS);
+    ck_assert_status(trim_async(t, &d, &c), STATUS_SUCCESS);
 
     /* A loop device over a file punches holes: it reads zeros after a
      * discard, and the backing file's blocks are freed. */
@@ -1359,11 +1359,11 @@ START_TEST(discard_loop_device_range_past_end_is_invalid_parameter)
     char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = env_loop(&e, backing, 0);
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
-    ck_assert_int_eq(trim_one(t, LOOP_FILE_SIZE - BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(trim_one(t, BLK + SECTOR / 2, BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(set_zero(t, LOOP_FILE_SIZE - BLK, LOOP_FILE_SIZE + BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(t, LOOP_FILE_SIZE - BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(t, BLK + SECTOR / 2, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(t, LOOP_FILE_SIZE - BLK, LOOP_FILE_SIZE + BLK), STATUS_INVALID_PARAMETER);
     WDFIOTARGET ro = open_target(&e, dev, GENERIC_READ, 0);
-    ck_assert_int_eq(trim_one(ro, 0, BLK), STATUS_ACCESS_DENIED);
+    ck_assert_status(trim_one(ro, 0, BLK), STATUS_ACCESS_DENIED);
     WdfIoTargetClose(t);
     WdfIoTargetClose(ro);
     ck_assert(raw_matches(backing, 0, LOOP_FILE_SIZE, FILE_SEED));
@@ -1379,8 +1379,8 @@ START_TEST(write_zeroes_loop_device_reads_zeros)
     char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = env_loop(&e, backing, 0);
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
-    ck_assert_int_eq(set_zero(t, 10 * BLK, 30 * BLK), STATUS_SUCCESS);
-    ck_assert_int_eq(set_zero(t, 50 * BLK + SECTOR, 50 * BLK + 3 * SECTOR), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, 10 * BLK, 30 * BLK), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, 50 * BLK + SECTOR, 50 * BLK + 3 * SECTOR), STATUS_SUCCESS);
     ck_assert(fresh_open_matches(&e, dev, true, 10 * BLK, 20 * BLK, 0));
     ck_assert(fresh_open_matches(&e, dev, true, 0, 10 * BLK, FILE_SEED));
     ck_assert(fresh_open_matches(&e, dev, true, 30 * BLK, 20 * BLK, FILE_SEED));
@@ -1402,9 +1402,9 @@ START_TEST(write_zeroes_loop_device_misaligned_range_is_invalid_parameter)
     char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = env_loop(&e, backing, 0);
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
-    ck_assert_int_eq(set_zero(t, BLK + 100, 2 * BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(set_zero(t, BLK, 2 * BLK + 100), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(set_zero(t, 8 * BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(t, BLK + 100, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(t, BLK, 2 * BLK + 100), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(t, 8 * BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
     WdfIoTargetClose(t);
     ck_assert(raw_matches(backing, 0, LOOP_FILE_SIZE, FILE_SEED));
     free(backing);
@@ -1420,13 +1420,13 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
 
     GET_LENGTH_INFORMATION li;
     memset(&li, 0xCC, sizeof(li));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(li));
     ck_assert_uint_eq((unsigned long long)li.Length.QuadPart, want.size);
 
     DISK_GEOMETRY g;
     memset(&g, 0xCC, sizeof(g));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY, NULL, 0, &g, sizeof(g), &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY, NULL, 0, &g, sizeof(g), &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(g));
     ck_assert_uint_eq(g.BytesPerSector, want.logical);
     ck_assert_int_eq(g.MediaType, FixedMedia);
@@ -1438,7 +1438,7 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
 
     DISK_GEOMETRY_EX gx;
     memset(&gx, 0xCC, sizeof(gx));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, &gx, sizeof(gx), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_DRIVE_GEOMETRY_EX, NULL, 0, &gx, sizeof(gx), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, offsetof(DISK_GEOMETRY_EX, Data));
     ck_assert_uint_eq((unsigned long long)gx.DiskSize.QuadPart, want.size);
@@ -1451,7 +1451,7 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
     q.QueryType = PropertyStandardQuery;
     STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
     memset(&a, 0xCC, sizeof(a));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(a));
     ck_assert_uint_eq(a.Version, sizeof(a));
@@ -1460,7 +1460,7 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
     ck_assert_uint_eq(a.BytesPerPhysicalSector, want.physical);
     STORAGE_DESCRIPTOR_HEADER h;
     memset(&h, 0xCC, sizeof(h));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(h));
     ck_assert_uint_eq(h.Version, sizeof(a));
@@ -1470,7 +1470,7 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
     STORAGE_DEVICE_DESCRIPTOR dd;
     const size_t dd_size = offsetof(STORAGE_DEVICE_DESCRIPTOR, RawDeviceProperties);
     memset(&dd, 0xCC, sizeof(dd));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &dd, sizeof(dd), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &dd, sizeof(dd), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, dd_size);
     ck_assert_uint_eq(dd.Version, dd_size);
@@ -1480,17 +1480,17 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
     ck_assert_uint_eq(dd.VendorIdOffset, 0);
     ck_assert_uint_eq(dd.SerialNumberOffset, 0);
     memset(&h, 0xCC, sizeof(h));
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(h));
     ck_assert_uint_eq(h.Version, dd_size);
     ck_assert_uint_eq(h.Size, dd_size);
     /* Less than a header: nothing to say. */
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h) - 1, &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &h, sizeof(h) - 1, &bytes),
                      STATUS_BUFFER_TOO_SMALL);
     ck_assert_uint_eq(bytes, 0);
     q.QueryType = PropertyExistsQuery;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), NULL, 0, &bytes), STATUS_SUCCESS);
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), NULL, 0, &bytes), STATUS_SUCCESS);
 }
 
 START_TEST(geometry_ioctls_match_blockdev)
@@ -1525,7 +1525,7 @@ START_TEST(geometry_4k_sector_loop_device_matches_blockdev)
     ULONG_PTR bytes;
     memset(&q, 0, sizeof(q));
     q.PropertyId = StorageAccessAlignmentProperty;
-    ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a), &bytes),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(a.BytesPerLogicalSector, 4096);
     free(backing);
@@ -1541,7 +1541,7 @@ static NTSTATUS read_with_request(WDFIOTARGET t, WDFREQUEST req, void *buf, ULON
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, len);
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
     NTSTATUS status = WdfIoTargetSendReadSynchronously(t, req, &d, &off, NULL, &bytes);
     if (NT_SUCCESS(status))
         ck_assert_uint_eq(bytes, len);
@@ -1562,17 +1562,17 @@ START_TEST(direct_read_misaligned_to_4k_sector_is_datatype_misalignment)
 
     /* 512-byte aligned is not enough on a 4096-byte-sector device; the
      * framework refuses it without a system call. */
-    ck_assert_int_eq(read_with_request(t, req, buf, BLK, SECTOR), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(read_with_request(t, req, buf, BLK, SECTOR), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert_msg(r->fw_done && r->fw_status == STATUS_DATATYPE_MISALIGNMENT,
                   "the misaligned read reached the engine");
-    ck_assert_int_eq(read_with_request(t, req, buf, SECTOR, 0), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(read_with_request(t, req, buf, SECTOR, 0), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert(r->fw_done);
-    ck_assert_int_eq(read_with_request(t, req, buf + 1, BLK, 0), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(read_with_request(t, req, buf + 1, BLK, 0), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert(r->fw_done);
 
     /* 4096-aligned goes to the kernel and succeeds. */
     memset(buf, 0, 2 * BLK);
-    ck_assert_int_eq(read_with_request(t, req, buf, 2 * BLK, BLK), STATUS_SUCCESS);
+    ck_assert_status(read_with_request(t, req, buf, 2 * BLK, BLK), STATUS_SUCCESS);
     ck_assert(!r->fw_done);
     ck_assert(pattern_matches(buf, 2 * BLK, FILE_SEED, BLK));
     free(buf);
@@ -1606,16 +1606,16 @@ START_TEST(direct_alignment_that_is_not_a_power_of_two_is_checked_too)
 
     /* 512-byte multiples that are not 1536-byte multiples: refused by the
      * framework, each term alone. */
-    ck_assert_int_eq(read_with_request(t, req, buf, 3 * SECTOR, SECTOR), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(read_with_request(t, req, buf, 3 * SECTOR, SECTOR), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert(r->fw_done);
-    ck_assert_int_eq(read_with_request(t, req, buf, SECTOR, 3 * SECTOR), STATUS_DATATYPE_MISALIGNMENT);
+    ck_assert_status(read_with_request(t, req, buf, SECTOR, 3 * SECTOR), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert(r->fw_done);
-    ck_assert_int_eq(read_with_request(t, req, buf + SECTOR, 3 * SECTOR, 3 * SECTOR),
+    ck_assert_status(read_with_request(t, req, buf + SECTOR, 3 * SECTOR, 3 * SECTOR),
                      STATUS_DATATYPE_MISALIGNMENT);
     ck_assert(r->fw_done);
     /* All on 1536: goes to the kernel (which wants 512) and reads. */
     memset(raw, 0, 4 * BLK);
-    ck_assert_int_eq(read_with_request(t, req, buf, 6 * SECTOR, 6 * SECTOR), STATUS_SUCCESS);
+    ck_assert_status(read_with_request(t, req, buf, 6 * SECTOR, 6 * SECTOR), STATUS_SUCCESS);
     ck_assert(!r->fw_done);
     ck_assert(pattern_matches(buf, 6 * SECTOR, FILE_SEED, 6 * SECTOR));
     free(raw);
@@ -1631,18 +1631,18 @@ START_TEST(discard_and_zero_on_4k_sector_device_need_4k_alignment)
     char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = env_loop(&e, backing, 4096);
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
-    ck_assert_int_eq(trim_one(t, SECTOR, BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(trim_one(t, BLK, BLK + SECTOR), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(set_zero(t, BLK + SECTOR, 2 * BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(set_zero(t, BLK, 2 * BLK + SECTOR), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(t, SECTOR, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(trim_one(t, BLK, BLK + SECTOR), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(t, BLK + SECTOR, 2 * BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(set_zero(t, BLK, 2 * BLK + SECTOR), STATUS_INVALID_PARAMETER);
     ck_assert(fresh_open_matches(&e, dev, true, 0, 4 * BLK, FILE_SEED));
     /* Aligned to the 4096-byte sector, both work. */
-    ck_assert_int_eq(set_zero(t, 2 * BLK, 3 * BLK), STATUS_SUCCESS);
+    ck_assert_status(set_zero(t, 2 * BLK, 3 * BLK), STATUS_SUCCESS);
     ck_assert(fresh_open_matches(&e, dev, true, 2 * BLK, BLK, 0));
     ck_assert(fresh_open_matches(&e, dev, true, 0, 2 * BLK, FILE_SEED));
     ck_assert(fresh_open_matches(&e, dev, true, 3 * BLK, BLK, FILE_SEED));
     if (loop_queue_attr(dev, "discard_max_bytes") > 0) {
-        ck_assert_int_eq(trim_one(t, 8 * BLK, 2 * BLK), STATUS_SUCCESS);
+        ck_assert_status(trim_one(t, 8 * BLK, 2 * BLK), STATUS_SUCCESS);
         ck_assert(fresh_open_matches(&e, dev, true, 8 * BLK, 2 * BLK, 0));
     }
     free(backing);

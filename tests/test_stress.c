@@ -700,9 +700,9 @@ static void slot_init(struct worker *w, struct slot *sl, int k)
     sl->req = tu_make_request(w->s->target);
     sl->wbuf = tu_guarded_alloc(BLK);
     sl->rbuf = tu_guarded_alloc(BLK);
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(WDF_NO_OBJECT_ATTRIBUTES, sl->wbuf, BLK, &sl->wmem),
+    ck_assert_status(WdfMemoryCreatePreallocated(WDF_NO_OBJECT_ATTRIBUTES, sl->wbuf, BLK, &sl->wmem),
                      STATUS_SUCCESS);
-    ck_assert_int_eq(WdfMemoryCreatePreallocated(WDF_NO_OBJECT_ATTRIBUTES, sl->rbuf, BLK, &sl->rmem),
+    ck_assert_status(WdfMemoryCreatePreallocated(WDF_NO_OBJECT_ATTRIBUTES, sl->rbuf, BLK, &sl->rmem),
                      STATUS_SUCCESS);
     buf_retire(sl->wbuf);
     buf_retire(sl->rbuf);
@@ -740,14 +740,14 @@ static void stack_create(struct stress *s, const char *loop_dev)
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(s->env.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 64, "\\Device\\uwdfStress");
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, STRESS_DEV);
-    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &s->stack_dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, &attrs, &s->stack_dev), STATUS_SUCCESS);
     WdfControlFinishInitializing(s->stack_dev);
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
     cfg.EvtIoDefault = forward_default;
-    ck_assert_int_eq(WdfIoQueueCreate(s->stack_dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &s->queue), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(s->stack_dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &s->queue), STATUS_SUCCESS);
     STRESS_DEV *d = stress_dev_get(s->stack_dev);
     d->lower = WdfDeviceGetIoTarget(s->stack_dev);
     WDF_IO_TARGET_OPEN_PARAMS op;
@@ -755,9 +755,9 @@ static void stack_create(struct stress *s, const char *loop_dev)
     tu_unicode(&us, pbuf, 256, loop_dev);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
     op.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
-    ck_assert_int_eq(WdfIoTargetOpen(d->lower, &op), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetOpen(d->lower, &op), STATUS_SUCCESS);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(d->lower), s->engine);
-    ck_assert_int_eq(tu_target_open(s->env.device, "\\Device\\uwdfStress", GENERIC_READ | GENERIC_WRITE,
+    ck_assert_status(tu_target_open(s->env.device, "\\Device\\uwdfStress", GENERIC_READ | GENERIC_WRITE,
                                     FILE_OPEN, 0, &s->stack),
                      STATUS_SUCCESS);
 }
@@ -803,7 +803,7 @@ START_TEST(stress_exactly_once)
     } else {
         dev = tu_env_loop(&s->env, backing);
     }
-    ck_assert_int_eq(tu_target_open(s->env.device, dev, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
+    ck_assert_status(tu_target_open(s->env.device, dev, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
                                     FILE_NO_INTERMEDIATE_BUFFERING, &s->target),
                      STATUS_SUCCESS);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(s->target), s->engine);
@@ -853,7 +853,7 @@ START_TEST(stress_exactly_once)
         free(npath[i]);
     }
     ck_assert_msg(!s->ctl_failure[0], "%s controller: %s", s->engine, s->ctl_failure);
-    ck_assert_int_eq(WdfIoTargetStart(s->target), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetStart(s->target), STATUS_SUCCESS);
 
     /* Late writes: give anything the framework or kernel still held a
      * moment, then every retired buffer must still hold its poison. */

@@ -35,7 +35,7 @@ static void venv_init(struct venv *v, int backend)
     ck_assert(tu_use_backend(backend));
     tu_env_init(&v->e);
     v->path = tu_env_file(&v->e, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_int_eq(tu_target_open(v->e.device, v->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &v->target),
+    ck_assert_status(tu_target_open(v->e.device, v->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &v->target),
                      STATUS_SUCCESS);
     v->mem = tu_make_memory(BLK, &v->buf);
 }
@@ -58,13 +58,13 @@ static void reuse(WDFREQUEST r)
 {
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
 }
 
 static void format_read(struct venv *v, WDFREQUEST r)
 {
     LONGLONG off = BLK;
-    ck_assert_int_eq(WdfIoTargetFormatRequestForRead(v->target, r, v->mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(v->target, r, v->mem, NULL, &off), STATUS_SUCCESS);
 }
 
 /* Sends r asynchronously and waits for its completion; returns its status. */
@@ -118,8 +118,8 @@ START_TEST(kmdf_irql_sync_send_from_completion_routine)
     WdfRequestSetCompletionRoutine(r, irql_routine, &pr);
     ck_assert(WdfRequestSend(r, v.target, WDF_NO_SEND_OPTIONS));
     ck_assert(tu_completion_wait(&pr.c, WAIT_MS));
-    ck_assert_int_eq(pr.c.status, STATUS_SUCCESS);
-    ck_assert_int_eq(pr.inner, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(pr.c.status, STATUS_SUCCESS);
+    ck_assert_status(pr.inner, STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_int_eq(pr.bugchecks, 1);
     ck_assert_msg(strstr(pr.reason, "WdfIoTargetSendReadSynchronously"), "%s", pr.reason);
     expect_rule(WDF_VERIFIER_IRQL_MISMATCH, "rule KmdfIrql", "WdfIoTargetSendReadSynchronously");
@@ -138,7 +138,7 @@ START_TEST(invalid_req_access_after_delete)
     UwdfSetVerifier(TRUE);
     WDFREQUEST r = tu_make_request(v.target);
     WdfObjectDelete(r);
-    ck_assert_int_eq(WdfRequestGetStatus(r), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfRequestGetStatus(r), STATUS_INVALID_HANDLE);
     ck_assert_uint_eq(tu_last_bugcheck.p[1], (ULONG_PTR)r);
     expect_rule(WDF_INVALID_HANDLE, "rule InvalidReqAccess", "WdfRequestGetStatus");
     /* A send of the deleted request reports the rule at WdfRequestSend. */
@@ -157,12 +157,12 @@ START_TEST(request_formatted_valid_unformatted_send)
     WDFREQUEST r = tu_make_request(v.target);
     /* Verifier off: the documented status only. */
     ck_assert(!WdfRequestSend(r, v.target, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(r), STATUS_REQUEST_NOT_ACCEPTED);
+    ck_assert_status(WdfRequestGetStatus(r), STATUS_REQUEST_NOT_ACCEPTED);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     reuse(r);
     UwdfSetVerifier(TRUE);
     ck_assert(!WdfRequestSend(r, v.target, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(WdfRequestGetStatus(r), STATUS_REQUEST_NOT_ACCEPTED);
+    ck_assert_status(WdfRequestGetStatus(r), STATUS_REQUEST_NOT_ACCEPTED);
     expect_rule(WDF_REQUEST_FATAL_ERROR, "rule RequestFormattedValid", "WdfRequestSend");
     WdfObjectDelete(r);
     venv_fini(&v);
@@ -181,7 +181,7 @@ static void fail_send(struct venv *v, WDFREQUEST r)
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
     o.Size = sizeof(o) + 1;
     ck_assert(!WdfRequestSend(r, v->target, &o));
-    ck_assert_int_eq(WdfRequestGetStatus(r), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestGetStatus(r), STATUS_INVALID_PARAMETER);
 }
 
 START_TEST(req_send_fail_resent_without_handling)
@@ -194,7 +194,7 @@ START_TEST(req_send_fail_resent_without_handling)
     fail_send(&v, r);
     ck_assert_int_eq(tu_last_bugcheck.count, 0); /* the failure itself is no violation */
     memset(v.buf, 0, BLK);
-    ck_assert_int_eq(send_wait(&v, r), STATUS_SUCCESS);
+    ck_assert_status(send_wait(&v, r), STATUS_SUCCESS);
     expect_rule(WDF_REQUEST_FATAL_ERROR, "rule ReqSendFail", "WdfRequestSend");
     ck_assert(tu_pattern_matches(v.buf, BLK, FILE_SEED, BLK));
 
@@ -203,16 +203,16 @@ START_TEST(req_send_fail_resent_without_handling)
     fail_send(&v, r);
     reuse(r);
     format_read(&v, r);
-    ck_assert_int_eq(send_wait(&v, r), STATUS_SUCCESS);
+    ck_assert_status(send_wait(&v, r), STATUS_SUCCESS);
     fail_send(&v, r);
     format_read(&v, r);
-    ck_assert_int_eq(send_wait(&v, r), STATUS_SUCCESS);
+    ck_assert_status(send_wait(&v, r), STATUS_SUCCESS);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
 
     /* Verifier off: no report. */
     UwdfSetVerifier(FALSE);
     fail_send(&v, r);
-    ck_assert_int_eq(send_wait(&v, r), STATUS_SUCCESS);
+    ck_assert_status(send_wait(&v, r), STATUS_SUCCESS);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     /* Deleting a request whose send failed handles it. */
     UwdfSetVerifier(TRUE);
@@ -239,13 +239,13 @@ START_TEST(reuse_while_sent_is_request_already_sent)
     ck_assert(WdfRequestSend(r, v.target, WDF_NO_SEND_OPTIONS));
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfRequestReuse(r, &rp), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestReuse(r, &rp), STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_uint_eq(tu_last_bugcheck.p[1], WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT);
     expect_rule(WDF_REQUEST_FATAL_ERROR, "REQUEST_ALREADY_SENT", "WdfRequestReuse");
     /* The refused reuse left the request alone: it completes once, intact. */
     ck_assert(tu_completion_wait(&c, WAIT_MS));
     UwdfFaultInjectStall(0);
-    ck_assert_int_eq(c.status, STATUS_SUCCESS);
+    ck_assert_status(c.status, STATUS_SUCCESS);
     ck_assert_int_eq(tu_ncalls(&c), 1);
     ck_assert(tu_pattern_matches(v.buf, BLK, FILE_SEED, BLK));
     tu_completion_fini(&c);
@@ -281,23 +281,23 @@ START_TEST(flt_reuse_and_free_before_callback)
     KeInitializeEvent(&o.done, NotificationEvent, FALSE);
     atomic_init(&o.calls, 0);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_int_eq(FltAllocateCallbackData(f.instance, f.fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(f.instance, f.fo, &d), STATUS_SUCCESS);
     d->Iopb->MajorFunction = IRP_MJ_READ;
     d->Iopb->Parameters.Read.Length = BLK;
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = 0;
     d->Iopb->Parameters.Read.ReadBuffer = v.buf;
     UwdfFaultInjectStall(STALL_MS);
-    ck_assert_int_eq(FltPerformAsynchronousIo(d, flt_once_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltPerformAsynchronousIo(d, flt_once_cb, &o), STATUS_PENDING);
     FltReuseCallbackData(d);
     expect_rule(WDF_VERIFIER_FATAL_ERROR, "rule FltCallbackDataReuse", "FltReuseCallbackData");
     FltFreeCallbackData(d);
     expect_rule(WDF_VERIFIER_FATAL_ERROR, "rule FltCallbackDataReuse", "FltFreeCallbackData");
     LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
-    ck_assert_int_eq(KeWaitForSingleObject(&o.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_status(KeWaitForSingleObject(&o.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
     UwdfFaultInjectStall(0);
     tu_sleep_ms(5); /* let the callback return */
     ck_assert_int_eq(atomic_load(&o.calls), 1);
-    ck_assert_int_eq(d->IoStatus.Status, STATUS_SUCCESS);
+    ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(v.buf, BLK, FILE_SEED, 0));
     FltFreeCallbackData(d);
     UwdfKeDestroyEvent(&o.done);
@@ -344,11 +344,11 @@ START_TEST(sync_req_send_without_timeout_is_a_warning)
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(10));
     char *log = stderr_of_sync_read(&v, &o, &s);
-    ck_assert_int_eq(s, STATUS_SUCCESS);
+    ck_assert_status(s, STATUS_SUCCESS);
     ck_assert_msg(strstr(log, "SyncReqSend") == NULL, "warned with a timeout: %s", log);
     free(log);
     log = stderr_of_sync_read(&v, NULL, &s);
-    ck_assert_int_eq(s, STATUS_SUCCESS);
+    ck_assert_status(s, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(v.buf, BLK, FILE_SEED, 2 * BLK));
     ck_assert_msg(strstr(log, "SyncReqSend") && strstr(log, "WdfIoTargetSendReadSynchronously"), "log: '%s'", log);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
