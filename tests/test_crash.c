@@ -412,8 +412,7 @@ static void expect_from_records(struct expect *x, const struct records *r, enum 
         case REC_READY:
             break;
         case REC_WRITE_DONE:
-            ck_assert_msg(c->status == STATUS_SUCCESS, "write %" PRIu64 " completed with 0x%08x", c->value,
-                          (unsigned)c->status);
+            ck_assert_status_msg(c->status, STATUS_SUCCESS, "write %" PRIu64, c->value);
             writes++;
             break;
         case REC_FLUSH_SENT:
@@ -421,14 +420,14 @@ static void expect_from_records(struct expect *x, const struct records *r, enum 
             sent_prefix = writes;
             break;
         case REC_FLUSH_DONE:
-            ck_assert_msg(c->status == STATUS_SUCCESS, "flush %" PRIu64 " completed with 0x%08x", c->value,
-                          (unsigned)c->status);
+            ck_assert_status_msg(c->status, STATUS_SUCCESS, "flush %" PRIu64, c->value);
             ck_assert_uint_eq(c->value, sent_id);
             covered = sent_prefix;
             x->flushes_done++;
             break;
         case REC_ERROR:
-            ck_abort_msg("child reported an error: 0x%08x (value %" PRIu64 ")", (unsigned)c->status, c->value);
+            ck_abort_msg("child reported an error: " TU_STATUS_FMT " (value %" PRIu64 ")", TU_STATUS_ARG(c->status),
+                         c->value);
             break;
         default:
             ck_abort_msg("unknown record kind %u", c->kind);

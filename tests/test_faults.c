@@ -81,7 +81,7 @@ static unsigned sweep(struct fx *fx, const struct workload *w)
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     NTSTATUS s = w->run(fx);
     ULONGLONG n = UwdfFaultAllocationCount();
-    ck_assert_msg(s == STATUS_SUCCESS, "%s: clean run 0x%08x", w->name, (unsigned)s);
+    ck_assert_status_msg(s, STATUS_SUCCESS, "%s: clean run", w->name);
     ck_assert_msg(n > 0 && n <= MAX_ALLOCS, "%s: %llu allocations", w->name, (unsigned long long)n);
     unsigned failed = 0, absorbed = 0;
     for (ULONG i = 1; i <= n; i++) {
@@ -93,23 +93,21 @@ static unsigned sweep(struct fx *fx, const struct workload *w)
         ck_assert_int_le(failures, 1);
         if (failures == 0) {
             /* Fewer allocations this time (a cache was warm): nothing failed. */
-            ck_assert_msg(s == STATUS_SUCCESS, "%s: allocation %u not reached, 0x%08x", w->name, i,
-                          (unsigned)s);
+            ck_assert_status_msg(s, STATUS_SUCCESS, "%s: allocation %u not reached", w->name, i);
         } else if (s == STATUS_SUCCESS && w->may_absorb) {
             failed++;
             absorbed++;
         } else {
             failed++;
-            ck_assert_msg(documented(w, s), "%s: allocation %u failed -> 0x%08x (%s)", w->name, i,
-                          (unsigned)s, UwdfNtStatusName(s) ? UwdfNtStatusName(s) : "?");
+            ck_assert_msg(documented(w, s), "%s: allocation %u failed -> " TU_STATUS_FMT, w->name, i,
+                          TU_STATUS_ARG(s));
         }
         ck_assert_msg(tu_last_bugcheck.count == 0, "%s: allocation %u: bug check %s", w->name, i,
                       tu_last_bugcheck.reason);
         /* Still usable: the same workload, clean, succeeds and checks data. */
         fx->round++;
         s = w->run(fx);
-        ck_assert_msg(s == STATUS_SUCCESS, "%s: clean run after failing allocation %u: 0x%08x", w->name, i,
-                      (unsigned)s);
+        ck_assert_status_msg(s, STATUS_SUCCESS, "%s: clean run after failing allocation %u", w->name, i);
     }
     /* Every allocation failing at once: failure paths that allocate again
      * while cleaning up must still end cleanly. */
@@ -118,7 +116,7 @@ static unsigned sweep(struct fx *fx, const struct workload *w)
     s = w->run(fx);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     ck_assert_msg(documented(w, s) || (w->may_absorb && s == STATUS_SUCCESS),
-                  "%s: every allocation failing -> 0x%08x", w->name, (unsigned)s);
+                  "%s: every allocation failing -> " TU_STATUS_FMT, w->name, TU_STATUS_ARG(s));
     fx->round++;
     ck_assert_status(w->run(fx), STATUS_SUCCESS);
     ck_assert_msg(absorbed <= w->may_absorb, "%s: %u failed allocations absorbed, at most %u expected", w->name,
@@ -454,7 +452,7 @@ static NTSTATUS wl_flt_perform(struct fx *fx)
         KeInitializeEvent(&w.done, NotificationEvent, FALSE);
         atomic_init(&w.calls, 0);
         NTSTATUS r = FltPerformAsynchronousIo(d, flt_cb, &w);
-        ck_assert(r == STATUS_PENDING || r == STATUS_SUCCESS);
+        ck_assert_msg(r == STATUS_PENDING || r == STATUS_SUCCESS, "r == " TU_STATUS_FMT, TU_STATUS_ARG(r));
         LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
         ck_assert_status(KeWaitForSingleObject(&w.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
         /* The callback has signalled; let it return before the data is freed. */
@@ -562,7 +560,7 @@ static NTSTATUS wl_object_contexts(struct fx *fx)
     if (NT_SUCCESS(s)) {
         WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX2);
         s = WdfObjectAllocateContext(parent, &a, &ctx);
-        ck_assert(NT_SUCCESS(s) || ctx == NULL);
+        ck_assert_msg(NT_SUCCESS(s) || ctx == NULL, "s == " TU_STATUS_FMT ", yet ctx %p", TU_STATUS_ARG(s), ctx);
     }
     if (NT_SUCCESS(s)) {
         ctx2_get(parent)->v[3] = fx->round;

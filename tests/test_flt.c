@@ -1028,7 +1028,7 @@ static NTSTATUS hopen(struct hostile *x, const char *name, ULONG disposition, HA
     *h = NULL;
     NTSTATUS s = open_path(&x->fe, p, disposition, 0, h, NULL, &iosb);
     ck_assert_status(iosb.Status, s);
-    ck_assert(NT_SUCCESS(s) == (*h != NULL));
+    ck_assert_msg(NT_SUCCESS(s) == (*h != NULL), "s == " TU_STATUS_FMT ", handle %p", TU_STATUS_ARG(s), *h);
     free(p);
     return s;
 }
@@ -1274,8 +1274,7 @@ static void race_open_one(struct fenv *fe, struct race *r, const char *path, ULO
         c->missing++;
         return;
     }
-    ck_assert_msg(s == STATUS_SUCCESS, "%s, disposition %lu: unexpected status 0x%08x", path,
-                  (unsigned long)disposition, (unsigned)s);
+    ck_assert_status_msg(s, STATUS_SUCCESS, "%s, disposition %lu", path, (unsigned long)disposition);
     c->ok++;
     struct stat st;
     bool escaped = false;

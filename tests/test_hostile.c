@@ -544,7 +544,8 @@ START_TEST(every_handle_ddi_rejects_bad_handles_with_a_bug_check)
             ck_assert_msg(strstr(tu_last_bugcheck.reason, c->ddi), "%s, %s handle: reason '%s'", c->ddi,
                           badness_names[b], tu_last_bugcheck.reason);
             if (c->returns_status)
-                ck_assert_msg(!NT_SUCCESS(s), "%s, %s handle: returned success", c->ddi, badness_names[b]);
+                ck_assert_msg(!NT_SUCCESS(s), "%s, %s handle: returned " TU_STATUS_FMT, c->ddi, badness_names[b],
+                              TU_STATUS_ARG(s));
             tu_bugcheck_reset();
             cases++;
         }
@@ -645,7 +646,7 @@ START_TEST(null_required_pointers_are_a_bug_check_and_the_documented_status)
                       "%s: %d bug checks, code %lu", c->what, tu_last_bugcheck.count,
                       (unsigned long)tu_last_bugcheck.code);
         ck_assert_msg(strstr(tu_last_bugcheck.reason, ddi), "%s: reason '%s'", c->what, tu_last_bugcheck.reason);
-        ck_assert_msg(s == c->status, "%s: 0x%08x, expected 0x%08x", c->what, (unsigned)s, (unsigned)c->status);
+        ck_assert_status_msg(s, c->status, "%s", c->what);
         tu_bugcheck_reset();
         cases++;
     }
@@ -989,8 +990,7 @@ START_TEST(async_send_timeouts_of_every_sign_and_extreme)
         ck_assert(tu_completion_wait(&c, WAIT_MS));
         UwdfFaultInjectStall(0);
         tu_sleep_ms(STALL_MS / 10); /* a second completion would show up here */
-        ck_assert_msg(c.status == tc->status, "%s, timeout %lld: %s", tu_backend_names[_i], (long long)tc->timeout,
-                      UwdfNtStatusName(c.status));
+        ck_assert_status_msg(c.status, tc->status, "%s, timeout %lld", tu_backend_names[_i], (long long)tc->timeout);
         ck_assert_int_eq(tu_ncalls(&c), 1);
         if (NT_SUCCESS(tc->status))
             ck_assert(tu_pattern_matches(l.buf, BLK, FILE_SEED, 3 * BLK));
@@ -1045,18 +1045,18 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
         ULONG_PTR bytes = 9;
         WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.memory, NULL);
         NTSTATUS s = WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, NULL, &bytes);
-        ck_assert_msg(s == oc->read, "read at %lld: %s", (long long)oc->offset, UwdfNtStatusName(s));
+        ck_assert_status_msg(s, oc->read, "read at %lld", (long long)oc->offset);
         ck_assert_uint_eq(bytes, 0);
         cases++;
         if (oc->write) {
             s = WdfIoTargetSendWriteSynchronously(l.target, l.request, &d, &off, NULL, &bytes);
-            ck_assert_msg(s == oc->write, "write at %lld: %s", (long long)oc->offset, UwdfNtStatusName(s));
+            ck_assert_status_msg(s, oc->write, "write at %lld", (long long)oc->offset);
             ck_assert_uint_eq(bytes, 0);
             cases++;
         }
         ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
         s = WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off);
-        ck_assert_msg(s == oc->format, "format at %lld: %s", (long long)oc->offset, UwdfNtStatusName(s));
+        ck_assert_status_msg(s, oc->format, "format at %lld", (long long)oc->offset);
         cases++;
         if (NT_SUCCESS(s)) {
             ck_assert_status(WdfRequestGetStatus(l.request), STATUS_SUCCESS);
@@ -1065,8 +1065,7 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
             WdfRequestSetCompletionRoutine(l.request, tu_on_complete, &c);
             ck_assert(WdfRequestSend(l.request, l.target, NULL));
             ck_assert(tu_completion_wait(&c, WAIT_MS));
-            ck_assert_msg(c.status == oc->async, "async read at %lld: %s", (long long)oc->offset,
-                          UwdfNtStatusName(c.status));
+            ck_assert_status_msg(c.status, oc->async, "async read at %lld", (long long)oc->offset);
             ck_assert_uint_eq(c.information, 0);
             tu_completion_fini(&c);
             cases++;
@@ -1147,7 +1146,8 @@ START_TEST(target_deleted_with_io_in_flight_and_after_format)
     WdfObjectDelete(t2);
     ck_assert_int_eq(tu_ncalls(&c), 1);
     UwdfFaultInjectStall(0);
-    ck_assert_msg(c.status == STATUS_SUCCESS || c.status == STATUS_CANCELLED, "%s", UwdfNtStatusName(c.status));
+    ck_assert_msg(c.status == STATUS_SUCCESS || c.status == STATUS_CANCELLED, "c.status == " TU_STATUS_FMT,
+                  TU_STATUS_ARG(c.status));
     tu_completion_fini(&c);
     /* A send to the deleted target is a bug check and leaves r alone. */
     WDF_REQUEST_REUSE_PARAMS rp;

@@ -50,7 +50,7 @@ static WDFIOTARGET open_target(struct tu_env *e, int backend, const char *path, 
 {
     WDFIOTARGET target;
     NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
-    ck_assert_msg(status == STATUS_SUCCESS, "open %s: 0x%08x", path, (unsigned)status);
+    ck_assert_status_msg(status, STATUS_SUCCESS, "open %s", path);
     ck_assert_int_eq(WdfIoTargetGetState(target), WdfIoTargetStarted);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[backend]);
     return target;
@@ -128,8 +128,8 @@ static NTSTATUS sync_ioctl(WDFIOTARGET t, ULONG code, void *in, ULONG in_len, vo
 static void send_and_wait(WDFREQUEST req, WDFIOTARGET t, struct tu_completion *c)
 {
     WdfRequestSetCompletionRoutine(req, tu_on_complete, c);
-    ck_assert_msg(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS), "send failed: 0x%08x",
-                  (unsigned)WdfRequestGetStatus(req));
+    ck_assert_msg(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS), "send failed: " TU_STATUS_FMT,
+                  TU_STATUS_ARG(WdfRequestGetStatus(req)));
     ck_assert_msg(tu_completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
 }
 
@@ -324,8 +324,8 @@ START_TEST(open_unknown_nt_device_name_is_object_name_not_found)
     static const char *const names[] = { "\\Device\\UwdfNoSuchDevice", "\\DosDevices\\UwdfNoSuchLink",
                                          "\\??\\UwdfNoSuchLink" };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        ck_assert_msg(open_with(t, names[i], GENERIC_READ, FILE_OPEN, 0, NULL) == STATUS_OBJECT_NAME_NOT_FOUND,
-                      "%s", names[i]);
+        ck_assert_status_msg(open_with(t, names[i], GENERIC_READ, FILE_OPEN, 0, NULL), STATUS_OBJECT_NAME_NOT_FOUND,
+                             "%s", names[i]);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     tu_env_fini(&e);
 }
@@ -346,7 +346,7 @@ START_TEST(reopen_after_close_reopens)
     /* Nothing to reopen. (The port says STATUS_INVALID_PARAMETER; WDF's
      * FxIoTargetRemote::Open says STATUS_INVALID_DEVICE_REQUEST: only the
      * failure is the contract here.) */
-    ck_assert(!NT_SUCCESS(WdfIoTargetOpen(never, &p)));
+    ck_assert_nt_failure(WdfIoTargetOpen(never, &p));
     ck_assert_int_eq(WdfIoTargetGetState(never), WdfIoTargetClosed);
 
     WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
@@ -1023,7 +1023,7 @@ START_TEST(sync_send_allocation_failure_is_insufficient_resources)
             ck_assert_status(status, STATUS_SUCCESS);
             break;
         }
-        ck_assert_msg(status == STATUS_INSUFFICIENT_RESOURCES, "allocation %d: 0x%08x", n, (unsigned)status);
+        ck_assert_status_msg(status, STATUS_INSUFFICIENT_RESOURCES, "allocation %d", n);
         memset(buf, 0, BLK);
         ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
         ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
@@ -1110,8 +1110,8 @@ START_TEST(sync_send_options_unknown_flags_is_invalid_parameter)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         WDF_REQUEST_SEND_OPTIONS o;
         WDF_REQUEST_SEND_OPTIONS_INIT(&o, bad[i]);
-        ck_assert_msg(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, NULL) == STATUS_INVALID_PARAMETER,
-                      "flags 0x%x", bad[i]);
+        ck_assert_status_msg(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, NULL), STATUS_INVALID_PARAMETER,
+                             "flags 0x%x", bad[i]);
     }
     free(path);
     tu_env_fini(&e);
@@ -1196,8 +1196,8 @@ START_TEST(sync_send_memory_offset_past_end_is_integer_overflow)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         WDFMEMORY_OFFSET mo = bad[i];
         WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, mem, &mo);
-        ck_assert_msg(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL) == STATUS_INTEGER_OVERFLOW,
-                      "offsets %zu+%zu", mo.BufferOffset, mo.BufferLength);
+        ck_assert_status_msg(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INTEGER_OVERFLOW,
+                             "offsets %zu+%zu", mo.BufferOffset, mo.BufferLength);
         ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, NULL), STATUS_INTEGER_OVERFLOW);
     }
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
@@ -1898,15 +1898,15 @@ static void chain_wait(struct chain *c)
 {
     LARGE_INTEGER timeout;
     timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)CHAIN_WAIT_MS);
-    ck_assert_msg(KeWaitForSingleObject(&c->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
-                  "chain stuck after %d routines", atomic_load(&c->routines));
+    ck_assert_status_msg(KeWaitForSingleObject(&c->done, Executive, KernelMode, FALSE, &timeout), STATUS_SUCCESS,
+                         "chain stuck after %d routines", atomic_load(&c->routines));
 }
 
 /* All n reads ran once each, read the right data, and none failed. */
 static void chain_check(struct chain *c, int n)
 {
-    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: 0x%08x", c->first_failure_at,
-                  (unsigned)c->first_failure);
+    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: " TU_STATUS_FMT, c->first_failure_at,
+                  TU_STATUS_ARG(c->first_failure));
     ck_assert_int_eq(atomic_load(&c->routines), n);
     ck_assert_int_eq(atomic_load(&c->sent), n);
     ck_assert_int_eq(atomic_load(&c->mismatches), 0);
@@ -2063,10 +2063,10 @@ START_TEST(stop_waits_for_resend_chain_and_pends_its_resend)
     WDFREQUEST req = counted_request(c->target[0], &req_life);
     ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)CHAIN_WAIT_MS);
-    ck_assert_msg(KeWaitForSingleObject(&c->running, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
-                  "chain stuck after %d routines", atomic_load(&c->routines));
-    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: 0x%08x", c->first_failure_at,
-                  (unsigned)c->first_failure);
+    ck_assert_status_msg(KeWaitForSingleObject(&c->running, Executive, KernelMode, FALSE, &timeout), STATUS_SUCCESS,
+                         "chain stuck after %d routines", atomic_load(&c->routines));
+    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: " TU_STATUS_FMT, c->first_failure_at,
+                  TU_STATUS_ARG(c->first_failure));
 
     /* Stopped mid-chain: the read in flight completes, its routine's
      * resend pends, and only then may Stop return. A resend that took the
@@ -2080,8 +2080,8 @@ START_TEST(stop_waits_for_resend_chain_and_pends_its_resend)
     tu_sleep_ms(PEND_OBSERVE_MS);
     ck_assert_msg(atomic_load(&c->routines) == n, "%d routines ran after Stop returned",
                   atomic_load(&c->routines) - n);
-    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: 0x%08x", c->first_failure_at,
-                  (unsigned)c->first_failure);
+    ck_assert_msg(atomic_load(&c->failures) == 0, "read %d failed: " TU_STATUS_FMT, c->first_failure_at,
+                  TU_STATUS_ARG(c->first_failure));
     ck_assert_int_eq(atomic_load(&c->sent), n + 1); /* the pended resend */
 
     /* Started again, the pended read completes and its routine ends the

@@ -76,7 +76,7 @@ static struct {
 static void lt_error(const char *what, NTSTATUS st)
 {
     if (atomic_fetch_add(&L.errors, 1) == 0)
-        snprintf(L.first_error, sizeof(L.first_error), "%s: 0x%08x", what, (unsigned)st);
+        snprintf(L.first_error, sizeof(L.first_error), "%s: " TU_STATUS_FMT, what, TU_STATUS_ARG(st));
 }
 
 static VOID lt_cleanup(WDFOBJECT o)
@@ -402,8 +402,8 @@ static void app_run(WDFIOTARGET t, long total)
         ck_assert_int_eq(pthread_create(&th[i], NULL, app_thread, &a), 0);
     for (int i = 0; i < APP_THREADS; i++)
         pthread_join(th[i], NULL);
-    ck_assert_msg(atomic_load(&a.bad) == 0, "%s: %ld I/Os ended wrong, the first with 0x%08x",
-                  pattern_names[L.pattern], atomic_load(&a.bad), (unsigned)a.first_bad);
+    ck_assert_msg(atomic_load(&a.bad) == 0, "%s: %ld I/Os ended wrong, the first with " TU_STATUS_FMT,
+                  pattern_names[L.pattern], atomic_load(&a.bad), TU_STATUS_ARG(a.first_bad));
 }
 
 /* ---- counts ---- */

@@ -289,7 +289,7 @@ START_TEST(allocate_context_same_type_again_is_name_exists_and_returns_existing)
     WdfObjectGet_PLAIN_CONTEXT(obj)->value = 99;
     NTSTATUS status = WdfObjectAllocateContext(obj, &attrs, &again);
     ck_assert_status(status, STATUS_OBJECT_NAME_EXISTS);
-    ck_assert(NT_SUCCESS(status)); /* informational, not an error */
+    ck_assert_nt_success(status); /* informational, not an error */
     ck_assert_ptr_eq(again, WdfObjectGet_PLAIN_CONTEXT(obj));
     ck_assert_int_eq(((PLAIN_CONTEXT *)again)->value, 99);
     WdfObjectDelete(obj);
@@ -1091,7 +1091,7 @@ START_TEST(errno_maps_to_the_designed_statuses)
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
         NTSTATUS got = UwdfNtStatusFromErrno(table[i].err);
-        ck_assert_msg(got == table[i].status, "errno %d -> 0x%08x", table[i].err, (unsigned)got);
+        ck_assert_status_msg(got, table[i].status, "errno %d", table[i].err);
         /* Kernel completions carry -errno. */
         ck_assert_status(UwdfNtStatusFromErrno(-table[i].err), table[i].status);
     }

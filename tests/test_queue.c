@@ -2202,7 +2202,7 @@ START_TEST(unmark_cancel_race)
         else if (io.c.status == STATUS_CANCELLED)
             by_cancel++;
         else
-            ck_abort_msg("status 0x%x", (unsigned)io.c.status);
+            ck_abort_msg("io.c.status == " TU_STATUS_FMT, TU_STATUS_ARG(io.c.status));
         ck_assert_int_eq(rx_nheld(), 0);
         io_fini(&io);
     }
@@ -2371,7 +2371,8 @@ START_TEST(purge_while_completing)
         for (int i = 0; i < N; i++) {
             ck_assert(tu_completion_wait(&io[i].c, 5000));
             ck_assert_int_eq(tu_ncalls(&io[i].c), 1);
-            ck_assert(io[i].c.status == STATUS_SUCCESS || io[i].c.status == STATUS_CANCELLED);
+            ck_assert_msg(io[i].c.status == STATUS_SUCCESS || io[i].c.status == STATUS_CANCELLED,
+                          "io[%d].c.status == " TU_STATUS_FMT, i, TU_STATUS_ARG(io[i].c.status));
             io_fini(&io[i]);
         }
         ck_assert_int_eq(rx_nheld(), 0);

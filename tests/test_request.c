@@ -33,7 +33,7 @@ static WDFIOTARGET open_target(struct tu_env *e, int backend, const char *path, 
 {
     WDFIOTARGET target;
     NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
-    ck_assert_msg(status == STATUS_SUCCESS, "open %s: 0x%08x", path, (unsigned)status);
+    ck_assert_status_msg(status, STATUS_SUCCESS, "open %s", path);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[backend]);
     return target;
 }
@@ -54,8 +54,8 @@ static int load(atomic_int *a)
 static void send_async(WDFREQUEST req, WDFIOTARGET target, struct tu_completion *c)
 {
     WdfRequestSetCompletionRoutine(req, tu_on_complete, c);
-    ck_assert_msg(WdfRequestSend(req, target, WDF_NO_SEND_OPTIONS), "send failed: 0x%08x",
-                  (unsigned)WdfRequestGetStatus(req));
+    ck_assert_msg(WdfRequestSend(req, target, WDF_NO_SEND_OPTIONS), "send failed: " TU_STATUS_FMT,
+                  TU_STATUS_ARG(WdfRequestGetStatus(req)));
     ck_assert_msg(tu_completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
 }
 
@@ -237,7 +237,7 @@ START_TEST(reuse_unknown_flags_is_invalid_parameter)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         WDF_REQUEST_REUSE_PARAMS p;
         WDF_REQUEST_REUSE_PARAMS_INIT(&p, bad[i], STATUS_SUCCESS);
-        ck_assert_msg(WdfRequestReuse(req, &p) == STATUS_INVALID_PARAMETER, "flags 0x%x", bad[i]);
+        ck_assert_status_msg(WdfRequestReuse(req, &p), STATUS_INVALID_PARAMETER, "flags 0x%x", bad[i]);
     }
     WdfObjectDelete(driver);
 }
@@ -664,13 +664,13 @@ START_TEST(reuse_in_completion_routine_10000_ios_one_request)
     ck_assert(seed_send(s, req, 0));
     LARGE_INTEGER timeout;
     timeout.QuadPart = WDF_REL_TIMEOUT_IN_SEC(50);
-    ck_assert_msg(KeWaitForSingleObject(&s->done, Executive, KernelMode, FALSE, &timeout) == STATUS_SUCCESS,
-                  "stuck after %d completions", atomic_load(&s->completed));
+    ck_assert_status_msg(KeWaitForSingleObject(&s->done, Executive, KernelMode, FALSE, &timeout), STATUS_SUCCESS,
+                         "stuck after %d completions", atomic_load(&s->completed));
     double elapsed = tu_now_ms() - t0;
     tu_sleep_ms(QUIET_MS); /* a late extra completion would show up here */
 
-    ck_assert_msg(load(&s->failures) == 0, "I/O failed at completion %d: 0x%08x",
-                  atomic_load(&s->completed), (unsigned)s->first_failure);
+    ck_assert_msg(load(&s->failures) == 0, "I/O failed at completion %d: " TU_STATUS_FMT,
+                  atomic_load(&s->completed), TU_STATUS_ARG(s->first_failure));
     ck_assert_int_eq(load(&s->completed), SEED_IOS);
     ck_assert_int_eq(load(&s->sent), SEED_IOS);
     ck_assert_int_eq(load(&s->out_of_order), 0);

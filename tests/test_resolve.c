@@ -174,8 +174,7 @@ static void assert_refused_every_way(struct rfx *x, const char *rel, NTSTATUS ex
 {
     for (size_t i = 0; i < N_DISPOSITIONS; i++) {
         NTSTATUS got = ropen(x, rel, every_disposition[i], O_RDWR, NULL, NULL);
-        ck_assert_msg(got == expect, "%s, disposition %lu: 0x%08x, expected 0x%08x", rel,
-                      (unsigned long)every_disposition[i], (unsigned)got, (unsigned)expect);
+        ck_assert_status_msg(got, expect, "%s, disposition %lu", rel, (unsigned long)every_disposition[i]);
     }
 }
 
@@ -187,8 +186,7 @@ static void assert_link_out_refused(struct rfx *x, const char *rel)
         ULONG d = every_disposition[i];
         NTSTATUS expect = d == FILE_CREATE ? STATUS_OBJECT_NAME_COLLISION : STATUS_ACCESS_DENIED;
         NTSTATUS got = ropen(x, rel, d, O_RDWR, NULL, NULL);
-        ck_assert_msg(got == expect, "%s, disposition %lu: 0x%08x, expected 0x%08x", rel, (unsigned long)d,
-                      (unsigned)got, (unsigned)expect);
+        ck_assert_status_msg(got, expect, "%s, disposition %lu", rel, (unsigned long)d);
     }
 }
 

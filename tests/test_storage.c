@@ -207,7 +207,7 @@ static WDFIOTARGET open_target(struct env *e, const char *path, ACCESS_MASK acce
 {
     WDFIOTARGET target;
     NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
-    ck_assert_msg(status == STATUS_SUCCESS, "open %s: 0x%08x", path, (unsigned)status);
+    ck_assert_status_msg(status, STATUS_SUCCESS, "open %s", path);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[e->backend]);
     return target;
 }
@@ -324,7 +324,7 @@ static void write_pattern(WDFIOTARGET t, LONGLONG off, size_t len, unsigned seed
     fill_pattern(buf, len, seed, (uint64_t)off);
     NTSTATUS status = sync_write(t, buf, (ULONG)len, off);
     free(buf);
-    ck_assert_msg(status == STATUS_SUCCESS, "write at %lld: 0x%08x", (long long)off, (unsigned)status);
+    ck_assert_status_msg(status, STATUS_SUCCESS, "write at %lld", (long long)off);
 }
 
 /* Reads [off, off+len) through a target opened afresh on path (unbuffered
@@ -337,7 +337,7 @@ static bool fresh_open_matches(struct env *e, const char *path, bool direct, LON
     ULONG_PTR bytes = 0;
     memset(buf, 0xA5, len);
     NTSTATUS status = sync_read(t, buf, (ULONG)len, off, &bytes);
-    ck_assert_msg(status == STATUS_SUCCESS, "read %s at %lld: 0x%08x", path, (long long)off, (unsigned)status);
+    ck_assert_status_msg(status, STATUS_SUCCESS, "read %s at %lld", path, (long long)off);
     ck_assert_uint_eq(bytes, len);
     bool same = seed ? pattern_matches(buf, len, seed, (uint64_t)off) : all_zero(buf, len);
     free(buf);
@@ -393,8 +393,8 @@ static NTSTATUS send_async(WDFREQUEST req, WDFIOTARGET t, struct completion *c)
 {
     completion_init(c);
     WdfRequestSetCompletionRoutine(req, on_complete, c);
-    ck_assert_msg(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS), "send failed: 0x%08x",
-                  (unsigned)WdfRequestGetStatus(req));
+    ck_assert_msg(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS), "send failed: " TU_STATUS_FMT,
+                  TU_STATUS_ARG(WdfRequestGetStatus(req)));
     ck_assert_msg(event_wait(&c->done, WAIT_MS), "no completion within %d ms", WAIT_MS);
     ck_assert_int_eq(atomic_load(&c->calls), 1);
     completion_fini(c);
@@ -408,8 +408,8 @@ static NTSTATUS send_synchronous(WDFREQUEST req, WDFIOTARGET t)
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
-    ck_assert_msg(WdfRequestSend(req, t, &o), "synchronous send failed: 0x%08x",
-                  (unsigned)WdfRequestGetStatus(req));
+    ck_assert_msg(WdfRequestSend(req, t, &o), "synchronous send failed: " TU_STATUS_FMT,
+                  TU_STATUS_ARG(WdfRequestGetStatus(req)));
     return WdfRequestGetStatus(req);
 }
 
@@ -537,8 +537,7 @@ static void write_and_flush_every_way(WDFIOTARGET t, int first_block)
         struct completion c;
         memset(&c, 0, sizeof(c));
         NTSTATUS status = synchronous ? send_synchronous(req, t) : send_async(req, t, &c);
-        ck_assert_msg(status == STATUS_SUCCESS, "%s %s flush: 0x%08x", synchronous ? "synchronous" : "async",
-                      k->name, (unsigned)status);
+        ck_assert_status_msg(status, STATUS_SUCCESS, "%s %s flush", synchronous ? "synchronous" : "async", k->name);
         if (!synchronous)
             ck_assert_int_eq(c.type, WdfRequestTypeNoFormat); /* no framework format context */
         ck_assert_msg(internal_request(req)->io.op == k->op, "%s: engine op %u", k->name,
@@ -634,8 +633,8 @@ START_TEST(flush_sent_from_completion_routine_chains_write_flush_done)
 
     ck_assert_status(ch.write_status, STATUS_SUCCESS);
     ck_assert_uint_eq(ch.write_bytes, 2 * BLK);
-    ck_assert_msg(ch.flush_sent, "flush send from the completion routine failed: 0x%08x",
-                  (unsigned)ch.flush_status);
+    ck_assert_msg(ch.flush_sent, "flush send from the completion routine failed: " TU_STATUS_FMT,
+                  TU_STATUS_ARG(ch.flush_status));
     ck_assert_status(ch.flush_status, STATUS_SUCCESS);
     ck_assert_int_eq(atomic_load(&ch.write_calls), 1);
     ck_assert_int_eq(atomic_load(&ch.flush_calls), 1);
@@ -1060,9 +1059,9 @@ START_TEST(discard_action_other_than_trim_is_not_supported)
     for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
         dsm_init(&d, actions[i], 0);
         dsm_add(&d, BLK, BLK);
-        ck_assert_msg(trim(v.t, &d) == STATUS_NOT_SUPPORTED, "action 0x%x", (unsigned)actions[i]);
+        ck_assert_status_msg(trim(v.t, &d), STATUS_NOT_SUPPORTED, "action 0x%x", (unsigned)actions[i]);
         dsm_init(&d, actions[i], DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
-        ck_assert_msg(trim(v.t, &d) == STATUS_NOT_SUPPORTED, "action 0x%x, entire range", (unsigned)actions[i]);
+        ck_assert_status_msg(trim(v.t, &d), STATUS_NOT_SUPPORTED, "action 0x%x, entire range", (unsigned)actions[i]);
     }
     victim_assert_untouched(&v);
     victim_fini(&v);
@@ -1564,7 +1563,8 @@ START_TEST(direct_read_misaligned_to_4k_sector_is_datatype_misalignment)
      * framework refuses it without a system call. */
     ck_assert_status(read_with_request(t, req, buf, BLK, SECTOR), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert_msg(r->fw_done && r->fw_status == STATUS_DATATYPE_MISALIGNMENT,
-                  "the misaligned read reached the engine");
+                  "the misaligned read reached the engine (done %d, " TU_STATUS_FMT ")", r->fw_done,
+                  TU_STATUS_ARG(r->fw_status));
     ck_assert_status(read_with_request(t, req, buf, SECTOR, 0), STATUS_DATATYPE_MISALIGNMENT);
     ck_assert(r->fw_done);
     ck_assert_status(read_with_request(t, req, buf + 1, BLK, 0), STATUS_DATATYPE_MISALIGNMENT);

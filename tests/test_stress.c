@@ -456,7 +456,7 @@ static void worker_read_result(struct worker *w, uint32_t block, NTSTATUS st, UL
 {
     char why[300];
     if (!status_expected(w, st)) {
-        worker_fail(w, "read of block %u completed with %s (0x%08x)", block, tu_status_name(st), (unsigned)st);
+        worker_fail(w, "read of block %u completed with " TU_STATUS_FMT, block, TU_STATUS_ARG(st));
         return;
     }
     if (st != STATUS_SUCCESS)
@@ -475,7 +475,7 @@ static void worker_write_result(struct worker *w, uint32_t block, uint64_t seq, 
 {
     uint32_t i = block - w->first_block;
     if (!status_expected(w, st)) {
-        worker_fail(w, "write of block %u completed with %s (0x%08x)", block, tu_status_name(st), (unsigned)st);
+        worker_fail(w, "write of block %u completed with " TU_STATUS_FMT, block, TU_STATUS_ARG(st));
         return;
     }
     if (st == STATUS_SUCCESS && info != BLK) {

@@ -299,8 +299,7 @@ static void expect_single_completion(struct done_rec *d, NTSTATUS want, const ch
     sleep_ms(50);
     ck_assert_msg(atomic_load(&d->calls) == 1, "%s: completion routine ran %d times", label,
                   atomic_load(&d->calls));
-    ck_assert_msg(d->status == want, "%s: completed with %s (0x%08x), want %s", label,
-                  tu_status_name(d->status), (unsigned)d->status, tu_status_name(want));
+    ck_assert_status_msg(d->status, want, "%s", label);
 }
 
 /* The request on the FIFO completed: its read must be gone from the kernel,
@@ -387,7 +386,7 @@ START_TEST(absolute_timeout_expires_at_that_system_time)
     ck_assert_int_gt(deadline, 0); /* positive: absolute NT time */
     NTSTATUS s = sync_read(&e, buf, READ_LEN, deadline, true, &bytes, NULL);
     double ms = tu_now_ms() - t0;
-    ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s: %s, want STATUS_IO_TIMEOUT", src->label, tu_status_name(s));
+    ck_assert_status_msg(s, STATUS_IO_TIMEOUT, "%s", src->label);
     ck_assert_msg(ms >= 300 - EARLY_SLACK_MS && ms < 300 + LATE_MS,
                   "%s: timed out after %.1f ms, want 300", src->label, ms);
     env_done(&e);
@@ -443,14 +442,14 @@ START_TEST(stalled_read_times_out_then_succeeds_without_the_stall)
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), backend);
     UwdfFaultInjectStall(2000);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(200), true, &bytes, &ms);
-    ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s: %s, want STATUS_IO_TIMEOUT", backend, tu_status_name(s));
+    ck_assert_status_msg(s, STATUS_IO_TIMEOUT, "%s", backend);
     ck_assert_msg(ms >= 190 && ms < 200 + LATE_MS, "%s: timed out after %.1f ms, want 200 (stall 2000)",
                   backend, ms);
 
     UwdfFaultInjectStall(0);
     memset(buf, CANARY, READ_LEN);
     s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(200), true, &bytes, &ms);
-    ck_assert_msg(s == STATUS_SUCCESS, "%s: second read %s", backend, tu_status_name(s));
+    ck_assert_status_msg(s, STATUS_SUCCESS, "%s: second read", backend);
     ck_assert_uint_eq(bytes, READ_LEN);
     ck_assert_msg(ms < PROMPT_MS, "%s: unstalled read took %.1f ms", backend, ms);
     if (is_null_engine(backend))
@@ -474,7 +473,7 @@ START_TEST(stalled_read_without_timeout_succeeds_after_the_stall)
     env_open_file(&e, true);
     UwdfFaultInjectStall(150);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, 0, false, &bytes, &ms);
-    ck_assert_msg(s == STATUS_SUCCESS, "%s: %s", backend, tu_status_name(s));
+    ck_assert_status_msg(s, STATUS_SUCCESS, "%s", backend);
     ck_assert_uint_eq(bytes, READ_LEN);
     ck_assert_msg(ms >= 150 - EARLY_SLACK_MS && ms < 150 + LATE_MS,
                   "%s: completed after %.1f ms, stall 150", backend, ms);
@@ -501,7 +500,7 @@ START_TEST(stalled_read_with_timeout_shorter_than_the_io_times_out_at_once)
     UwdfFaultInjectStall(2000);
     for (int k = 0; k < 5; k++) {
         NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_US(1 + 20 * k), true, &bytes, &ms);
-        ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s, %d us: %s", backend, 1 + 20 * k, tu_status_name(s));
+        ck_assert_status_msg(s, STATUS_IO_TIMEOUT, "%s, %d us", backend, 1 + 20 * k);
         ck_assert_msg(ms < PROMPT_MS, "%s: a %d us timeout took %.1f ms (stall 2000)", backend,
                       1 + 20 * k, ms);
     }
@@ -664,7 +663,7 @@ START_TEST(fast_read_beats_its_timeout_and_completes_once)
 
     /* A generous timeout: the result is the read's, at once. */
     NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_SEC(5), true, &bytes, &ms);
-    ck_assert_msg(s == STATUS_SUCCESS, "%s: %s", backend, tu_status_name(s));
+    ck_assert_status_msg(s, STATUS_SUCCESS, "%s", backend);
     ck_assert_uint_eq(bytes, READ_LEN);
     ck_assert_msg(ms < PROMPT_MS, "%s: took %.1f ms", backend, ms);
     ck_assert(null_engine || matches_file(buf, READ_LEN, 0));
@@ -681,7 +680,7 @@ START_TEST(fast_read_beats_its_timeout_and_completes_once)
     sleep_ms(500);
     ck_assert_msg(atomic_load(&d.calls) == 1, "%s: completion routine ran %d times", backend,
                   atomic_load(&d.calls));
-    ck_assert_msg(d.status == STATUS_SUCCESS, "%s: %s", backend, tu_status_name(d.status));
+    ck_assert_status_msg(d.status, STATUS_SUCCESS, "%s", backend);
     ck_assert_uint_eq(d.information, READ_LEN);
     ck_assert_msg(d.t_done - d.t_sent < 300, "%s: read took %.1f ms", backend, d.t_done - d.t_sent);
     ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
@@ -733,8 +732,7 @@ START_TEST(many_timed_reads_each_time_out_once_in_deadline_order)
         double took = d[i].t_done - d[i].t_sent;
         ck_assert_msg(atomic_load(&d[i].calls) == 1, "%s: request %d completed %d times", src->label,
                       i, atomic_load(&d[i].calls));
-        ck_assert_msg(d[i].status == STATUS_IO_TIMEOUT, "%s: request %d: %s", src->label, i,
-                      tu_status_name(d[i].status));
+        ck_assert_status_msg(d[i].status, STATUS_IO_TIMEOUT, "%s: request %d", src->label, i);
         ck_assert_msg(took >= timeout_ms[i] - EARLY_SLACK_MS,
                       "%s: request %d timed out after %.2f ms, before its %.2f ms", src->label, i,
                       took, timeout_ms[i]);
@@ -1225,7 +1223,7 @@ START_TEST(relative_timeout_in_ms_lasts_that_many_ms)
     for (size_t k = 0; k < sizeof(timeouts_ms) / sizeof(timeouts_ms[0]); k++) {
         unsigned t = timeouts_ms[k];
         NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(t), true, &bytes, &ms);
-        ck_assert_msg(s == STATUS_IO_TIMEOUT, "%s, %u ms: %s", src->label, t, tu_status_name(s));
+        ck_assert_status_msg(s, STATUS_IO_TIMEOUT, "%s, %u ms", src->label, t);
         ck_assert_msg(ms >= t - EARLY_SLACK_MS && ms <= t + LATE_MS,
                       "%s: a %u ms timeout lasted %.1f ms", src->label, t, ms);
         fprintf(stderr, "%s: %u ms timeout -> %.2f ms\n", src->label, t, ms);
@@ -1290,8 +1288,7 @@ START_TEST(extreme_timeouts_let_a_file_read_succeed)
     for (size_t k = 0; k < sizeof(extremes) / sizeof(extremes[0]); k++) {
         memset(buf, CANARY, READ_LEN);
         NTSTATUS s = sync_read(&e, buf, READ_LEN, extremes[k], true, &bytes, &ms);
-        ck_assert_msg(s == STATUS_SUCCESS, "%s, timeout %lld: %s", backend, (long long)extremes[k],
-                      tu_status_name(s));
+        ck_assert_status_msg(s, STATUS_SUCCESS, "%s, timeout %lld", backend, (long long)extremes[k]);
         ck_assert_uint_eq(bytes, READ_LEN);
         ck_assert_msg(ms < PROMPT_MS, "%s: took %.1f ms", backend, ms);
         ck_assert(is_null_engine(backend) || matches_file(buf, READ_LEN, 0));
