@@ -641,26 +641,20 @@ static void fx_queue_init(struct fx *fx)
 {
     WDFDEVICE dev;
     WDFQUEUE q;
-    WCHAR wbuf[128];
-    UNICODE_STRING us;
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY fp;
-    WDF_IO_TARGET_OPEN_PARAMS op;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(fx->e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 128, "\\Device\\uwdfFaults");
-    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
-    WdfDeviceInitSetIoType(init, WdfDeviceIoBuffered);
-    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
+    ck_assert_status(tu_device_create(fx->e.driver, "\\Device\\uwdfFaults", WdfDeviceIoBuffered,
+                                      WDF_NO_OBJECT_ATTRIBUTES, NULL, &dev),
+                     STATUS_SUCCESS);
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
     qc.EvtIoRead = q_read;
     ck_assert_status(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_DEFAULT_INIT(&fp, Q_RESERVED);
     ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &fp), STATUS_SUCCESS);
     ck_assert_status(WdfIoTargetCreate(fx->e.device, WDF_NO_OBJECT_ATTRIBUTES, &fx->qtarget), STATUS_SUCCESS);
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
-    ck_assert_status(WdfIoTargetOpen(fx->qtarget, &op), STATUS_SUCCESS);
+    ck_assert_status(
+        tu_open_name(fx->qtarget, "\\Device\\uwdfFaults", GENERIC_READ, FILE_OPEN, FILE_NON_DIRECTORY_FILE),
+        STATUS_SUCCESS);
 }
 
 /* Reads through the device's queue: two synchronous, one asynchronous with

@@ -83,14 +83,6 @@ static void note_reserved(WDFREQUEST r, ULONG uses)
     pthread_mutex_unlock(&G.lock);
 }
 
-static VOID fwd_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                     WDFCONTEXT Context)
-{
-    (void)Target;
-    (void)Context;
-    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
-}
-
 static VOID fp_io(WDFQUEUE q, WDFREQUEST req)
 {
     RQ_CTX *c = rq_get(req);
@@ -109,14 +101,9 @@ static VOID fp_io(WDFQUEUE q, WDFREQUEST req)
         G.held[G.nheld++] = req;
         pthread_mutex_unlock(&G.lock);
         break;
-    case MODE_FORWARD: {
-        WDFIOTARGET lower = dev_get(WdfIoQueueGetDevice(q))->lower;
-        WdfRequestFormatRequestUsingCurrentType(req);
-        WdfRequestSetCompletionRoutine(req, fwd_done, NULL);
-        if (!WdfRequestSend(req, lower, WDF_NO_SEND_OPTIONS))
-            WdfRequestComplete(req, WdfRequestGetStatus(req));
+    case MODE_FORWARD:
+        tu_forward(req, dev_get(WdfIoQueueGetDevice(q))->lower, NULL);
         break;
-    }
     case MODE_FORGET: {
         WDFIOTARGET lower = dev_get(WdfIoQueueGetDevice(q))->lower;
         WDF_REQUEST_SEND_OPTIONS o;
@@ -235,21 +222,12 @@ static WDF_IO_FORWARD_PROGRESS_ACTION examine(WDFQUEUE q, PIRP irp)
  * parallel default queue presenting to fp_io. */
 static WDFDEVICE fp_device(WDFDRIVER driver, const char *name, WDFQUEUE *q)
 {
-    WCHAR wbuf[128];
-    UNICODE_STRING us;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 128, name);
-    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
-    WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
     WDF_OBJECT_ATTRIBUTES ra, da;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
     ra.EvtCleanupCallback = rq_cleanup;
-    WdfDeviceInitSetRequestAttributes(init, &ra);
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&da, DEV_CTX);
     WDFDEVICE dev;
-    ck_assert_status(WdfDeviceCreate(&init, &da, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
+    ck_assert_status(tu_device_create(driver, name, WdfDeviceIoDirect, &da, &ra, &dev), STATUS_SUCCESS);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDefault = fp_io;

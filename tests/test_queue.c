@@ -19,69 +19,18 @@ static int ld(atomic_int *a)
     return atomic_load(a);
 }
 
-/* A filter device whose default queue forwards reads and writes, unchanged,
- * to its local I/O target. */
-typedef struct {
-    WDFIOTARGET lower;
-    atomic_int seen;
-    atomic_int forwarded_done;
-} FILTER_CTX;
-WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(FILTER_CTX, filter_get);
-
-static FILTER_CTX *filter_of_queue(WDFQUEUE q)
-{
-    return filter_get(WdfIoQueueGetDevice(q));
-}
-
-static VOID fwd_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                     WDFCONTEXT Context)
-{
-    FILTER_CTX *f = Context;
-    (void)Target;
-    atomic_fetch_add(&f->forwarded_done, 1);
-    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
-}
-
-static VOID fwd_default(WDFQUEUE Queue, WDFREQUEST Request)
-{
-    FILTER_CTX *f = filter_of_queue(Queue);
-    atomic_fetch_add(&f->seen, 1);
-    WdfRequestFormatRequestUsingCurrentType(Request);
-    WdfRequestSetCompletionRoutine(Request, fwd_done, f);
-    if (!WdfRequestSend(Request, f->lower, WDF_NO_SEND_OPTIONS))
-        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
-}
-
+/* A named device of the stacks below, with the forwarder's context
+ * (tu_forwarder.h), so a queue of its own can forward too. */
 static WDFDEVICE make_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io)
 {
     WDFDEVICE dev;
-    WCHAR wbuf[128];
-    UNICODE_STRING us;
-    WDF_OBJECT_ATTRIBUTES attrs;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 128, name);
-    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
-    WdfDeviceInitSetIoType(init, io);
-    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, FILTER_CTX);
-    ck_assert_status(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
+    ck_assert_status(tu_forwarder_device_create(driver, name, io, &dev), STATUS_SUCCESS);
     return dev;
 }
 
-static WDFQUEUE make_forwarding_queue(WDFDEVICE dev)
+static unsigned long fwd_seen(WDFDEVICE dev)
 {
-    WDF_IO_QUEUE_CONFIG cfg;
-    WDFQUEUE q;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
-    cfg.EvtIoDefault = fwd_default;
-    ck_assert_status(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
-    return q;
-}
-
-static void open_by_name(WDFIOTARGET t, const char *name, ULONG options)
-{
-    tu_open_by_name(t, name, options);
+    return atomic_load(&tu_forwarder_of(dev)->seen);
 }
 
 /* app -> \Device\uwdfTop (filter) -> \Device\uwdfMid (filter) -> file. */
@@ -89,18 +38,12 @@ static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_p
 {
     struct tu_env e = *env;
     ck_assert(tu_use_backend(backend));
-    WDFDEVICE mid = make_named_device(e.driver, "\\Device\\uwdfMid", WdfDeviceIoDirect);
-    WDFDEVICE top = make_named_device(e.driver, "\\Device\\uwdfTop", WdfDeviceIoBuffered);
-    make_forwarding_queue(mid);
-    make_forwarding_queue(top);
-    filter_get(mid)->lower = WdfDeviceGetIoTarget(mid);
-    filter_get(top)->lower = WdfDeviceGetIoTarget(top);
-    open_by_name(filter_get(mid)->lower, lower_path, options);
-    open_by_name(filter_get(top)->lower, "\\Device\\uwdfMid", 0);
+    WDFDEVICE mid = tu_make_forwarder(e.driver, "\\Device\\uwdfMid", WdfDeviceIoDirect, lower_path, options);
+    WDFDEVICE top = tu_make_forwarder(e.driver, "\\Device\\uwdfTop", WdfDeviceIoBuffered, "\\Device\\uwdfMid", 0);
 
     WDFIOTARGET app;
     ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
-    open_by_name(app, "\\Device\\uwdfTop", 0);
+    tu_open_by_name(app, "\\Device\\uwdfTop", 0);
 
     void *wbuf, *rbuf;
     WDFMEMORY wmem = tu_make_memory(BLOCK, &wbuf), rmem = tu_make_memory(BLOCK, &rbuf);
@@ -133,9 +76,9 @@ static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_p
         ck_assert(tu_pattern_matches(rbuf, BLOCK, 77 + (unsigned)backend, (uint64_t)off));
         tu_completion_fini(&c);
     }
-    ck_assert_int_eq(ld(&filter_get(top)->seen), 32);
-    ck_assert_int_eq(ld(&filter_get(mid)->seen), 32);
-    ck_assert_int_eq(ld(&filter_get(mid)->forwarded_done), 32);
+    ck_assert_uint_eq(fwd_seen(top), 32);
+    ck_assert_uint_eq(fwd_seen(mid), 32);
+    ck_assert_uint_eq(atomic_load(&tu_forwarder_of(mid)->completed), 32);
 }
 
 START_TEST(stack_to_file)
@@ -371,7 +314,7 @@ static WDFIOTARGET app_target(struct tu_env *e, const char *name)
 {
     WDFIOTARGET t;
     ck_assert_status(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
-    open_by_name(t, name, 0);
+    tu_open_by_name(t, name, 0);
     return t;
 }
 
@@ -996,14 +939,11 @@ START_TEST(ioctl_through_stack)
     tu_use_backend(_i);
     rx_reset();
     WDFDEVICE bottom = make_named_device(e.driver, "\\Device\\uwdfIoctlB", WdfDeviceIoDirect);
-    WDFDEVICE top = make_named_device(e.driver, "\\Device\\uwdfIoctlT", WdfDeviceIoBuffered);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDeviceControl = ioctl_server;
     ck_assert_status(WdfIoQueueCreate(bottom, &c, NULL, NULL), STATUS_SUCCESS);
-    make_forwarding_queue(top);
-    filter_get(top)->lower = WdfDeviceGetIoTarget(top);
-    open_by_name(filter_get(top)->lower, "\\Device\\uwdfIoctlB", 0);
+    WDFDEVICE top = tu_make_forwarder(e.driver, "\\Device\\uwdfIoctlT", WdfDeviceIoBuffered, "\\Device\\uwdfIoctlB", 0);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfIoctlT");
     const ULONG codes[] = { IOCTL_TEST_BUFFERED, IOCTL_TEST_OUT_DIRECT };
     for (int k = 0; k < 2; k++) {
@@ -1033,7 +973,7 @@ START_TEST(ioctl_through_stack)
         io_fini(&io);
     }
     ck_assert_int_eq(ld(&R.n_ioctl), 2);
-    ck_assert_int_eq(ld(&filter_get(top)->seen), 2);
+    ck_assert_uint_eq(fwd_seen(top), 2);
     tu_env_fini(&e);
 }
 END_TEST
@@ -1707,10 +1647,7 @@ START_TEST(ram_disk_concurrent)
     rx_reset();
     memset(ram_disk, 0, sizeof(ram_disk));
     make_ram_disk(e.driver, "\\Device\\uwdfRam2", WdfDeviceIoBuffered);
-    WDFDEVICE f = make_named_device(e.driver, "\\Device\\uwdfRamF", WdfDeviceIoBuffered);
-    make_forwarding_queue(f);
-    filter_get(f)->lower = WdfDeviceGetIoTarget(f);
-    open_by_name(filter_get(f)->lower, "\\Device\\uwdfRam2", 0);
+    WDFDEVICE f = tu_make_forwarder(e.driver, "\\Device\\uwdfRamF", WdfDeviceIoBuffered, "\\Device\\uwdfRam2", 0);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRamF");
     enum { N = 32 };
     static struct io io[N];
@@ -1737,7 +1674,7 @@ START_TEST(ram_disk_concurrent)
             io_fini(&io[i]);
         }
     }
-    ck_assert_int_eq(ld(&filter_get(f)->seen), 2 * N);
+    ck_assert_uint_eq(fwd_seen(f), 2 * N);
     tu_env_fini(&e);
 }
 END_TEST
@@ -1748,7 +1685,7 @@ static atomic_int saf_errors_checked;
 
 static VOID saf_default(WDFQUEUE Queue, WDFREQUEST Request)
 {
-    FILTER_CTX *f = filter_of_queue(Queue);
+    TU_FORWARDER *f = tu_forwarder_of(WdfIoQueueGetDevice(Queue));
     atomic_fetch_add(&f->seen, 1);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
@@ -1778,8 +1715,7 @@ static void send_and_forget_to(struct tu_env *e, int backend, const char *lower,
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
     c.EvtIoDefault = saf_default;
     ck_assert_status(WdfIoQueueCreate(f, &c, NULL, &q), STATUS_SUCCESS);
-    filter_get(f)->lower = WdfDeviceGetIoTarget(f);
-    open_by_name(filter_get(f)->lower, lower, 0);
+    tu_open_by_name(tu_forwarder_of(f)->lower, lower, 0);
     WDFIOTARGET t = app_target(e, "\\Device\\uwdfSaf");
     struct io io;
     io_start(&io, t, WdfRequestTypeWrite, BLOCK, 0);
@@ -1805,7 +1741,7 @@ static void send_and_forget_to(struct tu_env *e, int backend, const char *lower,
         ck_assert(tu_pattern_matches(w[i].buf, BLOCK, 50, (uint64_t)i * BLOCK));
         io_fini(&w[i]);
     }
-    ck_assert_int_eq(ld(&filter_get(f)->seen), 9);
+    ck_assert_uint_eq(fwd_seen(f), 9);
     ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, NULL, NULL)));
     if (file) {
         /* checked from outside the framework */
@@ -1881,18 +1817,13 @@ START_TEST(request_attributes)
     tu_use_backend(_i);
     atomic_store(&rq_cleanups, 0);
     atomic_store(&rq_fresh, 0);
-    WCHAR wbuf[64];
-    UNICODE_STRING us;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    tu_unicode(&us, wbuf, 64, "\\Device\\uwdfRqAttr");
-    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES ra;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
     ra.EvtCleanupCallback = rq_cleanup;
-    WdfDeviceInitSetRequestAttributes(init, &ra);
     WDFDEVICE dev;
-    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
+    ck_assert_status(tu_device_create(e.driver, "\\Device\\uwdfRqAttr", WdfDeviceIoBuffered, WDF_NO_OBJECT_ATTRIBUTES,
+                                      &ra, &dev),
+                     STATUS_SUCCESS);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDefault = rq_default;
@@ -2668,9 +2599,9 @@ START_TEST(reuse_of_a_presented_request)
     tu_named_device(e.driver, "\\Device\\uwdfReuseHold", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchParallel,
                     tu_hold_until_cancelled, NULL);
     reuse_lower = WdfDeviceGetIoTarget(dev);
-    open_by_name(reuse_lower, file, 0);
+    tu_open_by_name(reuse_lower, file, 0);
     ck_assert_status(WdfIoTargetCreate(dev, WDF_NO_OBJECT_ATTRIBUTES, &reuse_hold), STATUS_SUCCESS);
-    open_by_name(reuse_hold, "\\Device\\uwdfReuseHold", 0);
+    tu_open_by_name(reuse_hold, "\\Device\\uwdfReuseHold", 0);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfReuse");
     for (int i = 0; i < 3; i++) {
         struct io io;

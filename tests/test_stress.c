@@ -145,14 +145,6 @@ struct worker {
     bool failed;
 };
 
-/* The in-process device's context: its default queue forwards every
- * request to this lower target (the same loop device). */
-typedef struct {
-    WDFIOTARGET lower;
-    atomic_ulong forwarded, forward_refused;
-} STRESS_DEV;
-WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(STRESS_DEV, stress_dev_get);
-
 struct stress {
     struct tu_env env;
     WDFIOTARGET target;  /* the loop device, O_DIRECT: stopped, started, purged */
@@ -708,55 +700,17 @@ static void slot_init(struct worker *w, struct slot *sl, int k)
     buf_retire(sl->rbuf);
 }
 
-static VOID forward_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                         WDFCONTEXT Context)
-{
-    (void)Target;
-    (void)Context;
-    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
-}
-
-static VOID forward_default(WDFQUEUE Queue, WDFREQUEST Request)
-{
-    STRESS_DEV *d = stress_dev_get(WdfIoQueueGetDevice(Queue));
-    atomic_fetch_add(&d->forwarded, 1);
-    WdfRequestFormatRequestUsingCurrentType(Request);
-    WdfRequestSetCompletionRoutine(Request, forward_done, NULL);
-    if (!WdfRequestSend(Request, d->lower, WDF_NO_SEND_OPTIONS)) {
-        atomic_fetch_add(&d->forward_refused, 1);
-        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
-    }
-}
-
-/* \Device\uwdfStress: direct I/O (the caller's buffer goes down, so the
- * guard and poison checks cover this path too), a parallel default queue
- * forwarding to the loop device. */
+/* \Device\uwdfStress: a pass-through forwarder (tu_forwarder.h), direct
+ * I/O (the caller's buffer goes down, so the guard and poison checks cover
+ * this path too), forwarding from a parallel queue to the loop device. */
 static void stack_create(struct stress *s, const char *loop_dev)
 {
-    WCHAR wbuf[64];
-    UNICODE_STRING us;
-    WDF_OBJECT_ATTRIBUTES attrs;
-    WDF_IO_QUEUE_CONFIG cfg;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(s->env.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 64, "\\Device\\uwdfStress");
-    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
-    WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
-    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&attrs, STRESS_DEV);
-    ck_assert_status(WdfDeviceCreate(&init, &attrs, &s->stack_dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(s->stack_dev);
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
-    cfg.EvtIoDefault = forward_default;
-    ck_assert_status(WdfIoQueueCreate(s->stack_dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &s->queue), STATUS_SUCCESS);
-    STRESS_DEV *d = stress_dev_get(s->stack_dev);
-    d->lower = WdfDeviceGetIoTarget(s->stack_dev);
-    WDF_IO_TARGET_OPEN_PARAMS op;
-    WCHAR pbuf[256];
-    tu_unicode(&us, pbuf, 256, loop_dev);
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
-    op.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
-    ck_assert_status(WdfIoTargetOpen(d->lower, &op), STATUS_SUCCESS);
-    ck_assert_str_eq(UwdfIoTargetGetBackendName(d->lower), s->engine);
+    ck_assert_status(tu_forwarder_create(s->env.driver, "\\Device\\uwdfStress", WdfDeviceIoDirect,
+                                         WdfIoQueueDispatchParallel, loop_dev, GENERIC_READ | GENERIC_WRITE,
+                                         FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, &s->stack_dev),
+                     STATUS_SUCCESS);
+    s->queue = tu_forwarder_of(s->stack_dev)->queue;
+    ck_assert_str_eq(UwdfIoTargetGetBackendName(tu_forwarder_of(s->stack_dev)->lower), s->engine);
     ck_assert_status(tu_target_open(s->env.device, "\\Device\\uwdfStress", GENERIC_READ | GENERIC_WRITE,
                                     FILE_OPEN, 0, &s->stack),
                      STATUS_SUCCESS);
@@ -892,8 +846,8 @@ START_TEST(stress_exactly_once)
         own += w->own_cancels;
         own_true += w->own_cancels_true;
     }
-    STRESS_DEV *sd = stress_dev_get(s->stack_dev);
-    unsigned long forwarded = atomic_load(&sd->forwarded), fwd_refused = atomic_load(&sd->forward_refused);
+    TU_FORWARDER *sd = tu_forwarder_of(s->stack_dev);
+    unsigned long forwarded = atomic_load(&sd->seen), fwd_refused = atomic_load(&sd->refused);
     WdfIoTargetClose(s->stack);
     WdfIoTargetClose(sd->lower);
     WdfIoTargetClose(s->target);

@@ -193,19 +193,12 @@ void tu_unicode(UNICODE_STRING *us, WCHAR *buf, size_t buf_chars, const char *pa
 NTSTATUS tu_target_open(WDFDEVICE device, const char *path, ACCESS_MASK access, ULONG disposition,
                         ULONG options, WDFIOTARGET *target)
 {
-    WDF_IO_TARGET_OPEN_PARAMS params;
-    UNICODE_STRING name;
-    WCHAR buf[4096];
     NTSTATUS status = WdfIoTargetCreate(device, WDF_NO_OBJECT_ATTRIBUTES, target);
     if (!NT_SUCCESS(status)) {
         *target = NULL;
         return status;
     }
-    tu_unicode(&name, buf, sizeof(buf) / sizeof(buf[0]), path);
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&params, &name, access);
-    params.CreateDisposition = disposition;
-    params.CreateOptions |= options;
-    return WdfIoTargetOpen(*target, &params);
+    return tu_open_name(*target, path, access, disposition, FILE_NON_DIRECTORY_FILE | options);
 }
 
 bool tu_use_backend(int index)
@@ -702,18 +695,9 @@ WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE
                           PWDF_OBJECT_ATTRIBUTES request_attrs, WDF_IO_QUEUE_DISPATCH_TYPE type,
                           PFN_WDF_IO_QUEUE_IO_READ rd, PFN_WDF_IO_QUEUE_IO_WRITE wr)
 {
-    WCHAR wbuf[128];
-    UNICODE_STRING us;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 128, name);
-    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
-    WdfDeviceInitSetIoType(init, io);
-    if (request_attrs)
-        WdfDeviceInitSetRequestAttributes(init, request_attrs);
     WDFDEVICE dev;
-    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
+    ck_assert_status(tu_device_create(driver, name, io, WDF_NO_OBJECT_ATTRIBUTES, request_attrs, &dev),
+                     STATUS_SUCCESS);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, type);
     if (type != WdfIoQueueDispatchManual) {
@@ -726,13 +710,17 @@ WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE
 
 void tu_open_by_name(WDFIOTARGET t, const char *name, ULONG options)
 {
-    WCHAR wbuf[1024];
-    UNICODE_STRING us;
-    WDF_IO_TARGET_OPEN_PARAMS op;
-    tu_unicode(&us, wbuf, 1024, name);
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
-    op.CreateOptions = options;
-    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    ck_assert_status(tu_open_name(t, name, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, options), STATUS_SUCCESS);
+}
+
+WDFDEVICE tu_make_forwarder(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io, const char *lower,
+                            ULONG options)
+{
+    WDFDEVICE dev;
+    ck_assert_status(tu_forwarder_create(driver, name, io, WdfIoQueueDispatchParallel, lower,
+                                         GENERIC_READ | GENERIC_WRITE, options, &dev),
+                     STATUS_SUCCESS);
+    return dev;
 }
 
 static VOID tu_hold_cancelled(WDFREQUEST r)

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <uwdf.h>
 
+#include "tu_forwarder.h"
+
 /* ---- status assertions: a failure names both statuses ----
  * ck_assert_status(actual, expected) fails unless actual == expected and
  * prints, like ck_assert_int_eq but readable:
@@ -213,6 +215,12 @@ WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE
 /* WdfIoTargetOpen by name (a path or \Device\ name), read/write, with these
  * CreateOptions; asserted to succeed. */
 void tu_open_by_name(WDFIOTARGET t, const char *name, ULONG options);
+/* A pass-through forwarder (tu_forwarder.h) named name over lower: a parallel
+ * forwarding queue, the lower target opened read/write with exactly these
+ * CreateOptions; asserted to succeed. tu_forwarder_of(device) holds the
+ * lower target, the queue and the counts. */
+WDFDEVICE tu_make_forwarder(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io, const char *lower,
+                            ULONG options);
 
 /* EvtIoRead of a device that holds every request until it is cancelled
  * (marked cancelable), then completes it with STATUS_CANCELLED. */
