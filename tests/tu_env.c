@@ -1,0 +1,279 @@
+/* Where a test runs: its directory, files and loop devices, the per-test
+ * environment (tu_env), the checked fixture that cleans up after a failed
+ * test, and main (tu_main: one directory per run). */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool dir_supports_odirect(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/.odirect-probe", dir);
+    int fd = open(path, O_CREAT | O_RDWR | O_DIRECT, 0600);
+    if (fd < 0)
+        return false;
+    close(fd);
+    unlink(path);
+    return true;
+}
+
+char *tu_tmpdir(void)
+{
+    const char *env = getenv("UWDF_TEST_DIR");
+    const char *bases[] = { env, "/var/tmp", ".", "/tmp" };
+    for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+        if (!bases[i] || !*bases[i] || !dir_supports_odirect(bases[i]))
+            continue;
+        char *templ = NULL;
+        if (asprintf(&templ, "%s/uwdf-test-XXXXXX", bases[i]) < 0)
+            continue;
+        if (mkdtemp(templ)) {
+            char *abs = realpath(templ, NULL);
+            free(templ);
+            return abs;
+        }
+        free(templ);
+    }
+    ck_abort_msg("no directory supporting O_DIRECT found (set UWDF_TEST_DIR)");
+    return NULL;
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *dir)
+{
+    if (dir)
+        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_make_file(const char *dir, const char *name, size_t size, unsigned seed)
+{
+    char *path = NULL;
+    ck_assert_int_ge(asprintf(&path, "%s/%s", dir, name), 0);
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    size_t chunk = 1 << 20;
+    unsigned char *buf = malloc(chunk);
+    for (size_t off = 0; off < size; off += chunk) {
+        size_t n = size - off < chunk ? size - off : chunk;
+        tu_fill_pattern(buf, n, seed, off);
+        ck_assert_int_eq(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
+    }
+    free(buf);
+    fsync(fd);
+    close(fd);
+    return path;
+}
+
+bool tu_root(void)
+{
+    return geteuid() == 0;
+}
+
+char *tu_loop_attach(const char *file, bool direct_io)
+{
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "losetup -f --show %s '%s' 2>/dev/null",
+             direct_io ? "--direct-io=on" : "", file);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return NULL;
+    char line[256] = "";
+    char *ok = fgets(line, sizeof(line), p);
+    int rc = pclose(p);
+    if (!ok || rc != 0)
+        return NULL;
+    line[strcspn(line, "\n")] = '\0';
+    return strdup(line);
+}
+
+void tu_loop_detach(const char *dev)
+{
+    char cmd[300];
+    if (!dev)
+        return;
+    snprintf(cmd, sizeof(cmd), "losetup -d '%s'", dev);
+    if (system(cmd) != 0)
+        fprintf(stderr, "warning: %s failed\n", cmd);
+}
+
+int tu_run_suite(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
+
+/* ---- per-test environment ----
+ * A test removes what it made when it ends (tu_env_fini, or the teardown in
+ * CK_FORK=no runs, where a failed assertion still reaches it). A forked
+ * test that fails is _exit'ed by Check without either, so every test works
+ * inside one directory per run, made and removed by the parent process
+ * (tu_main), which also detaches any loop device left over inside it. */
+static char *g_dirs[4];
+static int g_ndirs;
+static char *g_loops[2];
+static int g_nloops;
+
+/* Detaches the registered loop devices, then removes the registered
+ * directories. No ck_* here: teardown calls it. */
+static void cleanup_registered(void)
+{
+    for (int i = 0; i < g_nloops; i++) {
+        tu_loop_detach(g_loops[i]);
+        free(g_loops[i]);
+        g_loops[i] = NULL;
+    }
+    g_nloops = 0;
+    for (int i = 0; i < g_ndirs; i++) {
+        tu_rmtree(g_dirs[i]);
+        free(g_dirs[i]);
+        g_dirs[i] = NULL;
+    }
+    g_ndirs = 0;
+}
+
+void tu_env_init(struct tu_env *e)
+{
+    tu_driver_and_device(&e->driver, &e->device);
+    e->dir = tu_tmpdir();
+    ck_assert_int_lt(g_ndirs, (int)(sizeof(g_dirs) / sizeof(g_dirs[0])));
+    g_dirs[g_ndirs++] = e->dir;
+}
+
+void tu_env_fini(struct tu_env *e)
+{
+    WdfObjectDelete(e->driver);
+    e->driver = NULL;
+    cleanup_registered();
+    e->dir = NULL;
+}
+
+char *tu_env_file(struct tu_env *e, const char *name, size_t size, unsigned seed)
+{
+    return tu_make_file(e->dir, name, size, seed);
+}
+
+char *tu_env_path(struct tu_env *e, const char *name)
+{
+    char *p = NULL;
+    ck_assert_int_ge(asprintf(&p, "%s/%s", e->dir, name), 0);
+    return p;
+}
+
+const char *tu_env_loop(struct tu_env *e, const char *backing)
+{
+    (void)e;
+    ck_assert_int_lt(g_nloops, (int)(sizeof(g_loops) / sizeof(g_loops[0])));
+    char *dev = tu_loop_attach(backing, false);
+    ck_assert_msg(dev != NULL, "losetup failed for %s", backing);
+    g_loops[g_nloops++] = dev;
+    return dev;
+}
+
+/* ---- fixture ---- */
+
+void tu_fixture_setup(void)
+{
+    tu_bugcheck_capture();
+    UwdfSetVerifier(FALSE);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    UwdfFaultInjectStall(0);
+}
+
+void tu_fixture_teardown(void)
+{
+    UwdfSetVerifier(FALSE);
+    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+    UwdfFaultInjectStall(0);
+    UwdfSetEnginePoolSize(0);
+    /* A failed test may leave its driver behind (CK_FORK=no); deleting it
+     * closes its targets before their files go. */
+    WDFDRIVER stale = WdfGetDriver();
+    if (stale)
+        WdfObjectDelete(stale);
+    cleanup_registered();
+    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
+                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
+}
+
+TCase *tu_tcase(Suite *s, const char *name, int timeout_sec)
+{
+    TCase *tc = tcase_create(name);
+    if (timeout_sec > 0)
+        tcase_set_timeout(tc, timeout_sec);
+    tcase_add_checked_fixture(tc, tu_fixture_setup, tu_fixture_teardown);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+/* ---- main: one directory per run (no ck_* below: not inside a test) ---- */
+
+/* The parent's safety net: loop devices whose backing file is inside dir. */
+static void detach_loops_under(const char *dir)
+{
+    FILE *p = popen("losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null", "r");
+    char line[4600], name[256], back[4300];
+    if (!p)
+        return;
+    size_t n = strlen(dir);
+    while (fgets(line, sizeof(line), p))
+        if (sscanf(line, "%255s %4299s", name, back) == 2 && strncmp(back, dir, n) == 0 && back[n] == '/')
+            tu_loop_detach(name);
+    pclose(p);
+}
+
+static char *run_dir_create(const char *name)
+{
+    const char *base = getenv("UWDF_TEST_DIR");
+    char *dir = NULL;
+    if (asprintf(&dir, "%s/uwdf-%s-XXXXXX", base && *base ? base : "/var/tmp", name) < 0)
+        return NULL;
+    if (!mkdtemp(dir)) {
+        free(dir);
+        return NULL;
+    }
+    setenv("UWDF_TEST_DIR", dir, 1); /* tu_tmpdir makes each test's directory in it */
+    return dir;
+}
+
+int tu_main(Suite *s, const char *name)
+{
+    char *run_dir = run_dir_create(name);
+    int rc = tu_run_suite(s);
+    if (run_dir) {
+        if (tu_root())
+            detach_loops_under(run_dir);
+        tu_rmtree(run_dir);
+        free(run_dir);
+    }
+    return rc;
+}
+
+struct tu_blockdev_info tu_blockdev_query(const char *dev)
+{
+    struct tu_blockdev_info b = { 0, 0, 0 };
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "blockdev --getsize64 --getss --getpbsz '%s'", dev);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    int n = fscanf(p, "%llu %u %u", &b.size, &b.logical, &b.physical);
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_int_eq(n, 3);
+    return b;
+}
