@@ -544,7 +544,7 @@ static void crash_run(enum crash_mode mode, int engine)
     tu_use_backend(engine);
     char *dir = tu_tmpdir();
     char *file = tu_make_file(dir, "crash.img", DEV_SIZE, 0);
-    char *dev = tu_loop_attach(file, true);
+    char *dev = tu_loop_attach(file, true, 0);
     ck_assert_msg(dev != NULL, "losetup failed for %s", file);
 
     uint32_t round = 0;

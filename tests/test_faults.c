@@ -778,7 +778,7 @@ START_TEST(sweep_workload)
     }
     if (c->setup == S_LOOP) {
         backing = tu_env_file(&fx.e, "loop.img", LOOP_FILE_SIZE, FILE_SEED + 1);
-        g_loop_dev = tu_env_loop(&fx.e, backing);
+        g_loop_dev = tu_env_loop(&fx.e, backing, 0);
         ck_assert_ptr_nonnull(g_loop_dev);
     }
     sweep(&fx, &c->w);

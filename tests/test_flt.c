@@ -702,7 +702,7 @@ START_TEST(block_device_volume_write_reuse_read)
     ck_assert(tu_use_backend(_i));
     tu_env_init(&fe.e);
     char *backing = tu_env_file(&fe.e, "disk", DEV_SIZE, FILE_SEED);
-    const char *dev = tu_env_loop(&fe.e, backing);
+    const char *dev = tu_env_loop(&fe.e, backing, 0);
     fenv_attach(&fe, dev);
 
     /* On a block-device volume only the device itself opens: any other

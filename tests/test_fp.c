@@ -724,7 +724,7 @@ START_TEST(fail_all_under_load)
     fp_reset();
     G.mode = MODE_FORWARD;
     char *file = tu_env_file(&e, "fp-loop.img", FA_N * BLOCK, 0);
-    const char *loop = tu_env_loop(&e, file);
+    const char *loop = tu_env_loop(&e, file, 0);
     WDFQUEUE q;
     WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpFailAll", &q);
     ck_assert_status(assign_default(q, 2), STATUS_SUCCESS);

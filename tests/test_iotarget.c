@@ -2111,7 +2111,7 @@ START_TEST(loop_device_sync_write_read_all_descriptor_kinds)
         return;
     tu_env_init(&e);
     char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = tu_env_loop(&e, backing);
+    const char *dev = tu_env_loop(&e, backing, 0);
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DIRECT);
     sync_write_read_all_kinds(t, 64 * BLK, 500);
@@ -2132,7 +2132,7 @@ START_TEST(loop_device_async_write_read)
         return;
     tu_env_init(&e);
     char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = tu_env_loop(&e, backing);
+    const char *dev = tu_env_loop(&e, backing, 0);
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     async_write_read(t, 32 * BLK, 600);
     WdfIoTargetClose(t);
@@ -2150,7 +2150,7 @@ START_TEST(loop_device_ioctls_match_blockdev)
         return;
     tu_env_init(&e);
     char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = tu_env_loop(&e, backing);
+    const char *dev = tu_env_loop(&e, backing, 0);
     struct tu_blockdev_info want = tu_blockdev_query(dev);
     ck_assert_uint_eq(want.size, LOOP_FILE_SIZE);
     WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);

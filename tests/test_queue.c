@@ -99,7 +99,7 @@ START_TEST(stack_to_loop_device)
     struct tu_env e;
     tu_env_init(&e);
     char *file = tu_env_file(&e, "loop.img", 4 << 20, 0);
-    const char *dev = tu_env_loop(&e, file);
+    const char *dev = tu_env_loop(&e, file, 0);
     stack_roundtrip(&e, _i, dev, FILE_NO_INTERMEDIATE_BUFFERING);
     free(file);
     tu_env_fini(&e);

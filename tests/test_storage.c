@@ -37,122 +37,11 @@
 #define SYNC_TIMEOUT_SEC 10
 #define TEST_TIMEOUT_SEC 60
 #define EXIT_SKIP 77
-#define MAX_DIRS 4
-#define MAX_LOOPS 4
 #define DSM_WORDS 64 /* room for the header and 30 ranges */
 #define DSM_RANGES_OFFSET 32 /* sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) rounded up to 8 */
 
 _Static_assert(DSM_RANGES_OFFSET >= sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) && DSM_RANGES_OFFSET % 8 == 0,
                "DSM range list placement");
-
-/* ------------------------------------------------------------------- */
-/* per-test resources                                                   */
-/* ------------------------------------------------------------------- */
-
-/* A test removes what it made when it ends (env_fini, or teardown in
- * CK_FORK=no runs, where a failed assertion still reaches it). A forked
- * test that fails is _exit'ed by Check before either runs, so every test
- * works inside one directory per run that main() makes and removes, and
- * main() also detaches every loop device whose backing file lies in it. */
-static char *g_dirs[MAX_DIRS];
-static int g_ndirs;
-static char *g_loops[MAX_LOOPS];
-static int g_nloops;
-
-static void release_registered(void)
-{
-    for (int i = 0; i < g_nloops; i++) {
-        tu_loop_detach(g_loops[i]);
-        free(g_loops[i]);
-        g_loops[i] = NULL;
-    }
-    g_nloops = 0;
-    for (int i = 0; i < g_ndirs; i++) {
-        tu_rmtree(g_dirs[i]);
-        free(g_dirs[i]);
-        g_dirs[i] = NULL;
-    }
-    g_ndirs = 0;
-}
-
-struct env {
-    WDFDRIVER driver;
-    WDFDEVICE device;
-    char *dir;
-    int backend;
-};
-
-/* Selects the engine for the targets opened afterwards, and makes the
- * driver, the control device and the test's directory. */
-static void env_init(struct env *e, int backend)
-{
-    tu_use_backend(backend);
-    e->backend = backend;
-    tu_driver_and_device(&e->driver, &e->device);
-    e->dir = tu_tmpdir();
-    ck_assert_int_lt(g_ndirs, MAX_DIRS);
-    g_dirs[g_ndirs++] = e->dir;
-}
-
-/* Deleting the driver closes every target and deletes every request and
- * memory object the test made; then the loop devices and files go. */
-static void env_fini(struct env *e)
-{
-    WdfObjectDelete(e->driver);
-    e->driver = NULL;
-    release_registered();
-}
-
-/* Pattern bytes: a hash of the seed and the byte's offset, so blocks
- * written with different seeds (or at different offsets) never agree.
- * (tu_fill_pattern's bytes barely depend on the seed: two small non-zero
- * seeds give the same data, which would hide a lost or stale write.) */
-static void fill_pattern(void *buf, size_t len, unsigned seed, uint64_t offset)
-{
-    unsigned char *p = buf;
-    for (size_t i = 0; i < len; i++) {
-        uint64_t z = offset + i + (uint64_t)seed * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        p[i] = (unsigned char)((z ^ (z >> 31)) >> 56);
-    }
-}
-
-/* A file of size bytes of pattern (seed) in the test's directory, on disk. */
-static char *env_file(struct env *e, const char *name, size_t size, unsigned seed)
-{
-    char *path = NULL;
-    ck_assert_int_ge(asprintf(&path, "%s/%s", e->dir, name), 0);
-    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-    ck_assert_int_ge(fd, 0);
-    unsigned char *buf = malloc(size);
-    fill_pattern(buf, size, seed, 0);
-    ck_assert_int_eq(pwrite(fd, buf, size, 0), (ssize_t)size);
-    free(buf);
-    ck_assert_int_eq(fsync(fd), 0);
-    close(fd);
-    return path;
-}
-
-/* A loop device over backing; sector_size 0 keeps losetup's default. */
-static const char *env_loop(struct env *e, const char *backing, unsigned sector_size)
-{
-    char cmd[4400], size_opt[64] = "";
-    (void)e;
-    ck_assert_int_lt(g_nloops, MAX_LOOPS);
-    if (sector_size)
-        snprintf(size_opt, sizeof(size_opt), "--sector-size %u", sector_size);
-    snprintf(cmd, sizeof(cmd), "losetup -f --show %s '%s' 2>/dev/null", size_opt, backing);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    char line[256] = "";
-    char *got = fgets(line, sizeof(line), p);
-    int rc = pclose(p);
-    ck_assert_msg(got && rc == 0, "losetup failed for %s", backing);
-    line[strcspn(line, "\n")] = '\0';
-    g_loops[g_nloops] = strdup(line);
-    return g_loops[g_nloops++];
-}
 
 /* /sys/block/loopN/queue/<attr> as a number (0 when unreadable). */
 static unsigned long long loop_queue_attr(const char *dev, const char *attr)
@@ -171,28 +60,6 @@ static unsigned long long loop_queue_attr(const char *dev, const char *attr)
 }
 
 /* ------------------------------------------------------------------- */
-/* fixture                                                              */
-/* ------------------------------------------------------------------- */
-
-static void setup(void)
-{
-    tu_bugcheck_capture();
-    UwdfSetVerifier(FALSE);
-    UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
-    UwdfFaultInjectStall(0);
-}
-
-static void teardown(void)
-{
-    WDFDRIVER stale = WdfGetDriver();
-    if (stale)
-        WdfObjectDelete(stale);
-    release_registered();
-    ck_assert_msg(tu_last_bugcheck.count == 0, "unexpected bug check 0x%lx: %s",
-                  (unsigned long)tu_last_bugcheck.code, tu_last_bugcheck.reason);
-}
-
-/* ------------------------------------------------------------------- */
 /* helpers                                                              */
 /* ------------------------------------------------------------------- */
 
@@ -203,45 +70,12 @@ static void *xaligned(size_t size)
     return p;
 }
 
-static WDFIOTARGET open_target(struct env *e, const char *path, ACCESS_MASK access, ULONG options)
-{
-    WDFIOTARGET target;
-    NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
-    ck_assert_status_msg(status, STATUS_SUCCESS, "open %s", path);
-    ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[e->backend]);
-    return target;
-}
-
-static WDFMEMORY make_memory(size_t size, void **buffer)
-{
-    WDFMEMORY mem;
-    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, size, &mem, buffer),
-                     STATUS_SUCCESS);
-    return mem;
-}
-
-static WDFREQUEST make_request(WDFIOTARGET target)
-{
-    WDFREQUEST req;
-    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, target, &req), STATUS_SUCCESS);
-    return req;
-}
-
 /* The framework's view of a request: what went down to the kernel. */
 static struct uwdf_request *internal_request(WDFREQUEST req)
 {
     struct uwdf_request *r = uwdf_request_lookup(req, "test_storage");
     ck_assert_ptr_nonnull(r);
     return r;
-}
-
-static bool pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset)
-{
-    unsigned char *want = malloc(len ? len : 1);
-    fill_pattern(want, len, seed, offset);
-    bool same = memcmp(buf, want, len) == 0;
-    free(want);
-    return same;
 }
 
 static bool all_zero(const void *buf, size_t len)
@@ -268,7 +102,7 @@ static bool raw_matches(const char *path, uint64_t offset, size_t len, unsigned 
 {
     unsigned char *got = malloc(len);
     raw_read(path, offset, got, len);
-    bool same = pattern_matches(got, len, seed, offset);
+    bool same = tu_pattern_matches(got, len, seed, offset);
     free(got);
     return same;
 }
@@ -321,7 +155,7 @@ static NTSTATUS sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_l
 static void write_pattern(WDFIOTARGET t, LONGLONG off, size_t len, unsigned seed)
 {
     unsigned char *buf = xaligned(len);
-    fill_pattern(buf, len, seed, (uint64_t)off);
+    tu_fill_pattern(buf, len, seed, (uint64_t)off);
     NTSTATUS status = sync_write(t, buf, (ULONG)len, off);
     free(buf);
     ck_assert_status_msg(status, STATUS_SUCCESS, "write at %lld", (long long)off);
@@ -329,17 +163,17 @@ static void write_pattern(WDFIOTARGET t, LONGLONG off, size_t len, unsigned seed
 
 /* Reads [off, off+len) through a target opened afresh on path (unbuffered
  * when direct) and compares it with the pattern, or with zeros (seed 0). */
-static bool fresh_open_matches(struct env *e, const char *path, bool direct, LONGLONG off, size_t len,
+static bool fresh_open_matches(struct tu_env *e, const char *path, bool direct, LONGLONG off, size_t len,
                                unsigned seed)
 {
-    WDFIOTARGET t = open_target(e, path, GENERIC_READ, direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0);
+    WDFIOTARGET t = tu_env_target(e, path, GENERIC_READ, direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0);
     unsigned char *buf = xaligned(len);
     ULONG_PTR bytes = 0;
     memset(buf, 0xA5, len);
     NTSTATUS status = sync_read(t, buf, (ULONG)len, off, &bytes);
     ck_assert_status_msg(status, STATUS_SUCCESS, "read %s at %lld", path, (long long)off);
     ck_assert_uint_eq(bytes, len);
-    bool same = seed ? pattern_matches(buf, len, seed, (uint64_t)off) : all_zero(buf, len);
+    bool same = seed ? tu_pattern_matches(buf, len, seed, (uint64_t)off) : all_zero(buf, len);
     free(buf);
     WdfObjectDelete(t);
     return same;
@@ -477,7 +311,7 @@ static NTSTATUS set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond)
 /* A pattern file and a read/write target on it, for the tests that check a
  * rejected request changed nothing. */
 struct victim {
-    struct env e;
+    struct tu_env e;
     char *path;
     WDFIOTARGET t;
     blkcnt_t blocks;
@@ -485,9 +319,9 @@ struct victim {
 
 static void victim_init(struct victim *v, int backend)
 {
-    env_init(&v->e, backend);
-    v->path = env_file(&v->e, "victim", FILE_SIZE, FILE_SEED);
-    v->t = open_target(&v->e, v->path, GENERIC_READ | GENERIC_WRITE, 0);
+    tu_env_init_backend(&v->e, backend);
+    v->path = tu_env_file(&v->e, "victim", FILE_SIZE, FILE_SEED);
+    v->t = tu_env_target(&v->e, v->path, GENERIC_READ | GENERIC_WRITE, 0);
     v->blocks = stat_of(v->path).st_blocks;
 }
 
@@ -502,7 +336,7 @@ static void victim_assert_untouched(struct victim *v)
 static void victim_fini(struct victim *v)
 {
     free(v->path);
-    env_fini(&v->e);
+    tu_env_fini(&v->e);
 }
 
 /* ------------------------------------------------------------------- */
@@ -532,7 +366,7 @@ static void write_and_flush_every_way(WDFIOTARGET t, int first_block)
         bool synchronous = v >= FLUSH_KINDS;
         LONGLONG off = (LONGLONG)(first_block + v) * BLK;
         write_pattern(t, off, BLK, 100u + (unsigned)v);
-        WDFREQUEST req = make_request(t);
+        WDFREQUEST req = tu_make_request(t);
         format_flush(req, k->minor);
         struct completion c;
         memset(&c, 0, sizeof(c));
@@ -548,10 +382,10 @@ static void write_and_flush_every_way(WDFIOTARGET t, int first_block)
 
 START_TEST(flush_write_then_fsync_then_read_through_new_open_file)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     write_and_flush_every_way(t, 4);
     for (int v = 0; v < 2 * FLUSH_KINDS; v++) {
         LONGLONG off = (LONGLONG)(4 + v) * BLK;
@@ -562,7 +396,7 @@ START_TEST(flush_write_then_fsync_then_read_through_new_open_file)
     ck_assert(raw_matches(path, 0, 4 * BLK, FILE_SEED));
     ck_assert(raw_matches(path, (4 + 2 * FLUSH_KINDS) * BLK, FILE_SIZE - (4 + 2 * FLUSH_KINDS) * BLK, FILE_SEED));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -612,20 +446,20 @@ static VOID chain_write_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUES
 
 START_TEST(flush_sent_from_completion_routine_chains_write_flush_done)
 {
-    struct env e;
+    struct tu_env e;
     struct chain ch;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     memset(&ch, 0, sizeof(ch));
     KeInitializeEvent(&ch.done, NotificationEvent, FALSE);
-    ch.flush = make_request(t);
+    ch.flush = tu_make_request(t);
 
     void *buf;
-    WDFMEMORY mem = make_memory(2 * BLK, &buf);
+    WDFMEMORY mem = tu_make_memory(2 * BLK, &buf);
     LONGLONG off = 9 * BLK;
-    fill_pattern(buf, 2 * BLK, 77, (uint64_t)off);
-    WDFREQUEST write = make_request(t);
+    tu_fill_pattern(buf, 2 * BLK, 77, (uint64_t)off);
+    WDFREQUEST write = tu_make_request(t);
     ck_assert_status(WdfIoTargetFormatRequestForWrite(t, write, mem, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(write, chain_write_done, &ch);
     ck_assert(WdfRequestSend(write, t, WDF_NO_SEND_OPTIONS));
@@ -642,7 +476,7 @@ START_TEST(flush_sent_from_completion_routine_chains_write_flush_done)
     ck_assert(fresh_open_matches(&e, path, true, off, 2 * BLK, 77));
     UwdfKeDestroyEvent(&ch.done);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -679,15 +513,15 @@ static int write_with(WDFIOTARGET t, WDFREQUEST req, WDFMEMORY mem, LONGLONG off
 
 START_TEST(write_through_sets_rwf_dsync)
 {
-    struct env e;
+    struct tu_env e;
     struct completion c;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     void *buf;
-    WDFMEMORY mem = make_memory(BLK, &buf);
-    fill_pattern(buf, BLK, 88, 5 * BLK);
-    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
+    tu_fill_pattern(buf, BLK, 88, 5 * BLK);
+    WDFREQUEST req = tu_make_request(t);
 
     ck_assert(write_with(t, req, mem, 5 * BLK, 1, NULL) & RWF_DSYNC);
     ck_assert(raw_matches(path, 5 * BLK, BLK, 88));
@@ -703,46 +537,46 @@ START_TEST(write_through_sets_rwf_dsync)
     UwdfRequestSetWriteThrough(req, TRUE);
     ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
     ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
-    ck_assert(pattern_matches(buf, BLK, FILE_SEED, 0));
+    ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(file_write_through_target_sets_rwf_dsync_on_every_write)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH);
     ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DSYNC);
     ck_assert(WdfIoTargetWdmGetTargetFileObject(t)->Flags & FO_WRITE_THROUGH);
     void *buf;
-    WDFMEMORY mem = make_memory(BLK, &buf);
-    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
+    WDFREQUEST req = tu_make_request(t);
     for (int i = 0; i < 3; i++) {
         LONGLONG off = (LONGLONG)(2 + i) * BLK;
-        fill_pattern(buf, BLK, 90u + (unsigned)i, (uint64_t)off);
+        tu_fill_pattern(buf, BLK, 90u + (unsigned)i, (uint64_t)off);
         bool sl = false;
         ck_assert(write_with(t, req, mem, off, -1, &sl) & RWF_DSYNC);
         ck_assert_msg(sl, "the format did not set SL_WRITE_THROUGH");
         ck_assert(raw_matches(path, (uint64_t)off, BLK, 90u + (unsigned)i));
     }
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(write_through_false_clears_rwf_dsync)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH);
     void *buf;
-    WDFMEMORY mem = make_memory(BLK, &buf);
-    fill_pattern(buf, BLK, 95, 7 * BLK);
-    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
+    tu_fill_pattern(buf, BLK, 95, 7 * BLK);
+    WDFREQUEST req = tu_make_request(t);
     /* The target's default, cleared for this one write. */
     ck_assert(!(write_with(t, req, mem, 7 * BLK, 0, NULL) & RWF_DSYNC));
     ck_assert(raw_matches(path, 7 * BLK, BLK, 95));
@@ -761,7 +595,7 @@ START_TEST(write_through_false_clears_rwf_dsync)
     ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
     ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -771,10 +605,10 @@ END_TEST
 
 START_TEST(discard_file_frees_blocks_and_reads_zeros)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     struct stat before = stat_of(path);
     const LONGLONG off = 16 * BLK;
     const ULONGLONG len = 32 * BLK;
@@ -790,7 +624,7 @@ START_TEST(discard_file_frees_blocks_and_reads_zeros)
     ck_assert(raw_matches(path, 0, (size_t)off, FILE_SEED));
     ck_assert(raw_matches(path, (uint64_t)(off + (LONGLONG)len), FILE_SIZE - (size_t)off - len, FILE_SEED));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -799,9 +633,9 @@ END_TEST
 static NTSTATUS trim_async(WDFIOTARGET t, const struct dsm *d, struct completion *c)
 {
     void *in;
-    WDFMEMORY mem = make_memory(d->len, &in);
+    WDFMEMORY mem = tu_make_memory(d->len, &in);
     memcpy(in, &d->u, d->len);
-    WDFREQUEST req = make_request(t);
+    WDFREQUEST req = tu_make_request(t);
     ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, mem,
                                                       NULL, NULL, NULL),
                      STATUS_SUCCESS);
@@ -816,12 +650,12 @@ static NTSTATUS trim_async(WDFIOTARGET t, const struct dsm *d, struct completion
 
 START_TEST(discard_async_through_format_request_for_ioctl)
 {
-    struct env e;
+    struct tu_env e;
     struct completion c;
     struct dsm d;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     blkcnt_t before = stat_of(path).st_blocks;
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     dsm_add(&d, 8 * BLK, 8 * BLK);
@@ -831,7 +665,7 @@ START_TEST(discard_async_through_format_request_for_ioctl)
     ck_assert(raw_matches(path, 0, 8 * BLK, FILE_SEED));
     ck_assert(raw_matches(path, 16 * BLK, FILE_SIZE - 16 * BLK, FILE_SEED));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -841,12 +675,12 @@ START_TEST(discard_several_ranges_in_one_request)
         int block, count;
     } ranges[] = { { 2, 3 }, { 10, 1 }, { 20, 8 }, { 60, 4 } };
     const int nranges = (int)(sizeof(ranges) / sizeof(ranges[0]));
-    struct env e;
+    struct tu_env e;
     struct completion c;
     struct dsm d;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     blkcnt_t before = stat_of(path).st_blocks;
     dsm_init(&d, DeviceDsmAction_Trim, 0);
     ULONGLONG total = 0;
@@ -868,7 +702,7 @@ START_TEST(discard_several_ranges_in_one_request)
             ck_assert_msg(raw_matches(path, (uint64_t)b * BLK, BLK, FILE_SEED), "block %d changed", b);
     }
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -891,11 +725,11 @@ END_TEST
 
 START_TEST(discard_entire_data_set_range_flag_trims_whole_file)
 {
-    struct env e;
+    struct tu_env e;
     struct dsm d;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     blkcnt_t before = stat_of(path).st_blocks;
     /* No range list at all: the flag stands for the whole target. */
     dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
@@ -908,7 +742,7 @@ START_TEST(discard_entire_data_set_range_flag_trims_whole_file)
     ck_assert(raw_zero(path, 0, FILE_SIZE));
     ck_assert(fresh_open_matches(&e, path, true, 0, FILE_SIZE, 0));
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1074,7 +908,7 @@ START_TEST(discard_on_read_only_target_is_access_denied)
     struct dsm d;
     struct completion c;
     victim_init(&v, _i);
-    WDFIOTARGET ro = open_target(&v.e, v.path, GENERIC_READ, 0);
+    WDFIOTARGET ro = tu_env_target(&v.e, v.path, GENERIC_READ, 0);
     ck_assert_status(trim_one(ro, BLK, BLK), STATUS_ACCESS_DENIED);
     dsm_init(&d, DeviceDsmAction_Trim, DEVICE_DSM_FLAG_ENTIRE_DATA_SET_RANGE);
     ck_assert_status(trim(ro, &d), STATUS_ACCESS_DENIED);
@@ -1121,10 +955,10 @@ END_TEST
 
 START_TEST(write_zeroes_file_zeroes_range_and_keeps_size)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     /* Block-aligned. */
     ck_assert_status(set_zero(t, 4 * BLK, 12 * BLK), STATUS_SUCCESS);
     ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
@@ -1143,7 +977,7 @@ START_TEST(write_zeroes_file_zeroes_range_and_keeps_size)
     ck_assert(raw_matches(path, 30 * BLK, BLK, FILE_SEED));
     ck_assert_int_eq(stat_of(path).st_size, FILE_SIZE);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1154,10 +988,10 @@ END_TEST
  * and the fuzzer caught). */
 START_TEST(ioctl_inputs_at_odd_addresses)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     unsigned char *raw = malloc(sizeof(struct dsm) + 16);
     ck_assert_ptr_nonnull(raw);
     unsigned char *odd = raw + 1 + (((uintptr_t)raw & 1) ? 1 : 0); /* an odd address */
@@ -1195,16 +1029,16 @@ START_TEST(ioctl_inputs_at_odd_addresses)
     ck_assert_uint_eq(a.Size, sizeof(a));
     free(raw);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(write_zeroes_past_eof_does_not_extend_file)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *path = env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     blkcnt_t blocks = stat_of(path).st_blocks;
     /* Straddling the end: zeroed up to it, no further; nothing is
      * allocated past the end either. */
@@ -1226,7 +1060,7 @@ START_TEST(write_zeroes_past_eof_does_not_extend_file)
     ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
     ck_assert_int_eq(li.Length.QuadPart, FILE_SIZE);
     free(path);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1253,7 +1087,7 @@ START_TEST(write_zeroes_on_read_only_target_is_access_denied)
 {
     struct victim v;
     victim_init(&v, _i);
-    WDFIOTARGET ro = open_target(&v.e, v.path, GENERIC_READ, 0);
+    WDFIOTARGET ro = tu_env_target(&v.e, v.path, GENERIC_READ, 0);
     ck_assert_status(set_zero(ro, 0, 4 * BLK), STATUS_ACCESS_DENIED);
     victim_assert_untouched(&v);
     victim_fini(&v);
@@ -1266,12 +1100,12 @@ END_TEST
 
 START_TEST(flush_write_then_fsync_then_read_through_new_open_loop_device)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
     /* Buffered: the writes sit in the device's page cache until flushed. */
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
     write_and_flush_every_way(t, 16);
     for (int v = 0; v < 2 * FLUSH_KINDS; v++) {
         LONGLONG off = (LONGLONG)(16 + v) * BLK;
@@ -1286,48 +1120,48 @@ START_TEST(flush_write_then_fsync_then_read_through_new_open_loop_device)
     ck_assert(raw_matches(backing, (16 + 2 * FLUSH_KINDS) * BLK, LOOP_FILE_SIZE - (16 + 2 * FLUSH_KINDS) * BLK,
                           FILE_SEED));
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(write_through_write_on_loop_device_reaches_backing_file)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 0);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
     void *buf;
-    WDFMEMORY mem = make_memory(BLK, &buf);
-    WDFREQUEST req = make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
+    WDFREQUEST req = tu_make_request(t);
     for (int i = 0; i < 4; i++) {
         LONGLONG off = (LONGLONG)(40 + 3 * i) * BLK;
-        fill_pattern(buf, BLK, 120u + (unsigned)i, (uint64_t)off);
+        tu_fill_pattern(buf, BLK, 120u + (unsigned)i, (uint64_t)off);
         /* No flush: the write itself is durable when it completes. */
         ck_assert(write_with(t, req, mem, off, 1, NULL) & RWF_DSYNC);
         ck_assert_msg(raw_matches(backing, (uint64_t)off, BLK, 120u + (unsigned)i), "write %d", i);
     }
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(discard_loop_device_reads_zeros)
 {
-    struct env e;
+    struct tu_env e;
     struct completion c;
     struct dsm d;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 0);
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
     if (loop_queue_attr(dev, "discard_max_bytes") == 0) {
         fprintf(stderr, "test_storage: %s does not discard (discard_max_bytes 0); "
                         "discard_loop_device_reads_zeros skipped\n", dev);
         free(backing);
-        env_fini(&e);
+        tu_env_fini(&e);
         return;
     }
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     blkcnt_t before = stat_of(backing).st_blocks;
     ck_assert_status(trim_one(t, 32 * BLK, 64 * BLK), STATUS_SUCCESS);
     dsm_init(&d, DeviceDsmAction_Trim, 0);
@@ -1347,37 +1181,37 @@ START_TEST(discard_loop_device_reads_zeros)
     ck_assert(fresh_open_matches(&e, dev, true, 132 * BLK, 68 * BLK, FILE_SEED));
     ck_assert(fresh_open_matches(&e, dev, true, 208 * BLK, LOOP_FILE_SIZE - 208 * BLK, FILE_SEED));
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(discard_loop_device_range_past_end_is_invalid_parameter)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 0);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
     ck_assert_status(trim_one(t, LOOP_FILE_SIZE - BLK, 2 * BLK), STATUS_INVALID_PARAMETER);
     ck_assert_status(trim_one(t, BLK + SECTOR / 2, BLK), STATUS_INVALID_PARAMETER);
     ck_assert_status(set_zero(t, LOOP_FILE_SIZE - BLK, LOOP_FILE_SIZE + BLK), STATUS_INVALID_PARAMETER);
-    WDFIOTARGET ro = open_target(&e, dev, GENERIC_READ, 0);
+    WDFIOTARGET ro = tu_env_target(&e, dev, GENERIC_READ, 0);
     ck_assert_status(trim_one(ro, 0, BLK), STATUS_ACCESS_DENIED);
     WdfIoTargetClose(t);
     WdfIoTargetClose(ro);
     ck_assert(raw_matches(backing, 0, LOOP_FILE_SIZE, FILE_SEED));
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(write_zeroes_loop_device_reads_zeros)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 0);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     ck_assert_status(set_zero(t, 10 * BLK, 30 * BLK), STATUS_SUCCESS);
     ck_assert_status(set_zero(t, 50 * BLK + SECTOR, 50 * BLK + 3 * SECTOR), STATUS_SUCCESS);
     ck_assert(fresh_open_matches(&e, dev, true, 10 * BLK, 20 * BLK, 0));
@@ -1390,24 +1224,24 @@ START_TEST(write_zeroes_loop_device_reads_zeros)
     ck_assert(raw_matches(backing, 50 * BLK + 3 * SECTOR, LOOP_FILE_SIZE - 50 * BLK - 3 * SECTOR, FILE_SEED));
     ck_assert_int_eq(stat_of(backing).st_size, LOOP_FILE_SIZE);
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(write_zeroes_loop_device_misaligned_range_is_invalid_parameter)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 0);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
     ck_assert_status(set_zero(t, BLK + 100, 2 * BLK), STATUS_INVALID_PARAMETER);
     ck_assert_status(set_zero(t, BLK, 2 * BLK + 100), STATUS_INVALID_PARAMETER);
     ck_assert_status(set_zero(t, 8 * BLK, 4 * BLK), STATUS_INVALID_PARAMETER);
     WdfIoTargetClose(t);
     ck_assert(raw_matches(backing, 0, LOOP_FILE_SIZE, FILE_SEED));
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1494,30 +1328,30 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
 
 START_TEST(geometry_ioctls_match_blockdev)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 0);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
     ck_assert_uint_eq(tu_blockdev_query(dev).size, LOOP_FILE_SIZE);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     assert_geometry_matches_blockdev(t, dev);
     /* Buffered, the same answers. */
-    WDFIOTARGET b = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET b = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
     assert_geometry_matches_blockdev(b, dev);
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(geometry_4k_sector_loop_device_matches_blockdev)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 4096);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 4096);
     struct tu_blockdev_info want = tu_blockdev_query(dev);
     ck_assert_uint_eq(want.logical, 4096);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     assert_geometry_matches_blockdev(t, dev);
     STORAGE_PROPERTY_QUERY q;
     STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
@@ -1528,7 +1362,7 @@ START_TEST(geometry_4k_sector_loop_device_matches_blockdev)
                      STATUS_SUCCESS);
     ck_assert_uint_eq(a.BytesPerLogicalSector, 4096);
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1549,13 +1383,13 @@ static NTSTATUS read_with_request(WDFIOTARGET t, WDFREQUEST req, void *buf, ULON
 
 START_TEST(direct_read_misaligned_to_4k_sector_is_datatype_misalignment)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 4096);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 4096);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DIRECT);
-    WDFREQUEST req = make_request(t);
+    WDFREQUEST req = tu_make_request(t);
     unsigned char *buf = xaligned(2 * BLK);
     struct uwdf_request *r = internal_request(req);
 
@@ -1574,10 +1408,10 @@ START_TEST(direct_read_misaligned_to_4k_sector_is_datatype_misalignment)
     memset(buf, 0, 2 * BLK);
     ck_assert_status(read_with_request(t, req, buf, 2 * BLK, BLK), STATUS_SUCCESS);
     ck_assert(!r->fw_done);
-    ck_assert(pattern_matches(buf, 2 * BLK, FILE_SEED, BLK));
+    ck_assert(tu_pattern_matches(buf, 2 * BLK, FILE_SEED, BLK));
     free(buf);
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
@@ -1586,16 +1420,16 @@ END_TEST
  * here by giving an open target a 1536-byte rule (3 x 512) by hand. */
 START_TEST(direct_alignment_that_is_not_a_power_of_two_is_checked_too)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 512);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 512);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     struct uwdf_iotarget *it = uwdf_iotarget_lookup(t, "test_storage");
     ck_assert_uint_eq(it->dio_offset_align, SECTOR);
     it->dio_offset_align = 3 * SECTOR;
     it->dio_mem_align = 3 * SECTOR;
-    WDFREQUEST req = make_request(t);
+    WDFREQUEST req = tu_make_request(t);
     struct uwdf_request *r = internal_request(req);
     unsigned char *raw = xaligned(4 * BLK);
     /* The first address in raw on both 1536 bytes and a page (raw is on a
@@ -1617,20 +1451,20 @@ START_TEST(direct_alignment_that_is_not_a_power_of_two_is_checked_too)
     memset(raw, 0, 4 * BLK);
     ck_assert_status(read_with_request(t, req, buf, 6 * SECTOR, 6 * SECTOR), STATUS_SUCCESS);
     ck_assert(!r->fw_done);
-    ck_assert(pattern_matches(buf, 6 * SECTOR, FILE_SEED, 6 * SECTOR));
+    ck_assert(tu_pattern_matches(buf, 6 * SECTOR, FILE_SEED, 6 * SECTOR));
     free(raw);
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 START_TEST(discard_and_zero_on_4k_sector_device_need_4k_alignment)
 {
-    struct env e;
-    env_init(&e, _i);
-    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
-    const char *dev = env_loop(&e, backing, 4096);
-    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 4096);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     ck_assert_status(trim_one(t, SECTOR, BLK), STATUS_INVALID_PARAMETER);
     ck_assert_status(trim_one(t, BLK, BLK + SECTOR), STATUS_INVALID_PARAMETER);
     ck_assert_status(set_zero(t, BLK + SECTOR, 2 * BLK), STATUS_INVALID_PARAMETER);
@@ -1646,36 +1480,27 @@ START_TEST(discard_and_zero_on_4k_sector_device_need_4k_alignment)
         ck_assert(fresh_open_matches(&e, dev, true, 8 * BLK, 2 * BLK, 0));
     }
     free(backing);
-    env_fini(&e);
+    tu_env_fini(&e);
 }
 END_TEST
 
 /* ------------------------------------------------------------------- */
-
-static TCase *new_tcase(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, TEST_TIMEOUT_SEC);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    suite_add_tcase(s, tc);
-    return tc;
-}
 
 static Suite *storage_suite(bool with_loop_devices)
 {
     Suite *s = suite_create("storage");
     TCase *tc;
 
-    tc = new_tcase(s, "flush");
+    tc = tu_tcase(s, "flush", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, flush_write_then_fsync_then_read_through_new_open_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, flush_sent_from_completion_routine_chains_write_flush_done, 0, TU_BACKENDS);
 
-    tc = new_tcase(s, "write_through");
+    tc = tu_tcase(s, "write_through", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, write_through_sets_rwf_dsync, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, file_write_through_target_sets_rwf_dsync_on_every_write, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, write_through_false_clears_rwf_dsync, 0, TU_BACKENDS);
 
-    tc = new_tcase(s, "discard");
+    tc = tu_tcase(s, "discard", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, discard_file_frees_blocks_and_reads_zeros, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, discard_async_through_format_request_for_ioctl, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, discard_several_ranges_in_one_request, 0, TU_BACKENDS);
@@ -1694,7 +1519,7 @@ static Suite *storage_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, discard_on_read_only_target_is_access_denied, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, discard_one_bad_range_among_good_changes_nothing, 0, TU_BACKENDS);
 
-    tc = new_tcase(s, "write_zeroes");
+    tc = tu_tcase(s, "write_zeroes", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, write_zeroes_file_zeroes_range_and_keeps_size, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_inputs_at_odd_addresses, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, write_zeroes_past_eof_does_not_extend_file, 0, TU_BACKENDS);
@@ -1703,7 +1528,7 @@ static Suite *storage_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, write_zeroes_on_read_only_target_is_access_denied, 0, TU_BACKENDS);
 
     if (with_loop_devices) {
-        tc = new_tcase(s, "loop_device");
+        tc = tu_tcase(s, "loop_device", TEST_TIMEOUT_SEC);
         tcase_add_loop_test(tc, flush_write_then_fsync_then_read_through_new_open_loop_device, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, write_through_write_on_loop_device_reaches_backing_file, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, discard_loop_device_reads_zeros, 0, TU_BACKENDS);
@@ -1719,45 +1544,10 @@ static Suite *storage_suite(bool with_loop_devices)
     return s;
 }
 
-/* The parent's safety net: loop devices whose backing file is inside dir. */
-static void detach_loops_under(const char *dir)
-{
-    FILE *p = popen("losetup --list --noheadings --output NAME,BACK-FILE 2>/dev/null", "r");
-    char line[4600], name[256], back[4300];
-    if (!p)
-        return;
-    size_t n = strlen(dir);
-    while (fgets(line, sizeof(line), p))
-        if (sscanf(line, "%255s %4299s", name, back) == 2 && strncmp(back, dir, n) == 0 && back[n] == '/')
-            tu_loop_detach(name);
-    pclose(p);
-}
-
-static char *run_dir_create(void)
-{
-    const char *base = getenv("UWDF_TEST_DIR");
-    char *dir = NULL;
-    if (asprintf(&dir, "%s/uwdf-test_storage-XXXXXX", base && *base ? base : "/var/tmp") < 0)
-        return NULL;
-    if (!mkdtemp(dir)) {
-        free(dir);
-        return NULL;
-    }
-    setenv("UWDF_TEST_DIR", dir, 1); /* tu_tmpdir makes each test's directory in it */
-    return dir;
-}
-
 int main(void)
 {
     bool root = tu_root();
-    char *run_dir = run_dir_create();
-    int rc = tu_run_suite(storage_suite(root));
-    if (run_dir) {
-        if (root)
-            detach_loops_under(run_dir);
-        tu_rmtree(run_dir);
-        free(run_dir);
-    }
+    int rc = tu_main(storage_suite(root), "test_storage");
     if (rc == 0 && !root) {
         fprintf(stderr, "test_storage: not root, loop-device tests skipped\n");
         return EXIT_SKIP;

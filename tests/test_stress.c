@@ -755,7 +755,7 @@ START_TEST(stress_exactly_once)
         tu_nbdkit_start(&s->env, &s->nbd, "nbd.sock", args);
         dev = s->nbd.uri;
     } else {
-        dev = tu_env_loop(&s->env, backing);
+        dev = tu_env_loop(&s->env, backing, 0);
     }
     ck_assert_status(tu_target_open(s->env.device, dev, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
                                     FILE_NO_INTERMEDIATE_BUFFERING, &s->target),

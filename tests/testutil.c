@@ -473,7 +473,7 @@ VOID tu_hold_until_cancelled(WDFQUEUE Queue, WDFREQUEST Request, size_t Length)
 
 /* ---- Filter Manager ---- */
 
-void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f)
+void tu_flt_attach(struct tu_env *e, const char *volume_path, struct tu_flt *f)
 {
     static const FLT_REGISTRATION reg = {
         .Size = sizeof(FLT_REGISTRATION),
@@ -481,13 +481,28 @@ void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f)
     };
     WCHAR wbuf[4096];
     UNICODE_STRING us;
-    OBJECT_ATTRIBUTES oa;
-    IO_STATUS_BLOCK iosb;
+    memset(f, 0, sizeof(*f));
     ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(e->driver), &reg, &f->filter), STATUS_SUCCESS);
     ck_assert_status(FltStartFiltering(f->filter), STATUS_SUCCESS);
-    tu_unicode(&us, wbuf, 4096, e->dir);
+    tu_unicode(&us, wbuf, 4096, volume_path);
     ck_assert_status(FltGetVolumeFromName(f->filter, &us, &f->volume), STATUS_SUCCESS);
     ck_assert_status(FltAttachVolume(f->filter, f->volume, NULL, &f->instance), STATUS_SUCCESS);
+}
+
+void tu_flt_detach(struct tu_flt *f)
+{
+    FltObjectDereference(f->instance);
+    FltObjectDereference(f->volume);
+    FltUnregisterFilter(f->filter);
+}
+
+void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f)
+{
+    WCHAR wbuf[4096];
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    IO_STATUS_BLOCK iosb;
+    tu_flt_attach(e, e->dir, f);
     tu_unicode(&us, wbuf, 4096, path);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
     ck_assert_status(FltCreateFileEx(f->filter, f->instance, &f->fh, &f->fo, GENERIC_READ | GENERIC_WRITE, &oa, &iosb,
@@ -500,9 +515,7 @@ void tu_flt_close(struct tu_flt *f)
 {
     ck_assert_status(FltClose(f->fh), STATUS_SUCCESS);
     ObDereferenceObject(f->fo);
-    FltObjectDereference(f->instance);
-    FltObjectDereference(f->volume);
-    FltUnregisterFilter(f->filter);
+    tu_flt_detach(f);
 }
 
 /* ---- nbdkit ---- */

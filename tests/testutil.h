@@ -82,8 +82,9 @@ void tu_fill_pattern(void *buf, size_t len, unsigned seed, uint64_t offset);
 /* Loop devices (need root: tu_require_root() makes the test exit 77 where
  * root is missing... see tu_root()). */
 bool tu_root(void);
-/* losetup a loop device over file; returns "/dev/loopN" (malloc'd) or NULL. */
-char *tu_loop_attach(const char *file, bool direct_io);
+/* losetup a loop device over file (--direct-io=on if direct_io; sector_size
+ * 0: the default); returns "/dev/loopN" (malloc'd) or NULL. */
+char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size);
 void tu_loop_detach(const char *dev);
 
 /* What `blockdev --getsize64 --getss --getpbsz DEV` reports (asserts it ran). */
@@ -148,25 +149,50 @@ bool tu_running_on_valgrind(void);
 /* Runs a suite; returns the process exit status (0 pass, 1 fail). */
 int tu_run_suite(Suite *s);
 
-/* ---- per-test environment: driver, control device and a directory ----
- * The directory (and any loop device made with tu_env_loop) is registered,
- * so tu_env_fini or, failing that, tu_fixture_teardown removes it. */
+/* ---- the environment fixture: driver, control device, directory, engine,
+ * and a target on a real file, a FIFO or a loop device ----
+ * What it makes is registered (directory, loop devices, the FIFO's
+ * descriptor), so tu_env_fini or, when an assertion failed first,
+ * tu_fixture_teardown (CK_FORK=no) or tu_main (forked) removes it. */
 struct tu_env {
     WDFDRIVER driver;
     WDFDEVICE device;
-    char *dir;
+    char *dir;          /* this test's directory, on a file system with O_DIRECT */
+    const char *engine; /* the engine every target opened here must use; NULL: any */
+    char *path;         /* tu_env_open_file / _fifo: the file */
+    WDFIOTARGET target; /* tu_env_open_file / _fifo: the target on it */
+    int fifo_fd;        /* tu_env_open_fifo: the test's own end; else -1 */
+    WDFMEMORY mem;      /* tu_env_memory */
+    void *buf;          /* tu_env_memory: mem's buffer (page-aligned) */
 };
+/* UWDF_BACKEND is left as it is (engine NULL). */
 void tu_env_init(struct tu_env *e);
+/* Engine tu_backend_names[backend] (the loop index of a per-engine test). */
+void tu_env_init_backend(struct tu_env *e, int backend);
+/* Engine by name ("io_uring", "libaio", "null"); NULL unsets UWDF_BACKEND
+ * (the library's own choice) and checks no engine. */
+void tu_env_init_engine(struct tu_env *e, const char *engine);
 /* Deletes the driver (closing every target and deleting every request and
- * memory object the test made), then detaches the registered loop devices
- * and removes the registered directories. */
+ * memory object the test made), then closes the FIFO, detaches the loop
+ * devices and removes the directory. */
 void tu_env_fini(struct tu_env *e);
 /* tu_make_file inside e->dir. */
 char *tu_env_file(struct tu_env *e, const char *name, size_t size, unsigned seed);
 /* "e->dir/name" (malloc'd); nothing is created. */
 char *tu_env_path(struct tu_env *e, const char *name);
-/* A loop device over backing, detached by tu_env_fini / the teardown. */
-const char *tu_env_loop(struct tu_env *e, const char *backing);
+/* A loop device over backing (losetup; root), with this logical sector size
+ * (losetup --sector-size; 0: losetup's default, 512). */
+const char *tu_env_loop(struct tu_env *e, const char *backing, unsigned sector_size);
+/* A target under e->device opened on path (FILE_OPEN, access, options),
+ * asserted to open and, when e->engine is set, to use that engine. */
+WDFIOTARGET tu_env_target(struct tu_env *e, const char *path, ACCESS_MASK access, ULONG options);
+/* e->path: a file "data" of size bytes of pattern seed; e->target on it. */
+WDFIOTARGET tu_env_open_file(struct tu_env *e, size_t size, unsigned seed, ACCESS_MASK access, ULONG options);
+/* e->path: a FIFO with a writer (e->fifo_fd) that never writes; e->target
+ * on it, read-only: a read there waits until a timeout or a cancel ends it. */
+WDFIOTARGET tu_env_open_fifo(struct tu_env *e);
+/* e->mem: WdfMemoryCreate of size bytes; returns its buffer (e->buf). */
+void *tu_env_memory(struct tu_env *e, size_t size);
 
 /* ---- checked fixture: bug checks are captured, so an unexpected one fails
  * the test at teardown instead of aborting; the verifier and the allocation
@@ -238,6 +264,11 @@ struct tu_flt {
 void tu_flt_open(struct tu_env *e, const char *path, struct tu_flt *f);
 /* Closes the file and detaches and unregisters the filter. */
 void tu_flt_close(struct tu_flt *f);
+/* The filter alone (no file: fh and fo stay NULL): registered, started and
+ * attached to the volume at volume_path (a directory, or a block device for
+ * a volume on it); tu_flt_detach undoes it. */
+void tu_flt_attach(struct tu_env *e, const char *volume_path, struct tu_flt *f);
+void tu_flt_detach(struct tu_flt *f);
 
 /* ---- a neighbour: a target kept busy with asynchronous reads ----
  * tu_reader_start opens path (a file written by tu_make_file with seed,

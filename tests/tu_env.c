@@ -73,7 +73,7 @@ char *tu_make_file(const char *dir, const char *name, size_t size, unsigned seed
         ck_assert_int_eq(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
     }
     free(buf);
-    fsync(fd);
+    ck_assert_int_eq(fsync(fd), 0);
     close(fd);
     return path;
 }
@@ -83,11 +83,13 @@ bool tu_root(void)
     return geteuid() == 0;
 }
 
-char *tu_loop_attach(const char *file, bool direct_io)
+char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size)
 {
-    char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "losetup -f --show %s '%s' 2>/dev/null",
-             direct_io ? "--direct-io=on" : "", file);
+    char cmd[4200], size_opt[40] = "";
+    if (sector_size)
+        snprintf(size_opt, sizeof(size_opt), "--sector-size %u", sector_size);
+    snprintf(cmd, sizeof(cmd), "losetup -f --show %s %s '%s' 2>/dev/null", direct_io ? "--direct-io=on" : "",
+             size_opt, file);
     FILE *p = popen(cmd, "r");
     if (!p)
         return NULL;
@@ -125,15 +127,21 @@ int tu_run_suite(Suite *s)
  * test that fails is _exit'ed by Check without either, so every test works
  * inside one directory per run, made and removed by the parent process
  * (tu_main), which also detaches any loop device left over inside it. */
-static char *g_dirs[4];
+#define MAX_REGISTERED 4
+static char *g_dirs[MAX_REGISTERED];
 static int g_ndirs;
-static char *g_loops[2];
+static char *g_loops[MAX_REGISTERED];
 static int g_nloops;
+static int g_fds[MAX_REGISTERED];
+static int g_nfds;
 
-/* Detaches the registered loop devices, then removes the registered
- * directories. No ck_* here: teardown calls it. */
+/* Closes the registered descriptors, detaches the registered loop devices,
+ * then removes the registered directories. No ck_* here: teardown calls it. */
 static void cleanup_registered(void)
 {
+    for (int i = 0; i < g_nfds; i++)
+        close(g_fds[i]);
+    g_nfds = 0;
     for (int i = 0; i < g_nloops; i++) {
         tu_loop_detach(g_loops[i]);
         free(g_loops[i]);
@@ -150,10 +158,28 @@ static void cleanup_registered(void)
 
 void tu_env_init(struct tu_env *e)
 {
+    memset(e, 0, sizeof(*e));
+    e->fifo_fd = -1;
     tu_driver_and_device(&e->driver, &e->device);
     e->dir = tu_tmpdir();
-    ck_assert_int_lt(g_ndirs, (int)(sizeof(g_dirs) / sizeof(g_dirs[0])));
+    ck_assert_int_lt(g_ndirs, MAX_REGISTERED);
     g_dirs[g_ndirs++] = e->dir;
+}
+
+void tu_env_init_engine(struct tu_env *e, const char *engine)
+{
+    if (engine)
+        setenv("UWDF_BACKEND", engine, 1);
+    else
+        unsetenv("UWDF_BACKEND");
+    tu_env_init(e);
+    e->engine = engine;
+}
+
+void tu_env_init_backend(struct tu_env *e, int backend)
+{
+    ck_assert(backend >= 0 && backend < TU_BACKENDS);
+    tu_env_init_engine(e, tu_backend_names[backend]);
 }
 
 void tu_env_fini(struct tu_env *e)
@@ -162,6 +188,9 @@ void tu_env_fini(struct tu_env *e)
     e->driver = NULL;
     cleanup_registered();
     e->dir = NULL;
+    e->fifo_fd = -1;
+    free(e->path);
+    e->path = NULL;
 }
 
 char *tu_env_file(struct tu_env *e, const char *name, size_t size, unsigned seed)
@@ -171,19 +200,56 @@ char *tu_env_file(struct tu_env *e, const char *name, size_t size, unsigned seed
 
 char *tu_env_path(struct tu_env *e, const char *name)
 {
-    char *p = NULL;
-    ck_assert_int_ge(asprintf(&p, "%s/%s", e->dir, name), 0);
-    return p;
+    return tu_join(e->dir, name);
 }
 
-const char *tu_env_loop(struct tu_env *e, const char *backing)
+const char *tu_env_loop(struct tu_env *e, const char *backing, unsigned sector_size)
 {
     (void)e;
-    ck_assert_int_lt(g_nloops, (int)(sizeof(g_loops) / sizeof(g_loops[0])));
-    char *dev = tu_loop_attach(backing, false);
+    ck_assert_int_lt(g_nloops, MAX_REGISTERED);
+    char *dev = tu_loop_attach(backing, false, sector_size);
     ck_assert_msg(dev != NULL, "losetup failed for %s", backing);
     g_loops[g_nloops++] = dev;
     return dev;
+}
+
+WDFIOTARGET tu_env_target(struct tu_env *e, const char *path, ACCESS_MASK access, ULONG options)
+{
+    WDFIOTARGET target;
+    ck_assert_status_msg(tu_target_open(e->device, path, access, FILE_OPEN, options, &target), STATUS_SUCCESS,
+                         "open %s", path);
+    if (e->engine)
+        ck_assert_str_eq(UwdfIoTargetGetBackendName(target), e->engine);
+    return target;
+}
+
+WDFIOTARGET tu_env_open_file(struct tu_env *e, size_t size, unsigned seed, ACCESS_MASK access, ULONG options)
+{
+    ck_assert_ptr_null(e->path);
+    e->path = tu_env_file(e, "data", size, seed);
+    e->target = tu_env_target(e, e->path, access, options);
+    return e->target;
+}
+
+WDFIOTARGET tu_env_open_fifo(struct tu_env *e)
+{
+    ck_assert_ptr_null(e->path);
+    ck_assert_int_lt(g_nfds, MAX_REGISTERED);
+    e->path = tu_env_path(e, "fifo");
+    ck_assert_int_eq(mkfifo(e->path, 0600), 0);
+    /* O_RDWR: the FIFO has a writer for as long as the test runs, so a
+     * read waits for data instead of seeing end of file. */
+    e->fifo_fd = open(e->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    ck_assert_int_ge(e->fifo_fd, 0);
+    g_fds[g_nfds++] = e->fifo_fd;
+    e->target = tu_env_target(e, e->path, GENERIC_READ, 0);
+    return e->target;
+}
+
+void *tu_env_memory(struct tu_env *e, size_t size)
+{
+    e->mem = tu_make_memory(size, &e->buf);
+    return e->buf;
 }
 
 /* ---- fixture ---- */
