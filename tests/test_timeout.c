@@ -58,70 +58,23 @@ static void backend_unset(void)
 
 /* ---- per-test environment: driver, device, directory, one target ---- */
 
-struct env {
-    struct tu_env tu; /* driver, device, directory */
-    char *file; /* regular file, tu_fill_pattern(FILE_SEED) */
-    char *fifo;
-    int fifo_fd; /* the test's own O_RDWR end, or -1 */
-    WDFIOTARGET target;
-    unsigned char *dbuf; /* READ_LEN bytes, aligned for O_DIRECT */
-};
-
-/* Every engine runs under valgrind too: there the io_uring engine polls its
- * ring instead of blocking in io_uring_enter (see backends/io_uring.c). */
-static bool engine_runs_here(const char *backend)
+/* A test's environment (tu_env) on one engine (NULL: UWDF_BACKEND unset),
+ * with e->buf: READ_LEN bytes of CANARY, page-aligned for O_DIRECT. */
+static void env_init(struct tu_env *e, const char *backend)
 {
-    (void)backend;
-    return true;
+    tu_env_init_engine(e, backend);
+    memset(tu_env_memory(e, READ_LEN), CANARY, READ_LEN);
 }
 
-/* False (the test then ends) when the engine cannot run here. */
-static bool env_init(struct env *e, const char *backend)
+static void env_open_file(struct tu_env *e, bool direct)
 {
-    if (!engine_runs_here(backend))
-        return false;
-    memset(e, 0, sizeof(*e));
-    e->fifo_fd = -1;
-    if (backend)
-        setenv("UWDF_BACKEND", backend, 1);
-    else
-        unsetenv("UWDF_BACKEND");
-    tu_env_init(&e->tu);
-    e->dbuf = aligned_alloc(4096, READ_LEN);
-    ck_assert_ptr_nonnull(e->dbuf);
-    memset(e->dbuf, CANARY, READ_LEN);
-    return true;
+    tu_env_open_file(e, FILE_SIZE, FILE_SEED, GENERIC_READ, direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0);
 }
 
-static void env_open_fifo(struct env *e)
-{
-    ck_assert_int_ge(asprintf(&e->fifo, "%s/fifo", e->tu.dir), 0);
-    ck_assert_int_eq(mkfifo(e->fifo, 0600), 0);
-    /* O_RDWR: the FIFO has a writer for as long as the test runs, so the
-     * target's read waits for data instead of seeing end of file. */
-    e->fifo_fd = open(e->fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    ck_assert_int_ge(e->fifo_fd, 0);
-    ck_assert_status(tu_target_open(e->tu.device, e->fifo, GENERIC_READ, FILE_OPEN, 0, &e->target),
-                     STATUS_SUCCESS);
-}
-
-static void env_open_file(struct env *e, bool direct)
-{
-    e->file = tu_make_file(e->tu.dir, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_status(tu_target_open(e->tu.device, e->file, GENERIC_READ, FILE_OPEN,
-                                    direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0, &e->target),
-                     STATUS_SUCCESS);
-}
-
-static void env_done(struct env *e)
+static void env_done(struct tu_env *e)
 {
     UwdfFaultInjectStall(0);
-    tu_env_fini(&e->tu);
-    if (e->fifo_fd >= 0)
-        close(e->fifo_fd);
-    free(e->file);
-    free(e->fifo);
-    free(e->dbuf);
+    tu_env_fini(e);
     unsetenv("UWDF_BACKEND");
 }
 
@@ -140,10 +93,10 @@ static const struct stuck_source stuck_sources[] = {
 };
 #define N_STUCK ((int)(sizeof(stuck_sources) / sizeof(stuck_sources[0])))
 
-static void env_open_stuck(struct env *e, const struct stuck_source *src)
+static void env_open_stuck(struct tu_env *e, const struct stuck_source *src)
 {
     if (src->fifo) {
-        env_open_fifo(e);
+        tu_env_open_fifo(e);
     } else {
         env_open_file(e, true);
         UwdfFaultInjectStall(STALL_FOREVER_MS);
@@ -192,7 +145,7 @@ static bool matches_file(const unsigned char *buf, size_t len, uint64_t off)
     return same;
 }
 
-static WDFREQUEST make_request(const struct env *e)
+static WDFREQUEST make_request(const struct tu_env *e)
 {
     WDFREQUEST req;
     ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, e->target, &req), STATUS_SUCCESS);
@@ -200,7 +153,7 @@ static WDFREQUEST make_request(const struct env *e)
 }
 
 /* FIFOs are read at the current position; files at offset 0. */
-static void format_read(const struct env *e, WDFREQUEST req, WDFMEMORY mem, PWDFMEMORY_OFFSET off)
+static void format_read(const struct tu_env *e, WDFREQUEST req, WDFMEMORY mem, PWDFMEMORY_OFFSET off)
 {
     LONGLONG zero = 0;
     ck_assert_status(WdfIoTargetFormatRequestForRead(e->target, req, mem, off,
@@ -218,7 +171,7 @@ static WDF_REQUEST_SEND_OPTIONS timeout_options(LONGLONG timeout)
 
 /* Synchronous read of len bytes into buf; returns the status and the
  * elapsed milliseconds. */
-static NTSTATUS sync_read(const struct env *e, void *buf, size_t len, LONGLONG timeout, bool timed,
+static NTSTATUS sync_read(const struct tu_env *e, void *buf, size_t len, LONGLONG timeout, bool timed,
                           ULONG_PTR *bytes, double *elapsed_ms)
 {
     WDF_MEMORY_DESCRIPTOR d;
@@ -282,7 +235,7 @@ static bool wait_done(struct done_rec *d, double limit_ms)
     return true;
 }
 
-static void send_async(const struct env *e, WDFREQUEST req, struct done_rec *d,
+static void send_async(const struct tu_env *e, WDFREQUEST req, struct done_rec *d,
                        PWDF_REQUEST_SEND_OPTIONS options)
 {
     WdfRequestSetCompletionRoutine(req, record_completion, d);
@@ -304,7 +257,7 @@ static void expect_single_completion(struct done_rec *d, NTSTATUS want, const ch
 
 /* The request on the FIFO completed: its read must be gone from the kernel,
  * so data written now stays in the FIFO and never reaches the buffer. */
-static void expect_fifo_read_gone(const struct env *e, const unsigned char *buf, size_t len)
+static void expect_fifo_read_gone(const struct tu_env *e, const unsigned char *buf, size_t len)
 {
     static const unsigned char msg[16] = "sixteen bytes!!";
     unsigned char probe[64];
@@ -321,14 +274,13 @@ static void expect_fifo_read_gone(const struct env *e, const unsigned char *buf,
 
 START_TEST(sync_read_from_fifo_times_out_under_io_uring)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[64];
     ULONG_PTR bytes = 123;
     double ms;
 
-    if (!env_init(&e, "io_uring"))
-        return;
-    env_open_fifo(&e);
+    env_init(&e, "io_uring");
+    tu_env_open_fifo(&e);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), "io_uring");
     memset(buf, CANARY, sizeof(buf));
 
@@ -344,13 +296,12 @@ END_TEST
 
 START_TEST(async_read_from_fifo_times_out_under_io_uring)
 {
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
 
-    if (!env_init(&e, "io_uring"))
-        return;
-    env_open_fifo(&e);
+    env_init(&e, "io_uring");
+    tu_env_open_fifo(&e);
     rec_init(&d);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
     WDFREQUEST req = make_request(&e);
@@ -372,13 +323,12 @@ END_TEST
 START_TEST(absolute_timeout_expires_at_that_system_time)
 {
     const struct stuck_source *src = &stuck_sources[_i];
-    struct env e;
+    struct tu_env e;
     LARGE_INTEGER now;
     ULONG_PTR bytes;
 
-    if (!env_init(&e, src->backend))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, src->backend);
+    unsigned char *buf = e.buf;
     env_open_stuck(&e, src);
     double t0 = tu_now_ms();
     KeQuerySystemTime(&now);
@@ -398,12 +348,11 @@ END_TEST
 START_TEST(zero_timeout_with_timeout_flag_means_no_timeout)
 {
     const struct stuck_source *src = &stuck_sources[_i];
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
 
-    if (!env_init(&e, src->backend))
-        return;
+    env_init(&e, src->backend);
     env_open_stuck(&e, src);
     rec_init(&d);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
@@ -431,13 +380,12 @@ END_TEST
 START_TEST(stalled_read_times_out_then_succeeds_without_the_stall)
 {
     const char *backend = all_backends[_i];
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes = 0;
     double ms;
 
-    if (!env_init(&e, backend))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, backend);
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), backend);
     UwdfFaultInjectStall(2000);
@@ -463,13 +411,12 @@ END_TEST
 START_TEST(stalled_read_without_timeout_succeeds_after_the_stall)
 {
     const char *backend = all_backends[_i];
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes = 0;
     double ms;
 
-    if (!env_init(&e, backend))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, backend);
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     UwdfFaultInjectStall(150);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, 0, false, &bytes, &ms);
@@ -489,13 +436,12 @@ END_TEST
 START_TEST(stalled_read_with_timeout_shorter_than_the_io_times_out_at_once)
 {
     const char *backend = all_backends[_i];
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     double ms;
 
-    if (!env_init(&e, backend))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, backend);
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     UwdfFaultInjectStall(2000);
     for (int k = 0; k < 5; k++) {
@@ -511,12 +457,11 @@ END_TEST
 START_TEST(cancel_right_after_send_is_honoured_by_the_stall)
 {
     const char *backend = all_backends[_i];
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
 
-    if (!env_init(&e, backend))
-        return;
+    env_init(&e, backend);
     env_open_file(&e, true);
     UwdfFaultInjectStall(2000);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
@@ -543,12 +488,11 @@ END_TEST
 START_TEST(cancel_sent_request_completes_it_cancelled_not_timed_out)
 {
     const struct stuck_source *src = &stuck_sources[_i];
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
 
-    if (!env_init(&e, src->backend))
-        return;
+    env_init(&e, src->backend);
     env_open_stuck(&e, src);
     rec_init(&d);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
@@ -575,12 +519,11 @@ END_TEST
 START_TEST(cancel_of_completed_request_returns_false)
 {
     const char *backend = all_backends[_i];
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
 
-    if (!env_init(&e, backend))
-        return;
+    env_init(&e, backend);
     env_open_file(&e, false);
     rec_init(&d);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
@@ -602,7 +545,7 @@ END_TEST
 START_TEST(cancel_before_send_returns_false_and_sticks_until_reuse)
 {
     const char *backend = all_backends[_i];
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
     WDF_REQUEST_REUSE_PARAMS rp;
@@ -610,8 +553,7 @@ START_TEST(cancel_before_send_returns_false_and_sticks_until_reuse)
     LONGLONG zero = 0;
     ULONG_PTR bytes = 99;
 
-    if (!env_init(&e, backend))
-        return;
+    env_init(&e, backend);
     env_open_file(&e, false);
     rec_init(&d);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
@@ -650,14 +592,13 @@ START_TEST(fast_read_beats_its_timeout_and_completes_once)
 {
     const char *backend = all_backends[_i];
     bool null_engine = is_null_engine(backend);
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
     ULONG_PTR bytes = 0;
     double ms;
 
-    if (!env_init(&e, backend))
-        return;
+    env_init(&e, backend);
     env_open_file(&e, true);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
 
@@ -698,14 +639,13 @@ END_TEST
 START_TEST(many_timed_reads_each_time_out_once_in_deadline_order)
 {
     const struct stuck_source *src = &stuck_sources[_i];
-    struct env e;
+    struct tu_env e;
     struct done_rec d[MANY];
     WDFREQUEST req[MANY];
     double timeout_ms[MANY];
     unsigned char *buf;
 
-    if (!env_init(&e, src->backend))
-        return;
+    env_init(&e, src->backend);
     env_open_stuck(&e, src);
     WDFMEMORY mem = make_memory((size_t)MANY * READ_LEN, &buf);
     for (int i = 0; i < MANY; i++) {
@@ -766,12 +706,11 @@ static const char *const pend_backends[] = { "io_uring", "libaio" };
 START_TEST(timeout_covers_time_pended_on_a_stopped_target)
 {
     const char *backend = pend_backends[_i];
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
 
-    if (!env_init(&e, backend))
-        return;
+    env_init(&e, backend);
     env_open_file(&e, true);
     rec_init(&d);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
@@ -802,13 +741,12 @@ END_TEST
 
 START_TEST(sync_read_on_stopped_target_times_out_while_pended)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes = 7;
     double ms;
 
-    if (!env_init(&e, "io_uring"))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, "io_uring");
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     WdfIoTargetStop(e.target, WdfIoTargetLeaveSentIoPending);
     memset(buf, CANARY, READ_LEN);
@@ -867,7 +805,7 @@ static int count_aio_mappings(void)
 }
 
 struct ring_reader {
-    struct env *e;
+    struct tu_env *e;
     NTSTATUS status;
 };
 
@@ -875,7 +813,7 @@ static void *ring_reader_thread(void *arg)
 {
     struct ring_reader *r = arg;
     ULONG_PTR bytes;
-    r->status = sync_read(r->e, r->e->dbuf, READ_LEN, 0, false, &bytes, NULL);
+    r->status = sync_read(r->e, r->e->buf, READ_LEN, 0, false, &bytes, NULL);
     return NULL;
 }
 
@@ -884,14 +822,13 @@ static void *ring_reader_thread(void *arg)
  * thread that exits before the count). */
 START_TEST(uwdf_backend_io_uring_opens_a_ring)
 {
-    struct env e;
+    struct tu_env e;
     pthread_t th;
     struct ring_reader r = { .e = &e };
 
     int before = count_io_uring_fds();
-    if (!env_init(&e, "io_uring"))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, "io_uring");
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), "io_uring");
     ck_assert_int_gt(count_io_uring_fds(), before);
@@ -908,14 +845,13 @@ END_TEST
 
 START_TEST(uwdf_backend_libaio_maps_an_aio_ring)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
 
     int before = count_aio_mappings();
     int rings_before = count_io_uring_fds();
-    if (!env_init(&e, "libaio"))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, "libaio");
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), "libaio");
     ck_assert_int_gt(count_aio_mappings(), before);
@@ -930,13 +866,12 @@ END_TEST
 
 START_TEST(uwdf_backend_null_completes_without_the_kernel)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes = 0;
 
     int rings = count_io_uring_fds(), aio = count_aio_mappings();
-    if (!env_init(&e, "null"))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, "null");
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), "null");
     ck_assert_int_eq(count_io_uring_fds(), rings);
@@ -951,13 +886,12 @@ END_TEST
 
 START_TEST(uwdf_backend_unknown_name_fails_the_open)
 {
-    struct env e;
+    struct tu_env e;
     WDFIOTARGET target;
 
-    if (!env_init(&e, "bogus"))
-        return;
-    e.file = tu_make_file(e.tu.dir, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_status(tu_target_open(e.tu.device, e.file, GENERIC_READ, FILE_OPEN, 0, &target),
+    env_init(&e, "bogus");
+    e.path = tu_env_file(&e, "data", FILE_SIZE, FILE_SEED);
+    ck_assert_status(tu_target_open(e.device, e.path, GENERIC_READ, FILE_OPEN, 0, &target),
                      STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(UwdfIoTargetGetBackendName(target));
     ck_assert_int_eq(WdfIoTargetGetState(target), WdfIoTargetClosed);
@@ -1212,13 +1146,12 @@ START_TEST(relative_timeout_in_ms_lasts_that_many_ms)
 {
     const struct stuck_source *src = &stuck_sources[_i];
     static const unsigned timeouts_ms[] = { 50, 100, 300 };
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     double ms;
 
-    if (!env_init(&e, src->backend))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, src->backend);
+    unsigned char *buf = e.buf;
     env_open_stuck(&e, src);
     for (size_t k = 0; k < sizeof(timeouts_ms) / sizeof(timeouts_ms[0]); k++) {
         unsigned t = timeouts_ms[k];
@@ -1238,12 +1171,11 @@ END_TEST
  * the stuck read is still pending 300 ms later and only a cancel ends it. */
 static void expect_timeout_never_fires(LONGLONG timeout, const struct stuck_source *src)
 {
-    struct env e;
+    struct tu_env e;
     struct done_rec d;
     unsigned char *buf;
 
-    if (!env_init(&e, src->backend))
-        return;
+    env_init(&e, src->backend);
     env_open_stuck(&e, src);
     rec_init(&d);
     WDFMEMORY mem = make_memory(READ_LEN, &buf);
@@ -1277,13 +1209,12 @@ START_TEST(extreme_timeouts_let_a_file_read_succeed)
 {
     static const LONGLONG extremes[] = { LLONG_MIN, LLONG_MIN + 1, LLONG_MAX };
     const char *backend = all_backends[_i];
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes;
     double ms;
 
-    if (!env_init(&e, backend))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, backend);
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     for (size_t k = 0; k < sizeof(extremes) / sizeof(extremes[0]); k++) {
         memset(buf, CANARY, READ_LEN);
@@ -1299,14 +1230,13 @@ END_TEST
 
 START_TEST(absolute_timeout_in_1601_times_out_at_once_on_fifo_read)
 {
-    struct env e;
+    struct tu_env e;
     unsigned char buf[64];
     ULONG_PTR bytes = 5;
     double ms;
 
-    if (!env_init(&e, "io_uring"))
-        return;
-    env_open_fifo(&e);
+    env_init(&e, "io_uring");
+    tu_env_open_fifo(&e);
     memset(buf, CANARY, sizeof(buf));
     NTSTATUS s = sync_read(&e, buf, sizeof(buf), 1, true, &bytes, &ms);
     ck_assert_status(s, STATUS_IO_TIMEOUT);
@@ -1319,13 +1249,12 @@ END_TEST
 
 START_TEST(absolute_timeout_in_1601_times_out_at_once_while_pended)
 {
-    struct env e;
+    struct tu_env e;
     ULONG_PTR bytes = 5;
     double ms;
 
-    if (!env_init(&e, "libaio"))
-        return;
-    unsigned char *buf = e.dbuf;
+    env_init(&e, "libaio");
+    unsigned char *buf = e.buf;
     env_open_file(&e, true);
     WdfIoTargetStop(e.target, WdfIoTargetLeaveSentIoPending);
     memset(buf, CANARY, READ_LEN);
