@@ -32,11 +32,10 @@
 #define EXIT_SKIP 77
 #define CYCLES 3       /* reuse cycles per async run */
 
+/* A sweep's state: the environment (its file target, opened once outside
+ * the sweep, must stay usable) and what the workloads add to it. */
 struct fx {
     struct tu_env e;
-    int backend;
-    char *path;
-    WDFIOTARGET target; /* opened once, outside the sweep; must stay usable */
     unsigned round;     /* varies the data from run to run */
     struct tu_flt flt;
     WDFIOTARGET qtarget; /* opened on the queue device (S_QUEUE) */
@@ -122,33 +121,24 @@ static unsigned sweep(struct fx *fx, const struct workload *w)
     ck_assert_msg(absorbed <= w->may_absorb, "%s: %u failed allocations absorbed, at most %u expected", w->name,
                   absorbed, w->may_absorb);
     printf("faults: %s %s allocations=%llu failed=%u absorbed=%u\n", w->name,
-           fx->backend >= 0 ? tu_backend_names[fx->backend] : "-", (unsigned long long)n, failed, absorbed);
+           fx->e.engine ? fx->e.engine : "-", (unsigned long long)n, failed, absorbed);
     fflush(stdout);
     ck_assert_uint_gt(failed, 0);
     return failed;
 }
 
+/* backend: an index in tu_backend_names, or -1 for UWDF_BACKEND as it is. */
 static void fx_init(struct fx *fx, int backend)
 {
     memset(fx, 0, sizeof(*fx));
-    fx->backend = backend;
     /* Two engines per kind whatever the CPUs: a workload's second target
      * then always starts an engine (target_create_open_close). */
-    ck_assert_int_eq(UwdfSetEnginePoolSize(2), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetEnginePoolSize(2), STATUS_SUCCESS);
     if (backend >= 0)
-        ck_assert(tu_use_backend(backend));
-    tu_env_init(&fx->e);
-    fx->path = tu_env_file(&fx->e, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_status(tu_target_open(fx->e.device, fx->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN,
-                                    FILE_NO_INTERMEDIATE_BUFFERING, &fx->target),
-                     STATUS_SUCCESS);
-}
-
-static void fx_fini(struct fx *fx)
-{
-    free(fx->path);
-    tu_env_fini(&fx->e);
-    UwdfSetEnginePoolSize(0);
+        tu_env_init_backend(&fx->e, backend);
+    else
+        tu_env_init(&fx->e);
+    tu_env_open_file(&fx->e, FILE_SIZE, FILE_SEED, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
 }
 
 static LONGLONG block_of(struct fx *fx)
@@ -194,18 +184,18 @@ static NTSTATUS wl_async_reuse(struct fx *fx)
     WDF_REQUEST_REUSE_PARAMS rp;
     NTSTATUS s = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, BLK, &m, &buf);
     if (NT_SUCCESS(s))
-        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->target, &r);
+        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->e.target, &r);
     for (unsigned c = 0; c < CYCLES && NT_SUCCESS(s); c++) {
         LONGLONG off = block_of(fx);
         unsigned seed = fx->round * 16 + c + 1;
         tu_fill_pattern(buf, BLK, seed, (uint64_t)off);
-        s = async_once(fx->target, r, m, true, off);
+        s = async_once(fx->e.target, r, m, true, off);
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
         ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
         if (!NT_SUCCESS(s))
             break;
         memset(buf, 0, BLK);
-        s = async_once(fx->target, r, m, false, off);
+        s = async_once(fx->e.target, r, m, false, off);
         ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
         if (NT_SUCCESS(s))
             ck_assert(tu_pattern_matches(buf, BLK, seed, (uint64_t)off));
@@ -231,11 +221,11 @@ static NTSTATUS sync_write_read(struct fx *fx, WDFREQUEST r)
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(30));
-    NTSTATUS s = WdfIoTargetSendWriteSynchronously(fx->target, r, &d, &off, &o, &bytes);
+    NTSTATUS s = WdfIoTargetSendWriteSynchronously(fx->e.target, r, &d, &off, &o, &bytes);
     if (NT_SUCCESS(s)) {
         ck_assert_uint_eq(bytes, BLK);
         memset(buf, 0, BLK);
-        s = WdfIoTargetSendReadSynchronously(fx->target, r, &d, &off, &o, &bytes);
+        s = WdfIoTargetSendReadSynchronously(fx->e.target, r, &d, &off, &o, &bytes);
     }
     if (NT_SUCCESS(s)) {
         ck_assert_uint_eq(bytes, BLK);
@@ -255,7 +245,7 @@ static NTSTATUS wl_sync_no_request(struct fx *fx)
 static NTSTATUS wl_sync_caller_request(struct fx *fx)
 {
     WDFREQUEST r;
-    NTSTATUS s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->target, &r);
+    NTSTATUS s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->e.target, &r);
     if (!NT_SUCCESS(s))
         return s;
     s = sync_write_read(fx, r);
@@ -284,7 +274,7 @@ static NTSTATUS wl_request_create_delete(struct fx *fx)
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, FAULT_CTX);
     a.EvtCleanupCallback = on_cleanup;
     atomic_store(&g_cleanups, 0);
-    NTSTATUS s = WdfRequestCreate(&a, fx->target, &r1);
+    NTSTATUS s = WdfRequestCreate(&a, fx->e.target, &r1);
     if (NT_SUCCESS(s)) {
         req_ctx_get(r1)->magic = fx->round;
         PIRP irp = IoAllocateIrp(2, FALSE);
@@ -342,7 +332,7 @@ static NTSTATUS target_cycle(struct fx *fx, const char *path, bool block)
 
 static NTSTATUS wl_target_file(struct fx *fx)
 {
-    return target_cycle(fx, fx->path, false);
+    return target_cycle(fx, fx->e.path, false);
 }
 
 static const char *g_nbd_uri;
@@ -478,7 +468,7 @@ static NTSTATUS wl_flt_file(struct fx *fx)
     IO_STATUS_BLOCK iosb;
     HANDLE h = NULL;
     PFILE_OBJECT fo = NULL;
-    tu_unicode(&us, wbuf, 4096, fx->path);
+    tu_unicode(&us, wbuf, 4096, fx->e.path);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
     NTSTATUS s = FltCreateFileEx(fx->flt.filter, fx->flt.instance, &h, &fo, GENERIC_READ | GENERIC_WRITE, &oa, &iosb,
                                  NULL, FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN, FILE_NON_DIRECTORY_FILE, NULL, 0, 0);
@@ -589,13 +579,13 @@ static NTSTATUS wl_ioctl_async(struct fx *fx)
     struct tu_completion c;
     NTSTATUS s = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, sizeof(*li), &m, (PVOID *)&li);
     if (NT_SUCCESS(s))
-        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->target, &r);
+        s = WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, fx->e.target, &r);
     if (NT_SUCCESS(s))
-        s = WdfIoTargetFormatRequestForIoctl(fx->target, r, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, m, NULL);
+        s = WdfIoTargetFormatRequestForIoctl(fx->e.target, r, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL, m, NULL);
     if (NT_SUCCESS(s)) {
         tu_completion_init(&c);
         WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
-        if (WdfRequestSend(r, fx->target, WDF_NO_SEND_OPTIONS)) {
+        if (WdfRequestSend(r, fx->e.target, WDF_NO_SEND_OPTIONS)) {
             ck_assert(tu_completion_wait(&c, WAIT_MS));
             s = c.status;
         } else {
@@ -758,7 +748,7 @@ START_TEST(sweep_workload)
         tu_reader_start(&neighbour, fx.e.device, npath, FILE_SEED + 2, 2);
     }
     if (c->setup == S_FLT)
-        tu_flt_open(&fx.e, fx.path, &fx.flt);
+        tu_flt_open(&fx.e, fx.e.path, &fx.flt);
     if (c->setup == S_QUEUE) {
         fx_queue_init(&fx);
         atomic_store(&g_q_reserved_used, 0);
@@ -766,15 +756,15 @@ START_TEST(sweep_workload)
     struct tu_nbdkit nbd;
     char file_arg[600];
     if (c->setup == S_NBD) {
-        snprintf(file_arg, sizeof(file_arg), "file=%s", fx.path);
+        snprintf(file_arg, sizeof(file_arg), "file=%s", fx.e.path);
         const char *args[] = { "file", file_arg, NULL };
         tu_nbdkit_start(&fx.e, &nbd, "nbd.sock", args);
         g_nbd_uri = nbd.uri;
-        WdfObjectDelete(fx.target);
+        WdfObjectDelete(fx.e.target);
         ck_assert_int_eq(tu_target_open(fx.e.device, nbd.uri, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0,
-                                        &fx.target),
+                                        &fx.e.target),
                          STATUS_SUCCESS);
-        ck_assert_str_eq(UwdfIoTargetGetBackendName(fx.target), "nbd");
+        ck_assert_str_eq(UwdfIoTargetGetBackendName(fx.e.target), "nbd");
     }
     if (c->setup == S_LOOP) {
         backing = tu_env_file(&fx.e, "loop.img", LOOP_FILE_SIZE, FILE_SEED + 1);
@@ -793,10 +783,11 @@ START_TEST(sweep_workload)
     }
     free(backing);
     if (c->setup == S_NBD) {
-        WdfObjectDelete(fx.target);
+        WdfObjectDelete(fx.e.target);
         tu_nbdkit_stop(&nbd);
     }
-    fx_fini(&fx);
+    tu_env_fini(&fx.e);
+    UwdfSetEnginePoolSize(0);
 }
 END_TEST
 
