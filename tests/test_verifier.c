@@ -22,28 +22,13 @@
 #define STALL_MS 300 /* long enough to act on a request while it is in flight */
 #define TEST_TIMEOUT_SEC 60
 
-struct venv {
-    struct tu_env e;
-    char *path;
-    WDFIOTARGET target;
-    WDFMEMORY mem;
-    void *buf;
-};
-
-static void venv_init(struct venv *v, int backend)
+/* The environment on one engine: a file target (FILE_SEED) and a BLK
+ * memory object (e->mem, e->buf). */
+static void env_init(struct tu_env *e, int backend)
 {
-    ck_assert(tu_use_backend(backend));
-    tu_env_init(&v->e);
-    v->path = tu_env_file(&v->e, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_status(tu_target_open(v->e.device, v->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &v->target),
-                     STATUS_SUCCESS);
-    v->mem = tu_make_memory(BLK, &v->buf);
-}
-
-static void venv_fini(struct venv *v)
-{
-    free(v->path);
-    tu_env_fini(&v->e);
+    tu_env_init_backend(e, backend);
+    tu_env_open_file(e, FILE_SIZE, FILE_SEED, GENERIC_READ | GENERIC_WRITE, 0);
+    tu_env_memory(e, BLK);
 }
 
 /* One bug check with code, and a reason naming rule and ddi. */
@@ -61,14 +46,14 @@ static void reuse(WDFREQUEST r)
     ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
 }
 
-static void format_read(struct venv *v, WDFREQUEST r)
+static void format_read(struct tu_env *v, WDFREQUEST r)
 {
     LONGLONG off = BLK;
     ck_assert_status(WdfIoTargetFormatRequestForRead(v->target, r, v->mem, NULL, &off), STATUS_SUCCESS);
 }
 
 /* Sends r asynchronously and waits for its completion; returns its status. */
-static NTSTATUS send_wait(struct venv *v, WDFREQUEST r)
+static NTSTATUS send_wait(struct tu_env *v, WDFREQUEST r)
 {
     struct tu_completion c;
     tu_completion_init(&c);
@@ -107,9 +92,9 @@ static void irql_routine(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PA
 
 START_TEST(kmdf_irql_sync_send_from_completion_routine)
 {
-    struct venv v;
+    struct tu_env v;
     struct irql_probe pr = { 0 };
-    venv_init(&v, _i);
+    env_init(&v, _i);
     UwdfSetVerifier(TRUE);
     pr.target = v.target;
     tu_completion_init(&pr.c);
@@ -125,7 +110,7 @@ START_TEST(kmdf_irql_sync_send_from_completion_routine)
     expect_rule(WDF_VERIFIER_IRQL_MISMATCH, "rule KmdfIrql", "WdfIoTargetSendReadSynchronously");
     ck_assert_uint_eq(tu_last_bugcheck.count, 0);
     tu_completion_fini(&pr.c);
-    venv_fini(&v);
+    tu_env_fini(&v);
 }
 END_TEST
 
@@ -133,8 +118,8 @@ END_TEST
 
 START_TEST(invalid_req_access_after_delete)
 {
-    struct venv v;
-    venv_init(&v, _i);
+    struct tu_env v;
+    env_init(&v, _i);
     UwdfSetVerifier(TRUE);
     WDFREQUEST r = tu_make_request(v.target);
     WdfObjectDelete(r);
@@ -144,7 +129,7 @@ START_TEST(invalid_req_access_after_delete)
     /* A send of the deleted request reports the rule at WdfRequestSend. */
     ck_assert(!WdfRequestSend(r, v.target, WDF_NO_SEND_OPTIONS));
     expect_rule(WDF_INVALID_HANDLE, "rule InvalidReqAccess", "WdfRequestSend");
-    venv_fini(&v);
+    tu_env_fini(&v);
 }
 END_TEST
 
@@ -152,8 +137,8 @@ END_TEST
 
 START_TEST(request_formatted_valid_unformatted_send)
 {
-    struct venv v;
-    venv_init(&v, _i);
+    struct tu_env v;
+    env_init(&v, _i);
     WDFREQUEST r = tu_make_request(v.target);
     /* Verifier off: the documented status only. */
     ck_assert(!WdfRequestSend(r, v.target, WDF_NO_SEND_OPTIONS));
@@ -165,7 +150,7 @@ START_TEST(request_formatted_valid_unformatted_send)
     ck_assert_status(WdfRequestGetStatus(r), STATUS_REQUEST_NOT_ACCEPTED);
     expect_rule(WDF_REQUEST_FATAL_ERROR, "rule RequestFormattedValid", "WdfRequestSend");
     WdfObjectDelete(r);
-    venv_fini(&v);
+    tu_env_fini(&v);
 }
 END_TEST
 
@@ -175,7 +160,7 @@ END_TEST
  * WdfObjectDelete handles the request; sending it again as it is breaks the
  * rule, reported at that send (which then proceeds). */
 
-static void fail_send(struct venv *v, WDFREQUEST r)
+static void fail_send(struct tu_env *v, WDFREQUEST r)
 {
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
@@ -186,8 +171,8 @@ static void fail_send(struct venv *v, WDFREQUEST r)
 
 START_TEST(req_send_fail_resent_without_handling)
 {
-    struct venv v;
-    venv_init(&v, _i);
+    struct tu_env v;
+    env_init(&v, _i);
     WDFREQUEST r = tu_make_request(v.target);
     UwdfSetVerifier(TRUE);
     format_read(&v, r);
@@ -219,7 +204,7 @@ START_TEST(req_send_fail_resent_without_handling)
     fail_send(&v, r);
     WdfObjectDelete(r);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
-    venv_fini(&v);
+    tu_env_fini(&v);
 }
 END_TEST
 
@@ -227,9 +212,9 @@ END_TEST
 
 START_TEST(reuse_while_sent_is_request_already_sent)
 {
-    struct venv v;
+    struct tu_env v;
     struct tu_completion c;
-    venv_init(&v, _i);
+    env_init(&v, _i);
     UwdfSetVerifier(TRUE);
     WDFREQUEST r = tu_make_request(v.target);
     format_read(&v, r);
@@ -251,7 +236,7 @@ START_TEST(reuse_while_sent_is_request_already_sent)
     tu_completion_fini(&c);
     reuse(r);
     WdfObjectDelete(r);
-    venv_fini(&v);
+    tu_env_fini(&v);
 }
 END_TEST
 
@@ -272,12 +257,12 @@ static void flt_once_cb(PFLT_CALLBACK_DATA d, PFLT_CONTEXT ctx)
 
 START_TEST(flt_reuse_and_free_before_callback)
 {
-    struct venv v;
+    struct tu_env v;
     struct tu_flt f;
     struct flt_once o;
-    venv_init(&v, _i);
+    env_init(&v, _i);
     UwdfSetVerifier(TRUE);
-    tu_flt_open(&v.e, v.path, &f);
+    tu_flt_open(&v, v.path, &f);
     KeInitializeEvent(&o.done, NotificationEvent, FALSE);
     atomic_init(&o.calls, 0);
     PFLT_CALLBACK_DATA d = NULL;
@@ -302,7 +287,7 @@ START_TEST(flt_reuse_and_free_before_callback)
     FltFreeCallbackData(d);
     UwdfKeDestroyEvent(&o.done);
     tu_flt_close(&f);
-    venv_fini(&v);
+    tu_env_fini(&v);
 }
 END_TEST
 
@@ -310,7 +295,7 @@ END_TEST
 
 /* Runs a synchronous read with opts while stderr goes to a file; returns
  * what was written there (malloc'd). */
-static char *stderr_of_sync_read(struct venv *v, PWDF_REQUEST_SEND_OPTIONS opts, NTSTATUS *status)
+static char *stderr_of_sync_read(struct tu_env *v, PWDF_REQUEST_SEND_OPTIONS opts, NTSTATUS *status)
 {
     char tmpl[] = "/tmp/uwdf-verifier-log-XXXXXX";
     int fd = mkstemp(tmpl);
@@ -336,9 +321,9 @@ static char *stderr_of_sync_read(struct venv *v, PWDF_REQUEST_SEND_OPTIONS opts,
 
 START_TEST(sync_req_send_without_timeout_is_a_warning)
 {
-    struct venv v;
+    struct tu_env v;
     NTSTATUS s;
-    venv_init(&v, _i);
+    env_init(&v, _i);
     UwdfSetVerifier(TRUE);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
@@ -353,7 +338,7 @@ START_TEST(sync_req_send_without_timeout_is_a_warning)
     ck_assert_msg(strstr(log, "SyncReqSend") && strstr(log, "WdfIoTargetSendReadSynchronously"), "log: '%s'", log);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     free(log);
-    venv_fini(&v);
+    tu_env_fini(&v);
 }
 END_TEST
 
