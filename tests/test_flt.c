@@ -40,16 +40,15 @@
 #define DEV_SYNC_BLOCKS (DEV_BLOCKS - DEV_SYNC_FIRST)
 #define DEV_STRIDE 37
 
-struct fenv {
-    struct tu_env e;
-    PFLT_FILTER filter;
-    PFLT_VOLUME volume;
-    PFLT_INSTANCE instance;
-};
-
 static const FLT_REGISTRATION g_reg = {
     .Size = sizeof(FLT_REGISTRATION),
     .Version = FLT_REGISTRATION_VERSION,
+};
+
+/* The environment on one engine with a filter attached to a volume. */
+struct fenv {
+    struct tu_env e;
+    struct tu_flt f; /* the filter alone: no file of its own */
 };
 
 static void volume_of(PFLT_FILTER f, const char *path, NTSTATUS expect, PFLT_VOLUME *v)
@@ -60,28 +59,15 @@ static void volume_of(PFLT_FILTER f, const char *path, NTSTATUS expect, PFLT_VOL
     ck_assert_status(FltGetVolumeFromName(f, &us, v), expect);
 }
 
-/* Registers and starts the filter and attaches it to the volume at path. */
-static void fenv_attach(struct fenv *fe, const char *path)
-{
-    ck_assert_status(FltRegisterFilter(WdfDriverWdmGetDriverObject(fe->e.driver), &g_reg, &fe->filter),
-                     STATUS_SUCCESS);
-    ck_assert_status(FltStartFiltering(fe->filter), STATUS_SUCCESS);
-    volume_of(fe->filter, path, STATUS_SUCCESS, &fe->volume);
-    ck_assert_status(FltAttachVolume(fe->filter, fe->volume, NULL, &fe->instance), STATUS_SUCCESS);
-}
-
 static void fenv_init(struct fenv *fe, int backend)
 {
-    ck_assert(tu_use_backend(backend));
-    tu_env_init(&fe->e);
-    fenv_attach(fe, fe->e.dir);
+    tu_env_init_backend(&fe->e, backend);
+    tu_flt_attach(&fe->e, fe->e.dir, &fe->f);
 }
 
 static void fenv_fini(struct fenv *fe)
 {
-    FltObjectDereference(fe->instance);
-    FltObjectDereference(fe->volume);
-    FltUnregisterFilter(fe->filter);
+    tu_flt_detach(&fe->f);
     tu_env_fini(&fe->e);
 }
 
@@ -95,7 +81,7 @@ static NTSTATUS open_path(struct fenv *fe, const char *path, ULONG disposition, 
     ck_assert_ptr_nonnull(buf);
     tu_unicode(&us, buf, chars, path);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE | OBJ_CASE_INSENSITIVE, NULL, NULL);
-    NTSTATUS s = FltCreateFileEx(fe->filter, fe->instance, h, fo, GENERIC_READ | GENERIC_WRITE, &oa, iosb, NULL,
+    NTSTATUS s = FltCreateFileEx(fe->f.filter, fe->f.instance, h, fo, GENERIC_READ | GENERIC_WRITE, &oa, iosb, NULL,
                                  FILE_ATTRIBUTE_NORMAL, 0, disposition, options, NULL, 0, 0);
     free(buf);
     return s;
@@ -183,8 +169,8 @@ START_TEST(volume_names_and_create_outside_volume_refused)
     PFLT_VOLUME v = NULL;
     char *missing = tu_env_path(&fe.e, "no-such-dir");
     char *plain = tu_env_file(&fe.e, "plain", BLK, 1);
-    volume_of(fe.filter, missing, STATUS_OBJECT_NAME_NOT_FOUND, &v);
-    volume_of(fe.filter, plain, STATUS_INVALID_PARAMETER, &v);
+    volume_of(fe.f.filter, missing, STATUS_OBJECT_NAME_NOT_FOUND, &v);
+    volume_of(fe.f.filter, plain, STATUS_INVALID_PARAMETER, &v);
     ck_assert_ptr_null(v);
 
     HANDLE h = NULL;
@@ -230,8 +216,8 @@ START_TEST(write_reuse_read_back_10000_times_on_one_block)
     PFILE_OBJECT fo = open_direct(&fe, "direct", &h);
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
-    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.f.instance);
     ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
     ck_assert_uint_eq(d->Flags, FLTFL_CALLBACK_DATA_IRP_OPERATION | FLTFL_CALLBACK_DATA_GENERATED_IO);
     ck_assert(FLT_IS_IRP_OPERATION(d));
@@ -311,13 +297,13 @@ START_TEST(async_reissue_from_callback_10000_operations)
     memset(&rs, 0, sizeof(rs));
     KeInitializeEvent(&rs.done, NotificationEvent, FALSE);
     rs.fo = open_direct(&fe, "reissue", &h);
-    rs.inst = fe.instance;
+    rs.inst = fe.f.instance;
     rs.limit = LOOPS;
     rs.blocks = FILE_BLOCKS;
     rs.buf = aligned(BLK);
     tu_fill_pattern(rs.buf, BLK, 3, 0);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, rs.fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, rs.fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_WRITE, rs.buf, BLK, 0);
     ck_assert_status(FltPerformAsynchronousIo(d, reissue_cb, &rs), STATUS_PENDING);
     LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
@@ -345,7 +331,7 @@ START_TEST(reuse_keeps_targets_clears_parameters_and_frees_mdl_chain)
     PFILE_OBJECT fo = open_direct(&fe, "mdl", &h);
     unsigned char *a = aligned(2 * BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     PMDL m1 = IoAllocateMdl(a, BLK, FALSE, FALSE, NULL);
     PMDL m2 = IoAllocateMdl(a + BLK, BLK, TRUE, FALSE, NULL);
     ck_assert_ptr_nonnull(m1);
@@ -365,7 +351,7 @@ START_TEST(reuse_keeps_targets_clears_parameters_and_frees_mdl_chain)
     ck_assert(tu_pattern_matches(a, 2 * BLK, FILE_SEED, BLK));
     FltSetCallbackDataDirty(d);
     FltReuseCallbackData(d); /* frees m1 and m2 (valgrind: no leak) */
-    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
+    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.f.instance);
     ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
     ck_assert_ptr_null(d->Iopb->Parameters.Read.MdlAddress);
     ck_assert(params_zero(d));
@@ -433,7 +419,7 @@ START_TEST(reuse_of_in_flight_data_is_a_bug_check)
     PFILE_OBJECT fo = open_direct(&fe, "inflight", &h);
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     UwdfFaultInjectStall(500);
     ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
@@ -464,7 +450,7 @@ START_TEST(create_async_is_invalid_and_callback_runs_once)
     once_init(&o);
     PFILE_OBJECT fo = open_direct(&fe, "create", &h);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, NULL, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, NULL, &d), STATUS_SUCCESS);
     ck_assert_ptr_null(d->Iopb->TargetFileObject);
     d->Iopb->MajorFunction = IRP_MJ_CREATE;
     ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_FLT_INVALID_ASYNCHRONOUS_REQUEST);
@@ -494,15 +480,15 @@ START_TEST(allocation_failure_is_insufficient_resources)
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = (PFLT_CALLBACK_DATA)1;
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_INSUFFICIENT_RESOURCES);
     ck_assert_ptr_null(d);
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 2); /* the preallocated request */
-    ck_assert_status(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
+    ck_assert_status(FltAllocateCallbackDataEx(fe.f.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
                      STATUS_INSUFFICIENT_RESOURCES);
     ck_assert_ptr_null(d);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     /* Without preallocation the first perform allocates, and may fail. */
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
     FltPerformSynchronousIo(d);
@@ -528,7 +514,7 @@ START_TEST(preallocated_data_performs_under_every_allocation_failing)
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     tu_fill_pattern(w, BLK, 99, BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackDataEx(fe.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
+    ck_assert_status(FltAllocateCallbackDataEx(fe.f.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
                      STATUS_SUCCESS);
     UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
     set_rw(d, IRP_MJ_WRITE, w, BLK, BLK);
@@ -570,38 +556,38 @@ START_TEST(read_write_file_sync_async_and_current_byte_offset)
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 0);
     /* NULL offset: at the current offset, which advances. */
     tu_fill_pattern(w, 2 * BLK, 5, 0);
-    ck_assert_status(FltWriteFile(fe.instance, fo, NULL, 2 * BLK, w, 0, &n, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(FltWriteFile(fe.f.instance, fo, NULL, 2 * BLK, w, 0, &n, NULL, NULL), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 2 * BLK);
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
-    ck_assert_status(FltReadFile(fe.instance, fo, NULL, BLK, r, 0, &n, NULL, NULL), STATUS_SUCCESS);
+    ck_assert_status(FltReadFile(fe.f.instance, fo, NULL, BLK, r, 0, &n, NULL, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(r, BLK, FILE_SEED, 2 * BLK));
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 3 * BLK);
     /* An explicit offset moves it to offset + bytes; DO_NOT_UPDATE leaves it. */
     LARGE_INTEGER off = { .QuadPart = 0 };
-    ck_assert_status(FltReadFile(fe.instance, fo, &off, 2 * BLK, r, FLTFL_IO_OPERATION_NON_CACHED, &n, NULL, NULL),
+    ck_assert_status(FltReadFile(fe.f.instance, fo, &off, 2 * BLK, r, FLTFL_IO_OPERATION_NON_CACHED, &n, NULL, NULL),
                      STATUS_SUCCESS);
     ck_assert(memcmp(w, r, 2 * BLK) == 0);
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
     off.QuadPart = 8 * BLK;
-    ck_assert_status(FltReadFile(fe.instance, fo, &off, BLK, r, FLTFL_IO_OPERATION_DO_NOT_UPDATE_BYTE_OFFSET, &n,
+    ck_assert_status(FltReadFile(fe.f.instance, fo, &off, BLK, r, FLTFL_IO_OPERATION_DO_NOT_UPDATE_BYTE_OFFSET, &n,
                                  NULL, NULL),
                      STATUS_SUCCESS);
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 2 * BLK);
     /* Past the end of the file. */
     off.QuadPart = FILE_SIZE;
-    ck_assert_status(FltReadFile(fe.instance, fo, &off, BLK, r, 0, &n, NULL, NULL), STATUS_END_OF_FILE);
+    ck_assert_status(FltReadFile(fe.f.instance, fo, &off, BLK, r, 0, &n, NULL, NULL), STATUS_END_OF_FILE);
     ck_assert_uint_eq(n, 0);
     /* With a callback. */
     off.QuadPart = 4 * BLK;
     tu_fill_pattern(w, BLK, 11, 4 * BLK);
-    ck_assert_status(FltWriteFile(fe.instance, fo, &off, BLK, w, 0, NULL, rw_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltWriteFile(fe.f.instance, fo, &off, BLK, w, 0, NULL, rw_cb, &o), STATUS_PENDING);
     once_wait(&o);
     ck_assert_status(o.status, STATUS_SUCCESS);
     ck_assert_uint_eq(o.info, BLK);
     ck_assert_uint_eq(o.irql, PASSIVE_LEVEL);
     KeClearEvent(&o.done);
     memset(r, 0, BLK);
-    ck_assert_status(FltReadFile(fe.instance, fo, &off, BLK, r, 0, NULL, rw_cb, &o), STATUS_PENDING);
+    ck_assert_status(FltReadFile(fe.f.instance, fo, &off, BLK, r, 0, NULL, rw_cb, &o), STATUS_PENDING);
     once_wait(&o);
     ck_assert_int_eq(atomic_load(&o.calls), 2);
     ck_assert(memcmp(w, r, BLK) == 0);
@@ -626,7 +612,7 @@ START_TEST(sync_perform_inside_async_callback_is_invalid_device_request)
     o.do_sync_inside = true;
     o.buf = buf;
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     ck_assert_status(FltPerformAsynchronousIo(d, once_cb, &o), STATUS_PENDING);
     once_wait(&o);
@@ -653,7 +639,7 @@ START_TEST(file_object_outlives_close_until_dereferenced)
     PFILE_OBJECT fo = open_direct(&fe, "lifetime", &h);
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     ck_assert_status(FltClose(h), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     FltPerformSynchronousIo(d);
@@ -699,11 +685,10 @@ START_TEST(block_device_volume_write_reuse_read)
     HANDLE h = NULL;
     PFILE_OBJECT fo = NULL;
     IO_STATUS_BLOCK iosb;
-    ck_assert(tu_use_backend(_i));
-    tu_env_init(&fe.e);
+    tu_env_init_backend(&fe.e, _i);
     char *backing = tu_env_file(&fe.e, "disk", DEV_SIZE, FILE_SEED);
     const char *dev = tu_env_loop(&fe.e, backing, 0);
-    fenv_attach(&fe, dev);
+    tu_flt_attach(&fe.e, dev, &fe.f);
 
     /* On a block-device volume only the device itself opens: any other
      * absolute path, even its own backing file, is outside the volume. */
@@ -740,8 +725,8 @@ START_TEST(block_device_volume_write_reuse_read)
     /* allocate -> write -> reuse -> read -> compare, on one callback data. */
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
-    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.instance);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.f.instance);
     ck_assert_ptr_eq(d->Iopb->TargetFileObject, fo);
     for (int i = 0; i < DEV_LOOPS; i++) {
         LONGLONG off = dev_sync_offset(i);
@@ -780,7 +765,7 @@ START_TEST(block_device_volume_write_reuse_read)
     memset(&rs, 0, sizeof(rs));
     KeInitializeEvent(&rs.done, NotificationEvent, FALSE);
     rs.fo = fo;
-    rs.inst = fe.instance;
+    rs.inst = fe.f.instance;
     rs.limit = DEV_LOOPS;
     rs.blocks = FILE_BLOCKS;
     rs.buf = w;
@@ -803,8 +788,8 @@ START_TEST(block_device_volume_write_reuse_read)
     ck_assert(outside_matches(dev, O_DIRECT, last, BLK, DEV_LOOPS));
     ck_assert(outside_matches(backing, 0, last, BLK, DEV_LOOPS));
 
-    ck_assert_status(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_SUCCESS);
-    ck_assert_status(FltDetachVolume(fe.filter, fe.volume, NULL), STATUS_FLT_INSTANCE_NOT_FOUND);
+    ck_assert_status(FltDetachVolume(fe.f.filter, fe.f.volume, NULL), STATUS_SUCCESS);
+    ck_assert_status(FltDetachVolume(fe.f.filter, fe.f.volume, NULL), STATUS_FLT_INSTANCE_NOT_FOUND);
     free(w);
     free(r);
     free(backing);
@@ -869,7 +854,7 @@ START_TEST(reuse_and_free_check_irql)
     WDFMEMORY m = tu_make_memory(BLK, &b);
     void *buf = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
     FltPerformSynchronousIo(d);
     ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
@@ -893,7 +878,7 @@ START_TEST(reuse_and_free_check_irql)
     ck_assert_status(UwdfQueryObjectCount("FLT_CALLBACK_DATA", &after), STATUS_SUCCESS);
     ck_assert_uint_eq(after.Live, before.Live - 1);
     /* Free above DISPATCH_LEVEL: nothing freed; a bug check with the verifier. */
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     for (int verifier = 0; verifier < 2; verifier++) {
         UwdfSetVerifier(verifier ? TRUE : FALSE);
         uwdf_tls_irql = HIGH_LEVEL;
@@ -923,7 +908,7 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     PFILE_OBJECT fo = open_direct(&fe, "reissue-sync", &h);
     unsigned char *w = aligned(BLK), *r = aligned(BLK);
     PFLT_CALLBACK_DATA d = NULL;
-    ck_assert_status(FltAllocateCallbackData(fe.instance, fo, &d), STATUS_SUCCESS);
+    ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     tu_fill_pattern(w, BLK, 501, 0);
     set_rw(d, IRP_MJ_WRITE, w, BLK, 0);
     FltPerformSynchronousIo(d);
@@ -935,7 +920,7 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     FltSetCallbackDataDirty(d);
     d->IoStatus.Status = STATUS_UNSUCCESSFUL;
     d->IoStatus.Information = 0;
-    FltReissueSynchronousIo(fe.instance, d);
+    FltReissueSynchronousIo(fe.f.instance, d);
     ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     ck_assert_uint_eq(d->IoStatus.Information, BLK);
     ck_assert_uint_eq(d->Iopb->MajorFunction, IRP_MJ_WRITE); /* not reset */
@@ -944,12 +929,12 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     FltPerformSynchronousIo(d);
     ck_assert(tu_pattern_matches(r, BLK, 501, 0));
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = 2 * BLK;
-    FltReissueSynchronousIo(fe.instance, d);
+    FltReissueSynchronousIo(fe.f.instance, d);
     ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(r, BLK, 502, 0));
     /* Errors come back in IoStatus, as from a perform. */
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = FILE_SIZE;
-    FltReissueSynchronousIo(fe.instance, d);
+    FltReissueSynchronousIo(fe.f.instance, d);
     ck_assert_status(d->IoStatus.Status, STATUS_END_OF_FILE);
     /* A NULL instance is a bug check; nothing is done. */
     d->IoStatus.Status = STATUS_PENDING;
@@ -962,7 +947,7 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     ck_assert_status(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
     void *b;
     WDFMEMORY m = tu_make_memory(BLK, &b);
-    struct at_dispatch a = { .d = d, .what = 3, .inst = fe.instance };
+    struct at_dispatch a = { .d = d, .what = 3, .inst = fe.f.instance };
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = 0;
     run_at_dispatch(t, m, &a);
     ck_assert_status(a.reissue_status, STATUS_INVALID_DEVICE_REQUEST);
@@ -992,8 +977,7 @@ struct hostile {
 
 static void hostile_init(struct hostile *x, int backend)
 {
-    ck_assert(tu_use_backend(backend));
-    tu_env_init(&x->fe.e);
+    tu_env_init_backend(&x->fe.e, backend);
     x->vol = tu_join(x->fe.e.dir, "vol");
     x->out = tu_join(x->fe.e.dir, "outside");
     ck_assert_int_eq(mkdir(x->vol, 0755), 0);
@@ -1010,7 +994,7 @@ static void hostile_init(struct hostile *x, int backend)
     p = tu_join(x->out, "f");
     tu_write_text(p, "outside\n");
     free(p);
-    fenv_attach(&x->fe, x->vol);
+    tu_flt_attach(&x->fe.e, x->vol, &x->fe.f);
 }
 
 static void hostile_fini(struct hostile *x)
@@ -1113,12 +1097,12 @@ START_TEST(create_file_name_with_a_nul_inside_is_object_name_invalid)
     IO_STATUS_BLOCK iosb;
     HANDLE h = NULL;
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
-    ck_assert_status(FltCreateFileEx(x.fe.filter, x.fe.instance, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0,
+    ck_assert_status(FltCreateFileEx(x.fe.f.filter, x.fe.f.instance, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0,
                                      FILE_OPEN, 0, NULL, 0, 0),
                      STATUS_OBJECT_NAME_INVALID);
     ck_assert_ptr_null(h);
     PFLT_VOLUME v = NULL;
-    ck_assert_status(FltGetVolumeFromName(x.fe.filter, &us, &v), STATUS_INVALID_PARAMETER);
+    ck_assert_status(FltGetVolumeFromName(x.fe.f.filter, &us, &v), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(v);
     free(w);
     free(p);
@@ -1160,13 +1144,12 @@ END_TEST
 
 START_TEST(volume_got_by_a_symlinked_name_takes_both_names)
 {
-    ck_assert(tu_use_backend(_i));
     struct fenv fe;
-    tu_env_init(&fe.e);
+    tu_env_init_backend(&fe.e, _i);
     char *vol = tu_join(fe.e.dir, "vol"), *alias = tu_join(fe.e.dir, "alias");
     ck_assert_int_eq(mkdir(vol, 0755), 0);
     ck_assert_int_eq(symlink("vol", alias), 0);
-    fenv_attach(&fe, alias);
+    tu_flt_attach(&fe.e, alias, &fe.f);
     HANDLE h;
     IO_STATUS_BLOCK iosb;
     char *by_alias = tu_join(alias, "x"), *by_real = tu_join(vol, "x");
@@ -1295,11 +1278,10 @@ static void race_open_one(struct fenv *fe, struct race *r, const char *path, ULO
 START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
 {
     int backend = _i / 2, walk = _i % 2;
-    ck_assert(tu_use_backend(backend));
     atomic_store(&uwdf_resolve_walk_only, walk);
     struct fenv fe;
     struct race r = { 0 };
-    tu_env_init(&fe.e);
+    tu_env_init_backend(&fe.e, backend);
     r.vol = tu_join(fe.e.dir, "vol");
     r.out = tu_join(fe.e.dir, "outside");
     ck_assert_int_eq(mkdir(r.vol, 0755), 0);
@@ -1319,7 +1301,7 @@ START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
     ck_assert_int_eq(stat(r.out, &outside[0]), 0);
     ck_assert_int_eq(stat(out_secret, &outside[1]), 0);
     ck_assert_int_eq(stat(out_f, &outside[2]), 0);
-    fenv_attach(&fe, r.vol);
+    tu_flt_attach(&fe.e, r.vol, &fe.f);
 
     const char *env = getenv("UWDF_TEST_RACE_MS");
     double ms = env && atoi(env) > 0 ? atoi(env) : RACE_MS_DEFAULT;

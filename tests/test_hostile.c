@@ -39,14 +39,12 @@ typedef struct {
 } HOSTILE_CTX;
 WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(HOSTILE_CTX, hostile_ctx_get);
 
-/* Live objects the calls use in the positions that are not under test. */
+/* Live objects the calls use in the positions that are not under test:
+ * the environment's file target (FILE_SEED) and memory (e.mem, e.buf),
+ * and these. */
 struct live {
     struct tu_env e;
-    char *path;
-    WDFIOTARGET target;
     WDFREQUEST request;
-    WDFMEMORY memory;
-    void *buf;
     WDFLOOKASIDE lookaside;
     WDFOBJECT object;
     WDFQUEUE queue; /* a manual queue on the control device */
@@ -55,12 +53,9 @@ struct live {
 static void live_init(struct live *l)
 {
     tu_env_init(&l->e);
-    l->path = tu_env_file(&l->e, "data", FILE_SIZE, FILE_SEED);
-    ck_assert_status(tu_target_open(l->e.device, l->path, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &l->target),
-                     STATUS_SUCCESS);
-    l->request = tu_make_request(l->target);
-    l->memory = tu_make_memory(BLK, &l->buf);
-    memset(l->buf, 0, BLK);
+    tu_env_open_file(&l->e, FILE_SIZE, FILE_SEED, GENERIC_READ | GENERIC_WRITE, 0);
+    l->request = tu_make_request(l->e.target);
+    memset(tu_env_memory(&l->e, BLK), 0, BLK);
     ck_assert_status(WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, BLK, NonPagedPoolNx, WDF_NO_OBJECT_ATTRIBUTES,
                                             0, &l->lookaside),
                      STATUS_SUCCESS);
@@ -80,26 +75,20 @@ static void live_check(struct live *l)
     WDF_MEMORY_DESCRIPTOR d;
     LONGLONG off = BLK;
     ULONG_PTR bytes = 0;
-    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l->memory, NULL);
-    memset(l->buf, 0, BLK);
-    ck_assert_status(WdfIoTargetSendReadSynchronously(l->target, l->request, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l->e.mem, NULL);
+    memset(l->e.buf, 0, BLK);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(l->e.target, l->request, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
-    ck_assert(tu_pattern_matches(l->buf, BLK, FILE_SEED, BLK));
+    ck_assert(tu_pattern_matches(l->e.buf, BLK, FILE_SEED, BLK));
     ck_assert_uint_eq(hostile_ctx_get(l->object)->v, 0x5a5a);
     WDFMEMORY m;
     ck_assert_status(WdfMemoryCreateFromLookaside(l->lookaside, &m), STATUS_SUCCESS);
     WdfObjectDelete(m);
-    ck_assert_int_eq(WdfIoTargetGetState(l->target), WdfIoTargetStarted);
+    ck_assert_int_eq(WdfIoTargetGetState(l->e.target), WdfIoTargetStarted);
     ULONG queued = 9, owned = 9;
     ck_assert(WdfIoQueueGetState(l->queue, &queued, &owned) & WdfIoQueueAcceptRequests);
     ck_assert_uint_eq(queued + owned, 0);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
-}
-
-static void live_fini(struct live *l)
-{
-    free(l->path);
-    tu_env_fini(&l->e);
 }
 
 /* ---- handles ---- */
@@ -141,10 +130,10 @@ static NTSTATUS sync_read_with(WDFIOTARGET t, WDFREQUEST r, WDFMEMORY m)
 
 /* request position */
 H(req_reuse, return WdfRequestReuse((WDFREQUEST)h, &g_rp);)
-H(req_change_target, return WdfRequestChangeTarget((WDFREQUEST)h, l->target);)
+H(req_change_target, return WdfRequestChangeTarget((WDFREQUEST)h, l->e.target);)
 H(req_format_current, WdfRequestFormatRequestUsingCurrentType((WDFREQUEST)h); return 0;)
 H(req_format_stack, WdfRequestWdmFormatUsingStackLocation((WDFREQUEST)h, &g_stack); return 0;)
-H(req_send, return WdfRequestSend((WDFREQUEST)h, l->target, NULL) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
+H(req_send, return WdfRequestSend((WDFREQUEST)h, l->e.target, NULL) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 H(req_get_status, return WdfRequestGetStatus((WDFREQUEST)h);)
 H(req_cancel, return WdfRequestCancelSentRequest((WDFREQUEST)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 H(req_alloc_timer, return WdfRequestAllocateTimer((WDFREQUEST)h);)
@@ -156,29 +145,29 @@ H(req_get_params, WdfRequestGetParameters((WDFREQUEST)h, &g_params); return 0;)
 H(req_get_irp, return WdfRequestWdmGetIrp((WDFREQUEST)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 H(req_get_target, return WdfRequestGetIoTarget((WDFREQUEST)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 H(req_write_through, UwdfRequestSetWriteThrough((WDFREQUEST)h, TRUE); return 0;)
-H(req_fmt_read, return WdfIoTargetFormatRequestForRead(l->target, (WDFREQUEST)h, l->memory, NULL, NULL);)
-H(req_fmt_write, return WdfIoTargetFormatRequestForWrite(l->target, (WDFREQUEST)h, l->memory, NULL, NULL);)
-H(req_fmt_ioctl, return WdfIoTargetFormatRequestForIoctl(l->target, (WDFREQUEST)h, IOCTL_DISK_GET_LENGTH_INFO,
-                                                         NULL, NULL, l->memory, NULL);)
-H(req_fmt_iioctl, return WdfIoTargetFormatRequestForInternalIoctl(l->target, (WDFREQUEST)h, 1, NULL, NULL, NULL,
+H(req_fmt_read, return WdfIoTargetFormatRequestForRead(l->e.target, (WDFREQUEST)h, l->e.mem, NULL, NULL);)
+H(req_fmt_write, return WdfIoTargetFormatRequestForWrite(l->e.target, (WDFREQUEST)h, l->e.mem, NULL, NULL);)
+H(req_fmt_ioctl, return WdfIoTargetFormatRequestForIoctl(l->e.target, (WDFREQUEST)h, IOCTL_DISK_GET_LENGTH_INFO,
+                                                         NULL, NULL, l->e.mem, NULL);)
+H(req_fmt_iioctl, return WdfIoTargetFormatRequestForInternalIoctl(l->e.target, (WDFREQUEST)h, 1, NULL, NULL, NULL,
                                                                   NULL);)
-H(req_sync_read, return sync_read_with(l->target, (WDFREQUEST)h, l->memory);)
+H(req_sync_read, return sync_read_with(l->e.target, (WDFREQUEST)h, l->e.mem);)
 H(req_sync_write, {
     WDF_MEMORY_DESCRIPTOR d;
     LONGLONG off = 0;
-    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l->memory, NULL);
-    return WdfIoTargetSendWriteSynchronously(l->target, (WDFREQUEST)h, &d, &off, NULL, NULL);
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l->e.mem, NULL);
+    return WdfIoTargetSendWriteSynchronously(l->e.target, (WDFREQUEST)h, &d, &off, NULL, NULL);
 })
-H(req_sync_ioctl, return WdfIoTargetSendIoctlSynchronously(l->target, (WDFREQUEST)h, IOCTL_DISK_GET_LENGTH_INFO,
+H(req_sync_ioctl, return WdfIoTargetSendIoctlSynchronously(l->e.target, (WDFREQUEST)h, IOCTL_DISK_GET_LENGTH_INFO,
                                                            NULL, NULL, NULL, NULL);)
-H(req_sync_iioctl, return WdfIoTargetSendInternalIoctlSynchronously(l->target, (WDFREQUEST)h, 1, NULL, NULL, NULL,
+H(req_sync_iioctl, return WdfIoTargetSendInternalIoctlSynchronously(l->e.target, (WDFREQUEST)h, 1, NULL, NULL, NULL,
                                                                     NULL);)
 /* target position */
 H(tgt_open, {
     WDF_IO_TARGET_OPEN_PARAMS p;
     UNICODE_STRING us;
     WCHAR wbuf[4096];
-    tu_unicode(&us, wbuf, 4096, l->path);
+    tu_unicode(&us, wbuf, 4096, l->e.path);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &us, GENERIC_READ);
     return WdfIoTargetOpen((WDFIOTARGET)h, &p);
 })
@@ -193,12 +182,12 @@ H(tgt_device, return WdfIoTargetGetDevice((WDFIOTARGET)h) ? STATUS_SUCCESS : STA
 H(tgt_file_handle, return WdfIoTargetWdmGetTargetFileHandle((WDFIOTARGET)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 H(tgt_devobj, return WdfIoTargetWdmGetTargetDeviceObject((WDFIOTARGET)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 H(tgt_fileobj, return WdfIoTargetWdmGetTargetFileObject((WDFIOTARGET)h) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
-H(tgt_fmt_read, return WdfIoTargetFormatRequestForRead((WDFIOTARGET)h, l->request, l->memory, NULL, NULL);)
-H(tgt_fmt_write, return WdfIoTargetFormatRequestForWrite((WDFIOTARGET)h, l->request, l->memory, NULL, NULL);)
+H(tgt_fmt_read, return WdfIoTargetFormatRequestForRead((WDFIOTARGET)h, l->request, l->e.mem, NULL, NULL);)
+H(tgt_fmt_write, return WdfIoTargetFormatRequestForWrite((WDFIOTARGET)h, l->request, l->e.mem, NULL, NULL);)
 H(tgt_fmt_ioctl, return WdfIoTargetFormatRequestForIoctl((WDFIOTARGET)h, l->request, 1, NULL, NULL, NULL, NULL);)
 H(tgt_fmt_iioctl,
   return WdfIoTargetFormatRequestForInternalIoctl((WDFIOTARGET)h, l->request, 1, NULL, NULL, NULL, NULL);)
-H(tgt_sync_read, return sync_read_with((WDFIOTARGET)h, NULL, l->memory);)
+H(tgt_sync_read, return sync_read_with((WDFIOTARGET)h, NULL, l->e.mem);)
 H(tgt_sync_ioctl, return WdfIoTargetSendIoctlSynchronously((WDFIOTARGET)h, NULL, 1, NULL, NULL, NULL, NULL);)
 H(tgt_send, return WdfRequestSend(l->request, (WDFIOTARGET)h, NULL) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 H(tgt_change_target, return WdfRequestChangeTarget(l->request, (WDFIOTARGET)h);)
@@ -226,10 +215,10 @@ H(mem_copy_from, {
     char b[16] = { 0 };
     return WdfMemoryCopyFromBuffer((WDFMEMORY)h, 0, b, sizeof(b));
 })
-H(mem_fmt_read, return WdfIoTargetFormatRequestForRead(l->target, l->request, (WDFMEMORY)h, NULL, NULL);)
-H(mem_fmt_write, return WdfIoTargetFormatRequestForWrite(l->target, l->request, (WDFMEMORY)h, NULL, NULL);)
-H(mem_fmt_ioctl, return WdfIoTargetFormatRequestForIoctl(l->target, l->request, 1, (WDFMEMORY)h, NULL, NULL, NULL);)
-H(mem_sync_read, return sync_read_with(l->target, NULL, (WDFMEMORY)h);)
+H(mem_fmt_read, return WdfIoTargetFormatRequestForRead(l->e.target, l->request, (WDFMEMORY)h, NULL, NULL);)
+H(mem_fmt_write, return WdfIoTargetFormatRequestForWrite(l->e.target, l->request, (WDFMEMORY)h, NULL, NULL);)
+H(mem_fmt_ioctl, return WdfIoTargetFormatRequestForIoctl(l->e.target, l->request, 1, (WDFMEMORY)h, NULL, NULL, NULL);)
+H(mem_sync_read, return sync_read_with(l->e.target, NULL, (WDFMEMORY)h);)
 /* lookaside, device, driver positions */
 H(la_create_memory, {
     WDFMEMORY m = (WDFMEMORY)1;
@@ -465,8 +454,8 @@ static WDFOBJECT live_of(struct live *l, enum kind k)
 {
     switch (k) {
     case K_REQUEST: return l->request;
-    case K_TARGET: return l->target;
-    case K_MEMORY: return l->memory;
+    case K_TARGET: return l->e.target;
+    case K_MEMORY: return l->e.mem;
     case K_LOOKASIDE: return l->lookaside;
     case K_DEVICE: return l->e.device;
     case K_DRIVER: return l->e.driver;
@@ -483,7 +472,7 @@ static WDFOBJECT deleted_of(struct live *l, enum kind k)
 {
     WDFOBJECT h = NULL;
     switch (k) {
-    case K_REQUEST: h = tu_make_request(l->target); break;
+    case K_REQUEST: h = tu_make_request(l->e.target); break;
     case K_TARGET:
         ck_assert_status(WdfIoTargetCreate(l->e.device, WDF_NO_OBJECT_ATTRIBUTES, (WDFIOTARGET *)&h), STATUS_SUCCESS);
         break;
@@ -553,7 +542,7 @@ START_TEST(every_handle_ddi_rejects_bad_handles_with_a_bug_check)
     }
     printf("hostile: handles cases=%u\n", cases);
     fflush(stdout);
-    live_fini(&l);
+    tu_env_fini(&l.e);
 }
 END_TEST
 
@@ -566,7 +555,7 @@ struct null_case {
 };
 
 #define N(name, body) H(null_##name, body)
-N(req_create, return WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, l->target, NULL);)
+N(req_create, return WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, l->e.target, NULL);)
 N(req_from_irp_irp, {
     WDFREQUEST r = NULL;
     return WdfRequestCreateFromIrp(WDF_NO_OBJECT_ATTRIBUTES, NULL, FALSE, &r);
@@ -583,7 +572,7 @@ N(mem_prealloc, {
 N(la_create, return WdfLookasideListCreate(WDF_NO_OBJECT_ATTRIBUTES, 16, NonPagedPoolNx, NULL, 0, NULL);)
 N(la_memory, return WdfMemoryCreateFromLookaside(l->lookaside, NULL);)
 N(tgt_create, return WdfIoTargetCreate(l->e.device, WDF_NO_OBJECT_ATTRIBUTES, NULL);)
-N(tgt_open, return WdfIoTargetOpen(l->target, NULL);)
+N(tgt_open, return WdfIoTargetOpen(l->e.target, NULL);)
 N(obj_create, return WdfObjectCreate(WDF_NO_OBJECT_ATTRIBUTES, NULL);)
 N(obj_context_type, return WdfObjectGetTypedContextWorker(l->object, NULL) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
 N(obj_context_get_object, return WdfObjectContextGetObject(NULL) ? STATUS_SUCCESS : STATUS_UNSUCCESSFUL;)
@@ -653,7 +642,7 @@ START_TEST(null_required_pointers_are_a_bug_check_and_the_documented_status)
     live_check(&l);
     printf("hostile: null_pointers cases=%u\n", cases);
     fflush(stdout);
-    live_fini(&l);
+    tu_env_fini(&l.e);
 }
 END_TEST
 
@@ -705,7 +694,7 @@ F(create_file, {
     OBJECT_ATTRIBUTES oa;
     IO_STATUS_BLOCK iosb;
     HANDLE h = (HANDLE)1;
-    tu_unicode(&us, w, 4096, fe->l.path);
+    tu_unicode(&us, w, 4096, fe->l.e.path);
     InitializeObjectAttributes(&oa, &us, OBJ_KERNEL_HANDLE, NULL, NULL);
     ck_assert_status(FltCreateFileEx(fe->f.filter, bad, &h, NULL, GENERIC_READ, &oa, &iosb, NULL, 0, 0, FILE_OPEN, 0,
                                      NULL, 0, 0),
@@ -754,7 +743,7 @@ START_TEST(flt_objects_of_the_wrong_kind_or_garbage_are_a_bug_check)
     unsigned cases = 0;
     ck_assert(tu_use_backend(_i));
     live_init(&fe.l);
-    tu_flt_open(&fe.l.e, fe.l.path, &fe.f);
+    tu_flt_open(&fe.l.e, fe.l.e.path, &fe.f);
     for (size_t i = 0; i < sizeof(flt_cases) / sizeof(flt_cases[0]); i++) {
         const struct flt_case *c = &flt_cases[i];
         /* Another kind of Flt object (or a WDF structure) and garbage. */
@@ -784,16 +773,16 @@ START_TEST(flt_objects_of_the_wrong_kind_or_garbage_are_a_bug_check)
     d->Iopb->MajorFunction = IRP_MJ_READ;
     d->Iopb->Parameters.Read.Length = BLK;
     d->Iopb->Parameters.Read.ByteOffset.QuadPart = 2 * BLK;
-    d->Iopb->Parameters.Read.ReadBuffer = fe.l.buf;
+    d->Iopb->Parameters.Read.ReadBuffer = fe.l.e.buf;
     FltPerformSynchronousIo(d);
     ck_assert_status(d->IoStatus.Status, STATUS_SUCCESS);
-    ck_assert(tu_pattern_matches(fe.l.buf, BLK, FILE_SEED, 2 * BLK));
+    ck_assert(tu_pattern_matches(fe.l.e.buf, BLK, FILE_SEED, 2 * BLK));
     FltFreeCallbackData(d);
     tu_flt_close(&fe.f);
     live_check(&fe.l);
     printf("hostile: flt_objects %s cases=%u\n", tu_backend_names[_i], cases);
     fflush(stdout);
-    live_fini(&fe.l);
+    tu_env_fini(&fe.l.e);
 }
 END_TEST
 
@@ -823,7 +812,7 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
         PIRP irp = IoAllocateIrp(2, FALSE);
         ck_assert_ptr_nonnull(irp);
         /* WDF_OBJECT_ATTRIBUTES on every create DDI: nothing is created. */
-        ck_assert_status(WdfRequestCreate(&a, l.target, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
+        ck_assert_status(WdfRequestCreate(&a, l.e.target, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
         ck_assert_status(WdfRequestCreateFromIrp(&a, irp, TRUE, (WDFREQUEST *)&o), STATUS_INFO_LENGTH_MISMATCH);
         ck_assert_status(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 16, (WDFMEMORY *)&o, NULL), STATUS_INFO_LENGTH_MISMATCH);
         ck_assert_status(WdfMemoryCreatePreallocated(&a, pre, sizeof(pre), (WDFMEMORY *)&o), STATUS_INFO_LENGTH_MISMATCH);
@@ -844,22 +833,22 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
         so.Size = bad_size(sizeof(so), dlt);
         WDF_MEMORY_DESCRIPTOR d;
         LONGLONG off = 0;
-        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.memory, NULL);
-        ck_assert_status(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, &so, NULL),
+        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.e.mem, NULL);
+        ck_assert_status(WdfIoTargetSendReadSynchronously(l.e.target, NULL, &d, &off, &so, NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, l.request, &d, &off, &so, NULL),
+        ck_assert_status(WdfIoTargetSendWriteSynchronously(l.e.target, l.request, &d, &off, &so, NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_status(WdfIoTargetSendIoctlSynchronously(l.target, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &d, &so,
+        ck_assert_status(WdfIoTargetSendIoctlSynchronously(l.e.target, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &d, &so,
                                                            NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
-        ck_assert_status(WdfIoTargetSendInternalIoctlSynchronously(l.target, NULL, 1, NULL, NULL, &so, NULL),
+        ck_assert_status(WdfIoTargetSendInternalIoctlSynchronously(l.e.target, NULL, 1, NULL, NULL, &so, NULL),
                          STATUS_INFO_LENGTH_MISMATCH);
         /* WdfRequestSend says INVALID_PARAMETER for any bad options block,
          * the synchronous option included. */
         WDF_REQUEST_SEND_OPTIONS_INIT(&so, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
         so.Size = bad_size(sizeof(so), dlt);
-        ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
-        ck_assert(!WdfRequestSend(l.request, l.target, &so));
+        ck_assert_status(WdfIoTargetFormatRequestForRead(l.e.target, l.request, l.e.mem, NULL, &off), STATUS_SUCCESS);
+        ck_assert(!WdfRequestSend(l.request, l.e.target, &so));
         ck_assert_status(WdfRequestGetStatus(l.request), STATUS_INVALID_PARAMETER);
         cases += 5;
 
@@ -872,7 +861,7 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
         WDF_IO_TARGET_OPEN_PARAMS op;
         UNICODE_STRING us;
         WCHAR w[4096];
-        tu_unicode(&us, w, 4096, l.path);
+        tu_unicode(&us, w, 4096, l.e.path);
         WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
         op.Size = bad_size(sizeof(op), dlt);
         WDFIOTARGET t2;
@@ -923,18 +912,18 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
     ULONG_PTR bytes = 5;
     static const int types[] = { 0, 4, 0x7fffffff, -1 };
     for (size_t k = 0; k < sizeof(types) / sizeof(types[0]); k++) {
-        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, l.buf, BLK);
+        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, l.e.buf, BLK);
         d.Type = (WDF_MEMORY_DESCRIPTOR_TYPE)types[k];
-        ck_assert_status(WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, NULL, &bytes), STATUS_INVALID_PARAMETER);
+        ck_assert_status(WdfIoTargetSendReadSynchronously(l.e.target, NULL, &d, &off, NULL, &bytes), STATUS_INVALID_PARAMETER);
         ck_assert_uint_eq(bytes, 0);
         cases++;
     }
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, NULL, BLK);
-    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.e.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, NULL, BLK);
-    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.e.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, NULL, NULL);
-    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(l.e.target, NULL, &d, &off, NULL, NULL), STATUS_INVALID_PARAMETER);
     cases += 3;
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     WDF_REQUEST_REUSE_PARAMS rp;
@@ -943,7 +932,7 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
     live_check(&l);
     printf("hostile: structure_sizes cases=%u\n", cases);
     fflush(stdout);
-    live_fini(&l);
+    tu_env_fini(&l.e);
 }
 END_TEST
 
@@ -979,21 +968,21 @@ START_TEST(async_send_timeouts_of_every_sign_and_extreme)
         WDF_REQUEST_REUSE_PARAMS rp;
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
         ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
-        ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(l.e.target, l.request, l.e.mem, NULL, &off), STATUS_SUCCESS);
         tu_completion_init(&c);
         WdfRequestSetCompletionRoutine(l.request, tu_on_complete, &c);
         WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
         WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, tc->timeout);
-        memset(l.buf, 0, BLK);
+        memset(l.e.buf, 0, BLK);
         UwdfFaultInjectStall(STALL_MS);
-        ck_assert(WdfRequestSend(l.request, l.target, &o));
+        ck_assert(WdfRequestSend(l.request, l.e.target, &o));
         ck_assert(tu_completion_wait(&c, WAIT_MS));
         UwdfFaultInjectStall(0);
         tu_sleep_ms(STALL_MS / 10); /* a second completion would show up here */
         ck_assert_status_msg(c.status, tc->status, "%s, timeout %lld", tu_backend_names[_i], (long long)tc->timeout);
         ck_assert_int_eq(tu_ncalls(&c), 1);
         if (NT_SUCCESS(tc->status))
-            ck_assert(tu_pattern_matches(l.buf, BLK, FILE_SEED, 3 * BLK));
+            ck_assert(tu_pattern_matches(l.e.buf, BLK, FILE_SEED, 3 * BLK));
         tu_completion_fini(&c);
         cases++;
     }
@@ -1003,7 +992,7 @@ START_TEST(async_send_timeouts_of_every_sign_and_extreme)
     live_check(&l);
     printf("hostile: timeouts %s cases=%u\n", tu_backend_names[_i], cases);
     fflush(stdout);
-    live_fini(&l);
+    tu_env_fini(&l.e);
 }
 END_TEST
 
@@ -1043,19 +1032,19 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
         WDF_MEMORY_DESCRIPTOR d;
         LONGLONG off = oc->offset;
         ULONG_PTR bytes = 9;
-        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.memory, NULL);
-        NTSTATUS s = WdfIoTargetSendReadSynchronously(l.target, NULL, &d, &off, NULL, &bytes);
+        WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, l.e.mem, NULL);
+        NTSTATUS s = WdfIoTargetSendReadSynchronously(l.e.target, NULL, &d, &off, NULL, &bytes);
         ck_assert_status_msg(s, oc->read, "read at %lld", (long long)oc->offset);
         ck_assert_uint_eq(bytes, 0);
         cases++;
         if (oc->write) {
-            s = WdfIoTargetSendWriteSynchronously(l.target, l.request, &d, &off, NULL, &bytes);
+            s = WdfIoTargetSendWriteSynchronously(l.e.target, l.request, &d, &off, NULL, &bytes);
             ck_assert_status_msg(s, oc->write, "write at %lld", (long long)oc->offset);
             ck_assert_uint_eq(bytes, 0);
             cases++;
         }
         ck_assert_status(WdfRequestReuse(l.request, &rp), STATUS_SUCCESS);
-        s = WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, NULL, &off);
+        s = WdfIoTargetFormatRequestForRead(l.e.target, l.request, l.e.mem, NULL, &off);
         ck_assert_status_msg(s, oc->format, "format at %lld", (long long)oc->offset);
         cases++;
         if (NT_SUCCESS(s)) {
@@ -1063,7 +1052,7 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
             struct tu_completion c;
             tu_completion_init(&c);
             WdfRequestSetCompletionRoutine(l.request, tu_on_complete, &c);
-            ck_assert(WdfRequestSend(l.request, l.target, NULL));
+            ck_assert(WdfRequestSend(l.request, l.e.target, NULL));
             ck_assert(tu_completion_wait(&c, WAIT_MS));
             ck_assert_status_msg(c.status, oc->async, "async read at %lld", (long long)oc->offset);
             ck_assert_uint_eq(c.information, 0);
@@ -1074,12 +1063,12 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
     }
     /* Nothing was written or extended. */
     struct stat st;
-    ck_assert_int_eq(stat(l.path, &st), 0);
+    ck_assert_int_eq(stat(l.e.path, &st), 0);
     ck_assert_int_eq(st.st_size, FILE_SIZE);
     live_check(&l);
     printf("hostile: device_offsets %s cases=%u\n", tu_backend_names[_i], cases);
     fflush(stdout);
-    live_fini(&l);
+    tu_env_fini(&l.e);
 }
 END_TEST
 
@@ -1102,15 +1091,15 @@ START_TEST(memory_offsets_past_the_buffer_on_format)
     LONGLONG off = 0;
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         WDFMEMORY_OFFSET mo = bad[k];
-        ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, l.request, l.memory, &mo, &off),
+        ck_assert_status(WdfIoTargetFormatRequestForRead(l.e.target, l.request, l.e.mem, &mo, &off),
                          STATUS_INTEGER_OVERFLOW);
-        ck_assert_status(WdfIoTargetFormatRequestForWrite(l.target, l.request, l.memory, &mo, &off),
+        ck_assert_status(WdfIoTargetFormatRequestForWrite(l.e.target, l.request, l.e.mem, &mo, &off),
                          STATUS_INTEGER_OVERFLOW);
-        ck_assert_status(WdfIoTargetFormatRequestForIoctl(l.target, l.request, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL,
-                                                          l.memory, &mo),
+        ck_assert_status(WdfIoTargetFormatRequestForIoctl(l.e.target, l.request, IOCTL_DISK_GET_LENGTH_INFO, NULL, NULL,
+                                                          l.e.mem, &mo),
                          STATUS_INTEGER_OVERFLOW);
         /* Nothing was formatted: the request is not sendable. */
-        ck_assert(!WdfRequestSend(l.request, l.target, NULL));
+        ck_assert(!WdfRequestSend(l.request, l.e.target, NULL));
         ck_assert_status(WdfRequestGetStatus(l.request), STATUS_REQUEST_NOT_ACCEPTED);
         WDF_REQUEST_REUSE_PARAMS rp;
         WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
@@ -1120,7 +1109,7 @@ START_TEST(memory_offsets_past_the_buffer_on_format)
     live_check(&l);
     printf("hostile: memory_offsets cases=%u\n", cases);
     fflush(stdout);
-    live_fini(&l);
+    tu_env_fini(&l.e);
 }
 END_TEST
 
@@ -1133,12 +1122,12 @@ START_TEST(target_deleted_with_io_in_flight_and_after_format)
     ck_assert(tu_use_backend(_i));
     live_init(&l);
     WDFIOTARGET t2;
-    ck_assert_status(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(l.e.device, l.e.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
     WDFREQUEST r = tu_make_request(t2);
     LONGLONG off = 0;
     /* Deleted while a read is in flight: the delete waits for it, and the
      * read completes once (cancelled by the close, or done). */
-    ck_assert_status(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t2, r, l.e.mem, NULL, &off), STATUS_SUCCESS);
     tu_completion_init(&c);
     WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
     UwdfFaultInjectStall(STALL_MS);
@@ -1158,24 +1147,24 @@ START_TEST(target_deleted_with_io_in_flight_and_after_format)
     ck_assert_status(WdfRequestGetStatus(r), STATUS_INVALID_HANDLE);
     /* Formatted for a target that is then deleted: a new format for a live
      * target works. */
-    ck_assert_status(tu_target_open(l.e.device, l.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
-    ck_assert_status(WdfIoTargetFormatRequestForRead(t2, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(l.e.device, l.e.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t2, r, l.e.mem, NULL, &off), STATUS_SUCCESS);
     WdfObjectDelete(t2);
     off = BLK;
-    ck_assert_status(WdfIoTargetFormatRequestForRead(l.target, r, l.memory, NULL, &off), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(l.e.target, r, l.e.mem, NULL, &off), STATUS_SUCCESS);
     tu_completion_init(&c);
     WdfRequestSetCompletionRoutine(r, tu_on_complete, &c);
-    memset(l.buf, 0, BLK);
-    ck_assert(WdfRequestSend(r, l.target, NULL));
+    memset(l.e.buf, 0, BLK);
+    ck_assert(WdfRequestSend(r, l.e.target, NULL));
     ck_assert(tu_completion_wait(&c, WAIT_MS));
     ck_assert_status(c.status, STATUS_SUCCESS);
-    ck_assert(tu_pattern_matches(l.buf, BLK, FILE_SEED, BLK));
+    ck_assert(tu_pattern_matches(l.e.buf, BLK, FILE_SEED, BLK));
     tu_completion_fini(&c);
     WdfObjectDelete(r);
     live_check(&l);
     printf("hostile: deleted_targets %s cases=3\n", tu_backend_names[_i]);
     fflush(stdout);
-    live_fini(&l);
+    tu_env_fini(&l.e);
 }
 END_TEST
 
