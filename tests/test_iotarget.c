@@ -45,14 +45,11 @@ static void *xaligned(size_t size)
     return p;
 }
 
-static WDFIOTARGET open_target(struct tu_env *e, int backend, const char *path, ACCESS_MASK access,
-                               ULONG options)
+/* A target on path through tu_env_target (the env's engine), started. */
+static WDFIOTARGET open_target(struct tu_env *e, const char *path, ACCESS_MASK access, ULONG options)
 {
-    WDFIOTARGET target;
-    NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
-    ck_assert_status_msg(status, STATUS_SUCCESS, "open %s", path);
+    WDFIOTARGET target = tu_env_target(e, path, access, options);
     ck_assert_int_eq(WdfIoTargetGetState(target), WdfIoTargetStarted);
-    ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[backend]);
     return target;
 }
 
@@ -336,9 +333,7 @@ START_TEST(reopen_after_close_reopens)
     struct tu_env e;
     unsigned char buf[BLK];
     ULONG_PTR bytes;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET never = new_target(&e);
     WDF_IO_TARGET_OPEN_PARAMS p;
@@ -349,7 +344,7 @@ START_TEST(reopen_after_close_reopens)
     ck_assert_nt_failure(WdfIoTargetOpen(never, &p));
     ck_assert_int_eq(WdfIoTargetGetState(never), WdfIoTargetClosed);
 
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     WdfIoTargetClose(t);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     ck_assert_ptr_null(WdfIoTargetWdmGetTargetFileHandle(t));
@@ -375,9 +370,7 @@ END_TEST
 START_TEST(fifo_needs_io_uring_libaio_refuses_it)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_path(&e, "fifo");
     ck_assert_int_eq(mkfifo(path, 0600), 0);
     int keep = open(path, O_RDWR | O_CLOEXEC);
@@ -560,13 +553,11 @@ static void async_write_read(WDFIOTARGET t, uint64_t base, unsigned seed)
 START_TEST(sync_write_read_all_descriptor_kinds_regular_file)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET buffered = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET buffered = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     sync_write_read_all_kinds(buffered, 0, 100);
-    WDFIOTARGET direct = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET direct = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     sync_write_read_all_kinds(direct, 8 * BLK, 200);
     /* Both landed in the file. */
     ck_assert(file_matches(path, 0, 2 * BLK, 100));
@@ -580,13 +571,11 @@ END_TEST
 START_TEST(async_write_read_regular_file)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET buffered = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET buffered = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     async_write_read(buffered, 0, 300);
-    WDFIOTARGET direct = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET direct = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     async_write_read(direct, 8 * BLK, 400);
     ck_assert(file_matches(path, 0, ASYNC_DEPTH * BLK, 300));
     ck_assert(file_matches(path, 8 * BLK, ASYNC_DEPTH * BLK, 400));
@@ -614,17 +603,15 @@ static UWDF_IO_TARGET_STATISTICS target_stats(WDFIOTARGET t)
 START_TEST(registered_memory_and_file_use_fixed_ops)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
     bool uring = _i == 0;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET closed = new_target(&e);
     UWDF_IO_TARGET_STATISTICS st = { .Size = sizeof(st) };
     ck_assert_status(UwdfIoTargetGetStatistics(closed, &st), STATUS_INVALID_DEVICE_STATE);
     ck_assert_status(UwdfIoTargetRegisterFile(closed), STATUS_INVALID_DEVICE_STATE);
 
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     struct async_set a;
     async_set_make(t, &a);
     WDFMEMORY *mem = a.mem;
@@ -696,11 +683,9 @@ static VOID record_thread(WDFREQUEST r, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_P
 START_TEST(sync_send_completes_on_the_sending_thread)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     WDFREQUEST req = tu_make_request(t);
     unsigned char *buf;
     WDFMEMORY mem = tu_make_memory(BLK, (void **)&buf);
@@ -738,11 +723,9 @@ START_TEST(null_device_offset_uses_and_advances_file_position)
     struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", 4 * BLK, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
 
     tu_fill_pattern(buf, BLK, 51, 0);
     ck_assert_status(sync_write(t, buf, BLK, NULL, &bytes), STATUS_SUCCESS);
@@ -796,11 +779,9 @@ START_TEST(read_at_or_past_eof_is_end_of_file)
     struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", EOF_FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     static const LONGLONG offsets[] = { EOF_FILE_SIZE, EOF_FILE_SIZE + 1, 3 * BLK, 1 << 30 };
     for (size_t i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++) {
         LONGLONG off = offsets[i];
@@ -828,15 +809,13 @@ START_TEST(short_read_near_eof_succeeds_with_bytes_read)
 {
     struct tu_env e;
     ULONG_PTR bytes;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", EOF_FILE_SIZE, FILE_SEED);
     unsigned char *buf = xaligned(BLK);
     const size_t tail = EOF_FILE_SIZE - 2 * BLK;
     static const ULONG options[] = { 0, FILE_NO_INTERMEDIATE_BUFFERING };
     for (size_t i = 0; i < 2; i++) {
-        WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, options[i]);
+        WDFIOTARGET t = open_target(&e, path, GENERIC_READ, options[i]);
         LONGLONG off = 2 * BLK;
         memset(buf, 0xEE, BLK);
         ck_assert_status(sync_read(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);
@@ -853,11 +832,9 @@ START_TEST(misaligned_direct_io_is_datatype_misalignment)
 {
     struct tu_env e;
     ULONG_PTR bytes;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     unsigned char *raw = xaligned(3 * BLK);
     memset(raw, 0x77, 3 * BLK);
 
@@ -904,11 +881,9 @@ START_TEST(write_on_read_only_target_is_access_denied)
     struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     memset(buf, 0x33, BLK);
     LONGLONG off = 0;
     bytes = 9;
@@ -927,7 +902,7 @@ START_TEST(write_on_read_only_target_is_access_denied)
     ck_assert(file_matches(path, 0, FILE_SIZE, FILE_SEED));
 
     /* And the other way round: a write-only target does not read. */
-    WDFIOTARGET w = open_target(&e, _i, path, GENERIC_WRITE, 0);
+    WDFIOTARGET w = open_target(&e, path, GENERIC_WRITE, 0);
     ck_assert_status(sync_read(w, buf, BLK, &off, &bytes), STATUS_ACCESS_DENIED);
     tu_completion_fini(&c);
     free(path);
@@ -939,11 +914,9 @@ START_TEST(flush_completes_async_and_synchronous)
 {
     struct tu_env e;
     ULONG_PTR bytes;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     unsigned char *buf = xaligned(BLK);
     LONGLONG off = 3 * BLK;
     tu_fill_pattern(buf, BLK, 61, (uint64_t)off);
@@ -972,7 +945,7 @@ START_TEST(flush_completes_async_and_synchronous)
     ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
 
     /* A fresh, unbuffered open reads what was flushed. */
-    WDFIOTARGET again = open_target(&e, _i, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET again = open_target(&e, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     memset(buf, 0, BLK);
     ck_assert_status(sync_read(again, buf, BLK, &off, &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, BLK);
@@ -993,11 +966,9 @@ START_TEST(sync_send_allocation_failure_is_insufficient_resources)
     struct tu_env e;
     ULONG_PTR bytes;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     LONGLONG off = BLK;
 
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
@@ -1071,11 +1042,9 @@ START_TEST(sync_send_options_bad_size_is_info_length_mismatch)
 {
     struct tu_env e;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
     WDF_REQUEST_SEND_OPTIONS o;
@@ -1098,11 +1067,9 @@ START_TEST(sync_send_options_unknown_flags_is_invalid_parameter)
 {
     struct tu_env e;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
     static const ULONG bad[] = { 0x10, 0x400, 0x80000000u, WDF_REQUEST_SEND_OPTION_TIMEOUT | 0x40 };
@@ -1122,11 +1089,9 @@ START_TEST(sync_send_with_request_in_flight_is_invalid_device_request)
 {
     struct tu_env e;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     /* Pended on a stopped target, the request counts as sent. */
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
     struct pended p;
@@ -1155,11 +1120,9 @@ END_TEST
 START_TEST(sync_send_descriptor_type_zero_is_invalid_parameter)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     WDF_MEMORY_DESCRIPTOR d;
     memset(&d, 0, sizeof(d));
     LONGLONG off = 0;
@@ -1179,11 +1142,9 @@ END_TEST
 START_TEST(sync_send_memory_offset_past_end_is_integer_overflow)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     WDF_MEMORY_DESCRIPTOR d;
     LONGLONG off = 0;
@@ -1210,11 +1171,9 @@ START_TEST(sync_send_bytes_out_param_is_optional)
 {
     struct tu_env e;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     LONGLONG off = 6 * BLK;
     tu_fill_pattern(buf, BLK, 71, (uint64_t)off);
     ck_assert_status(sync_write(t, buf, BLK, &off, NULL), STATUS_SUCCESS);
@@ -1240,11 +1199,9 @@ START_TEST(stop_leave_sent_io_pending_pends_then_start_resubmits)
 {
     struct tu_env e;
     struct pended p;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStopped);
     pend_reads(t, &p, PENDED_COUNT);
@@ -1274,9 +1231,7 @@ END_TEST
 START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_path(&e, "fifo");
     ck_assert_int_eq(mkfifo(path, 0600), 0);
     int writer = open(path, O_RDWR | O_CLOEXEC); /* the read parks: no EOF */
@@ -1290,7 +1245,7 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
         tu_env_fini(&e);
         return;
     }
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     struct tu_completion c;
     tu_completion_init(&c);
     void *buf;
@@ -1332,11 +1287,9 @@ START_TEST(purge_fails_pended_and_refuses_sends_until_start)
     struct tu_env e;
     struct pended p;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
     pend_reads(t, &p, 2);
     WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
@@ -1379,11 +1332,9 @@ START_TEST(close_fails_pended_with_device_removed_not_sent)
 {
     struct tu_env e;
     struct pended p;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     WdfIoTargetStop(t, WdfIoTargetLeaveSentIoPending);
     pend_reads(t, &p, 3);
     WdfIoTargetClose(t);
@@ -1404,12 +1355,10 @@ START_TEST(send_to_closed_target_is_invalid_device_state)
     struct tu_env e;
     struct tu_completion c;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
@@ -1440,11 +1389,9 @@ END_TEST
 START_TEST(format_on_closed_target_is_invalid_device_state)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     WdfIoTargetClose(t);
@@ -1465,9 +1412,7 @@ START_TEST(target_state_through_lifecycle)
 {
     struct tu_env e;
     unsigned char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     /* Never opened: the port reports Closed (WDF's own remote targets say
@@ -1523,9 +1468,7 @@ START_TEST(get_device_and_file_handle)
 {
     struct tu_env e;
     struct stat want, got;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = new_target(&e);
     ck_assert_ptr_eq(WdfIoTargetGetDevice(t), e.device);
@@ -1563,11 +1506,9 @@ START_TEST(ioctl_length_info_regular_file_is_file_size)
 {
     struct tu_env e;
     ULONG_PTR bytes;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", ODD_FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     GET_LENGTH_INFORMATION li;
     ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
     ck_assert_uint_eq(bytes, sizeof(li));
@@ -1608,11 +1549,9 @@ START_TEST(ioctl_output_buffer_too_small_is_buffer_too_small)
     struct tu_env e;
     ULONG_PTR bytes;
     unsigned char small[4];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     bytes = 99;
     ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, small, sizeof(small), &bytes),
                      STATUS_BUFFER_TOO_SMALL);
@@ -1637,11 +1576,9 @@ START_TEST(ioctl_unknown_code_is_invalid_device_request)
     struct tu_env e;
     ULONG_PTR bytes;
     unsigned char out[64];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
     bytes = 5;
     ck_assert_status(sync_ioctl(t, CTL_CODE(FILE_DEVICE_UNKNOWN, 0x999, METHOD_BUFFERED, FILE_ANY_ACCESS), NULL, 0,
                                 out, sizeof(out), &bytes),
@@ -1913,11 +1850,10 @@ static void chain_check(struct chain *c, int n)
 }
 
 /* One target, one memory object: the common resend. */
-static struct chain *chain_one_target(struct tu_env *e, int backend, const char *path, struct life *mem_life,
-                                      int limit)
+static struct chain *chain_one_target(struct tu_env *e, const char *path, struct life *mem_life, int limit)
 {
     struct chain *c = chain_new();
-    c->target[0] = open_target(e, backend, path, GENERIC_READ, 0);
+    c->target[0] = open_target(e, path, GENERIC_READ, 0);
     c->seed[0] = FILE_SEED;
     c->ntargets = 1;
     c->mem[0] = counted_memory(mem_life, &c->buf[0]);
@@ -1931,11 +1867,9 @@ START_TEST(resend_chain_same_memory_reads_right_data_and_leaks_nothing)
 {
     struct tu_env e;
     struct life req_life = { 0 }, mem_life = { 0 };
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_READS);
+    struct chain *c = chain_one_target(&e, path, &mem_life, CHAIN_READS);
     WDFREQUEST req = counted_request(c->target[0], &req_life);
     ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     chain_wait(c);
@@ -1957,11 +1891,9 @@ START_TEST(resend_chain_alternating_memories_releases_each_once)
 {
     struct tu_env e;
     struct life req_life = { 0 }, mem_life[2] = { { 0 }, { 0 } };
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    struct chain *c = chain_one_target(&e, _i, path, &mem_life[0], CHAIN_READS);
+    struct chain *c = chain_one_target(&e, path, &mem_life[0], CHAIN_READS);
     c->mem[1] = counted_memory(&mem_life[1], &c->buf[1]);
     c->mem_life[1] = &mem_life[1];
     c->nmem = 2;
@@ -1991,11 +1923,9 @@ START_TEST(reuse_then_delete_memory_in_routine_destroys_it_after_routine)
 {
     struct tu_env e;
     struct life req_life = { 0 }, mem_life = { 0 };
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_SHORT);
+    struct chain *c = chain_one_target(&e, path, &mem_life, CHAIN_SHORT);
     c->end_with_delete = true;
     WDFREQUEST req = counted_request(c->target[0], &req_life);
     ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
@@ -2020,14 +1950,12 @@ START_TEST(resend_chain_across_two_targets_balances_both_sent_counts)
 {
     struct tu_env e;
     struct life req_life = { 0 }, mem_life = { 0 };
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path_a = tu_env_file(&e, "a", FILE_SIZE, FILE_SEED);
     char *path_b = tu_env_file(&e, "b", FILE_SIZE, FILE_SEED + 1);
-    struct chain *c = chain_one_target(&e, _i, path_a, &mem_life, CHAIN_READS);
+    struct chain *c = chain_one_target(&e, path_a, &mem_life, CHAIN_READS);
     /* Different data in each file: a read from the wrong one is caught. */
-    c->target[1] = open_target(&e, _i, path_b, GENERIC_READ, 0);
+    c->target[1] = open_target(&e, path_b, GENERIC_READ, 0);
     c->seed[1] = FILE_SEED + 1;
     c->ntargets = 2;
     WDFREQUEST req = counted_request(c->target[0], &req_life);
@@ -2055,11 +1983,9 @@ START_TEST(stop_waits_for_resend_chain_and_pends_its_resend)
     struct tu_env e;
     struct life req_life = { 0 }, mem_life = { 0 };
     LARGE_INTEGER timeout;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    struct chain *c = chain_one_target(&e, _i, path, &mem_life, CHAIN_UNBOUNDED);
+    struct chain *c = chain_one_target(&e, path, &mem_life, CHAIN_UNBOUNDED);
     WDFREQUEST req = counted_request(c->target[0], &req_life);
     ck_assert_status(chain_send(c, req, 0), STATUS_SUCCESS);
     timeout.QuadPart = WDF_REL_TIMEOUT_IN_MS((ULONGLONG)CHAIN_WAIT_MS);
@@ -2107,12 +2033,10 @@ END_TEST
 START_TEST(loop_device_sync_write_read_all_descriptor_kinds)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = tu_env_loop(&e, backing, 0);
-    WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DIRECT);
     sync_write_read_all_kinds(t, 64 * BLK, 500);
     /* The data went through the device into its backing file. */
@@ -2128,12 +2052,10 @@ END_TEST
 START_TEST(loop_device_async_write_read)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = tu_env_loop(&e, backing, 0);
-    WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     async_write_read(t, 32 * BLK, 600);
     WdfIoTargetClose(t);
     ck_assert(file_matches(backing, 32 * BLK, ASYNC_DEPTH * BLK, 600));
@@ -2146,14 +2068,12 @@ START_TEST(loop_device_ioctls_match_blockdev)
 {
     struct tu_env e;
     ULONG_PTR bytes;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
     const char *dev = tu_env_loop(&e, backing, 0);
     struct tu_blockdev_info want = tu_blockdev_query(dev);
     ck_assert_uint_eq(want.size, LOOP_FILE_SIZE);
-    WDFIOTARGET t = open_target(&e, _i, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
 
     GET_LENGTH_INFORMATION li;
     ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li), &bytes), STATUS_SUCCESS);
@@ -2228,10 +2148,9 @@ static NTSTATUS async_rw_at(WDFIOTARGET t, WDFREQUEST r, WDFMEMORY m, bool write
 START_TEST(negative_offsets_append_use_position_or_fail)
 {
     struct tu_env e;
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "neg", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     void *buf;
     WDFMEMORY m = tu_make_memory(BLK, &buf);
     WDFREQUEST r = tu_make_request(t);
@@ -2325,10 +2244,9 @@ static void *append_thread(void *p)
 START_TEST(concurrent_appends_do_not_overlap)
 {
     struct tu_env e;
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "appends", APPEND_BLK, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     struct appender a[APPEND_THREADS];
     pthread_t th[APPEND_THREADS];
     for (int i = 0; i < APPEND_THREADS; i++) {

@@ -28,16 +28,6 @@
 
 /* ---- helpers ---- */
 
-static WDFIOTARGET open_target(struct tu_env *e, int backend, const char *path, ACCESS_MASK access,
-                               ULONG options)
-{
-    WDFIOTARGET target;
-    NTSTATUS status = tu_target_open(e->device, path, access, FILE_OPEN, options, &target);
-    ck_assert_status_msg(status, STATUS_SUCCESS, "open %s", path);
-    ck_assert_str_eq(UwdfIoTargetGetBackendName(target), tu_backend_names[backend]);
-    return target;
-}
-
 static void reuse(WDFREQUEST req, NTSTATUS status)
 {
     WDF_REQUEST_REUSE_PARAMS p;
@@ -81,10 +71,10 @@ static void inflight_start(struct tu_env *e, int backend, struct inflight *f)
         ck_assert_int_eq(mkfifo(path, 0600), 0);
         f->fifo_fd = open(path, O_RDWR | O_CLOEXEC);
         ck_assert_int_ge(f->fifo_fd, 0);
-        f->target = open_target(e, backend, path, GENERIC_READ, 0);
+        f->target = tu_env_target(e, path, GENERIC_READ, 0);
     } else {
         path = tu_env_file(e, "pended", FILE_SIZE, FILE_SEED);
-        f->target = open_target(e, backend, path, GENERIC_READ, 0);
+        f->target = tu_env_target(e, path, GENERIC_READ, 0);
         WdfIoTargetStop(f->target, WdfIoTargetLeaveSentIoPending);
         ck_assert_int_eq(WdfIoTargetGetState(f->target), WdfIoTargetStopped);
     }
@@ -142,12 +132,10 @@ START_TEST(create_with_target_formats_and_sends)
     struct tu_env e;
     struct tu_completion c;
     void *buf;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req;
     ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &req), STATUS_SUCCESS);
     ck_assert_ptr_nonnull(WdfRequestWdmGetIrp(req));
@@ -266,11 +254,9 @@ START_TEST(reuse_set_new_irp_on_request_from_irp_installs_it)
 {
     struct tu_env e;
     char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     PIRP first = IoAllocateIrp(2, FALSE);
     PIRP second = IoAllocateIrp(2, FALSE);
     ck_assert_ptr_nonnull(first);
@@ -314,11 +300,9 @@ START_TEST(reuse_sets_io_status_to_given_status)
 {
     struct tu_env e;
     char buf[BLK];
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WDF_MEMORY_DESCRIPTOR d;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
@@ -365,12 +349,10 @@ START_TEST(reuse_clears_completion_routine)
 {
     struct tu_env e;
     void *buf;
-    if (!tu_use_backend(_i))
-        return;
     atomic_store(&old_routine_calls, 0);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
     WDF_REQUEST_SEND_OPTIONS o;
@@ -422,12 +404,11 @@ static WDFMEMORY make_counted_memory(size_t size, void **buffer)
 
 /* Format a read with a counted memory object, complete it, and delete the
  * memory object: the request's format still holds it. */
-static WDFREQUEST read_then_delete_memory(struct tu_env *e, int backend, WDFIOTARGET *target,
-                                          struct tu_completion *c)
+static WDFREQUEST read_then_delete_memory(struct tu_env *e, WDFIOTARGET *target, struct tu_completion *c)
 {
     void *buf;
     char *path = tu_env_file(e, "f", FILE_SIZE, FILE_SEED);
-    *target = open_target(e, backend, path, GENERIC_READ, 0);
+    *target = tu_env_target(e, path, GENERIC_READ, 0);
     free(path);
     WDFREQUEST req = tu_make_request(*target);
     WDFMEMORY mem = make_counted_memory(BLK, &buf);
@@ -455,12 +436,10 @@ START_TEST(reuse_releases_memory_reference)
     struct tu_env e;
     struct tu_completion c;
     WDFIOTARGET t;
-    if (!tu_use_backend(_i))
-        return;
     atomic_store(&memory_destroyed, 0);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
-    WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
+    WDFREQUEST req = read_then_delete_memory(&e, &t, &c);
     reuse(req, STATUS_SUCCESS);
     ck_assert_int_eq(load(&memory_destroyed), 1);
     tu_completion_fini(&c);
@@ -473,12 +452,10 @@ START_TEST(delete_request_releases_memory_reference)
     struct tu_env e;
     struct tu_completion c;
     WDFIOTARGET t;
-    if (!tu_use_backend(_i))
-        return;
     atomic_store(&memory_destroyed, 0);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
-    WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
+    WDFREQUEST req = read_then_delete_memory(&e, &t, &c);
     WdfObjectDelete(req);
     ck_assert_int_eq(load(&memory_destroyed), 1);
     tu_completion_fini(&c);
@@ -492,12 +469,10 @@ START_TEST(reformat_releases_memory_reference)
     struct tu_completion c;
     WDFIOTARGET t;
     void *buf;
-    if (!tu_use_backend(_i))
-        return;
     atomic_store(&memory_destroyed, 0);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
-    WDFREQUEST req = read_then_delete_memory(&e, _i, &t, &c);
+    WDFREQUEST req = read_then_delete_memory(&e, &t, &c);
     WDFMEMORY other = tu_make_memory(BLK, &buf);
     LONGLONG off = 0;
     ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, other, NULL, &off), STATUS_SUCCESS);
@@ -512,12 +487,10 @@ START_TEST(reuse_resets_cancel_flag)
     struct tu_env e;
     struct tu_completion c;
     void *buf;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
     LONGLONG off = 0;
@@ -547,9 +520,7 @@ START_TEST(reuse_in_flight_is_invalid_device_request)
 {
     struct tu_env e;
     struct inflight f;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     inflight_start(&e, _i, &f);
     WDF_REQUEST_REUSE_PARAMS p;
     WDF_REQUEST_REUSE_PARAMS_INIT(&p, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
@@ -648,15 +619,13 @@ static bool seed_send(struct seed *s, WDFREQUEST req, int k)
 START_TEST(reuse_in_completion_routine_10000_ios_one_request)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
     struct seed *s = calloc(1, sizeof(*s));
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     KeInitializeEvent(&s->done, NotificationEvent, FALSE);
     char *path = tu_env_file(&e, "seed", FILE_SIZE, FILE_SEED);
     for (int b = 0; b < FILE_BLOCKS; b++)
         s->expect[b] = FILE_SEED;
-    s->target = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
+    s->target = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
     s->mem = tu_make_memory(BLK, (void **)&s->buf);
     WDFREQUEST req = tu_make_request(s->target);
 
@@ -702,12 +671,10 @@ START_TEST(completion_params_filled_for_read_and_write)
     struct tu_env e;
     struct tu_completion c;
     void *buf;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(3 * BLK, &buf);
     WDFMEMORY_OFFSET mo = { .BufferOffset = BLK, .BufferLength = BLK };
@@ -773,12 +740,10 @@ START_TEST(get_completion_params_wrong_size_leaves_struct_untouched)
 {
     struct tu_env e;
     struct tu_completion c;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, NULL);
     LONGLONG off = 0;
@@ -814,10 +779,10 @@ struct sendable {
     char *path;
 };
 
-static void sendable_init(struct tu_env *e, int backend, struct sendable *s)
+static void sendable_init(struct tu_env *e, struct sendable *s)
 {
     s->path = tu_env_file(e, "f", FILE_SIZE, FILE_SEED);
-    s->target = open_target(e, backend, s->path, GENERIC_READ, 0);
+    s->target = tu_env_target(e, s->path, GENERIC_READ, 0);
     s->req = tu_make_request(s->target);
     s->mem = tu_make_memory(BLK, &s->buf);
     LONGLONG off = 0;
@@ -829,10 +794,8 @@ START_TEST(send_options_bad_size_is_invalid_parameter)
 {
     struct tu_env e;
     struct sendable s;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
-    sendable_init(&e, _i, &s);
+    tu_env_init_backend(&e, _i);
+    sendable_init(&e, &s);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
     o.Size = sizeof(o) - 1;
@@ -855,10 +818,8 @@ START_TEST(send_options_unknown_flags_is_invalid_parameter)
 {
     struct tu_env e;
     struct sendable s;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
-    sendable_init(&e, _i, &s);
+    tu_env_init_backend(&e, _i);
+    sendable_init(&e, &s);
     static const ULONG bad[] = { 0x10, 0x100, 0x80000000u,
                                  WDF_REQUEST_SEND_OPTION_SYNCHRONOUS | 0x20,
                                  /* SEND_AND_FORGET combined with anything */
@@ -878,10 +839,8 @@ START_TEST(send_and_forget_on_created_request_is_invalid_device_state)
 {
     struct tu_env e;
     struct sendable s;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
-    sendable_init(&e, _i, &s);
+    tu_env_init_backend(&e, _i);
+    sendable_init(&e, &s);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
     ck_assert(!WdfRequestSend(s.req, s.target, &o));
@@ -895,12 +854,10 @@ START_TEST(send_unformatted_is_request_not_accepted)
 {
     struct tu_env e;
     struct tu_completion c;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
     ck_assert(!WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
@@ -924,9 +881,7 @@ START_TEST(send_in_flight_is_invalid_device_request)
 {
     struct tu_env e;
     struct inflight f;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     inflight_start(&e, _i, &f);
     ck_assert(!WdfRequestSend(f.req, f.target, WDF_NO_SEND_OPTIONS));
     ck_assert_status(WdfRequestGetStatus(f.req), STATUS_INVALID_DEVICE_REQUEST);
@@ -940,9 +895,7 @@ START_TEST(send_in_flight_with_verifier_is_request_already_sent_bugcheck)
 {
     struct tu_env e;
     struct inflight f;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     inflight_start(&e, _i, &f);
     UwdfSetVerifier(TRUE);
     ck_assert(!WdfRequestSend(f.req, f.target, WDF_NO_SEND_OPTIONS));
@@ -962,12 +915,10 @@ START_TEST(send_synchronous_runs_routine_and_sets_status)
 {
     struct tu_env e;
     struct tu_completion c;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     struct sendable s;
-    sendable_init(&e, _i, &s);
+    sendable_init(&e, &s);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(10));
@@ -1027,14 +978,12 @@ static VOID irql_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_CO
 START_TEST(completion_routine_runs_at_dispatch_and_sync_send_there_fails)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
     struct irql_probe *p = calloc(1, sizeof(*p));
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&p->c);
     ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
     struct sendable s;
-    sendable_init(&e, _i, &s);
+    sendable_init(&e, &s);
     WdfRequestSetCompletionRoutine(s.req, irql_routine, p);
     ck_assert(WdfRequestSend(s.req, s.target, WDF_NO_SEND_OPTIONS));
     ck_assert_msg(tu_completion_wait(&p->c, WAIT_MS), "the routine did not finish (deadlock?)");
@@ -1063,11 +1012,9 @@ END_TEST
 START_TEST(get_parameters_describes_format)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(2 * BLK, NULL);
     WDF_REQUEST_PARAMETERS p;
@@ -1157,13 +1104,11 @@ START_TEST(delete_request_in_its_completion_routine_is_safe)
     struct tu_env e;
     struct tu_completion c;
     void *buf;
-    if (!tu_use_backend(_i))
-        return;
     atomic_store(&request_destroyed, 0);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     tu_completion_init(&c);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
     for (int round = 0; round < 8; round++) {
         WDF_OBJECT_ATTRIBUTES a;
@@ -1197,12 +1142,10 @@ END_TEST
 START_TEST(change_target_to_open_target_succeeds_and_closed_is_invalid_state)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET a = open_target(&e, _i, path, GENERIC_READ, 0);
-    WDFIOTARGET b = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET a = tu_env_target(&e, path, GENERIC_READ, 0);
+    WDFIOTARGET b = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(a);
     ck_assert_status(WdfRequestChangeTarget(req, b), STATUS_SUCCESS);
     WdfIoTargetClose(b);
@@ -1215,11 +1158,9 @@ END_TEST
 START_TEST(change_target_with_driver_irp_too_small_is_request_not_accepted)
 {
     struct tu_env e;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     PIRP irp = IoAllocateIrp(0, FALSE);
     ck_assert_ptr_nonnull(irp);
     WDFREQUEST req;
@@ -1239,11 +1180,9 @@ START_TEST(get_io_target_after_target_deleted_does_not_touch_it)
 {
     struct tu_env e;
     void *buf;
-    if (!tu_use_backend(_i))
-        return;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
-    WDFIOTARGET t = open_target(&e, _i, path, GENERIC_READ, 0);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
     ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
