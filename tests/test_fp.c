@@ -323,8 +323,7 @@ static VOID assign_from_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_
 START_TEST(assign_validation)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
+    tu_env_init_backend(&e, _i);
     fp_reset();
     WDFQUEUE q;
     fp_device(e.driver, "\\Device\\fpValid", &q);
@@ -384,8 +383,7 @@ END_TEST
 START_TEST(reserved_allocation)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
+    tu_env_init_backend(&e, _i);
     fp_reset();
     WDFQUEUE q;
     fp_device(e.driver, "\\Device\\fpAlloc", &q);
@@ -436,8 +434,7 @@ END_TEST
 START_TEST(examine_and_paging_policies)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
+    tu_env_init_backend(&e, _i);
     fp_reset();
     WDFQUEUE qe, qp;
     fp_device(e.driver, "\\Device\\fpExamine", &qe);
@@ -496,8 +493,7 @@ START_TEST(reserved_cleanup_timing)
 {
     for (int variant = 0; variant < 2; variant++) {
         struct tu_env e;
-        tu_env_init(&e);
-        ck_assert(tu_use_backend(_i));
+        tu_env_init_backend(&e, _i);
         fp_reset();
         WDFQUEUE q;
         WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpCleanup", &q);
@@ -537,8 +533,7 @@ END_TEST
  * reserved request that serves every packet (normal requests fail). */
 static WDFIOTARGET one_held_reserved(struct tu_env *e, int backend, const char *name, WDFQUEUE *q)
 {
-    tu_env_init(e);
-    ck_assert(tu_use_backend(backend));
+    tu_env_init_backend(e, backend);
     fp_reset();
     G.mode = MODE_HOLD;
     G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
@@ -656,8 +651,7 @@ END_TEST
 START_TEST(reserved_send_and_forget)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
+    tu_env_init_backend(&e, _i);
     fp_reset();
     G.mode = MODE_FORGET;
     G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
@@ -719,8 +713,7 @@ START_TEST(fail_all_under_load)
     const char *v = getenv("UWDF_FP_FAIL");
     ck_assert(v && !strcmp(v, "all"));
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
+    tu_env_init_backend(&e, _i);
     fp_reset();
     G.mode = MODE_FORWARD;
     char *file = tu_env_file(&e, "fp-loop.img", FA_N * BLOCK, 0);

@@ -50,9 +50,9 @@ struct live {
     WDFQUEUE queue; /* a manual queue on the control device */
 };
 
-static void live_init(struct live *l)
+static void live_init(struct live *l, int backend)
 {
-    tu_env_init(&l->e);
+    tu_env_init_backend(&l->e, backend);
     tu_env_open_file(&l->e, FILE_SIZE, FILE_SEED, GENERIC_READ | GENERIC_WRITE, 0);
     l->request = tu_make_request(l->e.target);
     memset(tu_env_memory(&l->e, BLK), 0, BLK);
@@ -512,8 +512,7 @@ START_TEST(every_handle_ddi_rejects_bad_handles_with_a_bug_check)
 {
     struct live l;
     unsigned cases = 0;
-    ck_assert(tu_use_backend(0));
-    live_init(&l);
+    live_init(&l, 0);
     g_rp.Size = sizeof(g_rp);
     g_cp.Size = sizeof(g_cp);
     g_params.Size = sizeof(g_params);
@@ -622,8 +621,7 @@ static const struct null_case null_cases[] = {
 START_TEST(null_required_pointers_are_a_bug_check_and_the_documented_status)
 {
     struct live l;
-    ck_assert(tu_use_backend(0));
-    live_init(&l);
+    live_init(&l, 0);
     unsigned cases = 0;
     for (size_t i = 0; i < sizeof(null_cases) / sizeof(null_cases[0]); i++) {
         const struct null_case *c = &null_cases[i];
@@ -741,8 +739,7 @@ START_TEST(flt_objects_of_the_wrong_kind_or_garbage_are_a_bug_check)
 {
     struct flt_env fe;
     unsigned cases = 0;
-    ck_assert(tu_use_backend(_i));
-    live_init(&fe.l);
+    live_init(&fe.l, _i);
     tu_flt_open(&fe.l.e, fe.l.e.path, &fe.f);
     for (size_t i = 0; i < sizeof(flt_cases) / sizeof(flt_cases[0]); i++) {
         const struct flt_case *c = &flt_cases[i];
@@ -799,8 +796,7 @@ START_TEST(wrong_structure_sizes_give_the_documented_status)
 {
     struct live l;
     unsigned cases = 0;
-    ck_assert(tu_use_backend(0));
-    live_init(&l);
+    live_init(&l, 0);
     for (size_t k = 0; k < sizeof(size_deltas) / sizeof(size_deltas[0]); k++) {
         int dlt = size_deltas[k];
         WDF_OBJECT_ATTRIBUTES a;
@@ -958,8 +954,7 @@ START_TEST(async_send_timeouts_of_every_sign_and_extreme)
 {
     struct live l;
     unsigned cases = 0;
-    ck_assert(tu_use_backend(_i));
-    live_init(&l);
+    live_init(&l, _i);
     for (size_t k = 0; k < sizeof(timeout_cases) / sizeof(timeout_cases[0]); k++) {
         const struct timeout_case *tc = &timeout_cases[k];
         struct tu_completion c;
@@ -1023,8 +1018,7 @@ START_TEST(device_offsets_past_the_end_and_overflowing)
 {
     struct live l;
     unsigned cases = 0;
-    ck_assert(tu_use_backend(_i));
-    live_init(&l);
+    live_init(&l, _i);
     WDF_REQUEST_REUSE_PARAMS rp;
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     for (size_t k = 0; k < sizeof(offset_cases) / sizeof(offset_cases[0]); k++) {
@@ -1078,8 +1072,7 @@ START_TEST(memory_offsets_past_the_buffer_on_format)
 {
     struct live l;
     unsigned cases = 0;
-    ck_assert(tu_use_backend(0));
-    live_init(&l);
+    live_init(&l, 0);
     static const WDFMEMORY_OFFSET bad[] = {
         { BLK + 1, 0 },          /* starts past the end */
         { BLK, 1 },              /* one byte past */
@@ -1119,8 +1112,7 @@ START_TEST(target_deleted_with_io_in_flight_and_after_format)
 {
     struct live l;
     struct tu_completion c;
-    ck_assert(tu_use_backend(_i));
-    live_init(&l);
+    live_init(&l, _i);
     WDFIOTARGET t2;
     ck_assert_status(tu_target_open(l.e.device, l.e.path, GENERIC_READ, FILE_OPEN, 0, &t2), STATUS_SUCCESS);
     WDFREQUEST r = tu_make_request(t2);

@@ -730,8 +730,7 @@ static char *read_all(int fd)
 START_TEST(verifier_reports_leaks_at_unload)
 {
     struct tu_env e;
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     UwdfSetVerifier(TRUE);
     WDFDEVICE dev = lt_device(e.driver, "\\Device\\uwdfLtLeak", hold_forever, NULL, WdfIoQueueDispatchParallel,
                               WdfDeviceIoBuffered);
@@ -812,8 +811,7 @@ END_TEST
 START_TEST(no_report_without_verifier)
 {
     struct tu_env e;
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     WDFREQUEST r = tu_make_request(NULL);
     (void)r;
     char tmpl[] = "/tmp/uwdf-lt-log-XXXXXX";

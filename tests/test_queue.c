@@ -37,7 +37,6 @@ static unsigned long fwd_seen(WDFDEVICE dev)
 static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_path, ULONG options)
 {
     struct tu_env e = *env;
-    ck_assert(tu_use_backend(backend));
     WDFDEVICE mid = tu_make_forwarder(e.driver, "\\Device\\uwdfMid", WdfDeviceIoDirect, lower_path, options);
     WDFDEVICE top = tu_make_forwarder(e.driver, "\\Device\\uwdfTop", WdfDeviceIoBuffered, "\\Device\\uwdfMid", 0);
 
@@ -84,7 +83,7 @@ static void stack_roundtrip(struct tu_env *env, int backend, const char *lower_p
 START_TEST(stack_to_file)
 {
     struct tu_env e;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *file = tu_env_file(&e, "lower.img", 1 << 20, 0);
     stack_roundtrip(&e, _i, file, 0);
     free(file);
@@ -97,7 +96,7 @@ START_TEST(stack_to_loop_device)
     if (!tu_root())
         return;
     struct tu_env e;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *file = tu_env_file(&e, "loop.img", 4 << 20, 0);
     const char *dev = tu_env_loop(&e, file, 0);
     stack_roundtrip(&e, _i, dev, FILE_NO_INTERMEDIATE_BUFFERING);
@@ -497,8 +496,7 @@ static NTSTATUS symlink(WDFDEVICE dev, const char *link)
 START_TEST(names_and_links)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE a, b;
     ck_assert_status(try_named_device(e.driver, "\\Device\\uwdfNameA", &a), STATUS_SUCCESS);
@@ -581,8 +579,7 @@ static void ioctl_start(struct io *io, WDFIOTARGET t, bool internal, ULONG code,
 START_TEST(routing)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfRoute", WdfDeviceIoBuffered);
     WDF_IO_QUEUE_CONFIG c;
@@ -699,8 +696,7 @@ END_TEST
 START_TEST(zero_length)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE d1 = make_named_device(e.driver, "\\Device\\uwdfZ1", WdfDeviceIoBuffered);
     WDFDEVICE d2 = make_named_device(e.driver, "\\Device\\uwdfZ2", WdfDeviceIoDirect);
@@ -808,8 +804,7 @@ static void check_read_retrieval(WDFREQUEST r, size_t len, unsigned seed)
 START_TEST(retrieval)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     const WDF_DEVICE_IO_TYPE types[] = { WdfDeviceIoBuffered, WdfDeviceIoDirect };
     for (int k = 0; k < 2; k++) {
         rx_reset();
@@ -873,8 +868,7 @@ END_TEST
 START_TEST(retrieval_out_of_memory)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfOom", WdfDeviceIoBuffered);
     rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
@@ -935,8 +929,7 @@ static VOID ioctl_server(WDFQUEUE q, WDFREQUEST req, size_t out_len, size_t in_l
 START_TEST(ioctl_through_stack)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE bottom = make_named_device(e.driver, "\\Device\\uwdfIoctlB", WdfDeviceIoDirect);
     WDF_IO_QUEUE_CONFIG c;
@@ -983,8 +976,7 @@ END_TEST
 START_TEST(dispatch_sequential)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfSeq", WdfDeviceIoBuffered);
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
@@ -1035,8 +1027,7 @@ static void *sender_thread(void *p)
 START_TEST(dispatch_parallel_limit)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfPar", WdfDeviceIoBuffered);
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchParallel, true, 3);
@@ -1080,8 +1071,7 @@ END_TEST
 START_TEST(dispatch_manual)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfMan", WdfDeviceIoBuffered);
     WDFQUEUE par = rx_queue(dev, WdfIoQueueDispatchParallel, false, 0);
@@ -1157,8 +1147,7 @@ END_TEST
 START_TEST(stop_and_start)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfStop", WdfDeviceIoBuffered);
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
@@ -1227,8 +1216,7 @@ END_TEST
 START_TEST(drain)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfDrain", WdfDeviceIoBuffered);
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
@@ -1271,8 +1259,7 @@ END_TEST
 START_TEST(purge)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     for (int variant = 0; variant < 2; variant++) {
         rx_reset();
         char name[64];
@@ -1341,8 +1328,7 @@ END_TEST
 START_TEST(stop_and_purge)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfStopPurge", WdfDeviceIoBuffered);
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
@@ -1381,8 +1367,7 @@ END_TEST
 START_TEST(cancel_on_queue)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     for (int variant = 0; variant < 2; variant++) {
         rx_reset();
         char name[64];
@@ -1419,8 +1404,7 @@ END_TEST
 START_TEST(forward_to_queue)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfFwdQ", WdfDeviceIoBuffered);
     WDFDEVICE other = make_named_device(e.driver, "\\Device\\uwdfFwdQo", WdfDeviceIoBuffered);
@@ -1475,8 +1459,7 @@ END_TEST
 START_TEST(cancelable)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfCanc", WdfDeviceIoBuffered);
     rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
@@ -1537,8 +1520,7 @@ END_TEST
 START_TEST(cancelable_timeout)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfTmo", WdfDeviceIoBuffered);
     rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
@@ -1620,7 +1602,7 @@ static WDFDEVICE make_ram_disk(WDFDRIVER driver, const char *name, WDF_DEVICE_IO
 START_TEST(stack_to_ram_disk)
 {
     struct tu_env e;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     memset(ram_disk, 0, sizeof(ram_disk));
     make_ram_disk(e.driver, "\\Device\\uwdfRam", WdfDeviceIoDirect);
     stack_roundtrip(&e, _i, "\\Device\\uwdfRam", 0);
@@ -1642,8 +1624,7 @@ END_TEST
 START_TEST(ram_disk_concurrent)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     memset(ram_disk, 0, sizeof(ram_disk));
     make_ram_disk(e.driver, "\\Device\\uwdfRam2", WdfDeviceIoBuffered);
@@ -1705,9 +1686,8 @@ static VOID saf_default(WDFQUEUE Queue, WDFREQUEST Request)
     ck_assert(WdfRequestSend(Request, f->lower, &o));
 }
 
-static void send_and_forget_to(struct tu_env *e, int backend, const char *lower, const char *file)
+static void send_and_forget_to(struct tu_env *e, const char *lower, const char *file)
 {
-    ck_assert(tu_use_backend(backend));
     atomic_store(&saf_errors_checked, 0);
     WDFDEVICE f = make_named_device(e->driver, "\\Device\\uwdfSaf", WdfDeviceIoDirect);
     WDF_IO_QUEUE_CONFIG c;
@@ -1759,9 +1739,9 @@ static void send_and_forget_to(struct tu_env *e, int backend, const char *lower,
 START_TEST(send_and_forget_to_file)
 {
     struct tu_env e;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *file = tu_env_file(&e, "saf.img", 1 << 20, 0);
-    send_and_forget_to(&e, _i, file, file);
+    send_and_forget_to(&e, file, file);
     free(file);
     tu_env_fini(&e);
 }
@@ -1770,10 +1750,10 @@ END_TEST
 START_TEST(send_and_forget_to_device)
 {
     struct tu_env e;
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     memset(ram_disk, 0, sizeof(ram_disk));
     make_ram_disk(e.driver, "\\Device\\uwdfSafRam", WdfDeviceIoBuffered);
-    send_and_forget_to(&e, _i, "\\Device\\uwdfSafRam", NULL);
+    send_and_forget_to(&e, "\\Device\\uwdfSafRam", NULL);
     for (int i = 0; i < 4; i++)
         ck_assert(tu_pattern_matches(ram_disk + i * BLOCK, BLOCK, 50, (uint64_t)i * BLOCK));
     tu_env_fini(&e);
@@ -1813,8 +1793,7 @@ static VOID rq_default(WDFQUEUE q, WDFREQUEST req)
 START_TEST(request_attributes)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     atomic_store(&rq_cleanups, 0);
     atomic_store(&rq_fresh, 0);
     WDF_OBJECT_ATTRIBUTES ra;
@@ -1847,8 +1826,7 @@ END_TEST
 START_TEST(completion_misuse)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfMisuse", WdfDeviceIoBuffered);
     rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
@@ -1884,8 +1862,7 @@ END_TEST
 START_TEST(queue_delete_with_requests)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfQdel", WdfDeviceIoBuffered);
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchParallel, true, 2);
@@ -1928,8 +1905,7 @@ static VOID cancelable_default(WDFQUEUE q, WDFREQUEST req)
 START_TEST(sender_close_cancels)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfClose", WdfDeviceIoBuffered);
     WDF_IO_QUEUE_CONFIG c;
@@ -1965,8 +1941,7 @@ static VOID cancelable_read(WDFQUEUE q, WDFREQUEST req, size_t len)
 START_TEST(sync_send_timeout)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfSyncTmo", WdfDeviceIoDirect);
     WDF_IO_QUEUE_CONFIG c;
@@ -2023,8 +1998,7 @@ static VOID send_from_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_RE
 START_TEST(passive_queue_from_dispatch)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    ck_assert(tu_use_backend(_i));
+    tu_env_init_backend(&e, _i);
     atomic_store(&passive_irql_ok, 0);
     atomic_store(&passive_calls, 0);
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfPassive", WdfDeviceIoBuffered);
@@ -2091,8 +2065,7 @@ static VOID slow_cancel_routine(WDFREQUEST req)
 START_TEST(unmark_cancel_race)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfRace", WdfDeviceIoBuffered);
     rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
@@ -2147,8 +2120,7 @@ END_TEST
 START_TEST(timeout_on_queue)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfTmoQ", WdfDeviceIoBuffered);
     WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
@@ -2214,8 +2186,7 @@ static VOID chain_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMP
 START_TEST(resend_chain)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfChain", WdfDeviceIoBuffered);
     WDF_IO_QUEUE_CONFIG c;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchSequential);
@@ -2278,8 +2249,7 @@ static VOID hold_cancelable(WDFQUEUE q, WDFREQUEST req)
 START_TEST(purge_while_completing)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfPurgeRace", WdfDeviceIoBuffered);
     WDF_IO_QUEUE_CONFIG c;
@@ -2318,8 +2288,7 @@ END_TEST
 START_TEST(device_deleted_under_target)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     rx_reset();
     WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfGone", WdfDeviceIoBuffered);
     rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
@@ -2392,8 +2361,7 @@ static LONGLONG offset_below(WDFIOTARGET t, bool write, bool sync, PLONGLONG off
 START_TEST(device_offset_reaches_lower_driver_as_kmdf_passes_it)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     tu_named_device(e.driver, "\\Device\\uwdfOffs", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchParallel, offs_io,
                     offs_io);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfOffs");
@@ -2454,8 +2422,7 @@ static VOID neither_write(WDFQUEUE q, WDFREQUEST r, size_t len)
 START_TEST(neither_io_retrieval_for_kernel_mode_requestors)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     atomic_store(&neither_ok, 0);
     atomic_store(&neither_calls, 0);
     tu_named_device(e.driver, "\\Device\\uwdfNeither", WdfDeviceIoNeither, NULL, WdfIoQueueDispatchParallel,
@@ -2586,8 +2553,7 @@ static VOID reuse_read(WDFQUEUE q, WDFREQUEST r, size_t len)
 START_TEST(reuse_of_a_presented_request)
 {
     struct tu_env e;
-    tu_env_init(&e);
-    tu_use_backend(_i);
+    tu_env_init_backend(&e, _i);
     atomic_store(&reuse_destroyed, 0);
     atomic_store(&reuse_steps_ok, 0);
     char *file = tu_env_file(&e, "lower.img", 1 << 16, 3);

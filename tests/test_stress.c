@@ -741,11 +741,10 @@ START_TEST(stress_exactly_once)
         return;
     struct stress *s = calloc(1, sizeof(*s));
     ck_assert_ptr_nonnull(s);
-    tu_use_backend(nbd ? 0 : _i); /* (the neighbours' engine, with NBD) */
-    s->engine = nbd ? "nbd" : tu_backend_names[_i];
+    tu_env_init_backend(&s->env, nbd ? 0 : _i); /* (the neighbours' engine, with NBD) */
+    s->engine = nbd ? "nbd" : s->env.engine;
     s->late_writes = nbd;
-    tu_env_init(&s->env);
-    ck_assert_int_eq(UwdfSetEnginePoolSize(1), STATUS_SUCCESS); /* the neighbours share the target's engine */
+    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS); /* the neighbours share the target's engine */
     char *backing = tu_env_file(&s->env, "disk", DEVICE_BLOCKS * BLK, 0);
     const char *dev;
     char file_arg[600];
