@@ -52,7 +52,6 @@
 #define DRAIN_TIMEOUT_MS 20000
 #define MAX_REPORTED_BAD 5
 #define BLOCK_MAGIC 0x55574346u /* "UWCF" */
-#define EXIT_SKIP 77
 #define CHILD_FAILED 3
 
 enum crash_mode { MODE_WRITE_THROUGH, MODE_FLUSH };
@@ -642,7 +641,7 @@ int main(void)
 {
     if (!tu_root()) {
         fprintf(stderr, "test_crash: not root (losetup needed), skipped\n");
-        return EXIT_SKIP;
+        return TU_EXIT_SKIP;
     }
     crc_init();
     crash_seed = (unsigned)env_int("UWDF_CRASH_SEED", (int)(time(NULL) & 0x7fffffff));

@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #define TEST_TIMEOUT_SEC 60
-#define EXIT_SKIP 77
 #define PROBE_ARG "--probe"
 #define PROBE_UID 65534
 #define PROBE_GID 65534

@@ -29,7 +29,6 @@
 #define WAIT_MS 10000
 #define MAX_ALLOCS 256 /* a clean run making more than this is itself a finding */
 #define TEST_TIMEOUT_SEC 120
-#define EXIT_SKIP 77
 #define CYCLES 3       /* reuse cycles per async run */
 
 /* A sweep's state: the environment (its file target, opened once outside
@@ -798,10 +797,5 @@ int main(void)
     bool root = tu_root();
     /* The loop-device sweep is last in the table and needs root. */
     tcase_add_loop_test(tc, sweep_workload, 0, (int)(N_SWEEPS - (root ? 0 : 1)) * TU_BACKENDS);
-    int rc = tu_main(s, "test_faults");
-    if (rc == 0 && !root) {
-        fprintf(stderr, "test_faults: not root, the loop-device sweep was skipped\n");
-        return EXIT_SKIP;
-    }
-    return rc;
+    return tu_main_root(s, "test_faults", "the loop-device sweep was skipped");
 }

@@ -30,7 +30,6 @@
 #define LOOPS 10000
 #define WAIT_MS 60000
 #define TEST_TIMEOUT_SEC 240
-#define EXIT_SKIP 77
 #define DEV_SIZE (16u << 20) /* the loop device's backing file */
 #define DEV_BLOCKS (DEV_SIZE / BLK)
 #define DEV_LOOPS 1000
@@ -1389,11 +1388,5 @@ static Suite *flt_suite(bool with_loop_devices)
 
 int main(void)
 {
-    bool root = tu_root();
-    int rc = tu_main(flt_suite(root), "test_flt");
-    if (rc == 0 && !root) {
-        fprintf(stderr, "test_flt: not root, loop-device tests skipped\n");
-        return EXIT_SKIP;
-    }
-    return rc;
+    return tu_main_root(flt_suite(tu_root()), "test_flt", "loop-device tests skipped");
 }

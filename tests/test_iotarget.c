@@ -34,7 +34,6 @@
 #define PENDED_COUNT 4
 #define FAULT_POINTS_MAX 32
 #define TEST_TIMEOUT_SEC 60
-#define EXIT_SKIP 77
 
 /* ---- helpers ---- */
 
@@ -2360,11 +2359,5 @@ static Suite *iotarget_suite(bool with_loop_devices)
 
 int main(void)
 {
-    bool root = tu_root();
-    int rc = tu_main(iotarget_suite(root), "test_iotarget");
-    if (rc == 0 && !root) {
-        fprintf(stderr, "test_iotarget: not root, loop-device tests skipped\n");
-        return EXIT_SKIP;
-    }
-    return rc;
+    return tu_main_root(iotarget_suite(tu_root()), "test_iotarget", "loop-device tests skipped");
 }

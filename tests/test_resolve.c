@@ -32,7 +32,6 @@
 
 #define MODES 2 /* 0: openat2 where the kernel has it, 1: the walk */
 #define TEST_TIMEOUT_SEC 120
-#define EXIT_SKIP 77
 #define INSIDE "inside\n"
 #define OUTSIDE "outside, keep out\n"
 
@@ -577,7 +576,7 @@ static int magic_link_child(struct rfx *x)
     char *proc = tu_join(x->root, "proc");
     if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0 ||
         mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-        return EXIT_SKIP;
+        return TU_EXIT_SKIP;
     /* The root held was opened in the parent's mount namespace, where
      * nothing is mounted on proc: hold it again from this one. */
     uwdf_root_close(&x->r);
@@ -615,7 +614,7 @@ START_TEST(magic_link_inside_the_root_is_access_denied)
     rfx_init(&x, _i);
     mkdir_in(x.root, "proc");
     int rc = in_child(magic_link_child, &x);
-    if (rc == EXIT_SKIP)
+    if (rc == TU_EXIT_SKIP)
         fprintf(stderr, "test_resolve: cannot mount proc in a mount namespace here (needs root): magic link "
                         "inside the root not tried\n");
     else
@@ -652,7 +651,7 @@ static bool deny_syscall(long nr, int err)
 static int without_openat2_child(struct rfx *x, int err)
 {
     if (!deny_syscall(SYS_openat2, err))
-        return EXIT_SKIP;
+        return TU_EXIT_SKIP;
     struct stat st;
     CHILD_CHECK(child_open(x, "a/b/../f", FILE_OPEN, &st) == STATUS_SUCCESS);
     CHILD_CHECK(is_file(&st, x->root, "a/f"));
@@ -682,7 +681,7 @@ START_TEST(without_openat2_the_walk_gives_the_same_answers)
     link_in(x.root, "out", "../outside/f");
     link_in(x.root, "loop", "loop");
     int rc = in_child(_i == 0 ? enosys_child : eperm_child, &x);
-    if (rc == EXIT_SKIP)
+    if (rc == TU_EXIT_SKIP)
         fprintf(stderr, "test_resolve: no seccomp filter on this architecture: openat2 not taken away\n");
     else
         ck_assert_int_eq(rc, 0);
@@ -695,7 +694,7 @@ END_TEST
 static int openat2_child(struct rfx *x)
 {
     if (!deny_syscall(SYS_openat, EACCES))
-        return EXIT_SKIP;
+        return TU_EXIT_SKIP;
     struct stat st;
     CHILD_CHECK(child_open(x, "a/b/../f", FILE_OPEN, &st) == STATUS_SUCCESS);
     CHILD_CHECK(is_file(&st, x->root, "a/f"));
@@ -715,7 +714,7 @@ START_TEST(openat2_resolves_where_the_kernel_has_it)
     struct rfx x;
     rfx_init(&x, 0);
     int rc = in_child(openat2_child, &x);
-    if (rc == EXIT_SKIP)
+    if (rc == TU_EXIT_SKIP)
         fprintf(stderr, "test_resolve: no seccomp filter on this architecture: openat not taken away\n");
     else
         ck_assert_int_eq(rc, 0);

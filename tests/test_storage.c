@@ -36,7 +36,6 @@
 #define WAIT_MS 10000 /* an I/O that takes this long is lost */
 #define SYNC_TIMEOUT_SEC 10
 #define TEST_TIMEOUT_SEC 60
-#define EXIT_SKIP 77
 #define DSM_WORDS 64 /* room for the header and 30 ranges */
 #define DSM_RANGES_OFFSET 32 /* sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) rounded up to 8 */
 
@@ -1546,11 +1545,5 @@ static Suite *storage_suite(bool with_loop_devices)
 
 int main(void)
 {
-    bool root = tu_root();
-    int rc = tu_main(storage_suite(root), "test_storage");
-    if (rc == 0 && !root) {
-        fprintf(stderr, "test_storage: not root, loop-device tests skipped\n");
-        return EXIT_SKIP;
-    }
-    return rc;
+    return tu_main_root(storage_suite(tu_root()), "test_storage", "loop-device tests skipped");
 }

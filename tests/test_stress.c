@@ -59,7 +59,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXIT_SKIP 77
 
 #define BLK 4096u
 #define WORKERS 4
@@ -972,11 +971,5 @@ static Suite *stress_suite(bool root)
 
 int main(void)
 {
-    bool root = tu_root();
-    int rc = tu_main(stress_suite(root), "test_stress");
-    if (rc == 0 && !root) {
-        fprintf(stderr, "test_stress: not root, the stress test on a loop device was skipped\n");
-        return EXIT_SKIP;
-    }
-    return rc;
+    return tu_main_root(stress_suite(tu_root()), "test_stress", "the stress test on a loop device was skipped");
 }

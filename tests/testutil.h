@@ -315,6 +315,12 @@ long tu_engine_threads(void);
  * /var/tmp) as uwdf-<name>-XXXXXX and removed at the end with any loop
  * device inside it. Returns the process exit status (0 pass, 1 fail). */
 int tu_main(Suite *s, const char *name);
+/* The exit status that makes automake report SKIP. */
+#define TU_EXIT_SKIP 77
+/* tu_main for a suite that leaves out its root-only (loop-device) tests
+ * when not root: a run that passed then exits TU_EXIT_SKIP, after
+ * "<name>: not root, <skipped>" on stderr. */
+int tu_main_root(Suite *s, const char *name, const char *skipped);
 
 /* ---- nbdkit servers for NBD targets ----
  * tu_nbdkit_start runs `nbdkit -f --exit-with-parent -U SOCK -P PIDFILE

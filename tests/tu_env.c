@@ -331,6 +331,16 @@ int tu_main(Suite *s, const char *name)
     return rc;
 }
 
+int tu_main_root(Suite *s, const char *name, const char *skipped)
+{
+    int rc = tu_main(s, name);
+    if (rc == 0 && !tu_root()) {
+        fprintf(stderr, "%s: not root, %s\n", name, skipped);
+        return TU_EXIT_SKIP;
+    }
+    return rc;
+}
+
 struct tu_blockdev_info tu_blockdev_query(const char *dev)
 {
     struct tu_blockdev_info b = { 0, 0, 0 };
