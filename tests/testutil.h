@@ -1,4 +1,40 @@
-/* Helpers shared by the Check suites. */
+/* The test library: what every Check suite under tests/ shares. It is built
+ * once (tests/libtestutil.a: testutil.c, tu_env.c, tu_status.c,
+ * tu_forwarder.c) and linked by every suite.
+ *
+ * A new suite, tests/test_foo.c:
+ *   - Makefile.am: add "tests/test_foo \" to check_PROGRAMS. That is all;
+ *     the source, flags and libraries are automake's defaults (LDADD links
+ *     this library, libuwdf and Check).
+ *   - main: build the Suite, add test cases with tu_tcase (the checked
+ *     fixture: an unexpected bug check fails the test, injectors start off,
+ *     a failed test's driver, files and loop devices are cleaned up), and
+ *     return tu_main(s, "test_foo") -- or tu_main_root when some cases need
+ *     root and are left out without it (the run then reports SKIP).
+ *   - a test: one environment per test, on each engine:
+ *         START_TEST(read_returns_the_file)          (tcase_add_loop_test
+ *         {                                            ..., 0, TU_BACKENDS)
+ *             struct tu_env e;
+ *             tu_env_init_backend(&e, _i);              io_uring, libaio
+ *             tu_env_open_file(&e, 64 << 10, 7, GENERIC_READ, 0);
+ *             void *buf = tu_env_memory(&e, 4096);
+ *             ... WdfIoTargetSendReadSynchronously(e.target, ...) ...
+ *             ck_assert_status(status, STATUS_SUCCESS);
+ *             ck_assert(tu_pattern_matches(buf, 4096, 7, 0));
+ *             tu_env_fini(&e);
+ *         }
+ *         END_TEST
+ *     A loop device: tu_env_loop(&e, tu_env_file(...), 4096) (root; 4096:
+ *     logical sector size, 0 for 512). A read that never ends by itself:
+ *     tu_env_open_fifo. A filter device stack: tu_make_forwarder.
+ *   - statuses: ck_assert_status(actual, expected) and its _ne, _msg,
+ *     ck_assert_nt_success/_failure print status names; never
+ *     ck_assert_int_eq on an NTSTATUS.
+ *
+ * Sections below: statuses; suite, fixture and main; the environment;
+ * objects and completions; devices and the forwarder (tu_forwarder.h needs
+ * no Check); the Filter Manager; files, patterns and loop devices; odds and
+ * ends. */
 #ifndef UWDF_TESTUTIL_H
 #define UWDF_TESTUTIL_H
 
@@ -18,8 +54,11 @@
  *   WdfRequestGetStatus(r) == STATUS_CANCELLED (0xC0000120), STATUS_IO_TIMEOUT == ...
  * Both sides are taken as NTSTATUS. _ne is actual != expected; _msg adds a
  * printf-style message; ck_assert_nt_success / _nt_failure test
- * NT_SUCCESS(status) / !NT_SUCCESS(status). */
-const char *tu_status_name(NTSTATUS status); /* never NULL */
+ * NT_SUCCESS(status) / !NT_SUCCESS(status). For a condition of one's own,
+ * print a status with TU_STATUS_FMT and TU_STATUS_ARG(status). */
+/* The library's name (UwdfNtStatusName), else include/ntstatus.h's, else
+ * "(no name)"; never NULL. */
+const char *tu_status_name(NTSTATUS status);
 /* vsnprintf into buf; returns buf (for messages built inside an assertion). */
 const char *tu_format(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 #define TU_STATUS_FMT "%s (0x%08X)"
@@ -55,6 +94,8 @@ const char *tu_format(char *buf, size_t size, const char *fmt, ...) __attribute_
                       #status, #status, TU_STATUS_ARG(tu_got_));                                              \
     } while (0)
 
+/* ---- suite, checked fixture and main ---- */
+
 /* Bug checks are captured instead of aborting once this is installed. */
 struct tu_bugcheck {
     int count;
@@ -67,87 +108,34 @@ extern struct tu_bugcheck tu_last_bugcheck;
 void tu_bugcheck_capture(void);
 void tu_bugcheck_reset(void);
 
-/* Driver + control device, created and finished (PASSIVE). */
-void tu_driver_and_device(WDFDRIVER *driver, WDFDEVICE *device);
-
-/* A directory (created, unique) on a file system that supports O_DIRECT,
- * and removed with tu_rmtree. */
-char *tu_tmpdir(void);
-void tu_rmtree(const char *dir);
-/* Create a file of size bytes, filled with a pattern seeded by seed (0:
- * zeros). Returns a malloc'd path inside dir. */
-char *tu_make_file(const char *dir, const char *name, size_t size, unsigned seed);
-void tu_fill_pattern(void *buf, size_t len, unsigned seed, uint64_t offset);
-
-/* Loop devices (need root: tu_require_root() makes the test exit 77 where
- * root is missing... see tu_root()). */
-bool tu_root(void);
-/* losetup a loop device over file (--direct-io=on if direct_io; sector_size
- * 0: the default); returns "/dev/loopN" (malloc'd) or NULL. */
-char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size);
-void tu_loop_detach(const char *dev);
-
-/* What `blockdev --getsize64 --getss --getpbsz DEV` reports (asserts it ran). */
-struct tu_blockdev_info {
-    unsigned long long size;
-    unsigned logical, physical;
-};
-struct tu_blockdev_info tu_blockdev_query(const char *dev);
-
-/* UNICODE_STRING from a UTF-8 path; buf must have room for strlen+1 WCHARs. */
-void tu_unicode(UNICODE_STRING *us, WCHAR *buf, size_t buf_chars, const char *path);
-
-/* Create a target under device and open path with the given access,
- * disposition and create options. Returns the open status; *target is set
- * (and must be deleted by the caller) when the create succeeded. */
-NTSTATUS tu_target_open(WDFDEVICE device, const char *path, ACCESS_MASK access, ULONG disposition,
-                        ULONG options, WDFIOTARGET *target);
-
-/* Backends exercised by tests that loop over engines: index 0 io_uring,
- * 1 libaio. tu_use_backend sets UWDF_BACKEND for targets opened afterwards
- * and returns whether the engine runs here: always, since under valgrind the
- * io_uring engine polls its ring instead of blocking in io_uring_enter
- * (backends/io_uring.c explains why), so both engines run there too. */
-#define TU_BACKENDS 2
-extern const char *const tu_backend_names[TU_BACKENDS];
-bool tu_use_backend(int index);
-
-/* A driver without a device (PASSIVE). */
-WDFDRIVER tu_make_driver(void);
-/* WdfMemoryCreate (NonPagedPoolNx, no tag, no parent), asserted to succeed. */
-WDFMEMORY tu_make_memory(size_t size, void **buffer);
-/* WdfRequestCreate on target, asserted to succeed. */
-WDFREQUEST tu_make_request(WDFIOTARGET target);
-/* Whether buf holds tu_fill_pattern(seed, offset) for len bytes. */
-bool tu_pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset);
-/* Sleeps ms milliseconds, resuming after signals. */
-void tu_sleep_ms(int ms);
-
-/* "dir/name", malloc'd (nothing is created). */
-char *tu_join(const char *dir, const char *name);
-/* Creates or truncates path and writes text into it. */
-void tu_write_text(const char *path, const char *text);
-/* Entries in dir, "." and ".." aside. */
-int tu_count_entries(const char *dir);
-
-/* Wall-clock milliseconds (monotonic). */
-double tu_now_ms(void);
-
-/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as iSCSI and ext4
- * use it: tu_crc32c(0, "123456789", 9) == 0xE3069283. Chain calls by passing
- * the previous result as crc. */
-uint32_t tu_crc32c(uint32_t crc, const void *buf, size_t len);
-
-/* len bytes (rounded up to whole pages), page-aligned, read-write, with an
- * inaccessible (PROT_NONE) page on each side, so an access just outside the
- * buffer faults. Asserts the mapping succeeded. */
-void *tu_guarded_alloc(size_t len);
-void tu_guarded_free(void *buf, size_t len);
-/* Whether the program runs under valgrind (false where valgrind.h is missing). */
-bool tu_running_on_valgrind(void);
+/* The checked fixture: bug checks are captured, so an unexpected one fails
+ * the test at teardown instead of aborting; the verifier and the allocation
+ * and stall injectors start off; the teardown also deletes a driver a failed
+ * test left behind and removes what tu_env registered. */
+void tu_fixture_setup(void);
+void tu_fixture_teardown(void);
+/* Exactly one bug check since the last reset, with p[0] == code and
+ * p[1] == p2; resets the record. */
+void tu_expect_bugcheck(ULONG_PTR code, ULONG_PTR p2);
+/* Exactly one bug check since the last reset, with that code and a reason
+ * (containing reason_part unless NULL); resets the record. */
+void tu_expect_bugcheck_reason(ULONG code, const char *reason_part);
+/* A test case with the checked fixture above (and the timeout unless 0),
+ * added to s. */
+TCase *tu_tcase(Suite *s, const char *name, int timeout_sec);
 
 /* Runs a suite; returns the process exit status (0 pass, 1 fail). */
 int tu_run_suite(Suite *s);
+/* Runs s inside one directory per run, made under UWDF_TEST_DIR (or
+ * /var/tmp) as uwdf-<name>-XXXXXX and removed at the end with any loop
+ * device inside it. Returns the process exit status (0 pass, 1 fail). */
+int tu_main(Suite *s, const char *name);
+/* The exit status that makes automake report SKIP. */
+#define TU_EXIT_SKIP 77
+/* tu_main for a suite that leaves out its root-only (loop-device) tests
+ * when not root: a run that passed then exits TU_EXIT_SKIP, after
+ * "<name>: not root, <skipped>" on stderr. */
+int tu_main_root(Suite *s, const char *name, const char *skipped);
 
 /* ---- the environment fixture: driver, control device, directory, engine,
  * and a target on a real file, a FIFO or a loop device ----
@@ -194,25 +182,37 @@ WDFIOTARGET tu_env_open_fifo(struct tu_env *e);
 /* e->mem: WdfMemoryCreate of size bytes; returns its buffer (e->buf). */
 void *tu_env_memory(struct tu_env *e, size_t size);
 
-/* ---- checked fixture: bug checks are captured, so an unexpected one fails
- * the test at teardown instead of aborting; the verifier and the allocation
- * and stall injectors start off; the teardown also deletes a driver a failed
- * test left behind and removes what tu_env registered. ---- */
-void tu_fixture_setup(void);
-void tu_fixture_teardown(void);
-/* Exactly one bug check since the last reset, with p[0] == code and
- * p[1] == p2; resets the record. */
-void tu_expect_bugcheck(ULONG_PTR code, ULONG_PTR p2);
-/* Exactly one bug check since the last reset, with that code and a reason
- * (containing reason_part unless NULL); resets the record. */
-void tu_expect_bugcheck_reason(ULONG code, const char *reason_part);
-/* A test case with the checked fixture above (and the timeout unless 0),
- * added to s. */
-TCase *tu_tcase(Suite *s, const char *name, int timeout_sec);
+/* Engines exercised by tests that loop over them: index 0 io_uring,
+ * 1 libaio. tu_use_backend sets UWDF_BACKEND for targets opened afterwards
+ * and returns whether the engine runs here: always, since under valgrind the
+ * io_uring engine polls its ring instead of blocking in io_uring_enter
+ * (backends/io_uring.c explains why), so both engines run there too. */
+#define TU_BACKENDS 2
+extern const char *const tu_backend_names[TU_BACKENDS];
+bool tu_use_backend(int index);
 
-/* ---- completion record: what the routine saw, and an event it sets last.
+/* ---- objects and completions ---- */
+
+/* Driver + control device (device may be NULL: driver only), created and
+ * finished (PASSIVE). */
+void tu_driver_and_device(WDFDRIVER *driver, WDFDEVICE *device);
+/* A driver without a device (PASSIVE). */
+WDFDRIVER tu_make_driver(void);
+/* WdfMemoryCreate (NonPagedPoolNx, no tag, no parent), asserted to succeed. */
+WDFMEMORY tu_make_memory(size_t size, void **buffer);
+/* WdfRequestCreate on target, asserted to succeed. */
+WDFREQUEST tu_make_request(WDFIOTARGET target);
+/* Create a target under device and open path with the given access,
+ * disposition and create options (FILE_NON_DIRECTORY_FILE added, as
+ * WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME does). Returns the open
+ * status; *target is set (and must be deleted by the caller) when the create
+ * succeeded. No Check inside: child processes use it too. */
+NTSTATUS tu_target_open(WDFDEVICE device, const char *path, ACCESS_MASK access, ULONG disposition,
+                        ULONG options, WDFIOTARGET *target);
+
+/* Completion record: what the routine saw, and an event it sets last.
  * tu_on_complete (the completion routine, with the record as context)
- * stores what it was given and signals done. ---- */
+ * stores what it was given and signals done. */
 struct tu_completion {
     KEVENT done;
     atomic_int calls;
@@ -232,14 +232,16 @@ bool tu_completion_wait(struct tu_completion *c, int ms);
 /* A plain-int view of the call count, so failed assertions print readably. */
 int tu_ncalls(struct tu_completion *c);
 
+/* ---- devices, and the pass-through forwarder (tu_forwarder.h) ---- */
+
 /* A named control device (\Device\...) of I/O type io, with request_attrs
  * (or NULL) as its request attributes and a default queue of the given
  * dispatch type with these callbacks (none for a manual queue). */
 WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io,
                           PWDF_OBJECT_ATTRIBUTES request_attrs, WDF_IO_QUEUE_DISPATCH_TYPE type,
                           PFN_WDF_IO_QUEUE_IO_READ rd, PFN_WDF_IO_QUEUE_IO_WRITE wr);
-/* WdfIoTargetOpen by name (a path or \Device\ name), read/write, with these
- * CreateOptions; asserted to succeed. */
+/* WdfIoTargetOpen by name (a path or \Device\ name), read/write, with
+ * exactly these CreateOptions; asserted to succeed. */
 void tu_open_by_name(WDFIOTARGET t, const char *name, ULONG options);
 /* A pass-through forwarder (tu_forwarder.h) named name over lower: a parallel
  * forwarding queue, the lower target opened read/write with exactly these
@@ -247,7 +249,6 @@ void tu_open_by_name(WDFIOTARGET t, const char *name, ULONG options);
  * lower target, the queue and the counts. */
 WDFDEVICE tu_make_forwarder(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io, const char *lower,
                             ULONG options);
-
 /* EvtIoRead of a device that holds every request until it is cancelled
  * (marked cancelable), then completes it with STATUS_CANCELLED. */
 EVT_WDF_IO_QUEUE_IO_READ tu_hold_until_cancelled;
@@ -311,16 +312,60 @@ bool tu_reader_progresses(struct tu_reader *r, unsigned long n, int ms);
  * and go on their own (the kernel's io_uring workers, a sanitizer's). */
 long tu_engine_threads(void);
 
-/* Runs s inside one directory per run, made under UWDF_TEST_DIR (or
- * /var/tmp) as uwdf-<name>-XXXXXX and removed at the end with any loop
- * device inside it. Returns the process exit status (0 pass, 1 fail). */
-int tu_main(Suite *s, const char *name);
-/* The exit status that makes automake report SKIP. */
-#define TU_EXIT_SKIP 77
-/* tu_main for a suite that leaves out its root-only (loop-device) tests
- * when not root: a run that passed then exits TU_EXIT_SKIP, after
- * "<name>: not root, <skipped>" on stderr. */
-int tu_main_root(Suite *s, const char *name, const char *skipped);
+/* ---- files, data patterns and loop devices ---- */
+
+/* A directory (created, unique) on a file system that supports O_DIRECT,
+ * and removed with tu_rmtree. tu_env makes and registers one per test. */
+char *tu_tmpdir(void);
+void tu_rmtree(const char *dir);
+/* Create a file of size bytes, filled with a pattern seeded by seed (0:
+ * zeros), and fsync it. Returns a malloc'd path inside dir. */
+char *tu_make_file(const char *dir, const char *name, size_t size, unsigned seed);
+/* Every byte depends on seed and on its offset; seed 0 gives zeros. */
+void tu_fill_pattern(void *buf, size_t len, unsigned seed, uint64_t offset);
+/* Whether buf holds tu_fill_pattern(seed, offset) for len bytes. */
+bool tu_pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset);
+
+/* Whether the program runs as root (loop devices need it). */
+bool tu_root(void);
+/* losetup a loop device over file (--direct-io=on if direct_io; sector_size
+ * 0: the default); returns "/dev/loopN" (malloc'd) or NULL. Not registered:
+ * tu_env_loop is the fixture's way; this is for child processes. */
+char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size);
+void tu_loop_detach(const char *dev);
+/* What `blockdev --getsize64 --getss --getpbsz DEV` reports (asserts it ran). */
+struct tu_blockdev_info {
+    unsigned long long size;
+    unsigned logical, physical;
+};
+struct tu_blockdev_info tu_blockdev_query(const char *dev);
+
+/* "dir/name", malloc'd (nothing is created). */
+char *tu_join(const char *dir, const char *name);
+/* Creates or truncates path and writes text into it. */
+void tu_write_text(const char *path, const char *text);
+/* Entries in dir, "." and ".." aside. */
+int tu_count_entries(const char *dir);
+
+/* ---- odds and ends ---- */
+
+/* UNICODE_STRING from a UTF-8 path; buf must have room for strlen+1 WCHARs. */
+void tu_unicode(UNICODE_STRING *us, WCHAR *buf, size_t buf_chars, const char *path);
+/* Sleeps ms milliseconds, resuming after signals. */
+void tu_sleep_ms(int ms);
+/* Wall-clock milliseconds (monotonic). */
+double tu_now_ms(void);
+/* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as iSCSI and ext4
+ * use it: tu_crc32c(0, "123456789", 9) == 0xE3069283. Chain calls by passing
+ * the previous result as crc. */
+uint32_t tu_crc32c(uint32_t crc, const void *buf, size_t len);
+/* len bytes (rounded up to whole pages), page-aligned, read-write, with an
+ * inaccessible (PROT_NONE) page on each side, so an access just outside the
+ * buffer faults. Asserts the mapping succeeded. */
+void *tu_guarded_alloc(size_t len);
+void tu_guarded_free(void *buf, size_t len);
+/* Whether the program runs under valgrind (false where valgrind.h is missing). */
+bool tu_running_on_valgrind(void);
 
 /* ---- nbdkit servers for NBD targets ----
  * tu_nbdkit_start runs `nbdkit -f --exit-with-parent -U SOCK -P PIDFILE
