@@ -55,13 +55,6 @@ struct workload {
     unsigned may_absorb;
 };
 
-static void *xaligned(size_t n)
-{
-    void *p = NULL;
-    ck_assert_int_eq(posix_memalign(&p, BLK, n), 0);
-    return p;
-}
-
 static bool documented(const struct workload *w, NTSTATUS s)
 {
     if (s == STATUS_INSUFFICIENT_RESOURCES)
@@ -214,7 +207,7 @@ static NTSTATUS sync_write_read(struct fx *fx, WDFREQUEST r)
     WDF_REQUEST_SEND_OPTIONS o;
     ULONG_PTR bytes = 7;
     LONGLONG off = block_of(fx);
-    unsigned char *buf = xaligned(BLK);
+    unsigned char *buf = tu_aligned_alloc(BLK);
     unsigned seed = fx->round + 100;
     tu_fill_pattern(buf, BLK, seed, (uint64_t)off);
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, BLK);
@@ -308,7 +301,7 @@ static NTSTATUS target_cycle(struct fx *fx, const char *path, bool block)
                                 FILE_NO_INTERMEDIATE_BUFFERING, &t);
     if (NT_SUCCESS(s)) {
         ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetStarted);
-        unsigned char *buf = xaligned(BLK);
+        unsigned char *buf = tu_aligned_alloc(BLK);
         WDF_MEMORY_DESCRIPTOR d;
         LONGLONG off = BLK;
         ULONG_PTR bytes = 0;
@@ -422,7 +415,7 @@ static NTSTATUS wl_flt_perform(struct fx *fx)
     struct flt_wait w;
     LONGLONG off = block_of(fx);
     unsigned seed = fx->round + 200;
-    unsigned char *buf = xaligned(BLK);
+    unsigned char *buf = tu_aligned_alloc(BLK);
     NTSTATUS s = FltAllocateCallbackData(fx->flt.instance, fx->flt.fo, &d);
     if (!NT_SUCCESS(s)) {
         ck_assert_ptr_null(d);
@@ -473,7 +466,7 @@ static NTSTATUS wl_flt_file(struct fx *fx)
                                  NULL, FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN, FILE_NON_DIRECTORY_FILE, NULL, 0, 0);
     if (!NT_SUCCESS(s))
         return s;
-    unsigned char *buf = xaligned(BLK);
+    unsigned char *buf = tu_aligned_alloc(BLK);
     LARGE_INTEGER off = { .QuadPart = block_of(fx) };
     unsigned seed = fx->round + 300;
     ULONG bytes = 0;

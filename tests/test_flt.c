@@ -109,13 +109,6 @@ static void close_file(HANDLE h, PFILE_OBJECT fo)
     ObDereferenceObject(fo);
 }
 
-static void *aligned(size_t n)
-{
-    void *p = NULL;
-    ck_assert_int_eq(posix_memalign(&p, BLK, n), 0);
-    return p;
-}
-
 static void set_rw(PFLT_CALLBACK_DATA d, UCHAR major, void *buf, ULONG len, LONGLONG off)
 {
     d->Iopb->MajorFunction = major;
@@ -213,7 +206,7 @@ START_TEST(write_reuse_read_back_10000_times_on_one_block)
     HANDLE h;
     fenv_init(&fe, _i);
     PFILE_OBJECT fo = open_direct(&fe, "direct", &h);
-    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    unsigned char *w = tu_aligned_alloc(BLK), *r = tu_aligned_alloc(BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.f.instance);
@@ -299,7 +292,7 @@ START_TEST(async_reissue_from_callback_10000_operations)
     rs.inst = fe.f.instance;
     rs.limit = LOOPS;
     rs.blocks = FILE_BLOCKS;
-    rs.buf = aligned(BLK);
+    rs.buf = tu_aligned_alloc(BLK);
     tu_fill_pattern(rs.buf, BLK, 3, 0);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, rs.fo, &d), STATUS_SUCCESS);
@@ -328,7 +321,7 @@ START_TEST(reuse_keeps_targets_clears_parameters_and_frees_mdl_chain)
     HANDLE h;
     fenv_init(&fe, _i);
     PFILE_OBJECT fo = open_direct(&fe, "mdl", &h);
-    unsigned char *a = aligned(2 * BLK);
+    unsigned char *a = tu_aligned_alloc(2 * BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     PMDL m1 = IoAllocateMdl(a, BLK, FALSE, FALSE, NULL);
@@ -416,7 +409,7 @@ START_TEST(reuse_of_in_flight_data_is_a_bug_check)
     fenv_init(&fe, _i);
     once_init(&o);
     PFILE_OBJECT fo = open_direct(&fe, "inflight", &h);
-    void *buf = aligned(BLK);
+    void *buf = tu_aligned_alloc(BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
@@ -476,7 +469,7 @@ START_TEST(allocation_failure_is_insufficient_resources)
     HANDLE h;
     fenv_init(&fe, _i);
     PFILE_OBJECT fo = open_direct(&fe, "alloc", &h);
-    void *buf = aligned(BLK);
+    void *buf = tu_aligned_alloc(BLK);
     PFLT_CALLBACK_DATA d = (PFLT_CALLBACK_DATA)1;
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_INSUFFICIENT_RESOURCES);
@@ -510,7 +503,7 @@ START_TEST(preallocated_data_performs_under_every_allocation_failing)
     fenv_init(&fe, _i);
     once_init(&o);
     PFILE_OBJECT fo = open_direct(&fe, "prealloc", &h);
-    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    unsigned char *w = tu_aligned_alloc(BLK), *r = tu_aligned_alloc(BLK);
     tu_fill_pattern(w, BLK, 99, BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackDataEx(fe.f.instance, fo, FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY, &d),
@@ -551,7 +544,7 @@ START_TEST(read_write_file_sync_async_and_current_byte_offset)
     fenv_init(&fe, _i);
     once_init(&o);
     PFILE_OBJECT fo = open_direct(&fe, "rw", &h);
-    unsigned char *w = aligned(2 * BLK), *r = aligned(2 * BLK);
+    unsigned char *w = tu_aligned_alloc(2 * BLK), *r = tu_aligned_alloc(2 * BLK);
     ck_assert_int_eq(fo->CurrentByteOffset.QuadPart, 0);
     /* NULL offset: at the current offset, which advances. */
     tu_fill_pattern(w, 2 * BLK, 5, 0);
@@ -607,7 +600,7 @@ START_TEST(sync_perform_inside_async_callback_is_invalid_device_request)
     fenv_init(&fe, _i);
     once_init(&o);
     PFILE_OBJECT fo = open_direct(&fe, "syncin", &h);
-    void *buf = aligned(BLK);
+    void *buf = tu_aligned_alloc(BLK);
     o.do_sync_inside = true;
     o.buf = buf;
     PFLT_CALLBACK_DATA d = NULL;
@@ -636,7 +629,7 @@ START_TEST(file_object_outlives_close_until_dereferenced)
     HANDLE h;
     fenv_init(&fe, _i);
     PFILE_OBJECT fo = open_direct(&fe, "lifetime", &h);
-    void *buf = aligned(BLK);
+    void *buf = tu_aligned_alloc(BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     ck_assert_status(FltClose(h), STATUS_SUCCESS);
@@ -661,7 +654,7 @@ static LONGLONG dev_sync_offset(int i)
  * page-aligned buffer), hold tu_fill_pattern(seed, offset). */
 static bool outside_matches(const char *path, int flags, LONGLONG offset, size_t len, unsigned seed)
 {
-    unsigned char *got = aligned(len);
+    unsigned char *got = tu_aligned_alloc(len);
     int fd = open(path, O_RDONLY | flags);
     ck_assert_msg(fd >= 0, "open %s", path);
     ssize_t n = pread(fd, got, len, (off_t)offset);
@@ -722,7 +715,7 @@ START_TEST(block_device_volume_write_reuse_read)
     ck_assert(fcntl((int)(intptr_t)h, F_GETFL) & O_DIRECT);
 
     /* allocate -> write -> reuse -> read -> compare, on one callback data. */
-    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    unsigned char *w = tu_aligned_alloc(BLK), *r = tu_aligned_alloc(BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     ck_assert_ptr_eq(d->Iopb->TargetInstance, fe.f.instance);
@@ -851,7 +844,7 @@ START_TEST(reuse_and_free_check_irql)
     ck_assert_status(tu_target_open(fe.e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
     void *b;
     WDFMEMORY m = tu_make_memory(BLK, &b);
-    void *buf = aligned(BLK);
+    void *buf = tu_aligned_alloc(BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     set_rw(d, IRP_MJ_READ, buf, BLK, 0);
@@ -905,7 +898,7 @@ START_TEST(reissue_synchronous_io_repeats_the_operation_as_it_now_is)
     HANDLE h;
     fenv_init(&fe, _i);
     PFILE_OBJECT fo = open_direct(&fe, "reissue-sync", &h);
-    unsigned char *w = aligned(BLK), *r = aligned(BLK);
+    unsigned char *w = tu_aligned_alloc(BLK), *r = tu_aligned_alloc(BLK);
     PFLT_CALLBACK_DATA d = NULL;
     ck_assert_status(FltAllocateCallbackData(fe.f.instance, fo, &d), STATUS_SUCCESS);
     tu_fill_pattern(w, BLK, 501, 0);

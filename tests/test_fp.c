@@ -19,12 +19,6 @@
 
 #define BLOCK 4096
 
-/* A plain-int read of a counter, so failed assertions print readably. */
-static int ld(atomic_int *a)
-{
-    return atomic_load(a);
-}
-
 extern char **environ;
 
 /* The driver's context on every request of the device, reserved ones
@@ -341,7 +335,7 @@ START_TEST(assign_validation)
     ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
     p.ForwardProgressReservedPolicy = WdfIoForwardProgressInvalidPolicy;
     ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(ld(&G.alloc_reserved_calls), 0);
+    ck_assert_int_eq(tu_load(&G.alloc_reserved_calls), 0);
 
     /* at DISPATCH_LEVEL (a completion routine): refused, nothing made */
     WDFQUEUE q2;
@@ -361,7 +355,7 @@ START_TEST(assign_validation)
     ck_assert_status(d.c.status, STATUS_SUCCESS);
     ck_assert_int_eq(d.irql, DISPATCH_LEVEL);
     ck_assert_status(d.st, STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(ld(&G.alloc_reserved_calls), 0);
+    ck_assert_int_eq(tu_load(&G.alloc_reserved_calls), 0);
     tu_completion_fini(&d.c);
     tu_completion_fini(&io.c);
     WdfObjectDelete(io.req);
@@ -373,7 +367,7 @@ START_TEST(assign_validation)
     ck_assert_status(assign_default(q2, 2), STATUS_INVALID_PARAMETER);
     WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_PAGINGIO_INIT(&p, 1);
     ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q2, &p), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(ld(&G.alloc_reserved_calls), 2);
+    ck_assert_int_eq(tu_load(&G.alloc_reserved_calls), 2);
     tu_env_fini(&e);
 }
 END_TEST
@@ -389,16 +383,16 @@ START_TEST(reserved_allocation)
     fp_device(e.driver, "\\Device\\fpAlloc", &q);
     G.alloc_reserved_fail_at = 3;
     ck_assert_status(assign_default(q, 5), STATUS_DEVICE_NOT_READY);
-    ck_assert_int_eq(ld(&G.alloc_reserved_calls), 3);
-    ck_assert_int_eq(ld(&G.alloc_reserved_bad), 0);
+    ck_assert_int_eq(tu_load(&G.alloc_reserved_calls), 3);
+    ck_assert_int_eq(tu_load(&G.alloc_reserved_bad), 0);
     /* the ones made before the failure are gone */
-    ck_assert_int_eq(ld(&G.cleanup_reserved), 3);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), 3);
     /* nothing stayed assigned: the queue takes a policy again */
     atomic_store(&G.alloc_reserved_calls, 0);
     G.alloc_reserved_fail_at = 0;
     ck_assert_status(assign_default(q, 4), STATUS_SUCCESS);
-    ck_assert_int_eq(ld(&G.alloc_reserved_calls), 4);
-    ck_assert_int_eq(ld(&G.alloc_reserved_bad), 0);
+    ck_assert_int_eq(tu_load(&G.alloc_reserved_calls), 4);
+    ck_assert_int_eq(tu_load(&G.alloc_reserved_bad), 0);
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < i; j++)
             ck_assert_ptr_ne(G.reserved_made[i], G.reserved_made[j]);
@@ -410,22 +404,22 @@ START_TEST(reserved_allocation)
     io_start(&io, t, WdfRequestTypeWrite, 0, false);
     io_expect(&io, STATUS_SUCCESS, BLOCK);
     io_fini(&io);
-    ck_assert_int_eq(ld(&G.normal_seen), 1);
-    ck_assert_int_eq(ld(&G.cleanup_normal), 1);
+    ck_assert_int_eq(tu_load(&G.normal_seen), 1);
+    ck_assert_int_eq(tu_load(&G.cleanup_normal), 1);
     G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
     for (int i = 0; i < 3; i++) {
         io_start(&io, t, i % 2 ? WdfRequestTypeRead : WdfRequestTypeWrite, 0, false);
         io_expect(&io, STATUS_SUCCESS, BLOCK);
         io_fini(&io);
     }
-    ck_assert_int_eq(ld(&G.reserved_seen), 3);
-    ck_assert_int_eq(ld(&G.normal_seen), 1);
-    ck_assert_int_eq(ld(&G.alloc_request_calls), 4);
+    ck_assert_int_eq(tu_load(&G.reserved_seen), 3);
+    ck_assert_int_eq(tu_load(&G.normal_seen), 1);
+    ck_assert_int_eq(tu_load(&G.alloc_request_calls), 4);
     /* the failed normal requests were discarded unseen: no cleanup */
-    ck_assert_int_eq(ld(&G.cleanup_normal), 1);
-    ck_assert_int_eq(ld(&G.cleanup_reserved), 3);
+    ck_assert_int_eq(tu_load(&G.cleanup_normal), 1);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), 3);
     tu_env_fini(&e);
-    ck_assert_int_eq(ld(&G.cleanup_reserved), 3 + 4);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), 3 + 4);
 }
 END_TEST
 
@@ -455,34 +449,34 @@ START_TEST(examine_and_paging_policies)
     io_start(&io, te, WdfRequestTypeWrite, 0, false);
     io_expect(&io, STATUS_SUCCESS, BLOCK);
     io_fini(&io);
-    ck_assert_int_eq(ld(&G.examine_calls), 0);
+    ck_assert_int_eq(tu_load(&G.examine_calls), 0);
 
     G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
     io_start(&io, te, WdfRequestTypeRead, 0, false);
     io_expect(&io, STATUS_SUCCESS, BLOCK);
     io_fini(&io);
-    ck_assert_int_eq(ld(&G.examine_calls), 1);
-    ck_assert_int_eq(ld(&G.reserved_seen), 1);
+    ck_assert_int_eq(tu_load(&G.examine_calls), 1);
+    ck_assert_int_eq(tu_load(&G.reserved_seen), 1);
     io_start(&io, te, WdfRequestTypeWrite, 0, false);
     io_expect(&io, STATUS_UNSUCCESSFUL, 0);
     io_fini(&io);
-    ck_assert_int_eq(ld(&G.examine_calls), 2);
-    ck_assert_int_eq(ld(&G.presented), 2);
+    ck_assert_int_eq(tu_load(&G.examine_calls), 2);
+    ck_assert_int_eq(tu_load(&G.presented), 2);
 
     io_start(&io, tp, WdfRequestTypeWrite, 0, true);
     io_expect(&io, STATUS_SUCCESS, BLOCK);
     io_fini(&io);
-    ck_assert_int_eq(ld(&G.reserved_seen), 2);
+    ck_assert_int_eq(tu_load(&G.reserved_seen), 2);
     io_start(&io, tp, WdfRequestTypeWrite, 0, false);
     io_expect(&io, STATUS_UNSUCCESSFUL, 0);
     io_fini(&io);
     io_start(&io, tp, WdfRequestTypeRead, 0, true);
     io_expect(&io, STATUS_SUCCESS, BLOCK);
     io_fini(&io);
-    ck_assert_int_eq(ld(&G.reserved_seen), 3);
-    ck_assert_int_eq(ld(&G.presented), 4);
-    ck_assert_int_eq(ld(&G.normal_seen), 1);
-    ck_assert_int_eq(ld(&G.examine_calls), 2);
+    ck_assert_int_eq(tu_load(&G.reserved_seen), 3);
+    ck_assert_int_eq(tu_load(&G.presented), 4);
+    ck_assert_int_eq(tu_load(&G.normal_seen), 1);
+    ck_assert_int_eq(tu_load(&G.examine_calls), 2);
     tu_env_fini(&e);
 }
 END_TEST
@@ -510,9 +504,9 @@ START_TEST(reserved_cleanup_timing)
             ck_assert_int_eq(((unsigned char *)io.buf)[BLOCK - 1], i + 1);
             io_fini(&io);
         }
-        ck_assert_int_eq(ld(&G.reserved_seen), 6);
-        ck_assert_int_eq(ld(&G.cleanup_reserved), 0);
-        ck_assert_int_eq(ld(&G.cleanup_normal), 0);
+        ck_assert_int_eq(tu_load(&G.reserved_seen), 6);
+        ck_assert_int_eq(tu_load(&G.cleanup_reserved), 0);
+        ck_assert_int_eq(tu_load(&G.cleanup_normal), 0);
         /* the uses the contexts counted add up: never reset */
         ULONG sum = 0;
         for (int i = 0; i < G.nreserved_handles; i++) {
@@ -522,8 +516,8 @@ START_TEST(reserved_cleanup_timing)
         ck_assert_int_le(G.nreserved_handles, 2);
         ck_assert_uint_eq(sum, 6);
         WdfObjectDelete(variant ? (WDFOBJECT)dev : (WDFOBJECT)q);
-        ck_assert_int_eq(ld(&G.cleanup_reserved), 2);
-        ck_assert_int_eq(ld(&G.cleanup_normal), 0);
+        ck_assert_int_eq(tu_load(&G.cleanup_reserved), 2);
+        ck_assert_int_eq(tu_load(&G.cleanup_normal), 0);
         tu_env_fini(&e);
     }
 }
@@ -555,7 +549,7 @@ START_TEST(cancel_waiting_packet)
     WDFREQUEST reserved = G.held[0];
     ck_assert(WdfRequestIsReserved(reserved));
     io_start(&b, t, WdfRequestTypeRead, BLOCK, false);
-    ck_assert_int_eq(ld(&G.presented), 1);
+    ck_assert_int_eq(tu_load(&G.presented), 1);
     ULONG qn, dn;
     WdfIoQueueGetState(q, &qn, &dn);
     ck_assert_uint_eq(qn, 0); /* waiting for a request, not on the queue */
@@ -571,7 +565,7 @@ START_TEST(cancel_waiting_packet)
     WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_MS(30));
     ck_assert(WdfRequestSend(d.req, t, &o));
     io_expect(&d, STATUS_IO_TIMEOUT, 0);
-    ck_assert_int_eq(ld(&G.presented), 1);
+    ck_assert_int_eq(tu_load(&G.presented), 1);
 
     /* the reserved request comes back and serves the next packet */
     WdfRequestCompleteWithInformation(fp_take(), STATUS_SUCCESS, 11);
@@ -599,13 +593,13 @@ START_TEST(purge_waiting_packets)
     struct io io[4];
     for (int i = 0; i < 4; i++)
         io_start(&io[i], t, WdfRequestTypeWrite, (LONGLONG)i * BLOCK, false);
-    ck_assert_int_eq(ld(&G.presented), 1);
+    ck_assert_int_eq(tu_load(&G.presented), 1);
     WdfIoQueuePurge(q, fp_state_cb, NULL);
     for (int i = 0; i < 4; i++)
         io_expect(&io[i], STATUS_CANCELLED, 0);
-    ck_assert_int_eq(ld(&G.n_stop), 1); /* the held one, via EvtIoStop */
-    ck_assert_int_eq(ld(&G.n_state_cb), 1);
-    ck_assert_int_eq(ld(&G.presented), 1);
+    ck_assert_int_eq(tu_load(&G.n_stop), 1); /* the held one, via EvtIoStop */
+    ck_assert_int_eq(tu_load(&G.n_state_cb), 1);
+    ck_assert_int_eq(tu_load(&G.presented), 1);
     ck_assert(WDF_IO_QUEUE_PURGED(WdfIoQueueGetState(q, NULL, NULL)));
     WdfIoQueueStart(q);
     G.mode = MODE_COMPLETE;
@@ -633,13 +627,13 @@ START_TEST(drain_with_waiting_packets)
     io_start(&b, t, WdfRequestTypeRead, 0, false);
     ck_assert_int_eq(fp_nheld(), 1);
     WdfIoQueueDrain(q, fp_state_cb, NULL);
-    ck_assert_int_eq(ld(&G.n_state_cb), 0);
+    ck_assert_int_eq(tu_load(&G.n_state_cb), 0);
     ck_assert(!tu_completion_wait(&b.c, 10));
     WdfRequestCompleteWithInformation(fp_take(), STATUS_SUCCESS, 5);
     io_expect(&a, STATUS_SUCCESS, 5);
     io_expect(&b, STATUS_INVALID_DEVICE_STATE, 0);
-    ck_assert_int_eq(ld(&G.presented), 1);
-    ck_assert_int_eq(ld(&G.n_state_cb), 1);
+    ck_assert_int_eq(tu_load(&G.presented), 1);
+    ck_assert_int_eq(tu_load(&G.n_state_cb), 1);
     ck_assert(WDF_IO_QUEUE_DRAINED(WdfIoQueueGetState(q, NULL, NULL)));
     io_fini(&a);
     io_fini(&b);
@@ -678,7 +672,7 @@ START_TEST(reserved_send_and_forget)
             io_fini(&io[i]);
         }
     }
-    ck_assert_int_eq(ld(&G.reserved_seen), 32);
+    ck_assert_int_eq(tu_load(&G.reserved_seen), 32);
     ck_assert_int_eq(G.nreserved_handles, 1);
     ck_assert_uint_eq(rq_get(G.reserved_handles[0])->uses, 32);
     ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, NULL, NULL)));
@@ -741,7 +735,7 @@ START_TEST(fail_all_under_load)
         }
         for (int k = 0; k < FA_THREADS; k++)
             pthread_join(th[k], NULL);
-        ck_assert_int_eq(ld(&send_failures), 0);
+        ck_assert_int_eq(tu_load(&send_failures), 0);
         for (int i = 0; i < FA_N; i++)
             io_expect(&io[i], STATUS_SUCCESS, BLOCK);
         /* exactly once: nothing more arrives later */
@@ -755,8 +749,8 @@ START_TEST(fail_all_under_load)
     }
     /* every request was a reserved one, and only two ever existed; their
      * contexts kept counting across uses */
-    ck_assert_int_eq(ld(&G.reserved_seen), 2 * FA_N);
-    ck_assert_int_eq(ld(&G.normal_seen), 0);
+    ck_assert_int_eq(tu_load(&G.reserved_seen), 2 * FA_N);
+    ck_assert_int_eq(tu_load(&G.normal_seen), 0);
     ck_assert_int_ge(G.nreserved_handles, 1);
     ck_assert_int_le(G.nreserved_handles, 2);
     ULONG sum = 0, max = 0;
@@ -768,10 +762,10 @@ START_TEST(fail_all_under_load)
     ck_assert_uint_eq(sum, 2 * FA_N);
     ck_assert_uint_ge(max, FA_N);
     ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, NULL, NULL)));
-    ck_assert_int_eq(ld(&G.cleanup_reserved), 0);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), 0);
     free(file);
     tu_env_fini(&e);
-    ck_assert_int_eq(ld(&G.cleanup_reserved), 2);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), 2);
 }
 END_TEST
 

@@ -37,13 +37,6 @@
 
 /* ---- helpers ---- */
 
-static void *xaligned(size_t size)
-{
-    void *p = NULL;
-    ck_assert_int_eq(posix_memalign(&p, BLK, size), 0);
-    return p;
-}
-
 /* A target on path through tu_env_target (the env's engine), started. */
 static WDFIOTARGET open_target(struct tu_env *e, const char *path, ACCESS_MASK access, ULONG options)
 {
@@ -403,7 +396,7 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
     LONGLONG off;
 
     /* buffer */
-    unsigned char *wbuf = xaligned(2 * BLK), *rbuf = xaligned(2 * BLK);
+    unsigned char *wbuf = tu_aligned_alloc(2 * BLK), *rbuf = tu_aligned_alloc(2 * BLK);
     tu_fill_pattern(wbuf, 2 * BLK, seed, base);
     memset(rbuf, 0, 2 * BLK);
     off = (LONGLONG)base;
@@ -439,8 +432,8 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
     PMDL wmdl[3], rmdl[3];
     off = (LONGLONG)(base + 3 * BLK);
     for (int i = 0; i < 3; i++) {
-        wp[i] = xaligned(BLK);
-        rp[i] = xaligned(BLK);
+        wp[i] = tu_aligned_alloc(BLK);
+        rp[i] = tu_aligned_alloc(BLK);
         tu_fill_pattern(wp[i], BLK, seed + 2, (uint64_t)off + (uint64_t)i * BLK);
         memset(rp[i], 0, BLK);
         wmdl[i] = IoAllocateMdl(wp[i], BLK, FALSE, FALSE, NULL);
@@ -463,7 +456,7 @@ static void sync_write_read_all_kinds(WDFIOTARGET t, uint64_t base, unsigned see
     for (int i = 0; i < 3; i++)
         ck_assert_msg(memcmp(wp[i], rp[i], BLK) == 0, "MDL piece %d", i);
     /* On the device the pieces are contiguous, in chain order. */
-    unsigned char *all = xaligned(3 * BLK);
+    unsigned char *all = tu_aligned_alloc(3 * BLK);
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, all, 3 * BLK);
     ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(all, 3 * BLK, seed + 2, (uint64_t)off));
@@ -636,7 +629,7 @@ START_TEST(registered_memory_and_file_use_fixed_ops)
     async_write_read_with(t, base, 500, &a);
     ck_assert(file_matches(path, base, ASYNC_DEPTH * BLK, 500));
     async_set_delete(&a); /* while registered: the buffers stay valid for the kernel */
-    unsigned char *plain = xaligned(2 * BLK);
+    unsigned char *plain = tu_aligned_alloc(2 * BLK);
     LONGLONG off = (LONGLONG)base;
     ULONG_PTR bytes;
     ck_assert_status(sync_read(t, plain, 2 * BLK, &off, &bytes), STATUS_SUCCESS);
@@ -810,7 +803,7 @@ START_TEST(short_read_near_eof_succeeds_with_bytes_read)
     ULONG_PTR bytes;
     tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", EOF_FILE_SIZE, FILE_SEED);
-    unsigned char *buf = xaligned(BLK);
+    unsigned char *buf = tu_aligned_alloc(BLK);
     const size_t tail = EOF_FILE_SIZE - 2 * BLK;
     static const ULONG options[] = { 0, FILE_NO_INTERMEDIATE_BUFFERING };
     for (size_t i = 0; i < 2; i++) {
@@ -834,7 +827,7 @@ START_TEST(misaligned_direct_io_is_datatype_misalignment)
     tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, FILE_NO_INTERMEDIATE_BUFFERING);
-    unsigned char *raw = xaligned(3 * BLK);
+    unsigned char *raw = tu_aligned_alloc(3 * BLK);
     memset(raw, 0x77, 3 * BLK);
 
     /* buffer + 1, offset 100, length 1000 */
@@ -916,7 +909,7 @@ START_TEST(flush_completes_async_and_synchronous)
     tu_env_init_backend(&e, _i);
     char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
     WDFIOTARGET t = open_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
-    unsigned char *buf = xaligned(BLK);
+    unsigned char *buf = tu_aligned_alloc(BLK);
     LONGLONG off = 3 * BLK;
     tu_fill_pattern(buf, BLK, 61, (uint64_t)off);
     ck_assert_status(sync_write(t, buf, BLK, &off, &bytes), STATUS_SUCCESS);

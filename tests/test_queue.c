@@ -13,12 +13,6 @@
 
 #define BLOCK 4096
 
-/* A plain-int read of a counter, so failed assertions print readably. */
-static int ld(atomic_int *a)
-{
-    return atomic_load(a);
-}
-
 /* A named device of the stacks below, with the forwarder's context
  * (tu_forwarder.h), so a queue of its own can forward too. */
 static WDFDEVICE make_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io)
@@ -135,7 +129,7 @@ static void rx_reset(void)
 static void rx_hold(WDFREQUEST req)
 {
     int n = atomic_fetch_add(&R.owned, 1) + 1;
-    int m = ld(&R.max_owned);
+    int m = tu_load(&R.max_owned);
     while (n > m && !atomic_compare_exchange_weak(&R.max_owned, &m, n))
         ;
     atomic_fetch_add(&R.presented, 1);
@@ -604,7 +598,7 @@ START_TEST(routing)
     WDF_REQUEST_PARAMETERS p;
 
     io_start(&io, t, WdfRequestTypeRead, 1024, 4096);
-    ck_assert_int_eq(ld(&R.n_read), 1);
+    ck_assert_int_eq(tu_load(&R.n_read), 1);
     ck_assert_uint_eq(R.last_len, 1024);
     ck_assert_ptr_eq(R.last_queue, q1);
     WDF_REQUEST_PARAMETERS_INIT(&p);
@@ -619,7 +613,7 @@ START_TEST(routing)
     io_fini(&io);
 
     io_start(&io, t, WdfRequestTypeWrite, 512, 0);
-    ck_assert_int_eq(ld(&R.n_write), 1);
+    ck_assert_int_eq(tu_load(&R.n_write), 1);
     ck_assert_uint_eq(R.last_len, 512);
     ck_assert_ptr_eq(R.last_queue, q2);
     /* WdfRequestSetInformation, then WdfRequestComplete keeps it */
@@ -632,7 +626,7 @@ START_TEST(routing)
     io_fini(&io);
 
     ioctl_start(&io, t, false, IOCTL_TEST_BUFFERED, 16, 32);
-    ck_assert_int_eq(ld(&R.n_ioctl), 1);
+    ck_assert_int_eq(tu_load(&R.n_ioctl), 1);
     ck_assert_uint_eq(R.last_in_len, 16);
     ck_assert_uint_eq(R.last_out_len, 32);
     ck_assert_uint_eq(R.last_code, IOCTL_TEST_BUFFERED);
@@ -648,14 +642,14 @@ START_TEST(routing)
     io_fini(&io);
 
     ioctl_start(&io, t, true, 0x1234, 8, 0);
-    ck_assert_int_eq(ld(&R.n_iioctl), 1);
+    ck_assert_int_eq(tu_load(&R.n_iioctl), 1);
     ck_assert_uint_eq(R.last_code, 0x1234);
     ck_assert_uint_eq(R.last_in_len, 8);
     ck_assert_ptr_eq(R.last_queue, q2);
     rx_complete(rx_take(0), STATUS_SUCCESS, 0);
     io_expect(&io, STATUS_SUCCESS, 0);
     io_fini(&io);
-    ck_assert_int_eq(ld(&R.n_default), 0);
+    ck_assert_int_eq(tu_load(&R.n_default), 0);
 
     /* A request type with no handler on its queue fails; on the default
      * queue, EvtIoDefault takes what has no specific handler. */
@@ -667,7 +661,7 @@ START_TEST(routing)
     io_start(&io, t2, WdfRequestTypeWrite, 512, 0);
     io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
     io_fini(&io);
-    ck_assert_int_eq(ld(&R.n_write), 1);
+    ck_assert_int_eq(tu_load(&R.n_write), 1);
 
     /* a flush has no specific handler: EvtIoDefault of the default queue */
     memset(&io, 0, sizeof(io));
@@ -679,7 +673,7 @@ START_TEST(routing)
     WdfRequestWdmFormatUsingStackLocation(io.req, &sl);
     WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
     ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
-    ck_assert_int_eq(ld(&R.n_default), 1);
+    ck_assert_int_eq(tu_load(&R.n_default), 1);
     ck_assert_ptr_eq(R.last_queue, q0);
     WDF_REQUEST_PARAMETERS_INIT(&p);
     WdfRequestGetParameters(R.held[0], &p);
@@ -715,11 +709,11 @@ START_TEST(zero_length)
         io_expect(&io, STATUS_SUCCESS, 0);
         io_fini(&io);
     }
-    ck_assert_int_eq(ld(&R.presented), 0);
+    ck_assert_int_eq(tu_load(&R.presented), 0);
     /* allowed: presented with Length 0; no buffer to retrieve */
     for (int w = 0; w < 2; w++) {
         io_start(&io, t2, w ? WdfRequestTypeWrite : WdfRequestTypeRead, 0, 0);
-        ck_assert_int_eq(ld(&R.presented), w + 1);
+        ck_assert_int_eq(tu_load(&R.presented), w + 1);
         ck_assert_uint_eq(R.last_len, 0);
         WDFREQUEST r = rx_take(0);
         PVOID b = (PVOID)1;
@@ -965,7 +959,7 @@ START_TEST(ioctl_through_stack)
             ck_assert_int_eq(((char *)io.buf)[i], 'a' + i);
         io_fini(&io);
     }
-    ck_assert_int_eq(ld(&R.n_ioctl), 2);
+    ck_assert_int_eq(tu_load(&R.n_ioctl), 2);
     ck_assert_uint_eq(fwd_seen(top), 2);
     tu_env_fini(&e);
 }
@@ -986,7 +980,7 @@ START_TEST(dispatch_sequential)
         io_start(&io[i], t, WdfRequestTypeRead, 512, (LONGLONG)i * 512);
     ULONG qn, dn;
     for (int i = 0; i < 5; i++) {
-        ck_assert_int_eq(ld(&R.presented), i + 1);
+        ck_assert_int_eq(tu_load(&R.presented), i + 1);
         ck_assert_int_eq(rx_nheld(), 1);
         WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, &qn, &dn);
         ck_assert_uint_eq(qn, (ULONG)(4 - i));
@@ -1000,7 +994,7 @@ START_TEST(dispatch_sequential)
         rx_complete(rx_take(0), STATUS_SUCCESS, (ULONG_PTR)i);
         io_expect(&io[i], STATUS_SUCCESS, i);
     }
-    ck_assert_int_eq(ld(&R.max_owned), 1);
+    ck_assert_int_eq(tu_load(&R.max_owned), 1);
     ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, &qn, &dn)));
     ck_assert_uint_eq(qn + dn, 0);
     for (int i = 0; i < 5; i++)
@@ -1045,7 +1039,7 @@ START_TEST(dispatch_parallel_limit)
     }
     for (int k = 0; k < 4; k++)
         pthread_join(th[k], NULL);
-    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    ck_assert_int_eq(tu_load(&R.n_state_cb), 0);
     ck_assert_int_eq(rx_nheld(), 3);
     ULONG qn, dn;
     WdfIoQueueGetState(q, &qn, &dn);
@@ -1059,7 +1053,7 @@ START_TEST(dispatch_parallel_limit)
         rx_complete(rx_take(completed % 2 ? rx_nheld() - 1 : 0), STATUS_SUCCESS, 512);
         completed++;
     }
-    ck_assert_int_eq(ld(&R.max_owned), 3);
+    ck_assert_int_eq(tu_load(&R.max_owned), 3);
     for (int i = 0; i < N; i++) {
         io_expect(&io[i], STATUS_SUCCESS, 512);
         io_fini(&io[i]);
@@ -1084,14 +1078,14 @@ START_TEST(dispatch_manual)
     ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
     ck_assert_status(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_SUCCESS);
     ck_assert_status(WdfIoQueueReadyNotify(q, rx_ready, &R), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(ld(&R.n_ready), 0);
+    ck_assert_int_eq(tu_load(&R.n_ready), 0);
 
     struct io io[4];
     for (int i = 0; i < 3; i++)
         io_start(&io[i], t, WdfRequestTypeWrite, 512, (LONGLONG)i * 512);
     /* empty -> not empty once */
-    ck_assert_int_eq(ld(&R.n_ready), 1);
-    ck_assert_int_eq(ld(&R.presented), 0);
+    ck_assert_int_eq(tu_load(&R.n_ready), 1);
+    ck_assert_int_eq(tu_load(&R.presented), 0);
     WDFREQUEST got[3];
     for (int i = 0; i < 3; i++) {
         ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &got[i]), STATUS_SUCCESS);
@@ -1104,7 +1098,7 @@ START_TEST(dispatch_manual)
     ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_NO_MORE_ENTRIES);
     /* requeue puts it back at the head; only on a manual queue */
     ck_assert_status(WdfRequestRequeue(got[2]), STATUS_SUCCESS);
-    ck_assert_int_eq(ld(&R.n_ready), 2);
+    ck_assert_int_eq(tu_load(&R.n_ready), 2);
     ck_assert_status(WdfRequestRequeue(got[1]), STATUS_SUCCESS);
     ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
     ck_assert_ptr_eq(r, got[1]);
@@ -1120,9 +1114,9 @@ START_TEST(dispatch_manual)
     WdfIoQueueStop(q, NULL, NULL);
     ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_WDF_PAUSED);
     io_start(&io[3], t, WdfRequestTypeWrite, 512, 0);
-    int ready = ld(&R.n_ready);
+    int ready = tu_load(&R.n_ready);
     WdfIoQueueStart(q);
-    ck_assert_int_eq(ld(&R.n_ready), ready + 1);
+    ck_assert_int_eq(tu_load(&R.n_ready), ready + 1);
     ck_assert_status(WdfIoQueueRetrieveNextRequest(q, &r), STATUS_SUCCESS);
     ck_assert_ptr_eq(r, got[2]);
     WdfRequestCompleteWithInformation(r, STATUS_SUCCESS, 3);
@@ -1159,10 +1153,10 @@ START_TEST(stop_and_start)
     WDFREQUEST a = R.held[0], b = R.held[1];
     R.stop_action = 0;
     WdfIoQueueStop(q, rx_state_cb, &R);
-    ck_assert_int_eq(ld(&R.n_stop), 2);
+    ck_assert_int_eq(tu_load(&R.n_stop), 2);
     ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionSuspend, WdfRequestStopActionSuspend);
     ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, 0);
-    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    ck_assert_int_eq(tu_load(&R.n_state_cb), 0);
     ULONG qn, dn;
     WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, &qn, &dn);
     ck_assert(st & WdfIoQueueAcceptRequests);
@@ -1170,24 +1164,24 @@ START_TEST(stop_and_start)
     ck_assert(!WDF_IO_QUEUE_STOPPED(st)); /* the driver still owns two */
     /* arriving while stopped: accepted, not presented */
     io_start(&io[2], t, WdfRequestTypeRead, 512, 1024);
-    ck_assert_int_eq(ld(&R.presented), 2);
+    ck_assert_int_eq(tu_load(&R.presented), 2);
     WdfRequestStopAcknowledge(a, FALSE);
-    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    ck_assert_int_eq(tu_load(&R.n_state_cb), 0);
     /* requeued: back on the queue (at the head), no longer the driver's */
     ck_assert(rx_unhold(b));
     atomic_fetch_sub(&R.owned, 1);
     WdfRequestStopAcknowledge(b, TRUE);
-    ck_assert_int_eq(ld(&R.n_state_cb), 1);
+    ck_assert_int_eq(tu_load(&R.n_state_cb), 1);
     st = WdfIoQueueGetState(q, &qn, &dn);
     ck_assert_uint_eq(qn, 2);
     ck_assert_uint_eq(dn, 1);
     ck_assert(!io_done(&io[0]) && !io_done(&io[1]) && !io_done(&io[2]));
     /* synchronous stop of a stopped queue whose requests are acknowledged */
     WdfIoQueueStopSynchronously(q);
-    ck_assert_int_eq(ld(&R.n_stop), 2);
+    ck_assert_int_eq(tu_load(&R.n_stop), 2);
 
     WdfIoQueueStart(q);
-    ck_assert_int_eq(ld(&R.n_resume), 1);
+    ck_assert_int_eq(tu_load(&R.n_resume), 1);
     ck_assert(WDF_IO_QUEUE_READY(WdfIoQueueGetState(q, &qn, &dn)));
     ck_assert_uint_eq(qn, 0);
     ck_assert_uint_eq(dn, 3);
@@ -1225,19 +1219,19 @@ START_TEST(drain)
     for (int i = 0; i < 2; i++)
         io_start(&io[i], t, WdfRequestTypeWrite, 512, 0);
     WdfIoQueueDrain(q, rx_state_cb, &R);
-    ck_assert_int_eq(ld(&R.n_stop), 0); /* a drain lets requests finish */
+    ck_assert_int_eq(tu_load(&R.n_stop), 0); /* a drain lets requests finish */
     WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, NULL, NULL);
     ck_assert(!(st & WdfIoQueueAcceptRequests));
     ck_assert(st & WdfIoQueueDispatchRequests);
     /* refused while draining, as KMDF refuses it */
     io_start(&io[2], t, WdfRequestTypeWrite, 512, 0);
     io_expect(&io[2], STATUS_INVALID_DEVICE_STATE, 0);
-    ck_assert_int_eq(ld(&R.presented), 1);
+    ck_assert_int_eq(tu_load(&R.presented), 1);
     rx_complete(rx_take(0), STATUS_SUCCESS, 1);
-    ck_assert_int_eq(ld(&R.n_state_cb), 0);
+    ck_assert_int_eq(tu_load(&R.n_state_cb), 0);
     ck_assert_int_eq(rx_nheld(), 1); /* the waiting one is still dispatched */
     rx_complete(rx_take(0), STATUS_SUCCESS, 2);
-    ck_assert_int_eq(ld(&R.n_state_cb), 1);
+    ck_assert_int_eq(tu_load(&R.n_state_cb), 1);
     ck_assert(WDF_IO_QUEUE_DRAINED(WdfIoQueueGetState(q, NULL, NULL)));
     io_expect(&io[0], STATUS_SUCCESS, 1);
     io_expect(&io[1], STATUS_SUCCESS, 2);
@@ -1290,21 +1284,21 @@ START_TEST(purge)
         /* the two waiting ones */
         io_expect(&io[2], STATUS_CANCELLED, 0);
         io_expect(&io[3], STATUS_CANCELLED, 0);
-        ck_assert_int_eq(ld(&R.n_canceled_on_queue), variant ? 2 : 0);
+        ck_assert_int_eq(tu_load(&R.n_canceled_on_queue), variant ? 2 : 0);
         /* the cancelable owned one */
-        ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+        ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
         ck_assert(R.cancel_is_canceled);
         io_expect(&io[1], STATUS_CANCELLED, 0);
         /* the other one got EvtIoStop(Purge) */
-        ck_assert_int_eq(ld(&R.n_stop), 1);
+        ck_assert_int_eq(tu_load(&R.n_stop), 1);
         ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, WdfRequestStopActionPurge);
         ck_assert_uint_eq(R.stop_flags & WdfRequestStopRequestCancelable, 0);
         if (variant == 0) {
-            ck_assert_int_eq(ld(&R.n_state_cb), 0);
+            ck_assert_int_eq(tu_load(&R.n_state_cb), 0);
             ck_assert_int_eq(rx_nheld(), 1);
             rx_complete(rx_take(0), STATUS_SUCCESS, 9);
             io_expect(&io[0], STATUS_SUCCESS, 9);
-            ck_assert_int_eq(ld(&R.n_state_cb), 1);
+            ck_assert_int_eq(tu_load(&R.n_state_cb), 1);
         } else {
             io_expect(&io[0], STATUS_CANCELLED, 0);
         }
@@ -1312,7 +1306,7 @@ START_TEST(purge)
         /* a purged queue refuses new requests until started */
         io_start(&io[4], t, WdfRequestTypeRead, 512, 0);
         io_expect(&io[4], STATUS_INVALID_DEVICE_STATE, 0);
-        ck_assert_int_eq(ld(&R.presented), 2);
+        ck_assert_int_eq(tu_load(&R.presented), 2);
         io_fini(&io[4]);
         WdfIoQueueStart(q);
         io_start(&io[4], t, WdfRequestTypeRead, 512, 0);
@@ -1340,19 +1334,19 @@ START_TEST(stop_and_purge)
     WdfIoQueueStopAndPurge(q, rx_state_cb, &R);
     io_expect(&io[1], STATUS_CANCELLED, 0);
     io_expect(&io[2], STATUS_CANCELLED, 0);
-    ck_assert_int_eq(ld(&R.n_stop), 1);
+    ck_assert_int_eq(tu_load(&R.n_stop), 1);
     ck_assert_uint_eq(R.stop_flags & WdfRequestStopActionPurge, WdfRequestStopActionPurge);
-    ck_assert_int_eq(ld(&R.n_state_cb), 1);
+    ck_assert_int_eq(tu_load(&R.n_state_cb), 1);
     WDF_IO_QUEUE_STATE st = WdfIoQueueGetState(q, NULL, NULL);
     ck_assert(st & WdfIoQueueAcceptRequests); /* still accepting */
     ck_assert(!(st & WdfIoQueueDispatchRequests));
     io_start(&io[3], t, WdfRequestTypeRead, 512, 0);
-    ck_assert_int_eq(ld(&R.presented), 1);
+    ck_assert_int_eq(tu_load(&R.presented), 1);
     /* the acknowledged request finishes; Start presents the new one */
     rx_complete(rx_take(0), STATUS_SUCCESS, 5);
     io_expect(&io[0], STATUS_SUCCESS, 5);
     WdfIoQueueStart(q);
-    ck_assert_int_eq(ld(&R.presented), 2);
+    ck_assert_int_eq(tu_load(&R.presented), 2);
     R.stop_action = 3;
     WdfIoQueueStopAndPurgeSynchronously(q);
     io_expect(&io[3], STATUS_CANCELLED, 0);
@@ -1385,13 +1379,13 @@ START_TEST(cancel_on_queue)
             io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
         ck_assert(WdfRequestCancelSentRequest(io[1].req));
         io_expect(&io[1], STATUS_CANCELLED, 0);
-        ck_assert_int_eq(ld(&R.n_canceled_on_queue), variant);
+        ck_assert_int_eq(tu_load(&R.n_canceled_on_queue), variant);
         ck_assert(!io_done(&io[2]));
         rx_complete(rx_take(0), STATUS_SUCCESS, 1);
         rx_complete(rx_take(0), STATUS_SUCCESS, 3);
         io_expect(&io[0], STATUS_SUCCESS, 1);
         io_expect(&io[2], STATUS_SUCCESS, 3);
-        ck_assert_int_eq(ld(&R.presented), 2);
+        ck_assert_int_eq(tu_load(&R.presented), 2);
         for (int i = 0; i < 3; i++)
             io_fini(&io[i]);
     }
@@ -1473,7 +1467,7 @@ START_TEST(cancelable)
     ck_assert_status(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_SUCCESS);
     ck_assert(WdfRequestCancelSentRequest(io.req));
     io_expect(&io, STATUS_CANCELLED, 0);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
     ck_assert(R.cancel_is_canceled);
     ck_assert_int_eq(rx_nheld(), 0);
     io_fini(&io);
@@ -1485,14 +1479,14 @@ START_TEST(cancelable)
     ck_assert_status(WdfRequestUnmarkCancelable(r), STATUS_SUCCESS);
     ck_assert(WdfRequestCancelSentRequest(io.req));
     ck_assert(WdfRequestIsCanceled(r));
-    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
     ck_assert(!io_done(&io));
     /* already cancelled: Ex refuses, the plain form calls the routine now */
     ck_assert_status(WdfRequestMarkCancelableEx(r, rx_cancel_routine), STATUS_CANCELLED);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
     ck_assert(!io_done(&io));
     WdfRequestMarkCancelable(r, rx_cancel_routine);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), 2);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 2);
     io_expect(&io, STATUS_CANCELLED, 0);
     io_fini(&io);
 
@@ -1535,7 +1529,7 @@ START_TEST(cancelable_timeout)
     ck_assert_status(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
     io_expect(&io, STATUS_IO_TIMEOUT, 0);
     ck_assert_double_ge(tu_now_ms() - t0, 40);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
     ck_assert(R.cancel_is_canceled);
     io_fini(&io);
     tu_env_fini(&e);
@@ -1648,7 +1642,7 @@ START_TEST(ram_disk_concurrent)
         }
         for (int k = 0; k < 4; k++)
             pthread_join(th[k], NULL);
-        ck_assert_int_eq(ld(&R.n_state_cb), 0);
+        ck_assert_int_eq(tu_load(&R.n_state_cb), 0);
         for (int i = 0; i < N; i++) {
             io_expect(&io[i], STATUS_SUCCESS, BLOCK);
             ck_assert(tu_pattern_matches(phase ? io[i].buf : ram_disk + i * BLOCK, BLOCK, 31, (uint64_t)i * BLOCK));
@@ -1815,8 +1809,8 @@ START_TEST(request_attributes)
         io_fini(&io);
     }
     /* a fresh context on every request, its cleanup at completion */
-    ck_assert_int_eq(ld(&rq_fresh), 10);
-    ck_assert_int_eq(ld(&rq_cleanups), 10);
+    ck_assert_int_eq(tu_load(&rq_fresh), 10);
+    ck_assert_int_eq(tu_load(&rq_cleanups), 10);
     tu_env_fini(&e);
 }
 END_TEST
@@ -1875,8 +1869,8 @@ START_TEST(queue_delete_with_requests)
     WdfObjectDelete(q);
     for (int i = 0; i < 4; i++)
         io_expect(&io[i], STATUS_CANCELLED, 0);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
-    ck_assert_int_eq(ld(&R.n_stop), 1);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(tu_load(&R.n_stop), 1);
     ck_assert_int_eq(rx_nheld(), 0);
     ck_assert_ptr_null(WdfDeviceGetDefaultQueue(dev));
     io_fini(&io[0]);
@@ -1916,12 +1910,12 @@ START_TEST(sender_close_cancels)
     struct io io[2];
     io_start(&io[0], t, WdfRequestTypeRead, 512, 0);
     io_start(&io[1], t, WdfRequestTypeRead, 512, 0); /* waits on the queue */
-    ck_assert_int_eq(ld(&R.presented), 1);
+    ck_assert_int_eq(tu_load(&R.presented), 1);
     WdfIoTargetClose(t);
     ck_assert(io_done(&io[0]) && io_done(&io[1])); /* the close waited */
     io_expect(&io[0], STATUS_CANCELLED, 0);
     io_expect(&io[1], STATUS_CANCELLED, 0);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), ld(&R.presented));
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), tu_load(&R.presented));
     ck_assert_int_eq(rx_nheld(), 0);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     for (int i = 0; i < 2; i++)
@@ -1958,7 +1952,7 @@ START_TEST(sync_send_timeout)
     ULONG_PTR n = 99;
     ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, NULL, &o, &n), STATUS_IO_TIMEOUT);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
     ck_assert_int_eq(rx_nheld(), 0);
     tu_env_fini(&e);
 }
@@ -2022,13 +2016,13 @@ START_TEST(passive_queue_from_dispatch)
     ck_assert(WdfRequestSend(first.req, ft, WDF_NO_SEND_OPTIONS));
     io_expect(&second, STATUS_SUCCESS, 42);
     ck_assert_int_eq(ch.irql, DISPATCH_LEVEL);
-    ck_assert_int_eq(ld(&passive_calls), 1);
-    ck_assert_int_eq(ld(&passive_irql_ok), 1);
+    ck_assert_int_eq(tu_load(&passive_calls), 1);
+    ck_assert_int_eq(tu_load(&passive_irql_ok), 1);
     /* from a PASSIVE sender it runs in the sender's thread */
     struct io third;
     io_start(&third, dt, WdfRequestTypeRead, 512, 0);
     io_expect(&third, STATUS_SUCCESS, 42);
-    ck_assert_int_eq(ld(&passive_irql_ok), 2);
+    ck_assert_int_eq(tu_load(&passive_irql_ok), 2);
     io_fini(&first);
     io_fini(&second);
     io_fini(&third);
@@ -2111,7 +2105,7 @@ START_TEST(unmark_cancel_race)
         io_fini(&io);
     }
     ck_assert_int_eq(by_driver + by_cancel, 300);
-    ck_assert_int_eq(ld(&R.n_cancel_routine), by_cancel);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), by_cancel);
     tu_env_fini(&e);
 }
 END_TEST
@@ -2139,7 +2133,7 @@ START_TEST(timeout_on_queue)
     ck_assert_uint_eq(dn, 1);
     rx_complete(rx_take(0), STATUS_SUCCESS, 1);
     io_expect(&a, STATUS_SUCCESS, 1);
-    ck_assert_int_eq(ld(&R.presented), 1);
+    ck_assert_int_eq(tu_load(&R.presented), 1);
     io_fini(&a);
     io_fini(&b);
     tu_env_fini(&e);
@@ -2207,7 +2201,7 @@ START_TEST(resend_chain)
     LARGE_INTEGER to;
     to.QuadPart = WDF_REL_TIMEOUT_IN_SEC(60);
     ck_assert_status(KeWaitForSingleObject(&cs.finished, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
-    ck_assert_int_eq(ld(&cs.done), 20000);
+    ck_assert_int_eq(tu_load(&cs.done), 20000);
     tu_env_fini(&e);
 }
 END_TEST
@@ -2303,7 +2297,7 @@ START_TEST(device_deleted_under_target)
     io_start(&io, t, WdfRequestTypeRead, 512, 0);
     io_expect(&io, STATUS_INVALID_DEVICE_REQUEST, 0);
     io_fini(&io);
-    ck_assert_int_eq(ld(&R.presented), 1);
+    ck_assert_int_eq(tu_load(&R.presented), 1);
     WdfIoTargetClose(t);
     tu_env_fini(&e);
 }
@@ -2330,7 +2324,7 @@ static LONGLONG offset_below(WDFIOTARGET t, bool write, bool sync, PLONGLONG off
 {
     void *b;
     WDFMEMORY m = tu_make_memory(512, &b);
-    int calls = ld(&offs_calls);
+    int calls = tu_load(&offs_calls);
     offs_seen = 12345;
     if (sync) {
         WDF_MEMORY_DESCRIPTOR d;
@@ -2354,7 +2348,7 @@ static LONGLONG offset_below(WDFIOTARGET t, bool write, bool sync, PLONGLONG off
         io_fini(&io);
     }
     WdfObjectDelete(m);
-    ck_assert_int_eq(ld(&offs_calls), calls + 1);
+    ck_assert_int_eq(tu_load(&offs_calls), calls + 1);
     return offs_seen;
 }
 
@@ -2464,8 +2458,8 @@ START_TEST(neither_io_retrieval_for_kernel_mode_requestors)
     memcpy(b, "neither-write", 14);
     ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &n), STATUS_SUCCESS);
     IoFreeMdl(mdl);
-    ck_assert_int_eq(ld(&neither_calls), 5);
-    ck_assert_int_eq(ld(&neither_ok), 5);
+    ck_assert_int_eq(tu_load(&neither_calls), 5);
+    ck_assert_int_eq(tu_load(&neither_ok), 5);
     neither_app_buf = NULL;
     WdfObjectDelete(m);
     tu_env_fini(&e);
@@ -2575,10 +2569,10 @@ START_TEST(reuse_of_a_presented_request)
         io_expect(&io, STATUS_SUCCESS, 7);
         io_fini(&io);
     }
-    for (int i = 0; i < 1000 && ld(&reuse_destroyed) < 3; i++)
+    for (int i = 0; i < 1000 && tu_load(&reuse_destroyed) < 3; i++)
         tu_sleep_ms(1);
-    ck_assert_int_eq(ld(&reuse_steps_ok), 9);
-    ck_assert_int_eq(ld(&reuse_destroyed), 3);
+    ck_assert_int_eq(tu_load(&reuse_steps_ok), 9);
+    ck_assert_int_eq(tu_load(&reuse_destroyed), 3);
     free(file);
     tu_env_fini(&e);
 }

@@ -35,12 +35,6 @@ static void reuse(WDFREQUEST req, NTSTATUS status)
     ck_assert_status(WdfRequestReuse(req, &p), STATUS_SUCCESS);
 }
 
-/* Plain-int views of atomics, so failed assertions print readably. */
-static int load(atomic_int *a)
-{
-    return atomic_load(a);
-}
-
 static void send_async(WDFREQUEST req, WDFIOTARGET target, struct tu_completion *c)
 {
     WdfRequestSetCompletionRoutine(req, tu_on_complete, c);
@@ -365,21 +359,21 @@ START_TEST(reuse_clears_completion_routine)
     ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     ck_assert(WdfRequestSend(req, t, &o));
     ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
-    ck_assert_int_eq(load(&old_routine_calls), 0);
+    ck_assert_int_eq(tu_load(&old_routine_calls), 0);
 
     /* A routine that did run once is gone after reuse as well. */
     reuse(req, STATUS_SUCCESS);
     ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     WdfRequestSetCompletionRoutine(req, old_routine, NULL);
     ck_assert(WdfRequestSend(req, t, &o));
-    ck_assert_int_eq(load(&old_routine_calls), 1);
+    ck_assert_int_eq(tu_load(&old_routine_calls), 1);
     reuse(req, STATUS_SUCCESS);
     off = BLK;
     ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     ck_assert(WdfRequestSend(req, t, &o));
     ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, BLK));
-    ck_assert_int_eq(load(&old_routine_calls), 1);
+    ck_assert_int_eq(tu_load(&old_routine_calls), 1);
     free(path);
     tu_env_fini(&e);
 }
@@ -420,7 +414,7 @@ static WDFREQUEST read_then_delete_memory(struct tu_env *e, WDFIOTARGET *target,
     tu_sleep_ms(20); /* let the engine thread finish the completion */
     WdfObjectDelete(mem);
     tu_sleep_ms(20);
-    ck_assert_msg(load(&memory_destroyed) == 0,
+    ck_assert_msg(tu_load(&memory_destroyed) == 0,
                   "the memory was destroyed while a completed, not reused request still "
                   "referenced it");
     /* The completion parameters still name it. */
@@ -441,7 +435,7 @@ START_TEST(reuse_releases_memory_reference)
     tu_completion_init(&c);
     WDFREQUEST req = read_then_delete_memory(&e, &t, &c);
     reuse(req, STATUS_SUCCESS);
-    ck_assert_int_eq(load(&memory_destroyed), 1);
+    ck_assert_int_eq(tu_load(&memory_destroyed), 1);
     tu_completion_fini(&c);
     tu_env_fini(&e);
 }
@@ -457,7 +451,7 @@ START_TEST(delete_request_releases_memory_reference)
     tu_completion_init(&c);
     WDFREQUEST req = read_then_delete_memory(&e, &t, &c);
     WdfObjectDelete(req);
-    ck_assert_int_eq(load(&memory_destroyed), 1);
+    ck_assert_int_eq(tu_load(&memory_destroyed), 1);
     tu_completion_fini(&c);
     tu_env_fini(&e);
 }
@@ -476,7 +470,7 @@ START_TEST(reformat_releases_memory_reference)
     WDFMEMORY other = tu_make_memory(BLK, &buf);
     LONGLONG off = 0;
     ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, other, NULL, &off), STATUS_SUCCESS);
-    ck_assert_int_eq(load(&memory_destroyed), 1);
+    ck_assert_int_eq(tu_load(&memory_destroyed), 1);
     tu_completion_fini(&c);
     tu_env_fini(&e);
 }
@@ -638,12 +632,12 @@ START_TEST(reuse_in_completion_routine_10000_ios_one_request)
     double elapsed = tu_now_ms() - t0;
     tu_sleep_ms(QUIET_MS); /* a late extra completion would show up here */
 
-    ck_assert_msg(load(&s->failures) == 0, "I/O failed at completion %d: " TU_STATUS_FMT,
+    ck_assert_msg(tu_load(&s->failures) == 0, "I/O failed at completion %d: " TU_STATUS_FMT,
                   atomic_load(&s->completed), TU_STATUS_ARG(s->first_failure));
-    ck_assert_int_eq(load(&s->completed), SEED_IOS);
-    ck_assert_int_eq(load(&s->sent), SEED_IOS);
-    ck_assert_int_eq(load(&s->out_of_order), 0);
-    ck_assert_int_eq(load(&s->mismatches), 0);
+    ck_assert_int_eq(tu_load(&s->completed), SEED_IOS);
+    ck_assert_int_eq(tu_load(&s->sent), SEED_IOS);
+    ck_assert_int_eq(tu_load(&s->out_of_order), 0);
+    ck_assert_int_eq(tu_load(&s->mismatches), 0);
 
     /* The writes are on disk, independently of the framework's reads. */
     int fd = open(path, O_RDONLY);
@@ -1128,7 +1122,7 @@ START_TEST(delete_request_in_its_completion_routine_is_safe)
         double t0 = tu_now_ms();
         while (atomic_load(&request_destroyed) < round + 1 && tu_now_ms() - t0 < WAIT_MS)
             tu_sleep_ms(1);
-        ck_assert_int_eq(load(&request_destroyed), round + 1);
+        ck_assert_int_eq(tu_load(&request_destroyed), round + 1);
     }
     ck_assert_int_eq(tu_ncalls(&c), 8);
     tu_completion_fini(&c);

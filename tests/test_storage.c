@@ -62,13 +62,6 @@ static unsigned long long loop_queue_attr(const char *dev, const char *attr)
 /* helpers                                                              */
 /* ------------------------------------------------------------------- */
 
-static void *xaligned(size_t size)
-{
-    void *p = NULL;
-    ck_assert_int_eq(posix_memalign(&p, BLK, size), 0);
-    return p;
-}
-
 /* The framework's view of a request: what went down to the kernel. */
 static struct uwdf_request *internal_request(WDFREQUEST req)
 {
@@ -153,7 +146,7 @@ static NTSTATUS sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_l
 /* Writes block-sized pattern data (seed, at off) through the target. */
 static void write_pattern(WDFIOTARGET t, LONGLONG off, size_t len, unsigned seed)
 {
-    unsigned char *buf = xaligned(len);
+    unsigned char *buf = tu_aligned_alloc(len);
     tu_fill_pattern(buf, len, seed, (uint64_t)off);
     NTSTATUS status = sync_write(t, buf, (ULONG)len, off);
     free(buf);
@@ -166,7 +159,7 @@ static bool fresh_open_matches(struct tu_env *e, const char *path, bool direct, 
                                unsigned seed)
 {
     WDFIOTARGET t = tu_env_target(e, path, GENERIC_READ, direct ? FILE_NO_INTERMEDIATE_BUFFERING : 0);
-    unsigned char *buf = xaligned(len);
+    unsigned char *buf = tu_aligned_alloc(len);
     ULONG_PTR bytes = 0;
     memset(buf, 0xA5, len);
     NTSTATUS status = sync_read(t, buf, (ULONG)len, off, &bytes);
@@ -1389,7 +1382,7 @@ START_TEST(direct_read_misaligned_to_4k_sector_is_datatype_misalignment)
     WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_DIRECT);
     WDFREQUEST req = tu_make_request(t);
-    unsigned char *buf = xaligned(2 * BLK);
+    unsigned char *buf = tu_aligned_alloc(2 * BLK);
     struct uwdf_request *r = internal_request(req);
 
     /* 512-byte aligned is not enough on a 4096-byte-sector device; the
@@ -1430,7 +1423,7 @@ START_TEST(direct_alignment_that_is_not_a_power_of_two_is_checked_too)
     it->dio_mem_align = 3 * SECTOR;
     WDFREQUEST req = tu_make_request(t);
     struct uwdf_request *r = internal_request(req);
-    unsigned char *raw = xaligned(4 * BLK);
+    unsigned char *raw = tu_aligned_alloc(4 * BLK);
     /* The first address in raw on both 1536 bytes and a page (raw is on a
      * page): a sync buffer is described page by page, and a piece that
      * crossed a page would break a 1536-byte length rule. */

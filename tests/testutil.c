@@ -141,6 +141,18 @@ bool tu_pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t off
     return same;
 }
 
+void *tu_aligned_alloc(size_t size)
+{
+    void *p = NULL;
+    ck_assert_int_eq(posix_memalign(&p, 4096, size), 0);
+    return p;
+}
+
+int tu_load(atomic_int *a)
+{
+    return atomic_load(a);
+}
+
 void tu_sleep_ms(int ms)
 {
     struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };

@@ -351,6 +351,11 @@ int tu_count_entries(const char *dir);
 
 /* UNICODE_STRING from a UTF-8 path; buf must have room for strlen+1 WCHARs. */
 void tu_unicode(UNICODE_STRING *us, WCHAR *buf, size_t buf_chars, const char *path);
+/* size bytes aligned to 4096 (an O_DIRECT buffer on any sector size),
+ * asserted to be allocated; free() it. */
+void *tu_aligned_alloc(size_t size);
+/* A plain-int read of an atomic counter, so failed assertions print readably. */
+int tu_load(atomic_int *a);
 /* Sleeps ms milliseconds, resuming after signals. */
 void tu_sleep_ms(int ms);
 /* Wall-clock milliseconds (monotonic). */
