@@ -614,3 +614,64 @@ void tu_nbdkit_kill(struct tu_nbdkit *s)
 {
     tu_nbdkit_signal(s, SIGKILL);
 }
+
+/* ---- stderr capture ---- */
+
+static int g_capture_fd = -1, g_saved_stderr = -1;
+
+void tu_stderr_begin(void)
+{
+    char tmpl[] = "/tmp/uwdf-stderr-XXXXXX";
+    ck_assert_int_lt(g_capture_fd, 0);
+    int fd = mkstemp(tmpl);
+    ck_assert_msg(fd >= 0, "mkstemp: %s", strerror(errno));
+    unlink(tmpl);
+    fflush(stderr);
+    g_saved_stderr = dup(STDERR_FILENO);
+    ck_assert_int_ge(g_saved_stderr, 0);
+    ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+    g_capture_fd = fd;
+}
+
+/* No ck_* here: tu_stderr_end runs in the teardown. */
+static char *capture_contents(void)
+{
+    size_t cap = 1 << 16, len = 0;
+    char *text = calloc(1, cap);
+    ssize_t n;
+    fflush(stderr);
+    if (!text)
+        return NULL;
+    while ((n = pread(g_capture_fd, text + len, cap - 1 - len, (off_t)len)) > 0) {
+        len += (size_t)n;
+        if (len == cap - 1) {
+            char *bigger = realloc(text, cap * 2);
+            if (!bigger)
+                break;
+            text = bigger;
+            cap *= 2;
+        }
+    }
+    text[len] = '\0';
+    return text;
+}
+
+char *tu_stderr_read(void)
+{
+    ck_assert_int_ge(g_capture_fd, 0);
+    char *text = capture_contents();
+    ck_assert_ptr_nonnull(text);
+    return text;
+}
+
+char *tu_stderr_end(void)
+{
+    if (g_capture_fd < 0)
+        return NULL;
+    char *text = capture_contents();
+    dup2(g_saved_stderr, STDERR_FILENO);
+    close(g_saved_stderr);
+    close(g_capture_fd);
+    g_saved_stderr = g_capture_fd = -1;
+    return text;
+}

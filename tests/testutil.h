@@ -349,6 +349,16 @@ int tu_count_entries(const char *dir);
 
 /* ---- odds and ends ---- */
 
+/* stderr captured: from tu_stderr_begin on, what goes to stderr (library log
+ * lines, verifier reports) lands in an unlinked temporary file instead.
+ * tu_stderr_read returns all of it so far, tu_stderr_end restores stderr
+ * and returns all of it (both malloc'd, NUL-terminated; end returns NULL
+ * when nothing was captured). One capture at a time; the fixture's
+ * teardown ends one a failed test left running. */
+void tu_stderr_begin(void);
+char *tu_stderr_read(void);
+char *tu_stderr_end(void);
+
 /* UNICODE_STRING from a UTF-8 path; buf must have room for strlen+1 WCHARs. */
 void tu_unicode(UNICODE_STRING *us, WCHAR *buf, size_t buf_chars, const char *path);
 /* size bytes aligned to 4096 (an O_DIRECT buffer on any sector size),

@@ -264,6 +264,7 @@ void tu_fixture_setup(void)
 
 void tu_fixture_teardown(void)
 {
+    free(tu_stderr_end()); /* a failed test's capture: what follows is seen */
     UwdfSetVerifier(FALSE);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     UwdfFaultInjectStall(0);
