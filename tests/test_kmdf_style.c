@@ -22,8 +22,8 @@ static const GUID sample_guid = { 0x6e3c5d5a, 0x9a44, 0x4c43, { 0xa0, 0xb5, 0x2b
 static void guid_text(const GUID *g, char *out, size_t len)
 {
     UNICODE_STRING us;
-    ck_assert_int_eq(RtlStringFromGUID(g, &us), STATUS_SUCCESS);
-    ck_assert_int_eq(RtlStringCbPrintfA(out, len, "%wZ", &us), STATUS_SUCCESS);
+    ck_assert_status(RtlStringFromGUID(g, &us), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbPrintfA(out, len, "%wZ", &us), STATUS_SUCCESS);
     RtlFreeUnicodeString(&us);
 }
 
@@ -53,7 +53,7 @@ static ULONG sample_ticks(WDFIOTARGET t)
     ULONG_PTR got = 0;
     WDF_MEMORY_DESCRIPTOR out;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, &ticks, sizeof(ticks));
-    ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_SAMPLE_TICKS, NULL, &out, NULL, &got),
+    ck_assert_status(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_SAMPLE_TICKS, NULL, &out, NULL, &got),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(got, sizeof(ticks));
     return ticks;
@@ -64,7 +64,7 @@ START_TEST(the_sample_driver_loads_ticks_and_answers)
     UNICODE_STRING reg;
     RtlInitUnicodeString(&reg, L"\\Registry\\Machine\\System\\CurrentControlSet\\Services\\KmdfSample");
     memset(&SampleState, 0, sizeof(SampleState));
-    ck_assert_int_eq(DriverEntry(NULL, &reg), STATUS_SUCCESS);
+    ck_assert_status(DriverEntry(NULL, &reg), STATUS_SUCCESS);
     WDFDRIVER driver = WdfGetDriver();
     ck_assert_ptr_nonnull(driver);
 
@@ -73,10 +73,10 @@ START_TEST(the_sample_driver_loads_ticks_and_answers)
     WDFDEVICE app;
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &app), STATUS_SUCCESS);
     WdfControlFinishInitializing(app);
     WDFIOTARGET t;
-    ck_assert_int_eq(tu_target_open(app, "\\Device\\UwdfKmdfSample", GENERIC_READ, FILE_OPEN, 0, &t),
+    ck_assert_status(tu_target_open(app, "\\Device\\UwdfKmdfSample", GENERIC_READ, FILE_OPEN, 0, &t),
                      STATUS_SUCCESS);
 
     /* the periodic timer ticks (and queues the work item) */
@@ -93,12 +93,12 @@ START_TEST(the_sample_driver_loads_ticks_and_answers)
     ULONG_PTR got = 0;
     WDF_MEMORY_DESCRIPTOR out;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, buf, sizeof(buf) - 1);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &out, NULL, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &out, NULL, NULL, &got), STATUS_SUCCESS);
     ck_assert_str_eq(buf, SAMPLE_GUID_TEXT " sample");
     ck_assert_uint_eq(got, strlen(SAMPLE_GUID_TEXT " sample"));
     memset(buf, 0, sizeof(buf));
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, buf, 5);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &out, NULL, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &out, NULL, NULL, &got), STATUS_SUCCESS);
     ck_assert_str_eq(buf, "{6E3C");
 
     /* unloading: the queue context's pool goes with the queue, the

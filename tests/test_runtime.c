@@ -395,7 +395,7 @@ START_TEST(event_set_and_reset_return_the_previous_state)
     ck_assert_int_eq(KeSetEvent(&e, IO_NO_INCREMENT, FALSE), 0);
     KeClearEvent(&e);
     ck_assert_int_eq(KeReadStateEvent(&e), 0);
-    ck_assert_int_eq(wait1(&e, 0), STATUS_TIMEOUT);
+    ck_assert_status(wait1(&e, 0), STATUS_TIMEOUT);
 }
 END_TEST
 
@@ -445,7 +445,7 @@ START_TEST(synchronization_event_releases_one_waiter_per_set)
     ck_assert_int_eq(wait_for_woken(w, 2, 2), 2);
     for (int i = 0; i < 2; i++) {
         pthread_join(t[i], NULL);
-        ck_assert_int_eq(w[i].status, STATUS_SUCCESS);
+        ck_assert_status(w[i].status, STATUS_SUCCESS);
     }
 }
 END_TEST
@@ -490,18 +490,18 @@ START_TEST(wait_timeouts_relative_absolute_and_poll)
     LARGE_INTEGER now;
     KeInitializeEvent(&e, NotificationEvent, FALSE);
     double t0 = tu_now_ms();
-    ck_assert_int_eq(wait1(&e, 0), STATUS_TIMEOUT);
+    ck_assert_status(wait1(&e, 0), STATUS_TIMEOUT);
     ck_assert_msg(tu_now_ms() - t0 < 50, "a poll waited");
     t0 = tu_now_ms();
-    ck_assert_int_eq(wait1(&e, WDF_REL_TIMEOUT_IN_MS(40)), STATUS_TIMEOUT);
+    ck_assert_status(wait1(&e, WDF_REL_TIMEOUT_IN_MS(40)), STATUS_TIMEOUT);
     ck_assert_msg(tu_now_ms() - t0 >= 39, "a 40 ms wait took %.1f ms", tu_now_ms() - t0);
     KeQuerySystemTime(&now);
     t0 = tu_now_ms();
-    ck_assert_int_eq(wait1(&e, now.QuadPart - 10000000), STATUS_TIMEOUT); /* a second ago */
+    ck_assert_status(wait1(&e, now.QuadPart - 10000000), STATUS_TIMEOUT); /* a second ago */
     ck_assert_msg(tu_now_ms() - t0 < 50, "a past deadline waited");
     KeQuerySystemTime(&now);
     t0 = tu_now_ms();
-    ck_assert_int_eq(wait1(&e, now.QuadPart + WDF_ABS_TIMEOUT_IN_MS(40)), STATUS_TIMEOUT);
+    ck_assert_status(wait1(&e, now.QuadPart + WDF_ABS_TIMEOUT_IN_MS(40)), STATUS_TIMEOUT);
     ck_assert_msg(tu_now_ms() - t0 >= 30, "an absolute deadline 40 ms away came after %.1f ms", tu_now_ms() - t0);
 }
 END_TEST
@@ -512,18 +512,18 @@ START_TEST(wait_above_apc_level_only_polls)
     KeInitializeEvent(&e, NotificationEvent, TRUE);
     KIRQL old;
     KeRaiseIrql(DISPATCH_LEVEL, &old);
-    ck_assert_int_eq(wait1(&e, 0), STATUS_SUCCESS);
-    ck_assert_int_eq(wait1(&e, WDF_REL_TIMEOUT_IN_MS(10)), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, NULL), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(wait1(&e, 0), STATUS_SUCCESS);
+    ck_assert_status(wait1(&e, WDF_REL_TIMEOUT_IN_MS(10)), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(KeWaitForSingleObject(&e, Executive, KernelMode, FALSE, NULL), STATUS_INVALID_DEVICE_REQUEST);
     LARGE_INTEGER d = { .QuadPart = -1 };
-    ck_assert_int_eq(KeDelayExecutionThread(KernelMode, FALSE, &d), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(KeDelayExecutionThread(KernelMode, FALSE, &d), STATUS_INVALID_DEVICE_REQUEST);
     KeLowerIrql(old);
     UwdfSetVerifier(TRUE);
     KeRaiseIrql(APC_LEVEL, &old);
-    ck_assert_int_eq(wait1(&e, WDF_REL_TIMEOUT_IN_MS(10)), STATUS_SUCCESS); /* APC_LEVEL may wait */
+    ck_assert_status(wait1(&e, WDF_REL_TIMEOUT_IN_MS(10)), STATUS_SUCCESS); /* APC_LEVEL may wait */
     KeLowerIrql(old);
     KeRaiseIrql(DISPATCH_LEVEL, &old);
-    ck_assert_int_eq(wait1(&e, WDF_REL_TIMEOUT_IN_MS(10)), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(wait1(&e, WDF_REL_TIMEOUT_IN_MS(10)), STATUS_INVALID_DEVICE_REQUEST);
     KeLowerIrql(old);
     tu_expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, DISPATCH_LEVEL);
 }
@@ -538,14 +538,14 @@ START_TEST(wait_any_returns_the_index_of_the_signalled_object)
     KeInitializeSemaphore(&s, 0, 5);
     PVOID objs[3] = { &a, &b, &s };
     LARGE_INTEGER poll = { .QuadPart = 0 };
-    ck_assert_int_eq(KeWaitForMultipleObjects(3, objs, WaitAny, Executive, KernelMode, FALSE, &poll, NULL),
+    ck_assert_status(KeWaitForMultipleObjects(3, objs, WaitAny, Executive, KernelMode, FALSE, &poll, NULL),
                      STATUS_TIMEOUT);
     KeSetEvent(&b, 0, FALSE);
-    ck_assert_int_eq(KeWaitForMultipleObjects(3, objs, WaitAny, Executive, KernelMode, FALSE, &poll, NULL),
+    ck_assert_status(KeWaitForMultipleObjects(3, objs, WaitAny, Executive, KernelMode, FALSE, &poll, NULL),
                      STATUS_WAIT_0 + 1);
     ck_assert_int_eq(KeReadStateEvent(&b), 0);
     KeReleaseSemaphore(&s, 0, 2, FALSE);
-    ck_assert_int_eq(KeWaitForMultipleObjects(3, objs, WaitAny, Executive, KernelMode, FALSE, &poll, NULL),
+    ck_assert_status(KeWaitForMultipleObjects(3, objs, WaitAny, Executive, KernelMode, FALSE, &poll, NULL),
                      STATUS_WAIT_0 + 2);
     ck_assert_int_eq(KeReadStateSemaphore(&s), 1);
 }
@@ -576,13 +576,13 @@ START_TEST(wait_all_takes_every_object_at_once)
     ck_assert_int_eq(KeReadStateEvent(&a), 1); /* not consumed on its own */
     KeSetEvent(&b, 0, FALSE);
     pthread_join(t, NULL);
-    ck_assert_int_eq(w.status, STATUS_SUCCESS);
+    ck_assert_status(w.status, STATUS_SUCCESS);
     ck_assert_int_eq(KeReadStateEvent(&a), 0);
     ck_assert_int_eq(KeReadStateEvent(&b), 0);
     /* An object twice in a WaitAll is refused. */
     PVOID twice[2] = { &a, &a };
     LARGE_INTEGER poll = { .QuadPart = 0 };
-    ck_assert_int_eq(KeWaitForMultipleObjects(2, twice, WaitAll, Executive, KernelMode, FALSE, &poll, NULL),
+    ck_assert_status(KeWaitForMultipleObjects(2, twice, WaitAll, Executive, KernelMode, FALSE, &poll, NULL),
                      STATUS_INVALID_PARAMETER_MIX);
 }
 END_TEST
@@ -597,7 +597,7 @@ START_TEST(wait_for_many_objects_needs_wait_blocks)
         KeInitializeEvent(&ev[i], NotificationEvent, i == 4);
         objs[i] = &ev[i];
     }
-    ck_assert_int_eq(KeWaitForMultipleObjects(5, objs, WaitAny, Executive, KernelMode, FALSE, &poll, blocks),
+    ck_assert_status(KeWaitForMultipleObjects(5, objs, WaitAny, Executive, KernelMode, FALSE, &poll, blocks),
                      STATUS_WAIT_0 + 4);
     KeWaitForMultipleObjects(5, objs, WaitAny, Executive, KernelMode, FALSE, &poll, NULL);
     expect_bugcheck(MAXIMUM_WAIT_OBJECTS_EXCEEDED, 5);
@@ -610,8 +610,8 @@ START_TEST(semaphore_counts_up_to_its_limit)
 {
     KSEMAPHORE s;
     KeInitializeSemaphore(&s, 1, 2);
-    ck_assert_int_eq(wait1(&s, 0), STATUS_SUCCESS);
-    ck_assert_int_eq(wait1(&s, 0), STATUS_TIMEOUT);
+    ck_assert_status(wait1(&s, 0), STATUS_SUCCESS);
+    ck_assert_status(wait1(&s, 0), STATUS_TIMEOUT);
     ck_assert_int_eq(KeReleaseSemaphore(&s, 0, 2, FALSE), 0);
     ck_assert_int_eq(KeReadStateSemaphore(&s), 2);
     ck_assert_int_eq(KeReleaseSemaphore(&s, 0, 1, FALSE), 2);
@@ -632,14 +632,14 @@ START_TEST(mutex_is_recursive_for_its_owner)
     KMUTEX m;
     KeInitializeMutex(&m, 0);
     ck_assert_int_eq(KeReadStateMutex(&m), 1);
-    ck_assert_int_eq(wait1(&m, 0), STATUS_SUCCESS);
-    ck_assert_int_eq(wait1(&m, 0), STATUS_SUCCESS);
+    ck_assert_status(wait1(&m, 0), STATUS_SUCCESS);
+    ck_assert_status(wait1(&m, 0), STATUS_SUCCESS);
     ck_assert_int_eq(KeReadStateMutex(&m), -1);
     struct waiter_arg other = { .object = &m };
     pthread_t t;
     pthread_create(&t, NULL, take_mutex_poll, &other);
     pthread_join(t, NULL);
-    ck_assert_int_eq(other.status, STATUS_TIMEOUT);
+    ck_assert_status(other.status, STATUS_TIMEOUT);
     ck_assert_int_eq(KeReleaseMutex(&m, FALSE), -1);
     ck_assert_int_eq(KeReleaseMutex(&m, FALSE), 0);
     ck_assert_int_eq(KeReadStateMutex(&m), 1);
@@ -673,10 +673,10 @@ START_TEST(delay_execution_sleeps_the_interval)
 {
     LARGE_INTEGER d = { .QuadPart = WDF_REL_TIMEOUT_IN_MS(30) };
     double t0 = tu_now_ms();
-    ck_assert_int_eq(KeDelayExecutionThread(KernelMode, FALSE, &d), STATUS_SUCCESS);
+    ck_assert_status(KeDelayExecutionThread(KernelMode, FALSE, &d), STATUS_SUCCESS);
     ck_assert_msg(tu_now_ms() - t0 >= 29, "slept %.1f ms", tu_now_ms() - t0);
     d.QuadPart = 0;
-    ck_assert_int_eq(KeDelayExecutionThread(KernelMode, FALSE, &d), STATUS_SUCCESS);
+    ck_assert_status(KeDelayExecutionThread(KernelMode, FALSE, &d), STATUS_SUCCESS);
     t0 = tu_now_ms();
     KeStallExecutionProcessor(2000);
     ck_assert_msg(tu_now_ms() - t0 >= 1.9, "stalled %.3f ms", tu_now_ms() - t0);
@@ -759,11 +759,11 @@ START_TEST(init_strings_count_bytes)
     ck_assert(a.Length == 5 && a.MaximumLength == 6);
     WCHAR *longs = calloc(20000, sizeof(WCHAR));
     wmemset(longs, L'x', 19999);
-    ck_assert_int_eq(RtlInitUnicodeStringEx(&u, longs), STATUS_NAME_TOO_LONG);
+    ck_assert_status(RtlInitUnicodeStringEx(&u, longs), STATUS_NAME_TOO_LONG);
     RtlInitUnicodeString(&u, longs); /* clamped to whole characters */
     ck_assert_uint_eq(u.Length % sizeof(WCHAR), 0);
     ck_assert_uint_le(u.Length + sizeof(WCHAR), 0xFFFF);
-    ck_assert_int_eq(WdmlibRtlInitUnicodeStringEx(&u, L"ok"), STATUS_SUCCESS);
+    ck_assert_status(WdmlibRtlInitUnicodeStringEx(&u, L"ok"), STATUS_SUCCESS);
     free(longs);
 }
 END_TEST
@@ -790,14 +790,14 @@ START_TEST(append_fails_whole_when_it_does_not_fit)
 {
     WCHAR buf[6];
     UNICODE_STRING dst = { 0, sizeof(buf), buf }, src;
-    ck_assert_int_eq(RtlAppendUnicodeToString(&dst, L"abc"), STATUS_SUCCESS);
+    ck_assert_status(RtlAppendUnicodeToString(&dst, L"abc"), STATUS_SUCCESS);
     RtlInitUnicodeString(&src, L"def");
-    ck_assert_int_eq(RtlAppendUnicodeStringToString(&dst, &src), STATUS_SUCCESS);
+    ck_assert_status(RtlAppendUnicodeStringToString(&dst, &src), STATUS_SUCCESS);
     ck_assert_uint_eq(dst.Length, 6 * sizeof(WCHAR));
-    ck_assert_int_eq(RtlAppendUnicodeToString(&dst, L"g"), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(RtlAppendUnicodeToString(&dst, L"g"), STATUS_BUFFER_TOO_SMALL);
     ck_assert_uint_eq(dst.Length, 6 * sizeof(WCHAR));
     ck_assert(wmemcmp(buf, L"abcdef", 6) == 0);
-    ck_assert_int_eq(RtlAppendUnicodeToString(&dst, NULL), STATUS_SUCCESS);
+    ck_assert_status(RtlAppendUnicodeToString(&dst, NULL), STATUS_SUCCESS);
 }
 END_TEST
 
@@ -832,13 +832,13 @@ START_TEST(upcase_string_allocates_and_frees)
 {
     UNICODE_STRING src, dst;
     RtlInitUnicodeString(&src, L"mixed Case");
-    ck_assert_int_eq(RtlUpcaseUnicodeString(&dst, &src, TRUE), STATUS_SUCCESS);
+    ck_assert_status(RtlUpcaseUnicodeString(&dst, &src, TRUE), STATUS_SUCCESS);
     ck_assert(wcscmp(dst.Buffer, L"MIXED CASE") == 0);
     RtlFreeUnicodeString(&dst);
     ck_assert_ptr_null(dst.Buffer);
     WCHAR small[3];
     UNICODE_STRING tiny = { 0, sizeof(small), small };
-    ck_assert_int_eq(RtlDowncaseUnicodeString(&tiny, &src, FALSE), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlDowncaseUnicodeString(&tiny, &src, FALSE), STATUS_BUFFER_OVERFLOW);
 }
 END_TEST
 
@@ -848,39 +848,39 @@ START_TEST(unicode_and_ansi_convert_as_utf8)
     ANSI_STRING a;
     RtlInitUnicodeString(&u, L"na\x00efve \x20ac");
     ck_assert_uint_eq(RtlUnicodeStringToAnsiSize(&u), 11); /* 7 characters in 10 bytes, and the NUL */
-    ck_assert_int_eq(RtlUnicodeStringToAnsiString(&a, &u, TRUE), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToAnsiString(&a, &u, TRUE), STATUS_SUCCESS);
     ck_assert_str_eq(a.Buffer, "na\xc3\xafve \xe2\x82\xac");
     ck_assert_uint_eq(a.Length, 10);
     UNICODE_STRING back;
-    ck_assert_int_eq(RtlAnsiStringToUnicodeString(&back, &a, TRUE), STATUS_SUCCESS);
+    ck_assert_status(RtlAnsiStringToUnicodeString(&back, &a, TRUE), STATUS_SUCCESS);
     ck_assert(RtlEqualUnicodeString(&back, &u, FALSE));
     RtlFreeUnicodeString(&back);
     RtlFreeAnsiString(&a);
     /* A destination too small: truncated at a character, terminated. */
     char small[5];
     ANSI_STRING s = { 0, sizeof(small), small };
-    ck_assert_int_eq(RtlUnicodeStringToAnsiString(&s, &u, FALSE), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlUnicodeStringToAnsiString(&s, &u, FALSE), STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(small, "na\xc3\xaf"); /* 4 bytes: 'v' does not fit */
     char five[6];
     ANSI_STRING s5 = { 0, sizeof(five), five };
     UNICODE_STRING euro;
     RtlInitUnicodeString(&euro, L"ab\x20ac");
-    ck_assert_int_eq(RtlUnicodeStringToAnsiString(&s5, &euro, FALSE), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToAnsiString(&s5, &euro, FALSE), STATUS_SUCCESS);
     five[0] = 0;
     ANSI_STRING s4 = { 0, 5, five };
     RtlInitUnicodeString(&euro, L"abc\x20ac");
-    ck_assert_int_eq(RtlUnicodeStringToAnsiString(&s4, &euro, FALSE), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlUnicodeStringToAnsiString(&s4, &euro, FALSE), STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(five, "abc"); /* never half of the euro sign */
     /* Narrow to wide needs room for a NUL, else nothing happens. */
     WCHAR w[3];
     UNICODE_STRING wu = { 7, sizeof(w), w };
     ANSI_STRING three;
     RtlInitAnsiString(&three, "abc");
-    ck_assert_int_eq(RtlAnsiStringToUnicodeString(&wu, &three, FALSE), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlAnsiStringToUnicodeString(&wu, &three, FALSE), STATUS_BUFFER_OVERFLOW);
     ck_assert_uint_eq(wu.Length, 7);
     /* Invalid UTF-8 becomes U+FFFD. */
     ANSI_STRING bad = { 2, 3, "\xff\x41" };
-    ck_assert_int_eq(RtlAnsiStringToUnicodeString(&back, &bad, TRUE), STATUS_SUCCESS);
+    ck_assert_status(RtlAnsiStringToUnicodeString(&back, &bad, TRUE), STATUS_SUCCESS);
     ck_assert(back.Length == 2 * sizeof(WCHAR) && back.Buffer[0] == 0xFFFD && back.Buffer[1] == L'A');
     RtlFreeUnicodeString(&back);
 }
@@ -892,31 +892,31 @@ START_TEST(conversions_fail_cleanly_without_memory)
     ANSI_STRING a;
     RtlInitUnicodeString(&u, L"text");
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(RtlUnicodeStringToAnsiString(&a, &u, TRUE), STATUS_NO_MEMORY);
+    ck_assert_status(RtlUnicodeStringToAnsiString(&a, &u, TRUE), STATUS_NO_MEMORY);
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(RtlUpcaseUnicodeString(&out, &u, TRUE), STATUS_NO_MEMORY);
+    ck_assert_status(RtlUpcaseUnicodeString(&out, &u, TRUE), STATUS_NO_MEMORY);
     GUID g = { 0 };
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(RtlStringFromGUID(&g, &out), STATUS_NO_MEMORY);
+    ck_assert_status(RtlStringFromGUID(&g, &out), STATUS_NO_MEMORY);
 }
 END_TEST
 
 START_TEST(utf8_n_conversions_count_and_report)
 {
     ULONG n = 0;
-    ck_assert_int_eq(RtlUnicodeToUTF8N(NULL, 0, &n, L"\x00e9x", 2 * sizeof(WCHAR)), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeToUTF8N(NULL, 0, &n, L"\x00e9x", 2 * sizeof(WCHAR)), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 3);
     char out[2];
-    ck_assert_int_eq(RtlUnicodeToUTF8N(out, sizeof(out), &n, L"\x00e9x", 2 * sizeof(WCHAR)), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(RtlUnicodeToUTF8N(out, sizeof(out), &n, L"\x00e9x", 2 * sizeof(WCHAR)), STATUS_BUFFER_TOO_SMALL);
     ck_assert_uint_eq(n, 2);
     WCHAR surrogate = 0xD800;
-    ck_assert_int_eq(RtlUnicodeToUTF8N(NULL, 0, &n, &surrogate, sizeof(WCHAR)), STATUS_SOME_NOT_MAPPED);
+    ck_assert_status(RtlUnicodeToUTF8N(NULL, 0, &n, &surrogate, sizeof(WCHAR)), STATUS_SOME_NOT_MAPPED);
     WCHAR w[4];
-    ck_assert_int_eq(RtlUTF8ToUnicodeN(w, sizeof(w), &n, "a\xc3\xa9", 3), STATUS_SUCCESS);
+    ck_assert_status(RtlUTF8ToUnicodeN(w, sizeof(w), &n, "a\xc3\xa9", 3), STATUS_SUCCESS);
     ck_assert(n == 2 * sizeof(WCHAR) && w[0] == L'a' && w[1] == 0xe9);
-    ck_assert_int_eq(RtlUTF8ToUnicodeN(w, sizeof(w), &n, "\xc3", 1), STATUS_SOME_NOT_MAPPED);
-    ck_assert_int_eq(RtlUTF8ToUnicodeN(w, sizeof(w), &n, "\xef\xbf\xbd", 3), STATUS_SUCCESS);
-    ck_assert_int_eq(RtlUTF8ToUnicodeN(NULL, 0, NULL, "a", 1), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlUTF8ToUnicodeN(w, sizeof(w), &n, "\xc3", 1), STATUS_SOME_NOT_MAPPED);
+    ck_assert_status(RtlUTF8ToUnicodeN(w, sizeof(w), &n, "\xef\xbf\xbd", 3), STATUS_SUCCESS);
+    ck_assert_status(RtlUTF8ToUnicodeN(NULL, 0, NULL, "a", 1), STATUS_INVALID_PARAMETER);
 }
 END_TEST
 
@@ -924,44 +924,44 @@ START_TEST(integers_to_and_from_text)
 {
     WCHAR buf[12];
     UNICODE_STRING s = { 0, sizeof(buf), buf };
-    ck_assert_int_eq(RtlIntegerToUnicodeString(255, 16, &s), STATUS_SUCCESS);
+    ck_assert_status(RtlIntegerToUnicodeString(255, 16, &s), STATUS_SUCCESS);
     ck_assert(wcscmp(buf, L"FF") == 0 && s.Length == 2 * sizeof(WCHAR));
-    ck_assert_int_eq(RtlIntegerToUnicodeString(5, 2, &s), STATUS_SUCCESS);
+    ck_assert_status(RtlIntegerToUnicodeString(5, 2, &s), STATUS_SUCCESS);
     ck_assert(wcscmp(buf, L"101") == 0);
-    ck_assert_int_eq(RtlIntegerToUnicodeString(4294967295u, 0, &s), STATUS_SUCCESS);
+    ck_assert_status(RtlIntegerToUnicodeString(4294967295u, 0, &s), STATUS_SUCCESS);
     ck_assert(wcscmp(buf, L"4294967295") == 0);
-    ck_assert_int_eq(RtlIntegerToUnicodeString(1, 7, &s), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlIntegerToUnicodeString(1, 7, &s), STATUS_INVALID_PARAMETER);
     WCHAR four[4];
     UNICODE_STRING small = { 0, sizeof(four), four };
-    ck_assert_int_eq(RtlIntegerToUnicodeString(1234, 10, &small), STATUS_BUFFER_OVERFLOW); /* no room for NUL */
-    ck_assert_int_eq(RtlIntegerToUnicodeString(123, 10, &small), STATUS_SUCCESS);
+    ck_assert_status(RtlIntegerToUnicodeString(1234, 10, &small), STATUS_BUFFER_OVERFLOW); /* no room for NUL */
+    ck_assert_status(RtlIntegerToUnicodeString(123, 10, &small), STATUS_SUCCESS);
     WCHAR big[24];
     UNICODE_STRING b = { 0, sizeof(big), big };
-    ck_assert_int_eq(RtlInt64ToUnicodeString(0xFFFFFFFFFFFFFFFFULL, 16, &b), STATUS_SUCCESS);
+    ck_assert_status(RtlInt64ToUnicodeString(0xFFFFFFFFFFFFFFFFULL, 16, &b), STATUS_SUCCESS);
     ck_assert(wcscmp(big, L"FFFFFFFFFFFFFFFF") == 0);
 
     ULONG v = 0;
     UNICODE_STRING t;
     RtlInitUnicodeString(&t, L"  -42xyz");
-    ck_assert_int_eq(RtlUnicodeStringToInteger(&t, 10, &v), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToInteger(&t, 10, &v), STATUS_SUCCESS);
     ck_assert_uint_eq(v, (ULONG)-42);
     RtlInitUnicodeString(&t, L"0x1F");
-    ck_assert_int_eq(RtlUnicodeStringToInteger(&t, 0, &v), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToInteger(&t, 0, &v), STATUS_SUCCESS);
     ck_assert_uint_eq(v, 31);
     RtlInitUnicodeString(&t, L"0b101");
-    ck_assert_int_eq(RtlUnicodeStringToInteger(&t, 0, &v), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToInteger(&t, 0, &v), STATUS_SUCCESS);
     ck_assert_uint_eq(v, 5);
     RtlInitUnicodeString(&t, L"0o17");
-    ck_assert_int_eq(RtlUnicodeStringToInteger(&t, 0, &v), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToInteger(&t, 0, &v), STATUS_SUCCESS);
     ck_assert_uint_eq(v, 15);
     RtlInitUnicodeString(&t, L"777");
-    ck_assert_int_eq(RtlUnicodeStringToInteger(&t, 8, &v), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToInteger(&t, 8, &v), STATUS_SUCCESS);
     ck_assert_uint_eq(v, 511);
     RtlInitUnicodeString(&t, L"");
-    ck_assert_int_eq(RtlUnicodeStringToInteger(&t, 10, &v), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToInteger(&t, 10, &v), STATUS_SUCCESS);
     ck_assert_uint_eq(v, 0);
-    ck_assert_int_eq(RtlUnicodeStringToInteger(&t, 3, &v), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlCharToInteger("+12", 10, &v), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringToInteger(&t, 3, &v), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlCharToInteger("+12", 10, &v), STATUS_SUCCESS);
     ck_assert_uint_eq(v, 12);
 }
 END_TEST
@@ -970,23 +970,23 @@ START_TEST(guids_to_and_from_text)
 {
     static const GUID g = { 0xcdc35b6e, 0x0be4, 0x4936, { 0xbf, 0x5f, 0x55, 0x37, 0x38, 0x0a, 0x7c, 0x1a } };
     UNICODE_STRING s;
-    ck_assert_int_eq(RtlStringFromGUID(&g, &s), STATUS_SUCCESS);
+    ck_assert_status(RtlStringFromGUID(&g, &s), STATUS_SUCCESS);
     ck_assert(wcscmp(s.Buffer, L"{CDC35B6E-0BE4-4936-BF5F-5537380A7C1A}") == 0);
     ck_assert_uint_eq(s.Length, 38 * sizeof(WCHAR));
     GUID back;
-    ck_assert_int_eq(RtlGUIDFromString(&s, &back), STATUS_SUCCESS);
+    ck_assert_status(RtlGUIDFromString(&s, &back), STATUS_SUCCESS);
     ck_assert(IsEqualGUID(&back, &g));
     RtlFreeUnicodeString(&s);
     UNICODE_STRING lower;
     RtlInitUnicodeString(&lower, L"{cdc35b6e-0be4-4936-bf5f-5537380a7c1a}");
-    ck_assert_int_eq(RtlGUIDFromString(&lower, &back), STATUS_SUCCESS);
+    ck_assert_status(RtlGUIDFromString(&lower, &back), STATUS_SUCCESS);
     ck_assert(IsEqualGUID(&back, &g));
     static const WCHAR *const bad[] = { L"cdc35b6e-0be4-4936-bf5f-5537380a7c1a",
                                         L"{cdc35b6e-0be4-4936-bf5f-5537380a7c1g}",
                                         L"{cdc35b6e+0be4-4936-bf5f-5537380a7c1a}", L"{}" };
     for (size_t i = 0; i < RTL_NUMBER_OF(bad); i++) {
         RtlInitUnicodeString(&lower, bad[i]);
-        ck_assert_int_eq(RtlGUIDFromString(&lower, &back), STATUS_INVALID_PARAMETER);
+        ck_assert_status(RtlGUIDFromString(&lower, &back), STATUS_INVALID_PARAMETER);
     }
 }
 END_TEST
@@ -1010,16 +1010,16 @@ START_TEST(strsafe_copy_truncates_with_buffer_overflow)
 {
     WCHAR w[6];
     char a[6];
-    ck_assert_int_eq(RtlStringCchCopyW(w, 6, L"hello"), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCopyW(w, 6, L"hello"), STATUS_SUCCESS);
     ck_assert(wcscmp(w, L"hello") == 0);
-    ck_assert_int_eq(RtlStringCchCopyW(w, 6, L"hello!"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCchCopyW(w, 6, L"hello!"), STATUS_BUFFER_OVERFLOW);
     ck_assert(wcscmp(w, L"hello") == 0); /* truncated, terminated */
-    ck_assert_int_eq(RtlStringCbCopyW(w, sizeof(w), L"0123456789"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCbCopyW(w, sizeof(w), L"0123456789"), STATUS_BUFFER_OVERFLOW);
     ck_assert(wcscmp(w, L"01234") == 0);
-    ck_assert_int_eq(RtlStringCbCopyA(a, sizeof(a), "abcdefgh"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCbCopyA(a, sizeof(a), "abcdefgh"), STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(a, "abcde");
     /* A Cb size is whole WCHARs (4 bytes each here). */
-    ck_assert_int_eq(RtlStringCbCopyW(w, 2 * sizeof(WCHAR) + 3, L"xyz"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCbCopyW(w, 2 * sizeof(WCHAR) + 3, L"xyz"), STATUS_BUFFER_OVERFLOW);
     ck_assert(wcscmp(w, L"x") == 0);
 }
 END_TEST
@@ -1027,48 +1027,48 @@ END_TEST
 START_TEST(strsafe_rejects_bad_sizes_and_nulls)
 {
     WCHAR w[4] = L"ab";
-    ck_assert_int_eq(RtlStringCchCopyW(w, 0, L"x"), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlStringCchCopyW(w, (size_t)NTSTRSAFE_MAX_CCH + 1, L"x"), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlStringCchCopyW(NULL, 4, L"x"), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlStringCchCopyW(w, 4, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCopyW(w, 0, L"x"), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCopyW(w, (size_t)NTSTRSAFE_MAX_CCH + 1, L"x"), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCopyW(NULL, 4, L"x"), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCopyW(w, 4, NULL), STATUS_INVALID_PARAMETER);
     ck_assert(wcscmp(w, L"ab") == 0); /* an invalid parameter changes nothing */
-    ck_assert_int_eq(RtlStringCbCopyW(w, ((size_t)NTSTRSAFE_MAX_CCH + 1) * sizeof(WCHAR), L"x"),
+    ck_assert_status(RtlStringCbCopyW(w, ((size_t)NTSTRSAFE_MAX_CCH + 1) * sizeof(WCHAR), L"x"),
                      STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlStringCchPrintfW(w, 0, L"x"), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlStringCchCopyExW(w, 4, L"x", NULL, NULL, 0x10000), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchPrintfW(w, 0, L"x"), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCopyExW(w, 4, L"x", NULL, NULL, 0x10000), STATUS_INVALID_PARAMETER);
 }
 END_TEST
 
 START_TEST(strsafe_copy_n_stops_at_n)
 {
     char a[8];
-    ck_assert_int_eq(RtlStringCchCopyNA(a, 8, "abcdef", 3), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCopyNA(a, 8, "abcdef", 3), STATUS_SUCCESS);
     ck_assert_str_eq(a, "abc");
-    ck_assert_int_eq(RtlStringCchCopyNA(a, 8, "ab", 5), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCopyNA(a, 8, "ab", 5), STATUS_SUCCESS);
     ck_assert_str_eq(a, "ab");
-    ck_assert_int_eq(RtlStringCchCopyNA(a, 3, "abcdef", 5), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCchCopyNA(a, 3, "abcdef", 5), STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(a, "ab");
     WCHAR w[8];
-    ck_assert_int_eq(RtlStringCbCopyNW(w, sizeof(w), L"abcdef", 2 * sizeof(WCHAR)), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbCopyNW(w, sizeof(w), L"abcdef", 2 * sizeof(WCHAR)), STATUS_SUCCESS);
     ck_assert(wcscmp(w, L"ab") == 0);
-    ck_assert_int_eq(RtlStringCchCopyNA(a, 8, "x", (size_t)NTSTRSAFE_MAX_CCH + 1), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCopyNA(a, 8, "x", (size_t)NTSTRSAFE_MAX_CCH + 1), STATUS_INVALID_PARAMETER);
 }
 END_TEST
 
 START_TEST(strsafe_cat_appends_and_needs_a_terminated_destination)
 {
     WCHAR w[8] = L"ab";
-    ck_assert_int_eq(RtlStringCchCatW(w, 8, L"cd"), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCatW(w, 8, L"cd"), STATUS_SUCCESS);
     ck_assert(wcscmp(w, L"abcd") == 0);
-    ck_assert_int_eq(RtlStringCchCatW(w, 8, L"efghij"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCchCatW(w, 8, L"efghij"), STATUS_BUFFER_OVERFLOW);
     ck_assert(wcscmp(w, L"abcdefg") == 0);
-    ck_assert_int_eq(RtlStringCchCatW(w, 8, L"x"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCchCatW(w, 8, L"x"), STATUS_BUFFER_OVERFLOW);
     char full[4] = { 'a', 'b', 'c', 'd' };
-    ck_assert_int_eq(RtlStringCchCatA(full, 4, "x"), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCatA(full, 4, "x"), STATUS_INVALID_PARAMETER);
     char a[6] = "ab";
-    ck_assert_int_eq(RtlStringCchCatNA(a, 6, "cdef", 2), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCatNA(a, 6, "cdef", 2), STATUS_SUCCESS);
     ck_assert_str_eq(a, "abcd");
-    ck_assert_int_eq(RtlStringCbCatA(a, sizeof(a), "ef"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCbCatA(a, sizeof(a), "ef"), STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(a, "abcde");
 }
 END_TEST
@@ -1078,15 +1078,15 @@ START_TEST(strsafe_ex_reports_end_and_remaining)
     WCHAR w[8];
     PWSTR end = NULL;
     size_t rem = 0;
-    ck_assert_int_eq(RtlStringCchCopyExW(w, 8, L"abc", &end, &rem, 0), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCopyExW(w, 8, L"abc", &end, &rem, 0), STATUS_SUCCESS);
     ck_assert_ptr_eq(end, w + 3);
     ck_assert_uint_eq(rem, 5);
-    ck_assert_int_eq(RtlStringCchCatExW(w, 8, L"de", &end, &rem, 0), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCatExW(w, 8, L"de", &end, &rem, 0), STATUS_SUCCESS);
     ck_assert_ptr_eq(end, w + 5);
     ck_assert_uint_eq(rem, 3);
-    ck_assert_int_eq(RtlStringCbCopyExW(w, sizeof(w) + 1, L"xy", &end, &rem, 0), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbCopyExW(w, sizeof(w) + 1, L"xy", &end, &rem, 0), STATUS_SUCCESS);
     ck_assert_uint_eq(rem, 6 * sizeof(WCHAR) + 1); /* bytes, the odd one too */
-    ck_assert_int_eq(RtlStringCchCopyExW(w, 4, L"toolong", &end, &rem, 0), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCchCopyExW(w, 4, L"toolong", &end, &rem, 0), STATUS_BUFFER_OVERFLOW);
     ck_assert_ptr_eq(end, w + 3);
     ck_assert_uint_eq(rem, 1);
 }
@@ -1095,26 +1095,26 @@ END_TEST
 START_TEST(strsafe_ex_flags_fill_and_null_on_failure)
 {
     char a[8];
-    ck_assert_int_eq(RtlStringCchCopyExA(a, 8, "ab", NULL, NULL, STRSAFE_FILL_BYTE('*')), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCopyExA(a, 8, "ab", NULL, NULL, STRSAFE_FILL_BYTE('*')), STATUS_SUCCESS);
     ck_assert(memcmp(a, "ab\0*****", 8) == 0);
-    ck_assert_int_eq(RtlStringCchCopyExA(a, 8, "0123456789", NULL, NULL, STRSAFE_FAILURE_BYTE('!')),
+    ck_assert_status(RtlStringCchCopyExA(a, 8, "0123456789", NULL, NULL, STRSAFE_FAILURE_BYTE('!')),
                      STATUS_BUFFER_OVERFLOW);
     ck_assert(memcmp(a, "!!!!!!!\0", 8) == 0);
-    ck_assert_int_eq(RtlStringCchCopyExA(a, 8, "0123456789", NULL, NULL, STRSAFE_NULL_ON_FAILURE),
+    ck_assert_status(RtlStringCchCopyExA(a, 8, "0123456789", NULL, NULL, STRSAFE_NULL_ON_FAILURE),
                      STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(a, "");
     strcpy(a, "keep");
-    ck_assert_int_eq(RtlStringCchCopyExA(a, 8, "0123456789", NULL, NULL, STRSAFE_NO_TRUNCATION),
+    ck_assert_status(RtlStringCchCopyExA(a, 8, "0123456789", NULL, NULL, STRSAFE_NO_TRUNCATION),
                      STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(a, ""); /* a copy with no truncation copies nothing */
     strcpy(a, "keep");
-    ck_assert_int_eq(RtlStringCchCatExA(a, 8, "0123", NULL, NULL, STRSAFE_NO_TRUNCATION), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCchCatExA(a, 8, "0123", NULL, NULL, STRSAFE_NO_TRUNCATION), STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(a, "keep"); /* ... and a cat appends nothing */
     PSTR end;
     size_t rem;
-    ck_assert_int_eq(RtlStringCchCopyExA(NULL, 0, NULL, &end, &rem, STRSAFE_IGNORE_NULLS), STATUS_SUCCESS);
-    ck_assert_int_eq(RtlStringCchCopyExA(NULL, 0, "x", &end, &rem, STRSAFE_IGNORE_NULLS), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlStringCchCopyExA(a, 8, NULL, &end, &rem, STRSAFE_IGNORE_NULLS), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCopyExA(NULL, 0, NULL, &end, &rem, STRSAFE_IGNORE_NULLS), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchCopyExA(NULL, 0, "x", &end, &rem, STRSAFE_IGNORE_NULLS), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchCopyExA(a, 8, NULL, &end, &rem, STRSAFE_IGNORE_NULLS), STATUS_SUCCESS);
     ck_assert_str_eq(a, "");
 }
 END_TEST
@@ -1123,38 +1123,38 @@ START_TEST(strsafe_printf_formats_and_truncates)
 {
     WCHAR w[32];
     char a[8];
-    ck_assert_int_eq(RtlStringCchPrintfW(w, 10, L"%s %d + %d = %d.", L"The answer is", 1, 2, 3),
+    ck_assert_status(RtlStringCchPrintfW(w, 10, L"%s %d + %d = %d.", L"The answer is", 1, 2, 3),
                      STATUS_BUFFER_OVERFLOW);
     ck_assert(wcscmp(w, L"The answe") == 0);
     WCHAR big[40];
-    ck_assert_int_eq(RtlStringCchPrintfW(big, 40, L"%s %d + %d = %d.", L"The answer is", 1, 2, 3), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchPrintfW(big, 40, L"%s %d + %d = %d.", L"The answer is", 1, 2, 3), STATUS_SUCCESS);
     ck_assert(wcscmp(big, L"The answer is 1 + 2 = 3.") == 0);
-    ck_assert_int_eq(RtlStringCbPrintfA(a, sizeof(a), "%06X", 0xBEEFu), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbPrintfA(a, sizeof(a), "%06X", 0xBEEFu), STATUS_SUCCESS);
     ck_assert_str_eq(a, "00BEEF");
-    ck_assert_int_eq(RtlStringCbPrintfA(a, sizeof(a), "%s", "1234567890"), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCbPrintfA(a, sizeof(a), "%s", "1234567890"), STATUS_BUFFER_OVERFLOW);
     ck_assert_str_eq(a, "1234567");
     PWSTR end;
     size_t rem;
-    ck_assert_int_eq(RtlStringCchPrintfExW(w, 32, &end, &rem, 0, L"%u", 42u), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchPrintfExW(w, 32, &end, &rem, 0, L"%u", 42u), STATUS_SUCCESS);
     ck_assert(end == w + 2 && rem == 30);
     int n;
-    ck_assert_int_eq(RtlStringCchPrintfA(a, sizeof(a), "x%n", &n), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchPrintfA(a, sizeof(a), "x%n", &n), STATUS_INVALID_PARAMETER);
 }
 END_TEST
 
 START_TEST(strsafe_length_needs_a_terminator_within_max)
 {
     size_t n = 99;
-    ck_assert_int_eq(RtlStringCchLengthW(L"abc", 4, &n), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCchLengthW(L"abc", 4, &n), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 3);
-    ck_assert_int_eq(RtlStringCchLengthW(L"abc", 3, &n), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchLengthW(L"abc", 3, &n), STATUS_INVALID_PARAMETER);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(RtlStringCbLengthW(L"abc", 16, &n), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbLengthW(L"abc", 16, &n), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 3 * sizeof(WCHAR));
-    ck_assert_int_eq(RtlStringCbLengthA("abc", 4, &n), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbLengthA("abc", 4, &n), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 3);
-    ck_assert_int_eq(RtlStringCchLengthA(NULL, 4, &n), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlStringCchLengthA("a", (size_t)NTSTRSAFE_MAX_CCH + 1, &n), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchLengthA(NULL, 4, &n), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlStringCchLengthA("a", (size_t)NTSTRSAFE_MAX_CCH + 1, &n), STATUS_INVALID_PARAMETER);
 }
 END_TEST
 
@@ -1163,17 +1163,17 @@ START_TEST(unicode_string_printf_writes_no_terminator)
     WCHAR buf[8];
     wmemset(buf, L'#', 8);
     UNICODE_STRING us = { 0, 6 * sizeof(WCHAR), buf };
-    ck_assert_int_eq(RtlUnicodeStringPrintf(&us, L"%ws%d", L"\\Device\\X", 7), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlUnicodeStringPrintf(&us, L"%ws%d", L"\\Device\\X", 7), STATUS_BUFFER_OVERFLOW);
     ck_assert_uint_eq(us.Length, 6 * sizeof(WCHAR));
     ck_assert(wmemcmp(buf, L"\\Devic", 6) == 0 && buf[6] == L'#');
-    ck_assert_int_eq(RtlUnicodeStringPrintf(&us, L"n=%u", 5u), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringPrintf(&us, L"n=%u", 5u), STATUS_SUCCESS);
     ck_assert_uint_eq(us.Length, 3 * sizeof(WCHAR));
     ck_assert(buf[3] == L'v'); /* what was there stays: no NUL */
     UNICODE_STRING bad = { 3, 8, buf };
-    ck_assert_int_eq(RtlUnicodeStringPrintf(&bad, L"x"), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlUnicodeStringPrintf(&bad, L"x"), STATUS_INVALID_PARAMETER);
     UNICODE_STRING none = { 0, 0, NULL };
-    ck_assert_int_eq(RtlUnicodeStringPrintf(&none, L"x"), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlUnicodeStringPrintf(&none, L""), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringPrintf(&none, L"x"), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlUnicodeStringPrintf(&none, L""), STATUS_SUCCESS);
 }
 END_TEST
 
@@ -1182,33 +1182,33 @@ START_TEST(unicode_string_copy_and_cat)
     WCHAR buf[6];
     UNICODE_STRING d = { 0, sizeof(buf), buf }, s, rem;
     RtlInitUnicodeString(&s, L"abc");
-    ck_assert_int_eq(RtlUnicodeStringCopy(&d, &s), STATUS_SUCCESS);
-    ck_assert_int_eq(RtlUnicodeStringCatString(&d, L"de"), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringCopy(&d, &s), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringCatString(&d, L"de"), STATUS_SUCCESS);
     ck_assert_uint_eq(d.Length, 5 * sizeof(WCHAR));
-    ck_assert_int_eq(RtlUnicodeStringCatEx(&d, &s, &rem, 0), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlUnicodeStringCatEx(&d, &s, &rem, 0), STATUS_BUFFER_OVERFLOW);
     ck_assert_uint_eq(d.Length, 6 * sizeof(WCHAR));
     ck_assert(wmemcmp(buf, L"abcdea", 6) == 0);
     ck_assert_uint_eq(rem.MaximumLength, 0);
-    ck_assert_int_eq(RtlUnicodeStringCopyString(&d, L"xy"), STATUS_SUCCESS);
-    ck_assert_int_eq(RtlUnicodeStringCatStringEx(&d, L"1234567", &rem, STRSAFE_NO_TRUNCATION), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlUnicodeStringCopyString(&d, L"xy"), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringCatStringEx(&d, L"1234567", &rem, STRSAFE_NO_TRUNCATION), STATUS_BUFFER_OVERFLOW);
     ck_assert_uint_eq(d.Length, 2 * sizeof(WCHAR));
-    ck_assert_int_eq(RtlUnicodeStringCopyStringEx(&d, L"1234567", NULL, STRSAFE_ZERO_LENGTH_ON_FAILURE),
+    ck_assert_status(RtlUnicodeStringCopyStringEx(&d, L"1234567", NULL, STRSAFE_ZERO_LENGTH_ON_FAILURE),
                      STATUS_BUFFER_OVERFLOW);
     ck_assert_uint_eq(d.Length, 0);
-    ck_assert_int_eq(RtlUnicodeStringCopyEx(&d, &s, &rem, STRSAFE_FILL_BEHIND | 0x41), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringCopyEx(&d, &s, &rem, STRSAFE_FILL_BEHIND | 0x41), STATUS_SUCCESS);
     ck_assert_uint_eq(rem.MaximumLength, 3 * sizeof(WCHAR));
     ck_assert_ptr_eq(rem.Buffer, buf + 3);
     ck_assert_uint_eq(((unsigned char *)buf)[3 * sizeof(WCHAR)], 0x41);
-    ck_assert_int_eq(RtlUnicodeStringCchCopyStringN(&d, L"abcdef", 2), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringCchCopyStringN(&d, L"abcdef", 2), STATUS_SUCCESS);
     ck_assert_uint_eq(d.Length, 2 * sizeof(WCHAR));
-    ck_assert_int_eq(RtlUnicodeStringValidate(&d), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringValidate(&d), STATUS_SUCCESS);
     UNICODE_STRING odd = { 1, sizeof(buf), buf };
-    ck_assert_int_eq(RtlUnicodeStringValidate(&odd), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlUnicodeStringCopy(&odd, &s), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(RtlUnicodeStringInit(&d, L"init"), STATUS_SUCCESS);
+    ck_assert_status(RtlUnicodeStringValidate(&odd), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlUnicodeStringCopy(&odd, &s), STATUS_INVALID_PARAMETER);
+    ck_assert_status(RtlUnicodeStringInit(&d, L"init"), STATUS_SUCCESS);
     ck_assert(d.Length == 4 * sizeof(WCHAR) && d.MaximumLength == 5 * sizeof(WCHAR));
     WCHAR copy[4];
-    ck_assert_int_eq(RtlStringCchCopyUnicodeString(copy, 4, &d), STATUS_BUFFER_OVERFLOW);
+    ck_assert_status(RtlStringCchCopyUnicodeString(copy, 4, &d), STATUS_BUFFER_OVERFLOW);
     ck_assert(wcscmp(copy, L"ini") == 0);
 }
 END_TEST
@@ -1221,7 +1221,7 @@ static const char *fmt_a(char *buf, size_t n, const char *fmt, ...)
     va_start(ap, fmt);
     NTSTATUS st = RtlStringCchVPrintfA(buf, n, fmt, ap);
     va_end(ap);
-    ck_assert_int_eq(st, STATUS_SUCCESS);
+    ck_assert_status(st, STATUS_SUCCESS);
     return buf;
 }
 
@@ -1262,7 +1262,7 @@ START_TEST(wide_printf_swaps_s_and_S)
     WCHAR w[64];
     UNICODE_STRING us;
     RtlInitUnicodeString(&us, L"dev");
-    ck_assert_int_eq(RtlStringCchPrintfW(w, 64, L"%s|%S|%hs|%ws|%wZ|%c|%C", L"wide", "narrow \xc3\xa9", "h", L"w",
+    ck_assert_status(RtlStringCchPrintfW(w, 64, L"%s|%S|%hs|%ws|%wZ|%c|%C", L"wide", "narrow \xc3\xa9", "h", L"w",
                                          &us, (int)L'\x4e2d', 'n'),
                      STATUS_SUCCESS);
     ck_assert(wcscmp(w, L"wide|narrow \x00e9|h|w|dev|\x4e2d|n") == 0);
@@ -1277,23 +1277,23 @@ START_TEST(intsafe_detects_overflow_and_sets_the_error_value)
     SIZE_T sz;
     LONG l;
     USHORT us;
-    ck_assert_int_eq(RtlULongAdd(0xFFFFFFF0u, 0xF, &ul), STATUS_SUCCESS);
+    ck_assert_status(RtlULongAdd(0xFFFFFFF0u, 0xF, &ul), STATUS_SUCCESS);
     ck_assert_uint_eq(ul, 0xFFFFFFFFu);
-    ck_assert_int_eq(RtlULongAdd(0xFFFFFFF0u, 0x10, &ul), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(RtlULongAdd(0xFFFFFFF0u, 0x10, &ul), STATUS_INTEGER_OVERFLOW);
     ck_assert_uint_eq(ul, ULONG_ERROR);
-    ck_assert_int_eq(RtlULongSub(1, 2, &ul), STATUS_INTEGER_OVERFLOW);
-    ck_assert_int_eq(RtlSizeTMult((SIZE_T)1 << 40, (SIZE_T)1 << 30, &sz), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(RtlULongSub(1, 2, &ul), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(RtlSizeTMult((SIZE_T)1 << 40, (SIZE_T)1 << 30, &sz), STATUS_INTEGER_OVERFLOW);
     ck_assert_uint_eq(sz, SIZET_ERROR);
-    ck_assert_int_eq(RtlSizeTMult(1000, 1000, &sz), STATUS_SUCCESS);
+    ck_assert_status(RtlSizeTMult(1000, 1000, &sz), STATUS_SUCCESS);
     ck_assert_uint_eq(sz, 1000000);
-    ck_assert_int_eq(RtlLongMult(-65536, 32768, &l), STATUS_SUCCESS);
-    ck_assert_int_eq(RtlLongMult(65536, 32768, &l), STATUS_INTEGER_OVERFLOW);
-    ck_assert_int_eq(RtlULongLongToULong(0x100000000ULL, &ul), STATUS_INTEGER_OVERFLOW);
-    ck_assert_int_eq(RtlLongToULong(-1, &ul), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(RtlLongMult(-65536, 32768, &l), STATUS_SUCCESS);
+    ck_assert_status(RtlLongMult(65536, 32768, &l), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(RtlULongLongToULong(0x100000000ULL, &ul), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(RtlLongToULong(-1, &ul), STATUS_INTEGER_OVERFLOW);
     ck_assert_uint_eq(ul, ULONG_ERROR);
-    ck_assert_int_eq(RtlULongToUShort(65535, &us), STATUS_SUCCESS);
-    ck_assert_int_eq(RtlULongToUShort(65536, &us), STATUS_INTEGER_OVERFLOW);
-    ck_assert_int_eq(RtlSizeTToULong(5, &ul), STATUS_SUCCESS);
+    ck_assert_status(RtlULongToUShort(65535, &us), STATUS_SUCCESS);
+    ck_assert_status(RtlULongToUShort(65536, &us), STATUS_INTEGER_OVERFLOW);
+    ck_assert_status(RtlSizeTToULong(5, &ul), STATUS_SUCCESS);
     ck_assert_uint_eq(ul, 5);
 }
 END_TEST
@@ -1375,12 +1375,12 @@ START_TEST(dbgprint_filter_state_is_queryable_and_settable)
 {
     ck_assert_int_eq(DbgQueryDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL), TRUE);
     ck_assert_int_eq(DbgQueryDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL), FALSE);
-    ck_assert_int_eq(DbgSetDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL, TRUE), STATUS_SUCCESS);
+    ck_assert_status(DbgSetDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL, TRUE), STATUS_SUCCESS);
     ck_assert_int_eq(DbgQueryDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL), TRUE);
     ck_assert_uint_eq(UwdfGetDebugPrintFilter(DPFLTR_IHVDRIVER_ID), 1u << DPFLTR_TRACE_LEVEL);
-    ck_assert_int_eq(DbgSetDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL, FALSE), STATUS_SUCCESS);
+    ck_assert_status(DbgSetDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL, FALSE), STATUS_SUCCESS);
     ck_assert_int_eq(DbgQueryDebugFilterState(DPFLTR_IHVDRIVER_ID, DPFLTR_TRACE_LEVEL), FALSE);
-    ck_assert_int_eq(DbgSetDebugFilterState(5000, 0, TRUE), STATUS_INVALID_PARAMETER_1);
+    ck_assert_status(DbgSetDebugFilterState(5000, 0, TRUE), STATUS_INVALID_PARAMETER_1);
     ck_assert_uint_eq(UwdfGetDebugPrintFilter(UWDF_DPFLTR_ALL_COMPONENTS), 1u << DPFLTR_ERROR_LEVEL);
 }
 END_TEST

@@ -49,7 +49,7 @@ static void expect_verifier_break(void)
 static ULONGLONG live_objects(const char *type)
 {
     UWDF_OBJECT_COUNT c;
-    ck_assert_int_eq(UwdfQueryObjectCount(type, &c), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount(type, &c), STATUS_SUCCESS);
     return c.Live;
 }
 
@@ -99,7 +99,7 @@ static WDFSTRING make_string(const char *text, WDFOBJECT parent)
     WDFSTRING s;
     tu_unicode(&us, buf, 64, text);
     counted_attributes(&a, parent);
-    ck_assert_int_eq(WdfStringCreate(&us, &a, &s), STATUS_SUCCESS);
+    ck_assert_status(WdfStringCreate(&us, &a, &s), STATUS_SUCCESS);
     return s;
 }
 
@@ -115,11 +115,11 @@ static WDFDEVICE make_device(WDFDRIVER driver, const char *name, WDF_SYNCHRONIZA
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 128, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.SynchronizationScope = scope;
     attrs.ExecutionLevel = level;
-    ck_assert_int_eq(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
     WdfControlFinishInitializing(dev);
     return dev;
 }
@@ -135,7 +135,7 @@ static WDFQUEUE make_queue(WDFDEVICE dev, PFN_WDF_IO_QUEUE_IO_DEVICE_CONTROL ioc
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.SynchronizationScope = scope;
     a.ExecutionLevel = level;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &c, &a, &q), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &c, &a, &q), STATUS_SUCCESS);
     return q;
 }
 
@@ -157,7 +157,7 @@ START_TEST(spin_lock_raises_to_dispatch_and_restores)
     WDFDEVICE dev;
     WDFSPINLOCK l;
     tu_driver_and_device(&drv, &dev);
-    ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
+    ck_assert_status(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
     ck_assert_int_eq(KeGetCurrentIrql(), PASSIVE_LEVEL);
     WdfSpinLockAcquire(l);
     ck_assert_int_eq(KeGetCurrentIrql(), DISPATCH_LEVEL);
@@ -172,7 +172,7 @@ START_TEST(spin_lock_raises_to_dispatch_and_restores)
     KeLowerIrql(old);
     /* two locks released in the reverse order restore each IRQL */
     WDFSPINLOCK l2;
-    ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l2), STATUS_SUCCESS);
+    ck_assert_status(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l2), STATUS_SUCCESS);
     WdfSpinLockAcquire(l);
     WdfSpinLockAcquire(l2);
     WdfSpinLockRelease(l2);
@@ -189,9 +189,9 @@ START_TEST(spin_lock_misuse_bugchecks)
     WDFDEVICE dev;
     WDFSPINLOCK l;
     tu_driver_and_device(&drv, &dev);
-    ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_INVALID_PARAMETER);
     tu_bugcheck_reset(); /* a NULL out-parameter is a verifier report too */
-    ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
+    ck_assert_status(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
     WdfSpinLockRelease(l);
     tu_expect_bugcheck_reason(WDF_INVALID_LOCK_OPERATION, "not held");
     WdfSpinLockAcquire(l);
@@ -204,14 +204,14 @@ START_TEST(spin_lock_misuse_bugchecks)
     WDF_OBJECT_ATTRIBUTES a;
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ExecutionLevel = WdfExecutionLevelPassive;
-    ck_assert_int_eq(WdfSpinLockCreate(&a, &l), STATUS_WDF_EXECUTION_LEVEL_INVALID);
+    ck_assert_status(WdfSpinLockCreate(&a, &l), STATUS_WDF_EXECUTION_LEVEL_INVALID);
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.SynchronizationScope = WdfSynchronizationScopeDevice;
-    ck_assert_int_eq(WdfSpinLockCreate(&a, &l), STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
+    ck_assert_status(WdfSpinLockCreate(&a, &l), STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
     /* above DISPATCH_LEVEL creation fails */
     KIRQL old;
     KeRaiseIrql(HIGH_LEVEL, &old);
-    ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_INVALID_DEVICE_REQUEST);
     KeLowerIrql(old);
     WdfObjectDelete(drv);
 }
@@ -243,7 +243,7 @@ static void *contend(void *p)
             c->counter = v + 1;
             WdfSpinLockRelease(c->spin);
         } else {
-            ck_assert_int_eq(WdfWaitLockAcquire(c->wait, NULL), STATUS_SUCCESS);
+            ck_assert_status(WdfWaitLockAcquire(c->wait, NULL), STATUS_SUCCESS);
             long v = c->counter;
             if (i % 64 == 0)
                 sched_yield();
@@ -261,9 +261,9 @@ START_TEST(locks_exclude_under_contention)
     tu_driver_and_device(&drv, &dev);
     struct contention c = { 0 };
     if (_i == 0)
-        ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &c.spin), STATUS_SUCCESS);
+        ck_assert_status(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &c.spin), STATUS_SUCCESS);
     else
-        ck_assert_int_eq(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &c.wait), STATUS_SUCCESS);
+        ck_assert_status(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &c.wait), STATUS_SUCCESS);
     pthread_t th[CONTENDERS];
     for (int i = 0; i < CONTENDERS; i++)
         ck_assert_int_eq(pthread_create(&th[i], NULL, contend, &c), 0);
@@ -311,39 +311,39 @@ START_TEST(wait_lock_timeouts)
     WDFDEVICE dev;
     WDFWAITLOCK l;
     tu_driver_and_device(&drv, &dev);
-    ck_assert_int_eq(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
     /* free: every form gets it at once */
     LONGLONG zero = 0;
-    ck_assert_int_eq(WdfWaitLockAcquire(l, &zero), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockAcquire(l, &zero), STATUS_SUCCESS);
     WdfWaitLockRelease(l);
-    ck_assert_int_eq(try_from_thread(l, true, WDF_REL_TIMEOUT_IN_MS(10)).status, STATUS_SUCCESS);
-    ck_assert_int_eq(WdfWaitLockAcquire(l, NULL), STATUS_SUCCESS);
+    ck_assert_status(try_from_thread(l, true, WDF_REL_TIMEOUT_IN_MS(10)).status, STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockAcquire(l, NULL), STATUS_SUCCESS);
     /* held: a poll fails at once, a relative timeout after it, an absolute
      * time already past at once */
     struct try_lock t = try_from_thread(l, true, 0);
-    ck_assert_int_eq(t.status, STATUS_TIMEOUT);
+    ck_assert_status(t.status, STATUS_TIMEOUT);
     ck_assert_double_lt(t.elapsed_ms, PATIENCE_MS);
     t = try_from_thread(l, true, WDF_REL_TIMEOUT_IN_MS(30));
-    ck_assert_int_eq(t.status, STATUS_TIMEOUT);
+    ck_assert_status(t.status, STATUS_TIMEOUT);
     ck_assert_double_ge(t.elapsed_ms, 29.0);
     LARGE_INTEGER now;
     KeQuerySystemTime(&now);
     t = try_from_thread(l, true, now.QuadPart - WDF_TIMEOUT_TO_SEC);
-    ck_assert_int_eq(t.status, STATUS_TIMEOUT);
+    ck_assert_status(t.status, STATUS_TIMEOUT);
     ck_assert_double_lt(t.elapsed_ms, PATIENCE_MS);
     /* measured from the reading of the clock the deadline counts from */
     double t0 = tu_now_ms();
     KeQuerySystemTime(&now);
     t = try_from_thread(l, true, now.QuadPart + WDF_ABS_TIMEOUT_IN_MS(30));
-    ck_assert_int_eq(t.status, STATUS_TIMEOUT);
+    ck_assert_status(t.status, STATUS_TIMEOUT);
     ck_assert_double_ge(tu_now_ms() - t0, 29.0);
     WdfWaitLockRelease(l);
     /* at DISPATCH_LEVEL only a poll is allowed */
     KIRQL old;
     KeRaiseIrql(DISPATCH_LEVEL, &old);
-    ck_assert_int_eq(WdfWaitLockAcquire(l, &zero), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockAcquire(l, &zero), STATUS_SUCCESS);
     WdfWaitLockRelease(l);
-    ck_assert_int_eq(WdfWaitLockAcquire(l, NULL), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfWaitLockAcquire(l, NULL), STATUS_INVALID_DEVICE_REQUEST);
     KeLowerIrql(old);
     WdfObjectDelete(drv);
 }
@@ -357,7 +357,7 @@ struct waiter {
 static void *wait_forever(void *p)
 {
     struct waiter *w = p;
-    ck_assert_int_eq(WdfWaitLockAcquire(w->lock, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockAcquire(w->lock, NULL), STATUS_SUCCESS);
     atomic_store(&w->got, 1);
     WdfWaitLockRelease(w->lock);
     return NULL;
@@ -369,8 +369,8 @@ START_TEST(wait_lock_release_wakes_a_waiter)
     WDFDEVICE dev;
     tu_driver_and_device(&drv, &dev);
     struct waiter w = { 0 };
-    ck_assert_int_eq(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &w.lock), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfWaitLockAcquire(w.lock, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &w.lock), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockAcquire(w.lock, NULL), STATUS_SUCCESS);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, wait_forever, &w), 0);
     tu_sleep_ms(30);
@@ -388,21 +388,21 @@ START_TEST(wait_lock_misuse_and_parenting)
     WDFDEVICE dev;
     WDFWAITLOCK l;
     tu_driver_and_device(&drv, &dev);
-    ck_assert_int_eq(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &l), STATUS_SUCCESS);
     WdfWaitLockRelease(l);
     tu_expect_bugcheck_reason(WDF_INVALID_LOCK_OPERATION, "not held");
-    ck_assert_int_eq(WdfWaitLockAcquire(l, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockAcquire(l, NULL), STATUS_SUCCESS);
     /* a second acquire by the holder would wait for itself */
-    ck_assert_int_eq(WdfWaitLockAcquire(l, NULL), STATUS_TIMEOUT);
+    ck_assert_status(WdfWaitLockAcquire(l, NULL), STATUS_TIMEOUT);
     tu_expect_bugcheck_reason(WDF_RECURSIVE_LOCK, "already holds");
     WdfWaitLockRelease(l);
     /* parented to the device: deleted with it */
     WDF_OBJECT_ATTRIBUTES a;
     atomic_store(&destroyed, 0);
     counted_attributes(&a, dev);
-    ck_assert_int_eq(WdfWaitLockCreate(&a, &l), STATUS_SUCCESS);
+    ck_assert_status(WdfWaitLockCreate(&a, &l), STATUS_SUCCESS);
     a.ExecutionLevel = WdfExecutionLevelDispatch;
-    ck_assert_int_eq(WdfWaitLockCreate(&a, &l), STATUS_WDF_EXECUTION_LEVEL_INVALID);
+    ck_assert_status(WdfWaitLockCreate(&a, &l), STATUS_WDF_EXECUTION_LEVEL_INVALID);
     ck_assert_ptr_null(l);
     WdfObjectDelete(dev);
     ck_assert_int_eq(ld(&destroyed), 1);
@@ -437,7 +437,7 @@ START_TEST(object_lock_holds_off_serialized_callbacks)
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ParentObject = q;
     a.ExecutionLevel = level;
-    ck_assert_int_eq(WdfTimerCreate(&tc, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&tc, &a, &t), STATUS_SUCCESS);
     atomic_store(&serialized_calls, 0);
 
     WdfObjectAcquireLock(q);
@@ -499,7 +499,7 @@ START_TEST(collection_keeps_order_and_references)
     tu_driver_and_device(&drv, &dev);
     atomic_store(&destroyed, 0);
     atomic_store(&cleaned, 0);
-    ck_assert_int_eq(WdfCollectionCreate(WDF_NO_OBJECT_ATTRIBUTES, &c), STATUS_SUCCESS);
+    ck_assert_status(WdfCollectionCreate(WDF_NO_OBJECT_ATTRIBUTES, &c), STATUS_SUCCESS);
     ck_assert_int_eq(WdfCollectionGetCount(c), 0);
     ck_assert_ptr_null(WdfCollectionGetFirstItem(c));
     ck_assert_ptr_null(WdfCollectionGetLastItem(c));
@@ -507,7 +507,7 @@ START_TEST(collection_keeps_order_and_references)
     WDFSTRING s[N];
     for (int i = 0; i < N; i++) {
         s[i] = make_string("item", dev);
-        ck_assert_int_eq(WdfCollectionAdd(c, s[i]), STATUS_SUCCESS);
+        ck_assert_status(WdfCollectionAdd(c, s[i]), STATUS_SUCCESS);
     }
     ck_assert_int_eq(WdfCollectionGetCount(c), N);
     ck_assert_ptr_eq(WdfCollectionGetFirstItem(c), s[0]);
@@ -530,7 +530,7 @@ START_TEST(collection_keeps_order_and_references)
     WdfCollectionRemoveItem(c, 2);
     ck_assert_int_eq(ld(&destroyed), 1);
     /* an object may be in a collection twice */
-    ck_assert_int_eq(WdfCollectionAdd(c, s[1]), STATUS_SUCCESS);
+    ck_assert_status(WdfCollectionAdd(c, s[1]), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfCollectionGetLastItem(c), s[1]);
     /* deleting the collection lets go of the items, which live on with
      * their parent */
@@ -548,14 +548,14 @@ START_TEST(collection_misuse_and_failures)
     WDFDEVICE dev;
     WDFCOLLECTION c;
     tu_driver_and_device(&drv, &dev);
-    ck_assert_int_eq(WdfCollectionCreate(WDF_NO_OBJECT_ATTRIBUTES, &c), STATUS_SUCCESS);
+    ck_assert_status(WdfCollectionCreate(WDF_NO_OBJECT_ATTRIBUTES, &c), STATUS_SUCCESS);
     WDFSTRING s = make_string("x", dev);
     /* a failed allocation leaves the collection as it was */
     UwdfFaultInjectAllocations(UwdfFaultAllocNth, 1);
-    ck_assert_int_eq(WdfCollectionAdd(c, s), STATUS_UNSUCCESSFUL);
+    ck_assert_status(WdfCollectionAdd(c, s), STATUS_UNSUCCESSFUL);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     ck_assert_int_eq(WdfCollectionGetCount(c), 0);
-    ck_assert_int_eq(WdfCollectionAdd(c, s), STATUS_SUCCESS);
+    ck_assert_status(WdfCollectionAdd(c, s), STATUS_SUCCESS);
     /* removing what is not there: reported, not a crash */
     WdfCollectionRemoveItem(c, 5);
     WdfCollectionRemove(c, dev);
@@ -569,7 +569,7 @@ START_TEST(collection_misuse_and_failures)
     WDF_OBJECT_ATTRIBUTES a;
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ExecutionLevel = WdfExecutionLevelPassive;
-    ck_assert_int_eq(WdfCollectionCreate(&a, &c), STATUS_WDF_EXECUTION_LEVEL_INVALID);
+    ck_assert_status(WdfCollectionCreate(&a, &c), STATUS_WDF_EXECUTION_LEVEL_INVALID);
     WdfObjectDelete(drv);
 }
 END_TEST
@@ -585,7 +585,7 @@ START_TEST(string_copies_its_text)
     WCHAR buf[16];
     tu_driver_and_device(&drv, &dev);
     tu_unicode(&in, buf, 16, "hello");
-    ck_assert_int_eq(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &s), STATUS_SUCCESS);
+    ck_assert_status(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &s), STATUS_SUCCESS);
     buf[0] = L'J';
     WdfStringGetUnicodeString(s, &out);
     ck_assert_int_eq(out.Length, 5 * sizeof(WCHAR));
@@ -593,21 +593,21 @@ START_TEST(string_copies_its_text)
     ck_assert(out.Buffer[0] == L'h' && out.Buffer[4] == L'o' && out.Buffer[5] == UNICODE_NULL);
     /* no text: an empty string */
     WDFSTRING e;
-    ck_assert_int_eq(WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_SUCCESS);
+    ck_assert_status(WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_SUCCESS);
     WdfStringGetUnicodeString(e, &out);
     ck_assert_int_eq(out.Length, 0);
     /* a malformed UNICODE_STRING is refused */
     in.Length = 3;
-    ck_assert_int_eq(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(e);
     in.Length = 5 * sizeof(WCHAR);
     /* PASSIVE_LEVEL only */
     KIRQL old;
     KeRaiseIrql(DISPATCH_LEVEL, &old);
-    ck_assert_int_eq(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_INVALID_DEVICE_REQUEST);
     KeLowerIrql(old);
     UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
-    ck_assert_int_eq(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_INSUFFICIENT_RESOURCES);
+    ck_assert_status(WdfStringCreate(&in, WDF_NO_OBJECT_ATTRIBUTES, &e), STATUS_INSUFFICIENT_RESOURCES);
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     WdfObjectDelete(drv);
 }
@@ -620,11 +620,11 @@ START_TEST(version_string_and_availability)
     WDFSTRING s;
     UNICODE_STRING us;
     tu_driver_and_device(&drv, &dev);
-    ck_assert_int_eq(WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &s), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfDriverRetrieveVersionString(drv, s), STATUS_SUCCESS);
+    ck_assert_status(WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &s), STATUS_SUCCESS);
+    ck_assert_status(WdfDriverRetrieveVersionString(drv, s), STATUS_SUCCESS);
     WdfStringGetUnicodeString(s, &us);
     char text[128];
-    ck_assert_int_eq(RtlStringCbPrintfA(text, sizeof(text), "%wZ", &us), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbPrintfA(text, sizeof(text), "%wZ", &us), STATUS_SUCCESS);
     char want[64];
     snprintf(want, sizeof(want), "Kernel Mode Driver Framework version %d.%d.", UWDF_KMDF_MAJOR_VERSION,
              UWDF_KMDF_MINOR_VERSION);
@@ -643,7 +643,7 @@ START_TEST(version_string_and_availability)
     p.Size--;
     ck_assert(!WdfDriverIsVersionAvailable(drv, &p));
     /* the wrong kind of handle */
-    ck_assert_int_eq(WdfDriverRetrieveVersionString(drv, (WDFSTRING)dev), STATUS_INVALID_HANDLE);
+    ck_assert_status(WdfDriverRetrieveVersionString(drv, (WDFSTRING)dev), STATUS_INVALID_HANDLE);
     tu_bugcheck_reset();
     WdfObjectDelete(drv);
 }
@@ -665,41 +665,41 @@ START_TEST(timer_create_statuses)
     WDF_OBJECT_ATTRIBUTES a;
     tu_driver_and_device(&drv, &dev);
     WDF_TIMER_CONFIG_INIT(&c, nop_timer);
-    ck_assert_int_eq(WdfTimerCreate(&c, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_WDF_PARENT_NOT_SPECIFIED);
+    ck_assert_status(WdfTimerCreate(&c, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_WDF_PARENT_NOT_SPECIFIED);
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_WDF_PARENT_NOT_SPECIFIED);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_WDF_PARENT_NOT_SPECIFIED);
     /* the parent must lead to a device */
     a.ParentObject = drv;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_ptr_null(t);
     a.ParentObject = dev;
     c.Size--;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_INFO_LENGTH_MISMATCH);
     c.Size++;
     c.Period = (ULONG)MAXLONG + 1;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_PARAMETER);
     c.Period = MAXLONG;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfTimerGetParentObject(t), dev);
     c.Period = 0;
     c.UseHighResolutionTimer = TRUE;
     c.TolerableDelay = 1;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_PARAMETER);
     c.TolerableDelay = 0;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     c.UseHighResolutionTimer = FALSE;
     c.TolerableDelay = TolerableDelayUnlimited;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     c.TolerableDelay = 0;
     /* a passive timer cannot be periodic */
     a.ExecutionLevel = WdfExecutionLevelPassive;
     c.Period = 10;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_NOT_SUPPORTED);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_NOT_SUPPORTED);
     c.Period = 0;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     a.ExecutionLevel = WdfExecutionLevelInheritFromParent;
     a.SynchronizationScope = WdfSynchronizationScopeQueue;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_WDF_SYNCHRONIZATION_SCOPE_INVALID);
     a.SynchronizationScope = WdfSynchronizationScopeInheritFromParent;
     /* a passive timer serialized with a dispatch-level queue (or the other
      * way round) cannot share its lock */
@@ -708,17 +708,17 @@ START_TEST(timer_create_statuses)
     WDFQUEUE q = make_queue(d2, ioctl_complete, WdfSynchronizationScopeQueue, WdfExecutionLevelInheritFromParent);
     a.ParentObject = q;
     a.ExecutionLevel = WdfExecutionLevelPassive;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL);
     c.AutomaticSerialization = FALSE;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfTimerGetParentObject(t), q);
     /* at DISPATCH_LEVEL a timer can be made, above it not */
     KIRQL old;
     a.ExecutionLevel = WdfExecutionLevelInheritFromParent;
     KeRaiseIrql(DISPATCH_LEVEL, &old);
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     KeRaiseIrql(HIGH_LEVEL, &old);
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_INVALID_DEVICE_REQUEST);
     KeLowerIrql(PASSIVE_LEVEL);
     WdfObjectDelete(drv);
 }
@@ -780,7 +780,7 @@ static WDFTIMER make_timer(struct timer_log *l, WDFOBJECT parent, ULONG period_m
     a.EvtDestroyCallback = count_destroy;
     if (passive)
         a.ExecutionLevel = WdfExecutionLevelPassive;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     *log_of(t) = l;
     l->want_irql = passive ? PASSIVE_LEVEL : DISPATCH_LEVEL;
     l->caller = pthread_self();
@@ -898,7 +898,7 @@ START_TEST(high_resolution_timer_needs_a_relative_due_time)
     c.UseHighResolutionTimer = TRUE;
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ParentObject = dev;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     atomic_store(&serialized_calls, 0);
     ck_assert(!WdfTimerStart(t, 0));
     tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "relative");
@@ -1052,7 +1052,7 @@ START_TEST(deleting_the_parent_stops_the_timer)
     atomic_store(&destroyed, 0);
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ParentObject = dev;
-    ck_assert_int_eq(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 64, &mem, &buf), STATUS_SUCCESS);
+    ck_assert_status(WdfMemoryCreate(&a, NonPagedPoolNx, 0, 64, &mem, &buf), STATUS_SUCCESS);
     struct timer_log l = { 0 };
     WDFTIMER t = make_timer(&l, mem, 0, false);
     ck_assert_ptr_eq(WdfTimerGetParentObject(t), mem);
@@ -1097,8 +1097,8 @@ START_TEST(a_sibling_deleted_first_stays_usable_until_the_parent_is_done)
     WDF_TIMER_CONFIG_INIT_PERIODIC(&c, timer_using_a_late_lock, 1);
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ParentObject = dev;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &late_lock.lock), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfSpinLockCreate(WDF_NO_OBJECT_ATTRIBUTES, &late_lock.lock), STATUS_SUCCESS);
     WdfTimerStart(t, 0);
     ck_assert(wait_at_least(&late_lock.entered, 1));
     WdfObjectDelete(drv);
@@ -1192,7 +1192,7 @@ static WDFWORKITEM make_work(struct work_log *l, WDFOBJECT parent)
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&a, WORK_LOG_PTR);
     a.ParentObject = parent;
     a.EvtDestroyCallback = count_destroy;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
     *work_log_of(w) = l;
     return w;
 }
@@ -1206,39 +1206,39 @@ START_TEST(work_item_create_statuses)
     WDF_OBJECT_ATTRIBUTES a;
     tu_driver_and_device(&drv, &dev);
     WDF_WORKITEM_CONFIG_INIT(&c, logging_work);
-    ck_assert_int_eq(WdfWorkItemCreate(&c, WDF_NO_OBJECT_ATTRIBUTES, &w), STATUS_WDF_PARENT_NOT_SPECIFIED);
+    ck_assert_status(WdfWorkItemCreate(&c, WDF_NO_OBJECT_ATTRIBUTES, &w), STATUS_WDF_PARENT_NOT_SPECIFIED);
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ParentObject = drv;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_ptr_null(w);
     a.ParentObject = dev;
     c.Size++;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_INFO_LENGTH_MISMATCH);
     c.Size--;
     c.EvtWorkItemFunc = NULL;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_INVALID_PARAMETER);
     c.EvtWorkItemFunc = logging_work;
     a.ExecutionLevel = WdfExecutionLevelPassive;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_WDF_EXECUTION_LEVEL_INVALID);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_WDF_EXECUTION_LEVEL_INVALID);
     a.ExecutionLevel = WdfExecutionLevelInheritFromParent;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
     ck_assert_ptr_eq(WdfWorkItemGetParentObject(w), dev);
     /* serialized with a dispatch-level queue: no (a work item is passive) */
     WDFDEVICE d2 = make_device(drv, "\\Device\\uwdfWorkCreate", WdfSynchronizationScopeInheritFromParent,
                                WdfExecutionLevelInheritFromParent);
     WDFQUEUE q = make_queue(d2, ioctl_complete, WdfSynchronizationScopeQueue, WdfExecutionLevelInheritFromParent);
     a.ParentObject = q;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_WDF_INCOMPATIBLE_EXECUTION_LEVEL);
     c.AutomaticSerialization = FALSE;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
     /* a queue without synchronization has no lock to take: fine */
     WDFQUEUE q2;
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
-    ck_assert_int_eq(WdfIoQueueCreate(d2, &qc, WDF_NO_OBJECT_ATTRIBUTES, &q2), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(d2, &qc, WDF_NO_OBJECT_ATTRIBUTES, &q2), STATUS_SUCCESS);
     a.ParentObject = q2;
     c.AutomaticSerialization = TRUE;
-    ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
+    ck_assert_status(WdfWorkItemCreate(&c, &a, &w), STATUS_SUCCESS);
     WdfObjectDelete(drv);
 }
 END_TEST
@@ -1458,7 +1458,7 @@ static void *send_ioctls(void *p)
     WDFIOTARGET t = p;
     for (int i = 0; i < SENDS_PER_THREAD; i++) {
         NTSTATUS st = WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_TEST, NULL, NULL, NULL, NULL);
-        ck_assert_int_eq(st, STATUS_SUCCESS);
+        ck_assert_status(st, STATUS_SUCCESS);
     }
     return NULL;
 }
@@ -1505,7 +1505,7 @@ START_TEST(callbacks_sharing_a_lock_never_overlap)
         WDF_OBJECT_ATTRIBUTES_INIT(&a);
         a.ParentObject = owner;
         a.ExecutionLevel = level;
-        ck_assert_int_eq(WdfTimerCreate(&c, &a, &timers[i]), STATUS_SUCCESS);
+        ck_assert_status(WdfTimerCreate(&c, &a, &timers[i]), STATUS_SUCCESS);
     }
     WDFWORKITEM works[2] = { 0 };
     if (passive) {
@@ -1515,14 +1515,14 @@ START_TEST(callbacks_sharing_a_lock_never_overlap)
             WDF_WORKITEM_CONFIG_INIT(&c, serial_work);
             WDF_OBJECT_ATTRIBUTES_INIT(&a);
             a.ParentObject = owner;
-            ck_assert_int_eq(WdfWorkItemCreate(&c, &a, &works[i]), STATUS_SUCCESS);
+            ck_assert_status(WdfWorkItemCreate(&c, &a, &works[i]), STATUS_SUCCESS);
         }
     }
     WDFIOTARGET targets[SENDERS];
     pthread_t th[SENDERS];
     char name[] = "\\Device\\uwdfSerial";
     for (int i = 0; i < SENDERS; i++)
-        ck_assert_int_eq(tu_target_open(ctl, name, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &targets[i]),
+        ck_assert_status(tu_target_open(ctl, name, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &targets[i]),
                          STATUS_SUCCESS);
     for (int i = 0; i < SERIAL_TIMERS; i++)
         WdfTimerStart(timers[i], 0);
@@ -1567,14 +1567,14 @@ START_TEST(unserialized_callbacks_do_overlap)
     c.AutomaticSerialization = FALSE;
     WDF_OBJECT_ATTRIBUTES_INIT(&a);
     a.ParentObject = q;
-    ck_assert_int_eq(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
+    ck_assert_status(WdfTimerCreate(&c, &a, &t), STATUS_SUCCESS);
     WDFIOTARGET target;
-    ck_assert_int_eq(tu_target_open(ctl, "\\Device\\uwdfUnserial", GENERIC_READ, FILE_OPEN, 0, &target),
+    ck_assert_status(tu_target_open(ctl, "\\Device\\uwdfUnserial", GENERIC_READ, FILE_OPEN, 0, &target),
                      STATUS_SUCCESS);
     WdfTimerStart(t, 0);
     double end = tu_now_ms() + PATIENCE_MS;
     while (ld(&S.max_inside) < 2 && tu_now_ms() < end)
-        ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(target, NULL, IOCTL_TEST, NULL, NULL, NULL, NULL),
+        ck_assert_status(WdfIoTargetSendIoctlSynchronously(target, NULL, IOCTL_TEST, NULL, NULL, NULL, NULL),
                          STATUS_SUCCESS);
     WdfTimerStop(t, TRUE);
     ck_assert_int_eq(ld(&S.max_inside), 2);
