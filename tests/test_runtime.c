@@ -23,36 +23,6 @@ extern char **environ;
 
 #define TAG 'tseT'
 
-/* ---- capturing the port's log (stderr) ---- */
-
-struct capture {
-    int saved;
-    FILE *file;
-    char text[8192];
-};
-
-static void capture_begin(struct capture *c)
-{
-    fflush(stderr);
-    c->file = tmpfile();
-    ck_assert_ptr_nonnull(c->file);
-    c->saved = dup(STDERR_FILENO);
-    ck_assert_int_ge(c->saved, 0);
-    ck_assert_int_ge(dup2(fileno(c->file), STDERR_FILENO), 0);
-}
-
-static const char *capture_end(struct capture *c)
-{
-    fflush(stderr);
-    dup2(c->saved, STDERR_FILENO);
-    close(c->saved);
-    rewind(c->file);
-    size_t n = fread(c->text, 1, sizeof(c->text) - 1, c->file);
-    c->text[n] = '\0';
-    fclose(c->file);
-    return c->text;
-}
-
 /* The bug check recorded since the last reset, with its code. */
 static void expect_bugcheck(ULONG code, ULONG_PTR p1)
 {
@@ -1353,9 +1323,8 @@ END_TEST
 
 START_TEST(dbgprint_is_hidden_until_its_level_is_enabled)
 {
-    struct capture c;
     ULONG saved = UwdfGetDebugPrintFilter(DPFLTR_DEFAULT_ID);
-    capture_begin(&c);
+    tu_stderr_begin();
     DbgPrint("hidden %d\n", 1);
     KdPrint(("hidden too %s\n", "x"));
     DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL, "error shows %ws\n", L"wide");
@@ -1365,9 +1334,10 @@ START_TEST(dbgprint_is_hidden_until_its_level_is_enabled)
     KdPrint(("and kd %d\n", 2));
     DbgPrintEx(DPFLTR_DEFAULT_ID, DPFLTR_MASK | 0x8, "a mask level\n");
     DbgPrintEx(DPFLTR_DEFAULT_ID, DPFLTR_MASK | 0x4, "a mask level off\n");
-    const char *out = capture_end(&c);
+    char *out = tu_stderr_end();
     UwdfSetDebugPrintFilter(DPFLTR_DEFAULT_ID, saved);
     ck_assert_str_eq(out, "error shows wide\nnow it shows\nand kd 2\na mask level\n");
+    free(out);
 }
 END_TEST
 
@@ -1387,14 +1357,14 @@ END_TEST
 
 START_TEST(dbgprint_stops_at_512_bytes)
 {
-    struct capture c;
     char big[1000];
     memset(big, 'x', sizeof(big) - 1);
     big[sizeof(big) - 1] = '\0';
-    capture_begin(&c);
+    tu_stderr_begin();
     DbgPrintEx(DPFLTR_IHVDRIVER_ID, DPFLTR_ERROR_LEVEL, "%s", big);
-    const char *out = capture_end(&c);
+    char *out = tu_stderr_end();
     ck_assert_uint_eq(strlen(out), 512);
+    free(out);
 }
 END_TEST
 
@@ -1452,32 +1422,31 @@ static int child_debug_print(void)
 
 START_TEST(assert_failure_is_a_breakpoint_nobody_handles)
 {
-    struct capture c;
     int x = 1;
-    capture_begin(&c);
+    tu_stderr_begin();
     ck_assert(ASSERT(x == 1));
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     ck_assert(!ASSERT(x == 2));
-    const char *out = capture_end(&c);
+    char *out = tu_stderr_end();
     ck_assert_msg(strstr(out, "Assertion failed: x == 2") != NULL, "log: %s", out);
     expect_bugcheck(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_BREAKPOINT);
-    capture_begin(&c);
+    tu_stderr_begin();
     ck_assert(!ASSERTMSG("with a message", x == 3));
-    capture_end(&c);
+    free(tu_stderr_end());
     ck_assert_msg(strstr(tu_last_bugcheck.reason, "with a message") != NULL, "%s", tu_last_bugcheck.reason);
     expect_bugcheck(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_BREAKPOINT);
+    free(out);
 }
 END_TEST
 
 START_TEST(nt_assert_raises_assertion_failure)
 {
-    struct capture c;
     int y = 0;
-    capture_begin(&c);
+    tu_stderr_begin();
     NT_ASSERT(y == 0);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     NT_ASSERT(y == 1);
-    capture_end(&c);
+    free(tu_stderr_end());
     expect_bugcheck(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_ASSERTION_FAILURE);
     ck_assert(NT_VERIFY(y == 0));
 }
@@ -1488,10 +1457,9 @@ START_TEST(breakpoints_without_a_debugger_bugcheck)
     DbgBreakPoint();
     expect_bugcheck(KMODE_EXCEPTION_NOT_HANDLED, (ULONG)STATUS_BREAKPOINT);
     ck_assert(KD_DEBUGGER_NOT_PRESENT);
-    struct capture c;
-    capture_begin(&c);
+    tu_stderr_begin();
     WdfVerifierDbgBreakPoint(); /* verifier off: a log line only */
-    capture_end(&c);
+    free(tu_stderr_end());
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     UwdfSetVerifier(TRUE);
     WdfVerifierDbgBreakPoint();
@@ -1512,27 +1480,27 @@ END_TEST
 
 START_TEST(paged_code_is_checked_above_apc_level)
 {
-    struct capture c;
     PAGED_CODE();
     KIRQL old;
     KeRaiseIrql(APC_LEVEL, &old);
     PAGED_CODE();
     KeLowerIrql(old);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
-    capture_begin(&c);
+    tu_stderr_begin();
     KeRaiseIrql(DISPATCH_LEVEL, &old);
     PAGED_CODE();
     KeLowerIrql(old);
-    const char *out = capture_end(&c);
+    char *out = tu_stderr_end();
     ck_assert_msg(strstr(out, "PAGED_CODE") != NULL, "log: %s", out);
     ck_assert_int_eq(tu_last_bugcheck.count, 0);
     UwdfSetVerifier(TRUE);
-    capture_begin(&c);
+    tu_stderr_begin();
     KeRaiseIrql(DISPATCH_LEVEL, &old);
     PAGED_CODE();
     KeLowerIrql(old);
-    capture_end(&c);
+    free(tu_stderr_end());
     tu_expect_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, DISPATCH_LEVEL);
+    free(out);
 }
 END_TEST
 

@@ -109,18 +109,11 @@ static WDFDEVICE make_device(WDFDRIVER driver, const char *name, WDF_SYNCHRONIZA
                              WDF_EXECUTION_LEVEL level)
 {
     WDFDEVICE dev;
-    WCHAR wbuf[128];
-    UNICODE_STRING us;
     WDF_OBJECT_ATTRIBUTES attrs;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_ptr_nonnull(init);
-    tu_unicode(&us, wbuf, 128, name);
-    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
     attrs.SynchronizationScope = scope;
     attrs.ExecutionLevel = level;
-    ck_assert_status(WdfDeviceCreate(&init, &attrs, &dev), STATUS_SUCCESS);
-    WdfControlFinishInitializing(dev);
+    ck_assert_status(tu_device_create(driver, name, WdfDeviceIoBuffered, &attrs, NULL, &dev), STATUS_SUCCESS);
     return dev;
 }
 
