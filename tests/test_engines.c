@@ -7,7 +7,6 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -19,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXIT_SKIP 77
 #define BLK 4096u
 #define FILE_SIZE (TU_READER_BLOCKS * BLK)
 #define SEED 2300u
@@ -30,17 +28,6 @@
 #define PROMPT_MS 150.0      /* what counts as "at once" */
 #define STALL_MS 400
 #define TEST_TIMEOUT_SEC 120
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
 
 /* ---- helpers ---- */
 
@@ -84,8 +71,7 @@ struct shared {
 
 static void shared_init(struct shared *sh, int backend)
 {
-    tu_use_backend(backend);
-    tu_env_init(&sh->e);
+    tu_env_init_backend(&sh->e, backend);
     ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
     sh->path = tu_env_file(&sh->e, "victim", FILE_SIZE, SEED);
     neighbours_start(&sh->e, &sh->n);
@@ -142,14 +128,6 @@ static WDF_REQUEST_SEND_OPTIONS timeout_ms(LONGLONG ms)
     return o;
 }
 
-static WDFIOTARGET open_file(struct tu_env *e, const char *path)
-{
-    WDFIOTARGET t;
-    ck_assert_status(tu_target_open(e->device, path, GENERIC_READ, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING, &t),
-                     STATUS_SUCCESS);
-    return t;
-}
-
 /* A sent read that stays pended (stopped target) or in flight for 50 ms. */
 static void expect_not_completed(struct read_op *op)
 {
@@ -168,15 +146,10 @@ static void expect_threads(long n)
     ck_assert_int_eq(now, n);
 }
 
+/* Open descriptors, less the one that reads the directory. */
 static int count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    ck_assert_ptr_nonnull(d);
-    for (struct dirent *de; (de = readdir(d)) != NULL;)
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory's own */
+    return tu_count_entries("/proc/self/fd") - 1;
 }
 
 /* ---- sharing ---- */
@@ -189,8 +162,7 @@ START_TEST(targets_share_the_pool_engines)
     struct tu_env e;
     struct tu_reader r[6];
     char *path[6];
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     for (int i = 0; i < 6; i++) {
         char name[16];
         snprintf(name, sizeof(name), "f%d", i);
@@ -237,8 +209,7 @@ START_TEST(engine_pool_resize_while_idle)
     enum { N = 9 };
     WDFIOTARGET t[N];
     char *path[N];
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     ULONG dflt = UwdfGetEnginePoolSize();
     ck_assert_uint_ge(dflt, 1);
     ck_assert_status(UwdfSetEnginePoolSize(UWDF_MAX_ENGINE_POOL_SIZE + 1), STATUS_INVALID_PARAMETER);
@@ -251,15 +222,15 @@ START_TEST(engine_pool_resize_while_idle)
     long t0 = tu_engine_threads();
     ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
     for (int i = 0; i < 4; i++)
-        t[i] = open_file(&e, path[i]);
+        t[i] = tu_env_target(&e, path[i], GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     expect_threads(t0 + 1);
     ck_assert_status(UwdfSetEnginePoolSize(3), STATUS_SUCCESS); /* four targets open, idle */
     for (int i = 4; i < 7; i++)
-        t[i] = open_file(&e, path[i]);
+        t[i] = tu_env_target(&e, path[i], GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     expect_threads(t0 + 3);
     ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
     for (int i = 7; i < N; i++)
-        t[i] = open_file(&e, path[i]);
+        t[i] = tu_env_target(&e, path[i], GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     expect_threads(t0 + 3);
     for (int i = 0; i < N; i++) {
         struct read_op op;
@@ -291,7 +262,7 @@ START_TEST(stop_purge_close_one_target_while_neighbours_run)
     struct shared sh;
     shared_init(&sh, _i);
     struct neighbours *n = &sh.n;
-    WDFIOTARGET v = open_file(&sh.e, sh.path);
+    WDFIOTARGET v = tu_env_target(&sh.e, sh.path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     const WDF_IO_TARGET_SENT_IO_ACTION actions[] = { WdfIoTargetCancelSentIo, WdfIoTargetWaitForSentIoToComplete,
                                                      WdfIoTargetLeaveSentIoPending };
     for (size_t a = 0; a < sizeof(actions) / sizeof(actions[0]); a++) {
@@ -307,8 +278,10 @@ START_TEST(stop_purge_close_one_target_while_neighbours_run)
         ck_assert(tu_pattern_matches(pended.buf, BLK, SEED, BLK));
         /* The read sent before the stop: done, or cancelled by that stop. */
         ck_assert(tu_completion_wait(&sent.c, WAIT_MS));
-        ck_assert(sent.c.status == STATUS_SUCCESS ||
-                  (actions[a] == WdfIoTargetCancelSentIo && sent.c.status == STATUS_CANCELLED));
+        if (actions[a] == WdfIoTargetCancelSentIo && sent.c.status != STATUS_SUCCESS)
+            ck_assert_status(sent.c.status, STATUS_CANCELLED);
+        else
+            ck_assert_status(sent.c.status, STATUS_SUCCESS);
         read_done(&sent);
         read_done(&pended);
     }
@@ -354,7 +327,7 @@ START_TEST(stop_waits_only_for_its_own_io)
     struct shared sh;
     shared_init(&sh, _i);
     struct neighbours *n = &sh.n;
-    WDFIOTARGET v = open_file(&sh.e, sh.path);
+    WDFIOTARGET v = tu_env_target(&sh.e, sh.path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     neighbours_progress(n, "at the start");
     UwdfFaultInjectStall(STALL_MS);
     tu_sleep_ms(20); /* the neighbours' reads now wait in the injector */
@@ -400,7 +373,8 @@ START_TEST(timeouts_and_cancels_leave_neighbours_alone)
     shared_init(&sh, _i);
     struct neighbours *n = &sh.n;
     struct tu_env *e = &sh.e;
-    WDFIOTARGET a = open_file(e, sh.path), b = open_file(e, sh.path);
+    WDFIOTARGET a = tu_env_target(e, sh.path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET b = tu_env_target(e, sh.path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     neighbours_progress(n, "at the start");
 
     UwdfFaultInjectStall(STALL_MS);
@@ -418,13 +392,7 @@ START_TEST(timeouts_and_cancels_leave_neighbours_alone)
     neighbours_progress(n, "after the stall");
 
     if (_i == 0) { /* io_uring: FIFOs, kernel-linked timeout and kernel cancel */
-        char *fifo = tu_env_path(e, "fifo");
-        ck_assert_int_eq(mkfifo(fifo, 0600), 0);
-        int wfd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC); /* a writer that never writes */
-        ck_assert_int_ge(wfd, 0);
-        WDFIOTARGET fa, fb;
-        ck_assert_status(tu_target_open(e->device, fifo, GENERIC_READ, FILE_OPEN, 0, &fa), STATUS_SUCCESS);
-        ck_assert_status(tu_target_open(e->device, fifo, GENERIC_READ, FILE_OPEN, 0, &fb), STATUS_SUCCESS);
+        WDFIOTARGET fa = tu_env_open_fifo(e), fb = tu_env_target(e, e->path, GENERIC_READ, 0);
         o = timeout_ms(100);
         read_send(&timed, fa, 0, &o);
         read_send(&cancelled, fb, 0, WDF_NO_SEND_OPTIONS);
@@ -437,8 +405,6 @@ START_TEST(timeouts_and_cancels_leave_neighbours_alone)
         neighbours_progress(n, "after the FIFO reads");
         WdfObjectDelete(fa);
         WdfObjectDelete(fb);
-        close(wfd);
-        free(fifo);
     }
     WdfObjectDelete(a);
     WdfObjectDelete(b);
@@ -501,7 +467,7 @@ START_TEST(target_deleted_in_a_neighbours_completion_routine)
     shared_init(&sh, _i);
     struct neighbours *n = &sh.n;
     const char *path = sh.path;
-    WDFIOTARGET a = open_file(&sh.e, path);
+    WDFIOTARGET a = tu_env_target(&sh.e, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     for (int k = 0; k < 3; k++) {
         struct deleter d = { 0 };
         g_deleter = &d;
@@ -545,8 +511,8 @@ START_TEST(target_deleted_in_a_neighbours_completion_routine)
             tu_sleep_ms(20);
             ck_assert_int_eq(tu_ncalls(&bread.c), 1);
             if (k == 1)
-                ck_assert_msg(bread.c.status == STATUS_CANCELLED || bread.c.status == STATUS_SUCCESS, "%s: %s",
-                              how[k], tu_status_name(bread.c.status));
+                ck_assert_msg(bread.c.status == STATUS_CANCELLED || bread.c.status == STATUS_SUCCESS,
+                              "%s: " TU_STATUS_FMT, how[k], TU_STATUS_ARG(bread.c.status));
             else
                 ck_assert_status(bread.c.status, STATUS_WDF_DEVICE_REMOVED_NOT_SENT);
         }
@@ -587,8 +553,7 @@ START_TEST(failing_file_beside_healthy_neighbours)
      * a forked test has not): a failed test's tmpfs goes with it. */
     if (unshare(CLONE_NEWNS) == 0)
         ck_assert_int_eq(mount("none", "/", "none", MS_REC | MS_PRIVATE, ""), 0);
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
     char *mnt = tu_env_path(&e, "full");
     ck_assert_int_eq(mkdir(mnt, 0700), 0);
@@ -625,7 +590,7 @@ START_TEST(failing_file_beside_healthy_neighbours)
         WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
         ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
         ck_assert(tu_completion_wait(&c, WAIT_MS));
-        ck_assert_msg(c.status == STATUS_DISK_FULL, "write %d on a full tmpfs: %s", i, tu_status_name(c.status));
+        ck_assert_status_msg(c.status, STATUS_DISK_FULL, "write %d on a full tmpfs", i);
         tu_completion_fini(&c);
     }
     neighbours_progress(&n, "beside the failing file");
@@ -655,8 +620,7 @@ START_TEST(busy_targets_get_their_own_registered_file)
 {
     struct tu_env e;
     struct neighbours n;
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
     for (int round = 0; round < 2; round++) {
         neighbours_start(&e, &n);
@@ -734,16 +698,6 @@ static VOID many_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPL
     many_send_next(s); /* to the next target, on this engine or another */
 }
 
-static long rss_kib(void)
-{
-    long size, resident;
-    FILE *f = fopen("/proc/self/statm", "re");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
-    fclose(f);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* MANY targets open under the soft open-file limit of a Debian root shell
  * (1024): the library raises the soft limit toward the hard one, the opens
  * add no more threads than the pool has engines and one descriptor per
@@ -764,8 +718,7 @@ START_TEST(many_targets_within_the_default_open_file_limit)
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
     if (old.rlim_max < 2 * many + 64)
         return; /* the hard limit itself is too low for the test */
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char **paths = calloc(many, sizeof(*paths));
     memset(&g_many, 0, sizeof(g_many)); /* CK_FORK=no: the previous engine's run left it */
     g_many.t = calloc(many, sizeof(*g_many.t));
@@ -777,10 +730,10 @@ START_TEST(many_targets_within_the_default_open_file_limit)
     }
     struct rlimit low = { soft, old.rlim_max };
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
-    long t0 = tu_engine_threads(), rss0 = rss_kib();
+    long t0 = tu_engine_threads(), rss0 = tu_rss_kib();
     int fds0 = count_fds();
     for (unsigned i = 0; i < many; i++)
-        g_many.t[i] = open_file(&e, paths[i]);
+        g_many.t[i] = tu_env_target(&e, paths[i], GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
     g_many.n = many;
     long added = tu_engine_threads() - t0;
     ck_assert_int_ge(added, 1); /* engine threads: other threads may come and go (a sanitizer's) */
@@ -789,8 +742,8 @@ START_TEST(many_targets_within_the_default_open_file_limit)
     int extra = count_fds() - fds0 - (int)many;
     ck_assert_int_ge(extra, 0);
     ck_assert_int_le(extra, 2 * (int)added);
-    double per_target = (double)(rss_kib() - rss0) / many;
-    if (!SANITIZED && !tu_running_on_valgrind())
+    double per_target = (double)(tu_rss_kib() - rss0) / many;
+    if (!tu_instrumented())
         ck_assert_msg(per_target <= 4.0, "%.2f KiB per open target", per_target);
     struct rlimit now;
     ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &now), 0);
@@ -805,7 +758,7 @@ START_TEST(many_targets_within_the_default_open_file_limit)
     for (int k = 0; k < 16; k++)
         many_send_next(&slots[k]);
     LARGE_INTEGER to = { .QuadPart = WDF_REL_TIMEOUT_IN_SEC(600) };
-    ck_assert_int_eq(KeWaitForSingleObject(&g_many.all_done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_status(KeWaitForSingleObject(&g_many.all_done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
     ck_assert_uint_eq(atomic_load(&g_many.good), many);
     ck_assert_uint_eq(atomic_load(&g_many.bad), 0);
     for (int k = 0; k < 16; k++) {
@@ -860,8 +813,7 @@ START_TEST(flt_sync_io_in_a_callback_is_refused_for_any_file)
 {
     struct tu_env e;
     struct tu_flt f;
-    tu_use_backend(_i);
-    tu_env_init(&e);
+    tu_env_init_backend(&e, _i);
     char *p1 = tu_env_file(&e, "one", FILE_SIZE, SEED), *p2 = tu_env_file(&e, "two", FILE_SIZE, SEED + 1);
     for (unsigned engines = 1; engines <= 2; engines++) {
         ck_assert_status(UwdfSetEnginePoolSize(engines), STATUS_SUCCESS);
@@ -878,7 +830,7 @@ START_TEST(flt_sync_io_in_a_callback_is_refused_for_any_file)
                                          FILE_ATTRIBUTE_NORMAL, 0, FILE_OPEN,
                                          FILE_NON_DIRECTORY_FILE | FILE_NO_INTERMEDIATE_BUFFERING, NULL, 0, 0),
                          STATUS_SUCCESS);
-        void *b1 = aligned_alloc(BLK, BLK), *b2 = aligned_alloc(BLK, BLK);
+        void *b1 = tu_aligned_alloc(BLK), *b2 = tu_aligned_alloc(BLK);
         struct flt_inner in = { 0 };
         KeInitializeEvent(&in.done, NotificationEvent, FALSE);
         PFLT_CALLBACK_DATA d1 = NULL;
@@ -888,7 +840,7 @@ START_TEST(flt_sync_io_in_a_callback_is_refused_for_any_file)
         flt_set_read(in.other, b2);
         ck_assert_status(FltPerformAsynchronousIo(d1, flt_sync_inside, &in), STATUS_PENDING);
         LARGE_INTEGER to = { .QuadPart = WDF_REL_TIMEOUT_IN_SEC(10) };
-        ck_assert_int_eq(KeWaitForSingleObject(&in.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+        ck_assert_status(KeWaitForSingleObject(&in.done, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
         ck_assert_status(in.inner, STATUS_INVALID_DEVICE_REQUEST);
         /* On the test's own thread the same call works. */
         FltReuseCallbackData(in.other);
@@ -925,10 +877,5 @@ int main(void)
     tcase_add_loop_test(tc, busy_targets_get_their_own_registered_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, many_targets_within_the_default_open_file_limit, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, flt_sync_io_in_a_callback_is_refused_for_any_file, 0, TU_BACKENDS);
-    int rc = tu_main(s, "test_engines");
-    if (rc == 0 && !tu_root()) {
-        fprintf(stderr, "test_engines: not root, the full-tmpfs case was skipped\n");
-        return EXIT_SKIP;
-    }
-    return rc;
+    return tu_main_root(s, "test_engines", "the full-tmpfs case was skipped");
 }

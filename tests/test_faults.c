@@ -735,7 +735,7 @@ START_TEST(sweep_workload)
     struct tu_reader neighbour;
     char *npath = NULL;
     if (c->setup == S_SHARED) {
-        ck_assert_int_eq(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
+        ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
         npath = tu_env_file(&fx.e, "neighbour", TU_READER_BLOCKS * BLK, FILE_SEED + 2);
         tu_reader_start(&neighbour, fx.e.device, npath, FILE_SEED + 2, 2);
     }

@@ -363,10 +363,7 @@ START_TEST(fifo_needs_io_uring_libaio_refuses_it)
 {
     struct tu_env e;
     tu_env_init_backend(&e, _i);
-    char *path = tu_env_path(&e, "fifo");
-    ck_assert_int_eq(mkfifo(path, 0600), 0);
-    int keep = open(path, O_RDWR | O_CLOEXEC);
-    ck_assert_int_ge(keep, 0);
+    const char *path = tu_env_fifo(&e);
     WDFIOTARGET t;
     NTSTATUS status = tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t);
     if (_i == 0) {
@@ -376,8 +373,6 @@ START_TEST(fifo_needs_io_uring_libaio_refuses_it)
         ck_assert_status(status, STATUS_NOT_SUPPORTED);
         ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     }
-    close(keep);
-    free(path);
     tu_env_fini(&e);
 }
 END_TEST
@@ -1224,16 +1219,11 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
 {
     struct tu_env e;
     tu_env_init_backend(&e, _i);
-    char *path = tu_env_path(&e, "fifo");
-    ck_assert_int_eq(mkfifo(path, 0600), 0);
-    int writer = open(path, O_RDWR | O_CLOEXEC); /* the read parks: no EOF */
-    ck_assert_int_ge(writer, 0);
+    const char *path = tu_env_fifo(&e); /* the read parks: no EOF */
     if (_i != 0) {
         /* libaio cannot keep a FIFO read off its completion thread. */
         WDFIOTARGET t;
         ck_assert_status(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_NOT_SUPPORTED);
-        close(writer);
-        free(path);
         tu_env_fini(&e);
         return;
     }
@@ -1258,7 +1248,7 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
     /* Started again, the target reads what the FIFO gets. */
     ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
     static const char msg[] = "after stop";
-    ck_assert_int_eq(write(writer, msg, sizeof(msg)), (ssize_t)sizeof(msg));
+    ck_assert_int_eq(write(e.fifo_fd, msg, sizeof(msg)), (ssize_t)sizeof(msg));
     reuse(req);
     tu_completion_fini(&c);
     tu_completion_init(&c);
@@ -1268,8 +1258,6 @@ START_TEST(stop_cancel_sent_io_cancels_fifo_read_before_returning)
     ck_assert_uint_eq(c.information, sizeof(msg));
     ck_assert(memcmp(buf, msg, sizeof(msg)) == 0);
     tu_completion_fini(&c);
-    close(writer);
-    free(path);
     tu_env_fini(&e);
 }
 END_TEST

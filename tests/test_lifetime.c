@@ -23,9 +23,10 @@
 #define FILE_BLOCKS 64
 #define APP_THREADS 2
 #define WARMUP_IOS 5000
-/* "A few pages": malloc's arenas settle slowly under two threads; a leak of
- * even one byte per I/O would be 24 pages over 100,000 I/Os. */
-#define RSS_SLACK_PAGES 16
+/* "A few pages" (16 of 4 KiB): malloc's arenas settle slowly under two
+ * threads; a leak of even one byte per I/O would be 24 pages (96 KiB) over
+ * 100,000 I/Os. */
+#define RSS_SLACK_KIB 64
 #define WAIT_MS 20000
 #define ENGINES 3
 
@@ -412,24 +413,14 @@ static void app_run(WDFIOTARGET t, long total)
 struct counts {
     ULONG n;
     UWDF_OBJECT_COUNT c[MAX_TYPES];
-    long rss_pages;
+    long rss_kib;
 };
-
-static long rss_pages(void)
-{
-    long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
-    fclose(f);
-    return resident;
-}
 
 static void counts_take(struct counts *s)
 {
     s->n = MAX_TYPES;
     ck_assert_status(UwdfQueryObjectCounts(s->c, &s->n), STATUS_SUCCESS);
-    s->rss_pages = rss_pages();
+    s->rss_kib = tu_rss_kib();
 }
 
 static bool counts_same_live(const struct counts *a, const struct counts *b)
@@ -461,20 +452,8 @@ static void counts_print(const char *what, const struct counts *a, const struct 
                             a->c[i].TypeName, (unsigned long long)a->c[i].Live,
                             (unsigned long long)b->c[i].Live,
                             (unsigned long long)(b->c[i].Created - a->c[i].Created));
-    printf("%s; RSS %+ld pages\n", line, b->rss_pages - a->rss_pages);
+    printf("%s; RSS %+ld KiB\n", line, b->rss_kib - a->rss_kib);
     fflush(stdout);
-}
-
-static bool under_sanitizer(void)
-{
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    return true;
-#endif
-#endif
-    return tu_running_on_valgrind();
 }
 
 static long lt_ios(void)
@@ -556,9 +535,9 @@ static void steady_state(enum pattern pattern, int engine)
     long cleanups = atomic_load(&L.cleanups) - cleanups0, destroys = atomic_load(&L.destroys) - destroys0;
     ck_assert_msg(made >= ios && cleanups == made && destroys == made,
                   "%s: %ld requests made, %ld cleanup and %ld destroy callbacks", what, made, cleanups, destroys);
-    if (!under_sanitizer())
-        ck_assert_msg(after.rss_pages - before.rss_pages <= RSS_SLACK_PAGES, "%s: RSS grew by %ld pages", what,
-                      after.rss_pages - before.rss_pages);
+    if (!tu_instrumented())
+        ck_assert_msg(after.rss_kib - before.rss_kib <= RSS_SLACK_KIB, "%s: RSS grew by %ld KiB", what,
+                      after.rss_kib - before.rss_kib);
     tu_env_fini(&e);
 }
 

@@ -51,28 +51,21 @@ struct inflight {
     WDFIOTARGET target;
     WDFREQUEST req;
     WDFMEMORY mem;
-    int fifo_fd;
     struct tu_completion c;
 };
 
 static void inflight_start(struct tu_env *e, int backend, struct inflight *f)
 {
-    char *path = NULL;
     tu_completion_init(&f->c);
-    f->fifo_fd = -1;
     if (backend == 0) {
-        ck_assert_int_ge(asprintf(&path, "%s/fifo", e->dir), 0);
-        ck_assert_int_eq(mkfifo(path, 0600), 0);
-        f->fifo_fd = open(path, O_RDWR | O_CLOEXEC);
-        ck_assert_int_ge(f->fifo_fd, 0);
-        f->target = tu_env_target(e, path, GENERIC_READ, 0);
+        f->target = tu_env_open_fifo(e);
     } else {
-        path = tu_env_file(e, "pended", FILE_SIZE, FILE_SEED);
+        char *path = tu_env_file(e, "pended", FILE_SIZE, FILE_SEED);
         f->target = tu_env_target(e, path, GENERIC_READ, 0);
         WdfIoTargetStop(f->target, WdfIoTargetLeaveSentIoPending);
         ck_assert_int_eq(WdfIoTargetGetState(f->target), WdfIoTargetStopped);
+        free(path);
     }
-    free(path);
     f->req = tu_make_request(f->target);
     f->mem = tu_make_memory(FIFO_BYTES, NULL);
     /* NULL offset: a FIFO has no positions (and the file read starts at 0). */
@@ -95,8 +88,6 @@ static void inflight_cancel(struct inflight *f)
 
 static void inflight_fini(struct inflight *f)
 {
-    if (f->fifo_fd >= 0)
-        close(f->fifo_fd);
     tu_completion_fini(&f->c);
 }
 

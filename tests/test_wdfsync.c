@@ -41,7 +41,7 @@ static void expect_verifier_break(void)
 {
     ck_assert_int_eq(tu_last_bugcheck.count, 1);
     ck_assert_uint_eq(tu_last_bugcheck.bugcheck, KMODE_EXCEPTION_NOT_HANDLED);
-    ck_assert_uint_eq(tu_last_bugcheck.p[0], (ULONG)STATUS_BREAKPOINT);
+    ck_assert_status((NTSTATUS)tu_last_bugcheck.p[0], STATUS_BREAKPOINT);
     tu_bugcheck_reset();
 }
 

@@ -311,9 +311,8 @@ void tu_reader_start(struct tu_reader *r, WDFDEVICE device, const char *path, un
     ck_assert_uint_le(depth, TU_READER_MAX_DEPTH);
     r->seed = seed;
     r->depth = depth;
-    ck_assert_int_eq(tu_target_open(device, path, GENERIC_READ, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING,
-                                    &r->target),
-                     STATUS_SUCCESS);
+    NTSTATUS st = tu_target_open(device, path, GENERIC_READ, FILE_OPEN, FILE_NO_INTERMEDIATE_BUFFERING, &r->target);
+    ck_assert_status(st, STATUS_SUCCESS);
     for (unsigned i = 0; i < depth; i++) {
         struct tu_reader_slot *sl = &r->slots[i];
         sl->reader = r;
@@ -436,6 +435,28 @@ void tu_guarded_free(void *buf, size_t len)
 bool tu_running_on_valgrind(void)
 {
     return RUNNING_ON_VALGRIND != 0;
+}
+
+bool tu_instrumented(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return true;
+#endif
+#endif
+    return tu_running_on_valgrind();
+}
+
+long tu_rss_kib(void)
+{
+    long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
+    fclose(f);
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 WDFDEVICE tu_named_device(WDFDRIVER driver, const char *name, WDF_DEVICE_IO_TYPE io,

@@ -176,8 +176,11 @@ const char *tu_env_loop(struct tu_env *e, const char *backing, unsigned sector_s
 WDFIOTARGET tu_env_target(struct tu_env *e, const char *path, ACCESS_MASK access, ULONG options);
 /* e->path: a file "data" of size bytes of pattern seed; e->target on it. */
 WDFIOTARGET tu_env_open_file(struct tu_env *e, size_t size, unsigned seed, ACCESS_MASK access, ULONG options);
-/* e->path: a FIFO with a writer (e->fifo_fd) that never writes; e->target
- * on it, read-only: a read there waits until a timeout or a cancel ends it. */
+/* e->path: a FIFO with a writer (e->fifo_fd, kept open until tu_env_fini)
+ * that writes nothing unless the test does; returns e->path. */
+const char *tu_env_fifo(struct tu_env *e);
+/* tu_env_fifo, and e->target on it, read-only: a read there waits until a
+ * timeout or a cancel ends it (io_uring; libaio refuses a FIFO). */
 WDFIOTARGET tu_env_open_fifo(struct tu_env *e);
 /* e->mem: WdfMemoryCreate of size bytes; returns its buffer (e->buf). */
 void *tu_env_memory(struct tu_env *e, size_t size);
@@ -381,6 +384,11 @@ void *tu_guarded_alloc(size_t len);
 void tu_guarded_free(void *buf, size_t len);
 /* Whether the program runs under valgrind (false where valgrind.h is missing). */
 bool tu_running_on_valgrind(void);
+/* Whether a sanitizer (ASan, TSan) or valgrind runs the program: time and
+ * memory per object are then no measure of the library's. */
+bool tu_instrumented(void);
+/* This process's resident set size in KiB (/proc/self/statm). */
+long tu_rss_kib(void);
 
 /* ---- nbdkit servers for NBD targets ----
  * tu_nbdkit_start runs `nbdkit -f --exit-with-parent -U SOCK -P PIDFILE

@@ -231,7 +231,7 @@ WDFIOTARGET tu_env_open_file(struct tu_env *e, size_t size, unsigned seed, ACCES
     return e->target;
 }
 
-WDFIOTARGET tu_env_open_fifo(struct tu_env *e)
+const char *tu_env_fifo(struct tu_env *e)
 {
     ck_assert_ptr_null(e->path);
     ck_assert_int_lt(g_nfds, MAX_REGISTERED);
@@ -242,7 +242,12 @@ WDFIOTARGET tu_env_open_fifo(struct tu_env *e)
     e->fifo_fd = open(e->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
     ck_assert_int_ge(e->fifo_fd, 0);
     g_fds[g_nfds++] = e->fifo_fd;
-    e->target = tu_env_target(e, e->path, GENERIC_READ, 0);
+    return e->path;
+}
+
+WDFIOTARGET tu_env_open_fifo(struct tu_env *e)
+{
+    e->target = tu_env_target(e, tu_env_fifo(e), GENERIC_READ, 0);
     return e->target;
 }
 
