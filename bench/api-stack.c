@@ -3,30 +3,19 @@
 #include "config.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 
 #include "api.h"
 #include "setup.h"
+#include "tu_forwarder.h"
 #include "util.h"
 
-/* A pass-through filter device per file. Its default queue (parallel)
+/* A pass-through filter device per file: the forwarder of the tests
+ * (tests/tu_forwarder.c), without its counts. Its default queue (parallel)
  * forwards every request unchanged to its local target, which is opened on
  * the file, and completes it with what the file returned. */
-static VOID stack_forward_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
-                               WDFCONTEXT Context)
-{
-    (void)Target;
-    (void)Context;
-    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
-}
-
 static VOID stack_forward(WDFQUEUE Queue, WDFREQUEST Request)
 {
-    WDFIOTARGET lower = WdfDeviceGetIoTarget(WdfIoQueueGetDevice(Queue));
-    WdfRequestFormatRequestUsingCurrentType(Request);
-    WdfRequestSetCompletionRoutine(Request, stack_forward_done, NULL);
-    if (!WdfRequestSend(Request, lower, WDF_NO_SEND_OPTIONS))
-        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+    tu_forward(Request, WdfDeviceGetIoTarget(WdfIoQueueGetDevice(Queue)), NULL);
 }
 
 /* The filter device over path; its NT name in *name (the run's pool). */
@@ -36,24 +25,12 @@ static NTSTATUS stack_filter_create(struct bench_run *run, const char *path, boo
     char buf[64];
     char sb[96];
     snprintf(buf, sizeof(buf), "\\Device\\uwdfBenchFilter%u", run->stack_devices++);
-    WCHAR *w = path_to_wide(buf);
-    UNICODE_STRING us;
-    RtlInitUnicodeString(&us, w);
     WDFDEVICE dev;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(run->driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    NTSTATUS st = init ? WdfDeviceInitAssignName(init, &us) : STATUS_INSUFFICIENT_RESOURCES;
-    free(w);
-    if (NT_SUCCESS(st)) {
-        WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
-        st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev);
-    }
-    if (init)
-        WdfDeviceInitFree(init);
+    NTSTATUS st = tu_device_create(run->driver, buf, WdfDeviceIoDirect, WDF_NO_OBJECT_ATTRIBUTES, NULL, &dev);
     if (!NT_SUCCESS(st)) {
         errmsg("--api=stack: cannot create the filter device: %s", status_str(sb, sizeof(sb), st));
         return st;
     }
-    WdfControlFinishInitializing(dev);
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
     qc.EvtIoDefault = stack_forward;
