@@ -1,40 +1,73 @@
-/* The test library: what every Check suite under tests/ shares. It is built
- * once (tests/libtestutil.a: testutil.c, tu_env.c, tu_status.c,
- * tu_forwarder.c) and linked by every suite.
+/* The test library: what every Check suite under tests/ shares, built once
+ * (tests/libtestutil.a: testutil.c, tu_env.c, tu_status.c, tu_forwarder.c)
+ * and linked by every suite. Its own tests: tests/test_testutil.c.
  *
- * A new suite, tests/test_foo.c:
- *   - Makefile.am: add "tests/test_foo \" to check_PROGRAMS. That is all;
- *     the source, flags and libraries are automake's defaults (LDADD links
- *     this library, libuwdf and Check).
- *   - main: build the Suite, add test cases with tu_tcase (the checked
- *     fixture: an unexpected bug check fails the test, injectors start off,
- *     a failed test's driver, files and loop devices are cleaned up), and
- *     return tu_main(s, "test_foo") -- or tu_main_root when some cases need
- *     root and are left out without it (the run then reports SKIP).
- *   - a test: one environment per test, on each engine:
- *         START_TEST(read_returns_the_file)          (tcase_add_loop_test
- *         {                                            ..., 0, TU_BACKENDS)
- *             struct tu_env e;
- *             tu_env_init_backend(&e, _i);              io_uring, libaio
- *             tu_env_open_file(&e, 64 << 10, 7, GENERIC_READ, 0);
- *             void *buf = tu_env_memory(&e, 4096);
- *             ... WdfIoTargetSendReadSynchronously(e.target, ...) ...
- *             ck_assert_status(status, STATUS_SUCCESS);
- *             ck_assert(tu_pattern_matches(buf, 4096, 7, 0));
- *             tu_env_fini(&e);
- *         }
- *         END_TEST
- *     A loop device: tu_env_loop(&e, tu_env_file(...), 4096) (root; 4096:
- *     logical sector size, 0 for 512). A read that never ends by itself:
- *     tu_env_open_fifo. A filter device stack: tu_make_forwarder.
- *   - statuses: ck_assert_status(actual, expected) and its _ne, _msg,
- *     ck_assert_nt_success/_failure print status names; never
- *     ck_assert_int_eq on an NTSTATUS.
+ * ---- How to write a suite, tests/test_foo.c ----
+ * 1. Makefile.am: add "tests/test_foo \" to check_PROGRAMS. That is all:
+ *    the source, flags and libraries are automake's defaults (LDADD links
+ *    this library, libuwdf and Check). Only a suite that needs more says so
+ *    in a line of its own (tests_test_foo_CPPFLAGS = $(AM_CPPFLAGS) ...,
+ *    as test_env and test_backends do); never list testutil.c again.
+ * 2. The file:
+ *        #define _GNU_SOURCE
+ *        #include "testutil.h"
+ *
+ *        // One behaviour per test, named like the behaviour; each engine.
+ *        START_TEST(read_returns_the_file)
+ *        {
+ *            struct tu_env e;
+ *            tu_env_init_backend(&e, _i);        // _i: 0 io_uring, 1 libaio
+ *            tu_env_open_file(&e, 64 << 10, 7, GENERIC_READ, 0); // e.path, e.target
+ *            void *buf = tu_env_memory(&e, 4096); // e.mem, e.buf
+ *            ... NTSTATUS status = WdfIoTargetSendReadSynchronously(e.target, ...);
+ *            ck_assert_status(status, STATUS_SUCCESS);
+ *            ck_assert(tu_pattern_matches(buf, 4096, 7, 0));
+ *            tu_env_fini(&e);                    // driver, files, loops, FIFO
+ *        }
+ *        END_TEST
+ *
+ *        int main(void)
+ *        {
+ *            Suite *s = suite_create("foo");
+ *            TCase *tc = tu_tcase(s, "reads", 30); // checked fixture, timeout
+ *            tcase_add_loop_test(tc, read_returns_the_file, 0, TU_BACKENDS);
+ *            return tu_main(s, "test_foo");        // one directory per run
+ *        }
+ *    Cases that need root (loop devices, mounts) return early without it
+ *    (if (!tu_root()) return;) and main returns tu_main_root(s, "test_foo",
+ *    "the loop-device cases were skipped"): automake then reports SKIP.
+ * 3. What the environment (struct tu_env, below) gives: a driver and
+ *    control device, a directory on a file system with O_DIRECT, the engine
+ *    by index or name (targets opened through tu_env_target are checked to
+ *    run on it), files of a seeded pattern, a FIFO whose reads wait until
+ *    cancelled or timed out (tu_env_fifo, tu_env_open_fifo), loop devices of
+ *    a given logical sector size (tu_env_loop(&e, backing, 4096)), one
+ *    memory object. Everything it makes is registered and goes at
+ *    tu_env_fini -- or, when an assertion failed first, at the fixture's
+ *    teardown (CK_FORK=no) or at tu_main's end (forked).
+ * 4. Statuses: ck_assert_status(actual, expected), _ne, _msg and
+ *    ck_assert_nt_success / _nt_failure; a failure prints both statuses by
+ *    name and value. In a message of one's own: TU_STATUS_FMT with
+ *    TU_STATUS_ARG(status).
+ * 5. Also here: completions (tu_completion, tu_on_complete), a filter
+ *    device stack (tu_make_forwarder; tu_forwarder.h), the Filter Manager
+ *    (tu_flt_open), a neighbour target kept busy (tu_reader), bug checks
+ *    expected (tu_expect_bugcheck), stderr captured (tu_stderr_begin),
+ *    O_DIRECT buffers (tu_aligned_alloc), guarded buffers, CRC32C, and
+ *    tu_instrumented() for time or memory budgets that a sanitizer or
+ *    valgrind would break.
+ * Not in a suite: a copy of any of the above (a private environment
+ * struct, forwarder, status-name table, FIFO or loop-device set-up,
+ * setenv("UWDF_BACKEND") -- use tu_env_init_engine), ck_assert_int_eq on
+ * an NTSTATUS, or ck_assert* on a thread other than the test's (record
+ * there, assert after joining). A helper a second suite needs moves here,
+ * with a test in test_testutil.c. make check-valgrind runs every suite
+ * with CK_FORK=no, all tests in one process: a test leaves nothing behind.
  *
  * Sections below: statuses; suite, fixture and main; the environment;
  * objects and completions; devices and the forwarder (tu_forwarder.h needs
- * no Check); the Filter Manager; files, patterns and loop devices; odds and
- * ends. */
+ * no Check: uwdf-bench --api=stack uses it too); the Filter Manager; a
+ * neighbour reader; files, patterns and loop devices; odds and ends. */
 #ifndef UWDF_TESTUTIL_H
 #define UWDF_TESTUTIL_H
 
@@ -149,7 +182,7 @@ struct tu_env {
     const char *engine; /* the engine every target opened here must use; NULL: any */
     char *path;         /* tu_env_open_file / _fifo: the file */
     WDFIOTARGET target; /* tu_env_open_file / _fifo: the target on it */
-    int fifo_fd;        /* tu_env_open_fifo: the test's own end; else -1 */
+    int fifo_fd;        /* tu_env_fifo / _open_fifo: the test's own end; else -1 */
     WDFMEMORY mem;      /* tu_env_memory */
     void *buf;          /* tu_env_memory: mem's buffer (page-aligned) */
 };
