@@ -683,7 +683,7 @@ static NTSTATUS wl_queue_forward_progress(struct fx *fx)
 
 /* S_SHARED: S_FILE on a pool of one engine, with a neighbour target on it
  * kept busy with reads (tu_reader) throughout the sweep; every one of its
- * reads must succeed, exactly once. S_NBD: fx->target is an NBD export of
+ * reads must succeed, exactly once. S_NBD: fx->e.target is an NBD export of
  * the file (nbdkit file plugin). */
 enum setup { S_FILE, S_SHARED, S_FLT, S_QUEUE, S_NBD, S_LOOP };
 struct sweep_case {
@@ -698,7 +698,7 @@ static const struct sweep_case sweeps[] = {
     { { "sync_send_caller_request", wl_sync_caller_request, { 0 }, 0 }, true, S_FILE },
     { { "request_create_delete", wl_request_create_delete, { 0 }, 0 }, false, S_FILE },
     /* The second target starts the second engine of the pool; when that
-     * fails, it shares the engine of the first (fx->target). */
+     * fails, it shares the engine of the first (fx->e.target). */
     { { "target_create_open_close", wl_target_file, { 0 }, 1 }, true, S_FILE },
     { { "memory_create", wl_memory_create, { 0 }, 0 }, false, S_FILE },
     { { "flt_perform", wl_flt_perform, { 0 }, 0 }, true, S_FLT },
@@ -753,7 +753,7 @@ START_TEST(sweep_workload)
         tu_nbdkit_start(&fx.e, &nbd, "nbd.sock", args);
         g_nbd_uri = nbd.uri;
         WdfObjectDelete(fx.e.target);
-        ck_assert_int_eq(tu_target_open(fx.e.device, nbd.uri, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0,
+        ck_assert_status(tu_target_open(fx.e.device, nbd.uri, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0,
                                         &fx.e.target),
                          STATUS_SUCCESS);
         ck_assert_str_eq(UwdfIoTargetGetBackendName(fx.e.target), "nbd");

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXIT_SKIP 77
 #define BLK 4096u
 #define EXPORT_SIZE (1u << 20)
 #define SEED 1800u
@@ -701,7 +700,7 @@ END_TEST
 int main(void)
 {
     if (!tu_nbd_available())
-        return EXIT_SKIP;
+        return TU_EXIT_SKIP;
     {
     Suite *s = suite_create("nbd");
     TCase *tc = tu_tcase(s, "nbd", TEST_TIMEOUT_SEC);

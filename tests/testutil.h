@@ -51,7 +51,9 @@
  *    TU_STATUS_ARG(status).
  * 5. Also here: completions (tu_completion, tu_on_complete), a filter
  *    device stack (tu_make_forwarder; tu_forwarder.h), the Filter Manager
- *    (tu_flt_open), a neighbour target kept busy (tu_reader), bug checks
+ *    (tu_flt_open), a neighbour target kept busy (tu_reader), an NBD
+ *    export (tu_nbdkit_start: nbdkit on a Unix socket in e->dir, stopped by
+ *    its pid; skip with TU_EXIT_SKIP unless tu_nbd_available), bug checks
  *    expected (tu_expect_bugcheck), stderr captured (tu_stderr_begin),
  *    O_DIRECT buffers (tu_aligned_alloc), guarded buffers, CRC32C, and
  *    tu_instrumented() for time or memory budgets that a sanitizer or
@@ -67,7 +69,8 @@
  * Sections below: statuses; suite, fixture and main; the environment;
  * objects and completions; devices and the forwarder (tu_forwarder.h needs
  * no Check: uwdf-bench --api=stack uses it too); the Filter Manager; a
- * neighbour reader; files, patterns and loop devices; odds and ends. */
+ * neighbour reader; files, patterns and loop devices; odds and ends;
+ * nbdkit servers. */
 #ifndef UWDF_TESTUTIL_H
 #define UWDF_TESTUTIL_H
 
