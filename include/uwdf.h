@@ -4,10 +4,9 @@
 #define UWDF_UWDF_H
 
 #include "wdf.h"
+#include "uwdfversion.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 /* Bug checks. The callback receives the bug-check code (WDF_VIOLATION,
  * 0x10D), its four parameters and a readable reason. If it returns, the DDI
@@ -35,6 +34,17 @@ BOOLEAN UwdfIsVerifierEnabled(void);
  * target is not open. UWDF_BACKEND=io_uring|libaio|null forces the choice at
  * open; otherwise io_uring is probed and libaio is the fallback. */
 PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget);
+
+/* Chooses the engine for the file and block-device targets opened from now
+ * on, as UWDF_BACKEND does, and ahead of it: "io_uring", "libaio" or
+ * "null" (no kernel I/O: every operation completes at once, successfully,
+ * with no data moved). A chosen engine is used or the open fails; there is
+ * no fallback to libaio. NULL restores the default: UWDF_BACKEND if set,
+ * else io_uring with libaio as the fallback. STATUS_INVALID_PARAMETER for
+ * another name; the kernel's refusal (e.g. io_uring disabled) as its
+ * NTSTATUS when the engine cannot be set up here. Either failure leaves the
+ * choice as it was. Open targets keep their engine. Any IRQL. */
+NTSTATUS UwdfSetDefaultBackend(PCSTR Name);
 
 /* The engine pool. Every open file or block-device target is served by an
  * engine: one io_uring ring (or libaio context) and one framework thread,
@@ -144,6 +154,37 @@ ULONGLONG UwdfFaultAllocationFailures(void);
  * fsync(2); with MinorFunction IRP_MN_FLUSH_DATA_ONLY (ntifs.h) fdatasync(2). */
 VOID UwdfRequestSetWriteThrough(WDFREQUEST Request, BOOLEAN WriteThrough);
 
+/* The release of the library the program runs with (uwdfversion.h has the
+ * one it was compiled against: UWDF_VERSION_MAJOR, ..., UWDF_VERSION_STRING).
+ * Any argument may be NULL. Any IRQL. */
+VOID UwdfGetVersion(PULONG Major, PULONG Minor, PULONG Patch);
+/* The same as "major.minor.patch" (a static string). */
+PCSTR UwdfGetVersionString(void);
+
+/* Log lines. Everything the library itself prints (warnings such as an
+ * ignored environment setting or a fallback engine, verifier findings,
+ * failed assertions, bug-check reports) and the driver's DbgPrint/KdPrint
+ * output that passes the debug-print filter goes to one callback. Message
+ * is one NUL-terminated line without the "uwdf: " prefix or the newline,
+ * except for UwdfLogDebugPrint, where it is the driver's text as formatted
+ * (its own newlines included). The callback runs on the thread that logs,
+ * possibly at raised IRQL or holding framework locks: it must not call
+ * back into the framework, and should be quick. NULL restores the default,
+ * which writes "uwdf: <Message>\n" (the DbgPrint text as it is) to stderr.
+ * A call in progress on another thread may still reach the previous
+ * callback. Any IRQL. */
+typedef enum _UWDF_LOG_LEVEL {
+    UwdfLogBugCheck = 0,  /* a bug check's report; abort() follows unless a
+                           * UwdfSetBugCheckCallback callback returns */
+    UwdfLogError = 1,     /* a failed assertion, a breakpoint */
+    UwdfLogVerifier = 2,  /* a rule the driver broke (verifier, IRQL checks) */
+    UwdfLogWarning = 3,   /* settings ignored, fallbacks, transient failures */
+    UwdfLogDebugPrint = 4 /* the driver's DbgPrint / KdPrint output */
+} UWDF_LOG_LEVEL;
+typedef VOID UWDF_LOG_CALLBACK(UWDF_LOG_LEVEL Level, PCSTR Message, PVOID Context);
+typedef UWDF_LOG_CALLBACK *PUWDF_LOG_CALLBACK;
+VOID UwdfSetLogCallback(PUWDF_LOG_CALLBACK Callback, PVOID Context);
+
 /* Readable name of a status ("STATUS_IO_TIMEOUT"), or NULL if unknown. */
 PCSTR UwdfNtStatusName(NTSTATUS Status);
 /* The errno -> NTSTATUS table the framework uses for completions. */
@@ -166,7 +207,5 @@ NTSTATUS UwdfNtStatusFromErrno(int Errno);
 VOID UwdfSetDebugPrintFilter(ULONG ComponentId, ULONG Mask);
 ULONG UwdfGetDebugPrintFilter(ULONG ComponentId);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

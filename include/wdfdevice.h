@@ -8,9 +8,7 @@
  * not enforced). */
 #include "wdmsec.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef enum _WDF_DEVICE_IO_TYPE {
     WdfDeviceIoUndefined = 0,
@@ -40,7 +38,5 @@ WDFIOTARGET WdfDeviceGetIoTarget(WDFDEVICE Device);
 NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, WDF_REQUEST_TYPE RequestType);
 WDFQUEUE WdfDeviceGetDefaultQueue(WDFDEVICE Device);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -4,9 +4,7 @@
 
 #include "wdfmemory.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef enum _WDF_REQUEST_TYPE {
     WdfRequestTypeCreate = 0x0,
@@ -280,7 +278,5 @@ VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue);
 BOOLEAN WdfRequestIsReserved(WDFREQUEST Request);
 KPROCESSOR_MODE WdfRequestGetRequestorMode(WDFREQUEST Request);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -11,9 +11,7 @@
 #include "bugcodes.h"
 #include <stdarg.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef SHORT CSHORT;
 typedef ULONG DEVICE_TYPE;
@@ -1163,7 +1161,5 @@ VOID UwdfPagedCodeViolation(PCSTR File, ULONG Line, KIRQL Irql);
     } while (0)
 #define PAGED_CODE_LOCKED() ((void)0)
 #define PAGED_ASSERT(exp) NT_ASSERT(exp)
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

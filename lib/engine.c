@@ -713,8 +713,37 @@ static int backend_probe(const struct uwdf_backend_ops *ops)
     return r;
 }
 
+/* The engine UwdfSetDefaultBackend chose (NULL: none). */
+static _Atomic(const struct uwdf_backend_ops *) backend_chosen;
+
+NTSTATUS UwdfSetDefaultBackend(PCSTR Name)
+{
+    const struct uwdf_backend_ops *ops = NULL;
+    if (Name) {
+        ops = backend_by_name(Name);
+        if (!ops)
+            return STATUS_INVALID_PARAMETER;
+        int r = backend_probe(ops);
+        if (r)
+            return uwdf_status_from_errno(-r);
+    }
+    atomic_store(&backend_chosen, ops);
+    return STATUS_SUCCESS;
+}
+
+bool uwdf_backend_forced(void)
+{
+    const char *forced = uwdf_env(UWDF_ENV_BACKEND);
+    return atomic_load(&backend_chosen) || (forced && *forced);
+}
+
 const struct uwdf_backend_ops *uwdf_backend_select(int *err)
 {
+    const struct uwdf_backend_ops *chosen = atomic_load(&backend_chosen);
+    if (chosen) {
+        *err = backend_probe(chosen);
+        return *err ? NULL : chosen;
+    }
     const char *forced = uwdf_env(UWDF_ENV_BACKEND);
     if (forced && *forced) {
         const struct uwdf_backend_ops *ops = backend_by_name(forced);

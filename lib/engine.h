@@ -103,7 +103,12 @@ static inline bool uwdf_engine_thread(void)
 }
 const char *uwdf_engine_name(const struct uwdf_engine *e);
 unsigned uwdf_engine_caps(const struct uwdf_engine *e);
+/* The engine for a target being opened: UwdfSetDefaultBackend's choice,
+ * else UWDF_BACKEND's, else io_uring (libaio if io_uring cannot be set up);
+ * NULL with *err a negative errno when none can be. */
 const struct uwdf_backend_ops *uwdf_backend_select(int *err);
+/* Whether an engine was chosen (by either means): no fallback then. */
+bool uwdf_backend_forced(void);
 
 /* Registration with the kernel (lib/fixedio.c's DDIs), run on the engine
  * thread. Buffers: the n objects stay referenced until the file is

@@ -1011,7 +1011,7 @@ static bool flt_irql_at_most(KIRQL max, const char *ddi)
         uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, irql, max, 0,
                       "%s must be called at IRQL <= %u, called at IRQL %u (rule KmdfIrql)", ddi, max, irql);
     else
-        uwdf_log("%s called at IRQL %u (at most %u allowed): refused", ddi, irql, max);
+        uwdf_log_at(UwdfLogVerifier, "%s called at IRQL %u (at most %u allowed): refused", ddi, irql, max);
     return false;
 }
 

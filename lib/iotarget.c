@@ -467,7 +467,7 @@ static NTSTATUS target_start_local(struct uwdf_iotarget *t, const struct uwdf_ba
         return STATUS_NOT_SUPPORTED;
     }
     struct uwdf_engine *engine = uwdf_engine_attach(ops, &t->attach, t->fd, &err);
-    if (!engine && !uwdf_env(UWDF_ENV_BACKEND) && ops == &uwdf_backend_io_uring) {
+    if (!engine && !uwdf_backend_forced() && ops == &uwdf_backend_io_uring) {
         uwdf_log("io_uring set-up failed (%s); using libaio", strerror(-err));
         ops = &uwdf_backend_libaio;
         engine = uwdf_engine_attach(ops, &t->attach, t->fd, &err);

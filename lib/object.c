@@ -427,7 +427,7 @@ void uwdf_object_release(struct uwdf_object *obj)
 void uwdf_verifier_report_leak(const char *event, const struct uwdf_object *obj, const char *creator,
                                const char *why)
 {
-    uwdf_log("verifier: %s: %s %p, created by %s, %s (handle tracking)", event,
+    uwdf_log_at(UwdfLogVerifier, "verifier: %s: %s %p, created by %s, %s (handle tracking)", event,
              uwdf_object_type_name(obj->type), (void *)obj->handle, creator, why);
 }
 
