@@ -258,8 +258,8 @@ VOID UwdfPagedCodeViolation(PCSTR File, ULONG Line, KIRQL Irql)
     }
     pthread_mutex_unlock(&lock);
     if (report)
-        uwdf_log_at(UwdfLogVerifier, "PAGED_CODE at %s:%u: pageable code runs at IRQL %u, above APC_LEVEL", File, (unsigned)Line,
-                 Irql);
+        uwdf_log_at(UwdfLogVerifier, "PAGED_CODE at %s:%u: pageable code runs at IRQL %u, above APC_LEVEL", File,
+                    (unsigned)Line, Irql);
     if (uwdf_verifier)
         uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, Irql, APC_LEVEL, 0,
                       "PAGED_CODE at %s:%u: pageable code called at IRQL %u (rule KmdfIrql)", File,

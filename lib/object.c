@@ -428,7 +428,7 @@ void uwdf_verifier_report_leak(const char *event, const struct uwdf_object *obj,
                                const char *why)
 {
     uwdf_log_at(UwdfLogVerifier, "verifier: %s: %s %p, created by %s, %s (handle tracking)", event,
-             uwdf_object_type_name(obj->type), (void *)obj->handle, creator, why);
+                uwdf_object_type_name(obj->type), (void *)obj->handle, creator, why);
 }
 
 /* Driver unload with the verifier on: what the driver created and should

@@ -33,8 +33,9 @@ static struct uwdf_request *received_lookup(WDFREQUEST handle, const char *ddi)
                           "%s: request %p was created by the driver, not received from a queue; "
                           "delete it with WdfObjectDelete (rule ReqDelete)", ddi, (void *)handle);
         else
-            uwdf_log_at(UwdfLogVerifier, "%s: request %p was created by the driver, not received from a queue "
-                     "(rule ReqDelete)", ddi, (void *)handle);
+            uwdf_log_at(UwdfLogVerifier,
+                        "%s: request %p was created by the driver, not received from a queue (rule ReqDelete)", ddi,
+                        (void *)handle);
         return NULL;
     }
     return r;

@@ -205,7 +205,8 @@ void uwdf_state_illegal(const struct uwdf_state_machine *m, const char *transiti
         uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)object, from, to,
                       "%s %p: illegal state transition '%s' from %s (to %s)", m->name, object, transition, f, t);
     else
-        uwdf_log_at(UwdfLogVerifier, "%s %p: illegal state transition '%s' from %s (to %s)", m->name, object, transition, f, t);
+        uwdf_log_at(UwdfLogVerifier, "%s %p: illegal state transition '%s' from %s (to %s)", m->name, object,
+                    transition, f, t);
 }
 
 KIRQL KeGetCurrentIrql(void)
@@ -283,7 +284,8 @@ void uwdf_verifier_sync_timeout(const WDF_REQUEST_SEND_OPTIONS *options, const c
         warned[i] = ddi;
     pthread_mutex_unlock(&lock);
     if (first)
-        uwdf_log_at(UwdfLogVerifier, "verifier: %s: synchronous send without a timeout (rules SyncReqSend, SyncReqSend2)", ddi);
+        uwdf_log_at(UwdfLogVerifier,
+                    "verifier: %s: synchronous send without a timeout (rules SyncReqSend, SyncReqSend2)", ddi);
 }
 
 __attribute__((constructor)) static void runtime_constructor(void)

@@ -133,9 +133,11 @@ START_TEST(log_callback_receives_a_long_line_whole)
     UwdfSetLogCallback(record_log, NULL);
     UwdfPagedCodeViolation(file, 3, DISPATCH_LEVEL);
     ck_assert_int_eq(logged.count, 1);
-    ck_assert_uint_eq(strlen(logged.message[0]), strlen("PAGED_CODE at :3: pageable code runs at IRQL 2, above APC_LEVEL") + n);
-    ck_assert(strstr(logged.message[0], file) != NULL);
-    ck_assert(strstr(logged.message[0], ":3: pageable code runs at IRQL 2, above APC_LEVEL") != NULL);
+    const char *rest = ":3: pageable code runs at IRQL 2, above APC_LEVEL";
+    ck_assert_uint_eq(strlen(logged.message[0]), strlen("PAGED_CODE at ") + n + strlen(rest));
+    ck_assert(strncmp(logged.message[0], "PAGED_CODE at ", 14) == 0);
+    ck_assert(strncmp(logged.message[0] + 14, file, n) == 0);
+    ck_assert_str_eq(logged.message[0] + 14 + n, rest);
     free(file);
 }
 END_TEST
