@@ -5,13 +5,9 @@
 
 #include "config.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- release ---- */
@@ -142,42 +138,23 @@ START_TEST(log_callback_receives_a_long_line_whole)
 }
 END_TEST
 
-/* Runs fn with stderr going to a file; returns what was written (malloc'd). */
-static char *capture_stderr(void (*fn)(void))
+/* Logs a warning and a DbgPrint line in two parts with stderr going to a
+ * file; returns what was written there (malloc'd). */
+static char *stderr_of_a_warning_and_a_debug_print(void)
 {
-    char path[] = "/tmp/uwdf-test-library-XXXXXX";
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    unlink(path);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    ck_assert_int_ge(saved, 0);
-    ck_assert_int_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
-    fn();
-    fflush(stderr);
-    ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
-    close(saved);
-    off_t len = lseek(fd, 0, SEEK_END);
-    ck_assert_int_ge(len, 0);
-    char *text = calloc(1, (size_t)len + 1);
-    ck_assert_ptr_nonnull(text);
-    ck_assert_int_eq(pread(fd, text, (size_t)len, 0), len);
-    close(fd);
-    return text;
-}
-
-static void log_a_warning_and_a_debug_print(void)
-{
+    struct tu_stderr c;
+    tu_stderr_begin(&c);
     UwdfSetVerifier(FALSE);
     UwdfSetDebugPrintFilter(DPFLTR_DEFAULT_ID, 0xF);
     WdfVerifierDbgBreakPoint();
     DbgPrint("part of a line, ");
     DbgPrint("the rest\n");
+    return tu_stderr_end(&c);
 }
 
 START_TEST(log_default_writes_prefixed_lines_to_stderr)
 {
-    char *text = capture_stderr(log_a_warning_and_a_debug_print);
+    char *text = stderr_of_a_warning_and_a_debug_print();
     ck_assert_str_eq(text, "uwdf: WdfVerifierDbgBreakPoint: no break (the verifier is off)\n"
                            "part of a line, the rest\n");
     free(text);
@@ -188,7 +165,7 @@ START_TEST(log_callback_null_restores_the_default)
 {
     UwdfSetLogCallback(record_log, NULL);
     UwdfSetLogCallback(NULL, NULL);
-    char *text = capture_stderr(log_a_warning_and_a_debug_print);
+    char *text = stderr_of_a_warning_and_a_debug_print();
     ck_assert_int_eq(logged.count, 0);
     ck_assert(strstr(text, "uwdf: WdfVerifierDbgBreakPoint: no break") == text);
     free(text);
@@ -205,36 +182,20 @@ static VOID log_to_pipe(UWDF_LOG_LEVEL Level, PCSTR Message, PVOID Context)
         _exit(3);
 }
 
+static void bug_check_logging_to(int fd)
+{
+    bugcheck_log_fd = fd;
+    UwdfSetBugCheckCallback(NULL, NULL);
+    UwdfSetLogCallback(log_to_pipe, NULL);
+    KeBugCheckEx(IRQL_NOT_LESS_OR_EQUAL, 1, 2, 3, 4);
+}
+
 /* A bug check without a bug-check callback reports through the log, then
  * aborts: checked in a child, which the report must reach before it dies. */
 START_TEST(log_bug_check_report_reaches_the_callback_before_abort)
 {
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        close(p[0]);
-        bugcheck_log_fd = p[1];
-        UwdfSetBugCheckCallback(NULL, NULL);
-        UwdfSetLogCallback(log_to_pipe, NULL);
-        KeBugCheckEx(IRQL_NOT_LESS_OR_EQUAL, 1, 2, 3, 4);
-        _exit(0); /* not reached */
-    }
-    close(p[1]);
-    char buf[2048] = { 0 };
-    size_t got = 0;
-    ssize_t n;
-    while (got < sizeof(buf) - 1 && (n = read(p[0], buf + got, sizeof(buf) - 1 - got)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        ck_assert_int_gt(n, 0);
-        got += (size_t)n;
-    }
-    close(p[0]);
-    int status;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "child status 0x%x", status);
+    char buf[2048];
+    tu_child_must_abort(bug_check_logging_to, buf, sizeof(buf));
     ck_assert_str_eq(buf, "0|*** BUG CHECK 0xA (IRQL_NOT_LESS_OR_EQUAL) (0x1, 0x2, 0x3, 0x4)\n"
                           "0|*** KeBugCheckEx called by the driver\n");
 }

@@ -716,17 +716,6 @@ static void *unload_thread(void *p)
     return NULL;
 }
 
-static char *read_all(int fd)
-{
-    size_t cap = 1 << 16, len = 0;
-    char *s = calloc(1, cap);
-    lseek(fd, 0, SEEK_SET);
-    ssize_t n;
-    while (len < cap - 1 && (n = read(fd, s + len, cap - 1 - len)) > 0)
-        len += (size_t)n;
-    return s;
-}
-
 START_TEST(verifier_reports_leaks_at_unload)
 {
     struct tu_env e;
@@ -759,13 +748,8 @@ START_TEST(verifier_reports_leaks_at_unload)
         tu_sleep_ms(1);
     ck_assert(atomic_load(&held));
 
-    char tmpl[] = "/tmp/uwdf-lt-log-XXXXXX";
-    int fd = mkstemp(tmpl);
-    ck_assert_int_ge(fd, 0);
-    unlink(tmpl);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+    struct tu_stderr c;
+    tu_stderr_begin(&c);
     struct unload u = { .e = &e };
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, unload_thread, &u), 0);
@@ -775,7 +759,7 @@ START_TEST(verifier_reports_leaks_at_unload)
     snprintf(want, sizeof(want), "WDFREQUEST %p, created by WDFQUEUE", (void *)held_request);
     for (int i = 0; i < 10000; i++) {
         free(log);
-        log = read_all(fd);
+        log = tu_stderr_text(&c);
         if (strstr(log, want))
             break;
         tu_sleep_ms(1);
@@ -784,12 +768,8 @@ START_TEST(verifier_reports_leaks_at_unload)
     WdfRequestCompleteWithInformation(held_request, STATUS_SUCCESS, BLK);
     pthread_join(sth, NULL);
     pthread_join(th, NULL);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
     free(log);
-    log = read_all(fd);
-    close(fd);
+    log = tu_stderr_end(&c);
     char line[160];
     ck_assert_msg(strstr(log, want), "no report of the presented request in:\n%s", log);
     snprintf(line, sizeof(line), "WDFREQUEST %p, created by WdfRequestCreate", (void *)leaked_req);
@@ -816,19 +796,10 @@ START_TEST(no_report_without_verifier)
     tu_env_init(&e);
     WDFREQUEST r = tu_make_request(NULL);
     (void)r;
-    char tmpl[] = "/tmp/uwdf-lt-log-XXXXXX";
-    int fd = mkstemp(tmpl);
-    ck_assert_int_ge(fd, 0);
-    unlink(tmpl);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    dup2(fd, STDERR_FILENO);
+    struct tu_stderr c;
+    tu_stderr_begin(&c);
     tu_env_fini(&e);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    char *log = read_all(fd);
-    close(fd);
+    char *log = tu_stderr_end(&c);
     ck_assert_msg(!strstr(log, "verifier"), "unexpected report:\n%s", log);
     free(log);
 }

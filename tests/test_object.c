@@ -546,32 +546,12 @@ START_TEST(default_bugcheck_aborts)
 }
 END_TEST
 
-/* Forks by itself, so it also runs when Check does not fork (CK_FORK=no,
- * e.g. under valgrind), and reads what the bug check printed. */
+/* Reads what the bug check printed (tu_child_must_abort forks, so this
+ * also runs when Check does not fork, e.g. under valgrind). */
 START_TEST(default_bugcheck_prints_code_and_reason_then_aborts)
 {
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        close(fds[0]);
-        trigger_default_bugcheck(fds[1]);
-        _exit(0);
-    }
-    close(fds[1]);
     char report[2048];
-    size_t used = 0;
-    ssize_t n;
-    while (used < sizeof(report) - 1 &&
-           (n = read(fds[0], report + used, sizeof(report) - 1 - used)) > 0)
-        used += (size_t)n;
-    report[used] = '\0';
-    close(fds[0]);
-    int wstatus = 0;
-    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
-    ck_assert_msg(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGABRT,
-                  "child did not abort (status 0x%x)", wstatus);
+    tu_child_must_abort(trigger_default_bugcheck, report, sizeof(report));
     ck_assert_msg(strstr(report, "0x10D") && strstr(report, "WDF_INVALID_HANDLE") &&
                       strstr(report, "WdfObjectDelete"),
                   "report: %s", report);

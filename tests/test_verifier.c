@@ -312,26 +312,13 @@ END_TEST
  * what was written there (malloc'd). */
 static char *stderr_of_sync_read(struct venv *v, PWDF_REQUEST_SEND_OPTIONS opts, NTSTATUS *status)
 {
-    char tmpl[] = "/tmp/uwdf-verifier-log-XXXXXX";
-    int fd = mkstemp(tmpl);
-    ck_assert_int_ge(fd, 0);
-    unlink(tmpl);
-    fflush(stderr);
-    int saved = dup(STDERR_FILENO);
-    ck_assert_int_ge(saved, 0);
-    ck_assert_int_ge(dup2(fd, STDERR_FILENO), 0);
+    struct tu_stderr c;
+    tu_stderr_begin(&c);
     WDF_MEMORY_DESCRIPTOR d;
     LONGLONG off = 2 * BLK;
     WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, v->mem, NULL);
     *status = WdfIoTargetSendReadSynchronously(v->target, NULL, &d, &off, opts, NULL);
-    fflush(stderr);
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    char *out = calloc(1, 4096);
-    ck_assert_ptr_nonnull(out);
-    ck_assert_int_ge(pread(fd, out, 4095, 0), 0);
-    close(fd);
-    return out;
+    return tu_stderr_end(&c);
 }
 
 START_TEST(sync_req_send_without_timeout_is_a_warning)

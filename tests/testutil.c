@@ -699,6 +699,66 @@ void tu_guarded_free(void *buf, size_t len)
         munmap((char *)buf - page, page_round(len) + 2 * page);
 }
 
+void tu_stderr_begin(struct tu_stderr *c)
+{
+    char path[] = "/tmp/uwdf-test-stderr-XXXXXX";
+    c->fd = mkstemp(path);
+    ck_assert_int_ge(c->fd, 0);
+    unlink(path);
+    fflush(stderr);
+    c->saved = dup(STDERR_FILENO);
+    ck_assert_int_ge(c->saved, 0);
+    ck_assert_int_eq(dup2(c->fd, STDERR_FILENO), STDERR_FILENO);
+}
+
+char *tu_stderr_text(struct tu_stderr *c)
+{
+    fflush(stderr);
+    off_t len = lseek(c->fd, 0, SEEK_END);
+    ck_assert_int_ge(len, 0);
+    char *text = calloc(1, (size_t)len + 1);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_eq(pread(c->fd, text, (size_t)len, 0), len);
+    return text;
+}
+
+void tu_child_must_abort(void (*fn)(int fd), char *report, size_t size)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        fn(fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t used = 0;
+    ssize_t n;
+    while (used < size - 1 && (n = read(fds[0], report + used, size - 1 - used)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        ck_assert_int_gt(n, 0);
+        used += (size_t)n;
+    }
+    report[used] = '\0';
+    close(fds[0]);
+    int wstatus = 0;
+    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+    ck_assert_msg(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGABRT, "child did not abort (status 0x%x)",
+                  wstatus);
+}
+
+char *tu_stderr_end(struct tu_stderr *c)
+{
+    char *text = tu_stderr_text(c);
+    ck_assert_int_eq(dup2(c->saved, STDERR_FILENO), STDERR_FILENO);
+    close(c->saved);
+    close(c->fd);
+    return text;
+}
+
 bool tu_running_on_valgrind(void)
 {
     return RUNNING_ON_VALGRIND != 0;

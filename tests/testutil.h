@@ -109,6 +109,21 @@ void tu_guarded_free(void *buf, size_t len);
 /* Whether the program runs under valgrind (false where valgrind.h is missing). */
 bool tu_running_on_valgrind(void);
 
+/* stderr into an unlinked temporary file, for tests of what the library
+ * prints: tu_stderr_text gives what was written so far (malloc'd,
+ * NUL-terminated), tu_stderr_end puts stderr back and gives all of it. */
+struct tu_stderr {
+    int fd;
+    int saved;
+};
+void tu_stderr_begin(struct tu_stderr *c);
+/* Runs fn(fd) in a child process, which must die of SIGABRT (a default bug
+ * check); what the child wrote to fd ends up in report (NUL-terminated).
+ * Forks by itself, so it also runs when Check does not (CK_FORK=no). */
+void tu_child_must_abort(void (*fn)(int fd), char *report, size_t size);
+char *tu_stderr_text(struct tu_stderr *c);
+char *tu_stderr_end(struct tu_stderr *c);
+
 /* Runs a suite; returns the process exit status (0 pass, 1 fail). */
 int tu_run_suite(Suite *s);
 
