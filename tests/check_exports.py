@@ -5,9 +5,10 @@ Compares `nm -D --defined-only` of the library with the public headers:
 every exported name must be declared in a public header (an internal name
 leaking fails), and every function or variable a public header declares
 (static inline functions aside) must be exported (a public name hidden
-fails). Then a C++ program that takes the address of every declared name is
-linked against the library: a declaration outside extern "C" leaves a
-mangled name unresolved and fails the link.
+fails). Then every header is compiled as C++ (-Wall -Wextra -Werror), and a
+C++ program that takes the address of every declared name is linked against
+the library: a declaration outside extern "C" leaves a mangled name
+unresolved and fails the link.
 
     check_exports.py [--so LIB] [--include DIR]...
 
@@ -111,6 +112,20 @@ def declared_variables(cc, incflags, tu, dirs):
     return names
 
 
+def compile_as_cxx(cxx, incflags, tmp, hdrs):
+    """Every header, as C++, with a driver project's warnings as errors."""
+    src = os.path.join(tmp, "headers.cc")
+    with open(src, "w") as f:
+        for h in sorted(hdrs):
+            f.write("#include <%s>\n" % h)
+    r = subprocess.run(cxx + ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"] + incflags + [src],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+    if r.returncode != 0:
+        sys.stderr.write("check_exports: the headers do not compile as C++:\n%s" % r.stdout[-4000:])
+        return False
+    return True
+
+
 def link_from_cxx(cxx, incflags, tmp, hdrs, names, so):
     src = os.path.join(tmp, "refs.cc")
     with open(src, "w") as f:
@@ -165,6 +180,8 @@ def main():
             print("declared in a public header but not exported (%d):" % len(hidden))
             for n in hidden:
                 print("  " + n)
+        if not compile_as_cxx(cxx, incflags, tmp, hdrs):
+            ok = False
         if not link_from_cxx(cxx, incflags, tmp, hdrs, declared & have, a.so):
             ok = False
         print("%s: %d exported; %d functions and %d variables declared in %d headers; %s" %
