@@ -31,6 +31,10 @@
 
 struct uwdf_engine;
 
+/* A warning to the framework's log (lib/log.c: UwdfSetLogCallback's
+ * callback, or stderr), one line without prefix or newline. */
+void uwdf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* A file an engine serves: one per open I/O target, embedded in it (the
  * core's struct uwdf_engine_attachment). fd is set by the core and fixed
  * while the file is attached. The rest is the backend's: written only on
