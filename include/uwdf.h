@@ -31,8 +31,9 @@ VOID UwdfSetVerifier(BOOLEAN Enabled);
 BOOLEAN UwdfIsVerifierEnabled(void);
 
 /* The I/O engine a target uses: "io_uring", "libaio" or "null"; NULL when the
- * target is not open. UWDF_BACKEND=io_uring|libaio|null forces the choice at
- * open; otherwise io_uring is probed and libaio is the fallback. */
+ * target is not open. UwdfSetDefaultBackend (below) or, failing that,
+ * UWDF_BACKEND=io_uring|libaio|null forces the choice at open; otherwise
+ * io_uring is probed and libaio is the fallback. */
 PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget);
 
 /* Chooses the engine for the file and block-device targets opened from now
