@@ -89,6 +89,14 @@ typedef struct _STORAGE_DEVICE_DESCRIPTOR {
     UCHAR RawDeviceProperties[1];
 } STORAGE_DEVICE_DESCRIPTOR, *PSTORAGE_DEVICE_DESCRIPTOR;
 
+/* StorageDeviceTrimProperty: whether the device honours
+ * IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES with DeviceDsmAction_Trim. */
+typedef struct _DEVICE_TRIM_DESCRIPTOR {
+    ULONG Version;
+    ULONG Size;
+    BOOLEAN TrimEnabled;
+} DEVICE_TRIM_DESCRIPTOR, *PDEVICE_TRIM_DESCRIPTOR;
+
 typedef ULONG DEVICE_DATA_MANAGEMENT_SET_ACTION, DEVICE_DSM_ACTION;
 #define DeviceDsmAction_None 0
 #define DeviceDsmAction_Trim 1

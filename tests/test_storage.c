@@ -1493,6 +1493,90 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
     ck_assert_int_eq(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), NULL, 0, &bytes), STATUS_SUCCESS);
 }
 
+/* StorageDeviceTrimProperty: a file on a file system that punches holes
+ * (the test directory's: ext4, XFS, Btrfs or tmpfs), and a loop device
+ * over it, which passes discard on as hole punching. */
+static bool trim_enabled(WDFIOTARGET t)
+{
+    STORAGE_PROPERTY_QUERY q;
+    DEVICE_TRIM_DESCRIPTOR d;
+    ULONG_PTR bytes = 0;
+    memset(&q, 0, sizeof(q));
+    q.PropertyId = StorageDeviceTrimProperty;
+    q.QueryType = PropertyExistsQuery;
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), NULL, 0, &bytes), STATUS_SUCCESS);
+    q.QueryType = PropertyStandardQuery;
+    memset(&d, 0xCC, sizeof(d));
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &d, sizeof(d), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(d));
+    ck_assert_uint_eq(d.Version, sizeof(d));
+    ck_assert_uint_eq(d.Size, sizeof(d));
+    ck_assert(d.TrimEnabled == TRUE || d.TrimEnabled == FALSE);
+    return d.TrimEnabled;
+}
+
+START_TEST(trim_property_is_true_for_a_file_that_punches_holes)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *path = env_file(&e, "f", 64 * 1024, FILE_SEED);
+    WDFIOTARGET t = open_target(&e, path, GENERIC_READ, 0);
+    ck_assert(trim_enabled(t));
+    free(path);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(trim_property_follows_the_loop_devices_discard_limit)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    char sys[256];
+    snprintf(sys, sizeof(sys), "/sys/block/%s/queue/discard_max_bytes", strrchr(dev, '/') + 1);
+    FILE *f = fopen(sys, "re");
+    ck_assert_ptr_nonnull(f);
+    unsigned long long max = 0;
+    ck_assert_int_eq(fscanf(f, "%llu", &max), 1);
+    fclose(f);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, 0);
+    ck_assert_int_eq(trim_enabled(t), max > 0);
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
+/* IOCTL_DISK_IS_WRITABLE: a writable loop device, then a read-only one
+ * (losetup -r), which opens for writing all the same. */
+START_TEST(is_writable_says_a_read_only_loop_device_is_write_protected)
+{
+    struct env e;
+    env_init(&e, _i);
+    char *backing = env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = env_loop(&e, backing, 0);
+    ULONG_PTR bytes;
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_SUCCESS);
+    char cmd[4200], line[256] = "";
+    snprintf(cmd, sizeof(cmd), "losetup -r -f --show '%s'", backing);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
+    ck_assert_int_eq(pclose(p), 0);
+    line[strcspn(line, "\n")] = '\0';
+    WDFIOTARGET ro = open_target(&e, line, GENERIC_READ | GENERIC_WRITE, 0);
+    ck_assert_status(sync_ioctl(ro, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_MEDIA_WRITE_PROTECTED);
+    WdfObjectDelete(ro);
+    tu_loop_detach(line);
+    /* A regular file on a writable mount. */
+    WDFIOTARGET f = open_target(&e, backing, GENERIC_READ, 0);
+    ck_assert_status(sync_ioctl(f, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_SUCCESS);
+    free(backing);
+    env_fini(&e);
+}
+END_TEST
+
 START_TEST(geometry_ioctls_match_blockdev)
 {
     struct env e;
@@ -1701,6 +1785,7 @@ static Suite *storage_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, write_zeroes_beyond_final_zero_before_file_offset_is_invalid_parameter, 0,
                         TU_BACKENDS);
     tcase_add_loop_test(tc, write_zeroes_on_read_only_target_is_access_denied, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, trim_property_is_true_for_a_file_that_punches_holes, 0, TU_BACKENDS);
 
     if (with_loop_devices) {
         tc = new_tcase(s, "loop_device");
@@ -1711,6 +1796,8 @@ static Suite *storage_suite(bool with_loop_devices)
         tcase_add_loop_test(tc, write_zeroes_loop_device_reads_zeros, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, write_zeroes_loop_device_misaligned_range_is_invalid_parameter, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, geometry_ioctls_match_blockdev, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, trim_property_follows_the_loop_devices_discard_limit, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, is_writable_says_a_read_only_loop_device_is_write_protected, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, geometry_4k_sector_loop_device_matches_blockdev, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, direct_read_misaligned_to_4k_sector_is_datatype_misalignment, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, direct_alignment_that_is_not_a_power_of_two_is_checked_too, 0, TU_BACKENDS);
