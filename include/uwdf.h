@@ -190,6 +190,13 @@ VOID UwdfSetLogCallback(PUWDF_LOG_CALLBACK Callback, PVOID Context);
 PCSTR UwdfNtStatusName(NTSTATUS Status);
 /* The errno -> NTSTATUS table the framework uses for completions. */
 NTSTATUS UwdfNtStatusFromErrno(int Errno);
+/* The same table read backwards, for code that hands uwdf's results to a
+ * POSIX caller (the nbdkit plugin): the first errno the table maps to
+ * Status (STATUS_DISK_FULL: ENOSPC, STATUS_ACCESS_DENIED: EPERM,
+ * STATUS_MEDIA_WRITE_PROTECTED: EROFS, STATUS_NOT_SUPPORTED: EOPNOTSUPP);
+ * 0 for a success status; EIO for any other failure (STATUS_END_OF_FILE
+ * among them). */
+int UwdfErrnoFromNtStatus(NTSTATUS Status);
 
 /* NT system time (100 ns since 1601) <-> Unix time, as the port converts
  * absolute timeouts. */

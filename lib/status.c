@@ -1,4 +1,4 @@
-/* errno -> NTSTATUS, in one table, and readable status names. */
+/* errno <-> NTSTATUS, in one table, and readable status names. */
 #include "runtime.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@ static const struct {
     int err;
     NTSTATUS status;
 } errno_map[] = {
+    /* Read backwards, the first errno listed for a status is its errno. */
     { EINVAL, STATUS_INVALID_PARAMETER },
     { EIO, STATUS_IO_DEVICE_ERROR },
     { ENOSPC, STATUS_DISK_FULL },
@@ -21,8 +22,8 @@ static const struct {
     { ENXIO, STATUS_NO_SUCH_DEVICE },
     { ENODEV, STATUS_NO_SUCH_DEVICE },
     { ENOMEDIUM, STATUS_DEVICE_NOT_READY },
-    { EACCES, STATUS_ACCESS_DENIED },
     { EPERM, STATUS_ACCESS_DENIED },
+    { EACCES, STATUS_ACCESS_DENIED },
     { ENOENT, STATUS_OBJECT_NAME_NOT_FOUND },
     { ENOTDIR, STATUS_OBJECT_PATH_NOT_FOUND },
     { EEXIST, STATUS_OBJECT_NAME_COLLISION },
@@ -39,8 +40,8 @@ static const struct {
     { ESPIPE, STATUS_INVALID_PARAMETER },
     { EOVERFLOW, STATUS_INTEGER_OVERFLOW },
     { EFAULT, STATUS_ACCESS_VIOLATION },
-    { ETIME, STATUS_IO_TIMEOUT },
     { ETIMEDOUT, STATUS_IO_TIMEOUT },
+    { ETIME, STATUS_IO_TIMEOUT },
     { EREMOTEIO, STATUS_IO_DEVICE_ERROR },
     { EILSEQ, STATUS_IO_DEVICE_ERROR },
     /* remote targets (NBD): a lost connection, and what connecting met */
@@ -63,6 +64,16 @@ NTSTATUS uwdf_status_from_errno(int err)
 NTSTATUS UwdfNtStatusFromErrno(int Errno)
 {
     return uwdf_status_from_errno(Errno);
+}
+
+int UwdfErrnoFromNtStatus(NTSTATUS Status)
+{
+    if (NT_SUCCESS(Status))
+        return 0;
+    for (size_t i = 0; i < RTL_NUMBER_OF(errno_map); i++)
+        if (errno_map[i].status == Status)
+            return errno_map[i].err;
+    return EIO;
 }
 
 #define STATUS_NAME(s) { s, #s }

@@ -1084,6 +1084,37 @@ START_TEST(unknown_errno_is_unsuccessful)
 }
 END_TEST
 
+START_TEST(status_maps_back_to_its_first_errno)
+{
+    static const struct {
+        NTSTATUS status;
+        int err;
+    } table[] = {
+        { STATUS_SUCCESS, 0 },
+        { STATUS_PENDING, 0 },
+        { STATUS_INVALID_PARAMETER, EINVAL },
+        { STATUS_IO_DEVICE_ERROR, EIO },
+        { STATUS_DISK_FULL, ENOSPC },
+        { STATUS_INSUFFICIENT_RESOURCES, ENOMEM },
+        { STATUS_ACCESS_DENIED, EPERM },
+        { STATUS_MEDIA_WRITE_PROTECTED, EROFS },
+        { STATUS_NOT_SUPPORTED, EOPNOTSUPP },
+        { STATUS_IO_TIMEOUT, ETIMEDOUT },
+        { STATUS_NO_SUCH_DEVICE, ENXIO },
+        { STATUS_END_OF_FILE, EIO },
+        { STATUS_UNSUCCESSFUL, EIO },
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        int got = UwdfErrnoFromNtStatus(table[i].status);
+        ck_assert_msg(got == table[i].err, "0x%08x -> errno %d, want %d", (unsigned)table[i].status, got,
+                      table[i].err);
+        /* Every errno it gives maps forward to the same status. */
+        if (got && got != EIO)
+            ck_assert_int_eq(UwdfNtStatusFromErrno(got), table[i].status);
+    }
+}
+END_TEST
+
 START_TEST(status_values_are_bit_exact)
 {
     static const struct {
@@ -1422,6 +1453,7 @@ static Suite *object_suite(void)
     tcase_add_test(tc, status_names_are_readable);
     tcase_add_test(tc, errno_maps_to_the_designed_statuses);
     tcase_add_test(tc, unknown_errno_is_unsuccessful);
+    tcase_add_test(tc, status_maps_back_to_its_first_errno);
     tcase_add_test(tc, status_values_are_bit_exact);
     tcase_add_test(tc, nt_success_is_true_for_informational_false_for_warnings);
     tcase_add_test(tc, bugcheck_code_is_wdf_violation);
