@@ -171,35 +171,24 @@ static const char *tail(const char *out)
     return n > 2500 ? out + n - 2500 : out;
 }
 
-/* The sum of field (e.g. "trims") over the plugin's connection lines, and
- * how many connections there were (field NULL). */
-static unsigned long long stat_sum(const struct run *r, const char *field)
+/* Over the plugin's connection lines: the sum (or, max, the largest) of
+ * field, e.g. "trims"; with field NULL, how many connections there were. */
+static unsigned long long stat_fold(const struct run *r, const char *field, bool max)
 {
-    unsigned long long sum = 0, conns = 0;
+    unsigned long long acc = 0;
     char key[64];
     snprintf(key, sizeof(key), " %s=", field ? field : "requests");
     for (const char *p = r->out; (p = strstr(p, "uwdf: connection:")) != NULL; p++) {
         const char *eol = strchr(p, '\n');
         const char *k = strstr(p, key);
         ck_assert_msg(k && (!eol || k < eol), "no %s in the connection line", key);
-        sum += strtoull(k + strlen(key), NULL, 10);
-        conns++;
+        unsigned long long v = field ? strtoull(k + strlen(key), NULL, 10) : 1;
+        acc = max ? (v > acc ? v : acc) : acc + v;
     }
-    return field ? sum : conns;
+    return acc;
 }
-
-static unsigned long long stat_max(const struct run *r, const char *field)
-{
-    unsigned long long max = 0;
-    char key[64];
-    snprintf(key, sizeof(key), " %s=", field);
-    for (const char *p = r->out; (p = strstr(p, "uwdf: connection:")) != NULL; p++) {
-        unsigned long long v = strtoull(strstr(p, key) + strlen(key), NULL, 10);
-        if (v > max)
-            max = v;
-    }
-    return max;
-}
+#define stat_sum(r, field) stat_fold(r, field, false)
+#define stat_max(r, field) stat_fold(r, field, true)
 
 /* The run succeeded, on the engine asked for. */
 static void assert_ran(const struct run *r, const char *backend)
@@ -250,19 +239,65 @@ static const char *json_value(const char *out, const char *key)
 #define ck_assert_json(out, key, want) \
     ck_assert_msg(strncmp(json_value(out, key), want, strlen(want)) == 0, "%s is not %s", key, want)
 
+/* A test's target: its environment, a file of size bytes (pattern seed;
+ * 0: zeros) and the plugin's path= and backend= arguments for it. */
+struct served {
+    struct tu_env e;
+    char *file;
+    const char *target; /* what path= names: the file, or a device over it */
+    char *path_arg, *backend_arg;
+    const char *backend;
+};
+
+static void served_init(struct served *s, int backend, uint64_t size, unsigned seed)
+{
+    tu_env_init(&s->e);
+    s->file = tu_env_file(&s->e, "disk", size, seed);
+    s->target = s->file;
+    s->backend = backends[backend];
+    s->path_arg = arg("path=%s", s->file);
+    s->backend_arg = arg("backend=%s", s->backend);
+}
+
+/* Serves path (which the caller keeps) instead of the file. */
+static void served_use(struct served *s, const char *path)
+{
+    s->target = path;
+    free(s->path_arg);
+    s->path_arg = arg("path=%s", path);
+}
+
+/* Serves a loop device over the file (detached by served_fini). */
+static void served_on_loop_device(struct served *s)
+{
+    served_use(s, tu_env_loop(&s->e, s->file));
+}
+
+static void served_fini(struct served *s)
+{
+    free(s->path_arg);
+    free(s->backend_arg);
+    free(s->file);
+    tu_env_fini(&s->e);
+}
+
+/* CMD against the plugin serving s's file (extra: one more argument, or NULL). */
+static struct run serve(struct served *s, const char *extra, const char *cmd)
+{
+    return run_captive(s->e.dir, NULL, (const char *[]){ s->path_arg, s->backend_arg, extra, NULL }, cmd);
+}
+
 /* ---- what nbdinfo sees ---- */
 
 START_TEST(nbdinfo_shows_size_block_size_and_capabilities)
 {
     if (!CAN_RUN("nbdinfo"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
     const uint64_t size = 8 * MIB + 3 * 512; /* not a whole number of pages */
-    char *file = tu_env_file(&e, "disk", size, 0);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
-    struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, NULL }, "nbdinfo --json \"$uri\"");
-    assert_ran(&r, backends[_i]);
+    struct served s;
+    served_init(&s, _i, size, 0);
+    struct run r = serve(&s, NULL, "nbdinfo --json \"$uri\"");
+    assert_ran(&r, s.backend);
     ck_assert_json(r.out, "export-size", "8390144");
     ck_assert_json(r.out, "is_read_only", "false");
     ck_assert_json(r.out, "can_flush", "true");
@@ -275,17 +310,14 @@ START_TEST(nbdinfo_shows_size_block_size_and_capabilities)
     free(r.out);
 
     /* O_DIRECT: whole logical sectors, as the alignment IOCTL says. */
-    struct run d = run_captive(e.dir, NULL, (const char *[]){ pa, be, "direct=1", NULL }, "nbdinfo --json \"$uri\"");
+    struct run d = serve(&s, "direct=1", "nbdinfo --json \"$uri\"");
     assert_ran(&d, backends[_i]);
     const char *min = json_value(d.out, "block_size_minimum");
     unsigned long m = strtoul(min, NULL, 10);
     ck_assert_msg(m >= 512 && (m & (m - 1)) == 0, "O_DIRECT minimum block size %lu", m);
     ck_assert_msg(strstr(d.out, "O_DIRECT") != NULL, "%s", d.out);
     free(d.out);
-    free(pa);
-    free(be);
-    free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -294,11 +326,10 @@ END_TEST
 /* qemu-img convert writes src through the plugin into the target; qemu-img
  * compare and nbdcopy read it back; checksums of the target itself and of
  * nbdcopy's copy must be src's. */
-static void convert_and_copy_back(struct tu_env *e, const char *target, const char *const *args,
-                                  const char *backend, uint64_t size)
+static void convert_and_copy_back(struct served *s, const char *extra, uint64_t size)
 {
-    char *src = tu_env_file(e, "src", size, 7);
-    char *back = tu_env_path(e, "back");
+    char *src = tu_env_file(&s->e, "src", size, 7);
+    char *back = tu_env_path(&s->e, "back");
     char *cmd = NULL;
     ck_assert_int_ge(asprintf(&cmd,
                               "qemu-img convert -n -f raw -O raw '%s' \"$uri\" && "
@@ -306,10 +337,10 @@ static void convert_and_copy_back(struct tu_env *e, const char *target, const ch
                               "nbdcopy \"$uri\" '%s'",
                               src, src, back),
                      0);
-    struct run r = run_captive(e->dir, NULL, args, cmd);
-    assert_ran(&r, backend);
+    struct run r = serve(s, extra, cmd);
+    assert_ran(&r, s->backend);
     uint32_t want = file_crc(src, size);
-    ck_assert_uint_eq(file_crc(target, size), want);
+    ck_assert_uint_eq(file_crc(s->target, size), want);
     ck_assert_uint_eq(file_crc(back, size), want);
     ck_assert_uint_gt(stat_sum(&r, "writes"), 0);
     /* No allocation per I/O: a connection's requests are at most one per
@@ -318,6 +349,8 @@ static void convert_and_copy_back(struct tu_env *e, const char *target, const ch
     ck_assert_uint_gt(stat_sum(&r, "reads") + stat_sum(&r, "writes"), 4 * NBDKIT_THREADS);
     free(r.out);
     free(cmd);
+    unlink(src);
+    unlink(back);
     free(src);
     free(back);
 }
@@ -326,16 +359,11 @@ START_TEST(qemu_img_convert_and_nbdcopy_through_a_file)
 {
     if (!CAN_RUN("qemu-img", "nbdcopy"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
     const uint64_t size = 16 * MIB;
-    char *file = tu_env_file(&e, "disk", size, 0);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
-    convert_and_copy_back(&e, file, (const char *[]){ pa, be, NULL }, backends[_i], size);
-    free(pa);
-    free(be);
-    free(file);
-    tu_env_fini(&e);
+    struct served s;
+    served_init(&s, _i, size, 0);
+    convert_and_copy_back(&s, NULL, size);
+    served_fini(&s);
 }
 END_TEST
 
@@ -345,24 +373,14 @@ START_TEST(qemu_img_convert_and_nbdcopy_through_a_loop_device)
         return;
     if (!CAN_RUN("qemu-img", "nbdcopy"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
     const uint64_t size = 16 * MIB;
-    char *backing = tu_env_file(&e, "disk", size, 0);
-    const char *dev = tu_env_loop(&e, backing);
-    char *pa = arg("path=%s", dev), *be = arg("backend=%s", backends[_i]);
+    struct served s;
+    served_init(&s, _i, size, 0);
+    served_on_loop_device(&s);
     /* Buffered, then O_DIRECT (nbdkit's buffers are bounced to alignment). */
-    convert_and_copy_back(&e, dev, (const char *[]){ pa, be, NULL }, backends[_i], size);
-    char *src = tu_env_path(&e, "src"), *back = tu_env_path(&e, "back");
-    unlink(src);
-    unlink(back);
-    convert_and_copy_back(&e, dev, (const char *[]){ pa, be, "direct=1", NULL }, backends[_i], size);
-    free(src);
-    free(back);
-    free(pa);
-    free(be);
-    free(backing);
-    tu_env_fini(&e);
+    convert_and_copy_back(&s, NULL, size);
+    convert_and_copy_back(&s, "direct=1", size);
+    served_fini(&s);
 }
 END_TEST
 
@@ -372,24 +390,19 @@ START_TEST(nbdcopy_over_several_connections)
 {
     if (!CAN_RUN("nbdcopy"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
     const uint64_t size = 16 * MIB;
-    char *file = tu_env_file(&e, "disk", size, 0);
-    char *src = tu_env_file(&e, "src", size, 11);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
+    struct served s;
+    served_init(&s, _i, size, 0);
+    char *src = tu_env_file(&s.e, "src", size, 11);
     char *cmd = arg("nbdcopy --connections=4 --threads=4 --requests=16 '%s' \"$uri\"", src);
-    struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, NULL }, cmd);
-    assert_ran(&r, backends[_i]);
-    ck_assert_uint_eq(file_crc(file, size), file_crc(src, size));
+    struct run r = serve(&s, NULL, cmd);
+    assert_ran(&r, s.backend);
+    ck_assert_uint_eq(file_crc(s.file, size), file_crc(src, size));
     ck_assert_uint_ge(stat_sum(&r, NULL), 2);
     free(r.out);
     free(cmd);
-    free(pa);
-    free(be);
     free(src);
-    free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -397,24 +410,18 @@ START_TEST(fio_nbd_randrw_verify)
 {
     if (!CAN_RUN("fio"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
-    char *file = tu_env_file(&e, "disk", 16 * MIB, 0);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
-    struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, NULL },
-                               "fio --name=nbd --ioengine=nbd --uri=\"$uri\" --rw=randrw --bs=4k --size=16M "
+    struct served s;
+    served_init(&s, _i, 16 * MIB, 0);
+    struct run r = serve(&s, NULL, "fio --name=nbd --ioengine=nbd --uri=\"$uri\" --rw=randrw --bs=4k --size=16M "
                                "--iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse");
-    assert_ran(&r, backends[_i]);
+    assert_ran(&r, s.backend);
     ck_assert_uint_gt(stat_sum(&r, "writes"), 1000);
     ck_assert_uint_gt(stat_sum(&r, "reads"), 1000);
     ck_assert_uint_le(stat_max(&r, "requests"), NBDKIT_THREADS);
     /* Several commands were in flight at once on one connection. */
     ck_assert_uint_gt(stat_max(&r, "requests"), 1);
     free(r.out);
-    free(pa);
-    free(be);
-    free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -424,25 +431,22 @@ START_TEST(trim_punches_a_hole_and_zero_writes_zeros)
 {
     if (!CAN_RUN("qemu-io"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
     const uint64_t size = 4 * MIB;
-    char *file = tu_env_file(&e, "disk", size, 5); /* every block allocated */
+    struct served s;
+    served_init(&s, _i, size, 5); /* every block allocated */
     struct stat before, after;
-    ck_assert_int_eq(stat(file, &before), 0);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
-    struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, NULL },
-                               "qemu-io -f raw -t writeback -c 'discard 1M 1M' -c 'write -z 2M 512k' \"$uri\"");
-    assert_ran(&r, backends[_i]);
+    ck_assert_int_eq(stat(s.file, &before), 0);
+    struct run r = serve(&s, NULL, "qemu-io -f raw -t writeback -c 'discard 1M 1M' -c 'write -z 2M 512k' \"$uri\"");
+    assert_ran(&r, s.backend);
     ck_assert_uint_eq(stat_sum(&r, "trims"), 1);
     ck_assert_uint_eq(stat_sum(&r, "zeroes"), 1);
-    ck_assert_int_eq(stat(file, &after), 0);
+    ck_assert_int_eq(stat(s.file, &after), 0);
     /* The hole: 1 MiB fewer 512-byte blocks allocated. */
     ck_assert_msg(after.st_blocks <= before.st_blocks - (blkcnt_t)(MIB / 512), "st_blocks %lld -> %lld",
                   (long long)before.st_blocks, (long long)after.st_blocks);
     ck_assert_uint_eq((uint64_t)after.st_size, size);
     /* Both ranges read back as zeros; the rest kept its data. */
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    int fd = open(s.file, O_RDONLY | O_CLOEXEC);
     ck_assert_int_ge(fd, 0);
     char *buf = malloc(size);
     ck_assert_int_eq(pread(fd, buf, size, 0), (ssize_t)size);
@@ -455,10 +459,7 @@ START_TEST(trim_punches_a_hole_and_zero_writes_zeros)
     ck_assert(tu_pattern_matches(buf + 2 * MIB + 512 * 1024, MIB + 512 * 1024, 5, 2 * MIB + 512 * 1024));
     free(buf);
     free(r.out);
-    free(pa);
-    free(be);
-    free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -468,18 +469,15 @@ START_TEST(fua_write_and_flush_are_sent_as_such)
 {
     if (!CAN_RUN("qemu-io"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
-    char *file = tu_env_file(&e, "disk", 4 * MIB, 0);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
-    struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, NULL },
-                               "qemu-io -f raw -t writeback -c 'write -P 0x33 0 64k' -c 'write -f -P 0x44 64k 64k' "
+    struct served s;
+    served_init(&s, _i, 4 * MIB, 0);
+    struct run r = serve(&s, NULL, "qemu-io -f raw -t writeback -c 'write -P 0x33 0 64k' -c 'write -f -P 0x44 64k 64k' "
                                "-c flush \"$uri\"");
-    assert_ran(&r, backends[_i]);
+    assert_ran(&r, s.backend);
     ck_assert_uint_eq(stat_sum(&r, "writes"), 1);
     ck_assert_uint_eq(stat_sum(&r, "fua-writes"), 1);
     ck_assert_uint_ge(stat_sum(&r, "flushes"), 1);
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    int fd = open(s.file, O_RDONLY | O_CLOEXEC);
     unsigned char b[2];
     ck_assert_int_eq(pread(fd, &b[0], 1, 100), 1);
     ck_assert_int_eq(pread(fd, &b[1], 1, 65536 + 100), 1);
@@ -487,10 +485,7 @@ START_TEST(fua_write_and_flush_are_sent_as_such)
     ck_assert_uint_eq(b[0], 0x33);
     ck_assert_uint_eq(b[1], 0x44);
     free(r.out);
-    free(pa);
-    free(be);
-    free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -502,23 +497,18 @@ START_TEST(read_past_a_shrunk_file_fails_with_eio)
 {
     if (!CAN_RUN("qemu-io"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
-    char *file = tu_env_file(&e, "disk", MIB, 3);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
+    struct served s;
+    served_init(&s, _i, MIB, 3);
     /* qemu-io reads its commands from the pipe: the file shrinks after
      * the client connected and read once. */
     char *cmd = arg("{ echo 'read 0 4k'; sleep 1; truncate -s 0 '%s'; echo 'read 512k 4k'; } | qemu-io -f raw \"$uri\"",
-                    file);
-    struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, NULL }, cmd);
+                    s.file);
+    struct run r = serve(&s, NULL, cmd);
     ck_assert_msg(strstr(r.out, "Input/output error") != NULL, "exit %d:\n%s", r.status, tail(r.out));
     ck_assert_msg(strstr(r.out, "only 0 done") != NULL, "%s", tail(r.out));
     free(r.out);
     free(cmd);
-    free(pa);
-    free(be);
-    free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -532,9 +522,9 @@ START_TEST(write_on_a_full_file_system_fails_with_enospc)
         return;
     if (unshare(CLONE_NEWNS) == 0)
         ck_assert_int_eq(mount("none", "/", "none", MS_REC | MS_PRIVATE, ""), 0);
-    struct tu_env e;
-    tu_env_init(&e);
-    char *mnt = tu_env_path(&e, "full");
+    struct served s;
+    served_init(&s, _i, 4096, 0);
+    char *mnt = tu_env_path(&s.e, "full");
     ck_assert_int_eq(mkdir(mnt, 0700), 0);
     ck_assert_msg(mount("uwdf-full", mnt, "tmpfs", 0, "size=64k") == 0, "mount tmpfs: %s", strerror(errno));
     char *file = tu_join(mnt, "disk");
@@ -542,18 +532,15 @@ START_TEST(write_on_a_full_file_system_fails_with_enospc)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(ftruncate(fd, 4 * MIB), 0); /* sparse: no room to fill it */
     close(fd);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
-    struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, NULL },
-                               "qemu-io -f raw -t writeback -c 'write -P 0x11 0 1M' \"$uri\"");
+    served_use(&s, file);
+    struct run r = serve(&s, NULL, "qemu-io -f raw -t writeback -c 'write -P 0x11 0 1M' \"$uri\"");
     ck_assert_msg(strstr(r.out, "No space left on device") != NULL, "exit %d:\n%s", r.status, tail(r.out));
     ck_assert_msg(strstr(r.out, "STATUS_DISK_FULL") != NULL, "%s", tail(r.out));
     free(r.out);
     ck_assert_int_eq(umount(mnt), 0);
-    free(pa);
-    free(be);
     free(file);
     free(mnt);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -564,48 +551,35 @@ START_TEST(read_only_target_is_a_read_only_export)
 {
     if (!CAN_RUN("nbdinfo", "nbdcopy"))
         return;
-    struct tu_env e;
-    tu_env_init(&e);
     const uint64_t size = 2 * MIB;
-    char *file = tu_env_file(&e, "disk", size, 9);
+    struct served s;
+    served_init(&s, _i, size, 9);
+    char *file = strdup(s.file);
     char *ro_dev = NULL;
-    const char *ro_path = file;
-    if (tu_root()) {
-        char cmd[4200];
-        snprintf(cmd, sizeof(cmd), "losetup -r -f --show '%s'", file);
-        FILE *p = popen(cmd, "r");
-        char line[256] = "";
-        ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
-        ck_assert_int_eq(pclose(p), 0);
-        line[strcspn(line, "\n")] = '\0';
-        ro_dev = strdup(line);
-        ro_path = ro_dev;
-    } else {
+    if (tu_root())
+        ro_dev = tu_loop_attach_read_only(file);
+    else
         ck_assert_int_eq(chmod(file, 0444), 0);
-    }
-    char *be = arg("backend=%s", backends[_i]);
-    char *back = tu_env_path(&e, "back");
+    char *back = tu_env_path(&s.e, "back");
     char *cmd = arg("nbdinfo --json \"$uri\" && nbdcopy \"$uri\" '%s'", back);
     for (int forced = 0; forced < 2; forced++) {
-        char *pa = arg("path=%s", forced ? file : ro_path);
-        struct run r = run_captive(e.dir, NULL, (const char *[]){ pa, be, forced ? "readonly=1" : NULL, NULL }, cmd);
-        assert_ran(&r, backends[_i]);
+        served_use(&s, forced || !ro_dev ? file : ro_dev);
+        struct run r = serve(&s, forced ? "readonly=1" : NULL, cmd);
+        assert_ran(&r, s.backend);
         ck_assert_json(r.out, "is_read_only", "true");
         ck_assert_json(r.out, "can_trim", "false");
         ck_assert_json(r.out, "can_zero", "false");
         ck_assert_uint_eq(file_crc(back, size), file_crc(file, size));
         unlink(back);
         free(r.out);
-        free(pa);
     }
     if (ro_dev)
         tu_loop_detach(ro_dev);
     free(ro_dev);
     free(cmd);
     free(back);
-    free(be);
     free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 
@@ -643,23 +617,18 @@ START_TEST(plugin_under_valgrind_is_clean)
     /* A sanitized plugin cannot run under valgrind. */
     if (!CAN_RUN("valgrind", "qemu-io") || UWDF_SANITIZER_RUNTIME[0])
         return;
-    struct tu_env e;
-    tu_env_init(&e);
-    char *file = tu_env_file(&e, "disk", 4 * MIB, 1);
-    char *pa = arg("path=%s", file), *be = arg("backend=%s", backends[_i]);
-    struct run r = run_captive(e.dir,
+    struct served s;
+    served_init(&s, _i, 4 * MIB, 1);
+    struct run r = run_captive(s.e.dir,
                                (const char *[]){ "valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
                                                  "--errors-for-leak-kinds=definite", "--trace-children=no", NULL },
-                               (const char *[]){ pa, be, NULL },
+                               (const char *[]){ s.path_arg, s.backend_arg, NULL },
                                "qemu-io -f raw -t writeback -c 'write -P 0x21 0 256k' -c 'write -f 256k 64k' "
                                "-c 'read -P 0x21 0 256k' -c flush -c 'discard 1M 64k' -c 'write -z 2M 64k' \"$uri\"");
     /* valgrind's errors make nbdkit exit 99 whatever the client did. */
-    assert_ran(&r, backends[_i]);
+    assert_ran(&r, s.backend);
     free(r.out);
-    free(pa);
-    free(be);
-    free(file);
-    tu_env_fini(&e);
+    served_fini(&s);
 }
 END_TEST
 

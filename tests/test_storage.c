@@ -1559,16 +1559,13 @@ START_TEST(is_writable_says_a_read_only_loop_device_is_write_protected)
     ULONG_PTR bytes;
     WDFIOTARGET t = open_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
     ck_assert_status(sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_SUCCESS);
-    char cmd[4200], line[256] = "";
-    snprintf(cmd, sizeof(cmd), "losetup -r -f --show '%s'", backing);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(fgets(line, sizeof(line), p));
-    ck_assert_int_eq(pclose(p), 0);
-    line[strcspn(line, "\n")] = '\0';
-    WDFIOTARGET ro = open_target(&e, line, GENERIC_READ | GENERIC_WRITE, 0);
+    char *ro_dev = tu_loop_attach_read_only(backing);
+    ck_assert_ptr_nonnull(ro_dev);
+    WDFIOTARGET ro = open_target(&e, ro_dev, GENERIC_READ | GENERIC_WRITE, 0);
     ck_assert_status(sync_ioctl(ro, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_MEDIA_WRITE_PROTECTED);
     WdfObjectDelete(ro);
-    tu_loop_detach(line);
+    tu_loop_detach(ro_dev);
+    free(ro_dev);
     /* A regular file on a writable mount. */
     WDFIOTARGET f = open_target(&e, backing, GENERIC_READ, 0);
     ck_assert_status(sync_ioctl(f, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_SUCCESS);

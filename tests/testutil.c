@@ -155,11 +155,10 @@ bool tu_root(void)
     return geteuid() == 0;
 }
 
-char *tu_loop_attach(const char *file, bool direct_io)
+static char *loop_attach(const char *file, const char *options)
 {
     char cmd[4200];
-    snprintf(cmd, sizeof(cmd), "losetup -f --show %s '%s' 2>/dev/null",
-             direct_io ? "--direct-io=on" : "", file);
+    snprintf(cmd, sizeof(cmd), "losetup -f --show %s '%s' 2>/dev/null", options, file);
     FILE *p = popen(cmd, "r");
     if (!p)
         return NULL;
@@ -170,6 +169,16 @@ char *tu_loop_attach(const char *file, bool direct_io)
         return NULL;
     line[strcspn(line, "\n")] = '\0';
     return strdup(line);
+}
+
+char *tu_loop_attach(const char *file, bool direct_io)
+{
+    return loop_attach(file, direct_io ? "--direct-io=on" : "");
+}
+
+char *tu_loop_attach_read_only(const char *file)
+{
+    return loop_attach(file, "--read-only");
 }
 
 void tu_loop_detach(const char *dev)

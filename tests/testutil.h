@@ -38,6 +38,8 @@ void tu_fill_pattern(void *buf, size_t len, unsigned seed, uint64_t offset);
 bool tu_root(void);
 /* losetup a loop device over file; returns "/dev/loopN" (malloc'd) or NULL. */
 char *tu_loop_attach(const char *file, bool direct_io);
+/* The same, read-only (losetup --read-only). */
+char *tu_loop_attach_read_only(const char *file);
 void tu_loop_detach(const char *dev);
 
 /* What `blockdev --getsize64 --getss --getpbsz DEV` reports (asserts it ran). */
