@@ -635,7 +635,9 @@ END_TEST
 
 START_TEST(bad_configuration_stops_nbdkit_with_a_reason)
 {
-    if (!CAN_RUN("true"))
+    /* Under a preloaded TSan runtime nbdkit can hang in exit() (see
+     * tsan_exit_hang), and these runs exercise no thread of the plugin. */
+    if (!CAN_RUN("true") || strstr(UWDF_SANITIZER_RUNTIME, "tsan"))
         return;
     struct tu_env e;
     tu_env_init(&e);
