@@ -22,7 +22,9 @@
  * The plugin would open the stack's top device by that name (a \Device\
  * name resolves to the in-process device, DESIGN §4) with the same
  * WdfIoTargetOpen as today, so everything from the open on stays as it is.
- * Names of remote targets (nbd://, rbd:) will pass through the same way. */
+ * Remote names (nbd://, rbd:) are refused for now (get_ready wants a file
+ * or block device): serving them needs the size, alignment, trim and
+ * write-protect IOCTLs checked on those engines first. */
 #include "config.h"
 
 #define NBDKIT_API_VERSION 2
