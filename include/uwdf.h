@@ -215,5 +215,20 @@ int UwdfErrnoFromNtStatus(NTSTATUS Status);
 VOID UwdfSetDebugPrintFilter(ULONG ComponentId, ULONG Mask);
 ULONG UwdfGetDebugPrintFilter(ULONG ComponentId);
 
+/* The driver host's Windows-path root: the Linux directory that
+ * ZwCreateFile's names live under (\??\C:\dir\file is <root>/C/dir/file,
+ * \SystemRoot\x is <root>/C/Windows/x; uwdf_zwfile.h). Opened and held at
+ * this call (a later rename of Directory does not move it); handles opened
+ * before keep their files. NULL goes back to the default: the directory in
+ * UWDF_WINDOWS_ROOT, else a private directory made on first use
+ * (/tmp/uwdf-windows-XXXXXX, mode 0700, with C and C/Windows in it; left in
+ * place at exit). STATUS_OBJECT_NAME_NOT_FOUND, STATUS_NOT_A_DIRECTORY,
+ * STATUS_INVALID_PARAMETER for "". PASSIVE_LEVEL. */
+NTSTATUS UwdfSetWindowsPathRoot(PCSTR Directory);
+/* The root's canonical path, NUL-terminated, into Buffer; *RequiredLength
+ * (optional) is its size with the NUL. STATUS_BUFFER_TOO_SMALL when it does
+ * not fit. Makes the default root if there is none yet. PASSIVE_LEVEL. */
+NTSTATUS UwdfGetWindowsPathRoot(PCHAR Buffer, ULONG BufferLength, PULONG RequiredLength);
+
 UWDF_END_DECLS
 #endif

@@ -1162,4 +1162,6 @@ VOID UwdfPagedCodeViolation(PCSTR File, ULONG Line, KIRQL Irql);
 #define PAGED_CODE_LOCKED() ((void)0)
 #define PAGED_ASSERT(exp) NT_ASSERT(exp)
 UWDF_END_DECLS
+/* Zw file I/O (ZwCreateFile, ZwReadFile, ...): its own header. */
+#include "uwdf_zwfile.h"
 #endif

@@ -47,6 +47,7 @@ enum uwdf_env_switch {
     UWDF_ENV_BIASED_LOCKS,
     UWDF_ENV_DEBUG_PRINT,
     UWDF_ENV_ENGINES,
+    UWDF_ENV_WINDOWS_ROOT,
     UWDF_ENV_COUNT
 };
 /* The switch's value, or NULL when unset or the process is privileged. */
