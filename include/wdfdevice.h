@@ -38,5 +38,20 @@ WDFIOTARGET WdfDeviceGetIoTarget(WDFDEVICE Device);
 NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, WDF_REQUEST_TYPE RequestType);
 WDFQUEUE WdfDeviceGetDefaultQueue(WDFDEVICE Device);
 
+/* Requests in the caller's context (lib/caller_context.c). Every read,
+ * write and device control sent to the device goes first to
+ * EvtIoInCallerContext, in the sender's thread, before any queue; the
+ * callback ends it with WdfDeviceEnqueueRequest or a completion. */
+typedef VOID EVT_WDF_IO_IN_CALLER_CONTEXT(WDFDEVICE Device, WDFREQUEST Request);
+typedef EVT_WDF_IO_IN_CALLER_CONTEXT *PFN_WDF_IO_IN_CALLER_CONTEXT;
+VOID WdfDeviceInitSetIoInCallerContextCallback(PWDFDEVICE_INIT DeviceInit,
+                                               PFN_WDF_IO_IN_CALLER_CONTEXT EvtIoInCallerContext);
+/* Only from EvtIoInCallerContext, for the request it was given: into the
+ * queue configured for the request's type, else the default queue.
+ * STATUS_INVALID_DEVICE_REQUEST (no such queue, another request, outside
+ * the callback), STATUS_WDF_BUSY (the queue accepts nothing); on failure
+ * the driver still owns the request and completes it. */
+NTSTATUS WdfDeviceEnqueueRequest(WDFDEVICE Device, WDFREQUEST Request);
+
 UWDF_END_DECLS
 #endif

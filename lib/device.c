@@ -19,6 +19,7 @@ struct WDFDEVICE_INIT {
     char *name;
     bool has_request_attrs;
     WDF_OBJECT_ATTRIBUTES request_attrs;
+    struct uwdf_device_files files;
 };
 
 /* The NT namespace of this process: devices by name and symbolic link. */
@@ -148,6 +149,11 @@ VOID WdfDeviceInitSetIoType(PWDFDEVICE_INIT DeviceInit, WDF_DEVICE_IO_TYPE IoTyp
     DeviceInit->io_type = IoType;
 }
 
+struct uwdf_device_files *uwdf_device_init_files(PWDFDEVICE_INIT init)
+{
+    return &init->files;
+}
+
 static void device_dispose(struct uwdf_object *obj)
 {
     struct uwdf_device *dev = (struct uwdf_device *)obj;
@@ -205,8 +211,9 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     dev->wdm.Size = sizeof(DEVICE_OBJECT);
     dev->wdm.DriverObject = init->driver->wdm_ptr;
     dev->wdm.StackSize = UWDF_DEVICE_STACK_SIZE;
-    dev->wdm.Flags = DO_DEVICE_INITIALIZING |
-                     (init->io_type == WdfDeviceIoDirect ? DO_DIRECT_IO : DO_BUFFERED_IO);
+    dev->wdm.Flags = DO_DEVICE_INITIALIZING | (init->io_type == WdfDeviceIoDirect    ? DO_DIRECT_IO
+                                               : init->io_type == WdfDeviceIoNeither ? 0
+                                                                                     : DO_BUFFERED_IO);
     dev->wdm.DeviceExtension = obj->handle;
     pthread_mutex_init(&dev->queues_lock, NULL);
     pthread_mutexattr_t ma;
@@ -216,6 +223,7 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     pthread_mutexattr_destroy(&ma);
     dev->has_request_attrs = init->has_request_attrs;
     dev->request_attrs = init->request_attrs;
+    dev->files = init->files;
     /* The local I/O target: WdfIoTargetOpen on it attaches the device on
      * top of a file, a block device or another in-process device. */
     WDFIOTARGET local;

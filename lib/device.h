@@ -2,6 +2,7 @@
 #ifndef UWDF_DEVICE_H
 #define UWDF_DEVICE_H
 
+#include "fileobject.h"
 #include "object.h"
 
 struct uwdf_driver {
@@ -32,6 +33,7 @@ struct uwdf_device {
     struct uwdf_iotarget *local_target; /* WdfDeviceGetIoTarget */
     pthread_mutex_t queues_lock;
     pthread_mutex_t sync_lock; /* SynchronizationScopeDevice, recursive */
+    struct uwdf_device_files files; /* file objects, EvtIoInCallerContext */
 };
 
 extern struct uwdf_driver *uwdf_current_driver;
@@ -40,5 +42,7 @@ struct uwdf_object *uwdf_driver_default_parent(void);
 /* The device registered under an NT name (\Device\..., \DosDevices\...,
  * \??\...), referenced; NULL if none. */
 struct uwdf_device *uwdf_device_lookup_name(const char *name);
+/* The file-object and caller-context settings of a device init. */
+struct uwdf_device_files *uwdf_device_init_files(PWDFDEVICE_INIT init);
 
 #endif

@@ -279,10 +279,12 @@ static void target_mark_open_locked(struct uwdf_iotarget *t)
 static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path)
 {
     int err;
-    struct uwdf_device *dev = uwdf_device_lookup_name(path);
-    if (!dev) {
+    struct uwdf_device *dev;
+    const char *tail;
+    NTSTATUS status = uwdf_fileobject_lookup_device(path, &dev, &tail);
+    if (!NT_SUCCESS(status)) {
         uwdf_free(path);
-        return STATUS_OBJECT_NAME_NOT_FOUND;
+        return status;
     }
     if (dev == t->device) {
         uwdf_object_release(&dev->obj);
@@ -308,6 +310,13 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     target_mark_open_locked(t);
     uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
+    /* The device sees the open: IRP_MJ_CREATE (lib/fileobject.c). */
+    status = uwdf_fileobject_open(t, dev, tail, params);
+    if (!NT_SUCCESS(status)) {
+        target_close(t, WdfIoTargetClosed);
+        return status;
+    }
+    t->lower_file_open = true;
     params->FileInformation = FILE_OPENED;
     return STATUS_SUCCESS;
 }
@@ -714,6 +723,9 @@ static void target_close_finish(struct uwdf_iotarget *t)
         uwdf_engine_detach(t->engine, &t->attach);
     if (t->fd >= 0)
         close(t->fd);
+    if (t->lower && t->lower_file_open)
+        uwdf_fileobject_close(t->lower, &t->file_object);
+    t->lower_file_open = false;
     if (t->lower)
         uwdf_object_release(&t->lower->obj);
 

@@ -93,6 +93,7 @@ struct uwdf_iotarget {
     WDF_IO_TARGET_OPEN_PARAMS open_params;
     FILE_OBJECT file_object;
     struct uwdf_device *lower; /* an in-process device target, referenced */
+    bool lower_file_open;      /* its create succeeded: the close sends cleanup and close */
 };
 
 /* The target's state, with the lock or (for a recent answer) without. */

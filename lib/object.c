@@ -120,6 +120,7 @@ static const char *const type_names[UWDF_OBJ_TYPE_COUNT] = {
     [UWDF_OBJ_STRING] = "WDFSTRING",
     [UWDF_OBJ_TIMER] = "WDFTIMER",
     [UWDF_OBJ_WORKITEM] = "WDFWORKITEM",
+    [UWDF_OBJ_FILEOBJECT] = "WDFFILEOBJECT",
 };
 
 static const char *const counted_names[UWDF_COUNTED_MAX] = {

@@ -21,6 +21,7 @@ enum uwdf_object_type {
     UWDF_OBJ_STRING,
     UWDF_OBJ_TIMER,
     UWDF_OBJ_WORKITEM,
+    UWDF_OBJ_FILEOBJECT,
     UWDF_OBJ_TYPE_COUNT
 };
 

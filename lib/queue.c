@@ -374,8 +374,7 @@ void uwdf_queue_packet_complete(struct uwdf_request *sender, NTSTATUS status, UL
     uwdf_iotarget_device_done(sender, status, information);
 }
 
-/* Delete a request nobody saw: WDF frees it without its cleanup callbacks. */
-static void request_discard(struct uwdf_request *r)
+void uwdf_request_discard(struct uwdf_request *r)
 {
     for (struct uwdf_context *c = r->obj.contexts; c; c = c->next) {
         c->cleanup = NULL;
@@ -405,7 +404,7 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
                 return STATUS_SUCCESS;
             }
             uwdf_request_receive_teardown(r, st, 0);
-            request_discard(r);
+            uwdf_request_discard(r);
         }
         if (!q->fp)
             return st;
@@ -426,6 +425,8 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
     }
     IoSetNextIrpStackLocation(irp);
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    if (uwdf_fileobject_deliver(dev, sender) || uwdf_caller_context_deliver(dev, sender))
+        return;
 
     struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
     if (!q) {
@@ -455,6 +456,28 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
         uwdf_queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
     uwdf_object_release(&q->obj);
+}
+
+NTSTATUS uwdf_queue_enqueue_presented(struct uwdf_device *dev, struct uwdf_request *r)
+{
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
+    struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    if (!q)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    uwdf_qs_unqueue(r);
+    if ((s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE) &&
+        s->Parameters.Read.Length == 0 && !q->config.AllowZeroLengthRequests) {
+        uwdf_object_release(&q->obj);
+        uwdf_queue_complete(r, STATUS_SUCCESS, 0); /* as a queue takes one from a target */
+        return STATUS_SUCCESS;
+    }
+    bool taken = uwdf_queue_insert(q, r, false);
+    uwdf_object_release(&q->obj);
+    if (!taken) {
+        uwdf_qs_give_back(r);
+        return STATUS_WDF_BUSY;
+    }
+    return STATUS_SUCCESS;
 }
 
 /* ---- completion ---- */
@@ -1036,14 +1059,15 @@ NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, 
     struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfDeviceConfigureRequestDispatching");
     if (!dev || !q)
         return STATUS_INVALID_HANDLE;
-    if (RequestType != WdfRequestTypeRead && RequestType != WdfRequestTypeWrite &&
+    if (RequestType != WdfRequestTypeCreate && RequestType != WdfRequestTypeRead && RequestType != WdfRequestTypeWrite &&
         RequestType != WdfRequestTypeDeviceControl && RequestType != WdfRequestTypeDeviceControlInternal &&
         RequestType != WdfRequestTypeFlushBuffers)
         return STATUS_INVALID_PARAMETER;
     /* KMDF's statuses (FxPkgIo::ConfigureForwarding): another device's
      * queue, a queue with no handler for the type, or the default queue is
      * STATUS_INVALID_DEVICE_REQUEST; a type already configured is
-     * STATUS_WDF_BUSY. (FlushBuffers is this port's addition.) */
+     * STATUS_WDF_BUSY. (FlushBuffers is this port's addition; a create
+     * queue presents creates to EvtIoDefault, lib/fileobject.c.) */
     if (q->device != dev)
         return STATUS_INVALID_DEVICE_REQUEST;
     const WDF_IO_QUEUE_CONFIG *c = &q->config;

@@ -113,6 +113,13 @@ static void request_params_from_stack(PWDF_REQUEST_PARAMETERS p, const IO_STACK_
     p->MinorFunction = s->MinorFunction;
     p->Type = (WDF_REQUEST_TYPE)s->MajorFunction;
     switch (s->MajorFunction) {
+    case IRP_MJ_CREATE:
+        p->Parameters.Create.SecurityContext = s->Parameters.Create.SecurityContext;
+        p->Parameters.Create.Options = s->Parameters.Create.Options;
+        p->Parameters.Create.FileAttributes = s->Parameters.Create.FileAttributes;
+        p->Parameters.Create.ShareAccess = s->Parameters.Create.ShareAccess;
+        p->Parameters.Create.EaLength = s->Parameters.Create.EaLength;
+        break;
     case IRP_MJ_READ:
     case IRP_MJ_WRITE:
         p->Parameters.Read.Length = s->Parameters.Read.Length;

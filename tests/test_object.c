@@ -739,6 +739,7 @@ START_TEST(request_in_queue_transitions_follow_their_table)
         { uwdf_qs_cancel, "cancel", BIT(Q) | BIT(X), X },
         { uwdf_qs_present, "present", BIT(Q) | BIT(X), O },
         { uwdf_qs_give_back, "give_back", BIT(N) | BIT(F), O },
+        { uwdf_qs_take, "take", BIT(N), O },
         { uwdf_qs_begin_completion, "begin_completion", BIT(O), C },
         { uwdf_qs_forward, "forward", BIT(O), F },
         { uwdf_qs_unqueue, "unqueue", BIT(O), N },
