@@ -561,6 +561,10 @@ START_TEST(directories_create_open_and_relative_opens)
 
     /* kinds: a directory where a file is asked for, and the other way */
     ck_assert_int_eq(zopen_simple("\\??\\C:\\logs", FILE_OPEN, &h), STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_int_eq(zopen("\\??\\C:\\logs", GENERIC_READ, FILE_OPEN, FILE_NON_DIRECTORY_FILE, &h, &iosb),
+                     STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_int_eq(zopen("\\??\\C:\\logs", GENERIC_READ, FILE_OPEN, 0, &h, &iosb), STATUS_SUCCESS);
+    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS); /* a directory, when no kind is asked for */
     ck_assert_int_eq(zopen("\\??\\C:\\logs\\day1.log", GENERIC_READ, FILE_OPEN, FILE_DIRECTORY_FILE, &h, &iosb),
                      STATUS_NOT_A_DIRECTORY);
     ck_assert_int_eq(zopen("\\??\\C:\\logs\\day1.log", GENERIC_READ, FILE_OPEN,
