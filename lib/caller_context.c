@@ -25,6 +25,24 @@ VOID WdfDeviceInitSetIoInCallerContextCallback(PWDFDEVICE_INIT DeviceInit,
     uwdf_device_init_files(DeviceInit)->in_caller_context = EvtIoInCallerContext;
 }
 
+NTSTATUS uwdf_request_present_direct(struct uwdf_device *dev, struct uwdf_request *sender, struct uwdf_request **out)
+{
+    struct uwdf_request *r;
+    NTSTATUS st = uwdf_request_create_received(dev, &r);
+    if (!NT_SUCCESS(st))
+        return st;
+    st = uwdf_request_receive_setup(dev, r, sender);
+    if (!NT_SUCCESS(st)) {
+        uwdf_request_receive_teardown(r, st, 0);
+        uwdf_request_discard(r);
+        return st;
+    }
+    r->queue = NULL;
+    uwdf_qs_take(r);
+    *out = r;
+    return STATUS_SUCCESS;
+}
+
 bool uwdf_caller_context_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
 {
     PFN_WDF_IO_IN_CALLER_CONTEXT cb = dev->files.in_caller_context;
@@ -35,20 +53,11 @@ bool uwdf_caller_context_deliver(struct uwdf_device *dev, struct uwdf_request *s
         major != IRP_MJ_INTERNAL_DEVICE_CONTROL)
         return false;
     struct uwdf_request *r;
-    NTSTATUS st = uwdf_request_create_received(dev, &r);
-    if (NT_SUCCESS(st)) {
-        st = uwdf_request_receive_setup(dev, r, sender);
-        if (!NT_SUCCESS(st)) {
-            uwdf_request_receive_teardown(r, st, 0);
-            uwdf_request_discard(r);
-        }
-    }
+    NTSTATUS st = uwdf_request_present_direct(dev, sender, &r);
     if (!NT_SUCCESS(st)) {
         uwdf_queue_packet_complete(sender, st, 0);
         return true;
     }
-    r->queue = NULL;
-    uwdf_qs_take(r);
     struct uwdf_request *outer = tls_caller_request;
     tls_caller_request = r;
     cb((WDFDEVICE)dev->obj.handle, (WDFREQUEST)r->obj.handle);

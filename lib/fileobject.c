@@ -272,20 +272,11 @@ bool uwdf_fileobject_deliver(struct uwdf_device *dev, struct uwdf_request *sende
     }
     struct uwdf_request *r = NULL;
     if (NT_SUCCESS(st))
-        st = uwdf_request_create_received(dev, &r);
-    if (NT_SUCCESS(st)) {
-        st = uwdf_request_receive_setup(dev, r, sender);
-        if (!NT_SUCCESS(st)) {
-            uwdf_request_receive_teardown(r, st, 0);
-            uwdf_request_discard(r);
-        }
-    }
+        st = uwdf_request_present_direct(dev, sender, &r);
     if (!NT_SUCCESS(st)) {
         uwdf_queue_packet_complete(sender, st, 0); /* the opener deletes the file object */
         return true;
     }
-    r->queue = NULL;
-    uwdf_qs_take(r);
     create((WDFDEVICE)dev->obj.handle, (WDFREQUEST)r->obj.handle, fo ? (WDFFILEOBJECT)fo->obj.handle : NULL);
     return true;
 }

@@ -38,5 +38,9 @@ void uwdf_fileobject_close(struct uwdf_device *dev, PFILE_OBJECT fo);
  * the file-object or caller-context path took it. */
 bool uwdf_fileobject_deliver(struct uwdf_device *dev, struct uwdf_request *sender);
 bool uwdf_caller_context_deliver(struct uwdf_device *dev, struct uwdf_request *sender);
+/* A request for sender's packet that the framework presents itself,
+ * without a queue (EvtDeviceFileCreate, EvtIoInCallerContext): the
+ * driver's from here (lib/caller_context.c). */
+NTSTATUS uwdf_request_present_direct(struct uwdf_device *dev, struct uwdf_request *sender, struct uwdf_request **out);
 
 #endif

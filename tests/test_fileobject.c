@@ -151,7 +151,8 @@ static void check_rw_layout(WDFREQUEST Request, bool read, void *buf)
     }
 }
 
-static VOID q_read(WDFQUEUE Queue, WDFREQUEST Request, size_t Length)
+/* The device's RAM at the request's offset. */
+static void q_rw(WDFQUEUE Queue, WDFREQUEST Request, size_t Length, bool read)
 {
     DEV_CTX *d = dev_ctx(WdfIoQueueGetDevice(Queue));
     WDF_REQUEST_PARAMETERS p;
@@ -160,34 +161,29 @@ static VOID q_read(WDFQUEUE Queue, WDFREQUEST Request, size_t Length)
     g.seen_on_io = WdfRequestGetFileObject(Request);
     void *buf;
     size_t len;
-    NTSTATUS st = WdfRequestRetrieveOutputBuffer(Request, Length, &buf, &len);
-    if (!NT_SUCCESS(st) || p.Parameters.Read.DeviceOffset < 0 || (size_t)p.Parameters.Read.DeviceOffset + len > RAM_SIZE) {
+    LONGLONG off = read ? p.Parameters.Read.DeviceOffset : p.Parameters.Write.DeviceOffset;
+    NTSTATUS st = read ? WdfRequestRetrieveOutputBuffer(Request, Length, &buf, &len)
+                       : WdfRequestRetrieveInputBuffer(Request, Length, &buf, &len);
+    if (!NT_SUCCESS(st) || off < 0 || (size_t)off + len > RAM_SIZE) {
         WdfRequestComplete(Request, NT_SUCCESS(st) ? STATUS_INVALID_PARAMETER : st);
         return;
     }
-    check_rw_layout(Request, true, buf);
-    memcpy(buf, d->ram + p.Parameters.Read.DeviceOffset, len);
+    check_rw_layout(Request, read, buf);
+    if (read)
+        memcpy(buf, d->ram + off, len);
+    else
+        memcpy(d->ram + off, buf, len);
     WdfRequestCompleteWithInformation(Request, STATUS_SUCCESS, len);
+}
+
+static VOID q_read(WDFQUEUE Queue, WDFREQUEST Request, size_t Length)
+{
+    q_rw(Queue, Request, Length, true);
 }
 
 static VOID q_write(WDFQUEUE Queue, WDFREQUEST Request, size_t Length)
 {
-    DEV_CTX *d = dev_ctx(WdfIoQueueGetDevice(Queue));
-    WDF_REQUEST_PARAMETERS p;
-    WDF_REQUEST_PARAMETERS_INIT(&p);
-    WdfRequestGetParameters(Request, &p);
-    g.seen_on_io = WdfRequestGetFileObject(Request);
-    void *buf;
-    size_t len;
-    NTSTATUS st = WdfRequestRetrieveInputBuffer(Request, Length, &buf, &len);
-    if (!NT_SUCCESS(st) || p.Parameters.Write.DeviceOffset < 0 ||
-        (size_t)p.Parameters.Write.DeviceOffset + len > RAM_SIZE) {
-        WdfRequestComplete(Request, NT_SUCCESS(st) ? STATUS_INVALID_PARAMETER : st);
-        return;
-    }
-    check_rw_layout(Request, false, buf);
-    memcpy(d->ram + p.Parameters.Write.DeviceOffset, buf, len);
-    WdfRequestCompleteWithInformation(Request, STATUS_SUCCESS, len);
+    q_rw(Queue, Request, Length, false);
 }
 
 /* Every method: the output is the input in capitals. */

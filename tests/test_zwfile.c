@@ -89,16 +89,6 @@ static NTSTATUS zopen_simple(const char *name, ULONG disposition, HANDLE *h)
     return zopen(name, SYNC_RW, disposition, SYNC_OPT, h, &iosb);
 }
 
-static bool text_is(const char *path, const char *text)
-{
-    char buf[256] = "";
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    return n == (ssize_t)strlen(text) && strcmp(buf, text) == 0;
-}
-
 static NTSTATUS zwrite(HANDLE h, const char *text, PLARGE_INTEGER off, IO_STATUS_BLOCK *iosb)
 {
     return ZwWriteFile(h, NULL, NULL, NULL, iosb, (PVOID)text, (ULONG)strlen(text), off, NULL);
@@ -145,7 +135,7 @@ START_TEST(every_disposition_on_existing_and_missing_files)
             ck_assert_uint_eq(iosb.Information, cases[i].existing_info);
             ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
         }
-        ck_assert(text_is(p, cases[i].truncates ? "" : "old contents\n"));
+        ck_assert(tu_text_is(p, cases[i].truncates ? "" : "old contents\n"));
         free(p);
         /* missing */
         snprintf(name, sizeof(name), "missing-%zu", i);
@@ -283,7 +273,7 @@ START_TEST(symlinks_inside_work_and_symlinks_out_are_access_denied)
             ck_assert_msg(s == (collides ? STATUS_OBJECT_NAME_COLLISION : STATUS_ACCESS_DENIED),
                           "%s disposition %zu: 0x%08x", out_names[i], d, (unsigned)s);
         }
-    ck_assert(text_is(secret, OUTSIDE_TEXT));
+    ck_assert(tu_text_is(secret, OUTSIDE_TEXT));
     ck_assert_int_eq(tu_count_entries(z.out), 1);
     free(secret);
     free(target);
@@ -331,7 +321,7 @@ START_TEST(read_write_at_explicit_current_and_end_of_file_offsets)
     ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
     ck_assert_int_eq(pos.CurrentByteOffset.QuadPart, 12);
     char *p = cpath(&z, "rw.txt");
-    ck_assert(text_is(p, "JEllo world!"));
+    ck_assert(tu_text_is(p, "JEllo world!"));
     /* reads: position set, partial read, end of file */
     pos.CurrentByteOffset.QuadPart = 6;
     ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
@@ -379,7 +369,7 @@ START_TEST(read_write_at_explicit_current_and_end_of_file_offsets)
     off.QuadPart = 0;
     ck_assert_int_eq(zwrite(h, "?", &off, &iosb), STATUS_SUCCESS); /* appended all the same */
     ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
-    ck_assert(text_is(p, "JEllo world!?"));
+    ck_assert(tu_text_is(p, "JEllo world!?"));
     free(p);
     zenv_fini(&z);
 }
@@ -535,7 +525,7 @@ START_TEST(directories_create_open_and_relative_opens)
     ck_assert_int_eq(zwrite(h, "entry\n", NULL, &iosb), STATUS_SUCCESS);
     ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
     char *day = cpath(&z, "logs/day1.log");
-    ck_assert(text_is(day, "entry\n"));
+    ck_assert(tu_text_is(day, "entry\n"));
     /* a relative name that climbs, or a file handle as the root */
     tu_unicode(&us, wbuf, 64, "..\\x");
     ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
@@ -694,7 +684,7 @@ START_TEST(root_configuration_default_and_renames)
     ck_assert_int_eq(zwrite(h, "still", NULL, &iosb), STATUS_SUCCESS);
     ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
     char *kept = tu_join(moved, "C/kept");
-    ck_assert(text_is(kept, "still"));
+    ck_assert(tu_text_is(kept, "still"));
     ck_assert_int_eq(rmdir(z.root), 0);
     ck_assert_int_eq(rename(moved, z.root), 0);
     /* the default: a private directory with C and C\Windows */
@@ -732,42 +722,10 @@ END_TEST
  * ZwCreateFile opens C\a\secret, C\f and new names in C\a with every
  * disposition. No handle may read outside's text; nothing may be created,
  * truncated or written outside. */
-struct race {
-    char *c, *out;
-    atomic_bool stop;
-    atomic_ulong swaps;
-    int swap_errno;
-};
-
-static void *race_swapper(void *arg)
-{
-    struct race *r = arg;
-    char *a = tu_join(r->c, "a"), *f = tu_join(r->c, "f");
-    char *la = tu_join(r->c, "a.lnk"), *lf = tu_join(r->c, "f.lnk");
-    for (; !atomic_load(&r->stop);) {
-        const char *from[4] = { a, f, a, f }, *to[4] = { la, lf, la, lf };
-        for (int step = 0; step < 4; step++) {
-            if (renameat2(AT_FDCWD, from[step], AT_FDCWD, to[step], RENAME_EXCHANGE) != 0) {
-                r->swap_errno = errno;
-                goto out;
-            }
-            sched_yield();
-        }
-        atomic_fetch_add(&r->swaps, 1);
-    }
-out:
-    free(a);
-    free(f);
-    free(la);
-    free(lf);
-    return NULL;
-}
-
 START_TEST(create_racing_directory_and_symlink_swaps_never_escapes)
 {
     struct zenv z;
     zenv_init(&z, _i);
-    struct race r = { .c = z.c, .out = z.out };
     char *a = cpath(&z, "a"), *secret = cpath(&z, "a/secret"), *f = cpath(&z, "f");
     char *out_secret = tu_join(z.out, "secret"), *out_f = tu_join(z.out, "f");
     char *la = cpath(&z, "a.lnk"), *lf = cpath(&z, "f.lnk");
@@ -783,8 +741,8 @@ START_TEST(create_racing_directory_and_symlink_swaps_never_escapes)
     static const ULONG dispositions[] = { FILE_SUPERSEDE, FILE_OPEN,      FILE_CREATE,
                                           FILE_OPEN_IF,   FILE_OVERWRITE, FILE_OVERWRITE_IF };
     unsigned long opens = 0, ok = 0, denied = 0, escapes = 0;
-    pthread_t swapper;
-    ck_assert_int_eq(pthread_create(&swapper, NULL, race_swapper, &r), 0);
+    struct tu_swapper sw = { .steps = 4, .from = { a, f, a, f }, .to = { la, lf, la, lf } };
+    tu_swapper_start(&sw);
     double end = tu_now_ms() + ms;
     for (unsigned long k = 0; tu_now_ms() < end; k++) {
         char name[96];
@@ -813,16 +771,15 @@ START_TEST(create_racing_directory_and_symlink_swaps_never_escapes)
         escapes += rs == STATUS_SUCCESS && strcmp(buf, OUTSIDE_TEXT) == 0;
         ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
     }
-    atomic_store(&r.stop, true);
-    ck_assert_int_eq(pthread_join(swapper, NULL), 0);
+    tu_swapper_stop(&sw);
     fprintf(stderr, "zw race %s: %lu opens in %.0f ms, %lu succeeded, %lu denied, %lu swaps, %lu escapes\n",
-            _i ? "walk" : "openat2", opens, ms, ok, denied, atomic_load(&r.swaps), escapes);
-    ck_assert_int_eq(r.swap_errno, 0);
+            _i ? "walk" : "openat2", opens, ms, ok, denied, atomic_load(&sw.swaps), escapes);
+    ck_assert_int_eq(sw.err, 0);
     ck_assert_uint_eq(escapes, 0);
     ck_assert_int_eq(tu_count_entries(z.out), 2);
-    ck_assert(text_is(out_secret, OUTSIDE_TEXT));
-    ck_assert(text_is(out_f, OUTSIDE_TEXT));
-    ck_assert_uint_gt(atomic_load(&r.swaps), 0);
+    ck_assert(tu_text_is(out_secret, OUTSIDE_TEXT));
+    ck_assert(tu_text_is(out_f, OUTSIDE_TEXT));
+    ck_assert_uint_gt(atomic_load(&sw.swaps), 0);
     ck_assert_uint_gt(ok, 0);
     ck_assert_uint_gt(denied, 0);
     free(a);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +275,46 @@ void tu_write_text(const char *path, const char *text)
     ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
+}
+
+bool tu_text_is(const char *path, const char *text)
+{
+    char buf[256] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    return n == (ssize_t)strlen(text) && strcmp(buf, text) == 0;
+}
+
+static void *tu_swapper_run(void *arg)
+{
+    struct tu_swapper *s = arg;
+    while (!atomic_load(&s->stop)) {
+        for (int step = 0; step < s->steps; step++) {
+            if (renameat2(AT_FDCWD, s->from[step], AT_FDCWD, s->to[step], RENAME_EXCHANGE) != 0) {
+                s->err = errno;
+                return NULL;
+            }
+            sched_yield();
+        }
+        atomic_fetch_add(&s->swaps, 1);
+    }
+    return NULL;
+}
+
+void tu_swapper_start(struct tu_swapper *s)
+{
+    atomic_store(&s->stop, false);
+    atomic_store(&s->swaps, 0);
+    s->err = 0;
+    ck_assert_int_eq(pthread_create(&s->thread, NULL, tu_swapper_run, s), 0);
+}
+
+void tu_swapper_stop(struct tu_swapper *s)
+{
+    atomic_store(&s->stop, true);
+    ck_assert_int_eq(pthread_join(s->thread, NULL), 0);
 }
 
 int tu_count_entries(const char *dir)

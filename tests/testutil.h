@@ -82,6 +82,26 @@ void tu_sleep_ms(int ms);
 char *tu_join(const char *dir, const char *name);
 /* Creates or truncates path and writes text into it. */
 void tu_write_text(const char *path, const char *text);
+/* Whether path holds exactly text. */
+bool tu_text_is(const char *path, const char *text);
+/* A thread exchanging names (renameat2 RENAME_EXCHANGE: from[i] with
+ * to[i]) step by step in a cycle of `steps`, yielding between steps (so
+ * the opener gets in even where threads take turns, as under valgrind),
+ * until stopped; swaps counts whole cycles, err is the first failure's
+ * errno (the swapping stops there). An even number of exchanges of each
+ * pair leaves every name where it started. */
+#define TU_SWAP_STEPS 8
+struct tu_swapper {
+    const char *from[TU_SWAP_STEPS], *to[TU_SWAP_STEPS];
+    int steps;
+    atomic_bool stop;
+    atomic_ulong swaps;
+    int err;
+    pthread_t thread;
+};
+void tu_swapper_start(struct tu_swapper *s);
+/* Stops and joins the thread. */
+void tu_swapper_stop(struct tu_swapper *s);
 /* Entries in dir, "." and ".." aside. */
 int tu_count_entries(const char *dir);
 
