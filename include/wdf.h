@@ -15,6 +15,7 @@
 #include "wdfiotarget.h"
 #include "wdfdriver.h"
 #include "wdfdevice.h"
+#include "wdffdo.h"
 #include "wdfio.h"
 #include "wdfsync.h"
 #include "wdfcollection.h"

@@ -428,6 +428,13 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
 
     struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    /* Simulated PnP (lib/pnp.c): a removed device takes nothing; a filter
+     * passes on what it has no handler for. */
+    if (UWDF_UNLIKELY(dev->pnp.devnode != NULL) && uwdf_pnp_deliver_elsewhere(dev, q, sender)) {
+        if (q)
+            uwdf_object_release(&q->obj);
+        return;
+    }
     if (!q) {
         uwdf_queue_packet_complete(sender, STATUS_INVALID_DEVICE_REQUEST, 0);
         return;
@@ -958,7 +965,7 @@ static NTSTATUS queue_config_validate(struct uwdf_device *dev, PWDF_IO_QUEUE_CON
         return STATUS_INVALID_PARAMETER_4;
     if (c->DispatchType != WdfIoQueueDispatchManual && !has_io)
         return STATUS_WDF_NO_CALLBACK;
-    if (c->PowerManaged == WdfTrue) {
+    if (c->PowerManaged == WdfTrue && !dev->pnp.devnode) {
         uwdf_log("WdfIoQueueCreate: a control device's queue cannot be power-managed");
         return STATUS_INVALID_PARAMETER;
     }
