@@ -65,6 +65,9 @@ struct uwdf_object *uwdf_driver_default_parent(void);
 /* The driver the framework runs a callback of on this thread; set and
  * restored around the calls (returns the previous one). */
 struct uwdf_driver *uwdf_driver_enter(struct uwdf_driver *d);
+/* The host calls DriverEntry with wdm on this thread (NULL: done); the
+ * WDFDRIVER made for it becomes the thread's driver. Returns the old one. */
+PDRIVER_OBJECT uwdf_driver_loading(PDRIVER_OBJECT wdm);
 /* The live driver made with this DRIVER_OBJECT, referenced; or NULL. */
 struct uwdf_driver *uwdf_driver_from_wdm(PDRIVER_OBJECT wdm);
 bool uwdf_driver_alive(const struct uwdf_driver *d);

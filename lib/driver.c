@@ -11,6 +11,7 @@ static pthread_mutex_t driver_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uwdf_driver *drivers; /* live, oldest first */
 static struct uwdf_driver *bootstrap_driver;
 static __thread struct uwdf_driver *tls_driver;
+static __thread PDRIVER_OBJECT tls_loading; /* the host's DriverEntry call on this thread */
 static const WCHAR driver_default_name[] = L"\\Driver\\uwdf";
 
 struct uwdf_driver *uwdf_driver_enter(struct uwdf_driver *d)
@@ -29,6 +30,13 @@ static struct uwdf_driver *driver_calling_locked(void)
     if (tls_driver && atomic_load(&tls_driver->obj.state) == UWDF_OBJECT_ALIVE)
         return tls_driver;
     return bootstrap_driver ? bootstrap_driver : drivers;
+}
+
+PDRIVER_OBJECT uwdf_driver_loading(PDRIVER_OBJECT wdm)
+{
+    PDRIVER_OBJECT old = tls_loading;
+    tls_loading = wdm;
+    return old;
 }
 
 struct uwdf_object *uwdf_driver_default_parent(void)
@@ -127,6 +135,8 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
     *tail = d;
     if (!DriverObject)
         bootstrap_driver = d;
+    if (DriverObject && DriverObject == tls_loading)
+        tls_driver = d; /* the rest of its DriverEntry is its callback */
     pthread_mutex_unlock(&driver_lock);
     if (Driver)
         *Driver = (WDFDRIVER)obj->handle;

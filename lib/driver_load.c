@@ -124,7 +124,9 @@ static NTSTATUS load(PDRIVER_INITIALIZE entry, void *dl, PCSTR Name, WDFDRIVER *
      * gets a copy it must not keep. */
     UNICODE_STRING reg = h->registry_path;
     struct uwdf_driver *prev = uwdf_driver_enter(NULL);
+    PDRIVER_OBJECT prev_loading = uwdf_driver_loading(&h->wdm);
     st = entry(&h->wdm, &reg);
+    uwdf_driver_loading(prev_loading);
     uwdf_driver_enter(prev);
     struct uwdf_driver *d = uwdf_driver_from_wdm(&h->wdm);
     if (NT_SUCCESS(st) && !d) {
