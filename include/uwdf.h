@@ -218,11 +218,14 @@ ULONG UwdfGetDebugPrintFilter(ULONG ComponentId);
  * STATUS_OBJECT_NAME_COLLISION. DriverEntry's failure is returned (the
  * WDFDRIVER is deleted without EvtDriverUnload); success without
  * WdfDriverCreate is STATUS_DRIVER_INTERNAL_ERROR. Several drivers live
- * at once; WdfGetDriver and the default parent of driver-parented objects
- * mean the driver whose callback the framework runs on the calling thread
- * (DriverEntry, EvtDriverDeviceAdd, PnP/power and unload callbacks, those
- * of its devices' queues, timers and work items are not included), else
- * the one made with WdfDriverCreate(NULL, ...), else the oldest loaded. */
+ * at once. WdfGetDriver, and the default parent of objects that default
+ * to the driver, mean the driver whose callback the framework runs on the
+ * calling thread (DriverEntry after its WdfDriverCreate,
+ * EvtDriverDeviceAdd, PnP/power, unload and shutdown callbacks, its
+ * devices' queue I/O callbacks, timers and work items); elsewhere (other
+ * queue callbacks, completion routines, the application's own threads)
+ * the driver made with WdfDriverCreate(NULL, ...), else the oldest loaded
+ * one. */
 NTSTATUS UwdfLoadDriver(PDRIVER_INITIALIZE DriverEntry, PCSTR Name, WDFDRIVER *Driver);
 /* The same for a shared object exporting DriverEntry (dlopen RTLD_NOW |
  * RTLD_LOCAL): STATUS_DLL_NOT_FOUND if it does not load (the reason is

@@ -67,6 +67,7 @@ static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
     WDFQUEUE qh = (WDFQUEUE)q->obj.handle;
     WDFREQUEST rh = (WDFREQUEST)r->obj.handle;
     const WDF_IO_QUEUE_CONFIG *c = &q->config;
+    struct uwdf_driver *prev = uwdf_driver_enter(q->device->driver); /* WdfGetDriver's answer */
     uwdf_queue_cb_enter(q);
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -106,10 +107,12 @@ static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
     }
     /* No handler for this type: WDF fails the request. */
     uwdf_queue_cb_leave(q);
+    uwdf_driver_enter(prev);
     uwdf_queue_complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
     return;
 out:
     uwdf_queue_cb_leave(q);
+    uwdf_driver_enter(prev);
 }
 
 /* ---- queue state ---- */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 #include <wdmguid.h>
 
 #include "pnpdrv.h"
@@ -125,7 +126,7 @@ static void expect_trace(const char *const *want, int n)
     }                                                                                                              \
     static VOID tag##_smioflush(WDFDEVICE d)                                                                       \
     {                                                                                                              \
-        (void)d;                                                                                                   \
+        flush_probe(#tag, d);                                                                                      \
         rec(#tag, "SmioFlush", -1);                                                                                \
     }                                                                                                              \
     static VOID tag##_smiocleanup(WDFDEVICE d)                                                                     \
@@ -170,6 +171,23 @@ static void expect_trace(const char *const *want, int n)
         attrs->EvtCleanupCallback = tag##_cleanup;                                                                 \
     }
 
+typedef struct _FUNC_CTX {
+    WDFQUEUE Other; /* a queue that is not power-managed */
+} FUNC_CTX;
+WDF_DECLARE_CONTEXT_TYPE_WITH_NAME(FUNC_CTX, FuncCtx)
+
+/* At the function driver's SelfManagedIoFlush, WDF has purged its
+ * power-managed queues and not yet its other ones. */
+static int flush_pm_accepts = -1, flush_other_accepts = -1;
+static void flush_probe(const char *tag, WDFDEVICE d)
+{
+    if (strcmp(tag, "func") != 0)
+        return;
+    WDFQUEUE other = FuncCtx(d)->Other;
+    flush_pm_accepts = (WdfIoQueueGetState(WdfDeviceGetDefaultQueue(d), NULL, NULL) & WdfIoQueueAcceptRequests) != 0;
+    flush_other_accepts = (WdfIoQueueGetState(other, NULL, NULL) & WdfIoQueueAcceptRequests) != 0;
+}
+
 PNP_CALLBACKS(lower)
 PNP_CALLBACKS(func)
 PNP_CALLBACKS(upper)
@@ -207,10 +225,16 @@ static NTSTATUS func_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
     if (trace_device_add && !NT_SUCCESS(rec("func", "DeviceAdd", -1)))
         return FAILURE;
     func_init(init, &attrs);
+    WDF_OBJECT_ATTRIBUTES_SET_CONTEXT_TYPE(&attrs, FUNC_CTX);
     NTSTATUS st = WdfDeviceCreate(&init, &attrs, &dev);
     if (!NT_SUCCESS(st))
         return st;
     WDF_IO_QUEUE_CONFIG qc;
+    WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
+    qc.PowerManaged = WdfFalse;
+    st = WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, &FuncCtx(dev)->Other);
+    if (!NT_SUCCESS(st))
+        return st;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
     qc.EvtIoRead = func_io;
     qc.EvtIoWrite = func_io;
@@ -426,15 +450,14 @@ START_TEST(drivers_load_by_pointer_and_from_a_shared_object)
     ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, sizeof(rbuf));
     ck_assert(memcmp(wbuf, rbuf, sizeof(rbuf)) == 0);
-    /* WdfGetDriver inside the .so's queue callback: with four drivers
-     * loaded and none of its callbacks on this thread, the oldest-first
-     * rule gives the bootstrap driver; the driver's own name is what a
-     * driver object lookup from its device gives. */
+    /* WdfGetDriver inside the .so's queue callback: its own driver, with
+     * four drivers loaded */
     WCHAR wname[64] = { 0 };
-    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, wname, sizeof(wname));
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, wname, sizeof(wname) - sizeof(WCHAR));
     ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_PNPDRV_DRIVER_NAME, NULL, &md, NULL, &got),
                      STATUS_SUCCESS);
-    ck_assert_uint_gt(got, 0);
+    ck_assert_uint_eq(got, wcslen(L"\\Driver\\pnpdrv") * sizeof(WCHAR));
+    ck_assert(wcscmp(wname, L"\\Driver\\pnpdrv") == 0);
     WdfObjectDelete(t);
     ck_assert_int_eq(UwdfUnloadDriver(so), STATUS_SUCCESS);
     host_unload(&h);
@@ -484,6 +507,8 @@ START_TEST(arrival_builds_bottom_up_and_orderly_removal_goes_top_down)
     ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
     EXPECT_TRACE("upper:QueryRemove", "func:QueryRemove", "lower:QueryRemove", REMOVE(upper), REMOVE(func),
                  REMOVE(lower));
+    ck_assert_int_eq(flush_pm_accepts, 0);
+    ck_assert_int_eq(flush_other_accepts, 1);
     host_unload(&h);
 }
 END_TEST
