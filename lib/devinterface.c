@@ -36,23 +36,12 @@ static struct notification *notifications;
 /* Held while notifications are delivered (one at a time, as the PnP
  * manager does), so that an unregistration waits out a callback that is
  * running. Recursive: a callback may register or unregister. */
-static pthread_mutex_t call_lock;
-static pthread_once_t call_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t call_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static __thread unsigned tls_notify_depth;
 static struct notification *zombies; /* unregistered inside a callback */
 
-static void call_lock_init(void)
-{
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&call_lock, &ma);
-    pthread_mutexattr_destroy(&ma);
-}
-
 static void call_begin(void)
 {
-    pthread_once(&call_once, call_lock_init);
     pthread_mutex_lock(&call_lock);
     tls_notify_depth++;
 }

@@ -28,25 +28,14 @@ struct uwdf_devnode {
  * them; recursive so that a callback may start another (its own
  * devnode's arrival or removal from inside would break its stack: not
  * allowed). pnp_lock guards the lists and stack links. */
-static pthread_mutex_t pnp_op_lock;
-static pthread_once_t pnp_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t pnp_op_lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static pthread_mutex_t pnp_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uwdf_devnode *devnodes;
 static struct uwdf_device *all_devices;
 static unsigned devnode_serial;
 
-static void pnp_init_once(void)
-{
-    pthread_mutexattr_t ma;
-    pthread_mutexattr_init(&ma);
-    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
-    pthread_mutex_init(&pnp_op_lock, &ma);
-    pthread_mutexattr_destroy(&ma);
-}
-
 static void pnp_op_begin(void)
 {
-    pthread_once(&pnp_once, pnp_init_once);
     pthread_mutex_lock(&pnp_op_lock);
 }
 
@@ -62,14 +51,17 @@ const char *uwdf_devnode_instance(const struct uwdf_devnode *node)
 
 bool uwdf_devnode_started(const struct uwdf_devnode *node)
 {
-    return node->started;
+    pthread_mutex_lock(&pnp_lock);
+    bool started = node->started;
+    pthread_mutex_unlock(&pnp_lock);
+    return started;
 }
 
 struct uwdf_device *uwdf_devnode_top(struct uwdf_devnode *node)
 {
     pthread_mutex_lock(&pnp_lock);
     struct uwdf_device *top = node->top;
-    if (top && !top->pnp_removed)
+    if (top && !__atomic_load_n(&top->pnp_removed, __ATOMIC_ACQUIRE))
         uwdf_object_reference(&top->obj);
     else
         top = NULL;
@@ -79,6 +71,15 @@ struct uwdf_device *uwdf_devnode_top(struct uwdf_devnode *node)
 
 /* ---- WDFDEVICE_INIT ---- */
 
+/* A misused init DDI does nothing, as KMDF; the verifier bug-checks. */
+static void init_misuse(const void *what, const char *msg)
+{
+    if (uwdf_verifier)
+        uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)what, 0, 0, "%s", msg);
+    else
+        uwdf_log("%s; ignored", msg);
+}
+
 VOID WdfDeviceInitSetPnpPowerEventCallbacks(PWDFDEVICE_INIT DeviceInit,
                                             PWDF_PNPPOWER_EVENT_CALLBACKS PnpPowerEventCallbacks)
 {
@@ -87,13 +88,7 @@ VOID WdfDeviceInitSetPnpPowerEventCallbacks(PWDFDEVICE_INIT DeviceInit,
     if (!uwdf_irql_check_passive("WdfDeviceInitSetPnpPowerEventCallbacks"))
         return;
     if (PnpPowerEventCallbacks->Size != sizeof(WDF_PNPPOWER_EVENT_CALLBACKS)) {
-        if (!uwdf_verifier)
-            uwdf_log("WdfDeviceInitSetPnpPowerEventCallbacks: Size %lu, expected %zu; ignored",
-                     (unsigned long)PnpPowerEventCallbacks->Size, sizeof(WDF_PNPPOWER_EVENT_CALLBACKS));
-        else
-            uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)PnpPowerEventCallbacks, 0, 0,
-                      "WdfDeviceInitSetPnpPowerEventCallbacks: Size %lu, expected %zu",
-                      (unsigned long)PnpPowerEventCallbacks->Size, sizeof(WDF_PNPPOWER_EVENT_CALLBACKS));
+        init_misuse(PnpPowerEventCallbacks, "WdfDeviceInitSetPnpPowerEventCallbacks: wrong Size");
         return;
     }
     uwdf_device_init_pnp(DeviceInit)->callbacks = *PnpPowerEventCallbacks;
@@ -104,7 +99,7 @@ VOID WdfFdoInitSetFilter(PWDFDEVICE_INIT DeviceInit)
     UWDF_REQUIRE_PARAM(DeviceInit, "WdfFdoInitSetFilter", );
     struct uwdf_pnp_init *p = uwdf_device_init_pnp(DeviceInit);
     if (!p->devnode) {
-        uwdf_log("WdfFdoInitSetFilter: not a PnP device's WDFDEVICE_INIT; ignored");
+        init_misuse(DeviceInit, "WdfFdoInitSetFilter: not a PnP device's WDFDEVICE_INIT");
         return;
     }
     p->filter = true;
@@ -122,13 +117,8 @@ VOID WdfControlDeviceInitSetShutdownNotification(PWDFDEVICE_INIT DeviceInit,
     UWDF_REQUIRE_PARAM(DeviceInit, "WdfControlDeviceInitSetShutdownNotification", );
     struct uwdf_pnp_init *p = uwdf_device_init_pnp(DeviceInit);
     if (p->devnode || (Flags & ~(WdfDeviceShutdown | WdfDeviceLastChanceShutdown)) != 0) {
-        if (!uwdf_verifier)
-            uwdf_log("WdfControlDeviceInitSetShutdownNotification: refused (%s)",
-                     p->devnode ? "not a control device's WDFDEVICE_INIT" : "unknown flags");
-        else
-            uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)DeviceInit, Flags, 0,
-                      "WdfControlDeviceInitSetShutdownNotification: %s",
-                      p->devnode ? "not a control device's WDFDEVICE_INIT" : "unknown flags");
+        init_misuse(DeviceInit, p->devnode ? "WdfControlDeviceInitSetShutdownNotification: not a control device"
+                                           : "WdfControlDeviceInitSetShutdownNotification: unknown flags");
         return;
     }
     p->shutdown = Notification;
@@ -221,7 +211,17 @@ struct uwdf_device *uwdf_pnp_open_redirect(struct uwdf_device *dev)
     struct uwdf_devnode *node = dev->pnp.devnode;
     if (!node)
         return dev;
-    struct uwdf_device *top = node->started ? uwdf_devnode_top(node) : NULL;
+    /* Under pnp_lock a device not yet marked removed has its devnode:
+     * the devnode is freed only after each device's disposal, which takes
+     * this lock after the mark. */
+    struct uwdf_device *top = NULL;
+    pthread_mutex_lock(&pnp_lock);
+    if (!__atomic_load_n(&dev->pnp_removed, __ATOMIC_ACQUIRE) && node->started && node->top &&
+        !__atomic_load_n(&node->top->pnp_removed, __ATOMIC_ACQUIRE)) {
+        top = node->top;
+        uwdf_object_reference(&top->obj);
+    }
+    pthread_mutex_unlock(&pnp_lock);
     uwdf_object_release(&dev->obj);
     return top;
 }
@@ -494,7 +494,9 @@ static void devnode_unlist(struct uwdf_devnode *node)
 static void devnode_teardown(struct uwdf_devnode *node, bool surprise)
 {
     devnode_unlist(node);
+    pthread_mutex_lock(&pnp_lock);
     node->started = false;
+    pthread_mutex_unlock(&pnp_lock);
     uwdf_devinterface_remove(node);
     for (;;) {
         pthread_mutex_lock(&pnp_lock);
@@ -568,7 +570,9 @@ static NTSTATUS devnode_start(struct uwdf_devnode *node)
         if (!NT_SUCCESS(st))
             return st;
     }
+    pthread_mutex_lock(&pnp_lock);
     node->started = true;
+    pthread_mutex_unlock(&pnp_lock);
     node->power = WdfPowerDeviceD0;
     uwdf_devinterface_start(node);
     return STATUS_SUCCESS;
@@ -759,23 +763,18 @@ NTSTATUS UwdfDeviceSetPowerState(UWDF_DEVNODE DevNode, WDF_POWER_DEVICE_STATE St
 WDFDEVICE UwdfDevNodeGetDevice(UWDF_DEVNODE DevNode, PCSTR DriverName)
 {
     WDFDEVICE found = NULL;
+    struct uwdf_driver *named = DriverName ? uwdf_host_find_driver(DriverName) : NULL;
+    if (DriverName && !named)
+        return NULL;
     pthread_mutex_lock(&pnp_lock);
     struct uwdf_devnode *node = (struct uwdf_devnode *)DevNode;
-    if (node && devnode_valid_locked(node)) {
-        for (struct uwdf_device *dev = node->top; dev && !found; dev = dev->pnp_below) {
-            struct uwdf_driver *d = dev->driver;
-            if (!DriverName)
+    if (node && devnode_valid_locked(node))
+        for (struct uwdf_device *dev = node->top; dev && !found; dev = dev->pnp_below)
+            if (!named || dev->driver == named)
                 found = DEV_HANDLE(dev);
-            else {
-                struct uwdf_driver *named = uwdf_host_find_driver(DriverName);
-                if (named == d)
-                    found = DEV_HANDLE(dev);
-                if (named)
-                    uwdf_object_release(&named->obj);
-            }
-        }
-    }
     pthread_mutex_unlock(&pnp_lock);
+    if (named)
+        uwdf_object_release(&named->obj);
     return found;
 }
 

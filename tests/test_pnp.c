@@ -327,6 +327,18 @@ static NTSTATUS upper_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
     return entry(d, r, upper_add);
 }
 
+static NTSTATUS failing_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    NTSTATUS st = entry(d, r, func_add);
+    ck_assert_int_eq(st, STATUS_SUCCESS);
+    return FAILURE;
+}
+static NTSTATUS wdm_only_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    (void)d, (void)r;
+    return STATUS_SUCCESS;
+}
+
 /* ---- fixture helpers ---- */
 
 struct host {
@@ -476,6 +488,11 @@ START_TEST(a_failing_driver_entry_fails_the_load_without_unload)
     trace_reset();
     UWDF_OBJECT_COUNT before;
     ck_assert_int_eq(UwdfQueryObjectCount("WDFDRIVER", &before), STATUS_SUCCESS);
+    /* DriverEntry's failure: its WDFDRIVER goes without EvtDriverUnload */
+    ck_assert_int_eq(UwdfLoadDriver(failing_entry, "func", &d), FAILURE);
+    ck_assert_ptr_null(d);
+    EXPECT_TRACE("func:DriverCleanup");
+    ck_assert_int_eq(UwdfLoadDriver(wdm_only_entry, "func", &d), STATUS_DRIVER_INTERNAL_ERROR);
     ck_assert_int_eq(UwdfLoadDriver(func_entry, "func", &d), STATUS_SUCCESS);
     /* a second WdfDriverCreate for the same DRIVER_OBJECT */
     WDF_DRIVER_CONFIG cfg;
@@ -849,6 +866,32 @@ START_TEST(interfaces_notify_arrival_and_removal_and_open_by_link)
                      STATUS_SUCCESS);
     ck_assert_int_eq(existing.arrivals, 1);
     ck_assert_int_eq(IoUnregisterPlugPlayNotificationEx(entry2), STATUS_SUCCESS);
+    /* the interface's DDIs from the device */
+    WDFDEVICE fd = UwdfDevNodeGetDevice(node, "func");
+    WDFSTRING str;
+    ck_assert_int_eq(WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &str), STATUS_SUCCESS);
+    ck_assert_int_eq(WdfDeviceRetrieveDeviceInterfaceString(fd, &GUID_TEST_FUNC, NULL, str), STATUS_SUCCESS);
+    UNICODE_STRING us;
+    WdfStringGetUnicodeString(str, &us);
+    char text[256];
+    ck_assert_int_eq(RtlStringCbPrintfA(text, sizeof(text), "%wZ", &us), STATUS_SUCCESS);
+    ck_assert_str_eq(text, link);
+    ck_assert_int_eq(WdfDeviceRetrieveDeviceInterfaceString(fd, &GUID_DEVINTERFACE_PNPDRV, NULL, str),
+                     STATUS_OBJECT_NAME_NOT_FOUND);
+    WdfObjectDelete(str);
+    ck_assert_int_eq(WdfDeviceCreateDeviceInterface(fd, &GUID_TEST_FUNC, NULL), STATUS_OBJECT_NAME_EXISTS);
+    UNICODE_STRING bad;
+    RtlInitUnicodeString(&bad, L"a\\b");
+    ck_assert_int_eq(WdfDeviceCreateDeviceInterface(fd, &GUID_TEST_FUNC, &bad), STATUS_INVALID_PARAMETER);
+    ck_assert_int_eq(WdfDeviceCreateDeviceInterface(h.env.device, &GUID_TEST_FUNC, NULL),
+                     STATUS_INVALID_DEVICE_REQUEST); /* a control device */
+    WdfDeviceSetDeviceInterfaceState(fd, &GUID_TEST_FUNC, NULL, FALSE);
+    ck_assert_int_eq(s.removals, 1);
+    first_link(text, sizeof(text));
+    ck_assert_str_eq(text, "");
+    WdfDeviceSetDeviceInterfaceState(fd, &GUID_TEST_FUNC, NULL, TRUE);
+    ck_assert_int_eq(s.arrivals, 2);
+    s.arrivals = 1, s.removals = 0;
     /* the link opens the stack, under any DOS prefix */
     char other[300];
     snprintf(other, sizeof(other), "\\DosDevices\\%s", link + 4);
@@ -946,6 +989,31 @@ START_TEST(system_shutdown_notifies_control_devices_last_chance_last)
 }
 END_TEST
 
+START_TEST(init_ddis_on_the_wrong_init_do_nothing_and_bug_check_under_the_verifier)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    WdfFdoInitSetFilter(init); /* not a PnP init: nothing */
+    WDF_PNPPOWER_EVENT_CALLBACKS cb;
+    WDF_PNPPOWER_EVENT_CALLBACKS_INIT(&cb);
+    cb.Size--;
+    WdfDeviceInitSetPnpPowerEventCallbacks(init, &cb);
+    WdfControlDeviceInitSetShutdownNotification(init, on_shutdown, 0x4);
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+    UwdfSetVerifier(TRUE);
+    WdfFdoInitSetFilter(init);
+    tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "WdfFdoInitSetFilter");
+    WdfDeviceInitSetPnpPowerEventCallbacks(init, &cb);
+    tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "wrong Size");
+    WdfControlDeviceInitSetShutdownNotification(init, on_shutdown, 0x4);
+    tu_expect_bugcheck_reason(WDF_VERIFIER_FATAL_ERROR, "unknown flags");
+    UwdfSetVerifier(FALSE);
+    WdfDeviceInitFree(init);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- scale ---- */
 
 START_TEST(a_thousand_arrive_remove_cycles_keep_object_counts_flat)
@@ -996,6 +1064,7 @@ int main(void)
     tcase_add_test(tc, interfaces_notify_arrival_and_removal_and_open_by_link);
     tcase_add_test(tc, an_exclusive_device_opens_once_at_a_time);
     tcase_add_test(tc, system_shutdown_notifies_control_devices_last_chance_last);
+    tcase_add_test(tc, init_ddis_on_the_wrong_init_do_nothing_and_bug_check_under_the_verifier);
     tcase_add_test(tc, a_thousand_arrive_remove_cycles_keep_object_counts_flat);
     return tu_run_suite(s);
 }
