@@ -254,7 +254,7 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     dev->pnp = init->pnp;
     status = uwdf_pnp_device_created(dev);
     if (!NT_SUCCESS(status)) {
-        uwdf_object_delete(obj);
+        uwdf_object_delete_failed_create(obj); /* no driver callbacks, as KMDF */
         return status;
     }
     if (init->name) {

@@ -631,6 +631,12 @@ START_TEST(a_failing_start_callback_unwinds_and_fails_the_arrival)
     fail_at = "func:DeviceAdd";
     ck_assert_int_eq(arrive(h.file, true, &node), FAILURE);
     EXPECT_TRACE("lower:DeviceAdd", "func:DeviceAdd", "lower:DeviceCleanup");
+    /* hardware that is not there: the lowest device's WdfDeviceCreate
+     * fails with the open's status, so does the arrival */
+    fail_at = NULL;
+    ck_assert_int_eq(arrive("/nonexistent/uwdf-hw", true, &node), STATUS_OBJECT_NAME_NOT_FOUND);
+    EXPECT_TRACE("lower:DeviceAdd", "func:DeviceAdd"); /* the filter is left out; no callbacks */
+    ck_assert_ptr_null(node);
     fail_at = "upper:DeviceAdd";
     ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
     ck_assert_ptr_eq(UwdfDevNodeGetDevice(node, NULL), UwdfDevNodeGetDevice(node, "func"));
