@@ -143,11 +143,15 @@ VOID WdfDeviceInitSetPnpPowerEventCallbacks(PWDFDEVICE_INIT DeviceInit,
 VOID WdfDeviceInitSetExclusive(PWDFDEVICE_INIT DeviceInit, BOOLEAN IsExclusive);
 
 /* Device interfaces (lib/devinterface.c). PASSIVE_LEVEL. Registered on the
- * device's stack (a control device has none: STATUS_INVALID_DEVICE_REQUEST);
- * enabled when the device starts (at once if it has started), disabled at
- * removal. The symbolic link opens the top of the stack. A ReferenceString
- * with '\\' or '/' is STATUS_INVALID_PARAMETER; the same GUID and
- * reference twice is STATUS_OBJECT_NAME_COLLISION. */
+ * device's stack (a control device has none: STATUS_INVALID_DEVICE_REQUEST).
+ * One created before the stack starts is enabled at the start (arrival
+ * notifications) unless WdfDeviceSetDeviceInterfaceState disabled it; one
+ * created later stays disabled until that call enables it; all are
+ * disabled at removal. The symbolic link opens the top of the stack. A
+ * ReferenceString with '\\' or '/' is STATUS_INVALID_PARAMETER; the same
+ * GUID and reference again is STATUS_OBJECT_NAME_EXISTS (a success, as
+ * IoRegisterDeviceInterface). Retrieve: STATUS_OBJECT_NAME_NOT_FOUND for an
+ * interface the stack does not have. */
 NTSTATUS WdfDeviceCreateDeviceInterface(WDFDEVICE Device, CONST GUID *InterfaceClassGUID,
                                         PCUNICODE_STRING ReferenceString);
 /* The interface's link name into String (WDFSTRING). */
