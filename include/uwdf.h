@@ -230,5 +230,118 @@ NTSTATUS UwdfSetWindowsPathRoot(PCSTR Directory);
  * not fit. Makes the default root if there is none yet. PASSIVE_LEVEL. */
 NTSTATUS UwdfGetWindowsPathRoot(PCHAR Buffer, ULONG BufferLength, PULONG RequiredLength);
 
+/* ---- Hosting drivers (lib/driver_load.c, lib/pnp.c) ----
+ * Load a KMDF driver by its DriverEntry: the framework makes a
+ * DRIVER_OBJECT (DriverName "\\Driver\\<Name>") and a RegistryPath
+ * ("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\<Name>",
+ * valid during DriverEntry only) and calls DriverEntry at PASSIVE_LEVEL,
+ * which must call WdfDriverCreate with them. *Driver is the WDFDRIVER it
+ * made. Name: no '\\' or '/'; a loaded name again is
+ * STATUS_OBJECT_NAME_COLLISION. DriverEntry's failure is returned (the
+ * WDFDRIVER is deleted without EvtDriverUnload); success without
+ * WdfDriverCreate is STATUS_DRIVER_INTERNAL_ERROR. Several drivers live
+ * at once. WdfGetDriver, and the default parent of objects that default
+ * to the driver, mean the driver whose callback the framework runs on the
+ * calling thread (DriverEntry after its WdfDriverCreate,
+ * EvtDriverDeviceAdd, PnP/power, unload and shutdown callbacks, its
+ * devices' queue I/O callbacks, timers and work items); elsewhere (other
+ * queue callbacks, completion routines, the application's own threads)
+ * the driver made with WdfDriverCreate(NULL, ...), else the oldest loaded
+ * one. */
+NTSTATUS UwdfLoadDriver(PDRIVER_INITIALIZE DriverEntry, PCSTR Name, WDFDRIVER *Driver);
+/* The same for a shared object exporting DriverEntry (dlopen RTLD_NOW |
+ * RTLD_LOCAL): STATUS_DLL_NOT_FOUND if it does not load (the reason is
+ * logged), STATUS_ENTRYPOINT_NOT_FOUND without DriverEntry. Unloading
+ * closes it. */
+NTSTATUS UwdfLoadDriverFromFile(PCSTR Path, PCSTR Name, WDFDRIVER *Driver);
+/* Unload in WDF's order: every device stack with a device of this driver
+ * is removed (UwdfDeviceRemove without the query), then EvtDriverUnload,
+ * then the WDFDRIVER is deleted (its children, its EvtCleanupCallback,
+ * EvtDestroyCallback). STATUS_INVALID_PARAMETER for a driver the host did
+ * not load. Hosted WDFDRIVERs cannot be WdfObjectDelete'd. PASSIVE_LEVEL. */
+NTSTATUS UwdfUnloadDriver(WDFDRIVER Driver);
+
+/* A device as an INF entry describes it. Filters are loaded drivers'
+ * names; LowerFilters[0] sits right above the hardware, UpperFilters[0]
+ * right above the function driver (the INF's order). HardwarePath: a file
+ * or block device standing for the hardware; the lowest device's
+ * WdfDeviceGetIoTarget is an I/O target opened on it (read/write), or a
+ * target that is not open when there is none. */
+typedef struct _UWDF_DEVICE_DESCRIPTION {
+    ULONG Size;
+    PCSTR HardwareId;
+    PCSTR FunctionDriver;
+    PCSTR HardwarePath;
+    PCSTR const *LowerFilters;
+    ULONG LowerFilterCount;
+    PCSTR const *UpperFilters;
+    ULONG UpperFilterCount;
+} UWDF_DEVICE_DESCRIPTION, *PUWDF_DEVICE_DESCRIPTION;
+
+FORCEINLINE VOID UWDF_DEVICE_DESCRIPTION_INIT(PUWDF_DEVICE_DESCRIPTION Description, PCSTR HardwareId,
+                                              PCSTR FunctionDriver)
+{
+    __builtin_memset(Description, 0, sizeof(UWDF_DEVICE_DESCRIPTION));
+    Description->Size = sizeof(UWDF_DEVICE_DESCRIPTION);
+    Description->HardwareId = HardwareId;
+    Description->FunctionDriver = FunctionDriver;
+}
+
+/* A device node: the stack of one arrived device. */
+typedef struct UWDF_DEVNODE__ *UWDF_DEVNODE;
+
+/* The device arrives and starts. The stack is built bottom-up: lower
+ * filters, function driver, upper filters, each driver's
+ * EvtDriverDeviceAdd getting a WDFDEVICE_INIT (the framework's: the driver
+ * never frees it); a filter whose EvtDriverDeviceAdd fails without making a
+ * device is left out, any other failure is returned with the stack torn
+ * down. Then each device from the bottom up: EvtDevicePrepareHardware,
+ * EvtDeviceD0Entry(WdfPowerDeviceD3Final), EvtDeviceD0EntryPostInterrupts-
+ * Enabled, power-managed queues started, EvtDeviceSelfManagedIoInit; then
+ * the device interfaces are enabled (arrival notifications). A failing
+ * callback fails the arrival with its status after WDF's unwinding: that
+ * device gets ReleaseHardware (Prepare or D0Entry failed: no D0Exit;
+ * SelfManagedIoInit failed: queues stopped, D0Exit(D3Final), Release,
+ * queues purged, SelfManagedIoFlush and Cleanup), the devices below it the
+ * orderly removal, and all are deleted. The resource lists are NULL (no
+ * hardware resources). STATUS_OBJECT_NAME_NOT_FOUND: a driver not loaded;
+ * STATUS_INFO_LENGTH_MISMATCH: a wrong Size. PASSIVE_LEVEL; PnP operations
+ * run one at a time in the process. */
+NTSTATUS UwdfDeviceArrive(const UWDF_DEVICE_DESCRIPTION *Description, UWDF_DEVNODE *DevNode);
+/* Orderly removal: EvtDeviceQueryRemove of each device top-down (a
+ * failure vetoes: returned, the stack stays started); then each device
+ * top-down: if in D0, EvtDeviceSelfManagedIoSuspend, power-managed queues
+ * stopped (EvtIoStop for requests the driver holds), D0ExitPreInterrupts-
+ * Disabled(WdfPowerDeviceD3Final), D0Exit(WdfPowerDeviceD3Final); then
+ * EvtDeviceReleaseHardware, power-managed queues purged,
+ * EvtDeviceSelfManagedIoFlush, the other queues purged,
+ * EvtDeviceSelfManagedIoCleanup, and the device deleted (cleanup and
+ * destroy callbacks). Interfaces are disabled (removal notifications) and
+ * new I/O to the stack fails with STATUS_DELETE_PENDING from the start of
+ * the removal. DevNode is invalid afterwards. */
+NTSTATUS UwdfDeviceRemove(UWDF_DEVNODE DevNode);
+/* Surprise removal: as the orderly one without the query, each device's
+ * EvtDeviceSurpriseRemoval first. I/O in flight completes (cancelled where
+ * it can be) before the devices go. DevNode is invalid afterwards. */
+NTSTATUS UwdfDeviceSurpriseRemove(UWDF_DEVNODE DevNode);
+/* A low power state (WdfPowerDeviceD1..D3) and back (WdfPowerDeviceD0).
+ * Down, top-down: EvtDeviceSelfManagedIoSuspend, power-managed queues
+ * stopped (they keep accepting: requests wait), D0ExitPreInterrupts-
+ * Disabled(Dx), D0Exit(Dx). Up, bottom-up: D0Entry(Dx), D0EntryPost-
+ * InterruptsEnabled(Dx), power-managed queues started (EvtIoResume),
+ * EvtDeviceSelfManagedIoRestart. The current state again: STATUS_SUCCESS,
+ * nothing called; Dx to another Dx: STATUS_INVALID_DEVICE_STATE; other
+ * values: STATUS_INVALID_PARAMETER. A failing Suspend, D0Entry or Restart
+ * surprise-removes the stack (WDF's reaction) and is returned: DevNode is
+ * then invalid. */
+NTSTATUS UwdfDeviceSetPowerState(UWDF_DEVNODE DevNode, WDF_POWER_DEVICE_STATE State);
+/* The device of the named driver in the stack (NULL: the top one); NULL
+ * if there is none. */
+WDFDEVICE UwdfDevNodeGetDevice(UWDF_DEVNODE DevNode, PCSTR DriverName);
+/* System shutdown: every control device's EvtDeviceShutdownNotification
+ * (WdfControlDeviceInitSetShutdownNotification), the WdfDeviceShutdown
+ * ones first, then the WdfDeviceLastChanceShutdown ones. The port never
+ * calls it by itself (not at exit). PASSIVE_LEVEL. */
+VOID UwdfSystemShutdown(void);
 UWDF_END_DECLS
 #endif

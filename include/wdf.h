@@ -16,6 +16,7 @@
 #include "wdfdriver.h"
 #include "wdfdevice.h"
 #include "wdffileobject.h"
+#include "wdffdo.h"
 #include "wdfio.h"
 #include "wdfsync.h"
 #include "wdfcollection.h"

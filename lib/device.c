@@ -20,6 +20,7 @@ struct WDFDEVICE_INIT {
     bool has_request_attrs;
     WDF_OBJECT_ATTRIBUTES request_attrs;
     struct uwdf_device_files files;
+    struct uwdf_pnp_init pnp; /* lib/pnp.c */
 };
 
 /* The NT namespace of this process: devices by name and symbolic link. */
@@ -45,6 +46,11 @@ static const char *dos_name_tail(const char *name)
     return NULL;
 }
 
+const char *uwdf_device_dos_name_tail(const char *name)
+{
+    return dos_name_tail(name);
+}
+
 struct uwdf_device *uwdf_device_lookup_name(const char *name)
 {
     const char *tail = dos_name_tail(name);
@@ -57,7 +63,9 @@ struct uwdf_device *uwdf_device_lookup_name(const char *name)
     if (found)
         uwdf_object_reference(&found->obj);
     pthread_mutex_unlock(&names_lock);
-    return found;
+    /* A device in a PnP stack opens at the top of its stack; an interface's
+     * link opens its device's stack. */
+    return found ? uwdf_pnp_open_redirect(found) : uwdf_devinterface_lookup(name);
 }
 
 static bool name_taken_locked(const char *name)
@@ -95,6 +103,22 @@ PWDFDEVICE_INIT WdfControlDeviceInitAllocate(WDFDRIVER Driver, const UNICODE_STR
     init->control = true;
     init->io_type = WdfDeviceIoBuffered;
     return init;
+}
+
+PWDFDEVICE_INIT uwdf_device_init_alloc_pnp(struct uwdf_driver *d, struct uwdf_devnode *devnode)
+{
+    struct WDFDEVICE_INIT *init = uwdf_zalloc(sizeof(*init));
+    if (!init)
+        return NULL;
+    init->driver = d;
+    init->io_type = WdfDeviceIoBuffered;
+    init->pnp.devnode = devnode;
+    return init;
+}
+
+struct uwdf_pnp_init *uwdf_device_init_pnp(PWDFDEVICE_INIT init)
+{
+    return &init->pnp;
 }
 
 VOID WdfDeviceInitFree(PWDFDEVICE_INIT DeviceInit)
@@ -160,6 +184,7 @@ static void device_dispose(struct uwdf_object *obj)
     /* The queues (children) are gone already; no new opens by name. */
     if (dev->name)
         names_unlink(dev);
+    uwdf_pnp_device_disposed(dev);
 }
 
 static void device_destroy(struct uwdf_object *obj)
@@ -234,6 +259,12 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     }
     dev->local_target = uwdf_iotarget_lookup(local, "WdfDeviceCreate");
     dev->local_target->obj.no_delete = true;
+    dev->pnp = init->pnp;
+    status = uwdf_pnp_device_created(dev);
+    if (!NT_SUCCESS(status)) {
+        uwdf_object_delete_failed_create(obj); /* no driver callbacks, as KMDF */
+        return status;
+    }
     if (init->name) {
         pthread_mutex_lock(&names_lock);
         if (name_taken_locked(init->name)) {

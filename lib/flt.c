@@ -182,7 +182,7 @@ static void flt_release(struct flt_hdr *h)
 
 static bool flt_driver_alive(const struct uwdf_driver *d)
 {
-    return d && uwdf_current_driver == d;
+    return d && uwdf_driver_alive(d);
 }
 
 static struct flt_file *flt_file_from_object(PFILE_OBJECT fo)
@@ -241,9 +241,10 @@ NTSTATUS FltRegisterFilter(PDRIVER_OBJECT Driver, const FLT_REGISTRATION *Regist
     *RetFilter = NULL;
     if (!uwdf_irql_check_passive("FltRegisterFilter"))
         return STATUS_INVALID_DEVICE_REQUEST;
-    struct uwdf_driver *drv = uwdf_current_driver;
-    if (!drv || drv->wdm_ptr != Driver)
+    struct uwdf_driver *drv = uwdf_driver_from_wdm(Driver);
+    if (!drv)
         return STATUS_INVALID_PARAMETER;
+    uwdf_object_release(&drv->obj); /* the filter's reference to its driver, if any, is its own */
     if (Registration->Size != sizeof(FLT_REGISTRATION) || (Registration->Version & 0xFF00) != 0x0200 ||
         Registration->Version > FLT_REGISTRATION_VERSION)
         return STATUS_INVALID_PARAMETER;

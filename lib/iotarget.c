@@ -273,12 +273,15 @@ static void target_mark_open_locked(struct uwdf_iotarget *t)
     uwdf_ts_open(t);
 }
 
+static NTSTATUS target_attach_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path,
+                                     struct uwdf_device *dev, const char *tail);
+static bool target_busy(struct uwdf_iotarget *t);
+
 /* A name in the NT namespace: an in-process device of this process. Its
  * requests go into the device's queues; the target's engine (the null
  * engine) only carries completions the framework decides itself. */
 static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path)
 {
-    int err;
     struct uwdf_device *dev;
     const char *tail;
     NTSTATUS status = uwdf_fileobject_lookup_device(path, &dev, &tail);
@@ -286,13 +289,35 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
         uwdf_free(path);
         return status;
     }
+    return target_attach_device(t, params, path, dev, tail);
+}
+
+/* Open t on dev (referenced; the reference becomes the target's). tail:
+ * the file name the open sends in IRP_MJ_CREATE (after the device's name);
+ * NULL for the target on the device below, which sends no create (a
+ * stack's default target, as KMDF's). */
+static NTSTATUS target_attach_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path,
+                                     struct uwdf_device *dev, const char *tail)
+{
+    int err;
+    NTSTATUS status;
     if (dev == t->device) {
         uwdf_object_release(&dev->obj);
         uwdf_free(path);
         return STATUS_INVALID_DEVICE_REQUEST; /* a device cannot sit on itself */
     }
+    /* WdfDeviceInitSetExclusive: one open at a time (KMDF's create fails
+     * a second one with STATUS_ACCESS_DENIED). */
+    if (dev->pnp.exclusive && atomic_fetch_add(&dev->opens, 1) != 0) {
+        atomic_fetch_sub(&dev->opens, 1);
+        uwdf_object_release(&dev->obj);
+        uwdf_free(path);
+        return STATUS_ACCESS_DENIED;
+    }
     struct uwdf_engine *engine = uwdf_engine_attach(&uwdf_backend_null, &t->attach, -1, &err);
     if (!engine) {
+        if (dev->pnp.exclusive)
+            atomic_fetch_sub(&dev->opens, 1);
         uwdf_object_release(&dev->obj);
         uwdf_free(path);
         return uwdf_status_from_errno(err);
@@ -310,6 +335,10 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     target_mark_open_locked(t);
     uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
+    if (!tail) {
+        params->FileInformation = FILE_OPENED;
+        return STATUS_SUCCESS;
+    }
     /* The device sees the open: IRP_MJ_CREATE (lib/fileobject.c). */
     status = uwdf_fileobject_open(t, dev, tail, params);
     if (!NT_SUCCESS(status)) {
@@ -449,6 +478,24 @@ static NTSTATUS target_open_uri(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     uwdf_free(uri);
     return STATUS_NOT_SUPPORTED;
 #endif
+}
+
+NTSTATUS uwdf_iotarget_attach(struct uwdf_iotarget *t, struct uwdf_device *dev)
+{
+    WDF_IO_TARGET_OPEN_PARAMS params;
+    memset(&params, 0, sizeof(params));
+    params.Size = sizeof(params);
+    params.Type = WdfIoTargetOpenUseExistingDevice;
+    params.TargetDeviceObject = &dev->wdm;
+    params.DesiredAccess = GENERIC_READ | GENERIC_WRITE;
+    if (target_busy(t))
+        return STATUS_INVALID_DEVICE_STATE;
+    char *path = uwdf_alloc(sizeof("(device below)"));
+    if (!path)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    strcpy(path, "(device below)");
+    uwdf_object_reference(&dev->obj);
+    return target_attach_device(t, &params, path, dev, NULL);
 }
 
 static bool target_busy(struct uwdf_iotarget *t)
@@ -726,6 +773,8 @@ static void target_close_finish(struct uwdf_iotarget *t)
     if (t->lower && t->lower_file_open)
         uwdf_fileobject_close(t->lower, &t->file_object);
     t->lower_file_open = false;
+    if (t->lower && t->lower->pnp.exclusive)
+        atomic_fetch_sub(&t->lower->opens, 1);
     if (t->lower)
         uwdf_object_release(&t->lower->obj);
 

@@ -492,6 +492,29 @@ void uwdf_object_delete(struct uwdf_object *obj)
     uwdf_object_release(obj);
 }
 
+static size_t collect_locked(struct uwdf_object *obj, uint32_t type, struct uwdf_object **out, size_t max, size_t n)
+{
+    for (struct uwdf_object *c = obj->first_child; c; c = c->next_sibling) {
+        if (c->type == type && atomic_load(&c->state) == UWDF_OBJECT_ALIVE) {
+            if (n < max) {
+                uwdf_object_reference(c);
+                out[n] = c;
+            }
+            n++;
+        }
+        n = collect_locked(c, type, out, max, n);
+    }
+    return n;
+}
+
+size_t uwdf_object_collect(struct uwdf_object *obj, uint32_t type, struct uwdf_object **out, size_t max)
+{
+    pthread_mutex_lock(&tree_lock);
+    size_t n = collect_locked(obj, type, out, max, 0);
+    pthread_mutex_unlock(&tree_lock);
+    return n;
+}
+
 void uwdf_object_delete_failed_create(struct uwdf_object *obj)
 {
     /* The driver never saw the handle, so its callbacks must not run for

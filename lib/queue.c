@@ -67,6 +67,7 @@ static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
     WDFQUEUE qh = (WDFQUEUE)q->obj.handle;
     WDFREQUEST rh = (WDFREQUEST)r->obj.handle;
     const WDF_IO_QUEUE_CONFIG *c = &q->config;
+    struct uwdf_driver *prev = uwdf_driver_enter(q->device->driver); /* WdfGetDriver's answer */
     uwdf_queue_cb_enter(q);
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -106,10 +107,12 @@ static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
     }
     /* No handler for this type: WDF fails the request. */
     uwdf_queue_cb_leave(q);
+    uwdf_driver_enter(prev);
     uwdf_queue_complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
     return;
 out:
     uwdf_queue_cb_leave(q);
+    uwdf_driver_enter(prev);
 }
 
 /* ---- queue state ---- */
@@ -429,6 +432,13 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
         return;
 
     struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    /* Simulated PnP (lib/pnp.c): a removed device takes nothing; a filter
+     * passes on what it has no handler for. */
+    if (UWDF_UNLIKELY(dev->pnp.devnode != NULL) && uwdf_pnp_deliver_elsewhere(dev, q, sender)) {
+        if (q)
+            uwdf_object_release(&q->obj);
+        return;
+    }
     if (!q) {
         uwdf_queue_packet_complete(sender, STATUS_INVALID_DEVICE_REQUEST, 0);
         return;
@@ -981,7 +991,7 @@ static NTSTATUS queue_config_validate(struct uwdf_device *dev, PWDF_IO_QUEUE_CON
         return STATUS_INVALID_PARAMETER_4;
     if (c->DispatchType != WdfIoQueueDispatchManual && !has_io)
         return STATUS_WDF_NO_CALLBACK;
-    if (c->PowerManaged == WdfTrue) {
+    if (c->PowerManaged == WdfTrue && !dev->pnp.devnode) {
         uwdf_log("WdfIoQueueCreate: a control device's queue cannot be power-managed");
         return STATUS_INVALID_PARAMETER;
     }

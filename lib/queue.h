@@ -15,6 +15,11 @@ struct uwdf_queue;
 /* Deliver a packet sent to a device target into the device's queues. The
  * request is on the target's sent list with its I/O reference. */
 void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender);
+/* A packet for a device of a PnP stack that its queues do not take
+ * (lib/pnp.c): completed (removed device) or passed to the device below
+ * (a filter with no handler for it; q is the queue the packet would go
+ * to, or NULL). true: the packet is dealt with. */
+bool uwdf_pnp_deliver_elsewhere(struct uwdf_device *dev, struct uwdf_queue *q, struct uwdf_request *sender);
 /* The lock a queue's callbacks run under (its own when its scope is None),
  * whether they run at PASSIVE_LEVEL, and whether its scope is Queue or
  * Device (lib/queue.c): for WdfObjectAcquireLock and for timers and work
