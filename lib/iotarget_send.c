@@ -88,6 +88,9 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
             status = STATUS_END_OF_FILE;
     } else {
         status = uwdf_status_from_errno((int)-req->io.res);
+        /* What a request run as pieces moved before the one that failed
+         * (lib/engine_pieces.c); 0 for one op. */
+        info = (ULONG_PTR)req->io.res_done;
     }
     if (status == STATUS_CANCELLED && (flags & UWDF_REQ_TIMER_CANCELLED))
         status = STATUS_IO_TIMEOUT;
@@ -238,6 +241,19 @@ static bool target_dio_misaligned(const struct uwdf_io *io, size_t len, bool has
     return false;
 }
 
+/* A request described by MDLs (a driver's scatter list) whose offset and
+ * length are on the sector size but whose segments the kernel would refuse
+ * (a length or an address off the alignment): Windows takes it (segments
+ * are the DMA's business), so it goes through an aligned bounce buffer
+ * (true). A buffer or WDFMEMORY keeps the unbuffered rules. */
+static bool target_dio_stage(struct uwdf_io *io, size_t len, bool has_offset, uint32_t oa, bool mdl)
+{
+    if (!mdl || len % oa || (has_offset && io->offset % oa))
+        return false;
+    io->pieces = io->bounce = true;
+    return true;
+}
+
 /* Describe the next stack location as an engine op; a failure here is the
  * lower "driver" failing the request. */
 static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *req)
@@ -252,6 +268,9 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     io->rw_flags = 0;
     io->timed_out = false;
     io->res = 0;
+    io->res_done = 0;
+    io->pieces = false;
+    io->bounce = false;
     req->io_length = 0;
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -262,6 +281,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             return STATUS_ACCESS_DENIED;
         len = s->Parameters.Read.Length;
         int slot = write ? 0 : 1;
+        bool from_mdl = false;
         if (req->fmt_mem[slot] || req->fmt_buffer[slot]) {
             char *base = req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
                                             : req->fmt_buffer[slot];
@@ -291,6 +311,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             if (bytes < len)
                 return STATUS_BUFFER_TOO_SMALL;
             io->iovcnt = n;
+            from_mdl = true;
         } else if (len == 0 || req->irp->UserBuffer) {
             io->iovcnt = target_build_iov(req, req->irp->UserBuffer, len);
         } else {
@@ -312,9 +333,14 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         }
         if (write && (s->Flags & SL_WRITE_THROUGH))
             io->rw_flags |= RWF_DSYNC;
+        if (UWDF_UNLIKELY((unsigned)io->iovcnt > uwdf_engine_max_segments(t->engine) ||
+                          len > uwdf_engine_max_bytes(t->engine)))
+            io->pieces = true;
         if (t->direct) {
             uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;
-            if (target_dio_misaligned(io, len, !(flags & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND)), ma, oa)) {
+            bool has_offset = !(flags & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND));
+            if (target_dio_misaligned(io, len, has_offset, ma, oa) &&
+                !target_dio_stage(io, len, has_offset, oa, from_mdl)) {
                 static atomic_int logged;
                 if (atomic_fetch_add(&logged, 1) < MISALIGN_LOG_LIMIT)
                     uwdf_log("%s: unbuffered (O_DIRECT) I/O needs buffers aligned to %u bytes and "
@@ -323,6 +349,9 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
                 return STATUS_DATATYPE_MISALIGNMENT;
             }
         }
+        /* Pieces run one after another on the engine thread. */
+        if (UWDF_UNLIKELY(io->pieces))
+            io->core_may_run_here = false;
         break;
     }
     case IRP_MJ_FLUSH_BUFFERS:

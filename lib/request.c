@@ -4,6 +4,7 @@
  * request a queue presented, with its buffers, in lib/request_received.c. */
 #include "runtime.h"
 #include "device.h"
+#include "engine.h"
 #include "iotarget.h"
 #include "lists.h"
 #include "memory.h"
@@ -36,6 +37,7 @@ static void request_destroy(struct uwdf_object *obj)
         IoFreeIrp(req->irp);
     uwdf_free(req->iov_heap);
     uwdf_free(req->ranges);
+    uwdf_pieces_fini(&req->io);
     uwdf_free(req->bounce);
     if (req->rmdl_alloc)
         IoFreeMdl(req->rmdl_alloc);
