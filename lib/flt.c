@@ -10,6 +10,7 @@
 #include "flt.h"
 #include "iotarget.h"
 #include "object.h"
+#include "request.h"
 #include "resolve.h"
 
 #include <sched.h>
@@ -758,7 +759,10 @@ NTSTATUS FltAllocateCallbackDataEx(PFLT_INSTANCE Instance, PFILE_OBJECT FileObje
     if (Flags & FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY) {
         /* The request and its IRP are everything a perform needs. */
         WDFIOTARGET t = file && !file->closed ? file->target : NULL;
-        if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &d->req))) {
+        if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &d->req)) ||
+            !NT_SUCCESS(uwdf_request_preallocate(uwdf_request_lookup(d->req, "FltAllocateCallbackDataEx")))) {
+            if (d->req)
+                WdfObjectDelete(d->req);
             uwdf_free(d);
             return STATUS_INSUFFICIENT_RESOURCES;
         }
