@@ -845,8 +845,14 @@ static NTSTATUS flt_data_prepare(struct flt_data *d, struct flt_file *file)
     }
 
     if (!d->req) {
+        /* With its IRP at once: the VOID format below cannot report a failure. */
         if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, file->target, &d->req)))
             return STATUS_INSUFFICIENT_RESOURCES;
+        if (!NT_SUCCESS(uwdf_request_preallocate(uwdf_request_lookup(d->req, "FltPerformIo")))) {
+            WdfObjectDelete(d->req);
+            d->req = NULL;
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
         d->req_target = file->target;
     } else if (d->req_used) {
         WDF_REQUEST_REUSE_PARAMS rp;

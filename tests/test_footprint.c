@@ -1,0 +1,129 @@
+/* What objects cost in memory, measured the way an application sees it:
+ * the process's resident set grows by so much per object over 100,000 of
+ * them (handle-table slots, allocator headers and all). Not meaningful
+ * under valgrind or a sanitizer (their allocators pad every block): there
+ * the test only prints. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define N 100000
+#define BLK 512
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TU_SANITIZED 1
+#else
+#define TU_SANITIZED 0
+#endif
+
+static long rss_bytes(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &resident), 2);
+    fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+static bool meaningful(void)
+{
+    return !TU_SANITIZED && !tu_running_on_valgrind();
+}
+
+/* Bytes per object between two RSS readings, printed for the record. */
+static long per_object(const char *what, long before, long after)
+{
+    long per = (after - before) / N;
+    printf("footprint: %s: %ld bytes each (RSS +%ld KiB over %d)\n", what, per, (after - before) / 1024, N);
+    return per;
+}
+
+static WDFREQUEST *g_reqs;
+
+START_TEST(request_from_wdfrequestcreate_costs_at_most_512_bytes)
+{
+    struct tu_env e;
+    setenv("UWDF_BACKEND", "null", 1);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", 1 << 20, 0);
+    WDFIOTARGET t;
+    ck_assert_status(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    g_reqs = calloc(N, sizeof(*g_reqs));
+    ck_assert_ptr_nonnull(g_reqs);
+    /* The array's own pages count before the first reading. */
+    for (int i = 0; i < N; i++)
+        g_reqs[i] = NULL;
+    long before = rss_bytes();
+    for (int i = 0; i < N; i++)
+        ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &g_reqs[i]), STATUS_SUCCESS);
+    long created = rss_bytes();
+    long per_created = per_object("request from WdfRequestCreate", before, created);
+
+    /* Each sent once: the IRP and the send state came with the first use. */
+    WDFMEMORY mem;
+    void *buf;
+    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, BLK, &mem, &buf),
+                     STATUS_SUCCESS);
+    long used_before = rss_bytes();
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    for (int i = 0; i < N; i++) {
+        LONGLONG off = 0;
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, g_reqs[i], mem, NULL, &off), STATUS_SUCCESS);
+        ck_assert(WdfRequestSend(g_reqs[i], t, &o));
+        ck_assert_status(WdfRequestGetStatus(g_reqs[i]), STATUS_SUCCESS);
+    }
+    long used = rss_bytes();
+    long per_used = per_object("the same after one send (+IRP, +send state)", before, used);
+    (void)used_before;
+    if (meaningful()) {
+        ck_assert_int_le(per_created, 512);
+        ck_assert_int_le(per_used, 1280);
+    }
+    for (int i = 0; i < N; i++)
+        WdfObjectDelete(g_reqs[i]);
+    free(g_reqs);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(flt_callback_data_costs_are_reported)
+{
+    struct tu_env e;
+    struct tu_flt f;
+    setenv("UWDF_BACKEND", "null", 1);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", 1 << 20, 0);
+    tu_flt_open(&e, path, &f);
+    PFLT_CALLBACK_DATA *d = calloc(N, sizeof(*d));
+    ck_assert_ptr_nonnull(d);
+    for (int i = 0; i < N; i++)
+        d[i] = NULL;
+    long before = rss_bytes();
+    for (int i = 0; i < N; i++)
+        ck_assert_status(FltAllocateCallbackData(f.instance, f.fo, &d[i]), STATUS_SUCCESS);
+    long after = rss_bytes();
+    long per = per_object("Flt callback data (FltAllocateCallbackData)", before, after);
+    if (meaningful())
+        ck_assert_int_le(per, 512);
+    for (int i = 0; i < N; i++)
+        FltFreeCallbackData(d[i]);
+    free(d);
+    tu_flt_close(&f);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("footprint");
+    TCase *tc = tu_tcase(s, "requests", 120);
+    tcase_add_test(tc, request_from_wdfrequestcreate_costs_at_most_512_bytes);
+    tcase_add_test(tc, flt_callback_data_costs_are_reported);
+    return tu_run_suite(s);
+}
