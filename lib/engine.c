@@ -109,18 +109,15 @@ static inline void engine_fifo_push(struct uwdf_io **head, struct uwdf_io **tail
     *tail = io;
 }
 
-static inline void engine_queue(struct uwdf_engine_core *c, struct uwdf_io *io);
+static bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io);
 
 /* An op is over: its request completes, or the next piece of a pieces op
  * (lib/engine_pieces.c) goes to the backend in its place. */
-static inline void engine_io_done(struct uwdf_engine_core *c, struct uwdf_io *io)
+static inline __attribute__((always_inline)) void engine_io_done(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     io->core_where = IO_DONE;
-    if (UWDF_UNLIKELY(io->core_piecing) &&
-        uwdf_pieces_next(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub))) {
-        engine_queue(c, io);
+    if (UWDF_UNLIKELY(io->core_piecing) && engine_next_piece(c, io))
         return;
-    }
     uwdf_request_io_done(io);
 }
 
@@ -233,6 +230,14 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
     }
     c->inflight++;
     engine_count(&a->ops, ops);
+}
+
+static __attribute__((noinline)) bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    if (!uwdf_pieces_next(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub)))
+        return false;
+    engine_queue(c, io);
+    return true;
 }
 
 static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)

@@ -136,7 +136,8 @@ void uwdf_engine_file_stats(const struct uwdf_engine_attachment *a, struct uwdf_
 /* Largest piece staged through a bounce buffer (the buffer a request keeps). */
 #define UWDF_ENGINE_BOUNCE_MAX (1u << 20)
 /* White-box tests only: a smaller byte limit (a multiple of the page
- * size), to split without gigabytes (0: none). */
+ * size, more than one page), to split without gigabytes (0: none). A
+ * backend's own limits are at least a page and a segment too. */
 extern _Atomic uint64_t uwdf_engine_test_max_bytes;
 
 static inline unsigned uwdf_engine_max_segments(const struct uwdf_engine *e)

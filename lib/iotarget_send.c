@@ -75,22 +75,24 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
     ULONG_PTR info = 0;
     unsigned flags = atomic_load(&req->flags);
     struct uwdf_iotarget *t = req->target;
+    const struct uwdf_io *io = &req->snd->io;
 
     if (req->fw_done) {
         status = req->fw_status;
         info = req->fw_info;
-    } else if (req->snd->io.res >= 0) {
+    } else if (io->res >= 0) {
         status = STATUS_SUCCESS;
-        info = (ULONG_PTR)req->snd->io.res;
+        info = (ULONG_PTR)io->res;
         /* The NT convention: a read that starts at or past the end of the
          * file fails with STATUS_END_OF_FILE; a short read succeeds. */
-        if (req->snd->io.op == UWDF_OP_READ && req->snd->io.res == 0 && req->io_length > 0)
+        if (io->op == UWDF_OP_READ && io->res == 0 && req->io_length > 0)
             status = STATUS_END_OF_FILE;
     } else {
-        status = uwdf_status_from_errno((int)-req->snd->io.res);
+        status = uwdf_status_from_errno((int)-io->res);
         /* What a request run as pieces moved before the one that failed
-         * (lib/engine_pieces.c); 0 for one op. */
-        info = (ULONG_PTR)req->snd->io.res_done;
+         * (lib/engine_pieces.c). */
+        if (io->pieces)
+            info = (ULONG_PTR)io->res_done;
     }
     if (status == STATUS_CANCELLED && (flags & UWDF_REQ_TIMER_CANCELLED))
         status = STATUS_IO_TIMEOUT;
@@ -241,6 +243,14 @@ static bool target_dio_misaligned(const struct uwdf_io *io, size_t len, bool has
     return false;
 }
 
+/* More than one kernel op takes (lib/engine_pieces.c): the pieces run one
+ * after another on the engine thread, never on the sender's. */
+static void target_run_as_pieces(struct uwdf_io *io)
+{
+    io->pieces = true;
+    io->core_may_run_here = false;
+}
+
 /* A request described by MDLs (a driver's scatter list) whose offset and
  * length are on the sector size but whose segments the kernel would refuse
  * (a length or an address off the alignment): Windows takes it (segments
@@ -250,7 +260,8 @@ static bool target_dio_stage(struct uwdf_io *io, size_t len, bool has_offset, ui
 {
     if (!mdl || len % oa || (has_offset && io->offset % oa))
         return false;
-    io->pieces = io->bounce = true;
+    io->bounce = true;
+    target_run_as_pieces(io);
     return true;
 }
 
@@ -268,9 +279,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     io->rw_flags = 0;
     io->timed_out = false;
     io->res = 0;
-    io->res_done = 0;
-    io->pieces = false;
-    io->bounce = false;
+    io->pieces = io->bounce = false;
     req->io_length = 0;
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -312,6 +321,8 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
                 return STATUS_BUFFER_TOO_SMALL;
             io->iovcnt = n;
             from_mdl = true;
+            if ((unsigned)n > uwdf_engine_max_segments(t->engine))
+                target_run_as_pieces(io);
         } else if (len == 0 || req->irp->UserBuffer) {
             io->iovcnt = target_build_iov(req, req->irp->UserBuffer, len);
         } else {
@@ -333,9 +344,10 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         }
         if (write && (s->Flags & SL_WRITE_THROUGH))
             io->rw_flags |= RWF_DSYNC;
-        if (UWDF_UNLIKELY((unsigned)io->iovcnt > uwdf_engine_max_segments(t->engine) ||
-                          len > uwdf_engine_max_bytes(t->engine)))
-            io->pieces = true;
+        /* No engine takes less than a page in one op: its limit is
+         * looked up only past that. */
+        if (UWDF_UNLIKELY(len > PAGE_SIZE) && len > uwdf_engine_max_bytes(t->engine))
+            target_run_as_pieces(io);
         if (t->direct) {
             uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;
             bool has_offset = !(flags & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND));
@@ -349,9 +361,6 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
                 return STATUS_DATATYPE_MISALIGNMENT;
             }
         }
-        /* Pieces run one after another on the engine thread. */
-        if (UWDF_UNLIKELY(io->pieces))
-            io->core_may_run_here = false;
         break;
     }
     case IRP_MJ_FLUSH_BUFFERS:
@@ -538,8 +547,9 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
     }
     if (!req->irp || req->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t))
         return STATUS_REQUEST_NOT_ACCEPTED;
-    if (UWDF_UNLIKELY(!req->snd) && !NT_SUCCESS(uwdf_request_alloc_send(req)))
-        return STATUS_INSUFFICIENT_RESOURCES; /* formatted the WDM way: its first send */
+    /* Every format gave it its send state (uwdf_iotarget_prepare_request,
+     * WdfRequestWdmFormatUsingStackLocation; a presented request has its own). */
+    struct uwdf_request_send *snd = req->snd;
     if (req->cancelable) {
         /* Rule ReqMarkCancelableSend: unmark before sending it on. */
         if (uwdf_verifier)
@@ -562,11 +572,11 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
     /* Atomic: WdfRequestCancelSentRequest reads it from any thread. */
     __atomic_store_n(&req->target, t, __ATOMIC_RELEASE);
     req->fw_done = false;
-    req->snd->io.core_where = 0;
-    req->snd->io.core_cancel_early = false;
-    req->snd->io.core_may_run_here = false;
-    req->snd->io.core_untimed = !timed;
-    req->snd->io.has_timeout = false;
+    snd->io.core_where = 0;
+    snd->io.core_cancel_early = false;
+    snd->io.core_may_run_here = false;
+    snd->io.core_untimed = !timed;
+    snd->io.has_timeout = false;
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
                  (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);
@@ -582,13 +592,13 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
             int64_t rel = deadline - uwdf_mono_ns();
             if (rel < 0)
                 rel = 0;
-            req->snd->io.has_timeout = true;
-            req->snd->io.timeout_abs = false;
-            req->snd->io.timeout_sec = rel / 1000000000;
-            req->snd->io.timeout_nsec = rel % 1000000000;
+            snd->io.has_timeout = true;
+            snd->io.timeout_abs = false;
+            snd->io.timeout_sec = rel / 1000000000;
+            snd->io.timeout_nsec = rel % 1000000000;
         } else {
-            uwdf_timer_init(&req->snd->timer, target_timer_fired);
-            if (uwdf_timer_arm(&req->snd->timer, deadline) != 0) {
+            uwdf_timer_init(&snd->timer, target_timer_fired);
+            if (uwdf_timer_arm(&snd->timer, deadline) != 0) {
                 __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
                 atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
                 req->comp_refs = 0;
@@ -636,7 +646,7 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
          * op on this thread (engine.c); not a stream, whose read may wait
          * for ever and must stay cancellable. Pended ones go later, from
          * WdfIoTargetStart's caller: never there. */
-        req->snd->io.core_may_run_here = (f & UWDF_REQ_SYNC) && !t->is_stream;
+        snd->io.core_may_run_here = (f & UWDF_REQ_SYNC) && !t->is_stream;
         uwdf_iotarget_dispatch(t, req);
     }
     if (cancel_now) {

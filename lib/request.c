@@ -353,12 +353,12 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
             IoFreeIrp(req->irp);
         req->irp = ReuseParams->NewIrp;
         req->irp_owner = UWDF_IRP_DRIVER;
-    } else if (!uwdf_request_lazy_irp(req)) {
-        return STATUS_INSUFFICIENT_RESOURCES; /* never used: its status goes in its IRP */
     } else if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK) {
         IoReuseIrp(req->irp, ReuseParams->Status);
     } else if (req->received) {
         return request_reuse_presented(req, new_irp, ReuseParams->Status);
+    } else if (!uwdf_request_lazy_irp(req)) {
+        return STATUS_INSUFFICIENT_RESOURCES; /* never used: its status goes in its IRP */
     }
     if (req->irp) {
         req->irp->IoStatus.Status = ReuseParams->Status;
@@ -474,6 +474,8 @@ VOID WdfRequestFormatRequestUsingCurrentType(WDFREQUEST Request)
     }
     uwdf_request_release_format(req);
     request_restore_presented(req);
+    if (!NT_SUCCESS(uwdf_request_ensure_send(req)))
+        return; /* VOID: left unformatted, and WdfRequestSend says so */
     IoCopyCurrentIrpStackLocationToNext(irp);
     req->formatted = true;
 }
@@ -484,9 +486,9 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
     UWDF_REQUIRE_PARAM(Stack, "WdfRequestWdmFormatUsingStackLocation", );
     if (!req)
         return;
-    if (!uwdf_request_lazy_irp(req)) {
-        /* VOID: a format that could not get its IRP leaves the request
-         * unformatted, and WdfRequestSend says so. */
+    if (!uwdf_request_lazy_irp(req) || !NT_SUCCESS(uwdf_request_ensure_send(req))) {
+        /* VOID: a format that could not get its IRP or send state leaves
+         * the request unformatted, and WdfRequestSend says so. */
         uwdf_request_release_format(req);
         return;
     }
