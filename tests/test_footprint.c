@@ -20,12 +20,7 @@
 
 static long rss_bytes(void)
 {
-    long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%ld %ld", &pages, &resident), 2);
-    fclose(f);
-    return resident * sysconf(_SC_PAGESIZE);
+    return tu_rss_pages() * sysconf(_SC_PAGESIZE);
 }
 
 static bool meaningful(void)

@@ -156,6 +156,16 @@ static WDFIOTARGET open_rw(struct tu_env *e, const char *path, bool direct)
     return t;
 }
 
+/* The test's environment on engine backend, with a file of size bytes
+ * (zeros) open buffered or unbuffered. */
+static WDFIOTARGET env_target(struct tu_env *e, int backend, size_t size, bool direct, char **path)
+{
+    tu_use_backend(backend);
+    tu_env_init(e);
+    *path = tu_env_file(e, "f", size, 0);
+    return open_rw(e, *path, direct);
+}
+
 /* Write through a chain, check the file, read back through another chain
  * of the same shape, check the chain. */
 static void round_trip(WDFIOTARGET t, struct chain *w, struct chain *r, LONGLONG off, unsigned seed)
@@ -184,10 +194,8 @@ static const int chain_lengths[] = { 1, 1024, 1025, 5000 };
 static void chains_of_pages(int backend, bool direct)
 {
     struct tu_env e;
-    tu_use_backend(backend);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 5001 * PG, 0);
-    WDFIOTARGET t = open_rw(&e, path, direct);
+    char *path;
+    WDFIOTARGET t = env_target(&e, backend, 5001 * PG, direct, &path);
     for (size_t k = 0; k < RTL_NUMBER_OF(chain_lengths); k++) {
         struct chain w, r;
         chain_pages(&w, chain_lengths[k]);
@@ -218,10 +226,8 @@ END_TEST
 static void odd_chains(int backend, bool direct)
 {
     struct tu_env e;
-    tu_use_backend(backend);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 8u << 20, 0);
-    WDFIOTARGET t = open_rw(&e, path, direct);
+    char *path;
+    WDFIOTARGET t = env_target(&e, backend, 8u << 20, direct, &path);
     for (size_t k = 0; k < RTL_NUMBER_OF(chain_lengths); k++) {
         int n = chain_lengths[k];
         /* 2 MiB in 5000 segments is over the 1 MiB bounce: two pieces. */
@@ -256,10 +262,8 @@ START_TEST(unbuffered_chain_off_the_sector_size_still_fails)
 {
     struct tu_env e;
     ULONG_PTR bytes = 1;
-    tu_use_backend(_i);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 1u << 20, 0);
-    WDFIOTARGET t = open_rw(&e, path, true);
+    char *path;
+    WDFIOTARGET t = env_target(&e, _i, 1u << 20, true, &path);
     struct chain w;
     chain_odd(&w, 1500, 300, 1500 * 200 + 1);
     memset(w.buf, 0x77, w.buflen);
@@ -280,10 +284,8 @@ END_TEST
 static void over_the_byte_limit(int backend, bool direct)
 {
     struct tu_env e;
-    tu_use_backend(backend);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 4u << 20, 0);
-    WDFIOTARGET t = open_rw(&e, path, direct);
+    char *path;
+    WDFIOTARGET t = env_target(&e, backend, 4u << 20, direct, &path);
     atomic_store(&uwdf_engine_test_max_bytes, 64 * 1024);
     size_t len = (1u << 20) + 3 * PG;
     unsigned char *w, *r;
@@ -431,10 +433,8 @@ static void format_chain_write(WDFREQUEST req, struct chain *c, LONGLONG off)
 START_TEST(async_chain_completes_once_with_the_total)
 {
     struct tu_env e;
-    tu_use_backend(_i);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 6000 * PG, 0);
-    WDFIOTARGET t = open_rw(&e, path, true);
+    char *path;
+    WDFIOTARGET t = env_target(&e, _i, 6000 * PG, true, &path);
     struct chain w;
     chain_pages(&w, 5000);
     tu_fill_pattern(w.buf, w.buflen, SEED + 40, 0);
@@ -472,10 +472,8 @@ END_TEST
 static void cut_short(int backend, bool by_timeout)
 {
     struct tu_env e;
-    tu_use_backend(backend);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 6000 * PG, 0);
-    WDFIOTARGET t = open_rw(&e, path, false);
+    char *path;
+    WDFIOTARGET t = env_target(&e, backend, 6000 * PG, false, &path);
     struct chain w;
     chain_pages(&w, 5000);
     memset(w.buf, 0x3C, w.buflen);
@@ -534,10 +532,8 @@ END_TEST
 static void byte_sized_chain(int backend, bool direct)
 {
     struct tu_env e;
-    tu_use_backend(backend);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 1u << 20, 0);
-    WDFIOTARGET t = open_rw(&e, path, direct);
+    char *path;
+    WDFIOTARGET t = env_target(&e, backend, 1u << 20, direct, &path);
     enum { N = 100000 };
     struct chain w, r;
     chain_odd(&w, N, 1, 25 * PG);
