@@ -797,7 +797,8 @@ START_TEST(sweep_workload)
     if (c->setup == S_FLT)
         tu_flt_close(&fx.flt);
     if (c->setup == S_SHARED) {
-        ck_assert_uint_gt(tu_reader_completed(&neighbour), 0);
+        /* Still served (a fast sweep may end before its first read). */
+        ck_assert(tu_reader_progresses(&neighbour, 1, 10000));
         tu_reader_stop(&neighbour);
         free(npath);
     }
