@@ -31,16 +31,6 @@ void opts_fio_defaults(struct job_opts *o)
     o->nrfiles = 1;
 }
 
-void opts_quick_defaults(struct job_opts *o)
-{
-    opts_fio_defaults(o);
-    o->rw = RW_RANDREAD;
-    o->iodepth = 32;
-    o->direct = true;
-    o->runtime_ns = 10 * NS_PER_SEC;
-    o->time_based = true;
-}
-
 /* ---- the job options ---- */
 
 /* Block sizes: one size; fio's read,write pairs and ranges are not here. */
@@ -197,9 +187,9 @@ const struct opt_def job_options[] = {
     { .name = "numjobs", JOB_UINT(numjobs, 1, 4096), .arg = "n",
       .help = "clones of this job, each a thread with its own requests" },
     { .name = "thread", JOB_BOOL(thread), .help = "accepted; jobs are always threads" },
-    { .name = "runtime", .kind = OPT_TIME, JOB_FIELD(runtime_ns),
+    { .name = "runtime", .alias = "timeout", .kind = OPT_TIME, JOB_FIELD(runtime_ns), .def = "0",
       .err = "expected a time such as 10, 30s, 500ms, 2m or 1h", .arg = "time",
-      .help = "stop after this time (seconds unless a unit: ms, s, m, h)" },
+      .help = "stop after this time (seconds unless a unit: ms, s, m, h); 'timeout' is fio's alias" },
     { .name = "time_based", JOB_BOOL(time_based), .help = "run for the whole runtime, looping over the region" },
     { .name = "ramp_time", .kind = OPT_TIME, JOB_FIELD(ramp_ns), .err = "expected a time such as 2, 2s or 500ms",
       .arg = "time", .help = "run this long before counting statistics (adds to runtime)" },
@@ -232,8 +222,11 @@ const struct opt_def job_options[] = {
       .help = "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
     { .name = "reuse", JOB_BOOL(reuse), .arg = "0|1",
       .help = "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
-    { .name = "timeout", JOB_UINT(timeout_ms, 0, 86400000), .arg = "msec",
-      .help = "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
+    { .name = "request_timeout", .kind = OPT_TIME, JOB_FIELD(request_timeout_ns), .unit_ns = NS_PER_MS,
+      .max = 86400 * NS_PER_SEC, .def = "0", .err = "expected a time up to a day such as 500 (ms), 500ms or 2s",
+      .arg = "time",
+      .help = "uwdf: per-request timeout in the send options, milliseconds unless a unit (0: none); "
+              "fio has no such option ('timeout' is fio's alias of runtime)" },
     { .name = "fixedbufs", JOB_BOOL(fixedbufs),
       .help = "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
     { .name = "registerfiles", JOB_BOOL(registerfiles),
@@ -294,7 +287,12 @@ const struct opt_def global_options[] = {
     { .name = "minimal", .kind = OPT_PRESET, GLOBAL_FIELD(formats), .min = OUT_TERSE,
       .help = "same as --output-format=terse" },
     { .name = "eta", .kind = OPT_ENUM, GLOBAL_FIELD(eta), .vals = eta_vals, .err = "expected always, never or auto",
-      .arg = "when", .help = "auto (default: when stderr is a tty), always, never" },
+      .arg = "when", .def = "auto", .help = "auto (default: when stderr is a tty), always, never" },
+    { .name = "parse-only", .kind = OPT_PRESET, GLOBAL_FIELD(parse_only), .min = 1,
+      .help = "read and check the options and job files, then exit without running anything" },
+    { .name = "cmdhelp", .kind = OPT_STR, GLOBAL_FIELD(cmdhelp), .bare_ok = true, .arg = "[option]",
+      .err = "expected an option name or all",
+      .help = "print an option's help, type and default (every option: bare or =all)" },
 };
 const size_t n_global_options = sizeof(global_options) / sizeof(global_options[0]);
 

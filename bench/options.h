@@ -49,7 +49,7 @@ struct job_opts {
     unsigned iodepth_batch_submit;
     unsigned numjobs;
     bool thread;
-    uint64_t runtime_ns; /* 0: no limit */
+    uint64_t runtime_ns; /* 0: no limit; fio's alias: timeout */
     bool time_based;
     uint64_t ramp_ns;
     uint64_t number_ios; /* 0: no limit */
@@ -61,7 +61,7 @@ struct job_opts {
     bool verify_fatal;
     enum api_mode api;
     bool reuse;
-    unsigned timeout_ms; /* 0: none */
+    uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
     unsigned fsync_blocks, fdatasync_blocks; /* 0: none */
     enum sync_mode sync;
@@ -95,8 +95,6 @@ static inline bool rw_random(enum rw_mode m)
 /* fio's defaults (job files and --name command lines mean what they mean
  * to fio), except the I/O engine: the library's default. */
 void opts_fio_defaults(struct job_opts *o);
-/* The quick default job: `uwdf-bench` with no job file and no --name. */
-void opts_quick_defaults(struct job_opts *o);
 
 extern const struct opt_def job_options[];
 extern const size_t n_job_options;
@@ -110,6 +108,8 @@ struct global_opts {
     const char *output; /* NULL: stdout */
     unsigned formats;
     enum eta_mode eta;
+    unsigned parse_only; /* read and check everything, run nothing */
+    const char *cmdhelp; /* --cmdhelp: "" or "all" for every option */
 };
 
 extern const struct opt_def global_options[];

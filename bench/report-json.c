@@ -244,7 +244,7 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     jw_bool(w, "reuse", j->o.reuse);
     jw_u64(w, "requests", r->nslots);
     jw_u64(w, "files", r->nfiles);
-    jw_u64(w, "timeout_ms", j->o.timeout_ms);
+    jw_u64(w, "request_timeout_us", (uint64_t)((j->o.request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
     jw_str(w, "sync", sync_names[j->o.sync]);
     jw_bool(w, "write_through", j->o.sync != SYNC_NONE);
     jw_u64(w, "fsync", j->o.fsync_blocks);

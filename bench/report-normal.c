@@ -143,11 +143,11 @@ void print_report_normal(FILE *f, const struct bench_run *run, const struct repo
                " short=0,0,0,0 dropped=0,0,0,0\n",
             r->d[DDIR_READ].ios, r->d[DDIR_WRITE].ios, r->d[DDIR_TRIM].ios, r->sync.ios);
     char tmo[32];
-    if (j->o.timeout_ms)
-        snprintf(tmo, sizeof(tmo), "%ums", j->o.timeout_ms);
+    if (j->o.request_timeout_ns)
+        snprintf(tmo, sizeof(tmo), "%" PRIu64 "us", (uint64_t)((j->o.request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
     else
         snprintf(tmo, sizeof(tmo), "none");
-    fprintf(f, "  uwdf         : backend=%s, api=%s, reuse=%s, requests=%u, files=%u, timeout=%s, "
+    fprintf(f, "  uwdf         : backend=%s, api=%s, reuse=%s, requests=%u, files=%u, request_timeout=%s, "
                "write_through=%s\n",
             j->backend, api_names[j->o.api], j->o.reuse ? "yes" : "no", r->nslots, r->nfiles, tmo,
             j->o.sync != SYNC_NONE ? "yes" : "no");

@@ -203,10 +203,10 @@ static int job_setup(struct job *j)
         s->job = j;
         s->rng = splitmix64(&seed) | 1;
         WDF_REQUEST_SEND_OPTIONS_INIT(&s->sync_opts, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
-        if (o->timeout_ms) {
+        if (o->request_timeout_ns) {
             WDF_REQUEST_SEND_OPTIONS_INIT(&s->send_opts, 0);
-            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->send_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
-            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->sync_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->send_opts, WDF_REL_TIMEOUT_IN_US((o->request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->sync_opts, WDF_REL_TIMEOUT_IN_US((o->request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
             s->has_opts = true;
         }
         NTSTATUS st = STATUS_SUCCESS;

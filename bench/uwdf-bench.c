@@ -46,12 +46,16 @@ int main(int argc, char **argv)
     crc32c_init();
     int pr = parse_cmdline(argc, argv, &cfg);
     if (pr) {
-        rc = pr == 2 ? 0 : 1; /* 2: --help or --version */
+        rc = pr == 2 ? 0 : 1; /* 2: --help, --version or --cmdhelp */
         goto done_args;
     }
     unsigned ndefs = read_jobdefs(&cfg, &defs);
     if (!ndefs)
         goto done_args;
+    if (cfg.g.parse_only) {
+        rc = 0;
+        goto done_args;
+    }
     jobs_create(&run, defs, ndefs);
 
     /* Every file is checked before the report file is created: a job that

@@ -70,13 +70,13 @@ def every_api_on_every_engine():
 
 
 def request_options_on_each_api():
-    """--reuse=0, --timeout, --numjobs, write-through and flushes: short
+    """--reuse=0, --request_timeout, --numjobs, write-through and flushes: short
     time-bound runs that must end without an error."""
     with bl.TempDir() as d:
         target = os.path.join(d, "opts.dat")
         runs = [[f"--api={a}", "--reuse=0"] for a in apis()]
-        runs += [["--api=async", "--timeout=5000", "--ioengine=io_uring"],
-                 ["--api=sync", "--timeout=5000", "--ioengine=libaio"],
+        runs += [["--api=async", "--request_timeout=5000", "--ioengine=io_uring"],
+                 ["--api=sync", "--request_timeout=5000", "--ioengine=libaio"],
                  ["--api=async", "--ioengine=null", "--numjobs=2"],
                  ["--api=async", "--rw=randwrite", "--sync=1", "--fsync=8"],
                  ["--api=sync", "--rw=write", "--fdatasync=4"]]
