@@ -61,6 +61,7 @@ struct slot {
     int flush_due;  /* enum flush_kind: sent as the next request */
     bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
     /* the current I/O */
+    unsigned depth;      /* the job's I/Os in flight when it was sent, itself included */
     uint64_t t0;         /* before reuse + format + send */
     uint64_t sync;       /* 0 while sending; then the send's return time, or the
                           * completion time if the routine ran first, nested in
@@ -102,7 +103,11 @@ struct job {
     uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
     uint64_t file_rr;  /* atomic: I/Os that picked a file (roundrobin, sequential) */
     uint64_t *file_end; /* sequential: blocks of files [0, k] (nfiles entries) */
-    int inflight;      /* atomic */
+    int inflight;      /* atomic: slots not retired */
+    char pad_depth[64];   /* io_inflight changes with every I/O: a line of its own */
+    unsigned io_inflight; /* atomic: I/Os sent and not completed (async modes) */
+    char pad_depth2[64];
+    struct thread_cpu cpu; /* the job thread's */
     int stop;          /* atomic */
     int phase;         /* atomic */
     /* the first error */

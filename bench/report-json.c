@@ -190,25 +190,20 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     json_lat(w, "lat_ns", &r->sync.lat, r->sync.lat_hist, true, plus);
     jw_close(w, '}');
     jw_u64(w, "job_runtime", ns_to_ms(r->runtime_ns));
-    jw_dbl(w, "usr_cpu", cpu->usr_pct);
-    jw_dbl(w, "sys_cpu", cpu->sys_pct);
-    jw_u64(w, "ctx", cpu->ctx);
-    jw_u64(w, "majf", cpu->majf);
-    jw_u64(w, "minf", cpu->minf);
-    static const char *const dl[] = { "1", "2", "4", "8", "16", "32", ">=64" };
-    static const char *const sl[] = { "0", "4", "8", "16", "32", "64", ">=64" };
-    unsigned db = depth_bucket(report_depth(r));
+    jw_dbl(w, "usr_cpu", r->cpu.usr_pct);
+    jw_dbl(w, "sys_cpu", r->cpu.sys_pct);
+    jw_u64(w, "ctx", r->cpu.ctx);
+    jw_u64(w, "majf", r->cpu.majf);
+    jw_u64(w, "minf", r->cpu.minf);
+    /* iodepth_submit and iodepth_complete are left out: requests are sent
+     * one by one and the framework batches them, so nothing here counts
+     * what fio's submit and complete calls do. */
+    static const char *const dl[N_DEPTH] = { "1", "2", "4", "8", "16", "32", ">=64" };
+    double dp[N_DEPTH];
+    depth_distribution(r, dp);
     jw_open(w, "iodepth_level", '{');
-    for (unsigned i = 0; i < 7; i++)
-        jw_dbl(w, dl[i], i == db ? 100.0 : 0.0);
-    jw_close(w, '}');
-    jw_open(w, "iodepth_submit", '{');
-    for (unsigned i = 0; i < 7; i++)
-        jw_dbl(w, sl[i], 0.0);
-    jw_close(w, '}');
-    jw_open(w, "iodepth_complete", '{');
-    for (unsigned i = 0; i < 7; i++)
-        jw_dbl(w, sl[i], 0.0);
+    for (unsigned i = 0; i < N_DEPTH; i++)
+        jw_dbl(w, dl[i], dp[i]);
     jw_close(w, '}');
     struct lat_dist ld;
     lat_distribution(r, &ld);
@@ -255,9 +250,14 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     jw_u64(w, "verify_errors", r->verify_errors);
     const char *sn = r->err_status && !NT_SUCCESS(r->err_status) ? UwdfNtStatusName(r->err_status) : NULL;
     jw_str(w, "error_status", sn ? sn : "");
+    /* the whole process, from the end of the longest ramp */
     jw_dbl(w, "cpu_usr_s", cpu->usr_s);
     jw_dbl(w, "cpu_sys_s", cpu->sys_s);
     jw_u64(w, "cpu_window_ms", cpu->window_ms);
+    /* this entry's threads: what usr_cpu and sys_cpu are percentages of */
+    jw_dbl(w, "job_cpu_usr_s", r->cpu.usr_s);
+    jw_dbl(w, "job_cpu_sys_s", r->cpu.sys_s);
+    jw_u64(w, "job_cpu_wall_ms", r->cpu.window_ms);
     jw_close(w, '}');
     jw_close(w, '}');
 }

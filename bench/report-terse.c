@@ -14,8 +14,7 @@ static void terse_lat(FILE *f, const struct lat_acc *a)
             lat_stddev(a) / 1000.0);
 }
 
-void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r,
-                               const struct cpu_use *cpu)
+void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r)
 {
     fprintf(f, "3;%s;%s;%u;%d", BENCH_VERSION, r->name, r->groupid, r->error);
     for (int d = DDIR_READ; d <= DDIR_WRITE; d++) { /* version 3 has no trim fields (as fio) */
@@ -37,11 +36,12 @@ void print_report_terse(FILE *f, const struct bench_run *run, const struct repor
         fprintf(f, ";%.0f;%.0f;%f%%;%f;%f", s->min, s->max, gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0,
                 sample_mean(s), sample_stddev(s));
     }
-    fprintf(f, ";%f%%;%f%%;%" PRIu64 ";%" PRIu64 ";%" PRIu64, cpu->usr_pct, cpu->sys_pct, cpu->ctx, cpu->majf,
-            cpu->minf);
-    unsigned db = depth_bucket(report_depth(r));
-    for (unsigned i = 0; i < 7; i++)
-        fprintf(f, ";%.1f%%", i == db ? 100.0 : 0.0);
+    fprintf(f, ";%f%%;%f%%;%" PRIu64 ";%" PRIu64 ";%" PRIu64, r->cpu.usr_pct, r->cpu.sys_pct, r->cpu.ctx,
+            r->cpu.majf, r->cpu.minf);
+    double dp[N_DEPTH];
+    depth_distribution(r, dp);
+    for (unsigned i = 0; i < N_DEPTH; i++)
+        fprintf(f, ";%.1f%%", dp[i]);
     struct lat_dist ld;
     lat_distribution(r, &ld);
     double ns_total = 0;

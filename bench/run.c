@@ -31,6 +31,7 @@ static void *job_thread(void *arg)
 {
     struct job *j = arg;
     pthread_barrier_wait(&j->run->barrier);
+    thread_cpu_begin(&j->cpu);
     uint64_t t = now_ns();
     j->start_ns = t;
     j->ramp_end_ns = t + j->o.ramp_ns;
@@ -47,6 +48,7 @@ static void *job_thread(void *arg)
         }
     }
     j->finish_ns = now_ns();
+    thread_cpu_end(&j->cpu);
     __atomic_store_n(&j->phase, PHASE_DONE, __ATOMIC_RELEASE);
     return NULL;
 }

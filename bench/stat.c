@@ -137,6 +137,18 @@ static double tv_s(const struct timeval *tv)
     return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
+void cpu_add_thread(struct cpu_use *c, const struct thread_cpu *t)
+{
+    if (!t->on)
+        return;
+    const struct rusage *a = &t->begin, *b = &t->end;
+    c->usr_s += tv_s(&b->ru_utime) - tv_s(&a->ru_utime);
+    c->sys_s += tv_s(&b->ru_stime) - tv_s(&a->ru_stime);
+    c->ctx += (uint64_t)((b->ru_nvcsw - a->ru_nvcsw) + (b->ru_nivcsw - a->ru_nivcsw));
+    c->majf += (uint64_t)(b->ru_majflt - a->ru_majflt);
+    c->minf += (uint64_t)(b->ru_minflt - a->ru_minflt);
+}
+
 void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns,
                         struct cpu_use *c)
 {
@@ -186,7 +198,17 @@ static void report_add_job(struct report *r, const struct job *j)
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_merge(&r->d[d], &j->shards[k].d[d]);
         ddir_acc_merge(&r->sync, &j->shards[k].sync);
+        for (unsigned b = 0; b < N_DEPTH; b++)
+            r->depth_map[b] += j->shards[k].depth_map[b];
+        cpu_add_thread(&r->cpu, &j->shards[k].cpu);
     }
+    cpu_add_thread(&r->cpu, &j->cpu);
+    if (j->finish_ns > j->start_ns)
+        r->cpu_wall_ns += j->finish_ns - j->start_ns;
+    double wall = (double)r->cpu_wall_ns / 1e9;
+    r->cpu.usr_pct = wall > 0 ? 100.0 * r->cpu.usr_s / wall : 0;
+    r->cpu.sys_pct = wall > 0 ? 100.0 * r->cpu.sys_s / wall : 0;
+    r->cpu.window_ms = r->cpu_wall_ns / NS_PER_MS;
     uint64_t rt = job_runtime_ns(j);
     if (rt > r->runtime_ns)
         r->runtime_ns = rt;
@@ -281,12 +303,16 @@ void lat_distribution(const struct report *r, struct lat_dist *ld)
     }
 }
 
-unsigned depth_bucket(unsigned depth)
+void depth_distribution(const struct report *r, double pct[N_DEPTH])
 {
-    unsigned b = 0;
-    while (b < 6 && (2u << b) <= depth)
-        b++;
-    return b; /* 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
+    uint64_t total = 0;
+    for (unsigned b = 0; b < N_DEPTH; b++)
+        total += r->depth_map[b];
+    for (unsigned b = 0; b < N_DEPTH; b++) {
+        pct[b] = total ? 100.0 * (double)r->depth_map[b] / (double)total : 0.0;
+        if (r->depth_map[b] && pct[b] < 0.1)
+            pct[b] = 0.1; /* as fio: a bucket that has any shows */
+    }
 }
 
 unsigned report_depth(const struct report *r)
@@ -302,12 +328,12 @@ void print_reports(FILE *out, const struct bench_run *run, const struct cpu_use 
     if (formats & OUT_NORMAL) {
         fprintf(out, "\n");
         for (unsigned i = 0; i < nrep; i++)
-            print_report_normal(out, run, &reps[i], cpu);
+            print_report_normal(out, run, &reps[i]);
         print_group_normal(out, run);
     }
     if (formats & OUT_TERSE)
         for (unsigned i = 0; i < nrep; i++)
-            print_report_terse(out, run, &reps[i], cpu);
+            print_report_terse(out, run, &reps[i]);
     if (formats & (OUT_JSON | OUT_JSONPLUS))
         print_json(out, run, reps, nrep, cpu, (formats & OUT_JSONPLUS) != 0);
     free_reports(reps, nrep);

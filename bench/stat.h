@@ -25,6 +25,33 @@ struct lat_acc {
     unsigned __int128 sumsq;
 };
 
+/* fio's IO depth buckets: 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
+#define N_DEPTH 7
+static inline unsigned depth_bucket(unsigned depth)
+{
+    return depth >= 64 ? 6 : 31 - (unsigned)__builtin_clz(depth | 1);
+}
+
+/* CPU use of one thread (getrusage RUSAGE_THREAD, taken on that thread):
+ * from begin to its latest end. */
+struct thread_cpu {
+    struct rusage begin, end;
+    bool on;
+};
+
+static inline void thread_cpu_begin(struct thread_cpu *c)
+{
+    getrusage(RUSAGE_THREAD, &c->begin);
+    c->end = c->begin;
+    c->on = true;
+}
+
+static inline void thread_cpu_end(struct thread_cpu *c)
+{
+    if (c->on)
+        getrusage(RUSAGE_THREAD, &c->end);
+}
+
 struct ddir_acc {
     uint64_t ios, bytes; /* read by the monitor while the job runs */
     struct lat_acc slat, clat, lat;
@@ -36,6 +63,10 @@ struct ddir_acc {
 struct shard {
     struct ddir_acc d[DDIR_N];
     struct ddir_acc sync; /* flushes: ios, lat and lat_hist only */
+    uint64_t depth_map[N_DEPTH]; /* I/Os by the job's depth when each was sent */
+    /* a completion thread's CPU: from the first completion it ran for the
+     * job to the job's last slot it retired */
+    struct thread_cpu cpu;
     char pad[64]; /* keep neighbours' hot counters off this line */
 };
 
@@ -102,6 +133,8 @@ struct cpu_use {
 
 void cpu_snapshot(struct rusage *ru);
 void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns, struct cpu_use *c);
+/* Adds a thread's use (usr_s, sys_s and the counts; not the percentages). */
+void cpu_add_thread(struct cpu_use *c, const struct thread_cpu *t);
 
 struct job;
 struct bench_run;
@@ -118,6 +151,9 @@ struct report {
     uint64_t runtime_ns;
     struct sample_acc bw[DDIR_N], iops[DDIR_N];
     uint64_t verified, verify_errors;
+    uint64_t depth_map[N_DEPTH];
+    struct cpu_use cpu; /* the jobs' threads (struct job's and the shards') */
+    uint64_t cpu_wall_ns; /* the jobs' lifetimes, summed: the percentages' base */
 };
 
 /* One report per job, or one for all with group_reporting. */
@@ -144,8 +180,9 @@ struct lat_dist {
     double ns[N_LAT_B], us[N_LAT_B], ms[N_LAT_MS];
 };
 void lat_distribution(const struct report *r, struct lat_dist *ld);
-/* fio's IO depth buckets: 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
-unsigned depth_bucket(unsigned depth);
+/* The configured depth (fio's latency_depth). */
 unsigned report_depth(const struct report *r);
+/* fio's IO depths: the percentage of the report's I/Os in each bucket. */
+void depth_distribution(const struct report *r, double pct[N_DEPTH]);
 
 #endif

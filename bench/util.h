@@ -52,6 +52,8 @@ static inline uint64_t xorshift64(uint64_t *state)
     return x;
 }
 
+void fmt_num(char *out, size_t n, double v, unsigned maxlen, bool base1024, const char *unit);
+/* fmt_num with fio's 4 significant figures. */
 void fmt_scaled(char *out, size_t n, double v, bool base1024, const char *unit);
 const char *fmt_bytes(char *buf, size_t n, uint64_t v);
 void sleep_ns(uint64_t ns);
