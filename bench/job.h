@@ -108,6 +108,7 @@ struct job {
     unsigned io_inflight; /* atomic: I/Os sent and not completed (async modes) */
     char pad_depth2[64];
     struct thread_cpu cpu; /* the job thread's */
+    struct job_logs *logs; /* write_*_log, or NULL (the monitor writes them) */
     int stop;          /* atomic */
     int phase;         /* atomic */
     /* the first error */

@@ -29,6 +29,7 @@ void opts_fio_defaults(struct job_opts *o)
     o->reuse = true;
     o->ioengine = ENGINE_DEFAULT;
     o->nrfiles = 1;
+    o->per_job_logs = true;
 }
 
 /* ---- the job options ---- */
@@ -231,6 +232,20 @@ const struct opt_def job_options[] = {
       .help = "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
     { .name = "registerfiles", JOB_BOOL(registerfiles),
       .help = "io_uring registered file (IOSQE_FIXED_FILE); no-op on libaio/null" },
+    { .name = "write_lat_log", .kind = OPT_STR, JOB_FIELD(lat_log), .bare_ok = true, .arg = "prefix",
+      .err = "expected a file name prefix",
+      .help = "fio's slat, clat and lat logs, <prefix>_slat.N.log ... (bare in a job file: the job's name); "
+              "needs log_avg_msec" },
+    { .name = "write_bw_log", .kind = OPT_STR, JOB_FIELD(bw_log), .bare_ok = true, .arg = "prefix",
+      .err = "expected a file name prefix", .help = "fio's bandwidth log (KiB/s), <prefix>_bw.N.log; needs log_avg_msec" },
+    { .name = "write_iops_log", .kind = OPT_STR, JOB_FIELD(iops_log), .bare_ok = true, .arg = "prefix",
+      .err = "expected a file name prefix", .help = "fio's IOPS log, <prefix>_iops.N.log; needs log_avg_msec" },
+    { .name = "log_avg_msec", JOB_UINT(log_avg_msec, 0, 86400000), .arg = "msec", .def = "0",
+      .help = "one log entry per direction for each window of this many ms (its average; bs and offset 0)" },
+    { .name = "per_job_logs", JOB_BOOL(per_job_logs), .def = "1",
+      .help = "the job's number in the log names (<prefix>_bw.N.log); 0: <prefix>_bw.log" },
+    { .name = "log_offset", JOB_BOOL(log_offset), .def = "0",
+      .help = "an offset column in the logs (0 in windowed entries, as fio)" },
 };
 const size_t n_job_options = sizeof(job_options) / sizeof(job_options[0]);
 

@@ -63,6 +63,11 @@ struct job_opts {
     bool reuse;
     uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
+    /* logs: NULL off, "" the job's name, else the file name prefix */
+    const char *lat_log, *bw_log, *iops_log;
+    unsigned log_avg_msec; /* the window of each entry (0: per I/O, refused) */
+    bool per_job_logs;     /* ".N" (the job's number) in the log names */
+    bool log_offset;       /* an offset column (0 in windowed entries) */
     unsigned fsync_blocks, fdatasync_blocks; /* 0: none */
     enum sync_mode sync;
     /* several files (fio's nrfiles, filename_format, file_service_type) */

@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "interrupt.h"
+#include "log.h"
 #include "setup.h"
 #include "util.h"
 
@@ -277,6 +278,7 @@ static void job_teardown(struct job *j)
 
 static void job_free(struct job *j)
 {
+    logs_close(j);
     if (j->event_ready)
         UwdfKeDestroyEvent(&j->done);
     if (j->shards)
@@ -302,6 +304,9 @@ int run_setup(struct bench_run *run)
         return -1;
     for (unsigned i = 0; i < run->njobs; i++)
         if (job_setup(&run->jobs[i]))
+            return -1;
+    for (unsigned i = 0; i < run->njobs; i++)
+        if (logs_open(&run->jobs[i], i + 1))
             return -1;
     select_backend(run, ENGINE_DEFAULT);
     if (stop_requested()) {

@@ -85,8 +85,9 @@ static inline void lat_add(struct lat_acc *a, uint64_t v)
         a->min = v;
     if (v > a->max)
         a->max = v;
-    a->n++;
-    a->sum += v;
+    /* n and sum are read by the monitor while the job runs (logs) */
+    __atomic_store_n(&a->n, a->n + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&a->sum, a->sum + v, __ATOMIC_RELAXED);
     a->sumsq += (unsigned __int128)v * v;
 }
 

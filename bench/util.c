@@ -57,6 +57,18 @@ void *xcalloc_lines(size_t n, size_t size)
     return memset(p, 0, bytes);
 }
 
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int r = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        out_of_memory();
+    return s;
+}
+
 char *xstrdup(const char *s)
 {
     char *p = strdup(s);

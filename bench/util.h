@@ -26,6 +26,7 @@ __attribute__((noreturn)) void out_of_memory(void);
 void *xcalloc(size_t n, size_t size);
 void *xcalloc_lines(size_t n, size_t size);
 char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Strings of options, job files and names made from them live as long as
  * the run; a pool keeps them on one list so that they are freed at the end

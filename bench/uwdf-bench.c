@@ -29,6 +29,7 @@
 #include "filesetup.h"
 #include "init.h"
 #include "interrupt.h"
+#include "log.h"
 #include "report.h"
 #include "run.h"
 #include "setup.h"
@@ -85,6 +86,9 @@ int main(int argc, char **argv)
     print_reports(out, &run, &cpu);
     fflush(out);
     rc = run_failed(&run) ? 1 : 0;
+    for (unsigned i = 0; i < run.njobs; i++)
+        if (!logs_close(&run.jobs[i]))
+            rc = 1;
 
 done_framework:
     run_teardown(&run);

@@ -106,6 +106,9 @@ BAD_OPTIONS = [
     (["--verify=crc32c", "--ioengine=null", "--rw=write"], "verify"),
     (["--api=flt", "--verify=crc32c", "--rw=write"], "verify"),
     (["--api=flt", "--request_timeout=100"], "request_timeout"),
+    (["--write_lat_log=x"], "write_lat_log"),  # without log_avg_msec
+    (["--write_iops_log=x", "--log_avg_msec=-1"], "log_avg_msec"),
+    (["--write_bw_log="], "write_bw_log"),
     (["--api=flt", "--rw=trim"], "rw"),
     (["--api=flt", "--fsync=4", "--rw=write"], "fsync"),
     (["--api=flt", "--sync=1", "--rw=write"], "sync"),
