@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "log.h"
-
 #include "clock.h"
 #include "eta.h"
 #include "interrupt.h"
 #include "job.h"
+#include "log.h"
+#include "run.h"
 #include "util.h"
 
 #define SAMPLE_NS (500 * NS_PER_MS)
@@ -221,6 +221,8 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
             bool done = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE) == PHASE_DONE;
             logs_sample(j, now, done);
         }
+        if (stop_requested())
+            run_wake_waves(run);
         if (stop_requested() && !announced) {
             announced = true;
             eta_clear(&el);

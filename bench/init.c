@@ -292,6 +292,8 @@ unsigned build_jobdefs(struct bench_config *cl, struct jobdef **out)
         defs[n].o = running;
         defs[n].o.name = s->name;
         apply_section(cl, &defs[n].o, s);
+        if (s->file_stonewall)
+            defs[n].o.stonewall = true;
         defs[n].sec = s;
         n++;
     }

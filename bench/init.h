@@ -20,6 +20,7 @@ struct kv {
 struct section {
     const char *name;
     bool global;
+    bool file_stonewall; /* the first job of a job file after the first (fio) */
     struct kv *kv;
     unsigned n, cap;
 };
@@ -28,6 +29,7 @@ struct section {
  * and the sections in the order they were read. */
 struct bench_config {
     struct global_opts g;
+    unsigned files_read; /* job files parsed so far */
     bool saw_name;
     const char **jobfiles;
     unsigned njobfiles;

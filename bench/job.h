@@ -84,6 +84,8 @@ struct job {
     const struct bench_api *api; /* how its I/O is issued (--api) */
     const struct jobdef *def;
     unsigned index, clone;
+    unsigned groupid; /* reporting group (stonewall, new_group) */
+    unsigned wave;    /* starts when every job of the waves before it has ended */
     unsigned nfiles;
     struct file_slot *files;
     unsigned nslots;
@@ -137,6 +139,11 @@ struct bench_run {
     WDFDEVICE device;
     const char *env_backend; /* UWDF_BACKEND as the user set it */
     pthread_barrier_t barrier;
+    /* stonewall: the jobs of wave w start when wave_left[w - 1] is 0 */
+    unsigned nwaves, ngroups;
+    unsigned *wave_left;
+    pthread_mutex_t wave_lock;
+    pthread_cond_t wave_cond;
     unsigned stack_devices; /* --api=stack filter devices made (for their names) */
     struct flt_state *flt;  /* --api=flt: its filter and volumes (api-flt.c) */
 };

@@ -102,6 +102,7 @@ int parse_job_file(struct bench_config *cfg, const char *path)
     size_t cap = 0;
     unsigned lineno = 0;
     struct section *cur = NULL;
+    bool first_job = true;
     int rc = 0;
     while (getline(&line, &cap, f) >= 0) {
         char where[512];
@@ -125,6 +126,11 @@ int parse_job_file(struct bench_config *cfg, const char *path)
                 break;
             }
             cur = section_new(cfg, name, !strcmp(name, "global"));
+            /* fio separates job files by a stonewall */
+            if (!cur->global && first_job) {
+                cur->file_stonewall = cfg->files_read > 0;
+                first_job = false;
+            }
             continue;
         }
         if (!cur) {
@@ -161,6 +167,7 @@ int parse_job_file(struct bench_config *cfg, const char *path)
     }
     free(line);
     fclose(f);
+    cfg->files_read++;
     return rc;
 }
 

@@ -57,6 +57,8 @@ struct job_opts {
     enum engine_sel ioengine;
     uint64_t randseed;
     bool group_reporting;
+    bool stonewall; /* wait for the jobs before it; a new reporting group */
+    bool new_group; /* a new reporting group, started with the others */
     enum verify_mode verify;
     bool verify_fatal;
     enum api_mode api;

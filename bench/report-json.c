@@ -143,7 +143,7 @@ static void json_ddir(struct jw *w, const struct bench_run *run, const char *key
     json_lat(w, "clat_ns", &a->clat, a->clat_hist, true, plus);
     json_lat(w, "lat_ns", &a->lat, NULL, false, false);
     const struct sample_acc *bw = &r->bw[d], *io = &r->iops[d];
-    double gb = group_bw_kib(run, d);
+    double gb = group_bw_kib(run, r->groupid, d);
     jw_u64(w, "bw_min", (uint64_t)(bw->min + 0.5));
     jw_u64(w, "bw_max", (uint64_t)(bw->max + 0.5));
     jw_dbl(w, "bw_agg", gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0);

@@ -106,7 +106,7 @@ static void print_ddir_normal(FILE *f, const struct bench_run *run, const struct
     const struct sample_acc *s = &r->bw[d];
     if (s->n) {
         double mean = sample_mean(s), dev = sample_stddev(s);
-        double agg_kib = group_bw_kib(run, d);
+        double agg_kib = group_bw_kib(run, r->groupid, d);
         double per = agg_kib > 1.0 ? (double)(int64_t)mean * 100.0 / agg_kib : 100.0;
         uint64_t mn = (uint64_t)s->min, mx = (uint64_t)s->max;
         const char *u = "KiB";
@@ -201,15 +201,17 @@ void print_report_normal(FILE *f, const struct bench_run *run, const struct repo
                 r->verified, r->verify_errors);
 }
 
-void print_group_normal(FILE *f, const struct bench_run *run)
+static void print_one_group(FILE *f, const struct bench_run *run, unsigned groupid)
 {
-    fprintf(f, "\nRun status group 0 (all jobs):\n");
+    fprintf(f, "\nRun status group %u (all jobs):\n", groupid);
     for (int d = 0; d < DDIR_N; d++) {
         uint64_t bytes = 0, rt_min = UINT64_MAX, rt_max = 0;
         double bw_min = -1, bw_max = 0;
         bool any = false;
         for (unsigned i = 0; i < run->njobs; i++) {
             const struct job *j = &run->jobs[i];
+            if (j->groupid != groupid)
+                continue;
             uint64_t b = 0;
             for (unsigned k = 0; k <= j->nfiles; k++)
                 b += j->shards[k].d[d].bytes;
@@ -245,15 +247,21 @@ void print_group_normal(FILE *f, const struct bench_run *run)
     }
 }
 
+void print_group_normal(FILE *f, const struct bench_run *run)
+{
+    for (unsigned g = 0; g < run->ngroups; g++)
+        print_one_group(f, run, g);
+}
+
 void print_header(FILE *f, const struct bench_run *run, const struct jobdef *defs, unsigned ndefs)
 {
     unsigned idx = 0;
     for (unsigned i = 0; i < ndefs; i++) {
         const struct job_opts *o = &defs[i].o;
         const struct job *j = &run->jobs[idx];
-        fprintf(f, "%s: (g=0): rw=%s, bs=(R) %" PRIu32 "B-%" PRIu32 "B, (W) %" PRIu32 "B-%" PRIu32
+        fprintf(f, "%s: (g=%u): rw=%s, bs=(R) %" PRIu32 "B-%" PRIu32 "B, (W) %" PRIu32 "B-%" PRIu32
                    "B, (T) %" PRIu32 "B-%" PRIu32 "B, ioengine=%s, iodepth=%u, api=%s%s\n",
-                o->name, rw_names[o->rw], o->bs, o->bs, o->bs, o->bs, o->bs, o->bs, j->backend,
+                o->name, j->groupid, rw_names[o->rw], o->bs, o->bs, o->bs, o->bs, o->bs, o->bs, j->backend,
                 o->iodepth, api_names[o->api], o->reuse ? "" : ", reuse=0");
         if (o->numjobs > 1)
             fprintf(f, "...\n");

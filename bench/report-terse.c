@@ -32,7 +32,7 @@ void print_report_terse(FILE *f, const struct bench_run *run, const struct repor
         }
         terse_lat(f, &a->lat);
         const struct sample_acc *s = &r->bw[d];
-        double gb = group_bw_kib(run, d);
+        double gb = group_bw_kib(run, r->groupid, d);
         fprintf(f, ";%.0f;%.0f;%f%%;%f;%f", s->min, s->max, gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0,
                 sample_mean(s), sample_stddev(s));
     }

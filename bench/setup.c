@@ -26,9 +26,23 @@ void jobs_create(struct bench_run *run, const struct jobdef *defs, unsigned ndef
     for (unsigned i = 0; i < ndefs; i++)
         run->njobs += defs[i].o.numjobs;
     run->jobs = xcalloc(run->njobs, sizeof(*run->jobs));
+    /* fio's groups: stonewall or new_group starts one (when the current one
+     * has jobs); stonewall also waits for every job before it. A job's
+     * clones go with it. */
+    unsigned groupid = 0, wave = 0, in_group = 0;
     for (unsigned i = 0, idx = 0; i < ndefs; i++)
         for (unsigned c = 0; c < defs[i].o.numjobs; c++, idx++) {
             struct job *j = &run->jobs[idx];
+            const struct job_opts *o = &defs[i].o;
+            if (c == 0 && (o->stonewall || o->new_group) && in_group) {
+                groupid++;
+                in_group = 0;
+            }
+            if (c == 0 && o->stonewall && idx > 0)
+                wave++;
+            in_group++;
+            j->groupid = groupid;
+            j->wave = wave;
             j->run = run;
             j->o = defs[i].o;
             j->api = bench_apis[j->o.api];
@@ -36,6 +50,11 @@ void jobs_create(struct bench_run *run, const struct jobdef *defs, unsigned ndef
             j->index = idx;
             j->clone = c;
         }
+    run->ngroups = groupid + 1;
+    run->nwaves = wave + 1;
+    run->wave_left = xcalloc(run->nwaves, sizeof(*run->wave_left));
+    for (unsigned i = 0; i < run->njobs; i++)
+        run->wave_left[run->jobs[i].wave]++;
 }
 
 static int framework_init(struct bench_run *run)
@@ -333,5 +352,6 @@ void jobs_free(struct bench_run *run)
     for (unsigned i = 0; i < run->njobs; i++)
         job_free(&run->jobs[i]);
     free(run->jobs);
+    free(run->wave_left);
     layout_free(&run->layout);
 }

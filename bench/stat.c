@@ -188,6 +188,7 @@ static void report_add_job(struct report *r, const struct job *j)
         ddir_acc_init(&r->sync);
     }
     r->njobs++;
+    r->groupid = j->groupid;
     r->nslots += j->nslots;
     r->nfiles += j->nfiles;
     if (j->error_set && !r->error) {
@@ -220,17 +221,20 @@ static void report_add_job(struct report *r, const struct job *j)
     r->verify_errors += j->verify_errors;
 }
 
+/* fio's entries: a job with group_reporting joins the entry before it when
+ * that one is of the same group; any other job starts an entry. */
 unsigned build_reports(const struct bench_run *run, struct report **out)
 {
-    bool group = false;
-    for (unsigned i = 0; i < run->njobs; i++)
-        group |= run->jobs[i].o.group_reporting;
-    unsigned n = group ? 1 : run->njobs;
-    struct report *r = xcalloc(n, sizeof(*r));
-    for (unsigned i = 0; i < run->njobs; i++)
-        report_add_job(&r[group ? 0 : i], &run->jobs[i]);
+    struct report *r = xcalloc(run->njobs, sizeof(*r));
+    unsigned n = 0;
+    for (unsigned i = 0; i < run->njobs; i++) {
+        const struct job *j = &run->jobs[i];
+        if (i && (!j->o.group_reporting || run->jobs[i - 1].groupid != j->groupid))
+            n++;
+        report_add_job(&r[n], j);
+    }
     *out = r;
-    return n;
+    return run->njobs ? n + 1 : 0;
 }
 
 void free_reports(struct report *r, unsigned n)
@@ -253,11 +257,13 @@ double iops_of(uint64_t ios, uint64_t ns)
     return ns ? (double)ios * 1e9 / (double)ns : 0.0;
 }
 
-double group_bw_kib(const struct bench_run *run, int d)
+double group_bw_kib(const struct bench_run *run, unsigned groupid, int d)
 {
     double sum = 0;
     for (unsigned i = 0; i < run->njobs; i++) {
         const struct job *j = &run->jobs[i];
+        if (j->groupid != groupid)
+            continue;
         uint64_t b = 0;
         for (unsigned k = 0; k <= j->nfiles; k++)
             b += j->shards[k].d[d].bytes;

@@ -168,8 +168,8 @@ uint64_t job_runtime_ns(const struct job *j);
 uint64_t ns_to_ms(uint64_t ns);
 uint64_t bw_bytes(uint64_t bytes, uint64_t ns);
 double iops_of(uint64_t ios, uint64_t ns);
-/* Sum of all jobs' bandwidth in a direction (for fio's per= / bw_agg). */
-double group_bw_kib(const struct bench_run *run, int d);
+/* Sum of a group's jobs' bandwidth in a direction (fio's per= / bw_agg). */
+double group_bw_kib(const struct bench_run *run, unsigned groupid, int d);
 
 /* The latency distribution in fio's buckets (of total latency). */
 #define N_LAT_B 10

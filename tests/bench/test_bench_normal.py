@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -203,9 +204,86 @@ def io_depths_and_cpu_are_measured_per_job():
               f"a: usr_cpu {a['usr_cpu']}% vs {a['uwdf']['job_cpu_usr_s']} s over {wall} s")
 
 
+GROUPS_FILE = """[global]
+ioengine=null
+size=1m
+filename=data.dat
+number_ios=20
+
+[a]
+rw=read
+numjobs=2
+
+[b]
+rw=write
+new_group
+
+[c]
+rw=randread
+stonewall
+group_reporting
+numjobs=2
+
+[d]
+rw=read
+"""
+SECOND_FILE = "[e]\nioengine=null\nsize=1m\nfilename=data.dat\nnumber_ios=10\nrw=write\n"
+
+
+def entries(rep):
+    return [(j["jobname"], j["groupid"], j["read"]["total_ios"], j["write"]["total_ios"]) for j in rep["jobs"]]
+
+
+def groups_stonewalls_and_group_reporting_as_fio():
+    """new_group and stonewall start groups, a second job file starts one
+    behind a stonewall, group_reporting merges a job into the entry before
+    it of its group: the entries, groups and group lines fio prints."""
+    with bl.TempDir() as d:
+        g = bl.write_file(os.path.join(d, "g.fio"), GROUPS_FILE)
+        h = bl.write_file(os.path.join(d, "h.fio"), SECOND_FILE)
+        rep = bl.run_json([g, h], cwd=d)
+        want = [("a", 0, 20, 0), ("a", 0, 20, 0), ("b", 1, 0, 20), ("c", 2, 40, 0), ("d", 2, 20, 0), ("e", 3, 0, 10)]
+        check(entries(rep) == want, f"entries {entries(rep)}, expected {want}")
+        rc, out, err = bl.run([g, h], cwd=d)
+        check(rc == 0, f"exit {rc}: {err.strip()}")
+        s = summary(classify(out))
+        check(s["groups"] == ["0", "1", "2", "3"], f"groups {s['groups']}")
+        check([x[1] for x in s["jobs"]] == ["0", "0", "1", "2", "2", "3"] and s["jobs"][3][2] == "2",
+              f"job headers {s['jobs']}")
+        check(re.findall(r"^\S+: \(g=(\d+)\)", out, re.M) == ["0", "1", "2", "2", "3"], "the (g=N) header lines")
+        if bl.tool("fio"):
+            p = subprocess.run(["fio", "--output-format=json", g, h], cwd=d, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, timeout=120)
+            check(p.returncode == 0, f"fio: exit {p.returncode}: {p.stderr.strip()}")
+            fj = json.loads(p.stdout[p.stdout.index("{"):])
+            check(entries(fj) == entries(rep), f"fio: {entries(fj)}, uwdf-bench: {entries(rep)}")
+            p = subprocess.run(["fio", g, h], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=120)
+            f = summary(classify(p.stdout))
+            check(f == s, f"fio's report says {f},\nuwdf-bench's {s}")
+
+
+def stonewall_waits_for_the_jobs_before_it():
+    with bl.TempDir() as d:
+        base = ["--ioengine=null", "--size=1m", "--time_based", "--runtime=400ms", "--name=a", "--name=b"]
+        took = {}
+        for extra in ([], ["--stonewall"]):
+            t0 = time.monotonic()
+            rep = bl.run_json(base + extra, cwd=d)
+            took[bool(extra)] = time.monotonic() - t0
+            check([j["groupid"] for j in rep["jobs"]] == ([0, 0] if not extra else [0, 1]),
+                  f"{extra}: groups {[j['groupid'] for j in rep['jobs']]}")
+            check(all(350 <= j["job_runtime"] <= 2000 for j in rep["jobs"]),
+                  f"{extra}: runtimes {[j['job_runtime'] for j in rep['jobs']]}")
+        # b runs after a: about 400 ms more than when they run side by side
+        check(took[True] - took[False] >= 0.3, f"with --stonewall {took[True]:.2f} s, without {took[False]:.2f} s")
+
+
 if __name__ == "__main__":
     bl.main([
         ("normal_report_has_fios_lines_and_values", normal_report_has_fios_lines_and_values),
         ("latency_units_and_percentiles_follow_fios_rules", latency_units_and_percentiles_follow_fios_rules),
         ("io_depths_and_cpu_are_measured_per_job", io_depths_and_cpu_are_measured_per_job),
+        ("groups_stonewalls_and_group_reporting_as_fio", groups_stonewalls_and_group_reporting_as_fio),
+        ("stonewall_waits_for_the_jobs_before_it", stonewall_waits_for_the_jobs_before_it),
     ])
