@@ -85,6 +85,7 @@ struct job {
     const struct jobdef *def;
     unsigned index, clone;
     unsigned groupid; /* reporting group (stonewall, new_group) */
+    uint64_t seed;    /* randseed, or one of this run's (randrepeat=0) */
     unsigned wave;    /* starts when every job of the waves before it has ended */
     unsigned nfiles;
     struct file_slot *files;

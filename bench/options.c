@@ -30,6 +30,7 @@ void opts_fio_defaults(struct job_opts *o)
     o->ioengine = ENGINE_DEFAULT;
     o->nrfiles = 1;
     o->per_job_logs = true;
+    o->randrepeat = true;
 }
 
 /* ---- the job options ---- */
@@ -83,6 +84,15 @@ static int parse_file_service_type(const struct opt_def *d, void *base, const ch
         return opt_refuse(err, n, "expected a whole number of I/Os from 1 after the ':'");
     o->fsvc = (enum fsvc_mode)k->value;
     o->fsvc_ios = (unsigned)ios;
+    return 0;
+}
+
+static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    if (!parse_u64_plain(val, &o->randseed))
+        return opt_refuse(err, n, d->err);
+    o->randseed_set = true;
     return 0;
 }
 
@@ -204,8 +214,11 @@ const struct opt_def job_options[] = {
       .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets); nbd: the export of --uri" },
     { .name = "uri", .kind = OPT_STR, JOB_FIELD(uri), .err = "expected an NBD URI", .arg = "uri",
       .help = "NBD export (nbd://host[:port]/export, nbd+unix:///export?socket=PATH) for --ioengine=nbd, as fio's nbd engine takes it" },
-    { .name = "randseed", .kind = OPT_U64, JOB_FIELD(randseed), .err = "expected a number", .arg = "n",
-      .help = "seed of the offset and read/write-mix generators" },
+    { .name = "randseed", .kind = OPT_FUNC, .parse = parse_randseed, .err = "expected a number", .arg = "n",
+      .help = "seed of the offset and read/write-mix generators (then randrepeat does not matter)" },
+    { .name = "randrepeat", JOB_BOOL(randrepeat), .def = "1",
+      .help = "the same random offsets and read/write mix every run (1, fio's default: seeded by randseed); "
+              "0: a new seed each run" },
     { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
     { .name = "stonewall", .alias = "wait_for_previous", JOB_BOOL(stonewall),
       .help = "start when every job before this one has ended; starts a new reporting group" },

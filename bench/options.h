@@ -56,6 +56,8 @@ struct job_opts {
     bool direct;
     enum engine_sel ioengine;
     uint64_t randseed;
+    bool randseed_set; /* randseed= given: randrepeat does not matter (fio) */
+    bool randrepeat;   /* the same offsets and mix every run (fio's default) */
     bool group_reporting;
     bool stonewall; /* wait for the jobs before it; a new reporting group */
     bool new_group; /* a new reporting group, started with the others */

@@ -4,8 +4,11 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "clock.h"
 #include "interrupt.h"
 #include "log.h"
 #include "setup.h"
@@ -49,6 +52,9 @@ void jobs_create(struct bench_run *run, const struct jobdef *defs, unsigned ndef
             j->def = &defs[i];
             j->index = idx;
             j->clone = c;
+            j->seed = o->randseed;
+            if (!o->randrepeat && !o->randseed_set && getrandom(&j->seed, sizeof(j->seed), 0) != sizeof(j->seed))
+                j->seed = now_ns() ^ ((uint64_t)getpid() << 32);
         }
     run->ngroups = groupid + 1;
     run->nwaves = wave + 1;
@@ -217,7 +223,7 @@ static int job_setup(struct job *j)
     }
     j->nslots = j->api->one_slot ? 1 : o->iodepth;
     j->slots = xcalloc_lines(j->nslots, sizeof(*j->slots));
-    uint64_t seed = o->randseed * 0x2545F4914F6CDD1Dull + j->index;
+    uint64_t seed = j->seed * 0x2545F4914F6CDD1Dull + j->index;
     for (unsigned i = 0; i < j->nslots; i++) {
         struct slot *s = &j->slots[i];
         s->job = j;

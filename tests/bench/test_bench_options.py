@@ -75,6 +75,7 @@ BAD_OPTIONS = [
     (["--runtime=(2*"], "runtime"),
     (["--bs=(4k/0)"], "bs"),
     (["--randseed=x"], "randseed"),
+    (["--randrepeat=2"], "randrepeat"),
     (["--sync=foo"], "sync"),
     (["--fsync=-1"], "fsync"),
     (["--fdatasync=x"], "fdatasync"),
@@ -508,6 +509,31 @@ def expressions_compute_as_fio_documents():
         check(250 <= rt <= 2000, f"job_runtime {rt} ms for --runtime=(2*150ms)")
 
 
+def written_blocks(d, extra):
+    """The 4 KiB blocks of a zeroed 1 MiB file that 8 random writes hit."""
+    path = os.path.join(d, "rr.dat")
+    with open(path, "wb") as f:
+        f.write(bytes(1 << 20))
+    rep = bl.run_json(["--name=r", f"--filename={path}", "--rw=randwrite", "--bs=4k", "--number_ios=8",
+                       "--ioengine=io_uring"] + extra, cwd=d)
+    check(rep["jobs"][0]["write"]["total_ios"] == 8, f"{extra}: writes")
+    with open(path, "rb") as f:
+        data = f.read()
+    return {i for i in range(256) if any(data[i * 4096:(i + 1) * 4096])}
+
+
+def randrepeat_and_randseed_as_fio():
+    """randrepeat=1 (the default): the same offsets every run; 0: new ones,
+    unless randseed is given."""
+    with bl.TempDir() as d:
+        a, b = written_blocks(d, []), written_blocks(d, [])
+        check(len(a) == 8 and a == b, f"randrepeat=1: {sorted(a)} then {sorted(b)}")
+        c, e = written_blocks(d, ["--randrepeat=0"]), written_blocks(d, ["--randrepeat=0"])
+        check(len(c) == 8 and c != e and c != a, f"randrepeat=0: {sorted(c)} then {sorted(e)} (default {sorted(a)})")
+        f, g = written_blocks(d, ["--randrepeat=0", "--randseed=7"]), written_blocks(d, ["--randseed=7"])
+        check(f == g and f != a, f"randseed=7: {sorted(f)} with randrepeat=0, {sorted(g)} without")
+
+
 def help_and_version():
     rc, out, err = bl.run(["--help"])
     check(rc == 0 and "uwdf-bench [options] [job options] <job file(s)>" in out and err == "",
@@ -536,5 +562,6 @@ if __name__ == "__main__":
         ("timeout_is_fios_alias_of_runtime", timeout_is_fios_alias_of_runtime),
         ("unknown_options_suggest_the_closest_name_as_fio", unknown_options_suggest_the_closest_name_as_fio),
         ("substitutions_as_fio", substitutions_as_fio),
+        ("randrepeat_and_randseed_as_fio", randrepeat_and_randseed_as_fio),
         ("expressions_compute_as_fio_documents", expressions_compute_as_fio_documents),
     ])
