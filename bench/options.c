@@ -30,6 +30,11 @@ void opts_fio_defaults(struct job_opts *o)
     o->ioengine = ENGINE_DEFAULT;
     o->nrfiles = 1;
     o->per_job_logs = true;
+    static const double fio_pcts[] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
+    o->npct = sizeof(fio_pcts) / sizeof(fio_pcts[0]);
+    memcpy(o->pct, fio_pcts, sizeof(fio_pcts));
+    o->pct_precision = 2;
+    o->clat_percentiles = true;
     o->randrepeat = true;
 }
 
@@ -84,6 +89,46 @@ static int parse_file_service_type(const struct opt_def *d, void *base, const ch
         return opt_refuse(err, n, "expected a whole number of I/Os from 1 after the ':'");
     o->fsvc = (enum fsvc_mode)k->value;
     o->fsvc_ios = (unsigned)ios;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* fio's FIO_OPT_FLOAT_LIST: "99:99.9:99.99", each 0..100. */
+static int parse_percentile_list(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    double v[PCT_MAX];
+    unsigned k = 0, precision = 0;
+    const char *p = val ? val : "";
+    for (;;) {
+        char *end;
+        if (k == PCT_MAX)
+            return opt_refuse(err, n, "at most 20 percentiles");
+        v[k] = strtod(p, &end);
+        if (end == p || !(v[k] >= 0.0 && v[k] <= 100.0) || (*end && *end != ':'))
+            return opt_refuse(err, n, d->err);
+        const char *dot = memchr(p, '.', (size_t)(end - p));
+        if (dot) {
+            unsigned digits = 0;
+            while (dot + 1 + digits < end && dot[1 + digits] >= '0' && dot[1 + digits] <= '9')
+                digits++;
+            if (digits > precision)
+                precision = digits;
+        }
+        k++;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    qsort(v, k, sizeof(v[0]), cmp_double);
+    memcpy(o->pct, v, k * sizeof(v[0]));
+    o->npct = k;
+    o->pct_precision = precision;
     return 0;
 }
 
@@ -223,6 +268,13 @@ const struct opt_def job_options[] = {
     { .name = "stonewall", .alias = "wait_for_previous", JOB_BOOL(stonewall),
       .help = "start when every job before this one has ended; starts a new reporting group" },
     { .name = "new_group", JOB_BOOL(new_group), .help = "start a new reporting group (the jobs still start together)" },
+    { .name = "percentile_list", .kind = OPT_FUNC, .parse = parse_percentile_list, .arg = "p[:p...]",
+      .err = "expected percentiles from 0 to 100 separated by ':' (99:99.9)",
+      .help = "the percentiles reported (default 1:5:10:20:30:40:50:60:70:80:90:95:99:99.5:99.9:99.95:99.99)" },
+    { .name = "clat_percentiles", JOB_BOOL(clat_percentiles), .def = "1",
+      .help = "report completion latency percentiles" },
+    { .name = "lat_percentiles", JOB_BOOL(lat_percentiles), .def = "0",
+      .help = "report total latency (slat + clat) percentiles too" },
     { .name = "verify", .kind = OPT_ENUM, JOB_FIELD(verify), .vals = verify_vals,
       .err = "only crc32c (or crc32c-intel, none) is supported", .arg = "crc32c",
       .help = "writes store a crc32c + offset header per block; reads check it" },

@@ -32,6 +32,9 @@ extern const char *const engine_names[];
 extern const char *const sync_names[];
 extern const char *const flush_names[];
 
+/* percentile_list: at most fio's FIO_IO_U_LIST_MAX_LEN entries */
+#define PCT_MAX 20
+
 /* Everything a job can be told. Plain data: copied from the running
  * defaults when a job section starts. */
 struct job_opts {
@@ -59,6 +62,10 @@ struct job_opts {
     bool randseed_set; /* randseed= given: randrepeat does not matter (fio) */
     bool randrepeat;   /* the same offsets and mix every run (fio's default) */
     bool group_reporting;
+    double pct[PCT_MAX]; /* percentile_list, in increasing order (fio sorts it) */
+    unsigned npct;
+    unsigned pct_precision; /* decimals shown: the most any entry of the list has (fio) */
+    bool clat_percentiles, lat_percentiles;
     bool stonewall; /* wait for the jobs before it; a new reporting group */
     bool new_group; /* a new reporting group, started with the others */
     enum verify_mode verify;

@@ -92,8 +92,8 @@ static void jw_bool(struct jw *w, const char *key, bool v)
     fputs(v ? "true" : "false", w->f);
 }
 
-static void json_lat(struct jw *w, const char *key, const struct lat_acc *a, const uint64_t *hist,
-                     bool pct, bool bins)
+static void json_lat(struct jw *w, const char *key, const struct job_opts *o, const struct lat_acc *a,
+                     const uint64_t *hist, bool pct, bool bins)
 {
     jw_open(w, key, '{');
     jw_u64(w, "min", lat_min(a));
@@ -103,10 +103,10 @@ static void json_lat(struct jw *w, const char *key, const struct lat_acc *a, con
     jw_u64(w, "N", a->n);
     if (pct && a->n) {
         jw_open(w, "percentile", '{');
-        for (unsigned i = 0; i < N_PCT; i++) {
+        for (unsigned i = 0; i < o->npct; i++) {
             char k[32];
-            snprintf(k, sizeof(k), "%f", pct_list[i]);
-            jw_u64(w, k, hist_percentile(hist, a->n, pct_list[i]));
+            snprintf(k, sizeof(k), "%f", o->pct[i]);
+            jw_u64(w, k, hist_percentile(hist, a->n, o->pct[i]));
         }
         jw_close(w, '}');
     }
@@ -139,9 +139,10 @@ static void json_ddir(struct jw *w, const struct bench_run *run, const char *key
     jw_u64(w, "total_ios", a->ios);
     jw_u64(w, "short_ios", 0);
     jw_u64(w, "drop_ios", 0);
-    json_lat(w, "slat_ns", &a->slat, NULL, false, false);
-    json_lat(w, "clat_ns", &a->clat, a->clat_hist, true, plus);
-    json_lat(w, "lat_ns", &a->lat, NULL, false, false);
+    const struct job_opts *o = &r->first->o;
+    json_lat(w, "slat_ns", o, &a->slat, NULL, false, false);
+    json_lat(w, "clat_ns", o, &a->clat, a->clat_hist, o->clat_percentiles, plus && o->clat_percentiles);
+    json_lat(w, "lat_ns", o, &a->lat, a->lat_hist, o->lat_percentiles, plus && o->lat_percentiles);
     const struct sample_acc *bw = &r->bw[d], *io = &r->iops[d];
     double gb = group_bw_kib(run, r->groupid, d);
     jw_u64(w, "bw_min", (uint64_t)(bw->min + 0.5));
@@ -187,7 +188,7 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     json_ddir(w, run, "trim", r, DDIR_TRIM, plus);
     jw_open(w, "sync", '{'); /* fio 3.x: flush latency (issue to completion) and count */
     jw_u64(w, "total_ios", r->sync.ios);
-    json_lat(w, "lat_ns", &r->sync.lat, r->sync.lat_hist, true, plus);
+    json_lat(w, "lat_ns", &j->o, &r->sync.lat, r->sync.lat_hist, true, plus);
     jw_close(w, '}');
     jw_u64(w, "job_runtime", ns_to_ms(r->runtime_ns));
     jw_dbl(w, "usr_cpu", r->cpu.usr_pct);

@@ -38,14 +38,16 @@ static void print_lat_line(FILE *f, const char *label, const struct lat_acc *a)
 /* fio's percentile block: the unit from the smallest and largest value
  * shown, values rounded up into it, as many per line as fit in 80
  * columns. */
-static void print_percentiles(FILE *f, const char *label, const uint64_t *hist, uint64_t n)
+static void print_percentiles(FILE *f, const char *label, const struct job_opts *o, const uint64_t *hist,
+                              uint64_t n)
 {
-    if (!n)
+    if (!n || !o->npct)
         return;
-    const unsigned precision = 2;
-    uint64_t pv[N_PCT], minv = UINT64_MAX, maxv = 0;
-    for (unsigned i = 0; i < N_PCT; i++) {
-        pv[i] = hist_percentile(hist, n, pct_list[i]);
+    const unsigned precision = o->pct_precision;
+    const unsigned np = o->npct;
+    uint64_t pv[PCT_MAX], minv = UINT64_MAX, maxv = 0;
+    for (unsigned i = 0; i < np; i++) {
+        pv[i] = hist_percentile(hist, n, o->pct[i]);
         if (pv[i] < minv)
             minv = pv[i];
         if (pv[i] > maxv)
@@ -70,14 +72,14 @@ static void print_percentiles(FILE *f, const char *label, const uint64_t *hist, 
         width = 5;
     unsigned per_line = (80 - 7) / (precision + 10 + (unsigned)width);
     fprintf(f, "    %s percentiles (%s):\n     |", label, u);
-    for (unsigned i = 0; i < N_PCT; i++) {
+    for (unsigned i = 0; i < np; i++) {
         if (i && i % per_line == 0)
             fprintf(f, "     |");
         uint64_t v = pv[i];
         for (unsigned k = 0; k < scale; k++)
             v = (v + 999) / 1000;
-        bool last = i == N_PCT - 1;
-        fprintf(f, " %*.*fth=[%*" PRIu64 "]%c", (int)precision + 3, (int)precision, pct_list[i], width, v,
+        bool last = i == np - 1;
+        fprintf(f, " %*.*fth=[%*" PRIu64 "]%c", (int)precision + 3, (int)precision, o->pct[i], width, v,
                 last ? '\n' : ',');
         if (!last && i % per_line == per_line - 1)
             fprintf(f, "\n");
@@ -100,7 +102,11 @@ static void print_ddir_normal(FILE *f, const struct bench_run *run, const struct
     print_lat_line(f, "slat", &a->slat);
     print_lat_line(f, "clat", &a->clat);
     print_lat_line(f, " lat", &a->lat);
-    print_percentiles(f, "clat", a->clat_hist, a->clat.n);
+    const struct job_opts *o = &r->first->o;
+    if (o->clat_percentiles)
+        print_percentiles(f, "clat", o, a->clat_hist, a->clat.n);
+    if (o->lat_percentiles)
+        print_percentiles(f, "lat", o, a->lat_hist, a->lat.n);
     /* fio 3.x: KiB/s samples (MiB/s once the mean passes 1 GiB/s), whole
      * min and max; per= is the mean's share of the group's bandwidth. */
     const struct sample_acc *s = &r->bw[d];
@@ -171,7 +177,7 @@ void print_report_normal(FILE *f, const struct bench_run *run, const struct repo
     if (r->sync.lat.n) {
         fprintf(f, "  fsync/fdatasync/sync_file_range:\n");
         print_lat_line(f, "sync", &r->sync.lat);
-        print_percentiles(f, "sync", r->sync.lat_hist, r->sync.lat.n);
+        print_percentiles(f, "sync", &j->o, r->sync.lat_hist, r->sync.lat.n);
     }
     fprintf(f, "  cpu          : usr=%3.2f%%, sys=%3.2f%%, ctx=%" PRIu64 ", majf=%" PRIu64 ", minf=%" PRIu64 "\n",
             r->cpu.usr_pct, r->cpu.sys_pct, r->cpu.ctx, r->cpu.majf, r->cpu.minf);

@@ -24,9 +24,14 @@ void print_report_terse(FILE *f, const struct bench_run *run, const struct repor
                 (uint64_t)(iops_of(a->ios, r->runtime_ns) + 0.5), a->ios ? ns_to_ms(r->runtime_ns) : 0);
         terse_lat(f, &a->slat);
         terse_lat(f, &a->clat);
-        for (unsigned i = 0; i < 20; i++) {
-            if (i < N_PCT)
-                fprintf(f, ";%f%%=%" PRIu64, pct_list[i], hist_percentile(a->clat_hist, a->clat.n, pct_list[i]) / 1000);
+        /* fio's 20 percentile fields: the clat ones (lat with only
+         * lat_percentiles), then "0%=0" */
+        const struct job_opts *o = &r->first->o;
+        const uint64_t *hist = o->clat_percentiles ? a->clat_hist : o->lat_percentiles ? a->lat_hist : NULL;
+        uint64_t n = o->clat_percentiles ? a->clat.n : a->lat.n;
+        for (unsigned i = 0; i < PCT_MAX; i++) {
+            if (hist && i < o->npct)
+                fprintf(f, ";%f%%=%" PRIu64, o->pct[i], hist_percentile(hist, n, o->pct[i]) / 1000);
             else
                 fprintf(f, ";0%%=0");
         }

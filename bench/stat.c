@@ -11,7 +11,6 @@
 #include "stat.h"
 #include "util.h"
 
-const double pct_list[N_PCT] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
 
 const char *ddir_name(int dd)
 {

@@ -16,9 +16,6 @@
 enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_TRIM = 2, DDIR_N = 3, DDIR_SYNC = 3 };
 const char *ddir_name(int dd);
 
-/* The percentiles reported (fio's). */
-#define N_PCT 17
-extern const double pct_list[N_PCT];
 
 struct lat_acc {
     uint64_t n, min, max, sum;

@@ -204,6 +204,56 @@ def io_depths_and_cpu_are_measured_per_job():
               f"a: usr_cpu {a['usr_cpu']}% vs {a['uwdf']['job_cpu_usr_s']} s over {wall} s")
 
 
+def pct_shape(rep):
+    r = rep["jobs"][0]["read"]
+    return {k: (sorted(r[k].get("percentile", {}), key=float), "bins" in r[k]) for k in ("slat_ns", "clat_ns", "lat_ns")}
+
+
+def pct_labels(text):
+    """{block: [labels]} of the normal report's percentile blocks."""
+    out, cur = {}, None
+    for ln in text.splitlines():
+        m = re.match(r"^    (\w+) percentiles \(", ln)
+        if m:
+            cur = out.setdefault(m.group(1), [])
+        elif cur is not None and ln.startswith("     |"):
+            cur += re.findall(r"([\d.]+)th=", ln)
+        else:
+            cur = None
+    return out
+
+
+def percentile_options_as_fio():
+    """percentile_list (sorted, with fio's precision), clat_percentiles and
+    lat_percentiles: the same percentile blocks and JSON keys as fio."""
+    cases = [["--percentile_list=99.9:50:99", "--lat_percentiles=1"],
+             ["--percentile_list=50:99", "--clat_percentiles=0", "--lat_percentiles=1"],
+             ["--percentile_list=25.125:90"]]
+    with bl.TempDir() as d:
+        for extra in cases:
+            args = ["--name=p", "--ioengine=null", "--size=1m", "--number_ios=200"] + extra
+            rep = bl.run_json(args, cwd=d, fmt="json+")
+            rc, out, err = bl.run(args, cwd=d)
+            check(rc == 0, f"{extra}: exit {rc}: {err.strip()}")
+            ours = (pct_shape(rep), pct_labels(out))
+            want_keys = sorted(("%f" % float(x) for x in extra[0].split("=")[1].split(":")), key=float)
+            lat_on = "--lat_percentiles=1" in extra
+            clat_on = "--clat_percentiles=0" not in extra
+            check(ours[0]["clat_ns"][0] == (want_keys if clat_on else []) and
+                  ours[0]["lat_ns"][0] == (want_keys if lat_on else []), f"{extra}: JSON percentiles {ours[0]}")
+            if bl.tool("fio"):
+                p = subprocess.run(["fio", "--output-format=json+"] + args, cwd=d, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, timeout=120)
+                check(p.returncode == 0, f"fio {extra}: exit {p.returncode}: {p.stderr.strip()}")
+                fj = json.loads(p.stdout[p.stdout.index("{"):])
+                p = subprocess.run(["fio"] + args, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   timeout=120)
+                theirs = (pct_shape(fj), pct_labels(p.stdout))
+                check(theirs == ours, f"{extra}: fio {theirs},\nuwdf-bench {ours}")
+        rc, _, err = bl.run(["--name=p", "--percentile_list=50:101"], cwd=d)
+        check(rc == 1 and "percentile_list" in err, f"percentile 101: exit {rc}: {err.strip()}")
+
+
 GROUPS_FILE = """[global]
 ioengine=null
 size=1m
@@ -284,6 +334,7 @@ if __name__ == "__main__":
         ("normal_report_has_fios_lines_and_values", normal_report_has_fios_lines_and_values),
         ("latency_units_and_percentiles_follow_fios_rules", latency_units_and_percentiles_follow_fios_rules),
         ("io_depths_and_cpu_are_measured_per_job", io_depths_and_cpu_are_measured_per_job),
+        ("percentile_options_as_fio", percentile_options_as_fio),
         ("groups_stonewalls_and_group_reporting_as_fio", groups_stonewalls_and_group_reporting_as_fio),
         ("stonewall_waits_for_the_jobs_before_it", stonewall_waits_for_the_jobs_before_it),
     ])
