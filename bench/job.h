@@ -140,6 +140,7 @@ struct bench_run {
     WDFDEVICE device;
     const char *env_backend; /* UWDF_BACKEND as the user set it */
     pthread_barrier_t barrier;
+    uint64_t start_ns; /* the jobs were released (jobs start then or after a stonewall) */
     /* stonewall: the jobs of wave w start when wave_left[w - 1] is 0 */
     unsigned nwaves, ngroups;
     unsigned *wave_left;

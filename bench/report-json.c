@@ -240,6 +240,8 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     jw_bool(w, "reuse", j->o.reuse);
     jw_u64(w, "requests", r->nslots);
     jw_u64(w, "files", r->nfiles);
+    /* when the (first) job started, from the run's start: after a stonewall, later */
+    jw_u64(w, "start_ms", j->start_ns > run->start_ns ? (j->start_ns - run->start_ns) / NS_PER_MS : 0);
     jw_u64(w, "request_timeout_us", (uint64_t)((j->o.request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
     jw_str(w, "sync", sync_names[j->o.sync]);
     jw_bool(w, "write_through", j->o.sync != SYNC_NONE);

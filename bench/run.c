@@ -100,6 +100,7 @@ void run_jobs(struct bench_run *run, struct cpu_use *cpu)
     sigaddset(&block, SIGTERM);
     clock_init(); /* before any job reads the clock */
     pthread_barrier_init(&run->barrier, NULL, run->njobs + 1);
+    run->start_ns = now_ns(); /* before any job reads the clock past the barrier */
     pthread_mutex_init(&run->wave_lock, NULL);
     pthread_cond_init(&run->wave_cond, NULL);
     pthread_sigmask(SIG_BLOCK, &block, &old);
