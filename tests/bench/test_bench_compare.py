@@ -18,7 +18,7 @@ import benchlib as bl  # noqa: E402
 from benchlib import check  # noqa: E402
 
 SRCDIR = os.environ.get("srcdir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-COMPARE = os.path.join(SRCDIR, "bench", "compare-fio")
+COMPARE = os.path.abspath(os.path.join(SRCDIR, "bench", "compare-fio"))
 ROW = re.compile(r"^null QD4 +[\d.]+[kM]? +[\d.]+[kM]? +[\d.]+ +[\d.]+ us +[\d.]+ us +\d+ us +\d+ us +null$")
 
 
