@@ -10,6 +10,7 @@
 #include "flt.h"
 #include "iotarget.h"
 #include "object.h"
+#include "request.h"
 #include "resolve.h"
 
 #include <sched.h>
@@ -759,7 +760,10 @@ NTSTATUS FltAllocateCallbackDataEx(PFLT_INSTANCE Instance, PFILE_OBJECT FileObje
     if (Flags & FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY) {
         /* The request and its IRP are everything a perform needs. */
         WDFIOTARGET t = file && !file->closed ? file->target : NULL;
-        if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &d->req))) {
+        if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &d->req)) ||
+            !NT_SUCCESS(uwdf_request_preallocate(uwdf_request_lookup(d->req, "FltAllocateCallbackDataEx")))) {
+            if (d->req)
+                WdfObjectDelete(d->req);
             uwdf_free(d);
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -842,8 +846,14 @@ static NTSTATUS flt_data_prepare(struct flt_data *d, struct flt_file *file)
     }
 
     if (!d->req) {
+        /* With its IRP at once: the VOID format below cannot report a failure. */
         if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, file->target, &d->req)))
             return STATUS_INSUFFICIENT_RESOURCES;
+        if (!NT_SUCCESS(uwdf_request_preallocate(uwdf_request_lookup(d->req, "FltPerformIo")))) {
+            WdfObjectDelete(d->req);
+            d->req = NULL;
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
         d->req_target = file->target;
     } else if (d->req_used) {
         WDF_REQUEST_REUSE_PARAMS rp;

@@ -689,7 +689,7 @@ static void target_fail_all_pended_locked(struct uwdf_iotarget *t, NTSTATUS stat
     while (!uwdf_list_empty(&t->pended)) {
         struct uwdf_request *req = CONTAINING_RECORD(t->pended.Flink, struct uwdf_request, target_link);
         uwdf_iotarget_fail_pended_locked(t, req, status);
-        uwdf_engine_post_completion(t->engine, &req->io);
+        uwdf_engine_post_completion(t->engine, &req->snd->io);
     }
 }
 

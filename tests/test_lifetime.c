@@ -415,21 +415,11 @@ struct counts {
     long rss_pages;
 };
 
-static long rss_pages(void)
-{
-    long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
-    fclose(f);
-    return resident;
-}
-
 static void counts_take(struct counts *s)
 {
     s->n = MAX_TYPES;
     ck_assert_int_eq(UwdfQueryObjectCounts(s->c, &s->n), STATUS_SUCCESS);
-    s->rss_pages = rss_pages();
+    s->rss_pages = tu_rss_pages();
 }
 
 static bool counts_same_live(const struct counts *a, const struct counts *b)

@@ -541,8 +541,8 @@ static void write_and_flush_every_way(WDFIOTARGET t, int first_block)
                       k->name, (unsigned)status);
         if (!synchronous)
             ck_assert_int_eq(c.type, WdfRequestTypeNoFormat); /* no framework format context */
-        ck_assert_msg(internal_request(req)->io.op == k->op, "%s: engine op %u", k->name,
-                      (unsigned)internal_request(req)->io.op);
+        ck_assert_msg(internal_request(req)->snd->io.op == k->op, "%s: engine op %u", k->name,
+                      (unsigned)internal_request(req)->snd->io.op);
         WdfObjectDelete(req);
     }
 }
@@ -639,7 +639,7 @@ START_TEST(flush_sent_from_completion_routine_chains_write_flush_done)
     ck_assert_int_eq(ch.flush_status, STATUS_SUCCESS);
     ck_assert_int_eq(atomic_load(&ch.write_calls), 1);
     ck_assert_int_eq(atomic_load(&ch.flush_calls), 1);
-    ck_assert_uint_eq(internal_request(ch.flush)->io.op, UWDF_OP_FDATASYNC);
+    ck_assert_uint_eq(internal_request(ch.flush)->snd->io.op, UWDF_OP_FDATASYNC);
     ck_assert(fresh_open_matches(&e, path, true, off, 2 * BLK, 77));
     UwdfKeDestroyEvent(&ch.done);
     free(path);
@@ -675,7 +675,7 @@ static int write_with(WDFIOTARGET t, WDFREQUEST req, WDFMEMORY mem, LONGLONG off
         *sl = next_stack_write_through(req);
     ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
-    return internal_request(req)->io.rw_flags;
+    return internal_request(req)->snd->io.rw_flags;
 }
 
 START_TEST(write_through_sets_rwf_dsync)
@@ -703,7 +703,7 @@ START_TEST(write_through_sets_rwf_dsync)
     ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     UwdfRequestSetWriteThrough(req, TRUE);
     ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
-    ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
+    ck_assert(!(internal_request(req)->snd->io.rw_flags & RWF_DSYNC));
     ck_assert(pattern_matches(buf, BLK, FILE_SEED, 0));
     free(path);
     env_fini(&e);
@@ -760,7 +760,7 @@ START_TEST(write_through_false_clears_rwf_dsync)
     ck_assert(!next_stack_write_through(req));
     struct completion c;
     ck_assert_int_eq(send_async(req, t, &c), STATUS_SUCCESS);
-    ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
+    ck_assert(!(internal_request(req)->snd->io.rw_flags & RWF_DSYNC));
     free(path);
     env_fini(&e);
 }

@@ -982,3 +982,13 @@ void tu_nbdkit_kill(struct tu_nbdkit *s)
 {
     tu_nbdkit_signal(s, SIGKILL);
 }
+
+long tu_rss_pages(void)
+{
+    long size = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%ld %ld", &size, &resident), 2);
+    fclose(f);
+    return resident;
+}

@@ -115,6 +115,9 @@ const char *tu_status_name(NTSTATUS s);
                       tu_status_name(got_), (unsigned)got_, tu_status_name(want_), (unsigned)want_); \
     } while (0)
 
+/* The process's resident set, in pages (/proc/self/statm). */
+long tu_rss_pages(void);
+
 /* Wall-clock milliseconds (monotonic). */
 double tu_now_ms(void);
 
