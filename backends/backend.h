@@ -31,6 +31,10 @@
 
 struct uwdf_engine;
 
+/* A warning to the framework's log (lib/log.c: UwdfSetLogCallback's
+ * callback, or stderr), one line without prefix or newline. */
+void uwdf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* A file an engine serves: one per open I/O target, embedded in it (the
  * core's struct uwdf_engine_attachment). fd is set by the core and fixed
  * while the file is attached. The rest is the backend's: written only on
@@ -87,6 +91,14 @@ struct uwdf_io {
     int rw_flags;          /* RWF_* (preadv2/pwritev2 semantics) */
     int64_t timeout_sec, timeout_nsec;
     int64_t res;           /* out: bytes transferred or -errno */
+    /* Set by the framework for the core (lib/engine_pieces.c); a backend
+     * only ever sees pieces within its limits. pieces: more segments or
+     * bytes than one kernel op takes, run as consecutive ops; bounce: an
+     * O_DIRECT op whose segments the kernel would refuse (lengths or
+     * addresses off the alignment), staged through an aligned buffer. */
+    bool pieces;
+    bool bounce;
+    uint64_t res_done;     /* out, with res < 0: bytes earlier pieces moved */
     struct uwdf_io *next;  /* link for whoever holds the io now (backend while accepted) */
     uint32_t be_flags;
     uint64_t be_area[10];
@@ -99,6 +111,8 @@ struct uwdf_io {
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
     uint16_t core_cancels; /* cancels pushed and not yet tried (engine lock) */
+    bool core_piecing;     /* a piece of a pieces op is in flight */
+    struct uwdf_io_pieces *core_pieces; /* kept for the io's next pieces op */
     int64_t core_release_ns;
 };
 
@@ -107,6 +121,11 @@ struct uwdf_io {
 struct uwdf_backend_ops {
     const char *name;
     unsigned caps;
+    /* The most segments and bytes one op may carry; 0: the kernel's
+     * (IOV_MAX; MAX_RW_COUNT, 2 GiB - 4 KiB). The core runs a larger
+     * request as consecutive ops within them (lib/engine_pieces.c). */
+    unsigned max_segments;
+    uint64_t max_bytes;
     /* 0 if this engine can be set up in this process, else -errno. Any thread. */
     int (*probe)(void);
     /* Create the kernel context; store private state in e->be. e->depth is

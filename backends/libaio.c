@@ -214,10 +214,9 @@ static long aio_read_sysctl(const char *path)
  * the errno (EAGAIN) alone does not. */
 static void aio_log_exhausted(unsigned events)
 {
-    fprintf(stderr, "uwdf: libaio: no room for an AIO context of %u events: fs.aio-nr is %ld of "
-                    "fs.aio-max-nr %ld, shared by every process (raise it with sysctl, or close "
-                    "other AIO users)\n",
-            events, aio_read_sysctl("/proc/sys/fs/aio-nr"), aio_read_sysctl("/proc/sys/fs/aio-max-nr"));
+    uwdf_log("libaio: no room for an AIO context of %u events: fs.aio-nr is %ld of fs.aio-max-nr %ld, "
+             "shared by every process (raise it with sysctl, or close other AIO users)",
+             events, aio_read_sysctl("/proc/sys/fs/aio-nr"), aio_read_sysctl("/proc/sys/fs/aio-max-nr"));
 }
 
 static void aio_free_state(struct aio_state *st)

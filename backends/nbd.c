@@ -340,9 +340,8 @@ static void nbd_conn_lost(struct uwdf_nbd_export *x, struct nbd_conn *conn, cons
     conn->dead = true;
     if (x && !x->told_lost) {
         x->told_lost = true;
-        fprintf(stderr, "uwdf: %s: NBD connection lost (%s); its requests complete with "
-                        "STATUS_CONNECTION_DISCONNECTED until the target is reopened\n",
-                x->uri, what);
+        uwdf_log("%s: NBD connection lost (%s); its requests complete with "
+                 "STATUS_CONNECTION_DISCONNECTED until the target is reopened", x->uri, what);
     }
 }
 

@@ -12,6 +12,7 @@ static void sync_issue(struct slot *s, struct shard *sh, uint64_t t0)
 {
     struct job *j = s->job;
     (void)t0; /* each call is timed from its own start */
+    s->depth = 1;
     for (;;) {
         uint64_t ts = now_ns();
         if (!next_io(s, ts))
@@ -49,7 +50,7 @@ static void sync_issue(struct slot *s, struct shard *sh, uint64_t t0)
         if (!slot_finish(s, sh, false, 0, t1 - ts, t1))
             break;
     }
-    slot_retire(s);
+    slot_retire(s, sh);
 }
 
 const struct bench_api api_sync = {

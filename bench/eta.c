@@ -9,6 +9,8 @@
 #include "eta.h"
 #include "interrupt.h"
 #include "job.h"
+#include "log.h"
+#include "run.h"
 #include "util.h"
 
 #define SAMPLE_NS (500 * NS_PER_MS)
@@ -203,10 +205,24 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
             max_ramp = run->jobs[i].o.ramp_ns;
     bool cpu_window_open = max_ramp == 0;
     uint64_t next_sample = t_start + SAMPLE_NS, next_eta = t_start + ETA_NS, last_eta = t_start;
+    /* windowed logs: look at least 4 times per window (1 ms at most) */
+    uint64_t tick = TICK_NS;
+    for (unsigned i = 0; i < run->njobs; i++) {
+        uint64_t p = logs_tick_ns(&run->jobs[i]) / 4;
+        if (p && p < tick)
+            tick = p < NS_PER_MS ? NS_PER_MS : p;
+    }
     bool announced = false;
     while (jobs_running(run) > 0) {
-        sleep_ns(TICK_NS);
+        sleep_ns(tick);
         uint64_t now = now_ns();
+        for (unsigned i = 0; i < run->njobs; i++) {
+            struct job *j = &run->jobs[i];
+            bool done = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE) == PHASE_DONE;
+            logs_sample(j, now, done);
+        }
+        if (stop_requested())
+            run_wake_waves(run);
         if (stop_requested() && !announced) {
             announced = true;
             eta_clear(&el);
@@ -232,6 +248,8 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
                 next_eta = now + ETA_NS;
         }
     }
+    for (unsigned i = 0; i < run->njobs; i++)
+        logs_sample(&run->jobs[i], 0, true); /* the last windows */
     if (eta)
         eta_clear(&el);
 }

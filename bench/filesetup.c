@@ -254,7 +254,7 @@ int job_resolve_files(struct job *j)
         f->nblocks = per / o->bs;
         f->bits = bits_for(f->nblocks);
         f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
-        uint64_t seed = o->randseed ^ ((uint64_t)j->index << 32) ^ k;
+        uint64_t seed = j->seed ^ ((uint64_t)j->index << 32) ^ k;
         f->key = splitmix64(&seed);
         j->total_blocks += f->nblocks;
         if (o->fsvc == FSVC_SEQUENTIAL && n > 1) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expr.h"
 #include "init.h"
 #include "verify.h"
 
@@ -21,27 +22,27 @@ void config_free(struct bench_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
+/* fio's usage lines first (what `fio` alone prints), then ours. */
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: " BENCH_NAME " [options] [jobfile.fio ...]\n"
+            BENCH_VERSION "\n"
+            BENCH_NAME " [options] [job options] <job file(s)>\n"
             "\n"
-            "fio-style benchmark of the uwdf request / I/O-target model (" BENCH_VERSION ").\n"
-            "Options are fio's, as --opt=value or --opt value (flags: --opt or --opt=0/1).\n"
+            "fio-style benchmark of the uwdf request / I/O-target model. Options are fio's,\n"
+            "as --opt=value or --opt value (flags: --opt or --opt=0/1); every name uwdf-bench\n"
+            "shares with fio means what it means to fio (see uwdf-bench(1)).\n"
             "\n"
-            "Run without a job file and without --name, it runs one quick job whose defaults\n"
-            "are --rw=randread --bs=4k --iodepth=32 --direct=1 --runtime=10 --time_based on a\n"
-            "generated 1 GiB file (" BENCH_NAME ".0.0 in the current directory, removed at the\n"
-            "end); any option given overrides those defaults (--time_based=0 for a size-bound\n"
-            "run). As soon as --name or a job file is used, fio's own defaults apply (rw=read,\n"
-            "iodepth=1, direct=0, no runtime limit), so fio command lines and job files mean\n"
-            "what they mean to fio.\n"
+            "A job is a --name on the command line or a section of a job file; without one\n"
+            "nothing runs (as with fio). fio's defaults apply (rw=read, bs=4k, iodepth=1,\n"
+            "direct=0, no runtime limit). Job options given before the first --name act as a\n"
+            "[global] section read before the job file(s): a job file's own [global] and job\n"
+            "sections override them. Each --name starts a job; options after it belong to it.\n"
             "\n"
             "Job files: INI sections, [global] sets defaults for the sections after it, one job\n"
             "per other section, key=value or a bare flag per line, ';' or '#' comment lines.\n"
-            "Command-line job options given before any --name act as a [global] section read\n"
-            "before the job file(s) (as in fio): a job file's own [global] and job sections\n"
-            "override them. Each --name starts a job; options after it belong to that job.\n"
+            "Values get ${VAR} from the environment and fio's $pagesize, $mb_memory, $ncpus\n"
+            "(with + - * /: computed); a number in parentheses is arithmetic: bs=(4k*2).\n"
             "\n"
             "Job options:\n");
     opt_print_help(f, job_options, n_job_options);
@@ -53,10 +54,11 @@ static void usage(FILE *f)
             "\n"
             "Statistics: slat = time of the format + send calls, clat = from the send's return\n"
             "to the completion routine's entry, lat = slat + clat (CLOCK_MONOTONIC). The sync API\n"
-            "reports the whole call as clat and lat (no slat, as fio's sync engines). Percentiles\n"
-            "come from a log-linear histogram with 128 buckets per power of two (relative error\n"
-            "<= 1/128). CPU is the whole process (getrusage RUSAGE_SELF), so it includes the\n"
-            "framework's completion threads.\n"
+            "reports the whole call as clat and lat (no slat, as fio's sync engines). Latency\n"
+            "units, percentiles and bandwidth lines follow fio's rules. A job's CPU is measured\n"
+            "per thread (RUSAGE_THREAD): its own thread, plus the completion thread of each of\n"
+            "its targets from the first completion it ran to the job's last. IO depths are the\n"
+            "job's requests in flight when each was sent, itself included.\n"
             "\n"
             "BATCHING: iodepth_batch_submit is accepted but has nothing to set: uwdf submits\n"
             "every send made by the completion routines of one reaped batch to the kernel\n"
@@ -109,8 +111,8 @@ static void usage(FILE *f)
             "FltAllocateCallbackData, so the two show reuse against an allocation per\n"
             "operation. slat is the Iopb set-up (with the reuse or free + allocate) plus the\n"
             "FltPerformAsynchronousIo call. --rw read, write, randread, randwrite, rw and\n"
-            "randrw only; --verify, trims, --fsync/--fdatasync, --sync and --timeout are\n"
-            "refused with --api=flt.\n"
+            "randrw only; --verify, trims, --fsync/--fdatasync, --sync and --request_timeout\n"
+            "are refused with --api=flt.\n"
             "\n"
             "DEVICE STACK: --api=stack sends the job's requests as --api=async does, but to a\n"
             "target opened on an in-process control device (\\Device\\uwdfBenchFilterN) made\n"
@@ -119,7 +121,33 @@ static void usage(FILE *f)
             "target, opened on the file, and completes it with what the file returned: the\n"
             "smallest layer a storage filter is. The engine reported is the one below.\n"
             "\n"
-            "Exit status: 0 success, 1 bad options, set-up failure, I/O or verify errors.\n");
+            "Exit status: 0 success, 1 no job, bad options, set-up failure, I/O or verify\n"
+            "errors.\n");
+}
+
+/* --cmdhelp[=NAME]: fio's per-option help, or every option's line. */
+static int print_cmdhelp(const char *name)
+{
+    if (!*name || !strcmp(name, "all")) {
+        for (size_t i = 0; i < n_job_options; i++)
+            printf("%-24s: %s\n", job_options[i].name, job_options[i].help);
+        for (size_t i = 0; i < n_global_options; i++)
+            printf("%-24s: %s\n", global_options[i].name, global_options[i].help);
+        return 2;
+    }
+    const struct opt_def *d = find_job_option(name);
+    if (!d)
+        d = opt_find(global_options, n_global_options, name);
+    if (d) {
+        opt_print_cmdhelp(stdout, d);
+        return 2;
+    }
+    const char *near = suggest_option(name, true);
+    if (near)
+        errmsg("No such command: %s; did you mean %s?", name, near);
+    else
+        errmsg("No such command: %s", name);
+    return 1;
 }
 
 static int take_value(int argc, char **argv, int *i, const char *key, const char *eqval,
@@ -185,7 +213,7 @@ int parse_cmdline(int argc, char **argv, struct bench_config *cl)
         }
         memcpy(keybuf, body, klen);
         keybuf[klen] = '\0';
-        const char *key = keybuf, *eqval = eq ? eq + 1 : NULL, *val;
+        const char *key = keybuf, *eqval = eq ? eq + 1 : NULL, *val = NULL;
 
         /* process-wide options */
         const struct opt_def *d = opt_find(global_options, n_global_options, key);
@@ -195,10 +223,12 @@ int parse_cmdline(int argc, char **argv, struct bench_config *cl)
                 errmsg("option '--%s' takes no value", key);
                 return 1;
             }
-            if (d->kind != OPT_PRESET && take_value(argc, argv, &i, key, eqval, false, &val))
+            if (d->bare_ok)
+                val = eqval; /* its value only after '=' */
+            else if (d->kind != OPT_PRESET && take_value(argc, argv, &i, key, eqval, false, &val))
                 return 1;
             if (opt_set(d, &cl->g, val, &cl->strings, err, sizeof(err))) {
-                errmsg("invalid value '%s' for option '%s': %s", val, key, err);
+                errmsg("invalid value '%s' for option '%s': %s", val ? val : "", key, err);
                 return 1;
             }
             continue;
@@ -207,11 +237,23 @@ int parse_cmdline(int argc, char **argv, struct bench_config *cl)
         /* job options */
         d = find_job_option(key);
         if (!d) {
-            errmsg("unrecognized option '--%s' (see --help)", key);
+            const char *near = suggest_option(key, true);
+            if (near)
+                errmsg("unrecognized option '--%s'; did you mean --%s? (see --help)", key, near);
+            else
+                errmsg("unrecognized option '--%s' (see --help)", key);
             return 1;
         }
         if (take_value(argc, argv, &i, key, eqval, opt_is_flag(d), &val))
             return 1;
+        if (val && strcmp(d->name, "name") != 0) {
+            char err[256];
+            val = expand_value(&cl->strings, val, false, err, sizeof(err));
+            if (!val) {
+                errmsg("invalid value for option '%s': %s", key, err);
+                return 1;
+            }
+        }
         if (!strcmp(d->name, "name")) {
             if (!val || !*val) {
                 errmsg("invalid value '' for option 'name': a job name must not be empty");
@@ -230,17 +272,15 @@ int parse_cmdline(int argc, char **argv, struct bench_config *cl)
             return 1;
         section_add(cl, cur, d->name, val);
     }
+    if (cl->g.cmdhelp)
+        return print_cmdhelp(cl->g.cmdhelp);
     return 0;
 }
 
 unsigned build_jobdefs(struct bench_config *cl, struct jobdef **out)
 {
-    bool quick = !cl->saw_name && cl->njobfiles == 0;
     struct job_opts running;
-    if (quick)
-        opts_quick_defaults(&running);
-    else
-        opts_fio_defaults(&running);
+    opts_fio_defaults(&running);
     unsigned n = 0;
     struct jobdef *defs = xcalloc(cl->nsections + 1, sizeof(*defs));
     for (unsigned i = 0; i < cl->nsections; i++) {
@@ -252,17 +292,18 @@ unsigned build_jobdefs(struct bench_config *cl, struct jobdef **out)
         defs[n].o = running;
         defs[n].o.name = s->name;
         apply_section(cl, &defs[n].o, s);
+        if (s->file_stonewall)
+            defs[n].o.stonewall = true;
         defs[n].sec = s;
         n++;
     }
     if (n == 0 && cl->njobfiles == 0) {
-        defs[0].o = running;
-        defs[0].o.name = BENCH_NAME;
-        defs[0].sec = NULL;
-        n = 1;
-    }
-    if (n == 0)
+        /* as fio: the message, then the usage, and exit status 1 */
+        fprintf(stderr, "No job(s) defined\n\n");
+        usage(stdout);
+    } else if (n == 0) {
         errmsg("no jobs defined (a job file needs at least one section other than [global])");
+    }
     *out = defs;
     return n;
 }
@@ -280,7 +321,6 @@ static bool verify_engine_is_null(const struct job_opts *o)
 int validate_jobdef(const struct jobdef *def, bool quiet)
 {
     const struct job_opts *o = &def->o;
-    /* The implicit job is named after the program, which errmsg prints. */
     char who[300] = "";
     if (def->sec)
         snprintf(who, sizeof(who), "%s: ", o->name);
@@ -324,12 +364,18 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
                           : o->fsync_blocks ? "--fsync"
                           : o->fdatasync_blocks ? "--fdatasync"
                           : o->sync != SYNC_NONE ? "--sync"
-                          : o->timeout_ms ? "--timeout" : NULL;
+                          : o->request_timeout_ns ? "--request_timeout" : NULL;
         if (bad) {
             errmsg("%s%s is not supported with --api=flt (Filter Manager callback data: reads and "
                    "writes only, no verify, flushes, write-through or timeouts)", who, bad);
             return -1;
         }
+    }
+    if ((o->lat_log || o->bw_log || o->iops_log) && !o->log_avg_msec) {
+        errmsg("%s%s needs log_avg_msec: logs of every I/O (fio's default) are not supported; "
+               "log_avg_msec=N writes one entry per direction every N ms", who,
+               o->lat_log ? "write_lat_log" : o->bw_log ? "write_bw_log" : "write_iops_log");
+        return -1;
     }
     if (o->direct && o->bs % 512) {
         errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, o->bs);

@@ -20,6 +20,7 @@ struct kv {
 struct section {
     const char *name;
     bool global;
+    bool file_stonewall; /* the first job of a job file after the first (fio) */
     struct kv *kv;
     unsigned n, cap;
 };
@@ -28,6 +29,7 @@ struct section {
  * and the sections in the order they were read. */
 struct bench_config {
     struct global_opts g;
+    unsigned files_read; /* job files parsed so far */
     bool saw_name;
     const char **jobfiles;
     unsigned njobfiles;
@@ -43,8 +45,8 @@ struct jobdef {
 
 /* init.c */
 
-/* Returns 0 to run, 1 on error (message printed), 2 when done (help or
- * version printed). cfg is then set up, whatever the result. */
+/* Returns 0 to run, 1 on error (message printed), 2 when done (help,
+ * version or --cmdhelp printed). cfg is then set up, whatever the result. */
 int parse_cmdline(int argc, char **argv, struct bench_config *cfg);
 /* The job files named on the command line, then the job definitions, each
  * checked: their count (*defs is the caller's to free, also when the
@@ -62,11 +64,15 @@ void config_free(struct bench_config *cfg);
 
 /* fio job file: INI sections; [global] sets defaults for the sections after
  * it; key=value or a bare flag per line; lines starting with ; or # are
- * comments. Returns 0 or -1 (message printed). */
+ * comments; values get ${VAR} and fio's $keywords (expr.h). Returns 0 or
+ * -1 (message printed). */
 int parse_job_file(struct bench_config *cfg, const char *path);
 struct section *section_new(struct bench_config *cfg, const char *name, bool global);
 void section_add(struct bench_config *cfg, struct section *s, const char *key, const char *val);
 const struct opt_def *check_option(struct bench_config *cfg, const char *where, const char *key, const char *val);
+/* The option key was probably meant to be (fio's "did you mean"), or NULL;
+ * with_global: the command line's own options too. */
+const char *suggest_option(const char *key, bool with_global);
 void apply_section(struct bench_config *cfg, struct job_opts *o, const struct section *s);
 /* Is kv[i] of section si overridden by a later setting of the same key (in
  * that section, or with global_only in a later [global] section)? */

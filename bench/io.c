@@ -295,6 +295,8 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
                         uint64_t tc)
 {
     struct job *j = s->job;
+    if (tc >= j->ramp_end_ns)
+        sh->depth_map[depth_bucket(s->depth)]++;
     if (!NT_SUCCESS(s->status)) {
         job_io_error(j, s, s->status, NULL);
         return false;
@@ -346,8 +348,10 @@ void slot_completed(struct slot *s, uint64_t tc)
     }
     /* This runs on the completion thread of the file the I/O went to. */
     struct shard *sh = &s->job->shards[s->file];
+    if (!sh->cpu.on)
+        thread_cpu_begin(&sh->cpu);
     if (!slot_complete_async(s, sh, t1, tc))
-        slot_retire(s);
+        slot_retire(s, sh);
     else
         s->job->api->issue(s, sh, tc);
 }

@@ -27,9 +27,12 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
  * the mode's completion routine: accounts it and issues the next. */
 void slot_completed(struct slot *s, uint64_t tc);
 
-static inline void slot_retire(struct slot *s)
+/* sh: the calling thread's shard, whose CPU use ends here (the job may be
+ * gone after the last retire). */
+static inline void slot_retire(struct slot *s, struct shard *sh)
 {
     struct job *j = s->job;
+    thread_cpu_end(&sh->cpu);
     if (__atomic_sub_fetch(&j->inflight, 1, __ATOMIC_ACQ_REL) == 0)
         KeSetEvent(&j->done, 0, FALSE); /* nothing of j or s is touched after this */
 }
@@ -50,6 +53,7 @@ static inline uint64_t slot_sent(struct slot *s, uint64_t t1)
 /* Right before the send of an I/O that started at t0. */
 static inline void slot_sending(struct slot *s, uint64_t t0)
 {
+    s->depth = __atomic_add_fetch(&s->job->io_inflight, 1, __ATOMIC_RELAXED);
     s->t0 = t0;
     s->sender = THIS_THREAD;
     __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
@@ -58,6 +62,7 @@ static inline void slot_sending(struct slot *s, uint64_t t0)
 static inline bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc)
 {
     uint64_t slat, clat;
+    __atomic_sub_fetch(&s->job->io_inflight, 1, __ATOMIC_RELAXED);
     if (tc >= t1) {
         slat = t1 - s->t0;
         clat = tc - t1;
@@ -99,7 +104,7 @@ static inline __attribute__((always_inline)) void slot_issue_loop(struct slot *s
             break;
         t0 = tc; /* see above: the next I/O starts where this one ended */
     }
-    slot_retire(s);
+    slot_retire(s, sh);
 }
 
 #endif

@@ -61,6 +61,7 @@ struct slot {
     int flush_due;  /* enum flush_kind: sent as the next request */
     bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
     /* the current I/O */
+    unsigned depth;      /* the job's I/Os in flight when it was sent, itself included */
     uint64_t t0;         /* before reuse + format + send */
     uint64_t sync;       /* 0 while sending; then the send's return time, or the
                           * completion time if the routine ran first, nested in
@@ -83,6 +84,9 @@ struct job {
     const struct bench_api *api; /* how its I/O is issued (--api) */
     const struct jobdef *def;
     unsigned index, clone;
+    unsigned groupid; /* reporting group (stonewall, new_group) */
+    uint64_t seed;    /* randseed, or one of this run's (randrepeat=0) */
+    unsigned wave;    /* starts when every job of the waves before it has ended */
     unsigned nfiles;
     struct file_slot *files;
     unsigned nslots;
@@ -102,7 +106,12 @@ struct job {
     uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
     uint64_t file_rr;  /* atomic: I/Os that picked a file (roundrobin, sequential) */
     uint64_t *file_end; /* sequential: blocks of files [0, k] (nfiles entries) */
-    int inflight;      /* atomic */
+    int inflight;      /* atomic: slots not retired */
+    char pad_depth[64];   /* io_inflight changes with every I/O: a line of its own */
+    unsigned io_inflight; /* atomic: I/Os sent and not completed (async modes) */
+    char pad_depth2[64];
+    struct thread_cpu cpu; /* the job thread's */
+    struct job_logs *logs; /* write_*_log, or NULL (the monitor writes them) */
     int stop;          /* atomic */
     int phase;         /* atomic */
     /* the first error */
@@ -131,6 +140,12 @@ struct bench_run {
     WDFDEVICE device;
     const char *env_backend; /* UWDF_BACKEND as the user set it */
     pthread_barrier_t barrier;
+    uint64_t start_ns; /* the jobs were released (jobs start then or after a stonewall) */
+    /* stonewall: the jobs of wave w start when wave_left[w - 1] is 0 */
+    unsigned nwaves, ngroups;
+    unsigned *wave_left;
+    pthread_mutex_t wave_lock;
+    pthread_cond_t wave_cond;
     unsigned stack_devices; /* --api=stack filter devices made (for their names) */
     struct flt_state *flt;  /* --api=flt: its filter and volumes (api-flt.c) */
 };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "expr.h"
 #include "init.h"
 
 struct section *section_new(struct bench_config *cfg, const char *name, bool global)
@@ -35,6 +36,13 @@ void section_add(struct bench_config *cfg, struct section *s, const char *key, c
     s->n++;
 }
 
+const char *suggest_option(const char *key, bool with_global)
+{
+    const struct opt_def *tables[] = { job_options, with_global ? global_options : NULL, NULL };
+    const size_t sizes[] = { n_job_options, n_global_options, 0 };
+    return opt_suggest(tables, sizes, key);
+}
+
 /* Checks one option (name and value) now, so that a mistake is reported
  * with its place before anything runs. Returns the definition or NULL. */
 const struct opt_def *check_option(struct bench_config *cfg, const char *where, const char *key,
@@ -43,10 +51,14 @@ const struct opt_def *check_option(struct bench_config *cfg, const char *where, 
     const struct opt_def *d = find_job_option(key);
     char err[256] = "";
     if (!d) {
-        errmsg("%sunknown option '%s' (see --help)", where, key);
+        const char *near = suggest_option(key, false);
+        if (near)
+            errmsg("%sunknown option '%s'; did you mean '%s'? (see --help)", where, key, near);
+        else
+            errmsg("%sunknown option '%s' (see --help)", where, key);
         return NULL;
     }
-    if (!val && !opt_is_flag(d)) {
+    if (!val && !opt_is_flag(d) && !d->bare_ok) {
         errmsg("%soption '%s' needs a value (%s=%s)", where, key, key, d->arg ? d->arg : "value");
         return NULL;
     }
@@ -90,6 +102,7 @@ int parse_job_file(struct bench_config *cfg, const char *path)
     size_t cap = 0;
     unsigned lineno = 0;
     struct section *cur = NULL;
+    bool first_job = true;
     int rc = 0;
     while (getline(&line, &cap, f) >= 0) {
         char where[512];
@@ -113,6 +126,11 @@ int parse_job_file(struct bench_config *cfg, const char *path)
                 break;
             }
             cur = section_new(cfg, name, !strcmp(name, "global"));
+            /* fio separates job files by a stonewall */
+            if (!cur->global && first_job) {
+                cur->file_stonewall = cfg->files_read > 0;
+                first_job = false;
+            }
             continue;
         }
         if (!cur) {
@@ -132,6 +150,15 @@ int parse_job_file(struct bench_config *cfg, const char *path)
             rc = -1;
             break;
         }
+        if (val) {
+            char err[256];
+            val = expand_value(&cfg->strings, val, true, err, sizeof(err));
+            if (!val) {
+                errmsg("%sinvalid value for option '%s': %s", where, key, err);
+                rc = -1;
+                break;
+            }
+        }
         if (!check_option(cfg, where, key, val)) {
             rc = -1;
             break;
@@ -140,6 +167,7 @@ int parse_job_file(struct bench_config *cfg, const char *path)
     }
     free(line);
     fclose(f);
+    cfg->files_read++;
     return rc;
 }
 

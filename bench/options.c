@@ -29,16 +29,13 @@ void opts_fio_defaults(struct job_opts *o)
     o->reuse = true;
     o->ioengine = ENGINE_DEFAULT;
     o->nrfiles = 1;
-}
-
-void opts_quick_defaults(struct job_opts *o)
-{
-    opts_fio_defaults(o);
-    o->rw = RW_RANDREAD;
-    o->iodepth = 32;
-    o->direct = true;
-    o->runtime_ns = 10 * NS_PER_SEC;
-    o->time_based = true;
+    o->per_job_logs = true;
+    static const double fio_pcts[] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
+    o->npct = sizeof(fio_pcts) / sizeof(fio_pcts[0]);
+    memcpy(o->pct, fio_pcts, sizeof(fio_pcts));
+    o->pct_precision = 2;
+    o->clat_percentiles = true;
+    o->randrepeat = true;
 }
 
 /* ---- the job options ---- */
@@ -92,6 +89,55 @@ static int parse_file_service_type(const struct opt_def *d, void *base, const ch
         return opt_refuse(err, n, "expected a whole number of I/Os from 1 after the ':'");
     o->fsvc = (enum fsvc_mode)k->value;
     o->fsvc_ios = (unsigned)ios;
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* fio's FIO_OPT_FLOAT_LIST: "99:99.9:99.99", each 0..100. */
+static int parse_percentile_list(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    double v[PCT_MAX];
+    unsigned k = 0, precision = 0;
+    const char *p = val ? val : "";
+    for (;;) {
+        char *end;
+        if (k == PCT_MAX)
+            return opt_refuse(err, n, "at most 20 percentiles");
+        v[k] = strtod(p, &end);
+        if (end == p || !(v[k] >= 0.0 && v[k] <= 100.0) || (*end && *end != ':'))
+            return opt_refuse(err, n, d->err);
+        const char *dot = memchr(p, '.', (size_t)(end - p));
+        if (dot) {
+            unsigned digits = 0;
+            while (dot + 1 + digits < end && dot[1 + digits] >= '0' && dot[1 + digits] <= '9')
+                digits++;
+            if (digits > precision)
+                precision = digits;
+        }
+        k++;
+        if (!*end)
+            break;
+        p = end + 1;
+    }
+    qsort(v, k, sizeof(v[0]), cmp_double);
+    memcpy(o->pct, v, k * sizeof(v[0]));
+    o->npct = k;
+    o->pct_precision = precision;
+    return 0;
+}
+
+static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    if (!parse_u64_plain(val, &o->randseed))
+        return opt_refuse(err, n, d->err);
+    o->randseed_set = true;
     return 0;
 }
 
@@ -197,9 +243,9 @@ const struct opt_def job_options[] = {
     { .name = "numjobs", JOB_UINT(numjobs, 1, 4096), .arg = "n",
       .help = "clones of this job, each a thread with its own requests" },
     { .name = "thread", JOB_BOOL(thread), .help = "accepted; jobs are always threads" },
-    { .name = "runtime", .kind = OPT_TIME, JOB_FIELD(runtime_ns),
+    { .name = "runtime", .alias = "timeout", .kind = OPT_TIME, JOB_FIELD(runtime_ns), .def = "0",
       .err = "expected a time such as 10, 30s, 500ms, 2m or 1h", .arg = "time",
-      .help = "stop after this time (seconds unless a unit: ms, s, m, h)" },
+      .help = "stop after this time (seconds unless a unit: ms, s, m, h); 'timeout' is fio's alias" },
     { .name = "time_based", JOB_BOOL(time_based), .help = "run for the whole runtime, looping over the region" },
     { .name = "ramp_time", .kind = OPT_TIME, JOB_FIELD(ramp_ns), .err = "expected a time such as 2, 2s or 500ms",
       .arg = "time", .help = "run this long before counting statistics (adds to runtime)" },
@@ -213,9 +259,22 @@ const struct opt_def job_options[] = {
       .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets); nbd: the export of --uri" },
     { .name = "uri", .kind = OPT_STR, JOB_FIELD(uri), .err = "expected an NBD URI", .arg = "uri",
       .help = "NBD export (nbd://host[:port]/export, nbd+unix:///export?socket=PATH) for --ioengine=nbd, as fio's nbd engine takes it" },
-    { .name = "randseed", .kind = OPT_U64, JOB_FIELD(randseed), .err = "expected a number", .arg = "n",
-      .help = "seed of the offset and read/write-mix generators" },
+    { .name = "randseed", .kind = OPT_FUNC, .parse = parse_randseed, .err = "expected a number", .arg = "n",
+      .help = "seed of the offset and read/write-mix generators (then randrepeat does not matter)" },
+    { .name = "randrepeat", JOB_BOOL(randrepeat), .def = "1",
+      .help = "the same random offsets and read/write mix every run (1, fio's default: seeded by randseed); "
+              "0: a new seed each run" },
     { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
+    { .name = "stonewall", .alias = "wait_for_previous", JOB_BOOL(stonewall),
+      .help = "start when every job before this one has ended; starts a new reporting group" },
+    { .name = "new_group", JOB_BOOL(new_group), .help = "start a new reporting group (the jobs still start together)" },
+    { .name = "percentile_list", .kind = OPT_FUNC, .parse = parse_percentile_list, .arg = "p[:p...]",
+      .err = "expected percentiles from 0 to 100 separated by ':' (99:99.9)",
+      .help = "the percentiles reported (default 1:5:10:20:30:40:50:60:70:80:90:95:99:99.5:99.9:99.95:99.99)" },
+    { .name = "clat_percentiles", JOB_BOOL(clat_percentiles), .def = "1",
+      .help = "report completion latency percentiles" },
+    { .name = "lat_percentiles", JOB_BOOL(lat_percentiles), .def = "0",
+      .help = "report total latency (slat + clat) percentiles too" },
     { .name = "verify", .kind = OPT_ENUM, JOB_FIELD(verify), .vals = verify_vals,
       .err = "only crc32c (or crc32c-intel, none) is supported", .arg = "crc32c",
       .help = "writes store a crc32c + offset header per block; reads check it" },
@@ -232,12 +291,29 @@ const struct opt_def job_options[] = {
       .help = "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
     { .name = "reuse", JOB_BOOL(reuse), .arg = "0|1",
       .help = "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
-    { .name = "timeout", JOB_UINT(timeout_ms, 0, 86400000), .arg = "msec",
-      .help = "uwdf: per-request timeout in the send options (0: none); NOT fio's runtime alias" },
+    { .name = "request_timeout", .kind = OPT_TIME, JOB_FIELD(request_timeout_ns), .unit_ns = NS_PER_MS,
+      .max = 86400 * NS_PER_SEC, .def = "0", .err = "expected a time up to a day such as 500 (ms), 500ms or 2s",
+      .arg = "time",
+      .help = "uwdf: per-request timeout in the send options, milliseconds unless a unit (0: none); "
+              "fio has no such option ('timeout' is fio's alias of runtime)" },
     { .name = "fixedbufs", JOB_BOOL(fixedbufs),
       .help = "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
     { .name = "registerfiles", JOB_BOOL(registerfiles),
       .help = "io_uring registered file (IOSQE_FIXED_FILE); no-op on libaio/null" },
+    { .name = "write_lat_log", .kind = OPT_STR, JOB_FIELD(lat_log), .bare_ok = true, .arg = "prefix",
+      .err = "expected a file name prefix",
+      .help = "fio's slat, clat and lat logs, <prefix>_slat.N.log ... (bare in a job file: the job's name); "
+              "needs log_avg_msec" },
+    { .name = "write_bw_log", .kind = OPT_STR, JOB_FIELD(bw_log), .bare_ok = true, .arg = "prefix",
+      .err = "expected a file name prefix", .help = "fio's bandwidth log (KiB/s), <prefix>_bw.N.log; needs log_avg_msec" },
+    { .name = "write_iops_log", .kind = OPT_STR, JOB_FIELD(iops_log), .bare_ok = true, .arg = "prefix",
+      .err = "expected a file name prefix", .help = "fio's IOPS log, <prefix>_iops.N.log; needs log_avg_msec" },
+    { .name = "log_avg_msec", JOB_UINT(log_avg_msec, 0, 86400000), .arg = "msec", .def = "0",
+      .help = "one log entry per direction for each window of this many ms (its average; bs and offset 0)" },
+    { .name = "per_job_logs", JOB_BOOL(per_job_logs), .def = "1",
+      .help = "the job's number in the log names (<prefix>_bw.N.log); 0: <prefix>_bw.log" },
+    { .name = "log_offset", JOB_BOOL(log_offset), .def = "0",
+      .help = "an offset column in the logs (0 in windowed entries, as fio)" },
 };
 const size_t n_job_options = sizeof(job_options) / sizeof(job_options[0]);
 
@@ -294,7 +370,12 @@ const struct opt_def global_options[] = {
     { .name = "minimal", .kind = OPT_PRESET, GLOBAL_FIELD(formats), .min = OUT_TERSE,
       .help = "same as --output-format=terse" },
     { .name = "eta", .kind = OPT_ENUM, GLOBAL_FIELD(eta), .vals = eta_vals, .err = "expected always, never or auto",
-      .arg = "when", .help = "auto (default: when stderr is a tty), always, never" },
+      .arg = "when", .def = "auto", .help = "auto (default: when stderr is a tty), always, never" },
+    { .name = "parse-only", .kind = OPT_PRESET, GLOBAL_FIELD(parse_only), .min = 1,
+      .help = "read and check the options and job files, then exit without running anything" },
+    { .name = "cmdhelp", .kind = OPT_STR, GLOBAL_FIELD(cmdhelp), .bare_ok = true, .arg = "[option]",
+      .err = "expected an option name or all",
+      .help = "print an option's help, type and default (every option: bare or =all)" },
 };
 const size_t n_global_options = sizeof(global_options) / sizeof(global_options[0]);
 

@@ -32,6 +32,9 @@ extern const char *const engine_names[];
 extern const char *const sync_names[];
 extern const char *const flush_names[];
 
+/* percentile_list: at most fio's FIO_IO_U_LIST_MAX_LEN entries */
+#define PCT_MAX 20
+
 /* Everything a job can be told. Plain data: copied from the running
  * defaults when a job section starts. */
 struct job_opts {
@@ -49,20 +52,33 @@ struct job_opts {
     unsigned iodepth_batch_submit;
     unsigned numjobs;
     bool thread;
-    uint64_t runtime_ns; /* 0: no limit */
+    uint64_t runtime_ns; /* 0: no limit; fio's alias: timeout */
     bool time_based;
     uint64_t ramp_ns;
     uint64_t number_ios; /* 0: no limit */
     bool direct;
     enum engine_sel ioengine;
     uint64_t randseed;
+    bool randseed_set; /* randseed= given: randrepeat does not matter (fio) */
+    bool randrepeat;   /* the same offsets and mix every run (fio's default) */
     bool group_reporting;
+    double pct[PCT_MAX]; /* percentile_list, in increasing order (fio sorts it) */
+    unsigned npct;
+    unsigned pct_precision; /* decimals shown: the most any entry of the list has (fio) */
+    bool clat_percentiles, lat_percentiles;
+    bool stonewall; /* wait for the jobs before it; a new reporting group */
+    bool new_group; /* a new reporting group, started with the others */
     enum verify_mode verify;
     bool verify_fatal;
     enum api_mode api;
     bool reuse;
-    unsigned timeout_ms; /* 0: none */
+    uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
+    /* logs: NULL off, "" the job's name, else the file name prefix */
+    const char *lat_log, *bw_log, *iops_log;
+    unsigned log_avg_msec; /* the window of each entry (0: per I/O, refused) */
+    bool per_job_logs;     /* ".N" (the job's number) in the log names */
+    bool log_offset;       /* an offset column (0 in windowed entries) */
     unsigned fsync_blocks, fdatasync_blocks; /* 0: none */
     enum sync_mode sync;
     /* several files (fio's nrfiles, filename_format, file_service_type) */
@@ -95,8 +111,6 @@ static inline bool rw_random(enum rw_mode m)
 /* fio's defaults (job files and --name command lines mean what they mean
  * to fio), except the I/O engine: the library's default. */
 void opts_fio_defaults(struct job_opts *o);
-/* The quick default job: `uwdf-bench` with no job file and no --name. */
-void opts_quick_defaults(struct job_opts *o);
 
 extern const struct opt_def job_options[];
 extern const size_t n_job_options;
@@ -110,6 +124,8 @@ struct global_opts {
     const char *output; /* NULL: stdout */
     unsigned formats;
     enum eta_mode eta;
+    unsigned parse_only; /* read and check everything, run nothing */
+    const char *cmdhelp; /* --cmdhelp: "" or "all" for every option */
 };
 
 extern const struct opt_def global_options[];

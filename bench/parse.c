@@ -7,13 +7,34 @@
 #include <string.h>
 #include <strings.h>
 
+#include "expr.h"
 #include "parse.h"
 #include "util.h"
+
+/* fio's "(expression)" for a whole number that is not negative; a time's
+ * numbers without a unit are in unit_ns (0: seconds). */
+static bool parse_expr_u64(const char *s, enum expr_unit unit, uint64_t unit_ns, uint64_t *out)
+{
+    double v;
+    if (unit == EXPR_TIME) {
+        if (!expr_eval_time(s, unit_ns ? (double)unit_ns / 1e3 : 1e6, &v))
+            return false;
+        v *= 1e3;
+    } else if (!expr_eval(s, unit, &v)) {
+        return false;
+    }
+    if (v < 0 || v > 1.8e19)
+        return false;
+    *out = (uint64_t)v;
+    return true;
+}
 
 bool parse_u64_plain(const char *s, uint64_t *out)
 {
     if (!s || !*s)
         return false;
+    if (*s == '(')
+        return parse_expr_u64(s, EXPR_PLAIN, 0, out);
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);
@@ -37,10 +58,12 @@ bool parse_size_value(const char *s, uint64_t *out, unsigned *pct)
 {
     char *end;
     double v;
-    if (!parse_number_prefix(s, &v, &end))
-        return false;
     if (pct)
         *pct = 0;
+    if (s && *s == '(')
+        return parse_expr_u64(s, EXPR_SIZE, 0, out);
+    if (!parse_number_prefix(s, &v, &end))
+        return false;
     if (*end == '%') {
         if (!pct || end[1] || v < 1 || v > 100 || v != (double)(unsigned)v)
             return false;
@@ -78,14 +101,18 @@ bool parse_size_value(const char *s, uint64_t *out, unsigned *pct)
     return true;
 }
 
-bool parse_time_value(const char *s, uint64_t *out_ns)
+bool parse_time_value(const char *s, uint64_t unit_ns, uint64_t *out_ns)
 {
     char *end;
     double v;
+    if (s && *s == '(')
+        return parse_expr_u64(s, EXPR_TIME, unit_ns, out_ns);
     if (!parse_number_prefix(s, &v, &end))
         return false;
     double mult;
-    if (!*end || !strcasecmp(end, "s") || !strcasecmp(end, "sec"))
+    if (!*end)
+        mult = unit_ns ? (double)unit_ns : 1e9;
+    else if (!strcasecmp(end, "s") || !strcasecmp(end, "sec"))
         mult = 1e9;
     else if (!strcasecmp(end, "ms") || !strcasecmp(end, "msec"))
         mult = 1e6;
@@ -205,12 +232,14 @@ int opt_set(const struct opt_def *d, void *base, const char *val, struct strpool
             opt_store(base, d->off_pct, sizeof(unsigned), pct);
         return 0;
     case OPT_TIME:
-        if (!parse_time_value(val, &v))
+        if (!parse_time_value(val, d->unit_ns, &v) || (d->max && v > d->max))
             return opt_refuse(err, n, d->err);
         opt_store(base, d->off, d->width, v);
         return 0;
     case OPT_STR:
-        if (!val || !*val)
+        if (!val && d->bare_ok)
+            val = "";
+        else if (!val || !*val)
             return opt_refuse(err, n, d->err);
         if ((ov = opt_val_find(d->vals, val)))
             return opt_refuse(err, n, ov->refused);
@@ -233,6 +262,86 @@ int opt_set(const struct opt_def *d, void *base, const char *val, struct strpool
         return d->parse(d, base, val, err, n);
     }
     return opt_refuse(err, n, "unknown option kind");
+}
+
+/* Levenshtein distance, for suggestions (keys longer than this get none). */
+#define SUGGEST_MAX_LEN 64
+static unsigned edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    unsigned row[SUGGEST_MAX_LEN + 1], prev[SUGGEST_MAX_LEN + 1];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        row[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            unsigned del = prev[j] + 1, ins = row[j - 1] + 1;
+            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, row, (lb + 1) * sizeof(row[0]));
+    }
+    return prev[lb];
+}
+
+const char *opt_suggest(const struct opt_def *const *tables, const size_t *sizes, const char *key)
+{
+    const char *best = NULL;
+    unsigned best_d = ~0u;
+    if (strlen(key) > SUGGEST_MAX_LEN)
+        return NULL;
+    for (size_t t = 0; tables[t]; t++)
+        for (size_t i = 0; i < sizes[t]; i++) {
+            const char *names[2] = { tables[t][i].name, tables[t][i].alias };
+            for (int k = 0; k < 2; k++) {
+                if (!names[k] || strlen(names[k]) > SUGGEST_MAX_LEN)
+                    continue;
+                unsigned dist = edit_distance(key, names[k]);
+                if (dist < best_d) {
+                    best_d = dist;
+                    best = names[k];
+                }
+            }
+        }
+    /* fio's string_distance_ok: at most half the key's length */
+    return best && best_d <= (strlen(key) + 1) / 2 ? best : NULL;
+}
+
+static const char *kind_help(const struct opt_def *d)
+{
+    switch (d->kind) {
+    case OPT_BOOL: return "boolean value (opt=1)";
+    case OPT_UINT:
+    case OPT_U64: return "integer value (opt=100)";
+    case OPT_SIZE: return "integer value with possible k/m/g postfix (opt=4k)";
+    case OPT_SIZE_PCT: return "integer value with possible k/m/g postfix, or a percentage (opt=4k, opt=50%)";
+    case OPT_TIME: return d->unit_ns == NS_PER_MS ? "string with time postfix, msec without one (opt=500ms)"
+                                                  : "string with time postfix (opt=10s)";
+    case OPT_STR: return d->bare_ok ? "string, or empty (opt=bla)" : "string (opt=bla)";
+    case OPT_ENUM: return "string (opt=bla)";
+    case OPT_PRESET: return "no value";
+    case OPT_FUNC: break;
+    }
+    return d->arg ? d->arg : "string (opt=bla)";
+}
+
+void opt_print_cmdhelp(FILE *f, const struct opt_def *d)
+{
+    fprintf(f, "%20s: %s\n", d->name, d->help);
+    if (d->alias)
+        fprintf(f, "%20s: %s\n", "alias", d->alias);
+    fprintf(f, "%20s: %s\n", "type", kind_help(d));
+    fprintf(f, "%20s: %s\n", "default", d->def ? d->def : "no default");
+    if (d->kind == OPT_UINT)
+        fprintf(f, "%20s: min=%llu, max=%llu\n", "range", (unsigned long long)d->min,
+                (unsigned long long)d->max);
+    bool first = true;
+    for (const struct opt_val *v = d->vals; d->kind == OPT_ENUM && v && v->name; v++)
+        if (!v->refused) {
+            fprintf(f, "%20s: %s\n", first ? "valid values" : "", v->name);
+            first = false;
+        }
+    fprintf(f, "\n");
 }
 
 /* One line per row: --name=arg, then its help. */

@@ -92,8 +92,8 @@ static void jw_bool(struct jw *w, const char *key, bool v)
     fputs(v ? "true" : "false", w->f);
 }
 
-static void json_lat(struct jw *w, const char *key, const struct lat_acc *a, const uint64_t *hist,
-                     bool pct, bool bins)
+static void json_lat(struct jw *w, const char *key, const struct job_opts *o, const struct lat_acc *a,
+                     const uint64_t *hist, bool pct, bool bins)
 {
     jw_open(w, key, '{');
     jw_u64(w, "min", lat_min(a));
@@ -103,10 +103,10 @@ static void json_lat(struct jw *w, const char *key, const struct lat_acc *a, con
     jw_u64(w, "N", a->n);
     if (pct && a->n) {
         jw_open(w, "percentile", '{');
-        for (unsigned i = 0; i < N_PCT; i++) {
+        for (unsigned i = 0; i < o->npct; i++) {
             char k[32];
-            snprintf(k, sizeof(k), "%f", pct_list[i]);
-            jw_u64(w, k, hist_percentile(hist, a->n, pct_list[i]));
+            snprintf(k, sizeof(k), "%f", o->pct[i]);
+            jw_u64(w, k, hist_percentile(hist, a->n, o->pct[i]));
         }
         jw_close(w, '}');
     }
@@ -139,11 +139,12 @@ static void json_ddir(struct jw *w, const struct bench_run *run, const char *key
     jw_u64(w, "total_ios", a->ios);
     jw_u64(w, "short_ios", 0);
     jw_u64(w, "drop_ios", 0);
-    json_lat(w, "slat_ns", &a->slat, NULL, false, false);
-    json_lat(w, "clat_ns", &a->clat, a->clat_hist, true, plus);
-    json_lat(w, "lat_ns", &a->lat, NULL, false, false);
+    const struct job_opts *o = &r->first->o;
+    json_lat(w, "slat_ns", o, &a->slat, NULL, false, false);
+    json_lat(w, "clat_ns", o, &a->clat, a->clat_hist, o->clat_percentiles, plus && o->clat_percentiles);
+    json_lat(w, "lat_ns", o, &a->lat, a->lat_hist, o->lat_percentiles, plus && o->lat_percentiles);
     const struct sample_acc *bw = &r->bw[d], *io = &r->iops[d];
-    double gb = group_bw_kib(run, d);
+    double gb = group_bw_kib(run, r->groupid, d);
     jw_u64(w, "bw_min", (uint64_t)(bw->min + 0.5));
     jw_u64(w, "bw_max", (uint64_t)(bw->max + 0.5));
     jw_dbl(w, "bw_agg", gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0);
@@ -187,28 +188,23 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     json_ddir(w, run, "trim", r, DDIR_TRIM, plus);
     jw_open(w, "sync", '{'); /* fio 3.x: flush latency (issue to completion) and count */
     jw_u64(w, "total_ios", r->sync.ios);
-    json_lat(w, "lat_ns", &r->sync.lat, r->sync.lat_hist, true, plus);
+    json_lat(w, "lat_ns", &j->o, &r->sync.lat, r->sync.lat_hist, true, plus);
     jw_close(w, '}');
     jw_u64(w, "job_runtime", ns_to_ms(r->runtime_ns));
-    jw_dbl(w, "usr_cpu", cpu->usr_pct);
-    jw_dbl(w, "sys_cpu", cpu->sys_pct);
-    jw_u64(w, "ctx", cpu->ctx);
-    jw_u64(w, "majf", cpu->majf);
-    jw_u64(w, "minf", cpu->minf);
-    static const char *const dl[] = { "1", "2", "4", "8", "16", "32", ">=64" };
-    static const char *const sl[] = { "0", "4", "8", "16", "32", "64", ">=64" };
-    unsigned db = depth_bucket(report_depth(r));
+    jw_dbl(w, "usr_cpu", r->cpu.usr_pct);
+    jw_dbl(w, "sys_cpu", r->cpu.sys_pct);
+    jw_u64(w, "ctx", r->cpu.ctx);
+    jw_u64(w, "majf", r->cpu.majf);
+    jw_u64(w, "minf", r->cpu.minf);
+    /* iodepth_submit and iodepth_complete are left out: requests are sent
+     * one by one and the framework batches them, so nothing here counts
+     * what fio's submit and complete calls do. */
+    static const char *const dl[N_DEPTH] = { "1", "2", "4", "8", "16", "32", ">=64" };
+    double dp[N_DEPTH];
+    depth_distribution(r, dp);
     jw_open(w, "iodepth_level", '{');
-    for (unsigned i = 0; i < 7; i++)
-        jw_dbl(w, dl[i], i == db ? 100.0 : 0.0);
-    jw_close(w, '}');
-    jw_open(w, "iodepth_submit", '{');
-    for (unsigned i = 0; i < 7; i++)
-        jw_dbl(w, sl[i], 0.0);
-    jw_close(w, '}');
-    jw_open(w, "iodepth_complete", '{');
-    for (unsigned i = 0; i < 7; i++)
-        jw_dbl(w, sl[i], 0.0);
+    for (unsigned i = 0; i < N_DEPTH; i++)
+        jw_dbl(w, dl[i], dp[i]);
     jw_close(w, '}');
     struct lat_dist ld;
     lat_distribution(r, &ld);
@@ -244,7 +240,9 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     jw_bool(w, "reuse", j->o.reuse);
     jw_u64(w, "requests", r->nslots);
     jw_u64(w, "files", r->nfiles);
-    jw_u64(w, "timeout_ms", j->o.timeout_ms);
+    /* when the (first) job started, from the run's start: after a stonewall, later */
+    jw_u64(w, "start_ms", j->start_ns > run->start_ns ? (j->start_ns - run->start_ns) / NS_PER_MS : 0);
+    jw_u64(w, "request_timeout_us", (uint64_t)((j->o.request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
     jw_str(w, "sync", sync_names[j->o.sync]);
     jw_bool(w, "write_through", j->o.sync != SYNC_NONE);
     jw_u64(w, "fsync", j->o.fsync_blocks);
@@ -255,9 +253,14 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     jw_u64(w, "verify_errors", r->verify_errors);
     const char *sn = r->err_status && !NT_SUCCESS(r->err_status) ? UwdfNtStatusName(r->err_status) : NULL;
     jw_str(w, "error_status", sn ? sn : "");
+    /* the whole process, from the end of the longest ramp */
     jw_dbl(w, "cpu_usr_s", cpu->usr_s);
     jw_dbl(w, "cpu_sys_s", cpu->sys_s);
     jw_u64(w, "cpu_window_ms", cpu->window_ms);
+    /* this entry's threads: what usr_cpu and sys_cpu are percentages of */
+    jw_dbl(w, "job_cpu_usr_s", r->cpu.usr_s);
+    jw_dbl(w, "job_cpu_sys_s", r->cpu.sys_s);
+    jw_u64(w, "job_cpu_wall_ms", r->cpu.window_ms);
     jw_close(w, '}');
     jw_close(w, '}');
 }

@@ -14,8 +14,7 @@ static void terse_lat(FILE *f, const struct lat_acc *a)
             lat_stddev(a) / 1000.0);
 }
 
-void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r,
-                               const struct cpu_use *cpu)
+void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r)
 {
     fprintf(f, "3;%s;%s;%u;%d", BENCH_VERSION, r->name, r->groupid, r->error);
     for (int d = DDIR_READ; d <= DDIR_WRITE; d++) { /* version 3 has no trim fields (as fio) */
@@ -25,23 +24,29 @@ void print_report_terse(FILE *f, const struct bench_run *run, const struct repor
                 (uint64_t)(iops_of(a->ios, r->runtime_ns) + 0.5), a->ios ? ns_to_ms(r->runtime_ns) : 0);
         terse_lat(f, &a->slat);
         terse_lat(f, &a->clat);
-        for (unsigned i = 0; i < 20; i++) {
-            if (i < N_PCT)
-                fprintf(f, ";%f%%=%" PRIu64, pct_list[i], hist_percentile(a->clat_hist, a->clat.n, pct_list[i]) / 1000);
+        /* fio's 20 percentile fields: the clat ones (lat with only
+         * lat_percentiles), then "0%=0" */
+        const struct job_opts *o = &r->first->o;
+        const uint64_t *hist = o->clat_percentiles ? a->clat_hist : o->lat_percentiles ? a->lat_hist : NULL;
+        uint64_t n = o->clat_percentiles ? a->clat.n : a->lat.n;
+        for (unsigned i = 0; i < PCT_MAX; i++) {
+            if (hist && i < o->npct)
+                fprintf(f, ";%f%%=%" PRIu64, o->pct[i], hist_percentile(hist, n, o->pct[i]) / 1000);
             else
                 fprintf(f, ";0%%=0");
         }
         terse_lat(f, &a->lat);
         const struct sample_acc *s = &r->bw[d];
-        double gb = group_bw_kib(run, d);
+        double gb = group_bw_kib(run, r->groupid, d);
         fprintf(f, ";%.0f;%.0f;%f%%;%f;%f", s->min, s->max, gb > 0 ? 100.0 * (double)bwb / 1024.0 / gb : 0.0,
                 sample_mean(s), sample_stddev(s));
     }
-    fprintf(f, ";%f%%;%f%%;%" PRIu64 ";%" PRIu64 ";%" PRIu64, cpu->usr_pct, cpu->sys_pct, cpu->ctx, cpu->majf,
-            cpu->minf);
-    unsigned db = depth_bucket(report_depth(r));
-    for (unsigned i = 0; i < 7; i++)
-        fprintf(f, ";%.1f%%", i == db ? 100.0 : 0.0);
+    fprintf(f, ";%f%%;%f%%;%" PRIu64 ";%" PRIu64 ";%" PRIu64, r->cpu.usr_pct, r->cpu.sys_pct, r->cpu.ctx,
+            r->cpu.majf, r->cpu.minf);
+    double dp[N_DEPTH];
+    depth_distribution(r, dp);
+    for (unsigned i = 0; i < N_DEPTH; i++)
+        fprintf(f, ";%.1f%%", dp[i]);
     struct lat_dist ld;
     lat_distribution(r, &ld);
     double ns_total = 0;

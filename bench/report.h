@@ -13,10 +13,10 @@ struct report;
 
 /* Before the run: one line per job definition, then the thread count. */
 void print_header(FILE *f, const struct bench_run *run, const struct jobdef *defs, unsigned ndefs);
-void print_report_normal(FILE *f, const struct bench_run *run, const struct report *r, const struct cpu_use *cpu);
+void print_report_normal(FILE *f, const struct bench_run *run, const struct report *r);
 /* fio's "Run status group 0" lines. */
 void print_group_normal(FILE *f, const struct bench_run *run);
-void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r, const struct cpu_use *cpu);
+void print_report_terse(FILE *f, const struct bench_run *run, const struct report *r);
 void print_json(FILE *f, const struct bench_run *run, const struct report *reps, unsigned nrep,
                 const struct cpu_use *cpu, bool plus);
 

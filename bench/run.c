@@ -27,10 +27,47 @@ static void run_phase(struct job *j)
     KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
 }
 
+/* stonewall: waits for the waves before the job's; false when interrupted
+ * meanwhile (the job does not start). */
+static bool wait_for_wave(struct job *j)
+{
+    struct bench_run *run = j->run;
+    if (j->wave == 0)
+        return true;
+    pthread_mutex_lock(&run->wave_lock);
+    while (run->wave_left[j->wave - 1] && !stop_requested())
+        pthread_cond_wait(&run->wave_cond, &run->wave_lock);
+    pthread_mutex_unlock(&run->wave_lock);
+    return !stop_requested();
+}
+
+static void wave_job_done(struct job *j)
+{
+    struct bench_run *run = j->run;
+    pthread_mutex_lock(&run->wave_lock);
+    run->wave_left[j->wave]--;
+    pthread_cond_broadcast(&run->wave_cond);
+    pthread_mutex_unlock(&run->wave_lock);
+}
+
+void run_wake_waves(struct bench_run *run)
+{
+    pthread_mutex_lock(&run->wave_lock);
+    pthread_cond_broadcast(&run->wave_cond);
+    pthread_mutex_unlock(&run->wave_lock);
+}
+
 static void *job_thread(void *arg)
 {
     struct job *j = arg;
     pthread_barrier_wait(&j->run->barrier);
+    if (!wait_for_wave(j)) {
+        j->start_ns = j->ramp_end_ns = j->finish_ns = now_ns();
+        __atomic_store_n(&j->phase, PHASE_DONE, __ATOMIC_RELEASE);
+        wave_job_done(j);
+        return NULL;
+    }
+    thread_cpu_begin(&j->cpu);
     uint64_t t = now_ns();
     j->start_ns = t;
     j->ramp_end_ns = t + j->o.ramp_ns;
@@ -47,7 +84,9 @@ static void *job_thread(void *arg)
         }
     }
     j->finish_ns = now_ns();
+    thread_cpu_end(&j->cpu);
     __atomic_store_n(&j->phase, PHASE_DONE, __ATOMIC_RELEASE);
+    wave_job_done(j);
     return NULL;
 }
 
@@ -61,6 +100,9 @@ void run_jobs(struct bench_run *run, struct cpu_use *cpu)
     sigaddset(&block, SIGTERM);
     clock_init(); /* before any job reads the clock */
     pthread_barrier_init(&run->barrier, NULL, run->njobs + 1);
+    run->start_ns = now_ns(); /* before any job reads the clock past the barrier */
+    pthread_mutex_init(&run->wave_lock, NULL);
+    pthread_cond_init(&run->wave_cond, NULL);
     pthread_sigmask(SIG_BLOCK, &block, &old);
     for (unsigned i = 0; i < run->njobs; i++) {
         int r = pthread_create(&run->jobs[i].thread, NULL, job_thread, &run->jobs[i]);
@@ -83,6 +125,8 @@ void run_jobs(struct bench_run *run, struct cpu_use *cpu)
     cpu_snapshot(&ru_end);
     uint64_t t_end = now_ns();
     pthread_barrier_destroy(&run->barrier);
+    pthread_cond_destroy(&run->wave_cond);
+    pthread_mutex_destroy(&run->wave_lock);
     cpu_compute(&ru_start, &ru_end, t_end > cpu_t0 ? t_end - cpu_t0 : 0, cpu);
 }
 

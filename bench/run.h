@@ -11,5 +11,7 @@
 void run_jobs(struct bench_run *run, struct cpu_use *cpu);
 /* Whether a job recorded an error (the exit status is then 1). */
 bool run_failed(const struct bench_run *run);
+/* After an interrupt: jobs waiting for a stonewall give up. */
+void run_wake_waves(struct bench_run *run);
 
 #endif

@@ -4,9 +4,13 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "api.h"
+#include "clock.h"
 #include "interrupt.h"
+#include "log.h"
 #include "setup.h"
 #include "util.h"
 
@@ -25,16 +29,38 @@ void jobs_create(struct bench_run *run, const struct jobdef *defs, unsigned ndef
     for (unsigned i = 0; i < ndefs; i++)
         run->njobs += defs[i].o.numjobs;
     run->jobs = xcalloc(run->njobs, sizeof(*run->jobs));
+    /* fio's groups: stonewall or new_group starts one (when the current one
+     * has jobs); stonewall also waits for every job before it. A job's
+     * clones go with it. */
+    unsigned groupid = 0, wave = 0, in_group = 0;
     for (unsigned i = 0, idx = 0; i < ndefs; i++)
         for (unsigned c = 0; c < defs[i].o.numjobs; c++, idx++) {
             struct job *j = &run->jobs[idx];
+            const struct job_opts *o = &defs[i].o;
+            if (c == 0 && (o->stonewall || o->new_group) && in_group) {
+                groupid++;
+                in_group = 0;
+            }
+            if (c == 0 && o->stonewall && idx > 0)
+                wave++;
+            in_group++;
+            j->groupid = groupid;
+            j->wave = wave;
             j->run = run;
             j->o = defs[i].o;
             j->api = bench_apis[j->o.api];
             j->def = &defs[i];
             j->index = idx;
             j->clone = c;
+            j->seed = o->randseed;
+            if (!o->randrepeat && !o->randseed_set && getrandom(&j->seed, sizeof(j->seed), 0) != sizeof(j->seed))
+                j->seed = now_ns() ^ ((uint64_t)getpid() << 32);
         }
+    run->ngroups = groupid + 1;
+    run->nwaves = wave + 1;
+    run->wave_left = xcalloc(run->nwaves, sizeof(*run->wave_left));
+    for (unsigned i = 0; i < run->njobs; i++)
+        run->wave_left[run->jobs[i].wave]++;
 }
 
 static int framework_init(struct bench_run *run)
@@ -197,16 +223,16 @@ static int job_setup(struct job *j)
     }
     j->nslots = j->api->one_slot ? 1 : o->iodepth;
     j->slots = xcalloc_lines(j->nslots, sizeof(*j->slots));
-    uint64_t seed = o->randseed * 0x2545F4914F6CDD1Dull + j->index;
+    uint64_t seed = j->seed * 0x2545F4914F6CDD1Dull + j->index;
     for (unsigned i = 0; i < j->nslots; i++) {
         struct slot *s = &j->slots[i];
         s->job = j;
         s->rng = splitmix64(&seed) | 1;
         WDF_REQUEST_SEND_OPTIONS_INIT(&s->sync_opts, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
-        if (o->timeout_ms) {
+        if (o->request_timeout_ns) {
             WDF_REQUEST_SEND_OPTIONS_INIT(&s->send_opts, 0);
-            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->send_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
-            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->sync_opts, WDF_REL_TIMEOUT_IN_MS(o->timeout_ms));
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->send_opts, WDF_REL_TIMEOUT_IN_US((o->request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
+            WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&s->sync_opts, WDF_REL_TIMEOUT_IN_US((o->request_timeout_ns + NS_PER_US - 1) / NS_PER_US));
             s->has_opts = true;
         }
         NTSTATUS st = STATUS_SUCCESS;
@@ -277,6 +303,7 @@ static void job_teardown(struct job *j)
 
 static void job_free(struct job *j)
 {
+    logs_close(j);
     if (j->event_ready)
         UwdfKeDestroyEvent(&j->done);
     if (j->shards)
@@ -303,6 +330,9 @@ int run_setup(struct bench_run *run)
     for (unsigned i = 0; i < run->njobs; i++)
         if (job_setup(&run->jobs[i]))
             return -1;
+    for (unsigned i = 0; i < run->njobs; i++)
+        if (logs_open(&run->jobs[i], i + 1))
+            return -1;
     select_backend(run, ENGINE_DEFAULT);
     if (stop_requested()) {
         errmsg("interrupted before the jobs started");
@@ -328,5 +358,6 @@ void jobs_free(struct bench_run *run)
     for (unsigned i = 0; i < run->njobs; i++)
         job_free(&run->jobs[i]);
     free(run->jobs);
+    free(run->wave_left);
     layout_free(&run->layout);
 }

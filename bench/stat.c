@@ -11,7 +11,6 @@
 #include "stat.h"
 #include "util.h"
 
-const double pct_list[N_PCT] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
 
 const char *ddir_name(int dd)
 {
@@ -137,6 +136,18 @@ static double tv_s(const struct timeval *tv)
     return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
 }
 
+void cpu_add_thread(struct cpu_use *c, const struct thread_cpu *t)
+{
+    if (!t->on)
+        return;
+    const struct rusage *a = &t->begin, *b = &t->end;
+    c->usr_s += tv_s(&b->ru_utime) - tv_s(&a->ru_utime);
+    c->sys_s += tv_s(&b->ru_stime) - tv_s(&a->ru_stime);
+    c->ctx += (uint64_t)((b->ru_nvcsw - a->ru_nvcsw) + (b->ru_nivcsw - a->ru_nivcsw));
+    c->majf += (uint64_t)(b->ru_majflt - a->ru_majflt);
+    c->minf += (uint64_t)(b->ru_minflt - a->ru_minflt);
+}
+
 void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns,
                         struct cpu_use *c)
 {
@@ -176,6 +187,7 @@ static void report_add_job(struct report *r, const struct job *j)
         ddir_acc_init(&r->sync);
     }
     r->njobs++;
+    r->groupid = j->groupid;
     r->nslots += j->nslots;
     r->nfiles += j->nfiles;
     if (j->error_set && !r->error) {
@@ -186,7 +198,17 @@ static void report_add_job(struct report *r, const struct job *j)
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_merge(&r->d[d], &j->shards[k].d[d]);
         ddir_acc_merge(&r->sync, &j->shards[k].sync);
+        for (unsigned b = 0; b < N_DEPTH; b++)
+            r->depth_map[b] += j->shards[k].depth_map[b];
+        cpu_add_thread(&r->cpu, &j->shards[k].cpu);
     }
+    cpu_add_thread(&r->cpu, &j->cpu);
+    if (j->finish_ns > j->start_ns)
+        r->cpu_wall_ns += j->finish_ns - j->start_ns;
+    double wall = (double)r->cpu_wall_ns / 1e9;
+    r->cpu.usr_pct = wall > 0 ? 100.0 * r->cpu.usr_s / wall : 0;
+    r->cpu.sys_pct = wall > 0 ? 100.0 * r->cpu.sys_s / wall : 0;
+    r->cpu.window_ms = r->cpu_wall_ns / NS_PER_MS;
     uint64_t rt = job_runtime_ns(j);
     if (rt > r->runtime_ns)
         r->runtime_ns = rt;
@@ -198,17 +220,20 @@ static void report_add_job(struct report *r, const struct job *j)
     r->verify_errors += j->verify_errors;
 }
 
+/* fio's entries: a job with group_reporting joins the entry before it when
+ * that one is of the same group; any other job starts an entry. */
 unsigned build_reports(const struct bench_run *run, struct report **out)
 {
-    bool group = false;
-    for (unsigned i = 0; i < run->njobs; i++)
-        group |= run->jobs[i].o.group_reporting;
-    unsigned n = group ? 1 : run->njobs;
-    struct report *r = xcalloc(n, sizeof(*r));
-    for (unsigned i = 0; i < run->njobs; i++)
-        report_add_job(&r[group ? 0 : i], &run->jobs[i]);
+    struct report *r = xcalloc(run->njobs, sizeof(*r));
+    unsigned n = 0;
+    for (unsigned i = 0; i < run->njobs; i++) {
+        const struct job *j = &run->jobs[i];
+        if (i && (!j->o.group_reporting || run->jobs[i - 1].groupid != j->groupid))
+            n++;
+        report_add_job(&r[n], j);
+    }
     *out = r;
-    return n;
+    return run->njobs ? n + 1 : 0;
 }
 
 void free_reports(struct report *r, unsigned n)
@@ -231,11 +256,13 @@ double iops_of(uint64_t ios, uint64_t ns)
     return ns ? (double)ios * 1e9 / (double)ns : 0.0;
 }
 
-double group_bw_kib(const struct bench_run *run, int d)
+double group_bw_kib(const struct bench_run *run, unsigned groupid, int d)
 {
     double sum = 0;
     for (unsigned i = 0; i < run->njobs; i++) {
         const struct job *j = &run->jobs[i];
+        if (j->groupid != groupid)
+            continue;
         uint64_t b = 0;
         for (unsigned k = 0; k <= j->nfiles; k++)
             b += j->shards[k].d[d].bytes;
@@ -281,12 +308,16 @@ void lat_distribution(const struct report *r, struct lat_dist *ld)
     }
 }
 
-unsigned depth_bucket(unsigned depth)
+void depth_distribution(const struct report *r, double pct[N_DEPTH])
 {
-    unsigned b = 0;
-    while (b < 6 && (2u << b) <= depth)
-        b++;
-    return b; /* 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
+    uint64_t total = 0;
+    for (unsigned b = 0; b < N_DEPTH; b++)
+        total += r->depth_map[b];
+    for (unsigned b = 0; b < N_DEPTH; b++) {
+        pct[b] = total ? 100.0 * (double)r->depth_map[b] / (double)total : 0.0;
+        if (r->depth_map[b] && pct[b] < 0.1)
+            pct[b] = 0.1; /* as fio: a bucket that has any shows */
+    }
 }
 
 unsigned report_depth(const struct report *r)
@@ -302,12 +333,12 @@ void print_reports(FILE *out, const struct bench_run *run, const struct cpu_use 
     if (formats & OUT_NORMAL) {
         fprintf(out, "\n");
         for (unsigned i = 0; i < nrep; i++)
-            print_report_normal(out, run, &reps[i], cpu);
+            print_report_normal(out, run, &reps[i]);
         print_group_normal(out, run);
     }
     if (formats & OUT_TERSE)
         for (unsigned i = 0; i < nrep; i++)
-            print_report_terse(out, run, &reps[i], cpu);
+            print_report_terse(out, run, &reps[i]);
     if (formats & (OUT_JSON | OUT_JSONPLUS))
         print_json(out, run, reps, nrep, cpu, (formats & OUT_JSONPLUS) != 0);
     free_reports(reps, nrep);

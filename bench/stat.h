@@ -16,14 +16,38 @@
 enum ddir { DDIR_READ = 0, DDIR_WRITE = 1, DDIR_TRIM = 2, DDIR_N = 3, DDIR_SYNC = 3 };
 const char *ddir_name(int dd);
 
-/* The percentiles reported (fio's). */
-#define N_PCT 17
-extern const double pct_list[N_PCT];
 
 struct lat_acc {
     uint64_t n, min, max, sum;
     unsigned __int128 sumsq;
 };
+
+/* fio's IO depth buckets: 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
+#define N_DEPTH 7
+static inline unsigned depth_bucket(unsigned depth)
+{
+    return depth >= 64 ? 6 : 31 - (unsigned)__builtin_clz(depth | 1);
+}
+
+/* CPU use of one thread (getrusage RUSAGE_THREAD, taken on that thread):
+ * from begin to its latest end. */
+struct thread_cpu {
+    struct rusage begin, end;
+    bool on;
+};
+
+static inline void thread_cpu_begin(struct thread_cpu *c)
+{
+    getrusage(RUSAGE_THREAD, &c->begin);
+    c->end = c->begin;
+    c->on = true;
+}
+
+static inline void thread_cpu_end(struct thread_cpu *c)
+{
+    if (c->on)
+        getrusage(RUSAGE_THREAD, &c->end);
+}
 
 struct ddir_acc {
     uint64_t ios, bytes; /* read by the monitor while the job runs */
@@ -36,6 +60,10 @@ struct ddir_acc {
 struct shard {
     struct ddir_acc d[DDIR_N];
     struct ddir_acc sync; /* flushes: ios, lat and lat_hist only */
+    uint64_t depth_map[N_DEPTH]; /* I/Os by the job's depth when each was sent */
+    /* a completion thread's CPU: from the first completion it ran for the
+     * job to the job's last slot it retired */
+    struct thread_cpu cpu;
     char pad[64]; /* keep neighbours' hot counters off this line */
 };
 
@@ -54,8 +82,9 @@ static inline void lat_add(struct lat_acc *a, uint64_t v)
         a->min = v;
     if (v > a->max)
         a->max = v;
-    a->n++;
-    a->sum += v;
+    /* n and sum are read by the monitor while the job runs (logs) */
+    __atomic_store_n(&a->n, a->n + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&a->sum, a->sum + v, __ATOMIC_RELAXED);
     a->sumsq += (unsigned __int128)v * v;
 }
 
@@ -102,6 +131,8 @@ struct cpu_use {
 
 void cpu_snapshot(struct rusage *ru);
 void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_ns, struct cpu_use *c);
+/* Adds a thread's use (usr_s, sys_s and the counts; not the percentages). */
+void cpu_add_thread(struct cpu_use *c, const struct thread_cpu *t);
 
 struct job;
 struct bench_run;
@@ -118,6 +149,9 @@ struct report {
     uint64_t runtime_ns;
     struct sample_acc bw[DDIR_N], iops[DDIR_N];
     uint64_t verified, verify_errors;
+    uint64_t depth_map[N_DEPTH];
+    struct cpu_use cpu; /* the jobs' threads (struct job's and the shards') */
+    uint64_t cpu_wall_ns; /* the jobs' lifetimes, summed: the percentages' base */
 };
 
 /* One report per job, or one for all with group_reporting. */
@@ -131,8 +165,8 @@ uint64_t job_runtime_ns(const struct job *j);
 uint64_t ns_to_ms(uint64_t ns);
 uint64_t bw_bytes(uint64_t bytes, uint64_t ns);
 double iops_of(uint64_t ios, uint64_t ns);
-/* Sum of all jobs' bandwidth in a direction (for fio's per= / bw_agg). */
-double group_bw_kib(const struct bench_run *run, int d);
+/* Sum of a group's jobs' bandwidth in a direction (fio's per= / bw_agg). */
+double group_bw_kib(const struct bench_run *run, unsigned groupid, int d);
 
 /* The latency distribution in fio's buckets (of total latency). */
 #define N_LAT_B 10
@@ -144,8 +178,9 @@ struct lat_dist {
     double ns[N_LAT_B], us[N_LAT_B], ms[N_LAT_MS];
 };
 void lat_distribution(const struct report *r, struct lat_dist *ld);
-/* fio's IO depth buckets: 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
-unsigned depth_bucket(unsigned depth);
+/* The configured depth (fio's latency_depth). */
 unsigned report_depth(const struct report *r);
+/* fio's IO depths: the percentage of the report's I/Os in each bucket. */
+void depth_distribution(const struct report *r, double pct[N_DEPTH]);
 
 #endif

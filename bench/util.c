@@ -57,6 +57,18 @@ void *xcalloc_lines(size_t n, size_t size)
     return memset(p, 0, bytes);
 }
 
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int r = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (r < 0)
+        out_of_memory();
+    return s;
+}
+
 char *xstrdup(const char *s)
 {
     char *p = strdup(s);
@@ -136,25 +148,34 @@ void fill_random(void *buf, size_t len, uint64_t seed)
         p[i] = (unsigned char)xorshift64(&st);
 }
 
-/* At most four integer digits with a unit prefix, the way fio prints
- * IOPS (base 1000: 316k, 12.3k) and sizes (base 1024: 4526MiB, 12.1GiB). */
-void fmt_scaled(char *out, size_t n, double v, bool base1024, const char *unit)
+/* fio's num2str: at most maxlen digits (a decimal point counts) and a
+ * unit prefix, e.g. IOPS with 4 (316k, 12.3k) and sizes base 1024
+ * (4526MiB, 9.77KiB). */
+void fmt_num(char *out, size_t n, double v, unsigned maxlen, bool base1024, const char *unit)
 {
     static const char *const pfx1000[] = { "", "k", "M", "G", "T", "P" };
     static const char *const pfx1024[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi" };
     const char *const *pfx = base1024 ? pfx1024 : pfx1000;
-    double base = base1024 ? 1024.0 : 1000.0;
+    double base = base1024 ? 1024.0 : 1000.0, limit = 0.5;
+    for (unsigned i = 0; i < maxlen; i++)
+        limit = limit * 10 + 4.5; /* 9.5, 99.5, ...: what rounds to maxlen + 1 digits */
     int i = 0;
-    while (v >= 9999.5 && i < 5) {
+    while (v >= limit && i < 5) {
         v /= base;
         i++;
     }
-    /* Byte units always carry a prefix-less "B"; IOPS carry nothing. */
+    /* Byte units always carry a prefix-less "B"; plain numbers nothing. */
     const char *p = (i == 0 && base1024) ? "" : pfx[i];
-    if (i > 0 && v < 99.95)
-        snprintf(out, n, "%.1f%s%s", v, p, unit);
-    else
-        snprintf(out, n, "%.0f%s%s", v, p, unit);
+    int digits = 1;
+    for (uint64_t w = (uint64_t)v; w >= 10; w /= 10)
+        digits++;
+    int decimals = i > 0 ? (int)maxlen - digits - 1 : 0;
+    snprintf(out, n, "%.*f%s%s", decimals > 0 ? decimals : 0, v, p, unit);
+}
+
+void fmt_scaled(char *out, size_t n, double v, bool base1024, const char *unit)
+{
+    fmt_num(out, n, v, 4, base1024, unit);
 }
 
 const char *fmt_bytes(char *buf, size_t n, uint64_t v)

@@ -26,6 +26,7 @@ __attribute__((noreturn)) void out_of_memory(void);
 void *xcalloc(size_t n, size_t size);
 void *xcalloc_lines(size_t n, size_t size);
 char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Strings of options, job files and names made from them live as long as
  * the run; a pool keeps them on one list so that they are freed at the end
@@ -52,6 +53,8 @@ static inline uint64_t xorshift64(uint64_t *state)
     return x;
 }
 
+void fmt_num(char *out, size_t n, double v, unsigned maxlen, bool base1024, const char *unit);
+/* fmt_num with fio's 4 significant figures. */
 void fmt_scaled(char *out, size_t n, double v, bool base1024, const char *unit);
 const char *fmt_bytes(char *buf, size_t n, uint64_t v);
 void sleep_ns(uint64_t ns);

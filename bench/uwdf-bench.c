@@ -29,6 +29,7 @@
 #include "filesetup.h"
 #include "init.h"
 #include "interrupt.h"
+#include "log.h"
 #include "report.h"
 #include "run.h"
 #include "setup.h"
@@ -46,12 +47,16 @@ int main(int argc, char **argv)
     crc32c_init();
     int pr = parse_cmdline(argc, argv, &cfg);
     if (pr) {
-        rc = pr == 2 ? 0 : 1; /* 2: --help or --version */
+        rc = pr == 2 ? 0 : 1; /* 2: --help, --version or --cmdhelp */
         goto done_args;
     }
     unsigned ndefs = read_jobdefs(&cfg, &defs);
     if (!ndefs)
         goto done_args;
+    if (cfg.g.parse_only) {
+        rc = 0;
+        goto done_args;
+    }
     jobs_create(&run, defs, ndefs);
 
     /* Every file is checked before the report file is created: a job that
@@ -81,6 +86,9 @@ int main(int argc, char **argv)
     print_reports(out, &run, &cpu);
     fflush(out);
     rc = run_failed(&run) ? 1 : 0;
+    for (unsigned i = 0; i < run.njobs; i++)
+        if (!logs_close(&run.jobs[i]))
+            rc = 1;
 
 done_framework:
     run_teardown(&run);

@@ -4,6 +4,10 @@
 #ifndef UWDF_DPFILTER_H
 #define UWDF_DPFILTER_H
 
+#include "uwdfapi.h"
+
+UWDF_BEGIN_DECLS
+
 typedef enum _DPFLTR_TYPE {
     DPFLTR_SYSTEM_ID = 0,
     DPFLTR_SMSS_ID = 1,
@@ -151,4 +155,5 @@ typedef enum _DPFLTR_TYPE {
 #define DPFLTR_INFO_LEVEL 3
 #define DPFLTR_MASK 0x80000000
 
+UWDF_END_DECLS
 #endif

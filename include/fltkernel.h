@@ -41,9 +41,7 @@
 #include "wdf.h"
 #include "ntifs.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef struct _FLT_FILTER *PFLT_FILTER;
 typedef struct _FLT_VOLUME *PFLT_VOLUME;
@@ -265,7 +263,5 @@ VOID FltSetCallbackDataDirty(PFLT_CALLBACK_DATA Data);
 VOID FltClearCallbackDataDirty(PFLT_CALLBACK_DATA Data);
 BOOLEAN FltIsCallbackDataDirty(PFLT_CALLBACK_DATA Data);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -16,9 +16,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+#include "uwdfapi.h"
+
+UWDF_BEGIN_DECLS
 
 #ifndef GUID_DEFINED
 #define GUID_DEFINED
@@ -54,9 +54,7 @@ inline int IsEqualGUID(REFGUID a, REFGUID b)
 #endif
 #define IsEqualIID(a, b) IsEqualGUID(a, b)
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif /* UWDF_GUIDDEF_H */
 
 /* Outside the include guard: re-evaluated at each inclusion. */

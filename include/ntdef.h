@@ -26,6 +26,7 @@
 #define ALLOC_PRAGMA 1
 #define ALLOC_DATA_PRAGMA 1
 
+#include "uwdfapi.h"
 #include "sdkddkver.h"
 #include "sal.h"
 #include "driverspecs.h"
@@ -42,9 +43,7 @@
 #endif
 #endif
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 #ifndef VOID
 #define VOID void
@@ -345,7 +344,5 @@ typedef const OBJECT_ATTRIBUTES *PCOBJECT_ATTRIBUTES;
 
 VOID RtlInitUnicodeString(PUNICODE_STRING DestinationString, PCWSTR SourceString);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -4,6 +4,8 @@
 
 #include "wdm.h"
 
+UWDF_BEGIN_DECLS
+
 /* MinorFunction of an IRP_MJ_FLUSH_BUFFERS stack location (Windows 8+).
  * uwdf: 0 is fsync(2); IRP_MN_FLUSH_DATA_ONLY and IRP_MN_FLUSH_DATA_SYNC_ONLY
  * are fdatasync(2) (file data and what is needed to read it back, not all
@@ -22,4 +24,5 @@ typedef struct _FILE_ZERO_DATA_INFORMATION {
     LARGE_INTEGER BeyondFinalZero;
 } FILE_ZERO_DATA_INFORMATION, *PFILE_ZERO_DATA_INFORMATION;
 
+UWDF_END_DECLS
 #endif

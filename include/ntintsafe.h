@@ -8,9 +8,7 @@
 #include "ntdef.h"
 #include "ntstatus.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 #define UCHAR_ERROR ((UCHAR)0xff)
 #define BYTE_ERROR UCHAR_ERROR
@@ -268,7 +266,5 @@ UWDF_INTSAFE_CONV(RtlSSizeTToLongPtr, SSIZE_T, LONG_PTR, LONG_PTR_ERROR)
 #define RtlByteAdd RtlUCharAdd
 #define RtlWordAdd RtlUShortAdd
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -25,9 +25,7 @@
 #include <stdarg.h>
 #include "wdm.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 #ifndef _DWORD_DEFINED
 #define _DWORD_DEFINED
@@ -206,7 +204,5 @@ NTSTATUS RtlUnicodeStringPrintfEx(PUNICODE_STRING DestinationString, PUNICODE_ST
 NTSTATUS RtlUnicodeStringVPrintfEx(PUNICODE_STRING DestinationString, PUNICODE_STRING RemainingString,
                                    DWORD dwFlags, NTSTRSAFE_PCWSTR pszFormat, va_list argList);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -4,10 +4,9 @@
 #define UWDF_UWDF_H
 
 #include "wdf.h"
+#include "uwdfversion.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 /* Bug checks. The callback receives the bug-check code (WDF_VIOLATION,
  * 0x10D), its four parameters and a readable reason. If it returns, the DDI
@@ -32,9 +31,21 @@ VOID UwdfSetVerifier(BOOLEAN Enabled);
 BOOLEAN UwdfIsVerifierEnabled(void);
 
 /* The I/O engine a target uses: "io_uring", "libaio" or "null"; NULL when the
- * target is not open. UWDF_BACKEND=io_uring|libaio|null forces the choice at
- * open; otherwise io_uring is probed and libaio is the fallback. */
+ * target is not open. UwdfSetDefaultBackend (below) or, failing that,
+ * UWDF_BACKEND=io_uring|libaio|null forces the choice at open; otherwise
+ * io_uring is probed and libaio is the fallback. */
 PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget);
+
+/* Chooses the engine for the file and block-device targets opened from now
+ * on, as UWDF_BACKEND does, and ahead of it: "io_uring", "libaio" or
+ * "null" (no kernel I/O: every operation completes at once, successfully,
+ * with no data moved). A chosen engine is used or the open fails; there is
+ * no fallback to libaio. NULL restores the default: UWDF_BACKEND if set,
+ * else io_uring with libaio as the fallback. STATUS_INVALID_PARAMETER for
+ * another name; the kernel's refusal (e.g. io_uring disabled) as its
+ * NTSTATUS when the engine cannot be set up here. Either failure leaves the
+ * choice as it was. Open targets keep their engine. Any IRQL. */
+NTSTATUS UwdfSetDefaultBackend(PCSTR Name);
 
 /* The engine pool. Every open file or block-device target is served by an
  * engine: one io_uring ring (or libaio context) and one framework thread,
@@ -144,10 +155,48 @@ ULONGLONG UwdfFaultAllocationFailures(void);
  * fsync(2); with MinorFunction IRP_MN_FLUSH_DATA_ONLY (ntifs.h) fdatasync(2). */
 VOID UwdfRequestSetWriteThrough(WDFREQUEST Request, BOOLEAN WriteThrough);
 
+/* The release of the library the program runs with (uwdfversion.h has the
+ * one it was compiled against: UWDF_VERSION_MAJOR, ..., UWDF_VERSION_STRING).
+ * Any argument may be NULL. Any IRQL. */
+VOID UwdfGetVersion(PULONG Major, PULONG Minor, PULONG Patch);
+/* The same as "major.minor.patch" (a static string). */
+PCSTR UwdfGetVersionString(void);
+
+/* Log lines. Everything the library itself prints (warnings such as an
+ * ignored environment setting or a fallback engine, verifier findings,
+ * failed assertions, bug-check reports) and the driver's DbgPrint/KdPrint
+ * output that passes the debug-print filter goes to one callback. Message
+ * is one NUL-terminated line without the "uwdf: " prefix or the newline,
+ * except for UwdfLogDebugPrint, where it is the driver's text as formatted
+ * (its own newlines included). The callback runs on the thread that logs,
+ * possibly at raised IRQL or holding framework locks: it must not call
+ * back into the framework, and should be quick. NULL restores the default,
+ * which writes "uwdf: <Message>\n" (the DbgPrint text as it is) to stderr.
+ * A call in progress on another thread may still reach the previous
+ * callback. Any IRQL. */
+typedef enum _UWDF_LOG_LEVEL {
+    UwdfLogBugCheck = 0,  /* a bug check's report; abort() follows unless a
+                           * UwdfSetBugCheckCallback callback returns */
+    UwdfLogError = 1,     /* a failed assertion, a breakpoint */
+    UwdfLogVerifier = 2,  /* a rule the driver broke (verifier, IRQL checks) */
+    UwdfLogWarning = 3,   /* settings ignored, fallbacks, transient failures */
+    UwdfLogDebugPrint = 4 /* the driver's DbgPrint / KdPrint output */
+} UWDF_LOG_LEVEL;
+typedef VOID UWDF_LOG_CALLBACK(UWDF_LOG_LEVEL Level, PCSTR Message, PVOID Context);
+typedef UWDF_LOG_CALLBACK *PUWDF_LOG_CALLBACK;
+VOID UwdfSetLogCallback(PUWDF_LOG_CALLBACK Callback, PVOID Context);
+
 /* Readable name of a status ("STATUS_IO_TIMEOUT"), or NULL if unknown. */
 PCSTR UwdfNtStatusName(NTSTATUS Status);
 /* The errno -> NTSTATUS table the framework uses for completions. */
 NTSTATUS UwdfNtStatusFromErrno(int Errno);
+/* The same table read backwards, for code that hands uwdf's results to a
+ * POSIX caller (the nbdkit plugin): the first errno the table maps to
+ * Status (STATUS_DISK_FULL: ENOSPC, STATUS_ACCESS_DENIED: EPERM,
+ * STATUS_MEDIA_WRITE_PROTECTED: EROFS, STATUS_NOT_SUPPORTED: EOPNOTSUPP);
+ * 0 for a success status; EIO for any other failure (STATUS_END_OF_FILE
+ * among them). */
+int UwdfErrnoFromNtStatus(NTSTATUS Status);
 
 /* NT system time (100 ns since 1601) <-> Unix time, as the port converts
  * absolute timeouts. */
@@ -166,7 +215,133 @@ NTSTATUS UwdfNtStatusFromErrno(int Errno);
 VOID UwdfSetDebugPrintFilter(ULONG ComponentId, ULONG Mask);
 ULONG UwdfGetDebugPrintFilter(ULONG ComponentId);
 
-#ifdef __cplusplus
+/* The driver host's Windows-path root: the Linux directory that
+ * ZwCreateFile's names live under (\??\C:\dir\file is <root>/C/dir/file,
+ * \SystemRoot\x is <root>/C/Windows/x; uwdf_zwfile.h). Opened and held at
+ * this call (a later rename of Directory does not move it); handles opened
+ * before keep their files. NULL goes back to the default: the directory in
+ * UWDF_WINDOWS_ROOT, else a private directory made on first use
+ * (/tmp/uwdf-windows-XXXXXX, mode 0700, with C and C/Windows in it; left in
+ * place at exit). STATUS_OBJECT_NAME_NOT_FOUND, STATUS_NOT_A_DIRECTORY,
+ * STATUS_INVALID_PARAMETER for "". PASSIVE_LEVEL. */
+NTSTATUS UwdfSetWindowsPathRoot(PCSTR Directory);
+/* The root's canonical path, NUL-terminated, into Buffer; *RequiredLength
+ * (optional) is its size with the NUL. STATUS_BUFFER_TOO_SMALL when it does
+ * not fit. Makes the default root if there is none yet. PASSIVE_LEVEL. */
+NTSTATUS UwdfGetWindowsPathRoot(PCHAR Buffer, ULONG BufferLength, PULONG RequiredLength);
+
+/* ---- Hosting drivers (lib/driver_load.c, lib/pnp.c) ----
+ * Load a KMDF driver by its DriverEntry: the framework makes a
+ * DRIVER_OBJECT (DriverName "\\Driver\\<Name>") and a RegistryPath
+ * ("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\<Name>",
+ * valid during DriverEntry only) and calls DriverEntry at PASSIVE_LEVEL,
+ * which must call WdfDriverCreate with them. *Driver is the WDFDRIVER it
+ * made. Name: no '\\' or '/'; a loaded name again is
+ * STATUS_OBJECT_NAME_COLLISION. DriverEntry's failure is returned (the
+ * WDFDRIVER is deleted without EvtDriverUnload); success without
+ * WdfDriverCreate is STATUS_DRIVER_INTERNAL_ERROR. Several drivers live
+ * at once. WdfGetDriver, and the default parent of objects that default
+ * to the driver, mean the driver whose callback the framework runs on the
+ * calling thread (DriverEntry after its WdfDriverCreate,
+ * EvtDriverDeviceAdd, PnP/power, unload and shutdown callbacks, its
+ * devices' queue I/O callbacks, timers and work items); elsewhere (other
+ * queue callbacks, completion routines, the application's own threads)
+ * the driver made with WdfDriverCreate(NULL, ...), else the oldest loaded
+ * one. */
+NTSTATUS UwdfLoadDriver(PDRIVER_INITIALIZE DriverEntry, PCSTR Name, WDFDRIVER *Driver);
+/* The same for a shared object exporting DriverEntry (dlopen RTLD_NOW |
+ * RTLD_LOCAL): STATUS_DLL_NOT_FOUND if it does not load (the reason is
+ * logged), STATUS_ENTRYPOINT_NOT_FOUND without DriverEntry. Unloading
+ * closes it. */
+NTSTATUS UwdfLoadDriverFromFile(PCSTR Path, PCSTR Name, WDFDRIVER *Driver);
+/* Unload in WDF's order: every device stack with a device of this driver
+ * is removed (UwdfDeviceRemove without the query), then EvtDriverUnload,
+ * then the WDFDRIVER is deleted (its children, its EvtCleanupCallback,
+ * EvtDestroyCallback). STATUS_INVALID_PARAMETER for a driver the host did
+ * not load. Hosted WDFDRIVERs cannot be WdfObjectDelete'd. PASSIVE_LEVEL. */
+NTSTATUS UwdfUnloadDriver(WDFDRIVER Driver);
+
+/* A device as an INF entry describes it. Filters are loaded drivers'
+ * names; LowerFilters[0] sits right above the hardware, UpperFilters[0]
+ * right above the function driver (the INF's order). HardwarePath: a file
+ * or block device standing for the hardware; the lowest device's
+ * WdfDeviceGetIoTarget is an I/O target opened on it (read/write), or a
+ * target that is not open when there is none. */
+typedef struct _UWDF_DEVICE_DESCRIPTION {
+    ULONG Size;
+    PCSTR HardwareId;
+    PCSTR FunctionDriver;
+    PCSTR HardwarePath;
+    PCSTR const *LowerFilters;
+    ULONG LowerFilterCount;
+    PCSTR const *UpperFilters;
+    ULONG UpperFilterCount;
+} UWDF_DEVICE_DESCRIPTION, *PUWDF_DEVICE_DESCRIPTION;
+
+FORCEINLINE VOID UWDF_DEVICE_DESCRIPTION_INIT(PUWDF_DEVICE_DESCRIPTION Description, PCSTR HardwareId,
+                                              PCSTR FunctionDriver)
+{
+    __builtin_memset(Description, 0, sizeof(UWDF_DEVICE_DESCRIPTION));
+    Description->Size = sizeof(UWDF_DEVICE_DESCRIPTION);
+    Description->HardwareId = HardwareId;
+    Description->FunctionDriver = FunctionDriver;
 }
-#endif
+
+/* A device node: the stack of one arrived device. */
+typedef struct UWDF_DEVNODE__ *UWDF_DEVNODE;
+
+/* The device arrives and starts. The stack is built bottom-up: lower
+ * filters, function driver, upper filters, each driver's
+ * EvtDriverDeviceAdd getting a WDFDEVICE_INIT (the framework's: the driver
+ * never frees it); a filter whose EvtDriverDeviceAdd fails without making a
+ * device is left out, any other failure is returned with the stack torn
+ * down. Then each device from the bottom up: EvtDevicePrepareHardware,
+ * EvtDeviceD0Entry(WdfPowerDeviceD3Final), EvtDeviceD0EntryPostInterrupts-
+ * Enabled, power-managed queues started, EvtDeviceSelfManagedIoInit; then
+ * the device interfaces are enabled (arrival notifications). A failing
+ * callback fails the arrival with its status after WDF's unwinding: that
+ * device gets ReleaseHardware (Prepare or D0Entry failed: no D0Exit;
+ * SelfManagedIoInit failed: queues stopped, D0Exit(D3Final), Release,
+ * queues purged, SelfManagedIoFlush and Cleanup), the devices below it the
+ * orderly removal, and all are deleted. The resource lists are NULL (no
+ * hardware resources). STATUS_OBJECT_NAME_NOT_FOUND: a driver not loaded;
+ * STATUS_INFO_LENGTH_MISMATCH: a wrong Size. PASSIVE_LEVEL; PnP operations
+ * run one at a time in the process. */
+NTSTATUS UwdfDeviceArrive(const UWDF_DEVICE_DESCRIPTION *Description, UWDF_DEVNODE *DevNode);
+/* Orderly removal: EvtDeviceQueryRemove of each device top-down (a
+ * failure vetoes: returned, the stack stays started); then each device
+ * top-down: if in D0, EvtDeviceSelfManagedIoSuspend, power-managed queues
+ * stopped (EvtIoStop for requests the driver holds), D0ExitPreInterrupts-
+ * Disabled(WdfPowerDeviceD3Final), D0Exit(WdfPowerDeviceD3Final); then
+ * EvtDeviceReleaseHardware, power-managed queues purged,
+ * EvtDeviceSelfManagedIoFlush, the other queues purged,
+ * EvtDeviceSelfManagedIoCleanup, and the device deleted (cleanup and
+ * destroy callbacks). Interfaces are disabled (removal notifications) and
+ * new I/O to the stack fails with STATUS_DELETE_PENDING from the start of
+ * the removal. DevNode is invalid afterwards. */
+NTSTATUS UwdfDeviceRemove(UWDF_DEVNODE DevNode);
+/* Surprise removal: as the orderly one without the query, each device's
+ * EvtDeviceSurpriseRemoval first. I/O in flight completes (cancelled where
+ * it can be) before the devices go. DevNode is invalid afterwards. */
+NTSTATUS UwdfDeviceSurpriseRemove(UWDF_DEVNODE DevNode);
+/* A low power state (WdfPowerDeviceD1..D3) and back (WdfPowerDeviceD0).
+ * Down, top-down: EvtDeviceSelfManagedIoSuspend, power-managed queues
+ * stopped (they keep accepting: requests wait), D0ExitPreInterrupts-
+ * Disabled(Dx), D0Exit(Dx). Up, bottom-up: D0Entry(Dx), D0EntryPost-
+ * InterruptsEnabled(Dx), power-managed queues started (EvtIoResume),
+ * EvtDeviceSelfManagedIoRestart. The current state again: STATUS_SUCCESS,
+ * nothing called; Dx to another Dx: STATUS_INVALID_DEVICE_STATE; other
+ * values: STATUS_INVALID_PARAMETER. A failing Suspend, D0Entry or Restart
+ * surprise-removes the stack (WDF's reaction) and is returned: DevNode is
+ * then invalid. */
+NTSTATUS UwdfDeviceSetPowerState(UWDF_DEVNODE DevNode, WDF_POWER_DEVICE_STATE State);
+/* The device of the named driver in the stack (NULL: the top one); NULL
+ * if there is none. */
+WDFDEVICE UwdfDevNodeGetDevice(UWDF_DEVNODE DevNode, PCSTR DriverName);
+/* System shutdown: every control device's EvtDeviceShutdownNotification
+ * (WdfControlDeviceInitSetShutdownNotification), the WdfDeviceShutdown
+ * ones first, then the WdfDeviceLastChanceShutdown ones. The port never
+ * calls it by itself (not at exit). PASSIVE_LEVEL. */
+VOID UwdfSystemShutdown(void);
+UWDF_END_DECLS
 #endif

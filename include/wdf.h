@@ -15,6 +15,8 @@
 #include "wdfiotarget.h"
 #include "wdfdriver.h"
 #include "wdfdevice.h"
+#include "wdffileobject.h"
+#include "wdffdo.h"
 #include "wdfio.h"
 #include "wdfsync.h"
 #include "wdfcollection.h"

@@ -6,9 +6,7 @@
 
 #include "wdftypes.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 BOOLEAN UwdfIsVerifierEnabled(void);
 
@@ -21,7 +19,5 @@ BOOLEAN UwdfIsVerifierEnabled(void);
 #define IS_AT_PASSIVE() WDFVERIFY(KeGetCurrentIrql() == PASSIVE_LEVEL)
 #define WDFCASSERT(c) C_ASSERT(c)
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

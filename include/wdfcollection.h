@@ -5,9 +5,7 @@
 
 #include "wdfobject.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 NTSTATUS WdfCollectionCreate(PWDF_OBJECT_ATTRIBUTES CollectionAttributes, WDFCOLLECTION *Collection);
 ULONG WdfCollectionGetCount(WDFCOLLECTION Collection);
@@ -24,7 +22,5 @@ WDFOBJECT WdfCollectionGetItem(WDFCOLLECTION Collection, ULONG Index);
 WDFOBJECT WdfCollectionGetFirstItem(WDFCOLLECTION Collection);
 WDFOBJECT WdfCollectionGetLastItem(WDFCOLLECTION Collection);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -6,6 +6,8 @@
 
 #include "wdftypes.h"
 
+UWDF_BEGIN_DECLS
+
 #define WDF_TIMEOUT_TO_SEC ((LONGLONG)1 * 10 * 1000 * 1000)
 #define WDF_TIMEOUT_TO_MS ((LONGLONG)1 * 10 * 1000)
 #define WDF_TIMEOUT_TO_US ((LONGLONG)1 * 10)
@@ -38,4 +40,5 @@ FORCEINLINE LONGLONG WDF_ABS_TIMEOUT_IN_US(ULONGLONG Time)
 /* KeQuerySystemTime (wdm.h) gives the current NT system time, for building
  * absolute timeouts. */
 
+UWDF_END_DECLS
 #endif

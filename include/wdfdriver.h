@@ -4,9 +4,7 @@
 
 #include "wdfobject.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef enum _WDF_DRIVER_INIT_FLAGS {
     WdfDriverInitNonPnpDriver = 0x00000001,
@@ -74,7 +72,5 @@ NTSTATUS WdfDriverRetrieveVersionString(WDFDRIVER Driver, WDFSTRING String);
  * MinorVersion at most its minor version; FALSE for a wrong Size. */
 BOOLEAN WdfDriverIsVersionAvailable(WDFDRIVER Driver, PWDF_DRIVER_VERSION_AVAILABLE_PARAMS VersionAvailableParams);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

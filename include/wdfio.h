@@ -4,9 +4,7 @@
 
 #include "wdfrequest.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef enum _WDF_IO_QUEUE_DISPATCH_TYPE {
     WdfIoQueueDispatchInvalid = 0,
@@ -198,7 +196,5 @@ WDFDEVICE WdfIoQueueGetDevice(WDFQUEUE Queue);
 NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue,
                                                PWDF_IO_QUEUE_FORWARD_PROGRESS_POLICY ForwardProgressPolicy);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

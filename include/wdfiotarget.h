@@ -4,9 +4,7 @@
 
 #include "wdfrequest.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef enum _WDF_IO_TARGET_STATE {
     WdfIoTargetStateUndefined = 0,
@@ -158,7 +156,5 @@ NTSTATUS WdfIoTargetSendInternalIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQU
                                                    PWDF_REQUEST_SEND_OPTIONS RequestOptions,
                                                    PULONG_PTR BytesReturned);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -4,9 +4,7 @@
 
 #include "wdfobject.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef struct _WDFMEMORY_OFFSET {
     size_t BufferOffset;
@@ -86,7 +84,5 @@ NTSTATUS WdfLookasideListCreate(PWDF_OBJECT_ATTRIBUTES LookasideAttributes, size
                                 ULONG PoolTag, WDFLOOKASIDE *Lookaside);
 NTSTATUS WdfMemoryCreateFromLookaside(WDFLOOKASIDE Lookaside, WDFMEMORY *Memory);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

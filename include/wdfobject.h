@@ -4,9 +4,7 @@
 
 #include "wdftypes.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef enum _WDF_EXECUTION_LEVEL {
     WdfExecutionLevelInvalid = 0x00,
@@ -121,7 +119,5 @@ VOID WdfObjectDereferenceActual(WDFOBJECT Handle, PVOID Tag, LONG Line, PCHAR Fi
 #define WdfObjectDereference(h) WdfObjectDereferenceActual((WDFOBJECT)(h), NULL, __LINE__, (PCHAR)__FILE__)
 #define WdfObjectDereferenceWithTag(h, t) WdfObjectDereferenceActual((WDFOBJECT)(h), (t), __LINE__, (PCHAR)__FILE__)
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

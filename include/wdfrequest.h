@@ -4,9 +4,7 @@
 
 #include "wdfmemory.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef enum _WDF_REQUEST_TYPE {
     WdfRequestTypeCreate = 0x0,
@@ -280,7 +278,32 @@ VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue);
 BOOLEAN WdfRequestIsReserved(WDFREQUEST Request);
 KPROCESSOR_MODE WdfRequestGetRequestorMode(WDFREQUEST Request);
 
-#ifdef __cplusplus
-}
+/* The requestor's own buffers (lib/caller_context.c), valid only inside
+ * EvtIoInCallerContext for its request: STATUS_INVALID_DEVICE_REQUEST
+ * anywhere else (KMDF checks that only under its verifier; the port always
+ * does), and for a request whose buffers are not the requestor's (only a
+ * METHOD_NEITHER IOCTL's, or a read or write on a Neither device, are);
+ * STATUS_BUFFER_TOO_SMALL for a length under MinimumRequiredLength. */
+NTSTATUS WdfRequestRetrieveUnsafeUserInputBuffer(WDFREQUEST Request, size_t MinimumRequiredLength,
+                                                 PVOID *InputBuffer, size_t *Length);
+NTSTATUS WdfRequestRetrieveUnsafeUserOutputBuffer(WDFREQUEST Request, size_t MinimumRequiredLength,
+                                                  PVOID *OutputBuffer, size_t *Length);
+/* A WDFMEMORY for Length bytes at Buffer (the requestor's), deleted when
+ * the request completes. STATUS_INVALID_USER_BUFFER for Length 0,
+ * STATUS_INVALID_PARAMETER for a NULL Buffer, STATUS_ACCESS_VIOLATION
+ * outside EvtIoInCallerContext for this request (the requestor's context),
+ * STATUS_INVALID_DEVICE_REQUEST for a completed request. The ForWrite
+ * memory is writable, the ForRead memory read-only. */
+NTSTATUS WdfRequestProbeAndLockUserBufferForRead(WDFREQUEST Request, PVOID Buffer, size_t Length,
+                                                 WDFMEMORY *MemoryObject);
+NTSTATUS WdfRequestProbeAndLockUserBufferForWrite(WDFREQUEST Request, PVOID Buffer, size_t Length,
+                                                  WDFMEMORY *MemoryObject);
+#ifdef UWDF_PVOID_OUT_MACROS /* wdftypes.h */
+#define WdfRequestRetrieveUnsafeUserInputBuffer(Request, MinimumRequiredLength, InputBuffer, Length) \
+    WdfRequestRetrieveUnsafeUserInputBuffer((Request), (MinimumRequiredLength), UWDF_PVOID_OUT(InputBuffer), (Length))
+#define WdfRequestRetrieveUnsafeUserOutputBuffer(Request, MinimumRequiredLength, OutputBuffer, Length) \
+    WdfRequestRetrieveUnsafeUserOutputBuffer((Request), (MinimumRequiredLength), UWDF_PVOID_OUT(OutputBuffer), (Length))
 #endif
+
+UWDF_END_DECLS
 #endif

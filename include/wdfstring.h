@@ -4,9 +4,7 @@
 
 #include "wdfobject.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 /* PASSIVE_LEVEL (else STATUS_INVALID_DEVICE_REQUEST). Copies UnicodeString
  * (NULL: an empty string). STATUS_INVALID_PARAMETER for a malformed
@@ -19,7 +17,5 @@ NTSTATUS WdfStringCreate(PCUNICODE_STRING UnicodeString, PWDF_OBJECT_ATTRIBUTES 
  * until the string changes or is deleted; the buffer is NUL-terminated. */
 VOID WdfStringGetUnicodeString(WDFSTRING String, PUNICODE_STRING UnicodeString);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

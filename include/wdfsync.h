@@ -5,9 +5,7 @@
 
 #include "wdfobject.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 /* The lock of a device's or queue's synchronization scope (the one its
  * callbacks run under when the scope is Device or Queue; a queue with scope
@@ -44,7 +42,5 @@ NTSTATUS WdfSpinLockCreate(PWDF_OBJECT_ATTRIBUTES SpinLockAttributes, WDFSPINLOC
 VOID WdfSpinLockAcquire(WDFSPINLOCK SpinLock);
 VOID WdfSpinLockRelease(WDFSPINLOCK SpinLock);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

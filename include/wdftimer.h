@@ -11,9 +11,7 @@
 
 #include "wdfobject.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 #define TolerableDelayUnlimited ((ULONG)-1)
 
@@ -81,7 +79,5 @@ BOOLEAN WdfTimerStart(WDFTIMER Timer, LONGLONG DueTime);
 BOOLEAN WdfTimerStop(WDFTIMER Timer, BOOLEAN Wait);
 WDFOBJECT WdfTimerGetParentObject(WDFTIMER Timer);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

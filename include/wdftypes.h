@@ -4,9 +4,7 @@
 
 #include "wdm.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 /* DDIs with a PVOID * out-parameter (WdfRequestRetrieveOutputBuffer, ...)
  * are called with the address of any pointer (PCHAR buf; ... &buf): MSVC
@@ -106,7 +104,5 @@ typedef enum _WDF_REQUEST_FATAL_ERROR_CODES {
     WDF_REQUEST_FATAL_ERROR_REQUEST_NOT_IN_QUEUE = 0x5,
 } WDF_REQUEST_FATAL_ERROR_CODES;
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

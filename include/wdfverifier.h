@@ -4,9 +4,7 @@
 
 #include "wdftypes.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 /* With the verifier on (UWDF_VERIFIER=1, UwdfSetVerifier), a breakpoint:
  * SIGTRAP under a debugger, else bug check KMODE_EXCEPTION_NOT_HANDLED
@@ -17,7 +15,5 @@ VOID WdfVerifierDbgBreakPoint(void);
 VOID WdfVerifierKeBugCheck(ULONG BugCheckCode, ULONG_PTR BugCheckParameter1, ULONG_PTR BugCheckParameter2,
                            ULONG_PTR BugCheckParameter3, ULONG_PTR BugCheckParameter4);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -6,9 +6,7 @@
 
 #include "wdfobject.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef VOID EVT_WDF_WORKITEM(WDFWORKITEM WorkItem);
 typedef EVT_WDF_WORKITEM *PFN_WDF_WORKITEM;
@@ -49,7 +47,5 @@ VOID WdfWorkItemEnqueue(WDFWORKITEM WorkItem);
 VOID WdfWorkItemFlush(WDFWORKITEM WorkItem);
 WDFOBJECT WdfWorkItemGetParentObject(WDFWORKITEM WorkItem);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

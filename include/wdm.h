@@ -11,9 +11,7 @@
 #include "bugcodes.h"
 #include <stdarg.h>
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 typedef SHORT CSHORT;
 typedef ULONG DEVICE_TYPE;
@@ -1163,7 +1161,54 @@ VOID UwdfPagedCodeViolation(PCSTR File, ULONG Line, KIRQL Irql);
     } while (0)
 #define PAGED_CODE_LOCKED() ((void)0)
 #define PAGED_ASSERT(exp) NT_ASSERT(exp)
-#ifdef __cplusplus
-}
-#endif
+/* ---- device interfaces and PnP notification (lib/devinterface.c) ---- */
+typedef enum _DEVICE_RELATION_TYPE {
+    BusRelations,
+    EjectionRelations,
+    PowerRelations,
+    RemovalRelations,
+    TargetDeviceRelation,
+    SingleBusRelations,
+    TransportRelations,
+} DEVICE_RELATION_TYPE, *PDEVICE_RELATION_TYPE;
+
+typedef enum _IO_NOTIFICATION_EVENT_CATEGORY {
+    EventCategoryReserved,
+    EventCategoryHardwareProfileChange,
+    EventCategoryDeviceInterfaceChange,
+    EventCategoryTargetDeviceChange,
+    EventCategoryKernelSoftRestart,
+} IO_NOTIFICATION_EVENT_CATEGORY;
+
+#define PNPNOTIFY_DEVICE_INTERFACE_INCLUDE_EXISTING_INTERFACES 0x00000001
+#define DEVICE_INTERFACE_INCLUDE_NONACTIVE 0x00000001
+
+typedef struct _DEVICE_INTERFACE_CHANGE_NOTIFICATION {
+    USHORT Version;
+    USHORT Size;
+    GUID Event; /* GUID_DEVICE_INTERFACE_ARRIVAL or _REMOVAL (wdmguid.h) */
+    GUID InterfaceClassGuid;
+    PUNICODE_STRING SymbolicLinkName;
+} DEVICE_INTERFACE_CHANGE_NOTIFICATION, *PDEVICE_INTERFACE_CHANGE_NOTIFICATION;
+
+/* The interfaces of a class as a MULTI_SZ (free with ExFreePool); an empty
+ * list is one NUL and STATUS_SUCCESS. PhysicalDeviceObject, when given,
+ * limits it to that device's stack. PASSIVE_LEVEL. */
+NTSTATUS IoGetDeviceInterfaces(CONST GUID *InterfaceClassGuid, struct _DEVICE_OBJECT *PhysicalDeviceObject,
+                               ULONG Flags, PZZWSTR *SymbolicLinkList);
+/* EventCategoryDeviceInterfaceChange only (EventCategoryData: the class
+ * GUID); anything else is STATUS_NOT_SUPPORTED. The callback runs at
+ * PASSIVE_LEVEL in the thread that enables or disables the interface
+ * (the port's PnP calls), one notification at a time per registration;
+ * with ..._INCLUDE_EXISTING_INTERFACES it first sees every enabled one. */
+NTSTATUS IoRegisterPlugPlayNotification(IO_NOTIFICATION_EVENT_CATEGORY EventCategory, ULONG EventCategoryFlags,
+                                        PVOID EventCategoryData, struct _DRIVER_OBJECT *DriverObject,
+                                        PDRIVER_NOTIFICATION_CALLBACK_ROUTINE CallbackRoutine, PVOID Context,
+                                        PVOID *NotificationEntry);
+/* No callback runs after it returns (both forms, in this port). */
+NTSTATUS IoUnregisterPlugPlayNotificationEx(PVOID NotificationEntry);
+NTSTATUS IoUnregisterPlugPlayNotification(PVOID NotificationEntry);
+UWDF_END_DECLS
+/* Zw file I/O (ZwCreateFile, ZwReadFile, ...): its own header. */
+#include "uwdf_zwfile.h"
 #endif

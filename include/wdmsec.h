@@ -7,9 +7,7 @@
 
 #include "wdm.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
+UWDF_BEGIN_DECLS
 
 /* "D:P": kernel only */
 extern const UNICODE_STRING SDDL_DEVOBJ_KERNEL_ONLY;
@@ -32,7 +30,5 @@ extern const UNICODE_STRING SDDL_DEVOBJ_SYS_ALL_ADM_RWX_WORLD_RWX_RES_RWX;
 /* wdmsec.lib's RtlInitUnicodeStringEx: the same as the wdm.h routine. */
 NTSTATUS WdmlibRtlInitUnicodeStringEx(PUNICODE_STRING DestinationString, PCWSTR SourceString);
 
-#ifdef __cplusplus
-}
-#endif
+UWDF_END_DECLS
 #endif

@@ -96,13 +96,14 @@ ULONG vDbgPrintExWithPrefix(PCCH Prefix, ULONG ComponentId, ULONG Level, PCCH Fo
 {
     if (!Format || !print_enabled(ComponentId, Level))
         return STATUS_SUCCESS;
-    char text[DBGPRINT_MAX];
-    struct uwdf_fmt_out o = { .buf = text, .cap = sizeof(text) };
+    char text[DBGPRINT_MAX + 1];
+    struct uwdf_fmt_out o = { .buf = text, .cap = DBGPRINT_MAX };
     if (Prefix)
         for (const char *p = Prefix; *p && o.len < o.cap; p++)
             text[o.len++] = *p;
     uwdf_fmt_v(&o, Format, arglist);
-    uwdf_log_raw(text, o.len);
+    text[o.len] = '\0';
+    uwdf_log_text(UwdfLogDebugPrint, text);
     return STATUS_SUCCESS;
 }
 
@@ -178,7 +179,7 @@ VOID RtlAssert(PVOID VoidFailedAssertion, PVOID VoidFileName, ULONG LineNumber, 
     snprintf(reason, sizeof(reason), "Assertion failed: %s%s%s (%s:%u)", MutableMessage ? MutableMessage : "",
              MutableMessage ? ": " : "", (const char *)VoidFailedAssertion, (const char *)VoidFileName,
              (unsigned)LineNumber);
-    uwdf_log("*** %s", reason);
+    uwdf_log_at(UwdfLogError, "*** %s", reason);
     breakpoint(STATUS_BREAKPOINT, reason);
 }
 
@@ -187,7 +188,7 @@ VOID UwdfAssertionFailed(PCSTR Expression, PCSTR Message, PCSTR File, ULONG Line
     char reason[512];
     snprintf(reason, sizeof(reason), "NT_ASSERT failed: %s%s%s (%s:%u)", Message ? Message : "",
              Message ? ": " : "", Expression, File, (unsigned)Line);
-    uwdf_log("*** %s", reason);
+    uwdf_log_at(UwdfLogError, "*** %s", reason);
     breakpoint(STATUS_ASSERTION_FAILURE, reason);
 }
 
@@ -229,7 +230,7 @@ void uwdf_verifier_break(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof(reason), fmt, ap);
     va_end(ap);
-    uwdf_log("verifier: %s", reason);
+    uwdf_log_at(UwdfLogVerifier, "verifier: %s", reason);
     if (uwdf_verifier)
         breakpoint(STATUS_BREAKPOINT, reason);
 }
@@ -257,8 +258,8 @@ VOID UwdfPagedCodeViolation(PCSTR File, ULONG Line, KIRQL Irql)
     }
     pthread_mutex_unlock(&lock);
     if (report)
-        uwdf_log("PAGED_CODE at %s:%u: pageable code runs at IRQL %u, above APC_LEVEL", File, (unsigned)Line,
-                 Irql);
+        uwdf_log_at(UwdfLogVerifier, "PAGED_CODE at %s:%u: pageable code runs at IRQL %u, above APC_LEVEL", File,
+                    (unsigned)Line, Irql);
     if (uwdf_verifier)
         uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, Irql, APC_LEVEL, 0,
                       "PAGED_CODE at %s:%u: pageable code called at IRQL %u (rule KmdfIrql)", File,

@@ -62,8 +62,8 @@ static void run_one(struct executor *ex, struct uwdf_deferred *d)
             uwdf_bugcheck_report(IRQL_UNEXPECTED_VALUE, uwdf_tls_irql, ex->irql, (ULONG_PTR)d, 0,
                                  "a deferred callback returned at another IRQL than it was called at");
         else
-            uwdf_log("%s callback %p returned at IRQL %u instead of %u", ex->name, (void *)d, uwdf_tls_irql,
-                     ex->irql);
+            uwdf_log_at(UwdfLogVerifier, "%s callback %p returned at IRQL %u instead of %u", ex->name, (void *)d,
+                        uwdf_tls_irql, ex->irql);
         uwdf_tls_irql = ex->irql;
     }
 }

@@ -19,6 +19,8 @@ struct WDFDEVICE_INIT {
     char *name;
     bool has_request_attrs;
     WDF_OBJECT_ATTRIBUTES request_attrs;
+    struct uwdf_device_files files;
+    struct uwdf_pnp_init pnp; /* lib/pnp.c */
 };
 
 /* The NT namespace of this process: devices by name and symbolic link. */
@@ -44,6 +46,11 @@ static const char *dos_name_tail(const char *name)
     return NULL;
 }
 
+const char *uwdf_device_dos_name_tail(const char *name)
+{
+    return dos_name_tail(name);
+}
+
 struct uwdf_device *uwdf_device_lookup_name(const char *name)
 {
     const char *tail = dos_name_tail(name);
@@ -56,7 +63,9 @@ struct uwdf_device *uwdf_device_lookup_name(const char *name)
     if (found)
         uwdf_object_reference(&found->obj);
     pthread_mutex_unlock(&names_lock);
-    return found;
+    /* A device in a PnP stack opens at the top of its stack; an interface's
+     * link opens its device's stack. */
+    return found ? uwdf_pnp_open_redirect(found) : uwdf_devinterface_lookup(name);
 }
 
 static bool name_taken_locked(const char *name)
@@ -94,6 +103,22 @@ PWDFDEVICE_INIT WdfControlDeviceInitAllocate(WDFDRIVER Driver, const UNICODE_STR
     init->control = true;
     init->io_type = WdfDeviceIoBuffered;
     return init;
+}
+
+PWDFDEVICE_INIT uwdf_device_init_alloc_pnp(struct uwdf_driver *d, struct uwdf_devnode *devnode)
+{
+    struct WDFDEVICE_INIT *init = uwdf_zalloc(sizeof(*init));
+    if (!init)
+        return NULL;
+    init->driver = d;
+    init->io_type = WdfDeviceIoBuffered;
+    init->pnp.devnode = devnode;
+    return init;
+}
+
+struct uwdf_pnp_init *uwdf_device_init_pnp(PWDFDEVICE_INIT init)
+{
+    return &init->pnp;
 }
 
 VOID WdfDeviceInitFree(PWDFDEVICE_INIT DeviceInit)
@@ -148,12 +173,18 @@ VOID WdfDeviceInitSetIoType(PWDFDEVICE_INIT DeviceInit, WDF_DEVICE_IO_TYPE IoTyp
     DeviceInit->io_type = IoType;
 }
 
+struct uwdf_device_files *uwdf_device_init_files(PWDFDEVICE_INIT init)
+{
+    return &init->files;
+}
+
 static void device_dispose(struct uwdf_object *obj)
 {
     struct uwdf_device *dev = (struct uwdf_device *)obj;
     /* The queues (children) are gone already; no new opens by name. */
     if (dev->name)
         names_unlink(dev);
+    uwdf_pnp_device_disposed(dev);
 }
 
 static void device_destroy(struct uwdf_object *obj)
@@ -205,8 +236,9 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     dev->wdm.Size = sizeof(DEVICE_OBJECT);
     dev->wdm.DriverObject = init->driver->wdm_ptr;
     dev->wdm.StackSize = UWDF_DEVICE_STACK_SIZE;
-    dev->wdm.Flags = DO_DEVICE_INITIALIZING |
-                     (init->io_type == WdfDeviceIoDirect ? DO_DIRECT_IO : DO_BUFFERED_IO);
+    dev->wdm.Flags = DO_DEVICE_INITIALIZING | (init->io_type == WdfDeviceIoDirect    ? DO_DIRECT_IO
+                                               : init->io_type == WdfDeviceIoNeither ? 0
+                                                                                     : DO_BUFFERED_IO);
     dev->wdm.DeviceExtension = obj->handle;
     pthread_mutex_init(&dev->queues_lock, NULL);
     pthread_mutexattr_t ma;
@@ -216,6 +248,7 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     pthread_mutexattr_destroy(&ma);
     dev->has_request_attrs = init->has_request_attrs;
     dev->request_attrs = init->request_attrs;
+    dev->files = init->files;
     /* The local I/O target: WdfIoTargetOpen on it attaches the device on
      * top of a file, a block device or another in-process device. */
     WDFIOTARGET local;
@@ -226,6 +259,12 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     }
     dev->local_target = uwdf_iotarget_lookup(local, "WdfDeviceCreate");
     dev->local_target->obj.no_delete = true;
+    dev->pnp = init->pnp;
+    status = uwdf_pnp_device_created(dev);
+    if (!NT_SUCCESS(status)) {
+        uwdf_object_delete_failed_create(obj); /* no driver callbacks, as KMDF */
+        return status;
+    }
     if (init->name) {
         pthread_mutex_lock(&names_lock);
         if (name_taken_locked(init->name)) {

@@ -1,26 +1,89 @@
-/* WDFDRIVER: the root object. Deleting it is the port's driver unload. */
+/* WDFDRIVER: the root object. Deleting it is the port's driver unload.
+ * Several drivers live in one process: each DRIVER_OBJECT the host made
+ * (lib/driver_load.c) or a caller passed has its own WDFDRIVER, and one
+ * driver at a time may be made without a DRIVER_OBJECT (the bootstrap
+ * form, WdfDriverCreate(NULL, NULL, ...)). */
 #include "runtime.h"
 #include "device.h"
 #include "object.h"
 
-struct uwdf_driver *uwdf_current_driver;
 static pthread_mutex_t driver_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct uwdf_driver *drivers; /* live, oldest first */
+static struct uwdf_driver *bootstrap_driver;
+static __thread struct uwdf_driver *tls_driver;
+static __thread PDRIVER_OBJECT tls_loading; /* the host's DriverEntry call on this thread */
 static const WCHAR driver_default_name[] = L"\\Driver\\uwdf";
+
+struct uwdf_driver *uwdf_driver_enter(struct uwdf_driver *d)
+{
+    struct uwdf_driver *old = tls_driver;
+    tls_driver = d;
+    return old;
+}
+
+/* Which driver a driver-wide call means when the call names none
+ * (WdfGetDriver, objects whose default parent is the driver): the one
+ * whose callback runs on this thread; else the bootstrap driver; else the
+ * oldest live driver. Caller holds driver_lock. */
+static struct uwdf_driver *driver_calling_locked(void)
+{
+    if (tls_driver && atomic_load(&tls_driver->obj.state) == UWDF_OBJECT_ALIVE)
+        return tls_driver;
+    return bootstrap_driver ? bootstrap_driver : drivers;
+}
+
+PDRIVER_OBJECT uwdf_driver_loading(PDRIVER_OBJECT wdm)
+{
+    PDRIVER_OBJECT old = tls_loading;
+    tls_loading = wdm;
+    return old;
+}
 
 struct uwdf_object *uwdf_driver_default_parent(void)
 {
-    struct uwdf_driver *d = __atomic_load_n(&uwdf_current_driver, __ATOMIC_ACQUIRE);
+    pthread_mutex_lock(&driver_lock);
+    struct uwdf_driver *d = driver_calling_locked();
+    pthread_mutex_unlock(&driver_lock);
     return d ? &d->obj : NULL;
+}
+
+struct uwdf_driver *uwdf_driver_from_wdm(PDRIVER_OBJECT wdm)
+{
+    struct uwdf_driver *found = NULL;
+    pthread_mutex_lock(&driver_lock);
+    for (struct uwdf_driver *d = drivers; d && !found; d = d->next)
+        if (d->wdm_ptr == wdm)
+            found = d;
+    if (found)
+        uwdf_object_reference(&found->obj);
+    pthread_mutex_unlock(&driver_lock);
+    return found;
+}
+
+bool uwdf_driver_alive(const struct uwdf_driver *d)
+{
+    bool alive = false;
+    pthread_mutex_lock(&driver_lock);
+    for (struct uwdf_driver *x = drivers; x && !alive; x = x->next)
+        alive = x == d;
+    pthread_mutex_unlock(&driver_lock);
+    return alive;
 }
 
 static void driver_dispose(struct uwdf_object *obj)
 {
     struct uwdf_driver *d = (struct uwdf_driver *)obj;
-    if (d->config.EvtDriverUnload)
+    if (d->config.EvtDriverUnload && !d->unload_called)
         d->config.EvtDriverUnload((WDFDRIVER)obj->handle);
     pthread_mutex_lock(&driver_lock);
-    if (uwdf_current_driver == d)
-        __atomic_store_n(&uwdf_current_driver, NULL, __ATOMIC_RELEASE);
+    for (struct uwdf_driver **p = &drivers; *p; p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    }
+    if (bootstrap_driver == d)
+        bootstrap_driver = NULL;
     pthread_mutex_unlock(&driver_lock);
 }
 
@@ -41,9 +104,15 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
         return STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED;
 
     pthread_mutex_lock(&driver_lock);
-    if (uwdf_current_driver) {
+    if (!DriverObject && bootstrap_driver) {
         pthread_mutex_unlock(&driver_lock);
-        return STATUS_INVALID_DEVICE_STATE; /* one driver per process at a time */
+        return STATUS_INVALID_DEVICE_STATE; /* one bootstrap driver at a time */
+    }
+    for (struct uwdf_driver *x = drivers; DriverObject && x; x = x->next) {
+        if (x->wdm_ptr == DriverObject) {
+            pthread_mutex_unlock(&driver_lock);
+            return STATUS_DRIVER_INTERNAL_ERROR; /* KMDF: a second call for one driver */
+        }
     }
     NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_driver), UWDF_OBJ_DRIVER, &driver_ops,
                                          DriverAttributes, NULL, 0, &obj);
@@ -60,7 +129,14 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
      * FltRegisterFilter and WDM code compare it by address. */
     d->wdm_ptr = DriverObject ? DriverObject : &d->wdm;
     d->wdm_ptr->DriverExtension = obj->handle;
-    __atomic_store_n(&uwdf_current_driver, d, __ATOMIC_RELEASE);
+    struct uwdf_driver **tail = &drivers;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = d;
+    if (!DriverObject)
+        bootstrap_driver = d;
+    if (DriverObject && DriverObject == tls_loading)
+        tls_driver = d; /* the rest of its DriverEntry is its callback */
     pthread_mutex_unlock(&driver_lock);
     if (Driver)
         *Driver = (WDFDRIVER)obj->handle;

@@ -109,6 +109,18 @@ static inline void engine_fifo_push(struct uwdf_io **head, struct uwdf_io **tail
     *tail = io;
 }
 
+static bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io);
+
+/* An op is over: its request completes, or the next piece of a pieces op
+ * (lib/engine_pieces.c) goes to the backend in its place. */
+static inline __attribute__((always_inline)) void engine_io_done(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    io->core_where = IO_DONE;
+    if (UWDF_UNLIKELY(io->core_piecing) && engine_next_piece(c, io))
+        return;
+    uwdf_request_io_done(io);
+}
+
 static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     unsigned stall_ms = atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed);
@@ -125,8 +137,7 @@ static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
         engine_fifo_push(&c->stall_head, &c->stall_tail, io);
         return;
     }
-    io->core_where = IO_DONE;
-    uwdf_request_io_done(io);
+    engine_io_done(c, io);
 }
 
 static void engine_stall_remove(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -200,6 +211,13 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
         engine_defer(c, io, -ECANCELED);
         return;
     }
+    if (UWDF_UNLIKELY(io->pieces) && !io->core_piecing) {
+        int r = uwdf_pieces_start(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub));
+        if (r < 0) {
+            engine_defer(c, io, r);
+            return;
+        }
+    }
     struct uwdf_engine_attachment *a = attachment_of(io->file);
     uint64_t ops = atomic_load_explicit(&a->ops, memory_order_relaxed) + 1;
     if (UWDF_UNLIKELY(ops == ENGINE_SLOT_AFTER_OPS) && a->want_slot)
@@ -212,6 +230,14 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
     }
     c->inflight++;
     engine_count(&a->ops, ops);
+}
+
+static __attribute__((noinline)) bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    if (!uwdf_pieces_next(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub)))
+        return false;
+    engine_queue(c, io);
+    return true;
 }
 
 static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -238,8 +264,7 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
         engine_stall_remove(c, io);
         io->res = -ECANCELED;
         io->timed_out = false;
-        io->core_where = IO_DONE;
-        uwdf_request_io_done(io);
+        engine_io_done(c, io);
         r = 0;
         break;
     case IO_IN_BACKEND:
@@ -713,8 +738,37 @@ static int backend_probe(const struct uwdf_backend_ops *ops)
     return r;
 }
 
+/* The engine UwdfSetDefaultBackend chose (NULL: none). */
+static _Atomic(const struct uwdf_backend_ops *) backend_chosen;
+
+NTSTATUS UwdfSetDefaultBackend(PCSTR Name)
+{
+    const struct uwdf_backend_ops *ops = NULL;
+    if (Name) {
+        ops = backend_by_name(Name);
+        if (!ops)
+            return STATUS_INVALID_PARAMETER;
+        int r = backend_probe(ops);
+        if (r)
+            return uwdf_status_from_errno(-r);
+    }
+    atomic_store(&backend_chosen, ops);
+    return STATUS_SUCCESS;
+}
+
+bool uwdf_backend_forced(void)
+{
+    const char *forced = uwdf_env(UWDF_ENV_BACKEND);
+    return atomic_load(&backend_chosen) || (forced && *forced);
+}
+
 const struct uwdf_backend_ops *uwdf_backend_select(int *err)
 {
+    const struct uwdf_backend_ops *chosen = atomic_load(&backend_chosen);
+    if (chosen) {
+        *err = backend_probe(chosen);
+        return *err ? NULL : chosen;
+    }
     const char *forced = uwdf_env(UWDF_ENV_BACKEND);
     if (forced && *forced) {
         const struct uwdf_backend_ops *ops = backend_by_name(forced);

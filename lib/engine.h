@@ -103,7 +103,12 @@ static inline bool uwdf_engine_thread(void)
 }
 const char *uwdf_engine_name(const struct uwdf_engine *e);
 unsigned uwdf_engine_caps(const struct uwdf_engine *e);
+/* The engine for a target being opened: UwdfSetDefaultBackend's choice,
+ * else UWDF_BACKEND's, else io_uring (libaio if io_uring cannot be set up);
+ * NULL with *err a negative errno when none can be. */
 const struct uwdf_backend_ops *uwdf_backend_select(int *err);
+/* Whether an engine was chosen (by either means): no fallback then. */
+bool uwdf_backend_forced(void);
 
 /* Registration with the kernel (lib/fixedio.c's DDIs), run on the engine
  * thread. Buffers: the n objects stay referenced until the file is
@@ -122,6 +127,38 @@ struct uwdf_engine_file_stats {
     uint64_t fixed_file_ios;
 };
 void uwdf_engine_file_stats(const struct uwdf_engine_attachment *a, struct uwdf_engine_file_stats *out);
+
+/* Limits of one kernel op where the backend sets none: IOV_MAX segments,
+ * and MAX_RW_COUNT bytes (INT_MAX rounded down to a page), past which the
+ * kernel returns a short count. */
+#define UWDF_ENGINE_MAX_SEGMENTS 1024u
+#define UWDF_ENGINE_MAX_BYTES 0x7ffff000ull
+/* Largest piece staged through a bounce buffer (the buffer a request keeps). */
+#define UWDF_ENGINE_BOUNCE_MAX (1u << 20)
+/* White-box tests only: a smaller byte limit (a multiple of the page
+ * size, more than one page), to split without gigabytes (0: none). A
+ * backend's own limits are at least a page and a segment too. */
+extern _Atomic uint64_t uwdf_engine_test_max_bytes;
+
+static inline unsigned uwdf_engine_max_segments(const struct uwdf_engine *e)
+{
+    return e->ops->max_segments ? e->ops->max_segments : UWDF_ENGINE_MAX_SEGMENTS;
+}
+static inline uint64_t uwdf_engine_max_bytes(const struct uwdf_engine *e)
+{
+    uint64_t t = atomic_load_explicit(&uwdf_engine_test_max_bytes, memory_order_relaxed);
+    uint64_t m = e->ops->max_bytes ? e->ops->max_bytes : UWDF_ENGINE_MAX_BYTES;
+    return t && t < m ? t : m;
+}
+
+/* An op run as pieces (lib/engine_pieces.c), on the engine thread. start
+ * sets up the first piece in io (0, or -ENOMEM with io untouched); next
+ * takes the finished piece's result and either sets up the next piece
+ * (true: queue io again) or puts the op's own result and buffers back
+ * (false: io is done). fini frees what an io kept for its pieces. */
+int uwdf_pieces_start(struct uwdf_io *io, unsigned max_segments, uint64_t max_bytes);
+bool uwdf_pieces_next(struct uwdf_io *io, unsigned max_segments, uint64_t max_bytes);
+void uwdf_pieces_fini(struct uwdf_io *io);
 
 /* Called by the engine on its thread (lib/iotarget.c). */
 void uwdf_request_io_done(struct uwdf_io *io);

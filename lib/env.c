@@ -18,6 +18,7 @@ static const char *const env_names[UWDF_ENV_COUNT] = {
     [UWDF_ENV_BIASED_LOCKS] = "UWDF_BIASED_LOCKS",
     [UWDF_ENV_DEBUG_PRINT] = "UWDF_DEBUG_PRINT",
     [UWDF_ENV_ENGINES] = "UWDF_ENGINES",
+    [UWDF_ENV_WINDOWS_ROOT] = "UWDF_WINDOWS_ROOT",
 };
 
 const char *uwdf_env_name(enum uwdf_env_switch which)

@@ -10,6 +10,7 @@
 #include "flt.h"
 #include "iotarget.h"
 #include "object.h"
+#include "request.h"
 #include "resolve.h"
 
 #include <sched.h>
@@ -182,7 +183,7 @@ static void flt_release(struct flt_hdr *h)
 
 static bool flt_driver_alive(const struct uwdf_driver *d)
 {
-    return d && uwdf_current_driver == d;
+    return d && uwdf_driver_alive(d);
 }
 
 static struct flt_file *flt_file_from_object(PFILE_OBJECT fo)
@@ -241,9 +242,10 @@ NTSTATUS FltRegisterFilter(PDRIVER_OBJECT Driver, const FLT_REGISTRATION *Regist
     *RetFilter = NULL;
     if (!uwdf_irql_check_passive("FltRegisterFilter"))
         return STATUS_INVALID_DEVICE_REQUEST;
-    struct uwdf_driver *drv = uwdf_current_driver;
-    if (!drv || drv->wdm_ptr != Driver)
+    struct uwdf_driver *drv = uwdf_driver_from_wdm(Driver);
+    if (!drv)
         return STATUS_INVALID_PARAMETER;
+    uwdf_object_release(&drv->obj); /* the filter's reference to its driver, if any, is its own */
     if (Registration->Size != sizeof(FLT_REGISTRATION) || (Registration->Version & 0xFF00) != 0x0200 ||
         Registration->Version > FLT_REGISTRATION_VERSION)
         return STATUS_INVALID_PARAMETER;
@@ -758,7 +760,10 @@ NTSTATUS FltAllocateCallbackDataEx(PFLT_INSTANCE Instance, PFILE_OBJECT FileObje
     if (Flags & FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY) {
         /* The request and its IRP are everything a perform needs. */
         WDFIOTARGET t = file && !file->closed ? file->target : NULL;
-        if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &d->req))) {
+        if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &d->req)) ||
+            !NT_SUCCESS(uwdf_request_preallocate(uwdf_request_lookup(d->req, "FltAllocateCallbackDataEx")))) {
+            if (d->req)
+                WdfObjectDelete(d->req);
             uwdf_free(d);
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -841,8 +846,14 @@ static NTSTATUS flt_data_prepare(struct flt_data *d, struct flt_file *file)
     }
 
     if (!d->req) {
+        /* With its IRP at once: the VOID format below cannot report a failure. */
         if (!NT_SUCCESS(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, file->target, &d->req)))
             return STATUS_INSUFFICIENT_RESOURCES;
+        if (!NT_SUCCESS(uwdf_request_preallocate(uwdf_request_lookup(d->req, "FltPerformIo")))) {
+            WdfObjectDelete(d->req);
+            d->req = NULL;
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
         d->req_target = file->target;
     } else if (d->req_used) {
         WDF_REQUEST_REUSE_PARAMS rp;
@@ -1011,7 +1022,7 @@ static bool flt_irql_at_most(KIRQL max, const char *ddi)
         uwdf_bugcheck(WDF_VERIFIER_IRQL_MISMATCH, irql, max, 0,
                       "%s must be called at IRQL <= %u, called at IRQL %u (rule KmdfIrql)", ddi, max, irql);
     else
-        uwdf_log("%s called at IRQL %u (at most %u allowed): refused", ddi, irql, max);
+        uwdf_log_at(UwdfLogVerifier, "%s called at IRQL %u (at most %u allowed): refused", ddi, irql, max);
     return false;
 }
 

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -71,6 +73,52 @@ static uint64_t geometry_current_size(struct uwdf_iotarget *t)
     return t->size;
 }
 
+/* Whether discard reaches the medium. A block device says so in sysfs
+ * (queue/discard_max_bytes; a partition's queue is its disk's). A regular
+ * file can have holes punched on the file systems fallocate(2) lists for
+ * FALLOC_FL_PUNCH_HOLE (ext4, XFS, Btrfs, tmpfs, F2FS, GFS2, OCFS2); asking
+ * any other file system would mean punching a hole to find out. */
+static bool geometry_trim_enabled(struct uwdf_iotarget *t)
+{
+    struct stat st;
+    if (fstat(t->fd, &st) != 0)
+        return false;
+    if (S_ISBLK(st.st_mode)) {
+        static const char *const queue[] = { "queue", "../queue" };
+        for (size_t i = 0; i < RTL_NUMBER_OF(queue); i++) {
+            char path[128];
+            snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s/discard_max_bytes", major(st.st_rdev),
+                     minor(st.st_rdev), queue[i]);
+            FILE *f = fopen(path, "re");
+            if (!f)
+                continue;
+            unsigned long long max = 0;
+            int n = fscanf(f, "%llu", &max);
+            fclose(f);
+            return n == 1 && max > 0;
+        }
+        return false;
+    }
+    if (!S_ISREG(st.st_mode))
+        return false;
+    static const unsigned long punch_hole_fs[] = {
+        0xEF53,     /* ext4 (and ext2/3, which refuse: EOPNOTSUPP comes back as STATUS_NOT_SUPPORTED) */
+        0x58465342, /* XFS */
+        0x9123683E, /* Btrfs */
+        0x01021994, /* tmpfs */
+        0xF2F52010, /* F2FS */
+        0x01161970, /* GFS2 */
+        0x7461636F, /* OCFS2 */
+    };
+    struct statfs sf;
+    if (fstatfs(t->fd, &sf) != 0)
+        return false;
+    for (size_t i = 0; i < RTL_NUMBER_OF(punch_hole_fs); i++)
+        if ((unsigned long)sf.f_type == punch_hole_fs[i])
+            return true;
+    return false;
+}
+
 static NTSTATUS ioctl_query_property(struct uwdf_iotarget *t, const void *in, size_t in_len, void *out,
                                      size_t out_len, ULONG_PTR *info)
 {
@@ -82,7 +130,7 @@ static NTSTATUS ioctl_query_property(struct uwdf_iotarget *t, const void *in, si
     memcpy(&query, in, offsetof(STORAGE_PROPERTY_QUERY, AdditionalParameters));
     const STORAGE_PROPERTY_QUERY *q = &query;
     bool supported = q->PropertyId == StorageAccessAlignmentProperty ||
-                     q->PropertyId == StorageDeviceProperty;
+                     q->PropertyId == StorageDeviceProperty || q->PropertyId == StorageDeviceTrimProperty;
     if (q->QueryType == PropertyExistsQuery)
         return supported ? STATUS_SUCCESS : STATUS_NOT_SUPPORTED;
     if (q->QueryType != PropertyStandardQuery)
@@ -93,6 +141,7 @@ static NTSTATUS ioctl_query_property(struct uwdf_iotarget *t, const void *in, si
     union {
         STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR align;
         STORAGE_DEVICE_DESCRIPTOR dev;
+        DEVICE_TRIM_DESCRIPTOR trim;
     } d;
     size_t size;
     memset(&d, 0, sizeof(d));
@@ -102,6 +151,10 @@ static NTSTATUS ioctl_query_property(struct uwdf_iotarget *t, const void *in, si
         d.align.BytesPerCacheLine = CACHE_LINE;
         d.align.BytesPerLogicalSector = t->logical_sector;
         d.align.BytesPerPhysicalSector = t->physical_sector;
+    } else if (q->PropertyId == StorageDeviceTrimProperty) {
+        size = sizeof(d.trim);
+        d.trim.Version = d.trim.Size = (ULONG)size;
+        d.trim.TrimEnabled = !t->is_stream && geometry_trim_enabled(t);
     } else {
         size = offsetof(STORAGE_DEVICE_DESCRIPTOR, RawDeviceProperties);
         d.dev.Version = d.dev.Size = (ULONG)size;
@@ -171,6 +224,18 @@ NTSTATUS uwdf_iotarget_ioctl(struct uwdf_iotarget *t, ULONG code, const void *in
         g.DiskSize.QuadPart = (LONGLONG)size;
         memcpy(out, &g, need);
         *information = need;
+        return STATUS_SUCCESS;
+    }
+    case IOCTL_DISK_IS_WRITABLE: {
+        /* Opening a read-only block device for writing succeeds; only its
+         * writes fail. */
+        int ro = 0;
+        struct statvfs vfs;
+        if (t->is_block)
+            return ioctl(t->fd, BLKROGET, &ro) == 0 ? (ro ? STATUS_MEDIA_WRITE_PROTECTED : STATUS_SUCCESS)
+                                                    : uwdf_status_from_errno(errno);
+        if (fstatvfs(t->fd, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
+            return STATUS_MEDIA_WRITE_PROTECTED;
         return STATUS_SUCCESS;
     }
     case IOCTL_STORAGE_QUERY_PROPERTY:

@@ -273,24 +273,51 @@ static void target_mark_open_locked(struct uwdf_iotarget *t)
     uwdf_ts_open(t);
 }
 
+static NTSTATUS target_attach_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path,
+                                     struct uwdf_device *dev, const char *tail);
+static bool target_busy(struct uwdf_iotarget *t);
+
 /* A name in the NT namespace: an in-process device of this process. Its
  * requests go into the device's queues; the target's engine (the null
  * engine) only carries completions the framework decides itself. */
 static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path)
 {
-    int err;
-    struct uwdf_device *dev = uwdf_device_lookup_name(path);
-    if (!dev) {
+    struct uwdf_device *dev;
+    const char *tail;
+    NTSTATUS status = uwdf_fileobject_lookup_device(path, &dev, &tail);
+    if (!NT_SUCCESS(status)) {
         uwdf_free(path);
-        return STATUS_OBJECT_NAME_NOT_FOUND;
+        return status;
     }
+    return target_attach_device(t, params, path, dev, tail);
+}
+
+/* Open t on dev (referenced; the reference becomes the target's). tail:
+ * the file name the open sends in IRP_MJ_CREATE (after the device's name);
+ * NULL for the target on the device below, which sends no create (a
+ * stack's default target, as KMDF's). */
+static NTSTATUS target_attach_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *path,
+                                     struct uwdf_device *dev, const char *tail)
+{
+    int err;
+    NTSTATUS status;
     if (dev == t->device) {
         uwdf_object_release(&dev->obj);
         uwdf_free(path);
         return STATUS_INVALID_DEVICE_REQUEST; /* a device cannot sit on itself */
     }
+    /* WdfDeviceInitSetExclusive: one open at a time (KMDF's create fails
+     * a second one with STATUS_ACCESS_DENIED). */
+    if (dev->pnp.exclusive && atomic_fetch_add(&dev->opens, 1) != 0) {
+        atomic_fetch_sub(&dev->opens, 1);
+        uwdf_object_release(&dev->obj);
+        uwdf_free(path);
+        return STATUS_ACCESS_DENIED;
+    }
     struct uwdf_engine *engine = uwdf_engine_attach(&uwdf_backend_null, &t->attach, -1, &err);
     if (!engine) {
+        if (dev->pnp.exclusive)
+            atomic_fetch_sub(&dev->opens, 1);
         uwdf_object_release(&dev->obj);
         uwdf_free(path);
         return uwdf_status_from_errno(err);
@@ -308,6 +335,17 @@ static NTSTATUS target_open_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_
     target_mark_open_locked(t);
     uwdf_biased_lock_release(&t->lock);
     target_grow_owner_stack(t);
+    if (!tail) {
+        params->FileInformation = FILE_OPENED;
+        return STATUS_SUCCESS;
+    }
+    /* The device sees the open: IRP_MJ_CREATE (lib/fileobject.c). */
+    status = uwdf_fileobject_open(t, dev, tail, params);
+    if (!NT_SUCCESS(status)) {
+        target_close(t, WdfIoTargetClosed);
+        return status;
+    }
+    t->lower_file_open = true;
     params->FileInformation = FILE_OPENED;
     return STATUS_SUCCESS;
 }
@@ -442,6 +480,24 @@ static NTSTATUS target_open_uri(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
 #endif
 }
 
+NTSTATUS uwdf_iotarget_attach(struct uwdf_iotarget *t, struct uwdf_device *dev)
+{
+    WDF_IO_TARGET_OPEN_PARAMS params;
+    memset(&params, 0, sizeof(params));
+    params.Size = sizeof(params);
+    params.Type = WdfIoTargetOpenUseExistingDevice;
+    params.TargetDeviceObject = &dev->wdm;
+    params.DesiredAccess = GENERIC_READ | GENERIC_WRITE;
+    if (target_busy(t))
+        return STATUS_INVALID_DEVICE_STATE;
+    char *path = uwdf_alloc(sizeof("(device below)"));
+    if (!path)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    strcpy(path, "(device below)");
+    uwdf_object_reference(&dev->obj);
+    return target_attach_device(t, &params, path, dev, NULL);
+}
+
 static bool target_busy(struct uwdf_iotarget *t)
 {
     uwdf_biased_lock_acquire(&t->lock);
@@ -467,7 +523,7 @@ static NTSTATUS target_start_local(struct uwdf_iotarget *t, const struct uwdf_ba
         return STATUS_NOT_SUPPORTED;
     }
     struct uwdf_engine *engine = uwdf_engine_attach(ops, &t->attach, t->fd, &err);
-    if (!engine && !uwdf_env(UWDF_ENV_BACKEND) && ops == &uwdf_backend_io_uring) {
+    if (!engine && !uwdf_backend_forced() && ops == &uwdf_backend_io_uring) {
         uwdf_log("io_uring set-up failed (%s); using libaio", strerror(-err));
         ops = &uwdf_backend_libaio;
         engine = uwdf_engine_attach(ops, &t->attach, t->fd, &err);
@@ -633,7 +689,7 @@ static void target_fail_all_pended_locked(struct uwdf_iotarget *t, NTSTATUS stat
     while (!uwdf_list_empty(&t->pended)) {
         struct uwdf_request *req = CONTAINING_RECORD(t->pended.Flink, struct uwdf_request, target_link);
         uwdf_iotarget_fail_pended_locked(t, req, status);
-        uwdf_engine_post_completion(t->engine, &req->io);
+        uwdf_engine_post_completion(t->engine, &req->snd->io);
     }
 }
 
@@ -714,6 +770,11 @@ static void target_close_finish(struct uwdf_iotarget *t)
         uwdf_engine_detach(t->engine, &t->attach);
     if (t->fd >= 0)
         close(t->fd);
+    if (t->lower && t->lower_file_open)
+        uwdf_fileobject_close(t->lower, &t->file_object);
+    t->lower_file_open = false;
+    if (t->lower && t->lower->pnp.exclusive)
+        atomic_fetch_sub(&t->lower->opens, 1);
     if (t->lower)
         uwdf_object_release(&t->lower->obj);
 

@@ -93,6 +93,7 @@ struct uwdf_iotarget {
     WDF_IO_TARGET_OPEN_PARAMS open_params;
     FILE_OBJECT file_object;
     struct uwdf_device *lower; /* an in-process device target, referenced */
+    bool lower_file_open;      /* its create succeeded: the close sends cleanup and close */
 };
 
 /* The target's state, with the lock or (for a recent answer) without. */
@@ -163,6 +164,9 @@ static inline CCHAR uwdf_iotarget_stack_need(const struct uwdf_iotarget *t)
 {
     return t->lower ? t->lower->wdm.StackSize : UWDF_FILE_TARGET_STACK;
 }
+/* Open t (a device's local target) on dev, the device below it in a PnP
+ * stack (lib/pnp.c). */
+NTSTATUS uwdf_iotarget_attach(struct uwdf_iotarget *t, struct uwdf_device *dev);
 /* An in-process device completed a packet sent to it (lib/queue.c). */
 void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
 

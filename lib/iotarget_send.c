@@ -75,19 +75,24 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
     ULONG_PTR info = 0;
     unsigned flags = atomic_load(&req->flags);
     struct uwdf_iotarget *t = req->target;
+    const struct uwdf_io *io = &req->snd->io;
 
     if (req->fw_done) {
         status = req->fw_status;
         info = req->fw_info;
-    } else if (req->io.res >= 0) {
+    } else if (io->res >= 0) {
         status = STATUS_SUCCESS;
-        info = (ULONG_PTR)req->io.res;
+        info = (ULONG_PTR)io->res;
         /* The NT convention: a read that starts at or past the end of the
          * file fails with STATUS_END_OF_FILE; a short read succeeds. */
-        if (req->io.op == UWDF_OP_READ && req->io.res == 0 && req->io_length > 0)
+        if (io->op == UWDF_OP_READ && io->res == 0 && req->io_length > 0)
             status = STATUS_END_OF_FILE;
     } else {
-        status = uwdf_status_from_errno((int)-req->io.res);
+        status = uwdf_status_from_errno((int)-io->res);
+        /* What a request run as pieces moved before the one that failed
+         * (lib/engine_pieces.c). */
+        if (io->pieces)
+            info = (ULONG_PTR)io->res_done;
     }
     if (status == STATUS_CANCELLED && (flags & UWDF_REQ_TIMER_CANCELLED))
         status = STATUS_IO_TIMEOUT;
@@ -138,7 +143,7 @@ static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, 
 
 void uwdf_request_io_done(struct uwdf_io *io)
 {
-    struct uwdf_request *req = uwdf_container_of(io, struct uwdf_request, io);
+    struct uwdf_request *req = uwdf_request_of_io(io);
     struct uwdf_iotarget *t = req->target;
     long drop = 1;
     enum target_lock_how how = target_lock_hot(t);
@@ -147,7 +152,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
     if (io->timed_out)
         atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
     if ((atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_TIMER_ARMED) &&
-        uwdf_timer_cancel(&req->timer)) {
+        uwdf_timer_cancel(&req->snd->timer)) {
         atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
         drop++;
     }
@@ -162,7 +167,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
 
 void uwdf_request_cancel_done(struct uwdf_io *io, int cancel_result)
 {
-    struct uwdf_request *req = uwdf_container_of(io, struct uwdf_request, io);
+    struct uwdf_request *req = uwdf_request_of_io(io);
     (void)cancel_result;
     target_drop_refs(req->target, req, 1);
 }
@@ -183,7 +188,7 @@ void uwdf_iotarget_fail_pended_locked(struct uwdf_iotarget *t, struct uwdf_reque
 
 static void target_timer_fired(struct uwdf_timer *timer)
 {
-    struct uwdf_request *req = uwdf_container_of(timer, struct uwdf_request, timer);
+    struct uwdf_request *req = uwdf_container_of(timer, struct uwdf_request_send, timer)->req;
     struct uwdf_iotarget *t = req->target;
     bool cancel_io = false, post = false;
     uwdf_biased_lock_acquire(&t->lock);
@@ -199,7 +204,7 @@ static void target_timer_fired(struct uwdf_timer *timer)
     }
     uwdf_biased_lock_release(&t->lock);
     if (post)
-        uwdf_engine_post_completion(t->engine, &req->io);
+        uwdf_engine_post_completion(t->engine, &req->snd->io);
     else if (cancel_io)
         uwdf_iotarget_cancel_io(t, req);
     else
@@ -208,9 +213,9 @@ static void target_timer_fired(struct uwdf_timer *timer)
 
 static int target_build_iov(struct uwdf_request *req, void *buf, size_t len)
 {
-    req->iov_inline[0].iov_base = buf;
-    req->iov_inline[0].iov_len = len;
-    req->io.iov = req->iov_inline;
+    req->snd->iov_inline[0].iov_base = buf;
+    req->snd->iov_inline[0].iov_len = len;
+    req->snd->io.iov = req->snd->iov_inline;
     return 1;
 }
 
@@ -238,12 +243,34 @@ static bool target_dio_misaligned(const struct uwdf_io *io, size_t len, bool has
     return false;
 }
 
+/* More than one kernel op takes (lib/engine_pieces.c): the pieces run one
+ * after another on the engine thread, never on the sender's. */
+static void target_run_as_pieces(struct uwdf_io *io)
+{
+    io->pieces = true;
+    io->core_may_run_here = false;
+}
+
+/* A request described by MDLs (a driver's scatter list) whose offset and
+ * length are on the sector size but whose segments the kernel would refuse
+ * (a length or an address off the alignment): Windows takes it (segments
+ * are the DMA's business), so it goes through an aligned bounce buffer
+ * (true). A buffer or WDFMEMORY keeps the unbuffered rules. */
+static bool target_dio_stage(struct uwdf_io *io, size_t len, bool has_offset, uint32_t oa, bool mdl)
+{
+    if (!mdl || len % oa || (has_offset && io->offset % oa))
+        return false;
+    io->bounce = true;
+    target_run_as_pieces(io);
+    return true;
+}
+
 /* Describe the next stack location as an engine op; a failure here is the
  * lower "driver" failing the request. */
 static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *req)
 {
     PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
-    struct uwdf_io *io = &req->io;
+    struct uwdf_io *io = &req->snd->io;
     size_t len;
     unsigned flags = 0;
 
@@ -252,6 +279,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     io->rw_flags = 0;
     io->timed_out = false;
     io->res = 0;
+    io->pieces = io->bounce = false;
     req->io_length = 0;
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -262,35 +290,39 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             return STATUS_ACCESS_DENIED;
         len = s->Parameters.Read.Length;
         int slot = write ? 0 : 1;
+        bool from_mdl = false;
         if (req->fmt_mem[slot] || req->fmt_buffer[slot]) {
             char *base = req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
                                             : req->fmt_buffer[slot];
             io->iovcnt = target_build_iov(req, base, len);
         } else if (req->irp->MdlAddress && len > 0) {
             size_t bytes;
-            int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->iov_inline, UWDF_INLINE_IOV, &bytes);
+            int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->snd->iov_inline, UWDF_INLINE_IOV, &bytes);
             if (n < 0) {
                 /* A long chain: grow the request's own iovec array once;
                  * reuse keeps it. */
                 int need = 0;
                 for (PMDL m = req->irp->MdlAddress; m; m = m->Next)
                     need++;
-                if (need > req->iov_heap_cap) {
+                if (need > req->snd->iov_heap_cap) {
                     struct iovec *grown = uwdf_alloc(sizeof(*grown) * (size_t)need);
                     if (!grown)
                         return STATUS_INSUFFICIENT_RESOURCES;
-                    uwdf_free(req->iov_heap);
-                    req->iov_heap = grown;
-                    req->iov_heap_cap = need;
+                    uwdf_free(req->snd->iov_heap);
+                    req->snd->iov_heap = grown;
+                    req->snd->iov_heap_cap = need;
                 }
-                n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->iov_heap, need, &bytes);
-                io->iov = req->iov_heap;
+                n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->snd->iov_heap, need, &bytes);
+                io->iov = req->snd->iov_heap;
             } else {
-                io->iov = req->iov_inline;
+                io->iov = req->snd->iov_inline;
             }
             if (bytes < len)
                 return STATUS_BUFFER_TOO_SMALL;
             io->iovcnt = n;
+            from_mdl = true;
+            if ((unsigned)n > uwdf_engine_max_segments(t->engine))
+                target_run_as_pieces(io);
         } else if (len == 0 || req->irp->UserBuffer) {
             io->iovcnt = target_build_iov(req, req->irp->UserBuffer, len);
         } else {
@@ -312,9 +344,15 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         }
         if (write && (s->Flags & SL_WRITE_THROUGH))
             io->rw_flags |= RWF_DSYNC;
+        /* No engine takes less than a page in one op: its limit is
+         * looked up only past that. */
+        if (UWDF_UNLIKELY(len > PAGE_SIZE) && len > uwdf_engine_max_bytes(t->engine))
+            target_run_as_pieces(io);
         if (t->direct) {
             uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;
-            if (target_dio_misaligned(io, len, !(flags & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND)), ma, oa)) {
+            bool has_offset = !(flags & (UWDF_REQ_USE_FILE_POS | UWDF_REQ_APPEND));
+            if (target_dio_misaligned(io, len, has_offset, ma, oa) &&
+                !target_dio_stage(io, len, has_offset, oa, from_mdl)) {
                 static atomic_int logged;
                 if (atomic_fetch_add(&logged, 1) < MISALIGN_LOG_LIMIT)
                     uwdf_log("%s: unbuffered (O_DIRECT) I/O needs buffers aligned to %u bytes and "
@@ -354,7 +392,7 @@ static void *request_fmt_data(struct uwdf_request *req, int slot)
  * goes to the engine thread like any other. */
 static void target_blocking_ioctl(struct uwdf_work *w)
 {
-    struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request, work);
+    struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request_send, work)->req;
     struct uwdf_iotarget *t = req->target;
     PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
     void *in = request_fmt_data(req, 0), *out;
@@ -364,24 +402,24 @@ static void target_blocking_ioctl(struct uwdf_work *w)
     req->fw_status = uwdf_blockops_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode, in, in_len);
     req->fw_info = 0;
     __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE); /* a cancel reads it */
-    uwdf_engine_post_completion(t->engine, &req->io);
+    uwdf_engine_post_completion(t->engine, &req->snd->io);
 }
 
 static int target_add_range(void *ctx, uint64_t offset, uint64_t length)
 {
     struct uwdf_request *req = ctx;
-    if (req->nranges == req->ranges_cap) {
-        unsigned cap = req->ranges_cap ? req->ranges_cap * 2 : 4;
+    if (req->snd->nranges == req->snd->ranges_cap) {
+        unsigned cap = req->snd->ranges_cap ? req->snd->ranges_cap * 2 : 4;
         struct uwdf_io_range *grown = uwdf_alloc(sizeof(*grown) * cap);
         if (!grown)
             return -ENOMEM;
-        if (req->nranges)
-            memcpy(grown, req->ranges, sizeof(*grown) * req->nranges);
-        uwdf_free(req->ranges);
-        req->ranges = grown;
-        req->ranges_cap = cap;
+        if (req->snd->nranges)
+            memcpy(grown, req->snd->ranges, sizeof(*grown) * req->snd->nranges);
+        uwdf_free(req->snd->ranges);
+        req->snd->ranges = grown;
+        req->snd->ranges_cap = cap;
     }
-    req->ranges[req->nranges++] = (struct uwdf_io_range){ .offset = offset, .length = length };
+    req->snd->ranges[req->snd->nranges++] = (struct uwdf_io_range){ .offset = offset, .length = length };
     return 0;
 }
 
@@ -394,26 +432,26 @@ static NTSTATUS target_build_ranges(struct uwdf_iotarget *t, struct uwdf_request
     size_t in_len = req->fmt_length[0], out_len;
     if (req->fmt_type == WdfRequestTypeNoFormat)
         uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
-    req->nranges = 0;
+    req->snd->nranges = 0;
     NTSTATUS status = uwdf_blockops_for_each_range(t, code, in, in_len, target_add_range, req);
     if (!NT_SUCCESS(status))
         return status;
-    if (req->nranges == 0) {
+    if (req->snd->nranges == 0) {
         req->fw_status = STATUS_SUCCESS;
         req->fw_info = 0;
         __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
         return STATUS_SUCCESS;
     }
-    req->io.op = code == FSCTL_SET_ZERO_DATA ? UWDF_OP_ZERO : UWDF_OP_TRIM;
-    req->io.ranges = req->ranges;
-    req->io.iovcnt = (int)req->nranges;
+    req->snd->io.op = code == FSCTL_SET_ZERO_DATA ? UWDF_OP_ZERO : UWDF_OP_TRIM;
+    req->snd->io.ranges = req->snd->ranges;
+    req->snd->io.iovcnt = (int)req->snd->nranges;
     return STATUS_SUCCESS;
 }
 
 /* Hand a request that is on the sent list to the engine (outside the lock). */
 void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
 {
-    struct uwdf_io *io = &req->io;
+    struct uwdf_io *io = &req->snd->io;
     if (!req->fw_done && !t->lower) {
         NTSTATUS status = target_build_io(t, req);
         ULONG code = IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
@@ -427,8 +465,8 @@ void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) && t->remote) {
             status = target_build_ranges(t, req, code);
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
-            req->work.fn = target_blocking_ioctl;
-            if (uwdf_worker_queue(&req->work) == 0)
+            req->snd->work.fn = target_blocking_ioctl;
+            if (uwdf_worker_queue(&req->snd->work) == 0)
                 return;
             status = STATUS_INSUFFICIENT_RESOURCES;
         } else if (NT_SUCCESS(status) && io->op == 0) {
@@ -509,6 +547,9 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
     }
     if (!req->irp || req->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t))
         return STATUS_REQUEST_NOT_ACCEPTED;
+    /* Every format gave it its send state (uwdf_iotarget_prepare_request,
+     * WdfRequestWdmFormatUsingStackLocation; a presented request has its own). */
+    struct uwdf_request_send *snd = req->snd;
     if (req->cancelable) {
         /* Rule ReqMarkCancelableSend: unmark before sending it on. */
         if (uwdf_verifier)
@@ -531,11 +572,11 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
     /* Atomic: WdfRequestCancelSentRequest reads it from any thread. */
     __atomic_store_n(&req->target, t, __ATOMIC_RELEASE);
     req->fw_done = false;
-    req->io.core_where = 0;
-    req->io.core_cancel_early = false;
-    req->io.core_may_run_here = false;
-    req->io.core_untimed = !timed;
-    req->io.has_timeout = false;
+    snd->io.core_where = 0;
+    snd->io.core_cancel_early = false;
+    snd->io.core_may_run_here = false;
+    snd->io.core_untimed = !timed;
+    snd->io.has_timeout = false;
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
                  (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);
@@ -551,13 +592,13 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
             int64_t rel = deadline - uwdf_mono_ns();
             if (rel < 0)
                 rel = 0;
-            req->io.has_timeout = true;
-            req->io.timeout_abs = false;
-            req->io.timeout_sec = rel / 1000000000;
-            req->io.timeout_nsec = rel % 1000000000;
+            snd->io.has_timeout = true;
+            snd->io.timeout_abs = false;
+            snd->io.timeout_sec = rel / 1000000000;
+            snd->io.timeout_nsec = rel % 1000000000;
         } else {
-            uwdf_timer_init(&req->timer, target_timer_fired);
-            if (uwdf_timer_arm(&req->timer, deadline) != 0) {
+            uwdf_timer_init(&snd->timer, target_timer_fired);
+            if (uwdf_timer_arm(&snd->timer, deadline) != 0) {
                 __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
                 atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
                 req->comp_refs = 0;
@@ -605,7 +646,7 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
          * op on this thread (engine.c); not a stream, whose read may wait
          * for ever and must stay cancellable. Pended ones go later, from
          * WdfIoTargetStart's caller: never there. */
-        req->io.core_may_run_here = (f & UWDF_REQ_SYNC) && !t->is_stream;
+        snd->io.core_may_run_here = (f & UWDF_REQ_SYNC) && !t->is_stream;
         uwdf_iotarget_dispatch(t, req);
     }
     if (cancel_now) {
@@ -642,7 +683,7 @@ bool uwdf_iotarget_cancel_request(struct uwdf_request *req)
     if (flags & UWDF_REQ_PENDED) {
         uwdf_iotarget_fail_pended_locked(t, req, STATUS_CANCELLED);
         uwdf_biased_lock_release(&t->lock);
-        uwdf_engine_post_completion(t->engine, &req->io);
+        uwdf_engine_post_completion(t->engine, &req->snd->io);
         return true;
     }
     if (__atomic_load_n(&req->fw_done, __ATOMIC_ACQUIRE)) {
@@ -664,7 +705,7 @@ void uwdf_iotarget_cancel_io(struct uwdf_iotarget *t, struct uwdf_request *req)
         uwdf_irp_cancel(req->irp);
         target_drop_refs(t, req, 1);
     } else {
-        uwdf_engine_cancel(t->engine, &req->io);
+        uwdf_engine_cancel(t->engine, &req->snd->io);
     }
 }
 
@@ -678,11 +719,11 @@ void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_
      * does; a chain of completions that resend inline is cut by handing
      * the deeper ones to the target's engine thread. */
     if (depth >= 8) {
-        uwdf_engine_post_completion(req->target->engine, &req->io);
+        uwdf_engine_post_completion(req->target->engine, &req->snd->io);
         return;
     }
     depth++;
-    uwdf_request_io_done(&req->io);
+    uwdf_request_io_done(&req->snd->io);
     depth--;
 }
 
@@ -765,7 +806,7 @@ BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND
     if (NT_SUCCESS(status))
         return TRUE;
 fail:
-    if (req->irp) {
+    if (uwdf_request_lazy_irp(req) && req->irp) {
         req->irp->IoStatus.Status = status;
         req->irp->IoStatus.Information = 0;
     }

@@ -32,9 +32,6 @@ const char *uwdf_bugcheck_code_name(ULONG code);
 /* FxVerifierDbgBreakPoint: misuse WDF tolerates but reports. Always a log
  * line; with the verifier, a breakpoint (DbgBreakPoint's rules). */
 void uwdf_verifier_break(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Text to the port's log as it is (no prefix, no newline added): debug
- * output that may be a fragment of a line (lib/runtime.c). */
-void uwdf_log_raw(const char *text, size_t len);
 
 /* ---- pool (lib/pool.c) ---- */
 /* Blocks allocated with the Ex pool routines and not freed yet. */

@@ -120,6 +120,7 @@ static const char *const type_names[UWDF_OBJ_TYPE_COUNT] = {
     [UWDF_OBJ_STRING] = "WDFSTRING",
     [UWDF_OBJ_TIMER] = "WDFTIMER",
     [UWDF_OBJ_WORKITEM] = "WDFWORKITEM",
+    [UWDF_OBJ_FILEOBJECT] = "WDFFILEOBJECT",
 };
 
 static const char *const counted_names[UWDF_COUNTED_MAX] = {
@@ -427,8 +428,8 @@ void uwdf_object_release(struct uwdf_object *obj)
 void uwdf_verifier_report_leak(const char *event, const struct uwdf_object *obj, const char *creator,
                                const char *why)
 {
-    uwdf_log("verifier: %s: %s %p, created by %s, %s (handle tracking)", event,
-             uwdf_object_type_name(obj->type), (void *)obj->handle, creator, why);
+    uwdf_log_at(UwdfLogVerifier, "verifier: %s: %s %p, created by %s, %s (handle tracking)", event,
+                uwdf_object_type_name(obj->type), (void *)obj->handle, creator, why);
 }
 
 /* Driver unload with the verifier on: what the driver created and should
@@ -489,6 +490,29 @@ void uwdf_object_delete(struct uwdf_object *obj)
     atomic_store(&obj->state, UWDF_OBJECT_DELETED);
     pthread_mutex_unlock(&tree_lock);
     uwdf_object_release(obj);
+}
+
+static size_t collect_locked(struct uwdf_object *obj, uint32_t type, struct uwdf_object **out, size_t max, size_t n)
+{
+    for (struct uwdf_object *c = obj->first_child; c; c = c->next_sibling) {
+        if (c->type == type && atomic_load(&c->state) == UWDF_OBJECT_ALIVE) {
+            if (n < max) {
+                uwdf_object_reference(c);
+                out[n] = c;
+            }
+            n++;
+        }
+        n = collect_locked(c, type, out, max, n);
+    }
+    return n;
+}
+
+size_t uwdf_object_collect(struct uwdf_object *obj, uint32_t type, struct uwdf_object **out, size_t max)
+{
+    pthread_mutex_lock(&tree_lock);
+    size_t n = collect_locked(obj, type, out, max, 0);
+    pthread_mutex_unlock(&tree_lock);
+    return n;
 }
 
 void uwdf_object_delete_failed_create(struct uwdf_object *obj)

@@ -21,6 +21,7 @@ enum uwdf_object_type {
     UWDF_OBJ_STRING,
     UWDF_OBJ_TIMER,
     UWDF_OBJ_WORKITEM,
+    UWDF_OBJ_FILEOBJECT,
     UWDF_OBJ_TYPE_COUNT
 };
 
@@ -94,6 +95,9 @@ void uwdf_object_release(struct uwdf_object *obj);
 void uwdf_object_delete(struct uwdf_object *obj);
 /* Undo a create that failed after uwdf_object_create: no driver callbacks. */
 void uwdf_object_delete_failed_create(struct uwdf_object *obj);
+/* obj's live descendants of a type, referenced, into out (at most max);
+ * returns how many there are (more than max: the rest not referenced). */
+size_t uwdf_object_collect(struct uwdf_object *obj, uint32_t type, struct uwdf_object **out, size_t max);
 /* Handle -> object with type and liveness check; bug-checks and returns
  * NULL on a NULL, stale, garbage or wrong-type handle. type 0 = any. */
 struct uwdf_object *uwdf_object_lookup_slow(WDFOBJECT handle, uint32_t type, const char *ddi);

@@ -67,6 +67,7 @@ static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
     WDFQUEUE qh = (WDFQUEUE)q->obj.handle;
     WDFREQUEST rh = (WDFREQUEST)r->obj.handle;
     const WDF_IO_QUEUE_CONFIG *c = &q->config;
+    struct uwdf_driver *prev = uwdf_driver_enter(q->device->driver); /* WdfGetDriver's answer */
     uwdf_queue_cb_enter(q);
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -106,10 +107,12 @@ static void queue_invoke(struct uwdf_queue *q, struct uwdf_request *r)
     }
     /* No handler for this type: WDF fails the request. */
     uwdf_queue_cb_leave(q);
+    uwdf_driver_enter(prev);
     uwdf_queue_complete(r, STATUS_INVALID_DEVICE_REQUEST, 0);
     return;
 out:
     uwdf_queue_cb_leave(q);
+    uwdf_driver_enter(prev);
 }
 
 /* ---- queue state ---- */
@@ -374,8 +377,7 @@ void uwdf_queue_packet_complete(struct uwdf_request *sender, NTSTATUS status, UL
     uwdf_iotarget_device_done(sender, status, information);
 }
 
-/* Delete a request nobody saw: WDF frees it without its cleanup callbacks. */
-static void request_discard(struct uwdf_request *r)
+void uwdf_request_discard(struct uwdf_request *r)
 {
     for (struct uwdf_context *c = r->obj.contexts; c; c = c->next) {
         c->cleanup = NULL;
@@ -405,7 +407,7 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
                 return STATUS_SUCCESS;
             }
             uwdf_request_receive_teardown(r, st, 0);
-            request_discard(r);
+            uwdf_request_discard(r);
         }
         if (!q->fp)
             return st;
@@ -426,8 +428,17 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
     }
     IoSetNextIrpStackLocation(irp);
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    if (uwdf_fileobject_deliver(dev, sender) || uwdf_caller_context_deliver(dev, sender))
+        return;
 
     struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    /* Simulated PnP (lib/pnp.c): a removed device takes nothing; a filter
+     * passes on what it has no handler for. */
+    if (UWDF_UNLIKELY(dev->pnp.devnode != NULL) && uwdf_pnp_deliver_elsewhere(dev, q, sender)) {
+        if (q)
+            uwdf_object_release(&q->obj);
+        return;
+    }
     if (!q) {
         uwdf_queue_packet_complete(sender, STATUS_INVALID_DEVICE_REQUEST, 0);
         return;
@@ -455,6 +466,28 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
         uwdf_queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
     uwdf_object_release(&q->obj);
+}
+
+NTSTATUS uwdf_queue_enqueue_presented(struct uwdf_device *dev, struct uwdf_request *r)
+{
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
+    struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    if (!q)
+        return STATUS_INVALID_DEVICE_REQUEST;
+    uwdf_qs_unqueue(r);
+    if ((s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE) &&
+        s->Parameters.Read.Length == 0 && !q->config.AllowZeroLengthRequests) {
+        uwdf_object_release(&q->obj);
+        uwdf_queue_complete(r, STATUS_SUCCESS, 0); /* as a queue takes one from a target */
+        return STATUS_SUCCESS;
+    }
+    bool taken = uwdf_queue_insert(q, r, false);
+    uwdf_object_release(&q->obj);
+    if (!taken) {
+        uwdf_qs_give_back(r);
+        return STATUS_WDF_BUSY;
+    }
+    return STATUS_SUCCESS;
 }
 
 /* ---- completion ---- */
@@ -958,7 +991,7 @@ static NTSTATUS queue_config_validate(struct uwdf_device *dev, PWDF_IO_QUEUE_CON
         return STATUS_INVALID_PARAMETER_4;
     if (c->DispatchType != WdfIoQueueDispatchManual && !has_io)
         return STATUS_WDF_NO_CALLBACK;
-    if (c->PowerManaged == WdfTrue) {
+    if (c->PowerManaged == WdfTrue && !dev->pnp.devnode) {
         uwdf_log("WdfIoQueueCreate: a control device's queue cannot be power-managed");
         return STATUS_INVALID_PARAMETER;
     }
@@ -1036,14 +1069,15 @@ NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, 
     struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfDeviceConfigureRequestDispatching");
     if (!dev || !q)
         return STATUS_INVALID_HANDLE;
-    if (RequestType != WdfRequestTypeRead && RequestType != WdfRequestTypeWrite &&
+    if (RequestType != WdfRequestTypeCreate && RequestType != WdfRequestTypeRead && RequestType != WdfRequestTypeWrite &&
         RequestType != WdfRequestTypeDeviceControl && RequestType != WdfRequestTypeDeviceControlInternal &&
         RequestType != WdfRequestTypeFlushBuffers)
         return STATUS_INVALID_PARAMETER;
     /* KMDF's statuses (FxPkgIo::ConfigureForwarding): another device's
      * queue, a queue with no handler for the type, or the default queue is
      * STATUS_INVALID_DEVICE_REQUEST; a type already configured is
-     * STATUS_WDF_BUSY. (FlushBuffers is this port's addition.) */
+     * STATUS_WDF_BUSY. (FlushBuffers is this port's addition; a create
+     * queue presents creates to EvtIoDefault, lib/fileobject.c.) */
     if (q->device != dev)
         return STATUS_INVALID_DEVICE_REQUEST;
     const WDF_IO_QUEUE_CONFIG *c = &q->config;

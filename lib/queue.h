@@ -15,6 +15,11 @@ struct uwdf_queue;
 /* Deliver a packet sent to a device target into the device's queues. The
  * request is on the target's sent list with its I/O reference. */
 void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender);
+/* A packet for a device of a PnP stack that its queues do not take
+ * (lib/pnp.c): completed (removed device) or passed to the device below
+ * (a filter with no handler for it; q is the queue the packet would go
+ * to, or NULL). true: the packet is dealt with. */
+bool uwdf_pnp_deliver_elsewhere(struct uwdf_device *dev, struct uwdf_queue *q, struct uwdf_request *sender);
 /* The lock a queue's callbacks run under (its own when its scope is None),
  * whether they run at PASSIVE_LEVEL, and whether its scope is Queue or
  * Device (lib/queue.c): for WdfObjectAcquireLock and for timers and work
@@ -42,6 +47,8 @@ void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
  *                            |                     (give_back: OWNED)                   |
  *                            +------------------------ complete ------------------------+
  *
+ *   NONE --take--> OWNED: presented by the framework without a queue
+ *     (EvtDeviceFileCreate, EvtIoInCallerContext)
  *   OWNED --unqueue--> NONE: forwarded or requeued; then queue, or give_back if refused
  *   NONE --complete--> COMPLETED: a new request its queue would not take
  *   OWNED --complete--> COMPLETED: the framework completes it (no callback for its type,
@@ -53,6 +60,7 @@ void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q);
  *   cancel            QUEUED, CANCELING                            CANCELING
  *   present           QUEUED, CANCELING (EvtIoCanceledOnQueue)     OWNED
  *   give_back         NONE, FORWARDED (a move or send refused)     OWNED
+ *   take              NONE (presented without a queue)             OWNED
  *   begin_completion  OWNED                                        COMPLETING
  *   forward           OWNED (sent and forgotten)                   FORWARDED
  *   unqueue           OWNED (forwarded or requeued to a queue)     NONE
@@ -93,6 +101,10 @@ static inline void uwdf_qs_present(struct uwdf_request *r)
 static inline void uwdf_qs_give_back(struct uwdf_request *r)
 {
     uwdf_qs_change(r, UWDF_QS(NONE) | UWDF_QS(FORWARDED), UWDF_QS_OWNED, "give_back");
+}
+static inline void uwdf_qs_take(struct uwdf_request *r)
+{
+    uwdf_qs_change(r, UWDF_QS(NONE), UWDF_QS_OWNED, "take");
 }
 static inline void uwdf_qs_begin_completion(struct uwdf_request *r)
 {
@@ -264,6 +276,11 @@ void uwdf_queue_check_state(struct uwdf_queue *q);
  * device's I/O type says; receive_teardown undoes that at completion. */
 NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request *r, struct uwdf_request *sender);
 void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
+/* Delete a request nobody saw: WDF frees it without its cleanup callbacks. */
+void uwdf_request_discard(struct uwdf_request *r);
+/* A request the framework presented without a queue (EvtIoInCallerContext)
+ * into the queue for its type (lib/queue.c): WdfDeviceEnqueueRequest's core. */
+NTSTATUS uwdf_queue_enqueue_presented(struct uwdf_device *dev, struct uwdf_request *r);
 
 /* ---- forward progress (lib/forward_progress.c) ---- */
 /* The verifier's ForwardProgressFailAll / FailRandom (UWDF_FP_FAIL): true

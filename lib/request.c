@@ -4,6 +4,7 @@
  * request a queue presented, with its buffers, in lib/request_received.c. */
 #include "runtime.h"
 #include "device.h"
+#include "engine.h"
 #include "iotarget.h"
 #include "lists.h"
 #include "memory.h"
@@ -34,11 +35,18 @@ static void request_destroy(struct uwdf_object *obj)
     uwdf_request_release_format(req);
     if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
         IoFreeIrp(req->irp);
-    uwdf_free(req->iov_heap);
-    uwdf_free(req->ranges);
-    uwdf_free(req->bounce);
-    if (req->rmdl_alloc)
-        IoFreeMdl(req->rmdl_alloc);
+    if (req->snd) {
+        uwdf_free(req->snd->iov_heap);
+        uwdf_free(req->snd->ranges);
+        uwdf_pieces_fini(&req->snd->io);
+        if (!req->snd_inline)
+            uwdf_free(req->snd);
+    }
+    if (req->rx) {
+        uwdf_free(req->rx->bounce);
+        if (req->rx->rmdl_alloc)
+            IoFreeMdl(req->rx->rmdl_alloc);
+    }
 }
 
 static const struct uwdf_object_ops request_ops = {
@@ -46,21 +54,50 @@ static const struct uwdf_object_ops request_ops = {
     .destroy = request_destroy,
 };
 
-static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *parent,
+/* A request a queue presents: the request, what only such a request uses,
+ * and its send state, in one allocation. */
+struct request_received_alloc {
+    struct uwdf_request req;
+    struct uwdf_request_rx rx;
+    struct uwdf_request_send snd;
+};
+
+static void request_send_init(struct uwdf_request *req, struct uwdf_request_send *snd)
+{
+    snd->req = req;
+    snd->io.fd = -1;
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&snd->cparams);
+    req->snd = snd;
+}
+
+static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *parent, bool received,
                               struct uwdf_request **out)
 {
     struct uwdf_object *obj;
-    NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_request), UWDF_OBJ_REQUEST, &request_ops,
-                                         attrs, parent, 0, &obj);
+    size_t size = received ? sizeof(struct request_received_alloc) : sizeof(struct uwdf_request);
+    NTSTATUS status = uwdf_object_create(size, UWDF_OBJ_REQUEST, &request_ops, attrs, parent, 0, &obj);
     if (!NT_SUCCESS(status))
         return status;
     struct uwdf_request *req = (struct uwdf_request *)obj;
     uwdf_list_init(&req->target_link);
     uwdf_list_init(&req->queue_link);
     uwdf_list_init(&req->packet_link);
-    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
-    req->io.fd = -1;
+    if (received) {
+        struct request_received_alloc *a = uwdf_container_of(req, struct request_received_alloc, req);
+        req->rx = &a->rx;
+        request_send_init(req, &a->snd);
+        req->snd_inline = true;
+    }
     *out = req;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_request_alloc_send(struct uwdf_request *req)
+{
+    struct uwdf_request_send *snd = uwdf_zalloc(sizeof(*snd));
+    if (!snd)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    request_send_init(req, snd);
     return STATUS_SUCCESS;
 }
 
@@ -68,6 +105,8 @@ NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
 {
     if (req->irp && req->irp_owner != UWDF_IRP_FRAMEWORK)
         return STATUS_REQUEST_NOT_ACCEPTED; /* the driver's IRP is too small */
+    if (stack_size < req->irp_stack)
+        stack_size = req->irp_stack;
     PIRP irp = IoAllocateIrp(stack_size, FALSE);
     if (!irp)
         return STATUS_INSUFFICIENT_RESOURCES;
@@ -78,6 +117,18 @@ NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
     return STATUS_SUCCESS;
 }
 
+bool uwdf_request_lazy_irp(struct uwdf_request *req)
+{
+    return req->irp || !req->irp_stack || NT_SUCCESS(uwdf_request_grow_irp(req, req->irp_stack));
+}
+
+NTSTATUS uwdf_request_preallocate(struct uwdf_request *req)
+{
+    if (!uwdf_request_lazy_irp(req))
+        return STATUS_INSUFFICIENT_RESOURCES;
+    return uwdf_request_ensure_send(req);
+}
+
 NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out)
 {
     /* Received requests have no parent (WDF's are the framework's own);
@@ -85,7 +136,7 @@ NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_reque
     WDF_OBJECT_ATTRIBUTES attrs;
     if (dev->has_request_attrs)
         attrs = dev->request_attrs;
-    NTSTATUS status = request_alloc(dev->has_request_attrs ? &attrs : NULL, NULL, out);
+    NTSTATUS status = request_alloc(dev->has_request_attrs ? &attrs : NULL, NULL, true, out);
     if (!NT_SUCCESS(status))
         return status;
     (*out)->received = true;
@@ -105,14 +156,14 @@ void uwdf_request_reset(struct uwdf_request *req)
     req->stop_acked = req->suspended = false;
     req->cancelable = false;
     req->cancel_routine = NULL;
-    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->snd->cparams);
 }
 
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out)
 {
     struct uwdf_request *req;
     (void)target;
-    NTSTATUS status = request_alloc(NULL, NULL, &req);
+    NTSTATUS status = request_alloc(NULL, NULL, false, &req);
     if (!NT_SUCCESS(status))
         return status;
     req->internal = true;
@@ -194,9 +245,9 @@ void uwdf_request_release_format(struct uwdf_request *req)
 static void request_restore_presented(struct uwdf_request *req)
 {
     if (req->received && req->irp) {
-        req->irp->MdlAddress = req->pres_mdl;
-        req->irp->UserBuffer = req->pres_user;
-        req->irp->AssociatedIrp.SystemBuffer = req->pres_system;
+        req->irp->MdlAddress = req->rx->pres_mdl;
+        req->irp->UserBuffer = req->rx->pres_user;
+        req->irp->AssociatedIrp.SystemBuffer = req->rx->pres_system;
     }
 }
 
@@ -215,14 +266,13 @@ NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET 
         if (t->device && t->device->wdm.StackSize > stack)
             stack = t->device->wdm.StackSize;
     }
-    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), &req);
+    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, &req);
     if (!NT_SUCCESS(status))
         return status;
-    status = uwdf_request_ensure_irp(req, stack);
-    if (!NT_SUCCESS(status)) {
-        uwdf_object_delete_failed_create(&req->obj);
-        return status;
-    }
+    /* Its IRP and send state come with its first use (uwdf_request_lazy_irp,
+     * uwdf_request_ensure_send): a request made ahead for a deep queue
+     * costs what it holds until then. */
+    req->irp_stack = stack;
     req->obj.created_by = "WdfRequestCreate";
     *Request = (WDFREQUEST)req->obj.handle;
     return STATUS_SUCCESS;
@@ -234,7 +284,7 @@ NTSTATUS WdfRequestCreateFromIrp(PWDF_OBJECT_ATTRIBUTES RequestAttributes, PIRP 
     struct uwdf_request *req;
     UWDF_REQUIRE_PARAM(Irp, "WdfRequestCreateFromIrp", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(Request, "WdfRequestCreateFromIrp", STATUS_INVALID_PARAMETER);
-    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), &req);
+    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, &req);
     if (!NT_SUCCESS(status))
         return status;
     req->irp = Irp;
@@ -307,6 +357,8 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
         IoReuseIrp(req->irp, ReuseParams->Status);
     } else if (req->received) {
         return request_reuse_presented(req, new_irp, ReuseParams->Status);
+    } else if (!uwdf_request_lazy_irp(req)) {
+        return STATUS_INSUFFICIENT_RESOURCES; /* never used: its status goes in its IRP */
     }
     if (req->irp) {
         req->irp->IoStatus.Status = ReuseParams->Status;
@@ -315,7 +367,8 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
     }
     atomic_store_explicit(&req->flags, 0, memory_order_release);
     __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE); /* read by a concurrent cancel */
-    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->cparams);
+    if (req->snd)
+        WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->snd->cparams);
     return STATUS_SUCCESS;
 }
 
@@ -341,7 +394,7 @@ NTSTATUS WdfRequestGetStatus(WDFREQUEST Request)
 VOID WdfRequestSetInformation(WDFREQUEST Request, ULONG_PTR Information)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestSetInformation");
-    if (req && req->irp)
+    if (req && uwdf_request_lazy_irp(req) && req->irp)
         req->irp->IoStatus.Information = Information;
 }
 
@@ -365,13 +418,16 @@ VOID WdfRequestGetCompletionParams(WDFREQUEST Request, PWDF_REQUEST_COMPLETION_P
                           (unsigned)Params->Size, sizeof(WDF_REQUEST_COMPLETION_PARAMS));
         return;
     }
-    *Params = req->cparams;
+    if (req->snd)
+        *Params = req->snd->cparams;
+    else
+        WDF_REQUEST_COMPLETION_PARAMS_INIT(Params); /* never sent */
 }
 
 PIRP WdfRequestWdmGetIrp(WDFREQUEST Request)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestWdmGetIrp");
-    return req ? req->irp : NULL;
+    return req && uwdf_request_lazy_irp(req) ? req->irp : NULL;
 }
 
 WDFIOTARGET WdfRequestGetIoTarget(WDFREQUEST Request)
@@ -418,6 +474,8 @@ VOID WdfRequestFormatRequestUsingCurrentType(WDFREQUEST Request)
     }
     uwdf_request_release_format(req);
     request_restore_presented(req);
+    if (!NT_SUCCESS(uwdf_request_ensure_send(req)))
+        return; /* VOID: left unformatted, and WdfRequestSend says so */
     IoCopyCurrentIrpStackLocationToNext(irp);
     req->formatted = true;
 }
@@ -428,6 +486,12 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
     UWDF_REQUIRE_PARAM(Stack, "WdfRequestWdmFormatUsingStackLocation", );
     if (!req)
         return;
+    if (!uwdf_request_lazy_irp(req) || !NT_SUCCESS(uwdf_request_ensure_send(req))) {
+        /* VOID: a format that could not get its IRP or send state leaves
+         * the request unformatted, and WdfRequestSend says so. */
+        uwdf_request_release_format(req);
+        return;
+    }
     if (!req->irp || req->irp->CurrentLocation < 2) {
         uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_NO_MORE_STACK_LOCATIONS,
                       (ULONG_PTR)Request, 0,
@@ -449,7 +513,7 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
 
 static void request_fill_cparams(struct uwdf_request *req, NTSTATUS status, ULONG_PTR info)
 {
-    PWDF_REQUEST_COMPLETION_PARAMS p = &req->cparams;
+    PWDF_REQUEST_COMPLETION_PARAMS p = &req->snd->cparams;
     WDF_REQUEST_COMPLETION_PARAMS_INIT(p);
     p->Type = req->fmt_type;
     p->IoStatus.Status = status;
@@ -508,7 +572,7 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
          * which lasts until reuse, reformat or delete, as below. */
         if (routine && (flags & UWDF_REQ_CALL_ROUTINE)) {
             KIRQL old = uwdf_irql_raise_to_dispatch();
-            routine((WDFREQUEST)req->obj.handle, target_handle, &req->cparams, ctx);
+            routine((WDFREQUEST)req->obj.handle, target_handle, &req->snd->cparams, ctx);
             uwdf_irql_restore(old);
         }
         if (req->fmt_seq == seq && !(flags & UWDF_REQ_CALL_ROUTINE))
@@ -522,7 +586,7 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
         struct uwdf_completion_scope *outer = uwdf_tls_completion;
         uwdf_tls_completion = &scope;
         KIRQL old = uwdf_irql_raise_to_dispatch();
-        routine((WDFREQUEST)req->obj.handle, target_handle, &req->cparams, ctx);
+        routine((WDFREQUEST)req->obj.handle, target_handle, &req->snd->cparams, ctx);
         uwdf_irql_restore(old);
         /* Closed before anything is released: a release that destroys the
          * request must not park into it. */

@@ -40,72 +40,32 @@ enum uwdf_irp_owner {
 
 struct uwdf_iotarget;
 struct uwdf_sync_wait;
+struct uwdf_request;
 
-struct uwdf_request {
-    struct uwdf_object obj;
-    PIRP irp;
-    uint8_t irp_owner;
-    bool from_irp;
-    bool internal; /* framework's own request for a synchronous send */
-
-    /* format */
-    bool formatted;
-    WDF_REQUEST_TYPE fmt_type;
-    uint32_t fmt_seq;
-    struct uwdf_memory *fmt_mem[2]; /* [0] input (write/ioctl in), [1] output */
-    size_t fmt_offset[2];
-    size_t fmt_length[2];
-    void *fmt_buffer[2];            /* raw buffers of a synchronous send */
-    WDFIOTARGET fmt_target; /* a handle: the target may be deleted before the request */
-
-    /* send state, guarded by the target's lock while sent */
-    struct uwdf_iotarget *target;
-    long comp_refs;
-    atomic_uint flags;
-    /* This send's completion is decided (set under its target's lock when
-     * it leaves the sent list; cleared by the next send before its flags).
-     * Its own word: a plain store, where a bit in flags would need a
-     * locked read-modify-write against a concurrent cancel's CANCELED. */
-    atomic_bool send_over;
-    LIST_ENTRY target_link;
-    struct uwdf_request *resubmit_next;
-    PFN_WDF_REQUEST_COMPLETION_ROUTINE routine;
-    WDFCONTEXT routine_ctx;
-    WDF_REQUEST_COMPLETION_PARAMS cparams;
-    LONGLONG timeout;
-    int64_t deadline_ns;
-    struct uwdf_timer timer;
-    struct uwdf_sync_wait *waiter;
-    uint64_t pos_offset; /* file position reserved for a NULL DeviceOffset */
-    size_t io_length;
-    /* a completion decided by the framework, not the kernel (IOCTLs,
-     * requests failed before they reached the engine) */
-    bool fw_done;
-    NTSTATUS fw_status;
-    ULONG_PTR fw_info;
-    struct uwdf_work work; /* a blocking IOCTL on the worker thread */
-
+/* What a request needs once it is formatted for a target and sent: its
+ * engine op, the op's segments, the framework timeout timer, the blocking
+ * IOCTL's work item, the last completion's parameters. Allocated at its
+ * first format (or send) and kept until it is deleted, so reuse allocates
+ * nothing; part of the request's own allocation for a request a queue
+ * presents (it is forwarded more often than not). */
+struct uwdf_request_send {
     struct uwdf_io io;
+    struct uwdf_request *req;
     struct iovec iov_inline[UWDF_INLINE_IOV];
     struct iovec *iov_heap;
     int iov_heap_cap;
     /* a remote target's discard or zeroing: its ranges (kept for reuse) */
     struct uwdf_io_range *ranges;
     unsigned nranges, ranges_cap;
+    struct uwdf_timer timer;
+    struct uwdf_work work; /* a blocking IOCTL on the worker thread */
+    WDF_REQUEST_COMPLETION_PARAMS cparams;
+};
 
-    /* received from a queue (lib/queue.c); guarded by the queue lock */
-    bool received;
-    bool reserved;
-    bool stop_acked;
-    bool suspended;
-    _Atomic uint8_t qstate;     /* enum uwdf_qstate (lib/queue.h) */
-    struct uwdf_queue *queue;   /* the queue it is on or was presented by */
-    struct uwdf_queue *fp_home; /* a reserved request's pool */
-    struct uwdf_request *sender; /* the request whose IRP this is */
-    LIST_ENTRY queue_link;
-    LIST_ENTRY packet_link;     /* a packet waiting for a reserved request */
-    PFN_WDF_REQUEST_CANCEL cancel_routine;
-    atomic_bool cancelable;
+/* What only a request a queue presents uses (lib/request_received.c):
+ * the buffers it hands out and the IRP fields it restores. Part of that
+ * request's own allocation; NULL on every other request. */
+struct uwdf_request_rx {
     struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
     bool rmem_live[2];
     MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
@@ -119,6 +79,66 @@ struct uwdf_request {
      * replaced them is dropped (request_restore_presented). */
     PMDL pres_mdl;
     PVOID pres_user, pres_system;
+};
+
+struct uwdf_request {
+    struct uwdf_object obj;
+    PIRP irp;
+    uint8_t irp_owner;
+    bool from_irp;
+    bool internal; /* framework's own request for a synchronous send */
+    /* Stack locations its framework IRP gets when one is first needed
+     * (WdfRequestCreate allocates none: a format or WdfRequestWdmGetIrp does). */
+    CCHAR irp_stack;
+    bool snd_inline; /* snd is part of this allocation */
+
+    /* format */
+    bool formatted;
+    WDF_REQUEST_TYPE fmt_type;
+    uint32_t fmt_seq;
+    struct uwdf_memory *fmt_mem[2]; /* [0] input (write/ioctl in), [1] output */
+    size_t fmt_offset[2];
+    size_t fmt_length[2];
+    void *fmt_buffer[2];            /* raw buffers of a synchronous send */
+    WDFIOTARGET fmt_target; /* a handle: the target may be deleted before the request */
+
+    /* send state, guarded by the target's lock while sent */
+    struct uwdf_request_send *snd; /* NULL until first formatted or sent */
+    struct uwdf_iotarget *target;
+    long comp_refs;
+    atomic_uint flags;
+    /* This send's completion is decided (set under its target's lock when
+     * it leaves the sent list; cleared by the next send before its flags).
+     * Its own word: a plain store, where a bit in flags would need a
+     * locked read-modify-write against a concurrent cancel's CANCELED. */
+    atomic_bool send_over;
+    /* a completion decided by the framework, not the kernel (IOCTLs,
+     * requests failed before they reached the engine) */
+    bool fw_done;
+    NTSTATUS fw_status;
+    LIST_ENTRY target_link;
+    struct uwdf_request *resubmit_next;
+    PFN_WDF_REQUEST_COMPLETION_ROUTINE routine;
+    WDFCONTEXT routine_ctx;
+    struct uwdf_sync_wait *waiter;
+    uint64_t pos_offset; /* file position reserved for a NULL DeviceOffset */
+    size_t io_length;
+    ULONG_PTR fw_info;
+
+    /* received from a queue (lib/queue.c); guarded by the queue lock */
+    bool received;
+    bool reserved;
+    bool stop_acked;
+    bool suspended;
+    _Atomic uint8_t qstate;     /* enum uwdf_qstate (lib/queue.h) */
+    atomic_bool cancelable;
+    struct uwdf_request_rx *rx; /* NULL unless received */
+    struct uwdf_queue *queue;   /* the queue it is on or was presented by */
+    struct uwdf_queue *fp_home; /* a reserved request's pool */
+    struct uwdf_request *sender; /* the request whose IRP this is */
+    LIST_ENTRY queue_link;
+    LIST_ENTRY packet_link;     /* a packet waiting for a reserved request */
+    PFN_WDF_REQUEST_CANCEL cancel_routine;
 };
 
 _Static_assert(offsetof(struct uwdf_request, obj) == 0, "lookup casts the object pointer");
@@ -136,6 +156,25 @@ void uwdf_request_release_format(struct uwdf_request *req);
 void uwdf_request_drop_format(struct uwdf_request *req, bool may_park);
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
 NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size);
+NTSTATUS uwdf_request_alloc_send(struct uwdf_request *req);
+/* Everything a first send needs (IRP, send state), now: a caller that
+ * must not fail for memory later (FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY). */
+NTSTATUS uwdf_request_preallocate(struct uwdf_request *req);
+/* The IRP of a request from WdfRequestCreate, which gets it when it is
+ * first needed; false only when it cannot be allocated. A request that has
+ * one, or is not the framework's to give one, is left as it is. */
+bool uwdf_request_lazy_irp(struct uwdf_request *req);
+/* The request's send state (struct uwdf_request_send), allocated on first use. */
+static inline NTSTATUS uwdf_request_ensure_send(struct uwdf_request *req)
+{
+    if (UWDF_LIKELY(req->snd != NULL))
+        return STATUS_SUCCESS;
+    return uwdf_request_alloc_send(req);
+}
+static inline struct uwdf_request *uwdf_request_of_io(struct uwdf_io *io)
+{
+    return uwdf_container_of(io, struct uwdf_request_send, io)->req;
+}
 /* The request has an IRP with at least stack_size locations: allocated or
  * grown (framework IRPs only) when it has not. */
 static inline NTSTATUS uwdf_request_ensure_irp(struct uwdf_request *req, CCHAR stack_size)

@@ -33,8 +33,9 @@ static struct uwdf_request *received_lookup(WDFREQUEST handle, const char *ddi)
                           "%s: request %p was created by the driver, not received from a queue; "
                           "delete it with WdfObjectDelete (rule ReqDelete)", ddi, (void *)handle);
         else
-            uwdf_log("%s: request %p was created by the driver, not received from a queue "
-                     "(rule ReqDelete)", ddi, (void *)handle);
+            uwdf_log_at(UwdfLogVerifier,
+                        "%s: request %p was created by the driver, not received from a queue (rule ReqDelete)", ddi,
+                        (void *)handle);
         return NULL;
     }
     return r;
@@ -112,6 +113,13 @@ static void request_params_from_stack(PWDF_REQUEST_PARAMETERS p, const IO_STACK_
     p->MinorFunction = s->MinorFunction;
     p->Type = (WDF_REQUEST_TYPE)s->MajorFunction;
     switch (s->MajorFunction) {
+    case IRP_MJ_CREATE:
+        p->Parameters.Create.SecurityContext = s->Parameters.Create.SecurityContext;
+        p->Parameters.Create.Options = s->Parameters.Create.Options;
+        p->Parameters.Create.FileAttributes = s->Parameters.Create.FileAttributes;
+        p->Parameters.Create.ShareAccess = s->Parameters.Create.ShareAccess;
+        p->Parameters.Create.EaLength = s->Parameters.Create.EaLength;
+        break;
     case IRP_MJ_READ:
     case IRP_MJ_WRITE:
         p->Parameters.Read.Length = s->Parameters.Read.Length;
@@ -199,12 +207,12 @@ static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, siz
              * the port's address space is the requestor's). */
             if (irp->RequestorMode != KernelMode)
                 return STATUS_INVALID_DEVICE_REQUEST;
-            *buf = r->pres_user;
-            if (!*buf && r->pres_mdl && !r->pres_mdl->Next)
-                *buf = mdl_buffer(r->pres_mdl);
+            *buf = r->rx->pres_user;
+            if (!*buf && r->rx->pres_mdl && !r->rx->pres_mdl->Next)
+                *buf = mdl_buffer(r->rx->pres_mdl);
         } else {
-            *buf = dev->io_type == WdfDeviceIoDirect ? mdl_buffer(r->pres_mdl)
-                                                     : r->pres_system;
+            *buf = dev->io_type == WdfDeviceIoDirect ? mdl_buffer(r->rx->pres_mdl)
+                                                     : r->rx->pres_system;
         }
         *read_only = s->MajorFunction == IRP_MJ_WRITE;
         break;
@@ -214,12 +222,12 @@ static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, siz
         if (slot == 0) {
             *len = s->Parameters.DeviceIoControl.InputBufferLength;
             *buf = method == METHOD_NEITHER ? s->Parameters.DeviceIoControl.Type3InputBuffer
-                                            : r->pres_system;
+                                            : r->rx->pres_system;
         } else {
             *len = s->Parameters.DeviceIoControl.OutputBufferLength;
-            *buf = method == METHOD_BUFFERED  ? r->pres_system
-                   : method == METHOD_NEITHER ? r->pres_user
-                                              : mdl_buffer(r->pres_mdl);
+            *buf = method == METHOD_BUFFERED  ? r->rx->pres_system
+                   : method == METHOD_NEITHER ? r->rx->pres_user
+                                              : mdl_buffer(r->rx->pres_mdl);
         }
         break;
     }
@@ -309,8 +317,8 @@ static NTSTATUS retrieve_memory(WDFREQUEST Request, int slot, WDFMEMORY *Memory,
     NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
     if (!NT_SUCCESS(st))
         return st;
-    struct uwdf_memory *m = &r->rmem[slot];
-    if (!r->rmem_live[slot]) {
+    struct uwdf_memory *m = &r->rx->rmem[slot];
+    if (!r->rx->rmem_live[slot]) {
         /* The memory object is part of the request (as in WDF), so this
          * allocates nothing; its handle dies when the request completes. */
         memset(m, 0, sizeof(*m));
@@ -320,7 +328,7 @@ static NTSTATUS retrieve_memory(WDFREQUEST Request, int slot, WDFMEMORY *Memory,
         m->read_only = ro;
         if (!uwdf_object_embed_register(&m->obj, UWDF_OBJ_MEMORY, &r->obj))
             return STATUS_INSUFFICIENT_RESOURCES;
-        r->rmem_live[slot] = true;
+        r->rx->rmem_live[slot] = true;
     }
     *Memory = (WDFMEMORY)m->obj.handle;
     return STATUS_SUCCESS;
@@ -358,12 +366,12 @@ static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char
         return STATUS_INVALID_DEVICE_REQUEST;
     /* The IRP's MDL where the buffer is one (direct I/O); otherwise an
      * MDL built for the system buffer, which can fail for memory. */
-    if (r->pres_mdl && buf == mdl_buffer(r->pres_mdl) && (!ioctl || slot == 1)) {
-        *Mdl = r->pres_mdl;
+    if (r->rx->pres_mdl && buf == mdl_buffer(r->rx->pres_mdl) && (!ioctl || slot == 1)) {
+        *Mdl = r->rx->pres_mdl;
         return STATUS_SUCCESS;
     }
-    if (r->rmdl_alloc && MmGetMdlVirtualAddress(r->rmdl_alloc) == buf && r->rmdl_alloc->ByteCount == len) {
-        *Mdl = r->rmdl_alloc;
+    if (r->rx->rmdl_alloc && MmGetMdlVirtualAddress(r->rx->rmdl_alloc) == buf && r->rx->rmdl_alloc->ByteCount == len) {
+        *Mdl = r->rx->rmdl_alloc;
         return STATUS_SUCCESS;
     }
     if (len > UINT32_MAX)
@@ -372,9 +380,9 @@ static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char
     if (!m)
         return STATUS_INSUFFICIENT_RESOURCES;
     MmBuildMdlForNonPagedPool(m);
-    if (r->rmdl_alloc)
-        IoFreeMdl(r->rmdl_alloc);
-    r->rmdl_alloc = m;
+    if (r->rx->rmdl_alloc)
+        IoFreeMdl(r->rx->rmdl_alloc);
+    r->rx->rmdl_alloc = m;
     *Mdl = m;
     return STATUS_SUCCESS;
 }
@@ -542,14 +550,14 @@ VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue)
 
 static NTSTATUS request_bounce(struct uwdf_request *r, size_t len)
 {
-    if (r->bounce && r->bounce_len >= len)
+    if (r->rx->bounce && r->rx->bounce_len >= len)
         return STATUS_SUCCESS;
     void *b = uwdf_alloc(len ? len : 1);
     if (!b)
         return STATUS_INSUFFICIENT_RESOURCES;
-    uwdf_free(r->bounce);
-    r->bounce = b;
-    r->bounce_len = len;
+    uwdf_free(r->rx->bounce);
+    r->rx->bounce = b;
+    r->rx->bounce_len = len;
     return STATUS_SUCCESS;
 }
 
@@ -581,11 +589,11 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
     r->irp = irp;
     r->irp_owner = UWDF_IRP_DRIVER;
     r->sender = sender;
-    r->saved_mdl = irp->MdlAddress;
-    r->saved_user = irp->UserBuffer;
-    r->saved_system = irp->AssociatedIrp.SystemBuffer;
-    r->saved_type3 = s->Parameters.DeviceIoControl.Type3InputBuffer;
-    r->rmem_live[0] = r->rmem_live[1] = false;
+    r->rx->saved_mdl = irp->MdlAddress;
+    r->rx->saved_user = irp->UserBuffer;
+    r->rx->saved_system = irp->AssociatedIrp.SystemBuffer;
+    r->rx->saved_type3 = s->Parameters.DeviceIoControl.Type3InputBuffer;
+    r->rx->rmem_live[0] = r->rx->rmem_live[1] = false;
     s->DeviceObject = &dev->wdm;
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -594,9 +602,9 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
         void *flat = irp->MdlAddress && !irp->MdlAddress->Next ? mdl_buffer(irp->MdlAddress) : irp->UserBuffer;
         if (dev->io_type == WdfDeviceIoDirect) {
             if (!irp->MdlAddress && flat && len) {
-                MmInitializeMdl(&r->rmdl, flat, len);
-                MmBuildMdlForNonPagedPool(&r->rmdl);
-                irp->MdlAddress = &r->rmdl;
+                MmInitializeMdl(&r->rx->rmdl, flat, len);
+                MmBuildMdlForNonPagedPool(&r->rx->rmdl);
+                irp->MdlAddress = &r->rx->rmdl;
             }
         } else if (dev->io_type != WdfDeviceIoNeither) {
             if (irp->AssociatedIrp.SystemBuffer) {
@@ -608,8 +616,8 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
                 if (!NT_SUCCESS(st))
                     return st;
                 if (s->MajorFunction == IRP_MJ_WRITE)
-                    mdl_copy(irp->MdlAddress, r->bounce, len, true);
-                irp->AssociatedIrp.SystemBuffer = irp->UserBuffer = r->bounce;
+                    mdl_copy(irp->MdlAddress, r->rx->bounce, len, true);
+                irp->AssociatedIrp.SystemBuffer = irp->UserBuffer = r->rx->bounce;
                 irp->MdlAddress = NULL;
             }
         }
@@ -629,15 +637,15 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
                 if (!NT_SUCCESS(st))
                     return st;
                 if (in_len && s->Parameters.DeviceIoControl.Type3InputBuffer)
-                    memcpy(r->bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
-                irp->AssociatedIrp.SystemBuffer = r->bounce;
+                    memcpy(r->rx->bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
+                irp->AssociatedIrp.SystemBuffer = r->rx->bounce;
             }
         } else {
             irp->AssociatedIrp.SystemBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
             if (!irp->MdlAddress && irp->UserBuffer && out_len) {
-                MmInitializeMdl(&r->rmdl, irp->UserBuffer, out_len);
-                MmBuildMdlForNonPagedPool(&r->rmdl);
-                irp->MdlAddress = &r->rmdl;
+                MmInitializeMdl(&r->rx->rmdl, irp->UserBuffer, out_len);
+                MmBuildMdlForNonPagedPool(&r->rx->rmdl);
+                irp->MdlAddress = &r->rx->rmdl;
             }
         }
         break;
@@ -645,9 +653,9 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
     default:
         break;
     }
-    r->pres_mdl = irp->MdlAddress;
-    r->pres_user = irp->UserBuffer;
-    r->pres_system = irp->AssociatedIrp.SystemBuffer;
+    r->rx->pres_mdl = irp->MdlAddress;
+    r->rx->pres_user = irp->UserBuffer;
+    r->rx->pres_system = irp->AssociatedIrp.SystemBuffer;
     return STATUS_SUCCESS;
 }
 
@@ -659,28 +667,28 @@ void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULON
     PIRP irp = r->irp;
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
     for (int i = 0; i < 2; i++) {
-        if (r->rmem_live[i])
-            uwdf_object_embed_unregister(&r->rmem[i].obj);
-        r->rmem_live[i] = false;
+        if (r->rx->rmem_live[i])
+            uwdf_object_embed_unregister(&r->rx->rmem[i].obj);
+        r->rx->rmem_live[i] = false;
     }
-    if (r->rmdl_alloc) {
-        IoFreeMdl(r->rmdl_alloc);
-        r->rmdl_alloc = NULL;
+    if (r->rx->rmdl_alloc) {
+        IoFreeMdl(r->rx->rmdl_alloc);
+        r->rx->rmdl_alloc = NULL;
     }
-    if (r->bounce && irp->AssociatedIrp.SystemBuffer == r->bounce && NT_SUCCESS(status)) {
+    if (r->rx->bounce && irp->AssociatedIrp.SystemBuffer == r->rx->bounce && NT_SUCCESS(status)) {
         if (s->MajorFunction == IRP_MJ_READ) {
             size_t n = information < s->Parameters.Read.Length ? information : s->Parameters.Read.Length;
-            mdl_copy(r->saved_mdl, r->bounce, n, false);
+            mdl_copy(r->rx->saved_mdl, r->rx->bounce, n, false);
         } else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL ||
                    s->MajorFunction == IRP_MJ_INTERNAL_DEVICE_CONTROL) {
             size_t out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
             size_t n = information < out_len ? information : out_len;
-            if (n && r->saved_user)
-                memcpy(r->saved_user, r->bounce, n);
+            if (n && r->rx->saved_user)
+                memcpy(r->rx->saved_user, r->rx->bounce, n);
         }
     }
-    irp->MdlAddress = r->saved_mdl;
-    irp->UserBuffer = r->saved_user;
-    irp->AssociatedIrp.SystemBuffer = r->saved_system;
-    s->Parameters.DeviceIoControl.Type3InputBuffer = r->saved_type3;
+    irp->MdlAddress = r->rx->saved_mdl;
+    irp->UserBuffer = r->rx->saved_user;
+    irp->AssociatedIrp.SystemBuffer = r->rx->saved_system;
+    s->Parameters.DeviceIoControl.Type3InputBuffer = r->rx->saved_type3;
 }

@@ -114,21 +114,6 @@ void uwdf_fault_init_from_env(void)
     }
 }
 
-void uwdf_log(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("uwdf: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-void uwdf_log_raw(const char *text, size_t len)
-{
-    fwrite(text, 1, len, stderr);
-}
-
 static const char *bugcheck_code_name(ULONG_PTR code)
 {
     static const char *const names[] = {
@@ -166,15 +151,14 @@ void uwdf_bugcheck_report(ULONG code, ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, 
         return;
     }
     if (code == WDF_VIOLATION)
-        fprintf(stderr,
-                "uwdf: *** BUG CHECK 0x%X (WDF_VIOLATION) (0x%lX %s, 0x%lX, 0x%lX, 0x%lX)\n"
-                "uwdf: *** %s\n",
-                WDF_VIOLATION, (unsigned long)p1, bugcheck_code_name(p1), (unsigned long)p2,
-                (unsigned long)p3, (unsigned long)p4, reason);
+        uwdf_log_at(UwdfLogBugCheck, "*** BUG CHECK 0x%X (WDF_VIOLATION) (0x%lX %s, 0x%lX, 0x%lX, 0x%lX)",
+                    WDF_VIOLATION, (unsigned long)p1, bugcheck_code_name(p1), (unsigned long)p2,
+                    (unsigned long)p3, (unsigned long)p4);
     else
-        fprintf(stderr, "uwdf: *** BUG CHECK 0x%X (%s) (0x%lX, 0x%lX, 0x%lX, 0x%lX)\nuwdf: *** %s\n",
-                (unsigned)code, uwdf_bugcheck_code_name(code), (unsigned long)p1, (unsigned long)p2,
-                (unsigned long)p3, (unsigned long)p4, reason);
+        uwdf_log_at(UwdfLogBugCheck, "*** BUG CHECK 0x%X (%s) (0x%lX, 0x%lX, 0x%lX, 0x%lX)", (unsigned)code,
+                    uwdf_bugcheck_code_name(code), (unsigned long)p1, (unsigned long)p2, (unsigned long)p3,
+                    (unsigned long)p4);
+    uwdf_log_at(UwdfLogBugCheck, "*** %s", reason);
     abort();
 }
 
@@ -221,7 +205,8 @@ void uwdf_state_illegal(const struct uwdf_state_machine *m, const char *transiti
         uwdf_bugcheck(WDF_VERIFIER_FATAL_ERROR, (ULONG_PTR)object, from, to,
                       "%s %p: illegal state transition '%s' from %s (to %s)", m->name, object, transition, f, t);
     else
-        uwdf_log("%s %p: illegal state transition '%s' from %s (to %s)", m->name, object, transition, f, t);
+        uwdf_log_at(UwdfLogVerifier, "%s %p: illegal state transition '%s' from %s (to %s)", m->name, object,
+                    transition, f, t);
 }
 
 KIRQL KeGetCurrentIrql(void)
@@ -299,7 +284,8 @@ void uwdf_verifier_sync_timeout(const WDF_REQUEST_SEND_OPTIONS *options, const c
         warned[i] = ddi;
     pthread_mutex_unlock(&lock);
     if (first)
-        uwdf_log("verifier: %s: synchronous send without a timeout (rules SyncReqSend, SyncReqSend2)", ddi);
+        uwdf_log_at(UwdfLogVerifier,
+                    "verifier: %s: synchronous send without a timeout (rules SyncReqSend, SyncReqSend2)", ddi);
 }
 
 __attribute__((constructor)) static void runtime_constructor(void)

@@ -47,6 +47,7 @@ enum uwdf_env_switch {
     UWDF_ENV_BIASED_LOCKS,
     UWDF_ENV_DEBUG_PRINT,
     UWDF_ENV_ENGINES,
+    UWDF_ENV_WINDOWS_ROOT,
     UWDF_ENV_COUNT
 };
 /* The switch's value, or NULL when unset or the process is privileged. */
@@ -60,7 +61,14 @@ void uwdf_bugcheck(ULONG_PTR p1, ULONG_PTR p2, ULONG_PTR p3, ULONG_PTR p4, const
     __attribute__((format(printf, 5, 6)));
 extern bool uwdf_verifier;
 void uwdf_verifier_init_from_env(void);
+/* ---- the log (lib/log.c): UwdfSetLogCallback's callback, or stderr ---- */
+/* A line at UwdfLogWarning. */
 void uwdf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void uwdf_log_at(UWDF_LOG_LEVEL level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void uwdf_log_at_v(UWDF_LOG_LEVEL level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Text as it is: a line without prefix or newline, or, at
+ * UwdfLogDebugPrint, the driver's text (a fragment of a line, perhaps). */
+void uwdf_log_text(UWDF_LOG_LEVEL level, const char *text);
 
 extern __thread KIRQL uwdf_tls_irql;
 static inline KIRQL uwdf_irql_raise_to_dispatch(void)

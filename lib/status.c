@@ -1,4 +1,4 @@
-/* errno -> NTSTATUS, in one table, and readable status names. */
+/* errno <-> NTSTATUS, in one table, and readable status names. */
 #include "runtime.h"
 
 #include <errno.h>
@@ -7,6 +7,7 @@ static const struct {
     int err;
     NTSTATUS status;
 } errno_map[] = {
+    /* Read backwards, the first errno listed for a status is its errno. */
     { EINVAL, STATUS_INVALID_PARAMETER },
     { EIO, STATUS_IO_DEVICE_ERROR },
     { ENOSPC, STATUS_DISK_FULL },
@@ -21,8 +22,8 @@ static const struct {
     { ENXIO, STATUS_NO_SUCH_DEVICE },
     { ENODEV, STATUS_NO_SUCH_DEVICE },
     { ENOMEDIUM, STATUS_DEVICE_NOT_READY },
-    { EACCES, STATUS_ACCESS_DENIED },
     { EPERM, STATUS_ACCESS_DENIED },
+    { EACCES, STATUS_ACCESS_DENIED },
     { ENOENT, STATUS_OBJECT_NAME_NOT_FOUND },
     { ENOTDIR, STATUS_OBJECT_PATH_NOT_FOUND },
     { EEXIST, STATUS_OBJECT_NAME_COLLISION },
@@ -39,8 +40,8 @@ static const struct {
     { ESPIPE, STATUS_INVALID_PARAMETER },
     { EOVERFLOW, STATUS_INTEGER_OVERFLOW },
     { EFAULT, STATUS_ACCESS_VIOLATION },
-    { ETIME, STATUS_IO_TIMEOUT },
     { ETIMEDOUT, STATUS_IO_TIMEOUT },
+    { ETIME, STATUS_IO_TIMEOUT },
     { EREMOTEIO, STATUS_IO_DEVICE_ERROR },
     { EILSEQ, STATUS_IO_DEVICE_ERROR },
     /* remote targets (NBD): a lost connection, and what connecting met */
@@ -63,6 +64,16 @@ NTSTATUS uwdf_status_from_errno(int err)
 NTSTATUS UwdfNtStatusFromErrno(int Errno)
 {
     return uwdf_status_from_errno(Errno);
+}
+
+int UwdfErrnoFromNtStatus(NTSTATUS Status)
+{
+    if (NT_SUCCESS(Status))
+        return 0;
+    for (size_t i = 0; i < RTL_NUMBER_OF(errno_map); i++)
+        if (errno_map[i].status == Status)
+            return errno_map[i].err;
+    return EIO;
 }
 
 #define STATUS_NAME(s) { s, #s }
@@ -88,12 +99,17 @@ static const struct {
     STATUS_NAME(STATUS_NO_MORE_ENTRIES),
     STATUS_NAME(STATUS_UNSUCCESSFUL),
     STATUS_NAME(STATUS_NOT_IMPLEMENTED),
+    STATUS_NAME(STATUS_INVALID_INFO_CLASS),
     STATUS_NAME(STATUS_INFO_LENGTH_MISMATCH),
     STATUS_NAME(STATUS_ACCESS_VIOLATION),
     STATUS_NAME(STATUS_INVALID_HANDLE),
     STATUS_NAME(STATUS_INVALID_PARAMETER),
     STATUS_NAME(STATUS_NO_SUCH_DEVICE),
     STATUS_NAME(STATUS_NO_SUCH_FILE),
+    STATUS_NAME(STATUS_DEVICE_POWER_FAILURE),
+    STATUS_NAME(STATUS_DLL_NOT_FOUND),
+    STATUS_NAME(STATUS_ENTRYPOINT_NOT_FOUND),
+    STATUS_NAME(STATUS_DRIVER_INTERNAL_ERROR),
     STATUS_NAME(STATUS_INVALID_DEVICE_REQUEST),
     STATUS_NAME(STATUS_END_OF_FILE),
     STATUS_NAME(STATUS_MORE_PROCESSING_REQUIRED),
@@ -106,6 +122,7 @@ static const struct {
     STATUS_NAME(STATUS_OBJECT_NAME_COLLISION),
     STATUS_NAME(STATUS_INVALID_PARAMETER_MIX),
     STATUS_NAME(STATUS_OBJECT_PATH_NOT_FOUND),
+    STATUS_NAME(STATUS_OBJECT_PATH_SYNTAX_BAD),
     STATUS_NAME(STATUS_SHARING_VIOLATION),
     STATUS_NAME(STATUS_MUTANT_NOT_OWNED),
     STATUS_NAME(STATUS_SEMAPHORE_LIMIT_EXCEEDED),

@@ -18,6 +18,7 @@
  * An expiry that the heap has already handed to its thread cannot be
  * cancelled; Start and Stop count it as stale, and the expiry, finding the
  * count, consumes itself without queueing the callback. */
+#include "device.h"
 #include "ntrt.h"
 
 #include <errno.h>
@@ -98,11 +99,14 @@ static void timer_dpc(struct uwdf_deferred *d)
     struct uwdf_wdftimer *t = timer_of_dpc(d);
     if (!t->callback)
         return;
+    struct uwdf_device *dev = uwdf_object_find_device(&t->obj);
+    struct uwdf_driver *prev = uwdf_driver_enter(dev ? dev->driver : NULL); /* WdfGetDriver's answer */
     if (t->cb_lock)
         pthread_mutex_lock(t->cb_lock);
     t->callback((WDFTIMER)t->obj.handle);
     if (t->cb_lock)
         pthread_mutex_unlock(t->cb_lock);
+    uwdf_driver_enter(prev);
 }
 
 static void timer_dpc_done(struct uwdf_deferred *d)

@@ -3,6 +3,7 @@
  * device's synchronization lock. Each queueing holds a reference on the
  * work item, given back after its callback ran (or when a deletion takes
  * it off the queue). */
+#include "device.h"
 #include "ntrt.h"
 
 struct uwdf_workitem {
@@ -27,11 +28,14 @@ static struct uwdf_workitem *workitem_of(struct uwdf_deferred *d)
 static void workitem_run(struct uwdf_deferred *d)
 {
     struct uwdf_workitem *w = workitem_of(d);
+    struct uwdf_device *dev = uwdf_object_find_device(&w->obj);
+    struct uwdf_driver *prev = uwdf_driver_enter(dev ? dev->driver : NULL); /* WdfGetDriver's answer */
     if (w->cb_lock)
         pthread_mutex_lock(w->cb_lock);
     w->callback((WDFWORKITEM)w->obj.handle);
     if (w->cb_lock)
         pthread_mutex_unlock(w->cb_lock);
+    uwdf_driver_enter(prev);
 }
 
 static void workitem_done(struct uwdf_deferred *d)

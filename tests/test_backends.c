@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,6 +74,17 @@ static char test_dir[PATH_MAX];
 static int test_odirect; /* O_DIRECT, or 0 if no candidate fs takes it */
 
 /* ---- helpers ---------------------------------------------------------- */
+
+/* The engines alone, without the framework: its log is stderr here. */
+void uwdf_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("uwdf: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
 
 static int64_t now_ns(void)
 {

@@ -44,6 +44,7 @@ static const char *const sample[UWDF_ENV_COUNT] = {
     [UWDF_ENV_BIASED_LOCKS] = "0",
     [UWDF_ENV_DEBUG_PRINT] = "0xF",
     [UWDF_ENV_ENGINES] = "1",
+    [UWDF_ENV_WINDOWS_ROOT] = "/nonexistent/uwdf-windows-root",
 };
 
 static void set_all_switches(void)

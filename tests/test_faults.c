@@ -281,7 +281,9 @@ static NTSTATUS wl_request_create_delete(struct fx *fx)
     if (NT_SUCCESS(s)) {
         ck_assert_uint_eq(req_ctx_get(r1)->magic, fx->round);
         ck_assert_uint_eq(req_ctx_get(r2)->magic, 0);
-        ck_assert_ptr_nonnull(WdfRequestWdmGetIrp(r1));
+        /* Its IRP comes with its first use: here, and it may fail. */
+        if (!WdfRequestWdmGetIrp(r1))
+            s = STATUS_INSUFFICIENT_RESOURCES;
     }
     int created = (r1 != NULL) + (r2 != NULL);
     if (r2)
@@ -769,7 +771,8 @@ START_TEST(sweep_workload)
     if (c->setup == S_FLT)
         tu_flt_close(&fx.flt);
     if (c->setup == S_SHARED) {
-        ck_assert_uint_gt(tu_reader_completed(&neighbour), 0);
+        /* Still served (a fast sweep may end before its first read). */
+        ck_assert(tu_reader_progresses(&neighbour, 1, 10000));
         tu_reader_stop(&neighbour);
         free(npath);
     }

@@ -1180,49 +1180,7 @@ END_TEST
 
 struct race {
     char *vol, *out;
-    atomic_bool stop;
-    atomic_ulong swaps;
-    int swap_errno;
 };
-
-static void *race_swapper(void *arg)
-{
-    struct race *r = arg;
-    char *a = tu_join(r->vol, "a"), *f = tu_join(r->vol, "f");
-    char *links[2] = { tu_join(r->vol, "a.rel"), tu_join(r->vol, "a.abs") }, *lf = tu_join(r->vol, "f.lnk");
-    /* Four exchanges a cycle, so the opens meet each mix of the two swaps
-     * and the cycle ends where it started; the yield lets the opener in
-     * between even where threads take turns (valgrind). */
-    for (unsigned long n = 0; !atomic_load(&r->stop); n++) {
-        const char *la = links[n & 1];
-        const char *from[4] = { a, f, a, f }, *to[4] = { la, lf, la, lf };
-        for (int step = 0; step < 4; step++) {
-            if (renameat2(AT_FDCWD, from[step], AT_FDCWD, to[step], RENAME_EXCHANGE) != 0) {
-                r->swap_errno = errno;
-                goto out;
-            }
-            sched_yield();
-        }
-        atomic_fetch_add(&r->swaps, 1);
-    }
-out:
-    free(a);
-    free(f);
-    free(links[0]);
-    free(links[1]);
-    free(lf);
-    return NULL;
-}
-
-static bool text_is(const char *path, const char *text)
-{
-    char buf[128] = "";
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    return n == (ssize_t)strlen(text) && strcmp(buf, text) == 0;
-}
 
 struct race_count {
     unsigned long opens, ok, denied, collided, missing, escapes;
@@ -1273,6 +1231,7 @@ START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
     atomic_store(&uwdf_resolve_walk_only, walk);
     struct fenv fe;
     struct race r = { 0 };
+    struct tu_swapper sw = { .steps = 8 };
     tu_env_init_backend(&fe.e, backend);
     r.vol = tu_join(fe.e.dir, "vol");
     r.out = tu_join(fe.e.dir, "outside");
@@ -1303,8 +1262,12 @@ START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
     char *names[4] = { secret, f, NULL, NULL };
     ck_assert_int_ge(asprintf(&names[2], "%s/a/../a/secret", r.vol), 0);
     struct race_count c = { 0 };
-    pthread_t swapper;
-    ck_assert_int_eq(pthread_create(&swapper, NULL, race_swapper, &r), 0);
+    /* Each cycle meets each mix of the two swaps, with a relative and an
+     * absolute symlink out, and ends where it started. */
+    const char *from[8] = { a, f, a, f, a, f, a, f }, *to[8] = { a_rel, f_lnk, a_rel, f_lnk, a_abs, f_lnk, a_abs, f_lnk };
+    memcpy(sw.from, from, sizeof(from));
+    memcpy(sw.to, to, sizeof(to));
+    tu_swapper_start(&sw);
     double end = tu_now_ms() + ms;
     for (unsigned long k = 0; tu_now_ms() < end && c.escapes == 0; k++) {
         ULONG d = dispositions[k % 6];
@@ -1315,20 +1278,19 @@ START_TEST(create_file_racing_directory_and_symlink_swaps_never_escapes)
         }
         race_open_one(&fe, &r, names[which], d, outside, 3, &c);
     }
-    atomic_store(&r.stop, true);
-    ck_assert_int_eq(pthread_join(swapper, NULL), 0);
+    tu_swapper_stop(&sw);
     fprintf(stderr, "flt race %s %s: %lu opens in %.0f ms, %lu succeeded, %lu denied, %lu collided, %lu missing, "
                     "%lu swaps, %lu escapes\n",
             tu_backend_names[backend], walk ? "walk" : "openat2", c.opens, ms, c.ok, c.denied, c.collided, c.missing,
-            atomic_load(&r.swaps), c.escapes);
-    ck_assert_int_eq(r.swap_errno, 0);
+            atomic_load(&sw.swaps), c.escapes);
+    ck_assert_int_eq(sw.err, 0);
     ck_assert_msg(c.escapes == 0, "%lu of %lu successful opens escaped the volume", c.escapes, c.ok);
     /* Nothing created, truncated or written outside. */
     ck_assert_int_eq(tu_count_entries(r.out), 2);
-    ck_assert(text_is(out_secret, RACE_OUTSIDE_TEXT));
-    ck_assert(text_is(out_f, RACE_OUTSIDE_TEXT));
+    ck_assert(tu_text_is(out_secret, RACE_OUTSIDE_TEXT));
+    ck_assert(tu_text_is(out_f, RACE_OUTSIDE_TEXT));
     /* The race was run: the swapper swapped, opens got through and were refused. */
-    ck_assert_uint_gt(atomic_load(&r.swaps), 0);
+    ck_assert_uint_gt(atomic_load(&sw.swaps), 0);
     ck_assert_uint_gt(c.ok, 0);
     ck_assert_uint_gt(c.denied, 0);
     atomic_store(&uwdf_resolve_walk_only, false);

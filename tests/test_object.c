@@ -546,32 +546,12 @@ START_TEST(default_bugcheck_aborts)
 }
 END_TEST
 
-/* Forks by itself, so it also runs when Check does not fork (CK_FORK=no,
- * e.g. under valgrind), and reads what the bug check printed. */
+/* Reads what the bug check printed (tu_child_must_abort forks, so this
+ * also runs when Check does not fork, e.g. under valgrind). */
 START_TEST(default_bugcheck_prints_code_and_reason_then_aborts)
 {
-    int fds[2];
-    ck_assert_int_eq(pipe(fds), 0);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        close(fds[0]);
-        trigger_default_bugcheck(fds[1]);
-        _exit(0);
-    }
-    close(fds[1]);
     char report[2048];
-    size_t used = 0;
-    ssize_t n;
-    while (used < sizeof(report) - 1 &&
-           (n = read(fds[0], report + used, sizeof(report) - 1 - used)) > 0)
-        used += (size_t)n;
-    report[used] = '\0';
-    close(fds[0]);
-    int wstatus = 0;
-    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
-    ck_assert_msg(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGABRT,
-                  "child did not abort (status 0x%x)", wstatus);
+    tu_child_must_abort(trigger_default_bugcheck, report, sizeof(report));
     ck_assert_msg(strstr(report, "0x10D") && strstr(report, "WDF_INVALID_HANDLE") &&
                       strstr(report, "WdfObjectDelete"),
                   "report: %s", report);
@@ -759,6 +739,7 @@ START_TEST(request_in_queue_transitions_follow_their_table)
         { uwdf_qs_cancel, "cancel", BIT(Q) | BIT(X), X },
         { uwdf_qs_present, "present", BIT(Q) | BIT(X), O },
         { uwdf_qs_give_back, "give_back", BIT(N) | BIT(F), O },
+        { uwdf_qs_take, "take", BIT(N), O },
         { uwdf_qs_begin_completion, "begin_completion", BIT(O), C },
         { uwdf_qs_forward, "forward", BIT(O), F },
         { uwdf_qs_unqueue, "unqueue", BIT(O), N },
@@ -1104,6 +1085,37 @@ START_TEST(unknown_errno_is_unsuccessful)
 }
 END_TEST
 
+START_TEST(status_maps_back_to_its_first_errno)
+{
+    static const struct {
+        NTSTATUS status;
+        int err;
+    } table[] = {
+        { STATUS_SUCCESS, 0 },
+        { STATUS_PENDING, 0 },
+        { STATUS_INVALID_PARAMETER, EINVAL },
+        { STATUS_IO_DEVICE_ERROR, EIO },
+        { STATUS_DISK_FULL, ENOSPC },
+        { STATUS_INSUFFICIENT_RESOURCES, ENOMEM },
+        { STATUS_ACCESS_DENIED, EPERM },
+        { STATUS_MEDIA_WRITE_PROTECTED, EROFS },
+        { STATUS_NOT_SUPPORTED, EOPNOTSUPP },
+        { STATUS_IO_TIMEOUT, ETIMEDOUT },
+        { STATUS_NO_SUCH_DEVICE, ENXIO },
+        { STATUS_END_OF_FILE, EIO },
+        { STATUS_UNSUCCESSFUL, EIO },
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        int got = UwdfErrnoFromNtStatus(table[i].status);
+        ck_assert_msg(got == table[i].err, "0x%08x -> errno %d, want %d", (unsigned)table[i].status, got,
+                      table[i].err);
+        /* Every errno it gives maps forward to the same status. */
+        if (got && got != EIO)
+            ck_assert_int_eq(UwdfNtStatusFromErrno(got), table[i].status);
+    }
+}
+END_TEST
+
 START_TEST(status_values_are_bit_exact)
 {
     static const struct {
@@ -1442,6 +1454,7 @@ static Suite *object_suite(void)
     tcase_add_test(tc, status_names_are_readable);
     tcase_add_test(tc, errno_maps_to_the_designed_statuses);
     tcase_add_test(tc, unknown_errno_is_unsuccessful);
+    tcase_add_test(tc, status_maps_back_to_its_first_errno);
     tcase_add_test(tc, status_values_are_bit_exact);
     tcase_add_test(tc, nt_success_is_true_for_informational_false_for_warnings);
     tcase_add_test(tc, bugcheck_code_is_wdf_violation);

@@ -431,7 +431,9 @@ START_TEST(queue_create_validation)
     /* request dispatching (KMDF's statuses): known types only; a queue
      * with a handler for the type; not the default queue; one queue per
      * type; the same device */
-    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeCreate), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeCleanup), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeCreate),
+                     STATUS_INVALID_DEVICE_REQUEST); /* creates go to EvtIoDefault only */
     ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeWrite),
                      STATUS_INVALID_DEVICE_REQUEST); /* q has only EvtIoRead */
     ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, dq, WdfRequestTypeRead),

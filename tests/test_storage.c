@@ -366,8 +366,8 @@ static void write_and_flush_every_way(WDFIOTARGET t, int first_block)
         ck_assert_status_msg(status, STATUS_SUCCESS, "%s %s flush", synchronous ? "synchronous" : "async", k->name);
         if (!synchronous)
             ck_assert_int_eq(c.type, WdfRequestTypeNoFormat); /* no framework format context */
-        ck_assert_msg(internal_request(req)->io.op == k->op, "%s: engine op %u", k->name,
-                      (unsigned)internal_request(req)->io.op);
+        ck_assert_msg(internal_request(req)->snd->io.op == k->op, "%s: engine op %u", k->name,
+                      (unsigned)internal_request(req)->snd->io.op);
         WdfObjectDelete(req);
     }
 }
@@ -464,7 +464,7 @@ START_TEST(flush_sent_from_completion_routine_chains_write_flush_done)
     ck_assert_status(ch.flush_status, STATUS_SUCCESS);
     ck_assert_int_eq(atomic_load(&ch.write_calls), 1);
     ck_assert_int_eq(atomic_load(&ch.flush_calls), 1);
-    ck_assert_uint_eq(internal_request(ch.flush)->io.op, UWDF_OP_FDATASYNC);
+    ck_assert_uint_eq(internal_request(ch.flush)->snd->io.op, UWDF_OP_FDATASYNC);
     ck_assert(fresh_open_matches(&e, path, true, off, 2 * BLK, 77));
     UwdfKeDestroyEvent(&ch.done);
     free(path);
@@ -500,7 +500,7 @@ static int write_with(WDFIOTARGET t, WDFREQUEST req, WDFMEMORY mem, LONGLONG off
         *sl = next_stack_write_through(req);
     ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
     ck_assert_uint_eq(c.information, BLK);
-    return internal_request(req)->io.rw_flags;
+    return internal_request(req)->snd->io.rw_flags;
 }
 
 START_TEST(write_through_sets_rwf_dsync)
@@ -528,7 +528,7 @@ START_TEST(write_through_sets_rwf_dsync)
     ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
     UwdfRequestSetWriteThrough(req, TRUE);
     ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
-    ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
+    ck_assert(!(internal_request(req)->snd->io.rw_flags & RWF_DSYNC));
     ck_assert(tu_pattern_matches(buf, BLK, FILE_SEED, 0));
     free(path);
     tu_env_fini(&e);
@@ -585,7 +585,7 @@ START_TEST(write_through_false_clears_rwf_dsync)
     ck_assert(!next_stack_write_through(req));
     struct completion c;
     ck_assert_status(send_async(req, t, &c), STATUS_SUCCESS);
-    ck_assert(!(internal_request(req)->io.rw_flags & RWF_DSYNC));
+    ck_assert(!(internal_request(req)->snd->io.rw_flags & RWF_DSYNC));
     free(path);
     tu_env_fini(&e);
 }
@@ -1318,6 +1318,87 @@ static void assert_geometry_matches_blockdev(WDFIOTARGET t, const char *dev)
     ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), NULL, 0, &bytes), STATUS_SUCCESS);
 }
 
+/* StorageDeviceTrimProperty: a file on a file system that punches holes
+ * (the test directory's: ext4, XFS, Btrfs or tmpfs), and a loop device
+ * over it, which passes discard on as hole punching. */
+static bool trim_enabled(WDFIOTARGET t)
+{
+    STORAGE_PROPERTY_QUERY q;
+    DEVICE_TRIM_DESCRIPTOR d;
+    ULONG_PTR bytes = 0;
+    memset(&q, 0, sizeof(q));
+    q.PropertyId = StorageDeviceTrimProperty;
+    q.QueryType = PropertyExistsQuery;
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), NULL, 0, &bytes), STATUS_SUCCESS);
+    q.QueryType = PropertyStandardQuery;
+    memset(&d, 0xCC, sizeof(d));
+    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &d, sizeof(d), &bytes),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, sizeof(d));
+    ck_assert_uint_eq(d.Version, sizeof(d));
+    ck_assert_uint_eq(d.Size, sizeof(d));
+    ck_assert(d.TrimEnabled == TRUE || d.TrimEnabled == FALSE);
+    return d.TrimEnabled;
+}
+
+START_TEST(trim_property_is_true_for_a_file_that_punches_holes)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", 64 * 1024, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
+    ck_assert(trim_enabled(t));
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(trim_property_follows_the_loop_devices_discard_limit)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
+    char sys[256];
+    snprintf(sys, sizeof(sys), "/sys/block/%s/queue/discard_max_bytes", strrchr(dev, '/') + 1);
+    FILE *f = fopen(sys, "re");
+    ck_assert_ptr_nonnull(f);
+    unsigned long long max = 0;
+    ck_assert_int_eq(fscanf(f, "%llu", &max), 1);
+    fclose(f);
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ, 0);
+    ck_assert_int_eq(trim_enabled(t), max > 0);
+    free(backing);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* IOCTL_DISK_IS_WRITABLE: a writable loop device, then a read-only one
+ * (losetup -r), which opens for writing all the same. */
+START_TEST(is_writable_says_a_read_only_loop_device_is_write_protected)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
+    ULONG_PTR bytes;
+    WDFIOTARGET t = tu_env_target(&e, dev, GENERIC_READ | GENERIC_WRITE, 0);
+    ck_assert_status(sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_SUCCESS);
+    char *ro_dev = tu_loop_attach_read_only(backing);
+    ck_assert_ptr_nonnull(ro_dev);
+    WDFIOTARGET ro = tu_env_target(&e, ro_dev, GENERIC_READ | GENERIC_WRITE, 0);
+    ck_assert_status(sync_ioctl(ro, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_MEDIA_WRITE_PROTECTED);
+    WdfObjectDelete(ro);
+    tu_loop_detach(ro_dev);
+    free(ro_dev);
+    /* A regular file on a writable mount. */
+    WDFIOTARGET f = tu_env_target(&e, backing, GENERIC_READ, 0);
+    ck_assert_status(sync_ioctl(f, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0, &bytes), STATUS_SUCCESS);
+    free(backing);
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(geometry_ioctls_match_blockdev)
 {
     struct tu_env e;
@@ -1518,6 +1599,7 @@ static Suite *storage_suite(bool with_loop_devices)
     tcase_add_loop_test(tc, write_zeroes_beyond_final_zero_before_file_offset_is_invalid_parameter, 0,
                         TU_BACKENDS);
     tcase_add_loop_test(tc, write_zeroes_on_read_only_target_is_access_denied, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, trim_property_is_true_for_a_file_that_punches_holes, 0, TU_BACKENDS);
 
     if (with_loop_devices) {
         tc = tu_tcase(s, "loop_device", TEST_TIMEOUT_SEC);
@@ -1528,6 +1610,8 @@ static Suite *storage_suite(bool with_loop_devices)
         tcase_add_loop_test(tc, write_zeroes_loop_device_reads_zeros, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, write_zeroes_loop_device_misaligned_range_is_invalid_parameter, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, geometry_ioctls_match_blockdev, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, trim_property_follows_the_loop_devices_discard_limit, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, is_writable_says_a_read_only_loop_device_is_write_protected, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, geometry_4k_sector_loop_device_matches_blockdev, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, direct_read_misaligned_to_4k_sector_is_datatype_misalignment, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, direct_alignment_that_is_not_a_power_of_two_is_checked_too, 0, TU_BACKENDS);

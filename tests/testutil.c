@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +174,46 @@ void tu_write_text(const char *path, const char *text)
     ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
     ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
+}
+
+bool tu_text_is(const char *path, const char *text)
+{
+    char buf[256] = "";
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    return n == (ssize_t)strlen(text) && strcmp(buf, text) == 0;
+}
+
+static void *tu_swapper_run(void *arg)
+{
+    struct tu_swapper *s = arg;
+    while (!atomic_load(&s->stop)) {
+        for (int step = 0; step < s->steps; step++) {
+            if (renameat2(AT_FDCWD, s->from[step], AT_FDCWD, s->to[step], RENAME_EXCHANGE) != 0) {
+                s->err = errno;
+                return NULL;
+            }
+            sched_yield();
+        }
+        atomic_fetch_add(&s->swaps, 1);
+    }
+    return NULL;
+}
+
+void tu_swapper_start(struct tu_swapper *s)
+{
+    atomic_store(&s->stop, false);
+    atomic_store(&s->swaps, 0);
+    s->err = 0;
+    ck_assert_int_eq(pthread_create(&s->thread, NULL, tu_swapper_run, s), 0);
+}
+
+void tu_swapper_stop(struct tu_swapper *s)
+{
+    atomic_store(&s->stop, true);
+    ck_assert_int_eq(pthread_join(s->thread, NULL), 0);
 }
 
 int tu_count_entries(const char *dir)
@@ -430,6 +471,34 @@ void tu_guarded_free(void *buf, size_t len)
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     if (buf)
         munmap((char *)buf - page, page_round(len) + 2 * page);
+}
+
+void tu_child_must_abort(void (*fn)(int fd), char *report, size_t size)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        fn(fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t used = 0;
+    ssize_t n;
+    while (used < size - 1 && (n = read(fds[0], report + used, size - 1 - used)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        ck_assert_int_gt(n, 0);
+        used += (size_t)n;
+    }
+    report[used] = '\0';
+    close(fds[0]);
+    int wstatus = 0;
+    ck_assert_int_eq(waitpid(pid, &wstatus, 0), pid);
+    ck_assert_msg(WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGABRT, "child did not abort (status 0x%x)",
+                  wstatus);
 }
 
 bool tu_running_on_valgrind(void)

@@ -5,9 +5,12 @@
  * ---- How to write a suite, tests/test_foo.c ----
  * 1. Makefile.am: add "tests/test_foo \" to check_PROGRAMS. That is all:
  *    the source, flags and libraries are automake's defaults (LDADD links
- *    this library, libuwdf and Check). Only a suite that needs more says so
- *    in a line of its own (tests_test_foo_CPPFLAGS = $(AM_CPPFLAGS) ...,
- *    as test_env and test_backends do); never list testutil.c again.
+ *    this library, the installed-to-be libuwdf and Check). A suite that
+ *    reaches the library's internals (lib/ headers) adds one line,
+ *    tests_test_foo_LDADD = $(TEST_INTERNAL_LDADD): the same objects,
+ *    linked statically, hidden names and all. Only a suite that needs more
+ *    says so in a line of its own (tests_test_foo_CPPFLAGS = $(AM_CPPFLAGS)
+ *    ..., as test_env and test_backends do); never list testutil.c again.
  * 2. The file:
  *        #define _GNU_SOURCE
  *        #include "testutil.h"
@@ -371,6 +374,8 @@ bool tu_root(void);
  * 0: the default); returns "/dev/loopN" (malloc'd) or NULL. Not registered:
  * tu_env_loop is the fixture's way; this is for child processes. */
 char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size);
+/* The same, read-only (losetup --read-only). */
+char *tu_loop_attach_read_only(const char *file);
 void tu_loop_detach(const char *dev);
 /* What `blockdev --getsize64 --getss --getpbsz DEV` reports (asserts it ran). */
 struct tu_blockdev_info {
@@ -383,6 +388,26 @@ struct tu_blockdev_info tu_blockdev_query(const char *dev);
 char *tu_join(const char *dir, const char *name);
 /* Creates or truncates path and writes text into it. */
 void tu_write_text(const char *path, const char *text);
+/* Whether path holds exactly text. */
+bool tu_text_is(const char *path, const char *text);
+/* A thread exchanging names (renameat2 RENAME_EXCHANGE: from[i] with
+ * to[i]) step by step in a cycle of `steps`, yielding between steps (so
+ * the opener gets in even where threads take turns, as under valgrind),
+ * until stopped; swaps counts whole cycles, err is the first failure's
+ * errno (the swapping stops there). An even number of exchanges of each
+ * pair leaves every name where it started. */
+#define TU_SWAP_STEPS 8
+struct tu_swapper {
+    const char *from[TU_SWAP_STEPS], *to[TU_SWAP_STEPS];
+    int steps;
+    atomic_bool stop;
+    atomic_ulong swaps;
+    int err;
+    pthread_t thread;
+};
+void tu_swapper_start(struct tu_swapper *s);
+/* Stops and joins the thread. */
+void tu_swapper_stop(struct tu_swapper *s);
 /* Entries in dir, "." and ".." aside. */
 int tu_count_entries(const char *dir);
 
@@ -397,6 +422,10 @@ int tu_count_entries(const char *dir);
 void tu_stderr_begin(void);
 char *tu_stderr_read(void);
 char *tu_stderr_end(void);
+/* Runs fn(fd) in a child process, which must die of SIGABRT (a default bug
+ * check); what the child wrote to fd ends up in report (NUL-terminated).
+ * Forks by itself, so it also runs when Check does not (CK_FORK=no). */
+void tu_child_must_abort(void (*fn)(int fd), char *report, size_t size);
 
 /* UNICODE_STRING from a UTF-8 path; buf must have room for strlen+1 WCHARs. */
 void tu_unicode(UNICODE_STRING *us, WCHAR *buf, size_t buf_chars, const char *path);

@@ -83,13 +83,10 @@ bool tu_root(void)
     return geteuid() == 0;
 }
 
-char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size)
+static char *loop_attach(const char *file, const char *options)
 {
-    char cmd[4200], size_opt[40] = "";
-    if (sector_size)
-        snprintf(size_opt, sizeof(size_opt), "--sector-size %u", sector_size);
-    snprintf(cmd, sizeof(cmd), "losetup -f --show %s %s '%s' 2>/dev/null", direct_io ? "--direct-io=on" : "",
-             size_opt, file);
+    char cmd[4200];
+    snprintf(cmd, sizeof(cmd), "losetup -f --show %s '%s' 2>/dev/null", options, file);
     FILE *p = popen(cmd, "r");
     if (!p)
         return NULL;
@@ -100,6 +97,21 @@ char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size)
         return NULL;
     line[strcspn(line, "\n")] = '\0';
     return strdup(line);
+}
+
+char *tu_loop_attach(const char *file, bool direct_io, unsigned sector_size)
+{
+    char options[80] = "";
+    if (sector_size)
+        snprintf(options, sizeof(options), "--sector-size %u", sector_size);
+    if (direct_io)
+        strcat(options, " --direct-io=on");
+    return loop_attach(file, options);
+}
+
+char *tu_loop_attach_read_only(const char *file)
+{
+    return loop_attach(file, "--read-only");
 }
 
 void tu_loop_detach(const char *dev)

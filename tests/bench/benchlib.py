@@ -89,6 +89,18 @@ def run_json(args, cwd=None, env=None, fmt="json"):
         raise Failed(f"invalid JSON from {args}: {e}\n{out[:2000]}")
 
 
+def tool(name, package="fio"):
+    """The path of a tool a check compares with; missing: the check skips
+    with a message, except in CI (.ci/run sets CI), where it fails."""
+    path = shutil.which(name)
+    if path:
+        return path
+    msg = f"{name} is not installed (Debian: apt-get install {package})"
+    if os.environ.get("CI"):
+        raise Failed(msg + " in CI: quickstart's package list should have it")
+    raise Skip(msg)
+
+
 def check(cond, msg):
     if not cond:
         raise Failed(msg)

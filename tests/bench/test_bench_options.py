@@ -9,6 +9,7 @@ here). Good command lines and job files must mean what they mean to fio:
 before any --name act as a [global] read before the job files.
 """
 
+import json
 import os
 import re
 import shutil
@@ -69,8 +70,12 @@ BAD_OPTIONS = [
     (["--fixedbufs=3"], "fixedbufs"),
     (["--registerfiles=3"], "registerfiles"),
     (["--timeout=abc"], "timeout"),
-    (["--timeout=86400001"], "timeout"),
+    (["--request_timeout=abc"], "request_timeout"),
+    (["--request_timeout=2d"], "request_timeout"),
+    (["--runtime=(2*"], "runtime"),
+    (["--bs=(4k/0)"], "bs"),
     (["--randseed=x"], "randseed"),
+    (["--randrepeat=2"], "randrepeat"),
     (["--sync=foo"], "sync"),
     (["--fsync=-1"], "fsync"),
     (["--fdatasync=x"], "fdatasync"),
@@ -101,7 +106,10 @@ BAD_OPTIONS = [
     (["--verify=crc32c", "--rw=trim"], "verify"),
     (["--verify=crc32c", "--ioengine=null", "--rw=write"], "verify"),
     (["--api=flt", "--verify=crc32c", "--rw=write"], "verify"),
-    (["--api=flt", "--timeout=100"], "timeout"),
+    (["--api=flt", "--request_timeout=100"], "request_timeout"),
+    (["--write_lat_log=x"], "write_lat_log"),  # without log_avg_msec
+    (["--write_iops_log=x", "--log_avg_msec=-1"], "log_avg_msec"),
+    (["--write_bw_log="], "write_bw_log"),
     (["--api=flt", "--rw=trim"], "rw"),
     (["--api=flt", "--fsync=4", "--rw=write"], "fsync"),
     (["--api=flt", "--sync=1", "--rw=write"], "sync"),
@@ -390,24 +398,149 @@ def command_line_jobs_follow_fio():
         check(per_job(rep)["t"]["read"]["total_ios"] == 2, "t: total_ios")
 
 
-def quick_default_job_without_name_or_job_file():
+def no_job_prints_fios_usage_and_exits_1():
+    """As fio: "No job(s) defined" on stderr, the usage on stdout, exit 1,
+    nothing created; compared with fio itself when it is installed."""
     with bl.TempDir() as d:
-        # The quick job: randread, iodepth 32, time_based; its size and
-        # runtime overridden here (the default file is 1 GiB, 10 s).
-        rep = bl.run_json(["--ioengine=null", "--size=1m", "--runtime=200ms"], cwd=d)
-        j = rep["jobs"][0]
-        check(j["jobname"] == "uwdf-bench", f"jobname {j['jobname']}")
-        check(j["uwdf"]["requests"] == 32, f"iodepth {j['uwdf']['requests']}")
-        check(j["read"]["total_ios"] > 256, "time_based: the 1 MiB region was not looped over")
-        check(j["job_runtime"] >= 150, f"job_runtime {j['job_runtime']} ms for --runtime=200ms")
+        rc, out, err = bl.run([], cwd=d)
+        check(rc == 1, f"exit {rc}")
+        check(err.splitlines()[:1] == ["No job(s) defined"], f"stderr {err!r}")
+        check(out.splitlines()[1:2] == ["uwdf-bench [options] [job options] <job file(s)>"], f"usage {out[:200]!r}")
         check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
+        if bl.tool("fio"):
+            p = subprocess.run(["fio"], cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+            check(p.returncode == rc, f"fio exits {p.returncode}, uwdf-bench {rc}")
+            check(p.stderr.splitlines()[:1] == err.splitlines()[:1], f"fio: {p.stderr!r}, uwdf-bench: {err!r}")
+            check(p.stdout.splitlines()[1].replace("fio", "uwdf-bench") == out.splitlines()[1],
+                  f"usage line: fio {p.stdout.splitlines()[1]!r}")
+
+
+def timeout_is_fios_alias_of_runtime():
+    with bl.TempDir() as d:
+        rep = bl.run_json(["--name=t", "--ioengine=null", "--size=1m", "--time_based", "--timeout=300ms"], cwd=d)
+        rt = rep["jobs"][0]["job_runtime"]
+        check(250 <= rt <= 2000, f"job_runtime {rt} ms for --timeout=300ms")
+        check(rep["jobs"][0]["uwdf"]["request_timeout_us"] == 0, "timeout set a request timeout")
+        # the per-request timeout has its own name: milliseconds without a unit
+        for val, us in (("5000", 5000000), ("2s", 2000000), ("1500us", 1500)):
+            rep = bl.run_json(["--name=t", "--ioengine=null", "--size=1m", "--number_ios=8",
+                               f"--request_timeout={val}"], cwd=d)
+            got = rep["jobs"][0]["uwdf"]["request_timeout_us"]
+            check(got == us, f"--request_timeout={val}: {got} us, expected {us}")
+            check(rep["jobs"][0]["read"]["total_ios"] == 8, f"--request_timeout={val}: I/Os")
+        rc, out, _ = bl.run(["--cmdhelp=timeout"])
+        check(rc == 0 and re.search(r"^\s+runtime: ", out, re.M) and re.search(r"alias: timeout", out),
+              f"--cmdhelp=timeout: {out!r}")
+
+
+# Typos of options fio and uwdf-bench share; fio's suggestion is the check.
+TYPOS = ["rww", "iodepht", "runtme", "blocksze", "numjbos", "filenme", "ioengne", "randsed", "rwmixred",
+         "timebased"]
+
+
+def unknown_options_suggest_the_closest_name_as_fio():
+    with bl.TempDir() as d:
+        for typo in TYPOS:
+            rc, out, err = bl.run(["--name=j", "--ioengine=null", "--size=1m", f"--{typo}=1"], cwd=d)
+            m = re.search(r"did you mean --([\w-]+)\?", err)
+            check(rc == 1 and m, f"--{typo}: exit {rc}, no suggestion: {err.strip()}")
+            jf = bl.write_file(os.path.join(d, "t.fio"), f"[j]\nioengine=null\nsize=1m\n{typo}=1\n")
+            rc, _, err2 = bl.run([jf], cwd=d)
+            m2 = re.search(r"did you mean '([\w-]+)'\?", err2)
+            check(rc == 1 and m2 and m2.group(1) == m.group(1), f"{typo} in a job file: {err2.strip()}")
+            if bl.tool("fio"):
+                p = subprocess.run(["fio", "--name=j", "--ioengine=null", "--size=1m", f"--{typo}=1"], cwd=d,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+                f = re.search(r"Did you mean (\S+)\?", p.stdout + p.stderr)
+                check(p.returncode == 1 and f and f.group(1) == m.group(1),
+                      f"--{typo}: fio suggests {f.group(1) if f else None}, uwdf-bench {m.group(1)}")
+        rc, _, err = bl.run(["--cmdhelp=iodepht"])
+        check(rc == 1 and "iodepth" in err, f"--cmdhelp=iodepht: exit {rc}: {err.strip()}")
+        rc, _, err = bl.run(["--name=j", "--zzzzzzzzzzzz=1"])
+        check(rc == 1 and "did you mean" not in err, f"far from every name, yet: {err.strip()}")
+
+
+def substitutions_as_fio():
+    """${VAR} in job files and $ncpus: the same job file (null engine) gives
+    fio and uwdf-bench the same jobs, I/O counts and bytes."""
+    with bl.TempDir() as d:
+        ncpu = os.sysconf("SC_NPROCESSORS_ONLN")
+        text = ("[global]\nioengine=null\nsize=${SZ}\nrw=read\n"
+                "[e]\nbs=8k\nnumber_ios=${N}\nnumjobs=$ncpus\n"
+                "[f]\nbs=2k\nnumber_ios=33\n")
+        jf = bl.write_file(os.path.join(d, "e.fio"), text)
+        env = {"SZ": "1m", "N": "17"}
+        rep = bl.run_json([jf], cwd=d, env=env)
+        jobs = [(j["jobname"], j["read"]["total_ios"], j["read"]["io_bytes"]) for j in rep["jobs"]]
+        want = [("e", 17, 17 * 8192)] * ncpu + [("f", 33, 33 * 2048)]
+        check(jobs == want, f"uwdf-bench: {jobs}, expected {want}")
+        # --parse-only: checked, nothing run
+        rc, out, err = bl.run(["--parse-only", jf], cwd=d, env=env)
+        check(rc == 0 and out == "" and err == "", f"--parse-only: exit {rc}: {err.strip()}")
+        check(sorted(os.listdir(d)) == ["e.fio"], f"--parse-only left {os.listdir(d)}")
+        if bl.tool("fio"):
+            p = subprocess.run(["fio", "--output-format=json", jf], cwd=d, env=dict(os.environ, **env),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+            check(p.returncode == 0, f"fio: exit {p.returncode}: {p.stderr.strip()}")
+            fj = json.loads(p.stdout[p.stdout.index("{"):])
+            fjobs = [(j["jobname"], j["read"]["total_ios"], j["read"]["io_bytes"]) for j in fj["jobs"]]
+            check(fjobs == jobs, f"fio: {fjobs}, uwdf-bench: {jobs}")
+
+
+def expressions_compute_as_fio_documents():
+    """fio's arithmetic in parentheses and its "simple math" on $ncpus
+    (Debian's fio is built without the arithmetic, so uwdf-bench alone)."""
+    with bl.TempDir() as d:
+        ncpu = os.sysconf("SC_NPROCESSORS_ONLN")
+        rep = bl.run_json(["--ioengine=null", "--size=(512k*2)", "--name=e", "--bs=(4k*2)",
+                           "--number_ios=(2*8+1)", "--name=f", "--bs=(1k+1k)", "--number_ios=(100/3)",
+                           "--name=g", "--number_ios=$ncpus*3"], cwd=d)
+        jobs = [(j["jobname"], j["read"]["total_ios"], j["read"]["io_bytes"]) for j in rep["jobs"]]
+        want = [("e", 17, 17 * 8192), ("f", 33, 33 * 2048), ("g", 3 * ncpu, 3 * ncpu * 4096)]
+        check(jobs == want, f"{jobs}, expected {want}")
+        rc, _, err = bl.run(["--parse-only", "--name=x", "--bs=(4k*"], cwd=d)
+        check(rc == 1 and "bs" in err, f"--parse-only with a bad value: exit {rc}")
+        # a time whose numbers carry no unit is in the option's own unit (s)
+        rep = bl.run_json(["--name=t", "--ioengine=null", "--size=1m", "--time_based", "--runtime=(0.1*3)"], cwd=d)
+        rt = rep["jobs"][0]["job_runtime"]
+        check(250 <= rt <= 2000, f"job_runtime {rt} ms for --runtime=(0.1*3)")
+        rep = bl.run_json(["--name=t", "--ioengine=null", "--size=1m", "--time_based", "--runtime=(2*150ms)"], cwd=d)
+        rt = rep["jobs"][0]["job_runtime"]
+        check(250 <= rt <= 2000, f"job_runtime {rt} ms for --runtime=(2*150ms)")
+
+
+def written_blocks(d, extra):
+    """The 4 KiB blocks of a zeroed 1 MiB file that 8 random writes hit."""
+    path = os.path.join(d, "rr.dat")
+    with open(path, "wb") as f:
+        f.write(bytes(1 << 20))
+    rep = bl.run_json(["--name=r", f"--filename={path}", "--rw=randwrite", "--bs=4k", "--number_ios=8",
+                       "--ioengine=io_uring"] + extra, cwd=d)
+    check(rep["jobs"][0]["write"]["total_ios"] == 8, f"{extra}: writes")
+    with open(path, "rb") as f:
+        data = f.read()
+    return {i for i in range(256) if any(data[i * 4096:(i + 1) * 4096])}
+
+
+def randrepeat_and_randseed_as_fio():
+    """randrepeat=1 (the default): the same offsets every run; 0: new ones,
+    unless randseed is given."""
+    with bl.TempDir() as d:
+        a, b = written_blocks(d, []), written_blocks(d, [])
+        check(len(a) == 8 and a == b, f"randrepeat=1: {sorted(a)} then {sorted(b)}")
+        c, e = written_blocks(d, ["--randrepeat=0"]), written_blocks(d, ["--randrepeat=0"])
+        check(len(c) == 8 and c != e and c != a, f"randrepeat=0: {sorted(c)} then {sorted(e)} (default {sorted(a)})")
+        f, g = written_blocks(d, ["--randrepeat=0", "--randseed=7"]), written_blocks(d, ["--randseed=7"])
+        check(f == g and f != a, f"randseed=7: {sorted(f)} with randrepeat=0, {sorted(g)} without")
 
 
 def help_and_version():
     rc, out, err = bl.run(["--help"])
-    check(rc == 0 and "usage: uwdf-bench" in out and err == "", f"--help: exit {rc}")
+    check(rc == 0 and "uwdf-bench [options] [job options] <job file(s)>" in out and err == "",
+          f"--help: exit {rc}")
     for opt in ("--filename", "--rw", "--bs", "--iodepth", "--numjobs", "--runtime", "--verify",
-                "--api", "--reuse", "--timeout", "--output-format", "--eta"):
+                "--api", "--reuse", "--request_timeout", "--output-format", "--eta",
+                "--parse-only", "--cmdhelp"):
         check(opt in out, f"--help does not document {opt}")
     rc, out, err = bl.run(["--version"])
     check(rc == 0 and re.fullmatch(r"uwdf-bench-\S+\n", out), f"--version: exit {rc}: {out!r}")
@@ -425,5 +558,10 @@ if __name__ == "__main__":
         ("command_line_options_before_a_job_file_are_its_global_defaults",
          command_line_options_before_a_job_file_are_its_global_defaults),
         ("command_line_jobs_follow_fio", command_line_jobs_follow_fio),
-        ("quick_default_job_without_name_or_job_file", quick_default_job_without_name_or_job_file),
+        ("no_job_prints_fios_usage_and_exits_1", no_job_prints_fios_usage_and_exits_1),
+        ("timeout_is_fios_alias_of_runtime", timeout_is_fios_alias_of_runtime),
+        ("unknown_options_suggest_the_closest_name_as_fio", unknown_options_suggest_the_closest_name_as_fio),
+        ("substitutions_as_fio", substitutions_as_fio),
+        ("randrepeat_and_randseed_as_fio", randrepeat_and_randseed_as_fio),
+        ("expressions_compute_as_fio_documents", expressions_compute_as_fio_documents),
     ])

@@ -31,7 +31,10 @@ ENGINES = ("io_uring", "libaio", "null")
 BS = 4096
 SIZE = 256 * 1024
 NBLOCKS = SIZE // BS
-DEFAULT_FILE = "uwdf-bench.0.0"
+# The quick job of quickstart run and the README (uwdf-bench, as fio, runs
+# nothing without a job); its generated file, <name>.<clone>.0.
+QUICK = ["--name=quick", "--rw=randread", "--bs=4k", "--iodepth=32", "--direct=1", "--runtime=10", "--time_based"]
+DEFAULT_FILE = "quick.0.0"
 
 
 def apis():
@@ -70,13 +73,13 @@ def every_api_on_every_engine():
 
 
 def request_options_on_each_api():
-    """--reuse=0, --timeout, --numjobs, write-through and flushes: short
+    """--reuse=0, --request_timeout, --numjobs, write-through and flushes: short
     time-bound runs that must end without an error."""
     with bl.TempDir() as d:
         target = os.path.join(d, "opts.dat")
         runs = [[f"--api={a}", "--reuse=0"] for a in apis()]
-        runs += [["--api=async", "--timeout=5000", "--ioengine=io_uring"],
-                 ["--api=sync", "--timeout=5000", "--ioengine=libaio"],
+        runs += [["--api=async", "--request_timeout=5000", "--ioengine=io_uring"],
+                 ["--api=sync", "--request_timeout=5000", "--ioengine=libaio"],
                  ["--api=async", "--ioengine=null", "--numjobs=2"],
                  ["--api=async", "--rw=randwrite", "--sync=1", "--fsync=8"],
                  ["--api=sync", "--rw=write", "--fdatasync=4"]]
@@ -256,14 +259,14 @@ def default_target_is_created_and_removed():
     with bl.TempDir() as d:
         path = os.path.join(d, DEFAULT_FILE)
         # The default size (1 GiB), allocated without writing (null engine).
-        p = start(["--ioengine=null", "--runtime=400ms"], d)
+        p = start(QUICK + ["--ioengine=null", "--runtime=400ms"], d)
         wait_for(lambda: size_of(path) == 1 << 30, 30, f"a 1 GiB {DEFAULT_FILE}")
         out, err = p.communicate(timeout=60)
         check(p.returncode == 0, f"exit {p.returncode}: {err}")
         check(f"Laying out IO file (1 file / 1024MiB)" in out, f"no layout line: {out[:300]}")
         check(os.listdir(d) == [], f"left behind: {os.listdir(d)}")
         # A smaller one through a real engine (written with data first).
-        p = start(["--size=4m", "--runtime=400ms", "--output-format=json"], d)
+        p = start(QUICK + ["--size=4m", "--runtime=400ms", "--output-format=json"], d)
         wait_for(lambda: size_of(path) == 4 << 20, 30, f"a 4 MiB {DEFAULT_FILE}")
         out, err = p.communicate(timeout=60)
         check(p.returncode == 0, f"exit {p.returncode}: {err}")
@@ -276,7 +279,7 @@ def existing_default_target_is_kept():
         path = bl.make_data_file(os.path.join(d, DEFAULT_FILE), 2 << 20, seed=7)
         with open(path, "rb") as f:
             before = f.read()
-        rc, out, err = bl.run(["--size=2m", "--runtime=200ms"], cwd=d)
+        rc, out, err = bl.run(QUICK + ["--size=2m", "--runtime=200ms"], cwd=d)
         check(rc == 0, f"exit {rc}: {err}")
         with open(path, "rb") as f:
             check(f.read() == before, "the existing file changed")
@@ -288,7 +291,7 @@ def interrupted_run_removes_the_default_target():
         path = os.path.join(d, DEFAULT_FILE)
         # One SIGINT: the jobs stop, the report is printed, the file goes
         # (no report when it came before the jobs started: slow under valgrind).
-        p = start(["--ioengine=null", "--size=4m", "--runtime=60"], d)
+        p = start(QUICK + ["--ioengine=null", "--size=4m", "--runtime=60"], d)
         wait_for(lambda: size_of(path) == 4 << 20, 30, DEFAULT_FILE)
         time.sleep(0.3)
         p.send_signal(signal.SIGINT)
@@ -298,7 +301,7 @@ def interrupted_run_removes_the_default_target():
             check(p.returncode == 0 and "IOPS=" in out, f"exit {p.returncode}, no report after the interruption")
         check(os.listdir(d) == [], f"left behind after SIGINT: {os.listdir(d)}")
         # Two: abort at once (exit 130), still removing it.
-        p = start(["--ioengine=null", "--size=4m", "--runtime=60"], d)
+        p = start(QUICK + ["--ioengine=null", "--size=4m", "--runtime=60"], d)
         wait_for(lambda: size_of(path) == 4 << 20, 30, DEFAULT_FILE)
         time.sleep(0.3)
         p.send_signal(signal.SIGINT)

@@ -1,0 +1,155 @@
+/* fio's windowed logs (log.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "job.h"
+#include "log.h"
+#include "util.h"
+
+enum log_kind { LOG_SLAT, LOG_CLAT, LOG_LAT, LOG_BW, LOG_IOPS, LOG_N };
+static const char *const log_names[LOG_N] = { "slat", "clat", "lat", "bw", "iops" };
+
+/* The running totals a window is the difference of. */
+struct log_totals {
+    uint64_t ios[DDIR_N], bytes[DDIR_N];
+    uint64_t n[3][DDIR_N], sum[3][DDIR_N]; /* slat, clat, lat */
+};
+
+struct job_logs {
+    FILE *f[LOG_N];
+    char *path[LOG_N];
+    bool owner[LOG_N]; /* another job with the same name (per_job_logs=0) shares it */
+    uint64_t period_ns, window_start;
+    bool started, finished;
+    struct log_totals last;
+};
+
+static const char *log_prefix(const struct job_opts *o, enum log_kind k)
+{
+    const char *p = k <= LOG_LAT ? o->lat_log : k == LOG_BW ? o->bw_log : o->iops_log;
+    return !p ? NULL : *p ? p : o->name;
+}
+
+int logs_open(struct job *j, unsigned number)
+{
+    const struct job_opts *o = &j->o;
+    if (!o->lat_log && !o->bw_log && !o->iops_log)
+        return 0;
+    struct job_logs *L = xcalloc(1, sizeof(*L));
+    j->logs = L;
+    L->period_ns = (uint64_t)o->log_avg_msec * NS_PER_MS;
+    for (int k = 0; k < LOG_N; k++) {
+        const char *prefix = log_prefix(o, (enum log_kind)k);
+        if (!prefix)
+            continue;
+        char *path = o->per_job_logs ? xasprintf("%s_%s.%u.log", prefix, log_names[k], number)
+                                     : xasprintf("%s_%s.log", prefix, log_names[k]);
+        L->path[k] = path;
+        /* per_job_logs=0: the jobs of one prefix write one file */
+        for (struct job *e = j->run->jobs; e < j && !L->f[k]; e++)
+            if (e->logs && e->logs->path[k] && !strcmp(e->logs->path[k], path))
+                L->f[k] = e->logs->f[k];
+        if (L->f[k])
+            continue;
+        L->f[k] = fopen(path, "w");
+        if (!L->f[k]) {
+            errmsg("%s: cannot create log '%s': %s", o->name, path, strerror(errno));
+            return -1;
+        }
+        L->owner[k] = true;
+    }
+    return 0;
+}
+
+uint64_t logs_tick_ns(const struct job *j)
+{
+    return j->logs ? j->logs->period_ns : 0;
+}
+
+static void log_totals(const struct job *j, struct log_totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (unsigned k = 0; k <= j->nfiles; k++)
+        for (int d = 0; d < DDIR_N; d++) {
+            const struct ddir_acc *a = &j->shards[k].d[d];
+            const struct lat_acc *l[3] = { &a->slat, &a->clat, &a->lat };
+            t->ios[d] += __atomic_load_n(&a->ios, __ATOMIC_RELAXED);
+            t->bytes[d] += __atomic_load_n(&a->bytes, __ATOMIC_RELAXED);
+            for (int m = 0; m < 3; m++) {
+                t->n[m][d] += __atomic_load_n(&l[m]->n, __ATOMIC_RELAXED);
+                t->sum[m][d] += __atomic_load_n(&l[m]->sum, __ATOMIC_RELAXED);
+            }
+        }
+}
+
+/* fio's line: windowed entries have block size and offset 0; priority 0. */
+static void log_line(struct job_logs *L, enum log_kind k, uint64_t ms, uint64_t value, int d, bool offset)
+{
+    if (L->f[k])
+        fprintf(L->f[k], offset ? "%" PRIu64 ", %" PRIu64 ", %d, 0, 0, 0\n" : "%" PRIu64 ", %" PRIu64 ", %d, 0, 0\n",
+                ms, value, d);
+}
+
+void logs_sample(struct job *j, uint64_t now, bool final)
+{
+    struct job_logs *L = j->logs;
+    if (!L || L->finished)
+        return;
+    int ph = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE);
+    if (final)
+        now = j->finish_ns;
+    else if ((ph != PHASE_RUN && ph != PHASE_VERIFY) || now < j->ramp_end_ns)
+        return;
+    if (!L->started) {
+        /* Nothing is counted before the ramp ends: the first window starts there. */
+        L->started = true;
+        L->window_start = j->ramp_end_ns;
+    }
+    if (final)
+        L->finished = true;
+    else if (now < L->window_start + L->period_ns)
+        return;
+    if (now <= L->window_start)
+        return;
+    struct log_totals t;
+    log_totals(j, &t);
+    double dt = (double)(now - L->window_start) / 1e9;
+    uint64_t ms = (now - j->ramp_end_ns) / NS_PER_MS;
+    bool off = j->o.log_offset;
+    for (int d = 0; d < DDIR_N; d++) {
+        uint64_t dios = t.ios[d] - L->last.ios[d];
+        if (!dios)
+            continue;
+        log_line(L, LOG_BW, ms, (uint64_t)((double)(t.bytes[d] - L->last.bytes[d]) / 1024.0 / dt), d, off);
+        log_line(L, LOG_IOPS, ms, (uint64_t)((double)dios / dt + 0.5), d, off);
+        for (int m = 0; m < 3; m++) {
+            uint64_t dn = t.n[m][d] - L->last.n[m][d];
+            if (dn) /* --api=sync has no slat */
+                log_line(L, (enum log_kind)(LOG_SLAT + m), ms, (t.sum[m][d] - L->last.sum[m][d]) / dn, d, off);
+        }
+    }
+    L->last = t;
+    L->window_start = now;
+}
+
+bool logs_close(struct job *j)
+{
+    struct job_logs *L = j->logs;
+    bool ok = true;
+    if (!L)
+        return true;
+    for (int k = 0; k < LOG_N; k++) {
+        if (L->owner[k] && L->f[k] && fclose(L->f[k]) != 0) {
+            errmsg("%s: writing log '%s' failed: %s", j->o.name, L->path[k], strerror(errno));
+            ok = false;
+        }
+        free(L->path[k]);
+    }
+    free(L);
+    j->logs = NULL;
+    return ok;
+}

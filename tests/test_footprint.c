@@ -1,0 +1,188 @@
+/* What objects cost in memory, measured the way an application sees it:
+ * the process's resident set grows by so much per object over 100,000 of
+ * them (handle-table slots, allocator headers and all). Not meaningful
+ * under valgrind or a sanitizer (their allocators pad every block): there
+ * the test only prints. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define N 100000
+#define BLK 512
+
+static long rss_bytes(void)
+{
+    return tu_rss_kib() * 1024;
+}
+
+static bool meaningful(void)
+{
+    return !tu_instrumented();
+}
+
+/* Bytes per object between two RSS readings, printed for the record. */
+static long per_object(const char *what, long before, long after)
+{
+    long per = (after - before) / N;
+    printf("footprint: %s: %ld bytes each (RSS +%ld KiB over %d)\n", what, per, (after - before) / 1024, N);
+    return per;
+}
+
+static WDFREQUEST *g_reqs;
+
+START_TEST(request_from_wdfrequestcreate_costs_at_most_512_bytes)
+{
+    struct tu_env e;
+    setenv("UWDF_BACKEND", "null", 1);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", 1 << 20, 0);
+    WDFIOTARGET t;
+    ck_assert_status(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    g_reqs = calloc(N, sizeof(*g_reqs));
+    ck_assert_ptr_nonnull(g_reqs);
+    /* The array's own pages count before the first reading. */
+    for (int i = 0; i < N; i++)
+        g_reqs[i] = NULL;
+    long before = rss_bytes();
+    for (int i = 0; i < N; i++)
+        ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &g_reqs[i]), STATUS_SUCCESS);
+    long created = rss_bytes();
+    long per_created = per_object("request from WdfRequestCreate", before, created);
+
+    /* Each sent once: the IRP and the send state came with the first use. */
+    WDFMEMORY mem;
+    void *buf;
+    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, BLK, &mem, &buf),
+                     STATUS_SUCCESS);
+    long used_before = rss_bytes();
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    for (int i = 0; i < N; i++) {
+        LONGLONG off = 0;
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, g_reqs[i], mem, NULL, &off), STATUS_SUCCESS);
+        ck_assert(WdfRequestSend(g_reqs[i], t, &o));
+        ck_assert_status(WdfRequestGetStatus(g_reqs[i]), STATUS_SUCCESS);
+    }
+    long used = rss_bytes();
+    long per_used = per_object("the same after one send (+IRP, +send state)", before, used);
+    (void)used_before;
+    if (meaningful()) {
+        ck_assert_int_le(per_created, 512);
+        ck_assert_int_le(per_used, 1280);
+    }
+    for (int i = 0; i < N; i++)
+        WdfObjectDelete(g_reqs[i]);
+    free(g_reqs);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(flt_callback_data_costs_are_reported)
+{
+    struct tu_env e;
+    struct tu_flt f;
+    setenv("UWDF_BACKEND", "null", 1);
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "f", 1 << 20, 0);
+    tu_flt_open(&e, path, &f);
+    PFLT_CALLBACK_DATA *d = calloc(N, sizeof(*d));
+    ck_assert_ptr_nonnull(d);
+    for (int i = 0; i < N; i++)
+        d[i] = NULL;
+    long before = rss_bytes();
+    for (int i = 0; i < N; i++)
+        ck_assert_status(FltAllocateCallbackData(f.instance, f.fo, &d[i]), STATUS_SUCCESS);
+    long after = rss_bytes();
+    long per = per_object("Flt callback data (FltAllocateCallbackData)", before, after);
+    if (meaningful())
+        ck_assert_int_le(per, 512);
+    for (int i = 0; i < N; i++)
+        FltFreeCallbackData(d[i]);
+    free(d);
+    tu_flt_close(&f);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static atomic_int g_done;
+
+static VOID count_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                       WDFCONTEXT Context)
+{
+    (void)Request;
+    (void)Target;
+    (void)Params;
+    (void)Context;
+    atomic_fetch_add(&g_done, 1);
+}
+
+/* 100,000 reads sent to an in-process device whose manual queue keeps
+ * them: the growth is what the presented requests cost (the senders were
+ * created and formatted before the first reading). */
+START_TEST(request_presented_by_a_queue_costs_are_reported)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    WDFDEVICE dev;
+    WCHAR wbuf[64];
+    UNICODE_STRING us;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(e.driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_ptr_nonnull(init);
+    tu_unicode(&us, wbuf, 64, "\\Device\\uwdfFootprint");
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    WdfDeviceInitSetIoType(init, WdfDeviceIoDirect);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev), STATUS_SUCCESS);
+    WdfControlFinishInitializing(dev);
+    WDF_IO_QUEUE_CONFIG cfg;
+    WDFQUEUE q;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchManual);
+    ck_assert_status(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+    WDFIOTARGET t;
+    ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
+    tu_open_by_name(t, "\\Device\\uwdfFootprint", 0);
+    WDFMEMORY mem;
+    void *buf;
+    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, BLK, &mem, &buf),
+                     STATUS_SUCCESS);
+    g_reqs = calloc(N, sizeof(*g_reqs));
+    ck_assert_ptr_nonnull(g_reqs);
+    for (int i = 0; i < N; i++) {
+        LONGLONG off = 0;
+        ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &g_reqs[i]), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, g_reqs[i], mem, NULL, &off), STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(g_reqs[i], count_done, NULL);
+    }
+    atomic_store(&g_done, 0);
+    long before = rss_bytes();
+    for (int i = 0; i < N; i++)
+        ck_assert(WdfRequestSend(g_reqs[i], t, WDF_NO_SEND_OPTIONS));
+    long after = rss_bytes();
+    long per = per_object("request presented by a queue (waiting on a manual queue)", before, after);
+    ck_assert_int_eq(atomic_load(&g_done), 0);
+    if (meaningful())
+        ck_assert_int_le(per, 1536);
+    WdfIoQueuePurgeSynchronously(q);
+    double end = tu_now_ms() + 30000;
+    while (atomic_load(&g_done) < N && tu_now_ms() < end)
+        tu_sleep_ms(1);
+    ck_assert_int_eq(atomic_load(&g_done), N);
+    for (int i = 0; i < N; i++)
+        WdfObjectDelete(g_reqs[i]);
+    free(g_reqs);
+    tu_env_fini(&e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("footprint");
+    TCase *tc = tu_tcase(s, "requests", 120);
+    tcase_add_test(tc, request_from_wdfrequestcreate_costs_at_most_512_bytes);
+    tcase_add_test(tc, flt_callback_data_costs_are_reported);
+    tcase_add_test(tc, request_presented_by_a_queue_costs_are_reported);
+    return tu_run_suite(s);
+}
