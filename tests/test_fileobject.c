@@ -310,7 +310,7 @@ static WDFDEVICE make_device(WDFDRIVER driver, const struct devopts *o)
     PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
     ck_assert_ptr_nonnull(init);
     tu_unicode(&us, wbuf, 128, o->name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetIoType(init, o->io);
     if (o->file_config) {
         WDF_FILEOBJECT_CONFIG fc;
@@ -327,10 +327,10 @@ static WDFDEVICE make_device(WDFDRIVER driver, const struct devopts *o)
         WdfDeviceInitSetIoInCallerContextCallback(init, icc);
     WDF_OBJECT_ATTRIBUTES da;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&da, DEV_CTX);
-    ck_assert_int_eq(WdfDeviceCreate(&init, &da, &dev), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, &da, &dev), STATUS_SUCCESS);
     if (o->link) {
         tu_unicode(&us, wbuf, 128, o->link);
-        ck_assert_int_eq(WdfDeviceCreateSymbolicLink(dev, &us), STATUS_SUCCESS);
+        ck_assert_status(WdfDeviceCreateSymbolicLink(dev, &us), STATUS_SUCCESS);
     }
     if (o->queue) {
         WDF_IO_QUEUE_CONFIG qc;
@@ -338,7 +338,7 @@ static WDFDEVICE make_device(WDFDRIVER driver, const struct devopts *o)
         qc.EvtIoRead = q_read;
         qc.EvtIoWrite = q_write;
         qc.EvtIoDeviceControl = q_ioctl;
-        ck_assert_int_eq(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
+        ck_assert_status(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
     }
     WdfControlFinishInitializing(dev);
     return dev;
@@ -352,7 +352,7 @@ static NTSTATUS open_target(struct tu_env *e, const char *name, ULONG dispositio
     UNICODE_STRING us;
     WDF_IO_TARGET_OPEN_PARAMS op;
     if (!*t)
-        ck_assert_int_eq(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, t), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetCreate(e->device, WDF_NO_OBJECT_ATTRIBUTES, t), STATUS_SUCCESS);
     tu_unicode(&us, wbuf, 256, name);
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ | GENERIC_WRITE);
     op.CreateDisposition = disposition;
@@ -389,7 +389,7 @@ START_TEST(open_creates_and_close_cleans_up_then_closes_in_order)
                          .file_config = true, .callbacks = true, .queue = true };
     WDFDEVICE dev = make_device(e.driver, &o);
     WDFIOTARGET t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfFo\\log.txt", FILE_OPEN_IF,
+    ck_assert_status(open_target(&e, "\\Device\\uwdfFo\\log.txt", FILE_OPEN_IF,
                                  FILE_NON_DIRECTORY_FILE | FILE_SYNCHRONOUS_IO_NONALERT, &t),
                      STATUS_SUCCESS);
     static const char *const after_open[] = { "create \\log.txt" };
@@ -408,7 +408,7 @@ START_TEST(open_creates_and_close_cleans_up_then_closes_in_order)
     /* requests sent through the target carry the file object */
     char buf[16] = "hello";
     ULONG_PTR n;
-    ck_assert_int_eq(rw(t, true, buf, 5, 0, &n), STATUS_SUCCESS);
+    ck_assert_status(rw(t, true, buf, 5, 0, &n), STATUS_SUCCESS);
     ck_assert_ptr_eq(g.seen_on_io, g.created);
     WDFFILEOBJECT opened = g.created;
     /* close: cleanup, close, then the file object's context goes */
@@ -422,23 +422,23 @@ START_TEST(open_creates_and_close_cleans_up_then_closes_in_order)
 
     /* by the symbolic link, the device itself: an empty file name */
     g_reset();
-    ck_assert_int_eq(open_target(&e, "\\??\\uwdfFoLink", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\??\\uwdfFoLink", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     ck_assert_str_eq(g.name, "");
-    ck_assert_int_eq(rw(t, false, buf, 5, 0, &n), STATUS_SUCCESS);
+    ck_assert_status(rw(t, false, buf, 5, 0, &n), STATUS_SUCCESS);
     ck_assert_uint_eq(n, 5);
     ck_assert(memcmp(buf, "hello", 5) == 0);
     ck_assert_ptr_eq(g.seen_on_io, g.created);
     /* a reopen is a close and a new create */
     WDF_IO_TARGET_OPEN_PARAMS op;
     WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&op);
-    ck_assert_int_eq(WdfIoTargetOpen(t, &op), STATUS_INVALID_DEVICE_STATE); /* open already */
+    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_INVALID_DEVICE_STATE); /* open already */
     WdfObjectDelete(t); /* deleting an open target closes it */
     static const char *const after_delete[] = { "create ", "cleanup", "close", "destroy" };
     ck_assert(log_is(after_delete, 4));
     /* no such device, or a name that is not one */
     t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfNoSuch\\x", FILE_OPEN, 0, &t), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfF", FILE_OPEN, 0, &t), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfNoSuch\\x", FILE_OPEN, 0, &t), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfF", FILE_OPEN, 0, &t), STATUS_OBJECT_NAME_NOT_FOUND);
     tu_env_fini(&e);
 }
 END_TEST
@@ -452,16 +452,16 @@ START_TEST(failed_create_fails_the_open_without_cleanup_or_close)
                          .callbacks = true, .queue = true };
     make_device(e.driver, &o);
     WDFIOTARGET t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfFoDeny\\deny", FILE_OPEN, 0, &t), STATUS_ACCESS_DENIED);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfFoDeny\\deny", FILE_OPEN, 0, &t), STATUS_ACCESS_DENIED);
     static const char *const want[] = { "create \\deny", "destroy" };
     ck_assert_msg(log_is(want, 2), "log: %d events", g.n);
     ck_assert_int_eq(WdfIoTargetGetState(t), WdfIoTargetClosed);
     char buf[4];
     ULONG_PTR n;
-    ck_assert_int_eq(rw(t, false, buf, 4, 0, &n), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(rw(t, false, buf, 4, 0, &n), STATUS_INVALID_DEVICE_STATE);
     /* the target opens again, on an allowed name */
     g_reset();
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfFoDeny\\ok", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfFoDeny\\ok", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     WdfIoTargetClose(t);
     static const char *const ok[] = { "create \\ok", "cleanup", "close", "destroy" };
     ck_assert(log_is(ok, 4));
@@ -478,11 +478,11 @@ START_TEST(devices_without_file_objects_and_create_queues)
     struct devopts o = { .name = "\\Device\\uwdfFoNone", .io = WdfDeviceIoBuffered, .queue = true };
     make_device(e.driver, &o);
     WDFIOTARGET t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfFoNone", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfFoNone", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     char buf[8] = "abc";
     ULONG_PTR n;
     g.seen_on_io = (WDFFILEOBJECT)1;
-    ck_assert_int_eq(rw(t, true, buf, 3, 0, &n), STATUS_SUCCESS);
+    ck_assert_status(rw(t, true, buf, 3, 0, &n), STATUS_SUCCESS);
     ck_assert_ptr_null(g.seen_on_io);
     WdfIoTargetClose(t);
     ck_assert_int_eq(g.n, 0);
@@ -493,7 +493,7 @@ START_TEST(devices_without_file_objects_and_create_queues)
     make_device(e.driver, &nr);
     g_reset();
     g.created = (WDFFILEOBJECT)1;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfFoNotReq", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfFoNotReq", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     ck_assert_ptr_null(g.created);
     WdfIoTargetClose(t);
     static const char *const want[] = { "create ", "cleanup", "close" };
@@ -506,11 +506,11 @@ START_TEST(devices_without_file_objects_and_create_queues)
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT(&qc, WdfIoQueueDispatchManual);
     WDFQUEUE createq;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, &createq), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfDeviceConfigureRequestDispatching(dev, createq, WdfRequestTypeCreate), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, &createq), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, createq, WdfRequestTypeCreate), STATUS_SUCCESS);
     WdfIoQueuePurgeSynchronously(createq); /* accepts nothing: the create fails */
     g_reset();
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfFoCq\\q", FILE_OPEN, 0, &t), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfFoCq\\q", FILE_OPEN, 0, &t), STATUS_INVALID_DEVICE_STATE);
     ck_assert_int_eq(g.destroys, 1); /* its file object went, without callbacks */
     tu_env_fini(&e);
 }
@@ -564,29 +564,29 @@ START_TEST(open_close_cycles_leave_object_counts_flat)
     make_device(e.driver, &o);
     WDFIOTARGET t = NULL;
     /* the first cycle makes what stays (the target) */
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfFoCycle\\c", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfFoCycle\\c", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     WdfIoTargetClose(t);
     UWDF_OBJECT_COUNT before[32], after[32];
     ULONG nb = 32, na = 32;
-    ck_assert_int_eq(UwdfQueryObjectCounts(before, &nb), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCounts(before, &nb), STATUS_SUCCESS);
     int cycles = tu_running_on_valgrind() ? 1000 : 10000;
     char buf[8] = "cycle";
     for (int i = 0; i < cycles; i++) {
         g.n = 0;
         NTSTATUS st = open_target(&e, i % 7 == 3 ? "\\Device\\uwdfFoCycle\\deny" : "\\Device\\uwdfFoCycle\\c",
                                   FILE_OPEN, 0, &t);
-        ck_assert_int_eq(st, i % 7 == 3 ? STATUS_ACCESS_DENIED : STATUS_SUCCESS);
+        ck_assert_status(st, i % 7 == 3 ? STATUS_ACCESS_DENIED : STATUS_SUCCESS);
         if (NT_SUCCESS(st)) {
             ULONG_PTR n;
-            ck_assert_int_eq(rw(t, true, buf, 5, 8, &n), STATUS_SUCCESS);
+            ck_assert_status(rw(t, true, buf, 5, 8, &n), STATUS_SUCCESS);
             WdfIoTargetClose(t);
         }
     }
-    ck_assert_int_eq(UwdfQueryObjectCounts(after, &na), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCounts(after, &na), STATUS_SUCCESS);
     ck_assert_uint_eq(na, nb);
     char why[128] = "";
     ck_assert_msg(counts_equal(before, after, na, why, sizeof(why)), "%s", why);
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFFILEOBJECT", &after[0]), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFFILEOBJECT", &after[0]), STATUS_SUCCESS);
     ck_assert_uint_eq(after[0].Live, 0);
     ck_assert_uint_ge(after[0].Created, (ULONGLONG)cycles);
     tu_env_fini(&e);
@@ -612,17 +612,17 @@ START_TEST(reads_and_writes_present_buffers_by_io_type)
         struct devopts o = { .name = types[k].name, .io = types[k].io, .queue = true };
         make_device(e.driver, &o);
         WDFIOTARGET t = NULL;
-        ck_assert_int_eq(open_target(&e, types[k].name, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+        ck_assert_status(open_target(&e, types[k].name, FILE_OPEN, 0, &t), STATUS_SUCCESS);
         unsigned char w[512], r[512];
         tu_fill_pattern(w, sizeof(w), (unsigned)k + 1, 0);
         ULONG_PTR n;
-        ck_assert_int_eq(rw(t, true, w, sizeof(w), 1024, &n), STATUS_SUCCESS);
+        ck_assert_status(rw(t, true, w, sizeof(w), 1024, &n), STATUS_SUCCESS);
         ck_assert_uint_eq(n, sizeof(w));
         memset(r, 0, sizeof(r));
-        ck_assert_int_eq(rw(t, false, r, sizeof(r), 1024, &n), STATUS_SUCCESS);
+        ck_assert_status(rw(t, false, r, sizeof(r), 1024, &n), STATUS_SUCCESS);
         ck_assert_uint_eq(n, sizeof(r));
         ck_assert(memcmp(w, r, sizeof(w)) == 0);
-        ck_assert_int_eq(rw(t, false, r, sizeof(r), RAM_SIZE - 100, &n), STATUS_INVALID_PARAMETER);
+        ck_assert_status(rw(t, false, r, sizeof(r), RAM_SIZE - 100, &n), STATUS_INVALID_PARAMETER);
         ck_assert_msg(g.layout_bad == 0, "%s: %s", types[k].name, g.layout_why);
         WdfObjectDelete(t);
     }
@@ -638,18 +638,18 @@ START_TEST(ioctl_transfer_methods_present_their_buffers)
     struct devopts o = { .name = "\\Device\\uwdfIoctl4", .io = WdfDeviceIoBuffered, .queue = true };
     make_device(e.driver, &o);
     WDFIOTARGET t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfIoctl4", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfIoctl4", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     static const ULONG codes[] = { IOCTL_T_BUFFERED, IOCTL_T_IN_DIRECT, IOCTL_T_OUT_DIRECT, IOCTL_T_NEITHER };
     for (size_t i = 0; i < 4; i++) {
         char out[64];
         ULONG_PTR n = 0;
-        ck_assert_int_eq(send_ioctl(t, codes[i], "method test", out, sizeof(out), &n), STATUS_SUCCESS);
+        ck_assert_status(send_ioctl(t, codes[i], "method test", out, sizeof(out), &n), STATUS_SUCCESS);
         ck_assert_uint_eq(n, 11);
         ck_assert_str_eq(out, "METHOD TEST");
         ck_assert_msg(g.layout_bad == 0, "method %lu: %s", (unsigned long)METHOD_FROM_CTL_CODE(codes[i]),
                       g.layout_why);
         /* an output too small for the answer */
-        ck_assert_int_eq(send_ioctl(t, codes[i], "method test", out, 4, &n), STATUS_BUFFER_TOO_SMALL);
+        ck_assert_status(send_ioctl(t, codes[i], "method test", out, 4, &n), STATUS_BUFFER_TOO_SMALL);
     }
     WdfObjectDelete(t);
     tu_env_fini(&e);
@@ -667,35 +667,35 @@ START_TEST(caller_context_sees_requests_first_and_enqueues_them)
                          .queue = true };
     make_device(e.driver, &o);
     WDFIOTARGET t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfIcc", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfIcc", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     ck_assert_int_eq(g.icc_calls, 0); /* creates are not I/O */
     /* METHOD_NEITHER: probed and locked in the caller's context */
     char out[64];
     ULONG_PTR n = 0;
-    ck_assert_int_eq(send_ioctl(t, IOCTL_T_NEITHER, "caller context", out, sizeof(out), &n), STATUS_SUCCESS);
+    ck_assert_status(send_ioctl(t, IOCTL_T_NEITHER, "caller context", out, sizeof(out), &n), STATUS_SUCCESS);
     ck_assert_str_eq(out, "CALLER CONTEXT");
     ck_assert_int_eq(g.icc_calls, 1);
-    ck_assert_int_eq(g.unsafe_in, STATUS_SUCCESS);
-    ck_assert_int_eq(g.unsafe_out, STATUS_SUCCESS);
-    ck_assert_int_eq(g.probe_zero, STATUS_INVALID_USER_BUFFER);
+    ck_assert_status(g.unsafe_in, STATUS_SUCCESS);
+    ck_assert_status(g.unsafe_out, STATUS_SUCCESS);
+    ck_assert_status(g.probe_zero, STATUS_INVALID_USER_BUFFER);
     /* outside the callback (in the queue's): refused with their statuses */
-    ck_assert_int_eq(g.unsafe_outside, STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(g.probe_outside, STATUS_ACCESS_VIOLATION);
-    ck_assert_int_eq(g.enqueue_outside, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(g.unsafe_outside, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(g.probe_outside, STATUS_ACCESS_VIOLATION);
+    ck_assert_status(g.enqueue_outside, STATUS_INVALID_DEVICE_REQUEST);
     ck_assert_int_eq(g.mode, KernelMode);
     ck_assert_msg(g.layout_bad == 0, "%s", g.layout_why);
     /* other requests pass through to the queue */
-    ck_assert_int_eq(send_ioctl(t, IOCTL_T_BUFFERED, "buffered", out, sizeof(out), &n), STATUS_SUCCESS);
+    ck_assert_status(send_ioctl(t, IOCTL_T_BUFFERED, "buffered", out, sizeof(out), &n), STATUS_SUCCESS);
     ck_assert_str_eq(out, "BUFFERED");
-    ck_assert_int_eq(g.unsafe_wrong_type, STATUS_INVALID_DEVICE_REQUEST); /* not METHOD_NEITHER */
+    ck_assert_status(g.unsafe_wrong_type, STATUS_INVALID_DEVICE_REQUEST); /* not METHOD_NEITHER */
     char buf[16] = "0123456789";
-    ck_assert_int_eq(rw(t, true, buf, 10, 0, &n), STATUS_SUCCESS);
+    ck_assert_status(rw(t, true, buf, 10, 0, &n), STATUS_SUCCESS);
     memset(buf, 0, sizeof(buf));
-    ck_assert_int_eq(rw(t, false, buf, 10, 0, &n), STATUS_SUCCESS);
+    ck_assert_status(rw(t, false, buf, 10, 0, &n), STATUS_SUCCESS);
     ck_assert_str_eq(buf, "0123456789");
     ck_assert_int_eq(g.icc_calls, 4);
     /* the callback completes one itself */
-    ck_assert_int_eq(send_ioctl(t, IOCTL_T_REJECT, "x", out, sizeof(out), &n), STATUS_NOT_SUPPORTED);
+    ck_assert_status(send_ioctl(t, IOCTL_T_REJECT, "x", out, sizeof(out), &n), STATUS_NOT_SUPPORTED);
     ck_assert_int_eq(g.icc_calls, 5);
     WdfObjectDelete(t);
 
@@ -703,8 +703,8 @@ START_TEST(caller_context_sees_requests_first_and_enqueues_them)
     struct devopts nq = { .name = "\\Device\\uwdfIccNoQ", .io = WdfDeviceIoBuffered, .caller_context = true };
     make_device(e.driver, &nq);
     t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfIccNoQ", FILE_OPEN, 0, &t), STATUS_SUCCESS);
-    ck_assert_int_eq(send_ioctl(t, IOCTL_T_BUFFERED, "x", out, sizeof(out), &n), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfIccNoQ", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(send_ioctl(t, IOCTL_T_BUFFERED, "x", out, sizeof(out), &n), STATUS_INVALID_DEVICE_REQUEST);
     WdfObjectDelete(t);
     tu_env_fini(&e);
 }
@@ -735,27 +735,27 @@ START_TEST(unsafe_buffer_ddis_outside_the_callback_get_their_statuses)
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchSequential);
     qc.EvtIoRead = outside_read;
-    ck_assert_int_eq(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
     WDFIOTARGET t = NULL;
-    ck_assert_int_eq(open_target(&e, "\\Device\\uwdfNoIcc", FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(open_target(&e, "\\Device\\uwdfNoIcc", FILE_OPEN, 0, &t), STATUS_SUCCESS);
     char buf[8];
     ULONG_PTR n;
-    ck_assert_int_eq(rw(t, false, buf, sizeof(buf), 0, &n), STATUS_SUCCESS);
-    ck_assert_int_eq(g.unsafe_outside, STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(g.probe_outside, STATUS_ACCESS_VIOLATION);
-    ck_assert_int_eq(g.enqueue_outside, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(rw(t, false, buf, sizeof(buf), 0, &n), STATUS_SUCCESS);
+    ck_assert_status(g.unsafe_outside, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(g.probe_outside, STATUS_ACCESS_VIOLATION);
+    ck_assert_status(g.enqueue_outside, STATUS_INVALID_DEVICE_REQUEST);
     WdfObjectDelete(t);
     /* a request the driver created is no requestor's */
     WDFREQUEST r;
-    ck_assert_int_eq(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, NULL, &r), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, NULL, &r), STATUS_SUCCESS);
     void *b;
     WDFMEMORY m;
-    ck_assert_int_eq(WdfRequestRetrieveUnsafeUserInputBuffer(r, 0, &b, NULL), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestProbeAndLockUserBufferForRead(r, buf, 1, &m), STATUS_INVALID_DEVICE_REQUEST);
-    ck_assert_int_eq(WdfRequestProbeAndLockUserBufferForRead(r, buf, 0, &m), STATUS_INVALID_USER_BUFFER);
-    ck_assert_int_eq(WdfRequestProbeAndLockUserBufferForRead(r, NULL, 1, &m), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfRequestRetrieveUnsafeUserInputBuffer(r, 0, &b, NULL), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestProbeAndLockUserBufferForRead(r, buf, 1, &m), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfRequestProbeAndLockUserBufferForRead(r, buf, 0, &m), STATUS_INVALID_USER_BUFFER);
+    ck_assert_status(WdfRequestProbeAndLockUserBufferForRead(r, NULL, 1, &m), STATUS_INVALID_PARAMETER);
     ck_assert_ptr_null(WdfRequestGetFileObject(r));
-    ck_assert_int_eq(WdfDeviceEnqueueRequest(dev, r), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(WdfDeviceEnqueueRequest(dev, r), STATUS_INVALID_DEVICE_REQUEST);
     WdfObjectDelete(r);
     tu_env_fini(&e);
 }

@@ -330,7 +330,7 @@ static NTSTATUS upper_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
 static NTSTATUS failing_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
 {
     NTSTATUS st = entry(d, r, func_add);
-    ck_assert_int_eq(st, STATUS_SUCCESS);
+    ck_assert_status(st, STATUS_SUCCESS);
     return FAILURE;
 }
 static NTSTATUS wdm_only_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
@@ -357,18 +357,18 @@ static void host_load_on(struct host *h, int backend)
         tu_env_init_backend(&h->env, backend);
     fail_at = NULL;
     trace_device_add = true;
-    ck_assert_int_eq(UwdfLoadDriver(lower_entry, "lower", &h->lower), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfLoadDriver(func_entry, "func", &h->func), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfLoadDriver(upper_entry, "upper", &h->upper), STATUS_SUCCESS);
+    ck_assert_status(UwdfLoadDriver(lower_entry, "lower", &h->lower), STATUS_SUCCESS);
+    ck_assert_status(UwdfLoadDriver(func_entry, "func", &h->func), STATUS_SUCCESS);
+    ck_assert_status(UwdfLoadDriver(upper_entry, "upper", &h->upper), STATUS_SUCCESS);
     h->file = tu_env_file(&h->env, "hw", FILE_BYTES, 7);
     trace_reset();
 }
 
 static void host_unload(struct host *h)
 {
-    ck_assert_int_eq(UwdfUnloadDriver(h->upper), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfUnloadDriver(h->func), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfUnloadDriver(h->lower), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(h->upper), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(h->func), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(h->lower), STATUS_SUCCESS);
     free(h->file);
     tu_env_fini(&h->env);
 }
@@ -394,7 +394,7 @@ static NTSTATUS arrive(const char *path, bool filters, UWDF_DEVNODE *node)
 static void first_link(char *out, size_t len)
 {
     PZZWSTR list = NULL;
-    ck_assert_int_eq(IoGetDeviceInterfaces(&GUID_TEST_FUNC, NULL, 0, &list), STATUS_SUCCESS);
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_FUNC, NULL, 0, &list), STATUS_SUCCESS);
     UNICODE_STRING us;
     RtlInitUnicodeString(&us, list);
     RtlStringCbPrintfA(out, len, "%wZ", &us);
@@ -407,7 +407,7 @@ static WDFIOTARGET open_stack(struct host *h)
     first_link(link, sizeof(link));
     ck_assert_msg(link[0], "no interface");
     WDFIOTARGET t;
-    ck_assert_int_eq(tu_target_open(h->env.device, link, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &t),
+    ck_assert_status(tu_target_open(h->env.device, link, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &t),
                      STATUS_SUCCESS);
     return t;
 }
@@ -435,26 +435,26 @@ START_TEST(drivers_load_by_pointer_and_from_a_shared_object)
     ck_assert_ptr_ne(h.func, h.upper);
     /* a name loaded already */
     WDFDRIVER again = (WDFDRIVER)1;
-    ck_assert_int_eq(UwdfLoadDriver(func_entry, "FUNC", &again), STATUS_OBJECT_NAME_COLLISION);
+    ck_assert_status(UwdfLoadDriver(func_entry, "FUNC", &again), STATUS_OBJECT_NAME_COLLISION);
     ck_assert_ptr_null(again);
 
     /* the shared object: a store behind an interface */
     WDFDRIVER so;
-    ck_assert_int_eq(UwdfLoadDriverFromFile("/nonexistent/pnpdrv.so", "pnpdrv", &so), STATUS_DLL_NOT_FOUND);
-    ck_assert_int_eq(UwdfLoadDriverFromFile(PNPDRV_SO, "pnpdrv", &so), STATUS_SUCCESS);
+    ck_assert_status(UwdfLoadDriverFromFile("/nonexistent/pnpdrv.so", "pnpdrv", &so), STATUS_DLL_NOT_FOUND);
+    ck_assert_status(UwdfLoadDriverFromFile(PNPDRV_SO, "pnpdrv", &so), STATUS_SUCCESS);
     UWDF_DEVICE_DESCRIPTION d;
     UWDF_DEVICE_DESCRIPTION_INIT(&d, "root\\pnpdrv", "pnpdrv");
     UWDF_DEVNODE node;
-    ck_assert_int_eq(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
     PZZWSTR list;
-    ck_assert_int_eq(IoGetDeviceInterfaces(&GUID_DEVINTERFACE_PNPDRV, NULL, 0, &list), STATUS_SUCCESS);
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_DEVINTERFACE_PNPDRV, NULL, 0, &list), STATUS_SUCCESS);
     UNICODE_STRING us;
     RtlInitUnicodeString(&us, list);
     char link[256];
     RtlStringCbPrintfA(link, sizeof(link), "%wZ", &us);
     ExFreePool(list);
     WDFIOTARGET t;
-    ck_assert_int_eq(tu_target_open(h.env.device, link, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &t),
+    ck_assert_status(tu_target_open(h.env.device, link, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0, &t),
                      STATUS_SUCCESS);
     char wbuf[100], rbuf[100] = { 0 };
     tu_fill_pattern(wbuf, sizeof(wbuf), 3, 0);
@@ -462,21 +462,21 @@ START_TEST(drivers_load_by_pointer_and_from_a_shared_object)
     LONGLONG off = 1000;
     ULONG_PTR got = 0;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, wbuf, sizeof(wbuf));
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, rbuf, sizeof(rbuf));
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, sizeof(rbuf));
     ck_assert(memcmp(wbuf, rbuf, sizeof(rbuf)) == 0);
     /* WdfGetDriver inside the .so's queue callback: its own driver, with
      * four drivers loaded */
     WCHAR wname[64] = { 0 };
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, wname, sizeof(wname) - sizeof(WCHAR));
-    ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_PNPDRV_DRIVER_NAME, NULL, &md, NULL, &got),
+    ck_assert_status(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_PNPDRV_DRIVER_NAME, NULL, &md, NULL, &got),
                      STATUS_SUCCESS);
     ck_assert_uint_eq(got, wcslen(L"\\Driver\\pnpdrv") * sizeof(WCHAR));
     ck_assert(wcscmp(wname, L"\\Driver\\pnpdrv") == 0);
     WdfObjectDelete(t);
-    ck_assert_int_eq(UwdfUnloadDriver(so), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(so), STATUS_SUCCESS);
     host_unload(&h);
     EXPECT_TRACE("upper:DriverUnload", "upper:DriverCleanup", "func:DriverUnload", "func:DriverCleanup",
                  "lower:DriverUnload", "lower:DriverCleanup");
@@ -488,26 +488,26 @@ START_TEST(a_failing_driver_entry_fails_the_load_without_unload)
     struct tu_env e;
     tu_env_init(&e);
     WDFDRIVER d = (WDFDRIVER)1;
-    ck_assert_int_eq(UwdfLoadDriver(NULL, "x", &d), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(UwdfLoadDriver(func_entry, "a\\b", &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(UwdfLoadDriver(NULL, "x", &d), STATUS_INVALID_PARAMETER);
+    ck_assert_status(UwdfLoadDriver(func_entry, "a\\b", &d), STATUS_INVALID_PARAMETER);
     trace_reset();
     UWDF_OBJECT_COUNT before;
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFDRIVER", &before), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFDRIVER", &before), STATUS_SUCCESS);
     /* DriverEntry's failure: its WDFDRIVER goes without EvtDriverUnload */
-    ck_assert_int_eq(UwdfLoadDriver(failing_entry, "func", &d), FAILURE);
+    ck_assert_status(UwdfLoadDriver(failing_entry, "func", &d), FAILURE);
     ck_assert_ptr_null(d);
     EXPECT_TRACE("func:DriverCleanup");
-    ck_assert_int_eq(UwdfLoadDriver(wdm_only_entry, "func", &d), STATUS_DRIVER_INTERNAL_ERROR);
-    ck_assert_int_eq(UwdfLoadDriver(func_entry, "func", &d), STATUS_SUCCESS);
+    ck_assert_status(UwdfLoadDriver(wdm_only_entry, "func", &d), STATUS_DRIVER_INTERNAL_ERROR);
+    ck_assert_status(UwdfLoadDriver(func_entry, "func", &d), STATUS_SUCCESS);
     /* a second WdfDriverCreate for the same DRIVER_OBJECT */
     WDF_DRIVER_CONFIG cfg;
     WDF_DRIVER_CONFIG_INIT(&cfg, NULL);
-    ck_assert_int_eq(WdfDriverCreate(WdfDriverWdmGetDriverObject(d), NULL, NULL, &cfg, NULL),
+    ck_assert_status(WdfDriverCreate(WdfDriverWdmGetDriverObject(d), NULL, NULL, &cfg, NULL),
                      STATUS_DRIVER_INTERNAL_ERROR);
-    ck_assert_int_eq(UwdfUnloadDriver(d), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfUnloadDriver(e.driver), STATUS_INVALID_PARAMETER); /* not a hosted one */
+    ck_assert_status(UwdfUnloadDriver(d), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(e.driver), STATUS_INVALID_PARAMETER); /* not a hosted one */
     UWDF_OBJECT_COUNT after;
-    ck_assert_int_eq(UwdfQueryObjectCount("WDFDRIVER", &after), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFDRIVER", &after), STATUS_SUCCESS);
     ck_assert_uint_eq(after.Live, before.Live);
     EXPECT_TRACE("func:DriverUnload", "func:DriverCleanup");
     tu_env_fini(&e);
@@ -521,12 +521,12 @@ START_TEST(arrival_builds_bottom_up_and_orderly_removal_goes_top_down)
     struct host h;
     host_load_on(&h, -1);
     UWDF_DEVNODE node;
-    ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
     EXPECT_TRACE("lower:DeviceAdd", "func:DeviceAdd", "upper:DeviceAdd", START3);
     ck_assert_ptr_nonnull(UwdfDevNodeGetDevice(node, "func"));
     ck_assert_ptr_eq(UwdfDevNodeGetDevice(node, NULL), UwdfDevNodeGetDevice(node, "upper"));
     ck_assert_ptr_eq(seen_in_add, h.func); /* WdfGetDriver in EvtDriverDeviceAdd */
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
     EXPECT_TRACE("upper:QueryRemove", "func:QueryRemove", "lower:QueryRemove", REMOVE(upper), REMOVE(func),
                  REMOVE(lower));
     ck_assert_int_eq(flush_pm_accepts, 0);
@@ -540,18 +540,18 @@ START_TEST(a_query_remove_veto_keeps_the_stack_started)
     struct host h;
     host_load_on(&h, -1);
     UWDF_DEVNODE node;
-    ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
     trace_reset();
     fail_at = "func:QueryRemove";
-    ck_assert_int_eq(UwdfDeviceRemove(node), FAILURE);
+    ck_assert_status(UwdfDeviceRemove(node), FAILURE);
     EXPECT_TRACE("upper:QueryRemove", "func:QueryRemove");
     fail_at = NULL;
     WDFIOTARGET t = open_stack(&h); /* still there */
     WdfObjectDelete(t);
-    ck_assert_int_eq(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
     EXPECT_TRACE("upper:SurpriseRemoval", REMOVE(upper), "func:SurpriseRemoval", REMOVE(func),
                  "lower:SurpriseRemoval", REMOVE(lower));
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_INVALID_HANDLE);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_INVALID_HANDLE);
     host_unload(&h);
 }
 END_TEST
@@ -561,24 +561,24 @@ START_TEST(power_down_and_up_run_the_documented_order)
     struct host h;
     host_load_on(&h, -1);
     UWDF_DEVNODE node;
-    ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
     trace_reset();
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
     EXPECT_TRACE("upper:SmioSuspend", "upper:D0ExitPre(4)", "upper:D0Exit(4)", "func:SmioSuspend",
                  "func:D0ExitPre(4)", "func:D0Exit(4)", "lower:SmioSuspend", "lower:D0ExitPre(4)",
                  "lower:D0Exit(4)");
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD2), STATUS_INVALID_DEVICE_STATE);
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3Final), STATUS_INVALID_PARAMETER);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD2), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3Final), STATUS_INVALID_PARAMETER);
     EXPECT_NO_TRACE();
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), STATUS_SUCCESS);
     EXPECT_TRACE("lower:D0Entry(4)", "lower:D0EntryPost(4)", "lower:SmioRestart", "func:D0Entry(4)",
                  "func:D0EntryPost(4)", "func:SmioRestart", "upper:D0Entry(4)", "upper:D0EntryPost(4)",
                  "upper:SmioRestart");
     /* removal from Dx: no second D0Exit */
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD1), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD1), STATUS_SUCCESS);
     trace_reset();
-    ck_assert_int_eq(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
     EXPECT_TRACE("upper:SurpriseRemoval", "upper:ReleaseHardware", "upper:SmioFlush", "upper:SmioCleanup",
                  "upper:DeviceCleanup", "func:SurpriseRemoval", "func:ReleaseHardware", "func:SmioFlush",
                  "func:SmioCleanup", "func:DeviceCleanup", "lower:SurpriseRemoval", "lower:ReleaseHardware",
@@ -627,26 +627,26 @@ START_TEST(a_failing_start_callback_unwinds_and_fails_the_arrival)
         for (size_t i = 0; i < RTL_NUMBER_OF(lower_removed); i++)
             want[n++] = lower_removed[i];
         fail_at = cases[c].fail;
-        ck_assert_int_eq(arrive(h.file, true, &node), FAILURE);
+        ck_assert_status(arrive(h.file, true, &node), FAILURE);
         ck_assert_ptr_null(node);
         expect_trace(want, n);
     }
     /* EvtDriverDeviceAdd: a function driver's failure fails the arrival;
      * a filter's without a device leaves it out of the stack */
     fail_at = "func:DeviceAdd";
-    ck_assert_int_eq(arrive(h.file, true, &node), FAILURE);
+    ck_assert_status(arrive(h.file, true, &node), FAILURE);
     EXPECT_TRACE("lower:DeviceAdd", "func:DeviceAdd", "lower:DeviceCleanup");
     /* hardware that is not there: the lowest device's WdfDeviceCreate
      * fails with the open's status, so does the arrival */
     fail_at = NULL;
-    ck_assert_int_eq(arrive("/nonexistent/uwdf-hw", true, &node), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(arrive("/nonexistent/uwdf-hw", true, &node), STATUS_OBJECT_NAME_NOT_FOUND);
     EXPECT_TRACE("lower:DeviceAdd", "func:DeviceAdd"); /* the filter is left out; no callbacks */
     ck_assert_ptr_null(node);
     fail_at = "upper:DeviceAdd";
-    ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
     ck_assert_ptr_eq(UwdfDevNodeGetDevice(node, NULL), UwdfDevNodeGetDevice(node, "func"));
     fail_at = NULL;
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
     host_unload(&h);
 }
 END_TEST
@@ -656,17 +656,17 @@ START_TEST(a_failing_power_up_surprise_removes_the_stack)
     struct host h;
     host_load_on(&h, -1);
     UWDF_DEVNODE node;
-    ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
     trace_reset();
     fail_at = "func:D0Entry";
-    ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), FAILURE);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), FAILURE);
     fail_at = NULL;
     EXPECT_TRACE("lower:D0Entry(4)", "lower:D0EntryPost(4)", "lower:SmioRestart", "func:D0Entry(4)",
                  "upper:SurpriseRemoval", "upper:ReleaseHardware", "upper:SmioFlush", "upper:SmioCleanup",
                  "upper:DeviceCleanup", "func:SurpriseRemoval", "func:ReleaseHardware", "func:SmioFlush",
                  "func:SmioCleanup", "func:DeviceCleanup", "lower:SurpriseRemoval", REMOVE(lower));
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_INVALID_HANDLE);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_INVALID_HANDLE);
     host_unload(&h);
 }
 END_TEST
@@ -676,13 +676,13 @@ START_TEST(unload_removes_the_drivers_devices_first)
     struct host h;
     host_load_on(&h, -1);
     UWDF_DEVNODE node;
-    ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
     trace_reset();
-    ck_assert_int_eq(UwdfUnloadDriver(h.func), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(h.func), STATUS_SUCCESS);
     EXPECT_TRACE(REMOVE(upper), REMOVE(func), REMOVE(lower), "func:DriverUnload", "func:DriverCleanup");
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_INVALID_HANDLE);
-    ck_assert_int_eq(UwdfUnloadDriver(h.upper), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfUnloadDriver(h.lower), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_INVALID_HANDLE);
+    ck_assert_status(UwdfUnloadDriver(h.upper), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(h.lower), STATUS_SUCCESS);
     free(h.file);
     tu_env_fini(&h.env);
 }
@@ -697,12 +697,12 @@ static void rw_roundtrip(WDFIOTARGET t, int fd, LONGLONG off, size_t len, unsign
     WDF_MEMORY_DESCRIPTOR md;
     ULONG_PTR got = 0;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, w, (ULONG)len);
-    ck_assert_int_eq(WdfIoTargetSendWriteSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, len);
     ck_assert_int_eq(pread(fd, disk, len, off), (ssize_t)len);
     ck_assert(memcmp(w, disk, len) == 0); /* it reached the hardware's file */
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, r, (ULONG)len);
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &md, &off, NULL, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, len);
     ck_assert(memcmp(w, r, len) == 0);
     free(w);
@@ -716,7 +716,7 @@ START_TEST(a_filter_stack_reads_and_writes_the_hardware_file)
         struct host h;
         host_load_on(&h, b);
         UWDF_DEVNODE node;
-        ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
+        ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
         WDFIOTARGET lowest = WdfDeviceGetIoTarget(UwdfDevNodeGetDevice(node, "lower"));
         ck_assert_str_eq(UwdfIoTargetGetBackendName(lowest), tu_backend_names[b]);
         WDFIOTARGET t = open_stack(&h);
@@ -728,12 +728,12 @@ START_TEST(a_filter_stack_reads_and_writes_the_hardware_file)
          * driver, which has no handler for it (the lower filter's queue,
          * which has one, never sees it) */
         atomic_store(&lower_ioctls, 0);
-        ck_assert_int_eq(WdfIoTargetSendIoctlSynchronously(t, NULL, 0x222000, NULL, NULL, NULL, NULL),
+        ck_assert_status(WdfIoTargetSendIoctlSynchronously(t, NULL, 0x222000, NULL, NULL, NULL, NULL),
                          STATUS_INVALID_DEVICE_REQUEST);
         ck_assert_int_eq(atomic_load(&lower_ioctls), 0);
         close(fd);
         WdfObjectDelete(t);
-        ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+        ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
         host_unload(&h);
     }
 }
@@ -745,28 +745,28 @@ START_TEST(a_power_managed_queue_holds_requests_in_dx_and_releases_them_in_d0)
         struct host h;
         host_load_on(&h, b);
         UWDF_DEVNODE node;
-        ck_assert_int_eq(arrive(h.file, false, &node), STATUS_SUCCESS);
+        ck_assert_status(arrive(h.file, false, &node), STATUS_SUCCESS);
         WDFIOTARGET t = open_stack(&h);
-        ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+        ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
         void *buf;
         WDFMEMORY mem = tu_make_memory(4096, &buf);
         WDFREQUEST req = tu_make_request(t);
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, NULL), STATUS_SUCCESS);
         struct tu_completion c;
         tu_completion_init(&c);
         WdfRequestSetCompletionRoutine(req, tu_on_complete, &c);
         ck_assert(WdfRequestSend(req, t, WDF_NO_SEND_OPTIONS));
         ck_assert(!tu_completion_wait(&c, 100)); /* held while the device is in D3 */
-        ck_assert_int_eq(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), STATUS_SUCCESS);
+        ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), STATUS_SUCCESS);
         ck_assert(tu_completion_wait(&c, 5000));
-        ck_assert_int_eq(c.status, STATUS_SUCCESS);
+        ck_assert_status(c.status, STATUS_SUCCESS);
         ck_assert_uint_eq(c.information, 4096);
         ck_assert(tu_pattern_matches(buf, 4096, 7, 0));
         tu_completion_fini(&c);
         WdfObjectDelete(req);
         WdfObjectDelete(mem);
         WdfObjectDelete(t);
-        ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+        ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
         host_unload(&h);
     }
 }
@@ -778,7 +778,7 @@ static void surprise_with_io(struct host *h, const char *hw)
 {
     enum { N = 32 };
     UWDF_DEVNODE node;
-    ck_assert_int_eq(arrive(hw, true, &node), STATUS_SUCCESS);
+    ck_assert_status(arrive(hw, true, &node), STATUS_SUCCESS);
     WDFIOTARGET t = open_stack(h);
     WDFREQUEST reqs[N];
     WDFMEMORY mems[N];
@@ -788,18 +788,18 @@ static void surprise_with_io(struct host *h, const char *hw)
         mems[i] = tu_make_memory(65536, &buf);
         reqs[i] = tu_make_request(t);
         LONGLONG off = (LONGLONG)(i % 4) * 65536;
-        ck_assert_int_eq(WdfIoTargetFormatRequestForRead(t, reqs[i], mems[i], NULL, &off), STATUS_SUCCESS);
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, reqs[i], mems[i], NULL, &off), STATUS_SUCCESS);
         tu_completion_init(&cs[i]);
         WdfRequestSetCompletionRoutine(reqs[i], tu_on_complete, &cs[i]);
         ck_assert(WdfRequestSend(reqs[i], t, WDF_NO_SEND_OPTIONS));
     }
-    ck_assert_int_eq(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
     for (int i = 0; i < N; i++) {
         ck_assert(tu_completion_wait(&cs[i], 5000));
         ck_assert_int_eq(tu_ncalls(&cs[i]), 1);
         NTSTATUS s = cs[i].status;
         ck_assert_msg(s == STATUS_SUCCESS || s == STATUS_CANCELLED || s == STATUS_DELETE_PENDING,
-                      "status 0x%08X", (unsigned)s);
+                      "status " TU_STATUS_FMT, TU_STATUS_ARG(s));
         tu_completion_fini(&cs[i]);
         WdfObjectDelete(reqs[i]);
         WdfObjectDelete(mems[i]);
@@ -807,7 +807,7 @@ static void surprise_with_io(struct host *h, const char *hw)
     char b[512];
     WDF_MEMORY_DESCRIPTOR md;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, b, sizeof(b));
-    ck_assert_int_eq(WdfIoTargetSendReadSynchronously(t, NULL, &md, NULL, NULL, NULL), STATUS_DELETE_PENDING);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &md, NULL, NULL, NULL), STATUS_DELETE_PENDING);
     WdfObjectDelete(t);
 }
 
@@ -852,46 +852,46 @@ START_TEST(interfaces_notify_arrival_and_removal_and_open_by_link)
     host_load_on(&h, -1);
     struct seen s = { 0 }, existing = { 0 };
     PVOID entry, entry2;
-    ck_assert_int_eq(IoRegisterPlugPlayNotification(EventCategoryTargetDeviceChange, 0, (PVOID)&GUID_TEST_FUNC,
+    ck_assert_status(IoRegisterPlugPlayNotification(EventCategoryTargetDeviceChange, 0, (PVOID)&GUID_TEST_FUNC,
                                                     NULL, on_interface, &s, &entry),
                      STATUS_NOT_SUPPORTED);
-    ck_assert_int_eq(IoRegisterPlugPlayNotification(EventCategoryDeviceInterfaceChange, 0, (PVOID)&GUID_TEST_FUNC,
+    ck_assert_status(IoRegisterPlugPlayNotification(EventCategoryDeviceInterfaceChange, 0, (PVOID)&GUID_TEST_FUNC,
                                                     NULL, on_interface, &s, &entry),
                      STATUS_SUCCESS);
     char link[256];
     first_link(link, sizeof(link));
     ck_assert_str_eq(link, "");
     UWDF_DEVNODE node;
-    ck_assert_int_eq(arrive(h.file, false, &node), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, false, &node), STATUS_SUCCESS);
     ck_assert_int_eq(s.arrivals, 1);
     first_link(link, sizeof(link));
     ck_assert_str_eq(s.last, link);
     ck_assert_msg(strncmp(link, "\\??\\UWDF#root#uwdftest#", 23) == 0 && strstr(link, "#{0C6F7D52-"), "%s", link);
     /* replay of the existing ones */
-    ck_assert_int_eq(IoRegisterPlugPlayNotification(EventCategoryDeviceInterfaceChange,
+    ck_assert_status(IoRegisterPlugPlayNotification(EventCategoryDeviceInterfaceChange,
                                                     PNPNOTIFY_DEVICE_INTERFACE_INCLUDE_EXISTING_INTERFACES,
                                                     (PVOID)&GUID_TEST_FUNC, NULL, on_interface, &existing, &entry2),
                      STATUS_SUCCESS);
     ck_assert_int_eq(existing.arrivals, 1);
-    ck_assert_int_eq(IoUnregisterPlugPlayNotificationEx(entry2), STATUS_SUCCESS);
+    ck_assert_status(IoUnregisterPlugPlayNotificationEx(entry2), STATUS_SUCCESS);
     /* the interface's DDIs from the device */
     WDFDEVICE fd = UwdfDevNodeGetDevice(node, "func");
     WDFSTRING str;
-    ck_assert_int_eq(WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &str), STATUS_SUCCESS);
-    ck_assert_int_eq(WdfDeviceRetrieveDeviceInterfaceString(fd, &GUID_TEST_FUNC, NULL, str), STATUS_SUCCESS);
+    ck_assert_status(WdfStringCreate(NULL, WDF_NO_OBJECT_ATTRIBUTES, &str), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceRetrieveDeviceInterfaceString(fd, &GUID_TEST_FUNC, NULL, str), STATUS_SUCCESS);
     UNICODE_STRING us;
     WdfStringGetUnicodeString(str, &us);
     char text[256];
-    ck_assert_int_eq(RtlStringCbPrintfA(text, sizeof(text), "%wZ", &us), STATUS_SUCCESS);
+    ck_assert_status(RtlStringCbPrintfA(text, sizeof(text), "%wZ", &us), STATUS_SUCCESS);
     ck_assert_str_eq(text, link);
-    ck_assert_int_eq(WdfDeviceRetrieveDeviceInterfaceString(fd, &GUID_DEVINTERFACE_PNPDRV, NULL, str),
+    ck_assert_status(WdfDeviceRetrieveDeviceInterfaceString(fd, &GUID_DEVINTERFACE_PNPDRV, NULL, str),
                      STATUS_OBJECT_NAME_NOT_FOUND);
     WdfObjectDelete(str);
-    ck_assert_int_eq(WdfDeviceCreateDeviceInterface(fd, &GUID_TEST_FUNC, NULL), STATUS_OBJECT_NAME_EXISTS);
+    ck_assert_status(WdfDeviceCreateDeviceInterface(fd, &GUID_TEST_FUNC, NULL), STATUS_OBJECT_NAME_EXISTS);
     UNICODE_STRING bad;
     RtlInitUnicodeString(&bad, L"a\\b");
-    ck_assert_int_eq(WdfDeviceCreateDeviceInterface(fd, &GUID_TEST_FUNC, &bad), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(WdfDeviceCreateDeviceInterface(h.env.device, &GUID_TEST_FUNC, NULL),
+    ck_assert_status(WdfDeviceCreateDeviceInterface(fd, &GUID_TEST_FUNC, &bad), STATUS_INVALID_PARAMETER);
+    ck_assert_status(WdfDeviceCreateDeviceInterface(h.env.device, &GUID_TEST_FUNC, NULL),
                      STATUS_INVALID_DEVICE_REQUEST); /* a control device */
     WdfDeviceSetDeviceInterfaceState(fd, &GUID_TEST_FUNC, NULL, FALSE);
     ck_assert_int_eq(s.removals, 1);
@@ -904,19 +904,19 @@ START_TEST(interfaces_notify_arrival_and_removal_and_open_by_link)
     char other[300];
     snprintf(other, sizeof(other), "\\DosDevices\\%s", link + 4);
     WDFIOTARGET t;
-    ck_assert_int_eq(tu_target_open(h.env.device, other, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(h.env.device, other, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
     WdfObjectDelete(t);
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
     ck_assert_int_eq(s.removals, 1);
     ck_assert_str_eq(s.last, link);
     first_link(link, sizeof(link));
     ck_assert_str_eq(link, "");
-    ck_assert_int_eq(tu_target_open(h.env.device, other, GENERIC_READ, FILE_OPEN, 0, &t),
+    ck_assert_status(tu_target_open(h.env.device, other, GENERIC_READ, FILE_OPEN, 0, &t),
                      STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(IoUnregisterPlugPlayNotificationEx(entry), STATUS_SUCCESS);
-    ck_assert_int_eq(arrive(h.file, false, &node), STATUS_SUCCESS);
+    ck_assert_status(IoUnregisterPlugPlayNotificationEx(entry), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, false, &node), STATUS_SUCCESS);
     ck_assert_int_eq(s.arrivals, 1); /* unregistered: no more */
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
     host_unload(&h);
 }
 END_TEST
@@ -943,16 +943,16 @@ static WDFDEVICE control(WDFDRIVER drv, const wchar_t *name, bool exclusive, PFN
     ck_assert_ptr_nonnull(init);
     UNICODE_STRING us;
     RtlInitUnicodeString(&us, name);
-    ck_assert_int_eq(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetExclusive(init, exclusive);
     if (n)
         WdfControlDeviceInitSetShutdownNotification(init, n, flags);
     WDFDEVICE d;
-    ck_assert_int_eq(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &d), STATUS_SUCCESS);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &d), STATUS_SUCCESS);
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
     qc.EvtIoDeviceControl = lower_ioctl;
-    ck_assert_int_eq(WdfIoQueueCreate(d, &qc, WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE), STATUS_SUCCESS);
+    ck_assert_status(WdfIoQueueCreate(d, &qc, WDF_NO_OBJECT_ATTRIBUTES, WDF_NO_HANDLE), STATUS_SUCCESS);
     WdfControlFinishInitializing(d);
     return d;
 }
@@ -964,17 +964,17 @@ START_TEST(an_exclusive_device_opens_once_at_a_time)
     control(e.driver, L"\\Device\\UwdfExcl", true, NULL, 0);
     control(e.driver, L"\\Device\\UwdfShared", false, NULL, 0);
     WDFIOTARGET a, b;
-    ck_assert_int_eq(tu_target_open(e.device, "\\Device\\UwdfExcl", GENERIC_READ, FILE_OPEN, 0, &a), STATUS_SUCCESS);
-    ck_assert_int_eq(tu_target_open(e.device, "\\Device\\UwdfExcl", GENERIC_READ, FILE_OPEN, 0, &b),
+    ck_assert_status(tu_target_open(e.device, "\\Device\\UwdfExcl", GENERIC_READ, FILE_OPEN, 0, &a), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(e.device, "\\Device\\UwdfExcl", GENERIC_READ, FILE_OPEN, 0, &b),
                      STATUS_ACCESS_DENIED);
     WdfObjectDelete(b);
     WdfIoTargetClose(a);
-    ck_assert_int_eq(tu_target_open(e.device, "\\Device\\UwdfExcl", GENERIC_READ, FILE_OPEN, 0, &b), STATUS_SUCCESS);
+    ck_assert_status(tu_target_open(e.device, "\\Device\\UwdfExcl", GENERIC_READ, FILE_OPEN, 0, &b), STATUS_SUCCESS);
     WdfObjectDelete(b);
     WdfObjectDelete(a);
-    ck_assert_int_eq(tu_target_open(e.device, "\\Device\\UwdfShared", GENERIC_READ, FILE_OPEN, 0, &a),
+    ck_assert_status(tu_target_open(e.device, "\\Device\\UwdfShared", GENERIC_READ, FILE_OPEN, 0, &a),
                      STATUS_SUCCESS);
-    ck_assert_int_eq(tu_target_open(e.device, "\\Device\\UwdfShared", GENERIC_READ, FILE_OPEN, 0, &b),
+    ck_assert_status(tu_target_open(e.device, "\\Device\\UwdfShared", GENERIC_READ, FILE_OPEN, 0, &b),
                      STATUS_SUCCESS);
     WdfObjectDelete(a);
     WdfObjectDelete(b);
@@ -1031,21 +1031,21 @@ START_TEST(a_thousand_arrive_remove_cycles_keep_object_counts_flat)
     trace_device_add = false;
     UWDF_DEVNODE node;
     /* one cycle first: lazily made things (handle chunks, engines) exist */
-    ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
     UWDF_OBJECT_COUNT before[32], after[32];
     ULONG nb = 32, na = 32;
-    ck_assert_int_eq(UwdfQueryObjectCounts(before, &nb), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCounts(before, &nb), STATUS_SUCCESS);
     int cycles = tu_running_on_valgrind() ? 100 : 1000;
     for (int i = 0; i < cycles; i++) {
-        ck_assert_int_eq(arrive(h.file, true, &node), STATUS_SUCCESS);
+        ck_assert_status(arrive(h.file, true, &node), STATUS_SUCCESS);
         if (i % 2)
-            ck_assert_int_eq(UwdfDeviceRemove(node), STATUS_SUCCESS);
+            ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
         else
-            ck_assert_int_eq(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
+            ck_assert_status(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
         trace_reset();
     }
-    ck_assert_int_eq(UwdfQueryObjectCounts(after, &na), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCounts(after, &na), STATUS_SUCCESS);
     ck_assert_uint_eq(na, nb);
     for (ULONG i = 0; i < na; i++)
         ck_assert_msg(after[i].Live == before[i].Live, "%s: %llu live, was %llu", after[i].TypeName,

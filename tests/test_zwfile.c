@@ -44,12 +44,12 @@ static void zenv_init(struct zenv *z, int mode)
     ck_assert_int_eq(mkdir(z->root, 0755), 0);
     ck_assert_int_eq(mkdir(z->c, 0755), 0);
     ck_assert_int_eq(mkdir(z->out, 0755), 0);
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(z->root), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetWindowsPathRoot(z->root), STATUS_SUCCESS);
 }
 
 static void zenv_fini(struct zenv *z)
 {
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(NULL), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetWindowsPathRoot(NULL), STATUS_SUCCESS);
     atomic_store(&uwdf_resolve_walk_only, false);
     free(z->root);
     free(z->c);
@@ -73,7 +73,7 @@ static NTSTATUS zopen(const char *name, ACCESS_MASK access, ULONG disposition, U
     InitializeObjectAttributes(&oa, &us, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
     *h = NULL;
     NTSTATUS s = ZwCreateFile(h, access, &oa, iosb, NULL, FILE_ATTRIBUTE_NORMAL, 0, disposition, options, NULL, 0);
-    ck_assert_int_eq(iosb->Status, s);
+    ck_assert_status(iosb->Status, s);
     if (!NT_SUCCESS(s))
         ck_assert_ptr_null(*h);
     return s;
@@ -129,11 +129,11 @@ START_TEST(every_disposition_on_existing_and_missing_files)
         char *p = cpath(&z, name);
         tu_write_text(p, "old contents\n");
         NTSTATUS s = zopen(nt, SYNC_RW, cases[i].disposition, SYNC_OPT, &h, &iosb);
-        ck_assert_msg(s == cases[i].existing, "disposition %lu on an existing file: 0x%08x",
-                      (unsigned long)cases[i].disposition, (unsigned)s);
+        ck_assert_status_msg(s, cases[i].existing, "disposition %lu on an existing file",
+                             (unsigned long)cases[i].disposition);
         if (NT_SUCCESS(s)) {
             ck_assert_uint_eq(iosb.Information, cases[i].existing_info);
-            ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+            ck_assert_status(ZwClose(h), STATUS_SUCCESS);
         }
         ck_assert(tu_text_is(p, cases[i].truncates ? "" : "old contents\n"));
         free(p);
@@ -142,12 +142,12 @@ START_TEST(every_disposition_on_existing_and_missing_files)
         snprintf(nt, sizeof(nt), "\\??\\C:\\%s", name);
         p = cpath(&z, name);
         s = zopen(nt, SYNC_RW, cases[i].disposition, SYNC_OPT, &h, &iosb);
-        ck_assert_msg(s == cases[i].missing, "disposition %lu on a missing file: 0x%08x",
-                      (unsigned long)cases[i].disposition, (unsigned)s);
+        ck_assert_status_msg(s, cases[i].missing, "disposition %lu on a missing file",
+                             (unsigned long)cases[i].disposition);
         struct stat st;
         if (NT_SUCCESS(s)) {
             ck_assert_uint_eq(iosb.Information, FILE_CREATED);
-            ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+            ck_assert_status(ZwClose(h), STATUS_SUCCESS);
             ck_assert_int_eq(stat(p, &st), 0);
         } else {
             ck_assert_int_ne(stat(p, &st), 0);
@@ -191,9 +191,9 @@ START_TEST(windows_names_map_beneath_the_root)
         IO_STATUS_BLOCK iosb;
         char buf[64];
         ck_assert_msg(zopen_simple(ok[i].name, FILE_OPEN, &h) == STATUS_SUCCESS, "%s", ok[i].name);
-        ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
+        ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
         ck_assert_str_eq(buf, ok[i].text);
-        ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+        ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     }
     static const struct {
         const char *name;
@@ -218,13 +218,12 @@ START_TEST(windows_names_map_beneath_the_root)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         HANDLE h;
         NTSTATUS s = zopen_simple(bad[i].name, FILE_OPEN_IF, &h);
-        ck_assert_msg(s == bad[i].status, "%s: 0x%08x, expected 0x%08x", bad[i].name, (unsigned)s,
-                      (unsigned)bad[i].status);
+        ck_assert_status_msg(s, bad[i].status, "%s", bad[i].name);
     }
     /* Names match case-sensitively. */
     HANDLE h;
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\File.txt", FILE_OPEN, &h), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\DIR\\inner.txt", FILE_OPEN, &h), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(zopen_simple("\\??\\C:\\File.txt", FILE_OPEN, &h), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(zopen_simple("\\??\\C:\\DIR\\inner.txt", FILE_OPEN, &h), STATUS_OBJECT_PATH_NOT_FOUND);
     /* Nothing was created by the refused FILE_OPEN_IFs, in or out. */
     ck_assert_int_eq(tu_count_entries(z.c), 3);
     ck_assert_int_eq(tu_count_entries(z.out), 0);
@@ -255,12 +254,12 @@ START_TEST(symlinks_inside_work_and_symlinks_out_are_access_denied)
     HANDLE h;
     char buf[64];
     IO_STATUS_BLOCK iosb;
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\in.lnk", FILE_OPEN, &h), STATUS_SUCCESS);
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\in.lnk", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
     ck_assert_str_eq(buf, "inside\n");
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\rootabs.lnk", FILE_OPEN, &h), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\rootabs.lnk", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     static const char *const out_names[] = { "\\??\\C:\\rel.lnk", "\\??\\C:\\abs.lnk", "\\??\\C:\\outdir\\secret",
                                              "\\??\\C:\\outdir\\new" };
     static const ULONG dispositions[] = { FILE_SUPERSEDE, FILE_OPEN,      FILE_CREATE,
@@ -270,8 +269,8 @@ START_TEST(symlinks_inside_work_and_symlinks_out_are_access_denied)
             NTSTATUS s = zopen_simple(out_names[i], dispositions[d], &h);
             /* FILE_CREATE on an existing symlink collides before anything is followed. */
             bool collides = dispositions[d] == FILE_CREATE && i < 2;
-            ck_assert_msg(s == (collides ? STATUS_OBJECT_NAME_COLLISION : STATUS_ACCESS_DENIED),
-                          "%s disposition %zu: 0x%08x", out_names[i], d, (unsigned)s);
+            ck_assert_status_msg(s, collides ? STATUS_OBJECT_NAME_COLLISION : STATUS_ACCESS_DENIED,
+                                 "%s disposition %zu", out_names[i], d);
         }
     ck_assert(tu_text_is(secret, OUTSIDE_TEXT));
     ck_assert_int_eq(tu_count_entries(z.out), 1);
@@ -295,80 +294,80 @@ START_TEST(read_write_at_explicit_current_and_end_of_file_offsets)
     HANDLE h;
     IO_STATUS_BLOCK iosb;
     char buf[64];
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\rw.txt", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\rw.txt", FILE_CREATE, &h), STATUS_SUCCESS);
     /* NULL: the current offset, which moves */
-    ck_assert_int_eq(zwrite(h, "hello ", NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "hello ", NULL, &iosb), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, 6);
-    ck_assert_int_eq(zwrite(h, "world", NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "world", NULL, &iosb), STATUS_SUCCESS);
     FILE_POSITION_INFORMATION pos;
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, sizeof(pos));
     ck_assert_int_eq(pos.CurrentByteOffset.QuadPart, 11);
     /* explicit offset: there, and the current offset follows it */
     LARGE_INTEGER off;
     off.QuadPart = 0;
-    ck_assert_int_eq(zwrite(h, "J", &off, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "J", &off, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
     ck_assert_int_eq(pos.CurrentByteOffset.QuadPart, 1);
     /* FILE_USE_FILE_POINTER_POSITION */
     off.HighPart = -1;
     off.LowPart = FILE_USE_FILE_POINTER_POSITION;
-    ck_assert_int_eq(zwrite(h, "E", &off, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "E", &off, &iosb), STATUS_SUCCESS);
     /* FILE_WRITE_TO_END_OF_FILE */
     off.HighPart = -1;
     off.LowPart = FILE_WRITE_TO_END_OF_FILE;
-    ck_assert_int_eq(zwrite(h, "!", &off, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "!", &off, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
     ck_assert_int_eq(pos.CurrentByteOffset.QuadPart, 12);
     char *p = cpath(&z, "rw.txt");
     ck_assert(tu_text_is(p, "JEllo world!"));
     /* reads: position set, partial read, end of file */
     pos.CurrentByteOffset.QuadPart = 6;
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
-    ck_assert_int_eq(zread(h, buf, 4, NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
+    ck_assert_status(zread(h, buf, 4, NULL, &iosb), STATUS_SUCCESS);
     ck_assert_str_eq(buf, "wor");
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
     ck_assert_str_eq(buf, "ld!");
     ck_assert_uint_eq(iosb.Information, 3);
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_END_OF_FILE);
+    ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_END_OF_FILE);
     ck_assert_uint_eq(iosb.Information, 0);
     off.QuadPart = 100;
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), &off, &iosb), STATUS_END_OF_FILE);
+    ck_assert_status(zread(h, buf, sizeof(buf), &off, &iosb), STATUS_END_OF_FILE);
     off.QuadPart = 1;
-    ck_assert_int_eq(zread(h, buf, 3, &off, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zread(h, buf, 3, &off, &iosb), STATUS_SUCCESS);
     ck_assert_str_eq(buf, "El");
     off.QuadPart = -5;
-    ck_assert_int_eq(zread(h, buf, 3, &off, &iosb), STATUS_INVALID_PARAMETER);
+    ck_assert_status(zread(h, buf, 3, &off, &iosb), STATUS_INVALID_PARAMETER);
     /* an event handle or APC: the port has none */
-    ck_assert_int_eq(ZwReadFile(h, (HANDLE)1, NULL, NULL, &iosb, buf, 1, NULL, NULL), STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwReadFile(h, (HANDLE)1, NULL, NULL, &iosb, buf, 1, NULL, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
 
     /* A handle without FILE_SYNCHRONOUS_IO_* has no current offset. */
-    ck_assert_int_eq(zopen("\\??\\C:\\rw.txt", RW, FILE_OPEN, 0, &h, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_PARAMETER);
+    ck_assert_status(zopen("\\??\\C:\\rw.txt", RW, FILE_OPEN, 0, &h, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_PARAMETER);
     off.QuadPart = 0;
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), &off, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zread(h, buf, sizeof(buf), &off, &iosb), STATUS_SUCCESS);
     ck_assert_str_eq(buf, "JEllo world!");
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
 
     /* Access: read-only and write-only handles, append-only */
-    ck_assert_int_eq(zopen("\\??\\C:\\rw.txt", GENERIC_READ, FILE_OPEN, FILE_SYNCHRONOUS_IO_NONALERT, &h, &iosb),
+    ck_assert_status(zopen("\\??\\C:\\rw.txt", GENERIC_READ, FILE_OPEN, FILE_SYNCHRONOUS_IO_NONALERT, &h, &iosb),
                      STATUS_SUCCESS);
-    ck_assert_int_eq(zwrite(h, "x", NULL, &iosb), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(ZwFlushBuffersFile(h, &iosb), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(zopen("\\??\\C:\\rw.txt", SYNCHRONIZE | FILE_WRITE_DATA, FILE_OPEN, FILE_SYNCHRONOUS_IO_NONALERT,
+    ck_assert_status(zwrite(h, "x", NULL, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(ZwFlushBuffersFile(h, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(zopen("\\??\\C:\\rw.txt", SYNCHRONIZE | FILE_WRITE_DATA, FILE_OPEN, FILE_SYNCHRONOUS_IO_NONALERT,
                            &h, &iosb),
                      STATUS_SUCCESS);
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(ZwFlushBuffersFile(h, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(zopen("\\??\\C:\\rw.txt", SYNCHRONIZE | FILE_APPEND_DATA, FILE_OPEN, FILE_SYNCHRONOUS_IO_NONALERT,
+    ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(ZwFlushBuffersFile(h, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(zopen("\\??\\C:\\rw.txt", SYNCHRONIZE | FILE_APPEND_DATA, FILE_OPEN, FILE_SYNCHRONOUS_IO_NONALERT,
                            &h, &iosb),
                      STATUS_SUCCESS);
     off.QuadPart = 0;
-    ck_assert_int_eq(zwrite(h, "?", &off, &iosb), STATUS_SUCCESS); /* appended all the same */
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "?", &off, &iosb), STATUS_SUCCESS); /* appended all the same */
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     ck_assert(tu_text_is(p, "JEllo world!?"));
     free(p);
     zenv_fini(&z);
@@ -381,7 +380,7 @@ START_TEST(write_through_and_unbuffered_handles_write_aligned_blocks)
     zenv_init(&z, 0);
     HANDLE h;
     IO_STATUS_BLOCK iosb;
-    ck_assert_int_eq(zopen("\\??\\C:\\direct.bin", SYNC_RW, FILE_CREATE,
+    ck_assert_status(zopen("\\??\\C:\\direct.bin", SYNC_RW, FILE_CREATE,
                            FILE_SYNCHRONOUS_IO_NONALERT | FILE_WRITE_THROUGH | FILE_NO_INTERMEDIATE_BUFFERING, &h, &iosb),
                      STATUS_SUCCESS);
     void *block = NULL;
@@ -389,20 +388,20 @@ START_TEST(write_through_and_unbuffered_handles_write_aligned_blocks)
     tu_fill_pattern(block, 8192, 7, 0);
     LARGE_INTEGER off;
     off.QuadPart = 4096;
-    ck_assert_int_eq(ZwWriteFile(h, NULL, NULL, NULL, &iosb, block, 4096, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(ZwWriteFile(h, NULL, NULL, NULL, &iosb, block, 4096, &off, NULL), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, 4096);
     /* Unbuffered I/O needs aligned offsets, as on Windows. */
     off.QuadPart = 100;
-    ck_assert_int_eq(ZwWriteFile(h, NULL, NULL, NULL, &iosb, block, 4096, &off, NULL), STATUS_INVALID_PARAMETER);
+    ck_assert_status(ZwWriteFile(h, NULL, NULL, NULL, &iosb, block, 4096, &off, NULL), STATUS_INVALID_PARAMETER);
     off.QuadPart = 4096;
     memset(block, 0, 8192);
-    ck_assert_int_eq(ZwReadFile(h, NULL, NULL, NULL, &iosb, block, 4096, &off, NULL), STATUS_SUCCESS);
+    ck_assert_status(ZwReadFile(h, NULL, NULL, NULL, &iosb, block, 4096, &off, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(block, 4096, 7, 0));
     FILE_STANDARD_INFORMATION si;
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
     ck_assert_int_eq(si.EndOfFile.QuadPart, 8192);
-    ck_assert_int_eq(ZwFlushBuffersFile(h, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwFlushBuffersFile(h, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     free(block);
     zenv_fini(&z);
 }
@@ -416,10 +415,10 @@ START_TEST(query_and_set_information_classes)
     zenv_init(&z, 0);
     HANDLE h;
     IO_STATUS_BLOCK iosb;
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\info.txt", FILE_CREATE, &h), STATUS_SUCCESS);
-    ck_assert_int_eq(zwrite(h, "0123456789", NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\info.txt", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "0123456789", NULL, &iosb), STATUS_SUCCESS);
     FILE_STANDARD_INFORMATION si;
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, sizeof(si));
     ck_assert_int_eq(si.EndOfFile.QuadPart, 10);
     ck_assert_uint_eq(si.NumberOfLinks, 1);
@@ -428,33 +427,33 @@ START_TEST(query_and_set_information_classes)
     /* end of file: shrink and grow */
     FILE_END_OF_FILE_INFORMATION eof;
     eof.EndOfFile.QuadPart = 4;
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
     ck_assert_int_eq(si.EndOfFile.QuadPart, 4);
     eof.EndOfFile.QuadPart = 1 << 20;
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
     ck_assert_int_eq(si.EndOfFile.QuadPart, 1 << 20);
     eof.EndOfFile.QuadPart = -1;
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation),
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation),
                      STATUS_INVALID_PARAMETER);
     /* FileEndOfFileInformation is set-only; FileStandardInformation query-only */
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation),
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation),
                      STATUS_INVALID_INFO_CLASS);
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation),
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation),
                      STATUS_INVALID_INFO_CLASS);
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), (FILE_INFORMATION_CLASS)77),
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), (FILE_INFORMATION_CLASS)77),
                      STATUS_INVALID_INFO_CLASS);
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &si, sizeof(si) - 1, FileStandardInformation),
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &si, sizeof(si) - 1, FileStandardInformation),
                      STATUS_INFO_LENGTH_MISMATCH);
-    ck_assert_int_eq(iosb.Status, STATUS_INFO_LENGTH_MISMATCH);
+    ck_assert_status(iosb.Status, STATUS_INFO_LENGTH_MISMATCH);
     /* position */
     FILE_POSITION_INFORMATION pos = { .CurrentByteOffset.QuadPart = -1 };
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation),
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation),
                      STATUS_INVALID_PARAMETER);
     /* basic: times set and read back; attributes */
     FILE_BASIC_INFORMATION bi;
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &bi, sizeof(bi), FileBasicInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &bi, sizeof(bi), FileBasicInformation), STATUS_SUCCESS);
     ck_assert_uint_eq(bi.FileAttributes, FILE_ATTRIBUTE_NORMAL);
     LARGE_INTEGER now;
     KeQuerySystemTime(&now);
@@ -463,25 +462,25 @@ START_TEST(query_and_set_information_classes)
     FILE_BASIC_INFORMATION set = { 0 };
     set.LastWriteTime.QuadPart = UWDF_NT_EPOCH_DELTA_100NS + 1000000000LL * 10000000LL + 5000; /* 2001, +500 us */
     set.LastAccessTime.QuadPart = -1; /* unchanged */
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &set, sizeof(set), FileBasicInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &set, sizeof(set), FileBasicInformation), STATUS_SUCCESS);
     FILE_BASIC_INFORMATION after;
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &after, sizeof(after), FileBasicInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &after, sizeof(after), FileBasicInformation), STATUS_SUCCESS);
     ck_assert_int_eq(after.LastWriteTime.QuadPart, set.LastWriteTime.QuadPart);
     ck_assert_int_eq(after.LastAccessTime.QuadPart, bi.LastAccessTime.QuadPart);
     char *p = cpath(&z, "info.txt");
     struct stat st;
     ck_assert_int_eq(stat(p, &st), 0);
     ck_assert_int_eq(st.st_mtim.tv_sec, 1000000000);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     /* read-only file: FILE_ATTRIBUTE_READONLY */
     ck_assert_int_eq(chmod(p, 0444), 0);
-    ck_assert_int_eq(zopen("\\??\\C:\\info.txt", GENERIC_READ, FILE_OPEN, 0, &h, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &bi, sizeof(bi), FileBasicInformation), STATUS_SUCCESS);
+    ck_assert_status(zopen("\\??\\C:\\info.txt", GENERIC_READ, FILE_OPEN, 0, &h, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &bi, sizeof(bi), FileBasicInformation), STATUS_SUCCESS);
     ck_assert_uint_eq(bi.FileAttributes, FILE_ATTRIBUTE_READONLY);
     eof.EndOfFile.QuadPart = 0;
-    ck_assert_int_eq(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation),
+    ck_assert_status(ZwSetInformationFile(h, &iosb, &eof, sizeof(eof), FileEndOfFileInformation),
                      STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     free(p);
     zenv_fini(&z);
 }
@@ -496,23 +495,23 @@ START_TEST(directories_create_open_and_relative_opens)
     HANDLE d, h;
     IO_STATUS_BLOCK iosb;
     ULONG dopt = FILE_DIRECTORY_FILE | FILE_SYNCHRONOUS_IO_NONALERT;
-    ck_assert_int_eq(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_OPEN, dopt, &d, &iosb),
+    ck_assert_status(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_OPEN, dopt, &d, &iosb),
                      STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_CREATE, dopt, &d, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_CREATE, dopt, &d, &iosb), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, FILE_CREATED);
-    ck_assert_int_eq(ZwClose(d), STATUS_SUCCESS);
-    ck_assert_int_eq(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_CREATE, dopt, &d, &iosb),
+    ck_assert_status(ZwClose(d), STATUS_SUCCESS);
+    ck_assert_status(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_CREATE, dopt, &d, &iosb),
                      STATUS_OBJECT_NAME_COLLISION);
-    ck_assert_int_eq(zopen("\\??\\C:\\nodir\\logs", SYNCHRONIZE | GENERIC_READ, FILE_CREATE, dopt, &d, &iosb),
+    ck_assert_status(zopen("\\??\\C:\\nodir\\logs", SYNCHRONIZE | GENERIC_READ, FILE_CREATE, dopt, &d, &iosb),
                      STATUS_OBJECT_PATH_NOT_FOUND);
-    ck_assert_int_eq(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_OVERWRITE_IF, dopt, &d, &iosb),
+    ck_assert_status(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_OVERWRITE_IF, dopt, &d, &iosb),
                      STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_OPEN_IF, dopt, &d, &iosb), STATUS_SUCCESS);
+    ck_assert_status(zopen("\\??\\C:\\logs", SYNCHRONIZE | GENERIC_READ, FILE_OPEN_IF, dopt, &d, &iosb), STATUS_SUCCESS);
     ck_assert_uint_eq(iosb.Information, FILE_OPENED);
     char buf[8];
-    ck_assert_int_eq(zread(d, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(zread(d, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_DEVICE_REQUEST);
     FILE_STANDARD_INFORMATION si;
-    ck_assert_int_eq(ZwQueryInformationFile(d, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
+    ck_assert_status(ZwQueryInformationFile(d, &iosb, &si, sizeof(si), FileStandardInformation), STATUS_SUCCESS);
     ck_assert(si.Directory);
 
     /* relative to the directory handle */
@@ -521,43 +520,43 @@ START_TEST(directories_create_open_and_relative_opens)
     OBJECT_ATTRIBUTES oa;
     tu_unicode(&us, wbuf, 64, "day1.log");
     InitializeObjectAttributes(&oa, &us, OBJ_CASE_INSENSITIVE, d, NULL);
-    ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_CREATE, SYNC_OPT, NULL, 0), STATUS_SUCCESS);
-    ck_assert_int_eq(zwrite(h, "entry\n", NULL, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_CREATE, SYNC_OPT, NULL, 0), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "entry\n", NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     char *day = cpath(&z, "logs/day1.log");
     ck_assert(tu_text_is(day, "entry\n"));
     /* a relative name that climbs, or a file handle as the root */
     tu_unicode(&us, wbuf, 64, "..\\x");
-    ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
+    ck_assert_status(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
                      STATUS_OBJECT_NAME_INVALID);
     tu_unicode(&us, wbuf, 64, "\\??\\C:\\x");
-    ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
+    ck_assert_status(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
                      STATUS_OBJECT_NAME_INVALID);
     /* a symlink in the directory leading to its parent stays refused */
     char *up = cpath(&z, "logs/up");
     ck_assert_int_eq(symlink("..", up), 0);
     tu_unicode(&us, wbuf, 64, "up\\info");
-    ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
+    ck_assert_status(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
                      STATUS_ACCESS_DENIED);
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\logs\\day1.log", FILE_OPEN, &h), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\logs\\day1.log", FILE_OPEN, &h), STATUS_SUCCESS);
     oa.RootDirectory = h;
     tu_unicode(&us, wbuf, 64, "x");
     HANDLE x;
-    ck_assert_int_eq(ZwCreateFile(&x, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
+    ck_assert_status(ZwCreateFile(&x, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, SYNC_OPT, NULL, 0),
                      STATUS_OBJECT_TYPE_MISMATCH);
     ck_assert_ptr_null(x);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(d), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(d), STATUS_SUCCESS);
 
     /* kinds: a directory where a file is asked for, and the other way */
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\logs", FILE_OPEN, &h), STATUS_FILE_IS_A_DIRECTORY);
-    ck_assert_int_eq(zopen("\\??\\C:\\logs", GENERIC_READ, FILE_OPEN, FILE_NON_DIRECTORY_FILE, &h, &iosb),
+    ck_assert_status(zopen_simple("\\??\\C:\\logs", FILE_OPEN, &h), STATUS_FILE_IS_A_DIRECTORY);
+    ck_assert_status(zopen("\\??\\C:\\logs", GENERIC_READ, FILE_OPEN, FILE_NON_DIRECTORY_FILE, &h, &iosb),
                      STATUS_FILE_IS_A_DIRECTORY);
-    ck_assert_int_eq(zopen("\\??\\C:\\logs", GENERIC_READ, FILE_OPEN, 0, &h, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS); /* a directory, when no kind is asked for */
-    ck_assert_int_eq(zopen("\\??\\C:\\logs\\day1.log", GENERIC_READ, FILE_OPEN, FILE_DIRECTORY_FILE, &h, &iosb),
+    ck_assert_status(zopen("\\??\\C:\\logs", GENERIC_READ, FILE_OPEN, 0, &h, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS); /* a directory, when no kind is asked for */
+    ck_assert_status(zopen("\\??\\C:\\logs\\day1.log", GENERIC_READ, FILE_OPEN, FILE_DIRECTORY_FILE, &h, &iosb),
                      STATUS_NOT_A_DIRECTORY);
-    ck_assert_int_eq(zopen("\\??\\C:\\logs\\day1.log", GENERIC_READ, FILE_OPEN,
+    ck_assert_status(zopen("\\??\\C:\\logs\\day1.log", GENERIC_READ, FILE_OPEN,
                            FILE_DIRECTORY_FILE | FILE_NON_DIRECTORY_FILE, &h, &iosb),
                      STATUS_INVALID_PARAMETER);
     free(up);
@@ -575,39 +574,39 @@ START_TEST(bad_parameters_and_handles_get_their_statuses)
     HANDLE h;
     IO_STATUS_BLOCK iosb;
     /* synchronous I/O needs SYNCHRONIZE; one kind of it; a disposition that exists */
-    ck_assert_int_eq(zopen("\\??\\C:\\p", FILE_READ_DATA, FILE_OPEN_IF, FILE_SYNCHRONOUS_IO_NONALERT, &h, &iosb),
+    ck_assert_status(zopen("\\??\\C:\\p", FILE_READ_DATA, FILE_OPEN_IF, FILE_SYNCHRONOUS_IO_NONALERT, &h, &iosb),
                      STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(zopen("\\??\\C:\\p", SYNC_RW, FILE_OPEN_IF,
+    ck_assert_status(zopen("\\??\\C:\\p", SYNC_RW, FILE_OPEN_IF,
                            FILE_SYNCHRONOUS_IO_NONALERT | FILE_SYNCHRONOUS_IO_ALERT, &h, &iosb),
                      STATUS_INVALID_PARAMETER);
-    ck_assert_int_eq(zopen("\\??\\C:\\p", SYNC_RW, FILE_MAXIMUM_DISPOSITION + 1, 0, &h, &iosb),
+    ck_assert_status(zopen("\\??\\C:\\p", SYNC_RW, FILE_MAXIMUM_DISPOSITION + 1, 0, &h, &iosb),
                      STATUS_INVALID_PARAMETER);
     ck_assert_int_eq(tu_count_entries(z.c), 0);
     /* object attributes */
     OBJECT_ATTRIBUTES oa;
     InitializeObjectAttributes(&oa, NULL, 0, NULL, NULL);
-    ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, 0, NULL, 0),
+    ck_assert_status(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, 0, NULL, 0),
                      STATUS_OBJECT_NAME_INVALID);
     WCHAR nul_name[] = { '\\', '?', '?', '\\', 'C', ':', '\\', 'a', 0, 'b' };
     UNICODE_STRING us = { sizeof(nul_name), sizeof(nul_name), nul_name };
     InitializeObjectAttributes(&oa, &us, 0, NULL, NULL);
-    ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, 0, NULL, 0),
+    ck_assert_status(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, 0, NULL, 0),
                      STATUS_OBJECT_NAME_INVALID);
     oa.Length = 3;
-    ck_assert_int_eq(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, 0, NULL, 0),
+    ck_assert_status(ZwCreateFile(&h, SYNC_RW, &oa, &iosb, NULL, 0, 0, FILE_OPEN_IF, 0, NULL, 0),
                      STATUS_INVALID_PARAMETER);
     /* handles */
     char buf[4];
-    ck_assert_int_eq(ZwClose(NULL), STATUS_INVALID_HANDLE);
-    ck_assert_int_eq(ZwClose((HANDLE)(uintptr_t)3), STATUS_INVALID_HANDLE);
-    ck_assert_int_eq(zread((HANDLE)(uintptr_t)0x40000001u, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_HANDLE);
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\p", FILE_CREATE, &h), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_INVALID_HANDLE);
-    ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_HANDLE);
-    ck_assert_int_eq(ZwFlushBuffersFile(h, &iosb), STATUS_INVALID_HANDLE);
+    ck_assert_status(ZwClose(NULL), STATUS_INVALID_HANDLE);
+    ck_assert_status(ZwClose((HANDLE)(uintptr_t)3), STATUS_INVALID_HANDLE);
+    ck_assert_status(zread((HANDLE)(uintptr_t)0x40000001u, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_HANDLE);
+    ck_assert_status(zopen_simple("\\??\\C:\\p", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_INVALID_HANDLE);
+    ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_HANDLE);
+    ck_assert_status(ZwFlushBuffersFile(h, &iosb), STATUS_INVALID_HANDLE);
     FILE_POSITION_INFORMATION pos;
-    ck_assert_int_eq(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation),
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation),
                      STATUS_INVALID_HANDLE);
     /* above PASSIVE_LEVEL */
     tu_bugcheck_capture();
@@ -615,7 +614,7 @@ START_TEST(bad_parameters_and_handles_get_their_statuses)
     KeRaiseIrql(DISPATCH_LEVEL, &old);
     NTSTATUS s = zopen_simple("\\??\\C:\\p", FILE_OPEN, &h);
     KeLowerIrql(old);
-    ck_assert_int_eq(s, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(s, STATUS_INVALID_DEVICE_REQUEST);
     zenv_fini(&z);
 }
 END_TEST
@@ -627,19 +626,19 @@ START_TEST(open_close_cycles_leave_no_descriptor_or_memory_behind)
     HANDLE h;
     IO_STATUS_BLOCK iosb;
     char buf[16];
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\cycle", FILE_CREATE, &h), STATUS_SUCCESS);
-    ck_assert_int_eq(zwrite(h, "cycle", NULL, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\cycle", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_status(zwrite(h, "cycle", NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     int fds_before = tu_count_entries("/proc/self/fd");
     int n = tu_running_on_valgrind() ? 1000 : 10000;
     HANDLE first = NULL;
     for (int i = 0; i < n; i++) {
-        ck_assert_int_eq(zopen_simple("\\??\\C:\\cycle", FILE_OPEN, &h), STATUS_SUCCESS);
+        ck_assert_status(zopen_simple("\\??\\C:\\cycle", FILE_OPEN, &h), STATUS_SUCCESS);
         if (!first)
             first = h;
         ck_assert_ptr_eq(h, first); /* the slot is reused: the table does not grow */
-        ck_assert_int_eq(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
-        ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+        ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_SUCCESS);
+        ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     }
     ck_assert_int_eq(tu_count_entries("/proc/self/fd"), fds_before);
     zenv_fini(&z);
@@ -654,56 +653,56 @@ START_TEST(root_configuration_default_and_renames)
     zenv_init(&z, 0);
     char got[PATH_MAX];
     ULONG need = 0;
-    ck_assert_int_eq(UwdfGetWindowsPathRoot(got, sizeof(got), &need), STATUS_SUCCESS);
+    ck_assert_status(UwdfGetWindowsPathRoot(got, sizeof(got), &need), STATUS_SUCCESS);
     ck_assert_str_eq(got, z.root);
     ck_assert_uint_eq(need, strlen(z.root) + 1);
-    ck_assert_int_eq(UwdfGetWindowsPathRoot(got, 3, &need), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(UwdfGetWindowsPathRoot(got, 3, &need), STATUS_BUFFER_TOO_SMALL);
     char *missing = tu_join(z.e.dir, "missing");
     char *file = tu_join(z.e.dir, "afile");
     tu_write_text(file, "x");
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(missing), STATUS_OBJECT_NAME_NOT_FOUND);
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(file), STATUS_NOT_A_DIRECTORY);
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(""), STATUS_INVALID_PARAMETER);
+    ck_assert_status(UwdfSetWindowsPathRoot(missing), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(UwdfSetWindowsPathRoot(file), STATUS_NOT_A_DIRECTORY);
+    ck_assert_status(UwdfSetWindowsPathRoot(""), STATUS_INVALID_PARAMETER);
     /* a failed set keeps the root */
-    ck_assert_int_eq(UwdfGetWindowsPathRoot(got, sizeof(got), NULL), STATUS_SUCCESS);
+    ck_assert_status(UwdfGetWindowsPathRoot(got, sizeof(got), NULL), STATUS_SUCCESS);
     ck_assert_str_eq(got, z.root);
     /* the root is held: renamed away, its files still open, a handle open
      * before keeps its file */
     HANDLE h;
     IO_STATUS_BLOCK iosb;
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\kept", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\kept", FILE_CREATE, &h), STATUS_SUCCESS);
     char *moved = tu_join(z.e.dir, "moved");
     ck_assert_int_eq(rename(z.root, moved), 0);
     ck_assert_int_eq(mkdir(z.root, 0755), 0);
     HANDLE h2;
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\kept", FILE_OPEN, &h2), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h2), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\kept", FILE_OPEN, &h2), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h2), STATUS_SUCCESS);
     /* a new root: names now resolve there; the old handle still works */
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(z.root), STATUS_SUCCESS);
-    ck_assert_int_eq(zopen_simple("\\??\\C:\\kept", FILE_OPEN, &h2), STATUS_OBJECT_PATH_NOT_FOUND);
-    ck_assert_int_eq(zwrite(h, "still", NULL, &iosb), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetWindowsPathRoot(z.root), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\??\\C:\\kept", FILE_OPEN, &h2), STATUS_OBJECT_PATH_NOT_FOUND);
+    ck_assert_status(zwrite(h, "still", NULL, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     char *kept = tu_join(moved, "C/kept");
     ck_assert(tu_text_is(kept, "still"));
     ck_assert_int_eq(rmdir(z.root), 0);
     ck_assert_int_eq(rename(moved, z.root), 0);
     /* the default: a private directory with C and C\Windows */
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(NULL), STATUS_SUCCESS);
-    ck_assert_int_eq(UwdfGetWindowsPathRoot(got, sizeof(got), NULL), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetWindowsPathRoot(NULL), STATUS_SUCCESS);
+    ck_assert_status(UwdfGetWindowsPathRoot(got, sizeof(got), NULL), STATUS_SUCCESS);
     ck_assert_msg(strncmp(got, "/tmp/uwdf-windows-", 18) == 0, "default root %s", got);
     struct stat st;
     ck_assert_int_eq(stat(got, &st), 0);
     ck_assert_uint_eq(st.st_mode & 0777, 0700);
-    ck_assert_int_eq(zopen_simple("\\SystemRoot\\default.txt", FILE_CREATE, &h), STATUS_SUCCESS);
-    ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(zopen_simple("\\SystemRoot\\default.txt", FILE_CREATE, &h), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     char *made = tu_join(got, "C/Windows/default.txt");
     ck_assert_int_eq(stat(made, &st), 0);
     char *dflt = strdup(got);
-    ck_assert_int_eq(UwdfSetWindowsPathRoot(NULL), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetWindowsPathRoot(NULL), STATUS_SUCCESS);
     tu_rmtree(dflt);
     /* UWDF_WINDOWS_ROOT names the default */
     setenv("UWDF_WINDOWS_ROOT", z.root, 1);
-    ck_assert_int_eq(UwdfGetWindowsPathRoot(got, sizeof(got), NULL), STATUS_SUCCESS);
+    ck_assert_status(UwdfGetWindowsPathRoot(got, sizeof(got), NULL), STATUS_SUCCESS);
     unsetenv("UWDF_WINDOWS_ROOT");
     ck_assert_str_eq(got, z.root);
     free(dflt);
@@ -764,12 +763,12 @@ START_TEST(create_racing_directory_and_symlink_swaps_never_escapes)
         if (s == STATUS_OBJECT_NAME_COLLISION || s == STATUS_OBJECT_NAME_NOT_FOUND ||
             s == STATUS_OBJECT_PATH_NOT_FOUND)
             continue;
-        ck_assert_msg(s == STATUS_SUCCESS, "%s: 0x%08x", name, (unsigned)s);
+        ck_assert_status_msg(s, STATUS_SUCCESS, "%s", name);
         ok++;
         char buf[64];
         NTSTATUS rs = zread(h, buf, sizeof(buf), NULL, &iosb);
         escapes += rs == STATUS_SUCCESS && strcmp(buf, OUTSIDE_TEXT) == 0;
-        ck_assert_int_eq(ZwClose(h), STATUS_SUCCESS);
+        ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     }
     tu_swapper_stop(&sw);
     fprintf(stderr, "zw race %s: %lu opens in %.0f ms, %lu succeeded, %lu denied, %lu swaps, %lu escapes\n",
