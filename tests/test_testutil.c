@@ -1,7 +1,8 @@
 /* The test library's own tests: its assertions fail when they should, and
  * say why with status names; its environment removes what it made and
  * makes loop devices of the sector size asked for; its forwarder passes
- * requests through and counts them.
+ * requests through and counts them; its stderr capture, text check,
+ * name swapper and aborting child do what they say.
  *
  * An assertion that must fail runs in a suite of its own inside the test
  * (Check allows one level of nesting), forked, so its failure is a result
@@ -12,6 +13,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,10 +240,89 @@ START_TEST(env_loop_has_the_sector_size_asked_for)
         snprintf(attached[i], sizeof(attached[i]), "/sys/block/%s/loop", dev[i] + 5);
         ck_assert_int_eq(stat(attached[i], &st), 0);
     }
+    /* tu_loop_attach_read_only: the kernel's read-only flag is set. */
+    char *ro = tu_loop_attach_read_only(backing);
+    ck_assert_ptr_nonnull(ro);
+    char flag[128];
+    snprintf(flag, sizeof(flag), "/sys/block/%s/ro", ro + 5);
+    ck_assert(tu_text_is(flag, "1\n"));
+    tu_loop_detach(ro);
+    free(ro);
     tu_env_fini(&e);
     for (int i = 0; i < 3; i++)
         ck_assert_msg(stat(attached[i], &st) != 0, "%s still there after tu_env_fini", attached[i]);
     free(backing);
+}
+END_TEST
+
+/* ---- odds and ends ---- */
+
+/* What goes to stderr between tu_stderr_begin and _end is read back, so
+ * far and in all; after the end, stderr is the test's again. */
+START_TEST(stderr_capture_reads_so_far_and_all)
+{
+    tu_stderr_begin();
+    fprintf(stderr, "one\n");
+    char *so_far = tu_stderr_read();
+    ck_assert_str_eq(so_far, "one\n");
+    fprintf(stderr, "two");
+    char *all = tu_stderr_end();
+    ck_assert_str_eq(all, "one\ntwo");
+    ck_assert_ptr_null(tu_stderr_end()); /* nothing captured any more */
+    free(so_far);
+    free(all);
+}
+END_TEST
+
+/* tu_text_is holds a file to the whole text; tu_swapper makes every
+ * exchange of a cycle, cycle after cycle, and counts the cycles: a, b, c
+ * exchanged a-b then b-c rotate their texts by one a cycle. */
+START_TEST(text_is_whole_text_and_swapper_rotates_names)
+{
+    static const char *const texts[3] = { "x\n", "y\n", "z\n" };
+    struct tu_env e;
+    tu_env_init(&e);
+    char *names[3] = { tu_env_path(&e, "a"), tu_env_path(&e, "b"), tu_env_path(&e, "c") };
+    char *missing = tu_env_path(&e, "missing");
+    for (int i = 0; i < 3; i++)
+        tu_write_text(names[i], texts[i]);
+    ck_assert(tu_text_is(names[0], "x\n"));
+    ck_assert(!tu_text_is(names[0], "x"));
+    ck_assert(!tu_text_is(names[0], "x\nz"));
+    ck_assert(!tu_text_is(missing, ""));
+    unsigned long shift = 0; /* cycles so far, mod 3 */
+    for (unsigned long least = 1; least <= 4; least++) {
+        struct tu_swapper sw = { .from = { names[0], names[1] }, .to = { names[1], names[2] }, .steps = 2 };
+        tu_swapper_start(&sw);
+        while (atomic_load(&sw.swaps) < least && sw.err == 0)
+            sched_yield();
+        tu_swapper_stop(&sw);
+        ck_assert_int_eq(sw.err, 0);
+        unsigned long k = atomic_load(&sw.swaps);
+        shift = (shift + k) % 3;
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(tu_text_is(names[i], texts[(i + shift) % 3]), "%s after %lu more cycles", names[i], k);
+    }
+    for (int i = 0; i < 3; i++)
+        free(names[i]);
+    free(missing);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static void write_and_abort(int fd)
+{
+    if (write(fd, "bye", 3) != 3)
+        _exit(1);
+    abort();
+}
+
+/* tu_child_must_abort gives what the aborting child wrote. */
+START_TEST(child_must_abort_returns_what_the_child_wrote)
+{
+    char report[64];
+    tu_child_must_abort(write_and_abort, report, sizeof(report));
+    ck_assert_str_eq(report, "bye");
 }
 END_TEST
 
@@ -293,10 +374,13 @@ int main(void)
     tcase_add_test(tc, status_assertions_fail_and_name_both_statuses);
     tcase_add_test(tc, status_names_from_the_library_then_the_header);
     tcase_add_test(tc, env_target_on_another_engine_fails);
+    tcase_add_test(tc, child_must_abort_returns_what_the_child_wrote);
     suite_add_tcase(s, tc);
     tc = tu_tcase(s, "environment", 60);
     tcase_add_loop_test(tc, env_fini_removes_what_the_env_made, 0, TU_BACKENDS);
     tcase_add_test(tc, env_loop_has_the_sector_size_asked_for);
     tcase_add_loop_test(tc, forwarder_passes_requests_through_and_counts_them, 0, TU_BACKENDS);
+    tcase_add_test(tc, stderr_capture_reads_so_far_and_all);
+    tcase_add_test(tc, text_is_whole_text_and_swapper_rotates_names);
     return tu_main_root(s, "test_testutil", "the loop-device case was skipped");
 }
