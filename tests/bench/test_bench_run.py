@@ -320,7 +320,9 @@ def interrupted_run_removes_the_default_target():
 # ---- the ETA line ----
 
 ETA_RE = re.compile(r"Jobs: 1 \(f=1\): \[r\(1\)\]\[\d+\.\d%\]\[r=[^\]]+B/s\]\[r=[^\]]+ IOPS\]\[eta \d\dm:\d\ds\]")
-ETA_ARGS = ["--name=e", "--ioengine=null", "--size=1m", "--rw=randread", "--runtime=1300ms", "--time_based"]
+# 2.5 s: the line comes once a second, and a loaded machine may take a
+# second to set the job up; at least one line must show the job running.
+ETA_ARGS = ["--name=e", "--ioengine=null", "--size=1m", "--rw=randread", "--runtime=2500ms", "--time_based"]
 
 
 def eta_on_a_pipe(eta, d):
