@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "histogram.h"
 
@@ -33,11 +34,13 @@ static inline unsigned depth_bucket(unsigned depth)
  * from begin to its latest end. */
 struct thread_cpu {
     struct rusage begin, end;
+    pid_t tid; /* the thread: one completion thread may serve many files */
     bool on;
 };
 
 static inline void thread_cpu_begin(struct thread_cpu *c)
 {
+    c->tid = gettid();
     getrusage(RUSAGE_THREAD, &c->begin);
     c->end = c->begin;
     c->on = true;

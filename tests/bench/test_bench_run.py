@@ -138,6 +138,21 @@ def corrupt(path, offset, data):
         os.close(fd)
 
 
+def job_cpu_counts_a_shared_thread_once():
+    """64 files on one engine share its completion thread: the job's CPU
+    counts that thread once, so it stays within what the machine has (it
+    once summed the thread per file: ~570% on 2 CPUs)."""
+    with bl.TempDir() as d:
+        for api in ("async", "sync"):
+            rep = bl.run_json(["--name=c", "--nrfiles=64", "--size=16m", "--rw=randread", f"--bs={BS}",
+                               "--iodepth=16", f"--api={api}", "--ioengine=io_uring", "--runtime=600ms",
+                               "--time_based"], cwd=d, env=dict(os.environ, UWDF_ENGINES="1"))
+            j = one_job(rep)
+            cpu = j["usr_cpu"] + j["sys_cpu"]
+            check(j["error"] == 0 and j["read"]["total_ios"] > 0, f"{api}: error {j['error']}")
+            check(cpu <= 100.0 * (os.cpu_count() or 1) + 10.0, f"{api}: job CPU {cpu:.0f}%")
+
+
 def verify_catches_a_corrupted_block():
     with bl.TempDir() as d:
         for engine in ("io_uring", "libaio"):
@@ -404,6 +419,7 @@ if __name__ == "__main__":
         ("request_options_on_each_api", request_options_on_each_api),
         ("loop_device_direct", loop_device_direct),
         ("many_files_each_service_type", many_files_each_service_type),
+        ("job_cpu_counts_a_shared_thread_once", job_cpu_counts_a_shared_thread_once),
         ("verify_catches_a_corrupted_block", verify_catches_a_corrupted_block),
         ("default_target_is_created_and_removed", default_target_is_created_and_removed),
         ("existing_default_target_is_kept", existing_default_target_is_kept),
