@@ -15,11 +15,9 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXIT_SKIP 77
@@ -39,26 +37,12 @@ static pid_t osd_pid;
 
 /* ---- the cluster ---- */
 
-/* Runs the rbd tool on the test cluster (bounded); its exit status. */
-static int rbd_tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int rbd_tool(const char *fmt, ...)
-{
-    char args[1024], cmd[1400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof(cmd), "timeout -k 5 60 rbd --conf '%s' --no-progress %s >/dev/null 2>&1", conf, args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* A new image of size bytes named after the test; its name (static). */
 static const char *make_image(const char *name, unsigned size)
 {
     static char image[128];
     snprintf(image, sizeof(image), "%s-%d", name, (int)getpid());
-    ck_assert_int_eq(rbd_tool("create '%s/%s' --size %uK --image-feature layering", pool, image, size >> 10), 0);
+    ck_assert_int_eq(tu_rbd_tool("create '%s/%s' --size %uK --image-feature layering", pool, image, size >> 10), 0);
     return image;
 }
 
@@ -211,7 +195,7 @@ START_TEST(writes_read_back_with_rbd_export)
     ck_assert_uint_eq(al.BytesPerPhysicalSector, OBJECT_SIZE);
 
     char *file = tu_env_path(&e, "export");
-    ck_assert_int_eq(rbd_tool("export '%s/%s' '%s'", pool, image, file), 0);
+    ck_assert_int_eq(tu_rbd_tool("export '%s/%s' '%s'", pool, image, file), 0);
     int fd = open(file, O_RDONLY);
     ck_assert_int_ge(fd, 0);
     unsigned char *check = malloc(64 * 1024);
@@ -251,7 +235,7 @@ START_TEST(rbd_import_reads_back_and_the_end_is_a_block_device)
     char *file = tu_env_file(&e, "import", SIZE, SEED + 3);
     char image[128];
     snprintf(image, sizeof(image), "import-%d", (int)getpid());
-    ck_assert_int_eq(rbd_tool("import '%s' '%s/%s'", file, pool, image), 0);
+    ck_assert_int_eq(tu_rbd_tool("import '%s' '%s/%s'", file, pool, image), 0);
     WDFIOTARGET t = open_rw(&e, image, "");
     unsigned char *a = malloc(BLK), *b = malloc(100), *c = malloc(SIZE);
     PMDL m1 = IoAllocateMdl(a, BLK, FALSE, FALSE, NULL), m2 = IoAllocateMdl(b, 100, FALSE, FALSE, NULL);
@@ -337,7 +321,7 @@ START_TEST(snapshot_is_read_only)
     unsigned char *buf = malloc(BLK);
     tu_fill_pattern(buf, BLK, SEED + 5, 0);
     ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert_int_eq(rbd_tool("snap create '%s/%s@s1'", pool, image), 0);
+    ck_assert_int_eq(tu_rbd_tool("snap create '%s/%s@s1'", pool, image), 0);
     tu_fill_pattern(buf, BLK, SEED + 6, 0);
     ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
 
@@ -410,7 +394,7 @@ START_TEST(one_connection_per_configuration)
     tu_env_init(&e);
     const char *image = make_image("conn", 1 << 20);
     char snap[200];
-    ck_assert_int_eq(rbd_tool("snap create '%s/%s@s'", pool, image), 0);
+    ck_assert_int_eq(tu_rbd_tool("snap create '%s/%s@s'", pool, image), 0);
     snprintf(snap, sizeof(snap), "%s@s", image);
     ck_assert_uint_eq(connections_of_this_process(), 0);
     WDFIOTARGET a = open_rw(&e, image, "");
@@ -688,14 +672,11 @@ int main(void)
     conf = getenv("CEPH_CONF");
     pool = getenv("UWDF_CEPH_POOL");
     const char *pid = getenv("UWDF_CEPH_OSD_PID");
-    if (!conf || !pool || !pid || !getenv("UWDF_CEPH_DIR")) {
-        fprintf(stderr, "SKIP: run under tests/remote/ceph-cluster (tests/remote/test_rbd does)\n");
+    if (!tu_rbd_available() || !pid) {
+        fprintf(stderr, "SKIP: needs a uwdf with librbd, run under tests/remote/ceph-cluster "
+                        "(tests/remote/test_rbd does)\n");
         return EXIT_SKIP;
     }
-#ifndef HAVE_LIBRBD
-    fprintf(stderr, "SKIP: uwdf was built without librbd\n");
-    return EXIT_SKIP;
-#endif
     osd_pid = (pid_t)atoi(pid);
     Suite *s = suite_create("rbd");
     TCase *tc = tu_tcase(s, "rbd", TEST_TIMEOUT_SEC);

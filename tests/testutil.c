@@ -17,6 +17,7 @@
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -723,6 +724,30 @@ void tu_late_fini(struct tu_late *l)
     WdfObjectDelete(l->mem);
     tu_completion_fini(&l->c);
     free(l->buf);
+}
+
+/* ---- the Ceph test cluster ---- */
+
+bool tu_rbd_available(void)
+{
+#ifdef HAVE_LIBRBD
+    return getenv("CEPH_CONF") && getenv("UWDF_CEPH_POOL") && getenv("UWDF_CEPH_DIR");
+#else
+    return false;
+#endif
+}
+
+int tu_rbd_tool(const char *fmt, ...)
+{
+    char args[1024], cmd[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "timeout -k 5 60 rbd --conf '%s' --no-progress %s >/dev/null 2>&1",
+             getenv("CEPH_CONF"), args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 /* ---- nbdkit ---- */

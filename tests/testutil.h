@@ -482,6 +482,14 @@ struct tu_late {
 void tu_late_send(WDFIOTARGET t, struct tu_late *l, size_t len, LONGLONG timeout);
 void tu_late_fini(struct tu_late *l);
 
+/* ---- the Ceph test cluster for RBD targets ----
+ * tu_rbd_available: this process runs inside tests/remote/ceph-cluster
+ * (CEPH_CONF, UWDF_CEPH_POOL, UWDF_CEPH_DIR set) and uwdf has RBD targets.
+ * tu_rbd_tool runs `rbd --conf $CEPH_CONF --no-progress ARGS` (printf-style,
+ * bounded to 60 s, output discarded) and returns its exit status. */
+bool tu_rbd_available(void);
+int tu_rbd_tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- nbdkit servers for NBD targets ----
  * tu_nbdkit_start runs `nbdkit -f --exit-with-parent -U SOCK -P PIDFILE
  * ARGS...` (args NULL-terminated) with the socket and pid file named name
