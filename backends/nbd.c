@@ -78,11 +78,11 @@ struct uwdf_nbd_export {
 
 /* One op in libnbd's hands: one or more commands on one connection. */
 struct nbd_cmd {
+    struct uwdf_remote_cmd base; /* first: bounce buffer, idle link */
     struct uwdf_io *io; /* NULL once completed or cancelled (orphaned) */
     struct nbd_engine *eng;
     struct uwdf_nbd_export *x;
     struct nbd_conn *conn;
-    struct uwdf_remote_bounce b;
     size_t len;     /* bytes of the op (after clipping at the export's end) */
     unsigned refs;  /* commands whose .free has not run, plus the issuer's hold */
     unsigned pending; /* commands whose completion has not run, plus the hold */
@@ -101,8 +101,7 @@ struct nbd_engine {
     unsigned pfds_cap;
     struct uwdf_remote_done done;
     struct nbd_cmd *flush_head; /* write-through writes waiting for their flush */
-    struct nbd_cmd *free_cmds;
-    unsigned nfree;
+    struct uwdf_remote_cmd_cache cmds;
 };
 
 static inline struct nbd_cmd **io_cmd(struct uwdf_io *io)
@@ -264,20 +263,9 @@ static void nbd_done_push(struct nbd_engine *st, struct uwdf_io *io, int64_t res
 
 static struct nbd_cmd *nbd_cmd_get(struct nbd_engine *st, size_t len)
 {
-    struct nbd_cmd *c = st->free_cmds;
-    if (c) {
-        st->free_cmds = c->next;
-        st->nfree--;
-    } else {
-        c = calloc(1, sizeof(*c));
-        if (!c)
-            return NULL;
-    }
-    if (uwdf_remote_bounce_reserve(&c->b, len)) {
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
+    struct nbd_cmd *c = uwdf_remote_cmd_get(&st->cmds, sizeof(*c), len);
+    if (!c)
         return NULL;
-    }
     c->eng = st;
     c->io = NULL;
     c->x = NULL;
@@ -293,16 +281,7 @@ static struct nbd_cmd *nbd_cmd_get(struct nbd_engine *st, size_t len)
 
 static void nbd_cmd_put(struct nbd_cmd *c)
 {
-    struct nbd_engine *st = c->eng;
-    if (st->nfree >= UWDF_REMOTE_CMD_CACHE) {
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
-        return;
-    }
-    uwdf_remote_bounce_idle(&c->b);
-    c->next = st->free_cmds;
-    st->free_cmds = c;
-    st->nfree++;
+    uwdf_remote_cmd_put(&c->eng->cmds, &c->base);
 }
 
 static void nbd_conn_lost(struct uwdf_nbd_export *x, struct nbd_conn *conn, const char *what)
@@ -349,7 +328,7 @@ static void nbd_cmd_finish(struct nbd_cmd *c)
         return;
     }
     if (io->op == UWDF_OP_READ)
-        uwdf_remote_copy_out(io, c->b.buf, c->len);
+        uwdf_remote_copy_out(io, c->base.b.buf, c->len);
     nbd_done_push(c->eng, io, io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE ? (int64_t)c->len : 0);
 }
 
@@ -472,12 +451,7 @@ static int nbd_open(struct uwdf_engine *e)
 static void nbd_close_engine(struct uwdf_engine *e)
 {
     struct nbd_engine *st = e->be;
-    while (st->free_cmds) {
-        struct nbd_cmd *c = st->free_cmds;
-        st->free_cmds = c->next;
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
-    }
+    uwdf_remote_cmd_cache_free(&st->cmds);
     close(st->wake_fd);
     free(st->exports);
     free(st->pfds);
@@ -489,20 +463,14 @@ static void nbd_close_engine(struct uwdf_engine *e)
 static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct uwdf_io *io)
 {
     bool write = io->op == UWDF_OP_WRITE;
+    size_t len;
+    int64_t res;
     if (io->iovcnt < 0)
         return -EINVAL;
-    if (write && x->read_only) {
-        nbd_done_push(st, io, -EROFS);
+    if (!uwdf_remote_rw_clip(io, x->size, x->read_only, &len, &res)) {
+        nbd_done_push(st, io, res);
         return 0;
     }
-    size_t len = uwdf_remote_iov_len(io);
-    if (io->offset >= x->size || len == 0) {
-        /* As a block device: nothing to read at the end, no room to write. */
-        nbd_done_push(st, io, write && len ? -ENOSPC : 0);
-        return 0;
-    }
-    if (len > x->size - io->offset)
-        len = (size_t)(x->size - io->offset);
     struct nbd_conn *conn = nbd_pick(x);
     if (!conn) {
         nbd_done_push(st, io, -ENOTCONN);
@@ -517,7 +485,7 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
     *io_cmd(io) = c;
     uint32_t flags = 0;
     if (write) {
-        uwdf_remote_copy_in(c->b.buf, io, len);
+        uwdf_remote_copy_in(c->base.b.buf, io, len);
         if (x->write_through || (io->rw_flags & (RWF_DSYNC | RWF_SYNC))) {
             if (x->can_fua)
                 flags = LIBNBD_CMD_FLAG_FUA;
@@ -527,7 +495,7 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
     }
     for (size_t done = 0; done < len;) {
         size_t n = len - done < x->max_request ? len - done : x->max_request;
-        if (!nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->b.buf + done, n, io->offset + done, flags))
+        if (!nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->base.b.buf + done, n, io->offset + done, flags))
             break;
         done += n;
     }

@@ -93,15 +93,14 @@ struct uwdf_rbd_image {
 
 /* One op in librbd's hands: one or more librbd requests. */
 struct rbd_cmd {
+    struct uwdf_remote_cmd base; /* first: bounce buffer, idle link */
     struct uwdf_io *io; /* NULL once completed or cancelled (orphaned) */
     struct rbd_engine *eng;
     struct uwdf_rbd_image *x;
-    struct uwdf_remote_bounce b;
     size_t len;       /* bytes of the op (after clipping at the image's end) */
     unsigned pending; /* requests not yet completed, plus the issuer's hold */
     int err;
     bool flush_after; /* write-through: a flush follows the write */
-    struct rbd_cmd *next;
 };
 
 struct rbd_engine {
@@ -109,8 +108,7 @@ struct rbd_engine {
     struct uwdf_rbd_image **images;
     unsigned nimages, images_cap;
     struct uwdf_remote_done done;
-    struct rbd_cmd *free_cmds;
-    unsigned nfree;
+    struct uwdf_remote_cmd_cache cmds;
 };
 
 static inline struct rbd_cmd **io_cmd(struct uwdf_io *io)
@@ -426,18 +424,9 @@ static void rbd_done_push(struct rbd_engine *st, struct uwdf_io *io, int64_t res
 
 static struct rbd_cmd *rbd_cmd_get(struct rbd_engine *st, size_t len)
 {
-    struct rbd_cmd *c = st->free_cmds;
-    if (c) {
-        st->free_cmds = c->next;
-        st->nfree--;
-    } else if (!(c = calloc(1, sizeof(*c)))) {
+    struct rbd_cmd *c = uwdf_remote_cmd_get(&st->cmds, sizeof(*c), len);
+    if (!c)
         return NULL;
-    }
-    if (uwdf_remote_bounce_reserve(&c->b, len)) {
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
-        return NULL;
-    }
     c->eng = st;
     c->io = NULL;
     c->x = NULL;
@@ -445,22 +434,7 @@ static struct rbd_cmd *rbd_cmd_get(struct rbd_engine *st, size_t len)
     c->pending = 1; /* the issuer's hold */
     c->err = 0;
     c->flush_after = false;
-    c->next = NULL;
     return c;
-}
-
-static void rbd_cmd_put(struct rbd_cmd *c)
-{
-    struct rbd_engine *st = c->eng;
-    if (st->nfree >= UWDF_REMOTE_CMD_CACHE) {
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
-        return;
-    }
-    uwdf_remote_bounce_idle(&c->b);
-    c->next = st->free_cmds;
-    st->free_cmds = c;
-    st->nfree++;
 }
 
 enum rbd_kind { RBD_READ, RBD_WRITE, RBD_FLUSH, RBD_DISCARD, RBD_ZERO };
@@ -518,11 +492,11 @@ static void rbd_cmd_finish(struct rbd_cmd *c)
             rbd_done_push(c->eng, io, -(int64_t)c->err);
         else {
             if (io->op == UWDF_OP_READ)
-                uwdf_remote_copy_out(io, c->b.buf, c->len);
+                uwdf_remote_copy_out(io, c->base.b.buf, c->len);
             rbd_done_push(c->eng, io, io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE ? (int64_t)c->len : 0);
         }
     }
-    rbd_cmd_put(c);
+    uwdf_remote_cmd_put(&c->eng->cmds, &c->base);
 }
 
 /* Drop the issuer's hold on c: it completes here if librbd refused all
@@ -584,12 +558,7 @@ static int rbd_open_engine(struct uwdf_engine *e)
 static void rbd_close_engine(struct uwdf_engine *e)
 {
     struct rbd_engine *st = e->be;
-    while (st->free_cmds) {
-        struct rbd_cmd *c = st->free_cmds;
-        st->free_cmds = c->next;
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
-    }
+    uwdf_remote_cmd_cache_free(&st->cmds);
     close(st->efd);
     free(st->images);
     free(st);
@@ -599,20 +568,14 @@ static void rbd_close_engine(struct uwdf_engine *e)
 static int rbd_queue_rw(struct rbd_engine *st, struct uwdf_rbd_image *x, struct uwdf_io *io)
 {
     bool write = io->op == UWDF_OP_WRITE;
+    size_t len;
+    int64_t res;
     if (io->iovcnt < 0)
         return -EINVAL;
-    if (write && x->read_only) {
-        rbd_done_push(st, io, -EROFS);
+    if (!uwdf_remote_rw_clip(io, x->size, x->read_only, &len, &res)) {
+        rbd_done_push(st, io, res);
         return 0;
     }
-    size_t len = uwdf_remote_iov_len(io);
-    if (io->offset >= x->size || len == 0) {
-        /* As a block device: nothing to read at the end, no room to write. */
-        rbd_done_push(st, io, write && len ? -ENOSPC : 0);
-        return 0;
-    }
-    if (len > x->size - io->offset)
-        len = (size_t)(x->size - io->offset);
     struct rbd_cmd *c = rbd_cmd_get(st, len);
     if (!c)
         return -ENOMEM;
@@ -620,10 +583,10 @@ static int rbd_queue_rw(struct rbd_engine *st, struct uwdf_rbd_image *x, struct 
     c->x = x;
     *io_cmd(io) = c;
     if (write) {
-        uwdf_remote_copy_in(c->b.buf, io, len);
+        uwdf_remote_copy_in(c->base.b.buf, io, len);
         c->flush_after = x->write_through || (io->rw_flags & (RWF_DSYNC | RWF_SYNC));
     }
-    rbd_issue(c, write ? RBD_WRITE : RBD_READ, c->b.buf, io->offset, len);
+    rbd_issue(c, write ? RBD_WRITE : RBD_READ, c->base.b.buf, io->offset, len);
     rbd_cmd_release(c);
     return 0;
 }

@@ -36,6 +36,66 @@ void uwdf_remote_bounce_free(struct uwdf_remote_bounce *b)
     b->cap = 0;
 }
 
+void *uwdf_remote_cmd_get(struct uwdf_remote_cmd_cache *cache, size_t size, size_t len)
+{
+    struct uwdf_remote_cmd *c = cache->idle;
+    if (c) {
+        cache->idle = c->next_idle;
+        cache->n--;
+    } else if (!(c = calloc(1, size))) {
+        return NULL;
+    }
+    if (uwdf_remote_bounce_reserve(&c->b, len)) {
+        uwdf_remote_bounce_free(&c->b);
+        free(c);
+        return NULL;
+    }
+    c->next_idle = NULL;
+    return c;
+}
+
+void uwdf_remote_cmd_put(struct uwdf_remote_cmd_cache *cache, struct uwdf_remote_cmd *c)
+{
+    if (cache->n >= UWDF_REMOTE_CMD_CACHE) {
+        uwdf_remote_bounce_free(&c->b);
+        free(c);
+        return;
+    }
+    uwdf_remote_bounce_idle(&c->b);
+    c->next_idle = cache->idle;
+    cache->idle = c;
+    cache->n++;
+}
+
+void uwdf_remote_cmd_cache_free(struct uwdf_remote_cmd_cache *cache)
+{
+    while (cache->idle) {
+        struct uwdf_remote_cmd *c = cache->idle;
+        cache->idle = c->next_idle;
+        uwdf_remote_bounce_free(&c->b);
+        free(c);
+    }
+    cache->n = 0;
+}
+
+bool uwdf_remote_rw_clip(const struct uwdf_io *io, uint64_t size, bool read_only, size_t *len, int64_t *res)
+{
+    bool write = io->op == UWDF_OP_WRITE;
+    if (write && read_only) {
+        *res = -EROFS;
+        return false;
+    }
+    size_t n = uwdf_remote_iov_len(io);
+    if (io->offset >= size || n == 0) {
+        *res = write && n ? -ENOSPC : 0;
+        return false;
+    }
+    if (n > size - io->offset)
+        n = (size_t)(size - io->offset);
+    *len = n;
+    return true;
+}
+
 size_t uwdf_remote_iov_len(const struct uwdf_io *io)
 {
     size_t len = 0;

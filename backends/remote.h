@@ -28,6 +28,37 @@ int uwdf_remote_bounce_reserve(struct uwdf_remote_bounce *b, size_t len);
 void uwdf_remote_bounce_idle(struct uwdf_remote_bounce *b);
 void uwdf_remote_bounce_free(struct uwdf_remote_bounce *b);
 
+/* What every remote engine's command starts with: its bounce buffer and
+ * its link in the engine's cache of idle commands. */
+struct uwdf_remote_cmd {
+    struct uwdf_remote_bounce b;
+    struct uwdf_remote_cmd *next_idle;
+};
+
+/* An engine's idle commands (at most UWDF_REMOTE_CMD_CACHE), so steady
+ * state allocates nothing. */
+struct uwdf_remote_cmd_cache {
+    struct uwdf_remote_cmd *idle;
+    unsigned n;
+};
+
+/* A command of size bytes (a struct whose first member is struct
+ * uwdf_remote_cmd) with room for len bytes in its bounce buffer: an idle
+ * one, or a new one zeroed; NULL when out of memory. The caller sets every
+ * field of its own. */
+void *uwdf_remote_cmd_get(struct uwdf_remote_cmd_cache *cache, size_t size, size_t len);
+/* c goes idle (or is freed when the cache is full). */
+void uwdf_remote_cmd_put(struct uwdf_remote_cmd_cache *cache, struct uwdf_remote_cmd *c);
+/* Free every idle command (the engine closes). */
+void uwdf_remote_cmd_cache_free(struct uwdf_remote_cmd_cache *cache);
+
+/* The block-device rules of a read or write of io on a remote disk of size
+ * bytes. False and *res when it completes without the server: a write to a
+ * read-only disk (-EROFS), at or past the end (0 bytes read; -ENOSPC for a
+ * write), nothing to transfer (0). Otherwise true and *len, the bytes to
+ * transfer (clipped at the end: short, as on a block device). */
+bool uwdf_remote_rw_clip(const struct uwdf_io *io, uint64_t size, bool read_only, size_t *len, int64_t *res);
+
 /* Bytes of io's iovecs. */
 size_t uwdf_remote_iov_len(const struct uwdf_io *io);
 /* Gather the first len bytes of io's iovecs into buf, or scatter buf's
