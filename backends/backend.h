@@ -231,8 +231,6 @@ struct uwdf_rbd_info {
     uint64_t size;
     uint64_t object_size;
     uint64_t stripe_unit;
-    bool read_only;   /* a snapshot, or opened without write access */
-    double osd_op_timeout; /* seconds: rados_osd_op_timeout in force */
 };
 /* Open the image named by spec (the text after "rbd:":
  * pool[/namespace]/image[@snapshot][:id=USER][:conf=PATH][:KEY=VALUE]...,

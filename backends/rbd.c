@@ -73,7 +73,6 @@ struct rbd_cluster {
     char *key;
     rados_t rados;
     unsigned refs;
-    double op_timeout;
 };
 
 static pthread_mutex_t clusters_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -257,17 +256,13 @@ static int rbd_connect(const struct rbd_spec *sp, struct rbd_cluster *cl, enum u
         }
     }
     char buf[64];
-    cl->op_timeout = 0;
-    if (rados_conf_get(r, "rados_osd_op_timeout", buf, sizeof(buf)) == 0)
-        cl->op_timeout = strtod(buf, NULL);
-    if (!(cl->op_timeout > 0)) {
+    if (rados_conf_get(r, "rados_osd_op_timeout", buf, sizeof(buf)) != 0 || !(strtod(buf, NULL) > 0)) {
         err = rados_conf_set(r, "rados_osd_op_timeout", UWDF_RBD_OSD_OP_TIMEOUT);
         if (err < 0) {
             *stage = UWDF_RBD_STAGE_CONNECT;
             uwdf_remote_why(why, why_len, "cannot set rados_osd_op_timeout: %s", strerror(-err));
             goto fail;
         }
-        cl->op_timeout = strtod(UWDF_RBD_OSD_OP_TIMEOUT, NULL);
     }
     err = rados_connect(r);
     if (err < 0) {
@@ -404,8 +399,6 @@ int uwdf_rbd_open(const char *spec, bool writable, bool write_through, struct uw
     info->size = st.size;
     info->object_size = st.obj_size;
     info->stripe_unit = su;
-    info->read_only = x->read_only;
-    info->osd_op_timeout = x->cluster->op_timeout;
     *out = x;
     x = NULL;
 out:

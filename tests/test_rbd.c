@@ -134,6 +134,47 @@ static size_t connections_of_this_process(void)
     return n;
 }
 
+/* What the admin socket of this process's one cluster connection answers
+ * to CMD, through a python3 expression EXPR over its JSON (d). */
+static char *asok_query(const char *cmd, const char *expr)
+{
+    char pattern[600], line[4096];
+    glob_t g;
+    snprintf(pattern, sizeof(pattern), "%s/run/client.*.%d.*.asok", getenv("UWDF_CEPH_DIR"), (int)getpid());
+    ck_assert_int_eq(glob(pattern, 0, NULL, &g), 0);
+    ck_assert_uint_eq(g.gl_pathc, 1);
+    snprintf(line, sizeof(line),
+             "timeout 30 ceph --admin-daemon '%s' %s 2>/dev/null | "
+             "python3 -c 'import json,sys; d=json.load(sys.stdin); print(%s)'",
+             g.gl_pathv[0], cmd, expr);
+    globfree(&g);
+    FILE *p = popen(line, "r");
+    ck_assert_ptr_nonnull(p);
+    char *got = fgets(line, sizeof(line), p);
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_ptr_nonnull(got);
+    line[strcspn(line, "\n")] = '\0';
+    return strdup(line);
+}
+
+/* The flushes librbd has taken on that connection (its perf counters). */
+static long librbd_flushes(void)
+{
+    char *v = asok_query("perf dump", "sum(v.get(\"flush\", 0) for k, v in d.items() if k.startswith(\"librbd\"))");
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
+/* rados_osd_op_timeout in force on that connection, in whole seconds. */
+static long osd_op_timeout(void)
+{
+    char *v = asok_query("config get rados_osd_op_timeout", "int(float(d[\"rados_osd_op_timeout\"]))");
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
 /* ---- tests ---- */
 
 /* Written through uwdf (unaligned, scattered, sync and async), read back by
@@ -387,7 +428,8 @@ START_TEST(bad_names_fail_the_open_with_a_reason)
 END_TEST
 
 /* One cluster connection per configuration, user and options, however
- * many images use it; gone with its last image. */
+ * many images use it; gone with its last image. Its OSD op timeout is the
+ * name's, or uwdf's 30 s when nothing sets one. */
 START_TEST(one_connection_per_configuration)
 {
     struct tu_env e;
@@ -400,17 +442,19 @@ START_TEST(one_connection_per_configuration)
     WDFIOTARGET a = open_rw(&e, image, "");
     WDFIOTARGET b = open_rw(&e, snap, "");
     ck_assert_uint_eq(connections_of_this_process(), 1);
+    ck_assert_int_eq(osd_op_timeout(), 30);
     WDFIOTARGET c = open_rw(&e, image, ":rados_osd_op_timeout=7");
     ck_assert_uint_eq(connections_of_this_process(), 2);
     unsigned char buf[BLK];
     memset(buf, 1, sizeof(buf));
     ck_assert_status(tu_sync_rw(a, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
     ck_assert_status(tu_sync_rw(c, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    WdfObjectDelete(c);
-    ck_assert_uint_eq(connections_of_this_process(), 1);
+    WdfObjectDelete(b);
+    ck_assert_uint_eq(connections_of_this_process(), 2);
     WdfObjectDelete(a);
     ck_assert_uint_eq(connections_of_this_process(), 1);
-    WdfObjectDelete(b);
+    ck_assert_int_eq(osd_op_timeout(), 7);
+    WdfObjectDelete(c);
     ck_assert_uint_eq(connections_of_this_process(), 0);
     tu_env_fini(&e);
 }
@@ -517,29 +561,6 @@ START_TEST(osd_op_timeout_bounds_requests_and_close)
     tu_env_fini(&e);
 }
 END_TEST
-
-/* The flushes librbd has taken on this process's one cluster connection,
- * from its own counters (its admin socket's perf dump). */
-static long librbd_flushes(void)
-{
-    char pattern[600], cmd[1200];
-    glob_t g;
-    snprintf(pattern, sizeof(pattern), "%s/run/client.*.%d.*.asok", getenv("UWDF_CEPH_DIR"), (int)getpid());
-    ck_assert_int_eq(glob(pattern, 0, NULL, &g), 0);
-    ck_assert_uint_eq(g.gl_pathc, 1);
-    snprintf(cmd, sizeof(cmd),
-             "timeout 30 ceph --admin-daemon '%s' perf dump 2>/dev/null | "
-             "python3 -c 'import json,sys; d=json.load(sys.stdin); "
-             "print(sum(v.get(\"flush\", 0) for k, v in d.items() if k.startswith(\"librbd\")))'",
-             g.gl_pathv[0]);
-    globfree(&g);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    long n = -1;
-    ck_assert_int_eq(fscanf(p, "%ld", &n), 1);
-    ck_assert_int_eq(pclose(p), 0);
-    return n;
-}
 
 /* A write through the target (per target or per request) is followed by
  * one flush; a plain write is not. */
