@@ -231,6 +231,7 @@ struct uwdf_rbd_info {
     uint64_t size;
     uint64_t object_size;
     uint64_t stripe_unit;
+    bool snapshot; /* opened at a snapshot: read-only */
 };
 /* Open the image named by spec (the text after "rbd:":
  * pool[/namespace]/image[@snapshot][:id=USER][:conf=PATH][:KEY=VALUE]...,

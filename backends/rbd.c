@@ -399,6 +399,7 @@ int uwdf_rbd_open(const char *spec, bool writable, bool write_through, struct uw
     info->size = st.size;
     info->object_size = st.obj_size;
     info->stripe_unit = su;
+    info->snapshot = sp.snap != NULL;
     *out = x;
     x = NULL;
 out:

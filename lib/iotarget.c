@@ -392,13 +392,15 @@ static NTSTATUS target_remote_flags(const WDF_IO_TARGET_OPEN_PARAMS *params, cha
  * and sector-sized ranges, like a block device. name becomes the target's. */
 static void target_start_remote(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *name,
                                 struct uwdf_engine *engine, int flags, uint64_t size, uint32_t logical_sector,
-                                uint32_t physical_sector)
+                                uint32_t physical_sector, bool read_only, bool trim)
 {
     uwdf_biased_lock_acquire(&t->lock);
     target_keep_open_params(t, params, name, false);
     __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
     t->fd = -1;
     t->remote = true;
+    t->remote_read_only = read_only;
+    t->remote_trim = trim;
     t->is_block = true;
     t->is_stream = t->direct = false;
     t->write_through = (flags & O_DSYNC) != 0;
@@ -473,7 +475,8 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
         return uwdf_status_from_errno(err);
     }
     uint32_t logical = info.min_block > 512 ? info.min_block : 512;
-    target_start_remote(t, params, uri, engine, flags, info.size, logical, info.preferred_block);
+    target_start_remote(t, params, uri, engine, flags, info.size, logical, info.preferred_block, info.read_only,
+                        info.can_trim);
     return STATUS_SUCCESS;
 }
 #endif
@@ -538,7 +541,7 @@ static NTSTATUS target_open_rbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
      * reported as the physical sector. */
     uint64_t optimal = info.stripe_unit ? info.stripe_unit : info.object_size;
     target_start_remote(t, params, name, engine, flags, info.size, 512,
-                        optimal && optimal <= UINT32_MAX ? (uint32_t)optimal : 512);
+                        optimal && optimal <= UINT32_MAX ? (uint32_t)optimal : 512, info.snapshot, true);
     return STATUS_SUCCESS;
 }
 #endif

@@ -72,6 +72,8 @@ struct uwdf_iotarget {
     bool direct;
     bool write_through;
     bool remote; /* an NBD export or RBD image: no descriptor; its engine does everything */
+    bool remote_read_only; /* remote: the export or image refuses writes (IOCTL_DISK_IS_WRITABLE) */
+    bool remote_trim;      /* remote: discards reach the server (StorageDeviceTrimProperty) */
     ACCESS_MASK access;
     uint64_t size;
     uint32_t logical_sector;

@@ -259,6 +259,7 @@ START_TEST(read_only_export_refuses_writes_as_write_protected)
     ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_MEDIA_WRITE_PROTECTED);
     ck_assert_status(tu_trim(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
     ck_assert_status(tu_set_zero(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0), STATUS_MEDIA_WRITE_PROTECTED);
     free(buf);
     finish(&e, &s, t);
 }
@@ -284,6 +285,8 @@ START_TEST(flush_trim_zero_when_offered)
     /* Ranges are checked as for a block device before anything is sent. */
     ck_assert_status(tu_trim(t, 100, BLK), STATUS_INVALID_PARAMETER);
     ck_assert_status(tu_set_zero(t, 0, EXPORT_SIZE + BLK), STATUS_INVALID_PARAMETER);
+    ck_assert(tu_trim_enabled(t));
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0), STATUS_SUCCESS);
     free(buf);
     finish(&e, &s, t);
 }
@@ -306,6 +309,7 @@ START_TEST(flush_trim_zero_not_offered_are_not_supported)
     ck_assert_status(tu_flush(t), STATUS_NOT_SUPPORTED);
     ck_assert_status(tu_trim(t, 0, BLK), STATUS_NOT_SUPPORTED);
     ck_assert_status(tu_set_zero(t, 0, BLK), STATUS_NOT_SUPPORTED);
+    ck_assert(!tu_trim_enabled(t));
     free(buf);
     finish(&e, &s, t);
 }

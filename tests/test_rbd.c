@@ -327,6 +327,7 @@ START_TEST(flush_discard_and_zero)
         ck_assert_status(tu_sync_rw(t, true, buf, OBJECT_SIZE, (LONGLONG)o * OBJECT_SIZE, NULL), STATUS_SUCCESS);
     }
     ck_assert_status(tu_flush(t), STATUS_SUCCESS);
+    ck_assert(tu_trim_enabled(t));
     ck_assert_status(tu_trim(t, OBJECT_SIZE, OBJECT_SIZE), STATUS_SUCCESS);
     ck_assert_status(tu_set_zero(t, 2 * OBJECT_SIZE + 1024, 2 * OBJECT_SIZE + 9216), STATUS_SUCCESS);
     ck_assert_status(tu_sync_rw(t, false, buf, OBJECT_SIZE, OBJECT_SIZE, NULL), STATUS_SUCCESS);
@@ -375,6 +376,8 @@ START_TEST(snapshot_is_read_only)
     ck_assert_status(tu_trim(s, 0, OBJECT_SIZE), STATUS_MEDIA_WRITE_PROTECTED);
     ck_assert_status(tu_set_zero(s, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
     ck_assert_status(tu_flush(s), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_ioctl(s, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0), STATUS_SUCCESS);
     ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(buf, BLK, SEED + 6, 0));
     WdfObjectDelete(s);

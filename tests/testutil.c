@@ -688,6 +688,15 @@ NTSTATUS tu_set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond)
     return tu_sync_ioctl(t, FSCTL_SET_ZERO_DATA, &z, sizeof(z), NULL, 0);
 }
 
+bool tu_trim_enabled(WDFIOTARGET t)
+{
+    STORAGE_PROPERTY_QUERY q = { .PropertyId = StorageDeviceTrimProperty, .QueryType = PropertyStandardQuery };
+    DEVICE_TRIM_DESCRIPTOR d;
+    memset(&d, 0, sizeof(d));
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &d, sizeof(d)), STATUS_SUCCESS);
+    return d.TrimEnabled != FALSE;
+}
+
 bool tu_all_bytes(const void *buf, size_t len, unsigned char v)
 {
     const unsigned char *p = buf;

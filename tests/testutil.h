@@ -468,6 +468,8 @@ NTSTATUS tu_flush(WDFIOTARGET t);
 NTSTATUS tu_trim(WDFIOTARGET t, LONGLONG off, ULONGLONG len);
 /* FSCTL_SET_ZERO_DATA over [from, beyond). */
 NTSTATUS tu_set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond);
+/* StorageDeviceTrimProperty's TrimEnabled (asserts the query succeeds). */
+bool tu_trim_enabled(WDFIOTARGET t);
 /* Whether every byte of buf is v. */
 bool tu_all_bytes(const void *buf, size_t len, unsigned char v);
 /* A read of len bytes at offset 0 into a buffer of TU_UNTOUCHED bytes,
