@@ -214,6 +214,39 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
 void uwdf_nbd_export_free(struct uwdf_nbd_export *x);
 #endif
 
+#ifdef HAVE_LIBRBD
+/* backends/rbd.c: Ceph RBD images through librbd. */
+extern const struct uwdf_backend_ops uwdf_backend_rbd;
+struct uwdf_rbd_image;
+/* Where opening an image failed, for the status the open reports. */
+enum uwdf_rbd_stage {
+    UWDF_RBD_STAGE_NAME,    /* the name does not parse, or an option is unknown or refused */
+    UWDF_RBD_STAGE_CONF,    /* the configuration file */
+    UWDF_RBD_STAGE_CONNECT, /* reaching the cluster's monitors */
+    UWDF_RBD_STAGE_POOL,    /* the pool (or namespace) */
+    UWDF_RBD_STAGE_IMAGE,   /* the image or its snapshot */
+};
+/* What the image said about itself (after opening). */
+struct uwdf_rbd_info {
+    uint64_t size;
+    uint64_t object_size;
+    uint64_t stripe_unit;
+    bool snapshot; /* opened at a snapshot: read-only */
+};
+/* Open the image named by spec (the text after "rbd:":
+ * pool[/namespace]/image[@snapshot][:id=USER][:conf=PATH][:KEY=VALUE]...,
+ * qemu's syntax; '\' escapes the next character) on the calling thread,
+ * connecting to its cluster or sharing the connection already open for
+ * the same configuration, user and options. writable: open for writing
+ * (a snapshot never is). write_through: every write is followed by a
+ * flush. 0 and *out, or -errno with *stage and a reason in why. The image
+ * belongs to the caller until an engine attaches it (attach_file);
+ * uwdf_rbd_image_free drops one that was never attached. */
+int uwdf_rbd_open(const char *spec, bool writable, bool write_through, struct uwdf_rbd_image **out,
+                  struct uwdf_rbd_info *info, enum uwdf_rbd_stage *stage, char *why, size_t why_len);
+void uwdf_rbd_image_free(struct uwdf_rbd_image *img);
+#endif
+
 /* An engine: a backend instance plus its completion thread, shared by the
  * files attached to it. Backends use `be` (their private state) and
  * `depth` (ops the engine expects in flight at once, over all its files);

@@ -35,11 +35,11 @@
  * Flush, trim and zero fail with EOPNOTSUPP when the server lacks them. */
 #include "config.h"
 #include "backend.h"
+#include "remote.h"
 
 #include <errno.h>
 #include <libnbd.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,10 +53,6 @@
 #define NBD_DEFAULT_MAX_REQUEST (32u << 20)
 /* Trim and zero lengths are 32-bit in the protocol. */
 #define NBD_MAX_RANGE_CHUNK (1u << 30)
-/* Idle commands (with their bounce buffers) kept for reuse per engine. */
-#define NBD_CMD_CACHE 256
-/* Bounce buffers above this size are not kept when their command is idle. */
-#define NBD_BOUNCE_KEEP (1u << 20)
 #define NBD_NS_PER_SEC 1000000000LL
 #define NBD_URI_OPTION "uwdf-connections="
 
@@ -82,12 +78,11 @@ struct uwdf_nbd_export {
 
 /* One op in libnbd's hands: one or more commands on one connection. */
 struct nbd_cmd {
+    struct uwdf_remote_cmd base; /* first: bounce buffer, idle link */
     struct uwdf_io *io; /* NULL once completed or cancelled (orphaned) */
     struct nbd_engine *eng;
     struct uwdf_nbd_export *x;
     struct nbd_conn *conn;
-    char *buf;
-    size_t cap;
     size_t len;     /* bytes of the op (after clipping at the export's end) */
     unsigned refs;  /* commands whose .free has not run, plus the issuer's hold */
     unsigned pending; /* commands whose completion has not run, plus the hold */
@@ -104,24 +99,15 @@ struct nbd_engine {
     struct pollfd *pfds;
     struct nbd_conn **pconns;
     unsigned pfds_cap;
-    struct uwdf_io *done_head, *done_tail;
+    struct uwdf_remote_done done;
     struct nbd_cmd *flush_head; /* write-through writes waiting for their flush */
-    struct nbd_cmd *free_cmds;
-    unsigned nfree;
+    struct uwdf_remote_cmd_cache cmds;
 };
 
 static inline struct nbd_cmd **io_cmd(struct uwdf_io *io)
 {
     _Static_assert(sizeof(struct nbd_cmd *) <= sizeof(io->be_area), "be_area holds the command");
     return (struct nbd_cmd **)(void *)io->be_area;
-}
-
-static void nbd_why(char *why, size_t why_len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, why_len, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- connecting (the opener's thread) ---- */
@@ -147,7 +133,7 @@ static char *nbd_uri_strip(const char *uri, unsigned *connections, char *why, si
             char *end;
             unsigned long v = strtoul(p + strlen(NBD_URI_OPTION), &end, 10);
             if (end != p + n || v < 1 || v > NBD_MAX_CONNECTIONS) {
-                nbd_why(why, why_len, "uwdf-connections must be 1..%u", NBD_MAX_CONNECTIONS);
+                uwdf_remote_why(why, why_len, "uwdf-connections must be 1..%u", NBD_MAX_CONNECTIONS);
                 free(copy);
                 return NULL;
             }
@@ -169,7 +155,7 @@ static struct nbd_handle *nbd_connect_one(const char *uri, char *why, size_t why
     struct nbd_handle *h = nbd_create();
     if (!h) {
         *err = nbd_get_errno() ? nbd_get_errno() : ENOMEM;
-        nbd_why(why, why_len, "%s", nbd_get_error());
+        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
         return NULL;
     }
     /* Reads land in a bounce buffer that is copied only on success. */
@@ -177,7 +163,7 @@ static struct nbd_handle *nbd_connect_one(const char *uri, char *why, size_t why
     nbd_set_handle_name(h, "uwdf");
     if (nbd_connect_uri(h, uri) == -1) {
         *err = nbd_get_errno() ? nbd_get_errno() : EIO;
-        nbd_why(why, why_len, "%s", nbd_get_error());
+        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
         nbd_close(h);
         return NULL;
     }
@@ -219,7 +205,7 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
     struct nbd_handle *h = x->conns[0].h;
     int64_t size = nbd_get_size(h);
     if (size < 0) {
-        nbd_why(why, why_len, "%s", nbd_get_error());
+        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
         free(bare);
         uwdf_nbd_export_free(x);
         return -EIO;
@@ -239,7 +225,7 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
         x->max_request -= x->max_request % (uint32_t)min;
     bool multi = nbd_can_multi_conn(h) == 1;
     if (want > 1 && !multi) {
-        nbd_why(why, why_len, "the server does not allow multi-conn: using 1 connection, not %u", want);
+        uwdf_remote_why(why, why_len, "the server does not allow multi-conn: using 1 connection, not %u", want);
         want = 1;
     }
     for (unsigned i = 1; i < want; i++) {
@@ -271,37 +257,15 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
 
 static void nbd_done_push(struct nbd_engine *st, struct uwdf_io *io, int64_t res)
 {
-    io->res = res;
-    io->timed_out = false;
-    io->next = NULL;
     *io_cmd(io) = NULL;
-    if (st->done_tail)
-        st->done_tail->next = io;
-    else
-        st->done_head = io;
-    st->done_tail = io;
+    uwdf_remote_done_push(&st->done, io, res);
 }
 
 static struct nbd_cmd *nbd_cmd_get(struct nbd_engine *st, size_t len)
 {
-    struct nbd_cmd *c = st->free_cmds;
-    if (c) {
-        st->free_cmds = c->next;
-        st->nfree--;
-    } else {
-        c = calloc(1, sizeof(*c));
-        if (!c)
-            return NULL;
-    }
-    if (c->cap < len) {
-        free(c->buf);
-        c->buf = malloc(len);
-        c->cap = c->buf ? len : 0;
-        if (!c->buf) {
-            free(c);
-            return NULL;
-        }
-    }
+    struct nbd_cmd *c = uwdf_remote_cmd_get(&st->cmds, sizeof(*c), len);
+    if (!c)
+        return NULL;
     c->eng = st;
     c->io = NULL;
     c->x = NULL;
@@ -317,20 +281,7 @@ static struct nbd_cmd *nbd_cmd_get(struct nbd_engine *st, size_t len)
 
 static void nbd_cmd_put(struct nbd_cmd *c)
 {
-    struct nbd_engine *st = c->eng;
-    if (st->nfree >= NBD_CMD_CACHE) {
-        free(c->buf);
-        free(c);
-        return;
-    }
-    if (c->cap > NBD_BOUNCE_KEEP) {
-        free(c->buf);
-        c->buf = NULL;
-        c->cap = 0;
-    }
-    c->next = st->free_cmds;
-    st->free_cmds = c;
-    st->nfree++;
+    uwdf_remote_cmd_put(&c->eng->cmds, &c->base);
 }
 
 static void nbd_conn_lost(struct uwdf_nbd_export *x, struct nbd_conn *conn, const char *what)
@@ -355,26 +306,6 @@ static int nbd_map_error(struct nbd_cmd *c, int err)
     return err ? err : EIO;
 }
 
-static void nbd_copy_out(struct uwdf_io *io, const char *buf, size_t len)
-{
-    for (int i = 0; i < io->iovcnt && len > 0; i++) {
-        size_t n = io->iov[i].iov_len < len ? io->iov[i].iov_len : len;
-        memcpy(io->iov[i].iov_base, buf, n);
-        buf += n;
-        len -= n;
-    }
-}
-
-static void nbd_copy_in(char *buf, const struct uwdf_io *io, size_t len)
-{
-    for (int i = 0; i < io->iovcnt && len > 0; i++) {
-        size_t n = io->iov[i].iov_len < len ? io->iov[i].iov_len : len;
-        memcpy(buf, io->iov[i].iov_base, n);
-        buf += n;
-        len -= n;
-    }
-}
-
 /* Every command of c answered: the op completes (unless it was cancelled
  * meanwhile) or its flush goes next. */
 static void nbd_cmd_finish(struct nbd_cmd *c)
@@ -397,7 +328,7 @@ static void nbd_cmd_finish(struct nbd_cmd *c)
         return;
     }
     if (io->op == UWDF_OP_READ)
-        nbd_copy_out(io, c->buf, c->len);
+        uwdf_remote_copy_out(io, c->base.b.buf, c->len);
     nbd_done_push(c->eng, io, io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE ? (int64_t)c->len : 0);
 }
 
@@ -488,14 +419,6 @@ static struct nbd_conn *nbd_pick(struct uwdf_nbd_export *x)
     return NULL;
 }
 
-static size_t nbd_iov_len(const struct uwdf_io *io)
-{
-    size_t len = 0;
-    for (int i = 0; i < io->iovcnt; i++)
-        len += io->iov[i].iov_len;
-    return len;
-}
-
 /* ---- ops table ---- */
 
 static int nbd_probe(void)
@@ -528,12 +451,7 @@ static int nbd_open(struct uwdf_engine *e)
 static void nbd_close_engine(struct uwdf_engine *e)
 {
     struct nbd_engine *st = e->be;
-    while (st->free_cmds) {
-        struct nbd_cmd *c = st->free_cmds;
-        st->free_cmds = c->next;
-        free(c->buf);
-        free(c);
-    }
+    uwdf_remote_cmd_cache_free(&st->cmds);
     close(st->wake_fd);
     free(st->exports);
     free(st->pfds);
@@ -545,20 +463,14 @@ static void nbd_close_engine(struct uwdf_engine *e)
 static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct uwdf_io *io)
 {
     bool write = io->op == UWDF_OP_WRITE;
+    size_t len;
+    int64_t res;
     if (io->iovcnt < 0)
         return -EINVAL;
-    if (write && x->read_only) {
-        nbd_done_push(st, io, -EROFS);
+    if (!uwdf_remote_rw_clip(io, x->size, x->read_only, &len, &res)) {
+        nbd_done_push(st, io, res);
         return 0;
     }
-    size_t len = nbd_iov_len(io);
-    if (io->offset >= x->size || len == 0) {
-        /* As a block device: nothing to read at the end, no room to write. */
-        nbd_done_push(st, io, write && len ? -ENOSPC : 0);
-        return 0;
-    }
-    if (len > x->size - io->offset)
-        len = (size_t)(x->size - io->offset);
     struct nbd_conn *conn = nbd_pick(x);
     if (!conn) {
         nbd_done_push(st, io, -ENOTCONN);
@@ -573,7 +485,7 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
     *io_cmd(io) = c;
     uint32_t flags = 0;
     if (write) {
-        nbd_copy_in(c->buf, io, len);
+        uwdf_remote_copy_in(c->base.b.buf, io, len);
         if (x->write_through || (io->rw_flags & (RWF_DSYNC | RWF_SYNC))) {
             if (x->can_fua)
                 flags = LIBNBD_CMD_FLAG_FUA;
@@ -583,7 +495,7 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
     }
     for (size_t done = 0; done < len;) {
         size_t n = len - done < x->max_request ? len - done : x->max_request;
-        if (!nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->buf + done, n, io->offset + done, flags))
+        if (!nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->base.b.buf + done, n, io->offset + done, flags))
             break;
         done += n;
     }
@@ -752,7 +664,7 @@ static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     nbd_issue_flushes(st);
     int n = nbd_poll_setup(st);
     struct timespec ts, *tsp = NULL;
-    if (st->done_head)
+    if (st->done.head)
         timeout_ns = 0;
     if (timeout_ns >= 0) {
         ts.tv_sec = timeout_ns / NBD_NS_PER_SEC;
@@ -763,32 +675,20 @@ static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     if (ready < 0 && errno != EINTR)
         return -errno;
     if (ready > 0) {
-        if (st->pfds[0].revents & POLLIN) {
-            uint64_t v;
-            (void)!read(st->wake_fd, &v, sizeof(v));
-        }
+        if (st->pfds[0].revents & POLLIN)
+            uwdf_remote_eventfd_drain(st->wake_fd);
         for (int i = 1; i < n; i++)
             if (st->pfds[i].revents)
                 nbd_notify(st, st->pconns[i], st->pfds[i].revents);
         nbd_issue_flushes(st);
     }
-    int got = 0;
-    while (got < max && st->done_head) {
-        struct uwdf_io *io = st->done_head;
-        st->done_head = io->next;
-        io->next = NULL;
-        done[got++] = io;
-    }
-    if (!st->done_head)
-        st->done_tail = NULL;
-    return got;
+    return uwdf_remote_done_pop(&st->done, done, max);
 }
 
 static void nbd_wake(struct uwdf_engine *e)
 {
     struct nbd_engine *st = e->be;
-    uint64_t one = 1;
-    (void)!write(st->wake_fd, &one, sizeof(one));
+    uwdf_remote_eventfd_signal(st->wake_fd);
 }
 
 static int nbd_attach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)

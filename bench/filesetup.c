@@ -14,6 +14,10 @@
 #ifdef HAVE_LIBNBD
 #include <libnbd.h>
 #endif
+#ifdef HAVE_LIBRBD
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+#endif
 
 #include "filesetup.h"
 #include "interrupt.h"
@@ -40,7 +44,83 @@ static int64_t nbd_export_size(const char *uri, const char *job)
 #endif
 }
 
-static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job)
+/* The size of the RBD image of --pool/--rbdname/--clientname, asked as
+ * fio's rbd engine asks it (the cluster of $CEPH_CONF or the default conf),
+ * or -1 with a message. */
+static int64_t rbd_image_size(const struct job_opts *o)
+{
+#ifdef HAVE_LIBRBD
+    const char *client = o->clientname ? o->clientname : "admin";
+    if (!strncmp(client, "client.", 7))
+        client += 7;
+    rados_t r = NULL;
+    rados_ioctx_t io = NULL;
+    rbd_image_t img = NULL;
+    uint64_t size = 0;
+    const char *what = "connect to the cluster";
+    int err = rados_create(&r, client);
+    if (!err) {
+        (void)rados_conf_read_file(r, NULL);
+        (void)rados_conf_parse_env(r, NULL);
+        err = rados_connect(r);
+    }
+    if (!err) {
+        what = "open the pool";
+        err = rados_ioctx_create(r, o->pool, &io);
+    }
+    if (!err) {
+        what = "open the image";
+        err = rbd_open_read_only(io, o->rbdname, &img, NULL);
+    }
+    if (!err)
+        err = rbd_get_size(img, &size);
+    if (img)
+        rbd_close(img);
+    if (io)
+        rados_ioctx_destroy(io);
+    if (r)
+        rados_shutdown(r);
+    if (err) {
+        errmsg("%s: cannot %s for RBD image '%s/%s' (client.%s): %s", o->name, what, o->pool, o->rbdname, client,
+               strerror(-err));
+        return -1;
+    }
+    return (int64_t)size;
+#else
+    errmsg("%s: RBD image '%s/%s': this uwdf-bench was built without librbd", o->name, o->pool, o->rbdname);
+    return -1;
+#endif
+}
+
+/* The uwdf target name of the image of o: rbd:POOL/IMAGE:id=CLIENT, each
+ * part with the separators of the syntax escaped. */
+static const char *rbd_target_name(struct strpool *pool, const struct job_opts *o)
+{
+    const char *client = o->clientname ? o->clientname : "admin";
+    if (!strncmp(client, "client.", 7))
+        client += 7;
+    const char *parts[3] = { o->pool, o->rbdname, client };
+    const char *before[3] = { "rbd:", "/", ":id=" };
+    size_t len = 16;
+    for (int i = 0; i < 3; i++)
+        len += 2 * strlen(parts[i]);
+    char *name = xcalloc(1, len), *p = name;
+    for (int i = 0; i < 3; i++) {
+        p = stpcpy(p, before[i]);
+        for (const char *c = parts[i]; *c; c++) {
+            if (strchr(":@/\\", *c))
+                *p++ = '\\';
+            *p++ = *c;
+        }
+    }
+    const char *kept = keep_str(pool, name);
+    free(name);
+    return kept;
+}
+
+/* known_size >= 0: path is a remote image of that size (no file). */
+static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job,
+                                     int64_t known_size)
 {
     for (unsigned i = 0; i < lay->n; i++)
         if (!strcmp(lay->files[i]->path, path))
@@ -50,7 +130,11 @@ static struct layout_file *lfile_get(struct layout *lay, const char *path, bool 
     lf->first_job = job;
     lf->auto_named = auto_named;
     struct stat st;
-    if (filename_is_nbd_uri(path)) {
+    if (known_size >= 0) {
+        lf->exists = true;
+        lf->is_blk = true;
+        lf->real_size = (uint64_t)known_size;
+    } else if (filename_is_nbd_uri(path)) {
         /* An NBD export: a fixed size, like a block device. */
         int64_t size = nbd_export_size(path, job);
         if (size < 0) {
@@ -168,8 +252,16 @@ int job_resolve_files(struct job *j)
     const struct job_opts *o = &j->o;
     const char **paths;
     unsigned n;
-    bool generated = !o->filename && !o->uri;
-    if (generated) {
+    bool generated = !o->filename && !o->uri && o->ioengine != ENGINE_RBD;
+    int64_t known_size = -1;
+    if (o->ioengine == ENGINE_RBD) {
+        known_size = rbd_image_size(o);
+        if (known_size < 0)
+            return -1;
+        n = 1;
+        paths = xcalloc(1, sizeof(*paths));
+        paths[0] = rbd_target_name(j->run->strings, o);
+    } else if (generated) {
         n = o->nrfiles ? o->nrfiles : 1;
         paths = xcalloc(n, sizeof(*paths));
         for (unsigned k = 0; k < n; k++) {
@@ -193,7 +285,7 @@ int job_resolve_files(struct job *j)
     char a[32], b[32];
     for (unsigned k = 0; k < n; k++) {
         struct file_slot *f = &j->files[k];
-        struct layout_file *lf = lfile_get(&j->run->layout, paths[k], generated, o->name);
+        struct layout_file *lf = lfile_get(&j->run->layout, paths[k], generated, o->name, known_size);
         if (!lf) {
             free(paths);
             return -1;

@@ -345,6 +345,19 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
         errmsg("%s--uri is for --ioengine=nbd", who);
         return -1;
     }
+    /* fio's rbd engine: --pool and --rbdname name the image. */
+    if (o->ioengine == ENGINE_RBD && (!o->pool || !o->rbdname || !*o->pool || !*o->rbdname)) {
+        errmsg("%s--ioengine=rbd needs --pool= and --rbdname=", who);
+        return -1;
+    }
+    if ((o->pool || o->rbdname || o->clientname) && o->ioengine != ENGINE_RBD) {
+        errmsg("%s--pool, --rbdname and --clientname are for --ioengine=rbd", who);
+        return -1;
+    }
+    if (o->ioengine == ENGINE_RBD && o->filename) {
+        errmsg("%s--ioengine=rbd takes its image from --pool and --rbdname, not --filename", who);
+        return -1;
+    }
     if (o->verify && o->bs < sizeof(struct verify_hdr)) {
         errmsg("%s--verify needs bs of at least %zu bytes", who, sizeof(struct verify_hdr));
         return -1;

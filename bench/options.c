@@ -11,7 +11,7 @@
 const char *const rw_names[] = { "read", "write", "randread", "randwrite", "rw", "randrw",
                                  "trim", "randtrim", "trimwrite" };
 const char *const api_names[] = { "async", "sync", "flt", "stack" };
-const char *const engine_names[] = { "default", "io_uring", "libaio", "null", "nbd" };
+const char *const engine_names[] = { "default", "io_uring", "libaio", "null", "nbd", "rbd" };
 const char *const sync_names[] = { "none", "sync", "dsync" };
 const char *const flush_names[] = { "none", "fsync", "fdatasync" };
 
@@ -164,6 +164,7 @@ static const struct opt_val ioengine_vals[] = {
     { "libaio", ENGINE_LIBAIO, NULL },
     { "null", ENGINE_NULL, NULL },
     { "nbd", ENGINE_NBD, NULL },
+    { "rbd", ENGINE_RBD, NULL },
     { "psync", 0, SYNC_ENGINE_REFUSED },
     { "sync", 0, SYNC_ENGINE_REFUSED },
     { "pvsync", 0, SYNC_ENGINE_REFUSED },
@@ -255,10 +256,17 @@ const struct opt_def job_options[] = {
     { .name = "direct", JOB_BOOL(direct), .help = "O_DIRECT (FILE_NO_INTERMEDIATE_BUFFERING)" },
     { .name = "buffered", JOB_BOOL(direct), .inverse = true, .help = "the opposite of direct" },
     { .name = "ioengine", .kind = OPT_ENUM, JOB_FIELD(ioengine), .vals = ioengine_vals,
-      .err = "expected io_uring, libaio, null or nbd", .arg = "engine",
-      .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets); nbd: the export of --uri" },
+      .err = "expected io_uring, libaio, null, nbd or rbd", .arg = "engine",
+      .help = "io_uring, libaio or null (sets UWDF_BACKEND for the job's targets); nbd: the export of --uri; "
+              "rbd: the image of --pool and --rbdname" },
     { .name = "uri", .kind = OPT_STR, JOB_FIELD(uri), .err = "expected an NBD URI", .arg = "uri",
       .help = "NBD export (nbd://host[:port]/export, nbd+unix:///export?socket=PATH) for --ioengine=nbd, as fio's nbd engine takes it" },
+    { .name = "pool", .kind = OPT_STR, JOB_FIELD(pool), .err = "expected a pool name", .arg = "pool",
+      .help = "Ceph pool of the RBD image for --ioengine=rbd (as fio's rbd engine)" },
+    { .name = "rbdname", .kind = OPT_STR, JOB_FIELD(rbdname), .err = "expected an image name", .arg = "image",
+      .help = "RBD image for --ioengine=rbd (the cluster from $CEPH_CONF or /etc/ceph/ceph.conf)" },
+    { .name = "clientname", .kind = OPT_STR, JOB_FIELD(clientname), .err = "expected a client name", .arg = "name",
+      .help = "Ceph client (user) for --ioengine=rbd: admin (default) or client.admin" },
     { .name = "randseed", .kind = OPT_FUNC, .parse = parse_randseed, .err = "expected a number", .arg = "n",
       .help = "seed of the offset and read/write-mix generators (then randrepeat does not matter)" },
     { .name = "randrepeat", JOB_BOOL(randrepeat), .def = "1",

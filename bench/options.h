@@ -15,7 +15,7 @@ struct strpool;
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW, RW_TRIM, RW_RANDTRIM,
                RW_TRIMWRITE };
 enum api_mode { API_ASYNC, API_SYNC, API_FLT, API_STACK };
-enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL, ENGINE_NBD };
+enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL, ENGINE_NBD, ENGINE_RBD };
 enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
 /* fio's sync=: O_SYNC / O_DSYNC writes. uwdf has one kind: write-through. */
 enum sync_mode { SYNC_NONE, SYNC_SYNC, SYNC_DSYNC };
@@ -41,6 +41,9 @@ struct job_opts {
     const char *name;
     const char *filename; /* NULL: generated name */
     const char *uri;      /* --uri (fio's nbd engine): the NBD export, as a filename */
+    const char *pool;     /* --pool, --rbdname, --clientname (fio's rbd engine): the RBD image */
+    const char *rbdname;
+    const char *clientname;
     uint64_t size;
     unsigned size_pct; /* 1..100 when size was given as a percentage */
     uint64_t offset;

@@ -150,7 +150,7 @@ NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool d
 
 static void select_backend(const struct bench_run *run, enum engine_sel e)
 {
-    if (e != ENGINE_DEFAULT && e != ENGINE_NBD) /* an NBD target's name picks its engine */
+    if (e != ENGINE_DEFAULT && e != ENGINE_NBD && e != ENGINE_RBD) /* a remote target's name picks its engine */
         setenv("UWDF_BACKEND", engine_names[e], 1);
     else if (run->env_backend)
         setenv("UWDF_BACKEND", run->env_backend, 1);

@@ -30,10 +30,12 @@ VOID UwdfSetBugCheckCallback(PUWDF_BUGCHECK_CALLBACK Callback, PVOID Context);
 VOID UwdfSetVerifier(BOOLEAN Enabled);
 BOOLEAN UwdfIsVerifierEnabled(void);
 
-/* The I/O engine a target uses: "io_uring", "libaio" or "null"; NULL when the
- * target is not open. UwdfSetDefaultBackend (below) or, failing that,
- * UWDF_BACKEND=io_uring|libaio|null forces the choice at open; otherwise
- * io_uring is probed and libaio is the fallback. */
+/* The I/O engine a target uses: "io_uring", "libaio" or "null"; "nbd" or
+ * "rbd" for an NBD export or Ceph RBD image, whose name picks the engine;
+ * NULL when the target is not open. UwdfSetDefaultBackend (below) or,
+ * failing that, UWDF_BACKEND=io_uring|libaio|null forces the choice at open
+ * for files and block devices; otherwise io_uring is probed and libaio is
+ * the fallback. */
 PCSTR UwdfIoTargetGetBackendName(WDFIOTARGET IoTarget);
 
 /* Chooses the engine for the file and block-device targets opened from now

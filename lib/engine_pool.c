@@ -43,6 +43,9 @@ static struct pool pools[] = {
 #ifdef HAVE_LIBNBD
     { .ops = &uwdf_backend_nbd },
 #endif
+#ifdef HAVE_LIBRBD
+    { .ops = &uwdf_backend_rbd },
+#endif
 };
 static atomic_uint pool_size_set; /* UwdfSetEnginePoolSize; 0: the default */
 static unsigned pool_size_default;

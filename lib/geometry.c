@@ -154,7 +154,7 @@ static NTSTATUS ioctl_query_property(struct uwdf_iotarget *t, const void *in, si
     } else if (q->PropertyId == StorageDeviceTrimProperty) {
         size = sizeof(d.trim);
         d.trim.Version = d.trim.Size = (ULONG)size;
-        d.trim.TrimEnabled = !t->is_stream && geometry_trim_enabled(t);
+        d.trim.TrimEnabled = t->remote ? t->remote_trim : !t->is_stream && geometry_trim_enabled(t);
     } else {
         size = offsetof(STORAGE_DEVICE_DESCRIPTOR, RawDeviceProperties);
         d.dev.Version = d.dev.Size = (ULONG)size;
@@ -231,6 +231,8 @@ NTSTATUS uwdf_iotarget_ioctl(struct uwdf_iotarget *t, ULONG code, const void *in
          * writes fail. */
         int ro = 0;
         struct statvfs vfs;
+        if (t->remote)
+            return t->remote_read_only ? STATUS_MEDIA_WRITE_PROTECTED : STATUS_SUCCESS;
         if (t->is_block)
             return ioctl(t->fd, BLKROGET, &ro) == 0 ? (ro ? STATUS_MEDIA_WRITE_PROTECTED : STATUS_SUCCESS)
                                                     : uwdf_status_from_errno(errno);

@@ -372,6 +372,51 @@ static bool target_scheme_is_nbd(const char *name, size_t len)
     return false;
 }
 
+#if defined(HAVE_LIBNBD) || defined(HAVE_LIBRBD)
+/* The open flags of a remote target's params; FILE_CREATE collides (an
+ * export or image always exists), the other dispositions open it (nothing
+ * is truncated). On failure name is freed. */
+static NTSTATUS target_remote_flags(const WDF_IO_TARGET_OPEN_PARAMS *params, char *name, const char *what, int *flags)
+{
+    NTSTATUS status = uwdf_iotarget_open_flags(params, flags);
+    if (NT_SUCCESS(status) && params->CreateDisposition == FILE_CREATE) {
+        uwdf_log("%s: FILE_CREATE: an %s always exists", name, what);
+        status = STATUS_OBJECT_NAME_COLLISION;
+    }
+    if (!NT_SUCCESS(status))
+        uwdf_free(name);
+    return status;
+}
+
+/* t runs on engine, which serves its remote file (attached): a fixed size
+ * and sector-sized ranges, like a block device. name becomes the target's. */
+static void target_start_remote(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *name,
+                                struct uwdf_engine *engine, int flags, uint64_t size, uint32_t logical_sector,
+                                uint32_t physical_sector, bool read_only, bool trim)
+{
+    uwdf_biased_lock_acquire(&t->lock);
+    target_keep_open_params(t, params, name, false);
+    __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
+    t->fd = -1;
+    t->remote = true;
+    t->remote_read_only = read_only;
+    t->remote_trim = trim;
+    t->is_block = true;
+    t->is_stream = t->direct = false;
+    t->write_through = (flags & O_DSYNC) != 0;
+    target_set_access(t, params->DesiredAccess);
+    t->size = size;
+    t->logical_sector = logical_sector;
+    t->physical_sector = physical_sector > logical_sector ? physical_sector : logical_sector;
+    t->dio_mem_align = 1;
+    t->dio_offset_align = logical_sector;
+    target_mark_open_locked(t);
+    uwdf_biased_lock_release(&t->lock);
+    target_grow_owner_stack(t);
+    params->FileInformation = uwdf_create_information(params->CreateDisposition);
+}
+#endif
+
 #ifdef HAVE_LIBNBD
 /* What a failed NBD connect reports, from libnbd's errno. */
 static NTSTATUS target_nbd_connect_status(int err)
@@ -410,18 +455,9 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     char why[256];
     struct uwdf_nbd_export *x;
     struct uwdf_nbd_info info;
-    NTSTATUS status = uwdf_iotarget_open_flags(params, &flags);
-    if (!NT_SUCCESS(status)) {
-        uwdf_free(uri);
+    NTSTATUS status = target_remote_flags(params, uri, "NBD export", &flags);
+    if (!NT_SUCCESS(status))
         return status;
-    }
-    /* An export exists, like a block device: FILE_CREATE collides, the
-     * other dispositions open it (nothing is truncated). */
-    if (params->CreateDisposition == FILE_CREATE) {
-        uwdf_log("%s: FILE_CREATE: an NBD export always exists", uri);
-        uwdf_free(uri);
-        return STATUS_OBJECT_NAME_COLLISION;
-    }
     err = uwdf_nbd_connect(uri, (flags & O_DSYNC) != 0, &x, &info, why, sizeof(why));
     if (err) {
         status = target_nbd_connect_status(-err);
@@ -438,27 +474,90 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
         uwdf_free(uri);
         return uwdf_status_from_errno(err);
     }
-    uwdf_biased_lock_acquire(&t->lock);
-    target_keep_open_params(t, params, uri, false);
-    __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
-    t->fd = -1;
-    t->remote = true;
-    t->is_block = true; /* a fixed size and sector-sized ranges, like a block device */
-    t->is_stream = t->direct = false;
-    t->write_through = (flags & O_DSYNC) != 0;
-    target_set_access(t, params->DesiredAccess);
-    t->size = info.size;
-    t->logical_sector = info.min_block > 512 ? info.min_block : 512;
-    t->physical_sector = info.preferred_block > t->logical_sector ? info.preferred_block : t->logical_sector;
-    t->dio_mem_align = 1;
-    t->dio_offset_align = t->logical_sector;
-    target_mark_open_locked(t);
-    uwdf_biased_lock_release(&t->lock);
-    target_grow_owner_stack(t);
-    params->FileInformation = uwdf_create_information(params->CreateDisposition);
+    uint32_t logical = info.min_block > 512 ? info.min_block : 512;
+    target_start_remote(t, params, uri, engine, flags, info.size, logical, info.preferred_block, info.read_only,
+                        info.can_trim);
     return STATUS_SUCCESS;
 }
 #endif
+
+/* "rbd:" at the start of name: a Ceph RBD image (qemu's syntax). */
+static bool target_name_is_rbd(const char *name)
+{
+    return strncmp(name, "rbd:", 4) == 0;
+}
+
+#ifdef HAVE_LIBRBD
+/* What a failed RBD open reports: where it failed, then librados' errno. */
+static NTSTATUS target_rbd_open_status(enum uwdf_rbd_stage stage, int err)
+{
+    if (err == ENOMEM)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    switch (stage) {
+    case UWDF_RBD_STAGE_NAME:
+        return STATUS_OBJECT_NAME_INVALID;
+    case UWDF_RBD_STAGE_CONF:
+        return err == ENOENT ? STATUS_OBJECT_PATH_NOT_FOUND : uwdf_status_from_errno(err);
+    case UWDF_RBD_STAGE_CONNECT:
+        /* No monitor answered within client_mount_timeout, or none is
+         * configured. */
+        return err == EACCES || err == EPERM ? STATUS_ACCESS_DENIED : STATUS_HOST_UNREACHABLE;
+    case UWDF_RBD_STAGE_POOL:
+        return err == ENOENT ? STATUS_BAD_NETWORK_NAME : uwdf_status_from_errno(err);
+    default:
+        return uwdf_status_from_errno(err); /* ENOENT: STATUS_OBJECT_NAME_NOT_FOUND */
+    }
+}
+
+/* An RBD image: opened here (a bad name fails now, with the reason in the
+ * log), then attached to an engine of the rbd pool (backends/rbd.c). */
+static NTSTATUS target_open_rbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *name)
+{
+    int flags, err;
+    char why[256];
+    struct uwdf_rbd_image *x;
+    struct uwdf_rbd_info info;
+    enum uwdf_rbd_stage stage;
+    NTSTATUS status = target_remote_flags(params, name, "RBD image", &flags);
+    if (!NT_SUCCESS(status))
+        return status;
+    err = uwdf_rbd_open(name + 4, access_wants_write(params->DesiredAccess), (flags & O_DSYNC) != 0, &x, &info,
+                        &stage, why, sizeof(why));
+    if (err) {
+        status = target_rbd_open_status(stage, -err);
+        uwdf_log("%s: cannot open the RBD image: %s (%s)", name, why[0] ? why : strerror(-err),
+                 UwdfNtStatusName(status));
+        uwdf_free(name);
+        return status;
+    }
+    struct uwdf_engine *engine = uwdf_engine_attach_remote(&uwdf_backend_rbd, &t->attach, x, &err);
+    if (!engine) {
+        uwdf_rbd_image_free(x);
+        uwdf_free(name);
+        return uwdf_status_from_errno(err);
+    }
+    /* 512-byte sectors (librbd takes any offset); the stripe unit (the
+     * object size unless the image is striped) is the optimal alignment,
+     * reported as the physical sector. */
+    uint64_t optimal = info.stripe_unit ? info.stripe_unit : info.object_size;
+    target_start_remote(t, params, name, engine, flags, info.size, 512,
+                        optimal && optimal <= UINT32_MAX ? (uint32_t)optimal : 512, info.snapshot, true);
+    return STATUS_SUCCESS;
+}
+#endif
+
+/* A Ceph RBD image, or refused with the reason. */
+static NTSTATUS target_open_rbd_name(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *name)
+{
+#ifdef HAVE_LIBRBD
+    return target_open_rbd(t, params, name);
+#else
+    uwdf_log("%s: this uwdf was built without librbd (configure found no librbd-dev/librados-dev), so it cannot "
+             "open RBD images", name);
+    uwdf_free(name);
+    return STATUS_NOT_SUPPORTED;
+#endif
+}
 
 /* A name that is a URI: an NBD export, or refused with the reason. */
 static NTSTATUS target_open_uri(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PARAMS params, char *uri,
@@ -466,7 +565,7 @@ static NTSTATUS target_open_uri(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
 {
     if (!target_scheme_is_nbd(uri, scheme_len)) {
         uwdf_log("%s: unknown URI scheme '%.*s' (I/O targets open Linux paths, \\Device\\ names and "
-                 "nbd://, nbds://, nbd+unix:// URIs)", uri, (int)scheme_len, uri);
+                 "nbd://, nbds://, nbd+unix:// URIs and rbd: names)", uri, (int)scheme_len, uri);
         uwdf_free(uri);
         return STATUS_OBJECT_NAME_INVALID;
     }
@@ -580,6 +679,11 @@ NTSTATUS WdfIoTargetOpen(WDFIOTARGET IoTarget, PWDF_IO_TARGET_OPEN_PARAMS OpenPa
     }
     if (path[0] == '\\')
         return target_open_device(t, &params, path);
+    if (target_name_is_rbd(path)) {
+        NTSTATUS status = target_open_rbd_name(t, &params, path);
+        OpenParams->FileInformation = params.FileInformation;
+        return status;
+    }
     size_t scheme_len;
     if (target_name_is_uri(path, &scheme_len)) {
         NTSTATUS status = target_open_uri(t, &params, path, scheme_len);

@@ -71,7 +71,9 @@ struct uwdf_iotarget {
     bool is_stream; /* FIFO, pipe, socket, character device */
     bool direct;
     bool write_through;
-    bool remote; /* an NBD export: no descriptor; its engine does everything */
+    bool remote; /* an NBD export or RBD image: no descriptor; its engine does everything */
+    bool remote_read_only; /* remote: the export or image refuses writes (IOCTL_DISK_IS_WRITABLE) */
+    bool remote_trim;      /* remote: discards reach the server (StorageDeviceTrimProperty) */
     ACCESS_MASK access;
     uint64_t size;
     uint32_t logical_sector;

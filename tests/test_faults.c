@@ -7,8 +7,9 @@
  * injection and must succeed with the data intact. I/O workloads run once
  * per engine against a real file; the target life cycle also runs on a loop
  * device (root; without it that test is skipped and the program exits 77),
- * and on an NBD export (nbdkit's file plugin over the same file) when this
- * build has NBD targets and nbdkit is installed.
+ * on an NBD export (nbdkit's file plugin over the same file) when this
+ * build has NBD targets and nbdkit is installed, and on an RBD image
+ * imported from the file inside the Ceph test cluster (tests/remote/test_rbd).
  *
  * Each sweep prints "faults: <workload> <engine> allocations=N failed=F"
  * (F = distinct allocation sites failed, N = allocations in a clean run), so
@@ -329,10 +330,10 @@ static NTSTATUS wl_target_file(struct fx *fx)
     return target_cycle(fx, fx->e.path, false);
 }
 
-static const char *g_nbd_uri;
-static NTSTATUS wl_target_nbd(struct fx *fx)
+static const char *g_remote_name; /* the NBD URI or rbd: name of S_NBD/S_RBD */
+static NTSTATUS wl_target_remote(struct fx *fx)
 {
-    return target_cycle(fx, g_nbd_uri, false);
+    return target_cycle(fx, g_remote_name, false);
 }
 
 static const char *g_loop_dev;
@@ -686,8 +687,11 @@ static NTSTATUS wl_queue_forward_progress(struct fx *fx)
 /* S_SHARED: S_FILE on a pool of one engine, with a neighbour target on it
  * kept busy with reads (tu_reader) throughout the sweep; every one of its
  * reads must succeed, exactly once. S_NBD: fx->e.target is an NBD export of
- * the file (nbdkit file plugin). */
-enum setup { S_FILE, S_SHARED, S_FLT, S_QUEUE, S_NBD, S_LOOP };
+ * the file (nbdkit file plugin). S_RBD: an RBD image imported from the
+ * file, on the Ceph test cluster: only inside it (tests/remote/test_rbd
+ * runs this program there with UWDF_FAULTS_RBD_ONLY=1, which leaves out
+ * every other sweep). */
+enum setup { S_FILE, S_SHARED, S_FLT, S_QUEUE, S_NBD, S_RBD, S_LOOP };
 struct sweep_case {
     struct workload w;
     bool per_engine; /* run once per engine, else once on the default one */
@@ -717,7 +721,11 @@ static const struct sweep_case sweeps[] = {
     { { "async_send_reuse_nbd", wl_async_reuse, { 0 }, 0 }, false, S_NBD },
     { { "sync_send_no_request_nbd", wl_sync_no_request, { 0 }, 0 }, false, S_NBD },
     { { "ioctl_async_nbd", wl_ioctl_async, { 0 }, 0 }, false, S_NBD },
-    { { "target_create_open_close_nbd", wl_target_nbd, { 0 }, 1 }, false, S_NBD }, /* as for files */
+    { { "target_create_open_close_nbd", wl_target_remote, { 0 }, 1 }, false, S_NBD }, /* as for files */
+    { { "async_send_reuse_rbd", wl_async_reuse, { 0 }, 0 }, false, S_RBD },
+    { { "sync_send_no_request_rbd", wl_sync_no_request, { 0 }, 0 }, false, S_RBD },
+    { { "ioctl_async_rbd", wl_ioctl_async, { 0 }, 0 }, false, S_RBD },
+    { { "target_create_open_close_rbd", wl_target_remote, { 0 }, 1 }, false, S_RBD },
     { { "target_create_open_close_loop", wl_target_loop, { 0 }, 1 }, true, S_LOOP }, /* last: needs root */
 };
 #define N_SWEEPS (sizeof(sweeps) / sizeof(sweeps[0]))
@@ -732,6 +740,8 @@ START_TEST(sweep_workload)
     if (!c->per_engine && engine != 0)
         return;
     if (c->setup == S_NBD && !tu_nbd_available())
+        return;
+    if ((c->setup == S_RBD) != (getenv("UWDF_FAULTS_RBD_ONLY") != NULL) || (c->setup == S_RBD && !tu_rbd_available()))
         return;
     fx_init(&fx, c->per_engine ? engine : -1);
     struct tu_reader neighbour;
@@ -753,12 +763,22 @@ START_TEST(sweep_workload)
         snprintf(file_arg, sizeof(file_arg), "file=%s", fx.e.path);
         const char *args[] = { "file", file_arg, NULL };
         tu_nbdkit_start(&fx.e, &nbd, "nbd.sock", args);
-        g_nbd_uri = nbd.uri;
+        g_remote_name = nbd.uri;
+    }
+    char rbd_name[700];
+    if (c->setup == S_RBD) {
+        char image[64];
+        snprintf(image, sizeof(image), "faults-%d-%d", (int)getpid(), _i); /* CK_FORK=no: one process */
+        ck_assert_int_eq(tu_rbd_tool("import '%s' '%s/%s'", fx.e.path, getenv("UWDF_CEPH_POOL"), image), 0);
+        snprintf(rbd_name, sizeof(rbd_name), "rbd:%s/%s", getenv("UWDF_CEPH_POOL"), image);
+        g_remote_name = rbd_name;
+    }
+    if (c->setup == S_NBD || c->setup == S_RBD) {
         WdfObjectDelete(fx.e.target);
-        ck_assert_status(tu_target_open(fx.e.device, nbd.uri, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0,
+        ck_assert_status(tu_target_open(fx.e.device, g_remote_name, GENERIC_READ | GENERIC_WRITE, FILE_OPEN, 0,
                                         &fx.e.target),
                          STATUS_SUCCESS);
-        ck_assert_str_eq(UwdfIoTargetGetBackendName(fx.e.target), "nbd");
+        ck_assert_str_eq(UwdfIoTargetGetBackendName(fx.e.target), c->setup == S_NBD ? "nbd" : "rbd");
     }
     if (c->setup == S_LOOP) {
         backing = tu_env_file(&fx.e, "loop.img", LOOP_FILE_SIZE, FILE_SEED + 1);
@@ -777,10 +797,10 @@ START_TEST(sweep_workload)
         free(npath);
     }
     free(backing);
-    if (c->setup == S_NBD) {
+    if (c->setup == S_NBD || c->setup == S_RBD)
         WdfObjectDelete(fx.e.target);
+    if (c->setup == S_NBD)
         tu_nbdkit_stop(&nbd);
-    }
     tu_env_fini(&fx.e);
     UwdfSetEnginePoolSize(0);
 }

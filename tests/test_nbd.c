@@ -19,12 +19,10 @@
 #define EXPORT_SIZE (1u << 20)
 #define SEED 1800u
 #define TEST_TIMEOUT_SEC 60
-#define SYNC_TIMEOUT_SEC 20
 #define DELAY_S 2              /* the delay filter's hold */
 #define TIMEOUT_MS 200
 #define LATE_MS 150.0          /* "within its timeout plus a few ms", loose for a busy machine */
 #define INFLIGHT 16
-#define UNTOUCHED 0xA5
 
 /* ---- targets and I/O ---- */
 
@@ -38,80 +36,6 @@ static WDFIOTARGET open_rw(struct tu_env *e, const char *uri)
     WDFIOTARGET t;
     ck_assert_status(open_uri(e, uri, GENERIC_READ | GENERIC_WRITE, 0, &t), STATUS_SUCCESS);
     return t;
-}
-
-static NTSTATUS sync_rw(WDFIOTARGET t, bool write, void *buf, ULONG len, LONGLONG off, ULONG_PTR *bytes)
-{
-    WDF_MEMORY_DESCRIPTOR d;
-    WDF_REQUEST_SEND_OPTIONS o;
-    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, len);
-    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
-    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
-    ULONG_PTR got = 0;
-    NTSTATUS s = write ? WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, &o, &got)
-                       : WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, &got);
-    if (bytes)
-        *bytes = got;
-    return s;
-}
-
-static NTSTATUS sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_len, void *out, ULONG out_len)
-{
-    WDF_MEMORY_DESCRIPTOR din, dout;
-    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&din, (PVOID)in, in_len);
-    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&dout, out, out_len);
-    return WdfIoTargetSendIoctlSynchronously(t, NULL, code, in ? &din : NULL, out ? &dout : NULL, NULL, NULL);
-}
-
-static NTSTATUS flush(WDFIOTARGET t)
-{
-    WDFREQUEST req = tu_make_request(t);
-    IO_STACK_LOCATION stack;
-    WDF_REQUEST_SEND_OPTIONS o;
-    memset(&stack, 0, sizeof(stack));
-    stack.MajorFunction = IRP_MJ_FLUSH_BUFFERS;
-    WdfRequestWdmFormatUsingStackLocation(req, &stack);
-    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
-    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
-    ck_assert(WdfRequestSend(req, t, &o));
-    NTSTATUS s = WdfRequestGetStatus(req);
-    WdfObjectDelete(req);
-    return s;
-}
-
-static NTSTATUS trim(WDFIOTARGET t, LONGLONG off, ULONGLONG len)
-{
-    /* The ranges start on an 8-byte boundary after the header. */
-    enum { RANGES_AT = (sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) + 7) & ~7u };
-    uint64_t words[(RANGES_AT + sizeof(DEVICE_DATA_SET_RANGE)) / 8];
-    DEVICE_MANAGE_DATA_SET_ATTRIBUTES hdr;
-    DEVICE_DATA_SET_RANGE r = { off, len };
-    memset(&hdr, 0, sizeof(hdr));
-    hdr.Size = sizeof(hdr);
-    hdr.Action = DeviceDsmAction_Trim;
-    hdr.DataSetRangesOffset = RANGES_AT;
-    hdr.DataSetRangesLength = sizeof(r);
-    memset(words, 0, sizeof(words));
-    memcpy(words, &hdr, sizeof(hdr));
-    memcpy((char *)words + RANGES_AT, &r, sizeof(r));
-    return sync_ioctl(t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, words, sizeof(words), NULL, 0);
-}
-
-static NTSTATUS set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond)
-{
-    FILE_ZERO_DATA_INFORMATION z;
-    z.FileOffset.QuadPart = from;
-    z.BeyondFinalZero.QuadPart = beyond;
-    return sync_ioctl(t, FSCTL_SET_ZERO_DATA, &z, sizeof(z), NULL, 0);
-}
-
-static bool all_bytes(const void *buf, size_t len, unsigned char v)
-{
-    const unsigned char *p = buf;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != v)
-            return false;
-    return true;
 }
 
 /* The start of most tests: the environment, a server with args, and a
@@ -157,15 +81,15 @@ START_TEST(read_write_through_the_file_plugin)
 
     unsigned char *buf = malloc(8 * BLK), *check = malloc(8 * BLK);
     ULONG_PTR got;
-    ck_assert_status(sync_rw(t, false, buf, 8 * BLK, 3 * BLK, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, 8 * BLK, 3 * BLK, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, 8 * BLK);
     ck_assert(tu_pattern_matches(buf, 8 * BLK, SEED, 3 * BLK));
 
     /* An unaligned write lands in the backing file. */
     tu_fill_pattern(buf, 3000, SEED + 1, 0);
-    ck_assert_status(sync_rw(t, true, buf, 3000, 12345, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, 3000, 12345, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, 3000);
-    ck_assert_status(flush(t), STATUS_SUCCESS);
+    ck_assert_status(tu_flush(t), STATUS_SUCCESS);
     int fd = open(backing, O_RDONLY);
     ck_assert_int_eq(pread(fd, check, 3000, 12345), 3000);
     close(fd);
@@ -173,7 +97,7 @@ START_TEST(read_write_through_the_file_plugin)
 
     /* Size and alignment from the export. */
     GET_LENGTH_INFORMATION li;
-    ck_assert_status(sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li)), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_DISK_GET_LENGTH_INFO, NULL, 0, &li, sizeof(li)), STATUS_SUCCESS);
     ck_assert_uint_eq(li.Length.QuadPart, EXPORT_SIZE);
     free(buf);
     free(check);
@@ -246,12 +170,12 @@ START_TEST(end_of_export_as_a_block_device)
     WDFIOTARGET t = begin(&e, &s, args);
     unsigned char *buf = calloc(1, 2 * BLK);
     ULONG_PTR got = 1;
-    ck_assert_status(sync_rw(t, false, buf, BLK, EXPORT_SIZE, &got), STATUS_END_OF_FILE);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, EXPORT_SIZE, &got), STATUS_END_OF_FILE);
     ck_assert_uint_eq(got, 0);
-    ck_assert_status(sync_rw(t, false, buf, 2 * BLK, EXPORT_SIZE - BLK, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, 2 * BLK, EXPORT_SIZE - BLK, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, BLK);
-    ck_assert_status(sync_rw(t, true, buf, BLK, EXPORT_SIZE, &got), STATUS_DISK_FULL);
-    ck_assert_status(sync_rw(t, true, buf, 2 * BLK, EXPORT_SIZE - BLK, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, EXPORT_SIZE, &got), STATUS_DISK_FULL);
+    ck_assert_status(tu_sync_rw(t, true, buf, 2 * BLK, EXPORT_SIZE - BLK, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, BLK);
     free(buf);
     finish(&e, &s, t);
@@ -274,11 +198,11 @@ START_TEST(requests_larger_than_the_server_maximum_are_split)
     size_t len = 512 * 1024;
     unsigned char *buf = malloc(len);
     ULONG_PTR got;
-    ck_assert_status(sync_rw(t, false, buf, (ULONG)len, 0, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, (ULONG)len, 0, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, len);
     ck_assert(tu_pattern_matches(buf, len, SEED, 0));
     tu_fill_pattern(buf, len, SEED + 2, 0);
-    ck_assert_status(sync_rw(t, true, buf, (ULONG)len, 4096, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, (ULONG)len, 4096, &got), STATUS_SUCCESS);
     unsigned char *check = malloc(len);
     int fd = open(backing, O_RDONLY);
     ck_assert_int_eq(pread(fd, check, len, 4096), (ssize_t)len);
@@ -287,7 +211,7 @@ START_TEST(requests_larger_than_the_server_maximum_are_split)
     /* The alignment the server states is what the target reports. */
     STORAGE_PROPERTY_QUERY q = { .PropertyId = StorageAccessAlignmentProperty, .QueryType = PropertyStandardQuery };
     STORAGE_ACCESS_ALIGNMENT_DESCRIPTOR a;
-    ck_assert_status(sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a)), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &a, sizeof(a)), STATUS_SUCCESS);
     ck_assert_uint_eq(a.BytesPerLogicalSector, 512);
     ck_assert_uint_eq(a.BytesPerPhysicalSector, 4096);
     free(buf);
@@ -310,14 +234,14 @@ START_TEST(server_errors_map_through_the_errno_table)
     tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     unsigned char *buf = calloc(1, BLK);
-    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
     tu_write_text(flag, "");
-    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_IO_DEVICE_ERROR);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_DISK_FULL);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_IO_DEVICE_ERROR);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_DISK_FULL);
     unlink(flag);
-    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
     free(buf);
     free(flag);
     finish(&e, &s, t);
@@ -331,10 +255,11 @@ START_TEST(read_only_export_refuses_writes_as_write_protected)
     const char *args[] = { "-r", "memory", "1M", NULL };
     WDFIOTARGET t = begin(&e, &s, args);
     unsigned char *buf = calloc(1, BLK);
-    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_MEDIA_WRITE_PROTECTED);
-    ck_assert_status(trim(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
-    ck_assert_status(set_zero(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(tu_trim(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(tu_set_zero(t, 0, BLK), STATUS_MEDIA_WRITE_PROTECTED);
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0), STATUS_MEDIA_WRITE_PROTECTED);
     free(buf);
     finish(&e, &s, t);
 }
@@ -348,18 +273,20 @@ START_TEST(flush_trim_zero_when_offered)
     WDFIOTARGET t = begin(&e, &s, args);
     unsigned char *buf = malloc(4 * BLK);
     memset(buf, 0x5c, 4 * BLK);
-    ck_assert_status(sync_rw(t, true, buf, 4 * BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert_status(flush(t), STATUS_SUCCESS);
-    ck_assert_status(trim(t, 0, BLK), STATUS_SUCCESS);
-    ck_assert_status(set_zero(t, 2 * BLK, 3 * BLK), STATUS_SUCCESS);
-    ck_assert_status(sync_rw(t, false, buf, 4 * BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert(all_bytes(buf, BLK, 0));           /* the memory plugin trims to zeros */
-    ck_assert(all_bytes(buf + BLK, BLK, 0x5c));
-    ck_assert(all_bytes(buf + 2 * BLK, BLK, 0));
-    ck_assert(all_bytes(buf + 3 * BLK, BLK, 0x5c));
+    ck_assert_status(tu_sync_rw(t, true, buf, 4 * BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_flush(t), STATUS_SUCCESS);
+    ck_assert_status(tu_trim(t, 0, BLK), STATUS_SUCCESS);
+    ck_assert_status(tu_set_zero(t, 2 * BLK, 3 * BLK), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, 4 * BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(tu_all_bytes(buf, BLK, 0));           /* the memory plugin trims to zeros */
+    ck_assert(tu_all_bytes(buf + BLK, BLK, 0x5c));
+    ck_assert(tu_all_bytes(buf + 2 * BLK, BLK, 0));
+    ck_assert(tu_all_bytes(buf + 3 * BLK, BLK, 0x5c));
     /* Ranges are checked as for a block device before anything is sent. */
-    ck_assert_status(trim(t, 100, BLK), STATUS_INVALID_PARAMETER);
-    ck_assert_status(set_zero(t, 0, EXPORT_SIZE + BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(tu_trim(t, 100, BLK), STATUS_INVALID_PARAMETER);
+    ck_assert_status(tu_set_zero(t, 0, EXPORT_SIZE + BLK), STATUS_INVALID_PARAMETER);
+    ck_assert(tu_trim_enabled(t));
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0), STATUS_SUCCESS);
     free(buf);
     finish(&e, &s, t);
 }
@@ -378,10 +305,11 @@ START_TEST(flush_trim_zero_not_offered_are_not_supported)
     tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     unsigned char *buf = calloc(1, BLK);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert_status(flush(t), STATUS_NOT_SUPPORTED);
-    ck_assert_status(trim(t, 0, BLK), STATUS_NOT_SUPPORTED);
-    ck_assert_status(set_zero(t, 0, BLK), STATUS_NOT_SUPPORTED);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_flush(t), STATUS_NOT_SUPPORTED);
+    ck_assert_status(tu_trim(t, 0, BLK), STATUS_NOT_SUPPORTED);
+    ck_assert_status(tu_set_zero(t, 0, BLK), STATUS_NOT_SUPPORTED);
+    ck_assert(!tu_trim_enabled(t));
     free(buf);
     finish(&e, &s, t);
 }
@@ -422,7 +350,7 @@ START_TEST(write_through_is_fua_or_a_flush)
     WDFIOTARGET t;
     ck_assert_status(open_uri(&e, s.uri, GENERIC_READ | GENERIC_WRITE, FILE_WRITE_THROUGH, &t), STATUS_SUCCESS);
     unsigned char *buf = calloc(1, BLK);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
     WdfObjectDelete(t);
     /* Per request: UwdfRequestSetWriteThrough on a plain target. */
     t = open_rw(&e, s.uri);
@@ -435,11 +363,11 @@ START_TEST(write_through_is_fua_or_a_flush)
     UwdfRequestSetWriteThrough(req, TRUE);
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
-    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(SYNC_TIMEOUT_SEC));
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(TU_SYNC_TIMEOUT_SEC));
     ck_assert(WdfRequestSend(req, t, &o));
     ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
     /* A plain write: neither. */
-    ck_assert_status(sync_rw(t, true, buf, BLK, 2 * BLK, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 2 * BLK, NULL), STATUS_SUCCESS);
     WdfObjectDelete(req);
     WdfObjectDelete(mem);
     WdfObjectDelete(t);
@@ -454,40 +382,6 @@ START_TEST(write_through_is_fua_or_a_flush)
 }
 END_TEST
 
-struct late {
-    unsigned char *buf;
-    struct tu_completion c;
-    WDFREQUEST req;
-    WDFMEMORY mem;
-};
-
-static void late_send(WDFIOTARGET t, struct late *l, LONGLONG timeout)
-{
-    l->buf = malloc(BLK);
-    memset(l->buf, UNTOUCHED, BLK);
-    tu_completion_init(&l->c);
-    l->req = tu_make_request(t);
-    WDF_OBJECT_ATTRIBUTES attrs;
-    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
-    ck_assert_status(WdfMemoryCreatePreallocated(&attrs, l->buf, BLK, &l->mem), STATUS_SUCCESS);
-    LONGLONG off = 0;
-    ck_assert_status(WdfIoTargetFormatRequestForRead(t, l->req, l->mem, NULL, &off), STATUS_SUCCESS);
-    WdfRequestSetCompletionRoutine(l->req, tu_on_complete, &l->c);
-    WDF_REQUEST_SEND_OPTIONS o;
-    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
-    if (timeout)
-        WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, timeout);
-    ck_assert(WdfRequestSend(l->req, t, &o));
-}
-
-static void late_fini(struct late *l)
-{
-    WdfObjectDelete(l->req);
-    WdfObjectDelete(l->mem);
-    tu_completion_fini(&l->c);
-    free(l->buf);
-}
-
 /* The server answers DELAY_S late: the request completes at its timeout
  * (or its cancel), and the buffer stays as it was after the answer came. */
 START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
@@ -499,9 +393,9 @@ START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
     const char *args[] = { "--filter=delay", "pattern", "1M", "rdelay=2", NULL };
     tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
-    struct late l;
+    struct tu_late l;
     double t0 = tu_now_ms();
-    late_send(t, &l, cancel ? 0 : WDF_REL_TIMEOUT_IN_MS(TIMEOUT_MS));
+    tu_late_send(t, &l, BLK, cancel ? 0 : WDF_REL_TIMEOUT_IN_MS(TIMEOUT_MS));
     if (cancel) {
         tu_sleep_ms(TIMEOUT_MS);
         ck_assert(WdfRequestCancelSentRequest(l.req));
@@ -511,13 +405,13 @@ START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
     ck_assert_status(l.c.status, cancel ? STATUS_CANCELLED : STATUS_IO_TIMEOUT);
     ck_assert_msg(took < TIMEOUT_MS + LATE_MS, "completed after %.0f ms", took);
     tu_sleep_ms(DELAY_S * 1000 + 300); /* the server's answer arrives meanwhile */
-    ck_assert(all_bytes(l.buf, BLK, UNTOUCHED));
+    ck_assert(tu_all_bytes(l.buf, BLK, TU_UNTOUCHED));
     ck_assert_int_eq(tu_ncalls(&l.c), 1);
-    late_fini(&l);
+    tu_late_fini(&l);
     /* The connection is still good. */
     unsigned char *buf = malloc(BLK);
-    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert(!all_bytes(buf, BLK, 0));
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(!tu_all_bytes(buf, BLK, 0));
     free(buf);
     finish(&e, &s, t);
 }
@@ -531,9 +425,9 @@ START_TEST(stop_purge_close_with_requests_held_by_the_server)
     struct tu_nbdkit s;
     const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=2", NULL };
     WDFIOTARGET t = begin(&e, &s, args);
-    struct late l[3];
+    struct tu_late l[3];
     for (int round = 0; round < 3; round++) {
-        late_send(t, &l[round], 0);
+        tu_late_send(t, &l[round], BLK, 0);
         double t0 = tu_now_ms();
         if (round == 0)
             WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
@@ -550,8 +444,8 @@ START_TEST(stop_purge_close_with_requests_held_by_the_server)
     }
     tu_sleep_ms(DELAY_S * 1000 + 300);
     for (int i = 0; i < 3; i++) {
-        ck_assert(all_bytes(l[i].buf, BLK, UNTOUCHED));
-        late_fini(&l[i]);
+        ck_assert(tu_all_bytes(l[i].buf, BLK, TU_UNTOUCHED));
+        tu_late_fini(&l[i]);
     }
     finish(&e, &s, t);
 }
@@ -566,9 +460,9 @@ START_TEST(server_killed_mid_run_completes_everything_once)
     struct tu_nbdkit s;
     const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=5", NULL };
     WDFIOTARGET t = begin(&e, &s, args);
-    struct late l[INFLIGHT];
+    struct tu_late l[INFLIGHT];
     for (int i = 0; i < INFLIGHT; i++)
-        late_send(t, &l[i], 0);
+        tu_late_send(t, &l[i], BLK, 0);
     tu_sleep_ms(100);
     tu_nbdkit_kill(&s);
     for (int i = 0; i < INFLIGHT; i++) {
@@ -578,11 +472,11 @@ START_TEST(server_killed_mid_run_completes_everything_once)
     tu_sleep_ms(50);
     for (int i = 0; i < INFLIGHT; i++) {
         ck_assert_int_eq(tu_ncalls(&l[i].c), 1);
-        late_fini(&l[i]);
+        tu_late_fini(&l[i]);
     }
     unsigned char *buf = malloc(BLK);
-    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
     WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
     WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
     WdfIoTargetClose(t);
@@ -596,9 +490,9 @@ START_TEST(server_killed_mid_run_completes_everything_once)
     WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&op);
     ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
     memset(buf, 7, BLK);
-    ck_assert_status(sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert_status(sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
-    ck_assert(all_bytes(buf, BLK, 7));
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(tu_all_bytes(buf, BLK, 7));
     free(uri);
     free(buf);
     finish(&e, &s, t);
@@ -676,11 +570,11 @@ START_TEST(multi_conn_spreads_requests_over_connections)
     unsigned char *buf = malloc(BLK);
     for (int i = 0; i < 8; i++) {
         memset(buf, i, BLK);
-        ck_assert_status(sync_rw(t, true, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+        ck_assert_status(tu_sync_rw(t, true, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
     }
     for (int i = 0; i < 8; i++) {
-        ck_assert_status(sync_rw(t, false, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
-        ck_assert(all_bytes(buf, BLK, (unsigned char)i));
+        ck_assert_status(tu_sync_rw(t, false, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+        ck_assert(tu_all_bytes(buf, BLK, (unsigned char)i));
     }
     WdfObjectDelete(t);
     tu_nbdkit_stop(&s);

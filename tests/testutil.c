@@ -17,6 +17,7 @@
 #include <sys/vfs.h>
 #include <sys/wait.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -618,6 +619,144 @@ void tu_flt_close(struct tu_flt *f)
     ck_assert_status(FltClose(f->fh), STATUS_SUCCESS);
     ObDereferenceObject(f->fo);
     tu_flt_detach(f);
+}
+
+/* ---- requests on block-like targets ---- */
+
+NTSTATUS tu_sync_rw(WDFIOTARGET t, bool write, void *buf, ULONG len, LONGLONG off, ULONG_PTR *bytes)
+{
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, buf, len);
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(TU_SYNC_TIMEOUT_SEC));
+    ULONG_PTR got = 0;
+    NTSTATUS s = write ? WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, &o, &got)
+                       : WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, &o, &got);
+    if (bytes)
+        *bytes = got;
+    return s;
+}
+
+NTSTATUS tu_sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_len, void *out, ULONG out_len)
+{
+    WDF_MEMORY_DESCRIPTOR din, dout;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&din, (PVOID)in, in_len);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&dout, out, out_len);
+    return WdfIoTargetSendIoctlSynchronously(t, NULL, code, in ? &din : NULL, out ? &dout : NULL, NULL, NULL);
+}
+
+NTSTATUS tu_flush(WDFIOTARGET t)
+{
+    WDFREQUEST req = tu_make_request(t);
+    IO_STACK_LOCATION stack;
+    WDF_REQUEST_SEND_OPTIONS o;
+    memset(&stack, 0, sizeof(stack));
+    stack.MajorFunction = IRP_MJ_FLUSH_BUFFERS;
+    WdfRequestWdmFormatUsingStackLocation(req, &stack);
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(TU_SYNC_TIMEOUT_SEC));
+    ck_assert(WdfRequestSend(req, t, &o));
+    NTSTATUS s = WdfRequestGetStatus(req);
+    WdfObjectDelete(req);
+    return s;
+}
+
+NTSTATUS tu_trim(WDFIOTARGET t, LONGLONG off, ULONGLONG len)
+{
+    /* The ranges start on an 8-byte boundary after the header. */
+    enum { RANGES_AT = (sizeof(DEVICE_MANAGE_DATA_SET_ATTRIBUTES) + 7) & ~7u };
+    uint64_t words[(RANGES_AT + sizeof(DEVICE_DATA_SET_RANGE)) / 8];
+    DEVICE_MANAGE_DATA_SET_ATTRIBUTES hdr;
+    DEVICE_DATA_SET_RANGE r = { off, len };
+    memset(&hdr, 0, sizeof(hdr));
+    hdr.Size = sizeof(hdr);
+    hdr.Action = DeviceDsmAction_Trim;
+    hdr.DataSetRangesOffset = RANGES_AT;
+    hdr.DataSetRangesLength = sizeof(r);
+    memset(words, 0, sizeof(words));
+    memcpy(words, &hdr, sizeof(hdr));
+    memcpy((char *)words + RANGES_AT, &r, sizeof(r));
+    return tu_sync_ioctl(t, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, words, sizeof(words), NULL, 0);
+}
+
+NTSTATUS tu_set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond)
+{
+    FILE_ZERO_DATA_INFORMATION z;
+    z.FileOffset.QuadPart = from;
+    z.BeyondFinalZero.QuadPart = beyond;
+    return tu_sync_ioctl(t, FSCTL_SET_ZERO_DATA, &z, sizeof(z), NULL, 0);
+}
+
+bool tu_trim_enabled(WDFIOTARGET t)
+{
+    STORAGE_PROPERTY_QUERY q = { .PropertyId = StorageDeviceTrimProperty, .QueryType = PropertyStandardQuery };
+    DEVICE_TRIM_DESCRIPTOR d;
+    memset(&d, 0, sizeof(d));
+    ck_assert_status(tu_sync_ioctl(t, IOCTL_STORAGE_QUERY_PROPERTY, &q, sizeof(q), &d, sizeof(d)), STATUS_SUCCESS);
+    return d.TrimEnabled != FALSE;
+}
+
+bool tu_all_bytes(const void *buf, size_t len, unsigned char v)
+{
+    const unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != v)
+            return false;
+    return true;
+}
+
+void tu_late_send(WDFIOTARGET t, struct tu_late *l, size_t len, LONGLONG timeout)
+{
+    l->len = len;
+    l->buf = malloc(len);
+    ck_assert_ptr_nonnull(l->buf);
+    memset(l->buf, TU_UNTOUCHED, len);
+    tu_completion_init(&l->c);
+    l->req = tu_make_request(t);
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    ck_assert_status(WdfMemoryCreatePreallocated(&attrs, l->buf, len, &l->mem), STATUS_SUCCESS);
+    LONGLONG off = 0;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, l->req, l->mem, NULL, &off), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(l->req, tu_on_complete, &l->c);
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+    if (timeout)
+        WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, timeout);
+    ck_assert(WdfRequestSend(l->req, t, &o));
+}
+
+void tu_late_fini(struct tu_late *l)
+{
+    WdfObjectDelete(l->req);
+    WdfObjectDelete(l->mem);
+    tu_completion_fini(&l->c);
+    free(l->buf);
+}
+
+/* ---- the Ceph test cluster ---- */
+
+bool tu_rbd_available(void)
+{
+#ifdef HAVE_LIBRBD
+    return getenv("CEPH_CONF") && getenv("UWDF_CEPH_POOL") && getenv("UWDF_CEPH_DIR");
+#else
+    return false;
+#endif
+}
+
+int tu_rbd_tool(const char *fmt, ...)
+{
+    char args[1024], cmd[1400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof(cmd), "timeout -k 5 60 rbd --conf '%s' --no-progress %s >/dev/null 2>&1",
+             getenv("CEPH_CONF"), args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 /* ---- nbdkit ---- */

@@ -455,6 +455,43 @@ bool tu_instrumented(void);
 /* This process's resident set size in KiB (/proc/self/statm). */
 long tu_rss_kib(void);
 
+/* ---- requests on block-like targets (NBD, RBD): synchronous helpers with
+ * a TU_SYNC_TIMEOUT_SEC timeout, and a read left in flight ---- */
+#define TU_SYNC_TIMEOUT_SEC 20
+#define TU_UNTOUCHED 0xA5 /* what a tu_late buffer holds until a read lands in it */
+/* A read or write of len bytes at off; *bytes (if not NULL) the count. */
+NTSTATUS tu_sync_rw(WDFIOTARGET t, bool write, void *buf, ULONG len, LONGLONG off, ULONG_PTR *bytes);
+NTSTATUS tu_sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_len, void *out, ULONG out_len);
+/* IRP_MJ_FLUSH_BUFFERS, formatted as on Windows. */
+NTSTATUS tu_flush(WDFIOTARGET t);
+/* IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES (trim) of one range. */
+NTSTATUS tu_trim(WDFIOTARGET t, LONGLONG off, ULONGLONG len);
+/* FSCTL_SET_ZERO_DATA over [from, beyond). */
+NTSTATUS tu_set_zero(WDFIOTARGET t, LONGLONG from, LONGLONG beyond);
+/* StorageDeviceTrimProperty's TrimEnabled (asserts the query succeeds). */
+bool tu_trim_enabled(WDFIOTARGET t);
+/* Whether every byte of buf is v. */
+bool tu_all_bytes(const void *buf, size_t len, unsigned char v);
+/* A read of len bytes at offset 0 into a buffer of TU_UNTOUCHED bytes,
+ * sent asynchronously with a timeout (0: none); c records its completion. */
+struct tu_late {
+    unsigned char *buf;
+    size_t len;
+    struct tu_completion c;
+    WDFREQUEST req;
+    WDFMEMORY mem;
+};
+void tu_late_send(WDFIOTARGET t, struct tu_late *l, size_t len, LONGLONG timeout);
+void tu_late_fini(struct tu_late *l);
+
+/* ---- the Ceph test cluster for RBD targets ----
+ * tu_rbd_available: this process runs inside tests/remote/ceph-cluster
+ * (CEPH_CONF, UWDF_CEPH_POOL, UWDF_CEPH_DIR set) and uwdf has RBD targets.
+ * tu_rbd_tool runs `rbd --conf $CEPH_CONF --no-progress ARGS` (printf-style,
+ * bounded to 60 s, output discarded) and returns its exit status. */
+bool tu_rbd_available(void);
+int tu_rbd_tool(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- nbdkit servers for NBD targets ----
  * tu_nbdkit_start runs `nbdkit -f --exit-with-parent -U SOCK -P PIDFILE
  * ARGS...` (args NULL-terminated) with the socket and pid file named name

@@ -1,0 +1,86 @@
+/* What the remote engines (nbd.c, rbd.c) share: neither protocol can
+ * cancel a request, so both run every read and write through a bounce
+ * buffer the engine owns (a request that times out or is cancelled
+ * completes at once; the server's late answer lands in the bounce, never
+ * in the caller's buffer), and both hand finished ops to reap() through a
+ * list kept on the engine thread. Engine thread only. */
+#ifndef UWDF_BACKEND_REMOTE_H
+#define UWDF_BACKEND_REMOTE_H
+
+#include "backend.h"
+
+#include <stddef.h>
+
+/* Bounce buffers above this size are not kept when their command is idle. */
+#define UWDF_REMOTE_BOUNCE_KEEP (1u << 20)
+/* Idle commands (with their bounce buffers) an engine keeps for reuse. */
+#define UWDF_REMOTE_CMD_CACHE 256
+
+/* A bounce buffer, grown on demand and kept for the next op. */
+struct uwdf_remote_bounce {
+    char *buf;
+    size_t cap;
+};
+
+/* Room for len bytes in b (contents not kept). 0 or -ENOMEM (b unchanged). */
+int uwdf_remote_bounce_reserve(struct uwdf_remote_bounce *b, size_t len);
+/* b goes idle: a large buffer is freed rather than kept. */
+void uwdf_remote_bounce_idle(struct uwdf_remote_bounce *b);
+void uwdf_remote_bounce_free(struct uwdf_remote_bounce *b);
+
+/* What every remote engine's command starts with: its bounce buffer and
+ * its link in the engine's cache of idle commands. */
+struct uwdf_remote_cmd {
+    struct uwdf_remote_bounce b;
+    struct uwdf_remote_cmd *next_idle;
+};
+
+/* An engine's idle commands (at most UWDF_REMOTE_CMD_CACHE), so steady
+ * state allocates nothing. */
+struct uwdf_remote_cmd_cache {
+    struct uwdf_remote_cmd *idle;
+    unsigned n;
+};
+
+/* A command of size bytes (a struct whose first member is struct
+ * uwdf_remote_cmd) with room for len bytes in its bounce buffer: an idle
+ * one, or a new one zeroed; NULL when out of memory. The caller sets every
+ * field of its own. */
+void *uwdf_remote_cmd_get(struct uwdf_remote_cmd_cache *cache, size_t size, size_t len);
+/* c goes idle (or is freed when the cache is full). */
+void uwdf_remote_cmd_put(struct uwdf_remote_cmd_cache *cache, struct uwdf_remote_cmd *c);
+/* Free every idle command (the engine closes). */
+void uwdf_remote_cmd_cache_free(struct uwdf_remote_cmd_cache *cache);
+
+/* The block-device rules of a read or write of io on a remote disk of size
+ * bytes. False and *res when it completes without the server: a write to a
+ * read-only disk (-EROFS), at or past the end (0 bytes read; -ENOSPC for a
+ * write), nothing to transfer (0). Otherwise true and *len, the bytes to
+ * transfer (clipped at the end: short, as on a block device). */
+bool uwdf_remote_rw_clip(const struct uwdf_io *io, uint64_t size, bool read_only, size_t *len, int64_t *res);
+
+/* Bytes of io's iovecs. */
+size_t uwdf_remote_iov_len(const struct uwdf_io *io);
+/* Gather the first len bytes of io's iovecs into buf, or scatter buf's
+ * len bytes into them. */
+void uwdf_remote_copy_in(char *buf, const struct uwdf_io *io, size_t len);
+void uwdf_remote_copy_out(struct uwdf_io *io, const char *buf, size_t len);
+
+/* Finished ops waiting for reap(), in completion order. */
+struct uwdf_remote_done {
+    struct uwdf_io *head, *tail;
+};
+
+/* io finished with res (bytes or -errno). */
+void uwdf_remote_done_push(struct uwdf_remote_done *d, struct uwdf_io *io, int64_t res);
+/* Move up to max finished ops into done[]; how many. */
+int uwdf_remote_done_pop(struct uwdf_remote_done *d, struct uwdf_io **done, int max);
+
+/* The engine's wake-up eventfd: wake it (any thread), or consume its count. */
+void uwdf_remote_eventfd_signal(int fd);
+void uwdf_remote_eventfd_drain(int fd);
+
+/* snprintf into a reason buffer the opener logs. */
+void uwdf_remote_why(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
