@@ -1,4 +1,4 @@
-/* The environment switches (README "Environment variables"), read here and
+/* The environment switches (docs/porting.md "Environment variables"), read here and
  * nowhere else, through secure_getenv: in a process that runs with more
  * privilege than its caller (set-user-ID, set-group-ID, file capabilities:
  * AT_SECURE) every one of them is ignored, so whoever starts such a program

@@ -20,7 +20,7 @@
  * completed but unreported), never an older one.
  *
  * SIGKILL is not power loss: the page cache and the loop device outlive the
- * process. README "Crash safety" says what this does and does not prove.
+ * process. docs/testing.md "Crash safety" says what this does and does not prove.
  *
  * UWDF_CRASH_ROUNDS=N sets the rounds per mode and engine (default 10; `make
  * soak-crash` runs 50); UWDF_CRASH_SEED=S repeats a run's kill delays. Needs

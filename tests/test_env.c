@@ -287,19 +287,19 @@ START_TEST(the_library_reads_the_environment_only_in_lib_env_c)
 }
 END_TEST
 
-START_TEST(every_switch_is_in_the_readme_security_note)
+START_TEST(every_switch_is_in_the_porting_guide_security_note)
 {
     char *readme = NULL;
-    ck_assert_int_ge(asprintf(&readme, "%s/README.md", UWDF_SRCDIR), 0);
+    ck_assert_int_ge(asprintf(&readme, "%s/docs/porting.md", UWDF_SRCDIR), 0);
     char *text = slurp(readme);
     const char *note = strstr(text, "### Security note");
-    ck_assert_msg(note != NULL, "README.md has no \"### Security note\"");
+    ck_assert_msg(note != NULL, "docs/porting.md has no \"### Security note\"");
     const char *end = strstr(note + 1, "\n#");
     for (int i = 0; i < UWDF_ENV_COUNT; i++) {
         char name[64];
         snprintf(name, sizeof(name), "`%s", uwdf_env_name(i));
         const char *at = strstr(note, name);
-        ck_assert_msg(at && (!end || at < end), "README's security note does not list %s", uwdf_env_name(i));
+        ck_assert_msg(at && (!end || at < end), "docs/porting.md's security note does not list %s", uwdf_env_name(i));
     }
     free(text);
     free(readme);
@@ -313,7 +313,7 @@ static Suite *env_suite(void)
     tcase_add_test(tc, switches_are_read_in_an_ordinary_process);
     tcase_add_test(tc, switches_are_ignored_in_a_set_group_id_process);
     tcase_add_test(tc, the_library_reads_the_environment_only_in_lib_env_c);
-    tcase_add_test(tc, every_switch_is_in_the_readme_security_note);
+    tcase_add_test(tc, every_switch_is_in_the_porting_guide_security_note);
     return s;
 }
 

@@ -680,7 +680,7 @@ static void flt_perform(struct input *in, PFLT_CALLBACK_DATA cd)
     }
     atomic_store(&g_completions, 0);
     (void)FltPerformAsynchronousIo(cd, on_flt_complete, NULL);
-    /* Success or not, the callback runs exactly once (README). */
+    /* Success or not, the callback runs exactly once (docs/devices.md). */
     expect_completions(1, "FltPerformAsynchronousIo");
 }
 
