@@ -8,7 +8,7 @@ static EVT_WDF_REQUEST_COMPLETION_ROUTINE ReadDone;
 static WDFIOTARGET Target;
 static WDFMEMORY Buffer;
 static KEVENT Done;
-static LONG ReadsLeft = READS;
+static LONG Reads;                  /* completed successfully */
 static NTSTATUS LastStatus = STATUS_SUCCESS;
 
 static VOID ReadDone(WDFREQUEST Request, WDFIOTARGET IoTarget,
@@ -18,7 +18,7 @@ static VOID ReadDone(WDFREQUEST Request, WDFIOTARGET IoTarget,
     LONGLONG offset = 0;
 
     LastStatus = Params->IoStatus.Status;           /* e.g. STATUS_IO_TIMEOUT */
-    if (!NT_SUCCESS(LastStatus) || --ReadsLeft == 0) {
+    if (!NT_SUCCESS(LastStatus) || ++Reads == READS) {
         KeSetEvent(&Done, IO_NO_INCREMENT, FALSE);
         return;
     }
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
             LastStatus = WdfRequestGetStatus(request);
         status = LastStatus;
     }
-    printf("%d reads, last status 0x%08x\n", READS - ReadsLeft, (unsigned)status);
+    printf("%d reads, last status 0x%08x\n", (int)Reads, (unsigned)status);
     WdfObjectDelete(driver);    /* "driver unload": closes targets, waits for I/O, frees all */
     return NT_SUCCESS(status) ? 0 : 1;
 }
