@@ -1,9 +1,9 @@
 /* File I/O through Zw* routines (on Windows: wdm.h and ntddk.h; included
  * by the port's wdm.h). Windows names such as \??\C:\dir\file map to Linux
  * files beneath the driver host's Windows-path root (UwdfSetWindowsPathRoot
- * in uwdf.h; docs/devices.md "File objects and Zw file I/O"). Every routine here is
- * PASSIVE_LEVEL only: above it they fail with STATUS_INVALID_DEVICE_REQUEST
- * (a bug check under the verifier). */
+ * in uwdf.h; docs/devices.md "File objects and Zw file I/O"). Every routine
+ * here is PASSIVE_LEVEL only: above it they fail with
+ * STATUS_INVALID_DEVICE_REQUEST (a bug check under the verifier). */
 #ifndef UWDF_ZWFILE_H
 #define UWDF_ZWFILE_H
 

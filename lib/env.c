@@ -1,9 +1,9 @@
-/* The environment switches (docs/porting.md "Environment variables"), read here and
- * nowhere else, through secure_getenv: in a process that runs with more
- * privilege than its caller (set-user-ID, set-group-ID, file capabilities:
- * AT_SECURE) every one of them is ignored, so whoever starts such a program
- * cannot fail its allocations, stall its I/O, pick its engine or turn misuse
- * into a bug check (an abort) from the environment. */
+/* The environment switches (docs/porting.md "Environment variables"), read
+ * here and nowhere else, through secure_getenv: in a process that runs with
+ * more privilege than its caller (set-user-ID, set-group-ID, file
+ * capabilities: AT_SECURE) every one of them is ignored, so whoever starts
+ * such a program cannot fail its allocations, stall its I/O, pick its engine
+ * or turn misuse into a bug check (an abort) from the environment. */
 #define _GNU_SOURCE
 #include "runtime.h"
 
