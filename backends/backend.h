@@ -184,6 +184,15 @@ struct uwdf_backend_ops {
     void (*detach_file)(struct uwdf_engine *e, struct uwdf_engine_file *f);
 };
 
+/* lib/engine_pool.c, for a backend whose connections several files share
+ * and which must therefore all run on one engine (nbd): a place on an
+ * engine of ops's pool that no file holds (the engine runs while the place
+ * is held), or NULL with *err; and its release (any thread; the engine may
+ * stop with it, so never from that engine's thread unless a file still
+ * holds a place on it). */
+struct uwdf_engine *uwdf_engine_hold(const struct uwdf_backend_ops *ops, int *err);
+void uwdf_engine_unhold(struct uwdf_engine *e);
+
 /* backends/psync.c: io as one blocking system call on the calling thread;
  * 0 (res filled) or -errno if not started. Any thread. */
 int uwdf_psync_run(struct uwdf_io *io);
@@ -201,16 +210,22 @@ struct uwdf_nbd_info {
     uint64_t size;
     uint32_t min_block, preferred_block, max_block; /* nbd_get_block_size, 0 if not sent */
     bool read_only, can_flush, can_fua, can_trim, can_zero, multi_conn;
-    unsigned connections; /* opened */
+    unsigned connections; /* open to the export (shared: opened by an earlier target) */
+    bool shared;          /* joined connections another target opened */
 };
-/* Connect to uri (libnbd's syntax, plus uwdf-connections=N in the query)
- * on the calling thread. write_through: every write is FUA. 0 and *out, or
- * -errno with a reason in why (-ERANGE: a bad uwdf-connections; otherwise
- * libnbd's errno). The export belongs to the caller until an
- * engine attaches it (attach_file); uwdf_nbd_export_free drops one that was
- * never attached. */
+/* A target's hold on an export (libnbd's URI syntax, plus
+ * uwdf-connections=N and uwdf-share=0|1 in the query), on the calling
+ * thread: the connections already open to the same URI (server, export,
+ * TLS settings, connection count) when some target shares them, else new
+ * ones. write_through: every write of this target is FUA. 0 and *out, or
+ * -errno with a reason in why (-ERANGE: a bad uwdf- parameter; otherwise
+ * libnbd's errno). The export belongs to the caller until an engine
+ * attaches it (attach_file), which must be uwdf_nbd_export_engine's (the
+ * engine that runs its connections); uwdf_nbd_export_free drops one that
+ * was never attached. */
 int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,
                      char *why, size_t why_len);
+struct uwdf_engine *uwdf_nbd_export_engine(const struct uwdf_nbd_export *x);
 void uwdf_nbd_export_free(struct uwdf_nbd_export *x);
 #endif
 

@@ -40,6 +40,8 @@
 #include <errno.h>
 #include <libnbd.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +56,8 @@
 /* Trim and zero lengths are 32-bit in the protocol. */
 #define NBD_MAX_RANGE_CHUNK (1u << 30)
 #define NBD_NS_PER_SEC 1000000000LL
-#define NBD_URI_OPTION "uwdf-connections="
+#define NBD_URI_CONNECTIONS "uwdf-connections="
+#define NBD_URI_SHARE "uwdf-share="
 
 struct nbd_engine;
 
@@ -63,25 +66,48 @@ struct nbd_conn {
     bool dead; /* engine thread: the connection is gone */
 };
 
-struct uwdf_nbd_export {
+/* Connections to one export, shared by every target opened on the same
+ * key (the URI without uwdf's parameters, and the connection count) unless
+ * a target asked for its own (uwdf-share=0). The engine that runs them is
+ * held for as long as the share lives, so every target on it attaches to
+ * that one engine; the last target to let go closes the connections. */
+struct nbd_share {
+    struct nbd_share *next; /* shares_lock: the table of shareable ones */
+    char *key;              /* NULL: private */
+    unsigned refs;          /* shares_lock: targets holding it, attached or not yet */
+    atomic_bool lost;       /* every connection is gone: later opens connect afresh */
+    struct uwdf_engine *engine;
+    /* The engine's thread, while a target is attached. */
+    struct nbd_engine *st;
+    unsigned attached;
+    bool told_lost;
+    bool closing; /* libnbd's .free of a command frees it rather than recycling it */
     struct nbd_conn conns[NBD_MAX_CONNECTIONS];
     unsigned nconns;
-    unsigned next; /* round robin */
-    struct nbd_engine *engine; /* while attached */
+    unsigned rr; /* round robin */
+    /* Fixed once connected. */
     uint64_t size;
     uint32_t max_request;
     bool can_fua, can_flush, can_trim, can_zero, read_only;
-    bool write_through;
-    bool told_lost;
-    char *uri; /* for messages */
+    struct uwdf_nbd_info info;
+    char *uri; /* for messages: without uwdf's parameters */
 };
+
+/* One target's hold on a share. */
+struct uwdf_nbd_export {
+    struct nbd_share *sh;
+    bool write_through;
+};
+
+static pthread_mutex_t shares_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nbd_share *shares;
 
 /* One op in libnbd's hands: one or more commands on one connection. */
 struct nbd_cmd {
     struct uwdf_remote_cmd base; /* first: bounce buffer, idle link */
     struct uwdf_io *io; /* NULL once completed or cancelled (orphaned) */
     struct nbd_engine *eng;
-    struct uwdf_nbd_export *x;
+    struct nbd_share *sh;
     struct nbd_conn *conn;
     size_t len;     /* bytes of the op (after clipping at the export's end) */
     unsigned refs;  /* commands whose .free has not run, plus the issuer's hold */
@@ -94,10 +120,11 @@ struct nbd_cmd {
 
 struct nbd_engine {
     int wake_fd;
-    struct uwdf_nbd_export **exports;
-    unsigned nexports, exports_cap;
+    struct nbd_share **shares; /* with a target attached */
+    unsigned nshares, shares_cap;
     struct pollfd *pfds;
     struct nbd_conn **pconns;
+    struct nbd_share **pshares;
     unsigned pfds_cap;
     struct uwdf_remote_done done;
     struct nbd_cmd *flush_head; /* write-through writes waiting for their flush */
@@ -112,32 +139,51 @@ static inline struct nbd_cmd **io_cmd(struct uwdf_io *io)
 
 /* ---- connecting (the opener's thread) ---- */
 
-/* uri without our own query parameter, and the connection count it asked
- * for (1 if none). NULL on a bad count. */
-static char *nbd_uri_strip(const char *uri, unsigned *connections, char *why, size_t why_len)
+/* A uwdf- parameter's value: an unsigned in lo..hi. */
+static bool nbd_uri_number(const char *p, size_t n, unsigned lo, unsigned hi, unsigned *out)
+{
+    char *end;
+    unsigned long v = strtoul(p, &end, 10);
+    if (end != p + n || end == p || v < lo || v > hi)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+/* uri without uwdf's own query parameters, the connection count it asked
+ * for (1 if none) and whether it may share connections (yes if not said).
+ * NULL on a bad parameter (why says which) or out of memory. */
+static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, char *why, size_t why_len)
 {
     char *copy = strdup(uri);
     *connections = 1;
+    *share = true;
     if (!copy)
         return NULL;
     char *q = strchr(copy, '?');
     if (!q)
         return copy;
-    char *out = q; /* rebuild the query in place without our parameter */
+    char *out = q; /* rebuild the query in place without our parameters */
     char *p = q + 1;
     bool first = true;
     while (*p) {
         char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        if (strncmp(p, NBD_URI_OPTION, strlen(NBD_URI_OPTION)) == 0) {
-            char *end;
-            unsigned long v = strtoul(p + strlen(NBD_URI_OPTION), &end, 10);
-            if (end != p + n || v < 1 || v > NBD_MAX_CONNECTIONS) {
+        size_t lc = strlen(NBD_URI_CONNECTIONS), ls = strlen(NBD_URI_SHARE);
+        unsigned v;
+        if (strncmp(p, NBD_URI_CONNECTIONS, lc) == 0) {
+            if (!nbd_uri_number(p + lc, n - lc, 1, NBD_MAX_CONNECTIONS, connections)) {
                 uwdf_remote_why(why, why_len, "uwdf-connections must be 1..%u", NBD_MAX_CONNECTIONS);
                 free(copy);
                 return NULL;
             }
-            *connections = (unsigned)v;
+        } else if (strncmp(p, NBD_URI_SHARE, ls) == 0) {
+            if (!nbd_uri_number(p + ls, n - ls, 0, 1, &v)) {
+                uwdf_remote_why(why, why_len, "uwdf-share must be 0 or 1");
+                free(copy);
+                return NULL;
+            }
+            *share = v == 1;
         } else {
             *out++ = first ? '?' : '&';
             memmove(out, p, n);
@@ -170,85 +216,188 @@ static struct nbd_handle *nbd_connect_one(const char *uri, char *why, size_t why
     return h;
 }
 
-void uwdf_nbd_export_free(struct uwdf_nbd_export *x)
+/* Close sh's connections and free it: no target holds it. Commands that
+ * libnbd still holds (of cancelled ops) are freed by nbd_close. */
+static void nbd_share_free(struct nbd_share *sh)
 {
-    if (!x)
-        return;
-    for (unsigned i = 0; i < x->nconns; i++)
-        nbd_close(x->conns[i].h);
-    free(x->uri);
-    free(x);
+    sh->closing = true;
+    for (unsigned i = 0; i < sh->nconns; i++)
+        nbd_close(sh->conns[i].h);
+    if (sh->engine)
+        uwdf_engine_unhold(sh->engine);
+    free(sh->key);
+    free(sh->uri);
+    free(sh);
 }
 
-int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,
-                     char *why, size_t why_len)
+static void nbd_share_put(struct nbd_share *sh)
 {
-    unsigned want;
+    pthread_mutex_lock(&shares_lock);
+    bool last = --sh->refs == 0;
+    if (last && sh->key) {
+        struct nbd_share **pp = &shares;
+        while (*pp != sh)
+            pp = &(*pp)->next;
+        *pp = sh->next;
+    }
+    pthread_mutex_unlock(&shares_lock);
+    if (last)
+        nbd_share_free(sh);
+}
+
+/* A live shareable share of key, with a reference taken; shares_lock held. */
+static struct nbd_share *nbd_share_find(const char *key)
+{
+    for (struct nbd_share *sh = shares; sh; sh = sh->next) {
+        if (strcmp(sh->key, key) == 0 && !atomic_load_explicit(&sh->lost, memory_order_acquire)) {
+            sh->refs++;
+            return sh;
+        }
+    }
+    return NULL;
+}
+
+/* New connections to bare (want of them when the server allows
+ * multi-conn), on an engine of the nbd pool. 0 or -errno with why. */
+static int nbd_share_connect(const char *bare, unsigned want, struct nbd_share **out, char *why, size_t why_len)
+{
     int err = 0;
-    why[0] = '\0';
-    char *bare = nbd_uri_strip(uri, &want, why, why_len);
-    if (!bare)
-        return why[0] ? -ERANGE : -ENOMEM;
-    struct uwdf_nbd_export *x = calloc(1, sizeof(*x));
-    if (!x || !(x->uri = strdup(bare))) {
-        free(x);
-        free(bare);
+    struct nbd_share *sh = calloc(1, sizeof(*sh));
+    if (!sh || !(sh->uri = strdup(bare))) {
+        free(sh);
         return -ENOMEM;
     }
-    x->conns[0].h = nbd_connect_one(bare, why, why_len, &err);
-    if (!x->conns[0].h) {
-        free(bare);
-        uwdf_nbd_export_free(x);
+    sh->refs = 1;
+    sh->conns[0].h = nbd_connect_one(bare, why, why_len, &err);
+    if (!sh->conns[0].h) {
+        nbd_share_free(sh);
         return -err;
     }
-    x->nconns = 1;
-    struct nbd_handle *h = x->conns[0].h;
+    sh->nconns = 1;
+    struct nbd_handle *h = sh->conns[0].h;
     int64_t size = nbd_get_size(h);
     if (size < 0) {
         uwdf_remote_why(why, why_len, "%s", nbd_get_error());
-        free(bare);
-        uwdf_nbd_export_free(x);
+        nbd_share_free(sh);
         return -EIO;
     }
-    x->size = (uint64_t)size;
-    x->read_only = nbd_is_read_only(h) == 1;
-    x->can_fua = nbd_can_fua(h) == 1;
-    x->can_flush = nbd_can_flush(h) == 1;
-    x->can_trim = nbd_can_trim(h) == 1;
-    x->can_zero = nbd_can_zero(h) == 1;
-    x->write_through = write_through;
+    sh->size = (uint64_t)size;
+    sh->read_only = nbd_is_read_only(h) == 1;
+    sh->can_fua = nbd_can_fua(h) == 1;
+    sh->can_flush = nbd_can_flush(h) == 1;
+    sh->can_trim = nbd_can_trim(h) == 1;
+    sh->can_zero = nbd_can_zero(h) == 1;
     int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
     int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
     int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
-    x->max_request = max > 0 && max < NBD_DEFAULT_MAX_REQUEST ? (uint32_t)max : NBD_DEFAULT_MAX_REQUEST;
-    if (min > 1 && x->max_request % (uint32_t)min)
-        x->max_request -= x->max_request % (uint32_t)min;
+    sh->max_request = max > 0 && max < NBD_DEFAULT_MAX_REQUEST ? (uint32_t)max : NBD_DEFAULT_MAX_REQUEST;
+    if (min > 1 && sh->max_request % (uint32_t)min)
+        sh->max_request -= sh->max_request % (uint32_t)min;
     bool multi = nbd_can_multi_conn(h) == 1;
     if (want > 1 && !multi) {
         uwdf_remote_why(why, why_len, "the server does not allow multi-conn: using 1 connection, not %u", want);
         want = 1;
     }
     for (unsigned i = 1; i < want; i++) {
-        x->conns[i].h = nbd_connect_one(bare, why, why_len, &err);
-        if (!x->conns[i].h) {
-            free(bare);
-            uwdf_nbd_export_free(x);
+        sh->conns[i].h = nbd_connect_one(bare, why, why_len, &err);
+        if (!sh->conns[i].h) {
+            nbd_share_free(sh);
             return -err;
         }
-        x->nconns++;
+        sh->nconns++;
     }
-    free(bare);
-    info->size = x->size;
+    sh->engine = uwdf_engine_hold(&uwdf_backend_nbd, &err);
+    if (!sh->engine) {
+        uwdf_remote_why(why, why_len, "no nbd engine could be started: %s", strerror(-err));
+        nbd_share_free(sh);
+        return err;
+    }
+    struct uwdf_nbd_info *info = &sh->info;
+    info->size = sh->size;
     info->min_block = min > 0 ? (uint32_t)min : 0;
     info->preferred_block = pref > 0 ? (uint32_t)pref : 0;
     info->max_block = max > 0 ? (uint32_t)max : 0;
-    info->read_only = x->read_only;
-    info->can_flush = x->can_flush;
-    info->can_fua = x->can_fua;
-    info->can_trim = x->can_trim;
-    info->can_zero = x->can_zero;
+    info->read_only = sh->read_only;
+    info->can_flush = sh->can_flush;
+    info->can_fua = sh->can_fua;
+    info->can_trim = sh->can_trim;
+    info->can_zero = sh->can_zero;
     info->multi_conn = multi;
-    info->connections = x->nconns;
+    info->connections = sh->nconns;
+    *out = sh;
+    return 0;
+}
+
+void uwdf_nbd_export_free(struct uwdf_nbd_export *x)
+{
+    if (!x)
+        return;
+    nbd_share_put(x->sh);
+    free(x);
+}
+
+struct uwdf_engine *uwdf_nbd_export_engine(const struct uwdf_nbd_export *x)
+{
+    return x->sh->engine;
+}
+
+int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,
+                     char *why, size_t why_len)
+{
+    unsigned want;
+    bool share;
+    why[0] = '\0';
+    char *bare = nbd_uri_strip(uri, &want, &share, why, why_len);
+    if (!bare)
+        return why[0] ? -ERANGE : -ENOMEM;
+    struct uwdf_nbd_export *x = calloc(1, sizeof(*x));
+    char *key = NULL;
+    if (!x || (share && asprintf(&key, "%u %s", want, bare) < 0)) {
+        free(x);
+        free(bare);
+        return -ENOMEM;
+    }
+    x->write_through = write_through;
+    struct nbd_share *sh = NULL;
+    if (key) {
+        pthread_mutex_lock(&shares_lock);
+        sh = nbd_share_find(key);
+        pthread_mutex_unlock(&shares_lock);
+    }
+    bool joined = sh != NULL;
+    if (!sh) {
+        /* Connected without the lock (a slow server holds up no other
+         * open); an open of the same key that won the race meanwhile is
+         * joined and these connections closed. */
+        int err = nbd_share_connect(bare, want, &sh, why, why_len);
+        if (err) {
+            free(key);
+            free(bare);
+            free(x);
+            return err;
+        }
+        if (key) {
+            pthread_mutex_lock(&shares_lock);
+            struct nbd_share *won = nbd_share_find(key);
+            if (!won) {
+                sh->key = key;
+                key = NULL;
+                sh->next = shares;
+                shares = sh;
+            }
+            pthread_mutex_unlock(&shares_lock);
+            if (won) {
+                nbd_share_free(sh);
+                sh = won;
+                joined = true;
+            }
+        }
+    }
+    free(key);
+    free(bare);
+    x->sh = sh;
+    *info = sh->info;
+    info->shared = joined;
     *out = x;
     return 0;
 }
@@ -268,7 +417,7 @@ static struct nbd_cmd *nbd_cmd_get(struct nbd_engine *st, size_t len)
         return NULL;
     c->eng = st;
     c->io = NULL;
-    c->x = NULL;
+    c->sh = NULL;
     c->conn = NULL;
     c->len = len;
     c->refs = c->pending = 1; /* the issuer's hold */
@@ -284,15 +433,20 @@ static void nbd_cmd_put(struct nbd_cmd *c)
     uwdf_remote_cmd_put(&c->eng->cmds, &c->base);
 }
 
-static void nbd_conn_lost(struct uwdf_nbd_export *x, struct nbd_conn *conn, const char *what)
+static void nbd_conn_lost(struct nbd_share *sh, struct nbd_conn *conn, const char *what)
 {
     if (conn->dead)
         return;
     conn->dead = true;
-    if (x && !x->told_lost) {
-        x->told_lost = true;
-        uwdf_log("%s: NBD connection lost (%s); its requests complete with "
-                 "STATUS_CONNECTION_DISCONNECTED until the target is reopened", x->uri, what);
+    bool all = true;
+    for (unsigned i = 0; i < sh->nconns; i++)
+        all = all && sh->conns[i].dead;
+    if (all)
+        atomic_store_explicit(&sh->lost, true, memory_order_release);
+    if (!sh->told_lost) {
+        sh->told_lost = true;
+        uwdf_log("%s: NBD connection lost (%s); requests of its targets complete with "
+                 "STATUS_CONNECTION_DISCONNECTED until each target is reopened", sh->uri, what);
     }
 }
 
@@ -348,6 +502,12 @@ static void nbd_cmd_freed(void *user_data)
     c->frees++;
     if (--c->refs > 0)
         return;
+    if (c->sh && c->sh->closing) {
+        /* nbd_close of the share's last connection, maybe on an opener's
+         * thread: not into the engine's cache. Its op completed already. */
+        uwdf_remote_cmd_free(&c->base);
+        return;
+    }
     if (c->io) {
         /* nbd_close dropped commands whose completion never ran. */
         c->err = ENOTCONN;
@@ -390,7 +550,7 @@ static bool nbd_issue(struct nbd_cmd *c, enum nbd_kind kind, char *buf, uint64_t
         return true;
     int err = nbd_get_errno();
     if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
-        nbd_conn_lost(c->x, c->conn, nbd_get_error());
+        nbd_conn_lost(c->sh, c->conn, nbd_get_error());
     if (!c->err)
         c->err = err ? err : EIO;
     c->pending--;
@@ -409,10 +569,10 @@ static void nbd_cmd_release(struct nbd_cmd *c)
         nbd_cmd_put(c);
 }
 
-static struct nbd_conn *nbd_pick(struct uwdf_nbd_export *x)
+static struct nbd_conn *nbd_pick(struct nbd_share *sh)
 {
-    for (unsigned i = 0; i < x->nconns; i++) {
-        struct nbd_conn *conn = &x->conns[x->next++ % x->nconns];
+    for (unsigned i = 0; i < sh->nconns; i++) {
+        struct nbd_conn *conn = &sh->conns[sh->rr++ % sh->nconns];
         if (!conn->dead)
             return conn;
     }
@@ -433,14 +593,16 @@ static int nbd_open(struct uwdf_engine *e)
         return -ENOMEM;
     st->pfds = calloc(1, sizeof(*st->pfds));
     st->pconns = calloc(1, sizeof(*st->pconns));
+    st->pshares = calloc(1, sizeof(*st->pshares));
     st->pfds_cap = 1; /* the wake-up eventfd */
     st->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (st->wake_fd < 0 || !st->pfds || !st->pconns) {
+    if (st->wake_fd < 0 || !st->pfds || !st->pconns || !st->pshares) {
         int err = st->wake_fd < 0 ? errno : ENOMEM;
         if (st->wake_fd >= 0)
             close(st->wake_fd);
         free(st->pfds);
         free(st->pconns);
+        free(st->pshares);
         free(st);
         return -err;
     }
@@ -453,25 +615,27 @@ static void nbd_close_engine(struct uwdf_engine *e)
     struct nbd_engine *st = e->be;
     uwdf_remote_cmd_cache_free(&st->cmds);
     close(st->wake_fd);
-    free(st->exports);
+    free(st->shares);
     free(st->pfds);
     free(st->pconns);
+    free(st->pshares);
     free(st);
     e->be = NULL;
 }
 
 static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct uwdf_io *io)
 {
+    struct nbd_share *sh = x->sh;
     bool write = io->op == UWDF_OP_WRITE;
     size_t len;
     int64_t res;
     if (io->iovcnt < 0)
         return -EINVAL;
-    if (!uwdf_remote_rw_clip(io, x->size, x->read_only, &len, &res)) {
+    if (!uwdf_remote_rw_clip(io, sh->size, sh->read_only, &len, &res)) {
         nbd_done_push(st, io, res);
         return 0;
     }
-    struct nbd_conn *conn = nbd_pick(x);
+    struct nbd_conn *conn = nbd_pick(sh);
     if (!conn) {
         nbd_done_push(st, io, -ENOTCONN);
         return 0;
@@ -480,21 +644,21 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
     if (!c)
         return -ENOMEM;
     c->io = io;
-    c->x = x;
+    c->sh = sh;
     c->conn = conn;
     *io_cmd(io) = c;
     uint32_t flags = 0;
     if (write) {
         uwdf_remote_copy_in(c->base.b.buf, io, len);
         if (x->write_through || (io->rw_flags & (RWF_DSYNC | RWF_SYNC))) {
-            if (x->can_fua)
+            if (sh->can_fua)
                 flags = LIBNBD_CMD_FLAG_FUA;
             else
-                c->flush_after = x->can_flush;
+                c->flush_after = sh->can_flush;
         }
     }
     for (size_t done = 0; done < len;) {
-        size_t n = len - done < x->max_request ? len - done : x->max_request;
+        size_t n = len - done < sh->max_request ? len - done : sh->max_request;
         if (!nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->base.b.buf + done, n, io->offset + done, flags))
             break;
         done += n;
@@ -505,26 +669,27 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
 
 static int nbd_queue_other(struct nbd_engine *st, struct uwdf_nbd_export *x, struct uwdf_io *io)
 {
+    struct nbd_share *sh = x->sh;
     enum nbd_kind kind;
     bool can;
     switch (io->op) {
     case UWDF_OP_FSYNC:
     case UWDF_OP_FDATASYNC:
         kind = NBD_FLUSH;
-        can = x->can_flush;
+        can = sh->can_flush;
         break;
     case UWDF_OP_TRIM:
         kind = NBD_TRIM;
-        can = x->can_trim;
+        can = sh->can_trim;
         break;
     case UWDF_OP_ZERO:
         kind = NBD_ZERO;
-        can = x->can_zero;
+        can = sh->can_zero;
         break;
     default:
         return -EINVAL;
     }
-    if (kind != NBD_FLUSH && x->read_only) {
+    if (kind != NBD_FLUSH && sh->read_only) {
         nbd_done_push(st, io, -EROFS);
         return 0;
     }
@@ -532,7 +697,7 @@ static int nbd_queue_other(struct nbd_engine *st, struct uwdf_nbd_export *x, str
         nbd_done_push(st, io, -EOPNOTSUPP);
         return 0;
     }
-    struct nbd_conn *conn = nbd_pick(x);
+    struct nbd_conn *conn = nbd_pick(sh);
     if (!conn) {
         nbd_done_push(st, io, -ENOTCONN);
         return 0;
@@ -541,7 +706,7 @@ static int nbd_queue_other(struct nbd_engine *st, struct uwdf_nbd_export *x, str
     if (!c)
         return -ENOMEM;
     c->io = io;
-    c->x = x;
+    c->sh = sh;
     c->conn = conn;
     *io_cmd(io) = c;
     if (kind == NBD_FLUSH) {
@@ -612,15 +777,15 @@ static int nbd_poll_setup(struct nbd_engine *st)
     st->pfds[0].fd = st->wake_fd;
     st->pfds[0].events = POLLIN;
     st->pfds[0].revents = 0;
-    for (unsigned i = 0; i < st->nexports; i++) {
-        struct uwdf_nbd_export *x = st->exports[i];
-        for (unsigned j = 0; j < x->nconns; j++) {
-            struct nbd_conn *conn = &x->conns[j];
+    for (unsigned i = 0; i < st->nshares; i++) {
+        struct nbd_share *sh = st->shares[i];
+        for (unsigned j = 0; j < sh->nconns; j++) {
+            struct nbd_conn *conn = &sh->conns[j];
             if (conn->dead)
                 continue;
             int fd = nbd_aio_get_fd(conn->h);
             if (fd < 0) {
-                nbd_conn_lost(x, conn, nbd_get_error());
+                nbd_conn_lost(sh, conn, nbd_get_error());
                 continue;
             }
             unsigned dir = nbd_aio_get_direction(conn->h);
@@ -629,23 +794,14 @@ static int nbd_poll_setup(struct nbd_engine *st)
                                          ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
             st->pfds[n].revents = 0;
             st->pconns[n] = conn;
+            st->pshares[n] = sh;
             n++;
         }
     }
     return (int)n;
 }
 
-static struct uwdf_nbd_export *nbd_export_of(struct nbd_engine *st, const struct nbd_conn *conn)
-{
-    for (unsigned i = 0; i < st->nexports; i++) {
-        struct uwdf_nbd_export *x = st->exports[i];
-        if (conn >= x->conns && conn < x->conns + x->nconns)
-            return x;
-    }
-    return NULL;
-}
-
-static void nbd_notify(struct nbd_engine *st, struct nbd_conn *conn, short revents)
+static void nbd_notify(struct nbd_share *sh, struct nbd_conn *conn, short revents)
 {
     int r = 0;
     if (revents & (POLLIN | POLLHUP | POLLERR))
@@ -653,7 +809,7 @@ static void nbd_notify(struct nbd_engine *st, struct nbd_conn *conn, short reven
     if (r == 0 && (revents & POLLOUT))
         r = nbd_aio_notify_write(conn->h);
     if (r == -1 || nbd_aio_is_dead(conn->h) || nbd_aio_is_closed(conn->h))
-        nbd_conn_lost(nbd_export_of(st, conn), conn, r == -1 ? nbd_get_error() : "closed by the server");
+        nbd_conn_lost(sh, conn, r == -1 ? nbd_get_error() : "closed by the server");
 }
 
 static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64_t timeout_ns)
@@ -679,7 +835,7 @@ static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
             uwdf_remote_eventfd_drain(st->wake_fd);
         for (int i = 1; i < n; i++)
             if (st->pfds[i].revents)
-                nbd_notify(st, st->pconns[i], st->pfds[i].revents);
+                nbd_notify(st->pshares[i], st->pconns[i], st->pfds[i].revents);
         nbd_issue_flushes(st);
     }
     return uwdf_remote_done_pop(&st->done, done, max);
@@ -691,53 +847,84 @@ static void nbd_wake(struct uwdf_engine *e)
     uwdf_remote_eventfd_signal(st->wake_fd);
 }
 
+/* Room in the poll arrays for every connection of the attached shares
+ * plus sh's. */
+static int nbd_poll_reserve(struct nbd_engine *st, const struct nbd_share *sh)
+{
+    unsigned need = 1 + sh->nconns;
+    for (unsigned i = 0; i < st->nshares; i++)
+        need += st->shares[i]->nconns;
+    if (need <= st->pfds_cap)
+        return 0;
+    unsigned cap = need * 2;
+    struct pollfd *pfds = realloc(st->pfds, sizeof(*pfds) * cap);
+    if (!pfds)
+        return -ENOMEM;
+    st->pfds = pfds;
+    struct nbd_conn **pconns = realloc(st->pconns, sizeof(*pconns) * cap);
+    if (!pconns)
+        return -ENOMEM;
+    st->pconns = pconns;
+    struct nbd_share **pshares = realloc(st->pshares, sizeof(*pshares) * cap);
+    if (!pshares)
+        return -ENOMEM;
+    st->pshares = pshares;
+    st->pfds_cap = cap;
+    return 0;
+}
+
+/* A target joins its share: the first one on this engine brings the
+ * share's connections into the poll set. */
 static int nbd_attach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
 {
     struct nbd_engine *st = e->be;
     struct uwdf_nbd_export *x = f->be;
-    if (!x)
+    if (!x || x->sh->engine != e)
         return -EINVAL;
-    if (st->nexports == st->exports_cap) {
-        unsigned cap = st->exports_cap ? st->exports_cap * 2 : 8;
-        struct uwdf_nbd_export **grown = realloc(st->exports, sizeof(*grown) * cap);
-        if (!grown)
-            return -ENOMEM;
-        st->exports = grown;
-        st->exports_cap = cap;
+    struct nbd_share *sh = x->sh;
+    if (sh->attached++ > 0)
+        return 0;
+    int err = 0;
+    if (st->nshares == st->shares_cap) {
+        unsigned cap = st->shares_cap ? st->shares_cap * 2 : 8;
+        struct nbd_share **grown = realloc(st->shares, sizeof(*grown) * cap);
+        if (grown) {
+            st->shares = grown;
+            st->shares_cap = cap;
+        } else {
+            err = -ENOMEM;
+        }
     }
-    unsigned need = 1;
-    for (unsigned i = 0; i < st->nexports; i++)
-        need += st->exports[i]->nconns;
-    need += x->nconns;
-    if (need > st->pfds_cap) {
-        unsigned cap = need * 2;
-        struct pollfd *pfds = realloc(st->pfds, sizeof(*pfds) * cap);
-        if (!pfds)
-            return -ENOMEM;
-        st->pfds = pfds;
-        struct nbd_conn **pconns = realloc(st->pconns, sizeof(*pconns) * cap);
-        if (!pconns)
-            return -ENOMEM;
-        st->pconns = pconns;
-        st->pfds_cap = cap;
+    if (!err)
+        err = nbd_poll_reserve(st, sh);
+    if (err) {
+        sh->attached--;
+        return err;
     }
-    st->exports[st->nexports++] = x;
-    x->engine = st;
+    st->shares[st->nshares++] = sh;
+    sh->st = st;
     return 0;
 }
 
+/* A target lets go of its share (its ops are all done for the core); the
+ * last one on the engine takes the connections out of the poll set, and
+ * the last one of all closes them. */
 static void nbd_detach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
 {
     struct nbd_engine *st = e->be;
     struct uwdf_nbd_export *x = f->be;
-    for (unsigned i = 0; i < st->nexports; i++) {
-        if (st->exports[i] == x) {
-            st->exports[i] = st->exports[--st->nexports];
-            break;
+    struct nbd_share *sh = x->sh;
+    if (--sh->attached == 0) {
+        for (unsigned i = 0; i < st->nshares; i++) {
+            if (st->shares[i] == sh) {
+                st->shares[i] = st->shares[--st->nshares];
+                break;
+            }
         }
+        sh->st = NULL;
     }
-    /* Commands cancelled earlier may still be with libnbd: nbd_close runs
-     * their .free, which recycles them into this engine's cache. */
+    /* This target's place on the engine outlives the share's hold, which
+     * nbd_share_free drops: the engine does not stop on its own thread. */
     uwdf_nbd_export_free(x);
     f->be = NULL;
 }

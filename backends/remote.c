@@ -46,19 +46,23 @@ void *uwdf_remote_cmd_get(struct uwdf_remote_cmd_cache *cache, size_t size, size
         return NULL;
     }
     if (uwdf_remote_bounce_reserve(&c->b, len)) {
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
+        uwdf_remote_cmd_free(c);
         return NULL;
     }
     c->next_idle = NULL;
     return c;
 }
 
+void uwdf_remote_cmd_free(struct uwdf_remote_cmd *c)
+{
+    uwdf_remote_bounce_free(&c->b);
+    free(c);
+}
+
 void uwdf_remote_cmd_put(struct uwdf_remote_cmd_cache *cache, struct uwdf_remote_cmd *c)
 {
     if (cache->n >= UWDF_REMOTE_CMD_CACHE) {
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
+        uwdf_remote_cmd_free(c);
         return;
     }
     uwdf_remote_bounce_idle(&c->b);
@@ -72,8 +76,7 @@ void uwdf_remote_cmd_cache_free(struct uwdf_remote_cmd_cache *cache)
     while (cache->idle) {
         struct uwdf_remote_cmd *c = cache->idle;
         cache->idle = c->next_idle;
-        uwdf_remote_bounce_free(&c->b);
-        free(c);
+        uwdf_remote_cmd_free(c);
     }
     cache->n = 0;
 }

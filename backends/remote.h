@@ -49,6 +49,8 @@ struct uwdf_remote_cmd_cache {
 void *uwdf_remote_cmd_get(struct uwdf_remote_cmd_cache *cache, size_t size, size_t len);
 /* c goes idle (or is freed when the cache is full). */
 void uwdf_remote_cmd_put(struct uwdf_remote_cmd_cache *cache, struct uwdf_remote_cmd *c);
+/* Free c (and its bounce) outright. */
+void uwdf_remote_cmd_free(struct uwdf_remote_cmd *c);
 /* Free every idle command (the engine closes). */
 void uwdf_remote_cmd_cache_free(struct uwdf_remote_cmd_cache *cache);
 

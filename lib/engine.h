@@ -59,10 +59,12 @@ struct uwdf_engine *uwdf_engine_attach(const struct uwdf_backend_ops *ops, struc
  * any more stops. */
 void uwdf_engine_detach(struct uwdf_engine *e, struct uwdf_engine_attachment *a);
 /* Attach a file that is not a descriptor (a remote export: be is the
- * backend's state for it, see attach_file in backends/backend.h). On
+ * backend's state for it, see attach_file in backends/backend.h) to on
+ * (an engine of ops's pool that the backend holds, uwdf_engine_hold in
+ * backends/backend.h), or to the pool's choice when on is NULL. On
  * failure nothing is attached and be still belongs to the caller. */
 struct uwdf_engine *uwdf_engine_attach_remote(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
-                                              void *be, int *err);
+                                              void *be, struct uwdf_engine *on, int *err);
 
 /* Engines per backend kind: what UwdfSetEnginePoolSize set, else
  * UWDF_ENGINES, else the default above. */

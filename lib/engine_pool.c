@@ -135,20 +135,31 @@ static struct pool_engine *pool_start_engine(struct pool *p, int *err)
     return pe;
 }
 
-struct uwdf_engine *uwdf_engine_attach(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
-                                       int fd, int *err)
+/* Take a place on an engine of ops's pool: on (which the caller holds a
+ * place on already), or the least loaded one, starting another while the
+ * pool is below its size and every engine serves something. */
+static struct uwdf_engine *pool_take(const struct uwdf_backend_ops *ops, struct uwdf_engine *on, int *err)
 {
     struct pool *p = pool_of(ops);
     unsigned size = uwdf_engine_pool_size();
     *err = 0;
     pthread_mutex_lock(&pool_lock);
-    struct pool_engine *pe = pool_least_loaded(p);
-    if ((!pe || pe->files > 0) && p->count < size) {
-        struct pool_engine *fresh = pool_start_engine(p, err);
-        if (fresh)
-            pe = fresh;
+    struct pool_engine *pe = NULL;
+    if (on) {
+        for (unsigned i = 0; i < p->count && !pe; i++)
+            if (p->engines[i].engine == on)
+                pe = &p->engines[i];
+    } else {
+        pe = pool_least_loaded(p);
+        if ((!pe || pe->files > 0) && p->count < size) {
+            struct pool_engine *fresh = pool_start_engine(p, err);
+            if (fresh)
+                pe = fresh;
+        }
     }
     if (!pe) {
+        if (!*err)
+            *err = -ENXIO;
         pthread_mutex_unlock(&pool_lock);
         return NULL;
     }
@@ -156,11 +167,19 @@ struct uwdf_engine *uwdf_engine_attach(const struct uwdf_backend_ops *ops, struc
     struct uwdf_engine *e = pe->engine;
     pthread_mutex_unlock(&pool_lock);
     *err = 0;
-    uwdf_engine_file_init(e, a, fd);
     return e;
 }
 
-/* Drop a file's place on e (the pool's count; e stops with its last). */
+struct uwdf_engine *uwdf_engine_attach(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
+                                       int fd, int *err)
+{
+    struct uwdf_engine *e = pool_take(ops, NULL, err);
+    if (e)
+        uwdf_engine_file_init(e, a, fd);
+    return e;
+}
+
+/* Drop a place on e (the pool's count; e stops with its last). */
 static void pool_leave(struct uwdf_engine *e)
 {
     struct pool *p = pool_of(e->ops);
@@ -185,12 +204,23 @@ void uwdf_engine_detach(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
     pool_leave(e);
 }
 
-struct uwdf_engine *uwdf_engine_attach_remote(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
-                                              void *be, int *err)
+struct uwdf_engine *uwdf_engine_hold(const struct uwdf_backend_ops *ops, int *err)
 {
-    struct uwdf_engine *e = uwdf_engine_attach(ops, a, -1, err);
+    return pool_take(ops, NULL, err);
+}
+
+void uwdf_engine_unhold(struct uwdf_engine *e)
+{
+    pool_leave(e);
+}
+
+struct uwdf_engine *uwdf_engine_attach_remote(const struct uwdf_backend_ops *ops, struct uwdf_engine_attachment *a,
+                                              void *be, struct uwdf_engine *on, int *err)
+{
+    struct uwdf_engine *e = pool_take(ops, on, err);
     if (!e)
         return NULL;
+    uwdf_engine_file_init(e, a, -1);
     a->file.be = be;
     *err = uwdf_engine_file_attach(e, a);
     if (*err) {

@@ -468,7 +468,7 @@ static NTSTATUS target_open_nbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     }
     if (why[0])
         uwdf_log("%s: %s", uri, why);
-    struct uwdf_engine *engine = uwdf_engine_attach_remote(&uwdf_backend_nbd, &t->attach, x, &err);
+    struct uwdf_engine *engine = uwdf_engine_attach_remote(&uwdf_backend_nbd, &t->attach, x, uwdf_nbd_export_engine(x), &err);
     if (!engine) {
         uwdf_nbd_export_free(x);
         uwdf_free(uri);
@@ -530,7 +530,7 @@ static NTSTATUS target_open_rbd(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
         uwdf_free(name);
         return status;
     }
-    struct uwdf_engine *engine = uwdf_engine_attach_remote(&uwdf_backend_rbd, &t->attach, x, &err);
+    struct uwdf_engine *engine = uwdf_engine_attach_remote(&uwdf_backend_rbd, &t->attach, x, NULL, &err);
     if (!engine) {
         uwdf_rbd_image_free(x);
         uwdf_free(name);
