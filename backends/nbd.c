@@ -207,8 +207,16 @@ static struct nbd_handle *nbd_connect_one(const char *uri, char *why, size_t why
     /* Reads land in a bounce buffer that is copied only on success. */
     nbd_set_pread_initialize(h, false);
     nbd_set_handle_name(h, "uwdf");
+    /* A target's name is the application's, as trusted as a path it
+     * opens: nbds:// may name its TLS files (tls-psk-file=,
+     * tls-certificates=), which libnbd refuses unless told. */
+    nbd_set_uri_allow_local_file(h, true);
     if (nbd_connect_uri(h, uri) == -1) {
         *err = nbd_get_errno() ? nbd_get_errno() : EIO;
+        /* With TLS required, libnbd reports a refused handshake (a wrong
+         * key or certificate) as EIO: an access the server denied. */
+        if (*err == EIO && nbd_get_tls(h) == LIBNBD_TLS_REQUIRE)
+            *err = EACCES;
         uwdf_remote_why(why, why_len, "%s", nbd_get_error());
         nbd_close(h);
         return NULL;

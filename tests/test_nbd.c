@@ -8,6 +8,7 @@
  * uwdf was built without libnbd or nbdkit is missing. */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -591,6 +592,295 @@ START_TEST(multi_conn_spreads_requests_over_connections)
 }
 END_TEST
 
+
+/* ---- connections shared between targets ---- */
+
+/* Sockets this process holds. */
+static unsigned count_sockets(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    char path[300], link[64];
+    unsigned n = 0;
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+        ssize_t len = readlink(path, link, sizeof(link) - 1);
+        if (len > 0) {
+            link[len] = '\0';
+            n += strncmp(link, "socket:", 7) == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+static long count_threads(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long n = -1;
+    ck_assert_ptr_nonnull(f);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "Threads:", 8) == 0)
+            n = strtol(line + 8, NULL, 10);
+    fclose(f);
+    return n;
+}
+
+/* What nbdkit's pattern plugin serves: each 8 bytes hold their offset,
+ * big-endian. */
+static bool pattern_at(const unsigned char *buf, size_t len, uint64_t off)
+{
+    for (size_t i = 0; i + 8 <= len; i += 8) {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; b++)
+            v = v << 8 | buf[i + b];
+        if (v != off + i)
+            return false;
+    }
+    return true;
+}
+
+/* Targets of one URI share its connection (one socket); uwdf-share=0 and
+ * another connection count get their own; the socket goes with the last
+ * target. */
+START_TEST(targets_of_one_export_share_its_connection)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    const char *args[] = { "memory", "1M", NULL };
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    unsigned base = count_sockets();
+    WDFIOTARGET t[5];
+    t[0] = open_rw(&e, s.uri);
+    t[1] = open_rw(&e, s.uri);
+    t[2] = open_rw(&e, s.uri);
+    ck_assert_uint_eq(count_sockets(), base + 1);
+    char uri[700];
+    snprintf(uri, sizeof(uri), "%s&uwdf-share=0", s.uri);
+    t[3] = open_rw(&e, uri);
+    ck_assert_uint_eq(count_sockets(), base + 2);
+    snprintf(uri, sizeof(uri), "%s&uwdf-connections=2", s.uri);
+    t[4] = open_rw(&e, uri);
+    ck_assert_uint_eq(count_sockets(), base + 4);
+    /* Each target's data is the export's, whichever wrote it. */
+    unsigned char *buf = malloc(BLK);
+    for (int i = 0; i < 5; i++) {
+        memset(buf, 'a' + i, BLK);
+        ck_assert_status(tu_sync_rw(t[i], true, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+    }
+    for (int i = 0; i < 5; i++) {
+        ck_assert_status(tu_sync_rw(t[(i + 1) % 5], false, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+        ck_assert(tu_all_bytes(buf, BLK, (unsigned char)('a' + i)));
+    }
+    ck_assert_status(tu_sync_ioctl(t[1], IOCTL_DISK_IS_WRITABLE, NULL, 0, NULL, 0), STATUS_SUCCESS);
+    WdfObjectDelete(t[0]);
+    WdfObjectDelete(t[1]);
+    ck_assert_uint_eq(count_sockets(), base + 4);
+    ck_assert_status(tu_sync_rw(t[2], false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(tu_all_bytes(buf, BLK, 'a'));
+    WdfObjectDelete(t[2]);
+    ck_assert_uint_eq(count_sockets(), base + 3);
+    WdfObjectDelete(t[3]);
+    WdfObjectDelete(t[4]);
+    ck_assert_uint_eq(count_sockets(), base);
+    free(buf);
+    finish(&e, &s, NULL);
+}
+END_TEST
+
+/* Two targets on one connection whose server holds every read DELAY_S:
+ * one target's Stop waits for its own reads only, cancels its own only,
+ * and its close leaves the other's read to finish with its data. */
+START_TEST(stop_of_one_sharing_target_leaves_the_others_io)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    const char *args[] = { "--filter=delay", "pattern", "1M", "rdelay=2", NULL };
+    tu_env_init(&e);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    unsigned base = count_sockets();
+    WDFIOTARGET a = open_rw(&e, s.uri), b = open_rw(&e, s.uri);
+    ck_assert_uint_eq(count_sockets(), base + 1);
+    struct tu_late lb, la1, la2;
+    double t0 = tu_now_ms();
+    tu_late_send(b, &lb, BLK, 0);
+    WdfIoTargetStop(a, WdfIoTargetWaitForSentIoToComplete);
+    ck_assert_msg(tu_now_ms() - t0 < 1000.0, "Stop of an idle target waited for its neighbour's read");
+    ck_assert_status(WdfIoTargetStart(a), STATUS_SUCCESS);
+    tu_late_send(a, &la1, BLK, 0);
+    WdfIoTargetStop(a, WdfIoTargetCancelSentIo);
+    ck_assert(tu_completion_wait(&la1.c, 0));
+    ck_assert_status(la1.c.status, STATUS_CANCELLED);
+    ck_assert(!tu_completion_wait(&lb.c, 0));
+    ck_assert_status(WdfIoTargetStart(a), STATUS_SUCCESS);
+    tu_late_send(a, &la2, BLK, 0);
+    WdfIoTargetStop(a, WdfIoTargetWaitForSentIoToComplete);
+    ck_assert(tu_completion_wait(&la2.c, 0));
+    ck_assert_status(la2.c.status, STATUS_SUCCESS);
+    ck_assert(pattern_at(la2.buf, BLK, 0));
+    WdfObjectDelete(a);
+    ck_assert(tu_completion_wait(&lb.c, DELAY_S * 1000 + 1000));
+    ck_assert_status(lb.c.status, STATUS_SUCCESS);
+    ck_assert(pattern_at(lb.buf, BLK, 0));
+    tu_sleep_ms(DELAY_S * 1000 + 300); /* la1's late answer lands meanwhile, in its bounce */
+    ck_assert(tu_all_bytes(la1.buf, BLK, TU_UNTOUCHED));
+    ck_assert_int_eq(tu_ncalls(&la1.c), 1);
+    ck_assert_int_eq(tu_ncalls(&la2.c), 1);
+    ck_assert_int_eq(tu_ncalls(&lb.c), 1);
+    tu_late_fini(&la1);
+    tu_late_fini(&la2);
+    tu_late_fini(&lb);
+    finish(&e, &s, b);
+}
+END_TEST
+
+/* A killed server: both sharing targets' reads complete once,
+ * disconnected; after a restart on the same socket each target works again
+ * once it is reopened, and the reopened ones share the new connection. */
+START_TEST(a_restarted_server_serves_the_reopened_targets)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=5", NULL };
+    tu_env_init(&e);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    unsigned base = count_sockets();
+    WDFIOTARGET t[2] = { open_rw(&e, s.uri), open_rw(&e, s.uri) };
+    struct tu_late l[2][INFLIGHT / 2];
+    for (int i = 0; i < INFLIGHT / 2; i++)
+        for (int k = 0; k < 2; k++)
+            tu_late_send(t[k], &l[k][i], BLK, 0);
+    tu_sleep_ms(100);
+    tu_nbdkit_kill(&s);
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < INFLIGHT / 2; i++) {
+            ck_assert_msg(tu_completion_wait(&l[k][i].c, 3000), "request %d of %d never completed", i, k);
+            ck_assert_status(l[k][i].c.status, STATUS_CONNECTION_DISCONNECTED);
+        }
+    const char *again[] = { "memory", "1M", NULL };
+    tu_nbdkit_stop(&s);
+    tu_nbdkit_start(&e, &s, "nbd.sock", again);
+    unsigned char *buf = malloc(BLK);
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_REOPEN(&op);
+    WdfIoTargetClose(t[0]);
+    ck_assert_status(WdfIoTargetOpen(t[0], &op), STATUS_SUCCESS);
+    memset(buf, 9, BLK);
+    ck_assert_status(tu_sync_rw(t[0], true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    /* Not reopened yet: still on the lost connection. */
+    ck_assert_status(tu_sync_rw(t[1], false, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
+    WdfIoTargetClose(t[1]);
+    ck_assert_uint_eq(count_sockets(), base + 1);
+    ck_assert_status(WdfIoTargetOpen(t[1], &op), STATUS_SUCCESS);
+    ck_assert_uint_eq(count_sockets(), base + 1);
+    memset(buf, 0, BLK);
+    ck_assert_status(tu_sync_rw(t[1], false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(tu_all_bytes(buf, BLK, 9));
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < INFLIGHT / 2; i++) {
+            ck_assert_int_eq(tu_ncalls(&l[k][i].c), 1);
+            tu_late_fini(&l[k][i]);
+        }
+    free(buf);
+    WdfObjectDelete(t[0]);
+    finish(&e, &s, t[1]);
+}
+END_TEST
+
+#define SCALE_TARGETS 1000
+
+/* SCALE_TARGETS targets on one export: one socket and at most one engine
+ * thread between them, each reading its own block right, and nothing left
+ * once they are closed. */
+START_TEST(a_thousand_targets_on_one_connection)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    const char *args[] = { "pattern", "1M", NULL };
+    tu_env_init(&e);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    unsigned socks = count_sockets();
+    long threads = count_threads();
+    WDFIOTARGET *t = calloc(SCALE_TARGETS, sizeof(*t));
+    unsigned char *buf = malloc(BLK);
+    for (unsigned i = 0; i < SCALE_TARGETS; i++)
+        ck_assert_status(open_uri(&e, s.uri, GENERIC_READ, 0, &t[i]), STATUS_SUCCESS);
+    ck_assert_uint_eq(count_sockets(), socks + 1);
+    ck_assert_int_le(count_threads(), threads + 1);
+    for (unsigned i = 0; i < SCALE_TARGETS; i++) {
+        uint64_t off = (uint64_t)(i % (EXPORT_SIZE / BLK)) * BLK;
+        ck_assert_status(tu_sync_rw(t[i], false, buf, BLK, (LONGLONG)off, NULL), STATUS_SUCCESS);
+        ck_assert_msg(pattern_at(buf, BLK, off), "target %u read another block", i);
+    }
+    for (unsigned i = 0; i < SCALE_TARGETS; i++)
+        WdfObjectDelete(t[i]);
+    ck_assert_uint_eq(count_sockets(), socks);
+    free(t);
+    free(buf);
+    finish(&e, &s, NULL);
+}
+END_TEST
+
+/* A PSK file as nbdkit and libnbd read it: username:hex key. */
+static char *psk_file(struct tu_env *e, const char *name, unsigned seed)
+{
+    char *path = tu_env_path(e, name);
+    char text[100];
+    int n = snprintf(text, sizeof(text), "uwdf:");
+    for (int i = 0; i < 32; i++)
+        n += snprintf(text + n, sizeof(text) - (size_t)n, "%02x", (unsigned)(seed * 31 + (unsigned)i * 7) & 0xff);
+    snprintf(text + n, sizeof(text) - (size_t)n, "\n");
+    tu_write_text(path, text);
+    return path;
+}
+
+/* nbds:// with TLS-PSK: the right key connects and moves data, the wrong
+ * one fails the open with STATUS_ACCESS_DENIED and a log line, and plain
+ * nbd:// to the TLS-only server is refused. */
+START_TEST(nbds_with_a_psk_round_trip_and_a_wrong_key)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    char *key = psk_file(&e, "good.psk", 1), *bad = psk_file(&e, "bad.psk", 2);
+    char psk_arg[600];
+    snprintf(psk_arg, sizeof(psk_arg), "--tls-psk=%s", key);
+    const char *args[] = { "--tls=require", psk_arg, "memory", "1M", NULL };
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    char uri[1400];
+    WDFIOTARGET t;
+    snprintf(uri, sizeof(uri), "nbds+unix://uwdf@/?socket=%s&tls-psk-file=%s", s.sock, key);
+    t = open_rw(&e, uri);
+    unsigned char *buf = malloc(4 * BLK);
+    tu_fill_pattern(buf, 4 * BLK, SEED, 0);
+    ck_assert_status(tu_sync_rw(t, true, buf, 4 * BLK, BLK, NULL), STATUS_SUCCESS);
+    memset(buf, 0, 4 * BLK);
+    ck_assert_status(tu_sync_rw(t, false, buf, 4 * BLK, BLK, NULL), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, 4 * BLK, SEED, 0));
+    WdfObjectDelete(t);
+    snprintf(uri, sizeof(uri), "nbds+unix://uwdf@/?socket=%s&tls-psk-file=%s", s.sock, bad);
+    tu_stderr_begin();
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_ACCESS_DENIED);
+    char *log = tu_stderr_end();
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "cannot open the NBD export") && strstr(log, "handshake") &&
+                  strstr(log, "STATUS_ACCESS_DENIED"), "log: %s", log);
+    free(log);
+    WdfObjectDelete(t);
+    /* Without TLS, as nbds:// to a server without it. */
+    ck_assert_status(open_uri(&e, s.uri, GENERIC_READ, 0, &t), STATUS_NOT_SUPPORTED);
+    WdfObjectDelete(t);
+    free(buf);
+    free(key);
+    free(bad);
+    finish(&e, &s, NULL);
+}
+END_TEST
+
 int main(void)
 {
     if (!tu_nbd_available())
@@ -612,6 +902,11 @@ int main(void)
     tcase_add_test(tc, server_killed_mid_run_completes_everything_once);
     tcase_add_test(tc, bad_names_fail_the_open_with_a_reason);
     tcase_add_test(tc, multi_conn_spreads_requests_over_connections);
+    tcase_add_test(tc, targets_of_one_export_share_its_connection);
+    tcase_add_test(tc, stop_of_one_sharing_target_leaves_the_others_io);
+    tcase_add_test(tc, a_restarted_server_serves_the_reopened_targets);
+    tcase_add_test(tc, a_thousand_targets_on_one_connection);
+    tcase_add_test(tc, nbds_with_a_psk_round_trip_and_a_wrong_key);
     return tu_main(s, "test_nbd");
     }
 }
