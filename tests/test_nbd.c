@@ -722,15 +722,24 @@ START_TEST(stop_of_one_sharing_target_leaves_the_others_io)
     ck_assert(tu_completion_wait(&la2.c, 0));
     ck_assert_status(la2.c.status, STATUS_SUCCESS);
     ck_assert(pattern_at(la2.buf, BLK, 0));
-    WdfObjectDelete(a);
-    ck_assert(tu_completion_wait(&lb.c, DELAY_S * 1000 + 1000));
+    ck_assert(tu_completion_wait(&lb.c, DELAY_S * 1000));
     ck_assert_status(lb.c.status, STATUS_SUCCESS);
     ck_assert(pattern_at(lb.buf, BLK, 0));
-    tu_sleep_ms(DELAY_S * 1000 + 300); /* la1's late answer lands meanwhile, in its bounce */
+    /* The other target's read in flight across this one's close. */
+    struct tu_late lb2;
+    tu_late_send(b, &lb2, BLK, 0);
+    tu_sleep_ms(50);
+    WdfObjectDelete(a);
+    ck_assert(tu_completion_wait(&lb2.c, DELAY_S * 1000 + 1000));
+    ck_assert_status(lb2.c.status, STATUS_SUCCESS);
+    ck_assert(pattern_at(lb2.buf, BLK, 0));
+    tu_sleep_ms(300); /* la1's late answer landed meanwhile, in its bounce */
     ck_assert(tu_all_bytes(la1.buf, BLK, TU_UNTOUCHED));
     ck_assert_int_eq(tu_ncalls(&la1.c), 1);
     ck_assert_int_eq(tu_ncalls(&la2.c), 1);
     ck_assert_int_eq(tu_ncalls(&lb.c), 1);
+    ck_assert_int_eq(tu_ncalls(&lb2.c), 1);
+    tu_late_fini(&lb2);
     tu_late_fini(&la1);
     tu_late_fini(&la2);
     tu_late_fini(&lb);
