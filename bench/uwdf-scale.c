@@ -4,7 +4,11 @@
  * small files, opens each as a WDF I/O target, reads 4 KiB from every one
  * (asynchronous requests that the completion routine resends to the next
  * target, so sends cross targets and engines), checks what it read, and
- * closes them all. It prints how many targets opened, the threads the
+ * closes them all. With --uri=URI it opens N targets on one NBD export
+ * instead (nbdkit's pattern plugin, whose every 8 bytes hold their own
+ * offset: target i reads block i of it, wrapping at its end), to measure
+ * what a target costs when targets share the export's connection (or,
+ * with uwdf-share=0 in the URI, when each has its own). It prints how many targets opened, the threads the
  * opens added, the memory (RSS) each open target costs, the descriptors
  * they hold, and the median (and 90th percentile) time of WdfIoTargetOpen
  * and WdfIoTargetClose, then the same as one row of a Markdown table. The
@@ -12,6 +16,7 @@
  * Debian root shell's default).
  *
  *   uwdf-scale --targets=10000 --ioengine=io_uring --dir=/var/tmp
+ *   nbdkit -U - pattern 1G --run 'uwdf-scale --targets=10000 --uri="$uri"'
  *
  * Public API only (wdf.h, uwdf.h), so the same program measures any build. */
 #include "config.h"
@@ -45,6 +50,7 @@ struct scale_opts {
     bool keep;
     const char *dir;
     const char *engine;
+    const char *uri; /* N targets on this NBD export, no files */
 };
 
 struct scale_slot {
@@ -63,6 +69,8 @@ struct scale_run {
     atomic_uint good;     /* reads that returned the file's own block */
     atomic_uint failed;   /* reads that failed */
     atomic_uint wrong;    /* reads that returned something else */
+    bool remote;          /* targets on one NBD export (pattern plugin) */
+    uint64_t blocks;      /* its size in blocks */
     _Atomic NTSTATUS first_error;
     KEVENT done;
 };
@@ -161,6 +169,8 @@ static double scale_quantile(double *v, unsigned n, double q)
     return v[i];
 }
 
+static struct scale_run g_run;
+
 /* Each file's block carries its own index, so a read from the wrong target
  * (a file registered in the wrong slot) is caught. */
 static void scale_fill(void *buf, unsigned index)
@@ -170,8 +180,27 @@ static void scale_fill(void *buf, unsigned index)
         w[i] = index * 2654435761u ^ i;
 }
 
+/* Target index's offset: the start of its file, or its block of the
+ * export. */
+static uint64_t scale_offset(unsigned index)
+{
+    return g_run.remote ? (uint64_t)(index % g_run.blocks) * SCALE_BLOCK : 0;
+}
+
 static bool scale_check(const void *buf, unsigned index)
 {
+    if (g_run.remote) {
+        const unsigned char *b = buf;
+        uint64_t off = scale_offset(index);
+        for (unsigned i = 0; i < SCALE_BLOCK; i += 8) {
+            uint64_t v = 0;
+            for (unsigned k = 0; k < 8; k++)
+                v = v << 8 | b[i + k];
+            if (v != off + i)
+                return false;
+        }
+        return true;
+    }
     const uint32_t *w = buf;
     for (unsigned i = 0; i < SCALE_BLOCK / sizeof(*w); i++)
         if (w[i] != (index * 2654435761u ^ i))
@@ -215,7 +244,6 @@ static void scale_remove_files(const struct scale_opts *o)
     }
 }
 
-static struct scale_run g_run;
 static EVT_WDF_REQUEST_COMPLETION_ROUTINE scale_read_done;
 
 /* The first failure is the one reported. */
@@ -235,7 +263,7 @@ static bool scale_send_next(struct scale_slot *s)
         if (i >= r->opened)
             return false;
         s->index = i;
-        LONGLONG offset = 0;
+        LONGLONG offset = (LONGLONG)scale_offset(i);
         WDF_REQUEST_REUSE_PARAMS reuse;
         WDF_REQUEST_REUSE_PARAMS_INIT(&reuse, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
         NTSTATUS st = WdfRequestReuse(s->request, &reuse);
@@ -288,13 +316,16 @@ static unsigned scale_parse_uint(const char *arg, const char *value)
 static void scale_usage(void)
 {
     puts("usage: uwdf-scale [--targets=N] [--dir=DIR] [--ioengine=io_uring|libaio|null]\n"
-         "                  [--direct=0|1] [--iodepth=Q] [--engines=E] [--keep]\n"
+         "                  [--direct=0|1] [--iodepth=Q] [--engines=E] [--keep] [--uri=URI]\n"
          "Creates N files of 4 KiB in DIR (default /var/tmp), opens each as an I/O\n"
          "target, reads 4 KiB from each with Q requests in flight (default 32),\n"
          "closes them, and prints targets opened, threads added, RSS per target\n"
          "and the median / 90th percentile of WdfIoTargetOpen and WdfIoTargetClose.\n"
          "--engines=E sets the engine pool (UwdfSetEnginePoolSize); --keep keeps\n"
-         "the files. Set the open-file limit with ulimit first.");
+         "the files. --uri=URI opens the N targets on that NBD export instead of\n"
+         "files: nbdkit's pattern plugin (nbdkit -U - pattern 1G --run\n"
+         "'uwdf-scale --uri=\"$uri\"'); add &uwdf-share=0 (or ?uwdf-share=0) to the\n"
+         "URI for a connection per target. Set the open-file limit with ulimit first.");
 }
 
 static void scale_parse(int argc, char **argv, struct scale_opts *o)
@@ -319,6 +350,8 @@ static void scale_parse(int argc, char **argv, struct scale_opts *o)
             o->dir = v;
         } else if (n == 10 && strncmp(a, "--ioengine", n) == 0 && *v) {
             o->engine = v;
+        } else if (n == 5 && strncmp(a, "--uri", n) == 0 && *v) {
+            o->uri = v;
         } else if (strcmp(a, "--keep") == 0) {
             o->keep = true;
         } else {
@@ -334,7 +367,9 @@ static void scale_parse(int argc, char **argv, struct scale_opts *o)
 static NTSTATUS scale_open(WDFDEVICE device, const struct scale_opts *o, unsigned i, WDFIOTARGET *t,
                            double *open_us)
 {
-    char *path = scale_file_name(o, i);
+    char *path = o->uri ? strdup(o->uri) : scale_file_name(o, i);
+    if (!path)
+        scale_die("out of memory");
     WCHAR wbuf[PATH_MAX];
     UNICODE_STRING us;
     size_t len = mbstowcs(wbuf, path, PATH_MAX - 1);
@@ -349,7 +384,7 @@ static NTSTATUS scale_open(WDFDEVICE device, const struct scale_opts *o, unsigne
         return st;
     WDF_IO_TARGET_OPEN_PARAMS op;
     WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
-    if (o->direct)
+    if (o->direct && !o->uri)
         op.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
     double t0 = scale_now_us();
     st = WdfIoTargetOpen(*t, &op);
@@ -394,7 +429,9 @@ int main(int argc, char **argv)
     scale_parse(argc, argv, &o);
     if (o.engine && setenv("UWDF_BACKEND", o.engine, 1) != 0)
         scale_die("setenv: %s", strerror(errno));
-    scale_make_files(&o);
+    r->remote = o.uri != NULL;
+    if (!r->remote)
+        scale_make_files(&o);
 
     WDFDRIVER driver;
     WDFDEVICE device;
@@ -426,6 +463,16 @@ int main(int argc, char **argv)
     struct scale_sample open = scale_sample(&probe);
     const char *engine = r->opened ? UwdfIoTargetGetBackendName(r->targets[0]) : "-";
 
+    if (r->remote && r->opened) {
+        GET_LENGTH_INFORMATION li;
+        WDF_MEMORY_DESCRIPTOR out;
+        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, &li, sizeof(li));
+        if (!NT_SUCCESS(WdfIoTargetSendIoctlSynchronously(r->targets[0], NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL,
+                                                          &out, NULL, NULL)) ||
+            li.Length.QuadPart < (LONGLONG)SCALE_BLOCK)
+            scale_die("%s: no size of at least one block", o.uri);
+        r->blocks = (uint64_t)li.Length.QuadPart / SCALE_BLOCK;
+    }
     unsigned depth = o.depth < r->opened ? o.depth : r->opened;
     double read_wall = 0;
     if (r->opened) {
@@ -488,7 +535,7 @@ int main(int argc, char **argv)
     free(r->targets);
     free(open_us);
     free(close_us);
-    if (!o.keep)
+    if (!o.keep && !r->remote)
         scale_remove_files(&o);
     return r->opened == o.targets && atomic_load(&r->good) == r->opened ? 0 : 1;
 }
