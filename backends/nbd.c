@@ -45,8 +45,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #define NBD_MAX_CONNECTIONS 16
@@ -55,7 +53,6 @@
 #define NBD_DEFAULT_MAX_REQUEST (32u << 20)
 /* Trim and zero lengths are 32-bit in the protocol. */
 #define NBD_MAX_RANGE_CHUNK (1u << 30)
-#define NBD_NS_PER_SEC 1000000000LL
 #define NBD_URI_CONNECTIONS "uwdf-connections="
 #define NBD_URI_SHARE "uwdf-share="
 
@@ -99,43 +96,30 @@ struct uwdf_nbd_export {
     bool write_through;
 };
 
-static pthread_mutex_t shares_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct nbd_share *shares;
-
 /* One op in libnbd's hands: one or more commands on one connection. */
 struct nbd_cmd {
-    struct uwdf_remote_cmd base; /* first: bounce buffer, idle link */
-    struct uwdf_io *io; /* NULL once completed or cancelled (orphaned) */
+    struct uwdf_remote_cmd base; /* first: bounce, idle link, op, pending, error */
     struct nbd_engine *eng;
     struct nbd_share *sh;
     struct nbd_conn *conn;
-    size_t len;     /* bytes of the op (after clipping at the export's end) */
     unsigned refs;  /* commands whose .free has not run, plus the issuer's hold */
-    unsigned pending; /* commands whose completion has not run, plus the hold */
     unsigned frees; /* .free calls seen (tells whether a failed issue freed) */
-    int err;
-    bool flush_after; /* write-through without FUA: a flush follows */
     struct nbd_cmd *next;
 };
 
 struct nbd_engine {
-    int wake_fd;
-    struct nbd_share **shares; /* with a target attached */
+    struct uwdf_remote_engine re; /* first: eventfd, done list, command cache */
+    struct nbd_share **shares;     /* with a target attached */
     unsigned nshares, shares_cap;
     struct pollfd *pfds;
     struct nbd_conn **pconns;
     struct nbd_share **pshares;
     unsigned pfds_cap;
-    struct uwdf_remote_done done;
     struct nbd_cmd *flush_head; /* write-through writes waiting for their flush */
-    struct uwdf_remote_cmd_cache cmds;
 };
 
-static inline struct nbd_cmd **io_cmd(struct uwdf_io *io)
-{
-    _Static_assert(sizeof(struct nbd_cmd *) <= sizeof(io->be_area), "be_area holds the command");
-    return (struct nbd_cmd **)(void *)io->be_area;
-}
+static pthread_mutex_t shares_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nbd_share *shares;
 
 /* ---- connecting (the opener's thread) ---- */
 
@@ -412,33 +396,20 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
 
 /* ---- commands (engine thread) ---- */
 
-static void nbd_done_push(struct nbd_engine *st, struct uwdf_io *io, int64_t res)
+/* A command for io on sh, whose data (if any) the caller has room for:
+ * from uwdf_remote_cmd_start or uwdf_remote_rw_start. */
+static struct nbd_cmd *nbd_cmd_init(struct nbd_engine *st, struct nbd_cmd *c, struct nbd_share *sh,
+                                    struct nbd_conn *conn)
 {
-    *io_cmd(io) = NULL;
-    uwdf_remote_done_push(&st->done, io, res);
-}
-
-static struct nbd_cmd *nbd_cmd_get(struct nbd_engine *st, size_t len)
-{
-    struct nbd_cmd *c = uwdf_remote_cmd_get(&st->cmds, sizeof(*c), len);
     if (!c)
         return NULL;
     c->eng = st;
-    c->io = NULL;
-    c->sh = NULL;
-    c->conn = NULL;
-    c->len = len;
-    c->refs = c->pending = 1; /* the issuer's hold */
+    c->sh = sh;
+    c->conn = conn;
+    c->refs = 1; /* the issuer's hold */
     c->frees = 0;
-    c->err = 0;
-    c->flush_after = false;
     c->next = NULL;
     return c;
-}
-
-static void nbd_cmd_put(struct nbd_cmd *c)
-{
-    uwdf_remote_cmd_put(&c->eng->cmds, &c->base);
 }
 
 static void nbd_conn_lost(struct nbd_share *sh, struct nbd_conn *conn, const char *what)
@@ -463,7 +434,7 @@ static int nbd_map_error(struct nbd_cmd *c, int err)
 {
     if (c->conn->dead || err == ENOTCONN || err == ESHUTDOWN || err == ECONNRESET || err == EPIPE)
         return ENOTCONN;
-    if (err == EPERM && c->io && c->io->op != UWDF_OP_READ)
+    if (err == EPERM && c->base.io && c->base.io->op != UWDF_OP_READ)
         return EROFS; /* NBD's answer to a write on a read-only export */
     return err ? err : EIO;
 }
@@ -472,34 +443,28 @@ static int nbd_map_error(struct nbd_cmd *c, int err)
  * meanwhile) or its flush goes next. */
 static void nbd_cmd_finish(struct nbd_cmd *c)
 {
-    struct uwdf_io *io = c->io;
-    if (!io)
+    if (!c->base.io)
         return;
-    if (!c->err && c->flush_after) {
+    if (!c->base.err && c->base.flush_after) {
         /* libnbd's lock is held here: the flush is issued from reap. */
-        c->flush_after = false;
-        c->pending++; /* held until nbd_issue_flushes has issued it */
+        c->base.flush_after = false;
+        c->base.pending++; /* held until nbd_issue_flushes has issued it */
         c->refs++;
         c->next = c->eng->flush_head;
         c->eng->flush_head = c;
         return;
     }
-    c->io = NULL;
-    if (c->err) {
-        nbd_done_push(c->eng, io, -(int64_t)nbd_map_error(c, c->err));
-        return;
-    }
-    if (io->op == UWDF_OP_READ)
-        uwdf_remote_copy_out(io, c->base.b.buf, c->len);
-    nbd_done_push(c->eng, io, io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE ? (int64_t)c->len : 0);
+    if (c->base.err)
+        c->base.err = nbd_map_error(c, c->base.err);
+    uwdf_remote_cmd_complete(&c->eng->re, &c->base);
 }
 
 static int nbd_cmd_completed(void *user_data, int *error)
 {
     struct nbd_cmd *c = user_data;
-    if (*error && !c->err)
-        c->err = *error;
-    if (--c->pending == 0)
+    if (*error && !c->base.err)
+        c->base.err = *error;
+    if (--c->base.pending == 0)
         nbd_cmd_finish(c);
     return 1; /* retire it */
 }
@@ -510,25 +475,25 @@ static void nbd_cmd_freed(void *user_data)
     c->frees++;
     if (--c->refs > 0)
         return;
-    if (c->sh && c->sh->closing) {
+    if (c->sh->closing) {
         /* nbd_close of the share's last connection, maybe on an opener's
          * thread: not into the engine's cache. Its op completed already. */
         uwdf_remote_cmd_free(&c->base);
         return;
     }
-    if (c->io) {
+    if (c->base.io) {
         /* nbd_close dropped commands whose completion never ran. */
-        c->err = ENOTCONN;
-        c->pending = 0;
-        c->flush_after = false;
+        c->base.err = ENOTCONN;
+        c->base.pending = 0;
+        c->base.flush_after = false;
         nbd_cmd_finish(c);
     }
-    nbd_cmd_put(c);
+    uwdf_remote_cmd_put(&c->eng->re.cmds, &c->base);
 }
 
 enum nbd_kind { NBD_PREAD, NBD_PWRITE, NBD_FLUSH, NBD_TRIM, NBD_ZERO };
 
-/* One command of c. False if libnbd refused it (c->err set). */
+/* One command of c. False if libnbd refused it (c's error set). */
 static bool nbd_issue(struct nbd_cmd *c, enum nbd_kind kind, char *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
     struct nbd_handle *h = c->conn->h;
@@ -536,7 +501,7 @@ static bool nbd_issue(struct nbd_cmd *c, enum nbd_kind kind, char *buf, uint64_t
     unsigned frees = c->frees;
     int64_t r;
     c->refs++;
-    c->pending++;
+    c->base.pending++;
     switch (kind) {
     case NBD_PREAD:
         r = nbd_aio_pread(h, buf, len, off, cb, 0);
@@ -559,9 +524,9 @@ static bool nbd_issue(struct nbd_cmd *c, enum nbd_kind kind, char *buf, uint64_t
     int err = nbd_get_errno();
     if (nbd_aio_is_dead(h) || nbd_aio_is_closed(h))
         nbd_conn_lost(c->sh, c->conn, nbd_get_error());
-    if (!c->err)
-        c->err = err ? err : EIO;
-    c->pending--;
+    if (!c->base.err)
+        c->base.err = err ? err : EIO;
+    c->base.pending--;
     if (c->frees == frees)
         c->refs--; /* libnbd did not call .free for the refused command */
     return false;
@@ -571,10 +536,10 @@ static bool nbd_issue(struct nbd_cmd *c, enum nbd_kind kind, char *buf, uint64_t
  * has already been answered (or refused). */
 static void nbd_cmd_release(struct nbd_cmd *c)
 {
-    if (--c->pending == 0)
+    if (--c->base.pending == 0)
         nbd_cmd_finish(c);
     if (--c->refs == 0)
-        nbd_cmd_put(c);
+        uwdf_remote_cmd_put(&c->eng->re.cmds, &c->base);
 }
 
 static struct nbd_conn *nbd_pick(struct nbd_share *sh)
@@ -603,16 +568,17 @@ static int nbd_open(struct uwdf_engine *e)
     st->pconns = calloc(1, sizeof(*st->pconns));
     st->pshares = calloc(1, sizeof(*st->pshares));
     st->pfds_cap = 1; /* the wake-up eventfd */
-    st->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (st->wake_fd < 0 || !st->pfds || !st->pconns || !st->pshares) {
-        int err = st->wake_fd < 0 ? errno : ENOMEM;
-        if (st->wake_fd >= 0)
-            close(st->wake_fd);
+    int err = uwdf_remote_engine_init(&st->re);
+    if (!err && (!st->pfds || !st->pconns || !st->pshares)) {
+        uwdf_remote_engine_fini(&st->re);
+        err = -ENOMEM;
+    }
+    if (err) {
         free(st->pfds);
         free(st->pconns);
         free(st->pshares);
         free(st);
-        return -err;
+        return err;
     }
     e->be = st;
     return 0;
@@ -621,8 +587,7 @@ static int nbd_open(struct uwdf_engine *e)
 static void nbd_close_engine(struct uwdf_engine *e)
 {
     struct nbd_engine *st = e->be;
-    uwdf_remote_cmd_cache_free(&st->cmds);
-    close(st->wake_fd);
+    uwdf_remote_engine_fini(&st->re);
     free(st->shares);
     free(st->pfds);
     free(st->pconns);
@@ -635,36 +600,24 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
 {
     struct nbd_share *sh = x->sh;
     bool write = io->op == UWDF_OP_WRITE;
-    size_t len;
-    int64_t res;
-    if (io->iovcnt < 0)
-        return -EINVAL;
-    if (!uwdf_remote_rw_clip(io, sh->size, sh->read_only, &len, &res)) {
-        nbd_done_push(st, io, res);
-        return 0;
-    }
     struct nbd_conn *conn = nbd_pick(sh);
     if (!conn) {
-        nbd_done_push(st, io, -ENOTCONN);
+        uwdf_remote_complete(&st->re, io, -ENOTCONN);
         return 0;
     }
-    struct nbd_cmd *c = nbd_cmd_get(st, len);
+    int ret;
+    struct nbd_cmd *c = nbd_cmd_init(
+        st, uwdf_remote_rw_start(&st->re, io, sizeof(struct nbd_cmd), sh->size, sh->read_only, &ret), sh, conn);
     if (!c)
-        return -ENOMEM;
-    c->io = io;
-    c->sh = sh;
-    c->conn = conn;
-    *io_cmd(io) = c;
+        return ret;
     uint32_t flags = 0;
-    if (write) {
-        uwdf_remote_copy_in(c->base.b.buf, io, len);
-        if (x->write_through || (io->rw_flags & (RWF_DSYNC | RWF_SYNC))) {
-            if (sh->can_fua)
-                flags = LIBNBD_CMD_FLAG_FUA;
-            else
-                c->flush_after = sh->can_flush;
-        }
+    if (write && uwdf_remote_wants_write_through(io, x->write_through)) {
+        if (sh->can_fua)
+            flags = LIBNBD_CMD_FLAG_FUA;
+        else
+            c->base.flush_after = sh->can_flush;
     }
+    size_t len = c->base.len;
     for (size_t done = 0; done < len;) {
         size_t n = len - done < sh->max_request ? len - done : sh->max_request;
         if (!nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->base.b.buf + done, n, io->offset + done, flags))
@@ -698,25 +651,21 @@ static int nbd_queue_other(struct nbd_engine *st, struct uwdf_nbd_export *x, str
         return -EINVAL;
     }
     if (kind != NBD_FLUSH && sh->read_only) {
-        nbd_done_push(st, io, -EROFS);
+        uwdf_remote_complete(&st->re, io, -EROFS);
         return 0;
     }
     if (!can) {
-        nbd_done_push(st, io, -EOPNOTSUPP);
+        uwdf_remote_complete(&st->re, io, -EOPNOTSUPP);
         return 0;
     }
     struct nbd_conn *conn = nbd_pick(sh);
     if (!conn) {
-        nbd_done_push(st, io, -ENOTCONN);
+        uwdf_remote_complete(&st->re, io, -ENOTCONN);
         return 0;
     }
-    struct nbd_cmd *c = nbd_cmd_get(st, 0);
+    struct nbd_cmd *c = nbd_cmd_init(st, uwdf_remote_cmd_start(&st->re, io, sizeof(struct nbd_cmd), 0), sh, conn);
     if (!c)
         return -ENOMEM;
-    c->io = io;
-    c->sh = sh;
-    c->conn = conn;
-    *io_cmd(io) = c;
     if (kind == NBD_FLUSH) {
         nbd_issue(c, kind, NULL, 0, 0, 0);
     } else {
@@ -739,30 +688,13 @@ static int nbd_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submi
 {
     struct nbd_engine *st = e->be;
     struct uwdf_nbd_export *x = io->file ? io->file->be : NULL;
+    (void)defer_submit; /* libnbd sends each command as it is issued */
     if (!x)
         return -EBADF;
-    *io_cmd(io) = NULL;
+    *uwdf_remote_io_cmd(io) = NULL;
     if (io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE)
         return nbd_queue_rw(st, x, io);
     return nbd_queue_other(st, x, io);
-}
-
-static void nbd_flush_staged(struct uwdf_engine *e)
-{
-    /* libnbd sends each command as it is issued (or queues it inside the
-     * handle until the socket takes it): nothing is staged here. */
-}
-
-static int nbd_cancel(struct uwdf_engine *e, struct uwdf_io *io)
-{
-    struct nbd_cmd *c = *io_cmd(io);
-    if (!c || c->io != io)
-        return -ENOENT; /* answered already: on the done list */
-    /* The command stays with libnbd (and its bounce buffer with it); the
-     * op is over for its owner now. */
-    c->io = NULL;
-    nbd_done_push(e->be, io, -ECANCELED);
-    return 0;
 }
 
 /* Issue the flushes that follow write-through writes on servers without
@@ -773,7 +705,7 @@ static void nbd_issue_flushes(struct nbd_engine *st)
         struct nbd_cmd *c = st->flush_head;
         st->flush_head = c->next;
         c->next = NULL;
-        if (c->io)
+        if (c->base.io)
             nbd_issue(c, NBD_FLUSH, NULL, 0, 0, 0);
         nbd_cmd_release(c); /* the hold nbd_cmd_finish took for it */
     }
@@ -782,7 +714,7 @@ static void nbd_issue_flushes(struct nbd_engine *st)
 static int nbd_poll_setup(struct nbd_engine *st)
 {
     unsigned n = 1;
-    st->pfds[0].fd = st->wake_fd;
+    st->pfds[0].fd = st->re.wake_fd;
     st->pfds[0].events = POLLIN;
     st->pfds[0].revents = 0;
     for (unsigned i = 0; i < st->nshares; i++) {
@@ -827,32 +759,19 @@ static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
         return -EINVAL;
     nbd_issue_flushes(st);
     int n = nbd_poll_setup(st);
-    struct timespec ts, *tsp = NULL;
-    if (st->done.head)
-        timeout_ns = 0;
-    if (timeout_ns >= 0) {
-        ts.tv_sec = timeout_ns / NBD_NS_PER_SEC;
-        ts.tv_nsec = timeout_ns % NBD_NS_PER_SEC;
-        tsp = &ts;
-    }
-    int ready = ppoll(st->pfds, (nfds_t)n, tsp, NULL);
+    struct timespec ts;
+    int ready = ppoll(st->pfds, (nfds_t)n, uwdf_remote_poll_timeout(&st->re, timeout_ns, &ts), NULL);
     if (ready < 0 && errno != EINTR)
         return -errno;
     if (ready > 0) {
         if (st->pfds[0].revents & POLLIN)
-            uwdf_remote_eventfd_drain(st->wake_fd);
+            uwdf_remote_eventfd_drain(st->re.wake_fd);
         for (int i = 1; i < n; i++)
             if (st->pfds[i].revents)
                 nbd_notify(st->pshares[i], st->pconns[i], st->pfds[i].revents);
         nbd_issue_flushes(st);
     }
-    return uwdf_remote_done_pop(&st->done, done, max);
-}
-
-static void nbd_wake(struct uwdf_engine *e)
-{
-    struct nbd_engine *st = e->be;
-    uwdf_remote_eventfd_signal(st->wake_fd);
+    return uwdf_remote_done_pop(&st->re.done, done, max);
 }
 
 /* Room in the poll arrays for every connection of the attached shares
@@ -944,10 +863,10 @@ const struct uwdf_backend_ops uwdf_backend_nbd = {
     .open = nbd_open,
     .close = nbd_close_engine,
     .queue = nbd_queue,
-    .flush = nbd_flush_staged,
-    .cancel = nbd_cancel,
+    .flush = uwdf_remote_flush_staged,
+    .cancel = uwdf_remote_cancel,
     .reap = nbd_reap,
-    .wake = nbd_wake,
+    .wake = uwdf_remote_wake,
     .attach_file = nbd_attach_file,
     .detach_file = nbd_detach_file,
 };

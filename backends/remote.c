@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 int uwdf_remote_bounce_reserve(struct uwdf_remote_bounce *b, size_t len)
@@ -171,4 +172,111 @@ void uwdf_remote_why(char *why, size_t why_len, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, why_len, fmt, ap);
     va_end(ap);
+}
+
+int uwdf_remote_engine_init(struct uwdf_remote_engine *re)
+{
+    re->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return re->wake_fd < 0 ? -errno : 0;
+}
+
+void uwdf_remote_engine_fini(struct uwdf_remote_engine *re)
+{
+    uwdf_remote_cmd_cache_free(&re->cmds);
+    close(re->wake_fd);
+}
+
+void uwdf_remote_complete(struct uwdf_remote_engine *re, struct uwdf_io *io, int64_t res)
+{
+    *uwdf_remote_io_cmd(io) = NULL;
+    uwdf_remote_done_push(&re->done, io, res);
+}
+
+void uwdf_remote_cmd_complete(struct uwdf_remote_engine *re, struct uwdf_remote_cmd *c)
+{
+    struct uwdf_io *io = c->io;
+    if (!io)
+        return;
+    c->io = NULL;
+    if (c->err) {
+        uwdf_remote_complete(re, io, -(int64_t)c->err);
+        return;
+    }
+    if (io->op == UWDF_OP_READ)
+        uwdf_remote_copy_out(io, c->b.buf, c->len);
+    uwdf_remote_complete(re, io, io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE ? (int64_t)c->len : 0);
+}
+
+void *uwdf_remote_cmd_start(struct uwdf_remote_engine *re, struct uwdf_io *io, size_t size, size_t len)
+{
+    struct uwdf_remote_cmd *c = uwdf_remote_cmd_get(&re->cmds, size, len);
+    if (!c)
+        return NULL;
+    c->io = io;
+    c->len = len;
+    c->pending = 1;
+    c->err = 0;
+    c->flush_after = false;
+    if (io->op == UWDF_OP_WRITE)
+        uwdf_remote_copy_in(c->b.buf, io, len);
+    *uwdf_remote_io_cmd(io) = c;
+    return c;
+}
+
+void *uwdf_remote_rw_start(struct uwdf_remote_engine *re, struct uwdf_io *io, size_t size, uint64_t disk_size,
+                           bool read_only, int *ret)
+{
+    size_t len;
+    int64_t res;
+    *ret = 0;
+    if (io->iovcnt < 0) {
+        *ret = -EINVAL;
+        return NULL;
+    }
+    if (!uwdf_remote_rw_clip(io, disk_size, read_only, &len, &res)) {
+        uwdf_remote_complete(re, io, res);
+        return NULL;
+    }
+    void *c = uwdf_remote_cmd_start(re, io, size, len);
+    if (!c)
+        *ret = -ENOMEM;
+    return c;
+}
+
+bool uwdf_remote_wants_write_through(const struct uwdf_io *io, bool target_write_through)
+{
+    return target_write_through || (io->rw_flags & (RWF_DSYNC | RWF_SYNC));
+}
+
+void uwdf_remote_flush_staged(struct uwdf_engine *e)
+{
+    (void)e;
+}
+
+int uwdf_remote_cancel(struct uwdf_engine *e, struct uwdf_io *io)
+{
+    struct uwdf_remote_cmd *c = *uwdf_remote_io_cmd(io);
+    if (!c || c->io != io)
+        return -ENOENT; /* answered already: on the done list */
+    c->io = NULL;
+    uwdf_remote_complete(e->be, io, -ECANCELED);
+    return 0;
+}
+
+void uwdf_remote_wake(struct uwdf_engine *e)
+{
+    struct uwdf_remote_engine *re = e->be;
+    uwdf_remote_eventfd_signal(re->wake_fd);
+}
+
+struct timespec *uwdf_remote_poll_timeout(const struct uwdf_remote_engine *re, int64_t timeout_ns,
+                                          struct timespec *ts)
+{
+    if (re->done.head)
+        timeout_ns = 0;
+    if (timeout_ns < 0)
+        return NULL;
+    ts->tv_sec = timeout_ns / 1000000000LL;
+    ts->tv_nsec = timeout_ns % 1000000000LL;
+    return ts;
 }
