@@ -54,7 +54,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,7 +63,6 @@
 #define UWDF_RBD_OSD_OP_TIMEOUT "30"
 #define RBD_MAX_OPTIONS 32
 #define RBD_POLL_BATCH 64
-#define RBD_NS_PER_SEC 1000000000LL
 
 /* One cluster connection, shared by the images opened with the same key
  * (configuration file, user, options). */
@@ -92,29 +90,16 @@ struct uwdf_rbd_image {
 
 /* One op in librbd's hands: one or more librbd requests. */
 struct rbd_cmd {
-    struct uwdf_remote_cmd base; /* first: bounce buffer, idle link */
-    struct uwdf_io *io; /* NULL once completed or cancelled (orphaned) */
+    struct uwdf_remote_cmd base; /* first: bounce, idle link, op, pending, error */
     struct rbd_engine *eng;
     struct uwdf_rbd_image *x;
-    size_t len;       /* bytes of the op (after clipping at the image's end) */
-    unsigned pending; /* requests not yet completed, plus the issuer's hold */
-    int err;
-    bool flush_after; /* write-through: a flush follows the write */
 };
 
 struct rbd_engine {
-    int efd; /* wake-ups and every attached image's completions */
+    struct uwdf_remote_engine re; /* first; its eventfd also gets every attached image's completions */
     struct uwdf_rbd_image **images;
     unsigned nimages, images_cap;
-    struct uwdf_remote_done done;
-    struct uwdf_remote_cmd_cache cmds;
 };
-
-static inline struct rbd_cmd **io_cmd(struct uwdf_io *io)
-{
-    _Static_assert(sizeof(struct rbd_cmd *) <= sizeof(io->be_area), "be_area holds the command");
-    return (struct rbd_cmd **)(void *)io->be_area;
-}
 
 /* ---- names (the opener's thread) ---- */
 
@@ -410,30 +395,20 @@ out:
 
 /* ---- commands (engine thread) ---- */
 
-static void rbd_done_push(struct rbd_engine *st, struct uwdf_io *io, int64_t res)
+/* A command for io on x: from uwdf_remote_cmd_start or
+ * uwdf_remote_rw_start. */
+static struct rbd_cmd *rbd_cmd_init(struct rbd_engine *st, struct rbd_cmd *c, struct uwdf_rbd_image *x)
 {
-    *io_cmd(io) = NULL;
-    uwdf_remote_done_push(&st->done, io, res);
-}
-
-static struct rbd_cmd *rbd_cmd_get(struct rbd_engine *st, size_t len)
-{
-    struct rbd_cmd *c = uwdf_remote_cmd_get(&st->cmds, sizeof(*c), len);
     if (!c)
         return NULL;
     c->eng = st;
-    c->io = NULL;
-    c->x = NULL;
-    c->len = len;
-    c->pending = 1; /* the issuer's hold */
-    c->err = 0;
-    c->flush_after = false;
+    c->x = x;
     return c;
 }
 
 enum rbd_kind { RBD_READ, RBD_WRITE, RBD_FLUSH, RBD_DISCARD, RBD_ZERO };
 
-/* One librbd request of c. False if librbd refused it (c->err set). */
+/* One librbd request of c. False if librbd refused it (c's error set). */
 static bool rbd_issue(struct rbd_cmd *c, enum rbd_kind kind, char *buf, uint64_t off, uint64_t len)
 {
     rbd_completion_t comp;
@@ -461,11 +436,11 @@ static bool rbd_issue(struct rbd_cmd *c, enum rbd_kind kind, char *buf, uint64_t
             rbd_aio_release(comp);
     }
     if (r < 0) {
-        if (!c->err)
-            c->err = -r;
+        if (!c->base.err)
+            c->base.err = -r;
         return false;
     }
-    c->pending++;
+    c->base.pending++;
     c->x->inflight++;
     return true;
 }
@@ -474,30 +449,20 @@ static bool rbd_issue(struct rbd_cmd *c, enum rbd_kind kind, char *buf, uint64_t
  * the op completes (unless it was cancelled meanwhile) and c is recycled. */
 static void rbd_cmd_finish(struct rbd_cmd *c)
 {
-    struct uwdf_io *io = c->io;
-    if (io && !c->err && c->flush_after) {
-        c->flush_after = false;
+    if (c->base.io && !c->base.err && c->base.flush_after) {
+        c->base.flush_after = false;
         if (rbd_issue(c, RBD_FLUSH, NULL, 0, 0))
             return;
     }
-    if (io) {
-        c->io = NULL;
-        if (c->err)
-            rbd_done_push(c->eng, io, -(int64_t)c->err);
-        else {
-            if (io->op == UWDF_OP_READ)
-                uwdf_remote_copy_out(io, c->base.b.buf, c->len);
-            rbd_done_push(c->eng, io, io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE ? (int64_t)c->len : 0);
-        }
-    }
-    uwdf_remote_cmd_put(&c->eng->cmds, &c->base);
+    uwdf_remote_cmd_complete(&c->eng->re, &c->base);
+    uwdf_remote_cmd_put(&c->eng->re.cmds, &c->base);
 }
 
 /* Drop the issuer's hold on c: it completes here if librbd refused all
  * it was given (completions only arrive through reap). */
 static void rbd_cmd_release(struct rbd_cmd *c)
 {
-    if (--c->pending == 0)
+    if (--c->base.pending == 0)
         rbd_cmd_finish(c);
 }
 
@@ -512,9 +477,9 @@ static void rbd_poll_image(struct uwdf_rbd_image *x)
             ssize_t r = rbd_aio_get_return_value(comps[i]);
             rbd_aio_release(comps[i]);
             x->inflight--;
-            if (r < 0 && !c->err)
-                c->err = (int)-r;
-            if (--c->pending == 0)
+            if (r < 0 && !c->base.err)
+                c->base.err = (int)-r;
+            if (--c->base.pending == 0)
                 rbd_cmd_finish(c);
         }
     } while (n == RBD_POLL_BATCH);
@@ -539,11 +504,10 @@ static int rbd_open_engine(struct uwdf_engine *e)
     struct rbd_engine *st = calloc(1, sizeof(*st));
     if (!st)
         return -ENOMEM;
-    st->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (st->efd < 0) {
-        int err = errno;
+    int err = uwdf_remote_engine_init(&st->re);
+    if (err) {
         free(st);
-        return -err;
+        return err;
     }
     e->be = st;
     return 0;
@@ -552,8 +516,7 @@ static int rbd_open_engine(struct uwdf_engine *e)
 static void rbd_close_engine(struct uwdf_engine *e)
 {
     struct rbd_engine *st = e->be;
-    uwdf_remote_cmd_cache_free(&st->cmds);
-    close(st->efd);
+    uwdf_remote_engine_fini(&st->re);
     free(st->images);
     free(st);
     e->be = NULL;
@@ -562,25 +525,13 @@ static void rbd_close_engine(struct uwdf_engine *e)
 static int rbd_queue_rw(struct rbd_engine *st, struct uwdf_rbd_image *x, struct uwdf_io *io)
 {
     bool write = io->op == UWDF_OP_WRITE;
-    size_t len;
-    int64_t res;
-    if (io->iovcnt < 0)
-        return -EINVAL;
-    if (!uwdf_remote_rw_clip(io, x->size, x->read_only, &len, &res)) {
-        rbd_done_push(st, io, res);
-        return 0;
-    }
-    struct rbd_cmd *c = rbd_cmd_get(st, len);
+    int ret;
+    struct rbd_cmd *c =
+        rbd_cmd_init(st, uwdf_remote_rw_start(&st->re, io, sizeof(struct rbd_cmd), x->size, x->read_only, &ret), x);
     if (!c)
-        return -ENOMEM;
-    c->io = io;
-    c->x = x;
-    *io_cmd(io) = c;
-    if (write) {
-        uwdf_remote_copy_in(c->base.b.buf, io, len);
-        c->flush_after = x->write_through || (io->rw_flags & (RWF_DSYNC | RWF_SYNC));
-    }
-    rbd_issue(c, write ? RBD_WRITE : RBD_READ, c->base.b.buf, io->offset, len);
+        return ret;
+    c->base.flush_after = write && uwdf_remote_wants_write_through(io, x->write_through);
+    rbd_issue(c, write ? RBD_WRITE : RBD_READ, c->base.b.buf, io->offset, c->base.len);
     rbd_cmd_release(c);
     return 0;
 }
@@ -603,15 +554,12 @@ static int rbd_queue_other(struct rbd_engine *st, struct uwdf_rbd_image *x, stru
         return -EINVAL;
     }
     if (x->read_only) {
-        rbd_done_push(st, io, kind == RBD_FLUSH ? 0 : -EROFS);
+        uwdf_remote_complete(&st->re, io, kind == RBD_FLUSH ? 0 : -EROFS);
         return 0;
     }
-    struct rbd_cmd *c = rbd_cmd_get(st, 0);
+    struct rbd_cmd *c = rbd_cmd_init(st, uwdf_remote_cmd_start(&st->re, io, sizeof(struct rbd_cmd), 0), x);
     if (!c)
         return -ENOMEM;
-    c->io = io;
-    c->x = x;
-    *io_cmd(io) = c;
     if (kind == RBD_FLUSH) {
         rbd_issue(c, kind, NULL, 0, 0);
     } else {
@@ -627,29 +575,13 @@ static int rbd_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submi
 {
     struct rbd_engine *st = e->be;
     struct uwdf_rbd_image *x = io->file ? io->file->be : NULL;
+    (void)defer_submit; /* librbd takes each request as it is issued */
     if (!x)
         return -EBADF;
-    *io_cmd(io) = NULL;
+    *uwdf_remote_io_cmd(io) = NULL;
     if (io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE)
         return rbd_queue_rw(st, x, io);
     return rbd_queue_other(st, x, io);
-}
-
-static void rbd_flush_staged(struct uwdf_engine *e)
-{
-    /* librbd takes each request as it is issued: nothing is staged here. */
-}
-
-static int rbd_cancel(struct uwdf_engine *e, struct uwdf_io *io)
-{
-    struct rbd_cmd *c = *io_cmd(io);
-    if (!c || c->io != io)
-        return -ENOENT; /* answered already: on the done list */
-    /* The requests stay with librbd (the bounce buffer with them); the op
-     * is over for its owner now. */
-    c->io = NULL;
-    rbd_done_push(e->be, io, -ECANCELED);
-    return 0;
 }
 
 static int rbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64_t timeout_ns)
@@ -657,31 +589,18 @@ static int rbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     struct rbd_engine *st = e->be;
     if (max <= 0)
         return -EINVAL;
-    struct pollfd pfd = { .fd = st->efd, .events = POLLIN };
-    struct timespec ts, *tsp = NULL;
-    if (st->done.head)
-        timeout_ns = 0;
-    if (timeout_ns >= 0) {
-        ts.tv_sec = timeout_ns / RBD_NS_PER_SEC;
-        ts.tv_nsec = timeout_ns % RBD_NS_PER_SEC;
-        tsp = &ts;
-    }
-    int ready = ppoll(&pfd, 1, tsp, NULL);
+    struct pollfd pfd = { .fd = st->re.wake_fd, .events = POLLIN };
+    struct timespec ts;
+    int ready = ppoll(&pfd, 1, uwdf_remote_poll_timeout(&st->re, timeout_ns, &ts), NULL);
     if (ready < 0 && errno != EINTR)
         return -errno;
     if (ready > 0) {
         /* Drained before the images: a completion queued after this read
          * signals the eventfd again. */
-        uwdf_remote_eventfd_drain(st->efd);
+        uwdf_remote_eventfd_drain(st->re.wake_fd);
         rbd_poll_all(st);
     }
-    return uwdf_remote_done_pop(&st->done, done, max);
-}
-
-static void rbd_wake(struct uwdf_engine *e)
-{
-    struct rbd_engine *st = e->be;
-    uwdf_remote_eventfd_signal(st->efd);
+    return uwdf_remote_done_pop(&st->re.done, done, max);
 }
 
 static int rbd_attach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
@@ -698,7 +617,7 @@ static int rbd_attach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
         st->images = grown;
         st->images_cap = cap;
     }
-    int err = rbd_set_image_notification(x->img, st->efd, EVENT_TYPE_EVENTFD);
+    int err = rbd_set_image_notification(x->img, st->re.wake_fd, EVENT_TYPE_EVENTFD);
     if (err < 0)
         return err;
     st->images[st->nimages++] = x;
@@ -716,14 +635,14 @@ static void rbd_detach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
      * met meanwhile wait on the done list for the next reap. */
     bool waited = false;
     while (x->inflight) {
-        struct pollfd pfd = { .fd = st->efd, .events = POLLIN };
+        struct pollfd pfd = { .fd = st->re.wake_fd, .events = POLLIN };
         (void)poll(&pfd, 1, -1); /* EINTR: look again */
-        uwdf_remote_eventfd_drain(st->efd);
+        uwdf_remote_eventfd_drain(st->re.wake_fd);
         rbd_poll_all(st);
         waited = true;
     }
     if (waited)
-        uwdf_remote_eventfd_signal(st->efd); /* a wake-up drained here is not lost */
+        uwdf_remote_eventfd_signal(st->re.wake_fd); /* a wake-up drained here is not lost */
     for (unsigned i = 0; i < st->nimages; i++) {
         if (st->images[i] == x) {
             st->images[i] = st->images[--st->nimages];
@@ -741,10 +660,10 @@ const struct uwdf_backend_ops uwdf_backend_rbd = {
     .open = rbd_open_engine,
     .close = rbd_close_engine,
     .queue = rbd_queue,
-    .flush = rbd_flush_staged,
-    .cancel = rbd_cancel,
+    .flush = uwdf_remote_flush_staged,
+    .cancel = uwdf_remote_cancel,
     .reap = rbd_reap,
-    .wake = rbd_wake,
+    .wake = uwdf_remote_wake,
     .attach_file = rbd_attach_file,
     .detach_file = rbd_detach_file,
 };

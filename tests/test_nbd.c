@@ -355,22 +355,9 @@ START_TEST(write_through_is_fua_or_a_flush)
     WdfObjectDelete(t);
     /* Per request: UwdfRequestSetWriteThrough on a plain target. */
     t = open_rw(&e, s.uri);
-    WDFREQUEST req = tu_make_request(t);
-    void *data;
-    WDFMEMORY mem = tu_make_memory(BLK, &data);
-    memset(data, 1, BLK);
-    LONGLONG off = BLK;
-    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
-    UwdfRequestSetWriteThrough(req, TRUE);
-    WDF_REQUEST_SEND_OPTIONS o;
-    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
-    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(TU_SYNC_TIMEOUT_SEC));
-    ck_assert(WdfRequestSend(req, t, &o));
-    ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    ck_assert_status(tu_write_through_request(t, BLK, BLK, 1), STATUS_SUCCESS);
     /* A plain write: neither. */
     ck_assert_status(tu_sync_rw(t, true, buf, BLK, 2 * BLK, NULL), STATUS_SUCCESS);
-    WdfObjectDelete(req);
-    WdfObjectDelete(mem);
     WdfObjectDelete(t);
     tu_nbdkit_stop(&s); /* flushes the log */
     /* Request lines (" Write id="); replies read "...Write id=". */

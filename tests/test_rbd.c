@@ -585,21 +585,8 @@ START_TEST(write_through_is_a_write_and_a_flush)
     before = librbd_flushes();
     ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
     ck_assert_int_eq(librbd_flushes() - before, 0);
-    WDFREQUEST req = tu_make_request(t);
-    void *data;
-    WDFMEMORY mem = tu_make_memory(BLK, &data);
-    memset(data, 1, BLK);
-    LONGLONG off = BLK;
-    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
-    UwdfRequestSetWriteThrough(req, TRUE);
-    WDF_REQUEST_SEND_OPTIONS o;
-    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
-    WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(TU_SYNC_TIMEOUT_SEC));
-    ck_assert(WdfRequestSend(req, t, &o));
-    ck_assert_status(WdfRequestGetStatus(req), STATUS_SUCCESS);
+    ck_assert_status(tu_write_through_request(t, BLK, BLK, 1), STATUS_SUCCESS);
     ck_assert_int_eq(librbd_flushes() - before, 1);
-    WdfObjectDelete(req);
-    WdfObjectDelete(mem);
     WdfObjectDelete(t);
     tu_env_fini(&e);
 }

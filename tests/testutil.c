@@ -646,6 +646,26 @@ NTSTATUS tu_sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_len, 
     return WdfIoTargetSendIoctlSynchronously(t, NULL, code, in ? &din : NULL, out ? &dout : NULL, NULL, NULL);
 }
 
+NTSTATUS tu_write_through_request(WDFIOTARGET t, ULONG len, LONGLONG off, unsigned char fill)
+{
+    WDFREQUEST req = tu_make_request(t);
+    void *data;
+    WDFMEMORY mem = tu_make_memory(len, &data);
+    memset(data, fill, len);
+    NTSTATUS st = WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off);
+    if (NT_SUCCESS(st)) {
+        UwdfRequestSetWriteThrough(req, TRUE);
+        WDF_REQUEST_SEND_OPTIONS o;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+        WDF_REQUEST_SEND_OPTIONS_SET_TIMEOUT(&o, WDF_REL_TIMEOUT_IN_SEC(TU_SYNC_TIMEOUT_SEC));
+        (void)WdfRequestSend(req, t, &o);
+        st = WdfRequestGetStatus(req);
+    }
+    WdfObjectDelete(req);
+    WdfObjectDelete(mem);
+    return st;
+}
+
 NTSTATUS tu_flush(WDFIOTARGET t)
 {
     WDFREQUEST req = tu_make_request(t);

@@ -462,6 +462,9 @@ long tu_rss_kib(void);
 /* A read or write of len bytes at off; *bytes (if not NULL) the count. */
 NTSTATUS tu_sync_rw(WDFIOTARGET t, bool write, void *buf, ULONG len, LONGLONG off, ULONG_PTR *bytes);
 NTSTATUS tu_sync_ioctl(WDFIOTARGET t, ULONG code, const void *in, ULONG in_len, void *out, ULONG out_len);
+/* A write of len bytes of fill at off, sent synchronously with
+ * UwdfRequestSetWriteThrough: the write-through of one request. */
+NTSTATUS tu_write_through_request(WDFIOTARGET t, ULONG len, LONGLONG off, unsigned char fill);
 /* IRP_MJ_FLUSH_BUFFERS, formatted as on Windows. */
 NTSTATUS tu_flush(WDFIOTARGET t);
 /* IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES (trim) of one range. */
