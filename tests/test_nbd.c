@@ -630,6 +630,20 @@ static bool pattern_at(const unsigned char *buf, size_t len, uint64_t off)
     return true;
 }
 
+/* The start of a test of two targets sharing a connection: the
+ * environment, a server with args, and t[0], t[1] on its export, checked to
+ * hold one socket between them. The sockets held before. */
+static unsigned begin_pair(struct tu_env *e, struct tu_nbdkit *s, const char *const *args, WDFIOTARGET t[2])
+{
+    tu_env_init(e);
+    tu_nbdkit_start(e, s, "nbd.sock", args);
+    unsigned base = count_sockets();
+    t[0] = open_rw(e, s->uri);
+    t[1] = open_rw(e, s->uri);
+    ck_assert_uint_eq(count_sockets(), base + 1);
+    return base;
+}
+
 /* Targets of one URI share its connection (one socket); uwdf-share=0 and
  * another connection count get their own; the socket goes with the last
  * target. */
@@ -687,11 +701,9 @@ START_TEST(stop_of_one_sharing_target_leaves_the_others_io)
     struct tu_env e;
     struct tu_nbdkit s;
     const char *args[] = { "--filter=delay", "pattern", "1M", "rdelay=2", NULL };
-    tu_env_init(&e);
-    tu_nbdkit_start(&e, &s, "nbd.sock", args);
-    unsigned base = count_sockets();
-    WDFIOTARGET a = open_rw(&e, s.uri), b = open_rw(&e, s.uri);
-    ck_assert_uint_eq(count_sockets(), base + 1);
+    WDFIOTARGET t[2];
+    begin_pair(&e, &s, args, t);
+    WDFIOTARGET a = t[0], b = t[1];
     struct tu_late lb, la1, la2;
     double t0 = tu_now_ms();
     tu_late_send(b, &lb, BLK, 0);
@@ -742,10 +754,8 @@ START_TEST(a_restarted_server_serves_the_reopened_targets)
     struct tu_env e;
     struct tu_nbdkit s;
     const char *args[] = { "--filter=delay", "memory", "1M", "rdelay=5", NULL };
-    tu_env_init(&e);
-    tu_nbdkit_start(&e, &s, "nbd.sock", args);
-    unsigned base = count_sockets();
-    WDFIOTARGET t[2] = { open_rw(&e, s.uri), open_rw(&e, s.uri) };
+    WDFIOTARGET t[2];
+    unsigned base = begin_pair(&e, &s, args, t);
     struct tu_late l[2][INFLIGHT / 2];
     for (int i = 0; i < INFLIGHT / 2; i++)
         for (int k = 0; k < 2; k++)
