@@ -175,8 +175,8 @@ struct uwdf_backend_ops {
      * block indefinitely (not streams). */
     int (*run_here)(struct uwdf_io *io);
     /* Optional, for engines whose files are not descriptors (nbd: f->be is
-     * the export's connections, set by the opener). Engine thread only.
-     * attach_file: start serving f (its sockets join the engine's poll
+     * the target's hold on its export's connections, set by the opener).
+     * Engine thread only. attach_file: start serving f (its sockets join the engine's poll
      * set); 0 or -errno (f is then not attached). detach_file: nothing of
      * f's ops is in flight for the core; let go of f entirely (close its
      * connections, finishing what the backend still holds for them). */
@@ -210,8 +210,7 @@ struct uwdf_nbd_info {
     uint64_t size;
     uint32_t min_block, preferred_block, max_block; /* nbd_get_block_size, 0 if not sent */
     bool read_only, can_flush, can_fua, can_trim, can_zero, multi_conn;
-    unsigned connections; /* open to the export (shared: opened by an earlier target) */
-    bool shared;          /* joined connections another target opened */
+    unsigned connections; /* open to the export (maybe by an earlier target sharing them) */
 };
 /* A target's hold on an export (libnbd's URI syntax, plus
  * uwdf-connections=N and uwdf-share=0|1 in the query), on the calling

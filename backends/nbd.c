@@ -3,15 +3,20 @@
  * Connections and engines. An NBD target's opener connects (blocking, on
  * its own thread, so a bad name fails WdfIoTargetOpen with the reason) one
  * connection, or N when the URI asks for uwdf-connections=N and the server
- * allows multi-conn. The export is then attached to one engine of the nbd
- * pool (lib/engine_pool.c: the engine serving the fewest targets) and all
- * its connections belong to that engine's thread from then on: the thread
- * polls every attached connection's socket (direction from
- * nbd_aio_get_direction, re-read before each poll) plus its own wake-up
- * eventfd, issues commands and runs libnbd's completion callbacks. No
- * thread per request or per connection. An op goes to one connection
- * (round robin over the live ones); one larger than the server's maximum
- * request is split into several commands.
+ * allows multi-conn, or joins the connections another target opened on
+ * the same URI (struct nbd_share: keyed by the URI without uwdf's
+ * parameters and the connection count, refcounted, closed by the last
+ * target; uwdf-share=0 keeps a target's connections its own). A share
+ * holds one engine of the nbd pool (lib/engine_pool.c: the one serving the
+ * fewest) for its lifetime, every target on it attaches to that engine, and
+ * its connections belong to that engine's thread: the thread polls every
+ * attached share's sockets (direction from nbd_aio_get_direction, re-read
+ * before each poll) plus its own wake-up eventfd, issues commands and runs
+ * libnbd's completion callbacks. No thread per request, connection or
+ * target. An op goes to one connection (round robin over the live ones);
+ * one larger than the server's maximum request is split into several
+ * commands. What a target does (its state, accounting, timeouts, cancel)
+ * is the core's, per target; only the sockets are shared.
  *
  * Buffers. Every read and write goes through a bounce buffer owned by the
  * command (struct nbd_cmd): NBD cannot cancel a command, so a request that
@@ -28,8 +33,10 @@
  * fails with ENOSPC or is short). Server errors come back as errno (NBD's
  * EPERM, a write to a read-only export, becomes EROFS). A connection that
  * dies completes every op on it with ENOTCONN
- * (STATUS_CONNECTION_DISCONNECTED), and so does every later op on the
- * export until the target is closed and opened again (which reconnects).
+ * (STATUS_CONNECTION_DISCONNECTED), and so does every later op of the
+ * targets on it until each is closed and opened again: a share whose
+ * connections are all lost is never joined again, so a reopen connects
+ * afresh.
  * Write-through (per request or per target) is NBD FUA; a server without
  * FUA gets a flush after the write, and one with neither a plain write.
  * Flush, trim and zero fail with EOPNOTSUPP when the server lacks them. */
@@ -356,7 +363,6 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
         sh = nbd_share_find(key);
         pthread_mutex_unlock(&shares_lock);
     }
-    bool joined = sh != NULL;
     if (!sh) {
         /* Connected without the lock (a slow server holds up no other
          * open); an open of the same key that won the race meanwhile is
@@ -381,7 +387,6 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
             if (won) {
                 nbd_share_free(sh);
                 sh = won;
-                joined = true;
             }
         }
     }
@@ -389,7 +394,6 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
     free(bare);
     x->sh = sh;
     *info = sh->info;
-    info->shared = joined;
     *out = x;
     return 0;
 }
