@@ -518,6 +518,9 @@ START_TEST(bad_names_fail_the_open_with_a_reason)
     snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s&uwdf-connections=0", s.sock);
     ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
     WdfObjectDelete(t);
+    snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s&uwdf-share=2", s.sock);
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
+    WdfObjectDelete(t);
     /* WDF_IO_TARGET_OPEN_PARAMS_INIT_CREATE_BY_NAME (FILE_SUPERSEDE) opens
      * it as a block device's would be; FILE_CREATE collides. */
     snprintf(uri, sizeof(uri), "nbd+unix:///disk?socket=%s", s.sock);
