@@ -142,7 +142,7 @@ int wdf_open_targets(struct job *j, device_over_fn *over)
         bool wr = rw_writes(o->rw) || rw_trims(o->rw);
         const char *name = f->path;
         WDFIOTARGET engine_target = NULL;
-        NTSTATUS st = over ? over(run, f->path, wr, o->direct, &name, &engine_target) : STATUS_SUCCESS;
+        NTSTATUS st = over ? over(j, f->path, wr, o->direct, &name, &engine_target) : STATUS_SUCCESS;
         if (NT_SUCCESS(st))
             st = open_target(run, name, wr, o->direct, &f->target);
         if (!NT_SUCCESS(st)) {

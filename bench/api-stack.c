@@ -18,9 +18,11 @@ static VOID stack_forward(WDFQUEUE Queue, WDFREQUEST Request)
     tu_forward(Request, WdfDeviceGetIoTarget(WdfIoQueueGetDevice(Queue)), NULL);
 }
 
-/* The filter device over path; its NT name in *name (the run's pool). */
-static NTSTATUS stack_filter_create(struct bench_run *run, const char *path, bool write, bool direct,
-                                    const char **name, WDFIOTARGET *lower)
+/* One filter device whose target is opened on below (the file, or the
+ * device under it); its NT name in *name (the run's pool), its target in
+ * *target. */
+static NTSTATUS stack_filter_create(struct bench_run *run, const char *below, bool write, bool direct,
+                                    const char **name, WDFIOTARGET *target)
 {
     char buf[64];
     char sb[96];
@@ -36,19 +38,38 @@ static NTSTATUS stack_filter_create(struct bench_run *run, const char *path, boo
     qc.EvtIoDefault = stack_forward;
     st = WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL);
     if (NT_SUCCESS(st))
-        st = target_open_by_name(WdfDeviceGetIoTarget(dev), path, write, direct);
+        st = target_open_by_name(WdfDeviceGetIoTarget(dev), below, write, direct);
     if (!NT_SUCCESS(st)) {
         WdfObjectDelete(dev);
         return st;
     }
     *name = keep_str(run->strings, buf);
-    *lower = WdfDeviceGetIoTarget(dev);
+    *target = WdfDeviceGetIoTarget(dev);
+    return STATUS_SUCCESS;
+}
+
+/* --stack_layers filter devices over path, each forwarding to the one
+ * below, the lowest to the file; *name is the top one's, *lower the lowest
+ * one's target (the engine's). */
+static NTSTATUS stack_filters_create(struct job *j, const char *path, bool write, bool direct, const char **name,
+                                     WDFIOTARGET *lower)
+{
+    const char *below = path;
+    for (unsigned i = 0; i < j->o.stack_layers; i++) {
+        WDFIOTARGET t;
+        NTSTATUS st = stack_filter_create(j->run, below, write, direct, &below, &t);
+        if (!NT_SUCCESS(st))
+            return st; /* the devices made so far go with the run's driver */
+        if (i == 0)
+            *lower = t;
+    }
+    *name = below;
     return STATUS_SUCCESS;
 }
 
 static int stack_setup(struct job *j)
 {
-    return wdf_open_targets(j, stack_filter_create);
+    return wdf_open_targets(j, stack_filters_create);
 }
 
 const struct bench_api api_stack = {

@@ -23,7 +23,7 @@ int async_setup(struct job *j);
 
 /* Makes a device over the file at path (--api=stack); the target to open
  * is then the device's name, and *lower the device's own target. */
-typedef NTSTATUS device_over_fn(struct bench_run *run, const char *path, bool write, bool direct,
+typedef NTSTATUS device_over_fn(struct job *j, const char *path, bool write, bool direct,
                                 const char **name, WDFIOTARGET *lower);
 /* A WDF target on each file of the job, or with over, on a device made
  * over each file; the job's engine is the one below. */

@@ -27,6 +27,7 @@ void opts_fio_defaults(struct job_opts *o)
     o->randseed = 0x89; /* fio's default seed */
     o->api = API_ASYNC;
     o->reuse = true;
+    o->stack_layers = 1;
     o->ioengine = ENGINE_DEFAULT;
     o->nrfiles = 1;
     o->per_job_logs = true;
@@ -297,6 +298,8 @@ const struct opt_def job_options[] = {
     { .name = "api", .kind = OPT_ENUM, JOB_FIELD(api), .vals = api_vals, .err = "expected async, sync, flt or stack",
       .arg = "async|sync|flt|stack",
       .help = "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
+    { .name = "stack_layers", JOB_UINT(stack_layers, 1, 64), .arg = "n", .def = "1",
+      .help = "uwdf: with --api=stack, this many pass-through filter devices stacked over each file (default 1)" },
     { .name = "reuse", JOB_BOOL(reuse), .arg = "0|1",
       .help = "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
     { .name = "request_timeout", .kind = OPT_TIME, JOB_FIELD(request_timeout_ns), .unit_ns = NS_PER_MS,

@@ -74,6 +74,7 @@ struct job_opts {
     enum verify_mode verify;
     bool verify_fatal;
     enum api_mode api;
+    unsigned stack_layers; /* --api=stack: filter devices stacked over each file */
     bool reuse;
     uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
