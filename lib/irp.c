@@ -114,7 +114,7 @@ struct uwdf_irp_cancel_claim uwdf_irp_cancel_take(PIRP irp)
 {
     struct uwdf_irp_cancel_claim c = { 0, NULL, NULL };
     pthread_mutex_lock(&cancel_lock);
-    irp->Cancel = TRUE;
+    __atomic_store_n(&irp->Cancel, TRUE, __ATOMIC_RELEASE); /* read without the lock too */
     if (irp->CancelRoutine) {
         c.kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
         c.owner = irp->Tail.Overlay.DriverContext[3];

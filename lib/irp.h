@@ -20,6 +20,12 @@ enum uwdf_cancel_kind {
  * cancel took the routine (the canceller now owns the outcome). */
 bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner);
 bool uwdf_irp_clear_cancel(PIRP irp);
+/* Whether a cancel of the IRP was requested; read without the cancel lock
+ * (its writers store it atomically). */
+static inline bool uwdf_irp_cancelled(PIRP irp)
+{
+    return __atomic_load_n(&irp->Cancel, __ATOMIC_ACQUIRE) != 0;
+}
 void uwdf_irp_cancel(PIRP irp);
 /* The two halves of cancelling an IRP: marking it and taking its cancel
  * routine (under the cancel lock), then running that routine. A purge

@@ -58,6 +58,7 @@ static void queue_dispatch(struct uwdf_queue *q);
 struct dispatch_frame {
     struct uwdf_queue *q;
     struct dispatch_frame *prev;
+    bool pending; /* a dispatch of q on this thread was left to this frame */
 };
 static __thread struct dispatch_frame *tls_frames;
 
@@ -198,18 +199,11 @@ void uwdf_queue_check_state(struct uwdf_queue *q)
     uwdf_queue_run_state_cb(q, cb, ctx);
 }
 
+static bool queue_has_room_locked(const struct uwdf_queue *q);
+
 static bool queue_can_present_locked(struct uwdf_queue *q)
 {
-    if (!queue_dispatches(q) || uwdf_list_empty(&q->waiting))
-        return false;
-    switch (q->config.DispatchType) {
-    case WdfIoQueueDispatchSequential:
-        return q->owned_count == 0;
-    case WdfIoQueueDispatchParallel:
-        return q->owned_count < q->config.Settings.Parallel.NumberOfPresentedRequests;
-    default:
-        return false;
-    }
+    return !uwdf_list_empty(&q->waiting) && queue_has_room_locked(q);
 }
 
 /* Take the head waiting request off the queue for the driver; NULL when
@@ -229,6 +223,58 @@ static struct uwdf_request *queue_take_head_locked(struct uwdf_queue *q)
     return NULL;
 }
 
+/* The dispatch loop of q running on this thread, if any. */
+static struct dispatch_frame *queue_frame_of(struct uwdf_queue *q)
+{
+    for (struct dispatch_frame *f = tls_frames; f; f = f->prev)
+        if (f->q == q)
+            return f;
+    return NULL;
+}
+
+/* Whether the driver may be given one more request now (queue_can_present_locked
+ * without the waiting list). */
+static bool queue_has_room_locked(const struct uwdf_queue *q)
+{
+    if (!queue_dispatches(q))
+        return false;
+    switch (q->config.DispatchType) {
+    case WdfIoQueueDispatchSequential:
+        return q->owned_count == 0;
+    case WdfIoQueueDispatchParallel:
+        return q->owned_count < q->config.Settings.Parallel.NumberOfPresentedRequests;
+    default:
+        return false;
+    }
+}
+
+/* Whether a request arriving at q (locked) goes to the driver at once,
+ * without waiting on the queue: nothing waits before it, the driver may
+ * take one more, the dispatch need not be deferred to PASSIVE_LEVEL, no
+ * dispatch loop of q below on this thread (which presents in order), and
+ * the IRP is not cancelled already (which the queue's cancel path
+ * handles). What it skips, being queued and taken off again at once, has
+ * no effect anyone can see: a cancel that comes after this finds the
+ * request presented, as it would have a moment later. */
+static bool queue_present_now_locked(struct uwdf_queue *q, struct uwdf_request *r)
+{
+    return uwdf_list_empty(&q->waiting) && queue_has_room_locked(q) &&
+           !(q->passive && uwdf_tls_irql > PASSIVE_LEVEL) && !queue_frame_of(q) && !uwdf_irp_cancelled(r->irp);
+}
+
+/* r, owned by q already, to the driver (q unlocked), as one turn of the
+ * dispatch loop; a dispatch of q that the callback left to this frame runs
+ * after it. */
+static void queue_present_direct(struct uwdf_queue *q, struct uwdf_request *r)
+{
+    struct dispatch_frame frame = { q, tls_frames, false };
+    tls_frames = &frame;
+    queue_invoke(q, r);
+    tls_frames = frame.prev;
+    if (frame.pending)
+        queue_dispatch(q);
+}
+
 static void queue_dispatch_work(struct uwdf_work *w)
 {
     struct uwdf_queue *q = uwdf_container_of(w, struct uwdf_queue, dispatch_work);
@@ -241,9 +287,11 @@ static void queue_dispatch_work(struct uwdf_work *w)
 
 static void queue_dispatch(struct uwdf_queue *q)
 {
-    for (struct dispatch_frame *f = tls_frames; f; f = f->prev)
-        if (f->q == q)
-            return; /* the loop below us picks it up */
+    struct dispatch_frame *below = queue_frame_of(q);
+    if (below) {
+        below->pending = true; /* the loop below us picks it up */
+        return;
+    }
     if (q->passive && uwdf_tls_irql > PASSIVE_LEVEL) {
         /* A passive-level queue called from a completion path: WDF defers
          * to a work item; the framework worker runs at PASSIVE_LEVEL. */
@@ -266,7 +314,7 @@ static void queue_dispatch(struct uwdf_queue *q)
         }
         return;
     }
-    struct dispatch_frame frame = { q, tls_frames };
+    struct dispatch_frame frame = { q, tls_frames, false };
     tls_frames = &frame;
     pthread_mutex_lock(&q->lock);
     while (queue_can_present_locked(q)) {
@@ -326,6 +374,13 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
     }
     r->queue = q;
     uwdf_qs_queue(r);
+    if (queue_present_now_locked(q, r)) {
+        uwdf_qs_present(r);
+        queue_own_locked(q, r);
+        pthread_mutex_unlock(&q->lock);
+        queue_present_direct(q, r);
+        return true;
+    }
     if (head) {
         r->queue_link.Flink = q->waiting.Flink;
         r->queue_link.Blink = &q->waiting;
@@ -492,25 +547,31 @@ NTSTATUS uwdf_queue_enqueue_presented(struct uwdf_device *dev, struct uwdf_reque
 
 /* ---- completion ---- */
 
-void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
+void uwdf_queue_complete_locked(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
 {
     struct uwdf_queue *q = r->queue;
     struct uwdf_request *sender = r->sender;
     PIRP irp = r->irp;
     PFN_WDF_IO_QUEUE_STATE cb = NULL;
     WDFCONTEXT ctx = NULL;
+    bool more = false;
 
     if (r->cancelable) {
-        uwdf_irp_clear_cancel(irp);
+        uwdf_irp_clear_cancel(irp); /* the cancel lock inside the queue's */
         r->cancelable = false;
     }
     if (q) {
-        uwdf_object_reference(&q->obj);
-        pthread_mutex_lock(&q->lock);
         if (r->qstate == UWDF_QS_OWNED || r->qstate == UWDF_QS_COMPLETING)
             queue_disown_locked(q, r);
         uwdf_qs_complete(r);
         cb = uwdf_queue_state_check_locked(q, &ctx);
+        /* Something waits that the driver may now take: dispatch it after
+         * the completion. (What arrives later dispatches itself.) */
+        more = queue_can_present_locked(q);
+        /* q is used after the lock only then; until the unlock, the
+         * request it owned keeps it. */
+        if (cb || more)
+            uwdf_object_reference(&q->obj);
         pthread_mutex_unlock(&q->lock);
     } else {
         uwdf_qs_complete(r);
@@ -532,11 +593,19 @@ void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR info
         uwdf_fp_return(r->fp_home, r);
     else
         uwdf_object_delete(&r->obj);
-    if (q) {
+    if (cb || more) {
         uwdf_queue_run_state_cb(q, cb, ctx);
-        queue_dispatch(q);
+        if (more)
+            queue_dispatch(q);
         uwdf_object_release(&q->obj);
     }
+}
+
+void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
+{
+    if (r->queue)
+        pthread_mutex_lock(&r->queue->lock);
+    uwdf_queue_complete_locked(r, status, information);
 }
 
 /* ---- send and forget ---- */

@@ -82,7 +82,10 @@ extern const struct uwdf_state_machine uwdf_qstate_machine;
 
 static inline void uwdf_qs_change(struct uwdf_request *r, uint32_t from, enum uwdf_qstate to, const char *transition)
 {
-    unsigned old = atomic_exchange(&r->qstate, (uint8_t)to);
+    /* Transitions are serialized (the queue's lock, or the request's one
+     * owner), so a load and a store do: no locked exchange per step. */
+    unsigned old = atomic_load_explicit(&r->qstate, memory_order_relaxed);
+    atomic_store_explicit(&r->qstate, (uint8_t)to, memory_order_release);
     if (UWDF_UNLIKELY(!uwdf_state_in(from, old)))
         uwdf_state_illegal(&uwdf_qstate_machine, transition, r->obj.handle, old, to);
 }
@@ -259,8 +262,10 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head);
 NTSTATUS uwdf_queue_move(struct uwdf_request *r, struct uwdf_queue *src, struct uwdf_queue *dest, bool head,
                          NTSTATUS refused);
 /* Complete a received request: off its queue, buffers back, the IRP up
- * to the sender; then the request goes (or returns to its pool). */
+ * to the sender; then the request goes (or returns to its pool). _locked:
+ * the caller holds r->queue's lock (if it has a queue); this releases it. */
 void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
+void uwdf_queue_complete_locked(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information);
 /* Complete a packet no request of this device took (the IRP goes back to
  * the sender's stack location). */
 void uwdf_queue_packet_complete(struct uwdf_request *sender, NTSTATUS status, ULONG_PTR information);

@@ -308,7 +308,7 @@ static __attribute__((noinline)) NTSTATUS request_reuse_presented(struct uwdf_re
     request_restore_presented(req);
     if (req->irp) {
         req->irp->IoStatus.Status = status;
-        req->irp->Cancel = FALSE;
+        __atomic_store_n(&req->irp->Cancel, FALSE, __ATOMIC_RELAXED);
     }
     atomic_store_explicit(&req->flags, 0, memory_order_release);
     return STATUS_SUCCESS;
@@ -363,7 +363,7 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
     if (req->irp) {
         req->irp->IoStatus.Status = ReuseParams->Status;
         req->irp->IoStatus.Information = 0;
-        req->irp->Cancel = FALSE;
+        __atomic_store_n(&req->irp->Cancel, FALSE, __ATOMIC_RELAXED);
     }
     atomic_store_explicit(&req->flags, 0, memory_order_release);
     __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE); /* read by a concurrent cancel */

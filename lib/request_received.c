@@ -41,6 +41,24 @@ static struct uwdf_request *received_lookup(WDFREQUEST handle, const char *ddi)
     return r;
 }
 
+/* The verifier's check of a successful completion's Information against
+ * the request's buffer. */
+static void request_verify_information(WDFREQUEST Request, struct uwdf_request *r, ULONG_PTR info,
+                                       const char *ddi)
+{
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
+    size_t limit = SIZE_MAX;
+    if (s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE)
+        limit = s->Parameters.Read.Length;
+    else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL)
+        limit = s->Parameters.DeviceIoControl.OutputBufferLength;
+    if (info > limit)
+        uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_INFORMATION_LENGTH_MISMATCH,
+                      (ULONG_PTR)Request, info,
+                      "%s: Information %lu is larger than the request's buffer (%zu bytes)", ddi,
+                      (unsigned long)info, limit);
+}
+
 static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_info, ULONG_PTR info,
                                  const char *ddi)
 {
@@ -54,9 +72,9 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
     bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & UWDF_REQ_IN_FLIGHT);
     if (ok)
         uwdf_qs_begin_completion(r); /* a second completion is caught */
-    if (q)
-        pthread_mutex_unlock(&q->lock);
     if (!ok) {
+        if (q)
+            pthread_mutex_unlock(&q->lock);
         if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING || qs == UWDF_QS_COMPLETING ||
             qs == UWDF_QS_FORWARDED)
             uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
@@ -74,20 +92,16 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
     }
     if (!set_info)
         info = r->irp->IoStatus.Information;
-    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
-    if (uwdf_verifier && NT_SUCCESS(Status)) {
-        size_t limit = SIZE_MAX;
-        if (s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE)
-            limit = s->Parameters.Read.Length;
-        else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL)
-            limit = s->Parameters.DeviceIoControl.OutputBufferLength;
-        if (info > limit)
-            uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_INFORMATION_LENGTH_MISMATCH,
-                          (ULONG_PTR)Request, info,
-                          "%s: Information %lu is larger than the request's buffer (%zu bytes)", ddi,
-                          (unsigned long)info, limit);
+    if (UWDF_UNLIKELY(uwdf_verifier) && NT_SUCCESS(Status)) {
+        /* Its report runs no lock held; COMPLETING keeps the request ours. */
+        if (q)
+            pthread_mutex_unlock(&q->lock);
+        request_verify_information(Request, r, info, ddi);
+        uwdf_queue_complete(r, Status, info);
+        return;
     }
-    uwdf_queue_complete(r, Status, info);
+    /* One hold of the queue's lock from the check to the completion. */
+    uwdf_queue_complete_locked(r, Status, info);
 }
 
 VOID WdfRequestComplete(WDFREQUEST Request, NTSTATUS Status)
@@ -460,7 +474,7 @@ BOOLEAN WdfRequestIsCanceled(WDFREQUEST Request)
     if (!r)
         return FALSE;
     if (r->received)
-        return r->irp && r->irp->Cancel;
+        return r->irp && uwdf_irp_cancelled(r->irp);
     return (atomic_load(&r->flags) & UWDF_REQ_CANCELED) != 0;
 }
 
