@@ -134,6 +134,8 @@ const char *uwdf_object_type_name(uint32_t type)
 
 /* ---- live-object accounting ---- */
 
+static void recycle_counts_locked(uint32_t type, unsigned long long *parked, unsigned long long *reused);
+
 /* Object types 1.. first, then the counted non-objects. */
 #define COUNT_ENTRIES ((UWDF_OBJ_TYPE_COUNT - 1) + UWDF_COUNTED_MAX)
 
@@ -141,9 +143,11 @@ static void count_entry(unsigned i, PUWDF_OBJECT_COUNT out)
 {
     if (i < UWDF_OBJ_TYPE_COUNT - 1) {
         uint32_t type = i + 1;
+        unsigned long long parked, reused;
+        recycle_counts_locked(type, &parked, &reused);
         out->TypeName = uwdf_object_type_name(type);
-        out->Live = type_live[type];
-        out->Created = type_created[type];
+        out->Live = type_live[type] - parked;
+        out->Created = type_created[type] + reused;
     } else {
         unsigned c = i - (UWDF_OBJ_TYPE_COUNT - 1);
         out->TypeName = counted_names[c];
@@ -274,6 +278,7 @@ static void context_init(struct uwdf_context *ctx, struct uwdf_object *owner,
                          PWDF_OBJECT_ATTRIBUTES attrs, size_t size, bool inline_alloc)
 {
     memset(ctx, 0, sizeof(*ctx) + size);
+    ctx->size = size;
     ctx->owner = owner;
     ctx->type = attrs->ContextTypeInfo ? context_unique_type(attrs->ContextTypeInfo) : NULL;
     ctx->cleanup = attrs->EvtCleanupCallback;
@@ -308,6 +313,39 @@ static void tree_unlink(struct uwdf_object *child)
     child->in_parent_list = false;
 }
 
+/* Where an object of obj_size with attrs keeps its context: *ctx_off into
+ * the allocation, *ctx_bytes of data (want_ctx: a context record at all);
+ * returns the allocation's size. */
+static size_t object_layout(size_t obj_size, PWDF_OBJECT_ATTRIBUTES attrs, bool *want_ctx, size_t *ctx_off,
+                            size_t *ctx_bytes)
+{
+    /* A context record always exists when attrs carry callbacks, so cleanup
+     * and destroy hang off the same list as typed contexts. */
+    *want_ctx = attrs && (attrs->ContextTypeInfo || attrs->EvtCleanupCallback || attrs->EvtDestroyCallback);
+    *ctx_bytes = context_size(attrs);
+    *ctx_off = align16(obj_size);
+    return *ctx_off + (*want_ctx ? sizeof(struct uwdf_context) + *ctx_bytes : 0);
+}
+
+/* A new object in obj's memory (obj_size bytes zeroed), before its handle. */
+static void object_init(struct uwdf_object *obj, size_t obj_size, enum uwdf_object_type type,
+                        const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs, bool want_ctx,
+                        size_t ctx_off, size_t ctx_bytes)
+{
+    memset(obj, 0, obj_size);
+    obj->type = type;
+    obj->ops = ops;
+    atomic_init(&obj->refs, 1);
+    atomic_init(&obj->state, UWDF_OBJECT_ALIVE);
+    obj->exec_level = attrs ? attrs->ExecutionLevel : WdfExecutionLevelInheritFromParent;
+    obj->sync_scope = attrs ? attrs->SynchronizationScope : WdfSynchronizationScopeInheritFromParent;
+    if (want_ctx) {
+        struct uwdf_context *ctx = (struct uwdf_context *)((char *)obj + ctx_off);
+        context_init(ctx, obj, attrs, ctx_bytes, true);
+        obj->contexts = ctx;
+    }
+}
+
 NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
                             const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs,
                             struct uwdf_object *default_parent, unsigned attr_flags,
@@ -323,34 +361,22 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
             return STATUS_INVALID_HANDLE;
     }
 
-    /* A context record always exists when attrs carry callbacks, so cleanup
-     * and destroy hang off the same list as typed contexts. */
-    bool want_ctx = attrs && (attrs->ContextTypeInfo || attrs->EvtCleanupCallback ||
-                              attrs->EvtDestroyCallback);
-    size_t ctx_bytes = context_size(attrs);
-    size_t ctx_off = align16(obj_size);
-    size_t total = ctx_off + (want_ctx ? sizeof(struct uwdf_context) + ctx_bytes : 0);
+    bool want_ctx;
+    size_t ctx_off, ctx_bytes;
+    size_t total = object_layout(obj_size, attrs, &want_ctx, &ctx_off, &ctx_bytes);
     struct uwdf_object *obj = uwdf_alloc_aligned(16, total);
     if (!obj)
         return STATUS_INSUFFICIENT_RESOURCES;
-    memset(obj, 0, obj_size);
-    obj->type = type;
-    obj->ops = ops;
-    atomic_init(&obj->refs, 1);
-    atomic_init(&obj->state, UWDF_OBJECT_ALIVE);
-    obj->exec_level = attrs ? attrs->ExecutionLevel : WdfExecutionLevelInheritFromParent;
-    obj->sync_scope = attrs ? attrs->SynchronizationScope : WdfSynchronizationScopeInheritFromParent;
-    if (want_ctx) {
-        struct uwdf_context *ctx = (struct uwdf_context *)((char *)obj + ctx_off);
-        context_init(ctx, obj, attrs, ctx_bytes, true);
-        obj->contexts = ctx;
-    }
+    object_init(obj, obj_size, type, ops, attrs, want_ctx, ctx_off, ctx_bytes);
     if (!handle_register(obj)) {
         uwdf_free(obj);
         return STATUS_INSUFFICIENT_RESOURCES;
     }
     if (parent) {
         pthread_mutex_lock(&tree_lock);
+        /* Before the state is read: a delete that then finds no children
+         * marked has made this read see it deleting (uwdf_object_delete). */
+        atomic_store(&parent->has_children, true);
         if (atomic_load(&parent->state) != UWDF_OBJECT_ALIVE) {
             pthread_mutex_unlock(&tree_lock);
             handle_unregister(obj);
@@ -363,6 +389,166 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
     }
     *out = obj;
     return STATUS_SUCCESS;
+}
+
+/* ---- recycled objects ----
+ * A kind of object made and deleted once per I/O (a request a queue
+ * presents) leaves its memory to the next one of its kind made on the same
+ * thread: a small cache per thread and type, taken and filled with no lock
+ * and no allocation. A parked object's handle is dead (its slot stays with
+ * the memory, with the generation moved on, so a stale handle is caught as
+ * after a free); parked objects do not count as live, and each reuse
+ * counts as a new object made. A thread's cache goes when the thread
+ * ends. */
+#define RECYCLE_MAX 128
+
+struct recycle_cache {
+    struct uwdf_object *head[UWDF_OBJ_TYPE_COUNT]; /* linked through next_sibling */
+    size_t size[UWDF_OBJ_TYPE_COUNT];               /* the allocation size parked there */
+    /* written by the cache's thread only, read by the counts (handle_lock) */
+    atomic_uint parked[UWDF_OBJ_TYPE_COUNT];
+    atomic_ullong reused[UWDF_OBJ_TYPE_COUNT];
+    struct recycle_cache *next, *prev; /* every thread's, under handle_lock */
+};
+
+static __thread struct recycle_cache *tls_recycle;
+static struct recycle_cache recycle_all = { .next = &recycle_all, .prev = &recycle_all };
+static pthread_key_t recycle_key;
+static pthread_once_t recycle_once = PTHREAD_ONCE_INIT;
+static bool recycle_usable;
+
+/* The slot of a parked object goes back to the free list (handle_lock held). */
+static void handle_release_parked_locked(struct uwdf_object *obj)
+{
+    uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
+    slot->next_free = handle_free_head;
+    handle_free_head = index;
+    if (obj->type < UWDF_OBJ_TYPE_COUNT)
+        type_live[obj->type]--;
+}
+
+static void recycle_thread_end(void *arg)
+{
+    struct recycle_cache *c = arg;
+    pthread_mutex_lock(&handle_lock);
+    for (uint32_t t = 0; t < UWDF_OBJ_TYPE_COUNT; t++) {
+        for (struct uwdf_object *o = c->head[t], *next; o; o = next) {
+            next = o->next_sibling;
+            handle_release_parked_locked(o);
+            uwdf_free(o);
+        }
+        type_created[t] += atomic_load(&c->reused[t]);
+    }
+    c->prev->next = c->next;
+    c->next->prev = c->prev;
+    pthread_mutex_unlock(&handle_lock);
+    tls_recycle = NULL;
+    uwdf_free(c);
+}
+
+static void recycle_init(void)
+{
+    recycle_usable = pthread_key_create(&recycle_key, recycle_thread_end) == 0;
+}
+
+/* This thread's cache, made on first use; NULL if it cannot be. */
+static struct recycle_cache *recycle_cache(void)
+{
+    struct recycle_cache *c = tls_recycle;
+    if (UWDF_LIKELY(c != NULL))
+        return c;
+    pthread_once(&recycle_once, recycle_init);
+    if (!recycle_usable || !(c = uwdf_zalloc(sizeof(*c))))
+        return NULL;
+    if (pthread_setspecific(recycle_key, c) != 0) {
+        uwdf_free(c);
+        return NULL;
+    }
+    pthread_mutex_lock(&handle_lock);
+    c->next = recycle_all.next;
+    c->prev = &recycle_all;
+    recycle_all.next->prev = c;
+    recycle_all.next = c;
+    pthread_mutex_unlock(&handle_lock);
+    tls_recycle = c;
+    return c;
+}
+
+/* Single-writer counters: a plain load and store, no locked instruction. */
+static inline void recycle_count_parked(struct recycle_cache *c, uint32_t type, int delta)
+{
+    atomic_store_explicit(&c->parked[type],
+                          atomic_load_explicit(&c->parked[type], memory_order_relaxed) + (unsigned)delta,
+                          memory_order_relaxed);
+}
+
+/* Parked objects and reuses of a type, over every thread (handle_lock held). */
+static void recycle_counts_locked(uint32_t type, unsigned long long *parked, unsigned long long *reused)
+{
+    *parked = *reused = 0;
+    for (struct recycle_cache *c = recycle_all.next; c != &recycle_all; c = c->next) {
+        *parked += atomic_load_explicit(&c->parked[type], memory_order_relaxed);
+        *reused += atomic_load_explicit(&c->reused[type], memory_order_relaxed);
+    }
+}
+
+/* object_destroy's end for an object its type recycles: parked in this
+ * thread's cache when that is all the free would do (no parent; its one
+ * context, if any, inside its allocation) and there is room; else false. */
+static bool recycle_park(struct uwdf_object *obj)
+{
+    struct uwdf_context *ctx = obj->contexts;
+    uint32_t t = obj->type;
+    if (obj->parent || obj->embed_owner || t >= UWDF_OBJ_TYPE_COUNT || (ctx && (ctx->next || !ctx->inline_alloc)))
+        return false;
+    size_t total = ctx ? (size_t)((char *)ctx - (char *)obj) + sizeof(*ctx) + ctx->size : align16(obj->recycle_size);
+    struct recycle_cache *c = recycle_cache();
+    if (!c || atomic_load_explicit(&c->parked[t], memory_order_relaxed) >= RECYCLE_MAX ||
+        (c->head[t] && c->size[t] != total))
+        return false;
+    /* The handle dies: no object, a new generation (the slot is this
+     * memory's alone while it is parked). */
+    uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
+    atomic_store_explicit(&slot->obj, NULL, memory_order_release);
+    atomic_store(&slot->gen, (atomic_load(&slot->gen) + 1) & GEN_MASK);
+    obj->next_sibling = c->head[t];
+    c->head[t] = obj;
+    c->size[t] = total;
+    recycle_count_parked(c, t, 1);
+    return true;
+}
+
+struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type type,
+                                      const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs)
+{
+    struct recycle_cache *c = tls_recycle;
+    if (!c || !c->head[type] || (attrs && (attrs->ParentObject || !NT_SUCCESS(uwdf_attributes_validate(attrs, 0)))))
+        return NULL;
+    bool want_ctx;
+    size_t ctx_off, ctx_bytes;
+    if (object_layout(obj_size, attrs, &want_ctx, &ctx_off, &ctx_bytes) != c->size[type])
+        return NULL;
+    struct uwdf_object *obj = c->head[type];
+    c->head[type] = obj->next_sibling;
+    recycle_count_parked(c, type, -1);
+    atomic_store_explicit(&c->reused[type], atomic_load_explicit(&c->reused[type], memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    WDFOBJECT old = obj->handle;
+    object_init(obj, obj_size, type, ops, attrs, want_ctx, ctx_off, ctx_bytes);
+    obj->recycle_size = obj_size;
+    /* A new handle on the same slot: the generation first, then the
+     * object, so a lookup by the old handle never matches. */
+    uint32_t index = (uint32_t)((uintptr_t)old & ((1u << INDEX_BITS) - 1));
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
+    unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
+    if (gen == 0)
+        gen = 1;
+    atomic_store(&slot->gen, gen);
+    atomic_store_explicit(&slot->obj, obj, memory_order_release);
+    obj->handle = (WDFOBJECT)(uintptr_t)((gen << INDEX_BITS) | index);
+    return obj;
 }
 
 void uwdf_object_reference(struct uwdf_object *obj)
@@ -401,6 +587,8 @@ static void object_destroy(struct uwdf_object *obj)
             uwdf_free(ctx);
         ctx = next;
     }
+    if (obj->recycle_size && recycle_park(obj))
+        return;
     handle_unregister(obj);
     struct uwdf_object *parent = obj->parent;
     uwdf_free(obj);
@@ -460,14 +648,19 @@ void uwdf_object_delete(struct uwdf_object *obj)
      * child's handle and memory stay while its siblings go, so a timer's
      * callback that runs until its device is deleted can still use a lock
      * deleted before it. */
-    pthread_mutex_lock(&tree_lock);
-    struct uwdf_object *child = obj->first_child;
-    obj->first_child = NULL;
-    for (struct uwdf_object *c = child; c; c = c->next_sibling) {
-        uwdf_object_reference(c);
-        c->in_parent_list = false;
+    /* No child was ever linked, and none can be now: a create marks
+     * has_children before it reads the state this CAS changed. */
+    struct uwdf_object *child = NULL;
+    if (atomic_load(&obj->has_children)) {
+        pthread_mutex_lock(&tree_lock);
+        child = obj->first_child;
+        obj->first_child = NULL;
+        for (struct uwdf_object *c = child; c; c = c->next_sibling) {
+            uwdf_object_reference(c);
+            c->in_parent_list = false;
+        }
+        pthread_mutex_unlock(&tree_lock);
     }
-    pthread_mutex_unlock(&tree_lock);
     /* Out of the parent's list, the siblings' links no longer change. */
     for (struct uwdf_object *c = child; c; c = c->next_sibling)
         uwdf_object_delete(c);
@@ -484,11 +677,15 @@ void uwdf_object_delete(struct uwdf_object *obj)
         if (ctx->cleanup)
             ctx->cleanup(obj->handle);
 
-    pthread_mutex_lock(&tree_lock);
-    if (obj->in_parent_list)
-        tree_unlink(obj);
-    atomic_store(&obj->state, UWDF_OBJECT_DELETED);
-    pthread_mutex_unlock(&tree_lock);
+    if (obj->parent) {
+        pthread_mutex_lock(&tree_lock);
+        if (obj->in_parent_list)
+            tree_unlink(obj);
+        atomic_store(&obj->state, UWDF_OBJECT_DELETED);
+        pthread_mutex_unlock(&tree_lock);
+    } else {
+        atomic_store(&obj->state, UWDF_OBJECT_DELETED); /* in no parent's list */
+    }
     uwdf_object_release(obj);
 }
 

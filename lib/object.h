@@ -49,6 +49,7 @@ struct uwdf_context {
     PFN_WDF_OBJECT_CONTEXT_CLEANUP cleanup;
     PFN_WDF_OBJECT_CONTEXT_DESTROY destroy;
     bool inline_alloc; /* part of the object's own allocation */
+    size_t size;       /* of data */
     _Alignas(16) unsigned char data[];
 };
 
@@ -75,6 +76,11 @@ struct uwdf_object {
     /* The DDI that created it, for the verifier's report at driver unload
      * (NULL: the framework's own, never reported). */
     const char *created_by;
+    /* A child was ever linked (set before the create reads state). */
+    atomic_bool has_children;
+    /* Non-zero: the object's size; its memory is kept for the next one
+     * (uwdf_object_reuse) on the thread that destroys it. */
+    size_t recycle_size;
 };
 
 /* Attribute validation options for uwdf_object_create. */
@@ -90,6 +96,15 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
                             const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs,
                             struct uwdf_object *default_parent, unsigned attr_flags,
                             struct uwdf_object **out);
+/* Recycled objects: an object whose type sets recycle_size (its obj_size)
+ * leaves its memory, when it is destroyed on a thread, to the next one
+ * uwdf_object_reuse makes there (if it has no parent and no context but
+ * one inside its allocation). uwdf_object_reuse: an object as
+ * uwdf_object_create makes one with no parent, in such memory with the
+ * same size and context layout, with a new handle; NULL if there is none
+ * (create one). */
+struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type type,
+                                      const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs);
 void uwdf_object_reference(struct uwdf_object *obj);
 void uwdf_object_release(struct uwdf_object *obj);
 void uwdf_object_delete(struct uwdf_object *obj);

@@ -75,14 +75,20 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
 {
     struct uwdf_object *obj;
     size_t size = received ? sizeof(struct request_received_alloc) : sizeof(struct uwdf_request);
-    NTSTATUS status = uwdf_object_create(size, UWDF_OBJ_REQUEST, &request_ops, attrs, parent, 0, &obj);
-    if (!NT_SUCCESS(status))
-        return status;
+    /* A presented request: the memory of one completed on this thread
+     * before, if there is one (uwdf_request_delete_received). */
+    obj = received && !parent ? uwdf_object_reuse(size, UWDF_OBJ_REQUEST, &request_ops, attrs) : NULL;
+    if (!obj) {
+        NTSTATUS status = uwdf_object_create(size, UWDF_OBJ_REQUEST, &request_ops, attrs, parent, 0, &obj);
+        if (!NT_SUCCESS(status))
+            return status;
+    }
     struct uwdf_request *req = (struct uwdf_request *)obj;
     uwdf_list_init(&req->target_link);
     uwdf_list_init(&req->queue_link);
     uwdf_list_init(&req->packet_link);
     if (received) {
+        obj->recycle_size = size; /* see uwdf_object_reuse */
         struct request_received_alloc *a = uwdf_container_of(req, struct request_received_alloc, req);
         req->rx = &a->rx;
         request_send_init(req, &a->snd);

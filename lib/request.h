@@ -148,6 +148,7 @@ static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const 
 }
 /* A request for an incoming packet, with the device's request attributes. */
 NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out);
+
 /* Back to the just-created state (a reserved request between packets);
  * contexts are kept, as WDF keeps them. */
 void uwdf_request_reset(struct uwdf_request *req);
