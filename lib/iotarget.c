@@ -326,6 +326,13 @@ static NTSTATUS target_attach_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPE
     target_keep_open_params(t, params, path, false);
     t->lower = dev;
     __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
+    /* The thread that takes this lock most is the one that completes the
+     * I/O below the device and sends again from there: the engine thread
+     * of the device's own target, when that is open now (through a stack
+     * of devices, the one at the bottom). Fixed while t is open. */
+    struct uwdf_iotarget *below = dev->local_target;
+    __atomic_store_n(&t->lock_engine, below ? __atomic_load_n(&below->lock_engine, __ATOMIC_RELAXED) : NULL,
+                     __ATOMIC_RELAXED);
     t->fd = -1;
     t->is_block = t->is_stream = t->direct = t->write_through = false;
     t->access = FILE_READ_DATA | FILE_WRITE_DATA;
@@ -397,6 +404,7 @@ static void target_start_remote(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPEN_PAR
     uwdf_biased_lock_acquire(&t->lock);
     target_keep_open_params(t, params, name, false);
     __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
+    __atomic_store_n(&t->lock_engine, engine, __ATOMIC_RELAXED);
     t->fd = -1;
     t->remote = true;
     t->remote_read_only = read_only;
@@ -628,6 +636,7 @@ static NTSTATUS target_start_local(struct uwdf_iotarget *t, const struct uwdf_ba
         engine = uwdf_engine_attach(ops, &t->attach, t->fd, &err);
     }
     __atomic_store_n(&t->engine, engine, __ATOMIC_RELAXED); /* target_lock_hot reads it */
+    __atomic_store_n(&t->lock_engine, engine, __ATOMIC_RELAXED);
     if (!t->engine) {
         close(t->fd);
         t->fd = -1;
@@ -884,6 +893,7 @@ static void target_close_finish(struct uwdf_iotarget *t)
 
     uwdf_biased_lock_acquire(&t->lock);
     __atomic_store_n(&t->engine, NULL, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->lock_engine, NULL, __ATOMIC_RELAXED);
     t->lower = NULL;
     t->fd = -1;
     t->remote = false;

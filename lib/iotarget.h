@@ -83,6 +83,10 @@ struct uwdf_iotarget {
     /* The engine serving the target while it is open (target_lock_hot
      * reads it without the lock), and the target's file on it. */
     struct uwdf_engine *engine;
+    /* The engine whose thread takes the lock by its biased fast path
+     * (target_lock_hot): the target's own, or for a device target the
+     * engine below it (NULL: none). Read without the lock. */
+    struct uwdf_engine *lock_engine;
     struct uwdf_engine_attachment attach;
     struct uwdf_work close_work; /* a close finished on the worker (target_close) */
     LIST_ENTRY sent;

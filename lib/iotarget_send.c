@@ -52,7 +52,7 @@ enum target_lock_how { TARGET_LOCK_OTHER, TARGET_LOCK_OWNER_FAST, TARGET_LOCK_OW
 static inline enum target_lock_how target_lock_hot(struct uwdf_iotarget *t)
 {
     struct uwdf_engine *e = uwdf_tls_engine;
-    if (e && e == __atomic_load_n(&t->engine, __ATOMIC_RELAXED))
+    if (e && e == __atomic_load_n(&t->lock_engine, __ATOMIC_RELAXED))
         return uwdf_biased_lock_owner_acquire(&t->lock) ? TARGET_LOCK_OWNER_FAST
                                                         : TARGET_LOCK_OWNER_SLOW;
     uwdf_biased_lock_acquire(&t->lock);
