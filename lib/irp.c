@@ -12,6 +12,8 @@
 #include "queue.h"
 #include "request.h"
 
+#include <sched.h>
+
 static PIO_STACK_LOCATION irp_stack_base(PIRP irp)
 {
     return (PIO_STACK_LOCATION)(irp + 1);
@@ -72,12 +74,15 @@ VOID IoFreeIrp(PIRP Irp)
 }
 
 /* ---- cancellation ----
- * One framework cancel lock, as the I/O manager's; a queue's lock may be
- * held around it, never the other way. An armed IRP keeps in its
- * DriverContext what the framework dispatches on: [2] the kind, [3] the
- * owner, and [1] the queue a packet waits on for a reserved request. */
-
-static pthread_mutex_t cancel_lock = PTHREAD_MUTEX_INITIALIZER;
+ * No lock: the IRP's CancelRoutine is the one word arming, clearing and
+ * claiming agree on, as IoSetCancelRoutine's interlocked exchange is on
+ * Windows. It is NULL (not armed), irp_cancel_marker (armed) or, for the
+ * moment a cancel takes the owner's reference, irp_cancel_claiming. An armed
+ * IRP keeps in its DriverContext what the framework dispatches on: [2] the
+ * kind, [3] the owner, and [1] the queue a packet waits on for a reserved
+ * request. Arming writes the routine, then reads Cancel; a cancel writes
+ * Cancel, then reads the routine (both sequentially consistent), so one of
+ * the two sees the other. A queue's lock may be held around any of these. */
 
 /* Marks an armed IRP; the framework dispatches on the kind it stored. */
 static VOID irp_cancel_marker(PDEVICE_OBJECT DeviceObject, PIRP Irp)
@@ -87,44 +92,89 @@ static VOID irp_cancel_marker(PDEVICE_OBJECT DeviceObject, PIRP Irp)
                   "the framework's IRP cancel routine was called directly");
 }
 
+/* Marks an IRP whose cancel is taking its owner's reference, or whose
+ * arming is writing the dispatch fields. */
+static VOID irp_cancel_claiming(PDEVICE_OBJECT DeviceObject, PIRP Irp)
+{
+    irp_cancel_marker(DeviceObject, Irp);
+}
+
+static inline PDRIVER_CANCEL irp_routine(PIRP irp)
+{
+    return __atomic_load_n(&irp->CancelRoutine, __ATOMIC_SEQ_CST);
+}
+
+/* A cancel is between taking the routine and its owner's reference (a few
+ * instructions, unless its thread was preempted there): wait for it. */
+static void irp_wait_claim(PIRP irp)
+{
+    for (unsigned spins = 0; irp_routine(irp) == irp_cancel_claiming; spins++) {
+        if (spins >= 64)
+            sched_yield();
+#if defined(__x86_64__) || defined(__i386__)
+        else
+            __builtin_ia32_pause();
+#endif
+    }
+}
+
 bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner)
 {
-    pthread_mutex_lock(&cancel_lock);
-    if (irp->Cancel) {
-        pthread_mutex_unlock(&cancel_lock);
+    if (uwdf_irp_cancelled(irp))
         return false;
+    /* The routine word as a writer's lock while the dispatch fields change
+     * (a cancel of an earlier arming may still be reading them). */
+    for (;;) {
+        PDRIVER_CANCEL cur = irp_routine(irp);
+        if (cur == irp_cancel_claiming)
+            irp_wait_claim(irp);
+        else if (__atomic_compare_exchange_n(&irp->CancelRoutine, &cur, irp_cancel_claiming, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            break;
     }
     irp->Tail.Overlay.DriverContext[2] = (PVOID)(uintptr_t)kind;
     irp->Tail.Overlay.DriverContext[3] = owner;
-    irp->CancelRoutine = irp_cancel_marker;
-    pthread_mutex_unlock(&cancel_lock);
-    return true;
+    __atomic_store_n(&irp->CancelRoutine, irp_cancel_marker, __ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&irp->Cancel, __ATOMIC_SEQ_CST))
+        return true;
+    /* Cancelled meanwhile: take the routine back, unless the cancel took
+     * it (then it runs the routine, as if it came just after). */
+    PDRIVER_CANCEL armed = irp_cancel_marker;
+    return !__atomic_compare_exchange_n(&irp->CancelRoutine, &armed, NULL, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST);
 }
 
 bool uwdf_irp_clear_cancel(PIRP irp)
 {
-    pthread_mutex_lock(&cancel_lock);
-    bool had = irp->CancelRoutine != NULL;
-    irp->CancelRoutine = NULL;
-    pthread_mutex_unlock(&cancel_lock);
-    return had;
+    PDRIVER_CANCEL armed = irp_cancel_marker;
+    if (__atomic_compare_exchange_n(&irp->CancelRoutine, &armed, NULL, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        return true;
+    /* Not armed, or a cancel took it: once that cancel holds its reference
+     * on the owner, the owner may go on (and be completed). */
+    irp_wait_claim(irp);
+    return false;
 }
 
 struct uwdf_irp_cancel_claim uwdf_irp_cancel_take(PIRP irp)
 {
     struct uwdf_irp_cancel_claim c = { 0, NULL, NULL };
-    pthread_mutex_lock(&cancel_lock);
-    __atomic_store_n(&irp->Cancel, TRUE, __ATOMIC_RELEASE); /* read without the lock too */
-    if (irp->CancelRoutine) {
-        c.kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
-        c.owner = irp->Tail.Overlay.DriverContext[3];
-        c.q = irp->Tail.Overlay.DriverContext[1];
-        /* The owner stays allocated while its cancel runs, whatever else
-         * completes it meanwhile. */
-        uwdf_object_reference(&c.owner->obj);
+    __atomic_store_n(&irp->Cancel, TRUE, __ATOMIC_SEQ_CST); /* read without a lock */
+    for (;;) {
+        PDRIVER_CANCEL armed = irp_cancel_marker;
+        if (__atomic_compare_exchange_n(&irp->CancelRoutine, &armed, irp_cancel_claiming, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            break;
+        if (armed != irp_cancel_claiming)
+            return c; /* not armed: nothing to run */
+        irp_wait_claim(irp); /* another cancel of it: it gets the routine */
     }
-    irp->CancelRoutine = NULL;
-    pthread_mutex_unlock(&cancel_lock);
+    c.kind = (enum uwdf_cancel_kind)(uintptr_t)irp->Tail.Overlay.DriverContext[2];
+    c.owner = irp->Tail.Overlay.DriverContext[3];
+    c.q = irp->Tail.Overlay.DriverContext[1];
+    /* The owner stays allocated while its cancel runs, whatever else
+     * completes it meanwhile (a clear waits for this reference). */
+    uwdf_object_reference(&c.owner->obj);
+    __atomic_store_n(&irp->CancelRoutine, NULL, __ATOMIC_SEQ_CST);
     return c;
 }
 

@@ -15,7 +15,7 @@ enum uwdf_cancel_kind {
     UWDF_CANCEL_SENT,         /* a received request forwarded to a target */
     UWDF_CANCEL_FP_WAIT,      /* a packet waiting for a reserved request */
 };
-/* IoSetCancelRoutine/IoCancelIrp with one framework cancel lock. set
+/* IoSetCancelRoutine/IoCancelIrp, lock-free (lib/irp.c). set
  * returns false if the IRP is already cancelled; clear returns false if a
  * cancel took the routine (the canceller now owns the outcome). */
 bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_request *owner);
