@@ -394,22 +394,43 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
 /* ---- recycled objects ----
  * A kind of object made and deleted once per I/O (a request a queue
  * presents) leaves its memory to the next one of its kind made on the same
- * thread: a small cache per thread and type, taken and filled with no lock
+ * thread: a small cache per thread, type and size, taken and filled with no lock
  * and no allocation. A parked object's handle is dead (its slot stays with
  * the memory, with the generation moved on, so a stale handle is caught as
  * after a free); parked objects do not count as live, and each reuse
  * counts as a new object made. A thread's cache goes when the thread
  * ends. */
-#define RECYCLE_MAX 128
+#define RECYCLE_MAX 128  /* objects of one size class on one thread */
+#define RECYCLE_CLASSES 4 /* sizes (request context layouts) per type */
+
+struct recycle_class {
+    struct uwdf_object *head; /* linked through next_sibling */
+    size_t size;              /* the allocation size parked here (0: unused) */
+    unsigned n;
+};
 
 struct recycle_cache {
-    struct uwdf_object *head[UWDF_OBJ_TYPE_COUNT]; /* linked through next_sibling */
-    size_t size[UWDF_OBJ_TYPE_COUNT];               /* the allocation size parked there */
+    struct recycle_class cls[UWDF_OBJ_TYPE_COUNT][RECYCLE_CLASSES];
     /* written by the cache's thread only, read by the counts (handle_lock) */
     atomic_uint parked[UWDF_OBJ_TYPE_COUNT];
     atomic_ullong reused[UWDF_OBJ_TYPE_COUNT];
     struct recycle_cache *next, *prev; /* every thread's, under handle_lock */
 };
+
+/* The class of type t for objects of size bytes; with make, an unused one
+ * if there is none yet. NULL: none. */
+static struct recycle_class *recycle_class_of(struct recycle_cache *c, uint32_t t, size_t size, bool make)
+{
+    struct recycle_class *unused = NULL;
+    for (int i = 0; i < RECYCLE_CLASSES; i++) {
+        struct recycle_class *k = &c->cls[t][i];
+        if (k->size == size)
+            return k;
+        if (!unused && k->n == 0)
+            unused = k;
+    }
+    return make ? unused : NULL;
+}
 
 static __thread struct recycle_cache *tls_recycle;
 static struct recycle_cache recycle_all = { .next = &recycle_all, .prev = &recycle_all };
@@ -433,11 +454,12 @@ static void recycle_thread_end(void *arg)
     struct recycle_cache *c = arg;
     pthread_mutex_lock(&handle_lock);
     for (uint32_t t = 0; t < UWDF_OBJ_TYPE_COUNT; t++) {
-        for (struct uwdf_object *o = c->head[t], *next; o; o = next) {
-            next = o->next_sibling;
-            handle_release_parked_locked(o);
-            uwdf_free(o);
-        }
+        for (int i = 0; i < RECYCLE_CLASSES; i++)
+            for (struct uwdf_object *o = c->cls[t][i].head, *next; o; o = next) {
+                next = o->next_sibling;
+                handle_release_parked_locked(o);
+                uwdf_free(o);
+            }
         type_created[t] += atomic_load(&c->reused[t]);
     }
     c->prev->next = c->next;
@@ -504,8 +526,8 @@ static bool recycle_park(struct uwdf_object *obj)
         return false;
     size_t total = ctx ? (size_t)((char *)ctx - (char *)obj) + sizeof(*ctx) + ctx->size : align16(obj->recycle_size);
     struct recycle_cache *c = recycle_cache();
-    if (!c || atomic_load_explicit(&c->parked[t], memory_order_relaxed) >= RECYCLE_MAX ||
-        (c->head[t] && c->size[t] != total))
+    struct recycle_class *k = c ? recycle_class_of(c, t, total, true) : NULL;
+    if (!k || k->n >= RECYCLE_MAX)
         return false;
     /* The handle dies: no object, a new generation (the slot is this
      * memory's alone while it is parked). */
@@ -513,9 +535,10 @@ static bool recycle_park(struct uwdf_object *obj)
     struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
     atomic_store_explicit(&slot->obj, NULL, memory_order_release);
     atomic_store(&slot->gen, (atomic_load(&slot->gen) + 1) & GEN_MASK);
-    obj->next_sibling = c->head[t];
-    c->head[t] = obj;
-    c->size[t] = total;
+    obj->next_sibling = k->head;
+    k->head = obj;
+    k->size = total;
+    k->n++;
     recycle_count_parked(c, t, 1);
     return true;
 }
@@ -524,14 +547,17 @@ struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type typ
                                       const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs)
 {
     struct recycle_cache *c = tls_recycle;
-    if (!c || !c->head[type] || (attrs && (attrs->ParentObject || !NT_SUCCESS(uwdf_attributes_validate(attrs, 0)))))
+    if (!c || (attrs && (attrs->ParentObject || !NT_SUCCESS(uwdf_attributes_validate(attrs, 0)))))
         return NULL;
     bool want_ctx;
     size_t ctx_off, ctx_bytes;
-    if (object_layout(obj_size, attrs, &want_ctx, &ctx_off, &ctx_bytes) != c->size[type])
+    struct recycle_class *k =
+        recycle_class_of(c, type, object_layout(obj_size, attrs, &want_ctx, &ctx_off, &ctx_bytes), false);
+    if (!k || !k->head)
         return NULL;
-    struct uwdf_object *obj = c->head[type];
-    c->head[type] = obj->next_sibling;
+    struct uwdf_object *obj = k->head;
+    k->head = obj->next_sibling;
+    k->n--;
     recycle_count_parked(c, type, -1);
     atomic_store_explicit(&c->reused[type], atomic_load_explicit(&c->reused[type], memory_order_relaxed) + 1,
                           memory_order_relaxed);

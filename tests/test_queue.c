@@ -1817,6 +1817,91 @@ START_TEST(request_attributes)
 }
 END_TEST
 
+/* ---- a presented request's memory, reused ---- */
+
+static WDFREQUEST rc_seen[2];
+static atomic_int rc_n, rc_destroys;
+
+static VOID rc_destroy(WDFOBJECT o)
+{
+    (void)o;
+    atomic_fetch_add(&rc_destroys, 1);
+}
+
+static VOID rc_default(WDFQUEUE q, WDFREQUEST req)
+{
+    int n = atomic_fetch_add(&rc_n, 1);
+    if (n < 2)
+        rc_seen[n] = req;
+    rq_default(q, req);
+}
+
+static ULONGLONG rc_count(bool live)
+{
+    UWDF_OBJECT_COUNT c;
+    ck_assert_status(UwdfQueryObjectCount("WDFREQUEST", &c), STATUS_SUCCESS);
+    return live ? c.Live : c.Created;
+}
+
+/* Two requests, one after the other from this thread, to a device that
+ * completes each at once: the second one the queue presents lives in the
+ * memory of the first (the same handle slot, a new generation), with a
+ * fresh context; the first one's handle stays dead; the first one is
+ * counted as gone and the second as made; the callbacks ran once each.
+ * With and without request attributes (a context, or none). */
+START_TEST(presented_request_memory_comes_back_with_a_new_handle)
+{
+    for (int attrs = 0; attrs < 2; attrs++) {
+        struct tu_env e;
+        tu_env_init_backend(&e, _i);
+        atomic_store(&rq_cleanups, 0);
+        atomic_store(&rq_fresh, 0);
+        atomic_store(&rc_n, 0);
+        atomic_store(&rc_destroys, 0);
+        WDF_OBJECT_ATTRIBUTES ra;
+        WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
+        ra.EvtCleanupCallback = rq_cleanup;
+        ra.EvtDestroyCallback = rc_destroy;
+        WDFDEVICE dev;
+        ck_assert_status(tu_device_create(e.driver, "\\Device\\uwdfRecycle", WdfDeviceIoBuffered,
+                                          WDF_NO_OBJECT_ATTRIBUTES, attrs ? &ra : NULL, &dev),
+                         STATUS_SUCCESS);
+        WDF_IO_QUEUE_CONFIG c;
+        WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+        c.EvtIoDefault = rc_default;
+        ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+        WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRecycle");
+        struct io io[2];
+        ULONGLONG live0 = rc_count(true), made0 = rc_count(false);
+        for (int i = 0; i < 2; i++) {
+            io_start(&io[i], t, WdfRequestTypeRead, 512, 0);
+            io_expect(&io[i], STATUS_SUCCESS, 1);
+        }
+        ck_assert_int_eq(tu_load(&rc_n), 2);
+        uintptr_t mask = ((uintptr_t)1 << 24) - 1; /* a handle's slot index (lib/object.h) */
+        ck_assert_ptr_ne(rc_seen[0], rc_seen[1]);
+        ck_assert_uint_eq((uintptr_t)rc_seen[0] & mask, (uintptr_t)rc_seen[1] & mask);
+        ck_assert_uint_ne(WdfRequestGetStatus(rc_seen[0]), STATUS_SUCCESS);
+        tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "InvalidReqAccess");
+        WdfObjectReference(rc_seen[1]);
+        tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, "not a live");
+        /* Both gone (the memory parked is not a live object), both made,
+         * beside the application's own two. */
+        ck_assert_uint_eq(rc_count(true), live0 + 2);
+        ck_assert_uint_eq(rc_count(false), made0 + 4);
+        if (attrs) {
+            ck_assert_int_eq(tu_load(&rq_fresh), 2);
+            ck_assert_int_eq(tu_load(&rq_cleanups), 2);
+            ck_assert_int_eq(tu_load(&rc_destroys), 2);
+        }
+        for (int i = 0; i < 2; i++)
+            io_fini(&io[i]);
+        ck_assert_uint_eq(rc_count(true), live0);
+        tu_env_fini(&e);
+    }
+}
+END_TEST
+
 /* ---- misuse, deletion and closing with requests in the driver ---- */
 
 START_TEST(completion_misuse)
@@ -2596,6 +2681,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, routing, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, zero_length, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, request_attributes, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, presented_request_memory_comes_back_with_a_new_handle, 0, TU_BACKENDS);
     tc = tu_tcase(s, "retrieval", 30);
     tcase_add_loop_test(tc, retrieval, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, retrieval_out_of_memory, 0, TU_BACKENDS);
