@@ -1902,6 +1902,57 @@ START_TEST(presented_request_memory_comes_back_with_a_new_handle)
 }
 END_TEST
 
+/* ---- a request whose IRP was cancelled on its way ---- */
+
+static atomic_int cx_presented;
+
+static VOID cx_read(WDFQUEUE q, WDFREQUEST req, size_t len)
+{
+    (void)q;
+    (void)len;
+    atomic_fetch_add(&cx_presented, 1);
+    WdfRequestComplete(req, STATUS_SUCCESS);
+}
+
+/* The sender cancels while the filter above holds the request; the filter
+ * then forwards it to a device whose queue is empty and would take it at
+ * once: the queue does not present it, it completes it cancelled (WDF's
+ * cancel of a request that arrives cancelled), and the sender sees that. */
+START_TEST(a_request_cancelled_on_its_way_is_not_presented_below)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    rx_reset();
+    atomic_store(&cx_presented, 0);
+    tu_named_device(e.driver, "\\Device\\uwdfCxBelow", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchParallel,
+                    cx_read, NULL);
+    WDFDEVICE above = make_named_device(e.driver, "\\Device\\uwdfCxAbove", WdfDeviceIoBuffered);
+    rx_queue(above, WdfIoQueueDispatchParallel, true, 0);
+    tu_open_by_name(tu_forwarder_of(above)->lower, "\\Device\\uwdfCxBelow", 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfCxAbove");
+    struct io io;
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    WDFREQUEST r = rx_take(0);
+    WdfRequestCancelSentRequest(io.req);
+    ck_assert(WdfRequestIsCanceled(r));
+    atomic_fetch_sub(&R.owned, 1);
+    tu_forward(r, tu_forwarder_of(above)->lower, NULL);
+    io_expect(&io, STATUS_CANCELLED, 0);
+    ck_assert_int_eq(tu_load(&cx_presented), 0);
+    /* A request that is not cancelled goes through the same way. */
+    struct io io2;
+    io_start(&io2, t, WdfRequestTypeRead, 512, 0);
+    r = rx_take(0);
+    atomic_fetch_sub(&R.owned, 1);
+    tu_forward(r, tu_forwarder_of(above)->lower, NULL);
+    io_expect(&io2, STATUS_SUCCESS, 0);
+    ck_assert_int_eq(tu_load(&cx_presented), 1);
+    io_fini(&io);
+    io_fini(&io2);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- misuse, deletion and closing with requests in the driver ---- */
 
 START_TEST(completion_misuse)
@@ -2697,6 +2748,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, stop_and_purge, 0, TU_BACKENDS);
     tc = tu_tcase(s, "cancel", 30);
     tcase_add_loop_test(tc, cancel_on_queue, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, a_request_cancelled_on_its_way_is_not_presented_below, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, forward_to_queue, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, cancelable, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, cancelable_timeout, 0, TU_BACKENDS);
