@@ -647,8 +647,16 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget
         uwdf_request_release_format(r);
         return st;
     }
-    uwdf_queue_check_state(q);
-    queue_dispatch(q);
+    /* The stop or drain it may have ended, and the next request it made
+     * room for: one hold of the lock for both. */
+    WDFCONTEXT ctx = NULL;
+    pthread_mutex_lock(&q->lock);
+    PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
+    bool more = queue_can_present_locked(q);
+    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_run_state_cb(q, cb, ctx);
+    if (more)
+        queue_dispatch(q);
     return STATUS_SUCCESS;
 }
 
