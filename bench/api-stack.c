@@ -18,10 +18,21 @@ static VOID stack_forward(WDFQUEUE Queue, WDFREQUEST Request)
     tu_forward(Request, WdfDeviceGetIoTarget(WdfIoQueueGetDevice(Queue)), NULL);
 }
 
+/* --stack_forget: the same forward sent and forgotten, as a filter that
+ * needs nothing back does: no format, no completion routine; the framework
+ * completes the request when the target does. */
+static VOID stack_forward_forget(WDFQUEUE Queue, WDFREQUEST Request)
+{
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET);
+    if (!WdfRequestSend(Request, WdfDeviceGetIoTarget(WdfIoQueueGetDevice(Queue)), &o))
+        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+}
+
 /* One filter device whose target is opened on below (the file, or the
  * device under it); its NT name in *name (the run's pool), its target in
  * *target. */
-static NTSTATUS stack_filter_create(struct bench_run *run, const char *below, bool write, bool direct,
+static NTSTATUS stack_filter_create(struct bench_run *run, const char *below, bool write, bool direct, bool forget,
                                     const char **name, WDFIOTARGET *target)
 {
     char buf[64];
@@ -35,7 +46,7 @@ static NTSTATUS stack_filter_create(struct bench_run *run, const char *below, bo
     }
     WDF_IO_QUEUE_CONFIG qc;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&qc, WdfIoQueueDispatchParallel);
-    qc.EvtIoDefault = stack_forward;
+    qc.EvtIoDefault = forget ? stack_forward_forget : stack_forward;
     st = WdfIoQueueCreate(dev, &qc, WDF_NO_OBJECT_ATTRIBUTES, NULL);
     if (NT_SUCCESS(st))
         st = target_open_by_name(WdfDeviceGetIoTarget(dev), below, write, direct);
@@ -57,7 +68,7 @@ static NTSTATUS stack_filters_create(struct job *j, const char *path, bool write
     const char *below = path;
     for (unsigned i = 0; i < j->o.stack_layers; i++) {
         WDFIOTARGET t;
-        NTSTATUS st = stack_filter_create(j->run, below, write, direct, &below, &t);
+        NTSTATUS st = stack_filter_create(j->run, below, write, direct, j->o.stack_forget, &below, &t);
         if (!NT_SUCCESS(st))
             return st; /* the devices made so far go with the run's driver */
         if (i == 0)

@@ -300,6 +300,9 @@ const struct opt_def job_options[] = {
       .help = "uwdf: WdfRequestSend with a completion routine (async, default), WdfIoTargetSend*Synchronously (sync, QD1 per thread), Filter Manager callback data with FltPerformAsynchronousIo (flt, see FILTER MANAGER), or async through an in-process filter device's queue (stack, see DEVICE STACK)" },
     { .name = "stack_layers", JOB_UINT(stack_layers, 1, 64), .arg = "n", .def = "1",
       .help = "uwdf: with --api=stack, this many pass-through filter devices stacked over each file (default 1)" },
+    { .name = "stack_forget", JOB_BOOL(stack_forget), .arg = "0|1", .def = "0",
+      .help = "uwdf: with --api=stack, the filters forward with WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET (1) instead of "
+              "a format and a completion routine (0, default)" },
     { .name = "reuse", JOB_BOOL(reuse), .arg = "0|1",
       .help = "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
     { .name = "request_timeout", .kind = OPT_TIME, JOB_FIELD(request_timeout_ns), .unit_ns = NS_PER_MS,

@@ -75,6 +75,7 @@ struct job_opts {
     bool verify_fatal;
     enum api_mode api;
     unsigned stack_layers; /* --api=stack: filter devices stacked over each file */
+    bool stack_forget;     /* --api=stack: the filters send and forget */
     bool reuse;
     uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
