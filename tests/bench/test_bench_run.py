@@ -3,6 +3,8 @@
 
 - every --api (async, sync, flt, and stack when this build has it) on every
   engine (io_uring, libaio, null), on a file, and on a loop device when root;
+- --api=stack through 1, 2 and 4 filters, forwarding or sending and
+  forgetting, writes and verified reads;
 - --verify=crc32c: a block corrupted behind uwdf's back fails the read-verify
   run (exit 1, the offset named), --verify_fatal stops at the first;
 - no --filename: the file is made in the current directory and removed after
@@ -96,6 +98,34 @@ def request_options_on_each_api():
                 if flushes:
                     check(ios == 64, f"{extra}: {ios} I/Os, not --number_ios")
                     check(j["sync"]["total_ios"] > 0, f"{extra}: no flush")
+
+
+def stacked_filters_carry_the_data():
+    """--api=stack with 1, 2 and 4 filter layers (--stack_layers), each
+    forwarding with a completion routine or sent and forgotten
+    (--stack_forget): a write pass with crc32c headers, then a random read
+    pass that verifies every block, end without an error on the engines
+    that move data; the null engine runs the same stacks."""
+    if "stack" not in apis():
+        raise Skip("no --api=stack in this build")
+    with bl.TempDir() as d:
+        target = os.path.join(d, "stack.dat")
+        for layers in (1, 2, 4):
+            for forget in (0, 1):
+                for engine in ENGINES:
+                    label = f"--stack_layers={layers} --stack_forget={forget} --ioengine={engine}"
+                    common = [f"--filename={target}", f"--size={SIZE}", f"--bs={BS}", "--iodepth=8", "--api=stack",
+                              f"--stack_layers={layers}", f"--stack_forget={forget}", f"--ioengine={engine}"]
+                    # (a write pass with --verify reads its blocks back too)
+                    passes = [(["--name=w", "--rw=write"], "write"), (["--name=r", "--rw=randread"], "read")]
+                    for p, ddir in passes:
+                        extra = [] if engine == "null" else ["--verify=crc32c", "--verify_fatal=1"]
+                        rep = bl.run_json(p + common + extra, cwd=d)
+                        j = one_job(rep)
+                        ios = j[ddir]["total_ios"]
+                        check(j["error"] == 0, f"{label} {p}: error {j['error']}")
+                        check(ios == NBLOCKS, f"{label} {p}: {ios} {ddir}s over a {NBLOCKS}-block region")
+                        check(j["uwdf"]["backend"] == engine, f"{label}: backend {j['uwdf']['backend']}")
 
 
 def loop_device_direct():
@@ -417,6 +447,7 @@ if __name__ == "__main__":
     bl.main([
         ("every_api_on_every_engine", every_api_on_every_engine),
         ("request_options_on_each_api", request_options_on_each_api),
+        ("stacked_filters_carry_the_data", stacked_filters_carry_the_data),
         ("loop_device_direct", loop_device_direct),
         ("many_files_each_service_type", many_files_each_service_type),
         ("job_cpu_counts_a_shared_thread_once", job_cpu_counts_a_shared_thread_once),
