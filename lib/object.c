@@ -44,6 +44,25 @@ static atomic_ullong counted_created[UWDF_COUNTED_MAX];
 
 static pthread_mutex_t tree_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* The slot index of obj's handle. */
+static uint32_t handle_index(const struct uwdf_object *obj)
+{
+    return (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
+}
+
+/* obj takes slot index with the slot's next generation: the generation
+ * first, then the object, so a lookup by an older handle never matches. */
+static void handle_slot_take(struct uwdf_object *obj, uint32_t index)
+{
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
+    unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
+    if (gen == 0)
+        gen = 1;
+    atomic_store(&slot->gen, gen);
+    atomic_store_explicit(&slot->obj, obj, memory_order_release);
+    obj->handle = (WDFOBJECT)(uintptr_t)((gen << INDEX_BITS) | index);
+}
+
 static bool handle_register(struct uwdf_object *obj)
 {
     uint32_t index;
@@ -68,24 +87,18 @@ static bool handle_register(struct uwdf_object *obj)
         }
         handle_next_index++;
     }
-    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
-    unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
-    if (gen == 0)
-        gen = 1;
-    atomic_store(&slot->gen, gen);
-    atomic_store_explicit(&slot->obj, obj, memory_order_release);
+    handle_slot_take(obj, index);
     if (obj->type < UWDF_OBJ_TYPE_COUNT) {
         type_live[obj->type]++;
         type_created[obj->type]++;
     }
     pthread_mutex_unlock(&handle_lock);
-    obj->handle = (WDFOBJECT)(uintptr_t)((gen << INDEX_BITS) | index);
     return true;
 }
 
 static void handle_unregister(struct uwdf_object *obj)
 {
-    uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
+    uint32_t index = handle_index(obj);
     pthread_mutex_lock(&handle_lock);
     struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
     atomic_store(&slot->obj, NULL);
@@ -394,12 +407,12 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
 /* ---- recycled objects ----
  * A kind of object made and deleted once per I/O (a request a queue
  * presents) leaves its memory to the next one of its kind made on the same
- * thread: a small cache per thread, type and size, taken and filled with no lock
- * and no allocation. A parked object's handle is dead (its slot stays with
- * the memory, with the generation moved on, so a stale handle is caught as
- * after a free); parked objects do not count as live, and each reuse
- * counts as a new object made. A thread's cache goes when the thread
- * ends. */
+ * thread: a small cache per thread, type and size, taken and filled with
+ * no lock and no allocation. A parked object's handle is dead (its slot
+ * stays with the memory, with the generation moved on, so a stale handle
+ * is caught as after a free); parked objects do not count as live, and
+ * each reuse counts as a new object made. A thread's cache goes when the
+ * thread ends. */
 #define RECYCLE_MAX 128  /* objects of one size class on one thread */
 #define RECYCLE_CLASSES 4 /* sizes (request context layouts) per type */
 
@@ -441,7 +454,7 @@ static bool recycle_usable;
 /* The slot of a parked object goes back to the free list (handle_lock held). */
 static void handle_release_parked_locked(struct uwdf_object *obj)
 {
-    uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
+    uint32_t index = handle_index(obj);
     struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
     slot->next_free = handle_free_head;
     handle_free_head = index;
@@ -531,8 +544,7 @@ static bool recycle_park(struct uwdf_object *obj)
         return false;
     /* The handle dies: no object, a new generation (the slot is this
      * memory's alone while it is parked). */
-    uint32_t index = (uint32_t)((uintptr_t)obj->handle & ((1u << INDEX_BITS) - 1));
-    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
+    struct uwdf_handle_slot *slot = uwdf_handle_slot(handle_index(obj));
     atomic_store_explicit(&slot->obj, NULL, memory_order_release);
     atomic_store(&slot->gen, (atomic_load(&slot->gen) + 1) & GEN_MASK);
     obj->next_sibling = k->head;
@@ -561,19 +573,10 @@ struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type typ
     recycle_count_parked(c, type, -1);
     atomic_store_explicit(&c->reused[type], atomic_load_explicit(&c->reused[type], memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    WDFOBJECT old = obj->handle;
+    uint32_t index = handle_index(obj);
     object_init(obj, obj_size, type, ops, attrs, want_ctx, ctx_off, ctx_bytes);
     obj->recycle_size = obj_size;
-    /* A new handle on the same slot: the generation first, then the
-     * object, so a lookup by the old handle never matches. */
-    uint32_t index = (uint32_t)((uintptr_t)old & ((1u << INDEX_BITS) - 1));
-    struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
-    unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
-    if (gen == 0)
-        gen = 1;
-    atomic_store(&slot->gen, gen);
-    atomic_store_explicit(&slot->obj, obj, memory_order_release);
-    obj->handle = (WDFOBJECT)(uintptr_t)((gen << INDEX_BITS) | index);
+    handle_slot_take(obj, index); /* a new handle on the same slot */
     return obj;
 }
 

@@ -3,12 +3,13 @@
  * the sender's, one stack location down, as IoCallDriver passes it), wait
  * on a queue, are presented to the driver, and complete back up to the
  * sender. (The DDIs of a presented request and its buffers:
- * lib/request_received.c; reserved requests: lib/forward_progress.c; the
- * IRP cancel lock and its dispatch to the cancel routines: lib/irp.c.)
+ * lib/request_received.c; reserved requests: lib/forward_progress.c; an
+ * IRP's cancel routine and its dispatch to the cancel routines: lib/irp.c.)
  *
  * Locks: queue->lock guards the queue's lists, every received request's
- * qstate/queue link and its forward-progress pool; the cancel lock is taken
- * inside it, never around it. No lock is held across a driver callback. */
+ * qstate/queue link and its forward-progress pool; an IRP's cancel routine
+ * (no lock of its own) may be armed, cleared and claimed under it. No lock
+ * is held across a driver callback. */
 #include "runtime.h"
 #include "device.h"
 #include "iotarget.h"
@@ -557,7 +558,7 @@ void uwdf_queue_complete_locked(struct uwdf_request *r, NTSTATUS status, ULONG_P
     bool more = false;
 
     if (r->cancelable) {
-        uwdf_irp_clear_cancel(irp); /* the cancel lock inside the queue's */
+        uwdf_irp_clear_cancel(irp);
         r->cancelable = false;
     }
     if (q) {

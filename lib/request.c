@@ -76,7 +76,7 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
     struct uwdf_object *obj;
     size_t size = received ? sizeof(struct request_received_alloc) : sizeof(struct uwdf_request);
     /* A presented request: the memory of one completed on this thread
-     * before, if there is one (uwdf_request_delete_received). */
+     * before, if there is one (lib/object.c, recycled objects). */
     obj = received && !parent ? uwdf_object_reuse(size, UWDF_OBJ_REQUEST, &request_ops, attrs) : NULL;
     if (!obj) {
         NTSTATUS status = uwdf_object_create(size, UWDF_OBJ_REQUEST, &request_ops, attrs, parent, 0, &obj);
