@@ -28,7 +28,7 @@ VOID WdfDeviceInitSetIoInCallerContextCallback(PWDFDEVICE_INIT DeviceInit,
 NTSTATUS uwdf_request_present_direct(struct uwdf_device *dev, struct uwdf_request *sender, struct uwdf_request **out)
 {
     struct uwdf_request *r;
-    NTSTATUS st = uwdf_request_create_received(dev, &r);
+    NTSTATUS st = uwdf_request_create_received(dev, false, &r);
     if (!NT_SUCCESS(st))
         return st;
     st = uwdf_request_receive_setup(dev, r, sender);

@@ -70,7 +70,7 @@ NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FOR
     st = fp->all && fp->free ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
     for (unsigned i = 0; i < n && NT_SUCCESS(st); i++) {
         struct uwdf_request *r;
-        st = uwdf_request_create_received(q->device, &r);
+        st = uwdf_request_create_received(q->device, true, &r);
         if (!NT_SUCCESS(st))
             break;
         r->reserved = true;

@@ -413,7 +413,7 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
  * is caught as after a free); parked objects do not count as live, and
  * each reuse counts as a new object made. A thread's cache goes when the
  * thread ends. */
-#define RECYCLE_MAX 128  /* objects of one size class on one thread */
+#define RECYCLE_MAX 16   /* objects of one size class on one thread */
 #define RECYCLE_CLASSES 4 /* sizes (request context layouts) per type */
 
 struct recycle_class {

@@ -247,7 +247,7 @@ static void pass_down(struct uwdf_device *dev, struct uwdf_request *sender)
         return;
     }
     struct uwdf_request *r;
-    NTSTATUS st = uwdf_request_create_received(dev, &r);
+    NTSTATUS st = uwdf_request_create_received(dev, false, &r);
     if (NT_SUCCESS(st)) {
         st = uwdf_request_receive_setup(dev, r, sender);
         if (!NT_SUCCESS(st)) {

@@ -453,7 +453,7 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
     NTSTATUS st = STATUS_INSUFFICIENT_RESOURCES;
     bool injected = q->fp && uwdf_fp_inject_failure();
     if (!injected) {
-        st = uwdf_request_create_received(dev, &r);
+        st = uwdf_request_create_received(dev, q->fp != NULL, &r);
         if (NT_SUCCESS(st)) {
             st = uwdf_request_receive_setup(dev, r, sender);
             if (NT_SUCCESS(st) && q->fp)

@@ -71,13 +71,13 @@ static void request_send_init(struct uwdf_request *req, struct uwdf_request_send
 }
 
 static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *parent, bool received,
-                              struct uwdf_request **out)
+                              bool reuse, struct uwdf_request **out)
 {
     struct uwdf_object *obj;
     size_t size = received ? sizeof(struct request_received_alloc) : sizeof(struct uwdf_request);
     /* A presented request: the memory of one completed on this thread
      * before, if there is one (lib/object.c, recycled objects). */
-    obj = received && !parent ? uwdf_object_reuse(size, UWDF_OBJ_REQUEST, &request_ops, attrs) : NULL;
+    obj = reuse ? uwdf_object_reuse(size, UWDF_OBJ_REQUEST, &request_ops, attrs) : NULL;
     if (!obj) {
         NTSTATUS status = uwdf_object_create(size, UWDF_OBJ_REQUEST, &request_ops, attrs, parent, 0, &obj);
         if (!NT_SUCCESS(status))
@@ -135,14 +135,14 @@ NTSTATUS uwdf_request_preallocate(struct uwdf_request *req)
     return uwdf_request_ensure_send(req);
 }
 
-NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out)
+NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struct uwdf_request **out)
 {
     /* Received requests have no parent (WDF's are the framework's own);
      * the device's request attributes give them their context. */
     WDF_OBJECT_ATTRIBUTES attrs;
     if (dev->has_request_attrs)
         attrs = dev->request_attrs;
-    NTSTATUS status = request_alloc(dev->has_request_attrs ? &attrs : NULL, NULL, true, out);
+    NTSTATUS status = request_alloc(dev->has_request_attrs ? &attrs : NULL, NULL, true, !fresh, out);
     if (!NT_SUCCESS(status))
         return status;
     (*out)->received = true;
@@ -169,7 +169,7 @@ NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_
 {
     struct uwdf_request *req;
     (void)target;
-    NTSTATUS status = request_alloc(NULL, NULL, false, &req);
+    NTSTATUS status = request_alloc(NULL, NULL, false, false, &req);
     if (!NT_SUCCESS(status))
         return status;
     req->internal = true;
@@ -272,7 +272,7 @@ NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET 
         if (t->device && t->device->wdm.StackSize > stack)
             stack = t->device->wdm.StackSize;
     }
-    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, &req);
+    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, false, &req);
     if (!NT_SUCCESS(status))
         return status;
     /* Its IRP and send state come with its first use (uwdf_request_lazy_irp,
@@ -290,7 +290,7 @@ NTSTATUS WdfRequestCreateFromIrp(PWDF_OBJECT_ATTRIBUTES RequestAttributes, PIRP 
     struct uwdf_request *req;
     UWDF_REQUIRE_PARAM(Irp, "WdfRequestCreateFromIrp", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(Request, "WdfRequestCreateFromIrp", STATUS_INVALID_PARAMETER);
-    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, &req);
+    NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, false, &req);
     if (!NT_SUCCESS(status))
         return status;
     req->irp = Irp;

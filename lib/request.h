@@ -146,8 +146,11 @@ static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const 
 {
     return (struct uwdf_request *)uwdf_object_lookup(handle, UWDF_OBJ_REQUEST, ddi); /* obj is first */
 }
-/* A request for an incoming packet, with the device's request attributes. */
-NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, struct uwdf_request **out);
+/* A request for an incoming packet, with the device's request attributes;
+ * in the memory of one recycled on this thread unless fresh (a queue under
+ * a forward-progress policy, whose reserve answers a failed allocation, and
+ * its reserved requests, which live long). */
+NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struct uwdf_request **out);
 
 /* Back to the just-created state (a reserved request between packets);
  * contexts are kept, as WDF keeps them. */
