@@ -528,16 +528,25 @@ static void recycle_counts_locked(uint32_t type, unsigned long long *parked, uns
     }
 }
 
-/* object_destroy's end for an object its type recycles: parked in this
- * thread's cache when that is all the free would do (no parent; its one
- * context, if any, inside its allocation) and there is room; else false. */
-static bool recycle_park(struct uwdf_object *obj)
+/* The allocation size of an object its type recycles, when freeing it
+ * would free that one allocation and nothing else (no parent; its one
+ * context, if any, inside the allocation); else 0. Read before its
+ * contexts go. */
+static size_t recycle_size_of(const struct uwdf_object *obj)
 {
-    struct uwdf_context *ctx = obj->contexts;
+    const struct uwdf_context *ctx = obj->contexts;
+    if (!obj->recycle_size || obj->parent || obj->embed_owner || obj->type >= UWDF_OBJ_TYPE_COUNT ||
+        (ctx && (ctx->next || !ctx->inline_alloc)))
+        return 0;
+    return ctx ? (size_t)((const char *)ctx - (const char *)obj) + sizeof(*ctx) + ctx->size
+               : align16(obj->recycle_size);
+}
+
+/* object_destroy's end for an object of recycle_size_of total: parked in
+ * this thread's cache if there is room; else false. */
+static bool recycle_park(struct uwdf_object *obj, size_t total)
+{
     uint32_t t = obj->type;
-    if (obj->parent || obj->embed_owner || t >= UWDF_OBJ_TYPE_COUNT || (ctx && (ctx->next || !ctx->inline_alloc)))
-        return false;
-    size_t total = ctx ? (size_t)((char *)ctx - (char *)obj) + sizeof(*ctx) + ctx->size : align16(obj->recycle_size);
     struct recycle_cache *c = recycle_cache();
     struct recycle_class *k = c ? recycle_class_of(c, t, total, true) : NULL;
     if (!k || k->n >= RECYCLE_MAX)
@@ -605,6 +614,7 @@ void uwdf_object_embed_unregister(struct uwdf_object *obj)
 static void object_destroy(struct uwdf_object *obj)
 {
     struct uwdf_context *ctx;
+    size_t recycle = recycle_size_of(obj);
     for (ctx = obj->contexts; ctx; ctx = ctx->next)
         if (ctx->destroy)
             ctx->destroy(obj->handle);
@@ -616,7 +626,7 @@ static void object_destroy(struct uwdf_object *obj)
             uwdf_free(ctx);
         ctx = next;
     }
-    if (obj->recycle_size && recycle_park(obj))
+    if (recycle && recycle_park(obj, recycle))
         return;
     handle_unregister(obj);
     struct uwdf_object *parent = obj->parent;
