@@ -1786,6 +1786,22 @@ static VOID rq_default(WDFQUEUE q, WDFREQUEST req)
     WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, 1);
 }
 
+/* A device named name with request_attrs (or none) whose parallel default
+ * queue hands every request to fn; the application's target on it. */
+static WDFIOTARGET rq_device(struct tu_env *e, const char *name, PWDF_OBJECT_ATTRIBUTES request_attrs,
+                             PFN_WDF_IO_QUEUE_IO_DEFAULT fn)
+{
+    WDFDEVICE dev;
+    ck_assert_status(tu_device_create(e->driver, name, WdfDeviceIoBuffered, WDF_NO_OBJECT_ATTRIBUTES, request_attrs,
+                                      &dev),
+                     STATUS_SUCCESS);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDefault = fn;
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    return app_target(e, name);
+}
+
 START_TEST(request_attributes)
 {
     struct tu_env e;
@@ -1795,15 +1811,7 @@ START_TEST(request_attributes)
     WDF_OBJECT_ATTRIBUTES ra;
     WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
     ra.EvtCleanupCallback = rq_cleanup;
-    WDFDEVICE dev;
-    ck_assert_status(tu_device_create(e.driver, "\\Device\\uwdfRqAttr", WdfDeviceIoBuffered, WDF_NO_OBJECT_ATTRIBUTES,
-                                      &ra, &dev),
-                     STATUS_SUCCESS);
-    WDF_IO_QUEUE_CONFIG c;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
-    c.EvtIoDefault = rq_default;
-    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
-    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRqAttr");
+    WDFIOTARGET t = rq_device(&e, "\\Device\\uwdfRqAttr", &ra, rq_default);
     for (int i = 0; i < 10; i++) {
         struct io io;
         io_start(&io, t, i % 2 ? WdfRequestTypeRead : WdfRequestTypeWrite, 512, 0);
@@ -1862,15 +1870,7 @@ START_TEST(presented_request_memory_comes_back_with_a_new_handle)
         WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
         ra.EvtCleanupCallback = rq_cleanup;
         ra.EvtDestroyCallback = rc_destroy;
-        WDFDEVICE dev;
-        ck_assert_status(tu_device_create(e.driver, "\\Device\\uwdfRecycle", WdfDeviceIoBuffered,
-                                          WDF_NO_OBJECT_ATTRIBUTES, attrs ? &ra : NULL, &dev),
-                         STATUS_SUCCESS);
-        WDF_IO_QUEUE_CONFIG c;
-        WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
-        c.EvtIoDefault = rc_default;
-        ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
-        WDFIOTARGET t = app_target(&e, "\\Device\\uwdfRecycle");
+        WDFIOTARGET t = rq_device(&e, "\\Device\\uwdfRecycle", attrs ? &ra : NULL, rc_default);
         struct io io[2];
         ULONGLONG live0 = rc_count(true), made0 = rc_count(false);
         for (int i = 0; i < 2; i++) {
