@@ -13,6 +13,7 @@ struct uwdf_driver {
     /* several drivers per process (lib/driver.c, lib/driver_load.c) */
     struct uwdf_driver *next; /* the live drivers, oldest first */
     bool unload_called;       /* EvtDriverUnload ran (the host's unload) */
+    PWSTR registry_path;      /* WdfDriverCreate's RegistryPath, copied */
 };
 
 /* What a WDFDEVICE_INIT carries for simulated PnP and the init DDIs of

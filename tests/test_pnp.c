@@ -292,9 +292,14 @@ static VOID driver_unload(WDFDRIVER Driver)
     rec(name + 8, "DriverUnload", -1); /* after "\Driver\" */
 }
 
+/* WdfDriverGetRegistryPath in the driver's cleanup callback (UTF-8). */
+static char registry_at_cleanup[256];
+
 static VOID driver_cleanup(WDFOBJECT Driver)
 {
     char name[64];
+    PWSTR reg = WdfDriverGetRegistryPath((WDFDRIVER)Driver);
+    RtlStringCbPrintfA(registry_at_cleanup, sizeof(registry_at_cleanup), "%ws", reg ? reg : L"(null)");
     RtlStringCbPrintfA(name, sizeof(name), "%wZ", &WdfDriverWdmGetDriverObject((WDFDRIVER)Driver)->DriverName);
     rec(name + 8, "DriverCleanup", -1);
 }
@@ -480,6 +485,26 @@ START_TEST(drivers_load_by_pointer_and_from_a_shared_object)
     host_unload(&h);
     EXPECT_TRACE("upper:DriverUnload", "upper:DriverCleanup", "func:DriverUnload", "func:DriverCleanup",
                  "lower:DriverUnload", "lower:DriverCleanup");
+}
+END_TEST
+
+/* The framework keeps its own copy: the host frees RegistryPath after
+ * DriverEntry (under ASan a kept pointer would be a use after free). */
+START_TEST(the_registry_path_outlives_driver_entry)
+{
+    struct host h;
+    host_load_on(&h, -1);
+    PWSTR reg = WdfDriverGetRegistryPath(h.func);
+    ck_assert_ptr_nonnull(reg);
+    ck_assert(wcscmp(reg, L"\\Registry\\Machine\\System\\CurrentControlSet\\Services\\func") == 0);
+    ck_assert_ptr_ne(WdfDriverGetRegistryPath(h.upper), reg);
+    /* the bootstrap driver was made without one */
+    ck_assert_ptr_null(WdfDriverGetRegistryPath(h.env.driver));
+    registry_at_cleanup[0] = '\0';
+    ck_assert_status(UwdfUnloadDriver(h.func), STATUS_SUCCESS);
+    ck_assert_str_eq(registry_at_cleanup, "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\func");
+    ck_assert_status(UwdfLoadDriver(func_entry, "func", &h.func), STATUS_SUCCESS);
+    host_unload(&h);
 }
 END_TEST
 
@@ -1059,6 +1084,7 @@ int main(void)
     Suite *s = suite_create("pnp");
     TCase *tc = tu_tcase(s, "host", 120);
     tcase_add_test(tc, drivers_load_by_pointer_and_from_a_shared_object);
+    tcase_add_test(tc, the_registry_path_outlives_driver_entry);
     tcase_add_test(tc, a_failing_driver_entry_fails_the_load_without_unload);
     tcase_add_test(tc, arrival_builds_bottom_up_and_orderly_removal_goes_top_down);
     tcase_add_test(tc, a_query_remove_veto_keeps_the_stack_started);
