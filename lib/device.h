@@ -83,6 +83,9 @@ struct uwdf_pnp_init *uwdf_device_init_pnp(PWDFDEVICE_INIT init);
  * list it. On failure the caller deletes dev. */
 NTSTATUS uwdf_pnp_device_created(struct uwdf_device *dev);
 void uwdf_pnp_device_disposed(struct uwdf_device *dev);
+/* The next lower device of dev's stack, referenced; NULL if none (a
+ * control device, the bottom, or a device already leaving). */
+struct uwdf_device *uwdf_pnp_below(struct uwdf_device *dev);
 /* The device an open of dev's name reaches (the top of its stack),
  * referenced, with dev's reference dropped; NULL if it cannot be opened. */
 struct uwdf_device *uwdf_pnp_open_redirect(struct uwdf_device *dev);

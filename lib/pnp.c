@@ -206,6 +206,17 @@ void uwdf_pnp_device_disposed(struct uwdf_device *dev)
     pthread_mutex_unlock(&pnp_lock);
 }
 
+struct uwdf_device *uwdf_pnp_below(struct uwdf_device *dev)
+{
+    /* Linked devices are alive: they unlink under the lock at disposal. */
+    pthread_mutex_lock(&pnp_lock);
+    struct uwdf_device *below = dev->pnp_below;
+    if (below)
+        uwdf_object_reference(&below->obj);
+    pthread_mutex_unlock(&pnp_lock);
+    return below;
+}
+
 struct uwdf_device *uwdf_pnp_open_redirect(struct uwdf_device *dev)
 {
     struct uwdf_devnode *node = dev->pnp.devnode;

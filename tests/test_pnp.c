@@ -1007,6 +1007,167 @@ START_TEST(an_exclusive_device_opens_once_at_a_time)
 }
 END_TEST
 
+/* ---- file objects down a stack (AutoForwardCleanupClose) ---- */
+
+// {3B8F1C2D-5E4A-4F6B-9C7D-1E2F3A4B5C6D}
+DEFINE_GUID(GUID_TEST_FILES, 0x3b8f1c2d, 0x5e4a, 0x4f6b, 0x9c, 0x7d, 0x1e, 0x2f, 0x3a, 0x4b, 0x5c, 0x6d);
+static WDF_TRI_STATE ffilt_forward; /* the filter's AutoForwardCleanupClose */
+static bool ffilt_create_callback;  /* the filter has an EvtDeviceFileCreate that forwards */
+static NTSTATUS ffunc_create_status;
+
+static void file_rec(const char *drv, const char *what, WDFFILEOBJECT fo)
+{
+    char name[64] = "-";
+    if (fo && WdfFileObjectGetFileName(fo)->Length)
+        RtlStringCbPrintfA(name, sizeof(name), "%wZ", WdfFileObjectGetFileName(fo));
+    char cb[80];
+    snprintf(cb, sizeof(cb), "%s[%s]", what, name);
+    rec(drv, cb, -1);
+}
+
+static VOID ffilt_cleanup(WDFFILEOBJECT fo)
+{
+    file_rec("ffilt", "Cleanup", fo);
+}
+static VOID ffilt_close(WDFFILEOBJECT fo)
+{
+    file_rec("ffilt", "Close", fo);
+}
+static VOID ffilt_create_done(WDFREQUEST req, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT c)
+{
+    (void)t, (void)c;
+    WdfRequestComplete(req, p->IoStatus.Status);
+}
+/* The create goes down as KMDF's filter samples send it: the current
+ * parameters, a completion routine that completes it. */
+static VOID ffilt_create(WDFDEVICE dev, WDFREQUEST req, WDFFILEOBJECT fo)
+{
+    file_rec("ffilt", "Create", fo);
+    WdfRequestFormatRequestUsingCurrentType(req);
+    WdfRequestSetCompletionRoutine(req, ffilt_create_done, NULL);
+    if (!WdfRequestSend(req, WdfDeviceGetIoTarget(dev), WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(req, WdfRequestGetStatus(req));
+}
+static VOID ffunc_create(WDFDEVICE dev, WDFREQUEST req, WDFFILEOBJECT fo)
+{
+    (void)dev;
+    file_rec("ffunc", "Create", fo);
+    /* the request's file object is the device's own WDFFILEOBJECT */
+    ck_assert_ptr_eq(WdfRequestGetFileObject(req), fo);
+    WdfRequestComplete(req, ffunc_create_status);
+}
+static VOID ffunc_cleanup(WDFFILEOBJECT fo)
+{
+    file_rec("ffunc", "Cleanup", fo);
+}
+static VOID ffunc_close(WDFFILEOBJECT fo)
+{
+    file_rec("ffunc", "Close", fo);
+}
+
+static NTSTATUS ffilt_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
+{
+    (void)Driver;
+    WdfFdoInitSetFilter(init);
+    WDF_FILEOBJECT_CONFIG fc;
+    WDF_FILEOBJECT_CONFIG_INIT(&fc, ffilt_create_callback ? ffilt_create : NULL, ffilt_close, ffilt_cleanup);
+    fc.AutoForwardCleanupClose = ffilt_forward;
+    WdfDeviceInitSetFileObjectConfig(init, &fc, WDF_NO_OBJECT_ATTRIBUTES);
+    WDFDEVICE dev;
+    return WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev);
+}
+
+static NTSTATUS ffunc_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
+{
+    (void)Driver;
+    WDF_FILEOBJECT_CONFIG fc;
+    WDF_FILEOBJECT_CONFIG_INIT(&fc, ffunc_create, ffunc_close, ffunc_cleanup);
+    WdfDeviceInitSetFileObjectConfig(init, &fc, WDF_NO_OBJECT_ATTRIBUTES);
+    WDFDEVICE dev;
+    NTSTATUS st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev);
+    if (NT_SUCCESS(st))
+        st = WdfDeviceCreateDeviceInterface(dev, &GUID_TEST_FILES, NULL);
+    return st;
+}
+
+static NTSTATUS ffilt_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    WDF_DRIVER_CONFIG config;
+    WDF_DRIVER_CONFIG_INIT(&config, ffilt_add);
+    return WdfDriverCreate(d, r, WDF_NO_OBJECT_ATTRIBUTES, &config, WDF_NO_HANDLE);
+}
+static NTSTATUS ffunc_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    WDF_DRIVER_CONFIG config;
+    WDF_DRIVER_CONFIG_INIT(&config, ffunc_add);
+    return WdfDriverCreate(d, r, WDF_NO_OBJECT_ATTRIBUTES, &config, WDF_NO_HANDLE);
+}
+
+/* The filter stack ffilt over ffunc arrives; opens "<interface>\\name"
+ * (the open's status), closes it if it opened. */
+static NTSTATUS files_open_close(struct tu_env *e, WDF_TRI_STATE forward, bool filter_create, NTSTATUS func_status)
+{
+    WDFDRIVER filt, func;
+    ffilt_forward = forward;
+    ffilt_create_callback = filter_create;
+    ffunc_create_status = func_status;
+    ck_assert_status(UwdfLoadDriver(ffilt_entry, "ffilt", &filt), STATUS_SUCCESS);
+    ck_assert_status(UwdfLoadDriver(ffunc_entry, "ffunc", &func), STATUS_SUCCESS);
+    static const char *const filters[] = { "ffilt" };
+    UWDF_DEVICE_DESCRIPTION d;
+    UWDF_DEVICE_DESCRIPTION_INIT(&d, "root\\files", "ffunc");
+    d.UpperFilters = filters;
+    d.UpperFilterCount = 1;
+    UWDF_DEVNODE node;
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    PZZWSTR list;
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_FILES, NULL, 0, &list), STATUS_SUCCESS);
+    char link[256];
+    UNICODE_STRING us;
+    RtlInitUnicodeString(&us, list);
+    RtlStringCbPrintfA(link, sizeof(link), "%wZ\\name", &us);
+    ExFreePool(list);
+    trace_reset();
+    WDFIOTARGET t;
+    NTSTATUS st = tu_target_open(e->device, link, GENERIC_READ, FILE_OPEN, 0, &t);
+    WdfObjectDelete(t);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(filt), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(func), STATUS_SUCCESS);
+    return st;
+}
+
+START_TEST(a_filter_forwards_create_cleanup_and_close_by_default)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    /* WdfUseDefault on a filter: the create goes down (no create callback
+     * or queue of its own), cleanup and close go down after its own, each
+     * stage through the stack before the next (IRP_MJ_CLEANUP, then
+     * IRP_MJ_CLOSE) */
+    ck_assert_status(files_open_close(&e, WdfUseDefault, false, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffunc:Create[\\name]", "ffilt:Cleanup[\\name]", "ffunc:Cleanup[\\name]", "ffilt:Close[\\name]",
+                 "ffunc:Close[\\name]");
+    /* the device below fails the create: the open fails, and nobody gets
+     * a cleanup or close */
+    ck_assert_status(files_open_close(&e, WdfTrue, false, STATUS_ACCESS_DENIED), STATUS_ACCESS_DENIED);
+    EXPECT_TRACE("ffunc:Create[\\name]");
+    /* WdfFalse: the filter completes the create and keeps cleanup and close */
+    ck_assert_status(files_open_close(&e, WdfFalse, false, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffilt:Cleanup[\\name]", "ffilt:Close[\\name]");
+    /* WdfFalse with an EvtDeviceFileCreate that forwards the create
+     * itself: the device below saw the create but, as on Windows, never
+     * the cleanup or close */
+    ck_assert_status(files_open_close(&e, WdfFalse, true, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffilt:Create[\\name]", "ffunc:Create[\\name]", "ffilt:Cleanup[\\name]", "ffilt:Close[\\name]");
+    /* WdfTrue with a forwarding EvtDeviceFileCreate: all of it */
+    ck_assert_status(files_open_close(&e, WdfTrue, true, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffilt:Create[\\name]", "ffunc:Create[\\name]", "ffilt:Cleanup[\\name]", "ffunc:Cleanup[\\name]",
+                 "ffilt:Close[\\name]", "ffunc:Close[\\name]");
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(system_shutdown_notifies_control_devices_last_chance_last)
 {
     struct tu_env e;
@@ -1097,6 +1258,7 @@ int main(void)
     tcase_add_test(tc, surprise_removal_with_io_in_flight_on_a_file_and_a_loop_device);
     tcase_add_test(tc, interfaces_notify_arrival_and_removal_and_open_by_link);
     tcase_add_test(tc, an_exclusive_device_opens_once_at_a_time);
+    tcase_add_test(tc, a_filter_forwards_create_cleanup_and_close_by_default);
     tcase_add_test(tc, system_shutdown_notifies_control_devices_last_chance_last);
     tcase_add_test(tc, init_ddis_on_the_wrong_init_do_nothing_and_bug_check_under_the_verifier);
     tcase_add_test(tc, a_thousand_arrive_remove_cycles_keep_object_counts_flat);
