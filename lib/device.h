@@ -59,6 +59,7 @@ struct uwdf_device {
     bool pnp_started;              /* its start sequence finished */
     bool pnp_in_d0;
     bool pnp_removed;              /* removal began: no new I/O, no opens */
+    int pnp_state;                 /* WDF_DEVICE_PNP_STATE (atomic; lib/pnp.c) */
 };
 
 /* The parent of objects that default to the driver: the calling driver's

@@ -1168,6 +1168,202 @@ START_TEST(a_filter_forwards_create_cleanup_and_close_by_default)
 }
 END_TEST
 
+/* ---- WdfDeviceGetDevicePnpState and WdfDeviceSetFailed ---- */
+
+// {7A1B2C3D-4E5F-4061-8273-9485A6B7C8D9}
+DEFINE_GUID(GUID_TEST_STATE, 0x7a1b2c3d, 0x4e5f, 0x4061, 0x82, 0x73, 0x94, 0x85, 0xa6, 0xb7, 0xc8, 0xd9);
+static bool sdrv_fail_in_smio; /* SmioInit calls WdfDeviceSetFailed(NoRestart) */
+
+static NTSTATUS state_rec(WDFDEVICE d, const char *cb)
+{
+    char what[48];
+    snprintf(what, sizeof(what), "%s=%X", cb, (unsigned)WdfDeviceGetDevicePnpState(d));
+    return rec("sdrv", what, -1);
+}
+static NTSTATUS sdrv_prepare(WDFDEVICE d, WDFCMRESLIST r, WDFCMRESLIST t)
+{
+    (void)r, (void)t;
+    return state_rec(d, "Prepare");
+}
+static NTSTATUS sdrv_smioinit(WDFDEVICE d)
+{
+    if (sdrv_fail_in_smio)
+        WdfDeviceSetFailed(d, WdfDeviceFailedNoRestart); /* later: the arrival finishes first */
+    return state_rec(d, "SmioInit");
+}
+static NTSTATUS sdrv_query_remove(WDFDEVICE d)
+{
+    return state_rec(d, "QueryRemove");
+}
+static VOID sdrv_surprise(WDFDEVICE d)
+{
+    state_rec(d, "Surprise");
+}
+static NTSTATUS sdrv_release(WDFDEVICE d, WDFCMRESLIST t)
+{
+    (void)t;
+    return state_rec(d, "Release");
+}
+static VOID sdrv_cleanup(WDFOBJECT d)
+{
+    state_rec((WDFDEVICE)d, "Cleanup");
+}
+
+static NTSTATUS sdrv_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
+{
+    (void)Driver;
+    WDF_PNPPOWER_EVENT_CALLBACKS pnp;
+    WDF_PNPPOWER_EVENT_CALLBACKS_INIT(&pnp);
+    pnp.EvtDevicePrepareHardware = sdrv_prepare;
+    pnp.EvtDeviceReleaseHardware = sdrv_release;
+    pnp.EvtDeviceSelfManagedIoInit = sdrv_smioinit;
+    pnp.EvtDeviceQueryRemove = sdrv_query_remove;
+    pnp.EvtDeviceSurpriseRemoval = sdrv_surprise;
+    WdfDeviceInitSetPnpPowerEventCallbacks(init, &pnp);
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.EvtCleanupCallback = sdrv_cleanup;
+    WDFDEVICE dev;
+    NTSTATUS st = WdfDeviceCreate(&init, &attrs, &dev);
+    if (NT_SUCCESS(st)) {
+        state_rec(dev, "Add");
+        st = WdfDeviceCreateDeviceInterface(dev, &GUID_TEST_STATE, NULL);
+    }
+    return st;
+}
+
+static NTSTATUS sdrv_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    WDF_DRIVER_CONFIG config;
+    WDF_DRIVER_CONFIG_INIT(&config, sdrv_add);
+    return WdfDriverCreate(d, r, WDF_NO_OBJECT_ATTRIBUTES, &config, WDF_NO_HANDLE);
+}
+
+static UWDF_DEVNODE sdrv_arrive(WDFDRIVER *drv)
+{
+    ck_assert_status(UwdfLoadDriver(sdrv_entry, "sdrv", drv), STATUS_SUCCESS);
+    UWDF_DEVICE_DESCRIPTION d;
+    UWDF_DEVICE_DESCRIPTION_INIT(&d, "root\\state", "sdrv");
+    UWDF_DEVNODE node;
+    trace_reset();
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    return node;
+}
+
+/* Waits up to 10 s for the trace to hold n entries (the removal
+ * WdfDeviceSetFailed queues runs on a framework thread), then 100 ms more
+ * for anything that should not come. */
+static void wait_trace(int n)
+{
+    int len = 0;
+    for (int i = 0; i < 1000 && len < n; i++) {
+        usleep(10 * 1000);
+        pthread_mutex_lock(&trace_lock);
+        len = trace_len;
+        pthread_mutex_unlock(&trace_lock);
+    }
+    usleep(100 * 1000);
+}
+
+START_TEST(the_pnp_state_follows_start_query_and_removal)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    /* a control device has no PnP: ObjectCreated throughout */
+    WDFDEVICE ctl = tu_named_device(e.driver, "\\Device\\UwdfStateCtl", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchManual, NULL, NULL);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(ctl), WdfDevStatePnpObjectCreated);
+    WDFDRIVER drv;
+    UWDF_DEVNODE node = sdrv_arrive(&drv);
+    /* 105 Init, 108 HardwareAvailable, 119 Started */
+    EXPECT_TRACE("sdrv:Add=105", "sdrv:Prepare=108", "sdrv:SmioInit=108");
+    WDFDEVICE dev = UwdfDevNodeGetDevice(node, NULL);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(dev), WdfDevStatePnpStarted);
+    /* power changes leave the PnP state */
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(dev), WdfDevStatePnpStarted);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), STATUS_SUCCESS);
+    trace_reset();
+    /* 10B QueryRemoveAskDriver, 10E QueriedRemoving, 113 Removed */
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    EXPECT_TRACE("sdrv:QueryRemove=10B", "sdrv:Release=10E", "sdrv:Cleanup=113");
+    ck_assert_status(UwdfUnloadDriver(drv), STATUS_SUCCESS);
+    /* surprise: 127 SurpriseRemoveIoStarted */
+    node = sdrv_arrive(&drv);
+    trace_reset();
+    ck_assert_status(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
+    EXPECT_TRACE("sdrv:Surprise=127", "sdrv:Release=127", "sdrv:Cleanup=113");
+    ck_assert_status(UwdfUnloadDriver(drv), STATUS_SUCCESS);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(set_failed_surprise_removes_and_restarts_when_asked)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    WDFDRIVER drv;
+    UWDF_DEVNODE node = sdrv_arrive(&drv);
+    WDFDEVICE dev = UwdfDevNodeGetDevice(node, NULL);
+    char link[256];
+    PZZWSTR list;
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_STATE, NULL, 0, &list), STATUS_SUCCESS);
+    UNICODE_STRING us;
+    RtlInitUnicodeString(&us, list);
+    RtlStringCbPrintfA(link, sizeof(link), "%wZ", &us);
+    ExFreePool(list);
+    trace_reset();
+    /* AttemptRestart: the surprise removal, then the stack again, on the
+     * same devnode and interface link */
+    WdfDeviceSetFailed(dev, WdfDeviceFailedAttemptRestart);
+    wait_trace(6);
+    EXPECT_TRACE("sdrv:Surprise=127", "sdrv:Release=127", "sdrv:Cleanup=113", "sdrv:Add=105", "sdrv:Prepare=108",
+                 "sdrv:SmioInit=108");
+    WDFDEVICE again = UwdfDevNodeGetDevice(node, NULL);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(again), WdfDevStatePnpStarted);
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_STATE, NULL, 0, &list), STATUS_SUCCESS);
+    char link2[256];
+    RtlInitUnicodeString(&us, list);
+    RtlStringCbPrintfA(link2, sizeof(link2), "%wZ", &us);
+    ExFreePool(list);
+    ck_assert_str_eq(link, link2);
+    /* NoRestart: removed, the devnode stays failed until removed; two
+     * calls make one removal */
+    WdfDeviceSetFailed(again, WdfDeviceFailedNoRestart);
+    WdfDeviceSetFailed(again, WdfDeviceFailedAttemptRestart);
+    wait_trace(3);
+    ck_assert_ptr_null(UwdfDevNodeGetDevice(node, NULL));
+    EXPECT_TRACE("sdrv:Surprise=127", "sdrv:Release=127", "sdrv:Cleanup=113");
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_STATE, NULL, 0, &list), STATUS_SUCCESS);
+    ck_assert_uint_eq(list[0], 0); /* no interface */
+    ExFreePool(list);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    /* from a PnP callback: the arrival finishes, then the removal runs */
+    sdrv_fail_in_smio = true;
+    UWDF_DEVICE_DESCRIPTION d;
+    UWDF_DEVICE_DESCRIPTION_INIT(&d, "root\\state", "sdrv");
+    trace_reset();
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    sdrv_fail_in_smio = false;
+    wait_trace(6);
+    EXPECT_TRACE("sdrv:Add=105", "sdrv:Prepare=108", "sdrv:SmioInit=108", "sdrv:Surprise=127", "sdrv:Release=127",
+                 "sdrv:Cleanup=113");
+    ck_assert_ptr_null(UwdfDevNodeGetDevice(node, NULL));
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    /* the wrong action, and a control device: nothing happens */
+    node = NULL;
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    dev = UwdfDevNodeGetDevice(node, NULL);
+    WdfDeviceSetFailed(dev, WdfDeviceFailedUndefined);
+    WdfDeviceSetFailed(tu_named_device(e.driver, "\\Device\\UwdfFailCtl", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchManual, NULL, NULL), WdfDeviceFailedNoRestart);
+    usleep(100 * 1000);
+    ck_assert_ptr_eq(UwdfDevNodeGetDevice(node, NULL), dev);
+    ck_assert_status(UwdfUnloadDriver(drv), STATUS_SUCCESS);
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(system_shutdown_notifies_control_devices_last_chance_last)
 {
     struct tu_env e;
@@ -1259,6 +1455,8 @@ int main(void)
     tcase_add_test(tc, interfaces_notify_arrival_and_removal_and_open_by_link);
     tcase_add_test(tc, an_exclusive_device_opens_once_at_a_time);
     tcase_add_test(tc, a_filter_forwards_create_cleanup_and_close_by_default);
+    tcase_add_test(tc, the_pnp_state_follows_start_query_and_removal);
+    tcase_add_test(tc, set_failed_surprise_removes_and_restarts_when_asked);
     tcase_add_test(tc, system_shutdown_notifies_control_devices_last_chance_last);
     tcase_add_test(tc, init_ddis_on_the_wrong_init_do_nothing_and_bug_check_under_the_verifier);
     tcase_add_test(tc, a_thousand_arrive_remove_cycles_keep_object_counts_flat);
