@@ -14,6 +14,11 @@ struct uwdf_driver {
     struct uwdf_driver *next; /* the live drivers, oldest first */
     bool unload_called;       /* EvtDriverUnload ran (the host's unload) */
     PWSTR registry_path;      /* WdfDriverCreate's RegistryPath, copied */
+    /* Called as the WDFDRIVER is destroyed: after every object of its
+     * tree (children hold their parent), so none of its callbacks is left
+     * to run (the host unmaps a driver's code only then). */
+    void (*destroyed)(void *ctx);
+    void *destroyed_ctx;
 };
 
 /* What a WDFDEVICE_INIT carries for simulated PnP and the init DDIs of

@@ -90,7 +90,10 @@ static void driver_dispose(struct uwdf_object *obj)
 /* After EvtCleanupCallback and EvtDestroyCallback, which may still read it. */
 static void driver_destroy(struct uwdf_object *obj)
 {
-    uwdf_free(((struct uwdf_driver *)obj)->registry_path);
+    struct uwdf_driver *d = (struct uwdf_driver *)obj;
+    uwdf_free(d->registry_path);
+    if (d->destroyed)
+        d->destroyed(d->destroyed_ctx);
 }
 
 static const struct uwdf_object_ops driver_ops = { .dispose = driver_dispose, .destroy = driver_destroy };

@@ -1172,7 +1172,8 @@ END_TEST
 
 // {7A1B2C3D-4E5F-4061-8273-9485A6B7C8D9}
 DEFINE_GUID(GUID_TEST_STATE, 0x7a1b2c3d, 0x4e5f, 0x4061, 0x82, 0x73, 0x94, 0x85, 0xa6, 0xb7, 0xc8, 0xd9);
-static bool sdrv_fail_in_smio; /* SmioInit calls WdfDeviceSetFailed(NoRestart) */
+static bool sdrv_fail_in_smio;    /* SmioInit calls WdfDeviceSetFailed(NoRestart) */
+static bool sdrv_fail_in_suspend; /* SmioSuspend calls it twice: NoRestart, AttemptRestart */
 
 static NTSTATUS state_rec(WDFDEVICE d, const char *cb)
 {
@@ -1190,6 +1191,16 @@ static NTSTATUS sdrv_smioinit(WDFDEVICE d)
     if (sdrv_fail_in_smio)
         WdfDeviceSetFailed(d, WdfDeviceFailedNoRestart); /* later: the arrival finishes first */
     return state_rec(d, "SmioInit");
+}
+static NTSTATUS sdrv_smiosuspend(WDFDEVICE d)
+{
+    /* inside a PnP operation: the removal waits for it, so the device is
+     * still there for the second call */
+    if (sdrv_fail_in_suspend) {
+        WdfDeviceSetFailed(d, WdfDeviceFailedNoRestart);
+        WdfDeviceSetFailed(d, WdfDeviceFailedAttemptRestart);
+    }
+    return STATUS_SUCCESS;
 }
 static NTSTATUS sdrv_query_remove(WDFDEVICE d)
 {
@@ -1217,6 +1228,7 @@ static NTSTATUS sdrv_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
     pnp.EvtDevicePrepareHardware = sdrv_prepare;
     pnp.EvtDeviceReleaseHardware = sdrv_release;
     pnp.EvtDeviceSelfManagedIoInit = sdrv_smioinit;
+    pnp.EvtDeviceSelfManagedIoSuspend = sdrv_smiosuspend;
     pnp.EvtDeviceQueryRemove = sdrv_query_remove;
     pnp.EvtDeviceSurpriseRemoval = sdrv_surprise;
     WdfDeviceInitSetPnpPowerEventCallbacks(init, &pnp);
@@ -1328,9 +1340,11 @@ START_TEST(set_failed_surprise_removes_and_restarts_when_asked)
     ExFreePool(list);
     ck_assert_str_eq(link, link2);
     /* NoRestart: removed, the devnode stays failed until removed; two
-     * calls make one removal */
-    WdfDeviceSetFailed(again, WdfDeviceFailedNoRestart);
-    WdfDeviceSetFailed(again, WdfDeviceFailedAttemptRestart);
+     * calls make one removal, NoRestart winning (made in a power-down, so
+     * that the device is alive for both) */
+    sdrv_fail_in_suspend = true;
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+    sdrv_fail_in_suspend = false;
     wait_trace(3);
     ck_assert_ptr_null(UwdfDevNodeGetDevice(node, NULL));
     EXPECT_TRACE("sdrv:Surprise=127", "sdrv:Release=127", "sdrv:Cleanup=113");
