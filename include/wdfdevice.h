@@ -67,6 +67,101 @@ typedef enum _WDF_POWER_DEVICE_STATE {
     WdfPowerDeviceMaximum,
 } WDF_POWER_DEVICE_STATE, *PWDF_POWER_DEVICE_STATE;
 
+/* WdfDeviceGetDevicePnpState's values (KMDF's numbering). */
+typedef enum _WDF_DEVICE_PNP_STATE {
+    WdfDevStatePnpInvalid = 0x00,
+    WdfDevStatePnpObjectCreated = 0x100,
+    WdfDevStatePnpCheckForDevicePresence = 0x101,
+    WdfDevStatePnpEjectFailed = 0x102,
+    WdfDevStatePnpEjectHardware = 0x103,
+    WdfDevStatePnpEjectedWaitingForRemove = 0x104,
+    WdfDevStatePnpInit = 0x105,
+    WdfDevStatePnpInitStarting = 0x106,
+    WdfDevStatePnpInitSurpriseRemoved = 0x107,
+    WdfDevStatePnpHardwareAvailable = 0x108,
+    WdfDevStatePnpEnableInterfaces = 0x109,
+    WdfDevStatePnpHardwareAvailablePowerPolicyFailed = 0x10A,
+    WdfDevStatePnpQueryRemoveAskDriver = 0x10B,
+    WdfDevStatePnpQueryRemovePending = 0x10C,
+    WdfDevStatePnpQueryRemoveStaticCheck = 0x10D,
+    WdfDevStatePnpQueriedRemoving = 0x10E,
+    WdfDevStatePnpQueryStopAskDriver = 0x10F,
+    WdfDevStatePnpQueryStopPending = 0x110,
+    WdfDevStatePnpQueryStopStaticCheck = 0x111,
+    WdfDevStatePnpQueryCanceled = 0x112,
+    WdfDevStatePnpRemoved = 0x113,
+    WdfDevStatePnpPdoRemoved = 0x114,
+    WdfDevStatePnpRemovedPdoWait = 0x115,
+    WdfDevStatePnpRemovedPdoSurpriseRemoved = 0x116,
+    WdfDevStatePnpRemovingDisableInterfaces = 0x117,
+    WdfDevStatePnpRestarting = 0x118,
+    WdfDevStatePnpStarted = 0x119,
+    WdfDevStatePnpStartedCancelStop = 0x11A,
+    WdfDevStatePnpStartedCancelRemove = 0x11B,
+    WdfDevStatePnpStartedRemoving = 0x11C,
+    WdfDevStatePnpStartingFromStopped = 0x11D,
+    WdfDevStatePnpStopped = 0x11E,
+    WdfDevStatePnpStoppedWaitForStartCompletion = 0x11F,
+    WdfDevStatePnpStartedStopping = 0x120,
+    WdfDevStatePnpSurpriseRemove = 0x121,
+    WdfDevStatePnpInitQueryRemove = 0x122,
+    WdfDevStatePnpInitQueryRemoveCanceled = 0x123,
+    WdfDevStatePnpFdoRemoved = 0x124,
+    WdfDevStatePnpRemovedWaitForChildren = 0x125,
+    WdfDevStatePnpQueriedSurpriseRemove = 0x126,
+    WdfDevStatePnpSurpriseRemoveIoStarted = 0x127,
+    WdfDevStatePnpFailedPowerDown = 0x128,
+    WdfDevStatePnpFailedIoStarting = 0x129,
+    WdfDevStatePnpFailedOwnHardware = 0x12A,
+    WdfDevStatePnpFailed = 0x12B,
+    WdfDevStatePnpFailedSurpriseRemoved = 0x12C,
+    WdfDevStatePnpFailedStarted = 0x12D,
+    WdfDevStatePnpFailedWaitForRemove = 0x12E,
+    WdfDevStatePnpFailedInit = 0x12F,
+    WdfDevStatePnpPdoInitFailed = 0x130,
+    WdfDevStatePnpRestart = 0x131,
+    WdfDevStatePnpRestartReleaseHardware = 0x132,
+    WdfDevStatePnpRestartHardwareAvailable = 0x133,
+    WdfDevStatePnpPdoRestart = 0x134,
+    WdfDevStatePnpFinal = 0x135,
+    WdfDevStatePnpNull = 0x136,
+} WDF_DEVICE_PNP_STATE, *PWDF_DEVICE_PNP_STATE;
+
+/* The state of the device's PnP state machine, as the simulated PnP moves
+ * it: a control device is WdfDevStatePnpObjectCreated throughout (it has
+ * no PnP); a PnP device is WdfDevStatePnpInit from WdfDeviceCreate,
+ * WdfDevStatePnpHardwareAvailable while it starts (PrepareHardware, D0
+ * entry, SelfManagedIoInit), WdfDevStatePnpStarted once started (power
+ * changes leave it there), WdfDevStatePnpQueryRemoveAskDriver in its
+ * EvtDeviceQueryRemove (WdfDevStatePnpQueryRemovePending after it agreed,
+ * WdfDevStatePnpStarted again after a veto), WdfDevStatePnpQueriedRemoving
+ * through an orderly removal, WdfDevStatePnpSurpriseRemoveIoStarted through
+ * a surprise removal (also the one WdfDeviceSetFailed brings),
+ * WdfDevStatePnpFailedOwnHardware while a failed start unwinds, and
+ * WdfDevStatePnpRemoved in its cleanup callbacks. Any IRQL. */
+WDF_DEVICE_PNP_STATE WdfDeviceGetDevicePnpState(WDFDEVICE Device);
+
+typedef enum _WDF_DEVICE_FAILED_ACTION {
+    WdfDeviceFailedUndefined = 0,
+    WdfDeviceFailedAttemptRestart,
+    WdfDeviceFailedNoRestart,
+} WDF_DEVICE_FAILED_ACTION;
+
+/* The driver reports an unrecoverable failure of its PnP device. Later, on
+ * a framework thread (the call returns at once; any IRQL up to
+ * DISPATCH_LEVEL), the whole stack goes through the surprise removal
+ * (UwdfDeviceSurpriseRemove's sequence: what the PnP manager does with a
+ * device that reports PNP_DEVICE_FAILED). WdfDeviceFailedAttemptRestart
+ * then builds and starts the stack again as at its arrival (every
+ * driver's EvtDriverDeviceAdd; the same devnode, instance and interface
+ * links); a failing restart, and WdfDeviceFailedNoRestart, leave the
+ * devnode failed: no devices, UwdfDevNodeGetDevice NULL, power changes
+ * STATUS_INVALID_DEVICE_STATE, until UwdfDeviceRemove frees it. Several
+ * calls before the removal runs make one (NoRestart wins). A control
+ * device, or another FailedAction, is logged and left as it is (the
+ * verifier bug checks). */
+VOID WdfDeviceSetFailed(WDFDEVICE Device, WDF_DEVICE_FAILED_ACTION FailedAction);
+
 typedef enum _WDF_SPECIAL_FILE_TYPE {
     WdfSpecialFileUndefined = 0,
     WdfSpecialFilePaging = 1,

@@ -43,6 +43,11 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
                          WDFDRIVER *Driver);
 PDRIVER_OBJECT WdfDriverWdmGetDriverObject(WDFDRIVER Driver);
 WDFDRIVER WdfGetDriver(void);
+/* The RegistryPath given to WdfDriverCreate, as the framework's
+ * NUL-terminated copy, valid while the driver lives (the caller's string
+ * need not outlive DriverEntry); NULL for a driver made without one
+ * (WdfDriverCreate(NULL, NULL, ...)). Any IRQL. */
+PWSTR WdfDriverGetRegistryPath(WDFDRIVER Driver);
 
 /* The framework version the port implements: KMDF 1.33. */
 #define UWDF_KMDF_MAJOR_VERSION 1

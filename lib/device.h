@@ -13,6 +13,12 @@ struct uwdf_driver {
     /* several drivers per process (lib/driver.c, lib/driver_load.c) */
     struct uwdf_driver *next; /* the live drivers, oldest first */
     bool unload_called;       /* EvtDriverUnload ran (the host's unload) */
+    PWSTR registry_path;      /* WdfDriverCreate's RegistryPath, copied */
+    /* Called as the WDFDRIVER is destroyed: after every object of its
+     * tree (children hold their parent), so none of its callbacks is left
+     * to run (the host unmaps a driver's code only then). */
+    void (*destroyed)(void *ctx);
+    void *destroyed_ctx;
 };
 
 /* What a WDFDEVICE_INIT carries for simulated PnP and the init DDIs of
@@ -58,6 +64,7 @@ struct uwdf_device {
     bool pnp_started;              /* its start sequence finished */
     bool pnp_in_d0;
     bool pnp_removed;              /* removal began: no new I/O, no opens */
+    int pnp_state;                 /* WDF_DEVICE_PNP_STATE (atomic; lib/pnp.c) */
 };
 
 /* The parent of objects that default to the driver: the calling driver's
@@ -82,6 +89,9 @@ struct uwdf_pnp_init *uwdf_device_init_pnp(PWDFDEVICE_INIT init);
  * list it. On failure the caller deletes dev. */
 NTSTATUS uwdf_pnp_device_created(struct uwdf_device *dev);
 void uwdf_pnp_device_disposed(struct uwdf_device *dev);
+/* The next lower device of dev's stack, referenced; NULL if none (a
+ * control device, the bottom, or a device already leaving). */
+struct uwdf_device *uwdf_pnp_below(struct uwdf_device *dev);
 /* The device an open of dev's name reaches (the top of its stack),
  * referenced, with dev's reference dropped; NULL if it cannot be opened. */
 struct uwdf_device *uwdf_pnp_open_redirect(struct uwdf_device *dev);

@@ -87,14 +87,22 @@ static void driver_dispose(struct uwdf_object *obj)
     pthread_mutex_unlock(&driver_lock);
 }
 
-static const struct uwdf_object_ops driver_ops = { .dispose = driver_dispose };
+/* After EvtCleanupCallback and EvtDestroyCallback, which may still read it. */
+static void driver_destroy(struct uwdf_object *obj)
+{
+    struct uwdf_driver *d = (struct uwdf_driver *)obj;
+    uwdf_free(d->registry_path);
+    if (d->destroyed)
+        d->destroyed(d->destroyed_ctx);
+}
+
+static const struct uwdf_object_ops driver_ops = { .dispose = driver_dispose, .destroy = driver_destroy };
 
 NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryPath,
                          PWDF_OBJECT_ATTRIBUTES DriverAttributes, PWDF_DRIVER_CONFIG DriverConfig,
                          WDFDRIVER *Driver)
 {
     struct uwdf_object *obj;
-    (void)RegistryPath;
     UWDF_REQUIRE_PARAM(DriverConfig, "WdfDriverCreate", STATUS_INVALID_PARAMETER);
     if (!uwdf_irql_check_passive("WdfDriverCreate"))
         return STATUS_INVALID_DEVICE_REQUEST;
@@ -103,14 +111,27 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
     if (DriverAttributes && DriverAttributes->ParentObject)
         return STATUS_WDF_PARENT_ASSIGNMENT_NOT_ALLOWED;
 
+    /* WdfDriverGetRegistryPath's copy: the caller's lasts only as long as
+     * DriverEntry. */
+    PWSTR registry_path = NULL;
+    if (RegistryPath && RegistryPath->Buffer) {
+        size_t chars = RegistryPath->Length / sizeof(WCHAR);
+        registry_path = uwdf_alloc((chars + 1) * sizeof(WCHAR));
+        if (!registry_path)
+            return STATUS_INSUFFICIENT_RESOURCES;
+        memcpy(registry_path, RegistryPath->Buffer, chars * sizeof(WCHAR));
+        registry_path[chars] = 0;
+    }
     pthread_mutex_lock(&driver_lock);
     if (!DriverObject && bootstrap_driver) {
         pthread_mutex_unlock(&driver_lock);
+        uwdf_free(registry_path);
         return STATUS_INVALID_DEVICE_STATE; /* one bootstrap driver at a time */
     }
     for (struct uwdf_driver *x = drivers; DriverObject && x; x = x->next) {
         if (x->wdm_ptr == DriverObject) {
             pthread_mutex_unlock(&driver_lock);
+            uwdf_free(registry_path);
             return STATUS_DRIVER_INTERNAL_ERROR; /* KMDF: a second call for one driver */
         }
     }
@@ -118,10 +139,12 @@ NTSTATUS WdfDriverCreate(PDRIVER_OBJECT DriverObject, PCUNICODE_STRING RegistryP
                                          DriverAttributes, NULL, 0, &obj);
     if (!NT_SUCCESS(status)) {
         pthread_mutex_unlock(&driver_lock);
+        uwdf_free(registry_path);
         return status;
     }
     struct uwdf_driver *d = (struct uwdf_driver *)obj;
     d->config = *DriverConfig;
+    d->registry_path = registry_path;
     d->wdm.Type = 4; /* IO_TYPE_DRIVER */
     d->wdm.Size = sizeof(DRIVER_OBJECT);
     RtlInitUnicodeString(&d->wdm.DriverName, driver_default_name);
@@ -147,6 +170,12 @@ PDRIVER_OBJECT WdfDriverWdmGetDriverObject(WDFDRIVER Driver)
 {
     struct uwdf_object *obj = uwdf_object_lookup(Driver, UWDF_OBJ_DRIVER, "WdfDriverWdmGetDriverObject");
     return obj ? ((struct uwdf_driver *)obj)->wdm_ptr : NULL;
+}
+
+PWSTR WdfDriverGetRegistryPath(WDFDRIVER Driver)
+{
+    struct uwdf_object *obj = uwdf_object_lookup(Driver, UWDF_OBJ_DRIVER, "WdfDriverGetRegistryPath");
+    return obj ? ((struct uwdf_driver *)obj)->registry_path : NULL;
 }
 
 WDFDRIVER WdfGetDriver(void)

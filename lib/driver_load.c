@@ -197,6 +197,36 @@ NTSTATUS UwdfLoadDriverFromFile(PCSTR Path, PCSTR Name, WDFDRIVER *Driver)
     return st;
 }
 
+/* The WDFDRIVER's destruction, waited for by UwdfUnloadDriver. */
+#define UNLOAD_WAIT_SECONDS 30
+struct unload_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool destroyed;
+};
+
+static void unload_destroyed(void *ctx)
+{
+    struct unload_wait *w = ctx;
+    pthread_mutex_lock(&w->lock);
+    w->destroyed = true;
+    pthread_cond_broadcast(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static bool unload_wait_destroyed(struct unload_wait *w, int seconds)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += seconds;
+    pthread_mutex_lock(&w->lock);
+    while (!w->destroyed && pthread_cond_timedwait(&w->cond, &w->lock, &deadline) == 0)
+        ;
+    bool destroyed = w->destroyed;
+    pthread_mutex_unlock(&w->lock);
+    return destroyed;
+}
+
 NTSTATUS UwdfUnloadDriver(WDFDRIVER Driver)
 {
     struct uwdf_driver *d = (struct uwdf_driver *)uwdf_object_lookup(Driver, UWDF_OBJ_DRIVER, "UwdfUnloadDriver");
@@ -221,6 +251,14 @@ NTSTATUS UwdfUnloadDriver(WDFDRIVER Driver)
      * removed), then EvtDriverUnload, then the WDFDRIVER's children, its
      * EvtCleanupCallback and EvtDestroyCallback. */
     uwdf_pnp_remove_driver_devnodes(d);
+    /* Not on the stack: after a timeout the destruction may still come. */
+    struct unload_wait *w = uwdf_zalloc(sizeof(*w));
+    if (w) {
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        d->destroyed = unload_destroyed;
+        d->destroyed_ctx = w;
+    }
     struct uwdf_driver *prev = uwdf_driver_enter(d);
     if (d->config.EvtDriverUnload)
         d->config.EvtDriverUnload(Driver);
@@ -228,9 +266,21 @@ NTSTATUS UwdfUnloadDriver(WDFDRIVER Driver)
     uwdf_object_delete(&d->obj);
     uwdf_driver_enter(prev);
     uwdf_object_release(&d->obj);
+    /* The code stays mapped until the last object of the driver's tree is
+     * destroyed: a framework thread may still hold one (a request its
+     * queue completed), whose EvtDestroyCallback is the driver's. */
+    bool gone = w && unload_wait_destroyed(w, UNLOAD_WAIT_SECONDS);
+    if (gone) {
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->lock);
+        uwdf_free(w); /* else left for the destruction still to come */
+    }
     pthread_mutex_unlock(&load_lock);
-    if (h->dl)
+    if (h->dl && gone)
         dlclose(h->dl);
+    else if (h->dl)
+        uwdf_log("UwdfUnloadDriver: %s: objects of the driver still live after %d s; its code stays mapped",
+                 h->name, UNLOAD_WAIT_SECONDS);
     hosted_free(h);
     return STATUS_SUCCESS;
 }

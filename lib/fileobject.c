@@ -80,6 +80,15 @@ static bool files_wanted(const struct uwdf_device *dev)
            (dev->files.config.FileObjectClass & ~(ULONG)WdfFileObjectCanBeOptional) != WdfFileObjectNotRequired;
 }
 
+/* WDF_FILEOBJECT_CONFIG's AutoForwardCleanupClose: WdfTrue, or by default
+ * on a filter (WdfFdoInitSetFilter). Such a device also passes a create
+ * down when it has neither EvtDeviceFileCreate nor a create queue. */
+static bool files_auto_forward(const struct uwdf_device *dev)
+{
+    WDF_TRI_STATE f = dev->files.has_config ? dev->files.config.AutoForwardCleanupClose : WdfUseDefault;
+    return f == WdfTrue || (f == WdfUseDefault && dev->pnp.filter);
+}
+
 /* ---- configuration ---- */
 
 VOID WdfDeviceInitSetFileObjectConfig(PWDFDEVICE_INIT DeviceInit, PWDF_FILEOBJECT_CONFIG FileObjectConfig,
@@ -198,28 +207,61 @@ NTSTATUS uwdf_fileobject_open(struct uwdf_iotarget *t, struct uwdf_device *dev, 
     }
     uwdf_object_delete(&req->obj);
     if (!NT_SUCCESS(st)) {
-        struct uwdf_fileobject *fo = files_find(dev, wdm, true);
-        if (fo)
-            uwdf_object_delete(&fo->obj); /* no cleanup, no close */
+        /* Each device the create reached made its WDFFILEOBJECT: all go,
+         * without cleanup or close. */
+        uwdf_object_reference(&dev->obj);
+        for (struct uwdf_device *d = dev, *below; d; d = below) {
+            struct uwdf_fileobject *fo = files_find(d, wdm, true);
+            if (fo)
+                uwdf_object_delete(&fo->obj);
+            below = uwdf_pnp_below(d);
+            uwdf_object_release(&d->obj);
+        }
         file_name_free(wdm);
     }
     return st;
 }
 
-void uwdf_fileobject_close(struct uwdf_device *dev, PFILE_OBJECT wdm)
+/* One device's EvtFileCleanup (cleanup) or EvtFileClose; after the close
+ * its WDFFILEOBJECT is deleted. */
+static void file_callback(struct uwdf_device *dev, PFILE_OBJECT wdm, bool cleanup)
 {
-    struct uwdf_fileobject *fo = files_find(dev, wdm, true);
+    struct uwdf_fileobject *fo = files_find(dev, wdm, !cleanup);
     const WDF_FILEOBJECT_CONFIG *c = &dev->files.config;
     if (fo || (dev->files.has_config && !files_wanted(dev))) {
         /* WdfFileObjectNotRequired: the callbacks get NULL. */
         WDFFILEOBJECT h = fo ? (WDFFILEOBJECT)fo->obj.handle : NULL;
-        if (c->EvtFileCleanup)
+        if (cleanup && c->EvtFileCleanup)
             c->EvtFileCleanup(h);
-        if (c->EvtFileClose)
+        else if (!cleanup && c->EvtFileClose)
             c->EvtFileClose(h);
     }
-    if (fo)
+    if (fo && !cleanup)
         uwdf_object_delete(&fo->obj);
+}
+
+/* IRP_MJ_CLEANUP, then IRP_MJ_CLOSE, each from dev down as far as
+ * AutoForwardCleanupClose passes them. A device below that saw the create
+ * (its driver forwarded it) but gets no close keeps nothing either: its
+ * WDFFILEOBJECT would name a FILE_OBJECT that the next open reuses. */
+void uwdf_fileobject_close(struct uwdf_device *dev, PFILE_OBJECT wdm)
+{
+    for (int pass = 0; pass < 3; pass++) {
+        bool forwarded = true;
+        uwdf_object_reference(&dev->obj);
+        for (struct uwdf_device *d = dev, *below; d; d = below) {
+            if (pass < 2 && forwarded)
+                file_callback(d, wdm, pass == 0);
+            else if (pass == 2 && !forwarded) {
+                struct uwdf_fileobject *fo = files_find(d, wdm, true);
+                if (fo)
+                    uwdf_object_delete(&fo->obj);
+            }
+            forwarded = forwarded && files_auto_forward(d);
+            below = uwdf_pnp_below(d);
+            uwdf_object_release(&d->obj);
+        }
+    }
     file_name_free(wdm);
 }
 
@@ -267,6 +309,15 @@ bool uwdf_fileobject_deliver(struct uwdf_device *dev, struct uwdf_request *sende
     if (NT_SUCCESS(st) && !create) {
         if (device_has_create_queue(dev))
             return false; /* its queue presents it */
+        struct uwdf_device *below = files_auto_forward(dev) ? uwdf_pnp_below(dev) : NULL;
+        if (below) {
+            /* KMDF passes it on; the open completes when the device
+             * below completes it. */
+            IoSkipCurrentIrpStackLocation(sender->irp);
+            uwdf_queue_deliver(below, sender);
+            uwdf_object_release(&below->obj);
+            return true;
+        }
         uwdf_queue_packet_complete(sender, STATUS_SUCCESS, 0);
         return true;
     }

@@ -9,6 +9,7 @@
 #include "object.h"
 #include "queue.h"
 #include "request.h"
+#include "ntrt.h"
 
 #include <stdio.h>
 #include <strings.h>
@@ -18,10 +19,20 @@
 struct uwdf_devnode {
     struct uwdf_devnode *next;
     char instance[96]; /* UWDF\<hardware id>\<serial> */
+    unsigned serial;
     char *path;
+    /* the description's drivers, for a restart (WdfDeviceSetFailed) */
+    char *function;
+    char **lower, **upper;
+    ULONG nlower, nupper;
     struct uwdf_device *bottom, *top; /* the stack, linked by pnp_below/above */
     bool started;
     WDF_POWER_DEVICE_STATE power;
+    /* WdfDeviceSetFailed (under pnp_lock): a removal is queued, with this
+     * action; failed: the stack is gone, the devnode stays until removed */
+    bool fail_queued;
+    WDF_DEVICE_FAILED_ACTION fail_action;
+    bool failed;
 };
 
 /* PnP operations run one at a time, as the PnP manager's thread runs
@@ -42,6 +53,12 @@ static void pnp_op_begin(void)
 static void pnp_op_end(void)
 {
     pthread_mutex_unlock(&pnp_op_lock);
+}
+
+/* The device's WDF_DEVICE_PNP_STATE moves (WdfDeviceGetDevicePnpState). */
+static void pnp_state_set(struct uwdf_device *dev, WDF_DEVICE_PNP_STATE state)
+{
+    __atomic_store_n(&dev->pnp_state, (int)state, __ATOMIC_RELEASE);
 }
 
 const char *uwdf_devnode_instance(const struct uwdf_devnode *node)
@@ -143,6 +160,7 @@ static NTSTATUS open_hardware_path(struct uwdf_device *dev, const char *path)
 NTSTATUS uwdf_pnp_device_created(struct uwdf_device *dev)
 {
     struct uwdf_devnode *node = dev->pnp.devnode;
+    pnp_state_set(dev, node ? WdfDevStatePnpInit : WdfDevStatePnpObjectCreated);
     if (node) {
         /* Attached on the current top (IoAttachDeviceToDeviceStack), or
          * the lowest one on the hardware's path. */
@@ -204,6 +222,17 @@ void uwdf_pnp_device_disposed(struct uwdf_device *dev)
         dev->pnp_below = dev->pnp_above = NULL;
     }
     pthread_mutex_unlock(&pnp_lock);
+}
+
+struct uwdf_device *uwdf_pnp_below(struct uwdf_device *dev)
+{
+    /* Linked devices are alive: they unlink under the lock at disposal. */
+    pthread_mutex_lock(&pnp_lock);
+    struct uwdf_device *below = dev->pnp_below;
+    if (below)
+        uwdf_object_reference(&below->obj);
+    pthread_mutex_unlock(&pnp_lock);
+    return below;
 }
 
 struct uwdf_device *uwdf_pnp_open_redirect(struct uwdf_device *dev)
@@ -393,6 +422,7 @@ static void device_release(struct uwdf_device *dev, bool smio)
 static NTSTATUS device_start(struct uwdf_device *dev)
 {
     struct uwdf_driver *prev = uwdf_driver_enter(dev->driver);
+    pnp_state_set(dev, WdfDevStatePnpHardwareAvailable);
     NTSTATUS st = CALL_STATUS(dev, EvtDevicePrepareHardware, NULL, NULL);
     if (!NT_SUCCESS(st)) {
         log_failure(dev, "EvtDevicePrepareHardware", st);
@@ -420,6 +450,7 @@ static NTSTATUS device_start(struct uwdf_device *dev)
          * started to suspend), then WDF's removal tail with Flush and
          * Cleanup. */
         log_failure(dev, "EvtDeviceSelfManagedIoInit", st);
+        pnp_state_set(dev, WdfDevStatePnpFailedOwnHardware);
         __atomic_store_n(&dev->pnp_removed, true, __ATOMIC_RELEASE);
         queues_apply(dev, true, QA_STOP);
         NTSTATUS x = CALL_STATUS(dev, EvtDeviceD0ExitPreInterruptsDisabled, WdfPowerDeviceD3Final);
@@ -434,9 +465,11 @@ static NTSTATUS device_start(struct uwdf_device *dev)
         return st;
     }
     dev->pnp_started = true;
+    pnp_state_set(dev, WdfDevStatePnpStarted);
     uwdf_driver_enter(prev);
     return STATUS_SUCCESS;
 failed_off:
+    pnp_state_set(dev, WdfDevStatePnpFailedOwnHardware);
     __atomic_store_n(&dev->pnp_removed, true, __ATOMIC_RELEASE);
     device_release(dev, false);
     uwdf_driver_enter(prev);
@@ -447,6 +480,7 @@ failed_off:
 static void device_remove(struct uwdf_device *dev, bool surprise)
 {
     struct uwdf_driver *prev = uwdf_driver_enter(dev->driver);
+    pnp_state_set(dev, surprise ? WdfDevStatePnpSurpriseRemoveIoStarted : WdfDevStatePnpQueriedRemoving);
     __atomic_store_n(&dev->pnp_removed, true, __ATOMIC_RELEASE);
     if (surprise)
         CALL_VOID(dev, EvtDeviceSurpriseRemoval);
@@ -462,6 +496,7 @@ static void device_remove(struct uwdf_device *dev, bool surprise)
 static void device_delete(struct uwdf_device *dev)
 {
     struct uwdf_driver *prev = uwdf_driver_enter(dev->driver);
+    pnp_state_set(dev, WdfDevStatePnpRemoved);
     dev->obj.no_delete = false;
     uwdf_object_delete(&dev->obj);
     uwdf_driver_enter(prev);
@@ -490,10 +525,9 @@ static void devnode_unlist(struct uwdf_devnode *node)
 }
 
 /* Remove every device top-down (each started one through its removal
- * sequence), delete them, and free the devnode. */
-static void devnode_teardown(struct uwdf_devnode *node, bool surprise)
+ * sequence) and delete them; the devnode stays. */
+static void devnode_remove_stack(struct uwdf_devnode *node, bool surprise)
 {
-    devnode_unlist(node);
     pthread_mutex_lock(&pnp_lock);
     node->started = false;
     pthread_mutex_unlock(&pnp_lock);
@@ -509,8 +543,27 @@ static void devnode_teardown(struct uwdf_devnode *node, bool surprise)
         __atomic_store_n(&dev->pnp_removed, true, __ATOMIC_RELEASE);
         device_delete(dev); /* its dispose unlinks it: node->top moves down */
     }
+}
+
+static void devnode_free(struct uwdf_devnode *node)
+{
+    for (ULONG i = 0; i < node->nlower; i++)
+        uwdf_free(node->lower[i]);
+    for (ULONG i = 0; i < node->nupper; i++)
+        uwdf_free(node->upper[i]);
+    uwdf_free(node->lower);
+    uwdf_free(node->upper);
+    uwdf_free(node->function);
     uwdf_free(node->path);
     uwdf_free(node);
+}
+
+/* The stack removed, and the devnode unlisted and freed. */
+static void devnode_teardown(struct uwdf_devnode *node, bool surprise)
+{
+    devnode_unlist(node);
+    devnode_remove_stack(node, surprise);
+    devnode_free(node);
 }
 
 static NTSTATUS add_device(struct uwdf_devnode *node, const char *driver_name, bool filter)
@@ -549,16 +602,56 @@ out:
     return st;
 }
 
-static NTSTATUS devnode_build(struct uwdf_devnode *node, const UWDF_DEVICE_DESCRIPTION *desc)
+/* The stack from the devnode's copy of its description. */
+static NTSTATUS devnode_build(struct uwdf_devnode *node)
 {
     NTSTATUS st = STATUS_SUCCESS;
-    for (ULONG i = 0; i < desc->LowerFilterCount && NT_SUCCESS(st); i++)
-        st = add_device(node, desc->LowerFilters[i], true);
+    for (ULONG i = 0; i < node->nlower && NT_SUCCESS(st); i++)
+        st = add_device(node, node->lower[i], true);
     if (NT_SUCCESS(st))
-        st = add_device(node, desc->FunctionDriver, false);
-    for (ULONG i = 0; i < desc->UpperFilterCount && NT_SUCCESS(st); i++)
-        st = add_device(node, desc->UpperFilters[i], true);
+        st = add_device(node, node->function, false);
+    for (ULONG i = 0; i < node->nupper && NT_SUCCESS(st); i++)
+        st = add_device(node, node->upper[i], true);
+    if (NT_SUCCESS(st) && !node->top) {
+        uwdf_log("%s: no driver added a device", node->instance);
+        st = STATUS_NO_SUCH_DEVICE;
+    }
     return st;
+}
+
+static char *str_copy(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = uwdf_alloc(n);
+    if (c)
+        memcpy(c, s, n);
+    return c;
+}
+
+static bool names_copy(PCSTR const *names, ULONG n, char ***out)
+{
+    *out = NULL;
+    if (!n)
+        return true;
+    *out = uwdf_zalloc(n * sizeof(char *));
+    if (!*out)
+        return false;
+    for (ULONG i = 0; i < n; i++)
+        if (!((*out)[i] = str_copy(names[i])))
+            return false;
+    return true;
+}
+
+/* The description's strings into node (devnode_free frees what was copied). */
+static NTSTATUS devnode_keep_description(struct uwdf_devnode *node, const UWDF_DEVICE_DESCRIPTION *d)
+{
+    bool ok = (!d->HardwarePath || (node->path = str_copy(d->HardwarePath))) &&
+              (node->function = str_copy(d->FunctionDriver)) != NULL;
+    ok = ok && names_copy(d->LowerFilters, d->LowerFilterCount, &node->lower);
+    node->nlower = node->lower ? d->LowerFilterCount : 0;
+    ok = ok && names_copy(d->UpperFilters, d->UpperFilterCount, &node->upper);
+    node->nupper = node->upper ? d->UpperFilterCount : 0;
+    return ok ? STATUS_SUCCESS : STATUS_INSUFFICIENT_RESOURCES;
 }
 
 /* Start bottom-up. A device that fails unwinds itself; the devices below
@@ -608,17 +701,15 @@ NTSTATUS UwdfDeviceArrive(const UWDF_DEVICE_DESCRIPTION *Description, UWDF_DEVNO
     struct uwdf_devnode *node = uwdf_zalloc(sizeof(*node));
     if (!node)
         return STATUS_INSUFFICIENT_RESOURCES;
-    if (Description->HardwarePath) {
-        node->path = uwdf_alloc(strlen(Description->HardwarePath) + 1);
-        if (!node->path) {
-            uwdf_free(node);
-            return STATUS_INSUFFICIENT_RESOURCES;
-        }
-        strcpy(node->path, Description->HardwarePath);
+    NTSTATUS st = devnode_keep_description(node, Description);
+    if (!NT_SUCCESS(st)) {
+        devnode_free(node);
+        return st;
     }
     pnp_op_begin();
     pthread_mutex_lock(&pnp_lock);
     unsigned serial = devnode_serial++;
+    node->serial = serial;
     node->next = devnodes;
     devnodes = node;
     pthread_mutex_unlock(&pnp_lock);
@@ -628,11 +719,7 @@ NTSTATUS UwdfDeviceArrive(const UWDF_DEVICE_DESCRIPTION *Description, UWDF_DEVNO
     for (char *p = node->instance + 5; *p; p++)
         if (*p == '/')
             *p = '#';
-    NTSTATUS st = devnode_build(node, Description);
-    if (NT_SUCCESS(st) && !node->top) {
-        uwdf_log("%s: no driver added a device", node->instance);
-        st = STATUS_NO_SUCH_DEVICE;
-    }
+    st = devnode_build(node);
     if (NT_SUCCESS(st))
         st = devnode_start(node);
     if (!NT_SUCCESS(st)) {
@@ -670,10 +757,15 @@ NTSTATUS UwdfDeviceRemove(UWDF_DEVNODE DevNode)
         return STATUS_INVALID_HANDLE;
     for (struct uwdf_device *dev = node->top; dev; dev = dev->pnp_below) {
         struct uwdf_driver *prev = uwdf_driver_enter(dev->driver);
+        pnp_state_set(dev, WdfDevStatePnpQueryRemoveAskDriver);
         NTSTATUS st = CALL_STATUS(dev, EvtDeviceQueryRemove);
+        pnp_state_set(dev, WdfDevStatePnpQueryRemovePending);
         uwdf_driver_enter(prev);
         if (!NT_SUCCESS(st)) {
             log_failure(dev, "EvtDeviceQueryRemove (a veto)", st);
+            /* the removal is cancelled: every device asked is started again */
+            for (struct uwdf_device *d = node->top; d; d = d == dev ? NULL : d->pnp_below)
+                pnp_state_set(d, WdfDevStatePnpStarted);
             pnp_op_end();
             return st;
         }
@@ -744,7 +836,9 @@ NTSTATUS UwdfDeviceSetPowerState(UWDF_DEVNODE DevNode, WDF_POWER_DEVICE_STATE St
     if (!node)
         return STATUS_INVALID_HANDLE;
     NTSTATUS st = STATUS_SUCCESS;
-    if (State == node->power)
+    if (node->failed)
+        st = STATUS_INVALID_DEVICE_STATE; /* no stack to power */
+    else if (State == node->power)
         ; /* there already */
     else if (State == WdfPowerDeviceD0)
         st = devnode_power_up(node);
@@ -794,6 +888,99 @@ void uwdf_pnp_remove_driver_devnodes(struct uwdf_driver *d)
         devnode_teardown(victim, false);
     }
     pnp_op_end();
+}
+
+/* ---- device state and failure ---- */
+
+WDF_DEVICE_PNP_STATE WdfDeviceGetDevicePnpState(WDFDEVICE Device)
+{
+    struct uwdf_device *dev =
+        (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE, "WdfDeviceGetDevicePnpState");
+    return dev ? (WDF_DEVICE_PNP_STATE)__atomic_load_n(&dev->pnp_state, __ATOMIC_ACQUIRE) : WdfDevStatePnpInvalid;
+}
+
+/* The removal WdfDeviceSetFailed queues: it names its devnode by address
+ * and serial, and runs only if that devnode is still listed. */
+struct fail_work {
+    struct uwdf_deferred d;
+    struct uwdf_devnode *node;
+    unsigned serial;
+};
+
+static void fail_work_done(struct uwdf_deferred *d)
+{
+    uwdf_free(uwdf_container_of(d, struct fail_work, d));
+}
+
+static void fail_work_run(struct uwdf_deferred *d)
+{
+    struct fail_work *w = uwdf_container_of(d, struct fail_work, d);
+    pnp_op_begin();
+    pthread_mutex_lock(&pnp_lock);
+    struct uwdf_devnode *node = w->node;
+    bool valid = devnode_valid_locked(node) && node->serial == w->serial && !node->failed;
+    WDF_DEVICE_FAILED_ACTION action = valid ? node->fail_action : WdfDeviceFailedUndefined;
+    if (valid)
+        node->fail_queued = false;
+    pthread_mutex_unlock(&pnp_lock);
+    if (valid) {
+        uwdf_log("%s: a driver reported the device failed: surprise removal%s", node->instance,
+                 action == WdfDeviceFailedAttemptRestart ? ", then a restart" : "");
+        devnode_remove_stack(node, true);
+        NTSTATUS st = STATUS_UNSUCCESSFUL;
+        if (action == WdfDeviceFailedAttemptRestart) {
+            st = devnode_build(node);
+            if (NT_SUCCESS(st))
+                st = devnode_start(node);
+            if (!NT_SUCCESS(st)) {
+                uwdf_log("%s: the restart failed (0x%08X): the devnode stays failed", node->instance,
+                         (unsigned)st);
+                devnode_remove_stack(node, false);
+            }
+        }
+        pthread_mutex_lock(&pnp_lock); /* WdfDeviceSetFailed reads it under the lock */
+        node->failed = !NT_SUCCESS(st);
+        pthread_mutex_unlock(&pnp_lock);
+    }
+    pnp_op_end();
+}
+
+VOID WdfDeviceSetFailed(WDFDEVICE Device, WDF_DEVICE_FAILED_ACTION FailedAction)
+{
+    struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE, "WdfDeviceSetFailed");
+    if (!dev)
+        return;
+    if (FailedAction != WdfDeviceFailedAttemptRestart && FailedAction != WdfDeviceFailedNoRestart) {
+        init_misuse(Device, "WdfDeviceSetFailed: FailedAction is neither AttemptRestart nor NoRestart");
+        return;
+    }
+    struct uwdf_devnode *node = dev->pnp.devnode;
+    if (!node) {
+        init_misuse(Device, "WdfDeviceSetFailed: a control device has no PnP state to fail");
+        return;
+    }
+    struct fail_work *w = uwdf_zalloc(sizeof(*w));
+    if (!w || uwdf_deferred_prepare(UWDF_DEFER_PASSIVE) != 0) {
+        uwdf_free(w);
+        uwdf_log("%s: WdfDeviceSetFailed: no memory or worker thread for the removal", node->instance);
+        return;
+    }
+    pthread_mutex_lock(&pnp_lock);
+    /* The devnode outlives its devices (devnode_teardown frees it after
+     * deleting them), so it is still there while the caller's device is. */
+    bool queue = !node->fail_queued && !node->failed;
+    if (!node->fail_queued || FailedAction == WdfDeviceFailedNoRestart)
+        node->fail_action = FailedAction;
+    node->fail_queued = true;
+    w->node = node;
+    w->serial = node->serial;
+    pthread_mutex_unlock(&pnp_lock);
+    if (!queue) {
+        uwdf_free(w);
+        return;
+    }
+    uwdf_deferred_init(&w->d, UWDF_DEFER_PASSIVE, fail_work_run, fail_work_done);
+    uwdf_deferred_queue(&w->d);
 }
 
 /* ---- shutdown ---- */

@@ -292,9 +292,14 @@ static VOID driver_unload(WDFDRIVER Driver)
     rec(name + 8, "DriverUnload", -1); /* after "\Driver\" */
 }
 
+/* WdfDriverGetRegistryPath in the driver's cleanup callback (UTF-8). */
+static char registry_at_cleanup[256];
+
 static VOID driver_cleanup(WDFOBJECT Driver)
 {
     char name[64];
+    PWSTR reg = WdfDriverGetRegistryPath((WDFDRIVER)Driver);
+    RtlStringCbPrintfA(registry_at_cleanup, sizeof(registry_at_cleanup), "%ws", reg ? reg : L"(null)");
     RtlStringCbPrintfA(name, sizeof(name), "%wZ", &WdfDriverWdmGetDriverObject((WDFDRIVER)Driver)->DriverName);
     rec(name + 8, "DriverCleanup", -1);
 }
@@ -480,6 +485,26 @@ START_TEST(drivers_load_by_pointer_and_from_a_shared_object)
     host_unload(&h);
     EXPECT_TRACE("upper:DriverUnload", "upper:DriverCleanup", "func:DriverUnload", "func:DriverCleanup",
                  "lower:DriverUnload", "lower:DriverCleanup");
+}
+END_TEST
+
+/* The framework keeps its own copy: the host frees RegistryPath after
+ * DriverEntry (under ASan a kept pointer would be a use after free). */
+START_TEST(the_registry_path_outlives_driver_entry)
+{
+    struct host h;
+    host_load_on(&h, -1);
+    PWSTR reg = WdfDriverGetRegistryPath(h.func);
+    ck_assert_ptr_nonnull(reg);
+    ck_assert(wcscmp(reg, L"\\Registry\\Machine\\System\\CurrentControlSet\\Services\\func") == 0);
+    ck_assert_ptr_ne(WdfDriverGetRegistryPath(h.upper), reg);
+    /* the bootstrap driver was made without one */
+    ck_assert_ptr_null(WdfDriverGetRegistryPath(h.env.driver));
+    registry_at_cleanup[0] = '\0';
+    ck_assert_status(UwdfUnloadDriver(h.func), STATUS_SUCCESS);
+    ck_assert_str_eq(registry_at_cleanup, "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\func");
+    ck_assert_status(UwdfLoadDriver(func_entry, "func", &h.func), STATUS_SUCCESS);
+    host_unload(&h);
 }
 END_TEST
 
@@ -982,6 +1007,377 @@ START_TEST(an_exclusive_device_opens_once_at_a_time)
 }
 END_TEST
 
+/* ---- file objects down a stack (AutoForwardCleanupClose) ---- */
+
+// {3B8F1C2D-5E4A-4F6B-9C7D-1E2F3A4B5C6D}
+DEFINE_GUID(GUID_TEST_FILES, 0x3b8f1c2d, 0x5e4a, 0x4f6b, 0x9c, 0x7d, 0x1e, 0x2f, 0x3a, 0x4b, 0x5c, 0x6d);
+static WDF_TRI_STATE ffilt_forward; /* the filter's AutoForwardCleanupClose */
+static bool ffilt_create_callback;  /* the filter has an EvtDeviceFileCreate that forwards */
+static NTSTATUS ffunc_create_status;
+
+static void file_rec(const char *drv, const char *what, WDFFILEOBJECT fo)
+{
+    char name[64] = "-";
+    if (fo && WdfFileObjectGetFileName(fo)->Length)
+        RtlStringCbPrintfA(name, sizeof(name), "%wZ", WdfFileObjectGetFileName(fo));
+    char cb[80];
+    snprintf(cb, sizeof(cb), "%s[%s]", what, name);
+    rec(drv, cb, -1);
+}
+
+static VOID ffilt_cleanup(WDFFILEOBJECT fo)
+{
+    file_rec("ffilt", "Cleanup", fo);
+}
+static VOID ffilt_close(WDFFILEOBJECT fo)
+{
+    file_rec("ffilt", "Close", fo);
+}
+static VOID ffilt_create_done(WDFREQUEST req, WDFIOTARGET t, PWDF_REQUEST_COMPLETION_PARAMS p, WDFCONTEXT c)
+{
+    (void)t, (void)c;
+    WdfRequestComplete(req, p->IoStatus.Status);
+}
+/* The create goes down as KMDF's filter samples send it: the current
+ * parameters, a completion routine that completes it. */
+static VOID ffilt_create(WDFDEVICE dev, WDFREQUEST req, WDFFILEOBJECT fo)
+{
+    file_rec("ffilt", "Create", fo);
+    WdfRequestFormatRequestUsingCurrentType(req);
+    WdfRequestSetCompletionRoutine(req, ffilt_create_done, NULL);
+    if (!WdfRequestSend(req, WdfDeviceGetIoTarget(dev), WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(req, WdfRequestGetStatus(req));
+}
+static VOID ffunc_create(WDFDEVICE dev, WDFREQUEST req, WDFFILEOBJECT fo)
+{
+    (void)dev;
+    file_rec("ffunc", "Create", fo);
+    /* the request's file object is the device's own WDFFILEOBJECT */
+    ck_assert_ptr_eq(WdfRequestGetFileObject(req), fo);
+    WdfRequestComplete(req, ffunc_create_status);
+}
+static VOID ffunc_cleanup(WDFFILEOBJECT fo)
+{
+    file_rec("ffunc", "Cleanup", fo);
+}
+static VOID ffunc_close(WDFFILEOBJECT fo)
+{
+    file_rec("ffunc", "Close", fo);
+}
+
+static NTSTATUS ffilt_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
+{
+    (void)Driver;
+    WdfFdoInitSetFilter(init);
+    WDF_FILEOBJECT_CONFIG fc;
+    WDF_FILEOBJECT_CONFIG_INIT(&fc, ffilt_create_callback ? ffilt_create : NULL, ffilt_close, ffilt_cleanup);
+    fc.AutoForwardCleanupClose = ffilt_forward;
+    WdfDeviceInitSetFileObjectConfig(init, &fc, WDF_NO_OBJECT_ATTRIBUTES);
+    WDFDEVICE dev;
+    return WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev);
+}
+
+static NTSTATUS ffunc_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
+{
+    (void)Driver;
+    WDF_FILEOBJECT_CONFIG fc;
+    WDF_FILEOBJECT_CONFIG_INIT(&fc, ffunc_create, ffunc_close, ffunc_cleanup);
+    WdfDeviceInitSetFileObjectConfig(init, &fc, WDF_NO_OBJECT_ATTRIBUTES);
+    WDFDEVICE dev;
+    NTSTATUS st = WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &dev);
+    if (NT_SUCCESS(st))
+        st = WdfDeviceCreateDeviceInterface(dev, &GUID_TEST_FILES, NULL);
+    return st;
+}
+
+static NTSTATUS ffilt_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    WDF_DRIVER_CONFIG config;
+    WDF_DRIVER_CONFIG_INIT(&config, ffilt_add);
+    return WdfDriverCreate(d, r, WDF_NO_OBJECT_ATTRIBUTES, &config, WDF_NO_HANDLE);
+}
+static NTSTATUS ffunc_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    WDF_DRIVER_CONFIG config;
+    WDF_DRIVER_CONFIG_INIT(&config, ffunc_add);
+    return WdfDriverCreate(d, r, WDF_NO_OBJECT_ATTRIBUTES, &config, WDF_NO_HANDLE);
+}
+
+/* The filter stack ffilt over ffunc arrives; opens "<interface>\\name"
+ * (the open's status), closes it if it opened. */
+static NTSTATUS files_open_close(struct tu_env *e, WDF_TRI_STATE forward, bool filter_create, NTSTATUS func_status)
+{
+    WDFDRIVER filt, func;
+    ffilt_forward = forward;
+    ffilt_create_callback = filter_create;
+    ffunc_create_status = func_status;
+    ck_assert_status(UwdfLoadDriver(ffilt_entry, "ffilt", &filt), STATUS_SUCCESS);
+    ck_assert_status(UwdfLoadDriver(ffunc_entry, "ffunc", &func), STATUS_SUCCESS);
+    static const char *const filters[] = { "ffilt" };
+    UWDF_DEVICE_DESCRIPTION d;
+    UWDF_DEVICE_DESCRIPTION_INIT(&d, "root\\files", "ffunc");
+    d.UpperFilters = filters;
+    d.UpperFilterCount = 1;
+    UWDF_DEVNODE node;
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    PZZWSTR list;
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_FILES, NULL, 0, &list), STATUS_SUCCESS);
+    char link[256];
+    UNICODE_STRING us;
+    RtlInitUnicodeString(&us, list);
+    RtlStringCbPrintfA(link, sizeof(link), "%wZ\\name", &us);
+    ExFreePool(list);
+    trace_reset();
+    WDFIOTARGET t;
+    NTSTATUS st = tu_target_open(e->device, link, GENERIC_READ, FILE_OPEN, 0, &t);
+    WdfObjectDelete(t);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(filt), STATUS_SUCCESS);
+    ck_assert_status(UwdfUnloadDriver(func), STATUS_SUCCESS);
+    return st;
+}
+
+START_TEST(a_filter_forwards_create_cleanup_and_close_by_default)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    /* WdfUseDefault on a filter: the create goes down (no create callback
+     * or queue of its own), cleanup and close go down after its own, each
+     * stage through the stack before the next (IRP_MJ_CLEANUP, then
+     * IRP_MJ_CLOSE) */
+    ck_assert_status(files_open_close(&e, WdfUseDefault, false, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffunc:Create[\\name]", "ffilt:Cleanup[\\name]", "ffunc:Cleanup[\\name]", "ffilt:Close[\\name]",
+                 "ffunc:Close[\\name]");
+    /* the device below fails the create: the open fails, and nobody gets
+     * a cleanup or close */
+    ck_assert_status(files_open_close(&e, WdfTrue, false, STATUS_ACCESS_DENIED), STATUS_ACCESS_DENIED);
+    EXPECT_TRACE("ffunc:Create[\\name]");
+    /* WdfFalse: the filter completes the create and keeps cleanup and close */
+    ck_assert_status(files_open_close(&e, WdfFalse, false, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffilt:Cleanup[\\name]", "ffilt:Close[\\name]");
+    /* WdfFalse with an EvtDeviceFileCreate that forwards the create
+     * itself: the device below saw the create but, as on Windows, never
+     * the cleanup or close */
+    ck_assert_status(files_open_close(&e, WdfFalse, true, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffilt:Create[\\name]", "ffunc:Create[\\name]", "ffilt:Cleanup[\\name]", "ffilt:Close[\\name]");
+    /* WdfTrue with a forwarding EvtDeviceFileCreate: all of it */
+    ck_assert_status(files_open_close(&e, WdfTrue, true, STATUS_SUCCESS), STATUS_SUCCESS);
+    EXPECT_TRACE("ffilt:Create[\\name]", "ffunc:Create[\\name]", "ffilt:Cleanup[\\name]", "ffunc:Cleanup[\\name]",
+                 "ffilt:Close[\\name]", "ffunc:Close[\\name]");
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* ---- WdfDeviceGetDevicePnpState and WdfDeviceSetFailed ---- */
+
+// {7A1B2C3D-4E5F-4061-8273-9485A6B7C8D9}
+DEFINE_GUID(GUID_TEST_STATE, 0x7a1b2c3d, 0x4e5f, 0x4061, 0x82, 0x73, 0x94, 0x85, 0xa6, 0xb7, 0xc8, 0xd9);
+static bool sdrv_fail_in_smio;    /* SmioInit calls WdfDeviceSetFailed(NoRestart) */
+static bool sdrv_fail_in_suspend; /* SmioSuspend calls it twice: NoRestart, AttemptRestart */
+
+static NTSTATUS state_rec(WDFDEVICE d, const char *cb)
+{
+    char what[48];
+    snprintf(what, sizeof(what), "%s=%X", cb, (unsigned)WdfDeviceGetDevicePnpState(d));
+    return rec("sdrv", what, -1);
+}
+static NTSTATUS sdrv_prepare(WDFDEVICE d, WDFCMRESLIST r, WDFCMRESLIST t)
+{
+    (void)r, (void)t;
+    return state_rec(d, "Prepare");
+}
+static NTSTATUS sdrv_smioinit(WDFDEVICE d)
+{
+    if (sdrv_fail_in_smio)
+        WdfDeviceSetFailed(d, WdfDeviceFailedNoRestart); /* later: the arrival finishes first */
+    return state_rec(d, "SmioInit");
+}
+static NTSTATUS sdrv_smiosuspend(WDFDEVICE d)
+{
+    /* inside a PnP operation: the removal waits for it, so the device is
+     * still there for the second call */
+    if (sdrv_fail_in_suspend) {
+        WdfDeviceSetFailed(d, WdfDeviceFailedNoRestart);
+        WdfDeviceSetFailed(d, WdfDeviceFailedAttemptRestart);
+    }
+    return STATUS_SUCCESS;
+}
+static NTSTATUS sdrv_query_remove(WDFDEVICE d)
+{
+    return state_rec(d, "QueryRemove");
+}
+static VOID sdrv_surprise(WDFDEVICE d)
+{
+    state_rec(d, "Surprise");
+}
+static NTSTATUS sdrv_release(WDFDEVICE d, WDFCMRESLIST t)
+{
+    (void)t;
+    return state_rec(d, "Release");
+}
+static VOID sdrv_cleanup(WDFOBJECT d)
+{
+    state_rec((WDFDEVICE)d, "Cleanup");
+}
+
+static NTSTATUS sdrv_add(WDFDRIVER Driver, PWDFDEVICE_INIT init)
+{
+    (void)Driver;
+    WDF_PNPPOWER_EVENT_CALLBACKS pnp;
+    WDF_PNPPOWER_EVENT_CALLBACKS_INIT(&pnp);
+    pnp.EvtDevicePrepareHardware = sdrv_prepare;
+    pnp.EvtDeviceReleaseHardware = sdrv_release;
+    pnp.EvtDeviceSelfManagedIoInit = sdrv_smioinit;
+    pnp.EvtDeviceSelfManagedIoSuspend = sdrv_smiosuspend;
+    pnp.EvtDeviceQueryRemove = sdrv_query_remove;
+    pnp.EvtDeviceSurpriseRemoval = sdrv_surprise;
+    WdfDeviceInitSetPnpPowerEventCallbacks(init, &pnp);
+    WDF_OBJECT_ATTRIBUTES attrs;
+    WDF_OBJECT_ATTRIBUTES_INIT(&attrs);
+    attrs.EvtCleanupCallback = sdrv_cleanup;
+    WDFDEVICE dev;
+    NTSTATUS st = WdfDeviceCreate(&init, &attrs, &dev);
+    if (NT_SUCCESS(st)) {
+        state_rec(dev, "Add");
+        st = WdfDeviceCreateDeviceInterface(dev, &GUID_TEST_STATE, NULL);
+    }
+    return st;
+}
+
+static NTSTATUS sdrv_entry(PDRIVER_OBJECT d, PUNICODE_STRING r)
+{
+    WDF_DRIVER_CONFIG config;
+    WDF_DRIVER_CONFIG_INIT(&config, sdrv_add);
+    return WdfDriverCreate(d, r, WDF_NO_OBJECT_ATTRIBUTES, &config, WDF_NO_HANDLE);
+}
+
+static UWDF_DEVNODE sdrv_arrive(WDFDRIVER *drv)
+{
+    ck_assert_status(UwdfLoadDriver(sdrv_entry, "sdrv", drv), STATUS_SUCCESS);
+    UWDF_DEVICE_DESCRIPTION d;
+    UWDF_DEVICE_DESCRIPTION_INIT(&d, "root\\state", "sdrv");
+    UWDF_DEVNODE node;
+    trace_reset();
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    return node;
+}
+
+/* Waits up to 10 s for the trace to hold n entries (the removal
+ * WdfDeviceSetFailed queues runs on a framework thread), then 100 ms more
+ * for anything that should not come. */
+static void wait_trace(int n)
+{
+    int len = 0;
+    for (int i = 0; i < 1000 && len < n; i++) {
+        usleep(10 * 1000);
+        pthread_mutex_lock(&trace_lock);
+        len = trace_len;
+        pthread_mutex_unlock(&trace_lock);
+    }
+    usleep(100 * 1000);
+}
+
+START_TEST(the_pnp_state_follows_start_query_and_removal)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    /* a control device has no PnP: ObjectCreated throughout */
+    WDFDEVICE ctl = tu_named_device(e.driver, "\\Device\\UwdfStateCtl", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchManual, NULL, NULL);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(ctl), WdfDevStatePnpObjectCreated);
+    WDFDRIVER drv;
+    UWDF_DEVNODE node = sdrv_arrive(&drv);
+    /* 105 Init, 108 HardwareAvailable, 119 Started */
+    EXPECT_TRACE("sdrv:Add=105", "sdrv:Prepare=108", "sdrv:SmioInit=108");
+    WDFDEVICE dev = UwdfDevNodeGetDevice(node, NULL);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(dev), WdfDevStatePnpStarted);
+    /* power changes leave the PnP state */
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(dev), WdfDevStatePnpStarted);
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD0), STATUS_SUCCESS);
+    trace_reset();
+    /* 10B QueryRemoveAskDriver, 10E QueriedRemoving, 113 Removed */
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    EXPECT_TRACE("sdrv:QueryRemove=10B", "sdrv:Release=10E", "sdrv:Cleanup=113");
+    ck_assert_status(UwdfUnloadDriver(drv), STATUS_SUCCESS);
+    /* surprise: 127 SurpriseRemoveIoStarted */
+    node = sdrv_arrive(&drv);
+    trace_reset();
+    ck_assert_status(UwdfDeviceSurpriseRemove(node), STATUS_SUCCESS);
+    EXPECT_TRACE("sdrv:Surprise=127", "sdrv:Release=127", "sdrv:Cleanup=113");
+    ck_assert_status(UwdfUnloadDriver(drv), STATUS_SUCCESS);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(set_failed_surprise_removes_and_restarts_when_asked)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    WDFDRIVER drv;
+    UWDF_DEVNODE node = sdrv_arrive(&drv);
+    WDFDEVICE dev = UwdfDevNodeGetDevice(node, NULL);
+    char link[256];
+    PZZWSTR list;
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_STATE, NULL, 0, &list), STATUS_SUCCESS);
+    UNICODE_STRING us;
+    RtlInitUnicodeString(&us, list);
+    RtlStringCbPrintfA(link, sizeof(link), "%wZ", &us);
+    ExFreePool(list);
+    trace_reset();
+    /* AttemptRestart: the surprise removal, then the stack again, on the
+     * same devnode and interface link */
+    WdfDeviceSetFailed(dev, WdfDeviceFailedAttemptRestart);
+    wait_trace(6);
+    EXPECT_TRACE("sdrv:Surprise=127", "sdrv:Release=127", "sdrv:Cleanup=113", "sdrv:Add=105", "sdrv:Prepare=108",
+                 "sdrv:SmioInit=108");
+    WDFDEVICE again = UwdfDevNodeGetDevice(node, NULL);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_uint_eq(WdfDeviceGetDevicePnpState(again), WdfDevStatePnpStarted);
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_STATE, NULL, 0, &list), STATUS_SUCCESS);
+    char link2[256];
+    RtlInitUnicodeString(&us, list);
+    RtlStringCbPrintfA(link2, sizeof(link2), "%wZ", &us);
+    ExFreePool(list);
+    ck_assert_str_eq(link, link2);
+    /* NoRestart: removed, the devnode stays failed until removed; two
+     * calls make one removal, NoRestart winning (made in a power-down, so
+     * that the device is alive for both) */
+    sdrv_fail_in_suspend = true;
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_SUCCESS);
+    sdrv_fail_in_suspend = false;
+    wait_trace(3);
+    ck_assert_ptr_null(UwdfDevNodeGetDevice(node, NULL));
+    EXPECT_TRACE("sdrv:Surprise=127", "sdrv:Release=127", "sdrv:Cleanup=113");
+    ck_assert_status(UwdfDeviceSetPowerState(node, WdfPowerDeviceD3), STATUS_INVALID_DEVICE_STATE);
+    ck_assert_status(IoGetDeviceInterfaces(&GUID_TEST_STATE, NULL, 0, &list), STATUS_SUCCESS);
+    ck_assert_uint_eq(list[0], 0); /* no interface */
+    ExFreePool(list);
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    /* from a PnP callback: the arrival finishes, then the removal runs */
+    sdrv_fail_in_smio = true;
+    UWDF_DEVICE_DESCRIPTION d;
+    UWDF_DEVICE_DESCRIPTION_INIT(&d, "root\\state", "sdrv");
+    trace_reset();
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    sdrv_fail_in_smio = false;
+    wait_trace(6);
+    EXPECT_TRACE("sdrv:Add=105", "sdrv:Prepare=108", "sdrv:SmioInit=108", "sdrv:Surprise=127", "sdrv:Release=127",
+                 "sdrv:Cleanup=113");
+    ck_assert_ptr_null(UwdfDevNodeGetDevice(node, NULL));
+    ck_assert_status(UwdfDeviceRemove(node), STATUS_SUCCESS);
+    /* the wrong action, and a control device: nothing happens */
+    node = NULL;
+    ck_assert_status(UwdfDeviceArrive(&d, &node), STATUS_SUCCESS);
+    dev = UwdfDevNodeGetDevice(node, NULL);
+    WdfDeviceSetFailed(dev, WdfDeviceFailedUndefined);
+    WdfDeviceSetFailed(tu_named_device(e.driver, "\\Device\\UwdfFailCtl", WdfDeviceIoBuffered, NULL, WdfIoQueueDispatchManual, NULL, NULL), WdfDeviceFailedNoRestart);
+    usleep(100 * 1000);
+    ck_assert_ptr_eq(UwdfDevNodeGetDevice(node, NULL), dev);
+    ck_assert_status(UwdfUnloadDriver(drv), STATUS_SUCCESS);
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(system_shutdown_notifies_control_devices_last_chance_last)
 {
     struct tu_env e;
@@ -1059,6 +1455,7 @@ int main(void)
     Suite *s = suite_create("pnp");
     TCase *tc = tu_tcase(s, "host", 120);
     tcase_add_test(tc, drivers_load_by_pointer_and_from_a_shared_object);
+    tcase_add_test(tc, the_registry_path_outlives_driver_entry);
     tcase_add_test(tc, a_failing_driver_entry_fails_the_load_without_unload);
     tcase_add_test(tc, arrival_builds_bottom_up_and_orderly_removal_goes_top_down);
     tcase_add_test(tc, a_query_remove_veto_keeps_the_stack_started);
@@ -1071,6 +1468,9 @@ int main(void)
     tcase_add_test(tc, surprise_removal_with_io_in_flight_on_a_file_and_a_loop_device);
     tcase_add_test(tc, interfaces_notify_arrival_and_removal_and_open_by_link);
     tcase_add_test(tc, an_exclusive_device_opens_once_at_a_time);
+    tcase_add_test(tc, a_filter_forwards_create_cleanup_and_close_by_default);
+    tcase_add_test(tc, the_pnp_state_follows_start_query_and_removal);
+    tcase_add_test(tc, set_failed_surprise_removes_and_restarts_when_asked);
     tcase_add_test(tc, system_shutdown_notifies_control_devices_last_chance_last);
     tcase_add_test(tc, init_ddis_on_the_wrong_init_do_nothing_and_bug_check_under_the_verifier);
     tcase_add_test(tc, a_thousand_arrive_remove_cycles_keep_object_counts_flat);
