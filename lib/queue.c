@@ -726,23 +726,34 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
         for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
             struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
             /* (one being completed, COMPLETING, is on its way out) */
-            if (r->stop_acked || r->suspended || r->qstate != UWDF_QS_OWNED)
+            if (r->qstate != UWDF_QS_OWNED)
+                continue;
+            /* A purge cancels every cancelable request the driver owns,
+             * one it acknowledged at an earlier stop too (WdfIoQueuePurge:
+             * "driver-owned cancellable requests"); the rest not yet told
+             * of this stop go to EvtIoStop. */
+            bool cancel_it = cancel_cancelable && r->cancelable;
+            if (!cancel_it && (r->stop_acked || r->suspended))
                 continue;
             pick = r;
             cancelable = r->cancelable;
             r->suspended = true; /* notified for this stop */
             uwdf_object_reference(&r->obj);
             /* Claimed here, under the lock: once it is unlocked the driver
-             * may complete the request and its IRP return to the sender. */
-            if (cancel_cancelable && cancelable)
+             * may complete the request and its IRP return to the sender.
+             * Not cancelable from here on (its routine is claimed, or
+             * being unmarked), so it is picked once. */
+            if (cancel_it) {
                 claim = uwdf_irp_cancel_take(r->irp);
+                r->cancelable = false;
+            }
             break;
         }
         pthread_mutex_unlock(&q->lock);
         if (!pick)
             break;
         if (cancel_cancelable && cancelable) {
-            uwdf_irp_cancel_run(claim);
+            uwdf_irp_cancel_run(claim); /* nothing when someone else claimed it */
         } else if (q->config.EvtIoStop) {
             uwdf_queue_cb_enter(q);
             q->config.EvtIoStop((WDFQUEUE)q->obj.handle, (WDFREQUEST)pick->obj.handle,

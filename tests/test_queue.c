@@ -1249,6 +1249,36 @@ START_TEST(drain)
 }
 END_TEST
 
+/* A request the driver acknowledged at a stop (EvtIoStop: keep it) is
+ * still the driver's and still cancelable: a purge afterwards cancels it
+ * (its cancel routine), with no second EvtIoStop, and the purge ends. */
+START_TEST(purge_cancels_a_cancelable_request_acknowledged_at_a_stop)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfAckPurge", WdfDeviceIoBuffered);
+    WDFQUEUE q = rx_queue(dev, WdfIoQueueDispatchSequential, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfAckPurge");
+    struct io io;
+    io_start(&io, t, WdfRequestTypeRead, 512, 0);
+    ck_assert_int_eq(rx_nheld(), 1);
+    ck_assert_status(WdfRequestMarkCancelableEx(R.held[0], rx_cancel_routine), STATUS_SUCCESS);
+    R.stop_action = 1; /* acknowledge, keep it */
+    WdfIoQueueStopSynchronously(q);
+    ck_assert_int_eq(tu_load(&R.n_stop), 1);
+    ck_assert_uint_eq(R.stop_flags, WdfRequestStopActionSuspend | WdfRequestStopRequestCancelable);
+    ck_assert(!io_done(&io));
+    WdfIoQueuePurgeSynchronously(q);
+    ck_assert_int_eq(tu_load(&R.n_cancel_routine), 1);
+    ck_assert_int_eq(tu_load(&R.n_stop), 1);
+    io_expect(&io, STATUS_CANCELLED, 0);
+    ck_assert_int_eq(rx_nheld(), 0);
+    io_fini(&io);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* Purge: waiting requests are cancelled (EvtIoCanceledOnQueue when the
  * queue has one), owned cancelable ones cancelled, the rest get
  * EvtIoStop(Purge); the callback runs when all are gone. */
@@ -2745,6 +2775,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, stop_and_start, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, drain, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, purge_cancels_a_cancelable_request_acknowledged_at_a_stop, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, stop_and_purge, 0, TU_BACKENDS);
     tc = tu_tcase(s, "cancel", 30);
     tcase_add_loop_test(tc, cancel_on_queue, 0, TU_BACKENDS);
