@@ -67,6 +67,7 @@ static WDF_REQUEST_SEND_OPTIONS send_sync;
 struct slot {
     struct slot *next_free;
     struct slot *next_all;
+    bool thread_owned; /* the nbdkit thread's own (tls_slot): never on the free list */
     WDFREQUEST request;
     WDFMEMORY memory;
     void *bounce;
@@ -79,7 +80,8 @@ struct conn_stats {
 };
 
 struct conn {
-    pthread_mutex_t lock; /* held only to pop or push a slot */
+    uint64_t id;          /* unique for the process's life: tls_slot's key */
+    pthread_mutex_t lock; /* held only to add a slot, or pop or push a shared one */
     struct slot *free;
     struct slot *all;
     unsigned slots;
@@ -315,6 +317,8 @@ static void *uwdf_plugin_open(int readonly)
         nbdkit_error("calloc: %m");
         return NULL;
     }
+    static uint64_t next_id;
+    c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -379,36 +383,62 @@ static NTSTATUS slot_reuse(struct slot *sl)
     return WdfRequestReuse(sl->request, &rp);
 }
 
-/* A request of the connection, made ready for a new command. Requests are
- * created only while every existing one is busy (at most one per nbdkit
- * thread of the connection) and reused afterwards. */
-static struct slot *slot_get(struct conn *c)
-{
-    pthread_mutex_lock(&c->lock);
-    struct slot *sl = c->free;
-    if (sl)
-        c->free = sl->next_free;
-    pthread_mutex_unlock(&c->lock);
-    if (!sl)
-        return slot_create(c);
-    NTSTATUS status = slot_reuse(sl);
-    if (!NT_SUCCESS(status)) {
-        set_error_status(status, "WdfRequestReuse");
-        pthread_mutex_lock(&c->lock);
-        sl->next_free = c->free;
-        c->free = sl;
-        pthread_mutex_unlock(&c->lock);
-        return NULL;
-    }
-    return sl;
-}
-
 static void slot_put(struct conn *c, struct slot *sl)
 {
+    if (sl->thread_owned)
+        return;
     pthread_mutex_lock(&c->lock);
     sl->next_free = c->free;
     c->free = sl;
     pthread_mutex_unlock(&c->lock);
+}
+
+/* The request of the nbdkit thread running this code, for the connection
+ * it was made for. nbdkit's parallel model gives each connection worker
+ * threads of its own, which end with it, so a thread's command finds its
+ * request here without taking a lock: the per-connection lock was, with
+ * the target's and the engine's, one of three every command took, and the
+ * one all of a connection's threads met on. The id, never reused, keeps a
+ * thread from touching the request of a connection that has gone. */
+static __thread struct {
+    uint64_t conn_id;
+    struct slot *slot;
+} tls_slot;
+
+/* A request of the connection, made ready for a new command: the
+ * thread's own, created at its first command and reused for every later
+ * one (at most one per nbdkit thread of the connection). A thread that
+ * already has one of another connection (not how nbdkit runs threads)
+ * shares a pool under the connection's lock instead. */
+static struct slot *slot_get(struct conn *c)
+{
+    struct slot *sl = NULL;
+    if (tls_slot.slot && tls_slot.conn_id == c->id) {
+        sl = tls_slot.slot;
+    } else if (!tls_slot.slot) {
+        sl = slot_create(c);
+        if (sl) {
+            sl->thread_owned = true;
+            tls_slot.conn_id = c->id;
+            tls_slot.slot = sl;
+        }
+        return sl; /* new: nothing to reuse */
+    } else {
+        pthread_mutex_lock(&c->lock);
+        sl = c->free;
+        if (sl)
+            c->free = sl->next_free;
+        pthread_mutex_unlock(&c->lock);
+        if (!sl)
+            return slot_create(c);
+    }
+    NTSTATUS status = slot_reuse(sl);
+    if (!NT_SUCCESS(status)) {
+        set_error_status(status, "WdfRequestReuse");
+        slot_put(c, sl);
+        return NULL;
+    }
+    return sl;
 }
 
 /* The buffer the I/O goes through: nbdkit's own, or with O_DIRECT, when it
