@@ -665,17 +665,15 @@ static int uwdf_plugin_zero(void *handle, uint32_t count, uint64_t offset, uint3
 
 static int64_t uwdf_plugin_get_size(void *handle)
 {
-    struct conn *c = handle;
+    (void)handle;
     GET_LENGTH_INFORMATION li;
     WDF_MEMORY_DESCRIPTOR out;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, &li, sizeof(li));
-    struct slot *sl = slot_get(c);
-    if (!sl)
-        return -1;
+    /* Once per connection, on the thread that runs its handshake (not one
+     * of its workers): a request of the framework's own, not a slot. */
     ULONG_PTR info = 0;
-    NTSTATUS status = WdfIoTargetSendIoctlSynchronously(srv.target, sl->request, IOCTL_DISK_GET_LENGTH_INFO, NULL,
-                                                        &out, NULL, &info);
-    slot_put(c, sl);
+    NTSTATUS status =
+        WdfIoTargetSendIoctlSynchronously(srv.target, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &out, NULL, &info);
     if (!NT_SUCCESS(status)) {
         set_error_status(status, "IOCTL_DISK_GET_LENGTH_INFO");
         return -1;

@@ -692,9 +692,9 @@ static struct counts filter_counts(const struct run *r, const char *driver)
 }
 
 /* The plugin's stack arguments: the pass-through disk driver over hw,
- * the counting filter loaded twice, as an upper and a lower filter; the
- * stack opened by its interface (or by open, a name). */
-static const char **stack_args(struct served *s, const char *hw, const char *open, char **owned)
+ * the counting filter loaded twice, as an upper and (with_lower) a lower
+ * filter; the stack opened by its interface (or by open, a name). */
+static const char **stack_args(struct served *s, const char *hw, const char *open, bool with_lower, char **owned)
 {
     static const char *argv[12];
     owned[0] = arg("driver=%s/diskfwd.so", drivers_dir);
@@ -703,10 +703,15 @@ static const char **stack_args(struct served *s, const char *hw, const char *ope
     owned[3] = arg("path=%s", hw);
     owned[4] = arg("stack=%s", open ? open : DISKFWD_GUID_STRING);
     int n = 0;
-    for (int i = 0; i < 5; i++)
-        argv[n++] = owned[i];
+    argv[n++] = owned[0];
+    argv[n++] = owned[1];
+    argv[n++] = owned[3];
+    argv[n++] = owned[4];
     argv[n++] = "upper=upper";
-    argv[n++] = "lower=lower";
+    if (with_lower) {
+        argv[n++] = owned[2];
+        argv[n++] = "lower=lower";
+    }
     argv[n++] = s->backend_arg;
     argv[n] = NULL;
     return argv;
@@ -718,23 +723,30 @@ static void stack_args_free(char **owned)
         free(owned[i]);
 }
 
-/* Every request went through both filters and none failed; the stack was
+/* Every request went through the filters and none failed; the stack was
  * removed (the filters print at removal) and the drivers unloaded. */
-static void assert_through_the_stack(const struct run *r, unsigned long long min_read, unsigned long long min_written)
+static void assert_through_the_stack(const struct run *r, unsigned long long min_read, unsigned long long min_written,
+                                     bool with_lower)
 {
-    struct counts up = filter_counts(r, "upper"), low = filter_counts(r, "lower");
+    struct counts up = filter_counts(r, "upper");
     ck_assert_uint_ge(up.read_bytes, min_read);
     ck_assert_uint_ge(up.write_bytes, min_written);
     ck_assert_uint_eq(up.failed, 0);
+    /* The size and alignment IOCTLs at connect went through them too. */
+    ck_assert_uint_gt(up.other, 0);
+    ck_assert_msg(strstr(r->out, "uwdf: stack removed") != NULL, "%s", tail(r->out));
+    if (!with_lower) {
+        ck_assert_msg(strstr(r->out, CNTFILTER_LINE "\\Driver\\lower") == NULL, "a lower filter:\n%s", tail(r->out));
+        return;
+    }
+    struct counts low = filter_counts(r, "lower");
     ck_assert_uint_eq(low.failed, 0);
     /* The function driver adds nothing and drops nothing. */
     ck_assert_uint_eq(low.reads, up.reads);
     ck_assert_uint_eq(low.read_bytes, up.read_bytes);
     ck_assert_uint_eq(low.writes, up.writes);
     ck_assert_uint_eq(low.write_bytes, up.write_bytes);
-    /* The size and alignment IOCTLs at connect went through them too. */
-    ck_assert_uint_gt(up.other, 0);
-    ck_assert_msg(strstr(r->out, "uwdf: stack removed") != NULL, "%s", tail(r->out));
+    ck_assert_uint_eq(low.other, up.other);
 }
 
 /* qemu-img convert writes through the stack onto the hardware; qemu-img
@@ -751,7 +763,7 @@ START_TEST(a_filter_stack_over_a_loop_device_serves_real_clients)
     char *src = tu_env_file(&s.e, "src", size, 13);
     char *back = tu_env_path(&s.e, "back");
     char *owned[5];
-    const char **args = stack_args(&s, hw, NULL, owned);
+    const char **args = stack_args(&s, hw, NULL, true, owned);
     char *cmd = NULL;
     ck_assert_int_ge(asprintf(&cmd,
                               "nbdinfo --json \"$uri\" && "
@@ -769,7 +781,7 @@ START_TEST(a_filter_stack_over_a_loop_device_serves_real_clients)
     ck_assert_uint_eq(file_crc(hw, size), want);
     ck_assert_uint_eq(file_crc(back, size), want);
     /* Read twice (compare, nbdcopy), written once. */
-    assert_through_the_stack(&r, 2 * size, size);
+    assert_through_the_stack(&r, 2 * size, size, true);
     ck_assert_uint_le(stat_max(&r, "requests"), NBDKIT_THREADS);
     free(r.out);
 
@@ -778,7 +790,7 @@ START_TEST(a_filter_stack_over_a_loop_device_serves_real_clients)
                                "fio --name=nbd --ioengine=nbd --uri=\"$uri\" --rw=randrw --bs=4k --size=16M "
                                "--iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse");
     assert_ran(&f, s.backend);
-    assert_through_the_stack(&f, 4 * MIB, 4 * MIB);
+    assert_through_the_stack(&f, 4 * MIB, 4 * MIB, true);
     free(f.out);
     free(cmd);
     stack_args_free(owned);
@@ -792,8 +804,9 @@ END_TEST
 
 /* Opened by its function device's name rather than its interface, the
  * stack is still entered at the top (as the I/O manager attaches an open
- * to the top of the stack): the upper filter sees the I/O. Trim and zero
- * pass through to the hardware file. */
+ * to the top of the stack): the upper filter sees the I/O. With no lower
+ * filter, the disk driver sends every request on to the hardware as it
+ * came (send-and-forget): the IOCTLs, trim and zero included. */
 START_TEST(a_stack_opened_by_device_name_is_entered_at_the_top)
 {
     if (!CAN_RUN("qemu-io"))
@@ -802,12 +815,12 @@ START_TEST(a_stack_opened_by_device_name_is_entered_at_the_top)
     struct served s;
     served_init(&s, _i, size, 5);
     char *owned[5];
-    const char **args = stack_args(&s, s.file, "\\Device\\UwdfDiskFwd0", owned);
+    const char **args = stack_args(&s, s.file, "\\Device\\UwdfDiskFwd0", false, owned);
     struct run r = run_captive(s.e.dir, NULL, args,
                                "qemu-io -f raw -t writeback -c 'write -P 0x5a 0 64k' -c 'write -f -P 0x5b 64k 64k' "
                                "-c 'read -P 0x5a 0 64k' -c flush -c 'discard 1M 1M' -c 'write -z 2M 512k' \"$uri\"");
     assert_ran(&r, s.backend);
-    assert_through_the_stack(&r, 64 * 1024, 128 * 1024);
+    assert_through_the_stack(&r, 64 * 1024, 128 * 1024, false);
     ck_assert_uint_eq(stat_sum(&r, "trims"), 1);
     ck_assert_uint_eq(stat_sum(&r, "zeroes"), 1);
     ck_assert_uint_eq(stat_sum(&r, "fua-writes"), 1);
