@@ -12,12 +12,11 @@
  * command): read and write (write-through for FUA), flush as
  * IRP_MJ_FLUSH_BUFFERS, trim as IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES,
  * write-zeroes as FSCTL_SET_ZERO_DATA. The size, alignment and trim support
- * come from the target's IOCTLs. Each connection keeps a pool of requests
- * (one per nbdkit thread that has served it at once), reused for every
- * command: no allocation per I/O. Remote names (nbd://, rbd:) are refused
- * for now (get_ready wants a file or block device): serving them needs the
- * size, alignment, trim and write-protect IOCTLs checked on those engines
- * first. */
+ * come from the target's IOCTLs. Each nbdkit worker thread keeps a request
+ * of its own, reused for every command: no allocation and no lock per I/O.
+ * Remote names (nbd://, rbd:) are refused for now (get_ready wants a file
+ * or block device): serving them needs the size, alignment, trim and
+ * write-protect IOCTLs checked on those engines first. */
 #include "config.h"
 
 #define NBDKIT_API_VERSION 2
@@ -170,7 +169,8 @@ static void set_error_status(NTSTATUS status, const char *what)
 {
     const char *name = UwdfNtStatusName(status);
     int err = UwdfErrnoFromNtStatus(status);
-    nbdkit_error("%s: %s: %s (0x%08x)", srv.name ? srv.name : srv.path ? srv.path : "uwdf", what, name ? name : "NTSTATUS", (unsigned)status);
+    const char *served = srv.name ? srv.name : srv.path ? srv.path : "uwdf";
+    nbdkit_error("%s: %s: %s (0x%08x)", served, what, name ? name : "NTSTATUS", (unsigned)status);
     nbdkit_set_error(err ? err : EIO);
 }
 
@@ -396,10 +396,10 @@ static void slot_put(struct conn *c, struct slot *sl)
 /* The request of the nbdkit thread running this code, for the connection
  * it was made for. nbdkit's parallel model gives each connection worker
  * threads of its own, which end with it, so a thread's command finds its
- * request here without taking a lock: the per-connection lock was, with
- * the target's and the engine's, one of three every command took, and the
- * one all of a connection's threads met on. The id, never reused, keeps a
- * thread from touching the request of a connection that has gone. */
+ * request here without taking a lock (a pool under the connection's lock
+ * cost every command two lock round trips on a lock all of the
+ * connection's threads met on). The id, never reused, keeps a thread from
+ * touching the request of a connection that has gone. */
 static __thread struct {
     uint64_t conn_id;
     struct slot *slot;
@@ -730,12 +730,13 @@ static struct nbdkit_plugin plugin = {
     .name = "uwdf",
     .longname = "uwdf: WDF I/O targets served over NBD",
     .version = PACKAGE_VERSION,
-    .description = "Serves a uwdf I/O target (a file, a block device or a stack of loaded drivers) through WDF requests.",
+    .description = "Serves a uwdf I/O target (a file, a block device or a stack of loaded drivers) "
+                   "through WDF requests.",
     .load = uwdf_plugin_load,
     .unload = uwdf_plugin_unload,
     .config = uwdf_plugin_config,
     .config_complete = uwdf_plugin_config_complete,
-    .config_help = "[path=]PATH          the file or block device to serve (required)\n"
+    .config_help = "[path=]PATH          the file or block device to serve (with driver=: the hardware)\n"
                    "backend=io_uring|libaio  the uwdf engine (default: io_uring, else libaio)\n"
                    "direct=BOOL          open with FILE_NO_INTERMEDIATE_BUFFERING (O_DIRECT)\n"
                    "readonly=BOOL        open for reading only\n"

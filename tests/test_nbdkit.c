@@ -861,7 +861,8 @@ START_TEST(a_bad_stack_stops_nbdkit_with_a_reason)
     char *cmd = NULL;
     ck_assert_int_ge(asprintf(&cmd,
                               "i=0; while [ $i -lt 400 ] && ! grep -q 'uwdf: serving\\|error:' '%s'; do "
-                              "sleep 0.025; i=$((i + 1)); done; grep -q 'uwdf: serving' '%s' && nbdinfo --size \"$uri\"",
+                              "sleep 0.025; i=$((i + 1)); done; "
+                              "grep -q 'uwdf: serving' '%s' && nbdinfo --size \"$uri\"",
                               log, log),
                      0);
     const struct {
