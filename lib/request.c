@@ -147,6 +147,9 @@ NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struc
         return status;
     (*out)->received = true;
     (*out)->obj.no_delete = true; /* completed, never deleted, by the driver */
+    /* Unformatted until its driver formats it: sent on as it came
+     * (send-and-forget), its IOCTL buffers are the IRP's. */
+    (*out)->fmt_type = WdfRequestTypeNoFormat;
     return STATUS_SUCCESS;
 }
 

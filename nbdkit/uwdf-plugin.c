@@ -1,27 +1,19 @@
 /* nbdkit-uwdf-plugin: serves a uwdf I/O target to NBD clients.
  *
  *   nbdkit ./nbdkit-uwdf-plugin.so [path=]PATH [backend=io_uring|libaio] [direct=BOOL] [readonly=BOOL]
+ *   nbdkit ./nbdkit-uwdf-plugin.so driver=SO... [upper=..] [lower=..] [path=HW] stack=NAME|{GUID}
  *
  * PATH is the name WdfIoTargetOpen opens: a Linux file or block device.
+ * With driver= (nbdkit/stack.c) the plugin loads KMDF drivers, makes a
+ * device arrive over path= and opens the stack's top by stack= instead
+ * (a \Device\ or interface name resolves to the in-process device).
  * Every NBD command becomes a WDF request sent to that one target
  * (WdfRequestSend, synchronously, from the nbdkit thread serving the
  * command): read and write (write-through for FUA), flush as
  * IRP_MJ_FLUSH_BUFFERS, trim as IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES,
  * write-zeroes as FSCTL_SET_ZERO_DATA. The size, alignment and trim support
- * come from the target's IOCTLs. Each connection keeps a pool of requests
- * (one per nbdkit thread that has served it at once), reused for every
- * command: no allocation per I/O.
- *
- * Later, driver hosting (DESIGN §11) lets the same plugin serve a device
- * stack of loaded drivers instead of a bare path. The intended shape:
- *   driver=SO[,SO...]  the drivers the host loads (DriverEntry of each)
- *   hwid=ID            the hardware ID simulated PnP makes arrive
- *   upper=SO lower=SO  ordered filter drivers of that device
- *   path=PATH          the Linux path standing for the hardware underneath
- *   stack=NAME         the \Device\ (or symbolic-link) name to serve
- * The plugin would open the stack's top device by that name (a \Device\
- * name resolves to the in-process device, DESIGN §4) with the same
- * WdfIoTargetOpen as today, so everything from the open on stays as it is.
+ * come from the target's IOCTLs. Each nbdkit worker thread keeps a request
+ * of its own, reused for every command: no allocation and no lock per I/O.
  * Remote names (nbd://, rbd:) are refused for now (get_ready wants a file
  * or block device): serving them needs the size, alignment, trim and
  * write-protect IOCTLs checked on those engines first. */
@@ -43,6 +35,8 @@
 #include <uwdf.h>
 #include <wdf.h>
 
+#include "stack.h"
+
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 #define PAGE 4096u
@@ -51,6 +45,7 @@
 /* The one target every connection shares, and what it answered at open. */
 static struct {
     char *path;          /* as given, made absolute if it names a file */
+    char *name;          /* what is opened: path, or the stack's name */
     const char *backend; /* NULL: uwdf's own choice (or UWDF_BACKEND) */
     bool direct;         /* FILE_NO_INTERMEDIATE_BUFFERING (O_DIRECT) */
     bool readonly;       /* open for reading only */
@@ -71,6 +66,7 @@ static WDF_REQUEST_SEND_OPTIONS send_sync;
 struct slot {
     struct slot *next_free;
     struct slot *next_all;
+    bool thread_owned; /* the nbdkit thread's own (tls_slot): never on the free list */
     WDFREQUEST request;
     WDFMEMORY memory;
     void *bounce;
@@ -83,7 +79,8 @@ struct conn_stats {
 };
 
 struct conn {
-    pthread_mutex_t lock; /* held only to pop or push a slot */
+    uint64_t id;          /* unique for the process's life: tls_slot's key */
+    pthread_mutex_t lock; /* held only to add a slot, or pop or push a shared one */
     struct slot *free;
     struct slot *all;
     unsigned slots;
@@ -97,6 +94,9 @@ static void uwdf_plugin_load(void)
 
 static int uwdf_plugin_config(const char *key, const char *value)
 {
+    int taken = plugin_stack_config(key, value);
+    if (taken)
+        return taken < 0 ? -1 : 0;
     if (strcmp(key, "path") == 0) {
         free(srv.path);
         /* nbdkit changes directory when it forks into the background. */
@@ -128,6 +128,18 @@ static int uwdf_plugin_config(const char *key, const char *value)
 
 static int uwdf_plugin_config_complete(void)
 {
+    if (plugin_stack_config_complete() < 0)
+        return -1;
+    if (plugin_stack_wanted()) {
+        /* The host opens the hardware (read/write, buffered) for the
+         * driver at the bottom; the stack's own open has no file. */
+        if (srv.direct) {
+            nbdkit_error("direct=1 opens path= itself: with driver=, the stack's drivers decide how the "
+                         "hardware is opened");
+            return -1;
+        }
+        return 0;
+    }
     if (!srv.path) {
         nbdkit_error("path=PATH is required: the file or block device to serve");
         return -1;
@@ -140,6 +152,8 @@ static int uwdf_plugin_config_complete(void)
 static int uwdf_plugin_get_ready(void)
 {
     struct stat st;
+    if (!srv.path)
+        return 0; /* a stack without hardware */
     if (stat(srv.path, &st) != 0) {
         nbdkit_error("%s: %m", srv.path);
         return -1;
@@ -155,7 +169,8 @@ static void set_error_status(NTSTATUS status, const char *what)
 {
     const char *name = UwdfNtStatusName(status);
     int err = UwdfErrnoFromNtStatus(status);
-    nbdkit_error("%s: %s: %s (0x%08x)", srv.path, what, name ? name : "NTSTATUS", (unsigned)status);
+    const char *served = srv.name ? srv.name : srv.path ? srv.path : "uwdf";
+    nbdkit_error("%s: %s: %s (0x%08x)", served, what, name ? name : "NTSTATUS", (unsigned)status);
     nbdkit_set_error(err ? err : EIO);
 }
 
@@ -163,8 +178,8 @@ static NTSTATUS target_open(ACCESS_MASK access)
 {
     WCHAR name_buf[4096];
     ULONG bytes = 0;
-    NTSTATUS status = RtlUTF8ToUnicodeN(name_buf, sizeof(name_buf) - sizeof(WCHAR), &bytes, srv.path,
-                                        (ULONG)strlen(srv.path));
+    NTSTATUS status = RtlUTF8ToUnicodeN(name_buf, sizeof(name_buf) - sizeof(WCHAR), &bytes, srv.name,
+                                        (ULONG)strlen(srv.name));
     if (!NT_SUCCESS(status))
         return status;
     name_buf[bytes / sizeof(WCHAR)] = L'\0';
@@ -175,21 +190,7 @@ static NTSTATUS target_open(ACCESS_MASK access)
     params.CreateDisposition = FILE_OPEN;
     if (srv.direct)
         params.CreateOptions |= FILE_NO_INTERMEDIATE_BUFFERING;
-    /* uwdf picks the engine from UWDF_BACKEND at open. nbdkit runs no
-     * other thread yet, and --run's command has already been started. */
-    const char *saved = getenv("UWDF_BACKEND");
-    char *saved_copy = saved ? strdup(saved) : NULL;
-    if (srv.backend)
-        setenv("UWDF_BACKEND", srv.backend, 1);
-    status = WdfIoTargetOpen(srv.target, &params);
-    if (srv.backend) {
-        if (saved_copy)
-            setenv("UWDF_BACKEND", saved_copy, 1);
-        else
-            unsetenv("UWDF_BACKEND");
-    }
-    free(saved_copy);
-    return status;
+    return WdfIoTargetOpen(srv.target, &params);
 }
 
 static NTSTATUS query_property(STORAGE_PROPERTY_ID id, void *out, size_t out_len)
@@ -210,9 +211,16 @@ static NTSTATUS query_property(STORAGE_PROPERTY_ID id, void *out, size_t out_len
 /* The framework starts threads (engines, timers): after nbdkit has forked. */
 static int uwdf_plugin_after_fork(void)
 {
+    /* The engine of every file target opened from here on: path='s, or
+     * the hardware's under a stack. */
+    NTSTATUS status = UwdfSetDefaultBackend(srv.backend);
+    if (!NT_SUCCESS(status)) {
+        set_error_status(status, srv.backend);
+        return -1;
+    }
     WDF_DRIVER_CONFIG cfg;
     WDF_DRIVER_CONFIG_INIT(&cfg, WDF_NO_EVENT_CALLBACK);
-    NTSTATUS status = WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, &srv.driver);
+    status = WdfDriverCreate(NULL, NULL, WDF_NO_OBJECT_ATTRIBUTES, &cfg, &srv.driver);
     if (!NT_SUCCESS(status)) {
         set_error_status(status, "WdfDriverCreate");
         return -1;
@@ -227,12 +235,22 @@ static int uwdf_plugin_after_fork(void)
         set_error_status(status, "control device and target");
         return -1;
     }
+    if (plugin_stack_wanted()) {
+        if (!NT_SUCCESS(plugin_stack_arrive(srv.path, &srv.name)))
+            return -1; /* said */
+    } else {
+        srv.name = strdup(srv.path);
+        if (!srv.name) {
+            nbdkit_error("out of memory");
+            return -1;
+        }
+    }
     srv.writable = !srv.readonly;
     status = target_open(srv.writable ? GENERIC_READ | GENERIC_WRITE : GENERIC_READ);
     if (srv.writable && (status == STATUS_ACCESS_DENIED || status == STATUS_MEDIA_WRITE_PROTECTED)) {
         /* A read-only file or device is served read-only, as nbdkit's
          * file plugin does; clients see a read-only export. */
-        nbdkit_debug("uwdf: %s cannot be written (%s): serving it read-only", srv.path,
+        nbdkit_debug("uwdf: %s cannot be written (%s): serving it read-only", srv.name,
                      UwdfNtStatusName(status));
         srv.writable = false;
         status = target_open(GENERIC_READ);
@@ -241,7 +259,7 @@ static int uwdf_plugin_after_fork(void)
         WdfIoTargetSendIoctlSynchronously(srv.target, NULL, IOCTL_DISK_IS_WRITABLE, NULL, NULL, NULL, NULL) ==
             STATUS_MEDIA_WRITE_PROTECTED) {
         /* A read-only block device opens for writing all the same. */
-        nbdkit_debug("uwdf: %s is write-protected: serving it read-only", srv.path);
+        nbdkit_debug("uwdf: %s is write-protected: serving it read-only", srv.name);
         WdfIoTargetClose(srv.target);
         srv.writable = false;
         status = target_open(GENERIC_READ);
@@ -262,8 +280,10 @@ static int uwdf_plugin_after_fork(void)
     DEVICE_TRIM_DESCRIPTOR trim;
     status = query_property(StorageDeviceTrimProperty, &trim, sizeof(trim));
     srv.trim = NT_SUCCESS(status) && trim.TrimEnabled;
-    nbdkit_debug("uwdf: serving %s on %s: sectors %u/%u, %s%s%s", srv.path,
-                 UwdfIoTargetGetBackendName(srv.target), srv.logical_sector, srv.physical_sector,
+    /* A stack's target is a device's: the engine is the hardware's. */
+    const char *engine = plugin_stack_wanted() ? plugin_stack_engine() : UwdfIoTargetGetBackendName(srv.target);
+    nbdkit_debug("uwdf: serving %s on %s: sectors %u/%u, %s%s%s", srv.name, engine ? engine : "no engine",
+                 srv.logical_sector, srv.physical_sector,
                  srv.writable ? "read-write" : "read-only", srv.direct ? ", O_DIRECT" : "",
                  srv.trim ? ", trim" : "");
     return 0;
@@ -273,6 +293,7 @@ static void uwdf_plugin_cleanup(void)
 {
     if (srv.target)
         WdfIoTargetClose(srv.target);
+    plugin_stack_remove();
     /* Deleting the driver deletes its device and the device's target. */
     if (srv.driver)
         WdfObjectDelete(srv.driver);
@@ -284,7 +305,9 @@ static void uwdf_plugin_cleanup(void)
 static void uwdf_plugin_unload(void)
 {
     free(srv.path);
-    srv.path = NULL;
+    free(srv.name);
+    srv.path = srv.name = NULL;
+    plugin_stack_free();
 }
 
 static void *uwdf_plugin_open(int readonly)
@@ -294,6 +317,8 @@ static void *uwdf_plugin_open(int readonly)
         nbdkit_error("calloc: %m");
         return NULL;
     }
+    static uint64_t next_id;
+    c->id = __atomic_add_fetch(&next_id, 1, __ATOMIC_RELAXED);
     pthread_mutex_init(&c->lock, NULL);
     return c;
 }
@@ -358,36 +383,62 @@ static NTSTATUS slot_reuse(struct slot *sl)
     return WdfRequestReuse(sl->request, &rp);
 }
 
-/* A request of the connection, made ready for a new command. Requests are
- * created only while every existing one is busy (at most one per nbdkit
- * thread of the connection) and reused afterwards. */
-static struct slot *slot_get(struct conn *c)
-{
-    pthread_mutex_lock(&c->lock);
-    struct slot *sl = c->free;
-    if (sl)
-        c->free = sl->next_free;
-    pthread_mutex_unlock(&c->lock);
-    if (!sl)
-        return slot_create(c);
-    NTSTATUS status = slot_reuse(sl);
-    if (!NT_SUCCESS(status)) {
-        set_error_status(status, "WdfRequestReuse");
-        pthread_mutex_lock(&c->lock);
-        sl->next_free = c->free;
-        c->free = sl;
-        pthread_mutex_unlock(&c->lock);
-        return NULL;
-    }
-    return sl;
-}
-
 static void slot_put(struct conn *c, struct slot *sl)
 {
+    if (sl->thread_owned)
+        return;
     pthread_mutex_lock(&c->lock);
     sl->next_free = c->free;
     c->free = sl;
     pthread_mutex_unlock(&c->lock);
+}
+
+/* The request of the nbdkit thread running this code, for the connection
+ * it was made for. nbdkit's parallel model gives each connection worker
+ * threads of its own, which end with it, so a thread's command finds its
+ * request here without taking a lock (a pool under the connection's lock
+ * cost every command two lock round trips on a lock all of the
+ * connection's threads met on). The id, never reused, keeps a thread from
+ * touching the request of a connection that has gone. */
+static __thread struct {
+    uint64_t conn_id;
+    struct slot *slot;
+} tls_slot;
+
+/* A request of the connection, made ready for a new command: the
+ * thread's own, created at its first command and reused for every later
+ * one (at most one per nbdkit thread of the connection). A thread that
+ * already has one of another connection (not how nbdkit runs threads)
+ * shares a pool under the connection's lock instead. */
+static struct slot *slot_get(struct conn *c)
+{
+    struct slot *sl = NULL;
+    if (tls_slot.slot && tls_slot.conn_id == c->id) {
+        sl = tls_slot.slot;
+    } else if (!tls_slot.slot) {
+        sl = slot_create(c);
+        if (sl) {
+            sl->thread_owned = true;
+            tls_slot.conn_id = c->id;
+            tls_slot.slot = sl;
+        }
+        return sl; /* new: nothing to reuse */
+    } else {
+        pthread_mutex_lock(&c->lock);
+        sl = c->free;
+        if (sl)
+            c->free = sl->next_free;
+        pthread_mutex_unlock(&c->lock);
+        if (!sl)
+            return slot_create(c);
+    }
+    NTSTATUS status = slot_reuse(sl);
+    if (!NT_SUCCESS(status)) {
+        set_error_status(status, "WdfRequestReuse");
+        slot_put(c, sl);
+        return NULL;
+    }
+    return sl;
 }
 
 /* The buffer the I/O goes through: nbdkit's own, or with O_DIRECT, when it
@@ -473,7 +524,7 @@ static int slot_rw(struct conn *c, struct slot *sl, bool write, void *buf, uint3
         if (!NT_SUCCESS(status) && !(status == STATUS_END_OF_FILE && !write))
             break;
         if (done == 0) {
-            nbdkit_error("%s: %s of %u bytes at %llu: only %u done", srv.path, write ? "write" : "read", count,
+            nbdkit_error("%s: %s of %u bytes at %llu: only %u done", srv.name, write ? "write" : "read", count,
                          (unsigned long long)offset, total);
             nbdkit_set_error(EIO);
             return -1;
@@ -614,17 +665,15 @@ static int uwdf_plugin_zero(void *handle, uint32_t count, uint64_t offset, uint3
 
 static int64_t uwdf_plugin_get_size(void *handle)
 {
-    struct conn *c = handle;
+    (void)handle;
     GET_LENGTH_INFORMATION li;
     WDF_MEMORY_DESCRIPTOR out;
     WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, &li, sizeof(li));
-    struct slot *sl = slot_get(c);
-    if (!sl)
-        return -1;
+    /* Once per connection, on the thread that runs its handshake (not one
+     * of its workers): a request of the framework's own, not a slot. */
     ULONG_PTR info = 0;
-    NTSTATUS status = WdfIoTargetSendIoctlSynchronously(srv.target, sl->request, IOCTL_DISK_GET_LENGTH_INFO, NULL,
-                                                        &out, NULL, &info);
-    slot_put(c, sl);
+    NTSTATUS status =
+        WdfIoTargetSendIoctlSynchronously(srv.target, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &out, NULL, &info);
     if (!NT_SUCCESS(status)) {
         set_error_status(status, "IOCTL_DISK_GET_LENGTH_INFO");
         return -1;
@@ -681,15 +730,23 @@ static struct nbdkit_plugin plugin = {
     .name = "uwdf",
     .longname = "uwdf: WDF I/O targets served over NBD",
     .version = PACKAGE_VERSION,
-    .description = "Serves a uwdf I/O target (a file or block device) through WDF requests.",
+    .description = "Serves a uwdf I/O target (a file, a block device or a stack of loaded drivers) "
+                   "through WDF requests.",
     .load = uwdf_plugin_load,
     .unload = uwdf_plugin_unload,
     .config = uwdf_plugin_config,
     .config_complete = uwdf_plugin_config_complete,
-    .config_help = "[path=]PATH          the file or block device to serve (required)\n"
+    .config_help = "[path=]PATH          the file or block device to serve (with driver=: the hardware)\n"
                    "backend=io_uring|libaio  the uwdf engine (default: io_uring, else libaio)\n"
                    "direct=BOOL          open with FILE_NO_INTERMEDIATE_BUFFERING (O_DIRECT)\n"
-                   "readonly=BOOL        open for reading only",
+                   "readonly=BOOL        open for reading only\n"
+                   "driver=[NAME=]SO     load a KMDF driver (repeatable); serve a device stack\n"
+                   "function=NAME        the stack's function driver (default: the driver no filter key names)\n"
+                   "upper=NAME[,NAME]    upper filters, nearest the function driver first\n"
+                   "lower=NAME[,NAME]    lower filters, nearest the hardware first\n"
+                   "hwid=ID              the device's hardware ID (default root\\uwdf-nbdkit)\n"
+                   "stack=NAME|{GUID}    what to serve: a \\Device\\ or link name, or the device's interface\n"
+                   "                     (path= is then the hardware under the stack)",
     .magic_config_key = "path",
     .get_ready = uwdf_plugin_get_ready,
     .after_fork = uwdf_plugin_after_fork,

@@ -14,6 +14,10 @@
 #include "config.h"
 #include "testutil.h"
 
+#include <initguid.h>
+
+#include "stackdrv.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -35,8 +39,10 @@ static const char *const backends[TU_BACKENDS] = { "io_uring", "libaio" };
 
 #ifdef UWDF_NBDKIT_PLUGIN
 static const char *const plugin_path = UWDF_NBDKIT_PLUGIN;
+static const char *const drivers_dir = UWDF_STACK_DRIVERS;
 #else
 static const char *const plugin_path = NULL;
+static const char *const drivers_dir = NULL;
 #endif
 
 /* Whether prog is on PATH. */
@@ -662,6 +668,234 @@ START_TEST(bad_configuration_stops_nbdkit_with_a_reason)
 }
 END_TEST
 
+/* ---- a stack of loaded drivers over a loop device ---- */
+
+/* The counts a cntfilter instance printed when its device was removed
+ * (tests/cntfilter.c); fails if it printed none or more than one. */
+struct counts {
+    unsigned long long reads, read_bytes, writes, write_bytes, other, failed;
+};
+
+static struct counts filter_counts(const struct run *r, const char *driver)
+{
+    char key[64];
+    snprintf(key, sizeof(key), CNTFILTER_LINE "\\Driver\\%s: ", driver);
+    const char *p = strstr(r->out, key);
+    ck_assert_msg(p != NULL, "no counts from the %s filter (not removed?):\n%s", driver, tail(r->out));
+    ck_assert_msg(strstr(p + 1, key) == NULL, "the %s filter's device was removed twice", driver);
+    struct counts c;
+    ck_assert_int_eq(sscanf(p + strlen(key), "reads=%llu read-bytes=%llu writes=%llu write-bytes=%llu other=%llu "
+                                             "failed=%llu",
+                            &c.reads, &c.read_bytes, &c.writes, &c.write_bytes, &c.other, &c.failed),
+                     6);
+    return c;
+}
+
+/* The plugin's stack arguments: the pass-through disk driver over hw,
+ * the counting filter loaded twice, as an upper and (with_lower) a lower
+ * filter; the stack opened by its interface (or by open, a name). */
+static const char **stack_args(struct served *s, const char *hw, const char *open, bool with_lower, char **owned)
+{
+    static const char *argv[12];
+    owned[0] = arg("driver=%s/diskfwd.so", drivers_dir);
+    owned[1] = arg("driver=upper=%s/cntfilter.so", drivers_dir);
+    owned[2] = arg("driver=lower=%s/cntfilter.so", drivers_dir);
+    owned[3] = arg("path=%s", hw);
+    owned[4] = arg("stack=%s", open ? open : DISKFWD_GUID_STRING);
+    int n = 0;
+    argv[n++] = owned[0];
+    argv[n++] = owned[1];
+    argv[n++] = owned[3];
+    argv[n++] = owned[4];
+    argv[n++] = "upper=upper";
+    if (with_lower) {
+        argv[n++] = owned[2];
+        argv[n++] = "lower=lower";
+    }
+    argv[n++] = s->backend_arg;
+    argv[n] = NULL;
+    return argv;
+}
+
+static void stack_args_free(char **owned)
+{
+    for (int i = 0; i < 5; i++)
+        free(owned[i]);
+}
+
+/* Every request went through the filters and none failed; the stack was
+ * removed (the filters print at removal) and the drivers unloaded. */
+static void assert_through_the_stack(const struct run *r, unsigned long long min_read, unsigned long long min_written,
+                                     bool with_lower)
+{
+    struct counts up = filter_counts(r, "upper");
+    ck_assert_uint_ge(up.read_bytes, min_read);
+    ck_assert_uint_ge(up.write_bytes, min_written);
+    ck_assert_uint_eq(up.failed, 0);
+    /* The size and alignment IOCTLs at connect went through them too. */
+    ck_assert_uint_gt(up.other, 0);
+    ck_assert_msg(strstr(r->out, "uwdf: stack removed") != NULL, "%s", tail(r->out));
+    if (!with_lower) {
+        ck_assert_msg(strstr(r->out, CNTFILTER_LINE "\\Driver\\lower") == NULL, "a lower filter:\n%s", tail(r->out));
+        return;
+    }
+    struct counts low = filter_counts(r, "lower");
+    ck_assert_uint_eq(low.failed, 0);
+    /* The function driver adds nothing and drops nothing. */
+    ck_assert_uint_eq(low.reads, up.reads);
+    ck_assert_uint_eq(low.read_bytes, up.read_bytes);
+    ck_assert_uint_eq(low.writes, up.writes);
+    ck_assert_uint_eq(low.write_bytes, up.write_bytes);
+    ck_assert_uint_eq(low.other, up.other);
+}
+
+/* qemu-img convert writes through the stack onto the hardware; qemu-img
+ * compare and nbdcopy read it back, fio verifies its own random writes;
+ * the hardware's checksum is the source's, and the filters saw it all. */
+START_TEST(a_filter_stack_over_a_loop_device_serves_real_clients)
+{
+    if (!CAN_RUN("nbdinfo", "qemu-img", "nbdcopy", "fio"))
+        return;
+    const uint64_t size = 16 * MIB;
+    struct served s;
+    served_init(&s, _i, size, 0);
+    const char *hw = tu_root() ? tu_env_loop(&s.e, s.file, 0) : s.file;
+    char *src = tu_env_file(&s.e, "src", size, 13);
+    char *back = tu_env_path(&s.e, "back");
+    char *owned[5];
+    const char **args = stack_args(&s, hw, NULL, true, owned);
+    char *cmd = NULL;
+    ck_assert_int_ge(asprintf(&cmd,
+                              "nbdinfo --json \"$uri\" && "
+                              "qemu-img convert -n -f raw -O raw '%s' \"$uri\" && "
+                              "qemu-img compare -q -f raw -F raw '%s' \"$uri\" && "
+                              "nbdcopy --connections=2 \"$uri\" '%s'",
+                              src, src, back),
+                     0);
+    struct run r = run_captive(s.e.dir, NULL, args, cmd);
+    assert_ran(&r, s.backend);
+    ck_assert_json(r.out, "export-size", "16777216");
+    ck_assert_json(r.out, "is_read_only", "false");
+    ck_assert_json(r.out, "can_trim", "true");
+    uint32_t want = file_crc(src, size);
+    ck_assert_uint_eq(file_crc(hw, size), want);
+    ck_assert_uint_eq(file_crc(back, size), want);
+    /* Read twice (compare, nbdcopy), written once. */
+    assert_through_the_stack(&r, 2 * size, size, true);
+    ck_assert_uint_le(stat_max(&r, "requests"), NBDKIT_THREADS);
+    free(r.out);
+
+    /* fio's random writes, verified by reading them back. */
+    struct run f = run_captive(s.e.dir, NULL, args,
+                               "fio --name=nbd --ioengine=nbd --uri=\"$uri\" --rw=randrw --bs=4k --size=16M "
+                               "--iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse");
+    assert_ran(&f, s.backend);
+    assert_through_the_stack(&f, 4 * MIB, 4 * MIB, true);
+    free(f.out);
+    free(cmd);
+    stack_args_free(owned);
+    unlink(src);
+    unlink(back);
+    free(src);
+    free(back);
+    served_fini(&s);
+}
+END_TEST
+
+/* Opened by its function device's name rather than its interface, the
+ * stack is still entered at the top (as the I/O manager attaches an open
+ * to the top of the stack): the upper filter sees the I/O. With no lower
+ * filter, the disk driver sends every request on to the hardware as it
+ * came (send-and-forget): the IOCTLs, trim and zero included. */
+START_TEST(a_stack_opened_by_device_name_is_entered_at_the_top)
+{
+    if (!CAN_RUN("qemu-io"))
+        return;
+    const uint64_t size = 4 * MIB;
+    struct served s;
+    served_init(&s, _i, size, 5);
+    char *owned[5];
+    const char **args = stack_args(&s, s.file, "\\Device\\UwdfDiskFwd0", false, owned);
+    struct run r = run_captive(s.e.dir, NULL, args,
+                               "qemu-io -f raw -t writeback -c 'write -P 0x5a 0 64k' -c 'write -f -P 0x5b 64k 64k' "
+                               "-c 'read -P 0x5a 0 64k' -c flush -c 'discard 1M 1M' -c 'write -z 2M 512k' \"$uri\"");
+    assert_ran(&r, s.backend);
+    assert_through_the_stack(&r, 64 * 1024, 128 * 1024, false);
+    ck_assert_uint_eq(stat_sum(&r, "trims"), 1);
+    ck_assert_uint_eq(stat_sum(&r, "zeroes"), 1);
+    ck_assert_uint_eq(stat_sum(&r, "fua-writes"), 1);
+    int fd = open(s.file, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    char *buf = malloc(size);
+    ck_assert_int_eq(pread(fd, buf, size, 0), (ssize_t)size);
+    close(fd);
+    ck_assert_uint_eq((unsigned char)buf[100], 0x5a);
+    ck_assert_uint_eq((unsigned char)buf[65536 + 100], 0x5b);
+    for (uint64_t i = MIB; i < 2 * MIB + 512 * 1024; i++)
+        ck_assert_msg(buf[i] == 0, "byte %llu of the trimmed or zeroed ranges", (unsigned long long)i);
+    ck_assert(tu_pattern_matches(buf + 3 * MIB, MIB, 5, 3 * MIB));
+    free(buf);
+    free(r.out);
+    stack_args_free(owned);
+    served_fini(&s);
+}
+END_TEST
+
+/* A stack that cannot be built stops nbdkit with the reason: at
+ * configuration, or (what needs the framework's threads) after nbdkit has
+ * forked, where the client that came to connect fails. */
+START_TEST(a_bad_stack_stops_nbdkit_with_a_reason)
+{
+    if (!CAN_RUN("nbdinfo") || strstr(UWDF_SANITIZER_RUNTIME, "tsan"))
+        return;
+    struct tu_env e;
+    tu_env_init(&e);
+    char *file = tu_env_file(&e, "hw", MIB, 0);
+    char *disk = arg("driver=%s/diskfwd.so", drivers_dir);
+    char *filt = arg("driver=%s/cntfilter.so", drivers_dir);
+    char *hw = arg("path=%s", file);
+    /* With the listening socket still open in nbdkit's parent, a client
+     * would wait for ever on a server that failed after forking: wait for
+     * the plugin to say it serves, or fail. */
+    char *log = tu_join(e.dir, "nbdkit.log");
+    char *cmd = NULL;
+    ck_assert_int_ge(asprintf(&cmd,
+                              "i=0; while [ $i -lt 400 ] && ! grep -q 'uwdf: serving\\|error:' '%s'; do "
+                              "sleep 0.025; i=$((i + 1)); done; "
+                              "grep -q 'uwdf: serving' '%s' && nbdinfo --size \"$uri\"",
+                              log, log),
+                     0);
+    const struct {
+        const char *args[6];
+        const char *says;
+    } cases[] = {
+        { { disk, hw, NULL }, "stack=NAME or stack={GUID} is required" },
+        { { hw, "stack=\\Device\\X", NULL }, "they need driver=" },
+        { { "driver=/nonexistent/drv.so", hw, "stack=\\Device\\X", NULL }, "STATUS_DLL_NOT_FOUND" },
+        { { disk, hw, "upper=nosuch", "stack=\\Device\\X", NULL }, "upper=nosuch: no driver= of that name" },
+        { { disk, filt, hw, "stack=\\Device\\X", NULL }, "say which with function=NAME" },
+        { { disk, disk, hw, "stack=\\Device\\X", NULL }, "is loaded already" },
+        { { disk, hw, "direct=1", "stack=\\Device\\X", NULL }, "direct=1 opens path= itself" },
+        { { disk, hw, "stack={00000000-0000-0000-0000-000000000001}", NULL }, "no enabled interface of that class" },
+        { { disk, hw, "stack=\\Device\\NoSuchDevice", NULL }, "STATUS_OBJECT_NAME_NOT_FOUND" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct run r = run_captive(e.dir, NULL, cases[i].args, cmd);
+        ck_assert_msg(r.status != 0, "case %zu served:\n%s", i, tail(r.out));
+        ck_assert_msg(strstr(r.out, cases[i].says) != NULL, "case %zu does not say '%s':\n%s", i, cases[i].says,
+                      tail(r.out));
+        free(r.out);
+    }
+    free(log);
+    free(cmd);
+    free(disk);
+    free(filt);
+    free(hw);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- nbdkit with the plugin under valgrind ---- */
 
 START_TEST(plugin_under_valgrind_is_clean)
@@ -699,6 +933,9 @@ int main(void)
     tcase_add_loop_test(tc, write_on_a_full_file_system_fails_with_enospc, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, read_only_target_is_a_read_only_export, 0, TU_BACKENDS);
     tcase_add_test(tc, bad_configuration_stops_nbdkit_with_a_reason);
+    tcase_add_loop_test(tc, a_filter_stack_over_a_loop_device_serves_real_clients, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, a_stack_opened_by_device_name_is_entered_at_the_top, 0, TU_BACKENDS);
+    tcase_add_test(tc, a_bad_stack_stops_nbdkit_with_a_reason);
     tcase_add_loop_test(tc, plugin_under_valgrind_is_clean, 0, TU_BACKENDS);
     int rc = tu_main(s, "test_nbdkit");
     /* Cases return early (they run in forked children) without the

@@ -1747,7 +1747,18 @@ static void send_and_forget_to(struct tu_env *e, const char *lower, const char *
         ck_assert(tu_pattern_matches(w[i].buf, BLOCK, 50, (uint64_t)i * BLOCK));
         io_fini(&w[i]);
     }
-    ck_assert_uint_eq(fwd_seen(f), 9);
+    if (file) {
+        /* an IOCTL sent on as it came: the file answers from the IRP's buffers */
+        GET_LENGTH_INFORMATION li = { 0 };
+        WDF_MEMORY_DESCRIPTOR out;
+        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, &li, sizeof(li));
+        ULONG_PTR got = 0;
+        ck_assert_status(WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &out, NULL, &got),
+                         STATUS_SUCCESS);
+        ck_assert_uint_eq(got, sizeof(li));
+        ck_assert_int_eq(li.Length.QuadPart, 1 << 20);
+    }
+    ck_assert_uint_eq(fwd_seen(f), file ? 10 : 9);
     ck_assert(WDF_IO_QUEUE_IDLE(WdfIoQueueGetState(q, NULL, NULL)));
     if (file) {
         /* checked from outside the framework */
