@@ -188,14 +188,6 @@ void layout_free(struct layout *lay)
     lay->n = 0;
 }
 
-static unsigned bits_for(uint64_t n)
-{
-    unsigned b = 0;
-    while (b < 63 && (1ull << b) < n)
-        b++;
-    return b;
-}
-
 /* fio's filename_format for file k of job j: $jobname, $jobnum (the
  * clone) and $filenum replaced. NULL if the name is too long. */
 static const char *expand_filename_format(const struct job *j, unsigned k)
@@ -348,6 +340,10 @@ int job_resolve_files(struct job *j)
         f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
         uint64_t seed = j->seed ^ ((uint64_t)j->index << 32) ^ k;
         f->key = splitmix64(&seed);
+        if (rw_random(o->rw) && o->rdist.kind != RDIST_RANDOM) {
+            f->dist = xcalloc(1, sizeof(*f->dist));
+            rdist_init(f->dist, &o->rdist, f->nblocks, splitmix64(&seed));
+        }
         j->total_blocks += f->nblocks;
         if (o->fsvc == FSVC_SEQUENTIAL && n > 1) {
             if (!j->file_end)

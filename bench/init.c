@@ -385,12 +385,6 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
             return -1;
         }
     }
-    if ((o->lat_log || o->bw_log || o->iops_log) && !o->log_avg_msec) {
-        errmsg("%s%s needs log_avg_msec: logs of every I/O (fio's default) are not supported; "
-               "log_avg_msec=N writes one entry per direction every N ms", who,
-               o->lat_log ? "write_lat_log" : o->bw_log ? "write_bw_log" : "write_iops_log");
-        return -1;
-    }
     if (o->direct && o->bs % 512) {
         errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, o->bs);
         return -1;

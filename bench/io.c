@@ -7,6 +7,7 @@
 
 #include "interrupt.h"
 #include "io.h"
+#include "log.h"
 #include "util.h"
 #include "verify.h"
 
@@ -65,24 +66,6 @@ void job_io_error(struct job *j, const struct slot *s, NTSTATUS st, const char *
 
 /* ---- offsets ---- */
 
-/* A bijection on [0, 2^bits): xor with the key, multiplications by odd
- * constants and right xorshifts, each invertible modulo 2^bits. */
-static uint64_t permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
-{
-    if (!bits)
-        return 0;
-    unsigned h = bits / 2 + 1;
-    x = (x ^ key) & mask;
-    x = (x * 0x9E3779B97F4A7C15ull) & mask;
-    x ^= x >> h;
-    x = (x + (key >> 17)) & mask;
-    x = (x * 0xBF58476D1CE4E5B9ull) & mask;
-    x ^= x >> h;
-    x = (x * 0x94D049BB133111EBull) & mask;
-    x ^= x >> h;
-    return x;
-}
-
 __thread char tls_thread_id;
 
 #define RANDOM_CHUNK 64 /* cursor indexes a slot reserves at once */
@@ -103,7 +86,7 @@ static uint64_t next_random_block(struct slot *s, struct file_slot *f, bool chun
             c = s->rnd_next++;
         }
         uint64_t pass = f->bits < 64 ? c >> f->bits : 0;
-        uint64_t y = permute(c & f->mask, f->bits, f->mask, f->key ^ (pass * 0xD1B54A32D192ED03ull));
+        uint64_t y = bits_permute(c & f->mask, f->bits, f->mask, f->key ^ (pass * 0xD1B54A32D192ED03ull));
         if (y < f->nblocks)
             return y;
     }
@@ -252,8 +235,15 @@ bool next_io(struct slot *s, uint64_t now)
     }
     unsigned fi = next_file(s);
     struct file_slot *f = &j->files[fi];
-    uint64_t blk = rw_random(j->o.rw) ? next_random_block(s, f, j->nfiles == 1 && j->nslots == 1)
-                                      : next_seq_block(f);
+    uint64_t blk;
+    if (!rw_random(j->o.rw))
+        blk = next_seq_block(f);
+    else if (f->dist) /* skewed: no random map (fio) */
+        blk = rdist_next(f->dist, &s->rng);
+    else if (j->o.norandommap)
+        blk = xorshift64(&s->rng) % f->nblocks;
+    else
+        blk = next_random_block(s, f, j->nfiles == 1 && j->nslots == 1);
     int dd;
     switch (j->o.rw) {
     case RW_READ:
@@ -314,8 +304,11 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
                    j->o.bs);
         return false;
     }
-    if (tc >= j->ramp_end_ns)
+    if (tc >= j->ramp_end_ns) {
         shard_account(sh, s->ddir, j->o.bs, has_slat, slat, clat, has_slat ? slat + clat : clat);
+        if (logs_per_io(j->logs, j->o.log_avg_msec))
+            logs_io(j, s->ddir, j->o.bs, s->offset, has_slat, slat, clat, tc);
+    }
     if (s->ddir == DDIR_WRITE && j->files[s->file].written)
         __atomic_fetch_or(&j->files[s->file].written[s->block >> 6], 1ull << (s->block & 63),
                           __ATOMIC_RELAXED);

@@ -14,6 +14,7 @@
 #include "filesetup.h"
 #include "init.h"
 #include "options.h"
+#include "randdist.h"
 #include "stat.h"
 
 enum phase { PHASE_SETUP, PHASE_RUN, PHASE_VERIFY, PHASE_DONE };
@@ -33,6 +34,7 @@ struct file_slot {
     /* random order: a keyed bijection on [0, 2^bits), values >= nblocks skipped */
     unsigned bits;
     uint64_t mask, key;
+    struct rdist *dist; /* random_distribution other than random, or NULL */
     uint64_t cursor;   /* next I/O index (atomic) */
     uint64_t taken;    /* I/Os given to this file (atomic; several files, not time_based) */
     uint64_t vcursor;  /* verify pass: next block to look at (atomic) */

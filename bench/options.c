@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,90 @@ static int parse_percentile_list(const struct opt_def *d, void *base, const char
     memcpy(o->pct, v, k * sizeof(v[0]));
     o->npct = k;
     o->pct_precision = precision;
+    return 0;
+}
+
+/* fio's random_distribution: random, zipf[:theta[:center]],
+ * pareto[:h[:center]], normal[:dev[:center]], zoned:access/range:... */
+static int parse_random_distribution(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    static const struct opt_val kinds[] = {
+        { "random", RDIST_RANDOM, NULL },
+        { "zipf", RDIST_ZIPF, NULL },
+        { "pareto", RDIST_PARETO, NULL },
+        { "normal", RDIST_NORMAL, NULL },
+        { "zoned", RDIST_ZONED, NULL },
+        { "zoned_abs", 0, "zoned_abs (absolute zone sizes) is not supported; use zoned with percentages" },
+        { NULL, 0, NULL },
+    };
+    struct job_opts *o = base;
+    struct rdist_spec *sp = &o->rdist;
+    if (!val)
+        return opt_refuse(err, n, d->err);
+    if (strchr(val, ','))
+        return opt_refuse(err, n, "separate read,write distributions are not supported; give one for all");
+    size_t len = strcspn(val, ":");
+    const struct opt_val *k = kinds;
+    while (k->name && (strlen(k->name) != len || strncmp(k->name, val, len)))
+        k++;
+    if (!k->name)
+        return opt_refuse(err, n, d->err);
+    if (k->refused)
+        return opt_refuse(err, n, k->refused);
+    memset(sp, 0, sizeof(*sp));
+    sp->kind = (enum rdist_kind)k->value;
+    sp->center = -1;
+    const char *p = val[len] ? val + len + 1 : NULL;
+    if (sp->kind == RDIST_ZONED) {
+        double acc = 0, range = 0;
+        while (p && *p) {
+            char *end;
+            if (sp->nzones == RDIST_MAX_ZONES)
+                return opt_refuse(err, n, "at most 256 zones");
+            double a = strtod(p, &end);
+            if (end == p || *end != '/')
+                return opt_refuse(err, n, "expected zones as access%/range% pairs: zoned:60/10:40/90");
+            const char *q = end + 1;
+            double r = strtod(q, &end);
+            if (end == q || (*end && *end != ':') || !(a >= 0 && a <= 100) || !(r >= 0 && r <= 100))
+                return opt_refuse(err, n, "expected zones as access%/range% pairs: zoned:60/10:40/90");
+            sp->zones[sp->nzones].access = a;
+            sp->zones[sp->nzones].range = r;
+            sp->nzones++;
+            acc += a;
+            range += r;
+            p = *end ? end + 1 : NULL;
+        }
+        if (!sp->nzones)
+            return opt_refuse(err, n, "zoned needs zones: zoned:60/10:40/90 (access%/range%)");
+        if (acc < 99.9999 || acc > 100.0001)
+            return opt_refuse(err, n, "the zones' access percentages must add up to 100");
+        if (range > 100.0001)
+            return opt_refuse(err, n, "the zones' ranges add up to more than 100%");
+        return 0;
+    }
+    /* fio's defaults without a value: zipf 1.1, pareto 0.2, normal 0 */
+    sp->param = sp->kind == RDIST_ZIPF ? 1.1 : sp->kind == RDIST_PARETO ? 0.2 : 0;
+    if (p && sp->kind != RDIST_RANDOM) {
+        char *end;
+        sp->param = strtod(p, &end);
+        if (end == p || (*end && *end != ':'))
+            return opt_refuse(err, n, d->err);
+        if (*end) {
+            const char *q = end + 1;
+            sp->center = strtod(q, &end);
+            if (end == q || *end)
+                return opt_refuse(err, n, d->err);
+            if (!(sp->center >= 0 && sp->center <= 1))
+                return opt_refuse(err, n, "the distribution's center must be from 0 to 1");
+        }
+    }
+    if (sp->kind == RDIST_ZIPF && (sp->param == 1.0 || !isfinite(sp->param)))
+        return opt_refuse(err, n, "zipf theta must be different from 1.0");
+    if (sp->kind == RDIST_PARETO && !(sp->param > 0 && sp->param < 1))
+        return opt_refuse(err, n, "pareto input out of range (0 < h < 1)");
+    if (sp->kind == RDIST_NORMAL && !(sp->param >= 0 && sp->param < 100))
+        return opt_refuse(err, n, "normal deviation out of range (0 <= dev < 100)");
     return 0;
 }
 
@@ -272,6 +357,15 @@ const struct opt_def job_options[] = {
     { .name = "randrepeat", JOB_BOOL(randrepeat), .def = "1",
       .help = "the same random offsets and read/write mix every run (1, fio's default: seeded by randseed); "
               "0: a new seed each run" },
+    { .name = "norandommap", JOB_BOOL(norandommap),
+      .help = "random offsets without the random map: blocks may repeat or be skipped within a pass "
+              "(default: each block once per pass over the region)" },
+    { .name = "random_distribution", .kind = OPT_FUNC, .parse = parse_random_distribution,
+      .err = "expected random, zipf[:theta[:center]], pareto[:h[:center]], normal[:dev[:center]] or zoned:access/range:...",
+      .arg = "dist[:v[:c]]",
+      .help = "random offsets: random (uniform, default), zipf:theta, pareto:h, normal:dev (% of the region), "
+              "zoned:60/10:30/20:10/70 (access%/range%); the optional :center (0..1) places the hottest "
+              "block; any but random has no random map" },
     { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
     { .name = "stonewall", .alias = "wait_for_previous", JOB_BOOL(stonewall),
       .help = "start when every job before this one has ended; starts a new reporting group" },

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "parse.h"
+#include "randdist.h"
 
 struct strpool;
 
@@ -64,6 +65,8 @@ struct job_opts {
     uint64_t randseed;
     bool randseed_set; /* randseed= given: randrepeat does not matter (fio) */
     bool randrepeat;   /* the same offsets and mix every run (fio's default) */
+    bool norandommap; /* uniform offsets with repeats (no random map) */
+    struct rdist_spec rdist; /* random_distribution */
     bool group_reporting;
     double pct[PCT_MAX]; /* percentile_list, in increasing order (fio sorts it) */
     unsigned npct;

@@ -313,8 +313,10 @@ static void job_free(struct job *j)
             ddir_acc_free(&j->shards[k].sync);
         }
     if (j->files)
-        for (unsigned k = 0; k < j->nfiles; k++)
+        for (unsigned k = 0; k < j->nfiles; k++) {
             free(j->files[k].written);
+            free(j->files[k].dist);
+        }
     free(j->shards);
     free(j->slots);
     free(j->files);
