@@ -114,8 +114,10 @@ uint64_t rdist_next(const struct rdist *d, uint64_t *rng)
         rank = zipf_rank(d, rng);
         break;
     case RDIST_PARETO: {
+        /* (n - 1) u^p crowds towards n - 1: rank from there */
         double r = (double)(n - 1) * pow(unit(rng), d->pareto_pow);
-        rank = r >= (double)(n - 1) ? n - 1 : (uint64_t)r;
+        double back = (double)(n - 1) - r;
+        rank = back <= 0 ? 0 : (uint64_t)back;
         break;
     }
     case RDIST_NORMAL:
