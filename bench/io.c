@@ -97,13 +97,86 @@ static uint64_t next_seq_block(struct file_slot *f)
     return __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED) % f->nblocks;
 }
 
-static void slot_set_io(struct slot *s, unsigned fi, uint64_t blk, int dd)
+static void slot_set_io(struct slot *s, unsigned fi, uint64_t blk, int dd, uint32_t len)
 {
     struct job *j = s->job;
     s->file = fi;
     s->block = blk;
-    s->offset = j->files[fi].start + blk * j->o.bs;
+    s->offset = j->files[fi].start + blk * j->gran;
     s->ddir = dd;
+    s->len = len;
+    s->mo.BufferOffset = 0;
+    s->mo.BufferLength = len;
+}
+
+/* ---- several block sizes (bs=r,w, bsrange, bssplit) ---- */
+
+/* The size of the slot's next I/O of direction dd: fio's choice (a
+ * bsrange size is min + max * u, a bssplit size by the cumulative
+ * weights; both multiples of the minimum, at most the maximum). */
+static uint32_t next_len(struct slot *s, int dd)
+{
+    const struct job_opts *o = &s->job->o;
+    uint32_t lo = o->min_bs[dd], hi = o->max_bs[dd];
+    if (lo == hi)
+        return lo;
+    double u = (double)(xorshift64(&s->rng) >> 11) * 0x1p-53;
+    uint64_t len = hi;
+    if (o->nsplit[dd]) {
+        double acc = 0;
+        for (unsigned i = 0; i < o->nsplit[dd]; i++) {
+            acc += o->split[dd][i].pct;
+            if (u * 100.0 < acc) {
+                len = o->split[dd][i].bs;
+                break;
+            }
+        }
+    } else {
+        len = lo + (uint64_t)((double)hi * u);
+    }
+    len -= len % lo;
+    return len > hi ? hi : (uint32_t)len;
+}
+
+static bool claim_bit(uint64_t *map, uint64_t b)
+{
+    uint64_t bit = 1ull << (b & 63);
+    return !(__atomic_fetch_or(&map[b >> 6], bit, __ATOMIC_RELAXED) & bit);
+}
+
+/* fio's random map with several sizes: the next block of the file's
+ * random order no I/O covered yet, and up to k - 1 uncovered blocks after
+ * it; the blocks taken (0: every block is covered, the region is done). */
+static uint64_t claim_random_run(struct file_slot *f, uint64_t k, uint64_t *blk)
+{
+    for (;;) {
+        uint64_t c = __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED);
+        if (f->bits < 64 && c >> f->bits)
+            return 0;
+        uint64_t y = bits_permute(c & f->mask, f->bits, f->mask, f->key);
+        if (y >= f->nblocks || !claim_bit(f->claimed, y))
+            continue;
+        uint64_t run = 1;
+        while (run < k && y + run < f->nblocks && claim_bit(f->claimed, y + run))
+            run++;
+        *blk = y;
+        return run;
+    }
+}
+
+/* Sequential with several sizes: the next k blocks, or those left before
+ * the end of the region (the next pass starts at its beginning). */
+static uint64_t next_seq_run(struct file_slot *f, uint64_t k, uint64_t *blk)
+{
+    uint64_t c = __atomic_load_n(&f->cursor, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t pos = c % f->nblocks;
+        uint64_t take = pos + k > f->nblocks ? f->nblocks - pos : k;
+        if (__atomic_compare_exchange_n(&f->cursor, &c, c + take, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            *blk = pos;
+            return take;
+        }
+    }
 }
 
 /* Verify pass: the next block some write of this job stored. */
@@ -119,7 +192,7 @@ static bool next_verify_io(struct slot *s)
             if (b >= f->nblocks)
                 break;
             if (__atomic_load_n(&f->written[b >> 6], __ATOMIC_RELAXED) & (1ull << (b & 63))) {
-                slot_set_io(s, fi, b, DDIR_READ);
+                slot_set_io(s, fi, b, DDIR_READ, j->gran);
                 s->verify_read = true;
                 return true;
             }
@@ -144,13 +217,13 @@ static void note_write(struct slot *s)
 
 /* A run that is not time_based does each file's region once, as fio does:
  * the chosen file, or the next whose region is not done yet. */
-static unsigned file_with_room(struct job *j, unsigned fi)
+static unsigned file_with_room(struct job *j, unsigned fi, uint64_t need)
 {
     if (j->o.time_based)
         return fi;
     for (unsigned k = 0; k < j->nfiles; k++) {
         unsigned c = (fi + k) % j->nfiles;
-        if (__atomic_fetch_add(&j->files[c].taken, 1, __ATOMIC_RELAXED) < j->files[c].nblocks)
+        if (__atomic_fetch_add(&j->files[c].taken, need, __ATOMIC_RELAXED) < j->files[c].nblocks)
             return c;
     }
     return fi; /* all done: the job's I/O limit ends it */
@@ -160,7 +233,7 @@ static unsigned file_with_room(struct job *j, unsigned fi)
  * and sequential count the job's I/Os (one atomic increment each, as a
  * single file costs none); random keeps each slot on the file it drew for
  * N I/Os. */
-static unsigned next_file(struct slot *s)
+static unsigned next_file(struct slot *s, uint64_t k)
 {
     struct job *j = s->job;
     unsigned per = j->o.fsvc_ios ? j->o.fsvc_ios : 1;
@@ -172,11 +245,11 @@ static unsigned next_file(struct slot *s)
             s->file_left = per;
         }
         s->file_left--;
-        return file_with_room(j, s->file_cur);
+        return file_with_room(j, s->file_cur, k);
     }
     uint64_t c = __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED);
     if (j->o.fsvc == FSVC_ROUNDROBIN || j->o.fsvc_ios)
-        return file_with_room(j, (unsigned)(c / per % j->nfiles));
+        return file_with_room(j, (unsigned)(c / per % j->nfiles), k);
     /* sequential: each file's whole region in turn */
     c %= j->total_blocks;
     unsigned lo = 0, hi = j->nfiles - 1;
@@ -187,7 +260,7 @@ static unsigned next_file(struct slot *s)
         else
             lo = mid + 1;
     }
-    return file_with_room(j, lo);
+    return file_with_room(j, lo, k);
 }
 
 bool next_io(struct slot *s, uint64_t now)
@@ -213,7 +286,7 @@ bool next_io(struct slot *s, uint64_t now)
         if (s->tw_write) {
             s->tw_write = false;
             if (!failed) {
-                slot_set_io(s, s->file, s->block, DDIR_WRITE);
+                slot_set_io(s, s->file, s->block, DDIR_WRITE, s->len);
                 s->verify_read = false;
                 note_write(s);
                 return true;
@@ -233,17 +306,6 @@ bool next_io(struct slot *s, uint64_t now)
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         return false;
     }
-    unsigned fi = next_file(s);
-    struct file_slot *f = &j->files[fi];
-    uint64_t blk;
-    if (!rw_random(j->o.rw))
-        blk = next_seq_block(f);
-    else if (f->dist) /* skewed: no random map (fio) */
-        blk = rdist_next(f->dist, &s->rng);
-    else if (j->o.norandommap)
-        blk = xorshift64(&s->rng) % f->nblocks;
-    else
-        blk = next_random_block(s, f, j->nfiles == 1 && j->nslots == 1);
     int dd;
     switch (j->o.rw) {
     case RW_READ:
@@ -256,25 +318,72 @@ bool next_io(struct slot *s, uint64_t now)
         break;
     case RW_TRIM:
     case RW_RANDTRIM:
-        dd = DDIR_TRIM;
-        break;
     case RW_TRIMWRITE:
         dd = DDIR_TRIM;
-        s->tw_write = true;
         break;
     default:
         dd = (xorshift64(&s->rng) % 100) < j->o.rwmixread ? DDIR_READ : DDIR_WRITE;
         break;
     }
-    slot_set_io(s, fi, blk, dd);
+    uint32_t len = j->gran;
+    uint64_t k = 1; /* blocks of gran bytes the I/O covers */
+    if (j->vary) {
+        len = next_len(s, dd);
+        k = (len + j->gran - 1) / j->gran;
+    }
+    unsigned fi = next_file(s, k);
+    struct file_slot *f = &j->files[fi];
+    uint64_t blk, take = k;
+    if (!rw_random(j->o.rw)) {
+        if (j->vary)
+            take = next_seq_run(f, k, &blk);
+        else
+            blk = next_seq_block(f);
+    } else if (f->claimed) {
+        /* several sizes and the random map: another file when this one is covered */
+        take = 0;
+        for (unsigned i = 0; i < j->nfiles && !take; i++) {
+            f = &j->files[fi];
+            take = claim_random_run(f, k, &blk);
+            if (!take)
+                fi = (fi + 1) % j->nfiles;
+        }
+        if (!take) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
+    } else {
+        if (f->dist) /* skewed: no random map (fio) */
+            blk = rdist_next(f->dist, &s->rng);
+        else if (j->o.norandommap)
+            blk = xorshift64(&s->rng) % f->nblocks;
+        else
+            blk = next_random_block(s, f, j->nfiles == 1 && j->nslots == 1);
+        if (blk + k > f->nblocks)
+            take = f->nblocks - blk;
+    }
+    if (j->unit_limit != UINT64_MAX) {
+        /* the job does its region's size, the last I/O cut to fit (fio) */
+        uint64_t before = __atomic_fetch_add(&j->units, take, __ATOMIC_RELAXED);
+        if (before >= j->unit_limit) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
+        if (before + take > j->unit_limit)
+            take = j->unit_limit - before;
+    }
+    if (take < k) /* cut at the end of the region or of the uncovered run (fio) */
+        len = (uint32_t)(take * j->gran);
+    s->tw_write = j->o.rw == RW_TRIMWRITE;
+    slot_set_io(s, fi, blk, dd, len);
     s->verify_read = dd == DDIR_READ && j->verify_reads;
     if (dd == DDIR_WRITE) {
         note_write(s);
         if (j->o.verify)
-            verify_fill(s->buf, j->o.bs, s->offset, xorshift64(&s->rng));
+            verify_fill(s->buf, len, s->offset, xorshift64(&s->rng));
     } else if (dd == DDIR_TRIM) {
         s->dsm_range->StartingOffset = (LONGLONG)s->offset;
-        s->dsm_range->LengthInBytes = j->o.bs;
+        s->dsm_range->LengthInBytes = len;
     }
     return true;
 }
@@ -296,18 +405,18 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
             shard_account_sync(sh, has_slat ? slat + clat : clat);
         return true;
     }
-    if (s->ddir != DDIR_TRIM && s->info != j->o.bs) { /* a trim returns no bytes */
+    if (s->ddir != DDIR_TRIM && s->info != s->len) { /* a trim returns no bytes */
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         if (job_set_error(j, EIO, s->status))
             errmsg("%s: short %s at offset %" PRIu64 " of '%s': %lu of %" PRIu32 " bytes", j->o.name,
                    ddir_name(s->ddir), s->offset, j->files[s->file].path, (unsigned long)s->info,
-                   j->o.bs);
+                   s->len);
         return false;
     }
     if (tc >= j->ramp_end_ns) {
-        shard_account(sh, s->ddir, j->o.bs, has_slat, slat, clat, has_slat ? slat + clat : clat);
+        shard_account(sh, s->ddir, s->len, has_slat, slat, clat, has_slat ? slat + clat : clat);
         if (logs_per_io(j->logs, j->o.log_avg_msec))
-            logs_io(j, s->ddir, j->o.bs, s->offset, has_slat, slat, clat, tc);
+            logs_io(j, s->ddir, s->len, s->offset, has_slat, slat, clat, tc);
     }
     if (s->ddir == DDIR_WRITE && j->files[s->file].written)
         __atomic_fetch_or(&j->files[s->file].written[s->block >> 6], 1ull << (s->block & 63),

@@ -39,6 +39,7 @@ struct file_slot {
     uint64_t taken;    /* I/Os given to this file (atomic; several files, not time_based) */
     uint64_t vcursor;  /* verify pass: next block to look at (atomic) */
     uint64_t *written; /* verify: bitmap of blocks written (atomic bit sets) */
+    uint64_t *claimed; /* several block sizes, random map: the blocks a pass has covered */
 };
 
 /* One request of a job and the buffer it owns. */
@@ -70,6 +71,8 @@ struct slot {
                           * the send (only the sender's thread stores it) */
     const void *sender;  /* the thread that sent it */
     uint64_t offset, block;
+    uint32_t len;          /* bytes */
+    WDFMEMORY_OFFSET mo;   /* the first len bytes of the buffer */
     unsigned file;
     int ddir;       /* enum ddir, DDIR_SYNC for a flush */
     int flush;      /* enum flush_kind of a flush */
@@ -102,8 +105,12 @@ struct job {
     bool event_ready;
     /* run control: written by the job thread before its first send */
     uint64_t start_ns, ramp_end_ns, end_ns, finish_ns;
-    uint64_t io_limit;
-    uint64_t total_blocks;
+    uint64_t io_limit;     /* I/Os (number_ios; one size: also the region's blocks) */
+    uint64_t total_blocks; /* of gran bytes */
+    uint32_t gran;         /* offsets' unit: the smallest block size (fio's rw_min_bs) */
+    bool vary;             /* several block sizes */
+    uint64_t unit_limit;   /* several sizes, not time_based: blocks the job covers */
+    uint64_t units;        /* atomic: blocks taken (several sizes) */
     uint64_t issued;   /* atomic */
     uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
     uint64_t file_rr;  /* atomic: I/Os that picked a file (roundrobin, sequential) */

@@ -21,7 +21,8 @@ void opts_fio_defaults(struct job_opts *o)
     memset(o, 0, sizeof(*o));
     o->rw = RW_READ;
     o->rwmixread = 50;
-    o->bs = 4096;
+    for (int d = 0; d < 3; d++)
+        o->min_bs[d] = o->max_bs[d] = 4096;
     o->iodepth = 1;
     o->iodepth_batch_submit = 1;
     o->numjobs = 1;
@@ -41,21 +42,194 @@ void opts_fio_defaults(struct job_opts *o)
 
 /* ---- the job options ---- */
 
-/* Block sizes: one size; fio's read,write pairs and ranges are not here. */
-static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+uint32_t opts_max_bs(const struct job_opts *o)
 {
-    struct job_opts *o = base;
+    uint32_t m = 0;
+    for (int d = 0; d < 3; d++)
+        if (rw_does(o->rw, d) && o->max_bs[d] > m)
+            m = o->max_bs[d];
+    return m ? m : o->max_bs[0];
+}
+
+uint32_t opts_min_bs(const struct job_opts *o)
+{
+    uint32_t m = UINT32_MAX;
+    for (int d = 0; d < 3; d++)
+        if (rw_does(o->rw, d) && o->min_bs[d] < m)
+            m = o->min_bs[d];
+    return m != UINT32_MAX ? m : o->min_bs[0];
+}
+
+bool opts_one_bs(const struct job_opts *o)
+{
+    return opts_min_bs(o) == opts_max_bs(o);
+}
+
+/* fio's per-direction values: "r,w,t"; an empty field is the default, a
+ * list not ended by a comma repeats its last field for the directions
+ * after it. Calls one(field or NULL for the default, d) for each. */
+static int per_direction(const char *val, void *base, char *err, size_t n,
+                         int (*one)(const char *field, int d, void *base, char *err, size_t n))
+{
+    if (!val || !*val)
+        return opt_refuse(err, n, "expected a value (reads[,writes][,trims])");
+    char *copy = xstrdup(val);
+    char *fields[3] = { NULL, NULL, NULL };
+    unsigned nf = 0;
+    char *p = copy;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (nf == 3) {
+            free(copy);
+            return opt_refuse(err, n, "at most three comma-separated values (reads, writes, trims)");
+        }
+        fields[nf++] = p;
+        if (!comma)
+            break;
+        *comma = '\0';
+        p = comma + 1;
+    }
+    int rc = 0;
+    for (int d = 0; d < 3 && rc == 0; d++) {
+        const char *f = (unsigned)d < nf ? fields[d] : fields[nf - 1];
+        rc = one(*f ? f : NULL, d, base, err, n);
+    }
+    free(copy);
+    return rc;
+}
+
+static int parse_one_size(const char *s, uint32_t *out, char *err, size_t n)
+{
     uint64_t v;
-    if (val && strchr(val, ','))
-        return opt_refuse(err, n, "separate read,write block sizes are not supported yet; give one size");
-    if (val && strchr(val, '-'))
-        return opt_refuse(err, n, "block size ranges are not supported yet; give one size");
-    if (!parse_size_value(val, &v, NULL) || v == 0)
+    if (!parse_size_value(s, &v, NULL) || v == 0)
         return opt_refuse(err, n, "expected a block size such as 4k");
     if (v > 256 * MIB)
         return opt_refuse(err, n, "block size above 256m");
-    o->bs = (uint32_t)v;
+    *out = (uint32_t)v;
     return 0;
+}
+
+static int bs_one(const char *field, int d, void *base, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    uint32_t v = 4096;
+    if (field && parse_one_size(field, &v, err, n))
+        return -1;
+    o->min_bs[d] = o->max_bs[d] = v;
+    o->nsplit[d] = 0;
+    return 0;
+}
+
+static int bsrange_one(const char *field, int d, void *base, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    uint32_t lo = 4096, hi = 4096;
+    if (field) {
+        const char *dash = strchr(field, '-');
+        if (!dash)
+            return opt_refuse(err, n, "expected a range such as 4k-64k");
+        char low[64];
+        size_t len = (size_t)(dash - field);
+        if (len >= sizeof(low))
+            return opt_refuse(err, n, "expected a range such as 4k-64k");
+        memcpy(low, field, len);
+        low[len] = '\0';
+        if (parse_one_size(low, &lo, err, n) || parse_one_size(dash + 1, &hi, err, n))
+            return -1;
+        if (lo > hi) { /* fio swaps them */
+            uint32_t t = lo;
+            lo = hi;
+            hi = t;
+        }
+    }
+    o->min_bs[d] = lo;
+    o->max_bs[d] = hi;
+    o->nsplit[d] = 0;
+    return 0;
+}
+
+static int cmp_split(const void *a, const void *b)
+{
+    const struct bs_split *x = a, *y = b;
+    return x->bs < y->bs ? -1 : x->bs > y->bs;
+}
+
+/* "4k/10:64k/50:32k/": sizes with percentages, a blank one sharing what
+ * the others leave; sorted by size (fio). */
+static int bssplit_one(const char *field, int d, void *base, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    struct bs_split *sp = o->split[d];
+    if (!field) {
+        o->min_bs[d] = o->max_bs[d] = 4096;
+        o->nsplit[d] = 0;
+        return 0;
+    }
+    char *copy = xstrdup(field), *save = NULL;
+    unsigned k = 0, blank = 0;
+    double sum = 0;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ":", &save); t && rc == 0; t = strtok_r(NULL, ":", &save)) {
+        if (k == BSSPLIT_MAX) {
+            rc = opt_refuse(err, n, "at most 64 block sizes per direction");
+            break;
+        }
+        char *slash = strchr(t, '/');
+        if (slash)
+            *slash = '\0';
+        if (parse_one_size(t, &sp[k].bs, err, n)) {
+            rc = -1;
+            break;
+        }
+        sp[k].pct = -1;
+        if (slash && slash[1]) {
+            char *end;
+            sp[k].pct = strtod(slash + 1, &end);
+            if (end == slash + 1 || *end || !(sp[k].pct >= 0 && sp[k].pct <= 100)) {
+                rc = opt_refuse(err, n, "expected size/percentage pairs such as 4k/10:64k/90");
+                break;
+            }
+            sum += sp[k].pct;
+        } else {
+            blank++;
+        }
+        k++;
+    }
+    free(copy);
+    if (rc)
+        return rc;
+    if (!k)
+        return opt_refuse(err, n, "expected size/percentage pairs such as 4k/10:64k/90");
+    if (sum > 100.0001)
+        return opt_refuse(err, n, "the percentages add up to more than 100");
+    if (!blank && sum < 99.9999)
+        return opt_refuse(err, n, "the percentages must add up to 100");
+    for (unsigned i = 0; i < k; i++)
+        if (sp[i].pct < 0)
+            sp[i].pct = (100.0 - sum) / blank;
+    qsort(sp, k, sizeof(*sp), cmp_split);
+    o->nsplit[d] = k;
+    o->min_bs[d] = sp[0].bs;
+    o->max_bs[d] = sp[k - 1].bs;
+    return 0;
+}
+
+static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    (void)d;
+    return per_direction(val, base, err, n, bs_one);
+}
+
+static int parse_bsrange(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    (void)d;
+    return per_direction(val, base, err, n, bsrange_one);
+}
+
+static int parse_bssplit(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    (void)d;
+    return per_direction(val, base, err, n, bssplit_one);
 }
 
 /* fio's file_service_type: a kind, then optionally :N, the I/Os a file
@@ -321,8 +495,13 @@ const struct opt_def job_options[] = {
       .help = "percentage of reads in rw/randrw (default 50)" },
     { .name = "rwmixwrite", JOB_UINT(rwmixread, 0, 100), .inverse = true, .arg = "pct",
       .help = "percentage of writes in rw/randrw" },
-    { .name = "bs", .alias = "blocksize", .kind = OPT_FUNC, .parse = parse_bs, .arg = "size",
-      .help = "block size (default 4k)" },
+    { .name = "bs", .alias = "blocksize", .kind = OPT_FUNC, .parse = parse_bs, .arg = "size[,size][,size]",
+      .help = "block size (default 4k); comma-separated: reads, writes, trims (bs=4k,64k: 64k writes and trims)" },
+    { .name = "bsrange", .alias = "blocksize_range", .kind = OPT_FUNC, .parse = parse_bsrange,
+      .arg = "min-max[,min-max][,min-max]",
+      .help = "random block sizes from min to max, multiples of min; comma-separated as bs" },
+    { .name = "bssplit", .kind = OPT_FUNC, .parse = parse_bssplit, .arg = "bs/pct[:bs/pct...][,...]",
+      .help = "block sizes by weight (4k/10:64k/90; a blank percentage shares the rest); comma-separated as bs" },
     { .name = "iodepth", JOB_UINT(iodepth, 1, 65536), .arg = "n", .help = "requests in flight per job (async API)" },
     { .name = "iodepth_batch_submit", .alias = "iodepth_batch", JOB_UINT(iodepth_batch_submit, 0, 65536), .arg = "n",
       .help = "accepted for compatibility; see BATCHING below" },

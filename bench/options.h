@@ -36,6 +36,8 @@ extern const char *const flush_names[];
 /* percentile_list: at most fio's FIO_IO_U_LIST_MAX_LEN entries */
 #define PCT_MAX 20
 
+#define BSSPLIT_MAX 64 /* fio's limit of bssplit entries per direction */
+
 /* Everything a job can be told. Plain data: copied from the running
  * defaults when a job section starts. */
 struct job_opts {
@@ -51,7 +53,14 @@ struct job_opts {
     unsigned offset_pct;
     enum rw_mode rw;
     unsigned rwmixread;
-    uint32_t bs;
+    /* block sizes by direction (read, write, trim): fio's bs, bsrange,
+     * bssplit; min == max for one size */
+    uint32_t min_bs[3], max_bs[3];
+    unsigned nsplit[3]; /* bssplit entries, by size (0: none) */
+    struct bs_split {
+        uint32_t bs;
+        double pct;
+    } split[3][BSSPLIT_MAX];
     unsigned iodepth;
     unsigned iodepth_batch_submit;
     unsigned numjobs;
@@ -113,6 +122,19 @@ static inline bool rw_random(enum rw_mode m)
 {
     return m == RW_RANDREAD || m == RW_RANDWRITE || m == RW_RANDRW || m == RW_RANDTRIM;
 }
+
+/* Whether the job does I/O of direction d (0 read, 1 write, 2 trim). */
+static inline bool rw_does(enum rw_mode m, int d)
+{
+    return d == 0 ? rw_reads(m) : d == 1 ? rw_writes(m) : rw_trims(m);
+}
+
+/* The largest and smallest block size of the directions the job does
+ * (buffers are the largest; offsets are multiples of the smallest, fio's
+ * rw_min_bs); whether every I/O has the one size. */
+uint32_t opts_max_bs(const struct job_opts *o);
+uint32_t opts_min_bs(const struct job_opts *o);
+bool opts_one_bs(const struct job_opts *o);
 
 /* fio's defaults (job files and --name command lines mean what they mean
  * to fio), except the I/O engine: the library's default. */

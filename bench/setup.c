@@ -237,15 +237,15 @@ static int job_setup(struct job *j)
         }
         NTSTATUS st = STATUS_SUCCESS;
         if (rw_reads(o->rw) || rw_writes(o->rw)) {
-            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */, o->bs,
+            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */, opts_max_bs(o),
                                  &s->mem, &s->buf);
             if (!NT_SUCCESS(st)) {
                 s->mem = NULL;
-                errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, o->bs,
+                errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, opts_max_bs(o),
                        status_str(sb, sizeof(sb), st));
                 return -1;
             }
-            fill_random(s->buf, o->bs, splitmix64(&seed));
+            fill_random(s->buf, opts_max_bs(o), splitmix64(&seed));
         }
         if (rw_trims(o->rw)) {
             /* DEVICE_MANAGE_DATA_SET_ATTRIBUTES, then at the next 8-byte
@@ -316,6 +316,7 @@ static void job_free(struct job *j)
         for (unsigned k = 0; k < j->nfiles; k++) {
             free(j->files[k].written);
             free(j->files[k].dist);
+            free(j->files[k].claimed);
         }
     free(j->shards);
     free(j->slots);
