@@ -350,6 +350,8 @@ int job_resolve_files(struct job *j)
             rdist_init(f->dist, &o->rdist, f->nblocks, splitmix64(&seed));
         }
         j->total_blocks += f->nblocks;
+        if (k == 0 || f->nblocks < j->min_nblocks)
+            j->min_nblocks = f->nblocks;
         if (o->fsvc == FSVC_SEQUENTIAL && n > 1) {
             if (!j->file_end)
                 j->file_end = xcalloc(n, sizeof(*j->file_end));

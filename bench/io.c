@@ -144,34 +144,54 @@ static bool claim_bit(uint64_t *map, uint64_t b)
     return !(__atomic_fetch_or(&map[b >> 6], bit, __ATOMIC_RELAXED) & bit);
 }
 
+/* A size for an I/O at block blk of f that ends inside the region: fio
+ * draws again until one fits (so near the end smaller sizes are more
+ * likely); after 64 draws the last is cut to fit. *len and the blocks it
+ * covers (*k) are updated. */
+static void fit_len(struct slot *s, int dd, const struct file_slot *f, uint64_t blk, uint32_t *len, uint64_t *k)
+{
+    struct job *j = s->job;
+    for (int tries = 0; blk + *k > f->nblocks && tries < 64; tries++) {
+        *len = next_len(s, dd);
+        *k = (*len + j->gran - 1) / j->gran;
+    }
+}
+
 /* fio's random map with several sizes: the next block of the file's
- * random order no I/O covered yet, and up to k - 1 uncovered blocks after
- * it; the blocks taken (0: every block is covered, the region is done). */
-static uint64_t claim_random_run(struct file_slot *f, uint64_t k, uint64_t *blk)
+ * random order no I/O covered yet (down to a multiple of align), and up
+ * to k - 1 uncovered blocks after it; the blocks taken (0: every block is covered, the region is done). */
+static uint64_t claim_random_run(struct slot *s, int dd, struct file_slot *f, uint64_t align, uint32_t *len,
+                                 uint64_t *k, uint64_t *blk)
 {
     for (;;) {
         uint64_t c = __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED);
         if (f->bits < 64 && c >> f->bits)
             return 0;
         uint64_t y = bits_permute(c & f->mask, f->bits, f->mask, f->key);
-        if (y >= f->nblocks || !claim_bit(f->claimed, y))
+        if (y >= f->nblocks)
             continue;
+        y -= y % align;
+        if (!claim_bit(f->claimed, y))
+            continue;
+        fit_len(s, dd, f, y, len, k);
         uint64_t run = 1;
-        while (run < k && y + run < f->nblocks && claim_bit(f->claimed, y + run))
+        while (run < *k && y + run < f->nblocks && claim_bit(f->claimed, y + run))
             run++;
         *blk = y;
         return run;
     }
 }
 
-/* Sequential with several sizes: the next k blocks, or those left before
- * the end of the region (the next pass starts at its beginning). */
-static uint64_t next_seq_run(struct file_slot *f, uint64_t k, uint64_t *blk)
+/* Sequential with several sizes: the next k blocks (a size that fits
+ * before the end of the region, fit_len), or those left before the end
+ * (the next pass starts at its beginning). */
+static uint64_t next_seq_run(struct slot *s, int dd, struct file_slot *f, uint32_t *len, uint64_t *k, uint64_t *blk)
 {
     uint64_t c = __atomic_load_n(&f->cursor, __ATOMIC_RELAXED);
     for (;;) {
         uint64_t pos = c % f->nblocks;
-        uint64_t take = pos + k > f->nblocks ? f->nblocks - pos : k;
+        fit_len(s, dd, f, pos, len, k);
+        uint64_t take = pos + *k > f->nblocks ? f->nblocks - pos : *k;
         if (__atomic_compare_exchange_n(&f->cursor, &c, c + take, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
             *blk = pos;
             return take;
@@ -331,12 +351,17 @@ bool next_io(struct slot *s, uint64_t now)
         len = next_len(s, dd);
         k = (len + j->gran - 1) / j->gran;
     }
+    /* random offsets are multiples of the direction's smallest size (fio's
+     * blockalign default) */
+    uint64_t align = 1;
+    if (j->vary && j->o.min_bs[dd] % j->gran == 0 && j->min_nblocks >= j->o.min_bs[dd] / j->gran)
+        align = j->o.min_bs[dd] / j->gran;
     unsigned fi = next_file(s, k);
     struct file_slot *f = &j->files[fi];
     uint64_t blk, take = k;
     if (!rw_random(j->o.rw)) {
         if (j->vary)
-            take = next_seq_run(f, k, &blk);
+            take = next_seq_run(s, dd, f, &len, &k, &blk);
         else
             blk = next_seq_block(f);
     } else if (f->claimed) {
@@ -344,7 +369,7 @@ bool next_io(struct slot *s, uint64_t now)
         take = 0;
         for (unsigned i = 0; i < j->nfiles && !take; i++) {
             f = &j->files[fi];
-            take = claim_random_run(f, k, &blk);
+            take = claim_random_run(s, dd, f, align, &len, &k, &blk);
             if (!take)
                 fi = (fi + 1) % j->nfiles;
         }
@@ -356,11 +381,14 @@ bool next_io(struct slot *s, uint64_t now)
         if (f->dist) /* skewed: no random map (fio) */
             blk = rdist_next(f->dist, &s->rng);
         else if (j->o.norandommap)
-            blk = xorshift64(&s->rng) % f->nblocks;
+            blk = align > 1 ? xorshift64(&s->rng) % (f->nblocks / align) * align : xorshift64(&s->rng) % f->nblocks;
         else
             blk = next_random_block(s, f, j->nfiles == 1 && j->nslots == 1);
-        if (blk + k > f->nblocks)
-            take = f->nblocks - blk;
+        if (j->vary) {
+            blk -= blk % align;
+            fit_len(s, dd, f, blk, &len, &k);
+        }
+        take = blk + k > f->nblocks ? f->nblocks - blk : k;
     }
     if (j->unit_limit != UINT64_MAX) {
         /* the job does its region's size, the last I/O cut to fit (fio) */
