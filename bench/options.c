@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,6 +393,47 @@ static int parse_random_distribution(const struct opt_def *d, void *base, const 
     return 0;
 }
 
+/* fio's cpus_allowed: "0-3,6", CPUs below the number configured. */
+static int parse_cpus_allowed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+    if (!val || !*val)
+        return opt_refuse(err, n, d->err);
+    CPU_ZERO(&o->cpus);
+    const char *p = val;
+    for (;;) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            return opt_refuse(err, n, d->err);
+        unsigned long lo = strtoul(p, &end, 10), hi = lo;
+        if (*end == '-') {
+            p = end + 1;
+            if (*p < '0' || *p > '9')
+                return opt_refuse(err, n, d->err);
+            hi = strtoul(p, &end, 10);
+        }
+        if (lo > hi) { /* fio takes a reversed range */
+            unsigned long t = lo;
+            lo = hi;
+            hi = t;
+        }
+        if (hi >= (unsigned long)ncpu || hi >= CPU_SETSIZE) {
+            snprintf(err, n, "CPU %lu too large (max=%ld)", hi, ncpu - 1);
+            return -1;
+        }
+        for (unsigned long c = lo; c <= hi; c++)
+            CPU_SET(c, &o->cpus);
+        if (!*end)
+            break;
+        if (*end != ',')
+            return opt_refuse(err, n, d->err);
+        p = end + 1;
+    }
+    o->cpus_set = true;
+    return 0;
+}
+
 static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
     struct job_opts *o = base;
@@ -454,6 +497,12 @@ static const struct opt_val sync_vals[] = {
     { "dsync", SYNC_DSYNC, NULL },
     { "0", SYNC_NONE, NULL },
     { "none", SYNC_NONE, NULL },
+    { NULL, 0, NULL },
+};
+
+static const struct opt_val cpus_policy_vals[] = {
+    { "shared", 0, NULL },
+    { "split", 1, NULL },
     { NULL, 0, NULL },
 };
 
@@ -545,6 +594,14 @@ const struct opt_def job_options[] = {
       .help = "random offsets: random (uniform, default), zipf:theta, pareto:h, normal:dev (% of the region), "
               "zoned:60/10:30/20:10/70 (access%/range%); the optional :center (0..1) places the hottest "
               "block; any but random has no random map" },
+    { .name = "cpus_allowed", .kind = OPT_FUNC, .parse = parse_cpus_allowed, .arg = "cpu[-cpu][,...]",
+      .err = "expected CPU numbers and ranges such as 0-3,6",
+      .help = "CPUs the job's thread runs on (it sends the I/O; with --api=sync it also completes it; "
+              "the library's completion threads are not pinned)" },
+    { .name = "cpus_allowed_policy", .kind = OPT_ENUM, JOB_FIELD(cpus_split), .vals = cpus_policy_vals,
+      .err = "expected shared or split", .arg = "shared|split",
+      .help = "shared (default): every job on the whole set; split: each job on one CPU of the set, "
+              "in job order (wrapping)" },
     { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
     { .name = "stonewall", .alias = "wait_for_previous", JOB_BOOL(stonewall),
       .help = "start when every job before this one has ended; starts a new reporting group" },

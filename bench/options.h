@@ -4,6 +4,7 @@
 #ifndef UWDF_BENCH_OPTIONS_H
 #define UWDF_BENCH_OPTIONS_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -76,6 +77,9 @@ struct job_opts {
     bool randrepeat;   /* the same offsets and mix every run (fio's default) */
     bool norandommap; /* uniform offsets with repeats (no random map) */
     struct rdist_spec rdist; /* random_distribution */
+    bool cpus_set;            /* cpus_allowed given */
+    cpu_set_t cpus;           /* cpus_allowed: the CPUs the job thread may run on */
+    bool cpus_split;          /* cpus_allowed_policy=split: one CPU of the set per job */
     bool group_reporting;
     double pct[PCT_MAX]; /* percentile_list, in increasing order (fio sorts it) */
     unsigned npct;

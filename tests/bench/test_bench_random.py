@@ -148,8 +148,8 @@ def bad_distributions_are_refused_as_fio():
             rc, out, err = bl.run(["--parse-only", "--name=x", "--ioengine=null", "--size=1m", "--rw=randread",
                                    f"--random_distribution={val}"], cwd=d)
             check(rc == 1 and "random_distribution" in err, f"{val}: exit {rc}: {err.strip()}")
-            p = subprocess.run(["fio", "--parse-only", "--name=x", "--ioengine=null", "--size=1m", "--rw=randread",
-                                f"--random_distribution={val}"], cwd=d, stdout=subprocess.PIPE,
+            p = subprocess.run(["fio", "--name=x", "--ioengine=null", "--size=1m", "--rw=randread",
+                                f"--random_distribution={val}", "--parse-only"], cwd=d, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, timeout=60)
             check("failed parsing random_distribution" in p.stdout, f"{val}: fio accepts it: {p.stdout.strip()}")
         for val in ("random", "zipf", "pareto", "normal", "zipf:0.5", "normal:0", "zoned:60/10:40/80"):
