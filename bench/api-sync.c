@@ -17,6 +17,8 @@ static void sync_issue(struct slot *s, struct shard *sh, uint64_t t0)
         uint64_t ts = now_ns();
         if (!next_io(s, ts))
             break;
+        if (j->rated)
+            ts = now_ns(); /* it may have waited for its turn */
         WDFIOTARGET t = j->files[s->file].target;
         NTSTATUS st = slot_renew_request(s, t);
         if (!NT_SUCCESS(st)) {

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <sched.h>
+#include <time.h>
 
 #include "interrupt.h"
 #include "io.h"
@@ -283,11 +285,66 @@ static unsigned next_file(struct slot *s, uint64_t k)
     return file_with_room(j, lo, k);
 }
 
+/* rate, rate_iops: the turn of the I/O just chosen on the direction's
+ * schedule (linear: evenly spaced; poisson: exponential gaps of the same
+ * mean), counted from the job's start. */
+static uint64_t rate_turn(struct slot *s, int dd, uint32_t len)
+{
+    struct job *j = s->job;
+    double gap = 0;
+    if (j->o.rate_iops[dd])
+        gap = 1e9 / (double)j->o.rate_iops[dd];
+    if (j->o.rate_bytes[dd]) {
+        double g = (double)len * 1e9 / (double)j->o.rate_bytes[dd];
+        if (g > gap)
+            gap = g;
+    }
+    if (gap == 0)
+        return 0;
+    if (j->o.rate_poisson) {
+        double u = (double)((xorshift64(&s->rng) >> 11) + 1) * 0x1p-53; /* (0, 1] */
+        gap *= -log(u);
+    }
+    return j->start_ns + __atomic_fetch_add(&j->rate_next[dd], (uint64_t)gap, __ATOMIC_RELAXED);
+}
+
+/* The next turn of direction dd (0: not rated, any time). */
+static uint64_t rate_peek(const struct job *j, int dd)
+{
+    if (!j->o.rate_iops[dd] && !j->o.rate_bytes[dd])
+        return 0;
+    return j->start_ns + __atomic_load_n(&j->rate_next[dd], __ATOMIC_RELAXED);
+}
+
+/* Waits on the job thread for the turn of the slot's I/O; false when the
+ * job ends first (runtime, interrupt). */
+static bool rate_wait(struct slot *s, uint64_t now)
+{
+    struct job *j = s->job;
+    while (now < s->due) {
+        if (stop_requested() || __atomic_load_n(&j->stop, __ATOMIC_RELAXED) || (j->end_ns && now >= j->end_ns))
+            return false;
+        uint64_t until = j->end_ns && j->end_ns < s->due ? j->end_ns : s->due;
+        uint64_t nap = until - now;
+        sleep_ns(nap > 10 * NS_PER_MS ? 10 * NS_PER_MS : nap);
+        now = now_ns();
+    }
+    return !(j->end_ns && now >= j->end_ns);
+}
+
 bool next_io(struct slot *s, uint64_t now)
 {
     struct job *j = s->job;
     if (stop_requested())
         return false;
+    if (s->resume) { /* parked until its turn: the job thread sends it then */
+        s->resume = false;
+        if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED) || !rate_wait(s, now)) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
+        return true;
+    }
     /* What this slot owes for its last I/O (which completed) is sent even
      * when the runtime or size limit has just ended the job, not after an
      * error: the flush its last write made due, the write of the block its
@@ -343,6 +400,11 @@ bool next_io(struct slot *s, uint64_t now)
         break;
     default:
         dd = (xorshift64(&s->rng) % 100) < j->o.rwmixread ? DDIR_READ : DDIR_WRITE;
+        if (j->rated) { /* fio: the other direction when this one is ahead of its rate and that one is not */
+            uint64_t mine = rate_peek(j, dd), other = rate_peek(j, DDIR_WRITE - dd);
+            if (mine > now && other < mine)
+                dd = DDIR_WRITE - dd;
+        }
         break;
     }
     uint32_t len = j->gran;
@@ -413,6 +475,20 @@ bool next_io(struct slot *s, uint64_t now)
         s->dsm_range->StartingOffset = (LONGLONG)s->offset;
         s->dsm_range->LengthInBytes = len;
     }
+    if (j->rated && (s->due = rate_turn(s, dd, len)) > now) {
+        /* The job thread sends it at its turn, in turn order with the
+         * others (even an I/O chosen on the job thread: waiting here would
+         * hold back the parked ones due earlier); the synchronous mode's one
+         * slot waits here. */
+        if (THIS_THREAD != j->self || !j->api->one_slot) {
+            s->park = true;
+            return false;
+        }
+        if (!rate_wait(s, now)) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
+    }
     return true;
 }
 
@@ -452,6 +528,39 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
     if (s->verify_read)
         return slot_verify(s);
     return true;
+}
+
+void slot_park(struct slot *s, struct shard *sh)
+{
+    struct job *j = s->job;
+    s->park = false;
+    s->resume = true;
+    thread_cpu_end(&sh->cpu);
+    pthread_mutex_lock(&j->park_lock);
+    j->parked[(j->park_head + j->park_n++) % j->nslots] = s;
+    pthread_cond_signal(&j->park_cond);
+    pthread_mutex_unlock(&j->park_lock);
+}
+
+struct slot *job_unpark(struct job *j, uint64_t wait_ns)
+{
+    struct slot *s = NULL;
+    pthread_mutex_lock(&j->park_lock);
+    if (!j->park_n && wait_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t at = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec + wait_ns;
+        ts.tv_sec = (time_t)(at / NS_PER_SEC);
+        ts.tv_nsec = (long)(at % NS_PER_SEC);
+        pthread_cond_timedwait(&j->park_cond, &j->park_lock, &ts);
+    }
+    if (j->park_n) {
+        s = j->parked[j->park_head];
+        j->park_head = (j->park_head + 1) % j->nslots;
+        j->park_n--;
+    }
+    pthread_mutex_unlock(&j->park_lock);
+    return s;
 }
 
 void slot_completed(struct slot *s, uint64_t tc)

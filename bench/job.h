@@ -77,6 +77,9 @@ struct slot {
     int ddir;       /* enum ddir, DDIR_SYNC for a flush */
     int flush;      /* enum flush_kind of a flush */
     bool verify_read;
+    bool resume;  /* rate: the I/O chosen, parked until its turn; send it as it is */
+    bool park;    /* rate: next_io chose an I/O whose turn has not come (off the job thread) */
+    uint64_t due; /* rate: the turn of the chosen I/O */
     NTSTATUS status;
     ULONG_PTR info;
     char pad[64];
@@ -121,6 +124,16 @@ struct job {
     unsigned io_inflight; /* atomic: I/Os sent and not completed (async modes) */
     char pad_depth2[64];
     struct thread_cpu cpu; /* the job thread's */
+    /* rate, rate_iops: each direction's schedule (ns after the start,
+     * atomic), and the slots waiting for their turn (the job thread sends
+     * them) */
+    bool rated;
+    const void *self; /* the job thread */
+    uint64_t rate_next[DDIR_N];
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond; /* a slot was parked */
+    struct slot **parked; /* nslots entries, a FIFO */
+    unsigned park_head, park_n;
     struct job_logs *logs; /* write_*_log, or NULL (the monitor writes them) */
     int stop;          /* atomic */
     int phase;         /* atomic */

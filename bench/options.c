@@ -434,6 +434,38 @@ static int parse_cpus_allowed(const struct opt_def *d, void *base, const char *v
     return 0;
 }
 
+static int rate_iops_one(const char *field, int d, void *base, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    uint64_t v = 0;
+    if (field && !parse_size_value(field, &v, NULL))
+        return opt_refuse(err, n, "expected I/Os per second such as 500 or 10k");
+    o->rate_iops[d] = v;
+    return 0;
+}
+
+static int parse_rate_iops(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    (void)d;
+    return per_direction(val, base, err, n, rate_iops_one);
+}
+
+static int rate_one(const char *field, int d, void *base, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    uint64_t v = 0;
+    if (field && !parse_size_value(field, &v, NULL))
+        return opt_refuse(err, n, "expected bytes per second such as 100m");
+    o->rate_bytes[d] = v;
+    return 0;
+}
+
+static int parse_rate(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    (void)d;
+    return per_direction(val, base, err, n, rate_one);
+}
+
 static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
     struct job_opts *o = base;
@@ -497,6 +529,12 @@ static const struct opt_val sync_vals[] = {
     { "dsync", SYNC_DSYNC, NULL },
     { "0", SYNC_NONE, NULL },
     { "none", SYNC_NONE, NULL },
+    { NULL, 0, NULL },
+};
+
+static const struct opt_val rate_process_vals[] = {
+    { "linear", 0, NULL },
+    { "poisson", 1, NULL },
     { NULL, 0, NULL },
 };
 
@@ -594,6 +632,14 @@ const struct opt_def job_options[] = {
       .help = "random offsets: random (uniform, default), zipf:theta, pareto:h, normal:dev (% of the region), "
               "zoned:60/10:30/20:10/70 (access%/range%); the optional :center (0..1) places the hottest "
               "block; any but random has no random map" },
+    { .name = "rate_iops", .kind = OPT_FUNC, .parse = parse_rate_iops, .arg = "n[,n][,n]",
+      .help = "at most this many I/Os per second, by direction as bs (rate_iops=500: reads and writes 500 each); "
+              "I/Os wait for their turn (rate_process)" },
+    { .name = "rate", .kind = OPT_FUNC, .parse = parse_rate, .arg = "bytes[,bytes][,bytes]",
+      .help = "at most this many bytes per second (100m), by direction as bs" },
+    { .name = "rate_process", .kind = OPT_ENUM, JOB_FIELD(rate_poisson), .vals = rate_process_vals,
+      .err = "expected linear or poisson", .arg = "linear|poisson",
+      .help = "the turns of rate and rate_iops: evenly spaced (linear, default) or Poisson arrivals of that mean" },
     { .name = "cpus_allowed", .kind = OPT_FUNC, .parse = parse_cpus_allowed, .arg = "cpu[-cpu][,...]",
       .err = "expected CPU numbers and ranges such as 0-3,6",
       .help = "CPUs the job's thread runs on (it sends the I/O; with --api=sync it also completes it; "

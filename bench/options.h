@@ -77,6 +77,9 @@ struct job_opts {
     bool randrepeat;   /* the same offsets and mix every run (fio's default) */
     bool norandommap; /* uniform offsets with repeats (no random map) */
     struct rdist_spec rdist; /* random_distribution */
+    uint64_t rate_iops[3];   /* I/Os per second by direction (0: no limit) */
+    uint64_t rate_bytes[3];  /* rate=: bytes per second by direction */
+    bool rate_poisson;       /* rate_process=poisson: random gaps of the same mean */
     bool cpus_set;            /* cpus_allowed given */
     cpu_set_t cpus;           /* cpus_allowed: the CPUs the job thread may run on */
     bool cpus_split;          /* cpus_allowed_policy=split: one CPU of the set per job */

@@ -24,7 +24,17 @@ static void run_phase(struct job *j)
     struct shard *own = &j->shards[j->nfiles];
     for (unsigned i = 0; i < j->nslots; i++)
         j->api->issue(&j->slots[i], own, 0);
-    KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+    if (!j->rated) {
+        KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+        return;
+    }
+    /* rate: the slots parked by the completions, sent at their turn here
+     * (next_io waits for it on this thread) */
+    while (!KeReadStateEvent(&j->done)) {
+        struct slot *s = job_unpark(j, 10 * NS_PER_MS);
+        if (s)
+            j->api->issue(s, own, 0);
+    }
 }
 
 /* stonewall: waits for the waves before the job's; false when interrupted
@@ -84,6 +94,7 @@ static bool job_pin(struct job *j)
 static void *job_thread(void *arg)
 {
     struct job *j = arg;
+    j->self = THIS_THREAD;
     bool pinned = job_pin(j);
     pthread_barrier_wait(&j->run->barrier);
     if (!pinned || !wait_for_wave(j)) {

@@ -274,6 +274,18 @@ static int job_setup(struct job *j)
         return -1;
     KeInitializeEvent(&j->done, NotificationEvent, FALSE);
     j->event_ready = true;
+    for (int d = 0; d < DDIR_N; d++)
+        if (j->o.rate_iops[d] || j->o.rate_bytes[d])
+            j->rated = true;
+    if (j->rated) {
+        j->parked = xcalloc(j->nslots, sizeof(*j->parked));
+        pthread_mutex_init(&j->park_lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->park_cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     return 0;
 }
 
@@ -306,6 +318,12 @@ static void job_free(struct job *j)
     logs_close(j);
     if (j->event_ready)
         UwdfKeDestroyEvent(&j->done);
+    if (j->parked) {
+        pthread_mutex_destroy(&j->park_lock);
+        pthread_cond_destroy(&j->park_cond);
+        free(j->parked);
+        j->parked = NULL;
+    }
     if (j->shards)
         for (unsigned k = 0; k <= j->nfiles; k++) {
             for (int d = 0; d < DDIR_N; d++)

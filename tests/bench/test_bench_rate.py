@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""uwdf-bench: fio's rate_iops, rate and rate_process.
+
+A rated job does the given I/Os (or bytes) per second, per direction, as
+fio does on the same job: the IOPS of both are compared with the target
+(and per direction with fio's); with iodepth > 1 on both local engines the
+I/Os completed on the library's threads wait for their turn on the job
+thread. rate_process=poisson spaces the I/Os irregularly with the same mean.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402
+from benchlib import check  # noqa: E402
+
+RUN = ["--size=4m", "--time_based", "--runtime=1500ms", "--direct=0"]
+
+
+def iops_of(job):
+    return [job[d]["iops"] for d in ("read", "write")]
+
+
+def fio_job(args, d):
+    p = subprocess.run(["fio", "--output-format=json", "--name=r", f"--filename={d}/data", "--ioengine=libaio"]
+                       + RUN + args, cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+    check(p.returncode == 0, f"fio {args}: exit {p.returncode}: {p.stderr.strip()}")
+    return json.loads(p.stdout)["jobs"][0]
+
+
+def rate_iops_holds_the_rate_as_fio():
+    with bl.TempDir() as d:
+        bl.make_data_file(os.path.join(d, "data"), 4 << 20)
+        for engine in ("io_uring", "libaio"):
+            for extra in (["--iodepth=4"], ["--iodepth=1"], ["--api=sync"]):
+                args = ["--rw=randread", "--rate_iops=400"] + extra
+                rep = bl.run_json(["--name=r", f"--filename={d}/data", f"--ioengine={engine}"] + RUN + args, cwd=d)
+                r, _ = iops_of(rep["jobs"][0])
+                # never above the rate; below it only as far as a loaded machine delays the I/Os
+                check(400 * 0.85 <= r <= 400 * 1.03, f"{engine} {args}: {r:.0f} IOPS, expected 400")
+        if bl.tool("fio"):
+            r, _ = iops_of(fio_job(["--rw=randread", "--rate_iops=400", "--iodepth=4"], d))
+            check(400 * 0.85 <= r <= 400 * 1.03, f"fio: {r:.0f} IOPS")
+
+
+def per_direction_rates_as_fio():
+    """rate_iops=300,100 on randrw (rwmixread 50): reads and writes each on
+    their own schedule, the mix giving way to the rates, as in fio; rate=
+    the same in bytes per second."""
+    bl.tool("fio")
+    with bl.TempDir() as d:
+        bl.make_data_file(os.path.join(d, "data"), 4 << 20)
+        for args, want in ((["--rw=randrw", "--rate_iops=300,100", "--iodepth=4"], (300, 100)),
+                           (["--rw=randrw", "--rate=1m,512k", "--bs=8k", "--iodepth=4"], (128, 64))):
+            rep = bl.run_json(["--name=r", f"--filename={d}/data", "--ioengine=libaio"] + RUN + args, cwd=d)
+            ours, theirs = iops_of(rep["jobs"][0]), iops_of(fio_job(args, d))
+            for dd, x, w in zip(("read", "write"), ours, want):
+                check(w * 0.85 <= x <= w * 1.03, f"{args} {dd}: {x:.0f} IOPS, expected {w}")
+            # fio (on a machine that may be loaded: the shape, not the figures): reads ahead of writes
+            check(theirs[0] > 1.5 * theirs[1] and ours[0] > 1.5 * ours[1],
+                  f"{args}: read/write IOPS {ours[0]:.0f}/{ours[1]:.0f}, fio {theirs[0]:.0f}/{theirs[1]:.0f}")
+
+
+def gaps(d, process):
+    rc, _, err = bl.run(["--name=p", f"--filename={d}/data", "--ioengine=libaio", "--rw=randread", "--iodepth=4",
+                         "--rate_iops=200", f"--rate_process={process}", "--write_iops_log=p", "--output=/dev/null"]
+                        + RUN, cwd=d)
+    check(rc == 0, f"rate_process={process}: exit {rc}: {err.strip()}")
+    with open(os.path.join(d, "p_iops.1.log")) as f:
+        times = [int(ln.split(",")[0]) for ln in f]
+    g = [b - a for a, b in zip(times, times[1:])]
+    # the share of gaps near the mean (5 ms): robust to a stall of a loaded machine
+    return len(times), sum(4 <= x <= 6 for x in g) / len(g)
+
+
+def rate_process_poisson_varies_the_gaps():
+    with bl.TempDir() as d:
+        bl.make_data_file(os.path.join(d, "data"), 4 << 20)
+        n, near = gaps(d, "linear")
+        check(abs(n - 300) <= 12 and near >= 0.45, f"linear: {n} I/Os, {near:.2f} of the gaps within 5 +- 1 ms")
+        # exponential gaps of mean 5 ms: about 0.15 of them within 4..6 ms (0.2 with the log's ms steps)
+        n, near = gaps(d, "poisson")
+        check(abs(n - 300) <= 45 and near <= 0.3, f"poisson: {n} I/Os, {near:.2f} of the gaps within 5 +- 1 ms")
+        rc, _, err = bl.run(["--parse-only", "--name=x", "--rate_process=bursty"], cwd=d)
+        check(rc == 1 and "rate_process" in err, f"rate_process=bursty: exit {rc}")
+
+
+if __name__ == "__main__":
+    bl.main([
+        ("rate_iops_holds_the_rate_as_fio", rate_iops_holds_the_rate_as_fio),
+        ("per_direction_rates_as_fio", per_direction_rates_as_fio),
+        ("rate_process_poisson_varies_the_gaps", rate_process_poisson_varies_the_gaps),
+    ])
