@@ -161,7 +161,8 @@ static void fit_len(struct slot *s, int dd, const struct file_slot *f, uint64_t 
 
 /* fio's random map with several sizes: the next block of the file's
  * random order no I/O covered yet (down to a multiple of align), and up
- * to k - 1 uncovered blocks after it; the blocks taken (0: every block is covered, the region is done). */
+ * to k - 1 uncovered blocks after it; the blocks taken (0: every block is
+ * covered, the region is done). */
 static uint64_t claim_random_run(struct slot *s, int dd, struct file_slot *f, uint64_t align, uint32_t *len,
                                  uint64_t *k, uint64_t *blk)
 {

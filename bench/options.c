@@ -70,8 +70,9 @@ bool opts_one_bs(const struct job_opts *o)
 /* fio's per-direction values: "r,w,t"; an empty field is the default, a
  * list not ended by a comma repeats its last field for the directions
  * after it. Calls one(field or NULL for the default, d) for each. */
-static int per_direction(const char *val, void *base, char *err, size_t n,
-                         int (*one)(const char *field, int d, void *base, char *err, size_t n))
+static int per_direction(const struct opt_def *def, const char *val, void *base, char *err, size_t n,
+                         int (*one)(const struct opt_def *def, const char *field, int d, void *base, char *err,
+                                    size_t n))
 {
     if (!val || !*val)
         return opt_refuse(err, n, "expected a value (reads[,writes][,trims])");
@@ -94,7 +95,7 @@ static int per_direction(const char *val, void *base, char *err, size_t n,
     int rc = 0;
     for (int d = 0; d < 3 && rc == 0; d++) {
         const char *f = (unsigned)d < nf ? fields[d] : fields[nf - 1];
-        rc = one(*f ? f : NULL, d, base, err, n);
+        rc = one(def, *f ? f : NULL, d, base, err, n);
     }
     free(copy);
     return rc;
@@ -111,8 +112,9 @@ static int parse_one_size(const char *s, uint32_t *out, char *err, size_t n)
     return 0;
 }
 
-static int bs_one(const char *field, int d, void *base, char *err, size_t n)
+static int bs_one(const struct opt_def *def, const char *field, int d, void *base, char *err, size_t n)
 {
+    (void)def;
     struct job_opts *o = base;
     uint32_t v = 4096;
     if (field && parse_one_size(field, &v, err, n))
@@ -122,8 +124,9 @@ static int bs_one(const char *field, int d, void *base, char *err, size_t n)
     return 0;
 }
 
-static int bsrange_one(const char *field, int d, void *base, char *err, size_t n)
+static int bsrange_one(const struct opt_def *def, const char *field, int d, void *base, char *err, size_t n)
 {
+    (void)def;
     struct job_opts *o = base;
     uint32_t lo = 4096, hi = 4096;
     if (field) {
@@ -158,8 +161,9 @@ static int cmp_split(const void *a, const void *b)
 
 /* "4k/10:64k/50:32k/": sizes with percentages, a blank one sharing what
  * the others leave; sorted by size (fio). */
-static int bssplit_one(const char *field, int d, void *base, char *err, size_t n)
+static int bssplit_one(const struct opt_def *def, const char *field, int d, void *base, char *err, size_t n)
 {
+    (void)def;
     struct job_opts *o = base;
     struct bs_split *sp = o->split[d];
     if (!field) {
@@ -218,20 +222,17 @@ static int bssplit_one(const char *field, int d, void *base, char *err, size_t n
 
 static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
-    (void)d;
-    return per_direction(val, base, err, n, bs_one);
+    return per_direction(d, val, base, err, n, bs_one);
 }
 
 static int parse_bsrange(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
-    (void)d;
-    return per_direction(val, base, err, n, bsrange_one);
+    return per_direction(d, val, base, err, n, bsrange_one);
 }
 
 static int parse_bssplit(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
-    (void)d;
-    return per_direction(val, base, err, n, bssplit_one);
+    return per_direction(d, val, base, err, n, bssplit_one);
 }
 
 /* fio's file_service_type: a kind, then optionally :N, the I/Os a file
@@ -434,36 +435,19 @@ static int parse_cpus_allowed(const struct opt_def *d, void *base, const char *v
     return 0;
 }
 
-static int rate_iops_one(const char *field, int d, void *base, char *err, size_t n)
+/* rate_iops and rate: a uint64_t per direction at def->off. */
+static int rate_one(const struct opt_def *def, const char *field, int dir, void *base, char *err, size_t n)
 {
-    struct job_opts *o = base;
     uint64_t v = 0;
     if (field && !parse_size_value(field, &v, NULL))
-        return opt_refuse(err, n, "expected I/Os per second such as 500 or 10k");
-    o->rate_iops[d] = v;
-    return 0;
-}
-
-static int parse_rate_iops(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
-{
-    (void)d;
-    return per_direction(val, base, err, n, rate_iops_one);
-}
-
-static int rate_one(const char *field, int d, void *base, char *err, size_t n)
-{
-    struct job_opts *o = base;
-    uint64_t v = 0;
-    if (field && !parse_size_value(field, &v, NULL))
-        return opt_refuse(err, n, "expected bytes per second such as 100m");
-    o->rate_bytes[d] = v;
+        return opt_refuse(err, n, def->err);
+    ((uint64_t *)((char *)base + def->off))[dir] = v;
     return 0;
 }
 
 static int parse_rate(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
-    (void)d;
-    return per_direction(val, base, err, n, rate_one);
+    return per_direction(d, val, base, err, n, rate_one);
 }
 
 static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
@@ -632,10 +616,12 @@ const struct opt_def job_options[] = {
       .help = "random offsets: random (uniform, default), zipf:theta, pareto:h, normal:dev (% of the region), "
               "zoned:60/10:30/20:10/70 (access%/range%); the optional :center (0..1) places the hottest "
               "block; any but random has no random map" },
-    { .name = "rate_iops", .kind = OPT_FUNC, .parse = parse_rate_iops, .arg = "n[,n][,n]",
+    { .name = "rate_iops", .kind = OPT_FUNC, .parse = parse_rate, JOB_FIELD(rate_iops), .arg = "n[,n][,n]",
+      .err = "expected I/Os per second such as 500 or 10k",
       .help = "at most this many I/Os per second, by direction as bs (rate_iops=500: reads and writes 500 each); "
               "I/Os wait for their turn (rate_process)" },
-    { .name = "rate", .kind = OPT_FUNC, .parse = parse_rate, .arg = "bytes[,bytes][,bytes]",
+    { .name = "rate", .kind = OPT_FUNC, .parse = parse_rate, JOB_FIELD(rate_bytes), .arg = "bytes[,bytes][,bytes]",
+      .err = "expected bytes per second such as 100m",
       .help = "at most this many bytes per second (100m), by direction as bs" },
     { .name = "rate_process", .kind = OPT_ENUM, JOB_FIELD(rate_poisson), .vals = rate_process_vals,
       .err = "expected linear or poisson", .arg = "linear|poisson",
