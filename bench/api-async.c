@@ -52,9 +52,9 @@ NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
     NTSTATUS st;
     switch (s->ddir) {
     case DDIR_READ:
-        return WdfIoTargetFormatRequestForRead(t, s->req, s->mem, NULL, &off);
+        return WdfIoTargetFormatRequestForRead(t, s->req, s->mem, &s->mo, &off);
     case DDIR_WRITE:
-        st = WdfIoTargetFormatRequestForWrite(t, s->req, s->mem, NULL, &off);
+        st = WdfIoTargetFormatRequestForWrite(t, s->req, s->mem, &s->mo, &off);
         if (NT_SUCCESS(st) && j->o.sync != SYNC_NONE)
             UwdfRequestSetWriteThrough(s->req, TRUE); /* after the format, which clears it */
         return st;

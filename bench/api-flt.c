@@ -58,13 +58,13 @@ static NTSTATUS flt_prepare(struct slot *s)
     p->IrpFlags = (w ? IRP_WRITE_OPERATION : IRP_READ_OPERATION) | (j->o.direct ? IRP_NOCACHE : 0);
     p->OperationFlags = 0;
     if (w) {
-        p->Parameters.Write.Length = j->o.bs;
+        p->Parameters.Write.Length = s->len;
         p->Parameters.Write.Key = 0;
         p->Parameters.Write.ByteOffset.QuadPart = (LONGLONG)s->offset;
         p->Parameters.Write.WriteBuffer = s->buf;
         p->Parameters.Write.MdlAddress = NULL;
     } else {
-        p->Parameters.Read.Length = j->o.bs;
+        p->Parameters.Read.Length = s->len;
         p->Parameters.Read.Key = 0;
         p->Parameters.Read.ByteOffset.QuadPart = (LONGLONG)s->offset;
         p->Parameters.Read.ReadBuffer = s->buf;

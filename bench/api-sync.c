@@ -17,6 +17,8 @@ static void sync_issue(struct slot *s, struct shard *sh, uint64_t t0)
         uint64_t ts = now_ns();
         if (!next_io(s, ts))
             break;
+        if (j->rated)
+            ts = now_ns(); /* it may have waited for its turn */
         WDFIOTARGET t = j->files[s->file].target;
         NTSTATUS st = slot_renew_request(s, t);
         if (!NT_SUCCESS(st)) {
@@ -39,7 +41,7 @@ static void sync_issue(struct slot *s, struct shard *sh, uint64_t t0)
             st = WdfIoTargetSendIoctlSynchronously(t, s->req, IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES, &d,
                                                    NULL, opts, &bytes);
         } else {
-            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->mem, NULL);
+            WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, s->mem, &s->mo);
             st = s->ddir == DDIR_READ
                      ? WdfIoTargetSendReadSynchronously(t, s->req, &d, &off, opts, &bytes)
                      : WdfIoTargetSendWriteSynchronously(t, s->req, &d, &off, opts, &bytes);

@@ -188,14 +188,6 @@ void layout_free(struct layout *lay)
     lay->n = 0;
 }
 
-static unsigned bits_for(uint64_t n)
-{
-    unsigned b = 0;
-    while (b < 63 && (1ull << b) < n)
-        b++;
-    return b;
-}
-
 /* fio's filename_format for file k of job j: $jobname, $jobnum (the
  * clone) and $filenum replaced. NULL if the name is too long. */
 static const char *expand_filename_format(const struct job *j, unsigned k)
@@ -281,6 +273,8 @@ int job_resolve_files(struct job *j)
         }
     }
     j->nfiles = n;
+    j->gran = opts_min_bs(o);
+    j->vary = !opts_one_bs(o);
     j->files = xcalloc_lines(n, sizeof(*j->files));
     char a[32], b[32];
     for (unsigned k = 0; k < n; k++) {
@@ -301,7 +295,7 @@ int job_resolve_files(struct job *j)
         }
         uint64_t off = o->offset;
         if (o->offset_pct)
-            off = real / 100 * o->offset_pct / o->bs * o->bs;
+            off = real / 100 * o->offset_pct / j->gran * j->gran;
         uint64_t per;
         if (o->size_pct) {
             /* fio: a percentage of the whole file, within what the offset leaves */
@@ -320,11 +314,11 @@ int job_resolve_files(struct job *j)
             free(paths);
             return -1;
         }
-        per -= per % o->bs;
+        per -= per % j->gran;
         if (per == 0) {
             errmsg("%s: the I/O region of '%s' (%s at offset %s) holds no whole block of %" PRIu32
                    " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size || o->size_pct ? o->size : real),
-                   fmt_bytes(b, sizeof(b), off), o->bs);
+                   fmt_bytes(b, sizeof(b), off), j->gran);
             free(paths);
             return -1;
         }
@@ -340,15 +334,24 @@ int job_resolve_files(struct job *j)
             if (rw_reads(o->rw) && o->ioengine != ENGINE_NULL)
                 lf->fill = true;
             if (o->verify && !rw_writes(o->rw) && !lf->verify_bs)
-                lf->verify_bs = o->bs;
+                lf->verify_bs = j->gran; /* verify: one block size */
         }
         f->start = off;
-        f->nblocks = per / o->bs;
+        f->nblocks = per / j->gran;
         f->bits = bits_for(f->nblocks);
         f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
         uint64_t seed = j->seed ^ ((uint64_t)j->index << 32) ^ k;
         f->key = splitmix64(&seed);
+        /* several sizes: fio's random map, the blocks each I/O covered */
+        if (j->vary && rw_random(o->rw) && !o->time_based && !o->norandommap && o->rdist.kind == RDIST_RANDOM)
+            f->claimed = xcalloc((f->nblocks + 63) / 64, sizeof(*f->claimed));
+        if (rw_random(o->rw) && o->rdist.kind != RDIST_RANDOM) {
+            f->dist = xcalloc(1, sizeof(*f->dist));
+            rdist_init(f->dist, &o->rdist, f->nblocks, splitmix64(&seed));
+        }
         j->total_blocks += f->nblocks;
+        if (k == 0 || f->nblocks < j->min_nblocks)
+            j->min_nblocks = f->nblocks;
         if (o->fsvc == FSVC_SEQUENTIAL && n > 1) {
             if (!j->file_end)
                 j->file_end = xcalloc(n, sizeof(*j->file_end));
@@ -356,7 +359,10 @@ int job_resolve_files(struct job *j)
         }
     }
     free(paths);
-    if (o->time_based)
+    /* One size: an I/O per block of the region. Several: the region's
+     * blocks are counted as the I/Os take them (units). */
+    j->unit_limit = o->time_based || !j->vary ? UINT64_MAX : j->total_blocks;
+    if (o->time_based || j->vary)
         j->io_limit = o->number_ios ? o->number_ios : UINT64_MAX;
     else
         j->io_limit = o->number_ios && o->number_ios < j->total_blocks ? o->number_ios : j->total_blocks;

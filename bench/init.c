@@ -358,7 +358,11 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
         errmsg("%s--ioengine=rbd takes its image from --pool and --rbdname, not --filename", who);
         return -1;
     }
-    if (o->verify && o->bs < sizeof(struct verify_hdr)) {
+    if (o->verify && !opts_one_bs(o)) {
+        errmsg("%s--verify needs one block size (not bsrange, bssplit or different read and write sizes)", who);
+        return -1;
+    }
+    if (o->verify && opts_min_bs(o) < sizeof(struct verify_hdr)) {
         errmsg("%s--verify needs bs of at least %zu bytes", who, sizeof(struct verify_hdr));
         return -1;
     }
@@ -385,15 +389,17 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
             return -1;
         }
     }
-    if ((o->lat_log || o->bw_log || o->iops_log) && !o->log_avg_msec) {
-        errmsg("%s%s needs log_avg_msec: logs of every I/O (fio's default) are not supported; "
-               "log_avg_msec=N writes one entry per direction every N ms", who,
-               o->lat_log ? "write_lat_log" : o->bw_log ? "write_bw_log" : "write_iops_log");
-        return -1;
-    }
-    if (o->direct && o->bs % 512) {
-        errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, o->bs);
-        return -1;
+    for (int d = 0; d < 3 && o->direct; d++) {
+        if (!rw_does(o->rw, d))
+            continue;
+        uint32_t bad = o->min_bs[d] % 512 ? o->min_bs[d] : o->max_bs[d] % 512 ? o->max_bs[d] : 0;
+        for (unsigned i = 0; i < o->nsplit[d] && !bad; i++)
+            if (o->split[d][i].bs % 512)
+                bad = o->split[d][i].bs;
+        if (bad) {
+            errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, bad);
+            return -1;
+        }
     }
     if ((o->fixedbufs || o->registerfiles) && o->api == API_FLT)
         errmsg("%s: warning: fixedbufs/registerfiles do not apply to --api=flt (the Filter "

@@ -3,10 +3,13 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <sched.h>
+#include <time.h>
 
 #include "interrupt.h"
 #include "io.h"
+#include "log.h"
 #include "util.h"
 #include "verify.h"
 
@@ -65,24 +68,6 @@ void job_io_error(struct job *j, const struct slot *s, NTSTATUS st, const char *
 
 /* ---- offsets ---- */
 
-/* A bijection on [0, 2^bits): xor with the key, multiplications by odd
- * constants and right xorshifts, each invertible modulo 2^bits. */
-static uint64_t permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
-{
-    if (!bits)
-        return 0;
-    unsigned h = bits / 2 + 1;
-    x = (x ^ key) & mask;
-    x = (x * 0x9E3779B97F4A7C15ull) & mask;
-    x ^= x >> h;
-    x = (x + (key >> 17)) & mask;
-    x = (x * 0xBF58476D1CE4E5B9ull) & mask;
-    x ^= x >> h;
-    x = (x * 0x94D049BB133111EBull) & mask;
-    x ^= x >> h;
-    return x;
-}
-
 __thread char tls_thread_id;
 
 #define RANDOM_CHUNK 64 /* cursor indexes a slot reserves at once */
@@ -103,7 +88,7 @@ static uint64_t next_random_block(struct slot *s, struct file_slot *f, bool chun
             c = s->rnd_next++;
         }
         uint64_t pass = f->bits < 64 ? c >> f->bits : 0;
-        uint64_t y = permute(c & f->mask, f->bits, f->mask, f->key ^ (pass * 0xD1B54A32D192ED03ull));
+        uint64_t y = bits_permute(c & f->mask, f->bits, f->mask, f->key ^ (pass * 0xD1B54A32D192ED03ull));
         if (y < f->nblocks)
             return y;
     }
@@ -114,13 +99,107 @@ static uint64_t next_seq_block(struct file_slot *f)
     return __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED) % f->nblocks;
 }
 
-static void slot_set_io(struct slot *s, unsigned fi, uint64_t blk, int dd)
+static void slot_set_io(struct slot *s, unsigned fi, uint64_t blk, int dd, uint32_t len)
 {
     struct job *j = s->job;
     s->file = fi;
     s->block = blk;
-    s->offset = j->files[fi].start + blk * j->o.bs;
+    s->offset = j->files[fi].start + blk * j->gran;
     s->ddir = dd;
+    s->len = len;
+    s->mo.BufferOffset = 0;
+    s->mo.BufferLength = len;
+}
+
+/* ---- several block sizes (bs=r,w, bsrange, bssplit) ---- */
+
+/* The size of the slot's next I/O of direction dd: fio's choice (a
+ * bsrange size is min + max * u, a bssplit size by the cumulative
+ * weights; both multiples of the minimum, at most the maximum). */
+static uint32_t next_len(struct slot *s, int dd)
+{
+    const struct job_opts *o = &s->job->o;
+    uint32_t lo = o->min_bs[dd], hi = o->max_bs[dd];
+    if (lo == hi)
+        return lo;
+    double u = (double)(xorshift64(&s->rng) >> 11) * 0x1p-53;
+    uint64_t len = hi;
+    if (o->nsplit[dd]) {
+        double acc = 0;
+        for (unsigned i = 0; i < o->nsplit[dd]; i++) {
+            acc += o->split[dd][i].pct;
+            if (u * 100.0 < acc) {
+                len = o->split[dd][i].bs;
+                break;
+            }
+        }
+    } else {
+        len = lo + (uint64_t)((double)hi * u);
+    }
+    len -= len % lo;
+    return len > hi ? hi : (uint32_t)len;
+}
+
+static bool claim_bit(uint64_t *map, uint64_t b)
+{
+    uint64_t bit = 1ull << (b & 63);
+    return !(__atomic_fetch_or(&map[b >> 6], bit, __ATOMIC_RELAXED) & bit);
+}
+
+/* A size for an I/O at block blk of f that ends inside the region: fio
+ * draws again until one fits (so near the end smaller sizes are more
+ * likely); after 64 draws the last is cut to fit. *len and the blocks it
+ * covers (*k) are updated. */
+static void fit_len(struct slot *s, int dd, const struct file_slot *f, uint64_t blk, uint32_t *len, uint64_t *k)
+{
+    struct job *j = s->job;
+    for (int tries = 0; blk + *k > f->nblocks && tries < 64; tries++) {
+        *len = next_len(s, dd);
+        *k = (*len + j->gran - 1) / j->gran;
+    }
+}
+
+/* fio's random map with several sizes: the next block of the file's
+ * random order no I/O covered yet (down to a multiple of align), and up
+ * to k - 1 uncovered blocks after it; the blocks taken (0: every block is
+ * covered, the region is done). */
+static uint64_t claim_random_run(struct slot *s, int dd, struct file_slot *f, uint64_t align, uint32_t *len,
+                                 uint64_t *k, uint64_t *blk)
+{
+    for (;;) {
+        uint64_t c = __atomic_fetch_add(&f->cursor, 1, __ATOMIC_RELAXED);
+        if (f->bits < 64 && c >> f->bits)
+            return 0;
+        uint64_t y = bits_permute(c & f->mask, f->bits, f->mask, f->key);
+        if (y >= f->nblocks)
+            continue;
+        y -= y % align;
+        if (!claim_bit(f->claimed, y))
+            continue;
+        fit_len(s, dd, f, y, len, k);
+        uint64_t run = 1;
+        while (run < *k && y + run < f->nblocks && claim_bit(f->claimed, y + run))
+            run++;
+        *blk = y;
+        return run;
+    }
+}
+
+/* Sequential with several sizes: the next k blocks (a size that fits
+ * before the end of the region, fit_len), or those left before the end
+ * (the next pass starts at its beginning). */
+static uint64_t next_seq_run(struct slot *s, int dd, struct file_slot *f, uint32_t *len, uint64_t *k, uint64_t *blk)
+{
+    uint64_t c = __atomic_load_n(&f->cursor, __ATOMIC_RELAXED);
+    for (;;) {
+        uint64_t pos = c % f->nblocks;
+        fit_len(s, dd, f, pos, len, k);
+        uint64_t take = pos + *k > f->nblocks ? f->nblocks - pos : *k;
+        if (__atomic_compare_exchange_n(&f->cursor, &c, c + take, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+            *blk = pos;
+            return take;
+        }
+    }
 }
 
 /* Verify pass: the next block some write of this job stored. */
@@ -136,7 +215,7 @@ static bool next_verify_io(struct slot *s)
             if (b >= f->nblocks)
                 break;
             if (__atomic_load_n(&f->written[b >> 6], __ATOMIC_RELAXED) & (1ull << (b & 63))) {
-                slot_set_io(s, fi, b, DDIR_READ);
+                slot_set_io(s, fi, b, DDIR_READ, j->gran);
                 s->verify_read = true;
                 return true;
             }
@@ -161,13 +240,13 @@ static void note_write(struct slot *s)
 
 /* A run that is not time_based does each file's region once, as fio does:
  * the chosen file, or the next whose region is not done yet. */
-static unsigned file_with_room(struct job *j, unsigned fi)
+static unsigned file_with_room(struct job *j, unsigned fi, uint64_t need)
 {
     if (j->o.time_based)
         return fi;
     for (unsigned k = 0; k < j->nfiles; k++) {
         unsigned c = (fi + k) % j->nfiles;
-        if (__atomic_fetch_add(&j->files[c].taken, 1, __ATOMIC_RELAXED) < j->files[c].nblocks)
+        if (__atomic_fetch_add(&j->files[c].taken, need, __ATOMIC_RELAXED) < j->files[c].nblocks)
             return c;
     }
     return fi; /* all done: the job's I/O limit ends it */
@@ -177,7 +256,7 @@ static unsigned file_with_room(struct job *j, unsigned fi)
  * and sequential count the job's I/Os (one atomic increment each, as a
  * single file costs none); random keeps each slot on the file it drew for
  * N I/Os. */
-static unsigned next_file(struct slot *s)
+static unsigned next_file(struct slot *s, uint64_t k)
 {
     struct job *j = s->job;
     unsigned per = j->o.fsvc_ios ? j->o.fsvc_ios : 1;
@@ -189,11 +268,11 @@ static unsigned next_file(struct slot *s)
             s->file_left = per;
         }
         s->file_left--;
-        return file_with_room(j, s->file_cur);
+        return file_with_room(j, s->file_cur, k);
     }
     uint64_t c = __atomic_fetch_add(&j->file_rr, 1, __ATOMIC_RELAXED);
     if (j->o.fsvc == FSVC_ROUNDROBIN || j->o.fsvc_ios)
-        return file_with_room(j, (unsigned)(c / per % j->nfiles));
+        return file_with_room(j, (unsigned)(c / per % j->nfiles), k);
     /* sequential: each file's whole region in turn */
     c %= j->total_blocks;
     unsigned lo = 0, hi = j->nfiles - 1;
@@ -204,7 +283,54 @@ static unsigned next_file(struct slot *s)
         else
             lo = mid + 1;
     }
-    return file_with_room(j, lo);
+    return file_with_room(j, lo, k);
+}
+
+/* rate, rate_iops: the turn of the I/O just chosen on the direction's
+ * schedule (linear: evenly spaced; poisson: exponential gaps of the same
+ * mean), counted from the job's start. */
+static uint64_t rate_turn(struct slot *s, int dd, uint32_t len)
+{
+    struct job *j = s->job;
+    double gap = 0;
+    if (j->o.rate_iops[dd])
+        gap = 1e9 / (double)j->o.rate_iops[dd];
+    if (j->o.rate_bytes[dd]) {
+        double g = (double)len * 1e9 / (double)j->o.rate_bytes[dd];
+        if (g > gap)
+            gap = g;
+    }
+    if (gap == 0)
+        return 0;
+    if (j->o.rate_poisson) {
+        double u = (double)((xorshift64(&s->rng) >> 11) + 1) * 0x1p-53; /* (0, 1] */
+        gap *= -log(u);
+    }
+    return j->start_ns + __atomic_fetch_add(&j->rate_next[dd], (uint64_t)gap, __ATOMIC_RELAXED);
+}
+
+/* The next turn of direction dd (0: not rated, any time). */
+static uint64_t rate_peek(const struct job *j, int dd)
+{
+    if (!j->o.rate_iops[dd] && !j->o.rate_bytes[dd])
+        return 0;
+    return j->start_ns + __atomic_load_n(&j->rate_next[dd], __ATOMIC_RELAXED);
+}
+
+/* Waits on the job thread for the turn of the slot's I/O; false when the
+ * job ends first (runtime, interrupt). */
+static bool rate_wait(struct slot *s, uint64_t now)
+{
+    struct job *j = s->job;
+    while (now < s->due) {
+        if (stop_requested() || __atomic_load_n(&j->stop, __ATOMIC_RELAXED) || (j->end_ns && now >= j->end_ns))
+            return false;
+        uint64_t until = j->end_ns && j->end_ns < s->due ? j->end_ns : s->due;
+        uint64_t nap = until - now;
+        sleep_ns(nap > 10 * NS_PER_MS ? 10 * NS_PER_MS : nap);
+        now = now_ns();
+    }
+    return !(j->end_ns && now >= j->end_ns);
 }
 
 bool next_io(struct slot *s, uint64_t now)
@@ -212,6 +338,14 @@ bool next_io(struct slot *s, uint64_t now)
     struct job *j = s->job;
     if (stop_requested())
         return false;
+    if (s->resume) { /* parked until its turn: the job thread sends it then */
+        s->resume = false;
+        if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED) || !rate_wait(s, now)) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
+        return true;
+    }
     /* What this slot owes for its last I/O (which completed) is sent even
      * when the runtime or size limit has just ended the job, not after an
      * error: the flush its last write made due, the write of the block its
@@ -230,7 +364,7 @@ bool next_io(struct slot *s, uint64_t now)
         if (s->tw_write) {
             s->tw_write = false;
             if (!failed) {
-                slot_set_io(s, s->file, s->block, DDIR_WRITE);
+                slot_set_io(s, s->file, s->block, DDIR_WRITE, s->len);
                 s->verify_read = false;
                 note_write(s);
                 return true;
@@ -250,10 +384,6 @@ bool next_io(struct slot *s, uint64_t now)
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         return false;
     }
-    unsigned fi = next_file(s);
-    struct file_slot *f = &j->files[fi];
-    uint64_t blk = rw_random(j->o.rw) ? next_random_block(s, f, j->nfiles == 1 && j->nslots == 1)
-                                      : next_seq_block(f);
     int dd;
     switch (j->o.rw) {
     case RW_READ:
@@ -266,25 +396,99 @@ bool next_io(struct slot *s, uint64_t now)
         break;
     case RW_TRIM:
     case RW_RANDTRIM:
-        dd = DDIR_TRIM;
-        break;
     case RW_TRIMWRITE:
         dd = DDIR_TRIM;
-        s->tw_write = true;
         break;
     default:
         dd = (xorshift64(&s->rng) % 100) < j->o.rwmixread ? DDIR_READ : DDIR_WRITE;
+        if (j->rated) { /* fio: the other direction when this one is ahead of its rate and that one is not */
+            uint64_t mine = rate_peek(j, dd), other = rate_peek(j, DDIR_WRITE - dd);
+            if (mine > now && other < mine)
+                dd = DDIR_WRITE - dd;
+        }
         break;
     }
-    slot_set_io(s, fi, blk, dd);
+    uint32_t len = j->gran;
+    uint64_t k = 1; /* blocks of gran bytes the I/O covers */
+    if (j->vary) {
+        len = next_len(s, dd);
+        k = (len + j->gran - 1) / j->gran;
+    }
+    /* random offsets are multiples of the direction's smallest size (fio's
+     * blockalign default) */
+    uint64_t align = 1;
+    if (j->vary && j->o.min_bs[dd] % j->gran == 0 && j->min_nblocks >= j->o.min_bs[dd] / j->gran)
+        align = j->o.min_bs[dd] / j->gran;
+    unsigned fi = next_file(s, k);
+    struct file_slot *f = &j->files[fi];
+    uint64_t blk, take = k;
+    if (!rw_random(j->o.rw)) {
+        if (j->vary)
+            take = next_seq_run(s, dd, f, &len, &k, &blk);
+        else
+            blk = next_seq_block(f);
+    } else if (f->claimed) {
+        /* several sizes and the random map: another file when this one is covered */
+        take = 0;
+        for (unsigned i = 0; i < j->nfiles && !take; i++) {
+            f = &j->files[fi];
+            take = claim_random_run(s, dd, f, align, &len, &k, &blk);
+            if (!take)
+                fi = (fi + 1) % j->nfiles;
+        }
+        if (!take) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
+    } else {
+        if (f->dist) /* skewed: no random map (fio) */
+            blk = rdist_next(f->dist, &s->rng);
+        else if (j->o.norandommap)
+            blk = align > 1 ? xorshift64(&s->rng) % (f->nblocks / align) * align : xorshift64(&s->rng) % f->nblocks;
+        else
+            blk = next_random_block(s, f, j->nfiles == 1 && j->nslots == 1);
+        if (j->vary) {
+            blk -= blk % align;
+            fit_len(s, dd, f, blk, &len, &k);
+        }
+        take = blk + k > f->nblocks ? f->nblocks - blk : k;
+    }
+    if (j->unit_limit != UINT64_MAX) {
+        /* the job does its region's size, the last I/O cut to fit (fio) */
+        uint64_t before = __atomic_fetch_add(&j->units, take, __ATOMIC_RELAXED);
+        if (before >= j->unit_limit) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
+        if (before + take > j->unit_limit)
+            take = j->unit_limit - before;
+    }
+    if (take < k) /* cut at the end of the region or of the uncovered run (fio) */
+        len = (uint32_t)(take * j->gran);
+    s->tw_write = j->o.rw == RW_TRIMWRITE;
+    slot_set_io(s, fi, blk, dd, len);
     s->verify_read = dd == DDIR_READ && j->verify_reads;
     if (dd == DDIR_WRITE) {
         note_write(s);
         if (j->o.verify)
-            verify_fill(s->buf, j->o.bs, s->offset, xorshift64(&s->rng));
+            verify_fill(s->buf, len, s->offset, xorshift64(&s->rng));
     } else if (dd == DDIR_TRIM) {
         s->dsm_range->StartingOffset = (LONGLONG)s->offset;
-        s->dsm_range->LengthInBytes = j->o.bs;
+        s->dsm_range->LengthInBytes = len;
+    }
+    if (j->rated && (s->due = rate_turn(s, dd, len)) > now) {
+        /* The job thread sends it at its turn, in turn order with the
+         * others (even an I/O chosen on the job thread: waiting here would
+         * hold back the parked ones due earlier); the synchronous mode's one
+         * slot waits here. */
+        if (THIS_THREAD != j->self || !j->api->one_slot) {
+            s->park = true;
+            return false;
+        }
+        if (!rate_wait(s, now)) {
+            __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+            return false;
+        }
     }
     return true;
 }
@@ -306,22 +510,58 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
             shard_account_sync(sh, has_slat ? slat + clat : clat);
         return true;
     }
-    if (s->ddir != DDIR_TRIM && s->info != j->o.bs) { /* a trim returns no bytes */
+    if (s->ddir != DDIR_TRIM && s->info != s->len) { /* a trim returns no bytes */
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         if (job_set_error(j, EIO, s->status))
             errmsg("%s: short %s at offset %" PRIu64 " of '%s': %lu of %" PRIu32 " bytes", j->o.name,
                    ddir_name(s->ddir), s->offset, j->files[s->file].path, (unsigned long)s->info,
-                   j->o.bs);
+                   s->len);
         return false;
     }
-    if (tc >= j->ramp_end_ns)
-        shard_account(sh, s->ddir, j->o.bs, has_slat, slat, clat, has_slat ? slat + clat : clat);
+    if (tc >= j->ramp_end_ns) {
+        shard_account(sh, s->ddir, s->len, has_slat, slat, clat, has_slat ? slat + clat : clat);
+        if (logs_per_io(j->logs, j->o.log_avg_msec))
+            logs_io(j, s->ddir, s->len, s->offset, has_slat, slat, clat, tc);
+    }
     if (s->ddir == DDIR_WRITE && j->files[s->file].written)
         __atomic_fetch_or(&j->files[s->file].written[s->block >> 6], 1ull << (s->block & 63),
                           __ATOMIC_RELAXED);
     if (s->verify_read)
         return slot_verify(s);
     return true;
+}
+
+void slot_park(struct slot *s, struct shard *sh)
+{
+    struct job *j = s->job;
+    s->park = false;
+    s->resume = true;
+    thread_cpu_end(&sh->cpu);
+    pthread_mutex_lock(&j->park_lock);
+    j->parked[(j->park_head + j->park_n++) % j->nslots] = s;
+    pthread_cond_signal(&j->park_cond);
+    pthread_mutex_unlock(&j->park_lock);
+}
+
+struct slot *job_unpark(struct job *j, uint64_t wait_ns)
+{
+    struct slot *s = NULL;
+    pthread_mutex_lock(&j->park_lock);
+    if (!j->park_n && wait_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t at = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec + wait_ns;
+        ts.tv_sec = (time_t)(at / NS_PER_SEC);
+        ts.tv_nsec = (long)(at % NS_PER_SEC);
+        pthread_cond_timedwait(&j->park_cond, &j->park_lock, &ts);
+    }
+    if (j->park_n) {
+        s = j->parked[j->park_head];
+        j->park_head = (j->park_head + 1) % j->nslots;
+        j->park_n--;
+    }
+    pthread_mutex_unlock(&j->park_lock);
+    return s;
 }
 
 void slot_completed(struct slot *s, uint64_t tc)

@@ -27,6 +27,12 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
  * the mode's completion routine: accounts it and issues the next. */
 void slot_completed(struct slot *s, uint64_t tc);
 
+/* rate: parks the slot whose I/O next_io chose but whose turn has not
+ * come (s->park), for the job thread; and takes the oldest parked one,
+ * waiting up to wait_ns for one (NULL: none). */
+void slot_park(struct slot *s, struct shard *sh);
+struct slot *job_unpark(struct job *j, uint64_t wait_ns);
+
 /* sh: the calling thread's shard, whose CPU use ends here (the job may be
  * gone after the last retire). */
 static inline void slot_retire(struct slot *s, struct shard *sh)
@@ -90,8 +96,15 @@ static inline __attribute__((always_inline)) void slot_issue_loop(struct slot *s
     for (;;) {
         if (t0 == 0)
             t0 = now_ns();
-        if (!next_io(s, t0))
+        if (!next_io(s, t0)) {
+            if (s->park) {
+                slot_park(s, sh);
+                return;
+            }
             break;
+        }
+        if (s->job->rated)
+            t0 = now_ns(); /* it may have waited for its turn */
         if (!send(s, t0))
             break;
         uint64_t t1 = now_ns();

@@ -14,6 +14,7 @@
 #include "filesetup.h"
 #include "init.h"
 #include "options.h"
+#include "randdist.h"
 #include "stat.h"
 
 enum phase { PHASE_SETUP, PHASE_RUN, PHASE_VERIFY, PHASE_DONE };
@@ -33,10 +34,12 @@ struct file_slot {
     /* random order: a keyed bijection on [0, 2^bits), values >= nblocks skipped */
     unsigned bits;
     uint64_t mask, key;
+    struct rdist *dist; /* random_distribution other than random, or NULL */
     uint64_t cursor;   /* next I/O index (atomic) */
     uint64_t taken;    /* I/Os given to this file (atomic; several files, not time_based) */
     uint64_t vcursor;  /* verify pass: next block to look at (atomic) */
     uint64_t *written; /* verify: bitmap of blocks written (atomic bit sets) */
+    uint64_t *claimed; /* several block sizes, random map: the blocks a pass has covered */
 };
 
 /* One request of a job and the buffer it owns. */
@@ -68,10 +71,15 @@ struct slot {
                           * the send (only the sender's thread stores it) */
     const void *sender;  /* the thread that sent it */
     uint64_t offset, block;
+    uint32_t len;          /* bytes */
+    WDFMEMORY_OFFSET mo;   /* the first len bytes of the buffer */
     unsigned file;
     int ddir;       /* enum ddir, DDIR_SYNC for a flush */
     int flush;      /* enum flush_kind of a flush */
     bool verify_read;
+    bool resume;  /* rate: the I/O chosen, parked until its turn; send it as it is */
+    bool park;    /* rate: next_io chose an I/O whose turn has not come (off the job thread) */
+    uint64_t due; /* rate: the turn of the chosen I/O */
     NTSTATUS status;
     ULONG_PTR info;
     char pad[64];
@@ -100,8 +108,13 @@ struct job {
     bool event_ready;
     /* run control: written by the job thread before its first send */
     uint64_t start_ns, ramp_end_ns, end_ns, finish_ns;
-    uint64_t io_limit;
-    uint64_t total_blocks;
+    uint64_t io_limit;     /* I/Os (number_ios; one size: also the region's blocks) */
+    uint64_t total_blocks; /* of gran bytes */
+    uint32_t gran;         /* offsets' unit: the smallest block size (fio's rw_min_bs) */
+    bool vary;             /* several block sizes */
+    uint64_t min_nblocks;  /* of its smallest file */
+    uint64_t unit_limit;   /* several sizes, not time_based: blocks the job covers */
+    uint64_t units;        /* atomic: blocks taken (several sizes) */
     uint64_t issued;   /* atomic */
     uint64_t writes;   /* atomic: writes issued (fsync / fdatasync) */
     uint64_t file_rr;  /* atomic: I/Os that picked a file (roundrobin, sequential) */
@@ -111,6 +124,16 @@ struct job {
     unsigned io_inflight; /* atomic: I/Os sent and not completed (async modes) */
     char pad_depth2[64];
     struct thread_cpu cpu; /* the job thread's */
+    /* rate, rate_iops: each direction's schedule (ns after the start,
+     * atomic), and the slots waiting for their turn (the job thread sends
+     * them) */
+    bool rated;
+    const void *self; /* the job thread */
+    uint64_t rate_next[DDIR_N];
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond; /* a slot was parked */
+    struct slot **parked; /* nslots entries, a FIFO */
+    unsigned park_head, park_n;
     struct job_logs *logs; /* write_*_log, or NULL (the monitor writes them) */
     int stop;          /* atomic */
     int phase;         /* atomic */

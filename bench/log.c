@@ -97,7 +97,7 @@ static void log_line(struct job_logs *L, enum log_kind k, uint64_t ms, uint64_t 
 void logs_sample(struct job *j, uint64_t now, bool final)
 {
     struct job_logs *L = j->logs;
-    if (!L || L->finished)
+    if (!L || L->finished || !L->period_ns)
         return;
     int ph = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE);
     if (final)
@@ -134,6 +134,28 @@ void logs_sample(struct job *j, uint64_t now, bool final)
     }
     L->last = t;
     L->window_start = now;
+}
+
+/* fio's per-I/O entries (log_avg_msec=0): the I/O's latencies in ns,
+ * its bandwidth (bytes per ms of clat, fio's KiB/s-like figure), an IOPS
+ * of 1, each with the I/O's size and (log_offset) offset. Written as the
+ * I/Os complete, by whichever thread completes them (stdio locks each
+ * line). */
+void logs_io(struct job *j, int d, uint32_t bytes, uint64_t offset, bool has_slat, uint64_t slat,
+             uint64_t clat, uint64_t tc)
+{
+    struct job_logs *L = j->logs;
+    uint64_t ms = (tc - j->ramp_end_ns) / NS_PER_MS;
+    uint64_t v[LOG_N] = { slat, clat, slat + clat, (uint64_t)bytes * 1000000 / (clat ? clat : 1), 1 };
+    for (int k = 0; k < LOG_N; k++) {
+        if (!L->f[k] || (k == LOG_SLAT && !has_slat))
+            continue;
+        if (j->o.log_offset)
+            fprintf(L->f[k], "%" PRIu64 ", %" PRIu64 ", %d, %" PRIu32 ", %" PRIu64 ", 0\n", ms, v[k], d, bytes,
+                    offset);
+        else
+            fprintf(L->f[k], "%" PRIu64 ", %" PRIu64 ", %d, %" PRIu32 ", 0\n", ms, v[k], d, bytes);
+    }
 }
 
 bool logs_close(struct job *j)

@@ -2,6 +2,9 @@
 #include "config.h"
 
 #include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +23,8 @@ void opts_fio_defaults(struct job_opts *o)
     memset(o, 0, sizeof(*o));
     o->rw = RW_READ;
     o->rwmixread = 50;
-    o->bs = 4096;
+    for (int d = 0; d < 3; d++)
+        o->min_bs[d] = o->max_bs[d] = 4096;
     o->iodepth = 1;
     o->iodepth_batch_submit = 1;
     o->numjobs = 1;
@@ -41,21 +45,195 @@ void opts_fio_defaults(struct job_opts *o)
 
 /* ---- the job options ---- */
 
-/* Block sizes: one size; fio's read,write pairs and ranges are not here. */
-static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+uint32_t opts_max_bs(const struct job_opts *o)
 {
-    struct job_opts *o = base;
+    uint32_t m = 0;
+    for (int d = 0; d < 3; d++)
+        if (rw_does(o->rw, d) && o->max_bs[d] > m)
+            m = o->max_bs[d];
+    return m ? m : o->max_bs[0];
+}
+
+uint32_t opts_min_bs(const struct job_opts *o)
+{
+    uint32_t m = UINT32_MAX;
+    for (int d = 0; d < 3; d++)
+        if (rw_does(o->rw, d) && o->min_bs[d] < m)
+            m = o->min_bs[d];
+    return m != UINT32_MAX ? m : o->min_bs[0];
+}
+
+bool opts_one_bs(const struct job_opts *o)
+{
+    return opts_min_bs(o) == opts_max_bs(o);
+}
+
+/* fio's per-direction values: "r,w,t"; an empty field is the default, a
+ * list not ended by a comma repeats its last field for the directions
+ * after it. Calls one(field or NULL for the default, d) for each. */
+static int per_direction(const struct opt_def *def, const char *val, void *base, char *err, size_t n,
+                         int (*one)(const struct opt_def *def, const char *field, int d, void *base, char *err,
+                                    size_t n))
+{
+    if (!val || !*val)
+        return opt_refuse(err, n, "expected a value (reads[,writes][,trims])");
+    char *copy = xstrdup(val);
+    char *fields[3] = { NULL, NULL, NULL };
+    unsigned nf = 0;
+    char *p = copy;
+    for (;;) {
+        char *comma = strchr(p, ',');
+        if (nf == 3) {
+            free(copy);
+            return opt_refuse(err, n, "at most three comma-separated values (reads, writes, trims)");
+        }
+        fields[nf++] = p;
+        if (!comma)
+            break;
+        *comma = '\0';
+        p = comma + 1;
+    }
+    int rc = 0;
+    for (int d = 0; d < 3 && rc == 0; d++) {
+        const char *f = (unsigned)d < nf ? fields[d] : fields[nf - 1];
+        rc = one(def, *f ? f : NULL, d, base, err, n);
+    }
+    free(copy);
+    return rc;
+}
+
+static int parse_one_size(const char *s, uint32_t *out, char *err, size_t n)
+{
     uint64_t v;
-    if (val && strchr(val, ','))
-        return opt_refuse(err, n, "separate read,write block sizes are not supported yet; give one size");
-    if (val && strchr(val, '-'))
-        return opt_refuse(err, n, "block size ranges are not supported yet; give one size");
-    if (!parse_size_value(val, &v, NULL) || v == 0)
+    if (!parse_size_value(s, &v, NULL) || v == 0)
         return opt_refuse(err, n, "expected a block size such as 4k");
     if (v > 256 * MIB)
         return opt_refuse(err, n, "block size above 256m");
-    o->bs = (uint32_t)v;
+    *out = (uint32_t)v;
     return 0;
+}
+
+static int bs_one(const struct opt_def *def, const char *field, int d, void *base, char *err, size_t n)
+{
+    (void)def;
+    struct job_opts *o = base;
+    uint32_t v = 4096;
+    if (field && parse_one_size(field, &v, err, n))
+        return -1;
+    o->min_bs[d] = o->max_bs[d] = v;
+    o->nsplit[d] = 0;
+    return 0;
+}
+
+static int bsrange_one(const struct opt_def *def, const char *field, int d, void *base, char *err, size_t n)
+{
+    (void)def;
+    struct job_opts *o = base;
+    uint32_t lo = 4096, hi = 4096;
+    if (field) {
+        const char *dash = strchr(field, '-');
+        if (!dash)
+            return opt_refuse(err, n, "expected a range such as 4k-64k");
+        char low[64];
+        size_t len = (size_t)(dash - field);
+        if (len >= sizeof(low))
+            return opt_refuse(err, n, "expected a range such as 4k-64k");
+        memcpy(low, field, len);
+        low[len] = '\0';
+        if (parse_one_size(low, &lo, err, n) || parse_one_size(dash + 1, &hi, err, n))
+            return -1;
+        if (lo > hi) { /* fio swaps them */
+            uint32_t t = lo;
+            lo = hi;
+            hi = t;
+        }
+    }
+    o->min_bs[d] = lo;
+    o->max_bs[d] = hi;
+    o->nsplit[d] = 0;
+    return 0;
+}
+
+static int cmp_split(const void *a, const void *b)
+{
+    const struct bs_split *x = a, *y = b;
+    return x->bs < y->bs ? -1 : x->bs > y->bs;
+}
+
+/* "4k/10:64k/50:32k/": sizes with percentages, a blank one sharing what
+ * the others leave; sorted by size (fio). */
+static int bssplit_one(const struct opt_def *def, const char *field, int d, void *base, char *err, size_t n)
+{
+    (void)def;
+    struct job_opts *o = base;
+    struct bs_split *sp = o->split[d];
+    if (!field) {
+        o->min_bs[d] = o->max_bs[d] = 4096;
+        o->nsplit[d] = 0;
+        return 0;
+    }
+    char *copy = xstrdup(field), *save = NULL;
+    unsigned k = 0, blank = 0;
+    double sum = 0;
+    int rc = 0;
+    for (char *t = strtok_r(copy, ":", &save); t && rc == 0; t = strtok_r(NULL, ":", &save)) {
+        if (k == BSSPLIT_MAX) {
+            rc = opt_refuse(err, n, "at most 64 block sizes per direction");
+            break;
+        }
+        char *slash = strchr(t, '/');
+        if (slash)
+            *slash = '\0';
+        if (parse_one_size(t, &sp[k].bs, err, n)) {
+            rc = -1;
+            break;
+        }
+        sp[k].pct = -1;
+        if (slash && slash[1]) {
+            char *end;
+            sp[k].pct = strtod(slash + 1, &end);
+            if (end == slash + 1 || *end || !(sp[k].pct >= 0 && sp[k].pct <= 100)) {
+                rc = opt_refuse(err, n, "expected size/percentage pairs such as 4k/10:64k/90");
+                break;
+            }
+            sum += sp[k].pct;
+        } else {
+            blank++;
+        }
+        k++;
+    }
+    free(copy);
+    if (rc)
+        return rc;
+    if (!k)
+        return opt_refuse(err, n, "expected size/percentage pairs such as 4k/10:64k/90");
+    if (sum > 100.0001)
+        return opt_refuse(err, n, "the percentages add up to more than 100");
+    if (!blank && sum < 99.9999)
+        return opt_refuse(err, n, "the percentages must add up to 100");
+    for (unsigned i = 0; i < k; i++)
+        if (sp[i].pct < 0)
+            sp[i].pct = (100.0 - sum) / blank;
+    qsort(sp, k, sizeof(*sp), cmp_split);
+    o->nsplit[d] = k;
+    o->min_bs[d] = sp[0].bs;
+    o->max_bs[d] = sp[k - 1].bs;
+    return 0;
+}
+
+static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    return per_direction(d, val, base, err, n, bs_one);
+}
+
+static int parse_bsrange(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    return per_direction(d, val, base, err, n, bsrange_one);
+}
+
+static int parse_bssplit(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    return per_direction(d, val, base, err, n, bssplit_one);
 }
 
 /* fio's file_service_type: a kind, then optionally :N, the I/Os a file
@@ -133,6 +311,146 @@ static int parse_percentile_list(const struct opt_def *d, void *base, const char
     return 0;
 }
 
+/* fio's random_distribution: random, zipf[:theta[:center]],
+ * pareto[:h[:center]], normal[:dev[:center]], zoned:access/range:... */
+static int parse_random_distribution(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    static const struct opt_val kinds[] = {
+        { "random", RDIST_RANDOM, NULL },
+        { "zipf", RDIST_ZIPF, NULL },
+        { "pareto", RDIST_PARETO, NULL },
+        { "normal", RDIST_NORMAL, NULL },
+        { "zoned", RDIST_ZONED, NULL },
+        { "zoned_abs", 0, "zoned_abs (absolute zone sizes) is not supported; use zoned with percentages" },
+        { NULL, 0, NULL },
+    };
+    struct job_opts *o = base;
+    struct rdist_spec *sp = &o->rdist;
+    if (!val)
+        return opt_refuse(err, n, d->err);
+    if (strchr(val, ','))
+        return opt_refuse(err, n, "separate read,write distributions are not supported; give one for all");
+    size_t len = strcspn(val, ":");
+    const struct opt_val *k = kinds;
+    while (k->name && (strlen(k->name) != len || strncmp(k->name, val, len)))
+        k++;
+    if (!k->name)
+        return opt_refuse(err, n, d->err);
+    if (k->refused)
+        return opt_refuse(err, n, k->refused);
+    memset(sp, 0, sizeof(*sp));
+    sp->kind = (enum rdist_kind)k->value;
+    sp->center = -1;
+    const char *p = val[len] ? val + len + 1 : NULL;
+    if (sp->kind == RDIST_ZONED) {
+        double acc = 0, range = 0;
+        while (p && *p) {
+            char *end;
+            if (sp->nzones == RDIST_MAX_ZONES)
+                return opt_refuse(err, n, "at most 256 zones");
+            double a = strtod(p, &end);
+            if (end == p || *end != '/')
+                return opt_refuse(err, n, "expected zones as access%/range% pairs: zoned:60/10:40/90");
+            const char *q = end + 1;
+            double r = strtod(q, &end);
+            if (end == q || (*end && *end != ':') || !(a >= 0 && a <= 100) || !(r >= 0 && r <= 100))
+                return opt_refuse(err, n, "expected zones as access%/range% pairs: zoned:60/10:40/90");
+            sp->zones[sp->nzones].access = a;
+            sp->zones[sp->nzones].range = r;
+            sp->nzones++;
+            acc += a;
+            range += r;
+            p = *end ? end + 1 : NULL;
+        }
+        if (!sp->nzones)
+            return opt_refuse(err, n, "zoned needs zones: zoned:60/10:40/90 (access%/range%)");
+        if (acc < 99.9999 || acc > 100.0001)
+            return opt_refuse(err, n, "the zones' access percentages must add up to 100");
+        if (range > 100.0001)
+            return opt_refuse(err, n, "the zones' ranges add up to more than 100%");
+        return 0;
+    }
+    /* fio's defaults without a value: zipf 1.1, pareto 0.2, normal 0 */
+    sp->param = sp->kind == RDIST_ZIPF ? 1.1 : sp->kind == RDIST_PARETO ? 0.2 : 0;
+    if (p && sp->kind != RDIST_RANDOM) {
+        char *end;
+        sp->param = strtod(p, &end);
+        if (end == p || (*end && *end != ':'))
+            return opt_refuse(err, n, d->err);
+        if (*end) {
+            const char *q = end + 1;
+            sp->center = strtod(q, &end);
+            if (end == q || *end)
+                return opt_refuse(err, n, d->err);
+            if (!(sp->center >= 0 && sp->center <= 1))
+                return opt_refuse(err, n, "the distribution's center must be from 0 to 1");
+        }
+    }
+    if (sp->kind == RDIST_ZIPF && (sp->param == 1.0 || !isfinite(sp->param)))
+        return opt_refuse(err, n, "zipf theta must be different from 1.0");
+    if (sp->kind == RDIST_PARETO && !(sp->param > 0 && sp->param < 1))
+        return opt_refuse(err, n, "pareto input out of range (0 < h < 1)");
+    if (sp->kind == RDIST_NORMAL && !(sp->param >= 0 && sp->param < 100))
+        return opt_refuse(err, n, "normal deviation out of range (0 <= dev < 100)");
+    return 0;
+}
+
+/* fio's cpus_allowed: "0-3,6", CPUs below the number configured. */
+static int parse_cpus_allowed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct job_opts *o = base;
+    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+    if (!val || !*val)
+        return opt_refuse(err, n, d->err);
+    CPU_ZERO(&o->cpus);
+    const char *p = val;
+    for (;;) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            return opt_refuse(err, n, d->err);
+        unsigned long lo = strtoul(p, &end, 10), hi = lo;
+        if (*end == '-') {
+            p = end + 1;
+            if (*p < '0' || *p > '9')
+                return opt_refuse(err, n, d->err);
+            hi = strtoul(p, &end, 10);
+        }
+        if (lo > hi) { /* fio takes a reversed range */
+            unsigned long t = lo;
+            lo = hi;
+            hi = t;
+        }
+        if (hi >= (unsigned long)ncpu || hi >= CPU_SETSIZE) {
+            snprintf(err, n, "CPU %lu too large (max=%ld)", hi, ncpu - 1);
+            return -1;
+        }
+        for (unsigned long c = lo; c <= hi; c++)
+            CPU_SET(c, &o->cpus);
+        if (!*end)
+            break;
+        if (*end != ',')
+            return opt_refuse(err, n, d->err);
+        p = end + 1;
+    }
+    o->cpus_set = true;
+    return 0;
+}
+
+/* rate_iops and rate: a uint64_t per direction at def->off. */
+static int rate_one(const struct opt_def *def, const char *field, int dir, void *base, char *err, size_t n)
+{
+    uint64_t v = 0;
+    if (field && !parse_size_value(field, &v, NULL))
+        return opt_refuse(err, n, def->err);
+    ((uint64_t *)((char *)base + def->off))[dir] = v;
+    return 0;
+}
+
+static int parse_rate(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    return per_direction(d, val, base, err, n, rate_one);
+}
+
 static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
     struct job_opts *o = base;
@@ -199,6 +517,18 @@ static const struct opt_val sync_vals[] = {
     { NULL, 0, NULL },
 };
 
+static const struct opt_val rate_process_vals[] = {
+    { "linear", 0, NULL },
+    { "poisson", 1, NULL },
+    { NULL, 0, NULL },
+};
+
+static const struct opt_val cpus_policy_vals[] = {
+    { "shared", 0, NULL },
+    { "split", 1, NULL },
+    { NULL, 0, NULL },
+};
+
 static const struct opt_val filename_refused[] = {
     { "-", 0, "'-' (stdin/stdout) is not supported" },
     { NULL, 0, NULL },
@@ -237,8 +567,13 @@ const struct opt_def job_options[] = {
       .help = "percentage of reads in rw/randrw (default 50)" },
     { .name = "rwmixwrite", JOB_UINT(rwmixread, 0, 100), .inverse = true, .arg = "pct",
       .help = "percentage of writes in rw/randrw" },
-    { .name = "bs", .alias = "blocksize", .kind = OPT_FUNC, .parse = parse_bs, .arg = "size",
-      .help = "block size (default 4k)" },
+    { .name = "bs", .alias = "blocksize", .kind = OPT_FUNC, .parse = parse_bs, .arg = "size[,size][,size]",
+      .help = "block size (default 4k); comma-separated: reads, writes, trims (bs=4k,64k: 64k writes and trims)" },
+    { .name = "bsrange", .alias = "blocksize_range", .kind = OPT_FUNC, .parse = parse_bsrange,
+      .arg = "min-max[,min-max][,min-max]",
+      .help = "random block sizes from min to max, multiples of min; comma-separated as bs" },
+    { .name = "bssplit", .kind = OPT_FUNC, .parse = parse_bssplit, .arg = "bs/pct[:bs/pct...][,...]",
+      .help = "block sizes by weight (4k/10:64k/90; a blank percentage shares the rest); comma-separated as bs" },
     { .name = "iodepth", JOB_UINT(iodepth, 1, 65536), .arg = "n", .help = "requests in flight per job (async API)" },
     { .name = "iodepth_batch_submit", .alias = "iodepth_batch", JOB_UINT(iodepth_batch_submit, 0, 65536), .arg = "n",
       .help = "accepted for compatibility; see BATCHING below" },
@@ -273,6 +608,33 @@ const struct opt_def job_options[] = {
     { .name = "randrepeat", JOB_BOOL(randrepeat), .def = "1",
       .help = "the same random offsets and read/write mix every run (1, fio's default: seeded by randseed); "
               "0: a new seed each run" },
+    { .name = "norandommap", JOB_BOOL(norandommap),
+      .help = "random offsets without the random map: blocks may repeat or be skipped within a pass "
+              "(default: each block once per pass over the region)" },
+    { .name = "random_distribution", .kind = OPT_FUNC, .parse = parse_random_distribution,
+      .err = "expected random, zipf[:theta[:center]], pareto[:h[:center]], normal[:dev[:center]] or zoned:access/range:...",
+      .arg = "dist[:v[:c]]",
+      .help = "random offsets: random (uniform, default), zipf:theta, pareto:h, normal:dev (% of the region), "
+              "zoned:60/10:30/20:10/70 (access%/range%); the optional :center (0..1) places the hottest "
+              "block; any but random has no random map" },
+    { .name = "rate_iops", .kind = OPT_FUNC, .parse = parse_rate, JOB_FIELD(rate_iops), .arg = "n[,n][,n]",
+      .err = "expected I/Os per second such as 500 or 10k",
+      .help = "at most this many I/Os per second, by direction as bs (rate_iops=500: reads and writes 500 each); "
+              "I/Os wait for their turn (rate_process)" },
+    { .name = "rate", .kind = OPT_FUNC, .parse = parse_rate, JOB_FIELD(rate_bytes), .arg = "bytes[,bytes][,bytes]",
+      .err = "expected bytes per second such as 100m",
+      .help = "at most this many bytes per second (100m), by direction as bs" },
+    { .name = "rate_process", .kind = OPT_ENUM, JOB_FIELD(rate_poisson), .vals = rate_process_vals,
+      .err = "expected linear or poisson", .arg = "linear|poisson",
+      .help = "the turns of rate and rate_iops: evenly spaced (linear, default) or Poisson arrivals of that mean" },
+    { .name = "cpus_allowed", .kind = OPT_FUNC, .parse = parse_cpus_allowed, .arg = "cpu[-cpu][,...]",
+      .err = "expected CPU numbers and ranges such as 0-3,6",
+      .help = "CPUs the job's thread runs on (it sends the I/O; with --api=sync it also completes it; "
+              "the library's completion threads are not pinned)" },
+    { .name = "cpus_allowed_policy", .kind = OPT_ENUM, JOB_FIELD(cpus_split), .vals = cpus_policy_vals,
+      .err = "expected shared or split", .arg = "shared|split",
+      .help = "shared (default): every job on the whole set; split: each job on one CPU of the set, "
+              "in job order (wrapping)" },
     { .name = "group_reporting", JOB_BOOL(group_reporting), .help = "report all jobs of a group as one" },
     { .name = "stonewall", .alias = "wait_for_previous", JOB_BOOL(stonewall),
       .help = "start when every job before this one has ended; starts a new reporting group" },

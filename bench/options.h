@@ -4,11 +4,13 @@
 #ifndef UWDF_BENCH_OPTIONS_H
 #define UWDF_BENCH_OPTIONS_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "parse.h"
+#include "randdist.h"
 
 struct strpool;
 
@@ -35,6 +37,8 @@ extern const char *const flush_names[];
 /* percentile_list: at most fio's FIO_IO_U_LIST_MAX_LEN entries */
 #define PCT_MAX 20
 
+#define BSSPLIT_MAX 64 /* fio's limit of bssplit entries per direction */
+
 /* Everything a job can be told. Plain data: copied from the running
  * defaults when a job section starts. */
 struct job_opts {
@@ -50,7 +54,14 @@ struct job_opts {
     unsigned offset_pct;
     enum rw_mode rw;
     unsigned rwmixread;
-    uint32_t bs;
+    /* block sizes by direction (read, write, trim): fio's bs, bsrange,
+     * bssplit; min == max for one size */
+    uint32_t min_bs[3], max_bs[3];
+    unsigned nsplit[3]; /* bssplit entries, by size (0: none) */
+    struct bs_split {
+        uint32_t bs;
+        double pct;
+    } split[3][BSSPLIT_MAX];
     unsigned iodepth;
     unsigned iodepth_batch_submit;
     unsigned numjobs;
@@ -64,6 +75,14 @@ struct job_opts {
     uint64_t randseed;
     bool randseed_set; /* randseed= given: randrepeat does not matter (fio) */
     bool randrepeat;   /* the same offsets and mix every run (fio's default) */
+    bool norandommap; /* uniform offsets with repeats (no random map) */
+    struct rdist_spec rdist; /* random_distribution */
+    uint64_t rate_iops[3];   /* I/Os per second by direction (0: no limit) */
+    uint64_t rate_bytes[3];  /* rate=: bytes per second by direction */
+    bool rate_poisson;       /* rate_process=poisson: random gaps of the same mean */
+    bool cpus_set;            /* cpus_allowed given */
+    cpu_set_t cpus;           /* cpus_allowed: the CPUs the job thread may run on */
+    bool cpus_split;          /* cpus_allowed_policy=split: one CPU of the set per job */
     bool group_reporting;
     double pct[PCT_MAX]; /* percentile_list, in increasing order (fio sorts it) */
     unsigned npct;
@@ -112,6 +131,19 @@ static inline bool rw_random(enum rw_mode m)
 {
     return m == RW_RANDREAD || m == RW_RANDWRITE || m == RW_RANDRW || m == RW_RANDTRIM;
 }
+
+/* Whether the job does I/O of direction d (0 read, 1 write, 2 trim). */
+static inline bool rw_does(enum rw_mode m, int d)
+{
+    return d == 0 ? rw_reads(m) : d == 1 ? rw_writes(m) : rw_trims(m);
+}
+
+/* The largest and smallest block size of the directions the job does
+ * (buffers are the largest; offsets are multiples of the smallest, fio's
+ * rw_min_bs); whether every I/O has the one size. */
+uint32_t opts_max_bs(const struct job_opts *o);
+uint32_t opts_min_bs(const struct job_opts *o);
+bool opts_one_bs(const struct job_opts *o);
 
 /* fio's defaults (job files and --name command lines mean what they mean
  * to fio), except the I/O engine: the library's default. */

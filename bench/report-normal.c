@@ -265,9 +265,13 @@ void print_header(FILE *f, const struct bench_run *run, const struct jobdef *def
     for (unsigned i = 0; i < ndefs; i++) {
         const struct job_opts *o = &defs[i].o;
         const struct job *j = &run->jobs[idx];
-        fprintf(f, "%s: (g=%u): rw=%s, bs=(R) %" PRIu32 "B-%" PRIu32 "B, (W) %" PRIu32 "B-%" PRIu32
-                   "B, (T) %" PRIu32 "B-%" PRIu32 "B, ioengine=%s, iodepth=%u, api=%s%s\n",
-                o->name, j->groupid, rw_names[o->rw], o->bs, o->bs, o->bs, o->bs, o->bs, o->bs, j->backend,
+        char bsz[6][32];
+        for (int d = 0; d < 3; d++) {
+            fmt_bytes(bsz[2 * d], sizeof(bsz[0]), o->min_bs[d]);
+            fmt_bytes(bsz[2 * d + 1], sizeof(bsz[0]), o->max_bs[d]);
+        }
+        fprintf(f, "%s: (g=%u): rw=%s, bs=(R) %s-%s, (W) %s-%s, (T) %s-%s, ioengine=%s, iodepth=%u, api=%s%s\n",
+                o->name, j->groupid, rw_names[o->rw], bsz[0], bsz[1], bsz[2], bsz[3], bsz[4], bsz[5], j->backend,
                 o->iodepth, api_names[o->api], o->reuse ? "" : ", reuse=0");
         if (o->numjobs > 1)
             fprintf(f, "...\n");

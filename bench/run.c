@@ -24,7 +24,17 @@ static void run_phase(struct job *j)
     struct shard *own = &j->shards[j->nfiles];
     for (unsigned i = 0; i < j->nslots; i++)
         j->api->issue(&j->slots[i], own, 0);
-    KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+    if (!j->rated) {
+        KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+        return;
+    }
+    /* rate: the slots parked by the completions, sent at their turn here
+     * (next_io waits for it on this thread) */
+    while (!KeReadStateEvent(&j->done)) {
+        struct slot *s = job_unpark(j, 10 * NS_PER_MS);
+        if (s)
+            j->api->issue(s, own, 0);
+    }
 }
 
 /* stonewall: waits for the waves before the job's; false when interrupted
@@ -57,11 +67,37 @@ void run_wake_waves(struct bench_run *run)
     pthread_mutex_unlock(&run->wave_lock);
 }
 
+/* cpus_allowed: the job thread on the set, or (split) on the set's
+ * (job number)-th CPU, wrapping as fio does. */
+static bool job_pin(struct job *j)
+{
+    if (!j->o.cpus_set)
+        return true;
+    cpu_set_t set = j->o.cpus;
+    if (j->o.cpus_split) {
+        int count = CPU_COUNT(&j->o.cpus), want = (int)(j->index % (unsigned)count);
+        CPU_ZERO(&set);
+        for (int c = 0, seen = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &j->o.cpus) && seen++ == want) {
+                CPU_SET(c, &set);
+                break;
+            }
+    }
+    int r = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (r == 0)
+        return true;
+    if (job_set_error(j, r, STATUS_INVALID_PARAMETER))
+        errmsg("%s: cpus_allowed: cannot run on those CPUs: %s", j->o.name, strerror(r));
+    return false;
+}
+
 static void *job_thread(void *arg)
 {
     struct job *j = arg;
+    j->self = THIS_THREAD;
+    bool pinned = job_pin(j);
     pthread_barrier_wait(&j->run->barrier);
-    if (!wait_for_wave(j)) {
+    if (!pinned || !wait_for_wave(j)) {
         j->start_ns = j->ramp_end_ns = j->finish_ns = now_ns();
         __atomic_store_n(&j->phase, PHASE_DONE, __ATOMIC_RELEASE);
         wave_job_done(j);

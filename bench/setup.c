@@ -237,15 +237,15 @@ static int job_setup(struct job *j)
         }
         NTSTATUS st = STATUS_SUCCESS;
         if (rw_reads(o->rw) || rw_writes(o->rw)) {
-            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */, o->bs,
+            st = WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPool, 0x68636e42 /* 'Bnch' */, opts_max_bs(o),
                                  &s->mem, &s->buf);
             if (!NT_SUCCESS(st)) {
                 s->mem = NULL;
-                errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, o->bs,
+                errmsg("%s: WdfMemoryCreate(%" PRIu32 ") failed: %s", o->name, opts_max_bs(o),
                        status_str(sb, sizeof(sb), st));
                 return -1;
             }
-            fill_random(s->buf, o->bs, splitmix64(&seed));
+            fill_random(s->buf, opts_max_bs(o), splitmix64(&seed));
         }
         if (rw_trims(o->rw)) {
             /* DEVICE_MANAGE_DATA_SET_ATTRIBUTES, then at the next 8-byte
@@ -274,6 +274,18 @@ static int job_setup(struct job *j)
         return -1;
     KeInitializeEvent(&j->done, NotificationEvent, FALSE);
     j->event_ready = true;
+    for (int d = 0; d < DDIR_N; d++)
+        if (j->o.rate_iops[d] || j->o.rate_bytes[d])
+            j->rated = true;
+    if (j->rated) {
+        j->parked = xcalloc(j->nslots, sizeof(*j->parked));
+        pthread_mutex_init(&j->park_lock, NULL);
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&j->park_cond, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     return 0;
 }
 
@@ -306,6 +318,12 @@ static void job_free(struct job *j)
     logs_close(j);
     if (j->event_ready)
         UwdfKeDestroyEvent(&j->done);
+    if (j->parked) {
+        pthread_mutex_destroy(&j->park_lock);
+        pthread_cond_destroy(&j->park_cond);
+        free(j->parked);
+        j->parked = NULL;
+    }
     if (j->shards)
         for (unsigned k = 0; k <= j->nfiles; k++) {
             for (int d = 0; d < DDIR_N; d++)
@@ -313,8 +331,11 @@ static void job_free(struct job *j)
             ddir_acc_free(&j->shards[k].sync);
         }
     if (j->files)
-        for (unsigned k = 0; k < j->nfiles; k++)
+        for (unsigned k = 0; k < j->nfiles; k++) {
             free(j->files[k].written);
+            free(j->files[k].dist);
+            free(j->files[k].claimed);
+        }
     free(j->shards);
     free(j->slots);
     free(j->files);

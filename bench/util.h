@@ -53,6 +53,34 @@ static inline uint64_t xorshift64(uint64_t *state)
     return x;
 }
 
+/* The bits that count to n (at most 63). */
+static inline unsigned bits_for(uint64_t n)
+{
+    unsigned b = 0;
+    while (b < 63 && (1ull << b) < n)
+        b++;
+    return b;
+}
+
+/* A bijection on [0, 2^bits) keyed by key (mask: 2^bits - 1): xor with
+ * the key, multiplications by odd constants and right xorshifts, each
+ * invertible modulo 2^bits. */
+static inline uint64_t bits_permute(uint64_t x, unsigned bits, uint64_t mask, uint64_t key)
+{
+    if (!bits)
+        return 0;
+    unsigned h = bits / 2 + 1;
+    x = (x ^ key) & mask;
+    x = (x * 0x9E3779B97F4A7C15ull) & mask;
+    x ^= x >> h;
+    x = (x + (key >> 17)) & mask;
+    x = (x * 0xBF58476D1CE4E5B9ull) & mask;
+    x ^= x >> h;
+    x = (x * 0x94D049BB133111EBull) & mask;
+    x ^= x >> h;
+    return x;
+}
+
 void fmt_num(char *out, size_t n, double v, unsigned maxlen, bool base1024, const char *unit);
 /* fmt_num with fio's 4 significant figures. */
 void fmt_scaled(char *out, size_t n, double v, bool base1024, const char *unit);

@@ -112,7 +112,7 @@ bool slot_verify(struct slot *s)
 {
     struct job *j = s->job;
     char why[160];
-    if (verify_check(s->buf, j->o.bs, s->offset, why, sizeof(why)) == 0) {
+    if (verify_check(s->buf, s->len, s->offset, why, sizeof(why)) == 0) {
         __atomic_fetch_add(&j->verified, 1, __ATOMIC_RELAXED);
         return true;
     }

@@ -34,7 +34,14 @@ BAD_OPTIONS = [
     (["--size=4q"], "size"),
     (["--size=101%"], "size"),
     (["--bs=0"], "bs"),
-    (["--bs=3k,4k"], "bs"),
+    (["--bs=4k,8k,16k,32k"], "bs"),  # reads, writes, trims: three at most
+    (["--bs=4k,0"], "bs"),
+    (["--bsrange=4k"], "bsrange"),
+    (["--bsrange=4k-x"], "bsrange"),
+    (["--bssplit=4k/60:8k/50"], "bssplit"),  # more than 100%
+    (["--bssplit=4k/50:8k/40"], "bssplit"),  # less, with none blank
+    (["--bssplit=4k/x"], "bssplit"),
+    (["--bssplit="], "bssplit"),
     (["--bs=1k-4k"], "bs"),
     (["--bs=512m"], "bs"),
     (["--blocksize=x"], "blocksize"),
@@ -102,12 +109,25 @@ BAD_OPTIONS = [
     (["--output"], "output"),
     # combinations refused before anything runs
     (["--direct=1", "--bs=100"], "bs"),
+    (["--direct=1", "--rw=write", "--bs=4k,1000"], "bs"),
+    (["--verify=crc32c", "--rw=write", "--bsrange=4k-8k"], "verify"),
     (["--verify=crc32c", "--bs=16"], "verify"),
     (["--verify=crc32c", "--rw=trim"], "verify"),
     (["--verify=crc32c", "--ioengine=null", "--rw=write"], "verify"),
     (["--api=flt", "--verify=crc32c", "--rw=write"], "verify"),
     (["--api=flt", "--request_timeout=100"], "request_timeout"),
-    (["--write_lat_log=x"], "write_lat_log"),  # without log_avg_msec
+    # fio's limits of random_distribution (fio refuses the same: test_bench_random)
+    (["--random_distribution=zipf:1"], "random_distribution"),
+    (["--random_distribution=pareto:1"], "random_distribution"),
+    (["--random_distribution=pareto:0"], "random_distribution"),
+    (["--random_distribution=normal:100"], "random_distribution"),
+    (["--random_distribution=zipf:1.2:1.5"], "random_distribution"),
+    (["--random_distribution=zoned:60/10:30/90"], "random_distribution"),
+    (["--random_distribution=zoned:50/50"], "random_distribution"),
+    (["--random_distribution=zoned"], "random_distribution"),
+    (["--random_distribution=bogus"], "random_distribution"),
+    (["--random_distribution=zipf:x"], "random_distribution"),
+    (["--norandommap=2"], "norandommap"),
     (["--write_iops_log=x", "--log_avg_msec=-1"], "log_avg_msec"),
     (["--write_bw_log="], "write_bw_log"),
     (["--api=flt", "--rw=trim"], "rw"),
