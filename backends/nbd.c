@@ -1,7 +1,9 @@
 /* NBD engine: I/O targets on NBD exports through libnbd's asynchronous API.
  *
- * Connections and engines. An NBD target's opener connects (blocking, on
- * its own thread, so a bad name fails WdfIoTargetOpen with the reason) one
+ * Connections and engines. An NBD target's opener connects (on its own
+ * thread, so a bad name fails WdfIoTargetOpen with the reason; libnbd's
+ * asynchronous connect polled here up to uwdf-connect-timeout, so a silent
+ * server fails it with ETIMEDOUT rather than hanging it) one
  * connection, or N when the URI asks for uwdf-connections=N and the server
  * allows multi-conn, or joins the connections another target opened on
  * the same URI (struct nbd_share: keyed by the URI without uwdf's
@@ -49,9 +51,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define NBD_MAX_CONNECTIONS 16
@@ -62,6 +66,14 @@
 #define NBD_MAX_RANGE_CHUNK (1u << 30)
 #define NBD_URI_CONNECTIONS "uwdf-connections="
 #define NBD_URI_SHARE "uwdf-share="
+#define NBD_URI_CONNECT_TIMEOUT "uwdf-connect-timeout="
+/* How long one connection's connect and handshake may take. Long enough for
+ * a TLS handshake to a loaded server across a WAN (and for TCP's first SYN
+ * retransmissions, 1 s then 3 s), short enough that an application whose
+ * server accepts and never answers fails at start-up with a reason instead
+ * of hanging. */
+#define NBD_DEFAULT_CONNECT_TIMEOUT_MS 30000u
+#define NBD_MAX_CONNECT_TIMEOUT_MS 3600000u
 
 struct nbd_engine;
 
@@ -142,13 +154,16 @@ static bool nbd_uri_number(const char *p, size_t n, unsigned lo, unsigned hi, un
 }
 
 /* uri without uwdf's own query parameters, the connection count it asked
- * for (1 if none) and whether it may share connections (yes if not said).
+ * for (1 if none), whether it may share connections (yes if not said) and
+ * each connection's connect timeout in ms (NBD_DEFAULT_CONNECT_TIMEOUT_MS).
  * NULL on a bad parameter (why says which) or out of memory. */
-static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, char *why, size_t why_len)
+static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, unsigned *timeout_ms, char *why,
+                           size_t why_len)
 {
     char *copy = strdup(uri);
     *connections = 1;
     *share = true;
+    *timeout_ms = NBD_DEFAULT_CONNECT_TIMEOUT_MS;
     if (!copy)
         return NULL;
     char *q = strchr(copy, '?');
@@ -160,7 +175,7 @@ static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, 
     while (*p) {
         char *amp = strchr(p, '&');
         size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        size_t lc = strlen(NBD_URI_CONNECTIONS), ls = strlen(NBD_URI_SHARE);
+        size_t lc = strlen(NBD_URI_CONNECTIONS), ls = strlen(NBD_URI_SHARE), lt = strlen(NBD_URI_CONNECT_TIMEOUT);
         unsigned v;
         if (strncmp(p, NBD_URI_CONNECTIONS, lc) == 0) {
             if (!nbd_uri_number(p + lc, n - lc, 1, NBD_MAX_CONNECTIONS, connections)) {
@@ -175,6 +190,12 @@ static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, 
                 return NULL;
             }
             *share = v == 1;
+        } else if (strncmp(p, NBD_URI_CONNECT_TIMEOUT, lt) == 0) {
+            if (!nbd_uri_number(p + lt, n - lt, 1, NBD_MAX_CONNECT_TIMEOUT_MS, timeout_ms)) {
+                uwdf_remote_why(why, why_len, "uwdf-connect-timeout must be 1..%u (ms)", NBD_MAX_CONNECT_TIMEOUT_MS);
+                free(copy);
+                return NULL;
+            }
         } else {
             *out++ = first ? '?' : '&';
             memmove(out, p, n);
@@ -187,7 +208,55 @@ static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, 
     return copy;
 }
 
-static struct nbd_handle *nbd_connect_one(const char *uri, char *why, size_t why_len, int *err)
+static uint64_t nbd_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Drive h's connect and handshake (begun by nbd_aio_connect_uri) until it
+ * is ready, fails or timeout_ms pass: libnbd's blocking connect waits
+ * forever on a server that accepts and never answers, or a host that
+ * drops the SYNs. 0, or -1 with libnbd's error set, or -2 on timeout. */
+static int nbd_connect_wait(struct nbd_handle *h, unsigned timeout_ms)
+{
+    uint64_t deadline = nbd_now_ms() + timeout_ms;
+    for (;;) {
+        if (nbd_aio_is_ready(h) == 1)
+            return 0;
+        if (nbd_aio_is_dead(h) == 1 || nbd_aio_is_closed(h) == 1)
+            return -1;
+        int fd = nbd_aio_get_fd(h);
+        unsigned dir = nbd_aio_get_direction(h);
+        if (fd < 0)
+            return -1;
+        uint64_t now = nbd_now_ms();
+        if (now >= deadline)
+            return -2;
+        struct pollfd pfd = { .fd = fd, .events = 0 };
+        if (dir & LIBNBD_AIO_DIRECTION_READ)
+            pfd.events |= POLLIN;
+        if (dir & LIBNBD_AIO_DIRECTION_WRITE)
+            pfd.events |= POLLOUT;
+        int left = (int)(deadline - now);
+        int r = poll(&pfd, 1, left);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r <= 0)
+            continue;
+        /* A hang-up or error is read so that libnbd sees it and fails. */
+        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && (dir & LIBNBD_AIO_DIRECTION_READ)) {
+            if (nbd_aio_notify_read(h) == -1)
+                return -1;
+        } else if (pfd.revents & (POLLOUT | POLLHUP | POLLERR)) {
+            if (nbd_aio_notify_write(h) == -1)
+                return -1;
+        }
+    }
+}
+
+static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, char *why, size_t why_len, int *err)
 {
     struct nbd_handle *h = nbd_create();
     if (!h) {
@@ -202,7 +271,15 @@ static struct nbd_handle *nbd_connect_one(const char *uri, char *why, size_t why
      * opens: nbds:// may name its TLS files (tls-psk-file=,
      * tls-certificates=), which libnbd refuses unless told. */
     nbd_set_uri_allow_local_file(h, true);
-    if (nbd_connect_uri(h, uri) == -1) {
+    int r = nbd_aio_connect_uri(h, uri) == -1 ? -1 : nbd_connect_wait(h, timeout_ms);
+    if (r == -2) {
+        *err = ETIMEDOUT;
+        uwdf_remote_why(why, why_len, "no answer to the NBD handshake within %u ms (uwdf-connect-timeout)",
+                        timeout_ms);
+        nbd_close(h);
+        return NULL;
+    }
+    if (r == -1) {
         *err = nbd_get_errno() ? nbd_get_errno() : EIO;
         /* With TLS required, libnbd reports a refused handshake (a wrong
          * key or certificate) as EIO: an access the server denied. */
@@ -258,7 +335,8 @@ static struct nbd_share *nbd_share_find(const char *key)
 
 /* New connections to bare (want of them when the server allows
  * multi-conn), on an engine of the nbd pool. 0 or -errno with why. */
-static int nbd_share_connect(const char *bare, unsigned want, struct nbd_share **out, char *why, size_t why_len)
+static int nbd_share_connect(const char *bare, unsigned want, unsigned timeout_ms, struct nbd_share **out, char *why,
+                             size_t why_len)
 {
     int err = 0;
     struct nbd_share *sh = calloc(1, sizeof(*sh));
@@ -267,7 +345,7 @@ static int nbd_share_connect(const char *bare, unsigned want, struct nbd_share *
         return -ENOMEM;
     }
     sh->refs = 1;
-    sh->conns[0].h = nbd_connect_one(bare, why, why_len, &err);
+    sh->conns[0].h = nbd_connect_one(bare, timeout_ms, why, why_len, &err);
     if (!sh->conns[0].h) {
         nbd_share_free(sh);
         return -err;
@@ -298,7 +376,7 @@ static int nbd_share_connect(const char *bare, unsigned want, struct nbd_share *
         want = 1;
     }
     for (unsigned i = 1; i < want; i++) {
-        sh->conns[i].h = nbd_connect_one(bare, why, why_len, &err);
+        sh->conns[i].h = nbd_connect_one(bare, timeout_ms, why, why_len, &err);
         if (!sh->conns[i].h) {
             nbd_share_free(sh);
             return -err;
@@ -343,10 +421,10 @@ struct uwdf_engine *uwdf_nbd_export_engine(const struct uwdf_nbd_export *x)
 int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,
                      char *why, size_t why_len)
 {
-    unsigned want;
+    unsigned want, timeout_ms;
     bool share;
     why[0] = '\0';
-    char *bare = nbd_uri_strip(uri, &want, &share, why, why_len);
+    char *bare = nbd_uri_strip(uri, &want, &share, &timeout_ms, why, why_len);
     if (!bare)
         return why[0] ? -ERANGE : -ENOMEM;
     struct uwdf_nbd_export *x = calloc(1, sizeof(*x));
@@ -367,7 +445,7 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
         /* Connected without the lock (a slow server holds up no other
          * open); an open of the same key that won the race meanwhile is
          * joined and these connections closed. */
-        int err = nbd_share_connect(bare, want, &sh, why, why_len);
+        int err = nbd_share_connect(bare, want, timeout_ms, &sh, why, why_len);
         if (err) {
             free(key);
             free(bare);

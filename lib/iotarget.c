@@ -445,7 +445,7 @@ static NTSTATUS target_nbd_connect_status(int err)
     case EINVAL:
         return STATUS_OBJECT_NAME_INVALID; /* libnbd could not parse the URI */
     case ERANGE:
-        return STATUS_INVALID_PARAMETER; /* uwdf-connections out of range */
+        return STATUS_INVALID_PARAMETER; /* a uwdf- parameter out of range */
     case ENOTSUP:
     case EPROTO:
         return STATUS_NOT_SUPPORTED; /* TLS or a protocol feature refused */

@@ -13,7 +13,15 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define BLK 4096u
@@ -24,6 +32,8 @@
 #define TIMEOUT_MS 200
 #define LATE_MS 150.0          /* "within its timeout plus a few ms", loose for a busy machine */
 #define INFLIGHT 16
+#define CONNECT_TIMEOUT_MS 300 /* uwdf-connect-timeout of the silent-server tests */
+#define CONNECT_CASE_TIMEOUT_SEC 20
 
 /* ---- targets and I/O ---- */
 
@@ -906,6 +916,186 @@ START_TEST(nbds_with_a_psk_round_trip_and_a_wrong_key)
 }
 END_TEST
 
+/* ---- connect timeout ---- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A Unix-socket server that accepts every connection and never says a
+ * word: a child process (dies with its parent) holding the connections.
+ * Its socket path is written to uri's socket=. */
+static pid_t silent_server(struct tu_env *e, char *uri, size_t len, const char *query)
+{
+    char *path = tu_env_path(e, "silent.sock");
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 64), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (;;)
+            if (accept(fd, NULL, NULL) < 0 && errno != EINTR)
+                _exit(1);
+    }
+    close(fd);
+    snprintf(uri, len, "nbd+unix:///?socket=%s%s", path, query);
+    free(path);
+    return pid;
+}
+
+static void stop_child(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+/* An open of uri fails with STATUS_IO_TIMEOUT after about ms: not at
+ * once, and not later than 5 times it (a loaded machine). */
+static void open_times_out(struct tu_env *e, const char *uri, unsigned ms)
+{
+    WDFIOTARGET t;
+    double t0 = now_ms();
+    ck_assert_status(open_uri(e, uri, GENERIC_READ, 0, &t), STATUS_IO_TIMEOUT);
+    double took = now_ms() - t0;
+    WdfObjectDelete(t);
+    ck_assert_msg(took >= ms * 0.9 && took <= ms * 5.0, "open took %.0f ms, timeout %u ms", took, ms);
+}
+
+START_TEST(a_server_that_never_answers_times_out_the_open)
+{
+    struct tu_env e;
+    char uri[800], q[64];
+    tu_env_init(&e);
+    snprintf(q, sizeof(q), "&uwdf-connect-timeout=%u", CONNECT_TIMEOUT_MS);
+    pid_t pid = silent_server(&e, uri, sizeof(uri), q);
+    unsigned sockets = count_sockets();
+    open_times_out(&e, uri, CONNECT_TIMEOUT_MS);
+    /* Again, so a share left behind by the first would be joined. */
+    open_times_out(&e, uri, CONNECT_TIMEOUT_MS);
+    ck_assert_uint_eq(count_sockets(), sockets);
+    stop_child(pid);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A TCP listener whose accept queue is full (backlog 0 and a connection
+ * already queued): the kernel drops the SYN, the connect never ends. */
+START_TEST(a_listener_that_never_accepts_times_out_the_open)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t sl = sizeof(sa);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(lfd, 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 0), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    int fill[2];
+    for (int i = 0; i < 2; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(fill[i], 0);
+        connect(fill[i], (struct sockaddr *)&sa, sizeof(sa));
+    }
+    usleep(50000); /* the first filler's handshake completes into the queue */
+    char uri[200];
+    snprintf(uri, sizeof(uri), "nbd://127.0.0.1:%u/?uwdf-connect-timeout=%u", ntohs(sa.sin_port), CONNECT_TIMEOUT_MS);
+    unsigned sockets = count_sockets();
+    open_times_out(&e, uri, CONNECT_TIMEOUT_MS);
+    ck_assert_uint_eq(count_sockets(), sockets);
+    close(fill[0]);
+    close(fill[1]);
+    close(lfd);
+    tu_env_fini(&e);
+}
+END_TEST
+
+struct racer {
+    struct tu_env *e;
+    const char *uri;
+    NTSTATUS status;
+};
+
+static void *race_open(void *arg)
+{
+    struct racer *r = arg;
+    WDFIOTARGET t;
+    r->status = open_uri(r->e, r->uri, GENERIC_READ, 0, &t);
+    WdfObjectDelete(t);
+    return NULL;
+}
+
+/* Targets opening one silent URI at once each connect and each time out:
+ * none waits on another's connect, none joins a share that never came. */
+START_TEST(targets_connecting_to_one_silent_uri_at_once_all_time_out)
+{
+    enum { N = 4 };
+    struct tu_env e;
+    char uri[800], q[64];
+    tu_env_init(&e);
+    snprintf(q, sizeof(q), "&uwdf-connect-timeout=%u", CONNECT_TIMEOUT_MS);
+    pid_t pid = silent_server(&e, uri, sizeof(uri), q);
+    unsigned sockets = count_sockets();
+    pthread_t th[N];
+    struct racer r[N];
+    double t0 = now_ms();
+    for (int i = 0; i < N; i++) {
+        r[i] = (struct racer){ .e = &e, .uri = uri };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race_open, &r[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_status(r[i].status, STATUS_IO_TIMEOUT);
+    }
+    double took = now_ms() - t0;
+    ck_assert_msg(took <= CONNECT_TIMEOUT_MS * 5.0, "opens took %.0f ms", took);
+    ck_assert_uint_eq(count_sockets(), sockets);
+    stop_child(pid);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A server that answers opens within the timeout, and the parameter does
+ * not reach libnbd; a bad value is an invalid parameter. */
+START_TEST(connect_timeout_parameter_opens_a_live_export_and_bad_values_fail)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    WDFIOTARGET t, t2;
+    char uri[800];
+    tu_env_init(&e);
+    file_server(&e, &s, NULL);
+    snprintf(uri, sizeof(uri), "%s&uwdf-connect-timeout=5000", s.uri);
+    t = open_rw(&e, uri);
+    unsigned char buf[BLK];
+    ULONG_PTR got;
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, &got), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, BLK, SEED, 0));
+    /* Another timeout joins the same connection: only connecting differs. */
+    snprintf(uri, sizeof(uri), "%s&uwdf-connect-timeout=1", s.uri);
+    unsigned sockets = count_sockets();
+    t2 = open_rw(&e, uri);
+    ck_assert_uint_eq(count_sockets(), sockets);
+    WdfObjectDelete(t2);
+    const char *bad[] = { "0", "", "abc", "10ms", "-5", "3600001", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(uri, sizeof(uri), "%s&uwdf-connect-timeout=%s", s.uri, bad[i]);
+        ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t2), STATUS_INVALID_PARAMETER);
+        WdfObjectDelete(t2);
+    }
+    finish(&e, &s, t);
+}
+END_TEST
+
 int main(void)
 {
     if (!tu_nbd_available())
@@ -932,6 +1122,12 @@ int main(void)
     tcase_add_test(tc, a_restarted_server_serves_the_reopened_targets);
     tcase_add_test(tc, a_thousand_targets_on_one_connection);
     tcase_add_test(tc, nbds_with_a_psk_round_trip_and_a_wrong_key);
+    /* A short case timeout: an open that hangs fails here, not at 60 s. */
+    TCase *tcc = tu_tcase(s, "connect", CONNECT_CASE_TIMEOUT_SEC);
+    tcase_add_test(tcc, a_server_that_never_answers_times_out_the_open);
+    tcase_add_test(tcc, a_listener_that_never_accepts_times_out_the_open);
+    tcase_add_test(tcc, targets_connecting_to_one_silent_uri_at_once_all_time_out);
+    tcase_add_test(tcc, connect_timeout_parameter_opens_a_live_export_and_bad_values_fail);
     return tu_main(s, "test_nbd");
     }
 }
