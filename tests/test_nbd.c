@@ -927,8 +927,8 @@ static double now_ms(void)
 
 /* A Unix-socket server that accepts every connection and never says a
  * word: a child process (dies with its parent) holding the connections.
- * Its socket path is written to uri's socket=. */
-static pid_t silent_server(struct tu_env *e, char *uri, size_t len, const char *query)
+ * uri: its export with uwdf-connect-timeout=CONNECT_TIMEOUT_MS. */
+static pid_t silent_server(struct tu_env *e, char *uri, size_t len)
 {
     char *path = tu_env_path(e, "silent.sock");
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -947,7 +947,7 @@ static pid_t silent_server(struct tu_env *e, char *uri, size_t len, const char *
                 _exit(1);
     }
     close(fd);
-    snprintf(uri, len, "nbd+unix:///?socket=%s%s", path, query);
+    snprintf(uri, len, "nbd+unix:///?socket=%s&uwdf-connect-timeout=%u", path, CONNECT_TIMEOUT_MS);
     free(path);
     return pid;
 }
@@ -973,10 +973,9 @@ static void open_times_out(struct tu_env *e, const char *uri, unsigned ms)
 START_TEST(a_server_that_never_answers_times_out_the_open)
 {
     struct tu_env e;
-    char uri[800], q[64];
+    char uri[800];
     tu_env_init(&e);
-    snprintf(q, sizeof(q), "&uwdf-connect-timeout=%u", CONNECT_TIMEOUT_MS);
-    pid_t pid = silent_server(&e, uri, sizeof(uri), q);
+    pid_t pid = silent_server(&e, uri, sizeof(uri));
     unsigned sockets = count_sockets();
     open_times_out(&e, uri, CONNECT_TIMEOUT_MS);
     /* Again, so a share left behind by the first would be joined. */
@@ -1040,10 +1039,9 @@ START_TEST(targets_connecting_to_one_silent_uri_at_once_all_time_out)
 {
     enum { N = 4 };
     struct tu_env e;
-    char uri[800], q[64];
+    char uri[800];
     tu_env_init(&e);
-    snprintf(q, sizeof(q), "&uwdf-connect-timeout=%u", CONNECT_TIMEOUT_MS);
-    pid_t pid = silent_server(&e, uri, sizeof(uri), q);
+    pid_t pid = silent_server(&e, uri, sizeof(uri));
     unsigned sockets = count_sockets();
     pthread_t th[N];
     struct racer r[N];
