@@ -285,7 +285,8 @@ static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, 
          * key or certificate) as EIO: an access the server denied. */
         if (*err == EIO && nbd_get_tls(h) == LIBNBD_TLS_REQUIRE)
             *err = EACCES;
-        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
+        const char *msg = nbd_get_error();
+        uwdf_remote_why(why, why_len, "%s", msg ? msg : "the server closed the connection during the handshake");
         nbd_close(h);
         return NULL;
     }

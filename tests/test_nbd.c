@@ -1071,7 +1071,7 @@ START_TEST(connect_timeout_parameter_opens_a_live_export_and_bad_values_fail)
     WDFIOTARGET t, t2;
     char uri[800];
     tu_env_init(&e);
-    file_server(&e, &s, NULL);
+    free(file_server(&e, &s, NULL));
     snprintf(uri, sizeof(uri), "%s&uwdf-connect-timeout=5000", s.uri);
     t = open_rw(&e, uri);
     unsigned char buf[BLK];
