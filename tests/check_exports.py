@@ -61,8 +61,9 @@ def in_dirs(path, dirs):
     return os.path.dirname(os.path.realpath(path)) in dirs
 
 
-def declared_functions(cc, incflags, tu, tmp, dirs):
-    """Functions declared (not defined) in the headers: GCC's -aux-info."""
+def declared_functions(cc, incflags, tu, tmp, dirs, inline=None):
+    """Functions declared (not defined) in the headers: GCC's -aux-info.
+    The static inline functions the headers define go to `inline` if given."""
     aux = os.path.join(tmp, "aux.txt")
     run(cc + ["-std=gnu11"] + incflags + ["-aux-info", aux, "-c", tu, "-o", os.path.join(tmp, "tu.o")])
     names = set()
@@ -73,6 +74,9 @@ def declared_functions(cc, incflags, tu, tmp, dirs):
             continue
         decl = m.group(5)
         if m.group(4) == "F" or re.search(r"\b(static|inline)\b", decl):
+            n = re.search(r"([A-Za-z_]\w*) \(", decl)
+            if inline is not None and n and m.group(4) == "F":
+                inline.add(n.group(1))
             continue
         n = re.search(r"([A-Za-z_]\w*) \(", decl)
         if not n or n.group(1) in ("void", "int", "char", "long", "short", "unsigned", "signed", "const"):
@@ -144,25 +148,38 @@ def link_from_cxx(cxx, incflags, tmp, hdrs, names, so):
     return True
 
 
+def header_setup(incdirs, so):
+    """The include directories (real paths), their -I flags, CC and the
+    public headers; exits when there are no headers or no library."""
+    dirs = {os.path.realpath(d) for d in incdirs if os.path.isdir(d)}
+    incflags = ["-I" + d for d in sorted(dirs)]
+    cc = shlex.split(os.environ.get("CC") or "gcc")
+    hdrs = headers(sorted(dirs))
+    if not hdrs or not os.path.exists(so):
+        sys.stderr.write("%s: no headers in %s or no %s\n" % (os.path.basename(sys.argv[0]), incdirs, so))
+        sys.exit(1)
+    return dirs, incflags, cc, hdrs
+
+
+def write_tu(tmp, hdrs):
+    """A C file that includes every public header."""
+    tu = os.path.join(tmp, "tu.c")
+    with open(tu, "w") as f:
+        for h in sorted(hdrs):
+            f.write("#include <%s>\n" % h)
+    return tu
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--so", default=os.path.join(".libs", "libuwdf.so"))
     ap.add_argument("--include", action="append")
     a = ap.parse_args()
     incdirs = a.include or [os.path.join(HERE, "..", "include"), "include"]
-    dirs = {os.path.realpath(d) for d in incdirs if os.path.isdir(d)}
-    incflags = ["-I" + d for d in sorted(dirs)]
-    cc = shlex.split(os.environ.get("CC") or "gcc")
+    dirs, incflags, cc, hdrs = header_setup(incdirs, a.so)
     cxx = shlex.split(os.environ.get("CXX") or "g++")
-    hdrs = headers(sorted(dirs))
-    if not hdrs or not os.path.exists(a.so):
-        sys.stderr.write("check_exports: no headers in %s or no %s\n" % (incdirs, a.so))
-        return 1
     with tempfile.TemporaryDirectory(prefix="uwdf-check-exports-") as tmp:
-        tu = os.path.join(tmp, "tu.c")
-        with open(tu, "w") as f:
-            for h in sorted(hdrs):
-                f.write("#include <%s>\n" % h)
+        tu = write_tu(tmp, hdrs)
         funcs = declared_functions(cc, incflags, tu, tmp, dirs)
         variables = declared_variables(cc, incflags, tu, dirs)
         declared = funcs | variables
