@@ -377,16 +377,24 @@ static NTSTATUS zw_create_directory(const struct uwdf_root *root, const char *re
     return uwdf_root_open_file(root, rel, FILE_OPEN, O_RDONLY | O_NONBLOCK, fd, information);
 }
 
+/* The open's parameters as a target's, and the open(2) flags they ask for. */
+static NTSTATUS zw_open_params(ACCESS_MASK access, ULONG disposition, ULONG options, ULONG share,
+                               PWDF_IO_TARGET_OPEN_PARAMS p, int *oflags)
+{
+    UNICODE_STRING by_string = { 0, 0, NULL }; /* the name goes as UTF-8 */
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(p, &by_string, access);
+    p->CreateDisposition = disposition;
+    p->CreateOptions = options;
+    p->ShareAccess = share;
+    return uwdf_iotarget_open_flags(p, oflags);
+}
+
 static NTSTATUS zw_open(const struct uwdf_root *root, const char *rel, ACCESS_MASK access, ULONG disposition,
                         ULONG options, struct zw_file *f, ULONG_PTR *information)
 {
     WDF_IO_TARGET_OPEN_PARAMS p;
-    memset(&p, 0, sizeof(p));
-    p.DesiredAccess = access;
-    p.CreateDisposition = disposition;
-    p.CreateOptions = options;
     int oflags;
-    NTSTATUS st = uwdf_iotarget_open_flags(&p, &oflags);
+    NTSTATUS st = zw_open_params(access, disposition, options, 0, &p, &oflags);
     if (!NT_SUCCESS(st))
         return st;
     int fd = -1;
@@ -423,13 +431,8 @@ static NTSTATUS zw_open_device(const char *name, ACCESS_MASK access, ULONG dispo
                                ULONG share, struct zw_file *f, ULONG_PTR *information)
 {
     WDF_IO_TARGET_OPEN_PARAMS p;
-    UNICODE_STRING by_string = { 0, 0, NULL }; /* the name goes as UTF-8 */
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&p, &by_string, access);
-    p.CreateDisposition = disposition;
-    p.CreateOptions = options;
-    p.ShareAccess = share;
     int oflags;
-    NTSTATUS st = uwdf_iotarget_open_flags(&p, &oflags);
+    NTSTATUS st = zw_open_params(access, disposition, options, share, &p, &oflags);
     if (!NT_SUCCESS(st))
         return st;
     st = uwdf_iotarget_open_device_name(name, &p, &f->target);
