@@ -51,10 +51,30 @@ static const struct uwdf_object_ops target_ops = {
     .destroy = target_destroy,
 };
 
+/* The target object, closed, under parent (with the attributes' parent,
+ * if any, instead); dev NULL: a target no device owns. */
+static NTSTATUS target_create(struct uwdf_device *dev, PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *parent,
+                              struct uwdf_iotarget **out)
+{
+    struct uwdf_object *obj;
+    NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_iotarget), UWDF_OBJ_IOTARGET, &target_ops, attrs,
+                                         parent, 0, &obj);
+    if (!NT_SUCCESS(status))
+        return status;
+    struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
+    t->device = dev;
+    t->fd = -1; /* and CLOSED, the zero state */
+    uwdf_biased_lock_init(&t->lock);
+    pthread_cond_init(&t->idle_cond, NULL);
+    uwdf_list_init(&t->sent);
+    uwdf_list_init(&t->pended);
+    *out = t;
+    return STATUS_SUCCESS;
+}
+
 NTSTATUS WdfIoTargetCreate(WDFDEVICE Device, PWDF_OBJECT_ATTRIBUTES IoTargetAttributes,
                            WDFIOTARGET *IoTarget)
 {
-    struct uwdf_object *obj;
     struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(Device, UWDF_OBJ_DEVICE,
                                                                        "WdfIoTargetCreate");
     UWDF_REQUIRE_PARAM(IoTarget, "WdfIoTargetCreate", STATUS_INVALID_PARAMETER);
@@ -70,19 +90,11 @@ NTSTATUS WdfIoTargetCreate(WDFDEVICE Device, PWDF_OBJECT_ATTRIBUTES IoTargetAttr
         if (!p)
             return STATUS_INVALID_DEVICE_REQUEST;
     }
-    NTSTATUS status = uwdf_object_create(sizeof(struct uwdf_iotarget), UWDF_OBJ_IOTARGET, &target_ops,
-                                         IoTargetAttributes, &dev->obj, 0, &obj);
-    if (!NT_SUCCESS(status))
-        return status;
-    struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
-    t->device = dev;
-    t->fd = -1; /* and CLOSED, the zero state */
-    uwdf_biased_lock_init(&t->lock);
-    pthread_cond_init(&t->idle_cond, NULL);
-    uwdf_list_init(&t->sent);
-    uwdf_list_init(&t->pended);
-    *IoTarget = (WDFIOTARGET)obj->handle;
-    return STATUS_SUCCESS;
+    struct uwdf_iotarget *t;
+    NTSTATUS status = target_create(dev, IoTargetAttributes, &dev->obj, &t);
+    if (NT_SUCCESS(status))
+        *IoTarget = (WDFIOTARGET)t->obj.handle;
+    return status;
 }
 
 /* ---- open ---- */
@@ -235,7 +247,7 @@ static NTSTATUS target_open_path(struct uwdf_iotarget *t, const WDF_IO_TARGET_OP
 static void target_grow_owner_stack(struct uwdf_iotarget *t)
 {
     CCHAR need = (CCHAR)(uwdf_iotarget_stack_need(t) + 1);
-    if (t->device->wdm.StackSize < need)
+    if (t->device && t->device->wdm.StackSize < need)
         t->device->wdm.StackSize = need;
 }
 
@@ -354,6 +366,32 @@ static NTSTATUS target_attach_device(struct uwdf_iotarget *t, PWDF_IO_TARGET_OPE
     }
     t->lower_file_open = true;
     params->FileInformation = FILE_OPENED;
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_iotarget_open_device_name(const char *name, PWDF_IO_TARGET_OPEN_PARAMS params, WDFIOTARGET *out)
+{
+    struct uwdf_device *dev;
+    const char *tail;
+    struct uwdf_iotarget *t;
+    NTSTATUS status = uwdf_fileobject_lookup_device(name, &dev, &tail);
+    if (!NT_SUCCESS(status))
+        return status;
+    size_t len = strlen(name);
+    char *path = uwdf_alloc(len + 1);
+    status = path ? target_create(NULL, WDF_NO_OBJECT_ATTRIBUTES, NULL, &t) : STATUS_INSUFFICIENT_RESOURCES;
+    if (!NT_SUCCESS(status)) {
+        uwdf_free(path);
+        uwdf_object_release(&dev->obj);
+        return status;
+    }
+    memcpy(path, name, len + 1);
+    status = target_attach_device(t, params, path, dev, path + (tail - name));
+    if (!NT_SUCCESS(status)) {
+        WdfObjectDelete((WDFOBJECT)t->obj.handle);
+        return status;
+    }
+    *out = (WDFIOTARGET)t->obj.handle;
     return STATUS_SUCCESS;
 }
 
@@ -980,7 +1018,7 @@ WDF_IO_TARGET_STATE WdfIoTargetGetState(WDFIOTARGET IoTarget)
 WDFDEVICE WdfIoTargetGetDevice(WDFIOTARGET IoTarget)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetGetDevice");
-    return t ? (WDFDEVICE)t->device->obj.handle : NULL;
+    return t && t->device ? (WDFDEVICE)t->device->obj.handle : NULL;
 }
 
 HANDLE WdfIoTargetWdmGetTargetFileHandle(WDFIOTARGET IoTarget)
@@ -992,7 +1030,7 @@ HANDLE WdfIoTargetWdmGetTargetFileHandle(WDFIOTARGET IoTarget)
 PDEVICE_OBJECT WdfIoTargetWdmGetTargetDeviceObject(WDFIOTARGET IoTarget)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfIoTargetWdmGetTargetDeviceObject");
-    return t ? &t->device->wdm : NULL;
+    return t && t->device ? &t->device->wdm : NULL;
 }
 
 PFILE_OBJECT WdfIoTargetWdmGetTargetFileObject(WDFIOTARGET IoTarget)

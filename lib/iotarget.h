@@ -173,6 +173,12 @@ static inline CCHAR uwdf_iotarget_stack_need(const struct uwdf_iotarget *t)
 /* Open t (a device's local target) on dev, the device below it in a PnP
  * stack (lib/pnp.c). */
 NTSTATUS uwdf_iotarget_attach(struct uwdf_iotarget *t, struct uwdf_device *dev);
+/* A target no device owns (no parent: the caller deletes it), opened on
+ * the device name (\Device\X or a symbolic link, then the file name) leads
+ * to, IRP_MJ_CREATE sent: a Zw handle on a device (lib/zwfile.c).
+ * STATUS_OBJECT_NAME_NOT_FOUND if name leads to no device; the create's
+ * status if it fails (nothing is left then). */
+NTSTATUS uwdf_iotarget_open_device_name(const char *name, PWDF_IO_TARGET_OPEN_PARAMS params, WDFIOTARGET *out);
 /* An in-process device completed a packet sent to it (lib/queue.c). */
 void uwdf_iotarget_device_done(struct uwdf_request *req, NTSTATUS status, ULONG_PTR information);
 

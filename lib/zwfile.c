@@ -8,8 +8,16 @@
  * open) leads out of it. The root is UwdfSetWindowsPathRoot's directory,
  * else UWDF_WINDOWS_ROOT's, else a private directory made on first use.
  *
- * A handle is a slot in this file's table holding a descriptor and, for a
- * synchronous handle (FILE_SYNCHRONOUS_IO_*), its current byte offset. I/O
+ * A name that leads to an in-process device (\Device\X, or a symbolic link
+ * such as \??\X, then perhaps a file name) opens that device instead: the
+ * handle holds an I/O target no device owns, opened on the device as
+ * WdfIoTargetOpen opens one (IRP_MJ_CREATE with a file object through the
+ * stack; exclusivity), and its reads, writes and IOCTLs are the target's
+ * synchronous sends; the last reference deletes the target, which sends
+ * cleanup and close.
+ *
+ * A handle is a slot in this file's table holding a descriptor (or that
+ * target) and, for a synchronous handle (FILE_SYNCHRONOUS_IO_*), its current byte offset. I/O
  * at the current offset on a synchronous handle holds the handle's own
  * lock across the transfer: Windows serialises I/O on a synchronous file
  * object the same way, and nothing else waits for that lock. */
@@ -149,7 +157,8 @@ NTSTATUS UwdfGetWindowsPathRoot(PCHAR Buffer, ULONG BufferLength, PULONG Require
 
 struct zw_file {
     atomic_long refs;
-    int fd;
+    int fd;             /* -1 on a device */
+    WDFIOTARGET target; /* on a device: the open target */
     bool sync;        /* FILE_SYNCHRONOUS_IO_*: has a current byte offset */
     bool is_dir;
     bool can_read;
@@ -166,7 +175,10 @@ static size_t zw_handles_cap;
 static void zw_file_put(struct zw_file *f)
 {
     if (atomic_fetch_sub(&f->refs, 1) == 1) {
-        close(f->fd);
+        if (f->target)
+            WdfObjectDelete(f->target); /* cleanup and close reach the driver */
+        else
+            close(f->fd);
         pthread_mutex_destroy(&f->pos_lock);
         uwdf_free(f);
     }
@@ -267,6 +279,15 @@ static NTSTATUS zw_append_components(char *out, size_t cap, size_t *len, const c
     return STATUS_SUCCESS;
 }
 
+/* An absolute name that leads nowhere: \Dir\Name misses its last
+ * component (STATUS_OBJECT_NAME_NOT_FOUND, as \Device\NoSuch or \??\NoSuch
+ * on Windows); a longer one misses a directory on the way. */
+static NTSTATUS zw_missing(const char *nt)
+{
+    const char *second = strchr(nt + 1, '\\');
+    return second && !strchr(second + 1, '\\') ? STATUS_OBJECT_NAME_NOT_FOUND : STATUS_OBJECT_PATH_NOT_FOUND;
+}
+
 /* The name relative to the root (or to the RootDirectory, relative). */
 static NTSTATUS zw_map_name(const char *nt, bool relative, char *out, size_t cap)
 {
@@ -287,7 +308,7 @@ static NTSTATUS zw_map_name(const char *nt, bool relative, char *out, size_t cap
             continue;
         const char *d = nt + n;
         if (!((d[0] >= 'A' && d[0] <= 'Z') || (d[0] >= 'a' && d[0] <= 'z')) || d[1] != ':')
-            return STATUS_OBJECT_PATH_NOT_FOUND; /* no such drive or link */
+            return zw_missing(nt); /* no such drive or link */
         if (d[2] != '\0' && d[2] != '\\')
             return STATUS_OBJECT_NAME_INVALID;
         out[len++] = (char)(d[0] & ~0x20); /* the drive's directory: its capital letter */
@@ -300,7 +321,7 @@ static NTSTATUS zw_map_name(const char *nt, bool relative, char *out, size_t cap
         len = strlen(out);
         return nt[n] ? zw_append_components(out, cap, &len, nt + n + 1) : STATUS_SUCCESS;
     }
-    return STATUS_OBJECT_PATH_NOT_FOUND;
+    return zw_missing(nt);
 }
 
 /* ---- opening ---- */
@@ -356,16 +377,24 @@ static NTSTATUS zw_create_directory(const struct uwdf_root *root, const char *re
     return uwdf_root_open_file(root, rel, FILE_OPEN, O_RDONLY | O_NONBLOCK, fd, information);
 }
 
+/* The open's parameters as a target's, and the open(2) flags they ask for. */
+static NTSTATUS zw_open_params(ACCESS_MASK access, ULONG disposition, ULONG options, ULONG share,
+                               PWDF_IO_TARGET_OPEN_PARAMS p, int *oflags)
+{
+    UNICODE_STRING by_string = { 0, 0, NULL }; /* the name goes as UTF-8 */
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(p, &by_string, access);
+    p->CreateDisposition = disposition;
+    p->CreateOptions = options;
+    p->ShareAccess = share;
+    return uwdf_iotarget_open_flags(p, oflags);
+}
+
 static NTSTATUS zw_open(const struct uwdf_root *root, const char *rel, ACCESS_MASK access, ULONG disposition,
                         ULONG options, struct zw_file *f, ULONG_PTR *information)
 {
     WDF_IO_TARGET_OPEN_PARAMS p;
-    memset(&p, 0, sizeof(p));
-    p.DesiredAccess = access;
-    p.CreateDisposition = disposition;
-    p.CreateOptions = options;
     int oflags;
-    NTSTATUS st = uwdf_iotarget_open_flags(&p, &oflags);
+    NTSTATUS st = zw_open_params(access, disposition, options, 0, &p, &oflags);
     if (!NT_SUCCESS(st))
         return st;
     int fd = -1;
@@ -396,12 +425,32 @@ static NTSTATUS zw_open(const struct uwdf_root *root, const char *rel, ACCESS_MA
     return STATUS_SUCCESS;
 }
 
+/* name leads to a device: its target, opened, into f;
+ * STATUS_OBJECT_NAME_NOT_FOUND if it leads to none. */
+static NTSTATUS zw_open_device(const char *name, ACCESS_MASK access, ULONG disposition, ULONG options,
+                               ULONG share, struct zw_file *f, ULONG_PTR *information)
+{
+    WDF_IO_TARGET_OPEN_PARAMS p;
+    int oflags;
+    NTSTATUS st = zw_open_params(access, disposition, options, share, &p, &oflags);
+    if (!NT_SUCCESS(st))
+        return st;
+    st = uwdf_iotarget_open_device_name(name, &p, &f->target);
+    if (!NT_SUCCESS(st))
+        return st;
+    f->fd = -1;
+    f->can_read = (oflags & O_ACCMODE) != O_WRONLY;
+    f->can_write = (oflags & O_ACCMODE) != O_RDONLY;
+    *information = p.FileInformation;
+    return STATUS_SUCCESS;
+}
+
 NTSTATUS ZwCreateFile(PHANDLE FileHandle, ACCESS_MASK DesiredAccess, POBJECT_ATTRIBUTES ObjectAttributes,
                       PIO_STATUS_BLOCK IoStatusBlock, PLARGE_INTEGER AllocationSize, ULONG FileAttributes,
                       ULONG ShareAccess, ULONG CreateDisposition, ULONG CreateOptions, PVOID EaBuffer,
                       ULONG EaLength)
 {
-    (void)AllocationSize, (void)FileAttributes, (void)ShareAccess, (void)EaBuffer, (void)EaLength;
+    (void)AllocationSize, (void)FileAttributes, (void)EaBuffer, (void)EaLength;
     UWDF_REQUIRE_PARAM(FileHandle, "ZwCreateFile", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(ObjectAttributes, "ZwCreateFile", STATUS_INVALID_PARAMETER);
     UWDF_REQUIRE_PARAM(IoStatusBlock, "ZwCreateFile", STATUS_INVALID_PARAMETER);
@@ -444,10 +493,15 @@ NTSTATUS ZwCreateFile(PHANDLE FileHandle, ACCESS_MASK DesiredAccess, POBJECT_ATT
         if (!dir->is_dir)
             goto out;
     }
+    ULONG_PTR information;
+    if (!dir) {
+        st = zw_open_device(name, DesiredAccess, CreateDisposition, CreateOptions, ShareAccess, f, &information);
+        if (st != STATUS_OBJECT_NAME_NOT_FOUND)
+            goto opened;
+    }
     st = zw_map_name(name, dir != NULL, rel, PATH_MAX);
     if (!NT_SUCCESS(st))
         goto out;
-    ULONG_PTR information;
     if (dir) {
         /* Beneath the directory itself; an absolute symlink leads out. */
         struct uwdf_root beneath = { dir->fd, NULL };
@@ -458,6 +512,7 @@ NTSTATUS ZwCreateFile(PHANDLE FileHandle, ACCESS_MASK DesiredAccess, POBJECT_ATT
             goto out;
         st = zw_open(&root->root, rel, DesiredAccess, CreateDisposition, CreateOptions, f, &information);
     }
+opened:
     if (!NT_SUCCESS(st))
         goto out;
     atomic_init(&f->refs, 1);
@@ -529,6 +584,48 @@ static ssize_t zw_transfer(int fd, void *buf, size_t len, int64_t off, bool writ
     return (ssize_t)done;
 }
 
+/* The byte offset ZwReadFile/ZwWriteFile name on handle f: ByteOffset, or
+ * the current one of a synchronous handle (f->pos_lock held then, *locked
+ * set); false if there is none. */
+static bool zw_offset(struct zw_file *f, PLARGE_INTEGER ByteOffset, LONGLONG *off, bool *locked)
+{
+    bool at_pos = !ByteOffset || (ByteOffset->HighPart == -1 && ByteOffset->LowPart == FILE_USE_FILE_POINTER_POSITION);
+    *locked = false;
+    if (!at_pos) {
+        *off = ByteOffset->QuadPart;
+        return *off >= 0;
+    }
+    if (!f->sync)
+        return false;
+    pthread_mutex_lock(&f->pos_lock);
+    *locked = true;
+    *off = (LONGLONG)f->pos;
+    return true;
+}
+
+/* A read or write on a device handle: IRP_MJ_READ/WRITE down the device's
+ * stack, waited for. The driver's status and count are the caller's. */
+static NTSTATUS zw_device_rw(struct zw_file *f, PVOID buf, ULONG len, PLARGE_INTEGER ByteOffset, bool write,
+                             PIO_STATUS_BLOCK iosb)
+{
+    LONGLONG off;
+    bool locked;
+    if (!zw_offset(f, ByteOffset, &off, &locked))
+        return STATUS_INVALID_PARAMETER; /* also FILE_WRITE_TO_END_OF_FILE: a device has no end */
+    WDF_MEMORY_DESCRIPTOR md;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, buf, len);
+    ULONG_PTR n = 0;
+    NTSTATUS st = write ? WdfIoTargetSendWriteSynchronously(f->target, NULL, len ? &md : NULL, &off, NULL, &n)
+                        : WdfIoTargetSendReadSynchronously(f->target, NULL, len ? &md : NULL, &off, NULL, &n);
+    if (locked) {
+        if (!NT_ERROR(st))
+            f->pos = (uint64_t)off + n;
+        pthread_mutex_unlock(&f->pos_lock);
+    }
+    iosb->Information = n;
+    return st;
+}
+
 static NTSTATUS zw_rw(HANDLE FileHandle, HANDLE Event, PIO_APC_ROUTINE ApcRoutine, PIO_STATUS_BLOCK IoStatusBlock,
                       PVOID Buffer, ULONG Length, PLARGE_INTEGER ByteOffset, bool write, const char *ddi)
 {
@@ -551,6 +648,10 @@ static NTSTATUS zw_rw(HANDLE FileHandle, HANDLE Event, PIO_APC_ROUTINE ApcRoutin
     st = STATUS_ACCESS_DENIED;
     if (write ? !f->can_write : !f->can_read)
         goto out;
+    if (f->target) {
+        st = zw_device_rw(f, Buffer, Length, ByteOffset, write, IoStatusBlock);
+        goto out;
+    }
     bool at_pos = !ByteOffset || (ByteOffset->HighPart == -1 && ByteOffset->LowPart == FILE_USE_FILE_POINTER_POSITION);
     bool at_end = write && (f->append_only ||
                             (ByteOffset && ByteOffset->HighPart == -1 && ByteOffset->LowPart == FILE_WRITE_TO_END_OF_FILE));
@@ -599,6 +700,47 @@ NTSTATUS ZwWriteFile(HANDLE FileHandle, HANDLE Event, PIO_APC_ROUTINE ApcRoutine
 {
     (void)ApcContext, (void)Key;
     return zw_rw(FileHandle, Event, ApcRoutine, IoStatusBlock, Buffer, Length, ByteOffset, true, "ZwWriteFile");
+}
+
+NTSTATUS ZwDeviceIoControlFile(HANDLE FileHandle, HANDLE Event, PIO_APC_ROUTINE ApcRoutine, PVOID ApcContext,
+                               PIO_STATUS_BLOCK IoStatusBlock, ULONG IoControlCode, PVOID InputBuffer,
+                               ULONG InputBufferLength, PVOID OutputBuffer, ULONG OutputBufferLength)
+{
+    (void)ApcContext;
+    UWDF_REQUIRE_PARAM(IoStatusBlock, "ZwDeviceIoControlFile", STATUS_INVALID_PARAMETER);
+    IoStatusBlock->Information = 0;
+    NTSTATUS st = STATUS_INVALID_DEVICE_REQUEST;
+    struct zw_file *f = NULL;
+    if (!uwdf_irql_check_passive("ZwDeviceIoControlFile"))
+        goto out;
+    st = STATUS_INVALID_PARAMETER;
+    if (Event || ApcRoutine || (!InputBuffer && InputBufferLength) || (!OutputBuffer && OutputBufferLength))
+        goto out;
+    st = STATUS_INVALID_HANDLE;
+    f = zw_file_get(FileHandle, false);
+    if (!f)
+        goto out;
+    st = STATUS_INVALID_DEVICE_REQUEST; /* a file: no device control */
+    if (!f->target)
+        goto out;
+    /* The I/O manager's check: the access the code's RequiredAccess bits
+     * name must have been granted to the handle. */
+    ULONG need = (IoControlCode >> 14) & 3;
+    st = STATUS_ACCESS_DENIED;
+    if (((need & FILE_READ_ACCESS) && !f->can_read) || ((need & FILE_WRITE_ACCESS) && !f->can_write))
+        goto out;
+    WDF_MEMORY_DESCRIPTOR in, outd;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&in, InputBuffer, InputBufferLength);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&outd, OutputBuffer, OutputBufferLength);
+    ULONG_PTR n = 0;
+    st = WdfIoTargetSendIoctlSynchronously(f->target, NULL, IoControlCode, InputBufferLength ? &in : NULL,
+                                           OutputBufferLength ? &outd : NULL, NULL, &n);
+    IoStatusBlock->Information = n;
+out:
+    if (f)
+        zw_file_put(f);
+    IoStatusBlock->Status = st;
+    return st;
 }
 
 /* ---- information ---- */
@@ -670,7 +812,14 @@ static NTSTATUS zw_info_begin(HANDLE h, PIO_STATUS_BLOCK iosb, PVOID info, ULONG
     if (!info)
         return STATUS_INVALID_PARAMETER;
     *out = zw_file_get(h, false);
-    return *out ? STATUS_SUCCESS : STATUS_INVALID_HANDLE;
+    if (!*out)
+        return STATUS_INVALID_HANDLE;
+    if ((*out)->target && c != FilePositionInformation) {
+        zw_file_put(*out); /* a device handle has a position and no file */
+        *out = NULL;
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    return STATUS_SUCCESS;
 }
 
 NTSTATUS ZwQueryInformationFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStatusBlock, PVOID FileInformation,
@@ -781,6 +930,9 @@ NTSTATUS ZwFlushBuffersFile(HANDLE FileHandle, PIO_STATUS_BLOCK IoStatusBlock)
     st = STATUS_INVALID_HANDLE;
     f = zw_file_get(FileHandle, false);
     if (!f)
+        goto out;
+    st = STATUS_INVALID_DEVICE_REQUEST; /* IRP_MJ_FLUSH_BUFFERS to a device: not sent */
+    if (f->target)
         goto out;
     st = STATUS_ACCESS_DENIED;
     if (!f->can_write)

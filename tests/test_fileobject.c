@@ -1,7 +1,8 @@
 /* File objects (lib/fileobject.c), requests in the caller's context
  * (lib/caller_context.c) and the buffers a device's I/O type and an
  * IOCTL's transfer method present, driven as a client drives a driver:
- * WDF I/O targets opened by name on an in-process control device.
+ * WDF I/O targets opened by name on an in-process control device, and
+ * Zw handles (ZwCreateFile on \Device\X or a symbolic link).
  * Device targets carry their I/O through the framework alone (the null
  * engine carries only completions), so these cases run once, not per
  * engine. */
@@ -300,6 +301,7 @@ struct devopts {
     bool callbacks;
     bool caller_context;
     bool queue; /* a default queue with read, write and IOCTL handlers */
+    bool exclusive;
 };
 
 static WDFDEVICE make_device(WDFDRIVER driver, const struct devopts *o)
@@ -312,6 +314,8 @@ static WDFDEVICE make_device(WDFDRIVER driver, const struct devopts *o)
     tu_unicode(&us, wbuf, 128, o->name);
     ck_assert_status(WdfDeviceInitAssignName(init, &us), STATUS_SUCCESS);
     WdfDeviceInitSetIoType(init, o->io);
+    if (o->exclusive)
+        WdfDeviceInitSetExclusive(init, TRUE);
     if (o->file_config) {
         WDF_FILEOBJECT_CONFIG fc;
         WDF_FILEOBJECT_CONFIG_INIT(&fc, o->callbacks ? fo_create : NULL, o->callbacks ? fo_close : NULL,
@@ -593,6 +597,203 @@ START_TEST(open_close_cycles_leave_object_counts_flat)
 }
 END_TEST
 
+/* ---- Zw handles on devices ---- */
+
+#define IOCTL_T_WRITE_ACCESS CTL_CODE(FILE_DEVICE_UNKNOWN, 0x905, METHOD_BUFFERED, FILE_WRITE_ACCESS)
+#define ZW_SYNC_RW (SYNCHRONIZE | GENERIC_READ | GENERIC_WRITE)
+
+static NTSTATUS zw_open(const char *name, ACCESS_MASK access, ULONG options, HANDLE *h, IO_STATUS_BLOCK *iosb)
+{
+    WCHAR wbuf[256];
+    UNICODE_STRING us;
+    OBJECT_ATTRIBUTES oa;
+    tu_unicode(&us, wbuf, 256, name);
+    InitializeObjectAttributes(&oa, &us, OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE, NULL, NULL);
+    *h = (HANDLE)1; /* must be cleared on failure */
+    NTSTATUS st = ZwCreateFile(h, access, &oa, iosb, NULL, FILE_ATTRIBUTE_NORMAL, FILE_SHARE_READ, FILE_OPEN, options,
+                               NULL, 0);
+    ck_assert_status(iosb->Status, st);
+    if (!NT_SUCCESS(st))
+        ck_assert_ptr_null(*h);
+    return st;
+}
+
+static NTSTATUS zw_rw(HANDLE h, bool write, void *buf, ULONG len, LONGLONG off, IO_STATUS_BLOCK *iosb)
+{
+    LARGE_INTEGER o = { .QuadPart = off };
+    PLARGE_INTEGER po = off < 0 ? NULL : &o;
+    return write ? ZwWriteFile(h, NULL, NULL, NULL, iosb, buf, len, po, NULL)
+                 : ZwReadFile(h, NULL, NULL, NULL, iosb, buf, len, po, NULL);
+}
+
+static NTSTATUS zw_ioctl(HANDLE h, ULONG code, const char *in, char *out, ULONG out_len, IO_STATUS_BLOCK *iosb)
+{
+    memset(out, 0, out_len);
+    return ZwDeviceIoControlFile(h, NULL, NULL, NULL, iosb, code, (PVOID)in, (ULONG)strlen(in), out, out_len);
+}
+
+START_TEST(zw_handles_on_devices_read_write_ioctl_and_close_the_file_object)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    g_reset();
+    struct devopts o = { .name = "\\Device\\uwdfZw", .link = "\\DosDevices\\uwdfZwLink", .io = WdfDeviceIoBuffered,
+                         .file_config = true, .callbacks = true, .queue = true };
+    WDFDEVICE dev = make_device(e.driver, &o);
+    HANDLE h;
+    IO_STATUS_BLOCK iosb;
+    ck_assert_status(zw_open("\\Device\\uwdfZw\\f", ZW_SYNC_RW, FILE_SYNCHRONOUS_IO_NONALERT, &h, &iosb),
+                     STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, FILE_OPENED);
+    static const char *const after_open[] = { "create \\f" };
+    ck_assert(log_is(after_open, 1));
+    ck_assert_ptr_eq(WdfFileObjectGetDevice(g.created), dev);
+    ck_assert_uint_eq(g.create_params.Parameters.Create.Options & 0xFFFFFF, FILE_SYNCHRONOUS_IO_NONALERT);
+    WDFFILEOBJECT opened = g.created;
+    /* a synchronous handle: NULL offsets follow the current position */
+    char buf[32];
+    ck_assert_status(zw_rw(h, true, "hello", 5, -1, &iosb), STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, 5);
+    ck_assert_ptr_eq(g.seen_on_io, opened);
+    ck_assert_status(zw_rw(h, true, "world", 5, -1, &iosb), STATUS_SUCCESS);
+    FILE_POSITION_INFORMATION pos;
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &pos, sizeof(pos), FilePositionInformation), STATUS_SUCCESS);
+    ck_assert_int_eq(pos.CurrentByteOffset.QuadPart, 10);
+    memset(buf, 0, sizeof(buf));
+    ck_assert_status(zw_rw(h, false, buf, 10, 0, &iosb), STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, 10);
+    ck_assert_str_eq(buf, "helloworld");
+    ck_assert(memcmp(dev_ctx(dev)->ram, "helloworld", 10) == 0);
+    /* an explicit offset is the request's */
+    ck_assert_status(zw_rw(h, true, "xyz", 3, 200, &iosb), STATUS_SUCCESS);
+    ck_assert(memcmp(dev_ctx(dev)->ram + 200, "xyz", 3) == 0);
+    /* the driver's failure and count come back */
+    ck_assert_status(zw_rw(h, false, buf, 16, RAM_SIZE - 8, &iosb), STATUS_INVALID_PARAMETER);
+    ck_assert_status(iosb.Status, STATUS_INVALID_PARAMETER);
+    LARGE_INTEGER eof = { .u = { FILE_WRITE_TO_END_OF_FILE, -1 } };
+    ck_assert_status(ZwWriteFile(h, NULL, NULL, NULL, &iosb, "x", 1, &eof, NULL), STATUS_INVALID_PARAMETER);
+    /* IOCTLs */
+    char out[16];
+    ck_assert_status(zw_ioctl(h, IOCTL_T_BUFFERED, "abc", out, sizeof(out), &iosb), STATUS_SUCCESS);
+    ck_assert_uint_eq(iosb.Information, 3);
+    ck_assert_str_eq(out, "ABC");
+    ck_assert_ptr_eq(g.seen_on_io, opened);
+    ck_assert_status(zw_ioctl(h, IOCTL_T_BUFFERED, "abcdef", out, 2, &iosb), STATUS_BUFFER_TOO_SMALL);
+    ck_assert_status(iosb.Status, STATUS_BUFFER_TOO_SMALL);
+    FILE_STANDARD_INFORMATION si;
+    ck_assert_status(ZwQueryInformationFile(h, &iosb, &si, sizeof(si), FileStandardInformation),
+                     STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(ZwFlushBuffersFile(h, &iosb), STATUS_INVALID_DEVICE_REQUEST);
+    /* close: cleanup, then close */
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    static const char *const after_close[] = { "create \\f", "cleanup", "close", "destroy" };
+    ck_assert_msg(log_is(after_close, 4), "log: %d events, last %s", g.n, g.n ? g.log[g.n - 1] : "");
+    ck_assert_ptr_eq(g.cleaned, opened);
+    ck_assert_ptr_eq(g.closed, opened);
+    ck_assert_status(ZwClose(h), STATUS_INVALID_HANDLE);
+
+    /* by the symbolic link, read-only and asynchronous */
+    static const char *const links[] = { "\\??\\uwdfZwLink", "\\DosDevices\\uwdfZwLink", "\\GLOBAL??\\uwdfZwLink" };
+    for (size_t i = 0; i < 3; i++) {
+        g_reset();
+        ck_assert_status(zw_open(links[i], GENERIC_READ, 0, &h, &iosb), STATUS_SUCCESS);
+        ck_assert_str_eq(g.name, "");
+        memset(buf, 0, sizeof(buf));
+        ck_assert_status(zw_rw(h, false, buf, 10, 0, &iosb), STATUS_SUCCESS);
+        ck_assert_str_eq(buf, "helloworld");
+        ck_assert_status(zw_rw(h, false, buf, 10, -1, &iosb), STATUS_INVALID_PARAMETER); /* no position */
+        ck_assert_status(zw_rw(h, true, "no", 2, 0, &iosb), STATUS_ACCESS_DENIED);
+        ck_assert_status(zw_ioctl(h, IOCTL_T_WRITE_ACCESS, "a", out, sizeof(out), &iosb), STATUS_ACCESS_DENIED);
+        ck_assert_status(zw_ioctl(h, IOCTL_T_BUFFERED, "q", out, sizeof(out), &iosb), STATUS_SUCCESS);
+        ck_assert_str_eq(out, "Q");
+        ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+        static const char *const cycle[] = { "create ", "cleanup", "close", "destroy" };
+        ck_assert_msg(log_is(cycle, 4), "%s: %d events", links[i], g.n);
+    }
+    /* names that lead to no device */
+    ck_assert_status(zw_open("\\Device\\uwdfZwNoSuch", GENERIC_READ, 0, &h, &iosb), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(zw_open("\\??\\uwdfZwNoSuch", GENERIC_READ, 0, &h, &iosb), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(zw_open("\\Device\\uwdfZ", GENERIC_READ, 0, &h, &iosb), STATUS_OBJECT_NAME_NOT_FOUND);
+    ck_assert_status(zw_open("\\Device\\uwdfZwNoSuch\\x", GENERIC_READ, 0, &h, &iosb), STATUS_OBJECT_PATH_NOT_FOUND);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(zw_device_create_failure_and_exclusive_opens_leave_no_handle)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    g_reset();
+    struct devopts o = { .name = "\\Device\\uwdfZwDeny", .io = WdfDeviceIoBuffered, .file_config = true,
+                         .callbacks = true, .queue = true };
+    make_device(e.driver, &o);
+    HANDLE h, h2;
+    IO_STATUS_BLOCK iosb;
+    ck_assert_status(zw_open("\\Device\\uwdfZwDeny\\deny", GENERIC_READ, 0, &h, &iosb), STATUS_ACCESS_DENIED);
+    static const char *const denied[] = { "create \\deny", "destroy" };
+    ck_assert_msg(log_is(denied, 2), "log: %d events", g.n);
+    UWDF_OBJECT_COUNT c;
+    ck_assert_status(UwdfQueryObjectCount("WDFIOTARGET", &c), STATUS_SUCCESS);
+    ULONGLONG targets = c.Live;
+    ck_assert_status(zw_open("\\Device\\uwdfZwDeny\\deny", GENERIC_READ, 0, &h, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(UwdfQueryObjectCount("WDFIOTARGET", &c), STATUS_SUCCESS);
+    ck_assert_uint_eq(c.Live, targets);
+
+    struct devopts x = { .name = "\\Device\\uwdfZwExcl", .link = "\\DosDevices\\uwdfZwExclLink",
+                         .io = WdfDeviceIoBuffered, .queue = true, .exclusive = true };
+    make_device(e.driver, &x);
+    ck_assert_status(UwdfQueryObjectCount("WDFIOTARGET", &c), STATUS_SUCCESS);
+    targets = c.Live; /* the new device's own target is one more */
+    ck_assert_status(zw_open("\\Device\\uwdfZwExcl", GENERIC_READ, 0, &h, &iosb), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFIOTARGET", &c), STATUS_SUCCESS);
+    ck_assert_uint_eq(c.Live, targets + 1);
+    ck_assert_status(zw_open("\\??\\uwdfZwExclLink", GENERIC_READ, 0, &h2, &iosb), STATUS_ACCESS_DENIED);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    ck_assert_status(zw_open("\\??\\uwdfZwExclLink", GENERIC_READ, 0, &h2, &iosb), STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h2), STATUS_SUCCESS);
+    ck_assert_status(UwdfQueryObjectCount("WDFIOTARGET", &c), STATUS_SUCCESS);
+    ck_assert_uint_eq(c.Live, targets);
+    tu_env_fini(&e);
+}
+END_TEST
+
+START_TEST(zw_device_open_close_cycles_leave_object_counts_flat)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    g_reset();
+    struct devopts o = { .name = "\\Device\\uwdfZwCycle", .io = WdfDeviceIoDirect, .file_config = true,
+                         .callbacks = true, .queue = true };
+    make_device(e.driver, &o);
+    HANDLE h;
+    IO_STATUS_BLOCK iosb;
+    /* the first cycle makes what stays */
+    ck_assert_status(zw_open("\\Device\\uwdfZwCycle\\c", ZW_SYNC_RW, FILE_SYNCHRONOUS_IO_NONALERT, &h, &iosb),
+                     STATUS_SUCCESS);
+    ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+    UWDF_OBJECT_COUNT before[32], after[32];
+    ULONG nb = 32, na = 32;
+    ck_assert_status(UwdfQueryObjectCounts(before, &nb), STATUS_SUCCESS);
+    char buf[8] = "cycle";
+    for (int i = 0; i < 1000; i++) {
+        g.n = 0;
+        NTSTATUS st = zw_open(i % 7 == 3 ? "\\Device\\uwdfZwCycle\\deny" : "\\Device\\uwdfZwCycle\\c", ZW_SYNC_RW,
+                              FILE_SYNCHRONOUS_IO_NONALERT, &h, &iosb);
+        ck_assert_status(st, i % 7 == 3 ? STATUS_ACCESS_DENIED : STATUS_SUCCESS);
+        if (NT_SUCCESS(st)) {
+            ck_assert_status(zw_rw(h, true, buf, 5, 8, &iosb), STATUS_SUCCESS);
+            ck_assert_status(ZwClose(h), STATUS_SUCCESS);
+            ck_assert_int_eq(g.n, 4); /* create, cleanup, close, destroy */
+        }
+    }
+    ck_assert_status(UwdfQueryObjectCounts(after, &na), STATUS_SUCCESS);
+    ck_assert_uint_eq(na, nb);
+    char why[128] = "";
+    ck_assert_msg(counts_equal(before, after, na, why, sizeof(why)), "%s", why);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- I/O types and transfer methods ---- */
 
 START_TEST(reads_and_writes_present_buffers_by_io_type)
@@ -770,6 +971,9 @@ static Suite *fileobject_suite(void)
     tcase_add_test(tc, devices_without_file_objects_and_create_queues);
     tcase_add_test(tc, bad_file_object_configurations_are_bug_checks);
     tcase_add_test(tc, open_close_cycles_leave_object_counts_flat);
+    tcase_add_test(tc, zw_handles_on_devices_read_write_ioctl_and_close_the_file_object);
+    tcase_add_test(tc, zw_device_create_failure_and_exclusive_opens_leave_no_handle);
+    tcase_add_test(tc, zw_device_open_close_cycles_leave_object_counts_flat);
     tcase_add_test(tc, reads_and_writes_present_buffers_by_io_type);
     tcase_add_test(tc, ioctl_transfer_methods_present_their_buffers);
     tcase_add_test(tc, caller_context_sees_requests_first_and_enqueues_them);

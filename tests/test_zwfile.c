@@ -601,8 +601,19 @@ START_TEST(bad_parameters_and_handles_get_their_statuses)
     ck_assert_status(ZwClose((HANDLE)(uintptr_t)3), STATUS_INVALID_HANDLE);
     ck_assert_status(zread((HANDLE)(uintptr_t)0x40000001u, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_HANDLE);
     ck_assert_status(zopen_simple("\\??\\C:\\p", FILE_CREATE, &h), STATUS_SUCCESS);
+    /* a file has no device control; no Event or APC routine in this port */
+    char out[4];
+    ck_assert_status(ZwDeviceIoControlFile(h, NULL, NULL, NULL, &iosb, 0x222000, NULL, 0, out, sizeof(out)),
+                     STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(iosb.Status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_status(ZwDeviceIoControlFile(h, (HANDLE)1, NULL, NULL, &iosb, 0x222000, NULL, 0, out, sizeof(out)),
+                     STATUS_INVALID_PARAMETER);
+    ck_assert_status(ZwDeviceIoControlFile(h, NULL, NULL, NULL, &iosb, 0x222000, NULL, 4, out, sizeof(out)),
+                     STATUS_INVALID_PARAMETER);
     ck_assert_status(ZwClose(h), STATUS_SUCCESS);
     ck_assert_status(ZwClose(h), STATUS_INVALID_HANDLE);
+    ck_assert_status(ZwDeviceIoControlFile(h, NULL, NULL, NULL, &iosb, 0x222000, NULL, 0, out, sizeof(out)),
+                     STATUS_INVALID_HANDLE);
     ck_assert_status(zread(h, buf, sizeof(buf), NULL, &iosb), STATUS_INVALID_HANDLE);
     ck_assert_status(ZwFlushBuffersFile(h, &iosb), STATUS_INVALID_HANDLE);
     FILE_POSITION_INFORMATION pos;
