@@ -16,7 +16,7 @@ static const char *const log_names[LOG_N] = { "slat", "clat", "lat", "bw", "iops
 
 /* fio's clat histogram (FIO_IO_U_PLAT_BITS 6, FIO_IO_U_PLAT_NR 1856 in
  * fio 3.x): values below 128 ns a bucket each, then 64 buckets per power
- * of two, the last bucket holding everything from 2^34 ns up. */
+ * of two, the last bucket holding everything from 127 * 2^27 ns (17 s) up. */
 #define FIO_PLAT_BITS 6u
 #define FIO_PLAT_NR (29u << FIO_PLAT_BITS)
 #define FIO_HIST_COARSENESS_MAX FIO_PLAT_BITS
