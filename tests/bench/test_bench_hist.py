@@ -78,12 +78,7 @@ def hist_log_has_fios_names_shape_and_counts():
                 ios = j[dname]["total_ios"]
                 check(0.6 * ios <= logged <= ios, f"{name} {dname}: the windows hold {logged} I/Os of {ios}")
         if bl.tool("fio"):
-            fd = os.path.join(d, "fio")
-            os.mkdir(fd)
-            p = subprocess.run(["fio", "--output-format=json", jf], cwd=fd, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=120)
-            check(p.returncode == 0, f"fio: exit {p.returncode}: {p.stderr.strip()}")
-            theirs = sorted(os.path.basename(p) for p in glob.glob(os.path.join(fd, "*.log")))
+            fd, theirs = bl.fio_log_names(jf, d)
             check(theirs == ours, f"fio writes {theirs}, uwdf-bench {ours}")
             for name, nbins in (("a_clat_hist.1.log", FIO_PLAT_NR), ("b_clat_hist.2.log", FIO_PLAT_NR // 4)):
                 f_rows = read_hist(os.path.join(fd, name), nbins)  # fio's lines have the same shape
