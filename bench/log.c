@@ -19,7 +19,6 @@ static const char *const log_names[LOG_N] = { "slat", "clat", "lat", "bw", "iops
  * of two, the last bucket holding everything from 127 * 2^27 ns (17 s) up. */
 #define FIO_PLAT_BITS 6u
 #define FIO_PLAT_NR (29u << FIO_PLAT_BITS)
-#define FIO_HIST_COARSENESS_MAX FIO_PLAT_BITS
 
 /* Our buckets (histogram.h) split each power of two in 128, aligned with
  * fio's 64: each fio bucket is the union of two of ours. */

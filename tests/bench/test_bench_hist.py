@@ -123,11 +123,13 @@ def fiologparser_hist_finds_the_reports_percentiles():
         ios = rep["jobs"][0]["read"]["total_ios"]
         check(0.8 * ios <= row["samples"] <= ios, f"the parser counts {row['samples']} samples, the report {ios} I/Os")
         check(clat["percentile"]["50.000000"] > 256, f"clat {clat['percentile']['50.000000']} ns: not above 256 ns")
-        for pct in ("50", "90", "99"):
+        # a bucket is 1/64 of its power of two wide: allow two of them; the
+        # log lacks the partial last window (up to a tenth of the I/Os), which
+        # on a loaded machine moves the tail: p99 within 1/8
+        for pct, tol in (("50", 32), ("90", 32), ("99", 8)):
             ours = clat["percentile"][f"{pct}.000000"]
             theirs = row[f"{pct}%"]
-            # a bucket is 1/64 of its power of two wide; allow two of them
-            check(abs(theirs - ours) <= ours / 32 + 2, f"p{pct}: fiologparser_hist.py {theirs} ns, report {ours} ns")
+            check(abs(theirs - ours) <= ours / tol + 2, f"p{pct}: fiologparser_hist.py {theirs} ns, report {ours} ns")
 
 
 def refused_settings():
