@@ -205,10 +205,10 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
             max_ramp = run->jobs[i].o.ramp_ns;
     bool cpu_window_open = max_ramp == 0;
     uint64_t next_sample = t_start + SAMPLE_NS, next_eta = t_start + ETA_NS, last_eta = t_start;
-    /* windowed logs: look at least 4 times per window (1 ms at most) */
+    /* windowed logs: as often as they need (1 ms at most) */
     uint64_t tick = TICK_NS;
     for (unsigned i = 0; i < run->njobs; i++) {
-        uint64_t p = logs_tick_ns(&run->jobs[i]) / 4;
+        uint64_t p = logs_tick_ns(&run->jobs[i]);
         if (p && p < tick)
             tick = p < NS_PER_MS ? NS_PER_MS : p;
     }

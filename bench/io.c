@@ -520,7 +520,7 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
     }
     if (tc >= j->ramp_end_ns) {
         shard_account(sh, s->ddir, s->len, has_slat, slat, clat, has_slat ? slat + clat : clat);
-        if (logs_per_io(j->logs, j->o.log_avg_msec))
+        if (logs_per_io(j->logs, &j->o))
             logs_io(j, s->ddir, s->len, s->offset, has_slat, slat, clat, tc);
     }
     if (s->ddir == DDIR_WRITE && j->files[s->file].written)

@@ -6,12 +6,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "histogram.h"
 #include "job.h"
 #include "log.h"
 #include "util.h"
 
-enum log_kind { LOG_SLAT, LOG_CLAT, LOG_LAT, LOG_BW, LOG_IOPS, LOG_N };
-static const char *const log_names[LOG_N] = { "slat", "clat", "lat", "bw", "iops" };
+enum log_kind { LOG_SLAT, LOG_CLAT, LOG_LAT, LOG_BW, LOG_IOPS, LOG_HIST, LOG_N };
+static const char *const log_names[LOG_N] = { "slat", "clat", "lat", "bw", "iops", "clat_hist" };
+
+/* fio's clat histogram (FIO_IO_U_PLAT_BITS 6, FIO_IO_U_PLAT_NR 1856 in
+ * fio 3.x): values below 128 ns a bucket each, then 64 buckets per power
+ * of two, the last bucket holding everything from 127 * 2^27 ns (17 s) up. */
+#define FIO_PLAT_BITS 6u
+#define FIO_PLAT_NR (29u << FIO_PLAT_BITS)
+
+/* Our buckets (histogram.h) split each power of two in 128, aligned with
+ * fio's 64: each fio bucket is the union of two of ours. */
+_Static_assert(HIST_SUB_BITS == FIO_PLAT_BITS + 1, "histogram.h buckets must halve fio's");
+static unsigned fio_plat_index(unsigned idx)
+{
+    if (idx < HIST_SUB)
+        return idx;
+    unsigned i = (idx / HIST_SUB + 1u) * (HIST_SUB / 2u) + idx % HIST_SUB / 2u;
+    return i < FIO_PLAT_NR ? i : FIO_PLAT_NR - 1;
+}
 
 /* The running totals a window is the difference of. */
 struct log_totals {
@@ -26,22 +44,37 @@ struct job_logs {
     uint64_t period_ns, window_start;
     bool started, finished;
     struct log_totals last;
+    /* write_hist_log: its own window, and the cumulative fio histogram of
+     * each direction at the last one */
+    uint64_t hist_period_ns, hist_start;
+    bool hist_started;
+    uint64_t *hist_last[DDIR_N];
 };
 
 static const char *log_prefix(const struct job_opts *o, enum log_kind k)
 {
-    const char *p = k <= LOG_LAT ? o->lat_log : k == LOG_BW ? o->bw_log : o->iops_log;
+    const char *p = k <= LOG_LAT ? o->lat_log : k == LOG_BW ? o->bw_log : k == LOG_IOPS ? o->iops_log : o->hist_log;
     return !p ? NULL : *p ? p : o->name;
 }
 
 int logs_open(struct job *j, unsigned number)
 {
     const struct job_opts *o = &j->o;
-    if (!o->lat_log && !o->bw_log && !o->iops_log)
+    if (!o->lat_log && !o->bw_log && !o->iops_log && !o->hist_log)
         return 0;
+    if (o->hist_log && !o->log_hist_msec) {
+        /* fio would write an empty file */
+        errmsg("%s: write_hist_log needs log_hist_msec (the histogram's window)", o->name);
+        return -1;
+    }
     struct job_logs *L = xcalloc(1, sizeof(*L));
     j->logs = L;
     L->period_ns = (uint64_t)o->log_avg_msec * NS_PER_MS;
+    if (o->hist_log) {
+        L->hist_period_ns = (uint64_t)o->log_hist_msec * NS_PER_MS;
+        for (int d = 0; d < DDIR_N; d++)
+            L->hist_last[d] = xcalloc(FIO_PLAT_NR, sizeof(uint64_t));
+    }
     for (int k = 0; k < LOG_N; k++) {
         const char *prefix = log_prefix(o, (enum log_kind)k);
         if (!prefix)
@@ -67,7 +100,14 @@ int logs_open(struct job *j, unsigned number)
 
 uint64_t logs_tick_ns(const struct job *j)
 {
-    return j->logs ? j->logs->period_ns : 0;
+    const struct job_logs *L = j->logs;
+    if (!L)
+        return 0;
+    /* averages: 4 looks per window; histograms: a window's time is when the
+     * monitor closes it, so 16 keep it within ~6% of fio's (closed by the
+     * first I/O past the window) */
+    uint64_t a = j->o.lat_log || j->o.bw_log || j->o.iops_log ? L->period_ns / 4 : 0, h = L->hist_period_ns / 16;
+    return !a ? h : !h ? a : a < h ? a : h;
 }
 
 static void log_totals(const struct job *j, struct log_totals *t)
@@ -94,10 +134,10 @@ static void log_line(struct job_logs *L, enum log_kind k, uint64_t ms, uint64_t 
                 ms, value, d);
 }
 
-void logs_sample(struct job *j, uint64_t now, bool final)
+static void avg_sample(struct job *j, uint64_t now, bool final)
 {
     struct job_logs *L = j->logs;
-    if (!L || L->finished || !L->period_ns)
+    if (L->finished || !L->period_ns)
         return;
     int ph = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE);
     if (final)
@@ -136,6 +176,75 @@ void logs_sample(struct job *j, uint64_t now, bool final)
     L->window_start = now;
 }
 
+/* One direction's histogram line: the window's counts (the cumulative
+ * histogram less the last window's) in fio's buckets, summed by 2^coarseness,
+ * after the time, the direction and the block size (fio's: of the I/O that
+ * closed the window; ours: the direction's one size, 0 with several). */
+static void hist_line(struct job *j, uint64_t ms, int d, const uint64_t *cum)
+{
+    struct job_logs *L = j->logs;
+    FILE *f = L->f[LOG_HIST];
+    unsigned stride = 1u << j->o.log_hist_coarseness;
+    uint32_t bs = j->o.min_bs[d] == j->o.max_bs[d] ? j->o.min_bs[d] : 0;
+    fprintf(f, "%" PRIu64 ", %d, %" PRIu32, ms, d, bs);
+    for (unsigned i = 0; i < FIO_PLAT_NR; i += stride) {
+        uint64_t n = 0;
+        for (unsigned k = i; k < i + stride; k++)
+            n += cum[k] - L->hist_last[d][k];
+        fprintf(f, ", %" PRIu64, n);
+    }
+    fputc('\n', f);
+}
+
+/* fio's histogram windows: one line per direction that completed I/O in
+ * the window; like fio, no line for the partial last window. */
+static void hist_sample(struct job *j, uint64_t now, bool final)
+{
+    struct job_logs *L = j->logs;
+    if (!L->hist_period_ns || final)
+        return;
+    int ph = __atomic_load_n(&j->phase, __ATOMIC_ACQUIRE);
+    if ((ph != PHASE_RUN && ph != PHASE_VERIFY) || now < j->ramp_end_ns)
+        return;
+    if (!L->hist_started) {
+        L->hist_started = true;
+        L->hist_start = j->ramp_end_ns;
+    }
+    if (now < L->hist_start + L->hist_period_ns)
+        return;
+    uint64_t cum[FIO_PLAT_NR];
+    uint64_t ms = (now - j->ramp_end_ns) / NS_PER_MS;
+    for (int d = 0; d < DDIR_N; d++) {
+        memset(cum, 0, sizeof(cum));
+        uint64_t n = 0;
+        for (unsigned k = 0; k <= j->nfiles; k++) {
+            const uint64_t *h = j->shards[k].d[d].clat_hist;
+            for (unsigned i = 0; i < HIST_N; i++) {
+                uint64_t c = __atomic_load_n(&h[i], __ATOMIC_RELAXED);
+                cum[fio_plat_index(i)] += c;
+            }
+        }
+        for (unsigned i = 0; i < FIO_PLAT_NR; i++)
+            n += cum[i] - L->hist_last[d][i];
+        if (!n)
+            continue;
+        hist_line(j, ms, d, cum);
+        memcpy(L->hist_last[d], cum, sizeof(cum));
+    }
+    /* the next window starts where this one was due, as fio's */
+    L->hist_start += L->hist_period_ns;
+    if (L->hist_start + L->hist_period_ns <= now)
+        L->hist_start = now;
+}
+
+void logs_sample(struct job *j, uint64_t now, bool final)
+{
+    if (!j->logs)
+        return;
+    avg_sample(j, now, final);
+    hist_sample(j, now, final);
+}
+
 /* fio's per-I/O entries (log_avg_msec=0): the I/O's latencies in ns,
  * its bandwidth (bytes per ms of clat, fio's KiB/s-like figure), an IOPS
  * of 1, each with the I/O's size and (log_offset) offset. Written as the
@@ -147,7 +256,7 @@ void logs_io(struct job *j, int d, uint32_t bytes, uint64_t offset, bool has_sla
     struct job_logs *L = j->logs;
     uint64_t ms = (tc - j->ramp_end_ns) / NS_PER_MS;
     uint64_t v[LOG_N] = { slat, clat, slat + clat, (uint64_t)bytes * 1000000 / (clat ? clat : 1), 1 };
-    for (int k = 0; k < LOG_N; k++) {
+    for (int k = 0; k < LOG_HIST; k++) {
         if (!L->f[k] || (k == LOG_SLAT && !has_slat))
             continue;
         if (j->o.log_offset)
@@ -171,6 +280,8 @@ bool logs_close(struct job *j)
         }
         free(L->path[k]);
     }
+    for (int d = 0; d < DDIR_N; d++)
+        free(L->hist_last[d]);
     free(L);
     j->logs = NULL;
     return ok;

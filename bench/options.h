@@ -99,8 +99,10 @@ struct job_opts {
     uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
     /* logs: NULL off, "" the job's name, else the file name prefix */
-    const char *lat_log, *bw_log, *iops_log;
-    unsigned log_avg_msec; /* the window of each entry (0: per I/O, refused) */
+    const char *lat_log, *bw_log, *iops_log, *hist_log;
+    unsigned log_avg_msec;        /* the window of each entry (0: one per I/O) */
+    unsigned log_hist_msec;       /* write_hist_log's window (needed with it) */
+    unsigned log_hist_coarseness; /* 2^this of fio's buckets per column */
     bool per_job_logs;     /* ".N" (the job's number) in the log names */
     bool log_offset;       /* an offset column (0 in windowed entries) */
     unsigned fsync_blocks, fdatasync_blocks; /* 0: none */

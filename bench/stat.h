@@ -103,7 +103,8 @@ static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool 
         lat_add(&d->slat, slat);
     lat_add(&d->clat, clat);
     lat_add(&d->lat, lat);
-    d->clat_hist[hist_index(clat)]++;
+    uint64_t *c = &d->clat_hist[hist_index(clat)];
+    __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED); /* read by the monitor (write_hist_log) */
     d->lat_hist[hist_index(lat)]++;
 }
 

@@ -6,6 +6,7 @@ overrides it. Each script is a list of named checks; it prints PASS/FAIL/SKIP
 per check and exits 0, 1, or 77 when every check was skipped.
 """
 
+import glob
 import json
 import os
 import shutil
@@ -99,6 +100,17 @@ def tool(name, package="fio"):
     if os.environ.get("CI"):
         raise Failed(msg + " in CI: quickstart's package list should have it")
     raise Skip(msg)
+
+
+def fio_log_names(job_file, d):
+    """Runs job_file through fio in d/fio; that directory and the names of
+    the logs fio wrote there, sorted."""
+    fd = os.path.join(d, "fio")
+    os.mkdir(fd)
+    p = subprocess.run(["fio", "--output-format=json", job_file], cwd=fd, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=120)
+    check(p.returncode == 0, f"fio: exit {p.returncode}: {p.stderr.strip()}")
+    return fd, sorted(os.path.basename(x) for x in glob.glob(os.path.join(fd, "*.log")))
 
 
 def check(cond, msg):

@@ -95,12 +95,7 @@ def logs_have_fios_names_format_and_figures():
         b = read_log(os.path.join(d, "b_iops.2.log"))
         check(b and {r[2] for r in b} == {0}, f"b_iops: directions {sorted({r[2] for r in b})}")
         if bl.tool("fio"):
-            fd = os.path.join(d, "fio")
-            os.mkdir(fd)
-            p = subprocess.run(["fio", "--output-format=json", jf], cwd=fd, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=120)
-            check(p.returncode == 0, f"fio: exit {p.returncode}: {p.stderr.strip()}")
-            theirs = sorted(os.path.basename(p) for p in glob.glob(os.path.join(fd, "*.log")))
+            fd, theirs = bl.fio_log_names(jf, d)
             check(theirs == ours, f"fio writes {theirs}, uwdf-bench {ours}")
             for name in theirs:
                 rows = read_log(os.path.join(fd, name))  # fio's lines in the same format
