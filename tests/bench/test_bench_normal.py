@@ -177,7 +177,8 @@ def latency_units_and_percentiles_follow_fios_rules():
             want.append(v)
         check(shown == want, f"{args}: percentiles {shown}, rounded up from {vals}: {want}")
         if env:
-            check(unit == "usec", f"3 ms completions: percentiles in {unit}")
+            # 3 ms stalls leave nsec behind; a loaded machine's >10 ms tail may make it msec
+            check(unit in ("usec", "msec"), f"3 ms completions: percentiles in {unit}")
 
 
 def io_depths_and_cpu_are_measured_per_job():
