@@ -409,8 +409,9 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
  * presents) leaves its memory to the next one of its kind made on the same
  * thread: a small cache per thread, type and size, taken and filled with
  * no lock and no allocation. A parked object's handle is dead (its slot
- * stays with the memory, with the generation moved on, so a stale handle
- * is caught as after a free); parked objects do not count as live, and
+ * stays with the memory and holds no object; the next reuse moves its
+ * generation on, so a stale handle is caught as after a free); parked
+ * objects do not count as live, and
  * each reuse counts as a new object made. A thread's cache goes when the
  * thread ends. */
 #define RECYCLE_MAX 16   /* objects of one size class on one thread */
@@ -551,11 +552,11 @@ static bool recycle_park(struct uwdf_object *obj, size_t total)
     struct recycle_class *k = c ? recycle_class_of(c, t, total, true) : NULL;
     if (!k || k->n >= RECYCLE_MAX)
         return false;
-    /* The handle dies: no object, a new generation (the slot is this
-     * memory's alone while it is parked). */
+    /* The handle dies as handle_unregister's does: no object in the slot
+     * (which stays this memory's while it is parked); the reuse moves the
+     * generation on (handle_slot_take). */
     struct uwdf_handle_slot *slot = uwdf_handle_slot(handle_index(obj));
     atomic_store_explicit(&slot->obj, NULL, memory_order_release);
-    atomic_store(&slot->gen, (atomic_load(&slot->gen) + 1) & GEN_MASK);
     obj->next_sibling = k->head;
     k->head = obj;
     k->size = total;
