@@ -40,7 +40,8 @@
 #define STALL_FOREVER_MS 5000u
 /* Upper bound for "promptly" (cancel, immediate timeouts). */
 #define PROMPT_MS 500.0
-/* How late a timeout may fire (timer thread and engine hand-offs). */
+/* How late a timeout may fire (timer thread and engine hand-offs), beyond
+ * how late a control timer with the same deadline woke (tu_control_timer). */
 #define LATE_MS 150.0
 /* How long a test waits for a completion that must come. */
 #define WAIT_LIMIT_MS 5000.0
@@ -330,6 +331,8 @@ START_TEST(absolute_timeout_expires_at_that_system_time)
     env_init(&e, src->backend);
     unsigned char *buf = e.buf;
     env_open_stuck(&e, src);
+    struct tu_control_timer ctl;
+    tu_control_timer_start(&ctl, 300);
     double t0 = tu_now_ms();
     KeQuerySystemTime(&now);
     LONGLONG deadline = now.QuadPart + 300 * WDF_TIMEOUT_TO_MS;
@@ -337,8 +340,9 @@ START_TEST(absolute_timeout_expires_at_that_system_time)
     NTSTATUS s = sync_read(&e, buf, READ_LEN, deadline, true, &bytes, NULL);
     double ms = tu_now_ms() - t0;
     ck_assert_status_msg(s, STATUS_IO_TIMEOUT, "%s", src->label);
-    ck_assert_msg(ms >= 300 - EARLY_SLACK_MS && ms < 300 + LATE_MS,
-                  "%s: timed out after %.1f ms, want 300", src->label, ms);
+    double late = tu_control_timer_late_ms(&ctl);
+    ck_assert_msg(ms >= 300 - EARLY_SLACK_MS && ms < 300 + LATE_MS + late,
+                  "%s: timed out after %.1f ms, want 300 (control timer %.1f ms late)", src->label, ms, late);
     env_done(&e);
 }
 END_TEST
@@ -389,10 +393,14 @@ START_TEST(stalled_read_times_out_then_succeeds_without_the_stall)
     env_open_file(&e, true);
     ck_assert_str_eq(UwdfIoTargetGetBackendName(e.target), backend);
     UwdfFaultInjectStall(2000);
+    struct tu_control_timer ctl;
+    tu_control_timer_start(&ctl, 200);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(200), true, &bytes, &ms);
     ck_assert_status_msg(s, STATUS_IO_TIMEOUT, "%s", backend);
-    ck_assert_msg(ms >= 190 && ms < 200 + LATE_MS, "%s: timed out after %.1f ms, want 200 (stall 2000)",
-                  backend, ms);
+    double late = tu_control_timer_late_ms(&ctl);
+    ck_assert_msg(ms >= 190 && ms < 200 + LATE_MS + late,
+                  "%s: timed out after %.1f ms, want 200 (stall 2000; control timer %.1f ms late)", backend, ms,
+                  late);
 
     UwdfFaultInjectStall(0);
     memset(buf, CANARY, READ_LEN);
@@ -419,11 +427,14 @@ START_TEST(stalled_read_without_timeout_succeeds_after_the_stall)
     unsigned char *buf = e.buf;
     env_open_file(&e, true);
     UwdfFaultInjectStall(150);
+    struct tu_control_timer ctl;
+    tu_control_timer_start(&ctl, 150);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, 0, false, &bytes, &ms);
     ck_assert_status_msg(s, STATUS_SUCCESS, "%s", backend);
     ck_assert_uint_eq(bytes, READ_LEN);
-    ck_assert_msg(ms >= 150 - EARLY_SLACK_MS && ms < 150 + LATE_MS,
-                  "%s: completed after %.1f ms, stall 150", backend, ms);
+    double late = tu_control_timer_late_ms(&ctl);
+    ck_assert_msg(ms >= 150 - EARLY_SLACK_MS && ms < 150 + LATE_MS + late,
+                  "%s: completed after %.1f ms, stall 150 (control timer %.1f ms late)", backend, ms, late);
     if (!is_null_engine(backend))
         ck_assert_msg(matches_file(buf, READ_LEN, 0), "%s: wrong data", backend);
     env_done(&e);
@@ -719,12 +730,15 @@ START_TEST(timeout_covers_time_pended_on_a_stopped_target)
     WdfIoTargetStop(e.target, WdfIoTargetLeaveSentIoPending);
     ck_assert_int_eq(WdfIoTargetGetState(e.target), WdfIoTargetStopped);
     WDF_REQUEST_SEND_OPTIONS o = timeout_options(WDF_REL_TIMEOUT_IN_MS(200));
+    struct tu_control_timer ctl;
+    tu_control_timer_start(&ctl, 200);
     send_async(&e, req, &d, &o);
 
     expect_single_completion(&d, STATUS_IO_TIMEOUT, backend);
     double ms = d.t_done - d.t_sent;
-    ck_assert_msg(ms >= 200 - EARLY_SLACK_MS && ms < 200 + LATE_MS,
-                  "%s: timed out after %.1f ms, want 200", backend, ms);
+    double late = tu_control_timer_late_ms(&ctl);
+    ck_assert_msg(ms >= 200 - EARLY_SLACK_MS && ms < 200 + LATE_MS + late,
+                  "%s: timed out after %.1f ms, want 200 (control timer %.1f ms late)", backend, ms, late);
     /* Never started: the file's bytes never reached the buffer. */
     ck_assert_msg(all_canary(buf, READ_LEN), "%s: the pended read was started", backend);
     ck_assert_int_eq(WdfIoTargetGetState(e.target), WdfIoTargetStopped);
@@ -750,9 +764,13 @@ START_TEST(sync_read_on_stopped_target_times_out_while_pended)
     env_open_file(&e, true);
     WdfIoTargetStop(e.target, WdfIoTargetLeaveSentIoPending);
     memset(buf, CANARY, READ_LEN);
+    struct tu_control_timer ctl;
+    tu_control_timer_start(&ctl, 200);
     NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(200), true, &bytes, &ms);
     ck_assert_status(s, STATUS_IO_TIMEOUT);
-    ck_assert_msg(ms >= 200 - EARLY_SLACK_MS && ms < 200 + LATE_MS, "timed out after %.1f ms", ms);
+    double late = tu_control_timer_late_ms(&ctl);
+    ck_assert_msg(ms >= 200 - EARLY_SLACK_MS && ms < 200 + LATE_MS + late,
+                  "timed out after %.1f ms (control timer %.1f ms late)", ms, late);
     ck_assert_uint_eq(bytes, 0);
     ck_assert(all_canary(buf, READ_LEN));
     env_done(&e);
@@ -1155,10 +1173,13 @@ START_TEST(relative_timeout_in_ms_lasts_that_many_ms)
     env_open_stuck(&e, src);
     for (size_t k = 0; k < sizeof(timeouts_ms) / sizeof(timeouts_ms[0]); k++) {
         unsigned t = timeouts_ms[k];
+        struct tu_control_timer ctl;
+        tu_control_timer_start(&ctl, t);
         NTSTATUS s = sync_read(&e, buf, READ_LEN, WDF_REL_TIMEOUT_IN_MS(t), true, &bytes, &ms);
         ck_assert_status_msg(s, STATUS_IO_TIMEOUT, "%s, %u ms", src->label, t);
-        ck_assert_msg(ms >= t - EARLY_SLACK_MS && ms <= t + LATE_MS,
-                      "%s: a %u ms timeout lasted %.1f ms", src->label, t, ms);
+        double late = tu_control_timer_late_ms(&ctl);
+        ck_assert_msg(ms >= t - EARLY_SLACK_MS && ms <= t + LATE_MS + late,
+                      "%s: a %u ms timeout lasted %.1f ms (control timer %.1f ms late)", src->label, t, ms, late);
         fprintf(stderr, "%s: %u ms timeout -> %.2f ms\n", src->label, t, ms);
     }
     env_done(&e);

@@ -235,6 +235,33 @@ double tu_now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static void *control_timer_main(void *arg)
+{
+    struct tu_control_timer *c = arg;
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &c->deadline, NULL) == EINTR)
+        ;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    c->late_ms = (now.tv_sec - c->deadline.tv_sec) * 1e3 + (now.tv_nsec - c->deadline.tv_nsec) / 1e6;
+    return NULL;
+}
+
+void tu_control_timer_start(struct tu_control_timer *c, double ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, &c->deadline);
+    long long ns = c->deadline.tv_nsec + (long long)(ms * 1e6);
+    c->deadline.tv_sec += ns / 1000000000;
+    c->deadline.tv_nsec = ns % 1000000000;
+    c->late_ms = 0;
+    ck_assert_int_eq(pthread_create(&c->thread, NULL, control_timer_main, c), 0);
+}
+
+double tu_control_timer_late_ms(struct tu_control_timer *c)
+{
+    ck_assert_int_eq(pthread_join(c->thread, NULL), 0);
+    return c->late_ms;
+}
+
 void tu_expect_bugcheck(ULONG_PTR code, ULONG_PTR p2)
 {
     ck_assert_int_eq(tu_last_bugcheck.count, 1);

@@ -438,6 +438,21 @@ int tu_load(atomic_int *a);
 void tu_sleep_ms(int ms);
 /* Wall-clock milliseconds (monotonic). */
 double tu_now_ms(void);
+/* A control timer: a thread that sleeps until ms after its start (absolute
+ * CLOCK_MONOTONIC deadline) and records how late it woke. On a loaded machine
+ * the framework's timer and engine threads wake late by about as much, so a
+ * bound "fires within its timeout + LATE" adds this lateness: it then checks
+ * the framework's own delay, not the scheduler's. A framework timer that is
+ * late by itself still fails, because the control was on time. */
+struct tu_control_timer {
+    pthread_t thread;
+    struct timespec deadline;
+    double late_ms;
+};
+void tu_control_timer_start(struct tu_control_timer *c, double ms);
+/* Joins the control thread (waiting for its deadline if it has not come);
+ * returns how many ms after its deadline it woke. */
+double tu_control_timer_late_ms(struct tu_control_timer *c);
 /* CRC32C (Castagnoli, reflected polynomial 0x82F63B78), as iSCSI and ext4
  * use it: tu_crc32c(0, "123456789", 9) == 0xE3069283. Chain calls by passing
  * the previous result as crc. */
