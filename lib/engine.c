@@ -248,7 +248,8 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
      * this one attempt (engine_push links an io once). */
     unsigned cancels = io->core_cancels;
     io->core_cancels = 0;
-    uint8_t where = io->core_where;
+    /* Atomic: a synchronous sender stores IO_HERE without the lock. */
+    uint8_t where = __atomic_load_n(&io->core_where, __ATOMIC_RELAXED);
     /* engine_queue fails an op that has not reached the backend yet, and
      * engine_deliver lets the stall injector honour a cancel the backend
      * could not (an op in the backend) or that came while the op waited
@@ -340,13 +341,13 @@ static engine_here_fn engine_run_here_how(const struct uwdf_engine *e, const str
     return e->ops->run_here;
 }
 
-static bool engine_run_here(struct uwdf_engine_core *c, struct uwdf_io *io, engine_here_fn run)
+static bool engine_run_here(struct uwdf_io *io, engine_here_fn run)
 {
     if (atomic_load_explicit(&uwdf_fault_stall_ms, memory_order_relaxed))
         return false;
-    pthread_mutex_lock(&c->lock);
-    io->core_where = IO_HERE; /* engine_do_cancel reads it under the lock */
-    pthread_mutex_unlock(&c->lock);
+    /* No lock: a cancel reads it atomically (engine_do_cancel), and the op
+     * runs whatever the cancel saw, as a running kernel I/O would. */
+    __atomic_store_n(&io->core_where, IO_HERE, __ATOMIC_RELAXED);
     if (run(io) < 0)
         return false; /* not started: engine_push moves it on under the lock */
     atomic_fetch_add_explicit(&attachment_of(io->file)->ops_here, 1, memory_order_relaxed);
@@ -363,7 +364,7 @@ void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
         return;
     }
     engine_here_fn run = io->core_may_run_here ? engine_run_here_how(e, io) : NULL;
-    if (run && engine_run_here(c, io, run))
+    if (run && engine_run_here(io, run))
         return;
     engine_push(c, io, false);
 }

@@ -30,7 +30,7 @@ static struct uwdf_engine *fixedio_pin_target(struct uwdf_iotarget *t)
 static void fixedio_unpin_target(struct uwdf_iotarget *t)
 {
     uwdf_biased_lock_acquire(&t->lock);
-    if (--t->sent_count == 0 && t->waiters)
+    if ((--t->sent_count & ~UWDF_SENT_WATCHED) == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
     uwdf_biased_lock_release(&t->lock);
 }

@@ -800,12 +800,14 @@ fail:
  * the target may be a neighbour of the one whose callback runs.) */
 static bool target_wait_idle_locked(struct uwdf_iotarget *t)
 {
-    if (t->sent_count > 0 && t->engine && uwdf_engine_on_own_thread(t->engine))
+    if (uwdf_iotarget_sent(t) > 0 && t->engine && uwdf_engine_on_own_thread(t->engine))
         return false;
-    t->waiters++;
-    while (t->sent_count > 0)
+    if (t->waiters++ == 0)
+        atomic_fetch_or(&t->sent_count, UWDF_SENT_WATCHED);
+    while (uwdf_iotarget_sent(t) > 0)
         pthread_cond_wait(&t->idle_cond, &t->lock.mutex);
-    t->waiters--;
+    if (--t->waiters == 0)
+        atomic_fetch_and(&t->sent_count, ~UWDF_SENT_WATCHED);
     return true;
 }
 

@@ -91,7 +91,10 @@ struct uwdf_iotarget {
     struct uwdf_work close_work; /* a close finished on the worker (target_close) */
     LIST_ENTRY sent;
     LIST_ENTRY pended;
-    atomic_uint sent_count; /* changes under lock, except a decrement that stays > 0 */
+    /* Sent requests in flight, plus UWDF_SENT_WATCHED while a thread waits
+     * for none (waiters > 0). Changes under the lock, except a decrement
+     * while nobody waits. */
+    atomic_uint sent_count;
     unsigned waiters;
     atomic_ullong file_pos;
     char *path;
@@ -101,6 +104,14 @@ struct uwdf_iotarget {
     struct uwdf_device *lower; /* an in-process device target, referenced */
     bool lower_file_open;      /* its create succeeded: the close sends cleanup and close */
 };
+
+/* sent_count's flag: the last decrement must take the lock and wake the
+ * waiters; without it a decrement is one atomic operation. */
+#define UWDF_SENT_WATCHED (1u << 31)
+static inline unsigned uwdf_iotarget_sent(struct uwdf_iotarget *t)
+{
+    return atomic_load(&t->sent_count) & ~UWDF_SENT_WATCHED;
+}
 
 /* The target's state, with the lock or (for a recent answer) without. */
 static inline unsigned uwdf_ts_get(const struct uwdf_iotarget *t)

@@ -114,16 +114,16 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
      * waiting for sent I/O returns after the completion routines ran, as
      * WDF signals its sent-I/O event after CompleteRequest. req may be gone;
      * t is not, since deleting it waits for sent_count to reach zero.
-     * A decrement that leaves others in flight changes no waiter's
-     * condition and takes no lock; the last one does, so a waiter cannot
-     * miss it (nor free t under it). */
+     * While nobody waits (the flag is set under the lock before a waiter
+     * reads the count), a decrement is one atomic operation and t is not
+     * touched after it; with a waiter it takes the lock, so the waiter
+     * cannot miss the last one (nor free t under it). */
     unsigned n = atomic_load_explicit(&t->sent_count, memory_order_relaxed);
-    while (n > 1 && !atomic_compare_exchange_weak(&t->sent_count, &n, n - 1))
-        ;
-    if (n > 1)
-        return;
+    while (!(n & UWDF_SENT_WATCHED))
+        if (atomic_compare_exchange_weak(&t->sent_count, &n, n - 1))
+            return;
     enum target_lock_how how = target_lock_hot(t);
-    if (--t->sent_count == 0 && t->waiters)
+    if ((--t->sent_count & ~UWDF_SENT_WATCHED) == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
     target_unlock_hot(t, how);
 }
