@@ -34,6 +34,9 @@ struct uwdf_engine;
 /* A warning to the framework's log (lib/log.c: UwdfSetLogCallback's
  * callback, or stderr), one line without prefix or newline. */
 void uwdf_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A documented environment switch by its name (lib/env.c): NULL when unset,
+ * not one of the library's, or in a privileged process. */
+const char *uwdf_env_named(const char *name);
 
 /* A file an engine serves: one per open I/O target, embedded in it (the
  * core's struct uwdf_engine_attachment). fd is set by the core and fixed

@@ -74,6 +74,8 @@
  * of hanging. */
 #define NBD_DEFAULT_CONNECT_TIMEOUT_MS 30000u
 #define NBD_MAX_CONNECT_TIMEOUT_MS 3600000u
+/* The default for URIs without uwdf-connect-timeout (docs/porting.md). */
+#define NBD_ENV_CONNECT_TIMEOUT "UWDF_NBD_CONNECT_TIMEOUT"
 
 struct nbd_engine;
 
@@ -153,9 +155,35 @@ static bool nbd_uri_number(const char *p, size_t n, unsigned lo, unsigned hi, un
     return true;
 }
 
+/* The connect timeout of a URI that does not say: UWDF_NBD_CONNECT_TIMEOUT
+ * (ms, read at each open; empty is unset), else
+ * NBD_DEFAULT_CONNECT_TIMEOUT_MS. A bad value is logged (not again while it
+ * stays the same) and the built-in default used. */
+static unsigned nbd_default_connect_timeout(void)
+{
+    static pthread_mutex_t told_lock = PTHREAD_MUTEX_INITIALIZER;
+    static char told[64];
+    const char *env = uwdf_env_named(NBD_ENV_CONNECT_TIMEOUT);
+    unsigned v;
+    if (!env || !*env)
+        return NBD_DEFAULT_CONNECT_TIMEOUT_MS;
+    if (nbd_uri_number(env, strlen(env), 1, NBD_MAX_CONNECT_TIMEOUT_MS, &v))
+        return v;
+    pthread_mutex_lock(&told_lock);
+    if (strcmp(told, env) != 0) { /* a value longer than told: each time */
+        snprintf(told, sizeof(told), "%s", env);
+        uwdf_log("%s='%s' ignored: expected 1..%u (ms); connecting with the default, %u ms",
+                 NBD_ENV_CONNECT_TIMEOUT, env, NBD_MAX_CONNECT_TIMEOUT_MS,
+                 NBD_DEFAULT_CONNECT_TIMEOUT_MS);
+    }
+    pthread_mutex_unlock(&told_lock);
+    return NBD_DEFAULT_CONNECT_TIMEOUT_MS;
+}
+
 /* uri without uwdf's own query parameters, the connection count it asked
  * for (1 if none), whether it may share connections (yes if not said) and
- * each connection's connect timeout in ms (NBD_DEFAULT_CONNECT_TIMEOUT_MS).
+ * each connection's connect timeout in ms (nbd_default_connect_timeout when
+ * the URI has none).
  * NULL on a bad parameter (why says which) or out of memory. */
 static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, unsigned *timeout_ms, char *why,
                            size_t why_len)
@@ -163,12 +191,14 @@ static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, 
     char *copy = strdup(uri);
     *connections = 1;
     *share = true;
-    *timeout_ms = NBD_DEFAULT_CONNECT_TIMEOUT_MS;
+    *timeout_ms = 0;
     if (!copy)
         return NULL;
     char *q = strchr(copy, '?');
-    if (!q)
+    if (!q) {
+        *timeout_ms = nbd_default_connect_timeout();
         return copy;
+    }
     char *out = q; /* rebuild the query in place without our parameters */
     char *p = q + 1;
     bool first = true;
@@ -205,6 +235,8 @@ static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, 
         p += n + (amp ? 1 : 0);
     }
     *out = '\0';
+    if (*timeout_ms == 0)
+        *timeout_ms = nbd_default_connect_timeout();
     return copy;
 }
 
@@ -274,7 +306,7 @@ static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, 
     int r = nbd_aio_connect_uri(h, uri) == -1 ? -1 : nbd_connect_wait(h, timeout_ms);
     if (r == -2) {
         *err = ETIMEDOUT;
-        uwdf_remote_why(why, why_len, "no answer to the NBD handshake within %u ms (uwdf-connect-timeout)",
+        uwdf_remote_why(why, why_len, "no answer to the NBD handshake within %u ms (uwdf-connect-timeout, " NBD_ENV_CONNECT_TIMEOUT ")",
                         timeout_ms);
         nbd_close(h);
         return NULL;

@@ -8,6 +8,7 @@
 #include "runtime.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 static const char *const env_names[UWDF_ENV_COUNT] = {
     [UWDF_ENV_BACKEND] = "UWDF_BACKEND",
@@ -19,6 +20,7 @@ static const char *const env_names[UWDF_ENV_COUNT] = {
     [UWDF_ENV_DEBUG_PRINT] = "UWDF_DEBUG_PRINT",
     [UWDF_ENV_ENGINES] = "UWDF_ENGINES",
     [UWDF_ENV_WINDOWS_ROOT] = "UWDF_WINDOWS_ROOT",
+    [UWDF_ENV_NBD_CONNECT_TIMEOUT] = "UWDF_NBD_CONNECT_TIMEOUT",
 };
 
 const char *uwdf_env_name(enum uwdf_env_switch which)
@@ -29,4 +31,12 @@ const char *uwdf_env_name(enum uwdf_env_switch which)
 const char *uwdf_env(enum uwdf_env_switch which)
 {
     return secure_getenv(env_names[which]);
+}
+
+const char *uwdf_env_named(const char *name)
+{
+    for (int i = 0; i < UWDF_ENV_COUNT; i++)
+        if (strcmp(env_names[i], name) == 0)
+            return uwdf_env((enum uwdf_env_switch)i);
+    return NULL;
 }

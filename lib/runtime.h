@@ -48,11 +48,13 @@ enum uwdf_env_switch {
     UWDF_ENV_DEBUG_PRINT,
     UWDF_ENV_ENGINES,
     UWDF_ENV_WINDOWS_ROOT,
+    UWDF_ENV_NBD_CONNECT_TIMEOUT,
     UWDF_ENV_COUNT
 };
 /* The switch's value, or NULL when unset or the process is privileged. */
 const char *uwdf_env(enum uwdf_env_switch which);
 const char *uwdf_env_name(enum uwdf_env_switch which);
+const char *uwdf_env_named(const char *name);
 
 /* ---- bug checks, verifier, IRQL ---- */
 /* Reports WDF_VIOLATION with the given parameters and a reason; returns only

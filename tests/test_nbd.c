@@ -1098,6 +1098,70 @@ START_TEST(connect_timeout_parameter_opens_a_live_export_and_bad_values_fail)
 }
 END_TEST
 
+/* The silent server's URI without the parameter: the timeout is the
+ * environment's or the built-in one. */
+static void drop_timeout_parameter(char *uri)
+{
+    char *p = strstr(uri, "&uwdf-connect-timeout=");
+    ck_assert_ptr_nonnull(p);
+    *p = '\0';
+}
+
+/* UWDF_NBD_CONNECT_TIMEOUT bounds the connect of a URI that does not say
+ * (else the case timeout, far below the built-in 30 s, fails the test), and
+ * the URI's parameter wins over it. */
+START_TEST(connect_timeout_environment_default_and_the_uri_parameter_wins)
+{
+    struct tu_env e;
+    char uri[800], bare[800];
+    tu_env_init(&e);
+    pid_t pid = silent_server(&e, uri, sizeof(uri));
+    snprintf(bare, sizeof(bare), "%s", uri);
+    drop_timeout_parameter(bare);
+    unsigned sockets = count_sockets();
+    char ms[16];
+    snprintf(ms, sizeof(ms), "%u", CONNECT_TIMEOUT_MS);
+    ck_assert_int_eq(setenv("UWDF_NBD_CONNECT_TIMEOUT", ms, 1), 0);
+    open_times_out(&e, bare, CONNECT_TIMEOUT_MS);
+    /* An hour from the environment; the URI's CONNECT_TIMEOUT_MS wins. */
+    ck_assert_int_eq(setenv("UWDF_NBD_CONNECT_TIMEOUT", "3600000", 1), 0);
+    open_times_out(&e, uri, CONNECT_TIMEOUT_MS);
+    ck_assert_int_eq(unsetenv("UWDF_NBD_CONNECT_TIMEOUT"), 0);
+    ck_assert_uint_eq(count_sockets(), sockets);
+    stop_child(pid);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A bad UWDF_NBD_CONNECT_TIMEOUT is not an error: the open connects with
+ * the default and a log line names the variable and the value. */
+START_TEST(a_bad_connect_timeout_in_the_environment_is_logged_and_ignored)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    free(file_server(&e, &s, NULL));
+    const char *bad[] = { "0", "abc", "10ms", "-5", "3600001", "99999999999999999999" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ck_assert_int_eq(setenv("UWDF_NBD_CONNECT_TIMEOUT", bad[i], 1), 0);
+        tu_stderr_begin();
+        WDFIOTARGET t = open_rw(&e, s.uri);
+        char *log = tu_stderr_end();
+        ck_assert_ptr_nonnull(log);
+        char want[80];
+        snprintf(want, sizeof(want), "UWDF_NBD_CONNECT_TIMEOUT='%s' ignored", bad[i]);
+        ck_assert_msg(strstr(log, want) && strstr(log, "30000 ms"), "log: %s", log);
+        free(log);
+        unsigned char buf[BLK];
+        ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+        ck_assert(tu_pattern_matches(buf, BLK, SEED, 0));
+        WdfObjectDelete(t);
+    }
+    ck_assert_int_eq(unsetenv("UWDF_NBD_CONNECT_TIMEOUT"), 0);
+    finish(&e, &s, NULL);
+}
+END_TEST
+
 int main(void)
 {
     if (!tu_nbd_available())
@@ -1130,6 +1194,8 @@ int main(void)
     tcase_add_test(tcc, a_listener_that_never_accepts_times_out_the_open);
     tcase_add_test(tcc, targets_connecting_to_one_silent_uri_at_once_all_time_out);
     tcase_add_test(tcc, connect_timeout_parameter_opens_a_live_export_and_bad_values_fail);
+    tcase_add_test(tcc, connect_timeout_environment_default_and_the_uri_parameter_wins);
+    tcase_add_test(tcc, a_bad_connect_timeout_in_the_environment_is_logged_and_ignored);
     return tu_main(s, "test_nbd");
     }
 }
