@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """bench/compare-fio: fio at its defaults and at its best batching beside
-uwdf-bench, both tables printed, and the gnuplot picture of IOPS and p99.
+uwdf-bench, both tables printed with the uwdf/fio ratios of IOPS, p99 and
+p99.9, the gnuplot picture of IOPS and p99, and the latency-vs-QD picture.
 
 A short run on the null engines of a small file (no root, no device): what
 is checked is the shape (both modes, the batching options on fio's command
@@ -19,7 +20,21 @@ from benchlib import check  # noqa: E402
 
 SRCDIR = os.environ.get("srcdir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 COMPARE = os.path.abspath(os.path.join(SRCDIR, "bench", "compare-fio"))
-ROW = re.compile(r"^null QD4 +[\d.]+[kM]? +[\d.]+[kM]? +[\d.]+ +[\d.]+ us +[\d.]+ us +\d+ us +\d+ us +null$")
+US = r"[\d.]+ us"
+RATIO = r"([\d.]+|-)"
+ROW = re.compile(r"^null QD(\d+) +[\d.]+[kM]? +[\d.]+[kM]? +[\d.]+ +%s +%s +%s +%s +%s +%s +%s +%s +null$"
+                 % (US, US, US, US, RATIO, US, US, RATIO))
+# -v: each run's figures, ns
+RUN = re.compile(r"^  (\w+) null QD(\d+) round 1: .* p99 (\d+) ns, p99.9 (\d+) ns,")
+
+
+def check_ratio(text, uwdf_ns, fio_ns, what):
+    if fio_ns == 0:
+        check(text == "-", f"{what}: fio's is 0, the ratio {text!r} should be '-'")
+        return
+    want = uwdf_ns / fio_ns
+    check(text != "-" and abs(float(text) - want) <= 0.005 + 1e-9 * want,
+          f"{what}: printed {text}, uwdf {uwdf_ns} ns / fio {fio_ns} ns = {want:.4f}")
 
 
 def compare_fio_prints_both_modes_and_plots():
@@ -28,14 +43,16 @@ def compare_fio_prints_both_modes_and_plots():
     with bl.TempDir() as d:
         target = bl.make_data_file(os.path.join(d, "t.img"), 4 << 20)
         svg = os.path.join(d, "cmp.svg")
+        lat = os.path.join(d, "lat.svg")
         env = dict(os.environ, **bl.BENCH_ENV)
         p = subprocess.run([sys.executable, COMPARE, f"--bench={bl.BENCH}", f"--filename={target}", "--size=4m",
-                            "--engines=null", "--iodepths=4", "--runtime=1", "--rounds=1", f"--plot={svg}"],
+                            "--engines=null", "--iodepths=1,4", "--runtime=1", "--rounds=1", f"--plot={svg}",
+                            f"--lat-plot={lat}", "-v"],
                            cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
         out = p.stdout
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr[-800:]}\n{out}")
         lines = out.splitlines()
-        batched = [ln for ln in lines if ln.startswith("  fio batched:")]
+        batched = [ln for ln in lines if ln.startswith("  fio batched:") and "--iodepth=4 " in ln]
         check(batched and all(o in batched[0] for o in ("--iodepth_batch_submit=4", "--iodepth_batch_complete_min=1",
                                                         "--iodepth_batch_complete_max=4")),
               f"fio's batched command: {batched}")
@@ -43,12 +60,30 @@ def compare_fio_prints_both_modes_and_plots():
               "no fio command at its defaults")
         heads = [i for i, ln in enumerate(lines) if ln.startswith("fio defaults") or ln.startswith("fio at its best")]
         check(len(heads) == 2, f"expected the two tables, got:\n{out}")
-        for i in heads:
-            check(ROW.match(lines[i + 3]), f"row of {lines[i]!r}: {lines[i + 3]!r}")
+        runs = {}
+        for ln in p.stderr.splitlines():
+            m = RUN.match(ln)
+            if m:
+                runs[(m.group(1), int(m.group(2)))] = (int(m.group(3)), int(m.group(4)))
+        for i, mode in zip(heads, ("default", "batched")):
+            for k in (3, 4):
+                m = ROW.match(lines[i + k])
+                check(m, f"row of {lines[i]!r}: {lines[i + k]!r}")
+                qd = int(m.group(1))
+                u, f = runs.get(("uwdf", qd)), runs.get((mode, qd))
+                check(u and f, f"no -v figures for QD{qd}: {sorted(runs)}")
+                check_ratio(m.group(2), u[0], f[0], f"{mode} QD{qd} p99 u/f")
+                check_ratio(m.group(3), u[1], f[1], f"{mode} QD{qd} p99.9 u/f")
         check(os.path.exists(svg), "no plot")
         with open(svg) as f:
             text = f.read()
         check(all(s in text for s in ("fio batched", "uwdf", "null QD4", "IOPS", "p99")), "the plot lacks its series")
+        check(os.path.exists(lat), "no latency plot")
+        with open(lat) as f:
+            text = f.read()
+        want = [f"{t} {p}" for t in ("fio", "fio batched", "uwdf") for p in ("p50", "p99", "p99.9")]
+        check(all(s in text for s in want + ["queue depth", "clat (us)"]),
+              f"the latency plot lacks {[s for s in want if s not in text]}")
 
 
 if __name__ == "__main__":
