@@ -11,6 +11,7 @@
 #include "job.h"
 #include "log.h"
 #include "run.h"
+#include "status.h"
 #include "util.h"
 
 #define SAMPLE_NS (500 * NS_PER_MS)
@@ -212,6 +213,11 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
         if (p && p < tick)
             tick = p < NS_PER_MS ? NS_PER_MS : p;
     }
+    /* --status-interval: from the release of the jobs */
+    uint64_t si = run->cfg->g.status_interval_ns, next_status = si ? t_start + si : UINT64_MAX;
+    if (si && si < tick)
+        tick = si < NS_PER_MS ? NS_PER_MS : si;
+    struct status_snap *snap = NULL;
     bool announced = false;
     while (jobs_running(run) > 0) {
         sleep_ns(tick);
@@ -240,6 +246,15 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
             if (next_sample < now)
                 next_sample = now + SAMPLE_NS;
         }
+        if (now >= next_status) {
+            if (jobs_running(run) > 0) { /* the last one is the final report */
+                eta_clear(&el);
+                status_print(&snap, run, now, ru_start, *cpu_t0);
+            }
+            next_status += si;
+            if (next_status <= now)
+                next_status = now + si;
+        }
         if (eta && now >= next_eta) {
             eta_print(&el, run, now, t_start, now - last_eta);
             last_eta = now;
@@ -248,6 +263,7 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
                 next_eta = now + ETA_NS;
         }
     }
+    status_free(snap, run);
     for (unsigned i = 0; i < run->njobs; i++)
         logs_sample(&run->jobs[i], 0, true); /* the last windows */
     if (eta)

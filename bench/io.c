@@ -46,8 +46,9 @@ bool job_set_error(struct job *j, int err, NTSTATUS st)
     if (!__atomic_compare_exchange_n(&j->error_set, &expected, 1, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_RELAXED))
         return false;
-    j->error = err;
-    j->err_status = st;
+    /* read by --status-interval's snapshots meanwhile */
+    __atomic_store_n(&j->error, err, __ATOMIC_RELAXED);
+    __atomic_store_n(&j->err_status, st, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -500,7 +501,7 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
 {
     struct job *j = s->job;
     if (tc >= j->ramp_end_ns)
-        sh->depth_map[depth_bucket(s->depth)]++;
+        shard_account_depth(sh, depth_bucket(s->depth));
     if (!NT_SUCCESS(s->status)) {
         job_io_error(j, s, s->status, NULL);
         return false;

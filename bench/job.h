@@ -155,6 +155,7 @@ struct job {
  * they share. */
 struct bench_run {
     struct bench_config *cfg;
+    FILE *out; /* the reports (--output or stdout) */
     struct strpool *strings; /* names made while setting up: cfg's pool */
     struct job *jobs;
     unsigned njobs;

@@ -742,6 +742,19 @@ static const struct opt_val eta_vals[] = {
     { NULL, 0, NULL },
 };
 
+/* fio's --status-interval: a time, seconds without a unit, at least 1 ms. */
+static int parse_status_interval(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    struct global_opts *g = base;
+    uint64_t v;
+    if (!val || !parse_time_value(val, 0, &v))
+        return opt_refuse(err, n, d->err);
+    if (v < NS_PER_MS)
+        return opt_refuse(err, n, "status interval too small (at least 1ms)");
+    g->status_interval_ns = v;
+    return 0;
+}
+
 #define GLOBAL_FIELD(f) OPT_FIELD(struct global_opts, f)
 
 const struct opt_def global_options[] = {
@@ -754,6 +767,10 @@ const struct opt_def global_options[] = {
       .help = "same as --output-format=terse" },
     { .name = "eta", .kind = OPT_ENUM, GLOBAL_FIELD(eta), .vals = eta_vals, .err = "expected always, never or auto",
       .arg = "when", .def = "auto", .help = "auto (default: when stderr is a tty), always, never" },
+    { .name = "status-interval", .kind = OPT_FUNC, .parse = parse_status_interval,
+      .err = "expected a time such as 1, 1s or 500ms", .arg = "time",
+      .help = "print the full report of every job's statistics so far this often, in each output format "
+              "(seconds without a unit)" },
     { .name = "parse-only", .kind = OPT_PRESET, GLOBAL_FIELD(parse_only), .min = 1,
       .help = "read and check the options and job files, then exit without running anything" },
     { .name = "cmdhelp", .kind = OPT_STR, GLOBAL_FIELD(cmdhelp), .bare_ok = true, .arg = "[option]",

@@ -165,6 +165,7 @@ struct global_opts {
     enum eta_mode eta;
     unsigned parse_only; /* read and check everything, run nothing */
     const char *cmdhelp; /* --cmdhelp: "" or "all" for every option */
+    uint64_t status_interval_ns; /* --status-interval: interim reports this often (0: none) */
 };
 
 extern const struct opt_def global_options[];

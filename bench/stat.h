@@ -1,6 +1,16 @@
 /* uwdf-bench's statistics: latency accumulators and histograms per
  * direction, each written by one thread only (a shard), merged into the
- * reports; the periodic bandwidth and IOPS samples; CPU use. */
+ * reports; the periodic bandwidth and IOPS samples; CPU use.
+ *
+ * --status-interval reads the shards while their threads write them: each
+ * shard is a seqlock with one writer. The writer makes its sequence odd,
+ * stores every field with a release store (a plain store on x86: no lock,
+ * no fence on the I/O path), then makes it even; the reader copies the
+ * counters until the sequence is the same even value before and after
+ * (shard_read). The histograms are too big to copy under the sequence
+ * (each ~43 KiB): they are copied bucket by bucket after the counters, so
+ * they hold at least the counted I/Os (the percentiles' ranks fall inside
+ * them) plus those completed during the copy. */
 #ifndef UWDF_BENCH_STAT_H
 #define UWDF_BENCH_STAT_H
 
@@ -20,7 +30,10 @@ const char *ddir_name(int dd);
 
 struct lat_acc {
     uint64_t n, min, max, sum;
-    unsigned __int128 sumsq;
+    union {
+        unsigned __int128 sumsq;
+        uint64_t sumsq_w[2]; /* its words, each stored atomically (little-endian: low first) */
+    };
 };
 
 /* fio's IO depth buckets: 0:1 1:2 2:4 3:8 4:16 5:32 6:>=64 */
@@ -43,7 +56,7 @@ static inline void thread_cpu_begin(struct thread_cpu *c)
     c->tid = gettid();
     getrusage(RUSAGE_THREAD, &c->begin);
     c->end = c->begin;
-    c->on = true;
+    __atomic_store_n(&c->on, true, __ATOMIC_RELEASE); /* --status-interval reads tid and begin */
 }
 
 static inline void thread_cpu_end(struct thread_cpu *c)
@@ -61,6 +74,7 @@ struct ddir_acc {
 /* Statistics written by one thread only: a job has one shard per file
  * (written by that target's completion thread) and one for the job thread. */
 struct shard {
+    unsigned seq; /* odd while its thread updates the counters (the seqlock) */
     struct ddir_acc d[DDIR_N];
     struct ddir_acc sync; /* flushes: ios, lat and lat_hist only */
     uint64_t depth_map[N_DEPTH]; /* I/Os by the job's depth when each was sent */
@@ -79,43 +93,80 @@ void ddir_acc_init(struct ddir_acc *d);
 void ddir_acc_free(struct ddir_acc *d);
 void ddir_acc_merge(struct ddir_acc *dst, const struct ddir_acc *src);
 
+/* A counter of a shard, stored by its one writer: release, so a reader
+ * that sees it also sees the odd sequence stored before it. */
+static inline void stat_put(uint64_t *c, uint64_t v)
+{
+    __atomic_store_n(c, v, __ATOMIC_RELEASE);
+}
+
 static inline void lat_add(struct lat_acc *a, uint64_t v)
 {
     if (v < a->min)
-        a->min = v;
+        stat_put(&a->min, v);
     if (v > a->max)
-        a->max = v;
-    /* n and sum are read by the monitor while the job runs (logs) */
-    __atomic_store_n(&a->n, a->n + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&a->sum, a->sum + v, __ATOMIC_RELAXED);
-    a->sumsq += (unsigned __int128)v * v;
+        stat_put(&a->max, v);
+    stat_put(&a->n, a->n + 1);
+    stat_put(&a->sum, a->sum + v);
+    unsigned __int128 q = a->sumsq + (unsigned __int128)v * v;
+    stat_put(&a->sumsq_w[0], (uint64_t)q);
+    stat_put(&a->sumsq_w[1], (uint64_t)(q >> 64));
+}
+
+/* The writer's side of the shard's seqlock (its one thread). */
+static inline void shard_write_begin(struct shard *sh)
+{
+    __atomic_store_n(&sh->seq, sh->seq + 1, __ATOMIC_RELAXED);
+}
+
+static inline void shard_write_end(struct shard *sh)
+{
+    __atomic_store_n(&sh->seq, sh->seq + 1, __ATOMIC_RELEASE);
 }
 
 /* The hot path: one completed I/O. slat is skipped when has_slat is false
- * (synchronous sends). ios and bytes are read concurrently by the monitor. */
+ * (synchronous sends). */
 static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool has_slat,
                                  uint64_t slat, uint64_t clat, uint64_t lat)
 {
     struct ddir_acc *d = &sh->d[dd];
-    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&d->bytes, d->bytes + bytes, __ATOMIC_RELAXED);
+    shard_write_begin(sh);
+    stat_put(&d->ios, d->ios + 1);
+    stat_put(&d->bytes, d->bytes + bytes);
     if (has_slat)
         lat_add(&d->slat, slat);
     lat_add(&d->clat, clat);
     lat_add(&d->lat, lat);
     uint64_t *c = &d->clat_hist[hist_index(clat)];
-    __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED); /* read by the monitor (write_hist_log) */
-    d->lat_hist[hist_index(lat)]++;
+    stat_put(c, *c + 1);
+    c = &d->lat_hist[hist_index(lat)];
+    stat_put(c, *c + 1);
+    shard_write_end(sh);
 }
 
 /* One completed flush: its whole latency (fio's sync_stat). */
 static inline void shard_account_sync(struct shard *sh, uint64_t lat)
 {
     struct ddir_acc *d = &sh->sync;
-    __atomic_store_n(&d->ios, d->ios + 1, __ATOMIC_RELAXED);
+    shard_write_begin(sh);
+    stat_put(&d->ios, d->ios + 1);
     lat_add(&d->lat, lat);
-    d->lat_hist[hist_index(lat)]++;
+    uint64_t *c = &d->lat_hist[hist_index(lat)];
+    stat_put(c, *c + 1);
+    shard_write_end(sh);
 }
+
+/* An I/O in the depth bucket b (fio's IO depths). */
+static inline void shard_account_depth(struct shard *sh, unsigned b)
+{
+    shard_write_begin(sh);
+    stat_put(&sh->depth_map[b], sh->depth_map[b] + 1);
+    shard_write_end(sh);
+}
+
+/* A consistent copy of a running shard's counters into dst, whose
+ * histograms (made by ddir_acc_init) get the buckets after them. */
+void shard_read(struct shard *dst, const struct shard *src);
 
 /* Periodic samples (bandwidth and IOPS every 500 ms, as fio's defaults). */
 struct sample_acc {

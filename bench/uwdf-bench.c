@@ -72,6 +72,7 @@ int main(int argc, char **argv)
             goto done_jobs;
         }
     }
+    run.out = out;
     FILE *info = (cfg.g.formats & OUT_NORMAL) ? out : NULL;
     interrupt_catch();
     if (layout_all(&run.layout, info))
