@@ -347,7 +347,13 @@ int job_resolve_files(struct job *j)
             f->claimed = xcalloc((f->nblocks + 63) / 64, sizeof(*f->claimed));
         if (rw_random(o->rw) && o->rdist.kind != RDIST_RANDOM) {
             f->dist = xcalloc(1, sizeof(*f->dist));
-            rdist_init(f->dist, &o->rdist, f->nblocks, splitmix64(&seed));
+            if (!rdist_init(f->dist, &o->rdist, f->nblocks, j->gran, splitmix64(&seed))) {
+                /* fio says so and does no I/O, exit status 0; here the job fails */
+                errmsg("%s: zoned_abs sizes exceed file size ('%s': %s)", o->name, f->path,
+                       fmt_bytes(a, sizeof(a), f->nblocks * j->gran));
+                free(paths);
+                return -1;
+            }
         }
         j->total_blocks += f->nblocks;
         if (k == 0 || f->nblocks < j->min_nblocks)

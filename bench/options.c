@@ -312,7 +312,8 @@ static int parse_percentile_list(const struct opt_def *d, void *base, const char
 }
 
 /* fio's random_distribution: random, zipf[:theta[:center]],
- * pareto[:h[:center]], normal[:dev[:center]], zoned:access/range:... */
+ * pareto[:h[:center]], normal[:dev[:center]], zoned:access/range:...,
+ * zoned_abs:access/size:... */
 static int parse_random_distribution(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
     static const struct opt_val kinds[] = {
@@ -321,15 +322,18 @@ static int parse_random_distribution(const struct opt_def *d, void *base, const 
         { "pareto", RDIST_PARETO, NULL },
         { "normal", RDIST_NORMAL, NULL },
         { "zoned", RDIST_ZONED, NULL },
-        { "zoned_abs", 0, "zoned_abs (absolute zone sizes) is not supported; use zoned with percentages" },
+        { "zoned_abs", RDIST_ZONED_ABS, NULL },
         { NULL, 0, NULL },
     };
     struct job_opts *o = base;
     struct rdist_spec *sp = &o->rdist;
     if (!val)
         return opt_refuse(err, n, d->err);
+    /* fio 3.33 documents zones per direction (zoned:r,w,t) but its parser
+     * refuses the comma ("failed parsing"): so does this one */
     if (strchr(val, ','))
-        return opt_refuse(err, n, "separate read,write distributions are not supported; give one for all");
+        return opt_refuse(err, n, "separate read,write distributions are not supported (nor by fio 3.33); "
+                                  "give one for all");
     size_t len = strcspn(val, ":");
     const struct opt_val *k = kinds;
     while (k->name && (strlen(k->name) != len || strncmp(k->name, val, len)))
@@ -342,7 +346,10 @@ static int parse_random_distribution(const struct opt_def *d, void *base, const 
     sp->kind = (enum rdist_kind)k->value;
     sp->center = -1;
     const char *p = val[len] ? val + len + 1 : NULL;
-    if (sp->kind == RDIST_ZONED) {
+    if (sp->kind == RDIST_ZONED || sp->kind == RDIST_ZONED_ABS) {
+        bool abs = sp->kind == RDIST_ZONED_ABS;
+        const char *form = abs ? "expected zones as access%/size pairs: zoned_abs:60/1g:40/4g"
+                               : "expected zones as access%/range% pairs: zoned:60/10:40/90";
         double acc = 0, range = 0;
         while (p && *p) {
             char *end;
@@ -350,11 +357,26 @@ static int parse_random_distribution(const struct opt_def *d, void *base, const 
                 return opt_refuse(err, n, "at most 256 zones");
             double a = strtod(p, &end);
             if (end == p || *end != '/')
-                return opt_refuse(err, n, "expected zones as access%/range% pairs: zoned:60/10:40/90");
+                return opt_refuse(err, n, form);
             const char *q = end + 1;
-            double r = strtod(q, &end);
-            if (end == q || (*end && *end != ':') || !(a >= 0 && a <= 100) || !(r >= 0 && r <= 100))
-                return opt_refuse(err, n, "expected zones as access%/range% pairs: zoned:60/10:40/90");
+            double r;
+            if (abs) {
+                /* a size with fio's units, up to the next zone */
+                size_t zl = strcspn(q, ":");
+                char buf[64];
+                uint64_t bytes;
+                if (!zl || zl >= sizeof(buf))
+                    return opt_refuse(err, n, form);
+                memcpy(buf, q, zl);
+                buf[zl] = '\0';
+                if (!parse_size_value(buf, &bytes, NULL))
+                    return opt_refuse(err, n, form);
+                r = (double)bytes;
+                end = (char *)q + zl;
+            } else
+                r = strtod(q, &end);
+            if (end == q || (*end && *end != ':') || !(a >= 0 && a <= 100) || !(r >= 0 && (abs || r <= 100)))
+                return opt_refuse(err, n, form);
             sp->zones[sp->nzones].access = a;
             sp->zones[sp->nzones].range = r;
             sp->nzones++;
@@ -363,10 +385,11 @@ static int parse_random_distribution(const struct opt_def *d, void *base, const 
             p = *end ? end + 1 : NULL;
         }
         if (!sp->nzones)
-            return opt_refuse(err, n, "zoned needs zones: zoned:60/10:40/90 (access%/range%)");
+            return opt_refuse(err, n, abs ? "zoned_abs needs zones: zoned_abs:60/1g:40/4g (access%/size)"
+                                          : "zoned needs zones: zoned:60/10:40/90 (access%/range%)");
         if (acc < 99.9999 || acc > 100.0001)
             return opt_refuse(err, n, "the zones' access percentages must add up to 100");
-        if (range > 100.0001)
+        if (!abs && range > 100.0001)
             return opt_refuse(err, n, "the zones' ranges add up to more than 100%");
         return 0;
     }
@@ -612,10 +635,12 @@ const struct opt_def job_options[] = {
       .help = "random offsets without the random map: blocks may repeat or be skipped within a pass "
               "(default: each block once per pass over the region)" },
     { .name = "random_distribution", .kind = OPT_FUNC, .parse = parse_random_distribution,
-      .err = "expected random, zipf[:theta[:center]], pareto[:h[:center]], normal[:dev[:center]] or zoned:access/range:...",
+      .err = "expected random, zipf[:theta[:center]], pareto[:h[:center]], normal[:dev[:center]], "
+             "zoned:access/range:... or zoned_abs:access/size:...",
       .arg = "dist[:v[:c]]",
       .help = "random offsets: random (uniform, default), zipf:theta, pareto:h, normal:dev (% of the region), "
-              "zoned:60/10:30/20:10/70 (access%/range%); the optional :center (0..1) places the hottest "
+              "zoned:60/10:30/20:10/70 (access%/range%), zoned_abs:60/1g:40/4g (access%/size from the start); "
+              "the optional :center (0..1) places the hottest "
               "block; any but random has no random map" },
     { .name = "rate_iops", .kind = OPT_FUNC, .parse = parse_rate, JOB_FIELD(rate_iops), .arg = "n[,n][,n]",
       .err = "expected I/Os per second such as 500 or 10k",

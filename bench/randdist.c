@@ -25,7 +25,7 @@ static uint64_t spread_raw(const struct rdist *d, uint64_t x)
     return x;
 }
 
-void rdist_init(struct rdist *d, const struct rdist_spec *spec, uint64_t n, uint64_t seed)
+bool rdist_init(struct rdist *d, const struct rdist_spec *spec, uint64_t n, uint32_t gran, uint64_t seed)
 {
     *d = (struct rdist){ .kind = spec->kind, .n = n ? n : 1 };
     n = d->n;
@@ -71,9 +71,27 @@ void rdist_init(struct rdist *d, const struct rdist_spec *spec, uint64_t n, uint
         d->zone_start[spec->nzones] = n;
         break;
     }
+    case RDIST_ZONED_ABS: {
+        /* fio: zones of absolute sizes from the region's start, in whole
+         * blocks; past the last zone nothing is accessed */
+        double acc = 0;
+        uint64_t at = 0;
+        d->nzones = spec->nzones;
+        for (unsigned z = 0; z < spec->nzones; z++) {
+            d->zone_start[z] = at / gran;
+            at += (uint64_t)spec->zones[z].range;
+            acc += spec->zones[z].access;
+            d->zone_cum[z] = acc / 100.0;
+        }
+        d->zone_start[spec->nzones] = at / gran;
+        if (d->zone_start[spec->nzones] > n)
+            return false;
+        break;
+    }
     case RDIST_RANDOM:
         break;
     }
+    return true;
 }
 
 /* The rank of the next block: 0 the hottest (normal: distance from the
@@ -124,7 +142,8 @@ uint64_t rdist_next(const struct rdist *d, uint64_t *rng)
         /* the middle (n / 2) is the hottest: rank by the offset from it */
         rank = (normal_value(d, rng) + n - n / 2) % n;
         break;
-    case RDIST_ZONED: {
+    case RDIST_ZONED:
+    case RDIST_ZONED_ABS: {
         double u = unit(rng);
         unsigned z = 0;
         while (z + 1 < d->nzones && (u >= d->zone_cum[z] || d->zone_start[z + 1] == d->zone_start[z]))

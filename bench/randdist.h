@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rdist_kind { RDIST_RANDOM, RDIST_ZIPF, RDIST_PARETO, RDIST_NORMAL, RDIST_ZONED };
+enum rdist_kind { RDIST_RANDOM, RDIST_ZIPF, RDIST_PARETO, RDIST_NORMAL, RDIST_ZONED, RDIST_ZONED_ABS };
 
 #define RDIST_MAX_ZONES 256
 
@@ -23,12 +23,12 @@ struct rdist_spec {
     double center; /* 0..1 where the hottest block is; < 0: fio's default */
     unsigned nzones;
     struct {
-        double access, range; /* percentages */
+        double access, range; /* percentages; zoned_abs: range in bytes */
     } zones[RDIST_MAX_ZONES];
 };
 
 /* Parses "zipf:1.2", "pareto:0.9:0.25", "normal:10", "zoned:60/10:40/90",
- * "random"; NULL with the reason in err on failure. */
+ * "zoned_abs:60/1g:40/4g", "random"; NULL with the reason in err on failure. */
 bool rdist_parse(struct rdist_spec *spec, const char *val, char *err, size_t n);
 
 /* One file's generator state, read-only once made (shared by the slots). */
@@ -47,9 +47,10 @@ struct rdist {
     double zone_cum[RDIST_MAX_ZONES];          /* cumulative access fraction */
 };
 
-/* Makes the generator for a file of n blocks; seed picks the spreading
- * and, with no center given for zipf or pareto, the hottest block. */
-void rdist_init(struct rdist *d, const struct rdist_spec *spec, uint64_t n, uint64_t seed);
+/* Makes the generator for a file of n blocks of gran bytes; seed picks
+ * the spreading and, with no center given for zipf or pareto, the hottest
+ * block. False when zoned_abs's zones end beyond the n blocks. */
+bool rdist_init(struct rdist *d, const struct rdist_spec *spec, uint64_t n, uint32_t gran, uint64_t seed);
 /* The next block, from the caller's generator state rng. */
 uint64_t rdist_next(const struct rdist *d, uint64_t *rng);
 

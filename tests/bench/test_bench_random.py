@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """uwdf-bench: fio's random offsets and per-I/O logs.
 
-random_distribution (zipf, pareto, normal, zoned) gives the hot-set
+random_distribution (zipf, pareto, normal, zoned, zoned_abs) gives the hot-set
 fractions fio's own generators give for the same parameters: both programs
 run the same job with a per-I/O IOPS log (log_avg_msec=0, log_offset=1)
 and the share of I/Os that hit the hottest 5, 10, 20 and 50% of the blocks
@@ -35,6 +35,7 @@ DISTRIBUTIONS = [
     ("normal:10", 0.025),
     ("normal:30", 0.025),
     ("zoned:60/10:30/20:10/70", 0.02),
+    ("zoned_abs:60/64k:30/128k:10/832k", 0.02),
 ]
 FRACTIONS = (0.05, 0.1, 0.2, 0.5)
 
@@ -143,8 +144,10 @@ def random_map_and_norandommap_as_fio():
 def bad_distributions_are_refused_as_fio():
     bl.tool("fio")
     with bl.TempDir() as d:
+        # fio 3.33's manual has zones per direction (r,w,t), its parser refuses them
         for val in ("zipf:1", "pareto:1", "pareto:0", "normal:100", "zipf:1.2:1.5", "zoned:60/10:30/90",
-                    "zoned:50/50", "bogus"):
+                    "zoned:50/50", "bogus", "zoned_abs:60/64k:30/128k", "zoned_abs:50",
+                    "zoned:60/10:40/90,50/50:50/50", "zoned_abs:60/64k:40/64k,100/1m"):
             rc, out, err = bl.run(["--parse-only", "--name=x", "--ioengine=null", "--size=1m", "--rw=randread",
                                    f"--random_distribution={val}"], cwd=d)
             check(rc == 1 and "random_distribution" in err, f"{val}: exit {rc}: {err.strip()}")
@@ -152,10 +155,37 @@ def bad_distributions_are_refused_as_fio():
                                 f"--random_distribution={val}", "--parse-only"], cwd=d, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, timeout=60)
             check("failed parsing random_distribution" in p.stdout, f"{val}: fio accepts it: {p.stdout.strip()}")
-        for val in ("random", "zipf", "pareto", "normal", "zipf:0.5", "normal:0", "zoned:60/10:40/80"):
+        for val in ("random", "zipf", "pareto", "normal", "zipf:0.5", "normal:0", "zoned:60/10:40/80",
+                    "zoned_abs:60/64k:40/128k", "zoned_abs:100/1m"):
             rc, _, err = bl.run(["--parse-only", "--name=x", "--ioengine=null", "--size=1m", "--rw=randread",
                                  f"--random_distribution={val}"], cwd=d)
             check(rc == 0, f"{val}: refused: {err.strip()}")
+
+
+def zoned_abs_zones_as_fio():
+    """zoned_abs: each zone's share of the I/Os where fio puts it, from the
+    region's start, by absolute size; nothing past the last zone; zones
+    beyond the region: fio's message (fio then does no I/O and exits 0,
+    uwdf-bench fails the job)."""
+    bl.tool("fio")
+    with bl.TempDir() as d:
+        dist = "--random_distribution=zoned_abs:70/128k:20/64k:10/320k"
+        ours, theirs = offsets_of(d, "z", [dist, "--time_based", "--runtime=60", "--number_ios=20000"],
+                                  [dist, "--io_size=80000k"])
+        bounds = ((0, 128 << 10), (128 << 10, 192 << 10), (192 << 10, 512 << 10), (512 << 10, 1 << 20))
+        want = (0.7, 0.2, 0.1, 0.0)
+        for who, rows in (("uwdf-bench", ours), ("fio", theirs)):
+            shares = [sum(lo <= r[4] < hi for r in rows) / len(rows) for lo, hi in bounds]
+            check(all(abs(s - w) <= 0.02 for s, w in zip(shares, want)),
+                  f"{who}: zone shares {[round(s, 3) for s in shares]}, expected {want}")
+            check(all(r[4] % 4096 == 0 for r in rows), f"{who}: an offset off the 4k blocks")
+        rc, _, err = bl.run([f"--name=x", f"--filename={d}/data", "--ioengine=null", "--size=1m", "--rw=randread",
+                             "--random_distribution=zoned_abs:60/512k:40/1m", "--output=/dev/null"], cwd=d)
+        check(rc == 1 and "zoned_abs sizes exceed file size" in err, f"zones beyond 1m: exit {rc}: {err.strip()}")
+        p = subprocess.run(["fio", "--name=x", f"--filename={d}/data", "--ioengine=null", "--size=1m",
+                            "--rw=randread", "--random_distribution=zoned_abs:60/512k:40/1m", "--output=/dev/null"],
+                           cwd=d, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+        check("zoned_abs sizes exceed file size" in p.stdout, f"fio: {p.stdout.strip()}")
 
 
 JOB_FILE = """[global]
@@ -229,5 +259,6 @@ if __name__ == "__main__":
         ("distribution_center_places_the_hottest_block", distribution_center_places_the_hottest_block),
         ("random_map_and_norandommap_as_fio", random_map_and_norandommap_as_fio),
         ("bad_distributions_are_refused_as_fio", bad_distributions_are_refused_as_fio),
+        ("zoned_abs_zones_as_fio", zoned_abs_zones_as_fio),
         ("per_io_logs_as_fio", per_io_logs_as_fio),
     ])
