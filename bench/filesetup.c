@@ -275,6 +275,16 @@ int job_resolve_files(struct job *j)
     j->nfiles = n;
     j->gran = opts_min_bs(o);
     j->vary = !opts_one_bs(o);
+    if (opts_ba_differs(o)) {
+        /* fio's blockalign: offsets in units that divide every alignment
+         * and size (lengths are then counted as with several sizes), and
+         * no random map */
+        for (int d = 0; d < 3; d++)
+            if (rw_does(o->rw, d))
+                j->gran = gcd_u32(gcd_u32(j->gran, opts_ba(o, d)), o->min_bs[d]);
+        j->vary = true;
+        j->o.norandommap = true;
+    }
     j->files = xcalloc_lines(n, sizeof(*j->files));
     char a[32], b[32];
     for (unsigned k = 0; k < n; k++) {

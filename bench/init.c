@@ -370,6 +370,16 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
         errmsg("%s--verify needs an engine that moves data (the null engine does not)", who);
         return -1;
     }
+    if (opts_ba_differs(o) && o->verify) {
+        errmsg("%s--verify cannot be used with blockalign other than the block size (overlapping I/Os)", who);
+        return -1;
+    }
+    if (opts_ba_differs(o) && o->rdist.kind != RDIST_RANDOM) {
+        errmsg("%sblockalign other than the block size is not supported with random_distribution=%s "
+               "(only random)", who, o->rdist.kind == RDIST_ZIPF ? "zipf" : o->rdist.kind == RDIST_PARETO ? "pareto"
+               : o->rdist.kind == RDIST_NORMAL ? "normal" : o->rdist.kind == RDIST_ZONED ? "zoned" : "zoned_abs");
+        return -1;
+    }
     if (o->verify && rw_trims(o->rw)) {
         errmsg("%s--verify cannot be used with rw=%s (trim workloads cannot be verified)", who,
                rw_names[o->rw]);
@@ -400,6 +410,10 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
             errmsg("%swith direct=1, bs (%" PRIu32 ") must be a multiple of 512", who, bad);
             return -1;
         }
+        if (opts_ba(o, d) % 512) {
+            errmsg("%swith direct=1, blockalign (%" PRIu32 ") must be a multiple of 512", who, opts_ba(o, d));
+            return -1;
+        }
     }
     if ((o->fixedbufs || o->registerfiles) && o->api == API_FLT)
         errmsg("%s: warning: fixedbufs/registerfiles do not apply to --api=flt (the Filter "
@@ -410,6 +424,8 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
     if (!quiet && !rw_writes(o->rw) && (o->fsync_blocks || o->fdatasync_blocks || o->sync != SYNC_NONE))
         errmsg("%snote: rw=%s issues no writes: %s has no effect", who, rw_names[o->rw],
                o->sync != SYNC_NONE ? "sync" : o->fsync_blocks ? "fsync" : "fdatasync");
+    if (!quiet && opts_ba_differs(o) && !o->norandommap) /* fio's words; then norandommap */
+        errmsg("%snote: any use of blockalign= turns off randommap", who);
     if (!quiet && o->time_based && !o->runtime_ns)
         errmsg("%snote: time_based without runtime runs until interrupted", who);
     return 0;

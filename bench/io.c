@@ -415,11 +415,11 @@ bool next_io(struct slot *s, uint64_t now)
         len = next_len(s, dd);
         k = (len + j->gran - 1) / j->gran;
     }
-    /* random offsets are multiples of the direction's smallest size (fio's
-     * blockalign default) */
-    uint64_t align = 1;
-    if (j->vary && j->o.min_bs[dd] % j->gran == 0 && j->min_nblocks >= j->o.min_bs[dd] / j->gran)
-        align = j->o.min_bs[dd] / j->gran;
+    /* random offsets are multiples of the direction's blockalign (by
+     * default its smallest size) */
+    uint64_t align = 1, ba = opts_ba(&j->o, dd);
+    if (j->vary && ba % j->gran == 0 && j->min_nblocks >= ba / j->gran)
+        align = ba / j->gran;
     unsigned fi = next_file(s, k);
     struct file_slot *f = &j->files[fi];
     uint64_t blk, take = k;
@@ -444,7 +444,14 @@ bool next_io(struct slot *s, uint64_t now)
     } else {
         if (f->dist) /* skewed: no random map (fio) */
             blk = rdist_next(f->dist, &s->rng);
-        else if (j->o.norandommap)
+        else if (ba != j->o.min_bs[dd]) {
+            /* fio's blockalign: the I/O fits whole, b * ba + smallest size
+             * inside the region */
+            uint64_t kmin = j->o.min_bs[dd] / j->gran;
+            uint64_t room = f->nblocks - (kmin > align && f->nblocks > kmin - align ? kmin - align : 0);
+            uint64_t last = room / align ? room / align : 1;
+            blk = xorshift64(&s->rng) % last * align;
+        } else if (j->o.norandommap)
             blk = align > 1 ? xorshift64(&s->rng) % (f->nblocks / align) * align : xorshift64(&s->rng) % f->nblocks;
         else
             blk = next_random_block(s, f, j->nfiles == 1 && j->nslots == 1);

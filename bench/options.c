@@ -68,6 +68,19 @@ bool opts_one_bs(const struct job_opts *o)
     return opts_min_bs(o) == opts_max_bs(o);
 }
 
+uint32_t opts_ba(const struct job_opts *o, int d)
+{
+    return o->ba[d] && rw_random(o->rw) ? o->ba[d] : o->min_bs[d];
+}
+
+bool opts_ba_differs(const struct job_opts *o)
+{
+    for (int d = 0; d < 3; d++)
+        if (rw_does(o->rw, d) && opts_ba(o, d) != o->min_bs[d])
+            return true;
+    return false;
+}
+
 /* fio's per-direction values: "r,w,t"; an empty field is the default, a
  * list not ended by a comma repeats its last field for the directions
  * after it. Calls one(field or NULL for the default, d) for each. */
@@ -219,6 +232,19 @@ static int bssplit_one(const struct opt_def *def, const char *field, int d, void
     o->min_bs[d] = sp[0].bs;
     o->max_bs[d] = sp[k - 1].bs;
     return 0;
+}
+
+static int ba_one(const struct opt_def *def, const char *field, int d, void *base, char *err, size_t n)
+{
+    (void)def;
+    struct job_opts *o = base;
+    o->ba[d] = 0;
+    return field ? parse_one_size(field, &o->ba[d], err, n) : 0;
+}
+
+static int parse_blockalign(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    return per_direction(d, val, base, err, n, ba_one);
 }
 
 static int parse_bs(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
@@ -597,6 +623,9 @@ const struct opt_def job_options[] = {
       .help = "random block sizes from min to max, multiples of min; comma-separated as bs" },
     { .name = "bssplit", .kind = OPT_FUNC, .parse = parse_bssplit, .arg = "bs/pct[:bs/pct...][,...]",
       .help = "block sizes by weight (4k/10:64k/90; a blank percentage shares the rest); comma-separated as bs" },
+    { .name = "blockalign", .alias = "ba", .kind = OPT_FUNC, .parse = parse_blockalign, .arg = "size[,size][,size]",
+      .help = "random offsets are multiples of this (default: the smallest block size); comma-separated as bs; "
+              "turns the random map off" },
     { .name = "iodepth", JOB_UINT(iodepth, 1, 65536), .arg = "n", .help = "requests in flight per job (async API)" },
     { .name = "iodepth_batch_submit", .alias = "iodepth_batch", JOB_UINT(iodepth_batch_submit, 0, 65536), .arg = "n",
       .help = "accepted for compatibility; see BATCHING below" },

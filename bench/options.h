@@ -58,6 +58,7 @@ struct job_opts {
      * bssplit; min == max for one size */
     uint32_t min_bs[3], max_bs[3];
     unsigned nsplit[3]; /* bssplit entries, by size (0: none) */
+    uint32_t ba[3];     /* blockalign by direction (0: the direction's smallest size) */
     struct bs_split {
         uint32_t bs;
         double pct;
@@ -146,6 +147,12 @@ static inline bool rw_does(enum rw_mode m, int d)
 uint32_t opts_max_bs(const struct job_opts *o);
 uint32_t opts_min_bs(const struct job_opts *o);
 bool opts_one_bs(const struct job_opts *o);
+/* fio's blockalign of a direction: random offsets are multiples of it
+ * (its smallest block size unless given; sequential I/O ignores it). */
+uint32_t opts_ba(const struct job_opts *o, int d);
+/* Whether a direction the job does aligns otherwise than its smallest
+ * size (fio then turns the random map off). */
+bool opts_ba_differs(const struct job_opts *o);
 
 /* fio's defaults (job files and --name command lines mean what they mean
  * to fio), except the I/O engine: the library's default. */

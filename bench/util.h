@@ -53,6 +53,16 @@ static inline uint64_t xorshift64(uint64_t *state)
     return x;
 }
 
+static inline uint32_t gcd_u32(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
 /* The bits that count to n (at most 63). */
 static inline unsigned bits_for(uint64_t n)
 {

@@ -5,8 +5,9 @@ random_distribution (zipf, pareto, normal, zoned, zoned_abs) gives the hot-set
 fractions fio's own generators give for the same parameters: both programs
 run the same job with a per-I/O IOPS log (log_avg_msec=0, log_offset=1)
 and the share of I/Os that hit the hottest 5, 10, 20 and 50% of the blocks
-is compared. The random map (each block once per pass) and norandommap
-(repeats) are compared the same way. Per-I/O logs have fio's names,
+is compared. The random map (each block once per pass), norandommap
+(repeats) and blockalign (offsets on its multiples, every I/O whole inside
+the region, per direction) are compared the same way. Per-I/O logs have fio's names,
 line format, one line per I/O and the I/Os' sizes and offsets.
 """
 
@@ -188,6 +189,41 @@ def zoned_abs_zones_as_fio():
         check("zoned_abs sizes exceed file size" in p.stdout, f"fio: {p.stdout.strip()}")
 
 
+def blockalign_offsets_as_fio():
+    """blockalign (ba), one for all directions or per direction: offsets on
+    its multiples (below the block size: off the block boundaries), each
+    I/O whole inside the region, the random map off (as many I/Os as the
+    region has blocks, with repeats), fio's note saying so."""
+    bl.tool("fio")
+    with bl.TempDir() as d:
+        for extra, align in ((["--ba=512"], (512, 512)), (["--blockalign=16k"], (16384, 16384)),
+                             (["--rw=randrw", "--ba=1k,8k"], (1024, 8192))):
+            ours, theirs = offsets_of(d, "a", extra, extra)
+            for who, rows in (("uwdf-bench", ours), ("fio", theirs)):
+                what = f"{who} {extra}"
+                check(len(rows) == BLOCKS, f"{what}: {len(rows)} I/Os, expected {BLOCKS}")
+                check(all(r[3] == 4096 and r[4] + 4096 <= BLOCKS * 4096 for r in rows),
+                      f"{what}: an I/O is cut or beyond the region: "
+                      f"{[r for r in rows if r[3] != 4096 or r[4] + 4096 > BLOCKS * 4096][:3]}")
+                for dd in (0, 1):
+                    offs = [r[4] for r in rows if r[2] == dd]
+                    check(all(o % align[dd] == 0 for o in offs),
+                          f"{what}: direction {dd}: offsets off {align[dd]}: {[o for o in offs if o % align[dd]][:5]}")
+                    if offs and align[dd] < 4096:
+                        # 256 draws over 8 (or 4) residues: every one is hit
+                        residues = {o % 4096 for o in offs}
+                        check(residues == set(range(0, 4096, align[dd])),
+                              f"{what}: direction {dd}: offsets modulo 4k {sorted(residues)}")
+                    if offs and align[dd] > 4096:
+                        check(len(set(offs)) <= BLOCKS * 4096 // align[dd], f"{what}: too many distinct offsets")
+        rc, _, err = bl.run(["--name=a", f"--filename={d}/data", "--ioengine=null", "--size=1m",
+                             "--rw=randread", "--ba=512", "--output=/dev/null"], cwd=d)
+        check(rc == 0 and "blockalign= turns off randommap" in err, f"the note: exit {rc}: {err.strip()}")
+        rc, _, err = bl.run(["--name=a", f"--filename={d}/data", "--ioengine=null", "--size=1m",
+                             "--rw=randread", "--ba=512", "--norandommap", "--output=/dev/null"], cwd=d)
+        check(rc == 0 and "randommap" not in err, f"norandommap given: exit {rc}: {err.strip()}")
+
+
 JOB_FILE = """[global]
 ioengine=null
 size=64k
@@ -260,5 +296,6 @@ if __name__ == "__main__":
         ("random_map_and_norandommap_as_fio", random_map_and_norandommap_as_fio),
         ("bad_distributions_are_refused_as_fio", bad_distributions_are_refused_as_fio),
         ("zoned_abs_zones_as_fio", zoned_abs_zones_as_fio),
+        ("blockalign_offsets_as_fio", blockalign_offsets_as_fio),
         ("per_io_logs_as_fio", per_io_logs_as_fio),
     ])
