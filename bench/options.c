@@ -68,11 +68,6 @@ bool opts_one_bs(const struct job_opts *o)
     return opts_min_bs(o) == opts_max_bs(o);
 }
 
-uint32_t opts_ba(const struct job_opts *o, int d)
-{
-    return o->ba[d] && rw_random(o->rw) ? o->ba[d] : o->min_bs[d];
-}
-
 bool opts_ba_differs(const struct job_opts *o)
 {
     for (int d = 0; d < 3; d++)

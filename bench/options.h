@@ -148,8 +148,12 @@ uint32_t opts_max_bs(const struct job_opts *o);
 uint32_t opts_min_bs(const struct job_opts *o);
 bool opts_one_bs(const struct job_opts *o);
 /* fio's blockalign of a direction: random offsets are multiples of it
- * (its smallest block size unless given; sequential I/O ignores it). */
-uint32_t opts_ba(const struct job_opts *o, int d);
+ * (its smallest block size unless given; sequential I/O ignores it).
+ * Inline: next_io asks for every I/O. */
+static inline uint32_t opts_ba(const struct job_opts *o, int d)
+{
+    return o->ba[d] && rw_random(o->rw) ? o->ba[d] : o->min_bs[d];
+}
 /* Whether a direction the job does aligns otherwise than its smallest
  * size (fio then turns the random map off). */
 bool opts_ba_differs(const struct job_opts *o);
