@@ -20,6 +20,10 @@ import benchlib as bl  # noqa: E402
 from benchlib import check  # noqa: E402
 
 DIRS = ("read", "write", "trim")
+# Under UWDF_BENCH_WRAP (valgrind: one thread at a time, 50x slower) the
+# monitor is not scheduled on time: the counts of reports are not checked
+# exactly there, what every report holds is.
+SLOW = bool(bl.WRAP)
 
 
 def job_file(d, engine="libaio"):
@@ -147,7 +151,7 @@ def interim_reports_are_consistent():
                                "--output-format=json"], cwd=d)
         check(rc == 0, f"exit {rc}: {err.strip()[-800:]}")
         objs = json_objects(out)
-        check(len(objs) >= 20, f"{len(objs)} reports in 1 s at 10 ms")
+        check(len(objs) >= (3 if SLOW else 20), f"{len(objs)} reports in 1 s at 10 ms")
         check_monotone(objs, "uwdf-bench")
         for n, o in enumerate(objs):
             j = o["jobs"][0]
@@ -176,7 +180,8 @@ def status_interval_values_as_fio():
         rc, _, err = bl.run(base + ["--runtime=1", "--status-interval=soon"], cwd=d)
         check(rc == 1 and "status-interval" in err, f"soon: exit {rc}: {err.strip()}")
         rc, out, err = bl.run(base + ["--runtime=1250ms", "--status-interval=500ms"], cwd=d)
-        check(rc == 0 and out.count("(groupid=0, jobs=1)") == 3, f"500ms over 1.25 s: exit {rc}, "
+        n = out.count("(groupid=0, jobs=1)")
+        check(rc == 0 and (n == 3 or SLOW and 2 <= n <= 3), f"500ms over 1.25 s: exit {rc}, "
               f"{out.count('(groupid=0, jobs=1)')} reports (2 interim + the final expected)")
         if bl.tool("fio"):
             rc, _, err = run_fio(base + ["--runtime=1", "--status-interval=0"], d)
