@@ -49,8 +49,11 @@ struct uwdf_device {
     struct uwdf_device *name_next;
     bool has_request_attrs;
     WDF_OBJECT_ATTRIBUTES request_attrs;
+    /* Written under queues_lock with atomic stores; a packet's lookup
+     * reads them with no lock, inside queue_readers (lib/queue.c). */
     struct uwdf_queue *default_queue;
     struct uwdf_queue *dispatch_queue[IRP_MJ_MAXIMUM_FUNCTION + 1];
+    atomic_uint queue_readers; /* lookups between their read and their reference */
     struct uwdf_iotarget *local_target; /* WdfDeviceGetIoTarget */
     pthread_mutex_t queues_lock;
     pthread_mutex_t sync_lock; /* SynchronizationScopeDevice, recursive */

@@ -20,6 +20,7 @@
 #include "request.h"
 #include "worker.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -412,16 +413,31 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
 
 /* ---- receiving a packet ---- */
 
+/* The queue for a packet of major, referenced; no lock: a queue's dispose
+ * takes it out of the table and then waits for every lookup that may have
+ * read it before to have taken its reference (queue_table_quiesce). Both
+ * sides' order is sequentially consistent: a lookup that counts itself in
+ * after the dispose read the count reads the table after the dispose
+ * cleared it. */
 static struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major)
 {
-    pthread_mutex_lock(&dev->queues_lock);
-    struct uwdf_queue *q = major <= IRP_MJ_MAXIMUM_FUNCTION ? dev->dispatch_queue[major] : NULL;
+    atomic_fetch_add(&dev->queue_readers, 1);
+    struct uwdf_queue *q =
+        major <= IRP_MJ_MAXIMUM_FUNCTION ? __atomic_load_n(&dev->dispatch_queue[major], __ATOMIC_SEQ_CST) : NULL;
     if (!q)
-        q = dev->default_queue;
+        q = __atomic_load_n(&dev->default_queue, __ATOMIC_SEQ_CST);
     if (q)
         uwdf_object_reference(&q->obj);
-    pthread_mutex_unlock(&dev->queues_lock);
+    atomic_fetch_sub_explicit(&dev->queue_readers, 1, memory_order_release);
     return q;
+}
+
+/* After q left dev's table: no lookup still holds it unreferenced. A
+ * lookup is a few loads long, so the wait is short. */
+static void queue_table_quiesce(struct uwdf_device *dev)
+{
+    while (atomic_load(&dev->queue_readers) != 0)
+        sched_yield();
 }
 
 void uwdf_queue_packet_complete(struct uwdf_request *sender, NTSTATUS status, ULONG_PTR information)
@@ -1008,11 +1024,12 @@ static void queue_dispose(struct uwdf_object *obj)
     struct uwdf_device *dev = q->device;
     pthread_mutex_lock(&dev->queues_lock);
     if (dev->default_queue == q)
-        dev->default_queue = NULL;
+        __atomic_store_n(&dev->default_queue, NULL, __ATOMIC_SEQ_CST);
     for (int i = 0; i <= IRP_MJ_MAXIMUM_FUNCTION; i++)
         if (dev->dispatch_queue[i] == q)
-            dev->dispatch_queue[i] = NULL;
+            __atomic_store_n(&dev->dispatch_queue[i], NULL, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&dev->queues_lock);
+    queue_table_quiesce(dev);
 
     LIST_ENTRY reqs, packets;
     uwdf_list_init(&reqs);
@@ -1139,7 +1156,7 @@ NTSTATUS WdfIoQueueCreate(WDFDEVICE Device, PWDF_IO_QUEUE_CONFIG Config, PWDF_OB
         pthread_mutex_lock(&dev->queues_lock);
         bool taken = dev->default_queue != NULL;
         if (!taken)
-            dev->default_queue = q;
+            __atomic_store_n(&dev->default_queue, q, __ATOMIC_RELEASE);
         pthread_mutex_unlock(&dev->queues_lock);
         if (taken) {
             uwdf_object_delete(obj);
@@ -1184,7 +1201,7 @@ NTSTATUS WdfDeviceConfigureRequestDispatching(WDFDEVICE Device, WDFQUEUE Queue, 
     else if (dev->dispatch_queue[RequestType])
         st = STATUS_WDF_BUSY; /* one queue per request type */
     else
-        dev->dispatch_queue[RequestType] = q;
+        __atomic_store_n(&dev->dispatch_queue[RequestType], q, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&dev->queues_lock);
     return st;
 }
