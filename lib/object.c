@@ -51,14 +51,18 @@ static uint32_t handle_index(const struct uwdf_object *obj)
 }
 
 /* obj takes slot index with the slot's next generation: the generation
- * first, then the object, so a lookup by an older handle never matches. */
+ * first, then the object, so a lookup by an older handle never matches.
+ * The object's release store orders the generation before it (a lookup
+ * that acquires the new object reads the new generation): no fence. Only
+ * the slot's owner writes its generation (under handle_lock, or the
+ * recycling thread that parked it). */
 static void handle_slot_take(struct uwdf_object *obj, uint32_t index)
 {
     struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
-    unsigned long long gen = (atomic_load(&slot->gen) + 1) & GEN_MASK;
+    unsigned long long gen = (atomic_load_explicit(&slot->gen, memory_order_relaxed) + 1) & GEN_MASK;
     if (gen == 0)
         gen = 1;
-    atomic_store(&slot->gen, gen);
+    atomic_store_explicit(&slot->gen, gen, memory_order_relaxed);
     atomic_store_explicit(&slot->obj, obj, memory_order_release);
     obj->handle = (WDFOBJECT)(uintptr_t)((gen << INDEX_BITS) | index);
 }
@@ -340,12 +344,16 @@ static size_t object_layout(size_t obj_size, PWDF_OBJECT_ATTRIBUTES attrs, bool 
     return *ctx_off + (*want_ctx ? sizeof(struct uwdf_context) + *ctx_bytes : 0);
 }
 
-/* A new object in obj's memory (obj_size bytes zeroed), before its handle. */
+/* A new object in obj's memory (obj_size bytes zeroed, or in recycled
+ * memory cleared as its type says), before its handle. */
 static void object_init(struct uwdf_object *obj, size_t obj_size, enum uwdf_object_type type,
                         const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs, bool want_ctx,
-                        size_t ctx_off, size_t ctx_bytes)
+                        size_t ctx_off, size_t ctx_bytes, bool recycled)
 {
-    memset(obj, 0, obj_size);
+    if (recycled && ops && ops->recycle_clear)
+        ops->recycle_clear(obj, obj_size);
+    else
+        memset(obj, 0, obj_size);
     obj->type = type;
     obj->ops = ops;
     atomic_init(&obj->refs, 1);
@@ -380,7 +388,7 @@ NTSTATUS uwdf_object_create(size_t obj_size, enum uwdf_object_type type,
     struct uwdf_object *obj = uwdf_alloc_aligned(16, total);
     if (!obj)
         return STATUS_INSUFFICIENT_RESOURCES;
-    object_init(obj, obj_size, type, ops, attrs, want_ctx, ctx_off, ctx_bytes);
+    object_init(obj, obj_size, type, ops, attrs, want_ctx, ctx_off, ctx_bytes, false);
     if (!handle_register(obj)) {
         uwdf_free(obj);
         return STATUS_INSUFFICIENT_RESOURCES;
@@ -584,7 +592,7 @@ struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type typ
     atomic_store_explicit(&c->reused[type], atomic_load_explicit(&c->reused[type], memory_order_relaxed) + 1,
                           memory_order_relaxed);
     uint32_t index = handle_index(obj);
-    object_init(obj, obj_size, type, ops, attrs, want_ctx, ctx_off, ctx_bytes);
+    object_init(obj, obj_size, type, ops, attrs, want_ctx, ctx_off, ctx_bytes, true);
     obj->recycle_size = obj_size;
     handle_slot_take(obj, index); /* a new handle on the same slot */
     return obj;

@@ -40,6 +40,10 @@ struct uwdf_object_ops {
     /* Release what the object owns, after EvtDestroyCallback; the framework
      * frees the object's own allocation afterwards. */
     void (*destroy)(struct uwdf_object *obj);
+    /* Optional: clear the size bytes of a recycled object's memory to what
+     * a zeroed allocation would be for everything its type reads before it
+     * writes (uwdf_object_reuse); without it, all of them are zeroed. */
+    void (*recycle_clear)(struct uwdf_object *obj, size_t size);
 };
 
 struct uwdf_context {

@@ -49,17 +49,32 @@ static void request_destroy(struct uwdf_object *obj)
     }
 }
 
+/* A request a queue presents: the request, its send state, and what only
+ * such a request uses, in one allocation. */
+struct request_received_alloc {
+    struct uwdf_request req;
+    struct uwdf_request_send snd;
+    struct uwdf_request_rx rx;
+};
+
+/* The recycled memory of a presented request (the only requests that are
+ * recycled), cleared as a new one's would be, except for its last part,
+ * the retrieved-memory objects: retrieve_memory clears one when it first
+ * hands it out, and rmem_live, cleared here, says none is out. A quarter
+ * less to write per presented packet. */
+static void request_recycle_clear(struct uwdf_object *obj, size_t size)
+{
+    const size_t kept = offsetof(struct request_received_alloc, rx.rmem);
+    _Static_assert(offsetof(struct request_received_alloc, rx.rmem) + sizeof(((struct uwdf_request_rx *)0)->rmem) ==
+                       sizeof(struct request_received_alloc),
+                   "the retrieved-memory objects end the allocation");
+    memset(obj, 0, UWDF_LIKELY(size == sizeof(struct request_received_alloc)) ? kept : size);
+}
+
 static const struct uwdf_object_ops request_ops = {
     .dispose = request_dispose,
     .destroy = request_destroy,
-};
-
-/* A request a queue presents: the request, what only such a request uses,
- * and its send state, in one allocation. */
-struct request_received_alloc {
-    struct uwdf_request req;
-    struct uwdf_request_rx rx;
-    struct uwdf_request_send snd;
+    .recycle_clear = request_recycle_clear,
 };
 
 static void request_send_init(struct uwdf_request *req, struct uwdf_request_send *snd)

@@ -66,7 +66,6 @@ struct uwdf_request_send {
  * the buffers it hands out and the IRP fields it restores. Part of that
  * request's own allocation; NULL on every other request. */
 struct uwdf_request_rx {
-    struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
     bool rmem_live[2];
     MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
     PMDL rmdl_alloc;            /* an MDL built for a retrieval on buffered I/O */
@@ -79,6 +78,8 @@ struct uwdf_request_rx {
      * replaced them is dropped (request_restore_presented). */
     PMDL pres_mdl;
     PVOID pres_user, pres_system;
+    /* Last: a recycled request's memory is cleared up to here (request.c) */
+    struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
 };
 
 struct uwdf_request {
