@@ -129,12 +129,24 @@ static void queue_own_locked(struct uwdf_queue *q, struct uwdf_request *r)
     q->owned_count++;
 }
 
+/* A wait on q->cond (q locked; until: a CLOCK_REALTIME deadline, or
+ * NULL). Waiters count themselves, so that the wake-up of every
+ * completion (queue_disown_locked) costs nothing when nobody waits. */
+static int queue_wait_locked(struct uwdf_queue *q, const struct timespec *until)
+{
+    q->cond_waiters++;
+    int rc = until ? pthread_cond_timedwait(&q->cond, &q->lock, until) : pthread_cond_wait(&q->cond, &q->lock);
+    q->cond_waiters--;
+    return rc;
+}
+
 static void queue_disown_locked(struct uwdf_queue *q, struct uwdf_request *r)
 {
     uwdf_list_remove(&r->queue_link);
     q->owned_count--;
     r->stop_acked = r->suspended = false;
-    pthread_cond_broadcast(&q->cond);
+    if (q->cond_waiters)
+        pthread_cond_broadcast(&q->cond);
 }
 
 static unsigned queue_owned_unacked_locked(struct uwdf_queue *q)
@@ -847,7 +859,7 @@ static void queue_state_change(struct uwdf_queue *q, enum uwdf_queue_op op, PFN_
         return;
     pthread_mutex_lock(&q->lock);
     while (q->op_gen == gen)
-        pthread_cond_wait(&q->cond, &q->lock);
+        queue_wait_locked(q, NULL);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -1004,7 +1016,7 @@ static void queue_verify_owned_locked(struct uwdf_queue *q)
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until); /* q->cond's clock */
     until.tv_sec += QUEUE_VERIFY_GRACE_SEC;
-    while (q->owned_count && pthread_cond_timedwait(&q->cond, &q->lock, &until) == 0)
+    while (q->owned_count && queue_wait_locked(q, &until) == 0)
         ;
     struct uwdf_driver *d = q->device->driver;
     const char *event = d && atomic_load(&d->obj.state) != UWDF_OBJECT_ALIVE ? "driver unload" : "queue deletion";
@@ -1047,7 +1059,7 @@ static void queue_dispose(struct uwdf_object *obj)
     if (UWDF_UNLIKELY(uwdf_verifier) && q->owned_count)
         queue_verify_owned_locked(q);
     while (q->owned_count || !uwdf_fp_all_home_locked(q->fp))
-        pthread_cond_wait(&q->cond, &q->lock);
+        queue_wait_locked(q, NULL);
     struct uwdf_fp *fp = q->fp;
     q->fp = NULL;
     pthread_mutex_unlock(&q->lock);

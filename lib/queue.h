@@ -189,6 +189,7 @@ struct uwdf_queue {
     pthread_mutex_t own_sync;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    unsigned cond_waiters; /* threads waiting on cond (lock held to change) */
     uint8_t state; /* enum uwdf_queue_state */
     LIST_ENTRY waiting;
     unsigned waiting_count;

@@ -35,15 +35,21 @@ static void request_destroy(struct uwdf_object *obj)
     uwdf_request_release_format(req);
     if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
         IoFreeIrp(req->irp);
+    /* Tested before each free: most requests have none of these, and a
+     * presented one goes through here on every packet. */
     if (req->snd) {
-        uwdf_free(req->snd->iov_heap);
-        uwdf_free(req->snd->ranges);
-        uwdf_pieces_fini(&req->snd->io);
+        if (req->snd->iov_heap)
+            uwdf_free(req->snd->iov_heap);
+        if (req->snd->ranges)
+            uwdf_free(req->snd->ranges);
+        if (req->snd->io.core_pieces)
+            uwdf_pieces_fini(&req->snd->io);
         if (!req->snd_inline)
             uwdf_free(req->snd);
     }
     if (req->rx) {
-        uwdf_free(req->rx->bounce);
+        if (req->rx->bounce)
+            uwdf_free(req->rx->bounce);
         if (req->rx->rmdl_alloc)
             IoFreeMdl(req->rx->rmdl_alloc);
     }

@@ -2061,6 +2061,105 @@ START_TEST(queue_delete_with_requests)
 }
 END_TEST
 
+/* ---- a queue deleted while packets arrive ---- */
+
+static atomic_int qd_by_read, qd_by_default;
+static atomic_bool qd_stop;
+
+static VOID qd_read(WDFQUEUE q, WDFREQUEST req, size_t len)
+{
+    (void)q;
+    (void)len;
+    atomic_fetch_add(&qd_by_read, 1);
+    WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, 0);
+}
+
+static VOID qd_default(WDFQUEUE q, WDFREQUEST req)
+{
+    (void)q;
+    atomic_fetch_add(&qd_by_default, 1);
+    WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, 0);
+}
+
+struct qd_sender {
+    WDFIOTARGET t;
+    int ok, refused, other;
+};
+
+static void *qd_send(void *arg)
+{
+    struct qd_sender *s = arg;
+    void *buf;
+    WDFMEMORY m = tu_make_memory(512, &buf);
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
+    while (!atomic_load(&qd_stop)) {
+        ULONG_PTR n = 0;
+        NTSTATUS st = WdfIoTargetSendReadSynchronously(s->t, NULL, &d, NULL, NULL, &n);
+        if (st == STATUS_SUCCESS)
+            s->ok++;
+        else if (st == STATUS_INVALID_DEVICE_STATE || st == STATUS_CANCELLED)
+            s->refused++; /* reached the read queue as it was being deleted */
+        else
+            s->other++;
+    }
+    WdfObjectDelete(m);
+    return NULL;
+}
+
+/* Packets look up their device's queue table with no lock while a read
+ * queue is created, made the reads' queue and deleted, over and over:
+ * every read completes, by the read queue, by the default queue once the
+ * read queue is gone, or refused by a read queue being deleted; none is
+ * lost or completed twice, and nothing touches a deleted queue (ASan and
+ * valgrind run this too). */
+START_TEST(queue_deleted_while_packets_arrive)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    atomic_store(&qd_by_read, 0);
+    atomic_store(&qd_by_default, 0);
+    atomic_store(&qd_stop, false);
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfQrace", WdfDeviceIoBuffered);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDefault = qd_default;
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+    struct qd_sender snd[2] = { { .t = app_target(&e, "\\Device\\uwdfQrace") },
+                                { .t = app_target(&e, "\\Device\\uwdfQrace") } };
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, qd_send, &snd[i]), 0);
+    int rounds_read = 0;
+    for (int round = 0; round < 200; round++) {
+        WDFQUEUE q;
+        WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
+        c.EvtIoRead = qd_read;
+        ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, &q), STATUS_SUCCESS);
+        ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeRead), STATUS_SUCCESS);
+        /* Until a read has gone through it (bounded: a loaded machine may
+         * not run the senders meanwhile). */
+        int before = tu_load(&qd_by_read);
+        for (int spin = 0; spin < 2000 && tu_load(&qd_by_read) == before; spin++)
+            sched_yield();
+        rounds_read += tu_load(&qd_by_read) != before;
+        WdfObjectDelete(q);
+    }
+    atomic_store(&qd_stop, true);
+    int ok = 0, refused = 0, other = 0;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        ok += snd[i].ok;
+        refused += snd[i].refused;
+        other += snd[i].other;
+    }
+    ck_assert_int_eq(other, 0);
+    ck_assert_int_eq(ok, tu_load(&qd_by_read) + tu_load(&qd_by_default));
+    ck_assert_int_gt(rounds_read, 0);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static VOID cancelable_default(WDFQUEUE q, WDFREQUEST req)
 {
     rx_default(q, req);
@@ -2799,6 +2898,7 @@ static Suite *queue_suite(void)
     tc = tu_tcase(s, "lifetime", 30);
     tcase_add_loop_test(tc, completion_misuse, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, queue_delete_with_requests, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, queue_deleted_while_packets_arrive, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, passive_queue_from_dispatch, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, unmark_cancel_race, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, timeout_on_queue, 0, TU_BACKENDS);
