@@ -695,6 +695,60 @@ START_TEST(deleting_the_driver_deletes_devices_and_objects_under_it)
 }
 END_TEST
 
+/* ---- a device's queue table, read with no lock (lib/queue.c) ---- */
+
+static VOID qt_default(WDFQUEUE q, WDFREQUEST req)
+{
+    (void)q;
+    WdfRequestComplete(req, STATUS_SUCCESS);
+}
+
+struct qt_delete {
+    WDFQUEUE queue;
+    atomic_bool done;
+};
+
+static void *qt_delete_queue(void *arg)
+{
+    struct qt_delete *d = arg;
+    WdfObjectDelete(d->queue);
+    atomic_store(&d->done, true);
+    return NULL;
+}
+
+/* A packet's lookup counts itself in queue_readers from before its read of
+ * the table until it holds its reference on the queue. A queue's deletion
+ * takes it out of the table at once, and then waits for every lookup in
+ * progress, which may have read it before, so that none references a freed
+ * queue. One such lookup is held open here by hand. */
+START_TEST(queue_deletion_waits_for_a_lookup_in_progress)
+{
+    WDFDRIVER driver = tu_make_driver();
+    WDFDEVICE device;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &device), STATUS_SUCCESS);
+    WdfControlFinishInitializing(device);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDefault = qt_default;
+    struct qt_delete d = { 0 };
+    ck_assert_status(WdfIoQueueCreate(device, &c, WDF_NO_OBJECT_ATTRIBUTES, &d.queue), STATUS_SUCCESS);
+    struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(device, UWDF_OBJ_DEVICE, "test");
+    atomic_fetch_add(&dev->queue_readers, 1);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, qt_delete_queue, &d), 0);
+    for (int i = 0; i < 2000 && WdfDeviceGetDefaultQueue(device) != NULL; i++)
+        usleep(1000);
+    ck_assert_ptr_null(WdfDeviceGetDefaultQueue(device)); /* out of the table */
+    usleep(100 * 1000);
+    ck_assert(!atomic_load(&d.done)); /* but not gone while the lookup may hold it */
+    atomic_fetch_sub(&dev->queue_readers, 1);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert(atomic_load(&d.done));
+    WdfObjectDelete(driver);
+}
+END_TEST
+
 /* ---- state machines ----
  * Every named transition of the four state machines is tried from every
  * state: the ones the documented tables (lib/queue.h, lib/iotarget.h,
@@ -1437,6 +1491,7 @@ static Suite *object_suite(void)
     tcase_add_test(tc, driver_wdm_get_driver_object_is_non_null);
     tcase_add_test(tc, driver_unload_callback_runs_when_the_driver_is_deleted);
     tcase_add_test(tc, control_device_is_created_and_finishes_initializing);
+    tcase_add_test(tc, queue_deletion_waits_for_a_lookup_in_progress);
     tcase_add_test(tc, device_create_with_parent_is_not_allowed_and_init_stays_with_caller);
     tcase_add_test(tc, deleting_the_driver_deletes_devices_and_objects_under_it);
 
