@@ -620,7 +620,8 @@ void uwdf_object_embed_unregister(struct uwdf_object *obj)
     handle_unregister(obj);
 }
 
-static void object_destroy(struct uwdf_object *obj)
+/* Out of line: every release pays for its stack frame otherwise. */
+static __attribute__((noinline)) void object_destroy(struct uwdf_object *obj)
 {
     struct uwdf_context *ctx;
     size_t recycle = recycle_size_of(obj);
