@@ -1061,7 +1061,10 @@ static void queue_dispose(struct uwdf_object *obj)
     while (q->owned_count || !uwdf_fp_all_home_locked(q->fp))
         queue_wait_locked(q, NULL);
     struct uwdf_fp *fp = q->fp;
-    q->fp = NULL;
+    /* Stored only when there is one: a packet that found the queue just
+     * before it left the table reads q->fp with no lock (queue_get_request). */
+    if (fp)
+        q->fp = NULL;
     pthread_mutex_unlock(&q->lock);
     uwdf_fp_free(fp);
 }
