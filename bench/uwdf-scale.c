@@ -8,7 +8,10 @@
  * instead (nbdkit's pattern plugin, whose every 8 bytes hold their own
  * offset: target i reads block i of it, wrapping at its end), to measure
  * what a target costs when targets share the export's connection (or,
- * with uwdf-share=0 in the URI, when each has its own). It prints how many targets opened, the threads the
+ * with uwdf-share=0 in the URI, when each has its own). --uri also takes an
+ * RBD name (rbd:pool/image holding the same pattern): N targets on one
+ * image, or, with %u in the name, target i on image i (each image holding
+ * the pattern's block i, at least). It prints how many targets opened, the threads the
  * opens added, the memory (RSS) each open target costs, the descriptors
  * they hold, and the median (and 90th percentile) time of WdfIoTargetOpen
  * and WdfIoTargetClose, then the same as one row of a Markdown table. The
@@ -50,7 +53,7 @@ struct scale_opts {
     bool keep;
     const char *dir;
     const char *engine;
-    const char *uri; /* N targets on this NBD export, no files */
+    const char *uri; /* N targets on this NBD export or RBD image (%u: the target's index), no files */
 };
 
 struct scale_slot {
@@ -325,7 +328,9 @@ static void scale_usage(void)
          "the files. --uri=URI opens the N targets on that NBD export instead of\n"
          "files: nbdkit's pattern plugin (nbdkit -U - pattern 1G --run\n"
          "'uwdf-scale --uri=\"$uri\"'); add &uwdf-share=0 (or ?uwdf-share=0) to the\n"
-         "URI for a connection per target. Set the open-file limit with ulimit first.");
+         "URI for a connection per target. An RBD name (rbd:pool/image) holding that\n"
+         "pattern works too; a %u in the name is replaced by the target's index (one\n"
+         "image per target). Set the open-file limit with ulimit first.");
 }
 
 static void scale_parse(int argc, char **argv, struct scale_opts *o)
@@ -364,10 +369,22 @@ static void scale_parse(int argc, char **argv, struct scale_opts *o)
         scale_die("--iodepth must be 1..%u", SCALE_MAX_DEPTH);
 }
 
+/* Target i's name under --uri: the URI, its first %u replaced by i. */
+static char *scale_uri_name(const char *uri, unsigned i)
+{
+    const char *at = strstr(uri, "%u");
+    char *p;
+    if (!at)
+        return strdup(uri);
+    if (asprintf(&p, "%.*s%u%s", (int)(at - uri), uri, i, at + 2) < 0)
+        return NULL;
+    return p;
+}
+
 static NTSTATUS scale_open(WDFDEVICE device, const struct scale_opts *o, unsigned i, WDFIOTARGET *t,
                            double *open_us)
 {
-    char *path = o->uri ? strdup(o->uri) : scale_file_name(o, i);
+    char *path = o->uri ? scale_uri_name(o->uri, i) : scale_file_name(o, i);
     if (!path)
         scale_die("out of memory");
     WCHAR wbuf[PATH_MAX];
