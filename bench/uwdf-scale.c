@@ -10,8 +10,9 @@
  * what a target costs when targets share the export's connection (or,
  * with uwdf-share=0 in the URI, when each has its own). --uri also takes an
  * RBD name (rbd:pool/image holding the same pattern): N targets on one
- * image, or, with %u in the name, target i on image i (each image holding
- * the pattern's block i, at least). It prints how many targets opened, the threads the
+ * image, or, with %u in the name, target i on image i (image i holding the
+ * pattern at the block target i reads: i modulo image 0's size in blocks,
+ * so block 0 for one-block images). It prints how many targets opened, the threads the
  * opens added, the memory (RSS) each open target costs, the descriptors
  * they hold, and the median (and 90th percentile) time of WdfIoTargetOpen
  * and WdfIoTargetClose, then the same as one row of a Markdown table. The
