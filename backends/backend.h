@@ -86,12 +86,12 @@ struct uwdf_io {
     int fd;
     struct uwdf_engine_file *file; /* the file fd belongs to (NULL outside the core) */
     int iovcnt; /* iovecs, or ranges of TRIM/ZERO */
+    int rw_flags;          /* RWF_* (preadv2/pwritev2 semantics) */
     union {
         struct iovec *iov;
         const struct uwdf_io_range *ranges;
     };
     uint64_t offset;       /* UWDF_IO_OFFSET_CURRENT: the file position (streams) */
-    int rw_flags;          /* RWF_* (preadv2/pwritev2 semantics) */
     int64_t timeout_sec, timeout_nsec;
     int64_t res;           /* out: bytes transferred or -errno */
     /* Set by the framework for the core (lib/engine_pieces.c); a backend
@@ -101,20 +101,23 @@ struct uwdf_io {
      * addresses off the alignment), staged through an aligned buffer. */
     bool pieces;
     bool bounce;
+    uint32_t be_flags;
     uint64_t res_done;     /* out, with res < 0: bytes earlier pieces moved */
     struct uwdf_io *next;  /* link for whoever holds the io now (backend while accepted) */
-    uint32_t be_flags;
-    uint64_t be_area[10];
+    /* Every request that is ever sent carries one io: the fields are
+     * ordered to leave no padding, and be_area is as large as the largest
+     * user needs (libaio's struct iocb, 64 bytes). */
+    uint64_t be_area[8];
     /* core (lib/engine.c) only */
     uint8_t core_cmd;
     uint8_t core_where;
     bool core_cancel_early;
     bool core_may_run_here; /* set by the framework: the sender waits for it on its own thread */
     bool core_untimed;      /* set by the framework: no timeout of any kind on this send */
+    bool core_piecing;      /* a piece of a pieces op is in flight */
+    uint16_t core_cancels;  /* cancels pushed and not yet tried (engine lock) */
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
-    uint16_t core_cancels; /* cancels pushed and not yet tried (engine lock) */
-    bool core_piecing;     /* a piece of a pieces op is in flight */
     struct uwdf_io_pieces *core_pieces; /* kept for the io's next pieces op */
     int64_t core_release_ns;
 };

@@ -152,7 +152,7 @@ void uwdf_request_io_done(struct uwdf_io *io)
     if (io->timed_out)
         atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
     if ((atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_TIMER_ARMED) &&
-        uwdf_timer_cancel(&req->snd->timer)) {
+        uwdf_timer_cancel(&req->snd->ext->timer)) {
         atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
         drop++;
     }
@@ -188,7 +188,7 @@ void uwdf_iotarget_fail_pended_locked(struct uwdf_iotarget *t, struct uwdf_reque
 
 static void target_timer_fired(struct uwdf_timer *timer)
 {
-    struct uwdf_request *req = uwdf_container_of(timer, struct uwdf_request_send, timer)->req;
+    struct uwdf_request *req = uwdf_container_of(timer, struct uwdf_request_send_ext, timer)->req;
     struct uwdf_iotarget *t = req->target;
     bool cancel_io = false, post = false;
     uwdf_biased_lock_acquire(&t->lock);
@@ -213,9 +213,9 @@ static void target_timer_fired(struct uwdf_timer *timer)
 
 static int target_build_iov(struct uwdf_request *req, void *buf, size_t len)
 {
-    req->snd->iov_inline[0].iov_base = buf;
-    req->snd->iov_inline[0].iov_len = len;
-    req->snd->io.iov = req->snd->iov_inline;
+    req->snd->iov1.iov_base = buf;
+    req->snd->iov1.iov_len = len;
+    req->snd->io.iov = &req->snd->iov1;
     return 1;
 }
 
@@ -297,25 +297,28 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             io->iovcnt = target_build_iov(req, base, len);
         } else if (req->irp->MdlAddress && len > 0) {
             size_t bytes;
-            int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->snd->iov_inline, UWDF_INLINE_IOV, &bytes);
+            int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, &req->snd->iov1, 1, &bytes);
             if (n < 0) {
-                /* A long chain: grow the request's own iovec array once;
-                 * reuse keeps it. */
+                /* A chain: grow the request's own iovec array once; reuse
+                 * keeps it. */
                 int need = 0;
                 for (PMDL m = req->irp->MdlAddress; m; m = m->Next)
                     need++;
-                if (need > req->snd->iov_heap_cap) {
+                if (!NT_SUCCESS(uwdf_request_ensure_send_ext(req->snd)))
+                    return STATUS_INSUFFICIENT_RESOURCES;
+                struct uwdf_request_send_ext *ext = req->snd->ext;
+                if (need > ext->iov_heap_cap) {
                     struct iovec *grown = uwdf_alloc(sizeof(*grown) * (size_t)need);
                     if (!grown)
                         return STATUS_INSUFFICIENT_RESOURCES;
-                    uwdf_free(req->snd->iov_heap);
-                    req->snd->iov_heap = grown;
-                    req->snd->iov_heap_cap = need;
+                    uwdf_free(ext->iov_heap);
+                    ext->iov_heap = grown;
+                    ext->iov_heap_cap = need;
                 }
-                n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, req->snd->iov_heap, need, &bytes);
-                io->iov = req->snd->iov_heap;
+                n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, ext->iov_heap, need, &bytes);
+                io->iov = ext->iov_heap;
             } else {
-                io->iov = req->snd->iov_inline;
+                io->iov = &req->snd->iov1;
             }
             if (bytes < len)
                 return STATUS_BUFFER_TOO_SMALL;
@@ -392,7 +395,7 @@ static void *request_fmt_data(struct uwdf_request *req, int slot)
  * goes to the engine thread like any other. */
 static void target_blocking_ioctl(struct uwdf_work *w)
 {
-    struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request_send, work)->req;
+    struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request_send_ext, work)->req;
     struct uwdf_iotarget *t = req->target;
     PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
     void *in = request_fmt_data(req, 0), *out;
@@ -407,19 +410,19 @@ static void target_blocking_ioctl(struct uwdf_work *w)
 
 static int target_add_range(void *ctx, uint64_t offset, uint64_t length)
 {
-    struct uwdf_request *req = ctx;
-    if (req->snd->nranges == req->snd->ranges_cap) {
-        unsigned cap = req->snd->ranges_cap ? req->snd->ranges_cap * 2 : 4;
+    struct uwdf_request_send_ext *ext = ((struct uwdf_request *)ctx)->snd->ext;
+    if (ext->nranges == ext->ranges_cap) {
+        unsigned cap = ext->ranges_cap ? ext->ranges_cap * 2 : 4;
         struct uwdf_io_range *grown = uwdf_alloc(sizeof(*grown) * cap);
         if (!grown)
             return -ENOMEM;
-        if (req->snd->nranges)
-            memcpy(grown, req->snd->ranges, sizeof(*grown) * req->snd->nranges);
-        uwdf_free(req->snd->ranges);
-        req->snd->ranges = grown;
-        req->snd->ranges_cap = cap;
+        if (ext->nranges)
+            memcpy(grown, ext->ranges, sizeof(*grown) * ext->nranges);
+        uwdf_free(ext->ranges);
+        ext->ranges = grown;
+        ext->ranges_cap = cap;
     }
-    req->snd->ranges[req->snd->nranges++] = (struct uwdf_io_range){ .offset = offset, .length = length };
+    ext->ranges[ext->nranges++] = (struct uwdf_io_range){ .offset = offset, .length = length };
     return 0;
 }
 
@@ -432,19 +435,23 @@ static NTSTATUS target_build_ranges(struct uwdf_iotarget *t, struct uwdf_request
     size_t in_len = req->fmt_length[0], out_len;
     if (req->fmt_type == WdfRequestTypeNoFormat)
         uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
-    req->snd->nranges = 0;
-    NTSTATUS status = uwdf_blockops_for_each_range(t, code, in, in_len, target_add_range, req);
+    NTSTATUS status = uwdf_request_ensure_send_ext(req->snd);
     if (!NT_SUCCESS(status))
         return status;
-    if (req->snd->nranges == 0) {
+    struct uwdf_request_send_ext *ext = req->snd->ext;
+    ext->nranges = 0;
+    status = uwdf_blockops_for_each_range(t, code, in, in_len, target_add_range, req);
+    if (!NT_SUCCESS(status))
+        return status;
+    if (ext->nranges == 0) {
         req->fw_status = STATUS_SUCCESS;
         req->fw_info = 0;
         __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE);
         return STATUS_SUCCESS;
     }
     req->snd->io.op = code == FSCTL_SET_ZERO_DATA ? UWDF_OP_ZERO : UWDF_OP_TRIM;
-    req->snd->io.ranges = req->snd->ranges;
-    req->snd->io.iovcnt = (int)req->snd->nranges;
+    req->snd->io.ranges = ext->ranges;
+    req->snd->io.iovcnt = (int)ext->nranges;
     return STATUS_SUCCESS;
 }
 
@@ -465,9 +472,11 @@ void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) && t->remote) {
             status = target_build_ranges(t, req, code);
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
-            req->snd->work.fn = target_blocking_ioctl;
-            if (uwdf_worker_queue(&req->snd->work) == 0)
-                return;
+            if (NT_SUCCESS(uwdf_request_ensure_send_ext(req->snd))) {
+                req->snd->ext->work.fn = target_blocking_ioctl;
+                if (uwdf_worker_queue(&req->snd->ext->work) == 0)
+                    return;
+            }
             status = STATUS_INSUFFICIENT_RESOURCES;
         } else if (NT_SUCCESS(status) && io->op == 0) {
             void *in = request_fmt_data(req, 0), *out = request_fmt_data(req, 1);
@@ -550,6 +559,10 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
     /* Every format gave it its send state (uwdf_iotarget_prepare_request,
      * WdfRequestWdmFormatUsingStackLocation; a presented request has its own). */
     struct uwdf_request_send *snd = req->snd;
+    /* A timeout may need the framework timer, which is in the rarely used
+     * part: allocated here, before the target's lock, on first need. */
+    if (timed && !NT_SUCCESS(uwdf_request_ensure_send_ext(snd)))
+        return STATUS_INSUFFICIENT_RESOURCES;
     if (req->cancelable) {
         /* Rule ReqMarkCancelableSend: unmark before sending it on. */
         if (uwdf_verifier)
@@ -597,8 +610,8 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
             snd->io.timeout_sec = rel / 1000000000;
             snd->io.timeout_nsec = rel % 1000000000;
         } else {
-            uwdf_timer_init(&snd->timer, target_timer_fired);
-            if (uwdf_timer_arm(&snd->timer, deadline) != 0) {
+            uwdf_timer_init(&snd->ext->timer, target_timer_fired);
+            if (uwdf_timer_arm(&snd->ext->timer, deadline) != 0) {
                 __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
                 atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
                 req->comp_refs = 0;

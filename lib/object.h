@@ -69,10 +69,15 @@ struct uwdf_object {
     struct uwdf_object *next_sibling;
     struct uwdf_object *prev_sibling;
     struct uwdf_context *contexts;
-    WDF_EXECUTION_LEVEL exec_level;
-    WDF_SYNCHRONIZATION_SCOPE sync_scope;
+    /* Every object has this header, so the small fields share one word:
+     * a WDF_EXECUTION_LEVEL and a WDF_SYNCHRONIZATION_SCOPE (validated,
+     * small values) and the flags. */
+    uint8_t exec_level;
+    uint8_t sync_scope;
     bool no_delete;  /* the driver may not WdfObjectDelete it */
     bool in_parent_list;
+    /* A child was ever linked (set before the create reads state). */
+    atomic_bool has_children;
     /* An object that lives inside another one (a request's retrieved
      * buffers): references go to the owner, and its handle is registered
      * only while it is valid. */
@@ -80,8 +85,6 @@ struct uwdf_object {
     /* The DDI that created it, for the verifier's report at driver unload
      * (NULL: the framework's own, never reported). */
     const char *created_by;
-    /* A child was ever linked (set before the create reads state). */
-    atomic_bool has_children;
     /* Non-zero: the object's size; its memory is kept for the next one
      * (uwdf_object_reuse) on the thread that destroys it. */
     size_t recycle_size;

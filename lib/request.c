@@ -38,12 +38,12 @@ static void request_destroy(struct uwdf_object *obj)
     /* Tested before each free: most requests have none of these, and a
      * presented one goes through here on every packet. */
     if (req->snd) {
-        if (req->snd->iov_heap)
-            uwdf_free(req->snd->iov_heap);
-        if (req->snd->ranges)
-            uwdf_free(req->snd->ranges);
-        if (req->snd->io.core_pieces)
-            uwdf_pieces_fini(&req->snd->io);
+        if (req->snd->ext) {
+            uwdf_free(req->snd->ext->iov_heap);
+            uwdf_free(req->snd->ext->ranges);
+            uwdf_free(req->snd->ext);
+        }
+        uwdf_pieces_fini(&req->snd->io);
         if (!req->snd_inline)
             uwdf_free(req->snd);
     }
@@ -125,6 +125,17 @@ NTSTATUS uwdf_request_alloc_send(struct uwdf_request *req)
     if (!snd)
         return STATUS_INSUFFICIENT_RESOURCES;
     request_send_init(req, snd);
+    return STATUS_SUCCESS;
+}
+
+NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request_send *snd)
+{
+    struct uwdf_request_send_ext *ext = uwdf_zalloc(sizeof(*ext));
+    if (!ext)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    ext->req = snd->req;
+    ext->timer.heap_index = -1;
+    snd->ext = ext;
     return STATUS_SUCCESS;
 }
 
@@ -293,8 +304,10 @@ NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET 
         struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, "WdfRequestCreate");
         if (!t)
             return STATUS_INVALID_HANDLE;
-        if (t->device && t->device->wdm.StackSize > stack)
-            stack = t->device->wdm.StackSize;
+        /* What a format for this target needs (WDF: the target's stack
+         * size): one for a file, whose IRP is then 72 bytes smaller; a
+         * framework IRP grows if the request goes elsewhere later. */
+        stack = uwdf_iotarget_stack_need(t);
     }
     NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, false, &req);
     if (!NT_SUCCESS(status))

@@ -14,8 +14,6 @@
 struct uwdf_device;
 struct uwdf_queue;
 
-#define UWDF_INLINE_IOV 4
-
 enum uwdf_irp_owner {
     UWDF_IRP_NONE = 0,
     UWDF_IRP_FRAMEWORK, /* WdfRequestCreate, or CreateFromIrp(RequestFreesIrp=TRUE) */
@@ -43,23 +41,33 @@ struct uwdf_sync_wait;
 struct uwdf_request;
 
 /* What a request needs once it is formatted for a target and sent: its
- * engine op, the op's segments, the framework timeout timer, the blocking
- * IOCTL's work item, the last completion's parameters. Allocated at its
- * first format (or send) and kept until it is deleted, so reuse allocates
- * nothing; part of the request's own allocation for a request a queue
- * presents (it is forwarded more often than not). */
+ * engine op with the segment of a single buffer, and the last completion's
+ * parameters. Allocated at its first format (or send) and kept until it is
+ * deleted, so reuse allocates nothing; part of the request's own allocation
+ * for a request a queue presents (it is forwarded more often than not).
+ * Every request that is ever sent carries one, so what only some sends use
+ * is in struct uwdf_request_send_ext. */
 struct uwdf_request_send {
     struct uwdf_io io;
     struct uwdf_request *req;
-    struct iovec iov_inline[UWDF_INLINE_IOV];
+    struct iovec iov1; /* io's segment for one buffer (a WDFMEMORY, one MDL) */
+    struct uwdf_request_send_ext *ext; /* NULL until a send needs it */
+    WDF_REQUEST_COMPLETION_PARAMS cparams;
+};
+
+/* What only some sends use: the segments of an MDL chain, a remote
+ * target's discard or zeroing ranges, the framework timeout timer, the
+ * blocking IOCTL's work item. Allocated by the first send that needs it
+ * (uwdf_request_ensure_send_ext) and kept with the send state, so a request
+ * that uses it again allocates nothing. */
+struct uwdf_request_send_ext {
+    struct uwdf_request *req;
     struct iovec *iov_heap;
     int iov_heap_cap;
-    /* a remote target's discard or zeroing: its ranges (kept for reuse) */
-    struct uwdf_io_range *ranges;
     unsigned nranges, ranges_cap;
+    struct uwdf_io_range *ranges;
     struct uwdf_timer timer;
     struct uwdf_work work; /* a blocking IOCTL on the worker thread */
-    WDF_REQUEST_COMPLETION_PARAMS cparams;
 };
 
 /* What only a request a queue presents uses (lib/request_received.c):
@@ -175,6 +183,15 @@ static inline NTSTATUS uwdf_request_ensure_send(struct uwdf_request *req)
     if (UWDF_LIKELY(req->snd != NULL))
         return STATUS_SUCCESS;
     return uwdf_request_alloc_send(req);
+}
+NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request_send *snd);
+/* The send state's rarely used part, allocated on first use (the request
+ * has its send state). */
+static inline NTSTATUS uwdf_request_ensure_send_ext(struct uwdf_request_send *snd)
+{
+    if (UWDF_LIKELY(snd->ext != NULL))
+        return STATUS_SUCCESS;
+    return uwdf_request_alloc_send_ext(snd);
 }
 static inline struct uwdf_request *uwdf_request_of_io(struct uwdf_io *io)
 {

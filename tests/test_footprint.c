@@ -12,6 +12,18 @@
 #define N 100000
 #define BLK 512
 
+/* Bounds, a few per cent over what the layout costs now (glibc, x86-64;
+ * measured: 439, 983, 1,143 and 288 bytes), so that a field made large
+ * again fails here: a request from WdfRequestCreate (no IRP, no send state
+ * yet); the same after a send (+ an IRP with the one stack location a file
+ * target needs, + the send state); a request a queue presented (request,
+ * its received part and its send state in one allocation); a Flt callback
+ * data block. */
+#define MAX_CREATED 464
+#define MAX_USED 1008
+#define MAX_PRESENTED 1168
+#define MAX_FLT_CALLBACK_DATA 320
+
 static long rss_bytes(void)
 {
     return tu_rss_kib() * 1024;
@@ -32,7 +44,7 @@ static long per_object(const char *what, long before, long after)
 
 static WDFREQUEST *g_reqs;
 
-START_TEST(request_from_wdfrequestcreate_costs_at_most_512_bytes)
+START_TEST(request_costs_stay_within_their_bounds_before_and_after_a_send)
 {
     struct tu_env e;
     setenv("UWDF_BACKEND", "null", 1);
@@ -69,8 +81,8 @@ START_TEST(request_from_wdfrequestcreate_costs_at_most_512_bytes)
     long per_used = per_object("the same after one send (+IRP, +send state)", before, used);
     (void)used_before;
     if (meaningful()) {
-        ck_assert_int_le(per_created, 512);
-        ck_assert_int_le(per_used, 1280);
+        ck_assert_int_le(per_created, MAX_CREATED);
+        ck_assert_int_le(per_used, MAX_USED);
     }
     for (int i = 0; i < N; i++)
         WdfObjectDelete(g_reqs[i]);
@@ -80,7 +92,7 @@ START_TEST(request_from_wdfrequestcreate_costs_at_most_512_bytes)
 }
 END_TEST
 
-START_TEST(flt_callback_data_costs_are_reported)
+START_TEST(flt_callback_data_cost_stays_within_its_bound)
 {
     struct tu_env e;
     struct tu_flt f;
@@ -98,7 +110,7 @@ START_TEST(flt_callback_data_costs_are_reported)
     long after = rss_bytes();
     long per = per_object("Flt callback data (FltAllocateCallbackData)", before, after);
     if (meaningful())
-        ck_assert_int_le(per, 512);
+        ck_assert_int_le(per, MAX_FLT_CALLBACK_DATA);
     for (int i = 0; i < N; i++)
         FltFreeCallbackData(d[i]);
     free(d);
@@ -123,7 +135,7 @@ static VOID count_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMP
 /* 100,000 reads sent to an in-process device whose manual queue keeps
  * them: the growth is what the presented requests cost (the senders were
  * created and formatted before the first reading). */
-START_TEST(request_presented_by_a_queue_costs_are_reported)
+START_TEST(request_presented_by_a_queue_cost_stays_within_its_bound)
 {
     struct tu_env e;
     tu_env_init(&e);
@@ -164,7 +176,7 @@ START_TEST(request_presented_by_a_queue_costs_are_reported)
     long per = per_object("request presented by a queue (waiting on a manual queue)", before, after);
     ck_assert_int_eq(atomic_load(&g_done), 0);
     if (meaningful())
-        ck_assert_int_le(per, 1536);
+        ck_assert_int_le(per, MAX_PRESENTED);
     WdfIoQueuePurgeSynchronously(q);
     double end = tu_now_ms() + 30000;
     while (atomic_load(&g_done) < N && tu_now_ms() < end)
@@ -181,8 +193,8 @@ int main(void)
 {
     Suite *s = suite_create("footprint");
     TCase *tc = tu_tcase(s, "requests", 120);
-    tcase_add_test(tc, request_from_wdfrequestcreate_costs_at_most_512_bytes);
-    tcase_add_test(tc, flt_callback_data_costs_are_reported);
-    tcase_add_test(tc, request_presented_by_a_queue_costs_are_reported);
+    tcase_add_test(tc, request_costs_stay_within_their_bounds_before_and_after_a_send);
+    tcase_add_test(tc, flt_callback_data_cost_stays_within_its_bound);
+    tcase_add_test(tc, request_presented_by_a_queue_cost_stays_within_its_bound);
     return tu_run_suite(s);
 }
