@@ -49,6 +49,11 @@ struct uwdf_engine_file {
     void *be;                    /* the backend's per-file state (its registered buffers) */
     _Atomic unsigned long long fixed_buffer_ios; /* reads/writes sent as READ_FIXED/WRITE_FIXED */
     _Atomic unsigned long long fixed_file_ios;   /* ops sent on the registered file */
+    /* The most bytes one op of this file may carry, when it is less than
+     * the engine's (max_bytes in the ops table): an NBD server's maximum
+     * block size. 0: the engine's. Set by attach_file; the core runs a
+     * larger read or write as pieces (lib/engine_pieces.c). */
+    uint64_t max_bytes;
 };
 
 enum uwdf_io_op {
@@ -123,13 +128,18 @@ struct uwdf_io {
 };
 
 #define UWDF_IO_OFFSET_CURRENT UINT64_MAX
+/* max_segments of an engine that takes any number (fits an int). */
+#define UWDF_BE_NO_SEGMENT_LIMIT 0x7fffffffu
 
 struct uwdf_backend_ops {
     const char *name;
     unsigned caps;
     /* The most segments and bytes one op may carry; 0: the kernel's
      * (IOV_MAX; MAX_RW_COUNT, 2 GiB - 4 KiB). The core runs a larger
-     * request as consecutive ops within them (lib/engine_pieces.c). */
+     * request as consecutive ops within them (lib/engine_pieces.c).
+     * UWDF_BE_NO_SEGMENT_LIMIT: any number of segments (an engine that
+     * gathers them into a buffer of its own). A file may lower max_bytes
+     * (struct uwdf_engine_file). */
     unsigned max_segments;
     uint64_t max_bytes;
     /* 0 if this engine can be set up in this process, else -errno. Any thread. */

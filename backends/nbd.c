@@ -15,10 +15,13 @@
  * attached share's sockets (direction from nbd_aio_get_direction, re-read
  * before each poll) plus its own wake-up eventfd, issues commands and runs
  * libnbd's completion callbacks. No thread per request, connection or
- * target. An op goes to one connection (round robin over the live ones);
- * one larger than the server's maximum request is split into several
- * commands. What a target does (its state, accounting, timeouts, cancel)
- * is the core's, per target; only the sockets are shared.
+ * target. An op goes to one connection (round robin over the live ones) as
+ * one command: the server's maximum payload is the file's byte limit
+ * (struct uwdf_engine_file), and the core runs a larger read or write as
+ * pieces (lib/engine_pieces.c), as it does for a local engine, so a
+ * failing piece reports the bytes before it. What a target does (its
+ * state, accounting, timeouts, cancel) is the core's, per target; only the
+ * sockets are shared.
  *
  * Buffers. Every read and write goes through a bounce buffer owned by the
  * command (struct nbd_cmd): NBD cannot cancel a command, so a request that
@@ -59,9 +62,6 @@
 #include <unistd.h>
 
 #define NBD_MAX_CONNECTIONS 16
-/* The largest command sent when the server states no maximum: libnbd
- * refuses more than 64 MiB per read or write. */
-#define NBD_DEFAULT_MAX_REQUEST (32u << 20)
 /* Trim and zero lengths are 32-bit in the protocol. */
 #define NBD_MAX_RANGE_CHUNK (1u << 30)
 #define NBD_URI_CONNECTIONS "uwdf-connections="
@@ -400,7 +400,7 @@ static int nbd_share_connect(const char *bare, unsigned want, unsigned timeout_m
     int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
     int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
     int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
-    sh->max_request = max > 0 && max < NBD_DEFAULT_MAX_REQUEST ? (uint32_t)max : NBD_DEFAULT_MAX_REQUEST;
+    sh->max_request = max > 0 && max < UWDF_REMOTE_MAX_BYTES ? (uint32_t)max : UWDF_REMOTE_MAX_BYTES;
     if (min > 1 && sh->max_request % (uint32_t)min)
         sh->max_request -= sh->max_request % (uint32_t)min;
     bool multi = nbd_can_multi_conn(h) == 1;
@@ -732,13 +732,9 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
         else
             c->base.flush_after = sh->can_flush;
     }
-    size_t len = c->base.len;
-    for (size_t done = 0; done < len;) {
-        size_t n = len - done < sh->max_request ? len - done : sh->max_request;
-        if (!nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->base.b.buf + done, n, io->offset + done, flags))
-            break;
-        done += n;
-    }
+    /* Within the server's maximum: the core split a larger op (the file's
+     * max_bytes, set by nbd_attach_file). */
+    nbd_issue(c, write ? NBD_PWRITE : NBD_PREAD, c->base.b.buf, c->base.len, io->offset, flags);
     nbd_cmd_release(c);
     return 0;
 }
@@ -924,6 +920,7 @@ static int nbd_attach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
     if (!x || x->sh->engine != e)
         return -EINVAL;
     struct nbd_share *sh = x->sh;
+    f->max_bytes = sh->max_request;
     if (sh->attached++ > 0)
         return 0;
     int err = 0;
@@ -974,6 +971,10 @@ static void nbd_detach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
 const struct uwdf_backend_ops uwdf_backend_nbd = {
     .name = "nbd",
     .caps = UWDF_BE_CAP_CANCEL | UWDF_BE_CAP_NO_FD,
+    /* Segments are gathered into the command's bounce buffer: any number.
+     * Bytes: the server's maximum payload, per file (nbd_attach_file). */
+    .max_segments = UWDF_BE_NO_SEGMENT_LIMIT,
+    .max_bytes = UWDF_REMOTE_MAX_BYTES,
     .probe = nbd_probe,
     .open = nbd_open,
     .close = nbd_close_engine,

@@ -41,7 +41,12 @@
  * (nothing to flush). Write-through (per request or per target) is the
  * write followed by rbd_aio_flush: librbd has no per-write FUA; with
  * rbd_cache off the flush finds nothing to write back, since librbd then
- * acknowledges a write only once the OSDs have it. */
+ * acknowledges a write only once the OSDs have it.
+ *
+ * Sizes. A read or write is one librbd request of at most
+ * UWDF_REMOTE_MAX_BYTES (the bound on its bounce buffer); the core runs a
+ * larger one as pieces, one after the other, so a failing piece reports
+ * the bytes before it. Scattered buffers of any length are gathered. */
 #include "config.h"
 #include "backend.h"
 #include "remote.h"
@@ -656,6 +661,10 @@ static void rbd_detach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
 const struct uwdf_backend_ops uwdf_backend_rbd = {
     .name = "rbd",
     .caps = UWDF_BE_CAP_CANCEL | UWDF_BE_CAP_NO_FD,
+    /* Segments are gathered into the command's bounce buffer: any number.
+     * Bytes: a chunk that bounds that buffer (librbd has no maximum). */
+    .max_segments = UWDF_BE_NO_SEGMENT_LIMIT,
+    .max_bytes = UWDF_REMOTE_MAX_BYTES,
     .probe = rbd_probe,
     .open = rbd_open_engine,
     .close = rbd_close_engine,

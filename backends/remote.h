@@ -12,6 +12,12 @@
 #include <stddef.h>
 #include <time.h>
 
+/* The largest read or write a remote engine issues as one command (its
+ * ops table's max_bytes; the core runs a larger one as pieces): the bounce
+ * buffer of one command is at most this large. libnbd refuses more than
+ * 64 MiB in one command; librbd states no maximum, and splits a command
+ * into its objects' requests itself (8 of the default 4 MiB objects here). */
+#define UWDF_REMOTE_MAX_BYTES (32u << 20)
 /* Bounce buffers above this size are not kept when their command is idle. */
 #define UWDF_REMOTE_BOUNCE_KEEP (1u << 20)
 /* Idle commands (with their bounce buffers) an engine keeps for reuse. */

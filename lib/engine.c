@@ -212,7 +212,7 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
         return;
     }
     if (UWDF_UNLIKELY(io->pieces) && !io->core_piecing) {
-        int r = uwdf_pieces_start(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub));
+        int r = uwdf_pieces_start(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub, io->file));
         if (r < 0) {
             engine_defer(c, io, r);
             return;
@@ -234,7 +234,7 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
 
 static __attribute__((noinline)) bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
-    if (!uwdf_pieces_next(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub)))
+    if (!uwdf_pieces_next(io, uwdf_engine_max_segments(&c->pub), uwdf_engine_max_bytes(&c->pub, io->file)))
         return false;
     engine_queue(c, io);
     return true;

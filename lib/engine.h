@@ -139,17 +139,22 @@ void uwdf_engine_file_stats(const struct uwdf_engine_attachment *a, struct uwdf_
 #define UWDF_ENGINE_BOUNCE_MAX (1u << 20)
 /* White-box tests only: a smaller byte limit (a multiple of the page
  * size, more than one page), to split without gigabytes (0: none). A
- * backend's own limits are at least a page and a segment too. */
+ * backend's own limits are at least a page and a segment too; a remote
+ * file's may be less than a page (its sends always look it up). */
 extern _Atomic uint64_t uwdf_engine_test_max_bytes;
 
 static inline unsigned uwdf_engine_max_segments(const struct uwdf_engine *e)
 {
     return e->ops->max_segments ? e->ops->max_segments : UWDF_ENGINE_MAX_SEGMENTS;
 }
-static inline uint64_t uwdf_engine_max_bytes(const struct uwdf_engine *e)
+/* The most bytes one op of file f (NULL: none in particular) may carry on
+ * engine e: the engine's limit, or the file's where it is lower. */
+static inline uint64_t uwdf_engine_max_bytes(const struct uwdf_engine *e, const struct uwdf_engine_file *f)
 {
     uint64_t t = atomic_load_explicit(&uwdf_engine_test_max_bytes, memory_order_relaxed);
     uint64_t m = e->ops->max_bytes ? e->ops->max_bytes : UWDF_ENGINE_MAX_BYTES;
+    if (f && f->max_bytes && f->max_bytes < m)
+        m = f->max_bytes;
     return t && t < m ? t : m;
 }
 

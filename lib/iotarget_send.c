@@ -347,9 +347,10 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         }
         if (write && (s->Flags & SL_WRITE_THROUGH))
             io->rw_flags |= RWF_DSYNC;
-        /* No engine takes less than a page in one op: its limit is
-         * looked up only past that. */
-        if (UWDF_UNLIKELY(len > PAGE_SIZE) && len > uwdf_engine_max_bytes(t->engine))
+        /* No local engine takes less than a page in one op: its limit is
+         * looked up only past that, or for a remote export, whose server
+         * may state less. */
+        if (UWDF_UNLIKELY(len > PAGE_SIZE || t->remote) && len > uwdf_engine_max_bytes(t->engine, &t->attach.file))
             target_run_as_pieces(io);
         if (t->direct) {
             uint32_t ma = t->dio_mem_align, oa = t->dio_offset_align;

@@ -232,6 +232,150 @@ START_TEST(requests_larger_than_the_server_maximum_are_split)
 }
 END_TEST
 
+/* Commands of one kind ("Read", "Write") in an nbdkit log filter's file:
+ * how many, the largest count and the last offset. */
+static unsigned log_commands(const char *path, const char *kind, uint64_t *biggest, uint64_t *last_offset)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024], what[64];
+    unsigned n = 0;
+    if (!f)
+        return 0;
+    snprintf(what, sizeof(what), " %s id=", kind);
+    while (fgets(line, sizeof(line), f)) {
+        const char *c = strstr(line, " count=0x"), *o = strstr(line, " offset=0x");
+        if (!strstr(line, what) || !c || !o)
+            continue; /* another kind, or a reply */
+        n++;
+        uint64_t count = strtoull(c + 9, NULL, 16);
+        if (biggest && count > *biggest)
+            *biggest = count;
+        if (last_offset)
+            *last_offset = strtoull(o + 10, NULL, 16);
+    }
+    fclose(f);
+    return n;
+}
+
+/* The server's maximum payload is the target's piece size (64 KiB here):
+ * a request of 1,100 scattered 512-byte MDLs (more segments than one
+ * kernel op takes; the NBD engine gathers any number) runs as 9 pieces,
+ * written and read back in order; the server's log shows that no command
+ * was larger than its maximum. */
+START_TEST(an_mdl_chain_over_the_server_maximum_runs_as_pieces)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    char *backing = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
+    char *log = tu_env_path(&e, "nbdkit.log");
+    char file_arg[600], log_arg[600];
+    snprintf(file_arg, sizeof(file_arg), "file=%s", backing);
+    snprintf(log_arg, sizeof(log_arg), "logfile=%s", log);
+    const char *args[] = { "--filter=log", "--filter=blocksize-policy", "file", file_arg, log_arg,
+                           "blocksize-maximum=65536", "blocksize-preferred=4096", "blocksize-minimum=512",
+                           "blocksize-error-policy=error", NULL };
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    enum { N = 1100, SEG = 512 };
+    unsigned char *seg[N];
+    PMDL mdl[N];
+    for (int i = 0; i < N; i++) {
+        seg[i] = malloc(SEG);
+        tu_fill_pattern(seg[i], SEG, SEED + 5, (uint64_t)i * SEG);
+        mdl[i] = IoAllocateMdl(seg[i], SEG, FALSE, FALSE, NULL);
+        MmBuildMdlForNonPagedPool(mdl[i]);
+        if (i)
+            mdl[i - 1]->Next = mdl[i];
+    }
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_MDL(&d, mdl[0], N * SEG);
+    LONGLONG off = 3 * BLK;
+    ULONG_PTR got = 0;
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, N * SEG);
+    unsigned char *check = malloc(N * SEG);
+    int fd = open(backing, O_RDONLY);
+    ck_assert_int_eq(pread(fd, check, N * SEG, 3 * BLK), N * SEG);
+    close(fd);
+    ck_assert(tu_pattern_matches(check, N * SEG, SEED + 5, 0));
+    for (int i = 0; i < N; i++)
+        memset(seg[i], 0, SEG);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, N * SEG);
+    for (int i = 0; i < N; i++)
+        ck_assert(tu_pattern_matches(seg[i], SEG, SEED + 5, (uint64_t)i * SEG));
+    WdfObjectDelete(t);
+    tu_nbdkit_stop(&s); /* flushes the log */
+    /* Every read and write the server saw was within its maximum, and the
+     * request went out as ceil(550 KiB / 64 KiB) = 9 of each. */
+    uint64_t biggest = 0;
+    ck_assert_uint_eq(log_commands(log, "Write", &biggest, NULL), 9);
+    ck_assert_uint_le(biggest, 65536);
+    ck_assert_uint_eq(log_commands(log, "Read", &biggest, NULL), 9);
+    ck_assert_uint_le(biggest, 65536);
+    for (int i = 0; i < N; i++) {
+        IoFreeMdl(mdl[i]);
+        free(seg[i]);
+    }
+    free(check);
+    free(log);
+    free(backing);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* A piece the server fails: a read or write of 512 KiB as 8 pieces of its
+ * 64 KiB maximum, where the server (nbdkit's eval plugin) fails the bytes
+ * from 256 KiB to 320 KiB. One request, one completion: the failing
+ * piece's status with the bytes of the 4 pieces before it, and no piece
+ * after it sent (a request the server answered as a whole would report 0
+ * bytes). */
+START_TEST(a_failing_piece_reports_the_bytes_before_it)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    char *log = tu_env_path(&e, "nbdkit.log");
+    char log_arg[600];
+    snprintf(log_arg, sizeof(log_arg), "logfile=%s", log);
+    const char *args[] = {
+        "--filter=log", "--filter=blocksize-policy", "eval", log_arg, "get_size=echo 1048576",
+        "can_write=exit 0",
+        "pread=if [ $4 -ge 262144 ] && [ $4 -lt 327680 ]; then echo 'EIO injected' >&2; exit 1; fi; "
+        "head -c $3 /dev/zero",
+        "pwrite=cat >/dev/null; if [ $4 -ge 262144 ] && [ $4 -lt 327680 ]; then echo 'ENOSPC injected' >&2; "
+        "exit 1; fi",
+        "blocksize-maximum=65536", "blocksize-preferred=4096", "blocksize-minimum=512",
+        "blocksize-error-policy=error", NULL
+    };
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    size_t len = 512 * 1024;
+    unsigned char *buf = calloc(1, len);
+    ULONG_PTR got = 0;
+    ck_assert_status(tu_sync_rw(t, false, buf, (ULONG)len, 0, &got), STATUS_IO_DEVICE_ERROR);
+    ck_assert_uint_eq(got, 256 * 1024);
+    got = 0;
+    ck_assert_status(tu_sync_rw(t, true, buf, (ULONG)len, 0, &got), STATUS_DISK_FULL);
+    ck_assert_uint_eq(got, 256 * 1024);
+    /* Before the failing range: whole. */
+    ck_assert_status(tu_sync_rw(t, false, buf, (ULONG)len / 2, 0, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, len / 2);
+    WdfObjectDelete(t);
+    tu_nbdkit_stop(&s);
+    /* Nothing past the failing piece reached the server: pieces 0-4 of
+     * the read and of the write, then the 4 of the last read. */
+    uint64_t last = 0;
+    ck_assert_uint_eq(log_commands(log, "Read", NULL, &last), 5 + 4);
+    ck_assert_uint_eq(log_commands(log, "Write", NULL, &last), 5);
+    ck_assert_uint_eq(last, 0x40000);
+    free(buf);
+    free(log);
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(server_errors_map_through_the_errno_table)
 {
     struct tu_env e;
@@ -1173,6 +1317,8 @@ int main(void)
     tcase_add_test(tc, scattered_mdl_chain_and_file_position);
     tcase_add_test(tc, end_of_export_as_a_block_device);
     tcase_add_test(tc, requests_larger_than_the_server_maximum_are_split);
+    tcase_add_test(tc, an_mdl_chain_over_the_server_maximum_runs_as_pieces);
+    tcase_add_test(tc, a_failing_piece_reports_the_bytes_before_it);
     tcase_add_test(tc, server_errors_map_through_the_errno_table);
     tcase_add_test(tc, read_only_export_refuses_writes_as_write_protected);
     tcase_add_test(tc, flush_trim_zero_when_offered);

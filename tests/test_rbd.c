@@ -315,6 +315,56 @@ END_TEST
 
 /* Discard of whole objects and zeroing of any range read back as zeros;
  * flush succeeds; a read-only opening refuses them. */
+/* The write ops librbd has taken on that connection (its perf counters). */
+static long librbd_writes(void)
+{
+    char *v = asok_query("perf dump", "sum(v.get(\"wr\", 0) for k, v in d.items() if k.startswith(\"librbd\"))");
+    long n = atol(v);
+    free(v);
+    return n;
+}
+
+/* A read or write over the engine's chunk (32 MiB: one librbd request, one
+ * bounce buffer at most) runs as pieces: a 40 MiB write is 2 librbd
+ * writes and reads back whole; one that runs into the end of a 48 MiB
+ * image writes its first piece short (to the end) and its next piece
+ * fails there: STATUS_DISK_FULL with the bytes before it, one completion
+ * (as one librbd request clipped at the end, it would have succeeded
+ * short). A read the same way is short. */
+START_TEST(requests_over_the_chunk_run_as_pieces)
+{
+    struct tu_env e;
+    tu_env_init(&e);
+    const unsigned size = 48u << 20, len = 40u << 20;
+    const char *image = make_image("chunk", size);
+    WDFIOTARGET t = open_rw(&e, image, "");
+    unsigned char *w = malloc(len), *r = malloc(len);
+    ck_assert_ptr_nonnull(w);
+    ck_assert_ptr_nonnull(r);
+    tu_fill_pattern(w, len, SEED + 7, BLK);
+    long before = librbd_writes();
+    ULONG_PTR got = 0;
+    ck_assert_status(tu_sync_rw(t, true, w, len, BLK, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, len);
+    ck_assert_int_eq(librbd_writes() - before, 2);
+    memset(r, 0, len);
+    ck_assert_status(tu_sync_rw(t, false, r, len, BLK, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, len);
+    ck_assert(tu_pattern_matches(r, len, SEED + 7, BLK));
+    /* Into the end: 24 MiB written, then the next piece fails. */
+    ck_assert_status(tu_sync_rw(t, true, w, len, 24u << 20, &got), STATUS_DISK_FULL);
+    ck_assert_uint_eq(got, 24u << 20);
+    memset(r, 0, len);
+    ck_assert_status(tu_sync_rw(t, false, r, len, 24u << 20, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, 24u << 20);
+    ck_assert(tu_pattern_matches(r, 24u << 20, SEED + 7, BLK));
+    WdfObjectDelete(t);
+    free(w);
+    free(r);
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(flush_discard_and_zero)
 {
     struct tu_env e;
@@ -698,6 +748,7 @@ int main(void)
     tcase_add_checked_fixture(tc, osd_resume_setup, NULL);
     tcase_add_test(tc, writes_read_back_with_rbd_export);
     tcase_add_test(tc, rbd_import_reads_back_and_the_end_is_a_block_device);
+    tcase_add_test(tc, requests_over_the_chunk_run_as_pieces);
     tcase_add_test(tc, flush_discard_and_zero);
     tcase_add_test(tc, snapshot_is_read_only);
     tcase_add_test(tc, bad_names_fail_the_open_with_a_reason);
