@@ -41,7 +41,8 @@ static void request_destroy(struct uwdf_object *obj)
         if (req->snd->ext) {
             uwdf_free(req->snd->ext->iov_heap);
             uwdf_free(req->snd->ext->ranges);
-            uwdf_free(req->snd->ext);
+            if (!req->snd_inline)
+                uwdf_free(req->snd->ext);
         }
         uwdf_pieces_fini(&req->snd->io);
         if (!req->snd_inline)
@@ -55,11 +56,16 @@ static void request_destroy(struct uwdf_object *obj)
     }
 }
 
-/* A request a queue presents: the request, its send state, and what only
- * such a request uses, in one allocation. */
+/* A request a queue presents: the request, its send state with the rarely
+ * used part, and what only such a request uses, in one allocation. (Its
+ * memory is recycled for the next presented request, which would lose a
+ * part allocated on first use: a filter forwarding with a timeout would
+ * allocate one per I/O.) rx comes last: request_recycle_clear keeps its
+ * retrieved-memory objects. */
 struct request_received_alloc {
     struct uwdf_request req;
     struct uwdf_request_send snd;
+    struct uwdf_request_send_ext ext;
     struct uwdf_request_rx rx;
 };
 
@@ -91,6 +97,13 @@ static void request_send_init(struct uwdf_request *req, struct uwdf_request_send
     req->snd = snd;
 }
 
+static void request_send_ext_init(struct uwdf_request_send *snd, struct uwdf_request_send_ext *ext)
+{
+    ext->req = snd->req;
+    ext->timer.heap_index = -1;
+    snd->ext = ext;
+}
+
 static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *parent, bool received,
                               bool reuse, struct uwdf_request **out)
 {
@@ -113,6 +126,7 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
         struct request_received_alloc *a = uwdf_container_of(req, struct request_received_alloc, req);
         req->rx = &a->rx;
         request_send_init(req, &a->snd);
+        request_send_ext_init(&a->snd, &a->ext);
         req->snd_inline = true;
     }
     *out = req;
@@ -133,9 +147,7 @@ NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request_send *snd)
     struct uwdf_request_send_ext *ext = uwdf_zalloc(sizeof(*ext));
     if (!ext)
         return STATUS_INSUFFICIENT_RESOURCES;
-    ext->req = snd->req;
-    ext->timer.heap_index = -1;
-    snd->ext = ext;
+    request_send_ext_init(snd, ext);
     return STATUS_SUCCESS;
 }
 

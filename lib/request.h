@@ -59,7 +59,8 @@ struct uwdf_request_send {
  * target's discard or zeroing ranges, the framework timeout timer, the
  * blocking IOCTL's work item. Allocated by the first send that needs it
  * (uwdf_request_ensure_send_ext) and kept with the send state, so a request
- * that uses it again allocates nothing. */
+ * that uses it again allocates nothing; part of a presented request's own
+ * allocation, as its send state is. */
 struct uwdf_request_send_ext {
     struct uwdf_request *req;
     struct iovec *iov_heap;
