@@ -38,13 +38,19 @@ static void request_destroy(struct uwdf_object *obj)
     /* Tested before each free: most requests have none of these, and a
      * presented one goes through here on every packet. */
     if (req->snd) {
-        if (req->snd->ext) {
-            uwdf_free(req->snd->ext->iov_heap);
-            uwdf_free(req->snd->ext->ranges);
+        /* Tested before each call: a presented request comes here once per
+         * I/O, and has the rarely used part but seldom uses it. */
+        struct uwdf_request_send_ext *ext = req->snd->ext;
+        if (ext) {
+            if (ext->iov_heap)
+                uwdf_free(ext->iov_heap);
+            if (ext->ranges)
+                uwdf_free(ext->ranges);
             if (!req->snd_inline)
-                uwdf_free(req->snd->ext);
+                uwdf_free(ext);
         }
-        uwdf_pieces_fini(&req->snd->io);
+        if (req->snd->io.core_pieces)
+            uwdf_pieces_fini(&req->snd->io);
         if (!req->snd_inline)
             uwdf_free(req->snd);
     }
@@ -99,8 +105,7 @@ static void request_send_init(struct uwdf_request *req, struct uwdf_request_send
 
 static void request_send_ext_init(struct uwdf_request_send *snd, struct uwdf_request_send_ext *ext)
 {
-    ext->req = snd->req;
-    ext->timer.heap_index = -1;
+    ext->req = snd->req; /* (its timer is set up before each arming) */
     snd->ext = ext;
 }
 
