@@ -44,16 +44,25 @@ static long per_object(const char *what, long before, long after)
     return per;
 }
 
+/* The environment on the null engine (no I/O: what is measured is the
+ * framework's), with a file target on a 1 MiB file. */
+static WDFIOTARGET null_file_target(struct tu_env *e, char **path)
+{
+    WDFIOTARGET t;
+    setenv("UWDF_BACKEND", "null", 1);
+    tu_env_init(e);
+    *path = tu_env_file(e, "f", 1 << 20, 0);
+    ck_assert_status(tu_target_open(e->device, *path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    return t;
+}
+
 static WDFREQUEST *g_reqs;
 
 START_TEST(request_costs_stay_within_their_bounds_before_and_after_a_send)
 {
     struct tu_env e;
-    setenv("UWDF_BACKEND", "null", 1);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 1 << 20, 0);
-    WDFIOTARGET t;
-    ck_assert_status(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    char *path;
+    WDFIOTARGET t = null_file_target(&e, &path);
     g_reqs = calloc(N, sizeof(*g_reqs));
     ck_assert_ptr_nonnull(g_reqs);
     /* The array's own pages count before the first reading. */
@@ -199,11 +208,8 @@ END_TEST
 START_TEST(resends_with_a_timeout_and_an_mdl_chain_allocate_nothing)
 {
     struct tu_env e;
-    setenv("UWDF_BACKEND", "null", 1);
-    tu_env_init(&e);
-    char *path = tu_env_file(&e, "f", 1 << 20, 0);
-    WDFIOTARGET t;
-    ck_assert_status(tu_target_open(e.device, path, GENERIC_READ, FILE_OPEN, 0, &t), STATUS_SUCCESS);
+    char *path;
+    WDFIOTARGET t = null_file_target(&e, &path);
     WDFREQUEST r;
     ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, t, &r), STATUS_SUCCESS);
     WDFMEMORY mem;

@@ -35,6 +35,12 @@
 #define CONNECT_TIMEOUT_MS 300 /* uwdf-connect-timeout of the silent-server tests */
 #define CONNECT_CASE_TIMEOUT_SEC 20
 
+/* The blocksize-policy filter's arguments for a server whose maximum
+ * payload is 64 KiB (preferred 4 KiB, minimum 512), refusing larger. */
+#define MAX_64K                                                                                            \
+    "blocksize-maximum=65536", "blocksize-preferred=4096", "blocksize-minimum=512",                        \
+        "blocksize-error-policy=error"
+
 /* ---- targets and I/O ---- */
 
 static NTSTATUS open_uri(struct tu_env *e, const char *uri, ACCESS_MASK access, ULONG options, WDFIOTARGET *t)
@@ -201,9 +207,7 @@ START_TEST(requests_larger_than_the_server_maximum_are_split)
     char *backing = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
     char file_arg[600];
     snprintf(file_arg, sizeof(file_arg), "file=%s", backing);
-    const char *args[] = { "--filter=blocksize-policy", "file", file_arg, "blocksize-maximum=65536",
-                           "blocksize-preferred=4096", "blocksize-minimum=512", "blocksize-error-policy=error",
-                           NULL };
+    const char *args[] = { "--filter=blocksize-policy", "file", file_arg, MAX_64K, NULL };
     tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     size_t len = 512 * 1024;
@@ -272,9 +276,7 @@ START_TEST(an_mdl_chain_over_the_server_maximum_runs_as_pieces)
     char file_arg[600], log_arg[600];
     snprintf(file_arg, sizeof(file_arg), "file=%s", backing);
     snprintf(log_arg, sizeof(log_arg), "logfile=%s", log);
-    const char *args[] = { "--filter=log", "--filter=blocksize-policy", "file", file_arg, log_arg,
-                           "blocksize-maximum=65536", "blocksize-preferred=4096", "blocksize-minimum=512",
-                           "blocksize-error-policy=error", NULL };
+    const char *args[] = { "--filter=log", "--filter=blocksize-policy", "file", file_arg, log_arg, MAX_64K, NULL };
     tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);
     enum { N = 1100, SEG = 512 };
@@ -346,8 +348,7 @@ START_TEST(a_failing_piece_reports_the_bytes_before_it)
         "head -c $3 /dev/zero",
         "pwrite=cat >/dev/null; if [ $4 -ge 262144 ] && [ $4 -lt 327680 ]; then echo 'ENOSPC injected' >&2; "
         "exit 1; fi",
-        "blocksize-maximum=65536", "blocksize-preferred=4096", "blocksize-minimum=512",
-        "blocksize-error-policy=error", NULL
+        MAX_64K, NULL
     };
     tu_nbdkit_start(&e, &s, "nbd.sock", args);
     WDFIOTARGET t = open_rw(&e, s.uri);

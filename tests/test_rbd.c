@@ -157,13 +157,21 @@ static char *asok_query(const char *cmd, const char *expr)
     return strdup(line);
 }
 
-/* The flushes librbd has taken on that connection (its perf counters). */
-static long librbd_flushes(void)
+/* A counter of librbd's on that connection (its perf counters, summed
+ * over images): "flush", "wr" (write ops). */
+static long librbd_counter(const char *name)
 {
-    char *v = asok_query("perf dump", "sum(v.get(\"flush\", 0) for k, v in d.items() if k.startswith(\"librbd\"))");
+    char expr[256];
+    snprintf(expr, sizeof(expr), "sum(v.get(\"%s\", 0) for k, v in d.items() if k.startswith(\"librbd\"))", name);
+    char *v = asok_query("perf dump", expr);
     long n = atol(v);
     free(v);
     return n;
+}
+
+static long librbd_flushes(void)
+{
+    return librbd_counter("flush");
 }
 
 /* rados_osd_op_timeout in force on that connection, in whole seconds. */
@@ -315,15 +323,6 @@ END_TEST
 
 /* Discard of whole objects and zeroing of any range read back as zeros;
  * flush succeeds; a read-only opening refuses them. */
-/* The write ops librbd has taken on that connection (its perf counters). */
-static long librbd_writes(void)
-{
-    char *v = asok_query("perf dump", "sum(v.get(\"wr\", 0) for k, v in d.items() if k.startswith(\"librbd\"))");
-    long n = atol(v);
-    free(v);
-    return n;
-}
-
 /* A read or write over the engine's chunk (32 MiB: one librbd request, one
  * bounce buffer at most) runs as pieces: a 40 MiB write is 2 librbd
  * writes and reads back whole; one that runs into the end of a 48 MiB
@@ -342,11 +341,11 @@ START_TEST(requests_over_the_chunk_run_as_pieces)
     ck_assert_ptr_nonnull(w);
     ck_assert_ptr_nonnull(r);
     tu_fill_pattern(w, len, SEED + 7, BLK);
-    long before = librbd_writes();
+    long before = librbd_counter("wr");
     ULONG_PTR got = 0;
     ck_assert_status(tu_sync_rw(t, true, w, len, BLK, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, len);
-    ck_assert_int_eq(librbd_writes() - before, 2);
+    ck_assert_int_eq(librbd_counter("wr") - before, 2);
     memset(r, 0, len);
     ck_assert_status(tu_sync_rw(t, false, r, len, BLK, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, len);
