@@ -51,8 +51,10 @@ struct uwdf_engine_file {
     _Atomic unsigned long long fixed_file_ios;   /* ops sent on the registered file */
     /* The most bytes one op of this file may carry, when it is less than
      * the engine's (max_bytes in the ops table): an NBD server's maximum
-     * block size. 0: the engine's. Set by attach_file; the core runs a
-     * larger read or write as pieces (lib/engine_pieces.c). */
+     * payload. 0: the engine's. Set by attach_file, before the file's first
+     * op (the attach is a round trip to the engine thread, which orders
+     * it); the core runs a larger read or write as pieces
+     * (lib/engine_pieces.c). */
     uint64_t max_bytes;
 };
 
