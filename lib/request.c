@@ -36,10 +36,9 @@ static void request_destroy(struct uwdf_object *obj)
     if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
         IoFreeIrp(req->irp);
     /* Tested before each free: most requests have none of these, and a
-     * presented one goes through here on every packet. */
+     * presented one comes here once per I/O, with the rarely used part
+     * inline but seldom used. */
     if (req->snd) {
-        /* Tested before each call: a presented request comes here once per
-         * I/O, and has the rarely used part but seldom uses it. */
         struct uwdf_request_send_ext *ext = req->snd->ext;
         if (ext) {
             if (ext->iov_heap)
