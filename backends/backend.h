@@ -108,6 +108,7 @@ struct uwdf_io {
      * addresses off the alignment), staged through an aligned buffer. */
     bool pieces;
     bool bounce;
+    bool core_batched; /* core: queued for a file with batching (lib/engine.c); here, where it adds no padding */
     uint32_t be_flags;
     uint64_t res_done;     /* out, with res < 0: bytes earlier pieces moved */
     struct uwdf_io *next;  /* link for whoever holds the io now (backend while accepted) */
@@ -132,6 +133,11 @@ struct uwdf_io {
 #define UWDF_IO_OFFSET_CURRENT UINT64_MAX
 /* max_segments of an engine that takes any number (fits an int). */
 #define UWDF_BE_NO_SEGMENT_LIMIT 0x7fffffffu
+
+/* A wait for a completion batch (reap_min > 1) is cut into slices this
+ * long: the kernel counts the wake-up's own completion as one of the
+ * batch, so a wake() during such a wait is seen at the end of a slice. */
+#define UWDF_BE_BATCH_WAIT_SLICE_NS (200LL * 1000)
 
 struct uwdf_backend_ops {
     const char *name;
@@ -166,7 +172,11 @@ struct uwdf_backend_ops {
     /* Flush staged ops, then wait up to timeout_ns (-1: no limit, 0: poll)
      * for completions; store up to max finished ops in done[] (res and
      * timed_out filled) and return how many; 0 on timeout or wake(); -errno
-     * on a fatal error. */
+     * on a fatal error. e->reap_min (at least 1) is how many completions
+     * the core would like to wait for at once (a completion batch): a
+     * backend may wait in the kernel for that many, in slices of at most
+     * UWDF_BE_BATCH_WAIT_SLICE_NS so a wake() is still seen, and may
+     * return fewer. */
     int (*reap)(struct uwdf_engine *e, struct uwdf_io **done, int max, int64_t timeout_ns);
     /* Make a blocked or upcoming reap() return promptly. Any thread. */
     void (*wake)(struct uwdf_engine *e);
@@ -286,6 +296,7 @@ void uwdf_rbd_image_free(struct uwdf_rbd_image *img);
 struct uwdf_engine {
     void *be;
     unsigned depth;
+    unsigned reap_min; /* set by the core before each reap() */
     const struct uwdf_backend_ops *ops;
     struct uwdf_engine_core *core;
 };

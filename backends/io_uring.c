@@ -736,6 +736,8 @@ static int uring_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int
     struct uring_state *st = e->be;
     int64_t deadline = timeout_ns > 0 ? uring_now_ns() + timeout_ns : 0;
     int fatal = 0;
+    /* A completion batch: the kernel wakes the thread once for all of it. */
+    unsigned wait_nr = e->reap_min > 1 ? e->reap_min : 1;
 
     if (max <= 0)
         return -EINVAL;
@@ -757,6 +759,8 @@ static int uring_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int
         }
         if (wait && !st->wake_armed && (slice < 0 || slice > URING_WAKE_FALLBACK_NS))
             slice = URING_WAKE_FALLBACK_NS;
+        if (wait && wait_nr > 1 && (slice < 0 || slice > UWDF_BE_BATCH_WAIT_SLICE_NS))
+            slice = UWDF_BE_BATCH_WAIT_SLICE_NS;
         if (wait && st->poll_waits && (slice < 0 || slice > URING_POLL_WAIT_NS))
             slice = URING_POLL_WAIT_NS;
 
@@ -777,7 +781,7 @@ static int uring_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int
                 tsp = &ts;
             }
             /* May return a positive count in liburing 2.3; only < 0 matters. */
-            r = io_uring_submit_and_wait_timeout(&st->ring, &cqe, 1, tsp, NULL);
+            r = io_uring_submit_and_wait_timeout(&st->ring, &cqe, wait_nr, tsp, NULL);
         }
         uring_harvest(st);
 

@@ -394,6 +394,8 @@ static int aio_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     struct aio_state *st = e->be;
     int64_t deadline = timeout_ns > 0 ? aio_now_ns() + timeout_ns : 0;
     int fatal = 0;
+    /* A completion batch: the kernel wakes the thread once for all of it. */
+    unsigned wait_nr = e->reap_min > 1 ? e->reap_min : 1;
 
     if (max <= 0)
         return -EINVAL;
@@ -416,6 +418,8 @@ static int aio_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
         }
         if (wait && !st->wake_armed && (slice < 0 || slice > AIO_WAKE_FALLBACK_NS))
             slice = AIO_WAKE_FALLBACK_NS;
+        if (wait && wait_nr > 1 && (slice < 0 || slice > UWDF_BE_BATCH_WAIT_SLICE_NS))
+            slice = UWDF_BE_BATCH_WAIT_SLICE_NS;
 
         struct timespec ts = { 0, 0 }, *tsp = &ts;
         if (wait) {
@@ -428,7 +432,9 @@ static int aio_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
         }
         /* Take every event there is, not just `max`: the surplus waits on
          * the ready FIFO, and the context's slots free up sooner. */
-        int r = io_getevents(st->ctx, wait ? 1 : 0, (long)st->nevents, st->events, tsp);
+        /* More than the context holds would only wait out the slice. */
+        long min_nr = !wait ? 0 : wait_nr < st->inflight ? (long)wait_nr : st->inflight ? (long)st->inflight : 1;
+        int r = io_getevents(st->ctx, min_nr, (long)st->nevents, st->events, tsp);
         if (r == -EINTR) /* a signal is not a wake: wait out the rest */
             r = 0;
         if (r < 0) {

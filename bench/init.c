@@ -61,10 +61,17 @@ static void usage(FILE *f)
             "ran to the job's last. IO depths are the\n"
             "job's requests in flight when each was sent, itself included.\n"
             "\n"
-            "BATCHING: iodepth_batch_submit is accepted but has nothing to set: uwdf submits\n"
-            "every send made by the completion routines of one reaped batch to the kernel\n"
-            "together (one io_uring_enter / io_submit), and sends from other threads are handed\n"
-            "to the target's completion thread, which submits all that are pending at once.\n"
+            "BATCHING: without iodepth_batch_* options uwdf's engine batches by itself: every\n"
+            "send the completion routines of one round made, and every send from other threads\n"
+            "that is waiting, goes to the kernel in one io_uring_enter / io_submit. Any of\n"
+            "iodepth_batch_submit (iodepth_batch), iodepth_batch_complete_min\n"
+            "(iodepth_batch_complete) or iodepth_batch_complete_max sets fio's batching on the\n"
+            "job's targets (UwdfIoTargetSetBatching; fio's defaults 1, 1, =min for the others):\n"
+            "submit N at a time (0: iodepth; the first sends go under a send plug), run the\n"
+            "completion routines once at least min of the job's I/Os finished (or all in\n"
+            "flight), at most max per round. complete_min=0 is taken as 1 (the engine thread\n"
+            "waits rather than polls). The report then has fio's submit and complete lines\n"
+            "(iodepth_submit, iodepth_complete in JSON), counted by the engine. --api=async.\n"
             "\n"
             "Verify: write jobs with --verify=crc32c store a header (magic, length, offset,\n"
             "crc32c of the block) in every block and read back every block they wrote after\n"
@@ -418,6 +425,9 @@ int validate_jobdef(const struct jobdef *def, bool quiet)
     if ((o->fixedbufs || o->registerfiles) && o->api == API_FLT)
         errmsg("%s: warning: fixedbufs/registerfiles do not apply to --api=flt (the Filter "
                "Manager owns that target); ignored", o->name);
+    if (!quiet && o->batch_set && o->api != API_ASYNC)
+        errmsg("%snote: iodepth_batch_* apply to --api=async (the engines' batching); ignored with --api=%s",
+               who, api_names[o->api]);
     if (!quiet && o->api == API_SYNC && o->iodepth > 1)
         errmsg("%snote: --api=sync runs one synchronous request per thread; iodepth=%u is not "
                "used (use numjobs for parallelism)", who, o->iodepth);

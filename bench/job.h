@@ -124,6 +124,11 @@ struct job {
     unsigned io_inflight; /* atomic: I/Os sent and not completed (async modes) */
     char pad_depth2[64];
     struct thread_cpu cpu; /* the job thread's */
+    /* iodepth_batch_*: the engines' counts of the job's submissions and
+     * completion rounds by size (UwdfIoTargetGetBatchStatistics over its
+     * files, the ramp's taken out), when batch_counted */
+    bool batch_counted;
+    uint64_t batch_submits[UWDF_IO_BATCH_BUCKETS], batch_completes[UWDF_IO_BATCH_BUCKETS];
     /* rate, rate_iops: each direction's schedule (ns after the start,
      * atomic), and the slots waiting for their turn (the job thread sends
      * them) */

@@ -27,6 +27,8 @@ void opts_fio_defaults(struct job_opts *o)
         o->min_bs[d] = o->max_bs[d] = 4096;
     o->iodepth = 1;
     o->iodepth_batch_submit = 1;
+    o->iodepth_batch_complete_min = 1;
+    o->iodepth_batch_complete_max = 1;
     o->numjobs = 1;
     o->randseed = 0x89; /* fio's default seed */
     o->api = API_ASYNC;
@@ -495,6 +497,17 @@ static int parse_rate(const struct opt_def *d, void *base, const char *val, char
     return per_direction(d, val, base, err, n, rate_one);
 }
 
+/* The iodepth_batch_* options: a count, and the note that batching was asked for. */
+static int parse_batch(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    uint64_t v;
+    if (!parse_u64_plain(val, &v) || v > 65536)
+        return opt_refuse(err, n, d->err);
+    *(unsigned *)((char *)base + d->off) = (unsigned)v;
+    ((struct job_opts *)base)->batch_set = true;
+    return 0;
+}
+
 static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
     struct job_opts *o = base;
@@ -622,8 +635,15 @@ const struct opt_def job_options[] = {
       .help = "random offsets are multiples of this (default: the smallest block size); comma-separated as bs; "
               "turns the random map off" },
     { .name = "iodepth", JOB_UINT(iodepth, 1, 65536), .arg = "n", .help = "requests in flight per job (async API)" },
-    { .name = "iodepth_batch_submit", .alias = "iodepth_batch", JOB_UINT(iodepth_batch_submit, 0, 65536), .arg = "n",
-      .help = "accepted for compatibility; see BATCHING below" },
+    { .name = "iodepth_batch_submit", .alias = "iodepth_batch", .kind = OPT_FUNC, .parse = parse_batch,
+      JOB_FIELD(iodepth_batch_submit), .err = "expected a whole number from 0 to 65536", .arg = "n",
+      .help = "submit I/Os to the kernel N at a time (0: iodepth; default 1); see BATCHING" },
+    { .name = "iodepth_batch_complete_min", .alias = "iodepth_batch_complete", .kind = OPT_FUNC,
+      .parse = parse_batch, JOB_FIELD(iodepth_batch_complete_min), .err = "expected a whole number from 0 to 65536",
+      .arg = "n", .help = "complete at least N I/Os at once, or all in flight (default 1); see BATCHING" },
+    { .name = "iodepth_batch_complete_max", .kind = OPT_FUNC, .parse = parse_batch,
+      JOB_FIELD(iodepth_batch_complete_max), .err = "expected a whole number from 0 to 65536", .arg = "n",
+      .help = "complete at most N I/Os at once (default: iodepth_batch_complete_min); see BATCHING" },
     { .name = "numjobs", JOB_UINT(numjobs, 1, 4096), .arg = "n",
       .help = "clones of this job, each a thread with its own requests" },
     { .name = "thread", JOB_BOOL(thread), .help = "accepted; jobs are always threads" },

@@ -64,7 +64,12 @@ struct job_opts {
         double pct;
     } split[3][BSSPLIT_MAX];
     unsigned iodepth;
+    /* fio's iodepth_batch_submit, iodepth_batch_complete_min/_max; with
+     * batch_set (any of them given) the job's targets get them as
+     * UwdfIoTargetSetBatching, else the engine's own batching applies. */
     unsigned iodepth_batch_submit;
+    unsigned iodepth_batch_complete_min, iodepth_batch_complete_max;
+    bool batch_set;
     unsigned numjobs;
     bool thread;
     uint64_t runtime_ns; /* 0: no limit; fio's alias: timeout */

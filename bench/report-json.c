@@ -196,9 +196,6 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     jw_u64(w, "ctx", r->cpu.ctx);
     jw_u64(w, "majf", r->cpu.majf);
     jw_u64(w, "minf", r->cpu.minf);
-    /* iodepth_submit and iodepth_complete are left out: requests are sent
-     * one by one and the framework batches them, so nothing here counts
-     * what fio's submit and complete calls do. */
     static const char *const dl[N_DEPTH] = { "1", "2", "4", "8", "16", "32", ">=64" };
     double dp[N_DEPTH];
     depth_distribution(r, dp);
@@ -206,6 +203,20 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     for (unsigned i = 0; i < N_DEPTH; i++)
         jw_dbl(w, dl[i], dp[i]);
     jw_close(w, '}');
+    /* iodepth_submit and iodepth_complete, as the engines counted them
+     * with iodepth_batch_*; left out otherwise (nothing counts them then). */
+    if (r->batch_counted) {
+        static const char *const bl[N_DEPTH] = { "0", "4", "8", "16", "32", "64", ">=64" };
+        const uint64_t *maps[2] = { r->submit_map, r->complete_map };
+        static const char *const names[2] = { "iodepth_submit", "iodepth_complete" };
+        for (unsigned m = 0; m < 2; m++) {
+            map_distribution(maps[m], dp);
+            jw_open(w, names[m], '{');
+            for (unsigned i = 0; i < N_DEPTH; i++)
+                jw_dbl(w, bl[i], dp[i]);
+            jw_close(w, '}');
+        }
+    }
     struct lat_dist ld;
     lat_distribution(r, &ld);
     char k[32];

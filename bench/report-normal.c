@@ -187,6 +187,18 @@ void print_report_normal(FILE *f, const struct bench_run *run, const struct repo
     fprintf(f, "  IO depths    :");
     for (unsigned i = 0; i < N_DEPTH; i++)
         fprintf(f, " %s=%3.1f%%%s", dl[i], dp[i], i < N_DEPTH - 1 ? "," : "\n");
+    if (r->batch_counted) {
+        /* fio's submit and complete lines: measured by the engines */
+        static const char *const bl[N_DEPTH] = { "0", "4", "8", "16", "32", "64", ">=64" };
+        const uint64_t *maps[2] = { r->submit_map, r->complete_map };
+        static const char *const names[2] = { "     submit    :", "     complete  :" };
+        for (unsigned m = 0; m < 2; m++) {
+            map_distribution(maps[m], dp);
+            fprintf(f, "%s", names[m]);
+            for (unsigned i = 0; i < N_DEPTH; i++)
+                fprintf(f, " %s=%3.1f%%%s", bl[i], dp[i], i < N_DEPTH - 1 ? "," : "\n");
+        }
+    }
     fprintf(f, "     issued rwts: total=%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
                " short=0,0,0,0 dropped=0,0,0,0\n",
             r->d[DDIR_READ].ios, r->d[DDIR_WRITE].ios, r->d[DDIR_TRIM].ios, r->sync.ios);

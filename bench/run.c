@@ -13,19 +13,56 @@
 #include "interrupt.h"
 #include "io.h"
 #include "run.h"
+#include "setup.h"
 #include "util.h"
 
+/* iodepth_batch_*: waits for the phase's end; with a ramp, the engines'
+ * batch counts at its end are kept in the job, to be taken out of the
+ * counts at the end (fio resets its counts after the ramp). */
+static void wait_phase(struct job *j, bool ramp)
+{
+    uint64_t sub[UWDF_IO_BATCH_BUCKETS], comp[UWDF_IO_BATCH_BUCKETS];
+    if (ramp && j->o.ramp_ns && job_batch_counts(j, sub, comp)) {
+        int64_t left = (int64_t)(j->ramp_end_ns - now_ns());
+        LARGE_INTEGER to = { .QuadPart = -(left / 100) };
+        if (left > 0 && KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, &to) != STATUS_TIMEOUT)
+            return;
+        (void)job_batch_counts(j, j->batch_submits, j->batch_completes);
+    }
+    KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+}
+
+/* The batch counts of the run phase, from the end of the ramp. */
+static void collect_batch_counts(struct job *j)
+{
+    uint64_t sub[UWDF_IO_BATCH_BUCKETS], comp[UWDF_IO_BATCH_BUCKETS];
+    if (!job_batch_counts(j, sub, comp))
+        return;
+    for (unsigned i = 0; i < UWDF_IO_BATCH_BUCKETS; i++) {
+        j->batch_submits[i] = sub[i] - j->batch_submits[i];
+        j->batch_completes[i] = comp[i] - j->batch_completes[i];
+    }
+    j->batch_counted = true;
+}
+
 /* One phase (the run, then the verify pass): every slot issues, the last
- * one to retire wakes the job thread. */
-static void run_phase(struct job *j)
+ * one to retire wakes the job thread. With iodepth_batch_* the first sends
+ * go under a send plug, so they reach the kernel iodepth_batch_submit at a
+ * time, as fio's first fill does. */
+static void run_phase(struct job *j, bool first)
 {
     KeClearEvent(&j->done);
     __atomic_store_n(&j->inflight, (int)j->nslots, __ATOMIC_RELEASE);
     struct shard *own = &j->shards[j->nfiles];
+    bool plug = j->o.batch_set && j->o.api == API_ASYNC;
+    if (plug)
+        UwdfStartSendPlug();
     for (unsigned i = 0; i < j->nslots; i++)
         j->api->issue(&j->slots[i], own, 0);
+    if (plug)
+        UwdfFinishSendPlug();
     if (!j->rated) {
-        KeWaitForSingleObject(&j->done, Executive, KernelMode, FALSE, NULL);
+        wait_phase(j, first);
         return;
     }
     /* rate: the slots parked by the completions, sent at their turn here
@@ -109,14 +146,15 @@ static void *job_thread(void *arg)
     j->ramp_end_ns = t + j->o.ramp_ns;
     j->end_ns = j->o.runtime_ns ? j->ramp_end_ns + j->o.runtime_ns : 0;
     __atomic_store_n(&j->phase, PHASE_RUN, __ATOMIC_RELEASE);
-    run_phase(j);
+    run_phase(j, true);
+    collect_batch_counts(j);
     bool failed = __atomic_load_n(&j->error_set, __ATOMIC_ACQUIRE) &&
                   (j->error != EILSEQ || j->o.verify_fatal);
     if (j->o.verify && rw_writes(j->o.rw) && !failed && !stop_requested()) {
         __atomic_store_n(&j->stop, 0, __ATOMIC_RELAXED);
         if (!j->api->renew || j->api->renew(j) == 0) {
             __atomic_store_n(&j->phase, PHASE_VERIFY, __ATOMIC_RELEASE);
-            run_phase(j);
+            run_phase(j, false);
         }
     }
     j->finish_ns = now_ns();

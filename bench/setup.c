@@ -201,6 +201,52 @@ static int job_register(struct job *j)
     return rc;
 }
 
+/* iodepth_batch_*: fio's values (its fix-ups: a submit batch of 0 or over
+ * iodepth is iodepth, a complete_max below complete_min is complete_min)
+ * set on each of the job's targets. */
+static int job_set_batching(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    char sb[96];
+    if (!o->batch_set || o->api != API_ASYNC)
+        return 0;
+    unsigned submit = o->iodepth_batch_submit, cmin = o->iodepth_batch_complete_min;
+    if (!submit || submit > o->iodepth)
+        submit = o->iodepth;
+    unsigned cmax = o->iodepth_batch_complete_max < cmin ? cmin : o->iodepth_batch_complete_max;
+    UWDF_IO_TARGET_BATCHING b;
+    UWDF_IO_TARGET_BATCHING_INIT(&b, submit, cmin, cmax);
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        NTSTATUS st = UwdfIoTargetSetBatching(j->files[k].target, &b);
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: iodepth_batch: UwdfIoTargetSetBatching on '%s' failed: %s", o->name, j->files[k].path,
+                   status_str(sb, sizeof(sb), st));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The engines' batch counts over the job's files so far, into sub and comp
+ * (zeroed first); false when there are none. */
+bool job_batch_counts(const struct job *j, uint64_t *sub, uint64_t *comp)
+{
+    memset(sub, 0, sizeof(j->batch_submits));
+    memset(comp, 0, sizeof(j->batch_completes));
+    if (!j->o.batch_set || j->o.api != API_ASYNC)
+        return false;
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        UWDF_IO_TARGET_BATCH_STATISTICS bs = { .Size = sizeof(bs) };
+        if (!j->files[k].target || !NT_SUCCESS(UwdfIoTargetGetBatchStatistics(j->files[k].target, &bs)))
+            return false;
+        for (unsigned i = 0; i < UWDF_IO_BATCH_BUCKETS; i++) {
+            sub[i] += bs.Submissions[i];
+            comp[i] += bs.CompletionRounds[i];
+        }
+    }
+    return true;
+}
+
 static int job_setup(struct job *j)
 {
     const struct job_opts *o = &j->o;
@@ -270,7 +316,7 @@ static int job_setup(struct job *j)
         if (j->api->setup_slot(s))
             return -1;
     }
-    if (job_register(j) != 0)
+    if (job_register(j) != 0 || job_set_batching(j) != 0)
         return -1;
     KeInitializeEvent(&j->done, NotificationEvent, FALSE);
     j->event_ready = true;

@@ -16,6 +16,11 @@ void run_teardown(struct bench_run *run);
 /* After run_teardown, or when the run never started. */
 void jobs_free(struct bench_run *run);
 
+/* iodepth_batch_*: the engines' counts of the job's submissions and
+ * completion rounds by size (UWDF_IO_BATCH_BUCKETS each) over its files
+ * until now; false (zeroes) when the job sets no batching. */
+bool job_batch_counts(const struct job *j, uint64_t *sub, uint64_t *comp);
+
 /* UTF-8 path -> WCHAR (UTF-32) string (the caller frees it); NULL if the
  * bytes are not UTF-8. */
 WCHAR *path_to_wide(const char *path);

@@ -234,6 +234,15 @@ static void report_add_job(struct report *r, const struct job *j)
         for (unsigned b = 0; b < N_DEPTH; b++)
             r->depth_map[b] += j->shards[k].depth_map[b];
     }
+    if (j->batch_counted) {
+        /* the engine's buckets (1, 2, 3-4, 5-8, ..., >256) into fio's */
+        static const unsigned fio_bucket[UWDF_IO_BATCH_BUCKETS] = { 1, 1, 1, 2, 3, 4, 5, 6, 6, 6 };
+        r->batch_counted = true;
+        for (unsigned b = 0; b < UWDF_IO_BATCH_BUCKETS; b++) {
+            r->submit_map[fio_bucket[b]] += j->batch_submits[b];
+            r->complete_map[fio_bucket[b]] += j->batch_completes[b];
+        }
+    }
     job_add_thread_cpu(r, j);
     cpu_add_thread(&r->cpu, &j->cpu);
     if (j->finish_ns > j->start_ns)
@@ -341,16 +350,21 @@ void lat_distribution(const struct report *r, struct lat_dist *ld)
     }
 }
 
-void depth_distribution(const struct report *r, double pct[N_DEPTH])
+void map_distribution(const uint64_t map[N_DEPTH], double pct[N_DEPTH])
 {
     uint64_t total = 0;
     for (unsigned b = 0; b < N_DEPTH; b++)
-        total += r->depth_map[b];
+        total += map[b];
     for (unsigned b = 0; b < N_DEPTH; b++) {
-        pct[b] = total ? 100.0 * (double)r->depth_map[b] / (double)total : 0.0;
-        if (r->depth_map[b] && pct[b] < 0.1)
+        pct[b] = total ? 100.0 * (double)map[b] / (double)total : 0.0;
+        if (map[b] && pct[b] < 0.1)
             pct[b] = 0.1; /* as fio: a bucket that has any shows */
     }
+}
+
+void depth_distribution(const struct report *r, double pct[N_DEPTH])
+{
+    map_distribution(r->depth_map, pct);
 }
 
 unsigned report_depth(const struct report *r)

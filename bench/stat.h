@@ -205,6 +205,10 @@ struct report {
     struct sample_acc bw[DDIR_N], iops[DDIR_N];
     uint64_t verified, verify_errors;
     uint64_t depth_map[N_DEPTH];
+    /* iodepth_batch_*: submissions and completion rounds in fio's buckets
+     * (0, 1-4, 5-8, 9-16, 17-32, 33-64, more), when batch_counted */
+    bool batch_counted;
+    uint64_t submit_map[N_DEPTH], complete_map[N_DEPTH];
     struct cpu_use cpu; /* the jobs' threads (struct job's and the shards') */
     uint64_t cpu_wall_ns; /* the jobs' lifetimes, summed: the percentages' base */
 };
@@ -237,5 +241,8 @@ void lat_distribution(const struct report *r, struct lat_dist *ld);
 unsigned report_depth(const struct report *r);
 /* fio's IO depths: the percentage of the report's I/Os in each bucket. */
 void depth_distribution(const struct report *r, double pct[N_DEPTH]);
+/* fio's submit / complete lines: the percentage of the report's
+ * submissions or completion rounds in each bucket. */
+void map_distribution(const uint64_t map[N_DEPTH], double pct[N_DEPTH]);
 
 #endif

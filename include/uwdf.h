@@ -109,6 +109,78 @@ typedef struct _UWDF_IO_TARGET_STATISTICS {
  * if the target is not open. */
 NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATISTICS Statistics);
 
+/* Batching, fio's iodepth_batch_submit and iodepth_batch_complete_min/max
+ * for a target's I/O (docs/engines.md, "Batching"). SubmitBatch N: the
+ * engine hands this target's queued operations to the kernel (one
+ * io_uring_enter / io_submit) whenever N are staged, and whatever is
+ * staged before it waits for completions; 0 keeps the engine's own rule
+ * (everything the completion routines of one round resent, and every send
+ * from other threads that is waiting, in one submission). CompleteMin N:
+ * the target's completion routines run only once N of its operations have
+ * finished, or every one it has in flight when that is fewer (so a batch
+ * never waits for operations that were not sent); the engine waits in the
+ * kernel for that many at once. 0 and 1: each as it finishes (the engine
+ * thread never busy-polls). CompleteMax N: at most N of the target's
+ * completion routines per round (0: no limit of the target's own); with
+ * CompleteMin above 1 it must be 0 or at least CompleteMin. Each is at most
+ * UWDF_IO_BATCH_MAX. Targets sharing an engine keep their own batches;
+ * while the engine waits for a batch it notices other threads' sends,
+ * cancels and timeouts within 0.2 ms. Applies to operations sent from now
+ * until the target is closed (a reopened target starts without). An
+ * operation held for its batch has finished in the kernel: cancelling it
+ * cannot stop it, and its timeout no longer applies. STATUS_INFO_LENGTH_MISMATCH
+ * for a wrong Size, STATUS_INVALID_PARAMETER for values out of range,
+ * STATUS_NOT_SUPPORTED for a target over a device (it has no engine of its
+ * own) or a stream (a FIFO's read may never finish), STATUS_INVALID_DEVICE_STATE
+ * if the target is not open. PASSIVE_LEVEL. */
+#define UWDF_IO_BATCH_MAX 65536u
+typedef struct _UWDF_IO_TARGET_BATCHING {
+    ULONG Size; /* sizeof(UWDF_IO_TARGET_BATCHING) */
+    ULONG SubmitBatch;
+    ULONG CompleteMin;
+    ULONG CompleteMax;
+} UWDF_IO_TARGET_BATCHING, *PUWDF_IO_TARGET_BATCHING;
+
+FORCEINLINE VOID UWDF_IO_TARGET_BATCHING_INIT(PUWDF_IO_TARGET_BATCHING Batching, ULONG SubmitBatch,
+                                              ULONG CompleteMin, ULONG CompleteMax)
+{
+    __builtin_memset(Batching, 0, sizeof(UWDF_IO_TARGET_BATCHING));
+    Batching->Size = sizeof(UWDF_IO_TARGET_BATCHING);
+    Batching->SubmitBatch = SubmitBatch;
+    Batching->CompleteMin = CompleteMin;
+    Batching->CompleteMax = CompleteMax;
+}
+NTSTATUS UwdfIoTargetSetBatching(WDFIOTARGET IoTarget, const UWDF_IO_TARGET_BATCHING *Batching);
+
+/* How a batched target's batches came out, measured by its engine since
+ * UwdfIoTargetSetBatching: Submissions[i] counts hand-overs of the target's
+ * operations to the kernel, CompletionRounds[i] rounds of its completion
+ * routines, of more than 2^(i-1) and at most 2^i operations (i = 0: one;
+ * the last bucket: more than 256). STATUS_NOT_FOUND for a target without
+ * batching, otherwise as UwdfIoTargetSetBatching. PASSIVE_LEVEL. */
+#define UWDF_IO_BATCH_BUCKETS 10u
+typedef struct _UWDF_IO_TARGET_BATCH_STATISTICS {
+    ULONG Size; /* sizeof(UWDF_IO_TARGET_BATCH_STATISTICS) */
+    ULONGLONG Submissions[UWDF_IO_BATCH_BUCKETS];
+    ULONGLONG CompletionRounds[UWDF_IO_BATCH_BUCKETS];
+} UWDF_IO_TARGET_BATCH_STATISTICS, *PUWDF_IO_TARGET_BATCH_STATISTICS;
+NTSTATUS UwdfIoTargetGetBatchStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_BATCH_STATISTICS Statistics);
+
+/* A send plug on the calling thread, as Linux's blk_start_plug: until the
+ * matching UwdfFinishSendPlug, the thread's asynchronous WdfRequestSend
+ * calls to file and block-device targets are held on the thread and handed
+ * to each engine together, when a target's SubmitBatch of them is held (0:
+ * at the finish), so they reach the kernel in one submission. Plugs nest;
+ * the outermost finish hands over what is left. A thread never waits for
+ * what it holds: the framework's waits (KeWaitFor*, synchronous sends,
+ * Stop and Close waiting for sent I/O) hand it over first. A held request
+ * can be cancelled (it then completes with STATUS_CANCELLED once handed
+ * over). Synchronous sends and sends from a completion routine to its own
+ * engine (batched by the engine anyway) are never held. Finish every plug
+ * before the thread ends. Any IRQL. */
+VOID UwdfStartSendPlug(VOID);
+VOID UwdfFinishSendPlug(VOID);
+
 /* Live-object accounting. Every framework object (one entry per type:
  * "WDFDRIVER", "WDFDEVICE", "WDFQUEUE", "WDFREQUEST", "WDFIOTARGET",
  * "WDFMEMORY", "WDFLOOKASIDE", "WDFOBJECT", ...) and every other thing the

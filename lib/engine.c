@@ -47,6 +47,7 @@ enum engine_where {
     IO_DONE,
     IO_HERE, /* run by its sender (run_here): a cancel finds nothing to stop */
     IO_DEFERRED, /* failed before the backend took it; completes next loop */
+    IO_HELD,     /* finished, held for its file's completion batch */
 };
 
 struct uwdf_engine_core {
@@ -64,9 +65,29 @@ struct uwdf_engine_core {
     struct uwdf_io *stall_head, *stall_tail;
     struct uwdf_io *later_head, *later_tail; /* IO_DEFERRED */
     long inflight;
+    /* Files with batching (engine thread): their finished ops held for a
+     * completion batch (held over all of them), and a batch due that the
+     * next loop must deliver without waiting. */
+    struct uwdf_engine_batch *batched;
+    long held;
+    bool batch_due;
+    bool releasing; /* engine_batch_release runs: a detach leaves the unlinking to it */
     /* uwdf_engine_destroy ran on this engine's own thread: the thread is
      * detached and frees the engine when it ends. */
     bool self_reap;
+};
+
+/* A file's batching (struct uwdf_engine_batching), engine thread only. */
+struct uwdf_engine_batch {
+    struct uwdf_engine_batch *next;
+    unsigned submit, complete_min, complete_max;
+    unsigned staged;   /* queued since the last hand-over to the kernel */
+    unsigned inflight; /* in the backend */
+    unsigned held;     /* finished, waiting for the batch */
+    struct uwdf_io *held_head, *held_tail;
+    bool gone;         /* detached while engine_batch_release ran */
+    uint64_t submits[UWDF_ENGINE_BATCH_BUCKETS];
+    uint64_t completions[UWDF_ENGINE_BATCH_BUCKETS];
 };
 
 __thread struct uwdf_engine *uwdf_tls_engine;
@@ -194,6 +215,126 @@ static void engine_deliver_deferred(struct uwdf_engine_core *c)
     }
 }
 
+/* ---- batching (uwdf_engine_set_batching) ---- */
+
+static unsigned engine_batch_bucket(unsigned n)
+{
+    unsigned b = n <= 1 ? 0 : 32 - (unsigned)__builtin_clz(n - 1);
+    return b < UWDF_ENGINE_BATCH_BUCKETS ? b : UWDF_ENGINE_BATCH_BUCKETS - 1;
+}
+
+static void engine_batch_count(uint64_t *hist, unsigned n)
+{
+    hist[engine_batch_bucket(n)]++;
+}
+
+/* What the core hands to the kernel now makes one submission of each
+ * batched file's staged ops. */
+static void engine_batch_count_submits(struct uwdf_engine_core *c)
+{
+    for (struct uwdf_engine_batch *b = c->batched; b; b = b->next) {
+        if (b->staged) {
+            engine_batch_count(b->submits, b->staged);
+            b->staged = 0;
+        }
+    }
+}
+
+static __attribute__((noinline)) void engine_batch_queued(struct uwdf_engine_core *c, struct uwdf_engine_batch *b)
+{
+    b->inflight++;
+    if (++b->staged >= b->submit && b->submit) {
+        engine_batch_count_submits(c);
+        c->pub.ops->flush(&c->pub);
+    }
+}
+
+/* How many of a file's finished ops make its batch due: its minimum, or
+ * all it has, whichever is fewer, so nothing waits for ops never sent. */
+static unsigned engine_batch_need(const struct uwdf_engine_batch *b)
+{
+    if (b->complete_min <= 1)
+        return 1;
+    unsigned all = b->held + b->inflight;
+    return b->complete_min < all ? b->complete_min : all;
+}
+
+static __attribute__((noinline)) void engine_batch_hold(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    struct uwdf_engine_batch *b = attachment_of(io->file)->batch;
+    b->inflight--;
+    io->core_where = IO_HELD;
+    engine_fifo_push(&b->held_head, &b->held_tail, io);
+    b->held++;
+    c->held++;
+}
+
+static void engine_batch_unlink(struct uwdf_engine_core *c, struct uwdf_engine_batch *b)
+{
+    for (struct uwdf_engine_batch **p = &c->batched; *p; p = &(*p)->next) {
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    }
+    uwdf_free(b);
+}
+
+/* Run the completion routines of every batch that is due, at most
+ * complete_max of a file per round; a batch still due after that makes
+ * the next loop poll instead of wait. */
+static __attribute__((noinline)) void engine_batch_release(struct uwdf_engine_core *c)
+{
+    c->batch_due = false;
+    c->releasing = true;
+    for (struct uwdf_engine_batch *b = c->batched, *next; b; b = next) {
+        if (b->held && b->held >= engine_batch_need(b)) {
+            unsigned n = b->complete_max && b->complete_max < b->held ? b->complete_max : b->held;
+            engine_batch_count(b->completions, n);
+            b->held -= n;
+            c->held -= n;
+            /* Unhooked first: the routines may resend and hold more. */
+            struct uwdf_io *io = b->held_head;
+            struct uwdf_io *last = io;
+            for (unsigned i = 1; i < n; i++)
+                last = last->core_next;
+            b->held_head = last->core_next;
+            if (!b->held_head)
+                b->held_tail = NULL;
+            last->core_next = NULL;
+            while (io) {
+                struct uwdf_io *after = io->core_next;
+                engine_deliver(c, io);
+                io = after;
+            }
+        }
+        next = b->next;
+        if (b->gone)
+            engine_batch_unlink(c, b);
+        else if (b->held && b->held >= engine_batch_need(b))
+            c->batch_due = true;
+    }
+    c->releasing = false;
+}
+
+/* How many completions the engine waits for at once: 1 while any op in
+ * flight has no completion batch, else the fewest any batched file still
+ * needs for its batch. */
+static unsigned engine_batch_wait_nr(const struct uwdf_engine_core *c)
+{
+    long loose = c->inflight;
+    unsigned want = 0;
+    for (const struct uwdf_engine_batch *b = c->batched; b; b = b->next) {
+        if (b->complete_min <= 1 || !b->inflight)
+            continue;
+        loose -= b->inflight;
+        unsigned need = engine_batch_need(b) - b->held;
+        if (!want || need < want)
+            want = need;
+    }
+    return loose > 0 || !want ? 1 : want;
+}
+
 /* The file has sent enough ops to be worth a registered-file slot. */
 static __attribute__((noinline)) void engine_give_slot(struct uwdf_engine_core *c, struct uwdf_engine_attachment *a)
 {
@@ -230,6 +371,9 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
     }
     c->inflight++;
     engine_count(&a->ops, ops);
+    io->core_batched = a->batch != NULL;
+    if (UWDF_UNLIKELY(io->core_batched))
+        engine_batch_queued(c, a->batch);
 }
 
 static __attribute__((noinline)) bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -355,6 +499,88 @@ static bool engine_run_here(struct uwdf_io *io, engine_here_fn run)
     return true;
 }
 
+/* ---- the send plug (UwdfStartSendPlug) ----
+ * A thread's plugged sends wait in a list per engine (a few engines; one
+ * more hands over the oldest list) and reach the engine together: one lock,
+ * one wake, and the engine thread stages them in one go, so they go to the
+ * kernel in one submission. Until then they are IO_NOWHERE: a cancel marks
+ * them and the engine fails them with STATUS_CANCELLED when they arrive. */
+#define ENGINE_PLUG_ENGINES 4
+
+struct engine_plug_list {
+    struct uwdf_engine_core *c;
+    struct uwdf_io *head, *tail;
+    unsigned n;
+};
+
+__thread unsigned uwdf_tls_plug_depth;
+static __thread struct engine_plug_list engine_plug[ENGINE_PLUG_ENGINES];
+
+static void engine_plug_hand(struct engine_plug_list *p)
+{
+    struct uwdf_engine_core *c = p->c;
+    if (!p->head)
+        return;
+    pthread_mutex_lock(&c->lock);
+    bool wake = !c->in_head && !c->cancel_head;
+    for (struct uwdf_io *io = p->head; io; io = io->core_next)
+        io->core_where = IO_INCOMING;
+    if (c->in_tail)
+        c->in_tail->core_next = p->head;
+    else
+        c->in_head = p->head;
+    c->in_tail = p->tail;
+    atomic_store_explicit(&c->has_incoming, true, memory_order_release);
+    if (wake)
+        c->pub.ops->wake(&c->pub);
+    pthread_mutex_unlock(&c->lock);
+    p->c = NULL;
+    p->head = p->tail = NULL;
+    p->n = 0;
+}
+
+static __attribute__((noinline)) void engine_plug_add(struct uwdf_engine_core *c, struct uwdf_io *io)
+{
+    struct engine_plug_list *p = NULL, *unused = NULL;
+    for (unsigned i = 0; i < ENGINE_PLUG_ENGINES && !p; i++) {
+        if (engine_plug[i].c == c)
+            p = &engine_plug[i];
+        else if (!engine_plug[i].c && !unused)
+            unused = &engine_plug[i];
+    }
+    if (!p) {
+        if (!unused) {
+            unused = &engine_plug[0];
+            engine_plug_hand(unused);
+        }
+        p = unused;
+        p->c = c;
+    }
+    engine_fifo_push(&p->head, &p->tail, io);
+    unsigned batch = atomic_load_explicit(&attachment_of(io->file)->plug_batch, memory_order_relaxed);
+    if (++p->n >= batch && batch)
+        engine_plug_hand(p);
+}
+
+void uwdf_engine_plug_flush_slow(void)
+{
+    for (unsigned i = 0; i < ENGINE_PLUG_ENGINES; i++)
+        engine_plug_hand(&engine_plug[i]);
+}
+
+void uwdf_engine_plug_start(void)
+{
+    uwdf_tls_plug_depth++;
+}
+
+void uwdf_engine_plug_finish(void)
+{
+    if (uwdf_tls_plug_depth == 0)
+        return;
+    if (--uwdf_tls_plug_depth == 0)
+        uwdf_engine_plug_flush_slow();
+}
+
 void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
 {
     struct uwdf_engine_core *c = core_of(e);
@@ -366,6 +592,11 @@ void uwdf_engine_submit(struct uwdf_engine *e, struct uwdf_io *io)
     engine_here_fn run = io->core_may_run_here ? engine_run_here_how(e, io) : NULL;
     if (run && engine_run_here(io, run))
         return;
+    /* A synchronous sender waits for its op: never held. */
+    if (UWDF_UNLIKELY(uwdf_tls_plug_depth != 0) && !io->core_may_run_here) {
+        engine_plug_add(c, io);
+        return;
+    }
     engine_push(c, io, false);
 }
 
@@ -504,6 +735,78 @@ int uwdf_engine_register_file(struct uwdf_engine *e, struct uwdf_engine_attachme
     return res;
 }
 
+struct engine_batch_args {
+    struct uwdf_engine_attachment *a;
+    const struct uwdf_engine_batching *cfg;
+    struct uwdf_engine_batch *fresh;
+    struct uwdf_engine_batch_stats *out;
+};
+
+static int engine_do_set_batching(struct uwdf_engine *e, void *arg)
+{
+    struct engine_batch_args *r = arg;
+    struct uwdf_engine_core *c = core_of(e);
+    struct uwdf_engine_batch *b = r->a->batch;
+    if (!b) {
+        b = r->fresh;
+        r->fresh = NULL;
+        b->next = c->batched;
+        c->batched = b;
+        r->a->batch = b;
+    }
+    b->submit = r->cfg->submit;
+    b->complete_min = r->cfg->complete_min;
+    b->complete_max = r->cfg->complete_max;
+    /* A smaller batch may be due already. */
+    if (b->held && b->held >= engine_batch_need(b))
+        c->batch_due = true;
+    atomic_store_explicit(&r->a->plug_batch, b->submit, memory_order_relaxed);
+    return 0;
+}
+
+int uwdf_engine_set_batching(struct uwdf_engine *e, struct uwdf_engine_attachment *a,
+                             const struct uwdf_engine_batching *b)
+{
+    struct engine_batch_args r = { .a = a, .cfg = b, .fresh = uwdf_zalloc(sizeof(struct uwdf_engine_batch)) };
+    if (!r.fresh)
+        return -ENOMEM;
+    int res = engine_call(e, engine_do_set_batching, &r);
+    uwdf_free(r.fresh); /* NULL when it was taken */
+    return res;
+}
+
+static int engine_do_batch_stats(struct uwdf_engine *e, void *arg)
+{
+    struct engine_batch_args *r = arg;
+    const struct uwdf_engine_batch *b = r->a->batch;
+    (void)e;
+    if (!b)
+        return -ENOENT;
+    memcpy(r->out->submits, b->submits, sizeof(b->submits));
+    memcpy(r->out->completions, b->completions, sizeof(b->completions));
+    return 0;
+}
+
+bool uwdf_engine_batch_stats(struct uwdf_engine *e, const struct uwdf_engine_attachment *a,
+                             struct uwdf_engine_batch_stats *out)
+{
+    struct engine_batch_args r = { .a = (struct uwdf_engine_attachment *)a, .out = out };
+    return engine_call(e, engine_do_batch_stats, &r) == 0;
+}
+
+static int engine_do_batch_drop(struct uwdf_engine *e, void *arg)
+{
+    struct engine_batch_args *r = arg;
+    struct uwdf_engine_core *c = core_of(e);
+    struct uwdf_engine_batch *b = r->a->batch;
+    r->a->batch = NULL;
+    if (c->releasing)
+        b->gone = true; /* engine_batch_release is walking the list */
+    else
+        engine_batch_unlink(c, b);
+    return 0;
+}
+
 void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment *a, int fd)
 {
     a->file.fd = fd;
@@ -519,6 +822,8 @@ void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment 
     a->file_requested = false;
     a->pinned = NULL;
     a->npinned = 0;
+    a->batch = NULL;
+    atomic_store_explicit(&a->plug_batch, 0, memory_order_relaxed);
 }
 
 int uwdf_engine_file_attach(struct uwdf_engine *e, struct uwdf_engine_attachment *a)
@@ -539,6 +844,10 @@ void uwdf_engine_file_fini(struct uwdf_engine *e, struct uwdf_engine_attachment 
     if (atomic_load_explicit(&a->registered, memory_order_acquire)) {
         struct engine_reg_args r = { .a = a };
         (void)engine_call(e, engine_do_unregister, &r);
+    }
+    if (a->batch) { /* set on the engine thread, which a's opener waited for */
+        struct engine_batch_args r = { .a = a };
+        (void)engine_call(e, engine_do_batch_drop, &r);
     }
     /* The kernel let go of the pages with the registration. */
     for (unsigned i = 0; i < a->npinned; i++)
@@ -585,13 +894,14 @@ static void *engine_thread(void *arg)
 
     for (;;) {
         int64_t timeout = -1;
-        if (c->later_head || atomic_load_explicit(&c->has_incoming, memory_order_acquire))
+        if (c->later_head || c->batch_due || atomic_load_explicit(&c->has_incoming, memory_order_acquire))
             timeout = 0;
         else if (c->stall_head) {
             timeout = c->stall_head->core_release_ns - uwdf_mono_ns();
             if (timeout < 0)
                 timeout = 0;
         }
+        e->reap_min = UWDF_UNLIKELY(c->batched != NULL) && timeout != 0 ? engine_batch_wait_nr(c) : 1;
         int n = e->ops->reap(e, done, ENGINE_REAP_BATCH, timeout);
         if (n < 0) {
             uwdf_log("%s engine: reap failed (%d); retrying", e->ops->name, n);
@@ -613,6 +923,8 @@ static void *engine_thread(void *arg)
         if (cancels) {
             /* Staged submissions must reach the kernel before a cancel
              * can find them. */
+            if (UWDF_UNLIKELY(c->batched != NULL))
+                engine_batch_count_submits(c);
             e->ops->flush(e);
             while (cancels) {
                 struct uwdf_io *next = cancels->core_cancel_next;
@@ -622,19 +934,27 @@ static void *engine_thread(void *arg)
         }
         for (int i = 0; i < n; i++) {
             c->inflight--;
-            engine_deliver(c, done[i]);
+            if (UWDF_UNLIKELY(done[i]->core_batched))
+                engine_batch_hold(c, done[i]);
+            else
+                engine_deliver(c, done[i]);
         }
+        if (UWDF_UNLIKELY(c->held != 0))
+            engine_batch_release(c);
         if (c->later_head)
             engine_deliver_deferred(c);
         engine_release_stalls(c);
-        /* io_uring's reap submits and waits in one io_uring_enter: flushing
-         * here too would cost a second system call per loop (per I/O at
-         * QD1). */
+        /* What is staged now goes to the kernel at once: here, or in the
+         * next reap (io_uring's submits and waits in one io_uring_enter:
+         * flushing here too would cost a second system call per loop, per
+         * I/O at QD1). */
+        if (UWDF_UNLIKELY(c->batched != NULL))
+            engine_batch_count_submits(c);
         if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
             e->ops->flush(e);
 
         if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head && !c->later_head &&
-            !atomic_load(&c->has_incoming))
+            !c->held && !atomic_load(&c->has_incoming))
             break;
     }
     /* Wait out any wake() still running on another thread. */

@@ -43,7 +43,44 @@ struct uwdf_engine_attachment {
      * referenced until the registration is dropped. */
     struct uwdf_object **pinned;
     unsigned npinned;
+    /* Batching (uwdf_engine_set_batching): the engine thread's state for
+     * it, NULL until it is set; and the submit batch, read by senders'
+     * plugs on any thread. */
+    struct uwdf_engine_batch *batch;
+    atomic_uint plug_batch;
 };
+
+/* Batch sizes of one file, by fio's meaning (UwdfIoTargetSetBatching):
+ * submit: hand the file's staged ops to the kernel whenever this many are
+ * staged (0: with whatever else the engine's loop staged); complete_min:
+ * run its completion routines only once this many of its ops have
+ * finished, or all it has in flight (0 or 1: as each finishes);
+ * complete_max: at most this many of them per round (0: no limit). */
+struct uwdf_engine_batching {
+    unsigned submit, complete_min, complete_max;
+};
+/* How a file's batches came out (any thread): hand-overs to the kernel and
+ * rounds of completion routines, by size (bucket i: more than 2^(i-1),
+ * at most 2^i ops; the last: more than 2^(n-2)). */
+#define UWDF_ENGINE_BATCH_BUCKETS 10u
+struct uwdf_engine_batch_stats {
+    uint64_t submits[UWDF_ENGINE_BATCH_BUCKETS];
+    uint64_t completions[UWDF_ENGINE_BATCH_BUCKETS];
+};
+/* Set a's batching on its engine's thread (from then on). 0 or -ENOMEM. */
+int uwdf_engine_set_batching(struct uwdf_engine *e, struct uwdf_engine_attachment *a,
+                             const struct uwdf_engine_batching *b);
+/* a's counts, read on e's thread; false when a has no batching set
+ * (nothing counted). */
+bool uwdf_engine_batch_stats(struct uwdf_engine *e, const struct uwdf_engine_attachment *a,
+                             struct uwdf_engine_batch_stats *out);
+
+/* The calling thread's send plug (UwdfStartSendPlug): sends to engines
+ * from this thread wait on it until their target's submit batch is
+ * reached or the outermost plug finishes (uwdf_engine_plug_flush in
+ * runtime.h hands over what it holds). */
+void uwdf_engine_plug_start(void);
+void uwdf_engine_plug_finish(void);
 
 /* The pool (lib/engine_pool.c). Attach a target's file (fd; -1 for a device
  * target, which has none) to an engine of ops's pool: the one serving the

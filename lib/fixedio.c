@@ -1,4 +1,5 @@
-/* Port extensions for registered buffers and files (include/uwdf.h): the
+/* Port extensions for a target's engine (include/uwdf.h): registered
+ * buffers and files, statistics, batching and the send plug. The
  * DDIs check their arguments and the target's state, then hand the
  * registration of the target's file to its engine's thread (lib/engine.c),
  * the only thread allowed to touch a single-issuer ring. */
@@ -134,4 +135,83 @@ NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATIST
     Statistics->FixedBufferOperations = fs.fixed_buffer_ios;
     Statistics->FixedFileOperations = fs.fixed_file_ios;
     return STATUS_SUCCESS;
+}
+
+/* ---- batching (fio's iodepth_batch_*) ---- */
+
+/* The batching DDIs' target: open, with an engine of its own for its file
+ * (not a device's queue, not a stream). */
+static struct uwdf_engine *batch_pin_target(struct uwdf_iotarget *t, NTSTATUS *status)
+{
+    struct uwdf_engine *e = fixedio_pin_target(t);
+    *status = e ? STATUS_SUCCESS : STATUS_INVALID_DEVICE_STATE;
+    if (e && (t->lower || t->is_stream)) {
+        fixedio_unpin_target(t);
+        *status = STATUS_NOT_SUPPORTED;
+        e = NULL;
+    } else if (!e && t->lower) {
+        *status = STATUS_NOT_SUPPORTED;
+    }
+    return e;
+}
+
+NTSTATUS UwdfIoTargetSetBatching(WDFIOTARGET IoTarget, const UWDF_IO_TARGET_BATCHING *Batching)
+{
+    static const char ddi[] = "UwdfIoTargetSetBatching";
+    NTSTATUS status;
+    struct uwdf_iotarget *t = fixedio_target(IoTarget, ddi, &status);
+    if (!t)
+        return status;
+    UWDF_REQUIRE_PARAM(Batching, ddi, STATUS_INVALID_PARAMETER);
+    if (Batching->Size != sizeof(*Batching))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    if (Batching->SubmitBatch > UWDF_IO_BATCH_MAX || Batching->CompleteMin > UWDF_IO_BATCH_MAX ||
+        Batching->CompleteMax > UWDF_IO_BATCH_MAX ||
+        (Batching->CompleteMin > 1 && Batching->CompleteMax && Batching->CompleteMax < Batching->CompleteMin))
+        return STATUS_INVALID_PARAMETER;
+    struct uwdf_engine *e = batch_pin_target(t, &status);
+    if (!e)
+        return status;
+    struct uwdf_engine_batching b = { .submit = Batching->SubmitBatch,
+                                      .complete_min = Batching->CompleteMin,
+                                      .complete_max = Batching->CompleteMax };
+    status = fixedio_status(uwdf_engine_set_batching(e, &t->attach, &b));
+    fixedio_unpin_target(t);
+    return status;
+}
+
+NTSTATUS UwdfIoTargetGetBatchStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_BATCH_STATISTICS Statistics)
+{
+    static const char ddi[] = "UwdfIoTargetGetBatchStatistics";
+    NTSTATUS status;
+    struct uwdf_iotarget *t = fixedio_target(IoTarget, ddi, &status);
+    if (!t)
+        return status;
+    UWDF_REQUIRE_PARAM(Statistics, ddi, STATUS_INVALID_PARAMETER);
+    if (Statistics->Size != sizeof(*Statistics))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    struct uwdf_engine *e = batch_pin_target(t, &status);
+    if (!e)
+        return status;
+    struct uwdf_engine_batch_stats bs;
+    bool have = uwdf_engine_batch_stats(e, &t->attach, &bs);
+    fixedio_unpin_target(t);
+    if (!have)
+        return STATUS_NOT_FOUND;
+    _Static_assert(UWDF_IO_BATCH_BUCKETS == UWDF_ENGINE_BATCH_BUCKETS, "one bucket layout");
+    for (unsigned i = 0; i < UWDF_IO_BATCH_BUCKETS; i++) {
+        Statistics->Submissions[i] = bs.submits[i];
+        Statistics->CompletionRounds[i] = bs.completions[i];
+    }
+    return STATUS_SUCCESS;
+}
+
+VOID UwdfStartSendPlug(VOID)
+{
+    uwdf_engine_plug_start();
+}
+
+VOID UwdfFinishSendPlug(VOID)
+{
+    uwdf_engine_plug_finish();
 }

@@ -289,6 +289,8 @@ static NTSTATUS wait_objects(struct waiter *w, PLARGE_INTEGER Timeout, const cha
         return STATUS_INVALID_DEVICE_REQUEST;
     int64_t deadline = 0;
     bool timed = Timeout && !poll && uwdf_timeout_to_mono_deadline(Timeout->QuadPart, &deadline);
+    if (!poll)
+        uwdf_engine_plug_flush();
 
     pthread_mutex_lock(&dispatcher_lock);
     if (wait_try_now(w)) {

@@ -312,6 +312,7 @@ void uwdf_sync_wait_init(struct uwdf_sync_wait *w)
 
 void uwdf_sync_wait_block(struct uwdf_sync_wait *w)
 {
+    uwdf_engine_plug_flush();
     for (;;) {
         int v = atomic_load_explicit(&w->done, memory_order_acquire);
         if (v == 1)

@@ -141,6 +141,17 @@ struct uwdf_sync_wait {
 };
 void uwdf_sync_wait_init(struct uwdf_sync_wait *w);
 void uwdf_sync_wait_block(struct uwdf_sync_wait *w);
+
+/* Sends this thread holds in its send plug (lib/engine.c) go to their
+ * engines now. Every framework wait calls it first, so a thread never
+ * waits for a completion it holds back itself. */
+extern __thread unsigned uwdf_tls_plug_depth;
+void uwdf_engine_plug_flush_slow(void);
+static inline void uwdf_engine_plug_flush(void)
+{
+    if (__builtin_expect(uwdf_tls_plug_depth != 0, 0))
+        uwdf_engine_plug_flush_slow();
+}
 void uwdf_sync_wait_signal(struct uwdf_sync_wait *w);
 
 #define UWDF_REQUIRE_PARAM(p, ddi, ret)                                                        \
