@@ -1,0 +1,306 @@
+/* Batching (UwdfIoTargetSetBatching, UwdfIoTargetGetBatchStatistics) and
+ * the send plug (UwdfStartSendPlug / UwdfFinishSendPlug), lib/engine.c, on
+ * both local engines: a completion batch never waits for I/O that was not
+ * sent, a plug finished early hands over everything it held, a plug hands
+ * over at the target's submit batch, the framework's waits hand a plug
+ * over, a held send can be cancelled, and the counts are the batches the
+ * engine made. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define BLK 4096u
+#define NBLK 64u
+#define SEED 2100u
+#define WAIT_MS 10000 /* generous: valgrind and a busy machine */
+#define HELD_MS 100   /* long enough to see a held send not complete */
+#define MAXOPS 16
+
+struct batch_env {
+    struct tu_env e;
+    WDFIOTARGET t;
+    struct {
+        WDFREQUEST req;
+        WDFMEMORY mem;
+        void *buf;
+        struct tu_completion c;
+        uint64_t off;
+    } op[MAXOPS];
+    unsigned nops;
+};
+
+/* options: FILE_NO_INTERMEDIATE_BUFFERING for O_DIRECT, whose reads
+ * finish one by one in the kernel rather than inside the submission. */
+static void benv_init_options(struct batch_env *b, int backend, ULONG options)
+{
+    memset(b, 0, sizeof(*b));
+    tu_env_init_backend(&b->e, backend);
+    b->t = tu_env_open_file(&b->e, NBLK * BLK, SEED, GENERIC_READ, options);
+}
+
+static void benv_init(struct batch_env *b, int backend)
+{
+    benv_init_options(b, backend, 0);
+}
+
+static void benv_set(struct batch_env *b, ULONG submit, ULONG cmin, ULONG cmax)
+{
+    UWDF_IO_TARGET_BATCHING cfg;
+    UWDF_IO_TARGET_BATCHING_INIT(&cfg, submit, cmin, cmax);
+    ck_assert_status(UwdfIoTargetSetBatching(b->t, &cfg), STATUS_SUCCESS);
+}
+
+/* n asynchronous 4 KiB reads, blocks i * 3 % NBLK. */
+static void benv_send(struct batch_env *b, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        unsigned k = b->nops++;
+        ck_assert_uint_lt(k, MAXOPS);
+        b->op[k].req = tu_make_request(b->t);
+        b->op[k].mem = tu_make_memory(BLK, &b->op[k].buf);
+        memset(b->op[k].buf, 0xEE, BLK);
+        tu_completion_init(&b->op[k].c);
+        b->op[k].off = (uint64_t)(k * 3 % NBLK) * BLK;
+        LONGLONG o = (LONGLONG)b->op[k].off;
+        ck_assert_status(WdfIoTargetFormatRequestForRead(b->t, b->op[k].req, b->op[k].mem, NULL, &o),
+                         STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(b->op[k].req, tu_on_complete, &b->op[k].c);
+        ck_assert(WdfRequestSend(b->op[k].req, b->t, WDF_NO_SEND_OPTIONS));
+    }
+}
+
+/* Every read sent completed once, successfully, with the file's bytes. */
+static void benv_expect_all(struct batch_env *b)
+{
+    for (unsigned k = 0; k < b->nops; k++) {
+        ck_assert_msg(tu_completion_wait(&b->op[k].c, WAIT_MS), "read %u never completed", k);
+        ck_assert_int_eq(tu_ncalls(&b->op[k].c), 1);
+        ck_assert_status(b->op[k].c.status, STATUS_SUCCESS);
+        ck_assert_uint_eq(b->op[k].c.information, BLK);
+        ck_assert(tu_pattern_matches(b->op[k].buf, BLK, SEED, b->op[k].off));
+    }
+}
+
+static unsigned benv_completed(struct batch_env *b)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < b->nops; k++)
+        n += tu_ncalls(&b->op[k].c) > 0;
+    return n;
+}
+
+/* Waits up to WAIT_MS for n completions by looking, not through a
+ * framework wait (which would hand a send plug over). */
+static bool benv_poll_completed(struct batch_env *b, unsigned n)
+{
+    for (int ms = 0; ms < WAIT_MS; ms++) {
+        if (benv_completed(b) >= n)
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
+static void benv_stats(struct batch_env *b, UWDF_IO_TARGET_BATCH_STATISTICS *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->Size = sizeof(*st);
+    ck_assert_status(UwdfIoTargetGetBatchStatistics(b->t, st), STATUS_SUCCESS);
+}
+
+static ULONGLONG sum(const ULONGLONG *h)
+{
+    ULONGLONG n = 0;
+    for (unsigned i = 0; i < UWDF_IO_BATCH_BUCKETS; i++)
+        n += h[i];
+    return n;
+}
+
+static void benv_fini(struct batch_env *b)
+{
+    for (unsigned k = 0; k < b->nops; k++) {
+        WdfObjectDelete(b->op[k].req);
+        WdfObjectDelete(b->op[k].mem);
+        tu_completion_fini(&b->op[k].c);
+    }
+    tu_env_fini(&b->e);
+}
+
+START_TEST(complete_min_above_what_is_in_flight_completes_everything)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 0, 16, 0);
+    benv_send(&b, 3); /* fewer than the batch: it is all there is */
+    benv_expect_all(&b);
+    UWDF_IO_TARGET_BATCH_STATISTICS st;
+    benv_stats(&b, &st);
+    ck_assert_uint_eq(sum(st.CompletionRounds) >= 1, 1);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(complete_min_runs_the_routines_of_a_batch_together)
+{
+    struct batch_env b;
+    benv_init_options(&b, _i, FILE_NO_INTERMEDIATE_BUFFERING);
+    benv_set(&b, 0, 8, 8);
+    UwdfStartSendPlug(); /* all 8 in flight before any can finish */
+    benv_send(&b, 8);
+    UwdfFinishSendPlug();
+    benv_expect_all(&b);
+    UWDF_IO_TARGET_BATCH_STATISTICS st;
+    benv_stats(&b, &st);
+    /* one round of 8 (bucket 3: 5..8), nothing else */
+    ck_assert_uint_eq(st.CompletionRounds[3], 1);
+    ck_assert_uint_eq(sum(st.CompletionRounds), 1);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(complete_max_splits_a_batch_into_rounds)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 0, 2, 2);
+    UwdfStartSendPlug();
+    benv_send(&b, 8);
+    UwdfFinishSendPlug();
+    benv_expect_all(&b);
+    UWDF_IO_TARGET_BATCH_STATISTICS st;
+    benv_stats(&b, &st);
+    ck_assert_uint_eq(st.CompletionRounds[1], 4); /* four rounds of 2 */
+    ck_assert_uint_eq(sum(st.CompletionRounds), 4);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(plug_finished_early_hands_over_everything)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 16, 0, 0);
+    UwdfStartSendPlug();
+    benv_send(&b, 5);
+    usleep(HELD_MS * 1000);
+    ck_assert_uint_eq(benv_completed(&b), 0); /* held: the batch is 16 */
+    UwdfFinishSendPlug();
+    benv_expect_all(&b);
+    UWDF_IO_TARGET_BATCH_STATISTICS st;
+    benv_stats(&b, &st);
+    ck_assert_uint_eq(st.Submissions[3], 1); /* all 5 in one submission */
+    ck_assert_uint_eq(sum(st.Submissions), 1);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(plug_hands_over_at_the_submit_batch)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 4, 0, 0);
+    UwdfStartSendPlug();
+    benv_send(&b, 8);
+    /* still plugged: two batches of 4 went */
+    ck_assert_msg(benv_poll_completed(&b, 8), "only %u of 8 completed", benv_completed(&b));
+    UwdfFinishSendPlug();
+    benv_expect_all(&b);
+    UWDF_IO_TARGET_BATCH_STATISTICS st;
+    benv_stats(&b, &st);
+    ck_assert_uint_eq(st.Submissions[2], 2);
+    ck_assert_uint_eq(sum(st.Submissions), 2);
+    benv_fini(&b);
+}
+END_TEST
+
+static KEVENT routine_event;
+
+static VOID set_event_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                              WDFCONTEXT Context)
+{
+    tu_on_complete(Request, Target, Params, Context);
+    KeSetEvent(&routine_event, 0, FALSE);
+}
+
+START_TEST(a_framework_wait_hands_the_plug_over)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 16, 0, 0);
+    KeInitializeEvent(&routine_event, NotificationEvent, FALSE);
+    UwdfStartSendPlug();
+    benv_send(&b, 1);
+    WdfRequestSetCompletionRoutine(b.op[0].req, set_event_routine, &b.op[0].c);
+    LARGE_INTEGER to = { .QuadPart = -(LONGLONG)WAIT_MS * 10000 };
+    ck_assert_status(KeWaitForSingleObject(&routine_event, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    UwdfFinishSendPlug();
+    benv_expect_all(&b);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(a_held_send_can_be_cancelled)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 16, 0, 0);
+    UwdfStartSendPlug();
+    benv_send(&b, 2);
+    ck_assert(WdfRequestCancelSentRequest(b.op[0].req));
+    UwdfFinishSendPlug();
+    ck_assert(tu_completion_wait(&b.op[0].c, WAIT_MS));
+    ck_assert_int_eq(tu_ncalls(&b.op[0].c), 1);
+    ck_assert_status(b.op[0].c.status, STATUS_CANCELLED);
+    ck_assert(tu_completion_wait(&b.op[1].c, WAIT_MS));
+    ck_assert_status(b.op[1].c.status, STATUS_SUCCESS);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(batching_arguments_are_checked)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    UWDF_IO_TARGET_BATCHING cfg;
+    UWDF_IO_TARGET_BATCH_STATISTICS st = { .Size = sizeof(st) };
+    ck_assert_status(UwdfIoTargetGetBatchStatistics(b.t, &st), STATUS_NOT_FOUND);
+    UWDF_IO_TARGET_BATCHING_INIT(&cfg, 1, 8, 4);
+    ck_assert_status(UwdfIoTargetSetBatching(b.t, &cfg), STATUS_INVALID_PARAMETER);
+    UWDF_IO_TARGET_BATCHING_INIT(&cfg, UWDF_IO_BATCH_MAX + 1, 0, 0);
+    ck_assert_status(UwdfIoTargetSetBatching(b.t, &cfg), STATUS_INVALID_PARAMETER);
+    UWDF_IO_TARGET_BATCHING_INIT(&cfg, 1, 1, 1);
+    cfg.Size--;
+    ck_assert_status(UwdfIoTargetSetBatching(b.t, &cfg), STATUS_INFO_LENGTH_MISMATCH);
+    st.Size--;
+    ck_assert_status(UwdfIoTargetGetBatchStatistics(b.t, &st), STATUS_INFO_LENGTH_MISMATCH);
+    UWDF_IO_TARGET_BATCHING_INIT(&cfg, 1, 1, 1);
+    if (_i == 0) { /* libaio opens no FIFO at all */
+        char *data = b.e.path; /* the environment holds one path: the FIFO's now */
+        b.e.path = NULL;
+        free(data);
+        WDFIOTARGET fifo = tu_env_open_fifo(&b.e);
+        ck_assert_status(UwdfIoTargetSetBatching(fifo, &cfg), STATUS_NOT_SUPPORTED);
+    }
+    WdfIoTargetClose(b.t);
+    ck_assert_status(UwdfIoTargetSetBatching(b.t, &cfg), STATUS_INVALID_DEVICE_STATE);
+    benv_fini(&b);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("batching");
+    TCase *tc = tu_tcase(s, "batching", 60);
+    tcase_add_loop_test(tc, complete_min_above_what_is_in_flight_completes_everything, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, complete_min_runs_the_routines_of_a_batch_together, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, complete_max_splits_a_batch_into_rounds, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, plug_finished_early_hands_over_everything, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, plug_hands_over_at_the_submit_batch, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, a_framework_wait_hands_the_plug_over, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, a_held_send_can_be_cancelled, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, batching_arguments_are_checked, 0, TU_BACKENDS);
+    return tu_main(s, "test_batching");
+}
