@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """bench/compare-fio: fio at its defaults and at its best batching beside
-uwdf-bench, both tables printed with the uwdf/fio ratios of IOPS, p99 and
-p99.9, the gnuplot picture of IOPS and p99, and the latency-vs-QD picture.
+uwdf-bench at its defaults and with fio's batching options, the three
+tables printed with the uwdf/fio ratios of IOPS, p99 and p99.9, the gnuplot
+picture of IOPS and p99, and the latency-vs-QD picture.
 
 A short run on the null engines of a small file (no root, no device): what
 is checked is the shape (both modes, the batching options on fio's command
@@ -58,14 +59,23 @@ def compare_fio_prints_both_modes_and_plots():
               f"fio's batched command: {batched}")
         check(any(ln.startswith("  fio default:") and "--iodepth_batch" not in ln for ln in lines),
               "no fio command at its defaults")
+        # uwdf-bench with its defaults, and beside fio batched with the same options
+        ubatched = [ln for ln in lines if ln.startswith("  uwdf batched:")]
+        check(ubatched and batched[0].split("--iodepth_batch_submit")[1] == ubatched[0].split("--iodepth_batch_submit")[1],
+              f"uwdf's batched command differs from fio's: {ubatched} {batched}")
+        check(any(ln.startswith("  uwdf:") and "--iodepth_batch" not in ln for ln in lines),
+              "no uwdf command at its defaults")
         heads = [i for i, ln in enumerate(lines) if ln.startswith("fio defaults") or ln.startswith("fio at its best")]
-        check(len(heads) == 2, f"expected the two tables, got:\n{out}")
+        check(len(heads) == 3, f"expected three tables (fio defaults and batched against uwdf's defaults, "
+                               f"fio batched against uwdf batched), got:\n{out}")
+        check(sum("uwdf with the same options" in lines[i] for i in heads) == 1, f"no batched pairing:\n{out}")
         runs = {}
         for ln in p.stderr.splitlines():
             m = RUN.match(ln)
             if m:
                 runs[(m.group(1), int(m.group(2)))] = (int(m.group(3)), int(m.group(4)))
-        for i, mode in zip(heads, ("default", "batched")):
+        # the tables against uwdf's defaults: their ratios are those of the -v figures
+        for i, mode in zip(heads[:2], ("default", "batched")):
             for k in (3, 4):
                 m = ROW.match(lines[i + k])
                 check(m, f"row of {lines[i]!r}: {lines[i + k]!r}")
@@ -74,6 +84,8 @@ def compare_fio_prints_both_modes_and_plots():
                 check(u and f, f"no -v figures for QD{qd}: {sorted(runs)}")
                 check_ratio(m.group(2), u[0], f[0], f"{mode} QD{qd} p99 u/f")
                 check_ratio(m.group(3), u[1], f[1], f"{mode} QD{qd} p99.9 u/f")
+        for k in (3, 4):
+            check(ROW.match(lines[heads[2] + k]), f"row of {lines[heads[2]]!r}: {lines[heads[2] + k]!r}")
         check(os.path.exists(svg), "no plot")
         with open(svg) as f:
             text = f.read()
