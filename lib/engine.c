@@ -240,8 +240,10 @@ static void engine_batch_count_submits(struct uwdf_engine_core *c)
     }
 }
 
-static __attribute__((noinline)) void engine_batch_queued(struct uwdf_engine_core *c, struct uwdf_engine_batch *b)
+static __attribute__((noinline)) void engine_batch_queued(struct uwdf_engine_core *c, struct uwdf_io *io,
+                                                          struct uwdf_engine_batch *b)
 {
+    io->core_batched = true; /* until it is reaped (engine_batch_hold) */
     b->inflight++;
     if (++b->staged >= b->submit && b->submit) {
         engine_batch_count_submits(c);
@@ -263,6 +265,7 @@ static __attribute__((noinline)) void engine_batch_hold(struct uwdf_engine_core 
 {
     struct uwdf_engine_batch *b = attachment_of(io->file)->batch;
     b->inflight--;
+    io->core_batched = false;
     io->core_where = IO_HELD;
     engine_fifo_push(&b->held_head, &b->held_tail, io);
     b->held++;
@@ -277,6 +280,7 @@ static void engine_batch_unlink(struct uwdf_engine_core *c, struct uwdf_engine_b
             break;
         }
     }
+    c->pub.reap_min = 1; /* recomputed by the next loop while other files batch */
     uwdf_free(b);
 }
 
@@ -339,8 +343,29 @@ static unsigned engine_batch_wait_nr(const struct uwdf_engine_core *c)
 static __attribute__((noinline)) void engine_give_slot(struct uwdf_engine_core *c, struct uwdf_engine_attachment *a)
 {
     a->want_slot = false;
+    a->queue_hook = a->batch != NULL;
     if (c->pub.ops->register_file(&c->pub, &a->file) == 0)
         atomic_store_explicit(&a->registered, true, memory_order_release);
+}
+
+/* engine_queue for a file that wants a registered-file slot (until its
+ * ENGINE_SLOT_AFTER_OPS-th op) or has batching: kept off the common path. */
+static __attribute__((noinline)) void engine_queue_hooked(struct uwdf_engine_core *c, struct uwdf_io *io,
+                                                          struct uwdf_engine_attachment *a)
+{
+    uint64_t ops = atomic_load_explicit(&a->ops, memory_order_relaxed) + 1;
+    if (ops == ENGINE_SLOT_AFTER_OPS && a->want_slot)
+        engine_give_slot(c, a);
+    io->core_where = IO_IN_BACKEND;
+    int r = c->pub.ops->queue(&c->pub, io, true);
+    if (r < 0) {
+        engine_defer(c, io, r);
+        return;
+    }
+    c->inflight++;
+    engine_count(&a->ops, ops);
+    if (a->batch)
+        engine_batch_queued(c, io, a->batch);
 }
 
 /* Inlined: a completion routine's resend comes here straight from
@@ -360,9 +385,10 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
         }
     }
     struct uwdf_engine_attachment *a = attachment_of(io->file);
-    uint64_t ops = atomic_load_explicit(&a->ops, memory_order_relaxed) + 1;
-    if (UWDF_UNLIKELY(ops == ENGINE_SLOT_AFTER_OPS) && a->want_slot)
-        engine_give_slot(c, a);
+    if (UWDF_UNLIKELY(a->queue_hook)) {
+        engine_queue_hooked(c, io, a);
+        return;
+    }
     io->core_where = IO_IN_BACKEND;
     int r = c->pub.ops->queue(&c->pub, io, true);
     if (r < 0) {
@@ -370,10 +396,7 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
         return;
     }
     c->inflight++;
-    engine_count(&a->ops, ops);
-    io->core_batched = a->batch != NULL;
-    if (UWDF_UNLIKELY(io->core_batched))
-        engine_batch_queued(c, a->batch);
+    engine_count(&a->ops, atomic_load_explicit(&a->ops, memory_order_relaxed) + 1);
 }
 
 static __attribute__((noinline)) bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -672,6 +695,7 @@ static int engine_do_register_file(struct uwdf_engine *e, void *arg)
 {
     const struct engine_reg_args *r = arg;
     r->a->want_slot = false;
+    r->a->queue_hook = r->a->batch != NULL;
     int res = e->ops->register_file(e, &r->a->file);
     if (res == -EBUSY)
         res = 0; /* it had a slot already (ENGINE_SLOT_AFTER_OPS) */
@@ -757,6 +781,7 @@ static int engine_do_set_batching(struct uwdf_engine *e, void *arg)
         b->next = c->batched;
         c->batched = b;
         r->a->batch = b;
+        r->a->queue_hook = true;
     }
     b->submit = r->cfg->submit;
     b->complete_min = r->cfg->complete_min;
@@ -804,6 +829,7 @@ static int engine_do_batch_drop(struct uwdf_engine *e, void *arg)
     struct uwdf_engine_core *c = core_of(e);
     struct uwdf_engine_batch *b = r->a->batch;
     r->a->batch = NULL;
+    r->a->queue_hook = r->a->want_slot;
     if (c->releasing)
         b->gone = true; /* engine_batch_release is walking the list */
     else
@@ -822,6 +848,7 @@ void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment 
     atomic_store_explicit(&a->ops, 0, memory_order_relaxed);
     atomic_store_explicit(&a->ops_here, 0, memory_order_relaxed);
     a->want_slot = e->ops->register_file != NULL;
+    a->queue_hook = a->want_slot;
     atomic_store_explicit(&a->registered, false, memory_order_relaxed);
     a->file_requested = false;
     a->pinned = NULL;
@@ -905,7 +932,12 @@ static void *engine_thread(void *arg)
             if (timeout < 0)
                 timeout = 0;
         }
-        e->reap_min = UWDF_UNLIKELY(c->batched != NULL) && timeout != 0 ? engine_batch_wait_nr(c) : 1;
+        if (UWDF_UNLIKELY(c->batched != NULL)) {
+            /* What the last loop staged went to the kernel at its end, or
+             * goes in this reap: one submission. */
+            engine_batch_count_submits(c);
+            e->reap_min = timeout != 0 ? engine_batch_wait_nr(c) : 1;
+        }
         int n = e->ops->reap(e, done, ENGINE_REAP_BATCH, timeout);
         if (n < 0) {
             uwdf_log("%s engine: reap failed (%d); retrying", e->ops->name, n);
@@ -936,15 +968,20 @@ static void *engine_thread(void *arg)
                 cancels = next;
             }
         }
-        for (int i = 0; i < n; i++) {
-            c->inflight--;
-            if (UWDF_UNLIKELY(done[i]->core_batched))
-                engine_batch_hold(c, done[i]);
-            else
+        c->inflight -= n;
+        if (UWDF_LIKELY(c->batched == NULL)) {
+            for (int i = 0; i < n; i++)
                 engine_deliver(c, done[i]);
+        } else {
+            for (int i = 0; i < n; i++) {
+                if (done[i]->core_batched)
+                    engine_batch_hold(c, done[i]);
+                else
+                    engine_deliver(c, done[i]);
+            }
+            if (c->held)
+                engine_batch_release(c);
         }
-        if (UWDF_UNLIKELY(c->held != 0))
-            engine_batch_release(c);
         if (c->later_head)
             engine_deliver_deferred(c);
         engine_release_stalls(c);
@@ -952,8 +989,6 @@ static void *engine_thread(void *arg)
          * next reap (io_uring's submits and waits in one io_uring_enter:
          * flushing here too would cost a second system call per loop, per
          * I/O at QD1). */
-        if (UWDF_UNLIKELY(c->batched != NULL))
-            engine_batch_count_submits(c);
         if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
             e->ops->flush(e);
 

@@ -34,6 +34,8 @@ struct uwdf_engine_attachment {
     /* Engine thread: the backend offers registered files and this file has
      * not tried for a slot yet. */
     bool want_slot;
+    /* Engine thread: want_slot or batching (engine_queue's slow path). */
+    bool queue_hook;
     /* The backend holds a registration of this file (slot or buffers), so
      * detaching must reach the engine thread. */
     atomic_bool registered;
