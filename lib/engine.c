@@ -461,14 +461,14 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
     if (!cancel)
         io->core_where = IO_INCOMING;
     if (cancel) {
-        /* Two cancels of one io (the timer and WdfRequestCancelSentRequest,
-         * or two threads) must not link it twice: that made a cycle, or cut
-         * the list the engine thread was walking and lost the cancels after
-         * it, whose references then held their requests forever. */
         /* Not handed to this engine yet (a send plug holds it, or its
          * sender is on its way here): it must never reach the kernel. */
         if (io->core_where == IO_NOWHERE)
             io->core_cancel_early = true;
+        /* Two cancels of one io (the timer and WdfRequestCancelSentRequest,
+         * or two threads) must not link it twice: that made a cycle, or cut
+         * the list the engine thread was walking and lost the cancels after
+         * it, whose references then held their requests forever. */
         if (io->core_cancels++ == 0) {
             io->core_cancel_next = NULL;
             if (c->cancel_tail)
