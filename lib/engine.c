@@ -461,10 +461,6 @@ static void engine_push(struct uwdf_engine_core *c, struct uwdf_io *io, bool can
     if (!cancel)
         io->core_where = IO_INCOMING;
     if (cancel) {
-        /* Not handed to this engine yet (a send plug holds it, or its
-         * sender is on its way here): it must never reach the kernel. */
-        if (io->core_where == IO_NOWHERE)
-            io->core_cancel_early = true;
         /* Two cancels of one io (the timer and WdfRequestCancelSentRequest,
          * or two threads) must not link it twice: that made a cycle, or cut
          * the list the engine thread was walking and lost the cancels after
@@ -648,6 +644,13 @@ static void engine_take_incoming(struct uwdf_engine_core *c, struct uwdf_io **in
         return;
     }
     pthread_mutex_lock(&c->lock);
+    /* An op cancelled before it got here (a send plug held it, or it is
+     * in this very batch) must never reach the kernel: marked now, as
+     * engine_do_cancel would, since the submissions taken here are queued
+     * before the cancels are tried. */
+    for (struct uwdf_io *io = c->cancel_head; io; io = io->core_cancel_next)
+        if (io->core_where == IO_NOWHERE || io->core_where == IO_INCOMING)
+            io->core_cancel_early = true;
     *in = c->in_head;
     *cancels = c->cancel_head;
     c->in_head = c->in_tail = NULL;
