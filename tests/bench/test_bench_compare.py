@@ -60,8 +60,8 @@ def compare_fio_prints_both_modes_and_plots():
         check(any(ln.startswith("  fio default:") and "--iodepth_batch" not in ln for ln in lines),
               "no fio command at its defaults")
         # uwdf-bench with its defaults, and beside fio batched with the same options
-        ubatched = [ln for ln in lines if ln.startswith("  uwdf batched:")]
-        check(ubatched and batched[0].split("--iodepth_batch_submit")[1] == ubatched[0].split("--iodepth_batch_submit")[1],
+        ubatched = [ln for ln in lines if ln.startswith("  uwdf batched:") and "--iodepth=4 " in ln]
+        check(ubatched and ubatched[0].split("--iodepth_batch_submit")[1] == batched[0].split("--iodepth_batch_submit")[1],
               f"uwdf's batched command differs from fio's: {ubatched} {batched}")
         check(any(ln.startswith("  uwdf:") and "--iodepth_batch" not in ln for ln in lines),
               "no uwdf command at its defaults")
