@@ -648,9 +648,12 @@ static void engine_take_incoming(struct uwdf_engine_core *c, struct uwdf_io **in
      * in this very batch) must never reach the kernel: marked now, as
      * engine_do_cancel would, since the submissions taken here are queued
      * before the cancels are tried. */
-    for (struct uwdf_io *io = c->cancel_head; io; io = io->core_cancel_next)
-        if (io->core_where == IO_NOWHERE || io->core_where == IO_INCOMING)
+    for (struct uwdf_io *io = c->cancel_head; io; io = io->core_cancel_next) {
+        /* Atomic: a synchronous sender stores IO_HERE without the lock. */
+        uint8_t where = __atomic_load_n(&io->core_where, __ATOMIC_RELAXED);
+        if (where == IO_NOWHERE || where == IO_INCOMING)
             io->core_cancel_early = true;
+    }
     *in = c->in_head;
     *cancels = c->cancel_head;
     c->in_head = c->in_tail = NULL;
