@@ -348,6 +348,24 @@ static __attribute__((noinline)) void engine_give_slot(struct uwdf_engine_core *
         atomic_store_explicit(&a->registered, true, memory_order_release);
 }
 
+/* Hand io to the backend and count it among the file's ops (the engine
+ * thread is the counter's only writer); false: the backend refused it
+ * (deferred with its error). */
+static inline __attribute__((always_inline)) bool engine_queue_to_backend(struct uwdf_engine_core *c,
+                                                                          struct uwdf_io *io,
+                                                                          struct uwdf_engine_attachment *a)
+{
+    io->core_where = IO_IN_BACKEND;
+    int r = c->pub.ops->queue(&c->pub, io, true);
+    if (r < 0) {
+        engine_defer(c, io, r);
+        return false;
+    }
+    c->inflight++;
+    engine_count(&a->ops, atomic_load_explicit(&a->ops, memory_order_relaxed) + 1);
+    return true;
+}
+
 /* engine_queue for a file that wants a registered-file slot (until its
  * ENGINE_SLOT_AFTER_OPS-th op) or has batching: kept off the common path. */
 static __attribute__((noinline)) void engine_queue_hooked(struct uwdf_engine_core *c, struct uwdf_io *io,
@@ -356,15 +374,7 @@ static __attribute__((noinline)) void engine_queue_hooked(struct uwdf_engine_cor
     uint64_t ops = atomic_load_explicit(&a->ops, memory_order_relaxed) + 1;
     if (ops == ENGINE_SLOT_AFTER_OPS && a->want_slot)
         engine_give_slot(c, a);
-    io->core_where = IO_IN_BACKEND;
-    int r = c->pub.ops->queue(&c->pub, io, true);
-    if (r < 0) {
-        engine_defer(c, io, r);
-        return;
-    }
-    c->inflight++;
-    engine_count(&a->ops, ops);
-    if (a->batch)
+    if (engine_queue_to_backend(c, io, a) && a->batch)
         engine_batch_queued(c, io, a->batch);
 }
 
@@ -389,14 +399,7 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
         engine_queue_hooked(c, io, a);
         return;
     }
-    io->core_where = IO_IN_BACKEND;
-    int r = c->pub.ops->queue(&c->pub, io, true);
-    if (r < 0) {
-        engine_defer(c, io, r);
-        return;
-    }
-    c->inflight++;
-    engine_count(&a->ops, atomic_load_explicit(&a->ops, memory_order_relaxed) + 1);
+    engine_queue_to_backend(c, io, a);
 }
 
 static __attribute__((noinline)) bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io)
