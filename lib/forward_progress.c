@@ -5,7 +5,9 @@
  * decides whether it takes a reserved request; with none free, packets
  * wait for one in arrival order, cancellable. A reserved request goes back
  * to its pool when its packet completes. The pool is guarded by its
- * queue's lock. */
+ * queue's lock; its memory lives while the queue or an arrival that found
+ * the queue in its device's table holds a reference (the queue's deletion
+ * detaches it, the last reference frees it). */
 #include "runtime.h"
 #include "device.h"
 #include "irp.h"
@@ -21,7 +23,31 @@ struct uwdf_fp {
     struct uwdf_request **free; /* a stack of the free reserved requests */
     unsigned free_count;
     LIST_ENTRY waiting; /* packets waiting for a reserved request, FIFO */
+    atomic_uint refs;   /* the queue's, and each arrival's using it */
 };
+
+static void fp_free(struct uwdf_fp *fp)
+{
+    if (!fp)
+        return;
+    for (unsigned i = 0; i < fp->total && fp->all; i++)
+        if (fp->all[i])
+            uwdf_object_delete(&fp->all[i]->obj);
+    uwdf_free(fp->all);
+    uwdf_free(fp->free);
+    uwdf_free(fp);
+}
+
+void uwdf_fp_reference(struct uwdf_fp *fp)
+{
+    atomic_fetch_add_explicit(&fp->refs, 1, memory_order_relaxed);
+}
+
+void uwdf_fp_release(struct uwdf_fp *fp)
+{
+    if (atomic_fetch_sub_explicit(&fp->refs, 1, memory_order_acq_rel) == 1)
+        fp_free(fp);
+}
 
 static NTSTATUS fp_policy_validate(struct uwdf_queue *q, PWDF_IO_QUEUE_FORWARD_PROGRESS_POLICY p)
 {
@@ -64,6 +90,7 @@ NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FOR
         return STATUS_INSUFFICIENT_RESOURCES;
     fp->policy = *Policy;
     uwdf_list_init(&fp->waiting);
+    atomic_init(&fp->refs, 1);
     fp->total = n;
     fp->all = uwdf_zalloc(sizeof(*fp->all) * n);
     fp->free = uwdf_zalloc(sizeof(*fp->free) * n);
@@ -83,31 +110,19 @@ NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FOR
             st = Policy->EvtIoAllocateResourcesForReservedRequest(Queue, (WDFREQUEST)r->obj.handle);
     }
     if (!NT_SUCCESS(st)) {
-        uwdf_fp_free(fp);
+        fp_free(fp);
         return st;
     }
     pthread_mutex_lock(&q->lock);
     bool raced = q->fp != NULL;
     if (!raced)
-        q->fp = fp;
+        __atomic_store_n(&q->fp, fp, __ATOMIC_RELEASE); /* arrivals read it with no lock */
     pthread_mutex_unlock(&q->lock);
     if (raced) {
-        uwdf_fp_free(fp);
+        fp_free(fp);
         return STATUS_INVALID_PARAMETER;
     }
     return STATUS_SUCCESS;
-}
-
-void uwdf_fp_free(struct uwdf_fp *fp)
-{
-    if (!fp)
-        return;
-    for (unsigned i = 0; i < fp->total && fp->all; i++)
-        if (fp->all[i])
-            uwdf_object_delete(&fp->all[i]->obj);
-    uwdf_free(fp->all);
-    uwdf_free(fp->free);
-    uwdf_free(fp);
 }
 
 static int fp_fail_mode; /* 0 off, 1 all, 2 random (UWDF_FP_FAIL) */
@@ -143,9 +158,9 @@ bool uwdf_fp_inject_failure(void)
     return seed % 17 == 0;
 }
 
-static WDF_IO_FORWARD_PROGRESS_ACTION fp_decide(struct uwdf_queue *q, PIRP irp)
+static WDF_IO_FORWARD_PROGRESS_ACTION fp_decide(struct uwdf_queue *q, const struct uwdf_fp *fp, PIRP irp)
 {
-    const WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY *p = &q->fp->policy;
+    const WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY *p = &fp->policy;
     switch (p->ForwardProgressReservedPolicy) {
     case WdfIoForwardProgressReservedPolicyAlwaysUseReservedRequest:
         return WdfIoForwardProgressActionUseReservedRequest;
@@ -173,21 +188,28 @@ static WDF_IO_FORWARD_PROGRESS_ACTION fp_decide(struct uwdf_queue *q, PIRP irp)
     }
 }
 
-NTSTATUS uwdf_fp_allocate_request_resources(struct uwdf_queue *q, struct uwdf_request *r)
+NTSTATUS uwdf_fp_allocate_request_resources(struct uwdf_queue *q, struct uwdf_fp *fp, struct uwdf_request *r)
 {
-    PFN_WDF_IO_ALLOCATE_REQUEST_RESOURCES fn = q->fp->policy.EvtIoAllocateRequestResources;
+    PFN_WDF_IO_ALLOCATE_REQUEST_RESOURCES fn = fp->policy.EvtIoAllocateRequestResources;
     return fn ? fn((WDFQUEUE)q->obj.handle, (WDFREQUEST)r->obj.handle) : STATUS_SUCCESS;
 }
 
-NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_request *sender, struct uwdf_request **out)
+NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_fp *fp, struct uwdf_request *sender,
+                               struct uwdf_request **out)
 {
     struct uwdf_device *dev = q->device;
     struct uwdf_request *r;
     NTSTATUS st;
-    if (fp_decide(q, sender->irp) != WdfIoForwardProgressActionUseReservedRequest)
+    if (fp_decide(q, fp, sender->irp) != WdfIoForwardProgressActionUseReservedRequest)
         return STATUS_UNSUCCESSFUL;
-    struct uwdf_fp *fp = q->fp;
     pthread_mutex_lock(&q->lock);
+    if (UWDF_UNLIKELY(q->state == UWDF_QUEUE_DELETING)) {
+        /* The deletion has taken the waiting packets and waits for the
+         * reserved requests to come home, or has detached the pool: the
+         * packet is refused as a deleted queue refuses it. */
+        pthread_mutex_unlock(&q->lock);
+        return STATUS_INVALID_DEVICE_STATE;
+    }
     if (fp->free_count == 0) {
         sender->irp->Tail.Overlay.DriverContext[1] = q;
         if (!uwdf_irp_set_cancel(sender->irp, UWDF_CANCEL_FP_WAIT, sender)) {

@@ -430,18 +430,35 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
  * read it before to have taken its reference (queue_table_quiesce). Both
  * sides' order is sequentially consistent: a lookup that counts itself in
  * after the dispose read the count reads the table after the dispose
- * cleared it. */
-static struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major)
+ * cleared it. With fp, the queue's forward-progress pool too, referenced
+ * in the same window (the dispose detaches it only after the quiesce), or
+ * NULL: the arrival uses it with no lock while the queue may be deleted. */
+static inline __attribute__((always_inline)) struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major,
+                                                                             struct uwdf_fp **fp)
 {
     atomic_fetch_add(&dev->queue_readers, 1);
     struct uwdf_queue *q =
         major <= IRP_MJ_MAXIMUM_FUNCTION ? __atomic_load_n(&dev->dispatch_queue[major], __ATOMIC_SEQ_CST) : NULL;
     if (!q)
         q = __atomic_load_n(&dev->default_queue, __ATOMIC_SEQ_CST);
-    if (q)
+    if (q) {
         uwdf_object_reference(&q->obj);
+        if (fp) {
+            *fp = __atomic_load_n(&q->fp, __ATOMIC_ACQUIRE);
+            if (UWDF_UNLIKELY(*fp != NULL))
+                uwdf_fp_reference(*fp);
+        }
+    }
     atomic_fetch_sub_explicit(&dev->queue_readers, 1, memory_order_release);
     return q;
+}
+
+/* An arrival is done with q and fp (device_queue_for). */
+static void queue_arrival_end(struct uwdf_queue *q, struct uwdf_fp *fp)
+{
+    if (UWDF_UNLIKELY(fp != NULL))
+        uwdf_fp_release(fp);
+    uwdf_object_release(&q->obj);
 }
 
 /* After q left dev's table: no lookup still holds it unreferenced. A
@@ -472,20 +489,21 @@ void uwdf_request_discard(struct uwdf_request *r)
 }
 
 /* The request for an incoming packet on q: a new one, or under the
- * forward-progress policy a reserved one. STATUS_PENDING: the packet waits
- * for a reserved request. */
-static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sender, struct uwdf_request **out)
+ * forward-progress policy (fp, the arrival's reference) a reserved one.
+ * STATUS_PENDING: the packet waits for a reserved request. */
+static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_fp *fp, struct uwdf_request *sender,
+                                  struct uwdf_request **out)
 {
     struct uwdf_device *dev = q->device;
     struct uwdf_request *r = NULL;
     NTSTATUS st = STATUS_INSUFFICIENT_RESOURCES;
-    bool injected = q->fp && uwdf_fp_inject_failure();
+    bool injected = fp && uwdf_fp_inject_failure();
     if (!injected) {
-        st = uwdf_request_create_received(dev, q->fp != NULL, &r);
+        st = uwdf_request_create_received(dev, fp != NULL, &r);
         if (NT_SUCCESS(st)) {
             st = uwdf_request_receive_setup(dev, r, sender);
-            if (NT_SUCCESS(st) && q->fp)
-                st = uwdf_fp_allocate_request_resources(q, r);
+            if (NT_SUCCESS(st) && fp)
+                st = uwdf_fp_allocate_request_resources(q, fp, r);
             if (NT_SUCCESS(st)) {
                 *out = r;
                 return STATUS_SUCCESS;
@@ -493,10 +511,10 @@ static NTSTATUS queue_get_request(struct uwdf_queue *q, struct uwdf_request *sen
             uwdf_request_receive_teardown(r, st, 0);
             uwdf_request_discard(r);
         }
-        if (!q->fp)
+        if (!fp)
             return st;
     }
-    return uwdf_fp_take_reserved(q, sender, out);
+    return uwdf_fp_take_reserved(q, fp, sender, out);
 }
 
 void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
@@ -515,12 +533,13 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
     if (uwdf_fileobject_deliver(dev, sender) || uwdf_caller_context_deliver(dev, sender))
         return;
 
-    struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    struct uwdf_fp *fp = NULL;
+    struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction, &fp);
     /* Simulated PnP (lib/pnp.c): a removed device takes nothing; a filter
      * passes on what it has no handler for. */
     if (UWDF_UNLIKELY(dev->pnp.devnode != NULL) && uwdf_pnp_deliver_elsewhere(dev, q, sender)) {
         if (q)
-            uwdf_object_release(&q->obj);
+            queue_arrival_end(q, fp);
         return;
     }
     if (!q) {
@@ -529,18 +548,18 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
     }
     if ((s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE) &&
         s->Parameters.Read.Length == 0 && !q->config.AllowZeroLengthRequests) {
-        uwdf_object_release(&q->obj);
+        queue_arrival_end(q, fp);
         uwdf_queue_packet_complete(sender, STATUS_SUCCESS, 0);
         return;
     }
     struct uwdf_request *r;
-    NTSTATUS st = queue_get_request(q, sender, &r);
+    NTSTATUS st = queue_get_request(q, fp, sender, &r);
     if (st == STATUS_PENDING) {
-        uwdf_object_release(&q->obj);
+        queue_arrival_end(q, fp);
         return;
     }
     if (!NT_SUCCESS(st)) {
-        uwdf_object_release(&q->obj);
+        queue_arrival_end(q, fp);
         uwdf_queue_packet_complete(sender, st, 0);
         return;
     }
@@ -549,13 +568,13 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
         r->queue = q;
         uwdf_queue_complete(r, STATUS_INVALID_DEVICE_STATE, 0);
     }
-    uwdf_object_release(&q->obj);
+    queue_arrival_end(q, fp);
 }
 
 NTSTATUS uwdf_queue_enqueue_presented(struct uwdf_device *dev, struct uwdf_request *r)
 {
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(r->irp);
-    struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction);
+    struct uwdf_queue *q = device_queue_for(dev, s->MajorFunction, NULL);
     if (!q)
         return STATUS_INVALID_DEVICE_REQUEST;
     uwdf_qs_unqueue(r);
@@ -1061,12 +1080,15 @@ static void queue_dispose(struct uwdf_object *obj)
     while (q->owned_count || !uwdf_fp_all_home_locked(q->fp))
         queue_wait_locked(q, NULL);
     struct uwdf_fp *fp = q->fp;
-    /* Stored only when there is one: a packet that found the queue just
-     * before it left the table reads q->fp with no lock (queue_get_request). */
+    /* Stored only when there is one (queues without a pool never write
+     * it). A packet that found the queue before it left the table may
+     * still use the pool (device_queue_for took its reference); the last
+     * reference frees it. */
     if (fp)
-        q->fp = NULL;
+        __atomic_store_n(&q->fp, NULL, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&q->lock);
-    uwdf_fp_free(fp);
+    if (fp)
+        uwdf_fp_release(fp);
 }
 
 static void queue_destroy(struct uwdf_object *obj)

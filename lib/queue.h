@@ -293,11 +293,13 @@ NTSTATUS uwdf_queue_enqueue_presented(struct uwdf_device *dev, struct uwdf_reque
  * when this new request is to fail as if out of memory. */
 bool uwdf_fp_inject_failure(void);
 /* The policy's EvtIoAllocateRequestResources for a new request, if any. */
-NTSTATUS uwdf_fp_allocate_request_resources(struct uwdf_queue *q, struct uwdf_request *r);
-/* No new request for sender's packet: a reserved one, if the policy says
- * so (STATUS_UNSUCCESSFUL otherwise); STATUS_PENDING when the packet waits
- * for one. */
-NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_request *sender, struct uwdf_request **out);
+NTSTATUS uwdf_fp_allocate_request_resources(struct uwdf_queue *q, struct uwdf_fp *fp, struct uwdf_request *r);
+/* No new request for sender's packet: a reserved one from fp (the
+ * arrival's reference), if the policy says so (STATUS_UNSUCCESSFUL
+ * otherwise); STATUS_PENDING when the packet waits for one;
+ * STATUS_INVALID_DEVICE_STATE when q is being deleted. */
+NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_fp *fp, struct uwdf_request *sender,
+                               struct uwdf_request **out);
 /* A reserved request is back (its packet completed): the oldest waiting
  * packet takes it, or it returns to the pool. */
 void uwdf_fp_return(struct uwdf_queue *q, struct uwdf_request *r);
@@ -307,7 +309,11 @@ void uwdf_fp_return(struct uwdf_queue *q, struct uwdf_request *r);
 void uwdf_fp_collect_waiting_locked(struct uwdf_fp *fp, LIST_ENTRY *packets);
 bool uwdf_fp_idle_locked(const struct uwdf_fp *fp);
 bool uwdf_fp_all_home_locked(const struct uwdf_fp *fp);
-/* The pool and its reserved requests, detached from the queue. */
-void uwdf_fp_free(struct uwdf_fp *fp);
+/* References on a pool: the queue holds one until its deletion detaches
+ * the pool, an arriving packet one while it uses the pool with no lock
+ * (lib/queue.c); the last release frees the pool and deletes its reserved
+ * requests (their cleanup callbacks run then). */
+void uwdf_fp_reference(struct uwdf_fp *fp);
+void uwdf_fp_release(struct uwdf_fp *fp);
 
 #endif

@@ -681,6 +681,153 @@ START_TEST(reserved_send_and_forget)
 }
 END_TEST
 
+/* ---- a queue with a pool deleted while packets arrive ---- */
+
+static atomic_bool held_examine_in, held_examine_go;
+
+/* Holds the arrival that consults it open until the test lets it go. */
+static WDF_IO_FORWARD_PROGRESS_ACTION examine_held(WDFQUEUE q, PIRP irp)
+{
+    (void)q;
+    (void)irp;
+    atomic_store(&held_examine_in, true);
+    while (!atomic_load(&held_examine_go))
+        usleep(1000);
+    return WdfIoForwardProgressActionUseReservedRequest;
+}
+
+struct held_send {
+    WDFIOTARGET t;
+    struct io io;
+};
+
+static void *held_sender(void *p)
+{
+    struct held_send *h = p;
+    io_start(&h->io, h->t, WdfRequestTypeRead, 0, false);
+    return NULL;
+}
+
+/* A packet found the queue in its device's table and uses the queue's pool
+ * with no lock (here inside EvtIoWdmIrpForForwardProgress, held open) while
+ * the queue is deleted: the deletion does not wait for it (the callback
+ * could be the one deleting), the pool outlives the queue until the
+ * arrival is done with it, the packet is refused as a deleted queue
+ * refuses one, and the reserved requests' cleanup runs then. */
+START_TEST(queue_deleted_while_an_arrival_uses_its_pool)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    fp_reset();
+    atomic_store(&held_examine_in, false);
+    atomic_store(&held_examine_go, false);
+    WDFQUEUE q;
+    fp_device(e.driver, "\\Device\\fpArrival", &q);
+    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
+    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY p;
+    WDF_IO_QUEUE_FORWARD_PROGRESS_POLICY_EXAMINE_INIT(&p, 2, examine_held);
+    p.EvtIoAllocateRequestResources = alloc_request;
+    ck_assert_status(WdfIoQueueAssignForwardProgressPolicy(q, &p), STATUS_SUCCESS);
+    struct held_send h = { .t = open_name(e.device, NULL, "\\Device\\fpArrival", 0) };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, held_sender, &h), 0);
+    for (int i = 0; i < 10000 && !atomic_load(&held_examine_in); i++)
+        usleep(1000);
+    ck_assert(atomic_load(&held_examine_in));
+    WdfObjectDelete(q);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), 0); /* the arrival still holds the pool */
+    atomic_store(&held_examine_go, true);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    io_expect(&h.io, STATUS_INVALID_DEVICE_STATE, 0);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), 2);
+    ck_assert_int_eq(tu_load(&G.presented), 0);
+    io_fini(&h.io);
+    tu_env_fini(&e);
+}
+END_TEST
+
+static atomic_bool pd_stop;
+
+struct pd_sender {
+    WDFIOTARGET t;
+    int ok, refused, other;
+};
+
+static void *pd_send(void *arg)
+{
+    struct pd_sender *s = arg;
+    void *buf;
+    WDFMEMORY m = tu_make_memory(BLOCK, &buf);
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
+    while (!atomic_load(&pd_stop)) {
+        ULONG_PTR n = 0;
+        NTSTATUS st = WdfIoTargetSendReadSynchronously(s->t, NULL, &d, NULL, NULL, &n);
+        if (st == STATUS_SUCCESS)
+            s->ok++;
+        else if (st == STATUS_INVALID_DEVICE_STATE || st == STATUS_CANCELLED)
+            s->refused++; /* reached a read queue being deleted */
+        else
+            s->other++;
+    }
+    WdfObjectDelete(m);
+    return NULL;
+}
+
+/* Read queues with a pool of one reserved request (normal requests fail,
+ * so every read takes the reserved one or waits for it) are created, made
+ * the reads' queue and deleted, over and over, while three threads send
+ * reads: every read completes, served or refused, none is lost or
+ * completed twice, nothing touches a freed pool (ASan, TSan and valgrind
+ * run this too), and every pool's reserved request is cleaned up. */
+START_TEST(queue_with_pool_deleted_while_packets_arrive)
+{
+    enum { SENDERS = 3, ROUNDS = 150 };
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    fp_reset();
+    atomic_store(&pd_stop, false);
+    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
+    WDFQUEUE dq;
+    WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpRace", &dq);
+    struct pd_sender snd[SENDERS];
+    pthread_t th[SENDERS];
+    for (int i = 0; i < SENDERS; i++) {
+        snd[i] = (struct pd_sender){ .t = open_name(e.device, NULL, "\\Device\\fpRace", 0) };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, pd_send, &snd[i]), 0);
+    }
+    int rounds_reserved = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        WDF_IO_QUEUE_CONFIG c;
+        WDF_IO_QUEUE_CONFIG_INIT(&c, WdfIoQueueDispatchParallel);
+        c.EvtIoDefault = fp_io; /* completes at once: no EvtIoStop, the deletion waits */
+        WDFQUEUE q;
+        ck_assert_status(WdfIoQueueCreate(dev, &c, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
+        ck_assert_status(assign_default(q, 1), STATUS_SUCCESS);
+        ck_assert_status(WdfDeviceConfigureRequestDispatching(dev, q, WdfRequestTypeRead), STATUS_SUCCESS);
+        /* Until a read has taken its reserved request (bounded: a loaded
+         * machine may not run the senders meanwhile). */
+        int before = tu_load(&G.reserved_seen);
+        for (int spin = 0; spin < 2000 && tu_load(&G.reserved_seen) == before; spin++)
+            sched_yield();
+        rounds_reserved += tu_load(&G.reserved_seen) != before;
+        WdfObjectDelete(q);
+    }
+    atomic_store(&pd_stop, true);
+    int ok = 0, other = 0;
+    for (int i = 0; i < SENDERS; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        ok += snd[i].ok;
+        other += snd[i].other;
+    }
+    ck_assert_int_eq(other, 0);
+    ck_assert_int_eq(ok, tu_load(&G.presented));
+    ck_assert_int_gt(rounds_reserved, 0);
+    ck_assert_int_eq(tu_load(&G.cleanup_reserved), ROUNDS);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- UWDF_FP_FAIL=all (run in a process of its own) ---- */
 
 enum { FA_THREADS = 4, FA_PER_THREAD = 16, FA_N = FA_THREADS * FA_PER_THREAD };
@@ -815,6 +962,9 @@ static Suite *fp_suite(void)
     tcase_add_loop_test(tc, purge_waiting_packets, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reserved_send_and_forget, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, drain_with_waiting_packets, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "deletion", 60);
+    tcase_add_loop_test(tc, queue_deleted_while_an_arrival_uses_its_pool, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, queue_with_pool_deleted_while_packets_arrive, 0, TU_BACKENDS);
     tc = tu_tcase(s, "fail-all", 120);
     tcase_add_test(tc, fail_all_in_own_process);
     return s;
