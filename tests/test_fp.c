@@ -748,32 +748,6 @@ END_TEST
 
 static atomic_bool pd_stop;
 
-struct pd_sender {
-    WDFIOTARGET t;
-    int ok, refused, other;
-};
-
-static void *pd_send(void *arg)
-{
-    struct pd_sender *s = arg;
-    void *buf;
-    WDFMEMORY m = tu_make_memory(BLOCK, &buf);
-    WDF_MEMORY_DESCRIPTOR d;
-    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
-    while (!atomic_load(&pd_stop)) {
-        ULONG_PTR n = 0;
-        NTSTATUS st = WdfIoTargetSendReadSynchronously(s->t, NULL, &d, NULL, NULL, &n);
-        if (st == STATUS_SUCCESS)
-            s->ok++;
-        else if (st == STATUS_INVALID_DEVICE_STATE || st == STATUS_CANCELLED)
-            s->refused++; /* reached a read queue being deleted */
-        else
-            s->other++;
-    }
-    WdfObjectDelete(m);
-    return NULL;
-}
-
 /* Read queues with a pool of one reserved request (normal requests fail,
  * so every read takes the reserved one or waits for it) are created, made
  * the reads' queue and deleted, over and over, while three threads send
@@ -790,11 +764,13 @@ START_TEST(queue_with_pool_deleted_while_packets_arrive)
     G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
     WDFQUEUE dq;
     WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpRace", &dq);
-    struct pd_sender snd[SENDERS];
+    struct tu_read_loop snd[SENDERS];
     pthread_t th[SENDERS];
     for (int i = 0; i < SENDERS; i++) {
-        snd[i] = (struct pd_sender){ .t = open_name(e.device, NULL, "\\Device\\fpRace", 0) };
-        ck_assert_int_eq(pthread_create(&th[i], NULL, pd_send, &snd[i]), 0);
+        snd[i] = (struct tu_read_loop){ .t = open_name(e.device, NULL, "\\Device\\fpRace", 0),
+                                        .len = BLOCK,
+                                        .stop = &pd_stop };
+        ck_assert_int_eq(pthread_create(&th[i], NULL, tu_read_loop, &snd[i]), 0);
     }
     int rounds_reserved = 0;
     for (int round = 0; round < ROUNDS; round++) {

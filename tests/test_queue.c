@@ -2081,32 +2081,6 @@ static VOID qd_default(WDFQUEUE q, WDFREQUEST req)
     WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, 0);
 }
 
-struct qd_sender {
-    WDFIOTARGET t;
-    int ok, refused, other;
-};
-
-static void *qd_send(void *arg)
-{
-    struct qd_sender *s = arg;
-    void *buf;
-    WDFMEMORY m = tu_make_memory(512, &buf);
-    WDF_MEMORY_DESCRIPTOR d;
-    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
-    while (!atomic_load(&qd_stop)) {
-        ULONG_PTR n = 0;
-        NTSTATUS st = WdfIoTargetSendReadSynchronously(s->t, NULL, &d, NULL, NULL, &n);
-        if (st == STATUS_SUCCESS)
-            s->ok++;
-        else if (st == STATUS_INVALID_DEVICE_STATE || st == STATUS_CANCELLED)
-            s->refused++; /* reached the read queue as it was being deleted */
-        else
-            s->other++;
-    }
-    WdfObjectDelete(m);
-    return NULL;
-}
-
 /* Packets look up their device's queue table with no lock while a read
  * queue is created, made the reads' queue and deleted, over and over:
  * every read completes, by the read queue, by the default queue once the
@@ -2125,11 +2099,11 @@ START_TEST(queue_deleted_while_packets_arrive)
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
     c.EvtIoDefault = qd_default;
     ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
-    struct qd_sender snd[2] = { { .t = app_target(&e, "\\Device\\uwdfQrace") },
-                                { .t = app_target(&e, "\\Device\\uwdfQrace") } };
+    struct tu_read_loop snd[2] = { { .t = app_target(&e, "\\Device\\uwdfQrace"), .len = 512, .stop = &qd_stop },
+                                   { .t = app_target(&e, "\\Device\\uwdfQrace"), .len = 512, .stop = &qd_stop } };
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
-        ck_assert_int_eq(pthread_create(&th[i], NULL, qd_send, &snd[i]), 0);
+        ck_assert_int_eq(pthread_create(&th[i], NULL, tu_read_loop, &snd[i]), 0);
     int rounds_read = 0;
     for (int round = 0; round < 200; round++) {
         WDFQUEUE q;

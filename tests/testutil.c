@@ -134,6 +134,27 @@ WDFREQUEST tu_make_request(WDFIOTARGET target)
     return req;
 }
 
+void *tu_read_loop(void *arg)
+{
+    struct tu_read_loop *s = arg;
+    void *buf;
+    WDFMEMORY m = tu_make_memory(s->len, &buf);
+    WDF_MEMORY_DESCRIPTOR d;
+    WDF_MEMORY_DESCRIPTOR_INIT_HANDLE(&d, m, NULL);
+    while (!atomic_load(s->stop)) {
+        ULONG_PTR n = 0;
+        NTSTATUS st = WdfIoTargetSendReadSynchronously(s->t, NULL, &d, NULL, NULL, &n);
+        if (st == STATUS_SUCCESS)
+            s->ok++;
+        else if (st == STATUS_INVALID_DEVICE_STATE || st == STATUS_CANCELLED)
+            s->refused++;
+        else
+            s->other++;
+    }
+    WdfObjectDelete(m);
+    return NULL;
+}
+
 bool tu_pattern_matches(const void *buf, size_t len, unsigned seed, uint64_t offset)
 {
     unsigned char *want = malloc(len ? len : 1);

@@ -244,6 +244,17 @@ WDFDRIVER tu_make_driver(void);
 WDFMEMORY tu_make_memory(size_t size, void **buffer);
 /* WdfRequestCreate on target, asserted to succeed. */
 WDFREQUEST tu_make_request(WDFIOTARGET target);
+/* A thread (tu_read_loop as pthread_create's routine) sending synchronous
+ * reads of len bytes to t until *stop: the reads served, refused as by a
+ * queue being deleted (STATUS_INVALID_DEVICE_STATE, STATUS_CANCELLED), and
+ * any other outcome. */
+struct tu_read_loop {
+    WDFIOTARGET t;
+    size_t len;
+    atomic_bool *stop;
+    int ok, refused, other;
+};
+void *tu_read_loop(void *arg);
 /* Create a target under device and open path with the given access,
  * disposition and create options (FILE_NON_DIRECTORY_FILE added, as
  * WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME does). Returns the open
