@@ -176,8 +176,8 @@ NTSTATUS UwdfIoTargetGetBatchStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_BA
  * Stop and Close waiting for sent I/O) hand it over first. A held request
  * can be cancelled (it then completes with STATUS_CANCELLED once handed
  * over). Synchronous sends and sends from a completion routine to its own
- * engine (batched by the engine anyway) are never held. Finish every plug
- * before the thread ends. Any IRQL. */
+ * engine (batched by the engine anyway) are never held. A thread that ends
+ * inside a plug hands what it holds over as it exits. Any IRQL. */
 VOID UwdfStartSendPlug(VOID);
 VOID UwdfFinishSendPlug(VOID);
 

@@ -594,8 +594,37 @@ void uwdf_engine_plug_flush_slow(void)
         engine_plug_hand(&engine_plug[i]);
 }
 
+/* A thread that ends with its plug unfinished must not strand what it
+ * holds (those requests' completions, and a Stop or Close waiting for
+ * them): a thread-specific value, set at its first plug, hands it over as
+ * the thread exits. */
+static pthread_key_t engine_plug_key;
+static pthread_once_t engine_plug_key_once = PTHREAD_ONCE_INIT;
+static bool engine_plug_key_ok;
+static __thread bool engine_plug_key_set;
+
+static void engine_plug_thread_exit(void *unused)
+{
+    (void)unused;
+    uwdf_tls_plug_depth = 0;
+    uwdf_engine_plug_flush_slow();
+}
+
+static void engine_plug_key_create(void)
+{
+    engine_plug_key_ok = pthread_key_create(&engine_plug_key, engine_plug_thread_exit) == 0;
+    if (!engine_plug_key_ok)
+        uwdf_log("send plug: no thread-specific key left; a thread must finish its plugs before it ends");
+}
+
 void uwdf_engine_plug_start(void)
 {
+    if (UWDF_UNLIKELY(!engine_plug_key_set)) {
+        pthread_once(&engine_plug_key_once, engine_plug_key_create);
+        if (engine_plug_key_ok)
+            pthread_setspecific(engine_plug_key, &engine_plug_key_set);
+        engine_plug_key_set = true;
+    }
     uwdf_tls_plug_depth++;
 }
 

@@ -197,6 +197,33 @@ START_TEST(plug_finished_early_hands_over_everything)
 }
 END_TEST
 
+struct plug_thread_arg {
+    struct batch_env *b;
+    unsigned n;
+};
+
+static void *send_plugged_and_exit(void *arg)
+{
+    struct plug_thread_arg *a = arg;
+    UwdfStartSendPlug();
+    benv_send(a->b, a->n);
+    return NULL; /* ends with its plug unfinished */
+}
+
+START_TEST(a_thread_that_ends_plugged_hands_its_sends_over)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 16, 0, 0);
+    struct plug_thread_arg a = { &b, 5 };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, send_plugged_and_exit, &a), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    benv_expect_all(&b); /* all 5 complete, once each */
+    benv_fini(&b);
+}
+END_TEST
+
 START_TEST(plug_hands_over_at_the_submit_batch)
 {
     struct batch_env b;
@@ -299,6 +326,7 @@ int main(void)
     tcase_add_loop_test(tc, complete_max_splits_a_batch_into_rounds, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, plug_finished_early_hands_over_everything, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, plug_hands_over_at_the_submit_batch, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, a_thread_that_ends_plugged_hands_its_sends_over, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, a_framework_wait_hands_the_plug_over, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, a_held_send_can_be_cancelled, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, batching_arguments_are_checked, 0, TU_BACKENDS);
