@@ -31,8 +31,7 @@ static struct uwdf_engine *fixedio_pin_target(struct uwdf_iotarget *t)
 static void fixedio_unpin_target(struct uwdf_iotarget *t)
 {
     uwdf_biased_lock_acquire(&t->lock);
-    if ((--t->sent_count & ~UWDF_SENT_WATCHED) == 0 && t->waiters)
-        pthread_cond_broadcast(&t->idle_cond);
+    uwdf_iotarget_sent_put_locked(t);
     uwdf_biased_lock_release(&t->lock);
 }
 

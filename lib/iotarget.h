@@ -113,6 +113,14 @@ static inline unsigned uwdf_iotarget_sent(struct uwdf_iotarget *t)
     return atomic_load(&t->sent_count) & ~UWDF_SENT_WATCHED;
 }
 
+/* One sent request fewer, under the target lock: the last one wakes the
+ * threads waiting for the target to go idle (Stop, Purge, Close). */
+static inline void uwdf_iotarget_sent_put_locked(struct uwdf_iotarget *t)
+{
+    if ((--t->sent_count & ~UWDF_SENT_WATCHED) == 0 && t->waiters)
+        pthread_cond_broadcast(&t->idle_cond);
+}
+
 /* The target's state, with the lock or (for a recent answer) without. */
 static inline unsigned uwdf_ts_get(const struct uwdf_iotarget *t)
 {

@@ -123,8 +123,7 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
         if (atomic_compare_exchange_weak(&t->sent_count, &n, n - 1))
             return;
     enum target_lock_how how = target_lock_hot(t);
-    if ((--t->sent_count & ~UWDF_SENT_WATCHED) == 0 && t->waiters)
-        pthread_cond_broadcast(&t->idle_cond);
+    uwdf_iotarget_sent_put_locked(t);
     target_unlock_hot(t, how);
 }
 
