@@ -261,6 +261,12 @@ static unsigned engine_batch_need(const struct uwdf_engine_batch *b)
     return b->complete_min < all ? b->complete_min : all;
 }
 
+/* The file's held completions make a batch its routines may run now. */
+static bool engine_batch_due(const struct uwdf_engine_batch *b)
+{
+    return b->held && b->held >= engine_batch_need(b);
+}
+
 static __attribute__((noinline)) void engine_batch_hold(struct uwdf_engine_core *c, struct uwdf_io *io)
 {
     struct uwdf_engine_batch *b = attachment_of(io->file)->batch;
@@ -292,7 +298,7 @@ static __attribute__((noinline)) void engine_batch_release(struct uwdf_engine_co
     c->batch_due = false;
     c->releasing = true;
     for (struct uwdf_engine_batch *b = c->batched, *next; b; b = next) {
-        if (b->held && b->held >= engine_batch_need(b)) {
+        if (engine_batch_due(b)) {
             unsigned n = b->complete_max && b->complete_max < b->held ? b->complete_max : b->held;
             engine_batch_count(b->completions, n);
             b->held -= n;
@@ -315,7 +321,7 @@ static __attribute__((noinline)) void engine_batch_release(struct uwdf_engine_co
         next = b->next;
         if (b->gone)
             engine_batch_unlink(c, b);
-        else if (b->held && b->held >= engine_batch_need(b))
+        else if (engine_batch_due(b))
             c->batch_due = true;
     }
     c->releasing = false;
@@ -825,7 +831,7 @@ static int engine_do_set_batching(struct uwdf_engine *e, void *arg)
     b->complete_min = r->cfg->complete_min;
     b->complete_max = r->cfg->complete_max;
     /* A smaller batch may be due already. */
-    if (b->held && b->held >= engine_batch_need(b))
+    if (engine_batch_due(b))
         c->batch_due = true;
     atomic_store_explicit(&r->a->plug_batch, b->submit, memory_order_relaxed);
     return 0;
