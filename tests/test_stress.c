@@ -644,9 +644,15 @@ static void *controller_main(void *arg)
 {
     struct stress *s = arg;
     bool stalled = false;
+    /* The rare events come once early whatever the dice say, so a short run (or a loaded
+     * machine that gives this thread few turns) still has each of them while workers run. */
+    static const unsigned forced[] = { 51, 61, 45, 55 }; /* purge, queue purge, stop, stall */
+    unsigned turn = 0;
     while (!atomic_load(&s->workers_done)) {
         tu_sleep_ms(1);
         unsigned r = rnd(&s->ctl_rng) % 100;
+        if (turn < 4 * (sizeof(forced) / sizeof(forced[0])) && turn++ % 4 == 3)
+            r = forced[turn / 4 - 1];
         if (r < 40) {
             controller_cancel_any(s);
         } else if (r < 50) {

@@ -441,8 +441,9 @@ def timeout_is_fios_alias_of_runtime():
         rt = rep["jobs"][0]["job_runtime"]
         check(250 <= rt <= 2000, f"job_runtime {rt} ms for --timeout=300ms")
         check(rep["jobs"][0]["uwdf"]["request_timeout_us"] == 0, "timeout set a request timeout")
-        # the per-request timeout has its own name: milliseconds without a unit
-        for val, us in (("5000", 5000000), ("2s", 2000000), ("1500us", 1500)):
+        # the per-request timeout has its own name: milliseconds without a unit (µs given
+        # in a unit, but long enough that a loaded machine cannot time a null I/O out)
+        for val, us in (("5000", 5000000), ("2s", 2000000), ("1500001us", 1500001)):
             rep = bl.run_json(["--name=t", "--ioengine=null", "--size=1m", "--number_ios=8",
                                f"--request_timeout={val}"], cwd=d)
             got = rep["jobs"][0]["uwdf"]["request_timeout_us"]
