@@ -19,7 +19,8 @@
  * rbd pool (lib/engine_pool.c) and used from that engine's thread only:
  * it issues rbd_aio_* calls, and librbd's completions come back through
  * rbd_set_image_notification on the engine's one eventfd (which also serves
- * wake()); reap() polls it and drains each image with rbd_poll_io_events.
+ * wake()); reap() polls it and drains each image with rbd_poll_io_events
+ * (the eventfd itself is read at the next reap, after the resends).
  * No completion callback runs in librbd's threads and no thread per request.
  *
  * Buffers, timeouts and cancel. librbd cannot cancel a request. Every read
@@ -104,6 +105,7 @@ struct rbd_engine {
     struct uwdf_remote_engine re; /* first; its eventfd also gets every attached image's completions */
     struct uwdf_rbd_image **images;
     unsigned nimages, images_cap;
+    bool undrained; /* the eventfd woke the last reap and is not read yet */
 };
 
 /* ---- names (the opener's thread) ---- */
@@ -594,15 +596,25 @@ static int rbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     struct rbd_engine *st = e->be;
     if (max <= 0)
         return -EINVAL;
+    /* The eventfd that woke the last reap is read here, one reap later:
+     * after the completion routines it returned have sent again, so at QD1
+     * the read is not between librbd's completion and the next request.
+     * Read before the images are polled (a completion queued after the
+     * read signals it again), and before any sleep. */
+    if (st->undrained) {
+        st->undrained = false;
+        uwdf_remote_eventfd_drain(st->re.wake_fd);
+        rbd_poll_all(st);
+        if (st->re.done.head)
+            return uwdf_remote_done_pop(&st->re.done, done, max);
+    }
     struct pollfd pfd = { .fd = st->re.wake_fd, .events = POLLIN };
     struct timespec ts;
     int ready = ppoll(&pfd, 1, uwdf_remote_poll_timeout(&st->re, timeout_ns, &ts), NULL);
     if (ready < 0 && errno != EINTR)
         return -errno;
     if (ready > 0) {
-        /* Drained before the images: a completion queued after this read
-         * signals the eventfd again. */
-        uwdf_remote_eventfd_drain(st->re.wake_fd);
+        st->undrained = true;
         rbd_poll_all(st);
     }
     return uwdf_remote_done_pop(&st->re.done, done, max);

@@ -686,6 +686,45 @@ START_TEST(exactly_once_under_load)
 }
 END_TEST
 
+/* The engine thread sleeps once nothing is in flight: the eventfd that
+ * woke it (librbd's completions, a send from another thread) is read at
+ * its next reap, after the resends, and never left set, which would make
+ * every ppoll return at once. Its runnable time over an idle second says
+ * (a spinning thread is runnable all along, however busy the host). */
+START_TEST(engine_sleeps_after_completions)
+{
+    enum { QD = 8, ROUNDS = 4, IDLE_MS = 1000 };
+    const uint64_t idle_runnable_max_ns = 300u * 1000 * 1000;
+    struct tu_env e;
+    tu_env_init(&e);
+    const char *image = make_image("idle", 1 << 20);
+    WDFIOTARGET t = open_rw(&e, image, "");
+    unsigned char *buf = calloc(1, BLK);
+    for (int i = 0; i < 64; i++)
+        ck_assert_status(tu_sync_rw(t, i % 2 == 0, buf, BLK, (LONGLONG)(i % 16) * BLK, NULL), STATUS_SUCCESS);
+    struct tu_late l[QD];
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < QD; i++)
+            tu_late_send(t, &l[i], BLK, 0);
+        for (int i = 0; i < QD; i++) {
+            ck_assert_msg(tu_completion_wait(&l[i].c, 20000), "request %d never completed", i);
+            ck_assert_status(l[i].c.status, STATUS_SUCCESS);
+            tu_late_fini(&l[i]);
+        }
+    }
+    uint64_t before = tu_engine_threads_runnable_ns();
+    tu_sleep_ms(IDLE_MS);
+    uint64_t busy = tu_engine_threads_runnable_ns() - before;
+    ck_assert_msg(busy < idle_runnable_max_ns, "the engine threads were runnable %.1f ms of %d ms with nothing in flight",
+                  busy / 1e6, IDLE_MS);
+    /* and still answer */
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    free(buf);
+    WdfObjectDelete(t);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* Last: the OSD killed under held requests (MemStore loses its objects
  * with it). Each fails once with STATUS_IO_TIMEOUT after the OSD op
  * timeout, so do later ones, and the target closes without hanging (librbd
@@ -756,6 +795,7 @@ int main(void)
     tcase_add_loop_test(tc, timeout_and_cancel_with_the_osd_stopped_leave_the_buffer, 0, 2);
     tcase_add_test(tc, osd_op_timeout_bounds_requests_and_close);
     tcase_add_test(tc, exactly_once_under_load);
+    tcase_add_test(tc, engine_sleeps_after_completions);
     /* UWDF_RBD_KEEP_OSD=1 leaves the OSD alive, for another run on the
      * same cluster (ceph-cluster start DIR; . DIR/env; tests/test_rbd). */
     if (!getenv("UWDF_RBD_KEEP_OSD"))

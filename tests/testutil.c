@@ -452,7 +452,39 @@ void tu_reader_stop(struct tu_reader *r)
     r->target = NULL;
 }
 
-long tu_engine_threads(void)
+/* The time (ns) a thread of this process has been runnable: on a CPU or
+ * waiting for one (its schedstat), which a thread that never sleeps fills
+ * whatever the load; its CPU time (its stat's clock ticks) without
+ * schedstats. */
+static uint64_t thread_runnable_ns(const char *tid)
+{
+    char path[300];
+    unsigned long long run = 0, wait = 0, ut = 0, st = 0;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", tid);
+    FILE *f = fopen(path, "re");
+    if (f) {
+        int got = fscanf(f, "%llu %llu", &run, &wait);
+        fclose(f);
+        if (got == 2)
+            return run + wait;
+    }
+    snprintf(path, sizeof(path), "/proc/self/task/%s/stat", tid);
+    f = fopen(path, "re");
+    if (!f)
+        return 0;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+        return (ut + st) * (1000000000ull / (unsigned long long)sysconf(_SC_CLK_TCK));
+    return 0;
+}
+
+/* Walk this process's engine threads: how many, and (runnable_ns) their
+ * runnable time. */
+static long engine_threads_walk(uint64_t *runnable_ns)
 {
     DIR *d = opendir("/proc/self/task");
     struct dirent *de;
@@ -469,10 +501,26 @@ long tu_engine_threads(void)
         if (!fgets(comm, sizeof(comm), f))
             comm[0] = '\0';
         fclose(f);
-        n += strcmp(comm, "uwdf-engine\n") == 0;
+        if (strcmp(comm, "uwdf-engine\n") != 0)
+            continue;
+        n++;
+        if (runnable_ns)
+            *runnable_ns += thread_runnable_ns(de->d_name);
     }
     closedir(d);
     return n;
+}
+
+long tu_engine_threads(void)
+{
+    return engine_threads_walk(NULL);
+}
+
+uint64_t tu_engine_threads_runnable_ns(void)
+{
+    uint64_t ns = 0;
+    (void)engine_threads_walk(&ns);
+    return ns;
 }
 
 /* ---- CRC32C and guarded buffers ---- */

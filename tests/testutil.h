@@ -364,6 +364,10 @@ bool tu_reader_progresses(struct tu_reader *r, unsigned long n, int ms);
 /* Engine threads of this process (named "uwdf-engine"): other threads come
  * and go on their own (the kernel's io_uring workers, a sanitizer's). */
 long tu_engine_threads(void);
+/* How long (ns) the engine threads alive now have been runnable (on a CPU
+ * or waiting for one), summed: a thread that never sleeps fills the wall
+ * time whatever the load. */
+uint64_t tu_engine_threads_runnable_ns(void);
 
 /* ---- files, data patterns and loop devices ---- */
 
