@@ -76,12 +76,36 @@
 #define NBD_MAX_CONNECT_TIMEOUT_MS 3600000u
 /* The default for URIs without uwdf-connect-timeout (docs/porting.md). */
 #define NBD_ENV_CONNECT_TIMEOUT "UWDF_NBD_CONNECT_TIMEOUT"
+/* Automatic reconnect (opt-in): attempts after a connection is lost, and
+ * the wait before the first, doubling per attempt up to
+ * NBD_RECONNECT_MAX_DELAY_MS (or the first wait, if longer). */
+#define NBD_URI_RECONNECT "uwdf-reconnect="
+#define NBD_URI_RECONNECT_DELAY "uwdf-reconnect-delay="
+#define NBD_ENV_RECONNECT "UWDF_NBD_RECONNECT"
+#define NBD_MAX_RECONNECT 1000000u
+#define NBD_DEFAULT_RECONNECT_DELAY_MS 100u
+#define NBD_MAX_RECONNECT_DELAY_MS 60000u
+#define NBD_RECONNECT_MAX_DELAY_MS 10000u
 
 struct nbd_engine;
 
+/* What an open asks of its connections (the URI's uwdf- parameters). */
+struct nbd_params {
+    unsigned connections;
+    bool share;
+    unsigned timeout_ms;   /* connect and handshake, per connection */
+    unsigned reconnect;    /* attempts after a loss; 0: none */
+    unsigned reconnect_ms; /* the wait before the first attempt */
+};
+
 struct nbd_conn {
-    struct nbd_handle *h;
-    bool dead; /* engine thread: the connection is gone */
+    struct nbd_handle *h; /* while reconnecting: the new handle, or NULL */
+    bool dead;            /* engine thread: no live connection here */
+    /* Reconnect (engine thread): dead and retrying until it is back or
+     * the attempts run out; connecting while h's handshake runs. */
+    bool retrying, connecting;
+    unsigned attempts;
+    uint64_t next_ms; /* the next attempt's start, or the handshake's deadline */
 };
 
 /* Connections to one export, shared by every target opened on the same
@@ -100,6 +124,9 @@ struct nbd_share {
     unsigned attached;
     bool told_lost;
     bool closing; /* libnbd's .free of a command frees it rather than recycling it */
+    struct nbd_params params;
+    struct nbd_cmd *waiting; /* ops sent while every connection is reconnecting */
+    unsigned reconnects;     /* connections brought back, for the log */
     struct nbd_conn conns[NBD_MAX_CONNECTIONS];
     unsigned nconns;
     unsigned rr; /* round robin */
@@ -155,88 +182,101 @@ static bool nbd_uri_number(const char *p, size_t n, unsigned lo, unsigned hi, un
     return true;
 }
 
-/* The connect timeout of a URI that does not say: UWDF_NBD_CONNECT_TIMEOUT
- * (ms, read at each open; empty is unset), else
- * NBD_DEFAULT_CONNECT_TIMEOUT_MS. A bad value is logged (not again while it
- * stays the same) and the built-in default used. */
-static unsigned nbd_default_connect_timeout(void)
+/* An environment variable that sets the default of a URI parameter (ms or
+ * a count, read at each open; empty is unset). A bad value is logged (not
+ * again while it stays the same) and the built-in default used. */
+struct nbd_env_default {
+    const char *name;
+    unsigned lo, hi, builtin;
+    const char *unit; /* after the range, and after the default: " ms" */
+    char told[64];    /* told_lock */
+};
+
+static unsigned nbd_env_default(struct nbd_env_default *d)
 {
     static pthread_mutex_t told_lock = PTHREAD_MUTEX_INITIALIZER;
-    static char told[64];
-    const char *env = uwdf_env_named(NBD_ENV_CONNECT_TIMEOUT);
+    const char *env = uwdf_env_named(d->name);
     unsigned v;
     if (!env || !*env)
-        return NBD_DEFAULT_CONNECT_TIMEOUT_MS;
-    if (nbd_uri_number(env, strlen(env), 1, NBD_MAX_CONNECT_TIMEOUT_MS, &v))
+        return d->builtin;
+    if (nbd_uri_number(env, strlen(env), d->lo, d->hi, &v))
         return v;
     pthread_mutex_lock(&told_lock);
-    if (strcmp(told, env) != 0) { /* a value longer than told: each time */
-        snprintf(told, sizeof(told), "%s", env);
-        uwdf_log("%s='%s' ignored: expected 1..%u (ms); connecting with the default, %u ms",
-                 NBD_ENV_CONNECT_TIMEOUT, env, NBD_MAX_CONNECT_TIMEOUT_MS,
-                 NBD_DEFAULT_CONNECT_TIMEOUT_MS);
+    if (strcmp(d->told, env) != 0) { /* a value longer than told: each time */
+        snprintf(d->told, sizeof(d->told), "%s", env);
+        uwdf_log("%s='%s' ignored: expected %u..%u%s; using the default, %u%s", d->name, env, d->lo, d->hi, d->unit,
+                 d->builtin, d->unit);
     }
     pthread_mutex_unlock(&told_lock);
-    return NBD_DEFAULT_CONNECT_TIMEOUT_MS;
+    return d->builtin;
 }
 
-/* uri without uwdf's own query parameters, the connection count it asked
- * for (1 if none), whether it may share connections (yes if not said) and
- * each connection's connect timeout in ms (nbd_default_connect_timeout when
- * the URI has none).
- * NULL on a bad parameter (why says which) or out of memory. */
-static char *nbd_uri_strip(const char *uri, unsigned *connections, bool *share, unsigned *timeout_ms, char *why,
-                           size_t why_len)
+static struct nbd_env_default nbd_env_connect_timeout = {
+    NBD_ENV_CONNECT_TIMEOUT, 1, NBD_MAX_CONNECT_TIMEOUT_MS, NBD_DEFAULT_CONNECT_TIMEOUT_MS, " ms", ""
+};
+static struct nbd_env_default nbd_env_reconnect = { NBD_ENV_RECONNECT, 0, NBD_MAX_RECONNECT, 0, " attempts", "" };
+
+/* One uwdf- parameter of a URI's query (p, n bytes): true if it is one
+ * (*bad when its value is out of range, why says so). */
+static bool nbd_uri_param(const char *p, size_t n, const char *name, unsigned lo, unsigned hi, unsigned *out,
+                          bool *bad, char *why, size_t why_len)
+{
+    size_t l = strlen(name);
+    if (strncmp(p, name, l) != 0)
+        return false;
+    if (!nbd_uri_number(p + l, n - l, lo, hi, out)) {
+        uwdf_remote_why(why, why_len, "%.*s must be %u..%u", (int)(l - 1), name, lo, hi);
+        *bad = true;
+    }
+    return true;
+}
+
+/* uri without uwdf's own query parameters, and what they ask (*pp):
+ * the connection count (1 if none), whether it may share connections (yes
+ * if not said), each connection's connect timeout in ms and the reconnect
+ * attempts (the environment's defaults when the URI has none), the first
+ * reconnect wait. NULL on a bad parameter (why says which) or out of
+ * memory. */
+static char *nbd_uri_strip(const char *uri, struct nbd_params *pp, char *why, size_t why_len)
 {
     char *copy = strdup(uri);
-    *connections = 1;
-    *share = true;
-    *timeout_ms = 0;
+    unsigned timeout_ms = 0, reconnect = ~0u, share = 1;
+    pp->connections = 1;
+    pp->reconnect_ms = NBD_DEFAULT_RECONNECT_DELAY_MS;
     if (!copy)
         return NULL;
     char *q = strchr(copy, '?');
-    if (!q) {
-        *timeout_ms = nbd_default_connect_timeout();
-        return copy;
-    }
-    char *out = q; /* rebuild the query in place without our parameters */
-    char *p = q + 1;
-    bool first = true;
-    while (*p) {
-        char *amp = strchr(p, '&');
-        size_t n = amp ? (size_t)(amp - p) : strlen(p);
-        size_t lc = strlen(NBD_URI_CONNECTIONS), ls = strlen(NBD_URI_SHARE), lt = strlen(NBD_URI_CONNECT_TIMEOUT);
-        unsigned v;
-        if (strncmp(p, NBD_URI_CONNECTIONS, lc) == 0) {
-            if (!nbd_uri_number(p + lc, n - lc, 1, NBD_MAX_CONNECTIONS, connections)) {
-                uwdf_remote_why(why, why_len, "uwdf-connections must be 1..%u", NBD_MAX_CONNECTIONS);
-                free(copy);
-                return NULL;
+    if (q) {
+        char *out = q; /* rebuild the query in place without our parameters */
+        char *p = q + 1;
+        bool first = true, bad = false;
+        while (*p && !bad) {
+            char *amp = strchr(p, '&');
+            size_t n = amp ? (size_t)(amp - p) : strlen(p);
+            if (!nbd_uri_param(p, n, NBD_URI_CONNECTIONS, 1, NBD_MAX_CONNECTIONS, &pp->connections, &bad, why,
+                               why_len) &&
+                !nbd_uri_param(p, n, NBD_URI_SHARE, 0, 1, &share, &bad, why, why_len) &&
+                !nbd_uri_param(p, n, NBD_URI_CONNECT_TIMEOUT, 1, NBD_MAX_CONNECT_TIMEOUT_MS, &timeout_ms, &bad, why,
+                               why_len) &&
+                !nbd_uri_param(p, n, NBD_URI_RECONNECT, 0, NBD_MAX_RECONNECT, &reconnect, &bad, why, why_len) &&
+                !nbd_uri_param(p, n, NBD_URI_RECONNECT_DELAY, 1, NBD_MAX_RECONNECT_DELAY_MS, &pp->reconnect_ms,
+                               &bad, why, why_len)) {
+                *out++ = first ? '?' : '&';
+                memmove(out, p, n);
+                out += n;
+                first = false;
             }
-        } else if (strncmp(p, NBD_URI_SHARE, ls) == 0) {
-            if (!nbd_uri_number(p + ls, n - ls, 0, 1, &v)) {
-                uwdf_remote_why(why, why_len, "uwdf-share must be 0 or 1");
-                free(copy);
-                return NULL;
-            }
-            *share = v == 1;
-        } else if (strncmp(p, NBD_URI_CONNECT_TIMEOUT, lt) == 0) {
-            if (!nbd_uri_number(p + lt, n - lt, 1, NBD_MAX_CONNECT_TIMEOUT_MS, timeout_ms)) {
-                uwdf_remote_why(why, why_len, "uwdf-connect-timeout must be 1..%u (ms)", NBD_MAX_CONNECT_TIMEOUT_MS);
-                free(copy);
-                return NULL;
-            }
-        } else {
-            *out++ = first ? '?' : '&';
-            memmove(out, p, n);
-            out += n;
-            first = false;
+            p += n + (amp ? 1 : 0);
         }
-        p += n + (amp ? 1 : 0);
+        if (bad) {
+            free(copy);
+            return NULL;
+        }
+        *out = '\0';
     }
-    *out = '\0';
-    if (*timeout_ms == 0)
-        *timeout_ms = nbd_default_connect_timeout();
+    pp->share = share == 1;
+    pp->timeout_ms = timeout_ms ? timeout_ms : nbd_env_default(&nbd_env_connect_timeout);
+    pp->reconnect = reconnect != ~0u ? reconnect : nbd_env_default(&nbd_env_reconnect);
     return copy;
 }
 
@@ -288,14 +328,15 @@ static int nbd_connect_wait(struct nbd_handle *h, unsigned timeout_ms)
     }
 }
 
-static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, char *why, size_t why_len, int *err)
+/* A handle whose connect to uri has begun (libnbd's asynchronous
+ * connect: a Unix socket or an address does not wait, a host name is
+ * resolved first), or NULL; *failed when the connect failed at once
+ * (libnbd's error set). */
+static struct nbd_handle *nbd_connect_start(const char *uri, bool *failed)
 {
     struct nbd_handle *h = nbd_create();
-    if (!h) {
-        *err = nbd_get_errno() ? nbd_get_errno() : ENOMEM;
-        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
+    if (!h)
         return NULL;
-    }
     /* Reads land in a bounce buffer that is copied only on success. */
     nbd_set_pread_initialize(h, false);
     nbd_set_handle_name(h, "uwdf");
@@ -303,7 +344,20 @@ static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, 
      * opens: nbds:// may name its TLS files (tls-psk-file=,
      * tls-certificates=), which libnbd refuses unless told. */
     nbd_set_uri_allow_local_file(h, true);
-    int r = nbd_aio_connect_uri(h, uri) == -1 ? -1 : nbd_connect_wait(h, timeout_ms);
+    *failed = nbd_aio_connect_uri(h, uri) == -1;
+    return h;
+}
+
+static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, char *why, size_t why_len, int *err)
+{
+    bool failed = false;
+    struct nbd_handle *h = nbd_connect_start(uri, &failed);
+    if (!h) {
+        *err = nbd_get_errno() ? nbd_get_errno() : ENOMEM;
+        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
+        return NULL;
+    }
+    int r = failed ? -1 : nbd_connect_wait(h, timeout_ms);
     if (r == -2) {
         *err = ETIMEDOUT;
         uwdf_remote_why(why, why_len, "no answer to the NBD handshake within %u ms (uwdf-connect-timeout, " NBD_ENV_CONNECT_TIMEOUT ")",
@@ -325,13 +379,46 @@ static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, 
     return h;
 }
 
+/* What a connected handle says of its export: the share's fixed facts,
+ * which a reconnected handle must repeat. False with why when the size
+ * cannot be read. */
+static bool nbd_export_facts(struct nbd_handle *h, struct uwdf_nbd_info *info, char *why, size_t why_len)
+{
+    int64_t size = nbd_get_size(h);
+    if (size < 0) {
+        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
+        return false;
+    }
+    int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
+    int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
+    int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+    memset(info, 0, sizeof(*info));
+    info->size = (uint64_t)size;
+    info->min_block = min > 0 ? (uint32_t)min : 0;
+    info->preferred_block = pref > 0 ? (uint32_t)pref : 0;
+    info->max_block = max > 0 ? (uint32_t)max : 0;
+    info->read_only = nbd_is_read_only(h) == 1;
+    info->can_flush = nbd_can_flush(h) == 1;
+    info->can_fua = nbd_can_fua(h) == 1;
+    info->can_trim = nbd_can_trim(h) == 1;
+    info->can_zero = nbd_can_zero(h) == 1;
+    info->multi_conn = nbd_can_multi_conn(h) == 1;
+    return true;
+}
+
 /* Close sh's connections and free it: no target holds it. Commands that
  * libnbd still holds (of cancelled ops) are freed by nbd_close. */
 static void nbd_share_free(struct nbd_share *sh)
 {
     sh->closing = true;
     for (unsigned i = 0; i < sh->nconns; i++)
-        nbd_close(sh->conns[i].h);
+        nbd_close(sh->conns[i].h); /* NULL between two reconnect attempts */
+    /* Waiting ops were all cancelled or completed: no target holds sh. */
+    while (sh->waiting) {
+        struct nbd_cmd *c = sh->waiting;
+        sh->waiting = c->next;
+        uwdf_remote_cmd_free(&c->base);
+    }
     if (sh->engine)
         uwdf_engine_unhold(sh->engine);
     free(sh->key);
@@ -366,9 +453,9 @@ static struct nbd_share *nbd_share_find(const char *key)
     return NULL;
 }
 
-/* New connections to bare (want of them when the server allows
+/* New connections to bare (as many as pp asks when the server allows
  * multi-conn), on an engine of the nbd pool. 0 or -errno with why. */
-static int nbd_share_connect(const char *bare, unsigned want, unsigned timeout_ms, struct nbd_share **out, char *why,
+static int nbd_share_connect(const char *bare, const struct nbd_params *pp, struct nbd_share **out, char *why,
                              size_t why_len)
 {
     int err = 0;
@@ -378,38 +465,35 @@ static int nbd_share_connect(const char *bare, unsigned want, unsigned timeout_m
         return -ENOMEM;
     }
     sh->refs = 1;
-    sh->conns[0].h = nbd_connect_one(bare, timeout_ms, why, why_len, &err);
+    sh->params = *pp;
+    sh->conns[0].h = nbd_connect_one(bare, pp->timeout_ms, why, why_len, &err);
     if (!sh->conns[0].h) {
         nbd_share_free(sh);
         return -err;
     }
     sh->nconns = 1;
-    struct nbd_handle *h = sh->conns[0].h;
-    int64_t size = nbd_get_size(h);
-    if (size < 0) {
-        uwdf_remote_why(why, why_len, "%s", nbd_get_error());
+    struct uwdf_nbd_info *info = &sh->info;
+    if (!nbd_export_facts(sh->conns[0].h, info, why, why_len)) {
         nbd_share_free(sh);
         return -EIO;
     }
-    sh->size = (uint64_t)size;
-    sh->read_only = nbd_is_read_only(h) == 1;
-    sh->can_fua = nbd_can_fua(h) == 1;
-    sh->can_flush = nbd_can_flush(h) == 1;
-    sh->can_trim = nbd_can_trim(h) == 1;
-    sh->can_zero = nbd_can_zero(h) == 1;
-    int64_t min = nbd_get_block_size(h, LIBNBD_SIZE_MINIMUM);
-    int64_t pref = nbd_get_block_size(h, LIBNBD_SIZE_PREFERRED);
-    int64_t max = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
-    sh->max_request = max > 0 && max < UWDF_REMOTE_MAX_BYTES ? (uint32_t)max : UWDF_REMOTE_MAX_BYTES;
-    if (min > 1 && sh->max_request % (uint32_t)min)
-        sh->max_request -= sh->max_request % (uint32_t)min;
-    bool multi = nbd_can_multi_conn(h) == 1;
-    if (want > 1 && !multi) {
+    sh->size = info->size;
+    sh->read_only = info->read_only;
+    sh->can_fua = info->can_fua;
+    sh->can_flush = info->can_flush;
+    sh->can_trim = info->can_trim;
+    sh->can_zero = info->can_zero;
+    uint32_t max = info->max_block, min = info->min_block;
+    sh->max_request = max > 0 && max < UWDF_REMOTE_MAX_BYTES ? max : UWDF_REMOTE_MAX_BYTES;
+    if (min > 1 && sh->max_request % min)
+        sh->max_request -= sh->max_request % min;
+    unsigned want = pp->connections;
+    if (want > 1 && !info->multi_conn) {
         uwdf_remote_why(why, why_len, "the server does not allow multi-conn: using 1 connection, not %u", want);
         want = 1;
     }
     for (unsigned i = 1; i < want; i++) {
-        sh->conns[i].h = nbd_connect_one(bare, timeout_ms, why, why_len, &err);
+        sh->conns[i].h = nbd_connect_one(bare, pp->timeout_ms, why, why_len, &err);
         if (!sh->conns[i].h) {
             nbd_share_free(sh);
             return -err;
@@ -422,17 +506,6 @@ static int nbd_share_connect(const char *bare, unsigned want, unsigned timeout_m
         nbd_share_free(sh);
         return err;
     }
-    struct uwdf_nbd_info *info = &sh->info;
-    info->size = sh->size;
-    info->min_block = min > 0 ? (uint32_t)min : 0;
-    info->preferred_block = pref > 0 ? (uint32_t)pref : 0;
-    info->max_block = max > 0 ? (uint32_t)max : 0;
-    info->read_only = sh->read_only;
-    info->can_flush = sh->can_flush;
-    info->can_fua = sh->can_fua;
-    info->can_trim = sh->can_trim;
-    info->can_zero = sh->can_zero;
-    info->multi_conn = multi;
     info->connections = sh->nconns;
     *out = sh;
     return 0;
@@ -454,15 +527,16 @@ struct uwdf_engine *uwdf_nbd_export_engine(const struct uwdf_nbd_export *x)
 int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,
                      char *why, size_t why_len)
 {
-    unsigned want, timeout_ms;
-    bool share;
+    struct nbd_params pp;
     why[0] = '\0';
-    char *bare = nbd_uri_strip(uri, &want, &share, &timeout_ms, why, why_len);
+    char *bare = nbd_uri_strip(uri, &pp, why, why_len);
     if (!bare)
         return why[0] ? -ERANGE : -ENOMEM;
     struct uwdf_nbd_export *x = calloc(1, sizeof(*x));
     char *key = NULL;
-    if (!x || (share && asprintf(&key, "%u %s", want, bare) < 0)) {
+    /* Targets that reconnect differently do not share a connection. */
+    if (!x || (pp.share && asprintf(&key, "%u %u %u %s", pp.connections, pp.reconnect,
+                                    pp.reconnect ? pp.reconnect_ms : 0, bare) < 0)) {
         free(x);
         free(bare);
         return -ENOMEM;
@@ -478,7 +552,7 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
         /* Connected without the lock (a slow server holds up no other
          * open); an open of the same key that won the race meanwhile is
          * joined and these connections closed. */
-        int err = nbd_share_connect(bare, want, timeout_ms, &sh, why, why_len);
+        int err = nbd_share_connect(bare, &pp, &sh, why, why_len);
         if (err) {
             free(key);
             free(bare);
@@ -527,16 +601,44 @@ static struct nbd_cmd *nbd_cmd_init(struct nbd_engine *st, struct nbd_cmd *c, st
     return c;
 }
 
+/* No connection of sh is live or coming back: later opens connect afresh. */
+static void nbd_share_check_lost(struct nbd_share *sh)
+{
+    for (unsigned i = 0; i < sh->nconns; i++)
+        if (!sh->conns[i].dead || sh->conns[i].retrying)
+            return;
+    atomic_store_explicit(&sh->lost, true, memory_order_release);
+}
+
+/* The wait before reconnect attempt n (1, 2, ...): the first wait, doubled
+ * per attempt up to NBD_RECONNECT_MAX_DELAY_MS (or the first, if longer). */
+static uint64_t nbd_reconnect_wait_ms(const struct nbd_params *pp, unsigned n)
+{
+    uint64_t cap = pp->reconnect_ms > NBD_RECONNECT_MAX_DELAY_MS ? pp->reconnect_ms : NBD_RECONNECT_MAX_DELAY_MS;
+    uint64_t ms = pp->reconnect_ms;
+    for (unsigned i = 1; i < n && ms < cap; i++)
+        ms *= 2;
+    return ms < cap ? ms : cap;
+}
+
 static void nbd_conn_lost(struct nbd_share *sh, struct nbd_conn *conn, const char *what)
 {
     if (conn->dead)
         return;
     conn->dead = true;
-    bool all = true;
-    for (unsigned i = 0; i < sh->nconns; i++)
-        all = all && sh->conns[i].dead;
-    if (all)
-        atomic_store_explicit(&sh->lost, true, memory_order_release);
+    if (sh->params.reconnect > 0) {
+        /* Its commands complete (ENOTCONN) when the old handle closes, at
+         * the first attempt; nothing of it is replayed. */
+        conn->retrying = true;
+        conn->attempts = 0;
+        conn->next_ms = nbd_now_ms() + nbd_reconnect_wait_ms(&sh->params, 1);
+        uwdf_log("%s: NBD connection lost (%s); requests in flight on it complete with "
+                 "STATUS_CONNECTION_DISCONNECTED; reconnecting (up to %u attempts, the first in %llu ms)",
+                 sh->uri, what, sh->params.reconnect,
+                 (unsigned long long)nbd_reconnect_wait_ms(&sh->params, 1));
+        return;
+    }
+    nbd_share_check_lost(sh);
     if (!sh->told_lost) {
         sh->told_lost = true;
         uwdf_log("%s: NBD connection lost (%s); requests of its targets complete with "
@@ -611,6 +713,12 @@ enum nbd_kind { NBD_PREAD, NBD_PWRITE, NBD_FLUSH, NBD_TRIM, NBD_ZERO };
 /* One command of c. False if libnbd refused it (c's error set). */
 static bool nbd_issue(struct nbd_cmd *c, enum nbd_kind kind, char *buf, uint64_t len, uint64_t off, uint32_t flags)
 {
+    if (c->conn->dead) {
+        /* Lost since it was picked (a write-through write's flush). */
+        if (!c->base.err)
+            c->base.err = ENOTCONN;
+        return false;
+    }
     struct nbd_handle *h = c->conn->h;
     nbd_completion_callback cb = { .callback = nbd_cmd_completed, .user_data = c, .free = nbd_cmd_freed };
     unsigned frees = c->frees;
@@ -711,15 +819,33 @@ static void nbd_close_engine(struct uwdf_engine *e)
     e->be = NULL;
 }
 
+/* io finds no live connection: it waits for one being reconnected (its
+ * timeout, a cancel, Stop, Purge or Close complete it meanwhile through
+ * the waiting command's io, as for one in flight), else fails ENOTCONN. */
+static int nbd_no_connection(struct nbd_engine *st, struct nbd_share *sh, struct uwdf_io *io)
+{
+    bool retrying = false;
+    for (unsigned i = 0; i < sh->nconns; i++)
+        retrying = retrying || sh->conns[i].retrying;
+    if (!retrying) {
+        uwdf_remote_complete(&st->re, io, -ENOTCONN);
+        return 0;
+    }
+    struct nbd_cmd *c = nbd_cmd_init(st, uwdf_remote_cmd_start(&st->re, io, sizeof(struct nbd_cmd), 0), sh, NULL);
+    if (!c)
+        return -ENOMEM;
+    c->next = sh->waiting; /* newest first: nbd_share_drain reverses */
+    sh->waiting = c;
+    return 0;
+}
+
 static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct uwdf_io *io)
 {
     struct nbd_share *sh = x->sh;
     bool write = io->op == UWDF_OP_WRITE;
     struct nbd_conn *conn = nbd_pick(sh);
-    if (!conn) {
-        uwdf_remote_complete(&st->re, io, -ENOTCONN);
-        return 0;
-    }
+    if (!conn)
+        return nbd_no_connection(st, sh, io);
     int ret;
     struct nbd_cmd *c = nbd_cmd_init(
         st, uwdf_remote_rw_start(&st->re, io, sizeof(struct nbd_cmd), sh->size, sh->read_only, &ret), sh, conn);
@@ -770,10 +896,8 @@ static int nbd_queue_other(struct nbd_engine *st, struct uwdf_nbd_export *x, str
         return 0;
     }
     struct nbd_conn *conn = nbd_pick(sh);
-    if (!conn) {
-        uwdf_remote_complete(&st->re, io, -ENOTCONN);
-        return 0;
-    }
+    if (!conn)
+        return nbd_no_connection(st, sh, io);
     struct nbd_cmd *c = nbd_cmd_init(st, uwdf_remote_cmd_start(&st->re, io, sizeof(struct nbd_cmd), 0), sh, conn);
     if (!c)
         return -ENOMEM;
@@ -795,17 +919,160 @@ static int nbd_queue_other(struct nbd_engine *st, struct uwdf_nbd_export *x, str
     return 0;
 }
 
-static int nbd_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submit)
+static int nbd_queue_io(struct nbd_engine *st, struct uwdf_nbd_export *x, struct uwdf_io *io)
 {
-    struct nbd_engine *st = e->be;
-    struct uwdf_nbd_export *x = io->file ? io->file->be : NULL;
-    (void)defer_submit; /* libnbd sends each command as it is issued */
-    if (!x)
-        return -EBADF;
     *uwdf_remote_io_cmd(io) = NULL;
     if (io->op == UWDF_OP_READ || io->op == UWDF_OP_WRITE)
         return nbd_queue_rw(st, x, io);
     return nbd_queue_other(st, x, io);
+}
+
+static int nbd_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_submit)
+{
+    struct uwdf_nbd_export *x = io->file ? io->file->be : NULL;
+    (void)defer_submit; /* libnbd sends each command as it is issued */
+    if (!x)
+        return -EBADF;
+    return nbd_queue_io(e->be, x, io);
+}
+
+/* ---- reconnect (engine thread) ---- */
+
+/* The ops that waited for a connection, in the order they came: each is
+ * queued again (a live connection takes it; none left fails it), or was
+ * completed meanwhile (cancelled, timed out) and only its command goes. */
+static void nbd_share_drain(struct nbd_engine *st, struct nbd_share *sh)
+{
+    struct nbd_cmd *list = NULL;
+    while (sh->waiting) {
+        struct nbd_cmd *c = sh->waiting;
+        sh->waiting = c->next;
+        c->next = list;
+        list = c;
+    }
+    while (list) {
+        struct nbd_cmd *c = list;
+        list = c->next;
+        struct uwdf_io *io = c->base.io;
+        c->base.io = NULL;
+        uwdf_remote_cmd_put(&st->re.cmds, &c->base);
+        if (!io)
+            continue;
+        int err = nbd_queue_io(st, io->file->be, io);
+        if (err)
+            uwdf_remote_complete(&st->re, io, err);
+    }
+}
+
+/* An attempt failed (the handle, if any, is closed here): the next one is
+ * scheduled, or the connection given up, and with it the waiting ops when
+ * no connection of the share is left. */
+static void nbd_reconnect_failed(struct nbd_engine *st, struct nbd_share *sh, struct nbd_conn *conn, uint64_t now,
+                                 const char *why)
+{
+    nbd_close(conn->h);
+    conn->h = NULL;
+    conn->connecting = false;
+    if (conn->attempts < sh->params.reconnect) {
+        conn->next_ms = now + nbd_reconnect_wait_ms(&sh->params, conn->attempts + 1);
+        return;
+    }
+    conn->retrying = false;
+    uwdf_log("%s: NBD reconnect given up after %u attempts (the last: %s); requests of its targets complete "
+             "with STATUS_CONNECTION_DISCONNECTED until each target is reopened",
+             sh->uri, conn->attempts, why);
+    sh->told_lost = true;
+    nbd_share_check_lost(sh);
+    nbd_share_drain(st, sh);
+}
+
+/* A reconnected handle serves the same export only if it says what the
+ * first connection said: a server that comes back with another size,
+ * read-only, or with other capabilities or block sizes is another disk to
+ * the targets (their size and geometry were read at open), so it is not
+ * used: they fail until reopened. NULL if it is the same, else why not. */
+static const char *nbd_reconnect_differs(const struct nbd_share *sh, struct nbd_handle *h, char *why, size_t len)
+{
+    struct uwdf_nbd_info now;
+    if (!nbd_export_facts(h, &now, why, len))
+        return why;
+    const struct uwdf_nbd_info *was = &sh->info;
+    if (now.size != was->size)
+        snprintf(why, len, "its size is now %llu bytes, was %llu", (unsigned long long)now.size,
+                 (unsigned long long)was->size);
+    else if (now.read_only != was->read_only)
+        snprintf(why, len, "it is now %s", now.read_only ? "read-only" : "writable");
+    else if (now.can_flush != was->can_flush || now.can_fua != was->can_fua || now.can_trim != was->can_trim ||
+             now.can_zero != was->can_zero || now.min_block != was->min_block ||
+             now.preferred_block != was->preferred_block || now.max_block != was->max_block)
+        snprintf(why, len, "it offers other commands or block sizes");
+    else
+        return NULL;
+    return why;
+}
+
+/* Drive conn's reconnect one step: close the lost handle (its commands
+ * complete now, ENOTCONN), start an attempt when its wait is over, and
+ * look at a handshake in progress. */
+static void nbd_reconnect_step(struct nbd_engine *st, struct nbd_share *sh, struct nbd_conn *conn, uint64_t now)
+{
+    if (!conn->connecting) {
+        if (conn->h) {
+            nbd_close(conn->h);
+            conn->h = NULL;
+        }
+        if (now < conn->next_ms)
+            return;
+        conn->attempts++;
+        bool failed = false;
+        conn->h = nbd_connect_start(sh->uri, &failed);
+        if (!conn->h || failed) {
+            nbd_reconnect_failed(st, sh, conn, now, conn->h ? nbd_get_error() : "out of memory");
+            return;
+        }
+        conn->connecting = true;
+        conn->next_ms = now + sh->params.timeout_ms;
+    }
+    if (nbd_aio_is_ready(conn->h) == 1) {
+        char why[200];
+        const char *differs = nbd_reconnect_differs(sh, conn->h, why, sizeof(why));
+        if (differs) {
+            conn->attempts = sh->params.reconnect; /* no more attempts: it is another disk */
+            uwdf_log("%s: NBD server is back with another export (%s): not used", sh->uri, differs);
+            nbd_reconnect_failed(st, sh, conn, now, differs);
+            return;
+        }
+        conn->connecting = conn->retrying = conn->dead = false;
+        sh->reconnects++;
+        uwdf_log("%s: NBD connection back after %u attempt%s (%u reconnects of this share)", sh->uri,
+                 conn->attempts, conn->attempts == 1 ? "" : "s", sh->reconnects);
+        nbd_share_drain(st, sh);
+    } else if (nbd_aio_is_dead(conn->h) == 1 || nbd_aio_is_closed(conn->h) == 1) {
+        nbd_reconnect_failed(st, sh, conn, now, "the server closed the connection during the handshake");
+    } else if (now >= conn->next_ms) {
+        nbd_reconnect_failed(st, sh, conn, now, "no answer to the handshake within the connect timeout");
+    }
+}
+
+/* Every reconnect of the engine's shares one step; the earliest time one
+ * needs looking at again (UINT64_MAX: none). */
+static uint64_t nbd_reconnect_all(struct nbd_engine *st)
+{
+    uint64_t next = UINT64_MAX, now = 0;
+    for (unsigned i = 0; i < st->nshares; i++) {
+        struct nbd_share *sh = st->shares[i];
+        for (unsigned j = 0; j < sh->nconns; j++) {
+            struct nbd_conn *conn = &sh->conns[j];
+            if (!conn->retrying)
+                continue;
+            if (!now)
+                now = nbd_now_ms();
+            nbd_reconnect_step(st, sh, conn, now);
+            if (conn->retrying && conn->next_ms < next)
+                next = conn->next_ms;
+        }
+    }
+    return next;
 }
 
 /* Issue the flushes that follow write-through writes on servers without
@@ -832,7 +1099,7 @@ static int nbd_poll_setup(struct nbd_engine *st)
         struct nbd_share *sh = st->shares[i];
         for (unsigned j = 0; j < sh->nconns; j++) {
             struct nbd_conn *conn = &sh->conns[j];
-            if (conn->dead)
+            if (conn->dead && !conn->connecting)
                 continue;
             int fd = nbd_aio_get_fd(conn->h);
             if (fd < 0) {
@@ -869,6 +1136,13 @@ static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     if (max <= 0)
         return -EINVAL;
     nbd_issue_flushes(st);
+    uint64_t retry_ms = nbd_reconnect_all(st);
+    if (retry_ms != UINT64_MAX) {
+        uint64_t now = nbd_now_ms();
+        int64_t wait_ns = retry_ms > now ? (int64_t)(retry_ms - now) * 1000000 : 0;
+        if (timeout_ns < 0 || wait_ns < timeout_ns)
+            timeout_ns = wait_ns;
+    }
     int n = nbd_poll_setup(st);
     struct timespec ts;
     int ready = ppoll(st->pfds, (nfds_t)n, uwdf_remote_poll_timeout(&st->re, timeout_ns, &ts), NULL);

@@ -46,6 +46,7 @@ static const char *const sample[UWDF_ENV_COUNT] = {
     [UWDF_ENV_ENGINES] = "1",
     [UWDF_ENV_WINDOWS_ROOT] = "/nonexistent/uwdf-windows-root",
     [UWDF_ENV_NBD_CONNECT_TIMEOUT] = "5000",
+    [UWDF_ENV_NBD_RECONNECT] = "3",
 };
 
 static void set_all_switches(void)

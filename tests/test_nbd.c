@@ -1307,6 +1307,297 @@ START_TEST(a_bad_connect_timeout_in_the_environment_is_logged_and_ignored)
 }
 END_TEST
 
+/* ---- automatic reconnect (uwdf-reconnect=, UWDF_NBD_RECONNECT) ---- */
+
+#define RECONNECT_CASE_TIMEOUT_SEC 30
+
+/* s's URI with the reconnect parameters appended (its URI has a query). */
+static void reconnect_uri(const struct tu_nbdkit *s, const char *params, char *uri, size_t len)
+{
+    int n = snprintf(uri, len, "%s&%s", s->uri, params);
+    ck_assert(n > 0 && (size_t)n < len);
+}
+
+/* A file-plugin server over path (args before the plugin, then after). */
+static void file_server_on(struct tu_env *e, struct tu_nbdkit *s, const char *path, const char *before,
+                           const char *after)
+{
+    char file_arg[600];
+    snprintf(file_arg, sizeof(file_arg), "file=%s", path);
+    const char *args[6];
+    int n = 0;
+    if (before)
+        args[n++] = before;
+    args[n++] = "file";
+    args[n++] = file_arg;
+    if (after)
+        args[n++] = after;
+    args[n] = NULL;
+    tu_nbdkit_start(e, s, "nbd.sock", args);
+}
+
+/* Waits (stderr being captured) until the library has logged needle:
+ * after a kill, the engine has seen the connection go, so a request sent
+ * now is sent after the loss, not in flight at it. */
+static void wait_for_log(const char *needle, int ms)
+{
+    for (int waited = 0;; waited += 10) {
+        char *log = tu_stderr_read();
+        bool seen = log && strstr(log, needle);
+        free(log);
+        if (seen)
+            return;
+        ck_assert_msg(waited < ms, "no '%s' logged within %d ms", needle, ms);
+        tu_sleep_ms(10);
+    }
+}
+
+/* The server dies with reads in flight and comes back on its socket: the
+ * reads in flight complete once with STATUS_CONNECTION_DISCONNECTED (not
+ * replayed), one sent while it is down waits and then reads the data, and
+ * the target goes on working, synchronously and asynchronously, without
+ * being reopened. The loss and the return are logged. */
+START_TEST(a_server_restarted_on_its_socket_is_reconnected)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
+    file_server_on(&e, &s, path, "--filter=delay", "rdelay=5");
+    char uri[700];
+    reconnect_uri(&s, "uwdf-reconnect=100&uwdf-reconnect-delay=50", uri, sizeof(uri));
+    WDFIOTARGET t = open_rw(&e, uri);
+    tu_stderr_begin();
+    struct tu_late l[INFLIGHT];
+    for (int i = 0; i < INFLIGHT; i++)
+        tu_late_send(t, &l[i], BLK, 0);
+    tu_sleep_ms(100);
+    tu_nbdkit_kill(&s);
+    for (int i = 0; i < INFLIGHT; i++) {
+        ck_assert_msg(tu_completion_wait(&l[i].c, 3000), "request %d never completed", i);
+        ck_assert_status(l[i].c.status, STATUS_CONNECTION_DISCONNECTED);
+    }
+    /* Sent while nothing listens: waits for the reconnect. */
+    struct tu_late w;
+    tu_late_send(t, &w, BLK, 0);
+    tu_sleep_ms(300);
+    ck_assert_int_eq(tu_ncalls(&w.c), 0);
+    tu_nbdkit_stop(&s); /* (already dead: frees its names) */
+    file_server_on(&e, &s, path, NULL, NULL);
+    ck_assert_msg(tu_completion_wait(&w.c, 15000), "the waiting read never completed");
+    ck_assert_status(w.c.status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(w.buf, BLK, SEED, 0));
+    /* Synchronous and asynchronous sends on the same target, not reopened. */
+    unsigned char *buf = malloc(BLK);
+    memset(buf, 0x3c, BLK);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, BLK, NULL), STATUS_SUCCESS);
+    memset(buf, 0, BLK);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, BLK, NULL), STATUS_SUCCESS);
+    ck_assert(tu_all_bytes(buf, BLK, 0x3c));
+    struct tu_late a;
+    tu_late_send(t, &a, BLK, 0);
+    ck_assert(tu_completion_wait(&a.c, 5000));
+    ck_assert_status(a.c.status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(a.buf, BLK, SEED, 0));
+    /* Through the backing file: the write landed on the new server. */
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, buf, BLK, BLK), BLK);
+    close(fd);
+    ck_assert(tu_all_bytes(buf, BLK, 0x3c));
+    char *log = tu_stderr_end();
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "NBD connection lost") && strstr(log, "reconnecting (up to 100 attempts") &&
+                      strstr(log, "NBD connection back after"),
+                  "log: %s", log);
+    free(log);
+    tu_sleep_ms(50);
+    for (int i = 0; i < INFLIGHT; i++) {
+        ck_assert_int_eq(tu_ncalls(&l[i].c), 1);
+        tu_late_fini(&l[i]);
+    }
+    ck_assert_int_eq(tu_ncalls(&w.c), 1);
+    ck_assert_int_eq(tu_ncalls(&a.c), 1);
+    tu_late_fini(&w);
+    tu_late_fini(&a);
+    free(buf);
+    finish(&e, &s, t);
+}
+END_TEST
+
+/* A server that never comes back: a request waiting for it completes
+ * once with STATUS_CONNECTION_DISCONNECTED after the last attempt (not
+ * before the attempts' waits, 50 + 100 + 200 ms), later ones at once, and
+ * giving up is logged. The count comes from UWDF_NBD_RECONNECT. */
+START_TEST(a_server_that_never_comes_back_fails_after_the_last_attempt)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    free(file_server(&e, &s, NULL));
+    ck_assert_int_eq(setenv("UWDF_NBD_RECONNECT", "3", 1), 0);
+    char uri[700];
+    reconnect_uri(&s, "uwdf-reconnect-delay=50", uri, sizeof(uri));
+    WDFIOTARGET t = open_rw(&e, uri);
+    ck_assert_int_eq(unsetenv("UWDF_NBD_RECONNECT"), 0);
+    unsigned char *buf = malloc(BLK);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    tu_stderr_begin();
+    tu_nbdkit_kill(&s);
+    wait_for_log("NBD connection lost", 3000);
+    double t0 = tu_now_ms();
+    struct tu_late w;
+    tu_late_send(t, &w, BLK, 0);
+    ck_assert_msg(tu_completion_wait(&w.c, 10000), "the waiting read never completed");
+    double took = tu_now_ms() - t0;
+    ck_assert_status(w.c.status, STATUS_CONNECTION_DISCONNECTED);
+    ck_assert_msg(took >= 250.0, "failed after %.0f ms, before the attempts were made", took);
+    ck_assert(tu_all_bytes(w.buf, BLK, TU_UNTOUCHED));
+    t0 = tu_now_ms();
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
+    ck_assert_msg(tu_now_ms() - t0 < 1000.0, "a send after giving up waited");
+    char *log = tu_stderr_end();
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "reconnecting (up to 3 attempts") && strstr(log, "given up after 3 attempts"),
+                  "log: %s", log);
+    free(log);
+    tu_sleep_ms(50);
+    ck_assert_int_eq(tu_ncalls(&w.c), 1);
+    tu_late_fini(&w);
+    free(buf);
+    double c0 = tu_now_ms();
+    WdfIoTargetClose(t);
+    ck_assert(tu_now_ms() - c0 < 1000.0);
+    finish(&e, &s, t);
+}
+END_TEST
+
+/* The server comes back as another disk (_i 0: twice the size; 1:
+ * read-only): the targets were opened on the old size and access, so the
+ * new connection is not used: a waiting read fails with
+ * STATUS_CONNECTION_DISCONNECTED, the reason is logged, and a reopen
+ * connects to what is there now. */
+START_TEST(a_server_back_as_another_disk_is_not_used)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
+    file_server_on(&e, &s, path, NULL, NULL);
+    char uri[700];
+    reconnect_uri(&s, "uwdf-reconnect=100&uwdf-reconnect-delay=50", uri, sizeof(uri));
+    WDFIOTARGET t = open_rw(&e, uri);
+    tu_stderr_begin();
+    tu_nbdkit_kill(&s);
+    wait_for_log("NBD connection lost", 3000);
+    struct tu_late w;
+    tu_late_send(t, &w, BLK, 0);
+    tu_sleep_ms(100);
+    ck_assert_int_eq(tu_ncalls(&w.c), 0);
+    tu_nbdkit_stop(&s);
+    if (_i == 0) {
+        ck_assert_int_eq(truncate(path, 2 * EXPORT_SIZE), 0);
+        file_server_on(&e, &s, path, NULL, NULL);
+    } else {
+        file_server_on(&e, &s, path, "-r", NULL);
+    }
+    ck_assert_msg(tu_completion_wait(&w.c, 15000), "the waiting read never completed");
+    ck_assert_status(w.c.status, STATUS_CONNECTION_DISCONNECTED);
+    ck_assert(tu_all_bytes(w.buf, BLK, TU_UNTOUCHED));
+    char *log = tu_stderr_end();
+    ck_assert_ptr_nonnull(log);
+    ck_assert_msg(strstr(log, "back with another export") &&
+                      strstr(log, _i == 0 ? "size is now 2097152 bytes, was 1048576" : "now read-only"),
+                  "log: %s", log);
+    free(log);
+    unsigned char *buf = malloc(BLK);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_CONNECTION_DISCONNECTED);
+    WdfObjectDelete(t);
+    ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, BLK, SEED, 0));
+    ck_assert_int_eq(tu_ncalls(&w.c), 1);
+    tu_late_fini(&w);
+    free(buf);
+    finish(&e, &s, t);
+}
+END_TEST
+
+/* While the server stays away (retries without end): a waiting request
+ * with a timeout completes with STATUS_IO_TIMEOUT on time, and Stop with
+ * cancel, Purge and Close each complete a waiting request at once with
+ * STATUS_CANCELLED, exactly once; nothing waits for the retry loop. */
+START_TEST(timeout_stop_purge_close_during_the_retry_loop)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    free(file_server(&e, &s, NULL));
+    char uri[700];
+    reconnect_uri(&s, "uwdf-reconnect=1000000&uwdf-reconnect-delay=20", uri, sizeof(uri));
+    WDFIOTARGET t = open_rw(&e, uri);
+    tu_stderr_begin();
+    tu_nbdkit_kill(&s);
+    wait_for_log("NBD connection lost", 3000);
+    struct tu_late l;
+    struct tu_control_timer ctl;
+    tu_control_timer_start(&ctl, TIMEOUT_MS);
+    double t0 = tu_now_ms();
+    tu_late_send(t, &l, BLK, WDF_REL_TIMEOUT_IN_MS(TIMEOUT_MS));
+    ck_assert(tu_completion_wait(&l.c, 5000));
+    double took = tu_now_ms() - t0, late = tu_control_timer_late_ms(&ctl);
+    ck_assert_status(l.c.status, STATUS_IO_TIMEOUT);
+    ck_assert_msg(took < TIMEOUT_MS + LATE_MS + late, "completed after %.0f ms (control timer %.0f ms late)", took,
+                  late);
+    struct tu_late r[3];
+    for (int round = 0; round < 3; round++) {
+        tu_late_send(t, &r[round], BLK, 0);
+        tu_sleep_ms(50);
+        ck_assert_int_eq(tu_ncalls(&r[round].c), 0);
+        t0 = tu_now_ms();
+        if (round == 0)
+            WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
+        else if (round == 1)
+            WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
+        else
+            WdfIoTargetClose(t);
+        ck_assert_msg(tu_now_ms() - t0 < 1000.0, "round %d waited for the retry loop", round);
+        ck_assert(tu_completion_wait(&r[round].c, 0));
+        ck_assert_status(r[round].c.status, STATUS_CANCELLED);
+        if (round < 2)
+            ck_assert_status(WdfIoTargetStart(t), STATUS_SUCCESS);
+    }
+    free(tu_stderr_end());
+    tu_sleep_ms(100);
+    ck_assert_int_eq(tu_ncalls(&l.c), 1);
+    tu_late_fini(&l);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(tu_ncalls(&r[i].c), 1);
+        tu_late_fini(&r[i]);
+    }
+    finish(&e, &s, t);
+}
+END_TEST
+
+/* Bad reconnect parameters fail the open. */
+START_TEST(bad_reconnect_parameters_fail_the_open)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    free(file_server(&e, &s, NULL));
+    const char *bad[] = { "uwdf-reconnect=-1", "uwdf-reconnect=1000001", "uwdf-reconnect=x",
+                          "uwdf-reconnect-delay=0", "uwdf-reconnect-delay=60001", "uwdf-reconnect-delay=" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char uri[700];
+        reconnect_uri(&s, bad[i], uri, sizeof(uri));
+        WDFIOTARGET t;
+        ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
+    }
+    finish(&e, &s, NULL);
+}
+END_TEST
+
 int main(void)
 {
     if (!tu_nbd_available())
@@ -1343,6 +1634,12 @@ int main(void)
     tcase_add_test(tcc, connect_timeout_parameter_opens_a_live_export_and_bad_values_fail);
     tcase_add_test(tcc, connect_timeout_environment_default_and_the_uri_parameter_wins);
     tcase_add_test(tcc, a_bad_connect_timeout_in_the_environment_is_logged_and_ignored);
+    TCase *tcr = tu_tcase(s, "reconnect", RECONNECT_CASE_TIMEOUT_SEC);
+    tcase_add_test(tcr, a_server_restarted_on_its_socket_is_reconnected);
+    tcase_add_test(tcr, a_server_that_never_comes_back_fails_after_the_last_attempt);
+    tcase_add_loop_test(tcr, a_server_back_as_another_disk_is_not_used, 0, 2);
+    tcase_add_test(tcr, timeout_stop_purge_close_during_the_retry_loop);
+    tcase_add_test(tcr, bad_reconnect_parameters_fail_the_open);
     return tu_main(s, "test_nbd");
     }
 }
