@@ -41,7 +41,12 @@
  * (STATUS_CONNECTION_DISCONNECTED), and so does every later op of the
  * targets on it until each is closed and opened again: a share whose
  * connections are all lost is never joined again, so a reopen connects
- * afresh.
+ * afresh. With uwdf-reconnect=N (opt-in) the engine thread reconnects a
+ * lost connection itself, up to N attempts with a doubling wait: ops in
+ * flight at the loss still fail (never replayed), ops sent meanwhile wait
+ * as commands without a connection (struct nbd_share's waiting list, so a
+ * timeout or cancel completes them as any op), and a server that comes
+ * back as another disk (size, access, capabilities) is not used.
  * Write-through (per request or per target) is NBD FUA; a server without
  * FUA gets a flush after the write, and one with neither a plain write.
  * Flush, trim and zero fail with EOPNOTSUPP when the server lacks them. */
