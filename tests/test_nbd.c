@@ -1352,10 +1352,29 @@ static void wait_for_log(const char *needle, int ms)
     }
 }
 
+/* A synchronous read of one block at 2 * BLK on a thread of its own, so
+ * the test's thread can restart the server while it waits (a server
+ * started from a short-lived thread would die with it: nbdkit's
+ * --exit-with-parent follows the thread that forked it). */
+struct sync_read {
+    WDFIOTARGET t;
+    unsigned char buf[BLK];
+    NTSTATUS status;
+    atomic_bool done;
+};
+
+static void *sync_read_thread(void *arg)
+{
+    struct sync_read *r = arg;
+    r->status = tu_sync_rw(r->t, false, r->buf, BLK, 2 * BLK, NULL);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
 /* The server dies with reads in flight and comes back on its socket: the
  * reads in flight complete once with STATUS_CONNECTION_DISCONNECTED (not
- * replayed), one sent while it is down waits and then reads the data, and
- * the target goes on working, synchronously and asynchronously, without
+ * replayed), a read sent while it is down (asynchronous, and synchronous)
+ * waits and then reads the data, and the target goes on working, synchronously and asynchronously, without
  * being reopened. The loss and the return are logged. */
 START_TEST(a_server_restarted_on_its_socket_is_reconnected)
 {
@@ -1377,13 +1396,25 @@ START_TEST(a_server_restarted_on_its_socket_is_reconnected)
         ck_assert_msg(tu_completion_wait(&l[i].c, 3000), "request %d never completed", i);
         ck_assert_status(l[i].c.status, STATUS_CONNECTION_DISCONNECTED);
     }
-    /* Sent while nothing listens: waits for the reconnect. */
+    /* Sent while nothing listens, asynchronously and synchronously (from a
+     * thread of its own, while this one restarts the server): both wait
+     * for the reconnect and then read the data. */
     struct tu_late w;
     tu_late_send(t, &w, BLK, 0);
-    tu_sleep_ms(300);
+    tu_sleep_ms(100);
     ck_assert_int_eq(tu_ncalls(&w.c), 0);
+    struct sync_read *r = calloc(1, sizeof(*r));
+    r->t = t;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, sync_read_thread, r), 0);
+    tu_sleep_ms(200);
+    ck_assert_msg(!atomic_load(&r->done), "the synchronous read did not wait for the server");
     tu_nbdkit_stop(&s); /* (already dead: frees its names) */
     file_server_on(&e, &s, path, NULL, NULL);
+    pthread_join(th, NULL);
+    ck_assert_status(r->status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(r->buf, BLK, SEED, 2 * BLK));
+    free(r);
     ck_assert_msg(tu_completion_wait(&w.c, 15000), "the waiting read never completed");
     ck_assert_status(w.c.status, STATUS_SUCCESS);
     ck_assert(tu_pattern_matches(w.buf, BLK, SEED, 0));
