@@ -1452,6 +1452,7 @@ START_TEST(a_server_restarted_on_its_socket_is_reconnected)
     tu_late_fini(&w);
     tu_late_fini(&a);
     free(buf);
+    free(path);
     finish(&e, &s, t);
 }
 END_TEST
@@ -1550,6 +1551,7 @@ START_TEST(a_server_back_as_another_disk_is_not_used)
     ck_assert_int_eq(tu_ncalls(&w.c), 1);
     tu_late_fini(&w);
     free(buf);
+    free(path);
     finish(&e, &s, t);
 }
 END_TEST
