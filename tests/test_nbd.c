@@ -1612,6 +1612,56 @@ START_TEST(timeout_stop_purge_close_during_the_retry_loop)
 }
 END_TEST
 
+static unsigned count_substr(const char *text, const char *needle)
+{
+    unsigned n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* Two targets sharing two connections (multi-conn): after a restart each
+ * connection comes back by itself (logged once each) and both targets
+ * read again without a reopen. */
+START_TEST(every_connection_of_a_shared_multi_conn_export_reconnects)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    const char *args[] = { "memory", "1M", NULL };
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    char uri[700];
+    reconnect_uri(&s, "uwdf-connections=2&uwdf-reconnect=100&uwdf-reconnect-delay=50", uri, sizeof(uri));
+    WDFIOTARGET t[2] = { open_rw(&e, uri), open_rw(&e, uri) };
+    unsigned char *buf = malloc(BLK);
+    tu_stderr_begin();
+    tu_nbdkit_kill(&s);
+    wait_for_log("NBD connection lost", 3000);
+    tu_nbdkit_stop(&s);
+    tu_nbdkit_start(&e, &s, "nbd.sock", args);
+    for (int i = 0; i < 8; i++)
+        ck_assert_status(tu_sync_rw(t[i % 2], false, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+    /* The second connection may come back after the first served these. */
+    for (int waited = 0;; waited += 10) {
+        char *log = tu_stderr_read();
+        unsigned back = count_substr(log, "NBD connection back after");
+        free(log);
+        if (back == 2)
+            break;
+        ck_assert_msg(back < 2 && waited < 15000, "%u connections back", back);
+        tu_sleep_ms(10);
+    }
+    char *log = tu_stderr_end();
+    ck_assert_uint_eq(count_substr(log, "NBD connection lost"), 2);
+    free(log);
+    for (int i = 0; i < 8; i++)
+        ck_assert_status(tu_sync_rw(t[i % 2], false, buf, BLK, (LONGLONG)i * BLK, NULL), STATUS_SUCCESS);
+    free(buf);
+    WdfObjectDelete(t[0]);
+    finish(&e, &s, t[1]);
+}
+END_TEST
+
 /* Bad reconnect parameters fail the open. */
 START_TEST(bad_reconnect_parameters_fail_the_open)
 {
@@ -1672,6 +1722,7 @@ int main(void)
     tcase_add_test(tcr, a_server_that_never_comes_back_fails_after_the_last_attempt);
     tcase_add_loop_test(tcr, a_server_back_as_another_disk_is_not_used, 0, 2);
     tcase_add_test(tcr, timeout_stop_purge_close_during_the_retry_loop);
+    tcase_add_test(tcr, every_connection_of_a_shared_multi_conn_export_reconnects);
     tcase_add_test(tcr, bad_reconnect_parameters_fail_the_open);
     return tu_main(s, "test_nbd");
     }
