@@ -1664,7 +1664,8 @@ START_TEST(every_connection_of_a_shared_multi_conn_export_reconnects)
 }
 END_TEST
 
-/* Bad reconnect parameters fail the open. */
+/* Bad reconnect parameters fail the open; a bad UWDF_NBD_RECONNECT is
+ * logged and ignored. */
 START_TEST(bad_reconnect_parameters_fail_the_open)
 {
     struct tu_env e;
@@ -1679,7 +1680,16 @@ START_TEST(bad_reconnect_parameters_fail_the_open)
         WDFIOTARGET t;
         ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
     }
-    finish(&e, &s, NULL);
+    /* In the environment, a bad count is logged and the default (none) used. */
+    ck_assert_int_eq(setenv("UWDF_NBD_RECONNECT", "1000001", 1), 0);
+    tu_stderr_begin();
+    WDFIOTARGET t = open_rw(&e, s.uri);
+    char *log = tu_stderr_end();
+    ck_assert_int_eq(unsetenv("UWDF_NBD_RECONNECT"), 0);
+    ck_assert_msg(log && strstr(log, "UWDF_NBD_RECONNECT='1000001' ignored") && strstr(log, "the default, 0 attempts"),
+                  "log: %s", log);
+    free(log);
+    finish(&e, &s, t);
 }
 END_TEST
 
