@@ -970,15 +970,15 @@ static void nbd_share_drain(struct nbd_engine *st, struct nbd_share *sh)
 }
 
 /* An attempt failed (the handle, if any, is closed here): the next one is
- * scheduled, or the connection given up, and with it the waiting ops when
- * no connection of the share is left. */
+ * scheduled, or (attempts used up, or last) the connection given up, and
+ * with it the waiting ops when no connection of the share is left. */
 static void nbd_reconnect_failed(struct nbd_engine *st, struct nbd_share *sh, struct nbd_conn *conn, uint64_t now,
-                                 const char *why)
+                                 const char *why, bool last)
 {
     nbd_close(conn->h);
     conn->h = NULL;
     conn->connecting = false;
-    if (conn->attempts < sh->params.reconnect) {
+    if (!last && conn->attempts < sh->params.reconnect) {
         conn->next_ms = now + nbd_reconnect_wait_ms(&sh->params, conn->attempts + 1);
         return;
     }
@@ -1032,7 +1032,7 @@ static void nbd_reconnect_step(struct nbd_engine *st, struct nbd_share *sh, stru
         bool failed = false;
         conn->h = nbd_connect_start(sh->uri, &failed);
         if (!conn->h || failed) {
-            nbd_reconnect_failed(st, sh, conn, now, conn->h ? nbd_get_error() : "out of memory");
+            nbd_reconnect_failed(st, sh, conn, now, conn->h ? nbd_get_error() : "out of memory", false);
             return;
         }
         conn->connecting = true;
@@ -1042,9 +1042,9 @@ static void nbd_reconnect_step(struct nbd_engine *st, struct nbd_share *sh, stru
         char why[200];
         const char *differs = nbd_reconnect_differs(sh, conn->h, why, sizeof(why));
         if (differs) {
-            conn->attempts = sh->params.reconnect; /* no more attempts: it is another disk */
+            /* No more attempts: it is another disk. */
             uwdf_log("%s: NBD server is back with another export (%s): not used", sh->uri, differs);
-            nbd_reconnect_failed(st, sh, conn, now, differs);
+            nbd_reconnect_failed(st, sh, conn, now, differs, true);
             return;
         }
         conn->connecting = conn->retrying = conn->dead = false;
@@ -1053,9 +1053,9 @@ static void nbd_reconnect_step(struct nbd_engine *st, struct nbd_share *sh, stru
                  conn->attempts, conn->attempts == 1 ? "" : "s", sh->reconnects);
         nbd_share_drain(st, sh);
     } else if (nbd_aio_is_dead(conn->h) == 1 || nbd_aio_is_closed(conn->h) == 1) {
-        nbd_reconnect_failed(st, sh, conn, now, "the server closed the connection during the handshake");
+        nbd_reconnect_failed(st, sh, conn, now, "the server closed the connection during the handshake", false);
     } else if (now >= conn->next_ms) {
-        nbd_reconnect_failed(st, sh, conn, now, "no answer to the handshake within the connect timeout");
+        nbd_reconnect_failed(st, sh, conn, now, "no answer to the handshake within the connect timeout", false);
     }
 }
 
