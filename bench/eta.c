@@ -22,7 +22,7 @@ static void job_totals(const struct job *j, uint64_t bytes[DDIR_N], uint64_t ios
 {
     for (int d = 0; d < DDIR_N; d++) {
         bytes[d] = ios[d] = 0;
-        for (unsigned k = 0; k <= j->nfiles; k++) {
+        for (unsigned k = 0; k < j->nshards; k++) {
             bytes[d] += __atomic_load_n(&j->shards[k].d[d].bytes, __ATOMIC_RELAXED);
             ios[d] += __atomic_load_n(&j->shards[k].d[d].ios, __ATOMIC_RELAXED);
         }

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "interrupt.h"
@@ -503,8 +504,8 @@ bool next_io(struct slot *s, uint64_t now)
 
 /* ---- completion bookkeeping (any thread; sh is that thread's shard) ---- */
 
-bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat, uint64_t clat,
-                        uint64_t tc)
+static inline __attribute__((always_inline)) bool slot_account(struct slot *s, struct shard *sh, bool has_slat,
+                                                               uint64_t slat, uint64_t clat, uint64_t tc)
 {
     struct job *j = s->job;
     if (tc >= j->ramp_end_ns)
@@ -537,6 +538,19 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
     if (s->verify_read)
         return slot_verify(s);
     return true;
+}
+
+bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat, uint64_t clat, uint64_t tc)
+{
+    /* threads beyond those expected (job_shard) write the shared shard
+     * one at a time: its seqlock has one writer at a time */
+    bool spill = __builtin_expect(sh->spill, 0);
+    if (spill)
+        pthread_mutex_lock(&s->job->spill_lock);
+    bool ok = slot_account(s, sh, has_slat, slat, clat, tc);
+    if (spill)
+        pthread_mutex_unlock(&s->job->spill_lock);
+    return ok;
 }
 
 void slot_park(struct slot *s, struct shard *sh)
@@ -572,6 +586,65 @@ struct slot *job_unpark(struct job *j, uint64_t wait_ns)
     return s;
 }
 
+/* ---- statistics shards: one per accounting thread ---- */
+
+static uint64_t shard_keys; /* the last job_shards_init handed out */
+static __thread uint64_t tls_shard_key;
+static __thread struct shard *tls_shard;
+
+void job_shards_init(struct job *j, unsigned threads)
+{
+    /* the threads, and the last: shared by any beyond them (job_shard) */
+    j->nshards = threads + 1;
+    j->shards = xcalloc_lines(j->nshards, sizeof(*j->shards));
+    /* Their histograms in one mapping: a shard no thread claims costs no
+     * memory (a page is only backed once a bucket on it is counted). */
+    size_t per = (DDIR_N + 1) * 2 * HIST_N;
+    j->shard_hist_bytes = j->nshards * per * sizeof(uint64_t);
+    uint64_t *h = mmap(NULL, j->shard_hist_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (h == MAP_FAILED)
+        out_of_memory();
+    j->shard_hist = h;
+    for (unsigned k = 0; k < j->nshards; k++) {
+        for (int d = 0; d <= DDIR_N; d++) {
+            struct ddir_acc *a = d < DDIR_N ? &j->shards[k].d[d] : &j->shards[k].sync;
+            ddir_acc_init_in(a, h, h + HIST_N);
+            h += 2 * HIST_N;
+        }
+    }
+    j->shards[j->nshards - 1].spill = true;
+    pthread_mutex_init(&j->spill_lock, NULL);
+    j->shard_key = __atomic_add_fetch(&shard_keys, 1, __ATOMIC_RELAXED);
+}
+
+struct shard *job_shard(struct job *j)
+{
+    if (tls_shard_key == j->shard_key)
+        return tls_shard;
+    /* Not the job this thread accounted for last: its shard of j, or a
+     * new one. A thread only ever looks for its own tid, which only it
+     * stores, so a claim racing with the scan cannot make a false match. */
+    pid_t me = gettid();
+    unsigned taken = __atomic_load_n(&j->shards_taken, __ATOMIC_ACQUIRE);
+    struct shard *sh = NULL;
+    for (unsigned k = 0; k < taken && k + 1 < j->nshards && !sh; k++)
+        if (__atomic_load_n(&j->shards[k].owner, __ATOMIC_RELAXED) == me)
+            sh = &j->shards[k];
+    if (!sh) {
+        unsigned k = j->nshards - 1; /* the shared one, once all are taken */
+        if (taken < k)
+            k = __atomic_fetch_add(&j->shards_taken, 1, __ATOMIC_ACQ_REL);
+        if (k + 1 < j->nshards)
+            __atomic_store_n(&j->shards[k].owner, me, __ATOMIC_RELAXED);
+        else
+            k = j->nshards - 1;
+        sh = &j->shards[k];
+    }
+    tls_shard_key = j->shard_key;
+    tls_shard = sh;
+    return sh;
+}
+
 void slot_completed(struct slot *s, uint64_t tc)
 {
     uint64_t t1;
@@ -594,9 +667,8 @@ void slot_completed(struct slot *s, uint64_t tc)
                 cpu_relax();
         }
     }
-    /* This runs on the completion thread of the file the I/O went to. */
-    struct shard *sh = &s->job->shards[s->file];
-    if (!sh->cpu.on)
+    struct shard *sh = job_shard(s->job);
+    if (!sh->cpu.on && !sh->spill)
         thread_cpu_begin(&sh->cpu);
     if (!slot_complete_async(s, sh, t1, tc))
         slot_retire(s, sh);

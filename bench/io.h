@@ -22,6 +22,12 @@ void job_io_error(struct job *j, const struct slot *s, NTSTATUS st, const char *
 bool next_io(struct slot *s, uint64_t now);
 /* Accounts a finished I/O (status and info stored) in sh, the shard of the
  * thread it runs on; false when the slot must stop (error). */
+/* The job's statistics: shards for the job thread and `threads` completion
+ * threads (job_setup), and the calling thread's shard, claimed at its first
+ * call for the job. Threads beyond those share the last shard, one at a
+ * time, and their CPU is not counted per thread. */
+void job_shards_init(struct job *j, unsigned threads);
+struct shard *job_shard(struct job *j);
 bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat, uint64_t clat, uint64_t tc);
 /* The completion of the slot's I/O at tc (status and info are stored), from
  * the mode's completion routine: accounts it and issues the next. */

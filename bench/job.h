@@ -99,7 +99,17 @@ struct job {
     struct file_slot *files;
     unsigned nslots;
     struct slot *slots;
-    struct shard *shards; /* nfiles + 1: per target, then the job thread's */
+    /* Statistics, one shard per thread that accounts for the job's I/O
+     * (job_shard): the job thread and the completion threads, which are
+     * the engines' (a few, however many files; one per file made every
+     * completion touch another file's histograms). */
+    struct shard *shards;
+    unsigned nshards;
+    unsigned shards_taken; /* claimed so far (atomic); the last is shared */
+    pthread_mutex_t spill_lock; /* serialises the writers of the last */
+    uint64_t *shard_hist;       /* the shards' histograms, one mapping */
+    size_t shard_hist_bytes;
+    uint64_t shard_key;    /* tells this job's shards from another's (TLS) */
     const char *backend;
     bool verify_reads; /* every read of the run phase is checked */
     pthread_t thread;

@@ -113,7 +113,7 @@ uint64_t logs_tick_ns(const struct job *j)
 static void log_totals(const struct job *j, struct log_totals *t)
 {
     memset(t, 0, sizeof(*t));
-    for (unsigned k = 0; k <= j->nfiles; k++)
+    for (unsigned k = 0; k < j->nshards; k++)
         for (int d = 0; d < DDIR_N; d++) {
             const struct ddir_acc *a = &j->shards[k].d[d];
             const struct lat_acc *l[3] = { &a->slat, &a->clat, &a->lat };
@@ -217,7 +217,7 @@ static void hist_sample(struct job *j, uint64_t now, bool final)
     for (int d = 0; d < DDIR_N; d++) {
         memset(cum, 0, sizeof(cum));
         uint64_t n = 0;
-        for (unsigned k = 0; k <= j->nfiles; k++) {
+        for (unsigned k = 0; k < j->nshards; k++) {
             const uint64_t *h = j->shards[k].d[d].clat_hist;
             for (unsigned i = 0; i < HIST_N; i++) {
                 uint64_t c = __atomic_load_n(&h[i], __ATOMIC_RELAXED);

@@ -231,7 +231,7 @@ static void print_one_group(FILE *f, const struct bench_run *run, unsigned group
             if (j->groupid != groupid)
                 continue;
             uint64_t b = 0;
-            for (unsigned k = 0; k <= j->nfiles; k++)
+            for (unsigned k = 0; k < j->nshards; k++)
                 b += j->shards[k].d[d].bytes;
             if (!b)
                 continue;

@@ -53,7 +53,7 @@ static void run_phase(struct job *j, bool first)
 {
     KeClearEvent(&j->done);
     __atomic_store_n(&j->inflight, (int)j->nslots, __ATOMIC_RELEASE);
-    struct shard *own = &j->shards[j->nfiles];
+    struct shard *own = job_shard(j);
     bool plug = j->o.batch_set && j->o.api == API_ASYNC;
     if (plug)
         UwdfStartSendPlug();

@@ -4,15 +4,21 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "clock.h"
 #include "interrupt.h"
+#include "io.h"
 #include "log.h"
 #include "setup.h"
 #include "util.h"
+
+/* Threads besides the job thread and the engines that may complete a
+ * job's I/O (a shard each; more share one, see job_shard). */
+#define SHARD_SPARE_THREADS 4u
 
 /* By enum api_mode. */
 static const struct bench_api *const bench_apis[] = {
@@ -261,12 +267,10 @@ static int job_setup(struct job *j)
         return -1;
     }
     j->verify_reads = o->verify && !rw_writes(o->rw);
-    j->shards = xcalloc_lines(j->nfiles + 1, sizeof(*j->shards));
-    for (unsigned k = 0; k <= j->nfiles; k++) {
-        for (int d = 0; d < DDIR_N; d++)
-            ddir_acc_init(&j->shards[k].d[d]);
-        ddir_acc_init(&j->shards[k].sync);
-    }
+    /* Completions run on the engines' threads (a pool's worth, however
+     * many files; uwdf.h), nested ones on the job thread. The spare
+     * covers threads a filter stack or the framework may add. */
+    job_shards_init(j, 1 + UwdfGetEnginePoolSize() + SHARD_SPARE_THREADS);
     j->nslots = j->api->one_slot ? 1 : o->iodepth;
     j->slots = xcalloc_lines(j->nslots, sizeof(*j->slots));
     uint64_t seed = j->seed * 0x2545F4914F6CDD1Dull + j->index;
@@ -370,12 +374,10 @@ static void job_free(struct job *j)
         free(j->parked);
         j->parked = NULL;
     }
-    if (j->shards)
-        for (unsigned k = 0; k <= j->nfiles; k++) {
-            for (int d = 0; d < DDIR_N; d++)
-                ddir_acc_free(&j->shards[k].d[d]);
-            ddir_acc_free(&j->shards[k].sync);
-        }
+    if (j->shards) {
+        munmap(j->shard_hist, j->shard_hist_bytes);
+        pthread_mutex_destroy(&j->spill_lock);
+    }
     if (j->files)
         for (unsigned k = 0; k < j->nfiles; k++) {
             free(j->files[k].written);

@@ -56,14 +56,19 @@ uint64_t lat_min(const struct lat_acc *a)
     return a->n ? a->min : 0;
 }
 
-void ddir_acc_init(struct ddir_acc *d)
+void ddir_acc_init_in(struct ddir_acc *d, uint64_t *clat_hist, uint64_t *lat_hist)
 {
     memset(d, 0, sizeof(*d));
     lat_init(&d->slat);
     lat_init(&d->clat);
     lat_init(&d->lat);
-    d->clat_hist = xcalloc(HIST_N, sizeof(uint64_t));
-    d->lat_hist = xcalloc(HIST_N, sizeof(uint64_t));
+    d->clat_hist = clat_hist;
+    d->lat_hist = lat_hist;
+}
+
+void ddir_acc_init(struct ddir_acc *d)
+{
+    ddir_acc_init_in(d, xcalloc(HIST_N, sizeof(uint64_t)), xcalloc(HIST_N, sizeof(uint64_t)));
 }
 
 void ddir_acc_free(struct ddir_acc *d)
@@ -188,7 +193,7 @@ static double ru_cpu_s(const struct rusage *ru)
  * 50 files on one engine reported ~570% CPU on 2 CPUs. */
 static void job_add_thread_cpu(struct report *r, const struct job *j)
 {
-    for (unsigned k = 0; k <= j->nfiles; k++) {
+    for (unsigned k = 0; k < j->nshards; k++) {
         const struct thread_cpu *t = &j->shards[k].cpu;
         /* the job thread's own CPU is counted whole (j->cpu) */
         bool seen = j->cpu.on && j->cpu.tid == t->tid;
@@ -197,7 +202,7 @@ static void job_add_thread_cpu(struct report *r, const struct job *j)
         if (!t->on || seen)
             continue;
         struct thread_cpu span = *t;
-        for (unsigned i = k + 1; i <= j->nfiles; i++) {
+        for (unsigned i = k + 1; i < j->nshards; i++) {
             const struct thread_cpu *u = &j->shards[i].cpu;
             if (!u->on || u->tid != t->tid)
                 continue;
@@ -227,7 +232,7 @@ static void report_add_job(struct report *r, const struct job *j)
         r->error = j->error;
         r->err_status = j->err_status;
     }
-    for (unsigned k = 0; k <= j->nfiles; k++) {
+    for (unsigned k = 0; k < j->nshards; k++) {
         for (int d = 0; d < DDIR_N; d++)
             ddir_acc_merge(&r->d[d], &j->shards[k].d[d]);
         ddir_acc_merge(&r->sync, &j->shards[k].sync);
@@ -306,7 +311,7 @@ double group_bw_kib(const struct bench_run *run, unsigned groupid, int d)
         if (j->groupid != groupid)
             continue;
         uint64_t b = 0;
-        for (unsigned k = 0; k <= j->nfiles; k++)
+        for (unsigned k = 0; k < j->nshards; k++)
             b += j->shards[k].d[d].bytes;
         sum += (double)bw_bytes(b, job_runtime_ns(j)) / 1024.0;
     }

@@ -71,8 +71,9 @@ struct ddir_acc {
     uint64_t *clat_hist, *lat_hist;
 };
 
-/* Statistics written by one thread only: a job has one shard per file
- * (written by that target's completion thread) and one for the job thread. */
+/* Statistics written by one thread only: a job has one shard per thread
+ * that accounts for its I/O (the job thread and the completion threads,
+ * job_shard in io.h). */
 struct shard {
     unsigned seq; /* odd while its thread updates the counters (the seqlock) */
     struct ddir_acc d[DDIR_N];
@@ -81,6 +82,8 @@ struct shard {
     /* a completion thread's CPU: from the first completion it ran for the
      * job to the job's last slot it retired */
     struct thread_cpu cpu;
+    pid_t owner; /* the thread that claimed it (job_shard) */
+    bool spill;  /* the last, shared by threads beyond the expected */
     char pad[64]; /* keep neighbours' hot counters off this line */
 };
 
@@ -91,6 +94,8 @@ double lat_stddev(const struct lat_acc *a);
 uint64_t lat_min(const struct lat_acc *a);
 void ddir_acc_init(struct ddir_acc *d);
 void ddir_acc_free(struct ddir_acc *d);
+/* With histograms the caller owns (HIST_N zeroed buckets each). */
+void ddir_acc_init_in(struct ddir_acc *d, uint64_t *clat_hist, uint64_t *lat_hist);
 void ddir_acc_merge(struct ddir_acc *dst, const struct ddir_acc *src);
 
 /* A counter of a shard, stored by its one writer: release, so a reader

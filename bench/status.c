@@ -69,11 +69,16 @@ void shard_read(struct shard *dst, const struct shard *src)
         else
             cpu_relax();
     }
+    /* A direction nothing was counted in yet has zero histograms here
+     * still (counts only grow): most of a job's shards are unclaimed. */
     for (int d = 0; d < DDIR_N; d++) {
-        hist_read(dst->d[d].clat_hist, src->d[d].clat_hist);
-        hist_read(dst->d[d].lat_hist, src->d[d].lat_hist);
+        if (dst->d[d].clat.n || dst->d[d].lat.n) {
+            hist_read(dst->d[d].clat_hist, src->d[d].clat_hist);
+            hist_read(dst->d[d].lat_hist, src->d[d].lat_hist);
+        }
     }
-    hist_read(dst->sync.lat_hist, src->sync.lat_hist);
+    if (dst->sync.lat.n)
+        hist_read(dst->sync.lat_hist, src->sync.lat_hist);
 }
 
 /* A running thread's CPU use so far (/proc/self/task/TID: clock ticks, so
@@ -167,6 +172,7 @@ static void job_snapshot(struct job *dst, const struct job *src, uint64_t now)
     dst->clone = src->clone;
     dst->groupid = src->groupid;
     dst->nfiles = src->nfiles;
+    dst->nshards = src->nshards;
     dst->nslots = src->nslots;
     dst->backend = src->backend;
     dst->shards = shards;
@@ -181,7 +187,7 @@ static void job_snapshot(struct job *dst, const struct job *src, uint64_t now)
     /* the monitor's own samples (this thread takes them) */
     memcpy(dst->bw, src->bw, sizeof(dst->bw));
     memcpy(dst->iops, src->iops, sizeof(dst->iops));
-    for (unsigned k = 0; k <= src->nfiles; k++)
+    for (unsigned k = 0; k < src->nshards; k++)
         shard_read(&shards[k], &src->shards[k]);
     if (ph == PHASE_SETUP)
         return;
@@ -190,13 +196,13 @@ static void job_snapshot(struct job *dst, const struct job *src, uint64_t now)
     if (ph == PHASE_DONE) {
         dst->finish_ns = src->finish_ns;
         dst->cpu = src->cpu;
-        for (unsigned k = 0; k <= src->nfiles; k++)
+        for (unsigned k = 0; k < src->nshards; k++)
             shards[k].cpu = src->shards[k].cpu;
         return;
     }
     dst->finish_ns = now;
     thread_cpu_read(&dst->cpu, &src->cpu);
-    for (unsigned k = 0; k <= src->nfiles; k++)
+    for (unsigned k = 0; k < src->nshards; k++)
         thread_cpu_read(&shards[k].cpu, &src->shards[k].cpu);
 }
 
@@ -207,7 +213,7 @@ static struct status_snap *snap_new(const struct bench_run *run)
     s->jobs = xcalloc(run->njobs, sizeof(*s->jobs));
     s->run.jobs = s->jobs;
     for (unsigned i = 0; i < run->njobs; i++) {
-        unsigned n = run->jobs[i].nfiles + 1;
+        unsigned n = run->jobs[i].nshards;
         struct shard *sh = xcalloc(n, sizeof(*sh));
         for (unsigned k = 0; k < n; k++) {
             for (int d = 0; d < DDIR_N; d++)
@@ -224,7 +230,7 @@ void status_free(struct status_snap *s, const struct bench_run *run)
     if (!s)
         return;
     for (unsigned i = 0; i < run->njobs; i++) {
-        for (unsigned k = 0; k <= run->jobs[i].nfiles; k++) {
+        for (unsigned k = 0; k < run->jobs[i].nshards; k++) {
             for (int d = 0; d < DDIR_N; d++)
                 ddir_acc_free(&s->jobs[i].shards[k].d[d]);
             ddir_acc_free(&s->jobs[i].shards[k].sync);
