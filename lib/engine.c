@@ -547,6 +547,9 @@ struct engine_plug_list {
 
 __thread unsigned uwdf_tls_plug_depth;
 static __thread struct engine_plug_list engine_plug[ENGINE_PLUG_ENGINES];
+/* Something was plugged since the last flush: the engine loop's own plug
+ * (engine_thread) skips the flush otherwise. */
+static __thread bool engine_plug_held;
 
 static void engine_plug_hand(struct engine_plug_list *p)
 {
@@ -589,6 +592,7 @@ static __attribute__((noinline)) void engine_plug_add(struct uwdf_engine_core *c
         p->c = c;
     }
     engine_fifo_push(&p->head, &p->tail, io);
+    engine_plug_held = true;
     unsigned batch = atomic_load_explicit(&attachment_of(io->file)->plug_batch, memory_order_relaxed);
     if (++p->n >= batch && batch)
         engine_plug_hand(p);
@@ -596,6 +600,7 @@ static __attribute__((noinline)) void engine_plug_add(struct uwdf_engine_core *c
 
 void uwdf_engine_plug_flush_slow(void)
 {
+    engine_plug_held = false;
     for (unsigned i = 0; i < ENGINE_PLUG_ENGINES; i++)
         engine_plug_hand(&engine_plug[i]);
 }
@@ -988,6 +993,11 @@ static void *engine_thread(void *arg)
             n = 0;
         }
 
+        /* Sends the round's routines make to another engine's targets wait
+         * in this thread's send plug and reach each such engine together
+         * at the round's end: one lock and one wake per engine and round,
+         * not per I/O (many files spread over the pool). */
+        uwdf_tls_plug_depth++; /* no thread-exit key: finished below, always */
         struct uwdf_io *in, *cancels;
         engine_take_incoming(c, &in, &cancels);
         while (in) {
@@ -1029,6 +1039,8 @@ static void *engine_thread(void *arg)
         if (c->later_head)
             engine_deliver_deferred(c);
         engine_release_stalls(c);
+        if (--uwdf_tls_plug_depth == 0 && engine_plug_held)
+            uwdf_engine_plug_flush_slow();
         /* What is staged now goes to the kernel at once: here, or in the
          * next reap (io_uring's submits and waits in one io_uring_enter:
          * flushing here too would cost a second system call per loop, per

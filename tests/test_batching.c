@@ -269,6 +269,68 @@ START_TEST(a_framework_wait_hands_the_plug_over)
 }
 END_TEST
 
+/* The trigger's routine (on the other engine's thread) sends the prepared
+ * reads one by one, a pause between them. */
+struct cross_sender {
+    struct batch_env *b;
+    unsigned n;
+};
+
+static VOID send_to_the_other_engine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                                     WDFCONTEXT Context)
+{
+    struct cross_sender *x = Context;
+    (void)Request;
+    (void)Target;
+    (void)Params;
+    for (unsigned k = 0; k < x->n; k++) {
+        if (k)
+            usleep(2000); /* the other engine would take each alone */
+        (void)WdfRequestSend(x->b->op[k].req, x->b->t, WDF_NO_SEND_OPTIONS); /* FALSE: its routine says why */
+    }
+}
+
+START_TEST(a_routines_sends_to_another_engine_go_over_together)
+{
+    /* b.t and the trigger on two engines: a routine's sends to b.t reach
+     * b.t's engine at the end of the routine's round, one submission. */
+    ck_assert_status(UwdfSetEnginePoolSize(2), STATUS_SUCCESS);
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 0, 0, 0); /* counted, no batch of its own */
+    char *path = tu_env_file(&b.e, "trigger", BLK, SEED + 1);
+    WDFIOTARGET trig = tu_env_target(&b.e, path, GENERIC_READ, 0);
+    enum { N = 8 };
+    for (unsigned k = 0; k < N; k++) { /* prepared here, sent by the routine */
+        b.op[k].req = tu_make_request(b.t);
+        b.op[k].mem = tu_make_memory(BLK, &b.op[k].buf);
+        tu_completion_init(&b.op[k].c);
+        b.op[k].off = (uint64_t)(k * 3 % NBLK) * BLK;
+        LONGLONG o = (LONGLONG)b.op[k].off;
+        ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, b.op[k].req, b.op[k].mem, NULL, &o), STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(b.op[k].req, tu_on_complete, &b.op[k].c);
+    }
+    b.nops = N;
+    struct cross_sender x = { &b, N };
+    void *tbuf;
+    WDFREQUEST treq = tu_make_request(trig);
+    WDFMEMORY tmem = tu_make_memory(BLK, &tbuf);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(trig, treq, tmem, NULL, NULL), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(treq, send_to_the_other_engine, &x);
+    ck_assert(WdfRequestSend(treq, trig, WDF_NO_SEND_OPTIONS));
+    benv_expect_all(&b);
+    UWDF_IO_TARGET_BATCH_STATISTICS st;
+    benv_stats(&b, &st);
+    ck_assert_uint_eq(st.Submissions[3], 1); /* all 8 in one submission (5..8) */
+    ck_assert_uint_eq(sum(st.Submissions), 1);
+    WdfObjectDelete(treq);
+    WdfObjectDelete(tmem);
+    free(path);
+    benv_fini(&b);
+    ck_assert_status(UwdfSetEnginePoolSize(0), STATUS_SUCCESS);
+}
+END_TEST
+
 START_TEST(a_held_send_can_be_cancelled)
 {
     struct batch_env b;
@@ -329,6 +391,7 @@ int main(void)
     tcase_add_loop_test(tc, a_thread_that_ends_plugged_hands_its_sends_over, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, a_framework_wait_hands_the_plug_over, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, a_held_send_can_be_cancelled, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, a_routines_sends_to_another_engine_go_over_together, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, batching_arguments_are_checked, 0, TU_BACKENDS);
     return tu_main(s, "test_batching");
 }
