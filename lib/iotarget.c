@@ -41,6 +41,11 @@ static void target_dispose(struct uwdf_object *obj)
 static void target_destroy(struct uwdf_object *obj)
 {
     struct uwdf_iotarget *t = (struct uwdf_iotarget *)obj;
+    /* Nothing is sent to it now: every send state is back. */
+    for (struct uwdf_request_send *snd = t->snd_pool, *next; snd; snd = next) {
+        next = snd->pool_next;
+        uwdf_request_send_free(snd);
+    }
     pthread_cond_destroy(&t->idle_cond);
     uwdf_biased_lock_destroy(&t->lock);
     uwdf_free(t->path);
@@ -867,13 +872,13 @@ NTSTATUS WdfIoTargetStart(WDFIOTARGET IoTarget)
         atomic_fetch_or(&req->flags, UWDF_REQ_SENT);
         uwdf_list_insert_tail(&t->sent, e);
         t->sent_count++;
-        req->resubmit_next = NULL;
+        req->snd->resubmit_next = NULL;
         *tail = req;
-        tail = &req->resubmit_next;
+        tail = &req->snd->resubmit_next;
     }
     uwdf_biased_lock_release(&t->lock);
     while (resubmit) {
-        struct uwdf_request *next = resubmit->resubmit_next;
+        struct uwdf_request *next = resubmit->snd->resubmit_next;
         uwdf_iotarget_dispatch(t, resubmit);
         resubmit = next;
     }

@@ -96,6 +96,10 @@ struct uwdf_iotarget {
      * while nobody waits. */
     atomic_uint sent_count;
     unsigned waiters;
+    /* Send states of its requests while they are sent, kept for the next
+     * sends (lib/iotarget_send.c, target_pool_take_locked): as many as
+     * were ever in flight at once. */
+    struct uwdf_request_send *snd_pool;
     atomic_ullong file_pos;
     char *path;
     bool by_descriptor; /* opened beneath a root: never re-opened by name */

@@ -27,8 +27,6 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
         return STATUS_INVALID_DEVICE_STATE;
     CCHAR need = uwdf_iotarget_stack_need(t);
     NTSTATUS status = uwdf_request_ensure_irp(req, need);
-    if (NT_SUCCESS(status))
-        status = uwdf_request_ensure_send(req);
     if (!NT_SUCCESS(status))
         return status;
     if (req->irp->CurrentLocation < 1 + need)

@@ -67,15 +67,56 @@ static inline void target_unlock_hot(struct uwdf_iotarget *t, enum target_lock_h
         uwdf_biased_lock_owner_release(&t->lock, how == TARGET_LOCK_OWNER_FAST);
 }
 
-/* Complete a request whose completion count reached zero, outside the lock.
- * Inlined into its two callers (the engine's completion path). */
-static inline __attribute__((always_inline)) void target_complete(struct uwdf_request *req)
+/* The target's pool of send states (struct uwdf_request_send), under its
+ * lock: a request takes the top block when it is sent (NULL: empty). */
+static inline struct uwdf_request_send *target_pool_take_locked(struct uwdf_iotarget *t)
+{
+    struct uwdf_request_send *snd = t->snd_pool;
+    if (UWDF_LIKELY(snd != NULL))
+        t->snd_pool = snd->pool_next;
+    return snd;
+}
+
+/* A sender found the pool empty: one block more, allocated outside the
+ * lock (false: no memory). Out of line: the pool grows only up to the
+ * most sends the target ever had in flight at once. */
+static __attribute__((noinline)) bool target_pool_grow(struct uwdf_iotarget *t)
+{
+    struct uwdf_request_send *snd = uwdf_request_send_new();
+    if (!snd)
+        return false;
+    enum target_lock_how how = target_lock_hot(t);
+    snd->pool_next = t->snd_pool;
+    t->snd_pool = snd;
+    target_unlock_hot(t, how);
+    return true;
+}
+
+/* A send is over (or never started): its send state goes back to the pool
+ * unless it is the request's own. */
+static inline void target_pool_give_locked(struct uwdf_iotarget *t, struct uwdf_request *req)
+{
+    if (req->snd_own)
+        return;
+    struct uwdf_request_send *snd = req->snd;
+    snd->pool_next = t->snd_pool;
+    t->snd_pool = snd;
+    req->snd = NULL;
+}
+
+/* The outcome of a send whose completion count reached zero, under the
+ * lock that just unlinked it, and its send state back to the target's pool
+ * unless it is the request's own: nothing reads it now (a cancel holds a
+ * completion reference, the engine is done with the op). Inlined into the
+ * engine's completion path. */
+static inline __attribute__((always_inline)) NTSTATUS target_settle_locked(struct uwdf_iotarget *t,
+                                                                           struct uwdf_request *req,
+                                                                           ULONG_PTR *infop)
 {
     NTSTATUS status;
     ULONG_PTR info = 0;
-    unsigned flags = atomic_load(&req->flags);
-    struct uwdf_iotarget *t = req->target;
-    const struct uwdf_io *io = &req->snd->io;
+    struct uwdf_request_send *snd = req->snd;
+    const struct uwdf_io *io = &snd->io;
 
     if (req->fw_done) {
         status = req->fw_status;
@@ -85,7 +126,7 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
         info = (ULONG_PTR)io->res;
         /* The NT convention: a read that starts at or past the end of the
          * file fails with STATUS_END_OF_FILE; a short read succeeds. */
-        if (io->op == UWDF_OP_READ && io->res == 0 && req->io_length > 0)
+        if (io->op == UWDF_OP_READ && io->res == 0 && snd->io_length > 0)
             status = STATUS_END_OF_FILE;
     } else {
         status = uwdf_status_from_errno((int)-io->res);
@@ -94,19 +135,31 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
         if (io->pieces)
             info = (ULONG_PTR)io->res_done;
     }
+    if (UWDF_UNLIKELY(atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_USE_FILE_POS) &&
+        !t->is_stream && snd->io_length) {
+        /* Give back the unused part of the reserved range if nobody moved
+         * the position since. */
+        unsigned long long end = snd->pos_offset + snd->io_length;
+        unsigned long long real = snd->pos_offset + (NT_SUCCESS(status) ? info : 0);
+        if (real != end)
+            atomic_compare_exchange_strong(&t->file_pos, &end, real);
+    }
+    target_pool_give_locked(t, req);
+    *infop = info;
+    return status;
+}
+
+/* Complete a request whose send is settled, outside the lock. Inlined into
+ * its two callers (the engine's completion path). */
+static inline __attribute__((always_inline)) void target_complete(struct uwdf_iotarget *t, struct uwdf_request *req,
+                                                                  NTSTATUS status, ULONG_PTR info)
+{
+    unsigned flags = atomic_load(&req->flags);
+
     if (status == STATUS_CANCELLED && (flags & UWDF_REQ_TIMER_CANCELLED))
         status = STATUS_IO_TIMEOUT;
     if (req->received && !t->lower)
         uwdf_irp_clear_cancel(req->irp);
-
-    if ((flags & UWDF_REQ_USE_FILE_POS) && !t->is_stream && req->io_length) {
-        /* Give back the unused part of the reserved range if nobody moved
-         * the position since. */
-        unsigned long long end = req->pos_offset + req->io_length;
-        unsigned long long real = req->pos_offset + (NT_SUCCESS(status) ? info : 0);
-        if (real != end)
-            atomic_compare_exchange_strong(&t->file_pos, &end, real);
-    }
     if (uwdf_request_finish(req, status, info))
         return; /* a send to t from the routine counts in req's place */
 
@@ -130,14 +183,18 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_re
 static void target_drop_refs(struct uwdf_iotarget *t, struct uwdf_request *req, long n)
 {
     bool final;
+    NTSTATUS status = STATUS_SUCCESS;
+    ULONG_PTR info = 0;
     enum target_lock_how how = target_lock_hot(t);
     req->comp_refs -= n;
     final = req->comp_refs == 0;
-    if (final)
+    if (final) {
         target_unlink_locked(req);
+        status = target_settle_locked(t, req, &info);
+    }
     target_unlock_hot(t, how);
     if (final)
-        target_complete(req);
+        target_complete(t, req, status, info);
 }
 
 void uwdf_request_io_done(struct uwdf_io *io)
@@ -151,17 +208,21 @@ void uwdf_request_io_done(struct uwdf_io *io)
     if (io->timed_out)
         atomic_fetch_or(&req->flags, UWDF_REQ_TIMER_CANCELLED);
     if ((atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_TIMER_ARMED) &&
-        uwdf_timer_cancel(&req->snd->ext->timer)) {
+        uwdf_timer_cancel(&req->ext->timer)) {
         atomic_fetch_and(&req->flags, ~UWDF_REQ_TIMER_ARMED);
         drop++;
     }
     req->comp_refs -= drop;
     bool final = req->comp_refs == 0;
-    if (final)
+    NTSTATUS status = STATUS_SUCCESS;
+    ULONG_PTR info = 0;
+    if (final) {
         target_unlink_locked(req);
+        status = target_settle_locked(t, req, &info);
+    }
     target_unlock_hot(t, how);
     if (final)
-        target_complete(req);
+        target_complete(t, req, status, info);
 }
 
 void uwdf_request_cancel_done(struct uwdf_io *io, int cancel_result)
@@ -279,7 +340,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     io->timed_out = false;
     io->res = 0;
     io->pieces = io->bounce = false;
-    req->io_length = 0;
+    req->snd->io_length = 0;
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
     case IRP_MJ_WRITE: {
@@ -303,9 +364,9 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
                 int need = 0;
                 for (PMDL m = req->irp->MdlAddress; m; m = m->Next)
                     need++;
-                if (!NT_SUCCESS(uwdf_request_ensure_send_ext(req->snd)))
+                if (!NT_SUCCESS(uwdf_request_ensure_send_ext(req)))
                     return STATUS_INSUFFICIENT_RESOURCES;
-                struct uwdf_request_send_ext *ext = req->snd->ext;
+                struct uwdf_request_send_ext *ext = req->ext;
                 if (need > ext->iov_heap_cap) {
                     struct iovec *grown = uwdf_alloc(sizeof(*grown) * (size_t)need);
                     if (!grown)
@@ -330,7 +391,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         } else {
             return STATUS_INVALID_USER_BUFFER;
         }
-        req->io_length = len;
+        req->snd->io_length = len;
         LONGLONG off = s->Parameters.Read.ByteOffset.QuadPart;
         if (UWDF_UNLIKELY(off < 0)) {
             /* The file system's meanings of a negative offset (wdm.h). */
@@ -410,7 +471,7 @@ static void target_blocking_ioctl(struct uwdf_work *w)
 
 static int target_add_range(void *ctx, uint64_t offset, uint64_t length)
 {
-    struct uwdf_request_send_ext *ext = ((struct uwdf_request *)ctx)->snd->ext;
+    struct uwdf_request_send_ext *ext = ((struct uwdf_request *)ctx)->ext;
     if (ext->nranges == ext->ranges_cap) {
         unsigned cap = ext->ranges_cap ? ext->ranges_cap * 2 : 4;
         struct uwdf_io_range *grown = uwdf_alloc(sizeof(*grown) * cap);
@@ -435,10 +496,10 @@ static NTSTATUS target_build_ranges(struct uwdf_iotarget *t, struct uwdf_request
     size_t in_len = req->fmt_length[0], out_len;
     if (req->fmt_type == WdfRequestTypeNoFormat)
         uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
-    NTSTATUS status = uwdf_request_ensure_send_ext(req->snd);
+    NTSTATUS status = uwdf_request_ensure_send_ext(req);
     if (!NT_SUCCESS(status))
         return status;
-    struct uwdf_request_send_ext *ext = req->snd->ext;
+    struct uwdf_request_send_ext *ext = req->ext;
     ext->nranges = 0;
     status = uwdf_blockops_for_each_range(t, code, in, in_len, target_add_range, req);
     if (!NT_SUCCESS(status))
@@ -472,9 +533,9 @@ void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) && t->remote) {
             status = target_build_ranges(t, req, code);
         } else if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code)) {
-            if (NT_SUCCESS(uwdf_request_ensure_send_ext(req->snd))) {
-                req->snd->ext->work.fn = target_blocking_ioctl;
-                if (uwdf_worker_queue(&req->snd->ext->work) == 0)
+            if (NT_SUCCESS(uwdf_request_ensure_send_ext(req))) {
+                req->ext->work.fn = target_blocking_ioctl;
+                if (uwdf_worker_queue(&req->ext->work) == 0)
                     return;
             }
             status = STATUS_INSUFFICIENT_RESOURCES;
@@ -512,7 +573,7 @@ void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
             io->offset = 0;
             io->rw_flags |= RWF_APPEND;
         } else {
-            io->offset = req->pos_offset = atomic_fetch_add(&t->file_pos, req->io_length);
+            io->offset = req->snd->pos_offset = atomic_fetch_add(&t->file_pos, req->snd->io_length);
         }
     }
     uwdf_engine_submit(t->engine, io);
@@ -556,12 +617,9 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
     }
     if (!req->irp || req->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t))
         return STATUS_REQUEST_NOT_ACCEPTED;
-    /* Every format gave it its send state (uwdf_iotarget_prepare_request,
-     * WdfRequestWdmFormatUsingStackLocation; a presented request has its own). */
-    struct uwdf_request_send *snd = req->snd;
     /* A timeout may need the framework timer, which is in the rarely used
      * part: allocated here, before the target's lock, on first need. */
-    if (timed && !NT_SUCCESS(uwdf_request_ensure_send_ext(snd)))
+    if (timed && !NT_SUCCESS(uwdf_request_ensure_send_ext(req)))
         return STATUS_INSUFFICIENT_RESOURCES;
     if (req->cancelable) {
         /* Rule ReqMarkCancelableSend: unmark before sending it on. */
@@ -574,12 +632,27 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
     if (atomic_load(&req->flags) & UWDF_REQ_CANCELED)
         return STATUS_CANCELLED; /* cancelled before it was sent; Reuse clears it */
 
-    enum target_lock_how how = target_lock_hot(t);
+    enum target_lock_how how;
+again:
+    how = target_lock_hot(t);
     /* Open, and started or stopped unless the send ignores the state. */
     unsigned state = atomic_load_explicit(&t->state, memory_order_relaxed);
     if (!uwdf_state_in(ignore_state ? UWDF_TS_ANY_OPEN : UWDF_TS(STARTED) | UWDF_TS(STOPPED), state)) {
         target_unlock_hot(t, how);
         return STATUS_INVALID_DEVICE_STATE;
+    }
+    /* Its send state: its own, or one from the target's pool. */
+    struct uwdf_request_send *snd = req->snd;
+    if (!snd) {
+        snd = target_pool_take_locked(t);
+        if (UWDF_UNLIKELY(!snd)) {
+            target_unlock_hot(t, how);
+            if (!target_pool_grow(t))
+                return STATUS_INSUFFICIENT_RESOURCES;
+            goto again;
+        }
+        snd->req = req;
+        req->snd = snd;
     }
     bool pend = state == UWDF_TS_STOPPED && !ignore_state;
     /* Atomic: WdfRequestCancelSentRequest reads it from any thread. */
@@ -610,11 +683,12 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
             snd->io.timeout_sec = rel / 1000000000;
             snd->io.timeout_nsec = rel % 1000000000;
         } else {
-            uwdf_timer_init(&snd->ext->timer, target_timer_fired);
-            if (uwdf_timer_arm(&snd->ext->timer, deadline) != 0) {
+            uwdf_timer_init(&req->ext->timer, target_timer_fired);
+            if (uwdf_timer_arm(&req->ext->timer, deadline) != 0) {
                 __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE);
                 atomic_store(&req->flags, f & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE));
                 req->comp_refs = 0;
+                target_pool_give_locked(t, req);
                 target_unlock_hot(t, how);
                 return STATUS_INSUFFICIENT_RESOURCES;
             }

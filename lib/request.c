@@ -18,6 +18,9 @@
  * target (one) and an in-process device in between. */
 #define UWDF_DEFAULT_REQUEST_STACK 2
 
+static inline __attribute__((always_inline)) void
+request_fill_cparams(struct uwdf_request *req, PWDF_REQUEST_COMPLETION_PARAMS p, NTSTATUS status, ULONG_PTR info);
+
 static void request_dispose(struct uwdf_object *obj)
 {
     struct uwdf_request *req = (struct uwdf_request *)obj;
@@ -38,21 +41,19 @@ static void request_destroy(struct uwdf_object *obj)
     /* Tested before each free: most requests have none of these, and a
      * presented one comes here once per I/O, with the rarely used part
      * inline but seldom used. */
-    if (req->snd) {
-        struct uwdf_request_send_ext *ext = req->snd->ext;
-        if (ext) {
-            if (ext->iov_heap)
-                uwdf_free(ext->iov_heap);
-            if (ext->ranges)
-                uwdf_free(ext->ranges);
-            if (!req->snd_inline)
-                uwdf_free(ext);
-        }
-        if (req->snd->io.core_pieces)
-            uwdf_pieces_fini(&req->snd->io);
-        if (!req->snd_inline)
-            uwdf_free(req->snd);
+    struct uwdf_request_send_ext *ext = req->ext;
+    if (ext) {
+        if (ext->iov_heap)
+            uwdf_free(ext->iov_heap);
+        if (ext->ranges)
+            uwdf_free(ext->ranges);
+        if (!req->ext_inline)
+            uwdf_free(ext);
     }
+    /* (Not sent now: a send state that is not its own is back in its
+     * target's pool.) */
+    if (req->snd_own)
+        uwdf_request_send_free(req->snd);
     if (req->rx) {
         if (req->rx->bounce)
             uwdf_free(req->rx->bounce);
@@ -61,15 +62,15 @@ static void request_destroy(struct uwdf_object *obj)
     }
 }
 
-/* A request a queue presents: the request, its send state with the rarely
- * used part, and what only such a request uses, in one allocation. (Its
+/* A request a queue presents: the request, the rarely used part of its
+ * send state, and what only such a request uses, in one allocation. (Its
  * memory is recycled for the next presented request, which would lose a
  * part allocated on first use: a filter forwarding with a timeout would
- * allocate one per I/O.) rx comes last: request_recycle_clear keeps its
- * retrieved-memory objects. */
+ * allocate one per I/O.) Its send state comes from its target's pool when
+ * it is forwarded, as any request's. rx comes last: request_recycle_clear
+ * keeps its retrieved-memory objects. */
 struct request_received_alloc {
     struct uwdf_request req;
-    struct uwdf_request_send snd;
     struct uwdf_request_send_ext ext;
     struct uwdf_request_rx rx;
 };
@@ -98,14 +99,29 @@ static void request_send_init(struct uwdf_request *req, struct uwdf_request_send
 {
     snd->req = req;
     snd->io.fd = -1;
-    WDF_REQUEST_COMPLETION_PARAMS_INIT(&snd->cparams);
     req->snd = snd;
+    req->snd_own = true;
 }
 
-static void request_send_ext_init(struct uwdf_request_send *snd, struct uwdf_request_send_ext *ext)
+static void request_send_ext_init(struct uwdf_request *req, struct uwdf_request_send_ext *ext)
 {
-    ext->req = snd->req; /* (its timer is set up before each arming) */
-    snd->ext = ext;
+    ext->req = req; /* (its timer is set up before each arming) */
+    req->ext = ext;
+}
+
+struct uwdf_request_send *uwdf_request_send_new(void)
+{
+    struct uwdf_request_send *snd = uwdf_zalloc(sizeof(*snd));
+    if (snd)
+        snd->io.fd = -1;
+    return snd;
+}
+
+void uwdf_request_send_free(struct uwdf_request_send *snd)
+{
+    if (snd->io.core_pieces)
+        uwdf_pieces_fini(&snd->io);
+    uwdf_free(snd);
 }
 
 static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *parent, bool received,
@@ -129,9 +145,8 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
         obj->recycle_size = size; /* see uwdf_object_reuse */
         struct request_received_alloc *a = uwdf_container_of(req, struct request_received_alloc, req);
         req->rx = &a->rx;
-        request_send_init(req, &a->snd);
-        request_send_ext_init(&a->snd, &a->ext);
-        req->snd_inline = true;
+        request_send_ext_init(req, &a->ext);
+        req->ext_inline = true;
     }
     *out = req;
     return STATUS_SUCCESS;
@@ -139,19 +154,19 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
 
 NTSTATUS uwdf_request_alloc_send(struct uwdf_request *req)
 {
-    struct uwdf_request_send *snd = uwdf_zalloc(sizeof(*snd));
+    struct uwdf_request_send *snd = uwdf_request_send_new();
     if (!snd)
         return STATUS_INSUFFICIENT_RESOURCES;
     request_send_init(req, snd);
     return STATUS_SUCCESS;
 }
 
-NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request_send *snd)
+NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request *req)
 {
     struct uwdf_request_send_ext *ext = uwdf_zalloc(sizeof(*ext));
     if (!ext)
         return STATUS_INSUFFICIENT_RESOURCES;
-    request_send_ext_init(snd, ext);
+    request_send_ext_init(req, ext);
     return STATUS_SUCCESS;
 }
 
@@ -180,7 +195,7 @@ NTSTATUS uwdf_request_preallocate(struct uwdf_request *req)
 {
     if (!uwdf_request_lazy_irp(req))
         return STATUS_INSUFFICIENT_RESOURCES;
-    return uwdf_request_ensure_send(req);
+    return req->snd_own ? STATUS_SUCCESS : uwdf_request_alloc_send(req);
 }
 
 NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struct uwdf_request **out)
@@ -213,7 +228,6 @@ void uwdf_request_reset(struct uwdf_request *req)
     req->stop_acked = req->suspended = false;
     req->cancelable = false;
     req->cancel_routine = NULL;
-    WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->snd->cparams);
 }
 
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out)
@@ -328,9 +342,10 @@ NTSTATUS WdfRequestCreate(PWDF_OBJECT_ATTRIBUTES RequestAttributes, WDFIOTARGET 
     NTSTATUS status = request_alloc(RequestAttributes, uwdf_driver_default_parent(), false, false, &req);
     if (!NT_SUCCESS(status))
         return status;
-    /* Its IRP and send state come with its first use (uwdf_request_lazy_irp,
-     * uwdf_request_ensure_send): a request made ahead for a deep queue
-     * costs what it holds until then. */
+    /* Its IRP comes with its first use (uwdf_request_lazy_irp), its send
+     * state from its target's pool while it is sent (struct
+     * uwdf_request_send): a request made ahead for a deep queue costs what
+     * it holds. */
     req->irp_stack = stack;
     req->obj.created_by = "WdfRequestCreate";
     *Request = (WDFREQUEST)req->obj.handle;
@@ -426,8 +441,6 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
     }
     atomic_store_explicit(&req->flags, 0, memory_order_release);
     __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE); /* read by a concurrent cancel */
-    if (req->snd)
-        WDF_REQUEST_COMPLETION_PARAMS_INIT(&req->snd->cparams);
     return STATUS_SUCCESS;
 }
 
@@ -477,10 +490,10 @@ VOID WdfRequestGetCompletionParams(WDFREQUEST Request, PWDF_REQUEST_COMPLETION_P
                           (unsigned)Params->Size, sizeof(WDF_REQUEST_COMPLETION_PARAMS));
         return;
     }
-    if (req->snd)
-        *Params = req->snd->cparams;
+    if (req->cp_seq == req->fmt_seq + 1)
+        request_fill_cparams(req, Params, req->fw_status, req->fw_info);
     else
-        WDF_REQUEST_COMPLETION_PARAMS_INIT(Params); /* never sent */
+        WDF_REQUEST_COMPLETION_PARAMS_INIT(Params); /* not completed since its format */
 }
 
 PIRP WdfRequestWdmGetIrp(WDFREQUEST Request)
@@ -533,8 +546,6 @@ VOID WdfRequestFormatRequestUsingCurrentType(WDFREQUEST Request)
     }
     uwdf_request_release_format(req);
     request_restore_presented(req);
-    if (!NT_SUCCESS(uwdf_request_ensure_send(req)))
-        return; /* VOID: left unformatted, and WdfRequestSend says so */
     IoCopyCurrentIrpStackLocationToNext(irp);
     req->formatted = true;
 }
@@ -545,9 +556,9 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
     UWDF_REQUIRE_PARAM(Stack, "WdfRequestWdmFormatUsingStackLocation", );
     if (!req)
         return;
-    if (!uwdf_request_lazy_irp(req) || !NT_SUCCESS(uwdf_request_ensure_send(req))) {
-        /* VOID: a format that could not get its IRP or send state leaves
-         * the request unformatted, and WdfRequestSend says so. */
+    if (!uwdf_request_lazy_irp(req)) {
+        /* VOID: a format that could not get its IRP leaves the request
+         * unformatted, and WdfRequestSend says so. */
         uwdf_request_release_format(req);
         return;
     }
@@ -570,9 +581,10 @@ VOID WdfRequestWdmFormatUsingStackLocation(WDFREQUEST Request, PIO_STACK_LOCATIO
 
 /* ---- completion to the owner ---- */
 
-static void request_fill_cparams(struct uwdf_request *req, NTSTATUS status, ULONG_PTR info)
+/* Inlined: the completion path fills them for every routine. */
+static inline __attribute__((always_inline)) void
+request_fill_cparams(struct uwdf_request *req, PWDF_REQUEST_COMPLETION_PARAMS p, NTSTATUS status, ULONG_PTR info)
 {
-    PWDF_REQUEST_COMPLETION_PARAMS p = &req->snd->cparams;
     WDF_REQUEST_COMPLETION_PARAMS_INIT(p);
     p->Type = req->fmt_type;
     p->IoStatus.Status = status;
@@ -612,7 +624,12 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
 
     req->irp->IoStatus.Status = status;
     req->irp->IoStatus.Information = information;
-    request_fill_cparams(req, status, information);
+    /* The completion parameters: the routine's on the stack; the request
+     * keeps what makes them again for WdfRequestGetCompletionParams. */
+    WDF_REQUEST_COMPLETION_PARAMS cparams;
+    req->fw_status = status;
+    req->fw_info = information;
+    req->cp_seq = req->fmt_seq + 1;
 
     /* The routine is one-shot: taken out before it runs, so a resend must
      * set it again (as WDF's CompleteSubmitted does). */
@@ -630,8 +647,9 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
          * (SYNCHRONOUS) sent the driver's own format (UWDF_REQ_CALL_ROUTINE),
          * which lasts until reuse, reformat or delete, as below. */
         if (routine && (flags & UWDF_REQ_CALL_ROUTINE)) {
+            request_fill_cparams(req, &cparams, status, information);
             KIRQL old = uwdf_irql_raise_to_dispatch();
-            routine((WDFREQUEST)req->obj.handle, target_handle, &req->snd->cparams, ctx);
+            routine((WDFREQUEST)req->obj.handle, target_handle, &cparams, ctx);
             uwdf_irql_restore(old);
         }
         if (req->fmt_seq == seq && !(flags & UWDF_REQ_CALL_ROUTINE))
@@ -642,10 +660,11 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
     }
     struct uwdf_completion_scope scope = { .req = req, .target = target };
     if (routine) {
+        request_fill_cparams(req, &cparams, status, information);
         struct uwdf_completion_scope *outer = uwdf_tls_completion;
         uwdf_tls_completion = &scope;
         KIRQL old = uwdf_irql_raise_to_dispatch();
-        routine((WDFREQUEST)req->obj.handle, target_handle, &req->snd->cparams, ctx);
+        routine((WDFREQUEST)req->obj.handle, target_handle, &cparams, ctx);
         uwdf_irql_restore(old);
         /* Closed before anything is released: a release that destroys the
          * request must not park into it. */

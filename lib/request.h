@@ -40,27 +40,33 @@ struct uwdf_iotarget;
 struct uwdf_sync_wait;
 struct uwdf_request;
 
-/* What a request needs once it is formatted for a target and sent: its
- * engine op with the segment of a single buffer, and the last completion's
- * parameters. Allocated at its first format (or send) and kept until it is
- * deleted, so reuse allocates nothing; part of the request's own allocation
- * for a request a queue presents (it is forwarded more often than not).
- * Every request that is ever sent carries one, so what only some sends use
- * is in struct uwdf_request_send_ext. */
+/* What a request needs while it is sent: its engine op with the segment
+ * of a single buffer. Not the request's own: a request takes one from its
+ * target's pool when it is sent (target_submit) and gives it back when its
+ * send is over (target_settle_locked), so memory goes with the I/Os in
+ * flight, not with the requests created or presented, and reuse
+ * allocates nothing (the pool keeps its blocks until the target goes). A
+ * request that must not fail for memory at its send
+ * (uwdf_request_preallocate) has one of its own (snd_own). What only some
+ * sends use is in struct uwdf_request_send_ext, the request's own. */
 struct uwdf_request_send {
     struct uwdf_io io;
-    struct uwdf_request *req;
+    union {
+        struct uwdf_request *req;           /* the request it carries */
+        struct uwdf_request_send *pool_next; /* in its target's pool */
+    };
     struct iovec iov1; /* io's segment for one buffer (a WDFMEMORY, one MDL) */
-    struct uwdf_request_send_ext *ext; /* NULL until a send needs it */
-    WDF_REQUEST_COMPLETION_PARAMS cparams;
+    size_t io_length;    /* bytes the op asks for */
+    uint64_t pos_offset; /* file position reserved for a NULL DeviceOffset */
+    struct uwdf_request *resubmit_next; /* WdfIoTargetStart's list of pended sends */
 };
 
 /* What only some sends use: the segments of an MDL chain, a remote
  * target's discard or zeroing ranges, the framework timeout timer, the
  * blocking IOCTL's work item. Allocated by the first send that needs it
- * (uwdf_request_ensure_send_ext) and kept with the send state, so a request
+ * (uwdf_request_ensure_send_ext) and kept by the request, so a request
  * that uses it again allocates nothing; part of a presented request's own
- * allocation, as its send state is. */
+ * allocation. */
 struct uwdf_request_send_ext {
     struct uwdf_request *req;
     struct iovec *iov_heap;
@@ -100,7 +106,8 @@ struct uwdf_request {
     /* Stack locations its framework IRP gets when one is first needed
      * (WdfRequestCreate allocates none: a format or WdfRequestWdmGetIrp does). */
     CCHAR irp_stack;
-    bool snd_inline; /* snd is part of this allocation */
+    bool ext_inline; /* ext is part of this allocation (a presented request) */
+    bool snd_own;    /* snd is the request's (preallocated), not its target's */
 
     /* format */
     bool formatted;
@@ -113,7 +120,8 @@ struct uwdf_request {
     WDFIOTARGET fmt_target; /* a handle: the target may be deleted before the request */
 
     /* send state, guarded by the target's lock while sent */
-    struct uwdf_request_send *snd; /* NULL until first formatted or sent */
+    struct uwdf_request_send *snd; /* while sent, or its own (snd_own) */
+    struct uwdf_request_send_ext *ext; /* NULL until a send needs it */
     struct uwdf_iotarget *target;
     long comp_refs;
     atomic_uint flags;
@@ -123,16 +131,21 @@ struct uwdf_request {
      * locked read-modify-write against a concurrent cancel's CANCELED. */
     atomic_bool send_over;
     /* a completion decided by the framework, not the kernel (IOCTLs,
-     * requests failed before they reached the engine) */
+     * requests failed before they reached the engine); once the request
+     * completed, fw_status and fw_info are its completion's IoStatus (the
+     * completion parameters') until its next send is over */
     bool fw_done;
     NTSTATUS fw_status;
+    /* fmt_seq + 1 at the last completion: while the format it completed
+     * lasts, its completion parameters are there to give, made again from
+     * what the request keeps (format, ioctl code, fw_status/fw_info). WDF
+     * reinitialises them where a format ends (FxRequestContext::
+     * ReleaseAndRestore: reuse, a new format, a synchronous DDI's end). */
+    uint32_t cp_seq;
     LIST_ENTRY target_link;
-    struct uwdf_request *resubmit_next;
     PFN_WDF_REQUEST_COMPLETION_ROUTINE routine;
     WDFCONTEXT routine_ctx;
     struct uwdf_sync_wait *waiter;
-    uint64_t pos_offset; /* file position reserved for a NULL DeviceOffset */
-    size_t io_length;
     ULONG_PTR fw_info;
 
     /* received from a queue (lib/queue.c); guarded by the queue lock */
@@ -170,6 +183,10 @@ void uwdf_request_release_format(struct uwdf_request *req);
 void uwdf_request_drop_format(struct uwdf_request *req, bool may_park);
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
 NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size);
+/* A send state block for a target's pool, and its end. */
+struct uwdf_request_send *uwdf_request_send_new(void);
+void uwdf_request_send_free(struct uwdf_request_send *snd);
+/* Give the request a send state of its own (snd_own), now. */
 NTSTATUS uwdf_request_alloc_send(struct uwdf_request *req);
 /* Everything a first send needs (IRP, send state), now: a caller that
  * must not fail for memory later (FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY). */
@@ -178,21 +195,13 @@ NTSTATUS uwdf_request_preallocate(struct uwdf_request *req);
  * first needed; false only when it cannot be allocated. A request that has
  * one, or is not the framework's to give one, is left as it is. */
 bool uwdf_request_lazy_irp(struct uwdf_request *req);
-/* The request's send state (struct uwdf_request_send), allocated on first use. */
-static inline NTSTATUS uwdf_request_ensure_send(struct uwdf_request *req)
+NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request *req);
+/* The request's rarely used send part, allocated on first use. */
+static inline NTSTATUS uwdf_request_ensure_send_ext(struct uwdf_request *req)
 {
-    if (UWDF_LIKELY(req->snd != NULL))
+    if (UWDF_LIKELY(req->ext != NULL))
         return STATUS_SUCCESS;
-    return uwdf_request_alloc_send(req);
-}
-NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request_send *snd);
-/* The send state's rarely used part, allocated on first use (the request
- * has its send state). */
-static inline NTSTATUS uwdf_request_ensure_send_ext(struct uwdf_request_send *snd)
-{
-    if (UWDF_LIKELY(snd->ext != NULL))
-        return STATUS_SUCCESS;
-    return uwdf_request_alloc_send_ext(snd);
+    return uwdf_request_alloc_send_ext(req);
 }
 static inline struct uwdf_request *uwdf_request_of_io(struct uwdf_io *io)
 {

@@ -721,6 +721,67 @@ START_TEST(completion_params_filled_for_read_and_write)
 }
 END_TEST
 
+/* The completion parameters last as long as the format they completed,
+ * as in WDF (FxRequestContext::ReleaseAndRestore reinitialises them): a
+ * change of the request's IoStatus after the completion does not show in
+ * them; a new format or WdfRequestReuse ends them. (The framework keeps
+ * what they are made of, not a copy: its send state is not the request's.) */
+START_TEST(completion_params_last_until_the_format_ends)
+{
+    struct tu_env e;
+    struct tu_completion c;
+    void *buf;
+    tu_env_init_backend(&e, _i);
+    tu_completion_init(&c);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFREQUEST req = tu_make_request(t);
+    WDFMEMORY mem = tu_make_memory(BLK, &buf);
+    WDF_REQUEST_COMPLETION_PARAMS p;
+
+    /* Never sent: initialised. */
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&p);
+    p.Type = WdfRequestTypeWrite;
+    WdfRequestGetCompletionParams(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeNoFormat);
+
+    LONGLONG off = BLK;
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    send_async(req, t, &c);
+    ck_assert_status(c.params.IoStatus.Status, STATUS_SUCCESS);
+    WdfRequestSetInformation(req, 7);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), 7);
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&p);
+    WdfRequestGetCompletionParams(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeWrite);
+    ck_assert_uint_eq(p.IoStatus.Information, BLK);
+    ck_assert_ptr_eq(p.Parameters.Write.Buffer, mem);
+    ck_assert_uint_eq(p.Parameters.Write.Length, BLK);
+
+    /* A new format ends them, before any send. */
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    p.Type = WdfRequestTypeWrite;
+    WdfRequestGetCompletionParams(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeNoFormat);
+    ck_assert_ptr_null(p.Parameters.Read.Buffer);
+
+    /* Completed again, then reused: gone too. */
+    tu_completion_fini(&c);
+    tu_completion_init(&c);
+    send_async(req, t, &c);
+    WdfRequestGetCompletionParams(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeRead);
+    ck_assert_uint_eq(p.Parameters.Read.Length, BLK);
+    reuse(req, STATUS_SUCCESS);
+    p.Type = WdfRequestTypeWrite;
+    WdfRequestGetCompletionParams(req, &p);
+    ck_assert_int_eq(p.Type, WdfRequestTypeNoFormat);
+    tu_completion_fini(&c);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(get_completion_params_wrong_size_leaves_struct_untouched)
 {
     struct tu_env e;
@@ -1209,6 +1270,7 @@ static Suite *request_suite(void)
 
     tc = tu_tcase(s, "completion", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, completion_params_filled_for_read_and_write, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, completion_params_last_until_the_format_ends, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, get_completion_params_wrong_size_leaves_struct_untouched, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, completion_routine_runs_at_dispatch_and_sync_send_there_fails, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, delete_request_in_its_completion_routine_is_safe, 0, TU_BACKENDS);
