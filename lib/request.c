@@ -195,7 +195,8 @@ NTSTATUS uwdf_request_preallocate(struct uwdf_request *req)
 {
     if (!uwdf_request_lazy_irp(req))
         return STATUS_INSUFFICIENT_RESOURCES;
-    return req->snd_own ? STATUS_SUCCESS : uwdf_request_alloc_send(req);
+    /* (Not in flight: a send state it has is its own.) */
+    return req->snd ? STATUS_SUCCESS : uwdf_request_alloc_send(req);
 }
 
 NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struct uwdf_request **out)
