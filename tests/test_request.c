@@ -738,6 +738,7 @@ START_TEST(completion_params_last_until_the_format_ends)
     WDFREQUEST req = tu_make_request(t);
     WDFMEMORY mem = tu_make_memory(BLK, &buf);
     WDF_REQUEST_COMPLETION_PARAMS p;
+    tu_fill_pattern(buf, BLK, 21, BLK);
 
     /* Never sent: initialised. */
     WDF_REQUEST_COMPLETION_PARAMS_INIT(&p);
