@@ -123,9 +123,14 @@ bool uwdf_irp_set_cancel(PIRP irp, enum uwdf_cancel_kind kind, struct uwdf_reque
     if (uwdf_irp_cancelled(irp))
         return false;
     /* The routine word as a writer's lock while the dispatch fields change
-     * (a cancel of an earlier arming may still be reading them). */
+     * (a cancel of an earlier arming may still be reading them). Not armed
+     * (NULL, the common case): no cancel can claim it and the last one
+     * finished reading before it stored NULL, and only the IRP's owner
+     * arms it, so the fields are ours without the exchange. */
     for (;;) {
         PDRIVER_CANCEL cur = irp_routine(irp);
+        if (cur == NULL)
+            break;
         if (cur == irp_cancel_claiming)
             irp_wait_claim(irp);
         else if (__atomic_compare_exchange_n(&irp->CancelRoutine, &cur, irp_cancel_claiming, false,
