@@ -530,7 +530,10 @@ void uwdf_queue_deliver(struct uwdf_device *dev, struct uwdf_request *sender)
     }
     IoSetNextIrpStackLocation(irp);
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
-    if (uwdf_fileobject_deliver(dev, sender) || uwdf_caller_context_deliver(dev, sender))
+    /* Called only for what they may take (a create; any packet of a device
+     * with EvtIoInCallerContext): every packet comes this way. */
+    if ((s->MajorFunction == IRP_MJ_CREATE && uwdf_fileobject_deliver(dev, sender)) ||
+        (dev->files.in_caller_context && uwdf_caller_context_deliver(dev, sender)))
         return;
 
     struct uwdf_fp *fp = NULL;
