@@ -730,10 +730,12 @@ void uwdf_object_delete(struct uwdf_object *obj)
         pthread_mutex_lock(&tree_lock);
         if (obj->in_parent_list)
             tree_unlink(obj);
-        atomic_store(&obj->state, UWDF_OBJECT_DELETED);
+        atomic_store_explicit(&obj->state, UWDF_OBJECT_DELETED, memory_order_release);
         pthread_mutex_unlock(&tree_lock);
     } else {
-        atomic_store(&obj->state, UWDF_OBJECT_DELETED); /* in no parent's list */
+        /* In no parent's list. Readers only compare the state with ALIVE,
+         * which the compare-exchange above already left: a plain store. */
+        atomic_store_explicit(&obj->state, UWDF_OBJECT_DELETED, memory_order_release);
     }
     uwdf_object_release(obj);
 }
