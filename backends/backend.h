@@ -127,6 +127,9 @@ struct uwdf_io {
     struct uwdf_io *core_next;
     struct uwdf_io *core_cancel_next;
     struct uwdf_io_pieces *core_pieces; /* kept for the io's next pieces op */
+    /* IO_STALLED: when the stall injector releases it. Otherwise the
+     * hand-over time (UwdfIoTargetSetHandOverTimes; 0: none), which the
+     * injector's stall loses. */
     int64_t core_release_ns;
 };
 

@@ -100,13 +100,35 @@ void async_issue(struct slot *s, struct shard *sh, uint64_t t0)
     slot_issue_loop(s, sh, t0, async_send);
 }
 
+/* The engine's hand-over time of Request (CLOCK_MONOTONIC) on the
+ * benchmark's clock, which reads the TSC scaled from a calibration: the
+ * two drift apart by microseconds over a run, so the offset between them
+ * is read again on each completion thread every millisecond (one
+ * clock_gettime per millisecond, not per I/O). 0: not known. */
+#define HANDOVER_RESYNC_NS 1000000u
+static __thread int64_t handover_offset;
+static __thread uint64_t handover_synced;
+
+static uint64_t async_handover(WDFREQUEST Request, uint64_t tc)
+{
+    LONGLONG h = UwdfRequestGetHandOverTime(Request);
+    if (h <= 0)
+        return 0;
+    if (g_clock.tsc && (handover_synced == 0 || tc - handover_synced > HANDOVER_RESYNC_NS)) {
+        handover_offset = (int64_t)(tc - mono_ns());
+        handover_synced = tc;
+    }
+    return (uint64_t)(h + (g_clock.tsc ? handover_offset : 0));
+}
+
 static VOID async_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
                              WDFCONTEXT Context)
 {
     struct slot *s = Context;
     uint64_t tc = now_ns();
-    (void)Request;
     (void)Target;
+    if (s->job->handover_times)
+        s->handover = async_handover(Request, tc);
     s->status = Params->IoStatus.Status;
     s->info = Params->IoStatus.Information;
     slot_completed(s, tc);
@@ -161,7 +183,13 @@ int wdf_open_targets(struct job *j, device_over_fn *over)
 
 int async_setup(struct job *j)
 {
-    return wdf_open_targets(j, NULL);
+    if (wdf_open_targets(j, NULL) < 0)
+        return -1;
+    /* A target that cannot (a stream) keeps clat from the send's return. */
+    for (unsigned k = 0; k < j->nfiles && j->o.clat_start == CLAT_START_HANDOVER; k++)
+        if (NT_SUCCESS(UwdfIoTargetSetHandOverTimes(j->files[k].target, TRUE)))
+            j->handover_times = true;
+    return 0;
 }
 
 int wdf_setup_slot(struct slot *s)

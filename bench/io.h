@@ -71,10 +71,18 @@ static inline void slot_sending(struct slot *s, uint64_t t0)
     __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
 }
 
+/* t1: when the send returned; where clat starts unless the engine's
+ * hand-over time is known (s->handover, --clat_start=handover), as fio's
+ * clat starts at its engine's submission. */
 static inline bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc)
 {
     uint64_t slat, clat;
     __atomic_sub_fetch(&s->job->io_inflight, 1, __ATOMIC_RELAXED);
+    if (s->handover) {
+        /* Clocks of two origins (bench/clock.h): kept in order. */
+        t1 = s->handover < s->t0 ? s->t0 : s->handover > tc ? tc : s->handover;
+        s->handover = 0;
+    }
     if (tc >= t1) {
         slat = t1 - s->t0;
         clat = tc - t1;

@@ -70,6 +70,7 @@ struct slot {
                           * completion time if the routine ran first, nested in
                           * the send (only the sender's thread stores it) */
     const void *sender;  /* the thread that sent it */
+    uint64_t handover;   /* when the engine gave it to the kernel (0: unknown) */
     uint64_t offset, block;
     uint32_t len;          /* bytes */
     WDFMEMORY_OFFSET mo;   /* the first len bytes of the buffer */
@@ -111,6 +112,7 @@ struct job {
     size_t shard_hist_bytes;
     uint64_t shard_key;    /* tells this job's shards from another's (TLS) */
     const char *backend;
+    bool handover_times; /* --clat_start=handover and a target notes them */
     bool verify_reads; /* every read of the run phase is checked */
     pthread_t thread;
     bool thread_started;

@@ -557,6 +557,12 @@ static const struct opt_val verify_vals[] = {
     { NULL, 0, NULL },
 };
 
+static const struct opt_val clat_start_vals[] = {
+    { "handover", CLAT_START_HANDOVER, NULL },
+    { "send", CLAT_START_SEND, NULL },
+    { NULL, 0, NULL },
+};
+
 static const struct opt_val api_vals[] = {
     { "async", API_ASYNC, NULL },
     { "sync", API_SYNC, NULL },
@@ -734,6 +740,11 @@ const struct opt_def job_options[] = {
     { .name = "stack_forget", JOB_BOOL(stack_forget), .arg = "0|1", .def = "0",
       .help = "uwdf: with --api=stack, the filters forward with WDF_REQUEST_SEND_OPTION_SEND_AND_FORGET (1) instead of "
               "a format and a completion routine (0, default)" },
+    { .name = "clat_start", .kind = OPT_ENUM, JOB_FIELD(clat_start), .vals = clat_start_vals,
+      .err = "expected handover or send", .arg = "handover|send", .def = "handover",
+      .help = "uwdf: with --api=async, clat starts when the engine hands the I/O to the kernel (handover, default: "
+              "where fio's io_uring and libaio engines start it; slat is the time up to then) or when "
+              "WdfRequestSend returns (send)" },
     { .name = "reuse", JOB_BOOL(reuse), .arg = "0|1",
       .help = "uwdf: WdfRequestReuse each request (1, default) or create and delete one per I/O (0); with --api=flt: FltReuseCallbackData (1) or FltFreeCallbackData + FltAllocateCallbackData per I/O (0)" },
     { .name = "request_timeout", .kind = OPT_TIME, JOB_FIELD(request_timeout_ns), .unit_ns = NS_PER_MS,

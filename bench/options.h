@@ -17,6 +17,8 @@ struct strpool;
 enum rw_mode { RW_READ, RW_WRITE, RW_RANDREAD, RW_RANDWRITE, RW_RW, RW_RANDRW, RW_TRIM, RW_RANDTRIM,
                RW_TRIMWRITE };
 enum api_mode { API_ASYNC, API_SYNC, API_FLT, API_STACK };
+/* Where --api=async's clat starts (docs/bench.md). */
+enum clat_start { CLAT_START_HANDOVER, CLAT_START_SEND };
 enum engine_sel { ENGINE_DEFAULT, ENGINE_IO_URING, ENGINE_LIBAIO, ENGINE_NULL, ENGINE_NBD, ENGINE_RBD };
 enum verify_mode { VERIFY_NONE, VERIFY_CRC32C };
 /* fio's sync=: O_SYNC / O_DSYNC writes. uwdf has one kind: write-through. */
@@ -102,6 +104,7 @@ struct job_opts {
     unsigned stack_layers; /* --api=stack: filter devices stacked over each file */
     bool stack_forget;     /* --api=stack: the filters send and forget */
     bool reuse;
+    enum clat_start clat_start;
     uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
     /* logs: NULL off, "" the job's name, else the file name prefix */

@@ -181,6 +181,25 @@ NTSTATUS UwdfIoTargetGetBatchStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_BA
 VOID UwdfStartSendPlug(VOID);
 VOID UwdfFinishSendPlug(VOID);
 
+/* Hand-over times (docs/engines.md, "Hand-over times"): with Enable, the
+ * target's engine notes when it hands each of the target's operations to
+ * the kernel: one CLOCK_MONOTONIC read per io_uring_enter / io_submit that
+ * carries any of them, taken just before that system call, stored in each
+ * operation it carries. This is where fio's clat starts (its io_uring and
+ * libaio engines' issue time, read once per submitted batch just after the
+ * call). Off by default: a target without it pays no clock read. Applies to
+ * sends from now until the target is closed. STATUS codes as
+ * UwdfIoTargetSetBatching. PASSIVE_LEVEL. */
+NTSTATUS UwdfIoTargetSetHandOverTimes(WDFIOTARGET IoTarget, BOOLEAN Enable);
+/* When the engine handed the request's last send to the kernel, in
+ * CLOCK_MONOTONIC nanoseconds (the first piece's hand-over for an I/O run
+ * as pieces); 0 when that send's target has no hand-over times or the send
+ * never reached the kernel through its engine (it failed or was cancelled
+ * before, the framework completed it, or it ran on the sender's thread).
+ * Read it in the completion routine or after the send completed; a new
+ * send starts from 0. Any IRQL. */
+LONGLONG UwdfRequestGetHandOverTime(WDFREQUEST Request);
+
 /* Live-object accounting. Every framework object (one entry per type:
  * "WDFDRIVER", "WDFDEVICE", "WDFQUEUE", "WDFREQUEST", "WDFIOTARGET",
  * "WDFMEMORY", "WDFLOOKASIDE", "WDFOBJECT", ...) and every other thing the

@@ -72,6 +72,10 @@ struct uwdf_engine_core {
     long held;
     bool batch_due;
     bool releasing; /* engine_batch_release runs: a detach leaves the unlinking to it */
+    /* Ops of files with hand-over times staged since the last hand-over
+     * to the kernel (engine thread; linked through core_next, which an op
+     * in the backend does not otherwise use). */
+    struct uwdf_io *handover_head;
     /* uwdf_engine_destroy ran on this engine's own thread: the thread is
      * detached and frees the engine when it ends. */
     bool self_reap;
@@ -154,7 +158,7 @@ static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
         io->res = -ECANCELED;
     } else if (stall_ms && io->core_where != IO_STALLED) {
         io->core_where = IO_STALLED;
-        io->core_release_ns = uwdf_mono_ns() + (int64_t)stall_ms * 1000000;
+        io->core_release_ns = uwdf_mono_ns() + (int64_t)stall_ms * 1000000; /* the hand-over time is lost */
         engine_fifo_push(&c->stall_head, &c->stall_tail, io);
         return;
     }
@@ -187,6 +191,7 @@ static void engine_release_stalls(struct uwdf_engine_core *c)
         c->stall_head = io->core_next;
         if (!c->stall_head)
             c->stall_tail = NULL;
+        io->core_release_ns = 0;
         engine_deliver(c, io);
     }
 }
@@ -213,6 +218,37 @@ static void engine_deliver_deferred(struct uwdf_engine_core *c)
         engine_deliver(c, io);
         io = next;
     }
+}
+
+/* ---- hand-over times (uwdf_engine_set_handover_times) ---- */
+
+/* The staged ops of files with hand-over times go to the kernel in the
+ * system call that follows: one clock read for all of them. */
+static __attribute__((noinline)) void engine_handover_stamp(struct uwdf_engine_core *c)
+{
+    int64_t now = uwdf_mono_ns();
+    struct uwdf_io *io = c->handover_head;
+    c->handover_head = NULL;
+    while (io) {
+        struct uwdf_io *next = io->core_next;
+        io->core_next = NULL;
+        io->core_release_ns = now;
+        io = next;
+    }
+}
+
+/* Right before anything staged is handed to the kernel (flush, or a reap
+ * that submits first). */
+static inline __attribute__((always_inline)) void engine_handover(struct uwdf_engine_core *c)
+{
+    if (UWDF_UNLIKELY(c->handover_head != NULL))
+        engine_handover_stamp(c);
+}
+
+/* A file whose queueing needs engine_queue_hooked. */
+static void engine_hook_update(struct uwdf_engine_attachment *a)
+{
+    a->queue_hook = a->want_slot || a->batch != NULL || a->handover_times;
 }
 
 /* ---- batching (uwdf_engine_set_batching) ---- */
@@ -247,6 +283,7 @@ static __attribute__((noinline)) void engine_batch_queued(struct uwdf_engine_cor
     b->inflight++;
     if (++b->staged >= b->submit && b->submit) {
         engine_batch_count_submits(c);
+        engine_handover(c);
         c->pub.ops->flush(&c->pub);
     }
 }
@@ -349,7 +386,7 @@ static unsigned engine_batch_wait_nr(const struct uwdf_engine_core *c)
 static __attribute__((noinline)) void engine_give_slot(struct uwdf_engine_core *c, struct uwdf_engine_attachment *a)
 {
     a->want_slot = false;
-    a->queue_hook = a->batch != NULL;
+    engine_hook_update(a);
     if (c->pub.ops->register_file(&c->pub, &a->file) == 0)
         atomic_store_explicit(&a->registered, true, memory_order_release);
 }
@@ -380,7 +417,14 @@ static __attribute__((noinline)) void engine_queue_hooked(struct uwdf_engine_cor
     uint64_t ops = atomic_load_explicit(&a->ops, memory_order_relaxed) + 1;
     if (ops == ENGINE_SLOT_AFTER_OPS && a->want_slot)
         engine_give_slot(c, a);
-    if (engine_queue_to_backend(c, io, a) && a->batch)
+    if (!engine_queue_to_backend(c, io, a))
+        return;
+    /* A later piece keeps the first piece's hand-over time. */
+    if (a->handover_times && io->core_release_ns == 0) {
+        io->core_next = c->handover_head;
+        c->handover_head = io;
+    }
+    if (a->batch)
         engine_batch_queued(c, io, a->batch);
 }
 
@@ -439,6 +483,7 @@ static void engine_do_cancel(struct uwdf_engine_core *c, struct uwdf_io *io)
         /* The kernel finished with the buffer already; a stalled op is the
          * injector's, and it honours the cancel. */
         engine_stall_remove(c, io);
+        io->core_release_ns = 0;
         io->res = -ECANCELED;
         io->timed_out = false;
         engine_io_done(c, io);
@@ -744,7 +789,7 @@ static int engine_do_register_file(struct uwdf_engine *e, void *arg)
 {
     const struct engine_reg_args *r = arg;
     r->a->want_slot = false;
-    r->a->queue_hook = r->a->batch != NULL;
+    engine_hook_update(r->a);
     int res = e->ops->register_file(e, &r->a->file);
     if (res == -EBUSY)
         res = 0; /* it had a slot already (ENGINE_SLOT_AFTER_OPS) */
@@ -830,7 +875,7 @@ static int engine_do_set_batching(struct uwdf_engine *e, void *arg)
         b->next = c->batched;
         c->batched = b;
         r->a->batch = b;
-        r->a->queue_hook = true;
+        engine_hook_update(r->a);
     }
     b->submit = r->cfg->submit;
     b->complete_min = r->cfg->complete_min;
@@ -872,13 +917,33 @@ bool uwdf_engine_batch_stats(struct uwdf_engine *e, const struct uwdf_engine_att
     return engine_call(e, engine_do_batch_stats, &r) == 0;
 }
 
+struct engine_handover_args {
+    struct uwdf_engine_attachment *a;
+    bool on;
+};
+
+static int engine_do_set_handover_times(struct uwdf_engine *e, void *arg)
+{
+    struct engine_handover_args *r = arg;
+    (void)e;
+    r->a->handover_times = r->on;
+    engine_hook_update(r->a);
+    return 0;
+}
+
+void uwdf_engine_set_handover_times(struct uwdf_engine *e, struct uwdf_engine_attachment *a, bool on)
+{
+    struct engine_handover_args r = { .a = a, .on = on };
+    (void)engine_call(e, engine_do_set_handover_times, &r);
+}
+
 static int engine_do_batch_drop(struct uwdf_engine *e, void *arg)
 {
     struct engine_batch_args *r = arg;
     struct uwdf_engine_core *c = core_of(e);
     struct uwdf_engine_batch *b = r->a->batch;
     r->a->batch = NULL;
-    r->a->queue_hook = r->a->want_slot;
+    engine_hook_update(r->a);
     if (c->releasing)
         b->gone = true; /* engine_batch_release is walking the list */
     else
@@ -897,12 +962,13 @@ void uwdf_engine_file_init(struct uwdf_engine *e, struct uwdf_engine_attachment 
     atomic_store_explicit(&a->ops, 0, memory_order_relaxed);
     atomic_store_explicit(&a->ops_here, 0, memory_order_relaxed);
     a->want_slot = e->ops->register_file != NULL;
-    a->queue_hook = a->want_slot;
+    a->handover_times = false;
+    a->batch = NULL;
+    engine_hook_update(a);
     atomic_store_explicit(&a->registered, false, memory_order_relaxed);
     a->file_requested = false;
     a->pinned = NULL;
     a->npinned = 0;
-    a->batch = NULL;
     atomic_store_explicit(&a->plug_batch, 0, memory_order_relaxed);
 }
 
@@ -987,6 +1053,7 @@ static void *engine_thread(void *arg)
             engine_batch_count_submits(c);
             e->reap_min = timeout != 0 ? engine_batch_wait_nr(c) : 1;
         }
+        engine_handover(c); /* the reap submits what is staged first */
         int n = e->ops->reap(e, done, ENGINE_REAP_BATCH, timeout);
         if (n < 0) {
             uwdf_log("%s engine: reap failed (%d); retrying", e->ops->name, n);
@@ -1015,6 +1082,7 @@ static void *engine_thread(void *arg)
              * can find them. */
             if (UWDF_UNLIKELY(c->batched != NULL))
                 engine_batch_count_submits(c);
+            engine_handover(c);
             e->ops->flush(e);
             while (cancels) {
                 struct uwdf_io *next = cancels->core_cancel_next;
@@ -1045,8 +1113,10 @@ static void *engine_thread(void *arg)
          * next reap (io_uring's submits and waits in one io_uring_enter:
          * flushing here too would cost a second system call per loop, per
          * I/O at QD1). */
-        if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
+        if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS)) {
+            engine_handover(c);
             e->ops->flush(e);
+        }
 
         if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head && !c->later_head &&
             !c->held && !atomic_load(&c->has_incoming))

@@ -34,8 +34,12 @@ struct uwdf_engine_attachment {
     /* Engine thread: the backend offers registered files and this file has
      * not tried for a slot yet. */
     bool want_slot;
-    /* Engine thread: want_slot or batching (engine_queue's slow path). */
+    /* Engine thread: want_slot, batching or hand-over times
+     * (engine_queue's slow path). */
     bool queue_hook;
+    /* Engine thread: note when the file's ops reach the kernel
+     * (UwdfIoTargetSetHandOverTimes). */
+    bool handover_times;
     /* The backend holds a registration of this file (slot or buffers), so
      * detaching must reach the engine thread. */
     atomic_bool registered;
@@ -76,6 +80,9 @@ int uwdf_engine_set_batching(struct uwdf_engine *e, struct uwdf_engine_attachmen
  * (nothing counted). */
 bool uwdf_engine_batch_stats(struct uwdf_engine *e, const struct uwdf_engine_attachment *a,
                              struct uwdf_engine_batch_stats *out);
+
+/* Turn a's hand-over times on or off on e's thread (from then on). */
+void uwdf_engine_set_handover_times(struct uwdf_engine *e, struct uwdf_engine_attachment *a, bool on);
 
 /* The calling thread's send plug (UwdfStartSendPlug): sends to engines
  * from this thread wait on it until their target's submit batch is

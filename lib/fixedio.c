@@ -1,7 +1,7 @@
 /* Port extensions for a target's engine (include/uwdf.h): registered
- * buffers and files, statistics, batching and the send plug. The
- * DDIs check their arguments and the target's state, then hand the
- * registration of the target's file to its engine's thread (lib/engine.c),
+ * buffers and files, statistics, batching, the send plug and hand-over
+ * times. The DDIs check their arguments and the target's state, then hand
+ * the registration of the target's file to its engine's thread (lib/engine.c),
  * the only thread allowed to touch a single-issuer ring. */
 #include "runtime.h"
 #include "biased_lock.h"
@@ -9,6 +9,7 @@
 #include "iotarget.h"
 #include "memory.h"
 #include "object.h"
+#include "request.h"
 #include "uwdf.h"
 
 #include <errno.h>
@@ -213,4 +214,28 @@ VOID UwdfStartSendPlug(VOID)
 VOID UwdfFinishSendPlug(VOID)
 {
     uwdf_engine_plug_finish();
+}
+
+/* ---- hand-over times (where fio's clat starts) ---- */
+
+NTSTATUS UwdfIoTargetSetHandOverTimes(WDFIOTARGET IoTarget, BOOLEAN Enable)
+{
+    NTSTATUS status;
+    struct uwdf_iotarget *t = fixedio_target(IoTarget, "UwdfIoTargetSetHandOverTimes", &status);
+    if (!t)
+        return status;
+    struct uwdf_engine *e = batch_pin_target(t, &status);
+    if (!e)
+        return status;
+    uwdf_engine_set_handover_times(e, &t->attach, Enable != FALSE);
+    fixedio_unpin_target(t);
+    return STATUS_SUCCESS;
+}
+
+LONGLONG UwdfRequestGetHandOverTime(WDFREQUEST Request)
+{
+    struct uwdf_request *req = uwdf_request_lookup(Request, "UwdfRequestGetHandOverTime");
+    /* Written on the engine thread before the completion that the caller
+     * waited for or runs in. */
+    return req && req->snd ? req->snd->io.core_release_ns : 0;
 }

@@ -663,6 +663,7 @@ again:
     snd->io.core_may_run_here = false;
     snd->io.core_untimed = !timed;
     snd->io.has_timeout = false;
+    snd->io.core_release_ns = 0; /* no hand-over time yet */
     req->comp_refs = 1;
     unsigned f = (atomic_load(&req->flags) & (UWDF_REQ_SYNC | UWDF_REQ_CALL_ROUTINE)) |
                  (pend ? UWDF_REQ_PENDED : UWDF_REQ_SENT) | (ignore_state ? UWDF_REQ_IGNORE_STATE : 0);

@@ -4,7 +4,9 @@
  * sent, a plug finished early hands over everything it held, a plug hands
  * over at the target's submit batch, the framework's waits hand a plug
  * over, a held send can be cancelled, and the counts are the batches the
- * engine made. */
+ * engine made. Hand-over times (UwdfIoTargetSetHandOverTimes): when a send
+ * reached the kernel, not when it was sent; 0 when not asked for or never
+ * handed over. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
@@ -379,6 +381,163 @@ START_TEST(batching_arguments_are_checked)
 }
 END_TEST
 
+/* ---- hand-over times (UwdfIoTargetSetHandOverTimes) ---- */
+
+static LONGLONG mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (LONGLONG)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+START_TEST(handover_time_is_when_a_held_send_reached_the_kernel)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_SUCCESS);
+    UwdfStartSendPlug();
+    LONGLONG sent = mono_ns();
+    benv_send(&b, 3);
+    usleep(HELD_MS * 1000);
+    LONGLONG released = mono_ns();
+    UwdfFinishSendPlug();
+    benv_expect_all(&b);
+    LONGLONG after = mono_ns();
+    for (unsigned k = 0; k < b.nops; k++) {
+        LONGLONG h = UwdfRequestGetHandOverTime(b.op[k].req);
+        /* Not when it was sent: when the plug let it go to the kernel. */
+        ck_assert_msg(h >= released && h <= after, "read %u: hand-over %lld ns after the send, plug released %lld ns after it",
+                      k, (long long)(h - sent), (long long)(released - sent));
+    }
+    /* The three went in one system call: one clock read. */
+    ck_assert_int_eq(UwdfRequestGetHandOverTime(b.op[0].req), UwdfRequestGetHandOverTime(b.op[2].req));
+    benv_fini(&b);
+}
+END_TEST
+
+struct resend_ctx {
+    struct batch_env *b;
+    bool resent;
+    LONGLONG first_handover; /* of the first send */
+    LONGLONG round_end;      /* when the first routine returned */
+    struct tu_completion done;
+};
+
+/* First completion: note its hand-over, resend the request and hold the
+ * round for HELD_MS; the resend's completion ends the test. */
+static VOID resend_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                           WDFCONTEXT Context)
+{
+    struct resend_ctx *r = Context;
+    if (r->resent) {
+        tu_on_complete(Request, Target, Params, &r->done);
+        return;
+    }
+    r->resent = true;
+    r->first_handover = UwdfRequestGetHandOverTime(Request);
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    LONGLONG o = BLK;
+    if (!NT_SUCCESS(WdfRequestReuse(Request, &rp)) ||
+        !NT_SUCCESS(WdfIoTargetFormatRequestForRead(Target, Request, r->b->op[0].mem, NULL, &o))) {
+        tu_on_complete(Request, Target, Params, &r->done);
+        return;
+    }
+    WdfRequestSetCompletionRoutine(Request, resend_routine, r);
+    if (!WdfRequestSend(Request, Target, WDF_NO_SEND_OPTIONS)) {
+        tu_on_complete(Request, Target, Params, &r->done);
+        return;
+    }
+    usleep(HELD_MS * 1000);
+    r->round_end = mono_ns();
+}
+
+START_TEST(handover_time_of_a_resend_is_when_its_round_ended)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_SUCCESS);
+    struct resend_ctx r = { .b = &b };
+    tu_completion_init(&r.done);
+    b.nops = 1;
+    b.op[0].req = tu_make_request(b.t);
+    b.op[0].mem = tu_make_memory(BLK, &b.op[0].buf);
+    tu_completion_init(&b.op[0].c);
+    LONGLONG o = 0;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, b.op[0].req, b.op[0].mem, NULL, &o), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(b.op[0].req, resend_routine, &r);
+    ck_assert(WdfRequestSend(b.op[0].req, b.t, WDF_NO_SEND_OPTIONS));
+    ck_assert(tu_completion_wait(&r.done, WAIT_MS));
+    ck_assert_status(r.done.status, STATUS_SUCCESS);
+    LONGLONG h = UwdfRequestGetHandOverTime(b.op[0].req);
+    ck_assert_int_gt(r.first_handover, 0);
+    /* The resend waited in the engine until the routine's round ended. */
+    ck_assert_msg(h >= r.round_end, "resend handed over %lld ns before its round ended",
+                  (long long)(r.round_end - h));
+    tu_completion_fini(&r.done);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(handover_time_is_zero_when_not_asked_or_not_handed_over)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_send(&b, 1);
+    benv_expect_all(&b);
+    ck_assert_int_eq(UwdfRequestGetHandOverTime(b.op[0].req), 0); /* off by default */
+    ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_SUCCESS);
+    UwdfStartSendPlug();
+    benv_send(&b, 2);
+    ck_assert(WdfRequestCancelSentRequest(b.op[1].req)); /* never reaches the kernel */
+    UwdfFinishSendPlug();
+    ck_assert(tu_completion_wait(&b.op[1].c, WAIT_MS));
+    ck_assert_status(b.op[1].c.status, STATUS_CANCELLED);
+    ck_assert_int_eq(UwdfRequestGetHandOverTime(b.op[1].req), 0);
+    ck_assert(tu_completion_wait(&b.op[2].c, WAIT_MS));
+    ck_assert_int_gt(UwdfRequestGetHandOverTime(b.op[2].req), 0);
+    /* Sent again, and held back by a cancel: the last send's, not the earlier one's. */
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(b.op[2].req, &rp), STATUS_SUCCESS);
+    LONGLONG o = 0;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, b.op[2].req, b.op[2].mem, NULL, &o), STATUS_SUCCESS);
+    tu_completion_fini(&b.op[2].c);
+    tu_completion_init(&b.op[2].c);
+    WdfRequestSetCompletionRoutine(b.op[2].req, tu_on_complete, &b.op[2].c);
+    UwdfStartSendPlug();
+    ck_assert(WdfRequestSend(b.op[2].req, b.t, WDF_NO_SEND_OPTIONS));
+    ck_assert(WdfRequestCancelSentRequest(b.op[2].req));
+    UwdfFinishSendPlug();
+    ck_assert(tu_completion_wait(&b.op[2].c, WAIT_MS));
+    ck_assert_status(b.op[2].c.status, STATUS_CANCELLED);
+    ck_assert_int_eq(UwdfRequestGetHandOverTime(b.op[2].req), 0);
+    /* Turned off again. */
+    ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, FALSE), STATUS_SUCCESS);
+    benv_send(&b, 1);
+    ck_assert(tu_completion_wait(&b.op[3].c, WAIT_MS));
+    ck_assert_int_eq(UwdfRequestGetHandOverTime(b.op[3].req), 0);
+    benv_fini(&b);
+}
+END_TEST
+
+START_TEST(handover_time_arguments_are_checked)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    if (_i == 0) { /* libaio opens no FIFO at all */
+        char *data = b.e.path; /* the environment holds one path: the FIFO's now */
+        b.e.path = NULL;
+        free(data);
+        WDFIOTARGET fifo = tu_env_open_fifo(&b.e);
+        ck_assert_status(UwdfIoTargetSetHandOverTimes(fifo, TRUE), STATUS_NOT_SUPPORTED);
+    }
+    WdfIoTargetClose(b.t);
+    ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_INVALID_DEVICE_STATE);
+    benv_fini(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("batching");
@@ -393,5 +552,9 @@ int main(void)
     tcase_add_loop_test(tc, a_held_send_can_be_cancelled, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, a_routines_sends_to_another_engine_go_over_together, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, batching_arguments_are_checked, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, handover_time_is_when_a_held_send_reached_the_kernel, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, handover_time_of_a_resend_is_when_its_round_ended, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, handover_time_is_zero_when_not_asked_or_not_handed_over, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, handover_time_arguments_are_checked, 0, TU_BACKENDS);
     return tu_main(s, "test_batching");
 }
