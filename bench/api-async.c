@@ -72,7 +72,7 @@ NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
     }
 }
 
-static EVT_WDF_REQUEST_COMPLETION_ROUTINE async_completion;
+static EVT_WDF_REQUEST_COMPLETION_ROUTINE async_completion, async_completion_handover;
 
 /* Reuses, formats and sends the slot's request with WdfRequestSend. */
 static bool async_send(struct slot *s, uint64_t t0)
@@ -86,7 +86,7 @@ static bool async_send(struct slot *s, uint64_t t0)
         job_io_error(j, s, st, "format");
         return false;
     }
-    WdfRequestSetCompletionRoutine(s->req, async_completion, s);
+    WdfRequestSetCompletionRoutine(s->req, s->routine, s);
     slot_sending(s, t0);
     if (!WdfRequestSend(s->req, t, s->has_opts ? &s->send_opts : WDF_NO_SEND_OPTIONS)) {
         job_io_error(j, s, WdfRequestGetStatus(s->req), "send");
@@ -126,9 +126,20 @@ static VOID async_completion(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUES
 {
     struct slot *s = Context;
     uint64_t tc = now_ns();
+    (void)Request;
     (void)Target;
-    if (s->job->handover_times)
-        s->handover = async_handover(Request, tc);
+    s->status = Params->IoStatus.Status;
+    s->info = Params->IoStatus.Information;
+    slot_completed(s, tc);
+}
+
+static VOID async_completion_handover(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                                      WDFCONTEXT Context)
+{
+    struct slot *s = Context;
+    uint64_t tc = now_ns();
+    (void)Target;
+    s->handover = async_handover(Request, tc);
     s->status = Params->IoStatus.Status;
     s->info = Params->IoStatus.Information;
     slot_completed(s, tc);
@@ -186,7 +197,8 @@ int async_setup(struct job *j)
     if (wdf_open_targets(j, NULL) < 0)
         return -1;
     /* A target that cannot (a stream) keeps clat from the send's return. */
-    for (unsigned k = 0; k < j->nfiles && j->o.clat_start == CLAT_START_HANDOVER; k++)
+    bool want = j->o.api == API_ASYNC && j->o.clat_start == CLAT_START_HANDOVER;
+    for (unsigned k = 0; k < j->nfiles && want; k++)
         if (NT_SUCCESS(UwdfIoTargetSetHandOverTimes(j->files[k].target, TRUE)))
             j->handover_times = true;
     return 0;
@@ -195,6 +207,8 @@ int async_setup(struct job *j)
 int wdf_setup_slot(struct slot *s)
 {
     char sb[96];
+    /* Chosen once: the common routine does not even test for hand-over times. */
+    s->routine = s->job->handover_times ? async_completion_handover : async_completion;
     NTSTATUS st = slot_create_request(s, s->job->files[0].target);
     if (!NT_SUCCESS(st)) {
         errmsg("%s: WdfRequestCreate failed: %s", s->job->o.name, status_str(sb, sizeof(sb), st));

@@ -52,6 +52,7 @@ struct slot {
     bool fresh; /* created (req or cd) and never sent */
     WDF_REQUEST_SEND_OPTIONS send_opts;
     bool has_opts;
+    PFN_WDF_REQUEST_COMPLETION_ROUTINE routine; /* --api=async/stack */
     WDF_REQUEST_SEND_OPTIONS sync_opts; /* SYNCHRONOUS (and the timeout), for --api=sync */
     WDFMEMORY dsm_mem;                  /* trims: the IOCTL's input buffer */
     DEVICE_DATA_SET_RANGE *dsm_range;   /* its one range */

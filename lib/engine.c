@@ -237,8 +237,8 @@ static __attribute__((noinline)) void engine_handover_stamp(struct uwdf_engine_c
     }
 }
 
-/* Right before anything staged is handed to the kernel (flush, or a reap
- * that submits first). */
+/* Right before anything staged is handed to the kernel (a flush, or the
+ * end of the loop, before the reap that submits first). */
 static inline __attribute__((always_inline)) void engine_handover(struct uwdf_engine_core *c)
 {
     if (UWDF_UNLIKELY(c->handover_head != NULL))
@@ -1053,7 +1053,6 @@ static void *engine_thread(void *arg)
             engine_batch_count_submits(c);
             e->reap_min = timeout != 0 ? engine_batch_wait_nr(c) : 1;
         }
-        engine_handover(c); /* the reap submits what is staged first */
         int n = e->ops->reap(e, done, ENGINE_REAP_BATCH, timeout);
         if (n < 0) {
             uwdf_log("%s engine: reap failed (%d); retrying", e->ops->name, n);
@@ -1112,11 +1111,10 @@ static void *engine_thread(void *arg)
         /* What is staged now goes to the kernel at once: here, or in the
          * next reap (io_uring's submits and waits in one io_uring_enter:
          * flushing here too would cost a second system call per loop, per
-         * I/O at QD1). */
-        if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS)) {
-            engine_handover(c);
+         * I/O at QD1). Nothing is staged between here and that reap. */
+        engine_handover(c);
+        if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
             e->ops->flush(e);
-        }
 
         if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head && !c->later_head &&
             !c->held && !atomic_load(&c->has_incoming))
