@@ -139,10 +139,10 @@ static VOID async_completion_handover(WDFREQUEST Request, WDFIOTARGET Target, PW
     struct slot *s = Context;
     uint64_t tc = now_ns();
     (void)Target;
-    s->handover = async_handover(Request, tc);
+    uint64_t handover = async_handover(Request, tc);
     s->status = Params->IoStatus.Status;
     s->info = Params->IoStatus.Information;
-    slot_completed(s, tc);
+    slot_completed_handover(s, tc, handover);
 }
 
 /* Requests for a new phase: the old ones may still be in the framework's

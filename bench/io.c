@@ -645,7 +645,9 @@ struct shard *job_shard(struct job *j)
     return sh;
 }
 
-void slot_completed(struct slot *s, uint64_t tc)
+/* slot_completed and slot_completed_handover: one body, the former without
+ * the hand-over test. */
+static inline __attribute__((always_inline)) void slot_completed_at(struct slot *s, uint64_t tc, uint64_t handover)
 {
     uint64_t t1;
     if (s->sender == THIS_THREAD) {
@@ -670,8 +672,18 @@ void slot_completed(struct slot *s, uint64_t tc)
     struct shard *sh = job_shard(s->job);
     if (!sh->cpu.on && !sh->spill)
         thread_cpu_begin(&sh->cpu);
-    if (!slot_complete_async(s, sh, t1, tc))
+    if (!slot_complete_async(s, sh, t1, tc, handover))
         slot_retire(s, sh);
     else
         s->job->api->issue(s, sh, tc);
+}
+
+void slot_completed(struct slot *s, uint64_t tc)
+{
+    slot_completed_at(s, tc, 0);
+}
+
+void slot_completed_handover(struct slot *s, uint64_t tc, uint64_t handover)
+{
+    slot_completed_at(s, tc, handover);
 }

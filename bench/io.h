@@ -32,6 +32,9 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
 /* The completion of the slot's I/O at tc (status and info are stored), from
  * the mode's completion routine: accounts it and issues the next. */
 void slot_completed(struct slot *s, uint64_t tc);
+/* The same where clat starts at the engine's hand-over (0: not known;
+ * --clat_start=handover), as fio's clat starts at its engine's submission. */
+void slot_completed_handover(struct slot *s, uint64_t tc, uint64_t handover);
 
 /* rate: parks the slot whose I/O next_io chose but whose turn has not
  * come (s->park), for the job thread; and takes the oldest parked one,
@@ -72,17 +75,14 @@ static inline void slot_sending(struct slot *s, uint64_t t0)
 }
 
 /* t1: when the send returned; where clat starts unless the engine's
- * hand-over time is known (s->handover, --clat_start=handover), as fio's
- * clat starts at its engine's submission. */
-static inline bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1, uint64_t tc)
+ * hand-over time is known (handover: 0 if not). */
+static inline __attribute__((always_inline)) bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1,
+                                                                      uint64_t tc, uint64_t handover)
 {
     uint64_t slat, clat;
     __atomic_sub_fetch(&s->job->io_inflight, 1, __ATOMIC_RELAXED);
-    if (s->handover) {
-        /* Clocks of two origins (bench/clock.h): kept in order. */
-        t1 = s->handover < s->t0 ? s->t0 : s->handover > tc ? tc : s->handover;
-        s->handover = 0;
-    }
+    if (handover) /* clocks of two origins (bench/clock.h): kept in order */
+        t1 = handover < s->t0 ? s->t0 : handover > tc ? tc : handover;
     if (tc >= t1) {
         slat = t1 - s->t0;
         clat = tc - t1;
@@ -127,7 +127,7 @@ static inline __attribute__((always_inline)) void slot_issue_loop(struct slot *s
             return; /* in flight: the completion routine takes over */
         /* The routine already ran, nested inside the send on this thread
          * (an immediate failure): finish here. */
-        if (!slot_complete_async(s, sh, t1, tc))
+        if (!slot_complete_async(s, sh, t1, tc, 0))
             break;
         t0 = tc; /* see above: the next I/O starts where this one ended */
     }

@@ -71,7 +71,6 @@ struct slot {
                           * completion time if the routine ran first, nested in
                           * the send (only the sender's thread stores it) */
     const void *sender;  /* the thread that sent it */
-    uint64_t handover;   /* when the engine gave it to the kernel (0: unknown) */
     uint64_t offset, block;
     uint32_t len;          /* bytes */
     WDFMEMORY_OFFSET mo;   /* the first len bytes of the buffer */
