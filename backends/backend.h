@@ -224,6 +224,12 @@ struct uwdf_backend_ops {
 struct uwdf_engine *uwdf_engine_hold(const struct uwdf_backend_ops *ops, int *err);
 void uwdf_engine_unhold(struct uwdf_engine *e);
 
+/* lib/engine.c, for a backend that hands staged ops to the kernel inside
+ * queue() or cancel() (its submission ring is full): call it right before,
+ * so the hand-over times (UwdfIoTargetSetHandOverTimes) of what goes are
+ * that call's. Engine thread. */
+void uwdf_engine_handover_now(struct uwdf_engine *e);
+
 /* backends/psync.c: io as one blocking system call on the calling thread;
  * 0 (res filled) or -errno if not started. Any thread. */
 int uwdf_psync_run(struct uwdf_io *io);

@@ -302,12 +302,16 @@ static int uring_submit(struct uring_state *st)
 }
 
 /* Make room for n consecutive SQEs (a linked pair must go to the kernel in
- * the same submission, so both slots are reserved up front). */
-static int uring_reserve(struct uring_state *st, unsigned n)
+ * the same submission, so both slots are reserved up front). e: the engine
+ * whose staged ops this hands over (its hand-over times), NULL when the
+ * core has handed them over already. */
+static int uring_reserve(struct uring_state *st, unsigned n, struct uwdf_engine *e)
 {
     for (int tries = 0; io_uring_sq_space_left(&st->ring) < n; tries++) {
         if (tries >= URING_SUBMIT_RETRIES)
             return -EAGAIN;
+        if (e)
+            uwdf_engine_handover_now(e);
         int r = uring_submit(st);
         if (r < 0 && !uring_transient(r))
             return r;
@@ -317,7 +321,7 @@ static int uring_reserve(struct uring_state *st, unsigned n)
 
 static void uring_arm_wake(struct uring_state *st)
 {
-    if (st->wake_armed || st->wake_broken || uring_reserve(st, 1) < 0)
+    if (st->wake_armed || st->wake_broken || uring_reserve(st, 1, NULL) < 0)
         return;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);
     io_uring_prep_read(sqe, st->wake_fd, &st->wake_buf, sizeof(st->wake_buf), 0);
@@ -674,7 +678,7 @@ static int uring_queue(struct uwdf_engine *e, struct uwdf_io *io, bool defer_sub
     if (rw && io->iovcnt < 0)
         return -EINVAL;
 
-    int r = uring_reserve(st, io->has_timeout ? URING_LINKED_SQES : 1);
+    int r = uring_reserve(st, io->has_timeout ? URING_LINKED_SQES : 1, e);
     if (r < 0)
         return r;
 
@@ -721,7 +725,7 @@ static int uring_cancel(struct uwdf_engine *e, struct uwdf_io *io)
 
     if (!(io->be_flags & URING_F_OP_PENDING))
         return -ENOENT; /* finished, or waiting only for its timeout CQE */
-    int r = uring_reserve(st, 1);
+    int r = uring_reserve(st, 1, e);
     if (r < 0)
         return r;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&st->ring);

@@ -249,6 +249,12 @@ static inline __attribute__((always_inline)) void engine_handover(struct uwdf_en
         engine_handover_stamp(c);
 }
 
+void uwdf_engine_handover_now(struct uwdf_engine *e)
+{
+    if (e->core) /* NULL: a sender's own ring (run_here), not an engine */
+        engine_handover(e->core);
+}
+
 /* A file whose queueing needs engine_queue_hooked. */
 static void engine_hook_update(struct uwdf_engine_attachment *a)
 {
