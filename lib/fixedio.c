@@ -235,7 +235,7 @@ NTSTATUS UwdfIoTargetSetHandOverTimes(WDFIOTARGET IoTarget, BOOLEAN Enable)
 LONGLONG UwdfRequestGetHandOverTime(WDFREQUEST Request)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "UwdfRequestGetHandOverTime");
-    /* Written on the engine thread before the completion that the caller
-     * waited for or runs in. */
-    return req && req->snd ? req->snd->io.core_release_ns : 0;
+    /* Kept at the completion that the caller waited for or runs in (the
+     * send state itself may be back in the target's pool). */
+    return req ? req->handover_ns : 0;
 }

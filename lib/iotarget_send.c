@@ -118,6 +118,7 @@ static inline __attribute__((always_inline)) NTSTATUS target_settle_locked(struc
     struct uwdf_request_send *snd = req->snd;
     const struct uwdf_io *io = &snd->io;
 
+    req->handover_ns = io->core_release_ns;
     if (req->fw_done) {
         status = req->fw_status;
         info = req->fw_info;

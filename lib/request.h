@@ -136,6 +136,9 @@ struct uwdf_request {
      * completion parameters') until its next send is over */
     bool fw_done;
     NTSTATUS fw_status;
+    /* The last send's hand-over time (UwdfRequestGetHandOverTime), kept
+     * when its send state goes back to the target's pool. */
+    int64_t handover_ns;
     /* fmt_seq + 1 at the last completion: while the format it completed
      * lasts, its completion parameters are there to give, made again from
      * what the request keeps (format, ioctl code, fw_status/fw_info). WDF
