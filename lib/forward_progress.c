@@ -104,9 +104,12 @@ NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FOR
         r->fp_home = q;
         fp->all[i] = r;
         fp->free[fp->free_count++] = r;
+        /* Its own send state: forwarding it when memory has run out must
+         * not need a block from the lower target's pool. */
+        st = uwdf_request_alloc_send(r);
         /* Called right after each reserved request is created; the first
          * failure undoes everything and is the call's result. */
-        if (Policy->EvtIoAllocateResourcesForReservedRequest)
+        if (NT_SUCCESS(st) && Policy->EvtIoAllocateResourcesForReservedRequest)
             st = Policy->EvtIoAllocateResourcesForReservedRequest(Queue, (WDFREQUEST)r->obj.handle);
     }
     if (!NT_SUCCESS(st)) {

@@ -681,6 +681,56 @@ START_TEST(reserved_send_and_forget)
 }
 END_TEST
 
+/* A reserved request forwarded while every framework allocation fails: what
+ * it needs to go on to the lower target came with it (on Windows the IRP's
+ * stack locations; here also the send state a target otherwise lends from
+ * its pool, empty on a target that never had a send in flight). */
+START_TEST(reserved_forwarded_while_every_allocation_fails)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    fp_reset();
+    G.mode = MODE_FORGET;
+    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
+    char *file = tu_env_file(&e, "nomem.img", 4 * BLOCK, 0);
+    WDFQUEUE q;
+    WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpNoMem", &q);
+    ck_assert_status(assign_default(q, 1), STATUS_SUCCESS);
+    WDFIOTARGET lower = WdfDeviceGetIoTarget(dev);
+    dev_get(dev)->lower = lower;
+    WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpNoMem", 0);
+    struct io io;
+    /* One send through the stack while the lower target is not open yet: the
+     * upper target has had a send (its own pool is not what is tested), the
+     * lower target none. */
+    io_start(&io, t, WdfRequestTypeRead, 0, false);
+    ck_assert(tu_completion_wait(&io.c, 10000));
+    ck_assert(!NT_SUCCESS(io.c.status));
+    io_fini(&io);
+    open_name(dev, lower, file, 0);
+    for (int k = 0; k < 3; k++) {
+        io_prepare(&io, t, k == 1 ? WdfRequestTypeWrite : WdfRequestTypeRead, BLOCK);
+        if (k == 1)
+            tu_fill_pattern(io.buf, BLOCK, 91, BLOCK);
+        else
+            memset(io.buf, 0, BLOCK);
+        UwdfFaultInjectAllocations(UwdfFaultAllocEvery, 1);
+        ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
+        ck_assert(tu_completion_wait(&io.c, 10000));
+        UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
+        ck_assert_int_eq(tu_ncalls(&io.c), 1);
+        ck_assert_status_msg(io.c.status, STATUS_SUCCESS, "%s, round %d", tu_backend_names[_i], k);
+        ck_assert_uint_eq(io.c.information, BLOCK);
+        if (k == 2)
+            ck_assert(tu_pattern_matches(io.buf, BLOCK, 91, BLOCK));
+        io_fini(&io);
+    }
+    ck_assert_int_eq(tu_load(&G.reserved_seen), 4);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- a queue with a pool deleted while packets arrive ---- */
 
 static atomic_bool held_examine_in, held_examine_go;
@@ -937,6 +987,7 @@ static Suite *fp_suite(void)
     tcase_add_loop_test(tc, cancel_waiting_packet, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge_waiting_packets, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reserved_send_and_forget, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, reserved_forwarded_while_every_allocation_fails, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, drain_with_waiting_packets, 0, TU_BACKENDS);
     tc = tu_tcase(s, "deletion", 60);
     tcase_add_loop_test(tc, queue_deleted_while_an_arrival_uses_its_pool, 0, TU_BACKENDS);
