@@ -641,18 +641,27 @@ START_TEST(drain_with_waiting_packets)
 }
 END_TEST
 
+/* A device whose queue has one reserved request and forwards (send and
+ * forget) every request to its lower target, and no normal request can be
+ * had: each one it sees is the reserved one. */
+static WDFDEVICE forget_device(struct tu_env *e, const char *name, WDFQUEUE *q)
+{
+    fp_reset();
+    G.mode = MODE_FORGET;
+    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
+    WDFDEVICE dev = fp_device(e->driver, name, q);
+    ck_assert_status(assign_default(*q, 1), STATUS_SUCCESS);
+    return dev;
+}
+
 /* Reserved requests sent and forgotten to a file come back to the pool. */
 START_TEST(reserved_send_and_forget)
 {
     struct tu_env e;
     tu_env_init_backend(&e, _i);
-    fp_reset();
-    G.mode = MODE_FORGET;
-    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
-    char *file = tu_env_file(&e, "forget.img", 16 * BLOCK, 0);
     WDFQUEUE q;
-    WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpForget", &q);
-    ck_assert_status(assign_default(q, 1), STATUS_SUCCESS);
+    WDFDEVICE dev = forget_device(&e, "\\Device\\fpForget", &q);
+    char *file = tu_env_file(&e, "forget.img", 16 * BLOCK, 0);
     dev_get(dev)->lower = open_name(dev, WdfDeviceGetIoTarget(dev), file, 0);
     WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpForget", 0);
     static struct io io[16];
@@ -689,13 +698,9 @@ START_TEST(reserved_forwarded_while_every_allocation_fails)
 {
     struct tu_env e;
     tu_env_init_backend(&e, _i);
-    fp_reset();
-    G.mode = MODE_FORGET;
-    G.alloc_request_status = STATUS_INSUFFICIENT_RESOURCES;
-    char *file = tu_env_file(&e, "nomem.img", 4 * BLOCK, 0);
     WDFQUEUE q;
-    WDFDEVICE dev = fp_device(e.driver, "\\Device\\fpNoMem", &q);
-    ck_assert_status(assign_default(q, 1), STATUS_SUCCESS);
+    WDFDEVICE dev = forget_device(&e, "\\Device\\fpNoMem", &q);
+    char *file = tu_env_file(&e, "nomem.img", 4 * BLOCK, 0);
     WDFIOTARGET lower = WdfDeviceGetIoTarget(dev);
     dev_get(dev)->lower = lower;
     WDFIOTARGET t = open_name(e.device, NULL, "\\Device\\fpNoMem", 0);
