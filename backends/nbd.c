@@ -136,10 +136,8 @@ struct nbd_share {
     unsigned nconns;
     unsigned rr; /* round robin */
     /* Fixed once connected. */
-    uint64_t size;
     uint32_t max_request;
-    bool can_fua, can_flush, can_trim, can_zero, read_only;
-    struct uwdf_nbd_info info;
+    struct uwdf_nbd_info info; /* the export's facts (nbd_export_facts) */
     char *uri; /* for messages: without uwdf's parameters */
 };
 
@@ -482,12 +480,6 @@ static int nbd_share_connect(const char *bare, const struct nbd_params *pp, stru
         nbd_share_free(sh);
         return -EIO;
     }
-    sh->size = info->size;
-    sh->read_only = info->read_only;
-    sh->can_fua = info->can_fua;
-    sh->can_flush = info->can_flush;
-    sh->can_trim = info->can_trim;
-    sh->can_zero = info->can_zero;
     uint32_t max = info->max_block, min = info->min_block;
     sh->max_request = max > 0 && max < UWDF_REMOTE_MAX_BYTES ? max : UWDF_REMOTE_MAX_BYTES;
     if (min > 1 && sh->max_request % min)
@@ -852,16 +844,17 @@ static int nbd_queue_rw(struct nbd_engine *st, struct uwdf_nbd_export *x, struct
     if (!conn)
         return nbd_no_connection(st, sh, io);
     int ret;
-    struct nbd_cmd *c = nbd_cmd_init(
-        st, uwdf_remote_rw_start(&st->re, io, sizeof(struct nbd_cmd), sh->size, sh->read_only, &ret), sh, conn);
+    struct nbd_cmd *c =
+        uwdf_remote_rw_start(&st->re, io, sizeof(struct nbd_cmd), sh->info.size, sh->info.read_only, &ret);
+    c = nbd_cmd_init(st, c, sh, conn);
     if (!c)
         return ret;
     uint32_t flags = 0;
     if (write && uwdf_remote_wants_write_through(io, x->write_through)) {
-        if (sh->can_fua)
+        if (sh->info.can_fua)
             flags = LIBNBD_CMD_FLAG_FUA;
         else
-            c->base.flush_after = sh->can_flush;
+            c->base.flush_after = sh->info.can_flush;
     }
     /* Within the server's maximum: the core split a larger op (the file's
      * max_bytes, set by nbd_attach_file). */
@@ -879,20 +872,20 @@ static int nbd_queue_other(struct nbd_engine *st, struct uwdf_nbd_export *x, str
     case UWDF_OP_FSYNC:
     case UWDF_OP_FDATASYNC:
         kind = NBD_FLUSH;
-        can = sh->can_flush;
+        can = sh->info.can_flush;
         break;
     case UWDF_OP_TRIM:
         kind = NBD_TRIM;
-        can = sh->can_trim;
+        can = sh->info.can_trim;
         break;
     case UWDF_OP_ZERO:
         kind = NBD_ZERO;
-        can = sh->can_zero;
+        can = sh->info.can_zero;
         break;
     default:
         return -EINVAL;
     }
-    if (kind != NBD_FLUSH && sh->read_only) {
+    if (kind != NBD_FLUSH && sh->info.read_only) {
         uwdf_remote_complete(&st->re, io, -EROFS);
         return 0;
     }
