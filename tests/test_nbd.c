@@ -564,17 +564,6 @@ START_TEST(timeout_and_cancel_complete_on_time_and_leave_the_buffer)
 }
 END_TEST
 
-/* Round 0: Stop with cancel; 1: Purge and wait; 2: Close. */
-static void stop_purge_or_close(WDFIOTARGET t, int round)
-{
-    if (round == 0)
-        WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
-    else if (round == 1)
-        WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
-    else
-        WdfIoTargetClose(t);
-}
-
 /* Stop with cancel, Purge and Close of a target whose server holds every
  * request: each completes at once, exactly once. */
 START_TEST(stop_purge_close_with_requests_held_by_the_server)
@@ -587,7 +576,7 @@ START_TEST(stop_purge_close_with_requests_held_by_the_server)
     for (int round = 0; round < 3; round++) {
         tu_late_send(t, &l[round], BLK, 0);
         double t0 = tu_now_ms();
-        stop_purge_or_close(t, round);
+        tu_stop_purge_or_close(t, round);
         ck_assert_msg(tu_now_ms() - t0 < 1000.0, "round %d waited for the server", round);
         ck_assert(tu_completion_wait(&l[round].c, 0));
         ck_assert_status(l[round].c.status, STATUS_CANCELLED);
@@ -1595,7 +1584,7 @@ START_TEST(timeout_stop_purge_close_during_the_retry_loop)
         tu_sleep_ms(50);
         ck_assert_int_eq(tu_ncalls(&r[round].c), 0);
         t0 = tu_now_ms();
-        stop_purge_or_close(t, round);
+        tu_stop_purge_or_close(t, round);
         ck_assert_msg(tu_now_ms() - t0 < 1000.0, "round %d waited for the retry loop", round);
         ck_assert(tu_completion_wait(&r[round].c, 0));
         ck_assert_status(r[round].c.status, STATUS_CANCELLED);

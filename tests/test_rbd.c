@@ -588,12 +588,7 @@ START_TEST(osd_op_timeout_bounds_requests_and_close)
     for (int round = 0; round < 3; round++) {
         tu_late_send(t, &l[round], BLK, 0);
         t0 = tu_now_ms();
-        if (round == 0)
-            WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
-        else if (round == 1)
-            WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
-        else
-            WdfIoTargetClose(t);
+        tu_stop_purge_or_close(t, round);
         double waited = tu_now_ms() - t0;
         ck_assert(tu_completion_wait(&l[round].c, 0));
         ck_assert_status(l[round].c.status, STATUS_CANCELLED);

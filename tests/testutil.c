@@ -851,6 +851,16 @@ void tu_late_fini(struct tu_late *l)
     free(l->buf);
 }
 
+void tu_stop_purge_or_close(WDFIOTARGET t, int round)
+{
+    if (round == 0)
+        WdfIoTargetStop(t, WdfIoTargetCancelSentIo);
+    else if (round == 1)
+        WdfIoTargetPurge(t, WdfIoTargetPurgeIoAndWait);
+    else
+        WdfIoTargetClose(t);
+}
+
 /* ---- the Ceph test cluster ---- */
 
 bool tu_rbd_available(void)

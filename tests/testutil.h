@@ -516,6 +516,9 @@ struct tu_late {
 };
 void tu_late_send(WDFIOTARGET t, struct tu_late *l, size_t len, LONGLONG timeout);
 void tu_late_fini(struct tu_late *l);
+/* The three ways to end what a remote target holds (round 0: Stop with
+ * cancel; 1: Purge and wait; 2: Close). */
+void tu_stop_purge_or_close(WDFIOTARGET t, int round);
 
 /* ---- the Ceph test cluster for RBD targets ----
  * tu_rbd_available: this process runs inside tests/remote/ceph-cluster
