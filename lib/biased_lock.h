@@ -26,6 +26,10 @@ struct uwdf_biased_lock {
     unsigned long owner_run;   /* owner entries since another thread's */
 };
 void uwdf_biased_lock_init(struct uwdf_biased_lock *l);
+/* Starting as a plain mutex, biased only after its owner has had it alone
+ * for a long run: for locks many of which never see an owner (a queue
+ * that no engine thread uses pays no revocation). */
+void uwdf_biased_lock_init_unbiased(struct uwdf_biased_lock *l);
 void uwdf_biased_lock_destroy(struct uwdf_biased_lock *l);
 /* Any thread; pthread_cond_wait may use &l->mutex while held this way. */
 void uwdf_biased_lock_acquire(struct uwdf_biased_lock *l);

@@ -66,9 +66,9 @@ static NTSTATUS fp_policy_validate(struct uwdf_queue *q, PWDF_IO_QUEUE_FORWARD_P
     default:
         return STATUS_INVALID_PARAMETER; /* WDF does not check; a port should */
     }
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     bool assigned = q->fp != NULL;
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     return assigned ? STATUS_INVALID_PARAMETER : STATUS_SUCCESS;
 }
 
@@ -116,11 +116,11 @@ NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FOR
         fp_free(fp);
         return st;
     }
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     bool raced = q->fp != NULL;
     if (!raced)
         __atomic_store_n(&q->fp, fp, __ATOMIC_RELEASE); /* arrivals read it with no lock */
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     if (raced) {
         fp_free(fp);
         return STATUS_INVALID_PARAMETER;
@@ -205,26 +205,26 @@ NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_fp *fp, struct 
     NTSTATUS st;
     if (fp_decide(q, fp, sender->irp) != WdfIoForwardProgressActionUseReservedRequest)
         return STATUS_UNSUCCESSFUL;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (UWDF_UNLIKELY(q->state == UWDF_QUEUE_DELETING)) {
         /* The deletion has taken the waiting packets and waits for the
          * reserved requests to come home, or has detached the pool: the
          * packet is refused as a deleted queue refuses it. */
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         return STATUS_INVALID_DEVICE_STATE;
     }
     if (fp->free_count == 0) {
         sender->irp->Tail.Overlay.DriverContext[1] = q;
         if (!uwdf_irp_set_cancel(sender->irp, UWDF_CANCEL_FP_WAIT, sender)) {
-            pthread_mutex_unlock(&q->lock);
+            uwdf_queue_unlock(q);
             return STATUS_CANCELLED;
         }
         uwdf_list_insert_tail(&fp->waiting, &sender->packet_link);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         return STATUS_PENDING;
     }
     r = fp->free[--fp->free_count];
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     st = uwdf_request_receive_setup(dev, r, sender);
     if (!NT_SUCCESS(st)) {
         uwdf_request_receive_teardown(r, st, 0);
@@ -238,12 +238,12 @@ NTSTATUS uwdf_fp_take_reserved(struct uwdf_queue *q, struct uwdf_fp *fp, struct 
 
 void uwdf_fp_cancel_waiting(struct uwdf_request *sender, struct uwdf_queue *q)
 {
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (sender->packet_link.Flink != &sender->packet_link)
         uwdf_list_remove(&sender->packet_link);
     WDFCONTEXT ctx = NULL;
     PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     uwdf_queue_packet_complete(sender, STATUS_CANCELLED, 0);
     uwdf_queue_run_state_cb(q, cb, ctx);
 }
@@ -254,7 +254,7 @@ void uwdf_fp_return(struct uwdf_queue *q, struct uwdf_request *r)
     struct uwdf_request *next = NULL;
     uwdf_request_reset(r);
     uwdf_qs_recycle(r);
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     while (!uwdf_list_empty(&fp->waiting)) {
         LIST_ENTRY *e = uwdf_list_pop_head(&fp->waiting);
         struct uwdf_request *s = CONTAINING_RECORD(e, struct uwdf_request, packet_link);
@@ -268,7 +268,7 @@ void uwdf_fp_return(struct uwdf_queue *q, struct uwdf_request *r)
         fp->free[fp->free_count++] = r;
         pthread_cond_broadcast(&q->cond);
     }
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     if (!next)
         return;
     NTSTATUS st = uwdf_request_receive_setup(q->device, r, next);

@@ -6,8 +6,9 @@
  * lib/request_received.c; reserved requests: lib/forward_progress.c; an
  * IRP's cancel routine and its dispatch to the cancel routines: lib/irp.c.)
  *
- * Locks: queue->lock guards the queue's lists, every received request's
- * qstate/queue link and its forward-progress pool; an IRP's cancel routine
+ * Locks: queue->lock (uwdf_queue_lock, biased to the queue's engine
+ * thread) guards the queue's lists, every received request's qstate/queue
+ * link and its forward-progress pool; an IRP's cancel routine
  * (no lock of its own) may be armed, cleared and claimed under it. No lock
  * is held across a driver callback. */
 #include "runtime.h"
@@ -135,8 +136,10 @@ static void queue_own_locked(struct uwdf_queue *q, struct uwdf_request *r)
 static int queue_wait_locked(struct uwdf_queue *q, const struct timespec *until)
 {
     q->cond_waiters++;
-    int rc = until ? pthread_cond_timedwait(&q->cond, &q->lock, until) : pthread_cond_wait(&q->cond, &q->lock);
+    int rc = until ? pthread_cond_timedwait(&q->cond, &q->lock.mutex, until)
+                   : pthread_cond_wait(&q->cond, &q->lock.mutex);
     q->cond_waiters--;
+    q->lock_mode = UWDF_QLOCK_MUTEX; /* others held it meanwhile */
     return rc;
 }
 
@@ -207,9 +210,9 @@ void uwdf_queue_run_state_cb(struct uwdf_queue *q, PFN_WDF_IO_QUEUE_STATE cb, WD
 void uwdf_queue_check_state(struct uwdf_queue *q)
 {
     WDFCONTEXT ctx = NULL;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     uwdf_queue_run_state_cb(q, cb, ctx);
 }
 
@@ -292,9 +295,9 @@ static void queue_present_direct(struct uwdf_queue *q, struct uwdf_request *r)
 static void queue_dispatch_work(struct uwdf_work *w)
 {
     struct uwdf_queue *q = uwdf_container_of(w, struct uwdf_queue, dispatch_work);
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     q->dispatch_work_queued = false;
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     queue_dispatch(q);
     uwdf_object_release(&q->obj);
 }
@@ -309,19 +312,19 @@ static void queue_dispatch(struct uwdf_queue *q)
     if (q->passive && uwdf_tls_irql > PASSIVE_LEVEL) {
         /* A passive-level queue called from a completion path: WDF defers
          * to a work item; the framework worker runs at PASSIVE_LEVEL. */
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
         bool queue_it = !q->dispatch_work_queued && queue_can_present_locked(q);
         if (queue_it) {
             q->dispatch_work_queued = true;
             uwdf_object_reference(&q->obj);
         }
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         if (queue_it) {
             q->dispatch_work.fn = queue_dispatch_work;
             if (uwdf_worker_queue(&q->dispatch_work) != 0) {
-                pthread_mutex_lock(&q->lock);
+                uwdf_queue_lock(q);
                 q->dispatch_work_queued = false;
-                pthread_mutex_unlock(&q->lock);
+                uwdf_queue_unlock(q);
                 uwdf_object_release(&q->obj);
                 uwdf_log("queue %p: could not defer dispatch to PASSIVE_LEVEL", (void *)q->obj.handle);
             }
@@ -330,20 +333,20 @@ static void queue_dispatch(struct uwdf_queue *q)
     }
     struct dispatch_frame frame = { q, tls_frames, false };
     tls_frames = &frame;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     while (queue_can_present_locked(q)) {
         struct uwdf_request *r = queue_take_head_locked(q);
         if (!r)
             break;
         uwdf_qs_present(r);
         queue_own_locked(q, r);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         queue_invoke(q, r);
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
     }
     WDFCONTEXT ctx = NULL;
     PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     tls_frames = frame.prev;
     uwdf_queue_run_state_cb(q, cb, ctx);
 }
@@ -353,10 +356,10 @@ static void queue_dispatch(struct uwdf_queue *q)
 static void queue_cancelled(struct uwdf_queue *q, struct uwdf_request *r)
 {
     if (q->config.EvtIoCanceledOnQueue) {
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
         uwdf_qs_present(r);
         queue_own_locked(q, r);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         uwdf_queue_cb_enter(q);
         q->config.EvtIoCanceledOnQueue((WDFQUEUE)q->obj.handle, (WDFREQUEST)r->obj.handle);
         uwdf_queue_cb_leave(q);
@@ -369,21 +372,21 @@ static void queue_cancelled(struct uwdf_queue *q, struct uwdf_request *r)
 void uwdf_queue_cancel_on_queue(struct uwdf_request *r)
 {
     struct uwdf_queue *q = r->queue;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (r->qstate == UWDF_QS_QUEUED) {
         uwdf_list_remove(&r->queue_link);
         q->waiting_count--;
     }
     uwdf_qs_cancel(r);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     queue_cancelled(q, r);
 }
 
 bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
 {
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (!queue_accepts(q)) {
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         return false;
     }
     r->queue = q;
@@ -391,7 +394,7 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
     if (queue_present_now_locked(q, r)) {
         uwdf_qs_present(r);
         queue_own_locked(q, r);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         queue_present_direct(q, r);
         return true;
     }
@@ -409,7 +412,7 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
         uwdf_list_remove(&r->queue_link);
         q->waiting_count--;
         uwdf_qs_cancel(r);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         queue_cancelled(q, r);
         return true;
     }
@@ -417,7 +420,7 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
     WDFCONTEXT ready_ctx = q->ready_ctx;
     if (q->config.DispatchType == WdfIoQueueDispatchManual && q->waiting_count == 1 && queue_dispatches(q))
         ready = q->ready_cb;
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     uwdf_queue_run_state_cb(q, ready, ready_ctx);
     queue_dispatch(q);
     return true;
@@ -623,7 +626,7 @@ void uwdf_queue_complete_locked(struct uwdf_request *r, NTSTATUS status, ULONG_P
          * request it owned keeps it. */
         if (cb || more)
             uwdf_object_reference(&q->obj);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
     } else {
         uwdf_qs_complete(r);
     }
@@ -655,7 +658,7 @@ void uwdf_queue_complete_locked(struct uwdf_request *r, NTSTATUS status, ULONG_P
 void uwdf_queue_complete(struct uwdf_request *r, NTSTATUS status, ULONG_PTR information)
 {
     if (r->queue)
-        pthread_mutex_lock(&r->queue->lock);
+        uwdf_queue_lock(r->queue);
     uwdf_queue_complete_locked(r, status, information);
 }
 
@@ -683,16 +686,16 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget
     r->formatted = true;
     r->routine = forget_done;
     r->routine_ctx = r;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     queue_disown_locked(q, r);
     uwdf_qs_forward(r);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     NTSTATUS st = uwdf_iotarget_submit(t, r, NULL);
     if (!NT_SUCCESS(st)) {
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
         uwdf_qs_give_back(r);
         queue_own_locked(q, r);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         r->routine = NULL;
         r->routine_ctx = NULL;
         uwdf_request_release_format(r);
@@ -701,10 +704,10 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget
     /* The stop or drain it may have ended, and the next request it made
      * room for: one hold of the lock for both. */
     WDFCONTEXT ctx = NULL;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
     bool more = queue_can_present_locked(q);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     uwdf_queue_run_state_cb(q, cb, ctx);
     if (more)
         queue_dispatch(q);
@@ -716,15 +719,15 @@ NTSTATUS uwdf_queue_send_and_forget(struct uwdf_request *r, struct uwdf_iotarget
 NTSTATUS uwdf_queue_move(struct uwdf_request *r, struct uwdf_queue *src, struct uwdf_queue *dest, bool head,
                          NTSTATUS refused)
 {
-    pthread_mutex_lock(&src->lock);
+    uwdf_queue_lock(src);
     queue_disown_locked(src, r);
     uwdf_qs_unqueue(r);
-    pthread_mutex_unlock(&src->lock);
+    uwdf_queue_unlock(src);
     if (!uwdf_queue_insert(dest, r, head)) {
-        pthread_mutex_lock(&src->lock);
+        uwdf_queue_lock(src);
         uwdf_qs_give_back(r);
         queue_own_locked(src, r);
-        pthread_mutex_unlock(&src->lock);
+        uwdf_queue_unlock(src);
         return refused;
     }
     if (src != dest) {
@@ -772,7 +775,7 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
         struct uwdf_request *pick = NULL;
         bool cancelable = false;
         struct uwdf_irp_cancel_claim claim = { 0, NULL, NULL };
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
         for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
             struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
             /* (one being completed, COMPLETING, is on its way out) */
@@ -799,7 +802,7 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
             }
             break;
         }
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         if (!pick)
             break;
         if (cancel_cancelable && cancelable) {
@@ -813,12 +816,12 @@ static void queue_stop_owned(struct uwdf_queue *q, ULONG action, bool cancel_can
         uwdf_object_release(&pick->obj);
     }
     /* "suspended" only marked who was told; acknowledgements count. */
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
         struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
         r->suspended = r->stop_acked;
     }
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
 }
 
 static void queue_state_change(struct uwdf_queue *q, enum uwdf_queue_op op, PFN_WDF_IO_QUEUE_STATE cb, WDFCONTEXT ctx,
@@ -829,16 +832,16 @@ static void queue_state_change(struct uwdf_queue *q, enum uwdf_queue_op op, PFN_
     LIST_ENTRY reqs, packets;
     uwdf_list_init(&reqs);
     uwdf_list_init(&packets);
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (q->op != QOP_NONE) {
         /* One state change at a time (WDF asserts): the earlier one's
          * callback runs now, so nobody waits for it forever. */
         uwdf_log("%s: an earlier queue state change was still pending; it ends now", ddi);
         WDFCONTEXT old_ctx;
         PFN_WDF_IO_QUEUE_STATE old = queue_op_end_locked(q, &old_ctx);
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         uwdf_queue_run_state_cb(q, old, old_ctx);
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
     }
     /* (A queue being deleted stays so; the change still runs its course.) */
     bool live = q->state != UWDF_QUEUE_DELETING;
@@ -868,7 +871,7 @@ static void queue_state_change(struct uwdf_queue *q, enum uwdf_queue_op op, PFN_
     q->op_cb = cb;
     q->op_ctx = ctx;
     uint64_t gen = q->op_gen;
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
 
     queue_cancel_collected(q, &reqs, &packets, true);
     if (op == QOP_STOP)
@@ -879,10 +882,10 @@ static void queue_state_change(struct uwdf_queue *q, enum uwdf_queue_op op, PFN_
     queue_dispatch(q);
     if (!wait)
         return;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock_mutex(q); /* waits on q->cond */
     while (q->op_gen == gen)
         queue_wait_locked(q, NULL);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
 }
 
 #define QUEUE_STATE_DDI(name, op, wait)                                                                   \
@@ -914,17 +917,17 @@ VOID WdfIoQueueStart(WDFQUEUE Queue)
     struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueStart");
     if (!q)
         return;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (q->state == UWDF_QUEUE_DELETING) {
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         return;
     }
     uwdf_queue_start_locked(q);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     /* Requests the driver acknowledged without requeueing resume. */
     for (;;) {
         struct uwdf_request *pick = NULL;
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
         for (LIST_ENTRY *e = q->owned.Flink; e != &q->owned; e = e->Flink) {
             struct uwdf_request *r = CONTAINING_RECORD(e, struct uwdf_request, queue_link);
             if (r->stop_acked) {
@@ -938,7 +941,7 @@ VOID WdfIoQueueStart(WDFQUEUE Queue)
         WDFCONTEXT ready_ctx = q->ready_ctx;
         if (!pick && q->config.DispatchType == WdfIoQueueDispatchManual && q->waiting_count)
             ready = q->ready_cb;
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         if (!pick) {
             uwdf_queue_run_state_cb(q, ready, ready_ctx);
             break;
@@ -958,7 +961,7 @@ WDF_IO_QUEUE_STATE WdfIoQueueGetState(WDFQUEUE Queue, PULONG QueueRequests, PULO
     struct uwdf_queue *q = uwdf_queue_lookup(Queue, "WdfIoQueueGetState");
     if (!q)
         return (WDF_IO_QUEUE_STATE)0;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     unsigned state = (queue_accepts(q) ? WdfIoQueueAcceptRequests : 0) |
                      (queue_dispatches(q) ? WdfIoQueueDispatchRequests : 0) |
                      (q->waiting_count == 0 ? WdfIoQueueNoRequests : 0) |
@@ -967,7 +970,7 @@ WDF_IO_QUEUE_STATE WdfIoQueueGetState(WDFQUEUE Queue, PULONG QueueRequests, PULO
         *QueueRequests = q->waiting_count;
     if (DriverRequests)
         *DriverRequests = q->owned_count;
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     return (WDF_IO_QUEUE_STATE)state;
 }
 
@@ -980,9 +983,9 @@ NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
         return STATUS_INVALID_HANDLE;
     if (q->config.DispatchType == WdfIoQueueDispatchParallel)
         return STATUS_INVALID_DEVICE_STATE;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (!queue_dispatches(q)) {
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         return STATUS_WDF_PAUSED;
     }
     struct uwdf_request *r = queue_take_head_locked(q);
@@ -992,7 +995,7 @@ NTSTATUS WdfIoQueueRetrieveNextRequest(WDFQUEUE Queue, WDFREQUEST *OutRequest)
     }
     WDFCONTEXT ctx = NULL;
     PFN_WDF_IO_QUEUE_STATE cb = uwdf_queue_state_check_locked(q, &ctx);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     uwdf_queue_run_state_cb(q, cb, ctx);
     if (!r)
         return STATUS_NO_MORE_ENTRIES;
@@ -1007,15 +1010,15 @@ NTSTATUS WdfIoQueueReadyNotify(WDFQUEUE Queue, PFN_WDF_IO_QUEUE_STATE QueueReady
         return STATUS_INVALID_HANDLE;
     if (q->config.DispatchType != WdfIoQueueDispatchManual)
         return STATUS_INVALID_DEVICE_REQUEST;
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     if (QueueReady && q->ready_cb) {
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
         return STATUS_INVALID_DEVICE_REQUEST;
     }
     q->ready_cb = QueueReady;
     q->ready_ctx = QueueReady ? Context : NULL;
     bool now = QueueReady && q->waiting_count && queue_dispatches(q);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     if (now)
         uwdf_queue_run_state_cb(q, QueueReady, Context);
     return STATUS_SUCCESS;
@@ -1068,16 +1071,16 @@ static void queue_dispose(struct uwdf_object *obj)
     LIST_ENTRY reqs, packets;
     uwdf_list_init(&reqs);
     uwdf_list_init(&packets);
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock(q);
     uwdf_queue_delete_locked(q);
     queue_collect_waiting_locked(q, &reqs, &packets);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     queue_cancel_collected(q, &reqs, &packets, false);
     queue_stop_owned(q, WdfRequestStopActionPurge, true);
     /* What the driver still owns must come back before the queue goes
      * (WDF waits the same way on removal); then the reserved requests,
      * whose cleanup callbacks run only now. */
-    pthread_mutex_lock(&q->lock);
+    uwdf_queue_lock_mutex(q); /* waits on q->cond */
     if (UWDF_UNLIKELY(uwdf_verifier) && q->owned_count)
         queue_verify_owned_locked(q);
     while (q->owned_count || !uwdf_fp_all_home_locked(q->fp))
@@ -1089,7 +1092,7 @@ static void queue_dispose(struct uwdf_object *obj)
      * reference frees it. */
     if (fp)
         __atomic_store_n(&q->fp, NULL, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&q->lock);
+    uwdf_queue_unlock(q);
     if (fp)
         uwdf_fp_release(fp);
 }
@@ -1098,7 +1101,7 @@ static void queue_destroy(struct uwdf_object *obj)
 {
     struct uwdf_queue *q = (struct uwdf_queue *)obj;
     pthread_cond_destroy(&q->cond);
-    pthread_mutex_destroy(&q->lock);
+    uwdf_biased_lock_destroy(&q->lock);
     pthread_mutex_destroy(&q->own_sync);
 }
 
@@ -1174,7 +1177,7 @@ NTSTATUS WdfIoQueueCreate(WDFDEVICE Device, PWDF_IO_QUEUE_CONFIG Config, PWDF_OB
     struct uwdf_queue *q = (struct uwdf_queue *)obj;
     q->device = dev;
     q->config = *Config;
-    pthread_mutex_init(&q->lock, NULL);
+    uwdf_biased_lock_init_unbiased(&q->lock);
     pthread_cond_init(&q->cond, NULL);
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);

@@ -5,7 +5,9 @@
 #ifndef UWDF_QUEUE_H
 #define UWDF_QUEUE_H
 
+#include "biased_lock.h"
 #include "device.h"
+#include "engine.h"
 #include "request.h"
 #include "worker.h"
 
@@ -187,7 +189,14 @@ struct uwdf_queue {
     bool passive;          /* callbacks at PASSIVE_LEVEL (ExecutionLevel) */
     pthread_mutex_t *sync; /* SynchronizationScope lock, or NULL */
     pthread_mutex_t own_sync;
-    pthread_mutex_t lock;
+    /* Biased to the engine thread that presents and completes the queue's
+     * requests (lock_engine: the first engine thread that took it), which
+     * then enters with plain stores; every other thread takes the mutex
+     * (uwdf_queue_lock). lock_mode: how the holder entered (written by the
+     * holder, read by its unlock). */
+    struct uwdf_biased_lock lock;
+    struct uwdf_engine *lock_engine;
+    uint8_t lock_mode; /* enum uwdf_queue_lock_mode */
     pthread_cond_t cond;
     unsigned cond_waiters; /* threads waiting on cond (lock held to change) */
     uint8_t state; /* enum uwdf_queue_state */
@@ -210,6 +219,47 @@ _Static_assert(offsetof(struct uwdf_queue, obj) == 0, "lookup casts the object p
 static inline struct uwdf_queue *uwdf_queue_lookup(WDFQUEUE handle, const char *ddi)
 {
     return (struct uwdf_queue *)uwdf_object_lookup(handle, UWDF_OBJ_QUEUE, ddi); /* obj is first */
+}
+
+/* How a queue's lock was entered (struct uwdf_queue.lock_mode). */
+enum uwdf_queue_lock_mode { UWDF_QLOCK_MUTEX, UWDF_QLOCK_OWNER_FAST, UWDF_QLOCK_OWNER_SLOW };
+
+/* q's lock. Its engine thread (the first to take it: per I/O a filter's
+ * queue is entered there twice, presenting a packet a completion routine
+ * resent and completing it) enters biased; any other thread revokes the
+ * bias (lib/biased_lock.h). Not for a wait on q->cond: uwdf_queue_lock_mutex. */
+static inline void uwdf_queue_lock(struct uwdf_queue *q)
+{
+    struct uwdf_engine *e = uwdf_tls_engine;
+    if (e) {
+        struct uwdf_engine *owner = __atomic_load_n(&q->lock_engine, __ATOMIC_RELAXED);
+        if (UWDF_UNLIKELY(owner == NULL) &&
+            __atomic_compare_exchange_n(&q->lock_engine, &owner, e, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+            owner = e;
+        if (owner == e) {
+            q->lock_mode = uwdf_biased_lock_owner_acquire(&q->lock) ? UWDF_QLOCK_OWNER_FAST : UWDF_QLOCK_OWNER_SLOW;
+            return;
+        }
+    }
+    uwdf_biased_lock_acquire(&q->lock);
+    q->lock_mode = UWDF_QLOCK_MUTEX;
+}
+
+/* q's lock through its mutex on any thread, the engine's too: a holder
+ * that may wait on q->cond (which lets the mutex go and takes it back). */
+static inline void uwdf_queue_lock_mutex(struct uwdf_queue *q)
+{
+    uwdf_biased_lock_acquire(&q->lock);
+    q->lock_mode = UWDF_QLOCK_MUTEX;
+}
+
+static inline void uwdf_queue_unlock(struct uwdf_queue *q)
+{
+    uint8_t mode = q->lock_mode;
+    if (mode == UWDF_QLOCK_MUTEX)
+        uwdf_biased_lock_release(&q->lock);
+    else
+        uwdf_biased_lock_owner_release(&q->lock, mode == UWDF_QLOCK_OWNER_FAST);
 }
 
 /* The queue state's transitions (caller holds q->lock). */

@@ -67,14 +67,14 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
         return;
     struct uwdf_queue *q = r->queue;
     if (q)
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
     uint8_t qs = r->qstate;
     bool ok = qs == UWDF_QS_OWNED && !(atomic_load(&r->flags) & UWDF_REQ_IN_FLIGHT);
     if (ok)
         uwdf_qs_begin_completion(r); /* a second completion is caught */
     if (!ok) {
         if (q)
-            pthread_mutex_unlock(&q->lock);
+            uwdf_queue_unlock(q);
         if (qs == UWDF_QS_COMPLETED || qs == UWDF_QS_CANCELING || qs == UWDF_QS_COMPLETING ||
             qs == UWDF_QS_FORWARDED)
             uwdf_bugcheck(WDF_REQUEST_FATAL_ERROR, WDF_REQUEST_FATAL_ERROR_REQUEST_ALREADY_SENT,
@@ -95,7 +95,7 @@ static void request_complete_ddi(WDFREQUEST Request, NTSTATUS Status, bool set_i
     if (UWDF_UNLIKELY(uwdf_verifier) && NT_SUCCESS(Status)) {
         /* Its report runs no lock held; COMPLETING keeps the request ours. */
         if (q)
-            pthread_mutex_unlock(&q->lock);
+            uwdf_queue_unlock(q);
         request_verify_information(Request, r, info, ddi);
         uwdf_queue_complete(r, Status, info);
         return;
@@ -553,9 +553,9 @@ VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue)
         if (!NT_SUCCESS(uwdf_queue_move(r, q, q, true, STATUS_CANCELLED)))
             uwdf_queue_complete(r, STATUS_CANCELLED, 0);
     } else {
-        pthread_mutex_lock(&q->lock);
+        uwdf_queue_lock(q);
         r->stop_acked = true;
-        pthread_mutex_unlock(&q->lock);
+        uwdf_queue_unlock(q);
     }
     uwdf_queue_check_state(q);
 }

@@ -407,6 +407,13 @@ void uwdf_biased_lock_init(struct uwdf_biased_lock *l)
     l->owner_run = 0;
 }
 
+void uwdf_biased_lock_init_unbiased(struct uwdf_biased_lock *l)
+{
+    uwdf_biased_lock_init(l);
+    l->unbiased = true; /* its count keeps the owner on the mutex */
+    atomic_store_explicit(&l->revoked, 1, memory_order_relaxed);
+}
+
 void uwdf_biased_lock_destroy(struct uwdf_biased_lock *l)
 {
     pthread_mutex_destroy(&l->mutex);

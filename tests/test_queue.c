@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <wdf.h>
+
+#include "../lib/internal.h" /* the queue lock's state (queue_lock_biased_to_its_engine_thread) */
 
 #define BLOCK 4096
 
@@ -2529,6 +2532,134 @@ START_TEST(purge_while_completing)
 }
 END_TEST
 
+/* ---- the queue lock, biased to its engine thread ---- */
+
+/* Requests that resend themselves from their completion routines through
+ * a forwarder until stop: the forwarder's queue is then entered on the
+ * lower target's engine thread alone (presenting, completing). */
+struct bias_chain {
+    WDFIOTARGET t;
+    WDFMEMORY mem;
+    atomic_bool stop;
+    atomic_long sent, completed, failed;
+    atomic_int running;
+    KEVENT idle;
+};
+
+static VOID bias_chain_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                            WDFCONTEXT Context);
+
+static bool bias_chain_send(struct bias_chain *bc, WDFREQUEST r)
+{
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    LONGLONG off = 0;
+    if (!NT_SUCCESS(WdfRequestReuse(r, &rp)) ||
+        !NT_SUCCESS(WdfIoTargetFormatRequestForRead(bc->t, r, bc->mem, NULL, &off)))
+        return false;
+    WdfRequestSetCompletionRoutine(r, bias_chain_done, bc);
+    atomic_fetch_add(&bc->sent, 1);
+    if (WdfRequestSend(r, bc->t, WDF_NO_SEND_OPTIONS))
+        return true;
+    atomic_fetch_sub(&bc->sent, 1);
+    return false;
+}
+
+static VOID bias_chain_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                            WDFCONTEXT Context)
+{
+    struct bias_chain *bc = Context;
+    (void)Target;
+    atomic_fetch_add(&bc->completed, 1);
+    if (Params->IoStatus.Status != STATUS_SUCCESS || Params->IoStatus.Information != 512)
+        atomic_fetch_add(&bc->failed, 1);
+    if ((atomic_load(&bc->stop) || !bias_chain_send(bc, Request)) && atomic_fetch_sub(&bc->running, 1) == 1)
+        KeSetEvent(&bc->idle, IO_NO_INCREMENT, FALSE);
+}
+
+/* Whether the queue's lock is on its biased fast path (read racily: the
+ * test only waits for it). */
+static bool queue_lock_biased(struct uwdf_queue *iq)
+{
+    return !__atomic_load_n(&iq->lock.unbiased, __ATOMIC_RELAXED) &&
+           atomic_load_explicit(&iq->lock.revoked, memory_order_relaxed) == 0;
+}
+
+/* A forwarder's queue lock goes to the engine thread that presents and
+ * completes its requests; state queries and Stop/Start from another
+ * thread take it back (and a stop waits on the queue's condition) while
+ * the engine thread is inside, round after round: every request completes
+ * once, the engine thread stays out while another thread holds the lock,
+ * and after each round the lock settles on the engine thread again. */
+START_TEST(queue_lock_biased_to_its_engine_thread)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    struct uwdf_biased_lock probe;
+    uwdf_biased_lock_init(&probe);
+    bool usable = !probe.unbiased; /* membarrier, not under TSan */
+    uwdf_biased_lock_destroy(&probe);
+    char *file = tu_env_file(&e, "bias.img", 1 << 20, 0);
+    WDFDEVICE fwd = tu_make_forwarder(e.driver, "\\Device\\uwdfBias", WdfDeviceIoDirect, file, 0);
+    WDFQUEUE q = tu_forwarder_of(fwd)->queue;
+    struct uwdf_queue *iq = uwdf_queue_lookup(q, "queue_lock_biased_to_its_engine_thread");
+    ck_assert_ptr_nonnull(iq);
+    ck_assert(!queue_lock_biased(iq)); /* a mutex until an owner had it alone */
+    static struct bias_chain bc;
+    memset(&bc, 0, sizeof(bc));
+    bc.t = app_target(&e, "\\Device\\uwdfBias");
+    void *buf;
+    bc.mem = tu_make_memory(512, &buf);
+    KeInitializeEvent(&bc.idle, NotificationEvent, FALSE);
+    enum { CHAINS = 4, ROUNDS = 2 };
+    atomic_store(&bc.running, CHAINS);
+    for (int i = 0; i < CHAINS; i++)
+        ck_assert(bias_chain_send(&bc, tu_make_request(bc.t)));
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < 100; i++)
+            WdfIoQueueGetState(q, NULL, NULL);
+        WdfIoQueueStopSynchronously(q);
+        ck_assert_int_eq(WdfIoQueueGetState(q, NULL, NULL) & WdfIoQueueDispatchRequests, 0);
+        WdfIoQueueStart(q);
+        if (!usable)
+            continue;
+        /* 65536 entries of the engine thread alone bias it again. */
+        const struct timespec ms = { 0, 1000000 };
+        for (int waited = 0; waited < 60000 && !queue_lock_biased(iq); waited++)
+            nanosleep(&ms, NULL);
+        ck_assert_msg(queue_lock_biased(iq), "round %d: the queue lock never settled on the engine thread",
+                      round);
+        /* Taken from here while the engine thread has it biased: the
+         * engine thread is kept out for as long as it is held. */
+        uwdf_queue_lock(iq);
+        unsigned owned = iq->owned_count, waiting = iq->waiting_count;
+        LIST_ENTRY *first = iq->owned.Flink;
+        const struct timespec tick = { 0, 100000 };
+        for (int i = 0; i < 50; i++) {
+            nanosleep(&tick, NULL);
+            ck_assert_uint_eq(*(volatile unsigned *)&iq->owned_count, owned);
+            ck_assert_uint_eq(*(volatile unsigned *)&iq->waiting_count, waiting);
+            ck_assert_ptr_eq(*(LIST_ENTRY *volatile *)&iq->owned.Flink, first);
+        }
+        uwdf_queue_unlock(iq);
+    }
+    ck_assert_ptr_nonnull(__atomic_load_n(&iq->lock_engine, __ATOMIC_RELAXED));
+    atomic_store(&bc.stop, true);
+    LARGE_INTEGER to;
+    to.QuadPart = WDF_REL_TIMEOUT_IN_SEC(60);
+    ck_assert_status(KeWaitForSingleObject(&bc.idle, Executive, KernelMode, FALSE, &to), STATUS_SUCCESS);
+    ck_assert_int_eq(atomic_load(&bc.failed), 0);
+    ck_assert_int_eq(atomic_load(&bc.completed), atomic_load(&bc.sent));
+    TU_FORWARDER *fc = tu_forwarder_of(fwd);
+    ck_assert_uint_eq(atomic_load(&fc->seen), (unsigned long)atomic_load(&bc.sent));
+    ck_assert_uint_eq(atomic_load(&fc->completed), (unsigned long)atomic_load(&bc.sent));
+    ck_assert_uint_eq(WdfIoQueueGetState(q, NULL, NULL) & (WdfIoQueueNoRequests | WdfIoQueueDriverNoRequests),
+                      WdfIoQueueNoRequests | WdfIoQueueDriverNoRequests);
+    free(file);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* The receiving device deleted while a sender's target is still open on
  * it: later packets fail, nothing is delivered to the deleted queue. */
 START_TEST(device_deleted_under_target)
@@ -2879,6 +3010,8 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, resend_chain, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, purge_while_completing, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, device_deleted_under_target, 0, TU_BACKENDS);
+    tc = tu_tcase(s, "bias", 150);
+    tcase_add_loop_test(tc, queue_lock_biased_to_its_engine_thread, 0, TU_BACKENDS);
     tc = tu_tcase(s, "fidelity", 30);
     tcase_add_loop_test(tc, device_offset_reaches_lower_driver_as_kmdf_passes_it, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, neither_io_retrieval_for_kernel_mode_requestors, 0, TU_BACKENDS);
