@@ -508,6 +508,18 @@ static int parse_batch(const struct opt_def *d, void *base, const char *val, cha
     return 0;
 }
 
+/* engine_submit_batch: a count, and that it was given (the library's own
+ * default, UWDF_SUBMIT_BATCH included, applies otherwise). */
+static int parse_engine_submit(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
+{
+    uint64_t v;
+    if (!parse_u64_plain(val, &v) || v > 65536) /* UWDF_MAX_ENGINE_SUBMIT_BATCH */
+        return opt_refuse(err, n, d->err);
+    ((struct job_opts *)base)->engine_submit_batch = (unsigned)v;
+    ((struct job_opts *)base)->engine_submit_set = true;
+    return 0;
+}
+
 static int parse_randseed(const struct opt_def *d, void *base, const char *val, char *err, size_t n)
 {
     struct job_opts *o = base;
@@ -756,6 +768,12 @@ const struct opt_def job_options[] = {
       .help = "io_uring registered buffers (READ_FIXED/WRITE_FIXED); no-op on libaio/null" },
     { .name = "registerfiles", JOB_BOOL(registerfiles),
       .help = "io_uring registered file (IOSQE_FIXED_FILE); no-op on libaio/null" },
+    { .name = "engine_submit_batch", .kind = OPT_FUNC, .parse = parse_engine_submit,
+      JOB_FIELD(engine_submit_batch), .err = "expected a whole number from 0 to 65536", .arg = "n",
+      .help = "uwdf: the engines' submit policy for every target of the run (UwdfSetEngineSubmitBatch): "
+              "hand I/Os to the kernel N at a time; 1 is one io_uring_enter / io_submit per I/O, what "
+              "fio's default iodepth_batch_submit=1 does; 0 (default): what an engine's pass staged, at once; "
+              "jobs that give it must agree" },
     { .name = "write_lat_log", .kind = OPT_STR, JOB_FIELD(lat_log), .bare_ok = true, .arg = "prefix",
       .err = "expected a file name prefix",
       .help = "fio's slat, clat and lat logs, <prefix>_slat.N.log ... (bare in a job file: the job's name); "

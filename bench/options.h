@@ -107,6 +107,10 @@ struct job_opts {
     enum clat_start clat_start;
     uint64_t request_timeout_ns; /* 0: none */
     bool fixedbufs, registerfiles;
+    /* engine_submit_batch: UwdfSetEngineSubmitBatch for the whole run
+     * (the engines serve every job); unset: the library's default. */
+    unsigned engine_submit_batch;
+    bool engine_submit_set;
     /* logs: NULL off, "" the job's name, else the file name prefix */
     const char *lat_log, *bw_log, *iops_log, *hist_log;
     unsigned log_avg_msec;        /* the window of each entry (0: one per I/O) */

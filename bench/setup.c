@@ -154,6 +154,28 @@ NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool d
     return st;
 }
 
+/* --engine_submit_batch: one policy for the run's engines, which all jobs
+ * share; -1 when the jobs that give it disagree. */
+static int set_engine_submit(const struct bench_run *run)
+{
+    const struct job_opts *first = NULL;
+    for (unsigned i = 0; i < run->njobs; i++) {
+        const struct job_opts *o = &run->jobs[i].o;
+        if (!o->engine_submit_set)
+            continue;
+        if (first && o->engine_submit_batch != first->engine_submit_batch) {
+            errmsg("%s: engine_submit_batch=%u differs from %s's %u: the engines serve every job, so "
+                   "there is one policy per run", o->name, o->engine_submit_batch, first->name,
+                   first->engine_submit_batch);
+            return -1;
+        }
+        first = o;
+    }
+    if (first)
+        (void)UwdfSetEngineSubmitBatch(first->engine_submit_batch); /* in range: the option's parse */
+    return 0;
+}
+
 static void select_backend(const struct bench_run *run, enum engine_sel e)
 {
     if (e != ENGINE_DEFAULT && e != ENGINE_NBD && e != ENGINE_RBD) /* a remote target's name picks its engine */
@@ -395,6 +417,8 @@ int run_setup(struct bench_run *run)
     const char *env = getenv("UWDF_BACKEND");
     run->env_backend = env ? keep_str(run->strings, env) : NULL;
     if (framework_init(run))
+        return -1;
+    if (set_engine_submit(run))
         return -1;
     for (unsigned i = 0; i < run->njobs; i++)
         if (job_setup(&run->jobs[i]))

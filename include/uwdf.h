@@ -71,6 +71,22 @@ NTSTATUS UwdfSetDefaultBackend(PCSTR Name);
 NTSTATUS UwdfSetEnginePoolSize(ULONG Engines);
 ULONG UwdfGetEnginePoolSize(void);
 
+/* The engines' submit policy, for every target on io_uring and libaio
+ * engines (docs/engines.md, "Submit policy"). 0, the default: an engine
+ * hands what one pass of its loop staged (its completion routines' resends
+ * and the sends other threads handed it) to the kernel in one
+ * io_uring_enter / io_submit, with its wait. N: it hands staged operations
+ * over whenever N are staged, so 1 makes one system call per operation, as
+ * fio's default iodepth_batch_submit=1; some devices answer sooner that way,
+ * at the cost of those calls. UwdfSetEngineSubmitBatch(0) restores the
+ * default: UWDF_SUBMIT_BATCH=N (read once), else 0. More than
+ * UWDF_MAX_ENGINE_SUBMIT_BATCH is STATUS_INVALID_PARAMETER. Running engines
+ * apply a new value from their next pass. A target's own SubmitBatch
+ * (UwdfIoTargetSetBatching) still applies to it besides. Any IRQL. */
+#define UWDF_MAX_ENGINE_SUBMIT_BATCH 65536u
+NTSTATUS UwdfSetEngineSubmitBatch(ULONG Operations);
+ULONG UwdfGetEngineSubmitBatch(void);
+
 /* Registered buffers and files (io_uring's fixed buffers and files; fio's
  * fixedbufs / registerfiles). UwdfIoTargetRegisterMemory pins the buffers of
  * Count WDFMEMORY objects with the kernel once, in the ring of the target's

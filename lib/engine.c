@@ -83,6 +83,11 @@ struct uwdf_engine_core {
     /* uwdf_engine_destroy ran on this engine's own thread: the thread is
      * detached and frees the engine when it ends. */
     bool self_reap;
+    /* The submit policy (UwdfSetEngineSubmitBatch), read once per loop,
+     * and the ops staged since the last hand-over while it is set
+     * (engine thread). */
+    unsigned submit_batch;
+    unsigned staged;
 };
 
 /* A file's batching (struct uwdf_engine_batching), engine thread only. */
@@ -99,6 +104,48 @@ struct uwdf_engine_batch {
 };
 
 __thread struct uwdf_engine *uwdf_tls_engine;
+
+/* ---- the submit policy (UwdfSetEngineSubmitBatch) ----
+ * Ops per hand-over to the kernel for every engine, read by each engine
+ * once per loop: 0 (the default) hands what a loop staged over at its end,
+ * in one system call with the wait; N hands staged ops over whenever N are
+ * staged. Some devices answer sooner when requests arrive one by one
+ * (docs/performance.md, "Many files beside fio"), at a system call per
+ * op. */
+static atomic_uint engine_submit_batch;
+static unsigned engine_submit_batch_env; /* UWDF_SUBMIT_BATCH, read once */
+static pthread_once_t engine_submit_batch_once = PTHREAD_ONCE_INIT;
+
+static void engine_submit_batch_init(void)
+{
+    const char *env = uwdf_env(UWDF_ENV_SUBMIT_BATCH);
+    if (env && *env) {
+        char *end;
+        unsigned long v = strtoul(env, &end, 10);
+        if (*end == '\0' && v <= UWDF_MAX_ENGINE_SUBMIT_BATCH)
+            engine_submit_batch_env = (unsigned)v;
+        else
+            uwdf_log("UWDF_SUBMIT_BATCH='%s' ignored: expected 0..%u operations", env,
+                     UWDF_MAX_ENGINE_SUBMIT_BATCH);
+    }
+    atomic_store_explicit(&engine_submit_batch, engine_submit_batch_env, memory_order_relaxed);
+}
+
+NTSTATUS UwdfSetEngineSubmitBatch(ULONG Operations)
+{
+    if (Operations > UWDF_MAX_ENGINE_SUBMIT_BATCH)
+        return STATUS_INVALID_PARAMETER;
+    pthread_once(&engine_submit_batch_once, engine_submit_batch_init);
+    atomic_store_explicit(&engine_submit_batch, Operations ? Operations : engine_submit_batch_env,
+                          memory_order_relaxed);
+    return STATUS_SUCCESS;
+}
+
+ULONG UwdfGetEngineSubmitBatch(void)
+{
+    pthread_once(&engine_submit_batch_once, engine_submit_batch_init);
+    return atomic_load_explicit(&engine_submit_batch, memory_order_relaxed);
+}
 
 static struct uwdf_engine_core *core_of(struct uwdf_engine *e)
 {
@@ -286,16 +333,23 @@ static void engine_batch_count_submits(struct uwdf_engine_core *c)
     }
 }
 
+/* Hand everything staged to the kernel now, rather than at the loop's end. */
+static void engine_flush_staged(struct uwdf_engine_core *c)
+{
+    if (UWDF_UNLIKELY(c->batched != NULL))
+        engine_batch_count_submits(c);
+    engine_handover(c);
+    c->staged = 0;
+    c->pub.ops->flush(&c->pub);
+}
+
 static __attribute__((noinline)) void engine_batch_queued(struct uwdf_engine_core *c, struct uwdf_io *io,
                                                           struct uwdf_engine_batch *b)
 {
     io->core_batched = true; /* until it is reaped (engine_batch_hold) */
     b->inflight++;
-    if (++b->staged >= b->submit && b->submit) {
-        engine_batch_count_submits(c);
-        engine_handover(c);
-        c->pub.ops->flush(&c->pub);
-    }
+    if (++b->staged >= b->submit && b->submit)
+        engine_flush_staged(c);
 }
 
 /* How many of a file's finished ops make its batch due: its minimum, or
@@ -416,6 +470,10 @@ static inline __attribute__((always_inline)) bool engine_queue_to_backend(struct
     }
     c->inflight++;
     engine_count(&a->ops, atomic_load_explicit(&a->ops, memory_order_relaxed) + 1);
+    /* The submit policy: submit_batch ops per system call (batched files
+     * count theirs in engine_batch_queued, which may flush too). */
+    if (UWDF_UNLIKELY(c->submit_batch != 0) && ++c->staged >= c->submit_batch)
+        engine_flush_staged(c);
     return true;
 }
 
@@ -1057,6 +1115,7 @@ static void *engine_thread(void *arg)
             if (timeout < 0)
                 timeout = 0;
         }
+        c->submit_batch = atomic_load_explicit(&engine_submit_batch, memory_order_relaxed);
         if (UWDF_UNLIKELY(c->batched != NULL)) {
             /* What the last loop staged went to the kernel at its end, or
              * goes in this reap: one submission. */
@@ -1089,10 +1148,7 @@ static void *engine_thread(void *arg)
         if (cancels) {
             /* Staged submissions must reach the kernel before a cancel
              * can find them. */
-            if (UWDF_UNLIKELY(c->batched != NULL))
-                engine_batch_count_submits(c);
-            engine_handover(c);
-            e->ops->flush(e);
+            engine_flush_staged(c);
             while (cancels) {
                 struct uwdf_io *next = cancels->core_cancel_next;
                 engine_do_cancel(c, cancels);
@@ -1123,6 +1179,7 @@ static void *engine_thread(void *arg)
          * flushing here too would cost a second system call per loop, per
          * I/O at QD1). Nothing is staged between here and that reap. */
         engine_handover(c);
+        c->staged = 0;
         if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
             e->ops->flush(e);
 
@@ -1142,6 +1199,7 @@ static void *engine_thread(void *arg)
 
 struct uwdf_engine *uwdf_engine_create(const struct uwdf_backend_ops *ops, unsigned depth, int *err)
 {
+    pthread_once(&engine_submit_batch_once, engine_submit_batch_init);
     struct uwdf_engine_core *c = uwdf_zalloc(sizeof(*c));
     if (!c) {
         *err = -ENOMEM;

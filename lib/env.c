@@ -22,6 +22,7 @@ static const char *const env_names[UWDF_ENV_COUNT] = {
     [UWDF_ENV_WINDOWS_ROOT] = "UWDF_WINDOWS_ROOT",
     [UWDF_ENV_NBD_CONNECT_TIMEOUT] = "UWDF_NBD_CONNECT_TIMEOUT",
     [UWDF_ENV_NBD_RECONNECT] = "UWDF_NBD_RECONNECT",
+    [UWDF_ENV_SUBMIT_BATCH] = "UWDF_SUBMIT_BATCH",
 };
 
 const char *uwdf_env_name(enum uwdf_env_switch which)

@@ -50,6 +50,7 @@ enum uwdf_env_switch {
     UWDF_ENV_WINDOWS_ROOT,
     UWDF_ENV_NBD_CONNECT_TIMEOUT,
     UWDF_ENV_NBD_RECONNECT,
+    UWDF_ENV_SUBMIT_BATCH,
     UWDF_ENV_COUNT
 };
 /* The switch's value, or NULL when unset or the process is privileged. */

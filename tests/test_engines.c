@@ -610,6 +610,36 @@ START_TEST(failing_file_beside_healthy_neighbours)
 }
 END_TEST
 
+/* ---- the submit policy (UwdfSetEngineSubmitBatch) ---- */
+
+/* Its arguments are checked and 0 restores the default; targets sharing an
+ * engine read their own files' data whatever the policy, also when it
+ * changes while they run (the engines apply it from their next pass). How
+ * many operations each system call carries is counted under strace by
+ * tests/bench/test_bench_batch.py. */
+START_TEST(submit_policy_keeps_shared_targets_right)
+{
+    struct tu_env e;
+    struct neighbours n;
+    tu_env_init_backend(&e, _i);
+    ULONG dflt = UwdfGetEngineSubmitBatch();
+    ck_assert_status(UwdfSetEngineSubmitBatch(UWDF_MAX_ENGINE_SUBMIT_BATCH + 1), STATUS_INVALID_PARAMETER);
+    ck_assert_uint_eq(UwdfGetEngineSubmitBatch(), dflt);
+    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetEngineSubmitBatch(1), STATUS_SUCCESS);
+    ck_assert_uint_eq(UwdfGetEngineSubmitBatch(), 1);
+    neighbours_start(&e, &n);
+    neighbours_progress(&n, "submitting one read per system call");
+    ck_assert_status(UwdfSetEngineSubmitBatch(UWDF_MAX_ENGINE_SUBMIT_BATCH), STATUS_SUCCESS);
+    neighbours_progress(&n, "after the policy changed");
+    ck_assert_status(UwdfSetEngineSubmitBatch(0), STATUS_SUCCESS);
+    ck_assert_uint_eq(UwdfGetEngineSubmitBatch(), dflt);
+    neighbours_progress(&n, "back at the default");
+    neighbours_stop(&n); /* every read right, none failed */
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- registered files on a shared ring ---- */
 
 /* Targets that do I/O get a registered-file slot each on io_uring (none on
@@ -874,6 +904,7 @@ int main(void)
     tcase_add_loop_test(tc, timeouts_and_cancels_leave_neighbours_alone, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, target_deleted_in_a_neighbours_completion_routine, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, failing_file_beside_healthy_neighbours, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, submit_policy_keeps_shared_targets_right, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, busy_targets_get_their_own_registered_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, many_targets_within_the_default_open_file_limit, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, flt_sync_io_in_a_callback_is_refused_for_any_file, 0, TU_BACKENDS);

@@ -47,6 +47,7 @@ static const char *const sample[UWDF_ENV_COUNT] = {
     [UWDF_ENV_WINDOWS_ROOT] = "/nonexistent/uwdf-windows-root",
     [UWDF_ENV_NBD_CONNECT_TIMEOUT] = "5000",
     [UWDF_ENV_NBD_RECONNECT] = "3",
+    [UWDF_ENV_SUBMIT_BATCH] = "1",
 };
 
 static void set_all_switches(void)

@@ -286,6 +286,7 @@ void tu_fixture_teardown(void)
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     UwdfFaultInjectStall(0);
     UwdfSetEnginePoolSize(0);
+    UwdfSetEngineSubmitBatch(0);
     /* A failed test may leave its driver behind (CK_FORK=no); deleting it
      * closes its targets before their files go. */
     WDFDRIVER stale = WdfGetDriver();

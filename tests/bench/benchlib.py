@@ -149,6 +149,18 @@ def make_data_file(path, size, seed=1):
     return path
 
 
+def strace_usable():
+    """Whether uwdf-bench can run under strace here (not under
+    UWDF_BENCH_WRAP: the trace would be the wrapper's)."""
+    if WRAP or not shutil.which("strace"):
+        return False
+    try:
+        return subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "true"], timeout=30,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 def have_root():
     return os.geteuid() == 0
 

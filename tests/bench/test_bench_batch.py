@@ -13,6 +13,12 @@ complete 16..16 every submission 1-4 and every round 9-16. The counts are
 the engine's (UwdfIoTargetGetBatchStatistics), not the options echoed.
 Without the options uwdf-bench leaves the histograms out (nothing counts
 them then).
+
+The engines' submit policy (--engine_submit_batch, UwdfSetEngineSubmitBatch)
+counted in the system calls themselves, under strace: with 1 every
+io_uring_enter / io_submit carries at most one I/O and there is one per
+I/O; with 4 none carries more than 4; without it the engine hands several
+over in one call.
 """
 
 import json
@@ -109,6 +115,56 @@ def left_out_without_the_options():
         check(rc == 0 and not re.search(r"^\s+submit\s+:", out, re.M), f"a submit line without batching:\n{out}")
 
 
+# Many files on the shared engines, as the policy is for (docs/engines.md).
+POLICY_JOB = ["--name=p", "--nrfiles=16", "--size=16m", "--bs=4k", "--rw=randread", "--direct=1",
+              "--iodepth=8", "--number_ios=2000"]
+SUBMIT_CALLS = re.compile(r"\bio_uring_enter\(\d+, (\d+),|\bio_submit\(0x[0-9a-f]+, (\d+),")
+
+
+def submit_sizes(engine, extra, d):
+    """The I/Os each io_uring_enter / io_submit of a run handed to the kernel
+    (the calls that handed none left out)."""
+    tr = os.path.join(d, "trace")
+    asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0"]))  # no LSan under ptrace
+    rc, _, err = bl.run(POLICY_JOB + [f"--ioengine={engine}"] + extra, cwd=d, env={"ASAN_OPTIONS": asan},
+                        wrapper=["strace", "-f", "-qq", "-o", tr, "-e", "trace=io_uring_enter,io_submit"])
+    check(rc == 0, f"{engine} {extra}: exit {rc}: {err.strip()}")
+    with open(tr) as f:
+        sizes = [int(a or b) for a, b in SUBMIT_CALLS.findall(f.read())]
+    return [n for n in sizes if n]
+
+
+def engine_submit_batch_sets_the_ios_per_system_call():
+    if not bl.strace_usable():
+        raise bl.Skip("strace is not usable here (or the runs are wrapped)")
+    ios = int(POLICY_JOB[-1].split("=")[1])
+    with bl.TempDir() as d:
+        for engine in ENGINES:
+            one = submit_sizes(engine, ["--engine_submit_batch=1"], d)
+            check(max(one) == 1, f"{engine} engine_submit_batch=1: a call handed over {max(one)} I/Os")
+            check(len(one) >= ios, f"{engine} engine_submit_batch=1: {len(one)} calls for {ios} I/Os")
+            four = submit_sizes(engine, ["--engine_submit_batch=4"], d)
+            check(max(four) <= 4, f"{engine} engine_submit_batch=4: a call handed over {max(four)} I/Os")
+            dflt = submit_sizes(engine, [], d)
+            check(max(dflt) > 1, f"{engine} without the option: never more than one I/O per call "
+                  f"({len(dflt)} calls)")
+
+
+def engine_submit_batch_values():
+    with bl.TempDir() as d:
+        for opt, ok in (("--engine_submit_batch=0", True), ("--engine_submit_batch=65536", True),
+                        ("--engine_submit_batch=65537", False), ("--engine_submit_batch=x", False)):
+            rc, _, err = bl.run(["--parse-only", "--name=x", "--ioengine=null", "--size=1m", opt], cwd=d)
+            check((rc == 0) == ok, f"{opt}: exit {rc}: {err.strip()}")
+        # One policy per run: jobs that give it must agree.
+        jobs = ["--ioengine=null", "--size=1m", "--number_ios=10", f"--filename={d}/f"]
+        rc, _, err = bl.run(["--name=a", "--engine_submit_batch=1"] + jobs + ["--name=b", "--engine_submit_batch=2"] +
+                            jobs, cwd=d)
+        check(rc == 1 and "engine_submit_batch" in err, f"disagreeing jobs: exit {rc}: {err.strip()}")
+        rc, _, err = bl.run(["--name=a", "--engine_submit_batch=2"] + jobs + ["--name=b"] + jobs, cwd=d)
+        check(rc == 0, f"one job giving it: exit {rc}: {err.strip()}")
+
+
 def values_as_fio():
     with bl.TempDir() as d:
         for opt, ok in (("--iodepth_batch_submit=0", True), ("--iodepth_batch_complete_min=0", True),
@@ -124,4 +180,6 @@ if __name__ == "__main__":
         ("normal_report_lines_as_fio", normal_report_lines_as_fio),
         ("left_out_without_the_options", left_out_without_the_options),
         ("values_as_fio", values_as_fio),
+        ("engine_submit_batch_sets_the_ios_per_system_call", engine_submit_batch_sets_the_ios_per_system_call),
+        ("engine_submit_batch_values", engine_submit_batch_values),
     ])

@@ -12,7 +12,6 @@ before any --name act as a [global] read before the job files.
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -159,17 +158,6 @@ def snapshot(d):
     return snap
 
 
-def strace_usable():
-    # Under UWDF_BENCH_WRAP (valgrind) the trace would be the wrapper's.
-    if bl.WRAP or not shutil.which("strace"):
-        return False
-    try:
-        return subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "true"], timeout=30,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 HAVE_STRACE = None
 TRACED = "io_uring_setup,io_setup,io_submit,pwrite64,pwritev,pwritev2,fallocate,ftruncate,unlink," \
          "unlinkat,openat,open,creat,mkdir,clone,clone3"
@@ -203,7 +191,7 @@ def expect_refused(args, option, d, where=""):
     was started (LeakSanitizer cannot run under ptrace: off for that run)."""
     global HAVE_STRACE
     if HAVE_STRACE is None:
-        HAVE_STRACE = strace_usable()
+        HAVE_STRACE = bl.strace_usable()
     before = snapshot(d)
     label = " ".join(args)
     rc, out, err = bl.run(args, cwd=d)
