@@ -96,7 +96,7 @@ ULONG UwdfGetEngineSubmitBatch(void);
  * same buffers (the ring holds them once). The objects stay referenced
  * (their buffers valid) until the target is closed; deleting one before
  * that only takes effect then. A target's file gets a registered-file slot
- * in its engine's ring by itself once the target has sent 64 operations
+ * in its engine's ring by itself once the target has sent 8 operations
  * (while the ring's table has room: up to the soft open-file limit at its
  * first use, at most 8192); UwdfIoTargetRegisterFile gives it one at once,
  * and every op then goes down with IOSQE_FIXED_FILE. Closing the target

@@ -8,8 +8,10 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -597,7 +599,7 @@ START_TEST(failing_file_beside_healthy_neighbours)
     UWDF_IO_TARGET_STATISTICS st = { .Size = sizeof(st) };
     ck_assert_status(UwdfIoTargetGetStatistics(t, &st), STATUS_SUCCESS);
     ck_assert_uint_eq(st.Operations, 80);
-    ck_assert_int_eq(st.RegisteredFile, _i == 0); /* io_uring: a slot after 64 ops */
+    ck_assert_int_eq(st.RegisteredFile, _i == 0); /* io_uring: a slot after 8 ops */
     WdfObjectDelete(req);
     WdfObjectDelete(mem);
     WdfObjectDelete(t);
@@ -642,6 +644,105 @@ END_TEST
 
 /* ---- registered files on a shared ring ---- */
 
+#define SLOT_AFTER_OPS 8 /* lib/engine.c's ENGINE_SLOT_AFTER_OPS */
+
+/* Whether the kernel lists file (a real path) in the registered-file table
+ * of one of this process's io_uring rings (/proc/self/fdinfo of the ring:
+ * "UserFiles:" and one line per filled slot, printed only while the ring's
+ * lock is free, so a caller that expects it waits for it). */
+static bool ring_lists_file(const char *file)
+{
+    bool found = false;
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    for (struct dirent *de; !found && (de = readdir(d));) {
+        char link[300], target[PATH_MAX], info[PATH_MAX + 64];
+        snprintf(link, sizeof(link), "/proc/self/fd/%s", de->d_name);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n < 0)
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, "anon_inode:[io_uring]") != 0)
+            continue;
+        snprintf(link, sizeof(link), "/proc/self/fdinfo/%s", de->d_name);
+        FILE *f = fopen(link, "r");
+        if (!f)
+            continue;
+        bool table = false;
+        while (!found && fgets(info, sizeof(info), f)) {
+            if (strncmp(info, "UserFiles:", 10) == 0)
+                table = true;
+            else if (strncmp(info, "UserBufs:", 9) == 0)
+                table = false;
+            else if (table) {
+                char *p = strchr(info, ':');
+                info[strcspn(info, "\n")] = '\0';
+                found = p && strcmp(p + 2, file) == 0;
+            }
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+static bool ring_lists_file_soon(const char *file)
+{
+    for (int ms = 0; ms < WAIT_MS; ms += 10) {
+        if (ring_lists_file(file))
+            return true;
+        tu_sleep_ms(10);
+    }
+    return false;
+}
+
+/* A target's file gets its registered-file slot at its SLOT_AFTER_OPS-th
+ * operation on io_uring, which goes down on it; the kernel's own table
+ * lists the file from then until the target closes (an idle neighbour
+ * keeps the engine's ring open after that). libaio has no slots. */
+START_TEST(a_target_gets_its_slot_at_its_eighth_operation)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
+    char *path = tu_env_file(&e, "slot", FILE_SIZE, SEED);
+    char *other = tu_env_file(&e, "idle", FILE_SIZE, SEED + 1);
+    char *real = realpath(path, NULL);
+    ck_assert_ptr_nonnull(real);
+    WDFIOTARGET idle = tu_env_target(&e, other, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    UWDF_IO_TARGET_STATISTICS st = { .Size = sizeof(st) };
+    for (unsigned i = 0; i < SLOT_AFTER_OPS; i++) {
+        if (i == SLOT_AFTER_OPS - 1) {
+            ck_assert_status(UwdfIoTargetGetStatistics(t, &st), STATUS_SUCCESS);
+            ck_assert_uint_eq(st.Operations, SLOT_AFTER_OPS - 1);
+            ck_assert(!st.RegisteredFile);
+            ck_assert(!ring_lists_file(real));
+        }
+        struct read_op op;
+        read_send(&op, t, (uint64_t)(i % TU_READER_BLOCKS) * BLK, WDF_NO_SEND_OPTIONS);
+        read_expect(&op, STATUS_SUCCESS);
+        ck_assert(tu_pattern_matches(op.buf, BLK, SEED, (uint64_t)(i % TU_READER_BLOCKS) * BLK));
+        read_done(&op);
+    }
+    ck_assert_status(UwdfIoTargetGetStatistics(t, &st), STATUS_SUCCESS);
+    ck_assert_uint_eq(st.Operations, SLOT_AFTER_OPS);
+    ck_assert_int_eq(st.RegisteredFile, _i == 0);
+    ck_assert_uint_eq(st.FixedFileOperations, _i == 0 ? 1 : 0);
+    if (_i == 0)
+        ck_assert_msg(ring_lists_file_soon(real), "no ring lists %s after %u reads", real, SLOT_AFTER_OPS);
+    else
+        ck_assert(!ring_lists_file(real));
+    WdfIoTargetClose(t);
+    ck_assert(!ring_lists_file(real)); /* the close dropped it before returning */
+    WdfObjectDelete(idle);
+    free(real);
+    free(path);
+    free(other);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* Targets that do I/O get a registered-file slot each on io_uring (none on
  * libaio); every read still returns its own file's data (a slot mix-up
  * would read a neighbour's), the statistics are each target's own, and a
@@ -663,7 +764,7 @@ START_TEST(busy_targets_get_their_own_registered_file)
             ck_assert_uint_le(st.Operations, atomic_load(&n.r[i].sent));
             ck_assert_int_eq(st.RegisteredFile, _i == 0);
             if (_i == 0)
-                ck_assert_uint_ge(st.FixedFileOperations, st.Operations - 64);
+                ck_assert_uint_ge(st.FixedFileOperations, st.Operations - SLOT_AFTER_OPS);
             else
                 ck_assert_uint_eq(st.FixedFileOperations, 0);
         }
@@ -906,6 +1007,7 @@ int main(void)
     tcase_add_loop_test(tc, failing_file_beside_healthy_neighbours, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, submit_policy_keeps_shared_targets_right, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, busy_targets_get_their_own_registered_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, a_target_gets_its_slot_at_its_eighth_operation, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, many_targets_within_the_default_open_file_limit, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, flt_sync_io_in_a_callback_is_refused_for_any_file, 0, TU_BACKENDS);
     return tu_main_root(s, "test_engines", "the full-tmpfs case was skipped");
