@@ -2029,6 +2029,24 @@ START_TEST(loop_device_sync_write_read_all_descriptor_kinds)
 }
 END_TEST
 
+START_TEST(loop_device_is_opened_without_access_times)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *backing = tu_env_file(&e, "disk", LOOP_FILE_SIZE, FILE_SEED);
+    const char *dev = tu_env_loop(&e, backing, 0);
+    WDFIOTARGET t = open_target(&e, dev, GENERIC_READ, FILE_NO_INTERMEDIATE_BUFFERING);
+    ck_assert(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(t), F_GETFL) & O_NOATIME);
+    WdfIoTargetClose(t);
+    /* A regular file keeps its access times. */
+    WDFIOTARGET f = open_target(&e, backing, GENERIC_READ, 0);
+    ck_assert(!(fcntl((int)(intptr_t)WdfIoTargetWdmGetTargetFileHandle(f), F_GETFL) & O_NOATIME));
+    WdfIoTargetClose(f);
+    free(backing);
+    tu_env_fini(&e);
+}
+END_TEST
+
 START_TEST(loop_device_async_write_read)
 {
     struct tu_env e;
@@ -2333,6 +2351,7 @@ static Suite *iotarget_suite(bool with_loop_devices)
         tc = tu_tcase(s, "loop_device", TEST_TIMEOUT_SEC);
         tcase_add_loop_test(tc, loop_device_sync_write_read_all_descriptor_kinds, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, loop_device_async_write_read, 0, TU_BACKENDS);
+        tcase_add_loop_test(tc, loop_device_is_opened_without_access_times, 0, TU_BACKENDS);
         tcase_add_loop_test(tc, loop_device_ioctls_match_blockdev, 0, TU_BACKENDS);
     }
     return s;
