@@ -225,9 +225,9 @@ struct uwdf_engine *uwdf_engine_hold(const struct uwdf_backend_ops *ops, int *er
 void uwdf_engine_unhold(struct uwdf_engine *e);
 
 /* lib/engine.c, for a backend that hands staged ops to the kernel inside
- * queue() or cancel() (its submission ring is full): call it right before,
- * so the hand-over times (UwdfIoTargetSetHandOverTimes) of what goes are
- * that call's. Engine thread. */
+ * queue() or cancel() (its submission ring is full): call it right after
+ * that submitting call, so the hand-over times (UwdfIoTargetSetHandOverTimes)
+ * of what went are that call's. Engine thread. */
 void uwdf_engine_handover_now(struct uwdf_engine *e);
 
 /* backends/psync.c: io as one blocking system call on the calling thread;

@@ -291,14 +291,19 @@ static unsigned uring_harvest(struct uring_state *st)
 /* Submit staged SQEs. On CQ pressure (-EBUSY) or a transient kernel
  * shortage, pull completions into the ready list so the next try can
  * progress; nothing is dropped (unsubmitted SQEs stay in the SQ ring). */
-static int uring_submit(struct uring_state *st)
+static int uring_submit_how(struct uring_state *st, bool get_events)
 {
-    int r = io_uring_submit(&st->ring);
+    int r = get_events ? io_uring_submit_and_get_events(&st->ring) : io_uring_submit(&st->ring);
     if (r == -EBUSY || r == -EAGAIN) {
         (void)io_uring_get_events(&st->ring);
         uring_harvest(st);
     }
     return r;
+}
+
+static int uring_submit(struct uring_state *st)
+{
+    return uring_submit_how(st, false);
 }
 
 /* Make room for n consecutive SQEs (a linked pair must go to the kernel in
@@ -310,9 +315,9 @@ static int uring_reserve(struct uring_state *st, unsigned n, struct uwdf_engine 
     for (int tries = 0; io_uring_sq_space_left(&st->ring) < n; tries++) {
         if (tries >= URING_SUBMIT_RETRIES)
             return -EAGAIN;
+        int r = uring_submit(st);
         if (e)
             uwdf_engine_handover_now(e);
-        int r = uring_submit(st);
         if (r < 0 && !uring_transient(r))
             return r;
     }
@@ -713,7 +718,11 @@ static void uring_flush(struct uwdf_engine *e)
 {
     struct uring_state *st = e->be;
     for (int tries = 0; tries < URING_SUBMIT_RETRIES && io_uring_sq_ready(&st->ring); tries++) {
-        int r = uring_submit(st);
+        /* Also posts what has finished meanwhile (DEFER_TASKRUN's task
+         * work): the reap that follows a flush (the core's, for ops with
+         * hand-over times) then finds it in the ring without entering the
+         * kernel a second time. */
+        int r = uring_submit_how(st, true);
         if (r < 0 && !uring_transient(r))
             return; /* still staged; reap() will report the error */
     }

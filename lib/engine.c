@@ -278,8 +278,11 @@ static void engine_deliver_deferred(struct uwdf_engine_core *c)
 
 /* ---- hand-over times (uwdf_engine_set_handover_times) ---- */
 
-/* The staged ops of files with hand-over times go to the kernel in the
- * system call that follows: one clock read for all of them. */
+/* The staged ops of files with hand-over times went to the kernel in the
+ * system call that just returned: one clock read for all of them, after
+ * it, where fio's io_uring and libaio engines take their issue time (the
+ * submission's own work, a few microseconds per op on a block device, is
+ * then not part of the completion latency, for either tool). */
 static __attribute__((noinline)) void engine_handover_stamp(struct uwdf_engine_core *c)
 {
     int64_t now = uwdf_mono_ns();
@@ -293,12 +296,18 @@ static __attribute__((noinline)) void engine_handover_stamp(struct uwdf_engine_c
     }
 }
 
-/* Right before anything staged is handed to the kernel (a flush, or the
- * end of the loop, before the reap that submits first). */
+/* Right after what was staged was handed to the kernel (a flush). */
 static inline __attribute__((always_inline)) void engine_handover(struct uwdf_engine_core *c)
 {
     if (UWDF_UNLIKELY(c->handover_head != NULL))
         engine_handover_stamp(c);
+}
+
+/* Hand what is staged to the kernel, then note the hand-over. */
+static inline __attribute__((always_inline)) void engine_flush(struct uwdf_engine_core *c)
+{
+    c->pub.ops->flush(&c->pub);
+    engine_handover(c);
 }
 
 void uwdf_engine_handover_now(struct uwdf_engine *e)
@@ -343,9 +352,8 @@ static void engine_flush_staged(struct uwdf_engine_core *c)
 {
     if (UWDF_UNLIKELY(c->batched != NULL))
         engine_batch_count_submits(c);
-    engine_handover(c);
+    engine_flush(c);
     c->staged = 0;
-    c->pub.ops->flush(&c->pub);
 }
 
 static __attribute__((noinline)) void engine_batch_queued(struct uwdf_engine_core *c, struct uwdf_io *io,
@@ -1182,11 +1190,12 @@ static void *engine_thread(void *arg)
         /* What is staged now goes to the kernel at once: here, or in the
          * next reap (io_uring's submits and waits in one io_uring_enter:
          * flushing here too would cost a second system call per loop, per
-         * I/O at QD1). Nothing is staged between here and that reap. */
-        engine_handover(c);
+         * I/O at QD1). Nothing is staged between here and that reap. Ops
+         * with hand-over times go here, whatever the backend, so that
+         * their time is read when the submitting call has returned. */
+        if (UWDF_UNLIKELY(c->handover_head != NULL) || !(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
+            engine_flush(c);
         c->staged = 0;
-        if (!(e->ops->caps & UWDF_BE_CAP_REAP_SUBMITS))
-            e->ops->flush(e);
 
         if (atomic_load(&c->stopping) && c->inflight == 0 && !c->stall_head && !c->later_head &&
             !c->held && !atomic_load(&c->has_incoming))
