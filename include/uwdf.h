@@ -200,10 +200,11 @@ VOID UwdfFinishSendPlug(VOID);
 /* Hand-over times (docs/engines.md, "Hand-over times"): with Enable, the
  * target's engine notes when it hands each of the target's operations to
  * the kernel: one CLOCK_MONOTONIC read per io_uring_enter / io_submit that
- * carries any of them, taken just before that system call, stored in each
- * operation it carries. This is where fio's clat starts (its io_uring and
- * libaio engines' issue time, read once per submitted batch just after the
- * call). Off by default: a target without it pays no clock read. Applies to
+ * carries any of them, taken right after that system call returns, stored
+ * in each operation it carries. This is where fio's clat starts (its
+ * io_uring and libaio engines' issue time, read once per submitted batch
+ * just after the call). Off by default: a target without it pays no clock
+ * read (on io_uring, nor the separate submitting call it takes). Applies to
  * sends from now until the target is closed. STATUS codes as
  * UwdfIoTargetSetBatching. PASSIVE_LEVEL. */
 NTSTATUS UwdfIoTargetSetHandOverTimes(WDFIOTARGET IoTarget, BOOLEAN Enable);
