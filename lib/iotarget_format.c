@@ -17,7 +17,10 @@ struct format_buffer {
 /* The checks every format (and WdfRequestChangeTarget) makes: the request
  * is not sent, the target is open, and the IRP has a stack location for
  * every driver below (one, the kernel, for a file or block device). A
- * framework IRP grows; the driver's own cannot (STATUS_REQUEST_NOT_ACCEPTED). */
+ * framework IRP grows; the driver's own cannot (STATUS_REQUEST_NOT_ACCEPTED).
+ * A request without an IRP gets none for a file, block or remote target,
+ * whose send reads the format from the request; a device target's driver
+ * is handed the IRP. */
 NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_request *req,
                                        const char *ddi)
 {
@@ -26,6 +29,11 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
     if (!uwdf_iotarget_is_open(t))
         return STATUS_INVALID_DEVICE_STATE;
     CCHAR need = uwdf_iotarget_stack_need(t);
+    if (uwdf_request_irpless(req) && !t->lower) {
+        if (req->irp_stack < need)
+            req->irp_stack = need;
+        return STATUS_SUCCESS;
+    }
     NTSTATUS status = uwdf_request_ensure_irp(req, need);
     if (!NT_SUCCESS(status))
         return status;
@@ -65,49 +73,42 @@ format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major, st
         if (fb[i]->mem && !uwdf_completion_unpark(req, fb[i]->mem))
             uwdf_object_reference(&fb[i]->mem->obj);
     }
-    PIRP irp = req->irp;
-    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
-    memset(s, 0, sizeof(*s));
-    s->MajorFunction = major;
-    s->FileObject = &t->file_object;
-    s->DeviceObject = t->file_object.DeviceObject;
-    irp->MdlAddress = NULL;
-    irp->UserBuffer = NULL;
-    irp->AssociatedIrp.SystemBuffer = NULL;
+    /* The next stack location, in the request (uwdf_request_irpless) and,
+     * if it has one, in its IRP. */
+    req->nx_major = major;
+    req->nx_flags = 0;
     switch (major) {
     case IRP_MJ_READ:
-    case IRP_MJ_WRITE: {
-        struct format_buffer *b = major == IRP_MJ_READ ? out : in;
-        s->Parameters.Read.Length = (ULONG)b->length;
+    case IRP_MJ_WRITE:
         /* A NULL DeviceOffset: 0 for a driver below, as KMDF formats it;
          * for a file, the port's documented meaning, the file position. */
         if (offset) {
-            s->Parameters.Read.ByteOffset.QuadPart = *offset;
+            req->nx_offset = *offset;
         } else if (t->lower) {
-            s->Parameters.Read.ByteOffset.QuadPart = 0;
+            req->nx_offset = 0;
         } else {
-            s->Parameters.Read.ByteOffset.HighPart = -1;
-            s->Parameters.Read.ByteOffset.LowPart = FILE_USE_FILE_POINTER_POSITION;
+            LARGE_INTEGER pos = { .HighPart = -1, .LowPart = FILE_USE_FILE_POINTER_POSITION };
+            req->nx_offset = pos.QuadPart;
         }
-        if (b->mdl)
-            irp->MdlAddress = b->mdl;
-        else
-            irp->UserBuffer = b->mem ? (char *)b->mem->buffer + b->offset : b->buffer;
         if (t->write_through && major == IRP_MJ_WRITE)
-            s->Flags |= SL_WRITE_THROUGH;
+            req->nx_flags = SL_WRITE_THROUGH;
         req->fmt_type = major == IRP_MJ_READ ? WdfRequestTypeRead : WdfRequestTypeWrite;
         break;
-    }
     default:
-        s->Parameters.DeviceIoControl.IoControlCode = ioctl;
-        s->Parameters.DeviceIoControl.InputBufferLength = in ? (ULONG)in->length : 0;
-        s->Parameters.DeviceIoControl.OutputBufferLength = out ? (ULONG)out->length : 0;
+        req->nx_ioctl = ioctl;
         req->fmt_type = major == IRP_MJ_DEVICE_CONTROL ? WdfRequestTypeDeviceControl
                                                        : WdfRequestTypeDeviceControlInternal;
         break;
     }
     req->fmt_target = (WDFIOTARGET)t->obj.handle;
     req->formatted = true;
+    if (req->irp) {
+        uwdf_request_irp_format(req, t);
+        /* An MDL descriptor (a synchronous send) gets its IRP first. */
+        struct format_buffer *b = major == IRP_MJ_READ ? out : major == IRP_MJ_WRITE ? in : NULL;
+        if (b && b->mdl)
+            req->irp->MdlAddress = b->mdl;
+    }
 }
 
 /* Inlined into the read and write DDIs, like format_commit. */
@@ -259,14 +260,17 @@ static NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR
     } else {
         uwdf_request_release_format(req);
     }
-    status = uwdf_iotarget_prepare_request(t, req, ddi);
+    /* An MDL is described in the IRP, which the request then needs. */
+    status = (in.mdl || out.mdl) && !uwdf_request_lazy_irp(req) ? STATUS_INSUFFICIENT_RESOURCES : STATUS_SUCCESS;
+    if (NT_SUCCESS(status))
+        status = uwdf_iotarget_prepare_request(t, req, ddi);
     if (NT_SUCCESS(status)) {
         format_commit(t, req, major, major == IRP_MJ_READ ? NULL : &in,
                       major == IRP_MJ_WRITE ? NULL : &out, DeviceOffset, ioctl);
         uwdf_verifier_sync_timeout(options, ddi);
         uwdf_iotarget_send_sync(t, req, options, false, &status);
         if (bytes)
-            *bytes = req->irp->IoStatus.Information;
+            *bytes = uwdf_request_information(req);
     }
     if (req->internal)
         uwdf_object_delete(&req->obj);

@@ -327,10 +327,32 @@ static bool target_dio_stage(struct uwdf_io *io, size_t len, bool has_offset, ui
 }
 
 /* Describe the next stack location as an engine op; a failure here is the
- * lower "driver" failing the request. */
+ * lower "driver" failing the request. The location is the IRP's, or what
+ * the format kept in a request without one (uwdf_request_irpless), whose
+ * buffer is the format's. */
 static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *req)
 {
-    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
+    PIRP irp = req->irp;
+    UCHAR major, minor = 0, sl_flags;
+    ULONG rw_length;
+    LONGLONG rw_offset;
+    PMDL mdl = NULL;
+    void *user_buffer = NULL;
+    if (irp) {
+        PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+        major = s->MajorFunction;
+        minor = s->MinorFunction;
+        sl_flags = s->Flags;
+        rw_length = s->Parameters.Read.Length;
+        rw_offset = s->Parameters.Read.ByteOffset.QuadPart;
+        mdl = irp->MdlAddress;
+        user_buffer = irp->UserBuffer;
+    } else {
+        major = req->nx_major;
+        sl_flags = req->nx_flags;
+        rw_length = (ULONG)req->fmt_length[major == IRP_MJ_READ];
+        rw_offset = req->nx_offset;
+    }
     struct uwdf_io *io = &req->snd->io;
     size_t len;
     unsigned flags = 0;
@@ -342,28 +364,28 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     io->res = 0;
     io->pieces = io->bounce = false;
     req->snd->io_length = 0;
-    switch (s->MajorFunction) {
+    switch (major) {
     case IRP_MJ_READ:
     case IRP_MJ_WRITE: {
-        bool write = s->MajorFunction == IRP_MJ_WRITE;
+        bool write = major == IRP_MJ_WRITE;
         io->op = write ? UWDF_OP_WRITE : UWDF_OP_READ;
         if (!(t->access & (write ? FILE_WRITE_DATA : FILE_READ_DATA)))
             return STATUS_ACCESS_DENIED;
-        len = s->Parameters.Read.Length;
+        len = rw_length;
         int slot = write ? 0 : 1;
         bool from_mdl = false;
         if (req->fmt_mem[slot] || req->fmt_buffer[slot]) {
             char *base = req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
                                             : req->fmt_buffer[slot];
             io->iovcnt = target_build_iov(req, base, len);
-        } else if (req->irp->MdlAddress && len > 0) {
+        } else if (mdl && len > 0) {
             size_t bytes;
-            int n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, &req->snd->iov1, 1, &bytes);
+            int n = uwdf_mdl_to_iovec(mdl, len, &req->snd->iov1, 1, &bytes);
             if (n < 0) {
                 /* A chain: grow the request's own iovec array once; reuse
                  * keeps it. */
                 int need = 0;
-                for (PMDL m = req->irp->MdlAddress; m; m = m->Next)
+                for (PMDL m = mdl; m; m = m->Next)
                     need++;
                 if (!NT_SUCCESS(uwdf_request_ensure_send_ext(req)))
                     return STATUS_INSUFFICIENT_RESOURCES;
@@ -376,7 +398,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
                     ext->iov_heap = grown;
                     ext->iov_heap_cap = need;
                 }
-                n = uwdf_mdl_to_iovec(req->irp->MdlAddress, len, ext->iov_heap, need, &bytes);
+                n = uwdf_mdl_to_iovec(mdl, len, ext->iov_heap, need, &bytes);
                 io->iov = ext->iov_heap;
             } else {
                 io->iov = &req->snd->iov1;
@@ -387,16 +409,16 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
             from_mdl = true;
             if ((unsigned)n > uwdf_engine_max_segments(t->engine))
                 target_run_as_pieces(io);
-        } else if (len == 0 || req->irp->UserBuffer) {
-            io->iovcnt = target_build_iov(req, req->irp->UserBuffer, len);
+        } else if (len == 0 || user_buffer) {
+            io->iovcnt = target_build_iov(req, user_buffer, len);
         } else {
             return STATUS_INVALID_USER_BUFFER;
         }
         req->snd->io_length = len;
-        LONGLONG off = s->Parameters.Read.ByteOffset.QuadPart;
+        LONGLONG off = rw_offset;
         if (UWDF_UNLIKELY(off < 0)) {
             /* The file system's meanings of a negative offset (wdm.h). */
-            LARGE_INTEGER bo = s->Parameters.Read.ByteOffset;
+            LARGE_INTEGER bo = { .QuadPart = off };
             if (bo.HighPart == -1 && bo.LowPart == FILE_USE_FILE_POINTER_POSITION)
                 flags |= UWDF_REQ_USE_FILE_POS;
             else if (write && bo.HighPart == -1 && bo.LowPart == FILE_WRITE_TO_END_OF_FILE)
@@ -406,7 +428,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
         } else {
             io->offset = (uint64_t)off;
         }
-        if (write && (s->Flags & SL_WRITE_THROUGH))
+        if (write && (sl_flags & SL_WRITE_THROUGH))
             io->rw_flags |= RWF_DSYNC;
         /* No local engine takes less than a page in one op: its limit is
          * looked up only past that, or for a remote export, whose server
@@ -430,7 +452,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     }
     case IRP_MJ_FLUSH_BUFFERS:
         /* ntifs.h's data-only minors are fdatasync(2); anything else fsync. */
-        io->op = s->MinorFunction == IRP_MN_FLUSH_DATA_ONLY || s->MinorFunction == IRP_MN_FLUSH_DATA_SYNC_ONLY
+        io->op = minor == IRP_MN_FLUSH_DATA_ONLY || minor == IRP_MN_FLUSH_DATA_SYNC_ONLY
                      ? UWDF_OP_FDATASYNC
                      : UWDF_OP_FSYNC;
         io->iovcnt = 0;
@@ -447,24 +469,17 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     return STATUS_SUCCESS;
 }
 
-static void *request_fmt_data(struct uwdf_request *req, int slot)
-{
-    return req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
-                              : req->fmt_buffer[slot];
-}
-
 /* Worker thread: a discard or zeroing that blocks, then its completion
  * goes to the engine thread like any other. */
 static void target_blocking_ioctl(struct uwdf_work *w)
 {
     struct uwdf_request *req = uwdf_container_of(w, struct uwdf_request_send_ext, work)->req;
     struct uwdf_iotarget *t = req->target;
-    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(req->irp);
-    void *in = request_fmt_data(req, 0), *out;
+    void *in = uwdf_request_fmt_data(req, 0), *out;
     size_t in_len = req->fmt_length[0], out_len;
     if (req->fmt_type == WdfRequestTypeNoFormat)
         uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
-    req->fw_status = uwdf_blockops_ioctl(t, s->Parameters.DeviceIoControl.IoControlCode, in, in_len);
+    req->fw_status = uwdf_blockops_ioctl(t, uwdf_request_next_ioctl(req), in, in_len);
     req->fw_info = 0;
     __atomic_store_n(&req->fw_done, true, __ATOMIC_RELEASE); /* a cancel reads it */
     uwdf_engine_post_completion(t->engine, &req->snd->io);
@@ -493,7 +508,7 @@ static int target_add_range(void *ctx, uint64_t offset, uint64_t length)
  * succeeds at once. */
 static NTSTATUS target_build_ranges(struct uwdf_iotarget *t, struct uwdf_request *req, ULONG code)
 {
-    void *in = request_fmt_data(req, 0), *out;
+    void *in = uwdf_request_fmt_data(req, 0), *out;
     size_t in_len = req->fmt_length[0], out_len;
     if (req->fmt_type == WdfRequestTypeNoFormat)
         uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
@@ -523,7 +538,7 @@ void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
     struct uwdf_io *io = &req->snd->io;
     if (!req->fw_done && !t->lower) {
         NTSTATUS status = target_build_io(t, req);
-        ULONG code = IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
+        ULONG code = NT_SUCCESS(status) && io->op == 0 ? uwdf_request_next_ioctl(req) : 0;
         if (NT_SUCCESS(status) && io->op == 0 && uwdf_blockops_handles(code) &&
             (uwdf_engine_caps(t->engine) & UWDF_BE_CAP_NO_KERNEL)) {
             /* The null engine never touches the device: a discard or
@@ -541,7 +556,7 @@ void uwdf_iotarget_dispatch(struct uwdf_iotarget *t, struct uwdf_request *req)
             }
             status = STATUS_INSUFFICIENT_RESOURCES;
         } else if (NT_SUCCESS(status) && io->op == 0) {
-            void *in = request_fmt_data(req, 0), *out = request_fmt_data(req, 1);
+            void *in = uwdf_request_fmt_data(req, 0), *out = uwdf_request_fmt_data(req, 1);
             size_t in_len = req->fmt_length[0], out_len = req->fmt_length[1];
             if (req->fmt_type == WdfRequestTypeNoFormat)
                 uwdf_request_irp_ioctl_buffers(req, &in, &in_len, &out, &out_len);
@@ -616,8 +631,16 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
                           (void *)req->obj.handle);
         return STATUS_REQUEST_NOT_ACCEPTED;
     }
-    if (!req->irp || req->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t))
+    if (UWDF_LIKELY(!req->irp)) {
+        /* No IRP (uwdf_request_irpless): as many stack locations as its
+         * would have; a device target's driver is handed one. */
+        if (req->irp_stack < uwdf_iotarget_stack_need(t))
+            return STATUS_REQUEST_NOT_ACCEPTED;
+        if (t->lower && !uwdf_request_lazy_irp(req))
+            return STATUS_INSUFFICIENT_RESOURCES;
+    } else if (req->irp->CurrentLocation < 1 + uwdf_iotarget_stack_need(t)) {
         return STATUS_REQUEST_NOT_ACCEPTED;
+    }
     /* A timeout may need the framework timer, which is in the rarely used
      * part: allocated here, before the target's lock, on first need. */
     if (timed && !NT_SUCCESS(uwdf_request_ensure_send_ext(req)))
@@ -845,7 +868,7 @@ bool uwdf_iotarget_send_sync(struct uwdf_iotarget *t, struct uwdf_request *req,
         return false;
     }
     uwdf_sync_wait_block(&wait);
-    *status = req->irp->IoStatus.Status;
+    *status = uwdf_request_status(req);
     return true;
 }
 
@@ -895,10 +918,7 @@ BOOLEAN WdfRequestSend(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_SEND
     if (NT_SUCCESS(status))
         return TRUE;
 fail:
-    if (uwdf_request_lazy_irp(req) && req->irp) {
-        req->irp->IoStatus.Status = status;
-        req->irp->IoStatus.Information = 0;
-    }
+    uwdf_request_set_iostatus(req, status, 0);
     uwdf_verifier_send_failed(req);
     return FALSE;
 }

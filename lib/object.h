@@ -149,8 +149,9 @@ static inline struct uwdf_handle_slot *uwdf_handle_slot(uint32_t index)
 /* Index 0 (the NULL handle) and unallocated chunks find obj NULL; a handle
  * with the top bit set (generations have 39 bits) cannot match the slot's
  * generation while its obj is set. So a live object with the right
- * generation and type is the whole test. */
-static inline struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi)
+ * generation and type is the whole test. uwdf_object_peek: the live object,
+ * or NULL without a bug check (a handle kept that may be stale). */
+static inline struct uwdf_object *uwdf_object_peek(WDFOBJECT handle, uint32_t type)
 {
     uintptr_t v = (uintptr_t)handle;
     struct uwdf_handle_slot *slot = uwdf_handle_slot((uint32_t)(v & ((1u << UWDF_HANDLE_INDEX_BITS) - 1)));
@@ -158,6 +159,13 @@ static inline struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t 
     if (UWDF_LIKELY(obj != NULL &&
                     atomic_load_explicit(&slot->gen, memory_order_acquire) == (v >> UWDF_HANDLE_INDEX_BITS) &&
                     (type == 0 || obj->type == type)))
+        return obj;
+    return NULL;
+}
+static inline struct uwdf_object *uwdf_object_lookup(WDFOBJECT handle, uint32_t type, const char *ddi)
+{
+    struct uwdf_object *obj = uwdf_object_peek(handle, type);
+    if (UWDF_LIKELY(obj != NULL))
         return obj;
     return uwdf_object_lookup_slow(handle, type, ddi);
 }

@@ -170,6 +170,37 @@ NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request *req)
     return STATUS_SUCCESS;
 }
 
+void uwdf_request_irp_format(struct uwdf_request *req, struct uwdf_iotarget *t)
+{
+    PIRP irp = req->irp;
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+    memset(s, 0, sizeof(*s));
+    s->MajorFunction = req->nx_major;
+    s->Flags = req->nx_flags;
+    if (t) {
+        s->FileObject = &t->file_object;
+        s->DeviceObject = t->file_object.DeviceObject;
+    }
+    irp->MdlAddress = NULL;
+    irp->AssociatedIrp.SystemBuffer = NULL;
+    irp->UserBuffer = NULL;
+    switch (req->nx_major) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE: {
+        int slot = req->nx_major == IRP_MJ_READ;
+        s->Parameters.Read.Length = (ULONG)req->fmt_length[slot];
+        s->Parameters.Read.ByteOffset.QuadPart = req->nx_offset;
+        irp->UserBuffer = uwdf_request_fmt_data(req, slot);
+        break;
+    }
+    default:
+        s->Parameters.DeviceIoControl.IoControlCode = req->nx_ioctl;
+        s->Parameters.DeviceIoControl.InputBufferLength = (ULONG)req->fmt_length[0];
+        s->Parameters.DeviceIoControl.OutputBufferLength = (ULONG)req->fmt_length[1];
+        break;
+    }
+}
+
 NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
 {
     if (req->irp && req->irp_owner != UWDF_IRP_FRAMEWORK)
@@ -179,10 +210,21 @@ NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
     PIRP irp = IoAllocateIrp(stack_size, FALSE);
     if (!irp)
         return STATUS_INSUFFICIENT_RESOURCES;
+    bool first = req->irp == NULL;
     if (req->irp)
         IoFreeIrp(req->irp);
     req->irp = irp;
     req->irp_owner = UWDF_IRP_FRAMEWORK;
+    if (first) {
+        /* What the request kept without it goes in: its IoStatus and its
+         * format (for its target, unless that is gone). */
+        irp->IoStatus.Status = req->io_status;
+        irp->IoStatus.Information = req->io_info;
+        if (req->formatted) {
+            struct uwdf_object *t = req->fmt_target ? uwdf_object_peek(req->fmt_target, UWDF_OBJ_IOTARGET) : NULL;
+            uwdf_request_irp_format(req, (struct uwdf_iotarget *)t); /* obj is first */
+        }
+    }
     return STATUS_SUCCESS;
 }
 
@@ -239,11 +281,7 @@ NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_
     if (!NT_SUCCESS(status))
         return status;
     req->internal = true;
-    status = uwdf_request_ensure_irp(req, UWDF_DEFAULT_REQUEST_STACK);
-    if (!NT_SUCCESS(status)) {
-        uwdf_object_delete(&req->obj);
-        return status;
-    }
+    req->irp_stack = UWDF_DEFAULT_REQUEST_STACK; /* its IRP if it needs one */
     *out = req;
     return STATUS_SUCCESS;
 }
@@ -273,6 +311,7 @@ static inline void request_format_dropped(struct uwdf_request *req)
         atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
     req->fmt_type = WdfRequestTypeNoFormat;
     req->fmt_seq++;
+    req->cp_valid = false;
 }
 
 /* Out of line, so that the common case below needs no stack frame. */
@@ -432,14 +471,10 @@ NTSTATUS WdfRequestReuse(WDFREQUEST Request, PWDF_REQUEST_REUSE_PARAMS ReusePara
         IoReuseIrp(req->irp, ReuseParams->Status);
     } else if (req->received) {
         return request_reuse_presented(req, new_irp, ReuseParams->Status);
-    } else if (!uwdf_request_lazy_irp(req)) {
-        return STATUS_INSUFFICIENT_RESOURCES; /* never used: its status goes in its IRP */
     }
-    if (req->irp) {
-        req->irp->IoStatus.Status = ReuseParams->Status;
-        req->irp->IoStatus.Information = 0;
+    uwdf_request_set_iostatus(req, ReuseParams->Status, 0); /* in the request while it has no IRP */
+    if (req->irp)
         __atomic_store_n(&req->irp->Cancel, FALSE, __ATOMIC_RELAXED);
-    }
     atomic_store_explicit(&req->flags, 0, memory_order_release);
     __atomic_store_n(&req->target, NULL, __ATOMIC_RELEASE); /* read by a concurrent cancel */
     return STATUS_SUCCESS;
@@ -461,20 +496,20 @@ NTSTATUS WdfRequestGetStatus(WDFREQUEST Request)
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetStatus");
     if (!req)
         return STATUS_INVALID_HANDLE;
-    return req->irp ? req->irp->IoStatus.Status : STATUS_SUCCESS;
+    return uwdf_request_status(req);
 }
 
 VOID WdfRequestSetInformation(WDFREQUEST Request, ULONG_PTR Information)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestSetInformation");
-    if (req && uwdf_request_lazy_irp(req) && req->irp)
-        req->irp->IoStatus.Information = Information;
+    if (req)
+        uwdf_request_set_information(req, Information);
 }
 
 ULONG_PTR WdfRequestGetInformation(WDFREQUEST Request)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestGetInformation");
-    return req && req->irp ? req->irp->IoStatus.Information : 0;
+    return req ? uwdf_request_information(req) : 0;
 }
 
 VOID WdfRequestGetCompletionParams(WDFREQUEST Request, PWDF_REQUEST_COMPLETION_PARAMS Params)
@@ -491,7 +526,7 @@ VOID WdfRequestGetCompletionParams(WDFREQUEST Request, PWDF_REQUEST_COMPLETION_P
                           (unsigned)Params->Size, sizeof(WDF_REQUEST_COMPLETION_PARAMS));
         return;
     }
-    if (req->cp_seq == req->fmt_seq + 1)
+    if (req->cp_valid)
         request_fill_cparams(req, Params, req->fw_status, req->fw_info);
     else
         WDF_REQUEST_COMPLETION_PARAMS_INIT(Params); /* not completed since its format */
@@ -603,8 +638,7 @@ request_fill_cparams(struct uwdf_request *req, PWDF_REQUEST_COMPLETION_PARAMS p,
         break;
     case WdfRequestTypeDeviceControl:
     case WdfRequestTypeDeviceControlInternal:
-        p->Parameters.Ioctl.IoControlCode =
-            IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode;
+        p->Parameters.Ioctl.IoControlCode = uwdf_request_next_ioctl(req);
         p->Parameters.Ioctl.Input.Buffer = req->fmt_mem[0] ? (WDFMEMORY)req->fmt_mem[0]->obj.handle : NULL;
         p->Parameters.Ioctl.Input.Offset = req->fmt_mem[0] ? req->fmt_offset[0] : 0;
         p->Parameters.Ioctl.Output.Buffer = req->fmt_mem[1] ? (WDFMEMORY)req->fmt_mem[1]->obj.handle : NULL;
@@ -623,14 +657,13 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
     unsigned flags = atomic_load(&req->flags);
     WDFIOTARGET target_handle = target ? (WDFIOTARGET)target->obj.handle : NULL;
 
-    req->irp->IoStatus.Status = status;
-    req->irp->IoStatus.Information = information;
+    uwdf_request_set_iostatus(req, status, information);
     /* The completion parameters: the routine's on the stack; the request
      * keeps what makes them again for WdfRequestGetCompletionParams. */
     WDF_REQUEST_COMPLETION_PARAMS cparams;
     req->fw_status = status;
     req->fw_info = information;
-    req->cp_seq = req->fmt_seq + 1;
+    req->cp_valid = true;
 
     /* The routine is one-shot: taken out before it runs, so a resend must
      * set it again (as WDF's CompleteSubmitted does). */
@@ -697,6 +730,10 @@ NTSTATUS WdfRequestChangeTarget(WDFREQUEST Request, WDFIOTARGET IoTarget)
 VOID UwdfRequestSetWriteThrough(WDFREQUEST Request, BOOLEAN WriteThrough)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "UwdfRequestSetWriteThrough");
+    if (req && uwdf_request_irpless(req)) {
+        req->nx_flags = WriteThrough ? req->nx_flags | SL_WRITE_THROUGH : req->nx_flags & (UCHAR)~SL_WRITE_THROUGH;
+        return;
+    }
     if (!req || !req->irp || req->irp->CurrentLocation < 2)
         return;
     PIO_STACK_LOCATION next = IoGetNextIrpStackLocation(req->irp);

@@ -104,18 +104,25 @@ struct uwdf_request {
     bool from_irp;
     bool internal; /* framework's own request for a synchronous send */
     /* Stack locations its framework IRP gets when one is first needed
-     * (WdfRequestCreate allocates none: a format or WdfRequestWdmGetIrp does). */
+     * (WdfRequestCreate allocates none: a caller that asks for it, a
+     * device target or a stack-location format does; uwdf_request_irpless). */
     CCHAR irp_stack;
     bool ext_inline; /* ext is part of this allocation (a presented request) */
     bool snd_own;    /* snd is the request's (preallocated), not its target's */
 
     /* format */
     bool formatted;
+    /* The next stack location of a request without an IRP, as its format
+     * made it: the major function, its SL_ flags, the ByteOffset of a read
+     * or write (nx_offset) or the IOCTL code (nx_ioctl); lengths and
+     * buffers are the format's own (fmt_length, fmt_mem, fmt_buffer).
+     * Written into the IRP when one is built (uwdf_request_irp_format). */
+    UCHAR nx_major;
     WDF_REQUEST_TYPE fmt_type;
     uint32_t fmt_seq;
     struct uwdf_memory *fmt_mem[2]; /* [0] input (write/ioctl in), [1] output */
     size_t fmt_offset[2];
-    size_t fmt_length[2];
+    ULONG fmt_length[2];            /* a format's lengths are ULONGs (validated) */
     void *fmt_buffer[2];            /* raw buffers of a synchronous send */
     WDFIOTARGET fmt_target; /* a handle: the target may be deleted before the request */
 
@@ -123,7 +130,7 @@ struct uwdf_request {
     struct uwdf_request_send *snd; /* while sent, or its own (snd_own) */
     struct uwdf_request_send_ext *ext; /* NULL until a send needs it */
     struct uwdf_iotarget *target;
-    long comp_refs;
+    int32_t comp_refs;
     atomic_uint flags;
     /* This send's completion is decided (set under its target's lock when
      * it leaves the sent list; cleared by the next send before its flags).
@@ -135,16 +142,24 @@ struct uwdf_request {
      * completed, fw_status and fw_info are its completion's IoStatus (the
      * completion parameters') until its next send is over */
     bool fw_done;
+    UCHAR nx_flags;
+    /* Completed since its format: while the format it completed lasts,
+     * its completion parameters are there to give, made again from what
+     * the request keeps (format, ioctl code, fw_status/fw_info). WDF
+     * reinitialises them where a format ends (FxRequestContext::
+     * ReleaseAndRestore: reuse, a new format, a synchronous DDI's end),
+     * which clears it (request_format_dropped). */
+    bool cp_valid;
     NTSTATUS fw_status;
+    ULONG nx_ioctl;
+    /* The IoStatus of a request without an IRP (WdfRequestGetStatus,
+     * WdfRequestGetInformation); the IRP's once it has one. */
+    NTSTATUS io_status;
     /* The last send's hand-over time (UwdfRequestGetHandOverTime), kept
      * when its send state goes back to the target's pool. */
     int64_t handover_ns;
-    /* fmt_seq + 1 at the last completion: while the format it completed
-     * lasts, its completion parameters are there to give, made again from
-     * what the request keeps (format, ioctl code, fw_status/fw_info). WDF
-     * reinitialises them where a format ends (FxRequestContext::
-     * ReleaseAndRestore: reuse, a new format, a synchronous DDI's end). */
-    uint32_t cp_seq;
+    ULONG_PTR io_info;
+    LONGLONG nx_offset;
     LIST_ENTRY target_link;
     PFN_WDF_REQUEST_COMPLETION_ROUTINE routine;
     WDFCONTEXT routine_ctx;
@@ -195,9 +210,63 @@ NTSTATUS uwdf_request_alloc_send(struct uwdf_request *req);
  * must not fail for memory later (FLT_ALLOCATE_CALLBACK_DATA_PREALLOCATE_ALL_MEMORY). */
 NTSTATUS uwdf_request_preallocate(struct uwdf_request *req);
 /* The IRP of a request from WdfRequestCreate, which gets it when it is
- * first needed; false only when it cannot be allocated. A request that has
- * one, or is not the framework's to give one, is left as it is. */
+ * first needed (with the format and IoStatus the request kept until then);
+ * false only when it cannot be allocated. A request that has one, or is not
+ * the framework's to give one, is left as it is. */
 bool uwdf_request_lazy_irp(struct uwdf_request *req);
+/* A request from WdfRequestCreate (or the framework's own) that has not
+ * needed its IRP: a send to a file, block or remote target reads its
+ * format from the request, which keeps its IoStatus too. It gets the IRP
+ * for good when a caller asks for it (WdfRequestWdmGetIrp,
+ * WdfRequestGetParameters), a format needs stack locations
+ * (WdfRequestWdmFormatUsingStackLocation) or it goes to a device target. */
+static inline bool uwdf_request_irpless(const struct uwdf_request *req)
+{
+    return !req->irp && req->irp_stack > 0;
+}
+/* Write the request's format (nx_*, fmt_*) into the next stack location
+ * and buffers of its IRP; t: the target it is formatted for, or NULL. */
+void uwdf_request_irp_format(struct uwdf_request *req, struct uwdf_iotarget *t);
+/* The IoStatus WDF reports for the request: its IRP's, or its own while it
+ * has none. A request that has neither (a presented one after its
+ * completion) reads STATUS_SUCCESS and 0 and keeps no other. */
+static inline NTSTATUS uwdf_request_status(const struct uwdf_request *req)
+{
+    return req->irp ? req->irp->IoStatus.Status : req->io_status;
+}
+static inline ULONG_PTR uwdf_request_information(const struct uwdf_request *req)
+{
+    return req->irp ? req->irp->IoStatus.Information : req->io_info;
+}
+static inline void uwdf_request_set_information(struct uwdf_request *req, ULONG_PTR info)
+{
+    if (req->irp)
+        req->irp->IoStatus.Information = info;
+    else if (req->irp_stack)
+        req->io_info = info;
+}
+static inline void uwdf_request_set_iostatus(struct uwdf_request *req, NTSTATUS status, ULONG_PTR info)
+{
+    if (req->irp) {
+        req->irp->IoStatus.Status = status;
+        req->irp->IoStatus.Information = info;
+    } else if (req->irp_stack) {
+        req->io_status = status;
+        req->io_info = info;
+    }
+}
+/* The IOCTL code the request is formatted with. */
+static inline ULONG uwdf_request_next_ioctl(struct uwdf_request *req)
+{
+    return req->irp ? IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode
+                    : req->nx_ioctl;
+}
+/* The buffer of format slot 0 (input) or 1 (output). */
+static inline void *uwdf_request_fmt_data(const struct uwdf_request *req, int slot)
+{
+    return req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
+                              : req->fmt_buffer[slot];
+}
 NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request *req);
 /* The request's rarely used send part, allocated on first use. */
 static inline NTSTATUS uwdf_request_ensure_send_ext(struct uwdf_request *req)

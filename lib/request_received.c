@@ -173,6 +173,10 @@ VOID WdfRequestGetParameters(WDFREQUEST Request, PWDF_REQUEST_PARAMETERS Paramet
     memset(Parameters, 0, sizeof(*Parameters));
     Parameters->Size = size;
     Parameters->Type = WdfRequestTypeNoFormat;
+    /* A formatted request without an IRP (uwdf_request_irpless) gets it:
+     * its stack location is what it describes. */
+    if (req->formatted && !uwdf_request_lazy_irp(req))
+        return;
     PIRP irp = req->irp;
     if (!irp)
         return;
