@@ -43,6 +43,15 @@ static void send_async(WDFREQUEST req, WDFIOTARGET target, struct tu_completion 
     ck_assert_msg(tu_completion_wait(c, WAIT_MS), "no completion within %d ms", WAIT_MS);
 }
 
+/* WdfRequestSend(SYNCHRONOUS); the request's status. */
+static NTSTATUS send_sync(WDFREQUEST req, WDFIOTARGET target)
+{
+    WDF_REQUEST_SEND_OPTIONS o;
+    WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_SYNCHRONOUS);
+    ck_assert(WdfRequestSend(req, target, &o));
+    return WdfRequestGetStatus(req);
+}
+
 /* ---- a request that stays in flight until it is cancelled ----
  * io_uring: a read of an empty FIFO (a writer is held open, so the read
  * parks in the kernel). libaio refuses FIFOs, so there the request is
@@ -1126,6 +1135,108 @@ START_TEST(set_information_then_get_information)
 }
 END_TEST
 
+/* A request formatted for a file target has no IRP until one is asked
+ * for (its send reads the format from the request); the IRP it gets then
+ * holds that format, as if the format had written it. */
+START_TEST(irp_asked_for_after_a_format_holds_that_format)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ | GENERIC_WRITE, 0);
+    WDFREQUEST req = tu_make_request(t);
+    void *buf;
+    WDFMEMORY mem = tu_make_memory(2 * BLK, &buf);
+
+    WDFMEMORY_OFFSET mo = { .BufferOffset = BLK, .BufferLength = BLK };
+    LONGLONG off = 3 * BLK;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, &mo, &off), STATUS_SUCCESS);
+    PIRP irp = WdfRequestWdmGetIrp(req);
+    ck_assert_ptr_nonnull(irp);
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+    ck_assert_uint_eq(s->MajorFunction, IRP_MJ_READ);
+    ck_assert_uint_eq(s->Parameters.Read.Length, BLK);
+    ck_assert_int_eq(s->Parameters.Read.ByteOffset.QuadPart, 3 * BLK);
+    ck_assert_ptr_eq(irp->UserBuffer, (char *)buf + BLK);
+    ck_assert_ptr_null(irp->MdlAddress);
+    ck_assert_ptr_eq(s->FileObject, WdfIoTargetWdmGetTargetFileObject(t));
+    ck_assert_ptr_eq(WdfRequestWdmGetIrp(req), irp); /* kept */
+    /* Sent from its IRP now: the same read. */
+    ck_assert_int_eq(send_sync(req, t), STATUS_SUCCESS);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), BLK);
+    ck_assert(tu_pattern_matches((char *)buf + BLK, BLK, FILE_SEED, 3 * BLK));
+    WdfObjectDelete(req);
+
+    /* A write through, and an IOCTL's code and lengths. */
+    req = tu_make_request(t);
+    off = BLK;
+    ck_assert_status(WdfIoTargetFormatRequestForWrite(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    UwdfRequestSetWriteThrough(req, TRUE);
+    s = IoGetNextIrpStackLocation(WdfRequestWdmGetIrp(req));
+    ck_assert_uint_eq(s->MajorFunction, IRP_MJ_WRITE);
+    ck_assert_uint_eq(s->Parameters.Write.Length, 2 * BLK);
+    ck_assert_int_eq(s->Parameters.Write.ByteOffset.QuadPart, BLK);
+    ck_assert_uint_eq(s->Flags & SL_WRITE_THROUGH, SL_WRITE_THROUGH);
+    WdfObjectDelete(req);
+    req = tu_make_request(t);
+    WDFMEMORY in = tu_make_memory(24, NULL);
+    ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, req, 0x2D1400, in, NULL, mem, NULL), STATUS_SUCCESS);
+    s = IoGetNextIrpStackLocation(WdfRequestWdmGetIrp(req));
+    ck_assert_uint_eq(s->MajorFunction, IRP_MJ_DEVICE_CONTROL);
+    ck_assert_uint_eq(s->Parameters.DeviceIoControl.IoControlCode, 0x2D1400);
+    ck_assert_uint_eq(s->Parameters.DeviceIoControl.InputBufferLength, 24);
+    ck_assert_uint_eq(s->Parameters.DeviceIoControl.OutputBufferLength, 2 * BLK);
+    WdfObjectDelete(req);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
+/* What a request without an IRP reports (status, information, completion
+ * parameters) is what its IRP holds when one is asked for afterwards. */
+START_TEST(irp_asked_for_after_a_completion_holds_its_io_status)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    char *path = tu_env_file(&e, "f", FILE_SIZE, FILE_SEED);
+    WDFIOTARGET t = tu_env_target(&e, path, GENERIC_READ, 0);
+    WDFMEMORY mem = tu_make_memory(BLK, NULL);
+
+    /* A read at the end of the file: STATUS_END_OF_FILE, not zeros. */
+    WDFREQUEST req = tu_make_request(t);
+    LONGLONG off = FILE_SIZE;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_int_eq(send_sync(req, t), STATUS_END_OF_FILE);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_END_OF_FILE);
+    PIRP irp = WdfRequestWdmGetIrp(req);
+    ck_assert_status(irp->IoStatus.Status, STATUS_END_OF_FILE);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_END_OF_FILE);
+    WdfObjectDelete(req);
+
+    /* A read that moved half a block: its Information, then the status and
+     * information the driver set on the reused request. */
+    req = tu_make_request(t);
+    off = FILE_SIZE - BLK / 2;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    ck_assert_int_eq(send_sync(req, t), STATUS_SUCCESS);
+    WDF_REQUEST_COMPLETION_PARAMS cp;
+    WDF_REQUEST_COMPLETION_PARAMS_INIT(&cp);
+    WdfRequestGetCompletionParams(req, &cp);
+    ck_assert_uint_eq(cp.IoStatus.Information, BLK / 2);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), BLK / 2);
+    reuse(req, STATUS_DEVICE_BUSY);
+    WdfRequestSetInformation(req, 77);
+    irp = WdfRequestWdmGetIrp(req);
+    ck_assert_status(irp->IoStatus.Status, STATUS_DEVICE_BUSY);
+    ck_assert_uint_eq(irp->IoStatus.Information, 77);
+    ck_assert_status(WdfRequestGetStatus(req), STATUS_DEVICE_BUSY);
+    ck_assert_uint_eq(WdfRequestGetInformation(req), 77);
+    WdfObjectDelete(req);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static atomic_int request_destroyed;
 
 static VOID count_request_destroy(WDFOBJECT Object)
@@ -1288,6 +1399,8 @@ static Suite *request_suite(void)
     tc = tu_tcase(s, "parameters", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, get_parameters_describes_format, 0, TU_BACKENDS);
     tcase_add_test(tc, set_information_then_get_information);
+    tcase_add_loop_test(tc, irp_asked_for_after_a_format_holds_that_format, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, irp_asked_for_after_a_completion_holds_its_io_status, 0, TU_BACKENDS);
     return s;
 }
 
