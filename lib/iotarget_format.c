@@ -73,42 +73,53 @@ format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major, st
         if (fb[i]->mem && !uwdf_completion_unpark(req, fb[i]->mem))
             uwdf_object_reference(&fb[i]->mem->obj);
     }
-    /* The next stack location, in the request (uwdf_request_irpless) and,
-     * if it has one, in its IRP. */
-    req->nx_major = major;
-    req->nx_flags = 0;
+    /* The next stack location: in the IRP, or in the request while it has
+     * none (uwdf_request_irpless). */
+    LONGLONG off = 0;
+    UCHAR flags = 0;
+    struct format_buffer *b = NULL;
     switch (major) {
     case IRP_MJ_READ:
     case IRP_MJ_WRITE:
+        b = major == IRP_MJ_READ ? out : in;
         /* A NULL DeviceOffset: 0 for a driver below, as KMDF formats it;
          * for a file, the port's documented meaning, the file position. */
         if (offset) {
-            req->nx_offset = *offset;
-        } else if (t->lower) {
-            req->nx_offset = 0;
-        } else {
+            off = *offset;
+        } else if (!t->lower) {
             LARGE_INTEGER pos = { .HighPart = -1, .LowPart = FILE_USE_FILE_POINTER_POSITION };
-            req->nx_offset = pos.QuadPart;
+            off = pos.QuadPart;
         }
         if (t->write_through && major == IRP_MJ_WRITE)
-            req->nx_flags = SL_WRITE_THROUGH;
+            flags = SL_WRITE_THROUGH;
         req->fmt_type = major == IRP_MJ_READ ? WdfRequestTypeRead : WdfRequestTypeWrite;
         break;
     default:
-        req->nx_ioctl = ioctl;
         req->fmt_type = major == IRP_MJ_DEVICE_CONTROL ? WdfRequestTypeDeviceControl
                                                        : WdfRequestTypeDeviceControlInternal;
         break;
     }
+    if (!req->irp) {
+        req->nx_major = major;
+        req->nx_flags = flags;
+        req->nx_offset = off;
+        req->nx_ioctl = ioctl;
+    } else {
+        struct uwdf_next_loc n = {
+            .major = major,
+            .flags = flags,
+            .ioctl = ioctl,
+            .offset = off,
+            .length = { in ? (ULONG)in->length : 0, out ? (ULONG)out->length : 0 },
+            /* (a synchronous send's MDL: the request has its IRP) */
+            .buffer = b && !b->mdl ? (b->mem ? (char *)b->mem->buffer + b->offset : b->buffer) : NULL,
+            .mdl = b ? b->mdl : NULL,
+            .fo = &t->file_object,
+        };
+        uwdf_irp_write_next(req->irp, &n);
+    }
     req->fmt_target = (WDFIOTARGET)t->obj.handle;
     req->formatted = true;
-    if (req->irp) {
-        uwdf_request_irp_format(req, t);
-        /* An MDL descriptor (a synchronous send) gets its IRP first. */
-        struct format_buffer *b = major == IRP_MJ_READ ? out : major == IRP_MJ_WRITE ? in : NULL;
-        if (b && b->mdl)
-            req->irp->MdlAddress = b->mdl;
-    }
 }
 
 /* Inlined into the read and write DDIs, like format_commit. */

@@ -350,7 +350,7 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
     } else {
         major = req->nx_major;
         sl_flags = req->nx_flags;
-        rw_length = (ULONG)req->fmt_length[major == IRP_MJ_READ];
+        rw_length = req->fmt_length[major == IRP_MJ_READ];
         rw_offset = req->nx_offset;
     }
     struct uwdf_io *io = &req->snd->io;
@@ -631,7 +631,7 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
                           (void *)req->obj.handle);
         return STATUS_REQUEST_NOT_ACCEPTED;
     }
-    if (UWDF_LIKELY(!req->irp)) {
+    if (!req->irp) {
         /* No IRP (uwdf_request_irpless): as many stack locations as its
          * would have; a device target's driver is handed one. */
         if (req->irp_stack < uwdf_iotarget_stack_need(t))

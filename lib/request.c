@@ -170,37 +170,6 @@ NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request *req)
     return STATUS_SUCCESS;
 }
 
-void uwdf_request_irp_format(struct uwdf_request *req, struct uwdf_iotarget *t)
-{
-    PIRP irp = req->irp;
-    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
-    memset(s, 0, sizeof(*s));
-    s->MajorFunction = req->nx_major;
-    s->Flags = req->nx_flags;
-    if (t) {
-        s->FileObject = &t->file_object;
-        s->DeviceObject = t->file_object.DeviceObject;
-    }
-    irp->MdlAddress = NULL;
-    irp->AssociatedIrp.SystemBuffer = NULL;
-    irp->UserBuffer = NULL;
-    switch (req->nx_major) {
-    case IRP_MJ_READ:
-    case IRP_MJ_WRITE: {
-        int slot = req->nx_major == IRP_MJ_READ;
-        s->Parameters.Read.Length = (ULONG)req->fmt_length[slot];
-        s->Parameters.Read.ByteOffset.QuadPart = req->nx_offset;
-        irp->UserBuffer = uwdf_request_fmt_data(req, slot);
-        break;
-    }
-    default:
-        s->Parameters.DeviceIoControl.IoControlCode = req->nx_ioctl;
-        s->Parameters.DeviceIoControl.InputBufferLength = (ULONG)req->fmt_length[0];
-        s->Parameters.DeviceIoControl.OutputBufferLength = (ULONG)req->fmt_length[1];
-        break;
-    }
-}
-
 NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
 {
     if (req->irp && req->irp_owner != UWDF_IRP_FRAMEWORK)
@@ -221,8 +190,20 @@ NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
         irp->IoStatus.Status = req->io_status;
         irp->IoStatus.Information = req->io_info;
         if (req->formatted) {
-            struct uwdf_object *t = req->fmt_target ? uwdf_object_peek(req->fmt_target, UWDF_OBJ_IOTARGET) : NULL;
-            uwdf_request_irp_format(req, (struct uwdf_iotarget *)t); /* obj is first */
+            struct uwdf_iotarget *t = req->fmt_target ? (struct uwdf_iotarget *)uwdf_object_peek(
+                                                            req->fmt_target, UWDF_OBJ_IOTARGET) /* obj is first */
+                                                      : NULL;
+            bool rw = req->nx_major == IRP_MJ_READ || req->nx_major == IRP_MJ_WRITE;
+            struct uwdf_next_loc n = {
+                .major = req->nx_major,
+                .flags = req->nx_flags,
+                .ioctl = req->nx_ioctl,
+                .offset = req->nx_offset,
+                .length = { req->fmt_length[0], req->fmt_length[1] },
+                .buffer = rw ? uwdf_request_fmt_data(req, req->nx_major == IRP_MJ_READ) : NULL,
+                .fo = t ? &t->file_object : NULL,
+            };
+            uwdf_irp_write_next(irp, &n);
         }
     }
     return STATUS_SUCCESS;

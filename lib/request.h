@@ -116,7 +116,7 @@ struct uwdf_request {
      * made it: the major function, its SL_ flags, the ByteOffset of a read
      * or write (nx_offset) or the IOCTL code (nx_ioctl); lengths and
      * buffers are the format's own (fmt_length, fmt_mem, fmt_buffer).
-     * Written into the IRP when one is built (uwdf_request_irp_format). */
+     * Written into the IRP when one is built (uwdf_request_grow_irp). */
     UCHAR nx_major;
     WDF_REQUEST_TYPE fmt_type;
     uint32_t fmt_seq;
@@ -224,9 +224,48 @@ static inline bool uwdf_request_irpless(const struct uwdf_request *req)
 {
     return !req->irp && req->irp_stack > 0;
 }
-/* Write the request's format (nx_*, fmt_*) into the next stack location
- * and buffers of its IRP; t: the target it is formatted for, or NULL. */
-void uwdf_request_irp_format(struct uwdf_request *req, struct uwdf_iotarget *t);
+/* The buffer of format slot 0 (input) or 1 (output). */
+static inline void *uwdf_request_fmt_data(const struct uwdf_request *req, int slot)
+{
+    return req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
+                              : req->fmt_buffer[slot];
+}
+/* A next stack location as a format describes it. */
+struct uwdf_next_loc {
+    UCHAR major, flags; /* flags: SL_* */
+    ULONG ioctl;
+    LONGLONG offset;    /* a read's or write's ByteOffset */
+    ULONG length[2];    /* [0] write or IOCTL input, [1] read or IOCTL output */
+    void *buffer;       /* a read's or write's buffer, or */
+    PMDL mdl;           /* its MDL */
+    PFILE_OBJECT fo;    /* of the target it is formatted for, or NULL */
+};
+/* Write n into irp's next stack location and buffers. Inlined, so that
+ * each format DDI's copy folds for its own major function. */
+static inline __attribute__((always_inline)) void uwdf_irp_write_next(PIRP irp, const struct uwdf_next_loc *n)
+{
+    PIO_STACK_LOCATION s = IoGetNextIrpStackLocation(irp);
+    memset(s, 0, sizeof(*s));
+    s->MajorFunction = n->major;
+    s->Flags = n->flags;
+    s->FileObject = n->fo;
+    s->DeviceObject = n->fo ? n->fo->DeviceObject : NULL;
+    irp->MdlAddress = n->mdl;
+    irp->UserBuffer = n->buffer;
+    irp->AssociatedIrp.SystemBuffer = NULL;
+    switch (n->major) {
+    case IRP_MJ_READ:
+    case IRP_MJ_WRITE:
+        s->Parameters.Read.Length = n->length[n->major == IRP_MJ_READ];
+        s->Parameters.Read.ByteOffset.QuadPart = n->offset;
+        break;
+    default:
+        s->Parameters.DeviceIoControl.IoControlCode = n->ioctl;
+        s->Parameters.DeviceIoControl.InputBufferLength = n->length[0];
+        s->Parameters.DeviceIoControl.OutputBufferLength = n->length[1];
+        break;
+    }
+}
 /* The IoStatus WDF reports for the request: its IRP's, or its own while it
  * has none. A request that has neither (a presented one after its
  * completion) reads STATUS_SUCCESS and 0 and keeps no other. */
@@ -260,12 +299,6 @@ static inline ULONG uwdf_request_next_ioctl(struct uwdf_request *req)
 {
     return req->irp ? IoGetNextIrpStackLocation(req->irp)->Parameters.DeviceIoControl.IoControlCode
                     : req->nx_ioctl;
-}
-/* The buffer of format slot 0 (input) or 1 (output). */
-static inline void *uwdf_request_fmt_data(const struct uwdf_request *req, int slot)
-{
-    return req->fmt_mem[slot] ? (char *)req->fmt_mem[slot]->buffer + req->fmt_offset[slot]
-                              : req->fmt_buffer[slot];
 }
 NTSTATUS uwdf_request_alloc_send_ext(struct uwdf_request *req);
 /* The request's rarely used send part, allocated on first use. */
