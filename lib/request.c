@@ -179,7 +179,7 @@ NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size)
     PIRP irp = IoAllocateIrp(stack_size, FALSE);
     if (!irp)
         return STATUS_INSUFFICIENT_RESOURCES;
-    bool first = req->irp == NULL;
+    bool first = uwdf_request_irpless(req);
     if (req->irp)
         IoFreeIrp(req->irp);
     req->irp = irp;
