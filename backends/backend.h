@@ -263,6 +263,18 @@ int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export
                      char *why, size_t why_len);
 struct uwdf_engine *uwdf_nbd_export_engine(const struct uwdf_nbd_export *x);
 void uwdf_nbd_export_free(struct uwdf_nbd_export *x);
+/* The connections of an export, as the engine thread last left them
+ * (UwdfIoTargetGetConnectionState). Any thread, while x is attached. */
+struct uwdf_nbd_state {
+    unsigned connections, live; /* connections, and of them up now */
+    unsigned retrying;          /* of them being reconnected */
+    unsigned attempts;          /* the most attempts of a reconnect under way */
+    unsigned max_attempts;      /* uwdf-reconnect=N */
+    uint64_t losses, reconnects; /* connections lost, and brought back */
+    int last_err;               /* errno of the last loss or failed attempt; 0: none */
+    char last_why[128];         /* what it was, as logged */
+};
+void uwdf_nbd_export_state(const struct uwdf_nbd_export *x, struct uwdf_nbd_state *out);
 #endif
 
 #ifdef HAVE_LIBRBD

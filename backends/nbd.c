@@ -105,12 +105,18 @@ struct nbd_params {
 
 struct nbd_conn {
     struct nbd_handle *h; /* while reconnecting: the new handle, or NULL */
-    bool dead;            /* engine thread: no live connection here */
-    /* Reconnect (engine thread): dead and retrying until it is back or
-     * the attempts run out; connecting while h's handshake runs. */
+    /* Engine thread; dead, retrying and attempts are written under the
+     * share's state_lock too, which a state query reads them under. */
+    bool dead; /* no live connection here */
+    /* Reconnect: dead and retrying until it is back or the attempts run
+     * out; connecting while h's handshake runs. */
     bool retrying, connecting;
     unsigned attempts;
     uint64_t next_ms; /* the next attempt's start, or the handshake's deadline */
+    /* How the handshake of the attempt under way failed, as libnbd said
+     * when it failed (0: it has not, or said nothing). */
+    int fail_err;
+    char fail_why[128];
 };
 
 /* Connections to one export, shared by every target opened on the same
@@ -131,7 +137,13 @@ struct nbd_share {
     bool closing; /* libnbd's .free of a command frees it rather than recycling it */
     struct nbd_params params;
     struct nbd_cmd *waiting; /* ops sent while every connection is reconnecting */
-    unsigned reconnects;     /* connections brought back, for the log */
+    /* What a state query reads (uwdf_nbd_export_state), besides each
+     * connection's dead, retrying and attempts: written by the engine
+     * thread at a loss and at each reconnect attempt, never per I/O. */
+    pthread_mutex_t state_lock;
+    uint64_t losses, reconnects; /* connections lost, and brought back */
+    int last_err;                /* the last loss or failed attempt */
+    char last_why[128];
     struct nbd_conn conns[NBD_MAX_CONNECTIONS];
     unsigned nconns;
     unsigned rr; /* round robin */
@@ -351,6 +363,26 @@ static struct nbd_handle *nbd_connect_start(const char *uri, bool *failed)
     return h;
 }
 
+/* libnbd's errno of the last failure on this thread, or dflt if it
+ * set none. */
+static int nbd_errno_or(int dflt)
+{
+    int err = nbd_get_errno();
+    return err > 0 ? err : dflt;
+}
+
+/* The errno of h's failed connect or handshake (dflt when libnbd set
+ * none): with TLS required, libnbd reports a refused handshake (a wrong
+ * key or certificate) as EIO, or with no errno at all when the handshake
+ * fails inside nbd_aio_notify_read, which is an access the server denied. */
+static int nbd_handshake_errno(struct nbd_handle *h, int dflt)
+{
+    int err = nbd_errno_or(dflt);
+    if (err == EIO && nbd_get_tls(h) == LIBNBD_TLS_REQUIRE)
+        err = EACCES;
+    return err;
+}
+
 static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, char *why, size_t why_len, int *err)
 {
     bool failed = false;
@@ -369,11 +401,7 @@ static struct nbd_handle *nbd_connect_one(const char *uri, unsigned timeout_ms, 
         return NULL;
     }
     if (r == -1) {
-        *err = nbd_get_errno() ? nbd_get_errno() : EIO;
-        /* With TLS required, libnbd reports a refused handshake (a wrong
-         * key or certificate) as EIO: an access the server denied. */
-        if (*err == EIO && nbd_get_tls(h) == LIBNBD_TLS_REQUIRE)
-            *err = EACCES;
+        *err = nbd_handshake_errno(h, EIO);
         const char *msg = nbd_get_error();
         uwdf_remote_why(why, why_len, "%s", msg ? msg : "the server closed the connection during the handshake");
         nbd_close(h);
@@ -424,6 +452,7 @@ static void nbd_share_free(struct nbd_share *sh)
     }
     if (sh->engine)
         uwdf_engine_unhold(sh->engine);
+    pthread_mutex_destroy(&sh->state_lock);
     free(sh->key);
     free(sh->uri);
     free(sh);
@@ -467,6 +496,7 @@ static int nbd_share_connect(const char *bare, const struct nbd_params *pp, stru
         free(sh);
         return -ENOMEM;
     }
+    pthread_mutex_init(&sh->state_lock, NULL);
     sh->refs = 1;
     sh->params = *pp;
     sh->conns[0].h = nbd_connect_one(bare, pp->timeout_ms, why, why_len, &err);
@@ -519,6 +549,29 @@ void uwdf_nbd_export_free(struct uwdf_nbd_export *x)
 struct uwdf_engine *uwdf_nbd_export_engine(const struct uwdf_nbd_export *x)
 {
     return x->sh->engine;
+}
+
+void uwdf_nbd_export_state(const struct uwdf_nbd_export *x, struct uwdf_nbd_state *out)
+{
+    struct nbd_share *sh = x->sh;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&sh->state_lock);
+    out->connections = sh->nconns;
+    for (unsigned i = 0; i < sh->nconns; i++) {
+        const struct nbd_conn *conn = &sh->conns[i];
+        out->live += !conn->dead;
+        if (conn->retrying) {
+            out->retrying++;
+            if (conn->attempts > out->attempts)
+                out->attempts = conn->attempts;
+        }
+    }
+    out->max_attempts = sh->params.reconnect;
+    out->losses = sh->losses;
+    out->reconnects = sh->reconnects;
+    out->last_err = sh->last_err;
+    memcpy(out->last_why, sh->last_why, sizeof(out->last_why));
+    pthread_mutex_unlock(&sh->state_lock);
 }
 
 int uwdf_nbd_connect(const char *uri, bool write_through, struct uwdf_nbd_export **out, struct uwdf_nbd_info *info,
@@ -618,16 +671,30 @@ static uint64_t nbd_reconnect_wait_ms(const struct nbd_params *pp, unsigned n)
     return ms < cap ? ms : cap;
 }
 
+/* The last loss or failed attempt, for a state query; caller holds
+ * state_lock. */
+static void nbd_state_note_locked(struct nbd_share *sh, int err, const char *why)
+{
+    sh->last_err = err;
+    snprintf(sh->last_why, sizeof(sh->last_why), "%s", why ? why : "");
+}
+
 static void nbd_conn_lost(struct nbd_share *sh, struct nbd_conn *conn, const char *what)
 {
     if (conn->dead)
         return;
+    pthread_mutex_lock(&sh->state_lock);
     conn->dead = true;
+    sh->losses++;
+    nbd_state_note_locked(sh, ENOTCONN, what);
+    if (sh->params.reconnect > 0) {
+        conn->retrying = true;
+        conn->attempts = 0;
+    }
+    pthread_mutex_unlock(&sh->state_lock);
     if (sh->params.reconnect > 0) {
         /* Its commands complete (ENOTCONN) when the old handle closes, at
          * the first attempt; nothing of it is replayed. */
-        conn->retrying = true;
-        conn->attempts = 0;
         conn->next_ms = nbd_now_ms() + nbd_reconnect_wait_ms(&sh->params, 1);
         uwdf_log("%s: NBD connection lost (%s); requests in flight on it complete with "
                  "STATUS_CONNECTION_DISCONNECTED; reconnecting (up to %u attempts, the first in %llu ms)",
@@ -966,16 +1033,21 @@ static void nbd_share_drain(struct nbd_engine *st, struct nbd_share *sh)
  * scheduled, or (attempts used up, or last) the connection given up, and
  * with it the waiting ops when no connection of the share is left. */
 static void nbd_reconnect_failed(struct nbd_engine *st, struct nbd_share *sh, struct nbd_conn *conn, uint64_t now,
-                                 const char *why, bool last)
+                                 int err, const char *why, bool last)
 {
+    bool again = !last && conn->attempts < sh->params.reconnect;
+    pthread_mutex_lock(&sh->state_lock);
+    nbd_state_note_locked(sh, err, why);
+    if (!again)
+        conn->retrying = false;
+    pthread_mutex_unlock(&sh->state_lock);
     nbd_close(conn->h);
     conn->h = NULL;
     conn->connecting = false;
-    if (!last && conn->attempts < sh->params.reconnect) {
+    if (again) {
         conn->next_ms = now + nbd_reconnect_wait_ms(&sh->params, conn->attempts + 1);
         return;
     }
-    conn->retrying = false;
     uwdf_log("%s: NBD reconnect given up after %u attempts (the last: %s); requests of its targets complete "
              "with STATUS_CONNECTION_DISCONNECTED until each target is reopened",
              sh->uri, conn->attempts, why);
@@ -1021,11 +1093,15 @@ static void nbd_reconnect_step(struct nbd_engine *st, struct nbd_share *sh, stru
         }
         if (now < conn->next_ms)
             return;
+        pthread_mutex_lock(&sh->state_lock);
         conn->attempts++;
+        pthread_mutex_unlock(&sh->state_lock);
         bool failed = false;
+        conn->fail_err = 0;
         conn->h = nbd_connect_start(sh->uri, &failed);
         if (!conn->h || failed) {
-            nbd_reconnect_failed(st, sh, conn, now, conn->h ? nbd_get_error() : "out of memory", false);
+            nbd_reconnect_failed(st, sh, conn, now, conn->h ? nbd_errno_or(ECONNREFUSED) : ENOMEM,
+                                 conn->h ? nbd_get_error() : "out of memory", false);
             return;
         }
         conn->connecting = true;
@@ -1037,18 +1113,23 @@ static void nbd_reconnect_step(struct nbd_engine *st, struct nbd_share *sh, stru
         if (differs) {
             /* No more attempts: it is another disk. */
             uwdf_log("%s: NBD server is back with another export (%s): not used", sh->uri, differs);
-            nbd_reconnect_failed(st, sh, conn, now, differs, true);
+            nbd_reconnect_failed(st, sh, conn, now, ENXIO, differs, true);
             return;
         }
+        pthread_mutex_lock(&sh->state_lock);
         conn->connecting = conn->retrying = conn->dead = false;
         sh->reconnects++;
-        uwdf_log("%s: NBD connection back after %u attempt%s (%u reconnects of this share)", sh->uri,
-                 conn->attempts, conn->attempts == 1 ? "" : "s", sh->reconnects);
+        pthread_mutex_unlock(&sh->state_lock);
+        uwdf_log("%s: NBD connection back after %u attempt%s (%llu reconnects of this share)", sh->uri,
+                 conn->attempts, conn->attempts == 1 ? "" : "s", (unsigned long long)sh->reconnects);
         nbd_share_drain(st, sh);
     } else if (nbd_aio_is_dead(conn->h) == 1 || nbd_aio_is_closed(conn->h) == 1) {
-        nbd_reconnect_failed(st, sh, conn, now, "the server closed the connection during the handshake", false);
+        bool said = conn->fail_err != 0;
+        nbd_reconnect_failed(st, sh, conn, now, said ? conn->fail_err : ECONNRESET,
+                             said ? conn->fail_why : "the server closed the connection during the handshake", false);
     } else if (now >= conn->next_ms) {
-        nbd_reconnect_failed(st, sh, conn, now, "no answer to the handshake within the connect timeout", false);
+        nbd_reconnect_failed(st, sh, conn, now, ETIMEDOUT, "no answer to the handshake within the connect timeout",
+                             false);
     }
 }
 
@@ -1124,6 +1205,13 @@ static void nbd_notify(struct nbd_share *sh, struct nbd_conn *conn, short revent
         r = nbd_aio_notify_read(conn->h);
     if (r == 0 && (revents & POLLOUT))
         r = nbd_aio_notify_write(conn->h);
+    if (r == -1 && conn->connecting) {
+        /* A reconnect's handshake failed (a refused TLS key, say): kept
+         * for its log line and the state query, while libnbd still says. */
+        const char *msg = nbd_get_error();
+        conn->fail_err = nbd_handshake_errno(conn->h, EIO);
+        snprintf(conn->fail_why, sizeof(conn->fail_why), "%s", msg ? msg : "the handshake failed");
+    }
     if (r == -1 || nbd_aio_is_dead(conn->h) || nbd_aio_is_closed(conn->h))
         nbd_conn_lost(sh, conn, r == -1 ? nbd_get_error() : "closed by the server");
 }

@@ -125,6 +125,44 @@ typedef struct _UWDF_IO_TARGET_STATISTICS {
  * if the target is not open. */
 NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATISTICS Statistics);
 
+/* The connections of a remote target (an NBD export) as its engine last
+ * left them: a reconnect (uwdf-reconnect=N, docs/remote.md) in progress,
+ * the attempts it has made, and why the last loss or attempt failed.
+ * State: UwdfConnectionConnected while no connection is being reconnected
+ * and at least one is up (LiveConnections < Connections: some were lost
+ * for good, the rest carry the I/O); UwdfConnectionReconnecting while one
+ * is (ops sent meanwhile wait); UwdfConnectionLost when none is up and
+ * none coming back (ops fail with STATUS_CONNECTION_DISCONNECTED until the
+ * target is reopened). The counts are of the target's connections, which
+ * targets opened on the same URI share. LastStatus is the NTSTATUS of the
+ * last loss (STATUS_CONNECTION_DISCONNECTED) or failed reconnect attempt
+ * (STATUS_CONNECTION_REFUSED, STATUS_ACCESS_DENIED for a refused TLS
+ * handshake, STATUS_IO_TIMEOUT, STATUS_NO_SUCH_DEVICE for a server back
+ * with another export...), STATUS_SUCCESS if there was none; LastError is
+ * its text as logged. STATUS_INFO_LENGTH_MISMATCH for a wrong Size,
+ * STATUS_NOT_SUPPORTED for a target that is not remote (or an RBD image,
+ * whose connections librados keeps), STATUS_INVALID_DEVICE_STATE if the
+ * target is not open. Any thread; PASSIVE_LEVEL. */
+typedef enum _UWDF_CONNECTION_STATE {
+    UwdfConnectionConnected = 1,
+    UwdfConnectionReconnecting,
+    UwdfConnectionLost,
+} UWDF_CONNECTION_STATE;
+typedef struct _UWDF_IO_TARGET_CONNECTION_STATE {
+    ULONG Size;                   /* sizeof(UWDF_IO_TARGET_CONNECTION_STATE) */
+    UWDF_CONNECTION_STATE State;
+    ULONG Connections;            /* connections to the export */
+    ULONG LiveConnections;        /* of which up now */
+    ULONG ReconnectingConnections; /* of which being reconnected */
+    ULONG ReconnectAttempts;      /* attempts of the reconnect under way (the most of any connection) */
+    ULONG MaxReconnectAttempts;   /* uwdf-reconnect=N: 0, no automatic reconnect */
+    ULONGLONG Losses;             /* connections lost since they were opened */
+    ULONGLONG Reconnects;         /* connections brought back */
+    NTSTATUS LastStatus;
+    CHAR LastError[128];
+} UWDF_IO_TARGET_CONNECTION_STATE, *PUWDF_IO_TARGET_CONNECTION_STATE;
+NTSTATUS UwdfIoTargetGetConnectionState(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_CONNECTION_STATE State);
+
 /* Batching, fio's iodepth_batch_submit and iodepth_batch_complete_min/max
  * for a target's I/O (docs/engines.md, "Batching"). SubmitBatch N: the
  * engine hands this target's queued operations to the kernel (one

@@ -13,6 +13,7 @@
 #include "uwdf.h"
 
 #include <errno.h>
+#include <string.h>
 
 /* Keeps the target open (and its engine alive) across a registration: a
  * Close waits for sent_count to drop to zero before it destroys the engine,
@@ -135,6 +136,44 @@ NTSTATUS UwdfIoTargetGetStatistics(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_STATIST
     Statistics->FixedBufferOperations = fs.fixed_buffer_ios;
     Statistics->FixedFileOperations = fs.fixed_file_ios;
     return STATUS_SUCCESS;
+}
+
+NTSTATUS UwdfIoTargetGetConnectionState(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_CONNECTION_STATE State)
+{
+    static const char ddi[] = "UwdfIoTargetGetConnectionState";
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
+    if (!t)
+        return STATUS_INVALID_HANDLE;
+    UWDF_REQUIRE_PARAM(State, ddi, STATUS_INVALID_PARAMETER);
+    if (State->Size != sizeof(*State))
+        return STATUS_INFO_LENGTH_MISMATCH;
+    struct uwdf_engine *e = fixedio_pin_target(t);
+    if (!e)
+        return t->lower ? STATUS_NOT_SUPPORTED : STATUS_INVALID_DEVICE_STATE;
+#ifdef HAVE_LIBNBD
+    if (e->ops == &uwdf_backend_nbd) {
+        /* Pinned, the target keeps its export attached. */
+        struct uwdf_nbd_state st;
+        uwdf_nbd_export_state(t->attach.file.be, &st);
+        fixedio_unpin_target(t);
+        State->State = st.retrying ? UwdfConnectionReconnecting
+                       : st.live   ? UwdfConnectionConnected
+                                   : UwdfConnectionLost;
+        State->Connections = st.connections;
+        State->LiveConnections = st.live;
+        State->ReconnectingConnections = st.retrying;
+        State->ReconnectAttempts = st.attempts;
+        State->MaxReconnectAttempts = st.max_attempts;
+        State->Losses = st.losses;
+        State->Reconnects = st.reconnects;
+        State->LastStatus = st.last_err ? uwdf_status_from_errno(st.last_err) : STATUS_SUCCESS;
+        memcpy(State->LastError, st.last_why, sizeof(State->LastError));
+        State->LastError[sizeof(State->LastError) - 1] = '\0';
+        return STATUS_SUCCESS;
+    }
+#endif
+    fixedio_unpin_target(t);
+    return STATUS_NOT_SUPPORTED;
 }
 
 /* ---- batching (fio's iodepth_batch_*) ---- */

@@ -1682,6 +1682,186 @@ START_TEST(bad_reconnect_parameters_fail_the_open)
 }
 END_TEST
 
+/* ---- connection state (UwdfIoTargetGetConnectionState) ---- */
+
+static UWDF_IO_TARGET_CONNECTION_STATE conn_state(WDFIOTARGET t)
+{
+    UWDF_IO_TARGET_CONNECTION_STATE st;
+    memset(&st, 0xa5, sizeof(st));
+    st.Size = sizeof(st);
+    ck_assert_status(UwdfIoTargetGetConnectionState(t, &st), STATUS_SUCCESS);
+    return st;
+}
+
+/* Polls t's connection state until it is state with at least attempts
+ * reconnect attempts made (and, unless STATUS_SUCCESS, last as its last
+ * status), failing after ms; the state it found. */
+static UWDF_IO_TARGET_CONNECTION_STATE wait_for_state(WDFIOTARGET t, UWDF_CONNECTION_STATE state,
+                                                      ULONG attempts, NTSTATUS last, int ms)
+{
+    for (int waited = 0;; waited += 5) {
+        UWDF_IO_TARGET_CONNECTION_STATE st = conn_state(t);
+        if (st.State == state && st.ReconnectAttempts >= attempts && (last == STATUS_SUCCESS || st.LastStatus == last))
+            return st;
+        ck_assert_msg(waited < ms, "state %d, %lu attempts, last 0x%08x (%s); wanted %d, %lu, 0x%08x", st.State,
+                      (unsigned long)st.ReconnectAttempts, (unsigned)st.LastStatus, st.LastError, state,
+                      (unsigned long)attempts, (unsigned)last);
+        tu_sleep_ms(5);
+    }
+}
+
+/* The state of a reconnecting target through a kill and a restart of its
+ * server: connected; reconnecting with its attempts counting up and the
+ * last attempt's failure; connected again with one loss and one reconnect
+ * counted. A target on the same server without reconnect is lost. Bad
+ * sizes, a file target and a closed target get their statuses. */
+START_TEST(connection_state_follows_a_kill_and_a_restart)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
+    file_server_on(&e, &s, path, NULL, NULL);
+    char uri[700], plain[700];
+    reconnect_uri(&s, "uwdf-reconnect=1000&uwdf-reconnect-delay=20", uri, sizeof(uri));
+    reconnect_uri(&s, "uwdf-share=0", plain, sizeof(plain));
+    WDFIOTARGET t = open_rw(&e, uri), p = open_rw(&e, plain);
+    UWDF_IO_TARGET_CONNECTION_STATE st = conn_state(t);
+    ck_assert_int_eq(st.State, UwdfConnectionConnected);
+    ck_assert_uint_eq(st.Connections, 1);
+    ck_assert_uint_eq(st.LiveConnections, 1);
+    ck_assert_uint_eq(st.ReconnectingConnections, 0);
+    ck_assert_uint_eq(st.ReconnectAttempts, 0);
+    ck_assert_uint_eq(st.MaxReconnectAttempts, 1000);
+    ck_assert_uint_eq(st.Losses, 0);
+    ck_assert_uint_eq(st.Reconnects, 0);
+    ck_assert_status(st.LastStatus, STATUS_SUCCESS);
+    ck_assert_str_eq(st.LastError, "");
+    ck_assert_uint_eq(conn_state(p).MaxReconnectAttempts, 0);
+    st.Size = sizeof(st) - 1;
+    ck_assert_status(UwdfIoTargetGetConnectionState(t, &st), STATUS_INFO_LENGTH_MISMATCH);
+    WDFIOTARGET f;
+    ck_assert_status(open_uri(&e, path, GENERIC_READ, 0, &f), STATUS_SUCCESS);
+    st.Size = sizeof(st);
+    ck_assert_status(UwdfIoTargetGetConnectionState(f, &st), STATUS_NOT_SUPPORTED);
+    WdfIoTargetClose(f);
+    ck_assert_status(UwdfIoTargetGetConnectionState(f, &st), STATUS_INVALID_DEVICE_STATE);
+    WdfObjectDelete(f);
+
+    tu_stderr_begin();
+    tu_nbdkit_kill(&s);
+    /* Nothing listens on the socket: attempt after attempt fails. */
+    st = wait_for_state(t, UwdfConnectionReconnecting, 3, STATUS_SUCCESS, 10000);
+    ck_assert_uint_eq(st.LiveConnections, 0);
+    ck_assert_uint_eq(st.ReconnectingConnections, 1);
+    ck_assert_uint_eq(st.Losses, 1);
+    ck_assert_uint_eq(st.Reconnects, 0);
+    ck_assert_msg(st.LastStatus != STATUS_SUCCESS && st.LastStatus != STATUS_CONNECTION_DISCONNECTED &&
+                      st.LastError[0],
+                  "an attempt's failure, not the loss: 0x%08x (%s)", (unsigned)st.LastStatus, st.LastError);
+    ULONG before = st.ReconnectAttempts;
+    st = wait_for_state(t, UwdfConnectionReconnecting, before + 1, STATUS_SUCCESS, 10000);
+    /* Without reconnect: lost at once, the loss its last status. */
+    st = wait_for_state(p, UwdfConnectionLost, 0, STATUS_CONNECTION_DISCONNECTED, 5000);
+    ck_assert_uint_eq(st.LiveConnections, 0);
+    ck_assert_uint_eq(st.ReconnectingConnections, 0);
+    ck_assert_uint_eq(st.Losses, 1);
+    ck_assert_msg(st.LastError[0], "no text for the loss");
+
+    tu_nbdkit_stop(&s);
+    file_server_on(&e, &s, path, NULL, NULL);
+    st = wait_for_state(t, UwdfConnectionConnected, 0, STATUS_SUCCESS, 15000);
+    ck_assert_uint_eq(st.LiveConnections, 1);
+    ck_assert_uint_eq(st.ReconnectingConnections, 0);
+    ck_assert_uint_eq(st.ReconnectAttempts, 0);
+    ck_assert_uint_eq(st.Losses, 1);
+    ck_assert_uint_eq(st.Reconnects, 1);
+    unsigned char *buf = malloc(BLK);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, BLK, NULL), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, BLK, SEED, BLK));
+    ck_assert_int_eq(conn_state(p).State, UwdfConnectionLost);
+    free(tu_stderr_end());
+    free(buf);
+    free(path);
+    WdfObjectDelete(p);
+    finish(&e, &s, t);
+}
+END_TEST
+
+/* Reconnect over TLS (nbds+unix:// with a PSK file): the server is killed
+ * and comes back first with another key, whose handshakes the target's
+ * attempts fail (STATUS_ACCESS_DENIED, the handshake's reason), then with
+ * the right one: the read sent meanwhile waits with its buffer untouched
+ * and then reads the data, and the target reads and writes again over TLS
+ * without being reopened. */
+START_TEST(a_tls_server_restarted_is_reconnected_with_its_key)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
+    char *key = psk_file(&e, "good.psk", 1), *bad = psk_file(&e, "bad.psk", 2);
+    char good_arg[600], bad_arg[600];
+    snprintf(good_arg, sizeof(good_arg), "--tls-psk=%s", key);
+    snprintf(bad_arg, sizeof(bad_arg), "--tls-psk=%s", bad);
+    const char *tls_args[] = { "--tls=require", good_arg, NULL };
+    const char *bad_args[] = { "--tls=require", bad_arg, NULL };
+    file_server_on(&e, &s, path, tls_args[0], tls_args[1]);
+    char uri[1600];
+    snprintf(uri, sizeof(uri), "nbds+unix://uwdf@/?socket=%s&tls-psk-file=%s&uwdf-reconnect=1000&uwdf-reconnect-delay=20",
+             s.sock, key);
+    WDFIOTARGET t = open_rw(&e, uri);
+    unsigned char *buf = malloc(BLK);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(buf, BLK, SEED, 0));
+    tu_stderr_begin();
+    tu_nbdkit_kill(&s);
+    wait_for_state(t, UwdfConnectionReconnecting, 1, STATUS_SUCCESS, 5000);
+    struct tu_late w;
+    tu_late_send(t, &w, BLK, 0);
+    tu_nbdkit_stop(&s);
+    file_server_on(&e, &s, path, bad_args[0], bad_args[1]);
+    UWDF_IO_TARGET_CONNECTION_STATE st =
+        wait_for_state(t, UwdfConnectionReconnecting, 1, STATUS_ACCESS_DENIED, 10000);
+    ck_assert_msg(strstr(st.LastError, "handshake") || strstr(st.LastError, "TLS") || strstr(st.LastError, "tls"),
+                  "last error: %s", st.LastError);
+    /* Another failed handshake or two: the wrong key keeps failing. */
+    wait_for_state(t, UwdfConnectionReconnecting, st.ReconnectAttempts + 2, STATUS_ACCESS_DENIED, 10000);
+    ck_assert_int_eq(tu_ncalls(&w.c), 0);
+    ck_assert(tu_all_bytes(w.buf, BLK, TU_UNTOUCHED));
+    tu_nbdkit_stop(&s);
+    file_server_on(&e, &s, path, tls_args[0], tls_args[1]);
+    ck_assert_msg(tu_completion_wait(&w.c, 15000), "the waiting read never completed");
+    ck_assert_status(w.c.status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(w.buf, BLK, SEED, 0));
+    st = conn_state(t);
+    ck_assert_int_eq(st.State, UwdfConnectionConnected);
+    ck_assert_uint_eq(st.Reconnects, 1);
+    memset(buf, 0x5a, BLK);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, BLK, NULL), STATUS_SUCCESS);
+    memset(buf, 0, BLK);
+    ck_assert_status(tu_sync_rw(t, false, buf, BLK, BLK, NULL), STATUS_SUCCESS);
+    ck_assert(tu_all_bytes(buf, BLK, 0x5a));
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, buf, BLK, BLK), BLK);
+    close(fd);
+    ck_assert(tu_all_bytes(buf, BLK, 0x5a));
+    char *log = tu_stderr_end();
+    ck_assert_msg(log && strstr(log, "NBD connection lost") && strstr(log, "NBD connection back after"), "log: %s",
+                  log);
+    free(log);
+    tu_sleep_ms(50);
+    ck_assert_int_eq(tu_ncalls(&w.c), 1);
+    tu_late_fini(&w);
+    free(buf);
+    free(key);
+    free(bad);
+    free(path);
+    finish(&e, &s, t);
+}
+END_TEST
+
 int main(void)
 {
     if (!tu_nbd_available())
@@ -1725,6 +1905,8 @@ int main(void)
     tcase_add_test(tcr, timeout_stop_purge_close_during_the_retry_loop);
     tcase_add_test(tcr, every_connection_of_a_shared_multi_conn_export_reconnects);
     tcase_add_test(tcr, bad_reconnect_parameters_fail_the_open);
+    tcase_add_test(tcr, connection_state_follows_a_kill_and_a_restart);
+    tcase_add_test(tcr, a_tls_server_restarted_is_reconnected_with_its_key);
     return tu_main(s, "test_nbd");
     }
 }
