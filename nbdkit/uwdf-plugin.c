@@ -484,12 +484,22 @@ static NTSTATUS slot_flush(struct slot *sl)
     return slot_send(sl, NULL);
 }
 
-/* One read or write of count bytes at offset; *done: the bytes moved. */
+/* One read or write of count bytes at offset; *done: the bytes moved.
+ * Without FUA, the synchronous DDI formats and sends the request in one
+ * call, on the buffer itself (no memory object to re-point, no handle
+ * look-ups for the format, the send and the outcome). FUA is set on the
+ * formatted request, so that write is formatted and sent in two steps. */
 static NTSTATUS slot_rw_once(struct slot *sl, bool write, void *io, uint32_t count, uint64_t offset, bool fua,
                              ULONG_PTR *done)
 {
-    NTSTATUS status = WdfMemoryAssignBuffer(sl->memory, io, count);
     LONGLONG off = (LONGLONG)offset;
+    if (!fua) {
+        WDF_MEMORY_DESCRIPTOR d;
+        WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, io, count);
+        return write ? WdfIoTargetSendWriteSynchronously(srv.target, sl->request, &d, &off, NULL, done)
+                     : WdfIoTargetSendReadSynchronously(srv.target, sl->request, &d, &off, NULL, done);
+    }
+    NTSTATUS status = WdfMemoryAssignBuffer(sl->memory, io, count);
     if (NT_SUCCESS(status))
         status = write ? WdfIoTargetFormatRequestForWrite(srv.target, sl->request, sl->memory, NULL, &off)
                        : WdfIoTargetFormatRequestForRead(srv.target, sl->request, sl->memory, NULL, &off);
