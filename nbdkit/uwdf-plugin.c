@@ -7,9 +7,10 @@
  * With driver= (nbdkit/stack.c) the plugin loads KMDF drivers, makes a
  * device arrive over path= and opens the stack's top by stack= instead
  * (a \Device\ or interface name resolves to the in-process device).
- * Every NBD command becomes a WDF request sent to that one target
- * (WdfRequestSend, synchronously, from the nbdkit thread serving the
- * command): read and write (write-through for FUA), flush as
+ * Every NBD command becomes a WDF request sent to that one target,
+ * synchronously, from the nbdkit thread serving the command: read and
+ * write by WdfIoTargetSend{Read,Write}Synchronously (a FUA write formatted
+ * write-through and sent by WdfRequestSend), flush as
  * IRP_MJ_FLUSH_BUFFERS, trim as IOCTL_STORAGE_MANAGE_DATA_SET_ATTRIBUTES,
  * write-zeroes as FSCTL_SET_ZERO_DATA. The size, alignment and trim support
  * come from the target's IOCTLs. Each nbdkit worker thread keeps a request
@@ -61,7 +62,7 @@ static struct {
 static WDF_REQUEST_SEND_OPTIONS send_sync;
 
 /* A request of a connection, with a preallocated memory object re-pointed
- * at each command's buffer, and (O_DIRECT only) an aligned bounce buffer
+ * at a FUA write's buffer, and (O_DIRECT only) an aligned bounce buffer
  * for buffers that nbdkit did not align. */
 struct slot {
     struct slot *next_free;
