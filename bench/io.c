@@ -556,6 +556,7 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
 void slot_park(struct slot *s, struct shard *sh)
 {
     struct job *j = s->job;
+    slot_leave_depth(s);
     s->park = false;
     s->resume = true;
     thread_cpu_end(&sh->cpu);

@@ -66,6 +66,9 @@ struct slot {
     bool tw_write;  /* trimwrite: the next I/O writes the block just trimmed */
     /* the current I/O */
     unsigned depth;      /* the job's I/Os in flight when it was sent, itself included */
+    bool in_depth;       /* counted in io_inflight: from its first send to its
+                          * retire or park, so a resend from the completion
+                          * routine takes no read-modify-write (io.h) */
     uint64_t t0;         /* before reuse + format + send */
     uint64_t sync;       /* 0 while sending; then the send's return time, or the
                           * completion time if the routine ran first, nested in
@@ -133,7 +136,7 @@ struct job {
     uint64_t *file_end; /* sequential: blocks of files [0, k] (nfiles entries) */
     int inflight;      /* atomic: slots not retired */
     char pad_depth[64];   /* io_inflight changes with every I/O: a line of its own */
-    unsigned io_inflight; /* atomic: I/Os sent and not completed (async modes) */
+    unsigned io_inflight; /* atomic: slots sending or in flight (async modes; in_depth) */
     char pad_depth2[64];
     struct thread_cpu cpu; /* the job thread's */
     /* iodepth_batch_*: the engines' counts of the job's submissions and

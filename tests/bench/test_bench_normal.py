@@ -205,6 +205,27 @@ def io_depths_and_cpu_are_measured_per_job():
               f"a: usr_cpu {a['usr_cpu']}% vs {a['uwdf']['job_cpu_usr_s']} s over {wall} s")
 
 
+def io_depths_count_sent_ios_not_idle_slots():
+    with bl.TempDir() as d:
+        # A slot keeps its place in the job's depth from one of its I/Os to
+        # the next and gives it up when it retires or parks. Each pass (the
+        # writes, then the verify reads) starts at depth 1: of 2 writes and 2
+        # reads by 4 slots, at least half are sent at depth 1.
+        rep = bl.run_json(["--name=a", "--rw=write", "--size=8k", "--bs=4k", "--iodepth=4",
+                           "--verify=crc32c", "--filename=" + os.path.join(d, "f")], cwd=d)
+        j = rep["jobs"][0]
+        lvl = j["iodepth_level"]
+        check(j["write"]["total_ios"] == 2 and j["read"]["total_ios"] == 2,
+              f"2 writes and 2 verify reads: {j['write']['total_ios']}, {j['read']['total_ios']}")
+        check(lvl["1"] >= 50 and lvl["4"] == 0, f"2 writes and their verify reads at QD4: {lvl}")
+        # --rate_iops=100 on the null engine: each I/O completes at once, its
+        # slot parks until its turn 10 ms later, so nearly all are sent alone
+        rep = bl.run_json(["--name=a", "--ioengine=null", "--size=1m", "--iodepth=4", "--rate_iops=100",
+                           "--time_based", "--runtime=300ms"], cwd=d)
+        lvl = rep["jobs"][0]["iodepth_level"]
+        check(lvl["1"] >= 50 and lvl["4"] == 0, f"QD4 at 100 IOPS: {lvl}")
+
+
 def pct_shape(rep):
     r = rep["jobs"][0]["read"]
     return {k: (sorted(r[k].get("percentile", {}), key=float), "bins" in r[k]) for k in ("slat_ns", "clat_ns", "lat_ns")}
@@ -337,6 +358,7 @@ if __name__ == "__main__":
         ("normal_report_has_fios_lines_and_values", normal_report_has_fios_lines_and_values),
         ("latency_units_and_percentiles_follow_fios_rules", latency_units_and_percentiles_follow_fios_rules),
         ("io_depths_and_cpu_are_measured_per_job", io_depths_and_cpu_are_measured_per_job),
+        ("io_depths_count_sent_ios_not_idle_slots", io_depths_count_sent_ios_not_idle_slots),
         ("percentile_options_as_fio", percentile_options_as_fio),
         ("groups_stonewalls_and_group_reporting_as_fio", groups_stonewalls_and_group_reporting_as_fio),
         ("stonewall_waits_for_the_jobs_before_it", stonewall_waits_for_the_jobs_before_it),
