@@ -135,7 +135,7 @@ struct job {
     uint64_t file_rr;  /* atomic: I/Os that picked a file (roundrobin, sequential) */
     uint64_t *file_end; /* sequential: blocks of files [0, k] (nfiles entries) */
     int inflight;      /* atomic: slots not retired */
-    char pad_depth[64];   /* io_inflight changes with every I/O: a line of its own */
+    char pad_depth[64];   /* io_inflight is read with every I/O: a line of its own */
     unsigned io_inflight; /* atomic: slots sending or in flight (async modes; in_depth) */
     char pad_depth2[64];
     struct thread_cpu cpu; /* the job thread's */
