@@ -198,9 +198,12 @@ int async_setup(struct job *j)
         return -1;
     /* A target that cannot (a stream) keeps clat from the send's return. */
     bool want = j->o.api == API_ASYNC && j->o.clat_start == CLAT_START_HANDOVER;
+    unsigned noted = 0;
     for (unsigned k = 0; k < j->nfiles && want; k++)
         if (NT_SUCCESS(UwdfIoTargetSetHandOverTimes(j->files[k].target, TRUE)))
-            j->handover_times = true;
+            noted++;
+    j->handover_times = noted > 0;
+    j->clat_at_handover = noted == j->nfiles && !rw_trims(j->o.rw);
     return 0;
 }
 

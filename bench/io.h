@@ -139,12 +139,20 @@ static inline __attribute__((always_inline)) void slot_issue_loop(struct slot *s
             t0 = now_ns(); /* it may have waited for its turn */
         if (!send(s, t0))
             break;
-        uint64_t t1 = now_ns();
+        /* Where clat starts at the hand-over, the send's return time is
+         * only the mark that the send returned (its start serves, one clock
+         * read less per I/O) unless the I/O completed nested in the send. An
+         * I/O that has no hand-over time after all then counts from its
+         * start as clat. */
+        bool at_handover = s->job->clat_at_handover;
+        uint64_t t1 = at_handover ? t0 : now_ns();
         uint64_t tc = slot_sent(s, t1);
         if (tc == 0)
             return; /* in flight: the completion routine takes over */
         /* The routine already ran, nested inside the send on this thread
          * (an immediate failure): finish here. */
+        if (at_handover)
+            t1 = now_ns();
         if (!slot_complete_async(s, sh, t1, tc, 0))
             break;
         t0 = tc; /* see above: the next I/O starts where this one ended */

@@ -116,6 +116,9 @@ struct job {
     uint64_t shard_key;    /* tells this job's shards from another's (TLS) */
     const char *backend;
     bool handover_times; /* --clat_start=handover and a target notes them */
+    /* every target notes them and every I/O goes to the engine (no trims,
+     * which the framework answers): clat never starts at a send's return */
+    bool clat_at_handover;
     bool verify_reads; /* every read of the run phase is checked */
     pthread_t thread;
     bool thread_started;

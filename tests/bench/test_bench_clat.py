@@ -55,6 +55,16 @@ def batch_wait_is_slat_as_in_fio():
         check(send < handover / 2, f"--clat_start=send: slat {send:.2f} of lat, with the hand-over {handover:.2f}")
 
 
+def a_trim_without_hand_over_time_starts_clat_at_the_send():
+    with bl.TempDir() as d:
+        # the null engine's trims are answered by the framework, never handed
+        # over: their slat is the send call, as with --clat_start=send, not 0
+        rep = bl.run_json(["--name=t", "--ioengine=null", "--rw=randtrim", "--size=1m", "--iodepth=2"], cwd=d)
+        t = rep["jobs"][0]["trim"]
+        check(t["total_ios"] == 256 and t["slat_ns"]["min"] > 0,
+              f"{t['total_ios']} trims, slat min {t['slat_ns']['min']} ns, mean {t['slat_ns']['mean']}")
+
+
 def clat_start_values():
     with bl.TempDir() as d:
         for opt, ok in (("--clat_start=handover", True), ("--clat_start=send", True), ("--clat_start=kernel", False)):
@@ -65,5 +75,6 @@ def clat_start_values():
 if __name__ == "__main__":
     bl.main([
         ("batch_wait_is_slat_as_in_fio", batch_wait_is_slat_as_in_fio),
+        ("a_trim_without_hand_over_time_starts_clat_at_the_send", a_trim_without_hand_over_time_starts_clat_at_the_send),
         ("clat_start_values", clat_start_values),
     ])
