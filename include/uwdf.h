@@ -81,7 +81,8 @@ ULONG UwdfGetEnginePoolSize(void);
  * at the cost of those calls. UwdfSetEngineSubmitBatch(0) restores the
  * default: UWDF_SUBMIT_BATCH=N (read once), else 0. More than
  * UWDF_MAX_ENGINE_SUBMIT_BATCH is STATUS_INVALID_PARAMETER. Running engines
- * apply a new value from their next pass. A target's own SubmitBatch
+ * apply a new value to the work that reaches them after the call. A
+ * target's own SubmitBatch
  * (UwdfIoTargetSetBatching) still applies to it besides. Any IRQL. */
 #define UWDF_MAX_ENGINE_SUBMIT_BATCH 65536u
 NTSTATUS UwdfSetEngineSubmitBatch(ULONG Operations);

@@ -483,11 +483,16 @@ static inline __attribute__((always_inline)) bool engine_queue_to_backend(struct
     }
     c->inflight++;
     engine_count(&a->ops, atomic_load_explicit(&a->ops, memory_order_relaxed) + 1);
-    /* The submit policy: submit_batch ops per system call (batched files
-     * count theirs in engine_batch_queued, which may flush too). */
+    return true;
+}
+
+/* The submit policy: submit_batch ops per system call (batched files count
+ * theirs in engine_batch_queued, which may flush too). After the op joined
+ * the hand-over list, so that the flush it may cause stamps it too. */
+static inline __attribute__((always_inline)) void engine_policy_staged(struct uwdf_engine_core *c)
+{
     if (UWDF_UNLIKELY(c->submit_batch != 0) && ++c->staged >= c->submit_batch)
         engine_flush_staged(c);
-    return true;
 }
 
 /* engine_queue for a file that wants a registered-file slot (until its
@@ -507,6 +512,7 @@ static __attribute__((noinline)) void engine_queue_hooked(struct uwdf_engine_cor
     }
     if (a->batch)
         engine_batch_queued(c, io, a->batch);
+    engine_policy_staged(c);
 }
 
 /* Inlined: a completion routine's resend comes here straight from
@@ -530,7 +536,8 @@ static inline __attribute__((always_inline)) void engine_queue(struct uwdf_engin
         engine_queue_hooked(c, io, a);
         return;
     }
-    engine_queue_to_backend(c, io, a);
+    if (engine_queue_to_backend(c, io, a))
+        engine_policy_staged(c);
 }
 
 static __attribute__((noinline)) bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -1128,7 +1135,6 @@ static void *engine_thread(void *arg)
             if (timeout < 0)
                 timeout = 0;
         }
-        c->submit_batch = atomic_load_explicit(&engine_submit_batch, memory_order_relaxed);
         if (UWDF_UNLIKELY(c->batched != NULL)) {
             /* What the last loop staged went to the kernel at its end, or
              * goes in this reap: one submission. */
@@ -1148,6 +1154,9 @@ static void *engine_thread(void *arg)
         uwdf_tls_plug_depth++; /* no thread-exit key: finished below, always */
         struct uwdf_io *in, *cancels;
         engine_take_incoming(c, &in, &cancels);
+        /* Read after taking the sends (under the lock their senders
+         * released): a send follows the policy set before it was made. */
+        c->submit_batch = atomic_load_explicit(&engine_submit_batch, memory_order_relaxed);
         while (in) {
             struct uwdf_io *next = in->core_next;
             if (in->core_cmd == ENGINE_CMD_SUBMIT)

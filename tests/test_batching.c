@@ -469,6 +469,56 @@ START_TEST(handover_time_is_read_after_the_submitting_call)
 }
 END_TEST
 
+/* With one op per system call (UwdfSetEngineSubmitBatch(1)) each op's
+ * hand-over is its own call's: a small read staged just before a big
+ * buffered one is not stamped by the big one's call. */
+START_TEST(handover_time_with_one_op_per_submit_is_each_ops_own_call)
+{
+    struct batch_env b;
+    memset(&b, 0, sizeof(b));
+    tu_env_init_backend(&b.e, _i);
+    b.t = tu_env_open_file(&b.e, BIG_READ, SEED, GENERIC_READ, 0);
+    ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_SUCCESS);
+    ck_assert_status(UwdfSetEngineSubmitBatch(1), STATUS_SUCCESS);
+    WDFREQUEST small = tu_make_request(b.t), big = tu_make_request(b.t);
+    void *sbuf, *bbuf;
+    WDFMEMORY smem = tu_make_memory(BLK, &sbuf), bmem = tu_make_memory(BIG_READ, &bbuf);
+    struct tu_completion sdone;
+    struct timed_completion bdone;
+    tu_completion_init(&sdone);
+    tu_completion_init(&bdone.c);
+    LONGLONG o = 0;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, small, smem, NULL, &o), STATUS_SUCCESS);
+    ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, big, bmem, NULL, &o), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(small, tu_on_complete, &sdone);
+    WdfRequestSetCompletionRoutine(big, timed_routine, &bdone);
+    UwdfStartSendPlug(); /* both reach the engine together, in this order */
+    ck_assert(WdfRequestSend(small, b.t, WDF_NO_SEND_OPTIONS));
+    ck_assert(WdfRequestSend(big, b.t, WDF_NO_SEND_OPTIONS));
+    LONGLONG released = mono_ns();
+    UwdfFinishSendPlug();
+    ck_assert(tu_completion_wait(&sdone, WAIT_MS));
+    ck_assert(tu_completion_wait(&bdone.c, WAIT_MS));
+    ck_assert_status(sdone.status, STATUS_SUCCESS);
+    ck_assert_status(bdone.c.status, STATUS_SUCCESS);
+    ck_assert(tu_pattern_matches(sbuf, BLK, SEED, 0));
+    ck_assert(tu_pattern_matches(bbuf, BIG_READ, SEED, 0));
+    LONGLONG hs = UwdfRequestGetHandOverTime(small), hb = UwdfRequestGetHandOverTime(big);
+    /* The big read's copy lies between the two hand-overs, not between the
+     * plug's release and the small read's. */
+    ck_assert_msg(hb - hs > hs - released, "small read handed over %lld ns after the plug let go, big read %lld ns after it",
+                  (long long)(hs - released), (long long)(hb - hs));
+    ck_assert_status(UwdfSetEngineSubmitBatch(0), STATUS_SUCCESS);
+    WdfObjectDelete(small);
+    WdfObjectDelete(big);
+    WdfObjectDelete(smem);
+    WdfObjectDelete(bmem);
+    tu_completion_fini(&sdone);
+    tu_completion_fini(&bdone.c);
+    tu_env_fini(&b.e);
+}
+END_TEST
+
 struct resend_ctx {
     struct batch_env *b;
     bool resent;
@@ -609,6 +659,7 @@ int main(void)
     tcase_add_loop_test(tc, handover_time_is_when_a_held_send_reached_the_kernel, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_of_a_resend_is_when_its_round_ended, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_is_read_after_the_submitting_call, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, handover_time_with_one_op_per_submit_is_each_ops_own_call, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_is_zero_when_not_asked_or_not_handed_over, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_arguments_are_checked, 0, TU_BACKENDS);
     return tu_main(s, "test_batching");
