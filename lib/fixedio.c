@@ -167,6 +167,7 @@ NTSTATUS UwdfIoTargetGetConnectionState(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_CO
         State->Losses = st.losses;
         State->Reconnects = st.reconnects;
         State->LastStatus = st.last_err ? uwdf_status_from_errno(st.last_err) : STATUS_SUCCESS;
+        _Static_assert(sizeof(State->LastError) == sizeof(st.last_why), "LastError copies last_why whole");
         memcpy(State->LastError, st.last_why, sizeof(State->LastError));
         State->LastError[sizeof(State->LastError) - 1] = '\0';
         return STATUS_SUCCESS;
