@@ -19,6 +19,7 @@
  * a 3-second run over 1,000 files made a third of its I/Os through the
  * descriptors (docs/engines.md, "Registered files"). */
 #include "internal.h"
+#include "tsc_clock.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -85,6 +86,7 @@ struct uwdf_engine_core {
      * to the kernel (engine thread; linked through core_next, which an op
      * in the backend does not otherwise use). */
     struct uwdf_io *handover_head;
+    struct uwdf_tsc_clock handover_clock; /* their times' clock */
     /* uwdf_engine_destroy ran on this engine's own thread: the thread is
      * detached and frees the engine when it ends. */
     bool self_reap;
@@ -285,7 +287,7 @@ static void engine_deliver_deferred(struct uwdf_engine_core *c)
  * then not part of the completion latency, for either tool). */
 static __attribute__((noinline)) void engine_handover_stamp(struct uwdf_engine_core *c)
 {
-    int64_t now = uwdf_mono_ns();
+    int64_t now = uwdf_tsc_clock_ns(&c->handover_clock); /* per I/O at QD1: a rdtsc */
     struct uwdf_io *io = c->handover_head;
     c->handover_head = NULL;
     while (io) {

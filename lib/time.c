@@ -3,6 +3,7 @@
  * tick time, the performance counter, calendar fields). All conversions
  * live here. */
 #include "ntrt.h"
+#include "tsc_clock.h"
 
 #include <errno.h>
 #include <time.h>
@@ -22,6 +23,84 @@ int64_t uwdf_mono_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
+
+/* ---- the TSC clock (tsc_clock.h) ---- */
+
+#define TSC_CLOCK_WINDOW_NS 1000000LL        /* an anchor extrapolates 1 ms */
+#define TSC_CLOCK_FIRST_RATE_NS 10000000LL   /* the first rate: over 10 ms */
+#define TSC_CLOCK_RATE_NS 1000000000LL       /* then over 1 s, from a new base each time */
+#define TSC_CLOCK_ANCHOR_MAX_NS 1000         /* an anchor read across a preemption is not one */
+#define TSC_CLOCK_ANCHOR_TRIES 3
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <x86intrin.h>
+
+/* CPUID 0x80000007 EDX bit 8: the TSC runs at a constant rate in every
+ * C-state (what makes it a clock at all). Read once. */
+static bool tsc_invariant(void)
+{
+    static atomic_int known; /* 0: not read, 1: yes, 2: no */
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k == 0) {
+        unsigned a, b, c, d;
+        k = __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8)) ? 1 : 2;
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k == 1;
+}
+
+/* The slow path of uwdf_tsc_clock_ns: a new anchor, and the rate measured
+ * again from the base (after 10 ms the first time, then every second, so
+ * that a change in NTP's slewing is followed). */
+int64_t uwdf_tsc_clock_anchor(struct uwdf_tsc_clock *c)
+{
+    int64_t before = uwdf_mono_ns();
+    if (!tsc_invariant() || (c->mult == 0 && c->base_ns != 0 && before - c->base_ns < TSC_CLOCK_FIRST_RATE_NS))
+        return before; /* no rate yet: no anchor either */
+    /* A TSC read between two clock_gettime; the closest of three pairs,
+     * and none closer than 1 us is an anchor (a preemption between the
+     * reads would misplace it by its length). */
+    int64_t best = INT64_MAX, ns = before;
+    uint64_t t = 0;
+    for (int i = 0; i < TSC_CLOCK_ANCHOR_TRIES; i++) {
+        uint64_t tsc = __rdtsc();
+        int64_t after = uwdf_mono_ns();
+        if (after - before < best) {
+            best = after - before;
+            t = tsc;
+            ns = before + (after - before) / 2;
+        }
+        before = after;
+    }
+    c->window = 0;
+    if (best > TSC_CLOCK_ANCHOR_MAX_NS)
+        return ns; /* no anchor: the next reading tries again */
+    if (c->base_ns == 0 || t <= c->base_tsc) {
+        /* The first anchor, or the thread moved to a CPU whose TSC is
+         * behind: the rate is measured again from here. */
+        *c = (struct uwdf_tsc_clock){ .base_tsc = t, .base_ns = ns };
+        return ns;
+    }
+    int64_t span = ns - c->base_ns;
+    if (span >= (c->mult ? TSC_CLOCK_RATE_NS : TSC_CLOCK_FIRST_RATE_NS)) {
+        c->mult = (uint64_t)(((unsigned __int128)span << 32) / (t - c->base_tsc));
+        c->base_tsc = t;
+        c->base_ns = ns;
+    }
+    if (c->mult)
+        c->window = (uint64_t)(((unsigned __int128)TSC_CLOCK_WINDOW_NS << 32) / c->mult);
+    c->tsc = t;
+    c->ns = ns;
+    return ns;
+}
+#else
+int64_t uwdf_tsc_clock_anchor(struct uwdf_tsc_clock *c)
+{
+    (void)c;
+    return uwdf_mono_ns();
+}
+#endif
 
 int64_t uwdf_real_ns(void)
 {

@@ -18,6 +18,11 @@
 #include <wdf.h>
 
 #include "../lib/ntrt.h"
+#include "../lib/tsc_clock.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 extern char **environ;
 
@@ -684,6 +689,37 @@ START_TEST(interrupt_tick_and_performance_time_agree)
     ULONGLONG from_ticks = (ULONGLONG)ticks.QuadPart * KeQueryTimeIncrement();
     ck_assert_msg(from_ticks <= KeQueryInterruptTime() && KeQueryInterruptTime() - from_ticks < 2 * 156250,
                   "ticks do not follow interrupt time");
+}
+END_TEST
+
+/* The engine's hand-over clock (lib/tsc_clock.h): extrapolated from the
+ * TSC, it stays with CLOCK_MONOTONIC across its first rate (10 ms) and
+ * many re-anchorings (1 ms each). Compared only where the two clock_gettime
+ * reads around it are close (a preemption between them says nothing). */
+START_TEST(tsc_clock_follows_the_monotonic_clock)
+{
+    struct uwdf_tsc_clock c = { 0 };
+    int64_t start = uwdf_mono_ns(), worst = 0;
+    long compared = 0, extrapolating = 0;
+    while (uwdf_mono_ns() - start < 60000000) {
+        int64_t a = uwdf_mono_ns();
+        int64_t t = uwdf_tsc_clock_ns(&c);
+        int64_t b = uwdf_mono_ns();
+        extrapolating += c.window > 0;
+        if (b - a > 20000)
+            continue;
+        int64_t off = t < a ? a - t : t > b ? t - b : 0;
+        if (off > worst)
+            worst = off;
+        compared++;
+    }
+    ck_assert_msg(compared > 100, "only %ld readings between close clock_gettime pairs", compared);
+    ck_assert_msg(worst <= 1000, "the TSC clock was %lld ns outside CLOCK_MONOTONIC", (long long)worst);
+#if defined(__x86_64__)
+    unsigned ea, eb, ec, ed;
+    if (__get_cpuid(0x80000007, &ea, &eb, &ec, &ed) && (ed & (1u << 8)))
+        ck_assert_msg(extrapolating > 0, "an invariant TSC, but the clock never extrapolates");
+#endif
 }
 END_TEST
 
@@ -1553,6 +1589,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, delay_execution_sleeps_the_interval);
     tc = tu_tcase(s, "time", 30);
     tcase_add_test(tc, interrupt_tick_and_performance_time_agree);
+    tcase_add_test(tc, tsc_clock_follows_the_monotonic_clock);
     tcase_add_test(tc, time_fields_round_trip);
     tcase_add_test(tc, local_time_round_trips);
     tc = tu_tcase(s, "rtl", 30);
