@@ -6,6 +6,7 @@
 #include "tsc_clock.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 
 /* Windows' default clock tick: 15.625 ms (KeQueryTimeIncrement). */
@@ -36,15 +37,31 @@ int64_t uwdf_mono_ns(void)
 #include <cpuid.h>
 #include <x86intrin.h>
 
+/* The kernel keeps its own clock on the TSC only after checking that every
+ * CPU's TSC is in step (a VM whose vCPUs' TSCs drift gets kvm-clock or hpet
+ * instead); a thread that moves between CPUs then reads one clock. */
+static bool tsc_kernel_clocksource(void)
+{
+    char name[32] = "";
+    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "re");
+    if (f) {
+        if (!fgets(name, sizeof(name), f))
+            name[0] = '\0';
+        fclose(f);
+    }
+    return strcmp(name, "tsc\n") == 0;
+}
+
 /* CPUID 0x80000007 EDX bit 8: the TSC runs at a constant rate in every
- * C-state (what makes it a clock at all). Read once. */
+ * C-state (what makes it a clock at all), and the kernel clocks on it.
+ * Read once. */
 static bool tsc_invariant(void)
 {
     static atomic_int known; /* 0: not read, 1: yes, 2: no */
     int k = atomic_load_explicit(&known, memory_order_relaxed);
     if (k == 0) {
         unsigned a, b, c, d;
-        k = __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8)) ? 1 : 2;
+        k = __get_cpuid(0x80000007, &a, &b, &c, &d) && (d & (1u << 8)) && tsc_kernel_clocksource() ? 1 : 2;
         atomic_store_explicit(&known, k, memory_order_relaxed);
     }
     return k == 1;
