@@ -600,13 +600,14 @@ static int rbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
      * after the completion routines it returned have sent again, so at QD1
      * the read is not between librbd's completion and the next request.
      * Read before the images are polled (a completion queued after the
-     * read signals it again), and before any sleep. */
+     * read signals it again). The read may also take a wake() made since
+     * the engine last looked for sends and for its stop: so this reap does
+     * not sleep, and the engine looks again before the next one does. */
     if (st->undrained) {
         st->undrained = false;
         uwdf_remote_eventfd_drain(st->re.wake_fd);
         rbd_poll_all(st);
-        if (st->re.done.head)
-            return uwdf_remote_done_pop(&st->re.done, done, max);
+        return uwdf_remote_done_pop(&st->re.done, done, max);
     }
     struct pollfd pfd = { .fd = st->re.wake_fd, .events = POLLIN };
     struct timespec ts;

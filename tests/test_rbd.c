@@ -14,7 +14,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -720,6 +722,90 @@ START_TEST(engine_sleeps_after_completions)
 }
 END_TEST
 
+/* The completion routine of sends_from_another_thread_wake_the_engine, on
+ * the engine thread: counts the completion, then keeps the thread hold_ns
+ * longer, so that the next send (the test thread spins on the count)
+ * reaches the engine at another point of its loop each round. */
+struct handoff {
+    atomic_int done, left;
+    atomic_long hold_ns;
+    NTSTATUS status;
+};
+
+static VOID handoff_complete(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                             WDFCONTEXT Context)
+{
+    (void)Request;
+    (void)Target;
+    struct handoff *h = Context;
+    h->status = Params->IoStatus.Status;
+    double until = tu_now_ms() + (double)atomic_load(&h->hold_ns) / 1e6;
+    atomic_fetch_add(&h->done, 1);
+    while (tu_now_ms() < until)
+        ;
+    atomic_fetch_add(&h->left, 1);
+}
+
+/* A send from another thread wakes the engine through its eventfd, which
+ * the engine also reads for librbd's completions one reap after they woke
+ * it: a wake-up that comes between the engine's look for sends and that
+ * read must not be swallowed, or the engine sleeps with the send queued
+ * and nothing else in flight to wake it. One read at a time, each sent the
+ * moment the last one's routine ran, the routine holding the engine thread
+ * a little longer each round. */
+START_TEST(sends_from_another_thread_wake_the_engine)
+{
+    enum { WAIT_MS = 20000, HOLD_STEP_NS = 37, HOLD_MAX_NS = 6000 };
+    /* valgrind runs one thread at a time: fewer rounds, and the spinning
+     * test thread yields to the engine's. */
+    bool vg = tu_running_on_valgrind();
+    const int rounds = vg ? 100 : 3000;
+    struct tu_env e;
+    tu_env_init(&e);
+    const char *image = make_image("handoff", 1 << 20);
+    WDFIOTARGET t = open_rw(&e, image, "");
+    WDFREQUEST req[2];
+    WDFMEMORY mem[2];
+    void *buf;
+    for (int i = 0; i < 2; i++) {
+        req[i] = tu_make_request(t);
+        mem[i] = tu_make_memory(BLK, &buf);
+    }
+    struct handoff h = { 0 };
+    for (int i = 0; i < rounds; i++) {
+        /* Two requests in turn: the one sent two rounds ago has left its
+         * routine, since the engine ran the last round's after it. */
+        WDFREQUEST r = req[i % 2];
+        WDF_REQUEST_REUSE_PARAMS rp;
+        WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+        ck_assert_status(WdfRequestReuse(r, &rp), STATUS_SUCCESS);
+        LONGLONG off = (LONGLONG)(i % 64) * BLK;
+        ck_assert_status(WdfIoTargetFormatRequestForRead(t, r, mem[i % 2], NULL, &off), STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(r, handoff_complete, &h);
+        atomic_store(&h.hold_ns, (long)i * HOLD_STEP_NS % HOLD_MAX_NS);
+        WDF_REQUEST_SEND_OPTIONS o;
+        WDF_REQUEST_SEND_OPTIONS_INIT(&o, 0);
+        ck_assert(WdfRequestSend(r, t, &o));
+        double t0 = tu_now_ms();
+        while (atomic_load(&h.done) <= i && tu_now_ms() - t0 < WAIT_MS)
+            if (vg)
+                sched_yield();
+        ck_assert_msg(atomic_load(&h.done) > i, "round %d: the read never completed", i);
+        ck_assert_status(h.status, STATUS_SUCCESS);
+    }
+    double t0 = tu_now_ms();
+    while (atomic_load(&h.left) < rounds && tu_now_ms() - t0 < WAIT_MS)
+        tu_sleep_ms(1); /* the last routine's hold */
+    ck_assert_int_eq(atomic_load(&h.left), rounds);
+    for (int i = 0; i < 2; i++) {
+        WdfObjectDelete(req[i]);
+        WdfObjectDelete(mem[i]);
+    }
+    WdfObjectDelete(t);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* Last: the OSD killed under held requests (MemStore loses its objects
  * with it). Each fails once with STATUS_IO_TIMEOUT after the OSD op
  * timeout, so do later ones, and the target closes without hanging (librbd
@@ -791,6 +877,7 @@ int main(void)
     tcase_add_test(tc, osd_op_timeout_bounds_requests_and_close);
     tcase_add_test(tc, exactly_once_under_load);
     tcase_add_test(tc, engine_sleeps_after_completions);
+    tcase_add_test(tc, sends_from_another_thread_wake_the_engine);
     /* UWDF_RBD_KEEP_OSD=1 leaves the OSD alive, for another run on the
      * same cluster (ceph-cluster start DIR; . DIR/env; tests/test_rbd). */
     if (!getenv("UWDF_RBD_KEEP_OSD"))
