@@ -93,15 +93,20 @@ static int64_t rbd_image_size(const struct job_opts *o)
 }
 
 /* The uwdf target name of the image of o: rbd:POOL/IMAGE:id=CLIENT, each
- * part with the separators of the syntax escaped. */
+ * part with the separators of the syntax escaped, then librbd's cache mode
+ * as fio's rbd engine sets it: direct=1 turns the cache off; otherwise fio
+ * flushes the image once after opening it, which takes the cache out of
+ * its "writethrough until the first flush" mode, and the option below does
+ * the same without the flush. */
 static const char *rbd_target_name(struct strpool *pool, const struct job_opts *o)
 {
+    const char *cache = o->direct ? ":rbd_cache=false" : ":rbd_cache_writethrough_until_flush=false";
     const char *client = o->clientname ? o->clientname : "admin";
     if (!strncmp(client, "client.", 7))
         client += 7;
     const char *parts[3] = { o->pool, o->rbdname, client };
     const char *before[3] = { "rbd:", "/", ":id=" };
-    size_t len = 16;
+    size_t len = 16 + strlen(cache);
     for (int i = 0; i < 3; i++)
         len += 2 * strlen(parts[i]);
     char *name = xcalloc(1, len), *p = name;
@@ -113,6 +118,7 @@ static const char *rbd_target_name(struct strpool *pool, const struct job_opts *
             *p++ = *c;
         }
     }
+    strcpy(p, cache);
     const char *kept = keep_str(pool, name);
     free(name);
     return kept;
