@@ -71,6 +71,20 @@ NTSTATUS UwdfSetDefaultBackend(PCSTR Name);
 NTSTATUS UwdfSetEnginePoolSize(ULONG Engines);
 ULONG UwdfGetEnginePoolSize(void);
 
+/* An engine group on the calling thread, as fio's jobs and SPDK's threads
+ * drive many files from one ring: the first target the thread opens after
+ * UwdfStartEngineGroup is placed as above, and each later one joins the
+ * same engine (of its kind) while that engine runs, so completion routines
+ * that resend among the group's targets stay on one thread and one ring
+ * instead of handing half their sends to another engine's thread. The
+ * pool's size still bounds the engines; Stop, Close and the other per-target
+ * rules are unchanged. UwdfFinishEngineGroup ends the group (the pool then
+ * places each target again); a new UwdfStartEngineGroup starts a new group.
+ * Groups do not nest. A thread's group applies to the targets it opens
+ * itself only. PASSIVE_LEVEL. */
+VOID UwdfStartEngineGroup(VOID);
+VOID UwdfFinishEngineGroup(VOID);
+
 /* The engines' submit policy, for every target on io_uring and libaio
  * engines (docs/engines.md, "Submit policy"). 0, the default: an engine
  * hands what one pass of its loop staged (its completion routines' resends

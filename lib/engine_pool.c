@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Ops an engine's ring or context is sized for, over all its files (more
  * may be in flight: the backends queue the rest). */
@@ -51,6 +52,12 @@ static atomic_uint pool_size_set; /* UwdfSetEnginePoolSize; 0: the default */
 static unsigned pool_size_default;
 static pthread_once_t pool_default_once = PTHREAD_ONCE_INIT;
 
+/* The calling thread's engine group (UwdfStartEngineGroup): while on, the
+ * engine of each kind that the group's targets joined (NULL: none yet).
+ * Only a hint: pool_take checks that the engine still runs. */
+static __thread bool pool_group_on;
+static __thread struct uwdf_engine *pool_group[RTL_NUMBER_OF(pools)];
+
 /* ---- DDIs ---- */
 
 NTSTATUS UwdfSetEnginePoolSize(ULONG Engines)
@@ -64,6 +71,18 @@ NTSTATUS UwdfSetEnginePoolSize(ULONG Engines)
 ULONG UwdfGetEnginePoolSize(void)
 {
     return uwdf_engine_pool_size();
+}
+
+VOID UwdfStartEngineGroup(VOID)
+{
+    pool_group_on = true;
+    memset(pool_group, 0, sizeof(pool_group));
+}
+
+VOID UwdfFinishEngineGroup(VOID)
+{
+    pool_group_on = false;
+    memset(pool_group, 0, sizeof(pool_group));
 }
 
 /* ---- size ---- */
@@ -136,8 +155,9 @@ static struct pool_engine *pool_start_engine(struct pool *p, int *err)
 }
 
 /* Take a place on an engine of ops's pool: on (which the caller holds a
- * place on already), or the least loaded one, starting another while the
- * pool is below its size and every engine serves something. */
+ * place on already), else the engine of the calling thread's group, else
+ * the least loaded one, starting another while the pool is below its size
+ * and every engine serves something. */
 static struct uwdf_engine *pool_take(const struct uwdf_backend_ops *ops, struct uwdf_engine *on, int *err)
 {
     struct pool *p = pool_of(ops);
@@ -145,11 +165,13 @@ static struct uwdf_engine *pool_take(const struct uwdf_backend_ops *ops, struct 
     *err = 0;
     pthread_mutex_lock(&pool_lock);
     struct pool_engine *pe = NULL;
-    if (on) {
-        for (unsigned i = 0; i < p->count && !pe; i++)
-            if (p->engines[i].engine == on)
-                pe = &p->engines[i];
-    } else {
+    /* the calling thread's group's engine, if it still runs */
+    struct uwdf_engine **group = !on && pool_group_on ? &pool_group[p - pools] : NULL;
+    struct uwdf_engine *want = on ? on : group ? *group : NULL;
+    for (unsigned i = 0; want && i < p->count && !pe; i++)
+        if (p->engines[i].engine == want)
+            pe = &p->engines[i];
+    if (!on && !pe) {
         pe = pool_least_loaded(p);
         if ((!pe || pe->files > 0) && p->count < size) {
             struct pool_engine *fresh = pool_start_engine(p, err);
@@ -165,6 +187,8 @@ static struct uwdf_engine *pool_take(const struct uwdf_backend_ops *ops, struct 
     }
     pe->files++;
     struct uwdf_engine *e = pe->engine;
+    if (group)
+        *group = e;
     pthread_mutex_unlock(&pool_lock);
     *err = 0;
     return e;

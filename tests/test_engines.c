@@ -201,6 +201,79 @@ START_TEST(targets_share_the_pool_engines)
 }
 END_TEST
 
+/* The engine thread readers r[from, to) complete on: one, the same for all. */
+static pthread_t readers_one_thread(struct tu_reader *r, int from, int to)
+{
+    for (int i = from; i < to; i++)
+        ck_assert(tu_reader_progresses(&r[i], PROGRESS, WAIT_MS));
+    pthread_t th = atomic_load(&r[from].thread);
+    for (int i = from; i < to; i++) {
+        ck_assert_msg(!atomic_load(&r[i].threads_differ), "target %d completed on two threads", i);
+        ck_assert_msg(pthread_equal(atomic_load(&r[i].thread), th), "target %d left its group's engine", i);
+    }
+    return th;
+}
+
+/* With a pool of two engines, the targets one thread opens in an engine
+ * group all join the engine its first one got (one thread added), a new
+ * group starts where the pool places it (the other engine), and after
+ * UwdfFinishEngineGroup the pool places each target again (on the less
+ * loaded engine, not the last group's). A group whose engine stopped with its
+ * last target places the next target afresh. Every read is right. */
+START_TEST(targets_opened_in_an_engine_group_share_one_engine)
+{
+    struct tu_env e;
+    enum { N = 8 };
+    struct tu_reader r[N];
+    char *path[N];
+    tu_env_init_backend(&e, _i);
+    for (int i = 0; i < N; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "f%d", i);
+        path[i] = tu_env_file(&e, name, FILE_SIZE, SEED + (unsigned)i);
+    }
+    long t0 = tu_engine_threads();
+    ck_assert_status(UwdfSetEnginePoolSize(2), STATUS_SUCCESS);
+    UwdfStartEngineGroup();
+    for (int i = 0; i < 2; i++)
+        tu_reader_start(&r[i], e.device, path[i], SEED + (unsigned)i, DEPTH);
+    expect_threads(t0 + 1);
+    pthread_t a = readers_one_thread(r, 0, 2);
+    UwdfStartEngineGroup(); /* a new group: placed by the pool, on a new engine */
+    for (int i = 2; i < 6; i++)
+        tu_reader_start(&r[i], e.device, path[i], SEED + (unsigned)i, DEPTH);
+    expect_threads(t0 + 2);
+    pthread_t b = readers_one_thread(r, 2, 6);
+    ck_assert(!pthread_equal(a, b));
+    UwdfFinishEngineGroup(); /* the pool places each: a serves 2 targets, b 4 */
+    for (int i = 6; i < 8; i++)
+        tu_reader_start(&r[i], e.device, path[i], SEED + (unsigned)i, DEPTH);
+    ck_assert(pthread_equal(readers_one_thread(r, 6, 8), a));
+    expect_threads(t0 + 2);
+    for (int i = 0; i < N; i++)
+        tu_reader_stop(&r[i]);
+    expect_threads(t0);
+    /* the group's engine stopped with its last target: the next one gets a
+     * running engine, and its reads are right */
+    UwdfStartEngineGroup();
+    tu_reader_start(&r[0], e.device, path[0], SEED, DEPTH);
+    tu_reader_stop(&r[0]);
+    expect_threads(t0);
+    tu_reader_start(&r[0], e.device, path[0], SEED, DEPTH);
+    tu_reader_start(&r[1], e.device, path[1], SEED + 1, DEPTH);
+    expect_threads(t0 + 1);
+    readers_one_thread(r, 0, 2);
+    tu_reader_stop(&r[0]);
+    tu_reader_stop(&r[1]);
+    UwdfFinishEngineGroup();
+    expect_threads(t0);
+    ck_assert_status(UwdfSetEnginePoolSize(0), STATUS_SUCCESS);
+    for (int i = 0; i < N; i++)
+        free(path[i]);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* The pool's size is set while nothing (then only idle targets) is open:
  * a bad size is refused, a larger one starts engines as targets open, a
  * smaller one starts none and leaves running engines to their targets; the
@@ -1000,6 +1073,7 @@ int main(void)
     TCase *tc = tu_tcase(s, "shared_engines", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, targets_share_the_pool_engines, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, engine_pool_resize_while_idle, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, targets_opened_in_an_engine_group_share_one_engine, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, stop_purge_close_one_target_while_neighbours_run, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, stop_waits_only_for_its_own_io, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, timeouts_and_cancels_leave_neighbours_alone, 0, TU_BACKENDS);
