@@ -170,7 +170,12 @@ int wdf_open_targets(struct job *j, device_over_fn *over)
     const struct job_opts *o = &j->o;
     struct bench_run *run = j->run;
     char sb[96];
-    for (unsigned k = 0; k < j->nfiles; k++) {
+    /* A job's completion routines resend to any of its files: on one
+     * engine, every resend goes straight into that engine's ring. */
+    if (o->engine_group)
+        UwdfStartEngineGroup();
+    int rc = 0;
+    for (unsigned k = 0; k < j->nfiles && rc == 0; k++) {
         struct file_slot *f = &j->files[k];
         bool wr = rw_writes(o->rw) || rw_trims(o->rw);
         const char *name = f->path;
@@ -183,13 +188,16 @@ int wdf_open_targets(struct job *j, device_over_fn *over)
             errmsg("%s: cannot open '%s'%s: %s", o->name, f->path,
                    o->ioengine != ENGINE_DEFAULT ? " with the requested engine" : "",
                    status_str(sb, sizeof(sb), st));
-            return -1;
+            rc = -1;
+            break;
         }
         PCSTR be = UwdfIoTargetGetBackendName(engine_target ? engine_target : f->target);
         if (!j->backend)
             j->backend = keep_str(run->strings, be ? be : "unknown");
     }
-    return 0;
+    if (o->engine_group)
+        UwdfFinishEngineGroup();
+    return rc;
 }
 
 int async_setup(struct job *j)

@@ -36,6 +36,7 @@ void opts_fio_defaults(struct job_opts *o)
     o->stack_layers = 1;
     o->ioengine = ENGINE_DEFAULT;
     o->nrfiles = 1;
+    o->engine_group = true;
     o->per_job_logs = true;
     static const double fio_pcts[] = { 1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99 };
     o->npct = sizeof(fio_pcts) / sizeof(fio_pcts[0]);
@@ -774,6 +775,9 @@ const struct opt_def job_options[] = {
               "hand I/Os to the kernel N at a time; 1 is one io_uring_enter / io_submit per I/O, what "
               "fio's default iodepth_batch_submit=1 does; 0 (default): what an engine's pass staged, at once; "
               "jobs that give it must agree" },
+    { .name = "engine_group", JOB_BOOL(engine_group),
+      .help = "uwdf: the job's files share one engine (UwdfStartEngineGroup), as a fio job's files share "
+              "its one ring (default 1); 0: the engine pool spreads them over its engines" },
     { .name = "write_lat_log", .kind = OPT_STR, JOB_FIELD(lat_log), .bare_ok = true, .arg = "prefix",
       .err = "expected a file name prefix",
       .help = "fio's slat, clat and lat logs, <prefix>_slat.N.log ... (bare in a job file: the job's name); "

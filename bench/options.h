@@ -111,6 +111,7 @@ struct job_opts {
      * (the engines serve every job); unset: the library's default. */
     unsigned engine_submit_batch;
     bool engine_submit_set;
+    bool engine_group; /* the job's targets on one engine (UwdfStartEngineGroup) */
     /* logs: NULL off, "" the job's name, else the file name prefix */
     const char *lat_log, *bw_log, *iops_log, *hist_log;
     unsigned log_avg_msec;        /* the window of each entry (0: one per I/O) */

@@ -335,6 +335,56 @@ def many_files_each_service_type():
                 os.unlink(p)
 
 
+def engine_threads(pid):
+    """The process's engine threads now (named uwdf-engine)."""
+    n = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for t in tids:
+        try:
+            with open(f"/proc/{pid}/task/{t}/comm") as f:
+                n += f.read().strip() == "uwdf-engine"
+        except OSError:
+            pass
+    return n
+
+
+def a_jobs_files_share_one_engine():
+    """--engine_group (default 1): the files of a job join one engine of a
+    pool of two, as a fio job's files share its one ring (one engine thread
+    in the whole run); --engine_group=0 leaves them to the pool, which
+    spreads them over its two engines."""
+    if bl.WRAP:
+        return  # the threads are the wrapper's to name
+    with bl.TempDir() as d:
+        for group, want in ((None, 1), (1, 1), (0, 2)):
+            args = ["--name=g", "--nrfiles=8", "--size=8m", "--rw=randread", f"--bs={BS}", "--iodepth=8",
+                    "--ioengine=io_uring", "--runtime=1500ms", "--time_based", "--output-format=json"]
+            if group is not None:
+                args.append(f"--engine_group={group}")
+            env = dict(os.environ)
+            env.pop("UWDF_BACKEND", None)
+            env.update(bl.BENCH_ENV)
+            env["UWDF_ENGINES"] = "2"
+            p = subprocess.Popen([bl.BENCH] + args, cwd=d, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            seen = 0
+            try:
+                while p.poll() is None:
+                    seen = max(seen, engine_threads(p.pid))
+                    time.sleep(0.01)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                out, err = p.communicate()
+            check(p.returncode == 0, f"engine_group={group}: exit {p.returncode}: {err}")
+            j = one_job(json.loads(out))
+            check(j["error"] == 0 and j["read"]["total_ios"] > 0, f"engine_group={group}: error {j['error']}")
+            check(seen == want, f"engine_group={group}: {seen} engine threads, want {want}")
+
+
 def size_of(path):
     try:
         return os.stat(path).st_size
@@ -492,6 +542,7 @@ if __name__ == "__main__":
         ("stacked_filters_carry_the_data", stacked_filters_carry_the_data),
         ("loop_device_direct", loop_device_direct),
         ("many_files_each_service_type", many_files_each_service_type),
+        ("a_jobs_files_share_one_engine", a_jobs_files_share_one_engine),
         ("job_cpu_counts_a_shared_thread_once", job_cpu_counts_a_shared_thread_once),
         ("statistics_stay_flat_in_the_number_of_files", statistics_stay_flat_in_the_number_of_files),
         ("verify_catches_a_corrupted_block", verify_catches_a_corrupted_block),
