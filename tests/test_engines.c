@@ -156,6 +156,16 @@ static int count_fds(void)
 
 /* ---- sharing ---- */
 
+/* n files f0, f1, ... of FILE_SIZE, file i with the pattern SEED + i. */
+static void make_files(struct tu_env *e, char **path, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "f%d", i);
+        path[i] = tu_env_file(e, name, FILE_SIZE, SEED + (unsigned)i);
+    }
+}
+
 /* With a pool of one engine, six targets complete on one thread (one
  * thread added), at DISPATCH_LEVEL; with two, on two. The engine goes with
  * the last target: no thread is left. */
@@ -165,11 +175,7 @@ START_TEST(targets_share_the_pool_engines)
     struct tu_reader r[6];
     char *path[6];
     tu_env_init_backend(&e, _i);
-    for (int i = 0; i < 6; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "f%d", i);
-        path[i] = tu_env_file(&e, name, FILE_SIZE, SEED + (unsigned)i);
-    }
+    make_files(&e, path, 6);
     long t0 = tu_engine_threads();
     for (unsigned engines = 1; engines <= 2; engines++) {
         ck_assert_status(UwdfSetEnginePoolSize(engines), STATUS_SUCCESS);
@@ -227,11 +233,7 @@ START_TEST(targets_opened_in_an_engine_group_share_one_engine)
     struct tu_reader r[N];
     char *path[N];
     tu_env_init_backend(&e, _i);
-    for (int i = 0; i < N; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "f%d", i);
-        path[i] = tu_env_file(&e, name, FILE_SIZE, SEED + (unsigned)i);
-    }
+    make_files(&e, path, N);
     long t0 = tu_engine_threads();
     ck_assert_status(UwdfSetEnginePoolSize(2), STATUS_SUCCESS);
     UwdfStartEngineGroup();
@@ -289,11 +291,7 @@ START_TEST(engine_pool_resize_while_idle)
     ck_assert_uint_ge(dflt, 1);
     ck_assert_status(UwdfSetEnginePoolSize(UWDF_MAX_ENGINE_POOL_SIZE + 1), STATUS_INVALID_PARAMETER);
     ck_assert_uint_eq(UwdfGetEnginePoolSize(), dflt);
-    for (int i = 0; i < N; i++) {
-        char name[16];
-        snprintf(name, sizeof(name), "f%d", i);
-        path[i] = tu_env_file(&e, name, FILE_SIZE, SEED + (unsigned)i);
-    }
+    make_files(&e, path, N);
     long t0 = tu_engine_threads();
     ck_assert_status(UwdfSetEnginePoolSize(1), STATUS_SUCCESS);
     for (int i = 0; i < 4; i++)
