@@ -28,6 +28,7 @@
  * (liburing issue #657). There, and only there, reap() waits by polling
  * the ring and sleeping in nanosleep(), which valgrind knows blocks. */
 #include "backend.h"
+#include "backend_valgrind.h"
 #include "io_uring.h"
 
 #include <assert.h>
@@ -43,23 +44,6 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
-
-#if defined(__has_include) && !defined(__CPPCHECK__) /* cppcheck cannot evaluate it */
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define URING_UNDER_VALGRIND() (RUNNING_ON_VALGRIND != 0)
-#endif
-#if __has_include(<valgrind/memcheck.h>)
-#include <valgrind/memcheck.h>
-#define URING_MARK_DEFINED(p, n) VALGRIND_MAKE_MEM_DEFINED((p), (n))
-#endif
-#endif
-#ifndef URING_UNDER_VALGRIND
-#define URING_UNDER_VALGRIND() false
-#endif
-#ifndef URING_MARK_DEFINED
-#define URING_MARK_DEFINED(p, n) ((void)(p), (void)(n))
-#endif
 
 enum {
     URING_MIN_ENTRIES = 64,
@@ -205,25 +189,13 @@ static void uring_ready_push(struct uring_state *st, struct uwdf_io *io)
     st->ready_tail = io;
 }
 
-/* memcheck cannot see the kernel fill a read buffer through the ring (it
- * can for readv(2) and io_getevents): tell it, or every byte read looks
- * uninitialised. A no-op outside valgrind. */
-static void uring_mark_read_defined(const struct uwdf_io *io)
-{
-    int64_t left = io->res;
-    for (int i = 0; i < io->iovcnt && left > 0; i++) {
-        size_t n = io->iov[i].iov_len < (uint64_t)left ? io->iov[i].iov_len : (size_t)left;
-        URING_MARK_DEFINED(io->iov[i].iov_base, n);
-        left -= (int64_t)n;
-    }
-}
-
 static void uring_maybe_finish(struct uring_state *st, struct uwdf_io *io)
 {
     if (io->be_flags & (URING_F_OP_PENDING | URING_F_LT_PENDING))
         return;
-    if (io->op == UWDF_OP_READ && io->res > 0 && URING_UNDER_VALGRIND())
-        uring_mark_read_defined(io);
+    /* memcheck cannot see the kernel fill a read buffer through the ring
+     * (it can for readv(2)): tell it, or every byte read looks uninitialised. */
+    uwdf_be_mark_read_defined(io);
     if (io->has_timeout) {
         int32_t lt = uring_priv(io)->lt_res;
         /* -ETIME: the timer fired and the op was cancelled. -EALREADY: the
@@ -386,7 +358,7 @@ static int uring_open(struct uwdf_engine *e)
         return r;
     }
 
-    st->poll_waits = URING_UNDER_VALGRIND();
+    st->poll_waits = UWDF_BE_UNDER_VALGRIND();
     /* Saves an fget/fput per io_uring_enter; optional. */
     st->ring_fd_registered = io_uring_register_ring_fd(&st->ring) == 1;
 

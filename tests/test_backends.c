@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -18,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +58,14 @@
 #define FIFO_FILL 0xA5
 #define FIFO_SETTLE_NS (50 * NS_PER_MS)
 #define TCASE_TIMEOUT_SEC 60
+#define RING_ROUNDS 100 /* of RING_OPS: the ring's head wraps several times */
+#define RING_OPS 8
+
+#if defined(__x86_64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
 
 enum { BE_IO_URING, BE_LIBAIO, BE_NULL, BE_COUNT, BE_KERNEL_COUNT = BE_NULL };
 
@@ -259,6 +272,22 @@ static int64_t run_one(struct uwdf_engine *e, struct tio *t)
     reap_n(e, 1);
     ck_assert_int_eq(t->reaped, 1);
     return t->io.res;
+}
+
+/* n one-block ops (op on block i of fd, through block i of buf), each
+ * sent at once and all reaped: every one comes back once, whole. */
+static void run_blocks(struct uwdf_engine *e, struct tio *t, int n, enum uwdf_io_op op, int fd, uint8_t *buf)
+{
+    for (int i = 0; i < n; i++) {
+        tio_init(&t[i], op, fd, (uint64_t)i * BLOCK);
+        tio_add(&t[i], buf + (size_t)i * BLOCK, BLOCK);
+        eng_queue(e, &t[i], false);
+    }
+    reap_n(e, n);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(t[i].reaped, 1);
+        ck_assert_int_eq(t[i].io.res, BLOCK);
+    }
 }
 
 /* ---- all backends ----------------------------------------------------- */
@@ -829,27 +858,8 @@ START_TEST(test_libaio_backlog_beyond_depth)
     fill_pattern(wbuf, (size_t)NOPS * BLOCK, 3);
     eng_open(&e, BE_LIBAIO, ENGINE_DEPTH);
 
-    for (int i = 0; i < NOPS; i++) {
-        tio_init(&t[i], UWDF_OP_WRITE, fd, (uint64_t)i * BLOCK);
-        tio_add(&t[i], wbuf + (size_t)i * BLOCK, BLOCK);
-        eng_queue(&e, &t[i], false);
-    }
-    reap_n(&e, NOPS);
-    for (int i = 0; i < NOPS; i++) {
-        ck_assert_int_eq(t[i].reaped, 1);
-        ck_assert_int_eq(t[i].io.res, BLOCK);
-    }
-
-    for (int i = 0; i < NOPS; i++) {
-        tio_init(&t[i], UWDF_OP_READ, fd, (uint64_t)i * BLOCK);
-        tio_add(&t[i], rbuf + (size_t)i * BLOCK, BLOCK);
-        eng_queue(&e, &t[i], false);
-    }
-    reap_n(&e, NOPS);
-    for (int i = 0; i < NOPS; i++) {
-        ck_assert_int_eq(t[i].reaped, 1);
-        ck_assert_int_eq(t[i].io.res, BLOCK);
-    }
+    run_blocks(&e, t, NOPS, UWDF_OP_WRITE, fd, wbuf);
+    run_blocks(&e, t, NOPS, UWDF_OP_READ, fd, rbuf);
     ck_assert(memcmp(wbuf, rbuf, (size_t)NOPS * BLOCK) == 0);
     assert_idle(&e);
     eng_close(&e);
@@ -908,6 +918,122 @@ START_TEST(test_libaio_cancel_backlogged_and_running)
     eng_close(&e);
     close(fd);
     free(t);
+    free(bufs);
+}
+END_TEST
+
+/* Completions already in the context's ring are reaped without
+ * io_getevents(): on a thread where a seccomp filter refuses it (and
+ * io_pgetevents), rounds of buffered reads (the kernel completes them
+ * inside io_submit()) all come back, once each, with their data, while
+ * the ring's head wraps. Afterwards io_getevents() on another thread
+ * agrees with where user space left head: nothing stale, nothing twice. */
+struct ring_reap_run {
+    struct uwdf_engine *e;
+    struct tio *t;
+    int fd;
+    uint8_t *bufs;
+    int filtered;  /* 1: the filter refused io_getevents; 0: no filter here */
+    int failed_at; /* round that went wrong, or -1 */
+    int reap_err;
+};
+
+static bool ring_deny_getevents(void)
+{
+#ifdef TEST_AUDIT_ARCH
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_getevents, 1, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_pgetevents, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = (unsigned short)(sizeof(f) / sizeof(f[0])), .filter = f };
+    /* On this thread only (no TSYNC); it ends with the thread. */
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0;
+#else
+    return false;
+#endif
+}
+
+static void *ring_reap_thread(void *arg)
+{
+    struct ring_reap_run *x = arg;
+    struct uwdf_io *done[REAP_BATCH];
+
+    x->failed_at = -1;
+    if (!ring_deny_getevents()) {
+        x->filtered = 0;
+        return NULL;
+    }
+    errno = 0;
+    x->filtered = syscall(__NR_io_getevents, 0, 0, 0, NULL, NULL) < 0 && errno == EPERM;
+    if (!x->filtered)
+        return NULL;
+    for (int r = 0; r < RING_ROUNDS && x->failed_at < 0; r++) {
+        for (int i = 0; i < RING_OPS; i++) {
+            struct tio *t = &x->t[i];
+            tio_init(t, UWDF_OP_READ, x->fd, (uint64_t)((r + i) % RING_OPS) * SMALL_IO);
+            tio_add(t, x->bufs + (size_t)i * SMALL_IO, SMALL_IO);
+            if (x->e->ops->queue(x->e, &t->io, false) != 0)
+                x->failed_at = r;
+        }
+        int got = x->e->ops->reap(x->e, done, REAP_BATCH, REAP_SLICE_NS);
+        if (got != RING_OPS) {
+            x->reap_err = got;
+            x->failed_at = r;
+            break;
+        }
+        for (int i = 0; i < got; i++)
+            container_of(done[i], struct tio, io)->reaped++;
+        for (int i = 0; i < RING_OPS; i++) {
+            uint8_t want = (uint8_t)((r + i) % RING_OPS + 1);
+            if (x->t[i].reaped != 1 || x->t[i].io.res != SMALL_IO || x->bufs[(size_t)i * SMALL_IO] != want ||
+                x->bufs[(size_t)(i + 1) * SMALL_IO - 1] != want)
+                x->failed_at = r;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_libaio_reaps_posted_completions_without_io_getevents)
+{
+    struct uwdf_engine e;
+    struct tio t[RING_OPS];
+    char fill[SMALL_IO];
+    uint8_t *bufs = aligned_buf((size_t)RING_OPS * SMALL_IO, 0);
+    int fd = open_file("ring", 0); /* buffered: done inside io_submit() */
+    struct ring_reap_run x = { .e = &e, .t = t, .fd = fd, .bufs = bufs };
+    pthread_t th;
+
+    for (int i = 0; i < RING_OPS; i++) {
+        memset(fill, i + 1, sizeof(fill));
+        ck_assert_int_eq(pwrite(fd, fill, sizeof(fill), (off_t)i * SMALL_IO), SMALL_IO);
+    }
+    eng_open(&e, BE_LIBAIO, ENGINE_DEPTH);
+    ck_assert_int_eq(pthread_create(&th, NULL, ring_reap_thread, &x), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    if (!x.filtered) {
+        fprintf(stderr, "test_backends: no seccomp filter here: the ring reap not isolated\n");
+    } else {
+        ck_assert_msg(x.failed_at < 0, "round %d of %d: reap gave %d (%s)", x.failed_at, RING_ROUNDS, x.reap_err,
+                      x.reap_err < 0 ? strerror(-x.reap_err) : "ops wrong");
+    }
+
+    /* The kernel's reader after user space's: O_DIRECT ops that finish
+     * later, reaped through io_getevents() on this thread. */
+    int dfd = open_file("ring-direct", test_odirect);
+    uint8_t *dbuf = aligned_buf((size_t)RING_OPS * BLOCK, 0);
+    ck_assert_int_eq(ftruncate(dfd, (off_t)RING_OPS * BLOCK), 0);
+    run_blocks(&e, t, RING_OPS, UWDF_OP_READ, dfd, dbuf);
+    assert_idle(&e);
+    eng_close(&e);
+    close(dfd);
+    close(fd);
+    free(dbuf);
     free(bufs);
 }
 END_TEST
@@ -1173,6 +1299,7 @@ static Suite *backends_suite(void)
     tcase_add_test(aio, test_libaio_backlog_beyond_depth);
     tcase_add_test(aio, test_libaio_offset_current_rejected);
     tcase_add_test(aio, test_libaio_cancel_backlogged_and_running);
+    tcase_add_test(aio, test_libaio_reaps_posted_completions_without_io_getevents);
 
     return s;
 }
