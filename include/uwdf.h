@@ -290,6 +290,17 @@ NTSTATUS UwdfQueryObjectCounts(PUWDF_OBJECT_COUNT Counts, PULONG Count);
 /* One type by name; STATUS_OBJECT_NAME_NOT_FOUND for a name that is none. */
 NTSTATUS UwdfQueryObjectCount(PCSTR TypeName, PUWDF_OBJECT_COUNT Count);
 
+/* For a host about to unload libuwdf (dlclose: an nbdkit plugin's .unload):
+ * frees the object handle table, which otherwise lives as long as the
+ * process (a stale handle is caught by reading it), so that nothing of the
+ * library is left allocated and unreachable once it is unmapped.
+ * STATUS_DEVICE_BUSY, with a log line, and nothing freed while any object
+ * is live (a request a thread keeps for reuse counts). Call it last, when
+ * no thread uses a handle any more: a lookup running meanwhile would read
+ * the freed table. Objects made afterwards get a new table, and a handle
+ * from before the call stays invalid. PASSIVE_LEVEL. */
+NTSTATUS UwdfReleaseObjectTable(void);
+
 /* Fault injection. A stall holds every completion back for Milliseconds
  * before it is delivered (0 turns it off; UWDF_FAULT_STALL=MSEC sets it at
  * start-up). A stalled request honours cancellation: a timeout or

@@ -34,6 +34,12 @@ __attribute__((constructor)) static void handle_table_init(void)
 static pthread_mutex_t handle_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t handle_free_head; /* 0 = empty; index 0 is never used */
 static uint32_t handle_next_index = 1;
+/* Slots holding an object, parked ones included (handle_lock). */
+static unsigned long long handle_in_use;
+/* Above every generation a handle had before UwdfReleaseObjectTable freed
+ * the table: a chunk allocated later starts its slots here, so a handle
+ * from before the release still matches nothing (handle_lock). */
+static unsigned long long handle_gen_floor;
 /* Per type: handles registered now, and ever (under handle_lock, which
  * every create and destroy takes anyway). */
 static unsigned long long type_live[UWDF_OBJ_TYPE_COUNT];
@@ -87,11 +93,14 @@ static bool handle_register(struct uwdf_object *obj)
                 pthread_mutex_unlock(&handle_lock);
                 return false;
             }
+            for (uint32_t i = 0; handle_gen_floor && i < CHUNK_SLOTS; i++)
+                atomic_init(&slots[i].gen, handle_gen_floor);
             atomic_store_explicit(&uwdf_handle_chunks[chunk], slots, memory_order_release);
         }
         handle_next_index++;
     }
     handle_slot_take(obj, index);
+    handle_in_use++;
     if (obj->type < UWDF_OBJ_TYPE_COUNT) {
         type_live[obj->type]++;
         type_created[obj->type]++;
@@ -109,6 +118,7 @@ static void handle_unregister(struct uwdf_object *obj)
     atomic_fetch_add(&slot->gen, 1);
     slot->next_free = handle_free_head;
     handle_free_head = index;
+    handle_in_use--;
     if (obj->type < UWDF_OBJ_TYPE_COUNT)
         type_live[obj->type]--;
     pthread_mutex_unlock(&handle_lock);
@@ -467,6 +477,7 @@ static void handle_release_parked_locked(struct uwdf_object *obj)
     struct uwdf_handle_slot *slot = uwdf_handle_slot(index);
     slot->next_free = handle_free_head;
     handle_free_head = index;
+    handle_in_use--;
     if (obj->type < UWDF_OBJ_TYPE_COUNT)
         type_live[obj->type]--;
 }
@@ -489,6 +500,39 @@ static void recycle_thread_end(void *arg)
     pthread_mutex_unlock(&handle_lock);
     tls_recycle = NULL;
     uwdf_free(c);
+}
+
+NTSTATUS UwdfReleaseObjectTable(void)
+{
+    /* The caller's own cache is let go of here (as at its thread's end);
+     * another live thread's is its business, and counts as in use. */
+    if (tls_recycle) {
+        recycle_thread_end(tls_recycle);
+        (void)pthread_setspecific(recycle_key, NULL);
+    }
+    pthread_mutex_lock(&handle_lock);
+    if (handle_in_use) {
+        unsigned long long live = handle_in_use;
+        pthread_mutex_unlock(&handle_lock);
+        uwdf_log("UwdfReleaseObjectTable: %llu objects are still live: the table is kept", live);
+        return STATUS_DEVICE_BUSY;
+    }
+    for (uint32_t c = 0; c < MAX_CHUNKS; c++) {
+        struct uwdf_handle_slot *slots = atomic_load_explicit(&uwdf_handle_chunks[c], memory_order_relaxed);
+        if (slots == handle_empty_chunk)
+            continue;
+        for (uint32_t i = 0; i < CHUNK_SLOTS; i++) {
+            unsigned long long gen = atomic_load_explicit(&slots[i].gen, memory_order_relaxed);
+            if (gen > handle_gen_floor)
+                handle_gen_floor = gen;
+        }
+        atomic_store_explicit(&uwdf_handle_chunks[c], handle_empty_chunk, memory_order_release);
+        uwdf_free(slots);
+    }
+    handle_free_head = 0;
+    handle_next_index = 1;
+    pthread_mutex_unlock(&handle_lock);
+    return STATUS_SUCCESS;
 }
 
 static void recycle_init(void)

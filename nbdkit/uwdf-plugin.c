@@ -309,6 +309,10 @@ static void uwdf_plugin_unload(void)
     free(srv.name);
     srv.path = srv.name = NULL;
     plugin_stack_free();
+    /* nbdkit unloads the plugin, and libuwdf with it, after this: the
+     * handle table goes now (it refuses, and says so, if an object is
+     * still live), or valgrind finds it lost. */
+    (void)UwdfReleaseObjectTable();
 }
 
 static void *uwdf_plugin_open(int readonly)

@@ -483,6 +483,43 @@ START_TEST(stale_handle_stays_invalid_after_slot_reuse)
 }
 END_TEST
 
+/* UwdfReleaseObjectTable: what a host calls before it unloads libuwdf. */
+START_TEST(object_table_release_is_refused_while_an_object_is_live)
+{
+    WDFOBJECT obj;
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
+    struct uwdf_handle_slot *chunk = atomic_load(&uwdf_handle_chunks[0]);
+    ck_assert_status(UwdfReleaseObjectTable(), STATUS_DEVICE_BUSY);
+    ck_assert_ptr_eq(atomic_load(&uwdf_handle_chunks[0]), chunk);
+    WdfObjectReference(obj); /* still valid */
+    WdfObjectDereference(obj);
+    WdfObjectDelete(obj);
+}
+END_TEST
+
+START_TEST(object_table_release_frees_it_and_old_handles_stay_invalid)
+{
+    WDFOBJECT old, fresh;
+    ck_assert_status(WdfObjectCreate(NULL, &old), STATUS_SUCCESS);
+    uint32_t index = (uint32_t)((uintptr_t)old & ((1u << UWDF_HANDLE_INDEX_BITS) - 1));
+    struct uwdf_handle_slot *chunk = atomic_load(&uwdf_handle_chunks[index >> UWDF_HANDLE_CHUNK_BITS]);
+    WdfObjectDelete(old);
+    ck_assert_status(UwdfReleaseObjectTable(), STATUS_SUCCESS);
+    /* Back on the shared empty chunk (the freed one is not read again). */
+    ck_assert_ptr_ne(atomic_load(&uwdf_handle_chunks[index >> UWDF_HANDLE_CHUNK_BITS]), chunk);
+    ck_assert_ptr_null(atomic_load(&uwdf_handle_slot(index)->obj));
+    /* A new table: slots are handed out from the first again, with
+     * generations above every one before the release. */
+    ck_assert_status(WdfObjectCreate(NULL, &fresh), STATUS_SUCCESS);
+    ck_assert_ptr_ne(old, fresh);
+    WdfObjectDelete(old);
+    tu_expect_bugcheck_reason(WDF_INVALID_HANDLE, NULL);
+    WdfObjectReference(fresh);
+    WdfObjectDereference(fresh);
+    WdfObjectDelete(fresh);
+}
+END_TEST
+
 START_TEST(garbage_handle_is_bugcheck)
 {
     WdfObjectDelete((WDFOBJECT)0x12345);
@@ -1475,6 +1512,8 @@ static Suite *object_suite(void)
     tc = tu_tcase(s, "handles", 0);
     tcase_add_test(tc, deleted_handle_is_bugcheck);
     tcase_add_test(tc, stale_handle_stays_invalid_after_slot_reuse);
+    tcase_add_test(tc, object_table_release_is_refused_while_an_object_is_live);
+    tcase_add_test(tc, object_table_release_frees_it_and_old_handles_stay_invalid);
     tcase_add_test(tc, garbage_handle_is_bugcheck);
     tcase_add_test(tc, wrong_type_handle_is_bugcheck);
     tcase_add_test(tc, null_handle_is_required_parameter_bugcheck);
