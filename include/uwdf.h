@@ -295,7 +295,8 @@ NTSTATUS UwdfQueryObjectCount(PCSTR TypeName, PUWDF_OBJECT_COUNT Count);
  * process (a stale handle is caught by reading it), so that nothing of the
  * library is left allocated and unreachable once it is unmapped.
  * STATUS_DEVICE_BUSY, with a log line, and nothing freed while any object
- * is live (a request a thread keeps for reuse counts). Call it last, when
+ * is live (requests another live thread keeps for reuse count; the
+ * caller's own are freed). Call it last, when
  * no thread uses a handle any more: a lookup running meanwhile would read
  * the freed table. Objects made afterwards get a new table, and a handle
  * from before the call stays invalid. PASSIVE_LEVEL. */

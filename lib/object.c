@@ -504,6 +504,8 @@ static void recycle_thread_end(void *arg)
 
 NTSTATUS UwdfReleaseObjectTable(void)
 {
+    if (!uwdf_irql_check_passive("UwdfReleaseObjectTable"))
+        return STATUS_INVALID_DEVICE_REQUEST;
     /* The caller's own cache is let go of here (as at its thread's end);
      * another live thread's is its business, and counts as in use. */
     if (tls_recycle) {

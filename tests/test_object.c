@@ -484,13 +484,20 @@ START_TEST(stale_handle_stays_invalid_after_slot_reuse)
 END_TEST
 
 /* UwdfReleaseObjectTable: what a host calls before it unloads libuwdf. */
-START_TEST(object_table_release_is_refused_while_an_object_is_live)
+START_TEST(object_table_release_is_refused_while_an_object_is_live_or_above_passive)
 {
     WDFOBJECT obj;
     ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     struct uwdf_handle_slot *chunk = atomic_load(&uwdf_handle_chunks[0]);
     ck_assert_status(UwdfReleaseObjectTable(), STATUS_DEVICE_BUSY);
     ck_assert_ptr_eq(atomic_load(&uwdf_handle_chunks[0]), chunk);
+    WdfObjectDelete(obj);
+    KIRQL old = uwdf_irql_raise_to_dispatch();
+    NTSTATUS status = UwdfReleaseObjectTable();
+    uwdf_irql_restore(old);
+    ck_assert_status(status, STATUS_INVALID_DEVICE_REQUEST);
+    ck_assert_ptr_eq(atomic_load(&uwdf_handle_chunks[0]), chunk);
+    ck_assert_status(WdfObjectCreate(NULL, &obj), STATUS_SUCCESS);
     WdfObjectReference(obj); /* still valid */
     WdfObjectDereference(obj);
     WdfObjectDelete(obj);
@@ -1512,7 +1519,7 @@ static Suite *object_suite(void)
     tc = tu_tcase(s, "handles", 0);
     tcase_add_test(tc, deleted_handle_is_bugcheck);
     tcase_add_test(tc, stale_handle_stays_invalid_after_slot_reuse);
-    tcase_add_test(tc, object_table_release_is_refused_while_an_object_is_live);
+    tcase_add_test(tc, object_table_release_is_refused_while_an_object_is_live_or_above_passive);
     tcase_add_test(tc, object_table_release_frees_it_and_old_handles_stay_invalid);
     tcase_add_test(tc, garbage_handle_is_bugcheck);
     tcase_add_test(tc, wrong_type_handle_is_bugcheck);
