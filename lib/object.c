@@ -482,6 +482,13 @@ static void handle_release_parked_locked(struct uwdf_object *obj)
         type_live[obj->type]--;
 }
 
+/* The memory of a recycled kind of object is freed: what it kept. */
+static void object_free_kept(struct uwdf_object *obj)
+{
+    if (obj->ops && obj->ops->free_kept)
+        obj->ops->free_kept(obj);
+}
+
 static void recycle_thread_end(void *arg)
 {
     struct recycle_cache *c = arg;
@@ -491,6 +498,7 @@ static void recycle_thread_end(void *arg)
             for (struct uwdf_object *o = c->cls[t][i].head, *next; o; o = next) {
                 next = o->next_sibling;
                 handle_release_parked_locked(o);
+                object_free_kept(o);
                 uwdf_free(o);
             }
         type_created[t] += atomic_load(&c->reused[t]);
@@ -686,6 +694,7 @@ static __attribute__((noinline)) void object_destroy(struct uwdf_object *obj)
         return;
     handle_unregister(obj);
     struct uwdf_object *parent = obj->parent;
+    object_free_kept(obj);
     uwdf_free(obj);
     if (parent)
         uwdf_object_release(parent);

@@ -44,6 +44,9 @@ struct uwdf_object_ops {
      * a zeroed allocation would be for everything its type reads before it
      * writes (uwdf_object_reuse); without it, all of them are zeroed. */
     void (*recycle_clear)(struct uwdf_object *obj, size_t size);
+    /* Optional, with recycle_clear: free what a recycled object's memory
+     * keeps across reuses, when the memory itself is freed. */
+    void (*free_kept)(struct uwdf_object *obj);
 };
 
 struct uwdf_context {

@@ -32,67 +32,92 @@ static void request_dispose(struct uwdf_object *obj)
                       "when the I/O completes (rule ReqDelete)", (void *)obj->handle);
 }
 
+static void request_free_ext(struct uwdf_request_send_ext *ext)
+{
+    /* Tested before each free: most requests have none of these. */
+    if (ext) {
+        if (ext->iov_heap)
+            uwdf_free(ext->iov_heap);
+        if (ext->ranges)
+            uwdf_free(ext->ranges);
+        uwdf_free(ext);
+    }
+}
+
 static void request_destroy(struct uwdf_object *obj)
 {
     struct uwdf_request *req = (struct uwdf_request *)obj;
     uwdf_request_release_format(req);
     if (req->irp && req->irp_owner == UWDF_IRP_FRAMEWORK)
         IoFreeIrp(req->irp);
-    /* Tested before each free: most requests have none of these, and a
-     * presented one comes here once per I/O, with the rarely used part
-     * inline but seldom used. */
-    struct uwdf_request_send_ext *ext = req->ext;
-    if (ext) {
-        if (ext->iov_heap)
-            uwdf_free(ext->iov_heap);
-        if (ext->ranges)
-            uwdf_free(ext->ranges);
-        if (!req->ext_inline)
-            uwdf_free(ext);
-    }
     /* (Not sent now: a send state that is not its own is back in its
      * target's pool.) */
     if (req->snd_own)
         uwdf_request_send_free(req->snd);
+    /* A presented request's rarely used parts stay with its memory, which
+     * is recycled (request_free_kept frees them with it). */
     if (req->rx) {
-        if (req->rx->bounce)
-            uwdf_free(req->rx->bounce);
-        if (req->rx->rmdl_alloc)
-            IoFreeMdl(req->rx->rmdl_alloc);
+        uwdf_request_rx_release(req);
+        return;
     }
+    request_free_ext(req->ext);
 }
 
-/* A request a queue presents: the request, the rarely used part of its
- * send state, and what only such a request uses, in one allocation. (Its
- * memory is recycled for the next presented request, which would lose a
- * part allocated on first use: a filter forwarding with a timeout would
- * allocate one per I/O.) Its send state comes from its target's pool when
- * it is forwarded, as any request's. rx comes last: request_recycle_clear
- * keeps its retrieved-memory objects. */
+/* A request a queue presents: the request and what only such a request
+ * uses, in one allocation, recycled for the next presented request on the
+ * thread that completes it (lib/object.c). What only some of them use (the
+ * rarely used part of the send state, rx->more) is allocated on first use
+ * and stays with the memory across recycling, so a filter forwarding with
+ * a timeout or retrieving its buffers' memory objects allocates nothing
+ * per I/O. Its send state comes from its target's pool when it is
+ * forwarded, as any request's. */
 struct request_received_alloc {
     struct uwdf_request req;
-    struct uwdf_request_send_ext ext;
     struct uwdf_request_rx rx;
 };
 
+/* What request_recycle_clear leaves: rx->more and rx->rmdl (which
+ * receive_setup initialises before its IRP points at it). */
+#define REQUEST_RECYCLE_KEPT offsetof(struct request_received_alloc, rx.more)
+_Static_assert(offsetof(struct request_received_alloc, rx.rmdl) + sizeof(MDL) == sizeof(struct request_received_alloc),
+               "what recycling keeps ends the allocation");
+
 /* The recycled memory of a presented request (the only requests that are
- * recycled), cleared as a new one's would be, except for its last part,
- * the retrieved-memory objects: retrieve_memory clears one when it first
- * hands it out, and rmem_live, cleared here, says none is out. A quarter
- * less to write per presented packet. */
+ * recycled), cleared as a new one's would be, except for what it keeps
+ * (the parts allocated on first use) and the direct-I/O MDL. */
 static void request_recycle_clear(struct uwdf_object *obj, size_t size)
 {
-    const size_t kept = offsetof(struct request_received_alloc, rx.rmem);
-    _Static_assert(offsetof(struct request_received_alloc, rx.rmem) + sizeof(((struct uwdf_request_rx *)0)->rmem) ==
-                       sizeof(struct request_received_alloc),
-                   "the retrieved-memory objects end the allocation");
-    memset(obj, 0, UWDF_LIKELY(size == sizeof(struct request_received_alloc)) ? kept : size);
+    if (UWDF_UNLIKELY(size != sizeof(struct request_received_alloc))) {
+        memset(obj, 0, size);
+        return;
+    }
+    struct uwdf_request_send_ext *ext = ((struct uwdf_request *)obj)->ext;
+    memset(obj, 0, REQUEST_RECYCLE_KEPT);
+    ((struct uwdf_request *)obj)->ext = ext;
+}
+
+/* The memory of a request goes (not recycled): what a presented one kept. */
+static void request_free_kept(struct uwdf_object *obj)
+{
+    struct uwdf_request *req = (struct uwdf_request *)obj;
+    if (!req->rx)
+        return; /* request_destroy freed what it had */
+    struct request_received_alloc *a = uwdf_container_of(req, struct request_received_alloc, req);
+    request_free_ext(req->ext);
+    struct uwdf_request_rx_more *more = a->rx.more;
+    if (more) {
+        uwdf_free(more->bounce);
+        if (more->rmdl_alloc)
+            IoFreeMdl(more->rmdl_alloc);
+        uwdf_free(more);
+    }
 }
 
 static const struct uwdf_object_ops request_ops = {
     .dispose = request_dispose,
     .destroy = request_destroy,
     .recycle_clear = request_recycle_clear,
+    .free_kept = request_free_kept,
 };
 
 static void request_send_init(struct uwdf_request *req, struct uwdf_request_send *snd)
@@ -145,8 +170,6 @@ static NTSTATUS request_alloc(PWDF_OBJECT_ATTRIBUTES attrs, struct uwdf_object *
         obj->recycle_size = size; /* see uwdf_object_reuse */
         struct request_received_alloc *a = uwdf_container_of(req, struct request_received_alloc, req);
         req->rx = &a->rx;
-        request_send_ext_init(req, &a->ext);
-        req->ext_inline = true;
     }
     *out = req;
     return STATUS_SUCCESS;

@@ -77,15 +77,24 @@ struct uwdf_request_send_ext {
     struct uwdf_work work; /* a blocking IOCTL on the worker thread */
 };
 
-/* What only a request a queue presents uses (lib/request_received.c):
- * the buffers it hands out and the IRP fields it restores. Part of that
- * request's own allocation; NULL on every other request. */
-struct uwdf_request_rx {
+/* What a request a queue presents uses only when its driver asks for it
+ * (lib/request_received.c): the memory objects its retrievals hand out,
+ * an MDL built for a retrieval on buffered I/O, a bounce buffer. Allocated
+ * on first use and kept with the request's memory when that is recycled
+ * for the next presented request (freed with it: request_free_kept), so
+ * a driver that retrieves on every packet allocates nothing per I/O. */
+struct uwdf_request_rx_more {
     bool rmem_live[2];
-    MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
     PMDL rmdl_alloc;            /* an MDL built for a retrieval on buffered I/O */
     void *bounce;               /* buffered I/O over a scattered buffer */
     size_t bounce_len;
+    struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
+};
+
+/* What only a request a queue presents uses: the IRP fields it restores,
+ * its buffers as presented, the MDL of a direct-I/O buffer. Part of that
+ * request's own allocation; NULL on every other request. */
+struct uwdf_request_rx {
     PMDL saved_mdl;
     PVOID saved_user, saved_system, saved_type3;
     /* The IRP's buffers as presented (receive_setup's layout): what
@@ -93,8 +102,9 @@ struct uwdf_request_rx {
      * replaced them is dropped (request_restore_presented). */
     PMDL pres_mdl;
     PVOID pres_user, pres_system;
-    /* Last: a recycled request's memory is cleared up to here (request.c) */
-    struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
+    /* Last: kept when a recycled request's memory is cleared (request.c) */
+    struct uwdf_request_rx_more *more; /* NULL until first needed */
+    MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
 };
 
 struct uwdf_request {
@@ -107,7 +117,6 @@ struct uwdf_request {
      * (WdfRequestCreate allocates none: a caller that asks for it, a
      * device target or a stack-location format does; uwdf_request_irpless). */
     CCHAR irp_stack;
-    bool ext_inline; /* ext is part of this allocation (a presented request) */
     bool snd_own;    /* snd is the request's (preallocated), not its target's */
 
     /* format */
@@ -191,6 +200,10 @@ static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const 
  * in the memory of one recycled on this thread unless fresh (a queue under
  * a forward-progress policy, whose reserve answers a failed allocation, and
  * its reserved requests, which live long). */
+/* A presented request's retrieved memory handles die and an MDL built for
+ * a retrieval goes (its completion, or its end); what rx->more holds for
+ * reuse stays. */
+void uwdf_request_rx_release(struct uwdf_request *req);
 NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struct uwdf_request **out);
 
 /* Back to the just-created state (a reserved request between packets);

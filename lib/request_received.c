@@ -21,6 +21,16 @@ static void *mdl_buffer(PMDL mdl)
     return mdl ? MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority) : NULL;
 }
 
+/* The part of r only retrievals and bounce buffers use, allocated the
+ * first time (it stays with r's memory: lib/request.c); NULL if it cannot
+ * be. */
+static struct uwdf_request_rx_more *rx_more(struct uwdf_request *r)
+{
+    if (UWDF_LIKELY(r->rx->more != NULL))
+        return r->rx->more;
+    return r->rx->more = uwdf_zalloc(sizeof(*r->rx->more));
+}
+
 /* ---- completion ---- */
 
 static struct uwdf_request *received_lookup(WDFREQUEST handle, const char *ddi)
@@ -335,8 +345,11 @@ static NTSTATUS retrieve_memory(WDFREQUEST Request, int slot, WDFMEMORY *Memory,
     NTSTATUS st = retrieve_common(Request, slot, ddi, &r, &buf, &len, &ro);
     if (!NT_SUCCESS(st))
         return st;
-    struct uwdf_memory *m = &r->rx->rmem[slot];
-    if (!r->rx->rmem_live[slot]) {
+    struct uwdf_request_rx_more *more = rx_more(r);
+    if (!more)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    struct uwdf_memory *m = &more->rmem[slot];
+    if (!more->rmem_live[slot]) {
         /* The memory object is part of the request (as in WDF), so this
          * allocates nothing; its handle dies when the request completes. */
         memset(m, 0, sizeof(*m));
@@ -346,7 +359,7 @@ static NTSTATUS retrieve_memory(WDFREQUEST Request, int slot, WDFMEMORY *Memory,
         m->read_only = ro;
         if (!uwdf_object_embed_register(&m->obj, UWDF_OBJ_MEMORY, &r->obj))
             return STATUS_INSUFFICIENT_RESOURCES;
-        r->rx->rmem_live[slot] = true;
+        more->rmem_live[slot] = true;
     }
     *Memory = (WDFMEMORY)m->obj.handle;
     return STATUS_SUCCESS;
@@ -388,8 +401,11 @@ static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char
         *Mdl = r->rx->pres_mdl;
         return STATUS_SUCCESS;
     }
-    if (r->rx->rmdl_alloc && MmGetMdlVirtualAddress(r->rx->rmdl_alloc) == buf && r->rx->rmdl_alloc->ByteCount == len) {
-        *Mdl = r->rx->rmdl_alloc;
+    struct uwdf_request_rx_more *more = rx_more(r);
+    if (!more)
+        return STATUS_INSUFFICIENT_RESOURCES;
+    if (more->rmdl_alloc && MmGetMdlVirtualAddress(more->rmdl_alloc) == buf && more->rmdl_alloc->ByteCount == len) {
+        *Mdl = more->rmdl_alloc;
         return STATUS_SUCCESS;
     }
     if (len > UINT32_MAX)
@@ -398,9 +414,9 @@ static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char
     if (!m)
         return STATUS_INSUFFICIENT_RESOURCES;
     MmBuildMdlForNonPagedPool(m);
-    if (r->rx->rmdl_alloc)
-        IoFreeMdl(r->rx->rmdl_alloc);
-    r->rx->rmdl_alloc = m;
+    if (more->rmdl_alloc)
+        IoFreeMdl(more->rmdl_alloc);
+    more->rmdl_alloc = m;
     *Mdl = m;
     return STATUS_SUCCESS;
 }
@@ -566,17 +582,21 @@ VOID WdfRequestStopAcknowledge(WDFREQUEST Request, BOOLEAN Requeue)
 
 /* ---- the buffers, from receipt to completion ---- */
 
-static NTSTATUS request_bounce(struct uwdf_request *r, size_t len)
+/* r's bounce buffer of at least len bytes (kept for its memory's reuse). */
+static void *request_bounce(struct uwdf_request *r, size_t len)
 {
-    if (r->rx->bounce && r->rx->bounce_len >= len)
-        return STATUS_SUCCESS;
+    struct uwdf_request_rx_more *more = rx_more(r);
+    if (!more)
+        return NULL;
+    if (more->bounce && more->bounce_len >= len)
+        return more->bounce;
     void *b = uwdf_alloc(len ? len : 1);
     if (!b)
-        return STATUS_INSUFFICIENT_RESOURCES;
-    uwdf_free(r->rx->bounce);
-    r->rx->bounce = b;
-    r->rx->bounce_len = len;
-    return STATUS_SUCCESS;
+        return NULL;
+    uwdf_free(more->bounce);
+    more->bounce = b;
+    more->bounce_len = len;
+    return b;
 }
 
 /* Copy between a (possibly chained) MDL and a flat buffer. */
@@ -611,7 +631,6 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
     r->rx->saved_user = irp->UserBuffer;
     r->rx->saved_system = irp->AssociatedIrp.SystemBuffer;
     r->rx->saved_type3 = s->Parameters.DeviceIoControl.Type3InputBuffer;
-    r->rx->rmem_live[0] = r->rx->rmem_live[1] = false;
     s->DeviceObject = &dev->wdm;
     switch (s->MajorFunction) {
     case IRP_MJ_READ:
@@ -630,12 +649,12 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
             } else if (flat || !len) {
                 irp->AssociatedIrp.SystemBuffer = flat;
             } else {
-                NTSTATUS st = request_bounce(r, len);
-                if (!NT_SUCCESS(st))
-                    return st;
+                void *bounce = request_bounce(r, len);
+                if (!bounce)
+                    return STATUS_INSUFFICIENT_RESOURCES;
                 if (s->MajorFunction == IRP_MJ_WRITE)
-                    mdl_copy(irp->MdlAddress, r->rx->bounce, len, true);
-                irp->AssociatedIrp.SystemBuffer = irp->UserBuffer = r->rx->bounce;
+                    mdl_copy(irp->MdlAddress, bounce, len, true);
+                irp->AssociatedIrp.SystemBuffer = irp->UserBuffer = bounce;
                 irp->MdlAddress = NULL;
             }
         }
@@ -651,12 +670,12 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
         if (method == METHOD_BUFFERED) {
             size_t len = in_len > out_len ? in_len : out_len;
             if (len) {
-                NTSTATUS st = request_bounce(r, len);
-                if (!NT_SUCCESS(st))
-                    return st;
+                void *bounce = request_bounce(r, len);
+                if (!bounce)
+                    return STATUS_INSUFFICIENT_RESOURCES;
                 if (in_len && s->Parameters.DeviceIoControl.Type3InputBuffer)
-                    memcpy(r->rx->bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
-                irp->AssociatedIrp.SystemBuffer = r->rx->bounce;
+                    memcpy(bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
+                irp->AssociatedIrp.SystemBuffer = bounce;
             }
         } else {
             irp->AssociatedIrp.SystemBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
@@ -677,6 +696,22 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
     return STATUS_SUCCESS;
 }
 
+void uwdf_request_rx_release(struct uwdf_request *r)
+{
+    struct uwdf_request_rx_more *more = r->rx->more;
+    if (!more)
+        return;
+    for (int i = 0; i < 2; i++) {
+        if (more->rmem_live[i])
+            uwdf_object_embed_unregister(&more->rmem[i].obj);
+        more->rmem_live[i] = false;
+    }
+    if (more->rmdl_alloc) {
+        IoFreeMdl(more->rmdl_alloc);
+        more->rmdl_alloc = NULL;
+    }
+}
+
 /* Undo uwdf_request_receive_setup at completion: retrieved handles die, a bounce
  * buffer's data goes back to the sender's memory, the IRP fields the
  * sender set are restored. */
@@ -684,25 +719,18 @@ void uwdf_request_receive_teardown(struct uwdf_request *r, NTSTATUS status, ULON
 {
     PIRP irp = r->irp;
     PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
-    for (int i = 0; i < 2; i++) {
-        if (r->rx->rmem_live[i])
-            uwdf_object_embed_unregister(&r->rx->rmem[i].obj);
-        r->rx->rmem_live[i] = false;
-    }
-    if (r->rx->rmdl_alloc) {
-        IoFreeMdl(r->rx->rmdl_alloc);
-        r->rx->rmdl_alloc = NULL;
-    }
-    if (r->rx->bounce && irp->AssociatedIrp.SystemBuffer == r->rx->bounce && NT_SUCCESS(status)) {
+    uwdf_request_rx_release(r);
+    void *bounce = r->rx->more ? r->rx->more->bounce : NULL;
+    if (bounce && irp->AssociatedIrp.SystemBuffer == bounce && NT_SUCCESS(status)) {
         if (s->MajorFunction == IRP_MJ_READ) {
             size_t n = information < s->Parameters.Read.Length ? information : s->Parameters.Read.Length;
-            mdl_copy(r->rx->saved_mdl, r->rx->bounce, n, false);
+            mdl_copy(r->rx->saved_mdl, bounce, n, false);
         } else if (s->MajorFunction == IRP_MJ_DEVICE_CONTROL ||
                    s->MajorFunction == IRP_MJ_INTERNAL_DEVICE_CONTROL) {
             size_t out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
             size_t n = information < out_len ? information : out_len;
             if (n && r->rx->saved_user)
-                memcpy(r->rx->saved_user, r->rx->bounce, n);
+                memcpy(r->rx->saved_user, bounce, n);
         }
     }
     irp->MdlAddress = r->rx->saved_mdl;

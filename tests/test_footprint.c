@@ -15,17 +15,18 @@
 #define BLK 512
 
 /* Bounds, a few per cent over what the layout costs now (glibc, x86-64;
- * measured: 439, 439, 919, 256 and 288 bytes), so that a field made large
+ * measured: 439, 439, 551, 256 and 288 bytes), so that a field made large
  * again fails here: a request from WdfRequestCreate (no IRP, no send state
  * yet); the same after a send to a file target (still no IRP: the send
  * reads the format from the request; its send state went back to its
  * target's pool); a request
- * a queue presented (request, the rarely used part of its send state and
- * its received part in one allocation); the send state a sent request
+ * a queue presented (request and its received part in one allocation;
+ * what only retrievals, bounce buffers and some sends use comes on first
+ * use and stays with the recycled memory); the send state a sent request
  * holds while in flight; a Flt callback data block. */
 #define MAX_CREATED 440
 #define MAX_USED 456
-#define MAX_PRESENTED 936
+#define MAX_PRESENTED 568
 #define MAX_SEND_STATE 272
 #define MAX_FLT_CALLBACK_DATA 320
 
@@ -274,12 +275,14 @@ END_TEST
 /* A filter that forwards every request it is presented with a timeout, and
  * a sender that sends the next request from its completion routine (on
  * the engine thread, where the presented requests' memory is recycled): in
- * steady state no I/O allocates, so a presented request has its timer
- * with it, not in a part allocated per presentation. */
+ * steady state no I/O allocates: the part with a presented request's
+ * timer, allocated on its first timed send, stays with its memory when
+ * that is recycled, not allocated per presentation. */
 static WDFIOTARGET g_lower, g_upper;
 static WDFREQUEST g_sender;
 static WDFMEMORY g_mem;
 static atomic_int g_left;
+static bool g_retrieve; /* the filter also retrieves the output memory */
 
 static VOID fwd_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
                      WDFCONTEXT Context)
@@ -292,6 +295,13 @@ static VOID fwd_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLE
 static VOID fwd_with_timeout(WDFQUEUE Queue, WDFREQUEST Request)
 {
     (void)Queue;
+    if (g_retrieve) {
+        WDFMEMORY m;
+        size_t len = 0;
+        if (!NT_SUCCESS(WdfRequestRetrieveOutputMemory(Request, &m)) || !WdfMemoryGetBuffer(m, &len) ||
+            len != BLK)
+            atomic_store(&g_left, -1000000);
+    }
     WDF_REQUEST_SEND_OPTIONS o;
     WDF_REQUEST_SEND_OPTIONS_INIT(&o, WDF_REQUEST_SEND_OPTION_TIMEOUT);
     o.Timeout = WDF_REL_TIMEOUT_IN_SEC(10);
@@ -340,9 +350,12 @@ static void run_chain(int n)
     ck_assert_int_eq(atomic_load(&g_left), 0);
 }
 
-START_TEST(presented_requests_forwarded_with_a_timeout_allocate_nothing)
+/* The chain of presented requests, n at a time; what the second run
+ * allocated. */
+static ULONGLONG forward_chain_allocations(bool retrieve)
 {
     struct tu_env e;
+    g_retrieve = retrieve;
     setenv("UWDF_BACKEND", "null", 1);
     tu_env_init(&e);
     char *path = tu_env_file(&e, "f", 1 << 20, 0);
@@ -365,14 +378,30 @@ START_TEST(presented_requests_forwarded_with_a_timeout_allocate_nothing)
     run_chain(50); /* warm-up: first sends, recycled memory in place */
     UwdfFaultInjectAllocations(UwdfFaultAllocOff, 0);
     run_chain(500);
-    /* One: the chain's first request is presented on this thread, which
-     * has no recycled memory; the other 499 reuse the engine thread's. */
-    ck_assert_uint_le(UwdfFaultAllocationCount(), 1);
+    ULONGLONG allocs = UwdfFaultAllocationCount();
     WdfObjectDelete(g_sender);
     WdfObjectDelete(g_upper);
     WdfObjectDelete(g_mem);
     free(path);
     tu_env_fini(&e);
+    return allocs;
+}
+
+START_TEST(presented_requests_forwarded_with_a_timeout_allocate_nothing)
+{
+    /* Two: the chain's first request is presented on this thread, which
+     * has no recycled memory (the request, and its timer's part at its
+     * send); the other 499 reuse the engine thread's, with their parts. */
+    ck_assert_uint_le(forward_chain_allocations(false), 2);
+}
+END_TEST
+
+/* The retrieved memory objects come with the part allocated on first
+ * retrieval, which stays with a recycled request's memory too. */
+START_TEST(presented_requests_retrieving_their_memory_allocate_nothing)
+{
+    /* Three: the first request, its timer's part and its retrieval part. */
+    ck_assert_uint_le(forward_chain_allocations(true), 3);
 }
 END_TEST
 
@@ -385,5 +414,6 @@ int main(void)
     tcase_add_test(tc, request_presented_by_a_queue_cost_stays_within_its_bound);
     tcase_add_test(tc, resends_with_a_timeout_and_an_mdl_chain_allocate_nothing);
     tcase_add_test(tc, presented_requests_forwarded_with_a_timeout_allocate_nothing);
+    tcase_add_test(tc, presented_requests_retrieving_their_memory_allocate_nothing);
     return tu_run_suite(s);
 }
