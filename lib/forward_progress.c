@@ -107,6 +107,10 @@ NTSTATUS WdfIoQueueAssignForwardProgressPolicy(WDFQUEUE Queue, PWDF_IO_QUEUE_FOR
         /* Its own send state: forwarding it when memory has run out must
          * not need a block from the lower target's pool. */
         st = uwdf_request_alloc_send(r);
+        /* And what the others get on first use (retrieved memory, the
+         * direct-I/O MDL, a timeout's timer), now. */
+        if (NT_SUCCESS(st))
+            st = uwdf_request_reserve_parts(r);
         /* Called right after each reserved request is created; the first
          * failure undoes everything and is the call's result. */
         if (NT_SUCCESS(st) && Policy->EvtIoAllocateResourcesForReservedRequest)

@@ -645,6 +645,10 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
      * part: allocated here, before the target's lock, on first need. */
     if (timed && !NT_SUCCESS(uwdf_request_ensure_send_ext(req)))
         return STATUS_INSUFFICIENT_RESOURCES;
+    /* A presented request sent on with its IRP's buffers: the lower driver
+     * sees them as the MDL direct I/O built (lib/request_received.c). */
+    if (!uwdf_request_presented_mdl(req))
+        return STATUS_INSUFFICIENT_RESOURCES;
     if (req->cancelable) {
         /* Rule ReqMarkCancelableSend: unmark before sending it on. */
         if (uwdf_verifier)

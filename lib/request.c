@@ -76,15 +76,14 @@ struct request_received_alloc {
     struct uwdf_request_rx rx;
 };
 
-/* What request_recycle_clear leaves: rx->more and rx->rmdl (which
- * receive_setup initialises before its IRP points at it). */
+/* What request_recycle_clear leaves: rx->more. */
 #define REQUEST_RECYCLE_KEPT offsetof(struct request_received_alloc, rx.more)
-_Static_assert(offsetof(struct request_received_alloc, rx.rmdl) + sizeof(MDL) == sizeof(struct request_received_alloc),
+_Static_assert(REQUEST_RECYCLE_KEPT + sizeof(void *) == sizeof(struct request_received_alloc),
                "what recycling keeps ends the allocation");
 
 /* The recycled memory of a presented request (the only requests that are
  * recycled), cleared as a new one's would be, except for what it keeps
- * (the parts allocated on first use) and the direct-I/O MDL. */
+ * (the parts allocated on first use). */
 static void request_recycle_clear(struct uwdf_object *obj, size_t size)
 {
     if (UWDF_UNLIKELY(size != sizeof(struct request_received_alloc))) {
@@ -539,7 +538,7 @@ VOID WdfRequestGetCompletionParams(WDFREQUEST Request, PWDF_REQUEST_COMPLETION_P
 PIRP WdfRequestWdmGetIrp(WDFREQUEST Request)
 {
     struct uwdf_request *req = uwdf_request_lookup(Request, "WdfRequestWdmGetIrp");
-    return req && uwdf_request_lazy_irp(req) ? req->irp : NULL;
+    return req && uwdf_request_lazy_irp(req) && uwdf_request_presented_mdl(req) ? req->irp : NULL;
 }
 
 WDFIOTARGET WdfRequestGetIoTarget(WDFREQUEST Request)

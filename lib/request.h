@@ -89,11 +89,12 @@ struct uwdf_request_rx_more {
     void *bounce;               /* buffered I/O over a scattered buffer */
     size_t bounce_len;
     struct uwdf_memory rmem[2]; /* retrieved input [0] / output [1] memory */
+    MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
 };
 
-/* What only a request a queue presents uses: the IRP fields it restores,
- * its buffers as presented, the MDL of a direct-I/O buffer. Part of that
- * request's own allocation; NULL on every other request. */
+/* What only a request a queue presents uses: the IRP fields it restores
+ * and its buffers as presented. Part of that request's own allocation;
+ * NULL on every other request. */
 struct uwdf_request_rx {
     PMDL saved_mdl;
     PVOID saved_user, saved_system, saved_type3;
@@ -104,7 +105,6 @@ struct uwdf_request_rx {
     PVOID pres_user, pres_system;
     /* Last: kept when a recycled request's memory is cleared (request.c) */
     struct uwdf_request_rx_more *more; /* NULL until first needed */
-    MDL rmdl;                   /* the buffer as an MDL, for direct I/O */
 };
 
 struct uwdf_request {
@@ -182,6 +182,10 @@ struct uwdf_request {
     bool suspended;
     _Atomic uint8_t qstate;     /* enum uwdf_qstate (lib/queue.h) */
     atomic_bool cancelable;
+    /* The direct-I/O MDL of its flat buffer is not built yet: built (in
+     * rx->more) when something could look at the IRP's MdlAddress
+     * (uwdf_request_presented_mdl); until then the buffer is pres_user. */
+    bool mdl_deferred;
     struct uwdf_request_rx *rx; /* NULL unless received */
     struct uwdf_queue *queue;   /* the queue it is on or was presented by */
     struct uwdf_queue *fp_home; /* a reserved request's pool */
@@ -200,6 +204,18 @@ static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const 
  * in the memory of one recycled on this thread unless fresh (a queue under
  * a forward-progress policy, whose reserve answers a failed allocation, and
  * its reserved requests, which live long). */
+/* A presented request whose direct-I/O MDL is deferred gets it now, in
+ * its IRP too if that shows the presented buffers (WdfRequestWdmGetIrp, a
+ * send on with the IRP's buffers, an MDL retrieval); false only when it
+ * cannot be allocated. */
+bool uwdf_request_build_presented_mdl(struct uwdf_request *req);
+static inline bool uwdf_request_presented_mdl(struct uwdf_request *req)
+{
+    return UWDF_LIKELY(!req->mdl_deferred) || uwdf_request_build_presented_mdl(req);
+}
+/* Everything a presented request allocates on first use, now: a reserved
+ * request, which must work when memory has run out. */
+NTSTATUS uwdf_request_reserve_parts(struct uwdf_request *req);
 /* A presented request's retrieved memory handles die and an MDL built for
  * a retrieval goes (its completion, or its end); what rx->more holds for
  * reuse stays. */

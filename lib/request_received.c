@@ -31,6 +31,50 @@ static struct uwdf_request_rx_more *rx_more(struct uwdf_request *r)
     return r->rx->more = uwdf_zalloc(sizeof(*r->rx->more));
 }
 
+NTSTATUS uwdf_request_reserve_parts(struct uwdf_request *r)
+{
+    if (!rx_more(r))
+        return STATUS_INSUFFICIENT_RESOURCES;
+    return uwdf_request_ensure_send_ext(r);
+}
+
+/* The buffer of r's direct-I/O MDL, built or not. */
+static void *presented_mdl_buffer(struct uwdf_request *r)
+{
+    return r->mdl_deferred ? r->rx->pres_user : mdl_buffer(r->rx->pres_mdl);
+}
+
+bool uwdf_request_build_presented_mdl(struct uwdf_request *r)
+{
+    struct uwdf_queue *q = r->queue;
+    bool ok = true;
+    if (q) /* two threads of the driver may ask at once */
+        uwdf_queue_lock(q);
+    if (r->mdl_deferred && r->irp) {
+        struct uwdf_request_rx_more *more = rx_more(r);
+        if (more) {
+            PIRP irp = r->irp;
+            PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+            bool rw = s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE;
+            MmInitializeMdl(&more->rmdl, r->rx->pres_user,
+                            rw ? s->Parameters.Read.Length : s->Parameters.DeviceIoControl.OutputBufferLength);
+            MmBuildMdlForNonPagedPool(&more->rmdl);
+            r->rx->pres_mdl = &more->rmdl;
+            /* Not where a format put its own buffers (restored at its end),
+             * nor while the IRP is on below. */
+            if (!irp->MdlAddress && irp->UserBuffer == r->rx->pres_user &&
+                !(atomic_load(&r->flags) & UWDF_REQ_IN_FLIGHT))
+                irp->MdlAddress = &more->rmdl;
+            r->mdl_deferred = false;
+        } else {
+            ok = false;
+        }
+    }
+    if (q)
+        uwdf_queue_unlock(q);
+    return ok;
+}
+
 /* ---- completion ---- */
 
 static struct uwdf_request *received_lookup(WDFREQUEST handle, const char *ddi)
@@ -239,8 +283,7 @@ static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, siz
             if (!*buf && r->rx->pres_mdl && !r->rx->pres_mdl->Next)
                 *buf = mdl_buffer(r->rx->pres_mdl);
         } else {
-            *buf = dev->io_type == WdfDeviceIoDirect ? mdl_buffer(r->rx->pres_mdl)
-                                                     : r->rx->pres_system;
+            *buf = dev->io_type == WdfDeviceIoDirect ? presented_mdl_buffer(r) : r->rx->pres_system;
         }
         *read_only = s->MajorFunction == IRP_MJ_WRITE;
         break;
@@ -255,7 +298,7 @@ static NTSTATUS request_buffer(struct uwdf_request *r, int slot, void **buf, siz
             *len = s->Parameters.DeviceIoControl.OutputBufferLength;
             *buf = method == METHOD_BUFFERED  ? r->rx->pres_system
                    : method == METHOD_NEITHER ? r->rx->pres_user
-                                              : mdl_buffer(r->rx->pres_mdl);
+                                              : presented_mdl_buffer(r);
         }
         break;
     }
@@ -397,6 +440,8 @@ static NTSTATUS retrieve_mdl(WDFREQUEST Request, int slot, PMDL *Mdl, const char
         return STATUS_INVALID_DEVICE_REQUEST;
     /* The IRP's MDL where the buffer is one (direct I/O); otherwise an
      * MDL built for the system buffer, which can fail for memory. */
+    if (!uwdf_request_presented_mdl(r))
+        return STATUS_INSUFFICIENT_RESOURCES;
     if (r->rx->pres_mdl && buf == mdl_buffer(r->rx->pres_mdl) && (!ioctl || slot == 1)) {
         *Mdl = r->rx->pres_mdl;
         return STATUS_SUCCESS;
@@ -638,11 +683,8 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
         size_t len = s->Parameters.Read.Length;
         void *flat = irp->MdlAddress && !irp->MdlAddress->Next ? mdl_buffer(irp->MdlAddress) : irp->UserBuffer;
         if (dev->io_type == WdfDeviceIoDirect) {
-            if (!irp->MdlAddress && flat && len) {
-                MmInitializeMdl(&r->rx->rmdl, flat, len);
-                MmBuildMdlForNonPagedPool(&r->rx->rmdl);
-                irp->MdlAddress = &r->rx->rmdl;
-            }
+            /* Its MDL is built when something could look at it. */
+            r->mdl_deferred = !irp->MdlAddress && flat && len;
         } else if (dev->io_type != WdfDeviceIoNeither) {
             if (irp->AssociatedIrp.SystemBuffer) {
                 /* laid out by a device above */
@@ -679,11 +721,7 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
             }
         } else {
             irp->AssociatedIrp.SystemBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
-            if (!irp->MdlAddress && irp->UserBuffer && out_len) {
-                MmInitializeMdl(&r->rx->rmdl, irp->UserBuffer, out_len);
-                MmBuildMdlForNonPagedPool(&r->rx->rmdl);
-                irp->MdlAddress = &r->rx->rmdl;
-            }
+            r->mdl_deferred = !irp->MdlAddress && irp->UserBuffer && out_len;
         }
         break;
     }
@@ -698,6 +736,7 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
 
 void uwdf_request_rx_release(struct uwdf_request *r)
 {
+    r->mdl_deferred = false;
     struct uwdf_request_rx_more *more = r->rx->more;
     if (!more)
         return;
