@@ -862,6 +862,40 @@ START_TEST(retrieval)
 }
 END_TEST
 
+/* On a direct-I/O device the IRP a driver asks for describes the buffer
+ * by an MDL before anything retrieved it (the port builds the MDL when it
+ * can be looked at), and the MDL retrieval hands out that same MDL. */
+START_TEST(direct_io_irp_has_the_buffer_mdl_before_any_retrieval)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    rx_reset();
+    WDFDEVICE dev = make_named_device(e.driver, "\\Device\\uwdfDirMdl", WdfDeviceIoDirect);
+    rx_queue(dev, WdfIoQueueDispatchParallel, true, 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfDirMdl");
+    for (int w = 0; w < 2; w++) {
+        struct io io;
+        io_prepare(&io, t, w ? WdfRequestTypeWrite : WdfRequestTypeRead, 4096, 0);
+        io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
+        WDFREQUEST r = rx_take(0);
+        PIRP irp = WdfRequestWdmGetIrp(r);
+        ck_assert_ptr_nonnull(irp);
+        PMDL at = irp->MdlAddress;
+        ck_assert_ptr_nonnull(at);
+        ck_assert_ptr_eq(MmGetSystemAddressForMdlSafe(at, NormalPagePriority), io.buf);
+        ck_assert_uint_eq(MmGetMdlByteCount(at), 4096);
+        PMDL mdl = NULL;
+        ck_assert_status(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
+                         STATUS_SUCCESS);
+        ck_assert_ptr_eq(mdl, at);
+        rx_complete(r, STATUS_SUCCESS, 4096);
+        io_expect(&io, STATUS_SUCCESS, 4096);
+        io_fini(&io);
+    }
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* Retrieving an MDL on a buffered-I/O device builds one, which can fail
  * for memory; retrieving memory allocates only the first time a request's
  * memory is used for a retrieval (it is kept for the next request
@@ -2995,6 +3029,7 @@ static Suite *queue_suite(void)
     tc = tu_tcase(s, "retrieval", 30);
     tcase_add_loop_test(tc, retrieval, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, retrieval_out_of_memory, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, direct_io_irp_has_the_buffer_mdl_before_any_retrieval, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_through_stack, 0, TU_BACKENDS);
     tc = tu_tcase(s, "dispatch", 30);
     tcase_add_loop_test(tc, dispatch_sequential, 0, TU_BACKENDS);
