@@ -559,6 +559,48 @@ START_TEST(chain_of_100000_single_byte_mdls_unbuffered)
 }
 END_TEST
 
+/* A direct-I/O filter presents a misaligned buffer, which the port
+ * describes by an MDL, and forwards it to an unbuffered file: sent on, it
+ * is the MDL direct I/O built, which the target stages as any one-MDL
+ * buffer whose offset and length are on the sector size. */
+START_TEST(misaligned_buffer_forwarded_by_a_direct_io_filter_is_staged_unbuffered)
+{
+    struct tu_env e;
+    char *path;
+    tu_env_init_backend(&e, _i);
+    path = tu_env_file(&e, "f", 1u << 20, 0);
+    WDFDEVICE dev;
+    ck_assert_status(tu_forwarder_create(e.driver, "\\Device\\uwdfPiecesFilter", WdfDeviceIoDirect,
+                                         WdfIoQueueDispatchParallel, path, GENERIC_READ | GENERIC_WRITE,
+                                         FILE_NO_INTERMEDIATE_BUFFERING, &dev),
+                     STATUS_SUCCESS);
+    WDFIOTARGET t;
+    ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &t), STATUS_SUCCESS);
+    tu_open_by_name(t, "\\Device\\uwdfPiecesFilter", 0);
+    unsigned char *w, *r;
+    ck_assert_int_eq(posix_memalign((void **)&w, PG, 2 * PG), 0);
+    ck_assert_int_eq(posix_memalign((void **)&r, PG, 2 * PG), 0);
+    tu_fill_pattern(w + 1, PG, SEED + 40, PG);
+    memset(r, 0, 2 * PG);
+    WDF_MEMORY_DESCRIPTOR d;
+    ULONG_PTR bytes = 0;
+    LONGLONG off = PG;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, w + 1, PG);
+    ck_assert_status(WdfIoTargetSendWriteSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, PG);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&d, r + 1, PG);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &d, &off, NULL, &bytes), STATUS_SUCCESS);
+    ck_assert_uint_eq(bytes, PG);
+    ck_assert(tu_pattern_matches(r + 1, PG, SEED + 40, PG));
+    ck_assert_uint_eq(tu_forwarder_of(dev)->completed, 2);
+    free(w);
+    free(r);
+    WdfObjectDelete(t);
+    free(path);
+    tu_env_fini(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pieces");
@@ -581,6 +623,7 @@ int main(void)
         { "cancel", cancel_ends_a_request_between_pieces_once, 60 },
         { "bytes_buffered", chain_of_100000_single_byte_mdls_buffered, 120 },
         { "bytes_unbuffered", chain_of_100000_single_byte_mdls_unbuffered, 120 },
+        { "filter_staged", misaligned_buffer_forwarded_by_a_direct_io_filter_is_staged_unbuffered, 30 },
     };
     for (size_t i = 0; i < RTL_NUMBER_OF(cases); i++) {
         TCase *tc = tu_tcase(s, cases[i].name, cases[i].timeout);
