@@ -200,10 +200,6 @@ static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const 
 {
     return (struct uwdf_request *)uwdf_object_lookup(handle, UWDF_OBJ_REQUEST, ddi); /* obj is first */
 }
-/* A request for an incoming packet, with the device's request attributes;
- * in the memory of one recycled on this thread unless fresh (a queue under
- * a forward-progress policy, whose reserve answers a failed allocation, and
- * its reserved requests, which live long). */
 /* A presented request whose direct-I/O MDL is deferred gets it now, in
  * its IRP too if that shows the presented buffers (WdfRequestWdmGetIrp, a
  * send on with the IRP's buffers, an MDL retrieval); false only when it
@@ -220,6 +216,10 @@ NTSTATUS uwdf_request_reserve_parts(struct uwdf_request *req);
  * a retrieval goes (its completion, or its end); what rx->more holds for
  * reuse stays. */
 void uwdf_request_rx_release(struct uwdf_request *req);
+/* A request for an incoming packet, with the device's request attributes;
+ * in the memory of one recycled on this thread unless fresh (a queue under
+ * a forward-progress policy, whose reserve answers a failed allocation, and
+ * its reserved requests, which live long). */
 NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struct uwdf_request **out);
 
 /* Back to the just-created state (a reserved request between packets);

@@ -44,35 +44,28 @@ static void *presented_mdl_buffer(struct uwdf_request *r)
     return r->mdl_deferred ? r->rx->pres_user : mdl_buffer(r->rx->pres_mdl);
 }
 
+/* Unlocked, as the other retrievals: the driver that owns the request
+ * makes one such call on it at a time. */
 bool uwdf_request_build_presented_mdl(struct uwdf_request *r)
 {
-    struct uwdf_queue *q = r->queue;
-    bool ok = true;
-    if (q) /* two threads of the driver may ask at once */
-        uwdf_queue_lock(q);
-    if (r->mdl_deferred && r->irp) {
-        struct uwdf_request_rx_more *more = rx_more(r);
-        if (more) {
-            PIRP irp = r->irp;
-            PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
-            bool rw = s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE;
-            MmInitializeMdl(&more->rmdl, r->rx->pres_user,
-                            rw ? s->Parameters.Read.Length : s->Parameters.DeviceIoControl.OutputBufferLength);
-            MmBuildMdlForNonPagedPool(&more->rmdl);
-            r->rx->pres_mdl = &more->rmdl;
-            /* Not where a format put its own buffers (restored at its end),
-             * nor while the IRP is on below. */
-            if (!irp->MdlAddress && irp->UserBuffer == r->rx->pres_user &&
-                !(atomic_load(&r->flags) & UWDF_REQ_IN_FLIGHT))
-                irp->MdlAddress = &more->rmdl;
-            r->mdl_deferred = false;
-        } else {
-            ok = false;
-        }
-    }
-    if (q)
-        uwdf_queue_unlock(q);
-    return ok;
+    if (!r->mdl_deferred || !r->irp)
+        return true;
+    struct uwdf_request_rx_more *more = rx_more(r);
+    if (!more)
+        return false;
+    PIRP irp = r->irp;
+    PIO_STACK_LOCATION s = IoGetCurrentIrpStackLocation(irp);
+    bool rw = s->MajorFunction == IRP_MJ_READ || s->MajorFunction == IRP_MJ_WRITE;
+    MmInitializeMdl(&more->rmdl, r->rx->pres_user,
+                    rw ? s->Parameters.Read.Length : s->Parameters.DeviceIoControl.OutputBufferLength);
+    MmBuildMdlForNonPagedPool(&more->rmdl);
+    r->rx->pres_mdl = &more->rmdl;
+    /* Not where a format put its own buffers (restored at its end), nor
+     * while the IRP is on below. */
+    if (!irp->MdlAddress && irp->UserBuffer == r->rx->pres_user && !(atomic_load(&r->flags) & UWDF_REQ_IN_FLIGHT))
+        irp->MdlAddress = &more->rmdl;
+    r->mdl_deferred = false;
+    return true;
 }
 
 /* ---- completion ---- */
