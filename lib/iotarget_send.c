@@ -411,6 +411,8 @@ static NTSTATUS target_build_io(struct uwdf_iotarget *t, struct uwdf_request *re
                 target_run_as_pieces(io);
         } else if (len == 0 || user_buffer) {
             io->iovcnt = target_build_iov(req, user_buffer, len);
+            /* the buffer of a presented request's MDL not built yet */
+            from_mdl = req->mdl_deferred && user_buffer == req->rx->pres_user;
         } else {
             return STATUS_INVALID_USER_BUFFER;
         }
@@ -645,9 +647,10 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
      * part: allocated here, before the target's lock, on first need. */
     if (timed && !NT_SUCCESS(uwdf_request_ensure_send_ext(req)))
         return STATUS_INSUFFICIENT_RESOURCES;
-    /* A presented request sent on with its IRP's buffers: the lower driver
-     * sees them as the MDL direct I/O built (lib/request_received.c). */
-    if (!uwdf_request_presented_mdl(req))
+    /* A presented request sent on to a device with its IRP's buffers: its
+     * driver sees them as the MDL direct I/O built (lib/request_received.c;
+     * a file target takes the buffer as that MDL: target_build_io). */
+    if (t->lower && !uwdf_request_presented_mdl(req))
         return STATUS_INSUFFICIENT_RESOURCES;
     if (req->cancelable) {
         /* Rule ReqMarkCancelableSend: unmark before sending it on. */

@@ -215,7 +215,14 @@ NTSTATUS uwdf_request_reserve_parts(struct uwdf_request *req);
 /* A presented request's retrieved memory handles die and an MDL built for
  * a retrieval goes (its completion, or its end); what rx->more holds for
  * reuse stays. */
-void uwdf_request_rx_release(struct uwdf_request *req);
+void uwdf_request_rx_release_parts(struct uwdf_request *req);
+static inline void uwdf_request_rx_release(struct uwdf_request *req)
+{
+    const struct uwdf_request_rx_more *more = req->rx->more;
+    req->mdl_deferred = false;
+    if (more && (more->rmem_live[0] || more->rmem_live[1] || more->rmdl_alloc))
+        uwdf_request_rx_release_parts(req);
+}
 /* A request for an incoming packet, with the device's request attributes;
  * in the memory of one recycled on this thread unless fresh (a queue under
  * a forward-progress policy, whose reserve answers a failed allocation, and

@@ -727,12 +727,9 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
     return STATUS_SUCCESS;
 }
 
-void uwdf_request_rx_release(struct uwdf_request *r)
+void uwdf_request_rx_release_parts(struct uwdf_request *r)
 {
-    r->mdl_deferred = false;
     struct uwdf_request_rx_more *more = r->rx->more;
-    if (!more)
-        return;
     for (int i = 0; i < 2; i++) {
         if (more->rmem_live[i])
             uwdf_object_embed_unregister(&more->rmem[i].obj);
