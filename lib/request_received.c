@@ -386,8 +386,9 @@ static NTSTATUS retrieve_memory(WDFREQUEST Request, int slot, WDFMEMORY *Memory,
         return STATUS_INSUFFICIENT_RESOURCES;
     struct uwdf_memory *m = &more->rmem[slot];
     if (!more->rmem_live[slot]) {
-        /* The memory object is part of the request (as in WDF), so this
-         * allocates nothing; its handle dies when the request completes. */
+        /* The memory object is part of the request (as in WDF; in its
+         * retrieval part, kept with its memory), so this allocates
+         * nothing more; its handle dies when the request completes. */
         memset(m, 0, sizeof(*m));
         m->buffer = buf;
         m->size = len;
