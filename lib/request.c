@@ -32,6 +32,9 @@ static void request_dispose(struct uwdf_object *obj)
                       "when the I/O completes (rule ReqDelete)", (void *)obj->handle);
 }
 
+/* The largest bounce buffer a presented request's memory keeps for reuse. */
+#define REQUEST_BOUNCE_KEPT_MAX (64u * 1024)
+
 static void request_free_ext(struct uwdf_request_send_ext *ext)
 {
     /* Tested before each free: most requests have none of these. */
@@ -58,6 +61,14 @@ static void request_destroy(struct uwdf_object *obj)
      * is recycled (request_free_kept frees them with it). */
     if (req->rx) {
         uwdf_request_rx_release(req);
+        /* A large bounce buffer is not kept: up to RECYCLE_MAX recycled
+         * requests per thread would each hold one. */
+        struct uwdf_request_rx_more *more = req->rx->more;
+        if (more && more->bounce_len > REQUEST_BOUNCE_KEPT_MAX) {
+            uwdf_free(more->bounce);
+            more->bounce = NULL;
+            more->bounce_len = 0;
+        }
         return;
     }
     request_free_ext(req->ext);
