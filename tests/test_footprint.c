@@ -283,6 +283,11 @@ static WDFREQUEST g_sender;
 static WDFMEMORY g_mem;
 static atomic_int g_left;
 static bool g_retrieve; /* the filter also retrieves the output memory */
+/* The chain sends METHOD_BUFFERED IOCTLs (of g_mem's size) instead of
+ * reads, to a buffered-I/O device: each presented one gets a bounce
+ * buffer as its system buffer, read into from the file. */
+static bool g_ioctl;
+#define IOCTL_FOOTPRINT_BUFFERED CTL_CODE(FILE_DEVICE_UNKNOWN, 0x8f0, METHOD_BUFFERED, FILE_ANY_ACCESS)
 
 static VOID fwd_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
                      WDFCONTEXT Context)
@@ -311,6 +316,26 @@ static VOID fwd_with_timeout(WDFQUEUE Queue, WDFREQUEST Request)
         WdfRequestComplete(Request, WdfRequestGetStatus(Request));
 }
 
+static VOID fwd_ioctl_as_read(WDFQUEUE Queue, WDFREQUEST Request, size_t OutputBufferLength, size_t InputBufferLength,
+                              ULONG IoControlCode)
+{
+    (void)Queue;
+    (void)InputBufferLength;
+    (void)IoControlCode;
+    WDFMEMORY m;
+    LONGLONG off = 0;
+    NTSTATUS st = WdfRequestRetrieveOutputMemory(Request, &m);
+    if (NT_SUCCESS(st))
+        st = WdfIoTargetFormatRequestForRead(g_lower, Request, m, NULL, &off);
+    if (!NT_SUCCESS(st) || OutputBufferLength == 0) {
+        WdfRequestComplete(Request, NT_SUCCESS(st) ? STATUS_INVALID_PARAMETER : st);
+        return;
+    }
+    WdfRequestSetCompletionRoutine(Request, fwd_done, NULL);
+    if (!WdfRequestSend(Request, g_lower, WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+}
+
 static void send_next(void);
 
 static VOID sender_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
@@ -331,7 +356,9 @@ static void send_next(void)
     WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
     LONGLONG off = 0;
     if (!NT_SUCCESS(WdfRequestReuse(g_sender, &rp)) ||
-        !NT_SUCCESS(WdfIoTargetFormatRequestForRead(g_upper, g_sender, g_mem, NULL, &off))) {
+        !NT_SUCCESS(g_ioctl ? WdfIoTargetFormatRequestForIoctl(g_upper, g_sender, IOCTL_FOOTPRINT_BUFFERED, NULL, NULL,
+                                                               g_mem, NULL)
+                            : WdfIoTargetFormatRequestForRead(g_upper, g_sender, g_mem, NULL, &off))) {
         atomic_store(&g_left, -1000000);
         return;
     }
@@ -352,15 +379,17 @@ static void run_chain(int n)
 
 /* The chain of presented requests, n at a time; what the second run
  * allocated. */
-static ULONGLONG forward_chain_allocations(bool retrieve)
+static ULONGLONG chain_allocations(bool retrieve, bool ioctl, size_t len)
 {
     struct tu_env e;
     g_retrieve = retrieve;
+    g_ioctl = ioctl;
     setenv("UWDF_BACKEND", "null", 1);
     tu_env_init(&e);
     char *path = tu_env_file(&e, "f", 1 << 20, 0);
     WDFDEVICE dev;
-    ck_assert_status(tu_device_create(e.driver, "\\Device\\uwdfFootprintFwd", WdfDeviceIoDirect, NULL, NULL, &dev),
+    ck_assert_status(tu_device_create(e.driver, "\\Device\\uwdfFootprintFwd",
+                                      ioctl ? WdfDeviceIoBuffered : WdfDeviceIoDirect, NULL, NULL, &dev),
                      STATUS_SUCCESS);
     g_lower = WdfDeviceGetIoTarget(dev);
     ck_assert_status(tu_open_name(g_lower, path, GENERIC_READ, FILE_OPEN, 0), STATUS_SUCCESS);
@@ -368,11 +397,12 @@ static ULONGLONG forward_chain_allocations(bool retrieve)
     WDFQUEUE q;
     WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
     cfg.EvtIoDefault = fwd_with_timeout;
+    cfg.EvtIoDeviceControl = fwd_ioctl_as_read;
     ck_assert_status(WdfIoQueueCreate(dev, &cfg, WDF_NO_OBJECT_ATTRIBUTES, &q), STATUS_SUCCESS);
     ck_assert_status(WdfIoTargetCreate(e.device, WDF_NO_OBJECT_ATTRIBUTES, &g_upper), STATUS_SUCCESS);
     tu_open_by_name(g_upper, "\\Device\\uwdfFootprintFwd", 0);
     void *buf;
-    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, BLK, &g_mem, &buf),
+    ck_assert_status(WdfMemoryCreate(WDF_NO_OBJECT_ATTRIBUTES, NonPagedPoolNx, 0, len, &g_mem, &buf),
                      STATUS_SUCCESS);
     ck_assert_status(WdfRequestCreate(WDF_NO_OBJECT_ATTRIBUTES, g_upper, &g_sender), STATUS_SUCCESS);
     run_chain(50); /* warm-up: first sends, recycled memory in place */
@@ -392,7 +422,7 @@ START_TEST(presented_requests_forwarded_with_a_timeout_allocate_nothing)
     /* Two: the chain's first request is presented on this thread, which
      * has no recycled memory (the request, and its timer's part at its
      * send); the other 499 reuse the engine thread's, with their parts. */
-    ck_assert_uint_le(forward_chain_allocations(false), 2);
+    ck_assert_uint_le(chain_allocations(false, false, BLK), 2);
 }
 END_TEST
 
@@ -402,7 +432,19 @@ START_TEST(presented_requests_retrieving_their_memory_allocate_nothing)
 {
     /* Three: the first request, its timer's part and its retrieval part
      * (which has its MDL too). */
-    ck_assert_uint_le(forward_chain_allocations(true), 3);
+    ck_assert_uint_le(chain_allocations(true, false, BLK), 3);
+}
+END_TEST
+
+/* A buffered IOCTL's bounce buffer stays with a recycled request's memory
+ * too, up to 64 KiB; a larger one is not kept (each of the recycled
+ * memories a thread keeps would hold one), so it is allocated per I/O. */
+START_TEST(presented_requests_keep_a_small_bounce_buffer_not_a_large_one)
+{
+    ULONGLONG small = chain_allocations(false, true, 4096);
+    ULONGLONG large = chain_allocations(false, true, 1 << 20);
+    ck_assert_uint_le(small, 3);     /* the first request, its retrieval part, its bounce */
+    ck_assert_uint_ge(large, 500);   /* the bounce of each */
 }
 END_TEST
 
@@ -416,5 +458,6 @@ int main(void)
     tcase_add_test(tc, resends_with_a_timeout_and_an_mdl_chain_allocate_nothing);
     tcase_add_test(tc, presented_requests_forwarded_with_a_timeout_allocate_nothing);
     tcase_add_test(tc, presented_requests_retrieving_their_memory_allocate_nothing);
+    tcase_add_test(tc, presented_requests_keep_a_small_bounce_buffer_not_a_large_one);
     return tu_run_suite(s);
 }
