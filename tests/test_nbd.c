@@ -1302,6 +1302,62 @@ START_TEST(a_bad_connect_timeout_in_the_environment_is_logged_and_ignored)
 }
 END_TEST
 
+/* ---- structured replies (uwdf-structured-replies=) ---- */
+
+/* The debug log of a file-plugin server over path (nbdkit -v, its stderr
+ * captured until it exits) that served one read of three blocks, checked,
+ * through a target on its URI with param appended. */
+static char *negotiation_log(struct tu_env *e, const char *path, const char *param)
+{
+    struct tu_nbdkit s;
+    char file_arg[600], uri[800];
+    snprintf(file_arg, sizeof(file_arg), "file=%s", path);
+    const char *args[] = { "-v", "file", file_arg, NULL };
+    tu_stderr_begin();
+    tu_nbdkit_start(e, &s, "nbd.sock", args);
+    snprintf(uri, sizeof(uri), "%s%s", s.uri, param);
+    WDFIOTARGET t = open_rw(e, uri);
+    unsigned char buf[3 * BLK];
+    ULONG_PTR got;
+    ck_assert_status(tu_sync_rw(t, false, buf, sizeof(buf), BLK, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, sizeof(buf));
+    ck_assert(tu_pattern_matches(buf, sizeof(buf), SEED, BLK));
+    WdfObjectDelete(t);
+    tu_nbdkit_stop(&s);
+    return tu_stderr_end();
+}
+
+/* A target asks for simple replies unless its URI says
+ * uwdf-structured-replies=1; reads are right either way; other values
+ * fail the open. */
+START_TEST(structured_replies_only_when_the_uri_asks)
+{
+    struct tu_env e;
+    struct tu_nbdkit s;
+    const char *asked = "client requested structured replies";
+    tu_env_init(&e);
+    char *path = tu_env_file(&e, "backing", EXPORT_SIZE, SEED);
+    char *log = negotiation_log(&e, path, "");
+    /* The log is there (the export was asked for), without the request. */
+    ck_assert_msg(log && strstr(log, "NBD_OPT_GO"), "no negotiation in the log: %.300s", log);
+    ck_assert_msg(!strstr(log, asked), "structured replies asked for by default");
+    free(log);
+    log = negotiation_log(&e, path, "&uwdf-structured-replies=1");
+    ck_assert_msg(log && strstr(log, asked), "structured replies not asked for: %.300s", log);
+    free(log);
+    free(path);
+    free(file_server(&e, &s, NULL));
+    const char *bad[] = { "2", "", "yes", "-1" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char uri[800];
+        WDFIOTARGET t;
+        snprintf(uri, sizeof(uri), "%s&uwdf-structured-replies=%s", s.uri, bad[i]);
+        ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
+    }
+    finish(&e, &s, NULL);
+}
+END_TEST
+
 /* ---- automatic reconnect (uwdf-reconnect=, UWDF_NBD_RECONNECT) ---- */
 
 #define RECONNECT_CASE_TIMEOUT_SEC 30
@@ -1898,6 +1954,7 @@ int main(void)
     tcase_add_test(tcc, connect_timeout_parameter_opens_a_live_export_and_bad_values_fail);
     tcase_add_test(tcc, connect_timeout_environment_default_and_the_uri_parameter_wins);
     tcase_add_test(tcc, a_bad_connect_timeout_in_the_environment_is_logged_and_ignored);
+    tcase_add_test(tcc, structured_replies_only_when_the_uri_asks);
     TCase *tcr = tu_tcase(s, "reconnect", RECONNECT_CASE_TIMEOUT_SEC);
     tcase_add_test(tcr, a_server_restarted_on_its_socket_is_reconnected);
     tcase_add_test(tcr, a_server_that_never_comes_back_fails_after_the_last_attempt);
