@@ -1328,8 +1328,8 @@ static char *negotiation_log(struct tu_env *e, const char *path, const char *par
 }
 
 /* A target asks for simple replies unless its URI says
- * uwdf-structured-replies=1; reads are right either way; other values
- * fail the open. */
+ * uwdf-structured-replies=1; reads are right either way; targets that
+ * differ in it do not share a connection; other values fail the open. */
 START_TEST(structured_replies_only_when_the_uri_asks)
 {
     struct tu_env e;
@@ -1347,9 +1347,21 @@ START_TEST(structured_replies_only_when_the_uri_asks)
     free(log);
     free(path);
     free(file_server(&e, &s, NULL));
+    /* Saying 0 shares the default's connection; 1 gets one of its own. */
+    char uri[800];
+    WDFIOTARGET t1 = open_rw(&e, s.uri);
+    unsigned sockets = count_sockets();
+    snprintf(uri, sizeof(uri), "%s&uwdf-structured-replies=0", s.uri);
+    WDFIOTARGET t2 = open_rw(&e, uri);
+    ck_assert_uint_eq(count_sockets(), sockets);
+    snprintf(uri, sizeof(uri), "%s&uwdf-structured-replies=1", s.uri);
+    WDFIOTARGET t3 = open_rw(&e, uri);
+    ck_assert_uint_eq(count_sockets(), sockets + 1);
+    WdfObjectDelete(t3);
+    WdfObjectDelete(t2);
+    WdfObjectDelete(t1);
     const char *bad[] = { "2", "", "yes", "-1" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char uri[800];
         WDFIOTARGET t;
         snprintf(uri, sizeof(uri), "%s&uwdf-structured-replies=%s", s.uri, bad[i]);
         ck_assert_status(open_uri(&e, uri, GENERIC_READ, 0, &t), STATUS_INVALID_PARAMETER);
