@@ -647,11 +647,10 @@ target_submit(struct uwdf_iotarget *t, struct uwdf_request *req, PWDF_REQUEST_SE
      * part: allocated here, before the target's lock, on first need. */
     if (timed && !NT_SUCCESS(uwdf_request_ensure_send_ext(req)))
         return STATUS_INSUFFICIENT_RESOURCES;
-    /* A presented request sent on to a device with its IRP's buffers: its
-     * driver sees them as the MDL direct I/O built (lib/request_received.c;
-     * a file target takes the buffer as that MDL: target_build_io). */
-    if (t->lower && !uwdf_request_presented_mdl(req))
-        return STATUS_INSUFFICIENT_RESOURCES;
+    /* A presented request's direct-I/O MDL not built yet stays so on a send:
+     * the device below lays the IRP's buffer out again and builds its own
+     * when its driver can look (lib/request_received.c); a file target
+     * takes the buffer as that MDL (target_build_io). */
     if (req->cancelable) {
         /* Rule ReqMarkCancelableSend: unmark before sending it on. */
         if (uwdf_verifier)

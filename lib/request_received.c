@@ -701,21 +701,22 @@ NTSTATUS uwdf_request_receive_setup(struct uwdf_device *dev, struct uwdf_request
         ULONG method = METHOD_FROM_CTL_CODE(s->Parameters.DeviceIoControl.IoControlCode);
         size_t in_len = s->Parameters.DeviceIoControl.InputBufferLength;
         size_t out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
-        if (irp->AssociatedIrp.SystemBuffer || method == METHOD_NEITHER)
-            break; /* laid out above, or passed as is */
-        if (method == METHOD_BUFFERED) {
-            size_t len = in_len > out_len ? in_len : out_len;
-            if (len) {
-                void *bounce = request_bounce(r, len);
-                if (!bounce)
-                    return STATUS_INSUFFICIENT_RESOURCES;
-                if (in_len && s->Parameters.DeviceIoControl.Type3InputBuffer)
-                    memcpy(bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
-                irp->AssociatedIrp.SystemBuffer = bounce;
-            }
-        } else {
-            irp->AssociatedIrp.SystemBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
+        if (method == METHOD_NEITHER)
+            break; /* passed as is */
+        if (method != METHOD_BUFFERED) {
+            if (!irp->AssociatedIrp.SystemBuffer)
+                irp->AssociatedIrp.SystemBuffer = s->Parameters.DeviceIoControl.Type3InputBuffer;
+            /* Also where a device above laid the IRP out: its MDL may not
+             * be built either (uwdf_request_presented_mdl). */
             r->mdl_deferred = !irp->MdlAddress && irp->UserBuffer && out_len;
+        } else if (!irp->AssociatedIrp.SystemBuffer && (in_len || out_len)) {
+            size_t len = in_len > out_len ? in_len : out_len;
+            void *bounce = request_bounce(r, len);
+            if (!bounce)
+                return STATUS_INSUFFICIENT_RESOURCES;
+            if (in_len && s->Parameters.DeviceIoControl.Type3InputBuffer)
+                memcpy(bounce, s->Parameters.DeviceIoControl.Type3InputBuffer, in_len);
+            irp->AssociatedIrp.SystemBuffer = bounce;
         }
         break;
     }

@@ -896,6 +896,90 @@ START_TEST(direct_io_irp_has_the_buffer_mdl_before_any_retrieval)
 }
 END_TEST
 
+/* A filter on a direct-I/O device that forwards with a completion routine
+ * which looks at its IRP's MDL: mdl_seen counts completions that saw one
+ * describing mdl_expect. */
+static void *_Atomic mdl_expect;
+static atomic_int mdl_seen;
+
+static bool mdl_describes(PMDL m, void *buf, ULONG len)
+{
+    return m && MmGetSystemAddressForMdlSafe(m, NormalPagePriority) == buf && MmGetMdlByteCount(m) == len;
+}
+
+static VOID mdl_check_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                           WDFCONTEXT Context)
+{
+    (void)Target;
+    (void)Context;
+    PIRP irp = WdfRequestWdmGetIrp(Request);
+    WDF_REQUEST_PARAMETERS p;
+    WDF_REQUEST_PARAMETERS_INIT(&p);
+    WdfRequestGetParameters(Request, &p);
+    PMDL m = NULL;
+    NTSTATUS st = p.Type == WdfRequestTypeWrite ? WdfRequestRetrieveInputWdmMdl(Request, &m)
+                                                : WdfRequestRetrieveOutputWdmMdl(Request, &m);
+    bool ok = irp && mdl_describes(irp->MdlAddress, atomic_load(&mdl_expect), BLOCK) && NT_SUCCESS(st) &&
+              m == irp->MdlAddress;
+    if (ok)
+        atomic_fetch_add(&mdl_seen, 1);
+    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
+}
+
+static VOID mdl_check_forward(WDFQUEUE Queue, WDFREQUEST Request)
+{
+    TU_FORWARDER *f = tu_forwarder_of(WdfIoQueueGetDevice(Queue));
+    WdfRequestFormatRequestUsingCurrentType(Request);
+    WdfRequestSetCompletionRoutine(Request, mdl_check_done, NULL);
+    if (!WdfRequestSend(Request, f->lower, WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+}
+
+/* Down a stack of direct-I/O filters none of which looked at the buffer,
+ * the driver at the bottom finds the buffer's MDL in the IRP and retrieves
+ * that MDL, and a filter that looks at its IRP in its completion routine
+ * finds it there too: every layer's MDL describes the sender's buffer. */
+START_TEST(direct_io_chain_gives_every_layer_the_buffer_mdl)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    rx_reset();
+    atomic_store(&mdl_seen, 0);
+    WDFDEVICE bottom = make_named_device(e.driver, "\\Device\\uwdfChainB", WdfDeviceIoDirect);
+    rx_queue(bottom, WdfIoQueueDispatchParallel, true, 0);
+    WDFDEVICE mid;
+    ck_assert_status(tu_forwarder_device_create(e.driver, "\\Device\\uwdfChainM", WdfDeviceIoDirect, &mid),
+                     STATUS_SUCCESS);
+    WDF_IO_QUEUE_CONFIG cfg;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&cfg, WdfIoQueueDispatchParallel);
+    cfg.EvtIoDefault = mdl_check_forward;
+    ck_assert_status(WdfIoQueueCreate(mid, &cfg, WDF_NO_OBJECT_ATTRIBUTES, NULL), STATUS_SUCCESS);
+    tu_open_by_name(tu_forwarder_of(mid)->lower, "\\Device\\uwdfChainB", 0);
+    WDFDEVICE top = tu_make_forwarder(e.driver, "\\Device\\uwdfChainT", WdfDeviceIoDirect, "\\Device\\uwdfChainM", 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfChainT");
+    for (int w = 0; w < 2; w++) {
+        struct io io;
+        io_prepare(&io, t, w ? WdfRequestTypeWrite : WdfRequestTypeRead, BLOCK, 0);
+        atomic_store(&mdl_expect, io.buf);
+        io_send_opts(&io, t, WDF_NO_SEND_OPTIONS);
+        WDFREQUEST r = rx_take(0);
+        PIRP irp = WdfRequestWdmGetIrp(r);
+        ck_assert_ptr_nonnull(irp);
+        ck_assert(mdl_describes(irp->MdlAddress, io.buf, BLOCK));
+        PMDL mdl = NULL;
+        ck_assert_status(w ? WdfRequestRetrieveInputWdmMdl(r, &mdl) : WdfRequestRetrieveOutputWdmMdl(r, &mdl),
+                         STATUS_SUCCESS);
+        ck_assert_ptr_eq(mdl, irp->MdlAddress);
+        rx_complete(r, STATUS_SUCCESS, BLOCK);
+        io_expect(&io, STATUS_SUCCESS, BLOCK);
+        ck_assert_int_eq(tu_load(&mdl_seen), w + 1);
+        io_fini(&io);
+    }
+    ck_assert_uint_eq(fwd_seen(top), 2);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* Retrieving an MDL on a buffered-I/O device builds one, which can fail
  * for memory; retrieving memory allocates only the first time a request's
  * memory is used for a retrieval (it is kept for the next request
@@ -3030,6 +3114,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, retrieval, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, retrieval_out_of_memory, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, direct_io_irp_has_the_buffer_mdl_before_any_retrieval, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, direct_io_chain_gives_every_layer_the_buffer_mdl, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_through_stack, 0, TU_BACKENDS);
     tc = tu_tcase(s, "dispatch", 30);
     tcase_add_loop_test(tc, dispatch_sequential, 0, TU_BACKENDS);
