@@ -201,9 +201,9 @@ static inline struct uwdf_request *uwdf_request_lookup(WDFREQUEST handle, const 
     return (struct uwdf_request *)uwdf_object_lookup(handle, UWDF_OBJ_REQUEST, ddi); /* obj is first */
 }
 /* A presented request whose direct-I/O MDL is deferred gets it now, in
- * its IRP too if that shows the presented buffers (WdfRequestWdmGetIrp, a
- * send on with the IRP's buffers, an MDL retrieval); false only when it
- * cannot be allocated. */
+ * its IRP too if that shows the presented buffers (WdfRequestWdmGetIrp, an
+ * MDL retrieval; a send on leaves it to the device below); false only
+ * when it cannot be allocated. */
 bool uwdf_request_build_presented_mdl(struct uwdf_request *req);
 static inline bool uwdf_request_presented_mdl(struct uwdf_request *req)
 {
