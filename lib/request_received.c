@@ -315,9 +315,11 @@ void uwdf_request_irp_ioctl_buffers(struct uwdf_request *req, void **in, size_t 
     *out_len = s->Parameters.DeviceIoControl.OutputBufferLength;
     *in = method == METHOD_NEITHER ? s->Parameters.DeviceIoControl.Type3InputBuffer
                                    : irp->AssociatedIrp.SystemBuffer;
-    *out = method == METHOD_BUFFERED  ? irp->AssociatedIrp.SystemBuffer
-           : method == METHOD_NEITHER ? irp->UserBuffer
-                                      : mdl_buffer(irp->MdlAddress);
+    /* A direct method's MDL may still be deferred (r->mdl_deferred): its
+     * buffer is then the IRP's UserBuffer. */
+    *out = method == METHOD_BUFFERED                       ? irp->AssociatedIrp.SystemBuffer
+           : method == METHOD_NEITHER || !irp->MdlAddress ? irp->UserBuffer
+                                                           : mdl_buffer(irp->MdlAddress);
 }
 
 /* Common checks of the retrieval family; the buffer it means. */
