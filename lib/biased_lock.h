@@ -34,6 +34,13 @@ void uwdf_biased_lock_destroy(struct uwdf_biased_lock *l);
 /* Any thread; pthread_cond_wait may use &l->mutex while held this way. */
 void uwdf_biased_lock_acquire(struct uwdf_biased_lock *l);
 void uwdf_biased_lock_release(struct uwdf_biased_lock *l);
+/* Held through uwdf_biased_lock_acquire: after the release the lock stays
+ * a plain mutex for everyone (false), or is biased to its owner again
+ * (true; unless someone else holds a count or it cannot be biased). For
+ * a lock whose owner is about to stop taking it while other threads take
+ * it several times (an I/O target being closed): one revocation, not one
+ * per taking. */
+void uwdf_biased_lock_set_bias(struct uwdf_biased_lock *l, bool biased);
 void uwdf_biased_lock_owner_slow(struct uwdf_biased_lock *l);
 /* The owner thread only (one thread per lock at any time); returns what
  * uwdf_biased_lock_owner_release needs. */

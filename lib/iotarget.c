@@ -293,6 +293,7 @@ static void target_keep_open_params(struct uwdf_iotarget *t, const WDF_IO_TARGET
  * target lock). */
 static void target_mark_open_locked(struct uwdf_iotarget *t)
 {
+    uwdf_biased_lock_set_bias(&t->lock, true); /* a close let it go */
     target_init_file_object(t);
     atomic_store(&t->file_pos, 0);
     uwdf_ts_open(t);
@@ -976,6 +977,9 @@ static void target_close_later(struct uwdf_work *w)
 static void target_close(struct uwdf_iotarget *t, WDF_IO_TARGET_STATE new_state)
 {
     uwdf_biased_lock_acquire(&t->lock);
+    /* The close and a delete after it take the lock again: revoke the
+     * engine thread's bias once, not at each taking (a membarrier each). */
+    uwdf_biased_lock_set_bias(&t->lock, false);
     if (!uwdf_iotarget_is_open(t)) {
         /* (A target deleted while another thread closes it ends Deleted.) */
         if (new_state == WdfIoTargetDeleted &&

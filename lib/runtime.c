@@ -451,6 +451,22 @@ void uwdf_biased_lock_release(struct uwdf_biased_lock *l)
     pthread_mutex_unlock(&l->mutex);
 }
 
+void uwdf_biased_lock_set_bias(struct uwdf_biased_lock *l, bool biased)
+{
+    int r = atomic_load_explicit(&l->revoked, memory_order_relaxed);
+    if (!biased && !l->unbiased) {
+        l->unbiased = true; /* its count keeps the owner on the mutex */
+        atomic_store_explicit(&l->revoked, r + 1, memory_order_relaxed);
+    } else if (biased && l->unbiased && biased_usable && r == 2) {
+        /* 2: the mode's own count and ours; nobody else inside, not even
+         * waiting on a condition with the mutex let go. */
+        l->unbiased = false;
+        l->revocations = 0;
+        l->owner_run = 0;
+        atomic_store_explicit(&l->revoked, 1, memory_order_relaxed); /* 0 from our release on */
+    }
+}
+
 void uwdf_biased_lock_owner_slow(struct uwdf_biased_lock *l)
 {
     pthread_mutex_lock(&l->mutex);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1480,6 +1481,79 @@ START_TEST(biased_lock_condition_waiter_keeps_the_owner_out_when_it_wakes)
 }
 END_TEST
 
+/* A lock let go of its bias (uwdf_biased_lock_set_bias false) pays one
+ * revocation, whatever number of takings follow; biased again, its owner
+ * is back on the fast path. */
+START_TEST(biased_lock_let_go_revokes_once_for_every_later_taking)
+{
+    struct uwdf_biased_lock l;
+    uwdf_biased_lock_init(&l);
+    bool usable = !l.unbiased;
+    uwdf_biased_lock_acquire(&l);
+    uwdf_biased_lock_set_bias(&l, false);
+    uwdf_biased_lock_release(&l);
+    for (int i = 0; i < 8; i++) {
+        uwdf_biased_lock_acquire(&l);
+        uwdf_biased_lock_release(&l);
+    }
+    ck_assert_uint_eq(l.revocations, usable ? 1 : 0);
+    bool fast = uwdf_biased_lock_owner_acquire(&l);
+    ck_assert(!fast); /* the owner stays on the mutex */
+    uwdf_biased_lock_owner_release(&l, fast);
+    uwdf_biased_lock_acquire(&l);
+    uwdf_biased_lock_set_bias(&l, true);
+    uwdf_biased_lock_release(&l);
+    fast = uwdf_biased_lock_owner_acquire(&l);
+    ck_assert_int_eq(fast, usable);
+    uwdf_biased_lock_owner_release(&l, fast);
+    uwdf_biased_lock_destroy(&l);
+}
+END_TEST
+
+static bool target_lock_biased(WDFIOTARGET target)
+{
+    struct uwdf_iotarget *t = uwdf_iotarget_lookup(target, "test");
+    return !t->lock.unbiased && atomic_load_explicit(&t->lock.revoked, memory_order_relaxed) == 0;
+}
+
+static unsigned target_lock_revocations(WDFIOTARGET target)
+{
+    return uwdf_iotarget_lookup(target, "test")->lock.revocations;
+}
+
+/* Closing a target that did I/O takes its lock several times from the
+ * closing thread, each a revocation of the engine thread's bias (a
+ * membarrier) while the target is biased: the close revokes it once and
+ * a reopen biases the target again. Both engines. */
+START_TEST(target_close_revokes_the_bias_once_and_a_reopen_restores_it)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    WDFIOTARGET t = tu_env_open_file(&e, 64 * 1024, 7, GENERIC_READ, 0);
+    bool usable = target_lock_biased(t);
+    char buf[4096];
+    WDF_MEMORY_DESCRIPTOR md;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, buf, sizeof(buf));
+    LONGLONG offset = 0;
+    ULONG_PTR got = 0;
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &md, &offset, NULL, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, sizeof(buf));
+    unsigned before = target_lock_revocations(t);
+    WdfIoTargetClose(t);
+    ck_assert_uint_eq(target_lock_revocations(t) - before, usable ? 1 : 0);
+    ck_assert(!target_lock_biased(t));
+    WCHAR wbuf[PATH_MAX];
+    UNICODE_STRING us;
+    tu_unicode(&us, wbuf, PATH_MAX, e.path);
+    WDF_IO_TARGET_OPEN_PARAMS op;
+    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
+    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    ck_assert_int_eq(target_lock_biased(t), usable);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &md, &offset, NULL, &got), STATUS_SUCCESS);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *object_suite(void)
 {
     Suite *s = suite_create("object");
@@ -1577,6 +1651,8 @@ static Suite *object_suite(void)
     tc = tu_tcase(s, "biased_lock", 60);
     tcase_add_test(tc, biased_lock_excludes_the_owner_across_bias_changes);
     tcase_add_test(tc, biased_lock_condition_waiter_keeps_the_owner_out_when_it_wakes);
+    tcase_add_test(tc, biased_lock_let_go_revokes_once_for_every_later_taking);
+    tcase_add_loop_test(tc, target_close_revokes_the_bias_once_and_a_reopen_restores_it, 0, TU_BACKENDS);
     return s;
 }
 
