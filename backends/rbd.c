@@ -19,9 +19,12 @@
  * rbd pool (lib/engine_pool.c) and used from that engine's thread only:
  * it issues rbd_aio_* calls, and librbd's completions come back through
  * rbd_set_image_notification on the engine's one eventfd (which also serves
- * wake()); reap() polls it and drains each image with rbd_poll_io_events
- * (the eventfd itself is read at the next reap, after the resends).
- * No completion callback runs in librbd's threads and no thread per request.
+ * wake()); reap() waits for it and drains each image with
+ * rbd_poll_io_events. The eventfd is watched edge-triggered through an
+ * epoll set and never read: every write of it (each completion, each
+ * wake()) wakes the next wait once, so no read can swallow a wake-up, and
+ * a QD1 round trip costs the engine one wait, no read. No completion
+ * callback runs in librbd's threads and no thread per request.
  *
  * Buffers, timeouts and cancel. librbd cannot cancel a request. Every read
  * and write goes through a bounce buffer owned by the command (struct
@@ -53,13 +56,14 @@
 #include "remote.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <limits.h>
 #include <pthread.h>
 #include <rados/librados.h>
 #include <rbd/librbd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,7 +109,7 @@ struct rbd_engine {
     struct uwdf_remote_engine re; /* first; its eventfd also gets every attached image's completions */
     struct uwdf_rbd_image **images;
     unsigned nimages, images_cap;
-    bool undrained; /* the eventfd woke the last reap and is not read yet */
+    int ep_fd; /* epoll set: re.wake_fd, edge-triggered */
 };
 
 /* ---- names (the opener's thread) ---- */
@@ -506,6 +510,23 @@ static int rbd_probe(void)
     return 0;
 }
 
+/* Sleep until the eventfd is written (librbd's completions, wake()) or tp
+ * (NULL: no limit) runs out, rounded up to a millisecond (a finite limit
+ * is only the stall injector's): 1 if it was written since the last wait
+ * that returned 1, 0 if not, -errno. The eventfd's count is never read: at
+ * one write per completion it would take 2^64 writes to fill. */
+static int rbd_wait(struct rbd_engine *st, const struct timespec *tp)
+{
+    struct epoll_event ev;
+    int ms = -1;
+    if (tp) {
+        int64_t ns = (int64_t)tp->tv_sec * 1000000000LL + tp->tv_nsec;
+        ms = ns > (int64_t)INT_MAX * 1000000LL ? INT_MAX : (int)((ns + 999999) / 1000000);
+    }
+    int n = epoll_wait(st->ep_fd, &ev, 1, ms);
+    return n < 0 ? -errno : n;
+}
+
 static int rbd_open_engine(struct uwdf_engine *e)
 {
     struct rbd_engine *st = calloc(1, sizeof(*st));
@@ -516,6 +537,16 @@ static int rbd_open_engine(struct uwdf_engine *e)
         free(st);
         return err;
     }
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET };
+    st->ep_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (st->ep_fd < 0 || epoll_ctl(st->ep_fd, EPOLL_CTL_ADD, st->re.wake_fd, &ev) < 0) {
+        err = -errno;
+        if (st->ep_fd >= 0)
+            close(st->ep_fd);
+        uwdf_remote_engine_fini(&st->re);
+        free(st);
+        return err;
+    }
     e->be = st;
     return 0;
 }
@@ -523,6 +554,7 @@ static int rbd_open_engine(struct uwdf_engine *e)
 static void rbd_close_engine(struct uwdf_engine *e)
 {
     struct rbd_engine *st = e->be;
+    close(st->ep_fd);
     uwdf_remote_engine_fini(&st->re);
     free(st->images);
     free(st);
@@ -596,28 +628,15 @@ static int rbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     struct rbd_engine *st = e->be;
     if (max <= 0)
         return -EINVAL;
-    /* The eventfd that woke the last reap is read here, one reap later:
-     * after the completion routines it returned have sent again, so at QD1
-     * the read is not between librbd's completion and the next request.
-     * Read before the images are polled (a completion queued after the
-     * read signals it again). The read may also take a wake() made since
-     * the engine last looked for sends and for its stop: so this reap does
-     * not sleep, and the engine looks again before the next one does. */
-    if (st->undrained) {
-        st->undrained = false;
-        uwdf_remote_eventfd_drain(st->re.wake_fd);
-        rbd_poll_all(st);
-        return uwdf_remote_done_pop(&st->re.done, done, max);
-    }
-    struct pollfd pfd = { .fd = st->re.wake_fd, .events = POLLIN };
+    /* librbd queues a completion before it writes the eventfd: one whose
+     * write comes after this poll wakes the next wait, one polled before
+     * its write makes that wait return with nothing (harmless). */
     struct timespec ts;
-    int ready = ppoll(&pfd, 1, uwdf_remote_poll_timeout(&st->re, timeout_ns, &ts), NULL);
-    if (ready < 0 && errno != EINTR)
-        return -errno;
-    if (ready > 0) {
-        st->undrained = true;
+    int ready = rbd_wait(st, uwdf_remote_poll_timeout(&st->re, timeout_ns, &ts));
+    if (ready < 0 && ready != -EINTR)
+        return ready;
+    if (ready > 0)
         rbd_poll_all(st);
-    }
     return uwdf_remote_done_pop(&st->re.done, done, max);
 }
 
@@ -653,14 +672,12 @@ static void rbd_detach_file(struct uwdf_engine *e, struct uwdf_engine_file *f)
      * met meanwhile wait on the done list for the next reap. */
     bool waited = false;
     while (x->inflight) {
-        struct pollfd pfd = { .fd = st->re.wake_fd, .events = POLLIN };
-        (void)poll(&pfd, 1, -1); /* EINTR: look again */
-        uwdf_remote_eventfd_drain(st->re.wake_fd);
+        (void)rbd_wait(st, NULL); /* -EINTR: look again */
         rbd_poll_all(st);
         waited = true;
     }
     if (waited)
-        uwdf_remote_eventfd_signal(st->re.wake_fd); /* a wake-up drained here is not lost */
+        uwdf_remote_eventfd_signal(st->re.wake_fd); /* a wake-up this wait took is not lost */
     for (unsigned i = 0; i < st->nimages; i++) {
         if (st->images[i] == x) {
             st->images[i] = st->images[--st->nimages];

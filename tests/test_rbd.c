@@ -684,10 +684,10 @@ START_TEST(exactly_once_under_load)
 END_TEST
 
 /* The engine thread sleeps once nothing is in flight: the eventfd that
- * woke it (librbd's completions, a send from another thread) is read at
- * its next reap, after the resends, and never left set, which would make
- * every ppoll return at once. Its runnable time over an idle second says
- * (a spinning thread is runnable all along, however busy the host). */
+ * woke it (librbd's completions, a send from another thread) wakes one
+ * wait per write, and a count it never reads does not make every wait
+ * return at once. Its runnable time over an idle second says (a spinning
+ * thread is runnable all along, however busy the host). */
 START_TEST(engine_sleeps_after_completions)
 {
     enum { QD = 8, ROUNDS = 4, IDLE_MS = 1000 };
@@ -722,6 +722,35 @@ START_TEST(engine_sleeps_after_completions)
 }
 END_TEST
 
+/* A round trip costs the engine thread no read of its eventfd: it waits
+ * on it edge-triggered, so each completion and each wake-up is one wait's
+ * return and nothing else (a read per round trip was one system call in
+ * three of the engine's at QD1). Synchronous reads and writes, each a
+ * wake-up from this thread and a completion from librbd; the engine
+ * threads' read-type system calls (syscr) counted around them. */
+START_TEST(round_trips_cost_the_engine_no_eventfd_read)
+{
+    enum { ROUNDS = 300 };
+    struct tu_env e;
+    tu_env_init(&e);
+    const char *image = make_image("noread", 1 << 20);
+    WDFIOTARGET t = open_rw(&e, image, "");
+    unsigned char *buf = calloc(1, BLK);
+    ck_assert_status(tu_sync_rw(t, true, buf, BLK, 0, NULL), STATUS_SUCCESS);
+    uint64_t before = tu_engine_threads_read_calls();
+    for (int i = 0; i < ROUNDS; i++)
+        ck_assert_status(tu_sync_rw(t, i % 2 == 0, buf, BLK, (LONGLONG)(i % 16) * BLK, NULL), STATUS_SUCCESS);
+    uint64_t reads = tu_engine_threads_read_calls() - before;
+    if (!tu_read_calls_counted())
+        fprintf(stderr, "test_rbd: no task I/O accounting in /proc: the engine's reads not counted\n");
+    ck_assert_msg(reads < ROUNDS / 10, "the engine threads made %llu read calls in %d round trips",
+                  (unsigned long long)reads, ROUNDS);
+    free(buf);
+    WdfObjectDelete(t);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* The completion routine of sends_from_another_thread_wake_the_engine, on
  * the engine thread: counts the completion, then keeps the thread hold_ns
  * longer, so that the next send (the test thread spins on the count)
@@ -747,12 +776,12 @@ static VOID handoff_complete(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUES
 }
 
 /* A send from another thread wakes the engine through its eventfd, which
- * the engine also reads for librbd's completions one reap after they woke
- * it: a wake-up that comes between the engine's look for sends and that
- * read must not be swallowed, or the engine sleeps with the send queued
- * and nothing else in flight to wake it. One read at a time, each sent the
- * moment the last one's routine ran, the routine holding the engine thread
- * a little longer each round. */
+ * also carries librbd's completions: a wake-up that comes while the engine
+ * handles a completion (between its look for sends and its next wait) must
+ * not be taken for that completion's, or the engine sleeps with the send
+ * queued and nothing else in flight to wake it. One read at a time, each
+ * sent the moment the last one's routine ran, the routine holding the
+ * engine thread a little longer each round. */
 START_TEST(sends_from_another_thread_wake_the_engine)
 {
     enum { WAIT_MS = 20000, HOLD_STEP_NS = 37, HOLD_MAX_NS = 6000 };
@@ -877,6 +906,7 @@ int main(void)
     tcase_add_test(tc, osd_op_timeout_bounds_requests_and_close);
     tcase_add_test(tc, exactly_once_under_load);
     tcase_add_test(tc, engine_sleeps_after_completions);
+    tcase_add_test(tc, round_trips_cost_the_engine_no_eventfd_read);
     tcase_add_test(tc, sends_from_another_thread_wake_the_engine);
     /* UWDF_RBD_KEEP_OSD=1 leaves the OSD alive, for another run on the
      * same cluster (ceph-cluster start DIR; . DIR/env; tests/test_rbd). */

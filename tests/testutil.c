@@ -482,9 +482,27 @@ static uint64_t thread_runnable_ns(const char *tid)
     return 0;
 }
 
+/* The read-type system calls (read, readv, pread, recv...) a thread of
+ * this process has made: its io file's syscr; 0 without task I/O
+ * accounting. */
+static uint64_t thread_read_calls(const char *tid)
+{
+    char path[300], line[128];
+    unsigned long long n = 0;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/io", tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "syscr: %llu", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
 /* Walk this process's engine threads: how many, and (runnable_ns) their
- * runnable time. */
-static long engine_threads_walk(uint64_t *runnable_ns)
+ * runnable time, (read_calls) their read-type system calls. */
+static long engine_threads_walk(uint64_t *runnable_ns, uint64_t *read_calls)
 {
     DIR *d = opendir("/proc/self/task");
     struct dirent *de;
@@ -506,6 +524,8 @@ static long engine_threads_walk(uint64_t *runnable_ns)
         n++;
         if (runnable_ns)
             *runnable_ns += thread_runnable_ns(de->d_name);
+        if (read_calls)
+            *read_calls += thread_read_calls(de->d_name);
     }
     closedir(d);
     return n;
@@ -513,14 +533,28 @@ static long engine_threads_walk(uint64_t *runnable_ns)
 
 long tu_engine_threads(void)
 {
-    return engine_threads_walk(NULL);
+    return engine_threads_walk(NULL, NULL);
 }
 
 uint64_t tu_engine_threads_runnable_ns(void)
 {
     uint64_t ns = 0;
-    (void)engine_threads_walk(&ns);
+    (void)engine_threads_walk(&ns, NULL);
     return ns;
+}
+
+bool tu_read_calls_counted(void)
+{
+    char tid[32];
+    snprintf(tid, sizeof(tid), "%ld", (long)gettid());
+    return thread_read_calls(tid) > 0; /* this thread has read files before */
+}
+
+uint64_t tu_engine_threads_read_calls(void)
+{
+    uint64_t n = 0;
+    (void)engine_threads_walk(NULL, &n);
+    return n;
 }
 
 /* ---- CRC32C and guarded buffers ---- */

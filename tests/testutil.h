@@ -368,6 +368,12 @@ long tu_engine_threads(void);
  * or waiting for one), summed: a thread that never sleeps fills the wall
  * time whatever the load. */
 uint64_t tu_engine_threads_runnable_ns(void);
+/* The read-type system calls (syscr in /proc: read, readv, recv...) the
+ * engine threads alive now have made, summed; 0 where the kernel keeps no
+ * task I/O accounting. */
+uint64_t tu_engine_threads_read_calls(void);
+/* Whether the kernel counts read-type system calls per thread. */
+bool tu_read_calls_counted(void);
 
 /* ---- files, data patterns and loop devices ---- */
 
