@@ -743,8 +743,14 @@ START_TEST(round_trips_cost_the_engine_no_eventfd_read)
     uint64_t reads = tu_engine_threads_read_calls() - before;
     if (!tu_read_calls_counted())
         fprintf(stderr, "test_rbd: no task I/O accounting in /proc: the engine's reads not counted\n");
-    ck_assert_msg(reads < ROUNDS / 10, "the engine threads made %llu read calls in %d round trips",
-                  (unsigned long long)reads, ROUNDS);
+    /* valgrind's thread lock is a pipe each thread reads to run: its
+     * reads, not the engine's, would be counted. */
+    if (tu_running_on_valgrind())
+        fprintf(stderr, "test_rbd: under valgrind the engine's reads are not counted (%llu with valgrind's)\n",
+                (unsigned long long)reads);
+    else
+        ck_assert_msg(reads < ROUNDS / 10, "the engine threads made %llu read calls in %d round trips",
+                      (unsigned long long)reads, ROUNDS);
     free(buf);
     WdfObjectDelete(t);
     tu_env_fini(&e);
