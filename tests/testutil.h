@@ -247,7 +247,7 @@ WDFREQUEST tu_make_request(WDFIOTARGET target);
 /* A thread (tu_read_loop as pthread_create's routine) sending synchronous
  * reads of len bytes to t until *stop: the reads served, refused as by a
  * queue being deleted (STATUS_INVALID_DEVICE_STATE, STATUS_CANCELLED), and
- * any other outcome. */
+ * any other outcome. Under valgrind it yields before each read. */
 struct tu_read_loop {
     WDFIOTARGET t;
     size_t len;
