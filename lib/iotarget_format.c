@@ -42,16 +42,33 @@ NTSTATUS uwdf_iotarget_prepare_request(struct uwdf_iotarget *t, struct uwdf_requ
     return STATUS_SUCCESS;
 }
 
-static NTSTATUS format_memory(WDFMEMORY handle, PWDFMEMORY_OFFSET offsets, struct format_buffer *fb,
-                              const char *ddi)
+/* Inlined: every format of a read or write goes through it. */
+static inline __attribute__((always_inline)) NTSTATUS
+format_memory(WDFMEMORY handle, PWDFMEMORY_OFFSET offsets, struct format_buffer *fb, const char *ddi)
 {
-    memset(fb, 0, sizeof(*fb));
+    *fb = (struct format_buffer){ 0 };
     if (!handle)
         return STATUS_SUCCESS;
     fb->mem = uwdf_memory_lookup(handle, ddi);
     if (!fb->mem)
         return STATUS_INVALID_HANDLE;
     return uwdf_memory_resolve_offsets(fb->mem, offsets, &fb->offset, &fb->length);
+}
+
+/* One buffer slot of a format (0: input, 1: output); fb NULL leaves the
+ * slot as the drop left it (clear). Inlined with a constant fb, so a read
+ * or write format touches only its own slot. */
+static inline __attribute__((always_inline)) void format_slot(struct uwdf_request *req, int i,
+                                                              const struct format_buffer *fb)
+{
+    if (!fb)
+        return;
+    req->fmt_mem[i] = fb->mem;
+    req->fmt_buffer[i] = fb->buffer;
+    req->fmt_offset[i] = fb->offset;
+    req->fmt_length[i] = fb->length;
+    if (fb->mem && !uwdf_completion_unpark(req, fb->mem))
+        uwdf_object_reference(&fb->mem->obj);
 }
 
 /* Install a validated format: release the old one, reference the memory,
@@ -62,17 +79,8 @@ format_commit(struct uwdf_iotarget *t, struct uwdf_request *req, UCHAR major, st
               struct format_buffer *out, LONGLONG *offset, ULONG ioctl)
 {
     uwdf_request_drop_format(req, true);
-    struct format_buffer *fb[2] = { in, out };
-    for (int i = 0; i < 2; i++) {
-        if (!fb[i])
-            continue;
-        req->fmt_mem[i] = fb[i]->mem;
-        req->fmt_buffer[i] = fb[i]->buffer;
-        req->fmt_offset[i] = fb[i]->offset;
-        req->fmt_length[i] = fb[i]->length;
-        if (fb[i]->mem && !uwdf_completion_unpark(req, fb[i]->mem))
-            uwdf_object_reference(&fb[i]->mem->obj);
-    }
+    format_slot(req, 0, in);
+    format_slot(req, 1, out);
     /* The next stack location: in the IRP, or in the request while it has
      * none (uwdf_request_irpless). */
     LONGLONG off = 0;
