@@ -330,8 +330,8 @@ static inline void request_format_dropped(struct uwdf_request *req)
     req->cp_valid = false;
 }
 
-/* Out of line, so that the common case below needs no stack frame. */
-static __attribute__((noinline)) void request_drop_format_full(struct uwdf_request *req, bool may_park)
+/* Out of line: the common case is inline (request.h). */
+__attribute__((noinline)) void uwdf_request_drop_format_full(struct uwdf_request *req, bool may_park)
 {
     for (int i = 0; i < 2; i++) {
         struct uwdf_memory *mem = req->fmt_mem[i];
@@ -344,24 +344,6 @@ static __attribute__((noinline)) void request_drop_format_full(struct uwdf_reque
     req->formatted = false;
     req->fmt_target = NULL;
     request_format_dropped(req);
-}
-
-/* Drop the format; may_park: a new format of the same request may follow
- * at once (WdfRequestReuse, a reformat), so the memory references can wait
- * in the completion scope. */
-void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
-{
-    /* Nothing formatted (a format right after WdfRequestReuse): the buffer
-     * fields are clear already (a new request's type is not: zero). */
-    if (!req->formatted && !req->fmt_mem[0] && !req->fmt_mem[1] && !req->fmt_target)
-        request_format_dropped(req);
-    else
-        request_drop_format_full(req, may_park);
-}
-
-void uwdf_request_release_format(struct uwdf_request *req)
-{
-    uwdf_request_drop_format(req, false);
 }
 
 /* A format of a presented request replaced its IRP's buffers

@@ -232,9 +232,28 @@ NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struc
 /* Back to the just-created state (a reserved request between packets);
  * contexts are kept, as WDF keeps them. */
 void uwdf_request_reset(struct uwdf_request *req);
+void uwdf_request_drop_format_full(struct uwdf_request *req, bool may_park);
+/* Drop the format; may_park: a new format of the same request may follow
+ * at once (WdfRequestReuse, a reformat), so the memory references can wait
+ * in the completion scope. Inline: a format right after WdfRequestReuse
+ * finds nothing formatted (the buffer fields are clear already; a new
+ * request's type is not: zero) and only moves the format sequence on. */
+static inline void uwdf_request_drop_format(struct uwdf_request *req, bool may_park)
+{
+    if (UWDF_LIKELY(!req->formatted && !req->fmt_mem[0] && !req->fmt_mem[1] && !req->fmt_target &&
+                    !(atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED))) {
+        req->fmt_type = WdfRequestTypeNoFormat;
+        req->fmt_seq++;
+        req->cp_valid = false;
+        return;
+    }
+    uwdf_request_drop_format_full(req, may_park);
+}
 /* Release everything a format holds (memory references) and mark unformatted. */
-void uwdf_request_release_format(struct uwdf_request *req);
-void uwdf_request_drop_format(struct uwdf_request *req, bool may_park);
+static inline void uwdf_request_release_format(struct uwdf_request *req)
+{
+    uwdf_request_drop_format(req, false);
+}
 NTSTATUS uwdf_request_create_internal(struct uwdf_iotarget *target, struct uwdf_request **out);
 NTSTATUS uwdf_request_grow_irp(struct uwdf_request *req, CCHAR stack_size);
 /* A send state block for a target's pool, and its end. */
