@@ -214,9 +214,13 @@ NTSTATUS WdfIoTargetFormatRequestForInternalIoctl(WDFIOTARGET IoTarget, WDFREQUE
 }
 
 /* Validates a WDF_MEMORY_DESCRIPTOR of a synchronous send. */
-static NTSTATUS sync_descriptor(PWDF_MEMORY_DESCRIPTOR d, struct format_buffer *fb, const char *ddi)
+/* Inlined with send_sync_common: a read's or write's absent descriptor
+ * folds away. */
+static inline __attribute__((always_inline)) NTSTATUS sync_descriptor(PWDF_MEMORY_DESCRIPTOR d,
+                                                                      struct format_buffer *fb,
+                                                                      const char *ddi)
 {
-    memset(fb, 0, sizeof(*fb));
+    *fb = (struct format_buffer){ 0 };
     if (!d)
         return STATUS_SUCCESS;
     switch (d->Type) {
@@ -241,7 +245,8 @@ static NTSTATUS sync_descriptor(PWDF_MEMORY_DESCRIPTOR d, struct format_buffer *
     }
 }
 
-static NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR major, ULONG ioctl,
+/* Inlined into each synchronous DDI, folded for its major function. */
+static inline __attribute__((always_inline)) NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR major, ULONG ioctl,
                                  PWDF_MEMORY_DESCRIPTOR in_desc, PWDF_MEMORY_DESCRIPTOR out_desc,
                                  PLONGLONG DeviceOffset, PWDF_REQUEST_SEND_OPTIONS options,
                                  PULONG_PTR bytes, const char *ddi)
@@ -313,15 +318,25 @@ NTSTATUS WdfIoTargetSendWriteSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Requ
                             RequestOptions, BytesWritten, "WdfIoTargetSendWriteSynchronously");
 }
 
+/* The two IOCTL DDIs share one copy (not per I/O paths). */
+static __attribute__((noinline)) NTSTATUS send_sync_ioctl(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR major,
+                                                          ULONG IoctlCode, PWDF_MEMORY_DESCRIPTOR InputBuffer,
+                                                          PWDF_MEMORY_DESCRIPTOR OutputBuffer,
+                                                          PWDF_REQUEST_SEND_OPTIONS RequestOptions,
+                                                          PULONG_PTR BytesReturned, const char *ddi)
+{
+    return send_sync_common(IoTarget, Request, major, IoctlCode, InputBuffer, OutputBuffer, NULL, RequestOptions,
+                            BytesReturned, ddi);
+}
+
 NTSTATUS WdfIoTargetSendIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request, ULONG IoctlCode,
                                            PWDF_MEMORY_DESCRIPTOR InputBuffer,
                                            PWDF_MEMORY_DESCRIPTOR OutputBuffer,
                                            PWDF_REQUEST_SEND_OPTIONS RequestOptions,
                                            PULONG_PTR BytesReturned)
 {
-    return send_sync_common(IoTarget, Request, IRP_MJ_DEVICE_CONTROL, IoctlCode, InputBuffer,
-                            OutputBuffer, NULL, RequestOptions, BytesReturned,
-                            "WdfIoTargetSendIoctlSynchronously");
+    return send_sync_ioctl(IoTarget, Request, IRP_MJ_DEVICE_CONTROL, IoctlCode, InputBuffer, OutputBuffer,
+                           RequestOptions, BytesReturned, "WdfIoTargetSendIoctlSynchronously");
 }
 
 NTSTATUS WdfIoTargetSendInternalIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQUEST Request,
@@ -330,7 +345,6 @@ NTSTATUS WdfIoTargetSendInternalIoctlSynchronously(WDFIOTARGET IoTarget, WDFREQU
                                                    PWDF_REQUEST_SEND_OPTIONS RequestOptions,
                                                    PULONG_PTR BytesReturned)
 {
-    return send_sync_common(IoTarget, Request, IRP_MJ_INTERNAL_DEVICE_CONTROL, IoctlCode, InputBuffer,
-                            OutputBuffer, NULL, RequestOptions, BytesReturned,
-                            "WdfIoTargetSendInternalIoctlSynchronously");
+    return send_sync_ioctl(IoTarget, Request, IRP_MJ_INTERNAL_DEVICE_CONTROL, IoctlCode, InputBuffer, OutputBuffer,
+                           RequestOptions, BytesReturned, "WdfIoTargetSendInternalIoctlSynchronously");
 }
