@@ -208,6 +208,30 @@ START_TEST(req_send_fail_resent_without_handling)
 }
 END_TEST
 
+/* A send that failed while nothing was formatted (never formatted, or
+ * reused since) is handled the same way: reuse or a format clears the mark
+ * though they find no format to drop. */
+START_TEST(req_send_fail_of_an_unformatted_request_is_handled_by_reuse_or_format)
+{
+    struct tu_env v;
+    env_init(&v, _i);
+    WDFREQUEST r = tu_make_request(v.target);
+    UwdfSetVerifier(TRUE);
+    fail_send(&v, r); /* never formatted */
+    reuse(r);
+    format_read(&v, r);
+    ck_assert_status(send_wait(&v, r), STATUS_SUCCESS);
+    reuse(r);
+    fail_send(&v, r); /* reused, not formatted again */
+    format_read(&v, r);
+    ck_assert_status(send_wait(&v, r), STATUS_SUCCESS);
+    ck_assert_int_eq(tu_last_bugcheck.count, 0);
+    UwdfSetVerifier(FALSE);
+    WdfObjectDelete(r);
+    tu_env_fini(&v);
+}
+END_TEST
+
 /* ---- REQUEST_ALREADY_SENT: reuse while the request is sent ---- */
 
 START_TEST(reuse_while_sent_is_request_already_sent)
@@ -336,6 +360,7 @@ int main(void)
     tcase_add_loop_test(tc, invalid_req_access_after_delete, 0, 1);
     tcase_add_loop_test(tc, request_formatted_valid_unformatted_send, 0, 1);
     tcase_add_loop_test(tc, req_send_fail_resent_without_handling, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, req_send_fail_of_an_unformatted_request_is_handled_by_reuse_or_format, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, reuse_while_sent_is_request_already_sent, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, flt_reuse_and_free_before_callback, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, sync_req_send_without_timeout_is_a_warning, 0, 1);
