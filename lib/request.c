@@ -325,9 +325,7 @@ static inline void request_format_dropped(struct uwdf_request *req)
 {
     if (atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED)
         atomic_fetch_and(&req->flags, ~UWDF_REQ_SEND_FAILED);
-    req->fmt_type = WdfRequestTypeNoFormat;
-    req->fmt_seq++;
-    req->cp_valid = false;
+    uwdf_request_format_moved(req);
 }
 
 /* Out of line: the common case is inline (request.h). */

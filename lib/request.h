@@ -233,6 +233,13 @@ NTSTATUS uwdf_request_create_received(struct uwdf_device *dev, bool fresh, struc
  * contexts are kept, as WDF keeps them. */
 void uwdf_request_reset(struct uwdf_request *req);
 void uwdf_request_drop_format_full(struct uwdf_request *req, bool may_park);
+/* The end of every drop of a format: unformatted, and the sequence moves. */
+static inline void uwdf_request_format_moved(struct uwdf_request *req)
+{
+    req->fmt_type = WdfRequestTypeNoFormat;
+    req->fmt_seq++;
+    req->cp_valid = false;
+}
 /* Drop the format; may_park: a new format of the same request may follow
  * at once (WdfRequestReuse, a reformat), so the memory references can wait
  * in the completion scope. Inline: a format right after WdfRequestReuse
@@ -242,9 +249,7 @@ static inline void uwdf_request_drop_format(struct uwdf_request *req, bool may_p
 {
     if (UWDF_LIKELY(!req->formatted && !req->fmt_mem[0] && !req->fmt_mem[1] && !req->fmt_target &&
                     !(atomic_load_explicit(&req->flags, memory_order_relaxed) & UWDF_REQ_SEND_FAILED))) {
-        req->fmt_type = WdfRequestTypeNoFormat;
-        req->fmt_seq++;
-        req->cp_valid = false;
+        uwdf_request_format_moved(req);
         return;
     }
     uwdf_request_drop_format_full(req, may_park);
