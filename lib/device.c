@@ -193,6 +193,7 @@ static void device_destroy(struct uwdf_object *obj)
     uwdf_free(dev->name);
     uwdf_free(dev->symlink);
     pthread_mutex_destroy(&dev->queues_lock);
+    pthread_mutex_destroy(&dev->quiesce_lock);
     pthread_mutex_destroy(&dev->sync_lock);
 }
 
@@ -241,6 +242,7 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
                                                                                      : DO_BUFFERED_IO);
     dev->wdm.DeviceExtension = obj->handle;
     pthread_mutex_init(&dev->queues_lock, NULL);
+    pthread_mutex_init(&dev->quiesce_lock, NULL);
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);

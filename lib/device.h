@@ -53,9 +53,13 @@ struct uwdf_device {
      * reads them with no lock, inside queue_readers (lib/queue.c). */
     struct uwdf_queue *default_queue;
     struct uwdf_queue *dispatch_queue[IRP_MJ_MAXIMUM_FUNCTION + 1];
-    atomic_uint queue_readers; /* lookups between their read and their reference */
+    /* Lookups between their read and their reference, counted by the
+     * parity of queue_epoch they read (lib/queue.c queue_table_quiesce). */
+    atomic_uint queue_epoch;
+    atomic_uint queue_readers[2];
     struct uwdf_iotarget *local_target; /* WdfDeviceGetIoTarget */
     pthread_mutex_t queues_lock;
+    pthread_mutex_t quiesce_lock; /* one queue_table_quiesce at a time */
     pthread_mutex_t sync_lock; /* SynchronizationScopeDevice, recursive */
     struct uwdf_device_files files; /* file objects, EvtIoInCallerContext */
     /* simulated PnP and power (lib/pnp.c) */

@@ -439,7 +439,8 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
 static inline __attribute__((always_inline)) struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major,
                                                                              struct uwdf_fp **fp)
 {
-    atomic_fetch_add(&dev->queue_readers, 1);
+    atomic_uint *readers = &dev->queue_readers[atomic_load(&dev->queue_epoch) & 1];
+    atomic_fetch_add(readers, 1);
     struct uwdf_queue *q =
         major <= IRP_MJ_MAXIMUM_FUNCTION ? __atomic_load_n(&dev->dispatch_queue[major], __ATOMIC_SEQ_CST) : NULL;
     if (!q)
@@ -452,7 +453,7 @@ static inline __attribute__((always_inline)) struct uwdf_queue *device_queue_for
                 uwdf_fp_reference(*fp);
         }
     }
-    atomic_fetch_sub_explicit(&dev->queue_readers, 1, memory_order_release);
+    atomic_fetch_sub_explicit(readers, 1, memory_order_release);
     return q;
 }
 
@@ -464,12 +465,21 @@ static void queue_arrival_end(struct uwdf_queue *q, struct uwdf_fp *fp)
     uwdf_object_release(&q->obj);
 }
 
-/* After q left dev's table: no lookup still holds it unreferenced. A
- * lookup is a few loads long, so the wait is short. */
+/* After q left dev's table: no lookup still holds it unreferenced. A lookup counted itself in
+ * before the table was cleared is in one of the two counts; each is waited
+ * for to drain after the epoch moved past its parity, so lookups that
+ * begin meanwhile count in the other one and cannot keep the wait going
+ * while packets keep arriving (one count would: readers overlapping
+ * without end). A lookup is a few loads long, so each wait is short. */
 static void queue_table_quiesce(struct uwdf_device *dev)
 {
-    while (atomic_load(&dev->queue_readers) != 0)
-        sched_yield();
+    pthread_mutex_lock(&dev->quiesce_lock); /* another's flips would refill ours */
+    for (int flip = 0; flip < 2; flip++) {
+        unsigned old = atomic_fetch_add(&dev->queue_epoch, 1) & 1;
+        while (atomic_load(&dev->queue_readers[old]) != 0)
+            sched_yield();
+    }
+    pthread_mutex_unlock(&dev->quiesce_lock);
 }
 
 void uwdf_queue_packet_complete(struct uwdf_request *sender, NTSTATUS status, ULONG_PTR information)

@@ -761,8 +761,8 @@ static void *qt_delete_queue(void *arg)
     return NULL;
 }
 
-/* A packet's lookup counts itself in queue_readers from before its read of
- * the table until it holds its reference on the queue. A queue's deletion
+/* A packet's lookup counts itself in queue_readers (of its epoch's parity)
+ * from before its read of the table until it holds its reference on the queue. A queue's deletion
  * takes it out of the table at once, and then waits for every lookup in
  * progress, which may have read it before, so that none references a freed
  * queue. One such lookup is held open here by hand. */
@@ -779,7 +779,10 @@ START_TEST(queue_deletion_waits_for_a_lookup_in_progress)
     struct qt_delete d = { 0 };
     ck_assert_status(WdfIoQueueCreate(device, &c, WDF_NO_OBJECT_ATTRIBUTES, &d.queue), STATUS_SUCCESS);
     struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(device, UWDF_OBJ_DEVICE, "test");
-    atomic_fetch_add(&dev->queue_readers, 1);
+    /* _i 1: a lookup that read the epoch before an earlier deletion moved
+     * it, counted in the other parity. */
+    atomic_uint *held = &dev->queue_readers[(atomic_load(&dev->queue_epoch) + (unsigned)_i) & 1];
+    atomic_fetch_add(held, 1);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, qt_delete_queue, &d), 0);
     for (int i = 0; i < 2000 && WdfDeviceGetDefaultQueue(device) != NULL; i++)
@@ -787,9 +790,46 @@ START_TEST(queue_deletion_waits_for_a_lookup_in_progress)
     ck_assert_ptr_null(WdfDeviceGetDefaultQueue(device)); /* out of the table */
     usleep(100 * 1000);
     ck_assert(!atomic_load(&d.done)); /* but not gone while the lookup may hold it */
-    atomic_fetch_sub(&dev->queue_readers, 1);
+    atomic_fetch_sub(held, 1);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     ck_assert(atomic_load(&d.done));
+    WdfObjectDelete(driver);
+}
+END_TEST
+
+/* Packets that keep arriving keep lookups in progress without a gap: each
+ * new one counts itself in before the one before it is done, as busy
+ * senders on several CPUs do. The deletion must still end: it waits only
+ * for lookups that began before it took the queue out of the table. */
+START_TEST(queue_deletion_ends_while_lookups_overlap_without_a_gap)
+{
+    WDFDRIVER driver = tu_make_driver();
+    WDFDEVICE device;
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &device), STATUS_SUCCESS);
+    WdfControlFinishInitializing(device);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDefault = qt_default;
+    struct qt_delete d = { 0 };
+    ck_assert_status(WdfIoQueueCreate(device, &c, WDF_NO_OBJECT_ATTRIBUTES, &d.queue), STATUS_SUCCESS);
+    struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(device, UWDF_OBJ_DEVICE, "test");
+    atomic_uint *held = &dev->queue_readers[atomic_load(&dev->queue_epoch) & 1];
+    atomic_fetch_add(held, 1);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, qt_delete_queue, &d), 0);
+    /* Hand over hand for up to 2 s: the next lookup in, then the last out. */
+    for (int i = 0; i < 20000 && !atomic_load(&d.done); i++) {
+        atomic_uint *next = &dev->queue_readers[atomic_load(&dev->queue_epoch) & 1];
+        atomic_fetch_add(next, 1);
+        atomic_fetch_sub(held, 1);
+        held = next;
+        usleep(100);
+    }
+    bool ended = atomic_load(&d.done);
+    atomic_fetch_sub(held, 1);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_msg(ended, "the deletion waited as long as lookups kept overlapping");
     WdfObjectDelete(driver);
 }
 END_TEST
@@ -1611,7 +1651,8 @@ static Suite *object_suite(void)
     tcase_add_test(tc, driver_wdm_get_driver_object_is_non_null);
     tcase_add_test(tc, driver_unload_callback_runs_when_the_driver_is_deleted);
     tcase_add_test(tc, control_device_is_created_and_finishes_initializing);
-    tcase_add_test(tc, queue_deletion_waits_for_a_lookup_in_progress);
+    tcase_add_loop_test(tc, queue_deletion_waits_for_a_lookup_in_progress, 0, 2);
+    tcase_add_test(tc, queue_deletion_ends_while_lookups_overlap_without_a_gap);
     tcase_add_test(tc, device_create_with_parent_is_not_allowed_and_init_stays_with_caller);
     tcase_add_test(tc, deleting_the_driver_deletes_devices_and_objects_under_it);
 
