@@ -246,10 +246,10 @@ static inline __attribute__((always_inline)) NTSTATUS sync_descriptor(PWDF_MEMOR
 }
 
 /* Inlined into each synchronous DDI, folded for its major function. */
-static inline __attribute__((always_inline)) NTSTATUS send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR major, ULONG ioctl,
-                                 PWDF_MEMORY_DESCRIPTOR in_desc, PWDF_MEMORY_DESCRIPTOR out_desc,
-                                 PLONGLONG DeviceOffset, PWDF_REQUEST_SEND_OPTIONS options,
-                                 PULONG_PTR bytes, const char *ddi)
+static inline __attribute__((always_inline)) NTSTATUS
+send_sync_common(WDFIOTARGET IoTarget, WDFREQUEST Request, UCHAR major, ULONG ioctl, PWDF_MEMORY_DESCRIPTOR in_desc,
+                 PWDF_MEMORY_DESCRIPTOR out_desc, PLONGLONG DeviceOffset, PWDF_REQUEST_SEND_OPTIONS options,
+                 PULONG_PTR bytes, const char *ddi)
 {
     struct uwdf_iotarget *t = uwdf_iotarget_lookup(IoTarget, ddi);
     struct uwdf_request *req = NULL;

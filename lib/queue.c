@@ -465,12 +465,13 @@ static void queue_arrival_end(struct uwdf_queue *q, struct uwdf_fp *fp)
     uwdf_object_release(&q->obj);
 }
 
-/* After q left dev's table: no lookup still holds it unreferenced. A lookup counted itself in
- * before the table was cleared is in one of the two counts; each is waited
- * for to drain after the epoch moved past its parity, so lookups that
- * begin meanwhile count in the other one and cannot keep the wait going
- * while packets keep arriving (one count would: readers overlapping
- * without end). A lookup is a few loads long, so each wait is short. */
+/* After q left dev's table: no lookup still holds it unreferenced. A
+ * lookup that counted itself in before the table was cleared is in one of
+ * the two counts; each is waited for to drain after the epoch moved past
+ * its parity, so lookups that begin meanwhile count in the other one and
+ * cannot keep the wait going while packets keep arriving (one count would:
+ * readers overlapping without end). A lookup is a few loads long, so each
+ * wait is short. */
 static void queue_table_quiesce(struct uwdf_device *dev)
 {
     pthread_mutex_lock(&dev->quiesce_lock); /* another's flips would refill ours */
