@@ -749,6 +749,8 @@ static VOID qt_default(WDFQUEUE q, WDFREQUEST req)
 }
 
 struct qt_delete {
+    WDFDEVICE device;
+    struct uwdf_device *dev;
     WDFQUEUE queue;
     atomic_bool done;
 };
@@ -761,33 +763,40 @@ static void *qt_delete_queue(void *arg)
     return NULL;
 }
 
-/* A packet's lookup counts itself in queue_readers (of its epoch's parity)
- * from before its read of the table until it holds its reference on the queue. A queue's deletion
- * takes it out of the table at once, and then waits for every lookup in
+/* A control device whose default queue d->queue is to be deleted. */
+static WDFDRIVER qt_device_with_default_queue(struct qt_delete *d)
+{
+    WDFDRIVER driver = tu_make_driver();
+    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
+    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &d->device), STATUS_SUCCESS);
+    WdfControlFinishInitializing(d->device);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDefault = qt_default;
+    ck_assert_status(WdfIoQueueCreate(d->device, &c, WDF_NO_OBJECT_ATTRIBUTES, &d->queue), STATUS_SUCCESS);
+    d->dev = (struct uwdf_device *)uwdf_object_lookup(d->device, UWDF_OBJ_DEVICE, "test");
+    return driver;
+}
+
+/* A packet's lookup counts itself in queue_readers (of its epoch's
+ * parity) from before its read of the table until it holds its reference
+ * on the queue. A queue's deletion takes it out of the table at once, and then waits for every lookup in
  * progress, which may have read it before, so that none references a freed
  * queue. One such lookup is held open here by hand. */
 START_TEST(queue_deletion_waits_for_a_lookup_in_progress)
 {
-    WDFDRIVER driver = tu_make_driver();
-    WDFDEVICE device;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &device), STATUS_SUCCESS);
-    WdfControlFinishInitializing(device);
-    WDF_IO_QUEUE_CONFIG c;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
-    c.EvtIoDefault = qt_default;
     struct qt_delete d = { 0 };
-    ck_assert_status(WdfIoQueueCreate(device, &c, WDF_NO_OBJECT_ATTRIBUTES, &d.queue), STATUS_SUCCESS);
-    struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(device, UWDF_OBJ_DEVICE, "test");
+    WDFDRIVER driver = qt_device_with_default_queue(&d);
+    struct uwdf_device *dev = d.dev;
     /* _i 1: a lookup that read the epoch before an earlier deletion moved
      * it, counted in the other parity. */
     atomic_uint *held = &dev->queue_readers[(atomic_load(&dev->queue_epoch) + (unsigned)_i) & 1];
     atomic_fetch_add(held, 1);
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, qt_delete_queue, &d), 0);
-    for (int i = 0; i < 2000 && WdfDeviceGetDefaultQueue(device) != NULL; i++)
+    for (int i = 0; i < 2000 && WdfDeviceGetDefaultQueue(d.device) != NULL; i++)
         usleep(1000);
-    ck_assert_ptr_null(WdfDeviceGetDefaultQueue(device)); /* out of the table */
+    ck_assert_ptr_null(WdfDeviceGetDefaultQueue(d.device)); /* out of the table */
     usleep(100 * 1000);
     ck_assert(!atomic_load(&d.done)); /* but not gone while the lookup may hold it */
     atomic_fetch_sub(held, 1);
@@ -803,17 +812,9 @@ END_TEST
  * for lookups that began before it took the queue out of the table. */
 START_TEST(queue_deletion_ends_while_lookups_overlap_without_a_gap)
 {
-    WDFDRIVER driver = tu_make_driver();
-    WDFDEVICE device;
-    PWDFDEVICE_INIT init = WdfControlDeviceInitAllocate(driver, &SDDL_DEVOBJ_SYS_ALL_ADM_ALL);
-    ck_assert_status(WdfDeviceCreate(&init, WDF_NO_OBJECT_ATTRIBUTES, &device), STATUS_SUCCESS);
-    WdfControlFinishInitializing(device);
-    WDF_IO_QUEUE_CONFIG c;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
-    c.EvtIoDefault = qt_default;
     struct qt_delete d = { 0 };
-    ck_assert_status(WdfIoQueueCreate(device, &c, WDF_NO_OBJECT_ATTRIBUTES, &d.queue), STATUS_SUCCESS);
-    struct uwdf_device *dev = (struct uwdf_device *)uwdf_object_lookup(device, UWDF_OBJ_DEVICE, "test");
+    WDFDRIVER driver = qt_device_with_default_queue(&d);
+    struct uwdf_device *dev = d.dev;
     atomic_uint *held = &dev->queue_readers[atomic_load(&dev->queue_epoch) & 1];
     atomic_fetch_add(held, 1);
     pthread_t th;
