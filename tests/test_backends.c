@@ -4,15 +4,13 @@
  * system that takes O_DIRECT (chosen at run time). */
 #include "backend.h"
 #include "io_uring.h"
+#include "tu_seccomp.h"
 
 #include <check.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -21,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -60,12 +57,6 @@
 #define TCASE_TIMEOUT_SEC 60
 #define RING_ROUNDS 100 /* of RING_OPS: the ring's head wraps several times */
 #define RING_OPS 8
-
-#if defined(__x86_64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
 
 enum { BE_IO_URING, BE_LIBAIO, BE_NULL, BE_COUNT, BE_KERNEL_COUNT = BE_NULL };
 
@@ -938,25 +929,11 @@ struct ring_reap_run {
     int reap_err;
 };
 
+/* On this thread only; it ends with the thread. */
 static bool ring_deny_getevents(void)
 {
-#ifdef TEST_AUDIT_ARCH
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_getevents, 1, 0),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_pgetevents, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { .len = (unsigned short)(sizeof(f) / sizeof(f[0])), .filter = f };
-    /* On this thread only (no TSYNC); it ends with the thread. */
-    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0;
-#else
-    return false;
-#endif
+    static const long nrs[] = { __NR_io_getevents, __NR_io_pgetevents };
+    return tu_deny_syscalls(nrs, 2, EPERM);
 }
 
 static void *ring_reap_thread(void *arg)

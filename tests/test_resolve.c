@@ -8,6 +8,7 @@
  * with a seccomp filter in a child, to show which way did the work. */
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "tu_seccomp.h"
 
 #include "../lib/resolve.h"
 
@@ -15,16 +16,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,11 +32,6 @@
 #define INSIDE "inside\n"
 #define OUTSIDE "outside, keep out\n"
 
-#if defined(__x86_64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define TEST_AUDIT_ARCH AUDIT_ARCH_AARCH64
-#endif
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
@@ -623,34 +615,11 @@ START_TEST(magic_link_inside_the_root_is_access_denied)
 }
 END_TEST
 
-/* A seccomp filter answering err to system call nr, in this (child)
- * process. False where the architecture is not known here. */
-static bool deny_syscall(long nr, int err)
-{
-#ifdef TEST_AUDIT_ARCH
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TEST_AUDIT_ARCH, 1, 0),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
-    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0;
-#else
-    (void)nr;
-    (void)err;
-    return false;
-#endif
-}
-
 /* What a kernel without openat2 (ENOSYS) or a container that filters it
  * (EPERM) sees: the same answers, from the walk. */
 static int without_openat2_child(struct rfx *x, int err)
 {
-    if (!deny_syscall(SYS_openat2, err))
+    if (!tu_deny_syscalls(&(const long){ SYS_openat2 }, 1, err))
         return TU_EXIT_SKIP;
     struct stat st;
     CHILD_CHECK(child_open(x, "a/b/../f", FILE_OPEN, &st) == STATUS_SUCCESS);
@@ -693,7 +662,7 @@ END_TEST
  * root: it does, so mode 0 really uses it where the kernel has it. */
 static int openat2_child(struct rfx *x)
 {
-    if (!deny_syscall(SYS_openat, EACCES))
+    if (!tu_deny_syscalls(&(const long){ SYS_openat }, 1, EACCES))
         return TU_EXIT_SKIP;
     struct stat st;
     CHILD_CHECK(child_open(x, "a/b/../f", FILE_OPEN, &st) == STATUS_SUCCESS);
