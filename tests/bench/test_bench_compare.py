@@ -98,5 +98,46 @@ def compare_fio_prints_both_modes_and_plots():
               f"the latency plot lacks {[s for s in want if s not in text]}")
 
 
+def load_compare():
+    """bench/compare-fio as a module (no .py suffix), for its command lines."""
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("compare_fio", COMPARE)
+    spec = importlib.util.spec_from_loader("compare_fio", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+def rbd_random_writes_run_both_tools_without_random_map():
+    # fio's random map clusters its writes (next free block on a repeat),
+    # which librbd merges: on rbd both tools get uniform offsets for random
+    # writes, the same options for both, --randommap keeps the maps
+    cf = load_compare()
+
+    class Ceph:
+        def opts(self):
+            return ["--ioengine=rbd", "--pool=p", "--rbdname=i", "--clientname=admin"]
+
+    class Target:
+        path, size, ceph, nbd = "/dev/null", 1 << 20, Ceph(), None
+
+    class Args:
+        rw, bs, runtime, ramp_time, size, opt, randommap = "randwrite", "4k", 1, 0, 1 << 20, [], False
+
+    args = Args()
+    for rw, engine, keep, want in (("randwrite", "rbd", False, True), ("randrw", "rbd", False, True),
+                                   ("randtrim", "rbd", False, False), ("randread", "rbd", False, False),
+                                   ("write", "rbd", False, False), ("randwrite", "rbd", True, False),
+                                   ("randwrite", "io_uring", False, False)):
+        args.rw, args.randommap = rw, keep
+        cmds = {t: cf.common_opts(Target(), (engine, 32), args, t) for t in ("fio", "uwdf")}
+        check(cmds["fio"] == cmds["uwdf"], f"{rw} on {engine}: the tools' options differ: {cmds}")
+        check(("--norandommap" in cmds["fio"]) == want,
+              f"{rw} on {engine}{' --randommap' if keep else ''}: --norandommap "
+              f"{'missing' if want else 'given'}: {cmds['fio']}")
+
+
 if __name__ == "__main__":
-    bl.main([("compare_fio_prints_both_modes_and_plots", compare_fio_prints_both_modes_and_plots)])
+    bl.main([("compare_fio_prints_both_modes_and_plots", compare_fio_prints_both_modes_and_plots),
+             ("rbd_random_writes_run_both_tools_without_random_map", rbd_random_writes_run_both_tools_without_random_map)])
