@@ -138,6 +138,43 @@ def rbd_random_writes_run_both_tools_without_random_map():
               f"{'missing' if want else 'given'}: {cmds['fio']}")
 
 
+def ceph_args_reach_both_tools_only():
+    # --ceph-args: CEPH_ARGS in both tools' runs, nothing added without it
+    # (the cluster's ceph CLI, which refuses librbd options, never sees it)
+    cf = load_compare()
+
+    class Args:
+        ceph_args = "--rbd_io_scheduler=none"
+
+    env = cf.tool_env(Args())
+    check(env and env.get("CEPH_ARGS") == "--rbd_io_scheduler=none", f"CEPH_ARGS not set: {env and env.get('CEPH_ARGS')}")
+    check(env.get("PATH") == os.environ.get("PATH"), "the rest of the environment is not kept")
+    Args.ceph_args = None
+    check(cf.tool_env(Args()) is None, "an environment of its own without --ceph-args")
+    # through a whole run: stand-ins for both tools note what they got
+    with bl.TempDir() as d:
+        fake = os.path.join(d, "tool")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "[ \"$1\" = --version ] && { echo tool-1; exit 0; }\n"
+                    "echo \"${CEPH_ARGS-unset}\" >> \"$0.log\"\n"
+                    "echo '{\"jobs\": [{\"read\": {\"total_ios\": 1, \"iops\": 1, \"clat_ns\": {}},"
+                    " \"usr_cpu\": 0, \"sys_cpu\": 0, \"job_runtime\": 1}]}'\n")
+        os.chmod(fake, 0o755)
+        target = bl.make_data_file(os.path.join(d, "t.img"), 1 << 20)
+        for extra, want in ((["--ceph-args=--x=1"], "--x=1"), ([], "unset")):
+            if os.path.exists(fake + ".log"):
+                os.unlink(fake + ".log")
+            p = subprocess.run([sys.executable, COMPARE, f"--bench={fake}", f"--fio={fake}", f"--filename={target}",
+                                "--size=1m", "--engines=null", "--iodepths=1", "--runtime=1", "--rounds=1",
+                                "--fio-modes=default", "--uwdf-modes=default"] + extra,
+                               cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+            check(p.returncode == 0, f"exit {p.returncode}: {p.stderr[-800:]}")
+            with open(fake + ".log") as f:
+                got = f.read().split()
+            check(got == [want, want], f"{extra}: the two runs had CEPH_ARGS {got}, not {want}")
+
 if __name__ == "__main__":
     bl.main([("compare_fio_prints_both_modes_and_plots", compare_fio_prints_both_modes_and_plots),
-             ("rbd_random_writes_run_both_tools_without_random_map", rbd_random_writes_run_both_tools_without_random_map)])
+             ("rbd_random_writes_run_both_tools_without_random_map", rbd_random_writes_run_both_tools_without_random_map),
+             ("ceph_args_reach_both_tools_only", ceph_args_reach_both_tools_only)])
