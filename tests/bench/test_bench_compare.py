@@ -138,6 +138,19 @@ def rbd_random_writes_run_both_tools_without_random_map():
               f"{'missing' if want else 'given'}: {cmds['fio']}")
 
 
+def stand_in(path, ios):
+    """A stand-in for fio or uwdf-bench: --version, else one job of ios
+    reads in fio's JSON; each run appends its CEPH_ARGS (or "unset") to
+    PATH.log."""
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n"
+                "[ \"$1\" = --version ] && { echo tool-1; exit 0; }\n"
+                "echo \"${CEPH_ARGS-unset}\" >> \"$0.log\"\n"
+                "echo '{\"jobs\": [{\"read\": {\"total_ios\": %d, \"iops\": %d, \"clat_ns\": {}},"
+                " \"usr_cpu\": 0, \"sys_cpu\": 0, \"job_runtime\": 1}]}'\n" % (ios, ios))
+    os.chmod(path, 0o755)
+
+
 def ceph_args_reach_both_tools_only():
     # --ceph-args: CEPH_ARGS in both tools' runs, nothing added without it
     # (the cluster's ceph CLI, which refuses librbd options, never sees it)
@@ -154,13 +167,7 @@ def ceph_args_reach_both_tools_only():
     # through a whole run: stand-ins for both tools note what they got
     with bl.TempDir() as d:
         fake = os.path.join(d, "tool")
-        with open(fake, "w") as f:
-            f.write("#!/bin/sh\n"
-                    "[ \"$1\" = --version ] && { echo tool-1; exit 0; }\n"
-                    "echo \"${CEPH_ARGS-unset}\" >> \"$0.log\"\n"
-                    "echo '{\"jobs\": [{\"read\": {\"total_ios\": 1, \"iops\": 1, \"clat_ns\": {}},"
-                    " \"usr_cpu\": 0, \"sys_cpu\": 0, \"job_runtime\": 1}]}'\n")
-        os.chmod(fake, 0o755)
+        stand_in(fake, 1)
         target = bl.make_data_file(os.path.join(d, "t.img"), 1 << 20)
         for extra, want in ((["--ceph-args=--x=1"], "--x=1"), ([], "unset")):
             if os.path.exists(fake + ".log"):
@@ -174,7 +181,53 @@ def ceph_args_reach_both_tools_only():
                 got = f.read().split()
             check(got == [want, want], f"{extra}: the two runs had CEPH_ARGS {got}, not {want}")
 
+
+def rbd_rows_report_osd_ops_per_io():
+    # the OSD's operations per I/O of each tool, from its counter read
+    # before and after each run: here 900 per run, against 1000 fio I/Os
+    # and 2000 uwdf I/Os
+    import contextlib
+    import io
+    cf = load_compare()
+
+    class FakeCeph:
+        def __init__(self, args):
+            self.ops, self.after = 5000, False
+
+        def opts(self):
+            return ["--ioengine=rbd", "--pool=p", "--rbdname=i", "--clientname=admin"]
+
+        def osd_ops(self):
+            if self.after:
+                self.ops += 900
+            self.after = not self.after
+            return self.ops
+
+        def stop(self):
+            pass
+
+    cf.CephCluster = FakeCeph
+    with bl.TempDir() as d:
+        stand_in(os.path.join(d, "fio"), 1000)
+        stand_in(os.path.join(d, "bench"), 2000)
+        out = io.StringIO()
+        argv = sys.argv
+        sys.argv = ["compare-fio", f"--bench={d}/bench", f"--fio={d}/fio", "--engines=rbd", "--iodepths=1,32",
+                    "--runtime=1", "--rounds=3", "--fio-modes=default", "--uwdf-modes=default", "--size=1m"]
+        try:
+            with contextlib.redirect_stdout(out):
+                rc = cf.main()
+        finally:
+            sys.argv = argv
+        text = out.getvalue()
+        check(rc == 0, f"exit {rc}:\n{text}")
+        for qd in (1, 32):
+            check(re.search(r"^  rbd QD%d +fio default 0\.900  uwdf 0\.450$" % qd, text, re.M),
+                  f"no OSD operations per I/O for QD{qd} (fio 0.900, uwdf 0.450):\n{text}")
+
+
 if __name__ == "__main__":
     bl.main([("compare_fio_prints_both_modes_and_plots", compare_fio_prints_both_modes_and_plots),
              ("rbd_random_writes_run_both_tools_without_random_map", rbd_random_writes_run_both_tools_without_random_map),
-             ("ceph_args_reach_both_tools_only", ceph_args_reach_both_tools_only)])
+             ("ceph_args_reach_both_tools_only", ceph_args_reach_both_tools_only),
+             ("rbd_rows_report_osd_ops_per_io", rbd_rows_report_osd_ops_per_io)])
