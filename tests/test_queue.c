@@ -1102,6 +1102,106 @@ START_TEST(ioctl_through_stack)
 }
 END_TEST
 
+/* A direct-method IOCTL sent on as it came down four devices, the filters
+ * between looking at it as a driver may (its output buffer, or its MDL, or
+ * not at all) before sending it on: the MDL below the first device is
+ * deferred (lib/request_received.c), and every layer's view of the output
+ * must still be the sender's buffer, and the reply must land in it. */
+#define IOCTL_TEST_IN_DIRECT CTL_CODE(FILE_DEVICE_UNKNOWN, 0x803, METHOD_IN_DIRECT, FILE_ANY_ACCESS)
+static void *_Atomic ioctl_peek_expect; /* the sender's output buffer */
+static atomic_int ioctl_peek_mode;      /* 0 none, 1 output buffer, 2 output MDL */
+static atomic_int ioctl_peek_ok;
+
+static VOID ioctl_peek_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_COMPLETION_PARAMS Params,
+                            WDFCONTEXT Context)
+{
+    (void)Target;
+    (void)Context;
+    WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
+}
+
+static VOID ioctl_peek_forward(WDFQUEUE Queue, WDFREQUEST Request, size_t out_len, size_t in_len, ULONG code)
+{
+    (void)in_len;
+    (void)code;
+    int mode = atomic_load(&ioctl_peek_mode);
+    bool ok = true;
+    if (mode == 1) {
+        PVOID out = NULL;
+        size_t n = 0;
+        ok = NT_SUCCESS(WdfRequestRetrieveOutputBuffer(Request, out_len, &out, &n)) && n == out_len &&
+             out == atomic_load(&ioctl_peek_expect);
+    } else if (mode == 2) {
+        PMDL m = NULL;
+        ok = NT_SUCCESS(WdfRequestRetrieveOutputWdmMdl(Request, &m)) &&
+             mdl_describes(m, atomic_load(&ioctl_peek_expect), (ULONG)out_len);
+    }
+    if (ok)
+        atomic_fetch_add(&ioctl_peek_ok, 1);
+    TU_FORWARDER *f = tu_forwarder_of(WdfIoQueueGetDevice(Queue));
+    WdfRequestFormatRequestUsingCurrentType(Request);
+    WdfRequestSetCompletionRoutine(Request, ioctl_peek_done, NULL);
+    if (!WdfRequestSend(Request, f->lower, WDF_NO_SEND_OPTIONS))
+        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+}
+
+START_TEST(direct_ioctl_down_a_chain_of_four_devices)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    rx_reset();
+    WDFDEVICE bottom = make_named_device(e.driver, "\\Device\\uwdfDxB", WdfDeviceIoDirect);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDeviceControl = ioctl_server;
+    ck_assert_status(WdfIoQueueCreate(bottom, &c, NULL, NULL), STATUS_SUCCESS);
+    const char *names[] = { "\\Device\\uwdfDxB", "\\Device\\uwdfDx1", "\\Device\\uwdfDx2" };
+    for (int d = 1; d < 3; d++) {
+        WDFDEVICE f;
+        ck_assert_status(tu_forwarder_device_create(e.driver, names[d], WdfDeviceIoDirect, &f), STATUS_SUCCESS);
+        WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+        c.EvtIoDeviceControl = ioctl_peek_forward;
+        ck_assert_status(WdfIoQueueCreate(f, &c, NULL, NULL), STATUS_SUCCESS);
+        tu_open_by_name(tu_forwarder_of(f)->lower, names[d - 1], 0);
+    }
+    WDFDEVICE top = tu_make_forwarder(e.driver, "\\Device\\uwdfDxT", WdfDeviceIoDirect, "\\Device\\uwdfDx2", 0);
+    WDFIOTARGET t = app_target(&e, "\\Device\\uwdfDxT");
+    const ULONG codes[] = { IOCTL_TEST_OUT_DIRECT, IOCTL_TEST_IN_DIRECT };
+    atomic_store(&ioctl_peek_ok, 0);
+    int sent = 0;
+    for (int round = 0; round < 300; round++) {
+        ULONG code = codes[round & 1];
+        atomic_store(&ioctl_peek_mode, (round >> 1) % 3);
+        struct io io;
+        memset(&io, 0, sizeof(io));
+        io.req = tu_make_request(t);
+        size_t in_len = 1 + (size_t)round % 24, out_len = 64 + (size_t)round % 61;
+        io.mem = tu_make_memory(in_len, &io.buf);
+        io.mem2 = tu_make_memory(out_len, &io.buf2);
+        for (size_t i = 0; i < in_len; i++)
+            ((char *)io.buf)[i] = (char)('a' + i);
+        memset(io.buf2, 0xEE, out_len);
+        atomic_store(&ioctl_peek_expect, io.buf2);
+        tu_completion_init(&io.c);
+        ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, io.req, code, io.mem, NULL, io.mem2, NULL),
+                         STATUS_SUCCESS);
+        WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
+        ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
+        sent++;
+        io_expect(&io, STATUS_SUCCESS, (long)in_len);
+        for (size_t i = 0; i < in_len; i++)
+            ck_assert_int_eq(((char *)io.buf2)[i], (char)('a' + in_len - 1 - i));
+        for (size_t i = in_len; i < out_len; i++)
+            ck_assert_int_eq(((unsigned char *)io.buf2)[i], 0xEE);
+        ck_assert_int_eq(tu_load(&ioctl_peek_ok), 2 * sent);
+        io_fini(&io);
+    }
+    ck_assert_int_eq(tu_load(&R.n_ioctl), sent);
+    ck_assert_uint_eq(fwd_seen(top), (unsigned long)sent);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- dispatch types ---- */
 
 START_TEST(dispatch_sequential)
@@ -3116,6 +3216,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, direct_io_irp_has_the_buffer_mdl_before_any_retrieval, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, direct_io_chain_gives_every_layer_the_buffer_mdl, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, ioctl_through_stack, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, direct_ioctl_down_a_chain_of_four_devices, 0, TU_BACKENDS);
     tc = tu_tcase(s, "dispatch", 30);
     tcase_add_loop_test(tc, dispatch_sequential, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, dispatch_parallel_limit, 0, TU_BACKENDS);
