@@ -2280,6 +2280,72 @@ START_TEST(concurrent_appends_do_not_overlap)
 }
 END_TEST
 
+/* One request taken through what a careless driver does with it: formatted
+ * for an asynchronous read on its memory, reused twice (the second drop
+ * finds nothing), then sent synchronously with each kind of bad or odd
+ * descriptor, and a good one between them. The folded synchronous send
+ * must read into the buffer it was given now, not the memory of the old
+ * format; an MDL shorter than the length claimed fails before any byte
+ * moves; a failed send leaves the request good for the next one. */
+START_TEST(sync_send_on_a_reused_request_with_odd_descriptors)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    WDFIOTARGET t = tu_env_open_file(&e, 64 * 1024, 7, GENERIC_READ, 0);
+    WDFREQUEST req = tu_make_request(t);
+    void *old;
+    WDFMEMORY mem = tu_make_memory(4096, &old);
+    memset(old, 0xAB, 4096);
+    LONGLONG off = 8192;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(t, req, mem, NULL, &off), STATUS_SUCCESS);
+    WDF_REQUEST_REUSE_PARAMS rp;
+    WDF_REQUEST_REUSE_PARAMS_INIT(&rp, WDF_REQUEST_REUSE_NO_FLAGS, STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    ck_assert_status(WdfRequestReuse(req, &rp), STATUS_SUCCESS);
+    WdfObjectDelete(mem); /* the format's reference is gone with it */
+
+    static char buf[3 * 4096];
+    WDF_MEMORY_DESCRIPTOR md;
+    ULONG_PTR got = 99;
+    /* A buffer with no address but a length. */
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, NULL, 4096);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &md, &off, NULL, &got), STATUS_INVALID_PARAMETER);
+    ck_assert_uint_eq(got, 0);
+    /* An MDL of one page claimed as two: refused, the page beyond untouched. */
+    memset(buf, 0x5A, sizeof(buf));
+    PMDL mdl = IoAllocateMdl(buf, 4096, FALSE, FALSE, NULL);
+    ck_assert_ptr_nonnull(mdl);
+    MmBuildMdlForNonPagedPool(mdl);
+    WDF_MEMORY_DESCRIPTOR_INIT_MDL(&md, mdl, 2 * 4096);
+    NTSTATUS st = WdfIoTargetSendReadSynchronously(t, req, &md, &off, NULL, &got);
+    ck_assert(!NT_SUCCESS(st));
+    for (size_t i = 4096; i < sizeof(buf); i++)
+        ck_assert_int_eq((unsigned char)buf[i], 0x5A);
+    /* The same MDL claimed right reads into it. */
+    WDF_MEMORY_DESCRIPTOR_INIT_MDL(&md, mdl, 4096);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &md, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, 4096);
+    ck_assert(tu_pattern_matches(buf, 4096, 7, 8192));
+    IoFreeMdl(mdl);
+    /* A bad offset, then a zero-length read, then a plain buffer. */
+    LONGLONG bad = -5;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, buf + 4096, 4096);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &md, &bad, NULL, &got), STATUS_INVALID_PARAMETER);
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, buf + 4096, 0);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &md, &off, NULL, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, 0);
+    ck_assert_int_eq((unsigned char)buf[4096], 0x5A);
+    LONGLONG off2 = 4096;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, buf + 4096, 4096);
+    ck_assert_status(WdfIoTargetSendReadSynchronously(t, req, &md, &off2, NULL, &got), STATUS_SUCCESS);
+    ck_assert_uint_eq(got, 4096);
+    ck_assert(tu_pattern_matches(buf + 4096, 4096, 7, 4096));
+    ck_assert_int_eq((unsigned char)buf[2 * 4096], 0x5A);
+    WdfObjectDelete(req);
+    tu_env_fini(&e);
+}
+END_TEST
+
 static Suite *iotarget_suite(bool with_loop_devices)
 {
     Suite *s = suite_create("iotarget");
@@ -2299,6 +2365,7 @@ static Suite *iotarget_suite(bool with_loop_devices)
 
     tc = tu_tcase(s, "io", TEST_TIMEOUT_SEC);
     tcase_add_loop_test(tc, sync_write_read_all_descriptor_kinds_regular_file, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, sync_send_on_a_reused_request_with_odd_descriptors, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, async_write_read_regular_file, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, registered_memory_and_file_use_fixed_ops, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, sync_send_completes_on_the_sending_thread, 0, TU_BACKENDS);
