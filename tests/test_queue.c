@@ -926,13 +926,19 @@ static VOID mdl_check_done(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_
     WdfRequestCompleteWithInformation(Request, Params->IoStatus.Status, Params->IoStatus.Information);
 }
 
-static VOID mdl_check_forward(WDFQUEUE Queue, WDFREQUEST Request)
+/* Send Request on as it came to the device below Queue's, done on return. */
+static void send_on_as_it_came(WDFQUEUE Queue, WDFREQUEST Request, PFN_WDF_REQUEST_COMPLETION_ROUTINE done)
 {
     TU_FORWARDER *f = tu_forwarder_of(WdfIoQueueGetDevice(Queue));
     WdfRequestFormatRequestUsingCurrentType(Request);
-    WdfRequestSetCompletionRoutine(Request, mdl_check_done, NULL);
+    WdfRequestSetCompletionRoutine(Request, done, NULL);
     if (!WdfRequestSend(Request, f->lower, WDF_NO_SEND_OPTIONS))
         WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+}
+
+static VOID mdl_check_forward(WDFQUEUE Queue, WDFREQUEST Request)
+{
+    send_on_as_it_came(Queue, Request, mdl_check_done);
 }
 
 /* Down a stack of direct-I/O filters none of which looked at the buffer,
@@ -1138,11 +1144,7 @@ static VOID ioctl_peek_forward(WDFQUEUE Queue, WDFREQUEST Request, size_t out_le
     }
     if (ok)
         atomic_fetch_add(&ioctl_peek_ok, 1);
-    TU_FORWARDER *f = tu_forwarder_of(WdfIoQueueGetDevice(Queue));
-    WdfRequestFormatRequestUsingCurrentType(Request);
-    WdfRequestSetCompletionRoutine(Request, ioctl_peek_done, NULL);
-    if (!WdfRequestSend(Request, f->lower, WDF_NO_SEND_OPTIONS))
-        WdfRequestComplete(Request, WdfRequestGetStatus(Request));
+    send_on_as_it_came(Queue, Request, ioctl_peek_done);
 }
 
 START_TEST(direct_ioctl_down_a_chain_of_four_devices)
