@@ -6,8 +6,14 @@ picture of IOPS and p99, and the latency-vs-QD picture.
 
 A short run on the null engines of a small file (no root, no device): what
 is checked is the shape (both modes, the batching options on fio's command
-line, a row per case with figures, the SVG), not any performance.
+line, a row per case with figures, the SVG), not any performance. The
+outside CPU per I/O is checked against each tool's own figure (the same
+run's, loosely: a process tree or I/O count gone wrong is off by far more),
+and its choice of window on made-up interim reports.
 """
+
+import importlib.machinery
+import importlib.util
 
 import os
 import re
@@ -23,10 +29,20 @@ SRCDIR = os.environ.get("srcdir", os.path.join(os.path.dirname(os.path.abspath(_
 COMPARE = os.path.abspath(os.path.join(SRCDIR, "bench", "compare-fio"))
 US = r"[\d.]+ us"
 RATIO = r"([\d.]+|-)"
-ROW = re.compile(r"^null QD(\d+) +[\d.]+[kM]? +[\d.]+[kM]? +[\d.]+ +%s +%s +%s +%s +%s +%s +%s +%s +null$"
-                 % (US, US, US, US, RATIO, US, US, RATIO))
+# case, IOPS, IOPS, ratio, outside CPU/IO fio, uwdf, ratio, own CPU/IO fio, uwdf, p99s, p99.9s
+ROW = re.compile(r"^null QD(\d+) +[\d.]+[kM]? +[\d.]+[kM]? +[\d.]+ +([\d.]+) us +([\d.]+) us +%s +%s +%s +%s +%s "
+                 r"+%s +%s +%s +%s +null$" % (RATIO, US, US, US, US, RATIO, US, US, RATIO))
 # -v: each run's figures, ns
-RUN = re.compile(r"^  (\w+) null QD(\d+) round 1: .* p99 (\d+) ns, p99.9 (\d+) ns,")
+RUN = re.compile(r"^  (\w+(?: batched)?) null QD(\d+) round 1: .*, ([\d.]+) us CPU/IO own, ([\d.]+) us outside, "
+                 r"p99 (\d+) ns, p99.9 (\d+) ns,")
+
+
+def load_compare():
+    loader = importlib.machinery.SourceFileLoader("compare_fio", COMPARE)
+    spec = importlib.util.spec_from_loader("compare_fio", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 def check_ratio(text, uwdf_ns, fio_ns, what):
@@ -47,7 +63,7 @@ def compare_fio_prints_both_modes_and_plots():
         lat = os.path.join(d, "lat.svg")
         env = dict(os.environ, **bl.BENCH_ENV)
         p = subprocess.run([sys.executable, COMPARE, f"--bench={bl.BENCH}", f"--filename={target}", "--size=4m",
-                            "--engines=null", "--iodepths=1,4", "--runtime=1", "--rounds=1", f"--plot={svg}",
+                            "--engines=null", "--iodepths=1,4", "--runtime=2", "--rounds=1", f"--plot={svg}",
                             f"--lat-plot={lat}", "-v"],
                            cwd=d, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
         out = p.stdout
@@ -73,7 +89,14 @@ def compare_fio_prints_both_modes_and_plots():
         for ln in p.stderr.splitlines():
             m = RUN.match(ln)
             if m:
-                runs[(m.group(1), int(m.group(2)))] = (int(m.group(3)), int(m.group(4)))
+                runs[(m.group(1), int(m.group(2)))] = (int(m.group(5)), int(m.group(6)), float(m.group(3)),
+                                                       float(m.group(4)))
+        check(len(runs) == 8, f"-v figures of 4 runs per depth expected: {sorted(runs)}\n{p.stderr[-2000:]}")
+        for key, (_, _, own, outside) in runs.items():
+            # the whole tree in the steady window against the tool's own account of its
+            # job: close on the null engine; fio's job process left out would be a few %
+            # of it, a window's I/Os against the whole run's count some 0.6
+            check(0.75 <= outside / own <= 1.33, f"{key}: outside CPU/IO {outside} us, own {own} us")
         # the tables against uwdf's defaults: their ratios are those of the -v figures
         for i, mode in zip(heads[:2], ("default", "batched")):
             for k in (3, 4):
@@ -82,8 +105,11 @@ def compare_fio_prints_both_modes_and_plots():
                 qd = int(m.group(1))
                 u, f = runs.get(("uwdf", qd)), runs.get((mode, qd))
                 check(u and f, f"no -v figures for QD{qd}: {sorted(runs)}")
-                check_ratio(m.group(2), u[0], f[0], f"{mode} QD{qd} p99 u/f")
-                check_ratio(m.group(3), u[1], f[1], f"{mode} QD{qd} p99.9 u/f")
+                check(abs(float(m.group(2)) - f[3]) < 0.0011 and abs(float(m.group(3)) - u[3]) < 0.0011,
+                      f"{mode} QD{qd} outside CPU/IO {m.group(2)} {m.group(3)} against -v's {f[3]} {u[3]}")
+                check_ratio(m.group(4), u[3], f[3], f"{mode} QD{qd} CPU/IO u/f")
+                check_ratio(m.group(5), u[0], f[0], f"{mode} QD{qd} p99 u/f")
+                check_ratio(m.group(6), u[1], f[1], f"{mode} QD{qd} p99.9 u/f")
         for k in (3, 4):
             check(ROW.match(lines[heads[2] + k]), f"row of {lines[heads[2]]!r}: {lines[heads[2] + k]!r}")
         check(os.path.exists(svg), "no plot")
@@ -96,17 +122,6 @@ def compare_fio_prints_both_modes_and_plots():
         want = [f"{t} {p}" for t in ("fio", "fio batched", "uwdf") for p in ("p50", "p99", "p99.9")]
         check(all(s in text for s in want + ["queue depth", "clat (us)"]),
               f"the latency plot lacks {[s for s in want if s not in text]}")
-
-
-def load_compare():
-    """bench/compare-fio as a module (no .py suffix), for its command lines."""
-    import importlib.machinery
-    import importlib.util
-    loader = importlib.machinery.SourceFileLoader("compare_fio", COMPARE)
-    spec = importlib.util.spec_from_loader("compare_fio", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
 
 
 def rbd_random_writes_run_both_tools_without_random_map():
@@ -226,8 +241,45 @@ def rbd_rows_report_osd_ops_per_io():
                   f"no OSD operations per I/O for QD{qd} (fio 0.900, uwdf 0.450):\n{text}")
 
 
+def steady_window_leaves_out_setup_ramp_and_end():
+    """Made-up interim reports (wall s, {pid: CPU s}, I/Os, job runtime ms,
+    timestamp ms) at 100k IOPS, 0.5 s of CPU a second in the job process 2:
+    one from setup, two from the ramp (its end resets the counts), four
+    steady ones, sampled 10 to 50 ms after their timestamps, with process 3
+    born and process 4 gone inside the window, and one after the I/O
+    stopped. The window is the four steady reports, the I/Os carried to the
+    samples' moments."""
+    cf = load_compare()
+
+    def steady(t, lag):
+        w = t + lag
+        return (w, {1: 0.3, 2: 0.5 * (w - 10.0), 3: 0.1 * (w - 11.2) if w > 11.2 else None,
+                    4: 0.05 if t < 12 else None}, round(100000 * (t - 11.0)) + 20000, round((t - 11.0) * 1000) + 200,
+                round(t * 1000))
+
+    pts = [(10.01, {1: 0.2}, 0, 0, 10000),
+           (10.41, {1: 0.3, 2: 0.2}, 30000, 300, 10400),
+           (10.81, {1: 0.3, 2: 0.4}, 70000, 700, 10800)]
+    pts += [steady(t, lag) for t, lag in ((11.0, 0.010), (11.5, 0.030), (12.0, 0.020), (12.5, 0.050))]
+    pts += [(13.02, {1: 0.3, 2: 0.5 * 3.0}, 170000, 1700, 13000)]
+    pts = [(w, {q: c for q, c in cpus.items() if c is not None}, ios, rt, ts) for w, cpus, ios, rt, ts in pts]
+    got = cf.steady_window(pts)
+    check(got is not None, "no window")
+    want_cpu = 0.5 * 1.54 + 0.1 * (12.55 - 11.2)
+    check(abs(got["window_s"] - 1.54) < 1e-9, f"window {got['window_s']} s, want 1.54 s (11.01 to 12.55)")
+    check(abs(got["ios"] - 154000) < 1e-6, f"{got['ios']} I/Os, want 154000 (carried to the samples)")
+    check(abs(got["cpu_s"] - want_cpu) < 1e-9, f"{got['cpu_s']} s CPU, want {want_cpu}")
+    check(abs(got["cpu_per_io_s"] - want_cpu / 154000) < 1e-15, f"{got['cpu_per_io_s']} s per I/O")
+    check(got["lost"] == [4], f"lost {got['lost']}, want [4]")
+    check(cf.steady_window(pts[:1] + pts[3:4] + pts[-1:]) is None, "a window from one steady report")
+    two = cf.steady_window(pts[1:5] + pts[-1:])
+    check(two and abs(two["window_s"] - 0.52) < 1e-9, f"of two series as long, not the later one: {two}")
+
+
 if __name__ == "__main__":
     bl.main([("compare_fio_prints_both_modes_and_plots", compare_fio_prints_both_modes_and_plots),
              ("rbd_random_writes_run_both_tools_without_random_map", rbd_random_writes_run_both_tools_without_random_map),
              ("ceph_args_reach_both_tools_only", ceph_args_reach_both_tools_only),
-             ("rbd_rows_report_osd_ops_per_io", rbd_rows_report_osd_ops_per_io)])
+             ("rbd_rows_report_osd_ops_per_io", rbd_rows_report_osd_ops_per_io),
+             ("steady_window_leaves_out_setup_ramp_and_end", steady_window_leaves_out_setup_ramp_and_end)])
+
