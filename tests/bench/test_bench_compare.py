@@ -248,23 +248,26 @@ def steady_window_leaves_out_setup_ramp_and_end():
     timestamp ms) at 100k IOPS, 0.5 s of CPU a second in the job process 2:
     one from setup, two from the ramp (its end resets the counts), four
     steady ones, sampled 10 to 50 ms after their timestamps, with process 3
-    born and process 4 gone inside the window, and one after the I/O
-    stopped. The window is the four steady reports, the I/Os carried to the
-    samples' moments."""
+    born inside the window, and one after the I/O stopped. The window is
+    the four steady reports, the I/Os carried to the samples' moments; with
+    a process of the first gone by the last, it ends at the one before."""
     cf = load_compare()
 
-    def steady(t, lag):
+    def steady(t, lag, gone=99.0):
         w = t + lag
         return (w, {1: 0.3, 2: 0.5 * (w - 10.0), 3: 0.1 * (w - 11.2) if w > 11.2 else None,
-                    4: 0.05 if t < 12 else None}, round(100000 * (t - 11.0)) + 20000, round((t - 11.0) * 1000) + 200,
-                round(t * 1000))
+                    4: 0.05 if t < gone else None}, round(100000 * (t - 11.0)) + 20000,
+                round((t - 11.0) * 1000) + 200, round(t * 1000))
 
-    pts = [(10.01, {1: 0.2}, 0, 0, 10000),
-           (10.41, {1: 0.3, 2: 0.2}, 30000, 300, 10400),
-           (10.81, {1: 0.3, 2: 0.4}, 70000, 700, 10800)]
-    pts += [steady(t, lag) for t, lag in ((11.0, 0.010), (11.5, 0.030), (12.0, 0.020), (12.5, 0.050))]
-    pts += [(13.02, {1: 0.3, 2: 0.5 * 3.0}, 170000, 1700, 13000)]
-    pts = [(w, {q: c for q, c in cpus.items() if c is not None}, ios, rt, ts) for w, cpus, ios, rt, ts in pts]
+    def points(gone):
+        pts = [(10.01, {1: 0.2}, 0, 0, 10000),
+               (10.41, {1: 0.3, 2: 0.2}, 30000, 300, 10400),
+               (10.81, {1: 0.3, 2: 0.4}, 70000, 700, 10800)]
+        pts += [steady(t, lag, gone) for t, lag in ((11.0, 0.010), (11.5, 0.030), (12.0, 0.020), (12.5, 0.050))]
+        pts += [(13.02, {1: 0.3, 2: 0.5 * 3.0}, 170000, 1700, 13000)]
+        return [(w, {q: c for q, c in cpus.items() if c is not None}, ios, rt, ts) for w, cpus, ios, rt, ts in pts]
+
+    pts = points(99.0)
     got = cf.steady_window(pts)
     check(got is not None, "no window")
     want_cpu = 0.5 * 1.54 + 0.1 * (12.55 - 11.2)
@@ -272,7 +275,11 @@ def steady_window_leaves_out_setup_ramp_and_end():
     check(abs(got["ios"] - 154000) < 1e-6, f"{got['ios']} I/Os, want 154000 (carried to the samples)")
     check(abs(got["cpu_s"] - want_cpu) < 1e-9, f"{got['cpu_s']} s CPU, want {want_cpu}")
     check(abs(got["cpu_per_io_s"] - want_cpu / 154000) < 1e-15, f"{got['cpu_per_io_s']} s per I/O")
-    check(got["lost"] == [4], f"lost {got['lost']}, want [4]")
+    # process 4 gone at 12.5: the window ends at 12.0 (12.02), 101000 I/Os
+    cut = cf.steady_window(points(12.5))
+    want_cpu = 0.5 * 1.01 + 0.1 * (12.02 - 11.2)
+    check(cut and abs(cut["window_s"] - 1.01) < 1e-9 and abs(cut["ios"] - 101000) < 1e-6
+          and abs(cut["cpu_s"] - want_cpu) < 1e-9, f"process 4 gone at the last report: {cut}")
     check(cf.steady_window(pts[:1] + pts[3:4] + pts[-1:]) is None, "a window from one steady report")
     two = cf.steady_window(pts[1:5] + pts[-1:])
     check(two and abs(two["window_s"] - 0.52) < 1e-9, f"of two series as long, not the later one: {two}")
