@@ -140,7 +140,7 @@ def rbd_random_writes_run_both_tools_without_random_map():
         path, size, ceph, nbd = "/dev/null", 1 << 20, Ceph(), None
 
     class Args:
-        rw, bs, runtime, ramp_time, size, opt, randommap = "randwrite", "4k", 1, 0, 1 << 20, [], False
+        rw, bs, runtime, ramp_time, size, opt, randommap, outside_cpu = "randwrite", "4k", 1, 0, 1 << 20, [], False, True
 
     args = Args()
     for rw, engine, keep, want in (("randwrite", "rbd", False, True), ("randrw", "rbd", False, True),
@@ -281,6 +281,7 @@ def steady_window_leaves_out_setup_ramp_and_end():
     check(cut and abs(cut["window_s"] - 1.01) < 1e-9 and abs(cut["ios"] - 101000) < 1e-6
           and abs(cut["cpu_s"] - want_cpu) < 1e-9, f"process 4 gone at the last report: {cut}")
     check(cf.steady_window(pts[:1] + pts[3:4] + pts[-1:]) is None, "a window from one steady report")
+    check(cf.steady_window([]) is None, "a window without reports (a tool that printed only its final one)")
     two = cf.steady_window(pts[1:5] + pts[-1:])
     check(two and abs(two["window_s"] - 0.52) < 1e-9, f"of two series as long, not the later one: {two}")
 
