@@ -181,8 +181,9 @@ NTSTATUS UwdfIoTargetGetConnectionState(WDFIOTARGET IoTarget, PUWDF_IO_TARGET_CO
 /* Batching, fio's iodepth_batch_submit and iodepth_batch_complete_min/max
  * for a target's I/O (docs/engines.md, "Batching"). SubmitBatch N: the
  * engine hands this target's queued operations to the kernel (one
- * io_uring_enter / io_submit) whenever N are staged, and whatever is
- * staged before it waits for completions; 0 keeps the engine's own rule
+ * io_uring_enter / io_submit) whenever N are staged (when the N-th is a
+ * resend from a completion routine, once that routine has returned), and
+ * whatever is staged before it waits for completions; 0 keeps the engine's own rule
  * (everything the completion routines of one round resent, and every send
  * from other threads that is waiting, in one submission). CompleteMin N:
  * the target's completion routines run only once N of its operations have

@@ -81,6 +81,11 @@ struct uwdf_engine_core {
     struct uwdf_engine_batch *batched;
     long held;
     bool batch_due;
+    /* engine_deliver runs a completion routine, and a batched file's
+     * SubmitBatch was reached inside it: its ops go to the kernel when the
+     * routine has returned. */
+    bool delivering;
+    bool batch_flush_due;
     bool releasing; /* engine_batch_release runs: a detach leaves the unlinking to it */
     /* Ops of files with hand-over times staged since the last hand-over
      * to the kernel (engine thread; linked through core_next, which an op
@@ -193,6 +198,7 @@ static inline void engine_fifo_push(struct uwdf_io **head, struct uwdf_io **tail
 }
 
 static bool engine_next_piece(struct uwdf_engine_core *c, struct uwdf_io *io);
+static void engine_flush_staged(struct uwdf_engine_core *c);
 
 /* An op is over: its request completes, or the next piece of a pieces op
  * (lib/engine_pieces.c) goes to the backend in its place. */
@@ -220,7 +226,12 @@ static void engine_deliver(struct uwdf_engine_core *c, struct uwdf_io *io)
         engine_fifo_push(&c->stall_head, &c->stall_tail, io);
         return;
     }
+    bool nested = c->delivering;
+    c->delivering = true;
     engine_io_done(c, io);
+    c->delivering = nested;
+    if (UWDF_UNLIKELY(c->batch_flush_due) && !nested)
+        engine_flush_staged(c);
 }
 
 static void engine_stall_remove(struct uwdf_engine_core *c, struct uwdf_io *io)
@@ -352,6 +363,7 @@ static void engine_batch_count_submits(struct uwdf_engine_core *c)
 /* Hand everything staged to the kernel now, rather than at the loop's end. */
 static void engine_flush_staged(struct uwdf_engine_core *c)
 {
+    c->batch_flush_due = false;
     if (UWDF_UNLIKELY(c->batched != NULL))
         engine_batch_count_submits(c);
     engine_flush(c);
@@ -363,7 +375,17 @@ static __attribute__((noinline)) void engine_batch_queued(struct uwdf_engine_cor
 {
     io->core_batched = true; /* until it is reaped (engine_batch_hold) */
     b->inflight++;
-    if (++b->staged >= b->submit && b->submit)
+    if (++b->staged < b->submit || !b->submit)
+        return;
+    /* Inside a completion routine the submitting call waits until the
+     * routine has returned (engine_deliver). A loop device's worker, woken
+     * on this CPU by the submission, runs only once this thread sleeps, so
+     * a submission from inside the routine made the routine's way back
+     * part of the device's latency (docs/performance.md, "Tail latency:
+     * where a QD1 read waits"). */
+    if (c->delivering)
+        c->batch_flush_due = true;
+    else
         engine_flush_staged(c);
 }
 

@@ -583,6 +583,39 @@ START_TEST(handover_time_of_a_resend_is_when_its_round_ended)
 }
 END_TEST
 
+/* With SubmitBatch 1 a routine's resend goes to the kernel as soon as the
+ * routine has returned, not inside its WdfRequestSend: a device that needs
+ * this thread's CPU (a loop device's worker) would wait for the routine's
+ * way back otherwise. */
+START_TEST(batched_resend_is_handed_over_when_its_routine_returned)
+{
+    struct batch_env b;
+    benv_init(&b, _i);
+    benv_set(&b, 1, 1, 1);
+    ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_SUCCESS);
+    struct resend_ctx r = { .b = &b };
+    tu_completion_init(&r.done);
+    b.nops = 1;
+    b.op[0].req = tu_make_request(b.t);
+    b.op[0].mem = tu_make_memory(BLK, &b.op[0].buf);
+    tu_completion_init(&b.op[0].c);
+    LONGLONG o = 0;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, b.op[0].req, b.op[0].mem, NULL, &o), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(b.op[0].req, resend_routine, &r);
+    ck_assert(WdfRequestSend(b.op[0].req, b.t, WDF_NO_SEND_OPTIONS));
+    ck_assert(tu_completion_wait(&r.done, WAIT_MS));
+    ck_assert_status(r.done.status, STATUS_SUCCESS);
+    LONGLONG h = UwdfRequestGetHandOverTime(b.op[0].req);
+    ck_assert_msg(h >= r.round_end, "resend handed over %lld ns before its routine returned",
+                  (long long)(r.round_end - h));
+    UWDF_IO_TARGET_BATCH_STATISTICS st;
+    benv_stats(&b, &st);
+    ck_assert_uint_eq(st.Submissions[0], 2); /* each alone, as SubmitBatch 1 says */
+    tu_completion_fini(&r.done);
+    benv_fini(&b);
+}
+END_TEST
+
 START_TEST(handover_time_is_zero_when_not_asked_or_not_handed_over)
 {
     struct batch_env b;
@@ -658,6 +691,7 @@ int main(void)
     tcase_add_loop_test(tc, batching_arguments_are_checked, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_is_when_a_held_send_reached_the_kernel, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_of_a_resend_is_when_its_round_ended, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, batched_resend_is_handed_over_when_its_routine_returned, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_is_read_after_the_submitting_call, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_with_one_op_per_submit_is_each_ops_own_call, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, handover_time_is_zero_when_not_asked_or_not_handed_over, 0, TU_BACKENDS);
