@@ -556,24 +556,32 @@ static VOID resend_routine(WDFREQUEST Request, WDFIOTARGET Target, PWDF_REQUEST_
     r->round_end = mono_ns();
 }
 
+/* Sends one read whose routine resends it once (resend_routine) and waits
+ * for the resend; returns the resend's hand-over time. */
+static LONGLONG resend_once(struct batch_env *b, struct resend_ctx *r)
+{
+    *r = (struct resend_ctx){ .b = b };
+    tu_completion_init(&r->done);
+    b->nops = 1;
+    b->op[0].req = tu_make_request(b->t);
+    b->op[0].mem = tu_make_memory(BLK, &b->op[0].buf);
+    tu_completion_init(&b->op[0].c);
+    LONGLONG o = 0;
+    ck_assert_status(WdfIoTargetFormatRequestForRead(b->t, b->op[0].req, b->op[0].mem, NULL, &o), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(b->op[0].req, resend_routine, r);
+    ck_assert(WdfRequestSend(b->op[0].req, b->t, WDF_NO_SEND_OPTIONS));
+    ck_assert(tu_completion_wait(&r->done, WAIT_MS));
+    ck_assert_status(r->done.status, STATUS_SUCCESS);
+    return UwdfRequestGetHandOverTime(b->op[0].req);
+}
+
 START_TEST(handover_time_of_a_resend_is_when_its_round_ended)
 {
     struct batch_env b;
     benv_init(&b, _i);
     ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_SUCCESS);
-    struct resend_ctx r = { .b = &b };
-    tu_completion_init(&r.done);
-    b.nops = 1;
-    b.op[0].req = tu_make_request(b.t);
-    b.op[0].mem = tu_make_memory(BLK, &b.op[0].buf);
-    tu_completion_init(&b.op[0].c);
-    LONGLONG o = 0;
-    ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, b.op[0].req, b.op[0].mem, NULL, &o), STATUS_SUCCESS);
-    WdfRequestSetCompletionRoutine(b.op[0].req, resend_routine, &r);
-    ck_assert(WdfRequestSend(b.op[0].req, b.t, WDF_NO_SEND_OPTIONS));
-    ck_assert(tu_completion_wait(&r.done, WAIT_MS));
-    ck_assert_status(r.done.status, STATUS_SUCCESS);
-    LONGLONG h = UwdfRequestGetHandOverTime(b.op[0].req);
+    struct resend_ctx r;
+    LONGLONG h = resend_once(&b, &r);
     ck_assert_int_gt(r.first_handover, 0);
     /* The resend waited in the engine until the routine's round ended. */
     ck_assert_msg(h >= r.round_end, "resend handed over %lld ns before its round ended",
@@ -593,19 +601,8 @@ START_TEST(batched_resend_is_handed_over_when_its_routine_returned)
     benv_init(&b, _i);
     benv_set(&b, 1, 1, 1);
     ck_assert_status(UwdfIoTargetSetHandOverTimes(b.t, TRUE), STATUS_SUCCESS);
-    struct resend_ctx r = { .b = &b };
-    tu_completion_init(&r.done);
-    b.nops = 1;
-    b.op[0].req = tu_make_request(b.t);
-    b.op[0].mem = tu_make_memory(BLK, &b.op[0].buf);
-    tu_completion_init(&b.op[0].c);
-    LONGLONG o = 0;
-    ck_assert_status(WdfIoTargetFormatRequestForRead(b.t, b.op[0].req, b.op[0].mem, NULL, &o), STATUS_SUCCESS);
-    WdfRequestSetCompletionRoutine(b.op[0].req, resend_routine, &r);
-    ck_assert(WdfRequestSend(b.op[0].req, b.t, WDF_NO_SEND_OPTIONS));
-    ck_assert(tu_completion_wait(&r.done, WAIT_MS));
-    ck_assert_status(r.done.status, STATUS_SUCCESS);
-    LONGLONG h = UwdfRequestGetHandOverTime(b.op[0].req);
+    struct resend_ctx r;
+    LONGLONG h = resend_once(&b, &r);
     ck_assert_msg(h >= r.round_end, "resend handed over %lld ns before its routine returned",
                   (long long)(r.round_end - h));
     UWDF_IO_TARGET_BATCH_STATISTICS st;
