@@ -356,7 +356,7 @@ static size_t object_layout(size_t obj_size, PWDF_OBJECT_ATTRIBUTES attrs, bool 
 
 /* A new object in obj's memory (obj_size bytes zeroed, or in recycled
  * memory cleared as its type says), before its handle. */
-static void object_init(struct uwdf_object *obj, size_t obj_size, enum uwdf_object_type type,
+static inline __attribute__((always_inline)) void object_init(struct uwdf_object *obj, size_t obj_size, enum uwdf_object_type type,
                         const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs, bool want_ctx,
                         size_t ctx_off, size_t ctx_bytes, bool recycled)
 {
@@ -443,6 +443,9 @@ struct recycle_class {
 
 struct recycle_cache {
     struct recycle_class cls[UWDF_OBJ_TYPE_COUNT][RECYCLE_CLASSES];
+    /* The class of each type last parked to or taken from: one test
+     * instead of the search, as a thread recycles one size over and over. */
+    struct recycle_class *hot[UWDF_OBJ_TYPE_COUNT];
     /* written by the cache's thread only, read by the counts (handle_lock) */
     atomic_uint parked[UWDF_OBJ_TYPE_COUNT];
     atomic_ullong reused[UWDF_OBJ_TYPE_COUNT];
@@ -462,6 +465,18 @@ static struct recycle_class *recycle_class_of(struct recycle_cache *c, uint32_t 
             unused = k;
     }
     return make ? unused : NULL;
+}
+
+/* recycle_class_of, trying the type's hot class first. */
+static inline struct recycle_class *recycle_class_hot(struct recycle_cache *c, uint32_t t, size_t size, bool make)
+{
+    struct recycle_class *k = c->hot[t];
+    if (UWDF_LIKELY(k != NULL && k->size == size))
+        return k;
+    k = recycle_class_of(c, t, size, make);
+    if (k)
+        c->hot[t] = k;
+    return k;
 }
 
 static __thread struct recycle_cache *tls_recycle;
@@ -605,38 +620,42 @@ static size_t recycle_size_of(const struct uwdf_object *obj)
                : align16(obj->recycle_size);
 }
 
-/* object_destroy's end for an object of recycle_size_of total: parked in
- * this thread's cache if there is room; else false. */
-static bool recycle_park(struct uwdf_object *obj, size_t total)
+/* obj (total bytes) parked in class k of this thread's cache c, which has
+ * room. The handle dies as handle_unregister's does: no object in the slot
+ * (which stays this memory's while it is parked); the reuse moves the
+ * generation on (handle_slot_take). */
+static inline void recycle_park_in(struct recycle_cache *c, struct recycle_class *k, struct uwdf_object *obj,
+                                   size_t total)
 {
-    uint32_t t = obj->type;
-    struct recycle_cache *c = recycle_cache();
-    struct recycle_class *k = c ? recycle_class_of(c, t, total, true) : NULL;
-    if (!k || k->n >= RECYCLE_MAX)
-        return false;
-    /* The handle dies as handle_unregister's does: no object in the slot
-     * (which stays this memory's while it is parked); the reuse moves the
-     * generation on (handle_slot_take). */
     struct uwdf_handle_slot *slot = uwdf_handle_slot(handle_index(obj));
     atomic_store_explicit(&slot->obj, NULL, memory_order_release);
     obj->next_sibling = k->head;
     k->head = obj;
     k->size = total;
     k->n++;
-    recycle_count_parked(c, t, 1);
+    recycle_count_parked(c, obj->type, 1);
+}
+
+/* object_destroy's end for an object of recycle_size_of total: parked in
+ * this thread's cache if there is room; else false. */
+static bool recycle_park(struct uwdf_object *obj, size_t total)
+{
+    uint32_t t = obj->type;
+    struct recycle_cache *c = recycle_cache();
+    struct recycle_class *k = c ? recycle_class_hot(c, t, total, true) : NULL;
+    if (!k || k->n >= RECYCLE_MAX)
+        return false;
+    recycle_park_in(c, k, obj, total);
     return true;
 }
 
-struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type type,
-                                      const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs)
+/* uwdf_object_reuse from class k (layout known), inline: the common call,
+ * without attributes, gets its own copy with them folded away. */
+static inline __attribute__((always_inline)) struct uwdf_object *
+object_reuse_from(struct recycle_cache *c, struct recycle_class *k, size_t obj_size, enum uwdf_object_type type,
+                  const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs, bool want_ctx, size_t ctx_off,
+                  size_t ctx_bytes)
 {
-    struct recycle_cache *c = tls_recycle;
-    if (!c || (attrs && (attrs->ParentObject || !NT_SUCCESS(uwdf_attributes_validate(attrs, 0)))))
-        return NULL;
-    bool want_ctx;
-    size_t ctx_off, ctx_bytes;
-    struct recycle_class *k =
-        recycle_class_of(c, type, object_layout(obj_size, attrs, &want_ctx, &ctx_off, &ctx_bytes), false);
     if (!k || !k->head)
         return NULL;
     struct uwdf_object *obj = k->head;
@@ -650,6 +669,24 @@ struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type typ
     obj->recycle_size = obj_size;
     handle_slot_take(obj, index); /* a new handle on the same slot */
     return obj;
+}
+
+struct uwdf_object *uwdf_object_reuse(size_t obj_size, enum uwdf_object_type type,
+                                      const struct uwdf_object_ops *ops, PWDF_OBJECT_ATTRIBUTES attrs)
+{
+    struct recycle_cache *c = tls_recycle;
+    if (!c)
+        return NULL;
+    if (!attrs) /* object_layout's answer without attributes: align16(obj_size), no context */
+        return object_reuse_from(c, recycle_class_hot(c, type, align16(obj_size), false), obj_size, type, ops,
+                                 NULL, false, 0, 0);
+    if (attrs->ParentObject || !NT_SUCCESS(uwdf_attributes_validate(attrs, 0)))
+        return NULL;
+    bool want_ctx;
+    size_t ctx_off, ctx_bytes;
+    size_t total = object_layout(obj_size, attrs, &want_ctx, &ctx_off, &ctx_bytes);
+    return object_reuse_from(c, recycle_class_hot(c, type, total, false), obj_size, type, ops, attrs, want_ctx,
+                             ctx_off, ctx_bytes);
 }
 
 void uwdf_object_reference(struct uwdf_object *obj)
@@ -674,11 +711,10 @@ void uwdf_object_embed_unregister(struct uwdf_object *obj)
     handle_unregister(obj);
 }
 
-/* Out of line: every release pays for its stack frame otherwise. */
-static __attribute__((noinline)) void object_destroy(struct uwdf_object *obj)
+/* object_destroy of everything but a lone recycled object. */
+static __attribute__((noinline)) void object_destroy_slow(struct uwdf_object *obj, size_t recycle)
 {
     struct uwdf_context *ctx;
-    size_t recycle = recycle_size_of(obj);
     for (ctx = obj->contexts; ctx; ctx = ctx->next)
         if (ctx->destroy)
             ctx->destroy(obj->handle);
@@ -698,6 +734,28 @@ static __attribute__((noinline)) void object_destroy(struct uwdf_object *obj)
     uwdf_free(obj);
     if (parent)
         uwdf_object_release(parent);
+}
+
+/* Out of line: every release pays for its stack frame otherwise. A
+ * recycled object with no context and no parent (a presented request of a
+ * device without request attributes, the one made and destroyed per I/O)
+ * has no callbacks to run and nothing to free: its type's destroy, then
+ * parked; everything else, or a full cache, takes the general way. */
+static __attribute__((noinline)) void object_destroy(struct uwdf_object *obj)
+{
+    if (UWDF_LIKELY(obj->recycle_size && !obj->contexts && !obj->parent && !obj->embed_owner &&
+                    obj->type < UWDF_OBJ_TYPE_COUNT)) {
+        size_t total = align16(obj->recycle_size); /* recycle_size_of's answer */
+        struct recycle_cache *c = tls_recycle;
+        struct recycle_class *k = c ? c->hot[obj->type] : NULL;
+        if (k && k->size == total && k->n < RECYCLE_MAX) {
+            if (obj->ops && obj->ops->destroy)
+                obj->ops->destroy(obj);
+            recycle_park_in(c, k, obj, total);
+            return;
+        }
+    }
+    object_destroy_slow(obj, recycle_size_of(obj));
 }
 
 void uwdf_object_release(struct uwdf_object *obj)

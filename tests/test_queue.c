@@ -2180,6 +2180,79 @@ START_TEST(presented_request_memory_comes_back_with_a_new_handle)
 }
 END_TEST
 
+static WDFREQUEST rk_last;
+static bool rk_hold;
+
+static VOID rk_default(WDFQUEUE q, WDFREQUEST req)
+{
+    rk_last = req;
+    if (!rk_hold)
+        rq_default(q, req);
+}
+
+/* One thread alternating between a device without request attributes and
+ * one with a context: each kind of presented request comes back in the
+ * memory of the last one of its own kind (its handle slot), never in the
+ * other kind's, whose size differs, and the context is fresh each time.
+ * (The recycling cache keeps the class it used last per type: a lookup
+ * that did not compare the size, or a park into the wrong class, fails
+ * here.) */
+START_TEST(presented_requests_of_two_sizes_each_come_back_in_their_own_memory)
+{
+    struct tu_env e;
+    tu_env_init_backend(&e, _i);
+    atomic_store(&rq_cleanups, 0);
+    atomic_store(&rq_fresh, 0);
+    WDF_OBJECT_ATTRIBUTES ra;
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
+    ra.EvtCleanupCallback = rq_cleanup;
+    WDFIOTARGET t[2] = { rq_device(&e, "\\Device\\uwdfRkPlain", NULL, rk_default),
+                         rq_device(&e, "\\Device\\uwdfRkCtx", &ra, rk_default) };
+    uintptr_t mask = ((uintptr_t)1 << 24) - 1; /* a handle's slot index (lib/object.h) */
+    uintptr_t slot[2] = { 0, 0 };
+    for (int i = 0; i < 8; i++) {
+        int k = i & 1;
+        struct io io;
+        rk_last = NULL;
+        io_start(&io, t[k], WdfRequestTypeRead, 512, 0);
+        io_expect(&io, STATUS_SUCCESS, 1);
+        io_fini(&io);
+        ck_assert_ptr_nonnull(rk_last);
+        uintptr_t s = (uintptr_t)rk_last & mask;
+        if (i >= 2)
+            ck_assert_uint_eq(s, slot[k]);
+        slot[k] = s;
+    }
+    ck_assert_uint_ne(slot[0], slot[1]);
+    ck_assert_int_eq(tu_load(&rq_fresh), 4);
+    ck_assert_int_eq(tu_load(&rq_cleanups), 4);
+    /* A plain one completed after a request with a context came and went:
+     * its memory goes back with the plain ones, not to the class used
+     * last, so the next request with a context is in its own memory. */
+    struct io held, io;
+    rk_hold = true;
+    io_start(&held, t[0], WdfRequestTypeRead, 512, 0);
+    rk_hold = false;
+    WDFREQUEST plain = rk_last;
+    ck_assert_uint_eq((uintptr_t)plain & mask, slot[0]);
+    io_start(&io, t[1], WdfRequestTypeRead, 512, 0);
+    io_expect(&io, STATUS_SUCCESS, 1);
+    io_fini(&io);
+    ck_assert_uint_eq((uintptr_t)rk_last & mask, slot[1]);
+    WdfRequestCompleteWithInformation(plain, STATUS_SUCCESS, 1);
+    io_expect(&held, STATUS_SUCCESS, 1);
+    io_fini(&held);
+    for (int k = 1; k >= 0; k--) {
+        io_start(&io, t[k], WdfRequestTypeRead, 512, 0);
+        io_expect(&io, STATUS_SUCCESS, 1);
+        io_fini(&io);
+        ck_assert_uint_eq((uintptr_t)rk_last & mask, slot[k]);
+    }
+    ck_assert_int_eq(tu_load(&rq_fresh), 6);
+    tu_env_fini(&e);
+}
+END_TEST
+
 /* ---- a request whose IRP was cancelled on its way ---- */
 
 static atomic_int cx_presented;
@@ -3212,6 +3285,7 @@ static Suite *queue_suite(void)
     tcase_add_loop_test(tc, zero_length, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, request_attributes, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, presented_request_memory_comes_back_with_a_new_handle, 0, TU_BACKENDS);
+    tcase_add_loop_test(tc, presented_requests_of_two_sizes_each_come_back_in_their_own_memory, 0, TU_BACKENDS);
     tc = tu_tcase(s, "retrieval", 30);
     tcase_add_loop_test(tc, retrieval, 0, TU_BACKENDS);
     tcase_add_loop_test(tc, retrieval_out_of_memory, 0, TU_BACKENDS);
