@@ -734,7 +734,10 @@ again:
      * send then completes here, after the routine has returned (engine.c
      * defers even an immediate failure), so the routine's completion still
      * counts while the routine runs. (A device target's driver may complete
-     * on any thread, at once.) */
+     * on any thread, at once.) The place may come from an outer completion
+     * too: below a filter, the sender's completion runs inside the
+     * filter's completion from this target, whose routine is still
+     * running, and a forward sent from there takes that one's place. */
     struct uwdf_completion_scope *sc =
         how != TARGET_LOCK_OTHER && !t->lower ? uwdf_tls_completion : NULL;
     if (sc && sc->req == req && !sc->req_ref_lent)
@@ -745,10 +748,17 @@ again:
         uwdf_list_insert_tail(&t->pended, &req->target_link);
     } else {
         uwdf_list_insert_tail(&t->sent, &req->target_link);
-        if (sc && sc->target == t && !sc->count_lent)
+        if (sc && sc->target == t && !sc->count_lent) {
             sc->count_lent = true;
-        else
-            t->sent_count++;
+        } else {
+            struct uwdf_completion_scope *c = sc ? sc->outer : NULL;
+            while (c && (c->target != t || c->count_lent))
+                c = c->outer;
+            if (c)
+                c->count_lent = true;
+            else
+                t->sent_count++;
+        }
     }
     target_unlock_hot(t, how);
     /* A received request forwarded to a file target: a cancel of its IRP

@@ -688,10 +688,10 @@ bool uwdf_request_finish(struct uwdf_request *req, NTSTATUS status, ULONG_PTR in
         uwdf_object_release(&req->obj);
         return false;
     }
-    struct uwdf_completion_scope scope = { .req = req, .target = target };
+    struct uwdf_completion_scope scope = { .req = req, .target = target, .outer = uwdf_tls_completion };
     if (routine) {
         request_fill_cparams(req, &cparams, status, information);
-        struct uwdf_completion_scope *outer = uwdf_tls_completion;
+        struct uwdf_completion_scope *outer = scope.outer;
         uwdf_tls_completion = &scope;
         KIRQL old = uwdf_irql_raise_to_dispatch();
         routine((WDFREQUEST)req->obj.handle, target_handle, &cparams, ctx);

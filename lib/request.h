@@ -402,6 +402,10 @@ struct uwdf_completion_scope {
     bool req_ref_lent;            /* a resend of req took the target's reference */
     bool count_lent;              /* a send to target took req's count */
     struct uwdf_memory *parked[2]; /* format references set aside (held) */
+    /* The completion whose routine this one runs inside (a stack: a
+     * filter's routine completes its request, whose sender's routine
+     * sends again), or NULL. */
+    struct uwdf_completion_scope *outer;
 };
 extern __thread struct uwdf_completion_scope *uwdf_tls_completion;
 /* Take the format reference on mem from a parked one, true if there was one. */
