@@ -1162,45 +1162,60 @@ static VOID ioctl_server(WDFQUEUE q, WDFREQUEST req, size_t out_len, size_t in_l
     WdfRequestCompleteWithInformation(req, STATUS_SUCCESS, in_len);
 }
 
+/* A device whose default queue answers IOCTLs with ioctl_server. */
+static void make_ioctl_server(WDFDRIVER driver, const char *name)
+{
+    WDFDEVICE dev = make_named_device(driver, name, WdfDeviceIoDirect);
+    WDF_IO_QUEUE_CONFIG c;
+    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
+    c.EvtIoDeviceControl = ioctl_server;
+    ck_assert_status(WdfIoQueueCreate(dev, &c, NULL, NULL), STATUS_SUCCESS);
+}
+
+static void *_Atomic ioctl_peek_expect; /* the sender's output buffer */
+
+/* One IOCTL of in_len bytes ("abc...") with an out_len output buffer sent
+ * to t: ioctl_server's reply (the input reversed) in the output's first
+ * in_len bytes, the rest untouched, the input unchanged. */
+static void ioctl_round_trip(WDFIOTARGET t, ULONG code, size_t in_len, size_t out_len)
+{
+    struct io io;
+    memset(&io, 0, sizeof(io));
+    io.req = tu_make_request(t);
+    io.mem = tu_make_memory(in_len, &io.buf);
+    io.mem2 = tu_make_memory(out_len, &io.buf2);
+    for (size_t i = 0; i < in_len; i++)
+        ((char *)io.buf)[i] = (char)('a' + i);
+    memset(io.buf2, 0xEE, out_len);
+    atomic_store(&ioctl_peek_expect, io.buf2);
+    tu_completion_init(&io.c);
+    ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, io.req, code, io.mem, NULL, io.mem2, NULL), STATUS_SUCCESS);
+    WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
+    ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
+    io_expect(&io, STATUS_SUCCESS, (long)in_len);
+    ck_assert_int_eq(io.c.type, WdfRequestTypeDeviceControl);
+    for (size_t i = 0; i < in_len; i++)
+        ck_assert_int_eq(((char *)io.buf2)[i], (char)('a' + in_len - 1 - i));
+    /* only Information bytes come back */
+    for (size_t i = in_len; i < out_len; i++)
+        ck_assert_int_eq(((unsigned char *)io.buf2)[i], 0xEE);
+    /* the input is the sender's, unchanged */
+    for (size_t i = 0; i < in_len; i++)
+        ck_assert_int_eq(((char *)io.buf)[i], (char)('a' + i));
+    io_fini(&io);
+}
+
 START_TEST(ioctl_through_stack)
 {
     struct tu_env e;
     tu_env_init_backend(&e, _i);
     rx_reset();
-    WDFDEVICE bottom = make_named_device(e.driver, "\\Device\\uwdfIoctlB", WdfDeviceIoDirect);
-    WDF_IO_QUEUE_CONFIG c;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
-    c.EvtIoDeviceControl = ioctl_server;
-    ck_assert_status(WdfIoQueueCreate(bottom, &c, NULL, NULL), STATUS_SUCCESS);
+    make_ioctl_server(e.driver, "\\Device\\uwdfIoctlB");
     WDFDEVICE top = tu_make_forwarder(e.driver, "\\Device\\uwdfIoctlT", WdfDeviceIoBuffered, "\\Device\\uwdfIoctlB", 0);
     WDFIOTARGET t = app_target(&e, "\\Device\\uwdfIoctlT");
     const ULONG codes[] = { IOCTL_TEST_BUFFERED, IOCTL_TEST_OUT_DIRECT };
-    for (int k = 0; k < 2; k++) {
-        struct io io;
-        memset(&io, 0, sizeof(io));
-        io.req = tu_make_request(t);
-        io.mem = tu_make_memory(24, &io.buf);
-        io.mem2 = tu_make_memory(64, &io.buf2);
-        for (int i = 0; i < 24; i++)
-            ((char *)io.buf)[i] = (char)('a' + i);
-        memset(io.buf2, 0xEE, 64);
-        tu_completion_init(&io.c);
-        ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, io.req, codes[k], io.mem, NULL, io.mem2, NULL),
-                         STATUS_SUCCESS);
-        WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
-        ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
-        io_expect(&io, STATUS_SUCCESS, 24);
-        ck_assert_int_eq(io.c.type, WdfRequestTypeDeviceControl);
-        for (int i = 0; i < 24; i++)
-            ck_assert_int_eq(((char *)io.buf2)[i], 'a' + 23 - i);
-        /* only Information bytes come back */
-        for (int i = 24; i < 64; i++)
-            ck_assert_int_eq(((unsigned char *)io.buf2)[i], 0xEE);
-        /* the input is the sender's, unchanged */
-        for (int i = 0; i < 24; i++)
-            ck_assert_int_eq(((char *)io.buf)[i], 'a' + i);
-        io_fini(&io);
-    }
+    for (int k = 0; k < 2; k++)
+        ioctl_round_trip(t, codes[k], 24, 64);
     ck_assert_int_eq(tu_load(&R.n_ioctl), 2);
     ck_assert_uint_eq(fwd_seen(top), 2);
     tu_env_fini(&e);
@@ -1213,7 +1228,6 @@ END_TEST
  * deferred (lib/request_received.c), and every layer's view of the output
  * must still be the sender's buffer, and the reply must land in it. */
 #define IOCTL_TEST_IN_DIRECT CTL_CODE(FILE_DEVICE_UNKNOWN, 0x803, METHOD_IN_DIRECT, FILE_ANY_ACCESS)
-static void *_Atomic ioctl_peek_expect; /* the sender's output buffer */
 static atomic_int ioctl_peek_mode;      /* 0 none, 1 output buffer, 2 output MDL */
 static atomic_int ioctl_peek_ok;
 
@@ -1251,11 +1265,8 @@ START_TEST(direct_ioctl_down_a_chain_of_four_devices)
     struct tu_env e;
     tu_env_init_backend(&e, _i);
     rx_reset();
-    WDFDEVICE bottom = make_named_device(e.driver, "\\Device\\uwdfDxB", WdfDeviceIoDirect);
+    make_ioctl_server(e.driver, "\\Device\\uwdfDxB");
     WDF_IO_QUEUE_CONFIG c;
-    WDF_IO_QUEUE_CONFIG_INIT_DEFAULT_QUEUE(&c, WdfIoQueueDispatchParallel);
-    c.EvtIoDeviceControl = ioctl_server;
-    ck_assert_status(WdfIoQueueCreate(bottom, &c, NULL, NULL), STATUS_SUCCESS);
     const char *names[] = { "\\Device\\uwdfDxB", "\\Device\\uwdfDx1", "\\Device\\uwdfDx2" };
     for (int d = 1; d < 3; d++) {
         WDFDEVICE f;
@@ -1273,29 +1284,9 @@ START_TEST(direct_ioctl_down_a_chain_of_four_devices)
     for (int round = 0; round < 300; round++) {
         ULONG code = codes[round & 1];
         atomic_store(&ioctl_peek_mode, (round >> 1) % 3);
-        struct io io;
-        memset(&io, 0, sizeof(io));
-        io.req = tu_make_request(t);
-        size_t in_len = 1 + (size_t)round % 24, out_len = 64 + (size_t)round % 61;
-        io.mem = tu_make_memory(in_len, &io.buf);
-        io.mem2 = tu_make_memory(out_len, &io.buf2);
-        for (size_t i = 0; i < in_len; i++)
-            ((char *)io.buf)[i] = (char)('a' + i);
-        memset(io.buf2, 0xEE, out_len);
-        atomic_store(&ioctl_peek_expect, io.buf2);
-        tu_completion_init(&io.c);
-        ck_assert_status(WdfIoTargetFormatRequestForIoctl(t, io.req, code, io.mem, NULL, io.mem2, NULL),
-                         STATUS_SUCCESS);
-        WdfRequestSetCompletionRoutine(io.req, tu_on_complete, &io.c);
-        ck_assert(WdfRequestSend(io.req, t, WDF_NO_SEND_OPTIONS));
+        ioctl_round_trip(t, code, 1 + (size_t)round % 24, 64 + (size_t)round % 61);
         sent++;
-        io_expect(&io, STATUS_SUCCESS, (long)in_len);
-        for (size_t i = 0; i < in_len; i++)
-            ck_assert_int_eq(((char *)io.buf2)[i], (char)('a' + in_len - 1 - i));
-        for (size_t i = in_len; i < out_len; i++)
-            ck_assert_int_eq(((unsigned char *)io.buf2)[i], 0xEE);
         ck_assert_int_eq(tu_load(&ioctl_peek_ok), 2 * sent);
-        io_fini(&io);
     }
     ck_assert_int_eq(tu_load(&R.n_ioctl), sent);
     ck_assert_uint_eq(fwd_seen(top), (unsigned long)sent);

@@ -7,6 +7,8 @@ per check and exits 0, 1, or 77 when every check was skipped.
 """
 
 import glob
+import importlib.machinery
+import importlib.util
 import json
 import os
 import shutil
@@ -111,6 +113,15 @@ def fio_log_names(job_file, d):
                        stderr=subprocess.PIPE, text=True, timeout=120)
     check(p.returncode == 0, f"fio: exit {p.returncode}: {p.stderr.strip()}")
     return fd, sorted(os.path.basename(x) for x in glob.glob(os.path.join(fd, "*.log")))
+
+
+def load_script(path, name):
+    """A script of bench/ (no .py suffix) as a module, for its functions."""
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.util.spec_from_loader(name, loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
 
 
 def check(cond, msg):

@@ -12,8 +12,6 @@ run's, loosely: a process tree or I/O count gone wrong is off by far more),
 and its choice of window on made-up interim reports.
 """
 
-import importlib.machinery
-import importlib.util
 
 import os
 import re
@@ -38,11 +36,7 @@ RUN = re.compile(r"^  (\w+(?: batched)?) null QD(\d+) round 1: .*, ([\d.]+) us C
 
 
 def load_compare():
-    loader = importlib.machinery.SourceFileLoader("compare_fio", COMPARE)
-    spec = importlib.util.spec_from_loader("compare_fio", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return bl.load_script(COMPARE, "compare_fio")
 
 
 def check_ratio(text, uwdf_ns, fio_ns, what, rel=1e-9):

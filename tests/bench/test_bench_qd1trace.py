@@ -8,8 +8,6 @@ the microseconds put in, the thread's switches and migration are counted,
 and the slow read is the one the report gives as the slowest.
 """
 
-import importlib.machinery
-import importlib.util
 import io
 import os
 import sys
@@ -24,11 +22,7 @@ SCRIPT = os.path.abspath(os.path.join(SRCDIR, "bench", "qd1-trace"))
 
 
 def load():
-    loader = importlib.machinery.SourceFileLoader("qd1_trace", SCRIPT)
-    spec = importlib.util.spec_from_loader("qd1_trace", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return bl.load_script(SCRIPT, "qd1_trace")
 
 
 def ev(comm, tid, cpu, us, name, rest):
