@@ -2170,15 +2170,22 @@ static WDFIOTARGET rq_device(struct tu_env *e, const char *name, PWDF_OBJECT_ATT
     return app_target(e, name);
 }
 
+/* Request attributes with an RQ_CTX context and rq_cleanup, the counts
+ * the tests read cleared. */
+static void rq_attributes_init(PWDF_OBJECT_ATTRIBUTES ra)
+{
+    atomic_store(&rq_cleanups, 0);
+    atomic_store(&rq_fresh, 0);
+    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(ra, RQ_CTX);
+    ra->EvtCleanupCallback = rq_cleanup;
+}
+
 START_TEST(request_attributes)
 {
     struct tu_env e;
     tu_env_init_backend(&e, _i);
-    atomic_store(&rq_cleanups, 0);
-    atomic_store(&rq_fresh, 0);
     WDF_OBJECT_ATTRIBUTES ra;
-    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
-    ra.EvtCleanupCallback = rq_cleanup;
+    rq_attributes_init(&ra);
     WDFIOTARGET t = rq_device(&e, "\\Device\\uwdfRqAttr", &ra, rq_default);
     for (int i = 0; i < 10; i++) {
         struct io io;
@@ -2230,13 +2237,10 @@ START_TEST(presented_request_memory_comes_back_with_a_new_handle)
     for (int attrs = 0; attrs < 2; attrs++) {
         struct tu_env e;
         tu_env_init_backend(&e, _i);
-        atomic_store(&rq_cleanups, 0);
-        atomic_store(&rq_fresh, 0);
         atomic_store(&rc_n, 0);
         atomic_store(&rc_destroys, 0);
         WDF_OBJECT_ATTRIBUTES ra;
-        WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
-        ra.EvtCleanupCallback = rq_cleanup;
+        rq_attributes_init(&ra);
         ra.EvtDestroyCallback = rc_destroy;
         WDFIOTARGET t = rq_device(&e, "\\Device\\uwdfRecycle", attrs ? &ra : NULL, rc_default);
         struct io io[2];
@@ -2291,11 +2295,8 @@ START_TEST(presented_requests_of_two_sizes_each_come_back_in_their_own_memory)
 {
     struct tu_env e;
     tu_env_init_backend(&e, _i);
-    atomic_store(&rq_cleanups, 0);
-    atomic_store(&rq_fresh, 0);
     WDF_OBJECT_ATTRIBUTES ra;
-    WDF_OBJECT_ATTRIBUTES_INIT_CONTEXT_TYPE(&ra, RQ_CTX);
-    ra.EvtCleanupCallback = rq_cleanup;
+    rq_attributes_init(&ra);
     WDFIOTARGET t[2] = { rq_device(&e, "\\Device\\uwdfRkPlain", NULL, rk_default),
                          rq_device(&e, "\\Device\\uwdfRkCtx", &ra, rk_default) };
     uintptr_t mask = ((uintptr_t)1 << 24) - 1; /* a handle's slot index (lib/object.h) */
