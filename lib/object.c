@@ -743,9 +743,8 @@ static __attribute__((noinline)) void object_destroy_slow(struct uwdf_object *ob
  * parked; everything else, or a full cache, takes the general way. */
 static __attribute__((noinline)) void object_destroy(struct uwdf_object *obj)
 {
-    if (UWDF_LIKELY(obj->recycle_size && !obj->contexts && !obj->parent && !obj->embed_owner &&
-                    obj->type < UWDF_OBJ_TYPE_COUNT)) {
-        size_t total = align16(obj->recycle_size); /* recycle_size_of's answer */
+    size_t total = recycle_size_of(obj);
+    if (UWDF_LIKELY(total && !obj->contexts)) {
         struct recycle_cache *c = tls_recycle;
         struct recycle_class *k = c ? c->hot[obj->type] : NULL;
         if (k && k->size == total && k->n < RECYCLE_MAX) {
@@ -755,7 +754,7 @@ static __attribute__((noinline)) void object_destroy(struct uwdf_object *obj)
             return;
         }
     }
-    object_destroy_slow(obj, recycle_size_of(obj));
+    object_destroy_slow(obj, total);
 }
 
 void uwdf_object_release(struct uwdf_object *obj)
