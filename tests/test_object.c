@@ -1573,24 +1573,16 @@ START_TEST(target_close_revokes_the_bias_once_and_a_reopen_restores_it)
     WDFIOTARGET t = tu_env_open_file(&e, 64 * 1024, 7, GENERIC_READ, 0);
     bool usable = target_lock_biased(t);
     char buf[4096];
-    WDF_MEMORY_DESCRIPTOR md;
-    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&md, buf, sizeof(buf));
-    LONGLONG offset = 0;
     ULONG_PTR got = 0;
-    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &md, &offset, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, sizeof(buf), 0, &got), STATUS_SUCCESS);
     ck_assert_uint_eq(got, sizeof(buf));
     unsigned before = target_lock_revocations(t);
     WdfIoTargetClose(t);
     ck_assert_uint_eq(target_lock_revocations(t) - before, usable ? 1 : 0);
     ck_assert(!target_lock_biased(t));
-    WCHAR wbuf[PATH_MAX];
-    UNICODE_STRING us;
-    tu_unicode(&us, wbuf, PATH_MAX, e.path);
-    WDF_IO_TARGET_OPEN_PARAMS op;
-    WDF_IO_TARGET_OPEN_PARAMS_INIT_OPEN_BY_NAME(&op, &us, GENERIC_READ);
-    ck_assert_status(WdfIoTargetOpen(t, &op), STATUS_SUCCESS);
+    ck_assert_status(tu_open_name(t, e.path, GENERIC_READ, FILE_OPEN, 0), STATUS_SUCCESS);
     ck_assert_int_eq(target_lock_biased(t), usable);
-    ck_assert_status(WdfIoTargetSendReadSynchronously(t, NULL, &md, &offset, NULL, &got), STATUS_SUCCESS);
+    ck_assert_status(tu_sync_rw(t, false, buf, sizeof(buf), 0, &got), STATUS_SUCCESS);
     tu_env_fini(&e);
 }
 END_TEST
