@@ -14,14 +14,11 @@
 #ifdef HAVE_LIBNBD
 #include <libnbd.h>
 #endif
-#ifdef HAVE_LIBRBD
-#include <rados/librados.h>
-#include <rbd/librbd.h>
-#endif
 
 #include "filesetup.h"
 #include "interrupt.h"
 #include "job.h"
+#include "setup.h"
 #include "verify.h"
 
 /* The export's size (libnbd, as fio's nbd engine asks it), or -1 with a
@@ -40,54 +37,6 @@ static int64_t nbd_export_size(const char *uri, const char *job)
     return size;
 #else
     errmsg("%s: '%s': this uwdf-bench was built without libnbd", job, uri);
-    return -1;
-#endif
-}
-
-/* The size of the RBD image of --pool/--rbdname/--clientname, asked as
- * fio's rbd engine asks it (the cluster of $CEPH_CONF or the default conf),
- * or -1 with a message. */
-static int64_t rbd_image_size(const struct job_opts *o)
-{
-#ifdef HAVE_LIBRBD
-    const char *client = o->clientname ? o->clientname : "admin";
-    if (!strncmp(client, "client.", 7))
-        client += 7;
-    rados_t r = NULL;
-    rados_ioctx_t io = NULL;
-    rbd_image_t img = NULL;
-    uint64_t size = 0;
-    const char *what = "connect to the cluster";
-    int err = rados_create(&r, client);
-    if (!err) {
-        (void)rados_conf_read_file(r, NULL);
-        (void)rados_conf_parse_env(r, NULL);
-        err = rados_connect(r);
-    }
-    if (!err) {
-        what = "open the pool";
-        err = rados_ioctx_create(r, o->pool, &io);
-    }
-    if (!err) {
-        what = "open the image";
-        err = rbd_open_read_only(io, o->rbdname, &img, NULL);
-    }
-    if (!err)
-        err = rbd_get_size(img, &size);
-    if (img)
-        rbd_close(img);
-    if (io)
-        rados_ioctx_destroy(io);
-    if (r)
-        rados_shutdown(r);
-    if (err) {
-        errmsg("%s: cannot %s for RBD image '%s/%s' (client.%s): %s", o->name, what, o->pool, o->rbdname, client,
-               strerror(-err));
-        return -1;
-    }
-    return (int64_t)size;
-#else
-    errmsg("%s: RBD image '%s/%s': this uwdf-bench was built without librbd", o->name, o->pool, o->rbdname);
     return -1;
 #endif
 }
@@ -124,9 +73,10 @@ static const char *rbd_target_name(struct strpool *pool, const struct job_opts *
     return kept;
 }
 
-/* known_size >= 0: path is a remote image of that size (no file). */
+/* remote_image: path is a remote image (no file), whose size its target
+ * tells once it is open (job_target_sizes). */
 static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job,
-                                     int64_t known_size)
+                                     bool remote_image)
 {
     for (unsigned i = 0; i < lay->n; i++)
         if (!strcmp(lay->files[i]->path, path))
@@ -136,10 +86,10 @@ static struct layout_file *lfile_get(struct layout *lay, const char *path, bool 
     lf->first_job = job;
     lf->auto_named = auto_named;
     struct stat st;
-    if (known_size >= 0) {
+    if (remote_image) {
         lf->exists = true;
         lf->is_blk = true;
-        lf->real_size = (uint64_t)known_size;
+        lf->size_from_target = true;
     } else if (filename_is_nbd_uri(path)) {
         /* An NBD export: a fixed size, like a block device. */
         int64_t size = nbd_export_size(path, job);
@@ -245,17 +195,124 @@ static int make_parent_dirs(const char *job, const char *path)
     return 0;
 }
 
+/* The job names its files itself (fio's jobname.jobnum.filenum). */
+static bool names_generated(const struct job_opts *o)
+{
+    return !o->filename && !o->uri && o->ioengine != ENGINE_RBD;
+}
+
+/* File k's region of job j, its offset generator and its share of the
+ * job's blocks, once its size is known; -1 with a message. */
+static int file_region(struct job *j, unsigned k)
+{
+    const struct job_opts *o = &j->o;
+    struct file_slot *f = &j->files[k];
+    struct layout_file *lf = f->lf;
+    unsigned n = j->nfiles;
+    char a[32], b[32];
+    uint64_t real = lf->exists ? lf->real_size : 0;
+    if (!lf->exists && (o->offset_pct || o->size_pct)) {
+        errmsg("%s: '%s' does not exist: a percentage size or offset needs an existing file",
+               o->name, lf->path);
+        return -1;
+    }
+    uint64_t off = o->offset;
+    if (o->offset_pct)
+        off = real / 100 * o->offset_pct / j->gran * j->gran;
+    uint64_t per;
+    if (o->size_pct) {
+        /* fio: a percentage of the whole file, within what the offset leaves */
+        per = real / 100 * o->size_pct;
+        if (per > (real > off ? real - off : 0))
+            per = real > off ? real - off : 0;
+    }
+    else if (o->size)
+        per = o->size / n;
+    else if (names_generated(o))
+        per = DEFAULT_FILE_SIZE / n;
+    else if (lf->exists)
+        per = real > off ? real - off : 0;
+    else {
+        errmsg("%s: '%s' does not exist; give --size to create it", o->name, lf->path);
+        return -1;
+    }
+    per -= per % j->gran;
+    if (per == 0) {
+        errmsg("%s: the I/O region of '%s' (%s at offset %s) holds no whole block of %" PRIu32
+               " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size || o->size_pct ? o->size : real),
+               fmt_bytes(b, sizeof(b), off), j->gran);
+        return -1;
+    }
+    if (lf->is_blk && off + per > real) {
+        errmsg("%s: region %" PRIu64 "+%" PRIu64 " is beyond the end of '%s' (%" PRIu64 " bytes)",
+               o->name, off, per, lf->path, real);
+        return -1;
+    }
+    if (!lf->is_blk) {
+        if (off + per > lf->need)
+            lf->need = off + per;
+        if (rw_reads(o->rw) && o->ioengine != ENGINE_NULL)
+            lf->fill = true;
+        if (o->verify && !rw_writes(o->rw) && !lf->verify_bs)
+            lf->verify_bs = j->gran; /* verify: one block size */
+    }
+    f->start = off;
+    f->nblocks = per / j->gran;
+    f->bits = bits_for(f->nblocks);
+    f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
+    uint64_t seed = j->seed ^ ((uint64_t)j->index << 32) ^ k;
+    f->key = splitmix64(&seed);
+    /* several sizes: fio's random map, the blocks each I/O covered */
+    if (j->vary && rw_random(o->rw) && !o->time_based && !o->norandommap && o->rdist.kind == RDIST_RANDOM)
+        f->claimed = xcalloc((f->nblocks + 63) / 64, sizeof(*f->claimed));
+    if (rw_random(o->rw) && o->rdist.kind != RDIST_RANDOM) {
+        f->dist = xcalloc(1, sizeof(*f->dist));
+        if (!rdist_init(f->dist, &o->rdist, f->nblocks, j->gran, splitmix64(&seed))) {
+            /* fio says so and does no I/O, exit status 0; here the job fails */
+            errmsg("%s: zoned_abs sizes exceed file size ('%s': %s)", o->name, f->path,
+                   fmt_bytes(a, sizeof(a), f->nblocks * j->gran));
+            return -1;
+        }
+    }
+    j->total_blocks += f->nblocks;
+    if (k == 0 || f->nblocks < j->min_nblocks)
+        j->min_nblocks = f->nblocks;
+    if (o->fsvc == FSVC_SEQUENTIAL && n > 1) {
+        if (!j->file_end)
+            j->file_end = xcalloc(n, sizeof(*j->file_end));
+        j->file_end[k] = j->total_blocks;
+    }
+    return 0;
+}
+
+/* Every file's region, then the job's I/O limits; -1 with a message. */
+static int job_regions(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    for (unsigned k = 0; k < j->nfiles; k++)
+        if (file_region(j, k))
+            return -1;
+    /* One size: an I/O per block of the region. Several: the region's
+     * blocks are counted as the I/Os take them (units). */
+    j->unit_limit = o->time_based || !j->vary ? UINT64_MAX : j->total_blocks;
+    if (o->time_based || j->vary)
+        j->io_limit = o->number_ios ? o->number_ios : UINT64_MAX;
+    else
+        j->io_limit = o->number_ios && o->number_ios < j->total_blocks ? o->number_ios : j->total_blocks;
+    return 0;
+}
+
 int job_resolve_files(struct job *j)
 {
     const struct job_opts *o = &j->o;
     const char **paths;
     unsigned n;
-    bool generated = !o->filename && !o->uri && o->ioengine != ENGINE_RBD;
-    int64_t known_size = -1;
+    bool generated = names_generated(o);
     if (o->ioengine == ENGINE_RBD) {
-        known_size = rbd_image_size(o);
-        if (known_size < 0)
-            return -1;
+#ifndef HAVE_LIBRBD
+        errmsg("%s: RBD image '%s/%s': this uwdf-bench was built without librbd", o->name, o->pool, o->rbdname);
+        return -1;
+#endif
         n = 1;
         paths = xcalloc(1, sizeof(*paths));
         paths[0] = rbd_target_name(j->run->strings, o);
@@ -292,103 +349,44 @@ int job_resolve_files(struct job *j)
         j->o.norandommap = true;
     }
     j->files = xcalloc_lines(n, sizeof(*j->files));
-    char a[32], b[32];
     for (unsigned k = 0; k < n; k++) {
         struct file_slot *f = &j->files[k];
-        struct layout_file *lf = lfile_get(&j->run->layout, paths[k], generated, o->name, known_size);
+        struct layout_file *lf = lfile_get(&j->run->layout, paths[k], generated, o->name, o->ioengine == ENGINE_RBD);
         if (!lf) {
             free(paths);
             return -1;
         }
         f->lf = lf;
         f->path = lf->path;
-        uint64_t real = lf->exists ? lf->real_size : 0;
-        if (!lf->exists && (o->offset_pct || o->size_pct)) {
-            errmsg("%s: '%s' does not exist: a percentage size or offset needs an existing file",
-                   o->name, lf->path);
-            free(paths);
-            return -1;
-        }
-        uint64_t off = o->offset;
-        if (o->offset_pct)
-            off = real / 100 * o->offset_pct / j->gran * j->gran;
-        uint64_t per;
-        if (o->size_pct) {
-            /* fio: a percentage of the whole file, within what the offset leaves */
-            per = real / 100 * o->size_pct;
-            if (per > (real > off ? real - off : 0))
-                per = real > off ? real - off : 0;
-        }
-        else if (o->size)
-            per = o->size / n;
-        else if (generated)
-            per = DEFAULT_FILE_SIZE / n;
-        else if (lf->exists)
-            per = real > off ? real - off : 0;
-        else {
-            errmsg("%s: '%s' does not exist; give --size to create it", o->name, lf->path);
-            free(paths);
-            return -1;
-        }
-        per -= per % j->gran;
-        if (per == 0) {
-            errmsg("%s: the I/O region of '%s' (%s at offset %s) holds no whole block of %" PRIu32
-                   " bytes", o->name, lf->path, fmt_bytes(a, sizeof(a), o->size || o->size_pct ? o->size : real),
-                   fmt_bytes(b, sizeof(b), off), j->gran);
-            free(paths);
-            return -1;
-        }
-        if (lf->is_blk && off + per > real) {
-            errmsg("%s: region %" PRIu64 "+%" PRIu64 " is beyond the end of '%s' (%" PRIu64 " bytes)",
-                   o->name, off, per, lf->path, real);
-            free(paths);
-            return -1;
-        }
-        if (!lf->is_blk) {
-            if (off + per > lf->need)
-                lf->need = off + per;
-            if (rw_reads(o->rw) && o->ioengine != ENGINE_NULL)
-                lf->fill = true;
-            if (o->verify && !rw_writes(o->rw) && !lf->verify_bs)
-                lf->verify_bs = j->gran; /* verify: one block size */
-        }
-        f->start = off;
-        f->nblocks = per / j->gran;
-        f->bits = bits_for(f->nblocks);
-        f->mask = f->bits >= 64 ? UINT64_MAX : (1ull << f->bits) - 1;
-        uint64_t seed = j->seed ^ ((uint64_t)j->index << 32) ^ k;
-        f->key = splitmix64(&seed);
-        /* several sizes: fio's random map, the blocks each I/O covered */
-        if (j->vary && rw_random(o->rw) && !o->time_based && !o->norandommap && o->rdist.kind == RDIST_RANDOM)
-            f->claimed = xcalloc((f->nblocks + 63) / 64, sizeof(*f->claimed));
-        if (rw_random(o->rw) && o->rdist.kind != RDIST_RANDOM) {
-            f->dist = xcalloc(1, sizeof(*f->dist));
-            if (!rdist_init(f->dist, &o->rdist, f->nblocks, j->gran, splitmix64(&seed))) {
-                /* fio says so and does no I/O, exit status 0; here the job fails */
-                errmsg("%s: zoned_abs sizes exceed file size ('%s': %s)", o->name, f->path,
-                       fmt_bytes(a, sizeof(a), f->nblocks * j->gran));
-                free(paths);
-                return -1;
-            }
-        }
-        j->total_blocks += f->nblocks;
-        if (k == 0 || f->nblocks < j->min_nblocks)
-            j->min_nblocks = f->nblocks;
-        if (o->fsvc == FSVC_SEQUENTIAL && n > 1) {
-            if (!j->file_end)
-                j->file_end = xcalloc(n, sizeof(*j->file_end));
-            j->file_end[k] = j->total_blocks;
-        }
+        if (lf->size_from_target)
+            j->sizes_pending = true;
     }
     free(paths);
-    /* One size: an I/O per block of the region. Several: the region's
-     * blocks are counted as the I/Os take them (units). */
-    j->unit_limit = o->time_based || !j->vary ? UINT64_MAX : j->total_blocks;
-    if (o->time_based || j->vary)
-        j->io_limit = o->number_ios ? o->number_ios : UINT64_MAX;
-    else
-        j->io_limit = o->number_ios && o->number_ios < j->total_blocks ? o->number_ios : j->total_blocks;
-    return 0;
+    /* the regions in file order (sequential jobs count their ends) */
+    return j->sizes_pending ? 0 : job_regions(j);
+}
+
+int job_target_sizes(struct job *j)
+{
+    if (!j->sizes_pending)
+        return 0;
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        struct file_slot *f = &j->files[k];
+        struct layout_file *lf = f->lf;
+        if (!lf->size_from_target || lf->size_known) /* another job's target may have told it */
+            continue;
+        uint64_t len;
+        char sb[96];
+        NTSTATUS st = f->target ? target_length(f->target, &len) : STATUS_NOT_SUPPORTED;
+        if (!NT_SUCCESS(st)) {
+            errmsg("%s: cannot get the size of '%s': %s", j->o.name, f->path, status_str(sb, sizeof(sb), st));
+            return -1;
+        }
+        lf->real_size = len;
+        lf->size_known = true;
+    }
+    j->sizes_pending = false;
+    return job_regions(j);
 }
 
 /* Writes [from, need) of a regular file: data when a job reads it (verify

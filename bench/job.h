@@ -130,6 +130,7 @@ struct job {
     uint64_t total_blocks; /* of gran bytes */
     uint32_t gran;         /* offsets' unit: the smallest block size (fio's rw_min_bs) */
     bool vary;             /* several block sizes */
+    bool sizes_pending;    /* a remote image's size comes from its open target */
     uint64_t min_nblocks;  /* of its smallest file */
     uint64_t unit_limit;   /* several sizes, not time_based: blocks the job covers */
     uint64_t units;        /* atomic: blocks taken (several sizes) */

@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "clock.h"
+#include "filesetup.h"
 #include "interrupt.h"
 #include "io.h"
 #include "log.h"
@@ -154,6 +155,17 @@ NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool d
     return st;
 }
 
+NTSTATUS target_length(WDFIOTARGET t, uint64_t *len)
+{
+    GET_LENGTH_INFORMATION li;
+    WDF_MEMORY_DESCRIPTOR out;
+    WDF_MEMORY_DESCRIPTOR_INIT_BUFFER(&out, &li, sizeof(li));
+    NTSTATUS st = WdfIoTargetSendIoctlSynchronously(t, NULL, IOCTL_DISK_GET_LENGTH_INFO, NULL, &out, NULL, NULL);
+    if (NT_SUCCESS(st))
+        *len = (uint64_t)li.Length.QuadPart;
+    return st;
+}
+
 /* --engine_submit_batch: one policy for the run's engines, which all jobs
  * share; -1 when the jobs that give it disagree. */
 static int set_engine_submit(const struct bench_run *run)
@@ -280,7 +292,7 @@ static int job_setup(struct job *j)
     const struct job_opts *o = &j->o;
     char sb[96];
     select_backend(j->run, o->ioengine);
-    if (j->api->setup(j))
+    if (j->api->setup(j) || job_target_sizes(j))
         return -1;
     for (unsigned k = 0; o->verify && rw_writes(o->rw) && k < j->nfiles; k++)
         j->files[k].written = xcalloc((size_t)((j->files[k].nblocks + 63) / 64), sizeof(uint64_t));

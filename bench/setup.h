@@ -28,5 +28,8 @@ WCHAR *path_to_wide(const char *path);
 NTSTATUS target_open_by_name(WDFIOTARGET t, const char *path, bool write, bool direct);
 /* A WDF target of the run's device opened on path. */
 NTSTATUS open_target(struct bench_run *run, const char *path, bool write, bool direct, WDFIOTARGET *out);
+/* The size in bytes of what open target t reads and writes
+ * (IOCTL_DISK_GET_LENGTH_INFO). */
+NTSTATUS target_length(WDFIOTARGET t, uint64_t *len);
 
 #endif
