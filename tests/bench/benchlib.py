@@ -1,8 +1,8 @@
 """Helpers shared by the uwdf-bench test scripts (tests/bench/test_bench_*.py).
 
 The scripts run from the build directory (Automake's test harness), where
-./uwdf-bench is the libtool wrapper of the freshly built binary; UWDF_BENCH
-overrides it. Each script is a list of named checks; it prints PASS/FAIL/SKIP
+./uwdf-bench is the libtool wrapper of the freshly built binary (run as
+the binary behind it: compare-fio's unwrap_libtool); UWDF_BENCH overrides it. Each script is a list of named checks; it prints PASS/FAIL/SKIP
 per check and exits 0, 1, or 77 when every check was skipped.
 """
 
@@ -18,6 +18,9 @@ import tempfile
 import traceback
 
 RUN_TIMEOUT = 60  # seconds: a hung benchmark fails the check, not the suite
+SRCDIR = os.environ.get("srcdir", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+# bench/compare-fio, whose unwrap_libtool the checks run uwdf-bench through too
+COMPARE = os.path.abspath(os.path.join(SRCDIR, "bench", "compare-fio"))
 
 
 class Skip(Exception):
@@ -34,32 +37,6 @@ def bench_path():
         print(f"FAIL: uwdf-bench not found at {path} (run from the build directory or set UWDF_BENCH)")
         sys.exit(1)
     return os.path.abspath(path)
-
-
-def unwrap_libtool(path):
-    """The real binary behind a libtool wrapper script and the library path
-    it needs, as `libtool --mode=execute` finds them: running the wrapper
-    costs a shell and a few forks per run, and strace would trace those."""
-    lt = os.path.join(os.path.dirname(path), "libtool")
-    with open(path, "rb") as f:
-        head = f.read(4096)
-    if not head.startswith(b"#!") or b"libtool" not in head or not os.access(lt, os.X_OK):
-        return path, {}
-    try:
-        p = subprocess.run([lt, "--mode=execute", "sh", "-c", 'printf "%s\\n%s\\n" "$LD_LIBRARY_PATH" "$1"',
-                            "sh", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                           timeout=60)
-        libpath, real = p.stdout.split("\n")[:2]
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return path, {}
-    env = {"LD_LIBRARY_PATH": libpath} if libpath else {}
-    if p.returncode != 0 or not os.access(real, os.X_OK):
-        return path, {}
-    # Trust it only if it is the same program.
-    want = subprocess.run([path, "--version"], stdout=subprocess.PIPE, text=True).stdout
-    got = subprocess.run([real, "--version"], stdout=subprocess.PIPE, text=True,
-                         env=dict(os.environ, **env)).stdout
-    return (real, env) if got == want and want else (path, {})
 
 
 BENCH = None
@@ -179,7 +156,7 @@ def have_root():
 def main(checks):
     """Runs the checks [(name, fn), ...]; the exit status Automake expects."""
     global BENCH, BENCH_ENV
-    BENCH, BENCH_ENV = unwrap_libtool(bench_path())
+    BENCH, BENCH_ENV = load_script(COMPARE, "compare_fio").unwrap_libtool(bench_path())
     passed = failed = skipped = 0
     for name, fn in checks:
         try:

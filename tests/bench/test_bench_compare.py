@@ -149,6 +149,32 @@ def rbd_random_writes_run_both_tools_without_random_map():
               f"{'missing' if want else 'given'}: {cmds['fio']}")
 
 
+def runs_the_binary_behind_the_libtool_wrapper():
+    # ./uwdf-bench in a shared build is libtool's wrapper script, whose shell
+    # and forks cost ~0.1 s of CPU per run in wait4's rusage (the rbd rows'
+    # CPU/IO) and more wall time: compare-fio runs the ELF behind it
+    wrapper = bl.bench_path()
+    with open(wrapper, "rb") as f:
+        if not f.read(2) == b"#!":
+            raise bl.Skip(f"{wrapper} is no wrapper script (a static build, or UWDF_BENCH)")
+    bl.tool("fio")
+    cf = load_compare()
+    real, env = cf.unwrap_libtool(wrapper)
+    with open(real, "rb") as f:
+        check(f.read(4) == b"\x7fELF", f"unwrap_libtool({wrapper}) = {real}, not a binary")
+    check(env.get("LD_LIBRARY_PATH"), f"no library path for {real}: {env}")
+    # and a run takes it, given the wrapper
+    with bl.TempDir() as d:
+        target = bl.make_data_file(os.path.join(d, "t.img"), 1 << 20)
+        p = subprocess.run([sys.executable, COMPARE, f"--bench={wrapper}", f"--filename={target}", "--size=1m",
+                            "--engines=null", "--iodepths=1", "--runtime=1", "--rounds=1", "--fio-modes=default",
+                            "--uwdf-modes=default", "--no-outside-cpu"],
+                           cwd=d, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr[-800:]}")
+        cmd = [ln.split()[1] for ln in p.stdout.splitlines() if ln.startswith("  uwdf:")]
+        check(cmd == [real], f"uwdf-bench ran as {cmd}, not {real}")
+
+
 def stand_in(path, ios):
     """A stand-in for fio or uwdf-bench: --version, else one job of ios
     reads in fio's JSON; each run appends its CEPH_ARGS (or "unset") to
@@ -285,5 +311,6 @@ if __name__ == "__main__":
              ("rbd_random_writes_run_both_tools_without_random_map", rbd_random_writes_run_both_tools_without_random_map),
              ("ceph_args_reach_both_tools_only", ceph_args_reach_both_tools_only),
              ("rbd_rows_report_osd_ops_per_io", rbd_rows_report_osd_ops_per_io),
+             ("runs_the_binary_behind_the_libtool_wrapper", runs_the_binary_behind_the_libtool_wrapper),
              ("steady_window_leaves_out_setup_ramp_and_end", steady_window_leaves_out_setup_ramp_and_end)])
 
