@@ -220,7 +220,7 @@ void monitor(struct bench_run *run, uint64_t t_start, struct rusage *ru_start, u
     struct status_snap *snap = NULL;
     bool announced = false;
     while (jobs_running(run) > 0) {
-        sleep_ns(tick);
+        run_pause(run, tick);
         uint64_t now = now_ns();
         for (unsigned i = 0; i < run->njobs; i++) {
             struct job *j = &run->jobs[i];

@@ -193,7 +193,8 @@ struct bench_run {
     unsigned nwaves, ngroups;
     unsigned *wave_left;
     pthread_mutex_t wave_lock;
-    pthread_cond_t wave_cond;
+    pthread_cond_t wave_cond; /* CLOCK_MONOTONIC: the monitor waits on it too */
+    unsigned jobs_left;       /* under wave_lock: jobs not done */
     unsigned stack_devices; /* --api=stack filter devices made (for their names) */
     struct flt_state *flt;  /* --api=flt: its filter and volumes (api-flt.c) */
 };

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "eta.h"
@@ -93,6 +94,7 @@ static void wave_job_done(struct job *j)
     struct bench_run *run = j->run;
     pthread_mutex_lock(&run->wave_lock);
     run->wave_left[j->wave]--;
+    run->jobs_left--;
     pthread_cond_broadcast(&run->wave_cond);
     pthread_mutex_unlock(&run->wave_lock);
 }
@@ -101,6 +103,19 @@ void run_wake_waves(struct bench_run *run)
 {
     pthread_mutex_lock(&run->wave_lock);
     pthread_cond_broadcast(&run->wave_cond);
+    pthread_mutex_unlock(&run->wave_lock);
+}
+
+void run_pause(struct bench_run *run, uint64_t ns)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    ns += (uint64_t)until.tv_nsec;
+    until.tv_sec += (time_t)(ns / NS_PER_SEC);
+    until.tv_nsec = (long)(ns % NS_PER_SEC);
+    pthread_mutex_lock(&run->wave_lock);
+    if (run->jobs_left) /* one wake-up: a job's end, the deadline (or spurious) */
+        (void)pthread_cond_timedwait(&run->wave_cond, &run->wave_lock, &until);
     pthread_mutex_unlock(&run->wave_lock);
 }
 
@@ -176,7 +191,12 @@ void run_jobs(struct bench_run *run, struct cpu_use *cpu)
     pthread_barrier_init(&run->barrier, NULL, run->njobs + 1);
     run->start_ns = now_ns(); /* before any job reads the clock past the barrier */
     pthread_mutex_init(&run->wave_lock, NULL);
-    pthread_cond_init(&run->wave_cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&run->wave_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    run->jobs_left = run->njobs;
     pthread_sigmask(SIG_BLOCK, &block, &old);
     for (unsigned i = 0; i < run->njobs; i++) {
         int r = pthread_create(&run->jobs[i].thread, NULL, job_thread, &run->jobs[i]);

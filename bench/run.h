@@ -13,5 +13,8 @@ void run_jobs(struct bench_run *run, struct cpu_use *cpu);
 bool run_failed(const struct bench_run *run);
 /* After an interrupt: jobs waiting for a stonewall give up. */
 void run_wake_waves(struct bench_run *run);
+/* The monitor's pause: ns, or less when a job ends meanwhile (the final
+ * report then follows the last job's end at once, not at the next tick). */
+void run_pause(struct bench_run *run, uint64_t ns);
 
 #endif
