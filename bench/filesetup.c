@@ -11,35 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#ifdef HAVE_LIBNBD
-#include <libnbd.h>
-#endif
-
 #include "filesetup.h"
 #include "interrupt.h"
 #include "job.h"
 #include "setup.h"
 #include "verify.h"
-
-/* The export's size (libnbd, as fio's nbd engine asks it), or -1 with a
- * message. */
-static int64_t nbd_export_size(const char *uri, const char *job)
-{
-#ifdef HAVE_LIBNBD
-    struct nbd_handle *h = nbd_create();
-    int64_t size = -1;
-    if (h && nbd_connect_uri(h, uri) == 0)
-        size = nbd_get_size(h);
-    if (size < 0)
-        errmsg("%s: cannot open the NBD export '%s': %s", job, uri, nbd_get_error());
-    if (h)
-        nbd_close(h);
-    return size;
-#else
-    errmsg("%s: '%s': this uwdf-bench was built without libnbd", job, uri);
-    return -1;
-#endif
-}
 
 /* The uwdf target name of the image of o: rbd:POOL/IMAGE:id=CLIENT, each
  * part with the separators of the syntax escaped, then librbd's cache mode
@@ -73,8 +49,8 @@ static const char *rbd_target_name(struct strpool *pool, const struct job_opts *
     return kept;
 }
 
-/* remote_image: path is a remote image (no file), whose size its target
- * tells once it is open (job_target_sizes). */
+/* remote_image: path is an RBD image (no file); it and an NBD export get
+ * their size from their target once it is open (job_target_sizes). */
 static struct layout_file *lfile_get(struct layout *lay, const char *path, bool auto_named, const char *job,
                                      bool remote_image)
 {
@@ -86,20 +62,18 @@ static struct layout_file *lfile_get(struct layout *lay, const char *path, bool 
     lf->first_job = job;
     lf->auto_named = auto_named;
     struct stat st;
-    if (remote_image) {
-        lf->exists = true;
-        lf->is_blk = true;
-        lf->size_from_target = true;
-    } else if (filename_is_nbd_uri(path)) {
-        /* An NBD export: a fixed size, like a block device. */
-        int64_t size = nbd_export_size(path, job);
-        if (size < 0) {
+    if (remote_image || filename_is_nbd_uri(path)) {
+#ifndef HAVE_LIBNBD
+        if (!remote_image) {
+            errmsg("%s: '%s': this uwdf-bench was built without libnbd", job, path);
             free(lf);
             return NULL;
         }
+#endif
+        /* an RBD image or an NBD export: a fixed size, like a block device */
         lf->exists = true;
         lf->is_blk = true;
-        lf->real_size = (uint64_t)size;
+        lf->size_from_target = true;
     } else if (stat(path, &st) == 0) {
         lf->exists = true;
         if (S_ISBLK(st.st_mode)) {

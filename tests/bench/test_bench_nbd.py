@@ -8,6 +8,7 @@ stopped by its pid, also on failure; --exit-with-parent as a backstop):
 - --ioengine=nbd without a URI, and a --uri that is not one, are refused.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -79,6 +80,27 @@ def check_uri_and_filename():
         check(data.count(0) < len(data) // 2, "the writes did not reach the backing file")
 
 
+def check_one_connection():
+    # the export's size comes from the open target: one connection, not a
+    # probe of its own before it (strace counts the connect calls)
+    need_nbd()
+    strace = bl.tool("strace", "strace")
+    with bl.TempDir() as d:
+        srv = Nbdkit(d, ["memory", "size=%d" % SIZE])
+        trace = os.path.join(d, "trace")
+        try:
+            rc, out, err = bl.run(["--name=n", "--ioengine=nbd", f"--uri={srv.uri}", "--rw=randread", "--bs=4k",
+                                   "--number_ios=100", "--output-format=json"],
+                                  wrapper=(strace, "-f", "-qq", "-e", "trace=connect", "-o", trace))
+        finally:
+            srv.stop()
+        check(rc == 0, f"exit {rc}: {err.strip()}")
+        check(json.loads(out)["jobs"][0]["read"]["io_bytes"] == 100 * 4096, "not 100 reads")
+        with open(trace) as f:
+            n = sum(1 for line in f if "connect(" in line and srv.sock in line)
+        check(n == 1, f"{n} connections to the export, not 1")
+
+
 def check_refused():
     need_nbd()
     rc, _, err = bl.run(["--name=x", "--ioengine=nbd", "--rw=read", "--size=4k"])
@@ -91,4 +113,5 @@ if __name__ == "__main__":
     bl.main([
         ("uri_and_filename", check_uri_and_filename),
         ("refused", check_refused),
+        ("one_connection", check_one_connection),
     ])
