@@ -148,6 +148,7 @@ struct job {
      * files, the ramp's taken out), when batch_counted */
     bool batch_counted;
     uint64_t batch_submits[UWDF_IO_BATCH_BUCKETS], batch_completes[UWDF_IO_BATCH_BUCKETS];
+    struct target_counts target; /* summed after the run phase */
     /* rate, rate_iops: each direction's schedule (ns after the start,
      * atomic), and the slots waiting for their turn (the job thread sends
      * them) */

@@ -259,6 +259,12 @@ static void json_job(struct jw *w, const struct bench_run *run, const struct rep
     jw_u64(w, "fsync", j->o.fsync_blocks);
     jw_u64(w, "fdatasync", j->o.fdatasync_blocks);
     jw_u64(w, "flushes", r->sync.ios);
+    /* what the engines sent for the files up to the end of the run (ramp included) */
+    jw_u64(w, "operations", r->target.ops);
+    jw_u64(w, "fixed_buffer_operations", r->target.fixed_buffer_ops);
+    jw_u64(w, "fixed_file_operations", r->target.fixed_file_ops);
+    jw_u64(w, "registered_buffers", r->target.registered_buffers);
+    jw_u64(w, "registered_files", r->target.registered_files);
     jw_str(w, "verify", j->o.verify ? "crc32c" : "none");
     jw_u64(w, "verified_blocks", r->verified);
     jw_u64(w, "verify_errors", r->verify_errors);

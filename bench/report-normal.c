@@ -214,6 +214,11 @@ void print_report_normal(FILE *f, const struct bench_run *run, const struct repo
     if (j->o.fsync_blocks || j->o.fdatasync_blocks)
         fprintf(f, "  uwdf flush   : fsync=%u, fdatasync=%u (every N writes; 0: never), flushes=%" PRIu64 "\n",
                 j->o.fsync_blocks, j->o.fdatasync_blocks, r->sync.ios);
+    if (j->o.fixedbufs || j->o.registerfiles)
+        fprintf(f, "  uwdf fixed   : operations=%" PRIu64 ", fixed buffer=%" PRIu64 ", fixed file=%" PRIu64
+                   ", registered buffers=%" PRIu64 ", registered files=%" PRIu64 "\n",
+                r->target.ops, r->target.fixed_buffer_ops, r->target.fixed_file_ops, r->target.registered_buffers,
+                r->target.registered_files);
     if (j->o.verify)
         fprintf(f, "  verify       : crc32c, blocks verified=%" PRIu64 ", failures=%" PRIu64 "\n",
                 r->verified, r->verify_errors);

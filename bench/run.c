@@ -46,6 +46,23 @@ static void collect_batch_counts(struct job *j)
     j->batch_counted = true;
 }
 
+/* The engines' counts of the job's files since they opened (the verify
+ * pass is not in them). */
+static void collect_target_counts(struct job *j)
+{
+    memset(&j->target, 0, sizeof(j->target));
+    for (unsigned k = 0; k < j->nfiles; k++) {
+        UWDF_IO_TARGET_STATISTICS ts = { .Size = sizeof(ts) };
+        if (!j->files[k].target || !NT_SUCCESS(UwdfIoTargetGetStatistics(j->files[k].target, &ts)))
+            continue;
+        j->target.ops += ts.Operations;
+        j->target.fixed_buffer_ops += ts.FixedBufferOperations;
+        j->target.fixed_file_ops += ts.FixedFileOperations;
+        j->target.registered_buffers += ts.RegisteredBuffers;
+        j->target.registered_files += ts.RegisteredFile ? 1 : 0;
+    }
+}
+
 /* One phase (the run, then the verify pass): every slot issues, the last
  * one to retire wakes the job thread. With iodepth_batch_* the first sends
  * go under a send plug, so they reach the kernel iodepth_batch_submit at a
@@ -163,6 +180,7 @@ static void *job_thread(void *arg)
     __atomic_store_n(&j->phase, PHASE_RUN, __ATOMIC_RELEASE);
     run_phase(j, true);
     collect_batch_counts(j);
+    collect_target_counts(j);
     bool failed = __atomic_load_n(&j->error_set, __ATOMIC_ACQUIRE) &&
                   (j->error != EILSEQ || j->o.verify_fatal);
     if (j->o.verify && rw_writes(j->o.rw) && !failed && !stop_requested()) {

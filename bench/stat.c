@@ -248,6 +248,11 @@ static void report_add_job(struct report *r, const struct job *j)
             r->complete_map[fio_bucket[b]] += j->batch_completes[b];
         }
     }
+    r->target.ops += j->target.ops;
+    r->target.fixed_buffer_ops += j->target.fixed_buffer_ops;
+    r->target.fixed_file_ops += j->target.fixed_file_ops;
+    r->target.registered_buffers += j->target.registered_buffers;
+    r->target.registered_files += j->target.registered_files;
     job_add_thread_cpu(r, j);
     cpu_add_thread(&r->cpu, &j->cpu);
     if (j->finish_ns > j->start_ns)

@@ -194,6 +194,13 @@ void cpu_compute(const struct rusage *a, const struct rusage *b, uint64_t wall_n
 /* Adds a thread's use (usr_s, sys_s and the counts; not the percentages). */
 void cpu_add_thread(struct cpu_use *c, const struct thread_cpu *t);
 
+/* What the engines sent for a job's files since they opened
+ * (UwdfIoTargetGetStatistics): whether --fixedbufs / --registerfiles went
+ * down as fixed operations. */
+struct target_counts {
+    uint64_t ops, fixed_buffer_ops, fixed_file_ops, registered_buffers, registered_files;
+};
+
 struct job;
 struct bench_run;
 
@@ -214,6 +221,7 @@ struct report {
      * (0, 1-4, 5-8, 9-16, 17-32, 33-64, more), when batch_counted */
     bool batch_counted;
     uint64_t submit_map[N_DEPTH], complete_map[N_DEPTH];
+    struct target_counts target; /* the jobs' (struct job) */
     struct cpu_use cpu; /* the jobs' threads (struct job's and the shards') */
     uint64_t cpu_wall_ns; /* the jobs' lifetimes, summed: the percentages' base */
 };
