@@ -76,7 +76,7 @@ __thread char tls_thread_id;
 
 /* Random order without repeats within a pass over the region (fio's
  * random map), a new order each pass. */
-static uint64_t next_random_block(struct slot *s, struct file_slot *f, bool chunked)
+static inline __attribute__((always_inline)) uint64_t next_random_block(struct slot *s, struct file_slot *f, bool chunked)
 {
     for (;;) {
         uint64_t c;
@@ -335,11 +335,26 @@ static bool rate_wait(struct slot *s, uint64_t now)
     return !(j->end_ns && now >= j->end_ns);
 }
 
-bool next_io(struct slot *s, uint64_t now)
+/* next_io for a plain job (struct job): the general path below without
+ * the tests that cannot apply to it; the same limits, the same blocks. */
+static inline __attribute__((always_inline)) bool next_plain_io(struct slot *s, struct job *j, uint64_t now)
 {
-    struct job *j = s->job;
-    if (stop_requested())
+    if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED))
         return false;
+    if ((j->end_ns && now >= j->end_ns) ||
+        (j->io_limit != UINT64_MAX && __atomic_fetch_add(&j->issued, 1, __ATOMIC_RELAXED) >= j->io_limit)) {
+        __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    struct file_slot *f = &j->files[0];
+    uint64_t blk = j->plain == PLAIN_RANDOM ? next_random_block(s, f, j->nslots == 1) : next_seq_block(f);
+    slot_set_io(s, 0, blk, j->plain_dd, j->gran);
+    return true;
+}
+
+/* Out of line: a plain job's I/O does not pay for its registers. */
+static __attribute__((noinline)) bool next_general_io(struct slot *s, struct job *j, uint64_t now)
+{
     if (s->resume) { /* parked until its turn: the job thread sends it then */
         s->resume = false;
         if (__atomic_load_n(&j->stop, __ATOMIC_RELAXED) || !rate_wait(s, now)) {
@@ -500,6 +515,16 @@ bool next_io(struct slot *s, uint64_t now)
         }
     }
     return true;
+}
+
+bool next_io(struct slot *s, uint64_t now)
+{
+    struct job *j = s->job;
+    if (stop_requested())
+        return false;
+    if (j->plain != PLAIN_NONE)
+        return next_plain_io(s, j, now);
+    return next_general_io(s, j, now);
 }
 
 /* ---- completion bookkeeping (any thread; sh is that thread's shard) ---- */

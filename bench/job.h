@@ -131,6 +131,11 @@ struct job {
     uint32_t gran;         /* offsets' unit: the smallest block size (fio's rw_min_bs) */
     bool vary;             /* several block sizes */
     bool sizes_pending;    /* a remote image's size comes from its open target */
+    /* next_io's common job (job_setup): one direction (plain_dd), one block
+     * size, one file, offsets from the random map or in sequence; no rate,
+     * flushes, trims or verify. PLAIN_NONE: every I/O takes the general path. */
+    enum { PLAIN_NONE, PLAIN_SEQ, PLAIN_RANDOM } plain;
+    int plain_dd;
     uint64_t min_nblocks;  /* of its smallest file */
     uint64_t unit_limit;   /* several sizes, not time_based: blocks the job covers */
     uint64_t units;        /* atomic: blocks taken (several sizes) */

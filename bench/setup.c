@@ -287,6 +287,36 @@ bool job_batch_counts(const struct job *j, uint64_t *sub, uint64_t *comp)
     return true;
 }
 
+/* Whether next_io's general path comes, for every I/O of j, to a block of
+ * its one file in one direction (struct job's plain): nothing that the
+ * fast path leaves out (several sizes or files, blockalign, a distribution
+ * or no random map, a rate, flushes, trims, verify) can apply. */
+static void job_set_plain(struct job *j)
+{
+    const struct job_opts *o = &j->o;
+    int dd;
+    j->plain = PLAIN_NONE;
+    switch (o->rw) {
+    case RW_READ:
+    case RW_RANDREAD:
+        dd = DDIR_READ;
+        break;
+    case RW_WRITE:
+    case RW_RANDWRITE:
+        dd = DDIR_WRITE;
+        break;
+    default:
+        return;
+    }
+    bool random = rw_random(o->rw);
+    if (j->vary || j->nfiles != 1 || j->rated || o->fsync_blocks || o->fdatasync_blocks || o->verify ||
+        j->files[0].dist || j->files[0].claimed || opts_ba(o, dd) != o->min_bs[dd] ||
+        (random && o->norandommap) || j->unit_limit != UINT64_MAX)
+        return;
+    j->plain_dd = dd;
+    j->plain = random ? PLAIN_RANDOM : PLAIN_SEQ;
+}
+
 static int job_setup(struct job *j)
 {
     const struct job_opts *o = &j->o;
@@ -370,6 +400,7 @@ static int job_setup(struct job *j)
         pthread_cond_init(&j->park_cond, &ca);
         pthread_condattr_destroy(&ca);
     }
+    job_set_plain(j);
     return 0;
 }
 
