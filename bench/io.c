@@ -529,22 +529,32 @@ bool next_io(struct slot *s, uint64_t now)
 
 /* ---- completion bookkeeping (any thread; sh is that thread's shard) ---- */
 
+/* Inlined into slot_finish and slot_completed_at (an asynchronous
+ * completion), which is most of the I/O: no call, no spill test. */
 static inline __attribute__((always_inline)) bool slot_account(struct slot *s, struct shard *sh, bool has_slat,
                                                                uint64_t slat, uint64_t clat, uint64_t tc)
 {
     struct job *j = s->job;
-    if (tc >= j->ramp_end_ns)
-        shard_account_depth(sh, depth_bucket(s->depth));
+    bool counted = tc >= j->ramp_end_ns;
+    bool moved = s->ddir == DDIR_SYNC || s->ddir == DDIR_TRIM || s->info == s->len; /* a trim returns no bytes */
+    bool ok = NT_SUCCESS(s->status) && moved;
+    if (counted) {
+        /* Its depth, failed or not, and its times in one update of the shard. */
+        shard_write_begin(sh);
+        shard_put_depth(sh, depth_bucket(s->depth));
+        if (ok && s->ddir == DDIR_SYNC)
+            shard_put_sync(sh, has_slat ? slat + clat : clat);
+        else if (ok)
+            shard_put_io(sh, s->ddir, s->len, has_slat, slat, clat, has_slat ? slat + clat : clat);
+        shard_write_end(sh);
+    }
     if (!NT_SUCCESS(s->status)) {
         job_io_error(j, s, s->status, NULL);
         return false;
     }
-    if (s->ddir == DDIR_SYNC) {
-        if (tc >= j->ramp_end_ns)
-            shard_account_sync(sh, has_slat ? slat + clat : clat);
+    if (s->ddir == DDIR_SYNC)
         return true;
-    }
-    if (s->ddir != DDIR_TRIM && s->info != s->len) { /* a trim returns no bytes */
+    if (!moved) {
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         if (job_set_error(j, EIO, s->status))
             errmsg("%s: short %s at offset %" PRIu64 " of '%s': %lu of %" PRIu32 " bytes", j->o.name,
@@ -552,11 +562,8 @@ static inline __attribute__((always_inline)) bool slot_account(struct slot *s, s
                    s->len);
         return false;
     }
-    if (tc >= j->ramp_end_ns) {
-        shard_account(sh, s->ddir, s->len, has_slat, slat, clat, has_slat ? slat + clat : clat);
-        if (logs_per_io(j->logs, &j->o))
-            logs_io(j, s->ddir, s->len, s->offset, has_slat, slat, clat, tc);
-    }
+    if (counted && logs_per_io(j->logs, &j->o))
+        logs_io(j, s->ddir, s->len, s->offset, has_slat, slat, clat, tc);
     if (s->ddir == DDIR_WRITE && j->files[s->file].written)
         __atomic_fetch_or(&j->files[s->file].written[s->block >> 6], 1ull << (s->block & 63),
                           __ATOMIC_RELAXED);
@@ -565,7 +572,9 @@ static inline __attribute__((always_inline)) bool slot_account(struct slot *s, s
     return true;
 }
 
-bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat, uint64_t clat, uint64_t tc)
+/* slot_finish, inlined into the asynchronous completion (slot_completed_at). */
+static inline __attribute__((always_inline)) bool slot_finish_here(struct slot *s, struct shard *sh, bool has_slat,
+                                                                   uint64_t slat, uint64_t clat, uint64_t tc)
 {
     /* threads beyond those expected (job_shard) write the shared shard
      * one at a time: its seqlock has one writer at a time */
@@ -576,6 +585,11 @@ bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat,
     if (spill)
         pthread_mutex_unlock(&s->job->spill_lock);
     return ok;
+}
+
+bool slot_finish(struct slot *s, struct shard *sh, bool has_slat, uint64_t slat, uint64_t clat, uint64_t tc)
+{
+    return slot_finish_here(s, sh, has_slat, slat, clat, tc);
 }
 
 void slot_park(struct slot *s, struct shard *sh)
@@ -698,7 +712,9 @@ static inline __attribute__((always_inline)) void slot_completed_at(struct slot 
     struct shard *sh = job_shard(s->job);
     if (!sh->cpu.on && !sh->spill)
         thread_cpu_begin(&sh->cpu);
-    if (!slot_complete_async(s, sh, t1, tc, handover))
+    uint64_t slat, clat;
+    slot_async_times(s, t1, tc, handover, &slat, &clat);
+    if (!slot_finish_here(s, sh, true, slat, clat, tc))
         slot_retire(s, sh);
     else
         s->job->api->issue(s, sh, tc);

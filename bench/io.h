@@ -93,21 +93,28 @@ static inline void slot_sending(struct slot *s, uint64_t t0)
     __atomic_store_n(&s->sync, 0, __ATOMIC_RELAXED);
 }
 
-/* t1: when the send returned; where clat starts unless the engine's
- * hand-over time is known (handover: 0 if not). */
+/* slat and clat of an asynchronous I/O completed at tc. t1: when the send
+ * returned; where clat starts unless the engine's hand-over time is known
+ * (handover: 0 if not). */
+static inline __attribute__((always_inline)) void slot_async_times(const struct slot *s, uint64_t t1, uint64_t tc,
+                                                                   uint64_t handover, uint64_t *slat, uint64_t *clat)
+{
+    if (handover) /* clocks of two origins (bench/clock.h): kept in order */
+        t1 = handover < s->t0 ? s->t0 : handover > tc ? tc : handover;
+    if (tc >= t1) {
+        *slat = t1 - s->t0;
+        *clat = tc - t1;
+    } else { /* completed before the send returned */
+        *slat = tc - s->t0;
+        *clat = 0;
+    }
+}
+
 static inline __attribute__((always_inline)) bool slot_complete_async(struct slot *s, struct shard *sh, uint64_t t1,
                                                                       uint64_t tc, uint64_t handover)
 {
     uint64_t slat, clat;
-    if (handover) /* clocks of two origins (bench/clock.h): kept in order */
-        t1 = handover < s->t0 ? s->t0 : handover > tc ? tc : handover;
-    if (tc >= t1) {
-        slat = t1 - s->t0;
-        clat = tc - t1;
-    } else { /* completed before the send returned */
-        slat = tc - s->t0;
-        clat = 0;
-    }
+    slot_async_times(s, t1, tc, handover, &slat, &clat);
     return slot_finish(s, sh, true, slat, clat, tc);
 }
 

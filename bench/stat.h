@@ -105,7 +105,7 @@ static inline void stat_put(uint64_t *c, uint64_t v)
     __atomic_store_n(c, v, __ATOMIC_RELEASE);
 }
 
-static inline void lat_add(struct lat_acc *a, uint64_t v)
+static inline __attribute__((always_inline)) void lat_add(struct lat_acc *a, uint64_t v)
 {
     if (v < a->min)
         stat_put(&a->min, v);
@@ -129,13 +129,14 @@ static inline void shard_write_end(struct shard *sh)
     __atomic_store_n(&sh->seq, sh->seq + 1, __ATOMIC_RELEASE);
 }
 
-/* The hot path: one completed I/O. slat is skipped when has_slat is false
- * (synchronous sends). */
-static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool has_slat,
-                                 uint64_t slat, uint64_t clat, uint64_t lat)
+/* The hot path: one completed I/O, inside the caller's shard_write_begin
+ * and shard_write_end (with its depth, shard_put_depth: one update of the
+ * shard per I/O). slat is skipped when has_slat is false (synchronous
+ * sends). */
+static inline __attribute__((always_inline)) void shard_put_io(struct shard *sh, int dd, uint64_t bytes, bool has_slat, uint64_t slat,
+                                uint64_t clat, uint64_t lat)
 {
     struct ddir_acc *d = &sh->d[dd];
-    shard_write_begin(sh);
     stat_put(&d->ios, d->ios + 1);
     stat_put(&d->bytes, d->bytes + bytes);
     if (has_slat)
@@ -146,27 +147,22 @@ static inline void shard_account(struct shard *sh, int dd, uint64_t bytes, bool 
     stat_put(c, *c + 1);
     c = &d->lat_hist[hist_index(lat)];
     stat_put(c, *c + 1);
-    shard_write_end(sh);
 }
 
-/* One completed flush: its whole latency (fio's sync_stat). */
-static inline void shard_account_sync(struct shard *sh, uint64_t lat)
+/* One completed flush: its whole latency (fio's sync_stat); as shard_put_io. */
+static inline void shard_put_sync(struct shard *sh, uint64_t lat)
 {
     struct ddir_acc *d = &sh->sync;
-    shard_write_begin(sh);
     stat_put(&d->ios, d->ios + 1);
     lat_add(&d->lat, lat);
     uint64_t *c = &d->lat_hist[hist_index(lat)];
     stat_put(c, *c + 1);
-    shard_write_end(sh);
 }
 
-/* An I/O in the depth bucket b (fio's IO depths). */
-static inline void shard_account_depth(struct shard *sh, unsigned b)
+/* An I/O in the depth bucket b (fio's IO depths); as shard_put_io. */
+static inline void shard_put_depth(struct shard *sh, unsigned b)
 {
-    shard_write_begin(sh);
     stat_put(&sh->depth_map[b], sh->depth_map[b] + 1);
-    shard_write_end(sh);
 }
 
 /* A consistent copy of a running shard's counters into dst, whose
