@@ -25,8 +25,9 @@ NTSTATUS slot_create_request(struct slot *s, WDFIOTARGET t)
 }
 
 /* Makes the slot's request ready for a new I/O: WdfRequestReuse, or (with
- * --reuse=0) delete it and create another. */
-NTSTATUS slot_renew_request(struct slot *s, WDFIOTARGET t)
+ * --reuse=0) delete it and create another. Inlined into async_send, the
+ * resend of every I/O; slot_renew_request for the other modes. */
+static inline __attribute__((always_inline)) NTSTATUS renew_request(struct slot *s, WDFIOTARGET t)
 {
     if (s->fresh) {
         s->fresh = false;
@@ -44,8 +45,14 @@ NTSTATUS slot_renew_request(struct slot *s, WDFIOTARGET t)
     return st;
 }
 
-/* Formats the slot's request for its current I/O (after renewing it). */
-NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
+NTSTATUS slot_renew_request(struct slot *s, WDFIOTARGET t)
+{
+    return renew_request(s, t);
+}
+
+/* Formats the slot's request for its current I/O (after renewing it).
+ * Inlined into async_send, as renew_request. */
+static inline __attribute__((always_inline)) NTSTATUS format_request(struct slot *s, WDFIOTARGET t)
 {
     struct job *j = s->job;
     LONGLONG off = (LONGLONG)s->offset;
@@ -72,6 +79,11 @@ NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
     }
 }
 
+NTSTATUS slot_format(struct slot *s, WDFIOTARGET t)
+{
+    return format_request(s, t);
+}
+
 static EVT_WDF_REQUEST_COMPLETION_ROUTINE async_completion, async_completion_handover;
 
 /* Reuses, formats and sends the slot's request with WdfRequestSend. */
@@ -79,9 +91,9 @@ static bool async_send(struct slot *s, uint64_t t0)
 {
     struct job *j = s->job;
     WDFIOTARGET t = j->files[s->file].target;
-    NTSTATUS st = slot_renew_request(s, t);
+    NTSTATUS st = renew_request(s, t);
     if (NT_SUCCESS(st))
-        st = slot_format(s, t);
+        st = format_request(s, t);
     if (!NT_SUCCESS(st)) {
         job_io_error(j, s, st, "format");
         return false;
