@@ -31,11 +31,16 @@ int64_t uwdf_tsc_clock_anchor(struct uwdf_tsc_clock *c);
 #if defined(__x86_64__)
 #include <x86intrin.h>
 
+/* No window (no anchor: no TSC clock on this machine, as under a
+ * kvm-clock, or none yet): no rdtsc either, which costs about as much as
+ * the clock_gettime that answers then. */
 static inline int64_t uwdf_tsc_clock_ns(struct uwdf_tsc_clock *c)
 {
-    uint64_t d = __rdtsc() - c->tsc; /* before the anchor (another CPU's TSC): huge */
-    if (UWDF_LIKELY(d < c->window))
-        return c->ns + (int64_t)(((unsigned __int128)d * c->mult) >> 32);
+    if (UWDF_LIKELY(c->window != 0)) {
+        uint64_t d = __rdtsc() - c->tsc; /* before the anchor (another CPU's TSC): huge */
+        if (UWDF_LIKELY(d < c->window))
+            return c->ns + (int64_t)(((unsigned __int128)d * c->mult) >> 32);
+    }
     return uwdf_tsc_clock_anchor(c);
 }
 #else
