@@ -401,29 +401,14 @@ static __attribute__((noinline)) bool next_general_io(struct slot *s, struct job
         __atomic_store_n(&j->stop, 1, __ATOMIC_RELAXED);
         return false;
     }
-    int dd;
-    switch (j->o.rw) {
-    case RW_READ:
-    case RW_RANDREAD:
-        dd = DDIR_READ;
-        break;
-    case RW_WRITE:
-    case RW_RANDWRITE:
-        dd = DDIR_WRITE;
-        break;
-    case RW_TRIM:
-    case RW_RANDTRIM:
-    case RW_TRIMWRITE:
-        dd = DDIR_TRIM;
-        break;
-    default:
+    int dd = rw_one_dir(j->o.rw);
+    if (dd < 0) {
         dd = (xorshift64(&s->rng) % 100) < j->o.rwmixread ? DDIR_READ : DDIR_WRITE;
         if (j->rated) { /* fio: the other direction when this one is ahead of its rate and that one is not */
             uint64_t mine = rate_peek(j, dd), other = rate_peek(j, DDIR_WRITE - dd);
             if (mine > now && other < mine)
                 dd = DDIR_WRITE - dd;
         }
-        break;
     }
     uint32_t len = j->gran;
     uint64_t k = 1; /* blocks of gran bytes the I/O covers */

@@ -148,6 +148,26 @@ static inline bool rw_random(enum rw_mode m)
     return m == RW_RANDREAD || m == RW_RANDWRITE || m == RW_RANDRW || m == RW_RANDTRIM;
 }
 
+/* The one direction of the job's I/O (0 read, 1 write, 2 trim: trimwrite's
+ * choice, its writes follow its trims), or -1 for a mix of reads and writes. */
+static inline int rw_one_dir(enum rw_mode m)
+{
+    switch (m) {
+    case RW_READ:
+    case RW_RANDREAD:
+        return 0;
+    case RW_WRITE:
+    case RW_RANDWRITE:
+        return 1;
+    case RW_TRIM:
+    case RW_RANDTRIM:
+    case RW_TRIMWRITE:
+        return 2;
+    default:
+        return -1;
+    }
+}
+
 /* Whether the job does I/O of direction d (0 read, 1 write, 2 trim). */
 static inline bool rw_does(enum rw_mode m, int d)
 {

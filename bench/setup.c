@@ -294,20 +294,10 @@ bool job_batch_counts(const struct job *j, uint64_t *sub, uint64_t *comp)
 static void job_set_plain(struct job *j)
 {
     const struct job_opts *o = &j->o;
-    int dd;
+    int dd = rw_one_dir(o->rw);
     j->plain = PLAIN_NONE;
-    switch (o->rw) {
-    case RW_READ:
-    case RW_RANDREAD:
-        dd = DDIR_READ;
-        break;
-    case RW_WRITE:
-    case RW_RANDWRITE:
-        dd = DDIR_WRITE;
-        break;
-    default:
+    if (dd != DDIR_READ && dd != DDIR_WRITE)
         return;
-    }
     bool random = rw_random(o->rw);
     if (j->vary || j->nfiles != 1 || j->rated || o->fsync_blocks || o->fdatasync_blocks || o->verify ||
         j->files[0].dist || j->files[0].claimed || opts_ba(o, dd) != o->min_bs[dd] ||
