@@ -15,7 +15,9 @@
  * attached share's sockets (direction from nbd_aio_get_direction, re-read
  * before each poll) plus its own wake-up eventfd, issues commands and runs
  * libnbd's completion callbacks. No thread per request, connection or
- * target. An op goes to one connection (round robin over the live ones) as
+ * target. Before it would sleep, the thread reads the replies already
+ * waiting on a socket (one FIONREAD counts them; nbd_read_ready) rather
+ * than a ppoll per reply. An op goes to one connection (round robin over the live ones) as
  * one command: the server's maximum payload is the file's byte limit
  * (struct uwdf_engine_file), and the core runs a larger read or write as
  * pieces (lib/engine_pieces.c), as it does for a local engine, so a
@@ -63,6 +65,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +148,9 @@ struct nbd_share {
     bool told_lost;
     bool closing; /* libnbd's .free of a command frees it rather than recycling it */
     struct nbd_params params;
+    /* Simple replies in clear text: the bytes on the socket tell how many
+     * replies are there (nbd_read_ready). */
+    bool countable;
     struct nbd_cmd *waiting; /* ops sent while every connection is reconnecting */
     /* What a state query reads (uwdf_nbd_export_state), besides each
      * connection's dead, retrying and attempts: written by the engine
@@ -176,6 +182,7 @@ struct nbd_cmd {
     struct nbd_conn *conn;
     unsigned refs;  /* commands whose .free has not run, plus the issuer's hold */
     unsigned frees; /* .free calls seen (tells whether a failed issue freed) */
+    bool is_read;
     struct nbd_cmd *next;
 };
 
@@ -188,6 +195,9 @@ struct nbd_engine {
     struct nbd_share **pshares;
     unsigned pfds_cap;
     struct nbd_cmd *flush_head; /* write-through writes waiting for their flush */
+    /* Reply bytes read off the engine's sockets, as simple replies count
+     * them (nbd_read_ready). */
+    uint64_t rx_bytes;
 };
 
 static pthread_mutex_t shares_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -515,6 +525,8 @@ static int nbd_share_connect(const char *bare, const struct nbd_params *pp, stru
     sh->refs = 1;
     sh->params = *pp;
     sh->conns[0].h = nbd_connect_one(bare, pp, why, why_len, &err);
+    /* nbds:// requires TLS; nbd:// leaves libnbd's default, no TLS. */
+    sh->countable = sh->conns[0].h && !pp->structured && nbd_get_tls(sh->conns[0].h) == LIBNBD_TLS_DISABLE;
     if (!sh->conns[0].h) {
         nbd_share_free(sh);
         return -err;
@@ -662,6 +674,7 @@ static struct nbd_cmd *nbd_cmd_init(struct nbd_engine *st, struct nbd_cmd *c, st
     c->conn = conn;
     c->refs = 1; /* the issuer's hold */
     c->frees = 0;
+    c->is_read = false;
     c->next = NULL;
     return c;
 }
@@ -760,6 +773,8 @@ static int nbd_cmd_completed(void *user_data, int *error)
     struct nbd_cmd *c = user_data;
     if (*error && !c->base.err)
         c->base.err = *error;
+    /* A simple reply: 16 bytes, then a successful read's data. */
+    c->eng->rx_bytes += 16 + (c->is_read && !*error ? c->base.len : 0);
     if (--c->base.pending == 0)
         nbd_cmd_finish(c);
     return 1; /* retire it */
@@ -806,6 +821,7 @@ static bool nbd_issue(struct nbd_cmd *c, enum nbd_kind kind, char *buf, uint64_t
     c->base.pending++;
     switch (kind) {
     case NBD_PREAD:
+        c->is_read = true;
         r = nbd_aio_pread(h, buf, len, off, cb, 0);
         break;
     case NBD_PWRITE:
@@ -1231,6 +1247,47 @@ static void nbd_notify(struct nbd_share *sh, struct nbd_conn *conn, short revent
         nbd_conn_lost(sh, conn, r == -1 ? nbd_get_error() : "closed by the server");
 }
 
+/* Read every reply already waiting on conn's socket without a poll per
+ * reply; true if there was one. With commands in flight the replies of a
+ * busy server queue up while the engine runs completions and resends:
+ * one FIONREAD (the bytes waiting) replaces a ppoll per reply, and the
+ * replies are read while whole ones are there (simple replies in clear
+ * text, so the bytes count them: 16 each, plus a successful read's data).
+ * libnbd reads one reply per notify and is back in its READY state after
+ * each, so commands issued later go out at once; one left half there
+ * (its data still arriving) ends the pass, and ppoll waits for the rest,
+ * as it would have. Only with two or more in flight: at QD1 the socket
+ * is empty while the engine polls, and the FIONREAD would be one system
+ * call more per I/O. */
+static bool nbd_read_ready(struct nbd_engine *st, struct nbd_share *sh, struct nbd_conn *conn, int fd)
+{
+    if (!sh->countable || conn->dead || conn->connecting || nbd_aio_in_flight(conn->h) < 2 ||
+        !nbd_aio_is_ready(conn->h))
+        return false;
+    int avail = 0;
+    if (ioctl(fd, FIONREAD, &avail) != 0 || avail < 16)
+        return false;
+    uint64_t start = st->rx_bytes;
+    while (st->rx_bytes - start + 16 <= (uint64_t)avail) {
+        uint64_t before = st->rx_bytes;
+        nbd_notify(sh, conn, POLLIN);
+        if (conn->dead || !nbd_aio_is_ready(conn->h) || st->rx_bytes == before)
+            break;
+    }
+    return true;
+}
+
+/* Whether the poll set waits only for replies: no connection with a
+ * command half sent (POLLOUT) or a handshake under way, which the ppoll
+ * that nbd_read_ready spares would have served. */
+static bool nbd_poll_reads_only(const struct nbd_engine *st, int n)
+{
+    for (int i = 1; i < n; i++)
+        if ((st->pfds[i].events & POLLOUT) || st->pconns[i]->connecting)
+            return false;
+    return true;
+}
+
 static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64_t timeout_ns)
 {
     struct nbd_engine *st = e->be;
@@ -1246,6 +1303,16 @@ static int nbd_reap(struct uwdf_engine *e, struct uwdf_io **done, int max, int64
     }
     int n = nbd_poll_setup(st);
     struct timespec ts;
+    if (timeout_ns != 0 && !st->re.done.head && nbd_poll_reads_only(st, n)) {
+        /* About to sleep: first read what is there already. */
+        bool got = false;
+        for (int i = 1; i < n; i++)
+            got = nbd_read_ready(st, st->pshares[i], st->pconns[i], st->pfds[i].fd) || got;
+        if (got) {
+            nbd_issue_flushes(st);
+            return uwdf_remote_done_pop(&st->re.done, done, max);
+        }
+    }
     int ready = ppoll(st->pfds, (nfds_t)n, uwdf_remote_poll_timeout(&st->re, timeout_ns, &ts), NULL);
     if (ready < 0 && errno != EINTR)
         return -errno;
