@@ -817,12 +817,10 @@ static bool target_wait_idle_locked(struct uwdf_iotarget *t)
     if (uwdf_iotarget_sent(t) > 0 && t->engine && uwdf_engine_on_own_thread(t->engine))
         return false;
     uwdf_engine_plug_flush(); /* takes engine locks only: after the target's is fine */
-    if (t->waiters++ == 0)
-        atomic_fetch_or(&t->sent_count, UWDF_SENT_WATCHED);
+    t->waiters++;
     while (uwdf_iotarget_sent(t) > 0)
         pthread_cond_wait(&t->idle_cond, &t->lock.mutex);
-    if (--t->waiters == 0)
-        atomic_fetch_and(&t->sent_count, ~UWDF_SENT_WATCHED);
+    t->waiters--;
     return true;
 }
 

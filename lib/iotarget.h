@@ -91,10 +91,10 @@ struct uwdf_iotarget {
     struct uwdf_work close_work; /* a close finished on the worker (target_close) */
     LIST_ENTRY sent;
     LIST_ENTRY pended;
-    /* Sent requests in flight, plus UWDF_SENT_WATCHED while a thread waits
-     * for none (waiters > 0). Changes under the lock, except a decrement
-     * while nobody waits. */
-    atomic_uint sent_count;
+    /* Sent requests in flight. Under the lock only, both ways: on the
+     * engine thread that is its biased fast path, so a send and its
+     * completion count with plain stores, no locked instruction. */
+    unsigned sent_count;
     unsigned waiters;
     /* Send states of its requests while they are sent, kept for the next
      * sends (lib/iotarget_send.c, target_pool_take_locked): as many as
@@ -109,19 +109,17 @@ struct uwdf_iotarget {
     bool lower_file_open;      /* its create succeeded: the close sends cleanup and close */
 };
 
-/* sent_count's flag: the last decrement must take the lock and wake the
- * waiters; without it a decrement is one atomic operation. */
-#define UWDF_SENT_WATCHED (1u << 31)
+/* Caller holds the target lock. */
 static inline unsigned uwdf_iotarget_sent(struct uwdf_iotarget *t)
 {
-    return atomic_load(&t->sent_count) & ~UWDF_SENT_WATCHED;
+    return t->sent_count;
 }
 
 /* One sent request fewer, under the target lock: the last one wakes the
  * threads waiting for the target to go idle (Stop, Purge, Close). */
 static inline void uwdf_iotarget_sent_put_locked(struct uwdf_iotarget *t)
 {
-    if ((--t->sent_count & ~UWDF_SENT_WATCHED) == 0 && t->waiters)
+    if (--t->sent_count == 0 && t->waiters)
         pthread_cond_broadcast(&t->idle_cond);
 }
 

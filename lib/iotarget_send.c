@@ -167,15 +167,10 @@ static inline __attribute__((always_inline)) void target_complete(struct uwdf_io
     /* Only now is the request no longer sent I/O: a Stop, Purge or Close
      * waiting for sent I/O returns after the completion routines ran, as
      * WDF signals its sent-I/O event after CompleteRequest. req may be gone;
-     * t is not, since deleting it waits for sent_count to reach zero.
-     * While nobody waits (the flag is set under the lock before a waiter
-     * reads the count), a decrement is one atomic operation and t is not
-     * touched after it; with a waiter it takes the lock, so the waiter
-     * cannot miss the last one (nor free t under it). */
-    unsigned n = atomic_load_explicit(&t->sent_count, memory_order_relaxed);
-    while (!(n & UWDF_SENT_WATCHED))
-        if (atomic_compare_exchange_weak(&t->sent_count, &n, n - 1))
-            return;
+     * t is not, since deleting it waits for sent_count to reach zero
+     * under the lock, which this holds until it is done with t. On the
+     * target's engine thread the lock's fast path makes the decrement a
+     * plain one; a waiter (which revokes the bias) makes it the mutex. */
     enum target_lock_how how = target_lock_hot(t);
     uwdf_iotarget_sent_put_locked(t);
     target_unlock_hot(t, how);
