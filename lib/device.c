@@ -194,6 +194,7 @@ static void device_destroy(struct uwdf_object *obj)
     uwdf_free(dev->symlink);
     pthread_mutex_destroy(&dev->queues_lock);
     pthread_mutex_destroy(&dev->quiesce_lock);
+    uwdf_biased_lock_destroy(&dev->queue_lookup_bias);
     pthread_mutex_destroy(&dev->sync_lock);
 }
 
@@ -243,6 +244,7 @@ NTSTATUS WdfDeviceCreate(PWDFDEVICE_INIT *DeviceInit, PWDF_OBJECT_ATTRIBUTES Dev
     dev->wdm.DeviceExtension = obj->handle;
     pthread_mutex_init(&dev->queues_lock, NULL);
     pthread_mutex_init(&dev->quiesce_lock, NULL);
+    uwdf_biased_lock_init_unbiased(&dev->queue_lookup_bias);
     pthread_mutexattr_t ma;
     pthread_mutexattr_init(&ma);
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);

@@ -2,6 +2,7 @@
 #ifndef UWDF_DEVICE_H
 #define UWDF_DEVICE_H
 
+#include "biased_lock.h"
 #include "fileobject.h"
 #include "object.h"
 
@@ -57,6 +58,11 @@ struct uwdf_device {
      * parity of queue_epoch they read (lib/queue.c queue_table_quiesce). */
     atomic_uint queue_epoch;
     atomic_uint queue_readers[2];
+    /* The engine thread that delivers packets here (the first to look one
+     * up; read without a lock) looks up inside this lock's biased fast
+     * path instead of the counts; the quiesce revokes it (lib/queue.c). */
+    struct uwdf_biased_lock queue_lookup_bias;
+    struct uwdf_engine *queue_lookup_engine;
     struct uwdf_iotarget *local_target; /* WdfDeviceGetIoTarget */
     pthread_mutex_t queues_lock;
     pthread_mutex_t quiesce_lock; /* one queue_table_quiesce at a time */

@@ -436,11 +436,9 @@ bool uwdf_queue_insert(struct uwdf_queue *q, struct uwdf_request *r, bool head)
  * cleared it. With fp, the queue's forward-progress pool too, referenced
  * in the same window (the dispose detaches it only after the quiesce), or
  * NULL: the arrival uses it with no lock while the queue may be deleted. */
-static inline __attribute__((always_inline)) struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major,
-                                                                             struct uwdf_fp **fp)
+static inline __attribute__((always_inline)) struct uwdf_queue *device_queue_read(struct uwdf_device *dev, UCHAR major,
+                                                                              struct uwdf_fp **fp)
 {
-    atomic_uint *readers = &dev->queue_readers[atomic_load(&dev->queue_epoch) & 1];
-    atomic_fetch_add(readers, 1);
     struct uwdf_queue *q =
         major <= IRP_MJ_MAXIMUM_FUNCTION ? __atomic_load_n(&dev->dispatch_queue[major], __ATOMIC_SEQ_CST) : NULL;
     if (!q)
@@ -453,6 +451,32 @@ static inline __attribute__((always_inline)) struct uwdf_queue *device_queue_for
                 uwdf_fp_reference(*fp);
         }
     }
+    return q;
+}
+
+/* The device's delivering engine thread (the first one here) counts
+ * itself in through the biased lock's owner path, plain stores; any other
+ * thread, or that one while a quiesce has revoked the bias, as above. */
+static inline __attribute__((always_inline)) struct uwdf_queue *device_queue_for(struct uwdf_device *dev, UCHAR major,
+                                                                             struct uwdf_fp **fp)
+{
+    struct uwdf_engine *e = uwdf_tls_engine;
+    if (e) {
+        struct uwdf_engine *owner = __atomic_load_n(&dev->queue_lookup_engine, __ATOMIC_RELAXED);
+        if (UWDF_UNLIKELY(owner == NULL) &&
+            __atomic_compare_exchange_n(&dev->queue_lookup_engine, &owner, e, false, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            owner = e;
+        if (owner == e) {
+            bool fast = uwdf_biased_lock_owner_acquire(&dev->queue_lookup_bias);
+            struct uwdf_queue *q = device_queue_read(dev, major, fp);
+            uwdf_biased_lock_owner_release(&dev->queue_lookup_bias, fast);
+            return q;
+        }
+    }
+    atomic_uint *readers = &dev->queue_readers[atomic_load(&dev->queue_epoch) & 1];
+    atomic_fetch_add(readers, 1);
+    struct uwdf_queue *q = device_queue_read(dev, major, fp);
     atomic_fetch_sub_explicit(readers, 1, memory_order_release);
     return q;
 }
@@ -475,6 +499,10 @@ static void queue_arrival_end(struct uwdf_queue *q, struct uwdf_fp *fp)
 static void queue_table_quiesce(struct uwdf_device *dev)
 {
     pthread_mutex_lock(&dev->quiesce_lock); /* another's flips would refill ours */
+    /* The owner's lookup: out of its fast path (or off the mutex) once
+     * this has the lock; a later one reads the cleared table. */
+    uwdf_biased_lock_acquire(&dev->queue_lookup_bias);
+    uwdf_biased_lock_release(&dev->queue_lookup_bias);
     for (int flip = 0; flip < 2; flip++) {
         unsigned old = atomic_fetch_add(&dev->queue_epoch, 1) & 1;
         while (atomic_load(&dev->queue_readers[old]) != 0)
