@@ -53,6 +53,9 @@ def run(args, cwd=None, env=None, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL,
     full_env.update(BENCH_ENV)
     if env:
         full_env.update(env)
+    if wrapper:
+        # A tracer wrapper (strace): LeakSanitizer cannot run under ptrace.
+        full_env["ASAN_OPTIONS"] = ":".join(filter(None, [full_env.get("ASAN_OPTIONS", ""), "detect_leaks=0"]))
     p = subprocess.run(list(wrapper) + list(WRAP) + [BENCH] + list(args), cwd=cwd, env=full_env, stdin=stdin,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, text=True,
                        errors="replace")

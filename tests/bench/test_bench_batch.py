@@ -125,8 +125,7 @@ def submit_sizes(engine, extra, d):
     """The I/Os each io_uring_enter / io_submit of a run handed to the kernel
     (the calls that handed none left out)."""
     tr = os.path.join(d, "trace")
-    asan = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0"]))  # no LSan under ptrace
-    rc, _, err = bl.run(POLICY_JOB + [f"--ioengine={engine}"] + extra, cwd=d, env={"ASAN_OPTIONS": asan},
+    rc, _, err = bl.run(POLICY_JOB + [f"--ioengine={engine}"] + extra, cwd=d,
                         wrapper=["strace", "-f", "-qq", "-o", tr, "-e", "trace=io_uring_enter,io_submit"])
     check(rc == 0, f"{engine} {extra}: exit {rc}: {err.strip()}")
     with open(tr) as f:
