@@ -8,10 +8,16 @@
 #ifndef UWDF_BENCH_CLOCK_H
 #define UWDF_BENCH_CLOCK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 uint64_t mono_ns(void);
+
+/* A condition variable timed on CLOCK_MONOTONIC, and a wait on it of at
+ * most ns from now (a setting of the wall clock does not stretch it). */
+void cond_init_monotonic(pthread_cond_t *c);
+int cond_wait_ns(pthread_cond_t *c, pthread_mutex_t *m, uint64_t ns);
 
 /* Before any job reads the clock. */
 void clock_init(void);

@@ -6,7 +6,6 @@
 #include <math.h>
 #include <sched.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "interrupt.h"
 #include "io.h"
@@ -594,14 +593,8 @@ struct slot *job_unpark(struct job *j, uint64_t wait_ns)
 {
     struct slot *s = NULL;
     pthread_mutex_lock(&j->park_lock);
-    if (!j->park_n && wait_ns) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t at = (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec + wait_ns;
-        ts.tv_sec = (time_t)(at / NS_PER_SEC);
-        ts.tv_nsec = (long)(at % NS_PER_SEC);
-        pthread_cond_timedwait(&j->park_cond, &j->park_lock, &ts);
-    }
+    if (!j->park_n && wait_ns)
+        (void)cond_wait_ns(&j->park_cond, &j->park_lock, wait_ns);
     if (j->park_n) {
         s = j->parked[j->park_head];
         j->park_head = (j->park_head + 1) % j->nslots;

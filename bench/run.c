@@ -7,7 +7,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "eta.h"
@@ -125,14 +124,9 @@ void run_wake_waves(struct bench_run *run)
 
 void run_pause(struct bench_run *run, uint64_t ns)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    ns += (uint64_t)until.tv_nsec;
-    until.tv_sec += (time_t)(ns / NS_PER_SEC);
-    until.tv_nsec = (long)(ns % NS_PER_SEC);
     pthread_mutex_lock(&run->wave_lock);
     if (run->jobs_left) /* one wake-up: a job's end, the deadline (or spurious) */
-        (void)pthread_cond_timedwait(&run->wave_cond, &run->wave_lock, &until);
+        (void)cond_wait_ns(&run->wave_cond, &run->wave_lock, ns);
     pthread_mutex_unlock(&run->wave_lock);
 }
 
@@ -209,11 +203,7 @@ void run_jobs(struct bench_run *run, struct cpu_use *cpu)
     pthread_barrier_init(&run->barrier, NULL, run->njobs + 1);
     run->start_ns = now_ns(); /* before any job reads the clock past the barrier */
     pthread_mutex_init(&run->wave_lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&run->wave_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    cond_init_monotonic(&run->wave_cond);
     run->jobs_left = run->njobs;
     pthread_sigmask(SIG_BLOCK, &block, &old);
     for (unsigned i = 0; i < run->njobs; i++) {

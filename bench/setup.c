@@ -384,11 +384,7 @@ static int job_setup(struct job *j)
     if (j->rated) {
         j->parked = xcalloc(j->nslots, sizeof(*j->parked));
         pthread_mutex_init(&j->park_lock, NULL);
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&j->park_cond, &ca);
-        pthread_condattr_destroy(&ca);
+        cond_init_monotonic(&j->park_cond);
     }
     job_set_plain(j);
     return 0;
