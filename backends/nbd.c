@@ -70,6 +70,8 @@
 #include <unistd.h>
 
 #define NBD_MAX_CONNECTIONS 16
+/* A simple reply's header (magic, error, cookie) on the wire. */
+#define NBD_SIMPLE_REPLY_BYTES 16
 /* Trim and zero lengths are 32-bit in the protocol. */
 #define NBD_MAX_RANGE_CHUNK (1u << 30)
 #define NBD_URI_CONNECTIONS "uwdf-connections="
@@ -773,8 +775,8 @@ static int nbd_cmd_completed(void *user_data, int *error)
     struct nbd_cmd *c = user_data;
     if (*error && !c->base.err)
         c->base.err = *error;
-    /* A simple reply: 16 bytes, then a successful read's data. */
-    c->eng->rx_bytes += 16 + (c->is_read && !*error ? c->base.len : 0);
+    /* A simple reply: its header, then a successful read's data. */
+    c->eng->rx_bytes += NBD_SIMPLE_REPLY_BYTES + (c->is_read && !*error ? c->base.len : 0);
     if (--c->base.pending == 0)
         nbd_cmd_finish(c);
     return 1; /* retire it */
@@ -1265,10 +1267,10 @@ static bool nbd_read_ready(struct nbd_engine *st, struct nbd_share *sh, struct n
         !nbd_aio_is_ready(conn->h))
         return false;
     int avail = 0;
-    if (ioctl(fd, FIONREAD, &avail) != 0 || avail < 16)
+    if (ioctl(fd, FIONREAD, &avail) != 0 || avail < NBD_SIMPLE_REPLY_BYTES)
         return false;
     uint64_t start = st->rx_bytes;
-    while (st->rx_bytes - start + 16 <= (uint64_t)avail) {
+    while (st->rx_bytes - start + NBD_SIMPLE_REPLY_BYTES <= (uint64_t)avail) {
         uint64_t before = st->rx_bytes;
         nbd_notify(sh, conn, POLLIN);
         if (conn->dead || !nbd_aio_is_ready(conn->h) || st->rx_bytes == before)
